@@ -1,0 +1,1 @@
+//! Boot-test harness (QEMU + serial console).
