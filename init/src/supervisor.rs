@@ -1,8 +1,42 @@
 //! The supervisor: a pure state machine over the unit table.
-//! (Being written by the lead; the public `State` is fixed here so the
-//! control protocol can carry it.)
+//!
+//! `step(now, event)` takes one thing that happened (a child exited, a timer
+//! fired, an operator asked for something) and returns what to do about it
+//! as `Action`s; the event loop in `pid1` performs them and feeds the
+//! results back as further events. Nothing here touches the system, so the
+//! whole life cycle — ordering, readiness, backoff, start limits, shutdown
+//! order — is tested on the host without a kernel.
+//!
+//! A unit's life, as a table (phase × event → phase, actions):
+//!
+//! | phase    | event                     | next      | actions                    |
+//! |----------|---------------------------|-----------|----------------------------|
+//! | Waiting  | deps ready                | Starting  | Spawn                      |
+//! | Waiting  | a dep failed              | Stopped   | Announce(DepFailed)        |
+//! | Starting | Spawned, ready=started    | Running   | Announce(Running)          |
+//! | Starting | Spawned, ready=notify     | Starting  |                            |
+//! | Starting | Ready                     | Running   | Announce(Running)          |
+//! | Starting | SpawnFailed               | Backoff / Failed | Announce(Failed)    |
+//! | Starting | oneshot exit 0            | Exited    | Announce(Exited)           |
+//! | Running  | exit, restart wanted      | Backoff   | KillCgroup, Announce       |
+//! | Running  | exit, no restart          | Stopped / Failed | KillCgroup, Announce |
+//! | *        | failures hit start_limit  | Failed    | Announce(StartLimit)       |
+//! | Backoff  | deadline                  | Waiting   |                            |
+//! | Running  | Stop                      | Stopping  | Signal(stop_signal)        |
+//! | Stopping | deadline (stop_timeout)   | Stopping  | KillCgroup                 |
+//! | Stopping | exit                      | Stopped   | KillCgroup, Announce       |
+//!
+//! Shutdown stops units in reverse dependency order: a unit is stopped once
+//! no active unit lists it in `after`; when none is active, `Finish`.
 
+use crate::shutdown;
+use crate::unit::{Kind, LimitAction, Millis, Ready, Restart, UnitDef, AFTER_MAX, MAX_UNITS};
+use heapless::{Deque, Vec};
 use serde::{Deserialize, Serialize};
+
+/// Actions one step can emit: a few per unit at most (spawn, kill,
+/// announce), plus the finish.
+pub const MAX_ACTIONS: usize = 4 * MAX_UNITS + 4;
 
 /// A unit's state as `initctl status` shows it (CONTRACT section 5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,3 +63,665 @@ impl State {
         }
     }
 }
+
+/// Where a unit is in its life; finer than `State` (waiting for
+/// dependencies shows as `starting`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Wanted, not spawned yet: waiting for its `after` units.
+    Waiting,
+    /// Spawned, not ready yet (oneshot: still running).
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+    /// Oneshot that exited 0.
+    Exited,
+    /// Waiting for the restart delay.
+    Backoff,
+    Failed,
+}
+
+impl Phase {
+    pub fn state(self) -> State {
+        match self {
+            Phase::Waiting | Phase::Starting => State::Starting,
+            Phase::Running => State::Running,
+            Phase::Stopping => State::Stopping,
+            Phase::Stopped => State::Stopped,
+            Phase::Exited => State::Exited,
+            Phase::Backoff => State::Backoff,
+            Phase::Failed => State::Failed,
+        }
+    }
+
+    /// Has a process (or may get one without an operator's say).
+    fn active(self) -> bool {
+        !matches!(self, Phase::Stopped | Phase::Failed)
+    }
+}
+
+/// How a unit's main process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+    /// Killed by the kernel's OOM killer inside the unit's cgroup (read from
+    /// `memory.events` by the edge).
+    OomKill,
+}
+
+impl Exit {
+    pub fn success(self) -> bool {
+        self == Exit::Code(0)
+    }
+}
+
+/// Why a unit is where it is, for the console line and `status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Note {
+    Running {
+        pid: u32,
+    },
+    Exited,
+    /// Ended on its own; `restart_in` when it will be started again.
+    Died {
+        exit: Exit,
+        restart_in: Option<Millis>,
+    },
+    SpawnFailed {
+        restart_in: Option<Millis>,
+    },
+    StartLimit,
+    /// A unit in `after` failed, so this one will not start.
+    DepFailed {
+        dep: u8,
+    },
+    Stopped,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Start unit's process (clone3 into its cgroup, exec); answer with
+    /// `Spawned` or `SpawnFailed`.
+    Spawn(u8),
+    /// Send `sig` to the unit's process group.
+    Signal { unit: u8, pid: u32, sig: i32 },
+    /// Write `cgroup.kill`: nothing of the unit may outlive this.
+    KillCgroup(u8),
+    /// Tell the operator (console line, log).
+    Announce(u8, Note),
+    /// Every unit is down: kill the rest, sync, unmount, reboot(2).
+    Finish(shutdown::Kind),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Start every wanted unit whose dependencies are ready.
+    Boot,
+    Spawned {
+        unit: u8,
+        pid: u32,
+    },
+    SpawnFailed {
+        unit: u8,
+    },
+    /// Some child was reaped: a unit's main process or an adopted orphan.
+    Exited {
+        pid: u32,
+        exit: Exit,
+    },
+    /// The unit signalled readiness (`notify` / `sd_notify`).
+    Ready {
+        unit: u8,
+    },
+    /// The timer for `next_deadline()` fired.
+    Tick,
+    Start {
+        unit: u8,
+    },
+    Stop {
+        unit: u8,
+    },
+    Restart {
+        unit: u8,
+    },
+    Shutdown(shutdown::Kind),
+}
+
+pub type Actions = Vec<Action, MAX_ACTIONS>;
+
+/// Run-time record of one unit.
+#[derive(Clone, Debug)]
+pub struct Runtime {
+    pub phase: Phase,
+    pub pid: u32,
+    /// Should be up: cleared by `stop`, a start limit, a failed dependency
+    /// or shutdown.
+    pub want: bool,
+    pub spawned_at: Millis,
+    pub deadline: Option<Millis>,
+    /// Failures in a row, for the doubling restart delay.
+    pub streak: u32,
+    pub restarts: u32,
+    /// Times of recent failed starts, for `start_limit`.
+    pub failures: Deque<Millis, { crate::unit::START_LIMIT_MAX }>,
+    pub last_exit: Option<Exit>,
+    pub last_note: Option<Note>,
+    /// Dependencies as table indices (resolved from `after`).
+    pub deps: Vec<u8, AFTER_MAX>,
+    /// `restart` asked while running: start again once stopped.
+    pub restart_pending: bool,
+}
+
+impl Runtime {
+    fn new() -> Self {
+        Runtime {
+            phase: Phase::Stopped,
+            pid: 0,
+            want: false,
+            spawned_at: 0,
+            deadline: None,
+            streak: 0,
+            restarts: 0,
+            failures: Deque::new(),
+            last_exit: None,
+            last_note: None,
+            deps: Vec::new(),
+            restart_pending: false,
+        }
+    }
+}
+
+pub struct Slot {
+    pub def: UnitDef,
+    pub rt: Runtime,
+}
+
+/// Why `add` refused a unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddError {
+    TableFull,
+    /// An `after` name is not in the table (the loader checks this first).
+    UnknownDep,
+}
+
+pub struct Supervisor {
+    units: Vec<Slot, MAX_UNITS>,
+    shutdown: Option<shutdown::Kind>,
+    finished: bool,
+}
+
+impl Default for Supervisor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Supervisor {
+    pub const fn new() -> Self {
+        Supervisor {
+            units: Vec::new(),
+            shutdown: None,
+            finished: false,
+        }
+    }
+
+    /// Add a unit, wanted. Its `after` names must already be in the table
+    /// (the loader orders and checks them).
+    pub fn add(&mut self, def: UnitDef) -> Result<u8, AddError> {
+        let mut rt = Runtime::new();
+        for dep in def.after.iter() {
+            let i = self.index(dep).ok_or(AddError::UnknownDep)?;
+            // `after` holds at most AFTER_MAX names, so this cannot fail.
+            let _ = rt.deps.push(i);
+        }
+        rt.want = true;
+        rt.phase = Phase::Waiting;
+        let idx = self.units.len() as u8;
+        self.units
+            .push(Slot { def, rt })
+            .map_err(|_| AddError::TableFull)?;
+        Ok(idx)
+    }
+
+    pub fn len(&self) -> usize {
+        self.units.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.units.is_empty()
+    }
+
+    pub fn index(&self, name: &str) -> Option<u8> {
+        self.units
+            .iter()
+            .position(|s| s.def.name.as_str() == name)
+            .map(|i| i as u8)
+    }
+
+    pub fn slot(&self, unit: u8) -> Option<&Slot> {
+        self.units.get(usize::from(unit))
+    }
+
+    pub fn slots(&self) -> impl Iterator<Item = &Slot> {
+        self.units.iter()
+    }
+
+    pub fn shutting_down(&self) -> Option<shutdown::Kind> {
+        self.shutdown
+    }
+
+    pub fn unit_of_pid(&self, pid: u32) -> Option<u8> {
+        if pid == 0 {
+            return None;
+        }
+        self.units
+            .iter()
+            .position(|s| s.rt.pid == pid)
+            .map(|i| i as u8)
+    }
+
+    /// The earliest timer any unit waits for.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.units.iter().filter_map(|s| s.rt.deadline).min()
+    }
+
+    pub fn step(&mut self, now: Millis, ev: Event, out: &mut Actions) {
+        match ev {
+            Event::Boot => {}
+            Event::Spawned { unit, pid } => self.on_spawned(now, unit, pid, out),
+            Event::SpawnFailed { unit } => self.on_spawn_failed(now, unit, out),
+            Event::Exited { pid, exit } => {
+                if let Some(unit) = self.unit_of_pid(pid) {
+                    self.on_exit(now, unit, exit, out);
+                }
+                // Otherwise an adopted orphan: reaping it was all it needed.
+            }
+            Event::Ready { unit } => self.on_ready(unit, out),
+            Event::Tick => self.on_tick(now, out),
+            Event::Start { unit } => self.on_start(unit),
+            Event::Stop { unit } => {
+                if let Some(s) = self.units.get_mut(usize::from(unit)) {
+                    s.rt.want = false;
+                    s.rt.restart_pending = false;
+                }
+                self.stop_unit(now, unit, out);
+            }
+            Event::Restart { unit } => self.on_restart(now, unit, out),
+            Event::Shutdown(kind) => self.begin_shutdown(kind),
+        }
+        self.settle(now, out);
+    }
+
+    fn on_spawned(&mut self, now: Millis, unit: u8, pid: u32, out: &mut Actions) {
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        s.rt.pid = pid;
+        s.rt.spawned_at = now;
+        if s.def.kind == Kind::Service && s.def.ready == Ready::Started {
+            s.rt.phase = Phase::Running;
+            note(s, unit, Note::Running { pid }, out);
+        } else {
+            s.rt.phase = Phase::Starting;
+        }
+    }
+
+    fn on_ready(&mut self, unit: u8, out: &mut Actions) {
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        if s.rt.phase == Phase::Starting && s.def.kind == Kind::Service {
+            s.rt.phase = Phase::Running;
+            let pid = s.rt.pid;
+            note(s, unit, Note::Running { pid }, out);
+        }
+    }
+
+    fn on_spawn_failed(&mut self, now: Millis, unit: u8, out: &mut Actions) {
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        s.rt.pid = 0;
+        s.rt.spawned_at = now;
+        let restart_in = match self.fail(now, unit, out) {
+            Failure::Limit => return,
+            Failure::Restart(d) => Some(d),
+            Failure::GaveUp => None,
+        };
+        if let Some(s) = self.units.get_mut(usize::from(unit)) {
+            note(s, unit, Note::SpawnFailed { restart_in }, out);
+        }
+    }
+
+    fn on_exit(&mut self, now: Millis, unit: u8, exit: Exit, out: &mut Actions) {
+        let shutting = self.shutdown.is_some();
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        s.rt.pid = 0;
+        s.rt.last_exit = Some(exit);
+        s.rt.deadline = None;
+        let _ = out.push(Action::KillCgroup(unit));
+        match s.rt.phase {
+            Phase::Stopping => {
+                s.rt.phase = Phase::Stopped;
+                note(s, unit, Note::Stopped, out);
+                if s.rt.restart_pending && s.rt.want && !shutting {
+                    s.rt.restart_pending = false;
+                    s.rt.phase = Phase::Waiting;
+                    s.rt.streak = 0;
+                }
+            }
+            Phase::Starting | Phase::Running => {
+                if s.def.kind == Kind::Oneshot && exit.success() {
+                    s.rt.phase = Phase::Exited;
+                    s.rt.streak = 0;
+                    note(s, unit, Note::Exited, out);
+                    return;
+                }
+                let restart_in = if !exit.success() {
+                    match self.fail(now, unit, out) {
+                        Failure::Limit => return,
+                        Failure::Restart(d) => Some(d),
+                        Failure::GaveUp => None,
+                    }
+                } else if s.def.restart == Restart::Always && s.rt.want && !shutting {
+                    self.schedule_restart(now, unit)
+                } else {
+                    s.rt.phase = Phase::Stopped;
+                    None
+                };
+                if let Some(s) = self.units.get_mut(usize::from(unit)) {
+                    note(s, unit, Note::Died { exit, restart_in }, out);
+                }
+            }
+            // An exit in any other phase changes nothing.
+            _ => {}
+        }
+    }
+
+    /// Record a failed start; schedule the restart, or give up: for good
+    /// when the policy says so, or because the start limit is hit.
+    fn fail(&mut self, now: Millis, unit: u8, out: &mut Actions) -> Failure {
+        let shutting = self.shutdown.is_some();
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return Failure::GaveUp;
+        };
+        if let Some(limit) = s.def.start_limit {
+            if s.rt.failures.is_full() {
+                s.rt.failures.pop_front();
+            }
+            let _ = s.rt.failures.push_back(now);
+            let recent =
+                s.rt.failures
+                    .iter()
+                    .filter(|&&t| now.saturating_sub(t) <= limit.window)
+                    .count();
+            if recent >= usize::from(limit.count) {
+                s.rt.phase = Phase::Failed;
+                s.rt.want = false;
+                s.rt.deadline = None;
+                note(s, unit, Note::StartLimit, out);
+                let action = s.def.start_limit_action;
+                match action {
+                    LimitAction::None => {}
+                    LimitAction::Reboot => self.begin_shutdown(shutdown::Kind::Reboot),
+                    LimitAction::Poweroff => self.begin_shutdown(shutdown::Kind::Poweroff),
+                }
+                return Failure::Limit;
+            }
+        }
+        let restart = s.def.restart != Restart::Never && s.rt.want && !shutting;
+        if !restart {
+            s.rt.phase = Phase::Failed;
+            s.rt.deadline = None;
+            return Failure::GaveUp;
+        }
+        match self.schedule_restart(now, unit) {
+            Some(d) => Failure::Restart(d),
+            None => Failure::GaveUp,
+        }
+    }
+
+    /// Backoff: `restart_delay`, doubling for each failure in a row, capped
+    /// at `restart_delay_max`; a run longer than the cap resets the streak.
+    fn schedule_restart(&mut self, now: Millis, unit: u8) -> Option<Millis> {
+        let s = self.units.get_mut(usize::from(unit))?;
+        let up = now.saturating_sub(s.rt.spawned_at);
+        if up > s.def.restart_delay_max {
+            s.rt.streak = 0;
+        }
+        let delay = backoff_delay(s.def.restart_delay, s.def.restart_delay_max, s.rt.streak);
+        s.rt.streak = s.rt.streak.saturating_add(1);
+        s.rt.phase = Phase::Backoff;
+        s.rt.deadline = Some(now.saturating_add(delay));
+        Some(delay)
+    }
+
+    fn on_tick(&mut self, now: Millis, out: &mut Actions) {
+        for (i, s) in self.units.iter_mut().enumerate() {
+            let Some(d) = s.rt.deadline else { continue };
+            if d > now {
+                continue;
+            }
+            s.rt.deadline = None;
+            match s.rt.phase {
+                Phase::Backoff => {
+                    s.rt.phase = Phase::Waiting;
+                    s.rt.restarts = s.rt.restarts.saturating_add(1);
+                }
+                Phase::Stopping => {
+                    // The stop signal was not enough: nothing in the
+                    // cgroup survives this.
+                    let _ = out.push(Action::KillCgroup(i as u8));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_start(&mut self, unit: u8) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        s.rt.want = true;
+        match s.rt.phase {
+            Phase::Stopped | Phase::Failed | Phase::Exited | Phase::Backoff => {
+                // Started by hand: a fresh start, failures forgotten.
+                s.rt.phase = Phase::Waiting;
+                s.rt.deadline = None;
+                s.rt.streak = 0;
+                s.rt.failures.clear();
+            }
+            Phase::Stopping => s.rt.restart_pending = true,
+            Phase::Waiting | Phase::Starting | Phase::Running => {}
+        }
+    }
+
+    fn on_restart(&mut self, now: Millis, unit: u8, out: &mut Actions) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        match s.rt.phase {
+            Phase::Starting | Phase::Running | Phase::Stopping => {
+                s.rt.want = true;
+                s.rt.restart_pending = true;
+                self.stop_unit(now, unit, out);
+            }
+            _ => self.on_start(unit),
+        }
+    }
+
+    fn stop_unit(&mut self, now: Millis, unit: u8, out: &mut Actions) {
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        match s.rt.phase {
+            Phase::Waiting | Phase::Backoff => {
+                s.rt.phase = Phase::Stopped;
+                s.rt.deadline = None;
+                note(s, unit, Note::Stopped, out);
+            }
+            Phase::Exited => {
+                s.rt.phase = Phase::Stopped;
+                let _ = out.push(Action::KillCgroup(unit));
+                note(s, unit, Note::Stopped, out);
+            }
+            Phase::Starting | Phase::Running if s.rt.pid != 0 => {
+                s.rt.phase = Phase::Stopping;
+                s.rt.deadline = Some(now.saturating_add(s.def.stop_timeout));
+                let _ = out.push(Action::Signal {
+                    unit,
+                    pid: s.rt.pid,
+                    sig: s.def.stop_signal,
+                });
+            }
+            Phase::Starting | Phase::Running => {
+                s.rt.phase = Phase::Stopped;
+                note(s, unit, Note::Stopped, out);
+            }
+            Phase::Stopping | Phase::Stopped | Phase::Failed => {}
+        }
+    }
+
+    fn begin_shutdown(&mut self, kind: shutdown::Kind) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        self.shutdown = Some(kind);
+        for s in self.units.iter_mut() {
+            s.rt.want = false;
+            s.rt.restart_pending = false;
+        }
+    }
+
+    /// Bring every unit towards what is wanted: start those whose
+    /// dependencies are ready, give up on those whose dependency failed,
+    /// and during shutdown stop those nothing active depends on.
+    fn settle(&mut self, now: Millis, out: &mut Actions) {
+        if self.shutdown.is_some() {
+            self.settle_shutdown(now, out);
+            return;
+        }
+        // A start can make another unit's dependency ready only through a
+        // later event (Spawned/Ready/Exited), so one pass suffices except
+        // for failure cascades, which a second pass per level resolves.
+        let mut changed = true;
+        let mut rounds = 0;
+        while changed && rounds <= MAX_UNITS {
+            changed = false;
+            rounds += 1;
+            for i in 0..self.units.len() {
+                let Some(s) = self.units.get(i) else { break };
+                if s.rt.phase != Phase::Waiting || !s.rt.want {
+                    continue;
+                }
+                match self.deps_status(i) {
+                    Deps::Ready => {
+                        if let Some(s) = self.units.get_mut(i) {
+                            s.rt.phase = Phase::Starting;
+                            s.rt.pid = 0;
+                        }
+                        let _ = out.push(Action::Spawn(i as u8));
+                    }
+                    Deps::Failed(dep) => {
+                        if let Some(s) = self.units.get_mut(i) {
+                            s.rt.phase = Phase::Stopped;
+                            s.rt.want = false;
+                            note(s, i as u8, Note::DepFailed { dep }, out);
+                        }
+                        changed = true;
+                    }
+                    Deps::Pending => {}
+                }
+            }
+        }
+        let _ = now;
+    }
+
+    fn deps_status(&self, i: usize) -> Deps {
+        let Some(s) = self.units.get(i) else {
+            return Deps::Pending;
+        };
+        let mut ready = true;
+        for &d in s.rt.deps.iter() {
+            let Some(dep) = self.units.get(usize::from(d)) else {
+                continue;
+            };
+            match dep.rt.phase {
+                Phase::Running => {}
+                Phase::Exited => {}
+                Phase::Failed => return Deps::Failed(d),
+                // A dependency that gave up (e.g. its own dependency failed).
+                Phase::Stopped if !dep.rt.want => return Deps::Failed(d),
+                _ => ready = false,
+            }
+        }
+        if ready {
+            Deps::Ready
+        } else {
+            Deps::Pending
+        }
+    }
+
+    fn settle_shutdown(&mut self, now: Millis, out: &mut Actions) {
+        if self.finished {
+            return;
+        }
+        for i in 0..self.units.len() {
+            let Some(s) = self.units.get(i) else { break };
+            if !s.rt.phase.active() || s.rt.phase == Phase::Stopping {
+                continue;
+            }
+            let needed = self
+                .units
+                .iter()
+                .any(|o| o.rt.phase.active() && o.rt.deps.iter().any(|&d| usize::from(d) == i));
+            if !needed {
+                self.stop_unit(now, i as u8, out);
+            }
+        }
+        if self.units.iter().all(|s| !s.rt.phase.active()) {
+            self.finished = true;
+            if let Some(kind) = self.shutdown {
+                let _ = out.push(Action::Finish(kind));
+            }
+        }
+    }
+}
+
+enum Failure {
+    Restart(Millis),
+    GaveUp,
+    Limit,
+}
+
+enum Deps {
+    Ready,
+    Pending,
+    Failed(u8),
+}
+
+fn note(s: &mut Slot, unit: u8, n: Note, out: &mut Actions) {
+    s.rt.last_note = Some(n);
+    let _ = out.push(Action::Announce(unit, n));
+}
+
+/// `base * 2^streak`, capped at `max`.
+pub fn backoff_delay(base: Millis, max: Millis, streak: u32) -> Millis {
+    let shift = streak.min(40);
+    base.saturating_mul(1u64 << shift)
+        .min(max)
+        .max(base.min(max))
+}
+
+#[cfg(test)]
+mod tests;

@@ -178,8 +178,7 @@ impl Namespaces {
     pub const NET: u8 = 16;
     pub const CGROUP: u8 = 32;
     pub const NONE: Namespaces = Namespaces(0);
-    pub const DEFAULT: Namespaces =
-        Namespaces(Self::PID | Self::MOUNT | Self::UTS | Self::IPC);
+    pub const DEFAULT: Namespaces = Namespaces(Self::PID | Self::MOUNT | Self::UTS | Self::IPC);
 
     pub fn has(self, bit: u8) -> bool {
         self.0 & bit != 0

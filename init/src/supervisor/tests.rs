@@ -1,0 +1,438 @@
+use super::*;
+use crate::unit::StartLimit;
+
+fn def(name: &str) -> UnitDef {
+    let mut d = UnitDef::with_defaults(name);
+    d.exec.push("/bin/true").unwrap();
+    d
+}
+
+fn after(mut d: UnitDef, deps: &[&str]) -> UnitDef {
+    for n in deps {
+        d.after
+            .push(heapless::String::try_from(*n).unwrap())
+            .unwrap();
+    }
+    d
+}
+
+fn oneshot(name: &str) -> UnitDef {
+    let mut d = def(name);
+    d.kind = Kind::Oneshot;
+    d.restart = Restart::Never;
+    d
+}
+
+/// A supervisor plus a fake clock and fake pids, driving the edge's half
+/// of the protocol (Spawn -> Spawned) the way pid1 does.
+struct Rig {
+    sup: Supervisor,
+    now: Millis,
+    next_pid: u32,
+    log: std::vec::Vec<Action>,
+}
+
+impl Rig {
+    fn new(defs: std::vec::Vec<UnitDef>) -> Rig {
+        let mut sup = Supervisor::new();
+        for d in defs {
+            sup.add(d).unwrap();
+        }
+        Rig {
+            sup,
+            now: 1000,
+            next_pid: 100,
+            log: vec![],
+        }
+    }
+
+    /// Feed one event, then answer every Spawn with Spawned (a new pid).
+    fn ev(&mut self, e: Event) -> std::vec::Vec<Action> {
+        let mut all = vec![];
+        let mut queue = std::collections::VecDeque::from([e]);
+        while let Some(e) = queue.pop_front() {
+            let mut out = Actions::new();
+            self.sup.step(self.now, e, &mut out);
+            for a in out.iter() {
+                if let Action::Spawn(u) = *a {
+                    self.next_pid += 1;
+                    queue.push_back(Event::Spawned {
+                        unit: u,
+                        pid: self.next_pid,
+                    });
+                }
+            }
+            all.extend(out.iter().copied());
+        }
+        self.log.extend(all.iter().copied());
+        all
+    }
+
+    fn at(&mut self, t: Millis) -> std::vec::Vec<Action> {
+        self.now = t;
+        self.ev(Event::Tick)
+    }
+
+    fn idx(&self, n: &str) -> u8 {
+        self.sup.index(n).unwrap()
+    }
+    fn pid(&self, n: &str) -> u32 {
+        self.sup.slot(self.idx(n)).unwrap().rt.pid
+    }
+    fn state(&self, n: &str) -> State {
+        self.sup.slot(self.idx(n)).unwrap().rt.phase.state()
+    }
+    fn exit(&mut self, n: &str, exit: Exit) -> std::vec::Vec<Action> {
+        let pid = self.pid(n);
+        assert_ne!(pid, 0, "{n} has no process");
+        self.ev(Event::Exited { pid, exit })
+    }
+    fn spawned(&self, acts: &[Action]) -> std::vec::Vec<String> {
+        acts.iter()
+            .filter_map(|a| match a {
+                Action::Spawn(u) => Some(self.sup.slot(*u).unwrap().def.name.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn boot_starts_in_dependency_order() {
+    let mut r = Rig::new(vec![
+        oneshot("lo"),
+        after(def("web"), &["lo"]),
+        after(def("app"), &["web"]),
+        def("free"),
+    ]);
+    let a = r.ev(Event::Boot);
+    // Only what has no unmet dependency starts at once; web waits for lo,
+    // app for web.
+    assert_eq!(r.spawned(&a), ["lo", "free"]);
+    assert_eq!(r.state("web"), State::Starting);
+    assert_eq!(r.pid("web"), 0);
+    let a = r.exit("lo", Exit::Code(0));
+    // web is ready as soon as it is exec'd (ready = started), so app follows
+    // in the same step.
+    assert_eq!(r.spawned(&a), ["web", "app"]);
+    assert_eq!(r.state("lo"), State::Exited);
+    assert_eq!(r.state("web"), State::Running);
+    assert_eq!(r.state("app"), State::Running);
+}
+
+#[test]
+fn failed_oneshot_blocks_its_dependents_transitively() {
+    let mut r = Rig::new(vec![
+        oneshot("setup"),
+        after(def("web"), &["setup"]),
+        after(def("app"), &["web"]),
+        def("other"),
+    ]);
+    r.ev(Event::Boot);
+    let a = r.exit("setup", Exit::Code(3));
+    assert!(r.spawned(&a).is_empty());
+    assert_eq!(r.state("setup"), State::Failed);
+    assert_eq!(r.state("web"), State::Stopped);
+    assert_eq!(r.state("app"), State::Stopped);
+    assert_eq!(r.state("other"), State::Running);
+    let web = r.idx("web");
+    let setup = r.idx("setup");
+    assert!(a.contains(&Action::Announce(web, Note::DepFailed { dep: setup })));
+    // Nothing ever spawned web.
+    assert!(!r.log.contains(&Action::Spawn(web)));
+}
+
+#[test]
+fn notify_readiness_holds_dependents_back() {
+    let mut n = def("db");
+    n.ready = Ready::Notify;
+    let mut r = Rig::new(vec![n, after(def("web"), &["db"])]);
+    let a = r.ev(Event::Boot);
+    assert_eq!(r.spawned(&a), ["db"]);
+    assert_eq!(r.state("db"), State::Starting);
+    // Time passes, still not ready: web must not start.
+    let a = r.at(60_000);
+    assert!(r.spawned(&a).is_empty());
+    let db = r.idx("db");
+    let a = r.ev(Event::Ready { unit: db });
+    assert_eq!(r.state("db"), State::Running);
+    assert_eq!(r.spawned(&a), ["web"]);
+}
+
+#[test]
+fn killed_service_restarts_after_its_delay() {
+    let mut r = Rig::new(vec![def("svc")]);
+    r.ev(Event::Boot);
+    let first = r.pid("svc");
+    let a = r.exit("svc", Exit::Signal(9));
+    let svc = r.idx("svc");
+    assert!(a.contains(&Action::KillCgroup(svc)));
+    assert!(a.contains(&Action::Announce(
+        svc,
+        Note::Died {
+            exit: Exit::Signal(9),
+            restart_in: Some(100)
+        }
+    )));
+    assert_eq!(r.state("svc"), State::Backoff);
+    assert_eq!(r.sup.next_deadline(), Some(1100));
+    assert!({
+        let a = r.at(1099);
+        r.spawned(&a)
+    }
+    .is_empty());
+    assert_eq!(
+        {
+            let a = r.at(1100);
+            r.spawned(&a)
+        },
+        ["svc"]
+    );
+    assert_ne!(r.pid("svc"), first);
+    assert_eq!(r.sup.slot(svc).unwrap().rt.restarts, 1);
+}
+
+#[test]
+fn crash_loop_backs_off_doubling_and_capped() {
+    let mut d = def("crash");
+    d.restart_delay = 100;
+    d.restart_delay_max = 1000;
+    let mut r = Rig::new(vec![d]);
+    r.ev(Event::Boot);
+    let mut delays = vec![];
+    for _ in 0..7 {
+        r.exit("crash", Exit::Code(1));
+        let due = r.sup.next_deadline().unwrap();
+        delays.push(due - r.now);
+        r.at(due);
+        assert_eq!(r.state("crash"), State::Running);
+    }
+    assert_eq!(delays, [100, 200, 400, 800, 1000, 1000, 1000]);
+    // A run longer than restart_delay_max starts again from restart_delay.
+    r.now += 1001;
+    r.exit("crash", Exit::Code(1));
+    assert_eq!(r.sup.next_deadline().unwrap() - r.now, 100);
+}
+
+#[test]
+fn backoff_delay_saturates() {
+    assert_eq!(backoff_delay(100, 30_000, 0), 100);
+    assert_eq!(backoff_delay(100, 30_000, 3), 800);
+    assert_eq!(backoff_delay(100, 30_000, 1000), 30_000);
+    assert_eq!(backoff_delay(u64::MAX / 2, u64::MAX, 5), u64::MAX);
+}
+
+#[test]
+fn start_limit_fails_the_unit_and_hand_start_resets_it() {
+    let mut d = def("flaky");
+    d.start_limit = Some(StartLimit {
+        count: 3,
+        window: 10_000,
+    });
+    let mut r = Rig::new(vec![d]);
+    r.ev(Event::Boot);
+    for i in 0..3 {
+        let a = r.exit("flaky", Exit::Code(1));
+        if i < 2 {
+            let due = r.sup.next_deadline().unwrap();
+            r.at(due);
+        } else {
+            let u = r.idx("flaky");
+            assert!(a.contains(&Action::Announce(u, Note::StartLimit)));
+        }
+    }
+    assert_eq!(r.state("flaky"), State::Failed);
+    assert_eq!(r.sup.next_deadline(), None);
+    // Not restarted, however long we wait.
+    assert!({
+        let a = r.at(1_000_000);
+        r.spawned(&a)
+    }
+    .is_empty());
+    let u = r.idx("flaky");
+    assert_eq!(
+        {
+            let a = r.ev(Event::Start { unit: u });
+            r.spawned(&a)
+        },
+        ["flaky"]
+    );
+}
+
+#[test]
+fn failures_spread_beyond_the_window_do_not_hit_the_limit() {
+    let mut d = def("slow");
+    d.start_limit = Some(StartLimit {
+        count: 2,
+        window: 1000,
+    });
+    let mut r = Rig::new(vec![d]);
+    r.ev(Event::Boot);
+    for _ in 0..5 {
+        r.exit("slow", Exit::Code(1));
+        let due = r.sup.next_deadline().unwrap();
+        r.at(due + 2000);
+        assert_eq!(r.state("slow"), State::Running);
+    }
+}
+
+#[test]
+fn start_limit_action_poweroff_shuts_down() {
+    let mut d = def("vital");
+    d.start_limit = Some(StartLimit {
+        count: 1,
+        window: 10_000,
+    });
+    d.start_limit_action = LimitAction::Poweroff;
+    let mut r = Rig::new(vec![d, def("other")]);
+    r.ev(Event::Boot);
+    r.exit("vital", Exit::Code(1));
+    assert_eq!(r.sup.shutting_down(), Some(shutdown::Kind::Poweroff));
+    assert_eq!(r.state("other"), State::Stopping);
+    let a = r.exit("other", Exit::Signal(15));
+    assert!(a.contains(&Action::Finish(shutdown::Kind::Poweroff)));
+}
+
+#[test]
+fn on_failure_and_never_policies() {
+    let mut a = def("a");
+    a.restart = Restart::OnFailure;
+    let mut b = def("b");
+    b.restart = Restart::Never;
+    let mut r = Rig::new(vec![a, b]);
+    r.ev(Event::Boot);
+    r.exit("a", Exit::Code(0));
+    assert_eq!(r.state("a"), State::Stopped);
+    r.exit("b", Exit::Code(2));
+    assert_eq!(r.state("b"), State::Failed);
+    assert_eq!(r.sup.next_deadline(), None);
+}
+
+#[test]
+fn stop_signals_then_kills_the_cgroup_after_the_timeout() {
+    let mut d = def("svc");
+    d.stop_signal = 2;
+    d.stop_timeout = 3000;
+    let mut r = Rig::new(vec![d]);
+    r.ev(Event::Boot);
+    let u = r.idx("svc");
+    let pid = r.pid("svc");
+    let a = r.ev(Event::Stop { unit: u });
+    assert_eq!(
+        a,
+        [Action::Signal {
+            unit: u,
+            pid,
+            sig: 2
+        }]
+    );
+    assert_eq!(r.state("svc"), State::Stopping);
+    assert!(!r.at(3999).contains(&Action::KillCgroup(u)));
+    assert!(r.at(4000).contains(&Action::KillCgroup(u)));
+    let a = r.exit("svc", Exit::Signal(9));
+    assert!(a.contains(&Action::Announce(u, Note::Stopped)));
+    assert_eq!(r.state("svc"), State::Stopped);
+    // Stopped by hand: not restarted.
+    assert!({
+        let a = r.at(100_000);
+        r.spawned(&a)
+    }
+    .is_empty());
+}
+
+#[test]
+fn restart_stops_then_starts_again() {
+    let mut r = Rig::new(vec![def("svc")]);
+    r.ev(Event::Boot);
+    let u = r.idx("svc");
+    let old = r.pid("svc");
+    r.ev(Event::Restart { unit: u });
+    assert_eq!(r.state("svc"), State::Stopping);
+    let a = r.exit("svc", Exit::Signal(15));
+    assert_eq!(r.spawned(&a), ["svc"]);
+    assert_ne!(r.pid("svc"), old);
+    assert_eq!(r.state("svc"), State::Running);
+}
+
+#[test]
+fn shutdown_stops_in_reverse_dependency_order() {
+    let mut r = Rig::new(vec![
+        oneshot("lo"),
+        after(def("db"), &["lo"]),
+        after(def("web"), &["db"]),
+    ]);
+    r.ev(Event::Boot);
+    r.exit("lo", Exit::Code(0));
+    let (db, web) = (r.idx("db"), r.idx("web"));
+    let a = r.ev(Event::Shutdown(shutdown::Kind::Reboot));
+    // Only web, which nothing depends on, is asked to stop first.
+    assert!(matches!(a.as_slice(), [Action::Signal { unit, .. }] if *unit == web));
+    assert_eq!(r.state("db"), State::Running);
+    let a = r.exit("web", Exit::Signal(15));
+    assert!(a
+        .iter()
+        .any(|x| matches!(x, Action::Signal { unit, .. } if *unit == db)));
+    let a = r.exit("db", Exit::Signal(15));
+    // lo (an exited oneshot) goes last, then the machine.
+    assert_eq!(r.state("lo"), State::Stopped);
+    assert_eq!(a.last(), Some(&Action::Finish(shutdown::Kind::Reboot)));
+    // Nothing restarts during shutdown.
+    assert_eq!(r.sup.next_deadline(), None);
+}
+
+#[test]
+fn shutdown_with_nothing_running_finishes_at_once() {
+    let mut r = Rig::new(vec![]);
+    let a = r.ev(Event::Shutdown(shutdown::Kind::Halt));
+    assert_eq!(a, [Action::Finish(shutdown::Kind::Halt)]);
+    // Finish is emitted once.
+    assert!(r.ev(Event::Tick).is_empty());
+}
+
+#[test]
+fn exit_during_shutdown_is_not_restarted() {
+    let mut r = Rig::new(vec![def("a"), after(def("b"), &["a"])]);
+    r.ev(Event::Boot);
+    r.ev(Event::Shutdown(shutdown::Kind::Poweroff));
+    // a is still needed by b, but dies on its own meanwhile.
+    let a = r.exit("a", Exit::Code(1));
+    assert!(r.spawned(&a).is_empty());
+    assert_eq!(r.sup.next_deadline().map(|d| d - r.now), Some(5000));
+    assert!(!matches!(r.state("a"), State::Backoff | State::Running));
+}
+
+#[test]
+fn orphan_exit_changes_nothing() {
+    let mut r = Rig::new(vec![def("svc")]);
+    r.ev(Event::Boot);
+    let a = r.ev(Event::Exited {
+        pid: 99_999,
+        exit: Exit::Code(0),
+    });
+    assert!(a.is_empty());
+    assert_eq!(r.state("svc"), State::Running);
+}
+
+#[test]
+fn spawn_failure_counts_as_a_failed_start() {
+    let mut r = Rig::new(vec![def("bad")]);
+    let u = r.idx("bad");
+    let mut out = Actions::new();
+    r.sup.step(r.now, Event::Boot, &mut out);
+    assert_eq!(out.as_slice(), [Action::Spawn(u)]);
+    out.clear();
+    r.sup.step(r.now, Event::SpawnFailed { unit: u }, &mut out);
+    assert!(out.contains(&Action::Announce(
+        u,
+        Note::SpawnFailed {
+            restart_in: Some(100)
+        }
+    )));
+    assert_eq!(r.state("bad"), State::Backoff);
+}
+
+#[test]
+fn unknown_dependency_is_refused() {
+    let mut s = Supervisor::new();
+    assert_eq!(s.add(after(def("x"), &["nope"])), Err(AddError::UnknownDep));
+}
