@@ -1,1 +1,637 @@
-//! TODO
+//! Starting a unit's process: clone3 straight into the unit's cgroup, set
+//! up its fds, session and working directory, execve.
+//!
+//! The child is placed in its cgroup by the kernel at clone time
+//! (`CLONE_INTO_CGROUP`), so no instruction of it ever runs outside the
+//! unit's limits. Like posix_spawn, the parent waits on a close-on-exec pipe
+//! until the child has exec'd or reported which step failed and why, so a
+//! missing binary is an error value here, not a mystery exit code later.
+//!
+//! Between clone3 and execve the child only makes raw system calls (rustix
+//! and a few libc syscall wrappers), touches no allocator and takes no lock:
+//! it is a copy of a single-threaded PID 1, but libc's cached state (e.g.
+//! the thread id) describes the parent.
+
+use crate::unit::{Output, UnitDef, ENV_BYTES, ENV_MAX};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use rustix::io::Errno;
+use std::ffi::c_char;
+
+/// Environment entries besides the unit's own: defaults and NOTIFY_*.
+const ENV_EXTRA: usize = 4;
+/// Bytes for the extra environment entries.
+const ENV_EXTRA_BYTES: usize = 256;
+/// fd number the notify pipe gets in the child (`$NOTIFY_FD`).
+pub const NOTIFY_FD: i32 = 3;
+
+/// The step of spawning that failed; one variant per step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// argv or env did not fit the fixed buffers.
+    Prepare,
+    StatusPipe,
+    Clone,
+    SignalMask,
+    Setsid,
+    Console,
+    Stdio,
+    NotifyFd,
+    Chdir,
+    Groups,
+    Setgid,
+    Setuid,
+    Exec,
+    /// The child died before exec without saying why.
+    Unknown,
+}
+
+impl Step {
+    fn code(self) -> u8 {
+        self as u8
+    }
+
+    fn from_code(c: u8) -> Step {
+        const ALL: [Step; 14] = [
+            Step::Prepare,
+            Step::StatusPipe,
+            Step::Clone,
+            Step::SignalMask,
+            Step::Setsid,
+            Step::Console,
+            Step::Stdio,
+            Step::NotifyFd,
+            Step::Chdir,
+            Step::Groups,
+            Step::Setgid,
+            Step::Setuid,
+            Step::Exec,
+            Step::Unknown,
+        ];
+        ALL.get(usize::from(c)).copied().unwrap_or(Step::Unknown)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Prepare => "prepare argv/env",
+            Step::StatusPipe => "status pipe",
+            Step::Clone => "clone3 into cgroup",
+            Step::SignalMask => "reset signal mask",
+            Step::Setsid => "setsid",
+            Step::Console => "open console",
+            Step::Stdio => "set up stdio",
+            Step::NotifyFd => "set up NOTIFY_FD",
+            Step::Chdir => "chdir to workdir",
+            Step::Groups => "clear supplementary groups",
+            Step::Setgid => "setgid",
+            Step::Setuid => "setuid",
+            Step::Exec => "execve",
+            Step::Unknown => "child died before exec",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpawnError {
+    pub step: Step,
+    pub errno: i32,
+}
+
+impl core::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{}: {}",
+            self.step.as_str(),
+            Errno::from_raw_os_error(self.errno)
+        )
+    }
+}
+
+/// Where the unit's stdout/stderr go (stdin is /dev/null unless console).
+pub enum Stdio<'a> {
+    /// `console = yes`: all three on /dev/console, session leader with it
+    /// as controlling terminal.
+    ConsoleTty,
+    /// `output = console`.
+    Console,
+    /// `output = log`: the write end of the unit's log pipe.
+    Pipe(BorrowedFd<'a>),
+    Null,
+}
+
+/// What the child needs besides its definition.
+pub struct Request<'a> {
+    pub def: &'a UnitDef,
+    /// The unit's cgroup directory (from `cgroup::prepare`).
+    pub cgroup: BorrowedFd<'a>,
+    pub stdio: Stdio<'a>,
+    /// `ready = notify`: write end of the readiness pipe.
+    pub notify_fd: Option<BorrowedFd<'a>>,
+    /// `ready = sd_notify`: the socket path for `$NOTIFY_SOCKET`.
+    pub notify_socket: Option<&'a str>,
+    /// Resolved `user` / `group` (the caller reads /etc/passwd).
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+pub fn stdio_for(def: &UnitDef) -> Output {
+    def.output
+}
+
+/// A NUL-terminated string table and the pointer array execve wants, in
+/// fixed storage.
+struct CTable<const B: usize, const P: usize> {
+    bytes: [u8; B],
+    used: usize,
+    ptrs: [*const c_char; P],
+    n: usize,
+}
+
+impl<const B: usize, const P: usize> CTable<B, P> {
+    fn new() -> Self {
+        CTable {
+            bytes: [0; B],
+            used: 0,
+            ptrs: [core::ptr::null(); P],
+            n: 0,
+        }
+    }
+
+    /// Append `parts` concatenated as one C string.
+    fn push(&mut self, parts: &[&str]) -> Option<()> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        // Keep one pointer slot for the terminating null.
+        if self.n + 1 >= P || self.used + len + 1 > B {
+            return None;
+        }
+        let start = self.used;
+        for p in parts {
+            let dst = self.bytes.get_mut(self.used..self.used + p.len())?;
+            dst.copy_from_slice(p.as_bytes());
+            self.used += p.len();
+        }
+        *self.bytes.get_mut(self.used)? = 0;
+        self.used += 1;
+        *self.ptrs.get_mut(self.n)? = start as *const c_char;
+        self.n += 1;
+        Some(())
+    }
+
+    /// Turn offsets into pointers; valid while `self` does not move.
+    fn finish(&mut self) -> *const *const c_char {
+        let base = self.bytes.as_ptr();
+        for p in self.ptrs.iter_mut().take(self.n) {
+            let off = *p as usize;
+            // `off` came from `push`, so it is inside `bytes`.
+            *p = base.wrapping_add(off) as *const c_char;
+        }
+        self.ptrs.as_ptr()
+    }
+
+    fn has_key(&self, key: &str) -> bool {
+        // Only used before `finish`, when ptrs hold offsets.
+        self.ptrs.iter().take(self.n).any(|&p| {
+            let off = p as usize;
+            self.bytes
+                .get(off..off + key.len() + 1)
+                .is_some_and(|s| s.starts_with(key.as_bytes()) && s.last() == Some(&b'='))
+        })
+    }
+}
+
+type ArgTable = CTable<{ crate::unit::EXEC_BYTES + 1 }, { crate::unit::ARGS_MAX + 1 }>;
+type EnvTable = CTable<{ ENV_BYTES + ENV_EXTRA_BYTES }, { ENV_MAX + ENV_EXTRA + 1 }>;
+
+fn build_env(req: &Request<'_>, env: &mut EnvTable) -> Option<()> {
+    for e in req.def.env.iter() {
+        env.push(&[e])?;
+    }
+    for (k, v) in [
+        ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        ("HOME", "/"),
+        ("TERM", "linux"),
+    ] {
+        if !env.has_key(k) {
+            env.push(&[k, "=", v])?;
+        }
+    }
+    if req.notify_fd.is_some() {
+        env.push(&["NOTIFY_FD=3"])?;
+    }
+    if let Some(path) = req.notify_socket {
+        env.push(&["NOTIFY_SOCKET=", path])?;
+    }
+    Some(())
+}
+
+/// The clone3 argument block (linux/sched.h, version 2 with `cgroup`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Start `req.def`'s process; returns its pid once it has exec'd.
+pub fn spawn(req: &Request<'_>) -> Result<u32, SpawnError> {
+    let fail = |step, e: Errno| SpawnError {
+        step,
+        errno: e.raw_os_error(),
+    };
+    let prep = SpawnError {
+        step: Step::Prepare,
+        errno: Errno::TOOBIG.raw_os_error(),
+    };
+    let mut argv = ArgTable::new();
+    for a in req.def.exec.iter() {
+        argv.push(&[a]).ok_or(prep)?;
+    }
+    let mut env = EnvTable::new();
+    build_env(req, &mut env).ok_or(prep)?;
+    let argv_p = argv.finish();
+    let env_p = env.finish();
+    let path = argv.ptrs[0];
+    if path.is_null() {
+        return Err(prep);
+    }
+
+    let (status_rd, status_wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| fail(Step::StatusPipe, e))?;
+
+    let mut args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: req.cgroup.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork:
+    // the child gets a copy of this single-threaded process. `args` is a
+    // valid, initialised clone_args of the size passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            core::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if ret < 0 {
+        return Err(fail(Step::Clone, Errno::from_raw_os_error(last_errno())));
+    }
+    if ret == 0 {
+        // Child: never returns.
+        let err = child(req, path, argv_p, env_p);
+        let mut msg = [0u8; 5];
+        msg[0] = err.step.code();
+        msg[1..].copy_from_slice(&err.errno.to_le_bytes());
+        let _ = rustix::io::write(&status_wr, &msg);
+        // SAFETY: _exit ends the child without running the parent's
+        // destructors or atexit handlers, which belong to PID 1.
+        unsafe { libc::_exit(127) };
+    }
+    drop(status_wr);
+    let pid = ret as u32;
+    let mut msg = [0u8; 5];
+    let mut got = 0;
+    while got < msg.len() {
+        match rustix::io::read(&status_rd, &mut msg[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(Errno::INTR) => continue,
+            Err(_) => break,
+        }
+    }
+    match got {
+        // EOF with nothing written: the close-on-exec end closed at execve.
+        0 => Ok(pid),
+        5 => Err(SpawnError {
+            step: Step::from_code(msg[0]),
+            errno: i32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]]),
+        }),
+        _ => Err(SpawnError {
+            step: Step::Unknown,
+            errno: 0,
+        }),
+    }
+}
+
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// The child between clone3 and execve. Returns only on failure.
+fn child(
+    req: &Request<'_>,
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> SpawnError {
+    let fail = |step, e: Errno| SpawnError {
+        step,
+        errno: e.raw_os_error(),
+    };
+    // PID 1 blocks every signal for its signalfd and Rust's runtime ignores
+    // SIGPIPE; a service must start with neither.
+    if let Err(e) = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    ) {
+        return fail(Step::SignalMask, Errno::from_raw_os_error(e as i32));
+    }
+    // SAFETY: restoring the default disposition installs no handler.
+    if let Err(e) = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    } {
+        return fail(Step::SignalMask, Errno::from_raw_os_error(e as i32));
+    }
+    // Own session and process group, so the stop signal reaches the whole
+    // group and a console unit can take the terminal.
+    if let Err(e) = rustix::process::setsid() {
+        return fail(Step::Setsid, e);
+    }
+    // The notify fd goes to 3 before stdio is rearranged, out of the way
+    // of the fds we are about to close over.
+    if let Some(n) = req.notify_fd {
+        match rustix::io::fcntl_dupfd_cloexec(n, 10) {
+            Ok(high) => {
+                // SAFETY: fd 3 is free to be replaced in the child: PID 1's
+                // own fds are close-on-exec and the child owns this copy
+                // of the table. The OwnedFd is forgotten, so fd 3 stays
+                // open across execve (dup2 clears close-on-exec).
+                match unsafe { nix::unistd::dup2_raw(&high, NOTIFY_FD) } {
+                    Ok(fd) => core::mem::forget(fd),
+                    Err(e) => return fail(Step::NotifyFd, Errno::from_raw_os_error(e as i32)),
+                }
+            }
+            Err(e) => return fail(Step::NotifyFd, e),
+        }
+    }
+    if let Err((step, e)) = setup_stdio(&req.stdio) {
+        return fail(step, e);
+    }
+    if let Err(e) = rustix::process::chdir(req.def.workdir.as_str()) {
+        return fail(Step::Chdir, e);
+    }
+    if req.uid.is_some() || req.gid.is_some() {
+        if let Err(e) = rustix::thread::set_thread_groups(&[]) {
+            return fail(Step::Groups, e);
+        }
+    }
+    if let Some(gid) = req.gid {
+        let g = rustix::process::Gid::from_raw(gid);
+        if let Err(e) = rustix::thread::set_thread_res_gid(g, g, g) {
+            return fail(Step::Setgid, e);
+        }
+    }
+    if let Some(uid) = req.uid {
+        let u = rustix::process::Uid::from_raw(uid);
+        if let Err(e) = rustix::thread::set_thread_res_uid(u, u, u) {
+            return fail(Step::Setuid, e);
+        }
+    }
+    // SAFETY: path, argv and envp point into CTables owned by the parent's
+    // (copied) stack frame, NUL-terminated strings and null-terminated
+    // pointer arrays built by `CTable::finish`.
+    unsafe { libc::execve(path, argv, envp) };
+    fail(Step::Exec, Errno::from_raw_os_error(last_errno()))
+}
+
+fn setup_stdio(stdio: &Stdio<'_>) -> Result<(), (Step, Errno)> {
+    use rustix::fs::{Mode, OFlags};
+    let open = |p: &str, step| {
+        rustix::fs::open(p, OFlags::RDWR | OFlags::NOCTTY, Mode::empty()).map_err(|e| (step, e))
+    };
+    let (input, output): (OwnedFd, Option<BorrowedFd<'_>>) = match stdio {
+        Stdio::ConsoleTty => {
+            let c = open("/dev/console", Step::Console)?;
+            rustix::process::ioctl_tiocsctty(&c).map_err(|e| (Step::Console, e))?;
+            return dup_all(&c, None);
+        }
+        Stdio::Console => {
+            let c = open("/dev/console", Step::Console)?;
+            let n = open("/dev/null", Step::Stdio)?;
+            dup_all(&n, Some(c.as_fd()))?;
+            return Ok(());
+        }
+        Stdio::Pipe(w) => (open("/dev/null", Step::Stdio)?, Some(*w)),
+        Stdio::Null => (open("/dev/null", Step::Stdio)?, None),
+    };
+    dup_all(&input, output)
+}
+
+/// stdin from `input`, stdout and stderr from `output` (or `input`).
+fn dup_all(input: &OwnedFd, output: Option<BorrowedFd<'_>>) -> Result<(), (Step, Errno)> {
+    let out = output.unwrap_or(input.as_fd());
+    rustix::stdio::dup2_stdin(input).map_err(|e| (Step::Stdio, e))?;
+    rustix::stdio::dup2_stdout(out).map_err(|e| (Step::Stdio, e))?;
+    rustix::stdio::dup2_stderr(out).map_err(|e| (Step::Stdio, e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctable_builds_null_terminated_arrays() {
+        let mut t: CTable<32, 4> = CTable::new();
+        t.push(&["/bin/sh"]).unwrap();
+        t.push(&["A", "=", "b"]).unwrap();
+        assert!(t.has_key("A"));
+        assert!(!t.has_key("B"));
+        let p = t.finish();
+        // SAFETY (test): reading back the table just built.
+        unsafe {
+            assert_eq!(std::ffi::CStr::from_ptr(*p).to_str().unwrap(), "/bin/sh");
+            assert_eq!(std::ffi::CStr::from_ptr(*p.add(1)).to_str().unwrap(), "A=b");
+            assert!((*p.add(2)).is_null());
+        }
+    }
+
+    #[test]
+    fn ctable_refuses_overflow_instead_of_truncating() {
+        let mut t: CTable<8, 3> = CTable::new();
+        assert!(t.push(&["123456789"]).is_none());
+        t.push(&["a"]).unwrap();
+        t.push(&["b"]).unwrap();
+        // Two strings use every pointer slot but the terminator.
+        assert!(t.push(&["c"]).is_none());
+    }
+
+    /// The cgroup this test process runs in: spawning into it needs no
+    /// privilege beyond what the test already has.
+    fn own_cgroup() -> OwnedFd {
+        let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let rel = text.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+        // Hybrid hosts mount cgroup2 at /sys/fs/cgroup/unified.
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        let root = mounts
+            .lines()
+            .find_map(|l| {
+                let mut f = l.split(' ');
+                let (_, dir, ty) = (f.next()?, f.next()?, f.next()?);
+                (ty == "cgroup2").then(|| dir.to_owned())
+            })
+            .expect("a cgroup2 mount");
+        let path = format!("{root}{rel}");
+        rustix::fs::open(
+            path.as_str(),
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap()
+    }
+
+    fn unit(exec: &[&str]) -> UnitDef {
+        let mut d = UnitDef::with_defaults("t");
+        for a in exec {
+            d.exec.push(a).unwrap();
+        }
+        d
+    }
+
+    fn wait(pid: u32) -> i32 {
+        let p = nix::unistd::Pid::from_raw(pid as i32);
+        match nix::sys::wait::waitpid(p, None).unwrap() {
+            nix::sys::wait::WaitStatus::Exited(_, c) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn read_all(fd: OwnedFd) -> String {
+        let mut f = std::fs::File::from(fd);
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut f, &mut s).unwrap();
+        s
+    }
+
+    #[test]
+    fn spawns_into_the_cgroup_with_output_piped_and_env_set() {
+        let cg = own_cgroup();
+        let d = unit(&[
+            "/bin/sh",
+            "-c",
+            "echo \"$1 $TERM\"; cat /proc/self/cgroup",
+            "sh",
+            "hello",
+        ]);
+        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let req = Request {
+            def: &d,
+            cgroup: cg.as_fd(),
+            stdio: Stdio::Pipe(wr.as_fd()),
+            notify_fd: None,
+            notify_socket: None,
+            uid: None,
+            gid: None,
+        };
+        let pid = spawn(&req).unwrap();
+        drop(req);
+        drop(wr);
+        let out = read_all(rd);
+        assert_eq!(wait(pid), 0);
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        assert_eq!(out, format!("hello linux\n{own}"));
+    }
+
+    #[test]
+    fn missing_program_is_an_exec_error_not_a_pid() {
+        let cg = own_cgroup();
+        let d = unit(&["/nonexistent/prog"]);
+        let req = Request {
+            def: &d,
+            cgroup: cg.as_fd(),
+            stdio: Stdio::Null,
+            notify_fd: None,
+            notify_socket: None,
+            uid: None,
+            gid: None,
+        };
+        let err = spawn(&req).unwrap_err();
+        assert_eq!(err.step, Step::Exec);
+        assert_eq!(err.errno, libc::ENOENT);
+        // The failed child (exit 127) is left for PID 1's reap loop; here
+        // it is reaped when the test process ends.
+    }
+
+    #[test]
+    fn notify_fd_is_3_in_the_child_and_workdir_is_applied() {
+        let cg = own_cgroup();
+        let mut d = unit(&["/bin/sh", "-c", "pwd >&$NOTIFY_FD"]);
+        d.workdir.clear();
+        d.workdir.push_str("/tmp").unwrap();
+        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let req = Request {
+            def: &d,
+            cgroup: cg.as_fd(),
+            stdio: Stdio::Null,
+            notify_fd: Some(wr.as_fd()),
+            notify_socket: None,
+            uid: None,
+            gid: None,
+        };
+        let pid = spawn(&req).unwrap();
+        drop(req);
+        drop(wr);
+        assert_eq!(read_all(rd), "/tmp\n");
+        assert_eq!(wait(pid), 0);
+    }
+
+    #[test]
+    fn unit_env_overrides_defaults() {
+        let mut d = UnitDef::with_defaults("x");
+        d.exec.push("/bin/true").unwrap();
+        d.env.push("PATH=/opt/bin").unwrap();
+        let fd =
+            rustix::fs::open(".", rustix::fs::OFlags::RDONLY, rustix::fs::Mode::empty()).unwrap();
+        let req = Request {
+            def: &d,
+            cgroup: fd.as_fd(),
+            stdio: Stdio::Null,
+            notify_fd: None,
+            notify_socket: Some("/run/wren/notify/x"),
+            uid: None,
+            gid: None,
+        };
+        let mut env = EnvTable::new();
+        build_env(&req, &mut env).unwrap();
+        let p = env.finish();
+        let mut got = vec![];
+        // SAFETY (test): reading back the table just built.
+        unsafe {
+            let mut i = 0;
+            while !(*p.add(i)).is_null() {
+                got.push(
+                    std::ffi::CStr::from_ptr(*p.add(i))
+                        .to_str()
+                        .unwrap()
+                        .to_owned(),
+                );
+                i += 1;
+            }
+        }
+        assert_eq!(
+            got,
+            [
+                "PATH=/opt/bin",
+                "HOME=/",
+                "TERM=linux",
+                "NOTIFY_SOCKET=/run/wren/notify/x"
+            ]
+        );
+    }
+}
