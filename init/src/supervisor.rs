@@ -267,15 +267,10 @@ impl Supervisor {
         }
     }
 
-    /// Add a unit, wanted. Its `after` names must already be in the table
-    /// (the loader orders and checks them).
+    /// Add a unit, wanted; its `after` names are resolved by `link` once
+    /// every unit is in.
     pub fn add(&mut self, def: UnitDef) -> Result<u8, AddError> {
         let mut rt = Runtime::new();
-        for dep in def.after.iter() {
-            let i = self.index(dep).ok_or(AddError::UnknownDep)?;
-            // `after` holds at most AFTER_MAX names, so this cannot fail.
-            let _ = rt.deps.push(i);
-        }
         rt.want = true;
         rt.phase = Phase::Waiting;
         let idx = self.units.len() as u8;
@@ -283,6 +278,38 @@ impl Supervisor {
             .push(Slot { def, rt })
             .map_err(|_| AddError::TableFull)?;
         Ok(idx)
+    }
+
+    /// Resolve every unit's `after` names to table indices. A name that is
+    /// not in the table (the loader refuses those, so this is a bug guard)
+    /// fails that unit rather than starting it out of order.
+    pub fn link(&mut self) -> Result<(), (u8, AddError)> {
+        let mut first_err = Ok(());
+        for i in 0..self.units.len() {
+            let mut deps: Vec<u8, AFTER_MAX> = Vec::new();
+            let mut bad = false;
+            if let Some(s) = self.units.get(i) {
+                for name in s.def.after.iter() {
+                    match self.index(name) {
+                        Some(d) => {
+                            let _ = deps.push(d);
+                        }
+                        None => bad = true,
+                    }
+                }
+            }
+            if let Some(s) = self.units.get_mut(i) {
+                s.rt.deps = deps;
+                if bad {
+                    s.rt.want = false;
+                    s.rt.phase = Phase::Failed;
+                    if first_err.is_ok() {
+                        first_err = Err((i as u8, AddError::UnknownDep));
+                    }
+                }
+            }
+        }
+        first_err
     }
 
     pub fn len(&self) -> usize {

@@ -38,6 +38,7 @@ impl Rig {
         for d in defs {
             sup.add(d).unwrap();
         }
+        sup.link().unwrap();
         Rig {
             sup,
             now: 1000,
@@ -434,5 +435,12 @@ fn spawn_failure_counts_as_a_failed_start() {
 #[test]
 fn unknown_dependency_is_refused() {
     let mut s = Supervisor::new();
-    assert_eq!(s.add(after(def("x"), &["nope"])), Err(AddError::UnknownDep));
+    s.add(after(def("x"), &["nope"])).unwrap();
+    s.add(def("y")).unwrap();
+    assert_eq!(s.link(), Err((0, AddError::UnknownDep)));
+    let mut out = Actions::new();
+    s.step(0, Event::Boot, &mut out);
+    // The unit with the dangling name is not started; the other is.
+    assert_eq!(out.as_slice(), [Action::Spawn(1)]);
+    assert_eq!(s.slot(0).unwrap().rt.phase.state(), State::Failed);
 }
