@@ -1,0 +1,147 @@
+//! The supervision loop must not allocate once units are running: a crash
+//! loop, restarts by hand, readiness and a shutdown, counted by a global
+//! allocator that records every allocation.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use wren::supervisor::{Action, Actions, Event, Exit, Supervisor};
+use wren::unit::{Kind, Ready, UnitDef};
+
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+fn def(name: &str) -> UnitDef {
+    let mut d = UnitDef::with_defaults(name);
+    d.exec.push("/bin/true").unwrap();
+    d
+}
+
+#[test]
+fn supervisor_steps_do_not_allocate() {
+    let mut sup = Box::new(Supervisor::new());
+    let mut one = def("setup");
+    one.kind = Kind::Oneshot;
+    sup.add(one).unwrap();
+    let mut db = def("db");
+    db.ready = Ready::SdNotify;
+    db.after.push("setup".try_into().unwrap()).unwrap();
+    sup.add(db).unwrap();
+    let mut web = def("web");
+    web.after.push("db".try_into().unwrap()).unwrap();
+    sup.add(web).unwrap();
+    sup.link().unwrap();
+    let mut out = Box::new(Actions::new());
+    let mut pid = 100u32;
+    let mut now = 0u64;
+    // Feed an event and answer every Spawn, as pid1 does.
+    let mut drive =
+        |sup: &mut Supervisor, out: &mut Actions, now: u64, ev: Event, pid: &mut u32| {
+            let mut pending: heapless::Deque<Event, 64> = heapless::Deque::new();
+            pending.push_back(ev).unwrap();
+            while let Some(ev) = pending.pop_front() {
+                out.clear();
+                sup.step(now, ev, out);
+                for a in out.iter() {
+                    if let Action::Spawn(u) = *a {
+                        *pid += 1;
+                        pending
+                            .push_back(Event::Spawned { unit: u, pid: *pid })
+                            .unwrap();
+                    }
+                }
+            }
+        };
+    let before = ALLOCS.load(Ordering::Relaxed);
+    drive(&mut sup, &mut out, now, Event::Boot, &mut pid);
+    let setup = sup.index("setup").unwrap();
+    let db = sup.index("db").unwrap();
+    let web = sup.index("web").unwrap();
+    let p = sup.slot(setup).unwrap().rt.pid;
+    drive(
+        &mut sup,
+        &mut out,
+        now,
+        Event::Exited {
+            pid: p,
+            exit: Exit::Code(0),
+        },
+        &mut pid,
+    );
+    drive(&mut sup, &mut out, now, Event::Ready { unit: db }, &mut pid);
+    for _ in 0..1000 {
+        let p = sup.slot(web).unwrap().rt.pid;
+        assert_ne!(p, 0);
+        drive(
+            &mut sup,
+            &mut out,
+            now,
+            Event::Exited {
+                pid: p,
+                exit: Exit::Signal(9),
+            },
+            &mut pid,
+        );
+        now = sup.next_deadline().unwrap();
+        drive(&mut sup, &mut out, now, Event::Tick, &mut pid);
+        // An orphan reaped in passing.
+        drive(
+            &mut sup,
+            &mut out,
+            now,
+            Event::Exited {
+                pid: 1,
+                exit: Exit::Code(0),
+            },
+            &mut pid,
+        );
+    }
+    drive(
+        &mut sup,
+        &mut out,
+        now,
+        Event::Restart { unit: db },
+        &mut pid,
+    );
+    let p = sup.slot(db).unwrap().rt.pid;
+    drive(
+        &mut sup,
+        &mut out,
+        now,
+        Event::Exited {
+            pid: p,
+            exit: Exit::Signal(15),
+        },
+        &mut pid,
+    );
+    drive(
+        &mut sup,
+        &mut out,
+        now,
+        Event::Shutdown(wren::shutdown::Kind::Poweroff),
+        &mut pid,
+    );
+    let after = ALLOCS.load(Ordering::Relaxed);
+    assert_eq!(
+        after - before,
+        0,
+        "the supervisor allocated in steady state"
+    );
+    assert_eq!(sup.slot(web).unwrap().rt.restarts, 1000);
+}
