@@ -236,6 +236,33 @@ impl Runtime {
 pub struct Slot {
     pub def: UnitDef,
     pub rt: Runtime,
+    pub retired: Retired,
+}
+
+/// Units removed by a reload keep their slot (indices are stable: deps,
+/// fds and epoll tokens refer to them) until stopped; then it is free for
+/// the next new unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retired {
+    No,
+    /// Removed from the unit directory, still stopping.
+    Leaving,
+    Free,
+}
+
+/// What a reload did, by unit count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    pub added: u8,
+    pub changed: u8,
+    pub removed: u8,
+    pub unchanged: u8,
+    /// Kept on their last good definition because their file is invalid.
+    pub kept: u8,
+    /// New units that did not fit the table.
+    pub no_room: u8,
+    /// Bit i set: slot i now holds a new unit (its edge state is stale).
+    pub new_slots: u64,
 }
 
 /// Why `add` refused a unit.
@@ -273,11 +300,106 @@ impl Supervisor {
         let mut rt = Runtime::new();
         rt.want = true;
         rt.phase = Phase::Waiting;
+        if let Some(i) = self.units.iter().position(|s| s.retired == Retired::Free) {
+            if let Some(slot) = self.units.get_mut(i) {
+                *slot = Slot {
+                    def,
+                    rt,
+                    retired: Retired::No,
+                };
+                return Ok(i as u8);
+            }
+        }
         let idx = self.units.len() as u8;
         self.units
-            .push(Slot { def, rt })
+            .push(Slot {
+                def,
+                rt,
+                retired: Retired::No,
+            })
             .map_err(|_| AddError::TableFull)?;
         Ok(idx)
+    }
+
+    /// Apply a re-read unit directory: new units start, removed units stop
+    /// (and leave the table once stopped), changed units restart on their
+    /// new definition, unchanged units are not touched. A unit whose file
+    /// is now invalid (`invalid(name)`) keeps its last good definition.
+    pub fn reload(
+        &mut self,
+        now: Millis,
+        defs: &mut dyn Iterator<Item = UnitDef>,
+        invalid: &dyn Fn(&str) -> bool,
+        out: &mut Actions,
+    ) -> ReloadSummary {
+        let mut sum = ReloadSummary::default();
+        if self.shutdown.is_some() {
+            return sum;
+        }
+        let mut seen = 0u64;
+        for def in defs {
+            match self.index(&def.name) {
+                Some(i) => {
+                    seen |= 1 << i;
+                    let Some(s) = self.units.get_mut(usize::from(i)) else {
+                        continue;
+                    };
+                    if s.def == def {
+                        sum.unchanged += 1;
+                        continue;
+                    }
+                    sum.changed += 1;
+                    s.def = def;
+                    s.rt.want = true;
+                    s.rt.streak = 0;
+                    s.rt.failures.clear();
+                    match s.rt.phase {
+                        Phase::Starting | Phase::Running | Phase::Stopping => {
+                            s.rt.restart_pending = true;
+                            self.stop_unit(now, i, out);
+                        }
+                        Phase::Exited | Phase::Stopped | Phase::Failed | Phase::Backoff => {
+                            if s.rt.phase == Phase::Exited {
+                                let _ = out.push(Action::KillCgroup(i));
+                            }
+                            s.rt.phase = Phase::Waiting;
+                            s.rt.deadline = None;
+                        }
+                        Phase::Waiting => {}
+                    }
+                }
+                None => match self.add(def) {
+                    Ok(i) => {
+                        seen |= 1 << i;
+                        sum.added += 1;
+                        sum.new_slots |= 1 << i;
+                    }
+                    Err(_) => sum.no_room += 1,
+                },
+            }
+        }
+        for i in 0..self.units.len() {
+            let Some(s) = self.units.get(i) else { break };
+            if s.retired != Retired::No || seen & (1 << i) != 0 {
+                continue;
+            }
+            if invalid(&s.def.name) {
+                sum.kept += 1;
+                continue;
+            }
+            sum.removed += 1;
+            if let Some(s) = self.units.get_mut(i) {
+                s.retired = Retired::Leaving;
+                s.rt.want = false;
+                s.rt.restart_pending = false;
+            }
+            self.stop_unit(now, i as u8, out);
+        }
+        // A failed link leaves that unit failed; the loader has already
+        // reported why.
+        let _ = self.link();
+        self.settle(now, out);
+        sum
     }
 
     /// Resolve every unit's `after` names to table indices. A name that is
@@ -289,6 +411,9 @@ impl Supervisor {
             let mut deps: Vec<u8, AFTER_MAX> = Vec::new();
             let mut bad = false;
             if let Some(s) = self.units.get(i) {
+                if s.retired == Retired::Free {
+                    continue;
+                }
                 for name in s.def.after.iter() {
                     match self.index(name) {
                         Some(d) => {
@@ -300,7 +425,9 @@ impl Supervisor {
             }
             if let Some(s) = self.units.get_mut(i) {
                 s.rt.deps = deps;
-                if bad {
+                // Only a unit not started yet is held back; a running one
+                // keeps running (its process must not be orphaned).
+                if bad && s.rt.phase == Phase::Waiting {
                     s.rt.want = false;
                     s.rt.phase = Phase::Failed;
                     if first_err.is_ok() {
@@ -323,7 +450,7 @@ impl Supervisor {
     pub fn index(&self, name: &str) -> Option<u8> {
         self.units
             .iter()
-            .position(|s| s.def.name.as_str() == name)
+            .position(|s| s.retired == Retired::No && s.def.name.as_str() == name)
             .map(|i| i as u8)
     }
 
@@ -331,8 +458,9 @@ impl Supervisor {
         self.units.get(usize::from(unit))
     }
 
+    /// Every unit that is (still) in the table, with its index.
     pub fn slots(&self) -> impl Iterator<Item = &Slot> {
-        self.units.iter()
+        self.units.iter().filter(|s| s.retired != Retired::Free)
     }
 
     pub fn shutting_down(&self) -> Option<shutdown::Kind> {
@@ -634,6 +762,12 @@ impl Supervisor {
     /// dependencies are ready, give up on those whose dependency failed,
     /// and during shutdown stop those nothing active depends on.
     fn settle(&mut self, now: Millis, out: &mut Actions) {
+        for s in self.units.iter_mut() {
+            if s.retired == Retired::Leaving && !s.rt.phase.active() {
+                s.retired = Retired::Free;
+                s.rt.deps.clear();
+            }
+        }
         if self.shutdown.is_some() {
             self.settle_shutdown(now, out);
             return;

@@ -444,3 +444,84 @@ fn unknown_dependency_is_refused() {
     assert_eq!(out.as_slice(), [Action::Spawn(1)]);
     assert_eq!(s.slot(0).unwrap().rt.phase.state(), State::Failed);
 }
+
+fn reload(r: &mut Rig, defs: std::vec::Vec<UnitDef>, invalid: &[&str]) -> ReloadSummary {
+    let mut out = Actions::new();
+    let now = r.now;
+    let sum = r
+        .sup
+        .reload(now, &mut defs.into_iter(), &|n| invalid.contains(&n), &mut out);
+    // Answer spawns as the edge would.
+    let acts: std::vec::Vec<Action> = out.iter().copied().collect();
+    r.log.extend(acts.iter().copied());
+    for a in acts {
+        if let Action::Spawn(u) = a {
+            r.next_pid += 1;
+            let pid = r.next_pid;
+            r.ev(Event::Spawned { unit: u, pid });
+        }
+    }
+    sum
+}
+
+#[test]
+fn reload_touches_only_what_changed() {
+    let mut r = Rig::new(vec![def("same"), def("changed"), def("gone"), def("broken")]);
+    r.ev(Event::Boot);
+    let same_pid = r.pid("same");
+    let broken_pid = r.pid("broken");
+    let old_changed = r.pid("changed");
+    let mut c = def("changed");
+    c.stop_timeout = 1234;
+    let sum = reload(&mut r, vec![def("same"), c, def("new")], &["broken"]);
+    assert_eq!(
+        (sum.added, sum.changed, sum.removed, sum.unchanged, sum.kept),
+        (1, 1, 1, 1, 1)
+    );
+    assert_eq!(r.pid("same"), same_pid);
+    assert_eq!(r.pid("broken"), broken_pid);
+    assert_eq!(r.state("new"), State::Running);
+    // changed and gone are stopping; once they exit, changed comes back on
+    // its new definition and gone leaves the table.
+    assert_eq!(r.state("changed"), State::Stopping);
+    r.exit("changed", Exit::Signal(15));
+    assert_eq!(r.state("changed"), State::Running);
+    assert_ne!(r.pid("changed"), old_changed);
+    let u = r.idx("changed");
+    assert_eq!(r.sup.slot(u).unwrap().def.stop_timeout, 1234);
+    let gone = r.sup.slots().position(|s| s.def.name == "gone").unwrap();
+    let pid = r.sup.slot(gone as u8).unwrap().rt.pid;
+    assert!(r.sup.index("gone").is_none());
+    r.ev(Event::Exited {
+        pid,
+        exit: Exit::Signal(15),
+    });
+    assert!(r.sup.slots().all(|s| s.def.name != "gone"));
+    // Its slot is reused by the next new unit.
+    let sum = reload(
+        &mut r,
+        vec![def("same"), def("changed"), def("new"), def("newer")],
+        &["broken"],
+    );
+    assert_eq!(sum.added, 1);
+    assert_eq!(sum.new_slots, 1 << gone);
+    assert_eq!(r.idx("newer") as usize, gone);
+    assert_eq!(r.state("newer"), State::Running);
+}
+
+#[test]
+fn reload_starts_a_fixed_failed_unit() {
+    let mut r = Rig::new(vec![oneshot("setup"), after(def("web"), &["setup"])]);
+    r.ev(Event::Boot);
+    r.exit("setup", Exit::Code(1));
+    assert_eq!(r.state("web"), State::Stopped);
+    let mut fixed = oneshot("setup");
+    fixed.description.push_str("fixed").unwrap();
+    reload(&mut r, vec![fixed, after(def("web"), &["setup"])], &[]);
+    assert_eq!(r.state("setup"), State::Starting);
+    // web is unchanged, so it is not touched: started by hand after.
+    let u = r.idx("web");
+    r.exit("setup", Exit::Code(0));
+    r.ev(Event::Start { unit: u });
+    assert_eq!(r.state("web"), State::Running);
+}
