@@ -281,12 +281,15 @@ mod tests {
     #[test]
     fn records_reach_the_fd_whole_with_their_tag() {
         let (r, w) = rustix::pipe::pipe().unwrap();
-        let rec = Record::builder()
-            .level(Level::Warn)
-            .args(format_args!("unit {} failed", "db"))
-            .build();
-        LOGGER.write_record(Some(std::os::fd::AsFd::as_fd(&w)), &rec);
-        LOGGER.write_record(Some(std::os::fd::AsFd::as_fd(&w)), &rec);
+        for _ in 0..2 {
+            LOGGER.write_record(
+                Some(std::os::fd::AsFd::as_fd(&w)),
+                &Record::builder()
+                    .level(Level::Warn)
+                    .args(format_args!("unit {} failed", "db"))
+                    .build(),
+            );
+        }
         drop(w);
         let mut buf = [0u8; 128];
         let mut got = std::vec::Vec::new();
