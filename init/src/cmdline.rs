@@ -1,1 +1,269 @@
-//! TODO
+//! `wren.*` options on the kernel command line (the text of /proc/cmdline),
+//! CONTRACT section 2. Pure: the caller reads the file.
+//!
+//! A bad option is a warning naming it, never an error: a typo on the
+//! command line must not keep the device from booting.
+
+use heapless::String;
+
+/// Unit directory when `wren.units=` is not given.
+pub const DEFAULT_UNITS_DIR: &str = "/etc/units";
+/// Longest `wren.units=` value.
+pub const UNITS_DIR_MAX: usize = 128;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `wren.rescue` (also `single`, `emergency` as other inits accept):
+    /// start only the emergency shell.
+    pub rescue: bool,
+    /// `wren.units=DIR`; None means `DEFAULT_UNITS_DIR`.
+    pub units_dir: Option<String<UNITS_DIR_MAX>>,
+    /// `wren.debug`: log at debug level.
+    pub debug: bool,
+    /// `quiet` (the kernel's own option) or `wren.quiet`: no status lines
+    /// on the console.
+    pub quiet: bool,
+}
+
+impl Options {
+    /// The unit directory to read.
+    pub fn units_dir(&self) -> &str {
+        self.units_dir.as_deref().unwrap_or(DEFAULT_UNITS_DIR)
+    }
+}
+
+/// Split the command line as the kernel's `next_arg` does: blanks separate
+/// parameters except inside double quotes; a leading quote of the
+/// parameter or of its value is removed with the matching trailing one.
+/// Yields `(key, value)`, value None when there is no `=`.
+pub fn params(text: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+    let mut rest = text;
+    core::iter::from_fn(move || {
+        rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == '\0');
+        if rest.is_empty() {
+            return None;
+        }
+        let mut in_quote = false;
+        let mut end = rest.len();
+        for (i, c) in rest.char_indices() {
+            if c == '"' {
+                in_quote = !in_quote;
+            } else if !in_quote && (c.is_ascii_whitespace() || c == '\0') {
+                end = i;
+                break;
+            }
+        }
+        let (tok, tail) = rest.split_at(end);
+        rest = tail;
+        Some(split_param(tok))
+    })
+}
+
+fn split_param(tok: &str) -> (&str, Option<&str>) {
+    // `"a b"` as a whole parameter: the quotes go.
+    let tok = match tok.strip_prefix('"') {
+        Some(t) => t.strip_suffix('"').unwrap_or(t),
+        None => tok,
+    };
+    match tok.split_once('=') {
+        None => (tok, None),
+        Some((k, v)) => {
+            let v = match v.strip_prefix('"') {
+                Some(v) => v.strip_suffix('"').unwrap_or(v),
+                None => v,
+            };
+            (k, Some(v))
+        }
+    }
+}
+
+/// A boolean option: present alone means yes; `=1/yes/true/on` and
+/// `=0/no/false/off` as usual.
+fn flag(value: Option<&str>) -> Option<bool> {
+    match value {
+        None => Some(true),
+        Some("1" | "yes" | "y" | "true" | "on") => Some(true),
+        Some("0" | "no" | "n" | "false" | "off") => Some(false),
+        Some(_) => None,
+    }
+}
+
+/// Parse the kernel command line. `warn(token, why)` is called for each
+/// `wren.*` option that is unknown or has a bad value; the option is then
+/// ignored (a later good one still counts: the last one wins).
+pub fn parse(text: &str, warn: &mut dyn FnMut(&str, &'static str)) -> Options {
+    let mut o = Options::default();
+    for (key, value) in params(text) {
+        let set = match key {
+            "wren.rescue" => &mut o.rescue,
+            "wren.debug" => &mut o.debug,
+            "wren.quiet" => &mut o.quiet,
+            "single" | "emergency" if value.is_none() => {
+                o.rescue = true;
+                continue;
+            }
+            "quiet" if value.is_none() => {
+                o.quiet = true;
+                continue;
+            }
+            "wren.units" => {
+                match value {
+                    None => warn(key, "needs a value: wren.units=DIR"),
+                    Some("") => warn(key, "empty directory"),
+                    Some(v) if !v.starts_with('/') => {
+                        warn(key, "directory must be an absolute path")
+                    }
+                    Some(v) => match String::try_from(v) {
+                        Ok(s) => o.units_dir = Some(s),
+                        Err(_) => warn(key, "directory path too long (over 128 bytes)"),
+                    },
+                }
+                continue;
+            }
+            k if k.starts_with("wren.") => {
+                warn(
+                    key,
+                    "unknown option (known: wren.rescue, wren.units=DIR, wren.debug, wren.quiet)",
+                );
+                continue;
+            }
+            _ => continue,
+        };
+        match flag(value) {
+            Some(b) => *set = b,
+            None => warn(key, "bad value (use 0/1, yes/no, true/false, on/off)"),
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(text: &str) -> (Options, Vec<(std::string::String, &'static str)>) {
+        let mut w = Vec::new();
+        let o = parse(text, &mut |t, why| w.push((t.to_string(), why)));
+        (o, w)
+    }
+
+    #[test]
+    fn defaults_from_a_plain_cmdline() {
+        let (o, w) = run("console=ttyAMA0,115200 root=/dev/vda rw init=/sbin/init\n");
+        assert_eq!(o, Options::default());
+        assert_eq!(o.units_dir(), "/etc/units");
+        assert!(w.is_empty());
+        let (o, w) = run("");
+        assert_eq!(o, Options::default());
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn wren_options() {
+        let (o, w) = run("root=/dev/vda wren.rescue wren.debug wren.units=/opt/units quiet\n");
+        assert!(o.rescue && o.debug && o.quiet);
+        assert_eq!(o.units_dir(), "/opt/units");
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn flag_values() {
+        let (o, w) = run("wren.debug=1 wren.rescue=no");
+        assert!(o.debug && !o.rescue);
+        assert!(w.is_empty());
+        let (o, w) = run("wren.debug=on wren.debug=off");
+        assert!(!o.debug, "last one wins");
+        assert!(w.is_empty());
+        let (o, w) = run("wren.debug=maybe");
+        assert!(!o.debug);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].0, "wren.debug");
+        assert!(w[0].1.starts_with("bad value"));
+    }
+
+    #[test]
+    fn other_inits_rescue_words() {
+        assert!(run("single").0.rescue);
+        assert!(run("ro emergency").0.rescue);
+        // As a key=value it is someone else's option.
+        assert!(!run("single=1").0.rescue);
+        assert!(!run("singleuser").0.rescue);
+    }
+
+    #[test]
+    fn unknown_wren_option_warns_and_names_it() {
+        let (o, w) = run("wren.rescu wren.unit=/x wren.debug");
+        assert!(o.debug && !o.rescue);
+        assert_eq!(o.units_dir, None);
+        let names: Vec<&str> = w.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(names, ["wren.rescu", "wren.unit"]);
+        assert!(w[0].1.starts_with("unknown option"));
+        // Not ours: silent.
+        assert!(run("wrenx.foo=1 xwren.debug").1.is_empty());
+    }
+
+    #[test]
+    fn bad_units_dir_values_warn_and_keep_the_default() {
+        for (text, why) in [
+            ("wren.units", "needs a value"),
+            ("wren.units=", "empty"),
+            ("wren.units=etc/units", "absolute"),
+            ("wren.units=\"\"", "empty"),
+        ] {
+            let (o, w) = run(text);
+            assert_eq!(o.units_dir(), DEFAULT_UNITS_DIR, "{text}");
+            assert_eq!(w.len(), 1, "{text}");
+            assert_eq!(w[0].0, "wren.units");
+            assert!(w[0].1.contains(why), "{text}: {}", w[0].1);
+        }
+        let long = format!("wren.units=/{}", "a".repeat(128));
+        let (o, w) = run(&long);
+        assert_eq!(o.units_dir(), DEFAULT_UNITS_DIR);
+        assert!(w[0].1.contains("too long"));
+        // Exactly 128 bytes fits.
+        let fits = format!("/{}", "a".repeat(127));
+        let (o, w) = run(&format!("wren.units={fits}"));
+        assert_eq!(o.units_dir(), fits);
+        assert!(w.is_empty());
+        // A bad value after a good one keeps the good one.
+        let (o, _) = run("wren.units=/a wren.units=b");
+        assert_eq!(o.units_dir(), "/a");
+    }
+
+    #[test]
+    fn kernel_quoting() {
+        let p: Vec<_> = params(r#"a "b c" d="e f" "g=h i" j="k" l=m"n o"p q"#).collect();
+        assert_eq!(
+            p,
+            [
+                ("a", None),
+                ("b c", None),
+                ("d", Some("e f")),
+                ("g", Some("h i")),
+                ("j", Some("k")),
+                // A quote in the middle only groups, as in the kernel.
+                ("l", Some(r#"m"n o"p"#)),
+                ("q", None),
+            ]
+        );
+        let (o, w) = run(r#"wren.units="/my units" wren.debug"#);
+        assert_eq!(o.units_dir(), "/my units");
+        assert!(o.debug && w.is_empty());
+    }
+
+    #[test]
+    fn odd_whitespace_and_unterminated_quotes() {
+        let p: Vec<_> = params("  a\tb\n\n c=\"unterminated rest").collect();
+        assert_eq!(
+            p,
+            [("a", None), ("b", None), ("c", Some("unterminated rest"))]
+        );
+        let p: Vec<_> = params("x=1=2 -- wren.debug").collect();
+        assert_eq!(p, [("x", Some("1=2")), ("--", None), ("wren.debug", None)]);
+        // Options after `--` are init's own arguments: still ours.
+        assert!(run("ro -- wren.debug").0.debug);
+        // Multi-byte text does not upset the splitter.
+        let p: Vec<_> = params("ä=\"ö ü\" ß").collect();
+        assert_eq!(p, [("ä", Some("ö ü")), ("ß", None)]);
+    }
+}

@@ -1,1 +1,339 @@
-//! TODO
+//! The `log` backend of PID 1: each record is one write(2) of
+//! `<PRIO>wren: message\n` to /dev/kmsg, so it lands in the kernel log
+//! with the right level and interleaves correctly with kernel messages.
+//!
+//! No allocation: records are formatted into a fixed stack buffer and cut
+//! with `...` when longer. /dev/kmsg is opened on first use; before /dev is
+//! mounted (or on a host) records go to stderr without the `<PRIO>` tag.
+//!
+//! Note: the kernel rate-limits writes to /dev/kmsg per open file (10 lines
+//! per 5 s) unless booted with `printk.devkmsg=on`; images that want every
+//! line should set it.
+//!
+//! `console_line` writes short status lines to /dev/console for the person
+//! at the serial port, never blocking PID 1.
+
+use core::fmt::{self, Write as _};
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd};
+
+use heapless::String;
+use log::{Level, LevelFilter, Log, Metadata, Record};
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+/// Bytes of one kernel log record written by wren, tag and newline included.
+pub const LINE_MAX: usize = 512;
+/// Bytes of one console status line, newline included.
+pub const CONSOLE_LINE_MAX: usize = 256;
+
+const TRUNCATED: &str = "...";
+
+/// Syslog priority of a level, as /dev/kmsg reads it.
+pub fn priority(level: Level) -> u8 {
+    match level {
+        Level::Error => 3,
+        Level::Warn => 4,
+        Level::Info => 6,
+        Level::Debug | Level::Trace => 7,
+    }
+}
+
+/// A `fmt::Write` into a fixed string that stops at `limit` bytes (on a
+/// character boundary) and remembers that it did.
+struct Bounded<'a, const N: usize> {
+    out: &'a mut String<N>,
+    limit: usize,
+    truncated: bool,
+}
+
+impl<const N: usize> fmt::Write for Bounded<'_, N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.truncated {
+            return Err(fmt::Error);
+        }
+        let room = self.limit.saturating_sub(self.out.len());
+        if s.len() <= room {
+            return self.out.push_str(s).map_err(|_| fmt::Error);
+        }
+        let mut cut = room;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let _ = self.out.push_str(s.get(..cut).unwrap_or(""));
+        self.truncated = true;
+        // Stops the formatter: the rest would be thrown away anyway.
+        Err(fmt::Error)
+    }
+}
+
+/// Format one line into `out`: `<PRIO>` when `prio` is given, then
+/// `prefix` and the message, cut with `...` to fit, then a newline.
+/// `N` must leave room for the tag and prefix; otherwise they are cut too.
+pub fn format_line<const N: usize>(
+    out: &mut String<N>,
+    prio: Option<u8>,
+    prefix: &str,
+    args: fmt::Arguments<'_>,
+) {
+    out.clear();
+    let mut w = Bounded {
+        out,
+        // Room for "...\n" is kept so that a cut line still ends properly.
+        limit: N.saturating_sub(TRUNCATED.len() + 1),
+        truncated: false,
+    };
+    if let Some(p) = prio {
+        let _ = write!(w, "<{p}>");
+    }
+    let _ = w.write_str(prefix);
+    let _ = w.write_fmt(args);
+    let truncated = w.truncated;
+    if truncated {
+        let _ = out.push_str(TRUNCATED);
+    }
+    let _ = out.push('\n');
+}
+
+/// Sentinels of the lazily opened fds below.
+const NOT_OPEN: i32 = -1;
+const GAVE_UP: i32 = -2;
+
+static KMSG_FD: AtomicI32 = AtomicI32::new(NOT_OPEN);
+static CONSOLE_FD: AtomicI32 = AtomicI32::new(NOT_OPEN);
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// The fd in `slot`, opening `path` on first use. The fd is never closed
+/// once stored, which is what makes the `'static` borrow sound. Errors that
+/// mean "no /dev yet" leave the slot open for a later attempt; others give
+/// up for good so that each record does not pay a failing open.
+fn lazy_fd(slot: &AtomicI32, path: &str, flags: OFlags) -> Option<BorrowedFd<'static>> {
+    let mut raw = slot.load(Ordering::Acquire);
+    if raw == NOT_OPEN {
+        match rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty()) {
+            Ok(fd) => {
+                let mine = fd.as_raw_fd();
+                match slot.compare_exchange(NOT_OPEN, mine, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => {
+                        let _ = fd.into_raw_fd();
+                        raw = mine;
+                    }
+                    // Another thread opened it first; ours is dropped.
+                    Err(theirs) => raw = theirs,
+                }
+            }
+            Err(Errno::NOENT | Errno::NODEV | Errno::NXIO) => return None,
+            Err(_) => {
+                slot.store(GAVE_UP, Ordering::Release);
+                return None;
+            }
+        }
+    }
+    if raw < 0 {
+        return None;
+    }
+    // SAFETY: `raw` came from a successful open stored in `slot`, and fds
+    // stored there are never closed, so it stays valid for 'static.
+    Some(unsafe { BorrowedFd::borrow_raw(raw) })
+}
+
+/// One write(2) of the whole line; a short or failed write is dropped,
+/// as there is nowhere left to report it.
+fn emit(fd: BorrowedFd<'_>, line: &str) {
+    loop {
+        match rustix::io::write(fd, line.as_bytes()) {
+            Err(Errno::INTR) => continue,
+            _ => return,
+        }
+    }
+}
+
+/// The wren logger.
+struct Kmsg;
+
+static LOGGER: Kmsg = Kmsg;
+
+impl Kmsg {
+    fn write_record(&self, kmsg: Option<BorrowedFd<'_>>, record: &Record<'_>) {
+        let mut line: String<LINE_MAX> = String::new();
+        match kmsg {
+            Some(fd) => {
+                let prio = priority(record.level());
+                format_line(&mut line, Some(prio), "wren: ", *record.args());
+                emit(fd, &line);
+            }
+            None => {
+                format_line(&mut line, None, "wren: ", *record.args());
+                emit(rustix::stdio::stderr(), &line);
+            }
+        }
+    }
+}
+
+impl Log for Kmsg {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        self.write_record(lazy_fd(&KMSG_FD, "/dev/kmsg", OFlags::WRONLY), record);
+    }
+
+    fn flush(&self) {}
+}
+
+/// Install the logger (once; later calls only change the level). Debug
+/// records are kept when `debug`, otherwise Info and above.
+pub fn init(debug: bool) {
+    let _ = log::set_logger(&LOGGER);
+    set_debug(debug);
+}
+
+/// Change the level after `init`, e.g. once `wren.debug` has been read
+/// from /proc/cmdline (which needs /proc mounted, after the first logs).
+pub fn set_debug(debug: bool) {
+    log::set_max_level(if debug {
+        LevelFilter::Debug
+    } else {
+        LevelFilter::Info
+    });
+}
+
+/// `quiet` on the command line: no console status lines.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Write a short status line to /dev/console (a newline is added). The
+/// console is opened non-blocking: when a stuck serial line's buffer is
+/// full the line is dropped rather than blocking PID 1.
+pub fn console_line(args: fmt::Arguments<'_>) {
+    if QUIET.load(Ordering::Relaxed) {
+        return;
+    }
+    let flags = OFlags::WRONLY | OFlags::NOCTTY | OFlags::NONBLOCK;
+    if let Some(fd) = lazy_fd(&CONSOLE_FD, "/dev/console", flags) {
+        let mut line: String<CONSOLE_LINE_MAX> = String::new();
+        format_line(&mut line, None, "", args);
+        emit(fd, &line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line<const N: usize>(prio: Option<u8>, args: fmt::Arguments<'_>) -> String<N> {
+        let mut s = String::new();
+        format_line(&mut s, prio, "wren: ", args);
+        s
+    }
+
+    #[test]
+    fn priorities() {
+        assert_eq!(priority(Level::Error), 3);
+        assert_eq!(priority(Level::Warn), 4);
+        assert_eq!(priority(Level::Info), 6);
+        assert_eq!(priority(Level::Debug), 7);
+        assert_eq!(priority(Level::Trace), 7);
+    }
+
+    #[test]
+    fn formats_a_kmsg_record() {
+        let s: String<LINE_MAX> = line(Some(6), format_args!("started {} (pid {})", "web", 42));
+        assert_eq!(s, "<6>wren: started web (pid 42)\n");
+        let s: String<LINE_MAX> = line(None, format_args!("no /dev yet"));
+        assert_eq!(s, "wren: no /dev yet\n");
+        // The buffer is reused: format_line starts afresh.
+        let mut s: String<64> = String::new();
+        format_line(&mut s, Some(3), "wren: ", format_args!("one"));
+        format_line(&mut s, Some(3), "wren: ", format_args!("two"));
+        assert_eq!(s, "<3>wren: two\n");
+    }
+
+    #[test]
+    fn long_records_are_cut_with_dots() {
+        let long = "x".repeat(1000);
+        let s: String<LINE_MAX> = line(Some(4), format_args!("{long}"));
+        assert_eq!(s.len(), LINE_MAX);
+        assert!(s.starts_with("<4>wren: xxx"));
+        assert!(s.ends_with("x...\n"));
+        // Exactly at the limit: not cut.
+        let mut s: String<16> = String::new();
+        format_line(&mut s, None, "", format_args!("{}", "y".repeat(12)));
+        assert_eq!(s, "yyyyyyyyyyyy\n");
+        format_line(&mut s, None, "", format_args!("{}", "y".repeat(13)));
+        assert_eq!(s, "yyyyyyyyyyyy...\n");
+    }
+
+    #[test]
+    fn cuts_on_a_character_boundary() {
+        // 'é' is two bytes; the cut must not split it.
+        let mut s: String<16> = String::new();
+        format_line(&mut s, None, "", format_args!("aaaaaaaaaaaé{}", "zzz"));
+        assert_eq!(s, "aaaaaaaaaaa...\n");
+        assert!(s.len() <= 16);
+    }
+
+    #[test]
+    fn records_reach_the_fd_whole_with_their_tag() {
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        for _ in 0..2 {
+            LOGGER.write_record(
+                Some(std::os::fd::AsFd::as_fd(&w)),
+                &Record::builder()
+                    .level(Level::Warn)
+                    .args(format_args!("unit {} failed", "db"))
+                    .build(),
+            );
+        }
+        drop(w);
+        let mut buf = [0u8; 128];
+        let mut got = std::vec::Vec::new();
+        loop {
+            let n = rustix::io::read(&r, &mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(
+            std::str::from_utf8(&got).unwrap(),
+            "<4>wren: unit db failed\n<4>wren: unit db failed\n"
+        );
+    }
+
+    #[test]
+    fn lazy_fd_retries_on_missing_and_gives_up_on_other_errors() {
+        let slot = AtomicI32::new(NOT_OPEN);
+        let dir = std::env::temp_dir().join(format!("wren-kmsg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("kmsg");
+        let p = path.to_str().unwrap();
+        assert!(lazy_fd(&slot, p, OFlags::WRONLY).is_none());
+        assert_eq!(
+            slot.load(Ordering::Relaxed),
+            NOT_OPEN,
+            "missing: try again later"
+        );
+        std::fs::write(&path, "").unwrap();
+        let fd = lazy_fd(&slot, p, OFlags::WRONLY).unwrap();
+        emit(fd, "hello\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "hello\n");
+        let raw = slot.load(Ordering::Relaxed);
+        assert!(raw >= 0);
+        // Opened once: the same fd again.
+        assert_eq!(lazy_fd(&slot, p, OFlags::WRONLY).unwrap().as_raw_fd(), raw);
+
+        // A directory cannot be opened for writing: not a "later" error.
+        let slot2 = AtomicI32::new(NOT_OPEN);
+        assert!(lazy_fd(&slot2, dir.to_str().unwrap(), OFlags::WRONLY).is_none());
+        assert_eq!(slot2.load(Ordering::Relaxed), GAVE_UP);
+        // SAFETY: the test owns this fd (stored only in its local slot).
+        drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) });
+    }
+}

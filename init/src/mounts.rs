@@ -1,1 +1,665 @@
-//! TODO
+//! Early mounts at boot and the unmount at shutdown (CONTRACT sections 2
+//! and 3).
+//!
+//! Boot mounts only what is not mounted yet, decided from the text of
+//! /proc/self/mounts, so the same binary works under an initramfs that
+//! already set things up, under a kernel with `devtmpfs.mount=1`, and on a
+//! bare root. Shutdown unmounts real file systems in reverse mount order and
+//! remounts read-only what stays busy, so that nothing written is lost.
+//!
+//! The table parsing and the shutdown plan are pure and tested on fixture
+//! text; the syscalls are thin loops over them.
+
+use core::fmt;
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, IntoRawFd};
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use rustix::mount::{MountFlags, UnmountFlags};
+
+/// One mount wren makes at boot.
+#[derive(Clone, Copy, Debug)]
+pub struct MountSpec {
+    pub target: &'static str,
+    pub fstype: &'static str,
+    pub flags: MountFlags,
+    /// Mount options, most wanted first: each is tried in turn while the
+    /// kernel answers EINVAL (options it does not know).
+    pub options: &'static [&'static CStr],
+}
+
+const NOSUID_NODEV_NOEXEC: MountFlags = MountFlags::NOSUID
+    .union(MountFlags::NODEV)
+    .union(MountFlags::NOEXEC);
+
+/// /proc, mounted first: everything else is decided from its mount table.
+pub const PROC: MountSpec = MountSpec {
+    target: "/proc",
+    fstype: "proc",
+    flags: NOSUID_NODEV_NOEXEC,
+    options: &[c""],
+};
+
+/// The rest, in order: a mount point inside another mount comes after it.
+pub const EARLY: [MountSpec; 6] = [
+    MountSpec {
+        target: "/sys",
+        fstype: "sysfs",
+        flags: NOSUID_NODEV_NOEXEC,
+        options: &[c""],
+    },
+    MountSpec {
+        target: "/dev",
+        fstype: "devtmpfs",
+        flags: MountFlags::NOSUID,
+        options: &[c"mode=0755"],
+    },
+    MountSpec {
+        target: "/dev/pts",
+        fstype: "devpts",
+        flags: MountFlags::NOSUID.union(MountFlags::NOEXEC),
+        // gid 5 is `tty` by convention; ptmxmode=666 lets non-root users
+        // open /dev/pts/ptmx (the /dev/ptmx symlink points there).
+        options: &[c"gid=5,mode=620,ptmxmode=666"],
+    },
+    MountSpec {
+        target: "/dev/shm",
+        fstype: "tmpfs",
+        flags: MountFlags::NOSUID.union(MountFlags::NODEV),
+        options: &[c"mode=1777"],
+    },
+    MountSpec {
+        target: "/run",
+        fstype: "tmpfs",
+        flags: MountFlags::NOSUID.union(MountFlags::NODEV),
+        options: &[c"mode=0755"],
+    },
+    MountSpec {
+        target: "/sys/fs/cgroup",
+        fstype: "cgroup2",
+        flags: NOSUID_NODEV_NOEXEC,
+        // memory_recursiveprot (5.7+) makes a unit's memory.low protect it
+        // without raising memory.low on units/; nsdelegate (4.15+) makes a
+        // cgroup namespace a delegation boundary.
+        options: &[c"nsdelegate,memory_recursiveprot", c"nsdelegate", c""],
+    },
+];
+
+/// Symlinks into /proc that devtmpfs does not create and shells expect.
+pub const DEV_LINKS: [(&str, &str); 4] = [
+    ("/dev/fd", "/proc/self/fd"),
+    ("/dev/stdin", "/proc/self/fd/0"),
+    ("/dev/stdout", "/proc/self/fd/1"),
+    ("/dev/stderr", "/proc/self/fd/2"),
+];
+
+/// A boot mount step that failed (or went with less than wanted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MountError {
+    /// The mount table could not be read: every mount is attempted.
+    ReadTable { errno: Errno },
+    /// Creating the mount point.
+    Mkdir { target: &'static str, errno: Errno },
+    /// The mount itself (with the last options tried).
+    Mount {
+        target: &'static str,
+        fstype: &'static str,
+        errno: Errno,
+    },
+    /// Mounted, but only with `used` options: the kernel refused the
+    /// preferred ones (for cgroup2: memory.low protection then needs
+    /// memory.low on every ancestor).
+    FewerOptions {
+        target: &'static str,
+        wanted: &'static str,
+        used: &'static str,
+    },
+    /// Creating one of `DEV_LINKS`.
+    Symlink { link: &'static str, errno: Errno },
+}
+
+impl fmt::Display for MountError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MountError::ReadTable { errno } => {
+                write!(f, "cannot read the mount table: {errno}")
+            }
+            MountError::Mkdir { target, errno } => {
+                write!(f, "cannot create mount point {target}: {errno}")
+            }
+            MountError::Mount {
+                target,
+                fstype,
+                errno,
+            } => write!(f, "cannot mount {fstype} on {target}: {errno}"),
+            MountError::FewerOptions {
+                target,
+                wanted,
+                used,
+            } => write!(
+                f,
+                "{target} mounted with options '{used}': kernel refused '{wanted}'"
+            ),
+            MountError::Symlink { link, errno } => {
+                write!(f, "cannot create symlink {link}: {errno}")
+            }
+        }
+    }
+}
+
+/// Does field `field` of the mount table (octal escapes `\040` and the
+/// like for blanks and backslashes) spell `want`? No allocation.
+fn field_eq(field: &str, want: &str) -> bool {
+    let mut want = want.bytes();
+    let mut b = field.bytes();
+    while let Some(c) = b.next() {
+        let c = if c == b'\\' {
+            match unescape_octal(&mut b) {
+                Some(v) => v,
+                None => return false,
+            }
+        } else {
+            c
+        };
+        if want.next() != Some(c) {
+            return false;
+        }
+    }
+    want.next().is_none()
+}
+
+/// The byte of the three octal digits after a backslash.
+fn unescape_octal(b: &mut impl Iterator<Item = u8>) -> Option<u8> {
+    let mut v: u32 = 0;
+    for _ in 0..3 {
+        let d = b.next()?;
+        if !(b'0'..=b'7').contains(&d) {
+            return None;
+        }
+        v = v * 8 + u32::from(d - b'0');
+    }
+    u8::try_from(v).ok()
+}
+
+/// A field of the mount table with its escapes undone.
+pub fn unescape(field: &str) -> String {
+    let mut out = Vec::with_capacity(field.len());
+    let mut b = field.bytes();
+    while let Some(c) = b.next() {
+        if c == b'\\' {
+            let mut look = b.clone();
+            if let Some(v) = unescape_octal(&mut look) {
+                out.push(v);
+                b = look;
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One line of /proc/self/mounts: (source, target, fstype), fields raw.
+fn entries(text: &str) -> impl DoubleEndedIterator<Item = (&str, &str, &str)> {
+    text.lines().filter_map(|line| {
+        let mut f = line.split_ascii_whitespace();
+        Some((f.next()?, f.next()?, f.next()?))
+    })
+}
+
+/// Is something mounted on `target` according to `mounts_text`?
+pub fn is_mounted(mounts_text: &str, target: &str) -> bool {
+    entries(mounts_text).any(|(_, t, _)| field_eq(t, target))
+}
+
+/// File systems that hold nothing to flush: unmounting them at shutdown
+/// gains nothing and /dev, /proc may still be in use by PID 1 itself.
+pub fn is_virtual(fstype: &str) -> bool {
+    matches!(
+        fstype,
+        "proc"
+            | "sysfs"
+            | "devtmpfs"
+            | "devpts"
+            | "tmpfs"
+            | "ramfs"
+            | "rootfs"
+            | "cgroup"
+            | "cgroup2"
+            | "securityfs"
+            | "debugfs"
+            | "tracefs"
+            | "configfs"
+            | "pstore"
+            | "bpf"
+            | "mqueue"
+            | "hugetlbfs"
+            | "fusectl"
+            | "binfmt_misc"
+            | "autofs"
+            | "nsfs"
+            | "efivarfs"
+    )
+}
+
+/// What shutdown does with one mount.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// umount2, falling back to a read-only remount when busy.
+    Unmount(String),
+    /// The root cannot be unmounted: remount it read-only, last.
+    RemountRoot,
+}
+
+/// The shutdown plan for `mounts_text`: real file systems in reverse mount
+/// order (children before parents), then the root read-only unless it is
+/// an initramfs. Allocates (shutdown-time only).
+pub fn unmount_plan(mounts_text: &str) -> Vec<Action> {
+    let mut plan = Vec::new();
+    let mut root_fstype: Option<&str> = None;
+    for (_, target, fstype) in entries(mounts_text).rev() {
+        if field_eq(target, "/") {
+            // The topmost mount on / is the last one listed, seen first here.
+            root_fstype.get_or_insert(fstype);
+        } else if !is_virtual(fstype) {
+            plan.push(Action::Unmount(unescape(target)));
+        }
+    }
+    if root_fstype.is_some_and(|t| !is_virtual(t)) {
+        plan.push(Action::RemountRoot);
+    }
+    plan
+}
+
+fn mkdir_p(target: &'static str) -> Result<(), MountError> {
+    // Only the last component can be missing: EARLY's parents come first.
+    match rustix::fs::mkdir(target, Mode::from_raw_mode(0o755)) {
+        Ok(()) | Err(Errno::EXIST) => Ok(()),
+        Err(errno) => Err(MountError::Mkdir { target, errno }),
+    }
+}
+
+/// Mount `spec`, trying its options in turn while the kernel says EINVAL.
+fn mount_one(spec: &MountSpec, report: &mut dyn FnMut(MountError)) {
+    if let Err(e) = mkdir_p(spec.target) {
+        report(e);
+        // Mount anyway: mkdir may fail (read-only root) on an existing dir.
+    }
+    let mut last = Errno::INVAL;
+    for (i, opts) in spec.options.iter().enumerate() {
+        match rustix::mount::mount(spec.fstype, spec.target, spec.fstype, spec.flags, *opts) {
+            Ok(()) => {
+                if i > 0 {
+                    report(MountError::FewerOptions {
+                        target: spec.target,
+                        wanted: spec
+                            .options
+                            .first()
+                            .and_then(|c| c.to_str().ok())
+                            .unwrap_or(""),
+                        used: opts.to_str().unwrap_or(""),
+                    });
+                }
+                return;
+            }
+            Err(Errno::INVAL) => last = Errno::INVAL,
+            Err(errno) => {
+                last = errno;
+                break;
+            }
+        }
+    }
+    report(MountError::Mount {
+        target: spec.target,
+        fstype: spec.fstype,
+        errno: last,
+    });
+}
+
+/// Mount what is not mounted yet: /proc (when /proc/self is missing), then
+/// `EARLY` in order, deciding from `mounts_path` (normally
+/// /proc/self/mounts), then `DEV_LINKS`. Every failure is reported and the
+/// next step still tried. Boot-time only; reads the table into a String.
+pub fn early_mounts(mounts_path: &Path, report: &mut dyn FnMut(MountError)) {
+    if !Path::new("/proc/self").exists() {
+        mount_one(&PROC, report);
+    }
+    let text = match std::fs::read_to_string(mounts_path) {
+        Ok(t) => t,
+        Err(e) => {
+            report(MountError::ReadTable {
+                errno: Errno::from_io_error(&e).unwrap_or(Errno::IO),
+            });
+            String::new()
+        }
+    };
+    for spec in &EARLY {
+        if !is_mounted(&text, spec.target) {
+            mount_one(spec, report);
+        }
+    }
+    for (link, to) in DEV_LINKS {
+        match rustix::fs::symlink(to, link) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(errno) => report(MountError::Symlink { link, errno }),
+        }
+    }
+}
+
+/// What happened to one mount at shutdown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unmounted<'a> {
+    /// The mount table could not be read; only the root is remounted.
+    ReadTable {
+        errno: Errno,
+    },
+    Unmounted {
+        target: &'a str,
+    },
+    /// umount2 said EINVAL: no longer a mount point (gone with its parent).
+    NotMounted {
+        target: &'a str,
+    },
+    /// Busy (`umount` is its errno; None for the root, never unmounted),
+    /// remounted read-only instead: its data is on disk.
+    RemountedRo {
+        target: &'a str,
+        umount: Option<Errno>,
+    },
+    /// Neither worked.
+    Failed {
+        target: &'a str,
+        umount: Option<Errno>,
+        remount: Errno,
+    },
+}
+
+impl fmt::Display for Unmounted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unmounted::ReadTable { errno } => write!(f, "cannot read the mount table: {errno}"),
+            Unmounted::Unmounted { target } => write!(f, "unmounted {target}"),
+            Unmounted::NotMounted { target } => write!(f, "{target} already unmounted"),
+            Unmounted::RemountedRo {
+                target,
+                umount: Some(e),
+            } => write!(f, "{target} busy ({e}), remounted read-only"),
+            Unmounted::RemountedRo {
+                target,
+                umount: None,
+            } => write!(f, "remounted {target} read-only"),
+            Unmounted::Failed {
+                target,
+                umount,
+                remount,
+            } => {
+                write!(f, "cannot unmount {target}")?;
+                if let Some(e) = umount {
+                    write!(f, " ({e})")?;
+                }
+                write!(f, " nor remount it read-only: {remount}")
+            }
+        }
+    }
+}
+
+fn remount_ro<'a>(target: &'a str, umount: Option<Errno>) -> Unmounted<'a> {
+    match rustix::mount::mount_remount(target, MountFlags::RDONLY, c"") {
+        Ok(()) => Unmounted::RemountedRo { target, umount },
+        Err(remount) => Unmounted::Failed {
+            target,
+            umount,
+            remount,
+        },
+    }
+}
+
+/// The plan for the table at `mounts_path`; when it cannot be read, that
+/// is reported and only the root is made read-only.
+fn load_plan(mounts_path: &Path, report: &mut dyn FnMut(Unmounted<'_>)) -> Vec<Action> {
+    match std::fs::read_to_string(mounts_path) {
+        Ok(text) => unmount_plan(&text),
+        Err(e) => {
+            report(Unmounted::ReadTable {
+                errno: Errno::from_io_error(&e).unwrap_or(Errno::IO),
+            });
+            vec![Action::RemountRoot]
+        }
+    }
+}
+
+/// Shutdown: carry out `unmount_plan` of `mounts_path` (normally
+/// /proc/self/mounts), reporting each mount. Never panics; a mount that
+/// can be neither unmounted nor made read-only is reported and skipped.
+pub fn unmount_all(mounts_path: &Path, report: &mut dyn FnMut(Unmounted<'_>)) {
+    let plan = load_plan(mounts_path, report);
+    for action in &plan {
+        let r = match action {
+            Action::Unmount(target) => {
+                match rustix::mount::unmount(target.as_str(), UnmountFlags::empty()) {
+                    Ok(()) => Unmounted::Unmounted { target },
+                    Err(Errno::INVAL) => Unmounted::NotMounted { target },
+                    Err(e) => remount_ro(target, Some(e)),
+                }
+            }
+            Action::RemountRoot => remount_ro("/", None),
+        };
+        report(r);
+    }
+}
+
+/// Make sure fds 0, 1 and 2 are open: PID 1 started from an initramfs
+/// without /dev/console has none. Missing ones get /dev/console (or
+/// /dev/null if there is no console); open ones are left alone. Returns
+/// how many were missing.
+pub fn ensure_console_fds() -> Result<u8, Errno> {
+    ensure_std_fds(Path::new("/dev/console")).or_else(|_| ensure_std_fds(Path::new("/dev/null")))
+}
+
+/// `ensure_console_fds` with the device as a parameter. open(2) returns
+/// the lowest free fd, so opening until the result is above 2 fills
+/// exactly the holes, with no need to test fds that may be closed.
+pub fn ensure_std_fds(dev: &Path) -> Result<u8, Errno> {
+    let probe = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?;
+    if probe.as_raw_fd() > 2 {
+        return Ok(0);
+    }
+    drop(probe);
+    let mut filled = 0;
+    loop {
+        let fd = rustix::fs::open(dev, OFlags::RDWR | OFlags::NOCTTY, Mode::empty())?;
+        if fd.as_raw_fd() > 2 {
+            return Ok(filled);
+        }
+        // Kept open for good as a standard fd.
+        let _ = fd.into_raw_fd();
+        filled += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Debian-like table after boot, with an initramfs root below the
+    /// real one, a stacked mount and a target with a blank.
+    const TABLE: &str = "\
+rootfs / rootfs rw 0 0
+/dev/vda / ext4 rw,relatime 0 0
+proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0
+sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0
+devtmpfs /dev devtmpfs rw,nosuid,size=10240k,mode=755 0 0
+devpts /dev/pts devpts rw,nosuid,noexec,relatime,gid=5,mode=620,ptmxmode=666 0 0
+tmpfs /run tmpfs rw,nosuid,nodev,mode=755 0 0
+cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nodev,noexec,relatime,nsdelegate,memory_recursiveprot 0 0
+/dev/vdb /data ext4 rw,relatime 0 0
+/dev/vdc /data/my\\040disk vfat rw 0 0
+/dev/vdd /data ext4 rw 0 0
+tmpfs /data/tmp tmpfs rw 0 0
+/dev/vde /run/media/usb ext4 rw 0 0
+";
+
+    #[test]
+    fn is_mounted_matches_whole_targets() {
+        assert!(is_mounted(TABLE, "/proc"));
+        assert!(is_mounted(TABLE, "/sys/fs/cgroup"));
+        assert!(is_mounted(TABLE, "/data/my disk"));
+        assert!(!is_mounted(TABLE, "/data/my\\040disk"));
+        assert!(!is_mounted(TABLE, "/dev/shm"));
+        assert!(!is_mounted(TABLE, "/sys/fs"));
+        assert!(!is_mounted(TABLE, "/pro"));
+        assert!(!is_mounted("", "/proc"));
+        // A truncated line is skipped, not misread.
+        assert!(!is_mounted("proc /proc\n", "/proc"));
+    }
+
+    #[test]
+    fn escapes() {
+        assert_eq!(unescape("/a\\040b\\011c\\134d"), "/a b\tc\\d");
+        // Not an escape: kept as written.
+        assert_eq!(unescape("/a\\9x\\04"), "/a\\9x\\04");
+        assert!(field_eq("/a\\134b", "/a\\b"));
+        assert!(!field_eq("/a\\9", "/a\\9"));
+    }
+
+    #[test]
+    fn early_mounts_skip_what_is_there() {
+        let missing: Vec<&str> = EARLY
+            .iter()
+            .filter(|s| !is_mounted(TABLE, s.target))
+            .map(|s| s.target)
+            .collect();
+        assert_eq!(missing, ["/dev/shm"]);
+        // Parents before children.
+        for (i, s) in EARLY.iter().enumerate() {
+            for later in &EARLY[i + 1..] {
+                assert!(
+                    !s.target.starts_with(&format!("{}/", later.target)),
+                    "{} must come after {}",
+                    s.target,
+                    later.target
+                );
+            }
+        }
+        let cg = EARLY.last().unwrap();
+        assert_eq!(cg.fstype, "cgroup2");
+        assert_eq!(cg.options.len(), 3);
+        assert_eq!(cg.options[2], c"");
+    }
+
+    #[test]
+    fn plan_unmounts_real_filesystems_in_reverse_then_root() {
+        let plan = unmount_plan(TABLE);
+        let want = [
+            Action::Unmount("/run/media/usb".into()),
+            Action::Unmount("/data".into()),
+            Action::Unmount("/data/my disk".into()),
+            Action::Unmount("/data".into()),
+            Action::RemountRoot,
+        ];
+        assert_eq!(plan, want);
+    }
+
+    #[test]
+    fn plan_for_an_initramfs_root_leaves_it() {
+        let t = "rootfs / rootfs rw 0 0\nproc /proc proc rw 0 0\n/dev/sda1 /boot vfat rw 0 0\n";
+        assert_eq!(unmount_plan(t), [Action::Unmount("/boot".into())]);
+        assert_eq!(unmount_plan(""), []);
+        // A tmpfs root (as some initramfs setups have) has nothing to flush.
+        assert_eq!(unmount_plan("none / tmpfs rw 0 0\n"), []);
+        // A real root mounted over rootfs counts, whatever the order seen.
+        assert_eq!(
+            unmount_plan("rootfs / rootfs rw 0 0\n/dev/root / ext4 rw 0 0\n"),
+            [Action::RemountRoot]
+        );
+    }
+
+    #[test]
+    fn unmount_all_reports_and_survives() {
+        // umount2 and the remount both fail on a path that is not mounted;
+        // both are reported, nothing panics. A table that cannot be read
+        // is reported and the root is tried.
+        let dir = std::env::temp_dir().join(format!("wren-mounts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let table = dir.join("mounts");
+        std::fs::write(&table, "/dev/nope /nonexistent-wren-test ext4 rw 0 0\n").unwrap();
+        let mut got = Vec::new();
+        unmount_all(&table, &mut |r| got.push(r.to_string()));
+        assert_eq!(got.len(), 1);
+        // Unprivileged: EPERM twice; privileged: ENOENT twice.
+        assert!(
+            got[0].starts_with("cannot unmount /nonexistent-wren-test ("),
+            "{got:?}"
+        );
+        // Not executed: the fallback would remount the host's / read-only.
+        let mut got = Vec::new();
+        let plan = load_plan(&dir.join("missing"), &mut |r| got.push(r.to_string()));
+        assert_eq!(plan, [Action::RemountRoot]);
+        assert_eq!(got.len(), 1);
+        assert!(got[0].starts_with("cannot read the mount table"), "{got:?}");
+    }
+
+    #[test]
+    fn errors_name_the_step() {
+        let e = MountError::Mount {
+            target: "/sys/fs/cgroup",
+            fstype: "cgroup2",
+            errno: Errno::NODEV,
+        };
+        assert!(e
+            .to_string()
+            .starts_with("cannot mount cgroup2 on /sys/fs/cgroup: "));
+        let e = MountError::FewerOptions {
+            target: "/sys/fs/cgroup",
+            wanted: "nsdelegate,memory_recursiveprot",
+            used: "nsdelegate",
+        };
+        assert_eq!(
+            e.to_string(),
+            "/sys/fs/cgroup mounted with options 'nsdelegate': kernel refused 'nsdelegate,memory_recursiveprot'"
+        );
+    }
+
+    #[test]
+    fn std_fds_left_alone_when_open() {
+        // The test process has 0, 1, 2 open.
+        assert_eq!(ensure_std_fds(Path::new("/dev/null")), Ok(0));
+    }
+
+    /// Runs `std_fds_child` in a fresh process whose stdin is closed, as
+    /// PID 1 from a bare initramfs may be.
+    #[test]
+    fn std_fds_filled_when_missing() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "mounts::tests::std_fds_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("WREN_STD_FDS_CHILD", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert!(stdout.contains("CHILD-OK filled=1"), "{stdout}");
+    }
+
+    /// Only does something when started by `std_fds_filled_when_missing`.
+    #[test]
+    fn std_fds_child() {
+        if std::env::var_os("WREN_STD_FDS_CHILD").is_none() {
+            return;
+        }
+        // SAFETY: this process exists only for this test; nothing else in
+        // it uses stdin, and the fd is not used after being closed here.
+        drop(unsafe { rustix::stdio::take_stdin() });
+        let filled = ensure_std_fds(Path::new("/dev/null")).unwrap();
+        let st = rustix::fs::fstat(rustix::stdio::stdin()).unwrap();
+        let null = rustix::fs::stat("/dev/null").unwrap();
+        assert_eq!(st.st_rdev, null.st_rdev);
+        println!("CHILD-OK filled={filled}");
+    }
+}
