@@ -20,6 +20,7 @@ pub mod cmdline;
 pub mod control;
 pub mod ctl;
 pub mod kmsg;
+pub mod logbuf;
 pub mod mounts;
 pub mod pid1;
 pub mod proto;
