@@ -1,6 +1,24 @@
 //! The end of the world: kill what is left, sync, unmount, reboot(2).
+//!
+//! Runs after the supervisor has stopped every unit (CONTRACT section 3):
+//! what remains are processes that escaped their unit's cgroup kill or were
+//! never in one. Every step is logged; none can make PID 1 exit, since PID
+//! 1 exiting panics the kernel: if reboot(2) itself fails, PID 1 sleeps for
+//! ever.
 
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::process::WaitOptions;
+use rustix::system::RebootCommand;
 use serde::{Deserialize, Serialize};
+
+use crate::mounts;
 
 /// What the machine does once everything is stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -8,4 +26,295 @@ pub enum Kind {
     Reboot,
     Halt,
     Poweroff,
+}
+
+impl Kind {
+    /// The BusyBox signal conventions of CONTRACT section 3 (SIGHUP, the
+    /// reload, is not a shutdown and gives None).
+    pub fn for_signal(signo: i32) -> Option<Kind> {
+        match Signal::try_from(signo).ok()? {
+            Signal::SIGTERM | Signal::SIGINT => Some(Kind::Reboot),
+            Signal::SIGUSR1 => Some(Kind::Halt),
+            Signal::SIGUSR2 => Some(Kind::Poweroff),
+            _ => None,
+        }
+    }
+
+    /// The reboot(2) command (RB_AUTOBOOT, RB_HALT_SYSTEM, RB_POWER_OFF).
+    pub fn command(self) -> RebootCommand {
+        match self {
+            Kind::Reboot => RebootCommand::Restart,
+            Kind::Halt => RebootCommand::Halt,
+            Kind::Poweroff => RebootCommand::PowerOff,
+        }
+    }
+
+    pub fn verb(self) -> &'static str {
+        match self {
+            Kind::Reboot => "rebooting",
+            Kind::Halt => "halting",
+            Kind::Poweroff => "powering off",
+        }
+    }
+}
+
+/// How long after SIGKILL to wait for the last processes. One stuck in
+/// uninterruptible sleep may never go; shutdown continues without it.
+pub const KILL_WAIT: Duration = Duration::from_secs(2);
+
+/// Longest sleep between reaping passes. SIGCHLD normally wakes the wait
+/// at once; this only bounds the cost of a lost wake-up (a SIGCHLD taken
+/// by another thread, or no signalfd available).
+const BACKSTOP: Duration = Duration::from_secs(1);
+
+/// How long to sleep before the next reaping pass; None once past the
+/// deadline.
+pub fn next_timeout(now: Instant, deadline: Instant) -> Option<Duration> {
+    let left = deadline.checked_duration_since(now)?;
+    if left.is_zero() {
+        return None;
+    }
+    Some(left.min(BACKSTOP))
+}
+
+/// Outcome of `reap_until`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reaped {
+    /// Children reaped.
+    pub count: u32,
+    /// No child left (waitpid said ECHILD).
+    pub all_gone: bool,
+}
+
+/// Reap every child that exits until none is left or `deadline` passes,
+/// sleeping on SIGCHLD (through a signalfd, SIGCHLD being blocked as it is
+/// in PID 1) in between rather than spinning.
+pub fn reap_until(deadline: Instant) -> Reaped {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    // PID 1 blocks it already; blocking again is harmless and makes sure
+    // the signalfd, not a default action, gets it.
+    let _ = mask.thread_block();
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ok();
+    let mut count: u32 = 0;
+    loop {
+        // Drain before reaping: a child exiting after the pass below leaves
+        // a fresh SIGCHLD that wakes the poll.
+        if let Some(fd) = &sfd {
+            while let Ok(Some(_)) = fd.read_signal() {}
+        }
+        loop {
+            match rustix::process::wait(WaitOptions::NOHANG) {
+                Ok(Some(_)) => count = count.saturating_add(1),
+                Ok(None) => break,
+                Err(Errno::CHILD) => {
+                    return Reaped {
+                        count,
+                        all_gone: true,
+                    }
+                }
+                Err(Errno::INTR) => continue,
+                Err(e) => {
+                    log::warn!("shutdown: waitpid: {e}");
+                    break;
+                }
+            }
+        }
+        let Some(timeout) = next_timeout(Instant::now(), deadline) else {
+            return Reaped {
+                count,
+                all_gone: false,
+            };
+        };
+        match &sfd {
+            Some(fd) => {
+                let ts = Timespec {
+                    tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+                    tv_nsec: i64::from(timeout.subsec_nanos()),
+                };
+                let mut fds = [PollFd::new(fd, PollFlags::IN)];
+                // EINTR or an error: the loop re-checks the deadline.
+                let _ = rustix::event::poll(&mut fds, Some(&ts));
+            }
+            None => std::thread::sleep(timeout.min(Duration::from_millis(100))),
+        }
+    }
+}
+
+/// kill(-1, sig): every process but PID 1 (and kernel threads).
+fn signal_all(sig: Signal) {
+    match kill(Pid::from_raw(-1), sig) {
+        // ESRCH: nobody left to signal.
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => log::warn!("shutdown: kill(-1, {}): {e}", sig.as_str()),
+    }
+}
+
+fn log_unmount(u: mounts::Unmounted<'_>) {
+    match u {
+        mounts::Unmounted::Unmounted { .. }
+        | mounts::Unmounted::NotMounted { .. }
+        | mounts::Unmounted::RemountedRo { .. } => log::info!("shutdown: {u}"),
+        mounts::Unmounted::ReadTable { .. } | mounts::Unmounted::Failed { .. } => {
+            log::error!("shutdown: {u}")
+        }
+    }
+}
+
+/// The final sequence once the supervisor stopped all units: TERM (and
+/// CONT, so stopped processes can act on it) to everything, reap for up to
+/// `grace`, KILL what is left and reap, sync, unmount or remount read-only
+/// every real file system, sync, reboot(2). Never returns.
+pub fn finish(kind: Kind, grace: Duration) -> ! {
+    log::info!("shutdown: sending TERM to all processes");
+    signal_all(Signal::SIGTERM);
+    signal_all(Signal::SIGCONT);
+    let r = reap_until(Instant::now() + grace);
+    log::debug!("shutdown: {} processes exited after TERM", r.count);
+    if !r.all_gone {
+        log::warn!(
+            "shutdown: processes left after {} ms, sending KILL",
+            grace.as_millis()
+        );
+        signal_all(Signal::SIGKILL);
+        let r = reap_until(Instant::now() + KILL_WAIT);
+        if !r.all_gone {
+            log::warn!("shutdown: some processes did not die (uninterruptible sleep?)");
+        }
+    }
+    log::info!("shutdown: syncing disks");
+    rustix::fs::sync();
+    mounts::unmount_all(Path::new("/proc/self/mounts"), &mut log_unmount);
+    rustix::fs::sync();
+    log::info!("shutdown: {}", kind.verb());
+    if let Err(e) = rustix::system::reboot(kind.command()) {
+        log::error!("shutdown: reboot(2) failed: {e}; sleeping for ever");
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_map_to_kinds() {
+        assert_eq!(Kind::for_signal(libc::SIGTERM), Some(Kind::Reboot));
+        assert_eq!(Kind::for_signal(libc::SIGINT), Some(Kind::Reboot));
+        assert_eq!(Kind::for_signal(libc::SIGUSR1), Some(Kind::Halt));
+        assert_eq!(Kind::for_signal(libc::SIGUSR2), Some(Kind::Poweroff));
+        assert_eq!(Kind::for_signal(libc::SIGHUP), None);
+        assert_eq!(Kind::for_signal(0), None);
+        assert_eq!(Kind::for_signal(9999), None);
+    }
+
+    #[test]
+    fn kinds_map_to_reboot_commands() {
+        assert_eq!(Kind::Reboot.command(), RebootCommand::Restart);
+        assert_eq!(Kind::Halt.command(), RebootCommand::Halt);
+        assert_eq!(Kind::Poweroff.command(), RebootCommand::PowerOff);
+        assert_eq!(RebootCommand::Restart as u32, 0x0123_4567);
+        assert_eq!(RebootCommand::Halt as u32, 0xcdef_0123);
+        assert_eq!(RebootCommand::PowerOff as u32, 0x4321_fedc);
+    }
+
+    #[test]
+    fn timeouts_are_capped_and_end_at_the_deadline() {
+        let now = Instant::now();
+        assert_eq!(
+            next_timeout(now, now + Duration::from_millis(300)),
+            Some(Duration::from_millis(300))
+        );
+        assert_eq!(
+            next_timeout(now, now + Duration::from_secs(10)),
+            Some(BACKSTOP)
+        );
+        assert_eq!(next_timeout(now, now), None);
+        assert_eq!(next_timeout(now + Duration::from_secs(1), now), None);
+    }
+
+    /// Runs `reap_child` in a fresh process, so that waitpid(-1) there
+    /// cannot reap children of other tests.
+    #[test]
+    fn reap_until_reaps_children_and_honours_the_deadline() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "shutdown::tests::reap_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("WREN_REAP_CHILD", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert!(stdout.contains("REAP-CHILD-OK"), "{stdout}");
+    }
+
+    /// Only does something when started by the test above.
+    #[test]
+    // The children are reaped by `reap_until`, which clippy cannot see.
+    #[allow(clippy::zombie_processes)]
+    fn reap_child() {
+        if std::env::var_os("WREN_REAP_CHILD").is_none() {
+            return;
+        }
+        let spawn = |secs: &str| {
+            std::process::Command::new("sleep")
+                .arg(secs)
+                .spawn()
+                .unwrap()
+        };
+        // Nothing to wait for: done at once.
+        let t = Instant::now();
+        let r = reap_until(t + Duration::from_secs(10));
+        assert_eq!(
+            r,
+            Reaped {
+                count: 0,
+                all_gone: true
+            }
+        );
+        assert!(t.elapsed() < Duration::from_secs(1));
+
+        // Three children exiting soon: all reaped, well before the deadline.
+        let _kids: Vec<_> = (0..3).map(|_| spawn("0.2")).collect();
+        let t = Instant::now();
+        let r = reap_until(t + Duration::from_secs(20));
+        assert_eq!(
+            r,
+            Reaped {
+                count: 3,
+                all_gone: true
+            }
+        );
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+
+        // A child that outlives the deadline: returned at the deadline.
+        let mut slow = spawn("30");
+        let t = Instant::now();
+        let r = reap_until(t + Duration::from_millis(300));
+        assert_eq!(
+            r,
+            Reaped {
+                count: 0,
+                all_gone: false
+            }
+        );
+        assert!(t.elapsed() >= Duration::from_millis(300));
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        slow.kill().unwrap();
+        let r = reap_until(Instant::now() + Duration::from_secs(10));
+        assert_eq!(
+            r,
+            Reaped {
+                count: 1,
+                all_gone: true
+            }
+        );
+        println!("REAP-CHILD-OK");
+    }
 }
