@@ -441,6 +441,8 @@ fn edit_distance(a: &str, b: &str) -> Option<usize> {
     const N: usize = 40;
     let a = a.as_bytes();
     let b = b.as_bytes();
+    // Both lengths are below N, so every index below (at most len + 1)
+    // is in bounds of the N-element rows.
     if a.len() >= N || b.len() >= N {
         return None;
     }
