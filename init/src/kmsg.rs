@@ -185,6 +185,18 @@ impl Log for Kmsg {
     fn flush(&self) {}
 }
 
+/// A unit life-cycle record (started, exited, stopped): always kept in the
+/// kernel log at debug priority, so `dmesg` has the history, while the
+/// console shows the short `console_line` instead of a second copy
+/// (the kernel prints only records below its console log level, 7).
+pub fn event(args: fmt::Arguments<'_>) {
+    let mut line: String<LINE_MAX> = String::new();
+    if let Some(fd) = lazy_fd(&KMSG_FD, "/dev/kmsg", OFlags::WRONLY) {
+        format_line(&mut line, Some(7), "wren: ", args);
+        emit(fd, &line);
+    }
+}
+
 /// Install the logger (once; later calls only change the level). Debug
 /// records are kept when `debug`, otherwise Info and above.
 pub fn init(debug: bool) {

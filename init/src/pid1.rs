@@ -1,7 +1,906 @@
-//! PID 1's event loop (being written by the lead).
+//! PID 1: boot as a short sequence of named steps, then one wait point.
+//!
+//! Every signal is blocked and read from a signalfd; children, timers,
+//! unit output, readiness and `initctl` are all fds in one epoll set, so
+//! PID 1 sleeps in `epoll_wait` until something happens and an idle system
+//! wakes it zero times. Each wake-up turns into `supervisor::Event`s; the
+//! resulting `Action`s are performed here, at the edge.
+
+use crate::cgroup::Cgroups;
+use crate::cmdline;
+use crate::kmsg;
+use crate::logbuf::{LogRing, LOG_RING_BYTES};
+use crate::mounts;
+use crate::shutdown;
+use crate::spawn;
+use crate::supervisor::{Action, Actions, Event, Exit, Note, Supervisor};
+use crate::unit::{self, IdSpec, Millis, Output, Ready, UnitDef, MAX_UNITS};
+use crate::units_dir;
+use heapless::Deque;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use rustix::event::epoll;
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::io::Errno;
+use std::mem::MaybeUninit;
+use std::path::Path;
+
+const TOKEN_SIGNAL: u64 = 1;
+const TOKEN_TIMER: u64 = 2;
+const TOKEN_CONTROL: u64 = 3;
+/// Tokens for per-unit fds: base + unit index.
+const TOKEN_LOG: u64 = 0x1000;
+const TOKEN_NOTIFY: u64 = 0x2000;
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+const RUN_DIR: &str = "/run/wren";
+const NOTIFY_DIR: &str = "/run/wren/notify";
+const CONTROL_SOCKET: &str = "/run/wren/control";
+/// Events queued while performing one batch of actions.
+const EVENT_QUEUE: usize = 2 * MAX_UNITS + 8;
+/// How long processes left at shutdown get between TERM and KILL.
+const SHUTDOWN_GRACE_MS: u64 = 2000;
+/// epoll events taken per wake-up.
+const EPOLL_BATCH: usize = 16;
+
+/// Per-unit resources PID 1 holds besides the supervisor's record.
+struct Edge {
+    /// Read end of the unit's stdout/stderr pipe (`output = log`).
+    log_rd: Option<OwnedFd>,
+    log: LogRing<LOG_RING_BYTES>,
+    /// Readiness: the notify pipe's read end or the sd_notify socket.
+    notify: Option<OwnedFd>,
+    /// `memory.events` oom_kill count when the unit was spawned, so an
+    /// exit by SIGKILL can be told apart as an OOM kill.
+    oom_kills_at_spawn: u64,
+    oom_kills: u32,
+}
+
+impl Edge {
+    fn new() -> Self {
+        Edge {
+            log_rd: None,
+            log: LogRing::new(),
+            notify: None,
+            oom_kills_at_spawn: 0,
+            oom_kills: 0,
+        }
+    }
+}
+
+pub struct Pid1 {
+    sup: Supervisor,
+    edges: heapless::Vec<Edge, MAX_UNITS>,
+    cg: Option<Cgroups>,
+    epoll: Option<OwnedFd>,
+    sigfd: Option<SignalFd>,
+    timer: Option<OwnedFd>,
+    control: Option<()>,
+    queue: Deque<Event, EVENT_QUEUE>,
+    started_at: Millis,
+    all_up_reported: bool,
+}
+
+/// Milliseconds of CLOCK_MONOTONIC: the clock of every deadline.
+pub fn now() -> Millis {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64)
+        .saturating_mul(1000)
+        .saturating_add(t.tv_nsec as u64 / 1_000_000)
+}
 
 pub fn run() -> ! {
+    let started_at = now();
+    // Step 1: signals. Blocked before anything else so that none is lost
+    // or delivered with a default action while we boot.
+    let mask = SigSet::all();
+    let _ = mask.thread_block();
+    let _ = mounts::ensure_console_fds();
+    // Step 2: early mounts (/proc first; everything after reads it).
+    mounts::early_mounts(Path::new("/proc/self/mounts"), &mut |e| {
+        log::error!("mount: {e}")
+    });
+    // An initramfs without /dev/console starts us with no stdio at all.
+    let _ = mounts::ensure_console_fds();
+    // Step 3: options and logging.
+    let opts = read_cmdline();
+    kmsg::init(opts.debug);
+    kmsg::set_quiet(opts.quiet);
+    log::info!("starting (pid 1)");
+    set_hostname();
+    // Step 4: cgroups.
+    let cg = match crate::cgroup::setup_units(Path::new(CGROUP_ROOT))
+        .and_then(|_| Cgroups::open(Path::new(CGROUP_ROOT)))
+    {
+        Ok(c) => Some(c),
+        Err(e) => {
+            log::error!("cgroup: {e}; units cannot be started");
+            None
+        }
+    };
+    for dir in [RUN_DIR, NOTIFY_DIR] {
+        let _ = rustix::fs::mkdir(dir, rustix::fs::Mode::from_raw_mode(0o700));
+    }
+    // Step 5: units.
+    let mut p = Box::new(Pid1 {
+        sup: Supervisor::new(),
+        edges: heapless::Vec::new(),
+        cg,
+        epoll: None,
+        sigfd: None,
+        timer: None,
+        control: None,
+        queue: Deque::new(),
+        started_at,
+        all_up_reported: false,
+    });
+    p.load_units(&opts);
+    // Step 6: the wait point.
+    if let Err(e) = p.setup_loop(&mask) {
+        log::error!("event loop: {e}; falling back to reaping only");
+        reap_forever();
+    }
+    p.feed(Event::Boot);
+    p.arm_timer();
     loop {
-        std::thread::park();
+        p.wait_once();
+    }
+}
+
+fn read_cmdline() -> cmdline::Options {
+    let mut buf = [0u8; 4096];
+    let text = match rustix::fs::open(
+        "/proc/cmdline",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
+        Ok(fd) => match rustix::io::read(&fd, &mut buf) {
+            Ok(n) => core::str::from_utf8(buf.get(..n).unwrap_or(&[])).unwrap_or(""),
+            Err(_) => "",
+        },
+        Err(_) => "",
+    };
+    // Warnings wait until the logger is up, so collect the first few.
+    let mut warnings: heapless::Vec<(heapless::String<64>, &'static str), 4> = heapless::Vec::new();
+    let opts = cmdline::parse(text, &mut |tok, why| {
+        let mut t = heapless::String::new();
+        for c in tok.chars() {
+            if t.push(c).is_err() {
+                break;
+            }
+        }
+        let _ = warnings.push((t, why));
+    });
+    kmsg::init(opts.debug);
+    for (tok, why) in warnings.iter() {
+        log::warn!("kernel option `{tok}`: {why}");
+    }
+    opts
+}
+
+fn set_hostname() {
+    let mut buf = [0u8; 128];
+    let Ok(fd) = rustix::fs::open(
+        "/etc/hostname",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) else {
+        return;
+    };
+    let Ok(n) = rustix::io::read(&fd, &mut buf) else {
+        return;
+    };
+    let name = core::str::from_utf8(buf.get(..n).unwrap_or(&[]))
+        .unwrap_or("")
+        .trim();
+    if name.is_empty() {
+        return;
+    }
+    if let Err(e) = nix::unistd::sethostname(name) {
+        log::warn!("/etc/hostname: sethostname: {e}");
+    }
+}
+
+/// Last resort when the event loop cannot be built: still reap, never exit.
+fn reap_forever() -> ! {
+    loop {
+        if waitpid(None, None).is_err() {
+            let _ = rustix::thread::nanosleep(&rustix::time::Timespec {
+                tv_sec: 3600,
+                tv_nsec: 0,
+            });
+        }
+    }
+}
+
+/// The rescue shell: a console unit that always comes back.
+fn rescue_unit() -> UnitDef {
+    let mut d = UnitDef::with_defaults("rescue");
+    let _ = d.exec.push("/bin/sh");
+    let _ = d.description.push_str("emergency shell");
+    d.console = true;
+    d.output = Output::Console;
+    d.namespaces = unit::Namespaces::NONE;
+    d.restart_delay = 1000;
+    d
+}
+
+impl Pid1 {
+    fn load_units(&mut self, opts: &cmdline::Options) {
+        if opts.rescue {
+            log::warn!("wren.rescue given, starting rescue shell");
+        } else {
+            let dir = opts.units_dir.as_deref().unwrap_or("/etc/units");
+            let mut defs: Box<heapless::Vec<UnitDef, MAX_UNITS>> = Box::default();
+            units_dir::load_dir(Path::new(dir), &mut defs, &mut |e| log::error!("{e}"));
+            for d in defs.into_iter() {
+                if self.sup.add(d).is_ok() {
+                    let _ = self.edges.push(Edge::new());
+                }
+            }
+            if let Err((u, _)) = self.sup.link() {
+                log::error!("unit {u}: unresolved dependency");
+            }
+            if self.sup.is_empty() {
+                log::warn!("no valid unit in {dir}, starting rescue shell");
+            } else {
+                log::info!("{} units loaded from {dir}", self.sup.len());
+            }
+        }
+        if self.sup.is_empty() {
+            if self.sup.add(rescue_unit()).is_ok() {
+                let _ = self.edges.push(Edge::new());
+            }
+            let _ = self.sup.link();
+        }
+    }
+
+    fn setup_loop(&mut self, mask: &SigSet) -> Result<(), Errno> {
+        let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let sfd = SignalFd::with_flags(mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| Errno::from_raw_os_error(e as i32))?;
+        epoll::add(
+            &ep,
+            &sfd,
+            epoll::EventData::new_u64(TOKEN_SIGNAL),
+            epoll::EventFlags::IN,
+        )?;
+        let timer = rustix::time::timerfd_create(
+            rustix::time::TimerfdClockId::Monotonic,
+            rustix::time::TimerfdFlags::NONBLOCK | rustix::time::TimerfdFlags::CLOEXEC,
+        )?;
+        epoll::add(
+            &ep,
+            &timer,
+            epoll::EventData::new_u64(TOKEN_TIMER),
+            epoll::EventFlags::IN,
+        )?;
+        self.epoll = Some(ep);
+        self.sigfd = Some(sfd);
+        self.timer = Some(timer);
+        Ok(())
+    }
+
+    fn wait_once(&mut self) {
+        let Some(ep) = self.epoll.as_ref() else {
+            reap_forever();
+        };
+        let mut buf = [MaybeUninit::<epoll::Event>::uninit(); EPOLL_BATCH];
+        let mut tokens: heapless::Vec<u64, EPOLL_BATCH> = heapless::Vec::new();
+        match epoll::wait(ep, &mut buf, None) {
+            Ok((ready, _)) => {
+                for ev in ready.iter() {
+                    let _ = tokens.push(ev.data.u64());
+                }
+            }
+            Err(Errno::INTR) => {}
+            Err(e) => {
+                log::error!("epoll_wait: {e}");
+                return;
+            }
+        }
+        for tok in tokens {
+            self.dispatch(tok);
+        }
+        self.after_events();
+    }
+
+    fn dispatch(&mut self, tok: u64) {
+        match tok {
+            TOKEN_SIGNAL => self.on_signals(),
+            TOKEN_TIMER => {
+                if let Some(t) = self.timer.as_ref() {
+                    let mut b = [0u8; 8];
+                    let _ = rustix::io::read(t, &mut b);
+                }
+                self.feed(Event::Tick);
+            }
+            TOKEN_CONTROL => {}
+            t if (TOKEN_LOG..TOKEN_LOG + MAX_UNITS as u64).contains(&t) => {
+                self.on_log((t - TOKEN_LOG) as u8)
+            }
+            t if (TOKEN_NOTIFY..TOKEN_NOTIFY + MAX_UNITS as u64).contains(&t) => {
+                self.on_notify((t - TOKEN_NOTIFY) as u8)
+            }
+            _ => {}
+        }
+    }
+
+    /// After every batch: deferred control replies, the next timer, and a
+    /// one-time "all up" line for boot timing.
+    fn after_events(&mut self) {
+        self.arm_timer();
+        if !self.all_up_reported && self.sup.shutting_down().is_none() {
+            let settled = self.sup.slots().all(|s| {
+                use crate::supervisor::Phase::*;
+                matches!(s.rt.phase, Running | Exited | Failed | Stopped)
+            });
+            if settled {
+                self.all_up_reported = true;
+                let up = self
+                    .sup
+                    .slots()
+                    .filter(|s| {
+                        matches!(
+                            s.rt.phase,
+                            crate::supervisor::Phase::Running | crate::supervisor::Phase::Exited
+                        )
+                    })
+                    .count();
+                let ms = now().saturating_sub(self.started_at);
+                log::info!(
+                    "{up} of {} units up {ms} ms after PID 1 started",
+                    self.sup.len()
+                );
+            }
+        }
+    }
+
+    fn arm_timer(&mut self) {
+        let Some(t) = self.timer.as_ref() else { return };
+        let sup = self.sup.next_deadline();
+        let ctl: Option<Millis> = None;
+        let when = match (sup, ctl) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let value = match when {
+            // A deadline already due still needs a non-zero value: zero
+            // would disarm the timer.
+            Some(ms) => rustix::time::Timespec {
+                tv_sec: (ms / 1000) as i64,
+                tv_nsec: ((ms % 1000) * 1_000_000).max(1) as i64,
+            },
+            None => rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+        };
+        let spec = rustix::time::Itimerspec {
+            it_interval: rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: value,
+        };
+        if let Err(e) =
+            rustix::time::timerfd_settime(t, rustix::time::TimerfdTimerFlags::ABSTIME, &spec)
+        {
+            log::error!("timerfd_settime: {e}");
+        }
+    }
+
+    fn on_signals(&mut self) {
+        let mut reap = false;
+        loop {
+            let sig = match self.sigfd.as_ref().map(|s| s.read_signal()) {
+                Some(Ok(Some(info))) => info.ssi_signo as i32,
+                _ => break,
+            };
+            match Signal::try_from(sig) {
+                Ok(Signal::SIGCHLD) => reap = true,
+                Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => {
+                    self.feed(Event::Shutdown(shutdown::Kind::Reboot))
+                }
+                Ok(Signal::SIGUSR1) => self.feed(Event::Shutdown(shutdown::Kind::Halt)),
+                Ok(Signal::SIGUSR2) => self.feed(Event::Shutdown(shutdown::Kind::Poweroff)),
+                Ok(Signal::SIGHUP) => {
+                    let _ = self.reload(&mut |l| log::info!("reload: {l}"));
+                }
+                _ => log::debug!("ignoring signal {sig}"),
+            }
+        }
+        // Reap after the signals: SIGCHLD coalesces, so drain every child
+        // that has exited, adopted orphans included.
+        if reap {
+            self.reap();
+        }
+    }
+
+    fn reap(&mut self) {
+        loop {
+            let (pid, exit) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid.as_raw() as u32, Exit::Code(code)),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                    (pid.as_raw() as u32, Exit::Signal(sig as i32))
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => continue,
+            };
+            let exit = match self.sup.unit_of_pid(pid) {
+                Some(u) => self.classify_exit(u, exit),
+                None => exit,
+            };
+            self.feed(Event::Exited { pid, exit });
+        }
+    }
+
+    /// A SIGKILL while the cgroup's oom_kill count rose is the OOM killer.
+    fn classify_exit(&mut self, u: u8, exit: Exit) -> Exit {
+        let Some(slot) = self.sup.slot(u) else {
+            return exit;
+        };
+        let name = slot.def.name.clone();
+        let Some(edge) = self.edges.get_mut(usize::from(u)) else {
+            return exit;
+        };
+        // Readiness is over with the process.
+        if let (Some(fd), Some(ep)) = (edge.notify.take(), self.epoll.as_ref()) {
+            let _ = epoll::delete(ep, &fd);
+        }
+        let _ = rustix::fs::unlink(notify_path(&name).as_str());
+        let Some(cg) = self.cg.as_ref() else {
+            return exit;
+        };
+        let kills = cg.memory_events(&name).map(|e| e.oom_kill).unwrap_or(0);
+        if kills > edge.oom_kills_at_spawn {
+            edge.oom_kills = edge
+                .oom_kills
+                .saturating_add((kills - edge.oom_kills_at_spawn) as u32);
+            edge.oom_kills_at_spawn = kills;
+            if exit == Exit::Signal(Signal::SIGKILL as i32) {
+                return Exit::OomKill;
+            }
+        }
+        exit
+    }
+
+    fn on_log(&mut self, u: u8) {
+        let Some(edge) = self.edges.get_mut(usize::from(u)) else {
+            return;
+        };
+        let mut buf = [0u8; 1024];
+        loop {
+            let Some(fd) = edge.log_rd.as_ref() else {
+                return;
+            };
+            match rustix::io::read(fd, &mut buf) {
+                Ok(0) => {
+                    // Every writer is gone.
+                    if let (Some(fd), Some(ep)) = (edge.log_rd.take(), self.epoll.as_ref()) {
+                        let _ = epoll::delete(ep, &fd);
+                    }
+                    return;
+                }
+                Ok(n) => edge.log.push(buf.get(..n).unwrap_or(&[])),
+                Err(Errno::INTR) => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn on_notify(&mut self, u: u8) {
+        let sd = self
+            .sup
+            .slot(u)
+            .is_some_and(|s| s.def.ready == Ready::SdNotify);
+        let ready = {
+            let Some(edge) = self.edges.get_mut(usize::from(u)) else {
+                return;
+            };
+            let Some(fd) = edge.notify.as_ref() else {
+                return;
+            };
+            let mut buf = [0u8; 512];
+            let mut ready = false;
+            let mut closed = false;
+            loop {
+                match rustix::io::read(fd, &mut buf) {
+                    // An empty datagram, not an end of stream.
+                    Ok(0) if sd => continue,
+                    Ok(0) => {
+                        closed = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        let got = buf.get(..n).unwrap_or(&[]);
+                        // s6 readiness is a newline; sd_notify is a
+                        // datagram of NAME=VALUE lines, READY=1 among them.
+                        ready |= if sd {
+                            got.split(|&c| c == b'\n').any(|l| l == b"READY=1")
+                        } else {
+                            got.contains(&b'\n')
+                        };
+                    }
+                    Err(Errno::INTR) => continue,
+                    Err(_) => break,
+                }
+            }
+            if closed || ready {
+                if let (Some(fd), Some(ep)) = (edge.notify.take(), self.epoll.as_ref()) {
+                    let _ = epoll::delete(ep, &fd);
+                }
+            }
+            ready
+        };
+        if ready {
+            self.feed(Event::Ready { unit: u });
+        }
+    }
+
+    /// Step the supervisor with `ev` and everything it leads to.
+    fn feed(&mut self, ev: Event) {
+        let _ = self.queue.push_back(ev);
+        let mut out = Actions::new();
+        while let Some(ev) = self.queue.pop_front() {
+            out.clear();
+            self.sup.step(now(), ev, &mut out);
+            for a in out.iter() {
+                self.perform(*a);
+            }
+        }
+    }
+
+    fn perform(&mut self, a: Action) {
+        match a {
+            Action::Spawn(u) => {
+                let ev = match self.spawn(u) {
+                    Ok(pid) => Event::Spawned { unit: u, pid },
+                    Err(()) => Event::SpawnFailed { unit: u },
+                };
+                if self.queue.push_back(ev).is_err() {
+                    log::error!("event queue full");
+                }
+            }
+            Action::Signal { unit: _, pid, sig } => {
+                let Ok(sig) = Signal::try_from(sig) else {
+                    return;
+                };
+                let pg = nix::unistd::Pid::from_raw(-(pid as i32));
+                if nix::sys::signal::kill(pg, sig).is_err() {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+                }
+            }
+            Action::KillCgroup(u) => {
+                if let (Some(cg), Some(slot)) = (self.cg.as_ref(), self.sup.slot(u)) {
+                    if cg.populated(&slot.def.name) != Some(false) {
+                        if let Err(e) = cg.kill(&slot.def.name) {
+                            log::warn!("{}: {e}", slot.def.name);
+                        }
+                    }
+                }
+            }
+            Action::Announce(u, note) => self.announce(u, note),
+            Action::Finish(kind) => {
+                log::info!("all units stopped; {kind:?}");
+                shutdown::finish(kind, std::time::Duration::from_millis(SHUTDOWN_GRACE_MS));
+            }
+        }
+    }
+
+    fn announce(&self, u: u8, note: Note) {
+        let Some(slot) = self.sup.slot(u) else { return };
+        let name = slot.def.name.as_str();
+        match note {
+            Note::Running { pid } => {
+                kmsg::console_line(format_args!("[  OK  ] {name}: running (pid {pid})"));
+                kmsg::event(format_args!("{name}: running (pid {pid})"));
+            }
+            Note::Exited => {
+                kmsg::console_line(format_args!("[  OK  ] {name}: exited"));
+                kmsg::event(format_args!("{name}: exited"));
+            }
+            Note::Died { exit, restart_in } => {
+                let tag = if exit.success() {
+                    "[ INFO ]"
+                } else {
+                    "[FAILED]"
+                };
+                let e = ExitText(exit);
+                match restart_in {
+                    Some(d) => {
+                        kmsg::console_line(format_args!("{tag} {name}: {e}, restart in {d}ms"));
+                        kmsg::event(format_args!("{name}: {e}, restart in {d}ms"));
+                    }
+                    None => {
+                        kmsg::console_line(format_args!("{tag} {name}: {e}"));
+                        kmsg::event(format_args!("{name}: {e}"));
+                    }
+                }
+            }
+            Note::SpawnFailed { restart_in } => match restart_in {
+                Some(d) => {
+                    kmsg::console_line(format_args!(
+                        "[FAILED] {name}: cannot start, retry in {d}ms"
+                    ));
+                }
+                None => kmsg::console_line(format_args!("[FAILED] {name}: cannot start")),
+            },
+            Note::StartLimit => {
+                kmsg::console_line(format_args!("[FAILED] {name}: start limit hit"));
+                kmsg::event(format_args!("{name}: start limit hit, not restarting"));
+            }
+            Note::DepFailed { dep } => {
+                let d = self
+                    .sup
+                    .slot(dep)
+                    .map(|s| s.def.name.as_str())
+                    .unwrap_or("?");
+                kmsg::console_line(format_args!("[FAILED] {name}: dependency {d} failed"));
+                kmsg::event(format_args!("{name}: not started, dependency {d} failed"));
+            }
+            Note::Stopped => {
+                kmsg::console_line(format_args!("[ STOP ] {name}: stopped"));
+                kmsg::event(format_args!("{name}: stopped"));
+            }
+        }
+    }
+
+    /// Everything a unit's process needs, then `spawn::spawn`.
+    fn spawn(&mut self, u: u8) -> Result<u32, ()> {
+        let Some(slot) = self.sup.slot(u) else {
+            return Err(());
+        };
+        let def = &slot.def;
+        let name = def.name.as_str();
+        let Some(cg) = self.cg.as_ref() else {
+            log::error!("{name}: no cgroup hierarchy, not starting");
+            return Err(());
+        };
+        // Placed and limited before the first instruction, or not at all.
+        let cgfd = match cg.prepare(name, &def.limits) {
+            Ok(fd) => fd,
+            Err(e) => {
+                log::error!("{name}: cgroup: {e}");
+                return Err(());
+            }
+        };
+        let oom_base = cg.memory_events(name).map(|e| e.oom_kill).unwrap_or(0);
+        let (uid, gid) = match resolve_ids(def) {
+            Ok(ids) => ids,
+            Err(msg) => {
+                log::error!("{name}: {msg}");
+                return Err(());
+            }
+        };
+        let flags = rustix::pipe::PipeFlags::CLOEXEC;
+        let log_pipe = if def.output == Output::Log {
+            match rustix::pipe::pipe_with(flags) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    log::error!("{name}: log pipe: {e}");
+                    return Err(());
+                }
+            }
+        } else {
+            None
+        };
+        let notify_pipe = if def.ready == Ready::Notify {
+            match rustix::pipe::pipe_with(flags) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    log::error!("{name}: notify pipe: {e}");
+                    return Err(());
+                }
+            }
+        } else {
+            None
+        };
+        let sock_path = notify_path(name);
+        let notify_sock = if def.ready == Ready::SdNotify {
+            match bind_notify_socket(sock_path.as_str()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    log::error!("{name}: notify socket {}: {e}", sock_path.as_str());
+                    return Err(());
+                }
+            }
+        } else {
+            None
+        };
+        let stdio = if def.console {
+            spawn::Stdio::ConsoleTty {
+                out: log_pipe.as_ref().map(|(_, w)| w.as_fd()),
+            }
+        } else {
+            match (def.output, log_pipe.as_ref()) {
+                (Output::Log, Some((_, w))) => spawn::Stdio::Pipe(w.as_fd()),
+                (Output::Console, _) => spawn::Stdio::Console,
+                _ => spawn::Stdio::Null,
+            }
+        };
+        let req = spawn::Request {
+            def,
+            cgroup: cgfd.as_fd(),
+            stdio,
+            notify_fd: notify_pipe.as_ref().map(|(_, w)| w.as_fd()),
+            notify_socket: notify_sock.as_ref().map(|_| sock_path.as_str()),
+            uid,
+            gid,
+        };
+        let pid = match spawn::spawn(&req) {
+            Ok(pid) => pid,
+            Err(e) => {
+                log::error!(
+                    "{name}: cannot start {}: {e}",
+                    def.exec.first().unwrap_or("")
+                );
+                if notify_sock.is_some() {
+                    let _ = rustix::fs::unlink(sock_path.as_str());
+                }
+                return Err(());
+            }
+        };
+        // Our copies of the write ends go, so EOF means the unit closed them.
+        let log_rd = log_pipe.map(|(r, _w)| r);
+        let notify_rd = notify_pipe.map(|(r, _w)| r).or(notify_sock);
+        let Some(ep) = self.epoll.as_ref() else {
+            return Ok(pid);
+        };
+        let Some(edge) = self.edges.get_mut(usize::from(u)) else {
+            return Ok(pid);
+        };
+        edge.oom_kills_at_spawn = oom_base;
+        if let Some(old) = edge.log_rd.take() {
+            let _ = epoll::delete(ep, &old);
+        }
+        if let Some(old) = edge.notify.take() {
+            let _ = epoll::delete(ep, &old);
+        }
+        if let Some(r) = log_rd {
+            let _ = rustix::io::ioctl_fionbio(&r, true);
+            if epoll::add(
+                ep,
+                &r,
+                epoll::EventData::new_u64(TOKEN_LOG + u64::from(u)),
+                epoll::EventFlags::IN,
+            )
+            .is_ok()
+            {
+                edge.log_rd = Some(r);
+            }
+        }
+        if let Some(r) = notify_rd {
+            let _ = rustix::io::ioctl_fionbio(&r, true);
+            if epoll::add(
+                ep,
+                &r,
+                epoll::EventData::new_u64(TOKEN_NOTIFY + u64::from(u)),
+                epoll::EventFlags::IN,
+            )
+            .is_ok()
+            {
+                edge.notify = Some(r);
+            }
+        }
+        Ok(pid)
+    }
+
+    fn reload(&mut self, report: &mut dyn FnMut(&str)) -> Result<(), ()> {
+        report("reload is not implemented yet; restart units by hand");
+        Err(())
+    }
+}
+
+struct ExitText(Exit);
+
+impl core::fmt::Display for ExitText {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Exit::Code(c) => write!(f, "exit {c}"),
+            Exit::Signal(s) => match Signal::try_from(s) {
+                Ok(sig) => write!(f, "killed by {}", sig.as_str()),
+                Err(_) => write!(f, "killed by signal {s}"),
+            },
+            Exit::OomKill => write!(f, "oom-kill"),
+        }
+    }
+}
+
+fn notify_path(name: &str) -> heapless::String<64> {
+    let mut p = heapless::String::new();
+    let _ = p.push_str(NOTIFY_DIR);
+    let _ = p.push('/');
+    let _ = p.push_str(name);
+    p
+}
+
+fn bind_notify_socket(path: &str) -> Result<OwnedFd, Errno> {
+    use rustix::net::{bind, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let _ = rustix::fs::unlink(path);
+    let s = socket_with(
+        AddressFamily::UNIX,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    let addr = SocketAddrUnix::new(path)?;
+    bind(&s, &addr)?;
+    Ok(s)
+}
+
+/// `user` / `group` to numbers: numbers as given, names from /etc/passwd
+/// and /etc/group (no NSS: a static binary has none).
+fn resolve_ids(def: &UnitDef) -> Result<(Option<u32>, Option<u32>), &'static str> {
+    let mut uid = None;
+    let mut gid = None;
+    match &def.user {
+        None => {}
+        Some(IdSpec::Id(n)) => uid = Some(*n),
+        Some(IdSpec::Name(n)) => {
+            let (u, g) = lookup("/etc/passwd", n).ok_or("user not found in /etc/passwd")?;
+            uid = Some(u);
+            gid = Some(g);
+        }
+    }
+    match &def.group {
+        None => {}
+        Some(IdSpec::Id(n)) => gid = Some(*n),
+        Some(IdSpec::Name(n)) => {
+            let (g, _) = lookup("/etc/group", n).ok_or("group not found in /etc/group")?;
+            gid = Some(g);
+        }
+    }
+    Ok((uid, gid))
+}
+
+/// Field 3 (and 4) of the line whose first field is `name`, read through a
+/// fixed buffer.
+fn lookup(file: &str, name: &str) -> Option<(u32, u32)> {
+    let mut buf = [0u8; 8192];
+    let fd = rustix::fs::open(
+        file,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()?;
+    let n = rustix::io::read(&fd, &mut buf).ok()?;
+    find_ids(core::str::from_utf8(buf.get(..n)?).ok()?, name)
+}
+
+pub fn find_ids(text: &str, name: &str) -> Option<(u32, u32)> {
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        if f.next()? != name {
+            return None;
+        }
+        let _pw = f.next()?;
+        let a = f.next()?.parse().ok()?;
+        let b = f.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        Some((a, b))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_from_passwd_and_group_text() {
+        let pw = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n";
+        assert_eq!(find_ids(pw, "nobody"), Some((65534, 65534)));
+        assert_eq!(find_ids(pw, "root"), Some((0, 0)));
+        assert_eq!(find_ids(pw, "nob"), None);
+        assert_eq!(find_ids("wheel:x:10:root,a\n", "wheel"), Some((10, 0)));
+    }
+
+    #[test]
+    fn rescue_unit_is_a_console_shell_that_comes_back() {
+        let d = rescue_unit();
+        assert_eq!(d.exec.first(), Some("/bin/sh"));
+        assert!(d.console);
+        assert_eq!(d.restart, unit::Restart::Always);
+        assert_eq!(d.namespaces, unit::Namespaces::NONE);
     }
 }

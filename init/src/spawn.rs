@@ -109,9 +109,10 @@ impl core::fmt::Display for SpawnError {
 
 /// Where the unit's stdout/stderr go (stdin is /dev/null unless console).
 pub enum Stdio<'a> {
-    /// `console = yes`: all three on /dev/console, session leader with it
-    /// as controlling terminal.
-    ConsoleTty,
+    /// `console = yes`: /dev/console as controlling terminal and stdin;
+    /// stdout/stderr on it too, or on `out` when the unit's `output` says
+    /// otherwise.
+    ConsoleTty { out: Option<BorrowedFd<'a>> },
     /// `output = console`.
     Console,
     /// `output = log`: the write end of the unit's log pipe.
@@ -416,10 +417,10 @@ fn setup_stdio(stdio: &Stdio<'_>) -> Result<(), (Step, Errno)> {
         rustix::fs::open(p, OFlags::RDWR | OFlags::NOCTTY, Mode::empty()).map_err(|e| (step, e))
     };
     let (input, output): (OwnedFd, Option<BorrowedFd<'_>>) = match stdio {
-        Stdio::ConsoleTty => {
+        Stdio::ConsoleTty { out } => {
             let c = open("/dev/console", Step::Console)?;
             rustix::process::ioctl_tiocsctty(&c).map_err(|e| (Step::Console, e))?;
-            return dup_all(&c, None);
+            return dup_all(&c, *out);
         }
         Stdio::Console => {
             let c = open("/dev/console", Step::Console)?;
