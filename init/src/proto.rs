@@ -33,8 +33,11 @@ pub const FRAME_OVERHEAD: usize = 64;
 /// Largest borrowed text or bytes in one reply (`Cat`, `Reload`, `Log`,
 /// the log tail of `Detail`).
 pub const TEXT_MAX: usize = FRAME_MAX - FRAME_OVERHEAD;
-/// Bytes of an error message.
-pub const MESSAGE_MAX: usize = 160;
+/// Bytes of an error message. With a one-byte length it keeps `CtlError`
+/// small enough to return by value everywhere.
+pub const MESSAGE_MAX: usize = 120;
+/// An error message.
+pub type Message = heapless::String<MESSAGE_MAX, u8>;
 /// Bytes of the "why is it failed / waiting" text of a unit.
 pub const REASON_MAX: usize = 96;
 /// Log lines `status NAME` shows.
@@ -115,7 +118,7 @@ impl ErrCode {
 pub struct CtlError {
     pub code: ErrCode,
     /// May be empty: then the code's text is shown.
-    pub message: heapless::String<MESSAGE_MAX>,
+    pub message: Message,
 }
 
 impl CtlError {
@@ -134,7 +137,7 @@ impl CtlError {
     /// Formats the message into the fixed buffer; overflow is cut, not an
     /// error, so PID 1 can build messages without allocating.
     pub fn fmt(code: ErrCode, args: core::fmt::Arguments<'_>) -> Self {
-        let mut w = CutString::<MESSAGE_MAX>::default();
+        let mut w = CutString::<MESSAGE_MAX, u8>::default();
         let _ = core::fmt::write(&mut w, args);
         CtlError { code, message: w.0 }
     }
@@ -151,10 +154,15 @@ impl core::fmt::Display for CtlError {
 }
 
 /// A `fmt::Write` into a heapless string that keeps what fits.
-#[derive(Default)]
-struct CutString<const N: usize>(heapless::String<N>);
+struct CutString<const N: usize, L: heapless::LenType = usize>(heapless::String<N, L>);
 
-impl<const N: usize> core::fmt::Write for CutString<N> {
+impl<const N: usize, L: heapless::LenType> Default for CutString<N, L> {
+    fn default() -> Self {
+        CutString(heapless::String::new())
+    }
+}
+
+impl<const N: usize, L: heapless::LenType> core::fmt::Write for CutString<N, L> {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
         for c in s.chars() {
             if self.0.push(c).is_err() {
@@ -166,8 +174,8 @@ impl<const N: usize> core::fmt::Write for CutString<N> {
 }
 
 /// `s` cut at a character boundary to fit `N` bytes.
-pub fn truncated<const N: usize>(s: &str) -> heapless::String<N> {
-    let mut w = CutString::<N>::default();
+pub fn truncated<const N: usize, L: heapless::LenType>(s: &str) -> heapless::String<N, L> {
+    let mut w = CutString::<N, L>::default();
     let _ = core::fmt::Write::write_str(&mut w, s);
     w.0
 }
