@@ -8,9 +8,11 @@
 
 use crate::cgroup::Cgroups;
 use crate::cmdline;
+use crate::control::{ControlTarget, Server as ControlServer, UnitLog, Want};
 use crate::kmsg;
 use crate::logbuf::{LogRing, LOG_RING_BYTES};
 use crate::mounts;
+use crate::proto::{CtlError, ErrCode, LastExit, UnitDetail, UnitStatus};
 use crate::shutdown;
 use crate::spawn;
 use crate::supervisor::{Action, Actions, Event, Exit, Note, Supervisor};
@@ -76,7 +78,8 @@ pub struct Pid1 {
     epoll: Option<OwnedFd>,
     sigfd: Option<SignalFd>,
     timer: Option<OwnedFd>,
-    control: Option<()>,
+    control: Option<ControlServer>,
+    units_dir: heapless::String<128>,
     queue: Deque<Event, EVENT_QUEUE>,
     started_at: Millis,
     all_up_reported: bool,
@@ -134,6 +137,7 @@ pub fn run() -> ! {
         queue: Deque::new(),
         started_at,
         all_up_reported: false,
+        units_dir: heapless::String::new(),
     });
     p.load_units(&opts);
     // Step 6: the wait point.
@@ -231,7 +235,8 @@ impl Pid1 {
         if opts.rescue {
             log::warn!("wren.rescue given, starting rescue shell");
         } else {
-            let dir = opts.units_dir.as_deref().unwrap_or("/etc/units");
+            let dir = opts.units_dir();
+            self.units_dir = heapless::String::try_from(dir).unwrap_or_default();
             let mut defs: Box<heapless::Vec<UnitDef, MAX_UNITS>> = Box::default();
             units_dir::load_dir(Path::new(dir), &mut defs, &mut |e| log::error!("{e}"));
             for d in defs.into_iter() {
@@ -276,6 +281,20 @@ impl Pid1 {
             epoll::EventData::new_u64(TOKEN_TIMER),
             epoll::EventFlags::IN,
         )?;
+        match ControlServer::bind(Path::new(CONTROL_SOCKET), 0) {
+            Ok(srv) => {
+                if let Err(e) = epoll::add(
+                    &ep,
+                    srv.fd(),
+                    epoll::EventData::new_u64(TOKEN_CONTROL),
+                    epoll::EventFlags::IN,
+                ) {
+                    log::error!("control socket: epoll: {e}");
+                }
+                self.control = Some(srv);
+            }
+            Err(e) => log::error!("control socket {CONTROL_SOCKET}: {e}"),
+        }
         self.epoll = Some(ep);
         self.sigfd = Some(sfd);
         self.timer = Some(timer);
@@ -315,8 +334,17 @@ impl Pid1 {
                     let _ = rustix::io::read(t, &mut b);
                 }
                 self.feed(Event::Tick);
+                if let Some(mut srv) = self.control.take() {
+                    srv.on_timer(now());
+                    self.control = Some(srv);
+                }
             }
-            TOKEN_CONTROL => {}
+            TOKEN_CONTROL => {
+                if let Some(mut srv) = self.control.take() {
+                    srv.on_ready(now(), self);
+                    self.control = Some(srv);
+                }
+            }
             t if (TOKEN_LOG..TOKEN_LOG + MAX_UNITS as u64).contains(&t) => {
                 self.on_log((t - TOKEN_LOG) as u8)
             }
@@ -330,6 +358,10 @@ impl Pid1 {
     /// After every batch: deferred control replies, the next timer, and a
     /// one-time "all up" line for boot timing.
     fn after_events(&mut self) {
+        if let Some(mut srv) = self.control.take() {
+            srv.poll_waiters(now(), self);
+            self.control = Some(srv);
+        }
         self.arm_timer();
         if !self.all_up_reported && self.sup.shutting_down().is_none() {
             let settled = self.sup.slots().all(|s| {
@@ -360,7 +392,7 @@ impl Pid1 {
     fn arm_timer(&mut self) {
         let Some(t) = self.timer.as_ref() else { return };
         let sup = self.sup.next_deadline();
-        let ctl: Option<Millis> = None;
+        let ctl = self.control.as_ref().and_then(|c| c.next_deadline());
         let when = match (sup, ctl) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -393,11 +425,8 @@ impl Pid1 {
 
     fn on_signals(&mut self) {
         let mut reap = false;
-        loop {
-            let sig = match self.sigfd.as_ref().map(|s| s.read_signal()) {
-                Some(Ok(Some(info))) => info.ssi_signo as i32,
-                _ => break,
-            };
+        while let Some(Ok(Some(info))) = self.sigfd.as_ref().map(|s| s.read_signal()) {
+            let sig = info.ssi_signo as i32;
             match Signal::try_from(sig) {
                 Ok(Signal::SIGCHLD) => reap = true,
                 Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => {
@@ -406,7 +435,7 @@ impl Pid1 {
                 Ok(Signal::SIGUSR1) => self.feed(Event::Shutdown(shutdown::Kind::Halt)),
                 Ok(Signal::SIGUSR2) => self.feed(Event::Shutdown(shutdown::Kind::Poweroff)),
                 Ok(Signal::SIGHUP) => {
-                    let _ = self.reload(&mut |l| log::info!("reload: {l}"));
+                    let _ = self.do_reload(&mut |_| {});
                 }
                 _ => log::debug!("ignoring signal {sig}"),
             }
@@ -787,9 +816,270 @@ impl Pid1 {
         Ok(pid)
     }
 
-    fn reload(&mut self, report: &mut dyn FnMut(&str)) -> Result<(), ()> {
-        report("reload is not implemented yet; restart units by hand");
-        Err(())
+    /// Re-read the unit directory and apply it (`initctl reload`, SIGHUP).
+    fn do_reload(&mut self, report: &mut dyn FnMut(&str)) -> Result<(), CtlError> {
+        let dir = if self.units_dir.is_empty() {
+            "/etc/units"
+        } else {
+            self.units_dir.as_str()
+        };
+        let mut defs: Box<heapless::Vec<UnitDef, MAX_UNITS>> = Box::default();
+        // Names whose file exists but is invalid keep their last good
+        // definition.
+        let mut invalid: heapless::Vec<unit::Name, MAX_UNITS> = heapless::Vec::new();
+        let mut errors = 0usize;
+        units_dir::load_dir(Path::new(dir), &mut defs, &mut |e| {
+            errors += 1;
+            let line = e.to_string();
+            log::error!("{line}");
+            report(&line);
+            let stem = Path::new(&e.file)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("");
+            if let Ok(n) = unit::Name::try_from(stem) {
+                if !invalid.contains(&n) {
+                    let _ = invalid.push(n);
+                }
+            }
+        });
+        let mut out = Actions::new();
+        let sum = self.sup.reload(
+            now(),
+            &mut defs.into_iter(),
+            &|n| invalid.iter().any(|i| i.as_str() == n),
+            &mut out,
+        );
+        for i in 0..MAX_UNITS {
+            if sum.new_slots & (1u64 << i) != 0 {
+                match self.edges.get_mut(i) {
+                    Some(e) => *e = Edge::new(),
+                    None => {
+                        let _ = self.edges.push(Edge::new());
+                    }
+                }
+            }
+        }
+        for a in out.iter() {
+            self.perform(*a);
+        }
+        // Spawns queued by the actions above.
+        let mut rest = Actions::new();
+        while let Some(ev) = self.queue.pop_front() {
+            rest.clear();
+            self.sup.step(now(), ev, &mut rest);
+            for a in rest.iter() {
+                self.perform(*a);
+            }
+        }
+        let mut line: heapless::String<160> = heapless::String::new();
+        let _ =
+            core::fmt::write(
+                &mut line,
+                format_args!(
+                "{} added, {} changed, {} removed, {} unchanged, {} kept on last good definition{}",
+                sum.added,
+                sum.changed,
+                sum.removed,
+                sum.unchanged,
+                sum.kept,
+                if sum.no_room > 0 { ", some did not fit" } else { "" }
+            ),
+            );
+        log::info!("reload: {line}");
+        report(&line);
+        if errors > 0 {
+            Err(CtlError::fmt(
+                ErrCode::Invalid,
+                format_args!("{errors} problem(s) in unit files"),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn unit(&self, name: &str) -> Result<u8, CtlError> {
+        self.sup.index(name).ok_or_else(|| {
+            CtlError::fmt(ErrCode::NoSuchUnit, format_args!("no unit named `{name}`"))
+        })
+    }
+
+    fn line(&self, u: u8) -> Option<UnitStatus> {
+        let slot = self.sup.slot(u)?;
+        let name = slot.def.name.as_str();
+        let live = slot.rt.pid != 0;
+        Some(UnitStatus {
+            name: slot.def.name.clone(),
+            state: slot.rt.phase.state(),
+            pid: slot.rt.pid,
+            restarts: slot.rt.restarts,
+            memory_current: self.cg.as_ref().and_then(|c| c.memory_current(name)),
+            memory_max: slot.def.limits.memory_max,
+            uptime_ms: if live {
+                now().saturating_sub(slot.rt.spawned_at)
+            } else {
+                0
+            },
+        })
+    }
+}
+
+impl ControlTarget for Pid1 {
+    fn status(&self, out: &mut heapless::Vec<UnitStatus, MAX_UNITS>) {
+        for i in 0..MAX_UNITS as u8 {
+            match self.sup.slot(i) {
+                Some(s) if s.retired != crate::supervisor::Retired::Free => {
+                    if let Some(l) = self.line(i) {
+                        let _ = out.push(l);
+                    }
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+    }
+
+    fn detail(&self, name: &str) -> Result<UnitDetail, CtlError> {
+        let u = self.unit(name)?;
+        let status = self
+            .line(u)
+            .ok_or_else(|| CtlError::code(ErrCode::NoSuchUnit))?;
+        let slot = self
+            .sup
+            .slot(u)
+            .ok_or_else(|| CtlError::code(ErrCode::NoSuchUnit))?;
+        let edge = self.edges.get(usize::from(u));
+        let mut reason: heapless::String<{ crate::proto::REASON_MAX }> = heapless::String::new();
+        if let Some(n) = slot.rt.last_note {
+            let _ = core::fmt::write(&mut reason, format_args!("{}", NoteText(n, &self.sup)));
+        }
+        if slot.rt.phase == crate::supervisor::Phase::Waiting {
+            reason.clear();
+            let _ = reason.push_str("waiting for");
+            for d in slot.rt.deps.iter() {
+                if let Some(ds) = self.sup.slot(*d) {
+                    let _ = reason.push(' ');
+                    let _ = reason.push_str(&ds.def.name);
+                }
+            }
+        }
+        Ok(UnitDetail {
+            status,
+            last_exit: match slot.rt.last_exit {
+                None => LastExit::None,
+                Some(Exit::Code(c)) => LastExit::Code(c),
+                Some(Exit::Signal(s)) => LastExit::Signal(s),
+                Some(Exit::OomKill) => LastExit::OomKill,
+            },
+            oom_kills: edge.map(|e| e.oom_kills).unwrap_or(0),
+            reason,
+        })
+    }
+
+    fn start(&mut self, name: &str) -> Result<(), CtlError> {
+        let unit = self.unit(name)?;
+        if self.sup.shutting_down().is_some() {
+            return Err(CtlError::new(ErrCode::Refused, "shutting down"));
+        }
+        self.feed(Event::Start { unit });
+        Ok(())
+    }
+
+    fn stop(&mut self, name: &str) -> Result<(), CtlError> {
+        let unit = self.unit(name)?;
+        self.feed(Event::Stop { unit });
+        Ok(())
+    }
+
+    fn restart(&mut self, name: &str) -> Result<(), CtlError> {
+        let unit = self.unit(name)?;
+        if self.sup.shutting_down().is_some() {
+            return Err(CtlError::new(ErrCode::Refused, "shutting down"));
+        }
+        self.feed(Event::Restart { unit });
+        Ok(())
+    }
+
+    fn settled(&self, name: &str, want: Want) -> Option<Result<(), CtlError>> {
+        use crate::supervisor::Phase;
+        let Some(u) = self.sup.index(name) else {
+            return Some(Err(CtlError::new(ErrCode::NoSuchUnit, "unit removed")));
+        };
+        let slot = self.sup.slot(u)?;
+        let failed = |what: &str| {
+            Some(Err(CtlError::fmt(
+                ErrCode::Failed,
+                format_args!("{name} {what}"),
+            )))
+        };
+        match want {
+            Want::Started | Want::Restarted => match slot.rt.phase {
+                Phase::Running | Phase::Exited => Some(Ok(())),
+                Phase::Failed => failed("failed"),
+                Phase::Backoff => failed("exited during start, will retry"),
+                Phase::Stopped if !slot.rt.want => failed("did not start (dependency failed)"),
+                _ => None,
+            },
+            Want::Stopped => match slot.rt.phase {
+                Phase::Stopped | Phase::Failed => Some(Ok(())),
+                _ => None,
+            },
+        }
+    }
+
+    fn shutdown(&mut self, kind: shutdown::Kind) {
+        self.feed(Event::Shutdown(kind));
+    }
+
+    fn reload(&mut self, report: &mut dyn FnMut(&str)) -> Result<(), CtlError> {
+        self.do_reload(report)
+    }
+
+    fn log(&self, name: &str) -> Result<&UnitLog, CtlError> {
+        let u = self.unit(name)?;
+        let slot = self
+            .sup
+            .slot(u)
+            .ok_or_else(|| CtlError::code(ErrCode::NoSuchUnit))?;
+        if slot.def.output != Output::Log {
+            return Err(CtlError::code(ErrCode::NoLog));
+        }
+        self.edges
+            .get(usize::from(u))
+            .map(|e| &e.log)
+            .ok_or_else(|| CtlError::code(ErrCode::NoLog))
+    }
+
+    fn cat(&self, name: &str, out: &mut dyn core::fmt::Write) -> Result<(), CtlError> {
+        let u = self.unit(name)?;
+        let slot = self
+            .sup
+            .slot(u)
+            .ok_or_else(|| CtlError::code(ErrCode::NoSuchUnit))?;
+        unit::render(&slot.def, out).map_err(|_| CtlError::code(ErrCode::Internal))
+    }
+}
+
+struct NoteText<'a>(Note, &'a Supervisor);
+
+impl core::fmt::Display for NoteText<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Note::Running { .. } | Note::Exited | Note::Stopped => Ok(()),
+            Note::Died { exit, restart_in } => {
+                write!(f, "{}", ExitText(exit))?;
+                if let Some(d) = restart_in {
+                    write!(f, ", restart in {d}ms")?;
+                }
+                Ok(())
+            }
+            Note::SpawnFailed { .. } => write!(f, "could not start (see dmesg)"),
+            Note::StartLimit => write!(f, "start limit hit"),
+            Note::DepFailed { dep } => {
+                let d = self.1.slot(dep).map(|s| s.def.name.as_str()).unwrap_or("?");
+                write!(f, "dependency {d} failed")
+            }
+        }
     }
 }
 

@@ -112,7 +112,9 @@ pub enum Stdio<'a> {
     /// `console = yes`: /dev/console as controlling terminal and stdin;
     /// stdout/stderr on it too, or on `out` when the unit's `output` says
     /// otherwise.
-    ConsoleTty { out: Option<BorrowedFd<'a>> },
+    ConsoleTty {
+        out: Option<BorrowedFd<'a>>,
+    },
     /// `output = console`.
     Console,
     /// `output = log`: the write end of the unit's log pipe.
@@ -541,7 +543,6 @@ mod tests {
             gid: None,
         };
         let pid = spawn(&req).unwrap();
-        drop(req);
         drop(wr);
         let out = read_all(rd);
         assert_eq!(wait(pid), 0);
@@ -586,7 +587,6 @@ mod tests {
             gid: None,
         };
         let pid = spawn(&req).unwrap();
-        drop(req);
         drop(wr);
         assert_eq!(read_all(rd), "/tmp\n");
         assert_eq!(wait(pid), 0);

@@ -51,23 +51,22 @@ fn supervisor_steps_do_not_allocate() {
     let mut pid = 100u32;
     let mut now = 0u64;
     // Feed an event and answer every Spawn, as pid1 does.
-    let mut drive =
-        |sup: &mut Supervisor, out: &mut Actions, now: u64, ev: Event, pid: &mut u32| {
-            let mut pending: heapless::Deque<Event, 64> = heapless::Deque::new();
-            pending.push_back(ev).unwrap();
-            while let Some(ev) = pending.pop_front() {
-                out.clear();
-                sup.step(now, ev, out);
-                for a in out.iter() {
-                    if let Action::Spawn(u) = *a {
-                        *pid += 1;
-                        pending
-                            .push_back(Event::Spawned { unit: u, pid: *pid })
-                            .unwrap();
-                    }
+    let drive = |sup: &mut Supervisor, out: &mut Actions, now: u64, ev: Event, pid: &mut u32| {
+        let mut pending: heapless::Deque<Event, 64> = heapless::Deque::new();
+        pending.push_back(ev).unwrap();
+        while let Some(ev) = pending.pop_front() {
+            out.clear();
+            sup.step(now, ev, out);
+            for a in out.iter() {
+                if let Action::Spawn(u) = *a {
+                    *pid += 1;
+                    pending
+                        .push_back(Event::Spawned { unit: u, pid: *pid })
+                        .unwrap();
                 }
             }
-        };
+        }
+    };
     let before = ALLOCS.load(Ordering::Relaxed);
     drive(&mut sup, &mut out, now, Event::Boot, &mut pid);
     let setup = sup.index("setup").unwrap();

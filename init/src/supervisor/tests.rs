@@ -448,9 +448,12 @@ fn unknown_dependency_is_refused() {
 fn reload(r: &mut Rig, defs: std::vec::Vec<UnitDef>, invalid: &[&str]) -> ReloadSummary {
     let mut out = Actions::new();
     let now = r.now;
-    let sum = r
-        .sup
-        .reload(now, &mut defs.into_iter(), &|n| invalid.contains(&n), &mut out);
+    let sum = r.sup.reload(
+        now,
+        &mut defs.into_iter(),
+        &|n| invalid.contains(&n),
+        &mut out,
+    );
     // Answer spawns as the edge would.
     let acts: std::vec::Vec<Action> = out.iter().copied().collect();
     r.log.extend(acts.iter().copied());
@@ -466,7 +469,12 @@ fn reload(r: &mut Rig, defs: std::vec::Vec<UnitDef>, invalid: &[&str]) -> Reload
 
 #[test]
 fn reload_touches_only_what_changed() {
-    let mut r = Rig::new(vec![def("same"), def("changed"), def("gone"), def("broken")]);
+    let mut r = Rig::new(vec![
+        def("same"),
+        def("changed"),
+        def("gone"),
+        def("broken"),
+    ]);
     r.ev(Event::Boot);
     let same_pid = r.pid("same");
     let broken_pid = r.pid("broken");
