@@ -1,0 +1,76 @@
+//! Boot tests: the real kernel in QEMU aarch64 with wren as PID 1, observed
+//! through the serial console. One binary so `--test-threads=2` keeps two
+//! VMs busy. Scenario fixtures: tests/units/<scenario>/ (image: /test/...).
+//! Serial logs: target/boot-logs/<test>.log.
+
+mod demo;
+mod memory;
+mod notify;
+mod oneshot;
+mod order;
+mod reap;
+mod rescue;
+mod restart;
+mod stop;
+mod broken;
+mod backoff;
+
+use std::time::{Duration, Instant};
+use wren_boot_tests::{parse_marks, Vm};
+
+/// Time for the kernel to boot and the console shell to answer.
+pub const BOOT: Duration = Duration::from_secs(90);
+/// Time for one shell command.
+pub const CMD: Duration = Duration::from_secs(20);
+
+pub fn boot(scenario: &str) -> Vm {
+    let mut vm = Vm::boot(scenario, "");
+    vm.wait_shell(BOOT);
+    vm
+}
+
+/// Lines of a wren-testkit mark file in the guest: (text, pid, millis).
+pub fn marks(vm: &mut Vm, file: &str) -> Vec<(String, u32, u64)> {
+    let out = vm.sh(&format!("cat {file} 2>/dev/null"), CMD);
+    parse_marks(&out)
+}
+
+pub fn mark<'a>(m: &'a [(String, u32, u64)], text: &str) -> Option<&'a (String, u32, u64)> {
+    m.iter().find(|(t, _, _)| t == text)
+}
+
+/// Polls a mark file until `pred` holds; panics after `timeout`.
+pub fn wait_marks(
+    vm: &mut Vm,
+    file: &str,
+    timeout: Duration,
+    pred: impl Fn(&[(String, u32, u64)]) -> bool,
+) -> Vec<(String, u32, u64)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let m = marks(vm, file);
+        if pred(&m) {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{file} did not reach the expected marks within {timeout:?}: {m:?} (log: {})",
+            vm.log_path.display()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Asserts that `needles` occur in the console output in this order.
+pub fn assert_in_order(out: &str, needles: &[&str]) {
+    let mut last = 0usize;
+    let mut prev = "";
+    for n in needles {
+        let p = out
+            .find(n)
+            .unwrap_or_else(|| panic!("{n:?} not in the console output"));
+        assert!(p >= last, "{n:?} came before {prev:?} on the console");
+        last = p;
+        prev = n;
+    }
+}
