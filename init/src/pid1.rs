@@ -106,7 +106,11 @@ pub fn run() -> ! {
     });
     // An initramfs without /dev/console starts us with no stdio at all.
     let _ = mounts::ensure_console_fds();
-    // Step 3: options and logging.
+    // Step 3: options and logging. /dev/kmsg rate-limits each writer to
+    // 10 lines per 5 s by default, which would drop PID 1's own records in
+    // a crash loop; lift it unless the command line fixed the setting
+    // (then the kernel refuses the write, which is fine).
+    let _ = write_file("/proc/sys/kernel/printk_devkmsg", b"on\n");
     let opts = read_cmdline();
     kmsg::init(opts.debug);
     kmsg::set_quiet(opts.quiet);
@@ -181,6 +185,15 @@ fn read_cmdline() -> cmdline::Options {
         log::warn!("kernel option `{tok}`: {why}");
     }
     opts
+}
+
+fn write_file(path: &str, data: &[u8]) -> Result<(), Errno> {
+    let fd = rustix::fs::open(
+        path,
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    rustix::io::write(&fd, data).map(|_| ())
 }
 
 fn set_hostname() {
