@@ -34,6 +34,7 @@ usage: initctl COMMAND [ARGS]
   reload                   re-read the unit directory
   check [FILE...]          validate unit files (default /etc/units)
   cat NAME                 the unit's definition as loaded
+  edit NAME                edit /etc/units/NAME.unit ($EDITOR), check, apply
   log NAME [-f]            the unit's output; -f follows
   poweroff | reboot | halt
 ";
@@ -54,6 +55,7 @@ enum Command {
     Check(Vec<String>),
     Log { name: String, follow: bool },
     Cat(String),
+    Edit(String),
     Reload,
 }
 
@@ -100,6 +102,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         "reload" => none(rest).map(|_| Command::Reload)?,
         "check" => Command::Check(rest.to_vec()),
         "cat" => Command::Cat(one_name(rest)?),
+        "edit" => Command::Edit(one_name(rest)?),
         "log" => {
             let mut name = None;
             let mut follow = false;
@@ -153,6 +156,7 @@ pub fn run(args: &[String], socket: &Path, out: &mut dyn Write, err: &mut dyn Wr
             OK
         }
         Command::Check(files) => check(&files, out),
+        Command::Edit(name) => edit(&name, socket, out, err),
         cmd => match talk(&cmd, socket, out, err) {
             Ok(code) => code,
             Err(msg) => {
@@ -175,6 +179,146 @@ fn check(files: &[String], out: &mut dyn Write) -> u8 {
         OK
     } else {
         FAIL
+    }
+}
+
+/// What `edit_unit` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Edited {
+    /// Saved as it was: nothing installed.
+    Unchanged,
+    /// The checked copy replaced the unit file.
+    Installed,
+    /// Invalid and the user declined to edit again: nothing installed.
+    Aborted,
+}
+
+/// How `edit_unit` reaches the world, so tests can stand in.
+struct EditEnv<'a> {
+    /// The unit directory.
+    dir: &'a Path,
+    /// Where the working copy is made.
+    tmp: &'a Path,
+    /// Run through `/bin/sh -c` as git does, so it may carry arguments.
+    editor: &'a str,
+    /// Validates one file, writing problems to the writer.
+    check: &'a dyn Fn(&Path, &mut dyn Write) -> bool,
+}
+
+/// `initctl edit NAME`: edit a copy, validate it, offer to re-edit while
+/// invalid, install it (atomic rename) and have init reload.
+fn edit(name: &str, socket: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let editor = std::env::var("EDITOR")
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+        .unwrap_or_else(|| "vi".into());
+    let tmp = std::env::temp_dir();
+    let check = |p: &Path, w: &mut dyn Write| crate::units_dir::check(&[p], w);
+    let env = EditEnv {
+        dir: Path::new(UNITS_DIR),
+        tmp: &tmp,
+        editor: &editor,
+        check: &check,
+    };
+    let stdin = io::stdin();
+    match edit_unit(name, &env, &mut stdin.lock(), err) {
+        Err(msg) => {
+            let _ = writeln!(err, "initctl: {msg}");
+            FAIL
+        }
+        Ok(Edited::Aborted) => {
+            let _ = writeln!(err, "initctl: {name}.unit left unchanged");
+            FAIL
+        }
+        Ok(Edited::Unchanged) => {
+            let _ = writeln!(out, "{name}.unit unchanged");
+            OK
+        }
+        Ok(Edited::Installed) => {
+            let _ = writeln!(out, "{name}.unit installed");
+            match talk(&Command::Reload, socket, out, err) {
+                Ok(code) => code,
+                Err(msg) => {
+                    let _ = writeln!(err, "initctl: installed but not applied: {msg}");
+                    FAIL
+                }
+            }
+        }
+    }
+}
+
+fn edit_unit(
+    name: &str,
+    env: &EditEnv<'_>,
+    input: &mut dyn io::BufRead,
+    err: &mut dyn Write,
+) -> Result<Edited, String> {
+    let target = env.dir.join(format!("{name}.unit"));
+    let original = match std::fs::read_to_string(&target) {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            format!("# {name}: new unit, see CONTRACT section 4\nexec = \n")
+        }
+        Err(e) => return Err(format!("{}: {e}", target.display())),
+    };
+    // The copy keeps the unit's file name so that `check` sees its name.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let work = env
+        .tmp
+        .join(format!("wren-edit-{}-{name}-{nanos}", std::process::id()));
+    std::fs::create_dir(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let result = edit_loop(name, env, &original, &target, &work, input, err);
+    let _ = std::fs::remove_dir_all(&work);
+    result
+}
+
+fn edit_loop(
+    name: &str,
+    env: &EditEnv<'_>,
+    original: &str,
+    target: &Path,
+    work: &Path,
+    input: &mut dyn io::BufRead,
+    err: &mut dyn Write,
+) -> Result<Edited, String> {
+    let copy = work.join(format!("{name}.unit"));
+    std::fs::write(&copy, original).map_err(|e| format!("{}: {e}", copy.display()))?;
+    loop {
+        let status = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("{} \"$@\"", env.editor))
+            .arg(env.editor)
+            .arg(&copy)
+            .status()
+            .map_err(|e| format!("cannot run /bin/sh for the editor: {e}"))?;
+        if !status.success() {
+            return Err(format!("editor '{}' failed ({status})", env.editor));
+        }
+        let text =
+            std::fs::read_to_string(&copy).map_err(|e| format!("{}: {e}", copy.display()))?;
+        if text == original {
+            return Ok(Edited::Unchanged);
+        }
+        if (env.check)(&copy, err) {
+            let staged = target.with_file_name(format!(".{name}.unit.new"));
+            std::fs::write(&staged, &text)
+                .and_then(|()| std::fs::File::open(&staged)?.sync_all())
+                .and_then(|()| std::fs::rename(&staged, target))
+                .map_err(|e| {
+                    let _ = std::fs::remove_file(&staged);
+                    format!("installing {}: {e}", target.display())
+                })?;
+            return Ok(Edited::Installed);
+        }
+        let _ = write!(err, "{name}.unit is invalid. Edit again? [Y/n] ");
+        let _ = err.flush();
+        let mut answer = String::new();
+        let n = input.read_line(&mut answer).map_err(|e| e.to_string())?;
+        if n == 0 || answer.trim_start().starts_with(['n', 'N']) {
+            return Ok(Edited::Aborted);
+        }
     }
 }
 
@@ -424,9 +568,11 @@ fn talk(
                             let _ = out.flush();
                             let _ = writeln!(err, "initctl: {missed} bytes of output lost");
                         }
-                        let _ = out.write_all(data);
-                        let _ = out.flush();
-                        None
+                        // A reader that went away (`| head`) ends the follow.
+                        match out.write_all(data).and_then(|()| out.flush()) {
+                            Ok(()) => None,
+                            Err(_) => Some(OK),
+                        }
                     }
                     Reply::Error(e) => Some(show_error(&e, Some(name), err)),
                     _ => Some(unexpected(err)),
@@ -439,7 +585,7 @@ fn talk(
                 }
             }
         }
-        Command::Help | Command::Check(_) => Ok(OK),
+        Command::Help | Command::Check(_) | Command::Edit(_) => Ok(OK),
     }
 }
 
@@ -992,5 +1138,91 @@ a-long.unit_name-32-bytes-long.x starting 4194303 12345    500B/max 3s
         // The follow ends when the unit goes away.
         assert_eq!(code, 1);
         assert_eq!(err, "initctl: no unit web\n");
+    }
+
+    /// Valid when it holds an `exec` line and no `bogus`.
+    fn fake_check(p: &Path, w: &mut dyn Write) -> bool {
+        let t = std::fs::read_to_string(p).unwrap();
+        let ok = t.contains("exec = /") && !t.contains("bogus");
+        if !ok {
+            let _ = writeln!(w, "{}:1: bad", p.display());
+        }
+        ok
+    }
+
+    fn edit_env<'a>(dir: &'a Path, editor: &'a str) -> EditEnv<'a> {
+        EditEnv {
+            dir,
+            tmp: dir,
+            editor,
+            check: &fake_check,
+        }
+    }
+
+    #[test]
+    fn edit_installs_a_valid_change() {
+        let d = TempDir::new("ctl-edit-ok");
+        let unit = d.0.join("web.unit");
+        std::fs::write(&unit, "exec = /bin/old\n").unwrap();
+        let env = edit_env(&d.0, "sed -i s/old/new/");
+        let mut err = Vec::new();
+        let r = edit_unit("web", &env, &mut &b""[..], &mut err);
+        assert_eq!(r, Ok(Edited::Installed));
+        assert_eq!(std::fs::read_to_string(&unit).unwrap(), "exec = /bin/new\n");
+        // Only the unit file is left: no staging file, no working copy.
+        let left: Vec<_> = std::fs::read_dir(&d.0).unwrap().collect();
+        assert_eq!(left.len(), 1);
+    }
+
+    #[test]
+    fn edit_without_change_installs_nothing() {
+        let d = TempDir::new("ctl-edit-same");
+        let env = edit_env(&d.0, "true");
+        let r = edit_unit("fresh", &env, &mut &b""[..], &mut Vec::new());
+        assert_eq!(r, Ok(Edited::Unchanged));
+        assert!(!d.0.join("fresh.unit").exists());
+    }
+
+    #[test]
+    fn edit_reopens_an_invalid_copy_until_valid_or_declined() {
+        let d = TempDir::new("ctl-edit-again");
+        let unit = d.0.join("db.unit");
+        std::fs::write(&unit, "exec = /bin/db\n").unwrap();
+        // First run breaks the file, the second fixes it.
+        let script = d.0.join("ed.sh");
+        std::fs::write(
+            &script,
+            "c=\"$1.count\"; n=$(cat \"$c\" 2>/dev/null || echo 0); \
+             echo $((n+1)) > \"$c\"; \
+             if [ \"$n\" = 0 ]; then echo bogus > \"$1\"; \
+             else echo 'exec = /bin/db2' > \"$1\"; fi\n",
+        )
+        .unwrap();
+        let editor = format!("sh {}", script.display());
+        let env = edit_env(&d.0, &editor);
+        let mut err = Vec::new();
+        let r = edit_unit("db", &env, &mut &b"\n"[..], &mut err);
+        assert_eq!(r, Ok(Edited::Installed));
+        assert_eq!(std::fs::read_to_string(&unit).unwrap(), "exec = /bin/db2\n");
+        let err = String::from_utf8(err).unwrap();
+        assert!(err.contains("db.unit:1: bad"), "{err}");
+        assert!(err.contains("db.unit is invalid. Edit again? [Y/n]"));
+
+        // Declined: the installed file is left as it was.
+        let env = edit_env(&d.0, "sh -c 'echo bogus > \"$0\"'");
+        let r = edit_unit("db", &env, &mut &b"n\n"[..], &mut Vec::new());
+        assert_eq!(r, Ok(Edited::Aborted));
+        assert_eq!(std::fs::read_to_string(&unit).unwrap(), "exec = /bin/db2\n");
+        // End of input counts as no.
+        let r = edit_unit("db", &env, &mut &b""[..], &mut Vec::new());
+        assert_eq!(r, Ok(Edited::Aborted));
+    }
+
+    #[test]
+    fn failing_editor_aborts() {
+        let d = TempDir::new("ctl-edit-fail");
+        let env = edit_env(&d.0, "false");
+        let r = edit_unit("x", &env, &mut &b""[..], &mut Vec::new());
+        assert!(r.unwrap_err().contains("editor 'false' failed"));
     }
 }
