@@ -261,7 +261,7 @@ impl Pid1 {
                 log::error!("unit {u}: unresolved dependency");
             }
             if self.sup.is_empty() {
-                log::warn!("no valid unit in {dir}, starting rescue shell");
+                log::warn!("no valid unit, starting rescue shell (unit directory {dir})");
             } else {
                 log::info!("{} units loaded from {dir}", self.sup.len());
             }

@@ -7,20 +7,36 @@ fn oneshot_dependents_wait_for_it_and_do_not_start_if_it_fails() {
     // While prep has not finished, user must not have started.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let prep = marks(&mut vm, "/run/prep");
+        // user is read before prep: a user start seen while prep (read
+        // after it) is still not done is a real violation, not a race of
+        // the two reads.
         let user = marks(&mut vm, "/run/user");
+        let u = vm.unit("user");
+        let prep = marks(&mut vm, "/run/prep");
         if mark(&prep, "done").is_some() {
             break;
         }
-        assert!(user.is_empty(), "user started while prep was still running: {prep:?} {user:?}");
-        if let Some(u) = vm.unit("user") {
-            assert!(!["running", "starting"].contains(&u.state.as_str()), "user is {u:?} before prep exited");
+        assert!(
+            user.is_empty(),
+            "user started while prep was still running: {prep:?} {user:?}"
+        );
+        // Waiting for its dependency is part of starting: `starting` with
+        // no process yet.
+        if let Some(u) = u {
+            assert!(
+                u.state == "starting" && u.pid.is_none(),
+                "user is {u:?} before prep exited"
+            );
         }
         assert!(Instant::now() < deadline, "prep never finished");
         std::thread::sleep(Duration::from_millis(300));
     }
     let st = vm.wait_states(
-        &[("prep", &["exited"]), ("user", &["running"]), ("bad", &["failed"])],
+        &[
+            ("prep", &["exited"]),
+            ("user", &["running"]),
+            ("bad", &["failed"]),
+        ],
         Duration::from_secs(30),
     );
     let prep = marks(&mut vm, "/run/prep");
@@ -29,11 +45,24 @@ fn oneshot_dependents_wait_for_it_and_do_not_start_if_it_fails() {
     assert!(st["bad"].pid.is_none());
     // bad failed: its dependent never starts.
     vm.sh("sleep 2", CMD);
-    assert_eq!(vm.sh("ls /run/dependent 2>&1 >/dev/null | grep -c 'No such'", CMD).trim(), "1");
+    assert_eq!(
+        vm.sh("ls /run/dependent 2>&1 >/dev/null | grep -c 'No such'", CMD)
+            .trim(),
+        "1"
+    );
     let d = vm.unit("dependent").expect("dependent listed");
-    assert!(["stopped", "failed"].contains(&d.state.as_str()), "dependent is {d:?}");
+    assert!(
+        ["stopped", "failed"].contains(&d.state.as_str()),
+        "dependent is {d:?}"
+    );
     assert!(mark(&marks(&mut vm, "/run/bad"), "start").is_some());
     let out = vm.output();
-    assert!(out.contains("[FAILED] bad: exit 3"), "no failure line for bad");
-    assert!(out.contains("[FAILED] dependent: dependency bad failed"), "no dependency line");
+    assert!(
+        out.contains("[FAILED] bad: exit 3"),
+        "no failure line for bad"
+    );
+    assert!(
+        out.contains("[FAILED] dependent: dependency bad failed"),
+        "no dependency line"
+    );
 }
