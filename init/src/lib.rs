@@ -6,7 +6,9 @@
 //!   (dependencies, programs that exist).
 //! - `supervisor`: the state machine, `step(event) -> actions` (pure).
 //! - `pid1`: the event loop that feeds it: signalfd, timerfd, epoll.
-//! - `spawn`: clone3 into the unit's cgroup, fds, execve.
+//! - `spawn`: clone3 into the unit's cgroup and namespaces, fds, execve.
+//! - `sandbox`: inside the new namespaces: mounts, root, hostname, lo.
+//! - `reaper`: PID 1 of a unit's PID namespace.
 //! - `cgroup`: the typed writer of cgroup files.
 //! - `mounts`: early mounts and the shutdown unmount.
 //! - `kmsg`: the `log` backend writing `/dev/kmsg`.
@@ -24,6 +26,8 @@ pub mod logbuf;
 pub mod mounts;
 pub mod pid1;
 pub mod proto;
+pub mod reaper;
+pub mod sandbox;
 pub mod shutdown;
 pub mod spawn;
 pub mod supervisor;

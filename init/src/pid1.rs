@@ -57,6 +57,8 @@ struct Edge {
     /// exit by SIGKILL can be told apart as an OOM kill.
     oom_kills_at_spawn: u64,
     oom_kills: u32,
+    /// With a PID namespace: read end of the reaper's exit report.
+    exit_report: Option<OwnedFd>,
 }
 
 impl Edge {
@@ -67,6 +69,7 @@ impl Edge {
             notify: None,
             oom_kills_at_spawn: 0,
             oom_kills: 0,
+            exit_report: None,
         }
     }
 }
@@ -492,6 +495,17 @@ impl Pid1 {
             let _ = epoll::delete(ep, &fd);
         }
         let _ = rustix::fs::unlink(notify_path(&name).as_str());
+        // In a PID namespace the reaped pid is the reaper's, which exits
+        // 128+N for a signal; its report says what really happened.
+        let mut exit = exit;
+        if let Some(fd) = edge.exit_report.take() {
+            let mut b = [0u8; crate::reaper::REPORT_LEN];
+            if let Ok(n) = rustix::io::read(&fd, &mut b) {
+                if let Some(e) = crate::reaper::decode(b.get(..n).unwrap_or(&[])) {
+                    exit = e;
+                }
+            }
+        }
         let Some(cg) = self.cg.as_ref() else {
             return exit;
         };
@@ -751,6 +765,17 @@ impl Pid1 {
         } else {
             None
         };
+        let report_pipe = if def.namespaces.has(unit::Namespaces::PID) {
+            match rustix::pipe::pipe_with(flags | rustix::pipe::PipeFlags::NONBLOCK) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    log::error!("{name}: exit report pipe: {e}");
+                    return Err(());
+                }
+            }
+        } else {
+            None
+        };
         let stdio = if def.console {
             spawn::Stdio::ConsoleTty {
                 out: log_pipe.as_ref().map(|(_, w)| w.as_fd()),
@@ -770,6 +795,7 @@ impl Pid1 {
             notify_socket: notify_sock.as_ref().map(|_| sock_path.as_str()),
             uid,
             gid,
+            exit_report: report_pipe.as_ref().map(|(_, w)| w.as_fd()),
         };
         let pid = match spawn::spawn(&req) {
             Ok(pid) => pid,
@@ -794,6 +820,7 @@ impl Pid1 {
             return Ok(pid);
         };
         edge.oom_kills_at_spawn = oom_base;
+        edge.exit_report = report_pipe.map(|(r, _w)| r);
         if let Some(old) = edge.log_rd.take() {
             let _ = epoll::delete(ep, &old);
         }
@@ -1142,7 +1169,7 @@ fn resolve_ids(def: &UnitDef) -> Result<(Option<u32>, Option<u32>), &'static str
         None => {}
         Some(IdSpec::Id(n)) => uid = Some(*n),
         Some(IdSpec::Name(n)) => {
-            let (u, g) = lookup("/etc/passwd", n).ok_or("user not found in /etc/passwd")?;
+            let (u, g) = lookup(def, "/etc/passwd", n).ok_or("user not found in /etc/passwd")?;
             uid = Some(u);
             gid = Some(g);
         }
@@ -1151,7 +1178,7 @@ fn resolve_ids(def: &UnitDef) -> Result<(Option<u32>, Option<u32>), &'static str
         None => {}
         Some(IdSpec::Id(n)) => gid = Some(*n),
         Some(IdSpec::Name(n)) => {
-            let (g, _) = lookup("/etc/group", n).ok_or("group not found in /etc/group")?;
+            let (g, _) = lookup(def, "/etc/group", n).ok_or("group not found in /etc/group")?;
             gid = Some(g);
         }
     }
@@ -1159,11 +1186,16 @@ fn resolve_ids(def: &UnitDef) -> Result<(Option<u32>, Option<u32>), &'static str
 }
 
 /// Field 3 (and 4) of the line whose first field is `name`, read through a
-/// fixed buffer.
-fn lookup(file: &str, name: &str) -> Option<(u32, u32)> {
+/// fixed buffer, from the unit's root when it has one.
+fn lookup(def: &UnitDef, file: &str, name: &str) -> Option<(u32, u32)> {
+    let mut path: heapless::String<{ unit::PATH_BYTES + 16 }> = heapless::String::new();
+    if let Some(r) = def.root.as_deref() {
+        path.push_str(r.trim_end_matches('/')).ok()?;
+    }
+    path.push_str(file).ok()?;
     let mut buf = [0u8; 8192];
     let fd = rustix::fs::open(
-        file,
+        path.as_str(),
         rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     )

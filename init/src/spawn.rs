@@ -12,7 +12,7 @@
 //! it is a copy of a single-threaded PID 1, but libc's cached state (e.g.
 //! the thread id) describes the parent.
 
-use crate::unit::{Output, UnitDef, ENV_BYTES, ENV_MAX};
+use crate::unit::{Namespaces, UnitDef, ENV_BYTES, ENV_MAX};
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 use std::ffi::c_char;
@@ -43,31 +43,54 @@ pub enum Step {
     Exec,
     /// The child died before exec without saying why.
     Unknown,
+    /// Setting up the unit's namespaces (mounts, root, hostname, lo).
+    Namespace(crate::sandbox::Step),
+    /// The namespace's reaper could not fork the service.
+    Fork,
 }
 
 impl Step {
+    const PLAIN: [Step; 14] = [
+        Step::Prepare,
+        Step::StatusPipe,
+        Step::Clone,
+        Step::SignalMask,
+        Step::Setsid,
+        Step::Console,
+        Step::Stdio,
+        Step::NotifyFd,
+        Step::Chdir,
+        Step::Groups,
+        Step::Setgid,
+        Step::Setuid,
+        Step::Exec,
+        Step::Unknown,
+    ];
+    const FORK_CODE: u8 = 30;
+
     fn code(self) -> u8 {
-        self as u8
+        match self {
+            Step::Namespace(s) => s as u8,
+            Step::Fork => Self::FORK_CODE,
+            plain => Self::PLAIN
+                .iter()
+                .position(|p| *p == plain)
+                .map(|i| i as u8)
+                .unwrap_or(Self::FORK_CODE - 1),
+        }
     }
 
     fn from_code(c: u8) -> Step {
-        const ALL: [Step; 14] = [
-            Step::Prepare,
-            Step::StatusPipe,
-            Step::Clone,
-            Step::SignalMask,
-            Step::Setsid,
-            Step::Console,
-            Step::Stdio,
-            Step::NotifyFd,
-            Step::Chdir,
-            Step::Groups,
-            Step::Setgid,
-            Step::Setuid,
-            Step::Exec,
-            Step::Unknown,
-        ];
-        ALL.get(usize::from(c)).copied().unwrap_or(Step::Unknown)
+        if c == Self::FORK_CODE {
+            return Step::Fork;
+        }
+        if let Some(s) = crate::sandbox::Step::from_code(c) {
+            return Step::Namespace(s);
+        }
+        Self::PLAIN
+            .get(usize::from(c))
+            .copied()
+            .unwrap_or(Step::Unknown)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +109,8 @@ impl Step {
             Step::Setuid => "setuid",
             Step::Exec => "execve",
             Step::Unknown => "child died before exec",
+            Step::Namespace(s) => s.as_str(),
+            Step::Fork => "fork the service in its PID namespace",
         }
     }
 }
@@ -135,10 +160,9 @@ pub struct Request<'a> {
     /// Resolved `user` / `group` (the caller reads /etc/passwd).
     pub uid: Option<u32>,
     pub gid: Option<u32>,
-}
-
-pub fn stdio_for(def: &UnitDef) -> Output {
-    def.output
+    /// With a PID namespace: where the namespace's reaper reports how the
+    /// service ended (see `reaper`).
+    pub exit_report: Option<BorrowedFd<'a>>,
 }
 
 /// A NUL-terminated string table and the pointer array execve wants, in
@@ -246,6 +270,65 @@ struct CloneArgs {
 
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
+/// clone3 flags for the unit's `namespaces`.
+pub fn clone_flags(ns: Namespaces) -> u64 {
+    let mut f = 0u64;
+    for (bit, flag) in [
+        (Namespaces::PID, libc::CLONE_NEWPID),
+        (Namespaces::MOUNT, libc::CLONE_NEWNS),
+        (Namespaces::UTS, libc::CLONE_NEWUTS),
+        (Namespaces::IPC, libc::CLONE_NEWIPC),
+        (Namespaces::NET, libc::CLONE_NEWNET),
+        (Namespaces::CGROUP, libc::CLONE_NEWCGROUP),
+    ] {
+        if ns.has(bit) {
+            f |= flag as u64;
+        }
+    }
+    f
+}
+
+/// fork-like clone3: returns 0 in the child, the child's pid in the parent.
+fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<i64, Errno> {
+    let mut args = CloneArgs {
+        flags: flags
+            | if cgroup.is_some() {
+                CLONE_INTO_CGROUP
+            } else {
+                0
+            },
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.map(|c| c.as_raw_fd() as u64).unwrap_or(0),
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork:
+    // the child gets a copy of this single-threaded process. `args` is a
+    // valid, initialised clone_args of the size passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            core::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if ret < 0 {
+        Err(Errno::from_raw_os_error(last_errno()))
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Tell the parent which step failed, then end the child.
+fn die(status_wr: BorrowedFd<'_>, err: SpawnError) -> ! {
+    let mut msg = [0u8; 5];
+    msg[0] = err.step.code();
+    msg[1..].copy_from_slice(&err.errno.to_le_bytes());
+    let _ = rustix::io::write(status_wr, &msg);
+    // SAFETY: _exit ends the child without running the parent's
+    // destructors or atexit handlers, which belong to PID 1.
+    unsafe { libc::_exit(127) }
+}
+
 /// Start `req.def`'s process; returns its pid once it has exec'd.
 pub fn spawn(req: &Request<'_>) -> Result<u32, SpawnError> {
     let fail = |step, e: Errno| SpawnError {
@@ -272,35 +355,16 @@ pub fn spawn(req: &Request<'_>) -> Result<u32, SpawnError> {
     let (status_rd, status_wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| fail(Step::StatusPipe, e))?;
 
-    let mut args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: req.cgroup.as_raw_fd() as u64,
-        ..CloneArgs::default()
-    };
-    // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork:
-    // the child gets a copy of this single-threaded process. `args` is a
-    // valid, initialised clone_args of the size passed.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &mut args as *mut CloneArgs,
-            core::mem::size_of::<CloneArgs>(),
-        )
-    };
-    if ret < 0 {
-        return Err(fail(Step::Clone, Errno::from_raw_os_error(last_errno())));
-    }
+    let pid_ns = req.def.namespaces.has(Namespaces::PID);
+    let flags = clone_flags(req.def.namespaces);
+    let ret = clone3(flags, Some(req.cgroup)).map_err(|e| fail(Step::Clone, e))?;
     if ret == 0 {
         // Child: never returns.
-        let err = child(req, path, argv_p, env_p);
-        let mut msg = [0u8; 5];
-        msg[0] = err.step.code();
-        msg[1..].copy_from_slice(&err.errno.to_le_bytes());
-        let _ = rustix::io::write(&status_wr, &msg);
-        // SAFETY: _exit ends the child without running the parent's
-        // destructors or atexit handlers, which belong to PID 1.
-        unsafe { libc::_exit(127) };
+        if pid_ns {
+            reaper_child(req, path, argv_p, env_p, &status_wr);
+        }
+        let err = child(req, path, argv_p, env_p, true);
+        die(status_wr.as_fd(), err);
     }
     drop(status_wr);
     let pid = ret as u32;
@@ -332,12 +396,60 @@ fn last_errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
-/// The child between clone3 and execve. Returns only on failure.
+/// PID 1 of the unit's new PID namespace: set the namespaces up, fork the
+/// service, then become its reaper. Never returns.
+fn reaper_child(
+    req: &Request<'_>,
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+    status_wr: &OwnedFd,
+) -> ! {
+    let fail = |step, e: Errno| SpawnError {
+        step,
+        errno: e.raw_os_error(),
+    };
+    // Every signal blocked before the service exists, so none (SIGCHLD
+    // above all) is lost before the reaper waits for it. PID 1 already
+    // blocks them all; this does not rely on it.
+    if let Err(e) = nix::sys::signal::SigSet::all().thread_block() {
+        die(
+            status_wr.as_fd(),
+            fail(Step::SignalMask, Errno::from_raw_os_error(e as i32)),
+        );
+    }
+    // Its own session, so PID 1's stop signal to the group reaches it.
+    if let Err(e) = rustix::process::setsid() {
+        die(status_wr.as_fd(), fail(Step::Setsid, e));
+    }
+    if let Err((s, e)) = crate::sandbox::enter(req.def) {
+        die(status_wr.as_fd(), fail(Step::Namespace(s), e));
+    }
+    match clone3(0, None) {
+        Err(e) => die(status_wr.as_fd(), fail(Step::Fork, e)),
+        Ok(0) => {
+            let err = child(req, path, argv, envp, false);
+            die(status_wr.as_fd(), err);
+        }
+        Ok(svc) => {
+            // Only the service's copy may hold the status pipe open: PID 1
+            // sees EOF when the service execs.
+            // SAFETY: this process never touches the fd again and never
+            // returns to the frame that owns it.
+            unsafe { libc::close(status_wr.as_raw_fd()) };
+            crate::reaper::run(svc as i32, req.exit_report)
+        }
+    }
+}
+
+/// The child between clone3 and execve (with a PID namespace, the
+/// reaper's child). Returns only on failure.
 fn child(
     req: &Request<'_>,
     path: *const c_char,
     argv: *const *const c_char,
     envp: *const *const c_char,
+    enter_namespaces: bool,
 ) -> SpawnError {
     let fail = |step, e: Errno| SpawnError {
         step,
@@ -365,6 +477,11 @@ fn child(
     // group and a console unit can take the terminal.
     if let Err(e) = rustix::process::setsid() {
         return fail(Step::Setsid, e);
+    }
+    if enter_namespaces {
+        if let Err((s, e)) = crate::sandbox::enter(req.def) {
+            return fail(Step::Namespace(s), e);
+        }
     }
     // The notify fd goes to 3 before stdio is rearranged, out of the way
     // of the fds we are about to close over.
@@ -501,6 +618,7 @@ mod tests {
 
     fn unit(exec: &[&str]) -> UnitDef {
         let mut d = UnitDef::with_defaults("t");
+        d.namespaces = Namespaces::NONE;
         for a in exec {
             d.exec.push(a).unwrap();
         }
@@ -541,6 +659,7 @@ mod tests {
             notify_socket: None,
             uid: None,
             gid: None,
+            exit_report: None,
         };
         let pid = spawn(&req).unwrap();
         drop(wr);
@@ -562,6 +681,7 @@ mod tests {
             notify_socket: None,
             uid: None,
             gid: None,
+            exit_report: None,
         };
         let err = spawn(&req).unwrap_err();
         assert_eq!(err.step, Step::Exec);
@@ -585,11 +705,95 @@ mod tests {
             notify_socket: None,
             uid: None,
             gid: None,
+            exit_report: None,
         };
         let pid = spawn(&req).unwrap();
         drop(wr);
         assert_eq!(read_all(rd), "/tmp\n");
         assert_eq!(wait(pid), 0);
+    }
+
+    #[test]
+    fn default_namespaces_give_a_reaper_a_fresh_proc_and_the_unit_hostname() {
+        let cg = own_cgroup();
+        let mut d = unit(&[
+            "/bin/sh",
+            "-c",
+            "echo $$ $(hostname) $(ls /proc | grep -c '^[0-9]'); kill -TERM $$",
+        ]);
+        d.namespaces = Namespaces::DEFAULT;
+        d.name.clear();
+        d.name.push_str("nsunit").unwrap();
+        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let (rep_rd, rep_wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let req = Request {
+            def: &d,
+            cgroup: cg.as_fd(),
+            stdio: Stdio::Pipe(wr.as_fd()),
+            notify_fd: None,
+            notify_socket: None,
+            uid: None,
+            gid: None,
+            exit_report: Some(rep_wr.as_fd()),
+        };
+        let pid = spawn(&req).unwrap();
+        drop(wr);
+        drop(rep_wr);
+        // The service is pid 2 (the reaper is 1), sees its own hostname,
+        // and /proc lists only the namespace's processes: the reaper, sh,
+        // and the few commands of the substitutions (never the host's).
+        let out = read_all(rd);
+        let f: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(&f[..2], ["2", "nsunit"], "{out}");
+        let procs: u32 = f[2].parse().unwrap();
+        assert!((2..=5).contains(&procs), "{out}");
+        // The reaper exits 128+15 and reports the real cause: SIGTERM.
+        assert_eq!(wait(pid), 128 + 15);
+        let mut b = [0u8; crate::reaper::REPORT_LEN];
+        let n = rustix::io::read(&rep_rd, &mut b).unwrap();
+        assert_eq!(
+            crate::reaper::decode(&b[..n]),
+            Some(crate::supervisor::Exit::Signal(15))
+        );
+        // The host's hostname is untouched.
+        assert_ne!(
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .unwrap()
+                .trim(),
+            "nsunit"
+        );
+    }
+
+    #[test]
+    fn a_namespace_setup_failure_is_reported_by_step() {
+        let cg = own_cgroup();
+        let mut d = unit(&["/bin/true"]);
+        d.namespaces = Namespaces(Namespaces::MOUNT);
+        d.root = Some(heapless::String::try_from("/nonexistent-root").unwrap());
+        let req = Request {
+            def: &d,
+            cgroup: cg.as_fd(),
+            stdio: Stdio::Null,
+            notify_fd: None,
+            notify_socket: None,
+            uid: None,
+            gid: None,
+            exit_report: None,
+        };
+        let err = spawn(&req).unwrap_err();
+        assert_eq!(err.step, Step::Namespace(crate::sandbox::Step::BindRoot));
+        assert_eq!(err.errno, libc::ENOENT);
+    }
+
+    #[test]
+    fn step_codes_survive_the_status_pipe() {
+        for s in Step::PLAIN
+            .iter()
+            .copied()
+            .chain([Step::Fork, Step::Namespace(crate::sandbox::Step::PivotRoot)])
+        {
+            assert_eq!(Step::from_code(s.code()), s);
+        }
     }
 
     #[test]
@@ -607,6 +811,7 @@ mod tests {
             notify_socket: Some("/run/wren/notify/x"),
             uid: None,
             gid: None,
+            exit_report: None,
         };
         let mut env = EnvTable::new();
         build_env(&req, &mut env).unwrap();

@@ -1,0 +1,295 @@
+//! Inside a unit's new namespaces, before its program runs: private
+//! mounts, a fresh /proc, the hostname, `lo`, and `root = DIR` with a
+//! minimal /dev and a private /tmp. One named step per thing that can fail,
+//! run in the child between clone3 and execve, so only raw syscalls
+//! (rustix) and fixed buffers: no allocation, no locks.
+
+use crate::unit::{Namespaces, UnitDef, PATH_BYTES};
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+
+/// The step of namespace setup that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Step {
+    MakePrivate = 40,
+    BindRoot,
+    MountProc,
+    MountDev,
+    DevNode,
+    MountPts,
+    MountShm,
+    MountTmp,
+    PivotRoot,
+    Hostname,
+    Loopback,
+    /// A path (root + suffix) did not fit the fixed buffer.
+    PathTooLong,
+}
+
+impl Step {
+    pub fn from_code(c: u8) -> Option<Step> {
+        const ALL: [Step; 12] = [
+            Step::MakePrivate,
+            Step::BindRoot,
+            Step::MountProc,
+            Step::MountDev,
+            Step::DevNode,
+            Step::MountPts,
+            Step::MountShm,
+            Step::MountTmp,
+            Step::PivotRoot,
+            Step::Hostname,
+            Step::Loopback,
+            Step::PathTooLong,
+        ];
+        ALL.iter().copied().find(|s| *s as u8 == c)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::MakePrivate => "make mounts private",
+            Step::BindRoot => "bind-mount root",
+            Step::MountProc => "mount /proc",
+            Step::MountDev => "mount /dev",
+            Step::DevNode => "bind device node",
+            Step::MountPts => "mount /dev/pts",
+            Step::MountShm => "mount /dev/shm",
+            Step::MountTmp => "mount /tmp",
+            Step::PivotRoot => "pivot_root",
+            Step::Hostname => "sethostname",
+            Step::Loopback => "bring up lo",
+            Step::PathTooLong => "path too long",
+        }
+    }
+}
+
+pub type Failure = (Step, Errno);
+
+/// Device nodes a `root` unit gets, bound from the host's /dev.
+const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Set up the unit's namespaces from inside them. Runs in the process
+/// that will be (or fork) the unit's program; PID 1's own namespaces are
+/// untouched.
+pub fn enter(def: &UnitDef) -> Result<(), Failure> {
+    let ns = def.namespaces;
+    if ns.has(Namespaces::MOUNT) {
+        // Nothing mounted from here on may leak back to the host.
+        rustix::mount::mount_change(
+            "/",
+            MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
+        )
+        .map_err(|e| (Step::MakePrivate, e))?;
+        match def.root.as_deref() {
+            Some(root) => enter_root(root, def.console, ns.has(Namespaces::PID))?,
+            None if ns.has(Namespaces::PID) => mount_proc("/proc")?,
+            None => {}
+        }
+    }
+    if ns.has(Namespaces::UTS) {
+        let name = def.hostname.as_deref().unwrap_or(def.name.as_str());
+        rustix::system::sethostname(name.as_bytes()).map_err(|e| (Step::Hostname, e))?;
+    }
+    if ns.has(Namespaces::NET) {
+        loopback_up().map_err(|e| (Step::Loopback, e))?;
+    }
+    Ok(())
+}
+
+fn mount_proc(target: &str) -> Result<(), Failure> {
+    rustix::mount::mount(
+        "proc",
+        target,
+        "proc",
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        None,
+    )
+    .map_err(|e| (Step::MountProc, e))
+}
+
+/// `root` + `suffix` in a fixed buffer.
+struct PathBuf {
+    buf: heapless::String<{ PATH_BYTES + 32 }>,
+}
+
+impl PathBuf {
+    fn join(root: &str, suffix: &str) -> Result<Self, Failure> {
+        let mut buf = heapless::String::new();
+        let too_long = (Step::PathTooLong, Errno::NAMETOOLONG);
+        buf.push_str(root.trim_end_matches('/'))
+            .map_err(|_| too_long)?;
+        buf.push_str(suffix).map_err(|_| too_long)?;
+        Ok(PathBuf { buf })
+    }
+
+    fn as_str(&self) -> &str {
+        &self.buf
+    }
+}
+
+fn mkdir_p(path: &str) {
+    // Best effort: an existing directory (or a read-only image that has
+    // it) is fine; a missing one shows up as the mount's error.
+    let _ = rustix::fs::mkdir(path, Mode::from_raw_mode(0o755));
+}
+
+/// Make `root` the unit's `/`: bind it, give it /proc, a minimal /dev and
+/// a private /tmp, pivot into it and drop the old root.
+fn enter_root(root: &str, console: bool, pid_ns: bool) -> Result<(), Failure> {
+    rustix::mount::mount_bind_recursive(root, root).map_err(|e| (Step::BindRoot, e))?;
+    let proc_dir = PathBuf::join(root, "/proc")?;
+    mkdir_p(proc_dir.as_str());
+    if pid_ns {
+        mount_proc(proc_dir.as_str())?;
+    } else {
+        rustix::mount::mount_bind_recursive("/proc", proc_dir.as_str())
+            .map_err(|e| (Step::MountProc, e))?;
+    }
+    let dev = PathBuf::join(root, "/dev")?;
+    mkdir_p(dev.as_str());
+    rustix::mount::mount(
+        "tmpfs",
+        dev.as_str(),
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NOEXEC,
+        Some(c"mode=0755,size=64k"),
+    )
+    .map_err(|e| (Step::MountDev, e))?;
+    let console_node: &[&str] = if console { &["console"] } else { &[] };
+    for node in DEV_NODES.iter().chain(console_node.iter()) {
+        let mut host: heapless::String<32> = heapless::String::new();
+        let _ = host.push_str("/dev/");
+        let _ = host.push_str(node);
+        let mut rel: heapless::String<32> = heapless::String::new();
+        let _ = rel.push_str("/dev/");
+        let _ = rel.push_str(node);
+        let target = PathBuf::join(root, &rel)?;
+        // A bind mount needs an existing file to mount over.
+        let f = rustix::fs::open(
+            target.as_str(),
+            OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o666),
+        )
+        .map_err(|e| (Step::DevNode, e))?;
+        drop(f);
+        rustix::mount::mount_bind(host.as_str(), target.as_str())
+            .map_err(|e| (Step::DevNode, e))?;
+    }
+    let pts = PathBuf::join(root, "/dev/pts")?;
+    mkdir_p(pts.as_str());
+    rustix::mount::mount(
+        "devpts",
+        pts.as_str(),
+        "devpts",
+        MountFlags::NOSUID | MountFlags::NOEXEC,
+        Some(c"newinstance,ptmxmode=0666,mode=620"),
+    )
+    .map_err(|e| (Step::MountPts, e))?;
+    let ptmx = PathBuf::join(root, "/dev/ptmx")?;
+    let _ = rustix::fs::symlink("pts/ptmx", ptmx.as_str());
+    let shm = PathBuf::join(root, "/dev/shm")?;
+    mkdir_p(shm.as_str());
+    rustix::mount::mount(
+        "tmpfs",
+        shm.as_str(),
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV,
+        Some(c"mode=1777"),
+    )
+    .map_err(|e| (Step::MountShm, e))?;
+    let tmp = PathBuf::join(root, "/tmp")?;
+    mkdir_p(tmp.as_str());
+    rustix::mount::mount(
+        "tmpfs",
+        tmp.as_str(),
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV,
+        Some(c"mode=1777"),
+    )
+    .map_err(|e| (Step::MountTmp, e))?;
+    switch_root(root).map_err(|e| (Step::PivotRoot, e))
+}
+
+/// pivot_root into `root` and detach the old root. An initramfs root
+/// cannot be pivoted away from (EINVAL); there, as switch_root and crun's
+/// no-pivot mode do, move the new root over / and chroot into it.
+fn switch_root(root: &str) -> Result<(), Errno> {
+    rustix::process::chdir(root)?;
+    match rustix::process::pivot_root(".", ".") {
+        Ok(()) => {
+            // The old root is stacked under the new one at "."; detach it.
+            rustix::mount::unmount(".", UnmountFlags::DETACH)?;
+        }
+        Err(Errno::INVAL) => {
+            rustix::mount::mount_move(".", "/")?;
+            rustix::process::chroot(".")?;
+        }
+        Err(e) => return Err(e),
+    }
+    rustix::process::chdir("/")
+}
+
+/// `ip link set lo up` without netlink: SIOCSIFFLAGS on a datagram socket.
+fn loopback_up() -> Result<(), Errno> {
+    use rustix::net::{socket_with, AddressFamily, SocketFlags, SocketType};
+    let s = socket_with(
+        AddressFamily::INET,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { core::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    use rustix::fd::AsRawFd;
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write only the ifreq we
+    // pass, which lives across both calls; the fd is a valid socket.
+    unsafe {
+        if libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) < 0 {
+            return Err(Errno::from_raw_os_error(
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            ));
+        }
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        if libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req) < 0 {
+            return Err(Errno::from_raw_os_error(
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_codes_round_trip() {
+        for c in 0..=255u8 {
+            if let Some(s) = Step::from_code(c) {
+                assert_eq!(s as u8, c);
+            }
+        }
+        assert_eq!(Step::from_code(Step::Loopback as u8), Some(Step::Loopback));
+        assert_eq!(Step::from_code(0), None);
+    }
+
+    #[test]
+    fn paths_join_without_doubling_slashes_and_refuse_overflow() {
+        assert_eq!(
+            PathBuf::join("/srv/c/", "/proc").unwrap().as_str(),
+            "/srv/c/proc"
+        );
+        assert_eq!(PathBuf::join("/", "/dev").unwrap().as_str(), "/dev");
+        let long = "x".repeat(PATH_BYTES + 40);
+        assert_eq!(
+            PathBuf::join(&long, "/dev").err().map(|e| e.0),
+            Some(Step::PathTooLong)
+        );
+    }
+}
