@@ -7,14 +7,19 @@ fn oneshot_dependents_wait_for_it_and_do_not_start_if_it_fails() {
     // While prep has not finished, user must not have started.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let prep = marks(&mut vm, "/run/prep");
+        // Observe user first, prep second: if prep is still unfinished at
+        // the later look, user must not have been started at the earlier.
         let user = marks(&mut vm, "/run/user");
+        let unit = vm.unit("user");
+        let prep = marks(&mut vm, "/run/prep");
         if mark(&prep, "done").is_some() {
             break;
         }
         assert!(user.is_empty(), "user started while prep was still running: {prep:?} {user:?}");
-        if let Some(u) = vm.unit("user") {
-            assert!(!["running", "starting"].contains(&u.state.as_str()), "user is {u:?} before prep exited");
+        if let Some(u) = unit {
+            // Waiting for a dependency: listed, maybe as `starting`, but
+            // not spawned.
+            assert!(u.pid.is_none() && u.state != "running", "user is {u:?} before prep exited");
         }
         assert!(Instant::now() < deadline, "prep never finished");
         std::thread::sleep(Duration::from_millis(300));
