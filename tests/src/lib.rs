@@ -89,7 +89,13 @@ fn log_name(scenario: &str) -> String {
         _ => scenario.to_string(),
     };
     base.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -220,7 +226,9 @@ impl Vm {
     fn tail(&self) -> String {
         let o = self.output();
         let start = o.len().saturating_sub(3000);
-        let start = (start..o.len()).find(|&i| o.is_char_boundary(i)).unwrap_or(o.len());
+        let start = (start..o.len())
+            .find(|&i| o.is_char_boundary(i))
+            .unwrap_or(o.len());
         format!(
             "--- last serial output ({}):\n{}\n---",
             self.log_path.display(),
@@ -229,7 +237,11 @@ impl Vm {
     }
 
     /// Waits until `pred(all output)` returns Some(end offset) or the timeout.
-    fn wait_for<F: FnMut(&[u8]) -> Option<usize>>(&self, timeout: Duration, mut pred: F) -> Option<usize> {
+    fn wait_for<F: FnMut(&[u8]) -> Option<usize>>(
+        &self,
+        timeout: Duration,
+        mut pred: F,
+    ) -> Option<usize> {
         let deadline = Instant::now() + timeout;
         let mut s = self.shared.serial.lock().unwrap();
         loop {
@@ -248,7 +260,9 @@ impl Vm {
     pub fn try_expect(&mut self, needle: &str, timeout: Duration) -> Option<String> {
         let from = self.cursor;
         let n = needle.as_bytes();
-        let end = self.wait_for(timeout, |b| find(&b[from.min(b.len())..], n).map(|i| from + i + n.len()))?;
+        let end = self.wait_for(timeout, |b| {
+            find(&b[from.min(b.len())..], n).map(|i| from + i + n.len())
+        })?;
         let s = self.shared.serial.lock().unwrap();
         let text = String::from_utf8_lossy(&s.buf[from..end]).into_owned();
         self.cursor = end;
@@ -261,7 +275,10 @@ impl Vm {
     pub fn expect(&mut self, needle: &str, timeout: Duration) -> String {
         match self.try_expect(needle, timeout) {
             Some(s) => s,
-            None => panic!("timed out after {timeout:?} waiting for {needle:?}\n{}", self.tail()),
+            None => panic!(
+                "timed out after {timeout:?} waiting for {needle:?}\n{}",
+                self.tail()
+            ),
         }
     }
 
@@ -298,14 +315,19 @@ impl Vm {
         // interrupt; QEMU then never raises another one (its FIFO is full)
         // and the console input stays dead for the whole boot.
         if !self.saw(SHELL_BANNER, timeout) {
-            panic!("no shell started on the console within {timeout:?}\n{}", self.tail());
+            panic!(
+                "no shell started on the console within {timeout:?}\n{}",
+                self.tail()
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
         let first = self.marker + 1;
         loop {
             let m = self.next_marker();
             // Output "@@R<m>@@"; the echo reads "@@R""<m>@@", so it never matches.
-            self.send(&format!("stty cols 1000 2>/dev/null; echo \"@@R\"\"{m}@@\"\n"));
+            self.send(&format!(
+                "stty cols 1000 2>/dev/null; echo \"@@R\"\"{m}@@\"\n"
+            ));
             let found = self.wait_for(Duration::from_millis(2000), |b| {
                 (first..=m).find_map(|k| find(b, format!("@@R{k}@@").as_bytes()).map(|_| 0))
             });
@@ -313,7 +335,10 @@ impl Vm {
                 break;
             }
             if Instant::now() >= deadline || self.exited() {
-                panic!("no shell answered on the console within {timeout:?}\n{}", self.tail());
+                panic!(
+                    "no shell answered on the console within {timeout:?}\n{}",
+                    self.tail()
+                );
             }
         }
         // Let any queued probes run, then sync on one last marker.
@@ -359,14 +384,20 @@ impl Vm {
             find(rest, b"@@").map(|_| b.len())
         });
         if found.is_none() {
-            panic!("timed out after {timeout:?} running {cmd:?}\n{}", self.tail());
+            panic!(
+                "timed out after {timeout:?} running {cmd:?}\n{}",
+                self.tail()
+            );
         }
         let buf = strip_cr(&self.shared.serial.lock().unwrap().buf[from..]);
         let si = find(&buf, &sb).unwrap() + sb.len();
         let ei = find(&buf[si..], &eb).unwrap() + si;
         let rest = &buf[ei + eb.len()..];
         let close = find(rest, b"@@").unwrap();
-        let rc: i32 = String::from_utf8_lossy(&rest[..close]).trim().parse().unwrap_or(-1);
+        let rc: i32 = String::from_utf8_lossy(&rest[..close])
+            .trim()
+            .parse()
+            .unwrap_or(-1);
         // Advance past the end marker only, so later expects still see
         // whatever the console printed after it.
         let consumed_raw = {
@@ -400,14 +431,22 @@ impl Vm {
 
     /// Polls `initctl status` until every named unit is in one of `states`;
     /// returns the last status. Panics on timeout.
-    pub fn wait_states(&mut self, want: &[(&str, &[&str])], timeout: Duration) -> HashMap<String, UnitStatus> {
+    pub fn wait_states(
+        &mut self,
+        want: &[(&str, &[&str])],
+        timeout: Duration,
+    ) -> HashMap<String, UnitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
-            let st: HashMap<String, UnitStatus> =
-                self.status().into_iter().map(|u| (u.name.clone(), u)).collect();
-            let ok = want
-                .iter()
-                .all(|(n, states)| st.get(*n).is_some_and(|u| states.contains(&u.state.as_str())));
+            let st: HashMap<String, UnitStatus> = self
+                .status()
+                .into_iter()
+                .map(|u| (u.name.clone(), u))
+                .collect();
+            let ok = want.iter().all(|(n, states)| {
+                st.get(*n)
+                    .is_some_and(|u| states.contains(&u.state.as_str()))
+            });
             if ok {
                 return st;
             }
@@ -471,7 +510,9 @@ pub fn parse_marks(s: &str) -> Vec<(String, u32, u64)> {
 
 /// Parses `initctl status` output.
 pub fn parse_status(out: &str) -> Vec<UnitStatus> {
-    const STATES: &[&str] = &["starting", "running", "stopping", "stopped", "exited", "backoff", "failed"];
+    const STATES: &[&str] = &[
+        "starting", "running", "stopping", "stopped", "exited", "backoff", "failed",
+    ];
     out.lines()
         .filter_map(|l| {
             let w: Vec<&str> = l.split_whitespace().collect();

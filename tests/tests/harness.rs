@@ -23,14 +23,28 @@ fn harness_runs_commands_and_sees_the_console() {
     assert_eq!(out, "after\n");
     assert!(vm.saw("kmsg-test", T));
     // The image is what rootfs/build promises.
-    assert_eq!(vm.sh("readlink /sbin/initctl; cat /etc/hostname", T), "init\nwren\n");
-    assert_eq!(vm.sh("ls /test/empty; ls /etc/units | grep -c unit", T).trim_end().lines().last(), Some("3"));
-    let out = vm.sh("echo hi > /run/m; wren-testkit mark /run/m one; cat /run/m", T);
+    assert_eq!(
+        vm.sh("readlink /sbin/initctl; cat /etc/hostname", T),
+        "init\nwren\n"
+    );
+    assert_eq!(
+        vm.sh("ls /test/empty; ls /etc/units | grep -c unit", T)
+            .trim_end()
+            .lines()
+            .last(),
+        Some("3")
+    );
+    let out = vm.sh(
+        "echo hi > /run/m; wren-testkit mark /run/m one; cat /run/m",
+        T,
+    );
     let marks = wren_boot_tests::parse_marks(&out);
     assert_eq!(marks.len(), 1, "{out}");
     assert_eq!(marks[0].0, "one");
     // expect times out instead of hanging.
-    assert!(vm.try_expect("never-printed", Duration::from_millis(300)).is_none());
+    assert!(vm
+        .try_expect("never-printed", Duration::from_millis(300))
+        .is_none());
     vm.send("poweroff -f\n");
     let st = vm.wait_exit(T).expect("qemu ends after poweroff -f");
     assert!(st.success(), "{st:?}");
@@ -43,7 +57,10 @@ fn testkit_steps_work_in_the_image() {
     vm.wait_shell(Duration::from_secs(60));
     vm.sh("mount -t proc proc /proc", T);
     // notifyfd writes to the inherited fd.
-    assert_eq!(vm.sh("NOTIFY_FD=3 wren-testkit notifyfd hi 3>&1", T), "hi\n");
+    assert_eq!(
+        vm.sh("NOTIFY_FD=3 wren-testkit notifyfd hi 3>&1", T),
+        "hi\n"
+    );
     // sdnotify sends one datagram, to a path or an abstract address.
     let out = vm.sh(
         "wren-testkit recv /run/n.sock > /run/got & sleep 0.5; NOTIFY_SOCKET=/run/n.sock wren-testkit sdnotify READY=1; wait; cat /run/got",
@@ -55,7 +72,10 @@ fn testkit_steps_work_in_the_image() {
         T,
     );
     assert_eq!(out, "READY=1\n");
-    let (out, rc) = vm.sh_rc("NOTIFY_SOCKET=/run/nosuch wren-testkit sdnotify READY=1 2>&1", T);
+    let (out, rc) = vm.sh_rc(
+        "NOTIFY_SOCKET=/run/nosuch wren-testkit sdnotify READY=1 2>&1",
+        T,
+    );
     assert_ne!(rc, 0);
     assert!(out.contains("/run/nosuch"), "{out}");
     // doublefork leaves an orphan whose parent is PID 1 (here: sh).

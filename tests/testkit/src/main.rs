@@ -109,11 +109,7 @@ fn doublefork(secs_arg: &str, pidfile: Option<&str>) {
     // grandchild's parent dies and the kernel re-parents it to PID 1 (or the
     // nearest subreaper). We wait for the intermediate child so that *we*
     // do not leave a zombie of our own.
-    let mut args = vec![
-        "__spawn".to_string(),
-        "sleep".into(),
-        secs_arg.into(),
-    ];
+    let mut args = vec!["__spawn".to_string(), "sleep".into(), secs_arg.into()];
     if let Some(f) = pidfile {
         args.push(f.into());
     }
@@ -196,9 +192,7 @@ fn main() {
                 i += 2;
             }
             "alloc" => {
-                let mib: usize = arg(i + 1)
-                    .parse()
-                    .unwrap_or_else(|_| fail("bad MiB count"));
+                let mib: usize = arg(i + 1).parse().unwrap_or_else(|_| fail("bad MiB count"));
                 let mut v = vec![0u8; mib << 20];
                 // Touch every page so it is really charged to the cgroup.
                 for b in v.iter_mut().step_by(4096) {
@@ -222,7 +216,15 @@ fn main() {
 fn is_step(s: &str) -> bool {
     matches!(
         s,
-        "mark" | "sleep" | "notifyfd" | "sdnotify" | "doublefork" | "recv" | "alloc" | "exit" | "crash"
+        "mark"
+            | "sleep"
+            | "notifyfd"
+            | "sdnotify"
+            | "doublefork"
+            | "recv"
+            | "alloc"
+            | "exit"
+            | "crash"
             | "forever"
     )
 }

@@ -3,7 +3,10 @@ use crate::*;
 #[test]
 fn broken_unit_files_are_reported_with_file_and_line_and_the_rest_boots() {
     let mut vm = boot("broken");
-    vm.wait_states(&[("good", &["running"]), ("sh", &["running"])], Duration::from_secs(30));
+    vm.wait_states(
+        &[("good", &["running"]), ("sh", &["running"])],
+        Duration::from_secs(30),
+    );
     let t = Duration::from_secs(10);
     for needle in [
         "wren: /test/broken/typo.unit:3:",
@@ -12,7 +15,11 @@ fn broken_unit_files_are_reported_with_file_and_line_and_the_rest_boots() {
         "wren: /test/broken/missing.unit:1:",
         "wren: /test/broken/noexec.unit",
     ] {
-        assert!(vm.saw(needle, t), "no report {needle:?} (log: {})", vm.log_path.display());
+        assert!(
+            vm.saw(needle, t),
+            "no report {needle:?} (log: {})",
+            vm.log_path.display()
+        );
     }
     // The misspelt key gets a suggestion.
     let out = vm.output();
@@ -21,7 +28,8 @@ fn broken_unit_files_are_reported_with_file_and_line_and_the_rest_boots() {
     let st = vm.status();
     for bad in ["typo", "relative", "badsize", "missing", "noexec"] {
         assert!(
-            !st.iter().any(|u| u.name == bad && ["running", "starting"].contains(&u.state.as_str())),
+            !st.iter()
+                .any(|u| u.name == bad && ["running", "starting"].contains(&u.state.as_str())),
             "{bad} is running: {st:?}"
         );
     }

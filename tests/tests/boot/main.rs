@@ -3,6 +3,8 @@
 //! VMs busy. Scenario fixtures: tests/units/<scenario>/ (image: /test/...).
 //! Serial logs: target/boot-logs/<test>.log.
 
+mod backoff;
+mod broken;
 mod demo;
 mod memory;
 mod notify;
@@ -12,8 +14,6 @@ mod reap;
 mod rescue;
 mod restart;
 mod stop;
-mod broken;
-mod backoff;
 
 use std::time::{Duration, Instant};
 use wren_boot_tests::{parse_marks, Vm};

@@ -17,10 +17,16 @@ fn notify_and_sd_notify_readiness_hold_dependents_back() {
             break;
         }
         if mark(&n, "ready").is_none() {
-            assert!(mark(&n, "after").is_none(), "nafter started before nready was ready: {n:?}");
+            assert!(
+                mark(&n, "after").is_none(),
+                "nafter started before nready was ready: {n:?}"
+            );
         }
         if mark(&sd, "ready").is_none() {
-            assert!(mark(&sd, "after").is_none(), "sdafter started before sdready was ready: {sd:?}");
+            assert!(
+                mark(&sd, "after").is_none(),
+                "sdafter started before sdready was ready: {sd:?}"
+            );
         }
         for (unit, dep, m) in [("nready", "nafter", &n), ("sdready", "sdafter", &sd)] {
             if mark(m, "ready").is_some() {
@@ -31,11 +37,17 @@ fn notify_and_sd_notify_readiness_hold_dependents_back() {
                     assert_eq!(u.state, "starting", "{unit} has not signalled yet: {u:?}");
                 }
                 if u.name == dep {
-                    assert!(u.pid.is_none() && u.state != "running", "{dep} started early: {u:?}");
+                    assert!(
+                        u.pid.is_none() && u.state != "running",
+                        "{dep} started early: {u:?}"
+                    );
                 }
             }
         }
-        assert!(Instant::now() < deadline, "readiness never signalled: {n:?} {sd:?}");
+        assert!(
+            Instant::now() < deadline,
+            "readiness never signalled: {n:?} {sd:?}"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
     vm.wait_states(
@@ -50,15 +62,23 @@ fn notify_and_sd_notify_readiness_hold_dependents_back() {
     for f in ["/run/n", "/run/sd"] {
         let m = marks(&mut vm, f);
         let ready = mark(&m, "ready").unwrap().2;
-        let after = mark(&m, "after").unwrap_or_else(|| panic!("dependent never ran: {f} {m:?}")).2;
-        assert!(after >= ready, "dependent started before readiness: {f} {m:?}");
+        let after = mark(&m, "after")
+            .unwrap_or_else(|| panic!("dependent never ran: {f} {m:?}"))
+            .2;
+        assert!(
+            after >= ready,
+            "dependent started before readiness: {f} {m:?}"
+        );
     }
     // mute has been up for seconds without signalling: still starting, and
     // its dependent has not run.
     vm.sh("sleep 1", CMD);
     let m = marks(&mut vm, "/run/mute");
     assert!(mark(&m, "start").is_some(), "mute never ran");
-    assert!(mark(&m, "after").is_none(), "muteafter started without mute's READY=1");
+    assert!(
+        mark(&m, "after").is_none(),
+        "muteafter started without mute's READY=1"
+    );
     let mute = vm.unit("mute").expect("mute listed");
     assert_eq!(mute.state, "starting");
 }

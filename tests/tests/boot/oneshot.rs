@@ -15,17 +15,27 @@ fn oneshot_dependents_wait_for_it_and_do_not_start_if_it_fails() {
         if mark(&prep, "done").is_some() {
             break;
         }
-        assert!(user.is_empty(), "user started while prep was still running: {prep:?} {user:?}");
+        assert!(
+            user.is_empty(),
+            "user started while prep was still running: {prep:?} {user:?}"
+        );
         if let Some(u) = unit {
             // Waiting for a dependency: listed, maybe as `starting`, but
             // not spawned.
-            assert!(u.pid.is_none() && u.state != "running", "user is {u:?} before prep exited");
+            assert!(
+                u.pid.is_none() && u.state != "running",
+                "user is {u:?} before prep exited"
+            );
         }
         assert!(Instant::now() < deadline, "prep never finished");
         std::thread::sleep(Duration::from_millis(300));
     }
     let st = vm.wait_states(
-        &[("prep", &["exited"]), ("user", &["running"]), ("bad", &["failed"])],
+        &[
+            ("prep", &["exited"]),
+            ("user", &["running"]),
+            ("bad", &["failed"]),
+        ],
         Duration::from_secs(30),
     );
     let prep = marks(&mut vm, "/run/prep");
@@ -34,11 +44,24 @@ fn oneshot_dependents_wait_for_it_and_do_not_start_if_it_fails() {
     assert!(st["bad"].pid.is_none());
     // bad failed: its dependent never starts.
     vm.sh("sleep 2", CMD);
-    assert_eq!(vm.sh("ls /run/dependent 2>&1 >/dev/null | grep -c 'No such'", CMD).trim(), "1");
+    assert_eq!(
+        vm.sh("ls /run/dependent 2>&1 >/dev/null | grep -c 'No such'", CMD)
+            .trim(),
+        "1"
+    );
     let d = vm.unit("dependent").expect("dependent listed");
-    assert!(["stopped", "failed"].contains(&d.state.as_str()), "dependent is {d:?}");
+    assert!(
+        ["stopped", "failed"].contains(&d.state.as_str()),
+        "dependent is {d:?}"
+    );
     assert!(mark(&marks(&mut vm, "/run/bad"), "start").is_some());
     let out = vm.output();
-    assert!(out.contains("[FAILED] bad: exit 3"), "no failure line for bad");
-    assert!(out.contains("[FAILED] dependent: dependency bad failed"), "no dependency line");
+    assert!(
+        out.contains("[FAILED] bad: exit 3"),
+        "no failure line for bad"
+    );
+    assert!(
+        out.contains("[FAILED] dependent: dependency bad failed"),
+        "no dependency line"
+    );
 }

@@ -4,7 +4,10 @@ use crate::*;
 fn orphans_reparented_to_pid1_are_reaped() {
     let mut vm = boot("reap");
     vm.wait_states(&[("orphaner", &["exited"])], Duration::from_secs(30));
-    vm.sh("for i in 1 2 3 4 5 6; do wren-testkit doublefork 2 /run/o$i.pid; done", CMD);
+    vm.sh(
+        "for i in 1 2 3 4 5 6; do wren-testkit doublefork 2 /run/o$i.pid; done",
+        CMD,
+    );
     let pids: Vec<String> = vm
         .sh("cat /run/o?.pid /run/orphan-unit.pid", CMD)
         .split_whitespace()
@@ -22,7 +25,11 @@ fn orphans_reparented_to_pid1_are_reaped() {
         assert!(st.trim().is_empty(), "orphan {p} not reaped: {st}");
     }
     let ps = vm.sh("ps -o stat,pid,ppid,comm", CMD);
-    let zombies: Vec<&str> = ps.lines().skip(1).filter(|l| l.trim_start().starts_with('Z')).collect();
+    let zombies: Vec<&str> = ps
+        .lines()
+        .skip(1)
+        .filter(|l| l.trim_start().starts_with('Z'))
+        .collect();
     assert!(zombies.is_empty(), "zombies left: {zombies:?}\n{ps}");
     assert!(ps.lines().count() > 3, "ps printed nothing useful: {ps}");
 }
