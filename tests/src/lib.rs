@@ -13,7 +13,6 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -78,7 +77,10 @@ pub struct UnitStatus {
     pub uptime: String,
 }
 
-static LOG_SEQ: AtomicU32 = AtomicU32::new(0);
+/// What BusyBox ash prints when an interactive shell starts.
+pub const SHELL_BANNER: &str = "built-in shell (ash)";
+
+static LOG_NAMES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 fn log_name(scenario: &str) -> String {
     let t = std::thread::current();
@@ -126,16 +128,18 @@ impl Vm {
         }
 
         std::fs::create_dir_all(log_dir()).expect("create boot-logs dir");
-        let mut name = log_name(scenario);
-        if LOG_SEQ.fetch_add(1, Ordering::Relaxed) > 0
-            && log_dir().join(format!("{name}.log")).exists()
+        // A test's first boot overwrites the log of an earlier run; a
+        // second boot in the same test gets its own `.2.log`.
+        let base = log_name(scenario);
+        let mut name = base.clone();
         {
-            // Keep an earlier log of the same test (e.g. a second boot).
-            let mut i = 2;
-            while log_dir().join(format!("{name}.{i}.log")).exists() {
+            let mut used = LOG_NAMES.lock().unwrap();
+            let mut i = 1;
+            while used.contains(&name) {
                 i += 1;
+                name = format!("{base}.{i}");
             }
-            name = format!("{name}.{i}");
+            used.push(name.clone());
         }
         let log_path = log_dir().join(format!("{name}.log"));
         let mut log = File::create(&log_path).expect("create boot log");
@@ -305,10 +309,18 @@ impl Vm {
             return;
         }
         let deadline = Instant::now() + timeout;
-        // Typing before the guest's serial driver and the shell are up
-        // wedges QEMU's PL011 input for good (seen with BusyBox sh as init
-        // too, so not wren's doing): wait for ash's banner first.
-        let _ = self.saw("built-in shell (ash)", timeout);
+        // Type nothing before a shell has the console open: bytes sent
+        // earlier fill the PL011 receive FIFO while the port is closed, and
+        // when the port opens the kernel clears the pending receive
+        // interrupt; QEMU then never raises another one (its FIFO is full)
+        // and the console input stays dead for the whole boot.
+        if !self.saw(SHELL_BANNER, timeout) {
+            panic!(
+                "no shell started on the console within {timeout:?}\n{}",
+                self.tail()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
         let first = self.marker + 1;
         loop {
             let m = self.next_marker();
@@ -316,7 +328,7 @@ impl Vm {
             self.send(&format!(
                 "stty cols 1000 2>/dev/null; echo \"@@R\"\"{m}@@\"\n"
             ));
-            let found = self.wait_for(Duration::from_millis(1000), |b| {
+            let found = self.wait_for(Duration::from_millis(2000), |b| {
                 (first..=m).find_map(|k| find(b, format!("@@R{k}@@").as_bytes()).map(|_| 0))
             });
             if found.is_some() {

@@ -7,11 +7,10 @@ fn oneshot_dependents_wait_for_it_and_do_not_start_if_it_fails() {
     // While prep has not finished, user must not have started.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        // user is read before prep: a user start seen while prep (read
-        // after it) is still not done is a real violation, not a race of
-        // the two reads.
+        // Observe user first, prep second: if prep is still unfinished at
+        // the later look, user must not have been started at the earlier.
         let user = marks(&mut vm, "/run/user");
-        let u = vm.unit("user");
+        let unit = vm.unit("user");
         let prep = marks(&mut vm, "/run/prep");
         if mark(&prep, "done").is_some() {
             break;
@@ -20,11 +19,11 @@ fn oneshot_dependents_wait_for_it_and_do_not_start_if_it_fails() {
             user.is_empty(),
             "user started while prep was still running: {prep:?} {user:?}"
         );
-        // Waiting for its dependency is part of starting: `starting` with
-        // no process yet.
-        if let Some(u) = u {
+        if let Some(u) = unit {
+            // Waiting for a dependency: listed, maybe as `starting`, but
+            // not spawned.
             assert!(
-                u.state == "starting" && u.pid.is_none(),
+                u.pid.is_none() && u.state != "running",
                 "user is {u:?} before prep exited"
             );
         }
