@@ -20,6 +20,10 @@ pub struct Options {
     pub units_dir: Option<String<UNITS_DIR_MAX>>,
     /// `wren.debug`: log at debug level.
     pub debug: bool,
+    /// `wren.stamp`: give every unit `WREN_SPAWN_NS`, the CLOCK_MONOTONIC
+    /// time at which PID 1 decided to start it, for spawn-latency
+    /// benchmarks (the service subtracts it from its own first reading).
+    pub stamp: bool,
     /// `quiet` (the kernel's own option) or `wren.quiet`: no status lines
     /// on the console.
     pub quiet: bool,
@@ -97,6 +101,7 @@ pub fn parse(text: &str, warn: &mut dyn FnMut(&str, &'static str)) -> Options {
         let set = match key {
             "wren.rescue" => &mut o.rescue,
             "wren.debug" => &mut o.debug,
+            "wren.stamp" => &mut o.stamp,
             "wren.quiet" => &mut o.quiet,
             "single" | "emergency" if value.is_none() => {
                 o.rescue = true;
@@ -123,7 +128,7 @@ pub fn parse(text: &str, warn: &mut dyn FnMut(&str, &'static str)) -> Options {
             k if k.starts_with("wren.") => {
                 warn(
                     key,
-                    "unknown option (known: wren.rescue, wren.units=DIR, wren.debug, wren.quiet)",
+                    "unknown option (known: wren.rescue, wren.units=DIR, wren.debug, wren.quiet, wren.stamp)",
                 );
                 continue;
             }
@@ -168,6 +173,8 @@ mod tests {
 
     #[test]
     fn flag_values() {
+        assert!(run("wren.stamp").0.stamp);
+        assert!(!run("").0.stamp);
         let (o, w) = run("wren.debug=1 wren.rescue=no");
         assert!(o.debug && !o.rescue);
         assert!(w.is_empty());

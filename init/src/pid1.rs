@@ -83,6 +83,7 @@ pub struct Pid1 {
     timer: Option<OwnedFd>,
     control: Option<ControlServer>,
     units_dir: heapless::String<128>,
+    stamp: bool,
     queue: Deque<Event, EVENT_QUEUE>,
     started_at: Millis,
     all_up_reported: bool,
@@ -94,6 +95,14 @@ pub fn now() -> Millis {
     (t.tv_sec as u64)
         .saturating_mul(1000)
         .saturating_add(t.tv_nsec as u64 / 1_000_000)
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (for `wren.stamp`).
+pub fn now_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec as u64)
 }
 
 pub fn run() -> ! {
@@ -145,6 +154,7 @@ pub fn run() -> ! {
         started_at,
         all_up_reported: false,
         units_dir: heapless::String::new(),
+        stamp: opts.stamp,
     });
     p.load_units(&opts);
     // Step 6: the wait point.
@@ -705,6 +715,7 @@ impl Pid1 {
 
     /// Everything a unit's process needs, then `spawn::spawn`.
     fn spawn(&mut self, u: u8) -> Result<u32, ()> {
+        let decided_ns = self.stamp.then(now_ns);
         let Some(slot) = self.sup.slot(u) else {
             return Err(());
         };
@@ -796,6 +807,7 @@ impl Pid1 {
             uid,
             gid,
             exit_report: report_pipe.as_ref().map(|(_, w)| w.as_fd()),
+            decided_ns,
         };
         let pid = match spawn::spawn(&req) {
             Ok(pid) => pid,

@@ -163,6 +163,9 @@ pub struct Request<'a> {
     /// With a PID namespace: where the namespace's reaper reports how the
     /// service ended (see `reaper`).
     pub exit_report: Option<BorrowedFd<'a>>,
+    /// `wren.stamp`: when PID 1 decided to start the unit (CLOCK_MONOTONIC
+    /// nanoseconds), passed as `$WREN_SPAWN_NS`.
+    pub decided_ns: Option<u64>,
 }
 
 /// A NUL-terminated string table and the pointer array execve wants, in
@@ -248,7 +251,25 @@ fn build_env(req: &Request<'_>, env: &mut EnvTable) -> Option<()> {
     if let Some(path) = req.notify_socket {
         env.push(&["NOTIFY_SOCKET=", path])?;
     }
+    if let Some(ns) = req.decided_ns {
+        let mut digits = [0u8; 20];
+        env.push(&["WREN_SPAWN_NS=", decimal(ns, &mut digits)])?;
+    }
     Some(())
+}
+
+/// `n` in decimal, into `buf`, without allocating.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    core::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
 /// The clone3 argument block (linux/sched.h, version 2 with `cgroup`).
@@ -567,6 +588,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn decimal_formats_without_allocating() {
+        let mut b = [0u8; 20];
+        assert_eq!(decimal(0, &mut b), "0");
+        assert_eq!(decimal(1234567890123, &mut b), "1234567890123");
+        assert_eq!(decimal(u64::MAX, &mut b), "18446744073709551615");
+    }
+
+    #[test]
     fn ctable_builds_null_terminated_arrays() {
         let mut t: CTable<32, 4> = CTable::new();
         t.push(&["/bin/sh"]).unwrap();
@@ -660,6 +689,7 @@ mod tests {
             uid: None,
             gid: None,
             exit_report: None,
+            decided_ns: None,
         };
         let pid = spawn(&req).unwrap();
         drop(wr);
@@ -682,6 +712,7 @@ mod tests {
             uid: None,
             gid: None,
             exit_report: None,
+            decided_ns: None,
         };
         let err = spawn(&req).unwrap_err();
         assert_eq!(err.step, Step::Exec);
@@ -706,6 +737,7 @@ mod tests {
             uid: None,
             gid: None,
             exit_report: None,
+            decided_ns: None,
         };
         let pid = spawn(&req).unwrap();
         drop(wr);
@@ -735,6 +767,7 @@ mod tests {
             uid: None,
             gid: None,
             exit_report: Some(rep_wr.as_fd()),
+            decided_ns: None,
         };
         let pid = spawn(&req).unwrap();
         drop(wr);
@@ -779,6 +812,7 @@ mod tests {
             uid: None,
             gid: None,
             exit_report: None,
+            decided_ns: None,
         };
         let err = spawn(&req).unwrap_err();
         assert_eq!(err.step, Step::Namespace(crate::sandbox::Step::BindRoot));
@@ -812,6 +846,7 @@ mod tests {
             uid: None,
             gid: None,
             exit_report: None,
+            decided_ns: None,
         };
         let mut env = EnvTable::new();
         build_env(&req, &mut env).unwrap();
