@@ -219,18 +219,84 @@ pub fn set_quiet(quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
 }
 
+/// Console text a busy serial line has not taken yet.
+pub const CONSOLE_BACKLOG: usize = 2048;
+
+type Backlog = heapless::Deque<u8, CONSOLE_BACKLOG>;
+
+static BACKLOG: std::sync::Mutex<Backlog> = std::sync::Mutex::new(heapless::Deque::new());
+
 /// Write a short status line to /dev/console (a newline is added). The
-/// console is opened non-blocking: when a stuck serial line's buffer is
-/// full the line is dropped rather than blocking PID 1.
+/// console is opened non-blocking so a slow or stuck serial line never
+/// blocks PID 1: what it does not take waits in a fixed backlog, flushed by
+/// the next line or by `console_flush` (PID 1 retries while
+/// `console_pending`); when even the backlog is full, the oldest whole
+/// lines go.
 pub fn console_line(args: fmt::Arguments<'_>) {
     if QUIET.load(Ordering::Relaxed) {
         return;
     }
+    let mut line: String<CONSOLE_LINE_MAX> = String::new();
+    format_line(&mut line, None, "", args);
+    let mut q = BACKLOG.lock().unwrap_or_else(|p| p.into_inner());
+    enqueue(&mut q, line.as_bytes());
+    flush_locked(&mut q);
+}
+
+/// Retry the backlog; true while some of it is still waiting.
+pub fn console_flush() -> bool {
+    let mut q = BACKLOG.lock().unwrap_or_else(|p| p.into_inner());
+    flush_locked(&mut q);
+    !q.is_empty()
+}
+
+pub fn console_pending() -> bool {
+    !BACKLOG.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+}
+
+fn flush_locked(q: &mut Backlog) {
     let flags = OFlags::WRONLY | OFlags::NOCTTY | OFlags::NONBLOCK;
+    // No console (yet): nothing can take it; keep what fits.
     if let Some(fd) = lazy_fd(&CONSOLE_FD, "/dev/console", flags) {
-        let mut line: String<CONSOLE_LINE_MAX> = String::new();
-        format_line(&mut line, None, "", args);
-        emit(fd, &line);
+        drain(q, |b| rustix::io::write(fd, b));
+    }
+}
+
+/// Append `line`, making room by dropping the oldest whole lines.
+fn enqueue(q: &mut Backlog, line: &[u8]) {
+    let line = line.get(..CONSOLE_BACKLOG.min(line.len())).unwrap_or(&[]);
+    while CONSOLE_BACKLOG - q.len() < line.len() {
+        // Drop up to and including the oldest newline.
+        while let Some(c) = q.pop_front() {
+            if c == b'\n' {
+                break;
+            }
+        }
+    }
+    for &c in line {
+        let _ = q.push_back(c);
+    }
+}
+
+/// Write from the front of `q` until it is empty or the writer is full.
+fn drain(q: &mut Backlog, mut write: impl FnMut(&[u8]) -> Result<usize, Errno>) {
+    while !q.is_empty() {
+        let n = {
+            let (front, _) = q.as_slices();
+            match write(front) {
+                Ok(0) | Err(Errno::AGAIN) => return,
+                Ok(n) => n,
+                Err(Errno::INTR) => continue,
+                // A console that errors will not recover by retrying.
+                Err(_) => {
+                    q.clear();
+                    return;
+                }
+            }
+        };
+        for _ in 0..n {
+            q.pop_front();
+        }
     }
 }
 
@@ -242,6 +308,47 @@ mod tests {
         let mut s = String::new();
         format_line(&mut s, prio, "wren: ", args);
         s
+    }
+
+    #[test]
+    fn console_backlog_keeps_what_a_busy_line_refuses() {
+        let mut q = Backlog::new();
+        enqueue(&mut q, b"one\n");
+        enqueue(&mut q, b"two\n");
+        let mut taken = std::vec::Vec::new();
+        // The line takes 3 bytes, then is full.
+        let mut room = 3;
+        drain(&mut q, |b| {
+            if room == 0 {
+                return Err(Errno::AGAIN);
+            }
+            let n = b.len().min(room);
+            room -= n;
+            taken.extend_from_slice(&b[..n]);
+            Ok(n)
+        });
+        assert_eq!(taken, b"one");
+        assert_eq!(q.len(), 5);
+        drain(&mut q, |b| {
+            taken.extend_from_slice(b);
+            Ok(b.len())
+        });
+        assert_eq!(taken, b"one\ntwo\n");
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn console_backlog_drops_the_oldest_whole_lines_when_full() {
+        let mut q = Backlog::new();
+        let line = [b'x'; 999];
+        for _ in 0..5 {
+            enqueue(&mut q, &line);
+            enqueue(&mut q, b"\n");
+        }
+        // Only whole lines remain: two of them fit in 2048 bytes.
+        assert_eq!(q.len(), 2000);
+        assert_eq!(q.iter().filter(|&&c| c == b'\n').count(), 2);
+        assert_eq!(q.front(), Some(&b'x'));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! - `proto`, `control`, `ctl`: the `initctl` protocol, its server in PID 1
 //!   and its client.
 
+pub mod alloc;
 pub mod cgroup;
 pub mod cmdline;
 pub mod control;

@@ -2,6 +2,9 @@
 
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOC: wren::alloc::Counting = wren::alloc::Counting;
+
 fn main() -> ExitCode {
     if rustix::process::getpid().is_init() {
         // Never returns: PID 1 must not exit.

@@ -43,6 +43,8 @@ const CONTROL_SOCKET: &str = "/run/wren/control";
 const EVENT_QUEUE: usize = 2 * MAX_UNITS + 8;
 /// How long processes left at shutdown get between TERM and KILL.
 const SHUTDOWN_GRACE_MS: u64 = 2000;
+/// Retry interval for console text a busy serial line refused.
+const CONSOLE_RETRY_MS: u64 = 20;
 /// epoll events taken per wake-up.
 const EPOLL_BATCH: usize = 16;
 
@@ -345,10 +347,20 @@ impl Pid1 {
                 return;
             }
         }
-        for tok in tokens {
-            self.dispatch(tok);
+        let before = crate::alloc::count();
+        for tok in tokens.iter() {
+            self.dispatch(*tok);
         }
         self.after_events();
+        let n = crate::alloc::count().wrapping_sub(before);
+        if n > 0 {
+            // The loop is meant to be allocation-free once units run;
+            // reload is the known exception.
+            log::debug!(
+                "{n} allocation(s) in one wake-up (tokens {:?})",
+                tokens.as_slice()
+            );
+        }
     }
 
     fn dispatch(&mut self, tok: u64) {
@@ -408,8 +420,9 @@ impl Pid1 {
                     .count();
                 let ms = now().saturating_sub(self.started_at);
                 log::info!(
-                    "{up} of {} units up {ms} ms after PID 1 started",
-                    self.sup.len()
+                    "{up} of {} units up {ms} ms after PID 1 started ({} allocations so far)",
+                    self.sup.len(),
+                    crate::alloc::count()
                 );
             }
         }
@@ -419,6 +432,14 @@ impl Pid1 {
         let Some(t) = self.timer.as_ref() else { return };
         let sup = self.sup.next_deadline();
         let ctl = self.control.as_ref().and_then(|c| c.next_deadline());
+        // Console text a busy serial line refused: retry shortly. Only
+        // while some is waiting, so an idle system still sleeps.
+        let ctl = if kmsg::console_flush() {
+            let retry = now().saturating_add(CONSOLE_RETRY_MS);
+            Some(ctl.map_or(retry, |c| c.min(retry)))
+        } else {
+            ctl
+        };
         let when = match (sup, ctl) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -3,6 +3,7 @@
 //! VMs busy. Scenario fixtures: tests/units/<scenario>/ (image: /test/...).
 //! Serial logs: target/boot-logs/<test>.log.
 
+mod alloc;
 mod backoff;
 mod broken;
 mod demo;
