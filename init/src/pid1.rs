@@ -61,6 +61,8 @@ struct Edge {
     oom_kills: u32,
     /// With a PID namespace: read end of the reaper's exit report.
     exit_report: Option<OwnedFd>,
+    /// Why the last start failed, for `initctl status NAME`.
+    last_error: Why,
 }
 
 impl Edge {
@@ -72,6 +74,7 @@ impl Edge {
             oom_kills_at_spawn: 0,
             oom_kills: 0,
             exit_report: None,
+            last_error: Why::new(),
         }
     }
 }
@@ -644,7 +647,14 @@ impl Pid1 {
             Action::Spawn(u) => {
                 let ev = match self.spawn(u) {
                     Ok(pid) => Event::Spawned { unit: u, pid },
-                    Err(()) => Event::SpawnFailed { unit: u },
+                    Err(why) => {
+                        let name = self.sup.slot(u).map(|s| s.def.name.as_str()).unwrap_or("?");
+                        log::error!("{name}: {}", why.as_str());
+                        if let Some(e) = self.edges.get_mut(usize::from(u)) {
+                            e.last_error = why;
+                        }
+                        Event::SpawnFailed { unit: u }
+                    }
                 };
                 if self.queue.push_back(ev).is_err() {
                     log::error!("event queue full");
@@ -735,31 +745,28 @@ impl Pid1 {
     }
 
     /// Everything a unit's process needs, then `spawn::spawn`.
-    fn spawn(&mut self, u: u8) -> Result<u32, ()> {
+    fn spawn(&mut self, u: u8) -> Result<u32, Why> {
         let decided_ns = self.stamp.then(now_ns);
         let Some(slot) = self.sup.slot(u) else {
-            return Err(());
+            return Err(Why::new());
         };
         let def = &slot.def;
         let name = def.name.as_str();
         let Some(cg) = self.cg.as_ref() else {
-            log::error!("{name}: no cgroup hierarchy, not starting");
-            return Err(());
+            return Err(why(format_args!("no cgroup hierarchy, not starting")));
         };
         // Placed and limited before the first instruction, or not at all.
         let cgfd = match cg.prepare(name, &def.limits) {
             Ok(fd) => fd,
             Err(e) => {
-                log::error!("{name}: cgroup: {e}");
-                return Err(());
+                return Err(why(format_args!("cgroup: {e}")));
             }
         };
         let oom_base = cg.memory_events(name).map(|e| e.oom_kill).unwrap_or(0);
         let (uid, gid) = match resolve_ids(def) {
             Ok(ids) => ids,
             Err(msg) => {
-                log::error!("{name}: {msg}");
-                return Err(());
+                return Err(why(format_args!("{msg}")));
             }
         };
         let flags = rustix::pipe::PipeFlags::CLOEXEC;
@@ -767,8 +774,7 @@ impl Pid1 {
             match rustix::pipe::pipe_with(flags) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    log::error!("{name}: log pipe: {e}");
-                    return Err(());
+                    return Err(why(format_args!("log pipe: {e}")));
                 }
             }
         } else {
@@ -778,8 +784,7 @@ impl Pid1 {
             match rustix::pipe::pipe_with(flags) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    log::error!("{name}: notify pipe: {e}");
-                    return Err(());
+                    return Err(why(format_args!("notify pipe: {e}")));
                 }
             }
         } else {
@@ -790,8 +795,10 @@ impl Pid1 {
             match bind_notify_socket(sock_path.as_str()) {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    log::error!("{name}: notify socket {}: {e}", sock_path.as_str());
-                    return Err(());
+                    return Err(why(format_args!(
+                        "notify socket {}: {e}",
+                        sock_path.as_str()
+                    )));
                 }
             }
         } else {
@@ -801,8 +808,7 @@ impl Pid1 {
             match rustix::pipe::pipe_with(flags | rustix::pipe::PipeFlags::NONBLOCK) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    log::error!("{name}: exit report pipe: {e}");
-                    return Err(());
+                    return Err(why(format_args!("exit report pipe: {e}")));
                 }
             }
         } else {
@@ -833,14 +839,13 @@ impl Pid1 {
         let pid = match spawn::spawn(&req) {
             Ok(pid) => pid,
             Err(e) => {
-                log::error!(
-                    "{name}: cannot start {}: {e}",
-                    def.exec.first().unwrap_or("")
-                );
                 if notify_sock.is_some() {
                     let _ = rustix::fs::unlink(sock_path.as_str());
                 }
-                return Err(());
+                return Err(why(format_args!(
+                    "cannot start {}: {e}",
+                    def.exec.first().unwrap_or("")
+                )));
             }
         };
         // Our copies of the write ends go, so EOF means the unit closed them.
@@ -1023,8 +1028,18 @@ impl ControlTarget for Pid1 {
             .ok_or_else(|| CtlError::code(ErrCode::NoSuchUnit))?;
         let edge = self.edges.get(usize::from(u));
         let mut reason: heapless::String<{ crate::proto::REASON_MAX }> = heapless::String::new();
-        if let Some(n) = slot.rt.last_note {
-            let _ = core::fmt::write(&mut reason, format_args!("{}", NoteText(n, &self.sup)));
+        match slot.rt.last_note {
+            Some(Note::SpawnFailed { restart_in }) => {
+                let e = edge.map(|e| e.last_error.as_str()).unwrap_or("");
+                let _ = core::fmt::write(&mut reason, format_args!("{e}"));
+                if let Some(d) = restart_in {
+                    let _ = core::fmt::write(&mut reason, format_args!(", retry in {d}ms"));
+                }
+            }
+            Some(n) => {
+                let _ = core::fmt::write(&mut reason, format_args!("{}", NoteText(n, &self.sup)));
+            }
+            None => {}
         }
         if slot.rt.phase == crate::supervisor::Phase::Waiting {
             reason.clear();
@@ -1153,6 +1168,35 @@ impl core::fmt::Display for NoteText<'_> {
                 write!(f, "dependency {d} failed")
             }
         }
+    }
+}
+
+/// Why a start failed, in a fixed buffer (cut when longer).
+type Why = heapless::String<{ crate::proto::REASON_MAX }>;
+
+fn why(args: core::fmt::Arguments<'_>) -> Why {
+    FmtBuf::format(args)
+}
+
+/// Formats into a stack buffer, keeping what fits.
+struct FmtBuf<const N: usize>(heapless::String<N>);
+
+impl<const N: usize> FmtBuf<N> {
+    fn format(args: core::fmt::Arguments<'_>) -> heapless::String<N> {
+        let mut b = FmtBuf(heapless::String::new());
+        let _ = core::fmt::write(&mut b, args);
+        b.0
+    }
+}
+
+impl<const N: usize> core::fmt::Write for FmtBuf<N> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for c in s.chars() {
+            if self.0.push(c).is_err() {
+                return Err(core::fmt::Error);
+            }
+        }
+        Ok(())
     }
 }
 
