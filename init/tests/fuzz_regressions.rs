@@ -94,3 +94,19 @@ fn the_checks_see_real_units_and_frames() {
     checks::proto_frames(&input);
     checks::payload(&[1, 7]);
 }
+
+/// Found by `unit_file`: `render` names only 12 signals, `parse_signal`
+/// accepts every one nix knows; for the others `render` wrote the comment
+/// `# stop_signal = N`, so `initctl cat`/`edit` gave a unit that parses
+/// back with the default TERM (and an `edit` + `reload` silently changed
+/// the stop signal). Fails until render names every signal parse accepts.
+#[test]
+fn every_stop_signal_parse_accepts_survives_render() {
+    for sig in [
+        "BUS", "SEGV", "ABRT", "CHLD", "SYS", "TRAP", "URG", "XCPU", "VTALRM", "TTIN", "PIPE",
+    ] {
+        let (def, errs) = checks::unit_text(&format!("exec = /bin/true\nstop_signal = {sig}\n"));
+        assert!(errs.is_empty(), "{sig}: {errs:?}");
+        assert!(def.is_some(), "{sig}");
+    }
+}
