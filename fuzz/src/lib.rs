@@ -1,0 +1,2 @@
+//! Shared by the fuzz targets; see `checks`.
+pub mod checks;
