@@ -1266,12 +1266,11 @@ fn write_word(out: &mut dyn core::fmt::Write, w: &str) -> core::fmt::Result {
     out.write_char('"')
 }
 
+/// The name `parse_signal` reads back as `n` (nix's table, without SIG).
 fn signal_name(n: i32) -> Option<&'static str> {
-    const NAMES: [&str; 12] = [
-        "TERM", "INT", "HUP", "QUIT", "KILL", "USR1", "USR2", "ALRM", "WINCH", "CONT", "STOP",
-        "PWR",
-    ];
-    NAMES.iter().copied().find(|s| parse_signal(s) == Some(n))
+    let s = nix::sys::signal::Signal::try_from(n).ok()?;
+    let name = s.as_str();
+    Some(name.strip_prefix("SIG").unwrap_or(name))
 }
 
 struct Dur(Millis);
