@@ -6,8 +6,15 @@
 mod backoff;
 mod broken;
 mod demo;
+mod limits_bomb;
+mod limits_low;
+mod limits_oom;
 mod memory;
 mod notify;
+mod ns;
+mod ns_net;
+mod ns_root;
+mod ns_user;
 mod oneshot;
 mod order;
 mod reap;
