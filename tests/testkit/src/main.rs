@@ -19,6 +19,9 @@
 //! forever            sleep for ever (a long-running service)
 //! ```
 //!
+//! (and the nstests steps at the end of this file: ls, copy, trywrite,
+//! waitfor, forkbomb)
+//!
 //! e.g. `wren-testkit mark /run/order a sleep 1 sdnotify READY=1 forever`.
 
 use std::io::Write;
@@ -208,7 +211,10 @@ fn main() {
             "forever" => loop {
                 std::thread::sleep(Duration::from_secs(3600));
             },
-            other => fail(&format!("unknown step: {other}")),
+            other => match nstests_step(&args, i) {
+                Some(next) => i = next,
+                None => fail(&format!("unknown step: {other}")),
+            },
         }
     }
 }
@@ -226,5 +232,98 @@ fn is_step(s: &str) -> bool {
             | "exit"
             | "crash"
             | "forever"
-    )
+    ) || is_nstests_step(s)
+}
+
+// --- nstests steps (namespace and limit boot tests) -----------------------
+//
+// ls DIR OUT          write DIR's entry names, sorted, one a line, to OUT
+//                     ("error: ..." instead when DIR cannot be read)
+// copy SRC OUT        copy SRC's content to OUT ("error: ..." if unreadable)
+// trywrite FILE OUT   try to create FILE and write to it; OUT gets "ok" or
+//                     "error: <message> (errno N)"
+// waitfor FILE        poll until FILE exists
+// forkbomb           fork copies of itself that do the same, for ever; a
+//                     failed fork is retried at once (stopped by pids.max)
+
+fn is_nstests_step(s: &str) -> bool {
+    matches!(s, "ls" | "copy" | "trywrite" | "waitfor" | "forkbomb")
+}
+
+fn nstests_out(out: &str, text: &str) {
+    std::fs::write(out, text).unwrap_or_else(|e| fail(&format!("write {out}: {e}")));
+}
+
+fn nstests_err(e: &std::io::Error) -> String {
+    format!("error: {e} (errno {})\n", e.raw_os_error().unwrap_or(0))
+}
+
+/// Runs the nstests step at `args[i]`; returns the index of the next step,
+/// or None if `args[i]` is not one of them.
+fn nstests_step(args: &[String], i: usize) -> Option<usize> {
+    let arg = |k: usize| -> &str {
+        args.get(i + k)
+            .map(String::as_str)
+            .unwrap_or_else(|| fail(&format!("missing argument after {}", args[i])))
+    };
+    match args.get(i)?.as_str() {
+        "ls" => {
+            let text = match std::fs::read_dir(arg(1)) {
+                Ok(rd) => {
+                    let mut names: Vec<String> = rd
+                        .filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect();
+                    names.sort();
+                    names.iter().map(|n| format!("{n}\n")).collect()
+                }
+                Err(e) => nstests_err(&e),
+            };
+            nstests_out(arg(2), &text);
+            Some(i + 3)
+        }
+        "copy" => {
+            let text = std::fs::read(arg(1))
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_else(|e| nstests_err(&e));
+            nstests_out(arg(2), &text);
+            Some(i + 3)
+        }
+        "trywrite" => {
+            let r = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(arg(1))
+                .and_then(|mut f| f.write_all(b"x\n"));
+            let text = match r {
+                Ok(()) => "ok\n".to_string(),
+                Err(e) => nstests_err(&e),
+            };
+            nstests_out(arg(2), &text);
+            Some(i + 3)
+        }
+        "waitfor" => {
+            while !std::path::Path::new(arg(1)).exists() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Some(i + 2)
+        }
+        "forkbomb" => {
+            let me =
+                std::env::current_exe().unwrap_or_else(|e| fail(&format!("current_exe: {e}")));
+            loop {
+                // The child is never waited for: it never exits either.
+                if let Ok(c) = Command::new(&me)
+                    .arg("forkbomb")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                {
+                    std::mem::forget(c);
+                }
+            }
+        }
+        _ => None,
+    }
 }
