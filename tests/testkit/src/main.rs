@@ -127,6 +127,9 @@ fn doublefork(secs_arg: &str, pidfile: Option<&str>) {
 }
 
 fn main() {
+    // bench: the clock is read before anything else (see `bench_main`).
+    let started_ns = bench_clock_ns();
+    bench_main(started_ns);
     let args: Vec<String> = std::env::args().skip(1).collect();
     // Internal: the intermediate child of `doublefork`.
     if args.first().map(String::as_str) == Some("__spawn") {
@@ -327,3 +330,299 @@ fn nstests_step(args: &[String], i: usize) -> Option<usize> {
         _ => None,
     }
 }
+
+// ---- BEGIN bench: spawn-latency benchmark (bench/spawn) --------------------
+//
+// Subcommands, each the whole command line (not a step sequence):
+//
+// stamp FILE [COUNT]
+//     append `now - $WREN_SPAWN_NS` (CLOCK_MONOTONIC ns; `now` read as the
+//     first thing in main) as one line to FILE and exit 0. With COUNT: once
+//     FILE holds COUNT lines, write "done" to the FIFO FILE.done (blocking
+//     until someone reads it) and then sleep for ever instead of exiting,
+//     so a `restart = always` unit stops cycling at exactly COUNT starts.
+// spawnbench MODE N FILE
+//     N times, one after the other: read the clock, fork, and in the child
+//     execve the service with WREN_SPAWN_NS set to that reading; wait for
+//     it. The service is `wren-testkit stamp FILE`, run as:
+//       plain         fork+execve of it
+//       unshare       /bin/unshare -p -f -m -u -i (BusyBox) of it
+//       unshare-proc  the same with --mount-proc
+//       crun          `crun run` of the OCI bundle in directory FILE, whose
+//                     config.json is written (after the clock reading) with
+//                     WREN_SPAWN_NS in process.env; the service stamps
+//                     /out/crun.txt inside the bundle's rootfs
+// spawnreport N LABEL FILE [LABEL FILE]...
+//     print the table: per FILE, the median and p90 of its first N values,
+//     in microseconds.
+
+/// CLOCK_MONOTONIC in nanoseconds.
+fn bench_clock_ns() -> u64 {
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: i64,
+        tv_nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+    }
+    const CLOCK_MONOTONIC: i32 = 1;
+    let mut ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec (64-bit time_t on the
+    // targets this helper is built for: aarch64 and x86_64 musl).
+    let rc = unsafe { clock_gettime(CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
+/// Runs a bench subcommand and exits; returns for anything else.
+fn bench_main(started_ns: u64) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    match a.as_slice() {
+        ["stamp", file] => bench_stamp(started_ns, file, None),
+        ["stamp", file, count] => {
+            let n = count.parse().unwrap_or_else(|_| fail("bad COUNT"));
+            bench_stamp(started_ns, file, Some(n))
+        }
+        ["spawnbench", mode, n, file] => {
+            let n = n.parse().unwrap_or_else(|_| fail("bad N"));
+            bench_spawn(mode, n, file)
+        }
+        ["spawnreport", n, rest @ ..] if !rest.is_empty() && rest.len() % 2 == 0 => {
+            let n = n.parse().unwrap_or_else(|_| fail("bad N"));
+            bench_report(n, rest)
+        }
+        ["stamp" | "spawnbench" | "spawnreport", ..] => fail(
+            "usage: stamp FILE [COUNT] | spawnbench MODE N FILE | spawnreport N (LABEL FILE)...",
+        ),
+        _ => return,
+    }
+    exit(0);
+}
+
+fn bench_stamp(now: u64, file: &str, count: Option<usize>) {
+    let var = std::env::var("WREN_SPAWN_NS").unwrap_or_else(|_| fail("WREN_SPAWN_NS not set"));
+    let then: u64 = var
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| fail(&format!("bad WREN_SPAWN_NS: {var}")));
+    let line = format!("{}\n", now.saturating_sub(then));
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .unwrap_or_else(|e| fail(&format!("open {file}: {e}")));
+    f.write_all(line.as_bytes())
+        .unwrap_or_else(|e| fail(&format!("write {file}: {e}")));
+    drop(f);
+    let Some(count) = count else { return };
+    let lines = std::fs::read_to_string(file)
+        .map(|s| s.lines().count())
+        .unwrap_or(0);
+    if lines < count {
+        return;
+    }
+    let done = format!("{file}.done");
+    std::fs::write(&done, "done\n").unwrap_or_else(|e| fail(&format!("write {done}: {e}")));
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+fn bench_cstr(s: &str) -> std::ffi::CString {
+    std::ffi::CString::new(s).unwrap_or_else(|_| fail("NUL in argument"))
+}
+
+/// The OCI config for `spawnbench crun`: what wren's `root` unit with the
+/// default namespaces and `memory.max = 32M` gets (proc, a /dev tmpfs,
+/// devpts, shm, a private /tmp; pid mount uts ipc; a cgroup with
+/// memory.max).
+fn bench_oci_config(spawn_ns: u64) -> String {
+    format!(
+        r#"{{
+  "ociVersion": "1.0.2",
+  "process": {{
+    "terminal": false,
+    "user": {{ "uid": 0, "gid": 0 }},
+    "args": ["/usr/bin/wren-testkit", "stamp", "/out/crun.txt"],
+    "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "TERM=linux", "WREN_SPAWN_NS={spawn_ns}"],
+    "cwd": "/"
+  }},
+  "root": {{ "path": "rootfs", "readonly": false }},
+  "hostname": "crun",
+  "mounts": [
+    {{ "destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"] }},
+    {{ "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "noexec", "mode=755", "size=64k"] }},
+    {{ "destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"] }},
+    {{ "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "nodev", "mode=1777"] }},
+    {{ "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"] }}
+  ],
+  "linux": {{
+    "namespaces": [{{ "type": "pid" }}, {{ "type": "mount" }}, {{ "type": "uts" }}, {{ "type": "ipc" }}],
+    "cgroupsPath": "/bench-crun",
+    "resources": {{ "memory": {{ "limit": 33554432 }} }}
+  }}
+}}
+"#
+    )
+}
+
+fn bench_spawn(mode: &str, n: usize, file: &str) {
+    use std::ffi::{c_char, CString};
+    extern "C" {
+        fn fork() -> i32;
+        fn execve(
+            path: *const c_char,
+            argv: *const *const c_char,
+            envp: *const *const c_char,
+        ) -> i32;
+        fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
+        fn _exit(code: i32) -> !;
+    }
+    let me = std::env::current_exe().unwrap_or_else(|e| fail(&format!("current_exe: {e}")));
+    let me = me.to_str().unwrap_or_else(|| fail("non-UTF-8 exe path"));
+    let crun_argv = [
+        "/usr/bin/crun",
+        "run",
+        "--no-pivot",
+        "--bundle",
+        file,
+        "wren-bench",
+    ];
+    let mut argv: Vec<&str> = match mode {
+        "plain" => vec![me],
+        "unshare" => vec!["/bin/unshare", "-p", "-f", "-m", "-u", "-i", me],
+        "unshare-proc" => vec![
+            "/bin/unshare",
+            "-p",
+            "-f",
+            "-m",
+            "-u",
+            "-i",
+            "--mount-proc",
+            me,
+        ],
+        "crun" => crun_argv.to_vec(),
+        _ => fail(&format!("unknown spawnbench mode {mode}")),
+    };
+    if mode != "crun" {
+        argv.extend(["stamp", file]);
+    }
+    let argv_c: Vec<CString> = argv.iter().map(|s| bench_cstr(s)).collect();
+    let mut argv_p: Vec<*const c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let path = bench_cstr("PATH=/usr/sbin:/usr/bin:/sbin:/bin");
+    let config = format!("{file}/config.json");
+    for i in 0..n {
+        let t = bench_clock_ns();
+        if mode == "crun" {
+            std::fs::write(&config, bench_oci_config(t))
+                .unwrap_or_else(|e| fail(&format!("write {config}: {e}")));
+        }
+        let stamp = bench_cstr(&format!("WREN_SPAWN_NS={t}"));
+        let envp = [path.as_ptr(), stamp.as_ptr(), std::ptr::null()];
+        // SAFETY: this process is single-threaded, so the child may run
+        // anything; it only calls execve and _exit on pointers built above,
+        // which stay valid (the child has a copy of them).
+        let pid = unsafe { fork() };
+        if pid == 0 {
+            // SAFETY: argv_p and envp are null-terminated arrays of
+            // NUL-terminated strings that outlive the call.
+            unsafe {
+                execve(argv_p[0], argv_p.as_ptr(), envp.as_ptr());
+                _exit(127)
+            }
+        }
+        if pid < 0 {
+            fail(&format!("fork: {}", std::io::Error::last_os_error()));
+        }
+        let mut status = 0i32;
+        // SAFETY: waits for the child just forked; `status` is writable.
+        let r = unsafe { waitpid(pid, &mut status, 0) };
+        if r != pid || status != 0 {
+            fail(&format!(
+                "spawnbench {mode}: run {i} failed (wait status {status:#x})"
+            ));
+        }
+    }
+}
+
+fn bench_read(file: &str) -> Vec<u64> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Median and p90 (nearest rank) of `v`, which must be sorted.
+fn bench_quantiles(v: &[u64]) -> Option<(f64, u64)> {
+    if v.is_empty() {
+        return None;
+    }
+    let mid = v.len() / 2;
+    let median = if v.len() % 2 == 1 {
+        v[mid] as f64
+    } else {
+        (v[mid - 1] as f64 + v[mid] as f64) / 2.0
+    };
+    let rank = (v.len() * 9).div_ceil(10);
+    Some((median, v[rank.max(1) - 1]))
+}
+
+fn bench_report(n: usize, pairs: &[&str]) {
+    println!("spawn latency to first instruction, median over {n} (p90), us");
+    for pair in pairs.chunks(2) {
+        let (label, file) = (pair[0], pair[1]);
+        let mut v = bench_read(file);
+        v.truncate(n);
+        v.sort_unstable();
+        match bench_quantiles(&v) {
+            Some((median, p90)) => {
+                let short = if v.len() < n {
+                    format!("  (only {} samples)", v.len())
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{label:<26}{:>9.0} ({:.0}){short}",
+                    median / 1000.0,
+                    p90 as f64 / 1000.0
+                )
+            }
+            None => println!("{label:<26}      n/a (no samples in {file})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod bench_tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_of_odd_even_and_single() {
+        assert_eq!(bench_quantiles(&[]), None);
+        assert_eq!(bench_quantiles(&[7]), Some((7.0, 7)));
+        assert_eq!(bench_quantiles(&[1, 2, 3, 4]), Some((2.5, 4)));
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(bench_quantiles(&v), Some((50.5, 90)));
+        let v: Vec<u64> = (1..=11).collect();
+        assert_eq!(bench_quantiles(&v), Some((6.0, 10)));
+    }
+
+    #[test]
+    fn clock_is_monotonic_and_nonzero() {
+        let a = bench_clock_ns();
+        let b = bench_clock_ns();
+        assert!(a > 0 && b >= a);
+    }
+}
+// ---- END bench ---------------------------------------------------------------
