@@ -312,8 +312,7 @@ fn nstests_step(args: &[String], i: usize) -> Option<usize> {
             Some(i + 2)
         }
         "forkbomb" => {
-            let me =
-                std::env::current_exe().unwrap_or_else(|e| fail(&format!("current_exe: {e}")));
+            let me = std::env::current_exe().unwrap_or_else(|e| fail(&format!("current_exe: {e}")));
             loop {
                 // The child is never waited for: it never exits either.
                 if let Ok(c) = Command::new(&me)

@@ -52,7 +52,10 @@ fn limits_fork_bomb_held_by_pids_max_and_stopped() {
     }
     let procs = cg(&mut vm, "cgroup.procs").split_whitespace().count() as u32;
     println!("initctl status: {base:?} before, {under:?} during the bomb; pids.current peak {peak}, procs {procs}");
-    assert!(peak <= 24 && procs <= 24, "pids.max exceeded: {peak} / {procs}");
+    assert!(
+        peak <= 24 && procs <= 24,
+        "pids.max exceeded: {peak} / {procs}"
+    );
     assert!(peak >= 20, "the bomb never got near its limit: {peak}");
     // Responsive: each status answered within a few seconds (serial, TCG).
     let slowest = under.iter().max().unwrap();
@@ -70,7 +73,11 @@ fn limits_fork_bomb_held_by_pids_max_and_stopped() {
     let took = t.elapsed();
     println!("initctl stop bomb took {took:?}");
     assert_eq!(rc, 0, "initctl stop bomb: {out}");
-    assert_eq!(cg(&mut vm, "cgroup.procs"), "", "processes left in the cgroup");
+    assert_eq!(
+        cg(&mut vm, "cgroup.procs"),
+        "",
+        "processes left in the cgroup"
+    );
     assert_eq!(cg(&mut vm, "pids.current"), "0");
     let st = vm.wait_states(&[("bomb", &["stopped"]), ("calm", &["running"])], CMD);
     assert_eq!(st["calm"].pid, before["calm"].pid);

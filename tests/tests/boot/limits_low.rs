@@ -20,23 +20,37 @@ fn mib(b: u64) -> f64 {
 fn limits_memory_low_protects_under_pressure() {
     let mut vm = boot("limitslow");
     vm.wait_states(
-        &[("zram", &["exited"]), ("prot", &["running"]), ("unprot", &["running"])],
+        &[
+            ("zram", &["exited"]),
+            ("prot", &["running"]),
+            ("unprot", &["running"]),
+        ],
         Duration::from_secs(60),
     );
     let swaps = vm.sh("cat /proc/swaps", CMD);
     assert!(swaps.contains("/dev/zram0"), "no zram swap: {swaps}");
-    wait_marks(&mut vm, "/run/prot", Duration::from_secs(30), |m| !m.is_empty());
-    wait_marks(&mut vm, "/run/unprot", Duration::from_secs(30), |m| !m.is_empty());
+    wait_marks(&mut vm, "/run/prot", Duration::from_secs(30), |m| {
+        !m.is_empty()
+    });
+    wait_marks(&mut vm, "/run/unprot", Duration::from_secs(30), |m| {
+        !m.is_empty()
+    });
     assert_eq!(
-        vm.sh("cat /sys/fs/cgroup/units/prot/memory.low", CMD).trim(),
+        vm.sh("cat /sys/fs/cgroup/units/prot/memory.low", CMD)
+            .trim(),
         "67108864"
     );
     let p0 = num(&mut vm, "prot", "memory.current");
     let u0 = num(&mut vm, "unprot", "memory.current");
-    assert!(p0 >= 48 << 20 && u0 >= 48 << 20, "allocations not charged: {p0} {u0}");
+    assert!(
+        p0 >= 48 << 20 && u0 >= 48 << 20,
+        "allocations not charged: {p0} {u0}"
+    );
 
     vm.sh("touch /run/press.go", CMD);
-    wait_marks(&mut vm, "/run/press", Duration::from_secs(300), |m| !m.is_empty());
+    wait_marks(&mut vm, "/run/press", Duration::from_secs(300), |m| {
+        !m.is_empty()
+    });
     vm.sh("sleep 2", CMD);
     let size = vm.sh("cat /run/press.size", CMD);
     let p1 = num(&mut vm, "prot", "memory.current");
@@ -70,7 +84,11 @@ fn limits_memory_low_protects_under_pressure() {
     assert!(ps < 4 << 20, "protected unit was swapped out: {summary}");
     // Every unit survived it.
     vm.wait_states(
-        &[("prot", &["running"]), ("unprot", &["running"]), ("press", &["running"])],
+        &[
+            ("prot", &["running"]),
+            ("unprot", &["running"]),
+            ("press", &["running"]),
+        ],
         CMD,
     );
 }

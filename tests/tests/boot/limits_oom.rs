@@ -27,9 +27,15 @@ fn limits_oom_kills_only_the_unit_and_it_restarts() {
     let mut vm = boot("limitsoom");
     // oomer: 16M max, allocates 64M 0.5 s after each start, restart_delay
     // 2s doubling: starts at about 0, 2.5, 7, 15.5 s.
-    let m = wait_marks(&mut vm, "/run/oomer", Duration::from_secs(60), |m| m.len() >= 2);
+    let m = wait_marks(&mut vm, "/run/oomer", Duration::from_secs(60), |m| {
+        m.len() >= 2
+    });
     let before = vm.wait_states(
-        &[("calm", &["running"]), ("plain", &["running"]), ("sh", &["running"])],
+        &[
+            ("calm", &["running"]),
+            ("plain", &["running"]),
+            ("sh", &["running"]),
+        ],
         CMD,
     );
     let d1 = vm.sh("initctl status oomer", CMD);
@@ -44,14 +50,24 @@ fn limits_oom_kills_only_the_unit_and_it_restarts() {
     let d2 = vm.sh("initctl status oomer", CMD);
     assert_eq!(detail_value(&d2, "last exit:"), "oom-kill", "{d2}");
     let kills2: u32 = detail_value(&d2, "oom kills:").parse().unwrap();
-    assert!(kills2 >= kills1 + 2, "OOM count did not rise: {kills1} then {kills2}\n{d2}");
+    assert!(
+        kills2 >= kills1 + 2,
+        "OOM count did not rise: {kills1} then {kills2}\n{d2}"
+    );
     let events = oom_kill_events(&mut vm);
-    assert_eq!(events, u64::from(kills2), "memory.events oom_kill vs status:\n{d2}");
+    assert_eq!(
+        events,
+        u64::from(kills2),
+        "memory.events oom_kill vs status:\n{d2}"
+    );
     assert!(st["oomer"].restarts >= 3, "{:?}", st["oomer"]);
 
     // Never survived its allocation; each start came after the delay,
     // doubling (2 s, 4 s, ...): start-to-start gaps include the delay.
-    assert!(crate::mark(&m, "survived").is_none(), "alloc past memory.max survived");
+    assert!(
+        crate::mark(&m, "survived").is_none(),
+        "alloc past memory.max survived"
+    );
     let starts: Vec<u64> = m.iter().filter(|x| x.0 == "start").map(|x| x.2).collect();
     let gaps: Vec<u64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
     println!("oomer start-to-start gaps (ms): {gaps:?}");
@@ -62,7 +78,11 @@ fn limits_oom_kills_only_the_unit_and_it_restarts() {
 
     // The others: same pids, never restarted, started once.
     let after = vm.wait_states(
-        &[("calm", &["running"]), ("plain", &["running"]), ("sh", &["running"])],
+        &[
+            ("calm", &["running"]),
+            ("plain", &["running"]),
+            ("sh", &["running"]),
+        ],
         CMD,
     );
     for u in ["calm", "plain", "sh"] {
@@ -74,7 +94,10 @@ fn limits_oom_kills_only_the_unit_and_it_restarts() {
     // The kernel's own account: every OOM kill was inside units/oomer.
     let dmesg = vm.sh("dmesg | grep -o 'task_memcg=[^,]*'", CMD);
     let memcgs: Vec<&str> = dmesg.split_whitespace().collect();
-    assert!(memcgs.len() as u64 >= events, "OOM kills missing from dmesg: {dmesg}");
+    assert!(
+        memcgs.len() as u64 >= events,
+        "OOM kills missing from dmesg: {dmesg}"
+    );
     assert!(
         memcgs.iter().all(|m| *m == "task_memcg=/units/oomer"),
         "OOM kill outside oomer: {dmesg}"

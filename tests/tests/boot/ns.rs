@@ -36,7 +36,11 @@ fn ns_default_pid_uts_and_reaping() {
     );
     // The probe script takes ~6 s (its orphans live 2 s, then it waits).
     let deadline = Instant::now() + Duration::from_secs(60);
-    while vm.sh("cat /run/probe/done 2>/dev/null", CMD).trim().is_empty() {
+    while vm
+        .sh("cat /run/probe/done 2>/dev/null", CMD)
+        .trim()
+        .is_empty()
+    {
         assert!(Instant::now() < deadline, "probe did not finish");
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -49,7 +53,11 @@ fn ns_default_pid_uts_and_reaping() {
     let my_pid = field(&me, "Pid:")[0].to_string();
     assert_eq!(field(&me, "NSpid:"), [my_pid.as_str()], "{me}");
     let pid1comm = cat(&mut vm, "pid1comm");
-    assert_ne!(pid1comm.trim(), "sh", "PID 1 of the namespace is the service itself");
+    assert_ne!(
+        pid1comm.trim(),
+        "sh",
+        "PID 1 of the namespace is the service itself"
+    );
 
     // Only its own processes: PID 1 (the reaper), the service and the
     // commands of the pipeline that listed them; no kernel thread, no
@@ -76,7 +84,10 @@ fn ns_default_pid_uts_and_reaping() {
     let ps = cat(&mut vm, "ps");
     let rows = ps_rows(&ps);
     assert!(rows.len() >= 2 && rows.len() <= 4, "ps inside: {ps}");
-    assert!(rows.iter().any(|r| r.0 == 1), "ps inside has no PID 1: {ps}");
+    assert!(
+        rows.iter().any(|r| r.0 == 1),
+        "ps inside has no PID 1: {ps}"
+    );
     assert!(!ps.contains("kthreadd"), "{ps}");
 
     // Seen from the host: the unit's cgroup holds the reaper (pid 1 in the
@@ -89,15 +100,24 @@ fn ns_default_pid_uts_and_reaping() {
         let nspid = field(&st, "NSpid:");
         assert_eq!(nspid.len(), 2, "pid {p} not in a child pid namespace: {st}");
         assert_eq!(nspid[0], p);
-        by_ns.insert(nspid[1].to_string(), (p.to_string(), field(&st, "PPid:")[0].to_string()));
+        by_ns.insert(
+            nspid[1].to_string(),
+            (p.to_string(), field(&st, "PPid:")[0].to_string()),
+        );
     }
-    let (reaper, reaper_parent) = by_ns.get("1").expect("no namespace PID 1 in the cgroup").clone();
+    let (reaper, reaper_parent) = by_ns
+        .get("1")
+        .expect("no namespace PID 1 in the cgroup")
+        .clone();
     assert_eq!(reaper_parent, "1", "the reaper is not a child of PID 1");
     let (_, svc_parent) = by_ns
         .get(&my_pid)
         .unwrap_or_else(|| panic!("service not in cgroup.procs: {procs} / {by_ns:?}"))
         .clone();
-    assert_eq!(svc_parent, reaper, "service's host parent is not the reaper");
+    assert_eq!(
+        svc_parent, reaper,
+        "service's host parent is not the reaper"
+    );
 
     // Hostnames: the unit's name by default, `hostname =` when given, and
     // the host's own is untouched.
@@ -127,15 +147,24 @@ fn ns_default_pid_uts_and_reaping() {
     let rows = ps_rows(&after);
     assert!(!rows.is_empty(), "ps-after empty");
     for r in &rows {
-        assert!(!r.2.starts_with('Z'), "zombie in the unit's namespace: {after}");
-        assert!(!orphans.contains(&r.0) || r.3 == "ps", "orphan still there: {after}");
+        assert!(
+            !r.2.starts_with('Z'),
+            "zombie in the unit's namespace: {after}"
+        );
+        assert!(
+            !orphans.contains(&r.0) || r.3 == "ps",
+            "orphan still there: {after}"
+        );
     }
     let host_ps = vm.sh("ps -o stat,pid,ppid,comm", CMD);
     let zombies: Vec<&str> = host_ps
         .lines()
         .filter(|l| l.trim_start().starts_with('Z'))
         .collect();
-    assert!(zombies.is_empty(), "zombies on the host: {zombies:?}\n{host_ps}");
+    assert!(
+        zombies.is_empty(),
+        "zombies on the host: {zombies:?}\n{host_ps}"
+    );
     // PID 1 and the unit are still fine.
     let st = vm.wait_states(&[("probe", &["running"])], CMD);
     assert_eq!(st["probe"].restarts, 0);

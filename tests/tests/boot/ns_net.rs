@@ -14,7 +14,11 @@ fn links(out: &str) -> Vec<String> {
 
 fn wait_file(vm: &mut wren_boot_tests::Vm, f: &str) {
     let deadline = Instant::now() + Duration::from_secs(40);
-    while vm.sh(&format!("cat {f} 2>/dev/null"), CMD).trim().is_empty() {
+    while vm
+        .sh(&format!("cat {f} 2>/dev/null"), CMD)
+        .trim()
+        .is_empty()
+    {
         assert!(Instant::now() < deadline, "{f} never written");
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -46,13 +50,23 @@ fn ns_net_sees_only_lo_and_it_is_up() {
     // With `net`: lo only, up, with its address, and it carries traffic.
     let inside = vm.sh("cat /run/netns.link", CMD);
     assert_eq!(links(&inside), ["lo"], "interfaces inside: {inside}");
-    let flags = inside.split('<').nth(1).and_then(|s| s.split('>').next()).unwrap_or("");
+    let flags = inside
+        .split('<')
+        .nth(1)
+        .and_then(|s| s.split('>').next())
+        .unwrap_or("");
     assert!(
         flags.split(',').any(|f| f == "UP"),
         "lo is not up inside: {inside}"
     );
     let addr = vm.sh("cat /run/netns.addr", CMD);
-    assert!(addr.contains("inet 127.0.0.1/8"), "lo has no address inside: {addr}");
+    assert!(
+        addr.contains("inet 127.0.0.1/8"),
+        "lo has no address inside: {addr}"
+    );
     let ping = vm.sh("cat /run/netns.ping", CMD);
-    assert!(ping.contains("rc=0"), "ping 127.0.0.1 inside failed: {ping}");
+    assert!(
+        ping.contains("rc=0"),
+        "ping 127.0.0.1 inside failed: {ping}"
+    );
 }

@@ -10,7 +10,11 @@ fn ns_user_nobody_runs_unprivileged() {
         Duration::from_secs(30),
     );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while vm.sh("cat /run/out/done 2>/dev/null", CMD).trim().is_empty() {
+    while vm
+        .sh("cat /run/out/done 2>/dev/null", CMD)
+        .trim()
+        .is_empty()
+    {
         assert!(Instant::now() < deadline, "nobody's probe never finished");
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -25,11 +29,17 @@ fn ns_user_nobody_runs_unprivileged() {
     };
     assert_eq!(line("Uid:"), ["65534"; 4], "{ids}");
     assert_eq!(line("Gid:"), ["65534"; 4], "{ids}");
-    assert!(line("Groups:").is_empty(), "supplementary groups kept: {ids}");
+    assert!(
+        line("Groups:").is_empty(),
+        "supplementary groups kept: {ids}"
+    );
 
     assert_eq!(vm.sh("cat /run/out/etc", CMD).trim(), "refused");
     let err = vm.sh("cat /run/out/etc.err", CMD);
-    assert!(err.contains("denied"), "unexpected error writing /etc: {err}");
+    assert!(
+        err.contains("denied"),
+        "unexpected error writing /etc: {err}"
+    );
     assert_eq!(vm.sh("cat /run/out/units", CMD).trim(), "refused");
     let (_, rc) = vm.sh_rc("test -e /etc/pwned || test -e /etc/units/pwned.unit", CMD);
     assert_ne!(rc, 0, "nobody wrote into /etc");
