@@ -430,6 +430,28 @@ impl Cgroups {
         Ok(Cgroups { root, units })
     }
 
+    /// Write `units/`'s own `memory.low` and `memory.min`. The kernel caps
+    /// a cgroup's effective protection at its parent's, so with `units/`
+    /// at 0 no unit's `memory.low` would protect anything;
+    /// `memory_recursiveprot` only shares out protection a parent has.
+    /// PID 1 sets them to the sum of its units' values, so each unit gets
+    /// what it asked for and unprotected units get none of it.
+    pub fn set_units_protection(&self, low: Limit, min: Limit) -> Result<(), CgroupError> {
+        for (file, v) in [("memory.low", low), ("memory.min", min)] {
+            match write_file(&self.units, file, &limit_value(v)) {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(errno) => {
+                    return Err(CgroupError::Write {
+                        unit: unit_name("units"),
+                        file,
+                        errno,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The cgroup root directory fd.
     pub fn root_fd(&self) -> &OwnedFd {
         &self.root
@@ -930,5 +952,27 @@ mod tests {
         assert_eq!(cg.memory_current("other"), None);
         fs::write(d.join("memory.max"), "1048576\n").unwrap();
         assert_eq!(cg.memory_max("web"), Some(Limit::Value(1 << 20)));
+    }
+
+    #[test]
+    fn units_protection_is_written_on_the_parent() {
+        let root = fixture("prot");
+        fs::create_dir_all(root.join("units")).unwrap();
+        for f in ["memory.low", "memory.min"] {
+            fs::write(root.join("units").join(f), "0\n").unwrap();
+        }
+        let cg = Cgroups::open(&root).unwrap();
+        cg.set_units_protection(Limit::Value(96 << 20), Limit::Max)
+            .unwrap();
+        let low = fs::read_to_string(root.join("units/memory.low")).unwrap();
+        let min = fs::read_to_string(root.join("units/memory.min")).unwrap();
+        assert_eq!((low.as_str(), min.as_str()), ("100663296", "max"));
+        // Without the memory controller the files are absent: not an error.
+        let bare = fixture("prot-bare");
+        fs::create_dir_all(bare.join("units")).unwrap();
+        let cg = Cgroups::open(&bare).unwrap();
+        assert!(cg
+            .set_units_protection(Limit::Value(1), Limit::Value(0))
+            .is_ok());
     }
 }

@@ -80,9 +80,11 @@ pub const EARLY: [MountSpec; 6] = [
         target: "/sys/fs/cgroup",
         fstype: "cgroup2",
         flags: NOSUID_NODEV_NOEXEC,
-        // memory_recursiveprot (5.7+) makes a unit's memory.low protect it
-        // without raising memory.low on units/; nsdelegate (4.15+) makes a
-        // cgroup namespace a delegation boundary.
+        // memory_recursiveprot (5.7+) lets protection flow down a subtree
+        // (a unit's own children are covered by its memory.low); units/
+        // itself still needs the sum of its units' values, which PID 1
+        // writes (Cgroups::set_units_protection). nsdelegate (4.15+) makes
+        // a cgroup namespace a delegation boundary.
         options: &[c"nsdelegate,memory_recursiveprot", c"nsdelegate", c""],
     },
 ];

@@ -162,6 +162,7 @@ pub fn run() -> ! {
         stamp: opts.stamp,
     });
     p.load_units(&opts);
+    p.apply_protection();
     // Step 6: the wait point.
     if let Err(e) = p.setup_loop(&mask) {
         log::error!("event loop: {e}; falling back to reaping only");
@@ -289,6 +290,17 @@ impl Pid1 {
                 let _ = self.edges.push(Edge::new());
             }
             let _ = self.sup.link();
+        }
+    }
+
+    /// `units/` must hold the protection its units ask for (see
+    /// `Cgroups::set_units_protection`).
+    fn apply_protection(&self) {
+        if let Some(cg) = self.cg.as_ref() {
+            let (low, min) = self.sup.protection();
+            if let Err(e) = cg.set_units_protection(low, min) {
+                log::warn!("{e}");
+            }
         }
     }
 

@@ -477,6 +477,23 @@ impl Supervisor {
             .map(|i| i as u8)
     }
 
+    /// Sum of the units' `memory.low` and `memory.min` (`max` if any asks
+    /// for it): what their parent cgroup must hold for them to get it.
+    pub fn protection(&self) -> (crate::unit::Limit, crate::unit::Limit) {
+        use crate::unit::Limit;
+        let sum = |f: fn(&UnitDef) -> Option<Limit>| {
+            self.slots()
+                .filter(|s| s.retired == Retired::No)
+                .filter_map(|s| f(&s.def))
+                .try_fold(0u64, |acc, l| match l {
+                    Limit::Max => None,
+                    Limit::Value(v) => Some(acc.saturating_add(v)),
+                })
+                .map_or(Limit::Max, Limit::Value)
+        };
+        (sum(|d| d.limits.memory_low), sum(|d| d.limits.memory_min))
+    }
+
     /// The earliest timer any unit waits for.
     pub fn next_deadline(&self) -> Option<Millis> {
         self.units.iter().filter_map(|s| s.rt.deadline).min()

@@ -533,3 +533,25 @@ fn reload_starts_a_fixed_failed_unit() {
     r.ev(Event::Start { unit: u });
     assert_eq!(r.state("web"), State::Running);
 }
+
+#[test]
+fn protection_is_the_sum_of_the_units_and_max_wins() {
+    use crate::unit::Limit;
+    let mut a = def("a");
+    a.limits.memory_low = Some(Limit::Value(4 << 20));
+    let mut b = def("b");
+    b.limits.memory_low = Some(Limit::Value(8 << 20));
+    b.limits.memory_min = Some(Limit::Value(1 << 20));
+    let r = Rig::new(vec![a.clone(), b.clone(), def("c")]);
+    assert_eq!(
+        r.sup.protection(),
+        (Limit::Value(12 << 20), Limit::Value(1 << 20))
+    );
+    b.limits.memory_min = Some(Limit::Max);
+    let r = Rig::new(vec![a, b]);
+    assert_eq!(r.sup.protection().1, Limit::Max);
+    assert_eq!(
+        Rig::new(vec![]).sup.protection(),
+        (Limit::Value(0), Limit::Value(0))
+    );
+}
