@@ -6,6 +6,14 @@
 mod backoff;
 mod broken;
 mod demo;
+mod initctl_abuse;
+mod initctl_common;
+mod initctl_edit;
+mod initctl_json;
+mod initctl_log;
+mod initctl_ops;
+mod initctl_reload;
+mod initctl_status;
 mod memory;
 mod notify;
 mod oneshot;
