@@ -19,6 +19,10 @@
 //! forever            sleep for ever (a long-running service)
 //! ctlabuse SOCKET    abuse the initctl control socket (see `ctlabuse`
 //!                    below): hostile clients at once, one line per result
+//! ctlstall SOCKET UNIT SECS
+//!                    ask init for `log -f` of UNIT, then read nothing for
+//!                    SECS; then report what came (see `ctlstall` below)
+//! chatter RATE       print RATE numbered 100-byte lines a second, for ever
 //! ```
 //!
 //! e.g. `wren-testkit mark /run/order a sleep 1 sdnotify READY=1 forever`.
@@ -211,6 +215,11 @@ fn main() {
                 ctlabuse(arg(i + 1));
                 i += 2;
             }
+            "ctlstall" => {
+                ctlstall(arg(i + 1), arg(i + 2), secs(arg(i + 3)));
+                i += 4;
+            }
+            "chatter" => chatter(arg(i + 1)),
             "forever" => loop {
                 std::thread::sleep(Duration::from_secs(3600));
             },
@@ -233,6 +242,8 @@ fn is_step(s: &str) -> bool {
             | "crash"
             | "forever"
             | "ctlabuse"
+            | "ctlstall"
+            | "chatter"
     )
 }
 
@@ -406,4 +417,89 @@ fn ctlabuse(socket: &str) {
         let _ = std::io::stdout().flush();
     }
     println!("ctlabuse: done");
+}
+
+/// A `log -f` client that stops reading: asks for `log -f` of UNIT, reads
+/// nothing for STALL, then drains what comes (for 2 s at most) and prints
+///
+/// ```text
+/// ctlstall: reply=BYTES eof=yes|no ms=MILLIS
+/// ```
+///
+/// (ms from connecting to the end of the drain). The request is encoded by
+/// hand: postcard of (PROTO_VERSION 1, Request::Log { name, follow: true }),
+/// `Log` being variant 5 of `Request`.
+fn ctlstall(socket: &str, unit: &str, stall: Duration) {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    use std::time::Instant;
+    if unit.is_empty() || unit.len() > 32 {
+        fail("ctlstall: unit name of 1-32 bytes");
+    }
+    let mut payload = vec![0x01u8, 0x05, unit.len() as u8];
+    payload.extend_from_slice(unit.as_bytes());
+    payload.push(0x01);
+    let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
+    frame.extend_from_slice(&payload);
+    let t0 = Instant::now();
+    let mut s = UnixStream::connect(socket)
+        .unwrap_or_else(|e| fail(&format!("ctlstall: connect {socket}: {e}")));
+    s.write_all(&frame)
+        .unwrap_or_else(|e| fail(&format!("ctlstall: write: {e}")));
+    println!("ctlstall: stalled");
+    let _ = std::io::stdout().flush();
+    std::thread::sleep(stall);
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut total = 0usize;
+    let mut eof = false;
+    let mut b = [0u8; 4096];
+    // The unit may write for ever: drain for 2 s at most.
+    let drain = Instant::now();
+    while drain.elapsed() < Duration::from_secs(2) {
+        match s.read(&mut b) {
+            Ok(0) => {
+                eof = true;
+                break;
+            }
+            Ok(n) => total += n,
+            // Quiet for 500 ms: drained.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                eof = true;
+                break;
+            }
+        }
+    }
+    println!(
+        "ctlstall: reply={total} eof={} ms={}",
+        if eof { "yes" } else { "no" },
+        t0.elapsed().as_millis()
+    );
+}
+
+/// Prints RATE numbered lines of 100 bytes a second to stdout, for ever
+/// (a chatty unit for log capture under load).
+fn chatter(rate: &str) -> ! {
+    let rate: u32 = match rate.parse() {
+        Ok(r) if r > 0 => r,
+        _ => fail("chatter: RATE must be a positive number"),
+    };
+    let out = std::io::stdout();
+    let pause = Duration::from_secs(1) / rate;
+    let mut n: u64 = 0;
+    loop {
+        // 100 bytes with the newline.
+        let line = format!("chatter {n:>12} {}\n", "x".repeat(78));
+        let _ = out.lock().write_all(line.as_bytes());
+        n += 1;
+        std::thread::sleep(pause);
+    }
 }

@@ -192,3 +192,84 @@ fn initctl_serves_operators_while_hostile_clients_are_connected() {
     assert_eq!(rc, 0, "{out}");
     assert!(!vm.output().contains("Kernel panic"), "PID 1 died");
 }
+
+/// Highest `chatter N` line number in `s`.
+fn last_chatter(s: &str) -> Option<u64> {
+    s.lines()
+        .filter_map(|l| {
+            l.strip_prefix("chatter ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .max()
+}
+
+/// A `log -f` client that stops reading while its unit writes 100 KB/s:
+/// init neither blocks on it nor stops draining the unit's output.
+/// Fixtures: tests/units/ctlstall/.
+#[test]
+fn initctl_serves_operators_while_a_log_follower_stalls() {
+    let mut vm = boot("ctlstall");
+    vm.wait_states(&[("chatty", &["running"])], secs(30));
+    vm.sh(
+        "wren-testkit ctlstall /run/wren/control chatty 8 > /tmp/stall.out 2>&1 & true",
+        CMD,
+    );
+    let deadline = Instant::now() + secs(10);
+    while !vm
+        .sh("cat /tmp/stall.out", CMD)
+        .contains("ctlstall: stalled")
+    {
+        assert!(Instant::now() < deadline, "ctlstall never connected");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Long enough for the stalled socket's buffer to fill up.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (out, rc, took) = timed(&mut vm, "initctl status", CMD);
+        assert_eq!(rc, 0, "{out}");
+        assert!(
+            took < 2.5,
+            "status took {took:.2} s while a follower stalled"
+        );
+        let (out, rc, took) = timed(&mut vm, "initctl log chatty | tail -n 3", CMD);
+        assert_eq!(rc, 0, "{out}");
+        assert!(took < 2.5, "log took {took:.2} s while a follower stalled");
+        seen.push(last_chatter(&out).unwrap_or_else(|| panic!("no chatter in the log:\n{out}")));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The unit's output is still drained into the ring: it keeps writing.
+    assert!(
+        seen.windows(2).all(|w| w[1] > w[0] + 100),
+        "the chatty unit's output stopped moving: {seen:?}"
+    );
+    let deadline = Instant::now() + secs(20);
+    let out = loop {
+        let out = vm.sh("cat /tmp/stall.out", CMD);
+        if out.contains("ctlstall: reply=") {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "ctlstall did not finish:\n{out}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        !out.contains("reply=0 "),
+        "the follower got nothing at all:\n{out}"
+    );
+    // Afterwards: alive and serving; a fresh follower follows.
+    assert!(!vm.output().contains("Kernel panic"), "PID 1 died");
+    let out = vm.sh(
+        "initctl log chatty -f > /tmp/f.out 2>&1 & f=$!; sleep 2; kill $f; wait $f; tail -n 1 /tmp/f.out",
+        CMD,
+    );
+    let n = last_chatter(&out).unwrap_or_else(|| panic!("fresh follower got nothing:\n{out}"));
+    assert!(
+        n > *seen.last().unwrap(),
+        "fresh follower is behind: {n} {seen:?}"
+    );
+    let (out, rc) = vm.sh_rc("initctl restart chatty", CMD);
+    assert_eq!(rc, 0, "{out}");
+}

@@ -159,6 +159,9 @@ fn initctl_edit_installs_valid_changes_and_refuses_typos() {
 
 /// A unit with `after =` is checked among the other units of its
 /// directory: a valid edit of it is installed.
+/// (Fails at 71c42b9: ctl.rs `edit` checks the working copy alone, in its
+/// temporary directory, with `units_dir::check`, so every `after =` target
+/// is "no unit named ..."; `units_dir::check_in_context` is meant for it.)
 #[test]
 fn initctl_edit_checks_a_unit_among_its_siblings() {
     let mut vm = boot("ctledit");
@@ -182,6 +185,8 @@ fn initctl_edit_checks_a_unit_among_its_siblings() {
 /// unit directory init runs from (CONTRACT 1: `wren.units=DIR` is "another
 /// unit directory"; 5: edit opens "the unit file", check defaults to "the
 /// unit directory").
+/// (Fails at 71c42b9: ctl.rs uses the constant `UNITS_DIR` = /etc/units
+/// for both, whatever directory PID 1 was booted with.)
 #[test]
 fn initctl_edit_uses_the_running_unit_directory() {
     let mut vm = boot("ctledit");

@@ -164,8 +164,7 @@ fn initctl_reboot_stops_units_then_ends_the_vm() {
     running(&mut vm);
     let before = vm.output().len();
     vm.send("initctl reboot\n");
-    let st = vm
-        .wait_exit(secs(60))
+    vm.wait_exit(secs(60))
         .expect("VM still running 60 s after initctl reboot (QEMU runs with -no-reboot)");
     let out = vm.output();
     let out = &out[before..];
@@ -182,5 +181,4 @@ fn initctl_reboot_stops_units_then_ends_the_vm() {
         );
     }
     assert!(!out.contains("reboot: Power down"), "reboot powered off");
-    let _ = st;
 }
