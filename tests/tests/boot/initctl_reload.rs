@@ -1,0 +1,213 @@
+//! Editing unit files on the console (sed -i, here-documents, rm) and then
+//! `initctl reload`: only what changed is touched; an invalid file is
+//! reported as FILE:LINE and its unit keeps its last good definition.
+//! Fixtures: tests/units/ctlreload/ (the image's /test/ctlreload is the
+//! running unit directory).
+
+use crate::initctl_common::*;
+use crate::*;
+
+const DIR: &str = "/test/ctlreload";
+
+fn reload(vm: &mut Vm) -> (String, i32) {
+    let (out, rc, took) = timed(vm, "initctl reload", CMD);
+    assert!(took < 10.0, "reload took {took:.1} s");
+    (out, rc)
+}
+
+/// Waits until every unit in `names` runs with a pid other than in `old`.
+fn wait_new_pid(vm: &mut Vm, names: &[&str], old: &std::collections::HashMap<String, u32>) {
+    let want: Vec<(&str, &[&str])> = names.iter().map(|n| (*n, &["running"][..])).collect();
+    let st = vm.wait_states(&want, secs(10));
+    for n in names {
+        let p = st[*n].pid.unwrap();
+        assert_ne!(Some(&p), old.get(*n), "{n} was not restarted (pid {p})");
+    }
+}
+
+#[test]
+fn initctl_reload_applies_only_what_changed_on_disk() {
+    let mut vm = boot("ctlreload");
+    vm.wait_states(
+        &[
+            ("alpha", &["running"]),
+            ("beta", &["running"]),
+            ("gamma", &["running"]),
+            ("omega", &["running"]),
+        ],
+        secs(30),
+    );
+    let p0 = pids(&mut vm);
+
+    // Nothing changed: nothing is touched.
+    let (out, rc) = reload(&mut vm);
+    assert_eq!(rc, 0, "{out}");
+    assert!(
+        out.contains("0 added, 0 changed, 0 removed, 5 unchanged"),
+        "{out}"
+    );
+    assert_same_pids(
+        &p0,
+        &pids(&mut vm),
+        &["sh", "alpha", "beta", "gamma", "omega"],
+    );
+
+    // sed -i on one file: that unit restarts, no other (not even omega,
+    // which starts after it).
+    vm.sh(&format!("sed -i 's/ v1 / v2 /' {DIR}/alpha.unit"), CMD);
+    let (out, rc) = reload(&mut vm);
+    assert_eq!(rc, 0, "{out}");
+    assert!(
+        out.contains("0 added, 1 changed, 0 removed, 4 unchanged"),
+        "{out}"
+    );
+    wait_new_pid(&mut vm, &["alpha"], &p0);
+    let p1 = pids(&mut vm);
+    assert_same_pids(&p0, &p1, &["sh", "beta", "gamma", "omega"]);
+    let m = marks(&mut vm, "/run/alpha");
+    let texts: Vec<&str> = m.iter().map(|(t, _, _)| t.as_str()).collect();
+    assert_eq!(texts, ["v1", "v2"], "{m:?}");
+    assert_eq!(m[1].1, p1["alpha"], "the new alpha runs the new definition");
+
+    // A here-document replaces another file: new limits apply.
+    heredoc(
+        &mut vm,
+        &format!("cat > {DIR}/beta.unit"),
+        "# rewritten on the console\n\
+         exec = /usr/bin/wren-testkit mark /run/beta v2 forever\n\
+         memory.max = 12M\n\
+         namespaces = none\n",
+    );
+    assert!(vm
+        .sh(&format!("cat {DIR}/beta.unit"), CMD)
+        .contains("memory.max = 12M"));
+    let (out, rc) = reload(&mut vm);
+    assert_eq!(rc, 0, "{out}");
+    assert!(
+        out.contains("0 added, 1 changed, 0 removed, 4 unchanged"),
+        "{out}"
+    );
+    wait_new_pid(&mut vm, &["beta"], &p1);
+    let p2 = pids(&mut vm);
+    assert_same_pids(&p1, &p2, &["sh", "alpha", "gamma", "omega"]);
+    let max = vm.sh("cat /sys/fs/cgroup/units/beta/memory.max", CMD);
+    assert_eq!(max.trim(), (12u64 << 20).to_string());
+
+    // A new file: a new unit starts; nothing else moves.
+    heredoc(
+        &mut vm,
+        &format!("cat > {DIR}/delta.unit"),
+        "exec = /usr/bin/wren-testkit mark /run/delta v1 forever\n\
+         namespaces = none\n",
+    );
+    let (out, rc) = reload(&mut vm);
+    assert_eq!(rc, 0, "{out}");
+    assert!(
+        out.contains("1 added, 0 changed, 0 removed, 5 unchanged"),
+        "{out}"
+    );
+    vm.wait_states(&[("delta", &["running"])], secs(10));
+    let p3 = pids(&mut vm);
+    assert_same_pids(&p2, &p3, &["sh", "alpha", "beta", "gamma", "omega"]);
+
+    // A removed file: its unit stops and goes; nothing else moves.
+    let gamma = p3["gamma"];
+    vm.sh(&format!("rm {DIR}/gamma.unit"), CMD);
+    let (out, rc) = reload(&mut vm);
+    assert_eq!(rc, 0, "{out}");
+    assert!(
+        out.contains("0 added, 0 changed, 1 removed, 5 unchanged"),
+        "{out}"
+    );
+    let deadline = Instant::now() + secs(10);
+    while vm.unit("gamma").is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "gamma still listed 10 s after its file was removed: {:?}",
+            vm.unit("gamma")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(!alive(&mut vm, gamma), "removed unit's process survived");
+    assert_eq!(
+        cgroup_procs(&mut vm, "gamma").unwrap_or_default(),
+        Vec::<u32>::new()
+    );
+    let (out, rc) = vm.sh_rc("initctl status gamma 2>&1", CMD);
+    assert_eq!(rc, 1, "{out}");
+    let p4 = pids(&mut vm);
+    assert_same_pids(&p3, &p4, &["sh", "alpha", "beta", "delta", "omega"]);
+
+    // A typo put in by sed, and a valid change elsewhere in the same
+    // reload: exit 1 naming the line, the broken unit keeps running on its
+    // last good definition, the valid change is applied.
+    let line = vm.sh(&format!("grep -n '^memory.max' {DIR}/alpha.unit"), CMD);
+    let line: u32 = line.split(':').next().unwrap().trim().parse().unwrap();
+    vm.sh(
+        &format!("sed -i 's/^memory.max/memroy.max/' {DIR}/alpha.unit; sed -i 's/ v1 / v2 /' {DIR}/delta.unit"),
+        CMD,
+    );
+    let (out, rc) = reload(&mut vm);
+    assert_eq!(rc, 1, "reload with an invalid file must exit 1:\n{out}");
+    assert!(
+        out.contains(&format!(
+            "alpha.unit:{line}: unknown key `memroy.max` (did you mean `memory.max`?)"
+        )),
+        "no FILE:LINE message for the typo:\n{out}"
+    );
+    assert!(out.contains("1 changed"), "{out}");
+    // (omega, which starts after alpha, may be reported and kept too.)
+    assert!(
+        out.contains(" kept on last good definition") && !out.contains(" 0 kept"),
+        "{out}"
+    );
+    wait_new_pid(&mut vm, &["delta"], &p4);
+    let p5 = pids(&mut vm);
+    assert_same_pids(&p4, &p5, &["sh", "alpha", "beta", "omega"]);
+    let cat = vm.sh("initctl cat alpha", CMD);
+    assert!(cat.contains("mark /run/alpha v2 forever"), "{cat}");
+    assert!(
+        cat.contains("memory.max"),
+        "last good definition lost:\n{cat}"
+    );
+    assert!(!cat.contains("memroy"), "{cat}");
+    assert_eq!(
+        vm.sh("cat /sys/fs/cgroup/units/alpha/memory.max", CMD)
+            .trim(),
+        (8u64 << 20).to_string()
+    );
+    // Reloading again changes nothing and still reports the problem.
+    let (out, rc) = reload(&mut vm);
+    assert_eq!(rc, 1, "{out}");
+    assert!(out.contains(&format!("alpha.unit:{line}:")), "{out}");
+    assert_same_pids(
+        &p5,
+        &pids(&mut vm),
+        &["sh", "alpha", "beta", "delta", "omega"],
+    );
+    // `initctl check FILE` says the same.
+    let (out, rc) = vm.sh_rc(&format!("initctl check {DIR}/alpha.unit"), CMD);
+    assert_eq!(rc, 1, "{out}");
+    assert!(
+        out.contains(&format!("alpha.unit:{line}: unknown key `memroy.max`")),
+        "{out}"
+    );
+
+    // Fixed back to what runs: valid again, and alpha is not restarted.
+    vm.sh(
+        &format!("sed -i 's/^memroy.max/memory.max/' {DIR}/alpha.unit"),
+        CMD,
+    );
+    let (out, rc) = reload(&mut vm);
+    assert_eq!(rc, 0, "{out}");
+    assert!(
+        out.contains("0 added, 0 changed, 0 removed, 5 unchanged"),
+        "{out}"
+    );
+    assert_same_pids(
+        &p5,
+        &pids(&mut vm),
+        &["sh", "alpha", "beta", "delta", "omega"],
+    );
+    assert!(!vm.output().contains("Kernel panic"));
+}
