@@ -250,7 +250,9 @@ fn is_step(s: &str) -> bool {
             | "exit"
             | "crash"
             | "forever"
-<<<<<<< HEAD
+            | "ctlabuse"
+            | "ctlstall"
+            | "chatter"
     ) || is_nstests_step(s)
 }
 
@@ -641,12 +643,6 @@ mod bench_tests {
     }
 }
 // ---- END bench ---------------------------------------------------------------
-=======
-            | "ctlabuse"
-            | "ctlstall"
-            | "chatter"
-    )
-}
 
 // ---------------------------------------------------------------------------
 // ctlabuse: protocol robustness of PID 1's control socket (initctl boot
@@ -904,4 +900,3 @@ fn chatter(rate: &str) -> ! {
         std::thread::sleep(pause);
     }
 }
->>>>>>> ctltests
