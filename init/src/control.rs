@@ -831,15 +831,19 @@ impl Server {
         self.flush(slot, now_ms);
     }
 
-    fn flush(&mut self, slot: usize, _now_ms: u64) {
+    fn flush(&mut self, slot: usize, now_ms: u64) {
         let c = &mut self.clients[slot];
         let Some(fd) = c.fd.as_ref() else {
             return;
         };
+        let mut progressed = false;
         while c.pending() {
             let flags = SendFlags::NOSIGNAL | SendFlags::DONTWAIT;
             match net::send(fd, &c.tx[c.tx_start..c.tx_end], flags) {
-                Ok(n) => c.tx_start += n,
+                Ok(n) => {
+                    c.tx_start += n;
+                    progressed |= n > 0;
+                }
                 Err(Errno::AGAIN) => break,
                 Err(Errno::INTR) => continue,
                 Err(_) => {
@@ -854,6 +858,15 @@ impl Server {
             if c.mode == Mode::Closing {
                 self.close(slot);
                 return;
+            }
+        }
+        // A follower that stops reading must not hold its slot for ever:
+        // while output waits for it, it has CLIENT_TIMEOUT_MS to take some.
+        if matches!(c.mode, Mode::Following { .. }) {
+            if !c.pending() {
+                c.deadline = None;
+            } else if progressed || c.deadline.is_none() {
+                c.deadline = Some(now_ms.saturating_add(CLIENT_TIMEOUT_MS));
             }
         }
         self.sync_interest(slot);
@@ -1553,6 +1566,41 @@ mod tests {
         }
         assert_eq!(got + missed, total);
         assert!(got > 0);
+    }
+
+    #[test]
+    fn follower_that_stops_reading_is_dropped_after_the_timeout() {
+        let mut rig = Rig::new("ctl-stall");
+        let _s = rig.connect();
+        send(
+            &mut _s.try_clone().unwrap(),
+            &Request::Log {
+                name: "web",
+                follow: true,
+            },
+        );
+        rig.pump();
+        // Output keeps coming and the client never reads: the socket fills.
+        for i in 0..2_000u32 {
+            rig.fake
+                .unit("web")
+                .log
+                .push(format!("{i:0>63}\n").as_bytes());
+            rig.server.poll_waiters(rig.now, &mut rig.fake);
+        }
+        assert_eq!(rig.server.clients(), 1);
+        assert_eq!(
+            rig.server.next_deadline(),
+            Some(rig.now + CLIENT_TIMEOUT_MS)
+        );
+        rig.now += CLIENT_TIMEOUT_MS;
+        rig.pump();
+        rig.server.on_timer(rig.now);
+        assert_eq!(
+            rig.server.clients(),
+            0,
+            "the stalled follower keeps its slot"
+        );
     }
 
     #[test]

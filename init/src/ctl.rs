@@ -169,9 +169,19 @@ pub fn run(args: &[String], socket: &Path, out: &mut dyn Write, err: &mut dyn Wr
     code
 }
 
+/// The unit directory PID 1 runs from: `wren.units=` on the kernel
+/// command line, else /etc/units (also on a build host).
+fn units_dir() -> String {
+    let text = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    crate::cmdline::parse(&text, &mut |_, _| {})
+        .units_dir()
+        .to_owned()
+}
+
 fn check(files: &[String], out: &mut dyn Write) -> u8 {
+    let dir = units_dir();
     let paths: Vec<&Path> = if files.is_empty() {
-        vec![Path::new(UNITS_DIR)]
+        vec![Path::new(&dir)]
     } else {
         files.iter().map(Path::new).collect()
     };
@@ -213,9 +223,14 @@ fn edit(name: &str, socket: &Path, out: &mut dyn Write, err: &mut dyn Write) -> 
         .filter(|e| !e.trim().is_empty())
         .unwrap_or_else(|| "vi".into());
     let tmp = std::env::temp_dir();
-    let check = |p: &Path, w: &mut dyn Write| crate::units_dir::check(&[p], w);
+    let dir = units_dir();
+    // The copy is checked in place of the installed file, among its
+    // siblings, so its `after` names resolve.
+    let check = |p: &Path, w: &mut dyn Write| {
+        crate::units_dir::check_in_context(Path::new("/"), &[p], Path::new(&dir), w)
+    };
     let env = EditEnv {
-        dir: Path::new(UNITS_DIR),
+        dir: Path::new(&dir),
         tmp: &tmp,
         editor: &editor,
         check: &check,
