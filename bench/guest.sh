@@ -30,6 +30,9 @@ rm -f "$O"/* "$RO"/* "$B"/rootfs/out/*
 
 say() { echo "bench: $*"; }
 grep -qw wren.stamp /proc/cmdline || say "WARNING: booted without wren.stamp, wren rows will be empty"
+# PID 1's size: a unit's child starts as a copy of it (page tables copied
+# at clone3, torn down at execve).
+say "PID 1: $(grep -E '^(VmSize|VmRSS|VmPTE|RssAnon|RssFile)' /proc/1/status | tr -s ' \t' ' ' | tr '\n' ' ')"
 [ "$ROUNDS" -ge 1 ] && [ "$N" -ge "$ROUNDS" ] || ROUNDS=1
 PER=$((N / ROUNDS))
 N=$((PER * ROUNDS))
