@@ -63,6 +63,8 @@ struct Edge {
     exit_report: Option<OwnedFd>,
     /// Why the last start failed, for `initctl status NAME`.
     last_error: Why,
+    /// The unit's cgroup directory and the limits last written into it.
+    cgroup: Option<(OwnedFd, crate::unit::Limits)>,
 }
 
 impl Edge {
@@ -75,6 +77,7 @@ impl Edge {
             oom_kills: 0,
             exit_report: None,
             last_error: Why::new(),
+            cgroup: None,
         }
     }
 }
@@ -664,6 +667,9 @@ impl Pid1 {
                         log::error!("{name}: {}", why.as_str());
                         if let Some(e) = self.edges.get_mut(usize::from(u)) {
                             e.last_error = why;
+                            // Whatever went wrong, the next try prepares
+                            // the cgroup afresh (it may have been removed).
+                            e.cgroup = None;
                         }
                         Event::SpawnFailed { unit: u }
                     }
@@ -767,14 +773,31 @@ impl Pid1 {
         let Some(cg) = self.cg.as_ref() else {
             return Err(why(format_args!("no cgroup hierarchy, not starting")));
         };
-        // Placed and limited before the first instruction, or not at all.
-        let cgfd = match cg.prepare(name, &def.limits) {
-            Ok(fd) => fd,
-            Err(e) => {
-                return Err(why(format_args!("cgroup: {e}")));
-            }
+        let Some(edge) = self.edges.get_mut(usize::from(u)) else {
+            return Err(why(format_args!("no edge slot")));
         };
-        let oom_base = cg.memory_events(name).map(|e| e.oom_kill).unwrap_or(0);
+        // Placed and limited before the first instruction, or not at all.
+        // A restart with the limits already written reuses the directory
+        // fd: nine cgroup file writes are most of a restart's cost.
+        if edge.cgroup.as_ref().map(|(_, l)| l) != Some(&def.limits) {
+            edge.cgroup = None;
+            match cg.prepare(name, &def.limits) {
+                Ok(fd) => {
+                    // OOM kills are counted from here; later exits move
+                    // the baseline (classify_exit), so restarts need not
+                    // read memory.events.
+                    edge.oom_kills_at_spawn =
+                        cg.memory_events(name).map(|e| e.oom_kill).unwrap_or(0);
+                    edge.cgroup = Some((fd, def.limits));
+                }
+                Err(e) => {
+                    return Err(why(format_args!("cgroup: {e}")));
+                }
+            }
+        }
+        let Some((cgfd, _)) = edge.cgroup.as_ref() else {
+            return Err(why(format_args!("cgroup: not prepared")));
+        };
         let (uid, gid) = match resolve_ids(def) {
             Ok(ids) => ids,
             Err(msg) => {
@@ -869,7 +892,6 @@ impl Pid1 {
         let Some(edge) = self.edges.get_mut(usize::from(u)) else {
             return Ok(pid);
         };
-        edge.oom_kills_at_spawn = oom_base;
         edge.exit_report = report_pipe.map(|(r, _w)| r);
         if let Some(old) = edge.log_rd.take() {
             let _ = epoll::delete(ep, &old);
