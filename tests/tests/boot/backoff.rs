@@ -61,9 +61,11 @@ fn crash_loop_backs_off_doubling_and_capped_while_pid1_stays_responsive() {
             "gap {i} was {g} ms, expected about {n} ms: {gaps:?}"
         );
     }
-    // Doubling, visibly: each step clearly longer than the one before, up to the cap.
+    // Doubling, visibly: each step clearly longer than the one before, up
+    // to the cap. The first gap also holds the first run's cold start of
+    // the program (slow under TCG), so it is bounded above only.
     assert!(
-        gaps[1] > gaps[0] + 100 && gaps[2] > gaps[1] + 200 && gaps[3] > gaps[2] + 400,
+        gaps[2] > gaps[1] + 200 && gaps[3] > gaps[2] + 400,
         "{gaps:?}"
     );
     let out = vm.output();
