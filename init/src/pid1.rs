@@ -899,32 +899,8 @@ impl Pid1 {
         if let Some(old) = edge.notify.take() {
             let _ = epoll::delete(ep, &old);
         }
-        if let Some(r) = log_rd {
-            let _ = rustix::io::ioctl_fionbio(&r, true);
-            if epoll::add(
-                ep,
-                &r,
-                epoll::EventData::new_u64(TOKEN_LOG + u64::from(u)),
-                epoll::EventFlags::IN,
-            )
-            .is_ok()
-            {
-                edge.log_rd = Some(r);
-            }
-        }
-        if let Some(r) = notify_rd {
-            let _ = rustix::io::ioctl_fionbio(&r, true);
-            if epoll::add(
-                ep,
-                &r,
-                epoll::EventData::new_u64(TOKEN_NOTIFY + u64::from(u)),
-                epoll::EventFlags::IN,
-            )
-            .is_ok()
-            {
-                edge.notify = Some(r);
-            }
-        }
+        edge.log_rd = log_rd.and_then(|r| watch(ep, r, TOKEN_LOG + u64::from(u)));
+        edge.notify = notify_rd.and_then(|r| watch(ep, r, TOKEN_NOTIFY + u64::from(u)));
         Ok(pid)
     }
 
@@ -1247,6 +1223,20 @@ impl core::fmt::Display for ExitText {
             Exit::OomKill => write!(f, "oom-kill"),
         }
     }
+}
+
+/// Make `fd` non-blocking and add it to the loop under `token`; the fd is
+/// kept only if that worked (an fd nobody waits on is useless).
+fn watch(ep: &OwnedFd, fd: OwnedFd, token: u64) -> Option<OwnedFd> {
+    let _ = rustix::io::ioctl_fionbio(&fd, true);
+    epoll::add(
+        ep,
+        &fd,
+        epoll::EventData::new_u64(token),
+        epoll::EventFlags::IN,
+    )
+    .ok()
+    .map(|()| fd)
 }
 
 fn notify_path(name: &str) -> heapless::String<64> {
