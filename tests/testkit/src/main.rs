@@ -620,28 +620,6 @@ fn bench_report(n: usize, pairs: &[&str]) {
     }
 }
 
-#[cfg(test)]
-mod bench_tests {
-    use super::*;
-
-    #[test]
-    fn quantiles_of_odd_even_and_single() {
-        assert_eq!(bench_quantiles(&[]), None);
-        assert_eq!(bench_quantiles(&[7]), Some((7.0, 7)));
-        assert_eq!(bench_quantiles(&[1, 2, 3, 4]), Some((2.5, 4)));
-        let v: Vec<u64> = (1..=100).collect();
-        assert_eq!(bench_quantiles(&v), Some((50.5, 90)));
-        let v: Vec<u64> = (1..=11).collect();
-        assert_eq!(bench_quantiles(&v), Some((6.0, 10)));
-    }
-
-    #[test]
-    fn clock_is_monotonic_and_nonzero() {
-        let a = bench_clock_ns();
-        let b = bench_clock_ns();
-        assert!(a > 0 && b >= a);
-    }
-}
 // ---- END bench ---------------------------------------------------------------
 
 // ---------------------------------------------------------------------------
@@ -898,5 +876,28 @@ fn chatter(rate: &str) -> ! {
         let _ = out.lock().write_all(line.as_bytes());
         n += 1;
         std::thread::sleep(pause);
+    }
+}
+
+#[cfg(test)]
+mod bench_tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_of_odd_even_and_single() {
+        assert_eq!(bench_quantiles(&[]), None);
+        assert_eq!(bench_quantiles(&[7]), Some((7.0, 7)));
+        assert_eq!(bench_quantiles(&[1, 2, 3, 4]), Some((2.5, 4)));
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(bench_quantiles(&v), Some((50.5, 90)));
+        let v: Vec<u64> = (1..=11).collect();
+        assert_eq!(bench_quantiles(&v), Some((6.0, 10)));
+    }
+
+    #[test]
+    fn clock_is_monotonic_and_nonzero() {
+        let a = bench_clock_ns();
+        let b = bench_clock_ns();
+        assert!(a > 0 && b >= a);
     }
 }
