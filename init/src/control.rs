@@ -14,7 +14,9 @@
 //! 0700 directory. Anything wrong with a frame gets an error reply (best
 //! effort) and the connection closed.
 
-use crate::logbuf::{LogRing, LOG_RING_BYTES};
+use crate::logbuf::LogRing;
+#[cfg(test)]
+use crate::logbuf::LOG_RING_BYTES;
 use crate::proto::{
     decode_request, encode_reply, CtlError, ErrCode, FrameDecoder, ProtoError, Reply, Request,
     UnitDetail, UnitStatus, FRAME_BUF, FRAME_OVERHEAD, PROTO_VERSION, TAIL_LINES, TEXT_MAX,
@@ -44,7 +46,7 @@ const LISTENER_TOKEN: u64 = u64::MAX;
 const NOTE_ROOM: usize = 48;
 
 /// The log ring type PID 1 keeps per unit.
-pub type UnitLog = LogRing<LOG_RING_BYTES>;
+pub type UnitLog = LogRing;
 
 /// What a start/stop/restart client waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -950,7 +952,7 @@ pub(crate) mod fake {
             for (i, n) in names.iter().enumerate() {
                 f.units.push(Unit {
                     status: status(n, State::Running, 100 + i as u32),
-                    log: Box::new(UnitLog::new()),
+                    log: Box::new(UnitLog::default()),
                     captured: true,
                 });
             }

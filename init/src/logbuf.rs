@@ -68,42 +68,49 @@ pub struct Since<'a> {
     pub data: Span<'a>,
 }
 
-/// The last `N` bytes a unit wrote.
-pub struct LogRing<const N: usize = LOG_RING_BYTES> {
-    buf: [u8; N],
-    /// Bytes ever pushed; the next byte goes to `pos % N`.
+/// The last `capacity` bytes a unit wrote. The buffer is allocated once,
+/// when the unit is loaded (or its `log_size` changes), never while it
+/// runs.
+pub struct LogRing {
+    buf: Box<[u8]>,
+    /// Bytes ever pushed; the next byte goes to `pos % capacity`.
     pos: u64,
 }
 
-impl<const N: usize> Default for LogRing<N> {
+impl Default for LogRing {
     fn default() -> Self {
-        Self::new()
+        Self::with_capacity(LOG_RING_BYTES)
     }
 }
 
-impl<const N: usize> LogRing<N> {
-    pub const fn new() -> Self {
+impl LogRing {
+    pub fn with_capacity(n: usize) -> Self {
         LogRing {
-            buf: [0; N],
+            buf: vec![0; n].into_boxed_slice(),
             pos: 0,
         }
     }
 
-    fn index(p: u64) -> usize {
-        // N > 0 wherever this is called; the result is < N.
-        (p % N as u64) as usize
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn index(&self, p: u64) -> usize {
+        // capacity > 0 wherever this is called; the result is < capacity.
+        (p % self.buf.len() as u64) as usize
     }
 
     /// Appends `data`, overwriting the oldest bytes once full.
     pub fn push(&mut self, data: &[u8]) {
-        if N == 0 {
+        if self.buf.is_empty() {
             self.pos += data.len() as u64;
             return;
         }
-        let skip = data.len().saturating_sub(N);
+        let n = self.buf.len();
+        let skip = data.len().saturating_sub(n);
         let keep = &data[skip..];
-        let at = Self::index(self.pos + skip as u64);
-        let a = keep.len().min(N - at);
+        let at = self.index(self.pos + skip as u64);
+        let a = keep.len().min(n - at);
         self.buf[at..at + a].copy_from_slice(&keep[..a]);
         self.buf[..keep.len() - a].copy_from_slice(&keep[a..]);
         self.pos += data.len() as u64;
@@ -116,11 +123,11 @@ impl<const N: usize> LogRing<N> {
 
     /// Stream position of the oldest byte still held.
     pub fn start_pos(&self) -> u64 {
-        self.pos.saturating_sub(N as u64)
+        self.pos.saturating_sub(self.buf.len() as u64)
     }
 
     pub fn len(&self) -> usize {
-        // <= N, so the cast is exact.
+        // <= capacity, so the cast is exact.
         (self.pos - self.start_pos()) as usize
     }
 
@@ -148,12 +155,13 @@ impl<const N: usize> LogRing<N> {
 
     /// `start_pos() <= from <= to <= write_pos()`.
     fn span(&self, from: u64, to: u64) -> Span<'_> {
-        if N == 0 || from >= to {
+        let n = self.buf.len();
+        if n == 0 || from >= to {
             return Span::default();
         }
         let len = (to - from) as usize;
-        let at = Self::index(from);
-        if at + len <= N {
+        let at = self.index(from);
+        if at + len <= n {
             Span {
                 first: &self.buf[at..at + len],
                 second: &[],
@@ -161,13 +169,13 @@ impl<const N: usize> LogRing<N> {
         } else {
             Span {
                 first: &self.buf[at..],
-                second: &self.buf[..len - (N - at)],
+                second: &self.buf[..len - (n - at)],
             }
         }
     }
 
     fn byte(&self, p: u64) -> u8 {
-        self.buf[Self::index(p)]
+        self.buf[self.index(p)]
     }
 
     /// The last `n` lines. A trailing line without `\n` counts as a line;
@@ -214,7 +222,7 @@ mod tests {
 
     #[test]
     fn holds_everything_until_full() {
-        let mut r = LogRing::<8>::new();
+        let mut r = LogRing::with_capacity(8);
         assert!(r.is_empty());
         r.push(b"abc");
         r.push(b"def");
@@ -224,7 +232,7 @@ mod tests {
 
     #[test]
     fn overwrites_the_oldest_bytes() {
-        let mut r = LogRing::<8>::new();
+        let mut r = LogRing::with_capacity(8);
         r.push(b"abcdef");
         r.push(b"ghij");
         assert_eq!(bytes(r.contents()), b"cdefghij");
@@ -235,7 +243,7 @@ mod tests {
 
     #[test]
     fn a_push_larger_than_the_ring_keeps_its_end() {
-        let mut r = LogRing::<4>::new();
+        let mut r = LogRing::with_capacity(4);
         r.push(b"x");
         r.push(b"0123456789");
         assert_eq!(bytes(r.contents()), b"6789");
@@ -249,7 +257,7 @@ mod tests {
     fn every_split_of_a_stream_gives_the_same_ring() {
         let stream: Vec<u8> = (0..100u8).collect();
         for chunk in 1..20 {
-            let mut r = LogRing::<13>::new();
+            let mut r = LogRing::with_capacity(13);
             for c in stream.chunks(chunk) {
                 r.push(c);
             }
@@ -259,7 +267,7 @@ mod tests {
 
     #[test]
     fn since_reports_missed_bytes() {
-        let mut r = LogRing::<8>::new();
+        let mut r = LogRing::with_capacity(8);
         r.push(b"abcd");
         let s = r.since(0);
         assert_eq!((s.missed, s.from, bytes(s.data)), (0, 0, b"abcd".to_vec()));
@@ -281,7 +289,7 @@ mod tests {
 
     #[test]
     fn tail_lines_counts_from_the_end() {
-        let mut r = LogRing::<64>::new();
+        let mut r = LogRing::with_capacity(64);
         r.push(b"one\ntwo\nthree\n");
         assert_eq!(bytes(r.tail_lines(1)), b"three\n");
         assert_eq!(bytes(r.tail_lines(2)), b"two\nthree\n");
@@ -296,22 +304,22 @@ mod tests {
 
     #[test]
     fn tail_lines_drops_a_line_cut_by_the_wrap() {
-        let mut r = LogRing::<10>::new();
+        let mut r = LogRing::with_capacity(10);
         r.push(b"aaaaaa\nbb\ncc\n");
         // Held: "aaa\nbb\ncc\n": "aaa" is the end of a longer line.
         assert_eq!(bytes(r.contents()), b"aaa\nbb\ncc\n");
         assert_eq!(bytes(r.tail_lines(5)), b"bb\ncc\n");
         assert_eq!(bytes(r.tail_lines(2)), b"bb\ncc\n");
         // One long line with no newline at all is shown as it is.
-        let mut r = LogRing::<4>::new();
+        let mut r = LogRing::with_capacity(4);
         r.push(b"abcdefgh");
         assert_eq!(bytes(r.tail_lines(3)), b"efgh");
-        assert!(LogRing::<4>::new().tail_lines(3).is_empty());
+        assert!(LogRing::with_capacity(4).tail_lines(3).is_empty());
     }
 
     #[test]
     fn span_copies_head_and_tail() {
-        let mut r = LogRing::<8>::new();
+        let mut r = LogRing::with_capacity(8);
         r.push(b"abcdefghij");
         let s = r.contents();
         let mut out = [0u8; 5];
@@ -328,7 +336,7 @@ mod tests {
 
     #[test]
     fn zero_sized_ring_does_not_panic() {
-        let mut r = LogRing::<0>::new();
+        let mut r = LogRing::with_capacity(0);
         r.push(b"abc");
         assert_eq!(r.write_pos(), 3);
         assert!(r.contents().is_empty());

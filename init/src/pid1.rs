@@ -10,7 +10,7 @@ use crate::cgroup::Cgroups;
 use crate::cmdline;
 use crate::control::{ControlTarget, Server as ControlServer, UnitLog, Want};
 use crate::kmsg;
-use crate::logbuf::{LogRing, LOG_RING_BYTES};
+use crate::logbuf::LogRing;
 use crate::mounts;
 use crate::proto::{CtlError, ErrCode, LastExit, UnitDetail, UnitStatus};
 use crate::shutdown;
@@ -52,7 +52,7 @@ const EPOLL_BATCH: usize = 16;
 struct Edge {
     /// Read end of the unit's stdout/stderr pipe (`output = log`).
     log_rd: Option<OwnedFd>,
-    log: LogRing<LOG_RING_BYTES>,
+    log: LogRing,
     /// Readiness: the notify pipe's read end or the sd_notify socket.
     notify: Option<OwnedFd>,
     /// `memory.events` oom_kill count when the unit was spawned, so an
@@ -68,10 +68,10 @@ struct Edge {
 }
 
 impl Edge {
-    fn new() -> Self {
+    fn new(def: &UnitDef) -> Self {
         Edge {
             log_rd: None,
-            log: LogRing::new(),
+            log: LogRing::with_capacity(def.log_size as usize),
             notify: None,
             oom_kills_at_spawn: 0,
             oom_kills: 0,
@@ -275,8 +275,9 @@ impl Pid1 {
             let mut defs: Box<heapless::Vec<UnitDef, MAX_UNITS>> = Box::default();
             units_dir::load_dir(Path::new(dir), &mut defs, &mut |e| log::error!("{e}"));
             for d in defs.into_iter() {
+                let edge = Edge::new(&d);
                 if self.sup.add(d).is_ok() {
-                    let _ = self.edges.push(Edge::new());
+                    let _ = self.edges.push(edge);
                 }
             }
             if let Err((u, _)) = self.sup.link() {
@@ -289,8 +290,10 @@ impl Pid1 {
             }
         }
         if self.sup.is_empty() {
-            if self.sup.add(rescue_unit()).is_ok() {
-                let _ = self.edges.push(Edge::new());
+            let d = rescue_unit();
+            let edge = Edge::new(&d);
+            if self.sup.add(d).is_ok() {
+                let _ = self.edges.push(edge);
             }
             let _ = self.sup.link();
         }
@@ -776,6 +779,11 @@ impl Pid1 {
         let Some(edge) = self.edges.get_mut(usize::from(u)) else {
             return Err(why(format_args!("no edge slot")));
         };
+        // A reload changed the ring's size: the one allocation a restart
+        // may make, and only then.
+        if edge.log.capacity() != def.log_size as usize {
+            edge.log = LogRing::with_capacity(def.log_size as usize);
+        }
         // Placed and limited before the first instruction, or not at all.
         // A restart with the limits already written reuses the directory
         // fd: nine cgroup file writes are most of a restart's cost.
@@ -940,10 +948,14 @@ impl Pid1 {
         );
         for i in 0..MAX_UNITS {
             if sum.new_slots & (1u64 << i) != 0 {
+                let Some(slot) = self.sup.slot(i as u8) else {
+                    continue;
+                };
+                let edge = Edge::new(&slot.def);
                 match self.edges.get_mut(i) {
-                    Some(e) => *e = Edge::new(),
+                    Some(e) => *e = edge,
                     None => {
-                        let _ = self.edges.push(Edge::new());
+                        let _ = self.edges.push(edge);
                     }
                 }
             }

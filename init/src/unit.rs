@@ -37,6 +37,11 @@ pub const HOSTNAME_MAX: usize = 64;
 pub const ID_NAME_MAX: usize = 32;
 /// Largest COUNT in `start_limit`: the failure times are kept in a ring.
 pub const START_LIMIT_MAX: usize = 32;
+/// Default and bounds of `log_size`, the per-unit output ring in PID 1
+/// (RAM only: nothing is written to the SD card).
+pub const LOG_SIZE_DEFAULT: u32 = crate::logbuf::LOG_RING_BYTES as u32;
+pub const LOG_SIZE_MIN: u32 = 512;
+pub const LOG_SIZE_MAX: u32 = 1 << 20;
 /// Size of a unit file the loader reads; larger files are an error.
 pub const UNIT_FILE_MAX: usize = 8192;
 
@@ -241,6 +246,8 @@ pub struct UnitDef {
     pub console: bool,
     pub output: Output,
     pub namespaces: Namespaces,
+    /// Bytes of the unit's output ring (`output = log`): `log_size`.
+    pub log_size: u32,
     pub hostname: Option<String<HOSTNAME_MAX>>,
     pub root: Option<String<PATH_BYTES>>,
     pub limits: Limits,
@@ -281,6 +288,7 @@ impl UnitDef {
             console: false,
             output: Output::Log,
             namespaces: Namespaces::DEFAULT,
+            log_size: LOG_SIZE_DEFAULT,
             hostname: None,
             root: None,
             limits: Limits::default(),
@@ -342,7 +350,7 @@ pub fn valid_name(name: &str) -> bool {
 
 /// Every key, in the order of CONTRACT section 4. The index of a key here
 /// is its slot in the parser's "seen on line" table.
-pub const KEYS: [&str; 30] = [
+pub const KEYS: [&str; 31] = [
     "description",
     "exec",
     "type",
@@ -362,6 +370,7 @@ pub const KEYS: [&str; 30] = [
     "console",
     "output",
     "namespaces",
+    "log_size",
     "hostname",
     "root",
     "memory.max",
@@ -925,6 +934,19 @@ fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<(), Msg> {
             let _ = h.push_str(v);
             def.hostname = Some(h);
         }
+        "log_size" => {
+            def.log_size = match parse_size(v) {
+                Some(Limit::Value(n))
+                    if (LOG_SIZE_MIN as u64..=LOG_SIZE_MAX as u64).contains(&n) =>
+                {
+                    n as u32
+                }
+                _ => bad!(
+                    "log_size: expected a size from 512 to 1M (e.g. `16K`), got `{}`",
+                    Clip(v)
+                ),
+            }
+        }
         "root" => def.root = Some(parse_path(key, v)?),
         "memory.max" => def.limits.memory_max = size(v)?,
         "memory.high" => def.limits.memory_high = size(v)?,
@@ -1208,6 +1230,13 @@ pub fn render(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Resul
         }
         out.write_char('\n')?;
     }
+    if def.log_size != d.log_size {
+        writeln!(
+            out,
+            "log_size = {}",
+            Size(Limit::Value(u64::from(def.log_size)))
+        )?;
+    }
     if let Some(h) = &def.hostname {
         writeln!(out, "hostname = {h}")?;
     }
@@ -1462,6 +1491,21 @@ io.weight = 10000
     }
 
     #[test]
+    fn log_size_is_bounded() {
+        let ok = parse("svc", "exec = /bin/x\nlog_size = 64K\n").unwrap();
+        assert_eq!(ok.log_size, 65536);
+        assert_eq!(
+            UnitDef::with_defaults("x").log_size as usize,
+            crate::logbuf::LOG_RING_BYTES
+        );
+        for bad in ["100", "2M", "max", "lots"] {
+            let e = parse("svc", &format!("exec = /bin/x\nlog_size = {bad}\n")).unwrap_err();
+            assert_eq!(e.line, 2, "{bad}");
+            assert!(e.msg.contains("log_size"), "{}", e.msg);
+        }
+    }
+
+    #[test]
     fn every_key_is_applied() {
         // Each key in KEYS must be handled by `apply` (not fall through to
         // "unknown key"), checked with a value that is valid for it.
@@ -1485,6 +1529,7 @@ io.weight = 10000
             ("console", "yes"),
             ("output", "null"),
             ("namespaces", "mount uts"),
+            ("log_size", "16K"),
             ("hostname", "h"),
             ("root", "/r"),
             ("memory.max", "1"),
@@ -2233,7 +2278,7 @@ mod render_tests {
              after = lo net\nready = sd_notify\nstop_signal = INT\nstop_timeout = 2s\n\
              user = nobody\ngroup = 65534\nworkdir = /tmp\nenv = A=1\nenv = B=x y\n\
              console = yes\noutput = log\nnamespaces = pid mount uts net\nhostname = box\n\
-             root = /srv/c\nmemory.max = 16M\nmemory.high = 1000\nmemory.low = 4K\n\
+             root = /srv/c\nlog_size = 16K\nmemory.max = 16M\nmemory.high = 1000\nmemory.low = 4K\n\
              memory.min = 1G\nmemory.swap.max = max\npids.max = 64\ncpu.weight = 50\n\
              cpu.max = 50000 100000\nio.weight = 200\n",
         );

@@ -18,6 +18,7 @@ mod initctl_status;
 mod limits_bomb;
 mod limits_low;
 mod limits_oom;
+mod logsize;
 mod memory;
 mod notify;
 mod ns;
