@@ -465,20 +465,27 @@ impl Cgroups {
     /// `CLONE_INTO_CGROUP`.
     pub fn prepare(&self, name: &str, limits: &Limits) -> Result<OwnedFd, CgroupError> {
         check_name(name)?;
-        match rustix::fs::mkdirat(&self.units, name, Mode::from_raw_mode(0o755)) {
-            Ok(()) | Err(Errno::EXIST) => {}
+        // A cgroup the kernel just made holds the defaults already, so only
+        // the keys the unit sets need writing (half a millisecond per file
+        // on a slow core, on the way to the unit's first instruction).
+        let fresh = match rustix::fs::mkdirat(&self.units, name, Mode::from_raw_mode(0o755)) {
+            Ok(()) => true,
+            Err(Errno::EXIST) => false,
             Err(errno) => {
                 return Err(CgroupError::Mkdir {
                     unit: unit_name(name),
                     errno,
                 })
             }
-        }
+        };
         let dir = open_dir(&self.units, name).map_err(|errno| CgroupError::OpenDir {
             unit: unit_name(name),
             errno,
         })?;
         for s in settings(limits) {
+            if fresh && !s.explicit {
+                continue;
+            }
             match write_file(&dir, s.file, &s.value) {
                 Ok(()) => {}
                 Err(Errno::NOENT) if !s.explicit => {}
@@ -974,5 +981,28 @@ mod tests {
         assert!(cg
             .set_units_protection(Limit::Value(1), Limit::Value(0))
             .is_ok());
+    }
+
+    #[test]
+    fn a_fresh_cgroup_gets_only_the_keys_the_unit_sets() {
+        let root = fixture("fresh");
+        fs::create_dir_all(root.join("units")).unwrap();
+        let cg = Cgroups::open(&root).unwrap();
+        // No key set: nothing to write into a cgroup the kernel just made
+        // (here, an empty directory: any write would fail with ENOENT).
+        cg.prepare("plain", &Limits::default()).unwrap();
+        assert_eq!(fs::read_dir(root.join("units/plain")).unwrap().count(), 0);
+        // A key that is set is written, so its missing file is an error.
+        let limits = Limits {
+            pids_max: Some(Limit::Value(8)),
+            ..Limits::default()
+        };
+        assert!(matches!(
+            cg.prepare("limited", &limits),
+            Err(CgroupError::Unavailable {
+                file: "pids.max",
+                ..
+            })
+        ));
     }
 }
