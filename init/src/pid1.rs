@@ -99,10 +99,7 @@ pub struct Pid1 {
 
 /// Milliseconds of CLOCK_MONOTONIC: the clock of every deadline.
 pub fn now() -> Millis {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    (t.tv_sec as u64)
-        .saturating_mul(1000)
-        .saturating_add(t.tv_nsec as u64 / 1_000_000)
+    now_ns() / 1_000_000
 }
 
 /// CLOCK_MONOTONIC in nanoseconds (for `wren.stamp`).
@@ -178,29 +175,26 @@ pub fn run() -> ! {
     }
 }
 
-fn read_cmdline() -> cmdline::Options {
-    let mut buf = [0u8; 4096];
-    let text = match rustix::fs::open(
-        "/proc/cmdline",
+/// A small text file read with one read(2) into `buf` (the files PID 1
+/// reads this way, /proc/cmdline, /etc/hostname, passwd and group, fit).
+fn read_small<'b>(path: &str, buf: &'b mut [u8]) -> Option<&'b str> {
+    let fd = rustix::fs::open(
+        path,
         rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
-    ) {
-        Ok(fd) => match rustix::io::read(&fd, &mut buf) {
-            Ok(n) => core::str::from_utf8(buf.get(..n).unwrap_or(&[])).unwrap_or(""),
-            Err(_) => "",
-        },
-        Err(_) => "",
-    };
+    )
+    .ok()?;
+    let n = rustix::io::read(&fd, &mut *buf).ok()?;
+    core::str::from_utf8(buf.get(..n)?).ok()
+}
+
+fn read_cmdline() -> cmdline::Options {
+    let mut buf = [0u8; 4096];
+    let text = read_small("/proc/cmdline", &mut buf).unwrap_or("");
     // Warnings wait until the logger is up, so collect the first few.
     let mut warnings: heapless::Vec<(heapless::String<64>, &'static str), 4> = heapless::Vec::new();
     let opts = cmdline::parse(text, &mut |tok, why| {
-        let mut t = heapless::String::new();
-        for c in tok.chars() {
-            if t.push(c).is_err() {
-                break;
-            }
-        }
-        let _ = warnings.push((t, why));
+        let _ = warnings.push((crate::proto::truncated(tok), why));
     });
     kmsg::init(opts.debug);
     for (tok, why) in warnings.iter() {
@@ -220,19 +214,7 @@ fn write_file(path: &str, data: &[u8]) -> Result<(), Errno> {
 
 fn set_hostname() {
     let mut buf = [0u8; 128];
-    let Ok(fd) = rustix::fs::open(
-        "/etc/hostname",
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    ) else {
-        return;
-    };
-    let Ok(n) = rustix::io::read(&fd, &mut buf) else {
-        return;
-    };
-    let name = core::str::from_utf8(buf.get(..n).unwrap_or(&[]))
-        .unwrap_or("")
-        .trim();
+    let name = read_small("/etc/hostname", &mut buf).unwrap_or("").trim();
     if name.is_empty() {
         return;
     }
@@ -275,10 +257,7 @@ impl Pid1 {
             let mut defs: Box<heapless::Vec<UnitDef, MAX_UNITS>> = Box::default();
             units_dir::load_dir(Path::new(dir), &mut defs, &mut |e| log::error!("{e}"));
             for d in defs.into_iter() {
-                let edge = Edge::new(&d);
-                if self.sup.add(d).is_ok() {
-                    let _ = self.edges.push(edge);
-                }
+                self.add_unit(d);
             }
             if let Err((u, _)) = self.sup.link() {
                 log::error!("unit {u}: unresolved dependency");
@@ -290,12 +269,16 @@ impl Pid1 {
             }
         }
         if self.sup.is_empty() {
-            let d = rescue_unit();
-            let edge = Edge::new(&d);
-            if self.sup.add(d).is_ok() {
-                let _ = self.edges.push(edge);
-            }
+            self.add_unit(rescue_unit());
             let _ = self.sup.link();
+        }
+    }
+
+    /// A unit into the table at boot, with its edge state beside it.
+    fn add_unit(&mut self, d: UnitDef) {
+        let edge = Edge::new(&d);
+        if self.sup.add(d).is_ok() {
+            let _ = self.edges.push(edge);
         }
     }
 
@@ -546,7 +529,9 @@ impl Pid1 {
         if let (Some(fd), Some(ep)) = (edge.notify.take(), self.epoll.as_ref()) {
             let _ = epoll::delete(ep, &fd);
         }
-        let _ = rustix::fs::unlink(notify_path(&name).as_str());
+        if slot.def.ready == Ready::SdNotify {
+            let _ = rustix::fs::unlink(notify_path(&name).as_str());
+        }
         // In a PID namespace the reaped pid is the reaper's, which exits
         // 128+N for a signal; its report says what really happened.
         let mut exit = exit;
@@ -650,6 +635,12 @@ impl Pid1 {
     /// Step the supervisor with `ev` and everything it leads to.
     fn feed(&mut self, ev: Event) {
         let _ = self.queue.push_back(ev);
+        self.run_queue();
+    }
+
+    /// Step the supervisor with every queued event, performing what it
+    /// asks (which may queue more, e.g. Spawned after a Spawn).
+    fn run_queue(&mut self) {
         let mut out = Actions::new();
         while let Some(ev) = self.queue.pop_front() {
             out.clear();
@@ -915,7 +906,7 @@ impl Pid1 {
     /// Re-read the unit directory and apply it (`initctl reload`, SIGHUP).
     fn do_reload(&mut self, report: &mut dyn FnMut(&str)) -> Result<(), CtlError> {
         let dir = if self.units_dir.is_empty() {
-            "/etc/units"
+            cmdline::DEFAULT_UNITS_DIR
         } else {
             self.units_dir.as_str()
         };
@@ -963,29 +954,21 @@ impl Pid1 {
         for a in out.iter() {
             self.perform(*a);
         }
-        // Spawns queued by the actions above.
-        let mut rest = Actions::new();
-        while let Some(ev) = self.queue.pop_front() {
-            rest.clear();
-            self.sup.step(now(), ev, &mut rest);
-            for a in rest.iter() {
-                self.perform(*a);
+        // Spawned / SpawnFailed queued by the actions above.
+        self.run_queue();
+        let line: heapless::String<160> = crate::proto::formatted(format_args!(
+            "{} added, {} changed, {} removed, {} unchanged, {} kept on last good definition{}",
+            sum.added,
+            sum.changed,
+            sum.removed,
+            sum.unchanged,
+            sum.kept,
+            if sum.no_room > 0 {
+                ", some did not fit"
+            } else {
+                ""
             }
-        }
-        let mut line: heapless::String<160> = heapless::String::new();
-        let _ =
-            core::fmt::write(
-                &mut line,
-                format_args!(
-                "{} added, {} changed, {} removed, {} unchanged, {} kept on last good definition{}",
-                sum.added,
-                sum.changed,
-                sum.removed,
-                sum.unchanged,
-                sum.kept,
-                if sum.no_room > 0 { ", some did not fit" } else { "" }
-            ),
-            );
+        ));
         log::info!("reload: {line}");
         report(&line);
         if errors > 0 {
@@ -1197,29 +1180,7 @@ impl core::fmt::Display for NoteText<'_> {
 type Why = heapless::String<{ crate::proto::REASON_MAX }>;
 
 fn why(args: core::fmt::Arguments<'_>) -> Why {
-    FmtBuf::format(args)
-}
-
-/// Formats into a stack buffer, keeping what fits.
-struct FmtBuf<const N: usize>(heapless::String<N>);
-
-impl<const N: usize> FmtBuf<N> {
-    fn format(args: core::fmt::Arguments<'_>) -> heapless::String<N> {
-        let mut b = FmtBuf(heapless::String::new());
-        let _ = core::fmt::write(&mut b, args);
-        b.0
-    }
-}
-
-impl<const N: usize> core::fmt::Write for FmtBuf<N> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for c in s.chars() {
-            if self.0.push(c).is_err() {
-                return Err(core::fmt::Error);
-            }
-        }
-        Ok(())
-    }
+    crate::proto::formatted(args)
 }
 
 struct ExitText(Exit);
@@ -1307,14 +1268,7 @@ fn lookup(def: &UnitDef, file: &str, name: &str) -> Option<(u32, u32)> {
     }
     path.push_str(file).ok()?;
     let mut buf = [0u8; 8192];
-    let fd = rustix::fs::open(
-        path.as_str(),
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .ok()?;
-    let n = rustix::io::read(&fd, &mut buf).ok()?;
-    find_ids(core::str::from_utf8(buf.get(..n)?).ok()?, name)
+    find_ids(read_small(&path, &mut buf)?, name)
 }
 
 pub fn find_ids(text: &str, name: &str) -> Option<(u32, u32)> {

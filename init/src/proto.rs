@@ -137,9 +137,10 @@ impl CtlError {
     /// Formats the message into the fixed buffer; overflow is cut, not an
     /// error, so PID 1 can build messages without allocating.
     pub fn fmt(code: ErrCode, args: core::fmt::Arguments<'_>) -> Self {
-        let mut w = CutString::<MESSAGE_MAX, u8>::default();
-        let _ = core::fmt::write(&mut w, args);
-        CtlError { code, message: w.0 }
+        CtlError {
+            code,
+            message: formatted(args),
+        }
     }
 }
 
@@ -177,6 +178,16 @@ impl<const N: usize, L: heapless::LenType> core::fmt::Write for CutString<N, L> 
 pub fn truncated<const N: usize, L: heapless::LenType>(s: &str) -> heapless::String<N, L> {
     let mut w = CutString::<N, L>::default();
     let _ = core::fmt::Write::write_str(&mut w, s);
+    w.0
+}
+
+/// `args` formatted into `N` bytes, cut at a character boundary when
+/// longer: messages built without allocating.
+pub fn formatted<const N: usize, L: heapless::LenType>(
+    args: core::fmt::Arguments<'_>,
+) -> heapless::String<N, L> {
+    let mut w = CutString::<N, L>::default();
+    let _ = core::fmt::write(&mut w, args);
     w.0
 }
 
