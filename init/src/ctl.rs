@@ -12,8 +12,6 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Where `initctl check` looks without arguments.
-pub const UNITS_DIR: &str = "/etc/units";
 /// Overrides `CONTROL_SOCKET` (tests, or a second instance).
 pub const CONTROL_ENV: &str = "WREN_CONTROL";
 /// How long start/stop/restart wait for the unit to settle: above the

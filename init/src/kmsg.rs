@@ -229,8 +229,8 @@ static BACKLOG: std::sync::Mutex<Backlog> = std::sync::Mutex::new(heapless::Dequ
 /// Write a short status line to /dev/console (a newline is added). The
 /// console is opened non-blocking so a slow or stuck serial line never
 /// blocks PID 1: what it does not take waits in a fixed backlog, flushed by
-/// the next line or by `console_flush` (PID 1 retries while
-/// `console_pending`); when even the backlog is full, the oldest whole
+/// the next line or by `console_flush` (PID 1 retries while it reports
+/// text waiting); when even the backlog is full, the oldest whole
 /// lines go.
 pub fn console_line(args: fmt::Arguments<'_>) {
     if QUIET.load(Ordering::Relaxed) {
@@ -248,10 +248,6 @@ pub fn console_flush() -> bool {
     let mut q = BACKLOG.lock().unwrap_or_else(|p| p.into_inner());
     flush_locked(&mut q);
     !q.is_empty()
-}
-
-pub fn console_pending() -> bool {
-    !BACKLOG.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
 }
 
 fn flush_locked(q: &mut Backlog) {

@@ -16,7 +16,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// The unit directory PID 1 reads unless `wren.units=DIR` says otherwise.
-pub const UNIT_DIR: &str = "/etc/units";
+pub const UNIT_DIR: &str = crate::cmdline::DEFAULT_UNITS_DIR;
 
 /// Symlinks followed while looking up a program under a sysroot (the
 /// kernel's own limit).
