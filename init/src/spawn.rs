@@ -645,6 +645,21 @@ mod tests {
         .unwrap()
     }
 
+    /// A request with nothing but the unit, its cgroup and its stdio.
+    fn request<'a>(def: &'a UnitDef, cgroup: BorrowedFd<'a>, stdio: Stdio<'a>) -> Request<'a> {
+        Request {
+            def,
+            cgroup,
+            stdio,
+            notify_fd: None,
+            notify_socket: None,
+            uid: None,
+            gid: None,
+            exit_report: None,
+            decided_ns: None,
+        }
+    }
+
     fn unit(exec: &[&str]) -> UnitDef {
         let mut d = UnitDef::with_defaults("t");
         d.namespaces = Namespaces::NONE;
@@ -680,17 +695,7 @@ mod tests {
             "hello",
         ]);
         let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
-        let req = Request {
-            def: &d,
-            cgroup: cg.as_fd(),
-            stdio: Stdio::Pipe(wr.as_fd()),
-            notify_fd: None,
-            notify_socket: None,
-            uid: None,
-            gid: None,
-            exit_report: None,
-            decided_ns: None,
-        };
+        let req = request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()));
         let pid = spawn(&req).unwrap();
         drop(wr);
         let out = read_all(rd);
@@ -703,17 +708,7 @@ mod tests {
     fn missing_program_is_an_exec_error_not_a_pid() {
         let cg = own_cgroup();
         let d = unit(&["/nonexistent/prog"]);
-        let req = Request {
-            def: &d,
-            cgroup: cg.as_fd(),
-            stdio: Stdio::Null,
-            notify_fd: None,
-            notify_socket: None,
-            uid: None,
-            gid: None,
-            exit_report: None,
-            decided_ns: None,
-        };
+        let req = request(&d, cg.as_fd(), Stdio::Null);
         let err = spawn(&req).unwrap_err();
         assert_eq!(err.step, Step::Exec);
         assert_eq!(err.errno, libc::ENOENT);
@@ -729,15 +724,8 @@ mod tests {
         d.workdir.push_str("/tmp").unwrap();
         let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
         let req = Request {
-            def: &d,
-            cgroup: cg.as_fd(),
-            stdio: Stdio::Null,
             notify_fd: Some(wr.as_fd()),
-            notify_socket: None,
-            uid: None,
-            gid: None,
-            exit_report: None,
-            decided_ns: None,
+            ..request(&d, cg.as_fd(), Stdio::Null)
         };
         let pid = spawn(&req).unwrap();
         drop(wr);
@@ -759,15 +747,8 @@ mod tests {
         let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
         let (rep_rd, rep_wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
         let req = Request {
-            def: &d,
-            cgroup: cg.as_fd(),
-            stdio: Stdio::Pipe(wr.as_fd()),
-            notify_fd: None,
-            notify_socket: None,
-            uid: None,
-            gid: None,
             exit_report: Some(rep_wr.as_fd()),
-            decided_ns: None,
+            ..request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))
         };
         let pid = spawn(&req).unwrap();
         drop(wr);
@@ -803,17 +784,7 @@ mod tests {
         let mut d = unit(&["/bin/true"]);
         d.namespaces = Namespaces(Namespaces::MOUNT);
         d.root = Some(heapless::String::try_from("/nonexistent-root").unwrap());
-        let req = Request {
-            def: &d,
-            cgroup: cg.as_fd(),
-            stdio: Stdio::Null,
-            notify_fd: None,
-            notify_socket: None,
-            uid: None,
-            gid: None,
-            exit_report: None,
-            decided_ns: None,
-        };
+        let req = request(&d, cg.as_fd(), Stdio::Null);
         let err = spawn(&req).unwrap_err();
         assert_eq!(err.step, Step::Namespace(crate::sandbox::Step::BindRoot));
         assert_eq!(err.errno, libc::ENOENT);
@@ -838,15 +809,8 @@ mod tests {
         let fd =
             rustix::fs::open(".", rustix::fs::OFlags::RDONLY, rustix::fs::Mode::empty()).unwrap();
         let req = Request {
-            def: &d,
-            cgroup: fd.as_fd(),
-            stdio: Stdio::Null,
-            notify_fd: None,
             notify_socket: Some("/run/wren/notify/x"),
-            uid: None,
-            gid: None,
-            exit_report: None,
-            decided_ns: None,
+            ..request(&d, fd.as_fd(), Stdio::Null)
         };
         let mut env = EnvTable::new();
         build_env(&req, &mut env).unwrap();
