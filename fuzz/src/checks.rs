@@ -8,7 +8,8 @@ use wren::proto::{
     decode_reply, decode_request, encode_reply, encode_request, FrameDecoder, ProtoError,
     FRAME_BUF, FRAME_MAX, HEADER_LEN,
 };
-use wren::unit::{parse, parse_all, render, ParseError, UnitDef, UNIT_FILE_MAX};
+use wren::unit::{parse, parse_all, render, ParseError, UnitDef};
+use wren::vocab::UNIT_FILE_MAX;
 
 // ---------------------------------------------------------------------------
 // proto_frames
@@ -335,7 +336,7 @@ impl UnitDir {
         std::fs::write(dir.join(format!("{UNIT_NAME}.unit")), data).unwrap();
         let mut defs = Default::default();
         let mut errs = Vec::new();
-        wren::units_dir::load_dir_at(&self.root.join("sysroot"), &dir, &mut defs, &mut |e| {
+        wren::config::load_dir_at(&self.root.join("sysroot"), &dir, &mut defs, &mut |e| {
             errs.push(e)
         });
         assert!(defs.len() <= 1);

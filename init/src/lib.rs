@@ -1,36 +1,30 @@
+#![allow(unsafe_code)] // TEMPORARY while the structure moves: sys/ takes every block.
 //! wren: a PID 1 supervisor for tiny Linux images.
 //!
-//! Where things happen, by file:
-//! - `unit`: unit file syntax and the typed `UnitDef` (pure).
-//! - `units_dir`: reading a unit directory and checking it as a whole
-//!   (dependencies, programs that exist).
-//! - `supervisor`: the state machine, `step(event) -> actions` (pure).
-//! - `pid1`: the event loop that feeds it: signalfd, timerfd, epoll.
-//! - `spawn`: clone3 into the unit's cgroup and namespaces, fds, execve.
-//! - `sandbox`: inside the new namespaces: mounts, root, hostname, lo.
-//! - `reaper`: PID 1 of a unit's PID namespace.
-//! - `cgroup`: the typed writer of cgroup files.
-//! - `mounts`: early mounts and the shutdown unmount.
-//! - `kmsg`: the `log` backend writing `/dev/kmsg`.
-//! - `cmdline`: `wren.*` kernel options.
-//! - `shutdown`: the final kill / sync / unmount / reboot sequence.
-//! - `proto`, `control`, `ctl`: the `initctl` protocol, its server in PID 1
-//!   and its client.
+//! The decisions live in `wren-core` (unit model, supervisor, protocol,
+//! output ring: pure, no syscalls). This crate runs them against the
+//! kernel. Where things happen, by folder (docs/architecture.md has the
+//! whole map):
+//! - `pid1/`: PID 1 itself: boot steps, the event loop, its event sources,
+//!   the executor of the supervisor's actions, reload, status queries.
+//! - `boot/`: kernel options, early mounts, the final shutdown sequence.
+//! - `config/`: reading and checking a unit directory.
+//! - `spawn/`: clone3 into a unit's cgroup and namespaces, the sandbox set
+//!   up inside them, the reaper of a unit's PID namespace.
+//! - `cgroup/`: the typed writer of cgroup files.
+//! - `control/`: the `initctl` server inside PID 1.
+//! - `ctl/`: `initctl`, the client.
+//! - `kmsg`: the `log` backend (`/dev/kmsg`) and the console status lines.
+//! - `sys/`: every `unsafe` block of the project.
 
-pub mod alloc;
+pub use wren_core::{log_ring, proto, supervisor, unit, vocab};
+
+pub mod boot;
 pub mod cgroup;
-pub mod cmdline;
+pub mod config;
 pub mod control;
 pub mod ctl;
 pub mod kmsg;
-pub mod logbuf;
-pub mod mounts;
 pub mod pid1;
-pub mod proto;
-pub mod reaper;
-pub mod sandbox;
-pub mod shutdown;
 pub mod spawn;
-pub mod supervisor;
-pub mod unit;
-pub mod units_dir;
+pub mod sys;

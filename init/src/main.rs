@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 #[global_allocator]
-static ALLOC: wren::alloc::Counting = wren::alloc::Counting;
+static ALLOC: wren::sys::alloc::Counting = wren::sys::alloc::Counting;
 
 fn main() -> ExitCode {
     if rustix::process::getpid().is_init() {

@@ -2,37 +2,12 @@
 //! loop, restarts by hand, readiness and a shutdown, counted by a global
 //! allocator that records every allocation.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use wren::supervisor::{Action, Actions, Event, Exit, Supervisor};
+use wren::supervisor::{Action, Actions, Event, Supervisor};
 use wren::unit::{Kind, Ready, UnitDef};
-
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    // Per thread: the test harness's own threads allocate as they please.
-    // A const-initialised thread local needs no allocation to access.
-    static MINE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        let _ = MINE.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(p, l) }
-    }
-}
+use wren::vocab::{Exit, ShutdownKind};
 
 #[global_allocator]
-static A: Counting = Counting;
+static A: wren::sys::alloc::Counting = wren::sys::alloc::Counting;
 
 fn def(name: &str) -> UnitDef {
     let mut d = UnitDef::with_defaults(name);
@@ -74,7 +49,7 @@ fn supervisor_steps_do_not_allocate() {
             }
         }
     };
-    let before = MINE.with(|c| c.get());
+    let before = wren::sys::alloc::thread_count();
     drive(&mut sup, &mut out, now, Event::Boot, &mut pid);
     let setup = sup.index("setup").unwrap();
     let db = sup.index("db").unwrap();
@@ -140,12 +115,12 @@ fn supervisor_steps_do_not_allocate() {
         &mut sup,
         &mut out,
         now,
-        Event::Shutdown(wren::shutdown::Kind::Poweroff),
+        Event::Shutdown(ShutdownKind::Poweroff),
         &mut pid,
     );
-    let after = MINE.with(|c| c.get());
+    let after = wren::sys::alloc::thread_count();
     assert!(
-        ALLOCS.load(Ordering::Relaxed) > 0,
+        wren::sys::alloc::count() > 0,
         "the counting allocator is installed"
     );
     assert_eq!(

@@ -9,7 +9,7 @@
 //! sigwait: a namespace's init gets signals from its parent namespace only
 //! through a handler or while they are blocked, and blocked is simpler.
 
-use crate::supervisor::Exit;
+use crate::vocab::Exit;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;

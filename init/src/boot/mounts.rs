@@ -637,7 +637,7 @@ tmpfs /data/tmp tmpfs rw 0 0
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "mounts::tests::std_fds_child",
+                "boot::mounts::tests::std_fds_child",
                 "--nocapture",
                 "--test-threads=1",
             ])

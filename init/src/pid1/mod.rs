@@ -6,18 +6,20 @@
 //! wakes it zero times. Each wake-up turns into `supervisor::Event`s; the
 //! resulting `Action`s are performed here, at the edge.
 
+use crate::boot::cmdline;
+use crate::boot::mounts;
+use crate::boot::shutdown;
 use crate::cgroup::Cgroups;
-use crate::cmdline;
+use crate::config;
 use crate::control::{ControlTarget, Server as ControlServer, UnitLog, Want};
 use crate::kmsg;
-use crate::logbuf::LogRing;
-use crate::mounts;
+use crate::log_ring::LogRing;
 use crate::proto::{CtlError, ErrCode, LastExit, UnitDetail, UnitStatus};
-use crate::shutdown;
 use crate::spawn;
-use crate::supervisor::{Action, Actions, Event, Exit, Note, Supervisor};
-use crate::unit::{self, IdSpec, Millis, Output, Ready, UnitDef, MAX_UNITS};
-use crate::units_dir;
+use crate::supervisor::{Action, Actions, Event, Note, Supervisor};
+use crate::unit::{self, IdSpec, Output, Ready, UnitDef};
+use crate::vocab::{Exit, ShutdownKind};
+use crate::vocab::{Millis, MAX_UNITS};
 use heapless::Deque;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -255,7 +257,7 @@ impl Pid1 {
             let dir = opts.units_dir();
             self.units_dir = heapless::String::try_from(dir).unwrap_or_default();
             let mut defs: Box<heapless::Vec<UnitDef, MAX_UNITS>> = Box::default();
-            units_dir::load_dir(Path::new(dir), &mut defs, &mut |e| log::error!("{e}"));
+            config::load_dir(Path::new(dir), &mut defs, &mut |e| log::error!("{e}"));
             for d in defs.into_iter() {
                 self.add_unit(d);
             }
@@ -351,12 +353,12 @@ impl Pid1 {
                 return;
             }
         }
-        let before = crate::alloc::count();
+        let before = crate::sys::alloc::count();
         for tok in tokens.iter() {
             self.dispatch(*tok);
         }
         self.after_events();
-        let n = crate::alloc::count().wrapping_sub(before);
+        let n = crate::sys::alloc::count().wrapping_sub(before);
         if n > 0 {
             // The loop is meant to be allocation-free once units run;
             // reload is the known exception.
@@ -426,7 +428,7 @@ impl Pid1 {
                 log::info!(
                     "{up} of {} units up {ms} ms after PID 1 started ({} allocations so far)",
                     self.sup.len(),
-                    crate::alloc::count()
+                    crate::sys::alloc::count()
                 );
             }
         }
@@ -481,10 +483,10 @@ impl Pid1 {
             match Signal::try_from(sig) {
                 Ok(Signal::SIGCHLD) => reap = true,
                 Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => {
-                    self.feed(Event::Shutdown(shutdown::Kind::Reboot))
+                    self.feed(Event::Shutdown(ShutdownKind::Reboot))
                 }
-                Ok(Signal::SIGUSR1) => self.feed(Event::Shutdown(shutdown::Kind::Halt)),
-                Ok(Signal::SIGUSR2) => self.feed(Event::Shutdown(shutdown::Kind::Poweroff)),
+                Ok(Signal::SIGUSR1) => self.feed(Event::Shutdown(ShutdownKind::Halt)),
+                Ok(Signal::SIGUSR2) => self.feed(Event::Shutdown(ShutdownKind::Poweroff)),
                 Ok(Signal::SIGHUP) => {
                     let _ = self.do_reload(&mut |_| {});
                 }
@@ -536,9 +538,9 @@ impl Pid1 {
         // 128+N for a signal; its report says what really happened.
         let mut exit = exit;
         if let Some(fd) = edge.exit_report.take() {
-            let mut b = [0u8; crate::reaper::REPORT_LEN];
+            let mut b = [0u8; crate::spawn::reaper::REPORT_LEN];
             if let Ok(n) = rustix::io::read(&fd, &mut b) {
-                if let Some(e) = crate::reaper::decode(b.get(..n).unwrap_or(&[])) {
+                if let Some(e) = crate::spawn::reaper::decode(b.get(..n).unwrap_or(&[])) {
                     exit = e;
                 }
             }
@@ -915,7 +917,7 @@ impl Pid1 {
         // definition.
         let mut invalid: heapless::Vec<unit::Name, MAX_UNITS> = heapless::Vec::new();
         let mut errors = 0usize;
-        units_dir::load_dir(Path::new(dir), &mut defs, &mut |e| {
+        config::load_dir(Path::new(dir), &mut defs, &mut |e| {
             errors += 1;
             let line = e.to_string();
             log::error!("{line}");
@@ -1120,7 +1122,7 @@ impl ControlTarget for Pid1 {
         }
     }
 
-    fn shutdown(&mut self, kind: shutdown::Kind) {
+    fn shutdown(&mut self, kind: ShutdownKind) {
         self.feed(Event::Shutdown(kind));
     }
 
@@ -1262,7 +1264,7 @@ fn resolve_ids(def: &UnitDef) -> Result<(Option<u32>, Option<u32>), &'static str
 /// Field 3 (and 4) of the line whose first field is `name`, read through a
 /// fixed buffer, from the unit's root when it has one.
 fn lookup(def: &UnitDef, file: &str, name: &str) -> Option<(u32, u32)> {
-    let mut path: heapless::String<{ unit::PATH_BYTES + 16 }> = heapless::String::new();
+    let mut path: heapless::String<{ crate::vocab::PATH_BYTES + 16 }> = heapless::String::new();
     if let Some(r) = def.root.as_deref() {
         path.push_str(r.trim_end_matches('/')).ok()?;
     }

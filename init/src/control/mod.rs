@@ -14,15 +14,15 @@
 //! 0700 directory. Anything wrong with a frame gets an error reply (best
 //! effort) and the connection closed.
 
-use crate::logbuf::LogRing;
+use crate::log_ring::LogRing;
 #[cfg(test)]
-use crate::logbuf::LOG_RING_BYTES;
+use crate::log_ring::LOG_RING_BYTES;
 use crate::proto::{
     decode_request, encode_reply, CtlError, ErrCode, FrameDecoder, ProtoError, Reply, Request,
     UnitDetail, UnitStatus, FRAME_BUF, FRAME_OVERHEAD, PROTO_VERSION, TAIL_LINES, TEXT_MAX,
 };
-use crate::shutdown::Kind;
-use crate::unit::{Name, MAX_UNITS};
+use crate::vocab::ShutdownKind;
+use crate::vocab::{Name, MAX_UNITS};
 use rustix::event::{epoll, Timespec};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
@@ -77,7 +77,7 @@ pub trait ControlTarget {
     fn settled(&self, name: &str, want: Want) -> Option<Result<(), CtlError>>;
     /// Begin the shutdown; called after the Ok reply is handed to the
     /// kernel.
-    fn shutdown(&mut self, kind: Kind);
+    fn shutdown(&mut self, kind: ShutdownKind);
     /// Re-read the unit directory, reporting one line per problem or change.
     /// `Err(ErrCode::Invalid)` when a unit file was invalid.
     fn reload(&mut self, report: &mut dyn FnMut(&str)) -> Result<(), CtlError>;
@@ -240,7 +240,7 @@ enum Cmd {
     Start(Name),
     Stop(Name),
     Restart(Name),
-    Shutdown(Kind),
+    Shutdown(ShutdownKind),
     Log(Name, bool),
     Cat(Name),
     Reload,
@@ -913,8 +913,8 @@ impl Server {
 #[cfg(test)]
 pub(crate) mod fake {
     use super::*;
-    use crate::supervisor::State;
     use crate::unit::Limit;
+    use crate::vocab::State;
 
     pub struct Unit {
         pub status: UnitStatus,
@@ -928,7 +928,7 @@ pub(crate) mod fake {
         /// What `settled` answers for every unit.
         pub settle: Option<Result<(), CtlError>>,
         pub actions: Vec<String>,
-        pub shutdowns: Vec<Kind>,
+        pub shutdowns: Vec<ShutdownKind>,
         pub reload_lines: Vec<String>,
         pub reload_invalid: bool,
         pub cat_bytes: usize,
@@ -1007,7 +1007,7 @@ pub(crate) mod fake {
         fn settled(&self, _name: &str, _want: Want) -> Option<Result<(), CtlError>> {
             self.settle.clone()
         }
-        fn shutdown(&mut self, kind: Kind) {
+        fn shutdown(&mut self, kind: ShutdownKind) {
             self.shutdowns.push(kind);
         }
         fn reload(&mut self, report: &mut dyn FnMut(&str)) -> Result<(), CtlError> {
@@ -1359,7 +1359,7 @@ mod tests {
         let mut fake = Fake::with(&["web"]);
         let mut s = UnixStream::connect(&path).unwrap();
         s.set_nonblocking(true).unwrap();
-        send(&mut s, &Request::Shutdown(Kind::Reboot));
+        send(&mut s, &Request::Shutdown(ShutdownKind::Reboot));
         server.on_ready(0, &mut fake);
         let (frames, eof) = collect(&mut s);
         assert_eq!(err_code(&frames), ErrCode::Denied);
@@ -1433,9 +1433,9 @@ mod tests {
     #[test]
     fn shutdown_is_acknowledged_then_done() {
         let mut rig = Rig::new("ctl-shutdown");
-        let (frames, _) = rig.ask(Request::Shutdown(Kind::Poweroff));
+        let (frames, _) = rig.ask(Request::Shutdown(ShutdownKind::Poweroff));
         assert_eq!(one(&frames), Reply::Ok);
-        assert_eq!(rig.fake.shutdowns, [Kind::Poweroff]);
+        assert_eq!(rig.fake.shutdowns, [ShutdownKind::Poweroff]);
     }
 
     #[test]
@@ -1652,13 +1652,13 @@ mod tests {
         let mut rig = Rig::new("ctl-two");
         let mut s = rig.connect();
         let mut buf = [0u8; 64];
-        let a = encode_request(&Request::Shutdown(Kind::Halt), &mut buf).unwrap();
-        let b = encode_request(&Request::Shutdown(Kind::Reboot), &mut buf[a..]).unwrap();
+        let a = encode_request(&Request::Shutdown(ShutdownKind::Halt), &mut buf).unwrap();
+        let b = encode_request(&Request::Shutdown(ShutdownKind::Reboot), &mut buf[a..]).unwrap();
         s.write_all(&buf[..a + b]).unwrap();
         rig.pump();
         let (frames, eof) = collect(&mut s);
         assert_eq!(one(&frames), Reply::Ok);
         assert!(eof);
-        assert_eq!(rig.fake.shutdowns, [Kind::Halt]);
+        assert_eq!(rig.fake.shutdowns, [ShutdownKind::Halt]);
     }
 }

@@ -4,7 +4,8 @@
 //! run in the child between clone3 and execve, so only raw syscalls
 //! (rustix) and fixed buffers: no allocation, no locks.
 
-use crate::unit::{Namespaces, UnitDef, PATH_BYTES};
+use crate::unit::{Namespaces, UnitDef};
+use crate::vocab::PATH_BYTES;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};

@@ -12,7 +12,11 @@
 //! it is a copy of a single-threaded PID 1, but libc's cached state (e.g.
 //! the thread id) describes the parent.
 
-use crate::unit::{Namespaces, UnitDef, ENV_BYTES, ENV_MAX};
+pub mod reaper;
+pub mod sandbox;
+
+use crate::unit::{Namespaces, UnitDef};
+use crate::vocab::{ENV_BYTES, ENV_MAX};
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 use std::ffi::c_char;
@@ -44,7 +48,7 @@ pub enum Step {
     /// The child died before exec without saying why.
     Unknown,
     /// Setting up the unit's namespaces (mounts, root, hostname, lo).
-    Namespace(crate::sandbox::Step),
+    Namespace(crate::spawn::sandbox::Step),
     /// The namespace's reaper could not fork the service.
     Fork,
 }
@@ -84,7 +88,7 @@ impl Step {
         if c == Self::FORK_CODE {
             return Step::Fork;
         }
-        if let Some(s) = crate::sandbox::Step::from_code(c) {
+        if let Some(s) = crate::spawn::sandbox::Step::from_code(c) {
             return Step::Namespace(s);
         }
         Self::PLAIN
@@ -229,7 +233,7 @@ impl<const B: usize, const P: usize> CTable<B, P> {
     }
 }
 
-type ArgTable = CTable<{ crate::unit::EXEC_BYTES + 1 }, { crate::unit::ARGS_MAX + 1 }>;
+type ArgTable = CTable<{ crate::vocab::EXEC_BYTES + 1 }, { crate::vocab::ARGS_MAX + 1 }>;
 type EnvTable = CTable<{ ENV_BYTES + ENV_EXTRA_BYTES }, { ENV_MAX + ENV_EXTRA + 1 }>;
 
 fn build_env(req: &Request<'_>, env: &mut EnvTable) -> Option<()> {
@@ -443,7 +447,7 @@ fn reaper_child(
     if let Err(e) = rustix::process::setsid() {
         die(status_wr.as_fd(), fail(Step::Setsid, e));
     }
-    if let Err((s, e)) = crate::sandbox::enter(req.def) {
+    if let Err((s, e)) = crate::spawn::sandbox::enter(req.def) {
         die(status_wr.as_fd(), fail(Step::Namespace(s), e));
     }
     match clone3(0, None) {
@@ -458,7 +462,7 @@ fn reaper_child(
             // SAFETY: this process never touches the fd again and never
             // returns to the frame that owns it.
             unsafe { libc::close(status_wr.as_raw_fd()) };
-            crate::reaper::run(svc as i32, req.exit_report)
+            crate::spawn::reaper::run(svc as i32, req.exit_report)
         }
     }
 }
@@ -500,7 +504,7 @@ fn child(
         return fail(Step::Setsid, e);
     }
     if enter_namespaces {
-        if let Err((s, e)) = crate::sandbox::enter(req.def) {
+        if let Err((s, e)) = crate::spawn::sandbox::enter(req.def) {
             return fail(Step::Namespace(s), e);
         }
     }
@@ -763,11 +767,11 @@ mod tests {
         assert!((2..=5).contains(&procs), "{out}");
         // The reaper exits 128+15 and reports the real cause: SIGTERM.
         assert_eq!(wait(pid), 128 + 15);
-        let mut b = [0u8; crate::reaper::REPORT_LEN];
+        let mut b = [0u8; crate::spawn::reaper::REPORT_LEN];
         let n = rustix::io::read(&rep_rd, &mut b).unwrap();
         assert_eq!(
-            crate::reaper::decode(&b[..n]),
-            Some(crate::supervisor::Exit::Signal(15))
+            crate::spawn::reaper::decode(&b[..n]),
+            Some(crate::vocab::Exit::Signal(15))
         );
         // The host's hostname is untouched.
         assert_ne!(
@@ -786,17 +790,19 @@ mod tests {
         d.root = Some(heapless::String::try_from("/nonexistent-root").unwrap());
         let req = request(&d, cg.as_fd(), Stdio::Null);
         let err = spawn(&req).unwrap_err();
-        assert_eq!(err.step, Step::Namespace(crate::sandbox::Step::BindRoot));
+        assert_eq!(
+            err.step,
+            Step::Namespace(crate::spawn::sandbox::Step::BindRoot)
+        );
         assert_eq!(err.errno, libc::ENOENT);
     }
 
     #[test]
     fn step_codes_survive_the_status_pipe() {
-        for s in Step::PLAIN
-            .iter()
-            .copied()
-            .chain([Step::Fork, Step::Namespace(crate::sandbox::Step::PivotRoot)])
-        {
+        for s in Step::PLAIN.iter().copied().chain([
+            Step::Fork,
+            Step::Namespace(crate::spawn::sandbox::Step::PivotRoot),
+        ]) {
             assert_eq!(Step::from_code(s.code()), s);
         }
     }

@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::vocab::ShutdownKind;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
@@ -16,45 +17,16 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::process::WaitOptions;
 use rustix::system::RebootCommand;
-use serde::{Deserialize, Serialize};
 
-use crate::mounts;
+use crate::boot::mounts;
 
-/// What the machine does once everything is stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Kind {
-    Reboot,
-    Halt,
-    Poweroff,
-}
-
-impl Kind {
-    /// The BusyBox signal conventions of CONTRACT section 3 (SIGHUP, the
-    /// reload, is not a shutdown and gives None).
-    pub fn for_signal(signo: i32) -> Option<Kind> {
-        match Signal::try_from(signo).ok()? {
-            Signal::SIGTERM | Signal::SIGINT => Some(Kind::Reboot),
-            Signal::SIGUSR1 => Some(Kind::Halt),
-            Signal::SIGUSR2 => Some(Kind::Poweroff),
-            _ => None,
-        }
-    }
-
-    /// The reboot(2) command (RB_AUTOBOOT, RB_HALT_SYSTEM, RB_POWER_OFF).
-    pub fn command(self) -> RebootCommand {
-        match self {
-            Kind::Reboot => RebootCommand::Restart,
-            Kind::Halt => RebootCommand::Halt,
-            Kind::Poweroff => RebootCommand::PowerOff,
-        }
-    }
-
-    pub fn verb(self) -> &'static str {
-        match self {
-            Kind::Reboot => "rebooting",
-            Kind::Halt => "halting",
-            Kind::Poweroff => "powering off",
-        }
+/// The reboot(2) command for a shutdown kind (RB_AUTOBOOT, RB_HALT_SYSTEM,
+/// RB_POWER_OFF).
+pub fn command(kind: ShutdownKind) -> RebootCommand {
+    match kind {
+        ShutdownKind::Reboot => RebootCommand::Restart,
+        ShutdownKind::Halt => RebootCommand::Halt,
+        ShutdownKind::Poweroff => RebootCommand::PowerOff,
     }
 }
 
@@ -165,7 +137,7 @@ fn log_unmount(u: mounts::Unmounted<'_>) {
 /// CONT, so stopped processes can act on it) to everything, reap for up to
 /// `grace`, KILL what is left and reap, sync, unmount or remount read-only
 /// every real file system, sync, reboot(2). Never returns.
-pub fn finish(kind: Kind, grace: Duration) -> ! {
+pub fn finish(kind: ShutdownKind, grace: Duration) -> ! {
     log::info!("shutdown: sending TERM to all processes");
     signal_all(Signal::SIGTERM);
     signal_all(Signal::SIGCONT);
@@ -187,7 +159,7 @@ pub fn finish(kind: Kind, grace: Duration) -> ! {
     mounts::unmount_all(Path::new("/proc/self/mounts"), &mut log_unmount);
     rustix::fs::sync();
     log::info!("shutdown: {}", kind.verb());
-    if let Err(e) = rustix::system::reboot(kind.command()) {
+    if let Err(e) = rustix::system::reboot(command(kind)) {
         log::error!("shutdown: reboot(2) failed: {e}; sleeping for ever");
     }
     loop {
@@ -201,20 +173,32 @@ mod tests {
 
     #[test]
     fn signals_map_to_kinds() {
-        assert_eq!(Kind::for_signal(libc::SIGTERM), Some(Kind::Reboot));
-        assert_eq!(Kind::for_signal(libc::SIGINT), Some(Kind::Reboot));
-        assert_eq!(Kind::for_signal(libc::SIGUSR1), Some(Kind::Halt));
-        assert_eq!(Kind::for_signal(libc::SIGUSR2), Some(Kind::Poweroff));
-        assert_eq!(Kind::for_signal(libc::SIGHUP), None);
-        assert_eq!(Kind::for_signal(0), None);
-        assert_eq!(Kind::for_signal(9999), None);
+        assert_eq!(
+            ShutdownKind::for_signal(libc::SIGTERM),
+            Some(ShutdownKind::Reboot)
+        );
+        assert_eq!(
+            ShutdownKind::for_signal(libc::SIGINT),
+            Some(ShutdownKind::Reboot)
+        );
+        assert_eq!(
+            ShutdownKind::for_signal(libc::SIGUSR1),
+            Some(ShutdownKind::Halt)
+        );
+        assert_eq!(
+            ShutdownKind::for_signal(libc::SIGUSR2),
+            Some(ShutdownKind::Poweroff)
+        );
+        assert_eq!(ShutdownKind::for_signal(libc::SIGHUP), None);
+        assert_eq!(ShutdownKind::for_signal(0), None);
+        assert_eq!(ShutdownKind::for_signal(9999), None);
     }
 
     #[test]
     fn kinds_map_to_reboot_commands() {
-        assert_eq!(Kind::Reboot.command(), RebootCommand::Restart);
-        assert_eq!(Kind::Halt.command(), RebootCommand::Halt);
-        assert_eq!(Kind::Poweroff.command(), RebootCommand::PowerOff);
+        assert_eq!(command(ShutdownKind::Reboot), RebootCommand::Restart);
+        assert_eq!(command(ShutdownKind::Halt), RebootCommand::Halt);
+        assert_eq!(command(ShutdownKind::Poweroff), RebootCommand::PowerOff);
         assert_eq!(RebootCommand::Restart as u32, 0x0123_4567);
         assert_eq!(RebootCommand::Halt as u32, 0xcdef_0123);
         assert_eq!(RebootCommand::PowerOff as u32, 0x4321_fedc);
@@ -242,7 +226,7 @@ mod tests {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "shutdown::tests::reap_child",
+                "boot::shutdown::tests::reap_child",
                 "--nocapture",
                 "--test-threads=1",
             ])

@@ -16,7 +16,8 @@ use heapless::String;
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::unit::{valid_name, Limit, Limits, Name};
+use crate::unit::{Limit, Limits};
+use crate::vocab::{valid_name, Name};
 
 /// Subdirectory of the cgroup root holding one cgroup per unit.
 pub const UNITS_DIR: &str = "units";

@@ -288,10 +288,10 @@ fn start_limit_action_poweroff_shuts_down() {
     let mut r = Rig::new(vec![d, def("other")]);
     r.ev(Event::Boot);
     r.exit("vital", Exit::Code(1));
-    assert_eq!(r.sup.shutting_down(), Some(shutdown::Kind::Poweroff));
+    assert_eq!(r.sup.shutting_down(), Some(ShutdownKind::Poweroff));
     assert_eq!(r.state("other"), State::Stopping);
     let a = r.exit("other", Exit::Signal(15));
-    assert!(a.contains(&Action::Finish(shutdown::Kind::Poweroff)));
+    assert!(a.contains(&Action::Finish(ShutdownKind::Poweroff)));
 }
 
 #[test]
@@ -365,7 +365,7 @@ fn shutdown_stops_in_reverse_dependency_order() {
     r.ev(Event::Boot);
     r.exit("lo", Exit::Code(0));
     let (db, web) = (r.idx("db"), r.idx("web"));
-    let a = r.ev(Event::Shutdown(shutdown::Kind::Reboot));
+    let a = r.ev(Event::Shutdown(ShutdownKind::Reboot));
     // Only web, which nothing depends on, is asked to stop first.
     assert!(matches!(a.as_slice(), [Action::Signal { unit, .. }] if *unit == web));
     assert_eq!(r.state("db"), State::Running);
@@ -376,7 +376,7 @@ fn shutdown_stops_in_reverse_dependency_order() {
     let a = r.exit("db", Exit::Signal(15));
     // lo (an exited oneshot) goes last, then the machine.
     assert_eq!(r.state("lo"), State::Stopped);
-    assert_eq!(a.last(), Some(&Action::Finish(shutdown::Kind::Reboot)));
+    assert_eq!(a.last(), Some(&Action::Finish(ShutdownKind::Reboot)));
     // Nothing restarts during shutdown.
     assert_eq!(r.sup.next_deadline(), None);
 }
@@ -384,8 +384,8 @@ fn shutdown_stops_in_reverse_dependency_order() {
 #[test]
 fn shutdown_with_nothing_running_finishes_at_once() {
     let mut r = Rig::new(vec![]);
-    let a = r.ev(Event::Shutdown(shutdown::Kind::Halt));
-    assert_eq!(a, [Action::Finish(shutdown::Kind::Halt)]);
+    let a = r.ev(Event::Shutdown(ShutdownKind::Halt));
+    assert_eq!(a, [Action::Finish(ShutdownKind::Halt)]);
     // Finish is emitted once.
     assert!(r.ev(Event::Tick).is_empty());
 }
@@ -394,7 +394,7 @@ fn shutdown_with_nothing_running_finishes_at_once() {
 fn exit_during_shutdown_is_not_restarted() {
     let mut r = Rig::new(vec![def("a"), after(def("b"), &["a"])]);
     r.ev(Event::Boot);
-    r.ev(Event::Shutdown(shutdown::Kind::Poweroff));
+    r.ev(Event::Shutdown(ShutdownKind::Poweroff));
     // a is still needed by b, but dies on its own meanwhile.
     let a = r.exit("a", Exit::Code(1));
     assert!(r.spawned(&a).is_empty());

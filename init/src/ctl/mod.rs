@@ -3,10 +3,11 @@
 
 use crate::proto::{
     decode_reply, encode_request, CtlError, ErrCode, FrameDecoder, LastExit, ProtoError, Reply,
-    Request, UnitDetail, UnitStatus, CONTROL_SOCKET, FRAME_BUF,
+    Request, UnitDetail, UnitStatus, FRAME_BUF,
 };
-use crate::shutdown::Kind;
 use crate::unit::Limit;
+use crate::vocab::ShutdownKind;
+use crate::vocab::CONTROL_SOCKET;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -49,7 +50,7 @@ enum Command {
     Start(String),
     Stop(String),
     Restart(String),
-    Shutdown(Kind),
+    Shutdown(ShutdownKind),
     Check(Vec<String>),
     Log { name: String, follow: bool },
     Cat(String),
@@ -94,9 +95,9 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         "start" => Command::Start(one_name(rest)?),
         "stop" => Command::Stop(one_name(rest)?),
         "restart" => Command::Restart(one_name(rest)?),
-        "poweroff" => none(rest).map(|_| Command::Shutdown(Kind::Poweroff))?,
-        "reboot" => none(rest).map(|_| Command::Shutdown(Kind::Reboot))?,
-        "halt" => none(rest).map(|_| Command::Shutdown(Kind::Halt))?,
+        "poweroff" => none(rest).map(|_| Command::Shutdown(ShutdownKind::Poweroff))?,
+        "reboot" => none(rest).map(|_| Command::Shutdown(ShutdownKind::Reboot))?,
+        "halt" => none(rest).map(|_| Command::Shutdown(ShutdownKind::Halt))?,
         "reload" => none(rest).map(|_| Command::Reload)?,
         "check" => Command::Check(rest.to_vec()),
         "cat" => Command::Cat(one_name(rest)?),
@@ -120,7 +121,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
 }
 
 fn unit_name(s: &str) -> Result<String, String> {
-    if crate::unit::valid_name(s) {
+    if crate::vocab::valid_name(s) {
         Ok(s.to_string())
     } else {
         Err(format!(
@@ -171,7 +172,7 @@ pub fn run(args: &[String], socket: &Path, out: &mut dyn Write, err: &mut dyn Wr
 /// command line, else /etc/units (also on a build host).
 fn units_dir() -> String {
     let text = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    crate::cmdline::parse(&text, &mut |_, _| {})
+    crate::boot::cmdline::parse(&text, &mut |_, _| {})
         .units_dir()
         .to_owned()
 }
@@ -183,7 +184,7 @@ fn check(files: &[String], out: &mut dyn Write) -> u8 {
     } else {
         files.iter().map(Path::new).collect()
     };
-    if crate::units_dir::check(&paths, out) {
+    if crate::config::check(&paths, out) {
         OK
     } else {
         FAIL
@@ -225,7 +226,7 @@ fn edit(name: &str, socket: &Path, out: &mut dyn Write, err: &mut dyn Write) -> 
     // The copy is checked in place of the installed file, among its
     // siblings, so its `after` names resolve.
     let check = |p: &Path, w: &mut dyn Write| {
-        crate::units_dir::check_in_context(Path::new("/"), &[p], Path::new(&dir), w)
+        crate::config::check_in_context(Path::new("/"), &[p], Path::new(&dir), w)
     };
     let env = EditEnv {
         dir: Path::new(&dir),
@@ -816,7 +817,7 @@ mod tests {
     use super::*;
     use crate::control::fake::{status, Fake, TempDir};
     use crate::control::Server;
-    use crate::supervisor::State;
+    use crate::vocab::State;
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
@@ -930,7 +931,7 @@ mod tests {
         );
         assert_eq!(
             parse_args(&args(&["halt"])),
-            Ok(Command::Shutdown(Kind::Halt))
+            Ok(Command::Shutdown(ShutdownKind::Halt))
         );
     }
 
@@ -1112,7 +1113,7 @@ a-long.unit_name-32-bytes-long.x starting 4194303 12345    500B/max 3s
         let mut fake = Fake::with(&["web"]);
         let (code, out, _) = drive("ctl-e2e-off", &mut fake, &["poweroff"], |_, _| {});
         assert_eq!((code, out.as_str()), (0, ""));
-        assert_eq!(fake.shutdowns, [Kind::Poweroff]);
+        assert_eq!(fake.shutdowns, [ShutdownKind::Poweroff]);
         let (code, out, _) = drive("ctl-e2e-cat", &mut fake, &["cat", "web"], |_, _| {});
         assert_eq!((code, out.as_str()), (0, "exec = /bin/web\n"));
         fake.reload_lines = vec!["web.unit:2: unknown key 'exce' (did you mean 'exec'?)".into()];

@@ -10,13 +10,14 @@
 //! files are looked up (`/` in PID 1, an image's root directory on a build
 //! host, a temp dir in tests).
 
-use crate::unit::{parse_all, valid_name, UnitDef, MAX_UNITS, NAME_MAX, UNIT_FILE_MAX};
+use crate::unit::{parse_all, UnitDef};
+use crate::vocab::{valid_name, MAX_UNITS, NAME_MAX, UNIT_FILE_MAX};
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// The unit directory PID 1 reads unless `wren.units=DIR` says otherwise.
-pub const UNIT_DIR: &str = crate::cmdline::DEFAULT_UNITS_DIR;
+pub const UNIT_DIR: &str = crate::boot::cmdline::DEFAULT_UNITS_DIR;
 
 /// Symlinks followed while looking up a program under a sysroot (the
 /// kernel's own limit).

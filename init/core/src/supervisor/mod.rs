@@ -29,40 +29,13 @@
 //! Shutdown stops units in reverse dependency order: a unit is stopped once
 //! no active unit lists it in `after`; when none is active, `Finish`.
 
-use crate::shutdown;
-use crate::unit::{Kind, LimitAction, Millis, Ready, Restart, UnitDef, AFTER_MAX, MAX_UNITS};
+use crate::unit::{Kind, LimitAction, Ready, Restart, UnitDef};
+use crate::vocab::{Exit, Millis, ShutdownKind, State, AFTER_MAX, MAX_UNITS};
 use heapless::{Deque, Vec};
-use serde::{Deserialize, Serialize};
 
 /// Actions one step can emit: a few per unit at most (spawn, kill,
 /// announce), plus the finish.
 pub const MAX_ACTIONS: usize = 4 * MAX_UNITS + 4;
-
-/// A unit's state as `initctl status` shows it (CONTRACT section 5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum State {
-    Starting,
-    Running,
-    Stopping,
-    Stopped,
-    Exited,
-    Backoff,
-    Failed,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Starting => "starting",
-            State::Running => "running",
-            State::Stopping => "stopping",
-            State::Stopped => "stopped",
-            State::Exited => "exited",
-            State::Backoff => "backoff",
-            State::Failed => "failed",
-        }
-    }
-}
 
 /// Where a unit is in its life; finer than `State` (waiting for
 /// dependencies shows as `starting`).
@@ -101,22 +74,6 @@ impl Phase {
     }
 }
 
-/// How a unit's main process ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Exit {
-    Code(i32),
-    Signal(i32),
-    /// Killed by the kernel's OOM killer inside the unit's cgroup (read from
-    /// `memory.events` by the edge).
-    OomKill,
-}
-
-impl Exit {
-    pub fn success(self) -> bool {
-        self == Exit::Code(0)
-    }
-}
-
 /// Why a unit is where it is, for the console line and `status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Note {
@@ -152,7 +109,7 @@ pub enum Action {
     /// Tell the operator (console line, log).
     Announce(u8, Note),
     /// Every unit is down: kill the rest, sync, unmount, reboot(2).
-    Finish(shutdown::Kind),
+    Finish(ShutdownKind),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,7 +143,7 @@ pub enum Event {
     Restart {
         unit: u8,
     },
-    Shutdown(shutdown::Kind),
+    Shutdown(ShutdownKind),
 }
 
 pub type Actions = Vec<Action, MAX_ACTIONS>;
@@ -205,7 +162,7 @@ pub struct Runtime {
     pub streak: u32,
     pub restarts: u32,
     /// Times of recent failed starts, for `start_limit`.
-    pub failures: Deque<Millis, { crate::unit::START_LIMIT_MAX }>,
+    pub failures: Deque<Millis, { crate::vocab::START_LIMIT_MAX }>,
     pub last_exit: Option<Exit>,
     pub last_note: Option<Note>,
     /// Dependencies as table indices (resolved from `after`).
@@ -275,7 +232,7 @@ pub enum AddError {
 
 pub struct Supervisor {
     units: Vec<Slot, MAX_UNITS>,
-    shutdown: Option<shutdown::Kind>,
+    shutdown: Option<ShutdownKind>,
     finished: bool,
 }
 
@@ -463,7 +420,7 @@ impl Supervisor {
         self.units.iter().filter(|s| s.retired != Retired::Free)
     }
 
-    pub fn shutting_down(&self) -> Option<shutdown::Kind> {
+    pub fn shutting_down(&self) -> Option<ShutdownKind> {
         self.shutdown
     }
 
@@ -639,8 +596,8 @@ impl Supervisor {
                 let action = s.def.start_limit_action;
                 match action {
                     LimitAction::None => {}
-                    LimitAction::Reboot => self.begin_shutdown(shutdown::Kind::Reboot),
-                    LimitAction::Poweroff => self.begin_shutdown(shutdown::Kind::Poweroff),
+                    LimitAction::Reboot => self.begin_shutdown(ShutdownKind::Reboot),
+                    LimitAction::Poweroff => self.begin_shutdown(ShutdownKind::Poweroff),
                 }
                 return Failure::Limit;
             }
@@ -764,7 +721,7 @@ impl Supervisor {
         }
     }
 
-    fn begin_shutdown(&mut self, kind: shutdown::Kind) {
+    fn begin_shutdown(&mut self, kind: ShutdownKind) {
         if self.shutdown.is_some() {
             return;
         }

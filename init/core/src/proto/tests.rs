@@ -1,0 +1,265 @@
+use super::*;
+
+fn name(s: &str) -> Name {
+    truncated(s)
+}
+
+fn status(n: &str) -> UnitStatus {
+    UnitStatus {
+        name: name(n),
+        state: State::Running,
+        pid: 42,
+        restarts: 3,
+        memory_current: Some(1_234_567),
+        memory_max: Some(Limit::Value(8 << 20)),
+        uptime_ms: 65_000,
+    }
+}
+
+fn roundtrip_req(req: Request<'_>) {
+    let mut buf = [0u8; 256];
+    let n = encode_request(&req, &mut buf).unwrap();
+    let mut dec = FrameDecoder::<256>::new();
+    assert_eq!(dec.feed(&buf[..n]), n);
+    let payload = dec.frame().unwrap().unwrap();
+    assert_eq!(decode_request(payload).unwrap(), req);
+}
+
+#[test]
+fn every_request_roundtrips() {
+    for req in [
+        Request::Status { name: None },
+        Request::Status { name: Some("web") },
+        Request::Start { name: "a" },
+        Request::Stop { name: "b.c" },
+        Request::Restart { name: "d_e" },
+        Request::Shutdown(ShutdownKind::Poweroff),
+        Request::Shutdown(ShutdownKind::Reboot),
+        Request::Shutdown(ShutdownKind::Halt),
+        Request::Log {
+            name: "x",
+            follow: true,
+        },
+        Request::Cat { name: "y" },
+        Request::Reload,
+    ] {
+        roundtrip_req(req);
+    }
+}
+
+#[test]
+fn full_status_table_fits_a_frame() {
+    let mut v = heapless::Vec::<UnitStatus, MAX_UNITS>::new();
+    for i in 0..MAX_UNITS {
+        let mut s = status("");
+        s.name = name(&format!("{i:0>32}"));
+        s.pid = u32::MAX;
+        s.restarts = u32::MAX;
+        s.memory_current = Some(u64::MAX);
+        s.uptime_ms = u64::MAX;
+        v.push(s).unwrap();
+    }
+    let rep = Reply::Status(v);
+    let mut buf = vec![0u8; FRAME_BUF];
+    let n = encode_reply(&rep, &mut buf).unwrap();
+    assert!(n <= FRAME_BUF);
+    let got = decode_reply(&buf[HEADER_LEN..n]).unwrap();
+    assert_eq!(got, rep);
+}
+
+#[test]
+fn replies_roundtrip_with_borrowed_data() {
+    let log = b"line one\nline two\n";
+    let reps = [
+        Reply::Ok,
+        Reply::Error(CtlError::new(ErrCode::NoSuchUnit, "no unit named web")),
+        Reply::Detail {
+            detail: UnitDetail {
+                status: status("web"),
+                last_exit: LastExit::Signal(9),
+                oom_kills: 2,
+                reason: truncated("start limit hit"),
+            },
+            log,
+        },
+        Reply::Log {
+            missed: 7,
+            data: &log[..],
+        },
+        Reply::Cat("exec = /bin/true\n"),
+        Reply::Reload {
+            result: Err(CtlError::code(ErrCode::Invalid)),
+            report: "a.unit:3: unknown key",
+        },
+    ];
+    for rep in reps {
+        let mut buf = [0u8; 1024];
+        let n = encode_reply(&rep, &mut buf).unwrap();
+        assert_eq!(decode_reply(&buf[HEADER_LEN..n]).unwrap(), rep);
+    }
+}
+
+#[test]
+fn largest_text_reply_fits_with_overhead() {
+    let text = "x".repeat(TEXT_MAX);
+    let bytes = vec![0xffu8; TEXT_MAX];
+    let mut buf = vec![0u8; FRAME_BUF];
+    assert!(encode_reply(&Reply::Cat(&text), &mut buf).is_ok());
+    let rep = Reply::Log {
+        missed: u64::MAX,
+        data: &bytes,
+    };
+    assert!(encode_reply(&rep, &mut buf).is_ok());
+    let rep = Reply::Reload {
+        result: Err(CtlError::new(ErrCode::Invalid, &"m".repeat(MESSAGE_MAX))),
+        report: &text[..TEXT_MAX - MESSAGE_MAX],
+    };
+    assert!(encode_reply(&rep, &mut buf).is_ok());
+}
+
+#[test]
+fn encoding_into_a_small_buffer_is_an_error() {
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        encode_reply(&Reply::Cat("far too long for eight bytes"), &mut buf),
+        Err(ProtoError::NoRoom)
+    );
+    assert_eq!(
+        encode_reply(&Reply::Ok, &mut buf[..3]),
+        Err(ProtoError::NoRoom)
+    );
+}
+
+#[test]
+fn byte_by_byte_feeding_yields_frames_in_order() {
+    let mut stream = Vec::new();
+    let reqs = [
+        Request::Start { name: "alpha" },
+        Request::Reload,
+        Request::Log {
+            name: "beta",
+            follow: false,
+        },
+    ];
+    for r in &reqs {
+        let mut buf = [0u8; 64];
+        let n = encode_request(r, &mut buf).unwrap();
+        stream.extend_from_slice(&buf[..n]);
+    }
+    let mut dec = FrameDecoder::<64>::new();
+    let mut got = 0;
+    for b in &stream {
+        assert_eq!(dec.feed(core::slice::from_ref(b)), 1);
+        if let Some(p) = dec.frame().unwrap() {
+            assert_eq!(decode_request(p).unwrap(), reqs[got]);
+            got += 1;
+            dec.consume();
+        }
+    }
+    assert_eq!(got, reqs.len());
+    assert_eq!(dec.buffered(), 0);
+}
+
+#[test]
+fn two_frames_in_one_read_are_both_seen() {
+    let mut buf = [0u8; 64];
+    let a = encode_request(&Request::Reload, &mut buf).unwrap();
+    let b = encode_request(&Request::Cat { name: "z" }, &mut buf[a..]).unwrap();
+    let mut dec = FrameDecoder::<64>::new();
+    dec.feed(&buf[..a + b]);
+    assert_eq!(
+        decode_request(dec.frame().unwrap().unwrap()).unwrap(),
+        Request::Reload
+    );
+    dec.consume();
+    assert_eq!(
+        decode_request(dec.frame().unwrap().unwrap()).unwrap(),
+        Request::Cat { name: "z" }
+    );
+    dec.consume();
+    assert_eq!(dec.frame().unwrap(), None);
+}
+
+#[test]
+fn huge_prefix_is_rejected_from_four_bytes() {
+    let mut dec = FrameDecoder::<FRAME_BUF>::new();
+    dec.feed(&[0xff, 0xff, 0xff]);
+    assert_eq!(dec.frame(), Ok(None));
+    dec.feed(&[0xff]);
+    assert_eq!(dec.frame(), Err(ProtoError::TooLarge { len: u32::MAX }));
+    // Just over the limit is rejected too; exactly at it is not.
+    let over = ((FRAME_MAX + 1) as u32).to_le_bytes();
+    assert!(matches!(
+        frame_len(&over, FRAME_MAX),
+        Err(ProtoError::TooLarge { .. })
+    ));
+    let at = (FRAME_MAX as u32).to_le_bytes();
+    assert_eq!(frame_len(&at, FRAME_MAX), Ok(None));
+}
+
+#[test]
+fn a_small_decoder_lowers_the_limit() {
+    let mut dec = FrameDecoder::<16>::new();
+    dec.feed(&13u32.to_le_bytes());
+    assert_eq!(dec.frame(), Err(ProtoError::TooLarge { len: 13 }));
+    let mut dec = FrameDecoder::<16>::new();
+    dec.feed(&12u32.to_le_bytes());
+    assert_eq!(dec.frame(), Ok(None));
+    assert_eq!(dec.feed(&[0u8; 20]), 12);
+    assert!(dec.frame().unwrap().is_some());
+}
+
+#[test]
+fn truncated_frame_stays_incomplete() {
+    let mut buf = [0u8; 64];
+    let n = encode_request(&Request::Start { name: "web" }, &mut buf).unwrap();
+    let mut dec = FrameDecoder::<64>::new();
+    dec.feed(&buf[..n - 1]);
+    assert_eq!(dec.frame(), Ok(None));
+    // A payload cut short inside the message is malformed, not a panic.
+    let short = &buf[HEADER_LEN..n - 1];
+    assert_eq!(decode_request(short), Err(ProtoError::Malformed));
+}
+
+#[test]
+fn garbage_and_trailing_bytes_are_malformed() {
+    assert_eq!(decode_request(&[]), Err(ProtoError::Malformed));
+    assert_eq!(
+        decode_request(&[1, 0xee, 0xee, 0xee]),
+        Err(ProtoError::Malformed)
+    );
+    let mut buf = [0u8; 64];
+    let n = encode_request(&Request::Reload, &mut buf).unwrap();
+    let mut payload = buf[HEADER_LEN..n].to_vec();
+    payload.push(0);
+    assert_eq!(decode_request(&payload), Err(ProtoError::Malformed));
+    // Invalid UTF-8 in a name.
+    let bad = [PROTO_VERSION as u8, 1, 2, 0xc3, 0x28];
+    assert_eq!(decode_request(&bad), Err(ProtoError::Malformed));
+}
+
+#[test]
+fn other_version_is_reported_as_such() {
+    let mut buf = [0u8; 16];
+    let payload = postcard::to_slice(&(PROTO_VERSION + 1, Request::Reload), &mut buf).unwrap();
+    assert_eq!(
+        decode_request(payload),
+        Err(ProtoError::Version {
+            got: PROTO_VERSION + 1
+        })
+    );
+}
+
+#[test]
+fn error_messages_are_cut_not_refused() {
+    let long = "é".repeat(MESSAGE_MAX);
+    let e = CtlError::new(ErrCode::Failed, &long);
+    assert!(e.message.len() <= MESSAGE_MAX);
+    assert!(e.message.len() >= MESSAGE_MAX - 1);
+    let e = CtlError::fmt(ErrCode::Failed, format_args!("unit {} failed", "web"));
+    assert_eq!(e.to_string(), "unit web failed");
+    assert_eq!(
+        CtlError::code(ErrCode::NoSuchUnit).to_string(),
+        "no such unit"
+    );
+}

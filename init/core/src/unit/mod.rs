@@ -1,0 +1,274 @@
+//! Unit definitions: the typed, fixed-capacity form of `/etc/units/NAME.unit`
+//! (CONTRACT section 4) and the parser that produces it.
+//!
+//! Everything here is pure: no file system, no syscalls. The loader
+//! (`units_dir`) reads files into a fixed buffer and hands the text here.
+//! Every capacity is a named constant; exceeding one is a `FILE:LINE:` error,
+//! never a truncation.
+
+// Error messages are fixed-size strings so that parsing (which PID 1 does
+// on reload) needs no allocator; they are larger than clippy likes.
+#![allow(clippy::result_large_err)]
+
+use heapless::{String, Vec};
+use serde::{Deserialize, Serialize};
+
+use crate::vocab::*;
+pub use crate::vocab::{valid_name, Millis, Name};
+
+/// Strings packed as `a\0b\0c` in one fixed buffer, with their count.
+/// Used for argv and env so that spawning needs no allocation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Packed<const N: usize, const M: usize> {
+    buf: String<N>,
+    count: u8,
+}
+
+/// Why a `Packed` push failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackError {
+    TooMany,
+    TooLong,
+    /// An embedded NUL cannot be passed to execve.
+    Nul,
+}
+
+impl<const N: usize, const M: usize> Packed<N, M> {
+    pub const fn new() -> Self {
+        Packed {
+            buf: String::new(),
+            count: 0,
+        }
+    }
+
+    pub fn push(&mut self, s: &str) -> Result<(), PackError> {
+        if s.contains('\0') {
+            return Err(PackError::Nul);
+        }
+        if usize::from(self.count) >= M {
+            return Err(PackError::TooMany);
+        }
+        let need = s.len() + usize::from(self.count > 0);
+        if self.buf.len() + need > N {
+            return Err(PackError::TooLong);
+        }
+        if self.count > 0 {
+            self.buf.push('\0').map_err(|_| PackError::TooLong)?;
+        }
+        self.buf.push_str(s).map_err(|_| PackError::TooLong)?;
+        self.count += 1;
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.count)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let n = self.len();
+        self.buf.split('\0').take(n)
+    }
+
+    pub fn first(&self) -> Option<&str> {
+        self.iter().next()
+    }
+}
+
+pub type Argv = Packed<EXEC_BYTES, ARGS_MAX>;
+pub type Env = Packed<ENV_BYTES, ENV_MAX>;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    #[default]
+    Service,
+    Oneshot,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Restart {
+    Always,
+    OnFailure,
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ready {
+    #[default]
+    Started,
+    /// s6 style: a line written to the fd named by `$NOTIFY_FD`.
+    Notify,
+    /// systemd style: `READY=1` datagram to `$NOTIFY_SOCKET`.
+    SdNotify,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LimitAction {
+    #[default]
+    None,
+    Reboot,
+    Poweroff,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Output {
+    #[default]
+    Log,
+    Console,
+    Null,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartLimit {
+    pub count: u16,
+    pub window: Millis,
+}
+
+/// A cgroup value that may be `max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Limit {
+    Max,
+    Value(u64),
+}
+
+/// `user` / `group`: a number, or a name resolved at spawn time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IdSpec {
+    Id(u32),
+    Name(String<ID_NAME_MAX>),
+}
+
+/// Namespace set as bits; see the `NS_*` constants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Namespaces(pub u8);
+
+impl Namespaces {
+    pub const PID: u8 = 1;
+    pub const MOUNT: u8 = 2;
+    pub const UTS: u8 = 4;
+    pub const IPC: u8 = 8;
+    pub const NET: u8 = 16;
+    pub const CGROUP: u8 = 32;
+    pub const NONE: Namespaces = Namespaces(0);
+    pub const DEFAULT: Namespaces = Namespaces(Self::PID | Self::MOUNT | Self::UTS | Self::IPC);
+
+    pub fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+}
+
+impl Default for Namespaces {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// The cgroup keys of a unit, written before its first instruction runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub memory_max: Option<Limit>,
+    pub memory_high: Option<Limit>,
+    pub memory_low: Option<Limit>,
+    pub memory_min: Option<Limit>,
+    pub memory_swap_max: Option<Limit>,
+    pub pids_max: Option<Limit>,
+    pub cpu_weight: Option<u16>,
+    /// (quota or max, period in microseconds)
+    pub cpu_max: Option<(Limit, u64)>,
+    pub io_weight: Option<u16>,
+}
+
+/// One unit file, parsed. Defaults are those of CONTRACT section 4.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitDef {
+    pub name: Name,
+    pub description: String<DESC_MAX>,
+    pub exec: Argv,
+    /// Line of `exec`, so the loader can point at it when the program is
+    /// missing or not executable.
+    pub exec_line: u32,
+    pub kind: Kind,
+    pub restart: Restart,
+    pub restart_delay: Millis,
+    pub restart_delay_max: Millis,
+    pub start_limit: Option<StartLimit>,
+    pub start_limit_action: LimitAction,
+    pub after: Vec<Name, AFTER_MAX>,
+    /// Line of each `after` name, same order, for dependency errors.
+    pub after_lines: Vec<u32, AFTER_MAX>,
+    pub ready: Ready,
+    /// Signal number (e.g. 15 for TERM).
+    pub stop_signal: i32,
+    pub stop_timeout: Millis,
+    pub user: Option<IdSpec>,
+    pub group: Option<IdSpec>,
+    pub workdir: String<PATH_BYTES>,
+    /// Only the entries from the file; the spawner adds the defaults
+    /// (PATH, HOME, TERM) that are not overridden.
+    pub env: Env,
+    pub console: bool,
+    pub output: Output,
+    pub namespaces: Namespaces,
+    /// Bytes of the unit's output ring (`output = log`): `log_size`.
+    pub log_size: u32,
+    pub hostname: Option<String<HOSTNAME_MAX>>,
+    pub root: Option<String<PATH_BYTES>>,
+    pub limits: Limits,
+}
+
+impl UnitDef {
+    /// A unit with every default and the given name and program; the
+    /// parser starts from this, and PID 1 builds the rescue shell with it.
+    pub fn with_defaults(name: &str) -> Self {
+        let mut n = Name::new();
+        // Names are validated before this is called; an over-long name is
+        // left empty rather than panicking.
+        let _ = n.push_str(name);
+        UnitDef {
+            name: n,
+            description: String::new(),
+            exec: Argv::new(),
+            exec_line: 0,
+            kind: Kind::Service,
+            restart: Restart::Always,
+            restart_delay: 100,
+            restart_delay_max: 30_000,
+            start_limit: None,
+            start_limit_action: LimitAction::None,
+            after: Vec::new(),
+            after_lines: Vec::new(),
+            ready: Ready::Started,
+            stop_signal: 15,
+            stop_timeout: 5_000,
+            user: None,
+            group: None,
+            workdir: {
+                let mut w = String::new();
+                let _ = w.push('/');
+                w
+            },
+            env: Env::new(),
+            console: false,
+            output: Output::Log,
+            namespaces: Namespaces::DEFAULT,
+            log_size: LOG_SIZE_DEFAULT,
+            hostname: None,
+            root: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+mod parse;
+mod render;
+mod suggest;
+
+pub use parse::*;
+pub use render::render;
+pub use suggest::suggest_key;
+
+#[cfg(test)]
+mod tests;

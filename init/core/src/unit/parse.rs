@@ -1,0 +1,754 @@
+//! The unit-file parser: text to `UnitDef`, every error as `LINE: message`.
+
+use super::*;
+use heapless::String;
+
+/// A parse error: the line (1-based, 0 for the file as a whole) and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    pub line: u32,
+    pub msg: String<160>,
+}
+
+// ---------------------------------------------------------------------------
+// The parser.
+//
+// Syntax decisions where CONTRACT section 4 is silent (also in the report):
+// - A UTF-8 byte order mark at the start is skipped; CRLF line ends work
+//   (the `\r` is trimmed with the other whitespace).
+// - Only whole-line comments: a `#` inside a value is part of the value
+//   (so `exec = /bin/sh -c "echo #1"` works). Keys are case-sensitive.
+// - Durations: a whole number with `ms`, `s`, `m` or `h`; a plain number is
+//   seconds (as in systemd).
+// - Sizes: a whole number with an optional `K`, `M`, `G` (either case,
+//   powers of 1024), or `max`.
+// - `exec`: only `"` quotes group (a `'` is an ordinary character); `\`
+//   escapes the next character inside and outside quotes; quotes may sit
+//   inside a word (`a"b c"` is the one argument `ab c`); `""` is an empty
+//   argument.
+// - `restart_delay_max` left unset grows to `restart_delay` when that is
+//   longer than 30s; both set with max < delay is an error.
+// - `console = yes` without `output` means `output = console`; with an
+//   explicit `output`, stdout/stderr follow `output` and only stdin and
+//   the controlling tty are the console.
+// - `console` takes yes/no/true/false; `stop_signal` a name in any case,
+//   with or without `SIG`.
+// - `cpu.max = QUOTA` without PERIOD uses the kernel's default 100000us;
+//   QUOTA >= 1000 and PERIOD in 1000..=1000000 as the kernel requires.
+// - `hostname` needs `uts` in `namespaces`, `root` needs `mount`: without
+//   their namespace they would change the whole system.
+// - An `env` KEY may not contain blanks or `=` and may not be set twice;
+//   an empty value (`after =`, `namespaces =`, ...) is a bad value except
+//   for `description`.
+// ---------------------------------------------------------------------------
+
+/// Every key, in the order of CONTRACT section 4. The index of a key here
+/// is its slot in the parser's "seen on line" table.
+pub const KEYS: [&str; 31] = [
+    "description",
+    "exec",
+    "type",
+    "restart",
+    "restart_delay",
+    "restart_delay_max",
+    "start_limit",
+    "start_limit_action",
+    "after",
+    "ready",
+    "stop_signal",
+    "stop_timeout",
+    "user",
+    "group",
+    "workdir",
+    "env",
+    "console",
+    "output",
+    "namespaces",
+    "log_size",
+    "hostname",
+    "root",
+    "memory.max",
+    "memory.high",
+    "memory.low",
+    "memory.min",
+    "memory.swap.max",
+    "pids.max",
+    "cpu.weight",
+    "cpu.max",
+    "io.weight",
+];
+
+/// Keys that may appear on more than one line.
+fn repeatable(key: &str) -> bool {
+    matches!(key, "after" | "env")
+}
+
+type Msg = String<160>;
+
+/// Formats into a `Msg`, ending it with `...` instead of failing when the
+/// text does not fit: an error message is never worth an error.
+struct MsgWriter {
+    msg: Msg,
+    full: bool,
+}
+
+impl core::fmt::Write for MsgWriter {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for c in s.chars() {
+            if self.full {
+                break;
+            }
+            if self.msg.push(c).is_err() {
+                while self.msg.len() + 3 > self.msg.capacity() {
+                    if self.msg.pop().is_none() {
+                        break;
+                    }
+                }
+                let _ = self.msg.push_str("...");
+                self.full = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn msg(args: core::fmt::Arguments<'_>) -> Msg {
+    let mut w = MsgWriter {
+        msg: Msg::new(),
+        full: false,
+    };
+    let _ = core::fmt::write(&mut w, args);
+    w.msg
+}
+
+macro_rules! bad {
+    ($($arg:tt)*) => { return Err(msg(format_args!($($arg)*))) };
+}
+
+/// A value shown in a message, cut to a readable length.
+struct Clip<'a>(&'a str);
+
+impl core::fmt::Display for Clip<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        const SHOW: usize = 40;
+        match self.0.char_indices().nth(SHOW) {
+            Some((i, _)) => write!(f, "{}...", self.0.get(..i).unwrap_or("")),
+            None => f.write_str(self.0),
+        }
+    }
+}
+
+/// `250ms`, `2s`, `1m`, `1h`, or a plain number of seconds.
+pub fn parse_duration(v: &str) -> Option<Millis> {
+    let digits = v.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = (v.get(..digits)?, v.get(digits..)?);
+    if num.is_empty() {
+        return None;
+    }
+    let n: u64 = num.parse().ok()?;
+    let scale = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+/// Bytes with an optional `K`, `M`, `G` (powers of 1024), or `max`.
+pub fn parse_size(v: &str) -> Option<Limit> {
+    if v == "max" {
+        return Some(Limit::Max);
+    }
+    let digits = v.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = (v.get(..digits)?, v.get(digits..)?);
+    if num.is_empty() {
+        return None;
+    }
+    let n: u64 = num.parse().ok()?;
+    let shift = match unit {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift).map(Limit::Value)
+}
+
+/// A signal name (`TERM`, `SIGTERM`, `term`) to its number on this target.
+pub fn parse_signal(v: &str) -> Option<i32> {
+    crate::vocab::signal::parse(v)
+}
+
+/// A hostname: 1-64 of letters, digits, `-` and `.`, not starting with
+/// `-` or `.`.
+fn valid_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= HOSTNAME_MAX
+        && !h.starts_with(['-', '.'])
+        && h.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
+}
+
+/// A user or group name in the portable set (`a-z A-Z 0-9 . _ -`, not
+/// starting with `-`).
+fn valid_id_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= ID_NAME_MAX
+        && !n.starts_with('-')
+        && n.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+/// A whole number of plain decimal digits (no sign, no blanks).
+fn number<T: core::str::FromStr>(v: &str) -> Option<T> {
+    if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
+}
+
+fn parse_id(key: &str, v: &str) -> Result<IdSpec, Msg> {
+    if !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()) {
+        // (uid_t)-1 means "unchanged" to setuid/setgid, never an id.
+        match v.parse::<u32>() {
+            Ok(n) if n != u32::MAX => return Ok(IdSpec::Id(n)),
+            _ => bad!("{key}: `{}` is not a valid id", Clip(v)),
+        }
+    }
+    if !valid_id_name(v) {
+        bad!(
+            "{key}: expected a number or a name of up to {ID_NAME_MAX} of a-z A-Z 0-9 . _ -, got `{}`",
+            Clip(v)
+        );
+    }
+    let mut s = String::new();
+    let _ = s.push_str(v);
+    Ok(IdSpec::Name(s))
+}
+
+fn parse_path(key: &str, v: &str) -> Result<String<PATH_BYTES>, Msg> {
+    if !v.starts_with('/') {
+        bad!("{key}: expected an absolute path, got `{}`", Clip(v));
+    }
+    let mut s = String::new();
+    if s.push_str(v).is_err() {
+        bad!("{key}: longer than {PATH_BYTES} bytes");
+    }
+    Ok(s)
+}
+
+fn parse_weight(key: &str, v: &str) -> Result<u16, Msg> {
+    match number::<u16>(v) {
+        Some(n) if (1..=10_000).contains(&n) => Ok(n),
+        _ => bad!(
+            "{key}: expected a number from 1 to 10000, got `{}`",
+            Clip(v)
+        ),
+    }
+}
+
+fn parse_cpu_max(v: &str) -> Result<(Limit, u64), Msg> {
+    let mut it = v.split_whitespace();
+    let quota = it.next().unwrap_or("");
+    let period = it.next();
+    if it.next().is_some() {
+        bad!(
+            "cpu.max: expected `QUOTA PERIOD` or `max PERIOD`, got `{}`",
+            Clip(v)
+        );
+    }
+    let quota = match quota {
+        "max" => Limit::Max,
+        q => match number::<u64>(q) {
+            Some(n) if n >= 1_000 => Limit::Value(n),
+            _ => bad!(
+                "cpu.max: expected a quota of at least 1000 (microseconds) or `max`, got `{}`",
+                Clip(q)
+            ),
+        },
+    };
+    let period = match period {
+        None => 100_000,
+        Some(p) => match number::<u64>(p) {
+            Some(n) if (1_000..=1_000_000).contains(&n) => n,
+            _ => bad!(
+                "cpu.max: expected a period from 1000 to 1000000 (microseconds), got `{}`",
+                Clip(p)
+            ),
+        },
+    };
+    Ok((quota, period))
+}
+
+/// Split `exec` into arguments: blanks separate, `"..."` groups, `\`
+/// escapes the next character.
+pub fn split_exec(v: &str) -> Result<Argv, Msg> {
+    fn flush(argv: &mut Argv, word: &mut String<EXEC_BYTES>) -> Result<(), Msg> {
+        match argv.push(word) {
+            Ok(()) => {}
+            Err(PackError::TooMany) => bad!("exec: more than {ARGS_MAX} arguments"),
+            Err(PackError::TooLong) => bad!("exec: longer than {EXEC_BYTES} bytes"),
+            Err(PackError::Nul) => bad!("exec: contains a NUL byte"),
+        }
+        word.clear();
+        Ok(())
+    }
+    let mut argv = Argv::new();
+    let mut word: String<EXEC_BYTES> = String::new();
+    let mut in_word = false;
+    let mut quoted = false;
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        let lit = match c {
+            '\\' => match chars.next() {
+                Some(n) => n,
+                None => bad!("exec: `\\` at the end of the line escapes nothing"),
+            },
+            '"' => {
+                quoted = !quoted;
+                in_word = true;
+                continue;
+            }
+            ' ' | '\t' if !quoted => {
+                if in_word {
+                    flush(&mut argv, &mut word)?;
+                    in_word = false;
+                }
+                continue;
+            }
+            c => c,
+        };
+        in_word = true;
+        if word.push(lit).is_err() {
+            bad!("exec: longer than {EXEC_BYTES} bytes");
+        }
+    }
+    if quoted {
+        bad!("exec: unterminated `\"`");
+    }
+    if in_word {
+        flush(&mut argv, &mut word)?;
+    }
+    match argv.first() {
+        None => bad!("exec: no program given"),
+        Some(p) if !p.starts_with('/') => {
+            bad!(
+                "exec: the program must be an absolute path, got `{}`",
+                Clip(p)
+            )
+        }
+        Some(_) => Ok(argv),
+    }
+}
+
+/// What the parser tracks besides the `UnitDef` itself.
+struct State {
+    /// Line each key was first seen on (0: not seen), indexed as `KEYS`.
+    seen: [u32; KEYS.len()],
+}
+
+impl State {
+    fn line_of(&self, key: &str) -> u32 {
+        KEYS.iter()
+            .position(|k| *k == key)
+            .and_then(|i| self.seen.get(i).copied())
+            .unwrap_or(0)
+    }
+}
+
+fn set_str<const N: usize>(key: &str, v: &str, out: &mut String<N>) -> Result<(), Msg> {
+    out.clear();
+    if out.push_str(v).is_err() {
+        bad!("{key}: longer than {N} bytes");
+    }
+    Ok(())
+}
+
+/// Apply one `key = value` (key already known and not a forbidden repeat).
+pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<(), Msg> {
+    let size = |v: &str| match parse_size(v) {
+        Some(s) => Ok(Some(s)),
+        None => Err(msg(format_args!(
+            "{key}: expected bytes with an optional K, M or G, or `max`, got `{}`",
+            Clip(v)
+        ))),
+    };
+    let duration = |v: &str| match parse_duration(v) {
+        Some(d) => Ok(d),
+        None => Err(msg(format_args!(
+            "{key}: expected a duration like 250ms, 2s, 1m or 1h, got `{}`",
+            Clip(v)
+        ))),
+    };
+    match key {
+        "description" => set_str(key, v, &mut def.description)?,
+        "exec" => {
+            def.exec = split_exec(v)?;
+            def.exec_line = line;
+        }
+        "type" => {
+            def.kind = match v {
+                "service" => Kind::Service,
+                "oneshot" => Kind::Oneshot,
+                _ => bad!("type: expected `service` or `oneshot`, got `{}`", Clip(v)),
+            }
+        }
+        "restart" => {
+            def.restart = match v {
+                "always" => Restart::Always,
+                "on-failure" => Restart::OnFailure,
+                "never" => Restart::Never,
+                _ => bad!(
+                    "restart: expected `always`, `on-failure` or `never`, got `{}`",
+                    Clip(v)
+                ),
+            }
+        }
+        "restart_delay" => def.restart_delay = duration(v)?,
+        "restart_delay_max" => def.restart_delay_max = duration(v)?,
+        "start_limit" => {
+            let Some((count, window)) = v.split_once('/') else {
+                bad!(
+                    "start_limit: expected `COUNT/DURATION` like 10/5m, got `{}`",
+                    Clip(v)
+                );
+            };
+            let count = match number::<u16>(count.trim()) {
+                Some(n) if (1..=START_LIMIT_MAX).contains(&usize::from(n)) => n,
+                _ => bad!(
+                    "start_limit: COUNT must be from 1 to {START_LIMIT_MAX}, got `{}`",
+                    Clip(count.trim())
+                ),
+            };
+            let window = match parse_duration(window.trim()) {
+                Some(w) if w > 0 => w,
+                _ => bad!(
+                    "start_limit: expected a non-zero duration like 5m after `/`, got `{}`",
+                    Clip(window.trim())
+                ),
+            };
+            def.start_limit = Some(StartLimit { count, window });
+        }
+        "start_limit_action" => {
+            def.start_limit_action = match v {
+                "none" => LimitAction::None,
+                "reboot" => LimitAction::Reboot,
+                "poweroff" => LimitAction::Poweroff,
+                _ => bad!(
+                    "start_limit_action: expected `none`, `reboot` or `poweroff`, got `{}`",
+                    Clip(v)
+                ),
+            }
+        }
+        "after" => {
+            if v.is_empty() {
+                bad!("after: expected unit names");
+            }
+            for name in v.split_whitespace() {
+                if !valid_name(name) {
+                    bad!("after: `{}` is not a valid unit name", Clip(name));
+                }
+                if name == def.name.as_str() {
+                    bad!("after: a unit cannot start after itself");
+                }
+                if def.after.iter().any(|a| a.as_str() == name) {
+                    continue;
+                }
+                let mut n = Name::new();
+                let _ = n.push_str(name);
+                if def.after.push(n).is_err() || def.after_lines.push(line).is_err() {
+                    bad!("after: more than {AFTER_MAX} units");
+                }
+            }
+        }
+        "ready" => {
+            def.ready = match v {
+                "started" => Ready::Started,
+                "notify" => Ready::Notify,
+                "sd_notify" => Ready::SdNotify,
+                _ => bad!(
+                    "ready: expected `started`, `notify` or `sd_notify`, got `{}`",
+                    Clip(v)
+                ),
+            }
+        }
+        "stop_signal" => match parse_signal(v) {
+            Some(n) => def.stop_signal = n,
+            None => bad!(
+                "stop_signal: expected a signal name like TERM, got `{}`",
+                Clip(v)
+            ),
+        },
+        "stop_timeout" => def.stop_timeout = duration(v)?,
+        "user" => def.user = Some(parse_id(key, v)?),
+        "group" => def.group = Some(parse_id(key, v)?),
+        "workdir" => def.workdir = parse_path(key, v)?,
+        "env" => {
+            let Some((k, _)) = v.split_once('=') else {
+                bad!("env: expected `KEY=VALUE`, got `{}`", Clip(v));
+            };
+            if k.is_empty() || k.contains(char::is_whitespace) {
+                bad!("env: `{}` is not a valid variable name", Clip(k));
+            }
+            if def
+                .env
+                .iter()
+                .any(|e| e.split_once('=').is_some_and(|(ek, _)| ek == k))
+            {
+                bad!("env: `{}` is set twice", Clip(k));
+            }
+            match def.env.push(v) {
+                Ok(()) => {}
+                Err(PackError::TooMany) => bad!("env: more than {ENV_MAX} entries"),
+                Err(PackError::TooLong) => bad!("env: more than {ENV_BYTES} bytes in all"),
+                Err(PackError::Nul) => bad!("env: contains a NUL byte"),
+            }
+        }
+        "console" => {
+            def.console = match v {
+                "yes" | "true" => true,
+                "no" | "false" => false,
+                _ => bad!("console: expected `yes` or `no`, got `{}`", Clip(v)),
+            }
+        }
+        "output" => {
+            def.output = match v {
+                "log" => Output::Log,
+                "console" => Output::Console,
+                "null" => Output::Null,
+                _ => bad!(
+                    "output: expected `log`, `console` or `null`, got `{}`",
+                    Clip(v)
+                ),
+            }
+        }
+        "namespaces" => {
+            let mut bits = 0u8;
+            let mut none = false;
+            let mut count = 0;
+            for w in v.split_whitespace() {
+                count += 1;
+                bits |= match w {
+                    "pid" => Namespaces::PID,
+                    "mount" => Namespaces::MOUNT,
+                    "uts" => Namespaces::UTS,
+                    "ipc" => Namespaces::IPC,
+                    "net" => Namespaces::NET,
+                    "cgroup" => Namespaces::CGROUP,
+                    "none" => {
+                        none = true;
+                        0
+                    }
+                    _ => bad!(
+                        "namespaces: expected some of pid mount uts ipc net cgroup, or `none`, got `{}`",
+                        Clip(w)
+                    ),
+                };
+            }
+            if count == 0 {
+                bad!("namespaces: expected some of pid mount uts ipc net cgroup, or `none`");
+            }
+            if none && count > 1 {
+                bad!("namespaces: `none` cannot be combined with other namespaces");
+            }
+            def.namespaces = Namespaces(bits);
+        }
+        "hostname" => {
+            if !valid_hostname(v) {
+                bad!(
+                    "hostname: expected 1-{HOSTNAME_MAX} of letters, digits, `-` and `.`, got `{}`",
+                    Clip(v)
+                );
+            }
+            let mut h = String::new();
+            let _ = h.push_str(v);
+            def.hostname = Some(h);
+        }
+        "log_size" => {
+            def.log_size = match parse_size(v) {
+                Some(Limit::Value(n))
+                    if (LOG_SIZE_MIN as u64..=LOG_SIZE_MAX as u64).contains(&n) =>
+                {
+                    n as u32
+                }
+                _ => bad!(
+                    "log_size: expected a size from 512 to 1M (e.g. `16K`), got `{}`",
+                    Clip(v)
+                ),
+            }
+        }
+        "root" => def.root = Some(parse_path(key, v)?),
+        "memory.max" => def.limits.memory_max = size(v)?,
+        "memory.high" => def.limits.memory_high = size(v)?,
+        "memory.low" => def.limits.memory_low = size(v)?,
+        "memory.min" => def.limits.memory_min = size(v)?,
+        "memory.swap.max" => def.limits.memory_swap_max = size(v)?,
+        "pids.max" => {
+            def.limits.pids_max = Some(match v {
+                "max" => Limit::Max,
+                _ => match number::<u64>(v) {
+                    Some(n) => Limit::Value(n),
+                    _ => bad!("pids.max: expected a number or `max`, got `{}`", Clip(v)),
+                },
+            })
+        }
+        "cpu.weight" => def.limits.cpu_weight = Some(parse_weight(key, v)?),
+        "cpu.max" => def.limits.cpu_max = Some(parse_cpu_max(v)?),
+        "io.weight" => def.limits.io_weight = Some(parse_weight(key, v)?),
+        // `KEYS` and this match list the same keys; see the test
+        // `every_key_is_applied`.
+        _ => bad!("unknown key `{}`", Clip(key)),
+    }
+    Ok(())
+}
+
+/// Parse the text of unit `name`, reporting every problem through `err`
+/// (in line order, the whole-file ones last). Returns the definition only
+/// when there was no problem at all.
+pub fn parse_all(name: &str, text: &str, err: &mut dyn FnMut(ParseError)) -> Option<UnitDef> {
+    let mut failed = false;
+    let mut report = |line: u32, msg: Msg| {
+        failed = true;
+        err(ParseError { line, msg });
+    };
+    if !valid_name(name) {
+        report(
+            0,
+            msg(format_args!(
+                "`{}` is not a valid unit name (1-{NAME_MAX} of a-z 0-9 . _ -, starting with a letter or digit)",
+                Clip(name)
+            )),
+        );
+        return None;
+    }
+    let mut def = UnitDef::with_defaults(name);
+    let mut st = State {
+        seen: [0; KEYS.len()],
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    for (i, raw) in text.split('\n').enumerate() {
+        let line = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        let l = raw.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        if l.contains('\0') {
+            report(line, msg(format_args!("the line contains a NUL byte")));
+            continue;
+        }
+        let Some((key, value)) = l.split_once('=') else {
+            let first = l.split_whitespace().next().unwrap_or(l);
+            let m = if KEYS.contains(&first) {
+                msg(format_args!(
+                    "expected `{first} = value`, got `{}`",
+                    Clip(l)
+                ))
+            } else {
+                msg(format_args!("expected `key = value`, got `{}`", Clip(l)))
+            };
+            report(line, m);
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if key.is_empty() {
+            report(line, msg(format_args!("missing key before `=`")));
+            continue;
+        }
+        let Some(slot) = KEYS.iter().position(|k| *k == key) else {
+            let m = match suggest_key(key) {
+                Some(s) => msg(format_args!(
+                    "unknown key `{}` (did you mean `{s}`?)",
+                    Clip(key)
+                )),
+                None => msg(format_args!("unknown key `{}`", Clip(key))),
+            };
+            report(line, m);
+            continue;
+        };
+        let first = st.seen.get(slot).copied().unwrap_or(0);
+        if first != 0 && !repeatable(key) {
+            report(
+                line,
+                msg(format_args!("`{key}` given twice (first on line {first})")),
+            );
+            continue;
+        }
+        if first == 0 {
+            if let Some(s) = st.seen.get_mut(slot) {
+                *s = line;
+            }
+        }
+        if let Err(m) = apply(&mut def, key, value, line) {
+            report(line, m);
+        }
+    }
+
+    // Whole-file rules, now that every key is known.
+    if st.line_of("exec") == 0 {
+        report(0, msg(format_args!("missing `exec`")));
+    }
+    if st.line_of("restart") == 0 {
+        def.restart = match def.kind {
+            Kind::Service => Restart::Always,
+            Kind::Oneshot => Restart::Never,
+        };
+    }
+    if st.line_of("output") == 0 && def.console {
+        def.output = Output::Console;
+    }
+    let max_line = st.line_of("restart_delay_max");
+    if def.restart_delay > def.restart_delay_max {
+        if max_line == 0 {
+            def.restart_delay_max = def.restart_delay;
+        } else {
+            report(
+                max_line.max(st.line_of("restart_delay")),
+                msg(format_args!(
+                    "restart_delay_max ({}ms) is shorter than restart_delay ({}ms)",
+                    def.restart_delay_max, def.restart_delay
+                )),
+            );
+        }
+    }
+    if def.root.is_some() && !def.namespaces.has(Namespaces::MOUNT) {
+        report(
+            st.line_of("root"),
+            msg(format_args!("root: needs `mount` in namespaces")),
+        );
+    }
+    if def.hostname.is_some() && !def.namespaces.has(Namespaces::UTS) {
+        report(
+            st.line_of("hostname"),
+            msg(format_args!(
+                "hostname: needs `uts` in namespaces (it would rename the whole system)"
+            )),
+        );
+    }
+    if failed {
+        None
+    } else {
+        Some(def)
+    }
+}
+
+/// Parse the text of unit `name`. Errors stop at the first one.
+pub fn parse(name: &str, text: &str) -> Result<UnitDef, ParseError> {
+    let mut first: Option<ParseError> = None;
+    let def = parse_all(name, text, &mut |e| {
+        if first.is_none() {
+            first = Some(e);
+        }
+    });
+    match (def, first) {
+        (Some(d), None) => Ok(d),
+        (_, Some(e)) => Err(e),
+        // parse_all returns None only after reporting an error.
+        (None, None) => Err(ParseError {
+            line: 0,
+            msg: msg(format_args!("invalid unit")),
+        }),
+    }
+}

@@ -1,0 +1,212 @@
+//! The shared vocabulary: what the supervisor, the wire protocol, PID 1's
+//! edges and `initctl` all speak of. Names, capacities, states, exits,
+//! shutdown kinds, signals and the fixed paths of the running system
+//! (docs/units.md and docs/initctl.md describe them for users).
+
+use heapless::String;
+use serde::{Deserialize, Serialize};
+
+/// Units PID 1 can hold at once (unit table size).
+pub const MAX_UNITS: usize = 64;
+/// Unit name length, as CONTRACT section 4 fixes it.
+pub const NAME_MAX: usize = 32;
+/// Bytes of `exec` once split (arguments joined by NUL).
+pub const EXEC_BYTES: usize = 512;
+/// Arguments in `exec`, the program included.
+pub const ARGS_MAX: usize = 32;
+/// `env` entries per unit.
+pub const ENV_MAX: usize = 16;
+/// Bytes of all `env` entries together (joined by NUL).
+pub const ENV_BYTES: usize = 1024;
+/// Names in `after`, all lines together.
+pub const AFTER_MAX: usize = 16;
+/// Bytes of `description`.
+pub const DESC_MAX: usize = 96;
+/// Bytes of a path value (`workdir`, `root`).
+pub const PATH_BYTES: usize = 128;
+/// Bytes of `hostname` (the kernel's limit is 64).
+pub const HOSTNAME_MAX: usize = 64;
+/// Bytes of a user or group name.
+pub const ID_NAME_MAX: usize = 32;
+/// Largest COUNT in `start_limit`: the failure times are kept in a ring.
+pub const START_LIMIT_MAX: usize = 32;
+/// Default and bounds of `log_size`, the per-unit output ring in PID 1
+/// (RAM only: nothing is written to the SD card).
+pub const LOG_SIZE_DEFAULT: u32 = crate::log_ring::LOG_RING_BYTES as u32;
+pub const LOG_SIZE_MIN: u32 = 512;
+pub const LOG_SIZE_MAX: u32 = 1 << 20;
+/// Size of a unit file the loader reads; larger files are an error.
+pub const UNIT_FILE_MAX: usize = 8192;
+
+pub type Name = String<NAME_MAX>;
+
+/// Milliseconds; every duration and timestamp in wren is one of these.
+pub type Millis = u64;
+
+/// Is `name` a valid unit name (1-32 of `a-z 0-9 . _ -`, first a letter or
+/// digit)?
+pub fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    let Some(first) = b.first() else {
+        return false;
+    };
+    b.len() <= NAME_MAX
+        && first.is_ascii_alphanumeric()
+        && !first.is_ascii_uppercase()
+        && b.iter().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
+        })
+}
+
+// The supervisor keeps per-reload sets of units as `u64` bitmasks indexed
+// by unit slot, and the wire protocol carries slots as `u8`.
+const _: () = assert!(MAX_UNITS <= 64, "unit bitmasks are u64");
+const _: () = assert!(MAX_UNITS <= u8::MAX as usize, "unit slots are u8");
+const _: () = assert!(START_LIMIT_MAX <= u8::MAX as usize);
+const _: () = assert!(LOG_SIZE_MIN <= LOG_SIZE_DEFAULT && LOG_SIZE_DEFAULT <= LOG_SIZE_MAX);
+
+/// Where the unit files live unless `wren.units=DIR` says otherwise.
+pub const DEFAULT_UNITS_DIR: &str = "/etc/units";
+/// PID 1's runtime directory (root only).
+pub const RUN_DIR: &str = "/run/wren";
+/// The control socket `initctl` talks to.
+pub const CONTROL_SOCKET: &str = "/run/wren/control";
+/// Per-unit `sd_notify` sockets.
+pub const NOTIFY_DIR: &str = "/run/wren/notify";
+/// Where cgroup2 is mounted; every unit `NAME` runs in `units/NAME` below.
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// A unit's state as `initctl status` shows it (docs/initctl.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum State {
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+    Exited,
+    Backoff,
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Stopping => "stopping",
+            State::Stopped => "stopped",
+            State::Exited => "exited",
+            State::Backoff => "backoff",
+            State::Failed => "failed",
+        }
+    }
+}
+
+/// How a unit's main process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+    /// Killed by the kernel's OOM killer inside the unit's cgroup (read from
+    /// `memory.events` by the edge).
+    OomKill,
+}
+
+impl Exit {
+    pub fn success(self) -> bool {
+        self == Exit::Code(0)
+    }
+}
+
+/// What the machine does once everything is stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShutdownKind {
+    Reboot,
+    Halt,
+    Poweroff,
+}
+
+impl ShutdownKind {
+    /// The BusyBox signal conventions (docs/architecture.md, "Signals"):
+    /// SIGHUP, the reload, is not a shutdown and gives None.
+    pub fn for_signal(signo: i32) -> Option<ShutdownKind> {
+        match signo {
+            signal::TERM | signal::INT => Some(ShutdownKind::Reboot),
+            signal::USR1 => Some(ShutdownKind::Halt),
+            signal::USR2 => Some(ShutdownKind::Poweroff),
+            _ => None,
+        }
+    }
+
+    pub fn verb(self) -> &'static str {
+        match self {
+            ShutdownKind::Reboot => "rebooting",
+            ShutdownKind::Halt => "halting",
+            ShutdownKind::Poweroff => "powering off",
+        }
+    }
+}
+
+/// Linux signal numbers and names. They are the same on every architecture
+/// wren targets (arm, aarch64, x86_64: the asm-generic numbering); a host
+/// test in the `wren` crate checks this table against the C library's.
+pub mod signal {
+    pub const HUP: i32 = 1;
+    pub const INT: i32 = 2;
+    pub const KILL: i32 = 9;
+    pub const USR1: i32 = 10;
+    pub const USR2: i32 = 12;
+    pub const TERM: i32 = 15;
+
+    /// Every catchable-or-not standard signal, without the `SIG` prefix.
+    pub const NAMES: [(&str, i32); 31] = [
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("BUS", 7),
+        ("FPE", 8),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("STKFLT", 16),
+        ("CHLD", 17),
+        ("CONT", 18),
+        ("STOP", 19),
+        ("TSTP", 20),
+        ("TTIN", 21),
+        ("TTOU", 22),
+        ("URG", 23),
+        ("XCPU", 24),
+        ("XFSZ", 25),
+        ("VTALRM", 26),
+        ("PROF", 27),
+        ("WINCH", 28),
+        ("IO", 29),
+        ("PWR", 30),
+        ("SYS", 31),
+    ];
+
+    /// The name of signal `n` without `SIG` (`TERM`), if it is a standard one.
+    pub fn name(n: i32) -> Option<&'static str> {
+        NAMES.iter().find(|(_, v)| *v == n).map(|(s, _)| *s)
+    }
+
+    /// A signal name (`TERM`, `SIGTERM`, `term`) to its number.
+    pub fn parse(v: &str) -> Option<i32> {
+        let bare = match v.get(..3) {
+            Some(p) if v.len() > 3 && p.eq_ignore_ascii_case("SIG") => v.get(3..)?,
+            _ => v,
+        };
+        NAMES
+            .iter()
+            .find(|(s, _)| s.eq_ignore_ascii_case(bare))
+            .map(|(_, n)| *n)
+    }
+}

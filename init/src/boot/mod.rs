@@ -1,0 +1,6 @@
+//! Before the units and after them: kernel options, the early mounts, and
+//! the final kill / sync / unmount / reboot sequence.
+
+pub mod cmdline;
+pub mod mounts;
+pub mod shutdown;
