@@ -34,28 +34,38 @@ impl<'a> Span<'a> {
 
     /// Copies the first bytes that fit into `out`; returns how many.
     pub fn copy_head(&self, out: &mut [u8]) -> usize {
-        let a = self.first.len().min(out.len());
-        out[..a].copy_from_slice(&self.first[..a]);
-        let b = self.second.len().min(out.len() - a);
-        out[a..a + b].copy_from_slice(&self.second[..b]);
+        let a = copy_prefix(self.first, out);
+        let b = out
+            .get_mut(a..)
+            .map_or(0, |rest| copy_prefix(self.second, rest));
         a + b
     }
 
     /// The span without its first `n` bytes.
     pub fn skip(&self, n: usize) -> Span<'a> {
-        if n <= self.first.len() {
-            Span {
-                first: &self.first[n..],
+        match self.first.get(n..) {
+            Some(first) => Span {
+                first,
                 second: self.second,
-            }
-        } else {
-            let m = (n - self.first.len()).min(self.second.len());
-            Span {
-                first: &self.second[m..],
-                second: &[],
+            },
+            None => {
+                let m = n.saturating_sub(self.first.len());
+                Span {
+                    first: self.second.get(m..).unwrap_or_default(),
+                    second: &[],
+                }
             }
         }
     }
+}
+
+/// Copies as much of `src` as fits at the start of `dst`; returns how much.
+fn copy_prefix(src: &[u8], dst: &mut [u8]) -> usize {
+    let n = src.len().min(dst.len());
+    if let (Some(d), Some(s)) = (dst.get_mut(..n), src.get(..n)) {
+        d.copy_from_slice(s);
+    }
+    n
 }
 
 /// What a follower gets for "bytes since position P".
@@ -95,25 +105,28 @@ impl LogRing {
         self.buf.len()
     }
 
+    /// Where stream position `p` sits in the buffer: `< capacity`, or 0
+    /// for a zero-sized ring.
     fn index(&self, p: u64) -> usize {
-        // capacity > 0 wherever this is called; the result is < capacity.
-        (p % self.buf.len() as u64) as usize
+        // The remainder is below capacity, a usize, so the cast is exact.
+        p.checked_rem(self.buf.len() as u64).unwrap_or(0) as usize
     }
 
     /// Appends `data`, overwriting the oldest bytes once full.
     pub fn push(&mut self, data: &[u8]) {
-        if self.buf.is_empty() {
-            self.pos += data.len() as u64;
-            return;
-        }
         let n = self.buf.len();
-        let skip = data.len().saturating_sub(n);
-        let keep = &data[skip..];
-        let at = self.index(self.pos + skip as u64);
-        let a = keep.len().min(n - at);
-        self.buf[at..at + a].copy_from_slice(&keep[..a]);
-        self.buf[..keep.len() - a].copy_from_slice(&keep[a..]);
-        self.pos += data.len() as u64;
+        if n > 0 {
+            // Only the last `n` bytes can survive; they go in from the
+            // write position to the end of the buffer, then wrap to its
+            // start (which they cannot pass: at most `n` bytes).
+            let skip = data.len().saturating_sub(n);
+            let keep = data.get(skip..).unwrap_or_default();
+            let at = self.index(self.pos.saturating_add(skip as u64));
+            let (head, tail) = self.buf.split_at_mut_checked(at).unwrap_or_default();
+            let a = copy_prefix(keep, tail);
+            copy_prefix(keep.get(a..).unwrap_or_default(), head);
+        }
+        self.pos = self.pos.saturating_add(data.len() as u64);
     }
 
     /// Stream position after the newest byte: grows with every push.
@@ -159,23 +172,25 @@ impl LogRing {
         if n == 0 || from >= to {
             return Span::default();
         }
-        let len = (to - from) as usize;
-        let at = self.index(from);
-        if at + len <= n {
-            Span {
-                first: &self.buf[at..at + len],
-                second: &[],
-            }
-        } else {
-            Span {
-                first: &self.buf[at..],
-                second: &self.buf[..len - (n - at)],
-            }
+        // At most capacity (a usize) by the precondition; `min` keeps a
+        // broken caller from reading past it.
+        let len = usize::try_from(to.saturating_sub(from)).map_or(n, |l| l.min(n));
+        let (head, tail) = self
+            .buf
+            .split_at_checked(self.index(from))
+            .unwrap_or_default();
+        match tail.get(..len) {
+            Some(first) => Span { first, second: &[] },
+            // Wraps: the rest is at the start of the buffer.
+            None => Span {
+                first: tail,
+                second: head.get(..len.saturating_sub(tail.len())).unwrap_or(head),
+            },
         }
     }
 
     fn byte(&self, p: u64) -> u8 {
-        self.buf[self.index(p)]
+        self.buf.get(self.index(p)).copied().unwrap_or(0)
     }
 
     /// The last `n` lines. A trailing line without `\n` counts as a line;

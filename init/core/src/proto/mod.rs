@@ -347,7 +347,7 @@ pub fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, ProtoError> {
         return Err(ProtoError::TooLarge { len });
     }
     let len = len as usize;
-    Ok((buf.len() >= HEADER_LEN + len).then_some(len))
+    Ok((buf.len() >= HEADER_LEN.saturating_add(len)).then_some(len))
 }
 
 /// Accumulates bytes from a stream, however they are split, into frames.
@@ -389,7 +389,9 @@ impl<const N: usize> FrameDecoder<N> {
     pub fn feed(&mut self, data: &[u8]) -> usize {
         let spare = self.spare();
         let n = spare.len().min(data.len());
-        spare[..n].copy_from_slice(&data[..n]);
+        if let (Some(to), Some(from)) = (spare.get_mut(..n), data.get(..n)) {
+            to.copy_from_slice(from);
+        }
         self.advance(n);
         n
     }
@@ -401,20 +403,26 @@ impl<const N: usize> FrameDecoder<N> {
 
     /// The payload of the first complete frame, if there is one.
     pub fn frame(&self) -> Result<Option<&[u8]>, ProtoError> {
-        let held = &self.buf[..self.len];
+        let held = self.held();
         match frame_len(held, Self::max_payload())? {
-            Some(n) => Ok(held.get(HEADER_LEN..HEADER_LEN + n)),
+            Some(n) => Ok(held.get(HEADER_LEN..HEADER_LEN.saturating_add(n))),
             None => Ok(None),
         }
     }
 
     /// Drops the frame `frame` returned, keeping any bytes after it.
     pub fn consume(&mut self) {
-        if let Ok(Some(n)) = frame_len(&self.buf[..self.len], Self::max_payload()) {
-            let total = HEADER_LEN + n;
+        if let Ok(Some(n)) = frame_len(self.held(), Self::max_payload()) {
+            // frame_len saw all `total` bytes held, so `total <= len`.
+            let total = HEADER_LEN.saturating_add(n).min(self.len);
             self.buf.copy_within(total..self.len, 0);
             self.len -= total;
         }
+    }
+
+    /// The bytes held, from the start of the buffer.
+    fn held(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
     }
 
     pub fn clear(&mut self) {

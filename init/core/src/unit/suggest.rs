@@ -8,36 +8,43 @@ pub(super) fn edit_distance(a: &str, b: &str) -> Option<usize> {
     const N: usize = 40;
     let a = a.as_bytes();
     let b = b.as_bytes();
-    // Both lengths are below N, so every index below (at most len + 1)
-    // is in bounds of the N-element rows.
+    // Rows of N cells hold every column 0..=len.
     if a.len() >= N || b.len() >= N {
         return None;
     }
+    let same = |x: &u8, y: &u8| x.eq_ignore_ascii_case(y);
     // Three rows: the one before the previous one is needed for
     // transpositions.
     let mut prev2 = [0usize; N];
     let mut prev = [0usize; N];
-    let mut cur = [0usize; N];
     for (j, p) in prev.iter_mut().enumerate().take(b.len() + 1) {
         *p = j;
     }
-    for (i, &ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let cost = usize::from(!ca.eq_ignore_ascii_case(&cb));
-            let mut d = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-            if i > 0 && j > 0 {
-                let (pa, pb) = (a.get(i - 1), b.get(j - 1));
-                if pa.is_some_and(|pa| pa.eq_ignore_ascii_case(&cb))
-                    && pb.is_some_and(|pb| pb.eq_ignore_ascii_case(&ca))
-                {
-                    d = d.min(prev2[j - 1] + 1);
-                }
+    let mut a_before: Option<&u8> = None;
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = [0usize; N];
+        let (first, rest) = cur.split_first_mut()?;
+        // cur[j], the cell left of the one being computed.
+        let mut left = i + 1;
+        *first = left;
+        // prev[j] and prev[j + 1]: diagonal and above.
+        let diag_up = prev.iter().zip(prev.iter().skip(1));
+        // prev2[j - 1] (nothing for j = 0, where no transposition fits).
+        let diag2 = core::iter::once(&0).chain(prev2.iter());
+        let mut b_before: Option<&u8> = None;
+        for (((cb, cell), (&diag, &up)), &diag2) in b.iter().zip(rest).zip(diag_up).zip(diag2) {
+            let cost = usize::from(!same(ca, cb));
+            let mut d = (diag + cost).min(up + 1).min(left + 1);
+            if a_before.is_some_and(|pa| same(pa, cb)) && b_before.is_some_and(|pb| same(pb, ca)) {
+                d = d.min(diag2 + 1);
             }
-            cur[j + 1] = d;
+            *cell = d;
+            left = d;
+            b_before = Some(cb);
         }
         prev2 = prev;
         prev = cur;
+        a_before = Some(ca);
     }
     prev.get(b.len()).copied()
 }
@@ -50,4 +57,69 @@ pub fn suggest_key(key: &str) -> Option<&'static str> {
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::edit_distance;
+
+    /// The textbook OSA recurrence on a full matrix.
+    fn reference(a: &str, b: &str) -> usize {
+        let a: Vec<u8> = a.bytes().map(|c| c.to_ascii_lowercase()).collect();
+        let b: Vec<u8> = b.bytes().map(|c| c.to_ascii_lowercase()).collect();
+        let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+        for i in 0..=a.len() {
+            for j in 0..=b.len() {
+                d[i][j] = if i == 0 {
+                    j
+                } else if j == 0 {
+                    i
+                } else {
+                    let cost = usize::from(a[i - 1] != b[j - 1]);
+                    let mut v = (d[i - 1][j - 1] + cost)
+                        .min(d[i - 1][j] + 1)
+                        .min(d[i][j - 1] + 1);
+                    if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                        v = v.min(d[i - 2][j - 2] + 1);
+                    }
+                    v
+                };
+            }
+        }
+        d[a.len()][b.len()]
+    }
+
+    #[test]
+    fn matches_the_textbook_recurrence() {
+        let words = [
+            "",
+            "a",
+            "ab",
+            "ba",
+            "exec",
+            "exce",
+            "EXEC",
+            "restart",
+            "retsart",
+            "rsetart",
+            "after",
+            "aftre",
+            "ca",
+            "abc",
+            "acb",
+            "bca",
+            "memory_max",
+            "memroy_max",
+            "stop_signal",
+            "stpo_signal",
+            "xyz",
+            "kill_timeout",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(edit_distance(a, b), Some(reference(a, b)), "{a:?} {b:?}");
+            }
+        }
+        assert_eq!(edit_distance(&"x".repeat(40), "x"), None);
+    }
 }
