@@ -265,10 +265,12 @@ impl UnitDef {
 mod parse;
 mod render;
 mod suggest;
+mod values;
 
 pub use parse::*;
 pub use render::render;
 pub use suggest::suggest_key;
+pub use values::{parse_duration, parse_signal, parse_size, split_exec};
 
 #[cfg(test)]
 mod tests;

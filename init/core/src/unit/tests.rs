@@ -1,5 +1,6 @@
-use super::parse::{apply, msg};
+use super::parse::apply;
 use super::suggest::edit_distance;
+use super::values::msg;
 use super::*;
 
 fn ok(text: &str) -> UnitDef {

@@ -1,0 +1,270 @@
+//! The values of unit-file keys: durations, sizes, signals, ids, paths,
+//! weights, `cpu.max` and `exec` splitting, and the error text they give.
+//! `parse` applies them key by key.
+
+use super::*;
+use heapless::String;
+
+/// An error message about one line.
+pub(super) type Msg = String<160>;
+
+/// Formats into a `Msg`, ending it with `...` instead of failing when the
+/// text does not fit: an error message is never worth an error.
+struct MsgWriter {
+    msg: Msg,
+    full: bool,
+}
+
+impl core::fmt::Write for MsgWriter {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for c in s.chars() {
+            if self.full {
+                break;
+            }
+            if self.msg.push(c).is_err() {
+                while self.msg.len() + 3 > self.msg.capacity() {
+                    if self.msg.pop().is_none() {
+                        break;
+                    }
+                }
+                let _ = self.msg.push_str("...");
+                self.full = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn msg(args: core::fmt::Arguments<'_>) -> Msg {
+    let mut w = MsgWriter {
+        msg: Msg::new(),
+        full: false,
+    };
+    let _ = core::fmt::write(&mut w, args);
+    w.msg
+}
+
+/// Returns the formatted message as an error.
+macro_rules! bad {
+    ($($arg:tt)*) => { return Err($crate::unit::values::msg(format_args!($($arg)*))) };
+}
+pub(super) use bad;
+
+/// A value shown in a message, cut to a readable length.
+pub(super) struct Clip<'a>(pub(super) &'a str);
+
+impl core::fmt::Display for Clip<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        const SHOW: usize = 40;
+        match self.0.char_indices().nth(SHOW) {
+            Some((i, _)) => write!(f, "{}...", self.0.get(..i).unwrap_or("")),
+            None => f.write_str(self.0),
+        }
+    }
+}
+
+/// `250ms`, `2s`, `1m`, `1h`, or a plain number of seconds.
+pub fn parse_duration(v: &str) -> Option<Millis> {
+    let digits = v.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = (v.get(..digits)?, v.get(digits..)?);
+    if num.is_empty() {
+        return None;
+    }
+    let n: u64 = num.parse().ok()?;
+    let scale = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+/// Bytes with an optional `K`, `M`, `G` (powers of 1024), or `max`.
+pub fn parse_size(v: &str) -> Option<Limit> {
+    if v == "max" {
+        return Some(Limit::Max);
+    }
+    let digits = v.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = (v.get(..digits)?, v.get(digits..)?);
+    if num.is_empty() {
+        return None;
+    }
+    let n: u64 = num.parse().ok()?;
+    let shift = match unit {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift).map(Limit::Value)
+}
+
+/// A signal name (`TERM`, `SIGTERM`, `term`) to its number on this target.
+pub fn parse_signal(v: &str) -> Option<i32> {
+    crate::vocab::signal::parse(v)
+}
+
+/// A hostname: 1-64 of letters, digits, `-` and `.`, not starting with
+/// `-` or `.`.
+pub(super) fn valid_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= HOSTNAME_MAX
+        && !h.starts_with(['-', '.'])
+        && h.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
+}
+
+/// A user or group name in the portable set (`a-z A-Z 0-9 . _ -`, not
+/// starting with `-`).
+pub(super) fn valid_id_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= ID_NAME_MAX
+        && !n.starts_with('-')
+        && n.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+/// A whole number of plain decimal digits (no sign, no blanks).
+pub(super) fn number<T: core::str::FromStr>(v: &str) -> Option<T> {
+    if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
+}
+
+pub(super) fn parse_id(key: &str, v: &str) -> Result<IdSpec, Msg> {
+    if !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()) {
+        // (uid_t)-1 means "unchanged" to setuid/setgid, never an id.
+        match v.parse::<u32>() {
+            Ok(n) if n != u32::MAX => return Ok(IdSpec::Id(n)),
+            _ => bad!("{key}: `{}` is not a valid id", Clip(v)),
+        }
+    }
+    if !valid_id_name(v) {
+        bad!(
+            "{key}: expected a number or a name of up to {ID_NAME_MAX} of a-z A-Z 0-9 . _ -, got `{}`",
+            Clip(v)
+        );
+    }
+    let mut s = String::new();
+    let _ = s.push_str(v);
+    Ok(IdSpec::Name(s))
+}
+
+pub(super) fn parse_path(key: &str, v: &str) -> Result<String<PATH_BYTES>, Msg> {
+    if !v.starts_with('/') {
+        bad!("{key}: expected an absolute path, got `{}`", Clip(v));
+    }
+    let mut s = String::new();
+    if s.push_str(v).is_err() {
+        bad!("{key}: longer than {PATH_BYTES} bytes");
+    }
+    Ok(s)
+}
+
+pub(super) fn parse_weight(key: &str, v: &str) -> Result<u16, Msg> {
+    match number::<u16>(v) {
+        Some(n) if (1..=10_000).contains(&n) => Ok(n),
+        _ => bad!(
+            "{key}: expected a number from 1 to 10000, got `{}`",
+            Clip(v)
+        ),
+    }
+}
+
+pub(super) fn parse_cpu_max(v: &str) -> Result<(Limit, u64), Msg> {
+    let mut it = v.split_whitespace();
+    let quota = it.next().unwrap_or("");
+    let period = it.next();
+    if it.next().is_some() {
+        bad!(
+            "cpu.max: expected `QUOTA PERIOD` or `max PERIOD`, got `{}`",
+            Clip(v)
+        );
+    }
+    let quota = match quota {
+        "max" => Limit::Max,
+        q => match number::<u64>(q) {
+            Some(n) if n >= 1_000 => Limit::Value(n),
+            _ => bad!(
+                "cpu.max: expected a quota of at least 1000 (microseconds) or `max`, got `{}`",
+                Clip(q)
+            ),
+        },
+    };
+    let period = match period {
+        None => 100_000,
+        Some(p) => match number::<u64>(p) {
+            Some(n) if (1_000..=1_000_000).contains(&n) => n,
+            _ => bad!(
+                "cpu.max: expected a period from 1000 to 1000000 (microseconds), got `{}`",
+                Clip(p)
+            ),
+        },
+    };
+    Ok((quota, period))
+}
+
+/// Split `exec` into arguments: blanks separate, `"..."` groups, `\`
+/// escapes the next character.
+pub fn split_exec(v: &str) -> Result<Argv, Msg> {
+    fn flush(argv: &mut Argv, word: &mut String<EXEC_BYTES>) -> Result<(), Msg> {
+        match argv.push(word) {
+            Ok(()) => {}
+            Err(PackError::TooMany) => bad!("exec: more than {ARGS_MAX} arguments"),
+            Err(PackError::TooLong) => bad!("exec: longer than {EXEC_BYTES} bytes"),
+            Err(PackError::Nul) => bad!("exec: contains a NUL byte"),
+        }
+        word.clear();
+        Ok(())
+    }
+    let mut argv = Argv::new();
+    let mut word: String<EXEC_BYTES> = String::new();
+    let mut in_word = false;
+    let mut quoted = false;
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        let lit = match c {
+            '\\' => match chars.next() {
+                Some(n) => n,
+                None => bad!("exec: `\\` at the end of the line escapes nothing"),
+            },
+            '"' => {
+                quoted = !quoted;
+                in_word = true;
+                continue;
+            }
+            ' ' | '\t' if !quoted => {
+                if in_word {
+                    flush(&mut argv, &mut word)?;
+                    in_word = false;
+                }
+                continue;
+            }
+            c => c,
+        };
+        in_word = true;
+        if word.push(lit).is_err() {
+            bad!("exec: longer than {EXEC_BYTES} bytes");
+        }
+    }
+    if quoted {
+        bad!("exec: unterminated `\"`");
+    }
+    if in_word {
+        flush(&mut argv, &mut word)?;
+    }
+    match argv.first() {
+        None => bad!("exec: no program given"),
+        Some(p) if !p.starts_with('/') => {
+            bad!(
+                "exec: the program must be an absolute path, got `{}`",
+                Clip(p)
+            )
+        }
+        Some(_) => Ok(argv),
+    }
+}
