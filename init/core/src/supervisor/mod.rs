@@ -278,87 +278,6 @@ impl Supervisor {
         Ok(idx)
     }
 
-    /// Apply a re-read unit directory: new units start, removed units stop
-    /// (and leave the table once stopped), changed units restart on their
-    /// new definition, unchanged units are not touched. A unit whose file
-    /// is now invalid (`invalid(name)`) keeps its last good definition.
-    pub fn reload(
-        &mut self,
-        now: Millis,
-        defs: &mut dyn Iterator<Item = UnitDef>,
-        invalid: &dyn Fn(&str) -> bool,
-        out: &mut Actions,
-    ) -> ReloadSummary {
-        let mut sum = ReloadSummary::default();
-        if self.shutdown.is_some() {
-            return sum;
-        }
-        let mut seen = 0u64;
-        for def in defs {
-            match self.index(&def.name) {
-                Some(i) => {
-                    seen |= 1 << i;
-                    let Some(s) = self.units.get_mut(usize::from(i)) else {
-                        continue;
-                    };
-                    if s.def == def {
-                        sum.unchanged += 1;
-                        continue;
-                    }
-                    sum.changed += 1;
-                    s.def = def;
-                    s.rt.want = true;
-                    s.rt.streak = 0;
-                    s.rt.failures.clear();
-                    match s.rt.phase {
-                        Phase::Starting | Phase::Running | Phase::Stopping => {
-                            s.rt.restart_pending = true;
-                            self.stop_unit(now, i, out);
-                        }
-                        Phase::Exited | Phase::Stopped | Phase::Failed | Phase::Backoff => {
-                            if s.rt.phase == Phase::Exited {
-                                let _ = out.push(Action::KillCgroup(i));
-                            }
-                            s.rt.phase = Phase::Waiting;
-                            s.rt.deadline = None;
-                        }
-                        Phase::Waiting => {}
-                    }
-                }
-                None => match self.add(def) {
-                    Ok(i) => {
-                        seen |= 1 << i;
-                        sum.added += 1;
-                        sum.new_slots |= 1 << i;
-                    }
-                    Err(_) => sum.no_room += 1,
-                },
-            }
-        }
-        for i in 0..self.units.len() {
-            let Some(s) = self.units.get(i) else { break };
-            if s.retired != Retired::No || seen & (1 << i) != 0 {
-                continue;
-            }
-            if invalid(&s.def.name) {
-                sum.kept += 1;
-                continue;
-            }
-            sum.removed += 1;
-            if let Some(s) = self.units.get_mut(i) {
-                s.retired = Retired::Leaving;
-                s.rt.want = false;
-                s.rt.restart_pending = false;
-            }
-            self.stop_unit(now, i as u8, out);
-        }
-        // A failed link leaves that unit failed; the loader has already
-        // reported why.
-        let _ = self.link();
-        self.settle(now, out);
-        sum
-    }
-
     /// Resolve every unit's `after` names to table indices. A name that is
     /// not in the table (the loader refuses those, so this is a bug guard)
     /// fails that unit rather than starting it out of order.
@@ -470,272 +389,17 @@ impl Supervisor {
             Event::Ready { unit } => self.on_ready(unit, out),
             Event::Tick => self.on_tick(now, out),
             Event::Start { unit } => self.on_start(unit),
-            Event::Stop { unit } => {
-                if let Some(s) = self.units.get_mut(usize::from(unit)) {
-                    s.rt.want = false;
-                    s.rt.restart_pending = false;
-                }
-                self.stop_unit(now, unit, out);
-            }
+            Event::Stop { unit } => self.on_stop(now, unit, out),
             Event::Restart { unit } => self.on_restart(now, unit, out),
             Event::Shutdown(kind) => self.begin_shutdown(kind),
         }
         self.settle(now, out);
     }
 
-    fn on_spawned(&mut self, now: Millis, unit: u8, pid: u32, out: &mut Actions) {
-        let Some(s) = self.units.get_mut(usize::from(unit)) else {
-            return;
-        };
-        s.rt.pid = pid;
-        s.rt.spawned_at = now;
-        if s.def.kind == Kind::Service && s.def.ready == Ready::Started {
-            s.rt.phase = Phase::Running;
-            note(s, unit, Note::Running { pid }, out);
-        } else {
-            s.rt.phase = Phase::Starting;
-        }
-    }
-
-    fn on_ready(&mut self, unit: u8, out: &mut Actions) {
-        let Some(s) = self.units.get_mut(usize::from(unit)) else {
-            return;
-        };
-        if s.rt.phase == Phase::Starting && s.def.kind == Kind::Service {
-            s.rt.phase = Phase::Running;
-            let pid = s.rt.pid;
-            note(s, unit, Note::Running { pid }, out);
-        }
-    }
-
-    fn on_spawn_failed(&mut self, now: Millis, unit: u8, out: &mut Actions) {
-        let Some(s) = self.units.get_mut(usize::from(unit)) else {
-            return;
-        };
-        s.rt.pid = 0;
-        s.rt.spawned_at = now;
-        let restart_in = match self.fail(now, unit, out) {
-            Failure::Limit => return,
-            Failure::Restart(d) => Some(d),
-            Failure::GaveUp => None,
-        };
-        if let Some(s) = self.units.get_mut(usize::from(unit)) {
-            note(s, unit, Note::SpawnFailed { restart_in }, out);
-        }
-    }
-
-    fn on_exit(&mut self, now: Millis, unit: u8, exit: Exit, out: &mut Actions) {
-        let shutting = self.shutdown.is_some();
-        let Some(s) = self.units.get_mut(usize::from(unit)) else {
-            return;
-        };
-        s.rt.pid = 0;
-        s.rt.last_exit = Some(exit);
-        s.rt.deadline = None;
-        let _ = out.push(Action::KillCgroup(unit));
-        match s.rt.phase {
-            Phase::Stopping => {
-                s.rt.phase = Phase::Stopped;
-                note(s, unit, Note::Stopped, out);
-                if s.rt.restart_pending && s.rt.want && !shutting {
-                    s.rt.restart_pending = false;
-                    s.rt.phase = Phase::Waiting;
-                    s.rt.streak = 0;
-                }
-            }
-            Phase::Starting | Phase::Running => {
-                if s.def.kind == Kind::Oneshot && exit.success() {
-                    s.rt.phase = Phase::Exited;
-                    s.rt.streak = 0;
-                    note(s, unit, Note::Exited, out);
-                    return;
-                }
-                let restart_in = if !exit.success() {
-                    match self.fail(now, unit, out) {
-                        Failure::Limit => return,
-                        Failure::Restart(d) => Some(d),
-                        Failure::GaveUp => None,
-                    }
-                } else if s.def.restart == Restart::Always && s.rt.want && !shutting {
-                    self.schedule_restart(now, unit)
-                } else {
-                    s.rt.phase = Phase::Stopped;
-                    None
-                };
-                if let Some(s) = self.units.get_mut(usize::from(unit)) {
-                    note(s, unit, Note::Died { exit, restart_in }, out);
-                }
-            }
-            // An exit in any other phase changes nothing.
-            _ => {}
-        }
-    }
-
-    /// Record a failed start; schedule the restart, or give up: for good
-    /// when the policy says so, or because the start limit is hit.
-    fn fail(&mut self, now: Millis, unit: u8, out: &mut Actions) -> Failure {
-        let shutting = self.shutdown.is_some();
-        let Some(s) = self.units.get_mut(usize::from(unit)) else {
-            return Failure::GaveUp;
-        };
-        if let Some(limit) = s.def.start_limit {
-            if s.rt.failures.is_full() {
-                s.rt.failures.pop_front();
-            }
-            let _ = s.rt.failures.push_back(now);
-            let recent =
-                s.rt.failures
-                    .iter()
-                    .filter(|&&t| now.saturating_sub(t) <= limit.window)
-                    .count();
-            if recent >= usize::from(limit.count) {
-                s.rt.phase = Phase::Failed;
-                s.rt.want = false;
-                s.rt.deadline = None;
-                note(s, unit, Note::StartLimit, out);
-                let action = s.def.start_limit_action;
-                match action {
-                    LimitAction::None => {}
-                    LimitAction::Reboot => self.begin_shutdown(ShutdownKind::Reboot),
-                    LimitAction::Poweroff => self.begin_shutdown(ShutdownKind::Poweroff),
-                }
-                return Failure::Limit;
-            }
-        }
-        let restart = s.def.restart != Restart::Never && s.rt.want && !shutting;
-        if !restart {
-            s.rt.phase = Phase::Failed;
-            s.rt.deadline = None;
-            return Failure::GaveUp;
-        }
-        match self.schedule_restart(now, unit) {
-            Some(d) => Failure::Restart(d),
-            None => Failure::GaveUp,
-        }
-    }
-
-    /// Backoff: `restart_delay`, doubling for each failure in a row, capped
-    /// at `restart_delay_max`; a run longer than the cap resets the streak.
-    fn schedule_restart(&mut self, now: Millis, unit: u8) -> Option<Millis> {
-        let s = self.units.get_mut(usize::from(unit))?;
-        let up = now.saturating_sub(s.rt.spawned_at);
-        if up > s.def.restart_delay_max {
-            s.rt.streak = 0;
-        }
-        let delay = backoff_delay(s.def.restart_delay, s.def.restart_delay_max, s.rt.streak);
-        s.rt.streak = s.rt.streak.saturating_add(1);
-        s.rt.phase = Phase::Backoff;
-        s.rt.deadline = Some(now.saturating_add(delay));
-        Some(delay)
-    }
-
-    fn on_tick(&mut self, now: Millis, out: &mut Actions) {
-        for (i, s) in self.units.iter_mut().enumerate() {
-            let Some(d) = s.rt.deadline else { continue };
-            if d > now {
-                continue;
-            }
-            s.rt.deadline = None;
-            match s.rt.phase {
-                Phase::Backoff => {
-                    s.rt.phase = Phase::Waiting;
-                    s.rt.restarts = s.rt.restarts.saturating_add(1);
-                }
-                Phase::Stopping => {
-                    // The stop signal was not enough: nothing in the
-                    // cgroup survives this.
-                    let _ = out.push(Action::KillCgroup(i as u8));
-                }
-                _ => {}
-            }
-        }
-    }
-
-    fn on_start(&mut self, unit: u8) {
-        if self.shutdown.is_some() {
-            return;
-        }
-        let Some(s) = self.units.get_mut(usize::from(unit)) else {
-            return;
-        };
-        s.rt.want = true;
-        match s.rt.phase {
-            Phase::Stopped | Phase::Failed | Phase::Exited | Phase::Backoff => {
-                // Started by hand: a fresh start, failures forgotten.
-                s.rt.phase = Phase::Waiting;
-                s.rt.deadline = None;
-                s.rt.streak = 0;
-                s.rt.failures.clear();
-            }
-            Phase::Stopping => s.rt.restart_pending = true,
-            Phase::Waiting | Phase::Starting | Phase::Running => {}
-        }
-    }
-
-    fn on_restart(&mut self, now: Millis, unit: u8, out: &mut Actions) {
-        if self.shutdown.is_some() {
-            return;
-        }
-        let Some(s) = self.units.get_mut(usize::from(unit)) else {
-            return;
-        };
-        match s.rt.phase {
-            Phase::Starting | Phase::Running | Phase::Stopping => {
-                s.rt.want = true;
-                s.rt.restart_pending = true;
-                self.stop_unit(now, unit, out);
-            }
-            _ => self.on_start(unit),
-        }
-    }
-
-    fn stop_unit(&mut self, now: Millis, unit: u8, out: &mut Actions) {
-        let Some(s) = self.units.get_mut(usize::from(unit)) else {
-            return;
-        };
-        match s.rt.phase {
-            Phase::Waiting | Phase::Backoff => {
-                s.rt.phase = Phase::Stopped;
-                s.rt.deadline = None;
-                note(s, unit, Note::Stopped, out);
-            }
-            Phase::Exited => {
-                s.rt.phase = Phase::Stopped;
-                let _ = out.push(Action::KillCgroup(unit));
-                note(s, unit, Note::Stopped, out);
-            }
-            Phase::Starting | Phase::Running if s.rt.pid != 0 => {
-                s.rt.phase = Phase::Stopping;
-                s.rt.deadline = Some(now.saturating_add(s.def.stop_timeout));
-                let _ = out.push(Action::Signal {
-                    unit,
-                    pid: s.rt.pid,
-                    sig: s.def.stop_signal,
-                });
-            }
-            Phase::Starting | Phase::Running => {
-                s.rt.phase = Phase::Stopped;
-                note(s, unit, Note::Stopped, out);
-            }
-            Phase::Stopping | Phase::Stopped | Phase::Failed => {}
-        }
-    }
-
-    fn begin_shutdown(&mut self, kind: ShutdownKind) {
-        if self.shutdown.is_some() {
-            return;
-        }
-        self.shutdown = Some(kind);
-        for s in self.units.iter_mut() {
-            s.rt.want = false;
-            s.rt.restart_pending = false;
-        }
-    }
-
     /// Bring every unit towards what is wanted: start those whose
     /// dependencies are ready, give up on those whose dependency failed,
     /// and during shutdown stop those nothing active depends on.
-    fn settle(&mut self, now: Millis, out: &mut Actions) {
+    pub(super) fn settle(&mut self, now: Millis, out: &mut Actions) {
         for s in self.units.iter_mut() {
             if s.retired == Retired::Leaving && !s.rt.phase.active() {
                 s.retired = Retired::Free;
@@ -806,37 +470,6 @@ impl Supervisor {
             Deps::Pending
         }
     }
-
-    fn settle_shutdown(&mut self, now: Millis, out: &mut Actions) {
-        if self.finished {
-            return;
-        }
-        for i in 0..self.units.len() {
-            let Some(s) = self.units.get(i) else { break };
-            if !s.rt.phase.active() || s.rt.phase == Phase::Stopping {
-                continue;
-            }
-            let needed = self
-                .units
-                .iter()
-                .any(|o| o.rt.phase.active() && o.rt.deps.iter().any(|&d| usize::from(d) == i));
-            if !needed {
-                self.stop_unit(now, i as u8, out);
-            }
-        }
-        if self.units.iter().all(|s| !s.rt.phase.active()) {
-            self.finished = true;
-            if let Some(kind) = self.shutdown {
-                let _ = out.push(Action::Finish(kind));
-            }
-        }
-    }
-}
-
-enum Failure {
-    Restart(Millis),
-    GaveUp,
-    Limit,
 }
 
 enum Deps {
@@ -850,13 +483,12 @@ fn note(s: &mut Slot, unit: u8, n: Note, out: &mut Actions) {
     let _ = out.push(Action::Announce(unit, n));
 }
 
-/// `base * 2^streak`, capped at `max`.
-pub fn backoff_delay(base: Millis, max: Millis, streak: u32) -> Millis {
-    let shift = streak.min(40);
-    base.saturating_mul(1u64 << shift)
-        .min(max)
-        .max(base.min(max))
-}
+mod commands;
+mod process;
+mod reload;
+mod shutdown;
+
+pub use process::backoff_delay;
 
 #[cfg(test)]
 mod tests;

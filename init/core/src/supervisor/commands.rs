@@ -1,0 +1,85 @@
+//! What an operator asks of one unit: start, stop, restart.
+
+use super::*;
+
+impl Supervisor {
+    pub(super) fn on_start(&mut self, unit: u8) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        s.rt.want = true;
+        match s.rt.phase {
+            Phase::Stopped | Phase::Failed | Phase::Exited | Phase::Backoff => {
+                // Started by hand: a fresh start, failures forgotten.
+                s.rt.phase = Phase::Waiting;
+                s.rt.deadline = None;
+                s.rt.streak = 0;
+                s.rt.failures.clear();
+            }
+            Phase::Stopping => s.rt.restart_pending = true,
+            Phase::Waiting | Phase::Starting | Phase::Running => {}
+        }
+    }
+
+    pub(super) fn on_restart(&mut self, now: Millis, unit: u8, out: &mut Actions) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        match s.rt.phase {
+            Phase::Starting | Phase::Running | Phase::Stopping => {
+                s.rt.want = true;
+                s.rt.restart_pending = true;
+                self.stop_unit(now, unit, out);
+            }
+            _ => self.on_start(unit),
+        }
+    }
+
+    /// Stopped by hand: not wanted until started again, and a pending
+    /// restart is dropped.
+    pub(super) fn on_stop(&mut self, now: Millis, unit: u8, out: &mut Actions) {
+        if let Some(s) = self.units.get_mut(usize::from(unit)) {
+            s.rt.want = false;
+            s.rt.restart_pending = false;
+        }
+        self.stop_unit(now, unit, out);
+    }
+
+    pub(super) fn stop_unit(&mut self, now: Millis, unit: u8, out: &mut Actions) {
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        match s.rt.phase {
+            Phase::Waiting | Phase::Backoff => {
+                s.rt.phase = Phase::Stopped;
+                s.rt.deadline = None;
+                note(s, unit, Note::Stopped, out);
+            }
+            Phase::Exited => {
+                s.rt.phase = Phase::Stopped;
+                let _ = out.push(Action::KillCgroup(unit));
+                note(s, unit, Note::Stopped, out);
+            }
+            Phase::Starting | Phase::Running if s.rt.pid != 0 => {
+                s.rt.phase = Phase::Stopping;
+                s.rt.deadline = Some(now.saturating_add(s.def.stop_timeout));
+                let _ = out.push(Action::Signal {
+                    unit,
+                    pid: s.rt.pid,
+                    sig: s.def.stop_signal,
+                });
+            }
+            Phase::Starting | Phase::Running => {
+                s.rt.phase = Phase::Stopped;
+                note(s, unit, Note::Stopped, out);
+            }
+            Phase::Stopping | Phase::Stopped | Phase::Failed => {}
+        }
+    }
+}

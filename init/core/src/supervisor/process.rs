@@ -1,0 +1,189 @@
+//! What a unit's process does: it is spawned (or cannot be), becomes
+//! ready, ends; and the timers that follow: restart after a growing delay,
+//! give up, hit the start limit, or escalate a stop to SIGKILL.
+
+use super::*;
+
+impl Supervisor {
+    pub(super) fn on_spawned(&mut self, now: Millis, unit: u8, pid: u32, out: &mut Actions) {
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        s.rt.pid = pid;
+        s.rt.spawned_at = now;
+        if s.def.kind == Kind::Service && s.def.ready == Ready::Started {
+            s.rt.phase = Phase::Running;
+            note(s, unit, Note::Running { pid }, out);
+        } else {
+            s.rt.phase = Phase::Starting;
+        }
+    }
+
+    pub(super) fn on_ready(&mut self, unit: u8, out: &mut Actions) {
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        if s.rt.phase == Phase::Starting && s.def.kind == Kind::Service {
+            s.rt.phase = Phase::Running;
+            let pid = s.rt.pid;
+            note(s, unit, Note::Running { pid }, out);
+        }
+    }
+
+    pub(super) fn on_tick(&mut self, now: Millis, out: &mut Actions) {
+        for (i, s) in self.units.iter_mut().enumerate() {
+            let Some(d) = s.rt.deadline else { continue };
+            if d > now {
+                continue;
+            }
+            s.rt.deadline = None;
+            match s.rt.phase {
+                Phase::Backoff => {
+                    s.rt.phase = Phase::Waiting;
+                    s.rt.restarts = s.rt.restarts.saturating_add(1);
+                }
+                Phase::Stopping => {
+                    // The stop signal was not enough: nothing in the
+                    // cgroup survives this.
+                    let _ = out.push(Action::KillCgroup(i as u8));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub(super) fn on_spawn_failed(&mut self, now: Millis, unit: u8, out: &mut Actions) {
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        s.rt.pid = 0;
+        s.rt.spawned_at = now;
+        let restart_in = match self.fail(now, unit, out) {
+            Failure::Limit => return,
+            Failure::Restart(d) => Some(d),
+            Failure::GaveUp => None,
+        };
+        if let Some(s) = self.units.get_mut(usize::from(unit)) {
+            note(s, unit, Note::SpawnFailed { restart_in }, out);
+        }
+    }
+
+    pub(super) fn on_exit(&mut self, now: Millis, unit: u8, exit: Exit, out: &mut Actions) {
+        let shutting = self.shutdown.is_some();
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        s.rt.pid = 0;
+        s.rt.last_exit = Some(exit);
+        s.rt.deadline = None;
+        let _ = out.push(Action::KillCgroup(unit));
+        match s.rt.phase {
+            Phase::Stopping => {
+                s.rt.phase = Phase::Stopped;
+                note(s, unit, Note::Stopped, out);
+                if s.rt.restart_pending && s.rt.want && !shutting {
+                    s.rt.restart_pending = false;
+                    s.rt.phase = Phase::Waiting;
+                    s.rt.streak = 0;
+                }
+            }
+            Phase::Starting | Phase::Running => {
+                if s.def.kind == Kind::Oneshot && exit.success() {
+                    s.rt.phase = Phase::Exited;
+                    s.rt.streak = 0;
+                    note(s, unit, Note::Exited, out);
+                    return;
+                }
+                let restart_in = if !exit.success() {
+                    match self.fail(now, unit, out) {
+                        Failure::Limit => return,
+                        Failure::Restart(d) => Some(d),
+                        Failure::GaveUp => None,
+                    }
+                } else if s.def.restart == Restart::Always && s.rt.want && !shutting {
+                    self.schedule_restart(now, unit)
+                } else {
+                    s.rt.phase = Phase::Stopped;
+                    None
+                };
+                if let Some(s) = self.units.get_mut(usize::from(unit)) {
+                    note(s, unit, Note::Died { exit, restart_in }, out);
+                }
+            }
+            // An exit in any other phase changes nothing.
+            _ => {}
+        }
+    }
+
+    /// Record a failed start; schedule the restart, or give up: for good
+    /// when the policy says so, or because the start limit is hit.
+    fn fail(&mut self, now: Millis, unit: u8, out: &mut Actions) -> Failure {
+        let shutting = self.shutdown.is_some();
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return Failure::GaveUp;
+        };
+        if let Some(limit) = s.def.start_limit {
+            if s.rt.failures.is_full() {
+                s.rt.failures.pop_front();
+            }
+            let _ = s.rt.failures.push_back(now);
+            let recent =
+                s.rt.failures
+                    .iter()
+                    .filter(|&&t| now.saturating_sub(t) <= limit.window)
+                    .count();
+            if recent >= usize::from(limit.count) {
+                s.rt.phase = Phase::Failed;
+                s.rt.want = false;
+                s.rt.deadline = None;
+                note(s, unit, Note::StartLimit, out);
+                let action = s.def.start_limit_action;
+                match action {
+                    LimitAction::None => {}
+                    LimitAction::Reboot => self.begin_shutdown(ShutdownKind::Reboot),
+                    LimitAction::Poweroff => self.begin_shutdown(ShutdownKind::Poweroff),
+                }
+                return Failure::Limit;
+            }
+        }
+        let restart = s.def.restart != Restart::Never && s.rt.want && !shutting;
+        if !restart {
+            s.rt.phase = Phase::Failed;
+            s.rt.deadline = None;
+            return Failure::GaveUp;
+        }
+        match self.schedule_restart(now, unit) {
+            Some(d) => Failure::Restart(d),
+            None => Failure::GaveUp,
+        }
+    }
+
+    /// Backoff: `restart_delay`, doubling for each failure in a row, capped
+    /// at `restart_delay_max`; a run longer than the cap resets the streak.
+    fn schedule_restart(&mut self, now: Millis, unit: u8) -> Option<Millis> {
+        let s = self.units.get_mut(usize::from(unit))?;
+        let up = now.saturating_sub(s.rt.spawned_at);
+        if up > s.def.restart_delay_max {
+            s.rt.streak = 0;
+        }
+        let delay = backoff_delay(s.def.restart_delay, s.def.restart_delay_max, s.rt.streak);
+        s.rt.streak = s.rt.streak.saturating_add(1);
+        s.rt.phase = Phase::Backoff;
+        s.rt.deadline = Some(now.saturating_add(delay));
+        Some(delay)
+    }
+}
+
+enum Failure {
+    Restart(Millis),
+    GaveUp,
+    Limit,
+}
+
+/// `base * 2^streak`, capped at `max`.
+pub fn backoff_delay(base: Millis, max: Millis, streak: u32) -> Millis {
+    let shift = streak.min(40);
+    base.saturating_mul(1u64 << shift)
+        .min(max)
+        .max(base.min(max))
+}

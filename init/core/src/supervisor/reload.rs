@@ -1,0 +1,86 @@
+//! Reload: a re-read unit directory applied to the running table.
+
+use super::*;
+
+impl Supervisor {
+    /// Apply a re-read unit directory: new units start, removed units stop
+    /// (and leave the table once stopped), changed units restart on their
+    /// new definition, unchanged units are not touched. A unit whose file
+    /// is now invalid (`invalid(name)`) keeps its last good definition.
+    pub fn reload(
+        &mut self,
+        now: Millis,
+        defs: &mut dyn Iterator<Item = UnitDef>,
+        invalid: &dyn Fn(&str) -> bool,
+        out: &mut Actions,
+    ) -> ReloadSummary {
+        let mut sum = ReloadSummary::default();
+        if self.shutdown.is_some() {
+            return sum;
+        }
+        let mut seen = 0u64;
+        for def in defs {
+            match self.index(&def.name) {
+                Some(i) => {
+                    seen |= 1 << i;
+                    let Some(s) = self.units.get_mut(usize::from(i)) else {
+                        continue;
+                    };
+                    if s.def == def {
+                        sum.unchanged += 1;
+                        continue;
+                    }
+                    sum.changed += 1;
+                    s.def = def;
+                    s.rt.want = true;
+                    s.rt.streak = 0;
+                    s.rt.failures.clear();
+                    match s.rt.phase {
+                        Phase::Starting | Phase::Running | Phase::Stopping => {
+                            s.rt.restart_pending = true;
+                            self.stop_unit(now, i, out);
+                        }
+                        Phase::Exited | Phase::Stopped | Phase::Failed | Phase::Backoff => {
+                            if s.rt.phase == Phase::Exited {
+                                let _ = out.push(Action::KillCgroup(i));
+                            }
+                            s.rt.phase = Phase::Waiting;
+                            s.rt.deadline = None;
+                        }
+                        Phase::Waiting => {}
+                    }
+                }
+                None => match self.add(def) {
+                    Ok(i) => {
+                        seen |= 1 << i;
+                        sum.added += 1;
+                        sum.new_slots |= 1 << i;
+                    }
+                    Err(_) => sum.no_room += 1,
+                },
+            }
+        }
+        for i in 0..self.units.len() {
+            let Some(s) = self.units.get(i) else { break };
+            if s.retired != Retired::No || seen & (1 << i) != 0 {
+                continue;
+            }
+            if invalid(&s.def.name) {
+                sum.kept += 1;
+                continue;
+            }
+            sum.removed += 1;
+            if let Some(s) = self.units.get_mut(i) {
+                s.retired = Retired::Leaving;
+                s.rt.want = false;
+                s.rt.restart_pending = false;
+            }
+            self.stop_unit(now, i as u8, out);
+        }
+        // A failed link leaves that unit failed; the loader has already
+        // reported why.
+        let _ = self.link();
+        self.settle(now, out);
+        sum
+    }
+}
