@@ -7,24 +7,101 @@
 //! whole life cycle — ordering, readiness, backoff, start limits, shutdown
 //! order — is tested on the host without a kernel.
 //!
-//! A unit's life, as a table (phase × event → phase, actions):
+//! A unit's life, as a table. It is the data in `table_tests.rs`, which
+//! drives every row through `step` (and `reload`) and checks that this
+//! copy is the same, so the table is what the code does. Reading it:
+//! - unit: how the unit is configured; blank is a service with
+//!   `ready = notify` and `restart = always`. The unit is listed after
+//!   another one; "dep ready" and "dep failed" are about that one.
+//! - phase: a `Phase`, refined where that matters. "Starting, no pid" is
+//!   between `Spawn` and its answer. "Stopping, restart" starts again once
+//!   stopped (`restart`, or a reload changed it). "Stopping, removed" was
+//!   removed by a reload and frees its slot once stopped.
+//! - next and actions are after the step's `settle`: a unit that becomes
+//!   Waiting with its dependencies ready is started in the same step
+//!   ("Starting, no pid", Spawn). `=`: ignored, nothing changes.
+//! - "cannot happen": pid1 answers a `Spawn` (Spawned or SpawnFailed)
+//!   before it takes any other event, and a unit's notify fd and process
+//!   exist only after it; the row is what the code would do.
+//! - exit 0 and exit 1 of a unit without a process are an orphan's.
+//! - deadline: `stop_timeout` (Stopping) or the restart delay (Backoff).
+//! - KillCgroup is SIGKILL to everything in the unit's cgroup.
 //!
-//! | phase    | event                     | next      | actions                    |
-//! |----------|---------------------------|-----------|----------------------------|
-//! | Waiting  | deps ready                | Starting  | Spawn                      |
-//! | Waiting  | a dep failed              | Stopped   | Announce(DepFailed)        |
-//! | Starting | Spawned, ready=started    | Running   | Announce(Running)          |
-//! | Starting | Spawned, ready=notify     | Starting  |                            |
-//! | Starting | Ready                     | Running   | Announce(Running)          |
-//! | Starting | SpawnFailed               | Backoff / Failed | Announce(Failed)    |
-//! | Starting | oneshot exit 0            | Exited    | Announce(Exited)           |
-//! | Running  | exit, restart wanted      | Backoff   | KillCgroup, Announce       |
-//! | Running  | exit, no restart          | Stopped / Failed | KillCgroup, Announce |
-//! | *        | failures hit start_limit  | Failed    | Announce(StartLimit)       |
-//! | Backoff  | deadline                  | Waiting   |                            |
-//! | Running  | Stop                      | Stopping  | Signal(stop_signal)        |
-//! | Stopping | deadline (stop_timeout)   | Stopping  | KillCgroup                 |
-//! | Stopping | exit                      | Stopped   | KillCgroup, Announce       |
+//! | unit | phase | event | next | actions | note |
+//! |------|-------|-------|------|---------|------|
+//! |  | Waiting | dep ready | Starting, no pid | Spawn | every `after` unit Running or Exited |
+//! |  | Waiting | dep failed | Stopped | Announce(DepFailed) | not wanted until started by hand |
+//! |  | Waiting | Stop, Shutdown | Stopped | Announce(Stopped) |  |
+//! |  | Waiting | reload: removed | (slot freed) | Announce(Stopped) |  |
+//! |  | Waiting | reload: changed | = | (ignored) | takes the new definition |
+//! |  | Waiting | Boot, Ready, exit 0, exit 1, deadline, Start, Restart | = | (ignored) | no process: an exit is an orphan's |
+//! |  | Waiting | Spawned | Starting |  | cannot happen |
+//! |  | Waiting | SpawnFailed | Backoff | Announce(SpawnFailed, restart) | cannot happen |
+//! |  | Starting, no pid | Spawned | Starting |  | ready = notify or sd_notify: wait for Ready |
+//! | ready=started | Starting, no pid | Spawned | Running | Announce(Running) |  |
+//! | oneshot | Starting, no pid | Spawned | Starting |  | runs until it exits |
+//! |  | Starting, no pid | SpawnFailed | Backoff | Announce(SpawnFailed, restart) | a failed start |
+//! | restart=never | Starting, no pid | SpawnFailed | Failed | Announce(SpawnFailed) |  |
+//! | start limit | Starting, no pid | SpawnFailed | Failed | Announce(StartLimit) | start limit hit |
+//! |  | Starting, no pid | Shutdown, Stop | Stopped | Announce(Stopped) | a shutdown begun by another unit's start limit |
+//! |  | Starting, no pid | reload: removed | (slot freed) | Announce(Stopped) | cannot happen |
+//! |  | Starting, no pid | Restart, reload: changed | Stopped | Announce(Stopped) | cannot happen (the restart stays pending) |
+//! |  | Starting, no pid | Ready | Running | Announce(Running) | cannot happen |
+//! |  | Starting, no pid | Boot, exit 0, exit 1, deadline, Start, dep failed | = | (ignored) |  |
+//! |  | Starting | Ready | Running | Announce(Running) |  |
+//! |  | Starting, Running | exit 0, exit 1 | Backoff | KillCgroup, Announce(Died, restart) | restart = always; the delay doubles per failure in a row |
+//! | oneshot | Starting | exit 0 | Exited | KillCgroup, Announce(Exited) |  |
+//! | oneshot | Starting | exit 1 | Failed | KillCgroup, Announce(Died) | restart = never |
+//! |  | Starting, Running | Stop, Shutdown | Stopping | Signal(stop_signal) | stop_timeout starts |
+//! |  | Starting, Running | Restart, reload: changed | Stopping, restart | Signal(stop_signal) |  |
+//! |  | Starting, Running | reload: removed | Stopping, removed | Signal(stop_signal) |  |
+//! |  | Starting, Running | Spawned | Starting |  | cannot happen (takes the new pid) |
+//! |  | Starting, Running | SpawnFailed | Backoff | Announce(SpawnFailed, restart) | cannot happen (forgets the pid) |
+//! |  | Starting | Boot, deadline, Start, dep failed | = | (ignored) |  |
+//! | restart=never | Running | exit 0 | Stopped | KillCgroup, Announce(Died) |  |
+//! | restart=never | Running | exit 1 | Failed | KillCgroup, Announce(Died) |  |
+//! | start limit | Running | exit 1 | Failed | KillCgroup, Announce(StartLimit) | start limit hit |
+//! | start limit, reboot | Running | exit 1 | Failed | KillCgroup, Announce(StartLimit), Reboot shutdown begins |  |
+//! | start limit, poweroff | Running | exit 1 | Failed | KillCgroup, Announce(StartLimit), Poweroff shutdown begins |  |
+//! |  | Running | Boot, Ready, deadline, Start, dep failed | = | (ignored) |  |
+//! |  | Stopping | deadline | Stopping | KillCgroup | stop_timeout passed: SIGKILL to the cgroup |
+//! |  | Stopping, restart | deadline | Stopping, restart | KillCgroup |  |
+//! |  | Stopping, removed | deadline | Stopping, removed | KillCgroup |  |
+//! |  | Stopping | exit 0, exit 1 | Stopped | KillCgroup, Announce(Stopped) |  |
+//! |  | Stopping, restart | exit 0, exit 1 | Starting, no pid | KillCgroup, Announce(Stopped), Spawn | started again, failures forgotten |
+//! |  | Stopping, removed | exit 0, exit 1 | (slot freed) | KillCgroup, Announce(Stopped) |  |
+//! |  | Stopping | Start, Restart, reload: changed | Stopping, restart |  |  |
+//! |  | Stopping, Stopping, restart | reload: removed | Stopping, removed |  |  |
+//! |  | Stopping, restart | Stop, Shutdown | Stopping |  | the restart is dropped |
+//! |  | Stopping, Stopping, restart | Spawned | Starting |  | cannot happen (takes the new pid) |
+//! |  | Stopping | SpawnFailed | Failed | Announce(SpawnFailed) | cannot happen (forgets the pid) |
+//! |  | Stopping, restart | SpawnFailed | Backoff | Announce(SpawnFailed, restart) | cannot happen (forgets the pid) |
+//! |  | Stopping | Boot, Ready, Stop, Shutdown, dep failed | = | (ignored) |  |
+//! |  | Stopping, restart | Boot, Ready, Start, Restart, reload: changed, dep failed | = | (ignored) |  |
+//! |  | Stopped, Backoff | Start, Restart, reload: changed | Starting, no pid | Spawn | a fresh start, failures forgotten |
+//! | restart=never | Failed | Start, Restart, reload: changed | Starting, no pid | Spawn |  |
+//! | oneshot | Exited | Start, Restart | Starting, no pid | Spawn |  |
+//! | oneshot | Exited | reload: changed | Starting, no pid | KillCgroup, Spawn |  |
+//! |  | Backoff | deadline | Starting, no pid | Spawn | restarts + 1 |
+//! |  | Backoff | Stop, Shutdown | Stopped | Announce(Stopped) |  |
+//! | oneshot | Exited | Stop, Shutdown | Stopped | KillCgroup, Announce(Stopped) |  |
+//! |  | Stopped | reload: removed | (slot freed) |  |  |
+//! | restart=never | Failed | reload: removed | (slot freed) |  |  |
+//! |  | Backoff | reload: removed | (slot freed) | Announce(Stopped) |  |
+//! | oneshot | Exited | reload: removed | (slot freed) | KillCgroup, Announce(Stopped) |  |
+//! |  | Stopped | Spawned | Starting |  | a shutdown stopped it before its Spawn was answered |
+//! |  | Stopped | SpawnFailed | Failed | Announce(SpawnFailed) | the same |
+//! |  | Backoff | Spawned | Starting |  | cannot happen |
+//! |  | Backoff | SpawnFailed | Backoff | Announce(SpawnFailed, restart) | cannot happen |
+//! | restart=never | Failed | Spawned | Starting |  | cannot happen |
+//! | restart=never | Failed | SpawnFailed | Failed | Announce(SpawnFailed) | cannot happen |
+//! | oneshot | Exited | Spawned | Starting |  | cannot happen |
+//! | oneshot | Exited | SpawnFailed | Failed | Announce(SpawnFailed) | cannot happen |
+//! |  | Stopped, Backoff | Boot, Ready, exit 0, exit 1, dep failed | = | (ignored) | no process: an exit is an orphan's |
+//! |  | Stopped | deadline, Stop, Shutdown | = | (ignored) |  |
+//! | restart=never | Failed | Boot, Ready, exit 0, exit 1, deadline, Stop, Shutdown, dep failed | = | (ignored) |  |
+//! | oneshot | Exited | Boot, Ready, exit 0, exit 1, deadline, dep failed | = | (ignored) |  |
+//! |  | (new) | reload: added | Starting, no pid | Spawn |  |
 //!
 //! Shutdown stops units in reverse dependency order: a unit is stopped once
 //! no active unit lists it in `after`; when none is active, `Finish`.
@@ -490,5 +567,7 @@ mod shutdown;
 
 pub use process::backoff_delay;
 
+#[cfg(test)]
+mod table_tests;
 #[cfg(test)]
 mod tests;
