@@ -3,6 +3,16 @@
 //! the same checks (it includes this file with `#[path]`), and CI keeps
 //! checking them without a fuzzer. Every function panics on a violation.
 
+// Test-support code (the fuzz targets and init/tests/fuzz_regressions.rs
+// run it): every violated invariant must panic, so it unwraps, panics and
+// indexes freely; the workspace denies these only in non-test code.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::path::{Path, PathBuf};
 use wren::proto::{
     decode_reply, decode_request, encode_reply, encode_request, FrameDecoder, ProtoError,

@@ -3,6 +3,15 @@
 //! targets run (`fuzz/src/checks.rs`, included below), so CI keeps
 //! checking them without a fuzzer or a nightly toolchain.
 
+// Test code: a failed check should fail loudly, so it unwraps, panics
+// and indexes freely (the workspace denies these in non-test code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 #[path = "../../fuzz/src/checks.rs"]
 mod checks;
 

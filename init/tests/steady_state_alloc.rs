@@ -2,6 +2,15 @@
 //! loop, restarts by hand, readiness and a shutdown, counted by a global
 //! allocator that records every allocation.
 
+// Test code: a failed check should fail loudly, so it unwraps, panics
+// and indexes freely (the workspace denies these in non-test code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use wren::supervisor::{Action, Actions, Event, Supervisor};
 use wren::unit::{Kind, Ready, UnitDef};
 use wren::vocab::{Exit, ShutdownKind};
