@@ -27,10 +27,10 @@ impl Supervisor {
                         continue;
                     };
                     if s.def == def {
-                        sum.unchanged += 1;
+                        sum.unchanged = sum.unchanged.saturating_add(1);
                         continue;
                     }
-                    sum.changed += 1;
+                    sum.changed = sum.changed.saturating_add(1);
                     s.def = def;
                     s.rt.want = true;
                     s.rt.streak = 0;
@@ -53,10 +53,10 @@ impl Supervisor {
                 None => match self.add(def) {
                     Ok(i) => {
                         seen |= 1 << i;
-                        sum.added += 1;
+                        sum.added = sum.added.saturating_add(1);
                         sum.new_slots |= 1 << i;
                     }
-                    Err(_) => sum.no_room += 1,
+                    Err(_) => sum.no_room = sum.no_room.saturating_add(1),
                 },
             }
         }
@@ -66,10 +66,10 @@ impl Supervisor {
                 continue;
             }
             if invalid(&s.def.name) {
-                sum.kept += 1;
+                sum.kept = sum.kept.saturating_add(1);
                 continue;
             }
-            sum.removed += 1;
+            sum.removed = sum.removed.saturating_add(1);
             if let Some(s) = self.units.get_mut(i) {
                 s.retired = Retired::Leaving;
                 s.rt.want = false;

@@ -48,15 +48,15 @@ impl<const N: usize, const M: usize> Packed<N, M> {
         if usize::from(self.count) >= M {
             return Err(PackError::TooMany);
         }
-        let need = s.len() + usize::from(self.count > 0);
-        if self.buf.len() + need > N {
+        let need = s.len().saturating_add(usize::from(self.count > 0));
+        if self.buf.len().saturating_add(need) > N {
             return Err(PackError::TooLong);
         }
         if self.count > 0 {
             self.buf.push('\0').map_err(|_| PackError::TooLong)?;
         }
         self.buf.push_str(s).map_err(|_| PackError::TooLong)?;
-        self.count += 1;
+        self.count = self.count.saturating_add(1);
         Ok(())
     }
 

@@ -271,9 +271,9 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
         "namespaces" => {
             let mut bits = 0u8;
             let mut none = false;
-            let mut count = 0;
+            let mut count = 0u32;
             for w in v.split_whitespace() {
-                count += 1;
+                count = count.saturating_add(1);
                 bits |= match w {
                     "pid" => Namespaces::PID,
                     "mount" => Namespaces::MOUNT,
