@@ -11,8 +11,10 @@
 //! drives every row through `step` (and `reload`) and checks that this
 //! copy is the same, so the table is what the code does. Reading it:
 //! - unit: how the unit is configured; blank is a service with
-//!   `ready = notify` and `restart = always`. The unit is listed after
-//!   another one; "dep ready" and "dep failed" are about that one.
+//!   `ready = notify` and `restart = always`; "start limit" is one whose
+//!   next failure hits its `start_limit` (then its `start_limit_action`).
+//!   The unit is listed after another one; "dep ready" and "dep failed"
+//!   are about that one.
 //! - phase: a `Phase`, refined where that matters. "Starting, no pid" is
 //!   between `Spawn` and its answer. "Stopping, restart" starts again once
 //!   stopped (`restart`, or a reload changed it). "Stopping, removed" was
@@ -21,8 +23,9 @@
 //!   Waiting with its dependencies ready is started in the same step
 //!   ("Starting, no pid", Spawn). `=`: ignored, nothing changes.
 //! - "cannot happen": pid1 answers a `Spawn` (Spawned or SpawnFailed)
-//!   before it takes any other event, and a unit's notify fd and process
-//!   exist only after it; the row is what the code would do.
+//!   before it reads any new event (only the answers to other Spawns of
+//!   the same step come first), and a unit's notify fd and process exist
+//!   only after it; the row is what the code would do.
 //! - exit 0 and exit 1 of a unit without a process are an orphan's.
 //! - deadline: `stop_timeout` (Stopping) or the restart delay (Backoff).
 //! - KillCgroup is SIGKILL to everything in the unit's cgroup.
