@@ -1,0 +1,181 @@
+//! `initctl status --json` for scripts (docs/initctl.md): view structs in
+//! the documented shape, written by serde. The wire types are not
+//! serialized as they are: their shape is postcard's (a pid of 0, enum
+//! variant names), not the one scripts read.
+
+use crate::proto::{LastExit, UnitDetail, UnitStatus};
+use crate::unit::Limit;
+use crate::vocab::signal;
+use serde::{Serialize, Serializer};
+
+/// One unit of `status --json`. `pid` and `uptime_ms` are null when not
+/// running, `memory_current` when unknown.
+#[derive(Serialize)]
+struct Unit<'a> {
+    name: &'a str,
+    state: &'static str,
+    pid: Option<u32>,
+    restarts: u32,
+    memory_current: Option<u64>,
+    /// Null when unset.
+    memory_max: Option<MemoryMax>,
+    uptime_ms: Option<u64>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum MemoryMax {
+    Bytes(u64),
+    /// `"max"`: no limit.
+    Word(&'static str),
+}
+
+impl<'a> Unit<'a> {
+    fn of(u: &'a UnitStatus) -> Self {
+        let running = u.pid != 0;
+        Unit {
+            name: &u.name,
+            state: u.state.as_str(),
+            pid: running.then_some(u.pid),
+            restarts: u.restarts,
+            memory_current: u.memory_current,
+            memory_max: u.memory_max.map(|m| match m {
+                Limit::Max => MemoryMax::Word("max"),
+                Limit::Value(v) => MemoryMax::Bytes(v),
+            }),
+            uptime_ms: running.then_some(u.uptime_ms),
+        }
+    }
+}
+
+/// `status NAME --json`: the unit's fields, then what explains its state.
+#[derive(Serialize)]
+struct Detail<'a> {
+    name: &'a str,
+    state: &'static str,
+    pid: Option<u32>,
+    restarts: u32,
+    memory_current: Option<u64>,
+    memory_max: Option<MemoryMax>,
+    uptime_ms: Option<u64>,
+    /// Null when it never ended.
+    last_exit: Option<Exit>,
+    oom_kills: u32,
+    reason: &'a str,
+    /// The last lines, invalid UTF-8 replaced.
+    log: &'a str,
+}
+
+/// `{"code":N}`, `{"signal":N,"name":"SIGX"}` (name null when unknown)
+/// or `"oom-kill"`.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Exit {
+    Code {
+        code: i32,
+    },
+    Signal {
+        signal: i32,
+        #[serde(serialize_with = "sig_name")]
+        name: Option<&'static str>,
+    },
+    Word(&'static str),
+}
+
+/// `KILL` as `"SIGKILL"`, the name as `kill -l` and strace print it.
+fn sig_name<S: Serializer>(name: &Option<&'static str>, s: S) -> Result<S::Ok, S::Error> {
+    match name {
+        Some(n) => s.collect_str(&format_args!("SIG{n}")),
+        None => s.serialize_none(),
+    }
+}
+
+/// `status --json`: an array with one object per unit, and a newline.
+pub(super) fn units(units: &[UnitStatus]) -> Result<String, String> {
+    let view: Vec<Unit<'_>> = units.iter().map(Unit::of).collect();
+    text(&view.as_slice())
+}
+
+/// `status NAME --json`: one object, and a newline.
+pub(super) fn detail(d: &UnitDetail, log: &[u8]) -> Result<String, String> {
+    let Unit {
+        name,
+        state,
+        pid,
+        restarts,
+        memory_current,
+        memory_max,
+        uptime_ms,
+    } = Unit::of(&d.status);
+    let log = String::from_utf8_lossy(log);
+    text(&Detail {
+        name,
+        state,
+        pid,
+        restarts,
+        memory_current,
+        memory_max,
+        uptime_ms,
+        last_exit: match d.last_exit {
+            LastExit::None => None,
+            LastExit::Code(code) => Some(Exit::Code { code }),
+            LastExit::Signal(signal) => Some(Exit::Signal {
+                signal,
+                name: signal::name(signal),
+            }),
+            LastExit::OomKill => Some(Exit::Word("oom-kill")),
+        },
+        oom_kills: d.oom_kills,
+        reason: &d.reason,
+        log: &log,
+    })
+}
+
+/// Largest output tried: a whole log tail escaped at 6 bytes a byte fits
+/// many times over.
+const TEXT_LIMIT: usize = 4 << 20;
+
+/// `v` as JSON and a newline. The serializer writes into a slice, so the
+/// buffer grows until the text fits.
+pub(super) fn text<T: Serialize>(v: &T) -> Result<String, String> {
+    let mut buf = vec![0u8; 4096];
+    let len = loop {
+        match serde_json_core::to_slice(v, &mut buf) {
+            Ok(n) => break n,
+            Err(serde_json_core::ser::Error::BufferFull) if buf.len() < TEXT_LIMIT => {
+                buf.resize(buf.len() * 2, 0);
+            }
+            Err(e) => return Err(format!("cannot write the JSON text: {e}")),
+        }
+    };
+    buf.truncate(len);
+    let json = String::from_utf8(buf).map_err(|e| format!("JSON text not UTF-8: {e}"))?;
+    Ok(house_escapes(&json) + "\n")
+}
+
+/// The escapes initctl has always written, where serde-json-core differs
+/// (both are valid JSON): `\u001f` in lower case, and DEL and U+2028/2029
+/// escaped too, since DEL upsets terminals and the other two break
+/// JavaScript before ES2019. Escape sequences are copied whole, so a
+/// backslash in the data is never taken for the start of one.
+fn house_escapes(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let mut chars = json.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                out.push(c);
+                let e = chars.next();
+                out.extend(e);
+                if e == Some('u') {
+                    out.extend(chars.by_ref().take(4).map(|h| h.to_ascii_lowercase()));
+                }
+            }
+            '\u{7f}' => out.push_str("\\u007f"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
