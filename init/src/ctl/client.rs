@@ -67,7 +67,8 @@ impl Conn {
     fn send(&mut self, req: &Request<'_>) -> Result<(), ClientError> {
         let mut buf = [0u8; 512];
         let n = encode_request(req, &mut buf).map_err(ClientError::Proto)?;
-        self.stream.write_all(&buf[..n]).map_err(ClientError::Io)
+        let frame = buf.get(..n).ok_or(ClientError::Proto(ProtoError::NoRoom))?;
+        self.stream.write_all(frame).map_err(ClientError::Io)
     }
 
     /// The next reply handed to `f`; `Ok(None)` when the server closed

@@ -148,34 +148,45 @@ pub(super) fn text<T: Serialize>(v: &T) -> Result<String, String> {
             Err(e) => return Err(format!("cannot write the JSON text: {e}")),
         }
     };
-    buf.truncate(len);
-    let json = String::from_utf8(buf).map_err(|e| format!("JSON text not UTF-8: {e}"))?;
-    Ok(house_escapes(&json) + "\n")
+    let json = house_escapes(buf.get(..len).unwrap_or_default());
+    String::from_utf8(json).map_err(|e| format!("JSON text not UTF-8: {e}"))
 }
 
 /// The escapes initctl has always written, where serde-json-core differs
 /// (both are valid JSON): `\u001f` in lower case, and DEL and U+2028/2029
 /// escaped too, since DEL upsets terminals and the other two break
 /// JavaScript before ES2019. Escape sequences are copied whole, so a
-/// backslash in the data is never taken for the start of one.
-fn house_escapes(json: &str) -> String {
-    let mut out = String::with_capacity(json.len());
-    let mut chars = json.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                out.push(c);
-                let e = chars.next();
-                out.extend(e);
-                if e == Some('u') {
-                    out.extend(chars.by_ref().take(4).map(|h| h.to_ascii_lowercase()));
-                }
+/// backslash in the data is never taken for the start of one; whole UTF-8
+/// sequences are replaced, so the text stays UTF-8. Adds the final newline.
+fn house_escapes(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len() + 1);
+    let mut s = json;
+    while let [b, rest @ ..] = s {
+        s = rest;
+        match (*b, rest) {
+            (b'\\', [b'u', hex @ ..]) => {
+                let (digits, after) = hex.split_at_checked(4).unwrap_or((hex, &[]));
+                out.extend_from_slice(b"\\u");
+                out.extend(digits.iter().map(u8::to_ascii_lowercase));
+                s = after;
             }
-            '\u{7f}' => out.push_str("\\u007f"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
+            (b'\\', [e, after @ ..]) => {
+                out.extend_from_slice(&[b'\\', *e]);
+                s = after;
+            }
+            (0x7f, _) => out.extend_from_slice(b"\\u007f"),
+            // U+2028 and U+2029 in UTF-8.
+            (0xe2, [0x80, 0xa8, after @ ..]) => {
+                out.extend_from_slice(b"\\u2028");
+                s = after;
+            }
+            (0xe2, [0x80, 0xa9, after @ ..]) => {
+                out.extend_from_slice(b"\\u2029");
+                s = after;
+            }
+            (b, _) => out.push(b),
         }
     }
+    out.push(b'\n');
     out
 }
