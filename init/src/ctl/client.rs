@@ -137,10 +137,10 @@ fn show_error(e: &CtlError, name: Option<&str>, err: &mut dyn Write) -> u8 {
 }
 
 /// Output built in full before any of it is written.
-fn show_text(text: Result<String, String>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+fn show_text(text: Result<Vec<u8>, String>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     match text {
         Ok(t) => {
-            let _ = out.write_all(t.as_bytes());
+            let _ = out.write_all(&t);
             OK
         }
         Err(msg) => {
@@ -172,7 +172,7 @@ pub(super) fn talk(
                     let text = if *json {
                         json::units(&units)
                     } else {
-                        Ok(output::status_table(&units))
+                        Ok(output::status_table(&units).into_bytes())
                     };
                     show_text(text, out, err)
                 }
@@ -192,7 +192,7 @@ pub(super) fn talk(
                     let text = if *json {
                         json::detail(&detail, log)
                     } else {
-                        Ok(output::detail_text(&detail, log))
+                        Ok(output::detail_text(&detail, log).into_bytes())
                     };
                     show_text(text, out, err)
                 }

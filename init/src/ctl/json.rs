@@ -8,18 +8,38 @@ use crate::unit::Limit;
 use crate::vocab::signal;
 use serde::{Serialize, Serializer};
 
-/// One unit of `status --json`. `pid` and `uptime_ms` are null when not
-/// running, `memory_current` when unknown.
+/// What `status --json` writes: the table, or one unit in detail.
+// One type, so that the serializer is instantiated once.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Json<'a> {
+    Table(&'a [Unit<'a>]),
+    One(Unit<'a>),
+}
+
+/// One unit. `pid` and `uptime_ms` are null when not running,
+/// `memory_current` when unknown. The fields after `uptime_ms` are those
+/// of `status NAME --json` only: the table's objects have none of them.
 #[derive(Serialize)]
 struct Unit<'a> {
     name: &'a str,
     state: &'static str,
-    pid: Option<u32>,
-    restarts: u32,
+    pid: Option<u64>,
+    restarts: u64,
     memory_current: Option<u64>,
     /// Null when unset.
     memory_max: Option<MemoryMax>,
     uptime_ms: Option<u64>,
+    /// Inner `None` (null): the main process never ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_exit: Option<Option<Exit>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oom_kills: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    /// The last lines, invalid UTF-8 replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -36,34 +56,20 @@ impl<'a> Unit<'a> {
         Unit {
             name: &u.name,
             state: u.state.as_str(),
-            pid: running.then_some(u.pid),
-            restarts: u.restarts,
+            pid: running.then_some(u64::from(u.pid)),
+            restarts: u64::from(u.restarts),
             memory_current: u.memory_current,
             memory_max: u.memory_max.map(|m| match m {
                 Limit::Max => MemoryMax::Word("max"),
                 Limit::Value(v) => MemoryMax::Bytes(v),
             }),
             uptime_ms: running.then_some(u.uptime_ms),
+            last_exit: None,
+            oom_kills: None,
+            reason: None,
+            log: None,
         }
     }
-}
-
-/// `status NAME --json`: the unit's fields, then what explains its state.
-#[derive(Serialize)]
-struct Detail<'a> {
-    name: &'a str,
-    state: &'static str,
-    pid: Option<u32>,
-    restarts: u32,
-    memory_current: Option<u64>,
-    memory_max: Option<MemoryMax>,
-    uptime_ms: Option<u64>,
-    /// Null when it never ended.
-    last_exit: Option<Exit>,
-    oom_kills: u32,
-    reason: &'a str,
-    /// The last lines, invalid UTF-8 replaced.
-    log: &'a str,
 }
 
 /// `{"code":N}`, `{"signal":N,"name":"SIGX"}` (name null when unknown)
@@ -84,39 +90,26 @@ enum Exit {
 
 /// `KILL` as `"SIGKILL"`, the name as `kill -l` and strace print it.
 fn sig_name<S: Serializer>(name: &Option<&'static str>, s: S) -> Result<S::Ok, S::Error> {
+    let mut full = heapless::String::<16>::new();
     match name {
-        Some(n) => s.collect_str(&format_args!("SIG{n}")),
-        None => s.serialize_none(),
+        Some(n) if full.push_str("SIG").and_then(|()| full.push_str(n)).is_ok() => {
+            s.serialize_str(&full)
+        }
+        _ => s.serialize_none(),
     }
 }
 
 /// `status --json`: an array with one object per unit, and a newline.
-pub(super) fn units(units: &[UnitStatus]) -> Result<String, String> {
+pub(super) fn units(units: &[UnitStatus]) -> Result<Vec<u8>, String> {
     let view: Vec<Unit<'_>> = units.iter().map(Unit::of).collect();
-    text(&view.as_slice())
+    text(&Json::Table(&view))
 }
 
 /// `status NAME --json`: one object, and a newline.
-pub(super) fn detail(d: &UnitDetail, log: &[u8]) -> Result<String, String> {
-    let Unit {
-        name,
-        state,
-        pid,
-        restarts,
-        memory_current,
-        memory_max,
-        uptime_ms,
-    } = Unit::of(&d.status);
+pub(super) fn detail(d: &UnitDetail, log: &[u8]) -> Result<Vec<u8>, String> {
     let log = String::from_utf8_lossy(log);
-    text(&Detail {
-        name,
-        state,
-        pid,
-        restarts,
-        memory_current,
-        memory_max,
-        uptime_ms,
-        last_exit: match d.last_exit {
+    text(&Json::One(Unit {
+        last_exit: Some(match d.last_exit {
             LastExit::None => None,
             LastExit::Code(code) => Some(Exit::Code { code }),
             LastExit::Signal(signal) => Some(Exit::Signal {
@@ -124,11 +117,12 @@ pub(super) fn detail(d: &UnitDetail, log: &[u8]) -> Result<String, String> {
                 name: signal::name(signal),
             }),
             LastExit::OomKill => Some(Exit::Word("oom-kill")),
-        },
-        oom_kills: d.oom_kills,
-        reason: &d.reason,
-        log: &log,
-    })
+        }),
+        oom_kills: Some(u64::from(d.oom_kills)),
+        reason: Some(&d.reason),
+        log: Some(&log),
+        ..Unit::of(&d.status)
+    }))
 }
 
 /// Largest output tried: a whole log tail escaped at 6 bytes a byte fits
@@ -137,7 +131,7 @@ const TEXT_LIMIT: usize = 4 << 20;
 
 /// `v` as JSON and a newline. The serializer writes into a slice, so the
 /// buffer grows until the text fits.
-pub(super) fn text<T: Serialize>(v: &T) -> Result<String, String> {
+pub(super) fn text<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
     let mut buf = vec![0u8; 4096];
     let len = loop {
         match serde_json_core::to_slice(v, &mut buf) {
@@ -148,8 +142,7 @@ pub(super) fn text<T: Serialize>(v: &T) -> Result<String, String> {
             Err(e) => return Err(format!("cannot write the JSON text: {e}")),
         }
     };
-    let json = house_escapes(buf.get(..len).unwrap_or_default());
-    String::from_utf8(json).map_err(|e| format!("JSON text not UTF-8: {e}"))
+    Ok(house_escapes(buf.get(..len).unwrap_or_default()))
 }
 
 /// The escapes initctl has always written, where serde-json-core differs

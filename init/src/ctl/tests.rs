@@ -215,9 +215,13 @@ fn detail_lines() {
     assert!(detail_text(&d, b"").contains("last exit: code 3\n"));
 }
 
+fn text(json: Result<Vec<u8>, String>) -> String {
+    String::from_utf8(json.unwrap()).unwrap()
+}
+
 /// A JSON string literal for `s`, as initctl writes one.
 fn json_str(s: &str) -> String {
-    let t = json::text(&s).unwrap();
+    let t = text(json::text(&s));
     t.strip_suffix('\n').unwrap().to_owned()
 }
 
@@ -236,7 +240,7 @@ fn json_strings_are_escaped() {
 
 #[test]
 fn json_status_shapes() {
-    let j = json::units(&units()[..2]).unwrap();
+    let j = text(json::units(&units()[..2]));
     assert_eq!(
         j,
         "[{\"name\":\"web\",\"state\":\"running\",\"pid\":123,\"restarts\":1,\
@@ -244,8 +248,8 @@ fn json_status_shapes() {
          {\"name\":\"db\",\"state\":\"backoff\",\"pid\":null,\"restarts\":1,\
          \"memory_current\":null,\"memory_max\":null,\"uptime_ms\":null}]\n"
     );
-    assert_eq!(json::units(&[]).unwrap(), "[]\n");
-    let j = json::detail(&detail(), b"say \"hi\"\n\xff").unwrap();
+    assert_eq!(text(json::units(&[])), "[]\n");
+    let j = text(json::detail(&detail(), b"say \"hi\"\n\xff"));
     assert!(j.contains(",\"last_exit\":{\"signal\":9,\"name\":\"SIGKILL\"},"));
     assert!(j.contains("\"oom_kills\":2,"));
     assert!(
@@ -254,9 +258,7 @@ fn json_status_shapes() {
     );
     let mut max = units()[2].clone();
     max.pid = 1;
-    assert!(json::units(&[max])
-        .unwrap()
-        .contains("\"memory_max\":\"max\""));
+    assert!(text(json::units(&[max])).contains("\"memory_max\":\"max\""));
 }
 
 #[test]
