@@ -1,7 +1,7 @@
 //! `initctl`'s command line: the usage text and the parse into a `Command`.
 //! Nothing here touches the world, so a usage error never contacts init.
 
-use crate::vocab::{valid_name, ShutdownKind};
+use crate::vocab::{valid_name, ShutdownKind, NAME_MAX};
 
 pub(super) const USAGE: &str = "\
 usage: initctl COMMAND [ARGS]
@@ -101,7 +101,7 @@ fn checked_name(s: &str) -> Result<String, String> {
         Ok(s.to_string())
     } else {
         Err(format!(
-            "invalid unit name '{s}' (1-32 of a-z 0-9 . _ -, first a letter or digit)"
+            "invalid unit name '{s}' (1-{NAME_MAX} of a-z 0-9 . _ -, first a letter or digit)"
         ))
     }
 }
