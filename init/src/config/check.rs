@@ -1,0 +1,224 @@
+//! `initctl check`: a directory or named files checked as `load_dir` would
+//! load them, one line per problem and a summary; and the lookup of a
+//! unit's program, which may be under a sysroot and a unit's `root`.
+
+use super::{load_set, unit_files, LoadError, LoadedSet};
+use crate::unit::UnitDef;
+use crate::vocab::DEFAULT_UNITS_DIR;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Symlinks followed while looking up a program under a sysroot (the
+/// kernel's own limit).
+const MAX_SYMLINKS: usize = 40;
+
+/// `initctl check [FILE...]`: validate files (or a directory when one path
+/// names a directory) without applying them. Writes one line per problem
+/// to `out`; returns true when everything is valid.
+///
+/// No paths means `DEFAULT_UNITS_DIR`. A directory is checked as a set, as
+/// `load_dir` would load it. Files given by name are checked together,
+/// with the other `*.unit` files of their directories as context: an
+/// `after` may name a unit next to the file, and that unit must be valid,
+/// but only the named files' own problems are printed. A named file takes
+/// the place of the unit of the same name in that context.
+pub fn check(paths: &[&Path], out: &mut dyn std::io::Write) -> bool {
+    check_at(Path::new("/"), paths, out)
+}
+
+/// `check` with programs looked up under `sysroot` (e.g. an image's root
+/// directory on a build host).
+pub fn check_at(sysroot: &Path, paths: &[&Path], out: &mut dyn std::io::Write) -> bool {
+    let default = [Path::new(DEFAULT_UNITS_DIR)];
+    let paths = if paths.is_empty() {
+        &default[..]
+    } else {
+        paths
+    };
+    let mut tally = Tally::default();
+    let mut loose: Vec<PathBuf> = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            match unit_files(p) {
+                Ok(files) if files.is_empty() => {
+                    tally.print(
+                        out,
+                        &LoadError {
+                            file: p.display().to_string(),
+                            line: 0,
+                            msg: "no *.unit files (PID 1 would start the rescue shell)".into(),
+                        },
+                    );
+                }
+                Ok(files) => tally.add(out, load_set(sysroot, &files, &[])),
+                Err(e) => tally.print(
+                    out,
+                    &LoadError {
+                        file: p.display().to_string(),
+                        line: 0,
+                        msg: format!("cannot read the directory: {e}"),
+                    },
+                ),
+            }
+        } else {
+            loose.push(p.to_path_buf());
+        }
+    }
+    if !loose.is_empty() {
+        let mut context: Vec<PathBuf> = Vec::new();
+        for f in &loose {
+            let parent = match f.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            // Unreadable context is no problem of the files being checked.
+            for c in unit_files(parent).unwrap_or_default() {
+                if !context.contains(&c) {
+                    context.push(c);
+                }
+            }
+        }
+        tally.add(out, load_set(sysroot, &loose, &context));
+    }
+    tally.summary(out)
+}
+
+/// Check `files` as replacements of (or additions to) the units in `dir`:
+/// what `initctl edit` needs before installing an edited copy. A file
+/// `NAME.unit` takes the place of `dir`'s unit `NAME`; only the problems
+/// of `files` are printed, then the summary line.
+pub fn check_in_context(
+    sysroot: &Path,
+    files: &[&Path],
+    dir: &Path,
+    out: &mut dyn std::io::Write,
+) -> bool {
+    let files: Vec<PathBuf> = files.iter().map(|f| f.to_path_buf()).collect();
+    let context = unit_files(dir).unwrap_or_default();
+    let mut tally = Tally::default();
+    tally.add(out, load_set(sysroot, &files, &context));
+    tally.summary(out)
+}
+
+/// Counts for the summary line of `check`.
+#[derive(Default)]
+struct Tally {
+    errors: usize,
+    units: usize,
+    ok: usize,
+}
+
+impl Tally {
+    fn print(&mut self, out: &mut dyn std::io::Write, e: &LoadError) {
+        self.errors += 1;
+        // A closed stdout must not make check lie about validity.
+        let _ = writeln!(out, "{e}");
+    }
+
+    fn add(&mut self, out: &mut dyn std::io::Write, set: LoadedSet) {
+        for e in set.errors.iter().filter(|e| e.reported) {
+            self.print(out, &e.error);
+        }
+        for c in set.units.iter().filter(|c| c.reported) {
+            self.units += 1;
+            self.ok += usize::from(c.def.is_some());
+        }
+    }
+
+    fn summary(&self, out: &mut dyn std::io::Write) -> bool {
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let _ = if self.errors == 0 {
+            writeln!(out, "{} ok", plural(self.units, "unit", "units"))
+        } else {
+            writeln!(
+                out,
+                "{}; {} of {} ok",
+                plural(self.errors, "error", "errors"),
+                self.ok,
+                plural(self.units, "unit", "units")
+            )
+        };
+        self.errors == 0
+    }
+}
+
+/// The program of `def` exists (under its `root`, if any), is a regular
+/// file and has an execute bit.
+pub(super) fn check_exec(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
+    let Some(prog) = def.exec.first() else {
+        return Err("exec: no program given".into());
+    };
+    let base = match &def.root {
+        Some(root) => lookup_path(sysroot, root),
+        None => sysroot.to_path_buf(),
+    };
+    let where_ = match &def.root {
+        Some(root) => format!(" under root `{root}`"),
+        None => String::new(),
+    };
+    let meta = match lookup(&base, prog) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("exec: `{prog}` not found{where_}"));
+        }
+        Err(e) => return Err(format!("exec: `{prog}`{where_}: {e}")),
+    };
+    if !meta.is_file() {
+        return Err(format!("exec: `{prog}`{where_} is not a regular file"));
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err(format!("exec: `{prog}`{where_} is not executable"));
+    }
+    Ok(())
+}
+
+/// `path` (absolute) as a path on this machine when `/` is `base`.
+fn lookup_path(base: &Path, path: &str) -> PathBuf {
+    base.join(path.trim_start_matches('/'))
+}
+
+/// Metadata of the absolute `path` as seen by a process whose root is
+/// `base`: symlinks, absolute ones included, resolve inside `base`, as
+/// they will once the unit runs (pivot_root) or the image boots.
+fn lookup(base: &Path, path: &str) -> std::io::Result<std::fs::Metadata> {
+    if base == Path::new("/") {
+        return std::fs::metadata(path);
+    }
+    let mut pending: Vec<String> = components(path).rev().collect();
+    let mut done: Vec<String> = Vec::new();
+    let mut links = 0;
+    while let Some(c) = pending.pop() {
+        if c == ".." {
+            done.pop();
+            continue;
+        }
+        let mut here = base.to_path_buf();
+        here.extend(done.iter());
+        here.push(&c);
+        let meta = std::fs::symlink_metadata(&here)?;
+        if !meta.file_type().is_symlink() {
+            done.push(c);
+            continue;
+        }
+        links += 1;
+        if links > MAX_SYMLINKS {
+            return Err(std::io::Error::from(rustix::io::Errno::LOOP));
+        }
+        let target = std::fs::read_link(&here)?;
+        let target = target.to_string_lossy();
+        if target.starts_with('/') {
+            done.clear();
+        }
+        pending.extend(components(&target).rev());
+    }
+    let mut full = base.to_path_buf();
+    full.extend(done.iter());
+    std::fs::metadata(full)
+}
+
+fn components(path: &str) -> impl DoubleEndedIterator<Item = String> + '_ {
+    path.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(str::to_owned)
+}

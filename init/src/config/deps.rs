@@ -1,0 +1,168 @@
+//! The `after` checks of a set being loaded: every name must lead to a
+//! valid unit, and no unit may wait for itself through a cycle.
+
+use super::LoadedSet;
+
+impl LoadedSet {
+    /// Indexes of the valid units `i` starts after, with the line naming
+    /// each (all of them exist and are valid once `check_after` is done).
+    fn deps(&self, i: usize) -> Vec<(usize, u32)> {
+        let Some(def) = self.units.get(i).and_then(|c| c.def.as_ref()) else {
+            return Vec::new();
+        };
+        def.after
+            .iter()
+            .zip(def.after_lines.iter())
+            .filter_map(|(n, l)| self.index_of(n).map(|j| (j, *l)))
+            .collect()
+    }
+}
+
+/// Drop valid units whose `after` names no unit or an invalid one, until
+/// nothing changes; then report, for each dropped unit, every `after` name
+/// that is missing or invalid in the end (so the result does not depend on
+/// the order units were looked at). Returns whether any unit was dropped.
+pub(super) fn check_after(set: &mut LoadedSet) -> bool {
+    let n = set.units.len();
+    let mut valid: Vec<bool> = (0..n).map(|i| set.is_valid(i)).collect();
+    let targets: Vec<Vec<(Option<usize>, u32)>> = (0..n)
+        .map(|i| {
+            set.units
+                .get(i)
+                .and_then(|c| c.def.as_ref())
+                .map(|def| {
+                    def.after
+                        .iter()
+                        .zip(def.after_lines.iter())
+                        .map(|(name, line)| (set.index_of(name), *line))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    let ok = |valid: &[bool], t: &Option<usize>| {
+        t.is_some_and(|j| valid.get(j).copied().unwrap_or(false))
+    };
+    let mut dropped: Vec<usize> = Vec::new();
+    loop {
+        let before = dropped.len();
+        for i in 0..n {
+            let live = valid.get(i).copied().unwrap_or(false);
+            let deps = targets.get(i).map(Vec::as_slice).unwrap_or_default();
+            if live && deps.iter().any(|(t, _)| !ok(&valid, t)) {
+                if let Some(v) = valid.get_mut(i) {
+                    *v = false;
+                }
+                dropped.push(i);
+            }
+        }
+        if dropped.len() == before {
+            break;
+        }
+    }
+    dropped.sort_unstable();
+    for &i in &dropped {
+        let Some(def) = set.units.get(i).and_then(|c| c.def.clone()) else {
+            continue;
+        };
+        let mut problems = Vec::new();
+        for ((name, line), (t, _)) in def
+            .after
+            .iter()
+            .zip(def.after_lines.iter())
+            .zip(targets.get(i).into_iter().flatten())
+        {
+            match t {
+                None => problems.push((*line, format!("after: no unit named `{name}`"))),
+                Some(_) if !ok(&valid, t) => {
+                    problems.push((*line, format!("after: unit `{name}` is invalid")))
+                }
+                Some(_) => {}
+            }
+        }
+        for (line, msg) in problems {
+            set.fail(i, line, msg);
+        }
+    }
+    !dropped.is_empty()
+}
+
+/// Find every valid unit on an `after` cycle, report the shortest cycle
+/// through each and drop them all. Returns whether any was dropped.
+pub(super) fn drop_cycles(set: &mut LoadedSet) -> bool {
+    let n = set.units.len();
+    let deps: Vec<Vec<(usize, u32)>> = (0..n).map(|i| set.deps(i)).collect();
+    let mut cycles: Vec<(usize, u32, Vec<usize>)> = Vec::new();
+    for start in 0..n {
+        if !set.is_valid(start) {
+            continue;
+        }
+        // Breadth-first from `start`; `prev` leads back along the path.
+        let mut prev: Vec<Option<usize>> = vec![None; n];
+        let mut seen = vec![false; n];
+        let mut queue = std::collections::VecDeque::new();
+        let mut closing = None;
+        for &(d, _) in deps.get(start).into_iter().flatten() {
+            if let Some(s) = seen.get_mut(d) {
+                if !*s {
+                    *s = true;
+                    queue.push_back(d);
+                }
+            }
+        }
+        'bfs: while let Some(u) = queue.pop_front() {
+            if u == start {
+                closing = Some(u);
+                break;
+            }
+            for &(d, _) in deps.get(u).into_iter().flatten() {
+                if d == start {
+                    if let Some(p) = prev.get_mut(start) {
+                        *p = Some(u);
+                    }
+                    closing = Some(start);
+                    break 'bfs;
+                }
+                if let Some(s) = seen.get_mut(d) {
+                    if !*s {
+                        *s = true;
+                        if let Some(p) = prev.get_mut(d) {
+                            *p = Some(u);
+                        }
+                        queue.push_back(d);
+                    }
+                }
+            }
+        }
+        if closing.is_none() {
+            continue;
+        }
+        // Walk back from `start` to its first step: start <- ... <- first.
+        let mut path = vec![start];
+        let mut cur = prev.get(start).copied().flatten();
+        while let Some(u) = cur {
+            path.push(u);
+            cur = prev.get(u).copied().flatten();
+        }
+        path.push(start);
+        path.reverse();
+        // path = start, first, ..., start
+        let first = path.get(1).copied().unwrap_or(start);
+        let line = deps
+            .get(start)
+            .and_then(|d| d.iter().find(|(j, _)| *j == first))
+            .map(|(_, l)| *l)
+            .unwrap_or(0);
+        cycles.push((start, line, path));
+    }
+    let any = !cycles.is_empty();
+    for (unit, line, path) in cycles {
+        let names: Vec<&str> = path
+            .iter()
+            .filter_map(|j| set.units.get(*j).map(|c| c.name.as_str()))
+            .collect();
+        let msg = format!("after: cycle {}", names.join(" -> "));
+        set.fail(unit, line, msg);
+    }
+    any
+}

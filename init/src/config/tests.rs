@@ -1,0 +1,598 @@
+use super::*;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "wren-units-{}-{tag}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Write `rel` (creating parents) and return its full path.
+    fn file(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.0.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// An executable script at `rel`; returns its absolute path.
+    fn prog(&self, rel: &str) -> String {
+        let p = self.file(rel, "#!/bin/sh\n");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        p.to_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A unit directory with a `bin/ok` program to run.
+struct Fixture {
+    tmp: TempDir,
+    units: PathBuf,
+    ok: String,
+}
+
+impl Fixture {
+    fn new(tag: &str) -> Self {
+        let tmp = TempDir::new(tag);
+        let ok = tmp.prog("bin/ok");
+        let units = tmp.path().join("units");
+        fs::create_dir_all(&units).unwrap();
+        Fixture { tmp, units, ok }
+    }
+
+    /// Write `units/NAME.unit` running `bin/ok` plus `extra` lines.
+    fn unit(&self, name: &str, extra: &str) -> PathBuf {
+        self.raw(name, &format!("exec = {}\n{extra}", self.ok))
+    }
+
+    fn raw(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.units.join(format!("{name}.unit"));
+        fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn load(&self) -> (Vec<String>, Vec<String>) {
+        self.load_at(Path::new("/"))
+    }
+
+    /// Names loaded, and errors as displayed.
+    fn load_at(&self, sysroot: &Path) -> (Vec<String>, Vec<String>) {
+        let mut defs = heapless::Vec::new();
+        let mut errs = Vec::new();
+        load_dir_at(sysroot, &self.units, &mut defs, &mut |e| {
+            errs.push(e.to_string())
+        });
+        let names = defs.iter().map(|d| d.name.as_str().to_owned()).collect();
+        (names, errs)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.units
+            .join(format!("{name}.unit"))
+            .display()
+            .to_string()
+    }
+}
+
+fn check_out(sysroot: &Path, paths: &[&Path]) -> (bool, Vec<String>) {
+    let mut out = Vec::new();
+    let ok = check_at(sysroot, paths, &mut out);
+    let text = String::from_utf8(out).unwrap();
+    (ok, text.lines().map(str::to_owned).collect())
+}
+
+#[test]
+fn load_error_display() {
+    let e = LoadError {
+        file: "/etc/units/a.unit".into(),
+        line: 3,
+        msg: "m".into(),
+    };
+    assert_eq!(e.to_string(), "/etc/units/a.unit:3: m");
+    let e = LoadError { line: 0, ..e };
+    assert_eq!(e.to_string(), "/etc/units/a.unit: m");
+}
+
+#[test]
+fn loads_valid_units_sorted_by_name() {
+    let f = Fixture::new("valid");
+    f.unit("web", "after = net\ntype = service");
+    f.unit("net", "type = oneshot");
+    f.unit("0first", "");
+    f.tmp.file("units/notes.txt", "not a unit");
+    f.tmp.file("units/web.unit~", "garbage");
+    f.tmp.file("units/web.unit.swp", "garbage");
+    let mut defs = heapless::Vec::new();
+    let mut errs = Vec::new();
+    load_dir(&f.units, &mut defs, &mut |e| errs.push(e));
+    assert_eq!(errs, []);
+    let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["0first", "net", "web"]);
+    let web = defs.iter().find(|d| d.name == "web").unwrap();
+    assert_eq!(web.after.iter().next().map(|n| n.as_str()), Some("net"));
+    assert_eq!(
+        defs.iter().find(|d| d.name == "net").unwrap().kind,
+        crate::unit::Kind::Oneshot
+    );
+}
+
+#[test]
+fn defs_is_replaced_not_appended() {
+    let f = Fixture::new("clear");
+    f.unit("a", "");
+    let mut defs = heapless::Vec::new();
+    defs.push(UnitDef::with_defaults("stale")).unwrap();
+    load_dir(&f.units, &mut defs, &mut |_| {});
+    assert_eq!(defs.len(), 1);
+    assert_eq!(defs[0].name, "a");
+}
+
+#[test]
+fn parse_errors_are_reported_with_full_path_and_line() {
+    let f = Fixture::new("parse");
+    f.unit("good", "");
+    f.unit("bad", "# comment\nmemroy.max = 1M\ntype = nope");
+    let (names, errs) = f.load();
+    assert_eq!(names, ["good"]);
+    let bad = f.path("bad");
+    assert_eq!(
+        errs,
+        [
+            format!("{bad}:3: unknown key `memroy.max` (did you mean `memory.max`?)"),
+            format!("{bad}:4: type: expected `service` or `oneshot`, got `nope`"),
+        ]
+    );
+    f.raw("noexec", "description = x\n");
+    let (_, errs) = f.load();
+    assert!(errs.contains(&format!("{}: missing `exec`", f.path("noexec"))));
+}
+
+#[test]
+fn bad_file_names() {
+    let f = Fixture::new("names");
+    f.unit("Upper", "");
+    f.unit("-dash", "");
+    f.unit(&"n".repeat(33), "");
+    f.unit("ok", "");
+    let (names, errs) = f.load();
+    assert_eq!(names, ["ok"]);
+    assert_eq!(errs.len(), 3);
+    assert_eq!(
+        errs[1],
+        format!(
+            "{}: `Upper` is not a valid unit name (1-32 of a-z 0-9 . _ -, starting with a letter or digit)",
+            f.path("Upper")
+        )
+    );
+    assert!(errs.iter().all(|e| e.contains("is not a valid unit name")));
+}
+
+#[test]
+fn file_size_limit() {
+    let f = Fixture::new("size");
+    let head = format!("exec = {}\n", f.ok);
+    let pad = |total: usize| {
+        let mut t = head.clone();
+        while t.len() < total {
+            let n = (total - t.len()).min(80);
+            t.push_str(&format!("#{}\n", "x".repeat(n.saturating_sub(2))));
+            if t.len() > total {
+                t.truncate(total - 1);
+                t.push('\n');
+            }
+        }
+        t
+    };
+    let exact = pad(UNIT_FILE_MAX);
+    assert_eq!(exact.len(), UNIT_FILE_MAX);
+    f.raw("exact", &exact);
+    let over = pad(UNIT_FILE_MAX + 1);
+    assert_eq!(over.len(), UNIT_FILE_MAX + 1);
+    f.raw("over", &over);
+    let (names, errs) = f.load();
+    assert_eq!(names, ["exact"]);
+    assert_eq!(
+        errs,
+        [format!("{}: file larger than 8192 bytes", f.path("over"))]
+    );
+}
+
+#[test]
+fn invalid_utf8_names_the_line() {
+    let f = Fixture::new("utf8");
+    let p = f.units.join("bin.unit");
+    let mut bytes = format!("exec = {}\ndescription = caf", f.ok).into_bytes();
+    bytes.extend_from_slice(&[0xe9, b'\n']);
+    fs::write(&p, bytes).unwrap();
+    let (names, errs) = f.load();
+    assert!(names.is_empty());
+    assert_eq!(errs, [format!("{}:2: not valid UTF-8", p.display())]);
+}
+
+#[test]
+fn a_directory_named_like_a_unit() {
+    let f = Fixture::new("dirunit");
+    fs::create_dir(f.units.join("d.unit")).unwrap();
+    let (names, errs) = f.load();
+    assert!(names.is_empty());
+    assert_eq!(errs, [format!("{}: not a regular file", f.path("d"))]);
+}
+
+#[test]
+fn missing_directory() {
+    let f = Fixture::new("nodir");
+    let mut defs = heapless::Vec::new();
+    let mut errs = Vec::new();
+    let dir = f.tmp.path().join("absent");
+    load_dir(&dir, &mut defs, &mut |e| errs.push(e));
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].line, 0);
+    assert!(errs[0].msg.starts_with("cannot read the unit directory"));
+    assert_eq!(errs[0].file, dir.display().to_string());
+}
+
+#[test]
+fn exec_must_exist_be_a_file_and_executable() {
+    let f = Fixture::new("exec");
+    let dir = f.tmp.path().join("bin");
+    let plain = f.tmp.file("bin/plain", "data");
+    fs::set_permissions(&plain, fs::Permissions::from_mode(0o644)).unwrap();
+    let only_group_x = f.tmp.prog("bin/gx");
+    fs::set_permissions(&only_group_x, fs::Permissions::from_mode(0o610)).unwrap();
+    f.raw("missing", &format!("\n\nexec = {}/nope -x", dir.display()));
+    f.raw("isdir", &format!("exec = {}", dir.display()));
+    f.raw("noexec", &format!("exec = {}", plain.display()));
+    f.raw("gx", &format!("exec = {only_group_x}"));
+    let (names, errs) = f.load();
+    assert_eq!(names, ["gx"]);
+    let d = dir.display();
+    assert_eq!(
+        errs,
+        [
+            format!("{}:1: exec: `{d}` is not a regular file", f.path("isdir")),
+            format!("{}:3: exec: `{d}/nope` not found", f.path("missing")),
+            format!(
+                "{}:1: exec: `{d}/plain` is not executable",
+                f.path("noexec")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn exec_is_looked_up_under_root() {
+    let f = Fixture::new("root");
+    let rootfs = f.tmp.path().join("rootfs");
+    f.tmp.prog("rootfs/bin/app");
+    f.raw(
+        "in",
+        &format!("root = {}\nexec = /bin/app --serve", rootfs.display()),
+    );
+    // The same path on the host does not exist: found only under root.
+    f.raw(
+        "out",
+        &format!("root = {}\nexec = /bin/missing", rootfs.display()),
+    );
+    f.raw(
+        "noroot",
+        &format!("root = {}/absent\nexec = /bin/app", f.tmp.path().display()),
+    );
+    let (names, errs) = f.load();
+    assert_eq!(names, ["in"]);
+    assert_eq!(
+        errs,
+        [
+            format!(
+                "{}:2: exec: `/bin/app` not found under root `{}/absent`",
+                f.path("noroot"),
+                f.tmp.path().display()
+            ),
+            format!(
+                "{}:2: exec: `/bin/missing` not found under root `{}`",
+                f.path("out"),
+                rootfs.display()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn sysroot_resolves_absolute_symlinks_inside_it() {
+    let f = Fixture::new("sysroot");
+    let sys = f.tmp.path().join("image");
+    f.tmp.prog("image/bin/busybox");
+    fs::create_dir_all(sys.join("usr")).unwrap();
+    // busybox-style absolute link, and a merged-/usr directory link.
+    std::os::unix::fs::symlink("/bin/busybox", sys.join("bin/sh")).unwrap();
+    std::os::unix::fs::symlink("/bin", sys.join("usr/bin")).unwrap();
+    std::os::unix::fs::symlink("../bin/./busybox", sys.join("usr/rel")).unwrap();
+    std::os::unix::fs::symlink("/nowhere", sys.join("bin/dangling")).unwrap();
+    std::os::unix::fs::symlink("/bin/loop2", sys.join("bin/loop1")).unwrap();
+    std::os::unix::fs::symlink("/bin/loop1", sys.join("bin/loop2")).unwrap();
+    f.raw("sh", "exec = /bin/sh -l");
+    f.raw("usrbin", "exec = /usr/bin/sh");
+    f.raw("rel", "exec = /usr/rel");
+    f.raw("dotdot", "exec = /../../bin/busybox");
+    f.raw("dangling", "exec = /bin/dangling");
+    f.raw("loop", "exec = /bin/loop1");
+    let (names, errs) = f.load_at(&sys);
+    assert_eq!(names, ["dotdot", "rel", "sh", "usrbin"]);
+    assert_eq!(errs.len(), 2);
+    assert_eq!(
+        errs[0],
+        format!("{}:1: exec: `/bin/dangling` not found", f.path("dangling"))
+    );
+    assert!(
+        errs[1].starts_with(&format!("{}:1: exec: `/bin/loop1`: ", f.path("loop"))),
+        "{}",
+        errs[1]
+    );
+}
+
+#[test]
+fn after_must_name_a_valid_unit() {
+    let f = Fixture::new("after");
+    f.unit("a", "after = b");
+    f.unit("b", "\nafter = c");
+    f.unit("c", "type = bogus");
+    f.unit("d", "after = a\nafter = ghost");
+    f.unit("e", "");
+    f.unit("g", "after = e");
+    let (names, errs) = f.load();
+    assert_eq!(names, ["e", "g"]);
+    assert_eq!(
+        errs,
+        [
+            format!("{}:2: after: unit `b` is invalid", f.path("a")),
+            format!("{}:3: after: unit `c` is invalid", f.path("b")),
+            format!(
+                "{}:2: type: expected `service` or `oneshot`, got `bogus`",
+                f.path("c")
+            ),
+            format!("{}:2: after: unit `a` is invalid", f.path("d")),
+            format!("{}:3: after: no unit named `ghost`", f.path("d")),
+        ]
+    );
+}
+
+#[test]
+fn after_cycles_are_reported_for_each_member() {
+    let f = Fixture::new("cycle");
+    f.unit("a", "after = b");
+    f.unit("b", "after = c");
+    f.unit("c", "after = a");
+    f.unit("x", "after = y");
+    f.unit("y", "after = e x");
+    f.unit("e", "");
+    f.unit("dep", "after = e\nafter = a");
+    let (names, errs) = f.load();
+    assert_eq!(names, ["e"]);
+    assert_eq!(
+        errs,
+        [
+            format!("{}:2: after: cycle a -> b -> c -> a", f.path("a")),
+            format!("{}:2: after: cycle b -> c -> a -> b", f.path("b")),
+            format!("{}:2: after: cycle c -> a -> b -> c", f.path("c")),
+            format!("{}:3: after: unit `a` is invalid", f.path("dep")),
+            format!("{}:2: after: cycle x -> y -> x", f.path("x")),
+            format!("{}:2: after: cycle y -> x -> y", f.path("y")),
+        ]
+    );
+}
+
+#[test]
+fn shortest_cycle_is_reported() {
+    let f = Fixture::new("short");
+    // a is on a long and a short cycle; its message shows the short one.
+    f.unit("a", "after = b\nafter = d");
+    f.unit("b", "after = c");
+    f.unit("c", "after = a");
+    f.unit("d", "after = a");
+    let (names, errs) = f.load();
+    assert!(names.is_empty());
+    assert_eq!(
+        errs[0],
+        format!("{}:3: after: cycle a -> d -> a", f.path("a"))
+    );
+    assert_eq!(errs.len(), 4);
+}
+
+#[test]
+fn more_units_than_the_table_holds() {
+    let f = Fixture::new("cap");
+    for i in 0..=MAX_UNITS {
+        f.unit(&format!("u{i:03}"), "");
+    }
+    // An invalid unit takes no slot.
+    f.raw("u000a", "exec = /nonexistent/program");
+    let (names, errs) = f.load();
+    assert_eq!(names.len(), MAX_UNITS);
+    assert_eq!(names.last().map(String::as_str), Some("u063"));
+    assert_eq!(errs.len(), 2);
+    assert_eq!(
+        errs[1],
+        format!(
+            "{}: more than 64 units; this one is not loaded",
+            f.path("u064")
+        )
+    );
+}
+
+#[test]
+fn check_a_directory() {
+    let f = Fixture::new("checkdir");
+    f.unit("a", "");
+    f.unit("b", "after = a");
+    let (ok, out) = check_out(Path::new("/"), &[&f.units]);
+    assert!(ok);
+    assert_eq!(out, ["2 units ok"]);
+    f.unit("c", "memroy.max = 1M\nafter = nope");
+    let mut buf = Vec::new();
+    assert!(!check(&[&f.units], &mut buf));
+    let out: Vec<String> = String::from_utf8(buf)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        out,
+        [
+            format!(
+                "{}:2: unknown key `memroy.max` (did you mean `memory.max`?)",
+                f.path("c")
+            ),
+            "1 error; 2 of 3 units ok".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn check_an_empty_directory_fails() {
+    let f = Fixture::new("empty");
+    let (ok, out) = check_out(Path::new("/"), &[&f.units]);
+    assert!(!ok);
+    assert_eq!(
+        out,
+        [
+            format!(
+                "{}: no *.unit files (PID 1 would start the rescue shell)",
+                f.units.display()
+            ),
+            "1 error; 0 of 0 units ok".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn check_files_with_their_directory_as_context() {
+    let f = Fixture::new("checkfiles");
+    f.unit("net", "type = oneshot");
+    let web = f.unit("web", "after = net");
+    f.unit("broken", "oops");
+    let (ok, out) = check_out(Path::new("/"), &[&web]);
+    assert!(ok, "{out:?}");
+    // The broken neighbour is not this check's business.
+    assert_eq!(out, ["1 unit ok"]);
+    let dep = f.unit("dep", "after = broken");
+    let (ok, out) = check_out(Path::new("/"), &[&web, &dep]);
+    assert!(!ok);
+    assert_eq!(
+        out,
+        [
+            format!("{}:2: after: unit `broken` is invalid", f.path("dep")),
+            "1 error; 1 of 2 units ok".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn check_named_files_from_elsewhere() {
+    let f = Fixture::new("elsewhere");
+    let other = f.tmp.path().join("other");
+    fs::create_dir_all(&other).unwrap();
+    // Two files check against each other across directories.
+    let a = f
+        .tmp
+        .file("other/a.unit", &format!("exec = {}\nafter = b", f.ok));
+    let b = f.unit("b", "");
+    let (ok, out) = check_out(Path::new("/"), &[&a, &b]);
+    assert!(ok, "{out:?}");
+    assert_eq!(out, ["2 units ok"]);
+    // Same unit name twice.
+    let b2 = f.tmp.file("other/b.unit", &format!("exec = {}", f.ok));
+    let (ok, out) = check_out(Path::new("/"), &[&b, &b2]);
+    assert!(!ok);
+    assert_eq!(
+        out[0],
+        format!(
+            "{}: unit `b` is also defined in {}",
+            b2.display(),
+            b.display()
+        )
+    );
+    // Not NAME.unit, and missing.
+    let txt = f.tmp.file("x.txt", &format!("exec = {}", f.ok));
+    let missing = f.tmp.path().join("gone.unit");
+    let (ok, out) = check_out(Path::new("/"), &[&txt, &missing]);
+    assert!(!ok);
+    assert_eq!(
+        out[0],
+        format!("{}: the file name must be NAME.unit", txt.display())
+    );
+    assert!(out[1].starts_with(&format!("{}: cannot read: ", missing.display())));
+    assert_eq!(out[2], "2 errors; 0 of 2 units ok");
+}
+
+#[test]
+fn check_an_edited_copy_in_context() {
+    let f = Fixture::new("edit");
+    f.unit("net", "");
+    f.unit("web", "after = net");
+    let copy_dir = f.tmp.path().join("edit");
+    fs::create_dir_all(&copy_dir).unwrap();
+    // The edited net now waits for web: a cycle with the installed web.
+    let copy = f
+        .tmp
+        .file("edit/net.unit", &format!("exec = {}\nafter = web", f.ok));
+    let mut out = Vec::new();
+    assert!(!check_in_context(
+        Path::new("/"),
+        &[&copy],
+        &f.units,
+        &mut out
+    ));
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(
+        out,
+        format!(
+            "{}:2: after: cycle net -> web -> net\n1 error; 0 of 1 unit ok\n",
+            copy.display()
+        )
+    );
+    let fixed = f.tmp.file("edit/net.unit", &format!("exec = {}\n", f.ok));
+    let mut out = Vec::new();
+    assert!(check_in_context(
+        Path::new("/"),
+        &[&fixed],
+        &f.units,
+        &mut out
+    ));
+    assert_eq!(String::from_utf8(out).unwrap(), "1 unit ok\n");
+}
+
+#[test]
+fn check_uses_the_sysroot_for_programs() {
+    let f = Fixture::new("checkroot");
+    let sys = f.tmp.path().join("image");
+    f.tmp.prog("image/sbin/getty");
+    f.raw("getty", "exec = /sbin/getty 115200 ttyS0\nconsole = yes");
+    let (ok, out) = check_out(&sys, &[&f.units]);
+    assert!(ok, "{out:?}");
+    let (ok, out) = check_out(Path::new("/nonexistent-sysroot"), &[&f.units]);
+    assert!(!ok);
+    assert_eq!(
+        out[0],
+        format!("{}:1: exec: `/sbin/getty` not found", f.path("getty"))
+    );
+}

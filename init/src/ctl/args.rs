@@ -1,0 +1,107 @@
+//! `initctl`'s command line: the usage text and the parse into a `Command`.
+//! Nothing here touches the world, so a usage error never contacts init.
+
+use crate::vocab::{valid_name, ShutdownKind, NAME_MAX};
+
+pub(super) const USAGE: &str = "\
+usage: initctl COMMAND [ARGS]
+  status [NAME] [--json]   units, or one unit in detail
+  start NAME               start and wait until ready
+  stop NAME                stop and wait until stopped
+  restart NAME             restart and wait until ready
+  reload                   re-read the unit directory
+  check [FILE...]          validate unit files (default /etc/units)
+  cat NAME                 the unit's definition as loaded
+  edit NAME                edit /etc/units/NAME.unit ($EDITOR), check, apply
+  log NAME [-f]            the unit's output; -f follows
+  poweroff | reboot | halt
+";
+
+/// What the command line asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Command {
+    Help,
+    Status { name: Option<String>, json: bool },
+    Start(String),
+    Stop(String),
+    Restart(String),
+    Shutdown(ShutdownKind),
+    Check(Vec<String>),
+    Log { name: String, follow: bool },
+    Cat(String),
+    Edit(String),
+    Reload,
+}
+
+/// `Err` is the usage message's first line.
+pub(super) fn parse(args: &[String]) -> Result<Command, String> {
+    let Some((cmd, rest)) = args.split_first() else {
+        return Err("missing command".into());
+    };
+    let one_name = |rest: &[String]| -> Result<String, String> {
+        match rest {
+            [n] => checked_name(n),
+            [] => Err(format!("{cmd}: missing unit name")),
+            _ => Err(format!("{cmd}: too many arguments")),
+        }
+    };
+    let none = |rest: &[String]| -> Result<(), String> {
+        if rest.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{cmd}: takes no arguments"))
+        }
+    };
+    Ok(match cmd.as_str() {
+        "help" | "-h" | "--help" => Command::Help,
+        "status" => {
+            let mut name = None;
+            let mut json = false;
+            for a in rest {
+                match a.as_str() {
+                    "--json" => json = true,
+                    s if s.starts_with('-') => return Err(format!("status: unknown option {s}")),
+                    s if name.is_none() => name = Some(checked_name(s)?),
+                    _ => return Err("status: too many arguments".into()),
+                }
+            }
+            Command::Status { name, json }
+        }
+        "start" => Command::Start(one_name(rest)?),
+        "stop" => Command::Stop(one_name(rest)?),
+        "restart" => Command::Restart(one_name(rest)?),
+        "poweroff" => none(rest).map(|_| Command::Shutdown(ShutdownKind::Poweroff))?,
+        "reboot" => none(rest).map(|_| Command::Shutdown(ShutdownKind::Reboot))?,
+        "halt" => none(rest).map(|_| Command::Shutdown(ShutdownKind::Halt))?,
+        "reload" => none(rest).map(|_| Command::Reload)?,
+        "check" => Command::Check(rest.to_vec()),
+        "cat" => Command::Cat(one_name(rest)?),
+        "edit" => Command::Edit(one_name(rest)?),
+        "log" => {
+            let mut name = None;
+            let mut follow = false;
+            for a in rest {
+                match a.as_str() {
+                    "-f" | "--follow" => follow = true,
+                    s if s.starts_with('-') => return Err(format!("log: unknown option {s}")),
+                    s if name.is_none() => name = Some(checked_name(s)?),
+                    _ => return Err("log: too many arguments".into()),
+                }
+            }
+            let name = name.ok_or("log: missing unit name")?;
+            Command::Log { name, follow }
+        }
+        other => return Err(format!("unknown command '{other}'")),
+    })
+}
+
+/// A unit name from the command line, checked before init is asked.
+fn checked_name(s: &str) -> Result<String, String> {
+    if valid_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "invalid unit name '{s}' (1-{NAME_MAX} of a-z 0-9 . _ -, first a letter or digit)"
+        ))
+    }
+}

@@ -1,0 +1,303 @@
+//! Talking to PID 1: one connection per request, frames in and out, every
+//! wait bounded by a timeout (except `log -f`, which waits for ever), and
+//! each reply turned into output and an exit status.
+
+use super::args::Command;
+use super::{json, output, FAIL, OK};
+use crate::proto::{
+    decode_reply, encode_request, CtlError, ErrCode, FrameDecoder, ProtoError, Reply, Request,
+    FRAME_BUF,
+};
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long start/stop/restart wait for the unit to settle: above the
+/// default `stop_timeout` (5s) and restart delays with a wide margin, as
+/// systemd's default job timeout. The action goes on after a timeout.
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long any other request waits for its reply.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// `reload` reads every unit file before answering.
+pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+enum ClientError {
+    Io(io::Error),
+    Timeout,
+    Proto(ProtoError),
+    /// The server closed mid-frame.
+    Truncated,
+    /// The server closed without replying.
+    Closed,
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::Io(e) => write!(f, "control socket: {e}"),
+            ClientError::Timeout => f.write_str("timed out waiting for init"),
+            ClientError::Proto(e) => write!(f, "bad reply: {e}"),
+            ClientError::Truncated => f.write_str("init closed the connection mid-reply"),
+            ClientError::Closed => f.write_str("init closed the connection without replying"),
+        }
+    }
+}
+
+struct Conn {
+    stream: UnixStream,
+    dec: Box<FrameDecoder<FRAME_BUF>>,
+}
+
+impl Conn {
+    fn open(path: &Path) -> Result<Conn, String> {
+        let stream = UnixStream::connect(path).map_err(|e| {
+            format!(
+                "cannot connect to {}: {e} (is wren running as PID 1, and are you root?)",
+                path.display()
+            )
+        })?;
+        Ok(Conn {
+            stream,
+            dec: Box::new(FrameDecoder::new()),
+        })
+    }
+
+    fn send(&mut self, req: &Request<'_>) -> Result<(), ClientError> {
+        let mut buf = [0u8; 512];
+        let n = encode_request(req, &mut buf).map_err(ClientError::Proto)?;
+        let frame = buf.get(..n).ok_or(ClientError::Proto(ProtoError::NoRoom))?;
+        self.stream.write_all(frame).map_err(ClientError::Io)
+    }
+
+    /// The next reply handed to `f`; `Ok(None)` when the server closed
+    /// cleanly. `deadline` `None` waits for ever (`log -f`).
+    fn recv<R>(
+        &mut self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(Reply<'_>) -> R,
+    ) -> Result<Option<R>, ClientError> {
+        // Read until one whole frame is buffered (or the stream ends).
+        while self.dec.frame().map_err(ClientError::Proto)?.is_none() {
+            let wait = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(w) if !w.is_zero() => Some(w),
+                    _ => return Err(ClientError::Timeout),
+                },
+            };
+            self.stream
+                .set_read_timeout(wait)
+                .map_err(ClientError::Io)?;
+            match self.stream.read(self.dec.spare()) {
+                Ok(0) if self.dec.buffered() > 0 => return Err(ClientError::Truncated),
+                Ok(0) => return Ok(None),
+                Ok(n) => self.dec.advance(n),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(ClientError::Timeout)
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ClientError::Io(e)),
+            }
+        }
+        let r = match self.dec.frame() {
+            Ok(Some(p)) => f(decode_reply(p).map_err(ClientError::Proto)?),
+            Ok(None) => return Err(ClientError::Truncated),
+            Err(e) => return Err(ClientError::Proto(e)),
+        };
+        self.dec.consume();
+        Ok(Some(r))
+    }
+
+    /// Exactly one reply is expected.
+    fn reply<R>(
+        &mut self,
+        timeout: Duration,
+        f: impl FnOnce(Reply<'_>) -> R,
+    ) -> Result<R, ClientError> {
+        self.recv(Some(Instant::now() + timeout), f)?
+            .ok_or(ClientError::Closed)
+    }
+}
+
+fn show_error(e: &CtlError, name: Option<&str>, err: &mut dyn Write) -> u8 {
+    let _ = match name {
+        Some(n) if e.code != ErrCode::NoSuchUnit || e.message.is_empty() => {
+            writeln!(err, "initctl: {n}: {e}")
+        }
+        _ => writeln!(err, "initctl: {e}"),
+    };
+    FAIL
+}
+
+/// Output built in full before any of it is written.
+fn show_text(text: Result<Vec<u8>, String>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    match text {
+        Ok(t) => {
+            let _ = out.write_all(&t);
+            OK
+        }
+        Err(msg) => {
+            let _ = writeln!(err, "initctl: {msg}");
+            FAIL
+        }
+    }
+}
+
+fn unexpected(err: &mut dyn Write) -> u8 {
+    let _ = writeln!(err, "initctl: unexpected reply from init");
+    FAIL
+}
+
+/// Commands that need PID 1. `Err` is a message for stderr (exit 1).
+pub(super) fn talk(
+    cmd: &Command,
+    socket: &Path,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, String> {
+    let mut conn = Conn::open(socket)?;
+    let fail = |e: ClientError| e.to_string();
+    match cmd {
+        Command::Status { name: None, json } => {
+            conn.send(&Request::Status { name: None }).map_err(fail)?;
+            conn.reply(REPLY_TIMEOUT, |r| match r {
+                Reply::Status(units) => {
+                    let text = if *json {
+                        json::units(&units)
+                    } else {
+                        Ok(output::status_table(&units).into_bytes())
+                    };
+                    show_text(text, out, err)
+                }
+                Reply::Error(e) => show_error(&e, None, err),
+                _ => unexpected(err),
+            })
+            .map_err(fail)
+        }
+        Command::Status {
+            name: Some(name),
+            json,
+        } => {
+            conn.send(&Request::Status { name: Some(name) })
+                .map_err(fail)?;
+            conn.reply(REPLY_TIMEOUT, |r| match r {
+                Reply::Detail { detail, log } => {
+                    let text = if *json {
+                        json::detail(&detail, log)
+                    } else {
+                        Ok(output::detail_text(&detail, log).into_bytes())
+                    };
+                    show_text(text, out, err)
+                }
+                Reply::Error(e) => show_error(&e, Some(name), err),
+                _ => unexpected(err),
+            })
+            .map_err(fail)
+        }
+        Command::Start(name) | Command::Stop(name) | Command::Restart(name) => {
+            let (req, done) = match cmd {
+                Command::Start(_) => (Request::Start { name }, "started"),
+                Command::Stop(_) => (Request::Stop { name }, "stopped"),
+                _ => (Request::Restart { name }, "restarted"),
+            };
+            conn.send(&req).map_err(fail)?;
+            match conn.reply(WAIT_TIMEOUT, |r| match r {
+                Reply::Ok => {
+                    let _ = writeln!(out, "{name}: {done}");
+                    OK
+                }
+                Reply::Error(e) => show_error(&e, Some(name), err),
+                _ => unexpected(err),
+            }) {
+                Ok(code) => Ok(code),
+                Err(ClientError::Timeout) => Err(format!(
+                    "{name}: not {done} after {}s; see 'initctl status {name}'",
+                    WAIT_TIMEOUT.as_secs()
+                )),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Command::Shutdown(kind) => {
+            conn.send(&Request::Shutdown(*kind)).map_err(fail)?;
+            conn.reply(REPLY_TIMEOUT, |r| match r {
+                Reply::Ok => OK,
+                Reply::Error(e) => show_error(&e, None, err),
+                _ => unexpected(err),
+            })
+            .map_err(fail)
+        }
+        Command::Cat(name) => {
+            conn.send(&Request::Cat { name }).map_err(fail)?;
+            conn.reply(REPLY_TIMEOUT, |r| match r {
+                Reply::Cat(text) => {
+                    let _ = out.write_all(text.as_bytes());
+                    if !text.is_empty() && !text.ends_with('\n') {
+                        let _ = out.write_all(b"\n");
+                    }
+                    OK
+                }
+                Reply::Error(e) => show_error(&e, Some(name), err),
+                _ => unexpected(err),
+            })
+            .map_err(fail)
+        }
+        Command::Reload => {
+            conn.send(&Request::Reload).map_err(fail)?;
+            conn.reply(RELOAD_TIMEOUT, |r| match r {
+                Reply::Reload { result, report } => {
+                    for line in report.lines() {
+                        let _ = writeln!(out, "{line}");
+                    }
+                    match result {
+                        Ok(()) => OK,
+                        Err(e) => show_error(&e, None, err),
+                    }
+                }
+                Reply::Error(e) => show_error(&e, None, err),
+                _ => unexpected(err),
+            })
+            .map_err(fail)
+        }
+        Command::Log { name, follow } => {
+            conn.send(&Request::Log {
+                name,
+                follow: *follow,
+            })
+            .map_err(fail)?;
+            // Without -f the whole ring comes at once; with it, chunks come
+            // as the unit writes, until init closes (unit removed).
+            let deadline = (!follow).then(|| Instant::now() + REPLY_TIMEOUT);
+            loop {
+                let step = conn.recv(deadline, |r| match r {
+                    Reply::Log { missed, data } => {
+                        if missed > 0 {
+                            let _ = out.flush();
+                            let _ = writeln!(err, "initctl: {missed} bytes of output lost");
+                        }
+                        // A reader that went away (`| head`) ends the follow.
+                        match out.write_all(data).and_then(|()| out.flush()) {
+                            Ok(()) => None,
+                            Err(_) => Some(OK),
+                        }
+                    }
+                    Reply::Error(e) => Some(show_error(&e, Some(name), err)),
+                    _ => Some(unexpected(err)),
+                });
+                match step {
+                    Ok(Some(None)) => {}
+                    Ok(Some(Some(code))) => return Ok(code),
+                    Ok(None) => return Ok(OK),
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }
+        Command::Help | Command::Check(_) | Command::Edit(_) => Ok(OK),
+    }
+}

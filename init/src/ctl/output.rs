@@ -1,0 +1,134 @@
+//! The human-readable output of `initctl status`: the table, the detail of
+//! one unit, and the short units (`1.2M`, `3m12s`) both use.
+
+use crate::proto::{LastExit, UnitDetail, UnitStatus};
+use crate::unit::Limit;
+
+/// `1.2M`: powers of 1024, one decimal below 10, rounded down (never
+/// overstating use).
+pub fn human_bytes(v: u64) -> String {
+    if v < 1024 {
+        return format!("{v}B");
+    }
+    // The largest unit not above `v`, P at most.
+    let mut unit = 1024u64;
+    let mut suffix = 'K';
+    for next in ['M', 'G', 'T', 'P'] {
+        if v / 1024 < unit {
+            break;
+        }
+        unit *= 1024;
+        suffix = next;
+    }
+    let whole = v / unit;
+    let tenths = (v % unit) / (unit / 10);
+    if whole < 10 && tenths > 0 {
+        format!("{whole}.{tenths}{suffix}")
+    } else {
+        format!("{whole}{suffix}")
+    }
+}
+
+/// `5s`, `3m12s`, `2h5m`, `4d7h`: two units at most.
+pub fn human_uptime(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+fn memory_column(u: &UnitStatus) -> String {
+    match u.memory_current {
+        None => "-".into(),
+        Some(cur) => {
+            let max = match u.memory_max {
+                None | Some(Limit::Max) => "max".into(),
+                Some(Limit::Value(v)) => human_bytes(v),
+            };
+            format!("{}/{max}", human_bytes(cur))
+        }
+    }
+}
+
+fn row(u: &UnitStatus) -> [String; 6] {
+    let (pid, uptime) = if u.pid == 0 {
+        ("-".into(), "-".into())
+    } else {
+        (u.pid.to_string(), human_uptime(u.uptime_ms))
+    };
+    [
+        u.name.to_string(),
+        u.state.as_str().into(),
+        pid,
+        u.restarts.to_string(),
+        memory_column(u),
+        uptime,
+    ]
+}
+
+/// The `initctl status` table: a header and one line per unit, columns
+/// left-aligned and separated by at least one space; 77 columns at most
+/// with a 32-byte name.
+pub fn status_table(units: &[UnitStatus]) -> String {
+    let header = ["NAME", "STATE", "PID", "RESTARTS", "MEMORY", "UPTIME"].map(String::from);
+    let rows: Vec<[String; 6]> = std::iter::once(header)
+        .chain(units.iter().map(row))
+        .collect();
+    let mut width = [0usize; 6];
+    for r in &rows {
+        for (w, cell) in width.iter_mut().zip(r) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut s = String::new();
+    for r in &rows {
+        let mut line = String::new();
+        for (i, (cell, w)) in r.iter().zip(width).enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$} "));
+            }
+        }
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    s
+}
+
+/// `SIGKILL` for 9: the name as `kill -l` and strace print it.
+fn signal_name(n: i32) -> Option<String> {
+    crate::vocab::signal::name(n).map(|s| format!("SIG{s}"))
+}
+
+fn last_exit_text(e: LastExit) -> String {
+    match e {
+        LastExit::None => "none".into(),
+        LastExit::Code(c) => format!("code {c}"),
+        LastExit::Signal(n) => match signal_name(n) {
+            Some(name) => format!("signal {n} ({name})"),
+            None => format!("signal {n}"),
+        },
+        LastExit::OomKill => "oom-kill".into(),
+    }
+}
+
+/// `initctl status NAME`: the table line, then what explains it.
+pub fn detail_text(d: &UnitDetail, log: &[u8]) -> String {
+    let mut s = status_table(std::slice::from_ref(&d.status));
+    s.push_str(&format!("last exit: {}\n", last_exit_text(d.last_exit)));
+    s.push_str(&format!("oom kills: {}\n", d.oom_kills));
+    let reason = if d.reason.is_empty() { "-" } else { &d.reason };
+    s.push_str(&format!("reason: {reason}\n"));
+    if !log.is_empty() {
+        s.push_str("log:\n");
+        s.push_str(&String::from_utf8_lossy(log));
+        if !log.ends_with(b"\n") {
+            s.push('\n');
+        }
+    }
+    s
+}

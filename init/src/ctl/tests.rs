@@ -1,0 +1,442 @@
+use super::edit::{edit_unit, EditEnv, Edited};
+use super::output::{detail_text, human_bytes, human_uptime, status_table};
+use super::*;
+use crate::control::fake::{status, Fake, TempDir};
+use crate::control::Server;
+use crate::proto::{CtlError, ErrCode, LastExit, UnitDetail, UnitStatus};
+use crate::unit::Limit;
+use crate::vocab::{ShutdownKind, State};
+use std::time::Duration;
+
+fn argv(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+/// Runs `initctl ARGS` in a thread against a real server driven here;
+/// `step` may change the fake between polls.
+fn drive(
+    tag: &str,
+    fake: &mut Fake,
+    a: &[&str],
+    mut step: impl FnMut(&mut Fake, u32),
+) -> (u8, String, String) {
+    let dir = TempDir::new(tag);
+    let path = dir.0.join("control");
+    let uid = rustix::process::getuid().as_raw();
+    let mut server = Server::bind(&path, uid).unwrap();
+    let a = argv(a);
+    let p = path.clone();
+    let h = std::thread::spawn(move || {
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        let code = run(&a, &p, &mut o, &mut e);
+        (code, o, e)
+    });
+    let mut i = 0;
+    while !h.is_finished() {
+        server.on_ready(1_000, fake);
+        server.poll_waiters(1_000, fake);
+        step(fake, i);
+        i += 1;
+        assert!(i < 10_000, "initctl did not finish");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (code, o, e) = h.join().unwrap();
+    (
+        code,
+        String::from_utf8(o).unwrap(),
+        String::from_utf8(e).unwrap(),
+    )
+}
+
+fn offline(a: &[&str]) -> (u8, String, String) {
+    let (mut o, mut e) = (Vec::new(), Vec::new());
+    let code = run(
+        &argv(a),
+        Path::new("/nonexistent/wren/control"),
+        &mut o,
+        &mut e,
+    );
+    (
+        code,
+        String::from_utf8(o).unwrap(),
+        String::from_utf8(e).unwrap(),
+    )
+}
+
+#[test]
+fn usage_errors_exit_2_without_contacting_init() {
+    for a in [
+        &[][..],
+        &["frobnicate"],
+        &["start"],
+        &["start", "a", "b"],
+        &["stop", "Bad/Name"],
+        &["status", "a", "b"],
+        &["status", "--yaml"],
+        &["log"],
+        &["log", "a", "-x"],
+        &["reboot", "now"],
+        &["reload", "x"],
+    ] {
+        let (code, out, err) = offline(a);
+        assert_eq!(code, 2, "{a:?}");
+        assert!(out.is_empty());
+        assert!(err.starts_with("initctl: "), "{err}");
+        assert!(err.contains("usage: initctl"));
+    }
+    let (code, out, _) = offline(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("usage: initctl"));
+    assert!(USAGE.lines().all(|l| l.len() <= 80));
+}
+
+#[test]
+fn unreachable_init_is_a_failure() {
+    let (code, out, err) = offline(&["status"]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(err.contains("cannot connect to /nonexistent/wren/control"));
+}
+
+#[test]
+fn parse_accepts_options_anywhere() {
+    assert_eq!(
+        args::parse(&argv(&["status", "--json", "web"])),
+        Ok(Command::Status {
+            name: Some("web".into()),
+            json: true
+        })
+    );
+    assert_eq!(
+        args::parse(&argv(&["log", "-f", "db"])),
+        Ok(Command::Log {
+            name: "db".into(),
+            follow: true
+        })
+    );
+    assert_eq!(
+        args::parse(&argv(&["check", "a.unit", "b.unit"])),
+        Ok(Command::Check(argv(&["a.unit", "b.unit"])))
+    );
+    assert_eq!(
+        args::parse(&argv(&["halt"])),
+        Ok(Command::Shutdown(ShutdownKind::Halt))
+    );
+}
+
+#[test]
+fn sizes_and_uptimes_are_short() {
+    assert_eq!(human_bytes(0), "0B");
+    assert_eq!(human_bytes(1023), "1023B");
+    assert_eq!(human_bytes(1024), "1K");
+    assert_eq!(human_bytes(1536), "1.5K");
+    assert_eq!(human_bytes(1_300_000), "1.2M");
+    assert_eq!(human_bytes(8 << 20), "8M");
+    assert_eq!(human_bytes((10 << 20) + 900_000), "10M");
+    assert_eq!(human_bytes(1023 << 20), "1023M");
+    assert_eq!(human_bytes(3 << 30), "3G");
+    assert_eq!(human_bytes(u64::MAX), "16383P");
+    assert_eq!(human_uptime(0), "0s");
+    assert_eq!(human_uptime(5_999), "5s");
+    assert_eq!(human_uptime(192_000), "3m12s");
+    assert_eq!(human_uptime((2 * 3600 + 5 * 60 + 9) * 1000), "2h5m");
+    assert_eq!(human_uptime((3 * 86_400 + 4 * 3600) * 1000), "3d4h");
+}
+
+fn units() -> Vec<UnitStatus> {
+    let mut db = status("db", State::Backoff, 0);
+    db.memory_current = None;
+    db.memory_max = None;
+    let mut cache = status(
+        "a-long.unit_name-32-bytes-long.x",
+        State::Starting,
+        4_194_303,
+    );
+    cache.memory_current = Some(500);
+    cache.memory_max = Some(Limit::Max);
+    cache.uptime_ms = 3_000;
+    cache.restarts = 12_345;
+    vec![status("web", State::Running, 123), db, cache]
+}
+
+#[test]
+fn status_table_layout() {
+    let t = status_table(&units());
+    let expect = "\
+NAME                             STATE    PID     RESTARTS MEMORY   UPTIME
+web                              running  123     1        1.2M/8M  3m12s
+db                               backoff  -       1        -        -
+a-long.unit_name-32-bytes-long.x starting 4194303 12345    500B/max 3s
+";
+    assert_eq!(t, expect);
+    assert!(t.lines().all(|l| l.len() <= 80));
+    let fields: Vec<&str> = t.lines().nth(2).unwrap().split_whitespace().collect();
+    assert_eq!(fields, ["db", "backoff", "-", "1", "-", "-"]);
+}
+
+#[test]
+fn widest_possible_line_fits_80_columns() {
+    // Linux's largest pid (pid_max is at most 2^22) and 8-digit restarts.
+    let mut u = status(&"x".repeat(32), State::Stopping, 4_194_304);
+    u.restarts = 99_999_999;
+    u.memory_current = Some(1023 << 20);
+    u.memory_max = Some(Limit::Value(1023 << 20));
+    u.uptime_ms = 86_399_000;
+    let t = status_table(&[u]);
+    assert!(t.lines().all(|l| l.len() <= 80), "{t}");
+}
+
+fn detail() -> UnitDetail {
+    UnitDetail {
+        status: status("web", State::Backoff, 0),
+        last_exit: LastExit::Signal(9),
+        oom_kills: 2,
+        reason: crate::proto::truncated("exited with signal, restarting in 2s"),
+    }
+}
+
+#[test]
+fn detail_lines() {
+    let t = detail_text(&detail(), b"boom\nbang");
+    let lines: Vec<&str> = t.lines().collect();
+    assert_eq!(lines[0].split_whitespace().next(), Some("NAME"));
+    assert!(lines[1].starts_with("web "));
+    assert_eq!(lines[2], "last exit: signal 9 (SIGKILL)");
+    assert_eq!(lines[3], "oom kills: 2");
+    assert_eq!(lines[4], "reason: exited with signal, restarting in 2s");
+    assert_eq!(&lines[5..], ["log:", "boom", "bang"]);
+    let mut d = detail();
+    d.last_exit = LastExit::OomKill;
+    d.reason.clear();
+    let t = detail_text(&d, b"");
+    assert!(t.contains("last exit: oom-kill\n"));
+    assert!(t.ends_with("reason: -\n"));
+    d.last_exit = LastExit::Code(3);
+    assert!(detail_text(&d, b"").contains("last exit: code 3\n"));
+}
+
+fn text(json: Result<Vec<u8>, String>) -> String {
+    String::from_utf8(json.unwrap()).unwrap()
+}
+
+/// A JSON string literal for `s`, as initctl writes one.
+fn json_str(s: &str) -> String {
+    let t = text(json::text(&s));
+    t.strip_suffix('\n').unwrap().to_owned()
+}
+
+#[test]
+fn json_strings_are_escaped() {
+    assert_eq!(json_str("plain"), "\"plain\"");
+    assert_eq!(json_str("a\"b\\c"), r#""a\"b\\c""#);
+    assert_eq!(json_str("l1\nl2\r\t"), r#""l1\nl2\r\t""#);
+    assert_eq!(json_str("\u{1}\u{1f}\u{7f}"), r#""\u0001\u001f\u007f""#);
+    assert_eq!(json_str("\u{8}\u{c}"), r#""\b\f""#);
+    assert_eq!(json_str("é✓"), "\"é✓\"");
+    assert_eq!(json_str("\u{2028}"), r#""\u2028""#);
+    // Text that only looks like an escape keeps its case.
+    assert_eq!(json_str("\\u001F"), r#""\\u001F""#);
+}
+
+#[test]
+fn json_status_shapes() {
+    let j = text(json::units(&units()[..2]));
+    assert_eq!(
+        j,
+        "[{\"name\":\"web\",\"state\":\"running\",\"pid\":123,\"restarts\":1,\
+         \"memory_current\":1300000,\"memory_max\":8388608,\"uptime_ms\":192000},\
+         {\"name\":\"db\",\"state\":\"backoff\",\"pid\":null,\"restarts\":1,\
+         \"memory_current\":null,\"memory_max\":null,\"uptime_ms\":null}]\n"
+    );
+    assert_eq!(text(json::units(&[])), "[]\n");
+    let j = text(json::detail(&detail(), b"say \"hi\"\n\xff"));
+    assert!(j.contains(",\"last_exit\":{\"signal\":9,\"name\":\"SIGKILL\"},"));
+    assert!(j.contains("\"oom_kills\":2,"));
+    assert!(
+        j.ends_with("\"log\":\"say \\\"hi\\\"\\n\u{fffd}\"}\n"),
+        "{j}"
+    );
+    let mut max = units()[2].clone();
+    max.pid = 1;
+    assert!(text(json::units(&[max])).contains("\"memory_max\":\"max\""));
+}
+
+#[test]
+fn status_over_the_socket() {
+    let mut fake = Fake::with(&["web", "db"]);
+    let (code, out, err) = drive("ctl-e2e-status", &mut fake, &["status"], |_, _| {});
+    assert_eq!((code, err.as_str()), (0, ""));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].starts_with("NAME "));
+    assert!(lines[2].starts_with("db "));
+    let (code, out, _) = drive("ctl-e2e-json", &mut fake, &["status", "--json"], |_, _| {});
+    assert_eq!(code, 0);
+    assert!(out.starts_with("[{\"name\":\"web\""));
+}
+
+#[test]
+fn status_of_one_unit_over_the_socket() {
+    let mut fake = Fake::with(&["web"]);
+    fake.unit("web").log.push(b"hello\n");
+    let (code, out, _) = drive("ctl-e2e-one", &mut fake, &["status", "web"], |_, _| {});
+    assert_eq!(code, 0);
+    assert!(out.contains("\nlast exit: code 3\n"));
+    assert!(out.ends_with("log:\nhello\n"));
+    let (code, out, err) = drive("ctl-e2e-none", &mut fake, &["status", "nope"], |_, _| {});
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert_eq!(err, "initctl: no unit nope\n");
+}
+
+#[test]
+fn start_waits_for_the_unit() {
+    let mut fake = Fake::with(&["web"]);
+    let (code, out, err) = drive("ctl-e2e-start", &mut fake, &["start", "web"], |f, i| {
+        if i == 20 {
+            f.settle = Some(Ok(()));
+        }
+    });
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (0, "web: started\n", "")
+    );
+    assert_eq!(fake.actions, ["start web"]);
+    fake.settle = Some(Err(CtlError::new(ErrCode::Failed, "exited with code 1")));
+    let (code, out, err) = drive("ctl-e2e-stop", &mut fake, &["restart", "web"], |_, _| {});
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert_eq!(err, "initctl: web: exited with code 1\n");
+}
+
+#[test]
+fn shutdown_cat_and_reload_over_the_socket() {
+    let mut fake = Fake::with(&["web"]);
+    let (code, out, _) = drive("ctl-e2e-off", &mut fake, &["poweroff"], |_, _| {});
+    assert_eq!((code, out.as_str()), (0, ""));
+    assert_eq!(fake.shutdowns, [ShutdownKind::Poweroff]);
+    let (code, out, _) = drive("ctl-e2e-cat", &mut fake, &["cat", "web"], |_, _| {});
+    assert_eq!((code, out.as_str()), (0, "exec = /bin/web\n"));
+    fake.reload_lines = vec!["web.unit:2: unknown key 'exce' (did you mean 'exec'?)".into()];
+    fake.reload_invalid = true;
+    let (code, out, err) = drive("ctl-e2e-reload", &mut fake, &["reload"], |_, _| {});
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "web.unit:2: unknown key 'exce' (did you mean 'exec'?)\n"
+    );
+    assert_eq!(err, "initctl: 1 unit file invalid\n");
+    fake.reload_invalid = false;
+    fake.reload_lines.clear();
+    let (code, _, _) = drive("ctl-e2e-reload2", &mut fake, &["reload"], |_, _| {});
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn log_and_follow_over_the_socket() {
+    let mut fake = Fake::with(&["web"]);
+    fake.unit("web").log.push(b"one\n");
+    let (code, out, _) = drive("ctl-e2e-log", &mut fake, &["log", "web"], |_, _| {});
+    assert_eq!((code, out.as_str()), (0, "one\n"));
+    let (code, out, err) = drive(
+        "ctl-e2e-follow",
+        &mut fake,
+        &["log", "web", "-f"],
+        |f, i| match i {
+            20 => f.unit("web").log.push(b"two\n"),
+            40 => f.unit("web").log.push(b"three\n"),
+            60 => f.units.clear(),
+            _ => {}
+        },
+    );
+    assert_eq!(out, "one\ntwo\nthree\n");
+    // The follow ends when the unit goes away.
+    assert_eq!(code, 1);
+    assert_eq!(err, "initctl: no unit web\n");
+}
+
+/// Valid when it holds an `exec` line and no `bogus`.
+fn fake_check(p: &Path, w: &mut dyn Write) -> bool {
+    let t = std::fs::read_to_string(p).unwrap();
+    let ok = t.contains("exec = /") && !t.contains("bogus");
+    if !ok {
+        let _ = writeln!(w, "{}:1: bad", p.display());
+    }
+    ok
+}
+
+fn edit_env<'a>(dir: &'a Path, editor: &'a str) -> EditEnv<'a> {
+    EditEnv {
+        dir,
+        tmp: dir,
+        editor,
+        check: &fake_check,
+    }
+}
+
+#[test]
+fn edit_installs_a_valid_change() {
+    let d = TempDir::new("ctl-edit-ok");
+    let unit = d.0.join("web.unit");
+    std::fs::write(&unit, "exec = /bin/old\n").unwrap();
+    let env = edit_env(&d.0, "sed -i s/old/new/");
+    let mut err = Vec::new();
+    let r = edit_unit("web", &env, &mut &b""[..], &mut err);
+    assert_eq!(r, Ok(Edited::Installed));
+    assert_eq!(std::fs::read_to_string(&unit).unwrap(), "exec = /bin/new\n");
+    // Only the unit file is left: no staging file, no working copy.
+    let left: Vec<_> = std::fs::read_dir(&d.0).unwrap().collect();
+    assert_eq!(left.len(), 1);
+}
+
+#[test]
+fn edit_without_change_installs_nothing() {
+    let d = TempDir::new("ctl-edit-same");
+    let env = edit_env(&d.0, "true");
+    let r = edit_unit("fresh", &env, &mut &b""[..], &mut Vec::new());
+    assert_eq!(r, Ok(Edited::Unchanged));
+    assert!(!d.0.join("fresh.unit").exists());
+}
+
+#[test]
+fn edit_reopens_an_invalid_copy_until_valid_or_declined() {
+    let d = TempDir::new("ctl-edit-again");
+    let unit = d.0.join("db.unit");
+    std::fs::write(&unit, "exec = /bin/db\n").unwrap();
+    // First run breaks the file, the second fixes it.
+    let script = d.0.join("ed.sh");
+    std::fs::write(
+        &script,
+        "c=\"$1.count\"; n=$(cat \"$c\" 2>/dev/null || echo 0); \
+         echo $((n+1)) > \"$c\"; \
+         if [ \"$n\" = 0 ]; then echo bogus > \"$1\"; \
+         else echo 'exec = /bin/db2' > \"$1\"; fi\n",
+    )
+    .unwrap();
+    let editor = format!("sh {}", script.display());
+    let env = edit_env(&d.0, &editor);
+    let mut err = Vec::new();
+    let r = edit_unit("db", &env, &mut &b"\n"[..], &mut err);
+    assert_eq!(r, Ok(Edited::Installed));
+    assert_eq!(std::fs::read_to_string(&unit).unwrap(), "exec = /bin/db2\n");
+    let err = String::from_utf8(err).unwrap();
+    assert!(err.contains("db.unit:1: bad"), "{err}");
+    assert!(err.contains("db.unit is invalid. Edit again? [Y/n]"));
+
+    // Declined: the installed file is left as it was.
+    let env = edit_env(&d.0, "sh -c 'echo bogus > \"$0\"'");
+    let r = edit_unit("db", &env, &mut &b"n\n"[..], &mut Vec::new());
+    assert_eq!(r, Ok(Edited::Aborted));
+    assert_eq!(std::fs::read_to_string(&unit).unwrap(), "exec = /bin/db2\n");
+    // End of input counts as no.
+    let r = edit_unit("db", &env, &mut &b""[..], &mut Vec::new());
+    assert_eq!(r, Ok(Edited::Aborted));
+}
+
+#[test]
+fn failing_editor_aborts() {
+    let d = TempDir::new("ctl-edit-fail");
+    let env = edit_env(&d.0, "false");
+    let r = edit_unit("x", &env, &mut &b""[..], &mut Vec::new());
+    assert!(r.unwrap_err().contains("editor 'false' failed"));
+}
