@@ -10,6 +10,7 @@
 //! files are looked up (`/` in PID 1, an image's root directory on a build
 //! host, a temp dir in tests).
 
+pub mod users;
 use crate::unit::{parse_all, UnitDef};
 use crate::vocab::{valid_name, MAX_UNITS, NAME_MAX, UNIT_FILE_MAX};
 use std::io::Read;
