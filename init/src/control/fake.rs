@@ -4,10 +4,13 @@
 //! does it.
 
 use super::*;
+use crate::log_ring::LogRing;
+use crate::proto::UnitDetail;
 use crate::proto::UnitStatus;
 use crate::unit::Limit;
 use crate::vocab::{ShutdownKind, State};
 use core::fmt::Write;
+use std::path::PathBuf;
 
 pub struct Unit {
     pub status: UnitStatus,

@@ -21,6 +21,8 @@
 //! 0700 directory. Anything wrong with a frame gets an error reply (best
 //! effort) and the connection closed.
 
+mod answer;
+mod bind;
 mod client;
 mod command;
 #[cfg(test)]
@@ -28,9 +30,9 @@ pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
 
-use crate::log_ring::LogRing;
-use crate::proto::{CtlError, ErrCode, Reply, UnitDetail, TAIL_LINES, TEXT_MAX};
+use crate::proto::{CtlError, ErrCode, Reply, TEXT_MAX};
 use crate::vocab::Name;
+pub use bind::ServerError;
 pub use client::Text;
 use client::{refuse, Client, Mode};
 pub use command::Command;
@@ -38,7 +40,6 @@ use rustix::event::{epoll, Timespec};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::net::{self, RecvFlags, SendFlags, SocketFlags};
-use std::path::{Path, PathBuf};
 
 /// Connections served at once; more are refused with `ErrCode::Busy`.
 /// `log -f` followers hold a slot for as long as they follow.
@@ -88,50 +89,6 @@ pub enum Waiter {
     Follow { name: Name },
 }
 
-/// A step of `Server::bind` that failed.
-#[derive(Debug)]
-pub enum ServerError {
-    /// The socket's directory could not be made.
-    Dir {
-        path: PathBuf,
-        err: Errno,
-    },
-    /// Something not a socket sits where the socket goes.
-    NotSocket(PathBuf),
-    Unlink {
-        path: PathBuf,
-        err: Errno,
-    },
-    Socket(Errno),
-    Bind {
-        path: PathBuf,
-        err: Errno,
-    },
-    Chmod {
-        path: PathBuf,
-        err: Errno,
-    },
-    Listen(Errno),
-    Epoll(Errno),
-}
-
-impl core::fmt::Display for ServerError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            ServerError::Dir { path, err } => write!(f, "mkdir {}: {err}", path.display()),
-            ServerError::NotSocket(p) => write!(f, "{} exists and is not a socket", p.display()),
-            ServerError::Unlink { path, err } => {
-                write!(f, "remove stale {}: {err}", path.display())
-            }
-            ServerError::Socket(e) => write!(f, "control socket: {e}"),
-            ServerError::Bind { path, err } => write!(f, "bind {}: {err}", path.display()),
-            ServerError::Chmod { path, err } => write!(f, "chmod {}: {err}", path.display()),
-            ServerError::Listen(e) => write!(f, "listen on control socket: {e}"),
-            ServerError::Epoll(e) => write!(f, "control epoll: {e}"),
-        }
-    }
-}
-
 const NO_EVENT: epoll::Event = epoll::Event {
     flags: epoll::EventFlags::empty(),
     data: epoll::EventData::new_u64(0),
@@ -155,73 +112,6 @@ pub struct Server {
 }
 
 impl Server {
-    /// Listens at `path`, making its directory (mode 0700) if missing and
-    /// replacing a stale socket left there. Only peers of `allowed_uid`
-    /// are served. Allocates the client table: call once, at boot.
-    pub fn bind(path: &Path, allowed_uid: u32) -> Result<Server, ServerError> {
-        use rustix::fs::Mode;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            match rustix::fs::mkdir(dir, Mode::RWXU) {
-                Ok(()) | Err(Errno::EXIST) => {}
-                Err(err) => {
-                    return Err(ServerError::Dir {
-                        path: dir.into(),
-                        err,
-                    })
-                }
-            }
-        }
-        if let Ok(st) = rustix::fs::lstat(path) {
-            if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Socket {
-                return Err(ServerError::NotSocket(path.into()));
-            }
-            rustix::fs::unlink(path).map_err(|err| ServerError::Unlink {
-                path: path.into(),
-                err,
-            })?;
-        }
-        let listener = net::socket_with(
-            net::AddressFamily::UNIX,
-            net::SocketType::STREAM,
-            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-            None,
-        )
-        .map_err(ServerError::Socket)?;
-        let addr = net::SocketAddrUnix::new(path).map_err(|err| ServerError::Bind {
-            path: path.into(),
-            err,
-        })?;
-        net::bind(&listener, &addr).map_err(|err| ServerError::Bind {
-            path: path.into(),
-            err,
-        })?;
-        rustix::fs::chmod(path, Mode::RUSR | Mode::WUSR).map_err(|err| ServerError::Chmod {
-            path: path.into(),
-            err,
-        })?;
-        net::listen(&listener, LISTEN_BACKLOG).map_err(ServerError::Listen)?;
-        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(ServerError::Epoll)?;
-        epoll::add(
-            &epoll,
-            &listener,
-            epoll::EventData::new_u64(LISTENER_TOKEN),
-            epoll::EventFlags::IN,
-        )
-        .map_err(ServerError::Epoll)?;
-        Ok(Server {
-            listener,
-            epoll,
-            allowed_uid,
-            clients: (0..MAX_CLIENTS).map(|_| Client::new()).collect(),
-            scratch: Box::new([0; TEXT_MAX]),
-            events: [NO_EVENT; EVENT_BATCH],
-            event_count: 0,
-            next_event: 0,
-            accepts_left: 0,
-            in_round: false,
-        })
-    }
-
     /// The fd to watch (readable) in PID 1's epoll.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.epoll.as_fd()
@@ -314,145 +204,6 @@ impl Server {
         self.next_event = 0;
         self.accepts_left = 0;
         self.in_round = true;
-    }
-
-    /// The clients that wait on their unit: after every supervisor step
-    /// the loop answers the settled ones and feeds the followers.
-    pub fn waiters(&self) -> heapless::Vec<(ClientId, Waiter), MAX_CLIENTS> {
-        let mut out = heapless::Vec::new();
-        for (slot, c) in self.clients.iter().enumerate() {
-            let w = match &c.mode {
-                Mode::Waiting { name, want } => Waiter::Settle {
-                    name: name.clone(),
-                    want: *want,
-                },
-                Mode::Following { name, .. } => Waiter::Follow { name: name.clone() },
-                _ => continue,
-            };
-            let _ = out.push((ClientId(c.token(slot)), w));
-        }
-        out
-    }
-
-    /// The slot of a connection still open.
-    fn live(&self, id: ClientId) -> Option<usize> {
-        let slot = id.slot();
-        let c = self.clients.get(slot)?;
-        (c.fd.is_some() && c.token(slot) == id.0).then_some(slot)
-    }
-
-    /// The last reply to `id`: sent, then the connection closed.
-    pub fn answer(&mut self, id: ClientId, reply: &Reply<'_>, now_ms: u64) {
-        let Some(slot) = self.live(id) else { return };
-        if let Some(c) = self.clients.get_mut(slot) {
-            c.enqueue(reply);
-        }
-        self.finish(slot, now_ms);
-    }
-
-    /// `status NAME`: the detail with the last lines of `log`.
-    pub fn answer_detail(
-        &mut self,
-        id: ClientId,
-        detail: Result<UnitDetail, CtlError>,
-        log: Option<&LogRing>,
-        now_ms: u64,
-    ) {
-        let Some(slot) = self.live(id) else { return };
-        let Some(c) = self.clients.get_mut(slot) else {
-            return;
-        };
-        match detail {
-            Err(e) => {
-                c.enqueue(&Reply::Error(e));
-            }
-            Ok(detail) => {
-                let scratch = &mut self.scratch[..];
-                let n = log.map_or(0, |ring| ring.tail_lines(TAIL_LINES).copy_tail(scratch));
-                c.enqueue(&Reply::Detail {
-                    detail,
-                    log: scratch.get(..n).unwrap_or(&[]),
-                });
-            }
-        }
-        self.finish(slot, now_ms);
-    }
-
-    /// `log NAME`: the ring's contents, then the close or, with `follow`,
-    /// whatever the unit writes next (see `feed`).
-    pub fn answer_log(
-        &mut self,
-        id: ClientId,
-        name: Name,
-        follow: bool,
-        ring: Result<&LogRing, CtlError>,
-        now_ms: u64,
-    ) {
-        let Some(slot) = self.live(id) else { return };
-        let Some(c) = self.clients.get_mut(slot) else {
-            return;
-        };
-        match ring {
-            Err(e) => {
-                c.enqueue(&Reply::Error(e));
-            }
-            Ok(ring) => {
-                let pos = c.queue_log(&mut self.scratch[..], ring, ring.start_pos());
-                if follow {
-                    c.mode = Mode::Following { name, pos };
-                    c.deadline = None;
-                    self.flush(slot, now_ms);
-                    return;
-                }
-            }
-        }
-        self.finish(slot, now_ms);
-    }
-
-    /// Start, stop or restart begun and not settled yet: the reply waits
-    /// (see `waiters`).
-    pub fn wait_for(&mut self, id: ClientId, name: Name, want: Want) {
-        let Some(slot) = self.live(id) else { return };
-        let Some(c) = self.clients.get_mut(slot) else {
-            return;
-        };
-        // The client has its own timeout; it hanging up frees the slot, so
-        // no deadline here.
-        c.mode = Mode::Waiting { name, want };
-        c.deadline = None;
-        self.sync_interest(slot);
-    }
-
-    /// Sends a follower what its unit wrote since it was last fed; an
-    /// error (the unit went away) is sent and ends the follow.
-    pub fn feed(&mut self, id: ClientId, ring: Result<&LogRing, CtlError>, now_ms: u64) {
-        let Some(slot) = self.live(id) else { return };
-        let Some(c) = self.clients.get_mut(slot) else {
-            return;
-        };
-        let Mode::Following { name, pos } = &c.mode else {
-            return;
-        };
-        let (name, pos) = (name.clone(), *pos);
-        let ring = match ring {
-            Ok(r) => r,
-            Err(e) => {
-                c.enqueue(&Reply::Error(e));
-                self.finish(slot, now_ms);
-                return;
-            }
-        };
-        // A ring that went backwards was replaced: start over.
-        let pos = if pos > ring.write_pos() {
-            ring.start_pos()
-        } else {
-            pos
-        };
-        let new = c.queue_log(&mut self.scratch[..], ring, pos);
-        c.mode = Mode::Following { name, pos: new };
-        if c.pending() {
-            self.flush(slot, now_ms);
-        }
     }
 
     fn accept_one(&mut self, now_ms: u64) -> Accepted {

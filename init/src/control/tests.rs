@@ -4,11 +4,12 @@ use super::fake::{Fake, TempDir};
 use super::*;
 use crate::log_ring::LOG_RING_BYTES;
 use crate::proto::{decode_reply, encode_request, LastExit};
-use crate::proto::{FrameDecoder, Request, FRAME_BUF, PROTO_VERSION};
+use crate::proto::{FrameDecoder, Request, FRAME_BUF, PROTO_VERSION, TAIL_LINES};
 use crate::vocab::ShutdownKind;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 
 const ROOT: u32 = 0;
 
@@ -602,4 +603,46 @@ fn two_requests_in_one_frame_burst_only_first_is_served() {
     assert_eq!(one(&frames), Reply::Ok);
     assert!(eof);
     assert_eq!(rig.fake.shutdowns, [ShutdownKind::Halt]);
+}
+
+#[test]
+fn commands_come_out_one_at_a_time_and_late_answers_are_dropped() {
+    let mut rig = Rig::new("ctl-poll");
+    let mut a = rig.connect();
+    send(&mut a, &Request::Status { name: Some("web") });
+    let (id, cmd) = rig.server.poll(rig.now).unwrap();
+    assert_eq!(cmd, Command::Detail("web".try_into().unwrap()));
+    // Unanswered, the client hangs up: its slot is freed and an answer
+    // that comes after goes nowhere.
+    drop(a);
+    assert_eq!(rig.server.poll(rig.now), None);
+    assert_eq!(rig.server.poll(rig.now), None);
+    assert_eq!(rig.server.clients(), 0);
+    let mut b = rig.connect();
+    send(&mut b, &Request::Reload);
+    let (id_b, cmd) = rig.server.poll(rig.now).unwrap();
+    assert_eq!(cmd, Command::Reload);
+    assert_ne!(id, id_b, "a reused slot has a new id");
+    rig.server.answer(id, &Reply::Ok, rig.now);
+    assert_eq!(collect(&mut b), (vec![], false));
+    rig.server.answer(id_b, &Reply::Ok, rig.now);
+    let (frames, eof) = collect(&mut b);
+    assert_eq!(one(&frames), Reply::Ok);
+    assert!(eof);
+}
+
+#[test]
+fn a_burst_larger_than_the_table_is_served_when_each_is_answered_at_once() {
+    let mut rig = Rig::new("ctl-burst");
+    let mut all: Vec<UnixStream> = (0..MAX_CLIENTS + 4).map(|_| rig.connect()).collect();
+    for s in all.iter_mut() {
+        send(s, &Request::Status { name: None });
+    }
+    rig.server.on_ready(rig.now, &mut rig.fake);
+    for s in all.iter_mut() {
+        let (frames, eof) = collect(s);
+        assert!(matches!(one(&frames), Reply::Status(_)));
+        assert!(eof);
+    }
+    assert_eq!(rig.server.clients(), 0);
 }
