@@ -13,7 +13,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use rustix::event::epoll;
 use rustix::fd::OwnedFd;
 use rustix::io::Errno;
-use rustix::process::{waitpid, WaitOptions};
+use rustix::process::{wait, WaitOptions};
 use std::mem::MaybeUninit;
 use std::path::Path;
 
@@ -33,7 +33,7 @@ const EPOLL_BATCH: usize = 16;
 /// Last resort when the event loop cannot be built: still reap, never exit.
 pub(super) fn reap_forever() -> ! {
     loop {
-        if waitpid(None, WaitOptions::empty()).is_err() {
+        if wait(WaitOptions::empty()).is_err() {
             let _ = rustix::thread::nanosleep(&rustix::time::Timespec {
                 tv_sec: 3600,
                 tv_nsec: 0,

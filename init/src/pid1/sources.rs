@@ -10,7 +10,7 @@ use crate::unit::Ready;
 use crate::vocab::{signal, Exit, ShutdownKind};
 use rustix::event::epoll;
 use rustix::io::Errno;
-use rustix::process::{waitpid, WaitOptions};
+use rustix::process::{wait, WaitOptions};
 
 const SIGCHLD: i32 = nix::sys::signal::Signal::SIGCHLD as i32;
 
@@ -37,7 +37,9 @@ impl Pid1 {
     }
 
     fn reap(&mut self) {
-        while let Ok(Some((pid, status))) = waitpid(None, WaitOptions::NOHANG) {
+        // waitpid(-1, WNOHANG): rustix's `waitpid(None)` would be pid 0, the
+        // caller's process group only, and every unit has its own.
+        while let Ok(Some((pid, status))) = wait(WaitOptions::NOHANG) {
             let exit = if let Some(code) = status.exit_status() {
                 Exit::Code(code)
             } else if let Some(sig) = status.terminating_signal() {
