@@ -19,6 +19,7 @@ mod deps;
 
 pub use check::{check, check_at, check_in_context};
 
+pub mod users;
 use crate::unit::{parse_all, UnitDef};
 use crate::vocab::{valid_name, MAX_UNITS, NAME_MAX, UNIT_FILE_MAX};
 use std::io::Read;

@@ -1,0 +1,148 @@
+//! The loop's side of the exchange: answers to the commands `poll` handed
+//! out, the clients waiting on a unit, and feeding `log -f` followers.
+
+use super::{ClientId, Mode, Server, Waiter, Want, MAX_CLIENTS};
+use crate::log_ring::LogRing;
+use crate::proto::{CtlError, Reply, UnitDetail, TAIL_LINES};
+use crate::vocab::Name;
+
+impl Server {
+    /// The clients that wait on their unit: after every supervisor step
+    /// the loop answers the settled ones and feeds the followers.
+    pub fn waiters(&self) -> heapless::Vec<(ClientId, Waiter), MAX_CLIENTS> {
+        let mut out = heapless::Vec::new();
+        for (slot, c) in self.clients.iter().enumerate() {
+            let w = match &c.mode {
+                Mode::Waiting { name, want } => Waiter::Settle {
+                    name: name.clone(),
+                    want: *want,
+                },
+                Mode::Following { name, .. } => Waiter::Follow { name: name.clone() },
+                _ => continue,
+            };
+            let _ = out.push((ClientId(c.token(slot)), w));
+        }
+        out
+    }
+
+    /// The slot of a connection still open.
+    fn live(&self, id: ClientId) -> Option<usize> {
+        let slot = id.slot();
+        let c = self.clients.get(slot)?;
+        (c.fd.is_some() && c.token(slot) == id.0).then_some(slot)
+    }
+
+    /// The last reply to `id`: sent, then the connection closed.
+    pub fn answer(&mut self, id: ClientId, reply: &Reply<'_>, now_ms: u64) {
+        let Some(slot) = self.live(id) else { return };
+        if let Some(c) = self.clients.get_mut(slot) {
+            c.enqueue(reply);
+        }
+        self.finish(slot, now_ms);
+    }
+
+    /// `status NAME`: the detail with the last lines of `log`.
+    pub fn answer_detail(
+        &mut self,
+        id: ClientId,
+        detail: Result<UnitDetail, CtlError>,
+        log: Option<&LogRing>,
+        now_ms: u64,
+    ) {
+        let Some(slot) = self.live(id) else { return };
+        let Some(c) = self.clients.get_mut(slot) else {
+            return;
+        };
+        match detail {
+            Err(e) => {
+                c.enqueue(&Reply::Error(e));
+            }
+            Ok(detail) => {
+                let scratch = &mut self.scratch[..];
+                let n = log.map_or(0, |ring| ring.tail_lines(TAIL_LINES).copy_tail(scratch));
+                c.enqueue(&Reply::Detail {
+                    detail,
+                    log: scratch.get(..n).unwrap_or(&[]),
+                });
+            }
+        }
+        self.finish(slot, now_ms);
+    }
+
+    /// `log NAME`: the ring's contents, then the close or, with `follow`,
+    /// whatever the unit writes next (see `feed`).
+    pub fn answer_log(
+        &mut self,
+        id: ClientId,
+        name: Name,
+        follow: bool,
+        ring: Result<&LogRing, CtlError>,
+        now_ms: u64,
+    ) {
+        let Some(slot) = self.live(id) else { return };
+        let Some(c) = self.clients.get_mut(slot) else {
+            return;
+        };
+        match ring {
+            Err(e) => {
+                c.enqueue(&Reply::Error(e));
+            }
+            Ok(ring) => {
+                let pos = c.queue_log(&mut self.scratch[..], ring, ring.start_pos());
+                if follow {
+                    c.mode = Mode::Following { name, pos };
+                    c.deadline = None;
+                    self.flush(slot, now_ms);
+                    return;
+                }
+            }
+        }
+        self.finish(slot, now_ms);
+    }
+
+    /// Start, stop or restart begun and not settled yet: the reply waits
+    /// (see `waiters`).
+    pub fn wait_for(&mut self, id: ClientId, name: Name, want: Want) {
+        let Some(slot) = self.live(id) else { return };
+        let Some(c) = self.clients.get_mut(slot) else {
+            return;
+        };
+        // The client has its own timeout; it hanging up frees the slot, so
+        // no deadline here.
+        c.mode = Mode::Waiting { name, want };
+        c.deadline = None;
+        self.sync_interest(slot);
+    }
+
+    /// Sends a follower what its unit wrote since it was last fed; an
+    /// error (the unit went away) is sent and ends the follow.
+    pub fn feed(&mut self, id: ClientId, ring: Result<&LogRing, CtlError>, now_ms: u64) {
+        let Some(slot) = self.live(id) else { return };
+        let Some(c) = self.clients.get_mut(slot) else {
+            return;
+        };
+        let Mode::Following { name, pos } = &c.mode else {
+            return;
+        };
+        let (name, pos) = (name.clone(), *pos);
+        let ring = match ring {
+            Ok(r) => r,
+            Err(e) => {
+                c.enqueue(&Reply::Error(e));
+                self.finish(slot, now_ms);
+                return;
+            }
+        };
+        // A ring that went backwards was replaced: start over.
+        let pos = if pos > ring.write_pos() {
+            ring.start_pos()
+        } else {
+            pos
+        };
+        let new = c.queue_log(&mut self.scratch[..], ring, pos);
+        c.mode = Mode::Following { name, pos: new };
+        if c.pending() {
+            self.flush(slot, now_ms);
+        }
+    }
+}

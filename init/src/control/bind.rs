@@ -1,0 +1,122 @@
+//! Making the listening socket: its private directory, a stale socket
+//! replaced, peers limited by mode 0600, and the server's own epoll set.
+
+use super::{Client, Server, EVENT_BATCH, LISTENER_TOKEN, LISTEN_BACKLOG, MAX_CLIENTS, NO_EVENT};
+use crate::proto::TEXT_MAX;
+use rustix::event::epoll;
+use rustix::io::Errno;
+use rustix::net::{self, SocketFlags};
+use std::path::{Path, PathBuf};
+
+/// A step of `Server::bind` that failed.
+#[derive(Debug)]
+pub enum ServerError {
+    /// The socket's directory could not be made.
+    Dir {
+        path: PathBuf,
+        err: Errno,
+    },
+    /// Something not a socket sits where the socket goes.
+    NotSocket(PathBuf),
+    Unlink {
+        path: PathBuf,
+        err: Errno,
+    },
+    Socket(Errno),
+    Bind {
+        path: PathBuf,
+        err: Errno,
+    },
+    Chmod {
+        path: PathBuf,
+        err: Errno,
+    },
+    Listen(Errno),
+    Epoll(Errno),
+}
+
+impl core::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ServerError::Dir { path, err } => write!(f, "mkdir {}: {err}", path.display()),
+            ServerError::NotSocket(p) => write!(f, "{} exists and is not a socket", p.display()),
+            ServerError::Unlink { path, err } => {
+                write!(f, "remove stale {}: {err}", path.display())
+            }
+            ServerError::Socket(e) => write!(f, "control socket: {e}"),
+            ServerError::Bind { path, err } => write!(f, "bind {}: {err}", path.display()),
+            ServerError::Chmod { path, err } => write!(f, "chmod {}: {err}", path.display()),
+            ServerError::Listen(e) => write!(f, "listen on control socket: {e}"),
+            ServerError::Epoll(e) => write!(f, "control epoll: {e}"),
+        }
+    }
+}
+
+impl Server {
+    /// Listens at `path`, making its directory (mode 0700) if missing and
+    /// replacing a stale socket left there. Only peers of `allowed_uid`
+    /// are served. Allocates the client table: call once, at boot.
+    pub fn bind(path: &Path, allowed_uid: u32) -> Result<Server, ServerError> {
+        use rustix::fs::Mode;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            match rustix::fs::mkdir(dir, Mode::RWXU) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(err) => {
+                    return Err(ServerError::Dir {
+                        path: dir.into(),
+                        err,
+                    })
+                }
+            }
+        }
+        if let Ok(st) = rustix::fs::lstat(path) {
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Socket {
+                return Err(ServerError::NotSocket(path.into()));
+            }
+            rustix::fs::unlink(path).map_err(|err| ServerError::Unlink {
+                path: path.into(),
+                err,
+            })?;
+        }
+        let listener = net::socket_with(
+            net::AddressFamily::UNIX,
+            net::SocketType::STREAM,
+            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(ServerError::Socket)?;
+        let addr = net::SocketAddrUnix::new(path).map_err(|err| ServerError::Bind {
+            path: path.into(),
+            err,
+        })?;
+        net::bind(&listener, &addr).map_err(|err| ServerError::Bind {
+            path: path.into(),
+            err,
+        })?;
+        rustix::fs::chmod(path, Mode::RUSR | Mode::WUSR).map_err(|err| ServerError::Chmod {
+            path: path.into(),
+            err,
+        })?;
+        net::listen(&listener, LISTEN_BACKLOG).map_err(ServerError::Listen)?;
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(ServerError::Epoll)?;
+        epoll::add(
+            &epoll,
+            &listener,
+            epoll::EventData::new_u64(LISTENER_TOKEN),
+            epoll::EventFlags::IN,
+        )
+        .map_err(ServerError::Epoll)?;
+        Ok(Server {
+            listener,
+            epoll,
+            allowed_uid,
+            clients: (0..MAX_CLIENTS).map(|_| Client::new()).collect(),
+            scratch: Box::new([0; TEXT_MAX]),
+            events: [NO_EVENT; EVENT_BATCH],
+            event_count: 0,
+            next_event: 0,
+            accepts_left: 0,
+            in_round: false,
+        })
+    }
+}

@@ -1,0 +1,218 @@
+//! A stand-in for PID 1's loop in host tests (here and in `ctl`): unit
+//! state in plain vectors, and the loop's side of the exchange (execute a
+//! `Command`, answer it, walk the waiters) done the way `pid1::queries`
+//! does it.
+
+use super::*;
+use crate::log_ring::LogRing;
+use crate::proto::UnitDetail;
+use crate::proto::UnitStatus;
+use crate::unit::Limit;
+use crate::vocab::{ShutdownKind, State};
+use core::fmt::Write;
+use std::path::PathBuf;
+
+pub struct Unit {
+    pub status: UnitStatus,
+    pub log: Box<LogRing>,
+    pub captured: bool,
+}
+
+#[derive(Default)]
+pub struct Fake {
+    pub units: Vec<Unit>,
+    /// Whether every unit has settled as a waiter wants.
+    pub settle: Option<Result<(), CtlError>>,
+    pub actions: Vec<String>,
+    pub shutdowns: Vec<ShutdownKind>,
+    pub reload_lines: Vec<String>,
+    pub reload_invalid: bool,
+    pub cat_bytes: usize,
+}
+
+pub fn status(name: &str, state: State, pid: u32) -> UnitStatus {
+    UnitStatus {
+        name: crate::proto::truncated(name),
+        state,
+        pid,
+        restarts: 1,
+        memory_current: Some(1_300_000),
+        memory_max: Some(Limit::Value(8 << 20)),
+        uptime_ms: 192_000,
+    }
+}
+
+impl Fake {
+    pub fn with(names: &[&str]) -> Self {
+        let mut f = Fake::default();
+        for (i, n) in names.iter().enumerate() {
+            f.units.push(Unit {
+                status: status(n, State::Running, 100 + i as u32),
+                log: Box::new(LogRing::default()),
+                captured: true,
+            });
+        }
+        f
+    }
+
+    pub fn unit(&mut self, name: &str) -> &mut Unit {
+        self.units
+            .iter_mut()
+            .find(|u| u.status.name == name)
+            .unwrap()
+    }
+
+    fn find(&self, name: &str) -> Result<&Unit, CtlError> {
+        self.units
+            .iter()
+            .find(|u| u.status.name == name)
+            .ok_or_else(|| CtlError::fmt(ErrCode::NoSuchUnit, format_args!("no unit {name}")))
+    }
+
+    fn log(&self, name: &str) -> Result<&LogRing, CtlError> {
+        let u = self.find(name)?;
+        if u.captured {
+            Ok(&u.log)
+        } else {
+            Err(CtlError::code(ErrCode::NoLog))
+        }
+    }
+
+    /// Executes one command and answers it, as PID 1's loop does.
+    pub fn execute(&mut self, srv: &mut Server, id: ClientId, cmd: Command, now: u64) {
+        match cmd {
+            Command::Status => {
+                let mut v = heapless::Vec::new();
+                for u in &self.units {
+                    let _ = v.push(u.status.clone());
+                }
+                srv.answer(id, &Reply::Status(v), now);
+            }
+            Command::Detail(name) => {
+                let detail = self.find(&name).map(|u| UnitDetail {
+                    status: u.status.clone(),
+                    last_exit: crate::proto::LastExit::Code(3),
+                    oom_kills: 1,
+                    reason: crate::proto::truncated("restarting in 2s"),
+                });
+                srv.answer_detail(id, detail, self.log(&name).ok(), now);
+            }
+            Command::Start(name) => self.act(srv, id, name, Want::Started, now),
+            Command::Stop(name) => self.act(srv, id, name, Want::Stopped, now),
+            Command::Restart(name) => self.act(srv, id, name, Want::Restarted, now),
+            Command::Shutdown(kind) => {
+                srv.answer(id, &Reply::Ok, now);
+                self.shutdowns.push(kind);
+            }
+            Command::Log { name, follow } => {
+                let ring = self.log(&name);
+                srv.answer_log(id, name.clone(), follow, ring, now);
+            }
+            Command::Cat(name) => {
+                let mut text = Box::<Text>::default();
+                let r = self.find(&name).map(|_| {
+                    let _ = writeln!(text, "exec = /bin/{name}");
+                    for _ in 0..self.cat_bytes {
+                        if text.write_char('x').is_err() {
+                            break;
+                        }
+                    }
+                });
+                match r {
+                    Ok(()) => srv.answer(id, &Reply::Cat(text.unit_file()), now),
+                    Err(e) => srv.answer(id, &Reply::Error(e), now),
+                }
+            }
+            Command::Reload => {
+                let mut text = Box::<Text>::default();
+                for l in &self.reload_lines {
+                    text.line(l);
+                }
+                let result = if self.reload_invalid {
+                    Err(CtlError::new(ErrCode::Invalid, "1 unit file invalid"))
+                } else {
+                    Ok(())
+                };
+                srv.answer(
+                    id,
+                    &Reply::Reload {
+                        result,
+                        report: text.report(),
+                    },
+                    now,
+                );
+            }
+        }
+    }
+
+    fn act(&mut self, srv: &mut Server, id: ClientId, name: Name, want: Want, now: u64) {
+        if let Err(e) = self.find(&name) {
+            return srv.answer(id, &Reply::Error(e), now);
+        }
+        let verb = match want {
+            Want::Started => "start",
+            Want::Stopped => "stop",
+            Want::Restarted => "restart",
+        };
+        self.actions.push(format!("{verb} {name}"));
+        match self.settle.clone() {
+            Some(r) => srv.answer(id, &result_reply(r), now),
+            None => srv.wait_for(id, name, want),
+        }
+    }
+
+    /// Answers settled waiters and feeds followers, as PID 1's loop does
+    /// after every supervisor step.
+    pub fn tend(&mut self, srv: &mut Server, now: u64) {
+        for (id, w) in srv.waiters() {
+            match w {
+                Waiter::Settle { .. } => {
+                    if let Some(r) = self.settle.clone() {
+                        srv.answer(id, &result_reply(r), now);
+                    }
+                }
+                Waiter::Follow { name } => srv.feed(id, self.log(&name), now),
+            }
+        }
+    }
+}
+
+fn result_reply(r: Result<(), CtlError>) -> Reply<'static> {
+    match r {
+        Ok(()) => Reply::Ok,
+        Err(e) => Reply::Error(e),
+    }
+}
+
+/// The two halves of a loop turn, under the names the tests use.
+impl Server {
+    /// Serves every request that is ready, answering from `fake`.
+    pub fn on_ready(&mut self, now: u64, fake: &mut Fake) {
+        while let Some((id, cmd)) = self.poll(now) {
+            fake.execute(self, id, cmd, now);
+        }
+    }
+
+    /// After a supervisor step: settled waiters and followers.
+    pub fn poll_waiters(&mut self, now: u64, fake: &mut Fake) {
+        fake.tend(self, now);
+    }
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("wren-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,648 @@
+//! The server against real sockets, with `fake` as PID 1's loop.
+
+use super::fake::{Fake, TempDir};
+use super::*;
+use crate::log_ring::LOG_RING_BYTES;
+use crate::proto::{decode_reply, encode_request, LastExit};
+use crate::proto::{FrameDecoder, Request, FRAME_BUF, PROTO_VERSION, TAIL_LINES};
+use crate::vocab::ShutdownKind;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+const ROOT: u32 = 0;
+
+fn uid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
+struct Rig {
+    _dir: TempDir,
+    path: PathBuf,
+    server: Server,
+    fake: Fake,
+    now: u64,
+}
+
+impl Rig {
+    fn new(tag: &str) -> Rig {
+        let dir = TempDir::new(tag);
+        let path = dir.0.join("run").join("control");
+        let server = Server::bind(&path, uid()).unwrap();
+        Rig {
+            _dir: dir,
+            path,
+            server,
+            fake: Fake::with(&["web", "db"]),
+            now: 1_000,
+        }
+    }
+
+    fn connect(&self) -> UnixStream {
+        let s = UnixStream::connect(&self.path).unwrap();
+        s.set_nonblocking(true).unwrap();
+        s
+    }
+
+    fn pump(&mut self) {
+        for _ in 0..4 {
+            self.server.on_ready(self.now, &mut self.fake);
+            self.server.poll_waiters(self.now, &mut self.fake);
+        }
+    }
+
+    /// Sends `req`, runs the server, returns the replies and whether
+    /// the server closed.
+    fn ask(&mut self, req: Request<'_>) -> (Vec<Vec<u8>>, bool) {
+        let mut s = self.connect();
+        send(&mut s, &req);
+        self.pump();
+        collect(&mut s)
+    }
+}
+
+fn send(s: &mut UnixStream, req: &Request<'_>) {
+    let mut buf = [0u8; 256];
+    let n = encode_request(req, &mut buf).unwrap();
+    s.write_all(&buf[..n]).unwrap();
+}
+
+/// Every whole frame available now, and whether the peer closed.
+fn collect(s: &mut UnixStream) -> (Vec<Vec<u8>>, bool) {
+    let mut dec = Box::new(FrameDecoder::<FRAME_BUF>::new());
+    let mut frames = Vec::new();
+    let mut eof = false;
+    loop {
+        match s.read(dec.spare()) {
+            Ok(0) => {
+                eof = true;
+                break;
+            }
+            Ok(n) => dec.advance(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            // The server closed with our bytes unread: a reset.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                eof = true;
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+        while let Some(p) = dec.frame().unwrap() {
+            frames.push(p.to_vec());
+            dec.consume();
+        }
+    }
+    assert_eq!(dec.buffered(), 0, "partial frame left");
+    (frames, eof)
+}
+
+fn one(frames: &[Vec<u8>]) -> Reply<'_> {
+    assert_eq!(frames.len(), 1, "expected one reply");
+    decode_reply(&frames[0]).unwrap()
+}
+
+fn err_code(frames: &[Vec<u8>]) -> ErrCode {
+    match one(frames) {
+        Reply::Error(e) => e.code,
+        other => panic!("not an error: {other:?}"),
+    }
+}
+
+#[test]
+fn socket_and_directory_are_private() {
+    let rig = Rig::new("ctl-perm");
+    let dir_mode = std::fs::metadata(rig.path.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(dir_mode & 0o777, 0o700);
+    let sock_mode = std::fs::metadata(&rig.path).unwrap().permissions().mode();
+    assert_eq!(sock_mode & 0o777, 0o600);
+    // Binding again replaces the stale socket.
+    drop(rig.server);
+    assert!(Server::bind(&rig.path, uid()).is_ok());
+    // But never a file that is not a socket.
+    let f = rig.path.with_file_name("plain");
+    std::fs::write(&f, b"x").unwrap();
+    assert!(matches!(
+        Server::bind(&f, uid()),
+        Err(ServerError::NotSocket(_))
+    ));
+}
+
+#[test]
+fn status_lists_every_unit_and_closes() {
+    let mut rig = Rig::new("ctl-status");
+    let (frames, eof) = rig.ask(Request::Status { name: None });
+    match one(&frames) {
+        Reply::Status(v) => {
+            let names: Vec<&str> = v.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names, ["web", "db"]);
+            assert_eq!(v[1].pid, 101);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(eof);
+    assert_eq!(rig.server.clients(), 0);
+}
+
+#[test]
+fn status_of_one_unit_carries_the_log_tail() {
+    let mut rig = Rig::new("ctl-detail");
+    let mut text = String::new();
+    for i in 0..30 {
+        text.push_str(&format!("line {i}\n"));
+    }
+    rig.fake.unit("db").log.push(text.as_bytes());
+    let (frames, _) = rig.ask(Request::Status { name: Some("db") });
+    match one(&frames) {
+        Reply::Detail { detail, log } => {
+            assert_eq!(detail.status.name, "db");
+            assert_eq!(detail.last_exit, LastExit::Code(3));
+            let log = std::str::from_utf8(log).unwrap();
+            assert_eq!(log.lines().count(), TAIL_LINES);
+            assert!(log.starts_with("line 20\n") && log.ends_with("line 29\n"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let (frames, _) = rig.ask(Request::Status { name: Some("nope") });
+    assert_eq!(err_code(&frames), ErrCode::NoSuchUnit);
+}
+
+#[test]
+fn garbage_gets_an_error_and_the_connection_closed() {
+    let mut rig = Rig::new("ctl-garbage");
+    let mut s = rig.connect();
+    s.write_all(&[5, 0, 0, 0, 1, 0xee, 0xee, 0xee, 0xee])
+        .unwrap();
+    rig.pump();
+    let (frames, eof) = collect(&mut s);
+    assert_eq!(err_code(&frames), ErrCode::BadRequest);
+    assert!(eof);
+    assert_eq!(rig.server.clients(), 0);
+    // The server still serves the next one.
+    let (frames, _) = rig.ask(Request::Status { name: None });
+    assert!(matches!(one(&frames), Reply::Status(_)));
+}
+
+#[test]
+fn four_gib_prefix_is_refused_without_waiting_for_the_body() {
+    let mut rig = Rig::new("ctl-huge");
+    let mut s = rig.connect();
+    s.write_all(&u32::MAX.to_le_bytes()).unwrap();
+    rig.pump();
+    let (frames, eof) = collect(&mut s);
+    assert_eq!(err_code(&frames), ErrCode::BadRequest);
+    assert!(eof);
+}
+
+#[test]
+fn truncated_frame_then_half_close_gets_an_error() {
+    let mut rig = Rig::new("ctl-trunc");
+    let mut s = rig.connect();
+    let mut buf = [0u8; 64];
+    let n = encode_request(&Request::Start { name: "web" }, &mut buf).unwrap();
+    s.write_all(&buf[..n - 2]).unwrap();
+    rig.pump();
+    // Nothing yet: the frame is incomplete.
+    assert_eq!(collect(&mut s), (vec![], false));
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    rig.pump();
+    let (frames, eof) = collect(&mut s);
+    assert_eq!(err_code(&frames), ErrCode::BadRequest);
+    assert!(eof);
+    assert!(rig.fake.actions.is_empty());
+    assert_eq!(rig.server.clients(), 0);
+}
+
+#[test]
+fn truncated_frame_then_full_close_frees_the_slot() {
+    let mut rig = Rig::new("ctl-trunc2");
+    let mut s = rig.connect();
+    s.write_all(&[9, 0, 0, 0, 1]).unwrap();
+    rig.pump();
+    assert_eq!(rig.server.clients(), 1);
+    drop(s);
+    rig.pump();
+    assert_eq!(rig.server.clients(), 0);
+    assert_eq!(rig.server.next_deadline(), None);
+}
+
+#[test]
+fn other_protocol_version_is_told_so() {
+    let mut rig = Rig::new("ctl-version");
+    let mut s = rig.connect();
+    let mut body = [0u8; 16];
+    let p = postcard::to_slice(&(PROTO_VERSION + 7, Request::Reload), &mut body).unwrap();
+    let mut frame = (p.len() as u32).to_le_bytes().to_vec();
+    frame.extend_from_slice(p);
+    s.write_all(&frame).unwrap();
+    rig.pump();
+    let (frames, _) = collect(&mut s);
+    match one(&frames) {
+        Reply::Error(e) => {
+            assert_eq!(e.code, ErrCode::Version);
+            assert!(e.message.contains(&format!("{}", PROTO_VERSION + 7)));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn silent_client_is_dropped_while_another_is_served() {
+    let mut rig = Rig::new("ctl-silent");
+    let mut silent = rig.connect();
+    // Half a prefix, then nothing.
+    silent.write_all(&[3, 0]).unwrap();
+    rig.pump();
+    assert_eq!(rig.server.next_deadline(), Some(1_000 + CLIENT_TIMEOUT_MS));
+    rig.now += 1_000;
+    let (frames, eof) = rig.ask(Request::Status { name: None });
+    assert!(matches!(one(&frames), Reply::Status(_)));
+    assert!(eof);
+    assert_eq!(rig.server.clients(), 1);
+    rig.now = 1_000 + CLIENT_TIMEOUT_MS - 1;
+    rig.server.on_timer(rig.now);
+    assert_eq!(rig.server.clients(), 1);
+    rig.now += 1;
+    rig.server.on_timer(rig.now);
+    assert_eq!(rig.server.clients(), 0);
+    assert_eq!(collect(&mut silent), (vec![], true));
+    assert_eq!(rig.server.next_deadline(), None);
+}
+
+#[test]
+fn connections_beyond_the_table_are_refused_at_once() {
+    let mut rig = Rig::new("ctl-full");
+    let held: Vec<UnixStream> = (0..MAX_CLIENTS).map(|_| rig.connect()).collect();
+    rig.pump();
+    assert_eq!(rig.server.clients(), MAX_CLIENTS);
+    let mut extra = rig.connect();
+    rig.pump();
+    let (frames, eof) = collect(&mut extra);
+    assert_eq!(err_code(&frames), ErrCode::Busy);
+    assert!(eof);
+    assert_eq!(rig.server.clients(), MAX_CLIENTS);
+    // A freed slot is usable again.
+    drop(held);
+    rig.pump();
+    assert_eq!(rig.server.clients(), 0);
+    let (frames, _) = rig.ask(Request::Status { name: None });
+    assert!(matches!(one(&frames), Reply::Status(_)));
+}
+
+#[test]
+fn other_users_are_refused() {
+    let dir = TempDir::new("ctl-uid");
+    let path = dir.0.join("control");
+    // Tests run as root; allow only someone else.
+    let other = if uid() == ROOT { 4242 } else { ROOT };
+    let mut server = Server::bind(&path, other).unwrap();
+    let mut fake = Fake::with(&["web"]);
+    let mut s = UnixStream::connect(&path).unwrap();
+    s.set_nonblocking(true).unwrap();
+    send(&mut s, &Request::Shutdown(ShutdownKind::Reboot));
+    server.on_ready(0, &mut fake);
+    let (frames, eof) = collect(&mut s);
+    assert_eq!(err_code(&frames), ErrCode::Denied);
+    assert!(eof);
+    assert!(fake.shutdowns.is_empty());
+    assert_eq!(server.clients(), 0);
+}
+
+#[test]
+fn start_reply_waits_until_the_unit_settles() {
+    let mut rig = Rig::new("ctl-start");
+    let mut s = rig.connect();
+    send(&mut s, &Request::Start { name: "web" });
+    rig.pump();
+    assert_eq!(rig.fake.actions, ["start web"]);
+    assert_eq!(collect(&mut s), (vec![], false));
+    // Waiting clients have no deadline: the client times out itself.
+    assert_eq!(rig.server.next_deadline(), None);
+    rig.now += 60_000;
+    rig.pump();
+    assert_eq!(collect(&mut s), (vec![], false));
+    rig.fake.settle = Some(Ok(()));
+    rig.server.poll_waiters(rig.now, &mut rig.fake);
+    let (frames, eof) = collect(&mut s);
+    assert_eq!(one(&frames), Reply::Ok);
+    assert!(eof);
+}
+
+#[test]
+fn failed_start_and_unknown_units_are_errors() {
+    let mut rig = Rig::new("ctl-startfail");
+    let mut s = rig.connect();
+    send(&mut s, &Request::Restart { name: "db" });
+    rig.pump();
+    rig.fake.settle = Some(Err(CtlError::new(ErrCode::Failed, "db failed: exit 1")));
+    rig.server.poll_waiters(rig.now, &mut rig.fake);
+    let (frames, _) = collect(&mut s);
+    assert_eq!(err_code(&frames), ErrCode::Failed);
+    let (frames, _) = rig.ask(Request::Stop { name: "nope" });
+    assert_eq!(err_code(&frames), ErrCode::NoSuchUnit);
+    let long = "x".repeat(40);
+    let (frames, _) = rig.ask(Request::Stop { name: &long });
+    assert_eq!(err_code(&frames), ErrCode::NoSuchUnit);
+    assert_eq!(rig.fake.actions, ["restart db"]);
+}
+
+#[test]
+fn already_settled_action_replies_at_once() {
+    let mut rig = Rig::new("ctl-settled");
+    rig.fake.settle = Some(Ok(()));
+    let mut s = rig.connect();
+    send(&mut s, &Request::Stop { name: "db" });
+    rig.server.on_ready(rig.now, &mut rig.fake);
+    let (frames, eof) = collect(&mut s);
+    assert_eq!(one(&frames), Reply::Ok);
+    assert!(eof);
+}
+
+#[test]
+fn waiter_that_hangs_up_frees_its_slot() {
+    let mut rig = Rig::new("ctl-hangup");
+    let mut s = rig.connect();
+    send(&mut s, &Request::Start { name: "web" });
+    rig.pump();
+    assert_eq!(rig.server.clients(), 1);
+    drop(s);
+    rig.pump();
+    assert_eq!(rig.server.clients(), 0);
+}
+
+#[test]
+fn shutdown_is_acknowledged_then_done() {
+    let mut rig = Rig::new("ctl-shutdown");
+    let (frames, _) = rig.ask(Request::Shutdown(ShutdownKind::Poweroff));
+    assert_eq!(one(&frames), Reply::Ok);
+    assert_eq!(rig.fake.shutdowns, [ShutdownKind::Poweroff]);
+}
+
+#[test]
+fn log_sends_the_ring_and_closes() {
+    let mut rig = Rig::new("ctl-log");
+    rig.fake.unit("web").log.push(b"hello\nworld\n");
+    let (frames, eof) = rig.ask(Request::Log {
+        name: "web",
+        follow: false,
+    });
+    assert_eq!(
+        one(&frames),
+        Reply::Log {
+            missed: 0,
+            data: b"hello\nworld\n"
+        }
+    );
+    assert!(eof);
+    // Empty ring: nothing, then the close.
+    assert_eq!(
+        rig.ask(Request::Log {
+            name: "db",
+            follow: false
+        }),
+        (vec![], true)
+    );
+    rig.fake.unit("db").captured = false;
+    let (frames, _) = rig.ask(Request::Log {
+        name: "db",
+        follow: false,
+    });
+    assert_eq!(err_code(&frames), ErrCode::NoLog);
+}
+
+#[test]
+fn log_follow_is_fed_new_output_and_told_of_losses() {
+    let mut rig = Rig::new("ctl-follow");
+    rig.fake.unit("web").log.push(b"old\n");
+    let mut s = rig.connect();
+    send(
+        &mut s,
+        &Request::Log {
+            name: "web",
+            follow: true,
+        },
+    );
+    rig.pump();
+    let (frames, eof) = collect(&mut s);
+    assert_eq!(
+        one(&frames),
+        Reply::Log {
+            missed: 0,
+            data: b"old\n"
+        }
+    );
+    assert!(!eof);
+    // No new output: nothing sent.
+    rig.pump();
+    assert_eq!(collect(&mut s), (vec![], false));
+    rig.fake.unit("web").log.push(b"new\n");
+    rig.server.poll_waiters(rig.now, &mut rig.fake);
+    let (frames, _) = collect(&mut s);
+    assert_eq!(
+        one(&frames),
+        Reply::Log {
+            missed: 0,
+            data: b"new\n"
+        }
+    );
+    // More than the ring holds between two polls: the loss is told.
+    let burst = vec![b'z'; LOG_RING_BYTES + 10];
+    rig.fake.unit("web").log.push(&burst);
+    rig.server.poll_waiters(rig.now, &mut rig.fake);
+    let (frames, _) = collect(&mut s);
+    match one(&frames) {
+        Reply::Log { missed, data } => {
+            assert_eq!(missed, 10);
+            assert_eq!(data.len(), LOG_RING_BYTES);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Followers have no deadline.
+    rig.now += 10 * CLIENT_TIMEOUT_MS;
+    rig.pump();
+    assert_eq!(rig.server.clients(), 1);
+    // The unit disappears: the follower is told and closed.
+    rig.fake.units.retain(|u| u.status.name != "web");
+    rig.server.poll_waiters(rig.now, &mut rig.fake);
+    let (frames, eof) = collect(&mut s);
+    assert_eq!(err_code(&frames), ErrCode::NoSuchUnit);
+    assert!(eof);
+}
+
+#[test]
+fn follower_that_does_not_read_is_resumed_without_blocking() {
+    let mut rig = Rig::new("ctl-slow");
+    let mut s = rig.connect();
+    send(
+        &mut s,
+        &Request::Log {
+            name: "web",
+            follow: true,
+        },
+    );
+    rig.pump();
+    // Fill the socket: the server must neither block nor lose track.
+    let mut total = 0u64;
+    for i in 0..2_000u32 {
+        let line = format!("{i:0>63}\n");
+        rig.fake.unit("web").log.push(line.as_bytes());
+        total += line.len() as u64;
+        rig.server.poll_waiters(rig.now, &mut rig.fake);
+    }
+    // Read everything now, letting the server refill as room appears.
+    let mut got = 0u64;
+    let mut missed = 0u64;
+    for _ in 0..200 {
+        let (frames, eof) = collect(&mut s);
+        assert!(!eof);
+        for f in &frames {
+            match decode_reply(f).unwrap() {
+                Reply::Log { missed: m, data } => {
+                    got += data.len() as u64;
+                    missed += m;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        rig.pump();
+    }
+    assert_eq!(got + missed, total);
+    assert!(got > 0);
+}
+
+#[test]
+fn follower_that_stops_reading_is_dropped_after_the_timeout() {
+    let mut rig = Rig::new("ctl-stall");
+    let _s = rig.connect();
+    send(
+        &mut _s.try_clone().unwrap(),
+        &Request::Log {
+            name: "web",
+            follow: true,
+        },
+    );
+    rig.pump();
+    // Output keeps coming and the client never reads: the socket fills.
+    for i in 0..2_000u32 {
+        rig.fake
+            .unit("web")
+            .log
+            .push(format!("{i:0>63}\n").as_bytes());
+        rig.server.poll_waiters(rig.now, &mut rig.fake);
+    }
+    assert_eq!(rig.server.clients(), 1);
+    assert_eq!(
+        rig.server.next_deadline(),
+        Some(rig.now + CLIENT_TIMEOUT_MS)
+    );
+    rig.now += CLIENT_TIMEOUT_MS;
+    rig.pump();
+    rig.server.on_timer(rig.now);
+    assert_eq!(
+        rig.server.clients(),
+        0,
+        "the stalled follower keeps its slot"
+    );
+}
+
+#[test]
+fn cat_and_reload_carry_text() {
+    let mut rig = Rig::new("ctl-cat");
+    let (frames, _) = rig.ask(Request::Cat { name: "web" });
+    assert_eq!(one(&frames), Reply::Cat("exec = /bin/web\n"));
+    // Text larger than a frame is cut with a note, not dropped.
+    rig.fake.cat_bytes = FRAME_BUF;
+    let (frames, _) = rig.ask(Request::Cat { name: "web" });
+    match one(&frames) {
+        Reply::Cat(t) => {
+            assert!(t.len() <= TEXT_MAX);
+            assert!(t.ends_with("# (truncated)\n"));
+        }
+        other => panic!("{other:?}"),
+    }
+    rig.fake.reload_lines = vec!["a.unit:3: unknown key".into(), "started b".into()];
+    rig.fake.reload_invalid = true;
+    let (frames, _) = rig.ask(Request::Reload);
+    match one(&frames) {
+        Reply::Reload { result, report } => {
+            assert_eq!(result.unwrap_err().code, ErrCode::Invalid);
+            assert_eq!(report, "a.unit:3: unknown key\nstarted b");
+        }
+        other => panic!("{other:?}"),
+    }
+    rig.fake.reload_lines = (0..2_000).map(|i| format!("line {i}")).collect();
+    rig.fake.reload_invalid = false;
+    let (frames, _) = rig.ask(Request::Reload);
+    match one(&frames) {
+        Reply::Reload { result, report } => {
+            assert!(result.is_ok());
+            assert!(report.starts_with("line 0\nline 1\n"));
+            assert!(
+                report.ends_with("more lines"),
+                "{}",
+                &report[report.len() - 40..]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn two_requests_in_one_frame_burst_only_first_is_served() {
+    let mut rig = Rig::new("ctl-two");
+    let mut s = rig.connect();
+    let mut buf = [0u8; 64];
+    let a = encode_request(&Request::Shutdown(ShutdownKind::Halt), &mut buf).unwrap();
+    let b = encode_request(&Request::Shutdown(ShutdownKind::Reboot), &mut buf[a..]).unwrap();
+    s.write_all(&buf[..a + b]).unwrap();
+    rig.pump();
+    let (frames, eof) = collect(&mut s);
+    assert_eq!(one(&frames), Reply::Ok);
+    assert!(eof);
+    assert_eq!(rig.fake.shutdowns, [ShutdownKind::Halt]);
+}
+
+#[test]
+fn commands_come_out_one_at_a_time_and_late_answers_are_dropped() {
+    let mut rig = Rig::new("ctl-poll");
+    let mut a = rig.connect();
+    send(&mut a, &Request::Status { name: Some("web") });
+    let (id, cmd) = rig.server.poll(rig.now).unwrap();
+    assert_eq!(cmd, Command::Detail("web".try_into().unwrap()));
+    // Unanswered, the client hangs up: its slot is freed and an answer
+    // that comes after goes nowhere.
+    drop(a);
+    assert_eq!(rig.server.poll(rig.now), None);
+    assert_eq!(rig.server.poll(rig.now), None);
+    assert_eq!(rig.server.clients(), 0);
+    let mut b = rig.connect();
+    send(&mut b, &Request::Reload);
+    let (id_b, cmd) = rig.server.poll(rig.now).unwrap();
+    assert_eq!(cmd, Command::Reload);
+    assert_ne!(id, id_b, "a reused slot has a new id");
+    rig.server.answer(id, &Reply::Ok, rig.now);
+    assert_eq!(collect(&mut b), (vec![], false));
+    rig.server.answer(id_b, &Reply::Ok, rig.now);
+    let (frames, eof) = collect(&mut b);
+    assert_eq!(one(&frames), Reply::Ok);
+    assert!(eof);
+}
+
+#[test]
+fn a_burst_larger_than_the_table_is_served_when_each_is_answered_at_once() {
+    let mut rig = Rig::new("ctl-burst");
+    let mut all: Vec<UnixStream> = (0..MAX_CLIENTS + 4).map(|_| rig.connect()).collect();
+    for s in all.iter_mut() {
+        send(s, &Request::Status { name: None });
+    }
+    rig.server.on_ready(rig.now, &mut rig.fake);
+    for s in all.iter_mut() {
+        let (frames, eof) = collect(s);
+        assert!(matches!(one(&frames), Reply::Status(_)));
+        assert!(eof);
+    }
+    assert_eq!(rig.server.clients(), 0);
+}

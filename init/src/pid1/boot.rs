@@ -1,0 +1,168 @@
+//! The boot steps before the loop: signals blocked, early mounts, kernel
+//! options and logging, the hostname, cgroups, then the unit table (or the
+//! rescue shell when there is no valid unit).
+
+use super::{Edge, Pid1, NOTIFY_DIR};
+use crate::boot::{cmdline, mounts};
+use crate::cgroup::Cgroups;
+use crate::config;
+use crate::config::users::read_small;
+use crate::kmsg;
+use crate::unit::{self, Output, UnitDef};
+use crate::vocab::MAX_UNITS;
+use nix::sys::signal::SigSet;
+use rustix::io::Errno;
+use std::path::Path;
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+const RUN_DIR: &str = "/run/wren";
+
+/// Steps 1 to 4: what must be up before there are units. Returns the
+/// kernel options, the blocked signal mask (for the signalfd) and the
+/// cgroup hierarchy if it could be set up.
+pub(super) fn early() -> (cmdline::Options, SigSet, Option<Cgroups>) {
+    // Step 1: signals. Blocked before anything else so that none is lost
+    // or delivered with a default action while we boot.
+    let mask = SigSet::all();
+    let _ = mask.thread_block();
+    let _ = mounts::ensure_console_fds();
+    // Step 2: early mounts (/proc first; everything after reads it).
+    mounts::early_mounts(Path::new("/proc/self/mounts"), &mut |e| {
+        log::error!("mount: {e}")
+    });
+    // An initramfs without /dev/console starts us with no stdio at all.
+    let _ = mounts::ensure_console_fds();
+    // Step 3: options and logging. /dev/kmsg rate-limits each writer to
+    // 10 lines per 5 s by default, which would drop PID 1's own records in
+    // a crash loop; lift it unless the command line fixed the setting
+    // (then the kernel refuses the write, which is fine).
+    let _ = write_file("/proc/sys/kernel/printk_devkmsg", b"on\n");
+    let opts = read_cmdline();
+    kmsg::set_quiet(opts.quiet);
+    log::info!("starting (pid 1)");
+    set_hostname();
+    // Step 4: cgroups.
+    let cg = match crate::cgroup::setup_units(Path::new(CGROUP_ROOT))
+        .and_then(|_| Cgroups::open(Path::new(CGROUP_ROOT)))
+    {
+        Ok(c) => Some(c),
+        Err(e) => {
+            log::error!("cgroup: {e}; units cannot be started");
+            None
+        }
+    };
+    for dir in [RUN_DIR, NOTIFY_DIR] {
+        let _ = rustix::fs::mkdir(dir, rustix::fs::Mode::from_raw_mode(0o700));
+    }
+    (opts, mask, cg)
+}
+
+/// The kernel command line, with the logger started at the level it asks
+/// for (the one place `kmsg::init` is called).
+fn read_cmdline() -> cmdline::Options {
+    let mut buf = [0u8; 4096];
+    let text = read_small("/proc/cmdline", &mut buf).unwrap_or("");
+    // Warnings wait until the logger is up, so collect the first few.
+    let mut warnings: heapless::Vec<(heapless::String<64>, &'static str), 4> = heapless::Vec::new();
+    let opts = cmdline::parse(text, &mut |tok, why| {
+        let _ = warnings.push((crate::proto::truncated(tok), why));
+    });
+    kmsg::init(opts.debug);
+    for (tok, why) in warnings.iter() {
+        log::warn!("kernel option `{tok}`: {why}");
+    }
+    opts
+}
+
+fn write_file(path: &str, data: &[u8]) -> Result<(), Errno> {
+    let fd = rustix::fs::open(
+        path,
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    rustix::io::write(&fd, data).map(|_| ())
+}
+
+fn set_hostname() {
+    let mut buf = [0u8; 128];
+    let name = read_small("/etc/hostname", &mut buf).unwrap_or("").trim();
+    if name.is_empty() {
+        return;
+    }
+    if let Err(e) = rustix::system::sethostname(name.as_bytes()) {
+        log::warn!("/etc/hostname: sethostname: {e}");
+    }
+}
+
+/// The rescue shell: a console unit that always comes back.
+fn rescue_unit() -> UnitDef {
+    let mut d = UnitDef::with_defaults("rescue");
+    let _ = d.exec.push("/bin/sh");
+    let _ = d.description.push_str("emergency shell");
+    d.console = true;
+    d.output = Output::Console;
+    d.namespaces = unit::Namespaces::NONE;
+    d.restart_delay = 1000;
+    d
+}
+
+impl Pid1 {
+    pub(super) fn load_units(&mut self, opts: &cmdline::Options) {
+        if opts.rescue {
+            log::warn!("wren.rescue given, starting rescue shell");
+        } else {
+            let dir = opts.units_dir();
+            self.units_dir = heapless::String::try_from(dir).unwrap_or_default();
+            let mut defs: Box<heapless::Vec<UnitDef, MAX_UNITS>> = Box::default();
+            config::load_dir(Path::new(dir), &mut defs, &mut |e| log::error!("{e}"));
+            for d in defs.into_iter() {
+                self.add_unit(d);
+            }
+            if let Err((u, _)) = self.sup.link() {
+                log::error!("unit {u}: unresolved dependency");
+            }
+            if self.sup.is_empty() {
+                log::warn!("no valid unit, starting rescue shell (unit directory {dir})");
+            } else {
+                log::info!("{} units loaded from {dir}", self.sup.len());
+            }
+        }
+        if self.sup.is_empty() {
+            self.add_unit(rescue_unit());
+            let _ = self.sup.link();
+        }
+    }
+
+    /// A unit into the table at boot, with its edge state beside it.
+    fn add_unit(&mut self, d: UnitDef) {
+        let edge = Edge::new(&d);
+        if self.sup.add(d).is_ok() {
+            let _ = self.edges.push(edge);
+        }
+    }
+
+    /// `units/` must hold the protection its units ask for (see
+    /// `Cgroups::set_units_protection`).
+    pub(super) fn apply_protection(&self) {
+        if let Some(cg) = self.cg.as_ref() {
+            let (low, min) = self.sup.protection();
+            if let Err(e) = cg.set_units_protection(low, min) {
+                log::warn!("{e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rescue_unit_is_a_console_shell_that_comes_back() {
+        let d = rescue_unit();
+        assert_eq!(d.exec.first(), Some("/bin/sh"));
+        assert!(d.console);
+        assert_eq!(d.restart, unit::Restart::Always);
+        assert_eq!(d.namespaces, unit::Namespaces::NONE);
+    }
+}

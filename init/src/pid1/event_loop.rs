@@ -1,0 +1,238 @@
+//! The one wait point: an epoll set holding the signalfd, the timerfd, the
+//! control server and every unit's output and readiness fd, each under a
+//! token that says which source it is; and the timer, armed at the next
+//! deadline anybody has.
+
+use super::{now, Pid1};
+use crate::control::Server as ControlServer;
+use crate::kmsg;
+use crate::supervisor::{Event, Phase};
+use crate::vocab::MAX_UNITS;
+use nix::sys::signal::SigSet;
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use rustix::event::epoll;
+use rustix::fd::OwnedFd;
+use rustix::io::Errno;
+use rustix::process::{wait, WaitOptions};
+use std::mem::MaybeUninit;
+use std::path::Path;
+
+const TOKEN_SIGNAL: u64 = 1;
+const TOKEN_TIMER: u64 = 2;
+const TOKEN_CONTROL: u64 = 3;
+/// Tokens for per-unit fds: base + unit index.
+pub(super) const TOKEN_LOG: u64 = 0x1000;
+pub(super) const TOKEN_NOTIFY: u64 = 0x2000;
+
+const CONTROL_SOCKET: &str = "/run/wren/control";
+/// Retry interval for console text a busy serial line refused.
+const CONSOLE_RETRY_MS: u64 = 20;
+/// epoll events taken per wake-up.
+const EPOLL_BATCH: usize = 16;
+
+/// Last resort when the event loop cannot be built: still reap, never exit.
+pub(super) fn reap_forever() -> ! {
+    loop {
+        if wait(WaitOptions::empty()).is_err() {
+            let _ = rustix::thread::nanosleep(&rustix::time::Timespec {
+                tv_sec: 3600,
+                tv_nsec: 0,
+            });
+        }
+    }
+}
+
+/// Make `fd` non-blocking and add it to the loop under `token`; the fd is
+/// kept only if that worked (an fd nobody waits on is useless).
+pub(super) fn watch(ep: &OwnedFd, fd: OwnedFd, token: u64) -> Option<OwnedFd> {
+    let _ = rustix::io::ioctl_fionbio(&fd, true);
+    epoll::add(
+        ep,
+        &fd,
+        epoll::EventData::new_u64(token),
+        epoll::EventFlags::IN,
+    )
+    .ok()
+    .map(|()| fd)
+}
+
+/// The unit index a per-unit token carries, when `tok` is `base + index`.
+fn unit_of(tok: u64, base: u64) -> Option<u8> {
+    let i = tok.checked_sub(base)?;
+    if i < MAX_UNITS as u64 {
+        u8::try_from(i).ok()
+    } else {
+        None
+    }
+}
+
+impl Pid1 {
+    pub(super) fn setup_loop(&mut self, mask: &SigSet) -> Result<(), Errno> {
+        let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let sfd = SignalFd::with_flags(mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| Errno::from_raw_os_error(e as i32))?;
+        epoll::add(
+            &ep,
+            &sfd,
+            epoll::EventData::new_u64(TOKEN_SIGNAL),
+            epoll::EventFlags::IN,
+        )?;
+        let timer = rustix::time::timerfd_create(
+            rustix::time::TimerfdClockId::Monotonic,
+            rustix::time::TimerfdFlags::NONBLOCK | rustix::time::TimerfdFlags::CLOEXEC,
+        )?;
+        epoll::add(
+            &ep,
+            &timer,
+            epoll::EventData::new_u64(TOKEN_TIMER),
+            epoll::EventFlags::IN,
+        )?;
+        match ControlServer::bind(Path::new(CONTROL_SOCKET), 0) {
+            Ok(srv) => {
+                if let Err(e) = epoll::add(
+                    &ep,
+                    srv.fd(),
+                    epoll::EventData::new_u64(TOKEN_CONTROL),
+                    epoll::EventFlags::IN,
+                ) {
+                    log::error!("control socket: epoll: {e}");
+                }
+                self.control = Some(srv);
+            }
+            Err(e) => log::error!("control socket {CONTROL_SOCKET}: {e}"),
+        }
+        self.epoll = Some(ep);
+        self.sigfd = Some(sfd);
+        self.timer = Some(timer);
+        Ok(())
+    }
+
+    pub(super) fn wait_once(&mut self) {
+        let Some(ep) = self.epoll.as_ref() else {
+            reap_forever();
+        };
+        let mut buf = [MaybeUninit::<epoll::Event>::uninit(); EPOLL_BATCH];
+        let mut tokens: heapless::Vec<u64, EPOLL_BATCH> = heapless::Vec::new();
+        match epoll::wait(ep, &mut buf, None) {
+            Ok((ready, _)) => {
+                for ev in ready.iter() {
+                    let _ = tokens.push(ev.data.u64());
+                }
+            }
+            Err(Errno::INTR) => {}
+            Err(e) => {
+                log::error!("epoll_wait: {e}");
+                return;
+            }
+        }
+        let before = crate::sys::alloc::count();
+        for tok in tokens.iter() {
+            self.dispatch(*tok);
+        }
+        self.after_events();
+        let n = crate::sys::alloc::count().wrapping_sub(before);
+        if n > 0 {
+            // The loop is meant to be allocation-free once units run;
+            // reload is the known exception.
+            log::debug!(
+                "{n} allocation(s) in one wake-up (tokens {:?})",
+                tokens.as_slice()
+            );
+        }
+    }
+
+    fn dispatch(&mut self, tok: u64) {
+        match tok {
+            TOKEN_SIGNAL => self.on_signals(),
+            TOKEN_TIMER => {
+                if let Some(t) = self.timer.as_ref() {
+                    let mut b = [0u8; 8];
+                    let _ = rustix::io::read(t, &mut b);
+                }
+                self.feed(Event::Tick);
+                if let Some(srv) = self.control.as_mut() {
+                    srv.on_timer(now());
+                }
+            }
+            TOKEN_CONTROL => self.serve_control(),
+            t => {
+                if let Some(u) = unit_of(t, TOKEN_LOG) {
+                    self.on_log(u);
+                } else if let Some(u) = unit_of(t, TOKEN_NOTIFY) {
+                    self.on_notify(u);
+                }
+            }
+        }
+    }
+
+    /// After every batch: control clients waiting on a unit, the next
+    /// timer, and a one-time "all up" line for boot timing.
+    fn after_events(&mut self) {
+        self.tend_waiters();
+        self.arm_timer();
+        if !self.all_up_reported && self.sup.shutting_down().is_none() {
+            let settled = self.sup.slots().all(|s| {
+                matches!(
+                    s.rt.phase,
+                    Phase::Running | Phase::Exited | Phase::Failed | Phase::Stopped
+                )
+            });
+            if settled {
+                self.all_up_reported = true;
+                let up = self
+                    .sup
+                    .slots()
+                    .filter(|s| matches!(s.rt.phase, Phase::Running | Phase::Exited))
+                    .count();
+                let ms = now().saturating_sub(self.started_at);
+                log::info!(
+                    "{up} of {} units up {ms} ms after PID 1 started ({} allocations so far)",
+                    self.sup.len(),
+                    crate::sys::alloc::count()
+                );
+            }
+        }
+    }
+
+    pub(super) fn arm_timer(&mut self) {
+        let Some(t) = self.timer.as_ref() else { return };
+        let sup = self.sup.next_deadline();
+        let ctl = self.control.as_ref().and_then(|c| c.next_deadline());
+        // Console text a busy serial line refused: retry shortly. Only
+        // while some is waiting, so an idle system still sleeps.
+        let ctl = if kmsg::console_flush() {
+            let retry = now().saturating_add(CONSOLE_RETRY_MS);
+            Some(ctl.map_or(retry, |c| c.min(retry)))
+        } else {
+            ctl
+        };
+        let when = match (sup, ctl) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let value = match when {
+            // A deadline already due still needs a non-zero value: zero
+            // would disarm the timer.
+            Some(ms) => rustix::time::Timespec {
+                tv_sec: (ms / 1000) as i64,
+                tv_nsec: ((ms % 1000) * 1_000_000).max(1) as i64,
+            },
+            None => rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+        };
+        let spec = rustix::time::Itimerspec {
+            it_interval: rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: value,
+        };
+        if let Err(e) =
+            rustix::time::timerfd_settime(t, rustix::time::TimerfdTimerFlags::ABSTIME, &spec)
+        {
+            log::error!("timerfd_settime: {e}");
+        }
+    }
+}

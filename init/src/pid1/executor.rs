@@ -1,0 +1,333 @@
+//! Performing what the supervisor asks: spawning (everything a unit's
+//! process needs first: cgroup, ids, pipes, the notify socket), signalling,
+//! killing a cgroup, announcing state changes on the console and in the
+//! kernel log, and finishing the shutdown.
+
+use super::event_loop::{self, watch};
+use super::{now, now_ns, why, Pid1, Why, NOTIFY_DIR};
+use crate::boot::shutdown;
+use crate::config::users;
+use crate::kmsg;
+use crate::log_ring::LogRing;
+use crate::spawn;
+use crate::supervisor::{Action, Actions, Event, Note};
+use crate::unit::{self, Output, Ready};
+use crate::vocab::Exit;
+use nix::sys::signal::Signal;
+use rustix::event::epoll;
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::io::Errno;
+
+/// How long processes left at shutdown get between TERM and KILL.
+const SHUTDOWN_GRACE_MS: u64 = 2000;
+
+impl Pid1 {
+    /// Step the supervisor with `ev` and everything it leads to.
+    pub(super) fn feed(&mut self, ev: Event) {
+        let _ = self.queue.push_back(ev);
+        self.run_queue();
+    }
+
+    /// Step the supervisor with every queued event, performing what it
+    /// asks (which may queue more, e.g. Spawned after a Spawn).
+    pub(super) fn run_queue(&mut self) {
+        let mut out = Actions::new();
+        while let Some(ev) = self.queue.pop_front() {
+            out.clear();
+            self.sup.step(now(), ev, &mut out);
+            for a in out.iter() {
+                self.perform(*a);
+            }
+        }
+    }
+
+    pub(super) fn perform(&mut self, a: Action) {
+        match a {
+            Action::Spawn(u) => {
+                let ev = match self.spawn(u) {
+                    Ok(pid) => Event::Spawned { unit: u, pid },
+                    Err(why) => {
+                        let name = self.sup.slot(u).map(|s| s.def.name.as_str()).unwrap_or("?");
+                        log::error!("{name}: {}", why.as_str());
+                        if let Some(e) = self.edges.get_mut(usize::from(u)) {
+                            e.last_error = why;
+                            // Whatever went wrong, the next try prepares
+                            // the cgroup afresh (it may have been removed).
+                            e.cgroup = None;
+                        }
+                        Event::SpawnFailed { unit: u }
+                    }
+                };
+                if self.queue.push_back(ev).is_err() {
+                    log::error!("event queue full");
+                }
+            }
+            Action::Signal { unit: _, pid, sig } => {
+                let Ok(sig) = Signal::try_from(sig) else {
+                    return;
+                };
+                let pg = nix::unistd::Pid::from_raw(-(pid as i32));
+                if nix::sys::signal::kill(pg, sig).is_err() {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+                }
+            }
+            Action::KillCgroup(u) => {
+                if let (Some(cg), Some(slot)) = (self.cg.as_ref(), self.sup.slot(u)) {
+                    if cg.populated(&slot.def.name) != Some(false) {
+                        if let Err(e) = cg.kill(&slot.def.name) {
+                            log::warn!("{}: {e}", slot.def.name);
+                        }
+                    }
+                }
+            }
+            Action::Announce(u, note) => self.announce(u, note),
+            Action::Finish(kind) => {
+                log::info!("all units stopped; {kind:?}");
+                shutdown::finish(kind, std::time::Duration::from_millis(SHUTDOWN_GRACE_MS));
+            }
+        }
+    }
+
+    fn announce(&self, u: u8, note: Note) {
+        let Some(slot) = self.sup.slot(u) else { return };
+        let name = slot.def.name.as_str();
+        match note {
+            Note::Running { pid } => {
+                kmsg::console_line(format_args!("[  OK  ] {name}: running (pid {pid})"));
+                kmsg::event(format_args!("{name}: running (pid {pid})"));
+            }
+            Note::Exited => {
+                kmsg::console_line(format_args!("[  OK  ] {name}: exited"));
+                kmsg::event(format_args!("{name}: exited"));
+            }
+            Note::Died { exit, restart_in } => {
+                let tag = if exit.success() {
+                    "[ INFO ]"
+                } else {
+                    "[FAILED]"
+                };
+                let e = ExitText(exit);
+                match restart_in {
+                    Some(d) => {
+                        kmsg::console_line(format_args!("{tag} {name}: {e}, restart in {d}ms"));
+                        kmsg::event(format_args!("{name}: {e}, restart in {d}ms"));
+                    }
+                    None => {
+                        kmsg::console_line(format_args!("{tag} {name}: {e}"));
+                        kmsg::event(format_args!("{name}: {e}"));
+                    }
+                }
+            }
+            Note::SpawnFailed { restart_in } => match restart_in {
+                Some(d) => {
+                    kmsg::console_line(format_args!(
+                        "[FAILED] {name}: cannot start, retry in {d}ms"
+                    ));
+                }
+                None => kmsg::console_line(format_args!("[FAILED] {name}: cannot start")),
+            },
+            Note::StartLimit => {
+                kmsg::console_line(format_args!("[FAILED] {name}: start limit hit"));
+                kmsg::event(format_args!("{name}: start limit hit, not restarting"));
+            }
+            Note::DepFailed { dep } => {
+                let d = self
+                    .sup
+                    .slot(dep)
+                    .map(|s| s.def.name.as_str())
+                    .unwrap_or("?");
+                kmsg::console_line(format_args!("[FAILED] {name}: dependency {d} failed"));
+                kmsg::event(format_args!("{name}: not started, dependency {d} failed"));
+            }
+            Note::Stopped => {
+                kmsg::console_line(format_args!("[ STOP ] {name}: stopped"));
+                kmsg::event(format_args!("{name}: stopped"));
+            }
+        }
+    }
+
+    /// Everything a unit's process needs, then `spawn::spawn`.
+    fn spawn(&mut self, u: u8) -> Result<u32, Why> {
+        let decided_ns = self.stamp.then(now_ns);
+        let Some(slot) = self.sup.slot(u) else {
+            return Err(Why::new());
+        };
+        let def = &slot.def;
+        let name = def.name.as_str();
+        let Some(cg) = self.cg.as_ref() else {
+            return Err(why(format_args!("no cgroup hierarchy, not starting")));
+        };
+        let Some(edge) = self.edges.get_mut(usize::from(u)) else {
+            return Err(why(format_args!("no edge slot")));
+        };
+        // A reload changed the ring's size: the one allocation a restart
+        // may make, and only then.
+        if edge.log.capacity() != def.log_size as usize {
+            edge.log = LogRing::with_capacity(def.log_size as usize);
+        }
+        // Placed and limited before the first instruction, or not at all.
+        // A restart with the limits already written reuses the directory
+        // fd: nine cgroup file writes are most of a restart's cost.
+        if edge.cgroup.as_ref().map(|(_, l)| l) != Some(&def.limits) {
+            edge.cgroup = None;
+            match cg.prepare(name, &def.limits) {
+                Ok(fd) => {
+                    // OOM kills are counted from here; later exits move
+                    // the baseline (classify_exit), so restarts need not
+                    // read memory.events.
+                    edge.oom_kills_at_spawn =
+                        cg.memory_events(name).map(|e| e.oom_kill).unwrap_or(0);
+                    edge.cgroup = Some((fd, def.limits));
+                }
+                Err(e) => {
+                    return Err(why(format_args!("cgroup: {e}")));
+                }
+            }
+        }
+        let Some((cgfd, _)) = edge.cgroup.as_ref() else {
+            return Err(why(format_args!("cgroup: not prepared")));
+        };
+        let (uid, gid) = match users::resolve_ids(def) {
+            Ok(ids) => ids,
+            Err(msg) => {
+                return Err(why(format_args!("{msg}")));
+            }
+        };
+        let flags = rustix::pipe::PipeFlags::CLOEXEC;
+        let log_pipe = if def.output == Output::Log {
+            match rustix::pipe::pipe_with(flags) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    return Err(why(format_args!("log pipe: {e}")));
+                }
+            }
+        } else {
+            None
+        };
+        let notify_pipe = if def.ready == Ready::Notify {
+            match rustix::pipe::pipe_with(flags) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    return Err(why(format_args!("notify pipe: {e}")));
+                }
+            }
+        } else {
+            None
+        };
+        let sock_path = notify_path(name);
+        let notify_sock = if def.ready == Ready::SdNotify {
+            match bind_notify_socket(sock_path.as_str()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    return Err(why(format_args!(
+                        "notify socket {}: {e}",
+                        sock_path.as_str()
+                    )));
+                }
+            }
+        } else {
+            None
+        };
+        let report_pipe = if def.namespaces.has(unit::Namespaces::PID) {
+            match rustix::pipe::pipe_with(flags | rustix::pipe::PipeFlags::NONBLOCK) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    return Err(why(format_args!("exit report pipe: {e}")));
+                }
+            }
+        } else {
+            None
+        };
+        let stdio = if def.console {
+            spawn::Stdio::ConsoleTty {
+                out: log_pipe.as_ref().map(|(_, w)| w.as_fd()),
+            }
+        } else {
+            match (def.output, log_pipe.as_ref()) {
+                (Output::Log, Some((_, w))) => spawn::Stdio::Pipe(w.as_fd()),
+                (Output::Console, _) => spawn::Stdio::Console,
+                _ => spawn::Stdio::Null,
+            }
+        };
+        let req = spawn::Request {
+            def,
+            cgroup: cgfd.as_fd(),
+            stdio,
+            notify_fd: notify_pipe.as_ref().map(|(_, w)| w.as_fd()),
+            notify_socket: notify_sock.as_ref().map(|_| sock_path.as_str()),
+            uid,
+            gid,
+            exit_report: report_pipe.as_ref().map(|(_, w)| w.as_fd()),
+            decided_ns,
+        };
+        let pid = match spawn::spawn(&req) {
+            Ok(pid) => pid,
+            Err(e) => {
+                if notify_sock.is_some() {
+                    let _ = rustix::fs::unlink(sock_path.as_str());
+                }
+                return Err(why(format_args!(
+                    "cannot start {}: {e}",
+                    def.exec.first().unwrap_or("")
+                )));
+            }
+        };
+        // Our copies of the write ends go, so EOF means the unit closed them.
+        let log_rd = log_pipe.map(|(r, _w)| r);
+        let notify_rd = notify_pipe.map(|(r, _w)| r).or(notify_sock);
+        let Some(ep) = self.epoll.as_ref() else {
+            return Ok(pid);
+        };
+        let Some(edge) = self.edges.get_mut(usize::from(u)) else {
+            return Ok(pid);
+        };
+        edge.exit_report = report_pipe.map(|(r, _w)| r);
+        if let Some(old) = edge.log_rd.take() {
+            let _ = epoll::delete(ep, &old);
+        }
+        if let Some(old) = edge.notify.take() {
+            let _ = epoll::delete(ep, &old);
+        }
+        edge.log_rd = log_rd.and_then(|r| watch(ep, r, event_loop::TOKEN_LOG + u64::from(u)));
+        edge.notify = notify_rd.and_then(|r| watch(ep, r, event_loop::TOKEN_NOTIFY + u64::from(u)));
+        Ok(pid)
+    }
+}
+
+/// An exit as the console and `initctl status` say it.
+pub(super) struct ExitText(pub(super) Exit);
+
+impl core::fmt::Display for ExitText {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Exit::Code(c) => write!(f, "exit {c}"),
+            Exit::Signal(s) => match Signal::try_from(s) {
+                Ok(sig) => write!(f, "killed by {}", sig.as_str()),
+                Err(_) => write!(f, "killed by signal {s}"),
+            },
+            Exit::OomKill => write!(f, "oom-kill"),
+        }
+    }
+}
+
+pub(super) fn notify_path(name: &str) -> heapless::String<64> {
+    let mut p = heapless::String::new();
+    let _ = p.push_str(NOTIFY_DIR);
+    let _ = p.push('/');
+    let _ = p.push_str(name);
+    p
+}
+
+fn bind_notify_socket(path: &str) -> Result<OwnedFd, Errno> {
+    use rustix::net::{bind, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let _ = rustix::fs::unlink(path);
+    let s = socket_with(
+        AddressFamily::UNIX,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    let addr = SocketAddrUnix::new(path)?;
+    bind(&s, &addr)?;
+    Ok(s)
+}

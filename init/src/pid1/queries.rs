@@ -1,0 +1,312 @@
+//! `initctl` commands, executed in the loop: the control server decodes a
+//! request into a `Command` and hands it here; the answer goes back through
+//! the server. Status texts come from the supervisor's table and the edge
+//! state; start/stop/restart feed the supervisor and leave the client
+//! waiting until `tend_waiters` sees its unit settle.
+
+use super::executor::ExitText;
+use super::{now, Edge, Pid1};
+use crate::cgroup::Cgroups;
+use crate::control::{ClientId, Command, Server, Text, Waiter, Want};
+use crate::log_ring::LogRing;
+use crate::proto::{CtlError, ErrCode, LastExit, Reply, UnitDetail, UnitStatus};
+use crate::supervisor::{Event, Note, Phase, Retired, Supervisor};
+use crate::unit::{self, Output};
+use crate::vocab::{Exit, Name, MAX_UNITS};
+
+impl Pid1 {
+    /// The control fd is readable: execute and answer every request that
+    /// is ready, one at a time (so a finished client frees its slot for the
+    /// next connection, as before).
+    pub(super) fn serve_control(&mut self) {
+        while let Some((id, cmd)) = self.control.as_mut().and_then(|s| s.poll(now())) {
+            self.execute(id, cmd);
+        }
+    }
+
+    fn execute(&mut self, id: ClientId, cmd: Command) {
+        let t = now();
+        match cmd {
+            Command::Status => {
+                let v = status(&self.sup, self.cg.as_ref());
+                if let Some(srv) = self.control.as_mut() {
+                    srv.answer(id, &Reply::Status(v), t);
+                }
+            }
+            Command::Detail(name) => {
+                let d = detail(&self.sup, &self.edges, self.cg.as_ref(), &name);
+                let ring = log_of(&self.sup, &self.edges, &name).ok();
+                if let Some(srv) = self.control.as_mut() {
+                    srv.answer_detail(id, d, ring, t);
+                }
+            }
+            Command::Start(name) => self.act(id, name, Want::Started),
+            Command::Stop(name) => self.act(id, name, Want::Stopped),
+            Command::Restart(name) => self.act(id, name, Want::Restarted),
+            Command::Shutdown(kind) => {
+                // Acknowledged before it begins: the reply must reach the
+                // kernel while the loop still runs.
+                if let Some(srv) = self.control.as_mut() {
+                    srv.answer(id, &Reply::Ok, t);
+                }
+                self.feed(Event::Shutdown(kind));
+            }
+            Command::Log { name, follow } => {
+                let ring = log_of(&self.sup, &self.edges, &name);
+                if let Some(srv) = self.control.as_mut() {
+                    srv.answer_log(id, name.clone(), follow, ring, t);
+                }
+            }
+            Command::Cat(name) => {
+                let mut text = Text::default();
+                let r = unit_index(&self.sup, &name).and_then(|u| {
+                    let slot = self
+                        .sup
+                        .slot(u)
+                        .ok_or_else(|| CtlError::code(ErrCode::NoSuchUnit))?;
+                    unit::render(&slot.def, &mut text)
+                        .map_err(|_| CtlError::code(ErrCode::Internal))
+                });
+                let reply = match &r {
+                    Ok(()) => Reply::Cat(text.unit_file()),
+                    Err(e) => Reply::Error(e.clone()),
+                };
+                if let Some(srv) = self.control.as_mut() {
+                    srv.answer(id, &reply, t);
+                }
+            }
+            Command::Reload => {
+                let mut text = Text::default();
+                let result = self.reload(&mut |line| text.line(line));
+                let reply = Reply::Reload {
+                    result,
+                    report: text.report(),
+                };
+                if let Some(srv) = self.control.as_mut() {
+                    srv.answer(id, &reply, now());
+                }
+            }
+        }
+    }
+
+    /// Start, stop or restart; the reply waits until the unit settles.
+    fn act(&mut self, id: ClientId, name: Name, want: Want) {
+        let begun = unit_index(&self.sup, &name).and_then(|unit| {
+            let refused = || Err(CtlError::new(ErrCode::Refused, "shutting down"));
+            match want {
+                Want::Started if self.sup.shutting_down().is_some() => refused(),
+                Want::Restarted if self.sup.shutting_down().is_some() => refused(),
+                Want::Started => Ok(Event::Start { unit }),
+                Want::Stopped => Ok(Event::Stop { unit }),
+                Want::Restarted => Ok(Event::Restart { unit }),
+            }
+        });
+        let settled = match begun {
+            Err(e) => Some(Err(e)),
+            Ok(ev) => {
+                self.feed(ev);
+                settled(&self.sup, &name, want)
+            }
+        };
+        let t = now();
+        let Some(srv) = self.control.as_mut() else {
+            return;
+        };
+        match settled {
+            Some(r) => srv.answer(id, &result_reply(r), t),
+            None => srv.wait_for(id, name, want),
+        }
+    }
+
+    /// After every batch: answer the clients whose unit settled and feed
+    /// `log -f` followers what their unit wrote.
+    pub(super) fn tend_waiters(&mut self) {
+        let Some(srv) = self.control.as_mut() else {
+            return;
+        };
+        let t = now();
+        for (id, w) in srv.waiters() {
+            tend(srv, &self.sup, &self.edges, id, w, t);
+        }
+    }
+}
+
+fn tend(srv: &mut Server, sup: &Supervisor, edges: &[Edge], id: ClientId, w: Waiter, t: u64) {
+    match w {
+        Waiter::Settle { name, want } => {
+            if let Some(r) = settled(sup, &name, want) {
+                srv.answer(id, &result_reply(r), t);
+            }
+        }
+        Waiter::Follow { name } => srv.feed(id, log_of(sup, edges, &name), t),
+    }
+}
+
+fn result_reply(r: Result<(), CtlError>) -> Reply<'static> {
+    match r {
+        Ok(()) => Reply::Ok,
+        Err(e) => Reply::Error(e),
+    }
+}
+
+fn unit_index(sup: &Supervisor, name: &str) -> Result<u8, CtlError> {
+    sup.index(name)
+        .ok_or_else(|| CtlError::fmt(ErrCode::NoSuchUnit, format_args!("no unit named `{name}`")))
+}
+
+fn line(sup: &Supervisor, cg: Option<&Cgroups>, u: u8) -> Option<UnitStatus> {
+    let slot = sup.slot(u)?;
+    let name = slot.def.name.as_str();
+    let live = slot.rt.pid != 0;
+    Some(UnitStatus {
+        name: slot.def.name.clone(),
+        state: slot.rt.phase.state(),
+        pid: slot.rt.pid,
+        restarts: slot.rt.restarts,
+        memory_current: cg.and_then(|c| c.memory_current(name)),
+        memory_max: slot.def.limits.memory_max,
+        uptime_ms: if live {
+            now().saturating_sub(slot.rt.spawned_at)
+        } else {
+            0
+        },
+    })
+}
+
+/// One line per unit, in the unit table's order.
+fn status(sup: &Supervisor, cg: Option<&Cgroups>) -> heapless::Vec<UnitStatus, MAX_UNITS> {
+    let mut out = heapless::Vec::new();
+    for i in 0..MAX_UNITS as u8 {
+        match sup.slot(i) {
+            Some(s) if s.retired != Retired::Free => {
+                if let Some(l) = line(sup, cg, i) {
+                    let _ = out.push(l);
+                }
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    out
+}
+
+/// `status NAME`; the server adds the log tail.
+fn detail(
+    sup: &Supervisor,
+    edges: &[Edge],
+    cg: Option<&Cgroups>,
+    name: &str,
+) -> Result<UnitDetail, CtlError> {
+    let u = unit_index(sup, name)?;
+    let status = line(sup, cg, u).ok_or_else(|| CtlError::code(ErrCode::NoSuchUnit))?;
+    let slot = sup
+        .slot(u)
+        .ok_or_else(|| CtlError::code(ErrCode::NoSuchUnit))?;
+    let edge = edges.get(usize::from(u));
+    let mut reason: heapless::String<{ crate::proto::REASON_MAX }> = heapless::String::new();
+    match slot.rt.last_note {
+        Some(Note::SpawnFailed { restart_in }) => {
+            let e = edge.map(|e| e.last_error.as_str()).unwrap_or("");
+            let _ = core::fmt::write(&mut reason, format_args!("{e}"));
+            if let Some(d) = restart_in {
+                let _ = core::fmt::write(&mut reason, format_args!(", retry in {d}ms"));
+            }
+        }
+        Some(n) => {
+            let _ = core::fmt::write(&mut reason, format_args!("{}", NoteText(n, sup)));
+        }
+        None => {}
+    }
+    if slot.rt.phase == Phase::Waiting {
+        reason.clear();
+        let _ = reason.push_str("waiting for");
+        for d in slot.rt.deps.iter() {
+            if let Some(ds) = sup.slot(*d) {
+                let _ = reason.push(' ');
+                let _ = reason.push_str(&ds.def.name);
+            }
+        }
+    }
+    Ok(UnitDetail {
+        status,
+        last_exit: match slot.rt.last_exit {
+            None => LastExit::None,
+            Some(Exit::Code(c)) => LastExit::Code(c),
+            Some(Exit::Signal(s)) => LastExit::Signal(s),
+            Some(Exit::OomKill) => LastExit::OomKill,
+        },
+        oom_kills: edge.map(|e| e.oom_kills).unwrap_or(0),
+        reason,
+    })
+}
+
+/// Whether the action a client waits on is over: `None` while pending,
+/// `Some(Err)` when it cannot happen any more (the unit failed, or was
+/// removed).
+fn settled(sup: &Supervisor, name: &str, want: Want) -> Option<Result<(), CtlError>> {
+    let Some(u) = sup.index(name) else {
+        return Some(Err(CtlError::new(ErrCode::NoSuchUnit, "unit removed")));
+    };
+    let slot = sup.slot(u)?;
+    let failed = |what: &str| {
+        Some(Err(CtlError::fmt(
+            ErrCode::Failed,
+            format_args!("{name} {what}"),
+        )))
+    };
+    match want {
+        Want::Started | Want::Restarted => match slot.rt.phase {
+            Phase::Running | Phase::Exited => Some(Ok(())),
+            Phase::Failed => failed("failed"),
+            Phase::Backoff => failed("exited during start, will retry"),
+            Phase::Stopped if !slot.rt.want => failed("did not start (dependency failed)"),
+            _ => None,
+        },
+        Want::Stopped => match slot.rt.phase {
+            Phase::Stopped | Phase::Failed => Some(Ok(())),
+            _ => None,
+        },
+    }
+}
+
+/// The unit's output ring; `ErrCode::NoLog` when output is not captured.
+fn log_of<'a>(sup: &Supervisor, edges: &'a [Edge], name: &str) -> Result<&'a LogRing, CtlError> {
+    let u = unit_index(sup, name)?;
+    let slot = sup
+        .slot(u)
+        .ok_or_else(|| CtlError::code(ErrCode::NoSuchUnit))?;
+    if slot.def.output != Output::Log {
+        return Err(CtlError::code(ErrCode::NoLog));
+    }
+    edges
+        .get(usize::from(u))
+        .map(|e| &e.log)
+        .ok_or_else(|| CtlError::code(ErrCode::NoLog))
+}
+
+struct NoteText<'a>(Note, &'a Supervisor);
+
+impl core::fmt::Display for NoteText<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Note::Running { .. } | Note::Exited | Note::Stopped => Ok(()),
+            Note::Died { exit, restart_in } => {
+                write!(f, "{}", ExitText(exit))?;
+                if let Some(d) = restart_in {
+                    write!(f, ", restart in {d}ms")?;
+                }
+                Ok(())
+            }
+            Note::SpawnFailed { .. } => write!(f, "could not start (see dmesg)"),
+            Note::StartLimit => write!(f, "start limit hit"),
+            Note::DepFailed { dep } => {
+                let d = sup_name(self.1, dep);
+                write!(f, "dependency {d} failed")
+            }
+        }
+    }
+}
+
+fn sup_name(sup: &Supervisor, u: u8) -> &str {
+    sup.slot(u).map(|s| s.def.name.as_str()).unwrap_or("?")
+}

@@ -1,0 +1,92 @@
+//! Re-reading the unit directory (`initctl reload`, SIGHUP) and applying
+//! it: the supervisor decides what is added, changed, removed or kept; the
+//! loop gives new slots their edge state and performs what follows.
+
+use super::{now, Edge, Pid1};
+use crate::boot::cmdline;
+use crate::config;
+use crate::proto::{CtlError, ErrCode};
+use crate::supervisor::Actions;
+use crate::unit::{self, UnitDef};
+use crate::vocab::MAX_UNITS;
+use std::path::Path;
+
+impl Pid1 {
+    /// Re-read the unit directory and apply it (`initctl reload`, SIGHUP).
+    pub(super) fn reload(&mut self, report: &mut dyn FnMut(&str)) -> Result<(), CtlError> {
+        let dir = if self.units_dir.is_empty() {
+            cmdline::DEFAULT_UNITS_DIR
+        } else {
+            self.units_dir.as_str()
+        };
+        let mut defs: Box<heapless::Vec<UnitDef, MAX_UNITS>> = Box::default();
+        // Names whose file exists but is invalid keep their last good
+        // definition.
+        let mut invalid: heapless::Vec<unit::Name, MAX_UNITS> = heapless::Vec::new();
+        let mut errors = 0usize;
+        config::load_dir(Path::new(dir), &mut defs, &mut |e| {
+            errors += 1;
+            let line = e.to_string();
+            log::error!("{line}");
+            report(&line);
+            let stem = Path::new(&e.file)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("");
+            if let Ok(n) = unit::Name::try_from(stem) {
+                if !invalid.contains(&n) {
+                    let _ = invalid.push(n);
+                }
+            }
+        });
+        let mut out = Actions::new();
+        let sum = self.sup.reload(
+            now(),
+            &mut defs.into_iter(),
+            &|n| invalid.iter().any(|i| i.as_str() == n),
+            &mut out,
+        );
+        for i in 0..MAX_UNITS {
+            if sum.new_slots & (1u64 << i) != 0 {
+                let Some(slot) = self.sup.slot(i as u8) else {
+                    continue;
+                };
+                let edge = Edge::new(&slot.def);
+                match self.edges.get_mut(i) {
+                    Some(e) => *e = edge,
+                    None => {
+                        let _ = self.edges.push(edge);
+                    }
+                }
+            }
+        }
+        for a in out.iter() {
+            self.perform(*a);
+        }
+        // Spawned / SpawnFailed queued by the actions above.
+        self.run_queue();
+        let line: heapless::String<160> = crate::proto::formatted(format_args!(
+            "{} added, {} changed, {} removed, {} unchanged, {} kept on last good definition{}",
+            sum.added,
+            sum.changed,
+            sum.removed,
+            sum.unchanged,
+            sum.kept,
+            if sum.no_room > 0 {
+                ", some did not fit"
+            } else {
+                ""
+            }
+        ));
+        log::info!("reload: {line}");
+        report(&line);
+        if errors > 0 {
+            Err(CtlError::fmt(
+                ErrCode::Invalid,
+                format_args!("{errors} problem(s) in unit files"),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Events from outside the loop: signals (shutdown, reload, SIGCHLD),
+//! reaping every exited child and telling how it ended (exit code, signal,
+//! OOM kill, the PID-namespace reaper's report), unit output into its ring
+//! and readiness notifications.
+
+use super::executor::notify_path;
+use super::Pid1;
+use crate::supervisor::Event;
+use crate::unit::Ready;
+use crate::vocab::{signal, Exit, ShutdownKind};
+use rustix::event::epoll;
+use rustix::io::Errno;
+use rustix::process::{wait, WaitOptions};
+
+const SIGCHLD: i32 = nix::sys::signal::Signal::SIGCHLD as i32;
+
+impl Pid1 {
+    pub(super) fn on_signals(&mut self) {
+        let mut reap = false;
+        while let Some(Ok(Some(info))) = self.sigfd.as_ref().map(|s| s.read_signal()) {
+            let sig = info.ssi_signo as i32;
+            if let Some(kind) = ShutdownKind::for_signal(sig) {
+                self.feed(Event::Shutdown(kind));
+            } else if sig == SIGCHLD {
+                reap = true;
+            } else if sig == signal::HUP {
+                let _ = self.reload(&mut |_| {});
+            } else {
+                log::debug!("ignoring signal {sig}");
+            }
+        }
+        // Reap after the signals: SIGCHLD coalesces, so drain every child
+        // that has exited, adopted orphans included.
+        if reap {
+            self.reap();
+        }
+    }
+
+    fn reap(&mut self) {
+        // waitpid(-1, WNOHANG): rustix's `waitpid(None)` would be pid 0, the
+        // caller's process group only, and every unit has its own.
+        while let Ok(Some((pid, status))) = wait(WaitOptions::NOHANG) {
+            let exit = if let Some(code) = status.exit_status() {
+                Exit::Code(code)
+            } else if let Some(sig) = status.terminating_signal() {
+                Exit::Signal(sig)
+            } else {
+                continue;
+            };
+            let pid = pid.as_raw_pid() as u32;
+            let exit = match self.sup.unit_of_pid(pid) {
+                Some(u) => self.classify_exit(u, exit),
+                None => exit,
+            };
+            self.feed(Event::Exited { pid, exit });
+        }
+    }
+
+    /// A SIGKILL while the cgroup's oom_kill count rose is the OOM killer.
+    fn classify_exit(&mut self, u: u8, exit: Exit) -> Exit {
+        let Some(slot) = self.sup.slot(u) else {
+            return exit;
+        };
+        let name = slot.def.name.clone();
+        let Some(edge) = self.edges.get_mut(usize::from(u)) else {
+            return exit;
+        };
+        // Readiness is over with the process.
+        if let (Some(fd), Some(ep)) = (edge.notify.take(), self.epoll.as_ref()) {
+            let _ = epoll::delete(ep, &fd);
+        }
+        if slot.def.ready == Ready::SdNotify {
+            let _ = rustix::fs::unlink(notify_path(&name).as_str());
+        }
+        // In a PID namespace the reaped pid is the reaper's, which exits
+        // 128+N for a signal; its report says what really happened.
+        let mut exit = exit;
+        if let Some(fd) = edge.exit_report.take() {
+            let mut b = [0u8; crate::spawn::reaper::REPORT_LEN];
+            if let Ok(n) = rustix::io::read(&fd, &mut b) {
+                if let Some(e) = crate::spawn::reaper::decode(b.get(..n).unwrap_or(&[])) {
+                    exit = e;
+                }
+            }
+        }
+        let Some(cg) = self.cg.as_ref() else {
+            return exit;
+        };
+        let kills = cg.memory_events(&name).map(|e| e.oom_kill).unwrap_or(0);
+        if kills > edge.oom_kills_at_spawn {
+            edge.oom_kills = edge
+                .oom_kills
+                .saturating_add((kills - edge.oom_kills_at_spawn) as u32);
+            edge.oom_kills_at_spawn = kills;
+            if exit == Exit::Signal(signal::KILL) {
+                return Exit::OomKill;
+            }
+        }
+        exit
+    }
+
+    /// Unit output into its ring; followers are fed after the batch.
+    pub(super) fn on_log(&mut self, u: u8) {
+        let Some(edge) = self.edges.get_mut(usize::from(u)) else {
+            return;
+        };
+        let mut buf = [0u8; 1024];
+        loop {
+            let Some(fd) = edge.log_rd.as_ref() else {
+                return;
+            };
+            match rustix::io::read(fd, &mut buf) {
+                Ok(0) => {
+                    // Every writer is gone.
+                    if let (Some(fd), Some(ep)) = (edge.log_rd.take(), self.epoll.as_ref()) {
+                        let _ = epoll::delete(ep, &fd);
+                    }
+                    return;
+                }
+                Ok(n) => edge.log.push(buf.get(..n).unwrap_or(&[])),
+                Err(Errno::INTR) => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    pub(super) fn on_notify(&mut self, u: u8) {
+        let sd = self
+            .sup
+            .slot(u)
+            .is_some_and(|s| s.def.ready == Ready::SdNotify);
+        let ready = {
+            let Some(edge) = self.edges.get_mut(usize::from(u)) else {
+                return;
+            };
+            let Some(fd) = edge.notify.as_ref() else {
+                return;
+            };
+            let mut buf = [0u8; 512];
+            let mut ready = false;
+            let mut closed = false;
+            loop {
+                match rustix::io::read(fd, &mut buf) {
+                    // An empty datagram, not an end of stream.
+                    Ok(0) if sd => continue,
+                    Ok(0) => {
+                        closed = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        let got = buf.get(..n).unwrap_or(&[]);
+                        // s6 readiness is a newline; sd_notify is a
+                        // datagram of NAME=VALUE lines, READY=1 among them.
+                        ready |= if sd {
+                            got.split(|&c| c == b'\n').any(|l| l == b"READY=1")
+                        } else {
+                            got.contains(&b'\n')
+                        };
+                    }
+                    Err(Errno::INTR) => continue,
+                    Err(_) => break,
+                }
+            }
+            if closed || ready {
+                if let (Some(fd), Some(ep)) = (edge.notify.take(), self.epoll.as_ref()) {
+                    let _ = epoll::delete(ep, &fd);
+                }
+            }
+            ready
+        };
+        if ready {
+            self.feed(Event::Ready { unit: u });
+        }
+    }
+}
