@@ -275,14 +275,14 @@ pub fn unmount_plan(mounts_text: &str) -> Vec<Action> {
     plan
 }
 
-fn mkdir_p(target: &'static str) -> Result<(), MountError> {
+fn make_mount_point(target: &'static str) -> Result<(), MountError> {
     // Only the last component can be missing: EARLY's parents come first.
     crate::sys::file::make_dir(target).map_err(|errno| MountError::Mkdir { target, errno })
 }
 
 /// Mount `spec`, trying its options in turn while the kernel says EINVAL.
 fn mount_one(spec: &MountSpec, report: &mut dyn FnMut(MountError)) {
-    if let Err(e) = mkdir_p(spec.target) {
+    if let Err(e) = make_mount_point(spec.target) {
         report(e);
         // Mount anyway: mkdir may fail (read-only root) on an existing dir.
     }
