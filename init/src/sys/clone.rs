@@ -99,7 +99,7 @@ pub fn exit(code: i32) -> ! {
 
 /// errno of the last failed libc call on this thread.
 pub(crate) fn last_errno() -> Errno {
-    Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO)
+    Errno::from_raw_os_error(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
 }
 
 #[cfg(test)]
