@@ -14,13 +14,15 @@
 //! at the serial port, never blocking PID 1.
 
 use core::fmt::{self, Write as _};
-use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd};
+use core::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::BorrowedFd;
 
 use heapless::String;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
+
+use crate::sys::fd::{FdSlot, Slot};
 
 /// Bytes of one kernel log record written by wren, tag and newline included.
 pub const LINE_MAX: usize = 512;
@@ -95,46 +97,29 @@ pub fn format_line<const N: usize>(
     let _ = out.push('\n');
 }
 
-/// Sentinels of the lazily opened fds below.
-const NOT_OPEN: i32 = -1;
-const GAVE_UP: i32 = -2;
-
-static KMSG_FD: AtomicI32 = AtomicI32::new(NOT_OPEN);
-static CONSOLE_FD: AtomicI32 = AtomicI32::new(NOT_OPEN);
+static KMSG_FD: FdSlot = FdSlot::new();
+static CONSOLE_FD: FdSlot = FdSlot::new();
 static QUIET: AtomicBool = AtomicBool::new(false);
 
-/// The fd in `slot`, opening `path` on first use. The fd is never closed
-/// once stored, which is what makes the `'static` borrow sound. Errors that
-/// mean "no /dev yet" leave the slot open for a later attempt; others give
-/// up for good so that each record does not pay a failing open.
-fn lazy_fd(slot: &AtomicI32, path: &str, flags: OFlags) -> Option<BorrowedFd<'static>> {
-    let mut raw = slot.load(Ordering::Acquire);
-    if raw == NOT_OPEN {
-        match rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty()) {
-            Ok(fd) => {
-                let mine = fd.as_raw_fd();
-                match slot.compare_exchange(NOT_OPEN, mine, Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => {
-                        let _ = fd.into_raw_fd();
-                        raw = mine;
-                    }
-                    // Another thread opened it first; ours is dropped.
-                    Err(theirs) => raw = theirs,
-                }
-            }
-            Err(Errno::NOENT | Errno::NODEV | Errno::NXIO) => return None,
-            Err(_) => {
-                slot.store(GAVE_UP, Ordering::Release);
-                return None;
-            }
+/// The fd in `slot`, opening `path` on first use (the slot keeps it for
+/// good). Errors that mean "no /dev yet" leave the slot empty for a later
+/// attempt; others give up for good so that each record does not pay a
+/// failing open.
+fn lazy_fd<'a>(slot: &'a FdSlot, path: &str, flags: OFlags) -> Option<BorrowedFd<'a>> {
+    match slot.get() {
+        Slot::Open(fd) => return Some(fd),
+        Slot::GaveUp => return None,
+        Slot::Empty => {}
+    }
+    match rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty()) {
+        // Another thread may have filled it first; then ours is closed.
+        Ok(fd) => slot.fill(fd).fd(),
+        Err(Errno::NOENT | Errno::NODEV | Errno::NXIO) => None,
+        Err(_) => {
+            slot.give_up();
+            None
         }
     }
-    if raw < 0 {
-        return None;
-    }
-    // SAFETY: `raw` came from a successful open stored in `slot`, and fds
-    // stored there are never closed, so it stays valid for 'static.
-    Some(unsafe { BorrowedFd::borrow_raw(raw) })
 }
 
 /// One write(2) of the whole line; a short or failed write is dropped,
@@ -299,6 +284,8 @@ fn drain(q: &mut Backlog, mut write: impl FnMut(&[u8]) -> Result<usize, Errno>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::TempDir;
+    use std::os::fd::AsRawFd;
 
     fn line<const N: usize>(prio: Option<u8>, args: fmt::Arguments<'_>) -> String<N> {
         let mut s = String::new();
@@ -423,32 +410,31 @@ mod tests {
 
     #[test]
     fn lazy_fd_retries_on_missing_and_gives_up_on_other_errors() {
-        let slot = AtomicI32::new(NOT_OPEN);
-        let dir = std::env::temp_dir().join(format!("wren-kmsg-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let slot = FdSlot::new();
+        let dir = TempDir::new("kmsg");
         let path = dir.join("kmsg");
         let p = path.to_str().unwrap();
         assert!(lazy_fd(&slot, p, OFlags::WRONLY).is_none());
-        assert_eq!(
-            slot.load(Ordering::Relaxed),
-            NOT_OPEN,
+        assert!(
+            matches!(slot.get(), Slot::Empty),
             "missing: try again later"
         );
         std::fs::write(&path, "").unwrap();
         let fd = lazy_fd(&slot, p, OFlags::WRONLY).unwrap();
         emit(fd, "hello\n");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "hello\n");
-        let raw = slot.load(Ordering::Relaxed);
+        let Slot::Open(stored) = slot.get() else {
+            panic!("not kept")
+        };
+        let raw = stored.as_raw_fd();
         assert!(raw >= 0);
         // Opened once: the same fd again.
         assert_eq!(lazy_fd(&slot, p, OFlags::WRONLY).unwrap().as_raw_fd(), raw);
 
         // A directory cannot be opened for writing: not a "later" error.
-        let slot2 = AtomicI32::new(NOT_OPEN);
+        let slot2 = FdSlot::new();
         assert!(lazy_fd(&slot2, dir.to_str().unwrap(), OFlags::WRONLY).is_none());
-        assert_eq!(slot2.load(Ordering::Relaxed), GAVE_UP);
-        // SAFETY: the test owns this fd (stored only in its local slot).
-        drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) });
+        assert!(matches!(slot2.get(), Slot::GaveUp));
+        // Dropping the slot closes its fd.
     }
 }

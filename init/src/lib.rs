@@ -1,4 +1,3 @@
-#![allow(unsafe_code)] // TEMPORARY while the structure moves: sys/ takes every block.
 //! wren: a PID 1 supervisor for tiny Linux images.
 //!
 //! The decisions live in `wren-core` (unit model, supervisor, protocol,
@@ -28,3 +27,5 @@ pub mod kmsg;
 pub mod pid1;
 pub mod spawn;
 pub mod sys;
+#[cfg(test)]
+mod testutil;

@@ -10,18 +10,10 @@ fn main() -> ExitCode {
         // Never returns: PID 1 must not exit.
         wren::pid1::run();
     }
-    let mut args = std::env::args_os();
-    let argv0 = args.next().unwrap_or_default();
-    let base = std::path::Path::new(&argv0)
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let rest: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
-    let code = if base == "initctl" {
-        wren::ctl::main(&rest)
-    } else {
-        // `wren CMD ...` behaves as `initctl CMD ...`.
-        wren::ctl::main(&rest)
-    };
-    ExitCode::from(code)
+    // Any other name (`initctl CMD ...`, `wren CMD ...`) is the client.
+    let rest: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    ExitCode::from(wren::ctl::main(&rest))
 }

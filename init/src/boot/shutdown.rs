@@ -174,22 +174,22 @@ mod tests {
     #[test]
     fn signals_map_to_kinds() {
         assert_eq!(
-            ShutdownKind::for_signal(libc::SIGTERM),
+            ShutdownKind::for_signal(Signal::SIGTERM as i32),
             Some(ShutdownKind::Reboot)
         );
         assert_eq!(
-            ShutdownKind::for_signal(libc::SIGINT),
+            ShutdownKind::for_signal(Signal::SIGINT as i32),
             Some(ShutdownKind::Reboot)
         );
         assert_eq!(
-            ShutdownKind::for_signal(libc::SIGUSR1),
+            ShutdownKind::for_signal(Signal::SIGUSR1 as i32),
             Some(ShutdownKind::Halt)
         );
         assert_eq!(
-            ShutdownKind::for_signal(libc::SIGUSR2),
+            ShutdownKind::for_signal(Signal::SIGUSR2 as i32),
             Some(ShutdownKind::Poweroff)
         );
-        assert_eq!(ShutdownKind::for_signal(libc::SIGHUP), None);
+        assert_eq!(ShutdownKind::for_signal(Signal::SIGHUP as i32), None);
         assert_eq!(ShutdownKind::for_signal(0), None);
         assert_eq!(ShutdownKind::for_signal(9999), None);
     }

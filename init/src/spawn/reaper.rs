@@ -11,9 +11,9 @@
 
 use crate::vocab::Exit;
 use nix::sys::signal::{SigSet, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use rustix::fd::BorrowedFd;
+use rustix::process::WaitOptions;
 
 /// Bytes of an exit report: kind (0 code, 1 signal) and an i32.
 pub const REPORT_LEN: usize = 5;
@@ -38,10 +38,21 @@ pub fn decode(r: &[u8]) -> Option<Exit> {
     }
 }
 
+/// How a waited-for child ended; None for a status that is not an end.
+fn ended(st: rustix::process::WaitStatus) -> Option<Exit> {
+    match (st.exit_status(), st.terminating_signal()) {
+        (Some(c), _) => Some(Exit::Code(c)),
+        (None, Some(s)) => Some(Exit::Signal(s)),
+        (None, None) => None,
+    }
+}
+
 /// Supervise `service` until it ends; never returns.
-pub fn run(service: i32, report: Option<BorrowedFd<'_>>) -> ! {
+pub fn run(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
     let all = SigSet::all();
-    let svc = Pid::from_raw(service);
+    // A pid fits an i32 (the kernel's pid_max is at most 2^22).
+    let raw = i32::try_from(service).unwrap_or(i32::MAX);
+    let svc = Pid::from_raw(raw);
     loop {
         let sig = match all.wait() {
             Ok(s) => s,
@@ -49,18 +60,20 @@ pub fn run(service: i32, report: Option<BorrowedFd<'_>>) -> ! {
         };
         if sig != Signal::SIGCHLD {
             // The service called setsid, so its group is its pid.
-            if nix::sys::signal::kill(Pid::from_raw(-service), sig).is_err() {
+            if nix::sys::signal::kill(Pid::from_raw(-raw), sig).is_err() {
                 let _ = nix::sys::signal::kill(svc, sig);
             }
             continue;
         }
         loop {
-            let exit = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(p, c)) if p == svc => Exit::Code(c),
-                Ok(WaitStatus::Signaled(p, s, _)) if p == svc => Exit::Signal(s as i32),
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
+            let exit = match rustix::process::wait(WaitOptions::NOHANG) {
+                Ok(Some((p, st))) if p.as_raw_nonzero().get() == raw => match ended(st) {
+                    Some(e) => e,
+                    None => continue,
+                },
+                Ok(None) | Err(_) => break,
                 // Some other process of the namespace: reaped, nothing more.
-                Ok(_) => continue,
+                Ok(Some(_)) => continue,
             };
             if let Some(fd) = report {
                 let _ = rustix::io::write(fd, &encode(exit));
@@ -70,10 +83,9 @@ pub fn run(service: i32, report: Option<BorrowedFd<'_>>) -> ! {
                 Exit::Signal(s) => 128 + s,
                 Exit::OomKill => 128 + Signal::SIGKILL as i32,
             };
-            // SAFETY: _exit ends this process at once, which is what the
-            // namespace's init must do when its service is gone; there is
-            // nothing of ours to flush.
-            unsafe { libc::_exit(code) };
+            // The namespace's init must end when its service is gone; there
+            // is nothing of ours to flush.
+            crate::sys::clone::exit(code);
         }
     }
 }

@@ -4,6 +4,7 @@
 //! run in the child between clone3 and execve, so only raw syscalls
 //! (rustix) and fixed buffers: no allocation, no locks.
 
+use crate::sys::file::make_dir;
 use crate::unit::{Namespaces, UnitDef};
 use crate::vocab::PATH_BYTES;
 use rustix::fs::{Mode, OFlags};
@@ -94,7 +95,7 @@ pub fn enter(def: &UnitDef) -> Result<(), Failure> {
         rustix::system::sethostname(name.as_bytes()).map_err(|e| (Step::Hostname, e))?;
     }
     if ns.has(Namespaces::NET) {
-        loopback_up().map_err(|e| (Step::Loopback, e))?;
+        crate::sys::netdev::link_up("lo").map_err(|e| (Step::Loopback, e))?;
     }
     Ok(())
 }
@@ -130,18 +131,16 @@ impl PathBuf {
     }
 }
 
-fn mkdir_p(path: &str) {
-    // Best effort: an existing directory (or a read-only image that has
-    // it) is fine; a missing one shows up as the mount's error.
-    let _ = rustix::fs::mkdir(path, Mode::from_raw_mode(0o755));
-}
-
 /// Make `root` the unit's `/`: bind it, give it /proc, a minimal /dev and
 /// a private /tmp, pivot into it and drop the old root.
+///
+/// Mount points are made best effort: an existing directory (or a
+/// read-only image that has it) is fine, a missing one shows up as the
+/// mount's error.
 fn enter_root(root: &str, console: bool, pid_ns: bool) -> Result<(), Failure> {
     rustix::mount::mount_bind_recursive(root, root).map_err(|e| (Step::BindRoot, e))?;
     let proc_dir = PathBuf::join(root, "/proc")?;
-    mkdir_p(proc_dir.as_str());
+    let _ = make_dir(proc_dir.as_str());
     if pid_ns {
         mount_proc(proc_dir.as_str())?;
     } else {
@@ -149,7 +148,7 @@ fn enter_root(root: &str, console: bool, pid_ns: bool) -> Result<(), Failure> {
             .map_err(|e| (Step::MountProc, e))?;
     }
     let dev = PathBuf::join(root, "/dev")?;
-    mkdir_p(dev.as_str());
+    let _ = make_dir(dev.as_str());
     rustix::mount::mount(
         "tmpfs",
         dev.as_str(),
@@ -163,10 +162,7 @@ fn enter_root(root: &str, console: bool, pid_ns: bool) -> Result<(), Failure> {
         let mut host: heapless::String<32> = heapless::String::new();
         let _ = host.push_str("/dev/");
         let _ = host.push_str(node);
-        let mut rel: heapless::String<32> = heapless::String::new();
-        let _ = rel.push_str("/dev/");
-        let _ = rel.push_str(node);
-        let target = PathBuf::join(root, &rel)?;
+        let target = PathBuf::join(root, &host)?;
         // A bind mount needs an existing file to mount over.
         let f = rustix::fs::open(
             target.as_str(),
@@ -179,7 +175,7 @@ fn enter_root(root: &str, console: bool, pid_ns: bool) -> Result<(), Failure> {
             .map_err(|e| (Step::DevNode, e))?;
     }
     let pts = PathBuf::join(root, "/dev/pts")?;
-    mkdir_p(pts.as_str());
+    let _ = make_dir(pts.as_str());
     rustix::mount::mount(
         "devpts",
         pts.as_str(),
@@ -191,7 +187,7 @@ fn enter_root(root: &str, console: bool, pid_ns: bool) -> Result<(), Failure> {
     let ptmx = PathBuf::join(root, "/dev/ptmx")?;
     let _ = rustix::fs::symlink("pts/ptmx", ptmx.as_str());
     let shm = PathBuf::join(root, "/dev/shm")?;
-    mkdir_p(shm.as_str());
+    let _ = make_dir(shm.as_str());
     rustix::mount::mount(
         "tmpfs",
         shm.as_str(),
@@ -201,7 +197,7 @@ fn enter_root(root: &str, console: bool, pid_ns: bool) -> Result<(), Failure> {
     )
     .map_err(|e| (Step::MountShm, e))?;
     let tmp = PathBuf::join(root, "/tmp")?;
-    mkdir_p(tmp.as_str());
+    let _ = make_dir(tmp.as_str());
     rustix::mount::mount(
         "tmpfs",
         tmp.as_str(),
@@ -230,39 +226,6 @@ fn switch_root(root: &str) -> Result<(), Errno> {
         Err(e) => return Err(e),
     }
     rustix::process::chdir("/")
-}
-
-/// `ip link set lo up` without netlink: SIOCSIFFLAGS on a datagram socket.
-fn loopback_up() -> Result<(), Errno> {
-    use rustix::net::{socket_with, AddressFamily, SocketFlags, SocketType};
-    let s = socket_with(
-        AddressFamily::INET,
-        SocketType::DGRAM,
-        SocketFlags::CLOEXEC,
-        None,
-    )?;
-    // SAFETY: ifreq is plain old data; all-zero is a valid value.
-    let mut req: libc::ifreq = unsafe { core::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
-        *d = *s as libc::c_char;
-    }
-    use rustix::fd::AsRawFd;
-    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write only the ifreq we
-    // pass, which lives across both calls; the fd is a valid socket.
-    unsafe {
-        if libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) < 0 {
-            return Err(Errno::from_raw_os_error(
-                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-            ));
-        }
-        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        if libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req) < 0 {
-            return Err(Errno::from_raw_os_error(
-                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,7 +1,23 @@
-//! The one place with `unsafe`: every block here is small and carries a
-//! `// SAFETY:` comment naming the invariant it relies on. Everything else
-//! in the workspace denies `unsafe_code`.
+//! Where wren meets the kernel's raw interfaces, by job: every `unsafe`
+//! block of the project lives here, small and with a `// SAFETY:` comment
+//! naming the invariant it relies on; the rest of the workspace denies
+//! `unsafe_code`. What is exposed is safe. `libc` is used only here, for
+//! what neither rustix nor nix wraps.
+//!
+//! - `clone`: clone3 into a cgroup and new namespaces, and `_exit`.
+//! - `exec`: the argv/envp tables and execve.
+//! - `fd`: fds kept for the life of the process, and fd renumbering.
+//! - `file`: the small one-write / one-buffer file helpers.
+//! - `netdev`: bringing a network interface up (ioctl).
+//! - `signal`: a signal's default action.
+//! - `alloc`: the counting allocator.
 
 #![allow(unsafe_code)]
 
 pub mod alloc;
+pub mod clone;
+pub mod exec;
+pub mod fd;
+pub mod file;
+pub mod netdev;
+pub mod signal;

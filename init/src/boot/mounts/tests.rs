@@ -1,0 +1,179 @@
+use super::*;
+use crate::testutil::TempDir;
+
+/// A Debian-like table after boot, with an initramfs root below the
+/// real one, a stacked mount and a target with a blank.
+const TABLE: &str = "\
+rootfs / rootfs rw 0 0
+/dev/vda / ext4 rw,relatime 0 0
+proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0
+sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0
+devtmpfs /dev devtmpfs rw,nosuid,size=10240k,mode=755 0 0
+devpts /dev/pts devpts rw,nosuid,noexec,relatime,gid=5,mode=620,ptmxmode=666 0 0
+tmpfs /run tmpfs rw,nosuid,nodev,mode=755 0 0
+cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nodev,noexec,relatime,nsdelegate,memory_recursiveprot 0 0
+/dev/vdb /data ext4 rw,relatime 0 0
+/dev/vdc /data/my\\040disk vfat rw 0 0
+/dev/vdd /data ext4 rw 0 0
+tmpfs /data/tmp tmpfs rw 0 0
+/dev/vde /run/media/usb ext4 rw 0 0
+";
+
+#[test]
+fn is_mounted_matches_whole_targets() {
+    assert!(is_mounted(TABLE, "/proc"));
+    assert!(is_mounted(TABLE, "/sys/fs/cgroup"));
+    assert!(is_mounted(TABLE, "/data/my disk"));
+    assert!(!is_mounted(TABLE, "/data/my\\040disk"));
+    assert!(!is_mounted(TABLE, "/dev/shm"));
+    assert!(!is_mounted(TABLE, "/sys/fs"));
+    assert!(!is_mounted(TABLE, "/pro"));
+    assert!(!is_mounted("", "/proc"));
+    // A truncated line is skipped, not misread.
+    assert!(!is_mounted("proc /proc\n", "/proc"));
+}
+
+#[test]
+fn escapes() {
+    assert_eq!(unescape("/a\\040b\\011c\\134d"), "/a b\tc\\d");
+    // Not an escape: kept as written.
+    assert_eq!(unescape("/a\\9x\\04"), "/a\\9x\\04");
+    assert!(field_eq("/a\\134b", "/a\\b"));
+    assert!(!field_eq("/a\\9", "/a\\9"));
+}
+
+#[test]
+fn early_mounts_skip_what_is_there() {
+    let missing: Vec<&str> = EARLY
+        .iter()
+        .filter(|s| !is_mounted(TABLE, s.target))
+        .map(|s| s.target)
+        .collect();
+    assert_eq!(missing, ["/dev/shm"]);
+    // Parents before children.
+    for (i, s) in EARLY.iter().enumerate() {
+        for later in &EARLY[i + 1..] {
+            assert!(
+                !s.target.starts_with(&format!("{}/", later.target)),
+                "{} must come after {}",
+                s.target,
+                later.target
+            );
+        }
+    }
+    let cg = EARLY.last().unwrap();
+    assert_eq!(cg.fstype, "cgroup2");
+    assert_eq!(cg.options.len(), 3);
+    assert_eq!(cg.options[2], c"");
+}
+
+#[test]
+fn plan_unmounts_real_filesystems_in_reverse_then_root() {
+    let plan = unmount_plan(TABLE);
+    let want = [
+        Action::Unmount("/run/media/usb".into()),
+        Action::Unmount("/data".into()),
+        Action::Unmount("/data/my disk".into()),
+        Action::Unmount("/data".into()),
+        Action::RemountRoot,
+    ];
+    assert_eq!(plan, want);
+}
+
+#[test]
+fn plan_for_an_initramfs_root_leaves_it() {
+    let t = "rootfs / rootfs rw 0 0\nproc /proc proc rw 0 0\n/dev/sda1 /boot vfat rw 0 0\n";
+    assert_eq!(unmount_plan(t), [Action::Unmount("/boot".into())]);
+    assert_eq!(unmount_plan(""), []);
+    // A tmpfs root (as some initramfs setups have) has nothing to flush.
+    assert_eq!(unmount_plan("none / tmpfs rw 0 0\n"), []);
+    // A real root mounted over rootfs counts, whatever the order seen.
+    assert_eq!(
+        unmount_plan("rootfs / rootfs rw 0 0\n/dev/root / ext4 rw 0 0\n"),
+        [Action::RemountRoot]
+    );
+}
+
+#[test]
+fn unmount_all_reports_and_survives() {
+    // umount2 and the remount both fail on a path that is not mounted;
+    // both are reported, nothing panics. A table that cannot be read
+    // is reported and the root is tried.
+    let dir = TempDir::new("mounts");
+    let table = dir.join("mounts");
+    std::fs::write(&table, "/dev/nope /nonexistent-wren-test ext4 rw 0 0\n").unwrap();
+    let mut got = Vec::new();
+    unmount_all(&table, &mut |r| got.push(r.to_string()));
+    assert_eq!(got.len(), 1);
+    // Unprivileged: EPERM twice; privileged: ENOENT twice.
+    assert!(
+        got[0].starts_with("cannot unmount /nonexistent-wren-test ("),
+        "{got:?}"
+    );
+    // Not executed: the fallback would remount the host's / read-only.
+    let mut got = Vec::new();
+    let plan = load_plan(&dir.join("missing"), &mut |r| got.push(r.to_string()));
+    assert_eq!(plan, [Action::RemountRoot]);
+    assert_eq!(got.len(), 1);
+    assert!(got[0].starts_with("cannot read the mount table"), "{got:?}");
+}
+
+#[test]
+fn errors_name_the_step() {
+    let e = MountError::Mount {
+        target: "/sys/fs/cgroup",
+        fstype: "cgroup2",
+        errno: Errno::NODEV,
+    };
+    assert!(e
+        .to_string()
+        .starts_with("cannot mount cgroup2 on /sys/fs/cgroup: "));
+    let e = MountError::FewerOptions {
+        target: "/sys/fs/cgroup",
+        wanted: "nsdelegate,memory_recursiveprot",
+        used: "nsdelegate",
+    };
+    assert_eq!(
+        e.to_string(),
+        "/sys/fs/cgroup mounted with options 'nsdelegate': kernel refused 'nsdelegate,memory_recursiveprot'"
+    );
+}
+
+#[test]
+fn std_fds_left_alone_when_open() {
+    // The test process has 0, 1, 2 open.
+    assert_eq!(ensure_std_fds(Path::new("/dev/null")), Ok(0));
+}
+
+/// Runs `std_fds_child` in a fresh process whose stdin is closed, as
+/// PID 1 from a bare initramfs may be.
+#[test]
+fn std_fds_filled_when_missing() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "boot::mounts::tests::std_fds_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("WREN_STD_FDS_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("CHILD-OK filled=1"), "{stdout}");
+}
+
+/// Only does something when started by `std_fds_filled_when_missing`.
+#[test]
+fn std_fds_child() {
+    if std::env::var_os("WREN_STD_FDS_CHILD").is_none() {
+        return;
+    }
+    crate::sys::fd::close_stdin();
+    let filled = ensure_std_fds(Path::new("/dev/null")).unwrap();
+    let st = rustix::fs::fstat(rustix::stdio::stdin()).unwrap();
+    let null = rustix::fs::stat("/dev/null").unwrap();
+    assert_eq!(st.st_rdev, null.st_rdev);
+    println!("CHILD-OK filled={filled}");
+}

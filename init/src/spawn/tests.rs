@@ -1,0 +1,218 @@
+use super::*;
+
+#[test]
+fn decimal_formats_without_allocating() {
+    let mut b = [0u8; 20];
+    assert_eq!(decimal(0, &mut b), "0");
+    assert_eq!(decimal(1234567890123, &mut b), "1234567890123");
+    assert_eq!(decimal(u64::MAX, &mut b), "18446744073709551615");
+}
+
+/// The cgroup this test process runs in: spawning into it needs no
+/// privilege beyond what the test already has.
+fn own_cgroup() -> OwnedFd {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let rel = text.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+    // Hybrid hosts mount cgroup2 at /sys/fs/cgroup/unified.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let root = mounts
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(' ');
+            let (_, dir, ty) = (f.next()?, f.next()?, f.next()?);
+            (ty == "cgroup2").then(|| dir.to_owned())
+        })
+        .expect("a cgroup2 mount");
+    let path = format!("{root}{rel}");
+    rustix::fs::open(
+        path.as_str(),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap()
+}
+
+/// A request with nothing but the unit, its cgroup and its stdio.
+fn request<'a>(def: &'a UnitDef, cgroup: BorrowedFd<'a>, stdio: Stdio<'a>) -> Request<'a> {
+    Request {
+        def,
+        cgroup,
+        stdio,
+        notify_fd: None,
+        notify_socket: None,
+        uid: None,
+        gid: None,
+        exit_report: None,
+        decided_ns: None,
+    }
+}
+
+fn unit(exec: &[&str]) -> UnitDef {
+    let mut d = UnitDef::with_defaults("t");
+    d.namespaces = Namespaces::NONE;
+    for a in exec {
+        d.exec.push(a).unwrap();
+    }
+    d
+}
+
+fn wait(pid: u32) -> i32 {
+    let p = rustix::process::Pid::from_raw(pid as i32);
+    let (_, st) = rustix::process::waitpid(p, rustix::process::WaitOptions::empty())
+        .unwrap()
+        .unwrap();
+    match st.exit_status() {
+        Some(c) => c,
+        None => panic!("{st:?}"),
+    }
+}
+
+fn read_all(fd: OwnedFd) -> String {
+    let mut f = std::fs::File::from(fd);
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut f, &mut s).unwrap();
+    s
+}
+
+#[test]
+fn spawns_into_the_cgroup_with_output_piped_and_env_set() {
+    let cg = own_cgroup();
+    let d = unit(&[
+        "/bin/sh",
+        "-c",
+        "echo \"$1 $TERM\"; cat /proc/self/cgroup",
+        "sh",
+        "hello",
+    ]);
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let req = request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()));
+    let pid = spawn(&req).unwrap();
+    drop(wr);
+    let out = read_all(rd);
+    assert_eq!(wait(pid), 0);
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    assert_eq!(out, format!("hello linux\n{own}"));
+}
+
+#[test]
+fn missing_program_is_an_exec_error_not_a_pid() {
+    let cg = own_cgroup();
+    let d = unit(&["/nonexistent/prog"]);
+    let req = request(&d, cg.as_fd(), Stdio::Null);
+    let err = spawn(&req).unwrap_err();
+    assert_eq!(err.step, Step::Exec);
+    assert_eq!(err.errno, Errno::NOENT.raw_os_error());
+    // The failed child (exit 127) is left for PID 1's reap loop; here
+    // it is reaped when the test process ends.
+}
+
+#[test]
+fn notify_fd_is_3_in_the_child_and_workdir_is_applied() {
+    let cg = own_cgroup();
+    let mut d = unit(&["/bin/sh", "-c", "pwd >&$NOTIFY_FD"]);
+    d.workdir.clear();
+    d.workdir.push_str("/tmp").unwrap();
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let req = Request {
+        notify_fd: Some(wr.as_fd()),
+        ..request(&d, cg.as_fd(), Stdio::Null)
+    };
+    let pid = spawn(&req).unwrap();
+    drop(wr);
+    assert_eq!(read_all(rd), "/tmp\n");
+    assert_eq!(wait(pid), 0);
+}
+
+#[test]
+fn default_namespaces_give_a_reaper_a_fresh_proc_and_the_unit_hostname() {
+    let cg = own_cgroup();
+    let mut d = unit(&[
+        "/bin/sh",
+        "-c",
+        "echo $$ $(hostname) $(ls /proc | grep -c '^[0-9]'); kill -TERM $$",
+    ]);
+    d.namespaces = Namespaces::DEFAULT;
+    d.name.clear();
+    d.name.push_str("nsunit").unwrap();
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let (rep_rd, rep_wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let req = Request {
+        exit_report: Some(rep_wr.as_fd()),
+        ..request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))
+    };
+    let pid = spawn(&req).unwrap();
+    drop(wr);
+    drop(rep_wr);
+    // The service is pid 2 (the reaper is 1), sees its own hostname,
+    // and /proc lists only the namespace's processes: the reaper, sh,
+    // and the few commands of the substitutions (never the host's).
+    let out = read_all(rd);
+    let f: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(&f[..2], ["2", "nsunit"], "{out}");
+    let procs: u32 = f[2].parse().unwrap();
+    assert!((2..=5).contains(&procs), "{out}");
+    // The reaper exits 128+15 and reports the real cause: SIGTERM.
+    assert_eq!(wait(pid), 128 + 15);
+    let mut b = [0u8; crate::spawn::reaper::REPORT_LEN];
+    let n = rustix::io::read(&rep_rd, &mut b).unwrap();
+    assert_eq!(
+        crate::spawn::reaper::decode(&b[..n]),
+        Some(crate::vocab::Exit::Signal(15))
+    );
+    // The host's hostname is untouched.
+    assert_ne!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap()
+            .trim(),
+        "nsunit"
+    );
+}
+
+#[test]
+fn a_namespace_setup_failure_is_reported_by_step() {
+    let cg = own_cgroup();
+    let mut d = unit(&["/bin/true"]);
+    d.namespaces = Namespaces(Namespaces::MOUNT);
+    d.root = Some(heapless::String::try_from("/nonexistent-root").unwrap());
+    let req = request(&d, cg.as_fd(), Stdio::Null);
+    let err = spawn(&req).unwrap_err();
+    assert_eq!(
+        err.step,
+        Step::Namespace(crate::spawn::sandbox::Step::BindRoot)
+    );
+    assert_eq!(err.errno, Errno::NOENT.raw_os_error());
+}
+
+#[test]
+fn step_codes_survive_the_status_pipe() {
+    for s in Step::PLAIN.iter().copied().chain([
+        Step::Fork,
+        Step::Namespace(crate::spawn::sandbox::Step::PivotRoot),
+    ]) {
+        assert_eq!(Step::from_code(s.code()), s);
+    }
+}
+
+#[test]
+fn unit_env_overrides_defaults() {
+    let mut d = UnitDef::with_defaults("x");
+    d.exec.push("/bin/true").unwrap();
+    d.env.push("PATH=/opt/bin").unwrap();
+    let fd = rustix::fs::open(".", rustix::fs::OFlags::RDONLY, rustix::fs::Mode::empty()).unwrap();
+    let req = Request {
+        notify_socket: Some("/run/wren/notify/x"),
+        ..request(&d, fd.as_fd(), Stdio::Null)
+    };
+    let mut env = EnvTable::new();
+    build_env(&req, &mut env).unwrap();
+    let got: Vec<&str> = env.iter().map(|s| s.to_str().unwrap()).collect();
+    assert_eq!(
+        got,
+        [
+            "PATH=/opt/bin",
+            "HOME=/",
+            "TERM=linux",
+            "NOTIFY_SOCKET=/run/wren/notify/x"
+        ]
+    );
+}

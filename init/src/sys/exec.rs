@@ -1,0 +1,150 @@
+//! execve with its argument tables: NUL-terminated strings in fixed
+//! storage, turned into the null-terminated pointer arrays execve wants
+//! only at the call, so no pointer ever outlives the strings it points to.
+
+use core::ffi::{c_char, CStr};
+use rustix::io::Errno;
+
+/// Up to `P - 1` NUL-terminated strings in `B` bytes (one pointer slot is
+/// kept for the terminating null).
+pub struct CStrings<const B: usize, const P: usize> {
+    bytes: [u8; B],
+    used: usize,
+    /// Offset in `bytes` of each string's first byte.
+    starts: [usize; P],
+    n: usize,
+}
+
+impl<const B: usize, const P: usize> Default for CStrings<B, P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const B: usize, const P: usize> CStrings<B, P> {
+    pub const fn new() -> Self {
+        CStrings {
+            bytes: [0; B],
+            used: 0,
+            starts: [0; P],
+            n: 0,
+        }
+    }
+
+    /// Append `parts` concatenated as one C string; None, and nothing
+    /// appended, when it does not fit.
+    pub fn push(&mut self, parts: &[&str]) -> Option<()> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        // Keep one pointer slot for the terminating null.
+        if self.n + 1 >= P || self.used + len + 1 > B {
+            return None;
+        }
+        let start = self.used;
+        let mut end = start;
+        for p in parts {
+            let dst = self.bytes.get_mut(end..end + p.len())?;
+            dst.copy_from_slice(p.as_bytes());
+            end += p.len();
+        }
+        *self.bytes.get_mut(end)? = 0;
+        *self.starts.get_mut(self.n)? = start;
+        self.used = end + 1;
+        self.n += 1;
+        Some(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// The strings, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &CStr> {
+        self.starts
+            .iter()
+            .take(self.n)
+            .filter_map(|&s| CStr::from_bytes_until_nul(self.bytes.get(s..self.used)?).ok())
+    }
+
+    /// Is there an entry `key=...`?
+    pub fn has_key(&self, key: &str) -> bool {
+        self.iter().any(|s| {
+            s.to_bytes()
+                .strip_prefix(key.as_bytes())
+                .is_some_and(|rest| rest.first() == Some(&b'='))
+        })
+    }
+
+    /// The null-terminated pointer array, valid while `self` is borrowed.
+    fn pointers(&self) -> [*const c_char; P] {
+        let mut ptrs = [core::ptr::null(); P];
+        let base = self.bytes.as_ptr();
+        for (p, &start) in ptrs.iter_mut().zip(self.starts.iter().take(self.n)) {
+            // `start` came from `push`, so it is inside `bytes`.
+            *p = base.wrapping_add(start).cast();
+        }
+        ptrs
+    }
+}
+
+/// execve the program `argv` names first, with `argv` and `envp`. Returns
+/// only on failure, with the errno.
+pub fn execve<const AB: usize, const AP: usize, const EB: usize, const EP: usize>(
+    argv: &CStrings<AB, AP>,
+    envp: &CStrings<EB, EP>,
+) -> Errno {
+    if argv.is_empty() {
+        return Errno::INVAL;
+    }
+    let args = argv.pointers();
+    let env = envp.pointers();
+    let path = args.first().copied().unwrap_or(core::ptr::null());
+    // SAFETY: every pointer of `args` and `env` points into the bytes of
+    // `argv` or `envp`, borrowed for this call, at a string `push` ended
+    // with a NUL; both arrays end with a null pointer, as `push` keeps the
+    // last slot free; `path` is the first of `args`, non-null as `argv` is
+    // not empty. execve reads them and returns only on failure.
+    unsafe { libc::execve(path, args.as_ptr(), env.as_ptr()) };
+    super::clone::last_errno()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_build_null_terminated_arrays() {
+        let mut t: CStrings<32, 4> = CStrings::new();
+        t.push(&["/bin/sh"]).unwrap();
+        t.push(&["A", "=", "b"]).unwrap();
+        assert!(t.has_key("A"));
+        assert!(!t.has_key("B"));
+        assert!(!t.has_key(""));
+        let p = t.pointers();
+        // SAFETY: (test) reading back the table just built, still borrowed.
+        unsafe {
+            assert_eq!(CStr::from_ptr(p[0]).to_str().unwrap(), "/bin/sh");
+            assert_eq!(CStr::from_ptr(p[1]).to_str().unwrap(), "A=b");
+        }
+        assert!(p[2].is_null());
+        let all: Vec<&CStr> = t.iter().collect();
+        assert_eq!(all, [c"/bin/sh", c"A=b"]);
+    }
+
+    #[test]
+    fn tables_refuse_overflow_instead_of_truncating() {
+        let mut t: CStrings<8, 3> = CStrings::new();
+        assert!(t.push(&["123456789"]).is_none());
+        t.push(&["a"]).unwrap();
+        t.push(&["b"]).unwrap();
+        // Two strings use every pointer slot but the terminator.
+        assert!(t.push(&["c"]).is_none());
+        let all: Vec<&CStr> = t.iter().collect();
+        assert_eq!(all, [c"a", c"b"]);
+    }
+
+    #[test]
+    fn an_empty_argv_is_refused_before_execve() {
+        let none: CStrings<8, 2> = CStrings::new();
+        assert_eq!(execve(&none, &none), Errno::INVAL);
+    }
+}

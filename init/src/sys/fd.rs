@@ -1,0 +1,157 @@
+//! File descriptors beyond what `OwnedFd` and `BorrowedFd` express: an fd
+//! opened once and lent out for the life of the process, and an fd moved
+//! to a fixed number for a program about to be exec'd.
+
+use core::sync::atomic::{AtomicI32, Ordering};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use rustix::io::Errno;
+
+const EMPTY: RawFd = -1;
+const GAVE_UP: RawFd = -2;
+
+/// An fd kept for as long as the slot lives (a `static` one: the whole
+/// process), lent out without a lock. It can also be marked given up, so
+/// that a caller stops trying to open it.
+pub struct FdSlot(AtomicI32);
+
+/// What a slot holds.
+#[derive(Clone, Copy, Debug)]
+pub enum Slot<'a> {
+    Empty,
+    Open(BorrowedFd<'a>),
+    GaveUp,
+}
+
+impl<'a> Slot<'a> {
+    pub fn fd(self) -> Option<BorrowedFd<'a>> {
+        match self {
+            Slot::Open(fd) => Some(fd),
+            Slot::Empty | Slot::GaveUp => None,
+        }
+    }
+}
+
+impl Default for FdSlot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FdSlot {
+    pub const fn new() -> Self {
+        FdSlot(AtomicI32::new(EMPTY))
+    }
+
+    pub fn get(&self) -> Slot<'_> {
+        Self::slot(self.0.load(Ordering::Acquire))
+    }
+
+    fn slot(raw: RawFd) -> Slot<'static> {
+        match raw {
+            EMPTY => Slot::Empty,
+            r if r < 0 => Slot::GaveUp,
+            // SAFETY: a non-negative value in the slot was stored by `fill`
+            // from an `OwnedFd` whose ownership the slot took; only `drop`
+            // closes it, which needs every borrow of the slot to be over.
+            // The 'static here is narrowed to the slot's borrow by callers.
+            r => Slot::Open(unsafe { BorrowedFd::borrow_raw(r) }),
+        }
+    }
+
+    /// Keep `fd` for good, unless the slot already holds one (another
+    /// thread was first: `fd` is closed) or was given up. Returns what the
+    /// slot holds now.
+    pub fn fill(&self, fd: OwnedFd) -> Slot<'_> {
+        let raw = fd.as_raw_fd();
+        match self
+            .0
+            .compare_exchange(EMPTY, raw, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                // The slot owns it now.
+                let _ = fd.into_raw_fd();
+                Self::slot(raw)
+            }
+            Err(theirs) => Self::slot(theirs),
+        }
+    }
+
+    /// Mark an empty slot as given up; an open one stays open.
+    pub fn give_up(&self) {
+        let _ = self
+            .0
+            .compare_exchange(EMPTY, GAVE_UP, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
+impl Drop for FdSlot {
+    fn drop(&mut self) {
+        let raw = *self.0.get_mut();
+        if raw >= 0 {
+            // SAFETY: the slot owns this fd (see `slot`), and `&mut self`
+            // means no borrow of it is left.
+            drop(unsafe { OwnedFd::from_raw_fd(raw) });
+        }
+    }
+}
+
+/// Make fd number `target` a copy of `fd` that stays open across execve
+/// (dup2 clears close-on-exec), replacing whatever `target` was.
+///
+/// For the child between clone3 and execve only: nothing in it uses the
+/// old `target` again, and the new one belongs to the program it execs.
+pub fn move_for_exec(fd: BorrowedFd<'_>, target: RawFd) -> Result<(), Errno> {
+    if target < 0 {
+        return Err(Errno::BADF);
+    }
+    // SAFETY: `target` is not negative. The `OwnedFd` is never dropped
+    // (ManuallyDrop), so it closes nothing; dup2 onto it only replaces the
+    // file behind the number, which per this function's contract no one in
+    // this process uses any more.
+    let mut t = core::mem::ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(target) });
+    if fd.as_raw_fd() == target {
+        // dup3 (dup2 on aarch64) refuses equal fds; only clear CLOEXEC.
+        return rustix::io::fcntl_setfd(t.as_fd(), rustix::io::FdFlags::empty());
+    }
+    rustix::io::dup2(fd, &mut t)
+}
+
+/// Close fd 0, for a test that checks how missing standard fds are filled.
+#[cfg(test)]
+pub fn close_stdin() {
+    // SAFETY: only called in a test process started for that one test,
+    // in which nothing else reads stdin or holds a borrow of fd 0.
+    drop(unsafe { rustix::stdio::take_stdin() });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_keeps_the_first_fd_and_closes_it_when_dropped() {
+        let slot = FdSlot::new();
+        assert!(matches!(slot.get(), Slot::Empty));
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        let raw = w.as_raw_fd();
+        assert_eq!(slot.fill(w).fd().unwrap().as_raw_fd(), raw);
+        // A second fill keeps the first fd and closes the newcomer.
+        let (_r2, w2) = rustix::pipe::pipe().unwrap();
+        assert_eq!(slot.fill(w2).fd().unwrap().as_raw_fd(), raw);
+        assert_eq!(slot.get().fd().unwrap().as_raw_fd(), raw);
+        slot.give_up();
+        assert!(matches!(slot.get(), Slot::Open(_)));
+        rustix::io::write(slot.get().fd().unwrap(), b"x").unwrap();
+        drop(slot);
+        // The write end is closed: the reader sees the byte, then EOF.
+        let mut b = [0u8; 2];
+        assert_eq!(rustix::io::read(&r, &mut b).unwrap(), 1);
+        assert_eq!(rustix::io::read(&r, &mut b).unwrap(), 0);
+
+        let slot = FdSlot::new();
+        slot.give_up();
+        assert!(matches!(slot.get(), Slot::GaveUp));
+        let (_r3, w3) = rustix::pipe::pipe().unwrap();
+        assert!(slot.fill(w3).fd().is_none());
+    }
+}

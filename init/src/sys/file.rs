@@ -1,0 +1,88 @@
+//! Small files read and written whole, without allocating: kernel
+//! interface files (cgroupfs, /proc/sys) take each write(2) as one value.
+//! `dir` is a directory fd (`rustix::fs::CWD` for a plain path).
+
+use rustix::fd::AsFd;
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+/// Write `value` to `path` under `dir` in one write(2). O_TRUNC is what
+/// `echo > file` does: kernel files ignore it, and plain files (test
+/// fixtures) then hold exactly the last value.
+pub fn write_at<Fd: AsFd>(dir: Fd, path: &str, value: &[u8]) -> Result<(), Errno> {
+    let fd = rustix::fs::openat(
+        dir,
+        path,
+        OFlags::WRONLY | OFlags::TRUNC | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let n = rustix::io::write(&fd, value)?;
+    if n != value.len() {
+        // A kernel file takes the whole value or fails; a short write means
+        // something else is there.
+        return Err(Errno::IO);
+    }
+    Ok(())
+}
+
+/// Read `path` under `dir` into `buf`, up to its end or `buf`'s; the text,
+/// if it is UTF-8.
+pub fn read_at<'b, Fd: AsFd>(dir: Fd, path: &str, buf: &'b mut [u8]) -> Result<&'b str, Errno> {
+    let fd = rustix::fs::openat(dir, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let mut len = 0;
+    while let Some(rest) = buf.get_mut(len..).filter(|r| !r.is_empty()) {
+        match rustix::io::read(&fd, rest) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    let bytes = buf.get(..len).ok_or(Errno::INVAL)?;
+    core::str::from_utf8(bytes).map_err(|_| Errno::INVAL)
+}
+
+/// Create directory `path` (mode 0755) unless it exists. Only the last
+/// component is created: callers make parents first.
+pub fn make_dir(path: &str) -> Result<(), Errno> {
+    match rustix::fs::mkdir(path, Mode::from_raw_mode(0o755)) {
+        Ok(()) | Err(Errno::EXIST) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TempDir;
+
+    #[test]
+    fn values_are_written_whole_and_read_back() {
+        let dir = TempDir::new("file");
+        let d = rustix::fs::open(&*dir, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        std::fs::write(dir.join("v"), "something longer\n").unwrap();
+        write_at(&d, "v", b"42\n").unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(read_at(&d, "v", &mut buf), Ok("42\n"));
+        // A buffer smaller than the file: what fits.
+        let mut small = [0u8; 2];
+        assert_eq!(read_at(&d, "v", &mut small), Ok("42"));
+        assert_eq!(write_at(&d, "missing/v", b"1"), Err(Errno::NOENT));
+        std::fs::write(dir.join("bin"), [0xff, 0xfe]).unwrap();
+        assert_eq!(read_at(&d, "bin", &mut buf), Err(Errno::INVAL));
+    }
+
+    #[test]
+    fn make_dir_accepts_an_existing_directory() {
+        let dir = TempDir::new("mkdir");
+        let sub = dir.join("sub");
+        let sub = sub.to_str().unwrap();
+        make_dir(sub).unwrap();
+        make_dir(sub).unwrap();
+        assert!(std::path::Path::new(sub).is_dir());
+        assert_eq!(
+            make_dir(dir.join("no/such").to_str().unwrap()),
+            Err(Errno::NOENT)
+        );
+    }
+}
