@@ -19,6 +19,26 @@ impl TempDir {
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
     }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes `rel` (creating its parents); returns its full path.
+    pub fn file(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.0.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// An executable script at `rel`; returns its absolute path.
+    pub fn prog(&self, rel: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.file(rel, "#!/bin/sh\n");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p.to_str().unwrap().to_owned()
+    }
 }
 
 impl std::ops::Deref for TempDir {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// Units PID 1 can hold at once (unit table size).
 pub const MAX_UNITS: usize = 64;
-/// Unit name length, as CONTRACT section 4 fixes it.
+/// Unit name length, as docs/units.md, "Names" fixes it.
 pub const NAME_MAX: usize = 32;
 /// Bytes of `exec` once split (arguments joined by NUL).
 pub const EXEC_BYTES: usize = 512;
@@ -127,7 +127,7 @@ pub enum ShutdownKind {
 }
 
 impl ShutdownKind {
-    /// The BusyBox signal conventions (docs/architecture.md, "Signals"):
+    /// The BusyBox signal conventions (docs/boot.md, "Signals to PID 1"):
     /// SIGHUP, the reload, is not a shutdown and gives None.
     pub fn for_signal(signo: i32) -> Option<ShutdownKind> {
         match signo {

@@ -1,13 +1,13 @@
 //! `wren.*` options on the kernel command line (the text of /proc/cmdline),
-//! CONTRACT section 2. Pure: the caller reads the file.
+//! docs/boot.md, "Kernel command line". Pure: the caller reads the file.
 //!
 //! A bad option is a warning naming it, never an error: a typo on the
 //! command line must not keep the device from booting.
 
 use heapless::String;
 
-/// Unit directory when `wren.units=` is not given.
-pub const DEFAULT_UNITS_DIR: &str = "/etc/units";
+use crate::vocab::DEFAULT_UNITS_DIR;
+
 /// Longest `wren.units=` value.
 pub const UNITS_DIR_MAX: usize = 128;
 

@@ -1,6 +1,6 @@
 //! The end of the world: kill what is left, sync, unmount, reboot(2).
 //!
-//! Runs after the supervisor has stopped every unit (CONTRACT section 3):
+//! Runs after the supervisor has stopped every unit (docs/boot.md, "Shutdown"):
 //! what remains are processes that escaped their unit's cgroup kill or were
 //! never in one. Every step is logged; none can make PID 1 exit, since PID
 //! 1 exiting panics the kernel: if reboot(2) itself fails, PID 1 sleeps for

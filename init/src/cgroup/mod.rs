@@ -2,7 +2,7 @@
 //! cgroup file wren touches is named here, written once with a formatted
 //! value and read through a fixed stack buffer.
 //!
-//! Layout (CONTRACT section 2): unit `NAME` runs in `ROOT/units/NAME`, with
+//! Layout (docs/boot.md, "Cgroups"): unit `NAME` runs in `ROOT/units/NAME`, with
 //! `ROOT` normally `/sys/fs/cgroup`. `Cgroups` keeps directory fds of `ROOT`
 //! and `ROOT/units`, so steady-state operations are `openat` calls with
 //! short relative paths and allocate nothing. Tests point `ROOT` at a

@@ -2,20 +2,8 @@
 //! NSS: a static binary has none). Read at every spawn of a unit that names
 //! its user, so through a fixed buffer, without allocating.
 
+use crate::sys::file::read_at;
 use crate::unit::{IdSpec, UnitDef};
-
-/// A small text file read with one read(2) into `buf` (the files PID 1
-/// reads this way, /proc/cmdline, /etc/hostname, passwd and group, fit).
-pub fn read_small<'b>(path: &str, buf: &'b mut [u8]) -> Option<&'b str> {
-    let fd = rustix::fs::open(
-        path,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .ok()?;
-    let n = rustix::io::read(&fd, &mut *buf).ok()?;
-    core::str::from_utf8(buf.get(..n)?).ok()
-}
 
 /// The unit's uid and gid: numbers as given, names looked up in the
 /// unit's root when it has one.
@@ -51,7 +39,7 @@ fn lookup(def: &UnitDef, file: &str, name: &str) -> Option<(u32, u32)> {
     }
     path.push_str(file).ok()?;
     let mut buf = [0u8; 8192];
-    find_ids(read_small(&path, &mut buf)?, name)
+    find_ids(read_at(rustix::fs::CWD, &path, &mut buf).ok()?, name)
 }
 
 /// Fields 3 and 4 (0 when absent, as in /etc/group) of `name`'s line in

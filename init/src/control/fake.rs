@@ -10,7 +10,6 @@ use crate::proto::UnitStatus;
 use crate::unit::Limit;
 use crate::vocab::{ShutdownKind, State};
 use core::fmt::Write;
-use std::path::PathBuf;
 
 pub struct Unit {
     pub status: UnitStatus,
@@ -196,23 +195,5 @@ impl Server {
     /// After a supervisor step: settled waiters and followers.
     pub fn poll_waiters(&mut self, now: u64, fake: &mut Fake) {
         fake.tend(self, now);
-    }
-}
-
-/// A fresh directory under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("wren-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -1,10 +1,11 @@
 //! The server against real sockets, with `fake` as PID 1's loop.
 
-use super::fake::{Fake, TempDir};
+use super::fake::Fake;
 use super::*;
 use crate::log_ring::LOG_RING_BYTES;
 use crate::proto::{decode_reply, encode_request, LastExit};
 use crate::proto::{FrameDecoder, Request, FRAME_BUF, PROTO_VERSION, TAIL_LINES};
+use crate::testutil::TempDir;
 use crate::vocab::ShutdownKind;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -28,7 +29,7 @@ struct Rig {
 impl Rig {
     fn new(tag: &str) -> Rig {
         let dir = TempDir::new(tag);
-        let path = dir.0.join("run").join("control");
+        let path = dir.join("run").join("control");
         let server = Server::bind(&path, uid()).unwrap();
         Rig {
             _dir: dir,
@@ -295,7 +296,7 @@ fn connections_beyond_the_table_are_refused_at_once() {
 #[test]
 fn other_users_are_refused() {
     let dir = TempDir::new("ctl-uid");
-    let path = dir.0.join("control");
+    let path = dir.join("control");
     // Tests run as root; allow only someone else.
     let other = if uid() == ROOT { 4242 } else { ROOT };
     let mut server = Server::bind(&path, other).unwrap();

@@ -87,7 +87,7 @@ pub(super) fn edit_unit(
     let original = match std::fs::read_to_string(&target) {
         Ok(s) => s,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            format!("# {name}: new unit, see CONTRACT section 4\nexec = \n")
+            format!("# {name}: new unit, keys in wren's docs/units.md\nexec = \n")
         }
         Err(e) => return Err(format!("{}: {e}", target.display())),
     };

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 /// Overrides `CONTROL_SOCKET` (tests, or a second instance).
 pub const CONTROL_ENV: &str = "WREN_CONTROL";
 
-/// Exit statuses, as CONTRACT section 5 fixes them.
+/// Exit statuses, as docs/initctl.md, "Exit status" fixes them.
 const OK: u8 = 0;
 const FAIL: u8 = 1;
 const USAGE_EXIT: u8 = 2;

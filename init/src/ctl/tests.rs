@@ -1,9 +1,10 @@
 use super::edit::{edit_unit, EditEnv, Edited};
 use super::output::{detail_text, human_bytes, human_uptime, status_table};
 use super::*;
-use crate::control::fake::{status, Fake, TempDir};
+use crate::control::fake::{status, Fake};
 use crate::control::Server;
 use crate::proto::{CtlError, ErrCode, LastExit, UnitDetail, UnitStatus};
+use crate::testutil::TempDir;
 use crate::unit::Limit;
 use crate::vocab::{ShutdownKind, State};
 use std::time::Duration;
@@ -21,7 +22,7 @@ fn drive(
     mut step: impl FnMut(&mut Fake, u32),
 ) -> (u8, String, String) {
     let dir = TempDir::new(tag);
-    let path = dir.0.join("control");
+    let path = dir.join("control");
     let uid = rustix::process::getuid().as_raw();
     let mut server = Server::bind(&path, uid).unwrap();
     let a = argv(a);
@@ -377,34 +378,34 @@ fn edit_env<'a>(dir: &'a Path, editor: &'a str) -> EditEnv<'a> {
 #[test]
 fn edit_installs_a_valid_change() {
     let d = TempDir::new("ctl-edit-ok");
-    let unit = d.0.join("web.unit");
+    let unit = d.join("web.unit");
     std::fs::write(&unit, "exec = /bin/old\n").unwrap();
-    let env = edit_env(&d.0, "sed -i s/old/new/");
+    let env = edit_env(d.path(), "sed -i s/old/new/");
     let mut err = Vec::new();
     let r = edit_unit("web", &env, &mut &b""[..], &mut err);
     assert_eq!(r, Ok(Edited::Installed));
     assert_eq!(std::fs::read_to_string(&unit).unwrap(), "exec = /bin/new\n");
     // Only the unit file is left: no staging file, no working copy.
-    let left: Vec<_> = std::fs::read_dir(&d.0).unwrap().collect();
+    let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
     assert_eq!(left.len(), 1);
 }
 
 #[test]
 fn edit_without_change_installs_nothing() {
     let d = TempDir::new("ctl-edit-same");
-    let env = edit_env(&d.0, "true");
+    let env = edit_env(d.path(), "true");
     let r = edit_unit("fresh", &env, &mut &b""[..], &mut Vec::new());
     assert_eq!(r, Ok(Edited::Unchanged));
-    assert!(!d.0.join("fresh.unit").exists());
+    assert!(!d.join("fresh.unit").exists());
 }
 
 #[test]
 fn edit_reopens_an_invalid_copy_until_valid_or_declined() {
     let d = TempDir::new("ctl-edit-again");
-    let unit = d.0.join("db.unit");
+    let unit = d.join("db.unit");
     std::fs::write(&unit, "exec = /bin/db\n").unwrap();
     // First run breaks the file, the second fixes it.
-    let script = d.0.join("ed.sh");
+    let script = d.join("ed.sh");
     std::fs::write(
         &script,
         "c=\"$1.count\"; n=$(cat \"$c\" 2>/dev/null || echo 0); \
@@ -414,7 +415,7 @@ fn edit_reopens_an_invalid_copy_until_valid_or_declined() {
     )
     .unwrap();
     let editor = format!("sh {}", script.display());
-    let env = edit_env(&d.0, &editor);
+    let env = edit_env(d.path(), &editor);
     let mut err = Vec::new();
     let r = edit_unit("db", &env, &mut &b"\n"[..], &mut err);
     assert_eq!(r, Ok(Edited::Installed));
@@ -424,7 +425,7 @@ fn edit_reopens_an_invalid_copy_until_valid_or_declined() {
     assert!(err.contains("db.unit is invalid. Edit again? [Y/n]"));
 
     // Declined: the installed file is left as it was.
-    let env = edit_env(&d.0, "sh -c 'echo bogus > \"$0\"'");
+    let env = edit_env(d.path(), "sh -c 'echo bogus > \"$0\"'");
     let r = edit_unit("db", &env, &mut &b"n\n"[..], &mut Vec::new());
     assert_eq!(r, Ok(Edited::Aborted));
     assert_eq!(std::fs::read_to_string(&unit).unwrap(), "exec = /bin/db2\n");
@@ -436,7 +437,7 @@ fn edit_reopens_an_invalid_copy_until_valid_or_declined() {
 #[test]
 fn failing_editor_aborts() {
     let d = TempDir::new("ctl-edit-fail");
-    let env = edit_env(&d.0, "false");
+    let env = edit_env(d.path(), "false");
     let r = edit_unit("x", &env, &mut &b""[..], &mut Vec::new());
     assert!(r.unwrap_err().contains("editor 'false' failed"));
 }

@@ -2,20 +2,16 @@
 //! options and logging, the hostname, cgroups, then the unit table (or the
 //! rescue shell when there is no valid unit).
 
-use super::{Edge, Pid1, NOTIFY_DIR};
+use super::{Edge, Pid1};
 use crate::boot::{cmdline, mounts};
 use crate::cgroup::Cgroups;
 use crate::config;
-use crate::config::users::read_small;
 use crate::kmsg;
+use crate::sys::file::{read_at, write_at};
 use crate::unit::{self, Output, UnitDef};
-use crate::vocab::MAX_UNITS;
+use crate::vocab::{CGROUP_ROOT, MAX_UNITS, NOTIFY_DIR, RUN_DIR};
 use nix::sys::signal::SigSet;
-use rustix::io::Errno;
 use std::path::Path;
-
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-const RUN_DIR: &str = "/run/wren";
 
 /// Steps 1 to 4: what must be up before there are units. Returns the
 /// kernel options, the blocked signal mask (for the signalfd) and the
@@ -36,7 +32,7 @@ pub(super) fn early() -> (cmdline::Options, SigSet, Option<Cgroups>) {
     // 10 lines per 5 s by default, which would drop PID 1's own records in
     // a crash loop; lift it unless the command line fixed the setting
     // (then the kernel refuses the write, which is fine).
-    let _ = write_file("/proc/sys/kernel/printk_devkmsg", b"on\n");
+    let _ = write_at(rustix::fs::CWD, "/proc/sys/kernel/printk_devkmsg", b"on\n");
     let opts = read_cmdline();
     kmsg::set_quiet(opts.quiet);
     log::info!("starting (pid 1)");
@@ -61,7 +57,7 @@ pub(super) fn early() -> (cmdline::Options, SigSet, Option<Cgroups>) {
 /// for (the one place `kmsg::init` is called).
 fn read_cmdline() -> cmdline::Options {
     let mut buf = [0u8; 4096];
-    let text = read_small("/proc/cmdline", &mut buf).unwrap_or("");
+    let text = read_at(rustix::fs::CWD, "/proc/cmdline", &mut buf).unwrap_or("");
     // Warnings wait until the logger is up, so collect the first few.
     let mut warnings: heapless::Vec<(heapless::String<64>, &'static str), 4> = heapless::Vec::new();
     let opts = cmdline::parse(text, &mut |tok, why| {
@@ -74,18 +70,11 @@ fn read_cmdline() -> cmdline::Options {
     opts
 }
 
-fn write_file(path: &str, data: &[u8]) -> Result<(), Errno> {
-    let fd = rustix::fs::open(
-        path,
-        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )?;
-    rustix::io::write(&fd, data).map(|_| ())
-}
-
 fn set_hostname() {
     let mut buf = [0u8; 128];
-    let name = read_small("/etc/hostname", &mut buf).unwrap_or("").trim();
+    let name = read_at(rustix::fs::CWD, "/etc/hostname", &mut buf)
+        .unwrap_or("")
+        .trim();
     if name.is_empty() {
         return;
     }

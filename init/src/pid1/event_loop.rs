@@ -7,6 +7,7 @@ use super::{now, Pid1};
 use crate::control::Server as ControlServer;
 use crate::kmsg;
 use crate::supervisor::{Event, Phase};
+use crate::vocab::CONTROL_SOCKET;
 use crate::vocab::MAX_UNITS;
 use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -24,7 +25,6 @@ const TOKEN_CONTROL: u64 = 3;
 pub(super) const TOKEN_LOG: u64 = 0x1000;
 pub(super) const TOKEN_NOTIFY: u64 = 0x2000;
 
-const CONTROL_SOCKET: &str = "/run/wren/control";
 /// Retry interval for console text a busy serial line refused.
 const CONSOLE_RETRY_MS: u64 = 20;
 /// epoll events taken per wake-up.

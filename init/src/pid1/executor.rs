@@ -4,7 +4,7 @@
 //! kernel log, and finishing the shutdown.
 
 use super::event_loop::{self, watch};
-use super::{now, now_ns, why, Pid1, Why, NOTIFY_DIR};
+use super::{now, now_ns, why, Pid1, Why};
 use crate::boot::shutdown;
 use crate::config::users;
 use crate::kmsg;
@@ -13,6 +13,7 @@ use crate::spawn;
 use crate::supervisor::{Action, Actions, Event, Note};
 use crate::unit::{self, Output, Ready};
 use crate::vocab::Exit;
+use crate::vocab::NOTIFY_DIR;
 use nix::sys::signal::Signal;
 use rustix::event::epoll;
 use rustix::fd::{AsFd, OwnedFd};

@@ -30,7 +30,6 @@ use heapless::Deque;
 use nix::sys::signalfd::SignalFd;
 use rustix::fd::OwnedFd;
 
-const NOTIFY_DIR: &str = "/run/wren/notify";
 /// Events queued while performing one batch of actions.
 const EVENT_QUEUE: usize = 2 * MAX_UNITS + 8;
 

@@ -3,7 +3,6 @@
 //! loop gives new slots their edge state and performs what follows.
 
 use super::{now, Edge, Pid1};
-use crate::boot::cmdline;
 use crate::config;
 use crate::proto::{CtlError, ErrCode};
 use crate::supervisor::Actions;
@@ -15,7 +14,7 @@ impl Pid1 {
     /// Re-read the unit directory and apply it (`initctl reload`, SIGHUP).
     pub(super) fn reload(&mut self, report: &mut dyn FnMut(&str)) -> Result<(), CtlError> {
         let dir = if self.units_dir.is_empty() {
-            cmdline::DEFAULT_UNITS_DIR
+            crate::vocab::DEFAULT_UNITS_DIR
         } else {
             self.units_dir.as_str()
         };

@@ -182,7 +182,7 @@ fn initctl_edit_checks_a_unit_among_its_siblings() {
 }
 
 /// With wren.units=DIR, `initctl edit` and `initctl check` work on DIR, the
-/// unit directory init runs from (CONTRACT 1: `wren.units=DIR` is "another
+/// unit directory init runs from (docs/boot.md, "Kernel command line": `wren.units=DIR` is "another
 /// unit directory"; 5: edit opens "the unit file", check defaults to "the
 /// unit directory").
 /// (Fails at 71c42b9: ctl.rs uses the constant `UNITS_DIR` = /etc/units

@@ -1,5 +1,5 @@
 //! Unit definitions: the typed, fixed-capacity form of `/etc/units/NAME.unit`
-//! (CONTRACT section 4) and the parser that produces it.
+//! (docs/units.md) and the parser that produces it.
 //!
 //! Everything here is pure: no file system, no syscalls. The loader
 //! (`units_dir`) reads files into a fixed buffer and hands the text here.
@@ -181,7 +181,7 @@ pub struct Limits {
     pub io_weight: Option<u16>,
 }
 
-/// One unit file, parsed. Defaults are those of CONTRACT section 4.
+/// One unit file, parsed. Defaults are those of docs/units.md, "Keys".
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitDef {
     pub name: Name,

@@ -17,7 +17,7 @@ pub struct ParseError {
 // ---------------------------------------------------------------------------
 // The parser.
 //
-// Syntax decisions where CONTRACT section 4 is silent (also in the report):
+// Syntax decisions (docs/units.md, "Syntax", says them for users):
 // - A UTF-8 byte order mark at the start is skipped; CRLF line ends work
 //   (the `\r` is trimmed with the other whitespace).
 // - Only whole-line comments: a `#` inside a value is part of the value
@@ -46,7 +46,7 @@ pub struct ParseError {
 //   for `description`.
 // ---------------------------------------------------------------------------
 
-/// Every key, in the order of CONTRACT section 4. The index of a key here
+/// Every key, in the order of docs/units.md, "Keys". The index of a key here
 /// is its slot in the parser's "seen on line" table.
 pub const KEYS: [&str; 31] = [
     "description",

@@ -1,5 +1,5 @@
-//! Early mounts at boot and the unmount at shutdown (CONTRACT sections 2
-//! and 3).
+//! Early mounts at boot and the unmount at shutdown (docs/boot.md,
+//! "Boot sequence" and "Shutdown").
 //!
 //! Boot mounts only what is not mounted yet, decided from the text of
 //! /proc/self/mounts, so the same binary works under an initramfs that
