@@ -6,6 +6,7 @@
 
 WREN_VERSION = 0.1.0
 WREN_LICENSE = MIT or Apache-2.0
+WREN_LICENSE_FILES = LICENSE-MIT LICENSE-APACHE
 
 # Without a release URL, build the wren source tree that holds this
 # external tree (development). With one, the release tarball is
@@ -47,10 +48,13 @@ WREN_CARGO_BUILD_OPTS = --package wren --bin wren
 HOST_WREN_CARGO_BUILD_OPTS = --package wren --bin wren
 
 # The image's size budget needs the workspace's release profile (LTO,
-# one codegen unit), which Buildroot's cargo environment overrides.
+# one codegen unit, opt-level z, abort on panic), which Buildroot's cargo
+# environment overrides.
 WREN_CARGO_ENV = \
 	CARGO_PROFILE_RELEASE_LTO=true \
-	CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+	CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+	CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
+	CARGO_PROFILE_RELEASE_PANIC=abort
 
 # The host build runs `wren check --root` (initctl check) on the image.
 WREN_DEPENDENCIES = host-wren

@@ -3,7 +3,7 @@
 //! unit's program, which may be under a sysroot and a unit's `root`.
 
 use super::{load_set, unit_files, LoadError, LoadedSet};
-use crate::unit::UnitDef;
+use crate::unit::{IdSpec, UnitDef};
 use crate::vocab::DEFAULT_UNITS_DIR;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -50,7 +50,7 @@ pub fn check_at(sysroot: &Path, paths: &[&Path], out: &mut dyn std::io::Write) -
                         },
                     );
                 }
-                Ok(files) => tally.add(out, load_set(sysroot, &files, &[])),
+                Ok(files) => tally.add(out, with_ids(sysroot, load_set(sysroot, &files, &[]))),
                 Err(e) => tally.print(
                     out,
                     &LoadError {
@@ -78,9 +78,64 @@ pub fn check_at(sysroot: &Path, paths: &[&Path], out: &mut dyn std::io::Write) -
                 }
             }
         }
-        tally.add(out, load_set(sysroot, &loose, &context));
+        tally.add(out, with_ids(sysroot, load_set(sysroot, &loose, &context)));
     }
     tally.summary(out)
+}
+
+/// `initctl check --root DIR [FILE...]`: the units of an image whose root
+/// is `root` (by default `root/etc/units`), checked on a build host as the
+/// image will see them: `exec` programs, users and groups are looked up
+/// under `root`, symlinks resolved inside it.
+pub fn check_root(root: &Path, files: &[&Path], out: &mut dyn std::io::Write) -> bool {
+    let dir = root.join(DEFAULT_UNITS_DIR.trim_start_matches('/'));
+    if files.is_empty() {
+        check_at(root, &[dir.as_path()], out)
+    } else {
+        check_at(root, files, out)
+    }
+}
+
+/// Users and groups named by the valid units of `set` must exist in the
+/// passwd and group files they will be looked up in when the unit starts
+/// (under the unit's `root`, under `sysroot`). Only `check` asks this: at
+/// load time PID 1 leaves it to the start, which reports it.
+fn with_ids(sysroot: &Path, mut set: LoadedSet) -> LoadedSet {
+    let problems: Vec<(usize, String)> = set
+        .units
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| Some((i, check_ids(sysroot, c.def.as_ref()?).err()?)))
+        .collect();
+    for (i, msg) in problems {
+        set.fail(i, 0, msg);
+    }
+    set
+}
+
+/// The unit's `user` in passwd and `group` in group, as the spawn will
+/// look them up.
+fn check_ids(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
+    let base = match &def.root {
+        Some(root) => lookup_path(sysroot, root),
+        None => sysroot.to_path_buf(),
+    };
+    for (key, spec, file) in [
+        ("user", &def.user, "/etc/passwd"),
+        ("group", &def.group, "/etc/group"),
+    ] {
+        let Some(IdSpec::Name(name)) = spec else {
+            continue;
+        };
+        let path = lookup_path(&base, file);
+        let text = std::fs::read(&path)
+            .map_err(|e| format!("{key} `{name}`: cannot read {}: {e}", path.display()))?;
+        let text = String::from_utf8_lossy(&text);
+        if crate::config::users::find_ids(&text, name).is_none() {
+            return Err(format!("{key} `{name}` not found in {}", path.display()));
+        }
+    }
+    Ok(())
 }
 
 /// Check `files` as replacements of (or additions to) the units in `dir`:

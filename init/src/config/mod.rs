@@ -17,7 +17,7 @@
 mod check;
 mod deps;
 
-pub use check::{check, check_at, check_in_context};
+pub use check::{check, check_at, check_in_context, check_root};
 
 pub mod users;
 use crate::unit::{parse_all, UnitDef};

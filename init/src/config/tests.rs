@@ -554,3 +554,65 @@ fn check_uses_the_sysroot_for_programs() {
         format!("{}:1: exec: `/sbin/getty` not found", f.path("getty"))
     );
 }
+
+/// `initctl check --root DIR`: an image's units checked on a build host:
+/// programs through the image's own absolute symlinks (merged /usr),
+/// users and groups from the image's passwd and group, never the host's.
+#[test]
+fn check_root_looks_inside_the_image() {
+    let img = TempDir::new("checkroot");
+    img.prog("bin/busybox");
+    std::os::unix::fs::symlink("/bin/busybox", img.join("bin/sh")).unwrap();
+    std::os::unix::fs::symlink("/bin", img.join("usr")).unwrap_or_else(|_| {
+        fs::create_dir_all(img.join("usr")).unwrap();
+    });
+    img.file(
+        "etc/passwd",
+        "root:x:0:0::/root:/bin/sh\nwww:x:33:33::/var/www:/bin/false\n",
+    );
+    img.file("etc/group", "root:x:0:\nwww:x:33:\ngpio:x:997:www\n");
+    img.file(
+        "etc/units/web.unit",
+        "exec = /bin/sh -c true\nuser = www\ngroup = gpio\n",
+    );
+    img.file("etc/units/merged.unit", "exec = /usr/sh\n");
+    img.file("etc/units/ghost.unit", "exec = /bin/sh\nuser = ghost\n");
+    img.file("etc/units/nogroup.unit", "exec = /bin/sh\ngroup = video\n");
+    img.file("etc/units/missing.unit", "exec = /usr/sbin/httpd -f\n");
+    let mut out = Vec::new();
+    let ok = check_root(img.path(), &[], &mut out);
+    let out = String::from_utf8(out).unwrap();
+    assert!(!ok, "{out}");
+    let units = img.join("etc/units");
+    let u = |n: &str| units.join(format!("{n}.unit")).display().to_string();
+    let passwd = img.join("etc/passwd").display().to_string();
+    let group = img.join("etc/group").display().to_string();
+    assert!(
+        out.contains(&format!(
+            "{}: user `ghost` not found in {passwd}",
+            u("ghost")
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{}: group `video` not found in {group}",
+            u("nogroup")
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{}:1: exec: `/usr/sbin/httpd` not found",
+            u("missing")
+        )),
+        "{out}"
+    );
+    assert!(!out.contains(&u("web")), "{out}");
+    assert!(!out.contains(&u("merged")), "{out}");
+    assert!(out.ends_with("3 errors; 2 of 5 units ok\n"), "{out}");
+    // Named files are checked against the image too.
+    let mut out = Vec::new();
+    assert!(check_root(img.path(), &[Path::new(&u("web"))], &mut out));
+    assert_eq!(String::from_utf8(out).unwrap(), "1 unit ok\n");
+}

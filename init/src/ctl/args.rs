@@ -10,7 +10,10 @@ usage: initctl COMMAND [ARGS]
   stop NAME                stop and wait until stopped
   restart NAME             restart and wait until ready
   reload                   re-read the unit directory
-  check [FILE...]          validate unit files (default /etc/units)
+  check [--root DIR] [FILE...]
+                           validate unit files (default /etc/units, or
+                           DIR/etc/units with programs, users and groups
+                           looked up under DIR: an image on a build host)
   cat NAME                 the unit's definition as loaded
   edit NAME                edit /etc/units/NAME.unit ($EDITOR), check, apply
   log NAME [-f]            the unit's output; -f follows
@@ -21,13 +24,22 @@ usage: initctl COMMAND [ARGS]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Command {
     Help,
-    Status { name: Option<String>, json: bool },
+    Status {
+        name: Option<String>,
+        json: bool,
+    },
     Start(String),
     Stop(String),
     Restart(String),
     Shutdown(ShutdownKind),
-    Check(Vec<String>),
-    Log { name: String, follow: bool },
+    Check {
+        root: Option<String>,
+        files: Vec<String>,
+    },
+    Log {
+        name: String,
+        follow: bool,
+    },
     Cat(String),
     Edit(String),
     Reload,
@@ -74,7 +86,28 @@ pub(super) fn parse(args: &[String]) -> Result<Command, String> {
         "reboot" => none(rest).map(|_| Command::Shutdown(ShutdownKind::Reboot))?,
         "halt" => none(rest).map(|_| Command::Shutdown(ShutdownKind::Halt))?,
         "reload" => none(rest).map(|_| Command::Reload)?,
-        "check" => Command::Check(rest.to_vec()),
+        "check" => {
+            let mut root = None;
+            let mut files = Vec::new();
+            let mut it = rest.iter();
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--root" => match it.next() {
+                        Some(d) if root.is_none() => root = Some(d.clone()),
+                        Some(_) => return Err("check: --root given twice".into()),
+                        None => return Err("check: --root needs a directory".into()),
+                    },
+                    s if s.starts_with("--root=") => {
+                        root = Some(s.trim_start_matches("--root=").to_string());
+                    }
+                    s if s.starts_with('-') && s.len() > 1 => {
+                        return Err(format!("check: unknown option {s}"))
+                    }
+                    s => files.push(s.to_string()),
+                }
+            }
+            Command::Check { root, files }
+        }
         "cat" => Command::Cat(one_name(rest)?),
         "edit" => Command::Edit(one_name(rest)?),
         "log" => {

@@ -298,6 +298,6 @@ pub(super) fn talk(
                 }
             }
         }
-        Command::Help | Command::Check(_) | Command::Edit(_) => Ok(OK),
+        Command::Help | Command::Check { .. } | Command::Edit(_) => Ok(OK),
     }
 }

@@ -49,7 +49,7 @@ pub fn run(args: &[String], socket: &Path, out: &mut dyn Write, err: &mut dyn Wr
             let _ = out.write_all(USAGE.as_bytes());
             OK
         }
-        Command::Check(files) => check(&files, out),
+        Command::Check { root, files } => check(root.as_deref(), &files, out),
         Command::Edit(name) => edit::edit(&name, socket, out, err),
         cmd => match client::talk(&cmd, socket, out, err) {
             Ok(code) => code,
@@ -72,7 +72,15 @@ fn units_dir() -> String {
         .to_owned()
 }
 
-fn check(files: &[String], out: &mut dyn Write) -> u8 {
+fn check(root: Option<&str>, files: &[String], out: &mut dyn Write) -> u8 {
+    if let Some(root) = root {
+        let paths: Vec<&Path> = files.iter().map(Path::new).collect();
+        return if crate::config::check_root(Path::new(root), &paths, out) {
+            OK
+        } else {
+            FAIL
+        };
+    }
     let dir = units_dir();
     let paths: Vec<&Path> = if files.is_empty() {
         vec![Path::new(&dir)]

@@ -117,8 +117,27 @@ fn parse_accepts_options_anywhere() {
     );
     assert_eq!(
         args::parse(&argv(&["check", "a.unit", "b.unit"])),
-        Ok(Command::Check(argv(&["a.unit", "b.unit"])))
+        Ok(Command::Check {
+            root: None,
+            files: argv(&["a.unit", "b.unit"])
+        })
     );
+    assert_eq!(
+        args::parse(&argv(&["check", "--root", "/img", "x.unit"])),
+        Ok(Command::Check {
+            root: Some("/img".into()),
+            files: argv(&["x.unit"])
+        })
+    );
+    assert_eq!(
+        args::parse(&argv(&["check", "--root=/img"])),
+        Ok(Command::Check {
+            root: Some("/img".into()),
+            files: vec![]
+        })
+    );
+    assert!(args::parse(&argv(&["check", "--root"])).is_err());
+    assert!(args::parse(&argv(&["check", "--rot", "x"])).is_err());
     assert_eq!(
         args::parse(&argv(&["halt"])),
         Ok(Command::Shutdown(ShutdownKind::Halt))
