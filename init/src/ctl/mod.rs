@@ -10,7 +10,10 @@ mod args;
 mod client;
 mod edit;
 mod json;
+mod metrics;
 mod output;
+mod sample;
+mod top;
 
 use crate::vocab::CONTROL_SOCKET;
 use args::{Command, USAGE};
