@@ -14,6 +14,8 @@ usage: initctl COMMAND [ARGS]
   cat NAME                 the unit's definition as loaded
   edit NAME                edit /etc/units/NAME.unit ($EDITOR), check, apply
   log NAME [-f]            the unit's output; -f follows
+  metrics                  every unit in the Prometheus text format
+  top [-d SECS] [-n COUNT] live view, sorted by memory (q quits)
   poweroff | reboot | halt
 ";
 
@@ -21,16 +23,29 @@ usage: initctl COMMAND [ARGS]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Command {
     Help,
-    Status { name: Option<String>, json: bool },
+    Status {
+        name: Option<String>,
+        json: bool,
+    },
     Start(String),
     Stop(String),
     Restart(String),
     Shutdown(ShutdownKind),
     Check(Vec<String>),
-    Log { name: String, follow: bool },
+    Log {
+        name: String,
+        follow: bool,
+    },
     Cat(String),
     Edit(String),
     Reload,
+    Metrics,
+    /// Refresh interval in seconds; frames to show (None: until `q` on a
+    /// terminal, one elsewhere).
+    Top {
+        interval: u32,
+        count: Option<u32>,
+    },
 }
 
 /// `Err` is the usage message's first line.
@@ -74,6 +89,26 @@ pub(super) fn parse(args: &[String]) -> Result<Command, String> {
         "reboot" => none(rest).map(|_| Command::Shutdown(ShutdownKind::Reboot))?,
         "halt" => none(rest).map(|_| Command::Shutdown(ShutdownKind::Halt))?,
         "reload" => none(rest).map(|_| Command::Reload)?,
+        "metrics" => none(rest).map(|_| Command::Metrics)?,
+        "top" => {
+            let mut interval = 2;
+            let mut count = None;
+            let mut it = rest.iter();
+            while let Some(a) = it.next() {
+                let mut number = |what: &str| -> Result<u32, String> {
+                    it.next()
+                        .and_then(|v| v.parse().ok())
+                        .filter(|v| *v > 0)
+                        .ok_or_else(|| format!("top: {what} needs a positive number"))
+                };
+                match a.as_str() {
+                    "-d" => interval = number("-d")?,
+                    "-n" => count = Some(number("-n")?),
+                    s => return Err(format!("top: unknown argument {s}")),
+                }
+            }
+            Command::Top { interval, count }
+        }
         "check" => Command::Check(rest.to_vec()),
         "cat" => Command::Cat(one_name(rest)?),
         "edit" => Command::Edit(one_name(rest)?),

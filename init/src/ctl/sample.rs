@@ -107,6 +107,12 @@ fn parse_limit(text: &str) -> Option<Limit> {
 /// (normally `/sys/fs/cgroup/units`).
 pub fn sample(units_cgroup: &Path, status: UnitStatus) -> Sample {
     let dir = units_cgroup.join(status.name.as_str());
+    let mut status = status;
+    // memory.current read now, beside the other files, rather than PID 1's
+    // reading of a moment ago.
+    if let Some(v) = read(&dir, "memory.current").and_then(|t| t.trim().parse().ok()) {
+        status.memory_current = Some(v);
+    }
     Sample {
         memory_peak: read(&dir, "memory.peak").and_then(|t| t.trim().parse().ok()),
         memory_max: read(&dir, "memory.max").and_then(|t| parse_limit(&t)),

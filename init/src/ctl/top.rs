@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::termios::{self, LocalModes, OptionalActions};
 
-use super::sample::{self, Sample};
 use super::output::{human_bytes, human_uptime};
+use super::sample::{self, Sample};
 use crate::proto::UnitStatus;
 use crate::unit::Limit;
 

@@ -107,7 +107,7 @@ pub fn now_ns() -> u64 {
 pub fn run() -> ! {
     let started_at = now();
     let (opts, mask, cg) = boot::early();
-    // Step 5: units.
+    // Step 6: units.
     let mut p = Box::new(Pid1 {
         sup: Supervisor::new(),
         edges: heapless::Vec::new(),
@@ -124,7 +124,7 @@ pub fn run() -> ! {
     });
     p.load_units(&opts);
     p.apply_protection();
-    // Step 6: the wait point.
+    // Step 7: the wait point.
     if let Err(e) = p.setup_loop(&mask) {
         log::error!("event loop: {e}; falling back to reaping only");
         event_loop::reap_forever();
