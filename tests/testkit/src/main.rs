@@ -802,7 +802,7 @@ fn ctlabuse(socket: &str) {
 /// ```
 ///
 /// (ms from connecting to the end of the drain). The request is encoded by
-/// hand: postcard of (PROTO_VERSION 1, Request::Log { name, follow: true }),
+/// hand: postcard of (PROTO_VERSION 2, Request::Log { name, follow: true }),
 /// `Log` being variant 5 of `Request`.
 fn ctlstall(socket: &str, unit: &str, stall: Duration) {
     use std::io::Read;
@@ -811,7 +811,7 @@ fn ctlstall(socket: &str, unit: &str, stall: Duration) {
     if unit.is_empty() || unit.len() > 32 {
         fail("ctlstall: unit name of 1-32 bytes");
     }
-    let mut payload = vec![0x01u8, 0x05, unit.len() as u8];
+    let mut payload = vec![0x02u8, 0x05, unit.len() as u8];
     payload.extend_from_slice(unit.as_bytes());
     payload.push(0x01);
     let mut frame = (payload.len() as u32).to_le_bytes().to_vec();

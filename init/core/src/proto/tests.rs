@@ -78,6 +78,8 @@ fn replies_roundtrip_with_borrowed_data() {
                 status: status("web"),
                 last_exit: LastExit::Signal(9),
                 oom_kills: 2,
+                pressure_avg10: Some(125),
+                pressure_events: 1,
                 reason: truncated("start limit hit"),
             },
             log,
