@@ -213,6 +213,21 @@ fn main() {
                 std::mem::forget(v);
                 i += 2;
             }
+            "thrash" => {
+                // MIB of memory written over and over, for ever: above the
+                // unit's memory.max (with swap) every pass faults pages
+                // back in, so the unit stalls on memory (PSI).
+                let mib: usize = arg(i + 1).parse().unwrap_or_else(|_| fail("bad MiB count"));
+                let mut v = vec![0u8; mib << 20];
+                let mut n = 0u8;
+                loop {
+                    n = n.wrapping_add(1);
+                    for b in v.iter_mut().step_by(4096) {
+                        *b = n;
+                    }
+                    std::hint::black_box(&v);
+                }
+            }
             "exit" | "crash" => {
                 let code: i32 = arg(i + 1).parse().unwrap_or_else(|_| fail("bad exit code"));
                 exit(code);
@@ -247,6 +262,7 @@ fn is_step(s: &str) -> bool {
             | "doublefork"
             | "recv"
             | "alloc"
+            | "thrash"
             | "exit"
             | "crash"
             | "forever"

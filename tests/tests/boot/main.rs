@@ -28,6 +28,7 @@ mod ns_root;
 mod ns_user;
 mod oneshot;
 mod order;
+mod pressure;
 mod reap;
 mod rescue;
 mod restart;
