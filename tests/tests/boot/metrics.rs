@@ -409,4 +409,33 @@ fn metrics_parse_and_match_the_cgroup_files() {
     let (x, y) = out.trim().split_once('|').expect("two readings");
     assert!(x.starts_with("voluntary_ctxt_switches"), "{out:?}");
     assert_eq!(x, y, "PID 1 woke up while the system was idle");
+
+    // A stopped unit: still listed, state `stopped`; values of a cgroup
+    // that is gone are left out, not faked as 0.
+    let (_, rc) = vm.sh_rc("initctl stop idle", CMD);
+    assert_eq!(rc, 0);
+    let c = snapshot(&mut vm);
+    let ones: Vec<&str> = c
+        .prom
+        .samples
+        .iter()
+        .filter(|((n, l), v)| n == "wren_unit_state" && l["unit"] == "idle" && **v == 1.0)
+        .map(|((_, l), _)| l["state"].as_str())
+        .collect();
+    assert_eq!(ones, ["stopped"]);
+    assert_eq!(c.prom.get("wren_unit_pid", "idle"), Some(0.0));
+    if !c.cg.contains_key("idle") {
+        for f in [
+            "memory_current_bytes",
+            "memory_max_bytes",
+            "cpu_seconds_total",
+            "oom_kills_total",
+        ] {
+            assert_eq!(
+                c.prom.get(&format!("wren_unit_{f}"), "idle"),
+                None,
+                "{f} of a unit without a cgroup"
+            );
+        }
+    }
 }
