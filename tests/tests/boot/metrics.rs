@@ -399,6 +399,15 @@ fn metrics_parse_and_match_the_cgroup_files() {
         assert!(l.chars().count() <= 80, "line over 80 columns: {l:?}");
     }
 
+    // A reader that goes away ends it quietly, with success.
+    let (out, _) = vm.sh_raw_rc(
+        "{ initctl top -n 3 -d 1 2>/tmp/top.err; echo $? > /tmp/top.rc; } | head -1; \
+         cat /tmp/top.err; echo \"rc=$(cat /tmp/top.rc)\"",
+        CMD,
+    );
+    assert!(out.starts_with("wren top: "), "{out}");
+    assert_eq!(out.lines().nth(1), Some("rc=0"), "top | head: {out}");
+
     // Idle: PID 1 does not wake in 10 s (see idle.rs).
     vm.sh("sleep 2", CMD);
     let out = vm.sh(

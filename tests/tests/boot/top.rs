@@ -110,6 +110,22 @@ impl Tmux {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// Captures the pane until `ok` holds for it; panics after `timeout`.
+    fn wait_screen(&self, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "screen not as expected within {timeout:?}:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     fn serial(&self) -> String {
         String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
     }
@@ -214,10 +230,14 @@ fn top_on_a_terminal_fits_updates_and_quits() {
     );
 
     t.line("clear; initctl top -d 1");
-    std::thread::sleep(Duration::from_secs(3));
-    let first = t.screen();
+    // A full frame (the last unit row drawn), then one that moved on.
+    let full = |s: &str| {
+        s.starts_with("wren top: ")
+            && s.lines().filter(|l| !l.trim().is_empty()).count() >= 2 + SETTLED.len()
+    };
+    let first = t.wait_screen(Duration::from_secs(20), full);
     std::thread::sleep(Duration::from_millis(2500));
-    let second = t.screen();
+    let second = t.wait_screen(Duration::from_secs(15), |s| full(s) && s != first);
     for s in [&first, &second] {
         let lines: Vec<&str> = s.lines().collect();
         assert!(lines.len() <= 24, "{s}");
@@ -278,12 +298,7 @@ fn top_on_a_terminal_fits_updates_and_quits() {
 
     // Ctrl-C ends it too (a byte in raw mode: the modes are restored).
     t.line("clear; initctl top -d 1; echo \"@@C\"\"C:$?@@\"");
-    std::thread::sleep(Duration::from_secs(2));
-    assert!(
-        t.screen().starts_with("wren top: "),
-        "top not running:\n{}",
-        t.screen()
-    );
+    t.wait_screen(Duration::from_secs(20), |s| s.starts_with("wren top: "));
     let st = t
         .cmd()
         .args(["send-keys", "-t", "vm", "C-c"])
