@@ -170,7 +170,8 @@ const SNAPSHOT: &str = "initctl metrics > /tmp/m; echo $? > /tmp/m.rc; \
     for d in /sys/fs/cgroup/units/*/; do u=$(basename $d); echo \"U $u\"; \
     echo \"memory.current $(cat $d/memory.current)\"; echo \"memory.max $(cat $d/memory.max)\"; \
     [ -f $d/memory.peak ] && echo \"memory.peak $(cat $d/memory.peak)\"; \
-    grep '^usage_usec ' $d/cpu.stat; grep '^oom_kill ' $d/memory.events; done > /tmp/cg; \
+    grep '^usage_usec ' $d/cpu.stat; grep '^oom_kill ' $d/memory.events; \
+    sed -n 's/^\\(some\\|full\\) .*total=/psi_\\1 /p' $d/memory.pressure; done > /tmp/cg; \
     initctl status --json > /tmp/j";
 
 struct Snapshot {
@@ -346,6 +347,29 @@ fn metrics_parse_and_match_the_cgroup_files() {
         assert!(
             cpu >= 0.0 && cpu <= usage + 1e-9,
             "{unit}: cpu {cpu} after {usage}"
+        );
+        // PSI: stall time never ahead of the file read after it.
+        for kind in ["some", "full"] {
+            let after: f64 = files[&format!("psi_{kind}")].parse::<f64>().unwrap() / 1e6;
+            let got = a
+                .prom
+                .get(
+                    &format!("wren_unit_memory_pressure_{kind}_seconds_total"),
+                    unit,
+                )
+                .expect("pressure");
+            assert!(
+                got <= after + 1e-9 && got >= after - 0.5,
+                "{unit}: {kind} stall {got} vs {after}"
+            );
+        }
+        let avg10 = a
+            .prom
+            .get("wren_unit_memory_pressure_some_avg10", unit)
+            .expect("avg10");
+        assert!(
+            (0.0..=1.0).contains(&avg10),
+            "{unit}: avg10 {avg10} is not a ratio"
         );
         let oom: f64 = files["oom_kill"].parse().unwrap();
         assert_eq!(
