@@ -297,7 +297,10 @@ fn top_on_a_terminal_fits_updates_and_quits() {
     assert_eq!(lines.get(i + 1), Some(&"ok"), "{screen}");
 
     // Ctrl-C ends it too (a byte in raw mode: the modes are restored).
-    t.line("clear; initctl top -d 1; echo \"@@C\"\"C:$?@@\"");
+    // Clear first, so the old frame on the screen is not taken for the new.
+    t.line("clear");
+    t.wait_screen(Duration::from_secs(10), |s| !s.contains("wren top: "));
+    t.line("initctl top -d 1; echo \"@@C\"\"C:$?@@\"");
     t.wait_screen(Duration::from_secs(20), |s| s.starts_with("wren top: "));
     let st = t
         .cmd()
