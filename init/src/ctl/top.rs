@@ -252,7 +252,12 @@ pub fn run(
             }
             write!(out, "{text}")
         };
-        w.and_then(|_| out.flush()).map_err(|e| e.to_string())?;
+        match w.and_then(|_| out.flush()) {
+            Ok(()) => {}
+            // The reader is gone (`initctl top -n 5 | head -3`): done, quietly.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        }
         shown += 1;
         if shown >= limit {
             return Ok(());

@@ -21,6 +21,7 @@ mod limits_low;
 mod limits_oom;
 mod logsize;
 mod memory;
+mod metrics;
 mod notify;
 mod ns;
 mod ns_net;
@@ -33,6 +34,8 @@ mod reap;
 mod rescue;
 mod restart;
 mod stop;
+mod sysctl;
+mod top;
 
 use std::time::{Duration, Instant};
 use wren_boot_tests::{parse_marks, Vm};
