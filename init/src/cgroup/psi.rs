@@ -35,7 +35,11 @@ pub fn trigger<Fd: AsFd>(dir: Fd, file: &str, limit: PressureLimit) -> Result<Ow
         OFlags::RDWR | OFlags::NONBLOCK | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let line = trigger_line(limit);
+    let mut line = trigger_line(limit);
+    // With its NUL, as the kernel's own example writes it: the write of
+    // /proc/pressure/* makes the last byte of the buffer a NUL, so a line
+    // without one would lose its last digit.
+    let _ = line.push('\0');
     let n = rustix::io::write(&fd, line.as_bytes())?;
     if n != line.len() {
         return Err(Errno::IO);
@@ -102,7 +106,7 @@ mod tests {
         let _fd = trigger(&dir, MEMORY_PRESSURE, l).unwrap();
         assert_eq!(
             std::fs::read_to_string(d.join(MEMORY_PRESSURE)).unwrap(),
-            "some 100000 2000000"
+            "some 100000 2000000\0"
         );
         assert_eq!(trigger(&dir, "nope", l).unwrap_err(), Errno::NOENT);
     }
