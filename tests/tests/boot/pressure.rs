@@ -158,7 +158,10 @@ fn pressure_watches_do_not_wake_pid1_when_idle() {
     assert_eq!(a, b, "PID 1 woke up while the system was idle");
     // Without the timestamp: the harness drops console lines that look
     // like kernel messages.
-    let d = vm.sh("dmesg | grep 'wren: shedding' | sed 's/^\\[[^]]*\\] //'", CMD);
+    let d = vm.sh(
+        "dmesg | grep 'wren: shedding' | sed 's/^\\[[^]]*\\] //'",
+        CMD,
+    );
     assert!(
         d.contains("shedding units when memory stalls over 50% in 10000ms"),
         "{d}"
