@@ -53,6 +53,13 @@ pub fn some_avg10(text: &str) -> Option<u32> {
     let v = line
         .split_ascii_whitespace()
         .find_map(|f| f.strip_prefix("avg10="))?;
+    hundredths(v)
+}
+
+/// A PSI average (`12.34`, percent with two decimals) in hundredths of a
+/// percent, without floating point (whose formatting and parsing would
+/// cost the binary tens of KB).
+pub fn hundredths(v: &str) -> Option<u32> {
     let (whole, frac) = v.split_once('.').unwrap_or((v, "0"));
     let whole: u32 = whole.parse().ok()?;
     let mut hundredths = 0u32;

@@ -50,9 +50,9 @@ fn seconds(us: u64) -> String {
     format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
 }
 
-/// PSI averages are percent with two decimals; metrics carry ratios.
-fn ratio(percent: f64) -> String {
-    format!("{:.4}", percent / 100.0)
+/// PSI averages are hundredths of a percent; metrics carry ratios.
+fn ratio(hundredths: u32) -> String {
+    format!("{}.{:04}", hundredths / 10_000, hundredths % 10_000)
 }
 
 /// Renders the exposition text for `samples`.
@@ -205,9 +205,9 @@ mod tests {
             oom_kills: Some(1),
             pressure: Some(Pressure {
                 some: Stall {
-                    avg10: 12.5,
-                    avg60: 0.0,
-                    avg300: 0.0,
+                    avg10: 1250,
+                    avg60: 0,
+                    avg300: 0,
                     total_us: 1_500_000,
                 },
                 full: Stall::default(),

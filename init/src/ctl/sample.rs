@@ -5,22 +5,23 @@
 
 use std::path::Path;
 
+use crate::cgroup::psi::hundredths;
 use crate::proto::UnitStatus;
 use crate::unit::Limit;
 
 /// A `some` or `full` line of a PSI file (`memory.pressure`,
 /// `/proc/pressure/memory`).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stall {
-    /// Percent of the last 10, 60 and 300 s.
-    pub avg10: f64,
-    pub avg60: f64,
-    pub avg300: f64,
+    /// Share of the last 10, 60 and 300 s, in hundredths of a percent.
+    pub avg10: u32,
+    pub avg60: u32,
+    pub avg300: u32,
     /// Microseconds stalled since the cgroup was made.
     pub total_us: u64,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pressure {
     pub some: Stall,
     pub full: Stall,
@@ -46,9 +47,9 @@ pub fn parse_pressure(text: &str) -> Option<Pressure> {
                 continue;
             };
             match k {
-                "avg10" => slot.avg10 = v.parse().ok()?,
-                "avg60" => slot.avg60 = v.parse().ok()?,
-                "avg300" => slot.avg300 = v.parse().ok()?,
+                "avg10" => slot.avg10 = hundredths(v)?,
+                "avg60" => slot.avg60 = hundredths(v)?,
+                "avg300" => slot.avg300 = hundredths(v)?,
                 "total" => slot.total_us = v.parse().ok()?,
                 _ => {}
             }
@@ -72,7 +73,7 @@ pub fn parse_oom_kills(text: &str) -> Option<u64> {
 }
 
 /// One unit at one moment.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sample {
     pub status: UnitStatus,
     pub memory_peak: Option<u64>,
@@ -145,10 +146,10 @@ mod tests {
     #[test]
     fn pressure() {
         let p = parse_pressure(PSI).unwrap();
-        assert_eq!(p.some.avg10, 1.5);
-        assert_eq!(p.some.avg60, 0.25);
+        assert_eq!(p.some.avg10, 150);
+        assert_eq!(p.some.avg60, 25);
         assert_eq!(p.some.total_us, 123_456);
-        assert_eq!(p.full.avg10, 0.75);
+        assert_eq!(p.full.avg10, 75);
         assert_eq!(p.full.total_us, 6543);
         // /proc/pressure/cpu on older kernels has only `some`.
         let only = parse_pressure("some avg10=0.00 avg60=0.00 avg300=0.00 total=7\n").unwrap();

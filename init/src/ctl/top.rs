@@ -22,12 +22,17 @@ pub const LINES: usize = 24;
 const HEAD: usize = 3;
 
 /// The whole system, for the summary line.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct System {
     pub mem_total: u64,
     pub mem_available: u64,
-    /// `/proc/pressure/memory` some avg10, percent.
-    pub pressure: Option<f64>,
+    /// `/proc/pressure/memory` some avg10, hundredths of a percent.
+    pub pressure: Option<u32>,
+}
+
+/// Hundredths of a percent as `1.25`.
+fn percent2(h: u32) -> String {
+    format!("{}.{:02}", h / 100, h % 100)
 }
 
 /// Cuts `s` to `w` characters, marking a cut with `~`.
@@ -40,13 +45,14 @@ fn fit(s: &str, w: usize) -> String {
     t
 }
 
-fn cpu_percent(now: &Sample, prev: Option<&Sample>, elapsed: Duration) -> Option<f64> {
+/// CPU time over wall time between two samples, in tenths of a percent.
+fn cpu_tenths(now: &Sample, prev: Option<&Sample>, elapsed: Duration) -> Option<u64> {
     let (a, b) = (prev?.cpu_usage_us?, now.cpu_usage_us?);
-    let wall = elapsed.as_micros();
+    let wall = u64::try_from(elapsed.as_micros()).ok()?;
     if wall == 0 || b < a {
         return None;
     }
-    Some((b - a) as f64 * 100.0 / wall as f64)
+    (b - a).checked_mul(1000).map(|t| t / wall)
 }
 
 /// One screen (at most `LINES` lines of at most `COLUMNS` characters):
@@ -67,7 +73,7 @@ pub fn frame(now: &[Sample], prev: Option<&[Sample]>, elapsed: Duration, sys: Sy
         .count();
     let psi = sys
         .pressure
-        .map_or_else(|| "-".to_string(), |p| format!("{p:.2}%"));
+        .map_or_else(|| "-".to_string(), |p| format!("{}%", percent2(p)));
     let mut out = String::new();
     let summary = format!(
         "wren top: {} units, {running} running; memory {} available of {}; pressure {psi}",
@@ -90,7 +96,8 @@ pub fn frame(now: &[Sample], prev: Option<&[Sample]>, elapsed: Duration, sys: Sy
     for s in units.iter().take(shown) {
         let st = &s.status;
         let before = prev.and_then(|p| p.iter().find(|x| x.status.name == st.name));
-        let cpu = cpu_percent(s, before, elapsed).map_or_else(|| "-".into(), |c| format!("{c:.1}"));
+        let cpu = cpu_tenths(s, before, elapsed)
+            .map_or_else(|| "-".into(), |c| format!("{}.{}", c / 10, c % 10));
         let pid = if st.pid == 0 {
             "-".into()
         } else {
@@ -102,9 +109,10 @@ pub fn frame(now: &[Sample], prev: Option<&[Sample]>, elapsed: Duration, sys: Sy
             Some(Limit::Max) => "max".into(),
             None => "-".into(),
         };
-        let psi = s
-            .pressure
-            .map_or_else(|| "-".into(), |p| format!("{:.1}", p.some.avg10));
+        let psi = s.pressure.map_or_else(
+            || "-".into(),
+            |p| format!("{}.{}", p.some.avg10 / 100, p.some.avg10 % 100 / 10),
+        );
         let up = if st.pid == 0 {
             "-".into()
         } else {
@@ -298,7 +306,7 @@ mod tests {
             oom_kills: Some(0),
             pressure: Some(Pressure {
                 some: Stall {
-                    avg10: 99.99,
+                    avg10: 9999,
                     ..Stall::default()
                 },
                 full: Stall::default(),
@@ -316,7 +324,7 @@ mod tests {
         let sys = System {
             mem_total: 256 << 20,
             mem_available: 100 << 20,
-            pressure: Some(0.5),
+            pressure: Some(50),
         };
         let t = frame(&now, Some(&prev), Duration::from_secs(2), sys);
         let lines: Vec<&str> = t.lines().collect();
