@@ -106,8 +106,34 @@ impl Vm {
     /// without wren). Panics, telling to run tests/run, if the image is
     /// missing.
     pub fn boot(scenario: &str, extra_cmdline: &str) -> Vm {
-        let (kernel, initrd) = image();
-        for p in [&kernel, &initrd] {
+        let (_, initrd) = image();
+        Vm::boot_initrd(scenario, extra_cmdline, &initrd)
+    }
+
+    /// Like [`Vm::boot`], with extra files in the image for this boot only:
+    /// `(path in the image, contents, mode)`. They go into a small cpio
+    /// archive that is appended to a copy of the shared initramfs (the
+    /// kernel unpacks concatenated archives in order, so a later file
+    /// replaces an earlier one); the parent directories are in the archive
+    /// too. The combined initrd is `target/boot-initrd/<test>.cpio.gz`.
+    pub fn boot_with_files(
+        scenario: &str,
+        extra_cmdline: &str,
+        files: &[(&str, &[u8], u32)],
+    ) -> Vm {
+        let (_, base) = image();
+        assert!(
+            base.exists(),
+            "boot image {} is missing: run tests/run (or scripts/setup-host && rootfs/build) first",
+            base.display()
+        );
+        let initrd = initrd_with_files(&base, &log_name(scenario), files);
+        Vm::boot_initrd(scenario, extra_cmdline, &initrd)
+    }
+
+    fn boot_initrd(scenario: &str, extra_cmdline: &str, initrd: &Path) -> Vm {
+        let (kernel, _) = image();
+        for p in [kernel.as_path(), initrd] {
             assert!(
                 p.exists(),
                 "boot image {} is missing: run tests/run (or scripts/setup-host && rootfs/build) first",
@@ -152,7 +178,7 @@ impl Vm {
             .arg("-kernel")
             .arg(&kernel)
             .arg("-initrd")
-            .arg(&initrd)
+            .arg(initrd)
             .arg("-append")
             .arg(&cmdline)
             .stdin(Stdio::piped())
@@ -482,6 +508,59 @@ impl Vm {
     }
 }
 
+/// Writes `target/boot-initrd/<name>.cpio.gz`: `base` followed by a gzip'd
+/// newc cpio of `files` (made by `cpio -o -H newc` from a staging
+/// directory, owned by root, directories first).
+pub fn initrd_with_files(base: &Path, name: &str, files: &[(&str, &[u8], u32)]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let dir = target.join("boot-initrd");
+    let stage = dir.join(format!("{name}.d"));
+    let _ = std::fs::remove_dir_all(&stage);
+    std::fs::create_dir_all(&stage).expect("create initrd staging dir");
+    for (path, contents, mode) in files {
+        let rel = path.trim_start_matches('/');
+        assert!(
+            !rel.is_empty() && !rel.split('/').any(|c| c == ".." || c.is_empty()),
+            "bad image path {path:?}"
+        );
+        let p = stage.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("create staging subdir");
+        }
+        std::fs::write(&p, contents).expect("write staged file");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode))
+            .expect("chmod staged file");
+    }
+    // Directories the archive creates get the usual 0755.
+    let mut dirs = vec![stage.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).expect("read staging dir").flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o755));
+                dirs.push(e.path());
+            }
+        }
+    }
+    let extra = dir.join(format!("{name}.extra.cpio.gz"));
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg("set -e; cd \"$1\"; find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 | gzip -9n > \"$2\"")
+        .arg("sh")
+        .arg(&stage)
+        .arg(&extra)
+        .status()
+        .expect("run cpio (run scripts/setup-host)");
+    assert!(st.success(), "cpio of the extra files failed: {st}");
+    let out = dir.join(format!("{name}.cpio.gz"));
+    let mut all = std::fs::read(base).expect("read the shared initramfs");
+    all.extend(std::fs::read(&extra).expect("read the extra cpio"));
+    std::fs::write(&out, all).expect("write the per-test initrd");
+    out
+}
+
 impl Drop for Vm {
     fn drop(&mut self) {
         drop(self.stdin.take());
@@ -642,6 +721,58 @@ mod tests {
         assert_eq!(st[0].pid, Some(12));
         assert_eq!(st[1].state, "exited");
         assert_eq!(st[1].pid, None);
+    }
+
+    #[test]
+    fn extra_files_are_appended_as_a_cpio_with_their_directories() {
+        let dir = std::env::temp_dir().join(format!("wren-initrd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = dir.join("base.cpio.gz");
+        std::fs::write(&base, b"BASE").unwrap();
+        let out = initrd_with_files(
+            &base,
+            "harness_selftest",
+            &[
+                ("/etc/sysctl.d/10-a.conf", b"vm.swappiness = 1\n", 0o644),
+                ("/etc/sysctl.conf", b"x = 1\n", 0o600),
+            ],
+        );
+        let all = std::fs::read(&out).unwrap();
+        assert!(all.starts_with(b"BASE"));
+        std::fs::write(dir.join("extra.gz"), &all[4..]).unwrap();
+        let list = Command::new("sh")
+            .arg("-c")
+            .arg("gzip -dc \"$1\" | cpio --quiet -itv")
+            .arg("sh")
+            .arg(dir.join("extra.gz"))
+            .output()
+            .unwrap();
+        assert!(list.status.success());
+        let list = String::from_utf8(list.stdout).unwrap();
+        let names: Vec<&str> = list
+            .lines()
+            .filter_map(|l| l.split_whitespace().last())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "etc",
+                "etc/sysctl.conf",
+                "etc/sysctl.d",
+                "etc/sysctl.d/10-a.conf"
+            ],
+            "{list}"
+        );
+        assert!(list.lines().all(|l| l.contains(" root ")), "{list}");
+        assert!(
+            list.lines().nth(1).unwrap().starts_with("-rw-------"),
+            "{list}"
+        );
+        assert!(
+            list.lines().next().unwrap().starts_with("drwxr-xr-x"),
+            "{list}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

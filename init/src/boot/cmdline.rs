@@ -27,6 +27,10 @@ pub struct Options {
     /// `quiet` (the kernel's own option) or `wren.quiet`: no status lines
     /// on the console.
     pub quiet: bool,
+    /// `wren.shed=PERCENT/DURATION`: the system's memory stall
+    /// (`/proc/pressure/memory`, `some`) above which units with a
+    /// `shed_order` are stopped, lowest first.
+    pub shed: Option<crate::unit::PressureLimit>,
 }
 
 impl Options {
@@ -125,10 +129,20 @@ pub fn parse(text: &str, warn: &mut dyn FnMut(&str, &'static str)) -> Options {
                 }
                 continue;
             }
+            "wren.shed" => {
+                match value.and_then(crate::unit::parse_pressure_limit) {
+                    Some(l) => o.shed = Some(l),
+                    None => warn(
+                        key,
+                        "expected wren.shed=PERCENT/DURATION, 1-100% over 500ms to 10s",
+                    ),
+                }
+                continue;
+            }
             k if k.starts_with("wren.") => {
                 warn(
                     key,
-                    "unknown option (known: wren.rescue, wren.units=DIR, wren.debug, wren.quiet, wren.stamp)",
+                    "unknown option (known: wren.rescue, wren.units=DIR, wren.debug, wren.quiet, wren.stamp, wren.shed=P%/T)",
                 );
                 continue;
             }
@@ -169,6 +183,25 @@ mod tests {
         assert!(o.rescue && o.debug && o.quiet);
         assert_eq!(o.units_dir(), "/opt/units");
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn shed_threshold() {
+        let (o, w) = run("wren.shed=10%/2s");
+        let l = o.shed.unwrap();
+        assert_eq!((l.percent, l.window), (10, 2000));
+        assert!(w.is_empty());
+        for bad in [
+            "wren.shed",
+            "wren.shed=10",
+            "wren.shed=0%/1s",
+            "wren.shed=10%/20s",
+        ] {
+            let (o, w) = run(bad);
+            assert_eq!(o.shed, None, "{bad}");
+            assert_eq!(w.len(), 1, "{bad}");
+            assert!(w[0].1.contains("PERCENT/DURATION"), "{bad}: {w:?}");
+        }
     }
 
     #[test]

@@ -4,3 +4,4 @@
 pub mod cmdline;
 pub mod mounts;
 pub mod shutdown;
+pub mod sysctl;

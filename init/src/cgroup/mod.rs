@@ -521,7 +521,15 @@ impl Cgroups {
     pub fn pids_current(&self, name: &str) -> Option<u64> {
         self.read(name, "pids.current", parse_u64)
     }
+
+    /// `some avg10` of the unit's memory pressure, in hundredths of a
+    /// percent (None without PSI or without the cgroup).
+    pub fn memory_pressure(&self, name: &str) -> Option<u32> {
+        self.read(name, psi::MEMORY_PRESSURE, psi::some_avg10)
+    }
 }
+
+pub mod psi;
 
 #[cfg(test)]
 mod tests;

@@ -92,6 +92,8 @@ impl Fake {
                     status: u.status.clone(),
                     last_exit: crate::proto::LastExit::Code(3),
                     oom_kills: 1,
+                    pressure_avg10: Some(125),
+                    pressure_events: 1,
                     reason: crate::proto::truncated("restarting in 2s"),
                 });
                 srv.answer_detail(id, detail, self.log(&name).ok(), now);

@@ -175,7 +175,8 @@ fn status_of_one_unit_carries_the_log_tail() {
 fn garbage_gets_an_error_and_the_connection_closed() {
     let mut rig = Rig::new("ctl-garbage");
     let mut s = rig.connect();
-    s.write_all(&[5, 0, 0, 0, 1, 0xee, 0xee, 0xee, 0xee])
+    // A good version, then bytes that are no request.
+    s.write_all(&[5, 0, 0, 0, PROTO_VERSION as u8, 0xee, 0xee, 0xee, 0xee])
         .unwrap();
     rig.pump();
     let (frames, eof) = collect(&mut s);

@@ -17,6 +17,8 @@ usage: initctl COMMAND [ARGS]
   cat NAME                 the unit's definition as loaded
   edit NAME                edit /etc/units/NAME.unit ($EDITOR), check, apply
   log NAME [-f]            the unit's output; -f follows
+  metrics                  every unit in the Prometheus text format
+  top [-d SECS] [-n COUNT] live view, sorted by memory (q quits)
   poweroff | reboot | halt
 ";
 
@@ -43,6 +45,13 @@ pub(super) enum Command {
     Cat(String),
     Edit(String),
     Reload,
+    Metrics,
+    /// Refresh interval in seconds; frames to show (None: until `q` on a
+    /// terminal, one elsewhere).
+    Top {
+        interval: u32,
+        count: Option<u32>,
+    },
 }
 
 /// `Err` is the usage message's first line.
@@ -107,6 +116,26 @@ pub(super) fn parse(args: &[String]) -> Result<Command, String> {
                 }
             }
             Command::Check { root, files }
+        }
+        "metrics" => none(rest).map(|_| Command::Metrics)?,
+        "top" => {
+            let mut interval = 2;
+            let mut count = None;
+            let mut it = rest.iter();
+            while let Some(a) = it.next() {
+                let mut number = |what: &str| -> Result<u32, String> {
+                    it.next()
+                        .and_then(|v| v.parse().ok())
+                        .filter(|v| *v > 0)
+                        .ok_or_else(|| format!("top: {what} needs a positive number"))
+                };
+                match a.as_str() {
+                    "-d" => interval = number("-d")?,
+                    "-n" => count = Some(number("-n")?),
+                    s => return Err(format!("top: unknown argument {s}")),
+                }
+            }
+            Command::Top { interval, count }
         }
         "cat" => Command::Cat(one_name(rest)?),
         "edit" => Command::Edit(one_name(rest)?),

@@ -155,6 +155,19 @@ fn unexpected(err: &mut dyn Write) -> u8 {
     FAIL
 }
 
+/// The status table as data (for `metrics` and `top`).
+pub(super) fn status_list(socket: &Path) -> Result<Vec<crate::proto::UnitStatus>, String> {
+    let mut conn = Conn::open(socket)?;
+    let fail = |e: ClientError| e.to_string();
+    conn.send(&Request::Status { name: None }).map_err(fail)?;
+    conn.reply(REPLY_TIMEOUT, |r| match r {
+        Reply::Status(units) => Ok(units.into_iter().collect()),
+        Reply::Error(e) => Err(e.to_string()),
+        _ => Err("unexpected reply from init".to_string()),
+    })
+    .map_err(fail)?
+}
+
 /// Commands that need PID 1. `Err` is a message for stderr (exit 1).
 pub(super) fn talk(
     cmd: &Command,
@@ -298,6 +311,10 @@ pub(super) fn talk(
                 }
             }
         }
-        Command::Help | Command::Check { .. } | Command::Edit(_) => Ok(OK),
+        Command::Help
+        | Command::Check { .. }
+        | Command::Edit(_)
+        | Command::Metrics
+        | Command::Top { .. } => Ok(OK),
     }
 }

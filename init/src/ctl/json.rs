@@ -35,6 +35,13 @@ struct Unit<'a> {
     last_exit: Option<Option<Exit>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     oom_kills: Option<u64>,
+    /// Inner `None` (null): no PSI. Memory `some` avg10 in basis points
+    /// (hundredths of a percent): an integer keeps floating point (and
+    /// its tens of KB) out of the binary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pressure_avg10_bp: Option<Option<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pressure_events: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
     /// The last lines, invalid UTF-8 replaced.
@@ -66,6 +73,8 @@ impl<'a> Unit<'a> {
             uptime_ms: running.then_some(u.uptime_ms),
             last_exit: None,
             oom_kills: None,
+            pressure_avg10_bp: None,
+            pressure_events: None,
             reason: None,
             log: None,
         }
@@ -119,6 +128,8 @@ pub(super) fn detail(d: &UnitDetail, log: &[u8]) -> Result<Vec<u8>, String> {
             LastExit::OomKill => Some(Exit::Word("oom-kill")),
         }),
         oom_kills: Some(u64::from(d.oom_kills)),
+        pressure_avg10_bp: Some(d.pressure_avg10.map(u64::from)),
+        pressure_events: Some(u64::from(d.pressure_events)),
         reason: Some(&d.reason),
         log: Some(&log),
         ..Unit::of(&d.status)

@@ -3,14 +3,19 @@
 //!
 //! By job: `args` (the command line), `client` (the connection to PID 1 and
 //! the commands that need it), `edit` (`initctl edit`), `output` (the status
-//! table and detail text), `json` (`status --json`). `initctl check` needs
+//! table and detail text), `json` (`status --json`), `metrics` (the
+//! Prometheus text) and `top` (the live view), both from `sample` (the
+//! cgroup files the client reads itself). `initctl check` needs
 //! no PID 1: it is `config::check`.
 
 mod args;
 mod client;
 mod edit;
 mod json;
+mod metrics;
 mod output;
+mod sample;
+mod top;
 
 use crate::vocab::CONTROL_SOCKET;
 use args::{Command, USAGE};
@@ -51,6 +56,32 @@ pub fn run(args: &[String], socket: &Path, out: &mut dyn Write, err: &mut dyn Wr
         }
         Command::Check { root, files } => check(root.as_deref(), &files, out),
         Command::Edit(name) => edit::edit(&name, socket, out, err),
+        Command::Metrics => match client::status_list(socket) {
+            Ok(units) => {
+                let root = Path::new(crate::vocab::CGROUP_ROOT).join("units");
+                let samples: Vec<_> = units
+                    .into_iter()
+                    .map(|u| sample::sample(&root, u))
+                    .collect();
+                let _ = out.write_all(metrics::render(&samples).as_bytes());
+                OK
+            }
+            Err(msg) => {
+                let _ = writeln!(err, "initctl: {msg}");
+                FAIL
+            }
+        },
+        Command::Top { interval, count } => {
+            let mut fetch = || client::status_list(socket);
+            let every = std::time::Duration::from_secs(interval.into());
+            match top::run(&mut fetch, every, count, out) {
+                Ok(()) => OK,
+                Err(msg) => {
+                    let _ = writeln!(err, "initctl: {msg}");
+                    FAIL
+                }
+            }
+        }
         cmd => match client::talk(&cmd, socket, out, err) {
             Ok(code) => code,
             Err(msg) => {

@@ -121,6 +121,14 @@ pub fn detail_text(d: &UnitDetail, log: &[u8]) -> String {
     let mut s = status_table(std::slice::from_ref(&d.status));
     s.push_str(&format!("last exit: {}\n", last_exit_text(d.last_exit)));
     s.push_str(&format!("oom kills: {}\n", d.oom_kills));
+    if let Some(p) = d.pressure_avg10 {
+        s.push_str(&format!(
+            "pressure: {}.{:02}% (memory, some avg10); over pressure_limit: {}\n",
+            p / 100,
+            p % 100,
+            d.pressure_events
+        ));
+    }
     let reason = if d.reason.is_empty() { "-" } else { &d.reason };
     s.push_str(&format!("reason: {reason}\n"));
     if !log.is_empty() {

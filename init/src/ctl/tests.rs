@@ -211,6 +211,8 @@ fn detail() -> UnitDetail {
         status: status("web", State::Backoff, 0),
         last_exit: LastExit::Signal(9),
         oom_kills: 2,
+        pressure_avg10: Some(125),
+        pressure_events: 1,
         reason: crate::proto::truncated("exited with signal, restarting in 2s"),
     }
 }
@@ -223,8 +225,12 @@ fn detail_lines() {
     assert!(lines[1].starts_with("web "));
     assert_eq!(lines[2], "last exit: signal 9 (SIGKILL)");
     assert_eq!(lines[3], "oom kills: 2");
-    assert_eq!(lines[4], "reason: exited with signal, restarting in 2s");
-    assert_eq!(&lines[5..], ["log:", "boom", "bang"]);
+    assert_eq!(
+        lines[4],
+        "pressure: 1.25% (memory, some avg10); over pressure_limit: 1"
+    );
+    assert_eq!(lines[5], "reason: exited with signal, restarting in 2s");
+    assert_eq!(&lines[6..], ["log:", "boom", "bang"]);
     let mut d = detail();
     d.last_exit = LastExit::OomKill;
     d.reason.clear();

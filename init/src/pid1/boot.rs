@@ -13,7 +13,7 @@ use crate::vocab::{CGROUP_ROOT, MAX_UNITS, NOTIFY_DIR, RUN_DIR};
 use nix::sys::signal::SigSet;
 use std::path::Path;
 
-/// Steps 1 to 4: what must be up before there are units. Returns the
+/// Steps 1 to 5: what must be up before there are units. Returns the
 /// kernel options, the blocked signal mask (for the signalfd) and the
 /// cgroup hierarchy if it could be set up.
 pub(super) fn early() -> (cmdline::Options, SigSet, Option<Cgroups>) {
@@ -37,7 +37,14 @@ pub(super) fn early() -> (cmdline::Options, SigSet, Option<Cgroups>) {
     kmsg::set_quiet(opts.quiet);
     log::info!("starting (pid 1)");
     set_hostname();
-    // Step 4: cgroups.
+    // Step 4: kernel tuning, before any unit runs with the defaults.
+    let tuned = crate::boot::sysctl::apply(Path::new("/etc"), Path::new("/proc/sys"), &mut |f| {
+        log::error!("sysctl: {f}")
+    });
+    if tuned.set + tuned.failed > 0 {
+        log::info!("sysctl: {} set, {} failed", tuned.set, tuned.failed);
+    }
+    // Step 5: cgroups.
     let cg = match crate::cgroup::setup_units(Path::new(CGROUP_ROOT))
         .and_then(|_| Cgroups::open(Path::new(CGROUP_ROOT)))
     {

@@ -21,9 +21,12 @@ use std::path::Path;
 const TOKEN_SIGNAL: u64 = 1;
 const TOKEN_TIMER: u64 = 2;
 const TOKEN_CONTROL: u64 = 3;
+/// The system's memory pressure trigger (`wren.shed=`).
+pub(super) const TOKEN_SHED: u64 = 4;
 /// Tokens for per-unit fds: base + unit index.
 pub(super) const TOKEN_LOG: u64 = 0x1000;
 pub(super) const TOKEN_NOTIFY: u64 = 0x2000;
+pub(super) const TOKEN_PRESSURE: u64 = 0x3000;
 
 /// Retry interval for console text a busy serial line refused.
 const CONSOLE_RETRY_MS: u64 = 20;
@@ -57,7 +60,7 @@ pub(super) fn watch(ep: &OwnedFd, fd: OwnedFd, token: u64) -> Option<OwnedFd> {
 }
 
 /// The unit index a per-unit token carries, when `tok` is `base + index`.
-fn unit_of(tok: u64, base: u64) -> Option<u8> {
+pub(super) fn unit_of(tok: u64, base: u64) -> Option<u8> {
     let i = tok.checked_sub(base)?;
     if i < MAX_UNITS as u64 {
         u8::try_from(i).ok()
@@ -112,11 +115,13 @@ impl Pid1 {
             reap_forever();
         };
         let mut buf = [MaybeUninit::<epoll::Event>::uninit(); EPOLL_BATCH];
-        let mut tokens: heapless::Vec<u64, EPOLL_BATCH> = heapless::Vec::new();
+        let mut tokens: heapless::Vec<(u64, bool), EPOLL_BATCH> = heapless::Vec::new();
         match epoll::wait(ep, &mut buf, None) {
             Ok((ready, _)) => {
                 for ev in ready.iter() {
-                    let _ = tokens.push(ev.data.u64());
+                    let flags = ev.flags;
+                    let err = flags.contains(epoll::EventFlags::ERR);
+                    let _ = tokens.push((ev.data.u64(), err));
                 }
             }
             Err(Errno::INTR) => {}
@@ -126,8 +131,8 @@ impl Pid1 {
             }
         }
         let before = crate::sys::alloc::count();
-        for tok in tokens.iter() {
-            self.dispatch(*tok);
+        for (tok, err) in tokens.iter() {
+            self.dispatch(*tok, *err);
         }
         self.after_events();
         let n = crate::sys::alloc::count().wrapping_sub(before);
@@ -141,7 +146,9 @@ impl Pid1 {
         }
     }
 
-    fn dispatch(&mut self, tok: u64) {
+    /// `err`: epoll reported an error on the fd (only pressure triggers
+    /// care: theirs means the cgroup is gone).
+    fn dispatch(&mut self, tok: u64, err: bool) {
         match tok {
             TOKEN_SIGNAL => self.on_signals(),
             TOKEN_TIMER => {
@@ -150,16 +157,20 @@ impl Pid1 {
                     let _ = rustix::io::read(t, &mut b);
                 }
                 self.feed(Event::Tick);
+                self.on_shed_calm();
                 if let Some(srv) = self.control.as_mut() {
                     srv.on_timer(now());
                 }
             }
             TOKEN_CONTROL => self.serve_control(),
+            TOKEN_SHED => self.on_system_pressure(err),
             t => {
                 if let Some(u) = unit_of(t, TOKEN_LOG) {
                     self.on_log(u);
                 } else if let Some(u) = unit_of(t, TOKEN_NOTIFY) {
                     self.on_notify(u);
+                } else if let Some(u) = unit_of(t, TOKEN_PRESSURE) {
+                    self.on_pressure(u, err);
                 }
             }
         }
@@ -197,6 +208,11 @@ impl Pid1 {
     pub(super) fn arm_timer(&mut self) {
         let Some(t) = self.timer.as_ref() else { return };
         let sup = self.sup.next_deadline();
+        let calm = self.shed.as_ref().and_then(|s| s.calm_at);
+        let sup = match (sup, calm) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let ctl = self.control.as_ref().and_then(|c| c.next_deadline());
         // Console text a busy serial line refused: retry shortly. Only
         // while some is waiting, so an idle system still sleeps.

@@ -46,15 +46,20 @@ impl Pid1 {
         match a {
             Action::Spawn(u) => {
                 let ev = match self.spawn(u) {
-                    Ok(pid) => Event::Spawned { unit: u, pid },
+                    Ok(pid) => {
+                        self.watch_pressure(u);
+                        Event::Spawned { unit: u, pid }
+                    }
                     Err(why) => {
                         let name = self.sup.slot(u).map(|s| s.def.name.as_str()).unwrap_or("?");
                         log::error!("{name}: {}", why.as_str());
                         if let Some(e) = self.edges.get_mut(usize::from(u)) {
                             e.last_error = why;
                             // Whatever went wrong, the next try prepares
-                            // the cgroup afresh (it may have been removed).
+                            // the cgroup afresh (it may have been removed),
+                            // and its pressure trigger with it.
                             e.cgroup = None;
+                            e.pressure = None;
                         }
                         Event::SpawnFailed { unit: u }
                     }
@@ -171,6 +176,7 @@ impl Pid1 {
         // fd: nine cgroup file writes are most of a restart's cost.
         if edge.cgroup.as_ref().map(|(_, l)| l) != Some(&def.limits) {
             edge.cgroup = None;
+            edge.pressure = None;
             match cg.prepare(name, &def.limits) {
                 Ok(fd) => {
                     // OOM kills are counted from here; later exits move

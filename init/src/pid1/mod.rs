@@ -10,12 +10,14 @@
 //! timer, what each fd's token means), `sources` (signals, reaping, unit
 //! output, readiness: events from the outside), `executor` (performing the
 //! supervisor's actions, preparing a spawn), `reload` (re-reading the unit
-//! directory) and `queries` (executing `initctl` commands the control
-//! server decoded).
+//! directory), `queries` (executing `initctl` commands the control
+//! server decoded) and `pressure` (PSI triggers: per-unit actions and
+//! system-wide shedding).
 
 mod boot;
 mod event_loop;
 mod executor;
+mod pressure;
 mod queries;
 mod reload;
 mod sources;
@@ -50,6 +52,12 @@ struct Edge {
     last_error: Why,
     /// The unit's cgroup directory and the limits last written into it.
     cgroup: Option<(OwnedFd, crate::unit::Limits)>,
+    /// The PSI trigger on the cgroup's memory.pressure (`pressure_limit`).
+    pressure: Option<(OwnedFd, crate::unit::PressureLimit)>,
+    /// Times the trigger fired while the unit ran.
+    pressure_events: u32,
+    /// Stopped by system shedding; started again when pressure calms.
+    shed: bool,
 }
 
 impl Edge {
@@ -63,6 +71,9 @@ impl Edge {
             exit_report: None,
             last_error: Why::new(),
             cgroup: None,
+            pressure: None,
+            pressure_events: 0,
+            shed: false,
         }
     }
 }
@@ -87,6 +98,7 @@ pub struct Pid1 {
     queue: Deque<Event, EVENT_QUEUE>,
     started_at: Millis,
     all_up_reported: bool,
+    shed: Option<pressure::Shed>,
 }
 
 /// Milliseconds of CLOCK_MONOTONIC: the clock of every deadline.
@@ -107,7 +119,7 @@ pub fn now_ns() -> u64 {
 pub fn run() -> ! {
     let started_at = now();
     let (opts, mask, cg) = boot::early();
-    // Step 5: units.
+    // Step 6: units.
     let mut p = Box::new(Pid1 {
         sup: Supervisor::new(),
         edges: heapless::Vec::new(),
@@ -121,13 +133,17 @@ pub fn run() -> ! {
         all_up_reported: false,
         units_dir: heapless::String::new(),
         stamp: opts.stamp,
+        shed: None,
     });
     p.load_units(&opts);
     p.apply_protection();
-    // Step 6: the wait point.
+    // Step 7: the wait point.
     if let Err(e) = p.setup_loop(&mask) {
         log::error!("event loop: {e}; falling back to reaping only");
         event_loop::reap_forever();
+    }
+    if let Some(limit) = opts.shed {
+        p.watch_system_pressure(limit);
     }
     p.feed(Event::Boot);
     p.arm_timer();

@@ -104,6 +104,15 @@ impl Pid1 {
         let settled = match begun {
             Err(e) => Some(Err(e)),
             Ok(ev) => {
+                // The operator decides now: a shed unit is no longer
+                // started again (or stopped) by the pressure watch.
+                if let Some(e) = self
+                    .sup
+                    .index(&name)
+                    .and_then(|u| self.edges.get_mut(usize::from(u)))
+                {
+                    e.shed = false;
+                }
                 self.feed(ev);
                 settled(&self.sup, &name, want)
             }
@@ -217,6 +226,11 @@ fn detail(
         }
         None => {}
     }
+    if edge.is_some_and(|e| e.shed) {
+        reason.clear();
+        let _ =
+            reason.push_str("shed: system memory pressure (wren.shed), starts again once it calms");
+    }
     if slot.rt.phase == Phase::Waiting {
         reason.clear();
         let _ = reason.push_str("waiting for");
@@ -236,6 +250,8 @@ fn detail(
             Some(Exit::OomKill) => LastExit::OomKill,
         },
         oom_kills: edge.map(|e| e.oom_kills).unwrap_or(0),
+        pressure_avg10: cg.and_then(|c| c.memory_pressure(name)),
+        pressure_events: edge.map(|e| e.pressure_events).unwrap_or(0),
         reason,
     })
 }

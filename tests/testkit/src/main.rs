@@ -132,6 +132,11 @@ fn doublefork(secs_arg: &str, pidfile: Option<&str>) {
     }
 }
 
+/// The protocol version init speaks, as the one byte of its postcard
+/// varint (it is below 128).
+const PROTO_VERSION: u8 = wren_core::proto::PROTO_VERSION as u8;
+const _: () = assert!(wren_core::proto::PROTO_VERSION < 128);
+
 fn main() {
     // bench: the clock is read before anything else (see `bench_main`).
     let started_ns = bench_clock_ns();
@@ -213,6 +218,21 @@ fn main() {
                 std::mem::forget(v);
                 i += 2;
             }
+            "thrash" => {
+                // MIB of memory written over and over, for ever: above the
+                // unit's memory.max (with swap) every pass faults pages
+                // back in, so the unit stalls on memory (PSI).
+                let mib: usize = arg(i + 1).parse().unwrap_or_else(|_| fail("bad MiB count"));
+                let mut v = vec![0u8; mib << 20];
+                let mut n = 0u8;
+                loop {
+                    n = n.wrapping_add(1);
+                    for b in v.iter_mut().step_by(4096) {
+                        *b = n;
+                    }
+                    std::hint::black_box(&v);
+                }
+            }
             "exit" | "crash" => {
                 let code: i32 = arg(i + 1).parse().unwrap_or_else(|_| fail("bad exit code"));
                 exit(code);
@@ -247,6 +267,7 @@ fn is_step(s: &str) -> bool {
             | "doublefork"
             | "recv"
             | "alloc"
+            | "thrash"
             | "exit"
             | "crash"
             | "forever"
@@ -667,16 +688,17 @@ fn ctlabuse(socket: &str) {
     use std::time::Instant;
 
     type Plan = (&'static str, Vec<u8>, &'static str);
+    let v = PROTO_VERSION;
     let mut malformed = vec![5u8, 0, 0, 0];
-    // Version 1, then an enum tag no Request has, then junk.
-    malformed.extend_from_slice(&[0x01, 0x7f, 0xff, 0xff, 0x00]);
+    // The current version, then an enum tag no Request has, then junk.
+    malformed.extend_from_slice(&[v, 0x7f, 0xff, 0xff, 0x00]);
     let mut version = vec![3u8, 0, 0, 0];
     // Version 999 as a postcard varint (0xe7 0x07), then a tag.
     version.extend_from_slice(&[0xe7, 0x07, 0x00]);
     let mut huge = vec![0xffu8, 0xff, 0xff, 0xff];
     huge.extend_from_slice(&[0x01; 16]);
     // A 100-byte frame of which 6 bytes come.
-    let truncated = vec![100u8, 0, 0, 0, 0x01, 0x00];
+    let truncated = vec![100u8, 0, 0, 0, v, 0x00];
     let plans: Vec<Plan> = vec![
         (
             "garbage",
@@ -802,7 +824,7 @@ fn ctlabuse(socket: &str) {
 /// ```
 ///
 /// (ms from connecting to the end of the drain). The request is encoded by
-/// hand: postcard of (PROTO_VERSION 1, Request::Log { name, follow: true }),
+/// hand: postcard of (PROTO_VERSION, Request::Log { name, follow: true }),
 /// `Log` being variant 5 of `Request`.
 fn ctlstall(socket: &str, unit: &str, stall: Duration) {
     use std::io::Read;
@@ -811,7 +833,7 @@ fn ctlstall(socket: &str, unit: &str, stall: Duration) {
     if unit.is_empty() || unit.len() > 32 {
         fail("ctlstall: unit name of 1-32 bytes");
     }
-    let mut payload = vec![0x01u8, 0x05, unit.len() as u8];
+    let mut payload = vec![PROTO_VERSION, 0x05, unit.len() as u8];
     payload.extend_from_slice(unit.as_bytes());
     payload.push(0x01);
     let mut frame = (payload.len() as u32).to_le_bytes().to_vec();

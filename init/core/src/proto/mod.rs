@@ -16,7 +16,7 @@ use crate::vocab::{Name, ShutdownKind, State, MAX_UNITS};
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change to `Request` or `Reply`.
-pub const PROTO_VERSION: u16 = 1;
+pub const PROTO_VERSION: u16 = 2;
 /// Bytes of the length prefix.
 pub const HEADER_LEN: usize = 4;
 /// Largest payload either side accepts. A full status table of `MAX_UNITS`
@@ -221,6 +221,11 @@ pub struct UnitDetail {
     pub status: UnitStatus,
     pub last_exit: LastExit,
     pub oom_kills: u32,
+    /// Memory pressure of the unit's cgroup, PSI `some` avg10 in
+    /// hundredths of a percent (None without PSI or cgroup).
+    pub pressure_avg10: Option<u32>,
+    /// Times the unit's `pressure_limit` trigger fired.
+    pub pressure_events: u32,
     /// Why it is failed / in backoff / waiting, e.g. `start limit hit` or
     /// `waiting for net`; empty when there is nothing to say.
     pub reason: heapless::String<REASON_MAX>,

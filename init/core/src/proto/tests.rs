@@ -78,6 +78,8 @@ fn replies_roundtrip_with_borrowed_data() {
                 status: status("web"),
                 last_exit: LastExit::Signal(9),
                 oom_kills: 2,
+                pressure_avg10: Some(125),
+                pressure_events: 1,
                 reason: truncated("start limit hit"),
             },
             log,
@@ -225,7 +227,7 @@ fn truncated_frame_stays_incomplete() {
 fn garbage_and_trailing_bytes_are_malformed() {
     assert_eq!(decode_request(&[]), Err(ProtoError::Malformed));
     assert_eq!(
-        decode_request(&[1, 0xee, 0xee, 0xee]),
+        decode_request(&[PROTO_VERSION as u8, 0xee, 0xee, 0xee]),
         Err(ProtoError::Malformed)
     );
     let mut buf = [0u8; 64];

@@ -113,6 +113,52 @@ pub enum LimitAction {
     Poweroff,
 }
 
+/// `pressure_limit = PERCENT/DURATION`: the memory stall (PSI `some`) of
+/// the unit's cgroup above which `pressure_action` runs. The kernel's
+/// trigger takes a window of 500 ms to 10 s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PressureLimit {
+    /// 1 to 100.
+    pub percent: u8,
+    pub window: Millis,
+}
+
+impl PressureLimit {
+    /// Shortest and longest window the kernel's PSI trigger accepts.
+    pub const WINDOW_MIN: Millis = 500;
+    pub const WINDOW_MAX: Millis = 10_000;
+
+    /// The stall threshold in microseconds within the window.
+    pub fn stall_us(self) -> u64 {
+        self.window
+            .saturating_mul(10)
+            .saturating_mul(u64::from(self.percent))
+    }
+
+    pub fn window_us(self) -> u64 {
+        self.window.saturating_mul(1000)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PressureAction {
+    /// A console line and a count in `initctl status NAME`.
+    #[default]
+    Log,
+    Restart,
+    Stop,
+}
+
+impl PressureAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PressureAction::Log => "log",
+            PressureAction::Restart => "restart",
+            PressureAction::Stop => "stop",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Output {
     #[default]
@@ -217,6 +263,11 @@ pub struct UnitDef {
     pub hostname: Option<String<HOSTNAME_MAX>>,
     pub root: Option<String<PATH_BYTES>>,
     pub limits: Limits,
+    pub pressure_limit: Option<PressureLimit>,
+    pub pressure_action: PressureAction,
+    /// `shed_order`: under system memory pressure (`wren.shed=`), running
+    /// units with an order are stopped lowest first; None: never shed.
+    pub shed_order: Option<u16>,
 }
 
 impl UnitDef {
@@ -258,6 +309,9 @@ impl UnitDef {
             hostname: None,
             root: None,
             limits: Limits::default(),
+            pressure_limit: None,
+            pressure_action: PressureAction::Log,
+            shed_order: None,
         }
     }
 }
@@ -270,7 +324,7 @@ mod values;
 pub use parse::*;
 pub use render::render;
 pub use suggest::suggest_key;
-pub use values::{parse_duration, parse_signal, parse_size, split_exec};
+pub use values::{parse_duration, parse_pressure_limit, parse_signal, parse_size, split_exec};
 
 #[cfg(test)]
 mod tests;

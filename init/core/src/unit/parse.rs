@@ -1,8 +1,8 @@
 //! The unit-file parser: text to `UnitDef`, every error as `LINE: message`.
 
 use super::values::{
-    bad, msg, number, parse_cpu_max, parse_duration, parse_id, parse_path, parse_signal,
-    parse_size, parse_weight, split_exec, valid_hostname, Clip, Msg,
+    bad, msg, number, parse_cpu_max, parse_duration, parse_id, parse_path, parse_pressure_limit,
+    parse_signal, parse_size, parse_weight, split_exec, valid_hostname, Clip, Msg,
 };
 use super::*;
 use heapless::String;
@@ -48,7 +48,7 @@ pub struct ParseError {
 
 /// Every key, in the order of docs/units.md, "Keys". The index of a key here
 /// is its slot in the parser's "seen on line" table.
-pub const KEYS: [&str; 31] = [
+pub const KEYS: [&str; 34] = [
     "description",
     "exec",
     "type",
@@ -80,6 +80,9 @@ pub const KEYS: [&str; 31] = [
     "cpu.weight",
     "cpu.max",
     "io.weight",
+    "pressure_limit",
+    "pressure_action",
+    "shed_order",
 ];
 
 /// Keys that may appear on more than one line.
@@ -341,6 +344,28 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
         "cpu.weight" => def.limits.cpu_weight = Some(parse_weight(key, v)?),
         "cpu.max" => def.limits.cpu_max = Some(parse_cpu_max(v)?),
         "io.weight" => def.limits.io_weight = Some(parse_weight(key, v)?),
+        "pressure_limit" => match parse_pressure_limit(v) {
+            Some(l) => def.pressure_limit = Some(l),
+            None => bad!(
+                "pressure_limit: expected PERCENT/DURATION with 1-100% and 500ms to 10s (e.g. `20%/10s`), got `{}`",
+                Clip(v)
+            ),
+        },
+        "pressure_action" => {
+            def.pressure_action = match v {
+                "log" => PressureAction::Log,
+                "restart" => PressureAction::Restart,
+                "stop" => PressureAction::Stop,
+                _ => bad!(
+                    "pressure_action: expected `log`, `restart` or `stop`, got `{}`",
+                    Clip(v)
+                ),
+            }
+        }
+        "shed_order" => match v.parse::<u16>() {
+            Ok(n) if (1..=1000).contains(&n) => def.shed_order = Some(n),
+            _ => bad!("shed_order: expected a number from 1 to 1000, got `{}`", Clip(v)),
+        },
         // `KEYS` and this match list the same keys; see the test
         // `every_key_is_applied`.
         _ => bad!("unknown key `{}`", Clip(key)),

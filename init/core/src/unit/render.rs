@@ -155,6 +155,15 @@ pub fn render(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Resul
     if let Some(w) = l.io_weight {
         writeln!(out, "io.weight = {w}")?;
     }
+    if let Some(p) = def.pressure_limit {
+        writeln!(out, "pressure_limit = {}%/{}", p.percent, Dur(p.window))?;
+    }
+    if def.pressure_action != d.pressure_action {
+        writeln!(out, "pressure_action = {}", def.pressure_action.as_str())?;
+    }
+    if let Some(n) = def.shed_order {
+        writeln!(out, "shed_order = {n}")?;
+    }
     Ok(())
 }
 

@@ -168,6 +168,45 @@ fn log_size_is_bounded() {
 }
 
 #[test]
+fn pressure_keys() {
+    let d = unit("pressure_limit = 20%/10s\npressure_action = stop\nshed_order = 3\n");
+    let p = d.pressure_limit.unwrap();
+    assert_eq!((p.percent, p.window), (20, 10_000));
+    assert_eq!((p.stall_us(), p.window_us()), (2_000_000, 10_000_000));
+    assert_eq!(d.pressure_action, PressureAction::Stop);
+    assert_eq!(d.shed_order, Some(3));
+    let d = unit("pressure_limit = 5% / 500ms\n");
+    assert_eq!(d.pressure_limit.unwrap().stall_us(), 25_000);
+    assert_eq!(d.pressure_action, PressureAction::Log);
+    assert_eq!(d.shed_order, None);
+    for bad in [
+        "20/10s",
+        "0%/1s",
+        "101%/1s",
+        "20%/100ms",
+        "20%/11s",
+        "20%",
+        "x%/1s",
+    ] {
+        let (line, m) = err(&format!("pressure_limit = {bad}\n"));
+        assert_eq!(line, 2, "{bad}");
+        assert!(
+            m.contains("pressure_limit: expected PERCENT/DURATION"),
+            "{m}"
+        );
+    }
+    let (_, m) = err("pressure_action = kill\n");
+    assert!(m.contains("expected `log`, `restart` or `stop`"), "{m}");
+    for bad in ["0", "1001", "-1", "x"] {
+        let (_, m) = err(&format!("shed_order = {bad}\n"));
+        assert!(
+            m.contains("shed_order: expected a number from 1 to 1000"),
+            "{m}"
+        );
+    }
+}
+
+#[test]
 fn every_key_is_applied() {
     // Each key in KEYS must be handled by `apply` (not fall through to
     // "unknown key"), checked with a value that is valid for it.
@@ -203,6 +242,9 @@ fn every_key_is_applied() {
         ("cpu.weight", "1"),
         ("cpu.max", "max"),
         ("io.weight", "1"),
+        ("pressure_limit", "20%/10s"),
+        ("pressure_action", "restart"),
+        ("shed_order", "5"),
     ];
     assert_eq!(values.len(), KEYS.len());
     for ((k, v), key) in values.iter().zip(KEYS) {
@@ -930,6 +972,7 @@ mod render_tests {
     #[test]
     fn render_parses_back_to_the_same_definition() {
         roundtrip("exec = /bin/true\n");
+        roundtrip("exec = /bin/true\npressure_limit = 20%/1500ms\npressure_action = restart\nshed_order = 7\n");
         roundtrip(
             "description = the web server\n\
              exec = /bin/httpd -f \"a b\" \"q\\\"uote\" back\\\\slash\n\

@@ -81,6 +81,17 @@ pub fn parse_duration(v: &str) -> Option<Millis> {
     n.checked_mul(scale)
 }
 
+/// `PERCENT/DURATION` (`20%/10s`): 1-100 percent over 500 ms to 10 s, the
+/// window the kernel's PSI trigger accepts.
+pub fn parse_pressure_limit(v: &str) -> Option<PressureLimit> {
+    let (p, d) = v.split_once('/')?;
+    let percent: u8 = p.trim().strip_suffix('%')?.trim().parse().ok()?;
+    let window = parse_duration(d.trim())?;
+    let ok = (1..=100).contains(&percent)
+        && (PressureLimit::WINDOW_MIN..=PressureLimit::WINDOW_MAX).contains(&window);
+    ok.then_some(PressureLimit { percent, window })
+}
+
 /// Bytes with an optional `K`, `M`, `G` (powers of 1024), or `max`.
 pub fn parse_size(v: &str) -> Option<Limit> {
     if v == "max" {

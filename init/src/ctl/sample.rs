@@ -1,0 +1,173 @@
+//! What `initctl metrics` and `initctl top` read about a unit besides what
+//! PID 1 tells: its cgroup's files, read by the client itself so that PID 1
+//! does no work for a scrape. The cgroup root is a parameter (tests run on
+//! a fixture directory).
+
+use std::path::Path;
+
+use crate::cgroup::psi::hundredths;
+use crate::proto::UnitStatus;
+use crate::unit::Limit;
+
+/// A `some` or `full` line of a PSI file (`memory.pressure`,
+/// `/proc/pressure/memory`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stall {
+    /// Share of the last 10, 60 and 300 s, in hundredths of a percent.
+    pub avg10: u32,
+    pub avg60: u32,
+    pub avg300: u32,
+    /// Microseconds stalled since the cgroup was made.
+    pub total_us: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pressure {
+    pub some: Stall,
+    pub full: Stall,
+}
+
+/// Parses a PSI file; `None` when it has no `some` line (a kernel without
+/// PSI has no file at all).
+pub fn parse_pressure(text: &str) -> Option<Pressure> {
+    let mut p = Pressure::default();
+    let mut some = false;
+    for line in text.lines() {
+        let mut it = line.split_ascii_whitespace();
+        let slot = match it.next() {
+            Some("some") => {
+                some = true;
+                &mut p.some
+            }
+            Some("full") => &mut p.full,
+            _ => continue,
+        };
+        for field in it {
+            let Some((k, v)) = field.split_once('=') else {
+                continue;
+            };
+            match k {
+                "avg10" => slot.avg10 = hundredths(v)?,
+                "avg60" => slot.avg60 = hundredths(v)?,
+                "avg300" => slot.avg300 = hundredths(v)?,
+                "total" => slot.total_us = v.parse().ok()?,
+                _ => {}
+            }
+        }
+    }
+    some.then_some(p)
+}
+
+/// `usage_usec` of `cpu.stat` (present without the cpu controller).
+pub fn parse_cpu_usage(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("usage_usec "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `oom_kill` of `memory.events`.
+pub fn parse_oom_kills(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// One unit at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sample {
+    pub status: UnitStatus,
+    pub memory_peak: Option<u64>,
+    /// `memory.max` as the kernel has it (None: no such file).
+    pub memory_max: Option<Limit>,
+    pub cpu_usage_us: Option<u64>,
+    pub oom_kills: Option<u64>,
+    pub pressure: Option<Pressure>,
+}
+
+fn read(dir: &Path, file: &str) -> Option<String> {
+    // cgroup files are a few hundred bytes; a bound keeps a strange mount
+    // from making the client read for ever.
+    use std::io::Read;
+    let mut s = String::new();
+    std::fs::File::open(dir.join(file))
+        .ok()?
+        .take(64 * 1024)
+        .read_to_string(&mut s)
+        .ok()?;
+    Some(s)
+}
+
+fn parse_limit(text: &str) -> Option<Limit> {
+    match text.trim() {
+        "max" => Some(Limit::Max),
+        v => v.parse().ok().map(Limit::Value),
+    }
+}
+
+/// Reads the cgroup files of `status.name` under `units_cgroup`
+/// (normally `/sys/fs/cgroup/units`).
+pub fn sample(units_cgroup: &Path, status: UnitStatus) -> Sample {
+    let dir = units_cgroup.join(status.name.as_str());
+    let mut status = status;
+    // memory.current read now, beside the other files, rather than PID 1's
+    // reading of a moment ago.
+    if let Some(v) = read(&dir, "memory.current").and_then(|t| t.trim().parse().ok()) {
+        status.memory_current = Some(v);
+    }
+    Sample {
+        memory_peak: read(&dir, "memory.peak").and_then(|t| t.trim().parse().ok()),
+        memory_max: read(&dir, "memory.max").and_then(|t| parse_limit(&t)),
+        cpu_usage_us: read(&dir, "cpu.stat").and_then(|t| parse_cpu_usage(&t)),
+        oom_kills: read(&dir, "memory.events").and_then(|t| parse_oom_kills(&t)),
+        pressure: read(&dir, "memory.pressure").and_then(|t| parse_pressure(&t)),
+        status,
+    }
+}
+
+/// The whole system's memory: (MemTotal, MemAvailable) in bytes from
+/// `/proc/meminfo`.
+pub fn parse_meminfo(text: &str) -> Option<(u64, u64)> {
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb.saturating_mul(1024))
+    };
+    Some((field("MemTotal:")?, field("MemAvailable:")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PSI: &str = "some avg10=1.50 avg60=0.25 avg300=0.00 total=123456\n\
+                       full avg10=0.75 avg60=0.00 avg300=0.00 total=6543\n";
+
+    #[test]
+    fn pressure() {
+        let p = parse_pressure(PSI).unwrap();
+        assert_eq!(p.some.avg10, 150);
+        assert_eq!(p.some.avg60, 25);
+        assert_eq!(p.some.total_us, 123_456);
+        assert_eq!(p.full.avg10, 75);
+        assert_eq!(p.full.total_us, 6543);
+        // /proc/pressure/cpu on older kernels has only `some`.
+        let only = parse_pressure("some avg10=0.00 avg60=0.00 avg300=0.00 total=7\n").unwrap();
+        assert_eq!(only.full, Stall::default());
+        assert_eq!(parse_pressure(""), None);
+        assert_eq!(parse_pressure("some avg10=x\n"), None);
+    }
+
+    #[test]
+    fn cpu_and_events_and_meminfo() {
+        let stat = "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n";
+        assert_eq!(parse_cpu_usage(stat), Some(2_500_000));
+        assert_eq!(parse_cpu_usage("user_usec 1\n"), None);
+        let ev = "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n";
+        assert_eq!(parse_oom_kills(ev), Some(1));
+        let mi = "MemTotal:         251800 kB\nMemFree:  1 kB\nMemAvailable:     200000 kB\n";
+        assert_eq!(parse_meminfo(mi), Some((251_800 * 1024, 200_000 * 1024)));
+        assert_eq!(parse_limit("max\n"), Some(Limit::Max));
+        assert_eq!(parse_limit("16777216\n"), Some(Limit::Value(16 << 20)));
+    }
+}

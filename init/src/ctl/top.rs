@@ -1,0 +1,358 @@
+//! `initctl top`: a live view of the units that fits a 80x24 serial
+//! console: sorted by memory, with CPU % (from `cpu.stat` between two
+//! refreshes) and memory pressure (PSI `some` avg10). On a terminal it
+//! redraws in place and ends on `q` or Ctrl-C; elsewhere it prints plain
+//! frames (`-n` of them, one by default) with no escape sequence.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::termios::{self, LocalModes, OptionalActions};
+
+use super::output::{human_bytes, human_uptime};
+use super::sample::{self, Sample};
+use crate::proto::UnitStatus;
+use crate::unit::Limit;
+
+pub const COLUMNS: usize = 80;
+pub const LINES: usize = 24;
+/// Lines above the unit rows: the summary, a blank line, the header.
+const HEAD: usize = 3;
+
+/// The whole system, for the summary line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct System {
+    pub mem_total: u64,
+    pub mem_available: u64,
+    /// `/proc/pressure/memory` some avg10, hundredths of a percent.
+    pub pressure: Option<u32>,
+}
+
+/// Hundredths of a percent as `1.25`.
+fn percent2(h: u32) -> String {
+    format!("{}.{:02}", h / 100, h % 100)
+}
+
+/// Cuts `s` to `w` characters, marking a cut with `~`.
+fn fit(s: &str, w: usize) -> String {
+    if s.chars().count() <= w {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(w.saturating_sub(1)).collect();
+    t.push('~');
+    t
+}
+
+/// CPU time over wall time between two samples, in tenths of a percent.
+fn cpu_tenths(now: &Sample, prev: Option<&Sample>, elapsed: Duration) -> Option<u64> {
+    let (a, b) = (prev?.cpu_usage_us?, now.cpu_usage_us?);
+    let wall = u64::try_from(elapsed.as_micros()).ok()?;
+    if wall == 0 || b < a {
+        return None;
+    }
+    (b - a).checked_mul(1000).map(|t| t / wall)
+}
+
+/// One screen (at most `LINES` lines of at most `COLUMNS` characters):
+/// `prev` is the previous refresh's samples (None on the first) and
+/// `elapsed` the time between the two.
+pub fn frame(now: &[Sample], prev: Option<&[Sample]>, elapsed: Duration, sys: System) -> String {
+    let mut units: Vec<&Sample> = now.iter().collect();
+    units.sort_by(|a, b| {
+        b.status
+            .memory_current
+            .unwrap_or(0)
+            .cmp(&a.status.memory_current.unwrap_or(0))
+            .then_with(|| a.status.name.cmp(&b.status.name))
+    });
+    let running = units
+        .iter()
+        .filter(|s| s.status.state == crate::vocab::State::Running)
+        .count();
+    let psi = sys
+        .pressure
+        .map_or_else(|| "-".to_string(), |p| format!("{}%", percent2(p)));
+    let mut out = String::new();
+    let summary = format!(
+        "wren top: {} units, {running} running; memory {} available of {}; pressure {psi}",
+        units.len(),
+        human_bytes(sys.mem_available),
+        human_bytes(sys.mem_total),
+    );
+    out.push_str(&fit(&summary, COLUMNS));
+    out.push_str("\n\n");
+    out.push_str(&format!(
+        "{:<20} {:<8} {:>7} {:>5} {:>6} {:>6} {:>5} {:>6} {:>8}\n",
+        "NAME", "STATE", "PID", "CPU%", "MEM", "MAX", "PSI%", "UP", "RESTARTS"
+    ));
+    let room = LINES - HEAD;
+    let shown = if units.len() > room {
+        room - 1
+    } else {
+        units.len()
+    };
+    for s in units.iter().take(shown) {
+        let st = &s.status;
+        let before = prev.and_then(|p| p.iter().find(|x| x.status.name == st.name));
+        let cpu = cpu_tenths(s, before, elapsed)
+            .map_or_else(|| "-".into(), |c| format!("{}.{}", c / 10, c % 10));
+        let pid = if st.pid == 0 {
+            "-".into()
+        } else {
+            st.pid.to_string()
+        };
+        let mem = st.memory_current.map_or_else(|| "-".into(), human_bytes);
+        let max = match s.memory_max {
+            Some(Limit::Value(v)) => human_bytes(v),
+            Some(Limit::Max) => "max".into(),
+            None => "-".into(),
+        };
+        let psi = s.pressure.map_or_else(
+            || "-".into(),
+            |p| format!("{}.{}", p.some.avg10 / 100, p.some.avg10 % 100 / 10),
+        );
+        let up = if st.pid == 0 {
+            "-".into()
+        } else {
+            human_uptime(st.uptime_ms)
+        };
+        let line = format!(
+            "{:<20} {:<8} {:>7} {:>5} {:>6} {:>6} {:>5} {:>6} {:>8}",
+            fit(&st.name, 20),
+            st.state.as_str(),
+            fit(&pid, 7),
+            fit(&cpu, 5),
+            fit(&mem, 6),
+            fit(&max, 6),
+            fit(&psi, 5),
+            fit(&up, 6),
+            fit(&st.restarts.to_string(), 8),
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    if shown < units.len() {
+        out.push_str(&format!("... and {} more\n", units.len() - shown));
+    }
+    out
+}
+
+fn system(proc_root: &Path) -> System {
+    let meminfo = std::fs::read_to_string(proc_root.join("meminfo")).unwrap_or_default();
+    let (mem_total, mem_available) = sample::parse_meminfo(&meminfo).unwrap_or((0, 0));
+    let pressure = std::fs::read_to_string(proc_root.join("pressure/memory"))
+        .ok()
+        .and_then(|t| sample::parse_pressure(&t))
+        .map(|p| p.some.avg10);
+    System {
+        mem_total,
+        mem_available,
+        pressure,
+    }
+}
+
+/// Restores the terminal's modes when dropped (on `q`, Ctrl-C or an error).
+struct Raw {
+    saved: termios::Termios,
+}
+
+impl Raw {
+    /// Input byte by byte without echo; Ctrl-C arrives as a byte, not a
+    /// signal, so the terminal is always restored.
+    fn enter() -> Option<Raw> {
+        let stdin = rustix::stdio::stdin();
+        let saved = termios::tcgetattr(stdin).ok()?;
+        let mut raw = saved.clone();
+        raw.local_modes
+            .remove(LocalModes::ICANON | LocalModes::ECHO | LocalModes::ISIG);
+        termios::tcsetattr(stdin, OptionalActions::Now, &raw).ok()?;
+        Some(Raw { saved })
+    }
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(rustix::stdio::stdin(), OptionalActions::Now, &self.saved);
+    }
+}
+
+/// Waits up to `d` for a key; true when it asks to quit (`q`, `Q`, Ctrl-C,
+/// end of input).
+fn quit_within(d: Duration) -> bool {
+    let stdin = rustix::stdio::stdin();
+    let deadline = Instant::now() + d;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let ts = Timespec {
+            tv_sec: left.as_secs().try_into().unwrap_or(i64::MAX),
+            tv_nsec: left.subsec_nanos().into(),
+        };
+        let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+        match poll(&mut fds, Some(&ts)) {
+            Ok(0) => return false,
+            Ok(_) => {
+                let mut b = [0u8; 16];
+                match rustix::io::read(stdin, &mut b) {
+                    Ok(0) => return true,
+                    Ok(n) => {
+                        if b.iter().take(n).any(|c| matches!(c, b'q' | b'Q' | 3)) {
+                            return true;
+                        }
+                    }
+                    Err(_) => return true,
+                }
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Runs the view: `fetch` asks PID 1 for the status table. `count`: frames
+/// to show (None: until `q` on a terminal, one elsewhere).
+pub fn run(
+    fetch: &mut dyn FnMut() -> Result<Vec<UnitStatus>, String>,
+    interval: Duration,
+    count: Option<u32>,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    let units_cgroup = Path::new(crate::vocab::CGROUP_ROOT).join("units");
+    let proc_root = Path::new("/proc");
+    let tty = termios::isatty(rustix::stdio::stdout()) && termios::isatty(rustix::stdio::stdin());
+    let raw = if tty { Raw::enter() } else { None };
+    let take = |fetch: &mut dyn FnMut() -> Result<Vec<UnitStatus>, String>| {
+        fetch().map(|v| {
+            v.into_iter()
+                .map(|s| sample::sample(&units_cgroup, s))
+                .collect::<Vec<_>>()
+        })
+    };
+    // A first sample so that even the first frame has CPU %.
+    let mut prev = take(fetch)?;
+    let mut at = Instant::now();
+    let first_wait = interval.min(Duration::from_millis(500));
+    if raw.is_some() {
+        if quit_within(first_wait) {
+            return Ok(());
+        }
+    } else {
+        std::thread::sleep(first_wait);
+    }
+    let limit = count.unwrap_or(if raw.is_some() { u32::MAX } else { 1 });
+    let mut shown = 0u32;
+    loop {
+        let now = take(fetch)?;
+        let t = Instant::now();
+        let text = frame(&now, Some(&prev), t.duration_since(at), system(proc_root));
+        let w = if raw.is_some() {
+            // Home, clear, then the frame with CR LF (raw mode has no
+            // output translation on some serial setups).
+            let body = text.replace('\n', "\r\n");
+            write!(out, "\x1b[H\x1b[2J{body}")
+        } else {
+            if shown > 0 {
+                let _ = writeln!(out);
+            }
+            write!(out, "{text}")
+        };
+        match w.and_then(|_| out.flush()) {
+            Ok(()) => {}
+            // The reader is gone (`initctl top -n 5 | head -3`): done, quietly.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        }
+        shown += 1;
+        if shown >= limit {
+            return Ok(());
+        }
+        prev = now;
+        at = t;
+        if raw.is_some() {
+            if quit_within(interval) {
+                let _ = write!(out, "\r\n");
+                return Ok(());
+            }
+        } else {
+            std::thread::sleep(interval);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::sample::{Pressure, Stall};
+    use super::*;
+    use crate::vocab::State;
+
+    fn s(name: &str, mem: Option<u64>, cpu: u64) -> Sample {
+        Sample {
+            status: UnitStatus {
+                name: name.try_into().unwrap(),
+                state: State::Running,
+                pid: 4_194_303,
+                restarts: 99_999,
+                memory_current: mem,
+                memory_max: Some(Limit::Value(1023 << 20)),
+                uptime_ms: 86_399_000,
+            },
+            memory_peak: Some(1023 << 20),
+            memory_max: Some(Limit::Value(1023 << 20)),
+            cpu_usage_us: Some(cpu),
+            oom_kills: Some(0),
+            pressure: Some(Pressure {
+                some: Stall {
+                    avg10: 9999,
+                    ..Stall::default()
+                },
+                full: Stall::default(),
+            }),
+        }
+    }
+
+    #[test]
+    fn sorted_by_memory_with_cpu_from_the_delta() {
+        let prev = [s("a", Some(1 << 20), 0), s("b", Some(8 << 20), 1_000_000)];
+        let now = [
+            s("a", Some(1 << 20), 500_000),
+            s("b", Some(8 << 20), 1_000_000),
+        ];
+        let sys = System {
+            mem_total: 256 << 20,
+            mem_available: 100 << 20,
+            pressure: Some(50),
+        };
+        let t = frame(&now, Some(&prev), Duration::from_secs(2), sys);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].contains("2 units, 2 running"), "{t}");
+        assert!(lines[0].contains("100M available of 256M"), "{t}");
+        assert!(lines[0].ends_with("pressure 0.50%"), "{t}");
+        assert!(lines[2].starts_with("NAME"));
+        assert!(lines[3].starts_with("b "), "{t}");
+        assert!(lines[4].starts_with("a "), "{t}");
+        // a: 0.5 s of CPU in 2 s.
+        let cols: Vec<&str> = lines[4].split_whitespace().collect();
+        assert_eq!(cols[3], "25.0", "{t}");
+        let cols: Vec<&str> = lines[3].split_whitespace().collect();
+        assert_eq!(cols[3], "0.0", "{t}");
+    }
+
+    #[test]
+    fn fits_80_by_24_with_many_long_units() {
+        let many: Vec<Sample> = (0..40)
+            .map(|i| s(&format!("{i:02}-{}", "x".repeat(29)), Some(i << 20), 0))
+            .collect();
+        let t = frame(&many, None, Duration::ZERO, System::default());
+        assert!(t.lines().count() <= LINES, "{t}");
+        assert!(t.lines().all(|l| l.chars().count() <= COLUMNS), "{t}");
+        assert!(t.ends_with("... and 20 more\n"), "{t}");
+        assert!(!t.contains('\x1b'));
+        // Without a previous sample there is no CPU figure.
+        let cols: Vec<&str> = t.lines().nth(3).unwrap().split_whitespace().collect();
+        assert_eq!(cols[3], "-");
+    }
+}

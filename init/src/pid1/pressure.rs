@@ -1,0 +1,240 @@
+//! Memory pressure, decided in PID 1's loop with no polling: the kernel's
+//! PSI triggers wake it (EPOLLPRI) only when a stall passes a limit.
+//!
+//! - Per unit (`pressure_limit`, `pressure_action`): a trigger on the
+//!   unit's `memory.pressure`; when it fires the unit's action runs: a
+//!   console line and a count (`log`), a restart, or a stop.
+//! - The whole system (`wren.shed=P%/T`): a trigger on
+//!   `/proc/pressure/memory`; each time it fires, the running unit with the
+//!   lowest `shed_order` is stopped (units without one are never shed),
+//!   before the kernel's OOM killer picks a victim of its own choosing.
+//!   Once no trigger has fired for `calm` (ten windows, 10 s to 60 s), the
+//!   shed units start again one at a time, the highest `shed_order` first,
+//!   one more after each further calm period.
+
+use super::event_loop::{TOKEN_PRESSURE, TOKEN_SHED};
+use super::{now, Pid1};
+use crate::cgroup::psi;
+use crate::kmsg;
+use crate::supervisor::{Event, Phase};
+use crate::unit::{PressureAction, PressureLimit};
+use crate::vocab::Millis;
+use rustix::event::epoll;
+use rustix::fd::{AsFd, OwnedFd};
+
+/// The system-wide watch and what it has shed.
+pub(super) struct Shed {
+    pub(super) limit: PressureLimit,
+    pub(super) trigger: Option<OwnedFd>,
+    /// When the next shed unit may start again (None: nothing to restore,
+    /// or pressure has not calmed yet).
+    pub(super) calm_at: Option<Millis>,
+}
+
+impl Shed {
+    pub(super) fn calm(&self) -> Millis {
+        self.limit.window.saturating_mul(10).clamp(10_000, 60_000)
+    }
+}
+
+fn register(ep: &OwnedFd, fd: &OwnedFd, token: u64) -> bool {
+    epoll::add(
+        ep,
+        fd,
+        epoll::EventData::new_u64(token),
+        epoll::EventFlags::PRI,
+    )
+    .is_ok()
+}
+
+impl Pid1 {
+    /// After a spawn: the unit's trigger, kept across restarts while its
+    /// cgroup and limit are the same.
+    pub(super) fn watch_pressure(&mut self, u: u8) {
+        let Some(slot) = self.sup.slot(u) else { return };
+        let want = slot.def.pressure_limit;
+        let name = slot.def.name.as_str();
+        let (Some(ep), Some(edge)) = (self.epoll.as_ref(), self.edges.get_mut(usize::from(u)))
+        else {
+            return;
+        };
+        if edge.pressure.as_ref().map(|(_, l)| *l) == want {
+            return;
+        }
+        // Closing the old trigger also takes it out of the epoll set.
+        edge.pressure = None;
+        let (Some(limit), Some((cg, _))) = (want, edge.cgroup.as_ref()) else {
+            return;
+        };
+        match psi::trigger(cg.as_fd(), psi::MEMORY_PRESSURE, limit) {
+            Ok(fd) if register(ep, &fd, TOKEN_PRESSURE + u64::from(u)) => {
+                edge.pressure = Some((fd, limit));
+            }
+            Ok(_) => log::error!("{name}: pressure watch: epoll refused it"),
+            // Said once per start: a kernel without PSI (or a cgroup
+            // without the memory controller) cannot watch.
+            Err(e) => log::warn!("{name}: pressure_limit not watched: memory.pressure: {e}"),
+        }
+    }
+
+    /// A unit's trigger fired (or failed: `err`).
+    pub(super) fn on_pressure(&mut self, u: u8, err: bool) {
+        let Some(slot) = self.sup.slot(u) else { return };
+        let name = slot.def.name.as_str();
+        let phase = slot.rt.phase;
+        let action = slot.def.pressure_action;
+        let Some(edge) = self.edges.get_mut(usize::from(u)) else {
+            return;
+        };
+        let Some(limit) = edge.pressure.as_ref().map(|(_, l)| *l) else {
+            return;
+        };
+        if err {
+            // The cgroup went away under the trigger: drop it (the next
+            // start makes a new one) rather than be woken for ever.
+            edge.pressure = None;
+            return;
+        }
+        if phase != Phase::Running {
+            return;
+        }
+        edge.pressure_events = edge.pressure_events.saturating_add(1);
+        let avg = self
+            .cg
+            .as_ref()
+            .and_then(|c| c.memory_pressure(name))
+            .unwrap_or(0);
+        kmsg::console_line(format_args!(
+            "[ WARN ] {name}: memory pressure over {}% in {}ms (avg10 {}.{:02}%): {}",
+            limit.percent,
+            limit.window,
+            avg / 100,
+            avg % 100,
+            match action {
+                PressureAction::Log => "logged",
+                PressureAction::Restart => "restarting",
+                PressureAction::Stop => "stopping",
+            }
+        ));
+        kmsg::event(format_args!(
+            "{name}: memory pressure over {}% in {}ms, pressure_action = {}",
+            limit.percent,
+            limit.window,
+            action.as_str()
+        ));
+        match action {
+            PressureAction::Log => {}
+            PressureAction::Restart => self.feed(Event::Restart { unit: u }),
+            PressureAction::Stop => self.feed(Event::Stop { unit: u }),
+        }
+    }
+
+    /// `wren.shed=`: the system trigger, registered with the loop.
+    pub(super) fn watch_system_pressure(&mut self, limit: PressureLimit) {
+        let Some(ep) = self.epoll.as_ref() else {
+            return;
+        };
+        let mut shed = Shed {
+            limit,
+            trigger: None,
+            calm_at: None,
+        };
+        match psi::trigger(rustix::fs::CWD, psi::SYSTEM_MEMORY_PRESSURE, limit) {
+            Ok(fd) if register(ep, &fd, TOKEN_SHED) => {
+                log::info!(
+                    "shedding units when memory stalls over {}% in {}ms",
+                    limit.percent,
+                    limit.window
+                );
+                shed.trigger = Some(fd);
+            }
+            Ok(_) => log::error!("wren.shed: epoll refused the trigger"),
+            Err(e) => log::error!(
+                "wren.shed: {}: {e} (needs a kernel with PSI: CONFIG_PSI, and not psi=0)",
+                psi::SYSTEM_MEMORY_PRESSURE
+            ),
+        }
+        self.shed = Some(shed);
+    }
+
+    /// The system trigger fired: stop the least important running unit.
+    pub(super) fn on_system_pressure(&mut self, err: bool) {
+        let t = now();
+        let Some(shed) = self.shed.as_mut() else {
+            return;
+        };
+        if err {
+            shed.trigger = None;
+            log::error!("wren.shed: the pressure trigger failed; no more shedding");
+            return;
+        }
+        shed.calm_at = Some(t.saturating_add(shed.calm()));
+        let limit = shed.limit;
+        let victim = self
+            .sup
+            .slots()
+            .enumerate()
+            .filter(|(i, s)| {
+                matches!(s.rt.phase, Phase::Running | Phase::Starting)
+                    && s.def.shed_order.is_some()
+                    && !self.edges.get(*i).is_some_and(|e| e.shed)
+            })
+            .min_by_key(|(i, s)| (s.def.shed_order, usize::MAX - *i))
+            .and_then(|(i, _)| u8::try_from(i).ok());
+        let Some(u) = victim else {
+            kmsg::console_line(format_args!(
+                "[ WARN ] memory pressure over {}% in {}ms, nothing left to shed",
+                limit.percent, limit.window
+            ));
+            return;
+        };
+        if let Some(e) = self.edges.get_mut(usize::from(u)) {
+            e.shed = true;
+        }
+        let name = self.sup.slot(u).map(|s| s.def.name.as_str()).unwrap_or("?");
+        kmsg::console_line(format_args!(
+            "[ SHED ] {name}: stopping, system memory pressure over {}% in {}ms",
+            limit.percent, limit.window
+        ));
+        kmsg::event(format_args!(
+            "{name}: shed, system memory pressure over {}% in {}ms",
+            limit.percent, limit.window
+        ));
+        self.feed(Event::Stop { unit: u });
+    }
+
+    /// Timer: pressure stayed low for a calm period; start the most
+    /// important shed unit again.
+    pub(super) fn on_shed_calm(&mut self) {
+        let t = now();
+        let Some(shed) = self.shed.as_mut() else {
+            return;
+        };
+        if shed.calm_at.is_none_or(|c| c > t) {
+            return;
+        }
+        let calm = shed.calm();
+        let back = self
+            .sup
+            .slots()
+            .enumerate()
+            .filter(|(i, _)| self.edges.get(*i).is_some_and(|e| e.shed))
+            .max_by_key(|(i, s)| (s.def.shed_order, usize::MAX - *i))
+            .and_then(|(i, _)| u8::try_from(i).ok());
+        let Some(u) = back else {
+            shed.calm_at = None;
+            return;
+        };
+        if let Some(e) = self.edges.get_mut(usize::from(u)) {
+            e.shed = false;
+        }
+        let more = self.edges.iter().any(|e| e.shed);
+        shed.calm_at = more.then(|| t.saturating_add(calm));
+        let name = self.sup.slot(u).map(|s| s.def.name.as_str()).unwrap_or("?");
+        kmsg::console_line(format_args!(
+            "[ SHED ] {name}: starting again, memory pressure low for {calm}ms"
+        ));
+        kmsg::event(format_args!("{name}: unshed"));
+        self.feed(Event::Start { unit: u });
+    }
+}
