@@ -152,7 +152,29 @@ impl Vm {
             cmdline.push(' ');
             cmdline.push_str(extra_cmdline.trim());
         }
+        Vm::launch(scenario, &cmdline, initrd, None)
+    }
 
+    /// Boots from a disk, as a Raspberry Pi or Buildroot's QEMU board does:
+    /// `disk` (a copy of `build/rootfs.ext4`, see [`disk_copy`]) as a
+    /// virtio disk (`/dev/vda`), the first stage `build/disk-initrd.cpio.gz`
+    /// (it loads the disk's driver modules and switch_roots to `root=`,
+    /// running `init=`), and `cmdline` as the whole kernel command line.
+    pub fn boot_disk(disk: &Path, cmdline: &str) -> Vm {
+        let stage = repo_root().join("build/disk-initrd.cpio.gz");
+        for p in [stage.as_path(), disk] {
+            assert!(
+                p.exists(),
+                "disk boot image {} is missing: run tests/run (or rootfs/build) first",
+                p.display()
+            );
+        }
+        let cmdline = format!("{} rdinit=/init panic=-1", cmdline.trim());
+        Vm::launch("disk", &cmdline, &stage, Some(disk))
+    }
+
+    fn launch(scenario: &str, cmdline: &str, initrd: &Path, disk: Option<&Path>) -> Vm {
+        let (kernel, _) = image();
         std::fs::create_dir_all(log_dir()).expect("create boot-logs dir");
         // A test's first boot overwrites the log of an earlier run; a
         // second boot in the same test gets its own `.2.log`.
@@ -179,6 +201,14 @@ impl Vm {
             .arg(&kernel)
             .arg("-initrd")
             .arg(initrd)
+            .args(disk.map_or_else(Vec::new, |d| {
+                vec![
+                    "-drive".to_string(),
+                    format!("file={},format=raw,if=none,id=hd0", d.display()),
+                    "-device".to_string(),
+                    "virtio-blk-pci,drive=hd0".to_string(),
+                ]
+            }))
             .arg("-append")
             .arg(&cmdline)
             .stdin(Stdio::piped())
@@ -506,6 +536,47 @@ impl Vm {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// A fresh copy of the disk-root image `build/rootfs.ext4` for one test,
+/// `target/boot-disk/<name>.ext4` (sparse): the test writes to it, boots
+/// from it again, and checks it with `e2fsck -fn`.
+pub fn disk_copy(name: &str) -> PathBuf {
+    let src = repo_root().join("build/rootfs.ext4");
+    assert!(
+        src.exists(),
+        "{} is missing: run tests/run (or rootfs/build) first",
+        src.display()
+    );
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let dir = target.join("boot-disk");
+    std::fs::create_dir_all(&dir).expect("create boot-disk dir");
+    let dst = dir.join(format!("{name}.ext4"));
+    let st = Command::new("cp")
+        .arg("--sparse=always")
+        .arg(&src)
+        .arg(&dst)
+        .status()
+        .expect("run cp");
+    assert!(st.success(), "cp {} {}", src.display(), dst.display());
+    dst
+}
+
+/// `e2fsck -fn` of a disk image: (clean, its report).
+pub fn fsck(disk: &Path) -> (bool, String) {
+    let out = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(disk)
+        .output()
+        .expect("run e2fsck (e2fsprogs)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }
 
 /// Writes `target/boot-initrd/<name>.cpio.gz`: `base` followed by a gzip'd

@@ -1,0 +1,67 @@
+//! The disk-root boot of a Raspberry Pi (and of Buildroot's QEMU board):
+//! the same tree as the initramfs (wren as /sbin/init, the demo units,
+//! Buildroot's skeleton) on an ext4 virtio disk, a first stage that loads
+//! the disk's drivers (modules in Debian's kernel) and switch_roots, and a
+//! kernel command line shaped like the Pi's cmdline.txt in
+//! buildroot/board/raspberrypi/ (`root=`, `rootwait`, `rw`,
+//! `init=/sbin/init`, `cgroup_enable=memory`; `/dev/vda` for the Pi's
+//! `/dev/mmcblk0p2`). Debian's kernel has no `cgroup_enable=` option: it
+//! passes it on to init, which must not mind.
+use crate::*;
+use wren_boot_tests::{disk_copy, fsck, secs};
+
+const PI_CMDLINE: &str = "console=tty1 console=ttyAMA0,115200 root=/dev/vda \
+     rootfstype=ext4 rootwait rw init=/sbin/init cgroup_enable=memory";
+
+#[test]
+fn disk_root_boots_with_a_pi_shaped_command_line() {
+    let disk = disk_copy("pi_cmdline");
+    let mut vm = Vm::boot_disk(&disk, PI_CMDLINE);
+    vm.wait_shell(BOOT);
+    let st = vm.wait_states(
+        &[
+            ("shell", &["running"]),
+            ("mounts", &["exited"]),
+            ("lo", &["exited"]),
+            ("web", &["running"]),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(st["web"].pid.is_some());
+    // The root is the disk, read-write, and wren is PID 1 from it.
+    let root = vm.sh("grep ' / ' /proc/mounts", CMD);
+    assert!(root.starts_with("/dev/vda / ext4 rw"), "{root}");
+    assert_eq!(vm.sh("readlink /proc/1/exe", CMD).trim(), "/sbin/init");
+    assert!(
+        !vm.output().contains("unknown option"),
+        "a kernel option was refused"
+    );
+    // Units are limited as in the initramfs image.
+    assert!(vm
+        .sh("cat /sys/fs/cgroup/units/cgroup.subtree_control", CMD)
+        .contains("memory"));
+    assert_eq!(
+        vm.sh("cat /sys/fs/cgroup/units/web/memory.max", CMD).trim(),
+        "16777216"
+    );
+    // The skeleton's fstab, mounted by its `mounts` unit: /tmp is a tmpfs.
+    let tmp = vm.sh("grep ' /tmp ' /proc/mounts", CMD);
+    assert!(tmp.starts_with("tmpfs /tmp tmpfs"), "{tmp}");
+    // The image's units pass `initctl check` on the device itself.
+    let (out, rc) = vm.sh_rc("initctl check", CMD);
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains("4 units ok"), "{out}");
+    // Written and synced, then a clean poweroff: there at the next boot,
+    // and the file system is clean.
+    vm.sh("echo kept > /root/kept && sync", CMD);
+    vm.send("poweroff\n");
+    let status = vm
+        .wait_exit(secs(60))
+        .expect("VM still running 60 s after poweroff");
+    assert!(status.success(), "qemu exit {status:?}");
+    let (clean, report) = fsck(&disk);
+    assert!(clean, "e2fsck after poweroff:\n{report}");
+    let mut vm = Vm::boot_disk(&disk, PI_CMDLINE);
+    vm.wait_shell(BOOT);
+    assert_eq!(vm.sh("cat /root/kept", CMD).trim(), "kept");
+}
