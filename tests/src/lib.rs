@@ -210,7 +210,7 @@ impl Vm {
                 ]
             }))
             .arg("-append")
-            .arg(&cmdline)
+            .arg(cmdline)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
