@@ -29,3 +29,4 @@ pub mod spawn;
 pub mod sys;
 #[cfg(test)]
 mod testutil;
+pub mod watchdog;

@@ -152,7 +152,7 @@ impl Vm {
             cmdline.push(' ');
             cmdline.push_str(extra_cmdline.trim());
         }
-        Vm::launch(scenario, &cmdline, initrd, None)
+        Vm::launch(scenario, &cmdline, initrd, None, &[])
     }
 
     /// Boots from a disk, as a Raspberry Pi or Buildroot's QEMU board does:
@@ -161,6 +161,11 @@ impl Vm {
     /// (it loads the disk's driver modules and switch_roots to `root=`,
     /// running `init=`), and `cmdline` as the whole kernel command line.
     pub fn boot_disk(disk: &Path, cmdline: &str) -> Vm {
+        Vm::boot_disk_with(disk, cmdline, &[])
+    }
+
+    /// [`Vm::boot_disk`] with more QEMU arguments (`-device i6300esb`).
+    pub fn boot_disk_with(disk: &Path, cmdline: &str, qemu_args: &[&str]) -> Vm {
         let stage = repo_root().join("build/disk-initrd.cpio.gz");
         for p in [stage.as_path(), disk] {
             assert!(
@@ -170,10 +175,16 @@ impl Vm {
             );
         }
         let cmdline = format!("{} rdinit=/init panic=-1", cmdline.trim());
-        Vm::launch("disk", &cmdline, &stage, Some(disk))
+        Vm::launch("disk", &cmdline, &stage, Some(disk), qemu_args)
     }
 
-    fn launch(scenario: &str, cmdline: &str, initrd: &Path, disk: Option<&Path>) -> Vm {
+    fn launch(
+        scenario: &str,
+        cmdline: &str,
+        initrd: &Path,
+        disk: Option<&Path>,
+        qemu_args: &[&str],
+    ) -> Vm {
         let (kernel, _) = image();
         std::fs::create_dir_all(log_dir()).expect("create boot-logs dir");
         // A test's first boot overwrites the log of an earlier run; a
@@ -209,6 +220,7 @@ impl Vm {
                     "virtio-blk-pci,drive=hd0".to_string(),
                 ]
             }))
+            .args(qemu_args)
             .arg("-append")
             .arg(cmdline)
             .stdin(Stdio::piped())
@@ -279,7 +291,7 @@ impl Vm {
         String::from_utf8_lossy(&self.shared.serial.lock().unwrap().buf).into_owned()
     }
 
-    fn tail(&self) -> String {
+    pub fn tail(&self) -> String {
         let o = self.output();
         let start = o.len().saturating_sub(3000);
         let start = (start..o.len())

@@ -31,6 +31,45 @@ pub struct Options {
     /// (`/proc/pressure/memory`, `some`) above which units with a
     /// `shed_order` are stopped, lowest first.
     pub shed: Option<crate::unit::PressureLimit>,
+    /// `wren.watchdog[=DEVICE[,SECONDS]]`: feed a hardware watchdog.
+    pub watchdog: Option<WatchdogOption>,
+}
+
+/// The hardware watchdog to feed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchdogOption {
+    pub device: String<UNITS_DIR_MAX>,
+    pub timeout_s: u32,
+}
+
+/// `wren.watchdog` without a value.
+pub const WATCHDOG_DEVICE: &str = "/dev/watchdog";
+pub const WATCHDOG_TIMEOUT_S: u32 = 15;
+
+/// `DEVICE[,SECONDS]`, `0`/`off` (None inside Ok), or an error.
+fn watchdog_value(v: Option<&str>) -> Result<Option<WatchdogOption>, &'static str> {
+    let v = match v {
+        None => "",
+        Some("0" | "no" | "off" | "false") => return Ok(None),
+        Some(v) => v,
+    };
+    let (dev, secs) = match v.split_once(',') {
+        Some((d, s)) => (d, Some(s)),
+        None => (v, None),
+    };
+    let dev = if dev.is_empty() { WATCHDOG_DEVICE } else { dev };
+    if !dev.starts_with('/') {
+        return Err("expected wren.watchdog[=DEVICE[,SECONDS]] with an absolute DEVICE");
+    }
+    let timeout_s = match secs {
+        None => WATCHDOG_TIMEOUT_S,
+        Some(s) => match s.parse::<u32>() {
+            Ok(n) if (1..=3600).contains(&n) => n,
+            _ => return Err("wren.watchdog: SECONDS must be from 1 to 3600"),
+        },
+    };
+    let device = String::try_from(dev).map_err(|_| "wren.watchdog: device path too long")?;
+    Ok(Some(WatchdogOption { device, timeout_s }))
 }
 
 impl Options {
@@ -129,6 +168,13 @@ pub fn parse(text: &str, warn: &mut dyn FnMut(&str, &'static str)) -> Options {
                 }
                 continue;
             }
+            "wren.watchdog" => {
+                match watchdog_value(value) {
+                    Ok(w) => o.watchdog = w,
+                    Err(why) => warn(key, why),
+                }
+                continue;
+            }
             "wren.shed" => {
                 match value.and_then(crate::unit::parse_pressure_limit) {
                     Some(l) => o.shed = Some(l),
@@ -142,7 +188,7 @@ pub fn parse(text: &str, warn: &mut dyn FnMut(&str, &'static str)) -> Options {
             k if k.starts_with("wren.") => {
                 warn(
                     key,
-                    "unknown option (known: wren.rescue, wren.units=DIR, wren.debug, wren.quiet, wren.stamp, wren.shed=P%/T)",
+                    "unknown option (known: wren.rescue, wren.units=DIR, wren.debug, wren.quiet, wren.stamp, wren.shed=P%/T, wren.watchdog[=DEV[,S]])",
                 );
                 continue;
             }
@@ -183,6 +229,27 @@ mod tests {
         assert!(o.rescue && o.debug && o.quiet);
         assert_eq!(o.units_dir(), "/opt/units");
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn watchdog_option() {
+        let w = run("wren.watchdog").0.watchdog.unwrap();
+        assert_eq!((w.device.as_str(), w.timeout_s), ("/dev/watchdog", 15));
+        let w = run("wren.watchdog=/dev/watchdog1,5").0.watchdog.unwrap();
+        assert_eq!((w.device.as_str(), w.timeout_s), ("/dev/watchdog1", 5));
+        let w = run("wren.watchdog=,30").0.watchdog.unwrap();
+        assert_eq!((w.device.as_str(), w.timeout_s), ("/dev/watchdog", 30));
+        assert_eq!(run("wren.watchdog=off").0.watchdog, None);
+        assert_eq!(run("").0.watchdog, None);
+        for bad in [
+            "wren.watchdog=dev",
+            "wren.watchdog=/dev/w,0",
+            "wren.watchdog=/dev/w,x",
+        ] {
+            let (o, w) = run(bad);
+            assert_eq!(o.watchdog, None, "{bad}");
+            assert_eq!(w.len(), 1, "{bad}");
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ use rustix::process::WaitOptions;
 use rustix::system::RebootCommand;
 
 use crate::boot::mounts;
+use crate::watchdog::Watchdog;
 
 /// The reboot(2) command for a shutdown kind (RB_AUTOBOOT, RB_HALT_SYSTEM,
 /// RB_POWER_OFF).
@@ -137,7 +138,15 @@ fn log_unmount(u: mounts::Unmounted<'_>) {
 /// CONT, so stopped processes can act on it) to everything, reap for up to
 /// `grace`, KILL what is left and reap, sync, unmount or remount read-only
 /// every real file system, sync, reboot(2). Never returns.
-pub fn finish(kind: ShutdownKind, grace: Duration) -> ! {
+/// With a hardware watchdog, it is fed between the steps (each is bounded
+/// and far shorter than any timeout) and disarmed right before reboot(2).
+pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -> ! {
+    let feed = || {
+        if let Some(w) = watchdog.as_ref() {
+            w.feed();
+        }
+    };
+    feed();
     log::info!("shutdown: sending TERM to all processes");
     signal_all(Signal::SIGTERM);
     signal_all(Signal::SIGCONT);
@@ -148,16 +157,23 @@ pub fn finish(kind: ShutdownKind, grace: Duration) -> ! {
             "shutdown: processes left after {} ms, sending KILL",
             grace.as_millis()
         );
+        feed();
         signal_all(Signal::SIGKILL);
         let r = reap_until(Instant::now() + KILL_WAIT);
         if !r.all_gone {
             log::warn!("shutdown: some processes did not die (uninterruptible sleep?)");
         }
     }
+    feed();
     log::info!("shutdown: syncing disks");
     rustix::fs::sync();
+    feed();
     mounts::unmount_all(Path::new("/proc/self/mounts"), &mut log_unmount);
     rustix::fs::sync();
+    if let Some(w) = watchdog {
+        log::info!("shutdown: watchdog disarmed");
+        w.disarm();
+    }
     log::info!("shutdown: {}", kind.verb());
     if let Err(e) = rustix::system::reboot(command(kind)) {
         log::error!("shutdown: reboot(2) failed: {e}; sleeping for ever");

@@ -158,6 +158,7 @@ impl Pid1 {
                 }
                 self.feed(Event::Tick);
                 self.on_shed_calm();
+                self.tend_watchdog();
                 if let Some(srv) = self.control.as_mut() {
                     srv.on_timer(now());
                 }
@@ -209,10 +210,12 @@ impl Pid1 {
         let Some(t) = self.timer.as_ref() else { return };
         let sup = self.sup.next_deadline();
         let calm = self.shed.as_ref().and_then(|s| s.calm_at);
-        let sup = match (sup, calm) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let sup = [calm, self.watchdog_next]
+            .into_iter()
+            .fold(sup, |acc, d| match (acc, d) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            });
         let ctl = self.control.as_ref().and_then(|c| c.next_deadline());
         // Console text a busy serial line refused: retry shortly. Only
         // while some is waiting, so an idle system still sleeps.

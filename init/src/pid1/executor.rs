@@ -89,7 +89,11 @@ impl Pid1 {
             Action::Announce(u, note) => self.announce(u, note),
             Action::Finish(kind) => {
                 log::info!("all units stopped; {kind:?}");
-                shutdown::finish(kind, std::time::Duration::from_millis(SHUTDOWN_GRACE_MS));
+                shutdown::finish(
+                    kind,
+                    std::time::Duration::from_millis(SHUTDOWN_GRACE_MS),
+                    self.watchdog.take(),
+                );
             }
         }
     }

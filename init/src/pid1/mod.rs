@@ -11,8 +11,8 @@
 //! output, readiness: events from the outside), `executor` (performing the
 //! supervisor's actions, preparing a spawn), `reload` (re-reading the unit
 //! directory), `queries` (executing `initctl` commands the control
-//! server decoded) and `pressure` (PSI triggers: per-unit actions and
-//! system-wide shedding).
+//! server decoded), `pressure` (PSI triggers: per-unit actions and
+//! system-wide shedding) and `watchdog` (feeding the hardware watchdog).
 
 mod boot;
 mod event_loop;
@@ -21,6 +21,7 @@ mod pressure;
 mod queries;
 mod reload;
 mod sources;
+mod watchdog;
 
 use crate::cgroup::Cgroups;
 use crate::control::Server as ControlServer;
@@ -99,6 +100,10 @@ pub struct Pid1 {
     started_at: Millis,
     all_up_reported: bool,
     shed: Option<pressure::Shed>,
+    /// The hardware watchdog (`wren.watchdog`) and when it is fed next;
+    /// `None` once a critical unit failed (it is left to reset the board).
+    watchdog: Option<crate::watchdog::Watchdog>,
+    watchdog_next: Option<Millis>,
 }
 
 /// Milliseconds of CLOCK_MONOTONIC: the clock of every deadline.
@@ -134,6 +139,8 @@ pub fn run() -> ! {
         units_dir: heapless::String::new(),
         stamp: opts.stamp,
         shed: None,
+        watchdog: None,
+        watchdog_next: None,
     });
     p.load_units(&opts);
     p.apply_protection();
@@ -144,6 +151,9 @@ pub fn run() -> ! {
     }
     if let Some(limit) = opts.shed {
         p.watch_system_pressure(limit);
+    }
+    if let Some(w) = opts.watchdog.as_ref() {
+        p.arm_watchdog(w);
     }
     p.feed(Event::Boot);
     p.arm_timer();

@@ -21,3 +21,4 @@ pub mod fd;
 pub mod file;
 pub mod netdev;
 pub mod signal;
+pub mod watchdog;

@@ -11,7 +11,7 @@ use crate::*;
 use wren_boot_tests::{disk_copy, fsck, secs};
 
 const PI_CMDLINE: &str = "console=tty1 console=ttyAMA0,115200 root=/dev/vda \
-     rootfstype=ext4 rootwait rw init=/sbin/init cgroup_enable=memory";
+     rootfstype=ext4 rootwait rw init=/sbin/init cgroup_enable=memory wren.watchdog";
 
 #[test]
 fn disk_root_boots_with_a_pi_shaped_command_line() {
@@ -35,6 +35,15 @@ fn disk_root_boots_with_a_pi_shaped_command_line() {
     assert!(
         !vm.output().contains("unknown option"),
         "a kernel option was refused"
+    );
+    // wren.watchdog as in cmdline.txt: no device on this board, so off.
+    let wd = vm.sh(
+        "dmesg | grep 'wren: watchdog' | sed 's/^\\[[^]]*\\] //'",
+        CMD,
+    );
+    assert!(
+        wd.contains("watchdog /dev/watchdog: absent, not armed"),
+        "{wd}"
     );
     // Units are limited as in the initramfs image.
     assert!(vm

@@ -37,6 +37,7 @@ mod restart;
 mod stop;
 mod sysctl;
 mod top;
+mod watchdog;
 
 use std::time::{Duration, Instant};
 use wren_boot_tests::{parse_marks, Vm};

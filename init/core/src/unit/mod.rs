@@ -268,6 +268,10 @@ pub struct UnitDef {
     /// `shed_order`: under system memory pressure (`wren.shed=`), running
     /// units with an order are stopped lowest first; None: never shed.
     pub shed_order: Option<u16>,
+    /// `critical = yes`: the device cannot live without it; with a
+    /// hardware watchdog (`wren.watchdog`), once it is `failed` PID 1 stops
+    /// feeding the watchdog and the board resets.
+    pub critical: bool,
 }
 
 impl UnitDef {
@@ -312,6 +316,7 @@ impl UnitDef {
             pressure_limit: None,
             pressure_action: PressureAction::Log,
             shed_order: None,
+            critical: false,
         }
     }
 }

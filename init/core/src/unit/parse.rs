@@ -48,7 +48,7 @@ pub struct ParseError {
 
 /// Every key, in the order of docs/units.md, "Keys". The index of a key here
 /// is its slot in the parser's "seen on line" table.
-pub const KEYS: [&str; 34] = [
+pub const KEYS: [&str; 35] = [
     "description",
     "exec",
     "type",
@@ -83,6 +83,7 @@ pub const KEYS: [&str; 34] = [
     "pressure_limit",
     "pressure_action",
     "shed_order",
+    "critical",
 ];
 
 /// Keys that may appear on more than one line.
@@ -360,6 +361,13 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
                     "pressure_action: expected `log`, `restart` or `stop`, got `{}`",
                     Clip(v)
                 ),
+            }
+        }
+        "critical" => {
+            def.critical = match v {
+                "yes" | "true" => true,
+                "no" | "false" => false,
+                _ => bad!("critical: expected `yes` or `no`, got `{}`", Clip(v)),
             }
         }
         "shed_order" => match v.parse::<u16>() {

@@ -164,6 +164,9 @@ pub fn render(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Resul
     if let Some(n) = def.shed_order {
         writeln!(out, "shed_order = {n}")?;
     }
+    if def.critical {
+        writeln!(out, "critical = yes")?;
+    }
     Ok(())
 }
 

@@ -168,6 +168,16 @@ fn log_size_is_bounded() {
 }
 
 #[test]
+fn critical_key() {
+    assert!(!unit("").critical);
+    assert!(unit("critical = yes\n").critical);
+    assert!(!unit("critical = no\n").critical);
+    let (line, m) = err("critical = maybe\n");
+    assert_eq!(line, 2);
+    assert!(m.contains("critical: expected `yes` or `no`"), "{m}");
+}
+
+#[test]
 fn pressure_keys() {
     let d = unit("pressure_limit = 20%/10s\npressure_action = stop\nshed_order = 3\n");
     let p = d.pressure_limit.unwrap();
@@ -245,6 +255,7 @@ fn every_key_is_applied() {
         ("pressure_limit", "20%/10s"),
         ("pressure_action", "restart"),
         ("shed_order", "5"),
+        ("critical", "yes"),
     ];
     assert_eq!(values.len(), KEYS.len());
     for ((k, v), key) in values.iter().zip(KEYS) {
@@ -973,6 +984,7 @@ mod render_tests {
     fn render_parses_back_to_the_same_definition() {
         roundtrip("exec = /bin/true\n");
         roundtrip("exec = /bin/true\npressure_limit = 20%/1500ms\npressure_action = restart\nshed_order = 7\n");
+        roundtrip("exec = /bin/true\ncritical = yes\n");
         roundtrip(
             "description = the web server\n\
              exec = /bin/httpd -f \"a b\" \"q\\\"uote\" back\\\\slash\n\

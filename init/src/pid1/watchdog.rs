@@ -1,0 +1,57 @@
+//! Feeding the hardware watchdog from the loop's timer: every third of its
+//! timeout while the loop runs and no `critical` unit has failed. A loop
+//! that stalls stops feeding by itself, and the board resets.
+
+use super::{now, Pid1};
+use crate::boot::cmdline::WatchdogOption;
+use crate::kmsg;
+use crate::supervisor::Phase;
+use crate::watchdog::Watchdog;
+use rustix::io::Errno;
+
+impl Pid1 {
+    /// `wren.watchdog`: open and arm the device (absent: said once, off).
+    pub(super) fn arm_watchdog(&mut self, opt: &WatchdogOption) {
+        let dev = opt.device.as_str();
+        match Watchdog::open(dev, opt.timeout_s) {
+            Ok(w) => {
+                log::info!(
+                    "watchdog {dev}: armed, timeout {} s, fed every {} ms",
+                    w.timeout_s,
+                    w.period()
+                );
+                self.watchdog_next = Some(now().saturating_add(w.period()));
+                self.watchdog = Some(w);
+            }
+            Err(Errno::NOENT) => log::info!("watchdog {dev}: absent, not armed"),
+            Err(e) => log::error!("watchdog {dev}: {e}; not armed"),
+        }
+    }
+
+    /// Timer: feed when due, unless a critical unit has failed.
+    pub(super) fn tend_watchdog(&mut self) {
+        let t = now();
+        let (Some(w), Some(next)) = (self.watchdog.as_ref(), self.watchdog_next) else {
+            return;
+        };
+        if next > t {
+            return;
+        }
+        let failed = self
+            .sup
+            .slots()
+            .find(|s| s.def.critical && s.rt.phase == Phase::Failed);
+        if let Some(s) = failed {
+            let name = s.def.name.as_str();
+            kmsg::console_line(format_args!(
+                "[FAILED] {name}: critical unit failed; the watchdog is no longer fed, the board resets within {} s",
+                w.timeout_s
+            ));
+            log::error!("{name}: critical unit failed; watchdog no longer fed");
+            self.watchdog_next = None;
+            return;
+        }
+        w.feed();
+        self.watchdog_next = Some(t.saturating_add(w.period()));
+    }
+}

@@ -1,0 +1,85 @@
+//! The hardware watchdog (`wren.watchdog=DEVICE,SECONDS`) for real: QEMU's
+//! i6300esb on the virt board, its driver loaded by the disk boot's first
+//! stage. A healthy system runs past several timeouts (also when a
+//! non-critical unit fails); a failed `critical` unit stops the feeding and
+//! the board resets within the timeout; a clean poweroff disarms it (the
+//! magic close) and causes no reset. With `-no-reboot`, a reset ends QEMU:
+//! the console then has no "Power down" line.
+use crate::*;
+use wren_boot_tests::{disk_copy, secs};
+
+const CMDLINE: &str = "console=ttyAMA0,115200 root=/dev/vda rootwait rw init=/sbin/init \
+     wren.units=/test/watchdog wren.watchdog=/dev/watchdog,4";
+
+fn boot_wd(name: &str) -> wren_boot_tests::Vm {
+    let disk = disk_copy(name);
+    let mut vm = wren_boot_tests::Vm::boot_disk_with(&disk, CMDLINE, &["-device", "i6300esb"]);
+    vm.wait_shell(BOOT);
+    vm.wait_states(
+        &[("crit", &["running"]), ("plain", &["running"])],
+        Duration::from_secs(30),
+    );
+    let armed = vm.sh(
+        "dmesg | grep -c 'wren: watchdog /dev/watchdog: armed, timeout 4 s'",
+        CMD,
+    );
+    assert_eq!(armed.trim(), "1", "watchdog not armed:\n{}", vm.tail());
+    vm
+}
+
+#[test]
+fn watchdog_fed_while_healthy_reset_after_a_critical_failure() {
+    let mut vm = boot_wd("watchdog_reset");
+    // Four timeouts, a non-critical unit failing in between: still up.
+    vm.sh("touch /run/plain.fail", CMD);
+    vm.wait_states(&[("plain", &["failed"])], CMD);
+    vm.sh("sleep 16", Duration::from_secs(40));
+    assert!(!vm.exited(), "reset while healthy");
+    assert_eq!(vm.sh("echo alive", CMD).trim(), "alive");
+    // The critical unit fails: no more feeding, a reset within the timeout
+    // (4 s, plus the i6300esb's second stage and TCG's slowness).
+    let before = vm.output().len();
+    vm.send("touch /run/crit.fail\n");
+    vm.expect("crit: critical unit failed", Duration::from_secs(10));
+    let t = Instant::now();
+    let st = vm
+        .wait_exit(secs(30))
+        .expect("no reset 30 s after the critical unit failed");
+    let out = vm.output();
+    assert!(
+        !out[before..].contains("reboot: Power down"),
+        "it powered off, no reset"
+    );
+    assert!(
+        !out[before..].contains("reboot: Restarting"),
+        "a clean reboot, no reset"
+    );
+    eprintln!(
+        "reset {} ms after the failure was seen ({st:?})",
+        t.elapsed().as_millis()
+    );
+}
+
+#[test]
+fn watchdog_clean_poweroff_disarms_it() {
+    let mut vm = boot_wd("watchdog_poweroff");
+    vm.send("poweroff\n");
+    let st = vm
+        .wait_exit(secs(60))
+        .expect("VM still running 60 s after poweroff");
+    assert!(st.success(), "qemu exit {st:?}");
+    let out = vm.output();
+    assert!(
+        out.contains("wren: shutdown: watchdog disarmed") || out.contains("reboot: Power down")
+    );
+    assert!(
+        out.contains("reboot: Power down"),
+        "no clean power down:\n{}",
+        vm.tail()
+    );
+    // The driver says so when closed without the magic character.
+    assert!(
+        !out.contains("watchdog did not stop"),
+        "closed without the magic close"
+    );
+}
