@@ -8,6 +8,7 @@ mod backoff;
 mod broken;
 mod demo;
 mod disk;
+mod fair;
 mod idle;
 mod initctl_abuse;
 mod initctl_common;
