@@ -60,7 +60,11 @@
 //! |  | Starting, Running | reload: removed | Stopping, removed | Signal(stop_signal) |  |
 //! |  | Starting, Running | Spawned | Starting |  | cannot happen (takes the new pid) |
 //! |  | Starting, Running | SpawnFailed | Backoff | Announce(SpawnFailed, restart) | cannot happen (forgets the pid) |
-//! |  | Starting | Boot, deadline, Start, dep failed | = | (ignored) |  |
+//! |  | Starting | deadline | Backoff | KillCgroup, Announce(StartTimeout, restart) | not ready within start_timeout: a failed start |
+//! | restart=never | Starting | deadline | Failed | KillCgroup, Announce(StartTimeout) |  |
+//! | oneshot | Starting | deadline | Failed | KillCgroup, Announce(StartTimeout) | a oneshot not done within start_timeout |
+//! | start limit | Starting | deadline | Failed | KillCgroup, Announce(StartLimit) | start limit hit |
+//! |  | Starting | Boot, Start, dep failed | = | (ignored) |  |
 //! | restart=never | Running | exit 0 | Stopped | KillCgroup, Announce(Died) |  |
 //! | restart=never | Running | exit 1 | Failed | KillCgroup, Announce(Died) |  |
 //! | start limit | Running | exit 1 | Failed | KillCgroup, Announce(StartLimit) | start limit hit |
@@ -105,6 +109,7 @@
 //! | restart=never | Failed | Boot, Ready, exit 0, exit 1, deadline, Stop, Shutdown, dep failed | = | (ignored) |  |
 //! | oneshot | Exited | Boot, Ready, exit 0, exit 1, deadline, dep failed | = | (ignored) |  |
 //! |  | (new) | reload: added | Starting, no pid | Spawn |  |
+//!
 //!
 //! Shutdown stops units in reverse dependency order: a unit is stopped once
 //! no active unit lists it in `after`; when none is active, `Finish`.
@@ -169,6 +174,10 @@ pub enum Note {
     SpawnFailed {
         restart_in: Option<Millis>,
     },
+    /// Not ready within its `start_timeout`: killed, a failed start.
+    StartTimeout {
+        restart_in: Option<Millis>,
+    },
     StartLimit,
     /// A unit in `after` failed, so this one will not start.
     DepFailed {
@@ -190,7 +199,17 @@ pub enum Action {
     Announce(u8, Note),
     /// Every unit is down: kill the rest, sync, unmount, reboot(2).
     Finish(ShutdownKind),
+    /// A unit on probation (changed or added by a reload) proved itself
+    /// (`good`: ready, and for `ready = started` still up after
+    /// `GATE_HOLD`) or did not (spawn error, exit, start timeout). On a bad
+    /// verdict pid1 puts its last good definition back (`revert`).
+    Verdict { unit: u8, good: bool },
 }
+
+/// How long a `ready = started` unit on probation must stay up after its
+/// exec to be judged good (it is "ready" at once, so an exit just after
+/// would otherwise pass); at most its `start_timeout`.
+pub const GATE_HOLD: Millis = 1_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -249,6 +268,9 @@ pub struct Runtime {
     pub deps: Vec<u8, AFTER_MAX>,
     /// `restart` asked while running: start again once stopped.
     pub restart_pending: bool,
+    /// Changed or added by a reload and not judged yet: its next start
+    /// decides whether the new definition stays (`Action::Verdict`).
+    pub probation: bool,
 }
 
 impl Runtime {
@@ -266,6 +288,7 @@ impl Runtime {
             last_note: None,
             deps: Vec::new(),
             restart_pending: false,
+            probation: false,
         }
     }
 }
@@ -448,6 +471,11 @@ impl Supervisor {
                 .map_or(Limit::Max, Limit::Value)
         };
         (sum(|d| d.limits.memory_low), sum(|d| d.limits.memory_min))
+    }
+
+    /// Some unit still waits for its verdict.
+    pub fn on_probation(&self) -> bool {
+        self.slots().any(|s| s.rt.probation)
     }
 
     /// The earliest timer any unit waits for.

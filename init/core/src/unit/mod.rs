@@ -78,6 +78,9 @@ impl<const N: usize, const M: usize> Packed<N, M> {
     }
 }
 
+/// `start_timeout` when the file does not say (docs/units.md).
+pub const START_TIMEOUT_DEFAULT: Millis = 60_000;
+
 pub type Argv = Packed<EXEC_BYTES, ARGS_MAX>;
 pub type Env = Packed<ENV_BYTES, ENV_MAX>;
 
@@ -268,6 +271,9 @@ pub struct UnitDef {
     /// `shed_order`: under system memory pressure (`wren.shed=`), running
     /// units with an order are stopped lowest first; None: never shed.
     pub shed_order: Option<u16>,
+    /// `start_timeout`: a unit not ready within this of its spawn is a
+    /// failed start.
+    pub start_timeout: Millis,
 }
 
 impl UnitDef {
@@ -312,6 +318,7 @@ impl UnitDef {
             pressure_limit: None,
             pressure_action: PressureAction::Log,
             shed_order: None,
+            start_timeout: START_TIMEOUT_DEFAULT,
         }
     }
 }

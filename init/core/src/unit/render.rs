@@ -164,6 +164,9 @@ pub fn render(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Resul
     if let Some(n) = def.shed_order {
         writeln!(out, "shed_order = {n}")?;
     }
+    if def.start_timeout != d.start_timeout {
+        writeln!(out, "start_timeout = {}", Dur(def.start_timeout))?;
+    }
     Ok(())
 }
 
