@@ -67,6 +67,9 @@ pub enum Want {
     Stopped,
     /// `restart`: the new run is ready; the old one must not count.
     Restarted,
+    /// `reload`'s verdict: no unit is on probation any more (the name is
+    /// empty).
+    Verdict,
 }
 
 /// The connection a `Command` came from, to answer it. An answer for a

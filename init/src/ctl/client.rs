@@ -21,6 +21,9 @@ pub const WAIT_TIMEOUT: Duration = Duration::from_secs(90);
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// `reload` reads every unit file before answering.
 pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Waiting for a reload's verdict: past the default `start_timeout` (60s)
+/// plus the old run's `stop_timeout`, with a margin.
+pub const VERDICT_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug)]
 enum ClientError {
@@ -263,7 +266,25 @@ pub(super) fn talk(
         }
         Command::Reload => {
             conn.send(&Request::Reload).map_err(fail)?;
-            conn.reply(RELOAD_TIMEOUT, |r| match r {
+            let applied = conn
+                .reply(RELOAD_TIMEOUT, |r| match r {
+                    Reply::Reload { result, report } => {
+                        for line in report.lines() {
+                            let _ = writeln!(out, "{line}");
+                        }
+                        match result {
+                            Ok(()) => OK,
+                            Err(e) => show_error(&e, None, err),
+                        }
+                    }
+                    Reply::Error(e) => show_error(&e, None, err),
+                    _ => unexpected(err),
+                })
+                .map_err(fail)?;
+            // Then the verdict on what it changed: ready, or put back.
+            let mut conn = Conn::open(socket)?;
+            conn.send(&Request::Verdict).map_err(fail)?;
+            let judged = match conn.reply(VERDICT_TIMEOUT, |r| match r {
                 Reply::Reload { result, report } => {
                     for line in report.lines() {
                         let _ = writeln!(out, "{line}");
@@ -275,8 +296,17 @@ pub(super) fn talk(
                 }
                 Reply::Error(e) => show_error(&e, None, err),
                 _ => unexpected(err),
-            })
-            .map_err(fail)
+            }) {
+                Ok(code) => code,
+                Err(ClientError::Timeout) => {
+                    return Err(format!(
+                        "no verdict after {}s; see 'initctl status'",
+                        VERDICT_TIMEOUT.as_secs()
+                    ))
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            Ok(if applied == OK { judged } else { applied })
         }
         Command::Log { name, follow } => {
             conn.send(&Request::Log {

@@ -340,6 +340,28 @@ fn shutdown_cat_and_reload_over_the_socket() {
 }
 
 #[test]
+fn reload_waits_for_the_verdict_and_fails_on_a_rejection() {
+    let mut fake = Fake::with(&["web"]);
+    fake.reload_lines = vec!["0 added, 1 changed, 0 removed, 0 unchanged".into()];
+    fake.verdict_lines =
+        vec!["web: new definition rejected (exit 1): back on the last good one".into()];
+    fake.verdict_rejected = 1;
+    let (code, out, err) = drive("ctl-e2e-verdict", &mut fake, &["reload"], |_, _| {});
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "0 added, 1 changed, 0 removed, 0 unchanged\n\
+         web: new definition rejected (exit 1): back on the last good one\n"
+    );
+    assert_eq!(err, "initctl: 1 unit(s) rejected and put back\n");
+    fake.verdict_lines = vec!["web: ready".into()];
+    fake.verdict_rejected = 0;
+    let (code, out, _) = drive("ctl-e2e-verdict2", &mut fake, &["reload"], |_, _| {});
+    assert_eq!(code, 0);
+    assert!(out.ends_with("web: ready\n"), "{out}");
+}
+
+#[test]
 fn log_and_follow_over_the_socket() {
     let mut fake = Fake::with(&["web"]);
     fake.unit("web").log.push(b"one\n");

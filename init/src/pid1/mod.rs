@@ -17,8 +17,10 @@
 mod boot;
 mod event_loop;
 mod executor;
+mod gate;
 mod pressure;
 mod queries;
+mod reexec;
 mod reload;
 mod sources;
 
@@ -58,6 +60,12 @@ struct Edge {
     pressure_events: u32,
     /// Stopped by system shedding; started again when pressure calms.
     shed: bool,
+    /// While on probation after a reload: the definition to put back.
+    last_good: Option<Box<UnitDef>>,
+    /// The last reload's verdict on this unit, if it changed it.
+    verdict: Option<gate::Verdict>,
+    /// Why the last reload's definition was rejected, for `status NAME`.
+    rejected: Option<Why>,
 }
 
 impl Edge {
@@ -74,6 +82,9 @@ impl Edge {
             pressure: None,
             pressure_events: 0,
             shed: false,
+            last_good: None,
+            verdict: None,
+            rejected: None,
         }
     }
 }

@@ -66,6 +66,16 @@ pub enum Request<'a> {
         name: &'a str,
     },
     Reload,
+    /// After `Reload`: wait until every unit it changed or added is judged
+    /// (ready within its `start_timeout`, or put back); answered with
+    /// `Reply::Reload`, one line per verdict, `Err` when one was rejected.
+    Verdict,
+    /// Replace PID 1 with the wren at `path` (empty: `/sbin/init`), handing
+    /// its state over; `Reply::Ok` just before the exec, `Reply::Error`
+    /// when `path` is refused.
+    Reexec {
+        path: &'a str,
+    },
 }
 
 /// Why a request failed, as a code scripts can match and a message people

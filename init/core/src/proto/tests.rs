@@ -42,6 +42,11 @@ fn every_request_roundtrips() {
         },
         Request::Cat { name: "y" },
         Request::Reload,
+        Request::Verdict,
+        Request::Reexec { path: "" },
+        Request::Reexec {
+            path: "/sbin/init.new",
+        },
     ] {
         roundtrip_req(req);
     }
