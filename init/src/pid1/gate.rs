@@ -16,6 +16,10 @@ use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
+/// Why a reload's definition was rejected: the most telling words first,
+/// as `status NAME` shows the first `REASON_MAX` bytes.
+pub(super) type Rejection = heapless::String<240>;
+
 /// A unit's standing after the last reload that changed it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Verdict {
@@ -85,7 +89,7 @@ impl Pid1 {
             .and_then(|e| e.last_good.take());
         let dir = self.units_dir_path();
         let mut out = Actions::new();
-        let text: Why = match kept {
+        let text: Rejection = match kept {
             Some(good) => {
                 let (def, saved) = match restore_file(dir, &name, &good, &cause) {
                     // What the next reload will read back (line numbers
@@ -95,13 +99,13 @@ impl Pid1 {
                 };
                 self.sup.revert(now(), u, Some(def), &mut out);
                 match saved {
-                    Ok(()) => why(format_args!(
-                        "new definition rejected ({cause}): back on the last good one; \
-                         the rejected file is {name}.unit.rejected"
+                    Ok(()) => crate::proto::formatted(format_args!(
+                        "new definition rejected, kept as {name}.unit.rejected; \
+                         the last good one runs: {cause}"
                     )),
-                    Err(e) => why(format_args!(
-                        "new definition rejected ({cause}): back on the last good one, \
-                         but its file could not be written back: {e}"
+                    Err(e) => crate::proto::formatted(format_args!(
+                        "new definition rejected; the last good one runs, but its file \
+                         could not be written back ({e}): {cause}"
                     )),
                 }
             }
@@ -109,11 +113,11 @@ impl Pid1 {
                 let moved = set_aside(dir, &name);
                 self.sup.revert(now(), u, None, &mut out);
                 match moved {
-                    Ok(()) => why(format_args!(
-                        "new unit rejected ({cause}): stopped; its file is now {name}.unit.rejected"
+                    Ok(()) => crate::proto::formatted(format_args!(
+                        "new unit rejected, set aside as {name}.unit.rejected; stopped: {cause}"
                     )),
-                    Err(e) => why(format_args!(
-                        "new unit rejected ({cause}): stopped; {name}.unit could not be set aside: {e}"
+                    Err(e) => crate::proto::formatted(format_args!(
+                        "new unit rejected, stopped; its file could not be set aside ({e}): {cause}"
                     )),
                 }
             }
@@ -171,7 +175,7 @@ impl Pid1 {
                 continue;
             };
             let name = slot.def.name.as_str();
-            let line: heapless::String<{ crate::proto::REASON_MAX + 40 }> = match e.verdict {
+            let line: heapless::String<{ 240 + 40 }> = match e.verdict {
                 Some(Verdict::Good) => crate::proto::formatted(format_args!("{name}: ready")),
                 Some(Verdict::Rejected) => {
                     rejected += 1;

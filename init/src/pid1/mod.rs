@@ -65,7 +65,7 @@ struct Edge {
     /// The last reload's verdict on this unit, if it changed it.
     verdict: Option<gate::Verdict>,
     /// Why the last reload's definition was rejected, for `status NAME`.
-    rejected: Option<Why>,
+    rejected: Option<gate::Rejection>,
 }
 
 impl Edge {

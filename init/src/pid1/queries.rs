@@ -276,8 +276,7 @@ fn detail(
         None => {}
     }
     if let Some(r) = edge.and_then(|e| e.rejected.as_ref()) {
-        reason.clear();
-        let _ = reason.push_str(r);
+        reason = crate::proto::truncated(r);
     }
     if edge.is_some_and(|e| e.shed) {
         reason.clear();

@@ -7,6 +7,7 @@ mod alloc;
 mod backoff;
 mod broken;
 mod demo;
+mod gate;
 mod idle;
 mod initctl_abuse;
 mod initctl_common;
