@@ -32,6 +32,8 @@ pub enum Command {
     Verdict,
     /// Check the binary, answer, then re-exec (or answer an error).
     Reexec(heapless::String<{ crate::vocab::PATH_BYTES }>),
+    /// Answer with `Reply::Info`.
+    Info,
 }
 
 /// The payload of one frame as a command, or the error to reply with.
@@ -75,5 +77,6 @@ pub(super) fn parse(payload: &[u8]) -> Result<Command, CtlError> {
         Request::Reexec { path } => heapless::String::try_from(path)
             .map(Command::Reexec)
             .map_err(|_| CtlError::new(ErrCode::BadRequest, "path too long")),
+        Request::Info => Ok(Command::Info),
     }
 }

@@ -32,6 +32,7 @@ pub struct Fake {
     /// `reexec` paths asked for; refused with this error when set.
     pub reexecs: Vec<String>,
     pub reexec_refusal: Option<CtlError>,
+    pub info: crate::proto::InitInfo,
     pub cat_bytes: usize,
 }
 
@@ -170,7 +171,9 @@ impl Fake {
                     now,
                 );
             }
+            Command::Info => srv.answer(id, &Reply::Info(self.info.clone()), now),
             Command::Reexec(path) => {
+                self.info.reexecs += u32::from(self.reexec_refusal.is_none());
                 self.reexecs.push(path.to_string());
                 let reply = match self.reexec_refusal.clone() {
                     Some(e) => Reply::Error(e),

@@ -21,6 +21,7 @@ mod gate;
 mod pressure;
 mod queries;
 mod reexec;
+pub use reexec::print_handshake;
 mod reload;
 mod sources;
 
@@ -110,6 +111,19 @@ pub struct Pid1 {
     started_at: Millis,
     all_up_reported: bool,
     shed: Option<pressure::Shed>,
+    /// Re-execs this boot has seen, and how this PID 1 began.
+    reexecs: u32,
+    origin: crate::proto::Origin,
+    /// This binary, as /proc/self/exe names it at start.
+    exe: heapless::String<{ crate::vocab::PATH_BYTES }>,
+}
+
+/// This binary's path (`(deleted)` when it was replaced on disk).
+fn exe_path() -> heapless::String<{ crate::vocab::PATH_BYTES }> {
+    rustix::fs::readlink("/proc/self/exe", Vec::new())
+        .ok()
+        .and_then(|p| p.to_str().ok().map(crate::proto::truncated))
+        .unwrap_or_default()
 }
 
 /// Milliseconds of CLOCK_MONOTONIC: the clock of every deadline.
@@ -129,6 +143,7 @@ pub fn now_ns() -> u64 {
 /// Boots (see `boot`), then serves the loop for ever.
 pub fn run() -> ! {
     let started_at = now();
+    let handover = reexec::handover_fd();
     let (opts, mask, cg) = boot::early();
     // Step 6: units.
     let mut p = Box::new(Pid1 {
@@ -145,8 +160,15 @@ pub fn run() -> ! {
         units_dir: heapless::String::new(),
         stamp: opts.stamp,
         shed: None,
+        reexecs: 0,
+        origin: crate::proto::Origin::Boot,
+        exe: exe_path(),
     });
-    p.load_units(&opts);
+    let resumed = handover.is_some();
+    match handover {
+        Some(fd) => p.resume(fd, &opts),
+        None => p.load_units(&opts),
+    }
     p.apply_protection();
     // Step 7: the wait point.
     if let Err(e) = p.setup_loop(&mask) {
@@ -156,7 +178,14 @@ pub fn run() -> ! {
     if let Some(limit) = opts.shed {
         p.watch_system_pressure(limit);
     }
+    if resumed {
+        p.rewatch();
+    }
     p.feed(Event::Boot);
+    if resumed {
+        // Units that ended during the hand-over are zombies by now.
+        p.reap();
+    }
     p.arm_timer();
     loop {
         p.wait_once();

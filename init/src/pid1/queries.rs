@@ -103,6 +103,12 @@ impl Pid1 {
                 }
             }
             Command::Reexec(path) => self.reexec(id, &path),
+            Command::Info => {
+                let reply = Reply::Info(self.info());
+                if let Some(srv) = self.control.as_mut() {
+                    srv.answer(id, &reply, t);
+                }
+            }
         }
     }
 

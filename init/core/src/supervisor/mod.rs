@@ -124,7 +124,7 @@ pub const MAX_ACTIONS: usize = 4 * MAX_UNITS + 4;
 
 /// Where a unit is in its life; finer than `State` (waiting for
 /// dependencies shows as `starting`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Phase {
     /// Wanted, not spawned yet: waiting for its `after` units.
     Waiting,
@@ -160,7 +160,7 @@ impl Phase {
 }
 
 /// Why a unit is where it is, for the console line and `status`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Note {
     Running {
         pid: u32,
@@ -247,8 +247,9 @@ pub enum Event {
 
 pub type Actions = Vec<Action, MAX_ACTIONS>;
 
-/// Run-time record of one unit.
-#[derive(Clone, Debug)]
+/// Run-time record of one unit (handed over whole on `reexec`; `deps`
+/// is resolved again by `link`).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Runtime {
     pub phase: Phase,
     pub pid: u32,
@@ -302,7 +303,7 @@ pub struct Slot {
 /// Units removed by a reload keep their slot (indices are stable: deps,
 /// fds and epoll tokens refer to them) until stopped; then it is free for
 /// the next new unit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Retired {
     No,
     /// Removed from the unit directory, still stopping.
@@ -379,6 +380,36 @@ impl Supervisor {
             })
             .map_err(|_| AddError::TableFull)?;
         Ok(idx)
+    }
+
+    /// A slot handed over by the previous PID 1 (`reexec`), as it was; at
+    /// the same index, so fds and tokens keep meaning the same unit. Call
+    /// `link` once every slot is in.
+    pub fn restore(&mut self, def: UnitDef, rt: Runtime, retired: Retired) -> Result<u8, AddError> {
+        let idx = self.units.len() as u8;
+        self.units
+            .push(Slot { def, rt, retired })
+            .map_err(|_| AddError::TableFull)?;
+        Ok(idx)
+    }
+
+    /// A unit found running with no state to say how (a re-exec whose
+    /// state could not be read): its main process is `pid`.
+    pub fn adopt(&mut self, unit: u8, pid: u32, now: Millis) {
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        s.rt.pid = pid;
+        s.rt.spawned_at = now;
+        s.rt.want = true;
+        s.rt.deadline = None;
+        // Readiness cannot be known: a service counts as ready, a oneshot
+        // runs on until it exits.
+        s.rt.phase = match s.def.kind {
+            Kind::Service => Phase::Running,
+            Kind::Oneshot => Phase::Starting,
+        };
+        s.rt.last_note = Some(Note::Running { pid });
     }
 
     /// Resolve every unit's `after` names to table indices. A name that is
