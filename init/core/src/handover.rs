@@ -2,7 +2,8 @@
 //! (docs/initctl.md, "reexec"), in two layers:
 //!
 //! - a text layer whose shape never changes, whatever the format version:
-//!   `wren-state FORMAT`, then one `unit NAME PID LOG NOTIFY REPORT` line
+//!   `wren-state FORMAT`, `reexecs N` (this one included), then one
+//!   `unit NAME PID LOG NOTIFY REPORT` line
 //!   per unit with a process (the fds are numbers, -1 for none), then
 //!   `end`. A successor that cannot read the rest still learns from it
 //!   which fds belong to which unit, and finds the units' processes in the
@@ -87,9 +88,11 @@ pub struct Hint {
 pub fn write_hints(
     out: &mut dyn core::fmt::Write,
     format: u32,
+    reexecs: u32,
     hints: &mut dyn Iterator<Item = Hint>,
 ) -> core::fmt::Result {
     writeln!(out, "{STATE_MAGIC} {format}")?;
+    writeln!(out, "reexecs {reexecs}")?;
     for h in hints {
         writeln!(
             out,
@@ -103,6 +106,7 @@ pub fn write_hints(
 /// What the text layer says, and the bytes after it.
 pub struct Parsed<'a> {
     pub format: u32,
+    pub reexecs: u32,
     pub hints: heapless::Vec<Hint, { crate::vocab::MAX_UNITS }>,
     pub rest: &'a [u8],
 }
@@ -119,10 +123,15 @@ pub fn parse_hints(bytes: &[u8]) -> Option<Parsed<'_>> {
     let first = line()?;
     let format = first.strip_prefix(STATE_MAGIC)?.trim().parse().ok()?;
     let mut hints = heapless::Vec::new();
+    let mut reexecs = 0;
     loop {
         let l = line()?;
         if l == "end" {
             break;
+        }
+        if let Some(n) = l.strip_prefix("reexecs ") {
+            reexecs = n.parse().unwrap_or(0);
+            continue;
         }
         let mut w = l.split(' ');
         if w.next() != Some("unit") {
@@ -144,6 +153,7 @@ pub fn parse_hints(bytes: &[u8]) -> Option<Parsed<'_>> {
     }
     Some(Parsed {
         format,
+        reexecs,
         hints,
         rest,
     })
@@ -209,11 +219,11 @@ mod tests {
                 report_fd: -1,
             },
         ];
-        write_hints(&mut s, 7, &mut hints.iter().cloned()).unwrap();
+        write_hints(&mut s, 7, 3, &mut hints.iter().cloned()).unwrap();
         let mut bytes = s.into_bytes();
         bytes.extend_from_slice(&[3, 0, 0, 0, 1, 2, 3, 1, 0, 0, 0, 9, 5, 0]);
         let p = parse_hints(&bytes).unwrap();
-        assert_eq!(p.format, 7);
+        assert_eq!((p.format, p.reexecs), (7, 3));
         assert_eq!(p.hints.as_slice(), &hints);
         let f: std::vec::Vec<&[u8]> = frames(p.rest).collect();
         // The last frame is cut short: left out.

@@ -162,10 +162,14 @@ fn unexpected(err: &mut dyn Write) -> u8 {
 
 /// Which wren runs as PID 1.
 pub(super) fn info(socket: &Path) -> Result<InitInfo, String> {
+    info_within(socket, REPLY_TIMEOUT)
+}
+
+fn info_within(socket: &Path, timeout: Duration) -> Result<InitInfo, String> {
     let mut conn = Conn::open(socket)?;
     let fail = |e: ClientError| e.to_string();
     conn.send(&Request::Info).map_err(fail)?;
-    conn.reply(REPLY_TIMEOUT, |r| match r {
+    conn.reply(timeout, |r| match r {
         Reply::Info(i) => Ok(i),
         Reply::Error(e) => Err(e.to_string()),
         _ => Err("unexpected reply from init".to_string()),
@@ -198,7 +202,10 @@ fn reexec(
     drop(conn);
     let deadline = Instant::now() + REEXEC_TIMEOUT;
     loop {
-        match info(socket) {
+        // Short tries: a connection made just before the exec may sit in
+        // the old listener's queue, which a unit's PID-namespace reaper
+        // (a fork of PID 1) can keep open; the new PID 1 listens anew.
+        match info_within(socket, Duration::from_millis(500)) {
             Ok(now) if now.reexecs > before.reexecs => {
                 let _ = writeln!(out, "{}", output::init_line(&now));
                 return Ok(OK);

@@ -155,7 +155,7 @@ pub(super) fn init_line(i: &crate::proto::InitInfo) -> String {
             s.push_str(&format!(", re-exec {} took {units} units", i.reexecs))
         }
         Origin::Adopted { units, format } => s.push_str(&format!(
-            ", re-exec {} adopted {units} units (format {format})",
+            ", re-exec {} adopted {units} (format {format})",
             i.reexecs
         )),
     }

@@ -161,12 +161,14 @@ impl Pid1 {
             })
         });
         // `slots()` skips free slots; the hints only need the live ones.
-        handover::write_hints(&mut text, state_format(), &mut hints).map_err(|_| Errno::NOMEM)?;
+        let reexecs = self.reexecs.saturating_add(1);
+        handover::write_hints(&mut text, state_format(), reexecs, &mut hints)
+            .map_err(|_| Errno::NOMEM)?;
         let mut out: Vec<u8> = text.into_bytes();
         let header = Header {
             started_at: self.started_at,
             all_up_reported: self.all_up_reported,
-            reexecs: self.reexecs.saturating_add(1),
+            reexecs,
             units: self.sup.len() as u32,
         };
         frame(&mut out, &header)?;
@@ -241,6 +243,7 @@ impl Pid1 {
                 parsed.format,
                 state_format()
             );
+            self.reexecs = parsed.reexecs;
             self.adopt(opts, &parsed.hints, parsed.format);
             return;
         }
@@ -248,6 +251,7 @@ impl Pid1 {
             Some((header, units)) => self.take_over(header, units),
             None => {
                 log::error!("handover: the state is damaged; adopting the running units");
+                self.reexecs = parsed.reexecs;
                 self.adopt(opts, &parsed.hints, parsed.format);
             }
         }

@@ -32,6 +32,7 @@ mod oneshot;
 mod order;
 mod pressure;
 mod reap;
+mod reexec;
 mod rescue;
 mod restart;
 mod stop;
