@@ -4,8 +4,9 @@
 //! - a text layer whose shape never changes, whatever the format version:
 //!   `wren-state FORMAT`, `reexecs N` (this one included), then one
 //!   `unit NAME PID LOG NOTIFY REPORT` line
-//!   per unit with a process (the fds are numbers, -1 for none), then
-//!   `end`. A successor that cannot read the rest still learns from it
+//!   per unit with a process (the fds are numbers, -1 for none), one
+//!   `follower FD NAME POS` line per `log -f` client (its connection, its
+//!   unit, the next stream position to send it), then `end`. A successor that cannot read the rest still learns from it
 //!   which fds belong to which unit, and finds the units' processes in the
 //!   cgroup tree;
 //! - the full state in postcard, for a successor of the same `FORMAT`: a
@@ -84,12 +85,17 @@ pub struct Hint {
     pub report_fd: RawFd,
 }
 
+/// A `log -f` client handed over: its connection, its unit, the next
+/// stream position to send it.
+pub type Follower = (RawFd, Name, u64);
+
 /// Writes the text layer.
 pub fn write_hints(
     out: &mut dyn core::fmt::Write,
     format: u32,
     reexecs: u32,
     hints: &mut dyn Iterator<Item = Hint>,
+    followers: &[Follower],
 ) -> core::fmt::Result {
     writeln!(out, "{STATE_MAGIC} {format}")?;
     writeln!(out, "reexecs {reexecs}")?;
@@ -100,6 +106,9 @@ pub fn write_hints(
             h.name, h.pid, h.log_fd, h.notify_fd, h.report_fd
         )?;
     }
+    for (fd, name, pos) in followers {
+        writeln!(out, "follower {fd} {name} {pos}")?;
+    }
     writeln!(out, "end")
 }
 
@@ -108,6 +117,7 @@ pub struct Parsed<'a> {
     pub format: u32,
     pub reexecs: u32,
     pub hints: heapless::Vec<Hint, { crate::vocab::MAX_UNITS }>,
+    pub followers: heapless::Vec<Follower, 16>,
     pub rest: &'a [u8],
 }
 
@@ -124,6 +134,7 @@ pub fn parse_hints(bytes: &[u8]) -> Option<Parsed<'_>> {
     let format = first.strip_prefix(STATE_MAGIC)?.trim().parse().ok()?;
     let mut hints = heapless::Vec::new();
     let mut reexecs = 0;
+    let mut followers = heapless::Vec::new();
     loop {
         let l = line()?;
         if l == "end" {
@@ -131,6 +142,21 @@ pub fn parse_hints(bytes: &[u8]) -> Option<Parsed<'_>> {
         }
         if let Some(n) = l.strip_prefix("reexecs ") {
             reexecs = n.parse().unwrap_or(0);
+            continue;
+        }
+        if let Some(f) = l.strip_prefix("follower ") {
+            let mut w = f.split(' ');
+            let mut next = || w.next();
+            let follower = (|| {
+                Some((
+                    next()?.parse().ok()?,
+                    Name::try_from(next()?).ok()?,
+                    next()?.parse().ok()?,
+                ))
+            })();
+            if let Some(f) = follower {
+                let _ = followers.push(f);
+            }
             continue;
         }
         let mut w = l.split(' ');
@@ -155,6 +181,7 @@ pub fn parse_hints(bytes: &[u8]) -> Option<Parsed<'_>> {
         format,
         reexecs,
         hints,
+        followers,
         rest,
     })
 }
@@ -219,12 +246,14 @@ mod tests {
                 report_fd: -1,
             },
         ];
-        write_hints(&mut s, 7, 3, &mut hints.iter().cloned()).unwrap();
+        let followers = [(11, Name::try_from("web").unwrap(), 12_345)];
+        write_hints(&mut s, 7, 3, &mut hints.iter().cloned(), &followers).unwrap();
         let mut bytes = s.into_bytes();
         bytes.extend_from_slice(&[3, 0, 0, 0, 1, 2, 3, 1, 0, 0, 0, 9, 5, 0]);
         let p = parse_hints(&bytes).unwrap();
         assert_eq!((p.format, p.reexecs), (7, 3));
         assert_eq!(p.hints.as_slice(), &hints);
+        assert_eq!(p.followers.as_slice(), &followers);
         let f: std::vec::Vec<&[u8]> = frames(p.rest).collect();
         // The last frame is cut short: left out.
         assert_eq!(f, [&[1u8, 2, 3][..], &[9][..]]);

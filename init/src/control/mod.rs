@@ -27,6 +27,7 @@ mod client;
 mod command;
 #[cfg(test)]
 pub(crate) mod fake;
+mod handover;
 #[cfg(test)]
 mod tests;
 
@@ -36,6 +37,7 @@ pub use bind::ServerError;
 pub use client::Text;
 use client::{refuse, Client, Mode};
 pub use command::Command;
+pub use handover::Follower;
 use rustix::event::{epoll, Timespec};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;

@@ -116,6 +116,8 @@ pub struct Pid1 {
     origin: crate::proto::Origin,
     /// This binary, as /proc/self/exe names it at start.
     exe: heapless::String<{ crate::vocab::PATH_BYTES }>,
+    /// Followers handed over, until the control server is up.
+    followers: Vec<(OwnedFd, crate::vocab::Name, u64)>,
 }
 
 /// This binary's path (`(deleted)` when it was replaced on disk).
@@ -163,6 +165,7 @@ pub fn run() -> ! {
         reexecs: 0,
         origin: crate::proto::Origin::Boot,
         exe: exe_path(),
+        followers: Vec::new(),
     });
     let resumed = handover.is_some();
     match handover {

@@ -118,6 +118,9 @@ impl Pid1 {
             "[FAILED] reexec {path}: execve: {err}; init keeps running"
         ));
         self.set_cloexec(true);
+        if let Some(srv) = self.control.as_ref() {
+            srv.unkeep_followers();
+        }
     }
 
     /// `initctl status`'s last line.
@@ -146,7 +149,7 @@ impl Pid1 {
     }
 
     /// The state in a memfd that survives the exec.
-    fn write_state(&self) -> Result<OwnedFd, Errno> {
+    fn write_state(&mut self) -> Result<OwnedFd, Errno> {
         let fd = rustix::fs::memfd_create("wren-state", rustix::fs::MemfdFlags::CLOEXEC)?;
         let raw = |f: &Option<OwnedFd>| f.as_ref().map_or(-1, |f| f.as_raw_fd());
         let mut text = String::new();
@@ -162,7 +165,12 @@ impl Pid1 {
         });
         // `slots()` skips free slots; the hints only need the live ones.
         let reexecs = self.reexecs.saturating_add(1);
-        handover::write_hints(&mut text, state_format(), reexecs, &mut hints)
+        let followers = self
+            .control
+            .as_mut()
+            .map(|s| s.keep_followers())
+            .unwrap_or_default();
+        handover::write_hints(&mut text, state_format(), reexecs, &mut hints, &followers)
             .map_err(|_| Errno::NOMEM)?;
         let mut out: Vec<u8> = text.into_bytes();
         let header = Header {
@@ -237,6 +245,16 @@ impl Pid1 {
             self.adopt(opts, &[], 0);
             return;
         };
+        // Followers go on in either case (after an adoption, from the
+        // start of the new, empty ring).
+        let mut fds = FdTaker::default();
+        let same = parsed.format == state_format();
+        for (fd, name, pos) in parsed.followers.iter() {
+            if let Some(fd) = fds.take(*fd) {
+                self.followers
+                    .push((fd, name.clone(), if same { *pos } else { 0 }));
+            }
+        }
         if parsed.format != state_format() {
             log::warn!(
                 "handover: state format {}, this build reads {}; adopting the running units",
@@ -344,8 +362,17 @@ impl Pid1 {
         log::warn!("adopted {n} running units (state format {format} not readable)");
     }
 
-    /// After the loop is set up: watch the units' fds again.
+    /// After the loop is set up: watch the units' fds again, and serve
+    /// the handed-over followers.
     pub(super) fn rewatch(&mut self) {
+        let followers = core::mem::take(&mut self.followers);
+        if let Some(srv) = self.control.as_mut() {
+            for (fd, name, pos) in followers {
+                if !srv.adopt_follower(fd, name.clone(), pos) {
+                    log::warn!("log -f follower of {name} not kept: no free client slot");
+                }
+            }
+        }
         let Some(ep) = self.epoll.as_ref() else {
             return;
         };

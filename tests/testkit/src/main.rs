@@ -684,8 +684,9 @@ fn ctlabuse(socket: &str) {
 
     type Plan = (&'static str, Vec<u8>, &'static str);
     let mut malformed = vec![5u8, 0, 0, 0];
-    // Version 1, then an enum tag no Request has, then junk.
-    malformed.extend_from_slice(&[0x01, 0x7f, 0xff, 0xff, 0x00]);
+    // The current protocol version (2), then an enum tag no Request has,
+    // then junk.
+    malformed.extend_from_slice(&[0x02, 0x7f, 0xff, 0xff, 0x00]);
     let mut version = vec![3u8, 0, 0, 0];
     // Version 999 as a postcard varint (0xe7 0x07), then a tag.
     version.extend_from_slice(&[0xe7, 0x07, 0x00]);
