@@ -722,3 +722,46 @@ fn stop_ends_probation_without_a_verdict() {
     assert!(verdicts(&a).is_empty());
     assert!(!r.sup.on_probation());
 }
+
+#[test]
+fn restored_and_adopted_units_are_supervised_as_before() {
+    // A table handed over whole: same phases, pids, counts.
+    let mut r = Rig::new(vec![def("a"), notify("b")]);
+    r.ev(Event::Boot);
+    r.exit("a", Exit::Code(1));
+    let mut sup = Supervisor::new();
+    for s in r.sup.slots() {
+        sup.restore(s.def.clone(), s.rt.clone(), s.retired).unwrap();
+    }
+    sup.link().unwrap();
+    assert_eq!(sup.slot(0).unwrap().rt.phase, Phase::Backoff);
+    assert_eq!(sup.next_deadline(), r.sup.next_deadline());
+    let b = sup.slot(1).unwrap().rt.pid;
+    let mut out = Actions::new();
+    sup.step(r.now, Event::Ready { unit: 1 }, &mut out);
+    assert_eq!(
+        out.as_slice(),
+        &[Action::Announce(1, Note::Running { pid: b })]
+    );
+    // Adopted: running with the pid found, and its exit restarts it.
+    let mut sup = Supervisor::new();
+    sup.add(def("c")).unwrap();
+    sup.add(oneshot("d")).unwrap();
+    sup.link().unwrap();
+    sup.adopt(0, 77, 5_000);
+    sup.adopt(1, 78, 5_000);
+    assert_eq!(sup.slot(0).unwrap().rt.phase, Phase::Running);
+    assert_eq!(sup.slot(1).unwrap().rt.phase, Phase::Starting);
+    let mut out = Actions::new();
+    sup.step(5_000, Event::Boot, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    sup.step(
+        6_000,
+        Event::Exited {
+            pid: 77,
+            exit: Exit::Signal(9),
+        },
+        &mut out,
+    );
+    assert_eq!(sup.slot(0).unwrap().rt.phase, Phase::Backoff);
+}
