@@ -153,7 +153,9 @@ impl Pid1 {
         let fd = rustix::fs::memfd_create("wren-state", rustix::fs::MemfdFlags::CLOEXEC)?;
         let raw = |f: &Option<OwnedFd>| f.as_ref().map_or(-1, |f| f.as_raw_fd());
         let mut text = String::new();
-        let mut hints = self.sup.slots().enumerate().filter_map(|(i, s)| {
+        // By index: `slots()` would skip free slots and shift the edges.
+        let mut hints = (0..self.sup.len()).filter_map(|i| {
+            let s = self.sup.slot(i as u8)?;
             let e = self.edges.get(i)?;
             (s.rt.pid != 0).then(|| Hint {
                 name: s.def.name.clone(),
@@ -163,7 +165,6 @@ impl Pid1 {
                 report_fd: raw(&e.exit_report),
             })
         });
-        // `slots()` skips free slots; the hints only need the live ones.
         let reexecs = self.reexecs.saturating_add(1);
         let followers = self
             .control
