@@ -350,6 +350,22 @@ impl Pid1 {
                 e.cgroup = open_cgroup(&name).map(|fd| (fd, slot_limits(&self.sup, i)));
             }
         }
+        // Processes of units that are not in the directory any more: said,
+        // not touched (their file may come back with the next reload).
+        if let Ok(dir) = std::fs::read_dir(format!("{CGROUP_ROOT}/units")) {
+            for entry in dir.flatten() {
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                let mut pids = heapless::Vec::new();
+                cgroup_pids(name, &mut pids);
+                if self.sup.index(name).is_none() && !pids.is_empty() {
+                    log::warn!("{name}: running without a unit file; left alone");
+                    kmsg::console_line(format_args!(
+                        "[ WARN ] {name}: running without a unit file, left alone"
+                    ));
+                }
+            }
+        }
         // fds of units no longer there: closed, so their writers see it.
         for h in hints {
             for f in [h.log_fd, h.notify_fd, h.report_fd] {
