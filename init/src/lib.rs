@@ -16,7 +16,7 @@
 //! - `kmsg`: the `log` backend (`/dev/kmsg`) and the console status lines.
 //! - `sys/`: every `unsafe` block of the project.
 
-pub use wren_core::{log_ring, proto, supervisor, unit, vocab};
+pub use wren_core::{handover, log_ring, proto, supervisor, unit, vocab};
 
 pub mod boot;
 pub mod cgroup;

@@ -15,5 +15,10 @@ fn main() -> ExitCode {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    // A PID 1 about to exec this binary asks first (`initctl reexec`).
+    if rest.first().map(String::as_str) == Some(wren::handover::HANDSHAKE_ARG) {
+        wren::pid1::print_handshake();
+        return ExitCode::SUCCESS;
+    }
     ExitCode::from(wren::ctl::main(&rest))
 }

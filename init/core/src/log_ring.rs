@@ -105,6 +105,16 @@ impl LogRing {
         self.buf.len()
     }
 
+    /// A ring handed over on `reexec`: `held` (oldest first) are the last
+    /// bytes before stream position `pos`, so followers' positions stay
+    /// valid.
+    pub fn restored(capacity: usize, pos: u64, held: &[u8]) -> Self {
+        let mut r = Self::with_capacity(capacity);
+        r.pos = pos.saturating_sub(held.len() as u64);
+        r.push(held);
+        r
+    }
+
     /// Where stream position `p` sits in the buffer: `< capacity`, or 0
     /// for a zero-sized ring.
     fn index(&self, p: u64) -> usize {
@@ -228,6 +238,20 @@ impl LogRing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restored_ring_keeps_positions_and_bytes() {
+        let mut r = LogRing::with_capacity(8);
+        r.push(b"0123456789abc");
+        let mut held = vec![0u8; r.len()];
+        r.contents().copy_head(&mut held);
+        let back = LogRing::restored(8, r.write_pos(), &held);
+        assert_eq!(back.write_pos(), r.write_pos());
+        assert_eq!(back.start_pos(), r.start_pos());
+        let mut a = vec![0u8; 8];
+        back.contents().copy_head(&mut a);
+        assert_eq!(a, b"56789abc");
+    }
 
     fn bytes(s: Span<'_>) -> Vec<u8> {
         let mut v = s.first.to_vec();

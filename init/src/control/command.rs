@@ -27,6 +27,13 @@ pub enum Command {
     Cat(Name),
     /// Answer with `Reply::Reload`.
     Reload,
+    /// Answer with `Reply::Reload` once no unit is on probation (or wait:
+    /// `Server::wait_for` with `Want::Verdict`).
+    Verdict,
+    /// Check the binary, answer, then re-exec (or answer an error).
+    Reexec(heapless::String<{ crate::vocab::PATH_BYTES }>),
+    /// Answer with `Reply::Info`.
+    Info,
 }
 
 /// The payload of one frame as a command, or the error to reply with.
@@ -66,5 +73,10 @@ pub(super) fn parse(payload: &[u8]) -> Result<Command, CtlError> {
         Request::Log { name: n, follow } => name(n).map(|name| Command::Log { name, follow }),
         Request::Cat { name: n } => name(n).map(Command::Cat),
         Request::Reload => Ok(Command::Reload),
+        Request::Verdict => Ok(Command::Verdict),
+        Request::Reexec { path } => heapless::String::try_from(path)
+            .map(Command::Reexec)
+            .map_err(|_| CtlError::new(ErrCode::BadRequest, "path too long")),
+        Request::Info => Ok(Command::Info),
     }
 }

@@ -26,6 +26,13 @@ pub struct Fake {
     pub shutdowns: Vec<ShutdownKind>,
     pub reload_lines: Vec<String>,
     pub reload_invalid: bool,
+    /// The reload's verdict lines and how many of them are rejections.
+    pub verdict_lines: Vec<String>,
+    pub verdict_rejected: usize,
+    /// `reexec` paths asked for; refused with this error when set.
+    pub reexecs: Vec<String>,
+    pub reexec_refusal: Option<CtlError>,
+    pub info: crate::proto::InitInfo,
     pub cat_bytes: usize,
 }
 
@@ -143,6 +150,37 @@ impl Fake {
                     now,
                 );
             }
+            Command::Verdict => {
+                let mut text = Box::<Text>::default();
+                for l in &self.verdict_lines {
+                    text.line(l);
+                }
+                let result = match self.verdict_rejected {
+                    0 => Ok(()),
+                    n => Err(CtlError::fmt(
+                        ErrCode::Failed,
+                        format_args!("{n} unit(s) rejected and put back"),
+                    )),
+                };
+                srv.answer(
+                    id,
+                    &Reply::Reload {
+                        result,
+                        report: text.report(),
+                    },
+                    now,
+                );
+            }
+            Command::Info => srv.answer(id, &Reply::Info(self.info.clone()), now),
+            Command::Reexec(path) => {
+                self.info.reexecs += u32::from(self.reexec_refusal.is_none());
+                self.reexecs.push(path.to_string());
+                let reply = match self.reexec_refusal.clone() {
+                    Some(e) => Reply::Error(e),
+                    None => Reply::Ok,
+                };
+                srv.answer(id, &reply, now);
+            }
         }
     }
 
@@ -154,6 +192,7 @@ impl Fake {
             Want::Started => "start",
             Want::Stopped => "stop",
             Want::Restarted => "restart",
+            Want::Verdict => "verdict",
         };
         self.actions.push(format!("{verb} {name}"));
         match self.settle.clone() {

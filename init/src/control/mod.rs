@@ -27,6 +27,7 @@ mod client;
 mod command;
 #[cfg(test)]
 pub(crate) mod fake;
+mod handover;
 #[cfg(test)]
 mod tests;
 
@@ -36,6 +37,7 @@ pub use bind::ServerError;
 pub use client::Text;
 use client::{refuse, Client, Mode};
 pub use command::Command;
+pub use handover::Follower;
 use rustix::event::{epoll, Timespec};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
@@ -67,6 +69,9 @@ pub enum Want {
     Stopped,
     /// `restart`: the new run is ready; the old one must not count.
     Restarted,
+    /// `reload`'s verdict: no unit is on probation any more (the name is
+    /// empty).
+    Verdict,
 }
 
 /// The connection a `Command` came from, to answer it. An answer for a

@@ -19,6 +19,7 @@ usage: initctl COMMAND [ARGS]
   log NAME [-f]            the unit's output; -f follows
   metrics                  every unit in the Prometheus text format
   top [-d SECS] [-n COUNT] live view, sorted by memory (q quits)
+  reexec [PATH]            replace init by PATH (/sbin/init), keeping units
   poweroff | reboot | halt
 ";
 
@@ -45,6 +46,8 @@ pub(super) enum Command {
     Cat(String),
     Edit(String),
     Reload,
+    /// The path (empty: PID 1's default, /sbin/init).
+    Reexec(String),
     Metrics,
     /// Refresh interval in seconds; frames to show (None: until `q` on a
     /// terminal, one elsewhere).
@@ -117,6 +120,12 @@ pub(super) fn parse(args: &[String]) -> Result<Command, String> {
             }
             Command::Check { root, files }
         }
+        "reexec" => match rest {
+            [] => Command::Reexec(String::new()),
+            [p] if p.starts_with('/') => Command::Reexec(p.clone()),
+            [p] => return Err(format!("reexec: {p}: an absolute path is needed")),
+            _ => return Err("reexec: too many arguments".into()),
+        },
         "metrics" => none(rest).map(|_| Command::Metrics)?,
         "top" => {
             let mut interval = 2;

@@ -5,8 +5,8 @@
 use super::args::Command;
 use super::{json, output, FAIL, OK};
 use crate::proto::{
-    decode_reply, encode_request, CtlError, ErrCode, FrameDecoder, ProtoError, Reply, Request,
-    FRAME_BUF,
+    decode_reply, encode_request, CtlError, ErrCode, FrameDecoder, InitInfo, ProtoError, Reply,
+    Request, FRAME_BUF,
 };
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -21,6 +21,11 @@ pub const WAIT_TIMEOUT: Duration = Duration::from_secs(90);
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// `reload` reads every unit file before answering.
 pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Waiting for a reload's verdict: past the default `start_timeout` (60s)
+/// plus the old run's `stop_timeout`, with a margin.
+pub const VERDICT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the new PID 1 has to answer after a re-exec.
+pub const REEXEC_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 enum ClientError {
@@ -155,6 +160,67 @@ fn unexpected(err: &mut dyn Write) -> u8 {
     FAIL
 }
 
+/// Which wren runs as PID 1.
+pub(super) fn info(socket: &Path) -> Result<InitInfo, String> {
+    info_within(socket, REPLY_TIMEOUT)
+}
+
+fn info_within(socket: &Path, timeout: Duration) -> Result<InitInfo, String> {
+    let mut conn = Conn::open(socket)?;
+    let fail = |e: ClientError| e.to_string();
+    conn.send(&Request::Info).map_err(fail)?;
+    conn.reply(timeout, |r| match r {
+        Reply::Info(i) => Ok(i),
+        Reply::Error(e) => Err(e.to_string()),
+        _ => Err("unexpected reply from init".to_string()),
+    })
+    .map_err(fail)?
+}
+
+/// `reexec [PATH]`: PID 1 checks PATH and answers before it execs it;
+/// then the new PID 1 must answer with one more re-exec counted.
+fn reexec(
+    path: &str,
+    socket: &Path,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, String> {
+    let before = info(socket)?;
+    let mut conn = Conn::open(socket)?;
+    let fail = |e: ClientError| e.to_string();
+    conn.send(&Request::Reexec { path }).map_err(fail)?;
+    let code = conn
+        .reply(REPLY_TIMEOUT, |r| match r {
+            Reply::Ok => OK,
+            Reply::Error(e) => show_error(&e, None, err),
+            _ => unexpected(err),
+        })
+        .map_err(fail)?;
+    if code != OK {
+        return Ok(code);
+    }
+    drop(conn);
+    let deadline = Instant::now() + REEXEC_TIMEOUT;
+    loop {
+        // Short tries: a connection made just before the exec may sit in
+        // the old listener's queue, which a unit's PID-namespace reaper
+        // (a fork of PID 1) can keep open; the new PID 1 listens anew.
+        match info_within(socket, Duration::from_millis(500)) {
+            Ok(now) if now.reexecs > before.reexecs => {
+                let _ = writeln!(out, "{}", output::init_line(&now));
+                return Ok(OK);
+            }
+            Ok(_) if Instant::now() >= deadline => {
+                return Err("init answered the re-exec but did not come back as a new one".into())
+            }
+            Err(e) if Instant::now() >= deadline => {
+                return Err(format!("no answer from init after the re-exec: {e}"))
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
 /// The status table as data (for `metrics` and `top`).
 pub(super) fn status_list(socket: &Path) -> Result<Vec<crate::proto::UnitStatus>, String> {
     let mut conn = Conn::open(socket)?;
@@ -180,19 +246,27 @@ pub(super) fn talk(
     match cmd {
         Command::Status { name: None, json } => {
             conn.send(&Request::Status { name: None }).map_err(fail)?;
-            conn.reply(REPLY_TIMEOUT, |r| match r {
-                Reply::Status(units) => {
-                    let text = if *json {
-                        json::units(&units)
-                    } else {
-                        Ok(output::status_table(&units).into_bytes())
-                    };
-                    show_text(text, out, err)
+            let code = conn
+                .reply(REPLY_TIMEOUT, |r| match r {
+                    Reply::Status(units) => {
+                        let text = if *json {
+                            json::units(&units)
+                        } else {
+                            Ok(output::status_table(&units).into_bytes())
+                        };
+                        show_text(text, out, err)
+                    }
+                    Reply::Error(e) => show_error(&e, None, err),
+                    _ => unexpected(err),
+                })
+                .map_err(fail)?;
+            // Which wren is PID 1, under the table.
+            if code == OK && !*json {
+                if let Ok(i) = info(socket) {
+                    let _ = writeln!(out, "{}", output::init_line(&i));
                 }
-                Reply::Error(e) => show_error(&e, None, err),
-                _ => unexpected(err),
-            })
-            .map_err(fail)
+            }
+            Ok(code)
         }
         Command::Status {
             name: Some(name),
@@ -263,7 +337,25 @@ pub(super) fn talk(
         }
         Command::Reload => {
             conn.send(&Request::Reload).map_err(fail)?;
-            conn.reply(RELOAD_TIMEOUT, |r| match r {
+            let applied = conn
+                .reply(RELOAD_TIMEOUT, |r| match r {
+                    Reply::Reload { result, report } => {
+                        for line in report.lines() {
+                            let _ = writeln!(out, "{line}");
+                        }
+                        match result {
+                            Ok(()) => OK,
+                            Err(e) => show_error(&e, None, err),
+                        }
+                    }
+                    Reply::Error(e) => show_error(&e, None, err),
+                    _ => unexpected(err),
+                })
+                .map_err(fail)?;
+            // Then the verdict on what it changed: ready, or put back.
+            let mut conn = Conn::open(socket)?;
+            conn.send(&Request::Verdict).map_err(fail)?;
+            let judged = match conn.reply(VERDICT_TIMEOUT, |r| match r {
                 Reply::Reload { result, report } => {
                     for line in report.lines() {
                         let _ = writeln!(out, "{line}");
@@ -275,8 +367,17 @@ pub(super) fn talk(
                 }
                 Reply::Error(e) => show_error(&e, None, err),
                 _ => unexpected(err),
-            })
-            .map_err(fail)
+            }) {
+                Ok(code) => code,
+                Err(ClientError::Timeout) => {
+                    return Err(format!(
+                        "no verdict after {}s; see 'initctl status'",
+                        VERDICT_TIMEOUT.as_secs()
+                    ))
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            Ok(if applied == OK { judged } else { applied })
         }
         Command::Log { name, follow } => {
             conn.send(&Request::Log {
@@ -310,6 +411,10 @@ pub(super) fn talk(
                     Err(e) => return Err(e.to_string()),
                 }
             }
+        }
+        Command::Reexec(path) => {
+            drop(conn);
+            reexec(path, socket, out, err)
         }
         Command::Help
         | Command::Check { .. }

@@ -140,3 +140,27 @@ pub fn detail_text(d: &UnitDetail, log: &[u8]) -> String {
     }
     s
 }
+
+/// The line under the status table: which wren is PID 1 and how it began,
+/// cut to 80 columns.
+pub(super) fn init_line(i: &crate::proto::InitInfo) -> String {
+    use crate::proto::Origin;
+    let mut s = format!(
+        "init: wren {} {}, state format {}",
+        i.version, i.path, i.state_format
+    );
+    match i.origin {
+        Origin::Boot => {}
+        Origin::HandedOver { units } => {
+            s.push_str(&format!(", re-exec {} took {units} units", i.reexecs))
+        }
+        Origin::Adopted { units, format } => s.push_str(&format!(
+            ", re-exec {} adopted {units} (format {format})",
+            i.reexecs
+        )),
+    }
+    if s.chars().count() > 80 {
+        s = s.chars().take(77).collect::<String>() + "...";
+    }
+    s
+}

@@ -293,9 +293,11 @@ fn status_over_the_socket() {
     let (code, out, err) = drive("ctl-e2e-status", &mut fake, &["status"], |_, _| {});
     assert_eq!((code, err.as_str()), (0, ""));
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 3);
+    assert_eq!(lines.len(), 4);
     assert!(lines[0].starts_with("NAME "));
     assert!(lines[2].starts_with("db "));
+    // Which wren is PID 1, under the table.
+    assert!(lines[3].starts_with("init: wren "), "{out}");
     let (code, out, _) = drive("ctl-e2e-json", &mut fake, &["status", "--json"], |_, _| {});
     assert_eq!(code, 0);
     assert!(out.starts_with("[{\"name\":\"web\""));
@@ -356,6 +358,28 @@ fn shutdown_cat_and_reload_over_the_socket() {
     fake.reload_lines.clear();
     let (code, _, _) = drive("ctl-e2e-reload2", &mut fake, &["reload"], |_, _| {});
     assert_eq!(code, 0);
+}
+
+#[test]
+fn reload_waits_for_the_verdict_and_fails_on_a_rejection() {
+    let mut fake = Fake::with(&["web"]);
+    fake.reload_lines = vec!["0 added, 1 changed, 0 removed, 0 unchanged".into()];
+    fake.verdict_lines =
+        vec!["web: new definition rejected (exit 1): back on the last good one".into()];
+    fake.verdict_rejected = 1;
+    let (code, out, err) = drive("ctl-e2e-verdict", &mut fake, &["reload"], |_, _| {});
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "0 added, 1 changed, 0 removed, 0 unchanged\n\
+         web: new definition rejected (exit 1): back on the last good one\n"
+    );
+    assert_eq!(err, "initctl: 1 unit(s) rejected and put back\n");
+    fake.verdict_lines = vec!["web: ready".into()];
+    fake.verdict_rejected = 0;
+    let (code, out, _) = drive("ctl-e2e-verdict2", &mut fake, &["reload"], |_, _| {});
+    assert_eq!(code, 0);
+    assert!(out.ends_with("web: ready\n"), "{out}");
 }
 
 #[test]
@@ -465,4 +489,39 @@ fn failing_editor_aborts() {
     let env = edit_env(d.path(), "false");
     let r = edit_unit("x", &env, &mut &b""[..], &mut Vec::new());
     assert!(r.unwrap_err().contains("editor 'false' failed"));
+}
+
+#[test]
+fn reexec_waits_for_the_new_init_and_reports_a_refusal() {
+    let mut fake = Fake::with(&["web"]);
+    fake.info.version = crate::proto::truncated("0.1.0");
+    fake.info.path = crate::proto::truncated("/sbin/init");
+    fake.info.state_format = 1;
+    let (code, out, err) = drive("ctl-e2e-reexec", &mut fake, &["reexec"], |f, _| {
+        f.info.origin = crate::proto::Origin::HandedOver { units: 1 };
+    });
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(
+        out,
+        "init: wren 0.1.0 /sbin/init, state format 1, re-exec 1 took 1 units\n"
+    );
+    assert_eq!(fake.reexecs, [""]);
+    fake.reexec_refusal = Some(CtlError::new(
+        ErrCode::Refused,
+        "/bin/true refused: not a wren; init keeps running",
+    ));
+    let (code, out, err) = drive(
+        "ctl-e2e-reexec2",
+        &mut fake,
+        &["reexec", "/bin/true"],
+        |_, _| {},
+    );
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert_eq!(
+        err,
+        "initctl: /bin/true refused: not a wren; init keeps running\n"
+    );
+    assert_eq!(fake.info.reexecs, 1);
+    let (code, _, err) = drive("ctl-e2e-reexec3", &mut fake, &["reexec", "rel"], |_, _| {});
+    assert_eq!(code, 2, "{err}");
 }

@@ -87,6 +87,7 @@ impl Pid1 {
                 }
             }
             Action::Announce(u, note) => self.announce(u, note),
+            Action::Verdict { unit, good } => self.on_verdict(unit, good),
             Action::Finish(kind) => {
                 log::info!("all units stopped; {kind:?}");
                 shutdown::finish(
@@ -136,6 +137,27 @@ impl Pid1 {
                 }
                 None => kmsg::console_line(format_args!("[FAILED] {name}: cannot start")),
             },
+            Note::StartTimeout { restart_in } => {
+                let t = slot.def.start_timeout;
+                match restart_in {
+                    Some(d) => {
+                        kmsg::console_line(format_args!(
+                            "[FAILED] {name}: not ready within {t}ms, killed, restart in {d}ms"
+                        ));
+                        kmsg::event(format_args!(
+                            "{name}: not ready within start_timeout ({t}ms), restart in {d}ms"
+                        ));
+                    }
+                    None => {
+                        kmsg::console_line(format_args!(
+                            "[FAILED] {name}: not ready within {t}ms, killed"
+                        ));
+                        kmsg::event(format_args!(
+                            "{name}: not ready within start_timeout ({t}ms)"
+                        ));
+                    }
+                }
+            }
             Note::StartLimit => {
                 kmsg::console_line(format_args!("[FAILED] {name}: start limit hit"));
                 kmsg::event(format_args!("{name}: start limit hit, not restarting"));

@@ -17,8 +17,11 @@
 mod boot;
 mod event_loop;
 mod executor;
+mod gate;
 mod pressure;
 mod queries;
+mod reexec;
+pub use reexec::print_handshake;
 mod reload;
 mod sources;
 mod watchdog;
@@ -59,6 +62,12 @@ struct Edge {
     pressure_events: u32,
     /// Stopped by system shedding; started again when pressure calms.
     shed: bool,
+    /// While on probation after a reload: the definition to put back.
+    last_good: Option<Box<UnitDef>>,
+    /// The last reload's verdict on this unit, if it changed it.
+    verdict: Option<gate::Verdict>,
+    /// Why the last reload's definition was rejected, for `status NAME`.
+    rejected: Option<gate::Rejection>,
 }
 
 impl Edge {
@@ -75,6 +84,9 @@ impl Edge {
             pressure: None,
             pressure_events: 0,
             shed: false,
+            last_good: None,
+            verdict: None,
+            rejected: None,
         }
     }
 }
@@ -104,6 +116,21 @@ pub struct Pid1 {
     /// `None` once a critical unit failed (it is left to reset the board).
     watchdog: Option<crate::watchdog::Watchdog>,
     watchdog_next: Option<Millis>,
+    /// Re-execs this boot has seen, and how this PID 1 began.
+    reexecs: u32,
+    origin: crate::proto::Origin,
+    /// This binary, as /proc/self/exe names it at start.
+    exe: heapless::String<{ crate::vocab::PATH_BYTES }>,
+    /// Followers handed over, until the control server is up.
+    followers: Vec<(OwnedFd, crate::vocab::Name, u64)>,
+}
+
+/// This binary's path (`(deleted)` when it was replaced on disk).
+fn exe_path() -> heapless::String<{ crate::vocab::PATH_BYTES }> {
+    rustix::fs::readlink("/proc/self/exe", Vec::new())
+        .ok()
+        .and_then(|p| p.to_str().ok().map(crate::proto::truncated))
+        .unwrap_or_default()
 }
 
 /// Milliseconds of CLOCK_MONOTONIC: the clock of every deadline.
@@ -123,6 +150,7 @@ pub fn now_ns() -> u64 {
 /// Boots (see `boot`), then serves the loop for ever.
 pub fn run() -> ! {
     let started_at = now();
+    let handover = reexec::handover_fd();
     let (opts, mask, cg) = boot::early();
     // Step 6: units.
     let mut p = Box::new(Pid1 {
@@ -141,8 +169,16 @@ pub fn run() -> ! {
         shed: None,
         watchdog: None,
         watchdog_next: None,
+        reexecs: 0,
+        origin: crate::proto::Origin::Boot,
+        exe: exe_path(),
+        followers: Vec::new(),
     });
-    p.load_units(&opts);
+    let resumed = handover.is_some();
+    match handover {
+        Some(fd) => p.resume(fd, &opts),
+        None => p.load_units(&opts),
+    }
     p.apply_protection();
     // Step 7: the wait point.
     if let Err(e) = p.setup_loop(&mask) {
@@ -155,7 +191,14 @@ pub fn run() -> ! {
     if let Some(w) = opts.watchdog.as_ref() {
         p.arm_watchdog(w);
     }
+    if resumed {
+        p.rewatch();
+    }
     p.feed(Event::Boot);
+    if resumed {
+        // Units that ended during the hand-over are zombies by now.
+        p.reap();
+    }
     p.arm_timer();
     loop {
         p.wait_once();

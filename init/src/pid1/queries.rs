@@ -86,6 +86,29 @@ impl Pid1 {
                     srv.answer(id, &reply, now());
                 }
             }
+            Command::Verdict => {
+                let mut text = Text::default();
+                match self.verdicts(&mut |line| text.line(line)) {
+                    Some(rejected) => {
+                        let reply = verdict_reply(rejected, text.report());
+                        if let Some(srv) = self.control.as_mut() {
+                            srv.answer(id, &reply, t);
+                        }
+                    }
+                    None => {
+                        if let Some(srv) = self.control.as_mut() {
+                            srv.wait_for(id, Name::new(), Want::Verdict);
+                        }
+                    }
+                }
+            }
+            Command::Reexec(path) => self.reexec(id, &path),
+            Command::Info => {
+                let reply = Reply::Info(self.info());
+                if let Some(srv) = self.control.as_mut() {
+                    srv.answer(id, &reply, t);
+                }
+            }
         }
     }
 
@@ -99,6 +122,7 @@ impl Pid1 {
                 Want::Started => Ok(Event::Start { unit }),
                 Want::Stopped => Ok(Event::Stop { unit }),
                 Want::Restarted => Ok(Event::Restart { unit }),
+                Want::Verdict => Err(CtlError::code(ErrCode::Internal)),
             }
         });
         let settled = match begun {
@@ -130,13 +154,44 @@ impl Pid1 {
     /// After every batch: answer the clients whose unit settled and feed
     /// `log -f` followers what their unit wrote.
     pub(super) fn tend_waiters(&mut self) {
-        let Some(srv) = self.control.as_mut() else {
+        let Some(waiters) = self.control.as_ref().map(|s| s.waiters()) else {
             return;
         };
         let t = now();
-        for (id, w) in srv.waiters() {
-            tend(srv, &self.sup, &self.edges, id, w, t);
+        for (id, w) in waiters {
+            if let Waiter::Settle {
+                want: Want::Verdict,
+                ..
+            } = w
+            {
+                let mut text = Text::default();
+                if let Some(rejected) = self.verdicts(&mut |line| text.line(line)) {
+                    let reply = verdict_reply(rejected, text.report());
+                    if let Some(srv) = self.control.as_mut() {
+                        srv.answer(id, &reply, t);
+                    }
+                }
+                continue;
+            }
+            if let Some(srv) = self.control.as_mut() {
+                tend(srv, &self.sup, &self.edges, id, w, t);
+            }
         }
+    }
+}
+
+/// `reload`'s verdict: `Err` when a unit was put back.
+fn verdict_reply(rejected: usize, report: &str) -> Reply<'_> {
+    Reply::Reload {
+        result: if rejected == 0 {
+            Ok(())
+        } else {
+            Err(CtlError::fmt(
+                ErrCode::Failed,
+                format_args!("{rejected} unit(s) rejected and put back"),
+            ))
+        },
+        report,
     }
 }
 
@@ -226,6 +281,9 @@ fn detail(
         }
         None => {}
     }
+    if let Some(r) = edge.and_then(|e| e.rejected.as_ref()) {
+        reason = crate::proto::truncated(r);
+    }
     if edge.is_some_and(|e| e.shed) {
         reason.clear();
         let _ =
@@ -282,6 +340,8 @@ fn settled(sup: &Supervisor, name: &str, want: Want) -> Option<Result<(), CtlErr
             Phase::Stopped | Phase::Failed => Some(Ok(())),
             _ => None,
         },
+        // Answered by `tend_waiters` itself.
+        Want::Verdict => None,
     }
 }
 
@@ -314,6 +374,13 @@ impl core::fmt::Display for NoteText<'_> {
                 Ok(())
             }
             Note::SpawnFailed { .. } => write!(f, "could not start (see dmesg)"),
+            Note::StartTimeout { restart_in } => {
+                write!(f, "not ready within start_timeout")?;
+                if let Some(d) = restart_in {
+                    write!(f, ", restart in {d}ms")?;
+                }
+                Ok(())
+            }
             Note::StartLimit => write!(f, "start limit hit"),
             Note::DepFailed { dep } => {
                 let d = sup_name(self.1, dep);

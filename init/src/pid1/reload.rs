@@ -38,6 +38,7 @@ impl Pid1 {
                 }
             }
         });
+        self.keep_last_good(&defs);
         let mut out = Actions::new();
         let sum = self.sup.reload(
             now(),
@@ -59,6 +60,7 @@ impl Pid1 {
                 }
             }
         }
+        self.mark_pending();
         for a in out.iter() {
             self.perform(*a);
         }

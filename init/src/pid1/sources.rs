@@ -38,7 +38,7 @@ impl Pid1 {
         }
     }
 
-    fn reap(&mut self) {
+    pub(super) fn reap(&mut self) {
         // waitpid(-1, WNOHANG): rustix's `waitpid(None)` would be pid 0, the
         // caller's process group only, and every unit has its own.
         while let Ok(Some((pid, status))) = wait(WaitOptions::NOHANG) {

@@ -8,6 +8,7 @@
 //! - `exec`: the argv/envp tables and execve.
 //! - `fd`: fds kept for the life of the process, and fd renumbering.
 //! - `file`: the small one-write / one-buffer file helpers.
+//! - `handover`: owning the fds inherited across `initctl reexec`.
 //! - `netdev`: bringing a network interface up (ioctl).
 //! - `signal`: a signal's default action.
 //! - `alloc`: the counting allocator.
@@ -19,6 +20,7 @@ pub mod clone;
 pub mod exec;
 pub mod fd;
 pub mod file;
+pub mod handover;
 pub mod netdev;
 pub mod signal;
 pub mod watchdog;

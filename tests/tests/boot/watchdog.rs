@@ -83,3 +83,20 @@ fn watchdog_clean_poweroff_disarms_it() {
         "closed without the magic close"
     );
 }
+
+/// `initctl reexec` keeps the board fed: the old PID 1 feeds right before
+/// the exec, the new one opens the device again at once.
+#[test]
+fn watchdog_stays_fed_across_reexec() {
+    let mut vm = boot_wd("watchdog_reexec");
+    let (out, rc) = vm.sh_rc("initctl reexec", Duration::from_secs(60));
+    assert_eq!(rc, 0, "{out}");
+    vm.sh("sleep 14", Duration::from_secs(40));
+    assert!(!vm.exited(), "reset after the re-exec:\n{}", vm.tail());
+    let armed = vm.sh(
+        "dmesg | grep -c 'wren: watchdog /dev/watchdog: armed, timeout 4 s'",
+        CMD,
+    );
+    assert_eq!(armed.trim(), "2", "not armed again by the new PID 1");
+    assert_eq!(vm.sh("echo alive", CMD).trim(), "alive");
+}

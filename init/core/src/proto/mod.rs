@@ -66,6 +66,18 @@ pub enum Request<'a> {
         name: &'a str,
     },
     Reload,
+    /// After `Reload`: wait until every unit it changed or added is judged
+    /// (ready within its `start_timeout`, or put back); answered with
+    /// `Reply::Reload`, one line per verdict, `Err` when one was rejected.
+    Verdict,
+    /// Replace PID 1 with the wren at `path` (empty: `/sbin/init`), handing
+    /// its state over; `Reply::Ok` just before the exec, `Reply::Error`
+    /// when `path` is refused.
+    Reexec {
+        path: &'a str,
+    },
+    /// Which wren runs as PID 1: `Reply::Info`.
+    Info,
 }
 
 /// Why a request failed, as a code scripts can match and a message people
@@ -258,6 +270,32 @@ pub enum Reply<'a> {
         /// Report lines joined by `\n`.
         report: &'a str,
     },
+    Info(InitInfo),
+}
+
+/// The wren running as PID 1 (`initctl status` shows it under the table).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitInfo {
+    /// The binary, as /proc/self/exe named it when it started.
+    pub path: heapless::String<{ crate::vocab::PATH_BYTES }>,
+    pub version: heapless::String<32>,
+    /// The `reexec` state format it reads and writes.
+    pub state_format: u32,
+    /// Re-execs since boot.
+    pub reexecs: u32,
+    pub origin: Origin,
+}
+
+/// How the running PID 1 began.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Origin {
+    #[default]
+    Boot,
+    /// Took the previous PID 1's state; `units` were running.
+    HandedOver { units: u32 },
+    /// Could not read the previous PID 1's state (of `format`): adopted
+    /// the `units` it found running.
+    Adopted { units: u32, format: u32 },
 }
 
 /// Why a frame could not be made or read.

@@ -42,6 +42,12 @@ fn every_request_roundtrips() {
         },
         Request::Cat { name: "y" },
         Request::Reload,
+        Request::Verdict,
+        Request::Reexec { path: "" },
+        Request::Reexec {
+            path: "/sbin/init.new",
+        },
+        Request::Info,
     ] {
         roundtrip_req(req);
     }
@@ -93,6 +99,16 @@ fn replies_roundtrip_with_borrowed_data() {
             result: Err(CtlError::code(ErrCode::Invalid)),
             report: "a.unit:3: unknown key",
         },
+        Reply::Info(InitInfo {
+            path: crate::proto::truncated("/sbin/init"),
+            version: crate::proto::truncated("0.1.0"),
+            state_format: 1,
+            reexecs: 3,
+            origin: Origin::Adopted {
+                units: 20,
+                format: 2,
+            },
+        }),
     ];
     for rep in reps {
         let mut buf = [0u8; 1024];

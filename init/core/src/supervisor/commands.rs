@@ -47,6 +47,8 @@ impl Supervisor {
         if let Some(s) = self.units.get_mut(usize::from(unit)) {
             s.rt.want = false;
             s.rt.restart_pending = false;
+            // Stopped before it could prove anything: not judged.
+            s.rt.probation = false;
         }
         self.stop_unit(now, unit, out);
     }
@@ -81,5 +83,39 @@ impl Supervisor {
             }
             Phase::Stopping | Phase::Stopped | Phase::Failed => {}
         }
+    }
+}
+
+impl Supervisor {
+    /// After a bad verdict (the unit has no process: it is in backoff or
+    /// failed): put `good` back and start it again, or, for a new unit
+    /// with no good definition, stop it.
+    pub fn revert(&mut self, now: Millis, unit: u8, good: Option<UnitDef>, out: &mut Actions) {
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        s.rt.probation = false;
+        s.rt.deadline = None;
+        s.rt.streak = 0;
+        s.rt.failures.clear();
+        s.rt.restart_pending = false;
+        match good {
+            Some(def) => {
+                s.def = def;
+                s.rt.want = self.shutdown.is_none();
+                s.rt.phase = if s.rt.want {
+                    Phase::Waiting
+                } else {
+                    Phase::Stopped
+                };
+                let _ = self.link();
+            }
+            None => {
+                s.rt.want = false;
+                s.rt.phase = Phase::Stopped;
+                note(s, unit, Note::Stopped, out);
+            }
+        }
+        self.settle(now, out);
     }
 }

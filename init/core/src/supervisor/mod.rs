@@ -60,7 +60,11 @@
 //! |  | Starting, Running | reload: removed | Stopping, removed | Signal(stop_signal) |  |
 //! |  | Starting, Running | Spawned | Starting |  | cannot happen (takes the new pid) |
 //! |  | Starting, Running | SpawnFailed | Backoff | Announce(SpawnFailed, restart) | cannot happen (forgets the pid) |
-//! |  | Starting | Boot, deadline, Start, dep failed | = | (ignored) |  |
+//! |  | Starting | deadline | Backoff | KillCgroup, Announce(StartTimeout, restart) | not ready within start_timeout: a failed start |
+//! | restart=never | Starting | deadline | Failed | KillCgroup, Announce(StartTimeout) |  |
+//! | oneshot | Starting | deadline | Failed | KillCgroup, Announce(StartTimeout) | a oneshot not done within start_timeout |
+//! | start limit | Starting | deadline | Failed | KillCgroup, Announce(StartLimit) | start limit hit |
+//! |  | Starting | Boot, Start, dep failed | = | (ignored) |  |
 //! | restart=never | Running | exit 0 | Stopped | KillCgroup, Announce(Died) |  |
 //! | restart=never | Running | exit 1 | Failed | KillCgroup, Announce(Died) |  |
 //! | start limit | Running | exit 1 | Failed | KillCgroup, Announce(StartLimit) | start limit hit |
@@ -106,6 +110,7 @@
 //! | oneshot | Exited | Boot, Ready, exit 0, exit 1, deadline, dep failed | = | (ignored) |  |
 //! |  | (new) | reload: added | Starting, no pid | Spawn |  |
 //!
+//!
 //! Shutdown stops units in reverse dependency order: a unit is stopped once
 //! no active unit lists it in `after`; when none is active, `Finish`.
 
@@ -119,7 +124,7 @@ pub const MAX_ACTIONS: usize = 4 * MAX_UNITS + 4;
 
 /// Where a unit is in its life; finer than `State` (waiting for
 /// dependencies shows as `starting`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Phase {
     /// Wanted, not spawned yet: waiting for its `after` units.
     Waiting,
@@ -155,7 +160,7 @@ impl Phase {
 }
 
 /// Why a unit is where it is, for the console line and `status`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Note {
     Running {
         pid: u32,
@@ -167,6 +172,10 @@ pub enum Note {
         restart_in: Option<Millis>,
     },
     SpawnFailed {
+        restart_in: Option<Millis>,
+    },
+    /// Not ready within its `start_timeout`: killed, a failed start.
+    StartTimeout {
         restart_in: Option<Millis>,
     },
     StartLimit,
@@ -190,7 +199,17 @@ pub enum Action {
     Announce(u8, Note),
     /// Every unit is down: kill the rest, sync, unmount, reboot(2).
     Finish(ShutdownKind),
+    /// A unit on probation (changed or added by a reload) proved itself
+    /// (`good`: ready, and for `ready = started` still up after
+    /// `GATE_HOLD`) or did not (spawn error, exit, start timeout). On a bad
+    /// verdict pid1 puts its last good definition back (`revert`).
+    Verdict { unit: u8, good: bool },
 }
+
+/// How long a `ready = started` unit on probation must stay up after its
+/// exec to be judged good (it is "ready" at once, so an exit just after
+/// would otherwise pass); at most its `start_timeout`.
+pub const GATE_HOLD: Millis = 1_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -228,8 +247,9 @@ pub enum Event {
 
 pub type Actions = Vec<Action, MAX_ACTIONS>;
 
-/// Run-time record of one unit.
-#[derive(Clone, Debug)]
+/// Run-time record of one unit (handed over whole on `reexec`; `deps`
+/// is resolved again by `link`).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Runtime {
     pub phase: Phase,
     pub pid: u32,
@@ -249,6 +269,9 @@ pub struct Runtime {
     pub deps: Vec<u8, AFTER_MAX>,
     /// `restart` asked while running: start again once stopped.
     pub restart_pending: bool,
+    /// Changed or added by a reload and not judged yet: its next start
+    /// decides whether the new definition stays (`Action::Verdict`).
+    pub probation: bool,
 }
 
 impl Runtime {
@@ -266,6 +289,7 @@ impl Runtime {
             last_note: None,
             deps: Vec::new(),
             restart_pending: false,
+            probation: false,
         }
     }
 }
@@ -279,7 +303,7 @@ pub struct Slot {
 /// Units removed by a reload keep their slot (indices are stable: deps,
 /// fds and epoll tokens refer to them) until stopped; then it is free for
 /// the next new unit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Retired {
     No,
     /// Removed from the unit directory, still stopping.
@@ -450,6 +474,11 @@ impl Supervisor {
         (sum(|d| d.limits.memory_low), sum(|d| d.limits.memory_min))
     }
 
+    /// Some unit still waits for its verdict.
+    pub fn on_probation(&self) -> bool {
+        self.slots().any(|s| s.rt.probation)
+    }
+
     /// The earliest timer any unit waits for.
     pub fn next_deadline(&self) -> Option<Millis> {
         self.units.iter().filter_map(|s| s.rt.deadline).min()
@@ -567,6 +596,7 @@ mod commands;
 mod process;
 mod reload;
 mod shutdown;
+mod takeover;
 
 pub use process::backoff_delay;
 

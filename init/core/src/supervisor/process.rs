@@ -13,9 +13,23 @@ impl Supervisor {
         s.rt.spawned_at = now;
         if s.def.kind == Kind::Service && s.def.ready == Ready::Started {
             s.rt.phase = Phase::Running;
+            s.rt.deadline = None;
+            if s.rt.probation {
+                // Judged once it has stayed up a moment.
+                let hold = match s.def.start_timeout {
+                    0 => GATE_HOLD,
+                    t => GATE_HOLD.min(t),
+                };
+                s.rt.deadline = Some(now.saturating_add(hold));
+            }
             note(s, unit, Note::Running { pid }, out);
         } else {
             s.rt.phase = Phase::Starting;
+            // Not ready (a oneshot: not done) by then: a failed start.
+            s.rt.deadline = match s.def.start_timeout {
+                0 => None,
+                t => Some(now.saturating_add(t)),
+            };
         }
     }
 
@@ -25,18 +39,24 @@ impl Supervisor {
         };
         if s.rt.phase == Phase::Starting && s.def.kind == Kind::Service {
             s.rt.phase = Phase::Running;
+            s.rt.deadline = None;
             let pid = s.rt.pid;
             note(s, unit, Note::Running { pid }, out);
+            judge(s, unit, true, out);
         }
     }
 
     pub(super) fn on_tick(&mut self, now: Millis, out: &mut Actions) {
-        for (i, s) in self.units.iter_mut().enumerate() {
+        for i in 0..self.units.len() {
+            let Some(s) = self.units.get_mut(i) else {
+                break;
+            };
             let Some(d) = s.rt.deadline else { continue };
             if d > now {
                 continue;
             }
             s.rt.deadline = None;
+            let unit = i as u8;
             match s.rt.phase {
                 Phase::Backoff => {
                     s.rt.phase = Phase::Waiting;
@@ -45,10 +65,31 @@ impl Supervisor {
                 Phase::Stopping => {
                     // The stop signal was not enough: nothing in the
                     // cgroup survives this.
-                    let _ = out.push(Action::KillCgroup(i as u8));
+                    let _ = out.push(Action::KillCgroup(unit));
                 }
+                Phase::Starting => self.start_timed_out(now, unit, out),
+                // A `ready = started` unit on probation stayed up.
+                Phase::Running => judge(s, unit, true, out),
                 _ => {}
             }
+        }
+    }
+
+    /// Not ready within `start_timeout`: nothing of it is kept (its exit,
+    /// when reaped, is an orphan's) and it counts as a failed start.
+    fn start_timed_out(&mut self, now: Millis, unit: u8, out: &mut Actions) {
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        s.rt.pid = 0;
+        let _ = out.push(Action::KillCgroup(unit));
+        let failure = self.fail(now, unit, out);
+        if let Some(s) = self.units.get_mut(usize::from(unit)) {
+            // At the start limit, that is what was announced.
+            if let Some(restart_in) = failure.restart_in() {
+                note(s, unit, Note::StartTimeout { restart_in }, out);
+            }
+            judge(s, unit, false, out);
         }
     }
 
@@ -58,13 +99,12 @@ impl Supervisor {
         };
         s.rt.pid = 0;
         s.rt.spawned_at = now;
-        let restart_in = match self.fail(now, unit, out) {
-            Failure::Limit => return,
-            Failure::Restart(d) => Some(d),
-            Failure::GaveUp => None,
-        };
+        let failure = self.fail(now, unit, out);
         if let Some(s) = self.units.get_mut(usize::from(unit)) {
-            note(s, unit, Note::SpawnFailed { restart_in }, out);
+            if let Some(restart_in) = failure.restart_in() {
+                note(s, unit, Note::SpawnFailed { restart_in }, out);
+            }
+            judge(s, unit, false, out);
         }
     }
 
@@ -92,11 +132,17 @@ impl Supervisor {
                     s.rt.phase = Phase::Exited;
                     s.rt.streak = 0;
                     note(s, unit, Note::Exited, out);
+                    judge(s, unit, true, out);
                     return;
                 }
                 let restart_in = if !exit.success() {
                     match self.fail(now, unit, out) {
-                        Failure::Limit => return,
+                        Failure::Limit => {
+                            if let Some(s) = self.units.get_mut(usize::from(unit)) {
+                                judge(s, unit, false, out);
+                            }
+                            return;
+                        }
                         Failure::Restart(d) => Some(d),
                         Failure::GaveUp => None,
                     }
@@ -108,6 +154,7 @@ impl Supervisor {
                 };
                 if let Some(s) = self.units.get_mut(usize::from(unit)) {
                     note(s, unit, Note::Died { exit, restart_in }, out);
+                    judge(s, unit, false, out);
                 }
             }
             // An exit in any other phase changes nothing.
@@ -174,10 +221,31 @@ impl Supervisor {
     }
 }
 
+/// End a unit's probation with a verdict (nothing when it is not on
+/// probation).
+pub(super) fn judge(s: &mut Slot, unit: u8, good: bool, out: &mut Actions) {
+    if s.rt.probation {
+        s.rt.probation = false;
+        let _ = out.push(Action::Verdict { unit, good });
+    }
+}
+
 enum Failure {
     Restart(Millis),
     GaveUp,
     Limit,
+}
+
+impl Failure {
+    /// What to announce: `Some(restart_in)`, or `None` at the start limit
+    /// (already announced as such).
+    fn restart_in(&self) -> Option<Option<Millis>> {
+        match *self {
+            Failure::Restart(d) => Some(Some(d)),
+            Failure::GaveUp => Some(None),
+            Failure::Limit => None,
+        }
+    }
 }
 
 /// `base * 2^streak`, capped at `max`.

@@ -33,6 +33,7 @@ impl Supervisor {
                     sum.changed = sum.changed.saturating_add(1);
                     s.def = def;
                     s.rt.want = true;
+                    s.rt.probation = true;
                     s.rt.streak = 0;
                     s.rt.failures.clear();
                     match s.rt.phase {
@@ -53,6 +54,9 @@ impl Supervisor {
                 None => match self.add(def) {
                     Ok(i) => {
                         seen |= 1 << i;
+                        if let Some(s) = self.units.get_mut(usize::from(i)) {
+                            s.rt.probation = true;
+                        }
                         sum.added = sum.added.saturating_add(1);
                         sum.new_slots |= 1 << i;
                     }
@@ -73,6 +77,7 @@ impl Supervisor {
             if let Some(s) = self.units.get_mut(i) {
                 s.retired = Retired::Leaving;
                 s.rt.want = false;
+                s.rt.probation = false;
                 s.rt.restart_pending = false;
             }
             self.stop_unit(now, i as u8, out);

@@ -11,6 +11,7 @@ impl Supervisor {
         for s in self.units.iter_mut() {
             s.rt.want = false;
             s.rt.restart_pending = false;
+            s.rt.probation = false;
         }
     }
 

@@ -555,3 +555,213 @@ fn protection_is_the_sum_of_the_units_and_max_wins() {
         (Limit::Value(0), Limit::Value(0))
     );
 }
+
+fn notify(name: &str) -> UnitDef {
+    let mut d = def(name);
+    d.ready = crate::unit::Ready::Notify;
+    d.start_timeout = 2_000;
+    d
+}
+
+fn verdicts(acts: &[Action]) -> std::vec::Vec<(u8, bool)> {
+    acts.iter()
+        .filter_map(|a| match *a {
+            Action::Verdict { unit, good } => Some((unit, good)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn start_timeout_is_a_failed_start_with_backoff() {
+    let mut r = Rig::new(vec![notify("slow")]);
+    r.ev(Event::Boot);
+    let u = r.idx("slow");
+    assert_eq!(r.state("slow"), State::Starting);
+    assert_eq!(r.sup.next_deadline(), Some(3_000));
+    let a = r.at(3_000);
+    assert!(a.contains(&Action::KillCgroup(u)));
+    assert!(a.contains(&Action::Announce(
+        u,
+        Note::StartTimeout {
+            restart_in: Some(100)
+        }
+    )));
+    assert_eq!(r.state("slow"), State::Backoff);
+    // The killed process is reaped as an orphan: the backoff stands.
+    assert_eq!(r.pid("slow"), 0);
+    r.ev(Event::Exited {
+        pid: 101,
+        exit: Exit::Signal(9),
+    });
+    assert_eq!(r.state("slow"), State::Backoff);
+    r.at(3_100);
+    assert_eq!(r.state("slow"), State::Starting);
+    assert_eq!(r.sup.slot(u).unwrap().rt.restarts, 1);
+    // Ready in time: the deadline goes.
+    r.ev(Event::Ready { unit: u });
+    assert_eq!(r.state("slow"), State::Running);
+    assert_eq!(r.sup.next_deadline(), None);
+    // 0: no limit.
+    let mut d = notify("patient");
+    d.start_timeout = 0;
+    let mut r = Rig::new(vec![d]);
+    r.ev(Event::Boot);
+    assert_eq!(r.sup.next_deadline(), None);
+}
+
+#[test]
+fn start_timeout_counts_against_the_start_limit() {
+    let mut d = notify("slow");
+    d.start_limit = Some(StartLimit {
+        count: 2,
+        window: 60_000,
+    });
+    let mut r = Rig::new(vec![d]);
+    r.ev(Event::Boot);
+    r.at(3_000);
+    r.at(3_100);
+    let a = r.at(5_100);
+    assert_eq!(r.state("slow"), State::Failed);
+    assert!(a.contains(&Action::Announce(0, Note::StartLimit)));
+}
+
+#[test]
+fn reload_puts_changed_units_on_probation_until_ready() {
+    let mut r = Rig::new(vec![notify("web"), def("other")]);
+    r.ev(Event::Boot);
+    let u = r.idx("web");
+    r.ev(Event::Ready { unit: u });
+    let other = r.pid("other");
+    let mut c = notify("web");
+    c.description.push_str("v2").unwrap();
+    reload(&mut r, vec![c, def("other")], &[]);
+    assert!(r.sup.on_probation());
+    r.exit("web", Exit::Signal(15));
+    assert_eq!(r.state("web"), State::Starting);
+    let a = r.ev(Event::Ready { unit: u });
+    assert_eq!(verdicts(&a), vec![(u, true)]);
+    assert!(!r.sup.on_probation());
+    assert_eq!(r.pid("other"), other);
+}
+
+#[test]
+fn a_bad_change_is_judged_and_reverted() {
+    for how in ["spawn", "exit", "timeout"] {
+        let mut r = Rig::new(vec![notify("web")]);
+        r.ev(Event::Boot);
+        let u = r.idx("web");
+        r.ev(Event::Ready { unit: u });
+        let good = r.sup.slot(u).unwrap().def.clone();
+        let mut bad = notify("web");
+        bad.description.push_str("bad").unwrap();
+        reload(&mut r, vec![bad], &[]);
+        // Stopping the old one; answer its stop, and the new spawn.
+        let pid = r.pid("web");
+        let mut out = Actions::new();
+        r.sup.step(
+            r.now,
+            Event::Exited {
+                pid,
+                exit: Exit::Signal(15),
+            },
+            &mut out,
+        );
+        assert!(out.contains(&Action::Spawn(u)), "{how}");
+        let a = match how {
+            "spawn" => r.ev(Event::SpawnFailed { unit: u }),
+            "exit" => {
+                r.ev(Event::Spawned { unit: u, pid: 500 });
+                r.ev(Event::Exited {
+                    pid: 500,
+                    exit: Exit::Code(1),
+                })
+            }
+            _ => {
+                r.ev(Event::Spawned { unit: u, pid: 500 });
+                let t = r.sup.next_deadline().unwrap();
+                r.at(t)
+            }
+        };
+        assert_eq!(verdicts(&a), vec![(u, false)], "{how}");
+        assert_eq!(r.state("web"), State::Backoff, "{how}");
+        let mut out = Actions::new();
+        r.sup.revert(r.now, u, Some(good.clone()), &mut out);
+        assert_eq!(out.as_slice(), &[Action::Spawn(u)], "{how}");
+        assert_eq!(r.sup.slot(u).unwrap().def, good);
+        assert!(!r.sup.on_probation());
+    }
+}
+
+#[test]
+fn started_units_are_judged_after_the_hold_and_new_bad_units_stop() {
+    let mut r = Rig::new(vec![def("a")]);
+    r.ev(Event::Boot);
+    reload(&mut r, vec![def("a"), def("b")], &[]);
+    let b = r.idx("b");
+    assert_eq!(r.state("b"), State::Running);
+    assert_eq!(r.sup.next_deadline(), Some(r.now + GATE_HOLD));
+    let a = r.at(r.now + GATE_HOLD);
+    assert_eq!(verdicts(&a), vec![(b, true)]);
+    // A new unit that exits at once has no good definition: stopped.
+    reload(&mut r, vec![def("a"), def("b"), def("c")], &[]);
+    let c = r.idx("c");
+    let a = r.exit("c", Exit::Code(1));
+    assert_eq!(verdicts(&a), vec![(c, false)]);
+    let mut out = Actions::new();
+    r.sup.revert(r.now, c, None, &mut out);
+    assert_eq!(r.state("c"), State::Stopped);
+    assert_eq!(r.sup.next_deadline(), None);
+}
+
+#[test]
+fn stop_ends_probation_without_a_verdict() {
+    let mut r = Rig::new(vec![]);
+    reload(&mut r, vec![notify("n")], &[]);
+    let a = r.ev(Event::Stop { unit: r.idx("n") });
+    assert!(verdicts(&a).is_empty());
+    assert!(!r.sup.on_probation());
+}
+
+#[test]
+fn restored_and_adopted_units_are_supervised_as_before() {
+    // A table handed over whole: same phases, pids, counts.
+    let mut r = Rig::new(vec![def("a"), notify("b")]);
+    r.ev(Event::Boot);
+    r.exit("a", Exit::Code(1));
+    let mut sup = Supervisor::new();
+    for s in r.sup.slots() {
+        sup.restore(s.def.clone(), s.rt.clone(), s.retired).unwrap();
+    }
+    sup.link().unwrap();
+    assert_eq!(sup.slot(0).unwrap().rt.phase, Phase::Backoff);
+    assert_eq!(sup.next_deadline(), r.sup.next_deadline());
+    let b = sup.slot(1).unwrap().rt.pid;
+    let mut out = Actions::new();
+    sup.step(r.now, Event::Ready { unit: 1 }, &mut out);
+    assert_eq!(
+        out.as_slice(),
+        &[Action::Announce(1, Note::Running { pid: b })]
+    );
+    // Adopted: running with the pid found, and its exit restarts it.
+    let mut sup = Supervisor::new();
+    sup.add(def("c")).unwrap();
+    sup.add(oneshot("d")).unwrap();
+    sup.link().unwrap();
+    sup.adopt(0, 77, 5_000);
+    sup.adopt(1, 78, 5_000);
+    assert_eq!(sup.slot(0).unwrap().rt.phase, Phase::Running);
+    assert_eq!(sup.slot(1).unwrap().rt.phase, Phase::Starting);
+    let mut out = Actions::new();
+    sup.step(5_000, Event::Boot, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    sup.step(
+        6_000,
+        Event::Exited {
+            pid: 77,
+            exit: Exit::Signal(9),
+        },
+        &mut out,
+    );
+    assert_eq!(sup.slot(0).unwrap().rt.phase, Phase::Backoff);
+}

@@ -78,6 +78,9 @@ impl<const N: usize, const M: usize> Packed<N, M> {
     }
 }
 
+/// `start_timeout` when the file does not say (docs/units.md).
+pub const START_TIMEOUT_DEFAULT: Millis = 60_000;
+
 pub type Argv = Packed<EXEC_BYTES, ARGS_MAX>;
 pub type Env = Packed<ENV_BYTES, ENV_MAX>;
 
@@ -272,6 +275,9 @@ pub struct UnitDef {
     /// hardware watchdog (`wren.watchdog`), once it is `failed` PID 1 stops
     /// feeding the watchdog and the board resets.
     pub critical: bool,
+    /// `start_timeout`: a unit not ready within this of its spawn is a
+    /// failed start.
+    pub start_timeout: Millis,
 }
 
 impl UnitDef {
@@ -317,6 +323,7 @@ impl UnitDef {
             pressure_action: PressureAction::Log,
             shed_order: None,
             critical: false,
+            start_timeout: START_TIMEOUT_DEFAULT,
         }
     }
 }

@@ -48,7 +48,7 @@ pub struct ParseError {
 
 /// Every key, in the order of docs/units.md, "Keys". The index of a key here
 /// is its slot in the parser's "seen on line" table.
-pub const KEYS: [&str; 35] = [
+pub const KEYS: [&str; 36] = [
     "description",
     "exec",
     "type",
@@ -84,6 +84,7 @@ pub const KEYS: [&str; 35] = [
     "pressure_action",
     "shed_order",
     "critical",
+    "start_timeout",
 ];
 
 /// Keys that may appear on more than one line.
@@ -374,6 +375,7 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
             Ok(n) if (1..=1000).contains(&n) => def.shed_order = Some(n),
             _ => bad!("shed_order: expected a number from 1 to 1000, got `{}`", Clip(v)),
         },
+        "start_timeout" => def.start_timeout = duration(v)?,
         // `KEYS` and this match list the same keys; see the test
         // `every_key_is_applied`.
         _ => bad!("unknown key `{}`", Clip(key)),

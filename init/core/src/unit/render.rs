@@ -167,6 +167,9 @@ pub fn render(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Resul
     if def.critical {
         writeln!(out, "critical = yes")?;
     }
+    if def.start_timeout != d.start_timeout {
+        writeln!(out, "start_timeout = {}", Dur(def.start_timeout))?;
+    }
     Ok(())
 }
 

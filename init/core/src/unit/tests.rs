@@ -256,6 +256,7 @@ fn every_key_is_applied() {
         ("pressure_action", "restart"),
         ("shed_order", "5"),
         ("critical", "yes"),
+        ("start_timeout", "3s"),
     ];
     assert_eq!(values.len(), KEYS.len());
     for ((k, v), key) in values.iter().zip(KEYS) {
@@ -537,6 +538,16 @@ fn durations() {
     assert!(err("stop_timeout = soon")
         .1
         .starts_with("stop_timeout: expected a duration"));
+}
+
+#[test]
+fn start_timeout() {
+    assert_eq!(unit("").start_timeout, 60_000);
+    assert_eq!(unit("start_timeout = 2s").start_timeout, 2_000);
+    assert_eq!(unit("start_timeout = 0").start_timeout, 0);
+    assert!(err("start_timeout = never")
+        .1
+        .starts_with("start_timeout: expected a duration"));
 }
 
 #[test]
@@ -985,6 +996,8 @@ mod render_tests {
         roundtrip("exec = /bin/true\n");
         roundtrip("exec = /bin/true\npressure_limit = 20%/1500ms\npressure_action = restart\nshed_order = 7\n");
         roundtrip("exec = /bin/true\ncritical = yes\n");
+        roundtrip("exec = /bin/true\nstart_timeout = 1500ms\n");
+        roundtrip("exec = /bin/true\nstart_timeout = 0s\n");
         roundtrip(
             "description = the web server\n\
              exec = /bin/httpd -f \"a b\" \"q\\\"uote\" back\\\\slash\n\

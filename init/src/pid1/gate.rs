@@ -1,0 +1,335 @@
+//! Health-gated reload (`initctl reload`, `initctl edit`, SIGHUP): a unit
+//! the reload changed or added is on probation until its next start is
+//! judged (docs/initctl.md, "reload"). PID 1 keeps the last good
+//! definition of each such unit in memory; on a bad verdict it puts it
+//! back, on disk too: the rejected file is kept as `NAME.unit.rejected`
+//! and the good one written beside it and renamed over `NAME.unit`, with
+//! fsyncs, so a power cut leaves either file whole, never a torn one.
+
+use super::executor::ExitText;
+use super::{now, why, Pid1, Why};
+use crate::kmsg;
+use crate::supervisor::{Actions, Note};
+use crate::unit::{self, UnitDef};
+use crate::vocab::UNIT_FILE_MAX;
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+/// Why a reload's definition was rejected: the most telling words first,
+/// as `status NAME` shows the first `REASON_MAX` bytes.
+pub(super) type Rejection = heapless::String<240>;
+
+/// A unit's standing after the last reload that changed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// Changed or new, not judged yet.
+    Pending,
+    Good,
+    /// Put back on its last good definition (or, new, stopped).
+    Rejected,
+}
+
+impl Pid1 {
+    /// Before a reload replaces definitions: keep the current one of every
+    /// unit `defs` changes, unless it is itself on probation (then the
+    /// one kept before is still the last good one).
+    pub(super) fn keep_last_good(&mut self, defs: &[UnitDef]) {
+        for e in self.edges.iter_mut() {
+            e.verdict = None;
+        }
+        for def in defs {
+            let Some(u) = self.sup.index(&def.name) else {
+                continue;
+            };
+            let Some(slot) = self.sup.slot(u) else {
+                continue;
+            };
+            if slot.def == *def {
+                continue;
+            }
+            let Some(e) = self.edges.get_mut(usize::from(u)) else {
+                continue;
+            };
+            if !slot.rt.probation {
+                e.last_good = Some(Box::new(slot.def.clone()));
+            }
+            e.rejected = None;
+        }
+    }
+
+    /// After a reload: every slot on probation waits for its verdict.
+    pub(super) fn mark_pending(&mut self) {
+        for (i, e) in self.edges.iter_mut().enumerate() {
+            if self.sup.slot(i as u8).is_some_and(|s| s.rt.probation) {
+                e.verdict = Some(Verdict::Pending);
+            }
+        }
+    }
+
+    /// `Action::Verdict`: keep the new definition, or put the last good
+    /// one back (file included) and start it; a new unit is stopped.
+    pub(super) fn on_verdict(&mut self, u: u8, good: bool) {
+        let Some(slot) = self.sup.slot(u) else { return };
+        let name = slot.def.name.clone();
+        if good {
+            if let Some(e) = self.edges.get_mut(usize::from(u)) {
+                e.last_good = None;
+                e.rejected = None;
+                e.verdict = Some(Verdict::Good);
+            }
+            kmsg::console_line(format_args!("[  OK  ] {name}: new definition accepted"));
+            kmsg::event(format_args!("{name}: new definition accepted"));
+            return;
+        }
+        let cause = self.cause(u);
+        let kept = self
+            .edges
+            .get_mut(usize::from(u))
+            .and_then(|e| e.last_good.take());
+        let dir = self.units_dir_path();
+        let mut out = Actions::new();
+        let text: Rejection = match kept {
+            Some(good) => {
+                let (def, saved) = match restore_file(dir, &name, &good, &cause) {
+                    // What the next reload will read back (line numbers
+                    // included), so it sees the unit unchanged.
+                    Ok(def) => (def, Ok(())),
+                    Err(e) => (*good, Err(e)),
+                };
+                self.sup.revert(now(), u, Some(def), &mut out);
+                match saved {
+                    Ok(()) => crate::proto::formatted(format_args!(
+                        "new definition rejected, kept as {name}.unit.rejected; \
+                         the last good one runs: {cause}"
+                    )),
+                    Err(e) => crate::proto::formatted(format_args!(
+                        "new definition rejected; the last good one runs, but its file \
+                         could not be written back ({e}): {cause}"
+                    )),
+                }
+            }
+            None => {
+                let moved = set_aside(dir, &name);
+                self.sup.revert(now(), u, None, &mut out);
+                match moved {
+                    Ok(()) => crate::proto::formatted(format_args!(
+                        "new unit rejected, set aside as {name}.unit.rejected; stopped: {cause}"
+                    )),
+                    Err(e) => crate::proto::formatted(format_args!(
+                        "new unit rejected, stopped; its file could not be set aside ({e}): {cause}"
+                    )),
+                }
+            }
+        };
+        kmsg::console_line(format_args!("[FAILED] {name}: {text}"));
+        kmsg::event(format_args!("{name}: {text}"));
+        log::error!("{name}: {text}");
+        if let Some(e) = self.edges.get_mut(usize::from(u)) {
+            e.rejected = Some(text);
+            e.verdict = Some(Verdict::Rejected);
+        }
+        for a in out.iter() {
+            self.perform(*a);
+        }
+    }
+
+    /// Why the unit's start failed, from its last note.
+    fn cause(&self, u: u8) -> Why {
+        let Some(slot) = self.sup.slot(u) else {
+            return Why::new();
+        };
+        let edge = self.edges.get(usize::from(u));
+        match slot.rt.last_note {
+            Some(Note::SpawnFailed { .. }) => match edge.map(|e| e.last_error.as_str()) {
+                Some(e) if !e.is_empty() => why(format_args!("{e}")),
+                _ => why(format_args!("could not start")),
+            },
+            Some(Note::Died { exit, .. }) => why(format_args!("{}", ExitText(exit))),
+            Some(Note::StartTimeout { .. }) => why(format_args!(
+                "not ready within {}ms",
+                slot.def.start_timeout
+            )),
+            Some(Note::StartLimit) => why(format_args!("start limit hit")),
+            _ => why(format_args!("did not start")),
+        }
+    }
+
+    fn units_dir_path(&self) -> &str {
+        if self.units_dir.is_empty() {
+            crate::vocab::DEFAULT_UNITS_DIR
+        } else {
+            self.units_dir.as_str()
+        }
+    }
+
+    /// The answer to `initctl reload`'s wait: one line per judged unit;
+    /// `None` while a unit is still on probation.
+    pub(super) fn verdicts(&self, report: &mut dyn FnMut(&str)) -> Option<usize> {
+        if self.sup.on_probation() {
+            return None;
+        }
+        let mut rejected = 0;
+        for (i, e) in self.edges.iter().enumerate() {
+            let Some(slot) = self.sup.slot(i as u8) else {
+                continue;
+            };
+            let name = slot.def.name.as_str();
+            let line: heapless::String<{ 240 + 40 }> = match e.verdict {
+                Some(Verdict::Good) => crate::proto::formatted(format_args!("{name}: ready")),
+                Some(Verdict::Rejected) => {
+                    rejected += 1;
+                    let r = e.rejected.as_ref().map(|r| r.as_str()).unwrap_or("");
+                    crate::proto::formatted(format_args!("{name}: {r}"))
+                }
+                // Pending with nothing on probation: stopped or removed
+                // before it was judged.
+                Some(Verdict::Pending) | None => continue,
+            };
+            report(&line);
+        }
+        Some(rejected)
+    }
+}
+
+/// Keep the rejected `NAME.unit` as `NAME.unit.rejected` and put `good`
+/// back as `NAME.unit`; the definition as the file now reads.
+fn restore_file(dir: &str, name: &str, good: &UnitDef, cause: &str) -> Result<UnitDef, Errno> {
+    let mut text: heapless::String<UNIT_FILE_MAX> = heapless::String::new();
+    core::fmt::write(
+        &mut text,
+        format_args!(
+            "# Put back by wren: the new version did not start ({cause});\n\
+             # it is kept as {name}.unit.rejected.\n"
+        ),
+    )
+    .map_err(|_| Errno::NOSPC)?;
+    unit::render(good, &mut text).map_err(|_| Errno::NOSPC)?;
+    let def = unit::parse(name, &text).map_err(|_| Errno::INVAL)?;
+    let d = open_dir(dir)?;
+    let unit_file = file_name(name, ".unit")?;
+    let rejected = file_name(name, ".unit.rejected")?;
+    keep_rejected(&d, &unit_file, &rejected)?;
+    let tmp = file_name(name, ".unit.restore")?;
+    replace(&d, &tmp, &unit_file, text.as_bytes())?;
+    Ok(def)
+}
+
+/// A new unit has no good definition: its file moves aside whole.
+fn set_aside(dir: &str, name: &str) -> Result<(), Errno> {
+    let d = open_dir(dir)?;
+    let from = file_name(name, ".unit")?;
+    let to = file_name(name, ".unit.rejected")?;
+    rustix::fs::renameat(&d, from.as_str(), &d, to.as_str())?;
+    rustix::fs::fsync(&d)
+}
+
+type FileName = heapless::String<{ crate::vocab::NAME_MAX + 16 }>;
+
+fn file_name(name: &str, ext: &str) -> Result<FileName, Errno> {
+    let mut s = FileName::new();
+    s.push_str(name).map_err(|_| Errno::NAMETOOLONG)?;
+    s.push_str(ext).map_err(|_| Errno::NAMETOOLONG)?;
+    Ok(s)
+}
+
+fn open_dir(dir: &str) -> Result<OwnedFd, Errno> {
+    rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// `rejected` becomes the current `unit_file` (a hard link: the same
+/// bytes, nothing copied; a copy where links are not supported).
+fn keep_rejected(d: &OwnedFd, unit_file: &str, rejected: &str) -> Result<(), Errno> {
+    match rustix::fs::unlinkat(d, rejected, rustix::fs::AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => {}
+        Err(e) => return Err(e),
+    }
+    match rustix::fs::linkat(d, unit_file, d, rejected, rustix::fs::AtFlags::empty()) {
+        Ok(()) => Ok(()),
+        Err(Errno::NOENT) => Ok(()),
+        Err(_) => {
+            let mut buf = [0u8; UNIT_FILE_MAX];
+            let text = crate::sys::file::read_at(d, unit_file, &mut buf)?;
+            let mut tmp = FileName::new();
+            tmp.push_str(rejected).map_err(|_| Errno::NAMETOOLONG)?;
+            tmp.push_str(".tmp").map_err(|_| Errno::NAMETOOLONG)?;
+            replace(d, &tmp, rejected, text.as_bytes())
+        }
+    }
+}
+
+/// Write `bytes` to `tmp`, fsync it, rename it over `target`, fsync the
+/// directory: `target` is the old file or the new one, whole.
+fn replace(d: &OwnedFd, tmp: &str, target: &str, bytes: &[u8]) -> Result<(), Errno> {
+    let fd = rustix::fs::openat(
+        d,
+        tmp,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )?;
+    let written = write_all(&fd, bytes).and_then(|()| rustix::fs::fsync(&fd));
+    drop(fd);
+    if let Err(e) = written {
+        let _ = rustix::fs::unlinkat(d, tmp, rustix::fs::AtFlags::empty());
+        return Err(e);
+    }
+    rustix::fs::renameat(d, tmp, d, target)?;
+    rustix::fs::fsync(d)
+}
+
+fn write_all(fd: impl AsFd, mut bytes: &[u8]) -> Result<(), Errno> {
+    while !bytes.is_empty() {
+        match rustix::io::write(&fd, bytes) {
+            Ok(0) => return Err(Errno::IO),
+            Ok(n) => bytes = bytes.get(n..).unwrap_or(&[]),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TempDir;
+
+    fn good() -> UnitDef {
+        unit::parse("web", "exec = /bin/sleep 100\nready = notify\n").unwrap()
+    }
+
+    #[test]
+    fn restore_keeps_the_rejected_file_and_writes_the_good_one() {
+        let t = TempDir::new("gate");
+        let dir = t.path().to_str().unwrap();
+        std::fs::write(t.path().join("web.unit"), "exec = /bin/nope\n").unwrap();
+        std::fs::write(t.path().join("web.unit.rejected"), "older\n").unwrap();
+        let def = restore_file(dir, "web", &good(), "exit 1").unwrap();
+        let now = std::fs::read_to_string(t.path().join("web.unit")).unwrap();
+        assert!(now.starts_with("# Put back by wren"), "{now}");
+        assert_eq!(unit::parse("web", &now).unwrap(), def);
+        assert_eq!(def.exec, good().exec);
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("web.unit.rejected")).unwrap(),
+            "exec = /bin/nope\n"
+        );
+        assert!(!t.path().join("web.unit.restore").exists());
+    }
+
+    #[test]
+    fn a_new_unit_is_set_aside() {
+        let t = TempDir::new("gate");
+        let dir = t.path().to_str().unwrap();
+        std::fs::write(t.path().join("new.unit"), "exec = /bin/nope\n").unwrap();
+        set_aside(dir, "new").unwrap();
+        assert!(!t.path().join("new.unit").exists());
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("new.unit.rejected")).unwrap(),
+            "exec = /bin/nope\n"
+        );
+    }
+}

@@ -1,0 +1,603 @@
+//! `initctl reexec [PATH]`: PID 1 replaces itself with PATH in place
+//! (docs/initctl.md, "reexec"). PATH is first run as a normal process and
+//! must answer the handshake (`wren::handover`) within `HANDSHAKE_MS`, or
+//! it is refused and nothing changes. Then the state goes into a memfd
+//! (`handover`: units, PIDs, phases, restart counts and backoff, output
+//! rings, the readiness and exit-report fds, which are kept open across
+//! the exec) and PATH is exec'd as PID 1 with `--handover FD`. The new
+//! PID 1 (`resume`) takes every unit over as it was; when it cannot read
+//! the state (another format), it adopts what runs from the text layer and
+//! the cgroup tree instead. No unit is restarted either way.
+
+use super::{now, why, Edge, Pid1, Why};
+use crate::control::ClientId;
+use crate::handover::{self, Header, Hint, RawFd, UnitState, HANDOVER_ARG, HANDSHAKE_ARG};
+use crate::kmsg;
+use crate::log_ring::LogRing;
+use crate::proto::{CtlError, ErrCode, InitInfo, Origin, Reply};
+use crate::unit::Output;
+use crate::vocab::{CGROUP_ROOT, PATH_BYTES};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use rustix::io::{Errno, FdFlags};
+use std::io::Read;
+use std::process::{Command, Stdio};
+
+/// How long a candidate binary has to print its handshake line.
+const HANDSHAKE_MS: u64 = 500;
+/// Where `initctl reexec` without PATH goes.
+pub const DEFAULT_PATH: &str = "/sbin/init";
+
+/// This build's state format. `WREN_STATE_FORMAT_BUMP=N` in the
+/// environment adds N: a test hook that makes a build that cannot read
+/// the state of the one before (docs/initctl.md, "reexec").
+pub fn state_format() -> u32 {
+    let bump = std::env::var("WREN_STATE_FORMAT_BUMP")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0);
+    handover::STATE_FORMAT.saturating_add(bump)
+}
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `wren --reexec-handshake`: the line a candidate answers with.
+pub fn print_handshake() {
+    let mut line = String::new();
+    let _ = handover::handshake_line(&mut line, state_format(), VERSION);
+    print!("{line}");
+}
+
+/// The memfd the previous PID 1 named on the command line, if any.
+pub fn handover_fd() -> Option<OwnedFd> {
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == HANDOVER_ARG {
+            let n: RawFd = args.next()?.parse().ok()?;
+            return crate::sys::handover::take_fd(n);
+        }
+    }
+    None
+}
+
+impl Pid1 {
+    pub(super) fn reexec(&mut self, id: ClientId, path: &str) {
+        let path = if path.is_empty() { DEFAULT_PATH } else { path };
+        let refused = if self.sup.shutting_down().is_some() {
+            Err(why(format_args!("shutting down")))
+        } else {
+            handshake(path)
+        };
+        let t = now();
+        let (format, version) = match refused {
+            Ok(v) => v,
+            Err(e) => {
+                log::error!("reexec {path} refused: {e}");
+                kmsg::console_line(format_args!("[FAILED] reexec {path} refused: {e}"));
+                let reply = Reply::Error(CtlError::fmt(
+                    ErrCode::Refused,
+                    format_args!("{path} refused: {e}; init keeps running"),
+                ));
+                if let Some(srv) = self.control.as_mut() {
+                    srv.answer(id, &reply, t);
+                }
+                return;
+            }
+        };
+        let state = match self.write_state() {
+            Ok(fd) => fd,
+            Err(e) => {
+                let reply = Reply::Error(CtlError::fmt(
+                    ErrCode::Internal,
+                    format_args!("cannot write the state: {e}; init keeps running"),
+                ));
+                if let Some(srv) = self.control.as_mut() {
+                    srv.answer(id, &reply, t);
+                }
+                return;
+            }
+        };
+        if format != state_format() {
+            log::warn!(
+                "reexec {path}: it reads state format {format}, this is {}: it will adopt the running units",
+                state_format()
+            );
+        }
+        kmsg::console_line(format_args!(
+            "[ INFO ] re-executing {path} (wren {version}, state format {format})"
+        ));
+        log::info!("re-executing {path}");
+        if let Some(srv) = self.control.as_mut() {
+            srv.answer(id, &Reply::Ok, t);
+        }
+        let _ = kmsg::console_flush();
+        // The exec closes the watchdog without the magic close, so it stays
+        // armed; fed now, the new PID 1 has a whole timeout to open it.
+        if let Some(w) = self.watchdog.as_ref() {
+            w.feed();
+        }
+        let err = exec_self(path, &state);
+        // Still here: the exec failed after the handshake worked (the file
+        // changed under us?). Carry on as before.
+        log::error!("reexec {path}: execve: {err}");
+        kmsg::console_line(format_args!(
+            "[FAILED] reexec {path}: execve: {err}; init keeps running"
+        ));
+        self.set_cloexec(true);
+        if let Some(srv) = self.control.as_ref() {
+            srv.unkeep_followers();
+        }
+    }
+
+    /// `initctl status`'s last line.
+    pub(super) fn info(&self) -> InitInfo {
+        InitInfo {
+            path: self.exe.clone(),
+            version: crate::proto::truncated(VERSION),
+            state_format: state_format(),
+            reexecs: self.reexecs,
+            origin: self.origin,
+        }
+    }
+
+    /// Every fd a unit holds, kept across the exec (or not, again).
+    fn set_cloexec(&self, on: bool) {
+        let flags = if on {
+            FdFlags::CLOEXEC
+        } else {
+            FdFlags::empty()
+        };
+        for e in self.edges.iter() {
+            for fd in [&e.log_rd, &e.notify, &e.exit_report].into_iter().flatten() {
+                let _ = rustix::io::fcntl_setfd(fd, flags);
+            }
+        }
+    }
+
+    /// The state in a memfd that survives the exec.
+    fn write_state(&mut self) -> Result<OwnedFd, Errno> {
+        let fd = rustix::fs::memfd_create("wren-state", rustix::fs::MemfdFlags::CLOEXEC)?;
+        let raw = |f: &Option<OwnedFd>| f.as_ref().map_or(-1, |f| f.as_raw_fd());
+        let mut text = String::new();
+        // By index: `slots()` would skip free slots and shift the edges.
+        let mut hints = (0..self.sup.len()).filter_map(|i| {
+            let s = self.sup.slot(i as u8)?;
+            let e = self.edges.get(i)?;
+            (s.rt.pid != 0).then(|| Hint {
+                name: s.def.name.clone(),
+                pid: s.rt.pid,
+                log_fd: raw(&e.log_rd),
+                notify_fd: raw(&e.notify),
+                report_fd: raw(&e.exit_report),
+            })
+        });
+        let reexecs = self.reexecs.saturating_add(1);
+        let followers = self
+            .control
+            .as_mut()
+            .map(|s| s.keep_followers())
+            .unwrap_or_default();
+        handover::write_hints(&mut text, state_format(), reexecs, &mut hints, &followers)
+            .map_err(|_| Errno::NOMEM)?;
+        let mut out: Vec<u8> = text.into_bytes();
+        let header = Header {
+            started_at: self.started_at,
+            all_up_reported: self.all_up_reported,
+            reexecs,
+            units: self.sup.len() as u32,
+        };
+        frame(&mut out, &header)?;
+        let mut ring = Vec::new();
+        for i in 0..self.sup.len() {
+            let (Some(slot), Some(e)) = (self.sup.slot(i as u8), self.edges.get(i)) else {
+                return Err(Errno::INVAL);
+            };
+            ring.clear();
+            ring.resize(e.log.len(), 0);
+            e.log.contents().copy_head(&mut ring);
+            let st = UnitState {
+                def: slot.def.clone(),
+                rt: slot.rt.clone(),
+                retired: slot.retired,
+                log_fd: raw(&e.log_rd),
+                notify_fd: raw(&e.notify),
+                report_fd: raw(&e.exit_report),
+                log_capacity: e.log.capacity() as u32,
+                log_pos: e.log.write_pos(),
+                log: &ring,
+                oom_kills_at_spawn: e.oom_kills_at_spawn,
+                oom_kills: e.oom_kills,
+                pressure_events: e.pressure_events,
+                shed: e.shed,
+                last_error: e.last_error.as_str(),
+                last_good: e.last_good.as_deref().cloned(),
+                verdict: match e.verdict {
+                    None => 0,
+                    Some(super::gate::Verdict::Pending) => 1,
+                    Some(super::gate::Verdict::Good) => 2,
+                    Some(super::gate::Verdict::Rejected) => 3,
+                },
+                rejected: e.rejected.as_deref(),
+            };
+            frame(&mut out, &st)?;
+        }
+        let mut at = 0;
+        while let Some(rest) = out.get(at..).filter(|r| !r.is_empty()) {
+            match rustix::io::write(&fd, rest) {
+                Ok(0) => return Err(Errno::IO),
+                Ok(n) => at += n,
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // The new PID 1 gets it without close-on-exec, and so do the
+        // units' fds.
+        rustix::io::fcntl_setfd(&fd, FdFlags::empty())?;
+        self.set_cloexec(false);
+        Ok(fd)
+    }
+
+    /// The new PID 1: take over from the state in `fd`, or adopt.
+    pub(super) fn resume(&mut self, fd: OwnedFd, opts: &crate::boot::cmdline::Options) {
+        self.units_dir = heapless::String::try_from(opts.units_dir()).unwrap_or_default();
+        let mut bytes = Vec::new();
+        let read = rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0))
+            .map_err(std::io::Error::from)
+            .and_then(|_| std::fs::File::from(fd).read_to_end(&mut bytes));
+        if let Err(e) = read {
+            log::error!("handover: cannot read the state: {e}");
+        }
+        let Some(parsed) = handover::parse_hints(&bytes) else {
+            log::error!("handover: not a wren state; adopting from the cgroup tree");
+            self.adopt(opts, &[], 0);
+            return;
+        };
+        // Followers go on in either case (after an adoption, from the
+        // start of the new, empty ring).
+        let mut fds = FdTaker::default();
+        let same = parsed.format == state_format();
+        for (fd, name, pos) in parsed.followers.iter() {
+            if let Some(fd) = fds.take(*fd) {
+                self.followers
+                    .push((fd, name.clone(), if same { *pos } else { 0 }));
+            }
+        }
+        if parsed.format != state_format() {
+            log::warn!(
+                "handover: state format {}, this build reads {}; adopting the running units",
+                parsed.format,
+                state_format()
+            );
+            self.reexecs = parsed.reexecs;
+            self.adopt(opts, &parsed.hints, parsed.format);
+            return;
+        }
+        match decode(parsed.rest) {
+            Some((header, units)) => self.take_over(header, units),
+            None => {
+                log::error!("handover: the state is damaged; adopting the running units");
+                self.reexecs = parsed.reexecs;
+                self.adopt(opts, &parsed.hints, parsed.format);
+            }
+        }
+    }
+
+    fn take_over(&mut self, header: Header, units: Vec<UnitState<'_>>) {
+        self.started_at = header.started_at;
+        self.all_up_reported = header.all_up_reported;
+        self.reexecs = header.reexecs;
+        let mut fds = FdTaker::default();
+        for st in units {
+            let mut edge = Edge::new(&st.def);
+            edge.log = LogRing::restored(st.log_capacity as usize, st.log_pos, st.log);
+            edge.log_rd = fds.take(st.log_fd);
+            edge.notify = fds.take(st.notify_fd);
+            edge.exit_report = fds.take(st.report_fd);
+            edge.oom_kills_at_spawn = st.oom_kills_at_spawn;
+            edge.oom_kills = st.oom_kills;
+            edge.pressure_events = st.pressure_events;
+            edge.shed = st.shed;
+            edge.last_error = crate::proto::truncated(st.last_error);
+            edge.last_good = st.last_good.map(Box::new);
+            edge.verdict = match st.verdict {
+                1 => Some(super::gate::Verdict::Pending),
+                2 => Some(super::gate::Verdict::Good),
+                3 => Some(super::gate::Verdict::Rejected),
+                _ => None,
+            };
+            edge.rejected = st.rejected.map(crate::proto::truncated);
+            if st.rt.pid != 0 {
+                edge.cgroup = open_cgroup(&st.def.name).map(|fd| (fd, st.def.limits));
+            }
+            if self.sup.restore(st.def, st.rt, st.retired).is_ok() {
+                let _ = self.edges.push(edge);
+            }
+        }
+        let _ = self.sup.link();
+        let n = self.sup.slots().filter(|s| s.rt.pid != 0).count() as u32;
+        self.origin = Origin::HandedOver { units: n };
+        kmsg::console_line(format_args!(
+            "[  OK  ] wren {VERSION} took over as PID 1 ({n} running units handed over)"
+        ));
+        log::info!("took over as PID 1: {n} running units handed over");
+    }
+
+    /// The state cannot be read: load the unit directory and take every
+    /// unit whose process runs as running, by the text layer's pids and
+    /// fds, or else by its cgroup's processes that are PID 1's children.
+    fn adopt(&mut self, opts: &crate::boot::cmdline::Options, hints: &[Hint], format: u32) {
+        self.load_units(opts);
+        let mut fds = FdTaker::default();
+        let t = now();
+        let mut n = 0u32;
+        for i in 0..self.sup.len() {
+            let Some(slot) = self.sup.slot(i as u8) else {
+                continue;
+            };
+            let name = slot.def.name.clone();
+            let output = slot.def.output;
+            let hint = hints.iter().find(|h| h.name == name);
+            let pid = hint
+                .map(|h| h.pid)
+                .filter(|&p| child_in_cgroup(&name, p))
+                .or_else(|| main_pid(&name));
+            let Some(pid) = pid else { continue };
+            self.sup.adopt(i as u8, pid, t);
+            n += 1;
+            if let Some(e) = self.edges.get_mut(i) {
+                if let Some(h) = hint.filter(|h| h.pid == pid) {
+                    // The output pipe goes on into a new, empty ring; the
+                    // readiness fd is of no use to a running unit.
+                    let log = fds.take(h.log_fd);
+                    e.log_rd = if output == Output::Log { log } else { None };
+                    drop(fds.take(h.notify_fd));
+                    e.exit_report = fds.take(h.report_fd);
+                }
+                e.cgroup = open_cgroup(&name).map(|fd| (fd, slot_limits(&self.sup, i)));
+            }
+        }
+        // Processes of units that are not in the directory any more: said,
+        // not touched (their file may come back with the next reload).
+        if let Ok(dir) = std::fs::read_dir(format!("{CGROUP_ROOT}/units")) {
+            for entry in dir.flatten() {
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                let mut pids = heapless::Vec::new();
+                cgroup_pids(name, &mut pids);
+                if self.sup.index(name).is_none() && !pids.is_empty() {
+                    log::warn!("{name}: running without a unit file; left alone");
+                    kmsg::console_line(format_args!(
+                        "[ WARN ] {name}: running without a unit file, left alone"
+                    ));
+                }
+            }
+        }
+        // fds of units no longer there: closed, so their writers see it.
+        for h in hints {
+            for f in [h.log_fd, h.notify_fd, h.report_fd] {
+                drop(fds.take(f));
+            }
+        }
+        self.origin = Origin::Adopted { units: n, format };
+        kmsg::console_line(format_args!(
+            "[ WARN ] wren {VERSION} cannot read state format {format}: adopted {n} running units from the cgroup tree"
+        ));
+        log::warn!("adopted {n} running units (state format {format} not readable)");
+    }
+
+    /// After the loop is set up: watch the units' fds again, and serve
+    /// the handed-over followers.
+    pub(super) fn rewatch(&mut self) {
+        let followers = core::mem::take(&mut self.followers);
+        if let Some(srv) = self.control.as_mut() {
+            for (fd, name, pos) in followers {
+                if !srv.adopt_follower(fd, name.clone(), pos) {
+                    log::warn!("log -f follower of {name} not kept: no free client slot");
+                }
+            }
+        }
+        let Some(ep) = self.epoll.as_ref() else {
+            return;
+        };
+        for (i, e) in self.edges.iter_mut().enumerate() {
+            let u = i as u64;
+            e.log_rd = e
+                .log_rd
+                .take()
+                .and_then(|fd| super::event_loop::watch(ep, fd, super::event_loop::TOKEN_LOG + u));
+            e.notify = e.notify.take().and_then(|fd| {
+                super::event_loop::watch(ep, fd, super::event_loop::TOKEN_NOTIFY + u)
+            });
+        }
+        for i in 0..self.sup.len() {
+            if self.sup.slot(i as u8).is_some_and(|s| s.rt.pid != 0) {
+                self.watch_pressure(i as u8);
+            }
+        }
+    }
+}
+
+fn slot_limits(sup: &crate::supervisor::Supervisor, i: usize) -> crate::unit::Limits {
+    sup.slot(i as u8).map(|s| s.def.limits).unwrap_or_default()
+}
+
+/// Each handed-over fd number is taken once at most.
+#[derive(Default)]
+struct FdTaker {
+    taken: Vec<RawFd>,
+}
+
+impl FdTaker {
+    fn take(&mut self, n: RawFd) -> Option<OwnedFd> {
+        if n < 0 || self.taken.contains(&n) {
+            return None;
+        }
+        self.taken.push(n);
+        let fd = crate::sys::handover::take_fd(n)?;
+        let _ = rustix::io::fcntl_setfd(&fd, FdFlags::CLOEXEC);
+        Some(fd)
+    }
+}
+
+fn frame<T: serde::Serialize>(out: &mut Vec<u8>, v: &T) -> Result<(), Errno> {
+    let mut size = 64 * 1024;
+    loop {
+        let mut buf = vec![0u8; size];
+        if let Ok(b) = postcard::to_slice(v, &mut buf) {
+            out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+            out.extend_from_slice(b);
+            return Ok(());
+        }
+        if size >= 64 << 20 {
+            return Err(Errno::NOMEM);
+        }
+        size = size.saturating_mul(2);
+    }
+}
+
+fn decode(rest: &[u8]) -> Option<(Header, Vec<UnitState<'_>>)> {
+    let mut frames = handover::frames(rest);
+    let header: Header = postcard::from_bytes(frames.next()?).ok()?;
+    let mut units = Vec::new();
+    for _ in 0..header.units {
+        units.push(postcard::from_bytes(frames.next()?).ok()?);
+    }
+    Some((header, units))
+}
+
+/// Runs `path --reexec-handshake`, bounded by `HANDSHAKE_MS`: its state
+/// format and version, or why it is not a working wren.
+fn handshake(path: &str) -> Result<(u32, heapless::String<32>), Why> {
+    let mut child = Command::new(path)
+        .arg(HANDSHAKE_ARG)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| why(format_args!("cannot run it: {e}")))?;
+    let mut buf = [0u8; 128];
+    let mut len = 0;
+    if let Some(out) = child.stdout.take() {
+        let fd = OwnedFd::from(out);
+        let _ = rustix::io::ioctl_fionbio(&fd, true);
+        let deadline = now().saturating_add(HANDSHAKE_MS);
+        loop {
+            let left = deadline.saturating_sub(now());
+            if left == 0 || buf.get(..len).is_some_and(|b| b.contains(&b'\n')) {
+                break;
+            }
+            let ts = rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: (left.min(999) * 1_000_000) as i64,
+            };
+            let mut pfd = [rustix::event::PollFd::new(
+                &fd,
+                rustix::event::PollFlags::IN,
+            )];
+            match rustix::event::poll(&mut pfd, Some(&ts)) {
+                Ok(0) | Err(Errno::INTR) => continue,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+            let Some(rest) = buf.get_mut(len..).filter(|r| !r.is_empty()) else {
+                break;
+            };
+            match rustix::io::read(&fd, rest) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(Errno::INTR) | Err(Errno::AGAIN) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    // Whatever it does next, it ends here (SIGKILL makes the wait short).
+    let _ = child.kill();
+    let status = child.wait();
+    let text = core::str::from_utf8(buf.get(..len).unwrap_or(&[])).unwrap_or("");
+    let line = text.lines().next().unwrap_or("");
+    match handover::parse_handshake(line) {
+        Some((_, proto, _)) if proto != crate::proto::PROTO_VERSION => Err(why(format_args!(
+            "it speaks protocol {proto}, not {}",
+            crate::proto::PROTO_VERSION
+        ))),
+        Some((format, _, version)) => Ok((format, crate::proto::truncated(version))),
+        None => Err(match status {
+            Ok(s) if len == 0 => why(format_args!(
+                "not a wren: no handshake within {HANDSHAKE_MS}ms ({s})"
+            )),
+            _ => why(format_args!("not a wren: bad handshake `{}`", line.trim())),
+        }),
+    }
+}
+
+/// execve `path --handover FD` as this process; returns only on failure.
+fn exec_self(path: &str, state: &OwnedFd) -> Errno {
+    let mut argv: crate::sys::exec::CStrings<{ PATH_BYTES + 64 }, 4> =
+        crate::sys::exec::CStrings::new();
+    let mut n = itoa(state.as_fd());
+    if argv.push(&[path]).is_none()
+        || argv.push(&[HANDOVER_ARG]).is_none()
+        || argv.push(&[n.as_str()]).is_none()
+    {
+        return Errno::NAMETOOLONG;
+    }
+    let mut envp: crate::sys::exec::CStrings<8192, 128> = crate::sys::exec::CStrings::new();
+    for (k, v) in std::env::vars() {
+        let _ = envp.push(&[&k, "=", &v]);
+    }
+    let e = crate::sys::exec::execve(&argv, &envp);
+    n.clear();
+    e
+}
+
+fn itoa(fd: BorrowedFd<'_>) -> heapless::String<12> {
+    crate::proto::formatted(format_args!("{}", fd.as_raw_fd()))
+}
+
+fn open_cgroup(name: &str) -> Option<OwnedFd> {
+    let path: heapless::String<{ PATH_BYTES + 64 }> =
+        crate::proto::formatted(format_args!("{CGROUP_ROOT}/units/{name}"));
+    rustix::fs::open(
+        path.as_str(),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()
+}
+
+/// The parent of `pid`, from /proc/PID/stat (after the command name,
+/// which may hold blanks and parentheses: the last `)` ends it).
+fn ppid(pid: u32) -> Option<u32> {
+    let path: heapless::String<32> = crate::proto::formatted(format_args!("/proc/{pid}/stat"));
+    let mut buf = [0u8; 512];
+    let text = crate::sys::file::read_at(rustix::fs::CWD, &path, &mut buf).ok()?;
+    let after = text.get(text.rfind(')')?.saturating_add(1)..)?;
+    let mut w = after.split_whitespace();
+    let _state = w.next()?;
+    w.next()?.parse().ok()
+}
+
+/// The pids in the unit's cgroup.
+fn cgroup_pids(name: &str, out: &mut heapless::Vec<u32, 64>) {
+    let path: heapless::String<{ PATH_BYTES + 64 }> =
+        crate::proto::formatted(format_args!("{CGROUP_ROOT}/units/{name}/cgroup.procs"));
+    let mut buf = [0u8; 4096];
+    if let Ok(text) = crate::sys::file::read_at(rustix::fs::CWD, &path, &mut buf) {
+        for p in text.split_whitespace().filter_map(|w| w.parse().ok()) {
+            let _ = out.push(p);
+        }
+    }
+}
+
+fn child_in_cgroup(name: &str, pid: u32) -> bool {
+    let mut pids = heapless::Vec::new();
+    cgroup_pids(name, &mut pids);
+    pids.contains(&pid) && ppid(pid) == Some(1)
+}
+
+/// The unit's main process: the lowest pid in its cgroup that is PID 1's
+/// child (a service's own children are not; a PID namespace's reaper is).
+fn main_pid(name: &str) -> Option<u32> {
+    let mut pids = heapless::Vec::new();
+    cgroup_pids(name, &mut pids);
+    pids.iter().copied().filter(|&p| ppid(p) == Some(1)).min()
+}
