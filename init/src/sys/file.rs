@@ -97,7 +97,10 @@ mod tests {
         // Without a writer: no wait at the open or the read.
         assert_eq!(read_at(&d, "fifo", &mut buf), Err(Errno::INVAL));
         assert_eq!(read_at(&d, "sub", &mut buf), Err(Errno::INVAL));
-        assert_eq!(read_at(rustix::fs::CWD, "/dev/null", &mut buf), Err(Errno::INVAL));
+        assert_eq!(
+            read_at(rustix::fs::CWD, "/dev/null", &mut buf),
+            Err(Errno::INVAL)
+        );
         // /proc files are regular.
         assert!(read_at(rustix::fs::CWD, "/proc/self/stat", &mut buf).is_ok());
     }
