@@ -670,7 +670,7 @@ fn waiting_clients_leave_room_for_the_operator() {
     let mut followers: Vec<UnixStream> = (0..MAX_WAITING).map(|_| follow(&mut rig)).collect();
     assert_eq!(rig.server.clients(), MAX_WAITING);
     for s in &mut followers {
-        assert_eq!(collect(s).1, false);
+        assert!(!collect(s).1);
     }
     // A start waiter on top: the oldest follower is let go, told why.
     let mut w = rig.connect();
