@@ -260,6 +260,10 @@ fn json_strings_are_escaped() {
     assert_eq!(json_str("\u{8}\u{c}"), r#""\b\f""#);
     assert_eq!(json_str("é✓"), "\"é✓\"");
     assert_eq!(json_str("\u{2028}"), r#""\u2028""#);
+    assert_eq!(
+        json_str("\u{80}x\u{9b}2J\u{a0}"),
+        "\"\\u0080x\\u009b2J\u{a0}\""
+    );
     // Text that only looks like an escape keeps its case.
     assert_eq!(json_str("\\u001F"), r#""\\u001F""#);
 }
