@@ -32,7 +32,8 @@ fn harness_runs_commands_and_sees_the_console() {
             .trim_end()
             .lines()
             .last(),
-        Some("3")
+        // shell, lo, web, and the skeleton's mounts (as Buildroot images).
+        Some("4")
     );
     let out = vm.sh(
         "echo hi > /run/m; wren-testkit mark /run/m one; cat /run/m",

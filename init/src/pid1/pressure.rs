@@ -6,7 +6,8 @@
 //!   console line and a count (`log`), a restart, or a stop.
 //! - The whole system (`wren.shed=P%/T`): a trigger on
 //!   `/proc/pressure/memory`; each time it fires, the running unit with the
-//!   lowest `shed_order` is stopped (units without one are never shed),
+//!   lowest `shed_order` is stopped (units without one, and `critical`
+//!   units, are never shed),
 //!   before the kernel's OOM killer picks a victim of its own choosing.
 //!   Once no trigger has fired for `calm` (ten windows, 10 s to 60 s), the
 //!   shed units start again one at a time, the highest `shed_order` first,
@@ -177,6 +178,7 @@ impl Pid1 {
             .filter(|(i, s)| {
                 matches!(s.rt.phase, Phase::Running | Phase::Starting)
                     && s.def.shed_order.is_some()
+                    && !s.def.critical
                     && !self.edges.get(*i).is_some_and(|e| e.shed)
             })
             .min_by_key(|(i, s)| (s.def.shed_order, usize::MAX - *i))

@@ -13,6 +13,8 @@ use rustix::io::Errno;
 use rustix::process::{wait, WaitOptions};
 
 const SIGCHLD: i32 = nix::sys::signal::Signal::SIGCHLD as i32;
+/// Reads of one unit's output or notify fd per wake-up (16 KiB of output).
+const READ_BUDGET: usize = 16;
 
 impl Pid1 {
     pub(super) fn on_signals(&mut self) {
@@ -100,12 +102,16 @@ impl Pid1 {
     }
 
     /// Unit output into its ring; followers are fed after the batch.
+    /// At most `READ_BUDGET` reads per wake-up: a unit that writes faster
+    /// than PID 1 reads must not keep the loop from everything else. What
+    /// is left wakes the (level-triggered) epoll again at once, after the
+    /// other ready fds of this batch had their turn.
     pub(super) fn on_log(&mut self, u: u8) {
         let Some(edge) = self.edges.get_mut(usize::from(u)) else {
             return;
         };
         let mut buf = [0u8; 1024];
-        loop {
+        for _ in 0..READ_BUDGET {
             let Some(fd) = edge.log_rd.as_ref() else {
                 return;
             };
@@ -139,7 +145,9 @@ impl Pid1 {
             let mut buf = [0u8; 512];
             let mut ready = false;
             let mut closed = false;
-            loop {
+            // Bounded like on_log: a flood of (empty) datagrams waits for
+            // the next turn.
+            for _ in 0..READ_BUDGET {
                 match rustix::io::read(fd, &mut buf) {
                     // An empty datagram, not an end of stream.
                     Ok(0) if sd => continue,

@@ -8,6 +8,7 @@ mod backoff;
 mod broken;
 mod demo;
 mod disk;
+mod fair;
 mod faults;
 mod idle;
 mod initctl_abuse;
