@@ -591,9 +591,55 @@ pub fn fsck(disk: &Path) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// File type bits of a mode for [`Vm::boot_with_files`] and
+/// [`initrd_with_files`]: with `S_IFIFO` the entry is a FIFO, with
+/// `S_IFDIR` a directory (contents ignored), with `S_IFLNK` a symbolic
+/// link to the contents; without any, a regular file.
+pub const S_IFMT: u32 = 0o170000;
+pub const S_IFIFO: u32 = 0o010000;
+pub const S_IFDIR: u32 = 0o040000;
+pub const S_IFLNK: u32 = 0o120000;
+
+/// Where [`Vm::boot_disk_with`] can have QEMU's HMP monitor, for one test:
+/// `target/boot-logs/<name>.mon`, and the QEMU arguments that put it there
+/// (the harness itself runs `-monitor none`; this adds one monitor).
+pub fn monitor_socket(name: &str) -> (PathBuf, Vec<String>) {
+    std::fs::create_dir_all(log_dir()).expect("create boot-logs dir");
+    let path = log_dir().join(format!("{name}.mon"));
+    let _ = std::fs::remove_file(&path);
+    let arg = format!("unix:{},server=on,wait=off", path.display());
+    (path, vec!["-monitor".into(), arg])
+}
+
+/// Sends one HMP command (`sendkey ctrl-alt-delete`) to the monitor at
+/// `path` and returns what the monitor printed until its next prompt.
+pub fn hmp(path: &Path, cmd: &str) -> String {
+    use std::os::unix::net::UnixStream;
+    let mut s = UnixStream::connect(path)
+        .unwrap_or_else(|e| panic!("connect to the QEMU monitor {}: {e}", path.display()));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let mut b = [0u8; 1024];
+    let mut read_prompt = |s: &mut UnixStream, got: &mut Vec<u8>| {
+        let from = got.len();
+        while !got[from..].windows(7).any(|w| w == b"(qemu) ") {
+            match s.read(&mut b) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&b[..n]),
+            }
+        }
+    };
+    read_prompt(&mut s, &mut got);
+    let start = got.len();
+    s.write_all(format!("{cmd}\n").as_bytes()).unwrap();
+    read_prompt(&mut s, &mut got);
+    String::from_utf8_lossy(&got[start..]).into_owned()
+}
+
 /// Writes `target/boot-initrd/<name>.cpio.gz`: `base` followed by a gzip'd
 /// newc cpio of `files` (made by `cpio -o -H newc` from a staging
-/// directory, owned by root, directories first).
+/// directory, owned by root, directories first). A mode may carry a file
+/// type (`S_IFIFO`, `S_IFDIR`, `S_IFLNK`).
 pub fn initrd_with_files(base: &Path, name: &str, files: &[(&str, &[u8], u32)]) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -613,8 +659,20 @@ pub fn initrd_with_files(base: &Path, name: &str, files: &[(&str, &[u8], u32)]) 
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).expect("create staging subdir");
         }
-        std::fs::write(&p, contents).expect("write staged file");
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode))
+        match mode & S_IFMT {
+            S_IFIFO => {
+                let st = Command::new("mkfifo").arg(&p).status().expect("run mkfifo");
+                assert!(st.success(), "mkfifo {}", p.display());
+            }
+            S_IFDIR => std::fs::create_dir_all(&p).expect("create staged directory"),
+            S_IFLNK => {
+                let target = std::str::from_utf8(contents).expect("link target is UTF-8");
+                std::os::unix::fs::symlink(target, &p).expect("create staged link");
+                continue;
+            }
+            _ => std::fs::write(&p, contents).expect("write staged file"),
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode & 0o7777))
             .expect("chmod staged file");
     }
     // Directories the archive creates get the usual 0755.

@@ -289,16 +289,30 @@ fn load_file(
 }
 
 /// Read a unit file into `buf`: (line, message) when it cannot be read,
-/// is larger than the buffer or is not UTF-8.
+/// is not a regular file, is larger than the buffer or is not UTF-8.
+///
+/// PID 1 runs this at boot, before any shell exists: a FIFO named
+/// `x.unit` must not block it (opened O_NONBLOCK, then its type checked
+/// before any read), nor a terminal become its controlling one
+/// (O_NOCTTY).
 fn read_unit_file<'b>(
     path: &Path,
     buf: &'b mut [u8; UNIT_FILE_MAX],
 ) -> Result<&'b str, (u32, String)> {
-    let mut f = std::fs::File::open(path).map_err(|e| (0, format!("cannot read: {e}")))?;
-    let meta = f.metadata().map_err(|e| (0, format!("cannot read: {e}")))?;
-    if !meta.is_file() {
+    use rustix::fs::{FileType, Mode, OFlags};
+    use rustix::io::Errno;
+    let cannot = |e: Errno| (0, format!("cannot read: {}", std::io::Error::from(e)));
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .map_err(cannot)?;
+    let st = rustix::fs::fstat(&fd).map_err(cannot)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return Err((0, "not a regular file".into()));
     }
+    let mut f = std::fs::File::from(fd);
     let mut len = 0;
     while let Some(rest) = buf.get_mut(len..) {
         if rest.is_empty() {

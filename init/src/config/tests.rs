@@ -197,6 +197,33 @@ fn a_directory_named_like_a_unit() {
     assert_eq!(errs, [format!("{}: not a regular file", f.path("d"))]);
 }
 
+/// A FIFO named like a unit is refused at once, writer or not (a blocking
+/// open would wait for ever for a writer, at boot before any shell); a
+/// device too, and the other units still load.
+#[test]
+fn a_fifo_or_a_device_named_like_a_unit_is_refused_without_blocking() {
+    let f = Fixture::new("fifounit");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        f.units.join("p.unit").as_path(),
+        rustix::fs::Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/dev/null", f.units.join("n.unit")).unwrap();
+    fs::write(f.units.join("ok.unit"), format!("exec = {}\n", f.ok)).unwrap();
+    let t = std::time::Instant::now();
+    let (names, errs) = f.load();
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(names, ["ok"]);
+    assert_eq!(
+        errs,
+        [
+            format!("{}: not a regular file", f.path("n")),
+            format!("{}: not a regular file", f.path("p")),
+        ]
+    );
+}
+
 #[test]
 fn missing_directory() {
     let f = Fixture::new("nodir");

@@ -1,8 +1,9 @@
 //! The loop's side of the exchange: answers to the commands `poll` handed
 //! out, the clients waiting on a unit, and feeding `log -f` followers.
 
-use super::{ClientId, Mode, Server, Waiter, Want, MAX_CLIENTS};
+use super::{ClientId, Mode, Server, Waiter, Want, MAX_CLIENTS, MAX_WAITING};
 use crate::log_ring::LogRing;
+use crate::proto::ErrCode;
 use crate::proto::{CtlError, Reply, UnitDetail, TAIL_LINES};
 use crate::vocab::Name;
 
@@ -92,6 +93,7 @@ impl Server {
                 if follow {
                     c.mode = Mode::Following { name, pos };
                     c.deadline = None;
+                    self.began_waiting(slot, now_ms);
                     self.flush(slot, now_ms);
                     return;
                 }
@@ -111,7 +113,49 @@ impl Server {
         // no deadline here.
         c.mode = Mode::Waiting { name, want };
         c.deadline = None;
+        // The request came from `poll` just now.
+        self.began_waiting(slot, self.polled_at);
         self.sync_interest(slot);
+    }
+
+    /// `slot` now waits: stamped, and if waiting clients hold more than
+    /// `MAX_WAITING` slots, the oldest other one is let go (a follower
+    /// before a waiter, whose action goes on without it), so the
+    /// `RESERVED_SLOTS` stay free for the operator.
+    fn began_waiting(&mut self, slot: usize, now_ms: u64) {
+        self.waiting_seq = self.waiting_seq.wrapping_add(1);
+        if let Some(c) = self.clients.get_mut(slot) {
+            c.waiting_since = self.waiting_seq;
+        }
+        let waiting = |m: &Mode| matches!(m, Mode::Waiting { .. } | Mode::Following { .. });
+        if self.clients.iter().filter(|c| waiting(&c.mode)).count() <= MAX_WAITING {
+            return;
+        }
+        let oldest = self
+            .clients
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| *i != slot && waiting(&c.mode))
+            .min_by_key(|(_, c)| {
+                let follower = matches!(c.mode, Mode::Following { .. });
+                (!follower, c.waiting_since)
+            })
+            .map(|(i, _)| i);
+        let Some(old) = oldest else { return };
+        let Some(c) = self.clients.get_mut(old) else {
+            return;
+        };
+        log::info!("control: too many waiting clients, client {old} let go");
+        c.mode = Mode::Answering;
+        let told = c.enqueue(&Reply::Error(CtlError::new(
+            ErrCode::Busy,
+            "too many clients waiting: this oldest one was let go",
+        )));
+        if told {
+            self.finish(old, now_ms);
+        } else {
+            self.close(old);
+        }
     }
 
     /// Sends a follower what its unit wrote since it was last fed; an

@@ -117,6 +117,8 @@ impl Server {
             next_event: 0,
             accepts_left: 0,
             in_round: false,
+            waiting_seq: 0,
+            polled_at: 0,
         })
     }
 }

@@ -49,6 +49,8 @@ pub(super) struct Client {
     pub(super) mode: Mode,
     /// The interest registered in epoll.
     pub(super) interest: epoll::EventFlags,
+    /// When it began to wait or follow (`Server::waiting_seq`).
+    pub(super) waiting_since: u64,
 }
 
 impl Client {
@@ -63,6 +65,7 @@ impl Client {
             deadline: None,
             mode: Mode::Free,
             interest: epoll::EventFlags::empty(),
+            waiting_since: 0,
         }
     }
 

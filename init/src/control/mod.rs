@@ -46,6 +46,14 @@ use rustix::net::{self, RecvFlags, SendFlags, SocketFlags};
 /// Connections served at once; more are refused with `ErrCode::Busy`.
 /// `log -f` followers hold a slot for as long as they follow.
 pub const MAX_CLIENTS: usize = 8;
+/// Slots that clients which wait (start/stop/restart waiters, `log -f`
+/// followers) may not hold, so that the operator always gets in: when
+/// waiting clients already hold `MAX_WAITING` slots, one more lets the
+/// oldest go (a follower first, then a waiter), told `ErrCode::Busy`.
+pub const RESERVED_SLOTS: usize = 2;
+/// Slots waiting clients may hold at once.
+pub const MAX_WAITING: usize = MAX_CLIENTS - RESERVED_SLOTS;
+const _: () = assert!(MAX_WAITING >= 1 && MAX_CLIENTS < 256);
 /// A client must have sent its whole request this long after connecting,
 /// and read its whole reply this long after it was ready.
 pub const CLIENT_TIMEOUT_MS: u64 = 5_000;
@@ -114,6 +122,10 @@ pub struct Server {
     next_event: usize,
     accepts_left: usize,
     in_round: bool,
+    /// Counts clients that began to wait, to find the oldest.
+    waiting_seq: u64,
+    /// The clock at the last `poll`.
+    polled_at: u64,
 }
 
 impl Server {
@@ -151,6 +163,7 @@ impl Server {
     /// a whole request: that request, to be answered before the next call.
     /// `None` when nothing is left (then `on_timer` has run too).
     pub fn poll(&mut self, now_ms: u64) -> Option<(ClientId, Command)> {
+        self.polled_at = now_ms;
         if !self.in_round {
             self.start_round();
         }

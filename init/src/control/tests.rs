@@ -648,3 +648,76 @@ fn a_burst_larger_than_the_table_is_served_when_each_is_answered_at_once() {
     }
     assert_eq!(rig.server.clients(), 0);
 }
+
+/// Clients that wait (followers, start waiters) never fill the table: with
+/// `MAX_WAITING` of them, one more lets the oldest follower go, and a
+/// plain request still gets in and is answered at once.
+#[test]
+fn waiting_clients_leave_room_for_the_operator() {
+    let mut rig = Rig::new("ctl-reserve");
+    let follow = |rig: &mut Rig| {
+        let mut s = rig.connect();
+        send(
+            &mut s,
+            &Request::Log {
+                name: "web",
+                follow: true,
+            },
+        );
+        rig.pump();
+        s
+    };
+    let mut followers: Vec<UnixStream> = (0..MAX_WAITING).map(|_| follow(&mut rig)).collect();
+    assert_eq!(rig.server.clients(), MAX_WAITING);
+    for s in &mut followers {
+        assert!(!collect(s).1);
+    }
+    // A start waiter on top: the oldest follower is let go, told why.
+    let mut w = rig.connect();
+    send(&mut w, &Request::Start { name: "web" });
+    rig.pump();
+    let (frames, eof) = collect(&mut followers[0]);
+    assert_eq!(err_code(&frames), ErrCode::Busy);
+    assert!(eof);
+    assert_eq!(collect(&mut w), (vec![], false));
+    for s in &mut followers[1..] {
+        assert_eq!(collect(s), (vec![], false));
+    }
+    assert_eq!(rig.server.clients(), MAX_WAITING);
+    // More followers: each lets the oldest follower go, never the waiter.
+    let mut more: Vec<UnixStream> = (0..MAX_WAITING).map(|_| follow(&mut rig)).collect();
+    assert_eq!(rig.server.clients(), MAX_WAITING);
+    assert_eq!(collect(&mut w), (vec![], false));
+    // The operator gets in.
+    let (frames, eof) = rig.ask(Request::Status { name: None });
+    assert!(matches!(one(&frames), Reply::Status(_)));
+    assert!(eof);
+    // The waiter is still answered when its unit settles.
+    for s in &mut more {
+        let _ = collect(s);
+    }
+    rig.fake.settle = Some(Ok(()));
+    rig.server.poll_waiters(rig.now, &mut rig.fake);
+    assert_eq!(one(&collect(&mut w).0), Reply::Ok);
+}
+
+/// With waiters only, the oldest waiter is let go.
+#[test]
+fn the_oldest_waiter_goes_when_no_follower_can() {
+    let mut rig = Rig::new("ctl-reserve-w");
+    let mut waiters: Vec<UnixStream> = (0..=MAX_WAITING)
+        .map(|_| {
+            let mut s = rig.connect();
+            send(&mut s, &Request::Start { name: "web" });
+            rig.pump();
+            s
+        })
+        .collect();
+    assert_eq!(rig.server.clients(), MAX_WAITING);
+    let (frames, eof) = collect(&mut waiters[0]);
+    assert_eq!(err_code(&frames), ErrCode::Busy);
+    assert!(eof);
+    for s in &mut waiters[1..] {
+        assert_eq!(collect(s), (vec![], false));
+    }
+}

@@ -388,6 +388,10 @@ pub(super) fn talk(
             // Without -f the whole ring comes at once; with it, chunks come
             // as the unit writes, until init closes (unit removed).
             let deadline = (!follow).then(|| Instant::now() + REPLY_TIMEOUT);
+            // A unit's control sequences are shown, not sent to the
+            // terminal (`visible`).
+            let mut visible = super::visible::Visible::default();
+            let mut shown = Vec::new();
             loop {
                 let step = conn.recv(deadline, |r| match r {
                     Reply::Log { missed, data } => {
@@ -395,8 +399,10 @@ pub(super) fn talk(
                             let _ = out.flush();
                             let _ = writeln!(err, "initctl: {missed} bytes of output lost");
                         }
+                        shown.clear();
+                        visible.feed(data, &mut shown);
                         // A reader that went away (`| head`) ends the follow.
-                        match out.write_all(data).and_then(|()| out.flush()) {
+                        match out.write_all(&shown).and_then(|()| out.flush()) {
                             Ok(()) => None,
                             Err(_) => Some(OK),
                         }
@@ -404,6 +410,11 @@ pub(super) fn talk(
                     Reply::Error(e) => Some(show_error(&e, Some(name), err)),
                     _ => Some(unexpected(err)),
                 });
+                if !matches!(step, Ok(Some(None))) {
+                    shown.clear();
+                    visible.finish(&mut shown);
+                    let _ = out.write_all(&shown).and_then(|()| out.flush());
+                }
                 match step {
                     Ok(Some(None)) => {}
                     Ok(Some(Some(code))) => return Ok(code),

@@ -5,6 +5,7 @@
 use super::args::Command;
 use super::{client, units_dir, FAIL, OK};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// What `edit_unit` did.
@@ -84,30 +85,99 @@ pub(super) fn edit_unit(
     err: &mut dyn Write,
 ) -> Result<Edited, String> {
     let target = env.dir.join(format!("{name}.unit"));
-    let original = match std::fs::read_to_string(&target) {
-        Ok(s) => s,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            format!("# {name}: new unit, keys in wren's docs/units.md\nexec = \n")
+    let (original, owner) = match std::fs::read_to_string(&target) {
+        Ok(s) => {
+            let meta =
+                std::fs::metadata(&target).map_err(|e| format!("{}: {e}", target.display()))?;
+            (s, Some(Owner::of(&meta)))
         }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (
+            format!("# {name}: new unit, keys in wren's docs/units.md\nexec = \n"),
+            None,
+        ),
         Err(e) => return Err(format!("{}: {e}", target.display())),
     };
     // The copy keeps the unit's file name so that `check` sees its name.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let work = env
-        .tmp
-        .join(format!("wren-edit-{}-{name}-{nanos}", std::process::id()));
-    std::fs::create_dir(&work).map_err(|e| format!("{}: {e}", work.display()))?;
-    let result = edit_loop(name, env, &original, &target, &work, input, err);
+    // Its directory is private (0700): the unit may hold secrets.
+    let work = env.tmp.join(format!("wren-edit-{name}-{}", unique()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&work)
+        .map_err(|e| format!("{}: {e}", work.display()))?;
+    let result = edit_loop(name, env, (&original, owner), &target, &work, input, err);
     let _ = std::fs::remove_dir_all(&work);
     result
+}
+
+/// What an installed file keeps of the file it replaces.
+#[derive(Clone, Copy)]
+struct Owner {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+impl Owner {
+    fn of(meta: &std::fs::Metadata) -> Owner {
+        Owner {
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+        }
+    }
+}
+
+/// A name part no other edit uses at the same time: this process's id and
+/// the clock's nanoseconds (an edit is one process, so its own names never
+/// race), and a counter for the copies of one process.
+fn unique() -> String {
+    static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos}-{n}", std::process::id())
+}
+
+/// Replace `target` with `text` atomically and durably: a staging file of
+/// its own name beside it (created exclusively, with the mode and owner of
+/// the file it replaces; 0644 and the caller's ids for a new unit), synced,
+/// renamed over `target`, then the directory synced so that the rename
+/// itself survives a power cut.
+fn install(target: &Path, text: &str, owner: Option<Owner>) -> io::Result<()> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let name = target.file_name().unwrap_or_default().to_string_lossy();
+    let staged = dir.join(format!(".{name}.new.{}", unique()));
+    let mode = owner.map_or(0o644, |o| o.mode);
+    let written = (|| {
+        // Created with no permission for others at all, so that the text is
+        // never readable by more than the final mode allows.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&staged)?;
+        if let Some(o) = owner {
+            std::os::unix::fs::fchown(&f, Some(o.uid), Some(o.gid))?;
+        }
+        f.write_all(text.as_bytes())?;
+        // After the chown, which clears set-id bits; and not through the
+        // umask.
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        f.sync_all()?;
+        std::fs::rename(&staged, target)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&staged);
+        return Err(e);
+    }
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn edit_loop(
     name: &str,
     env: &EditEnv<'_>,
-    original: &str,
+    (original, owner): (&str, Option<Owner>),
     target: &Path,
     work: &Path,
     input: &mut dyn io::BufRead,
@@ -132,14 +202,8 @@ fn edit_loop(
             return Ok(Edited::Unchanged);
         }
         if (env.check)(&copy, err) {
-            let staged = target.with_file_name(format!(".{name}.unit.new"));
-            std::fs::write(&staged, &text)
-                .and_then(|()| std::fs::File::open(&staged)?.sync_all())
-                .and_then(|()| std::fs::rename(&staged, target))
-                .map_err(|e| {
-                    let _ = std::fs::remove_file(&staged);
-                    format!("installing {}: {e}", target.display())
-                })?;
+            install(target, &text, owner)
+                .map_err(|e| format!("installing {}: {e}", target.display()))?;
             return Ok(Edited::Installed);
         }
         let _ = write!(err, "{name}.unit is invalid. Edit again? [Y/n] ");

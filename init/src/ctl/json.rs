@@ -157,9 +157,9 @@ pub(super) fn text<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
 }
 
 /// The escapes initctl has always written, where serde-json-core differs
-/// (both are valid JSON): `\u001f` in lower case, and DEL and U+2028/2029
-/// escaped too, since DEL upsets terminals and the other two break
-/// JavaScript before ES2019. Escape sequences are copied whole, so a
+/// (both are valid JSON): `\u001f` in lower case, and DEL, the C1
+/// controls and U+2028/2029 escaped too, since DEL and C1 (U+009B is CSI)
+/// upset terminals and the other two break JavaScript before ES2019. Escape sequences are copied whole, so a
 /// backslash in the data is never taken for the start of one; whole UTF-8
 /// sequences are replaced, so the text stays UTF-8. Adds the final newline.
 fn house_escapes(json: &[u8]) -> Vec<u8> {
@@ -179,6 +179,12 @@ fn house_escapes(json: &[u8]) -> Vec<u8> {
                 s = after;
             }
             (0x7f, _) => out.extend_from_slice(b"\\u007f"),
+            // C1 controls (U+0080 to U+009F) in UTF-8: a terminal may take
+            // U+009B for CSI.
+            (0xc2, [c @ 0x80..=0x9f, after @ ..]) => {
+                out.extend_from_slice(format!("\\u{:04x}", u16::from(*c)).as_bytes());
+                s = after;
+            }
             // U+2028 and U+2029 in UTF-8.
             (0xe2, [0x80, 0xa8, after @ ..]) => {
                 out.extend_from_slice(b"\\u2028");

@@ -16,6 +16,7 @@ mod metrics;
 mod output;
 mod sample;
 mod top;
+mod visible;
 
 use crate::vocab::CONTROL_SOCKET;
 use args::{Command, USAGE};

@@ -133,7 +133,7 @@ pub fn detail_text(d: &UnitDetail, log: &[u8]) -> String {
     s.push_str(&format!("reason: {reason}\n"));
     if !log.is_empty() {
         s.push_str("log:\n");
-        s.push_str(&String::from_utf8_lossy(log));
+        s.push_str(&String::from_utf8_lossy(&super::visible::render(log)));
         if !log.ends_with(b"\n") {
             s.push('\n');
         }

@@ -260,6 +260,10 @@ fn json_strings_are_escaped() {
     assert_eq!(json_str("\u{8}\u{c}"), r#""\b\f""#);
     assert_eq!(json_str("é✓"), "\"é✓\"");
     assert_eq!(json_str("\u{2028}"), r#""\u2028""#);
+    assert_eq!(
+        json_str("\u{80}x\u{9b}2J\u{a0}"),
+        "\"\\u0080x\\u009b2J\u{a0}\""
+    );
     // Text that only looks like an escape keeps its case.
     assert_eq!(json_str("\\u001F"), r#""\\u001F""#);
 }
@@ -524,4 +528,35 @@ fn reexec_waits_for_the_new_init_and_reports_a_refusal() {
     assert_eq!(fake.info.reexecs, 1);
     let (code, _, err) = drive("ctl-e2e-reexec3", &mut fake, &["reexec", "rel"], |_, _| {});
     assert_eq!(code, 2, "{err}");
+}
+
+/// The installed file keeps the mode of the file it replaces (a 0600 unit
+/// holding secrets in `env` stays 0600), a new unit is 0644, and two edits
+/// at once never share a staging name.
+#[test]
+fn edit_keeps_the_mode_and_stages_under_a_unique_name() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = TempDir::new("ctl-edit-mode");
+    let unit = d.join("secret.unit");
+    std::fs::write(&unit, "exec = /bin/old\nenv = TOKEN=x\n").unwrap();
+    std::fs::set_permissions(&unit, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let env = edit_env(d.path(), "sed -i s/old/new/");
+    let r = edit_unit("secret", &env, &mut &b""[..], &mut Vec::new());
+    assert_eq!(r, Ok(Edited::Installed));
+    let meta = std::fs::metadata(&unit).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
+    assert!(std::fs::read_to_string(&unit).unwrap().contains("/bin/new"));
+
+    let env = edit_env(d.path(), "sh -c 'echo \"exec = /bin/x\" > \"$0\"'");
+    let r = edit_unit("fresh", &env, &mut &b""[..], &mut Vec::new());
+    assert_eq!(r, Ok(Edited::Installed));
+    let meta = std::fs::metadata(d.join("fresh.unit")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o644);
+    // Only the unit files are left.
+    let mut left: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["fresh.unit", "secret.unit"]);
 }

@@ -21,6 +21,12 @@ pub(super) fn early() -> (cmdline::Options, SigSet, Option<Cgroups>) {
     // or delivered with a default action while we boot.
     let mask = SigSet::all();
     let _ = mask.thread_block();
+    // Ctrl-Alt-Del would reboot the kernel at once, with nothing stopped
+    // or synced: the kernel sends it to PID 1 as SIGINT instead, a clean
+    // reboot (docs/boot.md, "Signals to PID 1").
+    if let Err(e) = rustix::system::reboot(rustix::system::RebootCommand::CadOff) {
+        log::warn!("reboot(CAD_OFF): {e}; Ctrl-Alt-Del reboots without a sync");
+    }
     let _ = mounts::ensure_console_fds();
     // Step 2: early mounts (/proc first; everything after reads it).
     mounts::early_mounts(Path::new("/proc/self/mounts"), &mut |e| {

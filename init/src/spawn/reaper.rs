@@ -48,7 +48,14 @@ fn ended(st: rustix::process::WaitStatus) -> Option<Exit> {
 }
 
 /// Supervise `service` until it ends; never returns.
+///
+/// Forked from PID 1 without exec, it holds a copy of every fd PID 1 had
+/// (the control listener and clients, other units' pipes, epoll,
+/// signalfd): all are closed but stdio and `report`, so that it keeps none
+/// of them alive and nothing in the namespace can reach them through it.
+/// It opens no fd after, and never returns or drops what it inherited.
 pub fn run(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
+    crate::sys::fd::close_all_but(report);
     let all = SigSet::all();
     // A pid fits an i32 (the kernel's pid_max is at most 2^22).
     let raw = i32::try_from(service).unwrap_or(i32::MAX);

@@ -116,6 +116,60 @@ pub fn move_for_exec(fd: BorrowedFd<'_>, target: RawFd) -> Result<(), Errno> {
     rustix::io::dup2(fd, &mut t)
 }
 
+/// Close every fd above 2 except `keep`: for a process forked from PID 1
+/// that never execs (a namespace's reaper), which must not hold PID 1's
+/// listener, clients, epoll, signalfd or other units' pipes open.
+///
+/// Every `OwnedFd` the process inherited then names a closed number: the
+/// caller uses none of them again and drops none (the reaper ends in
+/// `_exit`), and opens nothing that could take such a number.
+pub fn close_all_but(keep: Option<BorrowedFd<'_>>) {
+    match keep
+        .map(|fd| fd.as_raw_fd())
+        .and_then(|k| u32::try_from(k).ok())
+    {
+        Some(k) if k > 2 => {
+            close_range(3, k - 1);
+            close_range(k.saturating_add(1), u32::MAX);
+        }
+        _ => close_range(3, u32::MAX),
+    }
+}
+
+/// close_range(2) from `first` to `last`; before Linux 5.9, close(2) on
+/// each number below the fd limit.
+fn close_range(first: u32, last: u32) {
+    if first > last {
+        return;
+    }
+    // SAFETY: close_range takes three unsigned ints and touches no memory;
+    // closing numbers that other code holds as `OwnedFd`s is what this
+    // function's contract (`close_all_but`) makes that code's caller accept.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            libc::c_long::from(first),
+            libc::c_long::from(last),
+            0 as libc::c_long,
+        )
+    };
+    if r == 0 {
+        return;
+    }
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(1024)
+        .min(1 << 16);
+    let top = u64::from(last).min(limit.saturating_sub(1));
+    for fd in u64::from(first)..=top {
+        if let Ok(fd) = libc::c_int::try_from(fd) {
+            // SAFETY: as above; close on a number not open is EBADF and
+            // harmless.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
 /// Close fd 0, for a test that checks how missing standard fds are filled.
 #[cfg(test)]
 pub fn close_stdin() {

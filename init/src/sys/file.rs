@@ -27,8 +27,23 @@ pub fn write_at<Fd: AsFd>(dir: Fd, path: &str, value: &[u8]) -> Result<(), Errno
 
 /// Read `path` under `dir` into `buf`, up to its end or `buf`'s; the text,
 /// if it is UTF-8.
+///
+/// Only a regular file is read (kernel files in /proc, /sys and cgroupfs
+/// are regular): anything else is `Errno::INVAL` without a read, and the
+/// open itself does not wait (O_NONBLOCK: a FIFO would block it until a
+/// writer came, then the reads until it went) nor take a terminal as
+/// PID 1's controlling one (O_NOCTTY).
 pub fn read_at<'b, Fd: AsFd>(dir: Fd, path: &str, buf: &'b mut [u8]) -> Result<&'b str, Errno> {
-    let fd = rustix::fs::openat(dir, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let fd = rustix::fs::openat(
+        dir,
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
+        Mode::empty(),
+    )?;
+    let st = rustix::fs::fstat(&fd)?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(Errno::INVAL);
+    }
     let mut len = 0;
     while let Some(rest) = buf.get_mut(len..).filter(|r| !r.is_empty()) {
         match rustix::io::read(&fd, rest) {
@@ -70,6 +85,24 @@ mod tests {
         assert_eq!(write_at(&d, "missing/v", b"1"), Err(Errno::NOENT));
         std::fs::write(dir.join("bin"), [0xff, 0xfe]).unwrap();
         assert_eq!(read_at(&d, "bin", &mut buf), Err(Errno::INVAL));
+    }
+
+    #[test]
+    fn only_regular_files_are_read_and_a_fifo_does_not_block() {
+        let dir = TempDir::new("file-fifo");
+        let d = rustix::fs::open(&*dir, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        rustix::fs::mkfifoat(&d, "fifo", Mode::from_raw_mode(0o644)).unwrap();
+        std::fs::create_dir(dir.join("sub")).unwrap();
+        let mut buf = [0u8; 64];
+        // Without a writer: no wait at the open or the read.
+        assert_eq!(read_at(&d, "fifo", &mut buf), Err(Errno::INVAL));
+        assert_eq!(read_at(&d, "sub", &mut buf), Err(Errno::INVAL));
+        assert_eq!(
+            read_at(rustix::fs::CWD, "/dev/null", &mut buf),
+            Err(Errno::INVAL)
+        );
+        // /proc files are regular.
+        assert!(read_at(rustix::fs::CWD, "/proc/self/stat", &mut buf).is_ok());
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod broken;
 mod demo;
 mod disk;
 mod fair;
+mod faults;
 mod gate;
 mod idle;
 mod initctl_abuse;
