@@ -221,7 +221,7 @@ impl Pid1 {
             return Err(why(format_args!("cgroup: not prepared")));
         };
         let (uid, gid) = match users::resolve_ids(def) {
-            Ok(ids) => ids,
+            Ok(ids) => (ids.uid, ids.gid),
             Err(msg) => {
                 return Err(why(format_args!("{msg}")));
             }

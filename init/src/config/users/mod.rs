@@ -1,0 +1,294 @@
+//! `user` / `group` to numbers, from the passwd and group files of the
+//! unit's root (no NSS: a static binary has none), with initgroups
+//! semantics: a named user also gets every group that lists it. Read at
+//! every spawn of a unit that names a user, so streamed through a fixed
+//! buffer: files of any size, bytes that are not UTF-8 (a GECOS field in
+//! Latin-1) are no problem, and nothing is allocated.
+
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::unit::{IdSpec, UnitDef};
+
+/// Supplementary groups a unit can get (Linux allows 65536; a device
+/// user is in a handful).
+pub const GROUPS_MAX: usize = 32;
+/// Longest passwd or group line considered. The fields matched (name,
+/// ids) lead the line; a longer group line has its members beyond this
+/// ignored.
+const LINE_MAX: usize = 4096;
+
+/// What the spawn sets: uid, gid, supplementary groups.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ids {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Set (as given, possibly empty) whenever `uid` or `gid` is.
+    pub groups: heapless::Vec<u32, GROUPS_MAX>,
+}
+
+/// `(uid_t)-1` means "unchanged" to the set-id calls: a unit given it
+/// would silently keep running as root.
+fn valid_id(n: u32) -> bool {
+    n != u32::MAX
+}
+
+/// The unit's ids: numbers as given, names looked up in the unit's root.
+/// A named user brings its primary group (unless `group` is set) and the
+/// groups that list it; a numeric user without `group` takes the primary
+/// group of its passwd line, and is refused without one.
+pub fn resolve_ids(def: &UnitDef) -> Result<Ids, &'static str> {
+    let root = def.root.as_deref().unwrap_or("");
+    let mut ids = Ids::default();
+    let mut member_name: Option<heapless::String<64>> = None;
+    match &def.user {
+        None => {}
+        Some(IdSpec::Id(n)) => {
+            if !valid_id(*n) {
+                return Err("user: 4294967295 is not a valid uid");
+            }
+            ids.uid = Some(*n);
+            if def.group.is_none() {
+                let entry = passwd_by_uid(root, *n)?
+                    .ok_or("numeric user has no line in /etc/passwd: set `group`")?;
+                ids.gid = Some(entry.gid);
+                member_name = Some(entry.name);
+            }
+        }
+        Some(IdSpec::Name(n)) => {
+            let entry = passwd_by_name(root, n)?.ok_or("user not found in /etc/passwd")?;
+            ids.uid = Some(entry.uid);
+            ids.gid = Some(entry.gid);
+            member_name = Some(entry.name);
+        }
+    }
+    match &def.group {
+        None => {}
+        Some(IdSpec::Id(n)) => {
+            if !valid_id(*n) {
+                return Err("group: 4294967295 is not a valid gid");
+            }
+            ids.gid = Some(*n);
+        }
+        Some(IdSpec::Name(n)) => {
+            ids.gid = Some(group_by_name(root, n)?.ok_or("group not found in /etc/group")?);
+        }
+    }
+    if let Some(name) = member_name {
+        member_groups(root, &name, ids.gid, &mut ids.groups)?;
+    }
+    Ok(ids)
+}
+
+/// A passwd line's name, uid and gid.
+struct PwEntry {
+    name: heapless::String<64>,
+    uid: u32,
+    gid: u32,
+}
+
+fn field(line: &[u8], i: usize) -> Option<&[u8]> {
+    line.split(|&c| c == b':').nth(i)
+}
+
+fn number(f: &[u8]) -> Option<u32> {
+    core::str::from_utf8(f).ok()?.parse().ok()
+}
+
+/// A passwd line: `Ok(None)` when it is not a valid entry.
+fn pw_entry(line: &[u8]) -> Result<Option<PwEntry>, &'static str> {
+    let (Some(name), Some(uid), Some(gid)) = (field(line, 0), field(line, 2), field(line, 3))
+    else {
+        return Ok(None);
+    };
+    let (Some(uid), Some(gid)) = (number(uid), number(gid)) else {
+        return Ok(None);
+    };
+    let Ok(name) = core::str::from_utf8(name) else {
+        return Ok(None);
+    };
+    let mut n = heapless::String::new();
+    if n.push_str(name).is_err() {
+        return Ok(None);
+    }
+    Ok(Some(PwEntry { name: n, uid, gid }))
+}
+
+fn checked(e: PwEntry) -> Result<PwEntry, &'static str> {
+    if !valid_id(e.uid) {
+        return Err("/etc/passwd gives the user uid 4294967295, which is not valid");
+    }
+    if !valid_id(e.gid) {
+        return Err("/etc/passwd gives the user gid 4294967295, which is not valid");
+    }
+    Ok(e)
+}
+
+fn passwd_by_name(root: &str, name: &str) -> Result<Option<PwEntry>, &'static str> {
+    let mut found = None;
+    scan(root, "/etc/passwd", &mut |line| {
+        if field(line, 0) == Some(name.as_bytes()) {
+            found = pw_entry(line).ok().flatten();
+            return true;
+        }
+        false
+    })
+    .map_err(|_| "cannot read /etc/passwd")?;
+    found.map(checked).transpose()
+}
+
+fn passwd_by_uid(root: &str, uid: u32) -> Result<Option<PwEntry>, &'static str> {
+    let mut found = None;
+    scan(root, "/etc/passwd", &mut |line| {
+        if field(line, 2).and_then(number) == Some(uid) {
+            found = pw_entry(line).ok().flatten();
+            return found.is_some();
+        }
+        false
+    })
+    .map_err(|_| "cannot read /etc/passwd")?;
+    found.map(checked).transpose()
+}
+
+fn group_by_name(root: &str, name: &str) -> Result<Option<u32>, &'static str> {
+    let mut found = None;
+    scan(root, "/etc/group", &mut |line| {
+        if field(line, 0) == Some(name.as_bytes()) {
+            found = field(line, 2).and_then(number);
+            return true;
+        }
+        false
+    })
+    .map_err(|_| "cannot read /etc/group")?;
+    match found {
+        Some(g) if !valid_id(g) => {
+            Err("/etc/group gives the group gid 4294967295, which is not valid")
+        }
+        other => Ok(other),
+    }
+}
+
+/// initgroups(3): every group whose member list names `user`, the primary
+/// group first. A missing /etc/group means no supplementary group.
+fn member_groups(
+    root: &str,
+    user: &str,
+    primary: Option<u32>,
+    out: &mut heapless::Vec<u32, GROUPS_MAX>,
+) -> Result<(), &'static str> {
+    out.clear();
+    if let Some(g) = primary {
+        let _ = out.push(g);
+    }
+    let mut full = false;
+    let r = scan(root, "/etc/group", &mut |line| {
+        let listed =
+            field(line, 3).is_some_and(|m| m.split(|&c| c == b',').any(|u| u == user.as_bytes()));
+        if let (true, Some(g)) = (listed, field(line, 2).and_then(number)) {
+            if valid_id(g) && !out.contains(&g) && out.push(g).is_err() {
+                full = true;
+                return true;
+            }
+        }
+        false
+    });
+    match r {
+        Ok(()) | Err(Errno::NOENT) => {}
+        Err(_) => return Err("cannot read /etc/group"),
+    }
+    if full {
+        return Err("user is in more than 32 groups");
+    }
+    Ok(())
+}
+
+/// Calls `f` with each line (without its newline) of `root` + `file`
+/// until it returns true. The file is read in chunks through a fixed
+/// buffer; it must be a regular file (opened non-blocking, so a FIFO put
+/// there never blocks PID 1).
+pub fn scan(root: &str, file: &str, f: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), Errno> {
+    let mut path: heapless::String<{ crate::vocab::PATH_BYTES + 16 }> = heapless::String::new();
+    path.push_str(root.trim_end_matches('/'))
+        .and_then(|()| path.push_str(file))
+        .map_err(|_| Errno::NAMETOOLONG)?;
+    let fd = rustix::fs::open(
+        path.as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
+        Mode::empty(),
+    )?;
+    let st = rustix::fs::fstat(&fd)?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(Errno::INVAL);
+    }
+    let mut buf = [0u8; LINE_MAX];
+    // Bytes of buf holding the start of the current line.
+    let mut have = 0usize;
+    // Inside a line longer than the buffer: its first LINE_MAX bytes were
+    // given; skip to its end.
+    let mut skipping = false;
+    loop {
+        let Some(spare) = buf.get_mut(have..) else {
+            return Err(Errno::IO);
+        };
+        let n = match rustix::io::read(&fd, spare) {
+            Ok(n) => n,
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e),
+        };
+        let end = have + n;
+        let Some(data) = buf.get(..end) else {
+            return Err(Errno::IO);
+        };
+        let mut start = 0usize;
+        while let Some(nl) = data
+            .get(start..)
+            .and_then(|d| d.iter().position(|&c| c == b'\n'))
+        {
+            let line = data.get(start..start + nl).unwrap_or(&[]);
+            if !skipping && f(line) {
+                return Ok(());
+            }
+            skipping = false;
+            start += nl + 1;
+        }
+        let rest = end - start;
+        if n == 0 {
+            // The last line may lack its newline.
+            if rest > 0 && !skipping {
+                if let Some(line) = data.get(start..end) {
+                    let _ = f(line);
+                }
+            }
+            return Ok(());
+        }
+        if rest == LINE_MAX {
+            // A line longer than the buffer: judge it by its start.
+            if !skipping && f(data) {
+                return Ok(());
+            }
+            skipping = true;
+            have = 0;
+        } else {
+            buf.copy_within(start..end, 0);
+            have = rest;
+        }
+    }
+}
+
+/// Fields 3 and 4 (0 when absent, as in /etc/group) of `name`'s line in
+/// passwd or group text (for `initctl check`, which has the whole file).
+pub fn find_ids(text: &str, name: &str) -> Option<(u32, u32)> {
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        if f.next()? != name {
+            return None;
+        }
+        let _pw = f.next()?;
+        let a = f.next()?.parse().ok()?;
+        let b = f.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        Some((a, b))
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+use super::*;
+use crate::testutil::TempDir;
+
+fn def_in(root: &TempDir, user: Option<IdSpec>, group: Option<IdSpec>) -> UnitDef {
+    let mut d = UnitDef::with_defaults("svc");
+    d.root = Some(root.path().to_str().unwrap().try_into().unwrap());
+    d.user = user;
+    d.group = group;
+    d
+}
+
+fn name(s: &str) -> Option<IdSpec> {
+    Some(IdSpec::Name(s.try_into().unwrap()))
+}
+
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
+                      pi:x:1000:1000:Pi:/home/pi:/bin/sh\n\
+                      evil:x:4294967295:0::/:/bin/sh\n\
+                      badgid:x:7:4294967295::/:/bin/sh\n";
+const GROUP: &str = "root:x:0:\npi:x:1000:\ngpio:x:997:pi\ndialout:x:20:root,pi\n\
+                     video:x:44:pi,other\naudio:x:29:other\n";
+
+fn image(passwd: &[u8], group: &[u8]) -> TempDir {
+    let d = TempDir::new("users");
+    std::fs::create_dir_all(d.join("etc")).unwrap();
+    std::fs::write(d.join("etc/passwd"), passwd).unwrap();
+    std::fs::write(d.join("etc/group"), group).unwrap();
+    d
+}
+
+#[test]
+fn a_named_user_keeps_its_groups() {
+    let img = image(PASSWD.as_bytes(), GROUP.as_bytes());
+    let ids = resolve_ids(&def_in(&img, name("pi"), None)).unwrap();
+    assert_eq!((ids.uid, ids.gid), (Some(1000), Some(1000)));
+    assert_eq!(ids.groups.as_slice(), [1000, 997, 20, 44]);
+    // An explicit group replaces the primary one.
+    let ids = resolve_ids(&def_in(&img, name("pi"), name("video"))).unwrap();
+    assert_eq!(ids.gid, Some(44));
+    assert_eq!(ids.groups.as_slice(), [44, 997, 20]);
+}
+
+#[test]
+fn invalid_ids_are_refused() {
+    let img = image(PASSWD.as_bytes(), GROUP.as_bytes());
+    let e = resolve_ids(&def_in(&img, name("evil"), None)).unwrap_err();
+    assert!(e.contains("uid 4294967295"), "{e}");
+    let e = resolve_ids(&def_in(&img, name("badgid"), None)).unwrap_err();
+    assert!(e.contains("gid 4294967295"), "{e}");
+    let e = resolve_ids(&def_in(&img, Some(IdSpec::Id(u32::MAX)), None)).unwrap_err();
+    assert!(e.contains("not a valid uid"), "{e}");
+    let e = resolve_ids(&def_in(
+        &img,
+        Some(IdSpec::Id(5)),
+        Some(IdSpec::Id(u32::MAX)),
+    ))
+    .unwrap_err();
+    assert!(e.contains("not a valid gid"), "{e}");
+}
+
+#[test]
+fn a_numeric_user_takes_its_primary_group_or_is_refused() {
+    let img = image(PASSWD.as_bytes(), GROUP.as_bytes());
+    let ids = resolve_ids(&def_in(&img, Some(IdSpec::Id(1000)), None)).unwrap();
+    assert_eq!((ids.uid, ids.gid), (Some(1000), Some(1000)));
+    assert_eq!(ids.groups.as_slice(), [1000, 997, 20, 44]);
+    let e = resolve_ids(&def_in(&img, Some(IdSpec::Id(4321)), None)).unwrap_err();
+    assert!(e.contains("set `group`"), "{e}");
+    // With a group given, no passwd line is needed.
+    let ids = resolve_ids(&def_in(&img, Some(IdSpec::Id(4321)), Some(IdSpec::Id(50)))).unwrap();
+    assert_eq!((ids.uid, ids.gid), (Some(4321), Some(50)));
+    assert!(ids.groups.is_empty());
+}
+
+#[test]
+fn big_files_long_lines_and_latin1_gecos() {
+    let mut passwd = Vec::new();
+    for i in 0..20_000 {
+        passwd.extend_from_slice(
+            format!(
+                "u{i}:x:{}:{}:user {i}:/:/bin/false\n",
+                10_000 + i,
+                10_000 + i
+            )
+            .as_bytes(),
+        );
+    }
+    // A GECOS field in Latin-1 (not UTF-8) on the line looked for.
+    passwd.extend_from_slice(b"jos\xe9:x:501:501:Jos\xe9 \xc9lan:/home/j:/bin/sh\n");
+    passwd.extend_from_slice(b"last:x:502:502::/:/bin/sh");
+    let mut group = Vec::new();
+    // A group line longer than the buffer, naming `last` early.
+    group.extend_from_slice(b"big:x:600:last");
+    for i in 0..2000 {
+        group.extend_from_slice(format!(",member{i}").as_bytes());
+    }
+    group.extend_from_slice(b"\nlastgrp:x:601:last\n");
+    let img = image(&passwd, &group);
+    assert!(passwd.len() > 500_000);
+    let ids = resolve_ids(&def_in(&img, name("u19999"), None)).unwrap();
+    assert_eq!(ids.uid, Some(29_999));
+    // The line without a final newline is found too.
+    let ids = resolve_ids(&def_in(&img, name("last"), None)).unwrap();
+    assert_eq!((ids.uid, ids.gid), (Some(502), Some(502)));
+    assert_eq!(ids.groups.as_slice(), [502, 600, 601]);
+    // A non-UTF-8 name cannot be named in a unit file; the numeric user of
+    // that line still resolves.
+    let ids = resolve_ids(&def_in(&img, Some(IdSpec::Id(501)), Some(IdSpec::Id(501)))).unwrap();
+    assert_eq!(ids.uid, Some(501));
+    let ids = resolve_ids(&def_in(&img, name("u5"), None)).unwrap();
+    assert_eq!(ids.gid, Some(10_005));
+}
+
+#[test]
+fn missing_files_and_fifos() {
+    let img = TempDir::new("users-none");
+    let e = resolve_ids(&def_in(&img, name("pi"), None)).unwrap_err();
+    assert_eq!(e, "cannot read /etc/passwd");
+    std::fs::create_dir_all(img.join("etc")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        img.join("etc/passwd"),
+        rustix::fs::FileType::Fifo,
+        Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    // Refused at once, not blocked on.
+    let e = resolve_ids(&def_in(&img, name("pi"), None)).unwrap_err();
+    assert_eq!(e, "cannot read /etc/passwd");
+    // No group file: a user with no supplementary group.
+    std::fs::remove_file(img.join("etc/passwd")).unwrap();
+    std::fs::write(img.join("etc/passwd"), PASSWD).unwrap();
+    let ids = resolve_ids(&def_in(&img, name("pi"), None)).unwrap();
+    assert_eq!(ids.groups.as_slice(), [1000]);
+    assert_eq!(
+        resolve_ids(&def_in(&img, None, None)).unwrap(),
+        Ids::default()
+    );
+}
+
+#[test]
+fn ids_from_passwd_and_group_text() {
+    let pw = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n";
+    assert_eq!(find_ids(pw, "nobody"), Some((65534, 65534)));
+    assert_eq!(find_ids(pw, "root"), Some((0, 0)));
+    assert_eq!(find_ids(pw, "nob"), None);
+    assert_eq!(find_ids("wheel:x:10:root,a\n", "wheel"), Some((10, 0)));
+}
