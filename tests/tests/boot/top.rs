@@ -100,6 +100,33 @@ impl Tmux {
         self.enter();
     }
 
+    /// Types `text`, and presses Enter only once the shell has echoed all
+    /// of it: a busy single-CPU guest under TCG can drop characters typed
+    /// into the serial console, so a line that came out short is wiped
+    /// (Ctrl-U) and typed again, three times at most.
+    fn line_checked(&self, text: &str) {
+        for _ in 0..3 {
+            self.keys(text);
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline {
+                let screen = self.screen();
+                let last = screen
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("");
+                if last.trim_end().ends_with(text) {
+                    self.enter();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = self.cmd().args(["send-keys", "-t", "vm", "C-u"]).status();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        panic!("the shell never echoed {text:?}:\n{}", self.screen());
+    }
+
     fn screen(&self) -> String {
         let o = self
             .cmd()
@@ -229,7 +256,7 @@ fn top_on_a_terminal_fits_updates_and_quits() {
         t.screen()
     );
 
-    t.line("clear; initctl top -d 1");
+    t.line_checked("clear; initctl top -d 1");
     // A full frame (the last unit row drawn), then one that moved on.
     let full = |s: &str| {
         s.starts_with("wren top: ")
@@ -300,7 +327,7 @@ fn top_on_a_terminal_fits_updates_and_quits() {
     // Clear first, so the old frame on the screen is not taken for the new.
     t.line("clear");
     t.wait_screen(Duration::from_secs(10), |s| !s.contains("wren top: "));
-    t.line("initctl top -d 1; echo \"@@C\"\"C:$?@@\"");
+    t.line_checked("initctl top -d 1; echo \"@@C\"\"C:$?@@\"");
     t.wait_screen(Duration::from_secs(20), |s| s.starts_with("wren top: "));
     let st = t
         .cmd()
