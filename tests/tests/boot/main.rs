@@ -36,6 +36,7 @@ mod order;
 mod pressure;
 mod reap;
 mod reexec;
+mod reload_faults;
 mod rescue;
 mod restart;
 mod stop;
