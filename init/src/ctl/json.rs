@@ -42,6 +42,9 @@ struct Unit<'a> {
     pressure_avg10_bp: Option<Option<u64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pressure_events: Option<u64>,
+    /// Limit keys not enforced, blank-separated (`""`: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_enforced: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
     /// The last lines, invalid UTF-8 replaced.
@@ -75,6 +78,7 @@ impl<'a> Unit<'a> {
             oom_kills: None,
             pressure_avg10_bp: None,
             pressure_events: None,
+            not_enforced: None,
             reason: None,
             log: None,
         }
@@ -130,6 +134,7 @@ pub(super) fn detail(d: &UnitDetail, log: &[u8]) -> Result<Vec<u8>, String> {
         oom_kills: Some(u64::from(d.oom_kills)),
         pressure_avg10_bp: Some(d.pressure_avg10.map(u64::from)),
         pressure_events: Some(u64::from(d.pressure_events)),
+        not_enforced: Some(&d.not_enforced),
         reason: Some(&d.reason),
         log: Some(&log),
         ..Unit::of(&d.status)
