@@ -14,7 +14,7 @@ use serde::{Serialize, Serializer};
 #[serde(untagged)]
 enum Json<'a> {
     Table(&'a [Unit<'a>]),
-    One(Unit<'a>),
+    One(&'a Unit<'a>),
 }
 
 /// One unit. `pid` and `uptime_ms` are null when not running,
@@ -121,7 +121,7 @@ pub(super) fn units(units: &[UnitStatus]) -> Result<Vec<u8>, String> {
 /// `status NAME --json`: one object, and a newline.
 pub(super) fn detail(d: &UnitDetail, log: &[u8]) -> Result<Vec<u8>, String> {
     let log = String::from_utf8_lossy(log);
-    text(&Json::One(Unit {
+    let one = Unit {
         last_exit: Some(match d.last_exit {
             LastExit::None => None,
             LastExit::Code(code) => Some(Exit::Code { code }),
@@ -138,7 +138,8 @@ pub(super) fn detail(d: &UnitDetail, log: &[u8]) -> Result<Vec<u8>, String> {
         reason: Some(&d.reason),
         log: Some(&log),
         ..Unit::of(&d.status)
-    }))
+    };
+    text(&Json::One(&one))
 }
 
 /// Largest output tried: a whole log tail escaped at 6 bytes a byte fits
