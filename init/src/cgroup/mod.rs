@@ -252,9 +252,6 @@ pub enum CgroupError {
     Mkdir { unit: Name, errno: Errno },
     /// Opening the directory `units/NAME`.
     OpenDir { unit: Name, errno: Errno },
-    /// The unit sets a key whose file does not exist: its controller is not
-    /// available (not in the kernel, or not enabled for `units/`).
-    Unavailable { unit: Name, file: &'static str },
     /// Opening or writing `units/NAME/FILE`.
     Write {
         unit: Name,
@@ -284,10 +281,6 @@ impl fmt::Display for CgroupError {
             CgroupError::OpenDir { unit, errno } => {
                 write!(f, "cgroup: cannot open {UNITS_DIR}/{unit}: {errno}")
             }
-            CgroupError::Unavailable { unit, file } => write!(
-                f,
-                "cgroup: {UNITS_DIR}/{unit}/{file} does not exist (controller not available)"
-            ),
             CgroupError::Write { unit, file, errno } => {
                 write!(f, "cgroup: cannot write {UNITS_DIR}/{unit}/{file}: {errno}")
             }
@@ -348,7 +341,14 @@ pub fn setup_units(root: &Path) -> Result<Controllers, CgroupError> {
         .map_err(|errno| CgroupError::ReadControllers { errno })?;
     for c in WANTED {
         if !available.has(c) {
-            log::warn!("cgroup: controller {} not available", c.name());
+            let how = match c.name() {
+                "memory" => "; turn it on with cgroup_enable=memory on the kernel command line (Raspberry Pi: cmdline.txt) in a kernel with CONFIG_MEMCG",
+                _ => "; it needs a kernel built with it",
+            };
+            log::error!(
+                "cgroup: controller {0} not available: {0}.* keys of units are not enforced{how}",
+                c.name()
+            );
         }
     }
     let in_root = enable(&root_fd, "", available);
@@ -363,6 +363,17 @@ pub fn setup_units(root: &Path) -> Result<Controllers, CgroupError> {
     let enabled = enable(&units_fd, "units/", in_root);
     log::info!("cgroup: controllers for units: {enabled}");
     Ok(enabled)
+}
+
+/// Limit files a unit sets that its cgroup does not have (their
+/// controller is not available): not enforced.
+pub type NotEnforced = heapless::Vec<&'static str, 9>;
+
+/// A unit's cgroup, ready for clone3.
+#[derive(Debug)]
+pub struct Prepared {
+    pub dir: OwnedFd,
+    pub not_enforced: NotEnforced,
 }
 
 /// Open directory fds of the cgroup root and `units/`, through which every
@@ -413,11 +424,12 @@ impl Cgroups {
 
     /// Create `units/NAME` if missing and write every limit file: the keys
     /// the unit sets, and the kernel defaults for those it does not (so a
-    /// reload that removed a key takes effect). A file missing because its
-    /// controller is unavailable is an error only when the unit sets the
-    /// key. Returns the cgroup directory fd for clone3's
-    /// `CLONE_INTO_CGROUP`.
-    pub fn prepare(&self, name: &str, limits: &Limits) -> Result<OwnedFd, CgroupError> {
+    /// reload that removed a key takes effect). A key whose file is missing
+    /// because its controller is unavailable (a Raspberry Pi kernel without
+    /// `cgroup_enable=memory`) is not enforced, and said so, rather than
+    /// keeping the unit from running. Returns the cgroup directory fd for
+    /// clone3's `CLONE_INTO_CGROUP`.
+    pub fn prepare(&self, name: &str, limits: &Limits) -> Result<Prepared, CgroupError> {
         check_name(name)?;
         // A cgroup the kernel just made holds the defaults already, so only
         // the keys the unit sets need writing (half a millisecond per file
@@ -436,6 +448,7 @@ impl Cgroups {
             unit: truncated(name),
             errno,
         })?;
+        let mut not_enforced = NotEnforced::new();
         for s in settings(limits) {
             if fresh && !s.explicit {
                 continue;
@@ -444,10 +457,7 @@ impl Cgroups {
                 Ok(()) => {}
                 Err(Errno::NOENT) if !s.explicit => {}
                 Err(Errno::NOENT) => {
-                    return Err(CgroupError::Unavailable {
-                        unit: truncated(name),
-                        file: s.file,
-                    })
+                    let _ = not_enforced.push(s.file);
                 }
                 Err(errno) => {
                     return Err(CgroupError::Write {
@@ -458,7 +468,7 @@ impl Cgroups {
                 }
             }
         }
-        Ok(dir)
+        Ok(Prepared { dir, not_enforced })
     }
 
     /// Kill every process in `units/NAME` (and below) with SIGKILL through

@@ -101,6 +101,7 @@ impl Fake {
                     oom_kills: 1,
                     pressure_avg10: Some(125),
                     pressure_events: 1,
+                    not_enforced: crate::proto::truncated("memory.max"),
                     reason: crate::proto::truncated("restarting in 2s"),
                 });
                 srv.answer_detail(id, detail, self.log(&name).ok(), now);

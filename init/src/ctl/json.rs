@@ -14,7 +14,7 @@ use serde::{Serialize, Serializer};
 #[serde(untagged)]
 enum Json<'a> {
     Table(&'a [Unit<'a>]),
-    One(Unit<'a>),
+    One(&'a Unit<'a>),
 }
 
 /// One unit. `pid` and `uptime_ms` are null when not running,
@@ -42,6 +42,9 @@ struct Unit<'a> {
     pressure_avg10_bp: Option<Option<u64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pressure_events: Option<u64>,
+    /// Limit keys not enforced, blank-separated (`""`: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_enforced: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
     /// The last lines, invalid UTF-8 replaced.
@@ -75,6 +78,7 @@ impl<'a> Unit<'a> {
             oom_kills: None,
             pressure_avg10_bp: None,
             pressure_events: None,
+            not_enforced: None,
             reason: None,
             log: None,
         }
@@ -117,7 +121,7 @@ pub(super) fn units(units: &[UnitStatus]) -> Result<Vec<u8>, String> {
 /// `status NAME --json`: one object, and a newline.
 pub(super) fn detail(d: &UnitDetail, log: &[u8]) -> Result<Vec<u8>, String> {
     let log = String::from_utf8_lossy(log);
-    text(&Json::One(Unit {
+    let one = Unit {
         last_exit: Some(match d.last_exit {
             LastExit::None => None,
             LastExit::Code(code) => Some(Exit::Code { code }),
@@ -130,10 +134,12 @@ pub(super) fn detail(d: &UnitDetail, log: &[u8]) -> Result<Vec<u8>, String> {
         oom_kills: Some(u64::from(d.oom_kills)),
         pressure_avg10_bp: Some(d.pressure_avg10.map(u64::from)),
         pressure_events: Some(u64::from(d.pressure_events)),
+        not_enforced: Some(&d.not_enforced),
         reason: Some(&d.reason),
         log: Some(&log),
         ..Unit::of(&d.status)
-    }))
+    };
+    text(&Json::One(&one))
 }
 
 /// Largest output tried: a whole log tail escaped at 6 bytes a byte fits

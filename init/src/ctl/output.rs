@@ -129,6 +129,12 @@ pub fn detail_text(d: &UnitDetail, log: &[u8]) -> String {
             d.pressure_events
         ));
     }
+    if !d.not_enforced.is_empty() {
+        s.push_str(&format!(
+            "not enforced: {} (controller not available)\n",
+            d.not_enforced
+        ));
+    }
     let reason = if d.reason.is_empty() { "-" } else { &d.reason };
     s.push_str(&format!("reason: {reason}\n"));
     if !log.is_empty() {

@@ -213,6 +213,7 @@ fn detail() -> UnitDetail {
         oom_kills: 2,
         pressure_avg10: Some(125),
         pressure_events: 1,
+        not_enforced: crate::proto::truncated("memory.max"),
         reason: crate::proto::truncated("exited with signal, restarting in 2s"),
     }
 }
@@ -229,8 +230,12 @@ fn detail_lines() {
         lines[4],
         "pressure: 1.25% (memory, some avg10); over pressure_limit: 1"
     );
-    assert_eq!(lines[5], "reason: exited with signal, restarting in 2s");
-    assert_eq!(&lines[6..], ["log:", "boom", "bang"]);
+    assert_eq!(
+        lines[5],
+        "not enforced: memory.max (controller not available)"
+    );
+    assert_eq!(lines[6], "reason: exited with signal, restarting in 2s");
+    assert_eq!(&lines[7..], ["log:", "boom", "bang"]);
     let mut d = detail();
     d.last_exit = LastExit::OomKill;
     d.reason.clear();

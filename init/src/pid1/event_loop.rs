@@ -181,6 +181,7 @@ impl Pid1 {
     /// timer, and a one-time "all up" line for boot timing.
     fn after_events(&mut self) {
         self.tend_waiters();
+        self.forget_cgroups();
         self.arm_timer();
         if !self.all_up_reported && self.sup.shutting_down().is_none() {
             let settled = self.sup.slots().all(|s| {
@@ -252,6 +253,30 @@ impl Pid1 {
             rustix::time::timerfd_settime(t, rustix::time::TimerfdTimerFlags::ABSTIME, &spec)
         {
             log::error!("timerfd_settime: {e}");
+        }
+    }
+
+    /// A unit removed by a reload leaves the table once it has stopped;
+    /// its cgroup goes with it (empty by then: the stop killed it).
+    fn forget_cgroups(&mut self) {
+        let Some(cg) = self.cg.as_ref() else { return };
+        for (i, edge) in self.edges.iter_mut().enumerate() {
+            if edge.cgroup.is_none() {
+                continue;
+            }
+            let Some(slot) = u8::try_from(i).ok().and_then(|u| self.sup.slot(u)) else {
+                continue;
+            };
+            if slot.retired != crate::supervisor::Retired::Free {
+                continue;
+            }
+            edge.cgroup = None;
+            edge.pressure = None;
+            match cg.remove(&slot.def.name) {
+                Ok(true) => log::debug!("{}: cgroup removed", slot.def.name),
+                Ok(false) => log::warn!("{}: cgroup still busy, left in place", slot.def.name),
+                Err(e) => log::warn!("{e}"),
+            }
         }
     }
 }

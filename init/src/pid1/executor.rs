@@ -204,13 +204,20 @@ impl Pid1 {
             edge.cgroup = None;
             edge.pressure = None;
             match cg.prepare(name, &def.limits) {
-                Ok(fd) => {
+                Ok(p) => {
                     // OOM kills are counted from here; later exits move
                     // the baseline (classify_exit), so restarts need not
                     // read memory.events.
                     edge.oom_kills_at_spawn =
                         cg.memory_events(name).map(|e| e.oom_kill).unwrap_or(0);
-                    edge.cgroup = Some((fd, def.limits));
+                    if !p.not_enforced.is_empty() && p.not_enforced != edge.not_enforced {
+                        log::warn!(
+                            "{name}: not enforced (controller not available): {}",
+                            NotEnforcedText(&p.not_enforced)
+                        );
+                    }
+                    edge.not_enforced = p.not_enforced;
+                    edge.cgroup = Some((p.dir, def.limits));
                 }
                 Err(e) => {
                     return Err(why(format_args!("cgroup: {e}")));
@@ -363,4 +370,19 @@ fn bind_notify_socket(path: &str) -> Result<OwnedFd, Errno> {
     let addr = SocketAddrUnix::new(path)?;
     bind(&s, &addr)?;
     Ok(s)
+}
+
+/// Limit keys as `memory.max memory.low`.
+pub(super) struct NotEnforcedText<'a>(pub(super) &'a [&'static str]);
+
+impl core::fmt::Display for NotEnforcedText<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, k) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(k)?;
+        }
+        Ok(())
+    }
 }

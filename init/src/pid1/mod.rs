@@ -62,6 +62,8 @@ struct Edge {
     pressure_events: u32,
     /// Stopped by system shedding; started again when pressure calms.
     shed: bool,
+    /// Limit keys the unit sets that its cgroup cannot enforce.
+    not_enforced: crate::cgroup::NotEnforced,
     /// While on probation after a reload: the definition to put back.
     last_good: Option<Box<UnitDef>>,
     /// The last reload's verdict on this unit, if it changed it.
@@ -84,6 +86,7 @@ impl Edge {
             pressure: None,
             pressure_events: 0,
             shed: false,
+            not_enforced: crate::cgroup::NotEnforced::new(),
             last_good: None,
             verdict: None,
             rejected: None,

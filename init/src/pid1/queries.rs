@@ -310,6 +310,14 @@ fn detail(
         oom_kills: edge.map(|e| e.oom_kills).unwrap_or(0),
         pressure_avg10: cg.and_then(|c| c.memory_pressure(name)),
         pressure_events: edge.map(|e| e.pressure_events).unwrap_or(0),
+        not_enforced: edge
+            .map(|e| {
+                crate::proto::formatted(format_args!(
+                    "{}",
+                    super::executor::NotEnforcedText(&e.not_enforced)
+                ))
+            })
+            .unwrap_or_default(),
         reason,
     })
 }

@@ -23,8 +23,10 @@ impl Pid1 {
         // definition.
         let mut invalid: heapless::Vec<unit::Name, MAX_UNITS> = heapless::Vec::new();
         let mut errors = 0usize;
+        let mut unreadable = false;
         config::load_dir(Path::new(dir), &mut defs, &mut |e| {
             errors += 1;
+            unreadable |= e.line == 0 && e.msg.starts_with("cannot read the unit directory");
             let line = e.to_string();
             log::error!("{line}");
             report(&line);
@@ -38,6 +40,24 @@ impl Pid1 {
                 }
             }
         });
+        // A directory that cannot be read, or holds no valid unit, is far
+        // more likely a mistake (a missing mount, a bad update) than a wish
+        // to stop everything, the console shell included: change nothing.
+        if unreadable || defs.is_empty() {
+            let why = if unreadable {
+                "the unit directory cannot be read"
+            } else if errors > 0 {
+                "no valid unit in the unit directory"
+            } else {
+                "no unit files in the unit directory"
+            };
+            let msg: heapless::String<{ crate::proto::MESSAGE_MAX }> = crate::proto::formatted(
+                format_args!("reload refused: {why} ({dir}); nothing changed"),
+            );
+            log::error!("{msg}");
+            report(&msg);
+            return Err(CtlError::new(ErrCode::Refused, &msg));
+        }
         self.keep_last_good(&defs);
         let mut out = Actions::new();
         let sum = self.sup.reload(
@@ -66,6 +86,9 @@ impl Pid1 {
         }
         // Spawned / SpawnFailed queued by the actions above.
         self.run_queue();
+        // units/ must cover the protection of the units now configured
+        // (a memory.low added by this reload would do nothing otherwise).
+        self.apply_protection();
         let line: heapless::String<160> = crate::proto::formatted(format_args!(
             "{} added, {} changed, {} removed, {} unchanged, {} kept on last good definition{}",
             sum.added,

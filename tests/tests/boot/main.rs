@@ -6,6 +6,7 @@
 mod alloc;
 mod backoff;
 mod broken;
+mod degrade;
 mod demo;
 mod disk;
 mod fair;
@@ -36,6 +37,7 @@ mod order;
 mod pressure;
 mod reap;
 mod reexec;
+mod reload_faults;
 mod rescue;
 mod restart;
 mod stop;

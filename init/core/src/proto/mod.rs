@@ -16,7 +16,7 @@ use crate::vocab::{Name, ShutdownKind, State, MAX_UNITS};
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change to `Request` or `Reply`.
-pub const PROTO_VERSION: u16 = 2;
+pub const PROTO_VERSION: u16 = 3;
 /// Bytes of the length prefix.
 pub const HEADER_LEN: usize = 4;
 /// Largest payload either side accepts. A full status table of `MAX_UNITS`
@@ -238,6 +238,9 @@ pub struct UnitDetail {
     pub pressure_avg10: Option<u32>,
     /// Times the unit's `pressure_limit` trigger fired.
     pub pressure_events: u32,
+    /// Limit keys the unit sets that its cgroup cannot enforce (their
+    /// controller is not available), blank-separated; empty when none.
+    pub not_enforced: heapless::String<96>,
     /// Why it is failed / in backoff / waiting, e.g. `start limit hit` or
     /// `waiting for net`; empty when there is nothing to say.
     pub reason: heapless::String<REASON_MAX>,

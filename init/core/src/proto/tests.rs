@@ -86,6 +86,7 @@ fn replies_roundtrip_with_borrowed_data() {
                 oom_kills: 2,
                 pressure_avg10: Some(125),
                 pressure_events: 1,
+                not_enforced: crate::proto::truncated("memory.max"),
                 reason: truncated("start limit hit"),
             },
             log,
