@@ -95,6 +95,7 @@ impl Fake {
                     pressure_avg10: Some(125),
                     pressure_events: 1,
                     reason: crate::proto::truncated("restarting in 2s"),
+                    confinement: heapless::String::new(),
                 });
                 srv.answer_detail(id, detail, self.log(&name).ok(), now);
             }

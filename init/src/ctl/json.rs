@@ -14,7 +14,8 @@ use serde::{Serialize, Serializer};
 #[serde(untagged)]
 enum Json<'a> {
     Table(&'a [Unit<'a>]),
-    One(Unit<'a>),
+    /// By reference: one unit's detail is large beside a slice.
+    One(&'a Unit<'a>),
 }
 
 /// One unit. `pid` and `uptime_ms` are null when not running,
@@ -42,6 +43,9 @@ struct Unit<'a> {
     pressure_events: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    /// The confinement line of `status NAME`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confinement: Option<&'a str>,
     /// The last lines, invalid UTF-8 replaced.
     #[serde(skip_serializing_if = "Option::is_none")]
     log: Option<&'a str>,
@@ -74,6 +78,7 @@ impl<'a> Unit<'a> {
             pressure_avg10: None,
             pressure_events: None,
             reason: None,
+            confinement: None,
             log: None,
         }
     }
@@ -115,7 +120,7 @@ pub(super) fn units(units: &[UnitStatus]) -> Result<Vec<u8>, String> {
 /// `status NAME --json`: one object, and a newline.
 pub(super) fn detail(d: &UnitDetail, log: &[u8]) -> Result<Vec<u8>, String> {
     let log = String::from_utf8_lossy(log);
-    text(&Json::One(Unit {
+    let one = Unit {
         last_exit: Some(match d.last_exit {
             LastExit::None => None,
             LastExit::Code(code) => Some(Exit::Code { code }),
@@ -129,9 +134,11 @@ pub(super) fn detail(d: &UnitDetail, log: &[u8]) -> Result<Vec<u8>, String> {
         pressure_avg10: Some(d.pressure_avg10.map(|p| f64::from(p) / 100.0)),
         pressure_events: Some(u64::from(d.pressure_events)),
         reason: Some(&d.reason),
+        confinement: Some(&d.confinement),
         log: Some(&log),
         ..Unit::of(&d.status)
-    }))
+    };
+    text(&Json::One(&one))
 }
 
 /// Largest output tried: a whole log tail escaped at 6 bytes a byte fits

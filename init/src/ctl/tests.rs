@@ -195,6 +195,9 @@ fn detail() -> UnitDetail {
         pressure_avg10: Some(125),
         pressure_events: 1,
         reason: crate::proto::truncated("exited with signal, restarting in 2s"),
+        confinement: crate::proto::truncated(
+            "namespaces pid mount, user www, capabilities net_bind_service, no_new_privs, seccomp allow 212 calls, / read-only",
+        ),
     }
 }
 
@@ -210,8 +213,12 @@ fn detail_lines() {
         lines[4],
         "pressure: 1.25% (memory, some avg10); over pressure_limit: 1"
     );
-    assert_eq!(lines[5], "reason: exited with signal, restarting in 2s");
-    assert_eq!(&lines[6..], ["log:", "boom", "bang"]);
+    assert_eq!(
+        lines[5],
+        "confinement: namespaces pid mount, user www, capabilities net_bind_service, no_new_privs, seccomp allow 212 calls, / read-only"
+    );
+    assert_eq!(lines[6], "reason: exited with signal, restarting in 2s");
+    assert_eq!(&lines[7..], ["log:", "boom", "bang"]);
     let mut d = detail();
     d.last_exit = LastExit::OomKill;
     d.reason.clear();

@@ -253,6 +253,10 @@ fn detail(
         pressure_avg10: cg.and_then(|c| c.memory_pressure(name)),
         pressure_events: edge.map(|e| e.pressure_events).unwrap_or(0),
         reason,
+        confinement: crate::proto::formatted(format_args!(
+            "{}",
+            wren_core::confine::Summary(&slot.def)
+        )),
     })
 }
 

@@ -43,6 +43,7 @@ fn request<'a>(def: &'a UnitDef, cgroup: BorrowedFd<'a>, stdio: Stdio<'a>) -> Re
         uid: None,
         gid: None,
         exit_report: None,
+        seccomp: None,
         decided_ns: None,
     }
 }

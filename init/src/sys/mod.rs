@@ -10,6 +10,7 @@
 //! - `file`: the small one-write / one-buffer file helpers.
 //! - `netdev`: bringing a network interface up (ioctl).
 //! - `signal`: a signal's default action.
+//! - `seccomp`: a unit's seccomp filter, and its installation.
 //! - `alloc`: the counting allocator.
 
 #![allow(unsafe_code)]
@@ -20,4 +21,5 @@ pub mod exec;
 pub mod fd;
 pub mod file;
 pub mod netdev;
+pub mod seccomp;
 pub mod signal;

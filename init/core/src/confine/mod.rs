@@ -151,17 +151,13 @@ impl Seccomp {
 
 /// The one-line confinement summary of `initctl status NAME`, e.g.
 /// `namespaces pid mount uts ipc, user www, capabilities net_bind_service,
-/// no_new_privs, seccomp allow 212 calls, / read-only`. `root` says
-/// whether the unit runs as uid 0 (inside its user namespace, if any).
-pub struct Summary<'a> {
-    pub def: &'a crate::unit::UnitDef,
-    pub root: bool,
-}
+/// no_new_privs, seccomp allow 212 calls, / read-only`.
+pub struct Summary<'a>(pub &'a crate::unit::UnitDef);
 
 impl core::fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         use crate::unit::{IdSpec, Namespaces};
-        let def = self.def;
+        let def = self.0;
         f.write_str("namespaces")?;
         if def.namespaces == Namespaces::NONE {
             f.write_str(" none")?;
@@ -187,7 +183,7 @@ impl core::fmt::Display for Summary<'_> {
             Some(IdSpec::Id(n)) => write!(f, ", user {n}")?,
             Some(IdSpec::Name(n)) => write!(f, ", user {n}")?,
         }
-        let caps = def.kept_caps(self.root);
+        let caps = def.kept_caps(def.named_root());
         if caps == caps::Caps::ALL {
             f.write_str(", capabilities all")?;
         } else if caps.count() == 0 {

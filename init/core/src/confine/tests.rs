@@ -196,13 +196,7 @@ fn summary_line() {
         "exec = /bin/x\nuser = www\ncapabilities = net_bind_service net_raw\nseccomp = @system-service\nread_only = yes\n",
     )
     .unwrap();
-    let s = format!(
-        "{}",
-        Summary {
-            def: &def,
-            root: false
-        }
-    );
+    let s = format!("{}", Summary(&def));
     let calls = def.seccomp.unwrap().effective().len();
     assert_eq!(
         s,
@@ -210,13 +204,7 @@ fn summary_line() {
     );
     let def = crate::unit::parse("x", "exec = /bin/x\nnamespaces = none\n").unwrap();
     assert_eq!(
-        format!(
-            "{}",
-            Summary {
-                def: &def,
-                root: true
-            }
-        ),
+        format!("{}", Summary(&def)),
         "namespaces none, user root, capabilities all, seccomp none, / read-write"
     );
     let def = crate::unit::parse(
@@ -225,7 +213,7 @@ fn summary_line() {
     )
     .unwrap();
     assert_eq!(
-        format!("{}", Summary { def: &def, root: true }),
+        format!("{}", Summary(&def)),
         "namespaces pid mount user (root = uid 200000 outside), user root, capabilities none, seccomp none, /srv/box overlay"
     );
 }

@@ -81,6 +81,7 @@ fn replies_roundtrip_with_borrowed_data() {
                 pressure_avg10: Some(125),
                 pressure_events: 1,
                 reason: truncated("start limit hit"),
+                confinement: truncated("namespaces none, user www, capabilities net_bind_service"),
             },
             log,
         },

@@ -324,18 +324,36 @@ impl UnitDef {
             .then(|| self.user_map.unwrap_or(UserMap::DEFAULT))
     }
 
-    /// A unit file that could run as root (no `user`, or uid 0) with
-    /// every capability and no namespace: nothing confines it.
-    pub fn unconfined(&self) -> bool {
-        let root = match &self.user {
+    /// `user` is unset, 0 or `root` (inside the unit's user namespace, if
+    /// it has one).
+    pub fn named_root(&self) -> bool {
+        match &self.user {
             None | Some(IdSpec::Id(0)) => true,
             Some(IdSpec::Name(n)) => n.as_str() == "root",
             Some(IdSpec::Id(_)) => false,
-        };
-        root && self.namespaces == Namespaces::NONE
+        }
+    }
+
+    /// A unit file that could run as root (no `user`, or uid 0) with
+    /// every capability and no namespace: nothing confines it.
+    pub fn unconfined(&self) -> bool {
+        self.named_root()
+            && self.namespaces == Namespaces::NONE
             && self.kept_caps(true) == Caps::ALL
             && self.seccomp.is_none()
             && !self.no_new_privs
+    }
+
+    /// Uses least privilege: a non-root user, fewer than all
+    /// capabilities, no_new_privs, a filter, a user namespace or a
+    /// read-only or overlay root.
+    pub fn confined(&self) -> bool {
+        !self.named_root()
+            || self.kept_caps(true) != Caps::ALL
+            || self.no_new_privs_effective()
+            || self.namespaces.has(Namespaces::USER)
+            || self.read_only
+            || self.root_overlay
     }
 
     /// A unit with every default and the given name and program; the
