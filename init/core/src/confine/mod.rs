@@ -84,7 +84,7 @@ fn add_group(g: usize, set: &mut SyscallSet, depth: u8) {
     let Some((_, members)) = groups::GROUPS.get(g) else {
         return;
     };
-    for m in members.iter() {
+    for m in members.split_whitespace() {
         match m.strip_prefix('@') {
             Some(sub) => {
                 if let Some(s) = groups::index(sub) {

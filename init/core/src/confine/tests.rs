@@ -72,7 +72,7 @@ fn names_are_sorted_unique_and_numbered() {
 #[test]
 fn every_group_member_is_known_and_no_group_names_itself() {
     for (g, members) in groups::GROUPS.iter() {
-        for m in members.iter() {
+        for m in members.split_whitespace() {
             match m.strip_prefix('@') {
                 Some(sub) => {
                     assert!(groups::index(sub).is_some(), "@{g}: unknown group {m}");
