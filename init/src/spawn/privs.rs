@@ -39,7 +39,10 @@ pub(super) fn confine(
     if !root && keep.count() > 0 {
         rustix::thread::set_keep_capabilities(true).map_err(|e| (Step::KeepCaps, e))?;
     }
-    if uid.is_some() || gid.is_some() {
+    // In a user namespace setgroups(2) is denied (PID 1 wrote `deny`);
+    // the unit keeps PID 1's supplementary groups, which are none.
+    let userns = def.namespaces.has(crate::unit::Namespaces::USER);
+    if (uid.is_some() || gid.is_some()) && !userns {
         rustix::thread::set_thread_groups(&[]).map_err(|e| (Step::Groups, e))?;
     }
     if let Some(gid) = gid {
@@ -109,12 +112,21 @@ pub(super) fn wait_for_user_map(sync: BorrowedFd<'_>) -> Result<(), Failure> {
     let mut b = [0u8; 1];
     loop {
         match rustix::io::read(sync, &mut b) {
-            Ok(1) if b == [1] => return Ok(()),
+            Ok(1) if b == [1] => break,
             Ok(_) => return Err((Step::UserMap, Errno::PERM)),
             Err(Errno::INTR) => continue,
             Err(e) => return Err((Step::UserMap, e)),
         }
     }
+    // The maps do not change the ids the child was created with: it is
+    // still the host's root, which the map leaves unmapped (shown as the
+    // overflow uid, and refused by file systems). Becoming uid and gid 0
+    // of the namespace makes it the mapped OUTSIDE_UID; the capabilities
+    // of the namespace stay, as for any change from root to root.
+    let zero_g = rustix::process::Gid::from_raw(0);
+    rustix::thread::set_thread_res_gid(zero_g, zero_g, zero_g).map_err(|e| (Step::UserMap, e))?;
+    let zero_u = rustix::process::Uid::from_raw(0);
+    rustix::thread::set_thread_res_uid(zero_u, zero_u, zero_u).map_err(|e| (Step::UserMap, e))
 }
 
 /// PID 1's side: the child `pid` in its new user namespace gets `map` as
