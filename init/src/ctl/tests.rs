@@ -267,6 +267,10 @@ fn json_status_shapes() {
     assert!(j.contains(",\"last_exit\":{\"signal\":9,\"name\":\"SIGKILL\"},"));
     assert!(j.contains("\"oom_kills\":2,"));
     assert!(
+        j.contains(",\"confinement\":\"namespaces pid mount, user www, capabilities net_bind_service, no_new_privs, seccomp allow 212 calls, / read-only\",\"log\":"),
+        "{j}"
+    );
+    assert!(
         j.ends_with("\"log\":\"say \\\"hi\\\"\\n\u{fffd}\"}\n"),
         "{j}"
     );

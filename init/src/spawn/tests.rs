@@ -217,3 +217,34 @@ fn unit_env_overrides_defaults() {
         ]
     );
 }
+
+#[test]
+fn a_seccomp_filter_refuses_with_eperm_and_brings_no_new_privs() {
+    // Needs no privilege: a filter with no_new_privs is open to anyone.
+    let cg = own_cgroup();
+    let mut d = unit(&[
+        "/bin/sh",
+        "-c",
+        "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; umount /nonexistent-wren 2>&1; echo umount $?",
+    ]);
+    d.seccomp = crate::unit::parse_seccomp("~@mount").unwrap();
+    let prog = crate::sys::seccomp::Program::build(d.seccomp.as_ref().unwrap()).unwrap();
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let req = Request {
+        seccomp: Some(&prog),
+        ..request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))
+    };
+    let pid = spawn(&req).unwrap();
+    drop(wr);
+    let out = read_all(rd);
+    assert_eq!(wait(pid), 0, "{out}");
+    assert!(out.contains("NoNewPrivs:\t1\n"), "{out}");
+    assert!(out.contains("Seccomp:\t2\n"), "{out}");
+    // umount(8) words the EPERM of umount2 its own way ("must be
+    // superuser" from util-linux, strerror from BusyBox); unfiltered, a
+    // root test would be told the path is not mounted.
+    assert!(
+        out.contains("Operation not permitted") || out.contains("must be superuser"),
+        "{out}"
+    );
+}
