@@ -744,6 +744,10 @@ const ABUSE_HOLD: Duration = Duration::from_secs(3);
 /// When every client is connected and has sent its first bytes, prints
 /// `ctlabuse: in flight` (flushed) so a test can talk to init meanwhile;
 /// at the end `ctlabuse: done`.
+/// `wren_core::proto::PROTO_VERSION` (a one-byte postcard varint while it
+/// is below 128), for the frames made by hand here.
+const PROTO_VERSION: u8 = 3;
+
 fn ctlabuse(socket: &str) {
     use std::io::Read;
     use std::net::Shutdown;
@@ -753,8 +757,8 @@ fn ctlabuse(socket: &str) {
 
     type Plan = (&'static str, Vec<u8>, &'static str);
     let mut malformed = vec![5u8, 0, 0, 0];
-    // Version 1, then an enum tag no Request has, then junk.
-    malformed.extend_from_slice(&[0x01, 0x7f, 0xff, 0xff, 0x00]);
+    // The current version, then an enum tag no Request has, then junk.
+    malformed.extend_from_slice(&[PROTO_VERSION, 0x7f, 0xff, 0xff, 0x00]);
     let mut version = vec![3u8, 0, 0, 0];
     // Version 999 as a postcard varint (0xe7 0x07), then a tag.
     version.extend_from_slice(&[0xe7, 0x07, 0x00]);
@@ -887,7 +891,7 @@ fn ctlabuse(socket: &str) {
 /// ```
 ///
 /// (ms from connecting to the end of the drain). The request is encoded by
-/// hand: postcard of (PROTO_VERSION 2, Request::Log { name, follow: true }),
+/// hand: postcard of (PROTO_VERSION, Request::Log { name, follow: true }),
 /// `Log` being variant 5 of `Request`.
 fn ctlstall(socket: &str, unit: &str, stall: Duration) {
     use std::io::Read;
@@ -896,7 +900,7 @@ fn ctlstall(socket: &str, unit: &str, stall: Duration) {
     if unit.is_empty() || unit.len() > 32 {
         fail("ctlstall: unit name of 1-32 bytes");
     }
-    let mut payload = vec![0x02u8, 0x05, unit.len() as u8];
+    let mut payload = vec![PROTO_VERSION, 0x05, unit.len() as u8];
     payload.extend_from_slice(unit.as_bytes());
     payload.push(0x01);
     let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
