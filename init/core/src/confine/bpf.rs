@@ -9,12 +9,12 @@
 //!     ld  [nr]
 //!     jge 0x40000000, 0, 1           (x86_64 only: the x32 ABI's
 //!     ret EPERM                       numbers, always refused)
-//!     jeq n1, MATCH                  up to 250 compares per block; a
-//!     ...                            jump reaches 255 ahead at most
-//!     ja  next block
-//!   MATCH: ret ACTION
-//!     ...
-//!     ret DEFAULT
+//!     jge PIVOT, 0, 1                a binary search over the sorted
+//!     ja  UPPER                      numbers (see `tree`), whose
+//!     ...                            leaves compare a few numbers each:
+//!     jeq n1, ACTION                 jeq n1 .. n4
+//!     ret DEFAULT                    ret DEFAULT
+//!     ret ACTION                     ret ACTION
 //! ```
 //!
 //! An allow list: ACTION is allow, DEFAULT is EPERM; a deny list the other
@@ -88,12 +88,13 @@ pub const RET_EPERM: u32 = RET_ERRNO | EPERM;
 /// x86_64: system call numbers of the x32 ABI have this bit.
 const X32_BIT: u32 = 0x4000_0000;
 
-/// Compares per block, so every jump fits the 8-bit offset.
-const BLOCK: usize = 250;
+/// Calls compared one by one at a leaf of the search tree.
+const LEAF: usize = 4;
 
-/// Most instructions a filter can need: every name, a jump and a return
-/// per block, and the fixed head and tail (the kernel allows 4096).
-pub const MAX_INSNS: usize = super::syscalls::COUNT + 2 * (super::syscalls::COUNT / BLOCK + 1) + 8;
+/// Most instructions a filter can need (the kernel allows 4096): per name
+/// a compare, and per leaf and per branch two more; a leaf has at least
+/// one name and there are fewer branches than leaves.
+pub const MAX_INSNS: usize = 5 * super::syscalls::COUNT + 16;
 
 fn stmt(code: u16, k: u32) -> Insn {
     Insn {
@@ -108,20 +109,66 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> Insn {
     Insn { code, jt, jf, k }
 }
 
+/// Instructions of the search tree over `nrs` (sorted).
+fn tree_len(nrs: &[u32]) -> usize {
+    if nrs.len() <= LEAF {
+        return nrs.len() + 2;
+    }
+    let (lo, hi) = nrs.split_at(nrs.len() / 2);
+    2 + tree_len(lo) + tree_len(hi)
+}
+
+/// A binary search over the sorted `nrs`, so a call passes about
+/// 2 log2(n) + 4 instructions instead of up to n: a branch is
+/// `jge PIVOT` with a long `ja` over the lower half (a conditional jump
+/// reaches 255 ahead at most, `ja` any distance); a leaf compares its few
+/// numbers and returns.
+fn tree(nrs: &[u32], action: u32, default: u32, emit: &mut dyn FnMut(Insn)) {
+    if nrs.len() <= LEAF {
+        let k = nrs.len();
+        for (i, nr) in nrs.iter().enumerate() {
+            // Past the other compares and `ret default`, to `ret action`.
+            let to_action = u8::try_from(k - i).unwrap_or(u8::MAX);
+            emit(jump(JMP_JEQ_K, *nr, to_action, 0));
+        }
+        emit(stmt(RET_K, default));
+        emit(stmt(RET_K, action));
+        return;
+    }
+    let (lo, hi) = nrs.split_at(nrs.len() / 2);
+    let pivot = hi.first().copied().unwrap_or(0);
+    // Taken (nr >= pivot): the `ja` to the upper half; else past it.
+    emit(jump(JMP_JGE_K, pivot, 0, 1));
+    emit(stmt(
+        JMP_JA,
+        u32::try_from(tree_len(lo)).unwrap_or(u32::MAX),
+    ));
+    tree(lo, action, default, emit);
+    tree(hi, action, default, emit);
+}
+
 /// The filter for `set` on `arch`: calls in the set get `action`, all
 /// others `default`. Names without a number on `arch` are left out.
 /// `emit` receives the instructions in order (at most `MAX_INSNS`).
 pub fn build(arch: Arch, set: &SyscallSet, action: u32, default: u32, emit: &mut dyn FnMut(Insn)) {
     let col = arch.column();
-    let numbers = || {
-        NUMBERS
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| set.has(*i))
-            .filter_map(move |(_, nrs)| nrs.get(col).copied())
-            .filter(|nr| *nr != NONE)
-    };
-    let total = numbers().count();
+    // Sorted by number, for the search tree: at most one per name.
+    let mut nrs = [0u32; super::syscalls::COUNT];
+    let mut n = 0;
+    for nr in NUMBERS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| set.has(*i))
+        .filter_map(|(_, nrs)| nrs.get(col).copied())
+        .filter(|nr| *nr != NONE)
+    {
+        if let Some(slot) = nrs.get_mut(n) {
+            *slot = u32::from(nr);
+            n += 1;
+        }
+    }
+    let nrs = nrs.get_mut(..n).unwrap_or_default();
+    nrs.sort_unstable();
     emit(stmt(LD_W_ABS, DATA_ARCH));
     emit(jump(JMP_JEQ_K, arch.audit(), 1, 0));
     emit(stmt(RET_K, RET_KILL_PROCESS));
@@ -132,19 +179,5 @@ pub fn build(arch: Arch, set: &SyscallSet, action: u32, default: u32, emit: &mut
         emit(jump(JMP_JGE_K, X32_BIT, 0, 1));
         emit(stmt(RET_K, RET_EPERM));
     }
-    let mut left = total;
-    let mut all = numbers();
-    while left > 0 {
-        let n = left.min(BLOCK);
-        for i in 0..n {
-            let Some(nr) = all.next() else { break };
-            // Past the other compares of the block and its `ja`.
-            let to_ret = u8::try_from(n - i).unwrap_or(u8::MAX);
-            emit(jump(JMP_JEQ_K, u32::from(nr), to_ret, 0));
-        }
-        emit(stmt(JMP_JA, 1));
-        emit(stmt(RET_K, action));
-        left -= n;
-    }
-    emit(stmt(RET_K, default));
+    tree(nrs, action, default, emit);
 }

@@ -217,3 +217,67 @@ fn summary_line() {
         "namespaces pid mount user (root = uid 200000 outside), user root, capabilities none, seccomp none, /srv/box overlay"
     );
 }
+
+/// Like `run`, counting the instructions a call passes.
+fn steps(prog: &[Insn], arch: u32, nr: u32) -> usize {
+    let mut pc = 0usize;
+    for n in 1..10_000 {
+        let i = prog[pc];
+        match i.code {
+            0x20 => pc += 1,
+            0x15 | 0x35 => {
+                let acc = nr;
+                let hit = if i.code == 0x15 {
+                    acc == i.k
+                } else {
+                    acc >= i.k
+                };
+                // The arch compare is the only one on the arch.
+                let hit = if pc == 1 { arch == i.k } else { hit };
+                pc += 1 + usize::from(if hit { i.jt } else { i.jf });
+            }
+            0x05 => pc += 1 + i.k as usize,
+            0x06 => return n,
+            c => panic!("opcode {c:#x}"),
+        }
+    }
+    panic!("no return");
+}
+
+#[test]
+fn every_number_gets_its_answer_through_a_short_search() {
+    for text in [
+        "@system-service",
+        "~@mount @reboot sethostname",
+        "read",
+        "@default",
+    ] {
+        let sc = spec(text);
+        let set = sc.effective();
+        for arch in [Arch::Aarch64, Arch::X86_64] {
+            let p = program(&sc, arch);
+            let col = match arch {
+                Arch::Aarch64 => 0,
+                Arch::X86_64 => 1,
+            };
+            let mut longest = 0;
+            for nr in 0..600u32 {
+                let named = syscalls::NUMBERS
+                    .iter()
+                    .enumerate()
+                    .any(|(i, n)| u32::from(n[col]) == nr && set.has(i));
+                let want = if named == sc.deny {
+                    RET_EPERM
+                } else {
+                    RET_ALLOW
+                };
+                assert_eq!(run(&p, arch.audit(), nr), want, "{text} {arch:?} {nr}");
+                longest = longest.max(steps(&p, arch.audit(), nr));
+            }
+            assert!(
+                longest <= 30,
+                "{text} {arch:?}: {longest} instructions for one call"
+            );
+        }
+    }
+}
