@@ -9,12 +9,9 @@
 //!     ld  [nr]
 //!     jge 0x40000000, 0, 1           (x86_64 only: the x32 ABI's
 //!     ret EPERM                       numbers, always refused)
-//!     jge PIVOT, 0, 1                a binary search over the sorted
-//!     ja  UPPER                      numbers (see `tree`), whose
-//!     ...                            leaves compare a few numbers each:
-//!     jeq n1, ACTION                 jeq n1 .. n4
-//!     ret DEFAULT                    ret DEFAULT
-//!     ret ACTION                     ret ACTION
+//!     jge FIRST, UPPER, 0            a binary search over the runs of
+//!     ...                            numbers with the same answer (see
+//!     ret ACTION or DEFAULT          `tree`): a few compares, a return
 //! ```
 //!
 //! An allow list: ACTION is allow, DEFAULT is EPERM; a deny list the other
@@ -88,13 +85,10 @@ pub const RET_EPERM: u32 = RET_ERRNO | EPERM;
 /// x86_64: system call numbers of the x32 ABI have this bit.
 const X32_BIT: u32 = 0x4000_0000;
 
-/// Calls compared one by one at a leaf of the search tree.
-const LEAF: usize = 4;
-
-/// Most instructions a filter can need (the kernel allows 4096): per name
-/// a compare, and per leaf and per branch two more; a leaf has at least
-/// one name and there are fewer branches than leaves.
-pub const MAX_INSNS: usize = 5 * super::syscalls::COUNT + 16;
+/// Most instructions a filter can need (the kernel allows 4096): the
+/// numbers cut the number line into at most 2n+1 intervals, and the tree
+/// has a return per interval and at most two instructions per branch.
+pub const MAX_INSNS: usize = 4 * super::syscalls::COUNT + 16;
 
 fn stmt(code: u16, k: u32) -> Insn {
     Insn {
@@ -109,42 +103,43 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> Insn {
     Insn { code, jt, jf, k }
 }
 
-/// Instructions of the search tree over `nrs` (sorted).
-fn tree_len(nrs: &[u32]) -> usize {
-    if nrs.len() <= LEAF {
-        return nrs.len() + 2;
+/// `(first number, answer)`: the answer holds from there to the next
+/// interval's first number; the first interval starts at 0.
+type Interval = (u32, u32);
+
+/// Instructions of the search tree over `iv`.
+fn tree_len(iv: &[Interval]) -> usize {
+    if iv.len() <= 1 {
+        return 1;
     }
-    let (lo, hi) = nrs.split_at(nrs.len() / 2);
-    2 + tree_len(lo) + tree_len(hi)
+    let (lo, hi) = iv.split_at(iv.len() / 2);
+    let l = tree_len(lo);
+    let branch = if l <= usize::from(u8::MAX) { 1 } else { 2 };
+    branch + l + tree_len(hi)
 }
 
-/// A binary search over the sorted `nrs`, so a call passes about
-/// 2 log2(n) + 4 instructions instead of up to n: a branch is
-/// `jge PIVOT` with a long `ja` over the lower half (a conditional jump
-/// reaches 255 ahead at most, `ja` any distance); a leaf compares its few
-/// numbers and returns.
-fn tree(nrs: &[u32], action: u32, default: u32, emit: &mut dyn FnMut(Insn)) {
-    if nrs.len() <= LEAF {
-        let k = nrs.len();
-        for (i, nr) in nrs.iter().enumerate() {
-            // Past the other compares and `ret default`, to `ret action`.
-            let to_action = u8::try_from(k - i).unwrap_or(u8::MAX);
-            emit(jump(JMP_JEQ_K, *nr, to_action, 0));
-        }
-        emit(stmt(RET_K, default));
-        emit(stmt(RET_K, action));
+/// A binary search over the intervals of equal answer, so a call passes
+/// about log2 of their number of compares (a run of allowed numbers is
+/// one interval, whatever its length) and then returns. A branch is
+/// `jge FIRST_OF_UPPER_HALF` jumping over the lower half, or, when that
+/// is farther than a conditional jump reaches (255), a `ja` to it.
+fn tree(iv: &[Interval], emit: &mut dyn FnMut(Insn)) {
+    if iv.len() <= 1 {
+        emit(stmt(RET_K, iv.first().map_or(RET_EPERM, |i| i.1)));
         return;
     }
-    let (lo, hi) = nrs.split_at(nrs.len() / 2);
-    let pivot = hi.first().copied().unwrap_or(0);
-    // Taken (nr >= pivot): the `ja` to the upper half; else past it.
-    emit(jump(JMP_JGE_K, pivot, 0, 1));
-    emit(stmt(
-        JMP_JA,
-        u32::try_from(tree_len(lo)).unwrap_or(u32::MAX),
-    ));
-    tree(lo, action, default, emit);
-    tree(hi, action, default, emit);
+    let (lo, hi) = iv.split_at(iv.len() / 2);
+    let pivot = hi.first().map_or(0, |i| i.0);
+    let l = tree_len(lo);
+    match u8::try_from(l) {
+        Ok(over) => emit(jump(JMP_JGE_K, pivot, over, 0)),
+        Err(_) => {
+            emit(jump(JMP_JGE_K, pivot, 0, 1));
+            emit(stmt(JMP_JA, u32::try_from(l).unwrap_or(u32::MAX)));
+        }
+    }
+    tree(lo, emit);
+    tree(hi, emit);
 }
 
 /// The filter for `set` on `arch`: calls in the set get `action`, all
@@ -152,7 +147,7 @@ fn tree(nrs: &[u32], action: u32, default: u32, emit: &mut dyn FnMut(Insn)) {
 /// `emit` receives the instructions in order (at most `MAX_INSNS`).
 pub fn build(arch: Arch, set: &SyscallSet, action: u32, default: u32, emit: &mut dyn FnMut(Insn)) {
     let col = arch.column();
-    // Sorted by number, for the search tree: at most one per name.
+    // Which numbers are in the set, then the intervals of equal answer.
     let mut nrs = [0u32; super::syscalls::COUNT];
     let mut n = 0;
     for nr in NUMBERS
@@ -169,6 +164,36 @@ pub fn build(arch: Arch, set: &SyscallSet, action: u32, default: u32, emit: &mut
     }
     let nrs = nrs.get_mut(..n).unwrap_or_default();
     nrs.sort_unstable();
+    let mut iv = [(0u32, 0u32); 2 * super::syscalls::COUNT + 1];
+    let mut k = 0;
+    let mut push = |start: u32, answer: u32| {
+        if let Some(slot) = iv.get_mut(k) {
+            *slot = (start, answer);
+            k += 1;
+        }
+    };
+    let mut next = 0u32;
+    let mut open = false;
+    for &nr in nrs.iter() {
+        if open && nr == next {
+            next = nr.saturating_add(1);
+            continue;
+        }
+        if open {
+            push(next, default);
+        } else if nr > 0 && next == 0 {
+            push(0, default);
+        }
+        push(nr, action);
+        next = nr.saturating_add(1);
+        open = true;
+    }
+    if open {
+        push(next, default);
+    } else {
+        push(0, default);
+    }
+    let iv = iv.get(..k).unwrap_or_default();
     emit(stmt(LD_W_ABS, DATA_ARCH));
     emit(jump(JMP_JEQ_K, arch.audit(), 1, 0));
     emit(stmt(RET_K, RET_KILL_PROCESS));
@@ -179,5 +204,5 @@ pub fn build(arch: Arch, set: &SyscallSet, action: u32, default: u32, emit: &mut
         emit(jump(JMP_JGE_K, X32_BIT, 0, 1));
         emit(stmt(RET_K, RET_EPERM));
     }
-    tree(nrs, action, default, emit);
+    tree(iv, emit);
 }

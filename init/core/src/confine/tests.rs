@@ -281,3 +281,16 @@ fn every_number_gets_its_answer_through_a_short_search() {
         }
     }
 }
+
+#[test]
+fn a_service_filter_is_small() {
+    for arch in [Arch::Aarch64, Arch::X86_64] {
+        let n = program(&spec("@system-service"), arch).len();
+        let longest = (0..600u32)
+            .map(|nr| steps(&program(&spec("@system-service"), arch), arch.audit(), nr))
+            .max()
+            .unwrap();
+        println!("@system-service on {arch:?}: {n} instructions, at most {longest} per call");
+        assert!(n < 200, "{arch:?}: {n} instructions");
+    }
+}
