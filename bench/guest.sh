@@ -48,7 +48,7 @@ baseline() { # MODE FILE
 # this script blocks on the FIFO (no polling competing for the CPU).
 wren_unit() { # VARIANT FILE (as seen from here) COUNT
     name=bench-$1
-    mkfifo "$2.done"
+    mkfifo -m 0666 "$2.done"
     sed "s/@N@/$3/" "/bench/wren/$name.unit" > "/bench/units/$name.unit"
     initctl reload > /dev/null || say "initctl reload failed"
     if ! timeout 600 cat "$2.done" > /dev/null; then
@@ -75,6 +75,8 @@ while [ "$r" -le "$ROUNDS" ]; do
     wren_unit default "$O/wren-default.txt" $((r * PER))
     wren_unit net "$O/wren-net.txt" $((r * PER))
     wren_unit root "$RO/wren-root.txt" $((r * PER))
+    wren_unit seccomp "$O/wren-seccomp.txt" $((r * PER))
+    wren_unit userns "$O/wren-userns.txt" $((r * PER))
     r=$((r + 1))
 done
 
@@ -88,7 +90,9 @@ if [ "$N" -gt 0 ]; then
         "wren namespaces=none" "$O/wren-none.txt" \
         "wren default" "$O/wren-default.txt" \
         "wren default+net" "$O/wren-net.txt" \
-        "wren root" "$RO/wren-root.txt"
+        "wren root" "$RO/wren-root.txt" \
+        "wren default+seccomp" "$O/wren-seccomp.txt" \
+        "wren default+user" "$O/wren-userns.txt"
     echo "@@BENCH-END@@"
 fi
 

@@ -178,6 +178,23 @@ impl Tally {
             self.units += 1;
             self.ok += usize::from(c.def.is_some());
         }
+        // Not an error: the unit may need it all. But next to confined
+        // units it is likely an oversight, and the one a breach would use.
+        let confined = set
+            .units
+            .iter()
+            .any(|c| c.def.as_ref().is_some_and(UnitDef::confined));
+        if confined {
+            for c in set.units.iter().filter(|c| c.reported) {
+                if c.def.as_ref().is_some_and(UnitDef::unconfined) {
+                    let _ = writeln!(
+                        out,
+                        "{}: warning: runs as root with every capability and no namespaces while other units are confined (see `user`, `capabilities`, `namespaces`)",
+                        c.path.display()
+                    );
+                }
+            }
+        }
     }
 
     fn summary(&self, out: &mut dyn std::io::Write) -> bool {

@@ -643,3 +643,31 @@ fn check_root_looks_inside_the_image() {
     assert!(check_root(img.path(), &[Path::new(&u("web"))], &mut out));
     assert_eq!(String::from_utf8(out).unwrap(), "1 unit ok\n");
 }
+
+#[test]
+fn check_warns_about_an_unconfined_unit_next_to_confined_ones() {
+    let f = Fixture::new("confined");
+    f.unit("shell", "namespaces = none");
+    let (ok, out) = check_out(Path::new("/"), &[&f.units]);
+    assert!(ok);
+    assert_eq!(out, ["1 unit ok"], "alone, nothing to compare with");
+    f.unit(
+        "web",
+        "user = nobody\ncapabilities = net_bind_service\nseccomp = @system-service",
+    );
+    let (ok, out) = check_out(Path::new("/"), &[&f.units]);
+    assert!(ok, "a warning is not an error: {out:?}");
+    assert_eq!(
+        out,
+        [
+            format!(
+                "{}: warning: runs as root with every capability and no namespaces while other units are confined (see `user`, `capabilities`, `namespaces`)",
+                f.path("shell")
+            ),
+            "2 units ok".to_owned(),
+        ]
+    );
+    f.unit("shell", "namespaces = none\ncapabilities = sys_admin");
+    let (_, out) = check_out(Path::new("/"), &[&f.units]);
+    assert_eq!(out, ["2 units ok"]);
+}

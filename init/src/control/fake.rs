@@ -103,6 +103,7 @@ impl Fake {
                     pressure_events: 1,
                     not_enforced: crate::proto::truncated("memory.max"),
                     reason: crate::proto::truncated("restarting in 2s"),
+                    confinement: heapless::String::new(),
                 });
                 srv.answer_detail(id, detail, self.log(&name).ok(), now);
             }

@@ -14,6 +14,7 @@ use serde::{Serialize, Serializer};
 #[serde(untagged)]
 enum Json<'a> {
     Table(&'a [Unit<'a>]),
+    /// By reference: one unit's detail is large beside a slice.
     One(&'a Unit<'a>),
 }
 
@@ -47,6 +48,9 @@ struct Unit<'a> {
     not_enforced: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    /// The confinement line of `status NAME`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confinement: Option<&'a str>,
     /// The last lines, invalid UTF-8 replaced.
     #[serde(skip_serializing_if = "Option::is_none")]
     log: Option<&'a str>,
@@ -80,6 +84,7 @@ impl<'a> Unit<'a> {
             pressure_events: None,
             not_enforced: None,
             reason: None,
+            confinement: None,
             log: None,
         }
     }
@@ -136,6 +141,7 @@ pub(super) fn detail(d: &UnitDetail, log: &[u8]) -> Result<Vec<u8>, String> {
         pressure_events: Some(u64::from(d.pressure_events)),
         not_enforced: Some(&d.not_enforced),
         reason: Some(&d.reason),
+        confinement: Some(&d.confinement),
         log: Some(&log),
         ..Unit::of(&d.status)
     };

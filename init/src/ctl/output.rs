@@ -135,6 +135,9 @@ pub fn detail_text(d: &UnitDetail, log: &[u8]) -> String {
             d.not_enforced
         ));
     }
+    if !d.confinement.is_empty() {
+        s.push_str(&format!("confinement: {}\n", d.confinement));
+    }
     let reason = if d.reason.is_empty() { "-" } else { &d.reason };
     s.push_str(&format!("reason: {reason}\n"));
     if !log.is_empty() {

@@ -215,6 +215,9 @@ fn detail() -> UnitDetail {
         pressure_events: 1,
         not_enforced: crate::proto::truncated("memory.max"),
         reason: crate::proto::truncated("exited with signal, restarting in 2s"),
+        confinement: crate::proto::truncated(
+            "namespaces pid mount, user www, capabilities net_bind_service, no_new_privs, seccomp allow 212 calls, / read-only",
+        ),
     }
 }
 
@@ -234,8 +237,12 @@ fn detail_lines() {
         lines[5],
         "not enforced: memory.max (controller not available)"
     );
-    assert_eq!(lines[6], "reason: exited with signal, restarting in 2s");
-    assert_eq!(&lines[7..], ["log:", "boom", "bang"]);
+    assert_eq!(
+        lines[6],
+        "confinement: namespaces pid mount, user www, capabilities net_bind_service, no_new_privs, seccomp allow 212 calls, / read-only"
+    );
+    assert_eq!(lines[7], "reason: exited with signal, restarting in 2s");
+    assert_eq!(&lines[8..], ["log:", "boom", "bang"]);
     let mut d = detail();
     d.last_exit = LastExit::OomKill;
     d.reason.clear();
@@ -287,6 +294,10 @@ fn json_status_shapes() {
     let j = text(json::detail(&detail(), b"say \"hi\"\n\xff"));
     assert!(j.contains(",\"last_exit\":{\"signal\":9,\"name\":\"SIGKILL\"},"));
     assert!(j.contains("\"oom_kills\":2,"));
+    assert!(
+        j.contains(",\"confinement\":\"namespaces pid mount, user www, capabilities net_bind_service, no_new_privs, seccomp allow 212 calls, / read-only\",\"log\":"),
+        "{j}"
+    );
     assert!(
         j.ends_with("\"log\":\"say \\\"hi\\\"\\n\u{fffd}\"}\n"),
         "{j}"

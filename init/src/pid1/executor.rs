@@ -227,8 +227,15 @@ impl Pid1 {
         let Some((cgfd, _)) = edge.cgroup.as_ref() else {
             return Err(why(format_args!("cgroup: not prepared")));
         };
-        let (uid, gid) = match users::resolve_ids(def) {
-            Ok(ids) => (ids.uid, ids.gid),
+        // A unit that asked for a filter never runs without one.
+        let edge_filter = edge.seccomp.as_ref();
+        if def.seccomp.is_some() && edge_filter.is_none() {
+            return Err(why(format_args!(
+                "seccomp: no filter for this architecture, not starting"
+            )));
+        }
+        let ids = match users::resolve_ids(def) {
+            Ok(ids) => ids,
             Err(msg) => {
                 return Err(why(format_args!("{msg}")));
             }
@@ -295,9 +302,11 @@ impl Pid1 {
             stdio,
             notify_fd: notify_pipe.as_ref().map(|(_, w)| w.as_fd()),
             notify_socket: notify_sock.as_ref().map(|_| sock_path.as_str()),
-            uid,
-            gid,
+            uid: ids.uid,
+            gid: ids.gid,
+            groups: &ids.groups,
             exit_report: report_pipe.as_ref().map(|(_, w)| w.as_fd()),
+            seccomp: edge_filter,
             decided_ns,
         };
         let pid = match spawn::spawn(&req) {
@@ -305,6 +314,18 @@ impl Pid1 {
             Err(e) => {
                 if notify_sock.is_some() {
                     let _ = rustix::fs::unlink(sock_path.as_str());
+                }
+                if e.step == spawn::Step::Clone && def.namespaces.has(unit::Namespaces::USER) {
+                    let hint = match Errno::from_raw_os_error(e.errno) {
+                        Errno::INVAL => Some("this kernel has no user namespaces (CONFIG_USER_NS)"),
+                        Errno::NOSPC | Errno::USERS => {
+                            Some("user namespaces are disabled (user.max_user_namespaces)")
+                        }
+                        _ => None,
+                    };
+                    if let Some(h) = hint {
+                        return Err(why(format_args!("cannot start: {h}")));
+                    }
                 }
                 return Err(why(format_args!(
                     "cannot start {}: {e}",

@@ -70,6 +70,9 @@ struct Edge {
     verdict: Option<gate::Verdict>,
     /// Why the last reload's definition was rejected, for `status NAME`.
     rejected: Option<gate::Rejection>,
+    /// The unit's seccomp filter, built when the definition was loaded
+    /// (never on the restart path).
+    seccomp: Option<crate::sys::seccomp::Program>,
 }
 
 impl Edge {
@@ -90,7 +93,33 @@ impl Edge {
             last_good: None,
             verdict: None,
             rejected: None,
+            seccomp: None,
         }
+        .with_filter(def)
+    }
+
+    /// (Re)build the seccomp filter when `def`'s differs from the one
+    /// held: at boot and on reload, where PID 1 may allocate.
+    fn with_filter(mut self, def: &UnitDef) -> Self {
+        self.refresh_filter(def);
+        self
+    }
+
+    fn refresh_filter(&mut self, def: &UnitDef) {
+        let held = self.seccomp.as_ref().map(|p| p.spec);
+        if held == def.seccomp {
+            return;
+        }
+        self.seccomp = def.seccomp.as_ref().and_then(|sc| {
+            let p = crate::sys::seccomp::Program::build(sc);
+            if p.is_none() {
+                log::error!(
+                    "{}: seccomp: no system call table for this architecture",
+                    def.name
+                );
+            }
+            p
+        });
     }
 }
 

@@ -319,6 +319,10 @@ fn detail(
             })
             .unwrap_or_default(),
         reason,
+        confinement: crate::proto::formatted(format_args!(
+            "{}",
+            wren_core::confine::Summary(&slot.def)
+        )),
     })
 }
 

@@ -80,6 +80,13 @@ impl Pid1 {
                 }
             }
         }
+        // A changed definition keeps its edge: its filter follows it here,
+        // before any start the reload asks for.
+        for (i, edge) in self.edges.iter_mut().enumerate() {
+            if let Some(slot) = self.sup.slot(i as u8) {
+                edge.refresh_filter(&slot.def);
+            }
+        }
         self.mark_pending();
         for a in out.iter() {
             self.perform(*a);

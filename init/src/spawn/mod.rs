@@ -12,6 +12,7 @@
 //! copy of a single-threaded PID 1, but libc's cached state (e.g. the
 //! thread id) describes the parent.
 
+mod privs;
 pub mod reaper;
 pub mod sandbox;
 
@@ -47,6 +48,15 @@ pub enum Step {
     Exec,
     /// The child died before exec without saying why.
     Unknown,
+    /// Dropping capabilities from the bounding set.
+    Bounding,
+    KeepCaps,
+    Capset,
+    Ambient,
+    NoNewPrivs,
+    Seccomp,
+    /// PID 1 could not write the user namespace's id maps.
+    UserMap,
     /// Setting up the unit's namespaces (mounts, root, hostname, lo).
     Namespace(crate::spawn::sandbox::Step),
     /// The namespace's reaper could not fork the service.
@@ -54,7 +64,7 @@ pub enum Step {
 }
 
 impl Step {
-    const PLAIN: [Step; 14] = [
+    const PLAIN: [Step; 21] = [
         Step::Prepare,
         Step::StatusPipe,
         Step::Clone,
@@ -69,6 +79,13 @@ impl Step {
         Step::Setuid,
         Step::Exec,
         Step::Unknown,
+        Step::Bounding,
+        Step::KeepCaps,
+        Step::Capset,
+        Step::Ambient,
+        Step::NoNewPrivs,
+        Step::Seccomp,
+        Step::UserMap,
     ];
     const FORK_CODE: u8 = 30;
 
@@ -113,6 +130,13 @@ impl Step {
             Step::Setuid => "setuid",
             Step::Exec => "execve",
             Step::Unknown => "child died before exec",
+            Step::Bounding => "drop capabilities from the bounding set",
+            Step::KeepCaps => "keep capabilities across setuid",
+            Step::Capset => "set capabilities",
+            Step::Ambient => "raise ambient capabilities",
+            Step::NoNewPrivs => "set no_new_privs",
+            Step::Seccomp => "install seccomp filter",
+            Step::UserMap => "write the user namespace's uid/gid map",
             Step::Namespace(s) => s.as_str(),
             Step::Fork => "fork the service in its PID namespace",
         }
@@ -164,9 +188,13 @@ pub struct Request<'a> {
     /// Resolved `user` / `group` (the caller reads /etc/passwd).
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// Supplementary groups (`user`'s, initgroups semantics).
+    pub groups: &'a [u32],
     /// With a PID namespace: where the namespace's reaper reports how the
     /// service ended (see `reaper`).
     pub exit_report: Option<BorrowedFd<'a>>,
+    /// The unit's seccomp filter, built when it was loaded.
+    pub seccomp: Option<&'a crate::sys::seccomp::Program>,
     /// `wren.stamp`: when PID 1 decided to start the unit (CLOCK_MONOTONIC
     /// nanoseconds), passed as `$WREN_SPAWN_NS`.
     pub decided_ns: Option<u64>,
@@ -250,12 +278,29 @@ pub fn spawn(req: &Request<'_>) -> Result<u32, SpawnError> {
     let (status_rd, status_wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| fail(Step::StatusPipe, e))?;
 
+    // A new user namespace: the child waits on this pipe until PID 1 has
+    // written its id maps (which needs its pid, so comes after clone3).
+    let user_map = req.def.user_map_effective();
+    let sync = match user_map {
+        Some(_) => Some(
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| fail(Step::StatusPipe, e))?,
+        ),
+        None => None,
+    };
+    let sync_rd = sync.as_ref().map(|(r, _)| r.as_fd());
+
     let pid_ns = req.def.namespaces.has(Namespaces::PID);
     let (argv, env) = (&argv, &env);
     // The closure owns the status pipe's write end: in PID 1 it is dropped
     // with the closure when clone_into returns, so that the child's copy is
     // the only one left and its exec (or exit) is seen as EOF.
     let pid = crate::sys::clone::clone_into(req.def.namespaces, Some(req.cgroup), move || {
+        if let Some(rd) = sync_rd {
+            if let Err((s, e)) = privs::wait_for_user_map(rd) {
+                die(status_wr.as_fd(), fail(s, e));
+            }
+        }
         if pid_ns {
             reaper_child(req, argv, env, status_wr);
         }
@@ -263,6 +308,17 @@ pub fn spawn(req: &Request<'_>) -> Result<u32, SpawnError> {
         die(status_wr.as_fd(), err)
     })
     .map_err(|e| fail(Step::Clone, e))?;
+    if let (Some(map), Some((_, sync_wr))) = (user_map, sync.as_ref()) {
+        let written = privs::write_user_map(pid, map);
+        let told = rustix::io::write(sync_wr, &[u8::from(written.is_ok())]);
+        if told != Ok(1) {
+            // It would wait for ever: it goes instead.
+            if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+        }
+        written.map_err(|e| fail(Step::UserMap, e))?;
+    }
     let mut msg = [0u8; 5];
     let mut got = 0;
     while let Some(rest) = msg.get_mut(got..).filter(|r| !r.is_empty()) {
@@ -369,22 +425,10 @@ fn child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, enter_namespaces: b
     if let Err(e) = rustix::process::chdir(req.def.workdir.as_str()) {
         return fail(Step::Chdir, e);
     }
-    if req.uid.is_some() || req.gid.is_some() {
-        if let Err(e) = rustix::thread::set_thread_groups(&[]) {
-            return fail(Step::Groups, e);
-        }
-    }
-    if let Some(gid) = req.gid {
-        let g = rustix::process::Gid::from_raw(gid);
-        if let Err(e) = rustix::thread::set_thread_res_gid(g, g, g) {
-            return fail(Step::Setgid, e);
-        }
-    }
-    if let Some(uid) = req.uid {
-        let u = rustix::process::Uid::from_raw(uid);
-        if let Err(e) = rustix::thread::set_thread_res_uid(u, u, u) {
-            return fail(Step::Setuid, e);
-        }
+    // Ids, capabilities, no_new_privs, then the seccomp filter: the last
+    // step before execve.
+    if let Err((step, e)) = privs::confine(req.def, req.uid, req.gid, req.groups, req.seccomp) {
+        return fail(step, e);
     }
     fail(Step::Exec, crate::sys::exec::execve(argv, env))
 }

@@ -28,11 +28,19 @@ pub enum Step {
     Loopback,
     /// A path (root + suffix) did not fit the fixed buffer.
     PathTooLong,
+    /// `read_only`: remounting the root read-only.
+    ReadOnly,
+    /// `read_only`: the private tmpfs on /run.
+    MountRun,
+    /// `root_overlay`: the tmpfs for the upper layer.
+    OverlayTmpfs,
+    /// `root_overlay`: the overlay itself (is overlayfs in the kernel?).
+    Overlay,
 }
 
 impl Step {
     pub fn from_code(c: u8) -> Option<Step> {
-        const ALL: [Step; 12] = [
+        const ALL: [Step; 16] = [
             Step::MakePrivate,
             Step::BindRoot,
             Step::MountProc,
@@ -45,6 +53,10 @@ impl Step {
             Step::Hostname,
             Step::Loopback,
             Step::PathTooLong,
+            Step::ReadOnly,
+            Step::MountRun,
+            Step::OverlayTmpfs,
+            Step::Overlay,
         ];
         ALL.iter().copied().find(|s| *s as u8 == c)
     }
@@ -63,6 +75,10 @@ impl Step {
             Step::Hostname => "sethostname",
             Step::Loopback => "bring up lo",
             Step::PathTooLong => "path too long",
+            Step::ReadOnly => "remount root read-only",
+            Step::MountRun => "mount /run",
+            Step::OverlayTmpfs => "mount the overlay's upper tmpfs",
+            Step::Overlay => "mount overlay root",
         }
     }
 }
@@ -85,9 +101,12 @@ pub fn enter(def: &UnitDef) -> Result<(), Failure> {
         )
         .map_err(|e| (Step::MakePrivate, e))?;
         match def.root.as_deref() {
-            Some(root) => enter_root(root, def.console, ns.has(Namespaces::PID))?,
+            Some(root) => enter_root(root, def, ns.has(Namespaces::PID))?,
             None if ns.has(Namespaces::PID) => mount_proc("/proc")?,
             None => {}
+        }
+        if def.read_only {
+            read_only_root(def.root.is_none())?;
         }
     }
     if ns.has(Namespaces::UTS) {
@@ -137,8 +156,13 @@ impl PathBuf {
 /// Mount points are made best effort: an existing directory (or a
 /// read-only image that has it) is fine, a missing one shows up as the
 /// mount's error.
-fn enter_root(root: &str, console: bool, pid_ns: bool) -> Result<(), Failure> {
-    rustix::mount::mount_bind_recursive(root, root).map_err(|e| (Step::BindRoot, e))?;
+fn enter_root(root: &str, def: &UnitDef, pid_ns: bool) -> Result<(), Failure> {
+    let console = def.console;
+    if def.root_overlay {
+        overlay_root(root)?;
+    } else {
+        rustix::mount::mount_bind_recursive(root, root).map_err(|e| (Step::BindRoot, e))?;
+    }
     let proc_dir = PathBuf::join(root, "/proc")?;
     let _ = make_dir(proc_dir.as_str());
     if pid_ns {
@@ -207,6 +231,94 @@ fn enter_root(root: &str, console: bool, pid_ns: bool) -> Result<(), Failure> {
     )
     .map_err(|e| (Step::MountTmp, e))?;
     switch_root(root).map_err(|e| (Step::PivotRoot, e))
+}
+
+/// Where the upper layer of a `root_overlay` unit lives: a fresh tmpfs
+/// mounted here in the unit's own mount namespace only (PID 1 made the
+/// directory for its control socket; the host's copy is untouched).
+const OVERLAY_SCRATCH: &str = "/run/wren";
+
+/// `root_overlay`: a new tmpfs holds the upper layer, and the overlay of
+/// it on `root` is mounted over `root`, so everything after (mount
+/// points, the unit's writes) lands in the tmpfs and `root` itself is
+/// never written.
+fn overlay_root(root: &str) -> Result<(), Failure> {
+    let _ = make_dir(OVERLAY_SCRATCH);
+    rustix::mount::mount(
+        "tmpfs",
+        OVERLAY_SCRATCH,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV,
+        Some(c"mode=0755"),
+    )
+    .map_err(|e| (Step::OverlayTmpfs, e))?;
+    for d in ["/upper", "/work"] {
+        let p = PathBuf::join(OVERLAY_SCRATCH, d)?;
+        make_dir(p.as_str()).map_err(|e| (Step::OverlayTmpfs, e))?;
+    }
+    let too_long = (Step::PathTooLong, Errno::NAMETOOLONG);
+    let mut opts: heapless::String<{ PATH_BYTES + 96 }> = heapless::String::new();
+    core::fmt::write(
+        &mut opts,
+        format_args!(
+            "lowerdir={root},upperdir={OVERLAY_SCRATCH}/upper,workdir={OVERLAY_SCRATCH}/work\0"
+        ),
+    )
+    .map_err(|_| too_long)?;
+    let opts = core::ffi::CStr::from_bytes_with_nul(opts.as_bytes()).map_err(|_| too_long)?;
+    rustix::mount::mount("overlay", root, "overlay", MountFlags::empty(), Some(opts))
+        .map_err(|e| (Step::Overlay, e))
+}
+
+/// `read_only`: the unit's `/` (its `root` once switched to) becomes
+/// read-only in its mount namespace, with private writable tmpfs on /run
+/// and, without `root` (which has one already), /tmp. Other file systems
+/// mounted below `/` (/proc, /sys, /dev) keep their own flags.
+fn read_only_root(host_root: bool) -> Result<(), Failure> {
+    let _ = make_dir("/run");
+    rustix::mount::mount(
+        "tmpfs",
+        "/run",
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV,
+        Some(c"mode=0755"),
+    )
+    .map_err(|e| (Step::MountRun, e))?;
+    if host_root {
+        rustix::mount::mount(
+            "tmpfs",
+            "/tmp",
+            "tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            Some(c"mode=1777"),
+        )
+        .map_err(|e| (Step::MountTmp, e))?;
+    }
+    // A remount must repeat the flags it keeps: in a user namespace the
+    // kernel refuses to clear the ones the parent namespace set.
+    let kept = rustix::fs::statvfs("/")
+        .map_err(|e| (Step::ReadOnly, e))?
+        .f_flag;
+    let mut flags = MountFlags::BIND | MountFlags::RDONLY;
+    for (st, mf) in [
+        (rustix::fs::StatVfsMountFlags::NOSUID, MountFlags::NOSUID),
+        (rustix::fs::StatVfsMountFlags::NODEV, MountFlags::NODEV),
+        (rustix::fs::StatVfsMountFlags::NOEXEC, MountFlags::NOEXEC),
+        (rustix::fs::StatVfsMountFlags::NOATIME, MountFlags::NOATIME),
+        (
+            rustix::fs::StatVfsMountFlags::NODIRATIME,
+            MountFlags::NODIRATIME,
+        ),
+        (
+            rustix::fs::StatVfsMountFlags::RELATIME,
+            MountFlags::RELATIME,
+        ),
+    ] {
+        if kept.contains(st) {
+            flags |= mf;
+        }
+    }
+    rustix::mount::mount_remount("/", flags, "").map_err(|e| (Step::ReadOnly, e))
 }
 
 /// pivot_root into `root` and detach the old root. An initramfs root

@@ -42,7 +42,9 @@ fn request<'a>(def: &'a UnitDef, cgroup: BorrowedFd<'a>, stdio: Stdio<'a>) -> Re
         notify_socket: None,
         uid: None,
         gid: None,
+        groups: &[],
         exit_report: None,
+        seccomp: None,
         decided_ns: None,
     }
 }
@@ -215,4 +217,77 @@ fn unit_env_overrides_defaults() {
             "NOTIFY_SOCKET=/run/wren/notify/x"
         ]
     );
+}
+
+#[test]
+fn a_seccomp_filter_refuses_with_eperm_and_brings_no_new_privs() {
+    // Needs no privilege: a filter with no_new_privs is open to anyone.
+    let cg = own_cgroup();
+    let mut d = unit(&[
+        "/bin/sh",
+        "-c",
+        "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; umount /nonexistent-wren 2>&1; echo umount $?",
+    ]);
+    d.seccomp = crate::unit::parse_seccomp("~@mount").unwrap();
+    let prog = crate::sys::seccomp::Program::build(d.seccomp.as_ref().unwrap()).unwrap();
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let req = Request {
+        seccomp: Some(&prog),
+        ..request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))
+    };
+    let pid = spawn(&req).unwrap();
+    drop(wr);
+    let out = read_all(rd);
+    assert_eq!(wait(pid), 0, "{out}");
+    assert!(out.contains("NoNewPrivs:\t1\n"), "{out}");
+    assert!(out.contains("Seccomp:\t2\n"), "{out}");
+    // umount(8) words the EPERM of umount2 its own way ("must be
+    // superuser" from util-linux, strerror from BusyBox); unfiltered, a
+    // root test would be told the path is not mounted.
+    assert!(
+        out.contains("Operation not permitted") || out.contains("must be superuser"),
+        "{out}"
+    );
+}
+
+/// initgroups: a unit's user keeps the supplementary groups PID 1 resolved
+/// (`user = pi` keeps `gpio`, `dialout`, `video`); a bare uid/gid gets none.
+#[test]
+fn supplementary_groups_are_set_for_the_user() {
+    if !rustix::process::geteuid().is_root() {
+        return; // set-id calls need root; CI runs the host tests as root
+    }
+    let cg = own_cgroup();
+    let mut d = unit(&[
+        "/bin/sh",
+        "-c",
+        "grep -E '^(Uid|Gid|Groups):' /proc/self/status",
+    ]);
+    d.namespaces = crate::unit::Namespaces::NONE;
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let req = Request {
+        uid: Some(65534),
+        gid: Some(65534),
+        groups: &[65534, 997, 20, 44],
+        ..request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))
+    };
+    let pid = spawn(&req).unwrap();
+    drop(wr);
+    let out = read_all(rd);
+    assert_eq!(wait(pid), 0, "{out}");
+    assert!(out.contains("Uid:\t65534\t65534\t65534\t65534\n"), "{out}");
+    assert!(out.contains("Gid:\t65534\t65534\t65534\t65534\n"), "{out}");
+    assert!(out.contains("Groups:\t20 44 997 65534"), "{out}");
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let req = Request {
+        uid: Some(65534),
+        gid: Some(65534),
+        ..request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))
+    };
+    let pid = spawn(&req).unwrap();
+    drop(wr);
+    let out = read_all(rd);
+    assert_eq!(wait(pid), 0, "{out}");
+    let groups = out.lines().find(|l| l.starts_with("Groups:")).unwrap();
+    assert_eq!(groups.trim(), "Groups:", "{out}");
 }

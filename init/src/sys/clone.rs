@@ -36,6 +36,7 @@ fn namespace_flags(ns: Namespaces) -> u64 {
         (Namespaces::IPC, libc::CLONE_NEWIPC),
         (Namespaces::NET, libc::CLONE_NEWNET),
         (Namespaces::CGROUP, libc::CLONE_NEWCGROUP),
+        (Namespaces::USER, libc::CLONE_NEWUSER),
     ] {
         if ns.has(bit) {
             // The flags are positive bit masks; the cast only widens.

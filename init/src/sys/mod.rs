@@ -11,6 +11,7 @@
 //! - `handover`: owning the fds inherited across `initctl reexec`.
 //! - `netdev`: bringing a network interface up (ioctl).
 //! - `signal`: a signal's default action.
+//! - `seccomp`: a unit's seccomp filter, and its installation.
 //! - `alloc`: the counting allocator.
 
 #![allow(unsafe_code)]
@@ -22,5 +23,6 @@ pub mod fd;
 pub mod file;
 pub mod handover;
 pub mod netdev;
+pub mod seccomp;
 pub mod signal;
 pub mod watchdog;

@@ -249,7 +249,7 @@ fn main() {
             "forever" => loop {
                 std::thread::sleep(Duration::from_secs(3600));
             },
-            other => match nstests_step(&args, i) {
+            other => match nstests_step(&args, i).or_else(|| confine_step(&args, i)) {
                 Some(next) => i = next,
                 None => fail(&format!("unknown step: {other}")),
             },
@@ -275,6 +275,75 @@ fn is_step(s: &str) -> bool {
             | "ctlstall"
             | "chatter"
     ) || is_nstests_step(s)
+        || is_confine_step(s)
+}
+
+// --- confine steps (least-privilege boot tests) ----------------------------
+//
+// bind PORT OUT       bind a TCP socket to 0.0.0.0:PORT and close it; OUT gets
+//                     "ok" or "error: <message> (errno N)"
+// syscall NAME OUT    make one harmless call and report as `bind` does:
+//                     umount2 (of a path that does not exist: ENOENT for
+//                     root when allowed), getpid, sethostname (to the
+//                     current name: only for units in their own UTS
+//                     namespace)
+
+fn is_confine_step(s: &str) -> bool {
+    matches!(s, "bind" | "syscall")
+}
+
+fn confine_step(args: &[String], i: usize) -> Option<usize> {
+    let arg = |k: usize| -> &str {
+        args.get(i + k)
+            .map(String::as_str)
+            .unwrap_or_else(|| fail(&format!("missing argument after {}", args[i])))
+    };
+    let report = |out: &str, r: std::io::Result<()>| {
+        let text = match r {
+            Ok(()) => "ok\n".to_string(),
+            Err(e) => nstests_err(&e),
+        };
+        nstests_out(out, &text);
+    };
+    match args.get(i)?.as_str() {
+        "bind" => {
+            let port: u16 = arg(1)
+                .parse()
+                .unwrap_or_else(|_| fail(&format!("bad port: {}", arg(1))));
+            report(
+                arg(2),
+                std::net::TcpListener::bind(("0.0.0.0", port)).map(drop),
+            );
+            Some(i + 3)
+        }
+        "syscall" => {
+            // SAFETY (all three): plain system calls on constant, NUL-ended
+            // strings or a local buffer; nothing is kept.
+            let rc = match arg(1) {
+                "umount2" => unsafe { libc::umount2(c"/nonexistent-wren".as_ptr(), 0) },
+                "getpid" => unsafe { libc::getpid().min(0) },
+                "sethostname" => {
+                    let mut buf = [0u8; 65];
+                    let n = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), 64) };
+                    let len = buf.iter().position(|b| *b == 0).unwrap_or(0);
+                    if n == 0 {
+                        unsafe { libc::sethostname(buf.as_ptr().cast(), len) }
+                    } else {
+                        n
+                    }
+                }
+                other => fail(&format!("syscall: unknown {other}")),
+            };
+            let r = if rc == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            };
+            report(arg(2), r);
+            Some(i + 3)
+        }
+        _ => None,
+    }
 }
 
 // --- nstests steps (namespace and limit boot tests) -----------------------

@@ -6,6 +6,7 @@
 mod alloc;
 mod backoff;
 mod broken;
+mod confine;
 mod degrade;
 mod demo;
 mod disk;

@@ -16,7 +16,7 @@ use crate::vocab::{Name, ShutdownKind, State, MAX_UNITS};
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change to `Request` or `Reply`.
-pub const PROTO_VERSION: u16 = 3;
+pub const PROTO_VERSION: u16 = 4;
 /// Bytes of the length prefix.
 pub const HEADER_LEN: usize = 4;
 /// Largest payload either side accepts. A full status table of `MAX_UNITS`
@@ -37,6 +37,8 @@ pub const MESSAGE_MAX: usize = 120;
 pub type Message = heapless::String<MESSAGE_MAX, u8>;
 /// Bytes of the "why is it failed / waiting" text of a unit.
 pub const REASON_MAX: usize = 96;
+/// Bytes of the confinement line of `initctl status NAME`.
+pub const CONFINEMENT_MAX: usize = 200;
 /// Log lines `status NAME` shows.
 pub const TAIL_LINES: usize = 10;
 
@@ -244,6 +246,9 @@ pub struct UnitDetail {
     /// Why it is failed / in backoff / waiting, e.g. `start limit hit` or
     /// `waiting for net`; empty when there is nothing to say.
     pub reason: heapless::String<REASON_MAX>,
+    /// One line: namespaces, user, capabilities, no_new_privs, seccomp,
+    /// read-only (`confine::Summary`).
+    pub confinement: heapless::String<CONFINEMENT_MAX>,
 }
 
 /// What PID 1 answers.

@@ -88,6 +88,7 @@ fn replies_roundtrip_with_borrowed_data() {
                 pressure_events: 1,
                 not_enforced: crate::proto::truncated("memory.max"),
                 reason: truncated("start limit hit"),
+                confinement: truncated("namespaces none, user www, capabilities net_bind_service"),
             },
             log,
         },

@@ -13,6 +13,8 @@
 use heapless::{String, Vec};
 use serde::{Deserialize, Serialize};
 
+pub use crate::confine::caps::Caps;
+pub use crate::confine::Seccomp;
 use crate::vocab::*;
 pub use crate::vocab::{valid_name, Millis, Name};
 
@@ -201,6 +203,8 @@ impl Namespaces {
     pub const IPC: u8 = 8;
     pub const NET: u8 = 16;
     pub const CGROUP: u8 = 32;
+    /// The unit's root is an unprivileged uid outside (`user_map`).
+    pub const USER: u8 = 64;
     pub const NONE: Namespaces = Namespaces(0);
     pub const DEFAULT: Namespaces = Namespaces(Self::PID | Self::MOUNT | Self::UTS | Self::IPC);
 
@@ -213,6 +217,21 @@ impl Default for Namespaces {
     fn default() -> Self {
         Self::DEFAULT
     }
+}
+
+/// `user_map = OUTSIDE COUNT`: uids and gids 0..COUNT inside a user
+/// namespace are OUTSIDE.. outside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserMap {
+    pub outside: u32,
+    pub count: u32,
+}
+
+impl UserMap {
+    pub const DEFAULT: UserMap = UserMap {
+        outside: 100_000,
+        count: 65_536,
+    };
 }
 
 /// The cgroup keys of a unit, written before its first instruction runs.
@@ -278,9 +297,75 @@ pub struct UnitDef {
     /// `start_timeout`: a unit not ready within this of its spawn is a
     /// failed start.
     pub start_timeout: Millis,
+    /// `capabilities`; None: all for root, none for any other user.
+    pub capabilities: Option<Caps>,
+    /// `no_new_privs = yes` (a `seccomp` filter implies it).
+    pub no_new_privs: bool,
+    pub seccomp: Option<Seccomp>,
+    /// `read_only = yes`: `/` (or `root`) read-only, private /tmp and /run.
+    pub read_only: bool,
+    /// `root_overlay = yes`: `root` is the lower layer of an overlay on a
+    /// fresh tmpfs at each start.
+    pub root_overlay: bool,
+    /// `user_map`; with `user` in `namespaces`, None is `UserMap::DEFAULT`.
+    pub user_map: Option<UserMap>,
 }
 
 impl UnitDef {
+    /// The capabilities the unit keeps: `capabilities`, or all for root
+    /// (`root`: it runs as uid 0, inside its user namespace if it has one)
+    /// and none for any other user.
+    pub fn kept_caps(&self, root: bool) -> Caps {
+        self.capabilities
+            .unwrap_or(if root { Caps::ALL } else { Caps::NONE })
+    }
+
+    /// `no_new_privs`, which a seccomp filter implies: without it the
+    /// kernel takes a filter only from a process with CAP_SYS_ADMIN, and
+    /// a setuid program could shed the filter's purpose.
+    pub fn no_new_privs_effective(&self) -> bool {
+        self.no_new_privs || self.seccomp.is_some()
+    }
+
+    /// The id map of the unit's user namespace, if it has one.
+    pub fn user_map_effective(&self) -> Option<UserMap> {
+        self.namespaces
+            .has(Namespaces::USER)
+            .then(|| self.user_map.unwrap_or(UserMap::DEFAULT))
+    }
+
+    /// `user` is unset, 0 or `root` (inside the unit's user namespace, if
+    /// it has one).
+    pub fn named_root(&self) -> bool {
+        match &self.user {
+            None | Some(IdSpec::Id(0)) => true,
+            Some(IdSpec::Name(n)) => n.as_str() == "root",
+            Some(IdSpec::Id(_)) => false,
+        }
+    }
+
+    /// A unit file that could run as root (no `user`, or uid 0) with
+    /// every capability and no namespace: nothing confines it.
+    pub fn unconfined(&self) -> bool {
+        self.named_root()
+            && self.namespaces == Namespaces::NONE
+            && self.kept_caps(true) == Caps::ALL
+            && self.seccomp.is_none()
+            && !self.no_new_privs
+    }
+
+    /// Uses least privilege: a non-root user, fewer than all
+    /// capabilities, no_new_privs, a filter, a user namespace or a
+    /// read-only or overlay root.
+    pub fn confined(&self) -> bool {
+        !self.named_root()
+            || self.kept_caps(true) != Caps::ALL
+            || self.no_new_privs_effective()
+            || self.namespaces.has(Namespaces::USER)
+            || self.read_only
+            || self.root_overlay
+    }
+
     /// A unit with every default and the given name and program; the
     /// parser starts from this, and PID 1 builds the rescue shell with it.
     pub fn with_defaults(name: &str) -> Self {
@@ -324,6 +409,12 @@ impl UnitDef {
             shed_order: None,
             critical: false,
             start_timeout: START_TIMEOUT_DEFAULT,
+            capabilities: None,
+            no_new_privs: false,
+            seccomp: None,
+            read_only: false,
+            root_overlay: false,
+            user_map: None,
         }
     }
 }
@@ -336,7 +427,10 @@ mod values;
 pub use parse::*;
 pub use render::render;
 pub use suggest::suggest_key;
-pub use values::{parse_duration, parse_pressure_limit, parse_signal, parse_size, split_exec};
+pub use values::{
+    parse_capabilities, parse_duration, parse_pressure_limit, parse_seccomp, parse_signal,
+    parse_size, parse_user_map, split_exec,
+};
 
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,9 @@
 //! The unit-file parser: text to `UnitDef`, every error as `LINE: message`.
 
 use super::values::{
-    bad, msg, number, parse_cpu_max, parse_duration, parse_id, parse_path, parse_pressure_limit,
-    parse_signal, parse_size, parse_weight, split_exec, valid_hostname, Clip, Msg,
+    bad, msg, number, parse_capabilities, parse_cpu_max, parse_duration, parse_id, parse_path,
+    parse_pressure_limit, parse_seccomp, parse_signal, parse_size, parse_user_map, parse_weight,
+    split_exec, valid_hostname, Clip, Msg,
 };
 use super::*;
 use heapless::String;
@@ -41,6 +42,9 @@ pub struct ParseError {
 //   QUOTA >= 1000 and PERIOD in 1000..=1000000 as the kernel requires.
 // - `hostname` needs `uts` in `namespaces`, `root` needs `mount`: without
 //   their namespace they would change the whole system.
+// - `read_only` needs `mount`, `root_overlay` needs `root`, `user_map`
+//   needs `user` in `namespaces`; `capabilities = all`/`none` stand alone;
+//   `seccomp = ~ a b` and `~a b` are the same deny list.
 // - An `env` KEY may not contain blanks or `=` and may not be set twice;
 //   an empty value (`after =`, `namespaces =`, ...) is a bad value except
 //   for `description`.
@@ -48,7 +52,7 @@ pub struct ParseError {
 
 /// Every key, in the order of docs/units.md, "Keys". The index of a key here
 /// is its slot in the parser's "seen on line" table.
-pub const KEYS: [&str; 36] = [
+pub const KEYS: [&str; 42] = [
     "description",
     "exec",
     "type",
@@ -85,6 +89,12 @@ pub const KEYS: [&str; 36] = [
     "shed_order",
     "critical",
     "start_timeout",
+    "capabilities",
+    "no_new_privs",
+    "seccomp",
+    "read_only",
+    "root_overlay",
+    "user_map",
 ];
 
 /// Keys that may appear on more than one line.
@@ -104,6 +114,14 @@ impl State {
             .position(|k| *k == key)
             .and_then(|i| self.seen.get(i).copied())
             .unwrap_or(0)
+    }
+}
+
+fn yes_no(key: &str, v: &str) -> Result<bool, Msg> {
+    match v {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => bad!("{key}: expected `yes` or `no`, got `{}`", Clip(v)),
     }
 }
 
@@ -286,18 +304,19 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
                     "ipc" => Namespaces::IPC,
                     "net" => Namespaces::NET,
                     "cgroup" => Namespaces::CGROUP,
+                    "user" => Namespaces::USER,
                     "none" => {
                         none = true;
                         0
                     }
                     _ => bad!(
-                        "namespaces: expected some of pid mount uts ipc net cgroup, or `none`, got `{}`",
+                        "namespaces: expected some of pid mount uts ipc net cgroup user, or `none`, got `{}`",
                         Clip(w)
                     ),
                 };
             }
             if count == 0 {
-                bad!("namespaces: expected some of pid mount uts ipc net cgroup, or `none`");
+                bad!("namespaces: expected some of pid mount uts ipc net cgroup user, or `none`");
             }
             if none && count > 1 {
                 bad!("namespaces: `none` cannot be combined with other namespaces");
@@ -376,6 +395,12 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
             _ => bad!("shed_order: expected a number from 1 to 1000, got `{}`", Clip(v)),
         },
         "start_timeout" => def.start_timeout = duration(v)?,
+        "capabilities" => def.capabilities = Some(parse_capabilities(v)?),
+        "no_new_privs" => def.no_new_privs = yes_no(key, v)?,
+        "seccomp" => def.seccomp = parse_seccomp(v)?,
+        "read_only" => def.read_only = yes_no(key, v)?,
+        "root_overlay" => def.root_overlay = yes_no(key, v)?,
+        "user_map" => def.user_map = Some(parse_user_map(v)?),
         // `KEYS` and this match list the same keys; see the test
         // `every_key_is_applied`.
         _ => bad!("unknown key `{}`", Clip(key)),
@@ -495,6 +520,26 @@ pub fn parse_all(name: &str, text: &str, err: &mut dyn FnMut(ParseError)) -> Opt
         report(
             st.line_of("root"),
             msg(format_args!("root: needs `mount` in namespaces")),
+        );
+    }
+    if def.read_only && !def.namespaces.has(Namespaces::MOUNT) {
+        report(
+            st.line_of("read_only"),
+            msg(format_args!("read_only: needs `mount` in namespaces")),
+        );
+    }
+    if def.root_overlay && def.root.is_none() {
+        report(
+            st.line_of("root_overlay"),
+            msg(format_args!(
+                "root_overlay: needs `root` (the overlay's lower layer)"
+            )),
+        );
+    }
+    if def.user_map.is_some() && !def.namespaces.has(Namespaces::USER) {
+        report(
+            st.line_of("user_map"),
+            msg(format_args!("user_map: needs `user` in namespaces")),
         );
     }
     if def.hostname.is_some() && !def.namespaces.has(Namespaces::UTS) {

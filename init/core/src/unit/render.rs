@@ -105,6 +105,7 @@ pub fn render(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Resul
             (Namespaces::IPC, "ipc"),
             (Namespaces::NET, "net"),
             (Namespaces::CGROUP, "cgroup"),
+            (Namespaces::USER, "user"),
         ] {
             if def.namespaces.has(bit) {
                 write!(out, " {n}")?;
@@ -169,6 +170,48 @@ pub fn render(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Resul
     }
     if def.start_timeout != d.start_timeout {
         writeln!(out, "start_timeout = {}", Dur(def.start_timeout))?;
+    }
+    render_confinement(def, out)
+}
+
+/// The keys of docs/units.md, "Confinement".
+fn render_confinement(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+    match def.capabilities {
+        None => {}
+        Some(Caps::ALL) => writeln!(out, "capabilities = all")?,
+        Some(c) if c.count() == 0 => writeln!(out, "capabilities = none")?,
+        Some(c) => {
+            out.write_str("capabilities =")?;
+            for n in c.names() {
+                write!(out, " {n}")?;
+            }
+            out.write_char('\n')?;
+        }
+    }
+    if def.no_new_privs {
+        writeln!(out, "no_new_privs = yes")?;
+    }
+    if let Some(sc) = &def.seccomp {
+        out.write_str("seccomp =")?;
+        if sc.deny {
+            out.write_str(" ~")?;
+        }
+        for g in sc.group_names() {
+            write!(out, " @{g}")?;
+        }
+        for n in sc.names.names() {
+            write!(out, " {n}")?;
+        }
+        out.write_char('\n')?;
+    }
+    if def.read_only {
+        writeln!(out, "read_only = yes")?;
+    }
+    if def.root_overlay {
+        writeln!(out, "root_overlay = yes")?;
+    }
+    if let Some(m) = def.user_map {
+        writeln!(out, "user_map = {} {}", m.outside, m.count)?;
     }
     Ok(())
 }

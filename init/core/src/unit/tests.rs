@@ -257,6 +257,12 @@ fn every_key_is_applied() {
         ("shed_order", "5"),
         ("critical", "yes"),
         ("start_timeout", "3s"),
+        ("capabilities", "net_bind_service"),
+        ("no_new_privs", "yes"),
+        ("seccomp", "@system-service"),
+        ("read_only", "yes"),
+        ("root_overlay", "yes"),
+        ("user_map", "200000 100"),
     ];
     assert_eq!(values.len(), KEYS.len());
     for ((k, v), key) in values.iter().zip(KEYS) {
@@ -800,12 +806,16 @@ fn namespaces() {
         Namespaces(Namespaces::CGROUP | Namespaces::IPC)
     );
     assert_eq!(
-        err("namespaces = pid user"),
+        err("namespaces = pid time"),
         (
             2,
-            "namespaces: expected some of pid mount uts ipc net cgroup, or `none`, got `user`"
+            "namespaces: expected some of pid mount uts ipc net cgroup user, or `none`, got `time`"
                 .into()
         )
+    );
+    assert_eq!(
+        n("user pid"),
+        Namespaces(Namespaces::USER | Namespaces::PID)
     );
     assert_eq!(
         err("namespaces = none pid").1,
@@ -1012,5 +1022,117 @@ mod render_tests {
         );
         roundtrip("exec = /bin/sh\nnamespaces = none\nconsole = yes\n");
         roundtrip("exec = /bin/sh\ncpu.max = max 20000\npids.max = max\n");
+        roundtrip("exec = /bin/sh\nuser = www\ncapabilities = CAP_NET_BIND_SERVICE net_raw\nno_new_privs = yes\nseccomp = @system-service @mount sethostname\n");
+        roundtrip(
+            "exec = /bin/sh\ncapabilities = none\nseccomp = ~ @mount reboot\nread_only = yes\n",
+        );
+        roundtrip("exec = /bin/sh\ncapabilities = all\n");
+        roundtrip("exec = /bin/sh\nnamespaces = user mount pid\nuser_map = 300000 10\nroot = /srv/box\nroot_overlay = yes\n");
+    }
+}
+
+#[test]
+fn confinement_keys() {
+    let d = ok("exec = /bin/x\nuser = www\ncapabilities = CAP_NET_BIND_SERVICE\n");
+    assert_eq!(d.capabilities, Some(Caps(1 << 10)));
+    assert_eq!(d.kept_caps(false), Caps(1 << 10));
+    let d = ok("exec = /bin/x\n");
+    assert_eq!(
+        (d.kept_caps(true), d.kept_caps(false)),
+        (Caps::ALL, Caps::NONE)
+    );
+    assert!(!d.no_new_privs_effective());
+    let d = ok("exec = /bin/x\nseccomp = read\n");
+    assert!(d.no_new_privs_effective(), "a filter implies no_new_privs");
+    assert_eq!(ok("exec = /bin/x\nseccomp = none\n").seccomp, None);
+    let d = ok("exec = /bin/x\nnamespaces = user\n");
+    assert_eq!(d.user_map_effective(), Some(UserMap::DEFAULT));
+    let d = ok("exec = /bin/x\nnamespaces = user pid\nuser_map = 5000 10\n");
+    assert_eq!(
+        d.user_map_effective(),
+        Some(UserMap {
+            outside: 5000,
+            count: 10
+        })
+    );
+    assert!(ok("exec = /bin/x\nnamespaces = none\n").unconfined());
+    assert!(!ok("exec = /bin/x\nnamespaces = none\nno_new_privs = yes\n").unconfined());
+    assert!(!ok("exec = /bin/x\nnamespaces = none\nuser = nobody\n").unconfined());
+    assert!(ok("exec = /bin/x\nnamespaces = none\nuser = root\n").unconfined());
+}
+
+#[test]
+fn bad_confinement_values_are_line_errors() {
+    for (text, line, want) in [
+        (
+            "exec = /bin/x\ncapabilities = net_bind_servic\n",
+            2,
+            "unknown capability `net_bind_servic`",
+        ),
+        (
+            "exec = /bin/x\ncapabilities = all net_raw\n",
+            2,
+            "`all` and `none` stand alone",
+        ),
+        (
+            "exec = /bin/x\nseccomp = read frobnicate\n",
+            2,
+            "unknown system call `frobnicate`",
+        ),
+        (
+            "exec = /bin/x\nseccomp = @system-servic\n",
+            2,
+            "unknown group `@system-servic`",
+        ),
+        (
+            "exec = /bin/x\nseccomp = ~\n",
+            2,
+            "expected system call names",
+        ),
+        (
+            "exec = /bin/x\nno_new_privs = maybe\n",
+            2,
+            "expected `yes` or `no`",
+        ),
+        (
+            "exec = /bin/x\nnamespaces = user\nuser_map = 100000\n",
+            3,
+            "expected `OUTSIDE_UID COUNT`",
+        ),
+        (
+            "exec = /bin/x\nnamespaces = user\nuser_map = 0 10\n",
+            3,
+            "real root",
+        ),
+        (
+            "exec = /bin/x\nnamespaces = user\nuser_map = 4294967295 2\n",
+            3,
+            "fit in 32 bits",
+        ),
+        (
+            "exec = /bin/x\nnamespaces = user\nuser_map = x 2\n",
+            3,
+            "two numbers",
+        ),
+        (
+            "exec = /bin/x\nuser_map = 100000 10\n",
+            2,
+            "needs `user` in namespaces",
+        ),
+        (
+            "exec = /bin/x\nnamespaces = none\nread_only = yes\n",
+            3,
+            "needs `mount`",
+        ),
+        ("exec = /bin/x\nroot_overlay = yes\n", 2, "needs `root`"),
+        (
+            "exec = /bin/x\nnamespaces = users\n",
+            2,
+            "pid mount uts ipc net cgroup user",
+        ),
+    ] {
+        let e = parse("svc", text).unwrap_err();
+        assert_eq!(e.line, line, "{text}: {}", e.msg);
+        assert!(e.msg.contains(want), "{text}: {}", e.msg);
     }
 }

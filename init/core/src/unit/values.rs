@@ -279,3 +279,92 @@ pub fn split_exec(v: &str) -> Result<Argv, Msg> {
         Some(_) => Ok(argv),
     }
 }
+
+/// `capabilities`: names (`CAP_NET_BIND_SERVICE` or `net_bind_service`),
+/// blank-separated, or `all` or `none` alone.
+pub fn parse_capabilities(v: &str) -> Result<Caps, Msg> {
+    let mut caps = Caps::NONE;
+    let mut words = 0u32;
+    let mut whole: Option<Caps> = None;
+    for w in v.split_whitespace() {
+        words = words.saturating_add(1);
+        if w == "all" || w == "none" {
+            whole = Some(if w == "all" { Caps::ALL } else { Caps::NONE });
+            continue;
+        }
+        match crate::confine::caps::number(w) {
+            Some(n) => caps.0 |= 1u64 << n,
+            None => bad!(
+                "capabilities: unknown capability `{}` (e.g. net_bind_service or CAP_NET_RAW; see capabilities(7))",
+                Clip(w)
+            ),
+        }
+    }
+    match (words, whole) {
+        (0, _) => bad!("capabilities: expected capability names, `all` or `none`"),
+        (1, Some(c)) => Ok(c),
+        (_, Some(_)) => bad!("capabilities: `all` and `none` stand alone"),
+        (_, None) => Ok(caps),
+    }
+}
+
+/// `seccomp`: `none`, or system call names and `@groups`; a leading `~`
+/// makes it a deny list. None for `none`.
+pub fn parse_seccomp(v: &str) -> Result<Option<Seccomp>, Msg> {
+    if v == "none" {
+        return Ok(None);
+    }
+    let (deny, list) = match v.strip_prefix('~') {
+        Some(rest) => (true, rest.trim_start()),
+        None => (false, v),
+    };
+    let mut sc = Seccomp {
+        deny,
+        ..Seccomp::default()
+    };
+    let mut words = 0u32;
+    for w in list.split_whitespace() {
+        words = words.saturating_add(1);
+        if let Some(g) = w.strip_prefix('@') {
+            match crate::confine::groups::index(g) {
+                Some(i) => sc.groups |= 1u32 << i,
+                None => bad!(
+                    "seccomp: unknown group `{}` (see docs/units.md, \"seccomp\")",
+                    Clip(w)
+                ),
+            }
+        } else {
+            match crate::confine::syscall_index(w) {
+                Some(i) => sc.names.insert(i),
+                None if w == "none" => bad!("seccomp: `none` stands alone"),
+                None => bad!("seccomp: unknown system call `{}`", Clip(w)),
+            }
+        }
+    }
+    if words == 0 {
+        bad!("seccomp: expected system call names or @groups, or `none`");
+    }
+    Ok(Some(sc))
+}
+
+/// `user_map = OUTSIDE COUNT`: OUTSIDE 1 or more (0 would make the unit's
+/// root the real root), COUNT 1 or more, the range within 32 bits.
+pub fn parse_user_map(v: &str) -> Result<UserMap, Msg> {
+    let mut it = v.split_whitespace();
+    let (Some(o), Some(c), None) = (it.next(), it.next(), it.next()) else {
+        bad!(
+            "user_map: expected `OUTSIDE_UID COUNT` like `100000 65536`, got `{}`",
+            Clip(v)
+        );
+    };
+    let (Some(outside), Some(count)) = (number::<u32>(o), number::<u32>(c)) else {
+        bad!("user_map: expected two numbers, got `{}`", Clip(v));
+    };
+    if outside == 0 {
+        bad!("user_map: OUTSIDE_UID 0 would make the unit's root the real root");
+    }
+    if count == 0 || outside.checked_add(count).is_none() {
+        bad!("user_map: COUNT must be 1 or more and OUTSIDE_UID + COUNT fit in 32 bits");
+    }
+    Ok(UserMap { outside, count })
+}

@@ -1,0 +1,73 @@
+//! Installing a seccomp filter (seccomp(2), `SECCOMP_SET_MODE_FILTER`),
+//! which neither rustix nor nix wraps. The program is built by
+//! `wren_core::confine` when a unit is loaded and copied here into the
+//! kernel's `struct sock_filter` layout once; installing it at a start is
+//! one system call on memory PID 1 already holds.
+
+use crate::unit::Seccomp;
+use rustix::io::Errno;
+use wren_core::confine::bpf::{Arch, MAX_INSNS};
+
+/// A unit's filter, ready for the kernel.
+pub struct Program {
+    insns: Box<[libc::sock_filter]>,
+    /// What it was built from, so a reload rebuilds only a changed one.
+    pub spec: Seccomp,
+}
+
+impl Program {
+    /// Build `spec`'s filter for the architecture wren runs on. None on an
+    /// architecture wren has no system call table for.
+    pub fn build(spec: &Seccomp) -> Option<Program> {
+        let arch = Arch::native()?;
+        let mut insns = Vec::with_capacity(MAX_INSNS);
+        spec.program(arch, &mut |i| {
+            insns.push(libc::sock_filter {
+                code: i.code,
+                jt: i.jt,
+                jf: i.jf,
+                k: i.k,
+            })
+        });
+        Some(Program {
+            insns: insns.into_boxed_slice(),
+            spec: *spec,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.insns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.insns.is_empty()
+    }
+}
+
+/// Install `prog` on the calling thread. The caller has set
+/// no_new_privs (or holds CAP_SYS_ADMIN); from here on every system call,
+/// execve's included, passes the filter.
+pub fn install(prog: &Program) -> Result<(), Errno> {
+    let len = u16::try_from(prog.insns.len()).map_err(|_| Errno::INVAL)?;
+    let fprog = libc::sock_fprog {
+        len,
+        // The kernel only reads through this pointer.
+        filter: prog.insns.as_ptr().cast_mut(),
+    };
+    // SAFETY: `fprog` points at `len` initialised sock_filter entries
+    // owned by `prog`, which outlives the call; the kernel copies the
+    // program before seccomp returns and keeps no pointer into our memory.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(super::clone::last_errno())
+    }
+}
