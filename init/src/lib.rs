@@ -14,6 +14,7 @@
 //! - `control/`: the `initctl` server inside PID 1.
 //! - `ctl/`: `initctl`, the client.
 //! - `kmsg`: the `log` backend (`/dev/kmsg`) and the console status lines.
+//! - `watchdog`: the hardware watchdog device (`wren.watchdog`).
 //! - `sys/`: every `unsafe` block of the project.
 
 pub use wren_core::{handover, log_ring, proto, supervisor, unit, vocab};
