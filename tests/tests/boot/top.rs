@@ -245,11 +245,21 @@ fn top_on_a_terminal_fits_updates_and_quits() {
         .map(|(n, s)| format!("{n}:{}", s[0]))
         .collect::<Vec<_>>()
         .join(" ");
-    t.line(&format!(
-        "stty rows 24 cols 80; dmesg -n 1; for i in $(seq 60); do s=$(initctl status | awk 'NR>1{{printf \"%s:%s \", $1, $2}}'); \
-         ok=1; for w in {states}; do case \" $s\" in *\" $w \"*) ;; *) ok=0;; esac; done; [ $ok = 1 ] && break; sleep 1; done; echo \"@@D\"\"$ok@@\""
-    ));
-    t.wait_serial("@@D", 1, Duration::from_secs(90));
+    t.line_checked("stty rows 24 cols 80; dmesg -n 1");
+    let script =
+        std::fs::read_to_string(wren_boot_tests::repo_root().join("tests/units/metrics/settle.sh"))
+            .unwrap();
+    assert!(
+        script.contains(&format!("want=\"{states}\"")),
+        "settle.sh and SETTLED disagree"
+    );
+    t.line_checked("sh /test/metrics/settle.sh");
+    // Wait for the answer itself, not a mere "@@D".
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !t.serial().contains("@@D1@@") && !t.serial().contains("@@D0@@") {
+        assert!(Instant::now() < deadline, "no answer:\n{}", t.screen());
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert!(
         t.serial().contains("@@D1@@"),
         "units did not settle:\n{}",
