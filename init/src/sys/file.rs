@@ -34,16 +34,7 @@ pub fn write_at<Fd: AsFd>(dir: Fd, path: &str, value: &[u8]) -> Result<(), Errno
 /// writer came, then the reads until it went) nor take a terminal as
 /// PID 1's controlling one (O_NOCTTY).
 pub fn read_at<'b, Fd: AsFd>(dir: Fd, path: &str, buf: &'b mut [u8]) -> Result<&'b str, Errno> {
-    let fd = rustix::fs::openat(
-        dir,
-        path,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
-        Mode::empty(),
-    )?;
-    let st = rustix::fs::fstat(&fd)?;
-    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
-        return Err(Errno::INVAL);
-    }
+    let fd = open_regular(dir, path)?;
     let mut len = 0;
     while let Some(rest) = buf.get_mut(len..).filter(|r| !r.is_empty()) {
         match rustix::io::read(&fd, rest) {
@@ -55,6 +46,23 @@ pub fn read_at<'b, Fd: AsFd>(dir: Fd, path: &str, buf: &'b mut [u8]) -> Result<&
     }
     let bytes = buf.get(..len).ok_or(Errno::INVAL)?;
     core::str::from_utf8(bytes).map_err(|_| Errno::INVAL)
+}
+
+/// Opens `path` under `dir` for reading if it is a regular file, without
+/// waiting (O_NONBLOCK) and without taking a terminal (O_NOCTTY); anything
+/// else is `Errno::INVAL`, refused before any read.
+pub fn open_regular<Fd: AsFd>(dir: Fd, path: &str) -> Result<rustix::fd::OwnedFd, Errno> {
+    let fd = rustix::fs::openat(
+        dir,
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
+        Mode::empty(),
+    )?;
+    let st = rustix::fs::fstat(&fd)?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(Errno::INVAL);
+    }
+    Ok(fd)
 }
 
 /// Create directory `path` (mode 0755) unless it exists. Only the last

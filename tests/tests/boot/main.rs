@@ -105,3 +105,16 @@ pub fn assert_in_order(out: &str, needles: &[&str]) {
         prev = n;
     }
 }
+
+/// PID 1 wakes zero times in 10 s: its voluntary context switches (each
+/// return from epoll_wait is one) do not move.
+pub fn assert_pid1_idle(vm: &mut Vm) {
+    let out = vm.sh(
+        "a=$(grep '^voluntary_ctxt_switches' /proc/1/status); sleep 10; \
+         b=$(grep '^voluntary_ctxt_switches' /proc/1/status); echo \"$a|$b\"",
+        CMD,
+    );
+    let (a, b) = out.trim().split_once('|').expect("two readings");
+    assert!(a.starts_with("voluntary_ctxt_switches"), "{out:?}");
+    assert_eq!(a, b, "PID 1 woke up while the system was idle");
+}

@@ -434,14 +434,7 @@ fn metrics_parse_and_match_the_cgroup_files() {
 
     // Idle: PID 1 does not wake in 10 s (see idle.rs).
     vm.sh("sleep 2", CMD);
-    let out = vm.sh(
-        "a=$(grep '^voluntary_ctxt_switches' /proc/1/status); sleep 10; \
-         b=$(grep '^voluntary_ctxt_switches' /proc/1/status); echo \"$a|$b\"",
-        CMD,
-    );
-    let (x, y) = out.trim().split_once('|').expect("two readings");
-    assert!(x.starts_with("voluntary_ctxt_switches"), "{out:?}");
-    assert_eq!(x, y, "PID 1 woke up while the system was idle");
+    assert_pid1_idle(&mut vm);
 
     // A stopped unit: still listed, state `stopped`; values of a cgroup
     // that is gone are left out, not faked as 0.

@@ -148,14 +148,7 @@ fn pressure_watches_do_not_wake_pid1_when_idle() {
     // The thrashing unit would wake it on purpose.
     vm.sh("initctl stop thrash", CMD);
     vm.sh("sleep 3", CMD);
-    let out = vm.sh(
-        "a=$(grep '^voluntary_ctxt_switches' /proc/1/status); sleep 10; \
-         b=$(grep '^voluntary_ctxt_switches' /proc/1/status); echo \"$a|$b\"",
-        CMD,
-    );
-    let (a, b) = out.trim().split_once('|').expect("two readings");
-    assert!(a.starts_with("voluntary_ctxt_switches"), "{out:?}");
-    assert_eq!(a, b, "PID 1 woke up while the system was idle");
+    assert_pid1_idle(&mut vm);
     // Without the timestamp: the harness drops console lines that look
     // like kernel messages.
     let d = vm.sh(

@@ -5,7 +5,6 @@
 //! buffer: files of any size, bytes that are not UTF-8 (a GECOS field in
 //! Latin-1) are no problem, and nothing is allocated.
 
-use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::unit::{IdSpec, UnitDef};
@@ -211,15 +210,7 @@ pub fn scan(root: &str, file: &str, f: &mut dyn FnMut(&[u8]) -> bool) -> Result<
     path.push_str(root.trim_end_matches('/'))
         .and_then(|()| path.push_str(file))
         .map_err(|_| Errno::NAMETOOLONG)?;
-    let fd = rustix::fs::open(
-        path.as_str(),
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
-        Mode::empty(),
-    )?;
-    let st = rustix::fs::fstat(&fd)?;
-    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
-        return Err(Errno::INVAL);
-    }
+    let fd = crate::sys::file::open_regular(rustix::fs::CWD, path.as_str())?;
     let mut buf = [0u8; LINE_MAX];
     // Bytes of buf holding the start of the current line.
     let mut have = 0usize;

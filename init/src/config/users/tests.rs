@@ -1,5 +1,6 @@
 use super::*;
 use crate::testutil::TempDir;
+use rustix::fs::Mode;
 
 fn def_in(root: &TempDir, user: Option<IdSpec>, group: Option<IdSpec>) -> UnitDef {
     let mut d = UnitDef::with_defaults("svc");
