@@ -156,25 +156,9 @@ pub struct Summary<'a>(pub &'a crate::unit::UnitDef);
 
 impl core::fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        use crate::unit::{IdSpec, Namespaces};
+        use crate::unit::IdSpec;
         let def = self.0;
-        f.write_str("namespaces")?;
-        if def.namespaces == Namespaces::NONE {
-            f.write_str(" none")?;
-        }
-        for (bit, n) in [
-            (Namespaces::PID, "pid"),
-            (Namespaces::MOUNT, "mount"),
-            (Namespaces::UTS, "uts"),
-            (Namespaces::IPC, "ipc"),
-            (Namespaces::NET, "net"),
-            (Namespaces::CGROUP, "cgroup"),
-            (Namespaces::USER, "user"),
-        ] {
-            if def.namespaces.has(bit) {
-                write!(f, " {n}")?;
-            }
-        }
+        write!(f, "namespaces {}", def.namespaces)?;
         if let Some(m) = def.user_map_effective() {
             write!(f, " (root = uid {} outside)", m.outside)?;
         }

@@ -208,8 +208,46 @@ impl Namespaces {
     pub const NONE: Namespaces = Namespaces(0);
     pub const DEFAULT: Namespaces = Namespaces(Self::PID | Self::MOUNT | Self::UTS | Self::IPC);
 
+    /// Every namespace by its unit-file name, in the order they are
+    /// written: the parser, the renderer and `status`'s confinement line
+    /// all read this one table.
+    pub const NAMES: [(u8, &'static str); 7] = [
+        (Self::PID, "pid"),
+        (Self::MOUNT, "mount"),
+        (Self::UTS, "uts"),
+        (Self::IPC, "ipc"),
+        (Self::NET, "net"),
+        (Self::CGROUP, "cgroup"),
+        (Self::USER, "user"),
+    ];
+
     pub fn has(self, bit: u8) -> bool {
         self.0 & bit != 0
+    }
+
+    /// The bit of a namespace name (`pid`, `mount`, ...).
+    pub fn bit(name: &str) -> Option<u8> {
+        Self::NAMES
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(b, _)| *b)
+    }
+}
+
+/// `pid mount uts`, or `none`: the value of the `namespaces` key.
+impl core::fmt::Display for Namespaces {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0 == 0 {
+            return f.write_str("none");
+        }
+        let mut sep = "";
+        for (bit, name) in Self::NAMES {
+            if self.has(bit) {
+                write!(f, "{sep}{name}")?;
+                sep = " ";
+            }
+        }
+        Ok(())
     }
 }
 

@@ -297,15 +297,9 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
             let mut count = 0u32;
             for w in v.split_whitespace() {
                 count = count.saturating_add(1);
-                bits |= match w {
-                    "pid" => Namespaces::PID,
-                    "mount" => Namespaces::MOUNT,
-                    "uts" => Namespaces::UTS,
-                    "ipc" => Namespaces::IPC,
-                    "net" => Namespaces::NET,
-                    "cgroup" => Namespaces::CGROUP,
-                    "user" => Namespaces::USER,
-                    "none" => {
+                bits |= match (w, Namespaces::bit(w)) {
+                    (_, Some(bit)) => bit,
+                    ("none", None) => {
                         none = true;
                         0
                     }

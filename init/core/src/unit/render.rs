@@ -94,24 +94,7 @@ pub fn render(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Resul
         writeln!(out, "output = {o}")?;
     }
     if def.namespaces != d.namespaces {
-        out.write_str("namespaces =")?;
-        if def.namespaces.0 == 0 {
-            out.write_str(" none")?;
-        }
-        for (bit, n) in [
-            (Namespaces::PID, "pid"),
-            (Namespaces::MOUNT, "mount"),
-            (Namespaces::UTS, "uts"),
-            (Namespaces::IPC, "ipc"),
-            (Namespaces::NET, "net"),
-            (Namespaces::CGROUP, "cgroup"),
-            (Namespaces::USER, "user"),
-        ] {
-            if def.namespaces.has(bit) {
-                write!(out, " {n}")?;
-            }
-        }
-        out.write_char('\n')?;
+        writeln!(out, "namespaces = {}", def.namespaces)?;
     }
     if def.log_size != d.log_size {
         writeln!(
