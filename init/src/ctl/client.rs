@@ -155,6 +155,24 @@ fn show_text(text: Result<Vec<u8>, String>, out: &mut dyn Write, err: &mut dyn W
     }
 }
 
+/// A reload's report (its lines, then its result), as both the reload
+/// and its verdict answer.
+fn show_report(r: Reply<'_>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    match r {
+        Reply::Reload { result, report } => {
+            for line in report.lines() {
+                let _ = writeln!(out, "{line}");
+            }
+            match result {
+                Ok(()) => OK,
+                Err(e) => show_error(&e, None, err),
+            }
+        }
+        Reply::Error(e) => show_error(&e, None, err),
+        _ => unexpected(err),
+    }
+}
+
 fn unexpected(err: &mut dyn Write) -> u8 {
     let _ = writeln!(err, "initctl: unexpected reply from init");
     FAIL
@@ -338,36 +356,12 @@ pub(super) fn talk(
         Command::Reload => {
             conn.send(&Request::Reload).map_err(fail)?;
             let applied = conn
-                .reply(RELOAD_TIMEOUT, |r| match r {
-                    Reply::Reload { result, report } => {
-                        for line in report.lines() {
-                            let _ = writeln!(out, "{line}");
-                        }
-                        match result {
-                            Ok(()) => OK,
-                            Err(e) => show_error(&e, None, err),
-                        }
-                    }
-                    Reply::Error(e) => show_error(&e, None, err),
-                    _ => unexpected(err),
-                })
+                .reply(RELOAD_TIMEOUT, |r| show_report(r, out, err))
                 .map_err(fail)?;
             // Then the verdict on what it changed: ready, or put back.
             let mut conn = Conn::open(socket)?;
             conn.send(&Request::Verdict).map_err(fail)?;
-            let judged = match conn.reply(VERDICT_TIMEOUT, |r| match r {
-                Reply::Reload { result, report } => {
-                    for line in report.lines() {
-                        let _ = writeln!(out, "{line}");
-                    }
-                    match result {
-                        Ok(()) => OK,
-                        Err(e) => show_error(&e, None, err),
-                    }
-                }
-                Reply::Error(e) => show_error(&e, None, err),
-                _ => unexpected(err),
-            }) {
+            let judged = match conn.reply(VERDICT_TIMEOUT, |r| show_report(r, out, err)) {
                 Ok(code) => code,
                 Err(ClientError::Timeout) => {
                     return Err(format!(

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use crate::cgroup::psi::hundredths;
+use crate::cgroup::{parse_limit, parse_memory_events, parse_u64};
 use crate::proto::UnitStatus;
 use crate::unit::Limit;
 
@@ -65,13 +66,6 @@ pub fn parse_cpu_usage(text: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// `oom_kill` of `memory.events`.
-pub fn parse_oom_kills(text: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix("oom_kill "))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 /// One unit at one moment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sample {
@@ -97,13 +91,6 @@ fn read(dir: &Path, file: &str) -> Option<String> {
     Some(s)
 }
 
-fn parse_limit(text: &str) -> Option<Limit> {
-    match text.trim() {
-        "max" => Some(Limit::Max),
-        v => v.parse().ok().map(Limit::Value),
-    }
-}
-
 /// Reads the cgroup files of `status.name` under `units_cgroup`
 /// (normally `/sys/fs/cgroup/units`).
 pub fn sample(units_cgroup: &Path, status: UnitStatus) -> Sample {
@@ -111,14 +98,16 @@ pub fn sample(units_cgroup: &Path, status: UnitStatus) -> Sample {
     let mut status = status;
     // memory.current read now, beside the other files, rather than PID 1's
     // reading of a moment ago.
-    if let Some(v) = read(&dir, "memory.current").and_then(|t| t.trim().parse().ok()) {
+    if let Some(v) = read(&dir, "memory.current").and_then(|t| parse_u64(&t)) {
         status.memory_current = Some(v);
     }
     Sample {
-        memory_peak: read(&dir, "memory.peak").and_then(|t| t.trim().parse().ok()),
+        memory_peak: read(&dir, "memory.peak").and_then(|t| parse_u64(&t)),
         memory_max: read(&dir, "memory.max").and_then(|t| parse_limit(&t)),
         cpu_usage_us: read(&dir, "cpu.stat").and_then(|t| parse_cpu_usage(&t)),
-        oom_kills: read(&dir, "memory.events").and_then(|t| parse_oom_kills(&t)),
+        oom_kills: read(&dir, "memory.events")
+            .and_then(|t| parse_memory_events(&t))
+            .map(|e| e.oom_kill),
         pressure: read(&dir, "memory.pressure").and_then(|t| parse_pressure(&t)),
         status,
     }
@@ -164,7 +153,7 @@ mod tests {
         assert_eq!(parse_cpu_usage(stat), Some(2_500_000));
         assert_eq!(parse_cpu_usage("user_usec 1\n"), None);
         let ev = "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n";
-        assert_eq!(parse_oom_kills(ev), Some(1));
+        assert_eq!(parse_memory_events(ev).map(|e| e.oom_kill), Some(1));
         let mi = "MemTotal:         251800 kB\nMemFree:  1 kB\nMemAvailable:     200000 kB\n";
         assert_eq!(parse_meminfo(mi), Some((251_800 * 1024, 200_000 * 1024)));
         assert_eq!(parse_limit("max\n"), Some(Limit::Max));

@@ -51,7 +51,10 @@ pub fn read_at<'b, Fd: AsFd>(dir: Fd, path: &str, buf: &'b mut [u8]) -> Result<&
 /// Opens `path` under `dir` for reading if it is a regular file, without
 /// waiting (O_NONBLOCK) and without taking a terminal (O_NOCTTY); anything
 /// else is `Errno::INVAL`, refused before any read.
-pub fn open_regular<Fd: AsFd>(dir: Fd, path: &str) -> Result<rustix::fd::OwnedFd, Errno> {
+pub fn open_regular<Fd: AsFd, P: rustix::path::Arg>(
+    dir: Fd,
+    path: P,
+) -> Result<rustix::fd::OwnedFd, Errno> {
     let fd = rustix::fs::openat(
         dir,
         path,

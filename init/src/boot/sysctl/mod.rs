@@ -178,16 +178,10 @@ pub struct Applied {
 /// Reads a regular file of at most `FILE_MAX` bytes without blocking on
 /// a FIFO or a device (O_NONBLOCK, then fstat before reading).
 fn read_bounded(path: &Path, buf: &mut Vec<u8>) -> Result<bool, Problem<'static>> {
-    let fd = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
-        Mode::empty(),
-    )
-    .map_err(Problem::Read)?;
-    let st = rustix::fs::fstat(&fd).map_err(Problem::Read)?;
-    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
-        return Err(Problem::NotRegular);
-    }
+    let fd = crate::sys::file::open_regular(rustix::fs::CWD, path).map_err(|e| match e {
+        Errno::INVAL => Problem::NotRegular,
+        e => Problem::Read(e),
+    })?;
     buf.clear();
     buf.resize(FILE_MAX + 1, 0);
     let mut n = 0;
