@@ -181,7 +181,9 @@ impl Pid1 {
     /// timer, and a one-time "all up" line for boot timing.
     fn after_events(&mut self) {
         self.tend_waiters();
-        self.forget_cgroups();
+        if self.removing {
+            self.forget_cgroups();
+        }
         self.arm_timer();
         if !self.all_up_reported && self.sup.shutting_down().is_none() {
             let settled = self.sup.slots().all(|s| {
@@ -257,8 +259,13 @@ impl Pid1 {
     }
 
     /// A unit removed by a reload leaves the table once it has stopped;
-    /// its cgroup goes with it (empty by then: the stop killed it).
+    /// its cgroup goes with it (empty by then: the stop killed it). Only
+    /// while a reload's removals are pending, not on every wake-up.
     fn forget_cgroups(&mut self) {
+        self.removing = self
+            .sup
+            .slots()
+            .any(|s| s.retired == crate::supervisor::Retired::Leaving);
         let Some(cg) = self.cg.as_ref() else { return };
         for (i, edge) in self.edges.iter_mut().enumerate() {
             if edge.cgroup.is_none() {

@@ -148,6 +148,9 @@ pub struct Pid1 {
     /// `None` once a critical unit failed (it is left to reset the board).
     watchdog: Option<crate::watchdog::Watchdog>,
     watchdog_next: Option<Millis>,
+    /// A reload removed units that may still be stopping: their cgroups
+    /// are removed once they have left the table (see `forget_cgroups`).
+    removing: bool,
     /// Re-execs this boot has seen, and how this PID 1 began.
     reexecs: u32,
     origin: crate::proto::Origin,
@@ -201,6 +204,7 @@ pub fn run() -> ! {
         shed: None,
         watchdog: None,
         watchdog_next: None,
+        removing: false,
         reexecs: 0,
         origin: crate::proto::Origin::Boot,
         exe: exe_path(),

@@ -93,6 +93,9 @@ impl Pid1 {
         }
         // Spawned / SpawnFailed queued by the actions above.
         self.run_queue();
+        if sum.removed > 0 {
+            self.removing = true;
+        }
         // units/ must cover the protection of the units now configured
         // (a memory.low added by this reload would do nothing otherwise).
         self.apply_protection();
