@@ -311,21 +311,6 @@ pub enum Retired {
     Free,
 }
 
-/// What a reload did, by unit count.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ReloadSummary {
-    pub added: u8,
-    pub changed: u8,
-    pub removed: u8,
-    pub unchanged: u8,
-    /// Kept on their last good definition because their file is invalid.
-    pub kept: u8,
-    /// New units that did not fit the table.
-    pub no_room: u8,
-    /// Bit i set: slot i now holds a new unit (its edge state is stale).
-    pub new_slots: u64,
-}
-
 /// Why `add` refused a unit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AddError {
@@ -599,6 +584,7 @@ mod shutdown;
 mod takeover;
 
 pub use process::backoff_delay;
+pub use reload::ReloadSummary;
 
 #[cfg(test)]
 mod table_tests;

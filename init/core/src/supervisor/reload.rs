@@ -2,6 +2,21 @@
 
 use super::*;
 
+/// What a reload did, by unit count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    pub added: u8,
+    pub changed: u8,
+    pub removed: u8,
+    pub unchanged: u8,
+    /// Kept on their last good definition because their file is invalid.
+    pub kept: u8,
+    /// New units that did not fit the table.
+    pub no_room: u8,
+    /// Bit i set: slot i now holds a new unit (its edge state is stale).
+    pub new_slots: u64,
+}
+
 impl Supervisor {
     /// Apply a re-read unit directory: new units start, removed units stop
     /// (and leave the table once stopped), changed units restart on their

@@ -9,18 +9,20 @@
 //! the state (another format), it adopts what runs from the text layer and
 //! the cgroup tree instead. No unit is restarted either way.
 
-use super::{now, why, Edge, Pid1, Why};
+use super::{now, why, Edge, Pid1};
 use crate::control::ClientId;
-use crate::handover::{self, Header, Hint, RawFd, UnitState, HANDOVER_ARG, HANDSHAKE_ARG};
+use crate::handover::{self, Header, Hint, RawFd, UnitState, HANDOVER_ARG};
 use crate::kmsg;
 use crate::log_ring::LogRing;
 use crate::proto::{CtlError, ErrCode, InitInfo, Origin, Reply};
 use crate::unit::Output;
 use crate::vocab::{CGROUP_ROOT, PATH_BYTES};
-use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use rustix::fd::{AsRawFd, OwnedFd};
 use rustix::io::{Errno, FdFlags};
 use std::io::Read;
-use std::process::{Command, Stdio};
+
+mod candidate;
+use candidate::{exec_self, handshake};
 
 /// How long a candidate binary has to print its handshake line.
 const HANDSHAKE_MS: u64 = 500;
@@ -462,95 +464,6 @@ fn decode(rest: &[u8]) -> Option<(Header, Vec<UnitState<'_>>)> {
         units.push(postcard::from_bytes(frames.next()?).ok()?);
     }
     Some((header, units))
-}
-
-/// Runs `path --reexec-handshake`, bounded by `HANDSHAKE_MS`: its state
-/// format and version, or why it is not a working wren.
-fn handshake(path: &str) -> Result<(u32, heapless::String<32>), Why> {
-    let mut child = Command::new(path)
-        .arg(HANDSHAKE_ARG)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| why(format_args!("cannot run it: {e}")))?;
-    let mut buf = [0u8; 128];
-    let mut len = 0;
-    if let Some(out) = child.stdout.take() {
-        let fd = OwnedFd::from(out);
-        let _ = rustix::io::ioctl_fionbio(&fd, true);
-        let deadline = now().saturating_add(HANDSHAKE_MS);
-        loop {
-            let left = deadline.saturating_sub(now());
-            if left == 0 || buf.get(..len).is_some_and(|b| b.contains(&b'\n')) {
-                break;
-            }
-            let ts = rustix::time::Timespec {
-                tv_sec: 0,
-                tv_nsec: (left.min(999) * 1_000_000) as i64,
-            };
-            let mut pfd = [rustix::event::PollFd::new(
-                &fd,
-                rustix::event::PollFlags::IN,
-            )];
-            match rustix::event::poll(&mut pfd, Some(&ts)) {
-                Ok(0) | Err(Errno::INTR) => continue,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-            let Some(rest) = buf.get_mut(len..).filter(|r| !r.is_empty()) else {
-                break;
-            };
-            match rustix::io::read(&fd, rest) {
-                Ok(0) => break,
-                Ok(n) => len += n,
-                Err(Errno::INTR) | Err(Errno::AGAIN) => {}
-                Err(_) => break,
-            }
-        }
-    }
-    // Whatever it does next, it ends here (SIGKILL makes the wait short).
-    let _ = child.kill();
-    let status = child.wait();
-    let text = core::str::from_utf8(buf.get(..len).unwrap_or(&[])).unwrap_or("");
-    let line = text.lines().next().unwrap_or("");
-    match handover::parse_handshake(line) {
-        Some((_, proto, _)) if proto != crate::proto::PROTO_VERSION => Err(why(format_args!(
-            "it speaks protocol {proto}, not {}",
-            crate::proto::PROTO_VERSION
-        ))),
-        Some((format, _, version)) => Ok((format, crate::proto::truncated(version))),
-        None => Err(match status {
-            Ok(s) if len == 0 => why(format_args!(
-                "not a wren: no handshake within {HANDSHAKE_MS}ms ({s})"
-            )),
-            _ => why(format_args!("not a wren: bad handshake `{}`", line.trim())),
-        }),
-    }
-}
-
-/// execve `path --handover FD` as this process; returns only on failure.
-fn exec_self(path: &str, state: &OwnedFd) -> Errno {
-    let mut argv: crate::sys::exec::CStrings<{ PATH_BYTES + 64 }, 4> =
-        crate::sys::exec::CStrings::new();
-    let mut n = itoa(state.as_fd());
-    if argv.push(&[path]).is_none()
-        || argv.push(&[HANDOVER_ARG]).is_none()
-        || argv.push(&[n.as_str()]).is_none()
-    {
-        return Errno::NAMETOOLONG;
-    }
-    let mut envp: crate::sys::exec::CStrings<8192, 128> = crate::sys::exec::CStrings::new();
-    for (k, v) in std::env::vars() {
-        let _ = envp.push(&[&k, "=", &v]);
-    }
-    let e = crate::sys::exec::execve(&argv, &envp);
-    n.clear();
-    e
-}
-
-fn itoa(fd: BorrowedFd<'_>) -> heapless::String<12> {
-    crate::proto::formatted(format_args!("{}", fd.as_raw_fd()))
 }
 
 fn open_cgroup(name: &str) -> Option<OwnedFd> {
