@@ -18,6 +18,9 @@ use wren::vocab::{Exit, ShutdownKind};
 #[global_allocator]
 static A: wren::sys::alloc::Counting = wren::sys::alloc::Counting;
 
+#[path = "steady_state_alloc/scale.rs"]
+mod scale;
+
 fn def(name: &str) -> UnitDef {
     let mut d = UnitDef::with_defaults(name);
     d.exec.push("/bin/true").unwrap();

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 /// The version of the postcard layer. Bump it on any change to `Header`,
 /// `UnitState` or what they contain (`UnitDef`, `Runtime`, ...).
-pub const STATE_FORMAT: u32 = 1;
+pub const STATE_FORMAT: u32 = 2;
 
 /// First word of the state and of the handshake line.
 pub const STATE_MAGIC: &str = "wren-state";
@@ -116,7 +116,7 @@ pub fn write_hints(
 pub struct Parsed<'a> {
     pub format: u32,
     pub reexecs: u32,
-    pub hints: heapless::Vec<Hint, { crate::vocab::MAX_UNITS }>,
+    pub hints: std::vec::Vec<Hint>,
     pub followers: heapless::Vec<Follower, 16>,
     pub rest: &'a [u8],
 }
@@ -132,7 +132,7 @@ pub fn parse_hints(bytes: &[u8]) -> Option<Parsed<'_>> {
     };
     let first = line()?;
     let format = first.strip_prefix(STATE_MAGIC)?.trim().parse().ok()?;
-    let mut hints = heapless::Vec::new();
+    let mut hints = std::vec::Vec::new();
     let mut reexecs = 0;
     let mut followers = heapless::Vec::new();
     loop {
@@ -174,7 +174,7 @@ pub fn parse_hints(bytes: &[u8]) -> Option<Parsed<'_>> {
             })
         })();
         if let Some(h) = hint {
-            let _ = hints.push(h);
+            hints.push(h);
         }
     }
     Some(Parsed {

@@ -6,8 +6,14 @@
 use heapless::String;
 use serde::{Deserialize, Serialize};
 
-/// Units PID 1 can hold at once (unit table size).
-pub const MAX_UNITS: usize = 64;
+/// Units PID 1 can hold at once. Its tables are sized to the units
+/// configured (at boot and on reload), so this is only a cap: slots are
+/// `u16` and epoll tokens carry them in 16 bits, and each unit may hold up
+/// to five fds in PID 1 (cgroup directory, output, readiness, reaper
+/// report, pressure trigger), which PID 1's raised `RLIMIT_NOFILE` covers.
+/// Below it the machine sets the limit: `pid_max` (two processes per unit
+/// with a PID namespace) and memory (docs/architecture.md, "Memory").
+pub const MAX_UNITS: usize = 4096;
 /// Unit name length, as docs/units.md, "Names" fixes it.
 pub const NAME_MAX: usize = 32;
 /// Bytes of `exec` once split (arguments joined by NUL).
@@ -58,10 +64,8 @@ pub fn valid_name(name: &str) -> bool {
         })
 }
 
-// The supervisor keeps per-reload sets of units as `u64` bitmasks indexed
-// by unit slot, and the wire protocol carries slots as `u8`.
-const _: () = assert!(MAX_UNITS <= 64, "unit bitmasks are u64");
-const _: () = assert!(MAX_UNITS <= u8::MAX as usize, "unit slots are u8");
+// Unit slots are `u16` in the supervisor, the protocol and epoll tokens.
+const _: () = assert!(MAX_UNITS <= u16::MAX as usize, "unit slots are u16");
 const _: () = assert!(START_LIMIT_MAX <= u8::MAX as usize);
 const _: () = assert!(LOG_SIZE_MIN <= LOG_SIZE_DEFAULT && LOG_SIZE_DEFAULT <= LOG_SIZE_MAX);
 

@@ -48,11 +48,7 @@ impl std::fmt::Display for LoadError {
 /// set as a whole; each unit with a problem is reported through `err` and
 /// left out, the others are loaded. `defs` is cleared first. Programs are
 /// looked up on the running system (sysroot `/`).
-pub fn load_dir(
-    dir: &Path,
-    defs: &mut heapless::Vec<UnitDef, MAX_UNITS>,
-    err: &mut dyn FnMut(LoadError),
-) {
+pub fn load_dir(dir: &Path, defs: &mut Vec<UnitDef>, err: &mut dyn FnMut(LoadError)) {
     load_dir_at(Path::new("/"), dir, defs, err)
 }
 
@@ -60,7 +56,7 @@ pub fn load_dir(
 pub fn load_dir_at(
     sysroot: &Path,
     dir: &Path,
-    defs: &mut heapless::Vec<UnitDef, MAX_UNITS>,
+    defs: &mut Vec<UnitDef>,
     err: &mut dyn FnMut(LoadError),
 ) {
     defs.clear();
@@ -79,10 +75,8 @@ pub fn load_dir_at(
     for e in set.errors {
         err(e.error);
     }
-    for def in set.units.into_iter().filter_map(|c| c.def) {
-        // load_set keeps at most MAX_UNITS valid units.
-        let _ = defs.push(def);
-    }
+    // load_set keeps at most MAX_UNITS valid units.
+    defs.extend(set.units.into_iter().filter_map(|c| c.def));
 }
 
 /// The `*.unit` files in `dir`, sorted by name.

@@ -36,7 +36,7 @@ impl Fixture {
 
     /// Names loaded, and errors as displayed.
     fn load_at(&self, sysroot: &Path) -> (Vec<String>, Vec<String>) {
-        let mut defs = heapless::Vec::new();
+        let mut defs = Vec::new();
         let mut errs = Vec::new();
         load_dir_at(sysroot, &self.units, &mut defs, &mut |e| {
             errs.push(e.to_string())
@@ -81,7 +81,7 @@ fn loads_valid_units_sorted_by_name() {
     f.tmp.file("units/notes.txt", "not a unit");
     f.tmp.file("units/web.unit~", "garbage");
     f.tmp.file("units/web.unit.swp", "garbage");
-    let mut defs = heapless::Vec::new();
+    let mut defs = Vec::new();
     let mut errs = Vec::new();
     load_dir(&f.units, &mut defs, &mut |e| errs.push(e));
     assert_eq!(errs, []);
@@ -99,8 +99,8 @@ fn loads_valid_units_sorted_by_name() {
 fn defs_is_replaced_not_appended() {
     let f = Fixture::new("clear");
     f.unit("a", "");
-    let mut defs = heapless::Vec::new();
-    defs.push(UnitDef::with_defaults("stale")).unwrap();
+    let mut defs = Vec::new();
+    defs.push(UnitDef::with_defaults("stale"));
     load_dir(&f.units, &mut defs, &mut |_| {});
     assert_eq!(defs.len(), 1);
     assert_eq!(defs[0].name, "a");
@@ -227,7 +227,7 @@ fn a_fifo_or_a_device_named_like_a_unit_is_refused_without_blocking() {
 #[test]
 fn missing_directory() {
     let f = Fixture::new("nodir");
-    let mut defs = heapless::Vec::new();
+    let mut defs = Vec::new();
     let mut errs = Vec::new();
     let dir = f.tmp.path().join("absent");
     load_dir(&dir, &mut defs, &mut |e| errs.push(e));
@@ -407,19 +407,22 @@ fn shortest_cycle_is_reported() {
 fn more_units_than_the_table_holds() {
     let f = Fixture::new("cap");
     for i in 0..=MAX_UNITS {
-        f.unit(&format!("u{i:03}"), "");
+        f.unit(&format!("u{i:04}"), "");
     }
     // An invalid unit takes no slot.
     f.raw("u000a", "exec = /nonexistent/program");
     let (names, errs) = f.load();
     assert_eq!(names.len(), MAX_UNITS);
-    assert_eq!(names.last().map(String::as_str), Some("u063"));
+    assert_eq!(
+        names.last().cloned(),
+        Some(format!("u{:04}", MAX_UNITS - 1))
+    );
     assert_eq!(errs.len(), 2);
     assert_eq!(
         errs[1],
         format!(
-            "{}: more than 64 units; this one is not loaded",
-            f.path("u064")
+            "{}: more than {MAX_UNITS} units; this one is not loaded",
+            f.path(&format!("u{MAX_UNITS:04}"))
         )
     );
 }

@@ -8,8 +8,10 @@ use crate::vocab::{Name, ShutdownKind};
 /// server (`Server::answer` and its siblings).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    /// `status`: answer with `Reply::Status`.
-    Status,
+    /// `status`: answer with `Reply::Status`, the page from slot `from`.
+    Status {
+        from: u16,
+    },
     /// `status NAME`: answer with `Server::answer_detail`.
     Detail(Name),
     /// Begin the action, then `Server::wait_for` (or answer an error).
@@ -64,8 +66,11 @@ pub(super) fn parse(payload: &[u8]) -> Result<Command, CtlError> {
         Ok(s)
     };
     match req {
-        Request::Status { name: None } => Ok(Command::Status),
-        Request::Status { name: Some(n) } => name(n).map(Command::Detail),
+        Request::Status { name: None, from } => Ok(Command::Status { from }),
+        Request::Status {
+            name: Some(n),
+            from: _,
+        } => name(n).map(Command::Detail),
         Request::Start { name: n } => name(n).map(Command::Start),
         Request::Stop { name: n } => name(n).map(Command::Stop),
         Request::Restart { name: n } => name(n).map(Command::Restart),

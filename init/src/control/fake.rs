@@ -6,7 +6,7 @@
 use super::*;
 use crate::log_ring::LogRing;
 use crate::proto::UnitDetail;
-use crate::proto::UnitStatus;
+use crate::proto::{UnitStatus, STATUS_PAGE};
 use crate::unit::Limit;
 use crate::vocab::{ShutdownKind, State};
 use core::fmt::Write;
@@ -87,12 +87,17 @@ impl Fake {
     /// Executes one command and answers it, as PID 1's loop does.
     pub fn execute(&mut self, srv: &mut Server, id: ClientId, cmd: Command, now: u64) {
         match cmd {
-            Command::Status => {
-                let mut v = heapless::Vec::new();
-                for u in &self.units {
-                    let _ = v.push(u.status.clone());
+            Command::Status { from } => {
+                let from = usize::from(from);
+                let mut units = heapless::Vec::new();
+                for u in self.units.iter().skip(from).take(STATUS_PAGE) {
+                    let _ = units.push(u.status.clone());
                 }
-                srv.answer(id, &Reply::Status(v), now);
+                let end = from + units.len();
+                let next = (end < self.units.len())
+                    .then(|| u16::try_from(end).ok())
+                    .flatten();
+                srv.answer(id, &Reply::Status { units, next }, now);
             }
             Command::Detail(name) => {
                 let detail = self.find(&name).map(|u| UnitDetail {

@@ -135,9 +135,12 @@ fn socket_and_directory_are_private() {
 #[test]
 fn status_lists_every_unit_and_closes() {
     let mut rig = Rig::new("ctl-status");
-    let (frames, eof) = rig.ask(Request::Status { name: None });
+    let (frames, eof) = rig.ask(Request::Status {
+        name: None,
+        from: 0,
+    });
     match one(&frames) {
-        Reply::Status(v) => {
+        Reply::Status { units: v, .. } => {
             let names: Vec<&str> = v.iter().map(|s| s.name.as_str()).collect();
             assert_eq!(names, ["web", "db"]);
             assert_eq!(v[1].pid, 101);
@@ -156,7 +159,10 @@ fn status_of_one_unit_carries_the_log_tail() {
         text.push_str(&format!("line {i}\n"));
     }
     rig.fake.unit("db").log.push(text.as_bytes());
-    let (frames, _) = rig.ask(Request::Status { name: Some("db") });
+    let (frames, _) = rig.ask(Request::Status {
+        name: Some("db"),
+        from: 0,
+    });
     match one(&frames) {
         Reply::Detail { detail, log } => {
             assert_eq!(detail.status.name, "db");
@@ -167,7 +173,10 @@ fn status_of_one_unit_carries_the_log_tail() {
         }
         other => panic!("{other:?}"),
     }
-    let (frames, _) = rig.ask(Request::Status { name: Some("nope") });
+    let (frames, _) = rig.ask(Request::Status {
+        name: Some("nope"),
+        from: 0,
+    });
     assert_eq!(err_code(&frames), ErrCode::NoSuchUnit);
 }
 
@@ -184,8 +193,11 @@ fn garbage_gets_an_error_and_the_connection_closed() {
     assert!(eof);
     assert_eq!(rig.server.clients(), 0);
     // The server still serves the next one.
-    let (frames, _) = rig.ask(Request::Status { name: None });
-    assert!(matches!(one(&frames), Reply::Status(_)));
+    let (frames, _) = rig.ask(Request::Status {
+        name: None,
+        from: 0,
+    });
+    assert!(matches!(one(&frames), Reply::Status { .. }));
 }
 
 #[test]
@@ -260,8 +272,11 @@ fn silent_client_is_dropped_while_another_is_served() {
     rig.pump();
     assert_eq!(rig.server.next_deadline(), Some(1_000 + CLIENT_TIMEOUT_MS));
     rig.now += 1_000;
-    let (frames, eof) = rig.ask(Request::Status { name: None });
-    assert!(matches!(one(&frames), Reply::Status(_)));
+    let (frames, eof) = rig.ask(Request::Status {
+        name: None,
+        from: 0,
+    });
+    assert!(matches!(one(&frames), Reply::Status { .. }));
     assert!(eof);
     assert_eq!(rig.server.clients(), 1);
     rig.now = 1_000 + CLIENT_TIMEOUT_MS - 1;
@@ -290,8 +305,11 @@ fn connections_beyond_the_table_are_refused_at_once() {
     drop(held);
     rig.pump();
     assert_eq!(rig.server.clients(), 0);
-    let (frames, _) = rig.ask(Request::Status { name: None });
-    assert!(matches!(one(&frames), Reply::Status(_)));
+    let (frames, _) = rig.ask(Request::Status {
+        name: None,
+        from: 0,
+    });
+    assert!(matches!(one(&frames), Reply::Status { .. }));
 }
 
 #[test]
@@ -611,7 +629,13 @@ fn two_requests_in_one_frame_burst_only_first_is_served() {
 fn commands_come_out_one_at_a_time_and_late_answers_are_dropped() {
     let mut rig = Rig::new("ctl-poll");
     let mut a = rig.connect();
-    send(&mut a, &Request::Status { name: Some("web") });
+    send(
+        &mut a,
+        &Request::Status {
+            name: Some("web"),
+            from: 0,
+        },
+    );
     let (id, cmd) = rig.server.poll(rig.now).unwrap();
     assert_eq!(cmd, Command::Detail("web".try_into().unwrap()));
     // Unanswered, the client hangs up: its slot is freed and an answer
@@ -638,12 +662,18 @@ fn a_burst_larger_than_the_table_is_served_when_each_is_answered_at_once() {
     let mut rig = Rig::new("ctl-burst");
     let mut all: Vec<UnixStream> = (0..MAX_CLIENTS + 4).map(|_| rig.connect()).collect();
     for s in all.iter_mut() {
-        send(s, &Request::Status { name: None });
+        send(
+            s,
+            &Request::Status {
+                name: None,
+                from: 0,
+            },
+        );
     }
     rig.server.on_ready(rig.now, &mut rig.fake);
     for s in all.iter_mut() {
         let (frames, eof) = collect(s);
-        assert!(matches!(one(&frames), Reply::Status(_)));
+        assert!(matches!(one(&frames), Reply::Status { .. }));
         assert!(eof);
     }
     assert_eq!(rig.server.clients(), 0);
@@ -689,8 +719,11 @@ fn waiting_clients_leave_room_for_the_operator() {
     assert_eq!(rig.server.clients(), MAX_WAITING);
     assert_eq!(collect(&mut w), (vec![], false));
     // The operator gets in.
-    let (frames, eof) = rig.ask(Request::Status { name: None });
-    assert!(matches!(one(&frames), Reply::Status(_)));
+    let (frames, eof) = rig.ask(Request::Status {
+        name: None,
+        from: 0,
+    });
+    assert!(matches!(one(&frames), Reply::Status { .. }));
     assert!(eof);
     // The waiter is still answered when its unit settles.
     for s in &mut more {

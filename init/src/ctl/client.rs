@@ -6,7 +6,7 @@ use super::args::Command;
 use super::{json, output, FAIL, OK};
 use crate::proto::{
     decode_reply, encode_request, CtlError, ErrCode, FrameDecoder, InitInfo, ProtoError, Reply,
-    Request, FRAME_BUF,
+    Request, UnitStatus, FRAME_BUF,
 };
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -239,17 +239,46 @@ fn reexec(
     }
 }
 
-/// The status table as data (for `metrics` and `top`).
-pub(super) fn status_list(socket: &Path) -> Result<Vec<crate::proto::UnitStatus>, String> {
-    let mut conn = Conn::open(socket)?;
+/// The whole status table, one page per connection (`Reply::Status`'s
+/// `next`), the first asked on `conn`. `Ok(Err(Some(e)))`: PID 1 answered
+/// an error; `Ok(Err(None))`: it answered something else.
+fn status_pages(
+    mut conn: Conn,
+    socket: &Path,
+) -> Result<Result<Vec<UnitStatus>, Option<CtlError>>, String> {
     let fail = |e: ClientError| e.to_string();
-    conn.send(&Request::Status { name: None }).map_err(fail)?;
-    conn.reply(REPLY_TIMEOUT, |r| match r {
-        Reply::Status(units) => Ok(units.into_iter().collect()),
-        Reply::Error(e) => Err(e.to_string()),
-        _ => Err("unexpected reply from init".to_string()),
-    })
-    .map_err(fail)?
+    let mut all = Vec::new();
+    let mut from = 0u16;
+    loop {
+        conn.send(&Request::Status { name: None, from })
+            .map_err(fail)?;
+        let page = conn
+            .reply(REPLY_TIMEOUT, |r| match r {
+                Reply::Status { units, next } => {
+                    all.extend(units);
+                    Ok(next)
+                }
+                Reply::Error(e) => Err(Some(e)),
+                _ => Err(None),
+            })
+            .map_err(fail)?;
+        match page {
+            // A next page that does not move on would loop for ever.
+            Ok(Some(next)) if next > from => from = next,
+            Ok(_) => return Ok(Ok(all)),
+            Err(e) => return Ok(Err(e)),
+        }
+        conn = Conn::open(socket)?;
+    }
+}
+
+/// The status table as data (for `metrics` and `top`).
+pub(super) fn status_list(socket: &Path) -> Result<Vec<UnitStatus>, String> {
+    match status_pages(Conn::open(socket)?, socket)? {
+        Ok(units) => Ok(units),
+        Err(Some(e)) => Err(e.to_string()),
+        Err(None) => Err("unexpected reply from init".to_string()),
+    }
 }
 
 /// Commands that need PID 1. `Err` is a message for stderr (exit 1).
@@ -263,21 +292,18 @@ pub(super) fn talk(
     let fail = |e: ClientError| e.to_string();
     match cmd {
         Command::Status { name: None, json } => {
-            conn.send(&Request::Status { name: None }).map_err(fail)?;
-            let code = conn
-                .reply(REPLY_TIMEOUT, |r| match r {
-                    Reply::Status(units) => {
-                        let text = if *json {
-                            json::units(&units)
-                        } else {
-                            Ok(output::status_table(&units).into_bytes())
-                        };
-                        show_text(text, out, err)
-                    }
-                    Reply::Error(e) => show_error(&e, None, err),
-                    _ => unexpected(err),
-                })
-                .map_err(fail)?;
+            let code = match status_pages(conn, socket)? {
+                Ok(units) => {
+                    let text = if *json {
+                        json::units(&units)
+                    } else {
+                        Ok(output::status_table(&units).into_bytes())
+                    };
+                    show_text(text, out, err)
+                }
+                Err(Some(e)) => show_error(&e, None, err),
+                Err(None) => unexpected(err),
+            };
             // Which wren is PID 1, under the table.
             if code == OK && !*json {
                 if let Ok(i) = info(socket) {
@@ -290,8 +316,11 @@ pub(super) fn talk(
             name: Some(name),
             json,
         } => {
-            conn.send(&Request::Status { name: Some(name) })
-                .map_err(fail)?;
+            conn.send(&Request::Status {
+                name: Some(name),
+                from: 0,
+            })
+            .map_err(fail)?;
             conn.reply(REPLY_TIMEOUT, |r| match r {
                 Reply::Detail { detail, log } => {
                     let text = if *json {

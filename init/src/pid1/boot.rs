@@ -9,7 +9,7 @@ use crate::config;
 use crate::kmsg;
 use crate::sys::file::{read_at, write_at};
 use crate::unit::{self, Output, UnitDef};
-use crate::vocab::{CGROUP_ROOT, MAX_UNITS, NOTIFY_DIR, RUN_DIR};
+use crate::vocab::{CGROUP_ROOT, NOTIFY_DIR, RUN_DIR};
 use nix::sys::signal::SigSet;
 use std::path::Path;
 
@@ -115,7 +115,7 @@ impl Pid1 {
         } else {
             let dir = opts.units_dir();
             self.units_dir = heapless::String::try_from(dir).unwrap_or_default();
-            let mut defs: Box<heapless::Vec<UnitDef, MAX_UNITS>> = Box::default();
+            let mut defs: Vec<UnitDef> = Vec::new();
             config::load_dir(Path::new(dir), &mut defs, &mut |e| log::error!("{e}"));
             for d in defs.into_iter() {
                 self.add_unit(d);
@@ -139,7 +139,7 @@ impl Pid1 {
     fn add_unit(&mut self, d: UnitDef) {
         let edge = Edge::new(&d);
         if self.sup.add(d).is_ok() {
-            let _ = self.edges.push(edge);
+            self.edges.push(edge);
         }
     }
 

@@ -8,7 +8,6 @@ use crate::control::Server as ControlServer;
 use crate::kmsg;
 use crate::supervisor::{Event, Phase};
 use crate::vocab::CONTROL_SOCKET;
-use crate::vocab::MAX_UNITS;
 use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use rustix::event::epoll;
@@ -23,10 +22,11 @@ const TOKEN_TIMER: u64 = 2;
 const TOKEN_CONTROL: u64 = 3;
 /// The system's memory pressure trigger (`wren.shed=`).
 pub(super) const TOKEN_SHED: u64 = 4;
-/// Tokens for per-unit fds: base + unit index.
-pub(super) const TOKEN_LOG: u64 = 0x1000;
-pub(super) const TOKEN_NOTIFY: u64 = 0x2000;
-pub(super) const TOKEN_PRESSURE: u64 = 0x3000;
+/// Tokens for per-unit fds: base + unit index (a `u16`, below the next
+/// base).
+pub(super) const TOKEN_LOG: u64 = 1 << 32;
+pub(super) const TOKEN_NOTIFY: u64 = 2 << 32;
+pub(super) const TOKEN_PRESSURE: u64 = 3 << 32;
 
 /// Retry interval for console text a busy serial line refused.
 const CONSOLE_RETRY_MS: u64 = 20;
@@ -60,13 +60,8 @@ pub(super) fn watch(ep: &OwnedFd, fd: OwnedFd, token: u64) -> Option<OwnedFd> {
 }
 
 /// The unit index a per-unit token carries, when `tok` is `base + index`.
-pub(super) fn unit_of(tok: u64, base: u64) -> Option<u8> {
-    let i = tok.checked_sub(base)?;
-    if i < MAX_UNITS as u64 {
-        u8::try_from(i).ok()
-    } else {
-        None
-    }
+pub(super) fn unit_of(tok: u64, base: u64) -> Option<u16> {
+    u16::try_from(tok.checked_sub(base)?).ok()
 }
 
 impl Pid1 {
@@ -271,7 +266,7 @@ impl Pid1 {
             if edge.cgroup.is_none() {
                 continue;
             }
-            let Some(slot) = u8::try_from(i).ok().and_then(|u| self.sup.slot(u)) else {
+            let Some(slot) = u16::try_from(i).ok().and_then(|u| self.sup.slot(u)) else {
                 continue;
             };
             if slot.retired != crate::supervisor::Retired::Free {

@@ -10,7 +10,7 @@ use crate::config::users;
 use crate::kmsg;
 use crate::log_ring::LogRing;
 use crate::spawn;
-use crate::supervisor::{Action, Actions, Event, Note};
+use crate::supervisor::{Action, Event, Note};
 use crate::unit::{self, Output, Ready};
 use crate::vocab::Exit;
 use crate::vocab::NOTIFY_DIR;
@@ -25,14 +25,18 @@ const SHUTDOWN_GRACE_MS: u64 = 2000;
 impl Pid1 {
     /// Step the supervisor with `ev` and everything it leads to.
     pub(super) fn feed(&mut self, ev: Event) {
-        let _ = self.queue.push_back(ev);
+        if !self.queue_event(ev) {
+            log::error!("event queue full");
+        }
         self.run_queue();
     }
 
     /// Step the supervisor with every queued event, performing what it
     /// asks (which may queue more, e.g. Spawned after a Spawn).
     pub(super) fn run_queue(&mut self) {
-        let mut out = Actions::new();
+        // Taken for the loop (leaving an empty one, no allocation) so the
+        // actions can be performed on `self`.
+        let mut out = std::mem::take(&mut self.actions);
         while let Some(ev) = self.queue.pop_front() {
             out.clear();
             self.sup.step(now(), ev, &mut out);
@@ -40,6 +44,7 @@ impl Pid1 {
                 self.perform(*a);
             }
         }
+        self.actions = out;
     }
 
     pub(super) fn perform(&mut self, a: Action) {
@@ -64,7 +69,7 @@ impl Pid1 {
                         Event::SpawnFailed { unit: u }
                     }
                 };
-                if self.queue.push_back(ev).is_err() {
+                if !self.queue_event(ev) {
                     log::error!("event queue full");
                 }
             }
@@ -99,7 +104,7 @@ impl Pid1 {
         }
     }
 
-    fn announce(&self, u: u8, note: Note) {
+    fn announce(&self, u: u16, note: Note) {
         let Some(slot) = self.sup.slot(u) else { return };
         let name = slot.def.name.as_str();
         match note {
@@ -179,7 +184,7 @@ impl Pid1 {
     }
 
     /// Everything a unit's process needs, then `spawn::spawn`.
-    fn spawn(&mut self, u: u8) -> Result<u32, Why> {
+    fn spawn(&mut self, u: u16) -> Result<u32, Why> {
         let decided_ns = self.stamp.then(now_ns);
         let Some(slot) = self.sup.slot(u) else {
             return Err(Why::new());

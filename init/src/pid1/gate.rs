@@ -9,7 +9,7 @@
 use super::executor::ExitText;
 use super::{now, why, Pid1, Why};
 use crate::kmsg;
-use crate::supervisor::{Actions, Note};
+use crate::supervisor::Note;
 use crate::unit::{self, UnitDef};
 use crate::vocab::UNIT_FILE_MAX;
 use rustix::fd::{AsFd, OwnedFd};
@@ -61,7 +61,7 @@ impl Pid1 {
     /// After a reload: every slot on probation waits for its verdict.
     pub(super) fn mark_pending(&mut self) {
         for (i, e) in self.edges.iter_mut().enumerate() {
-            if self.sup.slot(i as u8).is_some_and(|s| s.rt.probation) {
+            if self.sup.slot(i as u16).is_some_and(|s| s.rt.probation) {
                 e.verdict = Some(Verdict::Pending);
             }
         }
@@ -69,7 +69,7 @@ impl Pid1 {
 
     /// `Action::Verdict`: keep the new definition, or put the last good
     /// one back (file included) and start it; a new unit is stopped.
-    pub(super) fn on_verdict(&mut self, u: u8, good: bool) {
+    pub(super) fn on_verdict(&mut self, u: u16, good: bool) {
         let Some(slot) = self.sup.slot(u) else { return };
         let name = slot.def.name.clone();
         if good {
@@ -87,8 +87,9 @@ impl Pid1 {
             .edges
             .get_mut(usize::from(u))
             .and_then(|e| e.last_good.take());
+        let mut out = std::mem::take(&mut self.gate_actions);
+        out.clear();
         let dir = self.units_dir_path();
-        let mut out = Actions::new();
         let text: Rejection = match kept {
             Some(good) => {
                 let (def, saved) = match restore_file(dir, &name, &good, &cause) {
@@ -132,10 +133,11 @@ impl Pid1 {
         for a in out.iter() {
             self.perform(*a);
         }
+        self.gate_actions = out;
     }
 
     /// Why the unit's start failed, from its last note.
-    fn cause(&self, u: u8) -> Why {
+    fn cause(&self, u: u16) -> Why {
         let Some(slot) = self.sup.slot(u) else {
             return Why::new();
         };
@@ -171,7 +173,7 @@ impl Pid1 {
         }
         let mut rejected = 0;
         for (i, e) in self.edges.iter().enumerate() {
-            let Some(slot) = self.sup.slot(i as u8) else {
+            let Some(slot) = self.sup.slot(i as u16) else {
                 continue;
             };
             let name = slot.def.name.as_str();

@@ -29,15 +29,18 @@ mod watchdog;
 use crate::cgroup::Cgroups;
 use crate::control::Server as ControlServer;
 use crate::log_ring::LogRing;
-use crate::supervisor::{Event, Supervisor};
+use crate::supervisor::{Actions, Event, Supervisor};
 use crate::unit::UnitDef;
-use crate::vocab::{Millis, MAX_UNITS};
-use heapless::Deque;
+use crate::vocab::Millis;
 use nix::sys::signalfd::SignalFd;
 use rustix::fd::OwnedFd;
+use std::collections::VecDeque;
 
-/// Events queued while performing one batch of actions.
-const EVENT_QUEUE: usize = 2 * MAX_UNITS + 8;
+/// Events queued while performing one batch of actions, for a table of
+/// `units` units.
+const fn event_queue(units: usize) -> usize {
+    2 * units + 8
+}
 
 /// Per-unit resources PID 1 holds besides the supervisor's record.
 struct Edge {
@@ -132,7 +135,8 @@ fn why(args: core::fmt::Arguments<'_>) -> Why {
 
 pub struct Pid1 {
     sup: Supervisor,
-    edges: heapless::Vec<Edge, MAX_UNITS>,
+    /// One per supervisor slot, at the same index.
+    edges: Vec<Edge>,
     cg: Option<Cgroups>,
     epoll: Option<OwnedFd>,
     sigfd: Option<SignalFd>,
@@ -140,7 +144,14 @@ pub struct Pid1 {
     control: Option<ControlServer>,
     units_dir: heapless::String<128>,
     stamp: bool,
-    queue: Deque<Event, EVENT_QUEUE>,
+    /// Sized by `fit_tables` (boot, reload), never grown by the loop.
+    queue: VecDeque<Event>,
+    /// The actions of one step, sized by `fit_tables`.
+    actions: Actions,
+    /// The actions of a health gate's revert, which happens while
+    /// `actions` is being performed; sized once a reload puts units on
+    /// probation.
+    gate_actions: Actions,
     started_at: Millis,
     all_up_reported: bool,
     shed: Option<pressure::Shed>,
@@ -158,6 +169,63 @@ pub struct Pid1 {
     exe: heapless::String<{ crate::vocab::PATH_BYTES }>,
     /// Followers handed over, until the control server is up.
     followers: Vec<(OwnedFd, crate::vocab::Name, u64)>,
+}
+
+impl Pid1 {
+    /// Size the loop's buffers to the unit table: at boot, after a reload
+    /// or a re-exec, where PID 1 may allocate; the loop only uses them.
+    fn fit_tables(&mut self) {
+        let n = self.sup.len();
+        self.actions.fit(n);
+        if self.sup.on_probation() {
+            self.gate_actions.fit(n);
+        }
+        let q = event_queue(n);
+        self.queue.reserve(q.saturating_sub(self.queue.len()));
+        self.edges.shrink_to_fit();
+        raise_nofile(n);
+    }
+
+    /// Queue `ev` unless the queue is full (it is sized so it never is).
+    fn queue_event(&mut self, ev: Event) -> bool {
+        if self.queue.len() < self.queue.capacity() {
+            self.queue.push_back(ev);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Fds PID 1 may hold per unit (cgroup directory, output, readiness,
+/// reaper report, pressure trigger), and besides its units.
+const FDS_PER_UNIT: u64 = 5;
+const FDS_BASE: u64 = 256;
+
+/// Raise `RLIMIT_NOFILE` so `units` units' fds fit (the kernel's default
+/// soft limit, 1024, is reached near 200 units); never lowers it.
+fn raise_nofile(units: usize) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let want = u64::try_from(units)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(FDS_PER_UNIT)
+        .saturating_add(FDS_BASE);
+    let cur = getrlimit(Resource::Nofile);
+    // `None` is unlimited.
+    if cur.current.is_none_or(|c| c >= want) {
+        return;
+    }
+    let maximum = match cur.maximum {
+        Some(m) if m < want => Some(want),
+        m => m,
+    };
+    let new = Rlimit {
+        current: Some(want),
+        maximum,
+    };
+    if let Err(e) = setrlimit(Resource::Nofile, new) {
+        log::error!("RLIMIT_NOFILE to {want} for {units} units: {e}");
+    }
 }
 
 /// This binary's path (`(deleted)` when it was replaced on disk).
@@ -190,13 +258,15 @@ pub fn run() -> ! {
     // Step 6: units.
     let mut p = Box::new(Pid1 {
         sup: Supervisor::new(),
-        edges: heapless::Vec::new(),
+        edges: Vec::new(),
         cg,
         epoll: None,
         sigfd: None,
         timer: None,
         control: None,
-        queue: Deque::new(),
+        queue: VecDeque::new(),
+        actions: Actions::default(),
+        gate_actions: Actions::default(),
         started_at,
         all_up_reported: false,
         units_dir: heapless::String::new(),
@@ -215,6 +285,7 @@ pub fn run() -> ! {
         Some(fd) => p.resume(fd, &opts),
         None => p.load_units(&opts),
     }
+    p.fit_tables();
     p.apply_protection();
     // Step 7: the wait point.
     if let Err(e) = p.setup_loop(&mask) {

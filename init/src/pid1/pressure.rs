@@ -51,7 +51,7 @@ fn register(ep: &OwnedFd, fd: &OwnedFd, token: u64) -> bool {
 impl Pid1 {
     /// After a spawn: the unit's trigger, kept across restarts while its
     /// cgroup and limit are the same.
-    pub(super) fn watch_pressure(&mut self, u: u8) {
+    pub(super) fn watch_pressure(&mut self, u: u16) {
         let Some(slot) = self.sup.slot(u) else { return };
         let want = slot.def.pressure_limit;
         let name = slot.def.name.as_str();
@@ -79,7 +79,7 @@ impl Pid1 {
     }
 
     /// A unit's trigger fired (or failed: `err`).
-    pub(super) fn on_pressure(&mut self, u: u8, err: bool) {
+    pub(super) fn on_pressure(&mut self, u: u16, err: bool) {
         let Some(slot) = self.sup.slot(u) else { return };
         let name = slot.def.name.as_str();
         let phase = slot.rt.phase;
@@ -182,7 +182,7 @@ impl Pid1 {
                     && !self.edges.get(*i).is_some_and(|e| e.shed)
             })
             .min_by_key(|(i, s)| (s.def.shed_order, usize::MAX - *i))
-            .and_then(|(i, _)| u8::try_from(i).ok());
+            .and_then(|(i, _)| u16::try_from(i).ok());
         let Some(u) = victim else {
             kmsg::console_line(format_args!(
                 "[ WARN ] memory pressure over {}% in {}ms, nothing left to shed",
@@ -222,7 +222,7 @@ impl Pid1 {
             .enumerate()
             .filter(|(i, _)| self.edges.get(*i).is_some_and(|e| e.shed))
             .max_by_key(|(i, s)| (s.def.shed_order, usize::MAX - *i))
-            .and_then(|(i, _)| u8::try_from(i).ok());
+            .and_then(|(i, _)| u16::try_from(i).ok());
         let Some(u) = back else {
             shed.calm_at = None;
             return;

@@ -9,10 +9,11 @@ use super::{now, Edge, Pid1};
 use crate::cgroup::Cgroups;
 use crate::control::{ClientId, Command, Server, Text, Waiter, Want};
 use crate::log_ring::LogRing;
+use crate::proto::STATUS_PAGE;
 use crate::proto::{CtlError, ErrCode, LastExit, Reply, UnitDetail, UnitStatus};
 use crate::supervisor::{Event, Note, Phase, Retired, Supervisor};
 use crate::unit::{self, Output};
-use crate::vocab::{Exit, Name, MAX_UNITS};
+use crate::vocab::{Exit, Name};
 
 impl Pid1 {
     /// The control fd is readable: execute and answer every request that
@@ -27,10 +28,10 @@ impl Pid1 {
     fn execute(&mut self, id: ClientId, cmd: Command) {
         let t = now();
         match cmd {
-            Command::Status => {
-                let v = status(&self.sup, self.cg.as_ref());
+            Command::Status { from } => {
+                let (units, next) = status(&self.sup, self.cg.as_ref(), from);
                 if let Some(srv) = self.control.as_mut() {
-                    srv.answer(id, &Reply::Status(v), t);
+                    srv.answer(id, &Reply::Status { units, next }, t);
                 }
             }
             Command::Detail(name) => {
@@ -213,12 +214,12 @@ fn result_reply(r: Result<(), CtlError>) -> Reply<'static> {
     }
 }
 
-fn unit_index(sup: &Supervisor, name: &str) -> Result<u8, CtlError> {
+fn unit_index(sup: &Supervisor, name: &str) -> Result<u16, CtlError> {
     sup.index(name)
         .ok_or_else(|| CtlError::fmt(ErrCode::NoSuchUnit, format_args!("no unit named `{name}`")))
 }
 
-fn line(sup: &Supervisor, cg: Option<&Cgroups>, u: u8) -> Option<UnitStatus> {
+fn line(sup: &Supervisor, cg: Option<&Cgroups>, u: u16) -> Option<UnitStatus> {
     let slot = sup.slot(u)?;
     let name = slot.def.name.as_str();
     let live = slot.rt.pid != 0;
@@ -237,21 +238,28 @@ fn line(sup: &Supervisor, cg: Option<&Cgroups>, u: u8) -> Option<UnitStatus> {
     })
 }
 
-/// One line per unit, in the unit table's order.
-fn status(sup: &Supervisor, cg: Option<&Cgroups>) -> heapless::Vec<UnitStatus, MAX_UNITS> {
+/// One line per unit, in the unit table's order: the page of at most
+/// `STATUS_PAGE` from slot `from` on, and the slot the next page starts at.
+fn status(
+    sup: &Supervisor,
+    cg: Option<&Cgroups>,
+    from: u16,
+) -> (heapless::Vec<UnitStatus, STATUS_PAGE>, Option<u16>) {
     let mut out = heapless::Vec::new();
-    for i in 0..MAX_UNITS as u8 {
-        match sup.slot(i) {
-            Some(s) if s.retired != Retired::Free => {
-                if let Some(l) = line(sup, cg, i) {
-                    let _ = out.push(l);
-                }
-            }
-            Some(_) => {}
-            None => break,
+    let mut i = from;
+    while let Some(s) = sup.slot(i) {
+        if out.is_full() {
+            return (out, Some(i));
         }
+        if s.retired != Retired::Free {
+            if let Some(l) = line(sup, cg, i) {
+                let _ = out.push(l);
+            }
+        }
+        let Some(n) = i.checked_add(1) else { break };
+        i = n;
     }
-    out
+    (out, None)
 }
 
 /// `status NAME`; the server adds the log tail.
@@ -402,6 +410,6 @@ impl core::fmt::Display for NoteText<'_> {
     }
 }
 
-fn sup_name(sup: &Supervisor, u: u8) -> &str {
+fn sup_name(sup: &Supervisor, u: u16) -> &str {
     sup.slot(u).map(|s| s.def.name.as_str()).unwrap_or("?")
 }

@@ -7,7 +7,6 @@ use crate::config;
 use crate::proto::{CtlError, ErrCode};
 use crate::supervisor::Actions;
 use crate::unit::{self, UnitDef};
-use crate::vocab::MAX_UNITS;
 use std::path::Path;
 
 impl Pid1 {
@@ -18,10 +17,10 @@ impl Pid1 {
         } else {
             self.units_dir.as_str()
         };
-        let mut defs: Box<heapless::Vec<UnitDef, MAX_UNITS>> = Box::default();
+        let mut defs: Vec<UnitDef> = Vec::new();
         // Names whose file exists but is invalid keep their last good
         // definition.
-        let mut invalid: heapless::Vec<unit::Name, MAX_UNITS> = heapless::Vec::new();
+        let mut invalid: Vec<unit::Name> = Vec::new();
         let mut errors = 0usize;
         let mut unreadable = false;
         config::load_dir(Path::new(dir), &mut defs, &mut |e| {
@@ -36,7 +35,7 @@ impl Pid1 {
                 .unwrap_or("");
             if let Ok(n) = unit::Name::try_from(stem) {
                 if !invalid.contains(&n) {
-                    let _ = invalid.push(n);
+                    invalid.push(n);
                 }
             }
         });
@@ -59,31 +58,29 @@ impl Pid1 {
             return Err(CtlError::new(ErrCode::Refused, &msg));
         }
         self.keep_last_good(&defs);
-        let mut out = Actions::new();
+        let mut out = Actions::for_units(self.sup.len().saturating_add(defs.len()));
         let sum = self.sup.reload(
             now(),
             &mut defs.into_iter(),
             &|n| invalid.iter().any(|i| i.as_str() == n),
             &mut out,
         );
-        for i in 0..MAX_UNITS {
-            if sum.new_slots & (1u64 << i) != 0 {
-                let Some(slot) = self.sup.slot(i as u8) else {
-                    continue;
-                };
-                let edge = Edge::new(&slot.def);
-                match self.edges.get_mut(i) {
-                    Some(e) => *e = edge,
-                    None => {
-                        let _ = self.edges.push(edge);
-                    }
-                }
+        for &i in sum.new_slots.iter() {
+            let Some(slot) = self.sup.slot(i) else {
+                continue;
+            };
+            let edge = Edge::new(&slot.def);
+            match self.edges.get_mut(usize::from(i)) {
+                Some(e) => *e = edge,
+                None => self.edges.push(edge),
             }
         }
+        // The loop's buffers grow with the table (a reload may allocate).
+        self.fit_tables();
         // A changed definition keeps its edge: its filter follows it here,
         // before any start the reload asks for.
         for (i, edge) in self.edges.iter_mut().enumerate() {
-            if let Some(slot) = self.sup.slot(i as u8) {
+            if let Some(slot) = self.sup.slot(i as u16) {
                 edge.refresh_filter(&slot.def);
             }
         }

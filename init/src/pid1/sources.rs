@@ -59,7 +59,7 @@ impl Pid1 {
     }
 
     /// A SIGKILL while the cgroup's oom_kill count rose is the OOM killer.
-    fn classify_exit(&mut self, u: u8, exit: Exit) -> Exit {
+    fn classify_exit(&mut self, u: u16, exit: Exit) -> Exit {
         let Some(slot) = self.sup.slot(u) else {
             return exit;
         };
@@ -106,7 +106,7 @@ impl Pid1 {
     /// than PID 1 reads must not keep the loop from everything else. What
     /// is left wakes the (level-triggered) epoll again at once, after the
     /// other ready fds of this batch had their turn.
-    pub(super) fn on_log(&mut self, u: u8) {
+    pub(super) fn on_log(&mut self, u: u16) {
         let Some(edge) = self.edges.get_mut(usize::from(u)) else {
             return;
         };
@@ -130,7 +130,7 @@ impl Pid1 {
         }
     }
 
-    pub(super) fn on_notify(&mut self, u: u8) {
+    pub(super) fn on_notify(&mut self, u: u16) {
         let sd = self
             .sup
             .slot(u)

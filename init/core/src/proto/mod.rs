@@ -12,15 +12,15 @@
 //! ended by the server closing the connection (at once without `follow`).
 
 use crate::unit::Limit;
-use crate::vocab::{Name, ShutdownKind, State, MAX_UNITS};
+use crate::vocab::{Name, ShutdownKind, State};
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change to `Request` or `Reply`.
-pub const PROTO_VERSION: u16 = 4;
+pub const PROTO_VERSION: u16 = 5;
 /// Bytes of the length prefix.
 pub const HEADER_LEN: usize = 4;
-/// Largest payload either side accepts. A full status table of `MAX_UNITS`
-/// units is about 6 KiB, a whole log ring 4 KiB.
+/// Largest payload either side accepts. A full status page of
+/// `STATUS_PAGE` units is about 6 KiB, a whole log ring 4 KiB.
 pub const FRAME_MAX: usize = 16 * 1024;
 /// Buffer that holds any one frame, prefix included.
 pub const FRAME_BUF: usize = HEADER_LEN + FRAME_MAX;
@@ -39,16 +39,20 @@ pub type Message = heapless::String<MESSAGE_MAX, u8>;
 pub const REASON_MAX: usize = 96;
 /// Bytes of the confinement line of `initctl status NAME`.
 pub const CONFINEMENT_MAX: usize = 200;
+/// Units in one `Reply::Status`: the table comes in pages, so a frame and
+/// the server's buffers stay the same size whatever the number of units.
+pub const STATUS_PAGE: usize = 64;
 /// Log lines `status NAME` shows.
 pub const TAIL_LINES: usize = 10;
 
 /// What `initctl` asks. Names are borrowed from the frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request<'a> {
-    /// `None`: the table of every unit (`Reply::Status`); `Some`: one unit
-    /// in detail (`Reply::Detail`).
+    /// `None`: the table of every unit (`Reply::Status`), one page of it
+    /// from slot `from` on; `Some`: one unit in detail (`Reply::Detail`).
     Status {
         name: Option<&'a str>,
+        from: u16,
     },
     Start {
         name: &'a str,
@@ -260,7 +264,12 @@ pub enum Reply<'a> {
     /// Start / stop / restart settled as asked; shutdown accepted.
     Ok,
     Error(CtlError),
-    Status(heapless::Vec<UnitStatus, MAX_UNITS>),
+    /// A page of the table; `next` is the `from` that asks for the rest,
+    /// `None` on the last page.
+    Status {
+        units: heapless::Vec<UnitStatus, STATUS_PAGE>,
+        next: Option<u16>,
+    },
     Detail {
         detail: UnitDetail,
         /// The last `TAIL_LINES` lines of the unit's output.

@@ -28,8 +28,18 @@ fn roundtrip_req(req: Request<'_>) {
 #[test]
 fn every_request_roundtrips() {
     for req in [
-        Request::Status { name: None },
-        Request::Status { name: Some("web") },
+        Request::Status {
+            name: None,
+            from: 0,
+        },
+        Request::Status {
+            name: Some("web"),
+            from: 0,
+        },
+        Request::Status {
+            name: None,
+            from: u16::MAX,
+        },
         Request::Start { name: "a" },
         Request::Stop { name: "b.c" },
         Request::Restart { name: "d_e" },
@@ -54,9 +64,9 @@ fn every_request_roundtrips() {
 }
 
 #[test]
-fn full_status_table_fits_a_frame() {
-    let mut v = heapless::Vec::<UnitStatus, MAX_UNITS>::new();
-    for i in 0..MAX_UNITS {
+fn full_status_page_fits_a_frame() {
+    let mut v = heapless::Vec::<UnitStatus, STATUS_PAGE>::new();
+    for i in 0..STATUS_PAGE {
         let mut s = status("");
         s.name = name(&format!("{i:0>32}"));
         s.pid = u32::MAX;
@@ -65,7 +75,10 @@ fn full_status_table_fits_a_frame() {
         s.uptime_ms = u64::MAX;
         v.push(s).unwrap();
     }
-    let rep = Reply::Status(v);
+    let rep = Reply::Status {
+        units: v,
+        next: Some(u16::MAX),
+    };
     let mut buf = vec![0u8; FRAME_BUF];
     let n = encode_reply(&rep, &mut buf).unwrap();
     assert!(n <= FRAME_BUF);

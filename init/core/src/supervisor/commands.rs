@@ -3,7 +3,7 @@
 use super::*;
 
 impl Supervisor {
-    pub(super) fn on_start(&mut self, unit: u8) {
+    pub(super) fn on_start(&mut self, unit: u16) {
         if self.shutdown.is_some() {
             return;
         }
@@ -24,7 +24,7 @@ impl Supervisor {
         }
     }
 
-    pub(super) fn on_restart(&mut self, now: Millis, unit: u8, out: &mut Actions) {
+    pub(super) fn on_restart(&mut self, now: Millis, unit: u16, out: &mut Actions) {
         if self.shutdown.is_some() {
             return;
         }
@@ -43,7 +43,7 @@ impl Supervisor {
 
     /// Stopped by hand: not wanted until started again, and a pending
     /// restart is dropped.
-    pub(super) fn on_stop(&mut self, now: Millis, unit: u8, out: &mut Actions) {
+    pub(super) fn on_stop(&mut self, now: Millis, unit: u16, out: &mut Actions) {
         if let Some(s) = self.units.get_mut(usize::from(unit)) {
             s.rt.want = false;
             s.rt.restart_pending = false;
@@ -53,7 +53,7 @@ impl Supervisor {
         self.stop_unit(now, unit, out);
     }
 
-    pub(super) fn stop_unit(&mut self, now: Millis, unit: u8, out: &mut Actions) {
+    pub(super) fn stop_unit(&mut self, now: Millis, unit: u16, out: &mut Actions) {
         let Some(s) = self.units.get_mut(usize::from(unit)) else {
             return;
         };
@@ -90,7 +90,7 @@ impl Supervisor {
     /// After a bad verdict (the unit has no process: it is in backoff or
     /// failed): put `good` back and start it again, or, for a new unit
     /// with no good definition, stop it.
-    pub fn revert(&mut self, now: Millis, unit: u8, good: Option<UnitDef>, out: &mut Actions) {
+    pub fn revert(&mut self, now: Millis, unit: u16, good: Option<UnitDef>, out: &mut Actions) {
         let Some(s) = self.units.get_mut(usize::from(unit)) else {
             return;
         };

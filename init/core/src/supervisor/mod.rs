@@ -118,9 +118,11 @@ use crate::unit::{Kind, LimitAction, Ready, Restart, UnitDef};
 use crate::vocab::{Exit, Millis, ShutdownKind, State, AFTER_MAX, MAX_UNITS};
 use heapless::{Deque, Vec};
 
-/// Actions one step can emit: a few per unit at most (spawn, kill,
-/// announce), plus the finish.
-pub const MAX_ACTIONS: usize = 4 * MAX_UNITS + 4;
+/// Actions one step can emit for a table of `units` units: a few per unit
+/// at most (spawn, kill, announce), plus the finish.
+pub const fn max_actions(units: usize) -> usize {
+    4 * units + 4
+}
 
 /// Where a unit is in its life; finer than `State` (waiting for
 /// dependencies shows as `starting`).
@@ -181,7 +183,7 @@ pub enum Note {
     StartLimit,
     /// A unit in `after` failed, so this one will not start.
     DepFailed {
-        dep: u8,
+        dep: u16,
     },
     Stopped,
 }
@@ -190,20 +192,20 @@ pub enum Note {
 pub enum Action {
     /// Start unit's process (clone3 into its cgroup, exec); answer with
     /// `Spawned` or `SpawnFailed`.
-    Spawn(u8),
+    Spawn(u16),
     /// Send `sig` to the unit's process group.
-    Signal { unit: u8, pid: u32, sig: i32 },
+    Signal { unit: u16, pid: u32, sig: i32 },
     /// Write `cgroup.kill`: nothing of the unit may outlive this.
-    KillCgroup(u8),
+    KillCgroup(u16),
     /// Tell the operator (console line, log).
-    Announce(u8, Note),
+    Announce(u16, Note),
     /// Every unit is down: kill the rest, sync, unmount, reboot(2).
     Finish(ShutdownKind),
     /// A unit on probation (changed or added by a reload) proved itself
     /// (`good`: ready, and for `ready = started` still up after
     /// `GATE_HOLD`) or did not (spawn error, exit, start timeout). On a bad
     /// verdict pid1 puts its last good definition back (`revert`).
-    Verdict { unit: u8, good: bool },
+    Verdict { unit: u16, good: bool },
 }
 
 /// How long a `ready = started` unit on probation must stay up after its
@@ -216,11 +218,11 @@ pub enum Event {
     /// Start every wanted unit whose dependencies are ready.
     Boot,
     Spawned {
-        unit: u8,
+        unit: u16,
         pid: u32,
     },
     SpawnFailed {
-        unit: u8,
+        unit: u16,
     },
     /// Some child was reaped: a unit's main process or an adopted orphan.
     Exited {
@@ -229,23 +231,88 @@ pub enum Event {
     },
     /// The unit signalled readiness (`notify` / `sd_notify`).
     Ready {
-        unit: u8,
+        unit: u16,
     },
     /// The timer for `next_deadline()` fired.
     Tick,
     Start {
-        unit: u8,
+        unit: u16,
     },
     Stop {
-        unit: u8,
+        unit: u16,
     },
     Restart {
-        unit: u8,
+        unit: u16,
     },
     Shutdown(ShutdownKind),
 }
 
-pub type Actions = Vec<Action, MAX_ACTIONS>;
+/// The actions of one step, in a buffer sized when the table is (boot,
+/// reload: `for_units`) and never grown: a push past its capacity is
+/// refused, as a full `heapless::Vec` refuses it, so a step allocates
+/// nothing.
+#[derive(Debug, Default)]
+pub struct Actions {
+    v: std::vec::Vec<Action>,
+}
+
+impl Actions {
+    /// Room for a table of `MAX_UNITS`'s old size (64 units): tests and
+    /// short-lived callers.
+    pub fn new() -> Self {
+        Self::for_units(64)
+    }
+
+    /// Room for every action a step over `units` units can emit.
+    pub fn for_units(units: usize) -> Self {
+        Actions {
+            v: std::vec::Vec::with_capacity(max_actions(units)),
+        }
+    }
+
+    /// Grow to fit `units` units (boot and reload only, where PID 1 may
+    /// allocate).
+    pub fn fit(&mut self, units: usize) {
+        let want = max_actions(units);
+        self.v.reserve(want.saturating_sub(self.v.len()));
+    }
+
+    pub fn push(&mut self, a: Action) -> Result<(), Action> {
+        if self.v.len() < self.v.capacity() {
+            self.v.push(a);
+            Ok(())
+        } else {
+            Err(a)
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.v.clear();
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.v.capacity()
+    }
+
+    pub fn as_slice(&self) -> &[Action] {
+        &self.v
+    }
+}
+
+impl core::ops::Deref for Actions {
+    type Target = [Action];
+    fn deref(&self) -> &[Action] {
+        &self.v
+    }
+}
+
+impl<'a> IntoIterator for &'a Actions {
+    type Item = &'a Action;
+    type IntoIter = core::slice::Iter<'a, Action>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.v.iter()
+    }
+}
 
 /// Run-time record of one unit (handed over whole on `reexec`; `deps`
 /// is resolved again by `link`).
@@ -266,7 +333,7 @@ pub struct Runtime {
     pub last_exit: Option<Exit>,
     pub last_note: Option<Note>,
     /// Dependencies as table indices (resolved from `after`).
-    pub deps: Vec<u8, AFTER_MAX>,
+    pub deps: Vec<u16, AFTER_MAX>,
     /// `restart` asked while running: start again once stopped.
     pub restart_pending: bool,
     /// Changed or added by a reload and not judged yet: its next start
@@ -320,7 +387,11 @@ pub enum AddError {
 }
 
 pub struct Supervisor {
-    units: Vec<Slot, MAX_UNITS>,
+    /// Grows on `add` (boot, reload), up to `MAX_UNITS`; never in a step.
+    units: std::vec::Vec<Slot>,
+    /// Shutdown's scratch: per slot, how many active units need it; sized
+    /// with `units` so a step allocates nothing.
+    needed: std::vec::Vec<u32>,
     shutdown: Option<ShutdownKind>,
     finished: bool,
 }
@@ -334,7 +405,8 @@ impl Default for Supervisor {
 impl Supervisor {
     pub const fn new() -> Self {
         Supervisor {
-            units: Vec::new(),
+            units: std::vec::Vec::new(),
+            needed: std::vec::Vec::new(),
             shutdown: None,
             finished: false,
         }
@@ -342,7 +414,7 @@ impl Supervisor {
 
     /// Add a unit, wanted; its `after` names are resolved by `link` once
     /// every unit is in.
-    pub fn add(&mut self, def: UnitDef) -> Result<u8, AddError> {
+    pub fn add(&mut self, def: UnitDef) -> Result<u16, AddError> {
         let mut rt = Runtime::new();
         rt.want = true;
         rt.phase = Phase::Waiting;
@@ -353,27 +425,29 @@ impl Supervisor {
                     rt,
                     retired: Retired::No,
                 };
-                return Ok(i as u8);
+                return Ok(i as u16);
             }
         }
-        let idx = self.units.len() as u8;
-        self.units
-            .push(Slot {
-                def,
-                rt,
-                retired: Retired::No,
-            })
-            .map_err(|_| AddError::TableFull)?;
+        let idx = u16::try_from(self.units.len()).map_err(|_| AddError::TableFull)?;
+        if usize::from(idx) >= MAX_UNITS {
+            return Err(AddError::TableFull);
+        }
+        self.units.push(Slot {
+            def,
+            rt,
+            retired: Retired::No,
+        });
+        self.needed.resize(self.units.len(), 0);
         Ok(idx)
     }
 
     /// Resolve every unit's `after` names to table indices. A name that is
     /// not in the table (the loader refuses those, so this is a bug guard)
     /// fails that unit rather than starting it out of order.
-    pub fn link(&mut self) -> Result<(), (u8, AddError)> {
+    pub fn link(&mut self) -> Result<(), (u16, AddError)> {
         let mut first_err = Ok(());
         for i in 0..self.units.len() {
-            let mut deps: Vec<u8, AFTER_MAX> = Vec::new();
+            let mut deps: Vec<u16, AFTER_MAX> = Vec::new();
             let mut bad = false;
             if let Some(s) = self.units.get(i) {
                 if s.retired == Retired::Free {
@@ -396,7 +470,7 @@ impl Supervisor {
                     s.rt.want = false;
                     s.rt.phase = Phase::Failed;
                     if first_err.is_ok() {
-                        first_err = Err((i as u8, AddError::UnknownDep));
+                        first_err = Err((i as u16, AddError::UnknownDep));
                     }
                 }
             }
@@ -412,14 +486,14 @@ impl Supervisor {
         self.units.is_empty()
     }
 
-    pub fn index(&self, name: &str) -> Option<u8> {
+    pub fn index(&self, name: &str) -> Option<u16> {
         self.units
             .iter()
             .position(|s| s.retired == Retired::No && s.def.name.as_str() == name)
-            .map(|i| i as u8)
+            .map(|i| i as u16)
     }
 
-    pub fn slot(&self, unit: u8) -> Option<&Slot> {
+    pub fn slot(&self, unit: u16) -> Option<&Slot> {
         self.units.get(usize::from(unit))
     }
 
@@ -432,14 +506,14 @@ impl Supervisor {
         self.shutdown
     }
 
-    pub fn unit_of_pid(&self, pid: u32) -> Option<u8> {
+    pub fn unit_of_pid(&self, pid: u32) -> Option<u16> {
         if pid == 0 {
             return None;
         }
         self.units
             .iter()
             .position(|s| s.rt.pid == pid)
-            .map(|i| i as u8)
+            .map(|i| i as u16)
     }
 
     /// Sum of the units' `memory.low` and `memory.min` (`max` if any asks
@@ -509,7 +583,7 @@ impl Supervisor {
         // for failure cascades, which a second pass per level resolves.
         let mut changed = true;
         let mut rounds = 0;
-        while changed && rounds <= MAX_UNITS {
+        while changed && rounds <= self.units.len() {
             changed = false;
             rounds += 1;
             for i in 0..self.units.len() {
@@ -523,13 +597,13 @@ impl Supervisor {
                             s.rt.phase = Phase::Starting;
                             s.rt.pid = 0;
                         }
-                        let _ = out.push(Action::Spawn(i as u8));
+                        let _ = out.push(Action::Spawn(i as u16));
                     }
                     Deps::Failed(dep) => {
                         if let Some(s) = self.units.get_mut(i) {
                             s.rt.phase = Phase::Stopped;
                             s.rt.want = false;
-                            note(s, i as u8, Note::DepFailed { dep }, out);
+                            note(s, i as u16, Note::DepFailed { dep }, out);
                         }
                         changed = true;
                     }
@@ -569,10 +643,10 @@ impl Supervisor {
 enum Deps {
     Ready,
     Pending,
-    Failed(u8),
+    Failed(u16),
 }
 
-fn note(s: &mut Slot, unit: u8, n: Note, out: &mut Actions) {
+fn note(s: &mut Slot, unit: u16, n: Note, out: &mut Actions) {
     s.rt.last_note = Some(n);
     let _ = out.push(Action::Announce(unit, n));
 }

@@ -5,7 +5,7 @@
 use super::*;
 
 impl Supervisor {
-    pub(super) fn on_spawned(&mut self, now: Millis, unit: u8, pid: u32, out: &mut Actions) {
+    pub(super) fn on_spawned(&mut self, now: Millis, unit: u16, pid: u32, out: &mut Actions) {
         let Some(s) = self.units.get_mut(usize::from(unit)) else {
             return;
         };
@@ -33,7 +33,7 @@ impl Supervisor {
         }
     }
 
-    pub(super) fn on_ready(&mut self, unit: u8, out: &mut Actions) {
+    pub(super) fn on_ready(&mut self, unit: u16, out: &mut Actions) {
         let Some(s) = self.units.get_mut(usize::from(unit)) else {
             return;
         };
@@ -56,7 +56,7 @@ impl Supervisor {
                 continue;
             }
             s.rt.deadline = None;
-            let unit = i as u8;
+            let unit = i as u16;
             match s.rt.phase {
                 Phase::Backoff => {
                     s.rt.phase = Phase::Waiting;
@@ -77,7 +77,7 @@ impl Supervisor {
 
     /// Not ready within `start_timeout`: nothing of it is kept (its exit,
     /// when reaped, is an orphan's) and it counts as a failed start.
-    fn start_timed_out(&mut self, now: Millis, unit: u8, out: &mut Actions) {
+    fn start_timed_out(&mut self, now: Millis, unit: u16, out: &mut Actions) {
         let Some(s) = self.units.get_mut(usize::from(unit)) else {
             return;
         };
@@ -93,7 +93,7 @@ impl Supervisor {
         }
     }
 
-    pub(super) fn on_spawn_failed(&mut self, now: Millis, unit: u8, out: &mut Actions) {
+    pub(super) fn on_spawn_failed(&mut self, now: Millis, unit: u16, out: &mut Actions) {
         let Some(s) = self.units.get_mut(usize::from(unit)) else {
             return;
         };
@@ -108,7 +108,7 @@ impl Supervisor {
         }
     }
 
-    pub(super) fn on_exit(&mut self, now: Millis, unit: u8, exit: Exit, out: &mut Actions) {
+    pub(super) fn on_exit(&mut self, now: Millis, unit: u16, exit: Exit, out: &mut Actions) {
         let shutting = self.shutdown.is_some();
         let Some(s) = self.units.get_mut(usize::from(unit)) else {
             return;
@@ -164,7 +164,7 @@ impl Supervisor {
 
     /// Record a failed start; schedule the restart, or give up: for good
     /// when the policy says so, or because the start limit is hit.
-    fn fail(&mut self, now: Millis, unit: u8, out: &mut Actions) -> Failure {
+    fn fail(&mut self, now: Millis, unit: u16, out: &mut Actions) -> Failure {
         let shutting = self.shutdown.is_some();
         let Some(s) = self.units.get_mut(usize::from(unit)) else {
             return Failure::GaveUp;
@@ -207,7 +207,7 @@ impl Supervisor {
 
     /// Backoff: `restart_delay`, doubling for each failure in a row, capped
     /// at `restart_delay_max`; a run longer than the cap resets the streak.
-    fn schedule_restart(&mut self, now: Millis, unit: u8) -> Option<Millis> {
+    fn schedule_restart(&mut self, now: Millis, unit: u16) -> Option<Millis> {
         let s = self.units.get_mut(usize::from(unit))?;
         let up = now.saturating_sub(s.rt.spawned_at);
         if up > s.def.restart_delay_max {
@@ -223,7 +223,7 @@ impl Supervisor {
 
 /// End a unit's probation with a verdict (nothing when it is not on
 /// probation).
-pub(super) fn judge(s: &mut Slot, unit: u8, good: bool, out: &mut Actions) {
+pub(super) fn judge(s: &mut Slot, unit: u16, good: bool, out: &mut Actions) {
     if s.rt.probation {
         s.rt.probation = false;
         let _ = out.push(Action::Verdict { unit, good });

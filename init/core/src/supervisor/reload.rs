@@ -3,18 +3,18 @@
 use super::*;
 
 /// What a reload did, by unit count.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReloadSummary {
-    pub added: u8,
-    pub changed: u8,
-    pub removed: u8,
-    pub unchanged: u8,
+    pub added: u16,
+    pub changed: u16,
+    pub removed: u16,
+    pub unchanged: u16,
     /// Kept on their last good definition because their file is invalid.
-    pub kept: u8,
+    pub kept: u16,
     /// New units that did not fit the table.
-    pub no_room: u8,
-    /// Bit i set: slot i now holds a new unit (its edge state is stale).
-    pub new_slots: u64,
+    pub no_room: u16,
+    /// Slots that now hold a new unit (their edge state is stale).
+    pub new_slots: std::vec::Vec<u16>,
 }
 
 impl Supervisor {
@@ -33,11 +33,21 @@ impl Supervisor {
         if self.shutdown.is_some() {
             return sum;
         }
-        let mut seen = 0u64;
+        // A reload may allocate: one flag per slot, the table as it grows.
+        let mut seen: std::vec::Vec<bool> = std::vec::Vec::new();
+        let mark = |seen: &mut std::vec::Vec<bool>, i: u16| {
+            let i = usize::from(i);
+            if seen.len() <= i {
+                seen.resize(i + 1, false);
+            }
+            if let Some(f) = seen.get_mut(i) {
+                *f = true;
+            }
+        };
         for def in defs {
             match self.index(&def.name) {
                 Some(i) => {
-                    seen |= 1 << i;
+                    mark(&mut seen, i);
                     let Some(s) = self.units.get_mut(usize::from(i)) else {
                         continue;
                     };
@@ -68,12 +78,12 @@ impl Supervisor {
                 }
                 None => match self.add(def) {
                     Ok(i) => {
-                        seen |= 1 << i;
+                        mark(&mut seen, i);
                         if let Some(s) = self.units.get_mut(usize::from(i)) {
                             s.rt.probation = true;
                         }
                         sum.added = sum.added.saturating_add(1);
-                        sum.new_slots |= 1 << i;
+                        sum.new_slots.push(i);
                     }
                     Err(_) => sum.no_room = sum.no_room.saturating_add(1),
                 },
@@ -81,7 +91,7 @@ impl Supervisor {
         }
         for i in 0..self.units.len() {
             let Some(s) = self.units.get(i) else { break };
-            if s.retired != Retired::No || seen & (1 << i) != 0 {
+            if s.retired != Retired::No || seen.get(i).copied().unwrap_or(false) {
                 continue;
             }
             if invalid(&s.def.name) {
@@ -95,7 +105,7 @@ impl Supervisor {
                 s.rt.probation = false;
                 s.rt.restart_pending = false;
             }
-            self.stop_unit(now, i as u8, out);
+            self.stop_unit(now, i as u16, out);
         }
         // A failed link leaves that unit failed; the loader has already
         // reported why.

@@ -19,19 +19,37 @@ impl Supervisor {
         if self.finished {
             return;
         }
+        // How many active units list each unit in `after`, kept as units
+        // stop, so a pass is linear in the table.
+        let mut needed = core::mem::take(&mut self.needed);
+        needed.iter_mut().for_each(|n| *n = 0);
+        let count = |needed: &mut [u32], deps: &[u16], up: bool| {
+            for &d in deps {
+                if let Some(n) = needed.get_mut(usize::from(d)) {
+                    *n = if up {
+                        n.saturating_add(1)
+                    } else {
+                        n.saturating_sub(1)
+                    };
+                }
+            }
+        };
+        for o in self.units.iter().filter(|o| o.rt.phase.active()) {
+            count(&mut needed, &o.rt.deps, true);
+        }
         for i in 0..self.units.len() {
             let Some(s) = self.units.get(i) else { break };
             if !s.rt.phase.active() || s.rt.phase == Phase::Stopping {
                 continue;
             }
-            let needed = self
-                .units
-                .iter()
-                .any(|o| o.rt.phase.active() && o.rt.deps.iter().any(|&d| usize::from(d) == i));
-            if !needed {
-                self.stop_unit(now, i as u8, out);
+            if needed.get(i).copied().unwrap_or(0) == 0 {
+                self.stop_unit(now, i as u16, out);
+                if let Some(s) = self.units.get(i).filter(|s| !s.rt.phase.active()) {
+                    count(&mut needed, &s.rt.deps, false);
+                }
             }
         }
+        self.needed = needed;
         if self.units.iter().all(|s| !s.rt.phase.active()) {
             self.finished = true;
             if let Some(kind) = self.shutdown {

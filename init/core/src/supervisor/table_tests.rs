@@ -255,8 +255,8 @@ const TABLE: &[Row] = &[
 // Driving.
 
 /// `d` is unit 0, `u` unit 1.
-const D: u8 = 0;
-const U: u8 = 1;
+const D: u16 = 0;
+const U: u16 = 1;
 
 fn unit_d() -> UnitDef {
     let mut d = UnitDef::with_defaults("d");
@@ -308,12 +308,12 @@ impl Rig {
         self.next_pid
     }
 
-    fn spawned(&mut self, unit: u8) {
+    fn spawned(&mut self, unit: u16) {
         let pid = self.pid();
         self.step(Event::Spawned { unit, pid });
     }
 
-    fn exit(&mut self, unit: u8, code: i32) -> std::vec::Vec<Action> {
+    fn exit(&mut self, unit: u16, code: i32) -> std::vec::Vec<Action> {
         let pid = self.sup.slot(unit).unwrap().rt.pid;
         // A unit without a process: the pid is nobody's.
         let pid = if pid == 0 { self.pid() } else { pid };

@@ -8,17 +8,24 @@ impl Supervisor {
     /// A slot handed over by the previous PID 1 (`reexec`), as it was; at
     /// the same index, so fds and tokens keep meaning the same unit. Call
     /// `link` once every slot is in.
-    pub fn restore(&mut self, def: UnitDef, rt: Runtime, retired: Retired) -> Result<u8, AddError> {
-        let idx = self.units.len() as u8;
-        self.units
-            .push(Slot { def, rt, retired })
-            .map_err(|_| AddError::TableFull)?;
+    pub fn restore(
+        &mut self,
+        def: UnitDef,
+        rt: Runtime,
+        retired: Retired,
+    ) -> Result<u16, AddError> {
+        let idx = u16::try_from(self.units.len()).map_err(|_| AddError::TableFull)?;
+        if usize::from(idx) >= MAX_UNITS {
+            return Err(AddError::TableFull);
+        }
+        self.units.push(Slot { def, rt, retired });
+        self.needed.resize(self.units.len(), 0);
         Ok(idx)
     }
 
     /// A unit found running with no state to say how (a re-exec whose
     /// state could not be read): its main process is `pid`.
-    pub fn adopt(&mut self, unit: u8, pid: u32, now: Millis) {
+    pub fn adopt(&mut self, unit: u16, pid: u32, now: Millis) {
         let Some(s) = self.units.get_mut(usize::from(unit)) else {
             return;
         };

@@ -74,7 +74,7 @@ impl Rig {
         self.ev(Event::Tick)
     }
 
-    fn idx(&self, n: &str) -> u8 {
+    fn idx(&self, n: &str) -> u16 {
         self.sup.index(n).unwrap()
     }
     fn pid(&self, n: &str) -> u32 {
@@ -498,7 +498,7 @@ fn reload_touches_only_what_changed() {
     let u = r.idx("changed");
     assert_eq!(r.sup.slot(u).unwrap().def.stop_timeout, 1234);
     let gone = r.sup.slots().position(|s| s.def.name == "gone").unwrap();
-    let pid = r.sup.slot(gone as u8).unwrap().rt.pid;
+    let pid = r.sup.slot(gone as u16).unwrap().rt.pid;
     assert!(r.sup.index("gone").is_none());
     r.ev(Event::Exited {
         pid,
@@ -512,7 +512,7 @@ fn reload_touches_only_what_changed() {
         &["broken"],
     );
     assert_eq!(sum.added, 1);
-    assert_eq!(sum.new_slots, 1 << gone);
+    assert_eq!(sum.new_slots, vec![gone as u16]);
     assert_eq!(r.idx("newer") as usize, gone);
     assert_eq!(r.state("newer"), State::Running);
 }
@@ -563,7 +563,7 @@ fn notify(name: &str) -> UnitDef {
     d
 }
 
-fn verdicts(acts: &[Action]) -> std::vec::Vec<(u8, bool)> {
+fn verdicts(acts: &[Action]) -> std::vec::Vec<(u16, bool)> {
     acts.iter()
         .filter_map(|a| match *a {
             Action::Verdict { unit, good } => Some((unit, good)),

@@ -162,7 +162,7 @@ impl Pid1 {
         let mut text = String::new();
         // By index: `slots()` would skip free slots and shift the edges.
         let mut hints = (0..self.sup.len()).filter_map(|i| {
-            let s = self.sup.slot(i as u8)?;
+            let s = self.sup.slot(i as u16)?;
             let e = self.edges.get(i)?;
             (s.rt.pid != 0).then(|| Hint {
                 name: s.def.name.clone(),
@@ -190,7 +190,7 @@ impl Pid1 {
         frame(&mut out, &header)?;
         let mut ring = Vec::new();
         for i in 0..self.sup.len() {
-            let (Some(slot), Some(e)) = (self.sup.slot(i as u8), self.edges.get(i)) else {
+            let (Some(slot), Some(e)) = (self.sup.slot(i as u16), self.edges.get(i)) else {
                 return Err(Errno::INVAL);
             };
             ring.clear();
@@ -311,7 +311,7 @@ impl Pid1 {
                 edge.cgroup = open_cgroup(&st.def.name).map(|fd| (fd, st.def.limits));
             }
             if self.sup.restore(st.def, st.rt, st.retired).is_ok() {
-                let _ = self.edges.push(edge);
+                self.edges.push(edge);
             }
         }
         let _ = self.sup.link();
@@ -332,7 +332,7 @@ impl Pid1 {
         let t = now();
         let mut n = 0u32;
         for i in 0..self.sup.len() {
-            let Some(slot) = self.sup.slot(i as u8) else {
+            let Some(slot) = self.sup.slot(i as u16) else {
                 continue;
             };
             let name = slot.def.name.clone();
@@ -343,7 +343,7 @@ impl Pid1 {
                 .filter(|&p| child_in_cgroup(&name, p))
                 .or_else(|| main_pid(&name));
             let Some(pid) = pid else { continue };
-            self.sup.adopt(i as u8, pid, t);
+            self.sup.adopt(i as u16, pid, t);
             n += 1;
             if let Some(e) = self.edges.get_mut(i) {
                 if let Some(h) = hint.filter(|h| h.pid == pid) {
@@ -411,15 +411,15 @@ impl Pid1 {
             });
         }
         for i in 0..self.sup.len() {
-            if self.sup.slot(i as u8).is_some_and(|s| s.rt.pid != 0) {
-                self.watch_pressure(i as u8);
+            if self.sup.slot(i as u16).is_some_and(|s| s.rt.pid != 0) {
+                self.watch_pressure(i as u16);
             }
         }
     }
 }
 
 fn slot_limits(sup: &crate::supervisor::Supervisor, i: usize) -> crate::unit::Limits {
-    sup.slot(i as u8).map(|s| s.def.limits).unwrap_or_default()
+    sup.slot(i as u16).map(|s| s.def.limits).unwrap_or_default()
 }
 
 /// Each handed-over fd number is taken once at most.
