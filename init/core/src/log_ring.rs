@@ -5,9 +5,10 @@
 //! remembers where it stopped can ask for "everything since P" and learn how
 //! much it missed when the ring has already overwritten part of it.
 
-/// Bytes kept per unit. 64 units x 4 KiB = 256 KiB at most, which a small
-/// board can spare; 4 KiB is some 50 lines of typical service output, enough
-/// to see why a unit died. Raise it when units are few and chatty.
+/// Bytes kept per unit that writes: 4 KiB is some 50 lines of typical
+/// service output, enough to see why a unit died. A unit that never writes
+/// pays nothing (the ring is allocated at its first output). Raise it when
+/// units are few and chatty.
 pub const LOG_RING_BYTES: usize = 4096;
 
 /// Bytes of a ring, possibly in two pieces (the ring wraps).
@@ -79,10 +80,12 @@ pub struct Since<'a> {
 }
 
 /// The last `capacity` bytes a unit wrote. The buffer is allocated once,
-/// when the unit is loaded (or its `log_size` changes), never while it
-/// runs.
+/// at the unit's first output (a unit that never writes has none), and
+/// then kept: never grown, never freed while the unit is in the table.
 pub struct LogRing {
+    /// Empty until the first push; then `cap` bytes.
     buf: Box<[u8]>,
+    cap: usize,
     /// Bytes ever pushed; the next byte goes to `pos % capacity`.
     pos: u64,
 }
@@ -94,15 +97,22 @@ impl Default for LogRing {
 }
 
 impl LogRing {
+    /// A ring of `n` bytes, allocated at the first push.
     pub fn with_capacity(n: usize) -> Self {
         LogRing {
-            buf: vec![0; n].into_boxed_slice(),
+            buf: Box::default(),
+            cap: n,
             pos: 0,
         }
     }
 
     pub fn capacity(&self) -> usize {
-        self.buf.len()
+        self.cap
+    }
+
+    /// Holds its buffer (something was written).
+    pub fn is_allocated(&self) -> bool {
+        !self.buf.is_empty()
     }
 
     /// A ring handed over on `reexec`: `held` (oldest first) are the last
@@ -122,8 +132,12 @@ impl LogRing {
         p.checked_rem(self.buf.len() as u64).unwrap_or(0) as usize
     }
 
-    /// Appends `data`, overwriting the oldest bytes once full.
+    /// Appends `data`, overwriting the oldest bytes once full. The first
+    /// push that brings bytes allocates the buffer (one allocation).
     pub fn push(&mut self, data: &[u8]) {
+        if self.buf.is_empty() && self.cap > 0 && !data.is_empty() {
+            self.buf = vec![0; self.cap].into_boxed_slice();
+        }
         let n = self.buf.len();
         if n > 0 {
             // Only the last `n` bytes can survive; they go in from the
@@ -371,6 +385,22 @@ mod tests {
         assert_eq!(&big[..8], b"cdefghij");
         assert_eq!(bytes(s.skip(7)), b"j");
         assert!(s.skip(100).is_empty());
+    }
+
+    #[test]
+    fn the_buffer_comes_with_the_first_bytes() {
+        let mut r = LogRing::with_capacity(64);
+        assert!(!r.is_allocated());
+        assert_eq!(r.capacity(), 64);
+        assert!(r.contents().is_empty());
+        assert!(r.since(0).data.is_empty());
+        assert!(r.tail_lines(3).is_empty());
+        r.push(b"");
+        assert!(!r.is_allocated(), "no bytes, no buffer");
+        r.push(b"hello\n");
+        assert!(r.is_allocated());
+        assert_eq!(bytes(r.contents()), b"hello\n");
+        assert_eq!(r.capacity(), 64);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 use super::Want;
 use crate::log_ring::LogRing;
 use crate::proto::{
-    encode_reply, CtlError, ErrCode, FrameDecoder, Reply, FRAME_BUF, FRAME_OVERHEAD, TEXT_MAX,
+    encode_reply, CtlError, ErrCode, FrameDecoder, Reply, FRAME_BUF, FRAME_OVERHEAD, HEADER_LEN,
+    REQUEST_MAX, TEXT_MAX,
 };
 use crate::vocab::Name;
 use rustix::event::epoll;
@@ -41,7 +42,8 @@ pub(super) struct Client {
     /// Bumped on every close, so a stale epoll event or a late answer for
     /// a slot's earlier connection is recognised.
     pub(super) gen: u32,
-    pub(super) rx: Box<FrameDecoder<FRAME_BUF>>,
+    /// Requests are small (`REQUEST_MAX`); replies take a whole frame.
+    pub(super) rx: Box<FrameDecoder<{ HEADER_LEN + REQUEST_MAX }>>,
     tx: Box<[u8; FRAME_BUF]>,
     tx_start: usize,
     tx_end: usize,

@@ -70,7 +70,7 @@ impl Conn {
     }
 
     fn send(&mut self, req: &Request<'_>) -> Result<(), ClientError> {
-        let mut buf = [0u8; 512];
+        let mut buf = [0u8; crate::proto::HEADER_LEN + crate::proto::REQUEST_MAX];
         let n = encode_request(req, &mut buf).map_err(ClientError::Proto)?;
         let frame = buf.get(..n).ok_or(ClientError::Proto(ProtoError::NoRoom))?;
         self.stream.write_all(frame).map_err(ClientError::Io)

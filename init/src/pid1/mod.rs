@@ -146,6 +146,8 @@ pub struct Pid1 {
     stamp: bool,
     /// Sized by `fit_tables` (boot, reload), never grown by the loop.
     queue: VecDeque<Event>,
+    /// Output rings allocated by this wake-up (a unit's first output).
+    rings_allocated: u64,
     /// The actions of one step, sized by `fit_tables`.
     actions: Actions,
     /// The actions of a health gate's revert, which happens while
@@ -265,6 +267,7 @@ pub fn run() -> ! {
         timer: None,
         control: None,
         queue: VecDeque::new(),
+        rings_allocated: 0,
         actions: Actions::default(),
         gate_actions: Actions::default(),
         started_at,

@@ -123,7 +123,13 @@ impl Pid1 {
                     }
                     return;
                 }
-                Ok(n) => edge.log.push(buf.get(..n).unwrap_or(&[])),
+                Ok(n) => {
+                    let had = edge.log.is_allocated();
+                    edge.log.push(buf.get(..n).unwrap_or(&[]));
+                    if !had && edge.log.is_allocated() {
+                        self.rings_allocated = self.rings_allocated.saturating_add(1);
+                    }
+                }
                 Err(Errno::INTR) => continue,
                 Err(_) => return,
             }

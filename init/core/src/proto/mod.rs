@@ -22,6 +22,9 @@ pub const HEADER_LEN: usize = 4;
 /// Largest payload either side accepts. A full status page of
 /// `STATUS_PAGE` units is about 6 KiB, a whole log ring 4 KiB.
 pub const FRAME_MAX: usize = 16 * 1024;
+/// Largest request payload: a name or a path and a few tags (`initctl`
+/// encodes into this much; PID 1 reads requests into this much).
+pub const REQUEST_MAX: usize = 512;
 /// Buffer that holds any one frame, prefix included.
 pub const FRAME_BUF: usize = HEADER_LEN + FRAME_MAX;
 /// Room kept in a frame for everything around one borrowed text or byte

@@ -296,3 +296,26 @@ fn error_messages_are_cut_not_refused() {
         "no such unit"
     );
 }
+
+#[test]
+fn the_largest_requests_fit_request_max() {
+    let name = "n".repeat(crate::vocab::NAME_MAX);
+    let path = "/".repeat(crate::vocab::PATH_BYTES);
+    let mut buf = [0u8; HEADER_LEN + REQUEST_MAX];
+    for req in [
+        Request::Reexec { path: &path },
+        Request::Log {
+            name: &name,
+            follow: true,
+        },
+        Request::Status {
+            name: Some(&name),
+            from: u16::MAX,
+        },
+    ] {
+        let n = encode_request(&req, &mut buf).unwrap();
+        let mut dec = FrameDecoder::<{ HEADER_LEN + REQUEST_MAX }>::new();
+        dec.feed(buf.get(..n).unwrap());
+        assert_eq!(decode_request(dec.frame().unwrap().unwrap()).unwrap(), req);
+    }
+}
