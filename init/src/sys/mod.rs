@@ -13,6 +13,7 @@
 //! - `signal`: a signal's default action.
 //! - `seccomp`: a unit's seccomp filter, and its installation.
 //! - `alloc`: the counting allocator.
+//! - `unwind`: no stack unwinder in the static `panic = "abort"` binary.
 
 #![allow(unsafe_code)]
 
@@ -25,4 +26,6 @@ pub mod handover;
 pub mod netdev;
 pub mod seccomp;
 pub mod signal;
+#[cfg(all(panic = "abort", target_env = "musl"))]
+pub mod unwind;
 pub mod watchdog;
