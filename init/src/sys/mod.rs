@@ -4,6 +4,7 @@
 //! `unsafe_code`. What is exposed is safe. `libc` is used only here, for
 //! what neither rustix nor nix wraps.
 //!
+//! - `child`: a plain child process (what std's `Command` did).
 //! - `clone`: clone3 into a cgroup and new namespaces, and `_exit`.
 //! - `exec`: the argv/envp tables and execve.
 //! - `fd`: fds kept for the life of the process, and fd renumbering.
@@ -18,6 +19,7 @@
 #![allow(unsafe_code)]
 
 pub mod alloc;
+pub mod child;
 pub mod clone;
 pub mod exec;
 pub mod fd;
