@@ -13,6 +13,7 @@ pub mod confine;
 pub mod handover;
 pub mod log_ring;
 pub mod proto;
+pub mod sort;
 pub mod supervisor;
 pub mod unit;
 pub mod vocab;

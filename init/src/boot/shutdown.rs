@@ -155,7 +155,8 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
     if !r.all_gone {
         log::warn!(
             "shutdown: processes left after {} ms, sending KILL",
-            grace.as_millis()
+            // u64: formatting a u128 costs 1 KB of code.
+            u64::try_from(grace.as_millis()).unwrap_or(u64::MAX)
         );
         feed();
         signal_all(Signal::SIGKILL);

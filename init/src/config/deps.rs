@@ -60,7 +60,7 @@ pub(super) fn check_after(set: &mut LoadedSet) -> bool {
             break;
         }
     }
-    dropped.sort_unstable();
+    wren_core::sort::sort(&mut dropped);
     for &i in &dropped {
         let Some(def) = set.units.get(i).and_then(|c| c.def.clone()) else {
             continue;

@@ -88,7 +88,7 @@ fn unit_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             files.push(dir.join(entry.file_name()));
         }
     }
-    files.sort();
+    wren_core::sort::sort(&mut files);
     Ok(files)
 }
 
@@ -216,7 +216,7 @@ fn load_set(sysroot: &Path, files: &[PathBuf], context: &[PathBuf]) -> LoadedSet
         }
     }
 
-    set.errors.sort_by_key(|f| f.unit);
+    wren_core::sort::sort_by_key(&mut set.errors, |f| f.unit);
     set
 }
 

@@ -135,7 +135,8 @@ fn unique() -> String {
     let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+        // u64 (until 2554): formatting a u128 costs 1 KB of code.
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     format!("{}-{nanos}-{n}", std::process::id())
 }
 
@@ -186,12 +187,7 @@ fn edit_loop(
     let copy = work.join(format!("{name}.unit"));
     std::fs::write(&copy, original).map_err(|e| format!("{}: {e}", copy.display()))?;
     loop {
-        let status = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(format!("{} \"$@\"", env.editor))
-            .arg(env.editor)
-            .arg(&copy)
-            .status()
+        let status = run_editor(env.editor, &copy)
             .map_err(|e| format!("cannot run /bin/sh for the editor: {e}"))?;
         if !status.success() {
             return Err(format!("editor '{}' failed ({status})", env.editor));
@@ -214,4 +210,20 @@ fn edit_loop(
             return Ok(Edited::Aborted);
         }
     }
+}
+
+/// `/bin/sh -c 'EDITOR "$@"' EDITOR FILE`, as git runs an editor, on the
+/// terminal this process has; waits for it.
+fn run_editor(editor: &str, file: &Path) -> io::Result<crate::sys::child::ExitStatus> {
+    let script = format!("{editor} \"$@\"");
+    let file = file
+        .to_str()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path is not UTF-8"))?;
+    let mut argv: crate::sys::exec::CStrings<8192, 6> = crate::sys::exec::CStrings::new();
+    for arg in ["/bin/sh", "-c", &script, editor, file] {
+        argv.push(&[arg])
+            .ok_or_else(|| io::Error::from(rustix::io::Errno::NAMETOOLONG))?;
+    }
+    let child = crate::sys::child::spawn(&argv, [None; 3])?;
+    Ok(child.wait()?)
 }

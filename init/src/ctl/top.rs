@@ -60,12 +60,9 @@ fn cpu_tenths(now: &Sample, prev: Option<&Sample>, elapsed: Duration) -> Option<
 /// `elapsed` the time between the two.
 pub fn frame(now: &[Sample], prev: Option<&[Sample]>, elapsed: Duration, sys: System) -> String {
     let mut units: Vec<&Sample> = now.iter().collect();
-    units.sort_by(|a, b| {
-        b.status
-            .memory_current
-            .unwrap_or(0)
-            .cmp(&a.status.memory_current.unwrap_or(0))
-            .then_with(|| a.status.name.cmp(&b.status.name))
+    wren_core::sort::sort_by(&mut units, |a, b| {
+        let mem = |s: &Sample| s.status.memory_current.unwrap_or(0);
+        (mem(b), &a.status.name) < (mem(a), &b.status.name)
     });
     let running = units
         .iter()

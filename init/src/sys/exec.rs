@@ -107,6 +107,22 @@ pub fn execve<const AB: usize, const AP: usize, const EB: usize, const EP: usize
     super::clone::last_errno()
 }
 
+/// execve `argv` with this process's environment (libc's `environ`), as
+/// `execv(3)`. Returns only on failure, with the errno.
+pub fn execv<const B: usize, const P: usize>(argv: &CStrings<B, P>) -> Errno {
+    if argv.is_empty() {
+        return Errno::INVAL;
+    }
+    let args = argv.pointers();
+    let path = args.first().copied().unwrap_or(core::ptr::null());
+    // SAFETY: as for `execve`: the pointers point at NUL-terminated strings
+    // of `argv`, borrowed for the call, the array ends with a null pointer
+    // and `path` is its non-null first entry. execv reads libc's own
+    // `environ` and makes no allocation (musl: one execve system call).
+    unsafe { libc::execv(path, args.as_ptr()) };
+    super::clone::last_errno()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 //! `unsafe_code`. What is exposed is safe. `libc` is used only here, for
 //! what neither rustix nor nix wraps.
 //!
+//! - `child`: a plain child process (what std's `Command` did).
 //! - `clone`: clone3 into a cgroup and new namespaces, and `_exit`.
 //! - `exec`: the argv/envp tables and execve.
 //! - `fd`: fds kept for the life of the process, and fd renumbering.
@@ -13,10 +14,12 @@
 //! - `signal`: a signal's default action.
 //! - `seccomp`: a unit's seccomp filter, and its installation.
 //! - `alloc`: the counting allocator.
+//! - `unwind`: no stack unwinder in the static `panic = "abort"` binary.
 
 #![allow(unsafe_code)]
 
 pub mod alloc;
+pub mod child;
 pub mod clone;
 pub mod exec;
 pub mod fd;
@@ -25,4 +28,6 @@ pub mod handover;
 pub mod netdev;
 pub mod seccomp;
 pub mod signal;
+#[cfg(all(panic = "abort", target_env = "musl"))]
+pub mod unwind;
 pub mod watchdog;

@@ -35,6 +35,7 @@ mod ns_root;
 mod ns_user;
 mod oneshot;
 mod order;
+mod panic_abort;
 mod pressure;
 mod reap;
 mod reexec;

@@ -163,7 +163,7 @@ pub fn build(arch: Arch, set: &SyscallSet, action: u32, default: u32, emit: &mut
         }
     }
     let nrs = nrs.get_mut(..n).unwrap_or_default();
-    nrs.sort_unstable();
+    crate::sort::sort(nrs);
     let mut iv = [(0u32, 0u32); 2 * super::syscalls::COUNT + 1];
     let mut k = 0;
     let mut push = |start: u32, answer: u32| {

@@ -121,7 +121,7 @@ pub fn files(etc: &Path) -> Vec<PathBuf> {
             .collect(),
         Err(_) => Vec::new(),
     };
-    out.sort();
+    wren_core::sort::sort(&mut out);
     let main = etc.join("sysctl.conf");
     if main.exists() {
         out.push(main);

@@ -6,23 +6,32 @@ use crate::handover::{self, HANDOVER_ARG, HANDSHAKE_ARG};
 use crate::pid1::{now, why, Why};
 use crate::vocab::PATH_BYTES;
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
-use std::process::{Command, Stdio};
+use rustix::pipe::PipeFlags;
 
 /// Runs `path --reexec-handshake`, bounded by `HANDSHAKE_MS`: its state
 /// format and version, or why it is not a working wren.
 pub(super) fn handshake(path: &str) -> Result<(u32, heapless::String<32>), Why> {
-    let mut child = Command::new(path)
-        .arg(HANDSHAKE_ARG)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| why(format_args!("cannot run it: {e}")))?;
+    let mut argv: crate::sys::exec::CStrings<{ PATH_BYTES + 64 }, 3> =
+        crate::sys::exec::CStrings::new();
+    let cannot = |e: Errno| why(format_args!("cannot run it: {}", std::io::Error::from(e)));
+    if argv.push(&[path]).is_none() || argv.push(&[HANDSHAKE_ARG]).is_none() {
+        return Err(cannot(Errno::NAMETOOLONG));
+    }
+    let null = rustix::fs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+        .map_err(cannot)?;
+    let (out, out_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(cannot)?;
+    let child = crate::sys::child::spawn(
+        &argv,
+        [Some(null.as_fd()), Some(out_w.as_fd()), Some(null.as_fd())],
+    )
+    .map_err(cannot)?;
+    drop(out_w);
     let mut buf = [0u8; 128];
     let mut len = 0;
-    if let Some(out) = child.stdout.take() {
-        let fd = OwnedFd::from(out);
+    {
+        let fd = out;
         let _ = rustix::io::ioctl_fionbio(&fd, true);
         let deadline = now().saturating_add(HANDSHAKE_MS);
         loop {
