@@ -201,16 +201,36 @@ fn member_groups(
     Ok(())
 }
 
+/// `file` under `root`; with several `root` layers (`TOP:...:BASE`), in
+/// the topmost layer that has it, as the unit's overlay will show it (a
+/// whiteout there, a 0/0 character device, hides the layers below).
+fn open_in_root(root: &str, file: &str) -> Result<rustix::fd::OwnedFd, Errno> {
+    for layer in root.split(':') {
+        let mut path: heapless::String<{ crate::vocab::PATH_BYTES + 16 }> = heapless::String::new();
+        path.push_str(layer.trim_end_matches('/'))
+            .and_then(|()| path.push_str(file))
+            .map_err(|_| Errno::NAMETOOLONG)?;
+        match rustix::fs::stat(path.as_str()) {
+            Err(Errno::NOENT | Errno::NOTDIR) => continue,
+            Ok(st)
+                if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    == rustix::fs::FileType::CharacterDevice
+                    && st.st_rdev == 0 =>
+            {
+                return Err(Errno::NOENT)
+            }
+            _ => return crate::sys::file::open_regular(rustix::fs::CWD, path.as_str()),
+        }
+    }
+    Err(Errno::NOENT)
+}
+
 /// Calls `f` with each line (without its newline) of `root` + `file`
 /// until it returns true. The file is read in chunks through a fixed
 /// buffer; it must be a regular file (opened non-blocking, so a FIFO put
 /// there never blocks PID 1).
 pub fn scan(root: &str, file: &str, f: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), Errno> {
-    let mut path: heapless::String<{ crate::vocab::PATH_BYTES + 16 }> = heapless::String::new();
-    path.push_str(root.trim_end_matches('/'))
-        .and_then(|()| path.push_str(file))
-        .map_err(|_| Errno::NAMETOOLONG)?;
-    let fd = crate::sys::file::open_regular(rustix::fs::CWD, path.as_str())?;
+    let fd = open_in_root(root, file)?;
     let mut buf = [0u8; LINE_MAX];
     // Bytes of buf holding the start of the current line.
     let mut have = 0usize;
