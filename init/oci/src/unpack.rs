@@ -11,10 +11,12 @@
 //! Device nodes and FIFOs are skipped (the unit gets its own /dev).
 
 use crate::digest::{Bounded, Digest, Hashing};
+use std::cell::Cell;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{lchown, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 /// Bounds of one import, all layers together.
 pub struct Budget {
@@ -91,7 +93,14 @@ fn unpack_stream(
         left: budget.bytes_left,
         max: budget.max_bytes,
     });
-    let counts = unpack_tar(&mut tar_stream, dest, budget)?;
+    let mut tail = ZeroTail {
+        inner: &mut tar_stream,
+        pos: 0,
+        real_end: Rc::new(Cell::new(None)),
+        zeros: 0,
+    };
+    let real_end = tail.real_end.clone();
+    let counts = unpack_tar(&mut tail, &real_end, dest, budget)?;
     let (got, n) = tar_stream
         .finish()
         .map_err(|e| format!("after the tar archive: {e}"))?;
@@ -104,19 +113,53 @@ fn unpack_stream(
     Ok(counts)
 }
 
-/// `name` as components below the layer root; `..`, absolute names and
-/// empty names are refused.
+/// Ends a tar stream cut short after its last entry's data (umoci 0.4
+/// writes layers without the padding and end blocks) with the zero blocks
+/// it lacks. Where the real stream ended is kept in `real_end`, so an
+/// entry whose data runs past it is refused rather than padded.
+struct ZeroTail<R> {
+    inner: R,
+    pos: u64,
+    real_end: Rc<Cell<Option<u64>>>,
+    zeros: u64,
+}
+
+impl<R: Read> Read for ZeroTail<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.real_end.get().is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.pos += n as u64;
+                return Ok(n);
+            }
+            self.real_end.set(Some(self.pos));
+            self.zeros = (512 - self.pos % 512) % 512 + 1024;
+        }
+        let n = buf
+            .len()
+            .min(usize::try_from(self.zeros).unwrap_or(usize::MAX));
+        let out = buf.get_mut(..n).unwrap_or(&mut []);
+        out.fill(0);
+        self.zeros -= n as u64;
+        Ok(n)
+    }
+}
+
+/// `name` as components below the layer root; `..` and absolute names
+/// are refused, but for `/` alone, which umoci writes for the root.
 fn safe_rel(name: &Path) -> Result<Vec<&std::ffi::OsStr>, String> {
     let mut out = Vec::new();
+    let mut absolute = false;
     for c in name.components() {
         match c {
             Component::Normal(s) => out.push(s),
             Component::CurDir => {}
             Component::ParentDir => return Err("`..` in the path".into()),
-            Component::RootDir | Component::Prefix(_) => {
-                return Err("absolute path".into());
-            }
+            Component::RootDir | Component::Prefix(_) => absolute = true,
         }
+    }
+    if absolute && !out.is_empty() {
+        return Err("absolute path".into());
     }
     Ok(out)
 }
@@ -163,7 +206,12 @@ fn clear(p: &Path, keep_dir: bool) -> std::io::Result<()> {
     }
 }
 
-fn unpack_tar(stream: &mut dyn Read, dest: &Path, budget: &mut Budget) -> Result<Counts, String> {
+fn unpack_tar(
+    stream: &mut dyn Read,
+    real_end: &Cell<Option<u64>>,
+    dest: &Path,
+    budget: &mut Budget,
+) -> Result<Counts, String> {
     let mut counts = Counts::default();
     let mut ar = tar::Archive::new(stream);
     let entries = ar
@@ -246,7 +294,11 @@ fn unpack_tar(stream: &mut dyn Read, dest: &Path, budget: &mut Budget) -> Result
                     .mode(0o600)
                     .open(&p)
                     .map_err(io)?;
-                std::io::copy(&mut e, &mut f).map_err(io)?;
+                let end = e.raw_file_position() + e.size();
+                let n = std::io::copy(&mut e, &mut f).map_err(io)?;
+                if n != e.size() || real_end.get().is_some_and(|r| r < end) {
+                    return Err(at("the archive ends inside this file's data".into()));
+                }
             }
             tar::EntryType::Symlink => {
                 let target = e

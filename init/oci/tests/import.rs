@@ -21,6 +21,7 @@ const GROUP: &[u8] = b"root:x:0:\napp:x:1001:\n";
 
 fn base_tar() -> Vec<u8> {
     Tar::new()
+        .dir("/")
         .dir("bin/")
         .file("bin/app", b"#!/bin/app\n", 0o755)
         .hardlink("bin/app2", "bin/app")
@@ -456,10 +457,7 @@ fn bad_usage_is_exit_2_and_bad_images_name_the_problem() {
         .file("etc/passwd", PASSWD, 0o644)
         .file("bin/x", b"", 0o755)
         .bytes();
-    let cfg = config(
-        &[&tar],
-        r#"{"User":"ghost","Entrypoint":["/bin/x"]}"#,
-    );
+    let cfg = config(&[&tar], r#"{"User":"ghost","Entrypoint":["/bin/x"]}"#);
     refused(
         "ghost",
         vec![gz(tar.clone())],
@@ -483,14 +481,7 @@ fn bad_usage_is_exit_2_and_bad_images_name_the_problem() {
     std::fs::create_dir_all(d.join("root")).unwrap();
     std::fs::create_dir_all(d.join("elsewhere")).unwrap();
     std::os::unix::fs::symlink(d.join("elsewhere"), d.join("root/var")).unwrap();
-    let (rc, out) = wren_oci(&[
-        "import",
-        "--root",
-        d.join("root").to_str().unwrap(),
-        "--name",
-        "x",
-        &format!("oci:{}", d.join("img").display()),
-    ]);
+    let (rc, out) = import_x(&d);
     assert_eq!(rc, 1, "{out}");
     assert!(
         out.contains("is a symlink: refusing to write through it"),
@@ -533,5 +524,31 @@ fn bad_usage_is_exit_2_and_bad_images_name_the_problem() {
     assert!(
         out.contains("the unit written would be refused: x.unit:"),
         "{out}"
+    );
+}
+
+#[test]
+fn a_tar_without_its_end_blocks_imports_but_not_one_cut_inside_a_file() {
+    // As umoci 0.4 writes single-file layers: the last file's data, no
+    // padding, no end-of-archive blocks.
+    let full = Tar::new().file("bin/x", &[b'x'; 700], 0o755).bytes();
+    let cut = full[..512 + 700].to_vec();
+    let d = scratch("noend");
+    let cfg = config(&[&cut], r#"{"Entrypoint":["/bin/x"]}"#);
+    oci_layout(&d.join("img"), "t", &[gz(cut.clone())], &cfg);
+    std::fs::create_dir(d.join("root")).unwrap();
+    let (rc, out) = import_x(&d);
+    assert_eq!(rc, 0, "{out}");
+    let x = layer(&d.join("root"), &cut).join("bin/x");
+    assert_eq!(std::fs::read(x).unwrap(), [b'x'; 700]);
+    // Cut inside the data: refused, not padded with zeros.
+    let short = full[..512 + 600].to_vec();
+    let cfg = config(&[&short], r#"{"Entrypoint":["/bin/x"]}"#);
+    refused(
+        "cutdata",
+        vec![gz(short)],
+        cfg,
+        "entry `bin/x`: the archive ends inside this file's data",
+        &[],
     );
 }

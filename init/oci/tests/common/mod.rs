@@ -212,6 +212,20 @@ pub fn wren_oci(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// Import the layout `d/img` into `d/root` as the unit `x`.
+pub fn import_x(d: &Path) -> (i32, String) {
+    let root = d.join("root");
+    let src = format!("oci:{}", d.join("img").display());
+    wren_oci(&[
+        "import",
+        "--root",
+        root.to_str().unwrap(),
+        "--name",
+        "x",
+        &src,
+    ])
+}
+
 /// Every path under `dir`, relative, sorted.
 pub fn tree(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
