@@ -177,4 +177,27 @@ fn layered_roots_read_the_topmost_file_and_honour_whiteouts() {
     )
     .unwrap();
     assert_eq!(resolve_ids(&d).unwrap_err(), "cannot read /etc/passwd");
+    // An opaque /etc in the top layer hides the middle and base layers'
+    // passwd; a whiteout of the whole /etc does too.
+    std::fs::remove_file(top.join("etc/passwd")).unwrap();
+    assert_eq!(resolve_ids(&d).unwrap().uid, Some(1001));
+    rustix::fs::setxattr(
+        top.join("etc").as_path(),
+        "trusted.overlay.opaque",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    assert_eq!(resolve_ids(&d).unwrap_err(), "cannot read /etc/passwd");
+    std::fs::remove_dir_all(top.join("etc")).unwrap();
+    assert_eq!(resolve_ids(&d).unwrap().uid, Some(1001));
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        top.join("etc"),
+        rustix::fs::FileType::CharacterDevice,
+        Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    assert_eq!(resolve_ids(&d).unwrap_err(), "cannot read /etc/passwd");
 }
