@@ -47,6 +47,16 @@ HOST_WREN_PRE_CONFIGURE_HOOKS += WREN_VENDOR_CRATES
 WREN_CARGO_BUILD_OPTS = --package wren --bin wren
 HOST_WREN_CARGO_BUILD_OPTS = --package wren --bin wren
 
+# Container images to import (docs/containers.md): the host build adds
+# the tool wren-oci, a build-host program never part of the image.
+WREN_OCI_IMAGES = $(call qstrip,$(BR2_PACKAGE_WREN_OCI_IMAGES))
+ifneq ($(WREN_OCI_IMAGES),)
+HOST_WREN_CARGO_BUILD_OPTS += --package wren-oci --bin wren-oci
+define HOST_WREN_INSTALL_OCI_TOOL
+	$(INSTALL) -D -m 0755 $(@D)/target/release/wren-oci $(HOST_DIR)/bin/wren-oci
+endef
+endif
+
 # The image's size budget needs the workspace's release profile (LTO,
 # one codegen unit, opt-level z, abort on panic), which Buildroot's cargo
 # environment overrides.
@@ -115,6 +125,7 @@ endef
 
 define HOST_WREN_INSTALL_CMDS
 	$(INSTALL) -D -m 0755 $(@D)/target/release/wren $(HOST_DIR)/bin/wren
+	$(HOST_WREN_INSTALL_OCI_TOOL)
 endef
 
 # wren is PID 1: BusyBox must not install its own init (or linuxrc).
@@ -133,6 +144,19 @@ WREN_LINUX_OPTS = \
 define WREN_LINUX_CONFIG_FIXUPS
 	$(foreach opt,$(WREN_LINUX_OPTS),$(call KCONFIG_SET_OPT,$(opt),y)$(sep))
 endef
+
+# Each image of BR2_PACKAGE_WREN_OCI_IMAGES into the tree that becomes the
+# image, under fakeroot (layer owners and whiteout device nodes are
+# recorded like the rest of the image), before the units are checked.
+ifneq ($(WREN_OCI_IMAGES),)
+define WREN_IMPORT_OCI_IMAGES
+	$(foreach img,$(WREN_OCI_IMAGES),\
+		$(HOST_DIR)/bin/wren-oci import --root $(TARGET_DIR) \
+			--name $(firstword $(subst =, ,$(img))) \
+			$(patsubst $(firstword $(subst =, ,$(img)))=%,%,$(img))$(sep))
+endef
+WREN_ROOTFS_PRE_CMD_HOOKS += WREN_IMPORT_OCI_IMAGES
+endif
 
 # After the overlays, the post-build scripts and the users tables, on the
 # tree that becomes the image: an invalid unit fails the build.

@@ -30,6 +30,11 @@ pub const AFTER_MAX: usize = 16;
 pub const DESC_MAX: usize = 96;
 /// Bytes of a path value (`workdir`, `root`).
 pub const PATH_BYTES: usize = 128;
+/// Layers in `root` (`LOWER:...`, topmost first): an image's layers
+/// from the store, `/var/lib/wren/layers/sha256/HEX`, 92 bytes each.
+pub const MAX_ROOT_LAYERS: usize = 8;
+/// Bytes of `root`: `MAX_ROOT_LAYERS` store paths and their separators.
+pub const ROOT_BYTES: usize = 768;
 /// Bytes of `hostname` (the kernel's limit is 64).
 pub const HOSTNAME_MAX: usize = 64;
 /// Bytes of a user or group name.
@@ -67,6 +72,7 @@ pub fn valid_name(name: &str) -> bool {
 // Unit slots are `u16` in the supervisor, the protocol and epoll tokens.
 const _: () = assert!(MAX_UNITS <= u16::MAX as usize, "unit slots are u16");
 const _: () = assert!(START_LIMIT_MAX <= u8::MAX as usize);
+const _: () = assert!(MAX_ROOT_LAYERS * 93 <= ROOT_BYTES && ROOT_BYTES >= PATH_BYTES);
 const _: () = assert!(LOG_SIZE_MIN <= LOG_SIZE_DEFAULT && LOG_SIZE_DEFAULT <= LOG_SIZE_MAX);
 
 /// Where the unit files live unless `wren.units=DIR` says otherwise.

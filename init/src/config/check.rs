@@ -116,10 +116,7 @@ fn with_ids(sysroot: &Path, mut set: LoadedSet) -> LoadedSet {
 /// The unit's `user` in passwd and `group` in group, as the spawn will
 /// look them up.
 fn check_ids(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
-    let base = match &def.root {
-        Some(root) => lookup_path(sysroot, root),
-        None => sysroot.to_path_buf(),
-    };
+    let bases = root_bases(sysroot, def);
     for (key, spec, file) in [
         ("user", &def.user, "/etc/passwd"),
         ("group", &def.group, "/etc/group"),
@@ -127,7 +124,10 @@ fn check_ids(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
         let Some(IdSpec::Name(name)) = spec else {
             continue;
         };
-        let path = lookup_path(&base, file);
+        let shown = || lookup_path(bases.first().map_or(sysroot, |b| b.as_path()), file);
+        let path = lookup(&bases, file)
+            .map(|(_, p)| p)
+            .map_err(|e| format!("{key} `{name}`: cannot read {}: {e}", shown().display()))?;
         let text = std::fs::read(&path)
             .map_err(|e| format!("{key} `{name}`: cannot read {}: {e}", path.display()))?;
         let text = String::from_utf8_lossy(&text);
@@ -221,16 +221,13 @@ pub(super) fn check_exec(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
     let Some(prog) = def.exec.first() else {
         return Err("exec: no program given".into());
     };
-    let base = match &def.root {
-        Some(root) => lookup_path(sysroot, root),
-        None => sysroot.to_path_buf(),
-    };
+    let bases = root_bases(sysroot, def);
     let where_ = match &def.root {
         Some(root) => format!(" under root `{root}`"),
         None => String::new(),
     };
-    let meta = match lookup(&base, prog) {
-        Ok(m) => m,
+    let meta = match lookup(&bases, prog) {
+        Ok((m, _)) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(format!("exec: `{prog}` not found{where_}"));
         }
@@ -250,12 +247,24 @@ fn lookup_path(base: &Path, path: &str) -> PathBuf {
     base.join(path.trim_start_matches('/'))
 }
 
-/// Metadata of the absolute `path` as seen by a process whose root is
-/// `base`: symlinks, absolute ones included, resolve inside `base`, as
-/// they will once the unit runs (pivot_root) or the image boots.
-fn lookup(base: &Path, path: &str) -> std::io::Result<std::fs::Metadata> {
-    if base == Path::new("/") {
-        return std::fs::metadata(path);
+/// The directories on this machine that make a unit's `/`: its `root`
+/// layers (topmost first) under `sysroot`, or `sysroot` itself.
+fn root_bases(sysroot: &Path, def: &UnitDef) -> Vec<PathBuf> {
+    match &def.root {
+        Some(_) => def.root_layers().map(|l| lookup_path(sysroot, l)).collect(),
+        None => vec![sysroot.to_path_buf()],
+    }
+}
+
+/// Metadata and real path of the absolute `path` as seen by a process
+/// whose root is the overlay of `bases` (one directory: that directory):
+/// symlinks, absolute ones included, resolve inside it, as they will once
+/// the unit runs (pivot_root) or the image boots.
+fn lookup(bases: &[PathBuf], path: &str) -> std::io::Result<(std::fs::Metadata, PathBuf)> {
+    if let [base] = bases {
+        if base == Path::new("/") {
+            return Ok((std::fs::metadata(path)?, PathBuf::from(path)));
+        }
     }
     let mut pending: Vec<String> = components(path).rev().collect();
     let mut done: Vec<String> = Vec::new();
@@ -265,14 +274,12 @@ fn lookup(base: &Path, path: &str) -> std::io::Result<std::fs::Metadata> {
             done.pop();
             continue;
         }
-        let mut here = base.to_path_buf();
-        here.extend(done.iter());
-        here.push(&c);
-        let meta = std::fs::symlink_metadata(&here)?;
+        done.push(c);
+        let (meta, here) = merged_lstat(bases, &done)?;
         if !meta.file_type().is_symlink() {
-            done.push(c);
             continue;
         }
+        done.pop();
         links += 1;
         if links > MAX_SYMLINKS {
             return Err(std::io::Error::from(rustix::io::Errno::LOOP));
@@ -284,9 +291,58 @@ fn lookup(base: &Path, path: &str) -> std::io::Result<std::fs::Metadata> {
         }
         pending.extend(components(&target).rev());
     }
-    let mut full = base.to_path_buf();
-    full.extend(done.iter());
-    std::fs::metadata(full)
+    let (_, full) = merged_lstat(bases, &done)?;
+    Ok((std::fs::metadata(&full)?, full))
+}
+
+/// lstat of `rel` in the overlay of `layers` (topmost first), as
+/// overlayfs merges them: the topmost layer that has it wins; a whiteout
+/// (0/0 character device) or a non-directory on the way hides the layers
+/// below, and so does a directory marked opaque
+/// (`trusted.overlay.opaque=y`).
+fn merged_lstat(
+    layers: &[PathBuf],
+    rel: &[String],
+) -> std::io::Result<(std::fs::Metadata, PathBuf)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let gone = || std::io::Error::from(std::io::ErrorKind::NotFound);
+    for layer in layers {
+        let mut here = layer.clone();
+        let mut opaque = false;
+        let mut found = None;
+        for (i, c) in rel.iter().enumerate() {
+            here.push(c);
+            let meta = match std::fs::symlink_metadata(&here) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) => return Err(e),
+            };
+            if meta.file_type().is_char_device() && meta.rdev() == 0 {
+                return Err(gone());
+            }
+            if i + 1 == rel.len() {
+                found = Some(meta);
+            } else if !meta.is_dir() {
+                return Err(gone());
+            } else {
+                let mut v = [0u8; 1];
+                opaque |= matches!(
+                    rustix::fs::lgetxattr(&here, "trusted.overlay.opaque", &mut v),
+                    Ok(1) if v == *b"y"
+                );
+            }
+        }
+        if rel.is_empty() {
+            found = Some(std::fs::symlink_metadata(&here)?);
+        }
+        if let Some(m) = found {
+            return Ok((m, here));
+        }
+        if opaque {
+            return Err(gone());
+        }
+    }
+    Err(gone())
 }
 
 fn components(path: &str) -> impl DoubleEndedIterator<Item = String> + '_ {

@@ -647,6 +647,92 @@ fn check_root_looks_inside_the_image() {
     assert_eq!(String::from_utf8(out).unwrap(), "1 unit ok\n");
 }
 
+/// `root = TOP:MID:BASE`: programs and users are looked up as the overlay
+/// will show them: the topmost layer wins, whiteouts and opaque
+/// directories hide what is below.
+#[test]
+fn check_root_merges_layers_as_overlayfs() {
+    use std::os::unix::fs::symlink;
+    let img = TempDir::new("checklayers");
+    let l = |n: &str| format!("var/lib/wren/layers/sha256/{n}");
+    img.prog(&format!("{}/bin/busybox", l("base")));
+    img.prog(&format!("{}/bin/old", l("base")));
+    img.prog(&format!("{}/opt/x/tool", l("base")));
+    img.file(
+        &format!("{}/etc/passwd", l("base")),
+        "root:x:0:0::/:/bin/sh\nwww:x:33:33::/:/bin/sh\n",
+    );
+    img.file(
+        &format!("{}/etc/passwd", l("mid")),
+        "root:x:0:0::/:/bin/sh\napp:x:1000:1000::/:/bin/sh\n",
+    );
+    fs::create_dir_all(img.join(l("mid") + "/opt/x")).unwrap();
+    rustix::fs::setxattr(
+        img.join(l("mid") + "/opt/x").as_path(),
+        "trusted.overlay.opaque",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    fs::create_dir_all(img.join(l("mid") + "/bin")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        img.join(l("mid") + "/bin/old"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    fs::create_dir_all(img.join(l("top") + "/bin")).unwrap();
+    symlink("/bin/busybox", img.join(l("top") + "/bin/sh")).unwrap();
+    let root = ["top", "mid", "base"]
+        .map(|n| format!("/{}", l(n)))
+        .join(":");
+    let unit = |name: &str, body: &str| {
+        img.file(
+            &format!("etc/units/{name}.unit"),
+            &format!("{body}\nroot = {root}\nroot_overlay = yes\n"),
+        );
+    };
+    unit("app", "exec = /bin/sh -c true\nuser = app");
+    unit("www", "exec = /bin/sh\nuser = www");
+    unit("old", "exec = /bin/old");
+    unit("opaque", "exec = /opt/x/tool");
+    let mut out = Vec::new();
+    let ok = check_root(img.path(), &[], &mut out);
+    let out = String::from_utf8(out).unwrap();
+    assert!(!ok, "{out}");
+    let u = |n: &str| {
+        img.join(format!("etc/units/{n}.unit"))
+            .display()
+            .to_string()
+    };
+    let mid_passwd = img.join(l("mid") + "/etc/passwd").display().to_string();
+    assert!(
+        out.contains(&format!(
+            "{}: user `www` not found in {mid_passwd}",
+            u("www")
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{}:1: exec: `/bin/old` not found under root `{root}`",
+            u("old")
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{}:1: exec: `/opt/x/tool` not found under root",
+            u("opaque")
+        )),
+        "{out}"
+    );
+    assert!(!out.contains(&u("app")), "{out}");
+    assert!(out.ends_with("3 errors; 1 of 4 units ok\n"), "{out}");
+}
+
 #[test]
 fn check_warns_about_an_unconfined_unit_next_to_confined_ones() {
     let f = Fixture::new("confined");

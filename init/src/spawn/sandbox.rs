@@ -1,6 +1,6 @@
 //! Inside a unit's new namespaces, before its program runs: private
-//! mounts, a fresh /proc, the hostname, `lo`, and `root = DIR` with a
-//! minimal /dev and a private /tmp. One named step per thing that can fail,
+//! mounts, a fresh /proc, the hostname, `lo`, and `root = DIR` (or an
+//! overlay of `root = TOP:...:BASE`) with a minimal /dev and a private /tmp. One named step per thing that can fail,
 //! run in the child between clone3 and execve, so only raw syscalls
 //! (rustix) and fixed buffers: no allocation, no locks.
 
@@ -34,7 +34,8 @@ pub enum Step {
     MountRun,
     /// `root_overlay`: the tmpfs for the upper layer.
     OverlayTmpfs,
-    /// `root_overlay`: the overlay itself (is overlayfs in the kernel?).
+    /// `root_overlay` or several `root` layers: the overlay itself (is
+    /// overlayfs in the kernel?).
     Overlay,
 }
 
@@ -100,8 +101,8 @@ pub fn enter(def: &UnitDef) -> Result<(), Failure> {
             MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
         )
         .map_err(|e| (Step::MakePrivate, e))?;
-        match def.root.as_deref() {
-            Some(root) => enter_root(root, def, ns.has(Namespaces::PID))?,
+        match def.root_layers().next() {
+            Some(top) => enter_root(top, def, ns.has(Namespaces::PID))?,
             None if ns.has(Namespaces::PID) => mount_proc("/proc")?,
             None => {}
         }
@@ -150,16 +151,17 @@ impl PathBuf {
     }
 }
 
-/// Make `root` the unit's `/`: bind it, give it /proc, a minimal /dev and
-/// a private /tmp, pivot into it and drop the old root.
+/// Make `root` (the topmost layer of `def.root`) the unit's `/`: bind it
+/// (or mount the overlay of the layers over it), give it /proc, a minimal
+/// /dev and a private /tmp, pivot into it and drop the old root.
 ///
 /// Mount points are made best effort: an existing directory (or a
 /// read-only image that has it) is fine, a missing one shows up as the
 /// mount's error.
 fn enter_root(root: &str, def: &UnitDef, pid_ns: bool) -> Result<(), Failure> {
     let console = def.console;
-    if def.root_overlay {
-        overlay_root(root)?;
+    if def.root_is_overlay() {
+        overlay_root(root, def)?;
     } else {
         rustix::mount::mount_bind_recursive(root, root).map_err(|e| (Step::BindRoot, e))?;
     }
@@ -238,35 +240,41 @@ fn enter_root(root: &str, def: &UnitDef, pid_ns: bool) -> Result<(), Failure> {
 /// directory for its control socket; the host's copy is untouched).
 const OVERLAY_SCRATCH: &str = "/run/wren";
 
-/// `root_overlay`: a new tmpfs holds the upper layer, and the overlay of
-/// it on `root` is mounted over `root`, so everything after (mount
-/// points, the unit's writes) lands in the tmpfs and `root` itself is
-/// never written.
-fn overlay_root(root: &str) -> Result<(), Failure> {
-    let _ = make_dir(OVERLAY_SCRATCH);
-    rustix::mount::mount(
-        "tmpfs",
-        OVERLAY_SCRATCH,
-        "tmpfs",
-        MountFlags::NOSUID | MountFlags::NODEV,
-        Some(c"mode=0755"),
-    )
-    .map_err(|e| (Step::OverlayTmpfs, e))?;
-    for d in ["/upper", "/work"] {
-        let p = PathBuf::join(OVERLAY_SCRATCH, d)?;
-        make_dir(p.as_str()).map_err(|e| (Step::OverlayTmpfs, e))?;
-    }
+/// The overlay of `def.root`'s layers, mounted over `top` (the topmost
+/// layer), so everything after (mount points, the unit's writes) lands in
+/// the overlay and no layer is ever written. With `root_overlay` a new
+/// tmpfs holds the upper layer; without it (several layers) the overlay
+/// has no upper layer and is read-only.
+fn overlay_root(top: &str, def: &UnitDef) -> Result<(), Failure> {
+    let lower = def.root.as_deref().unwrap_or(top);
     let too_long = (Step::PathTooLong, Errno::NAMETOOLONG);
-    let mut opts: heapless::String<{ PATH_BYTES + 96 }> = heapless::String::new();
-    core::fmt::write(
-        &mut opts,
-        format_args!(
-            "lowerdir={root},upperdir={OVERLAY_SCRATCH}/upper,workdir={OVERLAY_SCRATCH}/work\0"
-        ),
-    )
+    let mut opts: heapless::String<{ crate::vocab::ROOT_BYTES + 96 }> = heapless::String::new();
+    if def.root_overlay {
+        let _ = make_dir(OVERLAY_SCRATCH);
+        rustix::mount::mount(
+            "tmpfs",
+            OVERLAY_SCRATCH,
+            "tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            Some(c"mode=0755"),
+        )
+        .map_err(|e| (Step::OverlayTmpfs, e))?;
+        for d in ["/upper", "/work"] {
+            let p = PathBuf::join(OVERLAY_SCRATCH, d)?;
+            make_dir(p.as_str()).map_err(|e| (Step::OverlayTmpfs, e))?;
+        }
+        core::fmt::write(
+            &mut opts,
+            format_args!(
+                "lowerdir={lower},upperdir={OVERLAY_SCRATCH}/upper,workdir={OVERLAY_SCRATCH}/work\0"
+            ),
+        )
+    } else {
+        core::fmt::write(&mut opts, format_args!("lowerdir={lower}\0"))
+    }
     .map_err(|_| too_long)?;
     let opts = core::ffi::CStr::from_bytes_with_nul(opts.as_bytes()).map_err(|_| too_long)?;
-    rustix::mount::mount("overlay", root, "overlay", MountFlags::empty(), Some(opts))
+    rustix::mount::mount("overlay", top, "overlay", MountFlags::empty(), Some(opts))
         .map_err(|e| (Step::Overlay, e))
 }
 

@@ -33,6 +33,7 @@ mod ns;
 mod ns_net;
 mod ns_root;
 mod ns_user;
+mod oci;
 mod oneshot;
 mod order;
 mod panic_abort;

@@ -321,7 +321,9 @@ pub struct UnitDef {
     /// Bytes of the unit's output ring (`output = log`): `log_size`.
     pub log_size: u32,
     pub hostname: Option<String<HOSTNAME_MAX>>,
-    pub root: Option<String<PATH_BYTES>>,
+    /// `root`: one directory, or overlay lower layers topmost first,
+    /// separated by `:` (see `root_layers`).
+    pub root: Option<String<ROOT_BYTES>>,
     pub limits: Limits,
     pub pressure_limit: Option<PressureLimit>,
     pub pressure_action: PressureAction,
@@ -370,6 +372,21 @@ impl UnitDef {
         self.namespaces
             .has(Namespaces::USER)
             .then(|| self.user_map.unwrap_or(UserMap::DEFAULT))
+    }
+
+    /// The directories of `root`, topmost first (one unless it names
+    /// layers).
+    pub fn root_layers(&self) -> impl Iterator<Item = &str> {
+        self.root
+            .as_deref()
+            .unwrap_or("")
+            .split(':')
+            .filter(|l| !l.is_empty())
+    }
+
+    /// `root` is mounted as an overlay: several layers, or `root_overlay`.
+    pub fn root_is_overlay(&self) -> bool {
+        self.root_overlay || self.root_layers().nth(1).is_some()
     }
 
     /// `user` is unset, 0 or `root` (inside the unit's user namespace, if

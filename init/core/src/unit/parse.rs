@@ -2,8 +2,8 @@
 
 use super::values::{
     bad, msg, number, parse_capabilities, parse_cpu_max, parse_duration, parse_id, parse_path,
-    parse_pressure_limit, parse_seccomp, parse_signal, parse_size, parse_user_map, parse_weight,
-    split_exec, valid_hostname, Clip, Msg,
+    parse_pressure_limit, parse_root, parse_seccomp, parse_signal, parse_size, parse_user_map,
+    parse_weight, split_exec, valid_hostname, Clip, Msg,
 };
 use super::*;
 use heapless::String;
@@ -341,7 +341,7 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
                 ),
             }
         }
-        "root" => def.root = Some(parse_path(key, v)?),
+        "root" => def.root = Some(parse_root(v)?),
         "memory.max" => def.limits.memory_max = size(v)?,
         "memory.high" => def.limits.memory_high = size(v)?,
         "memory.low" => def.limits.memory_low = size(v)?,

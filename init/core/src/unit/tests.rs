@@ -864,6 +864,65 @@ fn root_needs_mount_namespace() {
 }
 
 #[test]
+fn root_takes_layers_topmost_first() {
+    let d = unit("root = /l/top:/l/mid:/l/base");
+    assert_eq!(d.root.as_deref(), Some("/l/top:/l/mid:/l/base"));
+    assert_eq!(
+        d.root_layers().collect::<std::vec::Vec<_>>(),
+        ["/l/top", "/l/mid", "/l/base"]
+    );
+    assert!(d.root_is_overlay() && !d.root_overlay);
+    let one = unit("root = /srv/c");
+    assert_eq!(one.root_layers().collect::<std::vec::Vec<_>>(), ["/srv/c"]);
+    assert!(!one.root_is_overlay());
+    assert!(unit("root = /srv/c\nroot_overlay = yes").root_is_overlay());
+    assert!(!unit("").root_is_overlay());
+    // Eight full store paths fit, a ninth layer is refused.
+    let store = |i: usize| format!("/var/lib/wren/layers/sha256/{:064x}", i);
+    let eight: std::vec::Vec<_> = (0..8).map(store).collect();
+    let d = unit(&format!("root = {}", eight.join(":")));
+    assert_eq!(d.root_layers().count(), 8);
+    let nine: std::vec::Vec<_> = (0..9).map(store).collect();
+    assert_eq!(
+        err(&format!("root = {}", nine.join(":"))),
+        (2, "root: 9 layers, at most 8".into())
+    );
+    assert_eq!(
+        err("root = /a:rel"),
+        (
+            2,
+            "root: layer 2: expected an absolute path, got `rel`".into()
+        )
+    );
+    assert_eq!(
+        err("root = /a::/b").1,
+        "root: layer 2: expected an absolute path, got ``"
+    );
+    assert_eq!(
+        err("root = /a:").1,
+        "root: layer 2: expected an absolute path, got ``"
+    );
+    assert_eq!(
+        err("root = /a,b:/c").1,
+        "root: layer 1: `,` and `\\` are not allowed, got `/a,b`"
+    );
+    let long = format!("/{}", "x".repeat(130));
+    assert_eq!(
+        err(&format!("root = /a:{long}")).1,
+        "root: layer 2: longer than 128 bytes"
+    );
+    assert_eq!(
+        err(&format!("root = {long}")).1,
+        "root: longer than 128 bytes"
+    );
+    assert_eq!(
+        err("namespaces = pid\nroot = /a:/b"),
+        (3, "root: needs `mount` in namespaces".into())
+    );
+    render_tests::roundtrip("exec = /bin/sh\nroot = /l/a:/l/b\nroot_overlay = yes\n");
+}
+
+#[test]
 fn sizes() {
     assert_eq!(parse_size("max"), Some(Limit::Max));
     assert_eq!(parse_size("0"), Some(Limit::Value(0)));
@@ -993,7 +1052,7 @@ mod render_tests {
 
     use super::*;
 
-    fn roundtrip(text: &str) {
+    pub(super) fn roundtrip(text: &str) {
         let a = parse("web", text).unwrap();
         let mut out = std::string::String::new();
         render(&a, &mut out).unwrap();

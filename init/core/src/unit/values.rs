@@ -176,6 +176,43 @@ pub(super) fn parse_path(key: &str, v: &str) -> Result<String<PATH_BYTES>, Msg> 
     Ok(s)
 }
 
+/// `root`: a directory, or overlay lower layers topmost first separated
+/// by `:` (the order of overlayfs' `lowerdir`), each absolute.
+pub(super) fn parse_root(v: &str) -> Result<String<ROOT_BYTES>, Msg> {
+    if !v.contains(':') {
+        let p = parse_path("root", v)?;
+        return String::try_from(p.as_str()).map_err(|_| msg(format_args!("root: too long")));
+    }
+    let mut layers = 0usize;
+    for layer in v.split(':') {
+        layers += 1;
+        if !layer.starts_with('/') {
+            bad!(
+                "root: layer {layers}: expected an absolute path, got `{}`",
+                Clip(layer)
+            );
+        }
+        // overlayfs splits its options on ',' and unescapes '\\'.
+        if layer.contains([',', '\\']) {
+            bad!(
+                "root: layer {layers}: `,` and `\\` are not allowed, got `{}`",
+                Clip(layer)
+            );
+        }
+        if layer.len() > PATH_BYTES {
+            bad!("root: layer {layers}: longer than {PATH_BYTES} bytes");
+        }
+    }
+    if layers > MAX_ROOT_LAYERS {
+        bad!("root: {layers} layers, at most {MAX_ROOT_LAYERS}");
+    }
+    let mut s = String::new();
+    if s.push_str(v).is_err() {
+        bad!("root: longer than {ROOT_BYTES} bytes");
+    }
+    Ok(s)
+}
+
 pub(super) fn parse_weight(key: &str, v: &str) -> Result<u16, Msg> {
     match number::<u16>(v) {
         Some(n) if (1..=10_000).contains(&n) => Ok(n),

@@ -201,16 +201,62 @@ fn member_groups(
     Ok(())
 }
 
+/// `file` under `root`; with several `root` layers (`TOP:...:BASE`), in
+/// the topmost layer that has it, as the unit's overlay will show it: a
+/// whiteout (a 0/0 character device) there hides the layers below, and so
+/// does a parent directory that is opaque or is not a directory.
+fn open_in_root(root: &str, file: &str) -> Result<rustix::fd::OwnedFd, Errno> {
+    for layer in root.split(':') {
+        let mut path: heapless::String<{ crate::vocab::PATH_BYTES + 16 }> = heapless::String::new();
+        path.push_str(layer.trim_end_matches('/'))
+            .and_then(|()| path.push_str(file))
+            .map_err(|_| Errno::NAMETOOLONG)?;
+        match rustix::fs::stat(path.as_str()) {
+            Err(Errno::NOENT | Errno::NOTDIR) if hides_below(&path) => return Err(Errno::NOENT),
+            Err(Errno::NOENT | Errno::NOTDIR) => continue,
+            Ok(st)
+                if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    == rustix::fs::FileType::CharacterDevice
+                    && st.st_rdev == 0 =>
+            {
+                return Err(Errno::NOENT)
+            }
+            _ => return crate::sys::file::open_regular(rustix::fs::CWD, path.as_str()),
+        }
+    }
+    Err(Errno::NOENT)
+}
+
+/// Does the parent directory of `path` (a layer's `/etc`) hide the lower
+/// layers' copy: opaque (`trusted.overlay.opaque=y`), or not a directory
+/// (a whiteout, a file)?
+fn hides_below(path: &str) -> bool {
+    let Some((parent, _)) = path.rsplit_once('/') else {
+        return false;
+    };
+    match rustix::fs::statat(
+        rustix::fs::CWD,
+        parent,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    ) {
+        Ok(st)
+            if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                == rustix::fs::FileType::Directory =>
+        {
+            let mut v = [0u8; 1];
+            matches!(rustix::fs::lgetxattr(parent, "trusted.overlay.opaque", &mut v), Ok(1) if v == *b"y")
+        }
+        Ok(_) => true,
+        Err(_) => false,
+    }
+}
+
 /// Calls `f` with each line (without its newline) of `root` + `file`
 /// until it returns true. The file is read in chunks through a fixed
 /// buffer; it must be a regular file (opened non-blocking, so a FIFO put
 /// there never blocks PID 1).
 pub fn scan(root: &str, file: &str, f: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), Errno> {
-    let mut path: heapless::String<{ crate::vocab::PATH_BYTES + 16 }> = heapless::String::new();
-    path.push_str(root.trim_end_matches('/'))
-        .and_then(|()| path.push_str(file))
-        .map_err(|_| Errno::NAMETOOLONG)?;
-    let fd = crate::sys::file::open_regular(rustix::fs::CWD, path.as_str())?;
+    let fd = open_in_root(root, file)?;
     let mut buf = [0u8; LINE_MAX];
     // Bytes of buf holding the start of the current line.
     let mut have = 0usize;

@@ -148,3 +148,56 @@ fn ids_from_passwd_and_group_text() {
     assert_eq!(find_ids(pw, "nob"), None);
     assert_eq!(find_ids("wheel:x:10:root,a\n", "wheel"), Some((10, 0)));
 }
+
+#[test]
+fn layered_roots_read_the_topmost_file_and_honour_whiteouts() {
+    let top = TempDir::new("users-top");
+    std::fs::create_dir_all(top.join("etc")).unwrap();
+    std::fs::write(top.join("etc/group"), "pi:x:1000:\nvideo:x:44:pi\n").unwrap();
+    let mid = image(b"pi:x:1001:1000::/:/bin/sh\n", b"");
+    let base = image(PASSWD.as_bytes(), GROUP.as_bytes());
+    let layers = [&top, &mid, &base]
+        .map(|d| d.path().to_str().unwrap().to_owned())
+        .join(":");
+    let mut d = UnitDef::with_defaults("svc");
+    d.root = Some(layers.as_str().try_into().unwrap());
+    d.user = name("pi");
+    // passwd from the middle layer, group from the top one: the base's
+    // are hidden.
+    let ids = resolve_ids(&d).unwrap();
+    assert_eq!((ids.uid, ids.gid), (Some(1001), Some(1000)));
+    assert_eq!(ids.groups.as_slice(), [1000, 44]);
+    // A whiteout (0/0 character device) in the top layer hides passwd.
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        top.join("etc/passwd"),
+        rustix::fs::FileType::CharacterDevice,
+        Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    assert_eq!(resolve_ids(&d).unwrap_err(), "cannot read /etc/passwd");
+    // An opaque /etc in the top layer hides the middle and base layers'
+    // passwd; a whiteout of the whole /etc does too.
+    std::fs::remove_file(top.join("etc/passwd")).unwrap();
+    assert_eq!(resolve_ids(&d).unwrap().uid, Some(1001));
+    rustix::fs::setxattr(
+        top.join("etc").as_path(),
+        "trusted.overlay.opaque",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    assert_eq!(resolve_ids(&d).unwrap_err(), "cannot read /etc/passwd");
+    std::fs::remove_dir_all(top.join("etc")).unwrap();
+    assert_eq!(resolve_ids(&d).unwrap().uid, Some(1001));
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        top.join("etc"),
+        rustix::fs::FileType::CharacterDevice,
+        Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    assert_eq!(resolve_ids(&d).unwrap_err(), "cannot read /etc/passwd");
+}

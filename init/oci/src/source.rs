@@ -1,0 +1,332 @@
+//! Where an image comes from: an OCI image layout (`oci:PATH[:TAG]`, as
+//! skopeo, buildah and umoci write it) or a `docker save` tarball
+//! (`docker-archive:FILE[:TAG]`). Resolves the reference to a verified
+//! config and the list of layer blobs; the blobs are read (and their
+//! digests checked) while unpacking.
+
+use crate::digest::{verify, Digest};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// Largest index, manifest or config read into memory.
+const JSON_MAX: u64 = 4 << 20;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Source {
+    Oci { dir: PathBuf, tag: Option<String> },
+    DockerArchive { file: PathBuf, tag: Option<String> },
+}
+
+impl Source {
+    /// `oci:PATH[:TAG]` or `docker-archive:FILE[:TAG]`. A last `:` part
+    /// with no `/` in it is the tag.
+    pub fn parse(s: &str) -> Result<Source, String> {
+        let split = |rest: &str| -> (PathBuf, Option<String>) {
+            match rest.rsplit_once(':') {
+                Some((p, t)) if !t.contains('/') && !p.is_empty() && !t.is_empty() => {
+                    (PathBuf::from(p), Some(t.to_owned()))
+                }
+                _ => (PathBuf::from(rest), None),
+            }
+        };
+        if let Some(rest) = s.strip_prefix("oci:").filter(|r| !r.is_empty()) {
+            let (dir, tag) = split(rest);
+            Ok(Source::Oci { dir, tag })
+        } else if let Some(rest) = s.strip_prefix("docker-archive:").filter(|r| !r.is_empty()) {
+            let (file, tag) = split(rest);
+            Ok(Source::DockerArchive { file, tag })
+        } else {
+            Err(format!(
+                "source `{s}`: expected oci:PATH[:TAG] or docker-archive:FILE[:TAG]"
+            ))
+        }
+    }
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    #[serde(default)]
+    media_type: String,
+    digest: String,
+    size: u64,
+    #[serde(default)]
+    annotations: HashMap<String, String>,
+    #[serde(default)]
+    platform: Option<Platform>,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+struct Platform {
+    architecture: String,
+    os: String,
+}
+
+#[derive(Deserialize)]
+struct Index {
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ArchiveEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+/// Where a layer blob's bytes are.
+#[derive(Debug, Clone)]
+pub enum Loc {
+    File(PathBuf),
+    /// A member of the docker archive: offset and length in it.
+    InArchive(u64, u64),
+}
+
+/// A layer blob: where it is and what it must be.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    pub name: String,
+    pub digest: Option<Digest>,
+    pub size: Option<u64>,
+    pub loc: Loc,
+}
+
+/// A resolved image: its config (verified) and its layers, base first.
+pub struct Image {
+    pub reference: String,
+    pub config: Vec<u8>,
+    pub layers: Vec<Blob>,
+    archive: Option<PathBuf>,
+}
+
+const INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+const LIST_TYPE: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+impl Image {
+    pub fn open(src: &Source, arch: &str) -> Result<Image, String> {
+        match src {
+            Source::Oci { dir, tag } => open_oci(dir, tag.as_deref(), arch),
+            Source::DockerArchive { file, tag } => open_archive(file, tag.as_deref()),
+        }
+    }
+
+    /// The raw bytes of a layer blob (compressed or not).
+    pub fn read(&self, blob: &Blob) -> Result<Box<dyn Read>, String> {
+        match (&blob.loc, &self.archive) {
+            (Loc::File(p), _) => File::open(p)
+                .map(|f| Box::new(f) as Box<dyn Read>)
+                .map_err(|e| format!("layer {}: cannot open {}: {e}", blob.name, p.display())),
+            (Loc::InArchive(off, len), Some(a)) => {
+                let mut f = File::open(a).map_err(|e| format!("{}: {e}", a.display()))?;
+                f.seek(SeekFrom::Start(*off))
+                    .map_err(|e| format!("{}: {e}", a.display()))?;
+                Ok(Box::new(f.take(*len)))
+            }
+            (Loc::InArchive(..), None) => Err(format!("layer {}: no archive", blob.name)),
+        }
+    }
+}
+
+fn read_small(path: &Path) -> Result<Vec<u8>, String> {
+    let f = File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut v = Vec::new();
+    f.take(JSON_MAX + 1)
+        .read_to_end(&mut v)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if v.len() as u64 > JSON_MAX {
+        return Err(format!("{}: larger than {JSON_MAX} bytes", path.display()));
+    }
+    Ok(v)
+}
+
+fn json<T: for<'a> Deserialize<'a>>(what: &str, bytes: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("{what}: not a valid document: {e}"))
+}
+
+/// A blob of the layout, read whole and checked (small documents only).
+fn oci_blob(dir: &Path, what: &str, d: &Descriptor) -> Result<Vec<u8>, String> {
+    let digest = Digest::parse(&d.digest).map_err(|e| format!("{what}: {e}"))?;
+    if d.size > JSON_MAX {
+        return Err(format!("{what} {digest}: {} bytes is too large", d.size));
+    }
+    let bytes = read_small(&dir.join("blobs/sha256").join(digest.hex()))?;
+    verify(what, &bytes, &digest, d.size)?;
+    Ok(bytes)
+}
+
+fn open_oci(dir: &Path, tag: Option<&str>, arch: &str) -> Result<Image, String> {
+    let index: Index = json("index.json", &read_small(&dir.join("index.json"))?)?;
+    let name = |d: &Descriptor| d.annotations.get(REF_NAME).cloned();
+    let chosen = match tag {
+        Some(t) => index
+            .manifests
+            .iter()
+            .find(|d| name(d).as_deref() == Some(t))
+            .ok_or_else(|| {
+                let tags: Vec<String> = index.manifests.iter().filter_map(name).collect();
+                format!(
+                    "{}: no image tagged `{t}` (tags: {})",
+                    dir.display(),
+                    if tags.is_empty() {
+                        "none".into()
+                    } else {
+                        tags.join(", ")
+                    }
+                )
+            })?,
+        None => match index.manifests.as_slice() {
+            [one] => one,
+            [] => return Err(format!("{}: index.json lists no image", dir.display())),
+            _ => {
+                return Err(format!(
+                    "{}: index.json lists {} images: name one as oci:PATH:TAG",
+                    dir.display(),
+                    index.manifests.len()
+                ))
+            }
+        },
+    };
+    let mut desc = chosen.clone();
+    if desc.media_type == INDEX_TYPE || desc.media_type == LIST_TYPE {
+        let nested: Index = json("image index", &oci_blob(dir, "image index", &desc)?)?;
+        desc = nested
+            .manifests
+            .into_iter()
+            .find(|d| {
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| p.os == "linux" && p.architecture == arch)
+            })
+            .ok_or_else(|| format!("{}: no linux/{arch} image in the index", dir.display()))?;
+    }
+    let manifest: Manifest = json("manifest", &oci_blob(dir, "manifest", &desc)?)?;
+    let config = oci_blob(dir, "config", &manifest.config)?;
+    let layers = manifest
+        .layers
+        .iter()
+        .map(|l| {
+            let digest = Digest::parse(&l.digest).map_err(|e| format!("layer: {e}"))?;
+            Ok(Blob {
+                name: digest.to_string(),
+                loc: Loc::File(dir.join("blobs/sha256").join(digest.hex())),
+                digest: Some(digest),
+                size: Some(l.size),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Image {
+        reference: format!(
+            "oci:{}{}",
+            dir.display(),
+            tag.map(|t| format!(":{t}")).unwrap_or_default()
+        ),
+        config,
+        layers,
+        archive: None,
+    })
+}
+
+/// A digest a docker archive member's name carries: `blobs/sha256/HEX`
+/// (docker 25 and later) or `HEX.json` (older configs).
+fn digest_in_name(name: &str) -> Option<Digest> {
+    let hex = name
+        .strip_prefix("blobs/sha256/")
+        .or_else(|| name.strip_suffix(".json"))?;
+    Digest::parse(&format!("sha256:{hex}")).ok()
+}
+
+fn open_archive(file: &Path, tag: Option<&str>) -> Result<Image, String> {
+    let shown = file.display();
+    let f = File::open(file).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let mut members: HashMap<String, (u64, u64)> = HashMap::new();
+    let mut ar = tar::Archive::new(f);
+    for e in ar
+        .entries()
+        .map_err(|e| format!("{shown}: not a tar archive: {e}"))?
+    {
+        let e = e.map_err(|e| format!("{shown}: broken tar archive: {e}"))?;
+        if e.header().entry_type().is_file() {
+            let path = e.path().map_err(|e| format!("{shown}: {e}"))?;
+            let name = path.to_string_lossy().trim_start_matches("./").to_owned();
+            members.insert(name, (e.raw_file_position(), e.size()));
+        }
+    }
+    let mut f = File::open(file).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let mut member = |name: &str| -> Result<Vec<u8>, String> {
+        let &(off, len) = members
+            .get(name)
+            .ok_or_else(|| format!("{shown}: no member `{name}`"))?;
+        if len > JSON_MAX {
+            return Err(format!("{shown}: `{name}` is too large"));
+        }
+        let mut v = Vec::new();
+        f.seek(SeekFrom::Start(off))
+            .and_then(|_| (&mut f).take(len).read_to_end(&mut v))
+            .map_err(|e| format!("{shown}: `{name}`: {e}"))?;
+        Ok(v)
+    };
+    let entries: Vec<ArchiveEntry> = json("manifest.json", &member("manifest.json")?)?;
+    let tags = |e: &ArchiveEntry| e.repo_tags.clone().unwrap_or_default();
+    let entry = match tag {
+        Some(t) => entries
+            .iter()
+            .find(|e| {
+                tags(e)
+                    .iter()
+                    .any(|x| x == t || x.rsplit_once(':').is_some_and(|(_, s)| s == t))
+            })
+            .ok_or_else(|| format!("{shown}: no image tagged `{t}`"))?,
+        None => match entries.as_slice() {
+            [one] => one,
+            _ => {
+                return Err(format!(
+                    "{shown}: {} images in the archive: name one as docker-archive:FILE:TAG",
+                    entries.len()
+                ))
+            }
+        },
+    };
+    let config = member(&entry.config)?;
+    let digest = digest_in_name(&entry.config).ok_or_else(|| {
+        format!(
+            "{shown}: config `{}` is not named by its digest",
+            entry.config
+        )
+    })?;
+    verify("config", &config, &digest, config.len() as u64)?;
+    let layers = entry
+        .layers
+        .iter()
+        .map(|l| {
+            let &(off, len) = members
+                .get(l.as_str())
+                .ok_or_else(|| format!("{shown}: no layer member `{l}`"))?;
+            // Members of older archives (ID/layer.tar) carry no digest:
+            // the diff_id of the config checks their content.
+            Ok(Blob {
+                name: l.clone(),
+                digest: digest_in_name(l),
+                size: Some(len),
+                loc: Loc::InArchive(off, len),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Image {
+        reference: format!("docker-archive:{shown}"),
+        config,
+        layers,
+        archive: Some(file.to_path_buf()),
+    })
+}

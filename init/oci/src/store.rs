@@ -1,0 +1,141 @@
+//! The content-addressed layer store under the target root:
+//! `DIR/var/lib/wren/layers/sha256/HEX`, one directory per layer, named by
+//! the layer's diff_id (the digest of its uncompressed tar, from the image
+//! config) rather than by its compressed blob's digest: the same layer
+//! compressed another way (gzip or zstd, another gzip level, a docker
+//! archive's plain tar) is the same directory, so images that share a
+//! base store it once whatever wrote them. The diff_id is checked while
+//! unpacking, so a directory's name always matches what is in it.
+//!
+//! Layers are unpacked into temporary directories inside the store and
+//! renamed into place only once every layer is whole and verified and the
+//! unit is written; on any refusal the temporary directories are removed.
+
+use crate::digest::Digest;
+use crate::source::Image;
+use crate::unpack::{unpack_layer, Budget};
+use std::path::{Path, PathBuf};
+
+/// Where layers live on the target, as the unit file names them.
+pub const STORE: &str = "/var/lib/wren/layers/sha256";
+
+/// `root/rel`, made where missing, every component a real directory
+/// inside `root`: a symlink on the way (say `var -> /var` in a staging
+/// tree) would lead the writes out of the target root, so it is refused.
+pub fn real_dir(root: &Path, rel: &str) -> Result<PathBuf, String> {
+    let mut p = root.to_path_buf();
+    for c in rel.split('/').filter(|c| !c.is_empty()) {
+        p.push(c);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(format!(
+                    "{} is a symlink: refusing to write through it",
+                    p.display()
+                ))
+            }
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(format!("{} is not a directory", p.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir(&p)
+                    .map_err(|e| format!("cannot create {}: {e}", p.display()))?;
+            }
+            Err(e) => return Err(format!("{}: {e}", p.display())),
+        }
+    }
+    Ok(p)
+}
+
+/// A temporary directory removed on drop unless kept.
+struct Temp(Option<PathBuf>);
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
+/// Layers unpacked (and verified) but not yet in the store: `commit`
+/// renames them into place; dropped, they are removed.
+pub struct Staged {
+    /// Where each layer's content is now (host paths), base first: the
+    /// temporary directory of a new layer, the store's of a known one.
+    pub dirs: Vec<PathBuf>,
+    /// Target paths, base first, as the unit names them.
+    pub target_paths: Vec<String>,
+    /// (temporary, final) of the new layers.
+    new: Vec<(Temp, PathBuf)>,
+}
+
+impl Staged {
+    /// Move the new layers into the store; returns how many there were.
+    pub fn commit(self) -> Result<usize, String> {
+        let n = self.new.len();
+        for (mut tmp, final_dir) in self.new {
+            let Some(from) = tmp.0.clone() else { continue };
+            match std::fs::rename(&from, &final_dir) {
+                Ok(()) => tmp.0 = None,
+                // Another import stored it meanwhile.
+                Err(_) if final_dir.is_dir() => {}
+                Err(e) => return Err(format!("{}: {e}", final_dir.display())),
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Unpack every layer of `image` not yet in the store under `root` into
+/// temporary directories of the store.
+pub fn stage_layers(
+    root: &Path,
+    image: &Image,
+    diff_ids: &[Digest],
+    budget: &mut Budget,
+) -> Result<Staged, String> {
+    if diff_ids.len() != image.layers.len() {
+        return Err(format!(
+            "the config lists {} diff_ids for {} layers",
+            diff_ids.len(),
+            image.layers.len()
+        ));
+    }
+    let store = real_dir(root, STORE)?;
+    let mut staged = Staged {
+        dirs: Vec::new(),
+        target_paths: Vec::new(),
+        new: Vec::new(),
+    };
+    for (i, (blob, diff_id)) in image.layers.iter().zip(diff_ids).enumerate() {
+        let at = |m: String| format!("layer {} ({}): {m}", i + 1, blob.name);
+        let final_dir = store.join(diff_id.hex());
+        let raw = image.read(blob).map_err(at)?;
+        let staged_already = staged.new.iter().find(|(_, f)| *f == final_dir);
+        if let Some((t, _)) = staged_already {
+            // The same layer twice in one image.
+            let dir = t.0.clone().unwrap_or_default();
+            crate::verify_blob(raw, blob).map_err(at)?;
+            staged.dirs.push(dir);
+        } else if final_dir.is_dir() {
+            // Stored already: still read the blob whole so that every
+            // blob of the image is checked.
+            crate::verify_blob(raw, blob).map_err(at)?;
+            staged.dirs.push(final_dir.clone());
+        } else {
+            let tmp = store.join(format!(".tmp-{}-{}", std::process::id(), diff_id.hex()));
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir(&tmp).map_err(|e| at(format!("{}: {e}", tmp.display())))?;
+            let guard = Temp(Some(tmp.clone()));
+            std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .map_err(|e| at(e.to_string()))?;
+            unpack_layer(raw, blob.digest.as_ref(), blob.size, diff_id, &tmp, budget)
+                .map_err(at)?;
+            staged.dirs.push(tmp);
+            staged.new.push((guard, final_dir.clone()));
+        }
+        staged
+            .target_paths
+            .push(format!("{STORE}/{}", diff_id.hex()));
+    }
+    Ok(staged)
+}

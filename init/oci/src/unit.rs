@@ -1,0 +1,315 @@
+//! The unit file written from an image config: what each config field
+//! becomes (docs/containers.md has the table), checked by parsing it back
+//! with PID 1's own parser before it is written.
+
+use serde::Deserialize;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// The capabilities Docker (moby) and crun grant a container's root user
+/// by default.
+pub const DOCKER_CAPS: &str = "chown dac_override fsetid fowner mknod net_raw setgid setuid setfcap setpcap net_bind_service sys_chroot kill audit_write";
+
+/// PATH when the image sets none (what Docker uses).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct RunConfig {
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default)]
+    pub working_dir: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct RootFs {
+    pub diff_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+pub struct Config {
+    #[serde(default)]
+    pub architecture: Option<String>,
+    #[serde(default)]
+    pub config: Option<RunConfig>,
+    pub rootfs: RootFs,
+}
+
+/// The image's file system as overlayfs will merge it: `layers` are host
+/// directories, topmost first.
+pub struct Merged<'a> {
+    pub layers: &'a [PathBuf],
+}
+
+impl Merged<'_> {
+    /// The host path of the absolute `path` in the merged view, without
+    /// following symlinks: the topmost layer that has it wins; a whiteout
+    /// (0/0 character device), a non-directory on the way or an opaque
+    /// directory hides the layers below.
+    pub fn find(&self, path: &str) -> Option<PathBuf> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let comps: Vec<&str> = path
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        for layer in self.layers {
+            let mut p = layer.clone();
+            let mut opaque = false;
+            for (i, c) in comps.iter().enumerate() {
+                p.push(c);
+                let Ok(m) = std::fs::symlink_metadata(&p) else {
+                    break;
+                };
+                if m.file_type().is_char_device() && m.rdev() == 0 {
+                    return None;
+                }
+                if i + 1 == comps.len() {
+                    return Some(p);
+                }
+                if !m.is_dir() {
+                    return None;
+                }
+                let mut v = [0u8; 1];
+                opaque |= matches!(
+                    rustix::fs::lgetxattr(&p, "trusted.overlay.opaque", &mut v),
+                    Ok(1) if v == *b"y"
+                );
+            }
+            if opaque {
+                return None;
+            }
+        }
+        None
+    }
+
+    fn read(&self, path: &str) -> Option<String> {
+        let p = self.find(path)?;
+        std::fs::read(p)
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+}
+
+/// Fields 0 and 2 and 3 of the `/etc/passwd` or `/etc/group` lines.
+fn id_lines(text: &str) -> impl Iterator<Item = (&str, Option<u32>, Option<u32>)> {
+    text.lines().filter_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        let name = *f.first()?;
+        let num = |i: usize| f.get(i).and_then(|s| s.parse().ok());
+        Some((name, num(2), num(3)))
+    })
+}
+
+/// `User` (`user`, `uid`, `user:group`, `uid:gid`) as `user` and `group`
+/// keys, checked against the image's own passwd and group.
+fn user_keys(user: &str, img: &Merged) -> Result<Vec<(String, String)>, String> {
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let passwd = img.read("/etc/passwd").unwrap_or_default();
+    let mut keys = Vec::new();
+    let mut primary = None;
+    if let Ok(uid) = u.parse::<u32>() {
+        keys.push(("user".into(), uid.to_string()));
+        primary = id_lines(&passwd)
+            .find(|l| l.1 == Some(uid))
+            .and_then(|l| l.2);
+    } else if !u.is_empty() {
+        if !id_lines(&passwd).any(|l| l.0 == u) {
+            return Err(format!("User `{u}` is not in the image's /etc/passwd"));
+        }
+        keys.push(("user".into(), u.to_owned()));
+    }
+    match g {
+        Some(g) if g.parse::<u32>().is_ok() => keys.push(("group".into(), g.to_owned())),
+        Some(g) => {
+            let group = img.read("/etc/group").unwrap_or_default();
+            if !id_lines(&group).any(|l| l.0 == g) {
+                return Err(format!(
+                    "User: group `{g}` is not in the image's /etc/group"
+                ));
+            }
+            keys.push(("group".into(), g.to_owned()));
+        }
+        // A uid without a passwd line runs with gid 0, as under Docker.
+        None if u.parse::<u32>().is_ok() => {
+            keys.push(("group".into(), primary.unwrap_or(0).to_string()))
+        }
+        None => {}
+    }
+    Ok(keys)
+}
+
+/// One `exec` argument in the unit syntax: blanks separate, `"..."`
+/// groups, `\` escapes.
+fn quote(arg: &str) -> Result<String, String> {
+    if arg.contains(['\n', '\r', '\0']) {
+        return Err(format!(
+            "argument {arg:?}: a line break cannot be written in a unit"
+        ));
+    }
+    if !arg.is_empty() && !arg.contains([' ', '\t', '"', '\\']) {
+        return Ok(arg.to_owned());
+    }
+    let mut q = String::from("\"");
+    for c in arg.chars() {
+        if c == '"' || c == '\\' {
+            q.push('\\');
+        }
+        q.push(c);
+    }
+    q.push('"');
+    Ok(q)
+}
+
+/// The program as an absolute path: `./x` against the working
+/// directory, a bare name against the image's PATH (in its layers).
+fn program(prog: &str, path: &str, workdir: &str, img: &Merged) -> Result<String, String> {
+    if prog.starts_with('/') {
+        return Ok(prog.to_owned());
+    }
+    if prog.contains('/') {
+        return Ok(format!(
+            "{}/{}",
+            workdir.trim_end_matches('/'),
+            prog.trim_start_matches("./")
+        ));
+    }
+    path.split(':')
+        .filter(|d| d.starts_with('/'))
+        .map(|d| format!("{}/{prog}", d.trim_end_matches('/')))
+        .find(|p| img.find(p).is_some())
+        .ok_or_else(|| format!("program `{prog}` not found on the image's PATH ({path})"))
+}
+
+/// Options that add to or replace what the config gives.
+#[derive(Default)]
+pub struct Extra {
+    pub memory_max: Option<String>,
+    /// `--set KEY=VALUE`: replaces the key's generated line, or adds one.
+    pub set: Vec<(String, String)>,
+}
+
+/// The unit text for `config`, whose root is `root` (target paths of the
+/// layers, topmost first).
+pub fn render(
+    name: &str,
+    reference: &str,
+    config: &Config,
+    root: &[String],
+    img: &Merged,
+    extra: &Extra,
+) -> Result<String, String> {
+    let empty = RunConfig::default();
+    let rc = config.config.as_ref().unwrap_or(&empty);
+    let mut keys: Vec<(String, String)> = Vec::new();
+    let mut key = |k: &str, v: String| keys.push((k.to_owned(), v));
+    key("description", format!("image {reference}"));
+    let env = rc.env.clone().unwrap_or_default();
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH)
+        .to_owned();
+    let workdir = rc
+        .working_dir
+        .clone()
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into());
+    if !workdir.starts_with('/') {
+        return Err(format!("WorkingDir `{workdir}` is not absolute"));
+    }
+    if workdir != "/" && img.find(&workdir).is_none() {
+        return Err(format!(
+            "WorkingDir `{workdir}` is not in the image (root_overlay units cannot create it)"
+        ));
+    }
+    let argv: Vec<String> = rc
+        .entrypoint
+        .iter()
+        .flatten()
+        .chain(rc.cmd.iter().flatten())
+        .cloned()
+        .collect();
+    let Some((prog, args)) = argv.split_first() else {
+        return Err("the config has no Entrypoint or Cmd: nothing to run".into());
+    };
+    let mut exec = quote(&program(prog, &path, &workdir, img)?)?;
+    for a in args {
+        exec.push(' ');
+        exec.push_str(&quote(a)?);
+    }
+    key("exec", exec);
+    for e in &env {
+        if e.trim() != e.as_str() || e.contains(['\n', '\r']) || !e.contains('=') {
+            return Err(format!("Env {e:?}: cannot be written as a unit `env` line"));
+        }
+        key("env", e.clone());
+    }
+    if workdir != "/" {
+        key("workdir", workdir.clone());
+    }
+    let user_keys = user_keys(rc.user.as_deref().unwrap_or(""), img)?;
+    let root_user = user_keys
+        .iter()
+        .find(|(k, _)| k == "user")
+        .is_none_or(|(_, v)| v == "0" || v == "root");
+    for (k, v) in user_keys {
+        key(&k, v);
+    }
+    key("namespaces", "pid mount uts ipc".into());
+    key("root", root.join(":"));
+    key("root_overlay", "yes".into());
+    // Docker gives a non-root user no effective capability either.
+    key(
+        "capabilities",
+        if root_user {
+            DOCKER_CAPS.into()
+        } else {
+            "none".into()
+        },
+    );
+    if let Some(m) = &extra.memory_max {
+        key("memory.max", m.clone());
+    }
+    for (k, v) in &extra.set {
+        let repeatable = k == "env" || k == "after";
+        match keys.iter_mut().find(|(kk, _)| kk == k) {
+            Some(slot) if !repeatable => slot.1 = v.clone(),
+            _ => keys.push((k.clone(), v.clone())),
+        }
+    }
+    let mut text =
+        format!("# Written by wren-oci from {reference}: run it again rather than edit.\n");
+    for (k, v) in &keys {
+        let _ = writeln!(text, "{k} = {v}");
+    }
+    if let Err(e) = wren_core::unit::parse(name, &text) {
+        return Err(format!(
+            "the unit written would be refused: {name}.unit:{}: {}",
+            e.line, e.msg
+        ));
+    }
+    Ok(text)
+}
+
+/// Write `text` as `units/NAME.unit`, atomically.
+pub fn write(units: &Path, name: &str, text: &str) -> Result<PathBuf, String> {
+    let path = units.join(format!("{name}.unit"));
+    let tmp = units.join(format!(".{name}.unit.tmp"));
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("cannot write {}: {e}", path.display())
+        })?;
+    Ok(path)
+}

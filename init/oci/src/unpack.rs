@@ -1,0 +1,356 @@
+//! Unpacking one layer into its own directory, in the format overlayfs
+//! reads as a lower layer: a whiteout `.wh.NAME` becomes a 0/0 character
+//! device NAME, `.wh..wh..opq` marks its directory opaque with the xattr
+//! `trusted.overlay.opaque=y` (both need root or fakeroot: a build host
+//! importing images for a target is one).
+//!
+//! Nothing may land outside the layer directory: absolute names and `..`
+//! are refused, every parent on the way must be a real directory of this
+//! layer (never a symlink: a symlink is kept as it is, its target never
+//! followed), hard links must point at a file already unpacked here.
+//! Device nodes and FIFOs are skipped (the unit gets its own /dev).
+
+use crate::digest::{Bounded, Digest, Hashing};
+use std::cell::Cell;
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::{lchown, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
+
+/// Bounds of one import, all layers together.
+pub struct Budget {
+    pub bytes_left: u64,
+    pub max_bytes: u64,
+    pub entries_left: u64,
+    pub max_entries: u64,
+}
+
+/// What one layer's unpacking counted.
+#[derive(Default, Debug)]
+pub struct Counts {
+    pub entries: u64,
+    pub skipped_devices: u64,
+}
+
+const GZIP: [u8; 2] = [0x1f, 0x8b];
+const ZSTD: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Unpack the layer blob `raw` into the (new, empty) directory `dest`,
+/// checking its compressed digest and size (when known) and its diff_id
+/// (the digest of the uncompressed tar).
+pub fn unpack_layer(
+    raw: Box<dyn Read>,
+    digest: Option<&Digest>,
+    size: Option<u64>,
+    diff_id: &Digest,
+    dest: &Path,
+    budget: &mut Budget,
+) -> Result<Counts, String> {
+    let mut br = BufReader::new(Hashing::new(raw));
+    let unpacked = unpack_stream(&mut br, diff_id, dest, budget);
+    // The blob's own digest is checked even when its content was refused:
+    // a replaced or truncated blob is the better explanation.
+    let (got, n) = br
+        .into_inner()
+        .finish()
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if let Some(size) = size.filter(|s| *s != n) {
+        return Err(format!(
+            "{n} bytes, the descriptor says {size} (truncated or replaced blob)"
+        ));
+    }
+    if let Some(d) = digest.filter(|d| **d != got) {
+        return Err(format!("digest mismatch: expected {d}, got {got}"));
+    }
+    unpacked
+}
+
+/// Decompress (gzip, zstd or none, by the stream's magic bytes), check
+/// the diff_id and unpack.
+fn unpack_stream(
+    br: &mut BufReader<Hashing<Box<dyn Read>>>,
+    diff_id: &Digest,
+    dest: &Path,
+    budget: &mut Budget,
+) -> Result<Counts, String> {
+    let head = br
+        .fill_buf()
+        .map_err(|e| format!("cannot read: {e}"))?
+        .to_vec();
+    let dec: Box<dyn Read + '_> = if head.starts_with(&GZIP) {
+        Box::new(flate2::read::MultiGzDecoder::new(br))
+    } else if head.starts_with(&ZSTD) {
+        Box::new(
+            ruzstd::decoding::StreamingDecoder::new(br)
+                .map_err(|e| format!("broken zstd stream: {e}"))?,
+        )
+    } else {
+        Box::new(br)
+    };
+    let mut tar_stream = Hashing::new(Bounded {
+        inner: dec,
+        left: budget.bytes_left,
+        max: budget.max_bytes,
+    });
+    let mut tail = ZeroTail {
+        inner: &mut tar_stream,
+        pos: 0,
+        real_end: Rc::new(Cell::new(None)),
+        zeros: 0,
+    };
+    let real_end = tail.real_end.clone();
+    let counts = unpack_tar(&mut tail, &real_end, dest, budget)?;
+    let (got, n) = tar_stream
+        .finish()
+        .map_err(|e| format!("after the tar archive: {e}"))?;
+    budget.bytes_left = budget.bytes_left.saturating_sub(n);
+    if &got != diff_id {
+        return Err(format!(
+            "uncompressed content does not match the config's diff_id: expected {diff_id}, got {got}"
+        ));
+    }
+    Ok(counts)
+}
+
+/// Ends a tar stream cut short after its last entry's data (umoci 0.4
+/// writes layers without the padding and end blocks) with the zero blocks
+/// it lacks. Where the real stream ended is kept in `real_end`, so an
+/// entry whose data runs past it is refused rather than padded.
+struct ZeroTail<R> {
+    inner: R,
+    pos: u64,
+    real_end: Rc<Cell<Option<u64>>>,
+    zeros: u64,
+}
+
+impl<R: Read> Read for ZeroTail<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.real_end.get().is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.pos += n as u64;
+                return Ok(n);
+            }
+            self.real_end.set(Some(self.pos));
+            self.zeros = (512 - self.pos % 512) % 512 + 1024;
+        }
+        let n = buf
+            .len()
+            .min(usize::try_from(self.zeros).unwrap_or(usize::MAX));
+        let out = buf.get_mut(..n).unwrap_or(&mut []);
+        out.fill(0);
+        self.zeros -= n as u64;
+        Ok(n)
+    }
+}
+
+/// `name` as components below the layer root; `..` and absolute names
+/// are refused, but for `/` alone, which umoci writes for the root.
+fn safe_rel(name: &Path) -> Result<Vec<&std::ffi::OsStr>, String> {
+    let mut out = Vec::new();
+    let mut absolute = false;
+    for c in name.components() {
+        match c {
+            Component::Normal(s) => out.push(s),
+            Component::CurDir => {}
+            Component::ParentDir => return Err("`..` in the path".into()),
+            Component::RootDir | Component::Prefix(_) => absolute = true,
+        }
+    }
+    if absolute && !out.is_empty() {
+        return Err("absolute path".into());
+    }
+    Ok(out)
+}
+
+/// The directory `dest/parents...`, made where missing; every component
+/// must be a real directory of this layer.
+fn parent_dir(dest: &Path, parents: &[&std::ffi::OsStr]) -> Result<PathBuf, String> {
+    let mut p = dest.to_path_buf();
+    for (i, c) in parents.iter().enumerate() {
+        p.push(c);
+        let shown = || {
+            parents
+                .get(..=i)
+                .unwrap_or(&[])
+                .iter()
+                .map(|s| s.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(format!("goes through the symlink `{}`", shown()));
+            }
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(format!("goes through the non-directory `{}`", shown())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir(&p).map_err(|e| format!("cannot create `{}`: {e}", shown()))?;
+            }
+            Err(e) => return Err(format!("`{}`: {e}", shown())),
+        }
+    }
+    Ok(p)
+}
+
+/// Make room for a new entry at `p`: a later entry replaces an earlier
+/// one (a directory only by a non-directory).
+fn clear(p: &Path, keep_dir: bool) -> std::io::Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() && keep_dir => Ok(()),
+        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
+        Ok(_) => fs::remove_file(p),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn unpack_tar(
+    stream: &mut dyn Read,
+    real_end: &Cell<Option<u64>>,
+    dest: &Path,
+    budget: &mut Budget,
+) -> Result<Counts, String> {
+    let mut counts = Counts::default();
+    let mut ar = tar::Archive::new(stream);
+    let entries = ar
+        .entries()
+        .map_err(|e| format!("not a tar archive: {e}"))?;
+    for entry in entries {
+        let mut e = entry.map_err(|e| format!("broken tar archive: {e}"))?;
+        let name = e
+            .path()
+            .map_err(|e| format!("bad entry name: {e}"))?
+            .into_owned();
+        let at = |msg: String| format!("entry `{}`: {msg}", name.display());
+        budget.entries_left = budget.entries_left.checked_sub(1).ok_or_else(|| {
+            at(format!(
+                "more than {} entries (--max-entries)",
+                budget.max_entries
+            ))
+        })?;
+        counts.entries += 1;
+        let rel = safe_rel(&name).map_err(at)?;
+        let Some((last, parents)) = rel.split_last() else {
+            continue; // the layer's root itself
+        };
+        let dir = parent_dir(dest, parents).map_err(at)?;
+        let last_str = last.to_string_lossy();
+        if last_str == ".wh..wh..opq" {
+            rustix::fs::setxattr(
+                &dir,
+                "trusted.overlay.opaque",
+                b"y",
+                rustix::fs::XattrFlags::empty(),
+            )
+            .map_err(|e| {
+                at(format!(
+                    "cannot mark the directory opaque (needs root): {e}"
+                ))
+            })?;
+            continue;
+        }
+        if let Some(hidden) = last_str.strip_prefix(".wh.") {
+            if hidden.is_empty() || hidden == "." || hidden == ".." || hidden.contains('/') {
+                return Err(at("bad whiteout name".into()));
+            }
+            let p = dir.join(hidden);
+            clear(&p, false).map_err(|e| at(e.to_string()))?;
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                &p,
+                rustix::fs::FileType::CharacterDevice,
+                rustix::fs::Mode::from_raw_mode(0o600),
+                0,
+            )
+            .map_err(|e| {
+                at(format!(
+                    "cannot make the whiteout (needs root or fakeroot): {e}"
+                ))
+            })?;
+            continue;
+        }
+        let p = dir.join(last);
+        let h = e.header();
+        let mode = h.mode().map_err(|e| at(e.to_string()))? & 0o7777;
+        let uid = h.uid().ok().and_then(|u| u32::try_from(u).ok());
+        let gid = h.gid().ok().and_then(|g| u32::try_from(g).ok());
+        let kind = h.entry_type();
+        let io = |e: std::io::Error| at(e.to_string());
+        match kind {
+            tar::EntryType::Directory => {
+                clear(&p, true).map_err(io)?;
+                if !p.is_dir() {
+                    fs::create_dir(&p).map_err(io)?;
+                }
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                clear(&p, false).map_err(io)?;
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                    .mode(0o600)
+                    .open(&p)
+                    .map_err(io)?;
+                let end = e.raw_file_position() + e.size();
+                let n = std::io::copy(&mut e, &mut f).map_err(io)?;
+                if n != e.size() || real_end.get().is_some_and(|r| r < end) {
+                    return Err(at("the archive ends inside this file's data".into()));
+                }
+            }
+            tar::EntryType::Symlink => {
+                let target = e
+                    .link_name()
+                    .map_err(io)?
+                    .ok_or_else(|| at("symlink without a target".into()))?;
+                clear(&p, false).map_err(io)?;
+                std::os::unix::fs::symlink(&target, &p).map_err(io)?;
+            }
+            tar::EntryType::Link => {
+                let target = e
+                    .link_name()
+                    .map_err(io)?
+                    .ok_or_else(|| at("hard link without a target".into()))?
+                    .into_owned();
+                let trel = safe_rel(&target).map_err(|m| at(format!("hard link target: {m}")))?;
+                let Some((tlast, tparents)) = trel.split_last() else {
+                    return Err(at("hard link to the layer's root".into()));
+                };
+                let tdir =
+                    parent_dir(dest, tparents).map_err(|m| at(format!("hard link target {m}")))?;
+                let t = tdir.join(tlast);
+                match fs::symlink_metadata(&t) {
+                    Ok(m) if !m.is_dir() => {}
+                    _ => {
+                        return Err(at(format!(
+                            "hard link to `{}`, which is not a file of this layer",
+                            target.display()
+                        )))
+                    }
+                }
+                if t != p {
+                    clear(&p, false).map_err(io)?;
+                    fs::hard_link(&t, &p).map_err(io)?;
+                }
+                continue;
+            }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                counts.skipped_devices += 1;
+                continue;
+            }
+            // PAX and GNU long-name records are read by the tar crate;
+            // anything else carries no file.
+            _ => continue,
+        }
+        if let (Some(u), Some(g)) = (uid, gid) {
+            lchown(&p, Some(u), Some(g)).map_err(|e| at(format!("chown (needs root): {e}")))?;
+        }
+        if kind != tar::EntryType::Symlink {
+            // After chown, which clears set-id bits.
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io)?;
+        }
+    }
+    Ok(counts)
+}

@@ -1,0 +1,554 @@
+//! wren-oci on images built here: a two-layer image with every kind of
+//! entry, layers shared between images, and hostile images that must be
+//! refused with nothing written outside the target root.
+
+// Test code: a failed check should fail loudly, so it unwraps, panics
+// and indexes freely (the workspace denies these in non-test code).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+use common::*;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+const PASSWD: &[u8] = b"root:x:0:0:root:/:/bin/sh\napp:x:1000:1001:app:/srv:/bin/sh\n";
+const GROUP: &[u8] = b"root:x:0:\napp:x:1001:\n";
+
+fn base_tar() -> Vec<u8> {
+    Tar::new()
+        .dir("/")
+        .dir("bin/")
+        .file("bin/app", b"#!/bin/app\n", 0o755)
+        .hardlink("bin/app2", "bin/app")
+        .symlink("bin/sh", "/bin/app")
+        .file("etc/passwd", PASSWD, 0o644)
+        .file("etc/group", GROUP, 0o644)
+        .file("data/old", b"old", 0o644)
+        .file("opt/x/from-base", b"base", 0o644)
+        .owned("srv/owned", b"mine", 0o4755, 1000)
+        .raw(tar::EntryType::Char, "dev-null", "", b"", 0o666)
+        .bytes()
+}
+
+fn top_tar() -> Vec<u8> {
+    Tar::new()
+        .file("data/.wh.old", b"", 0o644)
+        .file("opt/x/.wh..wh..opq", b"", 0o644)
+        .file("opt/x/new", b"new", 0o644)
+        .dir("srv/work/")
+        .bytes()
+}
+
+const RUN: &str = r#"{"User":"1000","Env":["PATH=/usr/bin:/bin","GREETING=hello world"],"Entrypoint":["app"],"Cmd":["--say","a \"b\" c"],"WorkingDir":"/srv/work"}"#;
+
+/// The store directory of a layer tar.
+fn layer(root: &Path, tar: &[u8]) -> std::path::PathBuf {
+    root.join("var/lib/wren/layers/sha256").join(sha(tar))
+}
+
+#[test]
+fn a_two_layer_image_becomes_layers_and_a_unit() {
+    let d = scratch("two");
+    let (base, top) = (base_tar(), top_tar());
+    let cfg = config(&[&base, &top], RUN);
+    oci_layout(
+        &d.join("img"),
+        "v1",
+        &[
+            (compress(&base, Comp::Gzip), media(Comp::Gzip)),
+            (compress(&top, Comp::Zstd), media(Comp::Zstd)),
+        ],
+        &cfg,
+    );
+    let root = d.join("root");
+    std::fs::create_dir(&root).unwrap();
+    let img = format!("oci:{}:v1", d.join("img").display());
+    let (rc, out) = wren_oci(&[
+        "import",
+        "--root",
+        root.to_str().unwrap(),
+        "--name",
+        "app",
+        &img,
+    ]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains("2 layers (2 new)"), "{out}");
+    let (b, t) = (layer(&root, &base), layer(&root, &top));
+    // Hard link, absolute symlink kept as it is, owner and set-id bit,
+    // the device node skipped.
+    let app = std::fs::metadata(b.join("bin/app")).unwrap();
+    assert_eq!(
+        std::fs::metadata(b.join("bin/app2")).unwrap().ino(),
+        app.ino()
+    );
+    assert_eq!(app.mode() & 0o7777, 0o755);
+    assert_eq!(
+        std::fs::read_link(b.join("bin/sh")).unwrap(),
+        Path::new("/bin/app")
+    );
+    let owned = std::fs::metadata(b.join("srv/owned")).unwrap();
+    assert_eq!((owned.uid(), owned.mode() & 0o7777), (1000, 0o4755));
+    assert!(!b.join("dev-null").exists());
+    // Whiteout as overlayfs reads it: a 0/0 character device; the opaque
+    // directory marked by its xattr.
+    let wh = std::fs::symlink_metadata(t.join("data/old")).unwrap();
+    assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
+    let mut v = [0u8; 4];
+    assert_eq!(
+        rustix::fs::lgetxattr(t.join("opt/x"), "trusted.overlay.opaque", &mut v),
+        Ok(1)
+    );
+    assert_eq!(&v[..1], b"y");
+    assert!(!t.join("opt/x/.wh..wh..opq").exists());
+    let unit = std::fs::read_to_string(root.join("etc/units/app.unit")).unwrap();
+    let lines: Vec<&str> = unit.lines().skip(1).collect();
+    assert_eq!(
+        lines,
+        [
+            format!("description = image {img}").as_str(),
+            r#"exec = /bin/app --say "a \"b\" c""#,
+            "env = PATH=/usr/bin:/bin",
+            "env = GREETING=hello world",
+            "workdir = /srv/work",
+            "user = 1000",
+            "group = 1001",
+            "namespaces = pid mount uts ipc",
+            format!("root = {}:{}", t.display(), b.display())
+                .replace(&root.display().to_string(), "")
+                .as_str(),
+            "root_overlay = yes",
+            "capabilities = none",
+        ]
+    );
+    // The unit parses back to the image's argv, and passes the check
+    // against the image as PID 1 will see it.
+    let def = wren::unit::parse("app", &unit).unwrap();
+    assert_eq!(
+        def.exec.iter().collect::<Vec<_>>(),
+        ["/bin/app", "--say", "a \"b\" c"]
+    );
+    let (ok, out) = check_root(&root);
+    assert!(ok, "{out}");
+    // Only the store and the unit were written, no temporary directory
+    // is left.
+    let mut top_level = tree(&root);
+    top_level.retain(|p| !p.contains("/sha256/"));
+    assert_eq!(
+        top_level,
+        [
+            "etc",
+            "etc/units",
+            "etc/units/app.unit",
+            "var",
+            "var/lib",
+            "var/lib/wren",
+            "var/lib/wren/layers",
+            "var/lib/wren/layers/sha256",
+        ]
+    );
+}
+
+#[test]
+fn images_sharing_a_base_store_it_once() {
+    let d = scratch("share");
+    let base = Tar::new()
+        .file("bin/app", &vec![7u8; 300_000], 0o755)
+        .file("etc/passwd", PASSWD, 0o644)
+        .bytes();
+    let run = r#"{"Entrypoint":["/bin/app"]}"#;
+    let one = Tar::new().file("one", b"1", 0o644).bytes();
+    let two = Tar::new().file("two", b"22", 0o644).bytes();
+    // The same base compressed two ways, and plain in a docker archive:
+    // one directory, named by its diff_id.
+    let cfg1 = config(&[&base, &one], run);
+    oci_layout(
+        &d.join("a"),
+        "a",
+        &[
+            (compress(&base, Comp::Gzip), media(Comp::Gzip)),
+            (compress(&one, Comp::Gzip), media(Comp::Gzip)),
+        ],
+        &cfg1,
+    );
+    let cfg2 = config(&[&base, &two], run);
+    oci_layout(
+        &d.join("b"),
+        "b",
+        &[
+            (compress(&base, Comp::Zstd), media(Comp::Zstd)),
+            (two.clone(), media(Comp::Plain)),
+        ],
+        &cfg2,
+    );
+    docker_archive(
+        &d.join("c.tar"),
+        "c:latest",
+        std::slice::from_ref(&base),
+        &config(&[&base], run),
+    );
+    let root = d.join("root");
+    std::fs::create_dir(&root).unwrap();
+    let r = root.to_str().unwrap();
+    let store = root.join("var/lib/wren/layers");
+    let (rc, out) = wren_oci(&[
+        "import",
+        "--root",
+        r,
+        "--name",
+        "a",
+        &format!("oci:{}", d.join("a").display()),
+    ]);
+    assert_eq!(rc, 0, "{out}");
+    let after_one = disk_bytes(&store);
+    let (rc, out) = wren_oci(&[
+        "import",
+        "--root",
+        r,
+        "--name",
+        "b",
+        &format!("oci:{}:b", d.join("b").display()),
+    ]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains("2 layers (1 new)"), "{out}");
+    let (rc, out) = wren_oci(&[
+        "import",
+        "--root",
+        r,
+        "--name",
+        "c",
+        &format!("docker-archive:{}", d.join("c.tar").display()),
+    ]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains("1 layers (0 new)"), "{out}");
+    let after_all = disk_bytes(&store);
+    println!("store bytes: one image {after_one}, three images {after_all}");
+    // The second image added only its own 2-byte layer.
+    assert_eq!(after_all - after_one, 2);
+    assert_eq!(
+        std::fs::read_dir(store.join("sha256")).unwrap().count(),
+        3,
+        "base, one, two"
+    );
+    let (ok, out) = check_root(&root);
+    assert!(ok, "{out}");
+    let c = std::fs::read_to_string(root.join("etc/units/c.unit")).unwrap();
+    assert!(
+        c.contains(&format!(
+            "\nroot = /var/lib/wren/layers/sha256/{}\n",
+            sha(&base)
+        )),
+        "{c}"
+    );
+    assert!(c.contains(&format!("\ncapabilities = {}\n", "chown dac_override fsetid fowner mknod net_raw setgid setuid setfcap setpcap net_bind_service sys_chroot kill audit_write")), "{c}");
+}
+
+/// Import `tars` (gzip) as one image; expect exit 1 with `msg` in the
+/// error, and nothing in the store or outside the root.
+fn refused(name: &str, blobs: Vec<(Vec<u8>, &str)>, cfg: Vec<u8>, msg: &str, extra: &[&str]) {
+    let d = scratch(name);
+    oci_layout(&d.join("img"), "t", &blobs, &cfg);
+    refused_at(&d, &format!("oci:{}", d.join("img").display()), msg, extra);
+}
+
+fn refused_at(d: &Path, src: &str, msg: &str, extra: &[&str]) {
+    let root = d.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let before = tree(d);
+    let mut args = vec!["import", "--root", root.to_str().unwrap(), "--name", "bad"];
+    args.extend_from_slice(extra);
+    args.push(src);
+    let (rc, out) = wren_oci(&args);
+    assert_eq!(rc, 1, "{out}");
+    assert!(out.contains(msg), "expected `{msg}` in: {out}");
+    // Nothing outside DIR; inside it, at most the empty store directories.
+    let after: Vec<String> = tree(d)
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    for p in &after {
+        assert!(
+            p.starts_with("root/var"),
+            "written outside the store: {p} ({after:?})"
+        );
+        assert!(
+            std::fs::symlink_metadata(d.join(p)).unwrap().is_dir(),
+            "{p} left behind"
+        );
+    }
+    assert!(
+        !after.iter().any(|p| p.contains("sha256/")),
+        "a layer was left in the store: {after:?}"
+    );
+}
+
+fn gz(tar: Vec<u8>) -> (Vec<u8>, &'static str) {
+    (compress(&tar, Comp::Gzip), media(Comp::Gzip))
+}
+
+fn one_layer(name: &str, tar: Vec<u8>, msg: &str) {
+    let cfg = config(&[&tar], r#"{"Entrypoint":["/x"]}"#);
+    refused(name, vec![gz(tar)], cfg, msg, &[]);
+}
+
+#[test]
+fn parent_paths_are_refused() {
+    one_layer(
+        "dotdot",
+        Tar::new()
+            .file("ok", b"1", 0o644)
+            .file("../escaped", b"x", 0o644)
+            .bytes(),
+        "entry `../escaped`: `..` in the path",
+    );
+    one_layer(
+        "dotdot-deep",
+        Tar::new().file("a/../../escaped", b"x", 0o644).bytes(),
+        "`..` in the path",
+    );
+    one_layer(
+        "hardlink-out",
+        Tar::new().hardlink("h", "../../etc/passwd").bytes(),
+        "hard link target: `..` in the path",
+    );
+}
+
+#[test]
+fn absolute_paths_are_refused() {
+    one_layer(
+        "abs",
+        Tar::new()
+            .file("/tmp/wren-oci-escaped", b"x", 0o644)
+            .bytes(),
+        "entry `/tmp/wren-oci-escaped`: absolute path",
+    );
+    assert!(!Path::new("/tmp/wren-oci-escaped").exists());
+    one_layer(
+        "abs-link",
+        Tar::new().hardlink("h", "/etc/passwd").bytes(),
+        "hard link target: absolute path",
+    );
+}
+
+#[test]
+fn a_file_through_a_symlink_is_refused() {
+    let d = scratch("symlink-out-target");
+    let outside = d.to_str().unwrap().to_owned();
+    one_layer(
+        "symlink-through",
+        Tar::new()
+            .symlink("evil", &outside)
+            .file("evil/planted", b"x", 0o644)
+            .bytes(),
+        "entry `evil/planted`: goes through the symlink `evil`",
+    );
+    assert!(!d.join("planted").exists());
+    one_layer(
+        "symlink-rel",
+        Tar::new()
+            .dir("a/")
+            .symlink("a/up", "../..")
+            .file("a/up/planted", b"x", 0o644)
+            .bytes(),
+        "goes through the symlink `a/up`",
+    );
+}
+
+#[test]
+fn digest_and_size_mismatches_are_refused() {
+    let tar = Tar::new().file("f", b"data", 0o644).bytes();
+    let cfg = config(&[&tar], r#"{"Entrypoint":["/f"]}"#);
+    // A blob replaced after the manifest was written.
+    let d = scratch("mismatch");
+    let paths = oci_layout(&d.join("img"), "t", &[gz(tar.clone())], &cfg);
+    let other = compress(&Tar::new().file("f", b"evil", 0o644).bytes(), Comp::Gzip);
+    let mut same_len = other.clone();
+    same_len.resize(std::fs::metadata(&paths[0]).unwrap().len() as usize, 0);
+    std::fs::write(&paths[0], &same_len).unwrap();
+    refused_at(
+        &d,
+        &format!("oci:{}", d.join("img").display()),
+        "digest",
+        &[],
+    );
+    // A truncated blob.
+    let d = scratch("truncated");
+    let paths = oci_layout(&d.join("img"), "t", &[gz(tar.clone())], &cfg);
+    let full = std::fs::read(&paths[0]).unwrap();
+    std::fs::write(&paths[0], &full[..full.len() / 2]).unwrap();
+    refused_at(
+        &d,
+        &format!("oci:{}", d.join("img").display()),
+        "layer 1 (sha256:",
+        &[],
+    );
+    // A config whose diff_id does not match the layer's content.
+    let wrong = config(&[Tar::new().bytes()], r#"{"Entrypoint":["/f"]}"#);
+    refused(
+        "diffid",
+        vec![gz(tar.clone())],
+        wrong,
+        "does not match the config's diff_id",
+        &[],
+    );
+    // A tampered config.
+    let d = scratch("config");
+    oci_layout(&d.join("img"), "t", &[gz(tar)], &cfg);
+    let cfg_path = d.join("img/blobs/sha256").join(sha(&cfg));
+    let mut c = cfg.clone();
+    c[0] = b' ';
+    std::fs::write(&cfg_path, c).unwrap();
+    refused_at(
+        &d,
+        &format!("oci:{}", d.join("img").display()),
+        "config: digest mismatch",
+        &[],
+    );
+}
+
+#[test]
+fn a_gzip_bomb_stops_at_the_bound() {
+    // 64 MiB of zeros compress to about 64 KiB.
+    let tar = Tar::new()
+        .file("zeros", &vec![0u8; 64 << 20], 0o644)
+        .bytes();
+    let blob = compress(&tar, Comp::Gzip);
+    assert!(blob.len() < 1 << 20, "{}", blob.len());
+    let cfg = config(&[&tar], r#"{"Entrypoint":["/zeros"]}"#);
+    refused(
+        "bomb",
+        vec![(blob, media(Comp::Gzip))],
+        cfg,
+        "unpacks to more than 16777216 bytes (--max-size)",
+        &["--max-size", "16M"],
+    );
+    let many = (0..50).fold(Tar::new(), |t, i| t.file(&format!("f{i}"), b"", 0o644));
+    let tar = many.bytes();
+    let cfg = config(&[&tar], r#"{"Entrypoint":["/f1"]}"#);
+    refused(
+        "entries",
+        vec![gz(tar)],
+        cfg,
+        "more than 20 entries (--max-entries)",
+        &["--max-entries", "20"],
+    );
+}
+
+#[test]
+fn bad_usage_is_exit_2_and_bad_images_name_the_problem() {
+    let d = scratch("usage");
+    let r = d.to_str().unwrap();
+    assert_eq!(wren_oci(&["import", "--root", r, "oci:/x"]).0, 2);
+    assert_eq!(
+        wren_oci(&["import", "--root", r, "--name", "Bad!", "oci:/x"]).0,
+        2
+    );
+    assert_eq!(
+        wren_oci(&["import", "--root", r, "--name", "a", "docker:/x"]).0,
+        2
+    );
+    assert_eq!(wren_oci(&["frob"]).0, 2);
+    // A user the image does not have.
+    let tar = Tar::new()
+        .file("etc/passwd", PASSWD, 0o644)
+        .file("bin/x", b"", 0o755)
+        .bytes();
+    let cfg = config(&[&tar], r#"{"User":"ghost","Entrypoint":["/bin/x"]}"#);
+    refused(
+        "ghost",
+        vec![gz(tar.clone())],
+        cfg,
+        "User `ghost` is not in the image's /etc/passwd",
+        &[],
+    );
+    // A program not on the image's PATH.
+    let cfg = config(&[&tar], r#"{"Entrypoint":["nothere"]}"#);
+    refused(
+        "noprog",
+        vec![gz(tar.clone())],
+        cfg,
+        "program `nothere` not found on the image's PATH",
+        &[],
+    );
+    // A target root whose var is a symlink out of it.
+    let d = scratch("varlink");
+    let cfg = config(&[&tar], r#"{"Entrypoint":["/bin/x"]}"#);
+    oci_layout(&d.join("img"), "t", &[gz(tar.clone())], &cfg);
+    std::fs::create_dir_all(d.join("root")).unwrap();
+    std::fs::create_dir_all(d.join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink(d.join("elsewhere"), d.join("root/var")).unwrap();
+    let (rc, out) = import_x(&d);
+    assert_eq!(rc, 1, "{out}");
+    assert!(
+        out.contains("is a symlink: refusing to write through it"),
+        "{out}"
+    );
+    assert_eq!(tree(&d.join("elsewhere")), Vec::<String>::new());
+    // --set and --memory-max reach the unit, checked by the parser.
+    let d = scratch("extra");
+    oci_layout(&d.join("img"), "t", &[gz(tar.clone())], &cfg);
+    std::fs::create_dir_all(d.join("root")).unwrap();
+    let root = d.join("root");
+    let src = format!("oci:{}", d.join("img").display());
+    let base = ["import", "--root", root.to_str().unwrap(), "--name", "x"];
+    let (rc, out) = wren_oci(
+        &[
+            &base[..],
+            &[
+                "--memory-max",
+                "32M",
+                "--set",
+                "namespaces = pid mount uts ipc net",
+                "--set",
+                "after=net",
+                &src,
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(rc, 0, "{out}");
+    let u = std::fs::read_to_string(root.join("etc/units/x.unit")).unwrap();
+    assert!(
+        u.contains("\nnamespaces = pid mount uts ipc net\n")
+            && u.contains("\nmemory.max = 32M\n")
+            && u.contains("\nafter = net\n"),
+        "{u}"
+    );
+    assert_eq!(u.matches("namespaces").count(), 1, "{u}");
+    let (rc, out) = wren_oci(&[&base[..], &["--set", "memroy.max=1", &src]].concat());
+    assert_eq!(rc, 1, "{out}");
+    assert!(
+        out.contains("the unit written would be refused: x.unit:"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_tar_without_its_end_blocks_imports_but_not_one_cut_inside_a_file() {
+    // As umoci 0.4 writes single-file layers: the last file's data, no
+    // padding, no end-of-archive blocks.
+    let full = Tar::new().file("bin/x", &[b'x'; 700], 0o755).bytes();
+    let cut = full[..512 + 700].to_vec();
+    let d = scratch("noend");
+    let cfg = config(&[&cut], r#"{"Entrypoint":["/bin/x"]}"#);
+    oci_layout(&d.join("img"), "t", &[gz(cut.clone())], &cfg);
+    std::fs::create_dir(d.join("root")).unwrap();
+    let (rc, out) = import_x(&d);
+    assert_eq!(rc, 0, "{out}");
+    let x = layer(&d.join("root"), &cut).join("bin/x");
+    assert_eq!(std::fs::read(x).unwrap(), [b'x'; 700]);
+    // Cut inside the data: refused, not padded with zeros.
+    let short = full[..512 + 600].to_vec();
+    let cfg = config(&[&short], r#"{"Entrypoint":["/bin/x"]}"#);
+    refused(
+        "cutdata",
+        vec![gz(short)],
+        cfg,
+        "entry `bin/x`: the archive ends inside this file's data",
+        &[],
+    );
+}
