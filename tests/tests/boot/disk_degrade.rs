@@ -84,3 +84,34 @@ fn disk_degrade_cgroup_v1_mounted() {
 fn disk_degrade_tmpfs_on_cgroup_root() {
     runs_without_cgroup2("degrade_tmpfs", "tmpfs", "a tmpfs is mounted there");
 }
+
+/// No valid unit and no cgroup2: the rescue shell still comes up, without
+/// a cgroup, and `initctl` works from it.
+#[test]
+fn disk_degrade_rescue_shell_without_cgroup2() {
+    let disk = disk_copy("degrade_rescue");
+    let mut vm = Vm::boot_disk(
+        &disk,
+        "console=ttyAMA0 root=/dev/vda rootfstype=ext4 rootwait rw init=/sbin/init \
+         wren.units=/test/empty firststage.cgroup=v1",
+    );
+    vm.wait_shell(BOOT);
+    let msg = vm.sh(
+        "dmesg | grep -e 'no usable cgroup2' -e 'starting rescue shell' | sed 's/^\\[[^]]*\\] //'",
+        CMD,
+    );
+    assert_eq!(msg.lines().count(), 2, "{msg}");
+    assert!(
+        msg.contains("no valid unit, starting rescue shell"),
+        "{msg}"
+    );
+    let st = vm.wait_states(&[("rescue", &["running"])], secs(30));
+    let pid = st["rescue"].pid.expect("rescue has a pid");
+    assert_eq!(
+        vm.sh(&format!("cat /proc/{pid}/cgroup"), CMD).trim(),
+        vm.sh("cat /proc/1/cgroup", CMD).trim()
+    );
+    let (d, rc) = vm.sh_rc("initctl status rescue", CMD);
+    assert_eq!(rc, 0, "{d}");
+    assert!(d.contains("not enforced: cgroup"), "{d}");
+}
