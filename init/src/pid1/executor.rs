@@ -205,13 +205,11 @@ impl Pid1 {
         if edge.log.capacity() != def.log_size as usize {
             edge.log = LogRing::with_capacity(def.log_size as usize);
         }
-        // Placed and limited before the first instruction, or not at all.
-        // A restart with the limits already written reuses the directory
-        // fd: nine cgroup file writes are most of a restart's cost.
         if cg.is_none() {
             // No hierarchy (said once at boot): in PID 1's cgroup, unlimited.
             let ne = crate::cgroup::missing::not_enforced(&def.limits);
-            if ne != edge.not_enforced {
+            // The boot message covers the cgroup itself; name the keys.
+            if ne.len() > 1 && ne != edge.not_enforced {
                 log::warn!(
                     "{name}: not enforced (no cgroup2): {}",
                     NotEnforcedText(&ne)
@@ -219,6 +217,9 @@ impl Pid1 {
             }
             edge.not_enforced = ne;
         }
+        // Placed and limited before the first instruction, or not at all.
+        // A restart with the limits already written reuses the directory
+        // fd: nine cgroup file writes are most of a restart's cost.
         if let Some(cg) = cg.filter(|_| edge.cgroup.as_ref().map(|(_, l)| l) != Some(&def.limits)) {
             edge.cgroup = None;
             edge.pressure = None;

@@ -12,7 +12,7 @@ fn runs_without_cgroup2(name: &str, what: &str, found: &str) {
     let disk = disk_copy(name);
     let cmdline = format!(
         "console=ttyAMA0 root=/dev/vda rootfstype=ext4 rootwait rw init=/sbin/init \
-         wren.units=/test/nomemcg firststage.cgroup={what}"
+         wren.units=/test/nocgroup firststage.cgroup={what}"
     );
     let mut vm = Vm::boot_disk(&disk, &cmdline);
     vm.wait_shell(BOOT);
@@ -36,6 +36,15 @@ fn runs_without_cgroup2(name: &str, what: &str, found: &str) {
         msg.contains("to enable: let nothing mount on /sys/fs/cgroup before wren"),
         "{msg}"
     );
+    // Each unit that sets limit keys names them once; others say nothing.
+    let per_unit = vm.sh(
+        "dmesg | grep 'not enforced (no cgroup2)' | sed 's/^\\[[^]]*\\] //'",
+        CMD,
+    );
+    assert_eq!(
+        per_unit.trim(),
+        "wren: limited: not enforced (no cgroup2): cgroup memory.max pids.max"
+    );
     // Units run (the limited one did its work), without cgroups.
     let st = vm.wait_states(&[("limited", &["running"]), ("sh", &["running"])], secs(60));
     let pid = st["limited"].pid.expect("limited has a pid");
@@ -55,6 +64,15 @@ fn runs_without_cgroup2(name: &str, what: &str, found: &str) {
         d.contains("not enforced: cgroup memory.max pids.max"),
         "{d}"
     );
+    let (j, rc) = vm.sh_rc("initctl status --json limited", CMD);
+    assert_eq!(rc, 0, "{j}");
+    assert!(j.contains("cgroup memory.max pids.max"), "{j}");
+    // The rest of initctl works without cgroups too.
+    let (m, rc) = vm.sh_rc("initctl metrics", CMD);
+    assert_eq!(rc, 0, "{m}");
+    assert!(m.contains("limited"), "{m}");
+    let (r, rc) = vm.sh_rc("initctl reload", CMD);
+    assert_eq!(rc, 0, "{r}");
     // Still running a while later, never retried; a stop and a start work.
     vm.sh("sleep 3", CMD);
     let st = vm.wait_states(&[("limited", &["running"])], CMD);
@@ -69,6 +87,18 @@ fn runs_without_cgroup2(name: &str, what: &str, found: &str) {
     let (out, rc) = vm.sh_rc("initctl start limited", CMD);
     assert_eq!(rc, 0, "{out}");
     vm.wait_states(&[("limited", &["running"])], secs(30));
+    // A unit that ignores its stop signal: after its stop_timeout the
+    // kill goes to its process group, child included.
+    let st = vm.wait_states(&[("stubborn", &["running"])], secs(30));
+    let main = st["stubborn"].pid.expect("stubborn has a pid");
+    let child = vm.sh("cat /run/stubborn.child", CMD).trim().to_string();
+    assert!(child.parse::<u32>().is_ok(), "{child}");
+    let (out, rc) = vm.sh_rc("initctl stop stubborn", secs(30));
+    assert_eq!(rc, 0, "{out}");
+    for p in [main.to_string(), child] {
+        let (_, rc) = vm.sh_rc(&format!("test -e /proc/{p}"), CMD);
+        assert_ne!(rc, 0, "pid {p} of stubborn survived its stop");
+    }
     // A clean poweroff still.
     vm.send("poweroff\n");
     let status = vm.wait_exit(secs(90)).expect("no poweroff within 90 s");
