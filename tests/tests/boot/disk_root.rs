@@ -99,3 +99,29 @@ fn disk_root_unit_enters_its_root_by_pivot_root() {
     );
     assert!(!log.contains("chroot"), "{log}");
 }
+
+/// The same unit from the initramfs: pivot_root is refused there, and the
+/// log names the fallback instead, so the line above tells the two apart.
+#[test]
+fn disk_root_control_initramfs_unit_moves_and_chroots() {
+    let mut vm = Vm::boot("diskroot", "wren.debug");
+    vm.wait_shell(BOOT);
+    let deadline = Instant::now() + secs(60);
+    while marks(&mut vm, "/srv/box/out/starts").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "box never started\n{}",
+            vm.tail()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let log = vm.sh(
+        "dmesg | grep 'wren: box: root /srv/box: ' | sed 's/^\\[[^]]*\\] //'",
+        CMD,
+    );
+    assert!(
+        log.contains("box: root /srv/box: initramfs root: moved over / and chroot (no pivot_root)"),
+        "{log}"
+    );
+    assert!(!log.contains("pivot_root, old root detached"), "{log}");
+}
