@@ -366,8 +366,9 @@ pub fn setup_units(root: &Path) -> Result<Controllers, CgroupError> {
 }
 
 /// Limit files a unit sets that its cgroup does not have (their
-/// controller is not available): not enforced.
-pub type NotEnforced = heapless::Vec<&'static str, 9>;
+/// controller is not available): not enforced. With no hierarchy at all,
+/// `missing::NO_CGROUP` comes first (see `missing::not_enforced`).
+pub type NotEnforced = heapless::Vec<&'static str, 10>;
 
 /// A unit's cgroup, ready for clone3.
 #[derive(Debug)]
@@ -539,6 +540,7 @@ impl Cgroups {
     }
 }
 
+pub mod missing;
 pub mod psi;
 
 #[cfg(test)]

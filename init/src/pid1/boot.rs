@@ -56,7 +56,16 @@ pub(super) fn early() -> (cmdline::Options, SigSet, Option<Cgroups>) {
     {
         Ok(c) => Some(c),
         Err(e) => {
-            log::error!("cgroup: {e}; units cannot be started");
+            // Said once; units then run without cgroups (executor).
+            let found = crate::cgroup::missing::diagnose(Path::new(CGROUP_ROOT));
+            log::error!(
+                "{}",
+                crate::cgroup::missing::Message {
+                    root: CGROUP_ROOT,
+                    found,
+                    error: Some(&e),
+                }
+            );
             None
         }
     };

@@ -50,7 +50,13 @@ impl Pid1 {
     pub(super) fn perform(&mut self, a: Action) {
         match a {
             Action::Spawn(u) => {
-                let ev = match self.spawn(u) {
+                let had_cgroups = self.cg.is_some();
+                let mut spawned = self.spawn(u);
+                if spawned.is_err() && had_cgroups && self.cg.is_none() {
+                    // The kernel refused CLONE_INTO_CGROUP: now without.
+                    spawned = self.spawn(u);
+                }
+                let ev = match spawned {
                     Ok(pid) => {
                         self.watch_pressure(u);
                         Event::Spawned { unit: u, pid }
@@ -82,15 +88,19 @@ impl Pid1 {
                     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
                 }
             }
-            Action::KillCgroup(u) => {
-                if let (Some(cg), Some(slot)) = (self.cg.as_ref(), self.sup.slot(u)) {
-                    if cg.populated(&slot.def.name) != Some(false) {
-                        if let Err(e) = cg.kill(&slot.def.name) {
-                            log::warn!("{}: {e}", slot.def.name);
-                        }
+            Action::KillCgroup(u) => match (self.cg.as_ref(), self.sup.slot(u)) {
+                (Some(cg), Some(slot)) if cg.populated(&slot.def.name) != Some(false) => {
+                    if let Err(e) = cg.kill(&slot.def.name) {
+                        log::warn!("{}: {e}", slot.def.name);
                     }
                 }
-            }
+                // No cgroups: the unit's process group is all there is.
+                (None, Some(slot)) if slot.rt.pid != 0 => {
+                    let pg = nix::unistd::Pid::from_raw(-(slot.rt.pid as i32));
+                    let _ = nix::sys::signal::kill(pg, Signal::SIGKILL);
+                }
+                _ => {}
+            },
             Action::Announce(u, note) => self.announce(u, note),
             Action::Verdict { unit, good } => self.on_verdict(unit, good),
             Action::Finish(kind) => {
@@ -191,9 +201,7 @@ impl Pid1 {
         };
         let def = &slot.def;
         let name = def.name.as_str();
-        let Some(cg) = self.cg.as_ref() else {
-            return Err(why(format_args!("no cgroup hierarchy, not starting")));
-        };
+        let cg = self.cg.as_ref();
         let Some(edge) = self.edges.get_mut(usize::from(u)) else {
             return Err(why(format_args!("no edge slot")));
         };
@@ -202,10 +210,22 @@ impl Pid1 {
         if edge.log.capacity() != def.log_size as usize {
             edge.log = LogRing::with_capacity(def.log_size as usize);
         }
+        if cg.is_none() {
+            // No hierarchy (said once at boot): in PID 1's cgroup, unlimited.
+            let ne = crate::cgroup::missing::not_enforced(&def.limits);
+            // The boot message covers the cgroup itself; name the keys.
+            if ne.len() > 1 && ne != edge.not_enforced {
+                log::warn!(
+                    "{name}: not enforced (no cgroup2): {}",
+                    NotEnforcedText(&ne)
+                );
+            }
+            edge.not_enforced = ne;
+        }
         // Placed and limited before the first instruction, or not at all.
         // A restart with the limits already written reuses the directory
         // fd: nine cgroup file writes are most of a restart's cost.
-        if edge.cgroup.as_ref().map(|(_, l)| l) != Some(&def.limits) {
+        if let Some(cg) = cg.filter(|_| edge.cgroup.as_ref().map(|(_, l)| l) != Some(&def.limits)) {
             edge.cgroup = None;
             edge.pressure = None;
             match cg.prepare(name, &def.limits) {
@@ -229,8 +249,10 @@ impl Pid1 {
                 }
             }
         }
-        let Some((cgfd, _)) = edge.cgroup.as_ref() else {
-            return Err(why(format_args!("cgroup: not prepared")));
+        let cgfd = match (cg, edge.cgroup.as_ref()) {
+            (None, _) => None,
+            (Some(_), Some((fd, _))) => Some(fd.as_fd()),
+            (Some(_), None) => return Err(why(format_args!("cgroup: not prepared"))),
         };
         // A unit that asked for a filter never runs without one.
         let edge_filter = edge.seccomp.as_ref();
@@ -303,7 +325,7 @@ impl Pid1 {
         };
         let req = spawn::Request {
             def,
-            cgroup: cgfd.as_fd(),
+            cgroup: cgfd,
             stdio,
             notify_fd: notify_pipe.as_ref().map(|(_, w)| w.as_fd()),
             notify_socket: notify_sock.as_ref().map(|_| sock_path.as_str()),
@@ -319,6 +341,23 @@ impl Pid1 {
             Err(e) => {
                 if notify_sock.is_some() {
                     let _ = rustix::fs::unlink(sock_path.as_str());
+                }
+                let errno = Errno::from_raw_os_error(e.errno);
+                if e.step == spawn::Step::Clone
+                    && cgfd.is_some()
+                    && crate::cgroup::missing::clone_into_cgroup_refused(errno)
+                {
+                    // Said once: from now on every unit runs without cgroups.
+                    log::error!(
+                        "{}",
+                        crate::cgroup::missing::Message {
+                            root: crate::vocab::CGROUP_ROOT,
+                            found: crate::cgroup::missing::Found::NoCloneIntoCgroup,
+                            error: None,
+                        }
+                    );
+                    self.cg = None;
+                    return Err(why(format_args!("clone3 into cgroup: {errno}")));
                 }
                 if e.step == spawn::Step::Clone && def.namespaces.has(unit::Namespaces::USER) {
                     let hint = match Errno::from_raw_os_error(e.errno) {

@@ -178,8 +178,9 @@ pub enum Stdio<'a> {
 /// What the child needs besides its definition.
 pub struct Request<'a> {
     pub def: &'a UnitDef,
-    /// The unit's cgroup directory (from `cgroup::prepare`).
-    pub cgroup: BorrowedFd<'a>,
+    /// The unit's cgroup directory (from `cgroup::prepare`); None without
+    /// a cgroup2 hierarchy: the child stays in PID 1's cgroup.
+    pub cgroup: Option<BorrowedFd<'a>>,
     pub stdio: Stdio<'a>,
     /// `ready = notify`: write end of the readiness pipe.
     pub notify_fd: Option<BorrowedFd<'a>>,
@@ -295,7 +296,7 @@ pub fn spawn(req: &Request<'_>) -> Result<u32, SpawnError> {
     // The closure owns the status pipe's write end: in PID 1 it is dropped
     // with the closure when clone_into returns, so that the child's copy is
     // the only one left and its exec (or exit) is seen as EOF.
-    let pid = crate::sys::clone::clone_into(req.def.namespaces, Some(req.cgroup), move || {
+    let pid = crate::sys::clone::clone_into(req.def.namespaces, req.cgroup, move || {
         if let Some(rd) = sync_rd {
             if let Err((s, e)) = privs::wait_for_user_map(rd) {
                 die(status_wr.as_fd(), fail(s, e));

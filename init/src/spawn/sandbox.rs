@@ -232,7 +232,31 @@ fn enter_root(root: &str, def: &UnitDef, pid_ns: bool) -> Result<(), Failure> {
         Some(c"mode=1777"),
     )
     .map_err(|e| (Step::MountTmp, e))?;
-    switch_root(root).map_err(|e| (Step::PivotRoot, e))
+    let how = switch_root(root).map_err(|e| (Step::PivotRoot, e))?;
+    // Which way the unit's root was entered (`wren.debug`); the log
+    // writes one line to the /dev/kmsg fd PID 1 already holds, from a
+    // fixed buffer, so it is safe here.
+    log::debug!("{}: root {root}: {}", def.name, how.as_str());
+    Ok(())
+}
+
+/// How `switch_root` entered the new root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Entered {
+    /// pivot_root, and the old root detached: nothing of the host's
+    /// tree is left in the unit's mount namespace.
+    Pivot,
+    /// The initramfs fallback: the new root moved over `/`, then chroot.
+    MoveChroot,
+}
+
+impl Entered {
+    fn as_str(self) -> &'static str {
+        match self {
+            Entered::Pivot => "pivot_root, old root detached",
+            Entered::MoveChroot => "initramfs root: moved over / and chroot (no pivot_root)",
+        }
+    }
 }
 
 /// Where the upper layer of a `root_overlay` unit lives: a fresh tmpfs
@@ -332,20 +356,23 @@ fn read_only_root(host_root: bool) -> Result<(), Failure> {
 /// pivot_root into `root` and detach the old root. An initramfs root
 /// cannot be pivoted away from (EINVAL); there, as switch_root and crun's
 /// no-pivot mode do, move the new root over / and chroot into it.
-fn switch_root(root: &str) -> Result<(), Errno> {
+fn switch_root(root: &str) -> Result<Entered, Errno> {
     rustix::process::chdir(root)?;
-    match rustix::process::pivot_root(".", ".") {
+    let how = match rustix::process::pivot_root(".", ".") {
         Ok(()) => {
             // The old root is stacked under the new one at "."; detach it.
             rustix::mount::unmount(".", UnmountFlags::DETACH)?;
+            Entered::Pivot
         }
         Err(Errno::INVAL) => {
             rustix::mount::mount_move(".", "/")?;
             rustix::process::chroot(".")?;
+            Entered::MoveChroot
         }
         Err(e) => return Err(e),
-    }
-    rustix::process::chdir("/")
+    };
+    rustix::process::chdir("/")?;
+    Ok(how)
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ fn own_cgroup() -> OwnedFd {
 fn request<'a>(def: &'a UnitDef, cgroup: BorrowedFd<'a>, stdio: Stdio<'a>) -> Request<'a> {
     Request {
         def,
-        cgroup,
+        cgroup: Some(cgroup),
         stdio,
         notify_fd: None,
         notify_socket: None,
@@ -94,6 +94,22 @@ fn spawns_into_the_cgroup_with_output_piped_and_env_set() {
     assert_eq!(wait(pid), 0);
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
     assert_eq!(out, format!("hello linux\n{own}"));
+}
+
+/// No cgroup2 hierarchy: the child is not placed anywhere and stays in
+/// its parent's cgroup, and still runs.
+#[test]
+fn spawns_without_a_cgroup_in_the_parents_cgroup() {
+    let d = unit(&["/bin/sh", "-c", "echo ran; cat /proc/self/cgroup"]);
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let mut req = request(&d, wr.as_fd(), Stdio::Pipe(wr.as_fd()));
+    req.cgroup = None;
+    let pid = spawn(&req).unwrap();
+    drop(wr);
+    let out = read_all(rd);
+    assert_eq!(wait(pid), 0);
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    assert_eq!(out, format!("ran\n{own}"));
 }
 
 #[test]

@@ -80,6 +80,36 @@ pub fn clone_into(
             core::mem::size_of::<CloneArgs>(),
         )
     };
+    // No clone3 (before Linux 5.3): without a cgroup to go into, clone(2)
+    // does the same (PID 1 then runs its units without cgroups).
+    let ret = if ret < 0 && cgroup.is_none() && last_errno() == Errno::NOSYS {
+        legacy_clone(args.flags)
+    } else {
+        ret
+    };
+    finish(ret, child)
+}
+
+/// clone(2) as a fork in new namespaces `flags`: no cgroup placement.
+fn legacy_clone(flags: u64) -> libc::c_long {
+    // SAFETY: as clone3 above: without CLONE_VM, CLONE_THREAD and with a
+    // null stack the child runs on its copy of this address space and
+    // stack, as after fork. The pointer arguments are null, which clone
+    // accepts as no CLONE_*TID or CLONE_SETTLS flag is given.
+    unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags | libc::SIGCHLD as u64,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    }
+}
+
+/// In the copy (0), run `child` and end; in the caller, the copy's pid.
+fn finish(ret: libc::c_long, child: impl FnOnce()) -> Result<u32, Errno> {
     match ret {
         0 => {
             child();
@@ -128,5 +158,16 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(st.exit_status(), Some(7));
+    }
+
+    /// The fallback for kernels without clone3 makes the same copy.
+    #[test]
+    fn a_legacy_clone_copy_runs_the_child_and_exits_with_its_code() {
+        let pid = finish(legacy_clone(namespace_flags(Namespaces::NONE)), || exit(9)).unwrap();
+        let p = rustix::process::Pid::from_raw(pid as i32);
+        let (_, st) = rustix::process::waitpid(p, rustix::process::WaitOptions::empty())
+            .unwrap()
+            .unwrap();
+        assert_eq!(st.exit_status(), Some(9));
     }
 }
