@@ -95,8 +95,13 @@ pub(super) fn exec_self(path: &str, state: &OwnedFd) -> Errno {
         return Errno::NAMETOOLONG;
     }
     let mut envp: crate::sys::exec::CStrings<8192, 128> = crate::sys::exec::CStrings::new();
-    for (k, v) in std::env::vars() {
-        let _ = envp.push(&[&k, "=", &v]);
+    // vars() panics on a non-UTF-8 variable, and a panic here is a kernel
+    // panic: such a variable (the kernel passes what the command line has)
+    // is left out of the new image's environment instead.
+    for (k, v) in std::env::vars_os() {
+        if let (Some(k), Some(v)) = (k.to_str(), v.to_str()) {
+            let _ = envp.push(&[k, "=", v]);
+        }
     }
     let e = crate::sys::exec::execve(&argv, &envp);
     n.clear();
