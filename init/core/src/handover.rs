@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 /// The version of the postcard layer. Bump it on any change to `Header`,
 /// `UnitState` or what they contain (`UnitDef`, `Runtime`, ...).
-pub const STATE_FORMAT: u32 = 1;
+pub const STATE_FORMAT: u32 = 2;
 
 /// First word of the state and of the handshake line.
 pub const STATE_MAGIC: &str = "wren-state";
