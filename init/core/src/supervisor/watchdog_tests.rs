@@ -144,10 +144,7 @@ fn expiry_follows_restart_policy_and_start_limit() {
     let out = step(&mut sup, 2_000, Event::Tick, &mut pid);
     assert_eq!(
         out,
-        [
-            Action::KillCgroup(0),
-            Action::Announce(0, Note::StartLimit)
-        ]
+        [Action::KillCgroup(0), Action::Announce(0, Note::StartLimit)]
     );
     assert_eq!(phase(&sup), Phase::Failed);
 }

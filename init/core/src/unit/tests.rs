@@ -570,8 +570,7 @@ fn watchdog_needs_sd_notify() {
         err("watchdog = 2s\nready = notify"),
         (
             2,
-            "watchdog: needs `ready = sd_notify` (the pings are `WATCHDOG=1` on its socket)"
-                .into()
+            "watchdog: needs `ready = sd_notify` (the pings are `WATCHDOG=1` on its socket)".into()
         )
     );
     assert_eq!(err("watchdog = 5s").0, 2);
