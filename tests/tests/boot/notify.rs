@@ -150,7 +150,8 @@ fn boot_sdclient() -> Vm {
 
 /// `systemd-notify --ready` from a `user =` unit (nobody, in its own
 /// network namespace) and from a `root =` unit (its root's own user) is
-/// what makes them `running`, and nothing before; another user's unit
+/// what makes them `running`, and nothing before (and it gets through
+/// from `read_only` and `root_overlay` units too); another user's unit
 /// can neither send to a socket not its own nor list them.
 #[test]
 fn systemd_notify_readiness_for_user_and_root_units() {
@@ -193,9 +194,16 @@ fn systemd_notify_readiness_for_user_and_root_units() {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+    // With them, one in a read-only overlay root and one read_only on the
+    // host's root, where private mounts cover /run/wren.
     vm.wait_states(
-        &[("sduser", &["running"]), ("sdroot", &["running"])],
-        Duration::from_secs(20),
+        &[
+            ("sduser", &["running"]),
+            ("sdroot", &["running"]),
+            ("sdovl", &["running"]),
+            ("sdro", &["running"]),
+        ],
+        Duration::from_secs(30),
     );
     // The root unit found its socket inside its root, and no host path.
     let env = vm.sh("cat /srv/sdn/out/env", CMD);
