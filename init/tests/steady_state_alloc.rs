@@ -142,3 +142,46 @@ fn supervisor_steps_do_not_allocate() {
     );
     assert_eq!(sup.slot(web).unwrap().rt.restarts, 1000);
 }
+
+/// `watchdog`: pings, ticks, expiries and the restarts they bring allocate
+/// nothing either.
+#[test]
+fn watchdog_pings_and_expiries_do_not_allocate() {
+    let mut sup = Box::new(Supervisor::new());
+    let mut d = def("wd");
+    d.ready = Ready::SdNotify;
+    d.watchdog = Some(1_000);
+    let u = sup.add(d).unwrap();
+    sup.link().unwrap();
+    let mut out = Box::new(Actions::new());
+    let mut pid = 100u32;
+    let mut now = 0u64;
+    let mut step = |sup: &mut Supervisor, now: u64, ev: Event| {
+        out.clear();
+        sup.step(now, ev, &mut out);
+        if out.iter().any(|a| matches!(a, Action::Spawn(_))) {
+            pid += 1;
+            out.clear();
+            sup.step(now, Event::Spawned { unit: u, pid }, &mut out);
+        }
+    };
+    step(&mut sup, now, Event::Boot);
+    let before = wren::sys::alloc::thread_count();
+    for _ in 0..200 {
+        step(&mut sup, now, Event::Ready { unit: u });
+        for _ in 0..10 {
+            now += 900;
+            step(&mut sup, now, Event::Watchdog { unit: u });
+            step(&mut sup, now, Event::Tick);
+        }
+        // Silence: killed, then started again after the delay.
+        now = sup.next_deadline().unwrap();
+        step(&mut sup, now, Event::Tick);
+        now = sup.next_deadline().unwrap();
+        step(&mut sup, now, Event::Tick);
+    }
+    let after = wren::sys::alloc::thread_count();
+    assert_eq!(after - before, 0, "the watchdog allocated in steady state");
+    assert_eq!(sup.slot(u).unwrap().rt.restarts, 200);
+    assert_eq!(sup.slot(u).unwrap().rt.pid, 301);
+}

@@ -69,8 +69,13 @@ pub(super) fn early() -> (cmdline::Options, SigSet, Option<Cgroups>) {
             None
         }
     };
+    // Others may pass through to their own notify socket (mode 0600, one
+    // per unit, owned by the unit's user), not list them; the control
+    // socket is 0600 and checks its peer.
     for dir in [RUN_DIR, NOTIFY_DIR] {
-        let _ = rustix::fs::mkdir(dir, rustix::fs::Mode::from_raw_mode(0o700));
+        let mode = rustix::fs::Mode::from_raw_mode(0o711);
+        let _ = rustix::fs::mkdir(dir, mode);
+        let _ = rustix::fs::chmod(dir, mode);
     }
     (opts, mask, cg)
 }

@@ -173,6 +173,25 @@ impl Pid1 {
                     }
                 }
             }
+            Note::WatchdogTimeout { restart_in } => {
+                let t = slot.def.watchdog.unwrap_or(0);
+                match restart_in {
+                    Some(d) => {
+                        kmsg::console_line(format_args!(
+                            "[FAILED] {name}: watchdog timeout (no WATCHDOG=1 for {t}ms), killed, restart in {d}ms"
+                        ));
+                        kmsg::event(format_args!(
+                            "{name}: watchdog timeout ({t}ms), killed, restart in {d}ms"
+                        ));
+                    }
+                    None => {
+                        kmsg::console_line(format_args!(
+                            "[FAILED] {name}: watchdog timeout (no WATCHDOG=1 for {t}ms), killed"
+                        ));
+                        kmsg::event(format_args!("{name}: watchdog timeout ({t}ms), killed"));
+                    }
+                }
+            }
             Note::StartLimit => {
                 kmsg::console_line(format_args!("[FAILED] {name}: start limit hit"));
                 kmsg::event(format_args!("{name}: start limit hit, not restarting"));
@@ -290,7 +309,7 @@ impl Pid1 {
         };
         let sock_path = notify_path(name);
         let notify_sock = if def.ready == Ready::SdNotify {
-            match bind_notify_socket(sock_path.as_str()) {
+            match bind_notify_socket(sock_path.as_str(), notify_owner(def, &ids)) {
                 Ok(s) => Some(s),
                 Err(e) => {
                     return Err(why(format_args!(
@@ -423,7 +442,23 @@ pub(super) fn notify_path(name: &str) -> heapless::String<64> {
     p
 }
 
-fn bind_notify_socket(path: &str) -> Result<OwnedFd, Errno> {
+/// Who may send to a unit's notify socket: the unit's own uid and gid as
+/// the host sees them (through its user namespace's map, if it has one).
+fn notify_owner(def: &unit::UnitDef, ids: &users::Ids) -> (u32, u32) {
+    let shift = def.user_map_effective().map_or(0, |m| m.outside);
+    (
+        shift.saturating_add(ids.uid.unwrap_or(0)),
+        shift.saturating_add(ids.gid.unwrap_or(0)),
+    )
+}
+
+/// The unit's `sd_notify` socket, reachable by its owner only: mode 0600
+/// (sending needs write permission on the socket file) in a directory
+/// others may pass through but not list. Units of other users cannot
+/// send to it; a `root` unit gets it bound into its root and sees no
+/// other (spawn::sandbox).
+fn bind_notify_socket(path: &str, (uid, gid): (u32, u32)) -> Result<OwnedFd, Errno> {
+    use rustix::fs::{Gid, Mode, Uid};
     use rustix::net::{bind, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
     let _ = rustix::fs::unlink(path);
     let s = socket_with(
@@ -434,6 +469,12 @@ fn bind_notify_socket(path: &str) -> Result<OwnedFd, Errno> {
     )?;
     let addr = SocketAddrUnix::new(path)?;
     bind(&s, &addr)?;
+    let private = rustix::fs::chmod(path, Mode::RUSR | Mode::WUSR)
+        .and_then(|()| rustix::fs::chown(path, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))));
+    if let Err(e) = private {
+        let _ = rustix::fs::unlink(path);
+        return Err(e);
+    }
     Ok(s)
 }
 

@@ -401,6 +401,13 @@ impl core::fmt::Display for NoteText<'_> {
                 }
                 Ok(())
             }
+            Note::WatchdogTimeout { restart_in } => {
+                write!(f, "watchdog timeout")?;
+                if let Some(d) = restart_in {
+                    write!(f, ", restart in {d}ms")?;
+                }
+                Ok(())
+            }
             Note::StartLimit => write!(f, "start limit hit"),
             Note::DepFailed { dep } => {
                 let d = sup_name(self.1, dep);

@@ -141,6 +141,8 @@ impl Pid1 {
             .sup
             .slot(u)
             .is_some_and(|s| s.def.ready == Ready::SdNotify);
+        let watched = sd && self.sup.slot(u).is_some_and(|s| s.def.watchdog.is_some());
+        let mut ping = false;
         let ready = {
             let Some(edge) = self.edges.get_mut(usize::from(u)) else {
                 return;
@@ -165,17 +167,27 @@ impl Pid1 {
                         let got = buf.get(..n).unwrap_or(&[]);
                         // s6 readiness is a newline; sd_notify is a
                         // datagram of NAME=VALUE lines, READY=1 among them.
-                        ready |= if sd {
-                            got.split(|&c| c == b'\n').any(|l| l == b"READY=1")
+                        if sd {
+                            for l in got.split(|&c| c == b'\n') {
+                                ready |= l == b"READY=1";
+                                ping |= l == b"WATCHDOG=1";
+                            }
                         } else {
-                            got.contains(&b'\n')
-                        };
+                            ready |= got.contains(&b'\n');
+                        }
                     }
                     Err(Errno::INTR) => continue,
                     Err(_) => break,
                 }
             }
-            if closed || ready {
+            // The s6 pipe is done with at ready. The socket stays open for
+            // the unit's life, as systemd's does: later messages are read
+            // (and ignored, WATCHDOG=1 aside), and `systemd-notify`, which
+            // sends BARRIER=1 with an fd after READY=1 and waits for that
+            // fd to be closed, gets through (a read without room for
+            // control data closes passed fds); a closed socket would
+            // refuse it.
+            if closed || (ready && !sd) {
                 if let (Some(fd), Some(ep)) = (edge.notify.take(), self.epoll.as_ref()) {
                     let _ = epoll::delete(ep, &fd);
                 }
@@ -184,6 +196,10 @@ impl Pid1 {
         };
         if ready {
             self.feed(Event::Ready { unit: u });
+        }
+        // After READY=1 of the same wake-up, so a ping sent with it counts.
+        if ping && watched {
+            self.feed(Event::Watchdog { unit: u });
         }
     }
 }

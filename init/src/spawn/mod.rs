@@ -22,8 +22,9 @@ use crate::vocab::{ENV_BYTES, ENV_MAX};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 
-/// Environment entries besides the unit's own: defaults and NOTIFY_*.
-const ENV_EXTRA: usize = 4;
+/// Environment entries besides the unit's own: PATH, HOME, TERM,
+/// NOTIFY_*, WATCHDOG_USEC, WATCHDOG_PID, WREN_SPAWN_NS.
+const ENV_EXTRA: usize = 7;
 /// Bytes for the extra environment entries.
 const ENV_EXTRA_BYTES: usize = 256;
 /// fd number the notify pipe gets in the child (`$NOTIFY_FD`).
@@ -184,7 +185,8 @@ pub struct Request<'a> {
     pub stdio: Stdio<'a>,
     /// `ready = notify`: write end of the readiness pipe.
     pub notify_fd: Option<BorrowedFd<'a>>,
-    /// `ready = sd_notify`: the socket path for `$NOTIFY_SOCKET`.
+    /// `ready = sd_notify`: the socket's path on the host (`$NOTIFY_SOCKET`
+    /// but for a `root` unit, which gets it at `ROOT_NOTIFY_SOCKET`).
     pub notify_socket: Option<&'a str>,
     /// Resolved `user` / `group` (the caller reads /etc/passwd).
     pub uid: Option<u32>,
@@ -204,7 +206,9 @@ pub struct Request<'a> {
 type ArgTable = CStrings<{ crate::vocab::EXEC_BYTES + 1 }, { crate::vocab::ARGS_MAX + 1 }>;
 type EnvTable = CStrings<{ ENV_BYTES + ENV_EXTRA_BYTES }, { ENV_MAX + ENV_EXTRA + 1 }>;
 
-fn build_env(req: &Request<'_>, env: &mut EnvTable) -> Option<()> {
+/// The unit's environment. `main_pid`: the pid the program will have, for
+/// `$WATCHDOG_PID`, known only in the child.
+fn build_env(req: &Request<'_>, env: &mut EnvTable, main_pid: Option<u32>) -> Option<()> {
     for e in req.def.env.iter() {
         env.push(&[e])?;
     }
@@ -221,7 +225,23 @@ fn build_env(req: &Request<'_>, env: &mut EnvTable) -> Option<()> {
         env.push(&["NOTIFY_FD=3"])?;
     }
     if let Some(path) = req.notify_socket {
+        let path = match req.def.root {
+            Some(_) => sandbox::ROOT_NOTIFY_SOCKET,
+            None => path,
+        };
         env.push(&["NOTIFY_SOCKET=", path])?;
+        // systemd's names: the period in microseconds, and which process
+        // it is meant for (sd_watchdog_enabled() checks it).
+        if let Some(ms) = req.def.watchdog {
+            let mut digits = [0u8; 20];
+            env.push(&[
+                "WATCHDOG_USEC=",
+                decimal(ms.saturating_mul(1000), &mut digits),
+            ])?;
+            if let Some(pid) = main_pid {
+                env.push(&["WATCHDOG_PID=", decimal(u64::from(pid), &mut digits)])?;
+            }
+        }
     }
     if let Some(ns) = req.decided_ns {
         let mut digits = [0u8; 20];
@@ -271,7 +291,7 @@ pub fn spawn(req: &Request<'_>) -> Result<u32, SpawnError> {
         argv.push(&[a]).ok_or(prep)?;
     }
     let mut env = EnvTable::new();
-    build_env(req, &mut env).ok_or(prep)?;
+    build_env(req, &mut env, None).ok_or(prep)?;
     if argv.is_empty() {
         return Err(prep);
     }
@@ -364,7 +384,7 @@ fn reaper_child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, status_wr: O
     if let Err(e) = rustix::process::setsid() {
         die(status_wr.as_fd(), fail(Step::Setsid, e));
     }
-    if let Err((s, e)) = crate::spawn::sandbox::enter(req.def) {
+    if let Err((s, e)) = crate::spawn::sandbox::enter(req.def, req.notify_socket) {
         die(status_wr.as_fd(), fail(Step::Namespace(s), e));
     }
     let service = crate::sys::clone::clone_into(Namespaces::NONE, None, || {
@@ -407,10 +427,23 @@ fn child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, enter_namespaces: b
         return fail(Step::Setsid, e);
     }
     if enter_namespaces {
-        if let Err((s, e)) = crate::spawn::sandbox::enter(req.def) {
+        if let Err((s, e)) = crate::spawn::sandbox::enter(req.def, req.notify_socket) {
             return fail(Step::Namespace(s), e);
         }
     }
+    // `$WATCHDOG_PID` is this process's pid, as the program will see it
+    // (in its PID namespace, if any): only known here, so the table is
+    // built again, on this stack.
+    let mut own = EnvTable::new();
+    let env = if req.def.watchdog.is_some() && req.notify_socket.is_some() {
+        let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
+        if build_env(req, &mut own, Some(pid)).is_none() {
+            return fail(Step::Prepare, Errno::TOOBIG);
+        }
+        &own
+    } else {
+        env
+    };
     // The notify fd goes to 3 before stdio is rearranged, by way of a
     // number out of the way of the fds we are about to close over.
     if let Some(n) = req.notify_fd {

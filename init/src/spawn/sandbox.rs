@@ -9,7 +9,9 @@ use crate::unit::{Namespaces, UnitDef};
 use crate::vocab::PATH_BYTES;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
-use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+use rustix::mount::{
+    MountFlags, MountPropagationFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags,
+};
 
 /// The step of namespace setup that failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,11 +39,14 @@ pub enum Step {
     /// `root_overlay` or several `root` layers: the overlay itself (is
     /// overlayfs in the kernel?).
     Overlay,
+    /// `ready = sd_notify`: the unit's socket into its `root` (or its
+    /// private /run).
+    NotifySocket,
 }
 
 impl Step {
     pub fn from_code(c: u8) -> Option<Step> {
-        const ALL: [Step; 16] = [
+        const ALL: [Step; 17] = [
             Step::MakePrivate,
             Step::BindRoot,
             Step::MountProc,
@@ -58,6 +63,7 @@ impl Step {
             Step::MountRun,
             Step::OverlayTmpfs,
             Step::Overlay,
+            Step::NotifySocket,
         ];
         ALL.iter().copied().find(|s| *s as u8 == c)
     }
@@ -80,19 +86,25 @@ impl Step {
             Step::MountRun => "mount /run",
             Step::OverlayTmpfs => "mount the overlay's upper tmpfs",
             Step::Overlay => "mount overlay root",
+            Step::NotifySocket => "bind the notify socket",
         }
     }
 }
 
 pub type Failure = (Step, Errno);
 
+/// `$NOTIFY_SOCKET` of a `root` unit: its own socket, bound onto this
+/// file of the fresh /dev (which every `root` unit gets, even a read-only
+/// image), so that nothing of the host's /run is visible in its root.
+pub const ROOT_NOTIFY_SOCKET: &str = "/dev/wren-notify";
+
 /// Device nodes a `root` unit gets, bound from the host's /dev.
 const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 /// Set up the unit's namespaces from inside them. Runs in the process
 /// that will be (or fork) the unit's program; PID 1's own namespaces are
-/// untouched.
-pub fn enter(def: &UnitDef) -> Result<(), Failure> {
+/// untouched. `notify_socket`: the host path of its `sd_notify` socket.
+pub fn enter(def: &UnitDef, notify_socket: Option<&str>) -> Result<(), Failure> {
     let ns = def.namespaces;
     if ns.has(Namespaces::MOUNT) {
         // Nothing mounted from here on may leak back to the host.
@@ -101,6 +113,20 @@ pub fn enter(def: &UnitDef) -> Result<(), Failure> {
             MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
         )
         .map_err(|e| (Step::MakePrivate, e))?;
+        // The socket is taken (as a detached bind mount) before anything
+        // covers it: `root_overlay` mounts over /run/wren, `read_only` over
+        // /run, and `root` leaves the host behind.
+        let notify = match notify_socket {
+            Some(path) if def.root.is_some() || def.read_only => Some(
+                rustix::mount::open_tree(
+                    rustix::fs::CWD,
+                    path,
+                    OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+                )
+                .map_err(|e| (Step::NotifySocket, e))?,
+            ),
+            _ => None,
+        };
         match def.root_layers().next() {
             Some(top) => enter_root(top, def, ns.has(Namespaces::PID))?,
             None if ns.has(Namespaces::PID) => mount_proc("/proc")?,
@@ -108,6 +134,19 @@ pub fn enter(def: &UnitDef) -> Result<(), Failure> {
         }
         if def.read_only {
             read_only_root(def.root.is_none())?;
+        }
+        if let (Some(tree), Some(host)) = (notify, notify_socket) {
+            // Where the unit looks for it: the fixed path in its root, or
+            // the host's path again, under its private /run.
+            let target = if def.root.is_some() {
+                ROOT_NOTIFY_SOCKET
+            } else {
+                if let Some((dir, _)) = host.rsplit_once('/') {
+                    make_dirs(dir).map_err(|e| (Step::NotifySocket, e))?;
+                }
+                host
+            };
+            attach(&tree, target).map_err(|e| (Step::NotifySocket, e))?;
         }
     }
     if ns.has(Namespaces::UTS) {
@@ -118,6 +157,38 @@ pub fn enter(def: &UnitDef) -> Result<(), Failure> {
         crate::sys::netdev::link_up("lo").map_err(|e| (Step::Loopback, e))?;
     }
     Ok(())
+}
+
+/// `mkdir -p` (0755), in fixed buffers.
+fn make_dirs(path: &str) -> Result<(), Errno> {
+    let mut at = 0;
+    while let Some(i) = path
+        .get(at + 1..)
+        .and_then(|rest| rest.find('/'))
+        .map(|i| i + at + 1)
+    {
+        make_dir(path.get(..i).unwrap_or(path))?;
+        at = i;
+    }
+    make_dir(path)
+}
+
+/// Mount the detached `tree` (a bind of one file) over `target`, made
+/// first as an empty file to mount over.
+fn attach(tree: &rustix::fd::OwnedFd, target: &str) -> Result<(), Errno> {
+    let f = rustix::fs::open(
+        target,
+        OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?;
+    drop(f);
+    rustix::mount::move_mount(
+        tree,
+        "",
+        rustix::fs::CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
 }
 
 fn mount_proc(target: &str) -> Result<(), Failure> {

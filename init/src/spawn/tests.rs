@@ -222,7 +222,7 @@ fn unit_env_overrides_defaults() {
         ..request(&d, fd.as_fd(), Stdio::Null)
     };
     let mut env = EnvTable::new();
-    build_env(&req, &mut env).unwrap();
+    build_env(&req, &mut env, None).unwrap();
     let got: Vec<&str> = env.iter().map(|s| s.to_str().unwrap()).collect();
     assert_eq!(
         got,
@@ -306,4 +306,123 @@ fn supplementary_groups_are_set_for_the_user() {
     assert_eq!(wait(pid), 0, "{out}");
     let groups = out.lines().find(|l| l.starts_with("Groups:")).unwrap();
     assert_eq!(groups.trim(), "Groups:", "{out}");
+}
+
+fn env_of(req: &Request<'_>, main_pid: Option<u32>) -> Vec<String> {
+    let mut env = EnvTable::new();
+    build_env(req, &mut env, main_pid).unwrap();
+    env.iter().map(|s| s.to_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn watchdog_and_root_units_get_systemds_variables() {
+    let fd = rustix::fs::open(".", rustix::fs::OFlags::RDONLY, rustix::fs::Mode::empty()).unwrap();
+    let mut d = crate::unit::parse(
+        "w",
+        "exec = /bin/true\nready = sd_notify\nwatchdog = 2500ms\n",
+    )
+    .unwrap();
+    let req = Request {
+        notify_socket: Some("/run/wren/notify/w"),
+        ..request(&d, fd.as_fd(), Stdio::Null)
+    };
+    let env = env_of(&req, Some(42));
+    assert!(
+        env.contains(&"NOTIFY_SOCKET=/run/wren/notify/w".to_owned()),
+        "{env:?}"
+    );
+    assert!(env.contains(&"WATCHDOG_USEC=2500000".to_owned()), "{env:?}");
+    assert!(env.contains(&"WATCHDOG_PID=42".to_owned()), "{env:?}");
+    // In the parent the pid is not known yet: no WATCHDOG_PID.
+    let env = env_of(&req, None);
+    assert!(
+        !env.iter().any(|e| e.starts_with("WATCHDOG_PID=")),
+        "{env:?}"
+    );
+    // A `root` unit finds its socket at the fixed path inside its root.
+    d.root = Some(heapless::String::try_from("/srv/x").unwrap());
+    d.watchdog = None;
+    let req = Request {
+        notify_socket: Some("/run/wren/notify/w"),
+        ..request(&d, fd.as_fd(), Stdio::Null)
+    };
+    let env = env_of(&req, Some(42));
+    assert!(
+        env.contains(&format!("NOTIFY_SOCKET={}", sandbox::ROOT_NOTIFY_SOCKET)),
+        "{env:?}"
+    );
+    assert!(!env.iter().any(|e| e.starts_with("WATCHDOG_")), "{env:?}");
+    // Every extra fits beside a full set of the unit's own variables.
+    let mut d =
+        crate::unit::parse("w", "exec = /bin/true\nready = sd_notify\nwatchdog = 1s\n").unwrap();
+    for i in 0..ENV_MAX {
+        d.env.push(&format!("V{i}=1")).unwrap();
+    }
+    let req = Request {
+        notify_socket: Some("/run/wren/notify/w"),
+        decided_ns: Some(1),
+        ..request(&d, fd.as_fd(), Stdio::Null)
+    };
+    assert_eq!(env_of(&req, Some(7)).len(), ENV_MAX + ENV_EXTRA);
+}
+
+#[test]
+fn watchdog_pid_is_the_programs_own_pid() {
+    let cg = own_cgroup();
+    let mut d = unit(&["/bin/sh", "-c", "echo $WATCHDOG_USEC $WATCHDOG_PID $$"]);
+    d.ready = crate::unit::Ready::SdNotify;
+    d.watchdog = Some(3_000);
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let req = Request {
+        notify_socket: Some("/nonexistent/notify"),
+        ..request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))
+    };
+    let pid = spawn(&req).unwrap();
+    drop(wr);
+    let out = read_all(rd);
+    assert_eq!(out.trim(), format!("3000000 {pid} {pid}"));
+}
+
+/// A `read_only` unit gets private tmpfs on /tmp and /run, which cover
+/// where PID 1 binds notify sockets: its own socket is bound again at the
+/// same path, and a datagram sent there reaches the socket PID 1 holds.
+#[test]
+fn a_read_only_unit_reaches_its_notify_socket_under_its_private_mounts() {
+    let dir = std::path::PathBuf::from(format!("/tmp/wren-sdn-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("probe"), "host").unwrap();
+    let path = dir.join("sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let cg = own_cgroup();
+    let probe = dir.join("probe");
+    let script = format!(
+        "import os, socket\n\
+         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])\n\
+         print(os.path.exists('{}'))\n",
+        probe.display()
+    );
+    let mut d = unit(&["/usr/bin/python3", "-c", &script]);
+    d.namespaces = Namespaces(Namespaces::MOUNT);
+    d.read_only = true;
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let req = Request {
+        notify_socket: Some(path.to_str().unwrap()),
+        ..request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))
+    };
+    let pid = spawn(&req).unwrap();
+    drop(wr);
+    let out = read_all(rd);
+    assert_eq!(wait(pid), 0, "{out}");
+    // The host's /tmp was covered (the probe is not there) ...
+    assert_eq!(out.trim(), "False", "{out}");
+    // ... and still the message came through.
+    let mut buf = [0u8; 64];
+    let n = sock.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"READY=1");
+    drop(sock);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -186,6 +186,11 @@ pub enum Note {
         dep: u16,
     },
     Stopped,
+    /// `watchdog`: no `WATCHDOG=1` for that long while running: killed,
+    /// a failure like an exit.
+    WatchdogTimeout {
+        restart_in: Option<Millis>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -231,6 +236,10 @@ pub enum Event {
     },
     /// The unit signalled readiness (`notify` / `sd_notify`).
     Ready {
+        unit: u16,
+    },
+    /// A `WATCHDOG=1` from the unit (`watchdog`): it is alive.
+    Watchdog {
         unit: u16,
     },
     /// The timer for `next_deadline()` fired.
@@ -339,6 +348,9 @@ pub struct Runtime {
     /// Changed or added by a reload and not judged yet: its next start
     /// decides whether the new definition stays (`Action::Verdict`).
     pub probation: bool,
+    /// `watchdog`: when a running unit that has sent no `WATCHDOG=1` since
+    /// is killed (armed at ready, moved on by each ping).
+    pub watchdog_at: Option<Millis>,
 }
 
 impl Runtime {
@@ -357,6 +369,7 @@ impl Runtime {
             deps: Vec::new(),
             restart_pending: false,
             probation: false,
+            watchdog_at: None,
         }
     }
 }
@@ -540,7 +553,11 @@ impl Supervisor {
 
     /// The earliest timer any unit waits for.
     pub fn next_deadline(&self) -> Option<Millis> {
-        self.units.iter().filter_map(|s| s.rt.deadline).min()
+        self.units
+            .iter()
+            .flat_map(|s| [s.rt.deadline, s.rt.watchdog_at])
+            .flatten()
+            .min()
     }
 
     pub fn step(&mut self, now: Millis, ev: Event, out: &mut Actions) {
@@ -554,7 +571,8 @@ impl Supervisor {
                 }
                 // Otherwise an adopted orphan: reaping it was all it needed.
             }
-            Event::Ready { unit } => self.on_ready(unit, out),
+            Event::Ready { unit } => self.on_ready(now, unit, out),
+            Event::Watchdog { unit } => self.on_watchdog_ping(now, unit),
             Event::Tick => self.on_tick(now, out),
             Event::Start { unit } => self.on_start(unit),
             Event::Stop { unit } => self.on_stop(now, unit, out),
@@ -664,3 +682,5 @@ pub use reload::ReloadSummary;
 mod table_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod watchdog_tests;

@@ -33,20 +33,32 @@ impl Supervisor {
         }
     }
 
-    pub(super) fn on_ready(&mut self, unit: u16, out: &mut Actions) {
+    pub(super) fn on_ready(&mut self, now: Millis, unit: u16, out: &mut Actions) {
         let Some(s) = self.units.get_mut(usize::from(unit)) else {
             return;
         };
         if s.rt.phase == Phase::Starting && s.def.kind == Kind::Service {
             s.rt.phase = Phase::Running;
             s.rt.deadline = None;
+            s.rt.watchdog_at = s.def.watchdog.map(|w| now.saturating_add(w));
             let pid = s.rt.pid;
             note(s, unit, Note::Running { pid }, out);
             judge(s, unit, true, out);
         }
     }
 
+    /// `WATCHDOG=1`: a running unit with a `watchdog` has that long again.
+    pub(super) fn on_watchdog_ping(&mut self, now: Millis, unit: u16) {
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        if s.rt.phase == Phase::Running {
+            s.rt.watchdog_at = s.def.watchdog.map(|w| now.saturating_add(w));
+        }
+    }
+
     pub(super) fn on_tick(&mut self, now: Millis, out: &mut Actions) {
+        self.watchdogs_expired(now, out);
         for i in 0..self.units.len() {
             let Some(s) = self.units.get_mut(i) else {
                 break;
@@ -90,6 +102,37 @@ impl Supervisor {
                 note(s, unit, Note::StartTimeout { restart_in }, out);
             }
             judge(s, unit, false, out);
+        }
+    }
+
+    /// `watchdog`: running units that sent no `WATCHDOG=1` in time are
+    /// killed, and that counts as a failure (restart per `restart`, start
+    /// limit). Like a start timeout, their exit, when reaped, is an
+    /// orphan's. A deadline left from a unit no longer running is dropped.
+    fn watchdogs_expired(&mut self, now: Millis, out: &mut Actions) {
+        for i in 0..self.units.len() {
+            let Some(s) = self.units.get_mut(i) else {
+                break;
+            };
+            let Some(d) = s.rt.watchdog_at else { continue };
+            if s.rt.phase != Phase::Running {
+                s.rt.watchdog_at = None;
+                continue;
+            }
+            if d > now {
+                continue;
+            }
+            s.rt.watchdog_at = None;
+            s.rt.pid = 0;
+            let unit = i as u16;
+            let _ = out.push(Action::KillCgroup(unit));
+            let failure = self.fail(now, unit, out);
+            if let Some(s) = self.units.get_mut(i) {
+                if let Some(restart_in) = failure.restart_in() {
+                    note(s, unit, Note::WatchdogTimeout { restart_in }, out);
+                }
+                judge(s, unit, false, out);
+            }
         }
     }
 

@@ -478,6 +478,7 @@ impl Rig {
                     Note::StartLimit => StartLimit,
                     Note::DepFailed { .. } => Ann::DepFailed,
                     Note::Stopped => Stopped,
+                    Note::WatchdogTimeout { .. } => panic!("no unit of the table has a watchdog"),
                 })),
                 Action::Finish(_) => Some(Act::Finish),
                 _ => None,

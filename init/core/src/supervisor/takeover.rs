@@ -39,6 +39,8 @@ impl Supervisor {
             Kind::Service => Phase::Running,
             Kind::Oneshot => Phase::Starting,
         };
+        // Its pings go on (the notify socket is handed over): watched again.
+        s.rt.watchdog_at = s.def.watchdog.map(|w| now.saturating_add(w));
         s.rt.last_note = Some(Note::Running { pid });
     }
 }

@@ -337,6 +337,9 @@ pub struct UnitDef {
     /// `start_timeout`: a unit not ready within this of its spawn is a
     /// failed start.
     pub start_timeout: Millis,
+    /// `watchdog` (with `ready = sd_notify`): a running unit that sends no
+    /// `WATCHDOG=1` for this long is killed and restarted; None: off.
+    pub watchdog: Option<Millis>,
     /// `capabilities`; None: all for root, none for any other user.
     pub capabilities: Option<Caps>,
     /// `no_new_privs = yes` (a `seccomp` filter implies it).
@@ -464,6 +467,7 @@ impl UnitDef {
             shed_order: None,
             critical: false,
             start_timeout: START_TIMEOUT_DEFAULT,
+            watchdog: None,
             capabilities: None,
             no_new_privs: false,
             seccomp: None,

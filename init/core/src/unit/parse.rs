@@ -45,6 +45,7 @@ pub struct ParseError {
 // - `read_only` needs `mount`, `root_overlay` needs `root`, `user_map`
 //   needs `user` in `namespaces`; `capabilities = all`/`none` stand alone;
 //   `seccomp = ~ a b` and `~a b` are the same deny list.
+// - `watchdog` needs `ready = sd_notify`; `watchdog = 0` is off.
 // - An `env` KEY may not contain blanks or `=` and may not be set twice;
 //   an empty value (`after =`, `namespaces =`, ...) is a bad value except
 //   for `description`.
@@ -52,7 +53,7 @@ pub struct ParseError {
 
 /// Every key, in the order of docs/units.md, "Keys". The index of a key here
 /// is its slot in the parser's "seen on line" table.
-pub const KEYS: [&str; 42] = [
+pub const KEYS: [&str; 43] = [
     "description",
     "exec",
     "type",
@@ -89,6 +90,7 @@ pub const KEYS: [&str; 42] = [
     "shed_order",
     "critical",
     "start_timeout",
+    "watchdog",
     "capabilities",
     "no_new_privs",
     "seccomp",
@@ -389,6 +391,7 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
             _ => bad!("shed_order: expected a number from 1 to 1000, got `{}`", Clip(v)),
         },
         "start_timeout" => def.start_timeout = duration(v)?,
+        "watchdog" => def.watchdog = Some(duration(v)?).filter(|&d| d > 0),
         "capabilities" => def.capabilities = Some(parse_capabilities(v)?),
         "no_new_privs" => def.no_new_privs = yes_no(key, v)?,
         "seccomp" => def.seccomp = parse_seccomp(v)?,
@@ -534,6 +537,14 @@ pub fn parse_all(name: &str, text: &str, err: &mut dyn FnMut(ParseError)) -> Opt
         report(
             st.line_of("user_map"),
             msg(format_args!("user_map: needs `user` in namespaces")),
+        );
+    }
+    if st.line_of("watchdog") != 0 && def.ready != Ready::SdNotify {
+        report(
+            st.line_of("watchdog"),
+            msg(format_args!(
+                "watchdog: needs `ready = sd_notify` (the pings are `WATCHDOG=1` on its socket)"
+            )),
         );
     }
     if def.hostname.is_some() && !def.namespaces.has(Namespaces::UTS) {

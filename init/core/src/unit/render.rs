@@ -154,6 +154,9 @@ pub fn render(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Resul
     if def.start_timeout != d.start_timeout {
         writeln!(out, "start_timeout = {}", Dur(def.start_timeout))?;
     }
+    if let Some(w) = def.watchdog {
+        writeln!(out, "watchdog = {}", Dur(w))?;
+    }
     render_confinement(def, out)
 }
 

@@ -257,6 +257,7 @@ fn every_key_is_applied() {
         ("shed_order", "5"),
         ("critical", "yes"),
         ("start_timeout", "3s"),
+        ("watchdog", "2s"),
         ("capabilities", "net_bind_service"),
         ("no_new_privs", "yes"),
         ("seccomp", "@system-service"),
@@ -554,6 +555,28 @@ fn start_timeout() {
     assert!(err("start_timeout = never")
         .1
         .starts_with("start_timeout: expected a duration"));
+}
+
+#[test]
+fn watchdog_needs_sd_notify() {
+    assert_eq!(unit("").watchdog, None);
+    assert_eq!(
+        unit("ready = sd_notify\nwatchdog = 2s").watchdog,
+        Some(2_000)
+    );
+    assert_eq!(unit("ready = sd_notify\nwatchdog = 0").watchdog, None);
+    // The error names the `watchdog` line, whichever comes first.
+    assert_eq!(
+        err("watchdog = 2s\nready = notify"),
+        (
+            2,
+            "watchdog: needs `ready = sd_notify` (the pings are `WATCHDOG=1` on its socket)".into()
+        )
+    );
+    assert_eq!(err("watchdog = 5s").0, 2);
+    assert!(err("ready = sd_notify\nwatchdog = often")
+        .1
+        .starts_with("watchdog: expected a duration"));
 }
 
 #[test]
@@ -1067,6 +1090,7 @@ mod render_tests {
         roundtrip("exec = /bin/true\ncritical = yes\n");
         roundtrip("exec = /bin/true\nstart_timeout = 1500ms\n");
         roundtrip("exec = /bin/true\nstart_timeout = 0s\n");
+        roundtrip("exec = /bin/true\nready = sd_notify\nwatchdog = 1500ms\n");
         roundtrip(
             "description = the web server\n\
              exec = /bin/httpd -f \"a b\" \"q\\\"uote\" back\\\\slash\n\
