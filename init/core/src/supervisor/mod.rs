@@ -482,6 +482,12 @@ impl Supervisor {
         self.units.len()
     }
 
+    /// Room for `n` more units, exactly (boot: the table at its real size).
+    pub fn reserve(&mut self, n: usize) {
+        self.units.reserve_exact(n);
+        self.needed.reserve_exact(n);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.units.is_empty()
     }
