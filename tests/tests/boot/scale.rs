@@ -1,13 +1,16 @@
 use crate::*;
-use wren_boot_tests::parse_status;
+use wren_boot_tests::{parse_status, repo_root};
 
 /// A shell command over a thousand units (a 16-page `initctl status`) on
 /// a loaded host.
 const SLOW: Duration = Duration::from_secs(180);
 
 /// `n` units `s0000.unit` ... each a BusyBox `sleep` with no namespaces,
-/// for `/test/scale` (the fixture holds only the console shell).
+/// for `/test/scale`, and the console shell of the fixture (in the
+/// files too, so an image built without the fixture boots them as well).
 fn sleep_units(n: usize) -> Vec<(String, Vec<u8>)> {
+    let shell = std::fs::read(repo_root().join("tests/units/scale/sh.unit"))
+        .expect("tests/units/scale/sh.unit");
     (0..n)
         .map(|i| {
             (
@@ -15,6 +18,7 @@ fn sleep_units(n: usize) -> Vec<(String, Vec<u8>)> {
                 b"exec = /bin/sleep 100000\nnamespaces = none\nrestart_delay = 0ms\n".to_vec(),
             )
         })
+        .chain(std::iter::once(("/test/scale/sh.unit".to_string(), shell)))
         .collect()
 }
 
