@@ -107,7 +107,7 @@ impl Vm {
     /// missing.
     pub fn boot(scenario: &str, extra_cmdline: &str) -> Vm {
         let (_, initrd) = image();
-        Vm::boot_initrd(scenario, extra_cmdline, &initrd)
+        Vm::boot_initrd(scenario, extra_cmdline, &initrd, &[])
     }
 
     /// Like [`Vm::boot`], with extra files in the image for this boot only:
@@ -121,6 +121,17 @@ impl Vm {
         extra_cmdline: &str,
         files: &[(&str, &[u8], u32)],
     ) -> Vm {
+        Vm::boot_with_files_qemu(scenario, extra_cmdline, files, &[])
+    }
+
+    /// [`Vm::boot_with_files`] with extra QEMU arguments (`-m 1024`: a
+    /// guest with more memory than the usual 256 MiB).
+    pub fn boot_with_files_qemu(
+        scenario: &str,
+        extra_cmdline: &str,
+        files: &[(&str, &[u8], u32)],
+        qemu_args: &[&str],
+    ) -> Vm {
         let (_, base) = image();
         assert!(
             base.exists(),
@@ -128,10 +139,10 @@ impl Vm {
             base.display()
         );
         let initrd = initrd_with_files(&base, &log_name(scenario), files);
-        Vm::boot_initrd(scenario, extra_cmdline, &initrd)
+        Vm::boot_initrd(scenario, extra_cmdline, &initrd, qemu_args)
     }
 
-    fn boot_initrd(scenario: &str, extra_cmdline: &str, initrd: &Path) -> Vm {
+    fn boot_initrd(scenario: &str, extra_cmdline: &str, initrd: &Path, qemu_args: &[&str]) -> Vm {
         let (kernel, _) = image();
         for p in [kernel.as_path(), initrd] {
             assert!(
@@ -152,7 +163,7 @@ impl Vm {
             cmdline.push(' ');
             cmdline.push_str(extra_cmdline.trim());
         }
-        Vm::launch(scenario, &cmdline, initrd, None, &[])
+        Vm::launch(scenario, &cmdline, initrd, None, qemu_args)
     }
 
     /// Boots from a disk, as a Raspberry Pi or Buildroot's QEMU board does:

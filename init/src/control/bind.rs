@@ -119,6 +119,7 @@ impl Server {
             in_round: false,
             waiting_seq: 0,
             polled_at: 0,
+            grown: 0,
         })
     }
 }

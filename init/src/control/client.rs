@@ -44,7 +44,9 @@ pub(super) struct Client {
     pub(super) gen: u32,
     /// Requests are small (`REQUEST_MAX`); replies take a whole frame.
     pub(super) rx: Box<FrameDecoder<{ HEADER_LEN + REQUEST_MAX }>>,
-    tx: Box<[u8; FRAME_BUF]>,
+    /// A whole frame (`FRAME_BUF`), allocated when the slot first gets a
+    /// connection (`ensure_tx`) and kept: slots never used cost nothing.
+    tx: Box<[u8]>,
     tx_start: usize,
     tx_end: usize,
     pub(super) deadline: Option<u64>,
@@ -61,7 +63,7 @@ impl Client {
             fd: None,
             gen: 0,
             rx: Box::new(FrameDecoder::new()),
-            tx: Box::new([0; FRAME_BUF]),
+            tx: Box::default(),
             tx_start: 0,
             tx_end: 0,
             deadline: None,
@@ -78,6 +80,17 @@ impl Client {
 
     pub(super) fn pending(&self) -> bool {
         self.tx_start < self.tx_end
+    }
+
+    /// Gives the slot its send buffer if it has none yet; true when this
+    /// allocated it (once per slot, the first time it is used).
+    pub(super) fn ensure_tx(&mut self) -> bool {
+        if self.tx.is_empty() {
+            self.tx = vec![0; FRAME_BUF].into_boxed_slice();
+            true
+        } else {
+            false
+        }
     }
 
     /// Forgets any queued output.
@@ -120,7 +133,7 @@ impl Client {
     }
 
     fn room(&self) -> usize {
-        FRAME_BUF.saturating_sub(self.tx_end)
+        self.tx.len().saturating_sub(self.tx_end)
     }
 
     /// Queues a reply frame; one that cannot be encoded (too large for the

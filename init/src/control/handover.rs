@@ -72,6 +72,9 @@ impl Server {
         c.interest = interest;
         c.rx.clear();
         c.clear_tx();
+        if c.ensure_tx() {
+            self.grown = self.grown.saturating_add(1);
+        }
         true
     }
 }

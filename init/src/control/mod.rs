@@ -126,12 +126,21 @@ pub struct Server {
     waiting_seq: u64,
     /// The clock at the last `poll`.
     polled_at: u64,
+    /// Send buffers allocated since `take_grown` (a slot's first use).
+    grown: u64,
 }
 
 impl Server {
     /// The fd to watch (readable) in PID 1's epoll.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.epoll.as_fd()
+    }
+
+    /// Send buffers allocated since the last call: a slot's first
+    /// connection, once per slot (PID 1 counts that growth apart from
+    /// steady-state allocation).
+    pub fn take_grown(&mut self) -> u64 {
+        core::mem::take(&mut self.grown)
     }
 
     /// Connections open now.
@@ -261,6 +270,9 @@ impl Server {
         c.interest = interest;
         c.rx.clear();
         c.clear_tx();
+        if c.ensure_tx() {
+            self.grown = self.grown.saturating_add(1);
+        }
         Accepted::Slot(slot)
     }
 

@@ -754,3 +754,30 @@ fn the_oldest_waiter_goes_when_no_follower_can() {
         assert_eq!(collect(s), (vec![], false));
     }
 }
+
+#[test]
+fn a_slot_gets_its_send_buffer_at_its_first_connection_and_keeps_it() {
+    let mut rig = Rig::new("ctl-grown");
+    assert_eq!(rig.server.take_grown(), 0, "no buffer before any client");
+    let status = Request::Status {
+        name: None,
+        from: 0,
+    };
+    let (frames, _) = rig.ask(status);
+    assert!(matches!(one(&frames), Reply::Status { .. }));
+    assert_eq!(rig.server.take_grown(), 1, "the first client's slot");
+    // One client after another: the same slot, its buffer reused.
+    for _ in 0..3 {
+        let (frames, _) = rig.ask(status);
+        assert!(matches!(one(&frames), Reply::Status { .. }));
+    }
+    assert_eq!(rig.server.take_grown(), 0);
+    // Two at once (one silent, holding the first slot): the second slot
+    // gets one.
+    let silent = rig.connect();
+    rig.pump();
+    let (frames, _) = rig.ask(status);
+    assert!(matches!(one(&frames), Reply::Status { .. }));
+    assert_eq!(rig.server.take_grown(), 1);
+    drop(silent);
+}

@@ -324,6 +324,29 @@ fn status_over_the_socket() {
 }
 
 #[test]
+fn status_of_many_units_comes_page_by_page() {
+    let names: Vec<String> = (0..150).map(|i| format!("u{i:03}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut fake = Fake::with(&refs);
+    let (code, out, err) = drive("ctl-e2e-pages", &mut fake, &["status"], |_, _| {});
+    assert_eq!((code, err.as_str()), (0, ""));
+    let listed: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with('u'))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(listed, refs, "every unit once, in order, over three pages");
+    let (code, out, _) = drive(
+        "ctl-e2e-pages-json",
+        &mut fake,
+        &["status", "--json"],
+        |_, _| {},
+    );
+    assert_eq!(code, 0);
+    assert_eq!(out.matches("\"name\":").count(), 150);
+}
+
+#[test]
 fn status_of_one_unit_over_the_socket() {
     let mut fake = Fake::with(&["web"]);
     fake.unit("web").log.push(b"hello\n");

@@ -131,6 +131,8 @@ impl Pid1 {
             self.units_dir = heapless::String::try_from(dir).unwrap_or_default();
             let mut defs: Vec<UnitDef> = Vec::new();
             config::load_dir(Path::new(dir), &mut defs, &mut |e| log::error!("{e}"));
+            self.sup.reserve(defs.len());
+            self.edges.reserve_exact(defs.len());
             for d in defs.into_iter() {
                 self.add_unit(d);
             }

@@ -127,15 +127,22 @@ impl Pid1 {
         }
         let before = crate::sys::alloc::count();
         self.rings_allocated = 0;
+        if let Some(c) = self.control.as_mut() {
+            c.take_grown();
+        }
         for (tok, err) in tokens.iter() {
             self.dispatch(*tok, *err);
         }
         self.after_events();
-        // A unit's first output allocates its ring, once per unit (one
-        // allocation each): growth with what is used, not steady state.
+        // A unit's first output allocates its ring, once per unit, and a
+        // control slot's first connection its send buffer, once per slot
+        // (one allocation each): growth with what is used, not steady
+        // state.
+        let grown = self.control.as_mut().map_or(0, |c| c.take_grown());
         let n = crate::sys::alloc::count()
             .wrapping_sub(before)
-            .saturating_sub(self.rings_allocated);
+            .saturating_sub(self.rings_allocated)
+            .saturating_sub(grown);
         if n > 0 {
             // The loop is meant to be allocation-free once units run;
             // reload is the known exception.

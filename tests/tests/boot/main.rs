@@ -46,6 +46,7 @@ mod reexec;
 mod reload_faults;
 mod rescue;
 mod restart;
+mod scale;
 mod stop;
 mod sysctl;
 mod top;

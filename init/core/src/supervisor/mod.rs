@@ -118,12 +118,6 @@ use crate::unit::{Kind, LimitAction, Ready, Restart, UnitDef};
 use crate::vocab::{Exit, Millis, ShutdownKind, State, AFTER_MAX, MAX_UNITS};
 use heapless::{Deque, Vec};
 
-/// Actions one step can emit for a table of `units` units: a few per unit
-/// at most (spawn, kill, announce), plus the finish.
-pub const fn max_actions(units: usize) -> usize {
-    4 * units + 4
-}
-
 /// Where a unit is in its life; finer than `State` (waiting for
 /// dependencies shows as `starting`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -254,73 +248,6 @@ pub enum Event {
         unit: u16,
     },
     Shutdown(ShutdownKind),
-}
-
-/// The actions of one step, in a buffer sized when the table is (boot,
-/// reload: `for_units`) and never grown: a push past its capacity is
-/// refused, as a full `heapless::Vec` refuses it, so a step allocates
-/// nothing.
-#[derive(Debug, Default)]
-pub struct Actions {
-    v: std::vec::Vec<Action>,
-}
-
-impl Actions {
-    /// Room for a table of `MAX_UNITS`'s old size (64 units): tests and
-    /// short-lived callers.
-    pub fn new() -> Self {
-        Self::for_units(64)
-    }
-
-    /// Room for every action a step over `units` units can emit.
-    pub fn for_units(units: usize) -> Self {
-        Actions {
-            v: std::vec::Vec::with_capacity(max_actions(units)),
-        }
-    }
-
-    /// Grow to fit `units` units (boot and reload only, where PID 1 may
-    /// allocate).
-    pub fn fit(&mut self, units: usize) {
-        let want = max_actions(units);
-        self.v.reserve(want.saturating_sub(self.v.len()));
-    }
-
-    pub fn push(&mut self, a: Action) -> Result<(), Action> {
-        if self.v.len() < self.v.capacity() {
-            self.v.push(a);
-            Ok(())
-        } else {
-            Err(a)
-        }
-    }
-
-    pub fn clear(&mut self) {
-        self.v.clear();
-    }
-
-    pub fn capacity(&self) -> usize {
-        self.v.capacity()
-    }
-
-    pub fn as_slice(&self) -> &[Action] {
-        &self.v
-    }
-}
-
-impl core::ops::Deref for Actions {
-    type Target = [Action];
-    fn deref(&self) -> &[Action] {
-        &self.v
-    }
-}
-
-impl<'a> IntoIterator for &'a Actions {
-    type Item = &'a Action;
-    type IntoIter = core::slice::Iter<'a, Action>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.v.iter()
-    }
 }
 
 /// Run-time record of one unit (handed over whole on `reexec`; `deps`
@@ -493,6 +420,12 @@ impl Supervisor {
 
     pub fn len(&self) -> usize {
         self.units.len()
+    }
+
+    /// Room for `n` more units, exactly (boot: the table at its real size).
+    pub fn reserve(&mut self, n: usize) {
+        self.units.reserve_exact(n);
+        self.needed.reserve_exact(n);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -669,12 +602,14 @@ fn note(s: &mut Slot, unit: u16, n: Note, out: &mut Actions) {
     let _ = out.push(Action::Announce(unit, n));
 }
 
+mod actions;
 mod commands;
 mod process;
 mod reload;
 mod shutdown;
 mod takeover;
 
+pub use actions::{max_actions, Actions};
 pub use process::backoff_delay;
 pub use reload::ReloadSummary;
 

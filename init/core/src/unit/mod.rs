@@ -10,7 +10,7 @@
 // on reload) needs no allocator; they are larger than clippy likes.
 #![allow(clippy::result_large_err)]
 
-use heapless::{String, Vec};
+use heapless::String;
 use serde::{Deserialize, Serialize};
 
 pub use crate::confine::caps::Caps;
@@ -18,67 +18,8 @@ pub use crate::confine::Seccomp;
 use crate::vocab::*;
 pub use crate::vocab::{valid_name, Millis, Name};
 
-/// Strings packed as `a\0b\0c` in one fixed buffer, with their count.
-/// Used for argv and env so that spawning needs no allocation.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Packed<const N: usize, const M: usize> {
-    buf: String<N>,
-    count: u8,
-}
-
-/// Why a `Packed` push failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PackError {
-    TooMany,
-    TooLong,
-    /// An embedded NUL cannot be passed to execve.
-    Nul,
-}
-
-impl<const N: usize, const M: usize> Packed<N, M> {
-    pub const fn new() -> Self {
-        Packed {
-            buf: String::new(),
-            count: 0,
-        }
-    }
-
-    pub fn push(&mut self, s: &str) -> Result<(), PackError> {
-        if s.contains('\0') {
-            return Err(PackError::Nul);
-        }
-        if usize::from(self.count) >= M {
-            return Err(PackError::TooMany);
-        }
-        let need = s.len().saturating_add(usize::from(self.count > 0));
-        if self.buf.len().saturating_add(need) > N {
-            return Err(PackError::TooLong);
-        }
-        if self.count > 0 {
-            self.buf.push('\0').map_err(|_| PackError::TooLong)?;
-        }
-        self.buf.push_str(s).map_err(|_| PackError::TooLong)?;
-        self.count = self.count.saturating_add(1);
-        Ok(())
-    }
-
-    pub fn len(&self) -> usize {
-        usize::from(self.count)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
-        let n = self.len();
-        self.buf.split('\0').take(n)
-    }
-
-    pub fn first(&self) -> Option<&str> {
-        self.iter().next()
-    }
-}
+mod packed;
+pub use packed::{Few, PackError, Packed};
 
 /// `start_timeout` when the file does not say (docs/units.md).
 pub const START_TIMEOUT_DEFAULT: Millis = 60_000;
@@ -302,9 +243,9 @@ pub struct UnitDef {
     pub restart_delay_max: Millis,
     pub start_limit: Option<StartLimit>,
     pub start_limit_action: LimitAction,
-    pub after: Vec<Name, AFTER_MAX>,
+    pub after: Few<Name, AFTER_MAX>,
     /// Line of each `after` name, same order, for dependency errors.
-    pub after_lines: Vec<u32, AFTER_MAX>,
+    pub after_lines: Few<u32, AFTER_MAX>,
     pub ready: Ready,
     /// Signal number (e.g. 15 for TERM).
     pub stop_signal: i32,
@@ -442,8 +383,8 @@ impl UnitDef {
             restart_delay_max: 30_000,
             start_limit: None,
             start_limit_action: LimitAction::None,
-            after: Vec::new(),
-            after_lines: Vec::new(),
+            after: Few::new(),
+            after_lines: Few::new(),
             ready: Ready::Started,
             stop_signal: 15,
             stop_timeout: 5_000,
