@@ -1,0 +1,42 @@
+#!/bin/sh
+# Guest half of bench/inits, installed as /bench/driver in every image of
+# the suite. /bench/t0 (bench/inits-probe.c) forks it just before it execs
+# the init under test, so it runs the same way under every init, as a
+# child of PID 1 and outside the supervision tree. It prints "@@M NAME
+# VALUE" figures (from /bench/probe) between @@BENCH-START@@ and
+# @@BENCH-DONE@@ (or @@BENCH-NOTREADY@@), then powers the guest off.
+# /bench/n: number of services; /bench/kills: restarts to time;
+# /bench/idle: seconds of the idle window.
+PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export PATH
+P=/bench/probe
+N=$(cat /bench/n)
+KILLS=$(cat /bench/kills)
+IDLE=$(cat /bench/idle)
+echo "@@BENCH-START@@ init=$(cat /bench/init) n=$N"
+
+# Blocks (inotify) until every service stamped its start; gives up after
+# 30 s without a new one (e.g. units the init refused).
+if ! $P ready "$N" 30; then
+    echo "@@BENCH-NOTREADY@@"
+    sync
+    poweroff -f
+fi
+# The init mounted /proc itself or not (BusyBox init, runit, s6 here don't).
+[ -r /proc/1/stat ] || mount -t proc proc /proc
+# Let the supervisors finish what follows a start before measuring memory.
+sleep 2
+$P mem
+$P idle "$IDLE"
+# Restart latency: a different, long-running service each time, the kills
+# more than 1 s apart (BusyBox init, runit and s6 throttle restarts of a
+# service that ran less than 1 s).
+i=1
+while [ "$i" -le "$KILLS" ] && [ "$i" -le "$N" ]; do
+    $P restart "$i" || echo "@@M restart_failed $i"
+    sleep 2
+    i=$((i + 1))
+done
+echo "@@BENCH-DONE@@"
+sync
+poweroff -f
