@@ -18,12 +18,14 @@ mod boot;
 mod event_loop;
 mod executor;
 mod gate;
+mod handshake;
 mod pressure;
 mod queries;
 mod reexec;
 pub use reexec::print_handshake;
 mod reload;
 mod sources;
+mod stopping;
 mod watchdog;
 
 use crate::cgroup::Cgroups;
@@ -73,6 +75,10 @@ struct Edge {
     /// The unit's seccomp filter, built when the definition was loaded
     /// (never on the restart path).
     seccomp: Option<crate::sys::seccomp::Program>,
+    /// A child cloned and not yet exec'd (`handshake`).
+    exec: Option<handshake::ExecWait>,
+    /// Processes of a stop or kill still in the cgroup (`stopping`).
+    drain: stopping::Drain,
 }
 
 impl Edge {
@@ -94,6 +100,8 @@ impl Edge {
             verdict: None,
             rejected: None,
             seccomp: None,
+            exec: None,
+            drain: stopping::Drain::default(),
         }
         .with_filter(def)
     }
@@ -158,6 +166,11 @@ pub struct Pid1 {
     exe: heapless::String<{ crate::vocab::PATH_BYTES }>,
     /// Followers handed over, until the control server is up.
     followers: Vec<(OwnedFd, crate::vocab::Name, u64)>,
+    /// When a shutdown that began goes on to its final sequence anyway
+    /// (`stopping::shutdown_budget`).
+    shutdown_deadline: Option<Millis>,
+    /// Every unit stopped; the final sequence waits for their cgroups.
+    finish_pending: Option<crate::vocab::ShutdownKind>,
 }
 
 /// This binary's path (`(deleted)` when it was replaced on disk).
@@ -209,6 +222,8 @@ pub fn run() -> ! {
         origin: crate::proto::Origin::Boot,
         exe: exe_path(),
         followers: Vec::new(),
+        shutdown_deadline: None,
+        finish_pending: None,
     });
     let resumed = handover.is_some();
     match handover {

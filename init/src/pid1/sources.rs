@@ -50,6 +50,8 @@ impl Pid1 {
                 continue;
             };
             let pid = pid.as_raw_pid() as u32;
+            // A child still in its exec handshake is answered first.
+            self.exec_reaped(pid);
             let exit = match self.sup.unit_of_pid(pid) {
                 Some(u) => self.classify_exit(u, exit),
                 None => exit,
