@@ -63,6 +63,13 @@ impl Pid1 {
 
     /// The status pipe of unit `u` is readable.
     pub(super) fn on_exec(&mut self, u: u8) {
+        self.exec_settle(u);
+        self.run_queue();
+    }
+
+    /// Before readiness of unit `u` is fed: a handshake whose answer is
+    /// there is taken first, so the supervisor has the pid.
+    pub(super) fn exec_settle(&mut self, u: u8) {
         let state = match self.edges.get(usize::from(u)).and_then(|e| e.exec.as_ref()) {
             Some(w) => poll(w),
             None => return,
@@ -70,7 +77,6 @@ impl Pid1 {
         if state != Handshake::Waiting {
             if let Some(w) = self.take_exec(u) {
                 self.exec_done(u, w.pid, state);
-                self.run_queue();
             }
         }
     }

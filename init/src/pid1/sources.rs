@@ -179,6 +179,9 @@ impl Pid1 {
             ready
         };
         if ready {
+            // The service wrote after its exec: that comes first (the
+            // status pipe and this fd may be ready in the same batch).
+            self.exec_settle(u);
             self.feed(Event::Ready { unit: u });
         }
     }
