@@ -114,6 +114,44 @@ pub fn reap_until(deadline: Instant) -> Reaped {
     }
 }
 
+/// Longest wait for sync(2) and the unmounts at the end of a shutdown.
+pub const SYNC_LIMIT: Duration = Duration::from_secs(20);
+
+/// Runs `f` in a child copy of PID 1 (same mounts, same everything) and
+/// waits for it until `limit` has passed, calling `tick` between short
+/// sleeps (the watchdog's feed); true when it ended in time. Without a
+/// child (clone3 failed), `f` does not run: false.
+pub fn bounded(limit: Duration, tick: &dyn Fn(), f: impl FnOnce()) -> bool {
+    let pid = match crate::sys::clone::clone_into(crate::unit::Namespaces::NONE, None, || {
+        f();
+        crate::sys::clone::exit(0)
+    }) {
+        Ok(pid) => pid,
+        Err(e) => {
+            log::error!("shutdown: cannot fork for sync and unmount: {e}");
+            return false;
+        }
+    };
+    let Some(p) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    let deadline = Instant::now() + limit;
+    loop {
+        match rustix::process::waitpid(Some(p), WaitOptions::NOHANG) {
+            Ok(Some(_)) | Err(_) => return true,
+            Ok(None) => {}
+        }
+        let Some(t) = next_timeout(Instant::now(), deadline) else {
+            return false;
+        };
+        tick();
+        std::thread::sleep(t.min(Duration::from_millis(50)));
+    }
+}
+
 /// kill(-1, sig): every process but PID 1 (and kernel threads).
 fn signal_all(sig: Signal) {
     match kill(Pid::from_raw(-1), sig) {
@@ -166,11 +204,21 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
         }
     }
     feed();
-    log::info!("shutdown: syncing disks");
-    rustix::fs::sync();
-    feed();
-    mounts::unmount_all(Path::new("/proc/self/mounts"), &mut log_unmount);
-    rustix::fs::sync();
+    // sync(2) and unmounting can hang for ever (a dead disk, a process
+    // stuck writing to a frozen file system): they run in a child, which
+    // PID 1 waits for at most SYNC_LIMIT before it reboots anyway.
+    let done = bounded(SYNC_LIMIT, &feed, || {
+        log::info!("shutdown: syncing disks");
+        rustix::fs::sync();
+        mounts::unmount_all(Path::new("/proc/self/mounts"), &mut log_unmount);
+        rustix::fs::sync();
+    });
+    if !done {
+        log::error!(
+            "shutdown: sync and unmount not done after {} s; going on without them",
+            SYNC_LIMIT.as_secs()
+        );
+    }
     if let Some(w) = watchdog {
         log::info!("shutdown: watchdog disarmed");
         w.disarm();
@@ -234,6 +282,33 @@ mod tests {
         );
         assert_eq!(next_timeout(now, now), None);
         assert_eq!(next_timeout(now + Duration::from_secs(1), now), None);
+    }
+
+    /// The sync and unmount step: done in time, or given up on at the
+    /// limit while the child goes on (as one stuck on a dead disk would).
+    #[test]
+    fn bounded_runs_in_a_child_and_gives_up_at_the_limit() {
+        let dir = crate::testutil::TempDir::new("bounded");
+        let mark = dir.join("ran");
+        let ticks = std::cell::Cell::new(0u32);
+        let tick = || ticks.set(ticks.get() + 1);
+        let t = Instant::now();
+        let m = mark.clone();
+        assert!(bounded(Duration::from_secs(10), &tick, move || {
+            let _ = std::fs::write(&m, "yes");
+        }));
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert_eq!(std::fs::read_to_string(&mark).unwrap(), "yes");
+
+        let t = Instant::now();
+        let done = bounded(Duration::from_millis(400), &tick, || {
+            std::thread::sleep(Duration::from_secs(3));
+        });
+        let took = t.elapsed();
+        assert!(!done);
+        assert!(took >= Duration::from_millis(400), "{took:?}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        assert!(ticks.get() >= 2, "the watchdog was not fed while waiting");
     }
 
     /// Runs `reap_child` in a fresh process, so that waitpid(-1) there

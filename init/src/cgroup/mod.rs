@@ -474,15 +474,38 @@ impl Cgroups {
 
     /// Kill every process in `units/NAME` (and below) with SIGKILL through
     /// `cgroup.kill` (Linux 5.14+), which also catches processes that left
-    /// the unit's process group or are forking.
-    pub fn kill(&self, name: &str) -> Result<(), CgroupError> {
+    /// the unit's process group or are forking; where it is missing or
+    /// refuses the write, each pid of `cgroup.procs` (`kill::kill_dir`).
+    pub fn kill(&self, name: &str) -> Result<kill::Killed, CgroupError> {
+        let dir = self.unit_dir(name)?;
+        kill::kill_dir(&dir).map_err(|errno| CgroupError::Write {
+            unit: truncated(name),
+            file: "cgroup.procs",
+            errno,
+        })
+    }
+
+    /// `units/NAME`'s directory fd.
+    pub fn unit_dir(&self, name: &str) -> Result<OwnedFd, CgroupError> {
+        check_name(name)?;
+        open_dir(&self.units, name).map_err(|errno| CgroupError::OpenDir {
+            unit: truncated(name),
+            errno,
+        })
+    }
+
+    /// `units/NAME/cgroup.events`, open for reading: the kernel marks it
+    /// with EPOLLPRI when `populated` changes (a loop source, not polling;
+    /// read it again with `populated_at`).
+    pub fn events(&self, name: &str) -> Result<OwnedFd, CgroupError> {
         check_name(name)?;
         let mut path: String<64> = String::new();
-        let _ = write!(path, "{name}/cgroup.kill");
-        write_at(&self.units, &path, b"1").map_err(|errno| CgroupError::Write {
-            unit: truncated(name),
-            file: "cgroup.kill",
-            errno,
+        let _ = write!(path, "{name}/cgroup.events");
+        crate::sys::file::open_regular(&self.units, path.as_str()).map_err(|errno| {
+            CgroupError::OpenDir {
+                unit: truncated(name),
+                errno,
+            }
         })
     }
 
@@ -510,6 +533,15 @@ impl Cgroups {
         write!(path, "{name}/{file}").ok()?;
         let mut buf = [0u8; READ_BUF];
         read_at(&self.units, &path, &mut buf).ok().and_then(parse)
+    }
+
+    /// `populated` of an open `cgroup.events` (see `events`), read again
+    /// from its start.
+    pub fn populated_at(fd: &OwnedFd) -> Option<bool> {
+        let mut buf = [0u8; READ_BUF];
+        let n = rustix::io::pread(fd, &mut buf, 0).ok()?;
+        let text = core::str::from_utf8(buf.get(..n)?).ok()?;
+        parse_populated(text)
     }
 
     /// Whether the cgroup still has processes (`cgroup.events`).
@@ -540,6 +572,7 @@ impl Cgroups {
     }
 }
 
+pub mod kill;
 pub mod missing;
 pub mod psi;
 

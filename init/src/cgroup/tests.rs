@@ -314,12 +314,12 @@ fn names_that_could_escape_units_are_refused() {
 fn kill_writes_one_to_cgroup_kill() {
     let root = unit_fixture("kill", "web", &["cgroup.kill"]);
     let cg = Cgroups::open(&root).unwrap();
-    cg.kill("web").unwrap();
+    assert_eq!(cg.kill("web").unwrap(), kill::Killed::CgroupKill);
     assert_eq!(read(&root, "web", "cgroup.kill"), "1");
+    // No cgroup at all: an error naming it, nothing signalled.
     assert!(matches!(
         cg.kill("gone"),
-        Err(CgroupError::Write {
-            file: "cgroup.kill",
+        Err(CgroupError::OpenDir {
             errno: Errno::NOENT,
             ..
         })

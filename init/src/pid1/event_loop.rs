@@ -27,6 +27,10 @@ pub(super) const TOKEN_SHED: u64 = 4;
 pub(super) const TOKEN_LOG: u64 = 1 << 32;
 pub(super) const TOKEN_NOTIFY: u64 = 2 << 32;
 pub(super) const TOKEN_PRESSURE: u64 = 3 << 32;
+/// A child's exec status pipe (`handshake`).
+pub(super) const TOKEN_EXEC: u64 = 6 << 32;
+/// A stopping unit's `cgroup.events` (`stopping`).
+pub(super) const TOKEN_CGEVENTS: u64 = 7 << 32;
 
 /// Retry interval for console text a busy serial line refused.
 const CONSOLE_RETRY_MS: u64 = 20;
@@ -164,6 +168,9 @@ impl Pid1 {
                     let _ = rustix::io::read(t, &mut b);
                 }
                 self.feed(Event::Tick);
+                let t = now();
+                self.exec_timeouts(t);
+                self.drain_timeouts(t);
                 self.on_shed_calm();
                 self.tend_watchdog();
                 if let Some(srv) = self.control.as_mut() {
@@ -179,6 +186,10 @@ impl Pid1 {
                     self.on_notify(u);
                 } else if let Some(u) = unit_of(t, TOKEN_PRESSURE) {
                     self.on_pressure(u, err);
+                } else if let Some(u) = unit_of(t, TOKEN_EXEC) {
+                    self.on_exec(u);
+                } else if let Some(u) = unit_of(t, TOKEN_CGEVENTS) {
+                    self.on_cgroup_events(u);
                 }
             }
         }
@@ -187,6 +198,7 @@ impl Pid1 {
     /// After every batch: control clients waiting on a unit, the next
     /// timer, and a one-time "all up" line for boot timing.
     fn after_events(&mut self) {
+        self.tend_shutdown();
         self.tend_waiters();
         if self.removing {
             self.forget_cgroups();
@@ -220,8 +232,14 @@ impl Pid1 {
         let Some(t) = self.timer.as_ref() else { return };
         let sup = self.sup.next_deadline();
         let calm = self.shed.as_ref().and_then(|s| s.calm_at);
+        let own = [
+            self.exec_deadline(),
+            self.drain_deadline(),
+            self.shutdown_deadline,
+        ];
         let sup = [calm, self.watchdog_next]
             .into_iter()
+            .chain(own)
             .fold(sup, |acc, d| match (acc, d) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),

@@ -5,7 +5,6 @@
 
 use super::event_loop::{self, watch};
 use super::{now, now_ns, why, Pid1, Why};
-use crate::boot::shutdown;
 use crate::config::users;
 use crate::kmsg;
 use crate::log_ring::LogRing;
@@ -20,7 +19,7 @@ use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
 
 /// How long processes left at shutdown get between TERM and KILL.
-const SHUTDOWN_GRACE_MS: u64 = 2000;
+pub(super) const SHUTDOWN_GRACE_MS: u64 = 2000;
 
 impl Pid1 {
     /// Step the supervisor with `ev` and everything it leads to.
@@ -50,67 +49,47 @@ impl Pid1 {
     pub(super) fn perform(&mut self, a: Action) {
         match a {
             Action::Spawn(u) => {
+                // A handshake or a stop of an earlier run still going on
+                // ends here: the new child goes into the same cgroup.
+                self.cancel_exec(u);
+                self.clear_for_spawn(u);
                 let had_cgroups = self.cg.is_some();
                 let mut spawned = self.spawn(u);
                 if spawned.is_err() && had_cgroups && self.cg.is_none() {
                     // The kernel refused CLONE_INTO_CGROUP: now without.
                     spawned = self.spawn(u);
                 }
-                let ev = match spawned {
-                    Ok(pid) => {
-                        self.watch_pressure(u);
-                        Event::Spawned { unit: u, pid }
-                    }
-                    Err(why) => {
-                        let name = self.sup.slot(u).map(|s| s.def.name.as_str()).unwrap_or("?");
-                        log::error!("{name}: {}", why.as_str());
-                        if let Some(e) = self.edges.get_mut(usize::from(u)) {
-                            e.last_error = why;
-                            // Whatever went wrong, the next try prepares
-                            // the cgroup afresh (it may have been removed),
-                            // and its pressure trigger with it.
-                            e.cgroup = None;
-                            e.pressure = None;
-                        }
-                        Event::SpawnFailed { unit: u }
-                    }
-                };
-                if !self.queue_event(ev) {
-                    log::error!("event queue full");
+                match spawned {
+                    // Spawned (or SpawnFailed) comes with the handshake.
+                    Ok(p) => self.await_exec(u, p),
+                    Err(why) => self.spawn_failed(u, why),
                 }
             }
-            Action::Signal { unit: _, pid, sig } => {
-                let Ok(sig) = Signal::try_from(sig) else {
-                    return;
-                };
-                let pg = nix::unistd::Pid::from_raw(-(pid as i32));
-                if nix::sys::signal::kill(pg, sig).is_err() {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
-                }
+            Action::Signal { unit, pid, sig } => self.signal_unit(unit, pid, sig),
+            Action::KillCgroup(u) => self.kill_cgroup(u),
+            Action::Announce(u, note) => {
+                self.on_note(u, note);
+                self.announce(u, note);
             }
-            Action::KillCgroup(u) => match (self.cg.as_ref(), self.sup.slot(u)) {
-                (Some(cg), Some(slot)) if cg.populated(&slot.def.name) != Some(false) => {
-                    if let Err(e) = cg.kill(&slot.def.name) {
-                        log::warn!("{}: {e}", slot.def.name);
-                    }
-                }
-                // No cgroups: the unit's process group is all there is.
-                (None, Some(slot)) if slot.rt.pid != 0 => {
-                    let pg = nix::unistd::Pid::from_raw(-(slot.rt.pid as i32));
-                    let _ = nix::sys::signal::kill(pg, Signal::SIGKILL);
-                }
-                _ => {}
-            },
-            Action::Announce(u, note) => self.announce(u, note),
             Action::Verdict { unit, good } => self.on_verdict(unit, good),
-            Action::Finish(kind) => {
-                log::info!("all units stopped; {kind:?}");
-                shutdown::finish(
-                    kind,
-                    std::time::Duration::from_millis(SHUTDOWN_GRACE_MS),
-                    self.watchdog.take(),
-                );
-            }
+            Action::Finish(kind) => self.finish_when_drained(kind),
+        }
+    }
+
+    /// A start that failed: why, for `initctl status`, and `SpawnFailed`.
+    pub(super) fn spawn_failed(&mut self, u: u16, why: Why) {
+        let name = self.sup.slot(u).map(|s| s.def.name.as_str()).unwrap_or("?");
+        log::error!("{name}: {}", why.as_str());
+        if let Some(e) = self.edges.get_mut(usize::from(u)) {
+            e.last_error = why;
+            // Whatever went wrong, the next try prepares the cgroup
+            // afresh (it may have been removed), and its pressure trigger
+            // with it.
+            e.cgroup = None;
+            e.pressure = None;
+        }
+        if !self.queue_event(Event::SpawnFailed { unit: u }) {
+            log::error!("event queue full");
         }
     }
 
@@ -212,8 +191,9 @@ impl Pid1 {
         }
     }
 
-    /// Everything a unit's process needs, then `spawn::spawn`.
-    fn spawn(&mut self, u: u16) -> Result<u32, Why> {
+    /// Everything a unit's process needs, then `spawn::start`; the
+    /// handshake is awaited in the loop (`handshake`).
+    fn spawn(&mut self, u: u16) -> Result<spawn::Pending, Why> {
         let decided_ns = self.stamp.then(now_ns);
         let Some(slot) = self.sup.slot(u) else {
             return Err(Why::new());
@@ -355,8 +335,8 @@ impl Pid1 {
             seccomp: edge_filter,
             decided_ns,
         };
-        let pid = match spawn::spawn(&req) {
-            Ok(pid) => pid,
+        let pending = match spawn::start(&req) {
+            Ok(p) => p,
             Err(e) => {
                 if notify_sock.is_some() {
                     let _ = rustix::fs::unlink(sock_path.as_str());
@@ -400,10 +380,10 @@ impl Pid1 {
         let log_rd = log_pipe.map(|(r, _w)| r);
         let notify_rd = notify_pipe.map(|(r, _w)| r).or(notify_sock);
         let Some(ep) = self.epoll.as_ref() else {
-            return Ok(pid);
+            return Ok(pending);
         };
         let Some(edge) = self.edges.get_mut(usize::from(u)) else {
-            return Ok(pid);
+            return Ok(pending);
         };
         edge.exit_report = report_pipe.map(|(r, _w)| r);
         if let Some(old) = edge.log_rd.take() {
@@ -414,7 +394,7 @@ impl Pid1 {
         }
         edge.log_rd = log_rd.and_then(|r| watch(ep, r, event_loop::TOKEN_LOG + u64::from(u)));
         edge.notify = notify_rd.and_then(|r| watch(ep, r, event_loop::TOKEN_NOTIFY + u64::from(u)));
-        Ok(pid)
+        Ok(pending)
     }
 }
 

@@ -18,12 +18,14 @@ mod boot;
 mod event_loop;
 mod executor;
 mod gate;
+mod handshake;
 mod pressure;
 mod queries;
 mod reexec;
 pub use reexec::print_handshake;
 mod reload;
 mod sources;
+mod stopping;
 mod watchdog;
 
 use crate::cgroup::Cgroups;
@@ -76,6 +78,10 @@ struct Edge {
     /// The unit's seccomp filter, built when the definition was loaded
     /// (never on the restart path).
     seccomp: Option<crate::sys::seccomp::Program>,
+    /// A child cloned and not yet exec'd (`handshake`).
+    exec: Option<handshake::ExecWait>,
+    /// Processes of a stop or kill still in the cgroup (`stopping`).
+    drain: stopping::Drain,
 }
 
 impl Edge {
@@ -97,6 +103,8 @@ impl Edge {
             verdict: None,
             rejected: None,
             seccomp: None,
+            exec: None,
+            drain: stopping::Drain::default(),
         }
         .with_filter(def)
     }
@@ -171,6 +179,11 @@ pub struct Pid1 {
     exe: heapless::String<{ crate::vocab::PATH_BYTES }>,
     /// Followers handed over, until the control server is up.
     followers: Vec<(OwnedFd, crate::vocab::Name, u64)>,
+    /// When a shutdown that began goes on to its final sequence anyway
+    /// (`stopping::shutdown_budget`).
+    shutdown_deadline: Option<Millis>,
+    /// Every unit stopped; the final sequence waits for their cgroups.
+    finish_pending: Option<crate::vocab::ShutdownKind>,
 }
 
 impl Pid1 {
@@ -200,8 +213,9 @@ impl Pid1 {
 }
 
 /// Fds PID 1 may hold per unit (cgroup directory, output, readiness,
-/// reaper report, pressure trigger), and besides its units.
-const FDS_PER_UNIT: u64 = 5;
+/// reaper report, pressure trigger, the exec status pipe while starting,
+/// `cgroup.events` while stopping), and besides its units.
+const FDS_PER_UNIT: u64 = 7;
 const FDS_BASE: u64 = 256;
 
 /// Raise `RLIMIT_NOFILE` so `units` units' fds fit (the kernel's default
@@ -282,6 +296,8 @@ pub fn run() -> ! {
         origin: crate::proto::Origin::Boot,
         exe: exe_path(),
         followers: Vec::new(),
+        shutdown_deadline: None,
+        finish_pending: None,
     });
     let resumed = handover.is_some();
     match handover {

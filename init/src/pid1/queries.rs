@@ -200,6 +200,19 @@ fn tend(srv: &mut Server, sup: &Supervisor, edges: &[Edge], id: ClientId, w: Wai
     match w {
         Waiter::Settle { name, want } => {
             if let Some(r) = settled(sup, &name, want) {
+                // A stop is done when the cgroup is empty (`stopping`).
+                let drain = sup
+                    .index(&name)
+                    .and_then(|u| edges.get(usize::from(u)))
+                    .map(|e| &e.drain);
+                let r = match (want, drain) {
+                    (Want::Stopped, Some(d)) if d.active() => return,
+                    (Want::Stopped, Some(d)) if d.gave_up => Err(CtlError::fmt(
+                        ErrCode::Failed,
+                        format_args!("{name}: processes survived SIGKILL (see the kernel log)"),
+                    )),
+                    _ => r,
+                };
                 srv.answer(id, &result_reply(r), t);
             }
         }

@@ -50,6 +50,8 @@ impl Pid1 {
                 continue;
             };
             let pid = pid.as_raw_pid() as u32;
+            // A child still in its exec handshake is answered first.
+            self.exec_reaped(pid);
             let exit = match self.sup.unit_of_pid(pid) {
                 Some(u) => self.classify_exit(u, exit),
                 None => exit,
@@ -195,6 +197,9 @@ impl Pid1 {
             ready
         };
         if ready {
+            // The service wrote after its exec: that comes first (the
+            // status pipe and this fd may be ready in the same batch).
+            self.exec_settle(u);
             self.feed(Event::Ready { unit: u });
         }
         // After READY=1 of the same wake-up, so a ping sent with it counts.

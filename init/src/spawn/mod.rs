@@ -3,9 +3,13 @@
 //!
 //! The child is placed in its cgroup by the kernel at clone time
 //! (`CLONE_INTO_CGROUP`), so no instruction of it ever runs outside the
-//! unit's limits. Like posix_spawn, the parent waits on a close-on-exec pipe
-//! until the child has exec'd or reported which step failed and why, so a
-//! missing binary is an error value here, not a mystery exit code later.
+//! unit's limits. Like posix_spawn, the child reports through a
+//! close-on-exec pipe: end of file when it has exec'd, or which step failed
+//! and why, so a missing binary is an error value, not a mystery exit code
+//! later. PID 1 does not wait on that pipe: `start` returns once the child
+//! exists, with the pipe's read end (non-blocking) in a `Pending` that the
+//! event loop watches, so a child that stalls before exec (its cgroup
+//! frozen, a hung mount under `workdir` or `root`) stalls only its unit.
 //!
 //! Between clone3 and execve the child only makes raw system calls (rustix
 //! and the `sys` wrappers), touches no allocator and takes no lock: it is a
@@ -276,8 +280,60 @@ fn die(status_wr: BorrowedFd<'_>, err: SpawnError) -> ! {
     crate::sys::clone::exit(127)
 }
 
-/// Start `req.def`'s process; returns its pid once it has exec'd.
-pub fn spawn(req: &Request<'_>) -> Result<u32, SpawnError> {
+/// A child that exists but has not been seen to exec yet.
+#[derive(Debug)]
+pub struct Pending {
+    pub pid: u32,
+    /// Read end of the close-on-exec status pipe, non-blocking.
+    pub status: OwnedFd,
+}
+
+/// Where the exec handshake of a `Pending` child is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handshake {
+    /// Nothing to read yet: the child is still on its way to execve.
+    Waiting,
+    /// End of file with nothing written: the close-on-exec end closed at
+    /// execve (with a PID namespace: at the service's execve).
+    Execd,
+    Failed(SpawnError),
+}
+
+impl Pending {
+    /// Read the status pipe once, without blocking. The child writes its
+    /// five-byte report in one write, below PIPE_BUF, so it is read whole.
+    pub fn poll(&self) -> Handshake {
+        poll_status(&self.status)
+    }
+}
+
+/// `Pending::poll` on the status pipe's read end alone.
+pub fn poll_status(status: &OwnedFd) -> Handshake {
+    let mut msg = [0u8; 5];
+    loop {
+        return match rustix::io::read(status, &mut msg) {
+            Ok(0) => Handshake::Execd,
+            Ok(5) => {
+                let [step, e0, e1, e2, e3] = msg;
+                Handshake::Failed(SpawnError {
+                    step: Step::from_code(step),
+                    errno: i32::from_le_bytes([e0, e1, e2, e3]),
+                })
+            }
+            Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) => Handshake::Waiting,
+            Ok(_) | Err(_) => Handshake::Failed(SpawnError {
+                step: Step::Unknown,
+                errno: 0,
+            }),
+        };
+    }
+}
+
+/// Start `req.def`'s process: clone3 into its cgroup and namespaces.
+/// Returns as soon as the child exists; whether it exec'd is told by
+/// `Pending::poll` once its status pipe is readable.
+pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
     let fail = |step, e: Errno| SpawnError {
         step,
         errno: e.raw_os_error(),
@@ -296,8 +352,12 @@ pub fn spawn(req: &Request<'_>) -> Result<u32, SpawnError> {
         return Err(prep);
     }
 
-    let (status_rd, status_wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| fail(Step::StatusPipe, e))?;
+    // Non-blocking at both ends: PID 1 never waits on its end, and the
+    // child's one five-byte write to an empty pipe cannot block.
+    let (status_rd, status_wr) = rustix::pipe::pipe_with(
+        rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+    )
+    .map_err(|e| fail(Step::StatusPipe, e))?;
 
     // A new user namespace: the child waits on this pipe until PID 1 has
     // written its id maps (which needs its pid, so comes after clone3).
@@ -340,28 +400,10 @@ pub fn spawn(req: &Request<'_>) -> Result<u32, SpawnError> {
         }
         written.map_err(|e| fail(Step::UserMap, e))?;
     }
-    let mut msg = [0u8; 5];
-    let mut got = 0;
-    while let Some(rest) = msg.get_mut(got..).filter(|r| !r.is_empty()) {
-        match rustix::io::read(&status_rd, rest) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(Errno::INTR) => continue,
-            Err(_) => break,
-        }
-    }
-    match (got, msg) {
-        // EOF with nothing written: the close-on-exec end closed at execve.
-        (0, _) => Ok(pid),
-        (5, [step, e0, e1, e2, e3]) => Err(SpawnError {
-            step: Step::from_code(step),
-            errno: i32::from_le_bytes([e0, e1, e2, e3]),
-        }),
-        _ => Err(SpawnError {
-            step: Step::Unknown,
-            errno: 0,
-        }),
-    }
+    Ok(Pending {
+        pid,
+        status: status_rd,
+    })
 }
 
 /// PID 1 of the unit's new PID namespace: set the namespaces up, fork the

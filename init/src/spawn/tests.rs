@@ -1,11 +1,67 @@
 use super::*;
 
+/// `start`, then wait (up to 10 s) for the handshake, as PID 1's loop
+/// does through epoll.
+fn spawn(req: &Request<'_>) -> Result<u32, SpawnError> {
+    let p = start(req)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match p.poll() {
+            Handshake::Execd => return Ok(p.pid),
+            Handshake::Failed(e) => return Err(e),
+            Handshake::Waiting => {
+                assert!(std::time::Instant::now() < deadline, "no exec report");
+                let mut fds = [rustix::event::PollFd::new(
+                    &p.status,
+                    rustix::event::PollFlags::IN,
+                )];
+                let ts = rustix::event::Timespec {
+                    tv_sec: 1,
+                    tv_nsec: 0,
+                };
+                let _ = rustix::event::poll(&mut fds, Some(&ts));
+            }
+        }
+    }
+}
+
+/// The handshake as PID 1 sees it: `poll` answers at once whether or not
+/// the child has written or closed its end, and tells the three outcomes
+/// apart.
 #[test]
-fn decimal_formats_without_allocating() {
-    let mut b = [0u8; 20];
-    assert_eq!(decimal(0, &mut b), "0");
-    assert_eq!(decimal(1234567890123, &mut b), "1234567890123");
-    assert_eq!(decimal(u64::MAX, &mut b), "18446744073709551615");
+fn poll_never_blocks_and_tells_exec_from_failure() {
+    let pipe = || {
+        rustix::pipe::pipe_with(
+            rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+        )
+        .unwrap()
+    };
+    // A child still on its way to exec holds the write end open.
+    let (rd, wr) = pipe();
+    let stalled = Pending { pid: 0, status: rd };
+    let t = std::time::Instant::now();
+    assert_eq!(stalled.poll(), Handshake::Waiting);
+    assert_eq!(stalled.poll(), Handshake::Waiting);
+    assert!(t.elapsed() < std::time::Duration::from_millis(500));
+    drop(wr);
+    assert_eq!(stalled.poll(), Handshake::Execd);
+    // A failed step: its report, then the end of the pipe.
+    let (rd, wr) = pipe();
+    let failed = Pending { pid: 0, status: rd };
+    let err = SpawnError {
+        step: Step::Chdir,
+        errno: Errno::NOENT.raw_os_error(),
+    };
+    let [e0, e1, e2, e3] = err.errno.to_le_bytes();
+    rustix::io::write(&wr, &[err.step.code(), e0, e1, e2, e3]).unwrap();
+    drop(wr);
+    assert_eq!(failed.poll(), Handshake::Failed(err));
+    // A real start: returns with the child's pid, exec'd soon after.
+    let d = unit(&["/bin/true"]);
+    let cg = own_cgroup();
+    let req = request(&d, cg.as_fd(), Stdio::Null);
+    let pid = spawn(&req).unwrap();
+    assert_eq!(wait(pid), 0);
 }
 
 /// The cgroup this test process runs in: spawning into it needs no

@@ -54,6 +54,7 @@ impl Supervisor {
     }
 
     pub(super) fn stop_unit(&mut self, now: Millis, unit: u16, out: &mut Actions) {
+        let shutting = self.shutdown.is_some();
         let Some(s) = self.units.get_mut(usize::from(unit)) else {
             return;
         };
@@ -77,9 +78,17 @@ impl Supervisor {
                     sig: s.def.stop_signal,
                 });
             }
+            // Spawned, its exec not answered yet: there is no process to
+            // wait for (pid1 kills the child on Stopped), so a pending
+            // restart starts again at once.
             Phase::Starting | Phase::Running => {
                 s.rt.phase = Phase::Stopped;
                 note(s, unit, Note::Stopped, out);
+                if s.rt.restart_pending && s.rt.want && !shutting {
+                    s.rt.restart_pending = false;
+                    s.rt.phase = Phase::Waiting;
+                    s.rt.streak = 0;
+                }
             }
             Phase::Stopping | Phase::Stopped | Phase::Failed => {}
         }

@@ -22,10 +22,12 @@
 //! - next and actions are after the step's `settle`: a unit that becomes
 //!   Waiting with its dependencies ready is started in the same step
 //!   ("Starting, no pid", Spawn). `=`: ignored, nothing changes.
-//! - "cannot happen": pid1 answers a `Spawn` (Spawned or SpawnFailed)
-//!   before it reads any new event (only the answers to other Spawns of
-//!   the same step come first), and a unit's notify fd and process exist
-//!   only after it; the row is what the code would do.
+//! - "cannot happen": a unit's notify fd and process exist only after
+//!   `Spawn`; the row is what the code would do. pid1 answers a `Spawn`
+//!   (Spawned or SpawnFailed) once the child has exec'd or failed (its
+//!   exec handshake is a loop source), so other events may come first:
+//!   "Starting, no pid" lasts; pid1 settles the handshake before it feeds
+//!   the child's exit or readiness.
 //! - exit 0 and exit 1 of a unit without a process are an orphan's.
 //! - deadline: `stop_timeout` (Stopping) or the restart delay (Backoff).
 //! - KillCgroup is SIGKILL to everything in the unit's cgroup.
@@ -47,9 +49,9 @@
 //! | restart=never | Starting, no pid | SpawnFailed | Failed | Announce(SpawnFailed) |  |
 //! | start limit | Starting, no pid | SpawnFailed | Failed | Announce(StartLimit) | start limit hit |
 //! |  | Starting, no pid | Shutdown, Stop | Stopped | Announce(Stopped) | a shutdown begun by another unit's start limit |
-//! |  | Starting, no pid | reload: removed | (slot freed) | Announce(Stopped) | cannot happen |
-//! |  | Starting, no pid | Restart, reload: changed | Stopped | Announce(Stopped) | cannot happen (the restart stays pending) |
-//! |  | Starting, no pid | Ready | Running | Announce(Running) | cannot happen |
+//! |  | Starting, no pid | reload: removed | (slot freed) | Announce(Stopped) | pid1 kills the child of its exec handshake |
+//! |  | Starting, no pid | Restart, reload: changed | Starting, no pid | Announce(Stopped), Spawn | the child of its exec handshake is killed; started again |
+//! |  | Starting, no pid | Ready | Running | Announce(Running) | cannot happen (pid1 settles the handshake first) |
 //! |  | Starting, no pid | Boot, exit 0, exit 1, deadline, Start, dep failed | = | (ignored) |  |
 //! |  | Starting | Ready | Running | Announce(Running) |  |
 //! |  | Starting, Running | exit 0, exit 1 | Backoff | KillCgroup, Announce(Died, restart) | restart = always; the delay doubles per failure in a row |

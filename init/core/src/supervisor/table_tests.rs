@@ -182,9 +182,9 @@ const TABLE: &[Row] = &[
     row(Ctx::NoRestart, &[Sit::Spawning], &[SpawnError], Sit::Failed, &[A(SpawnFailed)], ""),
     row(Ctx::Limit(LimitAction::None), &[Sit::Spawning], &[SpawnError], Sit::Failed, &[A(StartLimit)], "start limit hit"),
     row(SVC, &[Sit::Spawning], &[Shutdown, Stop], Sit::Stopped, &[A(Stopped)], "a shutdown begun by another unit's start limit"),
-    row(SVC, &[Sit::Spawning], &[ReloadRemoved], Sit::Gone, &[A(Stopped)], "cannot happen"),
-    row(SVC, &[Sit::Spawning], &[Restart, ReloadChanged], Sit::Stopped, &[A(Stopped)], "cannot happen (the restart stays pending)"),
-    row(SVC, &[Sit::Spawning], &[Ready], Sit::Running, &[A(Running)], "cannot happen"),
+    row(SVC, &[Sit::Spawning], &[ReloadRemoved], Sit::Gone, &[A(Stopped)], "pid1 kills the child of its exec handshake"),
+    row(SVC, &[Sit::Spawning], &[Restart, ReloadChanged], Sit::Spawning, &[A(Stopped), Spawn], "the child of its exec handshake is killed; started again"),
+    row(SVC, &[Sit::Spawning], &[Ready], Sit::Running, &[A(Running)], "cannot happen (pid1 settles the handshake first)"),
     ignored(SVC, &[Sit::Spawning], &[Boot, ExitOk, ExitFail, Deadline, Start, DepFails], ""),
     // Starting, spawned: waiting for Ready (a oneshot: for its exit).
     row(SVC, &[Sit::Starting], &[Ready], Sit::Running, &[A(Running)], ""),

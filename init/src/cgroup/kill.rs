@@ -1,0 +1,111 @@
+//! Signalling a cgroup's processes: every pid in `cgroup.procs`, and the
+//! SIGKILL of all of them through `cgroup.kill`, or pid by pid where that
+//! file is missing (Linux before 5.14) or refuses the write.
+//!
+//! Each function takes the cgroup's directory fd, so a host test runs it on
+//! a directory of plain files with real pids in `cgroup.procs` and no
+//! `cgroup.kill`. Nothing here allocates: `cgroup.procs` is read in fixed
+//! chunks, a pid split across two chunks carried over.
+
+use rustix::fd::AsFd;
+use rustix::io::Errno;
+use rustix::process::{kill_process, Pid, Signal};
+
+use crate::sys::file::{open_regular, write_at};
+
+/// How the processes of a cgroup were killed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Killed {
+    /// `cgroup.kill` took the write: the kernel killed every process,
+    /// those forking at the time included.
+    CgroupKill,
+    /// `cgroup.kill` could not be written (`errno`), so each pid listed in
+    /// `cgroup.procs` got SIGKILL; `pids` of them.
+    EachPid { errno: Errno, pids: usize },
+}
+
+/// Bytes of `cgroup.procs` read at a time.
+const CHUNK: usize = 256;
+
+/// Calls `f` with every pid listed in `dir/cgroup.procs` (one decimal per
+/// line); returns how many. A line that is not a pid is skipped.
+pub fn for_each_pid<Fd: AsFd>(dir: Fd, mut f: impl FnMut(u32)) -> Result<usize, Errno> {
+    let fd = open_regular(dir, "cgroup.procs")?;
+    let mut buf = [0u8; CHUNK];
+    let mut n: usize = 0;
+    // The number being read, carried across chunks; None between lines
+    // and after a character that is not a digit.
+    let mut cur: Option<u32> = None;
+    let mut bad = false;
+    loop {
+        let got = match rustix::io::read(&fd, &mut buf) {
+            Ok(0) => break,
+            Ok(got) => got,
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e),
+        };
+        for &c in buf.iter().take(got) {
+            match c {
+                b'0'..=b'9' if !bad => {
+                    let v = cur
+                        .unwrap_or(0)
+                        .checked_mul(10)
+                        .and_then(|v| v.checked_add(u32::from(c - b'0')));
+                    bad = v.is_none();
+                    cur = v;
+                }
+                b'\n' => {
+                    if let (Some(p), false) = (cur.take(), bad) {
+                        f(p);
+                        n = n.saturating_add(1);
+                    }
+                    bad = false;
+                }
+                _ => {
+                    bad = true;
+                    cur = None;
+                }
+            }
+        }
+    }
+    if let (Some(p), false) = (cur, bad) {
+        f(p);
+        n = n.saturating_add(1);
+    }
+    Ok(n)
+}
+
+/// Sends `sig` to every pid in `dir/cgroup.procs` but `except` (a PID
+/// namespace's reaper, which would forward it to the service a second
+/// time). Returns how many were signalled; a pid that is already gone is
+/// not an error.
+pub fn signal_each<Fd: AsFd>(dir: Fd, sig: Signal, except: Option<u32>) -> Result<usize, Errno> {
+    let mut sent = 0usize;
+    for_each_pid(dir, |p| {
+        if Some(p) == except || p == 0 {
+            return;
+        }
+        let Some(pid) = i32::try_from(p).ok().and_then(Pid::from_raw) else {
+            return;
+        };
+        if kill_process(pid, sig).is_ok() {
+            sent = sent.saturating_add(1);
+        }
+    })?;
+    Ok(sent)
+}
+
+/// SIGKILL to every process of the cgroup at `dir`: `cgroup.kill` when it
+/// takes the write, else each pid of `cgroup.procs`.
+pub fn kill_dir<Fd: AsFd>(dir: Fd) -> Result<Killed, Errno> {
+    match write_at(&dir, "cgroup.kill", b"1") {
+        Ok(()) => Ok(Killed::CgroupKill),
+        Err(errno) => {
+            let pids = signal_each(&dir, Signal::KILL, None)?;
+            Ok(Killed::EachPid { errno, pids })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

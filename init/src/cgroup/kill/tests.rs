@@ -1,0 +1,93 @@
+use super::*;
+use crate::testutil::TempDir;
+use std::os::unix::process::ExitStatusExt;
+
+fn open(dir: &TempDir) -> rustix::fd::OwnedFd {
+    rustix::fs::open(
+        dir.path(),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn pids_are_read_across_chunks_and_bad_lines_skipped() {
+    let dir = TempDir::new("cgkill-parse");
+    let mut text = String::new();
+    let want: Vec<u32> = (0..200).map(|i| 1000 + i * 37).collect();
+    for (i, p) in want.iter().enumerate() {
+        text.push_str(&format!("{p}\n"));
+        if i == 50 {
+            text.push_str("garbage\n99999999999999999999\n\n");
+        }
+    }
+    // The last line without its newline still counts.
+    text.push_str("4242");
+    std::fs::write(dir.join("cgroup.procs"), &text).unwrap();
+    assert!(text.len() > 3 * CHUNK);
+    let mut got = Vec::new();
+    let n = for_each_pid(open(&dir), |p| got.push(p)).unwrap();
+    let mut expect = want.clone();
+    expect.push(4242);
+    assert_eq!(got, expect);
+    assert_eq!(n, expect.len());
+}
+
+#[test]
+fn no_procs_file_is_an_error() {
+    let dir = TempDir::new("cgkill-none");
+    assert_eq!(for_each_pid(open(&dir), |_| {}), Err(Errno::NOENT));
+}
+
+/// A kernel without `cgroup.kill`: the fallback kills each listed process,
+/// for real, and skips the excepted one when signalling.
+#[test]
+fn without_cgroup_kill_each_pid_is_killed() {
+    let dir = TempDir::new("cgkill-fallback");
+    let mut kids: Vec<_> = (0..3)
+        .map(|_| {
+            std::process::Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let pids: Vec<u32> = kids.iter().map(|k| k.id()).collect();
+    let text: String = pids.iter().map(|p| format!("{p}\n")).collect();
+    std::fs::write(dir.join("cgroup.procs"), text).unwrap();
+    let fd = open(&dir);
+
+    // The stop signal spares the excepted pid (a namespace's reaper).
+    let spared = pids[2];
+    assert_eq!(signal_each(&fd, Signal::TERM, Some(spared)), Ok(2));
+    for k in kids.iter_mut().take(2) {
+        assert_eq!(k.wait().unwrap().signal(), Some(15));
+    }
+    assert_eq!(kids[2].try_wait().unwrap(), None, "the excepted pid got it");
+
+    let r = kill_dir(&fd).unwrap();
+    // Two of the three are gone (and reaped): only the live one is killed.
+    assert_eq!(
+        r,
+        Killed::EachPid {
+            errno: Errno::NOENT,
+            pids: 1
+        }
+    );
+    assert_eq!(kids[2].wait().unwrap().signal(), Some(9));
+}
+
+/// A `cgroup.kill` that takes the write is trusted: nothing is signalled
+/// pid by pid (the caller checks `populated` and escalates).
+#[test]
+fn a_writable_cgroup_kill_is_used() {
+    let dir = TempDir::new("cgkill-file");
+    std::fs::write(dir.join("cgroup.kill"), "").unwrap();
+    std::fs::write(dir.join("cgroup.procs"), "1\n").unwrap();
+    assert_eq!(kill_dir(open(&dir)), Ok(Killed::CgroupKill));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("cgroup.kill")).unwrap(),
+        "1"
+    );
+}

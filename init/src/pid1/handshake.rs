@@ -1,0 +1,230 @@
+//! The exec handshake as a loop source. After clone3 (and at most 50 ms
+//! waiting in place for the common, quick case) the unit stays
+//! `starting` while its child is on its way to execve; the child's
+//! close-on-exec status pipe is in the epoll set, so PID 1 goes on reaping,
+//! answering `initctl` and starting other units meanwhile. End of file is
+//! `Spawned`, a report of the failed step `SpawnFailed`. A child that never
+//! gets there (its cgroup frozen, a hung mount under `workdir` or `root`)
+//! is bounded by the unit's `start_timeout`: its cgroup is killed and the
+//! start has failed.
+
+use super::event_loop::{self, watch};
+use super::executor::notify_path;
+use super::{now, why, Pid1, Why};
+use crate::spawn::{Handshake, Pending};
+use crate::supervisor::{Event, Note, Phase};
+use crate::unit::{Ready, START_TIMEOUT_DEFAULT};
+use crate::vocab::Millis;
+use rustix::event::epoll;
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::fd::OwnedFd;
+
+/// Longest wait in place for a child's exec (`await_exec`): 50 ms.
+const EXEC_WAIT: Timespec = Timespec {
+    tv_sec: 0,
+    tv_nsec: 50_000_000,
+};
+
+/// A child cloned and not yet exec'd.
+pub(super) struct ExecWait {
+    pid: u32,
+    /// The status pipe's read end, in the epoll set.
+    status: OwnedFd,
+    /// Not exec'd by then: killed, a failed start.
+    deadline: Millis,
+}
+
+impl Pid1 {
+    /// Watch `p`'s handshake; the unit's `Spawned` or `SpawnFailed` comes
+    /// when the pipe says, or at its `start_timeout`.
+    pub(super) fn await_exec(&mut self, u: u16, p: Pending) {
+        let timeout = match self.sup.slot(u).map(|s| s.def.start_timeout) {
+            // No start_timeout still has a bound for reaching exec.
+            Some(0) | None => START_TIMEOUT_DEFAULT,
+            Some(t) => t,
+        };
+        let Pending { pid, status } = p;
+        // The common case is answered in place: a child that execs within
+        // EXEC_WAIT_MS. PID 1 asleep meanwhile leaves the CPU to it; with
+        // the loop going on instead (serving a unit that floods its
+        // output, say), every restart measured several times slower in
+        // the `fair` boot test. Only a slower child is left to the loop.
+        let mut fds = [PollFd::new(&status, PollFlags::IN)];
+        let _ = rustix::event::poll(&mut fds, Some(&EXEC_WAIT));
+        match crate::spawn::poll_status(&status) {
+            Handshake::Waiting => {}
+            done => return self.exec_done(u, pid, done),
+        }
+        let watched = self
+            .epoll
+            .as_ref()
+            .and_then(|ep| watch(ep, status, event_loop::TOKEN_EXEC + u64::from(u)));
+        let Some(status) = watched else {
+            // Nothing can tell when it execs: it counts as started, as it
+            // would have after a blocking wait.
+            log::warn!("exec handshake: cannot watch the status pipe");
+            return self.exec_done(u, pid, Handshake::Execd);
+        };
+        if let Some(e) = self.edges.get_mut(usize::from(u)) {
+            e.exec = Some(ExecWait {
+                pid,
+                status,
+                deadline: now().saturating_add(timeout),
+            });
+        }
+    }
+
+    /// The status pipe of unit `u` is readable.
+    pub(super) fn on_exec(&mut self, u: u16) {
+        self.exec_settle(u);
+        self.run_queue();
+    }
+
+    /// Before readiness of unit `u` is fed: a handshake whose answer is
+    /// there is taken first, so the supervisor has the pid.
+    pub(super) fn exec_settle(&mut self, u: u16) {
+        let state = match self.edges.get(usize::from(u)).and_then(|e| e.exec.as_ref()) {
+            Some(w) => poll(w),
+            None => return,
+        };
+        if state != Handshake::Waiting {
+            if let Some(w) = self.take_exec(u) {
+                self.exec_done(u, w.pid, state);
+            }
+        }
+    }
+
+    /// Before an exit of `pid` is fed: a child still in its handshake is
+    /// settled first (its pipe is at its end or holds the report by now),
+    /// so that the supervisor knows the pid it is told about.
+    pub(super) fn exec_reaped(&mut self, pid: u32) {
+        let found = self
+            .edges
+            .iter()
+            .position(|e| e.exec.as_ref().is_some_and(|w: &ExecWait| w.pid == pid));
+        let Some(u) = found.and_then(|i| u16::try_from(i).ok()) else {
+            return;
+        };
+        if let Some(w) = self.take_exec(u) {
+            let state = match poll(&w) {
+                // Gone without closing its end: it cannot have exec'd.
+                Handshake::Waiting => Handshake::Failed(crate::spawn::SpawnError {
+                    step: crate::spawn::Step::Unknown,
+                    errno: 0,
+                }),
+                s => s,
+            };
+            self.exec_done(u, pid, state);
+        }
+    }
+
+    /// Children past their deadline: the cgroup is killed, a failed start.
+    pub(super) fn exec_timeouts(&mut self, t: Millis) {
+        for i in 0..self.edges.len() {
+            let late = self
+                .edges
+                .get(i)
+                .and_then(|e| e.exec.as_ref())
+                .is_some_and(|w| w.deadline <= t);
+            let Some(u) = u16::try_from(i).ok().filter(|_| late) else {
+                continue;
+            };
+            let Some(w) = self.take_exec(u) else { continue };
+            let limit = self.sup.slot(u).map_or(0, |s| s.def.start_timeout);
+            self.kill_cgroup_now(u);
+            let why = why(format_args!(
+                "did not exec within start_timeout ({limit}ms; pid {}): killed",
+                w.pid
+            ));
+            self.start_failed(u, why);
+            self.run_queue();
+        }
+    }
+
+    /// The earliest handshake deadline, for the timer.
+    pub(super) fn exec_deadline(&self) -> Option<Millis> {
+        self.edges
+            .iter()
+            .filter_map(|e| e.exec.as_ref().map(|w| w.deadline))
+            .min()
+    }
+
+    /// The supervisor gave up on a start still in its handshake (stopped,
+    /// or a shutdown came first): the child goes with its cgroup.
+    pub(super) fn cancel_exec(&mut self, u: u16) {
+        if self.take_exec(u).is_some() {
+            self.kill_cgroup_now(u);
+        }
+    }
+
+    fn take_exec(&mut self, u: u16) -> Option<ExecWait> {
+        let w = self.edges.get_mut(usize::from(u))?.exec.take()?;
+        if let Some(ep) = self.epoll.as_ref() {
+            let _ = epoll::delete(ep, &w.status);
+        }
+        Some(w)
+    }
+
+    /// Queues the answer to the unit's `Spawn` (the caller runs the queue).
+    fn exec_done(&mut self, u: u16, pid: u32, state: Handshake) {
+        // Only a start the supervisor still waits for is answered: one it
+        // stopped meanwhile gets no process.
+        let waited = self
+            .sup
+            .slot(u)
+            .is_some_and(|s| s.rt.phase == Phase::Starting && s.rt.pid == 0);
+        match state {
+            Handshake::Execd if waited => {
+                self.watch_pressure(u);
+                if !self.queue_event(Event::Spawned { unit: u, pid }) {
+                    log::error!("event queue full");
+                }
+            }
+            Handshake::Execd | Handshake::Waiting => self.kill_cgroup_now(u),
+            Handshake::Failed(e) => {
+                let exec = self
+                    .sup
+                    .slot(u)
+                    .and_then(|s| s.def.exec.first())
+                    .unwrap_or("");
+                let why = why(format_args!("cannot start {exec}: {e}"));
+                if waited {
+                    self.start_failed(u, why);
+                } else {
+                    log::error!("{}", why.as_str());
+                }
+            }
+        }
+    }
+
+    /// A start that failed after its clone3: readiness is over with it,
+    /// then as a start that failed before (`spawn_failed`).
+    fn start_failed(&mut self, u: u16, why: Why) {
+        let sd = self
+            .sup
+            .slot(u)
+            .filter(|s| s.def.ready == Ready::SdNotify)
+            .map(|s| notify_path(&s.def.name));
+        if let Some(p) = sd {
+            let _ = rustix::fs::unlink(p.as_str());
+        }
+        if let Some(e) = self.edges.get_mut(usize::from(u)) {
+            if let (Some(fd), Some(ep)) = (e.notify.take(), self.epoll.as_ref()) {
+                let _ = epoll::delete(ep, &fd);
+            }
+            e.exit_report = None;
+        }
+        self.spawn_failed(u, why);
+    }
+
+    /// Announcing a unit stopped: a handshake of it still running ends.
+    pub(super) fn on_note(&mut self, u: u16, note: Note) {
+        if note == Note::Stopped {
+            self.cancel_exec(u);
+        }
+    }
+}
+
+fn poll(w: &ExecWait) -> Handshake {
+    crate::spawn::poll_status(&w.status)
+}

@@ -1,0 +1,363 @@
+//! Stopping a unit's whole cgroup, and the bound on shutdown.
+//!
+//! The stop signal goes to every process of the unit's cgroup (not just
+//! its process group). Processes left once the main one has ended keep
+//! the rest of `stop_timeout`; then SIGKILL through `cgroup.kill` (or pid
+//! by pid without it). Whatever survives that (a process the kernel does
+//! not let die yet, a `cgroup.kill` that took the write and did nothing)
+//! is killed pid by pid again, every `KILL_RETRY_MS`, at most `KILL_TRIES`
+//! times, each logged; then PID 1 gives up on it, says so, and goes on.
+//!
+//! Emptiness is learnt from `cgroup.events` in the epoll set (the kernel
+//! marks it with EPOLLPRI when `populated` changes), not by polling.
+//! `initctl stop` is answered once the cgroup is empty, and the final
+//! shutdown sequence waits for the same. The shutdown as a whole has a
+//! deadline (`shutdown_budget`): past it, PID 1 goes on to the final
+//! sequence whatever is still stopping.
+
+use super::event_loop::TOKEN_CGEVENTS;
+use super::{now, Pid1};
+use crate::boot::shutdown;
+use crate::cgroup::kill::{self, Killed};
+use crate::cgroup::Cgroups;
+use crate::supervisor::Phase;
+use crate::unit::Namespaces;
+use crate::vocab::{Millis, ShutdownKind};
+use rustix::event::epoll;
+use rustix::fd::OwnedFd;
+use rustix::process::Signal;
+
+/// Between two kills of processes that survived the last.
+pub(super) const KILL_RETRY_MS: Millis = 200;
+/// Kills of one cgroup before PID 1 gives up on what is left.
+pub(super) const KILL_TRIES: u8 = 5;
+/// Added to the sum of every unit's `stop_timeout` for the shutdown's
+/// deadline: the kills and their retries, the reverse order's steps.
+pub(super) const SHUTDOWN_SLACK_MS: Millis = 10_000;
+
+/// How far a unit's cgroup is from empty, after a stop signal or a kill.
+#[derive(Default)]
+pub(super) struct Drain {
+    /// `cgroup.events`, in the epoll set while the cgroup is not empty.
+    events: Option<OwnedFd>,
+    /// Sent the stop signal: processes left after the main one ended
+    /// are killed at this time, not before.
+    stop_by: Option<Millis>,
+    /// When the cgroup is killed (again) if it is not empty by then.
+    next_kill: Option<Millis>,
+    kills: u8,
+    /// Processes survived every kill: the last stop is answered with an
+    /// error.
+    pub(super) gave_up: bool,
+}
+
+impl Drain {
+    /// Processes of the unit may be left that PID 1 still waits for.
+    pub(super) fn active(&self) -> bool {
+        self.events.is_some() || self.next_kill.is_some()
+    }
+}
+
+impl Pid1 {
+    /// `Action::Signal`: `sig` to every process of the cgroup (with a PID
+    /// namespace, to all but its reaper `pid`, which would forward it to
+    /// the service's group a second time); the process group of `pid` if
+    /// the cgroup cannot be read.
+    pub(super) fn signal_unit(&mut self, u: u16, pid: u32, sig: i32) {
+        let Some(slot) = self.sup.slot(u) else { return };
+        let Some(sig) = Signal::from_named_raw(sig) else {
+            return;
+        };
+        let reaper = slot.def.namespaces.has(Namespaces::PID).then_some(pid);
+        let sent = self
+            .cg
+            .as_ref()
+            .and_then(|cg| cg.unit_dir(&slot.def.name).ok())
+            .and_then(|dir| kill::signal_each(&dir, sig, reaper).ok())
+            .unwrap_or(0);
+        if sent == 0 {
+            let p = i32::try_from(pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw);
+            if let Some(p) = p {
+                if rustix::process::kill_process_group(p, sig).is_err() {
+                    let _ = rustix::process::kill_process(p, sig);
+                }
+            }
+        }
+        let by = now().saturating_add(slot.def.stop_timeout);
+        if let Some(e) = self.edges.get_mut(usize::from(u)) {
+            e.drain.stop_by = Some(by);
+            e.drain.kills = 0;
+            e.drain.gave_up = false;
+        }
+        self.watch_events(u);
+    }
+
+    /// `Action::KillCgroup`. After a stop signal, processes left once the
+    /// main one ended get until the stop's deadline; otherwise now.
+    pub(super) fn kill_cgroup(&mut self, u: u16) {
+        let t = now();
+        let stopped = self
+            .sup
+            .slot(u)
+            .is_some_and(|s| s.rt.phase != Phase::Stopping);
+        let grace = self
+            .edges
+            .get(usize::from(u))
+            .and_then(|e| e.drain.stop_by)
+            .filter(|&by| by > t && stopped);
+        match grace {
+            Some(by) => {
+                if let Some(e) = self.edges.get_mut(usize::from(u)) {
+                    e.drain.next_kill = Some(by);
+                }
+                self.watch_events(u);
+                self.check_empty(u);
+            }
+            None => self.kill_cgroup_now(u),
+        }
+    }
+
+    /// SIGKILL to the cgroup now (first `cgroup.kill`, then pid by pid),
+    /// and again later if it is not empty by then.
+    pub(super) fn kill_cgroup_now(&mut self, u: u16) {
+        let Some(slot) = self.sup.slot(u) else {
+            return;
+        };
+        let Some(cg) = self.cg.as_ref() else {
+            // No cgroups (cgroup::missing): the unit's process group is
+            // all there is to kill.
+            let pg = i32::try_from(slot.rt.pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw);
+            if let Some(pg) = pg {
+                let _ = rustix::process::kill_process_group(pg, Signal::KILL);
+            }
+            return;
+        };
+        let name = slot.def.name.as_str();
+        if cg.populated(name) == Some(false) {
+            self.end_drain(u);
+            return;
+        }
+        let Some(e) = self.edges.get_mut(usize::from(u)) else {
+            return;
+        };
+        let first = e.drain.kills == 0;
+        let result = if first {
+            cg.kill(name)
+                .map_err(|err| log::warn!("{name}: {err}"))
+                .ok()
+        } else {
+            cg.unit_dir(name)
+                .ok()
+                .and_then(|d| kill::signal_each(&d, Signal::KILL, None).ok())
+                .map(|pids| Killed::EachPid {
+                    errno: rustix::io::Errno::SRCH,
+                    pids,
+                })
+        };
+        if let Some(Killed::EachPid { errno, pids }) = result {
+            if first {
+                log::warn!("{name}: cgroup.kill: {errno}; SIGKILL to each of {pids} processes");
+            }
+        }
+        e.drain.kills = e.drain.kills.saturating_add(1);
+        e.drain.stop_by = None;
+        e.drain.next_kill = Some(now().saturating_add(KILL_RETRY_MS));
+        self.watch_events(u);
+        self.check_empty(u);
+    }
+
+    /// A spawn into a cgroup that may still hold a stopped run's
+    /// processes: they go now, once (escalating later would hit the new
+    /// process), and nothing of the old stop is waited for.
+    pub(super) fn clear_for_spawn(&mut self, u: u16) {
+        let draining = self
+            .edges
+            .get(usize::from(u))
+            .is_some_and(|e| e.drain.active());
+        if draining {
+            if let (Some(cg), Some(slot)) = (self.cg.as_ref(), self.sup.slot(u)) {
+                if cg.populated(&slot.def.name) != Some(false) {
+                    let _ = cg.kill(&slot.def.name);
+                }
+            }
+        }
+        self.end_drain(u);
+        if let Some(e) = self.edges.get_mut(usize::from(u)) {
+            e.drain.gave_up = false;
+        }
+    }
+
+    /// `cgroup.events` of unit `u` changed.
+    pub(super) fn on_cgroup_events(&mut self, u: u16) {
+        self.check_empty(u);
+    }
+
+    /// Kills that are due: the stop's grace is over, or the last kill left
+    /// processes.
+    pub(super) fn drain_timeouts(&mut self, t: Millis) {
+        for i in 0..self.edges.len() {
+            let due = self
+                .edges
+                .get(i)
+                .and_then(|e| e.drain.next_kill)
+                .is_some_and(|k| k <= t);
+            let Some(u) = u16::try_from(i).ok().filter(|_| due) else {
+                continue;
+            };
+            self.check_empty(u);
+            let Some(e) = self.edges.get(i) else { continue };
+            if !e.drain.active() {
+                continue;
+            }
+            let kills = e.drain.kills;
+            let name = self.sup.slot(u).map_or("?", |s| s.def.name.as_str());
+            let left = self
+                .cg
+                .as_ref()
+                .and_then(|cg| cg.pids_current(name))
+                .unwrap_or(0);
+            if kills >= KILL_TRIES {
+                log::error!(
+                    "{name}: processes survived {kills} kills (pids.current {left}); giving up on them"
+                );
+                self.end_drain(u);
+                if let Some(e) = self.edges.get_mut(i) {
+                    e.drain.gave_up = true;
+                }
+                continue;
+            }
+            if kills > 0 {
+                log::warn!(
+                    "{name}: processes survived the kill (pids.current {left}); killing each again ({} of {KILL_TRIES})",
+                    kills.saturating_add(1)
+                );
+            }
+            self.kill_cgroup_now(u);
+        }
+    }
+
+    /// The earliest kill due, for the timer.
+    pub(super) fn drain_deadline(&self) -> Option<Millis> {
+        self.edges.iter().filter_map(|e| e.drain.next_kill).min()
+    }
+
+    /// Any unit whose cgroup PID 1 still waits to see empty.
+    pub(super) fn draining(&self) -> bool {
+        self.edges.iter().any(|e| e.drain.active())
+    }
+
+    fn watch_events(&mut self, u: u16) {
+        let (Some(cg), Some(slot), Some(ep)) =
+            (self.cg.as_ref(), self.sup.slot(u), self.epoll.as_ref())
+        else {
+            return;
+        };
+        let Some(e) = self.edges.get_mut(usize::from(u)) else {
+            return;
+        };
+        if e.drain.events.is_some() {
+            return;
+        }
+        let Ok(fd) = cg.events(&slot.def.name) else {
+            return;
+        };
+        let data = epoll::EventData::new_u64(TOKEN_CGEVENTS + u64::from(u));
+        if epoll::add(ep, &fd, data, epoll::EventFlags::PRI).is_ok() {
+            e.drain.events = Some(fd);
+        }
+    }
+
+    /// Ends the drain once `cgroup.events` says the cgroup is empty (or
+    /// cannot be read: then nothing can tell, and nobody should wait).
+    fn check_empty(&mut self, u: u16) {
+        let populated = match self
+            .edges
+            .get(usize::from(u))
+            .and_then(|e| e.drain.events.as_ref())
+        {
+            Some(fd) => Cgroups::populated_at(fd),
+            None => self
+                .cg
+                .as_ref()
+                .zip(self.sup.slot(u))
+                .and_then(|(cg, s)| cg.populated(&s.def.name)),
+        };
+        if populated != Some(true) {
+            self.end_drain(u);
+        }
+    }
+
+    fn end_drain(&mut self, u: u16) {
+        let Some(e) = self.edges.get_mut(usize::from(u)) else {
+            return;
+        };
+        if let (Some(fd), Some(ep)) = (e.drain.events.take(), self.epoll.as_ref()) {
+            let _ = epoll::delete(ep, &fd);
+        }
+        e.drain.stop_by = None;
+        e.drain.next_kill = None;
+        e.drain.kills = 0;
+    }
+
+    /// The final sequence, once every unit is stopped and every cgroup
+    /// PID 1 waited for is empty (or given up on).
+    pub(super) fn finish_when_drained(&mut self, kind: ShutdownKind) {
+        if self.draining() {
+            self.finish_pending = Some(kind);
+            return;
+        }
+        self.finish_now(kind);
+    }
+
+    /// After each batch: a finish that waited for cgroups to empty, and
+    /// the shutdown's deadline.
+    pub(super) fn tend_shutdown(&mut self) {
+        let Some(kind) = self.sup.shutting_down() else {
+            return;
+        };
+        let t = now();
+        let deadline = *self
+            .shutdown_deadline
+            .get_or_insert_with(|| t.saturating_add(shutdown_budget(&self.sup)));
+        if let Some(k) = self.finish_pending {
+            if !self.draining() {
+                self.finish_now(k);
+            }
+        }
+        if t >= deadline {
+            for s in self.sup.slots() {
+                if !matches!(s.rt.phase, Phase::Stopped | Phase::Failed | Phase::Exited) {
+                    log::error!(
+                        "shutdown: {} still {:?} at the shutdown deadline",
+                        s.def.name,
+                        s.rt.phase
+                    );
+                }
+            }
+            log::error!("shutdown: deadline passed; going on without them");
+            self.finish_now(self.finish_pending.unwrap_or(kind));
+        }
+    }
+
+    fn finish_now(&mut self, kind: ShutdownKind) -> ! {
+        log::info!("all units stopped; {kind:?}");
+        shutdown::finish(
+            kind,
+            std::time::Duration::from_millis(super::executor::SHUTDOWN_GRACE_MS),
+            self.watchdog.take(),
+        )
+    }
+}
+
+/// The whole shutdown's deadline, from its start: every unit's
+/// `stop_timeout` (they may be stopped one after another), plus
+/// `SHUTDOWN_SLACK_MS`.
+pub(super) fn shutdown_budget(sup: &crate::supervisor::Supervisor) -> Millis {
+    sup.slots()
+        .map(|s| s.def.stop_timeout)
+        .fold(SHUTDOWN_SLACK_MS, Millis::saturating_add)
+}
