@@ -127,7 +127,7 @@ impl Pid1 {
         kmsg::event(format_args!("{name}: {text}"));
         log::error!("{name}: {text}");
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
-            e.rejected = Some(text);
+            e.rejected = Some(text.as_str().into());
             e.verdict = Some(Verdict::Rejected);
         }
         for a in out.iter() {
@@ -181,7 +181,7 @@ impl Pid1 {
                 Some(Verdict::Good) => crate::proto::formatted(format_args!("{name}: ready")),
                 Some(Verdict::Rejected) => {
                     rejected += 1;
-                    let r = e.rejected.as_ref().map(|r| r.as_str()).unwrap_or("");
+                    let r = e.rejected.as_deref().unwrap_or("");
                     crate::proto::formatted(format_args!("{name}: {r}"))
                 }
                 // Pending with nothing on probation: stopped or removed

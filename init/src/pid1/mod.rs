@@ -74,7 +74,8 @@ struct Edge {
     /// The last reload's verdict on this unit, if it changed it.
     verdict: Option<gate::Verdict>,
     /// Why the last reload's definition was rejected, for `status NAME`.
-    rejected: Option<gate::Rejection>,
+    /// Boxed: rarely set, so a unit pays for it only when it is.
+    rejected: Option<Box<str>>,
     /// The unit's seccomp filter, built when the definition was loaded
     /// (never on the restart path).
     seccomp: Option<crate::sys::seccomp::Program>,

@@ -118,7 +118,8 @@
 
 use crate::unit::{Kind, LimitAction, Ready, Restart, UnitDef};
 use crate::vocab::{Exit, Millis, ShutdownKind, State, AFTER_MAX, MAX_UNITS};
-use heapless::{Deque, Vec};
+pub use failures::Failures;
+use heapless::Vec;
 
 /// Where a unit is in its life; finer than `State` (waiting for
 /// dependencies shows as `starting`).
@@ -267,7 +268,7 @@ pub struct Runtime {
     pub streak: u32,
     pub restarts: u32,
     /// Times of recent failed starts, for `start_limit`.
-    pub failures: Deque<Millis, { crate::vocab::START_LIMIT_MAX }>,
+    pub failures: Failures,
     pub last_exit: Option<Exit>,
     pub last_note: Option<Note>,
     /// Dependencies as table indices (resolved from `after`).
@@ -292,7 +293,7 @@ impl Runtime {
             deadline: None,
             streak: 0,
             restarts: 0,
-            failures: Deque::new(),
+            failures: Failures::default(),
             last_exit: None,
             last_note: None,
             deps: Vec::new(),
@@ -358,6 +359,7 @@ impl Supervisor {
     /// every unit is in.
     pub fn add(&mut self, def: UnitDef) -> Result<u16, AddError> {
         let mut rt = Runtime::new();
+        rt.failures = Failures::for_limit(def.start_limit);
         rt.want = true;
         rt.phase = Phase::Waiting;
         if let Some(i) = self.units.iter().position(|s| s.retired == Retired::Free) {
@@ -606,6 +608,7 @@ fn note(s: &mut Slot, unit: u16, n: Note, out: &mut Actions) {
 
 mod actions;
 mod commands;
+mod failures;
 mod process;
 mod reload;
 mod shutdown;

@@ -213,14 +213,11 @@ impl Supervisor {
             return Failure::GaveUp;
         };
         if let Some(limit) = s.def.start_limit {
-            if s.rt.failures.is_full() {
-                s.rt.failures.pop_front();
-            }
-            let _ = s.rt.failures.push_back(now);
+            s.rt.failures.push(now);
             let recent =
                 s.rt.failures
                     .iter()
-                    .filter(|&&t| now.saturating_sub(t) <= limit.window)
+                    .filter(|&t| now.saturating_sub(t) <= limit.window)
                     .count();
             if recent >= usize::from(limit.count) {
                 s.rt.phase = Phase::Failed;

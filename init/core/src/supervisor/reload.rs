@@ -56,11 +56,11 @@ impl Supervisor {
                         continue;
                     }
                     sum.changed = sum.changed.saturating_add(1);
+                    s.rt.failures = Failures::for_limit(def.start_limit);
                     s.def = def;
                     s.rt.want = true;
                     s.rt.probation = true;
                     s.rt.streak = 0;
-                    s.rt.failures.clear();
                     match s.rt.phase {
                         Phase::Starting | Phase::Running | Phase::Stopping => {
                             s.rt.restart_pending = true;

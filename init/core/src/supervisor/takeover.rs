@@ -11,9 +11,10 @@ impl Supervisor {
     pub fn restore(
         &mut self,
         def: UnitDef,
-        rt: Runtime,
+        mut rt: Runtime,
         retired: Retired,
     ) -> Result<u16, AddError> {
+        rt.failures.resize(def.start_limit);
         let idx = u16::try_from(self.units.len()).map_err(|_| AddError::TableFull)?;
         if usize::from(idx) >= MAX_UNITS {
             return Err(AddError::TableFull);

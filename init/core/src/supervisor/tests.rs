@@ -765,3 +765,28 @@ fn restored_and_adopted_units_are_supervised_as_before() {
     );
     assert_eq!(sup.slot(0).unwrap().rt.phase, Phase::Backoff);
 }
+
+/// A reload that gives a unit a start limit sizes its failure history:
+/// the new COUNT of failed starts in a row fails it.
+#[test]
+fn reload_sizes_the_start_limit_history() {
+    let mut r = Rig::new(vec![def("late")]);
+    r.ev(Event::Boot);
+    let mut d = def("late");
+    d.start_limit = Some(StartLimit {
+        count: 2,
+        window: 10_000,
+    });
+    reload(&mut r, vec![d], &[]);
+    // Changed while running: stopped and started again on the new one.
+    assert_eq!(r.state("late"), State::Stopping);
+    r.exit("late", Exit::Signal(15));
+    assert_eq!(r.state("late"), State::Running);
+    r.exit("late", Exit::Code(1));
+    let due = r.sup.next_deadline().unwrap();
+    r.at(due);
+    assert_eq!(r.state("late"), State::Running);
+    let a = r.exit("late", Exit::Code(1));
+    assert!(a.contains(&Action::Announce(r.idx("late"), Note::StartLimit)));
+    assert_eq!(r.state("late"), State::Failed);
+}

@@ -19,7 +19,12 @@ use crate::vocab::*;
 pub use crate::vocab::{valid_name, Millis, Name};
 
 mod packed;
+mod text;
 pub use packed::{Few, PackError, Packed};
+pub use text::{Text, TooLong};
+
+/// `workdir` when the file does not say (docs/units.md).
+pub const WORKDIR_DEFAULT: &str = "/";
 
 /// `start_timeout` when the file does not say (docs/units.md).
 pub const START_TIMEOUT_DEFAULT: Millis = 60_000;
@@ -232,7 +237,7 @@ pub struct Limits {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitDef {
     pub name: Name,
-    pub description: String<DESC_MAX>,
+    pub description: Text<DESC_MAX>,
     pub exec: Argv,
     /// Line of `exec`, so the loader can point at it when the program is
     /// missing or not executable.
@@ -252,7 +257,7 @@ pub struct UnitDef {
     pub stop_timeout: Millis,
     pub user: Option<IdSpec>,
     pub group: Option<IdSpec>,
-    pub workdir: String<PATH_BYTES>,
+    pub workdir: Text<PATH_BYTES>,
     /// Only the entries from the file; the spawner adds the defaults
     /// (PATH, HOME, TERM) that are not overridden.
     pub env: Env,
@@ -261,10 +266,10 @@ pub struct UnitDef {
     pub namespaces: Namespaces,
     /// Bytes of the unit's output ring (`output = log`): `log_size`.
     pub log_size: u32,
-    pub hostname: Option<String<HOSTNAME_MAX>>,
+    pub hostname: Option<Text<HOSTNAME_MAX>>,
     /// `root`: one directory, or overlay lower layers topmost first,
     /// separated by `:` (see `root_layers`).
-    pub root: Option<String<ROOT_BYTES>>,
+    pub root: Option<Text<ROOT_BYTES>>,
     pub limits: Limits,
     pub pressure_limit: Option<PressureLimit>,
     pub pressure_action: PressureAction,
@@ -368,13 +373,21 @@ impl UnitDef {
     /// A unit with every default and the given name and program; the
     /// parser starts from this, and PID 1 builds the rescue shell with it.
     pub fn with_defaults(name: &str) -> Self {
+        let mut d = Self::defaults_but_workdir(name);
+        let _ = d.workdir.push_str(WORKDIR_DEFAULT);
+        d
+    }
+
+    /// `with_defaults` with an empty `workdir`: allocates nothing, so
+    /// `render` (a query PID 1 answers in its loop) can compare with it.
+    pub(crate) fn defaults_but_workdir(name: &str) -> Self {
         let mut n = Name::new();
         // Names are validated before this is called; an over-long name is
         // left empty rather than panicking.
         let _ = n.push_str(name);
         UnitDef {
             name: n,
-            description: String::new(),
+            description: Text::new(),
             exec: Argv::new(),
             exec_line: 0,
             kind: Kind::Service,
@@ -390,11 +403,7 @@ impl UnitDef {
             stop_timeout: 5_000,
             user: None,
             group: None,
-            workdir: {
-                let mut w = String::new();
-                let _ = w.push('/');
-                w
-            },
+            workdir: Text::new(),
             env: Env::new(),
             console: false,
             output: Output::Log,

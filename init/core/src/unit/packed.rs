@@ -28,7 +28,7 @@ struct PackedIn {
 }
 
 /// A `Box<str>` for serde without its `alloc` feature.
-struct BoxStr(Box<str>);
+pub(super) struct BoxStr(pub(super) Box<str>);
 
 impl<'de> Deserialize<'de> for BoxStr {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -127,7 +127,7 @@ fn yes_no(key: &str, v: &str) -> Result<bool, Msg> {
     }
 }
 
-fn set_str<const N: usize>(key: &str, v: &str, out: &mut String<N>) -> Result<(), Msg> {
+fn set_str<const N: usize>(key: &str, v: &str, out: &mut Text<N>) -> Result<(), Msg> {
     out.clear();
     if out.push_str(v).is_err() {
         bad!("{key}: longer than {N} bytes");
@@ -326,8 +326,10 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
                     Clip(v)
                 );
             }
-            let mut h = String::new();
-            let _ = h.push_str(v);
+            let mut h = Text::new();
+            if h.push_str(v).is_err() {
+                bad!("hostname: longer than {HOSTNAME_MAX} bytes");
+            }
             def.hostname = Some(h);
         }
         "log_size" => {

@@ -6,7 +6,7 @@ use super::*;
 /// value is not the default, in the order of `KEYS`. Parsing the result
 /// gives `def` again.
 pub fn render(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
-    let d = UnitDef::with_defaults(&def.name);
+    let d = UnitDef::defaults_but_workdir(&def.name);
     if !def.description.is_empty() {
         writeln!(out, "description = {}", def.description)?;
     }
@@ -71,7 +71,7 @@ pub fn render(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Resul
             Some(IdSpec::Name(n)) => writeln!(out, "{key} = {n}")?,
         }
     }
-    if def.workdir != d.workdir {
+    if def.workdir.as_str() != WORKDIR_DEFAULT {
         writeln!(out, "workdir = {}", def.workdir)?;
     }
     for e in def.env.iter() {

@@ -165,11 +165,11 @@ pub(super) fn parse_id(key: &str, v: &str) -> Result<IdSpec, Msg> {
     Ok(IdSpec::Name(s))
 }
 
-pub(super) fn parse_path(key: &str, v: &str) -> Result<String<PATH_BYTES>, Msg> {
+pub(super) fn parse_path(key: &str, v: &str) -> Result<Text<PATH_BYTES>, Msg> {
     if !v.starts_with('/') {
         bad!("{key}: expected an absolute path, got `{}`", Clip(v));
     }
-    let mut s = String::new();
+    let mut s = Text::new();
     if s.push_str(v).is_err() {
         bad!("{key}: longer than {PATH_BYTES} bytes");
     }
@@ -178,10 +178,10 @@ pub(super) fn parse_path(key: &str, v: &str) -> Result<String<PATH_BYTES>, Msg> 
 
 /// `root`: a directory, or overlay lower layers topmost first separated
 /// by `:` (the order of overlayfs' `lowerdir`), each absolute.
-pub(super) fn parse_root(v: &str) -> Result<String<ROOT_BYTES>, Msg> {
+pub(super) fn parse_root(v: &str) -> Result<Text<ROOT_BYTES>, Msg> {
     if !v.contains(':') {
         let p = parse_path("root", v)?;
-        return String::try_from(p.as_str()).map_err(|_| msg(format_args!("root: too long")));
+        return Text::try_from(p.as_str()).map_err(|_| msg(format_args!("root: too long")));
     }
     let mut layers = 0usize;
     for layer in v.split(':') {
@@ -206,7 +206,7 @@ pub(super) fn parse_root(v: &str) -> Result<String<ROOT_BYTES>, Msg> {
     if layers > MAX_ROOT_LAYERS {
         bad!("root: {layers} layers, at most {MAX_ROOT_LAYERS}");
     }
-    let mut s = String::new();
+    let mut s = Text::new();
     if s.push_str(v).is_err() {
         bad!("root: longer than {ROOT_BYTES} bytes");
     }

@@ -306,7 +306,10 @@ impl Pid1 {
                 3 => Some(super::gate::Verdict::Rejected),
                 _ => None,
             };
-            edge.rejected = st.rejected.map(crate::proto::truncated);
+            edge.rejected = st.rejected.map(|r| {
+                let r: super::gate::Rejection = crate::proto::truncated(r);
+                r.as_str().into()
+            });
             if st.rt.pid != 0 {
                 edge.cgroup = open_cgroup(&st.def.name).map(|fd| (fd, st.def.limits));
             }

@@ -1,0 +1,161 @@
+//! The times of a unit's recent failed starts, for `start_limit`: as many
+//! as its COUNT (the limit is hit when the COUNT-th latest is within the
+//! window), none without a limit. Sized when the definition is set (boot,
+//! reload, revert, re-exec handover), never while the unit runs.
+
+use crate::unit::StartLimit;
+use crate::vocab::{Millis, START_LIMIT_MAX};
+use serde::{Deserialize, Serialize};
+
+/// Oldest first; `len` of `times` are set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Failures {
+    times: Box<[Millis]>,
+    len: u8,
+}
+
+impl Failures {
+    /// Room for `limit`'s COUNT times (none without a limit).
+    pub fn for_limit(limit: Option<StartLimit>) -> Self {
+        let n = limit.map_or(0, |l| usize::from(l.count).min(START_LIMIT_MAX));
+        Failures {
+            times: std::vec![0; n].into_boxed_slice(),
+            len: 0,
+        }
+    }
+
+    /// Sized again for `limit`, keeping the latest times that fit.
+    pub fn resize(&mut self, limit: Option<StartLimit>) {
+        let mut new = Self::for_limit(limit);
+        if new.times.len() == self.times.len() {
+            return;
+        }
+        let skip = self.len().saturating_sub(new.times.len());
+        for t in self.iter().skip(skip) {
+            new.push(t);
+        }
+        *self = new;
+    }
+
+    /// Record a failure at `now`, forgetting the oldest when full.
+    pub fn push(&mut self, now: Millis) {
+        let len = self.len();
+        if len < self.times.len() {
+            if let Some(slot) = self.times.get_mut(len) {
+                *slot = now;
+                self.len = self.len.saturating_add(1);
+            }
+        } else if !self.times.is_empty() {
+            self.times.rotate_left(1);
+            if let Some(last) = self.times.last_mut() {
+                *last = now;
+            }
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Millis> + '_ {
+        self.times.iter().take(self.len()).copied()
+    }
+}
+
+/// On the wire (handover) the times as a sequence, as the fixed-size
+/// deque this replaces was; `Supervisor::restore` sizes them again.
+impl Serialize for Failures {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Failures {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let times = heapless::Vec::<Millis, START_LIMIT_MAX>::deserialize(d)?;
+        let len = u8::try_from(times.len()).map_err(serde::de::Error::custom)?;
+        Ok(Failures {
+            times: times.as_slice().into(),
+            len,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit(count: u16) -> Option<StartLimit> {
+        Some(StartLimit {
+            count,
+            window: 1000,
+        })
+    }
+
+    #[test]
+    fn keeps_the_latest_count_times_oldest_first() {
+        let mut f = Failures::for_limit(limit(3));
+        for t in 1..=5 {
+            f.push(t);
+        }
+        assert_eq!(f.iter().collect::<std::vec::Vec<_>>(), [3, 4, 5]);
+        f.clear();
+        assert!(f.is_empty());
+        f.push(9);
+        assert_eq!(f.iter().collect::<std::vec::Vec<_>>(), [9]);
+    }
+
+    #[test]
+    fn no_limit_no_room() {
+        let mut f = Failures::for_limit(None);
+        f.push(1);
+        assert!(f.is_empty());
+        assert_eq!(core::mem::size_of_val(&*f.times), 0);
+    }
+
+    #[test]
+    fn resize_keeps_the_latest_that_fit() {
+        let mut f = Failures::for_limit(limit(4));
+        for t in 1..=4 {
+            f.push(t);
+        }
+        f.resize(limit(2));
+        assert_eq!(f.iter().collect::<std::vec::Vec<_>>(), [3, 4]);
+        f.resize(limit(5));
+        f.push(7);
+        assert_eq!(f.iter().collect::<std::vec::Vec<_>>(), [3, 4, 7]);
+    }
+
+    /// The handover format is that of the fixed-size deque it replaces.
+    #[test]
+    fn wire_format_is_the_old_deques() {
+        let mut f = Failures::for_limit(limit(3));
+        let mut d = heapless::Deque::<Millis, START_LIMIT_MAX>::new();
+        for t in [5, 300, 70_000, 1 << 40] {
+            f.push(t);
+            if d.len() == 3 {
+                d.pop_front();
+            }
+            let _ = d.push_back(t);
+        }
+        let mut a = [0u8; 128];
+        let mut b = [0u8; 128];
+        let ours = postcard::to_slice(&f, &mut a).unwrap();
+        let old = postcard::to_slice(&d, &mut b).unwrap();
+        assert_eq!(ours, old);
+        let mut back: Failures = postcard::from_bytes(ours).unwrap();
+        back.resize(limit(3));
+        assert_eq!(
+            back.iter().collect::<std::vec::Vec<_>>(),
+            [300, 70_000, 1 << 40]
+        );
+    }
+}
