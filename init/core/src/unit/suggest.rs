@@ -53,6 +53,10 @@ pub(super) fn edit_distance(a: &str, b: &str) -> Option<usize> {
 pub fn suggest_key(key: &str) -> Option<&'static str> {
     let limit = if key.len() >= 5 { 2 } else { 1 };
     KEYS.iter()
+        // The distance is at least the difference in length: most keys are
+        // ruled out without the table (fuzzing found this the parser's
+        // hot spot on files full of unknown keys).
+        .filter(|k| k.len().abs_diff(key.len()) <= limit)
         .filter_map(|k| edit_distance(key, k).map(|d| (d, *k)))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
