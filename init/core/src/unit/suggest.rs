@@ -53,6 +53,10 @@ pub(super) fn edit_distance(a: &str, b: &str) -> Option<usize> {
 pub fn suggest_key(key: &str) -> Option<&'static str> {
     let limit = if key.len() >= 5 { 2 } else { 1 };
     KEYS.iter()
+        // The distance is at least the difference in length: most keys are
+        // ruled out without the table (fuzzing found this the parser's
+        // hot spot on files full of unknown keys).
+        .filter(|k| k.len().abs_diff(key.len()) <= limit)
         .filter_map(|k| edit_distance(key, k).map(|d| (d, *k)))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
@@ -61,7 +65,7 @@ pub fn suggest_key(key: &str) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::edit_distance;
+    use super::{edit_distance, suggest_key, KEYS};
 
     /// The textbook OSA recurrence on a full matrix.
     fn reference(a: &str, b: &str) -> usize {
@@ -121,5 +125,38 @@ mod tests {
             }
         }
         assert_eq!(edit_distance(&"x".repeat(40), "x"), None);
+    }
+
+    /// Skipping keys by length changes no suggestion: every key with one or
+    /// two letters dropped or inserted (or its tail repeated) gets what a
+    /// search of all keys gives.
+    #[test]
+    fn the_length_filter_loses_no_suggestion() {
+        let full = |key: &str| {
+            let limit = if key.len() >= 5 { 2 } else { 1 };
+            KEYS.iter()
+                .filter_map(|k| edit_distance(key, k).map(|d| (d, *k)))
+                .filter(|(d, _)| *d <= limit)
+                .min_by_key(|(d, _)| *d)
+                .map(|(_, k)| k)
+        };
+        let mut tried = 0;
+        for k in KEYS {
+            for i in 0..k.len() {
+                let (a, b) = k.split_at(i);
+                let variants = [
+                    format!("{a}{}", b.get(1..).unwrap_or("")),
+                    format!("{a}{}", b.get(2..).unwrap_or("")),
+                    format!("{a}x{b}"),
+                    format!("{a}xy{b}"),
+                    format!("{a}{b}{b}"),
+                ];
+                for v in variants {
+                    assert_eq!(suggest_key(&v), full(&v), "{v:?}");
+                    tried += 1;
+                }
+            }
+        }
+        assert!(tried > 100);
     }
 }
