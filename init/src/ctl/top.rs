@@ -80,10 +80,10 @@ pub fn frame(now: &[Sample], prev: Option<&[Sample]>, elapsed: Duration, sys: Sy
     );
     out.push_str(&fit(&summary, COLUMNS));
     out.push_str("\n\n");
-    out.push_str(&format!(
-        "{:<20} {:<8} {:>7} {:>5} {:>6} {:>6} {:>5} {:>6} {:>8}\n",
-        "NAME", "STATE", "PID", "CPU%", "MEM", "MAX", "PSI%", "UP", "RESTARTS"
-    ));
+    // The widths of the row format below.
+    out.push_str(
+        "NAME                 STATE        PID  CPU%    MEM    MAX  PSI%     UP RESTARTS\n",
+    );
     let room = LINES - HEAD;
     let shown = if units.len() > room {
         room - 1
