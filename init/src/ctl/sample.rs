@@ -119,7 +119,15 @@ pub fn parse_meminfo(text: &str) -> Option<(u64, u64)> {
     let field = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .and_then(|v| {
+                // As `trim_end_matches("kB")`, without its substring
+                // searcher (2 KB of code).
+                let mut v = v.trim();
+                while let Some(rest) = v.strip_suffix("kB") {
+                    v = rest;
+                }
+                v.trim().parse::<u64>().ok()
+            })
             .map(|kb| kb.saturating_mul(1024))
     };
     Some((field("MemTotal:")?, field("MemAvailable:")?))
