@@ -101,8 +101,25 @@ pub(super) fn edit_unit(
         .create(&work)
         .map_err(|e| at(&work, &e))?;
     let result = edit_loop(name, env, (&original, owner), &target, &work, input, err);
-    let _ = std::fs::remove_dir_all(&work);
+    remove_tree(&work);
     result
+}
+
+/// `std::fs::remove_dir_all` (best effort) on the `read_dir` code the
+/// binary has anyway: std's own walk costs 1.4 KB. Symbolic links are
+/// removed, never followed.
+fn remove_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let path = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&path);
+            } else {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// `PATH: error`, one copy of the formatting for every file error.
