@@ -37,18 +37,23 @@ pub enum ServerError {
 
 impl core::fmt::Display for ServerError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            ServerError::Dir { path, err } => write!(f, "mkdir {}: {err}", path.display()),
-            ServerError::NotSocket(p) => write!(f, "{} exists and is not a socket", p.display()),
-            ServerError::Unlink { path, err } => {
-                write!(f, "remove stale {}: {err}", path.display())
-            }
-            ServerError::Socket(e) => write!(f, "control socket: {e}"),
-            ServerError::Bind { path, err } => write!(f, "bind {}: {err}", path.display()),
-            ServerError::Chmod { path, err } => write!(f, "chmod {}: {err}", path.display()),
-            ServerError::Listen(e) => write!(f, "listen on control socket: {e}"),
-            ServerError::Epoll(e) => write!(f, "control epoll: {e}"),
+        // Few formatting sites: `VERB PATH: ERR`, `WHAT: ERR`.
+        fn what(f: &mut core::fmt::Formatter<'_>, what: &str, e: &Errno) -> core::fmt::Result {
+            write!(f, "{what}: {e}")
         }
+        let (verb, path, err) = match self {
+            ServerError::NotSocket(p) => {
+                return write!(f, "{} exists and is not a socket", p.display())
+            }
+            ServerError::Dir { path, err } => ("mkdir", path, err),
+            ServerError::Unlink { path, err } => ("remove stale", path, err),
+            ServerError::Bind { path, err } => ("bind", path, err),
+            ServerError::Chmod { path, err } => ("chmod", path, err),
+            ServerError::Socket(e) => return what(f, "control socket", e),
+            ServerError::Listen(e) => return what(f, "listen on control socket", e),
+            ServerError::Epoll(e) => return what(f, "control epoll", e),
+        };
+        write!(f, "{verb} {}: {err}", path.display())
     }
 }
 

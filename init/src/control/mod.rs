@@ -246,7 +246,11 @@ impl Server {
             };
         let uid = net::sockopt::socket_peercred(&fd).map(|c| c.uid.as_raw());
         if uid != Ok(self.allowed_uid) {
-            log::info!("control: refused peer uid {uid:?}");
+            // Display, not Debug: no `Result` formatting code for one line.
+            match uid {
+                Ok(u) => log::info!("control: refused peer uid Ok({u})"),
+                Err(e) => log::info!("control: refused peer uid Err({e})"),
+            }
             refuse(fd.as_fd(), CtlError::code(ErrCode::Denied));
             return Accepted::Refused;
         }

@@ -3,7 +3,7 @@
 //! each reply turned into output and an exit status.
 
 use super::args::Command;
-use super::{json, output, FAIL, OK};
+use super::{fail, json, output, FAIL, OK};
 use crate::proto::{
     decode_reply, encode_request, CtlError, ErrCode, FrameDecoder, InitInfo, ProtoError, Reply,
     Request, UnitStatus, FRAME_BUF,
@@ -83,7 +83,22 @@ impl Conn {
         deadline: Option<Instant>,
         f: impl FnOnce(Reply<'_>) -> R,
     ) -> Result<Option<R>, ClientError> {
-        // Read until one whole frame is buffered (or the stream ends).
+        // The wait is not generic: one copy of it, not one per caller.
+        if !self.fill(deadline)? {
+            return Ok(None);
+        }
+        let r = match self.dec.frame() {
+            Ok(Some(p)) => f(decode_reply(p).map_err(ClientError::Proto)?),
+            Ok(None) => return Err(ClientError::Truncated),
+            Err(e) => return Err(ClientError::Proto(e)),
+        };
+        self.dec.consume();
+        Ok(Some(r))
+    }
+
+    /// Reads until one whole frame is buffered (`true`) or the stream
+    /// ends cleanly (`false`).
+    fn fill(&mut self, deadline: Option<Instant>) -> Result<bool, ClientError> {
         while self.dec.frame().map_err(ClientError::Proto)?.is_none() {
             let wait = match deadline {
                 None => None,
@@ -97,7 +112,7 @@ impl Conn {
                 .map_err(ClientError::Io)?;
             match self.stream.read(self.dec.spare()) {
                 Ok(0) if self.dec.buffered() > 0 => return Err(ClientError::Truncated),
-                Ok(0) => return Ok(None),
+                Ok(0) => return Ok(false),
                 Ok(n) => self.dec.advance(n),
                 Err(e)
                     if matches!(
@@ -111,13 +126,7 @@ impl Conn {
                 Err(e) => return Err(ClientError::Io(e)),
             }
         }
-        let r = match self.dec.frame() {
-            Ok(Some(p)) => f(decode_reply(p).map_err(ClientError::Proto)?),
-            Ok(None) => return Err(ClientError::Truncated),
-            Err(e) => return Err(ClientError::Proto(e)),
-        };
-        self.dec.consume();
-        Ok(Some(r))
+        Ok(true)
     }
 
     /// Exactly one reply is expected.
@@ -132,13 +141,13 @@ impl Conn {
 }
 
 fn show_error(e: &CtlError, name: Option<&str>, err: &mut dyn Write) -> u8 {
-    let _ = match name {
+    match name {
         Some(n) if e.code != ErrCode::NoSuchUnit || e.message.is_empty() => {
-            writeln!(err, "initctl: {n}: {e}")
+            let _ = writeln!(err, "initctl: {n}: {e}");
+            FAIL
         }
-        _ => writeln!(err, "initctl: {e}"),
-    };
-    FAIL
+        _ => fail(err, e),
+    }
 }
 
 /// Output built in full before any of it is written.
@@ -148,10 +157,7 @@ fn show_text(text: Result<Vec<u8>, String>, out: &mut dyn Write, err: &mut dyn W
             let _ = out.write_all(&t);
             OK
         }
-        Err(msg) => {
-            let _ = writeln!(err, "initctl: {msg}");
-            FAIL
-        }
+        Err(msg) => fail(err, &msg),
     }
 }
 

@@ -3,7 +3,7 @@
 //! init reload.
 
 use super::args::Command;
-use super::{client, units_dir, FAIL, OK};
+use super::{client, fail, units_dir, FAIL, OK};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
@@ -53,10 +53,7 @@ pub(super) fn edit(name: &str, socket: &Path, out: &mut dyn Write, err: &mut dyn
     };
     let stdin = io::stdin();
     match edit_unit(name, &env, &mut stdin.lock(), err) {
-        Err(msg) => {
-            let _ = writeln!(err, "initctl: {msg}");
-            FAIL
-        }
+        Err(msg) => fail(err, &msg),
         Ok(Edited::Aborted) => {
             let _ = writeln!(err, "initctl: {name}.unit left unchanged");
             FAIL
@@ -87,15 +84,14 @@ pub(super) fn edit_unit(
     let target = env.dir.join(format!("{name}.unit"));
     let (original, owner) = match std::fs::read_to_string(&target) {
         Ok(s) => {
-            let meta =
-                std::fs::metadata(&target).map_err(|e| format!("{}: {e}", target.display()))?;
+            let meta = std::fs::metadata(&target).map_err(|e| at(&target, &e))?;
             (s, Some(Owner::of(&meta)))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => (
             format!("# {name}: new unit, keys in wren's docs/units.md\nexec = \n"),
             None,
         ),
-        Err(e) => return Err(format!("{}: {e}", target.display())),
+        Err(e) => return Err(at(&target, &e)),
     };
     // The copy keeps the unit's file name so that `check` sees its name.
     // Its directory is private (0700): the unit may hold secrets.
@@ -103,10 +99,32 @@ pub(super) fn edit_unit(
     std::fs::DirBuilder::new()
         .mode(0o700)
         .create(&work)
-        .map_err(|e| format!("{}: {e}", work.display()))?;
+        .map_err(|e| at(&work, &e))?;
     let result = edit_loop(name, env, (&original, owner), &target, &work, input, err);
-    let _ = std::fs::remove_dir_all(&work);
+    remove_tree(&work);
     result
+}
+
+/// `std::fs::remove_dir_all` (best effort) on the `read_dir` code the
+/// binary has anyway: std's own walk costs 1.4 KB. Symbolic links are
+/// removed, never followed.
+fn remove_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let path = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&path);
+            } else {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+/// `PATH: error`, one copy of the formatting for every file error.
+fn at(path: &Path, e: &io::Error) -> String {
+    format!("{}: {e}", path.display())
 }
 
 /// What an installed file keeps of the file it replaces.
@@ -185,15 +203,14 @@ fn edit_loop(
     err: &mut dyn Write,
 ) -> Result<Edited, String> {
     let copy = work.join(format!("{name}.unit"));
-    std::fs::write(&copy, original).map_err(|e| format!("{}: {e}", copy.display()))?;
+    std::fs::write(&copy, original).map_err(|e| at(&copy, &e))?;
     loop {
         let status = run_editor(env.editor, &copy)
             .map_err(|e| format!("cannot run /bin/sh for the editor: {e}"))?;
         if !status.success() {
             return Err(format!("editor '{}' failed ({status})", env.editor));
         }
-        let text =
-            std::fs::read_to_string(&copy).map_err(|e| format!("{}: {e}", copy.display()))?;
+        let text = std::fs::read_to_string(&copy).map_err(|e| at(&copy, &e))?;
         if text == original {
             return Ok(Edited::Unchanged);
         }

@@ -30,7 +30,8 @@ fn family(
     out: &mut String,
     f: &Family,
     samples: &[Sample],
-    value: impl Fn(&Sample) -> Option<String>,
+    // `dyn`: one copy of this function, not one per family.
+    value: &dyn Fn(&Sample) -> Option<String>,
 ) {
     let rows: Vec<(&str, String)> = samples
         .iter()
@@ -82,7 +83,7 @@ pub fn render(samples: &[Sample]) -> String {
             "Times the unit was started again by its restart policy.",
         ),
         samples,
-        |s| Some(s.status.restarts.to_string()),
+        &|s| Some(s.status.restarts.to_string()),
     );
     family(
         &mut out,
@@ -92,7 +93,7 @@ pub fn render(samples: &[Sample]) -> String {
             "Main process id, 0 when the unit has none.",
         ),
         samples,
-        |s| Some(s.status.pid.to_string()),
+        &|s| Some(s.status.pid.to_string()),
     );
     family(
         &mut out,
@@ -102,7 +103,7 @@ pub fn render(samples: &[Sample]) -> String {
             "memory.current of the unit's cgroup.",
         ),
         samples,
-        |s| s.status.memory_current.map(|v| v.to_string()),
+        &|s| s.status.memory_current.map(|v| v.to_string()),
     );
     family(
         &mut out,
@@ -112,7 +113,7 @@ pub fn render(samples: &[Sample]) -> String {
             "memory.max of the unit's cgroup (+Inf: no limit).",
         ),
         samples,
-        |s| {
+        &|s| {
             s.memory_max.map(|l| match l {
                 Limit::Max => "+Inf".to_string(),
                 Limit::Value(v) => v.to_string(),
@@ -127,7 +128,7 @@ pub fn render(samples: &[Sample]) -> String {
             "memory.peak of the unit's cgroup.",
         ),
         samples,
-        |s| s.memory_peak.map(|v| v.to_string()),
+        &|s| s.memory_peak.map(|v| v.to_string()),
     );
     family(
         &mut out,
@@ -137,7 +138,7 @@ pub fn render(samples: &[Sample]) -> String {
             "CPU time of the unit's cgroup (cpu.stat usage_usec).",
         ),
         samples,
-        |s| s.cpu_usage_us.map(seconds),
+        &|s| s.cpu_usage_us.map(seconds),
     );
     family(
         &mut out,
@@ -147,7 +148,7 @@ pub fn render(samples: &[Sample]) -> String {
             "Processes of the unit killed by the OOM killer (memory.events oom_kill).",
         ),
         samples,
-        |s| s.oom_kills.map(|v| v.to_string()),
+        &|s| s.oom_kills.map(|v| v.to_string()),
     );
     family(
         &mut out,
@@ -157,7 +158,7 @@ pub fn render(samples: &[Sample]) -> String {
             "Share of the last 10 s some task of the unit stalled on memory (PSI).",
         ),
         samples,
-        |s| s.pressure.map(|p| ratio(p.some.avg10)),
+        &|s| s.pressure.map(|p| ratio(p.some.avg10)),
     );
     family(
         &mut out,
@@ -167,7 +168,7 @@ pub fn render(samples: &[Sample]) -> String {
             "Time some task of the unit stalled on memory (PSI).",
         ),
         samples,
-        |s| s.pressure.map(|p| seconds(p.some.total_us)),
+        &|s| s.pressure.map(|p| seconds(p.some.total_us)),
     );
     family(
         &mut out,
@@ -177,7 +178,7 @@ pub fn render(samples: &[Sample]) -> String {
             "Time all tasks of the unit stalled on memory at once (PSI).",
         ),
         samples,
-        |s| s.pressure.map(|p| seconds(p.full.total_us)),
+        &|s| s.pressure.map(|p| seconds(p.full.total_us)),
     );
     out
 }

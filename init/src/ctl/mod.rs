@@ -67,32 +67,30 @@ pub fn run(args: &[String], socket: &Path, out: &mut dyn Write, err: &mut dyn Wr
                 let _ = out.write_all(metrics::render(&samples).as_bytes());
                 OK
             }
-            Err(msg) => {
-                let _ = writeln!(err, "initctl: {msg}");
-                FAIL
-            }
+            Err(msg) => fail(err, &msg),
         },
         Command::Top { interval, count } => {
             let mut fetch = || client::status_list(socket);
             let every = std::time::Duration::from_secs(interval.into());
             match top::run(&mut fetch, every, count, out) {
                 Ok(()) => OK,
-                Err(msg) => {
-                    let _ = writeln!(err, "initctl: {msg}");
-                    FAIL
-                }
+                Err(msg) => fail(err, &msg),
             }
         }
         cmd => match client::talk(&cmd, socket, out, err) {
             Ok(code) => code,
-            Err(msg) => {
-                let _ = writeln!(err, "initctl: {msg}");
-                FAIL
-            }
+            Err(msg) => fail(err, &msg),
         },
     };
     let _ = out.flush();
     code
+}
+
+/// `initctl: MSG` on stderr; the exit status of a failure. One copy of
+/// the formatting for every such message.
+fn fail(err: &mut dyn Write, msg: &dyn std::fmt::Display) -> u8 {
+    let _ = writeln!(err, "initctl: {msg}");
+    FAIL
 }
 
 /// The unit directory PID 1 runs from: `wren.units=` on the kernel

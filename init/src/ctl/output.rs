@@ -3,6 +3,7 @@
 
 use crate::proto::{LastExit, UnitDetail, UnitStatus};
 use crate::unit::Limit;
+use std::fmt::Write as _;
 
 /// `1.2M`: powers of 1024, one decimal below 10, rounded down (never
 /// overstating use).
@@ -90,7 +91,7 @@ pub fn status_table(units: &[UnitStatus]) -> String {
             if i + 1 == r.len() {
                 line.push_str(cell);
             } else {
-                line.push_str(&format!("{cell:<w$} "));
+                let _ = write!(line, "{cell:<w$} ");
             }
         }
         s.push_str(line.trim_end());
@@ -119,27 +120,29 @@ fn last_exit_text(e: LastExit) -> String {
 /// `initctl status NAME`: the table line, then what explains it.
 pub fn detail_text(d: &UnitDetail, log: &[u8]) -> String {
     let mut s = status_table(std::slice::from_ref(&d.status));
-    s.push_str(&format!("last exit: {}\n", last_exit_text(d.last_exit)));
-    s.push_str(&format!("oom kills: {}\n", d.oom_kills));
+    let _ = writeln!(s, "last exit: {}", last_exit_text(d.last_exit));
+    let _ = writeln!(s, "oom kills: {}", d.oom_kills);
     if let Some(p) = d.pressure_avg10 {
-        s.push_str(&format!(
-            "pressure: {}.{:02}% (memory, some avg10); over pressure_limit: {}\n",
+        let _ = writeln!(
+            s,
+            "pressure: {}.{:02}% (memory, some avg10); over pressure_limit: {}",
             p / 100,
             p % 100,
             d.pressure_events
-        ));
+        );
     }
     if !d.not_enforced.is_empty() {
-        s.push_str(&format!(
-            "not enforced: {} (controller not available)\n",
+        let _ = writeln!(
+            s,
+            "not enforced: {} (controller not available)",
             d.not_enforced
-        ));
+        );
     }
     if !d.confinement.is_empty() {
-        s.push_str(&format!("confinement: {}\n", d.confinement));
+        let _ = writeln!(s, "confinement: {}", d.confinement);
     }
     let reason = if d.reason.is_empty() { "-" } else { &d.reason };
-    s.push_str(&format!("reason: {reason}\n"));
+    let _ = writeln!(s, "reason: {reason}");
     if !log.is_empty() {
         s.push_str("log:\n");
         s.push_str(&String::from_utf8_lossy(&super::visible::render(log)));
@@ -161,12 +164,15 @@ pub(super) fn init_line(i: &crate::proto::InitInfo) -> String {
     match i.origin {
         Origin::Boot => {}
         Origin::HandedOver { units } => {
-            s.push_str(&format!(", re-exec {} took {units} units", i.reexecs))
+            let _ = write!(s, ", re-exec {} took {units} units", i.reexecs);
         }
-        Origin::Adopted { units, format } => s.push_str(&format!(
-            ", re-exec {} adopted {units} (format {format})",
-            i.reexecs
-        )),
+        Origin::Adopted { units, format } => {
+            let _ = write!(
+                s,
+                ", re-exec {} adopted {units} (format {format})",
+                i.reexecs
+            );
+        }
     }
     if s.chars().count() > 80 {
         s = s.chars().take(77).collect::<String>() + "...";

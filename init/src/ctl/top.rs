@@ -4,6 +4,7 @@
 //! redraws in place and ends on `q` or Ctrl-C; elsewhere it prints plain
 //! frames (`-n` of them, one by default) with no escape sequence.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -45,6 +46,20 @@ fn fit(s: &str, w: usize) -> String {
     t
 }
 
+/// `s` and a space, padded to `w` characters on the right (`left`
+/// aligned) or on the left, as `{:<w$}` and `{:>w$}` pad.
+fn pad(line: &mut String, s: &str, w: usize, left: bool) {
+    let fill = w.saturating_sub(s.chars().count());
+    if !left {
+        line.extend(std::iter::repeat_n(' ', fill));
+    }
+    line.push_str(s);
+    if left {
+        line.extend(std::iter::repeat_n(' ', fill));
+    }
+    line.push(' ');
+}
+
 /// CPU time over wall time between two samples, in tenths of a percent.
 fn cpu_tenths(now: &Sample, prev: Option<&Sample>, elapsed: Duration) -> Option<u64> {
     let (a, b) = (prev?.cpu_usage_us?, now.cpu_usage_us?);
@@ -80,10 +95,10 @@ pub fn frame(now: &[Sample], prev: Option<&[Sample]>, elapsed: Duration, sys: Sy
     );
     out.push_str(&fit(&summary, COLUMNS));
     out.push_str("\n\n");
-    out.push_str(&format!(
-        "{:<20} {:<8} {:>7} {:>5} {:>6} {:>6} {:>5} {:>6} {:>8}\n",
-        "NAME", "STATE", "PID", "CPU%", "MEM", "MAX", "PSI%", "UP", "RESTARTS"
-    ));
+    // The widths of the rows below (`pad`).
+    out.push_str(
+        "NAME                 STATE        PID  CPU%    MEM    MAX  PSI%     UP RESTARTS\n",
+    );
     let room = LINES - HEAD;
     let shown = if units.len() > room {
         room - 1
@@ -115,23 +130,27 @@ pub fn frame(now: &[Sample], prev: Option<&[Sample]>, elapsed: Duration, sys: Sy
         } else {
             human_uptime(st.uptime_ms)
         };
-        let line = format!(
-            "{:<20} {:<8} {:>7} {:>5} {:>6} {:>6} {:>5} {:>6} {:>8}",
-            fit(&st.name, 20),
-            st.state.as_str(),
-            fit(&pid, 7),
-            fit(&cpu, 5),
-            fit(&mem, 6),
-            fit(&max, 6),
-            fit(&psi, 5),
-            fit(&up, 6),
-            fit(&st.restarts.to_string(), 8),
-        );
+        // The columns of the header above, padded by hand: one padding
+        // loop instead of a nine-placeholder format.
+        let mut line = String::new();
+        pad(&mut line, &fit(&st.name, 20), 20, true);
+        pad(&mut line, st.state.as_str(), 8, true);
+        for (text, w) in [
+            (pid, 7),
+            (cpu, 5),
+            (mem, 6),
+            (max, 6),
+            (psi, 5),
+            (up, 6),
+            (st.restarts.to_string(), 8),
+        ] {
+            pad(&mut line, &fit(&text, w), w, false);
+        }
         out.push_str(line.trim_end());
         out.push('\n');
     }
     if shown < units.len() {
-        out.push_str(&format!("... and {} more\n", units.len() - shown));
+        let _ = writeln!(out, "... and {} more", units.len() - shown);
     }
     out
 }
