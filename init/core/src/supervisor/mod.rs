@@ -518,87 +518,6 @@ impl Supervisor {
         }
         self.settle(now, out);
     }
-
-    /// Bring every unit towards what is wanted: start those whose
-    /// dependencies are ready, give up on those whose dependency failed,
-    /// and during shutdown stop those nothing active depends on.
-    pub(super) fn settle(&mut self, now: Millis, out: &mut Actions) {
-        for s in self.units.iter_mut() {
-            if s.retired == Retired::Leaving && !s.rt.phase.active() {
-                s.retired = Retired::Free;
-                s.rt.deps.clear();
-            }
-        }
-        if self.shutdown.is_some() {
-            self.settle_shutdown(now, out);
-            return;
-        }
-        // A start can make another unit's dependency ready only through a
-        // later event (Spawned/Ready/Exited), so one pass suffices except
-        // for failure cascades, which a second pass per level resolves.
-        let mut changed = true;
-        let mut rounds = 0;
-        while changed && rounds <= self.units.len() {
-            changed = false;
-            rounds += 1;
-            for i in 0..self.units.len() {
-                let Some(s) = self.units.get(i) else { break };
-                if s.rt.phase != Phase::Waiting || !s.rt.want {
-                    continue;
-                }
-                match self.deps_status(i) {
-                    Deps::Ready => {
-                        if let Some(s) = self.units.get_mut(i) {
-                            s.rt.phase = Phase::Starting;
-                            s.rt.pid = 0;
-                        }
-                        let _ = out.push(Action::Spawn(i as u16));
-                    }
-                    Deps::Failed(dep) => {
-                        if let Some(s) = self.units.get_mut(i) {
-                            s.rt.phase = Phase::Stopped;
-                            s.rt.want = false;
-                            note(s, i as u16, Note::DepFailed { dep }, out);
-                        }
-                        changed = true;
-                    }
-                    Deps::Pending => {}
-                }
-            }
-        }
-        let _ = now;
-    }
-
-    fn deps_status(&self, i: usize) -> Deps {
-        let Some(s) = self.units.get(i) else {
-            return Deps::Pending;
-        };
-        let mut ready = true;
-        for &d in s.rt.deps.iter() {
-            let Some(dep) = self.units.get(usize::from(d)) else {
-                continue;
-            };
-            match dep.rt.phase {
-                Phase::Running => {}
-                Phase::Exited => {}
-                Phase::Failed => return Deps::Failed(d),
-                // A dependency that gave up (e.g. its own dependency failed).
-                Phase::Stopped if !dep.rt.want => return Deps::Failed(d),
-                _ => ready = false,
-            }
-        }
-        if ready {
-            Deps::Ready
-        } else {
-            Deps::Pending
-        }
-    }
-}
-
-enum Deps {
-    Ready,
-    Pending,
-    Failed(u16),
 }
 
 fn note(s: &mut Slot, unit: u16, n: Note, out: &mut Actions) {
@@ -611,6 +530,7 @@ mod commands;
 mod failures;
 mod process;
 mod reload;
+mod settle;
 mod shutdown;
 mod takeover;
 
