@@ -246,14 +246,12 @@ fn enter_root(root: &str, def: &UnitDef, pid_ns: bool) -> Result<(), Failure> {
     }
     let dev = PathBuf::join(root, "/dev")?;
     let _ = make_dir(dev.as_str());
-    rustix::mount::mount(
-        "tmpfs",
+    mount_tmpfs(
         dev.as_str(),
-        "tmpfs",
         MountFlags::NOSUID | MountFlags::NOEXEC,
-        Some(c"mode=0755,size=64k"),
-    )
-    .map_err(|e| (Step::MountDev, e))?;
+        c"mode=0755,size=64k",
+        Step::MountDev,
+    )?;
     let console_node: &[&str] = if console { &["console"] } else { &[] };
     for node in DEV_NODES.iter().chain(console_node.iter()) {
         let mut host: heapless::String<32> = heapless::String::new();
@@ -285,24 +283,20 @@ fn enter_root(root: &str, def: &UnitDef, pid_ns: bool) -> Result<(), Failure> {
     let _ = rustix::fs::symlink("pts/ptmx", ptmx.as_str());
     let shm = PathBuf::join(root, "/dev/shm")?;
     let _ = make_dir(shm.as_str());
-    rustix::mount::mount(
-        "tmpfs",
+    mount_tmpfs(
         shm.as_str(),
-        "tmpfs",
         MountFlags::NOSUID | MountFlags::NODEV,
-        Some(c"mode=1777"),
-    )
-    .map_err(|e| (Step::MountShm, e))?;
+        c"mode=1777",
+        Step::MountShm,
+    )?;
     let tmp = PathBuf::join(root, "/tmp")?;
     let _ = make_dir(tmp.as_str());
-    rustix::mount::mount(
-        "tmpfs",
+    mount_tmpfs(
         tmp.as_str(),
-        "tmpfs",
         MountFlags::NOSUID | MountFlags::NODEV,
-        Some(c"mode=1777"),
-    )
-    .map_err(|e| (Step::MountTmp, e))?;
+        c"mode=1777",
+        Step::MountTmp,
+    )?;
     let how = switch_root(root).map_err(|e| (Step::PivotRoot, e))?;
     // Which way the unit's root was entered (`wren.debug`); the log
     // writes one line to the /dev/kmsg fd PID 1 already holds, from a
@@ -346,14 +340,12 @@ fn overlay_root(top: &str, def: &UnitDef) -> Result<(), Failure> {
     let mut opts: heapless::String<{ crate::vocab::ROOT_BYTES + 96 }> = heapless::String::new();
     if def.root_overlay {
         let _ = make_dir(OVERLAY_SCRATCH);
-        rustix::mount::mount(
-            "tmpfs",
+        mount_tmpfs(
             OVERLAY_SCRATCH,
-            "tmpfs",
             MountFlags::NOSUID | MountFlags::NODEV,
-            Some(c"mode=0755"),
-        )
-        .map_err(|e| (Step::OverlayTmpfs, e))?;
+            c"mode=0755",
+            Step::OverlayTmpfs,
+        )?;
         for d in ["/upper", "/work"] {
             let p = PathBuf::join(OVERLAY_SCRATCH, d)?;
             make_dir(p.as_str()).map_err(|e| (Step::OverlayTmpfs, e))?;
@@ -373,29 +365,35 @@ fn overlay_root(top: &str, def: &UnitDef) -> Result<(), Failure> {
         .map_err(|e| (Step::Overlay, e))
 }
 
+/// A fresh tmpfs on `path` (which must exist), its failure named by `step`.
+fn mount_tmpfs(
+    path: &str,
+    flags: MountFlags,
+    opts: &core::ffi::CStr,
+    step: Step,
+) -> Result<(), Failure> {
+    rustix::mount::mount("tmpfs", path, "tmpfs", flags, Some(opts)).map_err(|e| (step, e))
+}
+
 /// `read_only`: the unit's `/` (its `root` once switched to) becomes
 /// read-only in its mount namespace, with private writable tmpfs on /run
 /// and, without `root` (which has one already), /tmp. Other file systems
 /// mounted below `/` (/proc, /sys, /dev) keep their own flags.
 fn read_only_root(host_root: bool) -> Result<(), Failure> {
     let _ = make_dir("/run");
-    rustix::mount::mount(
-        "tmpfs",
+    mount_tmpfs(
         "/run",
-        "tmpfs",
         MountFlags::NOSUID | MountFlags::NODEV,
-        Some(c"mode=0755"),
-    )
-    .map_err(|e| (Step::MountRun, e))?;
+        c"mode=0755",
+        Step::MountRun,
+    )?;
     if host_root {
-        rustix::mount::mount(
-            "tmpfs",
+        mount_tmpfs(
             "/tmp",
-            "tmpfs",
             MountFlags::NOSUID | MountFlags::NODEV,
-            Some(c"mode=1777"),
-        )
-        .map_err(|e| (Step::MountTmp, e))?;
+            c"mode=1777",
+            Step::MountTmp,
+        )?;
     }
     // A remount must repeat the flags it keeps: in a user namespace the
     // kernel refuses to clear the ones the parent namespace set.
