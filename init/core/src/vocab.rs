@@ -99,6 +99,18 @@ pub enum State {
 }
 
 impl State {
+    /// Every state, in declaration order (a state's index is its number
+    /// on the wire).
+    pub const ALL: [State; 7] = [
+        State::Starting,
+        State::Running,
+        State::Stopping,
+        State::Stopped,
+        State::Exited,
+        State::Backoff,
+        State::Failed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             State::Starting => "starting",

@@ -10,15 +10,7 @@ use super::sample::Sample;
 use crate::unit::Limit;
 use crate::vocab::State;
 
-const STATES: [State; 7] = [
-    State::Starting,
-    State::Running,
-    State::Stopping,
-    State::Stopped,
-    State::Exited,
-    State::Backoff,
-    State::Failed,
-];
+const STATES: [State; 7] = State::ALL;
 
 struct Family {
     name: &'static str,
