@@ -22,8 +22,9 @@ use crate::vocab::Millis;
 use serde::{Deserialize, Serialize};
 
 /// The version of the postcard layer. Bump it on any change to `Header`,
-/// `UnitState` or what they contain (`UnitDef`, `Runtime`, ...).
-pub const STATE_FORMAT: u32 = 2;
+/// `UnitState` or what they contain (`Runtime`, ...; a `UnitDef` travels
+/// as its unit-file text, see `def_text`).
+pub const STATE_FORMAT: u32 = 3;
 
 /// First word of the state and of the handshake line.
 pub const STATE_MAGIC: &str = "wren-state";
@@ -52,6 +53,7 @@ pub type RawFd = i32;
 /// One slot of the unit table and what PID 1 keeps beside it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UnitState<'a> {
+    #[serde(with = "def_text")]
     pub def: UnitDef,
     pub rt: Runtime,
     pub retired: Retired,
@@ -70,9 +72,93 @@ pub struct UnitState<'a> {
     pub last_error: &'a str,
     /// Health gate: the definition to put back, the last verdict (0 none,
     /// 1 pending, 2 good, 3 rejected) and why it was rejected.
+    #[serde(with = "def_text::option")]
     pub last_good: Option<UnitDef>,
     pub verdict: u8,
     pub rejected: Option<&'a str>,
+}
+
+/// A `UnitDef` in the postcard layer as the unit file `render` writes
+/// for it (what `initctl cat` shows), read back by `parse`: the parser and
+/// renderer the binary has anyway, where serde's derives for `UnitDef`
+/// were 8 KB of code (issue 10, the 400 KiB budget). Beside the text, its
+/// name and the source lines the text cannot carry (`exec_line`,
+/// `after_lines`: a reload compares whole definitions). A definition that
+/// would not come back equal is refused when written (the re-exec fails,
+/// the running PID 1 goes on) rather than changed on the way.
+mod def_text {
+    use crate::unit::{parse, render, UnitDef};
+    use crate::vocab::AFTER_MAX;
+    use serde::{de, ser, Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(def: &UnitDef, s: S) -> Result<S::Ok, S::Error> {
+        let mut text = std::string::String::new();
+        let back = render(def, &mut text)
+            .ok()
+            .and_then(|()| parse(&def.name, &text).ok())
+            .map(|b| with_lines(b, def.exec_line, &def.after_lines));
+        if back.as_ref() != Some(def) {
+            return Err(ser::Error::custom("unit text"));
+        }
+        (
+            def.name.as_str(),
+            text.as_str(),
+            def.exec_line,
+            def.after_lines.as_slice(),
+        )
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<UnitDef, D::Error> {
+        type Lines = heapless::Vec<u32, AFTER_MAX>;
+        let (name, text, exec_line, after_lines): (&str, &str, u32, Lines) =
+            Deserialize::deserialize(d)?;
+        parse(name, text)
+            .ok()
+            .filter(|def| def.after.len() == after_lines.len())
+            .map(|def| with_lines(def, exec_line, &after_lines))
+            .ok_or_else(|| de::Error::custom("unit text"))
+    }
+
+    fn with_lines(mut def: UnitDef, exec_line: u32, after_lines: &[u32]) -> UnitDef {
+        def.exec_line = exec_line;
+        def.after_lines = crate::unit::Few::new();
+        for &l in after_lines {
+            let _ = def.after_lines.push(l);
+        }
+        def
+    }
+
+    pub mod option {
+        use super::UnitDef;
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        /// `Some(def)` as postcard writes an `Option`: a 1 byte, then the
+        /// definition as above.
+        struct Text<'a>(&'a UnitDef);
+
+        impl Serialize for Text<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                super::serialize(self.0, s)
+            }
+        }
+
+        struct Owned(UnitDef);
+
+        impl<'de> Deserialize<'de> for Owned {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                super::deserialize(d).map(Owned)
+            }
+        }
+
+        pub fn serialize<S: Serializer>(def: &Option<UnitDef>, s: S) -> Result<S::Ok, S::Error> {
+            def.as_ref().map(Text).serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<UnitDef>, D::Error> {
+            Ok(Option::<Owned>::deserialize(d)?.map(|o| o.0))
+        }
+    }
 }
 
 /// A line of the text layer.
@@ -308,5 +394,115 @@ mod tests {
         assert_eq!(back.log_pos, 10_000);
         assert_eq!(back.rt.phase, st.rt.phase);
         assert_eq!(back.last_good, st.last_good);
+    }
+
+    fn state(def: UnitDef, last_good: Option<UnitDef>) -> UnitState<'static> {
+        let mut sup = crate::supervisor::Supervisor::new();
+        sup.add(def.clone()).unwrap();
+        UnitState {
+            rt: sup.slot(0).unwrap().rt.clone(),
+            def,
+            retired: Retired::No,
+            log_fd: -1,
+            notify_fd: -1,
+            report_fd: -1,
+            log_capacity: 0,
+            log_pos: 0,
+            log: b"",
+            oom_kills_at_spawn: 0,
+            oom_kills: 0,
+            pressure_events: 0,
+            shed: false,
+            last_error: "",
+            last_good,
+            verdict: 0,
+            rejected: None,
+        }
+    }
+
+    #[test]
+    fn a_definition_travels_as_its_text_with_its_lines() {
+        let text =
+            "# web\n\ndescription = the \"web\" server\nafter = db\nexec = /bin/httpd -f \"a b\"\n\
+                    after = net cache\nenv = A=1 2\nnamespaces = pid mount uts\nhostname = box\n\
+                    memory.max = 16M\ncpu.max = 50000 100000\nseccomp = ~ @mount reboot\n";
+        let def = crate::unit::parse("web", text).unwrap();
+        assert_eq!(
+            (def.exec_line, def.after_lines.as_slice()),
+            (5, &[4, 6, 6][..])
+        );
+        let mut old = crate::unit::parse("web", "exec = /bin/old\n").unwrap();
+        old.exec_line = 9;
+        let st = state(def.clone(), Some(old.clone()));
+        let mut buf = [0u8; 16 * 1024];
+        let bytes = postcard::to_slice(&st, &mut buf).unwrap();
+        let back: UnitState = postcard::from_bytes(bytes).unwrap();
+        assert_eq!(back.def, def);
+        assert_eq!(back.last_good, Some(old));
+        let st = state(def.clone(), None);
+        let bytes = postcard::to_slice(&st, &mut buf).unwrap();
+        let back: UnitState = postcard::from_bytes(bytes).unwrap();
+        assert_eq!((back.def, back.last_good), (def, None));
+    }
+
+    #[test]
+    fn a_definition_its_text_would_change_is_refused() {
+        let mut def = UnitDef::with_defaults("web");
+        def.exec.push("/bin/web").unwrap();
+        // No signal has this number: the text can only carry it as a
+        // comment, and would come back with the default.
+        def.stop_signal = 99;
+        let mut buf = [0u8; 16 * 1024];
+        let err = postcard::to_slice(&state(def.clone(), None), &mut buf).unwrap_err();
+        assert_ne!(err, postcard::Error::SerializeBufferFull);
+        def.stop_signal = 9;
+        postcard::to_slice(&state(def, None), &mut buf).unwrap();
+    }
+
+    #[test]
+    fn a_definition_not_from_a_file_travels_too() {
+        // As PID 1 builds its rescue shell.
+        let mut d = UnitDef::with_defaults("rescue");
+        d.exec.push("/bin/sh").unwrap();
+        d.description.push_str("emergency shell").unwrap();
+        d.console = true;
+        d.output = crate::unit::Output::Console;
+        d.namespaces = crate::unit::Namespaces::NONE;
+        d.restart_delay = 1000;
+        let mut buf = [0u8; 16 * 1024];
+        let bytes = postcard::to_slice(&state(d.clone(), None), &mut buf).unwrap();
+        let back: UnitState = postcard::from_bytes(bytes).unwrap();
+        assert_eq!(back.def, d);
+    }
+
+    #[test]
+    fn a_text_that_does_not_parse_is_refused() {
+        let mut buf = [0u8; 1024];
+        let bytes = postcard::to_slice(
+            &("web", "exec = /bin/x\nbogus = 1\n", 1u32, &[0u32; 0][..]),
+            &mut buf,
+        )
+        .unwrap()
+        .to_vec();
+        let ok = postcard::to_slice(&("web", "exec = /bin/x\n", 1u32, &[0u32; 0][..]), &mut buf)
+            .unwrap()
+            .to_vec();
+        #[derive(serde::Deserialize)]
+        struct Def(#[serde(with = "super::def_text")] UnitDef);
+        assert!(postcard::from_bytes::<Def>(&bytes).is_err());
+        assert_eq!(
+            postcard::from_bytes::<Def>(&ok)
+                .unwrap()
+                .0
+                .exec
+                .iter()
+                .next(),
+            Some("/bin/x")
+        );
+        // An `after` line for a name the text does not have.
+        let lines = postcard::to_slice(&("web", "exec = /bin/x\n", 1u32, &[3u32][..]), &mut buf)
+            .unwrap()
+            .to_vec();
+        assert!(postcard::from_bytes::<Def>(&lines).is_err());
     }
 }

@@ -447,10 +447,16 @@ fn frame<T: serde::Serialize>(out: &mut Vec<u8>, v: &T) -> Result<(), Errno> {
     let mut size = 64 * 1024;
     loop {
         let mut buf = vec![0u8; size];
-        if let Ok(b) = postcard::to_slice(v, &mut buf) {
-            out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-            out.extend_from_slice(b);
-            return Ok(());
+        match postcard::to_slice(v, &mut buf) {
+            Ok(b) => {
+                out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+                out.extend_from_slice(b);
+                return Ok(());
+            }
+            Err(postcard::Error::SerializeBufferFull) => {}
+            // A unit definition that would not come back (handover's
+            // `def_text`): no larger buffer helps.
+            Err(_) => return Err(Errno::INVAL),
         }
         if size >= 64 << 20 {
             return Err(Errno::NOMEM);
