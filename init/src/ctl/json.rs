@@ -1,214 +1,200 @@
-//! `initctl status --json` for scripts (docs/initctl.md): view structs in
-//! the documented shape, written by serde. The wire types are not
-//! serialized as they are: their shape is postcard's (a pid of 0, enum
-//! variant names), not the one scripts read.
+//! `initctl status --json` for scripts (docs/initctl.md), in the documented
+//! shape, written by hand: serde and serde-json-core for these two shapes
+//! were 3 KB of the binary (issue 10, the 400 KiB budget). The wire types
+//! are not written as they are: their shape is postcard's (a pid of 0,
+//! enum variant numbers), not the one scripts read.
 
 use crate::proto::{LastExit, UnitDetail, UnitStatus};
 use crate::unit::Limit;
 use crate::vocab::signal;
-use serde::{Serialize, Serializer};
 
-/// What `status --json` writes: the table, or one unit in detail.
-// One type, so that the serializer is instantiated once.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Json<'a> {
-    Table(&'a [Unit<'a>]),
-    /// By reference: one unit's detail is large beside a slice.
-    One(&'a Unit<'a>),
+/// What can be written as JSON text.
+pub(super) trait ToJson {
+    fn write(&self, out: &mut Vec<u8>);
 }
 
-/// One unit. `pid` and `uptime_ms` are null when not running,
-/// `memory_current` when unknown. The fields after `uptime_ms` are those
-/// of `status NAME --json` only: the table's objects have none of them.
-#[derive(Serialize)]
-struct Unit<'a> {
-    name: &'a str,
-    state: &'static str,
-    pid: Option<u64>,
-    restarts: u64,
-    memory_current: Option<u64>,
-    /// Null when unset.
-    memory_max: Option<MemoryMax>,
-    uptime_ms: Option<u64>,
-    /// Inner `None` (null): the main process never ended.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_exit: Option<Option<Exit>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    oom_kills: Option<u64>,
-    /// Inner `None` (null): no PSI. Memory `some` avg10 in basis points
-    /// (hundredths of a percent): an integer keeps floating point (and
-    /// its tens of KB) out of the binary.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pressure_avg10_bp: Option<Option<u64>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pressure_events: Option<u64>,
-    /// Limit keys not enforced, blank-separated (`""`: none).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    not_enforced: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
-    /// The confinement line of `status NAME`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    confinement: Option<&'a str>,
-    /// The last lines, invalid UTF-8 replaced.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    log: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum MemoryMax {
-    Bytes(u64),
-    /// `"max"`: no limit.
-    Word(&'static str),
-}
-
-impl<'a> Unit<'a> {
-    fn of(u: &'a UnitStatus) -> Self {
-        let running = u.pid != 0;
-        Unit {
-            name: &u.name,
-            state: u.state.as_str(),
-            pid: running.then_some(u64::from(u.pid)),
-            restarts: u64::from(u.restarts),
-            memory_current: u.memory_current,
-            memory_max: u.memory_max.map(|m| match m {
-                Limit::Max => MemoryMax::Word("max"),
-                Limit::Value(v) => MemoryMax::Bytes(v),
-            }),
-            uptime_ms: running.then_some(u.uptime_ms),
-            last_exit: None,
-            oom_kills: None,
-            pressure_avg10_bp: None,
-            pressure_events: None,
-            not_enforced: None,
-            reason: None,
-            confinement: None,
-            log: None,
+/// A string literal. The escapes are those initctl has always written:
+/// `"`, `\` and the C0 controls (`\b \t \n \f \r`, the others as
+/// `\u00xx` in lower case), and DEL, the C1 controls and U+2028/2029 too,
+/// since DEL and C1 (U+009B is CSI) upset terminals and the other two
+/// break JavaScript before ES2019.
+impl ToJson for &str {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.push(b'"');
+        for c in self.chars() {
+            let short = match c {
+                '"' => b'"',
+                '\\' => b'\\',
+                '\u{8}' => b'b',
+                '\t' => b't',
+                '\n' => b'n',
+                '\u{c}' => b'f',
+                '\r' => b'r',
+                '\0'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' => {
+                    hex_escape(c, out);
+                    continue;
+                }
+                _ => {
+                    out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                    continue;
+                }
+            };
+            out.extend_from_slice(&[b'\\', short]);
         }
+        out.push(b'"');
     }
 }
 
-/// `{"code":N}`, `{"signal":N,"name":"SIGX"}` (name null when unknown)
-/// or `"oom-kill"`.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Exit {
-    Code {
-        code: i32,
-    },
-    Signal {
-        signal: i32,
-        #[serde(serialize_with = "sig_name")]
-        name: Option<&'static str>,
-    },
-    Word(&'static str),
+/// `\uXXXX`, lower-case hex, for a character of the basic plane.
+fn hex_escape(c: char, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let n = u32::from(c);
+    out.extend_from_slice(b"\\u");
+    for shift in [12, 8, 4, 0] {
+        let digit = (n >> shift) & 0xf;
+        out.extend(HEX.get(digit as usize));
+    }
 }
 
-/// `KILL` as `"SIGKILL"`, the name as `kill -l` and strace print it.
-fn sig_name<S: Serializer>(name: &Option<&'static str>, s: S) -> Result<S::Ok, S::Error> {
-    let mut full = heapless::String::<16>::new();
-    match name {
-        Some(n) if full.push_str("SIG").and_then(|()| full.push_str(n)).is_ok() => {
-            s.serialize_str(&full)
+/// A number, or `null`.
+fn number(n: Option<u64>, out: &mut Vec<u8>) {
+    match n {
+        Some(n) => {
+            use std::io::Write;
+            let _ = write!(out, "{n}");
         }
-        _ => s.serialize_none(),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// `,"key":`, or `{"key":` for the first key of an object.
+fn key(first: bool, key: &str, out: &mut Vec<u8>) {
+    out.push(if first { b'{' } else { b',' });
+    key.write(out);
+    out.push(b':');
+}
+
+/// One unit's fields of the table, in the documented order, without the
+/// closing brace. `pid` and `uptime_ms` are null when not running,
+/// `memory_current` when unknown, `memory_max` when unset.
+fn unit(u: &UnitStatus, out: &mut Vec<u8>) {
+    let running = u.pid != 0;
+    key(true, "name", out);
+    u.name.as_str().write(out);
+    key(false, "state", out);
+    u.state.as_str().write(out);
+    key(false, "pid", out);
+    number(running.then_some(u64::from(u.pid)), out);
+    key(false, "restarts", out);
+    number(Some(u64::from(u.restarts)), out);
+    key(false, "memory_current", out);
+    number(u.memory_current, out);
+    key(false, "memory_max", out);
+    match u.memory_max {
+        // No limit.
+        Some(Limit::Max) => "max".write(out),
+        Some(Limit::Value(v)) => number(Some(v), out),
+        None => number(None, out),
+    }
+    key(false, "uptime_ms", out);
+    number(running.then_some(u.uptime_ms), out);
+}
+
+/// The table: an array with one object per unit.
+struct Table<'a>(&'a [UnitStatus]);
+
+impl ToJson for Table<'_> {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.push(b'[');
+        for (i, u) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            unit(u, out);
+            out.push(b'}');
+        }
+        out.push(b']');
+    }
+}
+
+/// One unit in detail: the table's fields, then those of `status NAME`.
+struct Detail<'a> {
+    d: &'a UnitDetail,
+    /// The last lines, invalid UTF-8 replaced.
+    log: &'a str,
+}
+
+impl ToJson for Detail<'_> {
+    fn write(&self, out: &mut Vec<u8>) {
+        let d = self.d;
+        unit(&d.status, out);
+        // `{"code":N}`, `{"signal":N,"name":"SIGX"}` (name null when
+        // unknown) or `"oom-kill"`; null when the main process never ended.
+        key(false, "last_exit", out);
+        match d.last_exit {
+            LastExit::None => number(None, out),
+            LastExit::Code(code) => {
+                key(true, "code", out);
+                let _ = std::io::Write::write_fmt(out, format_args!("{code}}}"));
+            }
+            LastExit::Signal(n) => {
+                key(true, "signal", out);
+                let _ = std::io::Write::write_fmt(out, format_args!("{n}"));
+                key(false, "name", out);
+                match signal::name(n) {
+                    // `KILL` as `"SIGKILL"`, as `kill -l` and strace print it.
+                    Some(name) => {
+                        // Signal names need no escape.
+                        out.extend_from_slice(b"\"SIG");
+                        out.extend_from_slice(name.as_bytes());
+                        out.push(b'"');
+                    }
+                    None => number(None, out),
+                }
+                out.push(b'}');
+            }
+            LastExit::OomKill => "oom-kill".write(out),
+        }
+        key(false, "oom_kills", out);
+        number(Some(u64::from(d.oom_kills)), out);
+        // Memory `some` avg10 in basis points (hundredths of a percent):
+        // an integer keeps floating point (and its tens of KB) out of the
+        // binary. Null: no PSI.
+        key(false, "pressure_avg10_bp", out);
+        number(d.pressure_avg10.map(u64::from), out);
+        key(false, "pressure_events", out);
+        number(Some(u64::from(d.pressure_events)), out);
+        // Limit keys not enforced, blank-separated (`""`: none).
+        for (k, v) in [
+            ("not_enforced", d.not_enforced.as_str()),
+            ("reason", d.reason.as_str()),
+            // The confinement line of `status NAME`.
+            ("confinement", d.confinement.as_str()),
+            ("log", self.log),
+        ] {
+            key(false, k, out);
+            v.write(out);
+        }
+        out.push(b'}');
     }
 }
 
 /// `status --json`: an array with one object per unit, and a newline.
 pub(super) fn units(units: &[UnitStatus]) -> Result<Vec<u8>, String> {
-    let view: Vec<Unit<'_>> = units.iter().map(Unit::of).collect();
-    text(&Json::Table(&view))
+    text(&Table(units))
 }
 
 /// `status NAME --json`: one object, and a newline.
 pub(super) fn detail(d: &UnitDetail, log: &[u8]) -> Result<Vec<u8>, String> {
     let log = String::from_utf8_lossy(log);
-    let one = Unit {
-        last_exit: Some(match d.last_exit {
-            LastExit::None => None,
-            LastExit::Code(code) => Some(Exit::Code { code }),
-            LastExit::Signal(signal) => Some(Exit::Signal {
-                signal,
-                name: signal::name(signal),
-            }),
-            LastExit::OomKill => Some(Exit::Word("oom-kill")),
-        }),
-        oom_kills: Some(u64::from(d.oom_kills)),
-        pressure_avg10_bp: Some(d.pressure_avg10.map(u64::from)),
-        pressure_events: Some(u64::from(d.pressure_events)),
-        not_enforced: Some(&d.not_enforced),
-        reason: Some(&d.reason),
-        confinement: Some(&d.confinement),
-        log: Some(&log),
-        ..Unit::of(&d.status)
-    };
-    text(&Json::One(&one))
+    text(&Detail { d, log: &log })
 }
 
-/// Largest output tried: a whole log tail escaped at 6 bytes a byte fits
-/// many times over.
-const TEXT_LIMIT: usize = 4 << 20;
-
-/// `v` as JSON and a newline. The serializer writes into a slice, so the
-/// buffer grows until the text fits.
-pub(super) fn text<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
-    let mut buf = vec![0u8; 4096];
-    let len = loop {
-        match serde_json_core::to_slice(v, &mut buf) {
-            Ok(n) => break n,
-            Err(serde_json_core::ser::Error::BufferFull) if buf.len() < TEXT_LIMIT => {
-                buf.resize(buf.len() * 2, 0);
-            }
-            Err(e) => return Err(format!("cannot write the JSON text: {e}")),
-        }
-    };
-    Ok(house_escapes(buf.get(..len).unwrap_or_default()))
-}
-
-/// The escapes initctl has always written, where serde-json-core differs
-/// (both are valid JSON): `\u001f` in lower case, and DEL, the C1
-/// controls and U+2028/2029 escaped too, since DEL and C1 (U+009B is CSI)
-/// upset terminals and the other two break JavaScript before ES2019. Escape sequences are copied whole, so a
-/// backslash in the data is never taken for the start of one; whole UTF-8
-/// sequences are replaced, so the text stays UTF-8. Adds the final newline.
-fn house_escapes(json: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(json.len() + 1);
-    let mut s = json;
-    while let [b, rest @ ..] = s {
-        s = rest;
-        match (*b, rest) {
-            (b'\\', [b'u', hex @ ..]) => {
-                let (digits, after) = hex.split_at_checked(4).unwrap_or((hex, &[]));
-                out.extend_from_slice(b"\\u");
-                out.extend(digits.iter().map(u8::to_ascii_lowercase));
-                s = after;
-            }
-            (b'\\', [e, after @ ..]) => {
-                out.extend_from_slice(&[b'\\', *e]);
-                s = after;
-            }
-            (0x7f, _) => out.extend_from_slice(b"\\u007f"),
-            // C1 controls (U+0080 to U+009F) in UTF-8: a terminal may take
-            // U+009B for CSI.
-            (0xc2, [c @ 0x80..=0x9f, after @ ..]) => {
-                out.extend_from_slice(format!("\\u{:04x}", u16::from(*c)).as_bytes());
-                s = after;
-            }
-            // U+2028 and U+2029 in UTF-8.
-            (0xe2, [0x80, 0xa8, after @ ..]) => {
-                out.extend_from_slice(b"\\u2028");
-                s = after;
-            }
-            (0xe2, [0x80, 0xa9, after @ ..]) => {
-                out.extend_from_slice(b"\\u2029");
-                s = after;
-            }
-            (b, _) => out.push(b),
-        }
-    }
+/// `v` as JSON text and a newline. Never an error: the `Result` is the
+/// shape every `status` output has.
+pub(super) fn text<T: ToJson + ?Sized>(v: &T) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(4096);
+    v.write(&mut out);
     out.push(b'\n');
-    out
+    Ok(out)
 }
