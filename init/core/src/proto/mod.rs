@@ -190,16 +190,11 @@ impl core::fmt::Display for CtlError {
     }
 }
 
-/// A `fmt::Write` into a heapless string that keeps what fits.
-struct CutString<const N: usize, L: heapless::LenType = usize>(heapless::String<N, L>);
+/// A `fmt::Write` into a heapless string that keeps what fits. On the
+/// string's view, so there is one copy of it whatever the capacity.
+struct CutString<'a, L: heapless::LenType>(&'a mut heapless::string::StringView<L>);
 
-impl<const N: usize, L: heapless::LenType> Default for CutString<N, L> {
-    fn default() -> Self {
-        CutString(heapless::String::new())
-    }
-}
-
-impl<const N: usize, L: heapless::LenType> core::fmt::Write for CutString<N, L> {
+impl<L: heapless::LenType> core::fmt::Write for CutString<'_, L> {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
         for c in s.chars() {
             if self.0.push(c).is_err() {
@@ -212,9 +207,9 @@ impl<const N: usize, L: heapless::LenType> core::fmt::Write for CutString<N, L> 
 
 /// `s` cut at a character boundary to fit `N` bytes.
 pub fn truncated<const N: usize, L: heapless::LenType>(s: &str) -> heapless::String<N, L> {
-    let mut w = CutString::<N, L>::default();
-    let _ = core::fmt::Write::write_str(&mut w, s);
-    w.0
+    let mut out = heapless::String::new();
+    let _ = core::fmt::Write::write_str(&mut CutString(out.as_mut_view()), s);
+    out
 }
 
 /// `args` formatted into `N` bytes, cut at a character boundary when
@@ -222,9 +217,9 @@ pub fn truncated<const N: usize, L: heapless::LenType>(s: &str) -> heapless::Str
 pub fn formatted<const N: usize, L: heapless::LenType>(
     args: core::fmt::Arguments<'_>,
 ) -> heapless::String<N, L> {
-    let mut w = CutString::<N, L>::default();
-    let _ = core::fmt::write(&mut w, args);
-    w.0
+    let mut out = heapless::String::new();
+    let _ = core::fmt::write(&mut CutString(out.as_mut_view()), args);
+    out
 }
 
 /// One line of `initctl status`.
