@@ -6,6 +6,7 @@
 
 use core::fmt::Write as _;
 
+use super::output::num;
 use super::sample::Sample;
 use crate::unit::Limit;
 use crate::vocab::State;
@@ -75,7 +76,7 @@ pub fn render(samples: &[Sample]) -> String {
             "Times the unit was started again by its restart policy.",
         ),
         samples,
-        &|s| Some(s.status.restarts.to_string()),
+        &|s| Some(num(s.status.restarts.into())),
     );
     family(
         &mut out,
@@ -85,7 +86,7 @@ pub fn render(samples: &[Sample]) -> String {
             "Main process id, 0 when the unit has none.",
         ),
         samples,
-        &|s| Some(s.status.pid.to_string()),
+        &|s| Some(num(s.status.pid.into())),
     );
     family(
         &mut out,
@@ -95,7 +96,7 @@ pub fn render(samples: &[Sample]) -> String {
             "memory.current of the unit's cgroup.",
         ),
         samples,
-        &|s| s.status.memory_current.map(|v| v.to_string()),
+        &|s| s.status.memory_current.map(num),
     );
     family(
         &mut out,
@@ -108,7 +109,7 @@ pub fn render(samples: &[Sample]) -> String {
         &|s| {
             s.memory_max.map(|l| match l {
                 Limit::Max => "+Inf".to_string(),
-                Limit::Value(v) => v.to_string(),
+                Limit::Value(v) => num(v),
             })
         },
     );
@@ -120,7 +121,7 @@ pub fn render(samples: &[Sample]) -> String {
             "memory.peak of the unit's cgroup.",
         ),
         samples,
-        &|s| s.memory_peak.map(|v| v.to_string()),
+        &|s| s.memory_peak.map(num),
     );
     family(
         &mut out,
@@ -140,7 +141,7 @@ pub fn render(samples: &[Sample]) -> String {
             "Processes of the unit killed by the OOM killer (memory.events oom_kill).",
         ),
         samples,
-        &|s| s.oom_kills.map(|v| v.to_string()),
+        &|s| s.oom_kills.map(num),
     );
     family(
         &mut out,

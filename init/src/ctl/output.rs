@@ -54,17 +54,23 @@ fn memory_column(u: &UnitStatus) -> String {
     }
 }
 
+/// A number as text: one copy of the formatting, where `to_string` has
+/// one per integer type (issue 10).
+pub(super) fn num(n: u64) -> String {
+    format!("{n}")
+}
+
 fn row(u: &UnitStatus) -> [String; 6] {
     let (pid, uptime) = if u.pid == 0 {
         ("-".into(), "-".into())
     } else {
-        (u.pid.to_string(), human_uptime(u.uptime_ms))
+        (num(u.pid.into()), human_uptime(u.uptime_ms))
     };
     [
         u.name.to_string(),
         u.state.as_str().into(),
         pid,
-        u.restarts.to_string(),
+        num(u.restarts.into()),
         memory_column(u),
         uptime,
     ]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::termios::{self, LocalModes, OptionalActions};
 
-use super::output::{human_bytes, human_uptime};
+use super::output::{human_bytes, human_uptime, num};
 use super::sample::{self, Sample};
 use crate::proto::UnitStatus;
 use crate::unit::Limit;
@@ -113,7 +113,7 @@ pub fn frame(now: &[Sample], prev: Option<&[Sample]>, elapsed: Duration, sys: Sy
         let pid = if st.pid == 0 {
             "-".into()
         } else {
-            st.pid.to_string()
+            num(st.pid.into())
         };
         let mem = st.memory_current.map_or_else(|| "-".into(), human_bytes);
         let max = match s.memory_max {
@@ -142,7 +142,7 @@ pub fn frame(now: &[Sample], prev: Option<&[Sample]>, elapsed: Duration, sys: Sy
             (max, 6),
             (psi, 5),
             (up, 6),
-            (st.restarts.to_string(), 8),
+            (num(st.restarts.into()), 8),
         ] {
             pad(&mut line, &fit(&text, w), w, false);
         }
