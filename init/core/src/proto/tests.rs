@@ -25,9 +25,9 @@ fn roundtrip_req(req: Request<'_>) {
     assert_eq!(decode_request(payload).unwrap(), req);
 }
 
-#[test]
-fn every_request_roundtrips() {
-    for req in [
+/// Every kind of request, with edge values (also for `wire`'s tests).
+pub(super) fn every_request() -> Vec<Request<'static>> {
+    vec![
         Request::Status {
             name: None,
             from: 0,
@@ -40,6 +40,10 @@ fn every_request_roundtrips() {
             name: None,
             from: u16::MAX,
         },
+        Request::Status {
+            name: Some("web"),
+            from: 300,
+        },
         Request::Start { name: "a" },
         Request::Stop { name: "b.c" },
         Request::Restart { name: "d_e" },
@@ -50,6 +54,10 @@ fn every_request_roundtrips() {
             name: "x",
             follow: true,
         },
+        Request::Log {
+            name: "x",
+            follow: false,
+        },
         Request::Cat { name: "y" },
         Request::Reload,
         Request::Verdict,
@@ -57,8 +65,14 @@ fn every_request_roundtrips() {
         Request::Reexec {
             path: "/sbin/init.new",
         },
+        Request::Reexec { path: "/sbin/ü" },
         Request::Info,
-    ] {
+    ]
+}
+
+#[test]
+fn every_request_roundtrips() {
+    for req in every_request() {
         roundtrip_req(req);
     }
 }

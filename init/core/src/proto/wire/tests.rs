@@ -4,7 +4,7 @@
 
 use super::super::*;
 use crate::unit::Limit;
-use crate::vocab::{ShutdownKind, State};
+use crate::vocab::State;
 
 /// What the serde derives and postcard make of `msg`: the payload.
 fn postcard_payload<T: Serialize>(msg: &T) -> Vec<u8> {
@@ -48,40 +48,7 @@ fn corruptions(payload: &[u8]) -> Vec<Vec<u8>> {
 }
 
 fn requests() -> Vec<Request<'static>> {
-    vec![
-        Request::Status {
-            name: None,
-            from: 0,
-        },
-        Request::Status {
-            name: Some("web"),
-            from: u16::MAX,
-        },
-        Request::Status {
-            name: None,
-            from: 300,
-        },
-        Request::Start { name: "a" },
-        Request::Stop { name: "b.c" },
-        Request::Restart { name: "d_e" },
-        Request::Shutdown(ShutdownKind::Reboot),
-        Request::Shutdown(ShutdownKind::Halt),
-        Request::Shutdown(ShutdownKind::Poweroff),
-        Request::Log {
-            name: "x",
-            follow: false,
-        },
-        Request::Log {
-            name: "x",
-            follow: true,
-        },
-        Request::Cat { name: "y" },
-        Request::Reload,
-        Request::Verdict,
-        Request::Reexec { path: "" },
-        Request::Reexec { path: "/sbin/ü" },
-        Request::Info,
-    ]
+    super::super::tests::every_request()
 }
 
 fn status(n: &str, state: State, big: bool) -> UnitStatus {
