@@ -4,6 +4,7 @@
 //! kernel log, and finishing the shutdown.
 
 use super::event_loop::{self, watch};
+use super::not_enforced::KeySet;
 use super::{now, now_ns, why, Pid1, Why};
 use crate::config::users;
 use crate::kmsg;
@@ -213,13 +214,13 @@ impl Pid1 {
             // No hierarchy (said once at boot): in PID 1's cgroup, unlimited.
             let ne = crate::cgroup::missing::not_enforced(&def.limits);
             // The boot message covers the cgroup itself; name the keys.
-            if ne.len() > 1 && ne != edge.not_enforced {
+            if ne.len() > 1 && KeySet::of(&ne) != edge.not_enforced {
                 log::warn!(
                     "{name}: not enforced (no cgroup2): {}",
                     NotEnforcedText(&ne)
                 );
             }
-            edge.not_enforced = ne;
+            edge.not_enforced = KeySet::of(&ne);
         }
         // Placed and limited before the first instruction, or not at all.
         // A restart with the limits already written reuses the directory
@@ -234,13 +235,15 @@ impl Pid1 {
                     // read memory.events.
                     edge.oom_kills_at_spawn =
                         cg.memory_events(name).map(|e| e.oom_kill).unwrap_or(0);
-                    if !p.not_enforced.is_empty() && p.not_enforced != edge.not_enforced {
+                    if !p.not_enforced.is_empty()
+                        && KeySet::of(&p.not_enforced) != edge.not_enforced
+                    {
                         log::warn!(
                             "{name}: not enforced (controller not available): {}",
                             NotEnforcedText(&p.not_enforced)
                         );
                     }
-                    edge.not_enforced = p.not_enforced;
+                    edge.not_enforced = KeySet::of(&p.not_enforced);
                     edge.cgroup = Some((p.dir, def.limits));
                 }
                 Err(e) => {
@@ -254,7 +257,7 @@ impl Pid1 {
             (Some(_), None) => return Err(why(format_args!("cgroup: not prepared"))),
         };
         // A unit that asked for a filter never runs without one.
-        let edge_filter = edge.seccomp.as_ref();
+        let edge_filter = edge.seccomp.as_deref();
         if def.seccomp.is_some() && edge_filter.is_none() {
             return Err(why(format_args!(
                 "seccomp: no filter for this architecture, not starting"

@@ -116,7 +116,7 @@
 //! Shutdown stops units in reverse dependency order: a unit is stopped once
 //! no active unit lists it in `after`; when none is active, `Finish`.
 
-use crate::unit::{Kind, LimitAction, Ready, Restart, UnitDef};
+use crate::unit::{Few, Kind, LimitAction, Ready, Restart, UnitDef};
 use crate::vocab::{Exit, Millis, ShutdownKind, State, AFTER_MAX, MAX_UNITS};
 pub use failures::Failures;
 use heapless::Vec;
@@ -271,8 +271,9 @@ pub struct Runtime {
     pub failures: Failures,
     pub last_exit: Option<Exit>,
     pub last_note: Option<Note>,
-    /// Dependencies as table indices (resolved from `after`).
-    pub deps: Vec<u16, AFTER_MAX>,
+    /// Dependencies as table indices (resolved from `after`), at their
+    /// real number.
+    pub deps: Few<u16, AFTER_MAX>,
     /// `restart` asked while running: start again once stopped.
     pub restart_pending: bool,
     /// Changed or added by a reload and not judged yet: its next start
@@ -296,7 +297,7 @@ impl Runtime {
             failures: Failures::default(),
             last_exit: None,
             last_note: None,
-            deps: Vec::new(),
+            deps: Few::new(),
             restart_pending: false,
             probation: false,
             watchdog_at: None,
@@ -407,7 +408,10 @@ impl Supervisor {
                 }
             }
             if let Some(s) = self.units.get_mut(i) {
-                s.rt.deps = deps;
+                // Allocated only where they changed (boot, reload, put-back).
+                if s.rt.deps.as_slice() != deps.as_slice() {
+                    s.rt.deps = Few::from_slice(&deps);
+                }
                 // Only a unit not started yet is held back; a running one
                 // keeps running (its process must not be orphaned).
                 if bad && s.rt.phase == Phase::Waiting {

@@ -104,6 +104,14 @@ impl<T: Clone, const N: usize> Few<T, N> {
     pub fn as_slice(&self) -> &[T] {
         &self.items
     }
+
+    /// The first `N` of `items`, in one allocation of their real size
+    /// (none when empty).
+    pub fn from_slice(items: &[T]) -> Self {
+        Few {
+            items: items.iter().take(N).cloned().collect(),
+        }
+    }
 }
 
 impl<T, const N: usize> core::ops::Deref for Few<T, N> {
