@@ -225,7 +225,9 @@ impl Pid1 {
         // Placed and limited before the first instruction, or not at all.
         // A restart with the limits already written reuses the directory
         // fd: nine cgroup file writes are most of a restart's cost.
-        if let Some(cg) = cg.filter(|_| edge.cgroup.as_ref().map(|(_, l)| l) != Some(&def.limits)) {
+        if let Some(cg) =
+            cg.filter(|_| edge.cgroup.as_ref().map(|(_, g)| *g) != Some(slot.limits_gen))
+        {
             edge.cgroup = None;
             edge.pressure = None;
             match cg.prepare(name, &def.limits) {
@@ -244,7 +246,7 @@ impl Pid1 {
                         );
                     }
                     edge.not_enforced = KeySet::of(&p.not_enforced);
-                    edge.cgroup = Some((p.dir, def.limits));
+                    edge.cgroup = Some((p.dir, slot.limits_gen));
                 }
                 Err(e) => {
                     return Err(why(format_args!("cgroup: {e}")));

@@ -60,8 +60,9 @@ struct Edge {
     exit_report: Option<OwnedFd>,
     /// Why the last start failed, for `initctl status NAME`.
     last_error: Why,
-    /// The unit's cgroup directory and the limits last written into it.
-    cgroup: Option<(OwnedFd, crate::unit::Limits)>,
+    /// The unit's cgroup directory and the `limits_gen` of its slot when
+    /// the limits were written into it (a changed one: write them again).
+    cgroup: Option<(OwnedFd, u32)>,
     /// The PSI trigger on the cgroup's memory.pressure (`pressure_limit`).
     pressure: Option<(OwnedFd, crate::unit::PressureLimit)>,
     /// Times the trigger fired while the unit ran.
@@ -120,7 +121,7 @@ impl Edge {
 
     fn refresh_filter(&mut self, def: &UnitDef) {
         let held = self.seccomp.as_ref().map(|p| p.spec);
-        if held == def.seccomp {
+        if held.as_ref() == def.seccomp.as_deref() {
             return;
         }
         self.seccomp = def.seccomp.as_ref().and_then(|sc| {

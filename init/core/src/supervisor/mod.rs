@@ -309,6 +309,20 @@ pub struct Slot {
     pub def: UnitDef,
     pub rt: Runtime,
     pub retired: Retired,
+    /// Counts changes of `def.limits` (reload, put-back, a new unit in a
+    /// freed slot), so PID 1 knows whether the limits it wrote into the
+    /// unit's cgroup are still these without keeping a copy of them.
+    pub limits_gen: u32,
+}
+
+impl Slot {
+    /// Put `def` in place of the definition (reload, put-back).
+    fn set_def(&mut self, def: UnitDef) {
+        if self.def.limits != def.limits {
+            self.limits_gen = self.limits_gen.wrapping_add(1);
+        }
+        self.def = def;
+    }
 }
 
 /// Units removed by a reload keep their slot (indices are stable: deps,
@@ -369,6 +383,7 @@ impl Supervisor {
                     def,
                     rt,
                     retired: Retired::No,
+                    limits_gen: slot.limits_gen.wrapping_add(1),
                 };
                 return Ok(i as u16);
             }
@@ -381,6 +396,7 @@ impl Supervisor {
             def,
             rt,
             retired: Retired::No,
+            limits_gen: 0,
         });
         self.needed.resize(self.units.len(), 0);
         Ok(idx)
