@@ -82,7 +82,9 @@ impl Pid1 {
         let name = self.sup.slot(u).map(|s| s.def.name.as_str()).unwrap_or("?");
         log::error!("{name}: {}", why.as_str());
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
-            e.last_error = why;
+            if e.set_last_error(why) {
+                self.rings_allocated = self.rings_allocated.saturating_add(1);
+            }
             // Whatever went wrong, the next try prepares the cgroup
             // afresh (it may have been removed), and its pressure trigger
             // with it.

@@ -58,8 +58,9 @@ struct Edge {
     oom_kills: u32,
     /// With a PID namespace: read end of the reaper's exit report.
     exit_report: Option<OwnedFd>,
-    /// Why the last start failed, for `initctl status NAME`.
-    last_error: Why,
+    /// Why the last start failed, for `initctl status NAME`: allocated at
+    /// the unit's first failed start, once (`set_last_error`).
+    last_error: Option<Box<Why>>,
     /// The unit's cgroup directory and the `limits_gen` of its slot when
     /// the limits were written into it (a changed one: write them again).
     cgroup: Option<(OwnedFd, u32)>,
@@ -96,7 +97,7 @@ impl Edge {
             oom_kills_at_spawn: 0,
             oom_kills: 0,
             exit_report: None,
-            last_error: Why::new(),
+            last_error: None,
             cgroup: None,
             pressure: None,
             pressure_events: 0,
@@ -110,6 +111,27 @@ impl Edge {
             drain: stopping::Drain::default(),
         }
         .with_filter(def)
+    }
+
+    /// Why the last start failed ("" if none did).
+    fn last_error(&self) -> &str {
+        self.last_error.as_deref().map_or("", |w| w.as_str())
+    }
+
+    /// Keep `why` as the last error; true when that allocated its buffer
+    /// (the unit's first failure with a reason).
+    fn set_last_error(&mut self, why: Why) -> bool {
+        match self.last_error.as_deref_mut() {
+            Some(held) => {
+                *held = why;
+                false
+            }
+            None if why.is_empty() => false,
+            None => {
+                self.last_error = Some(Box::new(why));
+                true
+            }
+        }
     }
 
     /// (Re)build the seccomp filter when `def`'s differs from the one
@@ -157,7 +179,8 @@ pub struct Pid1 {
     stamp: bool,
     /// Sized by `fit_tables` (boot, reload), never grown by the loop.
     queue: VecDeque<Event>,
-    /// Output rings allocated by this wake-up (a unit's first output).
+    /// Output rings and failure texts allocated by this wake-up (a
+    /// unit's first output, its first failed start): once per unit.
     rings_allocated: u64,
     /// The actions of one step, sized by `fit_tables`.
     actions: Actions,
@@ -282,6 +305,8 @@ pub(crate) fn apart<R>(f: impl FnOnce() -> R) -> R {
 /// Boots (see `boot`), then serves the loop for ever.
 pub fn run() -> ! {
     let mut p = apart(begin);
+    // Boot's frames went deeper than a wake-up's will: their pages back.
+    let _ = crate::sys::stack::release_unused();
     loop {
         p.wait_once();
     }
@@ -348,4 +373,27 @@ fn begin() -> Box<Pid1> {
     }
     p.arm_timer();
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A unit that never failed holds no buffer for a reason; its first
+    /// failure allocates one (said to the caller, which counts it), later
+    /// ones reuse it.
+    #[test]
+    fn the_failure_text_is_allocated_at_the_first_failure_only() {
+        let mut e = Edge::new(&UnitDef::with_defaults("web"));
+        assert!(e.last_error.is_none());
+        assert_eq!(e.last_error(), "");
+        assert!(!e.set_last_error(Why::new()), "no reason: nothing held");
+        assert!(e.last_error.is_none());
+        assert!(e.set_last_error(why(format_args!("exec: ENOENT"))));
+        assert_eq!(e.last_error(), "exec: ENOENT");
+        assert!(!e.set_last_error(why(format_args!("cgroup: EBUSY"))));
+        assert_eq!(e.last_error(), "cgroup: EBUSY");
+        assert!(!e.set_last_error(Why::new()));
+        assert_eq!(e.last_error(), "");
+    }
 }

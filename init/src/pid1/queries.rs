@@ -296,7 +296,7 @@ fn detail(
     let mut reason: heapless::String<{ crate::proto::REASON_MAX }> = heapless::String::new();
     match slot.rt.last_note {
         Some(Note::SpawnFailed { restart_in }) => {
-            let e = edge.map(|e| e.last_error.as_str()).unwrap_or("");
+            let e = edge.map(|e| e.last_error()).unwrap_or("");
             let _ = core::fmt::write(&mut reason, format_args!("{e}"));
             if let Some(d) = restart_in {
                 let _ = core::fmt::write(&mut reason, format_args!(", retry in {d}ms"));

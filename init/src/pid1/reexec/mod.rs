@@ -210,7 +210,7 @@ impl Pid1 {
                 oom_kills: e.oom_kills,
                 pressure_events: e.pressure_events,
                 shed: e.shed,
-                last_error: e.last_error.as_str(),
+                last_error: e.last_error(),
                 last_good: e.last_good.as_deref().cloned(),
                 verdict: match e.verdict {
                     None => 0,
@@ -298,7 +298,7 @@ impl Pid1 {
             edge.oom_kills = st.oom_kills;
             edge.pressure_events = st.pressure_events;
             edge.shed = st.shed;
-            edge.last_error = crate::proto::truncated(st.last_error);
+            edge.set_last_error(crate::proto::truncated(st.last_error));
             edge.last_good = st.last_good.map(Box::new);
             edge.verdict = match st.verdict {
                 1 => Some(super::gate::Verdict::Pending),

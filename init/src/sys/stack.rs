@@ -1,0 +1,69 @@
+//! Giving back the stack pages boot touched. A page of stack, once
+//! touched, stays resident for the life of the process; PID 1's steps
+//! before its loop (reading and checking unit files, building the table,
+//! the first starts) go deeper than a wake-up of the loop does.
+
+/// Pages below this function's own frame kept anyway: the frames of the
+/// `madvise` call itself live there.
+const MARGIN_PAGES: usize = 2;
+
+/// Release the main thread's stack pages below the caller's live frames
+/// (from the bottom of the `[stack]` mapping to `MARGIN_PAGES` below this
+/// function's frame). Returns the bytes released. Call it from a frame
+/// whose callees have all returned.
+#[inline(never)]
+pub fn release_unused() -> Option<usize> {
+    let marker = 0u8;
+    let here = core::hint::black_box(core::ptr::addr_of!(marker)) as usize;
+    // SAFETY: sysconf only reads a value; _SC_PAGESIZE is always defined.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    if !page.is_power_of_two() {
+        return None;
+    }
+    let end = (here & !(page - 1)).checked_sub(MARGIN_PAGES.checked_mul(page)?)?;
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let start = stack_start(&maps, here)?;
+    let len = end.checked_sub(start).filter(|&l| l > 0)?;
+    // SAFETY: [start, end) is page-aligned and inside the `[stack]`
+    // mapping that holds `here`, below every live frame: this function's
+    // own frame is above `end` by `MARGIN_PAGES`, deeper calls have
+    // returned, and nothing else runs on this stack below the stack
+    // pointer (PID 1 blocks every signal and reads them from a
+    // signalfd). MADV_DONTNEED on private anonymous memory only drops
+    // contents no one holds; a page touched again comes back zeroed.
+    let r = unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+    (r == 0).then_some(len)
+}
+
+/// The start of the `[stack]` mapping of `maps` (`/proc/self/maps`), if
+/// it holds `addr`.
+fn stack_start(maps: &str, addr: usize) -> Option<usize> {
+    let line = maps.lines().find(|l| l.ends_with("[stack]"))?;
+    let range = line.split_whitespace().next()?;
+    let (lo, hi) = range.split_once('-')?;
+    let lo = usize::from_str_radix(lo, 16).ok()?;
+    let hi = usize::from_str_radix(hi, 16).ok()?;
+    (lo..hi).contains(&addr).then_some(lo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stack_mapping_is_found_only_around_the_address() {
+        let maps = "00400000-0047b000 r-xp 00000000 00:02 301 /sbin/init\n\
+                    ffffc90be000-ffffc90df000 rw-p 00000000 00:00 0                          [stack]\n";
+        assert_eq!(stack_start(maps, 0xffffc90d0000), Some(0xffffc90be000));
+        assert_eq!(stack_start(maps, 0x00410000), None);
+        assert_eq!(stack_start("", 0xffffc90d0000), None);
+    }
+
+    /// On this (test) thread's stack: main's `[stack]` is not this
+    /// thread's, so nothing is released and nothing breaks; on the main
+    /// thread it would be.
+    #[test]
+    fn releasing_from_a_thread_that_is_not_main_does_nothing() {
+        assert_eq!(release_unused(), None);
+    }
+}
