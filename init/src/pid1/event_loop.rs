@@ -179,7 +179,10 @@ impl Pid1 {
                     srv.on_timer(now());
                 }
             }),
-            TOKEN_CONTROL => apart(|| self.serve_control()),
+            TOKEN_CONTROL => {
+                self.served_control = true;
+                apart(|| self.serve_control());
+            }
             TOKEN_SHED => apart(|| self.on_system_pressure(err)),
             t => {
                 if let Some(u) = unit_of(t, TOKEN_LOG) {

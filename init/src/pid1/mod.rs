@@ -179,6 +179,8 @@ pub struct Pid1 {
     stamp: bool,
     /// Sized by `fit_tables` (boot, reload), never grown by the loop.
     queue: VecDeque<Event>,
+    /// This wake-up served a control request (see `run`).
+    served_control: bool,
     /// Output rings and failure texts allocated by this wake-up (a
     /// unit's first output, its first failed start): once per unit.
     rings_allocated: u64,
@@ -305,10 +307,18 @@ pub(crate) fn apart<R>(f: impl FnOnce() -> R) -> R {
 /// Boots (see `boot`), then serves the loop for ever.
 pub fn run() -> ! {
     let mut p = apart(begin);
-    // Boot's frames went deeper than a wake-up's will: their pages back.
-    let _ = crate::sys::stack::release_unused();
+    let stack = crate::sys::stack::Stack::find();
+    // Boot's frames went deeper than a wake-up's do: their pages back.
+    // So after a control request (`reload` or `cat` build a 16 KiB text
+    // and more on the stack), not after every wake-up: the pages a
+    // wake-up touches would fault in again each time.
+    let mut deep = true;
     loop {
+        if deep {
+            let _ = stack.as_ref().and_then(|s| s.release_unused());
+        }
         p.wait_once();
+        deep = std::mem::take(&mut p.served_control);
     }
 }
 
@@ -328,6 +338,7 @@ fn begin() -> Box<Pid1> {
         control: None,
         queue: VecDeque::new(),
         rings_allocated: 0,
+        served_control: false,
         actions: Actions::default(),
         gate_actions: Actions::default(),
         started_at,

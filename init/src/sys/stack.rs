@@ -7,32 +7,53 @@
 /// `madvise` call itself live there.
 const MARGIN_PAGES: usize = 2;
 
-/// Release the main thread's stack pages below the caller's live frames
-/// (from the bottom of the `[stack]` mapping to `MARGIN_PAGES` below this
-/// function's frame). Returns the bytes released. Call it from a frame
-/// whose callees have all returned.
-#[inline(never)]
-pub fn release_unused() -> Option<usize> {
-    let marker = 0u8;
-    let here = core::hint::black_box(core::ptr::addr_of!(marker)) as usize;
-    // SAFETY: sysconf only reads a value; _SC_PAGESIZE is always defined.
-    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
-    if !page.is_power_of_two() {
-        return None;
+/// The main thread's stack: where its mapping starts, and the page size.
+/// Found once (reading `/proc/self/maps` allocates); releasing allocates
+/// nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct Stack {
+    start: usize,
+    page: usize,
+}
+
+impl Stack {
+    /// The stack of the calling thread if it is the main thread's
+    /// `[stack]` mapping.
+    pub fn find() -> Option<Stack> {
+        let marker = 0u8;
+        let here = core::hint::black_box(core::ptr::addr_of!(marker)) as usize;
+        // SAFETY: sysconf only reads a value; _SC_PAGESIZE is always defined.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+        if !page.is_power_of_two() {
+            return None;
+        }
+        let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+        let start = stack_start(&maps, here)?;
+        Some(Stack { start, page })
     }
-    let end = (here & !(page - 1)).checked_sub(MARGIN_PAGES.checked_mul(page)?)?;
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    let start = stack_start(&maps, here)?;
-    let len = end.checked_sub(start).filter(|&l| l > 0)?;
-    // SAFETY: [start, end) is page-aligned and inside the `[stack]`
-    // mapping that holds `here`, below every live frame: this function's
-    // own frame is above `end` by `MARGIN_PAGES`, deeper calls have
-    // returned, and nothing else runs on this stack below the stack
-    // pointer (PID 1 blocks every signal and reads them from a
-    // signalfd). MADV_DONTNEED on private anonymous memory only drops
-    // contents no one holds; a page touched again comes back zeroed.
-    let r = unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
-    (r == 0).then_some(len)
+
+    /// Release the stack pages below the caller's live frames (from the
+    /// bottom of the mapping to `MARGIN_PAGES` below this function's
+    /// frame). Returns the bytes released. Call it on the thread `find`
+    /// ran on, from a frame whose callees have all returned.
+    #[inline(never)]
+    pub fn release_unused(&self) -> Option<usize> {
+        let marker = 0u8;
+        let here = core::hint::black_box(core::ptr::addr_of!(marker)) as usize;
+        let end = (here & !(self.page - 1)).checked_sub(MARGIN_PAGES.checked_mul(self.page)?)?;
+        let len = end.checked_sub(self.start).filter(|&l| l > 0)?;
+        // SAFETY: [start, end) is page-aligned (`start` begins a mapping)
+        // and inside the `[stack]` mapping that holds this frame (`find`
+        // checked it on this thread), below every live frame: this
+        // function's own frame is above `end` by `MARGIN_PAGES`, deeper
+        // calls have returned, and nothing else runs on this stack below
+        // the stack pointer (PID 1 blocks every signal and reads them from
+        // a signalfd). MADV_DONTNEED on private anonymous memory only
+        // drops contents no one holds; a page touched again comes back
+        // zeroed.
+        let r = unsafe { libc::madvise(self.start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+        (r == 0).then_some(len)
+    }
 }
 
 /// The start of the `[stack]` mapping of `maps` (`/proc/self/maps`), if
@@ -59,11 +80,10 @@ mod tests {
         assert_eq!(stack_start("", 0xffffc90d0000), None);
     }
 
-    /// On this (test) thread's stack: main's `[stack]` is not this
-    /// thread's, so nothing is released and nothing breaks; on the main
-    /// thread it would be.
+    /// A test thread's stack is not `[stack]` (the main thread's), so
+    /// there is nothing to release on it.
     #[test]
-    fn releasing_from_a_thread_that_is_not_main_does_nothing() {
-        assert_eq!(release_unused(), None);
+    fn a_thread_that_is_not_main_finds_no_stack_to_release() {
+        assert!(Stack::find().is_none());
     }
 }
