@@ -3,7 +3,7 @@
 //! token that says which source it is; and the timer, armed at the next
 //! deadline anybody has.
 
-use super::{now, Pid1};
+use super::{apart, now, Pid1};
 use crate::control::Server as ControlServer;
 use crate::kmsg;
 use crate::supervisor::{Event, Phase};
@@ -137,7 +137,7 @@ impl Pid1 {
         for (tok, err) in tokens.iter() {
             self.dispatch(*tok, *err);
         }
-        self.after_events();
+        apart(|| self.after_events());
         // A unit's first output allocates its ring, once per unit, and a
         // control slot's first connection its send buffer, once per slot
         // (one allocation each): growth with what is used, not steady
@@ -160,9 +160,11 @@ impl Pid1 {
     /// `err`: epoll reported an error on the fd (only pressure triggers
     /// care: theirs means the cgroup is gone).
     fn dispatch(&mut self, tok: u64, err: bool) {
+        // Each handler in a frame of its own (`apart`): the stack this
+        // loop keeps resident is its deepest path, not all of them.
         match tok {
-            TOKEN_SIGNAL => self.on_signals(),
-            TOKEN_TIMER => {
+            TOKEN_SIGNAL => apart(|| self.on_signals()),
+            TOKEN_TIMER => apart(|| {
                 if let Some(t) = self.timer.as_ref() {
                     let mut b = [0u8; 8];
                     let _ = rustix::io::read(t, &mut b);
@@ -176,20 +178,23 @@ impl Pid1 {
                 if let Some(srv) = self.control.as_mut() {
                     srv.on_timer(now());
                 }
+            }),
+            TOKEN_CONTROL => {
+                self.served_control = true;
+                apart(|| self.serve_control());
             }
-            TOKEN_CONTROL => self.serve_control(),
-            TOKEN_SHED => self.on_system_pressure(err),
+            TOKEN_SHED => apart(|| self.on_system_pressure(err)),
             t => {
                 if let Some(u) = unit_of(t, TOKEN_LOG) {
-                    self.on_log(u);
+                    apart(|| self.on_log(u));
                 } else if let Some(u) = unit_of(t, TOKEN_NOTIFY) {
-                    self.on_notify(u);
+                    apart(|| self.on_notify(u));
                 } else if let Some(u) = unit_of(t, TOKEN_PRESSURE) {
-                    self.on_pressure(u, err);
+                    apart(|| self.on_pressure(u, err));
                 } else if let Some(u) = unit_of(t, TOKEN_EXEC) {
-                    self.on_exec(u);
+                    apart(|| self.on_exec(u));
                 } else if let Some(u) = unit_of(t, TOKEN_CGEVENTS) {
-                    self.on_cgroup_events(u);
+                    apart(|| self.on_cgroup_events(u));
                 }
             }
         }

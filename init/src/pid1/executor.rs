@@ -4,6 +4,7 @@
 //! kernel log, and finishing the shutdown.
 
 use super::event_loop::{self, watch};
+use super::not_enforced::KeySet;
 use super::{now, now_ns, why, Pid1, Why};
 use crate::config::users;
 use crate::kmsg;
@@ -81,7 +82,9 @@ impl Pid1 {
         let name = self.sup.slot(u).map(|s| s.def.name.as_str()).unwrap_or("?");
         log::error!("{name}: {}", why.as_str());
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
-            e.last_error = why;
+            if e.set_last_error(why) {
+                self.rings_allocated = self.rings_allocated.saturating_add(1);
+            }
             // Whatever went wrong, the next try prepares the cgroup
             // afresh (it may have been removed), and its pressure trigger
             // with it.
@@ -213,18 +216,20 @@ impl Pid1 {
             // No hierarchy (said once at boot): in PID 1's cgroup, unlimited.
             let ne = crate::cgroup::missing::not_enforced(&def.limits);
             // The boot message covers the cgroup itself; name the keys.
-            if ne.len() > 1 && ne != edge.not_enforced {
+            if ne.len() > 1 && KeySet::of(&ne) != edge.not_enforced {
                 log::warn!(
                     "{name}: not enforced (no cgroup2): {}",
                     NotEnforcedText(&ne)
                 );
             }
-            edge.not_enforced = ne;
+            edge.not_enforced = KeySet::of(&ne);
         }
         // Placed and limited before the first instruction, or not at all.
         // A restart with the limits already written reuses the directory
         // fd: nine cgroup file writes are most of a restart's cost.
-        if let Some(cg) = cg.filter(|_| edge.cgroup.as_ref().map(|(_, l)| l) != Some(&def.limits)) {
+        if let Some(cg) =
+            cg.filter(|_| edge.cgroup.as_ref().map(|(_, g)| *g) != Some(slot.limits_gen))
+        {
             edge.cgroup = None;
             edge.pressure = None;
             match cg.prepare(name, &def.limits) {
@@ -234,14 +239,16 @@ impl Pid1 {
                     // read memory.events.
                     edge.oom_kills_at_spawn =
                         cg.memory_events(name).map(|e| e.oom_kill).unwrap_or(0);
-                    if !p.not_enforced.is_empty() && p.not_enforced != edge.not_enforced {
+                    if !p.not_enforced.is_empty()
+                        && KeySet::of(&p.not_enforced) != edge.not_enforced
+                    {
                         log::warn!(
                             "{name}: not enforced (controller not available): {}",
                             NotEnforcedText(&p.not_enforced)
                         );
                     }
-                    edge.not_enforced = p.not_enforced;
-                    edge.cgroup = Some((p.dir, def.limits));
+                    edge.not_enforced = KeySet::of(&p.not_enforced);
+                    edge.cgroup = Some((p.dir, slot.limits_gen));
                 }
                 Err(e) => {
                     return Err(why(format_args!("cgroup: {e}")));
@@ -254,7 +261,7 @@ impl Pid1 {
             (Some(_), None) => return Err(why(format_args!("cgroup: not prepared"))),
         };
         // A unit that asked for a filter never runs without one.
-        let edge_filter = edge.seccomp.as_ref();
+        let edge_filter = edge.seccomp.as_deref();
         if def.seccomp.is_some() && edge_filter.is_none() {
             return Err(why(format_args!(
                 "seccomp: no filter for this architecture, not starting"

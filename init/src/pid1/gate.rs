@@ -143,7 +143,7 @@ impl Pid1 {
         };
         let edge = self.edges.get(usize::from(u));
         match slot.rt.last_note {
-            Some(Note::SpawnFailed { .. }) => match edge.map(|e| e.last_error.as_str()) {
+            Some(Note::SpawnFailed { .. }) => match edge.map(|e| e.last_error()) {
                 Some(e) if !e.is_empty() => why(format_args!("{e}")),
                 _ => why(format_args!("could not start")),
             },

@@ -19,6 +19,7 @@ mod event_loop;
 mod executor;
 mod gate;
 mod handshake;
+mod not_enforced;
 mod pressure;
 mod queries;
 mod reexec;
@@ -57,10 +58,12 @@ struct Edge {
     oom_kills: u32,
     /// With a PID namespace: read end of the reaper's exit report.
     exit_report: Option<OwnedFd>,
-    /// Why the last start failed, for `initctl status NAME`.
-    last_error: Why,
-    /// The unit's cgroup directory and the limits last written into it.
-    cgroup: Option<(OwnedFd, crate::unit::Limits)>,
+    /// Why the last start failed, for `initctl status NAME`: allocated at
+    /// the unit's first failed start, once (`set_last_error`).
+    last_error: Option<Box<Why>>,
+    /// The unit's cgroup directory and the `limits_gen` of its slot when
+    /// the limits were written into it (a changed one: write them again).
+    cgroup: Option<(OwnedFd, u32)>,
     /// The PSI trigger on the cgroup's memory.pressure (`pressure_limit`).
     pressure: Option<(OwnedFd, crate::unit::PressureLimit)>,
     /// Times the trigger fired while the unit ran.
@@ -68,7 +71,7 @@ struct Edge {
     /// Stopped by system shedding; started again when pressure calms.
     shed: bool,
     /// Limit keys the unit sets that its cgroup cannot enforce.
-    not_enforced: crate::cgroup::NotEnforced,
+    not_enforced: not_enforced::KeySet,
     /// While on probation after a reload: the definition to put back.
     last_good: Option<Box<UnitDef>>,
     /// The last reload's verdict on this unit, if it changed it.
@@ -77,8 +80,8 @@ struct Edge {
     /// Boxed: rarely set, so a unit pays for it only when it is.
     rejected: Option<Box<str>>,
     /// The unit's seccomp filter, built when the definition was loaded
-    /// (never on the restart path).
-    seccomp: Option<crate::sys::seccomp::Program>,
+    /// (never on the restart path). Boxed: a unit without one pays 8 B.
+    seccomp: Option<Box<crate::sys::seccomp::Program>>,
     /// A child cloned and not yet exec'd (`handshake`).
     exec: Option<handshake::ExecWait>,
     /// Processes of a stop or kill still in the cgroup (`stopping`).
@@ -94,12 +97,12 @@ impl Edge {
             oom_kills_at_spawn: 0,
             oom_kills: 0,
             exit_report: None,
-            last_error: Why::new(),
+            last_error: None,
             cgroup: None,
             pressure: None,
             pressure_events: 0,
             shed: false,
-            not_enforced: crate::cgroup::NotEnforced::new(),
+            not_enforced: not_enforced::KeySet::EMPTY,
             last_good: None,
             verdict: None,
             rejected: None,
@@ -108,6 +111,27 @@ impl Edge {
             drain: stopping::Drain::default(),
         }
         .with_filter(def)
+    }
+
+    /// Why the last start failed ("" if none did).
+    fn last_error(&self) -> &str {
+        self.last_error.as_deref().map_or("", |w| w.as_str())
+    }
+
+    /// Keep `why` as the last error; true when that allocated its buffer
+    /// (the unit's first failure with a reason).
+    fn set_last_error(&mut self, why: Why) -> bool {
+        match self.last_error.as_deref_mut() {
+            Some(held) => {
+                *held = why;
+                false
+            }
+            None if why.is_empty() => false,
+            None => {
+                self.last_error = Some(Box::new(why));
+                true
+            }
+        }
     }
 
     /// (Re)build the seccomp filter when `def`'s differs from the one
@@ -119,7 +143,7 @@ impl Edge {
 
     fn refresh_filter(&mut self, def: &UnitDef) {
         let held = self.seccomp.as_ref().map(|p| p.spec);
-        if held == def.seccomp {
+        if held.as_ref() == def.seccomp.as_deref() {
             return;
         }
         self.seccomp = def.seccomp.as_ref().and_then(|sc| {
@@ -130,7 +154,7 @@ impl Edge {
                     def.name
                 );
             }
-            p
+            p.map(Box::new)
         });
     }
 }
@@ -155,7 +179,10 @@ pub struct Pid1 {
     stamp: bool,
     /// Sized by `fit_tables` (boot, reload), never grown by the loop.
     queue: VecDeque<Event>,
-    /// Output rings allocated by this wake-up (a unit's first output).
+    /// This wake-up served a control request (see `run`).
+    served_control: bool,
+    /// Output rings and failure texts allocated by this wake-up (a
+    /// unit's first output, its first failed start): once per unit.
     rings_allocated: u64,
     /// The actions of one step, sized by `fit_tables`.
     actions: Actions,
@@ -271,8 +298,36 @@ pub fn now_ns() -> u64 {
         .saturating_add(u64::try_from(t.tv_nsec()).unwrap_or(0))
 }
 
+/// Runs `f` in a frame of its own. Every page of stack PID 1 touches
+/// stays resident, and the compiler, inlining every callee into one
+/// function, gives that function a frame as large as all of their locals
+/// together (one such `run` was 29 KiB, `dispatch` 25 KiB): apart, a path
+/// costs the frames along it only.
+#[inline(never)]
+pub(crate) fn apart<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 /// Boots (see `boot`), then serves the loop for ever.
 pub fn run() -> ! {
+    let mut p = apart(begin);
+    let stack = crate::sys::stack::Stack::find();
+    // Boot's frames went deeper than a wake-up's do: their pages back.
+    // So after a control request (`reload` or `cat` build a 16 KiB text
+    // and more on the stack), not after every wake-up: the pages a
+    // wake-up touches would fault in again each time.
+    let mut deep = true;
+    loop {
+        if deep {
+            let _ = stack.as_ref().and_then(|s| s.release_unused());
+        }
+        p.wait_once();
+        deep = std::mem::take(&mut p.served_control);
+    }
+}
+
+/// Every step before the loop: the table, the fds, the first starts.
+fn begin() -> Box<Pid1> {
     let started_at = now();
     let handover = reexec::handover_fd();
     let (opts, mask, cg) = boot::early();
@@ -287,6 +342,7 @@ pub fn run() -> ! {
         control: None,
         queue: VecDeque::new(),
         rings_allocated: 0,
+        served_control: false,
         actions: Actions::default(),
         gate_actions: Actions::default(),
         started_at,
@@ -331,7 +387,28 @@ pub fn run() -> ! {
         p.reap();
     }
     p.arm_timer();
-    loop {
-        p.wait_once();
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A unit that never failed holds no buffer for a reason; its first
+    /// failure allocates one (said to the caller, which counts it), later
+    /// ones reuse it.
+    #[test]
+    fn the_failure_text_is_allocated_at_the_first_failure_only() {
+        let mut e = Edge::new(&UnitDef::with_defaults("web"));
+        assert!(e.last_error.is_none());
+        assert_eq!(e.last_error(), "");
+        assert!(!e.set_last_error(Why::new()), "no reason: nothing held");
+        assert!(e.last_error.is_none());
+        assert!(e.set_last_error(why(format_args!("exec: ENOENT"))));
+        assert_eq!(e.last_error(), "exec: ENOENT");
+        assert!(!e.set_last_error(why(format_args!("cgroup: EBUSY"))));
+        assert_eq!(e.last_error(), "cgroup: EBUSY");
+        assert!(!e.set_last_error(Why::new()));
+        assert_eq!(e.last_error(), "");
     }
 }

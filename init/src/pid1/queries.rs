@@ -5,7 +5,7 @@
 //! waiting until `tend_waiters` sees its unit settle.
 
 use super::executor::ExitText;
-use super::{now, Edge, Pid1};
+use super::{apart, now, Edge, Pid1};
 use crate::cgroup::Cgroups;
 use crate::control::{ClientId, Command, Server, Text, Waiter, Want};
 use crate::log_ring::LogRing;
@@ -27,20 +27,22 @@ impl Pid1 {
 
     fn execute(&mut self, id: ClientId, cmd: Command) {
         let t = now();
+        // Each command in a frame of its own (`apart`): their buffers
+        // (a status page, a 16 KiB text) are never on the stack together.
         match cmd {
-            Command::Status { from } => {
+            Command::Status { from } => apart(|| {
                 let (units, next) = status(&self.sup, self.cg.as_ref(), from);
                 if let Some(srv) = self.control.as_mut() {
                     srv.answer(id, &Reply::Status { units, next }, t);
                 }
-            }
-            Command::Detail(name) => {
+            }),
+            Command::Detail(name) => apart(|| {
                 let d = detail(&self.sup, &self.edges, self.cg.as_ref(), &name);
                 let ring = log_of(&self.sup, &self.edges, &name).ok();
                 if let Some(srv) = self.control.as_mut() {
                     srv.answer_detail(id, d, ring, t);
                 }
-            }
+            }),
             Command::Start(name) => self.act(id, name, Want::Started),
             Command::Stop(name) => self.act(id, name, Want::Stopped),
             Command::Restart(name) => self.act(id, name, Want::Restarted),
@@ -52,13 +54,13 @@ impl Pid1 {
                 }
                 self.feed(Event::Shutdown(kind));
             }
-            Command::Log { name, follow } => {
+            Command::Log { name, follow } => apart(|| {
                 let ring = log_of(&self.sup, &self.edges, &name);
                 if let Some(srv) = self.control.as_mut() {
                     srv.answer_log(id, name.clone(), follow, ring, t);
                 }
-            }
-            Command::Cat(name) => {
+            }),
+            Command::Cat(name) => apart(|| {
                 let mut text = Text::default();
                 let r = unit_index(&self.sup, &name).and_then(|u| {
                     let slot = self
@@ -75,8 +77,8 @@ impl Pid1 {
                 if let Some(srv) = self.control.as_mut() {
                     srv.answer(id, &reply, t);
                 }
-            }
-            Command::Reload => {
+            }),
+            Command::Reload => apart(|| {
                 let mut text = Text::default();
                 let result = self.reload(&mut |line| text.line(line));
                 let reply = Reply::Reload {
@@ -86,8 +88,8 @@ impl Pid1 {
                 if let Some(srv) = self.control.as_mut() {
                     srv.answer(id, &reply, now());
                 }
-            }
-            Command::Verdict => {
+            }),
+            Command::Verdict => apart(|| {
                 let mut text = Text::default();
                 match self.verdicts(&mut |line| text.line(line)) {
                     Some(rejected) => {
@@ -102,14 +104,14 @@ impl Pid1 {
                         }
                     }
                 }
-            }
-            Command::Reexec(path) => self.reexec(id, &path),
-            Command::Info => {
+            }),
+            Command::Reexec(path) => apart(|| self.reexec(id, &path)),
+            Command::Info => apart(|| {
                 let reply = Reply::Info(self.info());
                 if let Some(srv) = self.control.as_mut() {
                     srv.answer(id, &reply, t);
                 }
-            }
+            }),
         }
     }
 
@@ -165,13 +167,16 @@ impl Pid1 {
                 ..
             } = w
             {
-                let mut text = Text::default();
-                if let Some(rejected) = self.verdicts(&mut |line| text.line(line)) {
-                    let reply = verdict_reply(rejected, text.report());
-                    if let Some(srv) = self.control.as_mut() {
-                        srv.answer(id, &reply, t);
+                // Apart: the 16 KiB text is on the stack only while used.
+                apart(|| {
+                    let mut text = Text::default();
+                    if let Some(rejected) = self.verdicts(&mut |line| text.line(line)) {
+                        let reply = verdict_reply(rejected, text.report());
+                        if let Some(srv) = self.control.as_mut() {
+                            srv.answer(id, &reply, t);
+                        }
                     }
-                }
+                });
                 continue;
             }
             if let Some(srv) = self.control.as_mut() {
@@ -291,7 +296,7 @@ fn detail(
     let mut reason: heapless::String<{ crate::proto::REASON_MAX }> = heapless::String::new();
     match slot.rt.last_note {
         Some(Note::SpawnFailed { restart_in }) => {
-            let e = edge.map(|e| e.last_error.as_str()).unwrap_or("");
+            let e = edge.map(|e| e.last_error()).unwrap_or("");
             let _ = core::fmt::write(&mut reason, format_args!("{e}"));
             if let Some(d) = restart_in {
                 let _ = core::fmt::write(&mut reason, format_args!(", retry in {d}ms"));
@@ -332,12 +337,7 @@ fn detail(
         pressure_avg10: cg.and_then(|c| c.memory_pressure(name)),
         pressure_events: edge.map(|e| e.pressure_events).unwrap_or(0),
         not_enforced: edge
-            .map(|e| {
-                crate::proto::formatted(format_args!(
-                    "{}",
-                    super::executor::NotEnforcedText(&e.not_enforced)
-                ))
-            })
+            .map(|e| crate::proto::formatted(format_args!("{}", e.not_enforced)))
             .unwrap_or_default(),
         reason,
         confinement: crate::proto::formatted(format_args!(

@@ -300,7 +300,7 @@ fn a_seccomp_filter_refuses_with_eperm_and_brings_no_new_privs() {
         "-c",
         "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; umount /nonexistent-wren 2>&1; echo umount $?",
     ]);
-    d.seccomp = crate::unit::parse_seccomp("~@mount").unwrap();
+    d.seccomp = crate::unit::parse_seccomp("~@mount").unwrap().map(Box::new);
     let prog = crate::sys::seccomp::Program::build(d.seccomp.as_ref().unwrap()).unwrap();
     let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
     let req = Request {

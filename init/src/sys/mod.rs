@@ -13,6 +13,7 @@
 //! - `netdev`: bringing a network interface up (ioctl).
 //! - `signal`: a signal's default action.
 //! - `seccomp`: a unit's seccomp filter, and its installation.
+//! - `stack`: giving back the stack pages boot touched.
 //! - `alloc`: the counting allocator.
 //! - `unwind`: no stack unwinder in the static `panic = "abort"` binary.
 
@@ -28,6 +29,7 @@ pub mod handover;
 pub mod netdev;
 pub mod seccomp;
 pub mod signal;
+pub mod stack;
 #[cfg(all(panic = "abort", target_env = "musl"))]
 pub mod unwind;
 pub mod watchdog;

@@ -111,7 +111,7 @@ impl Supervisor {
         match good {
             Some(def) => {
                 s.rt.failures = Failures::for_limit(def.start_limit);
-                s.def = def;
+                s.set_def(def);
                 s.rt.want = self.shutdown.is_none();
                 s.rt.phase = if s.rt.want {
                     Phase::Waiting

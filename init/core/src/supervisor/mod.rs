@@ -116,7 +116,7 @@
 //! Shutdown stops units in reverse dependency order: a unit is stopped once
 //! no active unit lists it in `after`; when none is active, `Finish`.
 
-use crate::unit::{Kind, LimitAction, Ready, Restart, UnitDef};
+use crate::unit::{Few, Kind, LimitAction, Ready, Restart, UnitDef};
 use crate::vocab::{Exit, Millis, ShutdownKind, State, AFTER_MAX, MAX_UNITS};
 pub use failures::Failures;
 use heapless::Vec;
@@ -271,8 +271,9 @@ pub struct Runtime {
     pub failures: Failures,
     pub last_exit: Option<Exit>,
     pub last_note: Option<Note>,
-    /// Dependencies as table indices (resolved from `after`).
-    pub deps: Vec<u16, AFTER_MAX>,
+    /// Dependencies as table indices (resolved from `after`), at their
+    /// real number.
+    pub deps: Few<u16, AFTER_MAX>,
     /// `restart` asked while running: start again once stopped.
     pub restart_pending: bool,
     /// Changed or added by a reload and not judged yet: its next start
@@ -296,7 +297,7 @@ impl Runtime {
             failures: Failures::default(),
             last_exit: None,
             last_note: None,
-            deps: Vec::new(),
+            deps: Few::new(),
             restart_pending: false,
             probation: false,
             watchdog_at: None,
@@ -308,6 +309,20 @@ pub struct Slot {
     pub def: UnitDef,
     pub rt: Runtime,
     pub retired: Retired,
+    /// Counts changes of `def.limits` (reload, put-back, a new unit in a
+    /// freed slot), so PID 1 knows whether the limits it wrote into the
+    /// unit's cgroup are still these without keeping a copy of them.
+    pub limits_gen: u32,
+}
+
+impl Slot {
+    /// Put `def` in place of the definition (reload, put-back).
+    fn set_def(&mut self, def: UnitDef) {
+        if self.def.limits != def.limits {
+            self.limits_gen = self.limits_gen.wrapping_add(1);
+        }
+        self.def = def;
+    }
 }
 
 /// Units removed by a reload keep their slot (indices are stable: deps,
@@ -368,6 +383,7 @@ impl Supervisor {
                     def,
                     rt,
                     retired: Retired::No,
+                    limits_gen: slot.limits_gen.wrapping_add(1),
                 };
                 return Ok(i as u16);
             }
@@ -380,6 +396,7 @@ impl Supervisor {
             def,
             rt,
             retired: Retired::No,
+            limits_gen: 0,
         });
         self.needed.resize(self.units.len(), 0);
         Ok(idx)
@@ -407,7 +424,10 @@ impl Supervisor {
                 }
             }
             if let Some(s) = self.units.get_mut(i) {
-                s.rt.deps = deps;
+                // Allocated only where they changed (boot, reload, put-back).
+                if s.rt.deps.as_slice() != deps.as_slice() {
+                    s.rt.deps = Few::from_slice(&deps);
+                }
                 // Only a unit not started yet is held back; a running one
                 // keeps running (its process must not be orphaned).
                 if bad && s.rt.phase == Phase::Waiting {

@@ -57,7 +57,7 @@ impl Supervisor {
                     }
                     sum.changed = sum.changed.saturating_add(1);
                     s.rt.failures = Failures::for_limit(def.start_limit);
-                    s.def = def;
+                    s.set_def(def);
                     s.rt.want = true;
                     s.rt.probation = true;
                     s.rt.streak = 0;

@@ -11,7 +11,7 @@ impl Supervisor {
         for s in self.units.iter_mut() {
             if s.retired == Retired::Leaving && !s.rt.phase.active() {
                 s.retired = Retired::Free;
-                s.rt.deps.clear();
+                s.rt.deps = crate::unit::Few::new();
             }
         }
         if self.shutdown.is_some() {

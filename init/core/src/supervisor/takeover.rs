@@ -19,7 +19,12 @@ impl Supervisor {
         if usize::from(idx) >= MAX_UNITS {
             return Err(AddError::TableFull);
         }
-        self.units.push(Slot { def, rt, retired });
+        self.units.push(Slot {
+            def,
+            rt,
+            retired,
+            limits_gen: 0,
+        });
         self.needed.resize(self.units.len(), 0);
         Ok(idx)
     }

@@ -790,3 +790,24 @@ fn reload_sizes_the_start_limit_history() {
     assert!(a.contains(&Action::Announce(r.idx("late"), Note::StartLimit)));
     assert_eq!(r.state("late"), State::Failed);
 }
+
+/// `limits_gen` moves when, and only when, a unit's limits change: PID 1
+/// writes a cgroup's limits again on that alone.
+#[test]
+fn limits_gen_counts_changes_of_the_limits_only() {
+    let mut r = Rig::new(vec![def("web"), def("db")]);
+    r.ev(Event::Boot);
+    let gen = |r: &Rig, n: &str| r.sup.slot(r.idx(n)).unwrap().limits_gen;
+    let (web0, db0) = (gen(&r, "web"), gen(&r, "db"));
+    let mut web = def("web");
+    web.stop_timeout = 1234;
+    let mut db = def("db");
+    db.limits.memory_max = Some(crate::unit::Limit::Value(1 << 20));
+    reload(&mut r, vec![web.clone(), db.clone()], &[]);
+    assert_eq!(gen(&r, "web"), web0, "stop_timeout is no limit");
+    assert_ne!(gen(&r, "db"), db0, "memory.max changed");
+    let db1 = gen(&r, "db");
+    web.stop_timeout = 99;
+    reload(&mut r, vec![web, db], &[]);
+    assert_eq!(gen(&r, "db"), db1, "same limits again");
+}

@@ -10,7 +10,6 @@
 // on reload) needs no allocator; they are larger than clippy likes.
 #![allow(clippy::result_large_err)]
 
-use heapless::String;
 use serde::{Deserialize, Serialize};
 
 pub use crate::confine::caps::Caps;
@@ -135,7 +134,8 @@ pub enum Limit {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IdSpec {
     Id(u32),
-    Name(String<ID_NAME_MAX>),
+    /// At its real size: `Option<IdSpec>` is 16 bytes, not 48.
+    Name(Text<ID_NAME_MAX>),
 }
 
 /// Namespace set as bits; see the `NS_*` constants.
@@ -290,7 +290,9 @@ pub struct UnitDef {
     pub capabilities: Option<Caps>,
     /// `no_new_privs = yes` (a `seccomp` filter implies it).
     pub no_new_privs: bool,
-    pub seccomp: Option<Seccomp>,
+    /// Boxed: most units have none (8 bytes rather than 56).
+    #[serde(with = "packed::opt_box")]
+    pub seccomp: Option<Box<Seccomp>>,
     /// `read_only = yes`: `/` (or `root`) read-only, private /tmp and /run.
     pub read_only: bool,
     /// `root_overlay = yes`: `root` is the lower layer of an overlay on a

@@ -69,6 +69,26 @@ impl<'de, const N: usize, const M: usize> Deserialize<'de> for Packed<N, M> {
     }
 }
 
+/// `Option<Box<T>>` on the wire exactly as `Option<T>` (serde without
+/// its `alloc` feature has no `Box`): for rarely set definition fields
+/// that a unit without them should not pay for.
+pub mod opt_box {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        v: &Option<Box<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        v.as_deref().serialize(s)
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Box<T>>, D::Error> {
+        Ok(Option::<T>::deserialize(d)?.map(Box::new))
+    }
+}
+
 /// At most `N` items, stored at their real number: grown one item at a
 /// time by the parser (boot, reload), never while units run. Reads like a
 /// slice; `push` refuses the `N+1`th item as a full `heapless::Vec` does.
@@ -103,6 +123,14 @@ impl<T: Clone, const N: usize> Few<T, N> {
 
     pub fn as_slice(&self) -> &[T] {
         &self.items
+    }
+
+    /// The first `N` of `items`, in one allocation of their real size
+    /// (none when empty).
+    pub fn from_slice(items: &[T]) -> Self {
+        Few {
+            items: items.iter().take(N).cloned().collect(),
+        }
     }
 }
 

@@ -396,7 +396,7 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
         "watchdog" => def.watchdog = Some(duration(v)?).filter(|&d| d > 0),
         "capabilities" => def.capabilities = Some(parse_capabilities(v)?),
         "no_new_privs" => def.no_new_privs = yes_no(key, v)?,
-        "seccomp" => def.seccomp = parse_seccomp(v)?,
+        "seccomp" => def.seccomp = parse_seccomp(v)?.map(Box::new),
         "read_only" => def.read_only = yes_no(key, v)?,
         "root_overlay" => def.root_overlay = yes_no(key, v)?,
         "user_map" => def.user_map = Some(parse_user_map(v)?),

@@ -127,7 +127,7 @@ io.weight = 10000
     assert_eq!(d.stop_timeout, 10_000);
     assert_eq!(
         d.user,
-        Some(IdSpec::Name(String::try_from("www-data").unwrap()))
+        Some(IdSpec::Name(Text::try_from("www-data").unwrap()))
     );
     assert_eq!(d.group, Some(IdSpec::Id(33)));
     assert_eq!(d.workdir.as_str(), "/srv/www");
@@ -722,7 +722,7 @@ fn user_and_group() {
     assert_eq!(unit("user = 1000").user, Some(IdSpec::Id(1000)));
     assert_eq!(
         unit("group = _daemon.x-1").group,
-        Some(IdSpec::Name(String::try_from("_daemon.x-1").unwrap()))
+        Some(IdSpec::Name(Text::try_from("_daemon.x-1").unwrap()))
     );
     assert_eq!(
         unit("user = 4294967294").user,

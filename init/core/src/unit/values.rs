@@ -160,9 +160,13 @@ pub(super) fn parse_id(key: &str, v: &str) -> Result<IdSpec, Msg> {
             Clip(v)
         );
     }
-    let mut s = String::new();
-    let _ = s.push_str(v);
-    Ok(IdSpec::Name(s))
+    match Text::try_from(v) {
+        Ok(s) => Ok(IdSpec::Name(s)),
+        Err(_) => bad!(
+            "{key}: a name of up to {ID_NAME_MAX} bytes, got `{}`",
+            Clip(v)
+        ),
+    }
 }
 
 pub(super) fn parse_path(key: &str, v: &str) -> Result<Text<PATH_BYTES>, Msg> {

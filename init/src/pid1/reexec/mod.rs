@@ -210,7 +210,7 @@ impl Pid1 {
                 oom_kills: e.oom_kills,
                 pressure_events: e.pressure_events,
                 shed: e.shed,
-                last_error: e.last_error.as_str(),
+                last_error: e.last_error(),
                 last_good: e.last_good.as_deref().cloned(),
                 verdict: match e.verdict {
                     None => 0,
@@ -298,7 +298,7 @@ impl Pid1 {
             edge.oom_kills = st.oom_kills;
             edge.pressure_events = st.pressure_events;
             edge.shed = st.shed;
-            edge.last_error = crate::proto::truncated(st.last_error);
+            edge.set_last_error(crate::proto::truncated(st.last_error));
             edge.last_good = st.last_good.map(Box::new);
             edge.verdict = match st.verdict {
                 1 => Some(super::gate::Verdict::Pending),
@@ -310,10 +310,13 @@ impl Pid1 {
                 let r: super::gate::Rejection = crate::proto::truncated(r);
                 r.as_str().into()
             });
-            if st.rt.pid != 0 {
-                edge.cgroup = open_cgroup(&st.def.name).map(|fd| (fd, st.def.limits));
-            }
-            if self.sup.restore(st.def, st.rt, st.retired).is_ok() {
+            let cgroup = if st.rt.pid != 0 {
+                open_cgroup(&st.def.name)
+            } else {
+                None
+            };
+            if let Ok(u) = self.sup.restore(st.def, st.rt, st.retired) {
+                edge.cgroup = cgroup.map(|fd| (fd, slot_limits(&self.sup, usize::from(u))));
                 self.edges.push(edge);
             }
         }
@@ -421,8 +424,9 @@ impl Pid1 {
     }
 }
 
-fn slot_limits(sup: &crate::supervisor::Supervisor, i: usize) -> crate::unit::Limits {
-    sup.slot(i as u16).map(|s| s.def.limits).unwrap_or_default()
+/// The slot's `limits_gen`: its limits are in the adopted cgroup.
+fn slot_limits(sup: &crate::supervisor::Supervisor, i: usize) -> u32 {
+    sup.slot(i as u16).map(|s| s.limits_gen).unwrap_or_default()
 }
 
 /// Each handed-over fd number is taken once at most.
