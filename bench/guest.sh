@@ -189,6 +189,14 @@ if [ -n "$TRACE" ]; then
             echo 1 > "$T/events/syscalls/sys_enter_$e/enable"
             echo 1 > "$T/events/syscalls/sys_exit_$e/enable"
         done
+        # PID 1's turns of its loop: the wake-up, the reap, the timer armed
+        # and the wait in place for a child's exec (filtered in the kernel).
+        for e in epoll_pwait wait4 timerfd_settime ppoll; do
+            echo 'common_pid == 1' > "$T/events/syscalls/sys_enter_$e/filter"
+            echo 'common_pid == 1' > "$T/events/syscalls/sys_exit_$e/filter"
+            echo 1 > "$T/events/syscalls/sys_enter_$e/enable"
+            echo 1 > "$T/events/syscalls/sys_exit_$e/enable"
+        done
     fi
     if grep -qw bench.tracepid1 /proc/cmdline; then
         # PID 1's own file syscalls (the cgroup writes), filtered in the kernel.
