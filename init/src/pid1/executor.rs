@@ -18,6 +18,9 @@ use rustix::event::epoll;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
 
+/// Spawns of one step between two waits in place for an exec.
+const EXEC_BATCH: usize = 16;
+
 /// How long processes left at shutdown get between TERM and KILL.
 pub(super) const SHUTDOWN_GRACE_MS: u64 = 2000;
 
@@ -39,32 +42,65 @@ impl Pid1 {
         while let Some(ev) = self.queue.pop_front() {
             out.clear();
             self.sup.step(now(), ev, &mut out);
+            // A step that starts several units (the boot) spawns them
+            // all before it waits for any exec: their handshakes are
+            // taken by the loop, every EXEC_BATCH-th in place, so that
+            // not too many children wait to exec at once.
+            let many = out.iter().filter(|a| matches!(a, Action::Spawn(_))).count() > 1;
+            let mut spawned = 0usize;
             for a in out.iter() {
-                self.perform(*a);
+                match *a {
+                    Action::Announce(u, note) => self.on_note(u, note),
+                    // After the step's lines (it does not return).
+                    Action::Finish(_) => {}
+                    Action::Spawn(u) => {
+                        spawned = spawned.wrapping_add(1);
+                        self.start(u, !many || spawned.is_multiple_of(EXEC_BATCH));
+                    }
+                    a => self.perform(a),
+                }
+            }
+            // The step's console and kernel log lines after what it did:
+            // a restart's spawn (its child up to exec) does not wait
+            // behind them (a console line is most of a millisecond on a
+            // serial line).
+            for a in out.iter() {
+                if let Action::Announce(u, note) = *a {
+                    self.announce(u, note);
+                }
+            }
+            for a in out.iter() {
+                if let Action::Finish(kind) = *a {
+                    self.finish_when_drained(kind);
+                }
             }
         }
         self.actions = out;
     }
 
+    /// `Action::Spawn`; `in_place`: wait a moment for the child's exec
+    /// here (`await_exec`).
+    fn start(&mut self, u: u16, in_place: bool) {
+        // A handshake or a stop of an earlier run still going on ends
+        // here: the new child goes into the same cgroup.
+        self.cancel_exec(u);
+        self.clear_for_spawn(u);
+        let had_cgroups = self.cg.is_some();
+        let mut spawned = self.spawn(u);
+        if spawned.is_err() && had_cgroups && self.cg.is_none() {
+            // The kernel refused CLONE_INTO_CGROUP: now without.
+            spawned = self.spawn(u);
+        }
+        match spawned {
+            // Spawned (or SpawnFailed) comes with the handshake.
+            Ok(p) => self.await_exec(u, p, in_place),
+            Err(why) => self.spawn_failed(u, why),
+        }
+    }
+
     pub(super) fn perform(&mut self, a: Action) {
         match a {
-            Action::Spawn(u) => {
-                // A handshake or a stop of an earlier run still going on
-                // ends here: the new child goes into the same cgroup.
-                self.cancel_exec(u);
-                self.clear_for_spawn(u);
-                let had_cgroups = self.cg.is_some();
-                let mut spawned = self.spawn(u);
-                if spawned.is_err() && had_cgroups && self.cg.is_none() {
-                    // The kernel refused CLONE_INTO_CGROUP: now without.
-                    spawned = self.spawn(u);
-                }
-                match spawned {
-                    // Spawned (or SpawnFailed) comes with the handshake.
-                    Ok(p) => self.await_exec(u, p),
-                    Err(why) => self.spawn_failed(u, why),
-                }
-            }
+            Action::Spawn(u) => self.start(u, true),
             Action::Signal { unit, pid, sig } => self.signal_unit(unit, pid, sig),
             Action::KillCgroup(u) => self.kill_cgroup(u),
             Action::Announce(u, note) => {
@@ -98,11 +134,11 @@ impl Pid1 {
         let name = slot.def.name.as_str();
         match note {
             Note::Running { pid } => {
-                kmsg::console_line(format_args!("[  OK  ] {name}: running (pid {pid})"));
+                kmsg::console_line_later(format_args!("[  OK  ] {name}: running (pid {pid})"));
                 kmsg::event(format_args!("{name}: running (pid {pid})"));
             }
             Note::Exited => {
-                kmsg::console_line(format_args!("[  OK  ] {name}: exited"));
+                kmsg::console_line_later(format_args!("[  OK  ] {name}: exited"));
                 kmsg::event(format_args!("{name}: exited"));
             }
             Note::Died { exit, restart_in } => {
@@ -114,28 +150,30 @@ impl Pid1 {
                 let e = ExitText(exit);
                 match restart_in {
                     Some(d) => {
-                        kmsg::console_line(format_args!("{tag} {name}: {e}, restart in {d}ms"));
+                        kmsg::console_line_later(format_args!(
+                            "{tag} {name}: {e}, restart in {d}ms"
+                        ));
                         kmsg::event(format_args!("{name}: {e}, restart in {d}ms"));
                     }
                     None => {
-                        kmsg::console_line(format_args!("{tag} {name}: {e}"));
+                        kmsg::console_line_later(format_args!("{tag} {name}: {e}"));
                         kmsg::event(format_args!("{name}: {e}"));
                     }
                 }
             }
             Note::SpawnFailed { restart_in } => match restart_in {
                 Some(d) => {
-                    kmsg::console_line(format_args!(
+                    kmsg::console_line_later(format_args!(
                         "[FAILED] {name}: cannot start, retry in {d}ms"
                     ));
                 }
-                None => kmsg::console_line(format_args!("[FAILED] {name}: cannot start")),
+                None => kmsg::console_line_later(format_args!("[FAILED] {name}: cannot start")),
             },
             Note::StartTimeout { restart_in } => {
                 let t = slot.def.start_timeout;
                 match restart_in {
                     Some(d) => {
-                        kmsg::console_line(format_args!(
+                        kmsg::console_line_later(format_args!(
                             "[FAILED] {name}: not ready within {t}ms, killed, restart in {d}ms"
                         ));
                         kmsg::event(format_args!(
@@ -143,7 +181,7 @@ impl Pid1 {
                         ));
                     }
                     None => {
-                        kmsg::console_line(format_args!(
+                        kmsg::console_line_later(format_args!(
                             "[FAILED] {name}: not ready within {t}ms, killed"
                         ));
                         kmsg::event(format_args!(
@@ -156,7 +194,7 @@ impl Pid1 {
                 let t = slot.def.watchdog.unwrap_or(0);
                 match restart_in {
                     Some(d) => {
-                        kmsg::console_line(format_args!(
+                        kmsg::console_line_later(format_args!(
                             "[FAILED] {name}: watchdog timeout (no WATCHDOG=1 for {t}ms), killed, restart in {d}ms"
                         ));
                         kmsg::event(format_args!(
@@ -164,7 +202,7 @@ impl Pid1 {
                         ));
                     }
                     None => {
-                        kmsg::console_line(format_args!(
+                        kmsg::console_line_later(format_args!(
                             "[FAILED] {name}: watchdog timeout (no WATCHDOG=1 for {t}ms), killed"
                         ));
                         kmsg::event(format_args!("{name}: watchdog timeout ({t}ms), killed"));
@@ -172,7 +210,7 @@ impl Pid1 {
                 }
             }
             Note::StartLimit => {
-                kmsg::console_line(format_args!("[FAILED] {name}: start limit hit"));
+                kmsg::console_line_later(format_args!("[FAILED] {name}: start limit hit"));
                 kmsg::event(format_args!("{name}: start limit hit, not restarting"));
             }
             Note::DepFailed { dep } => {
@@ -181,11 +219,11 @@ impl Pid1 {
                     .slot(dep)
                     .map(|s| s.def.name.as_str())
                     .unwrap_or("?");
-                kmsg::console_line(format_args!("[FAILED] {name}: dependency {d} failed"));
+                kmsg::console_line_later(format_args!("[FAILED] {name}: dependency {d} failed"));
                 kmsg::event(format_args!("{name}: not started, dependency {d} failed"));
             }
             Note::Stopped => {
-                kmsg::console_line(format_args!("[ STOP ] {name}: stopped"));
+                kmsg::console_line_later(format_args!("[ STOP ] {name}: stopped"));
                 kmsg::event(format_args!("{name}: stopped"));
             }
         }
@@ -231,9 +269,12 @@ impl Pid1 {
                 Ok(p) => {
                     // OOM kills are counted from here; later exits move
                     // the baseline (classify_exit), so restarts need not
-                    // read memory.events.
-                    edge.oom_kills_at_spawn =
-                        cg.memory_events(name).map(|e| e.oom_kill).unwrap_or(0);
+                    // read memory.events, nor a start in a new cgroup.
+                    edge.oom_kills_at_spawn = if p.fresh {
+                        0
+                    } else {
+                        cg.memory_events(name).map(|e| e.oom_kill).unwrap_or(0)
+                    };
                     if !p.not_enforced.is_empty() && p.not_enforced != edge.not_enforced {
                         log::warn!(
                             "{name}: not enforced (controller not available): {}",
