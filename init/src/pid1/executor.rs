@@ -46,32 +46,26 @@ impl Pid1 {
             // all before it waits for any exec: their handshakes are
             // taken by the loop, every EXEC_BATCH-th in place, so that
             // not too many children wait to exec at once.
-            let many = out.iter().filter(|a| matches!(a, Action::Spawn(_))).count() > 1;
+            let spawns = out.iter().filter(|a| matches!(a, Action::Spawn(_))).count();
             let mut spawned = 0usize;
             for a in out.iter() {
                 match *a {
-                    Action::Announce(u, note) => self.on_note(u, note),
-                    // After the step's lines (it does not return).
-                    Action::Finish(_) => {}
+                    // A step that spawns says what it did after its
+                    // spawns: a restart's new process (its child up to
+                    // exec) does not wait behind the lines. Other steps
+                    // keep their order (a stop's line before the next
+                    // unit's stop signal makes it write).
+                    Action::Announce(u, note) if spawns > 0 => self.on_note(u, note),
                     Action::Spawn(u) => {
                         spawned = spawned.wrapping_add(1);
-                        self.start(u, !many || spawned.is_multiple_of(EXEC_BATCH));
+                        self.start(u, spawns < 2 || spawned.is_multiple_of(EXEC_BATCH));
                     }
                     a => self.perform(a),
                 }
             }
-            // The step's console and kernel log lines after what it did:
-            // a restart's spawn (its child up to exec) does not wait
-            // behind them (a console line is most of a millisecond on a
-            // serial line).
-            for a in out.iter() {
+            for a in out.iter().filter(|_| spawns > 0) {
                 if let Action::Announce(u, note) = *a {
                     self.announce(u, note);
-                }
-            }
-            for a in out.iter() {
-                if let Action::Finish(kind) = *a {
-                    self.finish_when_drained(kind);
                 }
             }
         }
@@ -134,11 +128,13 @@ impl Pid1 {
         let name = slot.def.name.as_str();
         match note {
             Note::Running { pid } => {
+                // A restart's and the boot's lines wait a moment
+                // (console_line_later): not before the new process ran.
                 kmsg::console_line_later(format_args!("[  OK  ] {name}: running (pid {pid})"));
                 kmsg::event(format_args!("{name}: running (pid {pid})"));
             }
             Note::Exited => {
-                kmsg::console_line_later(format_args!("[  OK  ] {name}: exited"));
+                kmsg::console_line(format_args!("[  OK  ] {name}: exited"));
                 kmsg::event(format_args!("{name}: exited"));
             }
             Note::Died { exit, restart_in } => {
@@ -156,24 +152,24 @@ impl Pid1 {
                         kmsg::event(format_args!("{name}: {e}, restart in {d}ms"));
                     }
                     None => {
-                        kmsg::console_line_later(format_args!("{tag} {name}: {e}"));
+                        kmsg::console_line(format_args!("{tag} {name}: {e}"));
                         kmsg::event(format_args!("{name}: {e}"));
                     }
                 }
             }
             Note::SpawnFailed { restart_in } => match restart_in {
                 Some(d) => {
-                    kmsg::console_line_later(format_args!(
+                    kmsg::console_line(format_args!(
                         "[FAILED] {name}: cannot start, retry in {d}ms"
                     ));
                 }
-                None => kmsg::console_line_later(format_args!("[FAILED] {name}: cannot start")),
+                None => kmsg::console_line(format_args!("[FAILED] {name}: cannot start")),
             },
             Note::StartTimeout { restart_in } => {
                 let t = slot.def.start_timeout;
                 match restart_in {
                     Some(d) => {
-                        kmsg::console_line_later(format_args!(
+                        kmsg::console_line(format_args!(
                             "[FAILED] {name}: not ready within {t}ms, killed, restart in {d}ms"
                         ));
                         kmsg::event(format_args!(
@@ -181,7 +177,7 @@ impl Pid1 {
                         ));
                     }
                     None => {
-                        kmsg::console_line_later(format_args!(
+                        kmsg::console_line(format_args!(
                             "[FAILED] {name}: not ready within {t}ms, killed"
                         ));
                         kmsg::event(format_args!(
@@ -194,7 +190,7 @@ impl Pid1 {
                 let t = slot.def.watchdog.unwrap_or(0);
                 match restart_in {
                     Some(d) => {
-                        kmsg::console_line_later(format_args!(
+                        kmsg::console_line(format_args!(
                             "[FAILED] {name}: watchdog timeout (no WATCHDOG=1 for {t}ms), killed, restart in {d}ms"
                         ));
                         kmsg::event(format_args!(
@@ -202,7 +198,7 @@ impl Pid1 {
                         ));
                     }
                     None => {
-                        kmsg::console_line_later(format_args!(
+                        kmsg::console_line(format_args!(
                             "[FAILED] {name}: watchdog timeout (no WATCHDOG=1 for {t}ms), killed"
                         ));
                         kmsg::event(format_args!("{name}: watchdog timeout ({t}ms), killed"));
@@ -210,7 +206,7 @@ impl Pid1 {
                 }
             }
             Note::StartLimit => {
-                kmsg::console_line_later(format_args!("[FAILED] {name}: start limit hit"));
+                kmsg::console_line(format_args!("[FAILED] {name}: start limit hit"));
                 kmsg::event(format_args!("{name}: start limit hit, not restarting"));
             }
             Note::DepFailed { dep } => {
@@ -219,11 +215,11 @@ impl Pid1 {
                     .slot(dep)
                     .map(|s| s.def.name.as_str())
                     .unwrap_or("?");
-                kmsg::console_line_later(format_args!("[FAILED] {name}: dependency {d} failed"));
+                kmsg::console_line(format_args!("[FAILED] {name}: dependency {d} failed"));
                 kmsg::event(format_args!("{name}: not started, dependency {d} failed"));
             }
             Note::Stopped => {
-                kmsg::console_line_later(format_args!("[ STOP ] {name}: stopped"));
+                kmsg::console_line(format_args!("[ STOP ] {name}: stopped"));
                 kmsg::event(format_args!("{name}: stopped"));
             }
         }
