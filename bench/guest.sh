@@ -14,6 +14,7 @@ N=100
 ROUNDS=5
 TRACE=
 TRACEN=10
+UNIT_EXTRA=
 for a in $(cat /proc/cmdline); do
     case $a in
         bench.n=*) N=${a#bench.n=} ;;
@@ -76,7 +77,8 @@ wren_load() { # COUNT VARIANT...
         f=$(wfile "$v")
         mkfifo -m 0666 "$f.done"
         dummies "$f" "$c"
-        sed "s/@N@/$c/" "/bench/wren/bench-$v.unit" > "/bench/units/bench-$v.unit"
+        { sed "s/@N@/$c/" "/bench/wren/bench-$v.unit"; [ -z "$UNIT_EXTRA" ] || echo "$UNIT_EXTRA"; } \
+            > "/bench/units/bench-$v.unit"
     done
     initctl reload > /dev/null || say "initctl reload failed"
     for v in "$@"; do
@@ -128,6 +130,10 @@ if [ "$N" -gt 0 ]; then
     wren_load "$PER" $WREN_ALL
 else
     r=$((ROUNDS + 1))
+    # Traced alone, each restart is the first of its streak (as a SIGKILL
+    # of a long-running unit is): with restart_delay = 0 it is spawned in
+    # the wake-up that reaped the exit, not after a Backoff turn of the loop.
+    UNIT_EXTRA="restart_delay_max = 1ms"
     [ -z "$TRACE" ] || wren_load "$TRACEN" "$TRACE"
 fi
 while [ "$r" -le "$ROUNDS" ]; do
@@ -186,6 +192,14 @@ if [ -n "$TRACE" ]; then
         echo 1 > "$T/events/syscalls/enable"
     else
         for e in clock_gettime mkdirat pipe2 clone3 execve set_tid_address; do
+            echo 1 > "$T/events/syscalls/sys_enter_$e/enable"
+            echo 1 > "$T/events/syscalls/sys_exit_$e/enable"
+        done
+        # PID 1's turns of its loop: the wake-up, the reap, the timer armed
+        # and the wait in place for a child's exec (filtered in the kernel).
+        for e in epoll_pwait wait4 timerfd_settime ppoll; do
+            echo 'common_pid == 1' > "$T/events/syscalls/sys_enter_$e/filter"
+            echo 'common_pid == 1' > "$T/events/syscalls/sys_exit_$e/filter"
             echo 1 > "$T/events/syscalls/sys_enter_$e/enable"
             echo 1 > "$T/events/syscalls/sys_exit_$e/enable"
         done

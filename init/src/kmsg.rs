@@ -218,14 +218,38 @@ static BACKLOG: std::sync::Mutex<Backlog> = std::sync::Mutex::new(heapless::Dequ
 /// text waiting); when even the backlog is full, the oldest whole
 /// lines go.
 pub fn console_line(args: fmt::Arguments<'_>) {
+    if let Some(mut q) = queued(args) {
+        flush_locked(&mut q);
+    }
+}
+
+/// `console_line` for PID 1's unit status lines: the line waits in the
+/// backlog (written at once only when that is half full) until the event
+/// loop's `console_flush`, a moment later, so that a unit's new process
+/// does not wait behind a serial line on one CPU.
+pub fn console_line_later(args: fmt::Arguments<'_>) {
+    if let Some(mut q) = queued(args) {
+        if q.len() > CONSOLE_BACKLOG / 2 {
+            flush_locked(&mut q);
+        }
+    }
+}
+
+/// The line in the backlog (unless `quiet`), which stays locked.
+fn queued(args: fmt::Arguments<'_>) -> Option<std::sync::MutexGuard<'static, Backlog>> {
     if QUIET.load(Ordering::Relaxed) {
-        return;
+        return None;
     }
     let mut line: String<CONSOLE_LINE_MAX> = String::new();
     format_line(&mut line, None, "", args);
     let mut q = BACKLOG.lock().unwrap_or_else(|p| p.into_inner());
     enqueue(&mut q, line.as_bytes());
-    flush_locked(&mut q);
+    Some(q)
+}
+
+/// Console text is waiting in the backlog.
+pub fn console_waiting() -> bool {
+    !BACKLOG.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
 }
 
 /// Retry the backlog; true while some of it is still waiting.

@@ -375,6 +375,8 @@ pub type NotEnforced = heapless::Vec<&'static str, 10>;
 pub struct Prepared {
     pub dir: OwnedFd,
     pub not_enforced: NotEnforced,
+    /// The directory was made now: its counters (`memory.events`) are 0.
+    pub fresh: bool,
 }
 
 /// Open directory fds of the cgroup root and `units/`, through which every
@@ -469,7 +471,11 @@ impl Cgroups {
                 }
             }
         }
-        Ok(Prepared { dir, not_enforced })
+        Ok(Prepared {
+            dir,
+            not_enforced,
+            fresh,
+        })
     }
 
     /// Kill every process in `units/NAME` (and below) with SIGKILL through

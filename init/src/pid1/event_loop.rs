@@ -169,6 +169,7 @@ impl Pid1 {
                     let mut b = [0u8; 8];
                     let _ = rustix::io::read(t, &mut b);
                 }
+                let _ = kmsg::console_flush();
                 self.feed(Event::Tick);
                 let t = now();
                 self.exec_timeouts(t);
@@ -250,9 +251,11 @@ impl Pid1 {
                 (a, b) => a.or(b),
             });
         let ctl = self.control.as_ref().and_then(|c| c.next_deadline());
-        // Console text a busy serial line refused: retry shortly. Only
-        // while some is waiting, so an idle system still sleeps.
-        let ctl = if kmsg::console_flush() {
+        // Console text waiting (unit status lines, or what a busy serial
+        // line refused): written shortly, on the timer, so not before the
+        // new processes of this wake-up ran. Only while some is waiting, so
+        // an idle system still sleeps.
+        let ctl = if kmsg::console_waiting() {
             let retry = now().saturating_add(CONSOLE_RETRY_MS);
             Some(ctl.map_or(retry, |c| c.min(retry)))
         } else {

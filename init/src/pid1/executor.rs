@@ -19,6 +19,9 @@ use rustix::event::epoll;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
 
+/// Spawns of one step between two waits in place for an exec.
+const EXEC_BATCH: usize = 16;
+
 /// How long processes left at shutdown get between TERM and KILL.
 pub(super) const SHUTDOWN_GRACE_MS: u64 = 2000;
 
@@ -40,32 +43,59 @@ impl Pid1 {
         while let Some(ev) = self.queue.pop_front() {
             out.clear();
             self.sup.step(now(), ev, &mut out);
+            // A step that starts several units (the boot) spawns them
+            // all before it waits for any exec: their handshakes are
+            // taken by the loop, every EXEC_BATCH-th in place, so that
+            // not too many children wait to exec at once.
+            let spawns = out.iter().filter(|a| matches!(a, Action::Spawn(_))).count();
+            let mut spawned = 0usize;
             for a in out.iter() {
-                self.perform(*a);
+                match *a {
+                    // A step that spawns says what it did after its
+                    // spawns: a restart's new process (its child up to
+                    // exec) does not wait behind the lines. Other steps
+                    // keep their order (a stop's line before the next
+                    // unit's stop signal makes it write).
+                    Action::Announce(u, note) if spawns > 0 => self.on_note(u, note),
+                    Action::Spawn(u) => {
+                        spawned = spawned.wrapping_add(1);
+                        self.start(u, spawns < 2 || spawned.is_multiple_of(EXEC_BATCH));
+                    }
+                    a => self.perform(a),
+                }
+            }
+            for a in out.iter().filter(|_| spawns > 0) {
+                if let Action::Announce(u, note) = *a {
+                    self.announce(u, note);
+                }
             }
         }
         self.actions = out;
     }
 
+    /// `Action::Spawn`; `in_place`: wait a moment for the child's exec
+    /// here (`await_exec`).
+    fn start(&mut self, u: u16, in_place: bool) {
+        // A handshake or a stop of an earlier run still going on ends
+        // here: the new child goes into the same cgroup.
+        self.cancel_exec(u);
+        self.clear_for_spawn(u);
+        let had_cgroups = self.cg.is_some();
+        let mut spawned = self.spawn(u);
+        if spawned.is_err() && had_cgroups && self.cg.is_none() {
+            // The kernel refused CLONE_INTO_CGROUP: now without.
+            spawned = self.spawn(u);
+        }
+        match spawned {
+            // Spawned (or SpawnFailed) comes with the handshake.
+            Ok(p) => self.await_exec(u, p, in_place),
+            Err(why) => self.spawn_failed(u, why),
+        }
+    }
+
     pub(super) fn perform(&mut self, a: Action) {
         match a {
-            Action::Spawn(u) => {
-                // A handshake or a stop of an earlier run still going on
-                // ends here: the new child goes into the same cgroup.
-                self.cancel_exec(u);
-                self.clear_for_spawn(u);
-                let had_cgroups = self.cg.is_some();
-                let mut spawned = self.spawn(u);
-                if spawned.is_err() && had_cgroups && self.cg.is_none() {
-                    // The kernel refused CLONE_INTO_CGROUP: now without.
-                    spawned = self.spawn(u);
-                }
-                match spawned {
-                    // Spawned (or SpawnFailed) comes with the handshake.
-                    Ok(p) => self.await_exec(u, p),
-                    Err(why) => self.spawn_failed(u, why),
-                }
-            }
+            Action::Spawn(u) => self.start(u, true),
             Action::Signal { unit, pid, sig } => self.signal_unit(unit, pid, sig),
             Action::KillCgroup(u) => self.kill_cgroup(u),
             Action::Announce(u, note) => {
@@ -101,7 +131,9 @@ impl Pid1 {
         let name = slot.def.name.as_str();
         match note {
             Note::Running { pid } => {
-                kmsg::console_line(format_args!("[  OK  ] {name}: running (pid {pid})"));
+                // A restart's and the boot's lines wait a moment
+                // (console_line_later): not before the new process ran.
+                kmsg::console_line_later(format_args!("[  OK  ] {name}: running (pid {pid})"));
                 kmsg::event(format_args!("{name}: running (pid {pid})"));
             }
             Note::Exited => {
@@ -117,7 +149,9 @@ impl Pid1 {
                 let e = ExitText(exit);
                 match restart_in {
                     Some(d) => {
-                        kmsg::console_line(format_args!("{tag} {name}: {e}, restart in {d}ms"));
+                        kmsg::console_line_later(format_args!(
+                            "{tag} {name}: {e}, restart in {d}ms"
+                        ));
                         kmsg::event(format_args!("{name}: {e}, restart in {d}ms"));
                     }
                     None => {
@@ -236,9 +270,12 @@ impl Pid1 {
                 Ok(p) => {
                     // OOM kills are counted from here; later exits move
                     // the baseline (classify_exit), so restarts need not
-                    // read memory.events.
-                    edge.oom_kills_at_spawn =
-                        cg.memory_events(name).map(|e| e.oom_kill).unwrap_or(0);
+                    // read memory.events, nor a start in a new cgroup.
+                    edge.oom_kills_at_spawn = if p.fresh {
+                        0
+                    } else {
+                        cg.memory_events(name).map(|e| e.oom_kill).unwrap_or(0)
+                    };
                     if !p.not_enforced.is_empty()
                         && KeySet::of(&p.not_enforced) != edge.not_enforced
                     {

@@ -1,5 +1,7 @@
 //! The exec handshake as a loop source. After clone3 (and at most 50 ms
-//! waiting in place for the common, quick case) the unit stays
+//! waiting in place for the common, quick case; a step that starts several
+//! units, the boot, spawns them all first and waits in place only for
+//! every 16th) the unit stays
 //! `starting` while its child is on its way to execve; the child's
 //! close-on-exec status pipe is in the epoll set, so PID 1 goes on reaping,
 //! answering `initctl` and starting other units meanwhile. End of file is
@@ -36,8 +38,9 @@ pub(super) struct ExecWait {
 
 impl Pid1 {
     /// Watch `p`'s handshake; the unit's `Spawned` or `SpawnFailed` comes
-    /// when the pipe says, or at its `start_timeout`.
-    pub(super) fn await_exec(&mut self, u: u16, p: Pending) {
+    /// when the pipe says, or at its `start_timeout`. `in_place`: wait up
+    /// to EXEC_WAIT here first.
+    pub(super) fn await_exec(&mut self, u: u16, p: Pending, in_place: bool) {
         let timeout = match self.sup.slot(u).map(|s| s.def.start_timeout) {
             // No start_timeout still has a bound for reaching exec.
             Some(0) | None => START_TIMEOUT_DEFAULT,
@@ -50,7 +53,9 @@ impl Pid1 {
         // output, say), every restart measured several times slower in
         // the `fair` boot test. Only a slower child is left to the loop.
         let mut fds = [PollFd::new(&status, PollFlags::IN)];
-        let _ = rustix::event::poll(&mut fds, Some(&EXEC_WAIT));
+        if in_place {
+            let _ = rustix::event::poll(&mut fds, Some(&EXEC_WAIT));
+        }
         match crate::spawn::poll_status(&status) {
             Handshake::Waiting => {}
             done => return self.exec_done(u, pid, done),

@@ -345,6 +345,7 @@ impl Pid1 {
 
     fn finish_now(&mut self, kind: ShutdownKind) -> ! {
         log::info!("all units stopped; {kind:?}");
+        let _ = crate::kmsg::console_flush();
         shutdown::finish(
             kind,
             std::time::Duration::from_millis(super::executor::SHUTDOWN_GRACE_MS),

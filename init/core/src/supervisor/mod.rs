@@ -47,6 +47,7 @@
 //! | oneshot | Starting, no pid | Spawned | Starting |  | runs until it exits |
 //! |  | Starting, no pid | SpawnFailed | Backoff | Announce(SpawnFailed, restart) | a failed start |
 //! | restart=never | Starting, no pid | SpawnFailed | Failed | Announce(SpawnFailed) |  |
+//! | restart_delay=0 | Starting, no pid | SpawnFailed | Starting, no pid | Announce(SpawnFailed, restart), Spawn | restart_delay = 0: the first retry in a row at once |
 //! | start limit | Starting, no pid | SpawnFailed | Failed | Announce(StartLimit) | start limit hit |
 //! |  | Starting, no pid | Shutdown, Stop | Stopped | Announce(Stopped) | a shutdown begun by another unit's start limit |
 //! |  | Starting, no pid | reload: removed | (slot freed) | Announce(Stopped) | pid1 kills the child of its exec handshake |
@@ -63,6 +64,8 @@
 //! |  | Starting, Running | Spawned | Starting |  | cannot happen (takes the new pid) |
 //! |  | Starting, Running | SpawnFailed | Backoff | Announce(SpawnFailed, restart) | cannot happen (forgets the pid) |
 //! |  | Starting | deadline | Backoff | KillCgroup, Announce(StartTimeout, restart) | not ready within start_timeout: a failed start |
+//! | restart_delay=0 | Starting, Running | exit 0, exit 1 | Starting, no pid | KillCgroup, Announce(Died, restart), Spawn | the first restart in a row is spawned by the same step (later ones in a row: Backoff) |
+//! | restart_delay=0 | Starting | deadline | Starting, no pid | KillCgroup, Announce(StartTimeout, restart), Spawn |  |
 //! | restart=never | Starting | deadline | Failed | KillCgroup, Announce(StartTimeout) |  |
 //! | oneshot | Starting | deadline | Failed | KillCgroup, Announce(StartTimeout) | a oneshot not done within start_timeout |
 //! | start limit | Starting | deadline | Failed | KillCgroup, Announce(StartLimit) | start limit hit |

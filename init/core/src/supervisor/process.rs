@@ -247,6 +247,10 @@ impl Supervisor {
 
     /// Backoff: `restart_delay`, doubling for each failure in a row, capped
     /// at `restart_delay_max`; a run longer than the cap resets the streak.
+    /// With no delay, the first restart of a streak is due now: the unit
+    /// waits again and this step's settling spawns it (no timer turn of
+    /// pid1's loop). Later ones in a row still go through Backoff, so a
+    /// unit that dies at once cannot keep pid1 in one wake-up for ever.
     fn schedule_restart(&mut self, now: Millis, unit: u16) -> Option<Millis> {
         let s = self.units.get_mut(usize::from(unit))?;
         let up = now.saturating_sub(s.rt.spawned_at);
@@ -254,9 +258,16 @@ impl Supervisor {
             s.rt.streak = 0;
         }
         let delay = backoff_delay(s.def.restart_delay, s.def.restart_delay_max, s.rt.streak);
+        let now_due = delay == 0 && s.rt.streak == 0;
         s.rt.streak = s.rt.streak.saturating_add(1);
-        s.rt.phase = Phase::Backoff;
-        s.rt.deadline = Some(now.saturating_add(delay));
+        if now_due {
+            s.rt.phase = Phase::Waiting;
+            s.rt.restarts = s.rt.restarts.saturating_add(1);
+            s.rt.deadline = None;
+        } else {
+            s.rt.phase = Phase::Backoff;
+            s.rt.deadline = Some(now.saturating_add(delay));
+        }
         Some(delay)
     }
 }

@@ -21,6 +21,8 @@ enum Ctx {
     NoRestart,
     /// A service with `start_limit = 1/1m`: its next failure hits it.
     Limit(LimitAction),
+    /// A service with `restart_delay = 0ms`.
+    NoDelay,
 }
 
 /// Where `u` is: its phase, refined where the phase alone does not say
@@ -180,6 +182,7 @@ const TABLE: &[Row] = &[
     row(Ctx::Oneshot, &[Sit::Spawning], &[Spawned], Sit::Starting, &[], "runs until it exits"),
     row(SVC, &[Sit::Spawning], &[SpawnError], Sit::Backoff, &[A(SpawnFailedRestart)], "a failed start"),
     row(Ctx::NoRestart, &[Sit::Spawning], &[SpawnError], Sit::Failed, &[A(SpawnFailed)], ""),
+    row(Ctx::NoDelay, &[Sit::Spawning], &[SpawnError], Sit::Spawning, &[A(SpawnFailedRestart), Spawn], "restart_delay = 0: the first retry in a row at once"),
     row(Ctx::Limit(LimitAction::None), &[Sit::Spawning], &[SpawnError], Sit::Failed, &[A(StartLimit)], "start limit hit"),
     row(SVC, &[Sit::Spawning], &[Shutdown, Stop], Sit::Stopped, &[A(Stopped)], "a shutdown begun by another unit's start limit"),
     row(SVC, &[Sit::Spawning], &[ReloadRemoved], Sit::Gone, &[A(Stopped)], "pid1 kills the child of its exec handshake"),
@@ -197,6 +200,8 @@ const TABLE: &[Row] = &[
     row(SVC, &[Sit::Starting, Sit::Running], &[Spawned], Sit::Starting, &[], "cannot happen (takes the new pid)"),
     row(SVC, &[Sit::Starting, Sit::Running], &[SpawnError], Sit::Backoff, &[A(SpawnFailedRestart)], "cannot happen (forgets the pid)"),
     row(SVC, &[Sit::Starting], &[Deadline], Sit::Backoff, &[Kill, A(TimeoutRestart)], "not ready within start_timeout: a failed start"),
+    row(Ctx::NoDelay, &[Sit::Starting, Sit::Running], &[ExitOk, ExitFail], Sit::Spawning, &[Kill, A(DiedRestart), Spawn], "the first restart in a row is spawned by the same step (later ones in a row: Backoff)"),
+    row(Ctx::NoDelay, &[Sit::Starting], &[Deadline], Sit::Spawning, &[Kill, A(TimeoutRestart), Spawn], ""),
     row(Ctx::NoRestart, &[Sit::Starting], &[Deadline], Sit::Failed, &[Kill, A(Timeout)], ""),
     row(Ctx::Oneshot, &[Sit::Starting], &[Deadline], Sit::Failed, &[Kill, A(Timeout)], "a oneshot not done within start_timeout"),
     row(Ctx::Limit(LimitAction::None), &[Sit::Starting], &[Deadline], Sit::Failed, &[Kill, A(StartLimit)], "start limit hit"),
@@ -278,6 +283,7 @@ fn unit_u(ctx: Ctx) -> UnitDef {
             u.restart = crate::unit::Restart::Never;
         }
         Ctx::NoRestart => u.restart = crate::unit::Restart::Never,
+        Ctx::NoDelay => u.restart_delay = 0,
         Ctx::Limit(action) => {
             u.start_limit = Some(StartLimit {
                 count: 1,
@@ -626,6 +632,7 @@ fn ctx_text(c: Ctx) -> &'static str {
         Ctx::Started => "ready=started",
         Ctx::Oneshot => "oneshot",
         Ctx::NoRestart => "restart=never",
+        Ctx::NoDelay => "restart_delay=0",
         Ctx::Limit(LimitAction::None) => "start limit",
         Ctx::Limit(LimitAction::Reboot) => "start limit, reboot",
         Ctx::Limit(LimitAction::Poweroff) => "start limit, poweroff",

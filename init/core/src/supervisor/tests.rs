@@ -216,6 +216,36 @@ fn crash_loop_backs_off_doubling_and_capped() {
 }
 
 #[test]
+fn zero_restart_delay_respawns_in_the_same_step_once_per_streak() {
+    let mut d = def("quick");
+    d.restart_delay = 0;
+    d.restart_delay_max = 1000;
+    let mut r = Rig::new(vec![d]);
+    r.ev(Event::Boot);
+    let first = r.pid("quick");
+    // The first death of a streak: spawned by the exit's own step, with
+    // no timer to wait for.
+    let a = r.exit("quick", Exit::Signal(9));
+    assert_eq!(r.spawned(&a), ["quick"]);
+    assert_ne!(r.pid("quick"), first);
+    assert_eq!(r.state("quick"), State::Running);
+    assert_eq!(r.sup.slot(r.idx("quick")).unwrap().rt.restarts, 1);
+    assert_eq!(r.sup.next_deadline(), None);
+    // Dying again at once is a crash loop: the restart waits for a Tick
+    // (a turn of pid1's loop), still with no delay.
+    let a = r.exit("quick", Exit::Code(1));
+    assert!(r.spawned(&a).is_empty());
+    assert_eq!(r.sup.next_deadline(), Some(r.now));
+    let a = r.at(r.now);
+    assert_eq!(r.spawned(&a), ["quick"]);
+    assert_eq!(r.sup.slot(r.idx("quick")).unwrap().rt.restarts, 2);
+    // Up longer than restart_delay_max: a new streak, at once again.
+    r.now += 1001;
+    let a = r.exit("quick", Exit::Signal(9));
+    assert_eq!(r.spawned(&a), ["quick"]);
+}
+
+#[test]
 fn backoff_delay_saturates() {
     assert_eq!(backoff_delay(100, 30_000, 0), 100);
     assert_eq!(backoff_delay(100, 30_000, 3), 800);
