@@ -1,19 +1,58 @@
-//! PID 1 of a unit's PID namespace: wren itself, forked from PID 1 (so it
-//! shares PID 1's pages and costs a few of its own), never exec'd. It
-//! reaps every zombie of the namespace, forwards the signals PID 1 sends
-//! (the stop signal among them) to the service's process group, and when
-//! the service ends, reports exactly how through a pipe and exits, which
-//! makes the kernel kill whatever is left in the namespace.
+//! PID 1 of a unit's PID namespace. Forked from PID 1, it sets the
+//! namespaces up and forks the service (`spawn::reaper_child`), then
+//! execs wren itself as `wren-reaper SERVICE REPORT_FD` through an fd to
+//! PID 1's own executable opened at boot (`open_exe`): a fork that goes on
+//! running would keep a private copy of every page PID 1 writes after
+//! (about 24 KiB each, the bulk of the supervision tree's Pss), whereas an
+//! exec'd reaper shares the binary's text and owns a few pages of its own.
+//! The exec comes after the service's fork, so it does not delay a start.
+//! Reached through the fd, it works whatever `root`, overlay, read-only
+//! mounts or user namespace the unit has; should the exec fail, the fork
+//! simply goes on as the reaper.
 //!
-//! Signals stay blocked as inherited from PID 1 and are taken with
-//! sigwait: a namespace's init gets signals from its parent namespace only
-//! through a handler or while they are blocked, and blocked is simpler.
+//! It reaps every zombie of the namespace, forwards the signals PID 1
+//! sends (the stop signal among them) to the service's process group, and
+//! when the service ends, reports exactly how through a pipe and exits,
+//! which makes the kernel kill whatever is left in the namespace.
+//!
+//! Signals stay blocked as inherited from PID 1 (across the exec too, and
+//! those pending stay pending) and are taken with sigwait: a namespace's
+//! init gets signals from its parent namespace only through a handler or
+//! while they are blocked, and blocked is simpler.
+//!
+//! The entry (`serve_if_reaper`, called first by `main`) is taken only by
+//! a namespace's PID 1 whose argv is exactly this one and whose named
+//! service is its own child: never by a command a user runs, nor by the
+//! real PID 1 (which has no child when it starts).
 
 use crate::vocab::Exit;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
-use rustix::fd::BorrowedFd;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::process::WaitOptions;
+use std::sync::OnceLock;
+
+/// argv[0] of an exec'd reaper.
+const ARG0: &str = "wren-reaper";
+
+/// PID 1's own executable, opened at boot (O_PATH): what a reaper execs.
+static EXE: OnceLock<OwnedFd> = OnceLock::new();
+
+/// Open PID 1's own executable for the reapers to exec (after /proc is
+/// mounted). Without it, reapers stay forks of PID 1.
+pub fn open_exe() {
+    use rustix::fs::{Mode, OFlags};
+    match rustix::fs::open(
+        "/proc/self/exe",
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => {
+            let _ = EXE.set(fd);
+        }
+        Err(e) => log::warn!("/proc/self/exe: {e}; namespace reapers stay forks of PID 1"),
+    }
+}
 
 /// Bytes of an exit report: kind (0 code, 1 signal) and an i32.
 pub const REPORT_LEN: usize = 5;
@@ -49,13 +88,80 @@ fn ended(st: rustix::process::WaitStatus) -> Option<Exit> {
 
 /// Supervise `service` until it ends; never returns.
 ///
-/// Forked from PID 1 without exec, it holds a copy of every fd PID 1 had
-/// (the control listener and clients, other units' pipes, epoll,
-/// signalfd): all are closed but stdio and `report`, so that it keeps none
-/// of them alive and nothing in the namespace can reach them through it.
-/// It opens no fd after, and never returns or drops what it inherited.
+/// Forked from PID 1, it holds a copy of every fd PID 1 had (the control
+/// listener and clients, other units' pipes, epoll, signalfd): all are
+/// closed but stdio, `report` and PID 1's executable, so that it keeps
+/// none of them alive and nothing in the namespace can reach them through
+/// it. Then it execs the reaper entry (which loses the executable's fd, a
+/// CLOEXEC one), or, if that fails, serves here. It opens no fd after, and
+/// never returns or drops what it inherited.
 pub fn run(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
-    crate::sys::fd::close_all_but(report);
+    // PID 1 gives every PID namespace a report pipe; without one (tests)
+    // or without the executable, the fork serves.
+    match (report, EXE.get()) {
+        (Some(r), Some(exe)) => {
+            crate::sys::fd::close_all_but(&[r, exe.as_fd()]);
+            exec(service, r, exe.as_fd());
+        }
+        _ => crate::sys::fd::close_all_but(report.as_slice()),
+    }
+    serve(service, report)
+}
+
+/// Exec the reaper entry as `wren-reaper SERVICE REPORT_FD`, with no
+/// environment; returns only if that failed.
+fn exec(service: u32, report: BorrowedFd<'_>, exe: BorrowedFd<'_>) {
+    use rustix::fd::AsRawFd;
+    // The report pipe must outlive the exec.
+    if rustix::io::fcntl_setfd(report, rustix::io::FdFlags::empty()).is_err() {
+        return;
+    }
+    let svc: heapless::String<12> = crate::proto::formatted(format_args!("{service}"));
+    let fd: heapless::String<12> = crate::proto::formatted(format_args!("{}", report.as_raw_fd()));
+    let mut argv: crate::sys::exec::CStrings<48, 4> = crate::sys::exec::CStrings::new();
+    let env: crate::sys::exec::CStrings<1, 1> = crate::sys::exec::CStrings::new();
+    if [ARG0, &svc, &fd].iter().all(|a| argv.push(&[a]).is_some()) {
+        let _ = crate::sys::exec::execveat_fd(exe, &argv, &env);
+    }
+}
+
+/// The exec'd reaper's entry, called first by `main`: when this process is
+/// a namespace's reaper exec'd by `run`, serve and never return; else
+/// return at once.
+pub fn serve_if_reaper() {
+    if !rustix::process::getpid().is_init() {
+        return;
+    }
+    let mut args = std::env::args_os();
+    if args.len() != 3 || args.next().as_deref() != Some(std::ffi::OsStr::new(ARG0)) {
+        return;
+    }
+    let number =
+        |a: Option<std::ffi::OsString>| i32::try_from(a?.to_str()?.parse::<u32>().ok()?).ok();
+    let (Some(service), Some(fd)) = (number(args.next()), number(args.next())) else {
+        return;
+    };
+    // The real PID 1 has no child when it starts: only a reaper passes.
+    let child = rustix::process::Pid::from_raw(service).is_some_and(|p| {
+        rustix::process::waitid(
+            rustix::process::WaitId::Pid(p),
+            rustix::process::WaitIdOptions::EXITED
+                | rustix::process::WaitIdOptions::NOHANG
+                | rustix::process::WaitIdOptions::NOWAIT,
+        )
+        .is_ok()
+    });
+    let Some(report) = child.then(|| crate::sys::handover::take_fd(fd)).flatten() else {
+        return;
+    };
+    drop(args);
+    // Nothing but stdio and the report pipe, whatever the exec kept.
+    crate::sys::fd::close_all_but(&[report.as_fd()]);
+    serve(service.unsigned_abs(), Some(report.as_fd()))
+}
+
+/// The reaper's loop: forward signals, reap, report the service's end.
+fn serve(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
     let all = SigSet::all();
     // A pid fits an i32 (the kernel's pid_max is at most 2^22).
     let raw = i32::try_from(service).unwrap_or(i32::MAX);

@@ -92,18 +92,59 @@ pub fn execve<const AB: usize, const AP: usize, const EB: usize, const EP: usize
     argv: &CStrings<AB, AP>,
     envp: &CStrings<EB, EP>,
 ) -> Errno {
+    exec(None, argv, envp)
+}
+
+/// execveat(2) of the file `exe` is open on (AT_EMPTY_PATH), with `argv`
+/// and `envp`: runs that very file whatever the caller's root or mount
+/// namespace now shows at its path. Returns only on failure.
+pub fn execveat_fd<const AB: usize, const AP: usize, const EB: usize, const EP: usize>(
+    exe: rustix::fd::BorrowedFd<'_>,
+    argv: &CStrings<AB, AP>,
+    envp: &CStrings<EB, EP>,
+) -> Errno {
+    exec(Some(exe), argv, envp)
+}
+
+/// `execveat_fd` with `exe`, else `execve` of `argv`'s first string.
+fn exec<const AB: usize, const AP: usize, const EB: usize, const EP: usize>(
+    exe: Option<rustix::fd::BorrowedFd<'_>>,
+    argv: &CStrings<AB, AP>,
+    envp: &CStrings<EB, EP>,
+) -> Errno {
+    use rustix::fd::AsRawFd;
     if argv.is_empty() {
         return Errno::INVAL;
     }
     let args = argv.pointers();
     let env = envp.pointers();
-    let path = args.first().copied().unwrap_or(core::ptr::null());
-    // SAFETY: every pointer of `args` and `env` points into the bytes of
-    // `argv` or `envp`, borrowed for this call, at a string `push` ended
-    // with a NUL; both arrays end with a null pointer, as `push` keeps the
-    // last slot free; `path` is the first of `args`, non-null as `argv` is
-    // not empty. execve reads them and returns only on failure.
-    unsafe { libc::execve(path, args.as_ptr(), env.as_ptr()) };
+    match exe {
+        None => {
+            let path = args.first().copied().unwrap_or(core::ptr::null());
+            // SAFETY: every pointer of `args` and `env` points into the bytes
+            // of `argv` or `envp`, borrowed for this call, at a string `push`
+            // ended with a NUL; both arrays end with a null pointer, as `push`
+            // keeps the last slot free; `path` is the first of `args`,
+            // non-null as `argv` is not empty. execve reads them and returns
+            // only on failure.
+            unsafe { libc::execve(path, args.as_ptr(), env.as_ptr()) };
+        }
+        Some(fd) => {
+            // SAFETY: `fd` is an open fd borrowed for the call; the path is a
+            // static empty C string; `args` and `env` are as for execve
+            // above. The kernel only reads them; it returns only on failure.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_execveat,
+                    libc::c_long::from(fd.as_raw_fd()),
+                    c"".as_ptr(),
+                    args.as_ptr(),
+                    env.as_ptr(),
+                    libc::c_long::from(libc::AT_EMPTY_PATH),
+                )
+            };
+        }
+    }
     super::clone::last_errno()
 }
 
