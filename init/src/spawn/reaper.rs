@@ -1,14 +1,15 @@
 //! PID 1 of a unit's PID namespace. Forked from PID 1, it sets the
 //! namespaces up and forks the service (`spawn::reaper_child`), then
-//! execs wren itself as `wren-reaper SERVICE REPORT_FD` through an fd to
-//! PID 1's own executable opened at boot (`open_exe`): a fork that goes on
-//! running would keep a private copy of every page PID 1 writes after
-//! (about 24 KiB each, the bulk of the supervision tree's Pss), whereas an
-//! exec'd reaper shares the binary's text and owns a few pages of its own.
-//! The exec comes after the service's fork, so it does not delay a start.
-//! Reached through the fd, it works whatever `root`, overlay, read-only
-//! mounts or user namespace the unit has; should the exec fail, the fork
-//! simply goes on as the reaper.
+//! execs wren itself as `wren-reaper`, its state in the environment
+//! (`WREN_REAPER=SERVICE,REPORT_FD,NICE+20`), through an fd to PID 1's own
+//! executable opened at boot (`open_exe`). A fork that goes on running
+//! keeps private copies of PID 1's pages (about 20 KiB each, the bulk of
+//! the supervision tree's Pss); the exec'd reaper shares the binary's
+//! text and owns its stack, a data and a bss page. The exec comes after
+//! the service's fork, at nice 19, so that it does not delay a start on
+//! one CPU. Reached through the fd, it works whatever `root`, overlay,
+//! read-only mounts or user namespace the unit has; should the exec fail,
+//! the fork simply goes on as the reaper.
 //!
 //! It reaps every zombie of the namespace, forwards the signals PID 1
 //! sends (the stop signal among them) to the service's process group, and
@@ -21,7 +22,7 @@
 //! while they are blocked, and blocked is simpler.
 //!
 //! The entry (`serve_if_reaper`, called first by `main`) is taken only by
-//! a namespace's PID 1 whose argv is exactly this one and whose named
+//! a namespace's PID 1 whose `WREN_REAPER` is well-formed and whose named
 //! service is its own child: never by a command a user runs, nor by the
 //! real PID 1 (which has no child when it starts).
 
@@ -32,8 +33,12 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::process::WaitOptions;
 use std::sync::OnceLock;
 
-/// argv[0] of an exec'd reaper.
+/// argv[0] of an exec'd reaper (what `ps` shows).
 const ARG0: &str = "wren-reaper";
+/// Its one environment variable, `SERVICE,REPORT_FD,NICE+20`: read with
+/// getenv, in place, where argv would be copied to the heap by std.
+const ENV: &str = "WREN_REAPER";
+const ENV_C: &core::ffi::CStr = c"WREN_REAPER";
 
 /// PID 1's own executable, opened at boot (O_PATH): what a reaper execs.
 static EXE: OnceLock<OwnedFd> = OnceLock::new();
@@ -108,7 +113,7 @@ pub fn run(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
     serve(service, report)
 }
 
-/// Exec the reaper entry as `wren-reaper SERVICE REPORT_FD`, with no
+/// Exec the reaper entry as `wren-reaper` with `WREN_REAPER` alone in its
 /// environment; returns only if that failed.
 fn exec(service: u32, report: BorrowedFd<'_>, exe: BorrowedFd<'_>) {
     use rustix::fd::AsRawFd;
@@ -116,13 +121,26 @@ fn exec(service: u32, report: BorrowedFd<'_>, exe: BorrowedFd<'_>) {
     if rustix::io::fcntl_setfd(report, rustix::io::FdFlags::empty()).is_err() {
         return;
     }
-    let svc: heapless::String<12> = crate::proto::formatted(format_args!("{service}"));
-    let fd: heapless::String<12> = crate::proto::formatted(format_args!("{}", report.as_raw_fd()));
-    let mut argv: crate::sys::exec::CStrings<48, 4> = crate::sys::exec::CStrings::new();
-    let env: crate::sys::exec::CStrings<1, 1> = crate::sys::exec::CStrings::new();
-    if [ARG0, &svc, &fd].iter().all(|a| argv.push(&[a]).is_some()) {
+    // The exec competes for the CPU with the service's own (one vCPU on
+    // small boards): at nice 19, and after yielding the CPU it holds since
+    // the fork, it runs when the service, PID 1 and the other units'
+    // starts leave the CPU free. The entry sets the nice value back.
+    let Ok(nice) = rustix::process::getpriority_process(None) else {
+        return;
+    };
+    let _ = rustix::process::setpriority_process(None, 19);
+    rustix::thread::sched_yield();
+    let state: heapless::String<48> = crate::proto::formatted(format_args!(
+        "{ENV}={service},{},{}",
+        report.as_raw_fd(),
+        nice.saturating_add(20)
+    ));
+    let mut argv: crate::sys::exec::CStrings<16, 2> = crate::sys::exec::CStrings::new();
+    let mut env: crate::sys::exec::CStrings<64, 2> = crate::sys::exec::CStrings::new();
+    if argv.push(&[ARG0]).is_some() && env.push(&[&state]).is_some() {
         let _ = crate::sys::exec::execveat_fd(exe, &argv, &env);
     }
+    let _ = rustix::process::setpriority_process(None, nice);
 }
 
 /// The exec'd reaper's entry, called first by `main`: when this process is
@@ -132,13 +150,14 @@ pub fn serve_if_reaper() {
     if !rustix::process::getpid().is_init() {
         return;
     }
-    let mut args = std::env::args_os();
-    if args.len() != 3 || args.next().as_deref() != Some(std::ffi::OsStr::new(ARG0)) {
+    // Read in place: an allocation would cost the reaper a heap page.
+    let Some(state) = crate::sys::exec::env_var(ENV_C).and_then(|v| v.to_str().ok()) else {
         return;
-    }
-    let number =
-        |a: Option<std::ffi::OsString>| i32::try_from(a?.to_str()?.parse::<u32>().ok()?).ok();
-    let (Some(service), Some(fd)) = (number(args.next()), number(args.next())) else {
+    };
+    let mut fields = state.split(',');
+    let mut number = || i32::try_from(fields.next()?.parse::<u32>().ok()?).ok();
+    let (Some(service), Some(fd), Some(nice), None) = (number(), number(), number(), fields.next())
+    else {
         return;
     };
     // The real PID 1 has no child when it starts: only a reaper passes.
@@ -154,7 +173,9 @@ pub fn serve_if_reaper() {
     let Some(report) = child.then(|| crate::sys::handover::take_fd(fd)).flatten() else {
         return;
     };
-    drop(args);
+    // Back to PID 1's nice value (passed + 20, so not negative). Inside a
+    // user namespace the kernel may refuse: it then reaps at nice 19.
+    let _ = rustix::process::setpriority_process(None, nice - 20);
     // Nothing but stdio and the report pipe, whatever the exec kept.
     crate::sys::fd::close_all_but(&[report.as_fd()]);
     serve(service.unsigned_abs(), Some(report.as_fd()))

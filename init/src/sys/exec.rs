@@ -164,6 +164,22 @@ pub fn execv<const B: usize, const P: usize>(argv: &CStrings<B, P>) -> Errno {
     super::clone::last_errno()
 }
 
+/// The value of `name` in this process's environment, read in place
+/// (no allocation, unlike `std::env::var_os`).
+pub fn env_var(name: &CStr) -> Option<&'static CStr> {
+    // SAFETY: `name` is a NUL-terminated string borrowed for the call;
+    // getenv only reads libc's `environ`.
+    let p = unsafe { libc::getenv(name.as_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null result points at a NUL-terminated string of the
+    // environment block the kernel put on the stack at exec, which lives as
+    // long as the process; wren never calls setenv or putenv, so nothing
+    // moves or frees it.
+    Some(unsafe { CStr::from_ptr(p) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
