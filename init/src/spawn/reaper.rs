@@ -29,9 +29,8 @@
 use crate::vocab::Exit;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fd::{AsFd, BorrowedFd};
 use rustix::process::WaitOptions;
-use std::sync::OnceLock;
 
 /// argv[0] of an exec'd reaper (what `ps` shows).
 const ARG0: &str = "wren-reaper";
@@ -41,7 +40,7 @@ const ENV: &str = "WREN_REAPER";
 const ENV_C: &core::ffi::CStr = c"WREN_REAPER";
 
 /// PID 1's own executable, opened at boot (O_PATH): what a reaper execs.
-static EXE: OnceLock<OwnedFd> = OnceLock::new();
+static EXE: crate::sys::fd::FdSlot = crate::sys::fd::FdSlot::new();
 
 /// Open PID 1's own executable for the reapers to exec (after /proc is
 /// mounted). Without it, reapers stay forks of PID 1.
@@ -53,7 +52,7 @@ pub fn open_exe() {
         Mode::empty(),
     ) {
         Ok(fd) => {
-            let _ = EXE.set(fd);
+            EXE.fill(fd);
         }
         Err(e) => log::warn!("/proc/self/exe: {e}; namespace reapers stay forks of PID 1"),
     }
@@ -103,10 +102,10 @@ fn ended(st: rustix::process::WaitStatus) -> Option<Exit> {
 pub fn run(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
     // PID 1 gives every PID namespace a report pipe; without one (tests)
     // or without the executable, the fork serves.
-    match (report, EXE.get()) {
+    match (report, EXE.get().fd()) {
         (Some(r), Some(exe)) => {
-            crate::sys::fd::close_all_but(&[r, exe.as_fd()]);
-            exec(service, r, exe.as_fd());
+            crate::sys::fd::close_all_but(&[r, exe]);
+            exec(service, r, exe);
         }
         _ => crate::sys::fd::close_all_but(report.as_slice()),
     }
