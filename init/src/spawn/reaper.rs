@@ -100,15 +100,14 @@ fn ended(st: rustix::process::WaitStatus) -> Option<Exit> {
 /// CLOEXEC one), or, if that fails, serves here. It opens no fd after, and
 /// never returns or drops what it inherited.
 pub fn run(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
-    // PID 1 gives every PID namespace a report pipe; without one (tests)
-    // or without the executable, the fork serves.
-    match (report, EXE.get().fd()) {
-        (Some(r), Some(exe)) => {
-            crate::sys::fd::close_all_but(&[r, exe]);
-            exec(service, r, exe);
-        }
-        _ => crate::sys::fd::close_all_but(report.as_slice()),
+    if let (Some(r), Some(exe)) = (report, EXE.get().fd()) {
+        crate::sys::fd::close_all_but(&[r, exe]);
+        exec(service, r, exe);
     }
+    // PID 1 gives every PID namespace a report pipe; without one (tests),
+    // without the executable or if the exec failed, the fork serves,
+    // holding nothing of PID 1's.
+    crate::sys::fd::close_all_but(report.as_slice());
     serve(service, report)
 }
 
