@@ -1,4 +1,5 @@
-//! Multi-call entry: PID 1 is the init, `initctl` (or `wren CMD`) the client.
+//! Multi-call entry: PID 1 is the init, `initctl` (or `wren CMD`) the client;
+//! a PID namespace's reaper comes back here after its exec.
 
 use std::process::ExitCode;
 
@@ -6,6 +7,9 @@ use std::process::ExitCode;
 static ALLOC: wren::sys::alloc::Counting = wren::sys::alloc::Counting;
 
 fn main() -> ExitCode {
+    // A PID namespace's reaper, exec'd by its fork of PID 1 (see
+    // `spawn::reaper`); returns at once for anything else.
+    wren::spawn::reaper::serve_if_reaper();
     if rustix::process::getpid().is_init() {
         // Never returns: PID 1 must not exit.
         wren::pid1::run();

@@ -331,6 +331,7 @@ fn begin() -> Box<Pid1> {
     let started_at = now();
     let handover = reexec::handover_fd();
     let (opts, mask, cg) = boot::early();
+    crate::spawn::reaper::open_exe();
     // Step 6: units.
     let mut p = Box::new(Pid1 {
         sup: Supervisor::new(),

@@ -1,19 +1,62 @@
-//! PID 1 of a unit's PID namespace: wren itself, forked from PID 1 (so it
-//! shares PID 1's pages and costs a few of its own), never exec'd. It
-//! reaps every zombie of the namespace, forwards the signals PID 1 sends
-//! (the stop signal among them) to the service's process group, and when
-//! the service ends, reports exactly how through a pipe and exits, which
-//! makes the kernel kill whatever is left in the namespace.
+//! PID 1 of a unit's PID namespace. Forked from PID 1, it sets the
+//! namespaces up and forks the service (`spawn::reaper_child`), then
+//! execs wren itself as `wren-reaper`, its state in the environment
+//! (`WREN_REAPER=SERVICE,REPORT_FD,NICE+20`), through an fd to PID 1's own
+//! executable opened at boot (`open_exe`). A fork that goes on running
+//! keeps private copies of PID 1's pages (about 20 KiB each, the bulk of
+//! the supervision tree's Pss); the exec'd reaper shares the binary's
+//! text and owns its stack, a data and a bss page. The exec comes after
+//! the service's fork, at nice 19, so that it does not delay a start on
+//! one CPU. Reached through the fd, it works whatever `root`, overlay,
+//! read-only mounts or user namespace the unit has; should the exec fail,
+//! the fork simply goes on as the reaper.
 //!
-//! Signals stay blocked as inherited from PID 1 and are taken with
-//! sigwait: a namespace's init gets signals from its parent namespace only
-//! through a handler or while they are blocked, and blocked is simpler.
+//! It reaps every zombie of the namespace, forwards the signals PID 1
+//! sends (the stop signal among them) to the service's process group, and
+//! when the service ends, reports exactly how through a pipe and exits,
+//! which makes the kernel kill whatever is left in the namespace.
+//!
+//! Signals stay blocked as inherited from PID 1 (across the exec too, and
+//! those pending stay pending) and are taken with sigwait: a namespace's
+//! init gets signals from its parent namespace only through a handler or
+//! while they are blocked, and blocked is simpler.
+//!
+//! The entry (`serve_if_reaper`, called first by `main`) is taken only by
+//! a namespace's PID 1 whose `WREN_REAPER` is well-formed and whose named
+//! service is its own child: never by a command a user runs, nor by the
+//! real PID 1 (which has no child when it starts).
 
 use crate::vocab::Exit;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
-use rustix::fd::BorrowedFd;
+use rustix::fd::{AsFd, BorrowedFd};
 use rustix::process::WaitOptions;
+
+/// argv[0] of an exec'd reaper (what `ps` shows).
+const ARG0: &str = "wren-reaper";
+/// Its one environment variable, `SERVICE,REPORT_FD,NICE+20`: read with
+/// getenv, in place, where argv would be copied to the heap by std.
+const ENV: &str = "WREN_REAPER";
+const ENV_C: &core::ffi::CStr = c"WREN_REAPER";
+
+/// PID 1's own executable, opened at boot (O_PATH): what a reaper execs.
+static EXE: crate::sys::fd::FdSlot = crate::sys::fd::FdSlot::new();
+
+/// Open PID 1's own executable for the reapers to exec (after /proc is
+/// mounted). Without it, reapers stay forks of PID 1.
+pub fn open_exe() {
+    use rustix::fs::{Mode, OFlags};
+    match rustix::fs::open(
+        "/proc/self/exe",
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => {
+            EXE.fill(fd);
+        }
+        Err(e) => log::warn!("/proc/self/exe: {e}; namespace reapers stay forks of PID 1"),
+    }
+}
 
 /// Bytes of an exit report: kind (0 code, 1 signal) and an i32.
 pub const REPORT_LEN: usize = 5;
@@ -49,13 +92,95 @@ fn ended(st: rustix::process::WaitStatus) -> Option<Exit> {
 
 /// Supervise `service` until it ends; never returns.
 ///
-/// Forked from PID 1 without exec, it holds a copy of every fd PID 1 had
-/// (the control listener and clients, other units' pipes, epoll,
-/// signalfd): all are closed but stdio and `report`, so that it keeps none
-/// of them alive and nothing in the namespace can reach them through it.
-/// It opens no fd after, and never returns or drops what it inherited.
+/// Forked from PID 1, it holds a copy of every fd PID 1 had (the control
+/// listener and clients, other units' pipes, epoll, signalfd): all are
+/// closed but stdio, `report` and PID 1's executable, so that it keeps
+/// none of them alive and nothing in the namespace can reach them through
+/// it. Then it execs the reaper entry (which loses the executable's fd, a
+/// CLOEXEC one), or, if that fails, serves here. It opens no fd after, and
+/// never returns or drops what it inherited.
 pub fn run(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
-    crate::sys::fd::close_all_but(report);
+    if let (Some(r), Some(exe)) = (report, EXE.get().fd()) {
+        crate::sys::fd::close_all_but(&[r, exe]);
+        exec(service, r, exe);
+    }
+    // PID 1 gives every PID namespace a report pipe; without one (tests),
+    // without the executable or if the exec failed, the fork serves,
+    // holding nothing of PID 1's.
+    crate::sys::fd::close_all_but(report.as_slice());
+    serve(service, report)
+}
+
+/// Exec the reaper entry as `wren-reaper` with `WREN_REAPER` alone in its
+/// environment; returns only if that failed.
+fn exec(service: u32, report: BorrowedFd<'_>, exe: BorrowedFd<'_>) {
+    use rustix::fd::AsRawFd;
+    // The report pipe must outlive the exec.
+    if rustix::io::fcntl_setfd(report, rustix::io::FdFlags::empty()).is_err() {
+        return;
+    }
+    // The exec competes for the CPU with the service's own (one vCPU on
+    // small boards): at nice 19, and after yielding the CPU it holds since
+    // the fork, it runs when the service, PID 1 and the other units'
+    // starts leave the CPU free. The entry sets the nice value back.
+    let Ok(nice) = rustix::process::getpriority_process(None) else {
+        return;
+    };
+    let _ = rustix::process::setpriority_process(None, 19);
+    rustix::thread::sched_yield();
+    let state: heapless::String<48> = crate::proto::formatted(format_args!(
+        "{ENV}={service},{},{}",
+        report.as_raw_fd(),
+        nice.saturating_add(20)
+    ));
+    let mut argv: crate::sys::exec::CStrings<16, 2> = crate::sys::exec::CStrings::new();
+    let mut env: crate::sys::exec::CStrings<64, 2> = crate::sys::exec::CStrings::new();
+    if argv.push(&[ARG0]).is_some() && env.push(&[&state]).is_some() {
+        let _ = crate::sys::exec::execveat_fd(exe, &argv, &env);
+    }
+    let _ = rustix::process::setpriority_process(None, nice);
+}
+
+/// The exec'd reaper's entry, called first by `main`: when this process is
+/// a namespace's reaper exec'd by `run`, serve and never return; else
+/// return at once.
+pub fn serve_if_reaper() {
+    if !rustix::process::getpid().is_init() {
+        return;
+    }
+    // Read in place: an allocation would cost the reaper a heap page.
+    let Some(state) = crate::sys::exec::env_var(ENV_C).and_then(|v| v.to_str().ok()) else {
+        return;
+    };
+    let mut fields = state.split(',');
+    let mut number = || i32::try_from(fields.next()?.parse::<u32>().ok()?).ok();
+    let (Some(service), Some(fd), Some(nice), None) = (number(), number(), number(), fields.next())
+    else {
+        return;
+    };
+    // The real PID 1 has no child when it starts: only a reaper passes.
+    let child = rustix::process::Pid::from_raw(service).is_some_and(|p| {
+        rustix::process::waitid(
+            rustix::process::WaitId::Pid(p),
+            rustix::process::WaitIdOptions::EXITED
+                | rustix::process::WaitIdOptions::NOHANG
+                | rustix::process::WaitIdOptions::NOWAIT,
+        )
+        .is_ok()
+    });
+    let Some(report) = child.then(|| crate::sys::handover::take_fd(fd)).flatten() else {
+        return;
+    };
+    // Back to PID 1's nice value (passed + 20, so not negative). Inside a
+    // user namespace the kernel may refuse: it then reaps at nice 19.
+    let _ = rustix::process::setpriority_process(None, nice - 20);
+    // Nothing but stdio and the report pipe, whatever the exec kept.
+    crate::sys::fd::close_all_but(&[report.as_fd()]);
+    serve(service.unsigned_abs(), Some(report.as_fd()))
+}
+
+/// The reaper's loop: forward signals, reap, report the service's end.
+fn serve(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
     let all = SigSet::all();
     // A pid fits an i32 (the kernel's pid_max is at most 2^22).
     let raw = i32::try_from(service).unwrap_or(i32::MAX);

@@ -92,18 +92,59 @@ pub fn execve<const AB: usize, const AP: usize, const EB: usize, const EP: usize
     argv: &CStrings<AB, AP>,
     envp: &CStrings<EB, EP>,
 ) -> Errno {
+    exec(None, argv, envp)
+}
+
+/// execveat(2) of the file `exe` is open on (AT_EMPTY_PATH), with `argv`
+/// and `envp`: runs that very file whatever the caller's root or mount
+/// namespace now shows at its path. Returns only on failure.
+pub fn execveat_fd<const AB: usize, const AP: usize, const EB: usize, const EP: usize>(
+    exe: rustix::fd::BorrowedFd<'_>,
+    argv: &CStrings<AB, AP>,
+    envp: &CStrings<EB, EP>,
+) -> Errno {
+    exec(Some(exe), argv, envp)
+}
+
+/// `execveat_fd` with `exe`, else `execve` of `argv`'s first string.
+fn exec<const AB: usize, const AP: usize, const EB: usize, const EP: usize>(
+    exe: Option<rustix::fd::BorrowedFd<'_>>,
+    argv: &CStrings<AB, AP>,
+    envp: &CStrings<EB, EP>,
+) -> Errno {
+    use rustix::fd::AsRawFd;
     if argv.is_empty() {
         return Errno::INVAL;
     }
     let args = argv.pointers();
     let env = envp.pointers();
-    let path = args.first().copied().unwrap_or(core::ptr::null());
-    // SAFETY: every pointer of `args` and `env` points into the bytes of
-    // `argv` or `envp`, borrowed for this call, at a string `push` ended
-    // with a NUL; both arrays end with a null pointer, as `push` keeps the
-    // last slot free; `path` is the first of `args`, non-null as `argv` is
-    // not empty. execve reads them and returns only on failure.
-    unsafe { libc::execve(path, args.as_ptr(), env.as_ptr()) };
+    match exe {
+        None => {
+            let path = args.first().copied().unwrap_or(core::ptr::null());
+            // SAFETY: every pointer of `args` and `env` points into the bytes
+            // of `argv` or `envp`, borrowed for this call, at a string `push`
+            // ended with a NUL; both arrays end with a null pointer, as `push`
+            // keeps the last slot free; `path` is the first of `args`,
+            // non-null as `argv` is not empty. execve reads them and returns
+            // only on failure.
+            unsafe { libc::execve(path, args.as_ptr(), env.as_ptr()) };
+        }
+        Some(fd) => {
+            // SAFETY: `fd` is an open fd borrowed for the call; the path is a
+            // static empty C string; `args` and `env` are as for execve
+            // above. The kernel only reads them; it returns only on failure.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_execveat,
+                    libc::c_long::from(fd.as_raw_fd()),
+                    c"".as_ptr(),
+                    args.as_ptr(),
+                    env.as_ptr(),
+                    libc::c_long::from(libc::AT_EMPTY_PATH),
+                )
+            };
+        }
+    }
     super::clone::last_errno()
 }
 
@@ -121,6 +162,22 @@ pub fn execv<const B: usize, const P: usize>(argv: &CStrings<B, P>) -> Errno {
     // `environ` and makes no allocation (musl: one execve system call).
     unsafe { libc::execv(path, args.as_ptr()) };
     super::clone::last_errno()
+}
+
+/// The value of `name` in this process's environment, read in place
+/// (no allocation, unlike `std::env::var_os`).
+pub fn env_var(name: &CStr) -> Option<&'static CStr> {
+    // SAFETY: `name` is a NUL-terminated string borrowed for the call;
+    // getenv only reads libc's `environ`.
+    let p = unsafe { libc::getenv(name.as_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null result points at a NUL-terminated string of the
+    // environment block the kernel put on the stack at exec, which lives as
+    // long as the process; wren never calls setenv or putenv, so nothing
+    // moves or frees it.
+    Some(unsafe { CStr::from_ptr(p) })
 }
 
 #[cfg(test)]

@@ -116,24 +116,31 @@ pub fn move_for_exec(fd: BorrowedFd<'_>, target: RawFd) -> Result<(), Errno> {
     rustix::io::dup2(fd, &mut t)
 }
 
-/// Close every fd above 2 except `keep`: for a process forked from PID 1
-/// that never execs (a namespace's reaper), which must not hold PID 1's
+/// Close every fd above 2 except those of `keep`: for a process forked
+/// from PID 1 (a namespace's reaper), which must not hold PID 1's
 /// listener, clients, epoll, signalfd or other units' pipes open.
 ///
 /// Every `OwnedFd` the process inherited then names a closed number: the
 /// caller uses none of them again and drops none (the reaper ends in
-/// `_exit`), and opens nothing that could take such a number.
-pub fn close_all_but(keep: Option<BorrowedFd<'_>>) {
-    match keep
-        .map(|fd| fd.as_raw_fd())
-        .and_then(|k| u32::try_from(k).ok())
+/// `_exit` or execs), and opens nothing that could take such a number.
+pub fn close_all_but(keep: &[BorrowedFd<'_>]) {
+    let mut from = 3u32;
+    // The kept numbers in ascending order, closing the gaps between them.
+    while let Some(k) = keep
+        .iter()
+        .filter_map(|fd| u32::try_from(fd.as_raw_fd()).ok())
+        .filter(|&k| k >= from)
+        .min()
     {
-        Some(k) if k > 2 => {
-            close_range(3, k - 1);
-            close_range(k.saturating_add(1), u32::MAX);
+        if k > from {
+            close_range(from, k - 1);
         }
-        _ => close_range(3, u32::MAX),
+        match k.checked_add(1) {
+            Some(next) => from = next,
+            None => return,
+        }
     }
+    close_range(from, u32::MAX);
 }
 
 /// close_range(2) from `first` to `last`; before Linux 5.9, close(2) on

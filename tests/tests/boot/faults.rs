@@ -206,9 +206,10 @@ fn fault_waiting_clients_do_not_lock_the_operator_out() {
     survived(&mut vm, &p0, &["sh", "b", "esc"]);
 }
 
-/// PID 1 of `a`'s PID namespace (its reaper, forked from PID 1) holds
-/// stdio and its report pipe only, none of PID 1's sockets, epoll or
-/// signalfd; its report still works (a stop is seen as such).
+/// PID 1 of `a`'s PID namespace (its reaper, forked from PID 1, then
+/// exec'd as `wren-reaper`) holds stdio and its report pipe only, none of
+/// PID 1's sockets, epoll, signalfd or executable; its report still works
+/// (a stop is seen as such).
 #[test]
 fn fault_namespace_reaper_holds_only_its_report_pipe() {
     let mut vm = boot("faults");
@@ -223,6 +224,21 @@ fn fault_namespace_reaper_holds_only_its_report_pipe() {
     assert_eq!(&fds[..3], &[0, 1, 2]);
     let what = vm.sh(&format!("readlink /proc/{reaper}/fd/{}", fds[3]), CMD);
     assert!(what.trim().starts_with("pipe:"), "{what}");
+    // Exec'd, not a fork still holding PID 1's pages: it runs as the
+    // reaper entry, its state (service, report fd, PID 1's nice value +
+    // 20) in its environment.
+    let cmd = vm.sh(&format!("tr '\\0' ' ' < /proc/{reaper}/cmdline"), CMD);
+    assert_eq!(cmd.trim(), "wren-reaper", "reaper cmdline");
+    let env = vm.sh(&format!("tr '\\0' ' ' < /proc/{reaper}/environ"), CMD);
+    assert_eq!(
+        env.trim(),
+        format!("WREN_REAPER=2,{},20", fds[3]),
+        "reaper environment"
+    );
+    // It exec'd at nice 19 and is back at PID 1's 0 (field 19 of stat;
+    // its comm, field 2, has no space).
+    let nice = vm.sh(&format!("cut -d' ' -f19 /proc/{reaper}/stat"), CMD);
+    assert_eq!(nice.trim(), "0", "reaper nice");
     // PID 1 itself has many more (the control socket among them).
     let pid1 = vm.sh("ls -l /proc/1/fd | grep -c socket", CMD);
     assert!(pid1.trim().parse::<u32>().unwrap() >= 1, "{pid1}");
