@@ -54,6 +54,59 @@ pub type Name = String<NAME_MAX>;
 /// Milliseconds; every duration and timestamp in wren is one of these.
 pub type Millis = u64;
 
+/// A `Millis` stored as two `u32` halves: 4-byte aligned, so a `Note`
+/// holding one packs into 20 bytes and an `Action` into 24 (with an
+/// `Option<u64>` they were 24 and 32: the loop's action buffer holds
+/// several per unit). Serialized as the `u64` it stands for.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Delay {
+    hi: u32,
+    lo: u32,
+}
+
+impl Delay {
+    pub const fn ms(ms: Millis) -> Self {
+        Delay {
+            hi: (ms >> 32) as u32,
+            lo: ms as u32,
+        }
+    }
+
+    pub const fn get(self) -> Millis {
+        ((self.hi as u64) << 32) | self.lo as u64
+    }
+}
+
+impl From<Millis> for Delay {
+    fn from(ms: Millis) -> Self {
+        Delay::ms(ms)
+    }
+}
+
+impl core::fmt::Display for Delay {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(&self.get(), f)
+    }
+}
+
+impl core::fmt::Debug for Delay {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(&self.get(), f)
+    }
+}
+
+impl serde::Serialize for Delay {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.get())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Delay {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Millis::deserialize(d).map(Delay::ms)
+    }
+}
+
 /// Is `name` a valid unit name (1-32 of `a-z 0-9 . _ -`, first a letter or
 /// digit)?
 pub fn valid_name(name: &str) -> bool {

@@ -224,7 +224,7 @@ impl Pid1 {
             self.gate_actions.fit(n);
         }
         let q = event_queue(n);
-        self.queue.reserve(q.saturating_sub(self.queue.len()));
+        self.queue.reserve_exact(q.saturating_sub(self.queue.len()));
         self.edges.shrink_to_fit();
         raise_nofile(n);
     }

@@ -36,7 +36,7 @@ impl Actions {
     /// allocate).
     pub fn fit(&mut self, units: usize) {
         let want = max_actions(units);
-        self.v.reserve(want.saturating_sub(self.v.len()));
+        self.v.reserve_exact(want.saturating_sub(self.v.len()));
     }
 
     pub fn push(&mut self, a: Action) -> Result<(), Action> {

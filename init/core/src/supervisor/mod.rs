@@ -120,6 +120,7 @@
 //! no active unit lists it in `after`; when none is active, `Finish`.
 
 use crate::unit::{Few, Kind, LimitAction, Ready, Restart, UnitDef};
+pub use crate::vocab::Delay;
 use crate::vocab::{Exit, Millis, ShutdownKind, State, AFTER_MAX, MAX_UNITS};
 pub use failures::Failures;
 use heapless::Vec;
@@ -171,14 +172,14 @@ pub enum Note {
     /// Ended on its own; `restart_in` when it will be started again.
     Died {
         exit: Exit,
-        restart_in: Option<Millis>,
+        restart_in: Option<Delay>,
     },
     SpawnFailed {
-        restart_in: Option<Millis>,
+        restart_in: Option<Delay>,
     },
     /// Not ready within its `start_timeout`: killed, a failed start.
     StartTimeout {
-        restart_in: Option<Millis>,
+        restart_in: Option<Delay>,
     },
     StartLimit,
     /// A unit in `after` failed, so this one will not start.
@@ -189,7 +190,7 @@ pub enum Note {
     /// `watchdog`: no `WATCHDOG=1` for that long while running: killed,
     /// a failure like an exit.
     WatchdogTimeout {
-        restart_in: Option<Millis>,
+        restart_in: Option<Delay>,
     },
 }
 

@@ -196,7 +196,15 @@ impl Supervisor {
                     None
                 };
                 if let Some(s) = self.units.get_mut(usize::from(unit)) {
-                    note(s, unit, Note::Died { exit, restart_in }, out);
+                    note(
+                        s,
+                        unit,
+                        Note::Died {
+                            exit,
+                            restart_in: restart_in.map(Delay::ms),
+                        },
+                        out,
+                    );
                     judge(s, unit, false, out);
                 }
             }
@@ -290,9 +298,9 @@ enum Failure {
 impl Failure {
     /// What to announce: `Some(restart_in)`, or `None` at the start limit
     /// (already announced as such).
-    fn restart_in(&self) -> Option<Option<Millis>> {
+    fn restart_in(&self) -> Option<Option<Delay>> {
         match *self {
-            Failure::Restart(d) => Some(Some(d)),
+            Failure::Restart(d) => Some(Some(Delay::ms(d))),
             Failure::GaveUp => Some(None),
             Failure::Limit => None,
         }

@@ -86,7 +86,7 @@ fn silence_kills_and_restarts_as_a_failure() {
             Action::Announce(
                 0,
                 Note::WatchdogTimeout {
-                    restart_in: Some(100)
+                    restart_in: Some(Delay::ms(100))
                 }
             )
         ]

@@ -18,8 +18,10 @@ use crate::vocab::*;
 pub use crate::vocab::{valid_name, Millis, Name};
 
 mod packed;
+mod rare;
 mod text;
 pub use packed::{Few, PackError, Packed};
+pub use rare::LimitsBox;
 pub use text::{Text, TooLong};
 
 /// `workdir` when the file does not say (docs/units.md).
@@ -270,7 +272,8 @@ pub struct UnitDef {
     /// `root`: one directory, or overlay lower layers topmost first,
     /// separated by `:` (see `root_layers`).
     pub root: Option<Text<ROOT_BYTES>>,
-    pub limits: Limits,
+    /// Boxed: most units set no limit (`LimitsBox`).
+    pub limits: LimitsBox,
     pub pressure_limit: Option<PressureLimit>,
     pub pressure_action: PressureAction,
     /// `shed_order`: under system memory pressure (`wren.shed=`), running
@@ -413,7 +416,7 @@ impl UnitDef {
             log_size: LOG_SIZE_DEFAULT,
             hostname: None,
             root: None,
-            limits: Limits::default(),
+            limits: LimitsBox::default(),
             pressure_limit: None,
             pressure_action: PressureAction::Log,
             shed_order: None,
