@@ -42,6 +42,12 @@ pub(super) fn early() -> (cmdline::Options, SigSet, Option<Cgroups>) {
     let opts = read_cmdline();
     kmsg::set_quiet(opts.quiet);
     log::info!("starting (pid 1)");
+    // On one CPU PID 1, woken by a unit's exec, would preempt the service
+    // it just started; as SCHED_BATCH it still gets its fair share but
+    // lets the running task finish its slice (docs/boot.md, step 3).
+    if let Err(e) = crate::sys::sched::batch() {
+        log::warn!("sched_setscheduler(SCHED_BATCH): {e}; PID 1 preempts the units it starts");
+    }
     set_hostname();
     // Step 4: kernel tuning, before any unit runs with the defaults.
     let tuned = crate::boot::sysctl::apply(Path::new("/etc"), Path::new("/proc/sys"), &mut |f| {

@@ -112,6 +112,10 @@ fn legacy_clone(flags: u64) -> libc::c_long {
 fn finish(ret: libc::c_long, child: impl FnOnce()) -> Result<u32, Errno> {
     match ret {
         0 => {
+            // PID 1 runs as SCHED_BATCH (`sched`), which a copy inherits:
+            // units and helpers get the default policy back. A refusal
+            // leaves the copy as it is.
+            let _ = super::sched::normal();
             child();
             exit(127)
         }

@@ -12,6 +12,7 @@
 //! - `handover`: owning the fds inherited across `initctl reexec`.
 //! - `netdev`: bringing a network interface up (ioctl).
 //! - `signal`: a signal's default action.
+//! - `sched`: PID 1's scheduling policy (`SCHED_BATCH`).
 //! - `seccomp`: a unit's seccomp filter, and its installation.
 //! - `stack`: giving back the stack pages boot touched.
 //! - `alloc`: the counting allocator.
@@ -27,6 +28,7 @@ pub mod fd;
 pub mod file;
 pub mod handover;
 pub mod netdev;
+pub mod sched;
 pub mod seccomp;
 pub mod signal;
 pub mod stack;

@@ -14,6 +14,18 @@ fn a_flooding_unit_does_not_starve_the_loop() {
         Duration::from_secs(30),
     );
     let flood_pid = st["flood"].pid;
+    // PID 1 is SCHED_BATCH (3: it does not preempt the unit it wakes
+    // beside); units and what the console's shell runs are SCHED_OTHER
+    // (0) again.
+    // Field 41 of /proc/PID/stat (comm has no space here).
+    let mut policy = |pid: &str| vm.sh(&format!("cut -d' ' -f41 /proc/{pid}/stat"), CMD);
+    assert_eq!(policy("1").trim(), "3", "PID 1's policy");
+    assert_eq!(
+        policy(&flood_pid.unwrap().to_string()).trim(),
+        "0",
+        "flood's policy"
+    );
+    assert_eq!(policy("self").trim(), "0", "a console command's policy");
     let r0 = st["tick"].restarts;
     let t = Instant::now();
     let mut worst = Duration::ZERO;
