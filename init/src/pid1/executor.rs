@@ -10,7 +10,7 @@ use crate::config::users;
 use crate::kmsg;
 use crate::log_ring::LogRing;
 use crate::spawn;
-use crate::supervisor::{Action, Event, Note};
+use crate::supervisor::{Action, Delay, Event, Note};
 use crate::unit::{self, Output, Ready};
 use crate::vocab::Exit;
 use crate::vocab::NOTIFY_DIR;
@@ -147,66 +147,38 @@ impl Pid1 {
                     "[FAILED]"
                 };
                 let e = ExitText(exit);
-                match restart_in {
-                    Some(d) => {
-                        kmsg::console_line_later(format_args!(
-                            "{tag} {name}: {e}, restart in {d}ms"
-                        ));
-                        kmsg::event(format_args!("{name}: {e}, restart in {d}ms"));
-                    }
-                    None => {
-                        kmsg::console_line(format_args!("{tag} {name}: {e}"));
-                        kmsg::event(format_args!("{name}: {e}"));
-                    }
+                let again = Again::restart(restart_in);
+                // Only a restart's line waits for the new process.
+                if restart_in.is_some() {
+                    kmsg::console_line_later(format_args!("{tag} {name}: {e}{again}"));
+                } else {
+                    kmsg::console_line(format_args!("{tag} {name}: {e}"));
                 }
+                kmsg::event(format_args!("{name}: {e}{again}"));
             }
-            Note::SpawnFailed { restart_in } => match restart_in {
-                Some(d) => {
-                    kmsg::console_line(format_args!(
-                        "[FAILED] {name}: cannot start, retry in {d}ms"
-                    ));
-                }
-                None => kmsg::console_line(format_args!("[FAILED] {name}: cannot start")),
-            },
+            Note::SpawnFailed { restart_in } => {
+                let again = Again::retry(restart_in);
+                kmsg::console_line(format_args!("[FAILED] {name}: cannot start{again}"));
+            }
             Note::StartTimeout { restart_in } => {
                 let t = slot.def.start_timeout;
-                match restart_in {
-                    Some(d) => {
-                        kmsg::console_line(format_args!(
-                            "[FAILED] {name}: not ready within {t}ms, killed, restart in {d}ms"
-                        ));
-                        kmsg::event(format_args!(
-                            "{name}: not ready within start_timeout ({t}ms), restart in {d}ms"
-                        ));
-                    }
-                    None => {
-                        kmsg::console_line(format_args!(
-                            "[FAILED] {name}: not ready within {t}ms, killed"
-                        ));
-                        kmsg::event(format_args!(
-                            "{name}: not ready within start_timeout ({t}ms)"
-                        ));
-                    }
-                }
+                let again = Again::restart(restart_in);
+                kmsg::console_line(format_args!(
+                    "[FAILED] {name}: not ready within {t}ms, killed{again}"
+                ));
+                kmsg::event(format_args!(
+                    "{name}: not ready within start_timeout ({t}ms){again}"
+                ));
             }
             Note::WatchdogTimeout { restart_in } => {
                 let t = slot.def.watchdog.unwrap_or(0);
-                match restart_in {
-                    Some(d) => {
-                        kmsg::console_line(format_args!(
-                            "[FAILED] {name}: watchdog timeout (no WATCHDOG=1 for {t}ms), killed, restart in {d}ms"
-                        ));
-                        kmsg::event(format_args!(
-                            "{name}: watchdog timeout ({t}ms), killed, restart in {d}ms"
-                        ));
-                    }
-                    None => {
-                        kmsg::console_line(format_args!(
-                            "[FAILED] {name}: watchdog timeout (no WATCHDOG=1 for {t}ms), killed"
-                        ));
-                        kmsg::event(format_args!("{name}: watchdog timeout ({t}ms), killed"));
-                    }
-                }
+                let again = Again::restart(restart_in);
+                kmsg::console_line(format_args!(
+                    "[FAILED] {name}: watchdog timeout (no WATCHDOG=1 for {t}ms), killed{again}"
+                ));
+                kmsg::event(format_args!(
+                    "{name}: watchdog timeout ({t}ms), killed{again}"
+                ));
             }
             Note::StartLimit => {
                 kmsg::console_line(format_args!("[FAILED] {name}: start limit hit"));
@@ -500,6 +472,29 @@ fn bind_notify_socket(path: &str, (uid, gid): (u32, u32)) -> Result<OwnedFd, Err
         return Err(e);
     }
     Ok(s)
+}
+
+/// `, restart in Dms` (or `, retry in Dms`) after a failure's text, or
+/// nothing when the unit is not tried again.
+pub(super) struct Again(&'static str, Option<Delay>);
+
+impl Again {
+    pub(super) fn restart(d: Option<Delay>) -> Self {
+        Again("restart", d)
+    }
+
+    pub(super) fn retry(d: Option<Delay>) -> Self {
+        Again("retry", d)
+    }
+}
+
+impl core::fmt::Display for Again {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.1 {
+            Some(d) => write!(f, ", {} in {d}ms", self.0),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Limit keys as `memory.max memory.low`.

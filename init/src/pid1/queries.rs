@@ -4,7 +4,7 @@
 //! state; start/stop/restart feed the supervisor and leave the client
 //! waiting until `tend_waiters` sees its unit settle.
 
-use super::executor::ExitText;
+use super::executor::{Again, ExitText};
 use super::{apart, now, Edge, Pid1};
 use crate::cgroup::Cgroups;
 use crate::control::{ClientId, Command, Server, Text, Waiter, Want};
@@ -297,10 +297,8 @@ fn detail(
     match slot.rt.last_note {
         Some(Note::SpawnFailed { restart_in }) => {
             let e = edge.map(|e| e.last_error()).unwrap_or("");
-            let _ = core::fmt::write(&mut reason, format_args!("{e}"));
-            if let Some(d) = restart_in {
-                let _ = core::fmt::write(&mut reason, format_args!(", retry in {d}ms"));
-            }
+            let again = Again::retry(restart_in);
+            let _ = core::fmt::write(&mut reason, format_args!("{e}{again}"));
         }
         Some(n) => {
             let _ = core::fmt::write(&mut reason, format_args!("{}", NoteText(n, sup)));
@@ -400,26 +398,18 @@ impl core::fmt::Display for NoteText<'_> {
         match self.0 {
             Note::Running { .. } | Note::Exited | Note::Stopped => Ok(()),
             Note::Died { exit, restart_in } => {
-                write!(f, "{}", ExitText(exit))?;
-                if let Some(d) = restart_in {
-                    write!(f, ", restart in {d}ms")?;
-                }
-                Ok(())
+                write!(f, "{}{}", ExitText(exit), Again::restart(restart_in))
             }
             Note::SpawnFailed { .. } => write!(f, "could not start (see dmesg)"),
             Note::StartTimeout { restart_in } => {
-                write!(f, "not ready within start_timeout")?;
-                if let Some(d) = restart_in {
-                    write!(f, ", restart in {d}ms")?;
-                }
-                Ok(())
+                write!(
+                    f,
+                    "not ready within start_timeout{}",
+                    Again::restart(restart_in)
+                )
             }
             Note::WatchdogTimeout { restart_in } => {
-                write!(f, "watchdog timeout")?;
-                if let Some(d) = restart_in {
-                    write!(f, ", restart in {d}ms")?;
-                }
-                Ok(())
+                write!(f, "watchdog timeout{}", Again::restart(restart_in))
             }
             Note::StartLimit => write!(f, "start limit hit"),
             Note::DepFailed { dep } => {
