@@ -220,7 +220,7 @@ impl Pid1 {
         }
         if cg.is_none() {
             // No hierarchy (said once at boot): in PID 1's cgroup, unlimited.
-            let ne = crate::cgroup::missing::not_enforced(&def.limits);
+            let ne = crate::cgroup::missing::not_enforced(&def.limits.get());
             // The boot message covers the cgroup itself; name the keys.
             if ne.len() > 1 && KeySet::of(&ne) != edge.not_enforced {
                 log::warn!(
@@ -238,7 +238,7 @@ impl Pid1 {
         {
             edge.cgroup = None;
             edge.pressure = None;
-            match cg.prepare(name, &def.limits) {
+            match cg.prepare(name, &def.limits.get()) {
                 Ok(p) => {
                     // OOM kills are counted from here; later exits move
                     // the baseline (classify_exit), so restarts need not

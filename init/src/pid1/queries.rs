@@ -247,7 +247,7 @@ fn line(sup: &Supervisor, cg: Option<&Cgroups>, u: u16) -> Option<UnitStatus> {
         pid: slot.rt.pid,
         restarts: slot.rt.restarts,
         memory_current: cg.and_then(|c| c.memory_current(name)),
-        memory_max: slot.def.limits.memory_max,
+        memory_max: slot.def.limits.get().memory_max,
         uptime_ms: if live {
             now().saturating_sub(slot.rt.spawned_at)
         } else {

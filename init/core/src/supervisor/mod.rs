@@ -504,7 +504,10 @@ impl Supervisor {
                 })
                 .map_or(Limit::Max, Limit::Value)
         };
-        (sum(|d| d.limits.memory_low), sum(|d| d.limits.memory_min))
+        (
+            sum(|d| d.limits.get().memory_low),
+            sum(|d| d.limits.get().memory_min),
+        )
     }
 
     /// Some unit still waits for its verdict.

@@ -568,16 +568,19 @@ fn reload_starts_a_fixed_failed_unit() {
 fn protection_is_the_sum_of_the_units_and_max_wins() {
     use crate::unit::Limit;
     let mut a = def("a");
-    a.limits.memory_low = Some(Limit::Value(4 << 20));
+    a.limits
+        .edit(|l| l.memory_low = Some(Limit::Value(4 << 20)));
     let mut b = def("b");
-    b.limits.memory_low = Some(Limit::Value(8 << 20));
-    b.limits.memory_min = Some(Limit::Value(1 << 20));
+    b.limits
+        .edit(|l| l.memory_low = Some(Limit::Value(8 << 20)));
+    b.limits
+        .edit(|l| l.memory_min = Some(Limit::Value(1 << 20)));
     let r = Rig::new(vec![a.clone(), b.clone(), def("c")]);
     assert_eq!(
         r.sup.protection(),
         (Limit::Value(12 << 20), Limit::Value(1 << 20))
     );
-    b.limits.memory_min = Some(Limit::Max);
+    b.limits.edit(|l| l.memory_min = Some(Limit::Max));
     let r = Rig::new(vec![a, b]);
     assert_eq!(r.sup.protection().1, Limit::Max);
     assert_eq!(
@@ -832,7 +835,8 @@ fn limits_gen_counts_changes_of_the_limits_only() {
     let mut web = def("web");
     web.stop_timeout = 1234;
     let mut db = def("db");
-    db.limits.memory_max = Some(crate::unit::Limit::Value(1 << 20));
+    db.limits
+        .edit(|l| l.memory_max = Some(crate::unit::Limit::Value(1 << 20)));
     reload(&mut r, vec![web.clone(), db.clone()], &[]);
     assert_eq!(gen(&r, "web"), web0, "stop_timeout is no limit");
     assert_ne!(gen(&r, "db"), db0, "memory.max changed");

@@ -4,14 +4,16 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Strings packed as `a\0b\0c` in one buffer of their real size (at most
-/// `N` bytes), with their count. Used for argv and env: allocated when the
-/// unit is parsed (boot, reload), never while it runs, so spawning needs
-/// no allocation and a unit pays for the bytes it has, not for `N`.
+/// Strings packed as `a\0b\0c\0` in one buffer of their real size (at
+/// most `N` bytes as `a\0b\0c`, at most `M` strings): each ends in a NUL,
+/// so their number is that of the NULs and the definition holds no count
+/// beside the pointer (16 bytes, not 24). Used for argv and env: allocated
+/// when the unit is parsed (boot, reload), never while it runs, so
+/// spawning needs no allocation and a unit pays for the bytes it has, not
+/// for `N`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Packed<const N: usize, const M: usize> {
     buf: Box<str>,
-    count: u8,
 }
 
 /// `Packed` on the wire (handover): the text and the count.
@@ -48,9 +50,10 @@ impl<'de> Deserialize<'de> for BoxStr {
 
 impl<const N: usize, const M: usize> Serialize for Packed<N, M> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // As before the NULs ended each string: `a\0b\0c` and the count.
         PackedOut {
-            buf: &self.buf,
-            count: self.count,
+            buf: self.buf.strip_suffix('\0').unwrap_or(&self.buf),
+            count: u8::try_from(self.len()).unwrap_or(u8::MAX),
         }
         .serialize(s)
     }
@@ -62,10 +65,17 @@ impl<'de, const N: usize, const M: usize> Deserialize<'de> for Packed<N, M> {
         if w.buf.0.len() > N || usize::from(w.count) > M {
             return Err(serde::de::Error::custom("packed strings over capacity"));
         }
-        Ok(Packed {
-            buf: w.buf.0,
-            count: w.count,
-        })
+        let mut p = Packed::new();
+        for item in w.buf.0.split('\0').take(usize::from(w.count)) {
+            p.push(item)
+                .map_err(|_| serde::de::Error::custom("packed strings over capacity"))?;
+        }
+        if p.len() != usize::from(w.count) {
+            return Err(serde::de::Error::custom(
+                "packed strings: count does not match",
+            ));
+        }
+        Ok(p)
     }
 }
 
@@ -207,7 +217,6 @@ impl<const N: usize, const M: usize> Packed<N, M> {
     pub fn new() -> Self {
         Packed {
             buf: Box::default(),
-            count: 0,
         }
     }
 
@@ -215,38 +224,117 @@ impl<const N: usize, const M: usize> Packed<N, M> {
         if s.contains('\0') {
             return Err(PackError::Nul);
         }
-        if usize::from(self.count) >= M {
+        if self.len() >= M {
             return Err(PackError::TooMany);
         }
-        let need = s.len().saturating_add(usize::from(self.count > 0));
-        if self.buf.len().saturating_add(need) > N {
+        // `N` bounds the strings with a NUL between them, not after each.
+        let grown = self.buf.len().saturating_add(s.len()).saturating_add(1);
+        if grown.saturating_sub(1) > N {
             return Err(PackError::TooLong);
         }
-        let mut grown = std::string::String::with_capacity(self.buf.len().saturating_add(need));
-        grown.push_str(&self.buf);
-        if self.count > 0 {
-            grown.push('\0');
-        }
-        grown.push_str(s);
-        self.buf = grown.into_boxed_str();
-        self.count = self.count.saturating_add(1);
+        let mut buf = std::string::String::with_capacity(grown);
+        buf.push_str(&self.buf);
+        buf.push_str(s);
+        buf.push('\0');
+        self.buf = buf.into_boxed_str();
         Ok(())
     }
 
     pub fn len(&self) -> usize {
-        usize::from(self.count)
+        self.buf.bytes().filter(|&b| b == 0).count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.buf.is_empty()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        let n = self.len();
-        self.buf.split('\0').take(n)
+        self.buf.split_terminator('\0')
     }
 
     pub fn first(&self) -> Option<&str> {
         self.iter().next()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type P = Packed<16, 3>;
+
+    fn packed(items: &[&str]) -> P {
+        let mut p = P::new();
+        for i in items {
+            p.push(i).unwrap();
+        }
+        p
+    }
+
+    #[test]
+    fn strings_read_back_with_their_number_and_empty_ones() {
+        for items in [
+            &[][..],
+            &[""],
+            &["", ""],
+            &["a", "", "bc"],
+            &["/bin/sleep", "1"],
+        ] {
+            let p = packed(items);
+            assert_eq!(p.iter().collect::<Vec<_>>(), items);
+            assert_eq!(p.len(), items.len());
+            assert_eq!(p.is_empty(), items.is_empty());
+            assert_eq!(p.first(), items.first().copied());
+        }
+        assert_eq!(core::mem::size_of::<P>(), 16);
+    }
+
+    #[test]
+    fn capacities_count_the_strings_with_a_nul_between_them() {
+        // 16 bytes as `0123456\0abcdefgh`: fits; one more byte does not.
+        let mut p = packed(&["0123456"]);
+        assert_eq!(p.push("abcdefghi"), Err(PackError::TooLong));
+        assert_eq!(p.push("abcdefgh"), Ok(()));
+        assert_eq!(p.iter().collect::<Vec<_>>(), ["0123456", "abcdefgh"]);
+        assert_eq!(packed(&[]).push(&"x".repeat(17)), Err(PackError::TooLong));
+        assert_eq!(packed(&[]).push(&"x".repeat(16)), Ok(()));
+        assert_eq!(packed(&["a", "b", "c"]).push("d"), Err(PackError::TooMany));
+        assert_eq!(packed(&[]).push("a\0b"), Err(PackError::Nul));
+    }
+
+    /// The handover's bytes are those of `a\0b` and a count, as before the
+    /// NUL ended each string; and they come back the same.
+    #[test]
+    fn travels_as_the_text_between_nuls_and_a_count() {
+        #[derive(Serialize)]
+        struct Old<'a> {
+            buf: &'a str,
+            count: u8,
+        }
+        for (items, old) in [
+            (&[][..], ""),
+            (&[""], ""),
+            (&["a", "", "bc"], "a\0\0bc"),
+            (&["/bin/sleep", "1"], "/bin/sleep\x001"),
+        ] {
+            let p = packed(items);
+            let mut a = [0u8; 64];
+            let mut b = [0u8; 64];
+            let a = postcard::to_slice(&p, &mut a).unwrap();
+            let old = Old {
+                buf: old,
+                count: items.len() as u8,
+            };
+            assert_eq!(a, postcard::to_slice(&old, &mut b).unwrap());
+            let back: P = postcard::from_bytes(a).unwrap();
+            assert_eq!(back, p);
+        }
+        let mut b = [0u8; 64];
+        let wrong = Old {
+            buf: "a\0b",
+            count: 3,
+        };
+        let bytes = postcard::to_slice(&wrong, &mut b).unwrap();
+        assert!(postcard::from_bytes::<P>(bytes).is_err());
     }
 }

@@ -346,23 +346,40 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
             }
         }
         "root" => def.root = Some(parse_root(v)?),
-        "memory.max" => def.limits.memory_max = size(v)?,
-        "memory.high" => def.limits.memory_high = size(v)?,
-        "memory.low" => def.limits.memory_low = size(v)?,
-        "memory.min" => def.limits.memory_min = size(v)?,
-        "memory.swap.max" => def.limits.memory_swap_max = size(v)?,
+        "memory.max" | "memory.high" | "memory.low" | "memory.min" | "memory.swap.max" => {
+            let v = size(v)?;
+            def.limits.edit(|l| {
+                *match key {
+                    "memory.max" => &mut l.memory_max,
+                    "memory.high" => &mut l.memory_high,
+                    "memory.low" => &mut l.memory_low,
+                    "memory.min" => &mut l.memory_min,
+                    _ => &mut l.memory_swap_max,
+                } = v;
+            });
+        }
         "pids.max" => {
-            def.limits.pids_max = Some(match v {
+            let v = match v {
                 "max" => Limit::Max,
                 _ => match number::<u64>(v) {
                     Some(n) => Limit::Value(n),
                     _ => bad!("pids.max: expected a number or `max`, got `{}`", Clip(v)),
                 },
-            })
+            };
+            def.limits.edit(|l| l.pids_max = Some(v));
         }
-        "cpu.weight" => def.limits.cpu_weight = Some(parse_weight(key, v)?),
-        "cpu.max" => def.limits.cpu_max = Some(parse_cpu_max(v)?),
-        "io.weight" => def.limits.io_weight = Some(parse_weight(key, v)?),
+        "cpu.weight" => {
+            let v = parse_weight(key, v)?;
+            def.limits.edit(|l| l.cpu_weight = Some(v));
+        }
+        "cpu.max" => {
+            let v = parse_cpu_max(v)?;
+            def.limits.edit(|l| l.cpu_max = Some(v));
+        }
+        "io.weight" => {
+            let v = parse_weight(key, v)?;
+            def.limits.edit(|l| l.io_weight = Some(v));
+        }
         "pressure_limit" => match parse_pressure_limit(v) {
             Some(l) => def.pressure_limit = Some(l),
             None => bad!(

@@ -109,7 +109,7 @@ pub fn render(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Resul
     if let Some(r) = &def.root {
         writeln!(out, "root = {r}")?;
     }
-    let l = &def.limits;
+    let l = def.limits.get();
     for (key, v) in [
         ("memory.max", l.memory_max),
         ("memory.high", l.memory_high),

@@ -140,7 +140,7 @@ io.weight = 10000
     );
     assert_eq!(d.hostname.as_deref(), Some("web.local"));
     assert_eq!(d.root.as_deref(), Some("/srv/rootfs"));
-    let l = d.limits;
+    let l = d.limits.get();
     assert_eq!(l.memory_max, Some(Limit::Value(64 << 20)));
     assert_eq!(l.memory_high, Some(Limit::Value(48 << 20)));
     assert_eq!(l.memory_low, Some(Limit::Value(16 << 20)));
@@ -979,13 +979,22 @@ fn sizes() {
             format!("{key}: expected bytes with an optional K, M or G, or `max`, got `lots`")
         );
     }
-    assert_eq!(unit("memory.low = max").limits.memory_low, Some(Limit::Max));
+    assert_eq!(
+        unit("memory.low = max").limits.get().memory_low,
+        Some(Limit::Max)
+    );
 }
 
 #[test]
 fn pids_and_weights() {
-    assert_eq!(unit("pids.max = max").limits.pids_max, Some(Limit::Max));
-    assert_eq!(unit("pids.max = 0").limits.pids_max, Some(Limit::Value(0)));
+    assert_eq!(
+        unit("pids.max = max").limits.get().pids_max,
+        Some(Limit::Max)
+    );
+    assert_eq!(
+        unit("pids.max = 0").limits.get().pids_max,
+        Some(Limit::Value(0))
+    );
     assert_eq!(
         err("pids.max = 10K").1,
         "pids.max: expected a number or `max`, got `10K`"
@@ -993,7 +1002,7 @@ fn pids_and_weights() {
     assert!(err("pids.max = -1").1.starts_with("pids.max:"));
     for key in ["cpu.weight", "io.weight"] {
         let lim = |v: &str| {
-            let l = unit(&format!("{key} = {v}")).limits;
+            let l = unit(&format!("{key} = {v}")).limits.get();
             if key == "cpu.weight" {
                 l.cpu_weight
             } else {
@@ -1013,7 +1022,13 @@ fn pids_and_weights() {
 
 #[test]
 fn cpu_max() {
-    let c = |v: &str| unit(&format!("cpu.max = {v}")).limits.cpu_max.unwrap();
+    let c = |v: &str| {
+        unit(&format!("cpu.max = {v}"))
+            .limits
+            .get()
+            .cpu_max
+            .unwrap()
+    };
     assert_eq!(c("50000 100000"), (Limit::Value(50_000), 100_000));
     assert_eq!(c("max 20000"), (Limit::Max, 20_000));
     assert_eq!(c("max"), (Limit::Max, 100_000));
