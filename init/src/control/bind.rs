@@ -2,7 +2,6 @@
 //! replaced, peers limited by mode 0600, and the server's own epoll set.
 
 use super::{Client, Server, EVENT_BATCH, LISTENER_TOKEN, LISTEN_BACKLOG, MAX_CLIENTS, NO_EVENT};
-use crate::proto::TEXT_MAX;
 use rustix::event::epoll;
 use rustix::io::Errno;
 use rustix::net::{self, SocketFlags};
@@ -116,7 +115,7 @@ impl Server {
             epoll,
             allowed_uid,
             clients: (0..MAX_CLIENTS).map(|_| Client::new()).collect(),
-            scratch: Box::new([0; TEXT_MAX]),
+            scratch: Box::default(),
             events: [NO_EVENT; EVENT_BATCH],
             event_count: 0,
             next_event: 0,

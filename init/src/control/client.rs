@@ -43,7 +43,8 @@ pub(super) struct Client {
     /// a slot's earlier connection is recognised.
     pub(super) gen: u32,
     /// Requests are small (`REQUEST_MAX`); replies take a whole frame.
-    pub(super) rx: Box<FrameDecoder<{ HEADER_LEN + REQUEST_MAX }>>,
+    /// Allocated with `tx`.
+    pub(super) rx: Rx,
     /// A whole frame (`FRAME_BUF`), allocated when the slot first gets a
     /// connection (`ensure_tx`) and kept: slots never used cost nothing.
     tx: Box<[u8]>,
@@ -57,12 +58,44 @@ pub(super) struct Client {
     pub(super) waiting_since: u64,
 }
 
+/// A slot's receive buffer, none until its first connection
+/// (`Client::ensure_tx`); without one it reads as a full buffer that
+/// holds no frame, which drops a client (it cannot happen: every slot
+/// that reads was given one when it accepted).
+pub(super) struct Rx(Option<Box<FrameDecoder<{ HEADER_LEN + REQUEST_MAX }>>>);
+
+impl Rx {
+    pub(super) fn spare(&mut self) -> &mut [u8] {
+        self.0.as_mut().map_or(&mut [], |d| d.spare())
+    }
+
+    pub(super) fn buffered(&self) -> usize {
+        self.0.as_ref().map_or(0, |d| d.buffered())
+    }
+
+    pub(super) fn advance(&mut self, n: usize) {
+        if let Some(d) = self.0.as_mut() {
+            d.advance(n);
+        }
+    }
+
+    pub(super) fn frame(&self) -> Result<Option<&[u8]>, crate::proto::ProtoError> {
+        self.0.as_ref().map_or(Ok(None), |d| d.frame())
+    }
+
+    pub(super) fn clear(&mut self) {
+        if let Some(d) = self.0.as_mut() {
+            d.clear();
+        }
+    }
+}
+
 impl Client {
     pub(super) fn new() -> Self {
         Client {
             fd: None,
             gen: 0,
-            rx: Box::new(FrameDecoder::new()),
+            rx: Rx(None),
             tx: Box::default(),
             tx_start: 0,
             tx_end: 0,
@@ -82,15 +115,20 @@ impl Client {
         self.tx_start < self.tx_end
     }
 
-    /// Gives the slot its send buffer if it has none yet; true when this
-    /// allocated it (once per slot, the first time it is used).
-    pub(super) fn ensure_tx(&mut self) -> bool {
+    /// Gives the slot its send and receive buffers if it has none yet;
+    /// returns the allocations this made (two, once per slot, the first
+    /// time it is used; else none).
+    pub(super) fn ensure_tx(&mut self) -> u64 {
+        let mut made = 0;
         if self.tx.is_empty() {
             self.tx = vec![0; FRAME_BUF].into_boxed_slice();
-            true
-        } else {
-            false
+            made += 1;
         }
+        if self.rx.0.is_none() {
+            self.rx.0 = Some(Box::new(FrameDecoder::new()));
+            made += 1;
+        }
+        made
     }
 
     /// Forgets any queued output.

@@ -72,9 +72,7 @@ impl Server {
         c.interest = interest;
         c.rx.clear();
         c.clear_tx();
-        if c.ensure_tx() {
-            self.grown = self.grown.saturating_add(1);
-        }
+        self.ensure_buffers(slot);
         true
     }
 }

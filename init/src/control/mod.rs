@@ -113,8 +113,10 @@ pub struct Server {
     epoll: OwnedFd,
     allowed_uid: u32,
     clients: Vec<Client>,
-    /// Staging for borrowed reply bytes (log chunks, the detail's tail).
-    scratch: Box<[u8; TEXT_MAX]>,
+    /// Staging for borrowed reply bytes (log chunks, the detail's tail):
+    /// `TEXT_MAX` bytes from the first connection on (none before, so a
+    /// PID 1 no one talks to does not pay for it).
+    scratch: Box<[u8]>,
     /// The `poll` round under way: events taken from epoll, the next one
     /// to handle, and accepts left in the listener's batch.
     events: [epoll::Event; EVENT_BATCH],
@@ -126,7 +128,8 @@ pub struct Server {
     waiting_seq: u64,
     /// The clock at the last `poll`.
     polled_at: u64,
-    /// Send buffers allocated since `take_grown` (a slot's first use).
+    /// Buffers allocated since `take_grown` (a slot's first use, the
+    /// scratch at the first connection): one count per allocation.
     grown: u64,
 }
 
@@ -274,10 +277,19 @@ impl Server {
         c.interest = interest;
         c.rx.clear();
         c.clear_tx();
-        if c.ensure_tx() {
+        self.ensure_buffers(slot);
+        Accepted::Slot(slot)
+    }
+
+    /// A slot's buffers at its first connection, and the server's
+    /// scratch at the first connection of any slot; counted in `grown`.
+    fn ensure_buffers(&mut self, slot: usize) {
+        let made = self.clients.get_mut(slot).map_or(0, Client::ensure_tx);
+        self.grown = self.grown.saturating_add(made);
+        if made > 0 && self.scratch.is_empty() {
+            self.scratch = vec![0; TEXT_MAX].into_boxed_slice();
             self.grown = self.grown.saturating_add(1);
         }
-        Accepted::Slot(slot)
     }
 
     fn client_event(

@@ -756,7 +756,7 @@ fn the_oldest_waiter_goes_when_no_follower_can() {
 }
 
 #[test]
-fn a_slot_gets_its_send_buffer_at_its_first_connection_and_keeps_it() {
+fn a_slot_gets_its_buffers_at_its_first_connection_and_keeps_them() {
     let mut rig = Rig::new("ctl-grown");
     assert_eq!(rig.server.take_grown(), 0, "no buffer before any client");
     let status = Request::Status {
@@ -765,7 +765,11 @@ fn a_slot_gets_its_send_buffer_at_its_first_connection_and_keeps_it() {
     };
     let (frames, _) = rig.ask(status);
     assert!(matches!(one(&frames), Reply::Status { .. }));
-    assert_eq!(rig.server.take_grown(), 1, "the first client's slot");
+    assert_eq!(
+        rig.server.take_grown(),
+        3,
+        "the first client's slot: send and receive buffers, and the scratch"
+    );
     // One client after another: the same slot, its buffer reused.
     for _ in 0..3 {
         let (frames, _) = rig.ask(status);
@@ -773,11 +777,11 @@ fn a_slot_gets_its_send_buffer_at_its_first_connection_and_keeps_it() {
     }
     assert_eq!(rig.server.take_grown(), 0);
     // Two at once (one silent, holding the first slot): the second slot
-    // gets one.
+    // gets its two; the scratch is the server's, allocated once.
     let silent = rig.connect();
     rig.pump();
     let (frames, _) = rig.ask(status);
     assert!(matches!(one(&frames), Reply::Status { .. }));
-    assert_eq!(rig.server.take_grown(), 1);
+    assert_eq!(rig.server.take_grown(), 2);
     drop(silent);
 }

@@ -5,19 +5,24 @@ use wren_boot_tests::{parse_status, repo_root};
 /// a loaded host.
 const SLOW: Duration = Duration::from_secs(180);
 
-/// `n` units `s0000.unit` ... each a BusyBox `sleep` with no namespaces,
+/// A unit of `sleep_units`: no namespaces, or (`WREN_SCALE_ISO=1`) like
+/// `bench/inits`' wren-iso, the default namespaces and a `memory.max`.
+fn sleep_unit() -> &'static [u8] {
+    if std::env::var("WREN_SCALE_ISO").is_ok_and(|v| v == "1") {
+        b"exec = /bin/sleep 100000\nmemory.max = 16M\nrestart_delay = 0ms\n"
+    } else {
+        b"exec = /bin/sleep 100000\nnamespaces = none\nrestart_delay = 0ms\n"
+    }
+}
+
+/// `n` units `s0000.unit` ... each a BusyBox `sleep` (`sleep_unit`),
 /// for `/test/scale`, and the console shell of the fixture (in the
 /// files too, so an image built without the fixture boots them as well).
 fn sleep_units(n: usize) -> Vec<(String, Vec<u8>)> {
     let shell = std::fs::read(repo_root().join("tests/units/scale/sh.unit"))
         .expect("tests/units/scale/sh.unit");
     (0..n)
-        .map(|i| {
-            (
-                format!("/test/scale/s{i:04}.unit"),
-                b"exec = /bin/sleep 100000\nnamespaces = none\nrestart_delay = 0ms\n".to_vec(),
-            )
-        })
+        .map(|i| (format!("/test/scale/s{i:04}.unit"), sleep_unit().to_vec()))
         .chain(std::iter::once(("/test/scale/sh.unit".to_string(), shell)))
         .collect()
 }
