@@ -76,6 +76,7 @@ pub fn load_dir_at(
         err(e.error);
     }
     // load_set keeps at most MAX_UNITS valid units.
+    defs.reserve_exact(set.units.iter().filter(|c| c.def.is_some()).count());
     defs.extend(set.units.into_iter().filter_map(|c| c.def));
 }
 
@@ -146,8 +147,10 @@ impl LoadedSet {
 /// `files` then `context`; errors are grouped by file, in line order for
 /// each file's parse errors.
 fn load_set(sysroot: &Path, files: &[PathBuf], context: &[PathBuf]) -> LoadedSet {
+    // Sized once: a table grown by doubling leaves its smaller copies
+    // behind in PID 1's heap after boot.
     let mut set = LoadedSet {
-        units: Vec::new(),
+        units: Vec::with_capacity(files.len().saturating_add(context.len())),
         errors: Vec::new(),
     };
     let mut buf = [0u8; UNIT_FILE_MAX];
