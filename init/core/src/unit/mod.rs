@@ -272,7 +272,7 @@ pub struct UnitDef {
     /// `root`: one directory, or overlay lower layers topmost first,
     /// separated by `:` (see `root_layers`).
     pub root: Option<Text<ROOT_BYTES>>,
-    /// Boxed: most units set no limit (`LimitsBox`).
+    /// Only the keys the unit sets, boxed (`LimitsBox`): most set none.
     pub limits: LimitsBox,
     pub pressure_limit: Option<PressureLimit>,
     pub pressure_action: PressureAction,
