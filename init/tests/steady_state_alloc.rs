@@ -150,7 +150,7 @@ fn watchdog_pings_and_expiries_do_not_allocate() {
     let mut sup = Box::new(Supervisor::new());
     let mut d = def("wd");
     d.ready = Ready::SdNotify;
-    d.watchdog = Some(1_000);
+    d.seldom.watchdog = Some(1_000);
     let u = sup.add(d).unwrap();
     sup.link().unwrap();
     let mut out = Box::new(Actions::new());

@@ -118,8 +118,8 @@ fn with_ids(sysroot: &Path, mut set: LoadedSet) -> LoadedSet {
 fn check_ids(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
     let bases = root_bases(sysroot, def);
     for (key, spec, file) in [
-        ("user", &def.user, "/etc/passwd"),
-        ("group", &def.group, "/etc/group"),
+        ("user", &def.seldom.user, "/etc/passwd"),
+        ("group", &def.seldom.group, "/etc/group"),
     ] {
         let Some(IdSpec::Name(name)) = spec else {
             continue;

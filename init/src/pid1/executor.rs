@@ -171,7 +171,7 @@ impl Pid1 {
                 ));
             }
             Note::WatchdogTimeout { restart_in } => {
-                let t = slot.def.watchdog.unwrap_or(0);
+                let t = slot.def.seldom.watchdog.unwrap_or(0);
                 let again = Again::restart(restart_in);
                 kmsg::console_line(format_args!(
                     "[FAILED] {name}: watchdog timeout (no WATCHDOG=1 for {t}ms), killed{again}"

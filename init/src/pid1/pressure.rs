@@ -53,7 +53,7 @@ impl Pid1 {
     /// cgroup and limit are the same.
     pub(super) fn watch_pressure(&mut self, u: u16) {
         let Some(slot) = self.sup.slot(u) else { return };
-        let want = slot.def.pressure_limit;
+        let want = slot.def.seldom.pressure_limit;
         let name = slot.def.name.as_str();
         let (Some(ep), Some(edge)) = (self.epoll.as_ref(), self.edges.get_mut(usize::from(u)))
         else {

@@ -143,7 +143,11 @@ impl Pid1 {
             .sup
             .slot(u)
             .is_some_and(|s| s.def.ready == Ready::SdNotify);
-        let watched = sd && self.sup.slot(u).is_some_and(|s| s.def.watchdog.is_some());
+        let watched = sd
+            && self
+                .sup
+                .slot(u)
+                .is_some_and(|s| s.def.seldom.watchdog.is_some());
         let mut ping = false;
         let ready = {
             let Some(edge) = self.edges.get_mut(usize::from(u)) else {

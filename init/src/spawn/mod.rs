@@ -236,7 +236,7 @@ fn build_env(req: &Request<'_>, env: &mut EnvTable, main_pid: Option<u32>) -> Op
         env.push(&["NOTIFY_SOCKET=", path])?;
         // systemd's names: the period in microseconds, and which process
         // it is meant for (sd_watchdog_enabled() checks it).
-        if let Some(ms) = req.def.watchdog {
+        if let Some(ms) = req.def.seldom.watchdog {
             let mut digits = [0u8; 20];
             env.push(&[
                 "WATCHDOG_USEC=",
@@ -477,7 +477,7 @@ fn child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, enter_namespaces: b
     // (in its PID namespace, if any): only known here, so the table is
     // built again, on this stack.
     let mut own = EnvTable::new();
-    let env = if req.def.watchdog.is_some() && req.notify_socket.is_some() {
+    let env = if req.def.seldom.watchdog.is_some() && req.notify_socket.is_some() {
         let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
         if build_env(req, &mut own, Some(pid)).is_none() {
             return fail(Step::Prepare, Errno::TOOBIG);

@@ -150,7 +150,7 @@ pub fn enter(def: &UnitDef, notify_socket: Option<&str>) -> Result<(), Failure> 
         }
     }
     if ns.has(Namespaces::UTS) {
-        let name = def.hostname.as_deref().unwrap_or(def.name.as_str());
+        let name = def.seldom.hostname.as_deref().unwrap_or(def.name.as_str());
         rustix::system::sethostname(name.as_bytes()).map_err(|e| (Step::Hostname, e))?;
     }
     if ns.has(Namespaces::NET) {

@@ -397,7 +397,7 @@ fn watchdog_and_root_units_get_systemds_variables() {
     );
     // A `root` unit finds its socket at the fixed path inside its root.
     d.root = Some(crate::unit::Text::try_from("/srv/x").unwrap());
-    d.watchdog = None;
+    d.seldom.watchdog = None;
     let req = Request {
         notify_socket: Some("/run/wren/notify/w"),
         ..request(&d, fd.as_fd(), Stdio::Null)
@@ -427,7 +427,7 @@ fn watchdog_pid_is_the_programs_own_pid() {
     let cg = own_cgroup();
     let mut d = unit(&["/bin/sh", "-c", "echo $WATCHDOG_USEC $WATCHDOG_PID $$"]);
     d.ready = crate::unit::Ready::SdNotify;
-    d.watchdog = Some(3_000);
+    d.seldom.watchdog = Some(3_000);
     let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
     let req = Request {
         notify_socket: Some("/nonexistent/notify"),

@@ -162,7 +162,7 @@ impl core::fmt::Display for Summary<'_> {
         if let Some(m) = def.user_map_effective() {
             write!(f, " (root = uid {} outside)", m.outside)?;
         }
-        match &def.user {
+        match &def.seldom.user {
             None => f.write_str(", user root")?,
             Some(IdSpec::Id(n)) => write!(f, ", user {n}")?,
             Some(IdSpec::Name(n)) => write!(f, ", user {n}")?,

@@ -110,7 +110,7 @@ impl Supervisor {
         s.rt.restart_pending = false;
         match good {
             Some(def) => {
-                s.rt.failures = Failures::for_limit(def.start_limit);
+                s.rt.failures = Failures::for_limit(def.seldom.start_limit);
                 s.set_def(def);
                 s.rt.want = self.shutdown.is_none();
                 s.rt.phase = if s.rt.want {

@@ -378,7 +378,7 @@ impl Supervisor {
     /// every unit is in.
     pub fn add(&mut self, def: UnitDef) -> Result<u16, AddError> {
         let mut rt = Runtime::new();
-        rt.failures = Failures::for_limit(def.start_limit);
+        rt.failures = Failures::for_limit(def.seldom.start_limit);
         rt.want = true;
         rt.phase = Phase::Waiting;
         if let Some(i) = self.units.iter().position(|s| s.retired == Retired::Free) {

@@ -40,7 +40,7 @@ impl Supervisor {
         if s.rt.phase == Phase::Starting && s.def.kind == Kind::Service {
             s.rt.phase = Phase::Running;
             s.rt.deadline = None;
-            s.rt.watchdog_at = s.def.watchdog.map(|w| now.saturating_add(w));
+            s.rt.watchdog_at = s.def.seldom.watchdog.map(|w| now.saturating_add(w));
             let pid = s.rt.pid;
             note(s, unit, Note::Running { pid }, out);
             judge(s, unit, true, out);
@@ -53,7 +53,7 @@ impl Supervisor {
             return;
         };
         if s.rt.phase == Phase::Running {
-            s.rt.watchdog_at = s.def.watchdog.map(|w| now.saturating_add(w));
+            s.rt.watchdog_at = s.def.seldom.watchdog.map(|w| now.saturating_add(w));
         }
     }
 
@@ -220,7 +220,7 @@ impl Supervisor {
         let Some(s) = self.units.get_mut(usize::from(unit)) else {
             return Failure::GaveUp;
         };
-        if let Some(limit) = s.def.start_limit {
+        if let Some(limit) = s.def.seldom.start_limit {
             s.rt.failures.push(now);
             let recent =
                 s.rt.failures

@@ -56,7 +56,7 @@ impl Supervisor {
                         continue;
                     }
                     sum.changed = sum.changed.saturating_add(1);
-                    s.rt.failures = Failures::for_limit(def.start_limit);
+                    s.rt.failures = Failures::for_limit(def.seldom.start_limit);
                     s.set_def(def);
                     s.rt.want = true;
                     s.rt.probation = true;

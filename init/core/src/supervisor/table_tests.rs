@@ -285,7 +285,7 @@ fn unit_u(ctx: Ctx) -> UnitDef {
         Ctx::NoRestart => u.restart = crate::unit::Restart::Never,
         Ctx::NoDelay => u.restart_delay = 0,
         Ctx::Limit(action) => {
-            u.start_limit = Some(StartLimit {
+            u.seldom.start_limit = Some(StartLimit {
                 count: 1,
                 window: 60_000,
             });

@@ -14,7 +14,7 @@ impl Supervisor {
         mut rt: Runtime,
         retired: Retired,
     ) -> Result<u16, AddError> {
-        rt.failures.resize(def.start_limit);
+        rt.failures.resize(def.seldom.start_limit);
         let idx = u16::try_from(self.units.len()).map_err(|_| AddError::TableFull)?;
         if usize::from(idx) >= MAX_UNITS {
             return Err(AddError::TableFull);
@@ -46,7 +46,7 @@ impl Supervisor {
             Kind::Oneshot => Phase::Starting,
         };
         // Its pings go on (the notify socket is handed over): watched again.
-        s.rt.watchdog_at = s.def.watchdog.map(|w| now.saturating_add(w));
+        s.rt.watchdog_at = s.def.seldom.watchdog.map(|w| now.saturating_add(w));
         s.rt.last_note = Some(Note::Running { pid });
     }
 }

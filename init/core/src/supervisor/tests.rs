@@ -256,7 +256,7 @@ fn backoff_delay_saturates() {
 #[test]
 fn start_limit_fails_the_unit_and_hand_start_resets_it() {
     let mut d = def("flaky");
-    d.start_limit = Some(StartLimit {
+    d.seldom.start_limit = Some(StartLimit {
         count: 3,
         window: 10_000,
     });
@@ -293,7 +293,7 @@ fn start_limit_fails_the_unit_and_hand_start_resets_it() {
 #[test]
 fn failures_spread_beyond_the_window_do_not_hit_the_limit() {
     let mut d = def("slow");
-    d.start_limit = Some(StartLimit {
+    d.seldom.start_limit = Some(StartLimit {
         count: 2,
         window: 1000,
     });
@@ -310,7 +310,7 @@ fn failures_spread_beyond_the_window_do_not_hit_the_limit() {
 #[test]
 fn start_limit_action_poweroff_shuts_down() {
     let mut d = def("vital");
-    d.start_limit = Some(StartLimit {
+    d.seldom.start_limit = Some(StartLimit {
         count: 1,
         window: 10_000,
     });
@@ -646,7 +646,7 @@ fn start_timeout_is_a_failed_start_with_backoff() {
 #[test]
 fn start_timeout_counts_against_the_start_limit() {
     let mut d = notify("slow");
-    d.start_limit = Some(StartLimit {
+    d.seldom.start_limit = Some(StartLimit {
         count: 2,
         window: 60_000,
     });
@@ -806,7 +806,7 @@ fn reload_sizes_the_start_limit_history() {
     let mut r = Rig::new(vec![def("late")]);
     r.ev(Event::Boot);
     let mut d = def("late");
-    d.start_limit = Some(StartLimit {
+    d.seldom.start_limit = Some(StartLimit {
         count: 2,
         window: 10_000,
     });

@@ -9,7 +9,7 @@ fn watched(name: &str) -> UnitDef {
     let mut d = UnitDef::with_defaults(name);
     d.exec.push("/bin/true").unwrap();
     d.ready = Ready::SdNotify;
-    d.watchdog = Some(2_000);
+    d.seldom.watchdog = Some(2_000);
     d
 }
 
@@ -135,7 +135,7 @@ fn expiry_follows_restart_policy_and_start_limit() {
     assert_eq!(phase(&sup), Phase::Failed);
 
     let mut d = watched("w");
-    d.start_limit = Some(StartLimit {
+    d.seldom.start_limit = Some(StartLimit {
         count: 1,
         window: 60_000,
     });
@@ -153,7 +153,7 @@ fn expiry_follows_restart_policy_and_start_limit() {
 fn only_a_running_unit_is_watched() {
     // Without `watchdog`, pings do nothing and nothing is armed.
     let mut d = watched("w");
-    d.watchdog = None;
+    d.seldom.watchdog = None;
     let (mut sup, mut pid) = started(d);
     step(&mut sup, 0, Event::Ready { unit: 0 }, &mut pid);
     step(&mut sup, 10, Event::Watchdog { unit: 0 }, &mut pid);

@@ -19,9 +19,11 @@ pub use crate::vocab::{valid_name, Millis, Name};
 
 mod packed;
 mod rare;
+mod seldom;
 mod text;
 pub use packed::{Few, PackError, Packed};
 pub use rare::LimitsBox;
+pub use seldom::{Seldom, SeldomBox};
 pub use text::{Text, TooLong};
 
 /// `workdir` when the file does not say (docs/units.md).
@@ -248,7 +250,6 @@ pub struct UnitDef {
     pub restart: Restart,
     pub restart_delay: Millis,
     pub restart_delay_max: Millis,
-    pub start_limit: Option<StartLimit>,
     pub start_limit_action: LimitAction,
     pub after: Few<Name, AFTER_MAX>,
     /// Line of each `after` name, same order, for dependency errors.
@@ -257,8 +258,6 @@ pub struct UnitDef {
     /// Signal number (e.g. 15 for TERM).
     pub stop_signal: i32,
     pub stop_timeout: Millis,
-    pub user: Option<IdSpec>,
-    pub group: Option<IdSpec>,
     pub workdir: Text<PATH_BYTES>,
     /// Only the entries from the file; the spawner adds the defaults
     /// (PATH, HOME, TERM) that are not overridden.
@@ -268,13 +267,11 @@ pub struct UnitDef {
     pub namespaces: Namespaces,
     /// Bytes of the unit's output ring (`output = log`): `log_size`.
     pub log_size: u32,
-    pub hostname: Option<Text<HOSTNAME_MAX>>,
     /// `root`: one directory, or overlay lower layers topmost first,
     /// separated by `:` (see `root_layers`).
     pub root: Option<Text<ROOT_BYTES>>,
     /// Only the keys the unit sets, boxed (`LimitsBox`): most set none.
     pub limits: LimitsBox,
-    pub pressure_limit: Option<PressureLimit>,
     pub pressure_action: PressureAction,
     /// `shed_order`: under system memory pressure (`wren.shed=`), running
     /// units with an order are stopped lowest first; None: never shed.
@@ -286,23 +283,19 @@ pub struct UnitDef {
     /// `start_timeout`: a unit not ready within this of its spawn is a
     /// failed start.
     pub start_timeout: Millis,
-    /// `watchdog` (with `ready = sd_notify`): a running unit that sends no
-    /// `WATCHDOG=1` for this long is killed and restarted; None: off.
-    pub watchdog: Option<Millis>,
-    /// `capabilities`; None: all for root, none for any other user.
-    pub capabilities: Option<Caps>,
     /// `no_new_privs = yes` (a `seccomp` filter implies it).
     pub no_new_privs: bool,
     /// Boxed: most units have none (8 bytes rather than 56).
     #[serde(with = "packed::opt_box")]
     pub seccomp: Option<Box<Seccomp>>,
+    /// `start_limit`, `user`, `group`, `hostname`, `pressure_limit`,
+    /// `watchdog`, `capabilities`, `user_map`: boxed, most units set none.
+    pub seldom: SeldomBox,
     /// `read_only = yes`: `/` (or `root`) read-only, private /tmp and /run.
     pub read_only: bool,
     /// `root_overlay = yes`: `root` is the lower layer of an overlay on a
     /// fresh tmpfs at each start.
     pub root_overlay: bool,
-    /// `user_map`; with `user` in `namespaces`, None is `UserMap::DEFAULT`.
-    pub user_map: Option<UserMap>,
 }
 
 impl UnitDef {
@@ -310,7 +303,8 @@ impl UnitDef {
     /// (`root`: it runs as uid 0, inside its user namespace if it has one)
     /// and none for any other user.
     pub fn kept_caps(&self, root: bool) -> Caps {
-        self.capabilities
+        self.seldom
+            .capabilities
             .unwrap_or(if root { Caps::ALL } else { Caps::NONE })
     }
 
@@ -325,7 +319,7 @@ impl UnitDef {
     pub fn user_map_effective(&self) -> Option<UserMap> {
         self.namespaces
             .has(Namespaces::USER)
-            .then(|| self.user_map.unwrap_or(UserMap::DEFAULT))
+            .then(|| self.seldom.user_map.unwrap_or(UserMap::DEFAULT))
     }
 
     /// The directories of `root`, topmost first (one unless it names
@@ -346,7 +340,7 @@ impl UnitDef {
     /// `user` is unset, 0 or `root` (inside the unit's user namespace, if
     /// it has one).
     pub fn named_root(&self) -> bool {
-        match &self.user {
+        match &self.seldom.user {
             None | Some(IdSpec::Id(0)) => true,
             Some(IdSpec::Name(n)) => n.as_str() == "root",
             Some(IdSpec::Id(_)) => false,
@@ -399,36 +393,29 @@ impl UnitDef {
             restart: Restart::Always,
             restart_delay: 100,
             restart_delay_max: 30_000,
-            start_limit: None,
             start_limit_action: LimitAction::None,
             after: Few::new(),
             after_lines: Few::new(),
             ready: Ready::Started,
             stop_signal: 15,
             stop_timeout: 5_000,
-            user: None,
-            group: None,
             workdir: Text::new(),
             env: Env::new(),
             console: false,
             output: Output::Log,
             namespaces: Namespaces::DEFAULT,
             log_size: LOG_SIZE_DEFAULT,
-            hostname: None,
             root: None,
             limits: LimitsBox::default(),
-            pressure_limit: None,
             pressure_action: PressureAction::Log,
             shed_order: None,
             critical: false,
             start_timeout: START_TIMEOUT_DEFAULT,
-            watchdog: None,
-            capabilities: None,
             no_new_privs: false,
             seccomp: None,
+            seldom: SeldomBox::default(),
             read_only: false,
             root_overlay: false,
-            user_map: None,
         }
     }
 }

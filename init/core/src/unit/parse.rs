@@ -198,7 +198,7 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
                     Clip(window.trim())
                 ),
             };
-            def.start_limit = Some(StartLimit { count, window });
+            def.seldom.start_limit = Some(StartLimit { count, window });
         }
         "start_limit_action" => {
             def.start_limit_action = match v {
@@ -251,8 +251,8 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
             ),
         },
         "stop_timeout" => def.stop_timeout = duration(v)?,
-        "user" => def.user = Some(parse_id(key, v)?),
-        "group" => def.group = Some(parse_id(key, v)?),
+        "user" => def.seldom.user = Some(parse_id(key, v)?),
+        "group" => def.seldom.group = Some(parse_id(key, v)?),
         "workdir" => def.workdir = parse_path(key, v)?,
         "env" => {
             let Some((k, _)) = v.split_once('=') else {
@@ -330,7 +330,7 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
             if h.push_str(v).is_err() {
                 bad!("hostname: longer than {HOSTNAME_MAX} bytes");
             }
-            def.hostname = Some(h);
+            def.seldom.hostname = Some(h);
         }
         "log_size" => {
             def.log_size = match parse_size(v) {
@@ -381,7 +381,7 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
             def.limits.edit(|l| l.io_weight = Some(v));
         }
         "pressure_limit" => match parse_pressure_limit(v) {
-            Some(l) => def.pressure_limit = Some(l),
+            Some(l) => def.seldom.pressure_limit = Some(l),
             None => bad!(
                 "pressure_limit: expected PERCENT/DURATION with 1-100% and 500ms to 10s (e.g. `20%/10s`), got `{}`",
                 Clip(v)
@@ -410,13 +410,13 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
             _ => bad!("shed_order: expected a number from 1 to 1000, got `{}`", Clip(v)),
         },
         "start_timeout" => def.start_timeout = duration(v)?,
-        "watchdog" => def.watchdog = Some(duration(v)?).filter(|&d| d > 0),
-        "capabilities" => def.capabilities = Some(parse_capabilities(v)?),
+        "watchdog" => def.seldom.watchdog = Some(duration(v)?).filter(|&d| d > 0),
+        "capabilities" => def.seldom.capabilities = Some(parse_capabilities(v)?),
         "no_new_privs" => def.no_new_privs = yes_no(key, v)?,
         "seccomp" => def.seccomp = parse_seccomp(v)?.map(Box::new),
         "read_only" => def.read_only = yes_no(key, v)?,
         "root_overlay" => def.root_overlay = yes_no(key, v)?,
-        "user_map" => def.user_map = Some(parse_user_map(v)?),
+        "user_map" => def.seldom.user_map = Some(parse_user_map(v)?),
         // `KEYS` and this match list the same keys; see the test
         // `every_key_is_applied`.
         _ => bad!("unknown key `{}`", Clip(key)),
@@ -552,7 +552,7 @@ pub fn parse_all(name: &str, text: &str, err: &mut dyn FnMut(ParseError)) -> Opt
             )),
         );
     }
-    if def.user_map.is_some() && !def.namespaces.has(Namespaces::USER) {
+    if def.seldom.user_map.is_some() && !def.namespaces.has(Namespaces::USER) {
         report(
             st.line_of("user_map"),
             msg(format_args!("user_map: needs `user` in namespaces")),
@@ -566,7 +566,7 @@ pub fn parse_all(name: &str, text: &str, err: &mut dyn FnMut(ParseError)) -> Opt
             )),
         );
     }
-    if def.hostname.is_some() && !def.namespaces.has(Namespaces::UTS) {
+    if def.seldom.hostname.is_some() && !def.namespaces.has(Namespaces::UTS) {
         report(
             st.line_of("hostname"),
             msg(format_args!(
@@ -577,6 +577,8 @@ pub fn parse_all(name: &str, text: &str, err: &mut dyn FnMut(ParseError)) -> Opt
     if failed {
         None
     } else {
+        // A seldom key written with its default value left a box.
+        def.seldom.tidy();
         Some(def)
     }
 }

@@ -35,7 +35,7 @@ pub fn render(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Resul
         writeln!(out, "restart_delay = {}", Dur(def.restart_delay))?;
         writeln!(out, "restart_delay_max = {}", Dur(def.restart_delay_max))?;
     }
-    if let Some(l) = def.start_limit {
+    if let Some(l) = def.seldom.start_limit {
         writeln!(out, "start_limit = {}/{}", l.count, Dur(l.window))?;
     }
     match def.start_limit_action {
@@ -64,7 +64,7 @@ pub fn render(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Resul
     if def.stop_timeout != d.stop_timeout {
         writeln!(out, "stop_timeout = {}", Dur(def.stop_timeout))?;
     }
-    for (key, id) in [("user", &def.user), ("group", &def.group)] {
+    for (key, id) in [("user", &def.seldom.user), ("group", &def.seldom.group)] {
         match id {
             None => {}
             Some(IdSpec::Id(n)) => writeln!(out, "{key} = {n}")?,
@@ -103,7 +103,7 @@ pub fn render(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Resul
             Size(Limit::Value(u64::from(def.log_size)))
         )?;
     }
-    if let Some(h) = &def.hostname {
+    if let Some(h) = &def.seldom.hostname {
         writeln!(out, "hostname = {h}")?;
     }
     if let Some(r) = &def.root {
@@ -139,7 +139,7 @@ pub fn render(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Resul
     if let Some(w) = l.io_weight {
         writeln!(out, "io.weight = {w}")?;
     }
-    if let Some(p) = def.pressure_limit {
+    if let Some(p) = def.seldom.pressure_limit {
         writeln!(out, "pressure_limit = {}%/{}", p.percent, Dur(p.window))?;
     }
     if def.pressure_action != d.pressure_action {
@@ -154,7 +154,7 @@ pub fn render(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Resul
     if def.start_timeout != d.start_timeout {
         writeln!(out, "start_timeout = {}", Dur(def.start_timeout))?;
     }
-    if let Some(w) = def.watchdog {
+    if let Some(w) = def.seldom.watchdog {
         writeln!(out, "watchdog = {}", Dur(w))?;
     }
     render_confinement(def, out)
@@ -162,7 +162,7 @@ pub fn render(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Resul
 
 /// The keys of docs/units.md, "Confinement".
 fn render_confinement(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
-    match def.capabilities {
+    match def.seldom.capabilities {
         None => {}
         Some(Caps::ALL) => writeln!(out, "capabilities = all")?,
         Some(c) if c.count() == 0 => writeln!(out, "capabilities = none")?,
@@ -196,7 +196,7 @@ fn render_confinement(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fm
     if def.root_overlay {
         writeln!(out, "root_overlay = yes")?;
     }
-    if let Some(m) = def.user_map {
+    if let Some(m) = def.seldom.user_map {
         writeln!(out, "user_map = {} {}", m.outside, m.count)?;
     }
     Ok(())

@@ -43,20 +43,20 @@ fn minimal_unit_has_contract_defaults() {
     assert_eq!(d.restart, Restart::Always);
     assert_eq!(d.restart_delay, 100);
     assert_eq!(d.restart_delay_max, 30_000);
-    assert_eq!(d.start_limit, None);
+    assert_eq!(d.seldom.start_limit, None);
     assert_eq!(d.start_limit_action, LimitAction::None);
     assert!(d.after.is_empty());
     assert_eq!(d.ready, Ready::Started);
     assert_eq!(d.stop_signal, 15);
     assert_eq!(d.stop_timeout, 5_000);
-    assert_eq!(d.user, None);
-    assert_eq!(d.group, None);
+    assert_eq!(d.seldom.user, None);
+    assert_eq!(d.seldom.group, None);
     assert_eq!(d.workdir.as_str(), "/");
     assert!(d.env.is_empty());
     assert!(!d.console);
     assert_eq!(d.output, Output::Log);
     assert_eq!(d.namespaces, Namespaces::DEFAULT);
-    assert_eq!(d.hostname, None);
+    assert_eq!(d.seldom.hostname, None);
     assert_eq!(d.root, None);
     assert_eq!(d.limits, Limits::default());
     assert_eq!(d, {
@@ -112,7 +112,7 @@ io.weight = 10000
     assert_eq!(d.restart_delay, 250);
     assert_eq!(d.restart_delay_max, 60_000);
     assert_eq!(
-        d.start_limit,
+        d.seldom.start_limit,
         Some(StartLimit {
             count: 10,
             window: 300_000
@@ -126,10 +126,10 @@ io.weight = 10000
     assert_eq!(d.stop_signal, 28);
     assert_eq!(d.stop_timeout, 10_000);
     assert_eq!(
-        d.user,
+        d.seldom.user,
         Some(IdSpec::Name(Text::try_from("www-data").unwrap()))
     );
-    assert_eq!(d.group, Some(IdSpec::Id(33)));
+    assert_eq!(d.seldom.group, Some(IdSpec::Id(33)));
     assert_eq!(d.workdir.as_str(), "/srv/www");
     let env: std::vec::Vec<&str> = d.env.iter().collect();
     assert_eq!(env, ["LANG=C.UTF-8", "OPTS=a=b"]);
@@ -138,7 +138,7 @@ io.weight = 10000
         d.namespaces,
         Namespaces(Namespaces::PID | Namespaces::MOUNT | Namespaces::NET | Namespaces::UTS)
     );
-    assert_eq!(d.hostname.as_deref(), Some("web.local"));
+    assert_eq!(d.seldom.hostname.as_deref(), Some("web.local"));
     assert_eq!(d.root.as_deref(), Some("/srv/rootfs"));
     let l = d.limits.get();
     assert_eq!(l.memory_max, Some(Limit::Value(64 << 20)));
@@ -180,13 +180,13 @@ fn critical_key() {
 #[test]
 fn pressure_keys() {
     let d = unit("pressure_limit = 20%/10s\npressure_action = stop\nshed_order = 3\n");
-    let p = d.pressure_limit.unwrap();
+    let p = d.seldom.pressure_limit.unwrap();
     assert_eq!((p.percent, p.window), (20, 10_000));
     assert_eq!((p.stall_us(), p.window_us()), (2_000_000, 10_000_000));
     assert_eq!(d.pressure_action, PressureAction::Stop);
     assert_eq!(d.shed_order, Some(3));
     let d = unit("pressure_limit = 5% / 500ms\n");
-    assert_eq!(d.pressure_limit.unwrap().stall_us(), 25_000);
+    assert_eq!(d.seldom.pressure_limit.unwrap().stall_us(), 25_000);
     assert_eq!(d.pressure_action, PressureAction::Log);
     assert_eq!(d.shed_order, None);
     for bad in [
@@ -559,12 +559,15 @@ fn start_timeout() {
 
 #[test]
 fn watchdog_needs_sd_notify() {
-    assert_eq!(unit("").watchdog, None);
+    assert_eq!(unit("").seldom.watchdog, None);
     assert_eq!(
-        unit("ready = sd_notify\nwatchdog = 2s").watchdog,
+        unit("ready = sd_notify\nwatchdog = 2s").seldom.watchdog,
         Some(2_000)
     );
-    assert_eq!(unit("ready = sd_notify\nwatchdog = 0").watchdog, None);
+    assert_eq!(
+        unit("ready = sd_notify\nwatchdog = 0").seldom.watchdog,
+        None
+    );
     // The error names the `watchdog` line, whichever comes first.
     assert_eq!(
         err("watchdog = 2s\nready = notify"),
@@ -597,7 +600,12 @@ fn restart_delay_max_interplay() {
 
 #[test]
 fn start_limit() {
-    let sl = |v: &str| unit(&format!("start_limit = {v}")).start_limit.unwrap();
+    let sl = |v: &str| {
+        unit(&format!("start_limit = {v}"))
+            .seldom
+            .start_limit
+            .unwrap()
+    };
     assert_eq!(
         sl("10/5m"),
         StartLimit {
@@ -718,14 +726,14 @@ fn stop_signal() {
 
 #[test]
 fn user_and_group() {
-    assert_eq!(unit("user = 0").user, Some(IdSpec::Id(0)));
-    assert_eq!(unit("user = 1000").user, Some(IdSpec::Id(1000)));
+    assert_eq!(unit("user = 0").seldom.user, Some(IdSpec::Id(0)));
+    assert_eq!(unit("user = 1000").seldom.user, Some(IdSpec::Id(1000)));
     assert_eq!(
-        unit("group = _daemon.x-1").group,
+        unit("group = _daemon.x-1").seldom.group,
         Some(IdSpec::Name(Text::try_from("_daemon.x-1").unwrap()))
     );
     assert_eq!(
-        unit("user = 4294967294").user,
+        unit("user = 4294967294").seldom.user,
         Some(IdSpec::Id(4_294_967_294))
     );
     assert_eq!(
@@ -746,7 +754,10 @@ fn user_and_group() {
     assert!(err(&format!("user = {}", "u".repeat(33)))
         .1
         .starts_with("user: expected"));
-    assert!(unit(&format!("user = {}", "u".repeat(32))).user.is_some());
+    assert!(unit(&format!("user = {}", "u".repeat(32)))
+        .seldom
+        .user
+        .is_some());
 }
 
 #[test]
@@ -850,12 +861,15 @@ fn namespaces() {
 #[test]
 fn hostname() {
     assert_eq!(
-        unit("hostname = a-b.c1").hostname.as_deref(),
+        unit("hostname = a-b.c1").seldom.hostname.as_deref(),
         Some("a-b.c1")
     );
     let h64 = "h".repeat(64);
     assert_eq!(
-        unit(&format!("hostname = {h64}")).hostname.as_deref(),
+        unit(&format!("hostname = {h64}"))
+            .seldom
+            .hostname
+            .as_deref(),
         Some(h64.as_str())
     );
     for bad in ["", "-a", ".a", "a_b", "a b", &"h".repeat(65)] {
@@ -1132,7 +1146,7 @@ mod render_tests {
 #[test]
 fn confinement_keys() {
     let d = ok("exec = /bin/x\nuser = www\ncapabilities = CAP_NET_BIND_SERVICE\n");
-    assert_eq!(d.capabilities, Some(Caps(1 << 10)));
+    assert_eq!(d.seldom.capabilities, Some(Caps(1 << 10)));
     assert_eq!(d.kept_caps(false), Caps(1 << 10));
     let d = ok("exec = /bin/x\n");
     assert_eq!(

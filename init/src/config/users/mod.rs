@@ -40,14 +40,14 @@ pub fn resolve_ids(def: &UnitDef) -> Result<Ids, &'static str> {
     let root = def.root.as_deref().unwrap_or("");
     let mut ids = Ids::default();
     let mut member_name: Option<heapless::String<64>> = None;
-    match &def.user {
+    match &def.seldom.user {
         None => {}
         Some(IdSpec::Id(n)) => {
             if !valid_id(*n) {
                 return Err("user: 4294967295 is not a valid uid");
             }
             ids.uid = Some(*n);
-            if def.group.is_none() {
+            if def.seldom.group.is_none() {
                 let entry = passwd_by_uid(root, *n)?
                     .ok_or("numeric user has no line in /etc/passwd: set `group`")?;
                 ids.gid = Some(entry.gid);
@@ -61,7 +61,7 @@ pub fn resolve_ids(def: &UnitDef) -> Result<Ids, &'static str> {
             member_name = Some(entry.name);
         }
     }
-    match &def.group {
+    match &def.seldom.group {
         None => {}
         Some(IdSpec::Id(n)) => {
             if !valid_id(*n) {
