@@ -158,18 +158,23 @@ fn load_set(sysroot: &Path, files: &[PathBuf], context: &[PathBuf]) -> LoadedSet
     let context = context
         .iter()
         .filter(|c| !files.contains(c) && !explicit_names.contains(&name_of(c)));
+    // Every candidate before any file is parsed: their paths and names,
+    // freed once loaded, then lie together rather than between the
+    // definitions' strings, which PID 1 keeps (a freed slot among kept
+    // ones stays resident).
     for (path, reported) in files
         .iter()
         .map(|f| (f, true))
         .chain(context.map(|c| (c, false)))
     {
-        let i = set.units.len();
         set.units.push(Candidate {
             path: path.clone(),
             name: name_of(path),
             def: None,
             reported,
         });
+    }
+    for i in 0..set.units.len() {
         if let Some(def) = load_file(sysroot, &mut set, i, &mut buf) {
             if let Some(c) = set.units.get_mut(i) {
                 c.def = Some(def);
