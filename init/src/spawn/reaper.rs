@@ -14,7 +14,11 @@
 //! It reaps every zombie of the namespace, forwards the signals PID 1
 //! sends (the stop signal among them) to the service's process group, and
 //! when the service ends, reports exactly how through a pipe and exits,
-//! which makes the kernel kill whatever is left in the namespace.
+//! which makes the kernel kill whatever is left in the namespace. It
+//! kills and reaps the rest of the namespace itself first, so that PID 1
+//! can take the report as the end of the whole run (`pid1::report`) and
+//! restart the unit without waiting for this exit's teardown of the
+//! namespaces, to which the reaper yields the CPU.
 //!
 //! Signals stay blocked as inherited from PID 1 (across the exec too, and
 //! those pending stay pending) and are taken with sigwait: a namespace's
@@ -207,8 +211,18 @@ fn serve(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
                 // Some other process of the namespace: reaped, nothing more.
                 Ok(Some(_)) => continue,
             };
+            // The rest of the namespace goes before the report, so that
+            // the report means nothing of the run is left but this
+            // reaper: PID 1 restarts the unit on it, before this exit.
+            empty_namespace();
             if let Some(fd) = report {
                 let _ = rustix::io::write(fd, &encode(exit));
+                // PID 1 restarts the unit on the report (`pid1::report`);
+                // this exit then unmounts every mount of the namespace.
+                // On one CPU the restart goes first: PID 1, woken as
+                // SCHED_BATCH, would not preempt us.
+                let _ = rustix::process::setpriority_process(None, 19);
+                rustix::thread::sched_yield();
             }
             let code = match exit {
                 Exit::Code(c) => c,
@@ -218,6 +232,26 @@ fn serve(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
             // The namespace's init must end when its service is gone; there
             // is nothing of ours to flush.
             crate::sys::clone::exit(code);
+        }
+    }
+}
+
+/// SIGKILL to every other process of the namespace (what the kernel does
+/// when its init exits) and reap them all: blocking, as the kernel's own
+/// teardown would wait for them. Without a process left it costs a kill
+/// and a wait that both fail at once.
+fn empty_namespace() {
+    // kill(-1) from a namespace's init: all of the namespace but itself.
+    // ESRCH: nobody else. Another error: waiting could be for ever; the
+    // exit's own teardown kills them, after the report.
+    if nix::sys::signal::kill(Pid::from_raw(-1), Signal::SIGKILL).is_err() {
+        return;
+    }
+    loop {
+        match rustix::process::wait(WaitOptions::empty()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            // ECHILD: nobody left.
+            Err(_) => return,
         }
     }
 }
