@@ -172,6 +172,7 @@ impl Pid1 {
                     let _ = rustix::io::read(t, &mut b);
                 }
                 let _ = kmsg::console_flush();
+                self.release_reports();
                 self.feed(Event::Tick);
                 let t = now();
                 self.exec_timeouts(t);

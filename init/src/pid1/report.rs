@@ -13,7 +13,11 @@
 //! it reports (`spawn::reaper`), as the kernel would at its exit: when the
 //! report comes, nothing of the run is left but the reaper itself, which
 //! holds nothing of the service's (no socket, no file but the report
-//! pipe). So the new instance shares the cgroup with the exiting reaper:
+//! pipe). PID 1 holds that pipe open until its timer turn after the new
+//! run has exec'd (the restart's console line waits for the same turn,
+//! 20 ms), and the reaper exits only when it is closed (at most a second
+//! later): its teardown, and the kernel workers' after it, come after the
+//! new service's first steps instead of among them on one CPU. So the new instance shares the cgroup with the exiting reaper:
 //! the exit's `KillCgroup` kills nothing (`stopping::kill_cgroup`; the
 //! reaper is on its way out), and the restart does not wait for the
 //! cgroup to empty, which would put the teardown back on its path. A stop
@@ -24,7 +28,7 @@
 use super::event_loop::{self, watch};
 use super::Pid1;
 use crate::spawn::reaper;
-use crate::supervisor::Event;
+use crate::supervisor::{Event, Phase};
 use rustix::event::epoll;
 use rustix::fd::OwnedFd;
 use rustix::io::Errno;
@@ -73,8 +77,12 @@ impl Pid1 {
         };
         if let (Some(fd), Some(ep)) = (edge.exit_report.take(), self.epoll.as_ref()) {
             let _ = epoll::delete(ep, &fd);
+            edge.drain.held = Some(fd);
         }
-        let Some(exit) = exit else { return };
+        let Some(exit) = exit else {
+            edge.drain.held = None;
+            return;
+        };
         // As `reap` does for an exit: a handshake still open is settled
         // first (the service is gone and the reaper closed its end).
         self.exec_reaped(pid);
@@ -85,5 +93,29 @@ impl Pid1 {
             }
         }
         self.feed(Event::Exited { pid, exit });
+        // The old reaper exits once its pipe is closed: at the loop's next
+        // timer turn after the new run exec'd (`release_reports`), or now
+        // if no run is on its way (a stop waits for it).
+        let restarted = self
+            .sup
+            .slot(u)
+            .is_some_and(|s| matches!(s.rt.phase, Phase::Starting | Phase::Running));
+        if let Some(e) = self.edges.get_mut(usize::from(u)) {
+            if !restarted {
+                e.drain.held = None;
+            }
+        }
+    }
+
+    /// On the loop's timer (the console's status lines wait for it, 20 ms
+    /// after a restart): the reapers of runs whose next run has exec'd
+    /// may exit now. Their teardown then comes after the new service's
+    /// first steps, not among them.
+    pub(super) fn release_reports(&mut self) {
+        for e in self.edges.iter_mut() {
+            if e.exec.is_none() {
+                e.drain.held = None;
+            }
+        }
     }
 }

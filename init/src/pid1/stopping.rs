@@ -53,6 +53,10 @@ pub(super) struct Drain {
     /// its namespace first and is exiting, the one process of the run
     /// left in the cgroup.
     pub(super) reported: bool,
+    /// That report's pipe, held until the loop's timer turn after the next
+    /// run exec'd (or no run follows): its reaper exits when it is closed
+    /// (`report`).
+    pub(super) held: Option<OwnedFd>,
 }
 
 impl Drain {

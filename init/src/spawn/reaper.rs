@@ -18,7 +18,7 @@
 //! kills and reaps the rest of the namespace itself first, so that PID 1
 //! can take the report as the end of the whole run (`pid1::report`) and
 //! restart the unit without waiting for this exit's teardown of the
-//! namespaces, to which the reaper yields the CPU.
+//! namespaces, which waits until the new run has exec'd.
 //!
 //! Signals stay blocked as inherited from PID 1 (across the exec too, and
 //! those pending stay pending) and are taken with sigwait: a namespace's
@@ -61,6 +61,12 @@ pub fn open_exe() {
         Err(e) => log::warn!("/proc/self/exe: {e}; namespace reapers stay forks of PID 1"),
     }
 }
+
+/// Longest wait, after the report, for PID 1 to close its end.
+const HOLD: rustix::event::Timespec = rustix::event::Timespec {
+    tv_sec: 1,
+    tv_nsec: 0,
+};
 
 /// Bytes of an exit report: kind (0 code, 1 signal) and an i32.
 pub const REPORT_LEN: usize = 5;
@@ -217,12 +223,18 @@ fn serve(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
             empty_namespace();
             if let Some(fd) = report {
                 let _ = rustix::io::write(fd, &encode(exit));
-                // PID 1 restarts the unit on the report (`pid1::report`);
-                // this exit then unmounts every mount of the namespace.
-                // On one CPU the restart goes first: PID 1, woken as
-                // SCHED_BATCH, would not preempt us.
+                // PID 1 restarts the unit on the report (`pid1::report`)
+                // and closes its end a moment after the new run exec'd (at
+                // once without a restart). This exit's teardown of the
+                // namespaces (and the kernel workers' after it) waits for
+                // that, so as not to compete with the start on one CPU;
+                // at most a second.
                 let _ = rustix::process::setpriority_process(None, 19);
-                rustix::thread::sched_yield();
+                let mut gone = [rustix::event::PollFd::new(
+                    &fd,
+                    rustix::event::PollFlags::empty(),
+                )];
+                let _ = rustix::event::poll(&mut gone, Some(&HOLD));
             }
             let code = match exit {
                 Exit::Code(c) => c,
