@@ -31,6 +31,8 @@ pub(super) const TOKEN_PRESSURE: u64 = 3 << 32;
 pub(super) const TOKEN_EXEC: u64 = 6 << 32;
 /// A stopping unit's `cgroup.events` (`stopping`).
 pub(super) const TOKEN_CGEVENTS: u64 = 7 << 32;
+/// A PID-namespace reaper's exit report (`report`).
+pub(super) const TOKEN_REPORT: u64 = 8 << 32;
 
 /// Retry interval for console text a busy serial line refused.
 const CONSOLE_RETRY_MS: u64 = 20;
@@ -170,6 +172,7 @@ impl Pid1 {
                     let _ = rustix::io::read(t, &mut b);
                 }
                 let _ = kmsg::console_flush();
+                self.release_reports();
                 self.feed(Event::Tick);
                 let t = now();
                 self.exec_timeouts(t);
@@ -196,6 +199,8 @@ impl Pid1 {
                     apart(|| self.on_exec(u));
                 } else if let Some(u) = unit_of(t, TOKEN_CGEVENTS) {
                     apart(|| self.on_cgroup_events(u));
+                } else if let Some(u) = unit_of(t, TOKEN_REPORT) {
+                    apart(|| self.on_report(u));
                 }
             }
         }

@@ -395,13 +395,13 @@ impl Pid1 {
         // Our copies of the write ends go, so EOF means the unit closed them.
         let log_rd = log_pipe.map(|(r, _w)| r);
         let notify_rd = notify_pipe.map(|(r, _w)| r).or(notify_sock);
+        self.watch_report(u, report_pipe.map(|(r, _w)| r));
         let Some(ep) = self.epoll.as_ref() else {
             return Ok(pending);
         };
         let Some(edge) = self.edges.get_mut(usize::from(u)) else {
             return Ok(pending);
         };
-        edge.exit_report = report_pipe.map(|(r, _w)| r);
         if let Some(old) = edge.log_rd.take() {
             let _ = epoll::delete(ep, &old);
         }

@@ -162,6 +162,12 @@ impl Pid1 {
         }
     }
 
+    /// The pid of unit `u`'s child still in its handshake.
+    pub(super) fn exec_pid(&self, u: u16) -> Option<u32> {
+        let w = self.edges.get(usize::from(u))?.exec.as_ref()?;
+        Some(w.pid)
+    }
+
     fn take_exec(&mut self, u: u16) -> Option<ExecWait> {
         let w = self.edges.get_mut(usize::from(u))?.exec.take()?;
         if let Some(ep) = self.epoll.as_ref() {
@@ -217,8 +223,8 @@ impl Pid1 {
             if let (Some(fd), Some(ep)) = (e.notify.take(), self.epoll.as_ref()) {
                 let _ = epoll::delete(ep, &fd);
             }
-            e.exit_report = None;
         }
+        self.watch_report(u, None);
         self.spawn_failed(u, why);
     }
 

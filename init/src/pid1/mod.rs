@@ -25,6 +25,7 @@ mod queries;
 mod reexec;
 pub use reexec::print_handshake;
 mod reload;
+mod report;
 mod sources;
 mod stopping;
 mod watchdog;

@@ -61,7 +61,7 @@ impl Pid1 {
     }
 
     /// A SIGKILL while the cgroup's oom_kill count rose is the OOM killer.
-    fn classify_exit(&mut self, u: u16, exit: Exit) -> Exit {
+    pub(super) fn classify_exit(&mut self, u: u16, exit: Exit) -> Exit {
         let Some(slot) = self.sup.slot(u) else {
             return exit;
         };
@@ -80,6 +80,9 @@ impl Pid1 {
         // 128+N for a signal; its report says what really happened.
         let mut exit = exit;
         if let Some(fd) = edge.exit_report.take() {
+            if let Some(ep) = self.epoll.as_ref() {
+                let _ = epoll::delete(ep, &fd);
+            }
             let mut b = [0u8; crate::spawn::reaper::REPORT_LEN];
             if let Ok(n) = rustix::io::read(&fd, &mut b) {
                 if let Some(e) = crate::spawn::reaper::decode(b.get(..n).unwrap_or(&[])) {

@@ -49,6 +49,14 @@ pub(super) struct Drain {
     /// Processes survived every kill: the last stop is answered with an
     /// error.
     pub(super) gave_up: bool,
+    /// The exit came as a reaper's report (`report`): the reaper emptied
+    /// its namespace first and is exiting, the one process of the run
+    /// left in the cgroup.
+    pub(super) reported: bool,
+    /// That report's pipe, held until the loop's timer turn after the next
+    /// run exec'd (or no run follows): its reaper exits when it is closed
+    /// (`report`).
+    pub(super) held: Option<OwnedFd>,
 }
 
 impl Drain {
@@ -102,19 +110,20 @@ impl Pid1 {
             .sup
             .slot(u)
             .is_some_and(|s| s.rt.phase != Phase::Stopping);
-        let grace = self
-            .edges
-            .get(usize::from(u))
-            .and_then(|e| e.drain.stop_by)
-            .filter(|&by| by > t && stopped);
+        let Some(e) = self.edges.get_mut(usize::from(u)) else {
+            return;
+        };
+        let reported = core::mem::take(&mut e.drain.reported);
+        let grace = e.drain.stop_by.filter(|&by| by > t && stopped);
         match grace {
             Some(by) => {
-                if let Some(e) = self.edges.get_mut(usize::from(u)) {
-                    e.drain.next_kill = Some(by);
-                }
+                e.drain.next_kill = Some(by);
                 self.watch_events(u);
                 self.check_empty(u);
             }
+            // Nothing to kill but a reaper on its way out (which a restart
+            // does not wait for: the new run shares the cgroup with it).
+            None if reported => {}
             None => self.kill_cgroup_now(u),
         }
     }
@@ -188,6 +197,7 @@ impl Pid1 {
         self.end_drain(u);
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
             e.drain.gave_up = false;
+            e.drain.reported = false;
         }
     }
 

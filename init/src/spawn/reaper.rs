@@ -14,7 +14,11 @@
 //! It reaps every zombie of the namespace, forwards the signals PID 1
 //! sends (the stop signal among them) to the service's process group, and
 //! when the service ends, reports exactly how through a pipe and exits,
-//! which makes the kernel kill whatever is left in the namespace.
+//! which makes the kernel kill whatever is left in the namespace. It
+//! kills and reaps the rest of the namespace itself first, so that PID 1
+//! can take the report as the end of the whole run (`pid1::report`) and
+//! restart the unit without waiting for this exit's teardown of the
+//! namespaces, which waits until the new run has exec'd.
 //!
 //! Signals stay blocked as inherited from PID 1 (across the exec too, and
 //! those pending stay pending) and are taken with sigwait: a namespace's
@@ -57,6 +61,12 @@ pub fn open_exe() {
         Err(e) => log::warn!("/proc/self/exe: {e}; namespace reapers stay forks of PID 1"),
     }
 }
+
+/// Longest wait, after the report, for PID 1 to close its end.
+const HOLD: rustix::event::Timespec = rustix::event::Timespec {
+    tv_sec: 1,
+    tv_nsec: 0,
+};
 
 /// Bytes of an exit report: kind (0 code, 1 signal) and an i32.
 pub const REPORT_LEN: usize = 5;
@@ -207,8 +217,24 @@ fn serve(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
                 // Some other process of the namespace: reaped, nothing more.
                 Ok(Some(_)) => continue,
             };
+            // The rest of the namespace goes before the report, so that
+            // the report means nothing of the run is left but this
+            // reaper: PID 1 restarts the unit on it, before this exit.
+            empty_namespace();
             if let Some(fd) = report {
                 let _ = rustix::io::write(fd, &encode(exit));
+                // PID 1 restarts the unit on the report (`pid1::report`)
+                // and closes its end a moment after the new run exec'd (at
+                // once without a restart). This exit's teardown of the
+                // namespaces (and the kernel workers' after it) waits for
+                // that, so as not to compete with the start on one CPU;
+                // at most a second.
+                let _ = rustix::process::setpriority_process(None, 19);
+                let mut gone = [rustix::event::PollFd::new(
+                    &fd,
+                    rustix::event::PollFlags::empty(),
+                )];
+                let _ = rustix::event::poll(&mut gone, Some(&HOLD));
             }
             let code = match exit {
                 Exit::Code(c) => c,
@@ -218,6 +244,26 @@ fn serve(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
             // The namespace's init must end when its service is gone; there
             // is nothing of ours to flush.
             crate::sys::clone::exit(code);
+        }
+    }
+}
+
+/// SIGKILL to every other process of the namespace (what the kernel does
+/// when its init exits) and reap them all: blocking, as the kernel's own
+/// teardown would wait for them. Without a process left it costs a kill
+/// and a wait that both fail at once.
+fn empty_namespace() {
+    // kill(-1) from a namespace's init: all of the namespace but itself.
+    // ESRCH: nobody else. Another error: waiting could be for ever; the
+    // exit's own teardown kills them, after the report.
+    if nix::sys::signal::kill(Pid::from_raw(-1), Signal::SIGKILL).is_err() {
+        return;
+    }
+    loop {
+        match rustix::process::wait(WaitOptions::empty()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            // ECHILD: nobody left.
+            Err(_) => return,
         }
     }
 }

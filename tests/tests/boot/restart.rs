@@ -31,3 +31,69 @@ fn sigkilled_unit_is_back_within_its_restart_delay() {
     assert_eq!(st["victim"].restarts, restarts + 1);
     assert!(vm.saw("[FAILED] victim: killed by SIGKILL", CMD));
 }
+
+/// victimns: the default namespaces, restart_delay = 0ms. PID 1 takes the
+/// reaper's report as the unit's exit and restarts it before the old
+/// reaper's exit has torn its namespaces down; the exit is still the
+/// service's, nothing of the old run stays, and a stop still waits for
+/// the whole cgroup, the reaper of the run included.
+#[test]
+fn sigkilled_isolated_unit_restarts_on_its_reapers_report() {
+    let mut vm = boot("restart");
+    let procs = |vm: &mut wren_boot_tests::Vm| -> Vec<u32> {
+        vm.sh("cat /sys/fs/cgroup/units/victimns/cgroup.procs", CMD)
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect()
+    };
+    let st = vm.wait_states(&[("victimns", &["running"])], Duration::from_secs(30));
+    let reaper = st["victimns"].pid.expect("running unit has a pid");
+    let restarts = st["victimns"].restarts;
+    let old = procs(&mut vm);
+    assert_eq!(old.len(), 2, "reaper and service: {old:?}");
+    let svc = *old.iter().find(|&&p| p != reaper).unwrap();
+    vm.sh(
+        &format!("wren-testkit mark /run/victimns kill; kill -9 {svc}"),
+        CMD,
+    );
+    wait_marks(&mut vm, "/run/victimns", Duration::from_secs(15), |m| {
+        m.iter().filter(|(t, _, _)| t == "start").count() >= 2
+    });
+    let st = vm.wait_states(&[("victimns", &["running"])], Duration::from_secs(10));
+    let new = st["victimns"].pid.expect("running unit has a pid");
+    assert_ne!(new, reaper, "same reaper after the restart");
+    assert_eq!(st["victimns"].restarts, restarts + 1);
+    // The service's end as its reaper reported it, not the reaper's own
+    // exit status (128 + 9).
+    assert!(vm.saw("[FAILED] victimns: killed by SIGKILL, restart in 0ms", CMD));
+    // The old reaper is reaped (no zombie left) and the cgroup holds the
+    // new run only.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = procs(&mut vm);
+        let gone = vm
+            .sh(&format!("[ -e /proc/{reaper} ] || echo gone"), CMD)
+            .contains("gone");
+        if gone && !now.contains(&reaper) && !now.contains(&svc) {
+            assert_eq!(now.len(), 2, "new reaper and service: {now:?}");
+            assert!(now.contains(&new), "{now:?} lacks the new reaper {new}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "old reaper {reaper} / service {svc} still there: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A stop is answered once the cgroup is empty: the reaper that sent
+    // the report (it yields the CPU first) is waited for too.
+    let (out, rc) = vm.sh_rc("initctl stop victimns", Duration::from_secs(30));
+    assert_eq!(rc, 0, "initctl stop: {out}");
+    let left = procs(&mut vm);
+    assert!(
+        left.is_empty(),
+        "stopped unit's cgroup still holds {left:?}"
+    );
+    let st = vm.wait_states(&[("victimns", &["stopped"])], CMD);
+    assert_eq!(st["victimns"].pid, None);
+}

@@ -415,6 +415,9 @@ impl Pid1 {
             e.notify = e.notify.take().and_then(|fd| {
                 super::event_loop::watch(ep, fd, super::event_loop::TOKEN_NOTIFY + u)
             });
+            e.exit_report = e.exit_report.take().and_then(|fd| {
+                super::event_loop::watch(ep, fd, super::event_loop::TOKEN_REPORT + u)
+            });
         }
         for i in 0..self.sup.len() {
             if self.sup.slot(i as u16).is_some_and(|s| s.rt.pid != 0) {

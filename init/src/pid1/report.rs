@@ -1,0 +1,121 @@
+//! A PID-namespace reaper's exit report as a loop source.
+//!
+//! The reaper writes how the service ended to its report pipe, then exits;
+//! but the kernel tears the unit's PID and mount namespaces down in that
+//! exit (every copied mount unmounted) before it tells PID 1, so waiting
+//! for SIGCHLD would put the teardown on every restart's path. The report
+//! is therefore the unit's exit: read here, it is fed as `Exited` of the
+//! reaper's pid at once, and the restart spawns while the old reaper is
+//! still going. The old reaper is reaped later like any child the
+//! supervisor no longer knows (`sources::reap`).
+//!
+//! The reaper kills and reaps every other process of its namespace before
+//! it reports (`spawn::reaper`), as the kernel would at its exit: when the
+//! report comes, nothing of the run is left but the reaper itself, which
+//! holds nothing of the service's (no socket, no file but the report
+//! pipe). PID 1 holds that pipe open until its timer turn after the new
+//! run has exec'd (the restart's console line waits for the same turn,
+//! 20 ms), and the reaper exits only when it is closed (at most a second
+//! later): its teardown, and the kernel workers' after it, come after the
+//! new service's first steps instead of among them on one CPU. So the new instance shares the cgroup with the exiting reaper:
+//! the exit's `KillCgroup` kills nothing (`stopping::kill_cgroup`; the
+//! reaper is on its way out), and the restart does not wait for the
+//! cgroup to empty, which would put the teardown back on its path. A stop
+//! still waits for `cgroup.events` to say the cgroup is empty, reaper
+//! included, with its kills and their escalation, so `initctl stop` and
+//! the shutdown see the old reaper until it is gone.
+
+use super::event_loop::{self, watch};
+use super::Pid1;
+use crate::spawn::reaper;
+use crate::supervisor::{Event, Phase};
+use rustix::event::epoll;
+use rustix::fd::OwnedFd;
+use rustix::io::Errno;
+
+impl Pid1 {
+    /// After a spawn: the new reaper's report pipe into the loop.
+    pub(super) fn watch_report(&mut self, u: u16, fd: Option<OwnedFd>) {
+        let Some(edge) = self.edges.get_mut(usize::from(u)) else {
+            return;
+        };
+        if let (Some(old), Some(ep)) = (edge.exit_report.take(), self.epoll.as_ref()) {
+            let _ = epoll::delete(ep, &old);
+        }
+        edge.exit_report = match self.epoll.as_ref() {
+            Some(ep) => fd.and_then(|r| watch(ep, r, event_loop::TOKEN_REPORT + u64::from(u))),
+            // No loop (tests): the reap reads the report.
+            None => fd,
+        };
+    }
+
+    /// The report pipe of unit `u` is readable: the service's end (or end
+    /// of file: the reaper went without a report, and its own exit status,
+    /// at the reap, is all there is).
+    pub(super) fn on_report(&mut self, u: u16) {
+        let pid = self
+            .exec_pid(u)
+            .or_else(|| self.sup.slot(u).map(|s| s.rt.pid).filter(|&p| p != 0));
+        let Some(edge) = self.edges.get_mut(usize::from(u)) else {
+            return;
+        };
+        let Some(fd) = edge.exit_report.as_ref() else {
+            return;
+        };
+        let Some(pid) = pid else {
+            // No process to say it of: left to the reap, out of the loop.
+            if let Some(ep) = self.epoll.as_ref() {
+                let _ = epoll::delete(ep, fd);
+            }
+            return;
+        };
+        let mut b = [0u8; reaper::REPORT_LEN];
+        let exit = match rustix::io::read(fd, &mut b) {
+            Ok(n) => b.get(..n).and_then(reaper::decode),
+            Err(Errno::AGAIN | Errno::INTR) => return,
+            Err(_) => None,
+        };
+        if let (Some(fd), Some(ep)) = (edge.exit_report.take(), self.epoll.as_ref()) {
+            let _ = epoll::delete(ep, &fd);
+            edge.drain.held = Some(fd);
+        }
+        let Some(exit) = exit else {
+            edge.drain.held = None;
+            return;
+        };
+        // As `reap` does for an exit: a handshake still open is settled
+        // first (the service is gone and the reaper closed its end).
+        self.exec_reaped(pid);
+        let exit = self.classify_exit(u, exit);
+        if self.sup.unit_of_pid(pid) == Some(u) {
+            if let Some(e) = self.edges.get_mut(usize::from(u)) {
+                e.drain.reported = true;
+            }
+        }
+        self.feed(Event::Exited { pid, exit });
+        // The old reaper exits once its pipe is closed: at the loop's next
+        // timer turn after the new run exec'd (`release_reports`), or now
+        // if no run is on its way (a stop waits for it).
+        let restarted = self
+            .sup
+            .slot(u)
+            .is_some_and(|s| matches!(s.rt.phase, Phase::Starting | Phase::Running));
+        if let Some(e) = self.edges.get_mut(usize::from(u)) {
+            if !restarted {
+                e.drain.held = None;
+            }
+        }
+    }
+
+    /// On the loop's timer (the console's status lines wait for it, 20 ms
+    /// after a restart): the reapers of runs whose next run has exec'd
+    /// may exit now. Their teardown then comes after the new service's
+    /// first steps, not among them.
+    pub(super) fn release_reports(&mut self) {
+        for e in self.edges.iter_mut() {
+            if e.exec.is_none() {
+                e.drain.held = None;
+            }
+        }
+    }
+}
