@@ -429,10 +429,16 @@ fn reaper_child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, status_wr: O
     if let Err((s, e)) = crate::spawn::sandbox::enter(req.def, req.notify_socket) {
         die(status_wr.as_fd(), fail(Step::Namespace(s), e));
     }
-    let service = crate::sys::clone::clone_into(Namespaces::NONE, None, || {
+    // The reaper may wait for the service's exec, so the service shares
+    // its memory until then rather than copy it (`sys::vfork`); a fork
+    // should that fail.
+    let status = &status_wr;
+    let service_main = || {
         let err = child(req, argv, env, false);
-        die(status_wr.as_fd(), err)
-    });
+        die(status.as_fd(), err)
+    };
+    let service = crate::sys::vfork::spawn(service_main)
+        .or_else(|_| crate::sys::clone::clone_into(Namespaces::NONE, None, service_main));
     match service {
         Err(e) => die(status_wr.as_fd(), fail(Step::Fork, e)),
         Ok(svc) => {
