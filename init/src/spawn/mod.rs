@@ -430,15 +430,12 @@ fn reaper_child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, status_wr: O
         die(status_wr.as_fd(), fail(Step::Namespace(s), e));
     }
     // The reaper may wait for the service's exec, so the service shares
-    // its memory until then rather than copy it (`sys::vfork`); a fork
-    // should that fail.
+    // its memory until then rather than copy it (`sys::vfork`).
     let status = &status_wr;
-    let service_main = || {
+    let service = crate::sys::vfork::spawn(|| {
         let err = child(req, argv, env, false);
         die(status.as_fd(), err)
-    };
-    let service = crate::sys::vfork::spawn(service_main)
-        .or_else(|_| crate::sys::clone::clone_into(Namespaces::NONE, None, service_main));
+    });
     match service {
         Err(e) => die(status_wr.as_fd(), fail(Step::Fork, e)),
         Ok(svc) => {

@@ -79,7 +79,7 @@ fn unmap(base: *mut libc::c_void) {
 /// closure over references, so nothing it holds is dropped twice or
 /// leaked. For single-threaded callers: the stack `reserve` mapped serves
 /// one child at a time. Err when no stack could be mapped or clone
-/// failed; the caller may then fork instead.
+/// failed.
 pub fn spawn<F: FnOnce() + Copy>(child: F) -> Result<u32, Errno> {
     match RESERVED.load(Ordering::Relaxed) {
         0 => {
