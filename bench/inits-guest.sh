@@ -24,6 +24,19 @@ if ! $P ready "$N" 30; then
 fi
 # The init mounted /proc itself or not (BusyBox init, runit, s6 here don't).
 [ -r /proc/1/stat ] || mount -t proc proc /proc
+# bench.trace (bench/trace-boot): the boot was traced from the kernel's
+# command line; print the trace and stop there.
+if grep -qw bench.trace /proc/cmdline; then
+    mkdir -p /tmp/tr
+    mount -t tracefs tracefs /tmp/tr
+    echo 0 > /tmp/tr/tracing_on
+    echo "@@BENCH-TRACE@@"
+    cat /tmp/tr/trace
+    echo "@@BENCH-TRACE-END@@"
+    echo "@@BENCH-DONE@@"
+    sync
+    poweroff -f
+fi
 # Let the supervisors finish what follows a start before measuring memory.
 sleep 2
 $P mem

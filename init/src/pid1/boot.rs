@@ -75,6 +75,11 @@ pub(super) fn early() -> (cmdline::Options, SigSet, Option<Cgroups>) {
             None
         }
     };
+    // The stack on which namespace reapers start their services
+    // (`sys::vfork`); without it each maps its own.
+    if let Err(e) = crate::sys::vfork::reserve() {
+        log::warn!("mmap of the reapers' service stack: {e}");
+    }
     // Others may pass through to their own notify socket (mode 0600, one
     // per unit, owned by the unit's user), not list them; the control
     // socket is 0600 and checks its peer.

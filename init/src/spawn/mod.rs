@@ -429,9 +429,12 @@ fn reaper_child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, status_wr: O
     if let Err((s, e)) = crate::spawn::sandbox::enter(req.def, req.notify_socket) {
         die(status_wr.as_fd(), fail(Step::Namespace(s), e));
     }
-    let service = crate::sys::clone::clone_into(Namespaces::NONE, None, || {
+    // The reaper may wait for the service's exec, so the service shares
+    // its memory until then rather than copy it (`sys::vfork`).
+    let status = &status_wr;
+    let service = crate::sys::vfork::spawn(|| {
         let err = child(req, argv, env, false);
-        die(status_wr.as_fd(), err)
+        die(status.as_fd(), err)
     });
     match service {
         Err(e) => die(status_wr.as_fd(), fail(Step::Fork, e)),

@@ -6,6 +6,7 @@
 //!
 //! - `child`: a plain child process (what std's `Command` did).
 //! - `clone`: clone3 into a cgroup and new namespaces, and `_exit`.
+//! - `vfork`: a child sharing the caller's memory until it execs.
 //! - `exec`: the argv/envp tables and execve.
 //! - `fd`: fds kept for the life of the process, and fd renumbering.
 //! - `file`: the small one-write / one-buffer file helpers.
@@ -34,4 +35,5 @@ pub mod signal;
 pub mod stack;
 #[cfg(all(panic = "abort", target_env = "musl"))]
 pub mod unwind;
+pub mod vfork;
 pub mod watchdog;
