@@ -83,6 +83,15 @@ impl Pid1 {
             edge.drain.held = None;
             return;
         };
+        if self.cg.is_none() {
+            // No cgroup to wait on for the reaper's end (`cgroup::missing`):
+            // the run is over when the reaper is reaped, as a stop must
+            // not be answered before. The pipe closes now, so the reaper
+            // exits at once, and its reap takes the report kept here.
+            edge.drain.held = None;
+            edge.drain.early = Some(exit);
+            return;
+        }
         // As `reap` does for an exit: a handshake still open is settled
         // first (the service is gone and the reaper closed its end).
         self.exec_reaped(pid);

@@ -78,7 +78,7 @@ impl Pid1 {
         }
         // In a PID namespace the reaped pid is the reaper's, which exits
         // 128+N for a signal; its report says what really happened.
-        let mut exit = exit;
+        let mut exit = edge.drain.early.take().unwrap_or(exit);
         if let Some(fd) = edge.exit_report.take() {
             if let Some(ep) = self.epoll.as_ref() {
                 let _ = epoll::delete(ep, &fd);

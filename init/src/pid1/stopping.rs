@@ -57,6 +57,9 @@ pub(super) struct Drain {
     /// run exec'd (or no run follows): its reaper exits when it is closed
     /// (`report`).
     pub(super) held: Option<OwnedFd>,
+    /// Without cgroups (`report`): the report, read and kept for the
+    /// reaper's reap, which alone says that the run is gone.
+    pub(super) early: Option<crate::vocab::Exit>,
 }
 
 impl Drain {
