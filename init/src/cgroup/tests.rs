@@ -142,10 +142,10 @@ fn setup_enables_available_controllers_and_creates_units() {
     // real kernel creates it with the directory.
     let got = setup_units(&root).unwrap();
     assert!(root.join("units").is_dir());
-    // One write per controller; O_TRUNC leaves the last one in a plain file.
+    // One write of every available wanted controller (cpuset is not one).
     assert_eq!(
         fs::read_to_string(root.join("cgroup.subtree_control")).unwrap(),
-        "+io"
+        "+memory +pids +cpu +io "
     );
     // units/cgroup.subtree_control is absent in the fixture: nothing
     // enabled there, and that is a warning, not an error.
@@ -156,7 +156,7 @@ fn setup_enables_available_controllers_and_creates_units() {
     assert_eq!(got.iter().count(), 4);
     assert_eq!(
         fs::read_to_string(root.join("units/cgroup.subtree_control")).unwrap(),
-        "+io"
+        "+memory +pids +cpu +io "
     );
 }
 
@@ -170,6 +170,37 @@ fn setup_with_missing_controllers_enables_the_rest() {
     let got = setup_units(&root).unwrap();
     assert!(got.has(Controller::Pids) && got.has(Controller::Cpu));
     assert!(!got.has(Controller::Memory) && !got.has(Controller::Io));
+    assert_eq!(
+        fs::read_to_string(root.join("units/cgroup.subtree_control")).unwrap(),
+        "+pids +cpu "
+    );
+}
+
+/// `Cgroups::setup` keeps the directories it set up: the same hierarchy
+/// `open` gives, with the controllers enabled on the way.
+#[test]
+fn setup_returns_the_hierarchy_it_prepared() {
+    let root = fixture("setup-keep");
+    fs::write(root.join("cgroup.controllers"), "memory pids\n").unwrap();
+    fs::write(root.join("cgroup.subtree_control"), "").unwrap();
+    let cg = Cgroups::setup(&root).unwrap();
+    assert!(root.join("units").is_dir());
+    assert_eq!(
+        fs::read_to_string(root.join("cgroup.subtree_control")).unwrap(),
+        "+memory +pids "
+    );
+    // Its units fd is units/: protection lands there.
+    fs::write(root.join("units/memory.low"), "0").unwrap();
+    cg.set_units_protection(Limit::Value(4096), Limit::Value(0))
+        .unwrap();
+    assert_eq!(
+        fs::read_to_string(root.join("units/memory.low")).unwrap(),
+        "4096"
+    );
+    assert!(matches!(
+        Cgroups::setup(&root.join("nope")),
+        Err(CgroupError::OpenRoot { dir: "", .. })
+    ));
 }
 
 #[test]

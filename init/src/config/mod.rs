@@ -322,6 +322,12 @@ fn read_unit_file<'b>(
         }
         match f.read(rest) {
             Ok(0) => break,
+            // All its fstat size read: no read for the end of the file
+            // (one system call a unit at boot, issue 10).
+            Ok(n) if i64::try_from(len.saturating_add(n)).is_ok_and(|l| l == st.st_size) => {
+                len += n;
+                break;
+            }
             Ok(n) => len += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err((0, format!("cannot read: {e}"))),

@@ -57,9 +57,7 @@ pub(super) fn early() -> (cmdline::Options, SigSet, Option<Cgroups>) {
         log::info!("sysctl: {} set, {} failed", tuned.set, tuned.failed);
     }
     // Step 5: cgroups.
-    let cg = match crate::cgroup::setup_units(Path::new(CGROUP_ROOT))
-        .and_then(|_| Cgroups::open(Path::new(CGROUP_ROOT)))
-    {
+    let cg = match Cgroups::setup(Path::new(CGROUP_ROOT)) {
         Ok(c) => Some(c),
         Err(e) => {
             // Said once; units then run without cgroups (executor).
