@@ -297,8 +297,12 @@ impl Pid1 {
     }
 
     /// A unit removed by a reload leaves the table once it has stopped;
-    /// its cgroup goes with it (empty by then: the stop killed it). Only
-    /// while a reload's removals are pending, not on every wake-up.
+    /// its cgroup goes with it. Only while a reload's removals are
+    /// pending, not on every wake-up. The cgroup may still hold a
+    /// namespace reaper on its way out (the stop ended on its report,
+    /// `report`): then it is tried again at the next wake-up, which that
+    /// reaper's exit brings. One whose processes survived every kill is
+    /// left in place, said once.
     fn forget_cgroups(&mut self) {
         self.removing = self
             .sup
@@ -315,13 +319,17 @@ impl Pid1 {
             if slot.retired != crate::supervisor::Retired::Free {
                 continue;
             }
-            edge.cgroup = None;
-            edge.pressure = None;
             match cg.remove(&slot.def.name) {
                 Ok(true) => log::debug!("{}: cgroup removed", slot.def.name),
+                Ok(false) if !edge.drain.gave_up => {
+                    self.removing = true;
+                    continue;
+                }
                 Ok(false) => log::warn!("{}: cgroup still busy, left in place", slot.def.name),
                 Err(e) => log::warn!("{e}"),
             }
+            edge.cgroup = None;
+            edge.pressure = None;
         }
     }
 }
