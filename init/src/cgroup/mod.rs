@@ -343,6 +343,7 @@ fn enable<Fd: AsFd>(dir: Fd, where_: &str, available: Controllers) -> Controller
 /// available) in the root's and in `units/`'s `cgroup.subtree_control`,
 /// creating `units/`. Controllers the kernel lacks or refuses are logged
 /// at warn and are not an error; returns the set enabled for units.
+#[cfg(test)]
 pub fn setup_units(root: &Path) -> Result<Controllers, CgroupError> {
     set_up(root).map(|(_, enabled)| enabled)
 }
@@ -414,6 +415,8 @@ impl Cgroups {
     }
 
     /// Open `root` and `root/units` (`setup_units` creates the latter).
+    /// PID 1 keeps the fds `setup` opened; tests open a fixture root.
+    #[cfg(test)]
     pub fn open(root: &Path) -> Result<Cgroups, CgroupError> {
         let root = rustix::fs::open(root, DIR_FLAGS, Mode::empty())
             .map_err(|errno| CgroupError::OpenRoot { dir: "", errno })?;
