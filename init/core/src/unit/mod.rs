@@ -420,6 +420,7 @@ impl UnitDef {
     }
 }
 
+mod lists;
 mod parse;
 mod render;
 mod suggest;

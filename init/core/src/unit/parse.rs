@@ -1,5 +1,6 @@
 //! The unit-file parser: text to `UnitDef`, every error as `LINE: message`.
 
+use super::lists::{add_after, add_env, parse_namespaces};
 use super::values::{
     bad, msg, number, parse_capabilities, parse_cpu_max, parse_duration, parse_id, parse_path,
     parse_pressure_limit, parse_root, parse_seccomp, parse_signal, parse_size, parse_user_map,
@@ -211,27 +212,7 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
                 ),
             }
         }
-        "after" => {
-            if v.is_empty() {
-                bad!("after: expected unit names");
-            }
-            for name in v.split_whitespace() {
-                if !valid_name(name) {
-                    bad!("after: `{}` is not a valid unit name", Clip(name));
-                }
-                if name == def.name.as_str() {
-                    bad!("after: a unit cannot start after itself");
-                }
-                if def.after.iter().any(|a| a.as_str() == name) {
-                    continue;
-                }
-                let mut n = Name::new();
-                let _ = n.push_str(name);
-                if def.after.push(n).is_err() || def.after_lines.push(line).is_err() {
-                    bad!("after: more than {AFTER_MAX} units");
-                }
-            }
-        }
+        "after" => add_after(def, v, line)?,
         "ready" => {
             def.ready = match v {
                 "started" => Ready::Started,
@@ -254,27 +235,7 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
         "user" => def.seldom.user = Some(parse_id(key, v)?),
         "group" => def.seldom.group = Some(parse_id(key, v)?),
         "workdir" => def.workdir = parse_path(key, v)?,
-        "env" => {
-            let Some((k, _)) = v.split_once('=') else {
-                bad!("env: expected `KEY=VALUE`, got `{}`", Clip(v));
-            };
-            if k.is_empty() || k.contains(char::is_whitespace) {
-                bad!("env: `{}` is not a valid variable name", Clip(k));
-            }
-            if def
-                .env
-                .iter()
-                .any(|e| e.split_once('=').is_some_and(|(ek, _)| ek == k))
-            {
-                bad!("env: `{}` is set twice", Clip(k));
-            }
-            match def.env.push(v) {
-                Ok(()) => {}
-                Err(PackError::TooMany) => bad!("env: more than {ENV_MAX} entries"),
-                Err(PackError::TooLong) => bad!("env: more than {ENV_BYTES} bytes in all"),
-                Err(PackError::Nul) => bad!("env: contains a NUL byte"),
-            }
-        }
+        "env" => add_env(def, v)?,
         "console" => {
             def.console = match v {
                 "yes" | "true" => true,
@@ -293,32 +254,7 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
                 ),
             }
         }
-        "namespaces" => {
-            let mut bits = 0u8;
-            let mut none = false;
-            let mut count = 0u32;
-            for w in v.split_whitespace() {
-                count = count.saturating_add(1);
-                bits |= match (w, Namespaces::bit(w)) {
-                    (_, Some(bit)) => bit,
-                    ("none", None) => {
-                        none = true;
-                        0
-                    }
-                    _ => bad!(
-                        "namespaces: expected some of pid mount uts ipc net cgroup user, or `none`, got `{}`",
-                        Clip(w)
-                    ),
-                };
-            }
-            if count == 0 {
-                bad!("namespaces: expected some of pid mount uts ipc net cgroup user, or `none`");
-            }
-            if none && count > 1 {
-                bad!("namespaces: `none` cannot be combined with other namespaces");
-            }
-            def.namespaces = Namespaces(bits);
-        }
+        "namespaces" => def.namespaces = parse_namespaces(v)?,
         "hostname" => {
             if !valid_hostname(v) {
                 bad!(
