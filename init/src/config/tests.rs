@@ -519,6 +519,24 @@ fn check_named_files_from_elsewhere() {
             b.display()
         )
     );
+    // Three of one name among others: each later one names the first.
+    let b3 = f.tmp.file("third/b.unit", &format!("exec = {}", f.ok));
+    let (ok, out) = check_out(Path::new("/"), &[&b2, &a, &b, &b3]);
+    assert!(!ok);
+    let also = |x: &Path| {
+        format!(
+            "{}: unit `b` is also defined in {}",
+            x.display(),
+            b2.display()
+        )
+    };
+    assert!(out.contains(&also(&b)), "{out:?}");
+    assert!(out.contains(&also(&b3)), "{out:?}");
+    assert!(
+        !out.iter()
+            .any(|l| l.starts_with(&format!("{}:", b2.display()))),
+        "{out:?}"
+    );
     // Not NAME.unit, and missing.
     let txt = f.tmp.file("x.txt", &format!("exec = {}", f.ok));
     let missing = f.tmp.path().join("gone.unit");

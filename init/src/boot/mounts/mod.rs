@@ -325,17 +325,30 @@ pub fn early_mounts(mounts_path: &Path, report: &mut dyn FnMut(MountError)) {
     if !Path::new("/proc/self").exists() {
         mount_one(&PROC, report);
     }
-    let text = match std::fs::read_to_string(mounts_path) {
-        Ok(t) => t,
-        Err(e) => {
-            report(MountError::ReadTable {
-                errno: Errno::from_io_error(&e).unwrap_or(Errno::IO),
+    // The table at boot is a few lines: read into the stack in one read
+    // rather than by std's growing reads of a heap buffer (issue 10: the
+    // heap's first mapping, unmapped again, before the first start). A
+    // table that fills the buffer may be cut: read whole then.
+    let mut buf = [0u8; 4096];
+    let small = mounts_path
+        .to_str()
+        .and_then(|p| crate::sys::file::read_at(rustix::fs::CWD, p, &mut buf).ok())
+        .filter(|t| t.len() < 4096);
+    let whole;
+    let text = match small {
+        Some(t) => t,
+        None => {
+            whole = std::fs::read_to_string(mounts_path).unwrap_or_else(|e| {
+                report(MountError::ReadTable {
+                    errno: Errno::from_io_error(&e).unwrap_or(Errno::IO),
+                });
+                String::new()
             });
-            String::new()
+            whole.as_str()
         }
     };
     for spec in &EARLY {
-        if !is_mounted(&text, spec.target) {
+        if !is_mounted(text, spec.target) {
             mount_one(spec, report);
         }
     }
