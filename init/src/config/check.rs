@@ -221,13 +221,20 @@ pub(super) fn check_exec(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
     let Some(prog) = def.exec.first() else {
         return Err("exec: no program given".into());
     };
-    let bases = root_bases(sysroot, def);
     let where_ = match &def.root {
         Some(root) => format!(" under root `{root}`"),
         None => String::new(),
     };
-    let meta = match lookup(&bases, prog) {
-        Ok((m, _)) => m,
+    // PID 1's case (no `root`, sysroot `/`): the one stat `lookup` would
+    // make, without its list of bases and path copies (once a unit at
+    // boot, issue 10).
+    let found = if def.root.is_none() && sysroot.as_os_str() == "/" {
+        std::fs::metadata(prog)
+    } else {
+        lookup(&root_bases(sysroot, def), prog).map(|(m, _)| m)
+    };
+    let meta = match found {
+        Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(format!("exec: `{prog}` not found{where_}"));
         }

@@ -275,10 +275,23 @@ fn raise_nofile(units: usize) {
 
 /// This binary's path (`(deleted)` when it was replaced on disk).
 fn exe_path() -> heapless::String<{ crate::vocab::PATH_BYTES }> {
-    rustix::fs::readlink("/proc/self/exe", Vec::new())
-        .ok()
-        .and_then(|p| p.to_str().ok().map(crate::proto::truncated))
-        .unwrap_or_default()
+    // Into the stack, cut as `truncated` cuts: a heap buffer grown for it
+    // was mapped and unmapped again before the first start (issue 10).
+    let mut buf = [0u8; crate::vocab::PATH_BYTES];
+    let Ok(n) = rustix::fs::readlinkat_raw(rustix::fs::CWD, "/proc/self/exe", &mut buf[..]) else {
+        return heapless::String::new();
+    };
+    let bytes = buf.get(..n).unwrap_or_default();
+    let text = match core::str::from_utf8(bytes) {
+        Ok(t) => t,
+        // Only a cut character is dropped; a name not UTF-8 is none.
+        Err(e) if n == buf.len() && e.error_len().is_none() => bytes
+            .get(..e.valid_up_to())
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or_default(),
+        Err(_) => "",
+    };
+    crate::proto::truncated(text)
 }
 
 /// Milliseconds of CLOCK_MONOTONIC: the clock of every deadline.
