@@ -424,6 +424,49 @@ fn units_protection_is_written_on_the_parent() {
         .is_ok());
 }
 
+/// A `units/` the set-up made holds the kernel's 0s: the first zero
+/// protection is not written; every later value is, zeros included (a
+/// reload back to none), and so is the first one into a `units/` that was
+/// there before.
+#[test]
+fn zero_protection_is_not_written_into_a_units_dir_just_made() {
+    // A memory-only root set up, and its units/ files marked (stand-ins
+    // for the kernel's) to see whether a write came.
+    let set_up = |root: &Path| {
+        fs::write(root.join("cgroup.controllers"), "memory\n").unwrap();
+        fs::write(root.join("cgroup.subtree_control"), "").unwrap();
+        Cgroups::setup(root).unwrap()
+    };
+    let mark = |root: &Path| {
+        for f in ["memory.low", "memory.min"] {
+            fs::write(root.join("units").join(f), "untouched").unwrap();
+        }
+    };
+    let read = |root: &Path| {
+        ["memory.low", "memory.min"]
+            .map(|f| fs::read_to_string(root.join("units").join(f)).unwrap())
+    };
+    let zero = Limit::Value(0);
+    let root = fixture("prot-made");
+    let cg = set_up(&root);
+    mark(&root);
+    cg.set_units_protection(zero, zero).unwrap();
+    assert_eq!(read(&root), ["untouched", "untouched"]);
+    cg.set_units_protection(zero, zero).unwrap();
+    assert_eq!(read(&root), ["0", "0"]);
+    // units/ there already: written at once.
+    let again = set_up(&root);
+    mark(&root);
+    again.set_units_protection(zero, zero).unwrap();
+    assert_eq!(read(&root), ["0", "0"]);
+    // Made now but asked for protection: written.
+    let fresh = fixture("prot-made-some");
+    let cg = set_up(&fresh);
+    mark(&fresh);
+    cg.set_units_protection(Limit::Value(4096), zero).unwrap();
+    assert_eq!(read(&fresh), ["4096", "0"]);
+}
+
 #[test]
 fn a_fresh_cgroup_gets_only_the_keys_the_unit_sets() {
     let root = fixture("fresh");
