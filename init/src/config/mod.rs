@@ -159,7 +159,13 @@ fn load_set(sysroot: &Path, files: &[PathBuf], context: &[PathBuf]) -> LoadedSet
         errors: Vec::new(),
     };
     let mut buf = [0u8; UNIT_FILE_MAX];
-    let explicit_names: Vec<String> = files.iter().map(|f| name_of(f)).collect();
+    // Only to leave out context files that a named file stands for: none
+    // to compute without context (PID 1's load: N names fewer to copy).
+    let explicit_names: Vec<String> = if context.is_empty() {
+        Vec::new()
+    } else {
+        files.iter().map(|f| name_of(f)).collect()
+    };
     let context = context
         .iter()
         .filter(|c| !files.contains(c) && !explicit_names.contains(&name_of(c)));
