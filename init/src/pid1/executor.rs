@@ -134,7 +134,7 @@ impl Pid1 {
                 // A restart's and the boot's lines wait a moment
                 // (console_line_later): not before the new process ran.
                 kmsg::console_line_later(format_args!("[  OK  ] {name}: running (pid {pid})"));
-                kmsg::event(format_args!("{name}: running (pid {pid})"));
+                kmsg::event_later(format_args!("{name}: running (pid {pid})"));
             }
             Note::Exited => {
                 kmsg::console_line(format_args!("[  OK  ] {name}: exited"));
