@@ -236,13 +236,23 @@ impl Pid1 {
         if let Some(cg) =
             cg.filter(|_| edge.cgroup.as_ref().map(|(_, g)| *g) != Some(slot.limits_gen))
         {
-            edge.cgroup = None;
             edge.pressure = None;
+            // A run before (limits changed since): its kills not yet
+            // counted (classify_exit reads memory.events only after a
+            // SIGKILL), before a new cgroup starts from 0.
+            if edge.cgroup.take().is_some() {
+                let left = cg.memory_events(name).map_or(0, |e| e.oom_kill);
+                let left = left.saturating_sub(edge.oom_kills_at_spawn);
+                edge.oom_kills = edge
+                    .oom_kills
+                    .saturating_add(u32::try_from(left).unwrap_or(u32::MAX));
+            }
             match cg.prepare(name, &def.limits.get()) {
                 Ok(p) => {
-                    // OOM kills are counted from here; later exits move
-                    // the baseline (classify_exit), so restarts need not
-                    // read memory.events, nor a start in a new cgroup.
+                    // OOM kills are counted from here; later SIGKILL
+                    // exits move the baseline (classify_exit), so restarts
+                    // need not read memory.events, nor a start in a new
+                    // cgroup.
                     edge.oom_kills_at_spawn = if p.fresh {
                         0
                     } else {
