@@ -148,13 +148,14 @@ impl Pid1 {
                 };
                 let e = ExitText(exit);
                 let again = Again::restart(restart_in);
-                // Only a restart's line waits for the new process.
+                // Only a restart's lines wait for the new process.
                 if restart_in.is_some() {
                     kmsg::console_line_later(format_args!("{tag} {name}: {e}{again}"));
+                    kmsg::event_later(format_args!("{name}: {e}{again}"));
                 } else {
                     kmsg::console_line(format_args!("{tag} {name}: {e}"));
+                    kmsg::event(format_args!("{name}: {e}{again}"));
                 }
-                kmsg::event(format_args!("{name}: {e}{again}"));
             }
             Note::SpawnFailed { restart_in } => {
                 let again = Again::retry(restart_in);
