@@ -125,8 +125,12 @@ fn lazy_fd<'a>(slot: &'a FdSlot, path: &str, flags: OFlags) -> Option<BorrowedFd
 /// One write(2) of the whole line; a short or failed write is dropped,
 /// as there is nowhere left to report it.
 fn emit(fd: BorrowedFd<'_>, line: &str) {
+    emit_bytes(fd, line.as_bytes());
+}
+
+fn emit_bytes(fd: BorrowedFd<'_>, line: &[u8]) {
     loop {
-        match rustix::io::write(fd, line.as_bytes()) {
+        match rustix::io::write(fd, line) {
             Err(Errno::INTR) => continue,
             _ => return,
         }
@@ -143,6 +147,7 @@ impl Kmsg {
         let mut line: String<LINE_MAX> = String::new();
         match kmsg {
             Some(fd) => {
+                events_flush(fd);
                 let prio = priority(record.level());
                 format_line(&mut line, Some(prio), "wren: ", *record.args());
                 emit(fd, &line);
@@ -177,8 +182,56 @@ impl Log for Kmsg {
 pub fn event(args: fmt::Arguments<'_>) {
     let mut line: String<LINE_MAX> = String::new();
     if let Some(fd) = lazy_fd(&KMSG_FD, "/dev/kmsg", OFlags::WRONLY) {
+        // Lines waiting from `event_later` go first: the kernel log keeps
+        // the order in which they were made.
+        events_flush(fd);
         format_line(&mut line, Some(7), "wren: ", args);
         emit(fd, &line);
+    }
+}
+
+/// Event text (`<7>wren: ...\n` records) waiting for the loop's timer.
+pub const EVENT_BACKLOG: usize = CONSOLE_BACKLOG;
+
+static EVENTS: std::sync::Mutex<Backlog> = std::sync::Mutex::new(heapless::Deque::new());
+
+/// `event` for the line that follows a unit's new process: it waits in a
+/// fixed backlog, written on the event loop's next `console_flush` (or
+/// before the next `event`), so that the new process runs first on one CPU
+/// instead of behind PID 1's /dev/kmsg write. A full backlog is written at
+/// once rather than dropping a line.
+pub fn event_later(args: fmt::Arguments<'_>) {
+    let Some(fd) = lazy_fd(&KMSG_FD, "/dev/kmsg", OFlags::WRONLY) else {
+        return;
+    };
+    let mut line: String<LINE_MAX> = String::new();
+    format_line(&mut line, Some(7), "wren: ", args);
+    let mut q = EVENTS.lock().unwrap_or_else(|p| p.into_inner());
+    if EVENT_BACKLOG - q.len() < line.len() {
+        drain_records(&mut q, |r| emit_bytes(fd, r));
+    }
+    enqueue(&mut q, line.as_bytes());
+}
+
+/// Write the waiting event records, one write(2) each.
+fn events_flush(fd: BorrowedFd<'_>) {
+    let mut q = EVENTS.lock().unwrap_or_else(|p| p.into_inner());
+    drain_records(&mut q, |r| emit_bytes(fd, r));
+}
+
+/// Hand each whole line of `q` (newline included) to `write`, oldest first.
+fn drain_records(q: &mut Backlog, mut write: impl FnMut(&[u8])) {
+    let mut rec: heapless::Vec<u8, LINE_MAX> = heapless::Vec::new();
+    while let Some(c) = q.pop_front() {
+        // Records are whole lines of at most LINE_MAX bytes (format_line).
+        let _ = rec.push(c);
+        if c == b'\n' || rec.len() >= LINE_MAX {
+            write(&rec);
+            rec.clear();
+        }
+    }
+    if !rec.is_empty() {
+        write(&rec);
     }
 }
 
@@ -247,13 +300,18 @@ fn queued(args: fmt::Arguments<'_>) -> Option<std::sync::MutexGuard<'static, Bac
     Some(q)
 }
 
-/// Console text is waiting in the backlog.
+/// Console text (or an `event_later` record) is waiting in a backlog.
 pub fn console_waiting() -> bool {
     !BACKLOG.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+        || !EVENTS.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
 }
 
-/// Retry the backlog; true while some of it is still waiting.
+/// Write the waiting event records and retry the console backlog; true
+/// while some console text is still waiting.
 pub fn console_flush() -> bool {
+    if let Some(fd) = lazy_fd(&KMSG_FD, "/dev/kmsg", OFlags::WRONLY) {
+        events_flush(fd);
+    }
     let mut q = BACKLOG.lock().unwrap_or_else(|p| p.into_inner());
     flush_locked(&mut q);
     !q.is_empty()
@@ -356,6 +414,31 @@ mod tests {
         assert_eq!(q.len(), 2000);
         assert_eq!(q.iter().filter(|&&c| c == b'\n').count(), 2);
         assert_eq!(q.front(), Some(&b'x'));
+    }
+
+    #[test]
+    fn event_backlog_gives_back_whole_records_in_order() {
+        let mut q = Backlog::new();
+        let mut s: String<LINE_MAX> = String::new();
+        format_line(
+            &mut s,
+            Some(7),
+            "wren: ",
+            format_args!("a: running (pid 2)"),
+        );
+        enqueue(&mut q, s.as_bytes());
+        format_line(&mut s, Some(7), "wren: ", format_args!("b: caf\u{e9}"));
+        enqueue(&mut q, s.as_bytes());
+        let mut got = std::vec::Vec::new();
+        drain_records(&mut q, |r| got.push(r.to_vec()));
+        assert_eq!(
+            got,
+            [
+                b"<7>wren: a: running (pid 2)\n".to_vec(),
+                "<7>wren: b: caf\u{e9}\n".as_bytes().to_vec()
+            ]
+        );
+        assert!(q.is_empty());
     }
 
     #[test]

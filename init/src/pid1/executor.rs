@@ -4,6 +4,7 @@
 //! kernel log, and finishing the shutdown.
 
 use super::event_loop::{self, watch};
+use super::handshake;
 use super::not_enforced::KeySet;
 use super::{now, now_ns, why, Pid1, Why};
 use crate::config::users;
@@ -87,10 +88,40 @@ impl Pid1 {
             spawned = self.spawn(u);
         }
         match spawned {
-            // Spawned (or SpawnFailed) comes with the handshake.
-            Ok(p) => self.await_exec(u, p, in_place),
+            // Spawned (or SpawnFailed) comes with the handshake. The new
+            // pipes go into the epoll set after the wait in place: on one
+            // CPU the child runs to its exec first.
+            Ok((p, ends)) => {
+                if in_place {
+                    handshake::wait_in_place(&p);
+                }
+                self.watch_ends(u, ends);
+                self.await_exec(u, p);
+            }
             Err(why) => self.spawn_failed(u, why),
         }
+    }
+
+    /// A new run's output and readiness fds into the epoll set, in place
+    /// of the last run's.
+    fn watch_ends(&mut self, u: u16, ends: Ends) {
+        let Some(ep) = self.epoll.as_ref() else {
+            return;
+        };
+        let Some(edge) = self.edges.get_mut(usize::from(u)) else {
+            return;
+        };
+        if let Some(old) = edge.log_rd.take() {
+            let _ = epoll::delete(ep, &old);
+        }
+        if let Some(old) = edge.notify.take() {
+            let _ = epoll::delete(ep, &old);
+        }
+        // Our copies of the write ends go, so EOF means the unit closed them.
+        let Ends { log, notify } = ends;
+        let log_rd = log.map(|(r, _w)| r);
+        edge.log_rd = log_rd.and_then(|r| watch(ep, r, event_loop::TOKEN_LOG + u64::from(u)));
+        edge.notify = notify.and_then(|r| watch(ep, r, event_loop::TOKEN_NOTIFY + u64::from(u)));
     }
 
     pub(super) fn perform(&mut self, a: Action) {
@@ -134,7 +165,7 @@ impl Pid1 {
                 // A restart's and the boot's lines wait a moment
                 // (console_line_later): not before the new process ran.
                 kmsg::console_line_later(format_args!("[  OK  ] {name}: running (pid {pid})"));
-                kmsg::event(format_args!("{name}: running (pid {pid})"));
+                kmsg::event_later(format_args!("{name}: running (pid {pid})"));
             }
             Note::Exited => {
                 kmsg::console_line(format_args!("[  OK  ] {name}: exited"));
@@ -148,13 +179,14 @@ impl Pid1 {
                 };
                 let e = ExitText(exit);
                 let again = Again::restart(restart_in);
-                // Only a restart's line waits for the new process.
+                // Only a restart's lines wait for the new process.
                 if restart_in.is_some() {
                     kmsg::console_line_later(format_args!("{tag} {name}: {e}{again}"));
+                    kmsg::event_later(format_args!("{name}: {e}{again}"));
                 } else {
                     kmsg::console_line(format_args!("{tag} {name}: {e}"));
+                    kmsg::event(format_args!("{name}: {e}{again}"));
                 }
-                kmsg::event(format_args!("{name}: {e}{again}"));
             }
             Note::SpawnFailed { restart_in } => {
                 let again = Again::retry(restart_in);
@@ -202,7 +234,7 @@ impl Pid1 {
 
     /// Everything a unit's process needs, then `spawn::start`; the
     /// handshake is awaited in the loop (`handshake`).
-    fn spawn(&mut self, u: u16) -> Result<spawn::Pending, Why> {
+    fn spawn(&mut self, u: u16) -> Result<(spawn::Pending, Ends), Why> {
         let decided_ns = self.stamp.then(now_ns);
         let Some(slot) = self.sup.slot(u) else {
             return Err(Why::new());
@@ -236,13 +268,23 @@ impl Pid1 {
         if let Some(cg) =
             cg.filter(|_| edge.cgroup.as_ref().map(|(_, g)| *g) != Some(slot.limits_gen))
         {
-            edge.cgroup = None;
             edge.pressure = None;
+            // A run before (limits changed since): its kills not yet
+            // counted (classify_exit reads memory.events only after a
+            // SIGKILL), before a new cgroup starts from 0.
+            if edge.cgroup.take().is_some() {
+                let left = cg.memory_events(name).map_or(0, |e| e.oom_kill);
+                let left = left.saturating_sub(edge.oom_kills_at_spawn);
+                edge.oom_kills = edge
+                    .oom_kills
+                    .saturating_add(u32::try_from(left).unwrap_or(u32::MAX));
+            }
             match cg.prepare(name, &def.limits.get()) {
                 Ok(p) => {
-                    // OOM kills are counted from here; later exits move
-                    // the baseline (classify_exit), so restarts need not
-                    // read memory.events, nor a start in a new cgroup.
+                    // OOM kills are counted from here; later SIGKILL
+                    // exits move the baseline (classify_exit), so restarts
+                    // need not read memory.events, nor a start in a new
+                    // cgroup.
                     edge.oom_kills_at_spawn = if p.fresh {
                         0
                     } else {
@@ -392,26 +434,21 @@ impl Pid1 {
                 )));
             }
         };
-        // Our copies of the write ends go, so EOF means the unit closed them.
-        let log_rd = log_pipe.map(|(r, _w)| r);
-        let notify_rd = notify_pipe.map(|(r, _w)| r).or(notify_sock);
+        let notify = notify_pipe.map(|(r, _w)| r).or(notify_sock);
         self.watch_report(u, report_pipe.map(|(r, _w)| r));
-        let Some(ep) = self.epoll.as_ref() else {
-            return Ok(pending);
+        let ends = Ends {
+            log: log_pipe,
+            notify,
         };
-        let Some(edge) = self.edges.get_mut(usize::from(u)) else {
-            return Ok(pending);
-        };
-        if let Some(old) = edge.log_rd.take() {
-            let _ = epoll::delete(ep, &old);
-        }
-        if let Some(old) = edge.notify.take() {
-            let _ = epoll::delete(ep, &old);
-        }
-        edge.log_rd = log_rd.and_then(|r| watch(ep, r, event_loop::TOKEN_LOG + u64::from(u)));
-        edge.notify = notify_rd.and_then(|r| watch(ep, r, event_loop::TOKEN_NOTIFY + u64::from(u)));
-        Ok(pending)
+        Ok((pending, ends))
     }
+}
+
+/// A new run's output pipe (with PID 1's copy of its write end) and
+/// readiness fd, for `watch_ends`.
+struct Ends {
+    log: Option<(OwnedFd, OwnedFd)>,
+    notify: Option<OwnedFd>,
 }
 
 /// An exit as the console and `initctl status` say it.

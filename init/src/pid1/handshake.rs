@@ -38,24 +38,15 @@ pub(super) struct ExecWait {
 
 impl Pid1 {
     /// Watch `p`'s handshake; the unit's `Spawned` or `SpawnFailed` comes
-    /// when the pipe says, or at its `start_timeout`. `in_place`: wait up
-    /// to EXEC_WAIT here first.
-    pub(super) fn await_exec(&mut self, u: u16, p: Pending, in_place: bool) {
+    /// when the pipe says, or at its `start_timeout` (the caller may have
+    /// waited up to EXEC_WAIT first: `wait_in_place`).
+    pub(super) fn await_exec(&mut self, u: u16, p: Pending) {
         let timeout = match self.sup.slot(u).map(|s| s.def.start_timeout) {
             // No start_timeout still has a bound for reaching exec.
             Some(0) | None => START_TIMEOUT_DEFAULT,
             Some(t) => t,
         };
         let Pending { pid, status } = p;
-        // The common case is answered in place: a child that execs within
-        // EXEC_WAIT_MS. PID 1 asleep meanwhile leaves the CPU to it; with
-        // the loop going on instead (serving a unit that floods its
-        // output, say), every restart measured several times slower in
-        // the `fair` boot test. Only a slower child is left to the loop.
-        let mut fds = [PollFd::new(&status, PollFlags::IN)];
-        if in_place {
-            let _ = rustix::event::poll(&mut fds, Some(&EXEC_WAIT));
-        }
         match crate::spawn::poll_status(&status) {
             Handshake::Waiting => {}
             done => return self.exec_done(u, pid, done),
@@ -234,6 +225,16 @@ impl Pid1 {
             self.cancel_exec(u);
         }
     }
+}
+
+/// The common case is answered in place: a child that execs within
+/// EXEC_WAIT. PID 1 asleep meanwhile leaves the CPU to it; with the loop
+/// going on instead (serving a unit that floods its output, say), every
+/// restart measured several times slower in the `fair` boot test. Only a
+/// slower child is left to the loop.
+pub(super) fn wait_in_place(p: &Pending) {
+    let mut fds = [PollFd::new(&p.status, PollFlags::IN)];
+    let _ = rustix::event::poll(&mut fds, Some(&EXEC_WAIT));
 }
 
 fn poll(w: &ExecWait) -> Handshake {

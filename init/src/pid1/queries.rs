@@ -331,7 +331,17 @@ fn detail(
             Some(Exit::Signal(s)) => LastExit::Signal(s),
             Some(Exit::OomKill) => LastExit::OomKill,
         },
-        oom_kills: edge.map(|e| e.oom_kills).unwrap_or(0),
+        // Kills since the last SIGKILL exit (classify_exit reads
+        // memory.events only then): a killed child of a run that ended
+        // otherwise, or of the running one.
+        oom_kills: edge
+            .map(|e| {
+                let now = cg.and_then(|c| c.memory_events(name)).map(|m| m.oom_kill);
+                let since = now.map_or(0, |k| k.saturating_sub(e.oom_kills_at_spawn));
+                e.oom_kills
+                    .saturating_add(u32::try_from(since).unwrap_or(u32::MAX))
+            })
+            .unwrap_or(0),
         pressure_avg10: cg.and_then(|c| c.memory_pressure(name)),
         pressure_events: edge.map(|e| e.pressure_events).unwrap_or(0),
         not_enforced: edge
