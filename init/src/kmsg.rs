@@ -122,6 +122,11 @@ fn lazy_fd<'a>(slot: &'a FdSlot, path: &str, flags: OFlags) -> Option<BorrowedFd
     }
 }
 
+/// /dev/kmsg, opened at its first use.
+fn kmsg_fd() -> Option<BorrowedFd<'static>> {
+    lazy_fd(&KMSG_FD, "/dev/kmsg", OFlags::WRONLY)
+}
+
 /// One write(2) of the whole line; a short or failed write is dropped,
 /// as there is nowhere left to report it.
 fn emit(fd: BorrowedFd<'_>, line: &str) {
@@ -169,7 +174,7 @@ impl Log for Kmsg {
         if !self.enabled(record.metadata()) {
             return;
         }
-        self.write_record(lazy_fd(&KMSG_FD, "/dev/kmsg", OFlags::WRONLY), record);
+        self.write_record(kmsg_fd(), record);
     }
 
     fn flush(&self) {}
@@ -181,7 +186,7 @@ impl Log for Kmsg {
 /// (the kernel prints only records below its console log level, 7).
 pub fn event(args: fmt::Arguments<'_>) {
     let mut line: String<LINE_MAX> = String::new();
-    if let Some(fd) = lazy_fd(&KMSG_FD, "/dev/kmsg", OFlags::WRONLY) {
+    if let Some(fd) = kmsg_fd() {
         // Lines waiting from `event_later` go first: the kernel log keeps
         // the order in which they were made.
         events_flush(fd);
@@ -201,7 +206,7 @@ static EVENTS: std::sync::Mutex<Backlog> = std::sync::Mutex::new(heapless::Deque
 /// instead of behind PID 1's /dev/kmsg write. A full backlog is written at
 /// once rather than dropping a line.
 pub fn event_later(args: fmt::Arguments<'_>) {
-    let Some(fd) = lazy_fd(&KMSG_FD, "/dev/kmsg", OFlags::WRONLY) else {
+    let Some(fd) = kmsg_fd() else {
         return;
     };
     let mut line: String<LINE_MAX> = String::new();
@@ -309,7 +314,7 @@ pub fn console_waiting() -> bool {
 /// Write the waiting event records and retry the console backlog; true
 /// while some console text is still waiting.
 pub fn console_flush() -> bool {
-    if let Some(fd) = lazy_fd(&KMSG_FD, "/dev/kmsg", OFlags::WRONLY) {
+    if let Some(fd) = kmsg_fd() {
         events_flush(fd);
     }
     let mut q = BACKLOG.lock().unwrap_or_else(|p| p.into_inner());

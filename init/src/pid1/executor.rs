@@ -273,11 +273,7 @@ impl Pid1 {
             // counted (classify_exit reads memory.events only after a
             // SIGKILL), before a new cgroup starts from 0.
             if edge.cgroup.take().is_some() {
-                let left = cg.memory_events(name).map_or(0, |e| e.oom_kill);
-                let left = left.saturating_sub(edge.oom_kills_at_spawn);
-                edge.oom_kills = edge
-                    .oom_kills
-                    .saturating_add(u32::try_from(left).unwrap_or(u32::MAX));
+                edge.count_oom_kills(cg.memory_events(name).map_or(0, |e| e.oom_kill));
             }
             match cg.prepare(name, &def.limits.get()) {
                 Ok(p) => {

@@ -90,6 +90,25 @@ struct Edge {
 }
 
 impl Edge {
+    /// The OOM kills counted so far and those `memory.events` shows over
+    /// the baseline (`now`: its oom_kill count).
+    fn oom_kills_with(&self, now: u64) -> u32 {
+        let since = now.saturating_sub(self.oom_kills_at_spawn);
+        self.oom_kills
+            .saturating_add(u32::try_from(since).unwrap_or(u32::MAX))
+    }
+
+    /// Count the kills over the baseline and make `now` the baseline;
+    /// true when there were any.
+    fn count_oom_kills(&mut self, now: u64) -> bool {
+        if now <= self.oom_kills_at_spawn {
+            return false;
+        }
+        self.oom_kills = self.oom_kills_with(now);
+        self.oom_kills_at_spawn = now;
+        true
+    }
+
     fn new(def: &UnitDef) -> Self {
         Edge {
             log_rd: None,
@@ -425,5 +444,22 @@ mod tests {
         assert_eq!(e.last_error(), "cgroup: EBUSY");
         assert!(!e.set_last_error(Why::new()));
         assert_eq!(e.last_error(), "");
+    }
+
+    /// memory.events' oom_kill over the baseline is counted once, at
+    /// most up to u32::MAX; a count at or below the baseline is no kill.
+    #[test]
+    fn oom_kills_are_counted_over_the_baseline_once() {
+        let mut e = Edge::new(&UnitDef::with_defaults("web"));
+        e.oom_kills_at_spawn = 3;
+        assert_eq!(e.oom_kills_with(2), 0);
+        assert_eq!(e.oom_kills_with(5), 2);
+        assert!(!e.count_oom_kills(3));
+        assert_eq!((e.oom_kills, e.oom_kills_at_spawn), (0, 3));
+        assert!(e.count_oom_kills(5));
+        assert_eq!((e.oom_kills, e.oom_kills_at_spawn), (2, 5));
+        assert!(!e.count_oom_kills(5));
+        assert_eq!(e.oom_kills_with(6), 3);
+        assert_eq!(e.oom_kills_with(u64::MAX), u32::MAX);
     }
 }

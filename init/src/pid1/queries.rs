@@ -337,9 +337,7 @@ fn detail(
         oom_kills: edge
             .map(|e| {
                 let now = cg.and_then(|c| c.memory_events(name)).map(|m| m.oom_kill);
-                let since = now.map_or(0, |k| k.saturating_sub(e.oom_kills_at_spawn));
-                e.oom_kills
-                    .saturating_add(u32::try_from(since).unwrap_or(u32::MAX))
+                now.map_or(e.oom_kills, |k| e.oom_kills_with(k))
             })
             .unwrap_or(0),
         pressure_avg10: cg.and_then(|c| c.memory_pressure(name)),

@@ -103,11 +103,7 @@ impl Pid1 {
             return exit;
         };
         let kills = cg.memory_events(&name).map(|e| e.oom_kill).unwrap_or(0);
-        if kills > edge.oom_kills_at_spawn {
-            edge.oom_kills = edge
-                .oom_kills
-                .saturating_add((kills - edge.oom_kills_at_spawn) as u32);
-            edge.oom_kills_at_spawn = kills;
+        if edge.count_oom_kills(kills) {
             return Exit::OomKill;
         }
         exit
