@@ -198,7 +198,7 @@ pub fn event(args: fmt::Arguments<'_>) {
 /// Event text (`<7>wren: ...\n` records) waiting for the loop's timer.
 pub const EVENT_BACKLOG: usize = CONSOLE_BACKLOG;
 
-static EVENTS: std::sync::Mutex<Backlog> = std::sync::Mutex::new(heapless::Deque::new());
+static EVENTS: Queue = Queue::new(None);
 
 /// `event` for the line that follows a unit's new process: it waits in a
 /// fixed backlog, written on the event loop's next `console_flush` (or
@@ -211,17 +211,23 @@ pub fn event_later(args: fmt::Arguments<'_>) {
     };
     let mut line: String<LINE_MAX> = String::new();
     format_line(&mut line, Some(7), "wren: ", args);
-    let mut q = EVENTS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut guard = lock(&EVENTS);
+    let Some(q) = guard.as_deref_mut() else {
+        // No backlog (not PID 1's logger): the record goes now.
+        emit(fd, &line);
+        return;
+    };
     if EVENT_BACKLOG - q.len() < line.len() {
-        drain_records(&mut q, |r| emit_bytes(fd, r));
+        drain_records(q, |r| emit_bytes(fd, r));
     }
-    enqueue(&mut q, line.as_bytes());
+    enqueue(q, line.as_bytes());
 }
 
 /// Write the waiting event records, one write(2) each.
 fn events_flush(fd: BorrowedFd<'_>) {
-    let mut q = EVENTS.lock().unwrap_or_else(|p| p.into_inner());
-    drain_records(&mut q, |r| emit_bytes(fd, r));
+    if let Some(q) = lock(&EVENTS).as_deref_mut() {
+        drain_records(q, |r| emit_bytes(fd, r));
+    }
 }
 
 /// Hand each whole line of `q` (newline included) to `write`, oldest first.
@@ -245,6 +251,16 @@ fn drain_records(q: &mut Backlog, mut write: impl FnMut(&[u8])) {
 pub fn init(debug: bool) {
     let _ = log::set_logger(&LOGGER);
     set_debug(debug);
+    // The two backlogs live on PID 1's heap, not in the binary's .bss:
+    // every process of the binary (each unit's exec'd reaper above all)
+    // maps .bss and touches the libc state at its end, so 4 KiB of
+    // backlog there cost each of them a resident page they never use.
+    for q in [&BACKLOG, &EVENTS] {
+        let mut g = lock(q);
+        if g.is_none() {
+            *g = Some(Box::new(Backlog::new()));
+        }
+    }
 }
 
 /// Change the level after `init`, e.g. once `wren.debug` has been read
@@ -267,7 +283,15 @@ pub const CONSOLE_BACKLOG: usize = 2048;
 
 type Backlog = heapless::Deque<u8, CONSOLE_BACKLOG>;
 
-static BACKLOG: std::sync::Mutex<Backlog> = std::sync::Mutex::new(heapless::Deque::new());
+/// A backlog, allocated by `init` (PID 1's logger); None in other
+/// processes, which write at once.
+type Queue = std::sync::Mutex<Option<Box<Backlog>>>;
+
+static BACKLOG: Queue = Queue::new(None);
+
+fn lock(q: &'static Queue) -> std::sync::MutexGuard<'static, Option<Box<Backlog>>> {
+    q.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Write a short status line to /dev/console (a newline is added). The
 /// console is opened non-blocking so a slow or stuck serial line never
@@ -276,9 +300,7 @@ static BACKLOG: std::sync::Mutex<Backlog> = std::sync::Mutex::new(heapless::Dequ
 /// text waiting); when even the backlog is full, the oldest whole
 /// lines go.
 pub fn console_line(args: fmt::Arguments<'_>) {
-    if let Some(mut q) = queued(args) {
-        flush_locked(&mut q);
-    }
+    console_queue(args, true);
 }
 
 /// `console_line` for PID 1's unit status lines: the line waits in the
@@ -286,29 +308,40 @@ pub fn console_line(args: fmt::Arguments<'_>) {
 /// loop's `console_flush`, a moment later, so that a unit's new process
 /// does not wait behind a serial line on one CPU.
 pub fn console_line_later(args: fmt::Arguments<'_>) {
-    if let Some(mut q) = queued(args) {
-        if q.len() > CONSOLE_BACKLOG / 2 {
+    console_queue(args, false);
+}
+
+/// The line into the backlog (unless `quiet`), then, if `now` or the
+/// backlog is half full, as much of the backlog as the console takes.
+fn console_queue(args: fmt::Arguments<'_>, now: bool) {
+    if QUIET.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut line: String<CONSOLE_LINE_MAX> = String::new();
+    format_line(&mut line, None, "", args);
+    let mut guard = lock(&BACKLOG);
+    match guard.as_deref_mut() {
+        Some(q) => {
+            enqueue(q, line.as_bytes());
+            if now || q.len() > CONSOLE_BACKLOG / 2 {
+                flush_locked(q);
+            }
+        }
+        // No backlog (not PID 1's logger): what the console refuses now
+        // is lost.
+        None => {
+            let mut q = Backlog::new();
+            enqueue(&mut q, line.as_bytes());
             flush_locked(&mut q);
         }
     }
 }
 
-/// The line in the backlog (unless `quiet`), which stays locked.
-fn queued(args: fmt::Arguments<'_>) -> Option<std::sync::MutexGuard<'static, Backlog>> {
-    if QUIET.load(Ordering::Relaxed) {
-        return None;
-    }
-    let mut line: String<CONSOLE_LINE_MAX> = String::new();
-    format_line(&mut line, None, "", args);
-    let mut q = BACKLOG.lock().unwrap_or_else(|p| p.into_inner());
-    enqueue(&mut q, line.as_bytes());
-    Some(q)
-}
-
 /// Console text (or an `event_later` record) is waiting in a backlog.
 pub fn console_waiting() -> bool {
-    !BACKLOG.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
-        || !EVENTS.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    [&BACKLOG, &EVENTS]
+        .into_iter()
+        .any(|q| lock(q).as_ref().is_some_and(|q| !q.is_empty()))
 }
 
 /// Write the waiting event records and retry the console backlog; true
@@ -317,8 +350,11 @@ pub fn console_flush() -> bool {
     if let Some(fd) = kmsg_fd() {
         events_flush(fd);
     }
-    let mut q = BACKLOG.lock().unwrap_or_else(|p| p.into_inner());
-    flush_locked(&mut q);
+    let mut guard = lock(&BACKLOG);
+    let Some(q) = guard.as_deref_mut() else {
+        return false;
+    };
+    flush_locked(q);
     !q.is_empty()
 }
 
@@ -378,6 +414,22 @@ mod tests {
         let mut s = String::new();
         format_line(&mut s, prio, "wren: ", args);
         s
+    }
+
+    /// The backlogs are PID 1's heap, made by `init`, not .bss every
+    /// process of the binary maps.
+    #[test]
+    fn init_allocates_both_backlogs() {
+        init(false);
+        assert!(lock(&BACKLOG).is_some());
+        assert!(lock(&EVENTS).is_some());
+        let before = crate::sys::alloc::thread_count();
+        init(false);
+        assert_eq!(
+            crate::sys::alloc::thread_count(),
+            before,
+            "a second init allocates nothing"
+        );
     }
 
     #[test]
