@@ -17,7 +17,7 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::proto::truncated;
-use crate::sys::file::{read_at, write_at};
+use crate::sys::file::{read_kernel_at, write_at};
 use crate::unit::{Limit, Limits};
 use crate::vocab::{valid_name, Name};
 
@@ -284,7 +284,7 @@ fn set_up(root: &Path) -> Result<(Cgroups, Controllers), CgroupError> {
     let root_fd = rustix::fs::open(root, DIR_FLAGS, Mode::empty())
         .map_err(|errno| CgroupError::OpenRoot { dir: "", errno })?;
     let mut buf = [0u8; READ_BUF];
-    let available = read_at(&root_fd, "cgroup.controllers", &mut buf)
+    let available = read_kernel_at(&root_fd, "cgroup.controllers", &mut buf)
         .map(parse_controllers)
         .map_err(|errno| CgroupError::ReadControllers { errno })?;
     for c in WANTED {
@@ -483,7 +483,7 @@ impl Cgroups {
         check_name(name)?;
         let mut path: String<64> = String::new();
         let _ = write!(path, "{name}/cgroup.events");
-        crate::sys::file::open_regular(&self.units, path.as_str()).map_err(|errno| {
+        crate::sys::file::open_kernel_at(&self.units, path.as_str()).map_err(|errno| {
             CgroupError::OpenDir {
                 unit: truncated(name),
                 errno,
@@ -514,7 +514,9 @@ impl Cgroups {
         let mut path: String<64> = String::new();
         write!(path, "{name}/{file}").ok()?;
         let mut buf = [0u8; READ_BUF];
-        read_at(&self.units, &path, &mut buf).ok().and_then(parse)
+        read_kernel_at(&self.units, &path, &mut buf)
+            .ok()
+            .and_then(parse)
     }
 
     /// `populated` of an open `cgroup.events` (see `events`), read again
