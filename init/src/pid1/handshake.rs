@@ -27,6 +27,29 @@ const EXEC_WAIT: Timespec = Timespec {
     tv_nsec: 50_000_000,
 };
 
+/// How many edges may have a handshake in flight (`ExecWait`) and a
+/// drain's kill due (`stopping`): never fewer than do. With none, the
+/// loop's walks over every edge for them (each wake-up's timer, each
+/// reap, each timer turn) are skipped: a restart's exec wake-up touches
+/// the unit concerned, not all of them.
+#[derive(Default)]
+pub(super) struct Waits {
+    pub(super) execs: u16,
+    pub(super) kills: u16,
+}
+
+/// `*slot = v`, keeping `count` of the slots that are `Some`. A slot
+/// dropped without this (an edge replaced) leaves `count` too high, which
+/// only costs the walk.
+pub(super) fn put<T>(count: &mut u16, slot: &mut Option<T>, v: Option<T>) -> Option<T> {
+    match (slot.is_some(), v.is_some()) {
+        (false, true) => *count = count.saturating_add(1),
+        (true, false) => *count = count.saturating_sub(1),
+        _ => {}
+    }
+    core::mem::replace(slot, v)
+}
+
 /// A child cloned and not yet exec'd.
 pub(super) struct ExecWait {
     pid: u32,
@@ -62,11 +85,12 @@ impl Pid1 {
             return self.exec_done(u, pid, Handshake::Execd);
         };
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
-            e.exec = Some(ExecWait {
+            let w = ExecWait {
                 pid,
                 status,
                 deadline: now().saturating_add(timeout),
-            });
+            };
+            put(&mut self.waits.execs, &mut e.exec, Some(w));
         }
     }
 
@@ -94,6 +118,9 @@ impl Pid1 {
     /// settled first (its pipe is at its end or holds the report by now),
     /// so that the supervisor knows the pid it is told about.
     pub(super) fn exec_reaped(&mut self, pid: u32) {
+        if self.waits.execs == 0 {
+            return;
+        }
         let found = self
             .edges
             .iter()
@@ -116,6 +143,9 @@ impl Pid1 {
 
     /// Children past their deadline: the cgroup is killed, a failed start.
     pub(super) fn exec_timeouts(&mut self, t: Millis) {
+        if self.waits.execs == 0 {
+            return;
+        }
         for i in 0..self.edges.len() {
             let late = self
                 .edges
@@ -139,6 +169,9 @@ impl Pid1 {
 
     /// The earliest handshake deadline, for the timer.
     pub(super) fn exec_deadline(&self) -> Option<Millis> {
+        if self.waits.execs == 0 {
+            return None;
+        }
         self.edges
             .iter()
             .filter_map(|e| e.exec.as_ref().map(|w| w.deadline))
@@ -160,7 +193,8 @@ impl Pid1 {
     }
 
     fn take_exec(&mut self, u: u16) -> Option<ExecWait> {
-        let w = self.edges.get_mut(usize::from(u))?.exec.take()?;
+        let e = self.edges.get_mut(usize::from(u))?;
+        let w = put(&mut self.waits.execs, &mut e.exec, None)?;
         if let Some(ep) = self.epoll.as_ref() {
             let _ = epoll::delete(ep, &w.status);
         }
@@ -239,4 +273,27 @@ pub(super) fn wait_in_place(p: &Pending) {
 
 fn poll(w: &ExecWait) -> Handshake {
     crate::spawn::poll_status(&w.status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::put;
+
+    #[test]
+    fn put_counts_the_slots_that_hold_something() {
+        let mut n = 0u16;
+        let (mut a, mut b) = (None, None);
+        assert_eq!(put(&mut n, &mut a, Some(1)), None);
+        assert_eq!(n, 1);
+        // Replacing a value is no new one.
+        assert_eq!(put(&mut n, &mut a, Some(2)), Some(1));
+        assert_eq!(n, 1);
+        put(&mut n, &mut b, Some(3));
+        assert_eq!(n, 2);
+        assert_eq!(put(&mut n, &mut a, None), Some(2));
+        assert_eq!(put(&mut n, &mut a, None), None);
+        assert_eq!((n, a, b), (1, None, Some(3)));
+        put(&mut n, &mut b, None);
+        assert_eq!(n, 0);
+    }
 }

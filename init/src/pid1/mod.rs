@@ -232,6 +232,8 @@ pub struct Pid1 {
     shutdown_deadline: Option<Millis>,
     /// Every unit stopped; the final sequence waits for their cgroups.
     finish_pending: Option<crate::vocab::ShutdownKind>,
+    /// Edges with a handshake or a drain's kill pending (`handshake::Waits`).
+    waits: handshake::Waits,
 }
 
 impl Pid1 {
@@ -393,6 +395,7 @@ fn begin() -> Box<Pid1> {
         followers: Vec::new(),
         shutdown_deadline: None,
         finish_pending: None,
+        waits: handshake::Waits::default(),
     });
     let resumed = handover.is_some();
     match handover {

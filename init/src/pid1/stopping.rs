@@ -16,6 +16,7 @@
 //! sequence whatever is still stopping.
 
 use super::event_loop::TOKEN_CGEVENTS;
+use super::handshake::put;
 use super::{now, Pid1};
 use crate::boot::shutdown;
 use crate::cgroup::kill::{self, Killed};
@@ -120,7 +121,7 @@ impl Pid1 {
         let grace = e.drain.stop_by.filter(|&by| by > t && stopped);
         match grace {
             Some(by) => {
-                e.drain.next_kill = Some(by);
+                put(&mut self.waits.kills, &mut e.drain.next_kill, Some(by));
                 self.watch_events(u);
                 self.check_empty(u);
             }
@@ -177,7 +178,8 @@ impl Pid1 {
         }
         e.drain.kills = e.drain.kills.saturating_add(1);
         e.drain.stop_by = None;
-        e.drain.next_kill = Some(now().saturating_add(KILL_RETRY_MS));
+        let next = Some(now().saturating_add(KILL_RETRY_MS));
+        put(&mut self.waits.kills, &mut e.drain.next_kill, next);
         self.watch_events(u);
         self.check_empty(u);
     }
@@ -212,6 +214,9 @@ impl Pid1 {
     /// Kills that are due: the stop's grace is over, or the last kill left
     /// processes.
     pub(super) fn drain_timeouts(&mut self, t: Millis) {
+        if self.waits.kills == 0 {
+            return;
+        }
         for i in 0..self.edges.len() {
             let due = self
                 .edges
@@ -255,6 +260,9 @@ impl Pid1 {
 
     /// The earliest kill due, for the timer.
     pub(super) fn drain_deadline(&self) -> Option<Millis> {
+        if self.waits.kills == 0 {
+            return None;
+        }
         self.edges.iter().filter_map(|e| e.drain.next_kill).min()
     }
 
@@ -312,7 +320,7 @@ impl Pid1 {
             let _ = epoll::delete(ep, &fd);
         }
         e.drain.stop_by = None;
-        e.drain.next_kill = None;
+        put(&mut self.waits.kills, &mut e.drain.next_kill, None);
         e.drain.kills = 0;
     }
 
