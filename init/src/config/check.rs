@@ -5,6 +5,7 @@
 use super::{load_set, unit_files, LoadError, LoadedSet};
 use crate::unit::{IdSpec, UnitDef};
 use crate::vocab::DEFAULT_UNITS_DIR;
+use std::borrow::Cow;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -116,7 +117,6 @@ fn with_ids(sysroot: &Path, mut set: LoadedSet) -> LoadedSet {
 /// The unit's `user` in passwd and `group` in group, as the spawn will
 /// look them up.
 fn check_ids(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
-    let bases = root_bases(sysroot, def);
     for (key, spec, file) in [
         ("user", &def.seldom.user, "/etc/passwd"),
         ("group", &def.seldom.group, "/etc/group"),
@@ -124,8 +124,11 @@ fn check_ids(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
         let Some(IdSpec::Name(name)) = spec else {
             continue;
         };
-        let shown = || lookup_path(bases.first().map_or(sysroot, |b| b.as_path()), file);
-        let path = lookup(&bases, file)
+        let shown = || {
+            let top = root_bases(sysroot, def).into_iter().next();
+            lookup_path(top.as_deref().unwrap_or(sysroot), file)
+        };
+        let path = lookup(sysroot, def, file)
             .map(|(_, p)| p)
             .map_err(|e| format!("{key} `{name}`: cannot read {}: {e}", shown().display()))?;
         let text = std::fs::read(&path)
@@ -225,15 +228,7 @@ pub(super) fn check_exec(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
         Some(root) => format!(" under root `{root}`"),
         None => String::new(),
     };
-    // PID 1's case (no `root`, sysroot `/`): the one stat `lookup` would
-    // make, without its list of bases and path copies (once a unit at
-    // boot, issue 10).
-    let found = if def.root.is_none() && sysroot.as_os_str() == "/" {
-        std::fs::metadata(prog)
-    } else {
-        lookup(&root_bases(sysroot, def), prog).map(|(m, _)| m)
-    };
-    let meta = match found {
+    let meta = match lookup(sysroot, def, prog).map(|(m, _)| m) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(format!("exec: `{prog}` not found{where_}"));
@@ -263,16 +258,26 @@ fn root_bases(sysroot: &Path, def: &UnitDef) -> Vec<PathBuf> {
     }
 }
 
+/// Metadata and real path of the absolute `path` as unit `def` will see
+/// it (`walk` in its `root_bases`). On this machine's own `/` (PID 1's
+/// case: no `root`, sysroot `/`) that is one stat, without the list of
+/// bases and the path copies (once a unit at boot, issue 10).
+fn lookup<'p>(
+    sysroot: &Path,
+    def: &UnitDef,
+    path: &'p str,
+) -> std::io::Result<(std::fs::Metadata, Cow<'p, Path>)> {
+    if def.root.is_none() && sysroot.as_os_str() == "/" {
+        return Ok((std::fs::metadata(path)?, Cow::Borrowed(Path::new(path))));
+    }
+    walk(&root_bases(sysroot, def), path).map(|(m, p)| (m, Cow::Owned(p)))
+}
+
 /// Metadata and real path of the absolute `path` as seen by a process
 /// whose root is the overlay of `bases` (one directory: that directory):
 /// symlinks, absolute ones included, resolve inside it, as they will once
 /// the unit runs (pivot_root) or the image boots.
-fn lookup(bases: &[PathBuf], path: &str) -> std::io::Result<(std::fs::Metadata, PathBuf)> {
-    if let [base] = bases {
-        if base == Path::new("/") {
-            return Ok((std::fs::metadata(path)?, PathBuf::from(path)));
-        }
-    }
+fn walk(bases: &[PathBuf], path: &str) -> std::io::Result<(std::fs::Metadata, PathBuf)> {
     let mut pending: Vec<String> = components(path).rev().collect();
     let mut done: Vec<String> = Vec::new();
     let mut links = 0;
