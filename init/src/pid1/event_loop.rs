@@ -117,6 +117,8 @@ impl Pid1 {
         };
         let mut buf = [MaybeUninit::<epoll::Event>::uninit(); EPOLL_BATCH];
         let mut tokens: heapless::Vec<(u64, bool), EPOLL_BATCH> = heapless::Vec::new();
+        // Slots whose children have exec'd give their pages back.
+        crate::sys::slot::release_idle();
         match epoll::wait(ep, &mut buf, None) {
             Ok((ready, _)) => {
                 for ev in ready.iter() {

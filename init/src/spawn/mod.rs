@@ -14,7 +14,9 @@
 //! Between clone3 and execve the child only makes raw system calls (rustix
 //! and the `sys` wrappers), touches no allocator and takes no lock: it is a
 //! copy of a single-threaded PID 1, but libc's cached state (e.g. the
-//! thread id) describes the parent.
+//! thread id) describes the parent. Most children do not even copy PID 1:
+//! they share its memory until their exec, on a slot (`sys::slot`), with
+//! what they read of `start`'s frame moved there (`start_on_slot`).
 
 mod privs;
 pub mod reaper;
@@ -166,6 +168,7 @@ impl core::fmt::Display for SpawnError {
 }
 
 /// Where the unit's stdout/stderr go (stdin is /dev/null unless console).
+#[derive(Clone, Copy)]
 pub enum Stdio<'a> {
     /// `console = yes`: /dev/console as controlling terminal and stdin;
     /// stdout/stderr on it too, or on `out` when the unit's `output` says
@@ -181,6 +184,7 @@ pub enum Stdio<'a> {
 }
 
 /// What the child needs besides its definition.
+#[derive(Clone, Copy)]
 pub struct Request<'a> {
     pub def: &'a UnitDef,
     /// The unit's cgroup directory (from `cgroup::prepare`); None without
@@ -372,6 +376,21 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
     let sync_rd = sync.as_ref().map(|(r, _)| r.as_fd());
 
     let pid_ns = req.def.namespaces.has(Namespaces::PID);
+    // A user namespace waits for its id maps (the fork path's business);
+    // a `root` unit logs from the child (`sandbox::enter`), which takes
+    // the logger's lock: both fork.
+    if user_map.is_none() && req.def.root.is_none() {
+        if let Some(slot) = crate::sys::slot::claim() {
+            if let Some(pid) = start_on_slot(slot, req, &argv, &env, status_wr.as_fd()) {
+                // The child's copy of the write end is now the only one.
+                drop(status_wr);
+                return Ok(Pending {
+                    pid,
+                    status: status_rd,
+                });
+            }
+        }
+    }
     let (argv, env) = (&argv, &env);
     // The closure owns the status pipe's write end: in PID 1 it is dropped
     // with the closure when clone_into returns, so that the child's copy is
@@ -383,7 +402,7 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
             }
         }
         if pid_ns {
-            reaper_child(req, argv, env, status_wr);
+            reaper_child(req, argv, env, status_wr.as_fd(), None);
         }
         let err = child(req, argv, env, true);
         die(status_wr.as_fd(), err)
@@ -406,9 +425,105 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
     })
 }
 
+/// Bytes of a notify socket's path copied into a slot (`sun_path`).
+const SOCKET_PATH_MAX: usize = 108;
+
+/// What a child on a slot reads, moved there: `req` but for its groups
+/// and socket path, which point into the caller's frame and are copied
+/// beside it.
+struct SlotFrame<'a> {
+    req: Request<'a>,
+    groups: [u32; crate::config::users::GROUPS_MAX],
+    n_groups: usize,
+    socket: [u8; SOCKET_PATH_MAX],
+    socket_len: Option<usize>,
+    argv: ArgTable,
+    env: EnvTable,
+}
+
+/// `start`'s child on a slot: None when the frame does not fit or the
+/// clone failed (the caller then forks, which reports any error again).
+///
+/// What the child reads through `req` besides the copies (the UnitDef,
+/// the seccomp program) lives in PID 1's unit table, replaced only by a
+/// reload, which first waits for busy slots (`sys::slot::quiesce`).
+fn start_on_slot(
+    slot: crate::sys::slot::Slot,
+    req: &Request<'_>,
+    argv: &ArgTable,
+    env: &EnvTable,
+    status_wr: BorrowedFd<'_>,
+) -> Option<u32> {
+    let mut frame = SlotFrame {
+        req: Request {
+            groups: &[],
+            notify_socket: None,
+            ..*req
+        },
+        groups: [0; crate::config::users::GROUPS_MAX],
+        n_groups: req.groups.len(),
+        socket: [0; SOCKET_PATH_MAX],
+        socket_len: req.notify_socket.map(str::len),
+        argv: ArgTable::new(),
+        env: EnvTable::new(),
+    };
+    frame
+        .groups
+        .get_mut(..frame.n_groups)?
+        .copy_from_slice(req.groups);
+    if let (Some(path), Some(len)) = (req.notify_socket, frame.socket_len) {
+        frame
+            .socket
+            .get_mut(..len)?
+            .copy_from_slice(path.as_bytes());
+    }
+    for a in argv.iter() {
+        frame.argv.push(&[a.to_str().ok()?])?;
+    }
+    for e in env.iter() {
+        frame.env.push(&[e.to_str().ok()?])?;
+    }
+    let pid_ns = req.def.namespaces.has(Namespaces::PID);
+    slot.spawn(req.def.namespaces, req.cgroup, move |on| {
+        let f = &frame;
+        let socket = match f.socket_len {
+            Some(len) => match f.socket.get(..len).map(core::str::from_utf8) {
+                Some(Ok(s)) => Some(s),
+                _ => die(status_wr, fail(Step::Prepare, Errno::INVAL)),
+            },
+            None => None,
+        };
+        let req = Request {
+            groups: f.groups.get(..f.n_groups).unwrap_or(&[]),
+            notify_socket: socket,
+            ..f.req
+        };
+        if pid_ns {
+            reaper_child(&req, &f.argv, &f.env, status_wr, Some(on));
+        }
+        let err = child(&req, &f.argv, &f.env, true);
+        die(status_wr, err)
+    })
+    .ok()
+}
+
+fn fail(step: Step, e: Errno) -> SpawnError {
+    SpawnError {
+        step,
+        errno: e.raw_os_error(),
+    }
+}
+
 /// PID 1 of the unit's new PID namespace: set the namespaces up, fork the
-/// service, then become its reaper. Never returns.
-fn reaper_child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, status_wr: OwnedFd) -> ! {
+/// service, then become its reaper. Never returns. `on`: the slot it runs
+/// on, whose second stack the service gets; else the fork's own.
+fn reaper_child(
+    req: &Request<'_>,
+    argv: &ArgTable,
+    env: &EnvTable,
+    status_wr: BorrowedFd<'_>,
+    on: Option<crate::sys::slot::InSlot>,
+) -> ! {
     let fail = |step, e: Errno| SpawnError {
         step,
         errno: e.raw_os_error(),
@@ -430,20 +545,21 @@ fn reaper_child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, status_wr: O
         die(status_wr.as_fd(), fail(Step::Namespace(s), e));
     }
     // The reaper may wait for the service's exec, so the service shares
-    // its memory until then rather than copy it (`sys::vfork`).
-    let status = &status_wr;
-    let service = crate::sys::vfork::spawn(|| {
+    // its memory until then rather than copy it (`sys::vfork`), on the
+    // slot's second stack when the reaper runs on a slot.
+    let service = |status: BorrowedFd<'_>| {
         let err = child(req, argv, env, false);
-        die(status.as_fd(), err)
-    });
+        die(status, err)
+    };
+    let service = match on {
+        Some(on) => on.vfork(|| service(status_wr)),
+        None => crate::sys::vfork::spawn(|| service(status_wr)),
+    };
     match service {
-        Err(e) => die(status_wr.as_fd(), fail(Step::Fork, e)),
-        Ok(svc) => {
-            // Only the service's copy may hold the status pipe open: PID 1
-            // sees EOF when the service execs.
-            drop(status_wr);
-            crate::spawn::reaper::run(svc, req.exit_report)
-        }
+        Err(e) => die(status_wr, fail(Step::Fork, e)),
+        // Only the service's copy may hold the status pipe open (PID 1
+        // sees EOF when the service execs): `run` closes the reaper's.
+        Ok(svc) => crate::spawn::reaper::run(svc, req.exit_report, on),
     }
 }
 
