@@ -208,6 +208,7 @@ impl Slot {
         st.b.store(0, Ordering::Release);
         st.detached.store(false, Ordering::Release);
         st.dirty.store(true, Ordering::Relaxed);
+        RECHECKS_LEFT.store(RECHECKS, Ordering::Relaxed);
         let mut args = CloneArgs {
             flags: namespace_flags(ns)
                 | cgroup.map_or(0, |_| CLONE_INTO_CGROUP)
@@ -394,19 +395,35 @@ unsafe fn clone3_on(
     ret
 }
 
+/// How often, after a start, PID 1 wakes to give back the pages of a
+/// slot whose child had not exec'd yet when it went to sleep (a reaper
+/// execs some time after its service): RECHECKS times RECHECK apart.
+const RECHECKS: u32 = 25;
+const RECHECK: rustix::event::Timespec = rustix::event::Timespec {
+    tv_sec: 0,
+    tv_nsec: 20_000_000,
+};
+/// Rechecks left since the last start.
+static RECHECKS_LEFT: AtomicU32 = AtomicU32::new(0);
+
 /// Give back the pages of every free slot touched since: called by PID 1
 /// before it sleeps, so that a burst of starts leaves no resident memory.
-pub fn release_idle() {
+/// Some(timeout) for that sleep while a touched slot is still busy, a
+/// bounded number of times after each start (a child stuck before its
+/// exec costs no wake-up for ever).
+pub fn release_idle() -> Option<rustix::event::Timespec> {
     let pool = BASE.load(Ordering::Acquire);
     if pool == 0 {
-        return;
+        return None;
     }
+    let mut busy = false;
     for (i, st) in POOL.iter().enumerate() {
         if !st.dirty.load(Ordering::Relaxed) {
             continue;
         }
         // Claimed for the release, so that no start takes it meanwhile.
         let Some(held) = claim_at(pool, i) else {
+            busy = true;
             continue;
         };
         st.dirty.store(false, Ordering::Relaxed);
@@ -417,6 +434,11 @@ pub fn release_idle() {
         // no one holds.
         unsafe { libc::madvise(held.base as *mut c_void, SLOT_LEN, libc::MADV_DONTNEED) };
     }
+    let left = RECHECKS_LEFT.load(Ordering::Relaxed);
+    (busy && left > 0).then(|| {
+        RECHECKS_LEFT.store(left - 1, Ordering::Relaxed);
+        RECHECK
+    })
 }
 
 /// Before PID 1 frees data that children on slots may read (a reload):
