@@ -173,3 +173,33 @@ fn release_gives_back_only_free_slots() {
     release_idle();
     assert!(!st.dirty.load(Ordering::Relaxed));
 }
+
+/// A reload's wait: a child still before its exec after the patience is
+/// killed, after which no slot holds PID 1's data.
+#[test]
+fn quiesce_kills_a_child_stuck_before_its_exec_then_reports_clear() {
+    let _g = lock();
+    let s = slot();
+    let (gate_r, gate_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let gate = gate_r.as_fd();
+    let pid = s
+        .spawn(Namespaces::NONE, None, move |_| {
+            let mut b = [0u8; 1];
+            let _ = rustix::io::read(gate, &mut b);
+            crate::sys::clone::exit(0)
+        })
+        .unwrap();
+    let patience = Duration::from_millis(1500);
+    let t = std::time::Instant::now();
+    assert!(quiesce(patience));
+    assert!(
+        t.elapsed() >= patience,
+        "killed before the patience ran out"
+    );
+    let p = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    let (_, st) = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty())
+        .unwrap()
+        .unwrap();
+    assert_eq!(st.terminating_signal(), Some(libc::SIGKILL));
+    drop(gate_w);
+}
