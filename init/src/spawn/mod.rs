@@ -346,13 +346,25 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
         step: Step::Prepare,
         errno: Errno::TOOBIG.raw_os_error(),
     };
-    let mut argv = ArgTable::new();
+    // Built where a child on a slot gets a copy of it all (`SlotFrame`).
+    let mut frame = SlotFrame {
+        req: Request {
+            groups: &[],
+            notify_socket: None,
+            ..*req
+        },
+        groups: [0; crate::config::users::GROUPS_MAX],
+        n_groups: 0,
+        socket: [0; SOCKET_PATH_MAX],
+        socket_len: None,
+        argv: ArgTable::new(),
+        env: EnvTable::new(),
+    };
     for a in req.def.exec.iter() {
-        argv.push(&[a]).ok_or(prep)?;
+        frame.argv.push(&[a]).ok_or(prep)?;
     }
-    let mut env = EnvTable::new();
-    build_env(req, &mut env, None).ok_or(prep)?;
-    if argv.is_empty() {
+    build_env(req, &mut frame.env, None).ok_or(prep)?;
+    if frame.argv.is_empty() {
         return Err(prep);
     }
 
@@ -381,7 +393,7 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
     // the logger's lock: both fork.
     if user_map.is_none() && req.def.root.is_none() {
         if let Some(slot) = crate::sys::slot::claim() {
-            if let Some(pid) = start_on_slot(slot, req, &argv, &env, status_wr.as_fd()) {
+            if let Some(pid) = start_on_slot(slot, req, &mut frame, status_wr.as_fd()) {
                 // The child's copy of the write end is now the only one.
                 drop(status_wr);
                 return Ok(Pending {
@@ -391,7 +403,7 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
             }
         }
     }
-    let (argv, env) = (&argv, &env);
+    let (argv, env) = (&frame.argv, &frame.env);
     // The closure owns the status pipe's write end: in PID 1 it is dropped
     // with the closure when clone_into returns, so that the child's copy is
     // the only one left and its exec (or exit) is seen as EOF.
@@ -447,45 +459,26 @@ struct SlotFrame<'a> {
 /// What the child reads through `req` besides the copies (the UnitDef,
 /// the seccomp program) lives in PID 1's unit table, replaced only by a
 /// reload, which first waits for busy slots (`sys::slot::quiesce`).
-fn start_on_slot(
+fn start_on_slot<'a>(
     slot: crate::sys::slot::Slot,
-    req: &Request<'_>,
-    argv: &ArgTable,
-    env: &EnvTable,
+    req: &Request<'a>,
+    frame: &mut SlotFrame<'a>,
     status_wr: BorrowedFd<'_>,
 ) -> Option<u32> {
-    let mut frame = SlotFrame {
-        req: Request {
-            groups: &[],
-            notify_socket: None,
-            ..*req
-        },
-        groups: [0; crate::config::users::GROUPS_MAX],
-        n_groups: req.groups.len(),
-        socket: [0; SOCKET_PATH_MAX],
-        socket_len: req.notify_socket.map(str::len),
-        argv: ArgTable::new(),
-        env: EnvTable::new(),
-    };
+    frame.n_groups = req.groups.len();
     frame
         .groups
         .get_mut(..frame.n_groups)?
         .copy_from_slice(req.groups);
+    frame.socket_len = req.notify_socket.map(str::len);
     if let (Some(path), Some(len)) = (req.notify_socket, frame.socket_len) {
         frame
             .socket
             .get_mut(..len)?
             .copy_from_slice(path.as_bytes());
     }
-    for a in argv.iter() {
-        frame.argv.push(&[a.to_str().ok()?])?;
-    }
-    for e in env.iter() {
-        frame.env.push(&[e.to_str().ok()?])?;
-    }
     let pid_ns = req.def.namespaces.has(Namespaces::PID);
-    slot.spawn(req.def.namespaces, req.cgroup, move |on| {
-        let f = &frame;
+    slot.spawn(req.def.namespaces, req.cgroup, frame, move |f, on| {
         let socket = match f.socket_len {
             Some(len) => match f.socket.get(..len).map(core::str::from_utf8) {
                 Some(Ok(s)) => Some(s),

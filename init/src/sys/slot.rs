@@ -173,25 +173,27 @@ pub struct InSlot {
 }
 
 impl Slot {
-    /// Start a child that shares this process's memory and runs `child`
-    /// on stack A, in new namespaces `ns` and, with `cgroup`, in that
-    /// cgroup; returns its pid once it exists. Should `child` return, the
-    /// child exits with 127.
+    /// Start a child that shares this process's memory and runs
+    /// `child(data)` on stack A, in new namespaces `ns` and, with
+    /// `cgroup`, in that cgroup; returns its pid once it exists. Should
+    /// `child` return, the child exits with 127.
     ///
-    /// `child` and all it captures are moved into the slot first (the
-    /// caller's frame may be gone before the child runs); it must make
-    /// raw system calls only (the module's rules), and whatever it
-    /// reaches through references must outlive the child's exec.
-    pub fn spawn<F: FnOnce(InSlot)>(
+    /// A copy of `data`, `child` and all it captures are put in the slot
+    /// first (the caller's frame may be gone before the child runs; the
+    /// child reads the copy in place, and neither is ever dropped); it
+    /// must make raw system calls only (the module's rules), and whatever
+    /// it reaches through references must outlive the child's exec.
+    pub fn spawn<T, F: FnOnce(&T, InSlot)>(
         self,
         ns: Namespaces,
         cgroup: Option<BorrowedFd<'_>>,
+        data: &T,
         child: F,
     ) -> Result<u32, Errno> {
-        const { assert!(!core::mem::needs_drop::<F>()) };
+        const { assert!(!core::mem::needs_drop::<T>() && !core::mem::needs_drop::<F>()) };
         let st = POOL.get(self.i).ok_or(Errno::INVAL)?;
-        let size = core::mem::size_of::<(InSlot, F)>();
-        if size > CLOSURE_MAX || core::mem::align_of::<(InSlot, F)>() > 64 {
+        let size = core::mem::size_of::<Moved<T, F>>();
+        if size > CLOSURE_MAX || core::mem::align_of::<Moved<T, F>>() > 64 {
             return Err(Errno::NOSPC);
         }
         let low = self.base + HALF + GUARD;
@@ -200,11 +202,19 @@ impl Slot {
             i: self.i,
             base: self.base,
         };
+        let moved = at as *mut Moved<T, F>;
         // SAFETY: [at, at + size) lies at the top of stack A of this slot
-        // (CLOSURE_MAX < STACK), aligned to 64 (at least the pair's
+        // (CLOSURE_MAX < STACK), aligned to 64 (at least Moved's
         // alignment), writable, and used by no one: the slot was free
-        // when claimed and its word `a` has been nonzero since.
-        unsafe { core::ptr::write(at as *mut (InSlot, F), (here, child)) };
+        // when claimed and its word `a` has been nonzero since. `data` is
+        // copied bit for bit: T has no drop glue (asserted above), so the
+        // copy, never dropped, and the caller's value share nothing that
+        // either would release.
+        unsafe {
+            core::ptr::addr_of_mut!((*moved).here).write(here);
+            core::ptr::addr_of_mut!((*moved).child).write(child);
+            core::ptr::copy_nonoverlapping(data, core::ptr::addr_of_mut!((*moved).data), 1);
+        }
         st.b.store(0, Ordering::Release);
         st.detached.store(false, Ordering::Release);
         st.dirty.store(true, Ordering::Relaxed);
@@ -229,7 +239,7 @@ impl Slot {
         // address space, whose only writes outside its stack are what
         // `child` does (the module's rules). `args` is a valid clone_args
         // alive across the call; `cgroup` a borrowed, therefore open, fd.
-        let ret = unsafe { clone3_on(&mut args, enter::<F>, at as *mut c_void) };
+        let ret = unsafe { clone3_on(&mut args, enter::<T, F>, at as *mut c_void) };
         if ret < 0 {
             // No child: the slot goes back (Drop), the pair is forgotten
             // (it has nothing to drop).
@@ -243,17 +253,32 @@ impl Slot {
     }
 }
 
+/// What `Slot::spawn` puts at the top of stack A.
+struct Moved<T, F> {
+    here: InSlot,
+    child: F,
+    data: T,
+}
+
 /// The child's first frame, on stack A: take the closure out of the slot,
-/// run it, end.
-extern "C" fn enter<F: FnOnce(InSlot)>(arg: *mut c_void) -> ! {
-    // SAFETY: `arg` is the (InSlot, F) that `Slot::spawn` wrote above this
-    // stack before the clone: initialised, read once, here, and left alone
-    // by PID 1 until this child's exec or exit clears word `a`.
-    let (here, f) = unsafe { core::ptr::read(arg.cast::<(InSlot, F)>()) };
+/// run it on the data left there, end.
+extern "C" fn enter<T, F: FnOnce(&T, InSlot)>(arg: *mut c_void) -> ! {
+    let moved = arg.cast::<Moved<T, F>>();
+    // SAFETY: `arg` is the Moved that `Slot::spawn` wrote above this stack
+    // before the clone: initialised, the closure and handle read once,
+    // here, the data only borrowed, and all left alone by PID 1 until this
+    // child's exec or exit clears word `a`.
+    let (here, f, data) = unsafe {
+        (
+            core::ptr::read(core::ptr::addr_of!((*moved).here)),
+            core::ptr::read(core::ptr::addr_of!((*moved).child)),
+            &*core::ptr::addr_of!((*moved).data),
+        )
+    };
     // PID 1 runs as SCHED_BATCH (`sched`), which the child inherits:
     // units get the default policy back (per task: PID 1 keeps its own).
     let _ = super::sched::normal();
-    f(here);
+    f(data, here);
     super::clone::exit(127)
 }
 

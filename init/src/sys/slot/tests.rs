@@ -43,7 +43,7 @@ fn children_on_slots_exec_and_give_their_slot_back() {
         let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
         let out = w.as_fd();
         let pid = s
-            .spawn(Namespaces::NONE, None, move |_| {
+            .spawn(Namespaces::NONE, None, &(), move |_, _| {
                 if rustix::stdio::dup2_stdout(out).is_ok() {
                     let _ = crate::sys::exec::execve(&argv, &env);
                 }
@@ -66,11 +66,13 @@ static SEEN: AtomicU32 = AtomicU32::new(0);
 #[inline(never)]
 fn start_with_secret(gate: BorrowedFd<'_>, out: BorrowedFd<'_>) -> u32 {
     let secret: [u8; 200] = core::array::from_fn(|i| (i as u8) ^ 0x5a);
+    let captured: [u8; 8] = *b"captured";
     slot()
-        .spawn(Namespaces::NONE, None, move |_| {
+        .spawn(Namespaces::NONE, None, &secret, move |secret, _| {
             let mut b = [0u8; 1];
             let _ = rustix::io::read(gate, &mut b);
-            let _ = rustix::io::write(out, &secret);
+            let _ = rustix::io::write(out, secret);
+            let _ = rustix::io::write(out, &captured);
             // Shared memory: PID 1 sees this store (a fork would not).
             SEEN.store(
                 rustix::process::getpid().as_raw_nonzero().get() as u32,
@@ -99,7 +101,8 @@ fn a_child_reads_what_was_moved_into_its_slot_after_the_callers_frame_is_gone() 
     drop(w);
     drop(gate_r);
     rustix::io::write(&gate_w, b"g").unwrap();
-    let expected: Vec<u8> = (0..200).map(|i| (i as u8) ^ 0x5a).collect();
+    let mut expected: Vec<u8> = (0..200).map(|i| (i as u8) ^ 0x5a).collect();
+    expected.extend_from_slice(b"captured");
     assert_eq!(read_all(r), expected);
     assert_eq!(wait(pid), Some(0));
     assert_eq!(SEEN.load(Ordering::SeqCst), pid);
@@ -118,7 +121,7 @@ fn a_child_on_a_slot_forks_its_service_on_the_second_stack() {
     argv.push(&["exit 3"]).unwrap();
     let env: CStrings<8, 1> = CStrings::new();
     let pid = s
-        .spawn(Namespaces::NONE, None, move |on| {
+        .spawn(Namespaces::NONE, None, &(), move |_, on| {
             let (argv, env) = (&argv, &env);
             let code = match on.vfork(|| {
                 let _ = crate::sys::exec::execve(argv, env);
@@ -158,7 +161,7 @@ fn release_gives_back_only_free_slots() {
     let (gate_r, gate_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
     let gate = gate_r.as_fd();
     let pid = s
-        .spawn(Namespaces::NONE, None, move |_| {
+        .spawn(Namespaces::NONE, None, &(), move |_, _| {
             let mut b = [0u8; 1];
             let _ = rustix::io::read(gate, &mut b);
             crate::sys::clone::exit(0)
@@ -183,7 +186,7 @@ fn quiesce_kills_a_child_stuck_before_its_exec_then_reports_clear() {
     let (gate_r, gate_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
     let gate = gate_r.as_fd();
     let pid = s
-        .spawn(Namespaces::NONE, None, move |_| {
+        .spawn(Namespaces::NONE, None, &(), move |_, _| {
             let mut b = [0u8; 1];
             let _ = rustix::io::read(gate, &mut b);
             crate::sys::clone::exit(0)
