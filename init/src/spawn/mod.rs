@@ -16,11 +16,12 @@
 //! copy of a single-threaded PID 1, but libc's cached state (e.g. the
 //! thread id) describes the parent. Most children do not even copy PID 1:
 //! they share its memory until their exec, on a slot (`sys::slot`), with
-//! what they read of `start`'s frame moved there (`start_on_slot`).
+//! what they read of `start`'s frame moved there (`slot`).
 
 mod privs;
 pub mod reaper;
 pub mod sandbox;
+mod slot;
 
 use crate::sys::exec::CStrings;
 use crate::unit::{Namespaces, UnitDef};
@@ -347,7 +348,7 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
         errno: Errno::TOOBIG.raw_os_error(),
     };
     // Built where a child on a slot gets a copy of it all (`SlotFrame`).
-    let mut frame = SlotFrame {
+    let mut frame = slot::SlotFrame {
         req: Request {
             groups: &[],
             notify_socket: None,
@@ -355,7 +356,7 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
         },
         groups: [0; crate::config::users::GROUPS_MAX],
         n_groups: 0,
-        socket: [0; SOCKET_PATH_MAX],
+        socket: [0; slot::SOCKET_PATH_MAX],
         socket_len: None,
         argv: ArgTable::new(),
         env: EnvTable::new(),
@@ -393,7 +394,7 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
     // the logger's lock: both fork.
     if user_map.is_none() && req.def.root.is_none() {
         if let Some(slot) = crate::sys::slot::claim() {
-            if let Some(pid) = start_on_slot(slot, req, &mut frame, status_wr.as_fd()) {
+            if let Some(pid) = slot::start_on_slot(slot, req, &mut frame, status_wr.as_fd()) {
                 // The child's copy of the write end is now the only one.
                 drop(status_wr);
                 return Ok(Pending {
@@ -435,69 +436,6 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
         pid,
         status: status_rd,
     })
-}
-
-/// Bytes of a notify socket's path copied into a slot (`sun_path`).
-const SOCKET_PATH_MAX: usize = 108;
-
-/// What a child on a slot reads, moved there: `req` but for its groups
-/// and socket path, which point into the caller's frame and are copied
-/// beside it.
-struct SlotFrame<'a> {
-    req: Request<'a>,
-    groups: [u32; crate::config::users::GROUPS_MAX],
-    n_groups: usize,
-    socket: [u8; SOCKET_PATH_MAX],
-    socket_len: Option<usize>,
-    argv: ArgTable,
-    env: EnvTable,
-}
-
-/// `start`'s child on a slot: None when the frame does not fit or the
-/// clone failed (the caller then forks, which reports any error again).
-///
-/// What the child reads through `req` besides the copies (the UnitDef,
-/// the seccomp program) lives in PID 1's unit table, replaced only by a
-/// reload, which first waits for busy slots (`sys::slot::quiesce`).
-fn start_on_slot<'a>(
-    slot: crate::sys::slot::Slot,
-    req: &Request<'a>,
-    frame: &mut SlotFrame<'a>,
-    status_wr: BorrowedFd<'_>,
-) -> Option<u32> {
-    frame.n_groups = req.groups.len();
-    frame
-        .groups
-        .get_mut(..frame.n_groups)?
-        .copy_from_slice(req.groups);
-    frame.socket_len = req.notify_socket.map(str::len);
-    if let (Some(path), Some(len)) = (req.notify_socket, frame.socket_len) {
-        frame
-            .socket
-            .get_mut(..len)?
-            .copy_from_slice(path.as_bytes());
-    }
-    let pid_ns = req.def.namespaces.has(Namespaces::PID);
-    slot.spawn(req.def.namespaces, req.cgroup, frame, move |f, on| {
-        let socket = match f.socket_len {
-            Some(len) => match f.socket.get(..len).map(core::str::from_utf8) {
-                Some(Ok(s)) => Some(s),
-                _ => die(status_wr, fail(Step::Prepare, Errno::INVAL)),
-            },
-            None => None,
-        };
-        let req = Request {
-            groups: f.groups.get(..f.n_groups).unwrap_or(&[]),
-            notify_socket: socket,
-            ..f.req
-        };
-        if pid_ns {
-            reaper_child(&req, &f.argv, &f.env, status_wr, Some(on));
-        }
-        let err = child(&req, &f.argv, &f.env, true);
-        die(status_wr, err)
-    })
-    .ok()
 }
 
 fn fail(step: Step, e: Errno) -> SpawnError {
