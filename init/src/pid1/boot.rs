@@ -78,6 +78,11 @@ pub(super) fn early() -> (cmdline::Options, SigSet, Option<Cgroups>) {
     if let Err(e) = crate::sys::vfork::reserve() {
         log::warn!("mmap of the reapers' service stack: {e}");
     }
+    // The slots on which units start sharing PID 1's memory
+    // (`sys::slot`); without them every start forks.
+    if let Err(e) = crate::sys::slot::reserve() {
+        log::warn!("mmap of the spawn slots: {e}; every start forks");
+    }
     // Others may pass through to their own notify socket (mode 0600, one
     // per unit, owned by the unit's user), not list them; the control
     // socket is 0600 and checks its peer.

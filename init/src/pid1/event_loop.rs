@@ -117,7 +117,10 @@ impl Pid1 {
         };
         let mut buf = [MaybeUninit::<epoll::Event>::uninit(); EPOLL_BATCH];
         let mut tokens: heapless::Vec<(u64, bool), EPOLL_BATCH> = heapless::Vec::new();
-        match epoll::wait(ep, &mut buf, None) {
+        // Slots whose children have exec'd give their pages back (a
+        // short sleep while one has yet to: a few times, not for ever).
+        let recheck = crate::sys::slot::release_idle();
+        match epoll::wait(ep, &mut buf, recheck.as_ref()) {
             Ok((ready, _)) => {
                 for ev in ready.iter() {
                     let flags = ev.flags;

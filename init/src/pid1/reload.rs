@@ -9,6 +9,10 @@ use crate::supervisor::Actions;
 use crate::unit::{self, UnitDef};
 use std::path::Path;
 
+/// How long a reload waits for starts on spawn slots to exec, before and
+/// after killing them (`sys::slot::quiesce`).
+const SLOT_PATIENCE: core::time::Duration = core::time::Duration::from_millis(50);
+
 impl Pid1 {
     /// Re-read the unit directory and apply it (`initctl reload`, SIGHUP).
     pub(super) fn reload(&mut self, report: &mut dyn FnMut(&str)) -> Result<(), CtlError> {
@@ -56,6 +60,15 @@ impl Pid1 {
             log::error!("{msg}");
             report(&msg);
             return Err(CtlError::new(ErrCode::Refused, &msg));
+        }
+        // Children on spawn slots read the definitions about to be
+        // replaced until they exec: wait for them (killing the slow),
+        // bounded; one that still does not clear keeps the old table.
+        if !crate::sys::slot::quiesce(SLOT_PATIENCE) {
+            let msg = "reload refused: a unit's start is stuck before its exec; try again";
+            log::error!("{msg}");
+            report(msg);
+            return Err(CtlError::new(ErrCode::Refused, msg));
         }
         self.keep_last_good(&defs);
         let mut out = Actions::for_units(self.sup.len().saturating_add(defs.len()));

@@ -14,11 +14,14 @@
 //! Between clone3 and execve the child only makes raw system calls (rustix
 //! and the `sys` wrappers), touches no allocator and takes no lock: it is a
 //! copy of a single-threaded PID 1, but libc's cached state (e.g. the
-//! thread id) describes the parent.
+//! thread id) describes the parent. Most children do not even copy PID 1:
+//! they share its memory until their exec, on a slot (`sys::slot`), with
+//! what they read of `start`'s frame moved there (`slot`).
 
 mod privs;
 pub mod reaper;
 pub mod sandbox;
+mod slot;
 
 use crate::sys::exec::CStrings;
 use crate::unit::{Namespaces, UnitDef};
@@ -166,6 +169,7 @@ impl core::fmt::Display for SpawnError {
 }
 
 /// Where the unit's stdout/stderr go (stdin is /dev/null unless console).
+#[derive(Clone, Copy)]
 pub enum Stdio<'a> {
     /// `console = yes`: /dev/console as controlling terminal and stdin;
     /// stdout/stderr on it too, or on `out` when the unit's `output` says
@@ -181,6 +185,7 @@ pub enum Stdio<'a> {
 }
 
 /// What the child needs besides its definition.
+#[derive(Clone, Copy)]
 pub struct Request<'a> {
     pub def: &'a UnitDef,
     /// The unit's cgroup directory (from `cgroup::prepare`); None without
@@ -342,13 +347,25 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
         step: Step::Prepare,
         errno: Errno::TOOBIG.raw_os_error(),
     };
-    let mut argv = ArgTable::new();
+    // Built where a child on a slot gets a copy of it all (`SlotFrame`).
+    let mut frame = slot::SlotFrame {
+        req: Request {
+            groups: &[],
+            notify_socket: None,
+            ..*req
+        },
+        groups: [0; crate::config::users::GROUPS_MAX],
+        n_groups: 0,
+        socket: [0; slot::SOCKET_PATH_MAX],
+        socket_len: None,
+        argv: ArgTable::new(),
+        env: EnvTable::new(),
+    };
     for a in req.def.exec.iter() {
-        argv.push(&[a]).ok_or(prep)?;
+        frame.argv.push(&[a]).ok_or(prep)?;
     }
-    let mut env = EnvTable::new();
-    build_env(req, &mut env, None).ok_or(prep)?;
-    if argv.is_empty() {
+    build_env(req, &mut frame.env, None).ok_or(prep)?;
+    if frame.argv.is_empty() {
         return Err(prep);
     }
 
@@ -372,7 +389,22 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
     let sync_rd = sync.as_ref().map(|(r, _)| r.as_fd());
 
     let pid_ns = req.def.namespaces.has(Namespaces::PID);
-    let (argv, env) = (&argv, &env);
+    // A user namespace waits for its id maps (the fork path's business);
+    // a `root` unit logs from the child (`sandbox::enter`), which takes
+    // the logger's lock: both fork.
+    if user_map.is_none() && req.def.root.is_none() {
+        if let Some(slot) = crate::sys::slot::claim() {
+            if let Some(pid) = slot::start_on_slot(slot, req, &mut frame, status_wr.as_fd()) {
+                // The child's copy of the write end is now the only one.
+                drop(status_wr);
+                return Ok(Pending {
+                    pid,
+                    status: status_rd,
+                });
+            }
+        }
+    }
+    let (argv, env) = (&frame.argv, &frame.env);
     // The closure owns the status pipe's write end: in PID 1 it is dropped
     // with the closure when clone_into returns, so that the child's copy is
     // the only one left and its exec (or exit) is seen as EOF.
@@ -383,7 +415,7 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
             }
         }
         if pid_ns {
-            reaper_child(req, argv, env, status_wr);
+            reaper_child(req, argv, env, status_wr.as_fd(), None);
         }
         let err = child(req, argv, env, true);
         die(status_wr.as_fd(), err)
@@ -406,9 +438,23 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
     })
 }
 
+fn fail(step: Step, e: Errno) -> SpawnError {
+    SpawnError {
+        step,
+        errno: e.raw_os_error(),
+    }
+}
+
 /// PID 1 of the unit's new PID namespace: set the namespaces up, fork the
-/// service, then become its reaper. Never returns.
-fn reaper_child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, status_wr: OwnedFd) -> ! {
+/// service, then become its reaper. Never returns. `on`: the slot it runs
+/// on, whose second stack the service gets; else the fork's own.
+fn reaper_child(
+    req: &Request<'_>,
+    argv: &ArgTable,
+    env: &EnvTable,
+    status_wr: BorrowedFd<'_>,
+    on: Option<crate::sys::slot::InSlot>,
+) -> ! {
     let fail = |step, e: Errno| SpawnError {
         step,
         errno: e.raw_os_error(),
@@ -430,20 +476,21 @@ fn reaper_child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, status_wr: O
         die(status_wr.as_fd(), fail(Step::Namespace(s), e));
     }
     // The reaper may wait for the service's exec, so the service shares
-    // its memory until then rather than copy it (`sys::vfork`).
-    let status = &status_wr;
-    let service = crate::sys::vfork::spawn(|| {
+    // its memory until then rather than copy it (`sys::vfork`), on the
+    // slot's second stack when the reaper runs on a slot.
+    let service = |status: BorrowedFd<'_>| {
         let err = child(req, argv, env, false);
-        die(status.as_fd(), err)
-    });
+        die(status, err)
+    };
+    let service = match on {
+        Some(on) => on.vfork(|| service(status_wr)),
+        None => crate::sys::vfork::spawn(|| service(status_wr)),
+    };
     match service {
-        Err(e) => die(status_wr.as_fd(), fail(Step::Fork, e)),
-        Ok(svc) => {
-            // Only the service's copy may hold the status pipe open: PID 1
-            // sees EOF when the service execs.
-            drop(status_wr);
-            crate::spawn::reaper::run(svc, req.exit_report)
-        }
+        Err(e) => die(status_wr, fail(Step::Fork, e)),
+        // Only the service's copy may hold the status pipe open (PID 1
+        // sees EOF when the service execs): `run` closes the reaper's.
+        Ok(svc) => crate::spawn::reaper::run(svc, req.exit_report, on),
     }
 }
 

@@ -108,11 +108,20 @@ fn ended(st: rustix::process::WaitStatus) -> Option<Exit> {
 /// none of them alive and nothing in the namespace can reach them through
 /// it. Then it execs the reaper entry (which loses the executable's fd, a
 /// CLOEXEC one), or, if that fails, serves here. It opens no fd after, and
-/// never returns or drops what it inherited.
-pub fn run(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
+/// never returns or drops what it inherited. `on`: the slot it runs on
+/// (`sys::slot`), in PID 1's memory: serving there, it reads none of
+/// PID 1's data, and says so.
+pub fn run(
+    service: u32,
+    report: Option<BorrowedFd<'_>>,
+    on: Option<crate::sys::slot::InSlot>,
+) -> ! {
     if let (Some(r), Some(exe)) = (report, EXE.get().fd()) {
         crate::sys::fd::close_all_but(&[r, exe]);
         exec(service, r, exe);
+    }
+    if let Some(on) = on {
+        on.detach();
     }
     // PID 1 gives every PID namespace a report pipe; without one (tests),
     // without the executable or if the exec failed, the fork serves,

@@ -3,6 +3,8 @@ use super::*;
 /// `start`, then wait (up to 10 s) for the handshake, as PID 1's loop
 /// does through epoll.
 fn spawn(req: &Request<'_>) -> Result<u32, SpawnError> {
+    // Children share this process's memory on a slot when one is free.
+    crate::sys::slot::reserve().unwrap();
     let p = start(req)?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
@@ -481,4 +483,55 @@ fn a_read_only_unit_reaches_its_notify_socket_under_its_private_mounts() {
     assert_eq!(&buf[..n], b"READY=1");
     drop(sock);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A start runs on a slot (sharing this memory until its exec) when one is
+/// free, and forks when none is; both exec and exit alike.
+#[test]
+fn a_start_runs_on_a_slot_and_forks_when_none_is_free() {
+    let _g = crate::sys::slot::TEST_LOCK
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let d = unit(&["/bin/sh", "-c", "exit 4"]);
+    let cg = own_cgroup();
+    crate::sys::slot::reserve().unwrap();
+    // Other tests' starts take slots too: all held here, one let go.
+    let mut held: Vec<_> = (0..crate::sys::slot::SLOTS)
+        .map(|_| crate::sys::slot::claim_within(std::time::Duration::from_secs(10)).unwrap())
+        .collect();
+    drop(held.pop());
+    let pid = spawn(&request(&d, cg.as_fd(), Stdio::Null)).unwrap();
+    assert!(crate::sys::slot::ran_on_slot(pid));
+    assert_eq!(wait(pid), 4);
+    held.extend(crate::sys::slot::claim_within(
+        std::time::Duration::from_secs(10),
+    ));
+    assert_eq!(held.len(), crate::sys::slot::SLOTS);
+    let pid = spawn(&request(&d, cg.as_fd(), Stdio::Null)).unwrap();
+    assert!(!crate::sys::slot::ran_on_slot(pid));
+    assert_eq!(wait(pid), 4);
+    drop(held);
+}
+
+/// With a PID namespace, the reaper on a slot starts the service on the
+/// slot's second stack; the slot comes back once both have exec'd.
+#[test]
+fn a_reaper_on_a_slot_starts_its_service_and_gives_the_slot_back() {
+    let _g = crate::sys::slot::TEST_LOCK
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let mut d = unit(&["/bin/sh", "-c", "echo $$"]);
+    d.namespaces = Namespaces(Namespaces::PID | Namespaces::MOUNT);
+    let cg = own_cgroup();
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let pid = spawn(&request(&d, cg.as_fd(), Stdio::Pipe(w.as_fd()))).unwrap();
+    drop(w);
+    assert!(crate::sys::slot::ran_on_slot(pid));
+    // The service is the namespace's second process.
+    assert_eq!(read_all(r).trim(), "2");
+    wait(pid);
+    let held: Vec<_> = (0..crate::sys::slot::SLOTS)
+        .map(|_| crate::sys::slot::claim_within(std::time::Duration::from_secs(10)).unwrap())
+        .collect();
+    assert_eq!(held.len(), crate::sys::slot::SLOTS);
 }

@@ -7,6 +7,8 @@
 //! - `child`: a plain child process (what std's `Command` did).
 //! - `clone`: clone3 into a cgroup and new namespaces, and `_exit`.
 //! - `vfork`: a child sharing the caller's memory until it execs.
+//! - `slot`: PID 1's children sharing its memory until they exec, each
+//!   on stacks mapped at boot, without suspending PID 1.
 //! - `exec`: the argv/envp tables and execve.
 //! - `fd`: fds kept for the life of the process, and fd renumbering.
 //! - `file`: the small one-write / one-buffer file helpers.
@@ -32,6 +34,7 @@ pub mod netdev;
 pub mod sched;
 pub mod seccomp;
 pub mod signal;
+pub mod slot;
 pub mod stack;
 #[cfg(all(panic = "abort", target_env = "musl"))]
 pub mod unwind;

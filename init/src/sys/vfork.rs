@@ -34,9 +34,9 @@ pub fn reserve() -> Result<(), Errno> {
     Ok(())
 }
 
-/// A stack of STACK bytes above an inaccessible guard of GUARD bytes.
-fn map() -> Result<*mut libc::c_void, Errno> {
-    let len = STACK + GUARD;
+/// A new private anonymous mapping of `len` bytes for stacks, readable
+/// and writable (also `sys::slot`'s).
+pub(super) fn map_stacks(len: usize) -> Result<*mut libc::c_void, Errno> {
     // SAFETY: a new private anonymous mapping: no address hint, so it
     // overlaps nothing of this process; the result is checked.
     let base = unsafe {
@@ -52,6 +52,12 @@ fn map() -> Result<*mut libc::c_void, Errno> {
     if base == libc::MAP_FAILED {
         return Err(super::clone::last_errno());
     }
+    Ok(base)
+}
+
+/// A stack of STACK bytes above an inaccessible guard of GUARD bytes.
+fn map() -> Result<*mut libc::c_void, Errno> {
+    let base = map_stacks(STACK + GUARD)?;
     // SAFETY: the lowest GUARD bytes of the mapping just made
     // (page-aligned as every mapping is), which nothing uses yet.
     if unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) } != 0 {

@@ -1,0 +1,71 @@
+//! `start`'s child on a slot (`sys::slot`): it shares PID 1's memory
+//! until its exec, so what it reads of `start`'s frame is copied into the
+//! slot first.
+
+use super::{child, die, fail, reaper_child, ArgTable, EnvTable, Request, Step};
+use crate::unit::Namespaces;
+use rustix::fd::BorrowedFd;
+use rustix::io::Errno;
+
+/// Bytes of a notify socket's path copied into a slot (`sun_path`).
+pub(super) const SOCKET_PATH_MAX: usize = 108;
+
+/// What a child on a slot reads, moved there: `req` but for its groups
+/// and socket path, which point into the caller's frame and are copied
+/// beside it.
+pub(super) struct SlotFrame<'a> {
+    pub(super) req: Request<'a>,
+    pub(super) groups: [u32; crate::config::users::GROUPS_MAX],
+    pub(super) n_groups: usize,
+    pub(super) socket: [u8; SOCKET_PATH_MAX],
+    pub(super) socket_len: Option<usize>,
+    pub(super) argv: ArgTable,
+    pub(super) env: EnvTable,
+}
+
+/// `start`'s child on a slot: None when the frame does not fit or the
+/// clone failed (the caller then forks, which reports any error again).
+///
+/// What the child reads through `req` besides the copies (the UnitDef,
+/// the seccomp program) lives in PID 1's unit table, replaced only by a
+/// reload, which first waits for busy slots (`sys::slot::quiesce`).
+pub(super) fn start_on_slot<'a>(
+    slot: crate::sys::slot::Slot,
+    req: &Request<'a>,
+    frame: &mut SlotFrame<'a>,
+    status_wr: BorrowedFd<'_>,
+) -> Option<u32> {
+    frame.n_groups = req.groups.len();
+    frame
+        .groups
+        .get_mut(..frame.n_groups)?
+        .copy_from_slice(req.groups);
+    frame.socket_len = req.notify_socket.map(str::len);
+    if let (Some(path), Some(len)) = (req.notify_socket, frame.socket_len) {
+        frame
+            .socket
+            .get_mut(..len)?
+            .copy_from_slice(path.as_bytes());
+    }
+    let pid_ns = req.def.namespaces.has(Namespaces::PID);
+    slot.spawn(req.def.namespaces, req.cgroup, frame, move |f, on| {
+        let socket = match f.socket_len {
+            Some(len) => match f.socket.get(..len).map(core::str::from_utf8) {
+                Some(Ok(s)) => Some(s),
+                _ => die(status_wr, fail(Step::Prepare, Errno::INVAL)),
+            },
+            None => None,
+        };
+        let req = Request {
+            groups: f.groups.get(..f.n_groups).unwrap_or(&[]),
+            notify_socket: socket,
+            ..f.req
+        };
+        if pid_ns {
+            reaper_child(&req, &f.argv, &f.env, status_wr, Some(on));
+        }
+        let err = child(&req, &f.argv, &f.env, true);
+        die(status_wr, err)
+    })
+    .ok()
+}

@@ -1,0 +1,534 @@
+//! PID 1's children sharing its memory until they exec (`CLONE_VM`
+//! without `CLONE_VFORK`), each on a "slot": two stacks mapped once at
+//! boot, with a guard below each. A fork copies PID 1's page tables, both
+//! then fault on every page either writes (copy-on-write) and the child's
+//! exec tears its copy down again: under TCG about 3 ms of every start
+//! (docs/benchmarks.md, "Where a boot's time goes"). A child on a slot
+//! costs none of that. PID 1 is not suspended (no `CLONE_VFORK`): a child
+//! that stalls before its exec (a frozen cgroup, a hung mount) only keeps
+//! its slot busy.
+//!
+//! When is a slot free again? `CLONE_CHILD_CLEARTID` points at the slot's
+//! word `a`: the kernel zeroes it when the child execs or exits (it leaves
+//! PID 1's memory), so PID 1 knows by an atomic load, without waiting. A
+//! namespace reaper (the child, on stack A) forks its service on stack B
+//! of the same slot with `CLONE_VM | CLONE_VFORK`, `CLONE_PARENT_SETTID`
+//! and `CLONE_CHILD_CLEARTID` on word `b`: set by the kernel when the
+//! service exists, zeroed when it execs or exits. A slot is free when
+//! both words are 0.
+//!
+//! The rules that make sharing PID 1's memory safe (each caller's part is
+//! said where it stands):
+//! - What the child reads of the caller's frame (the closure and all it
+//!   captures: the request, argv/env tables) is moved into the slot before
+//!   the clone; the child then runs only on the slot's stacks. `spawn`
+//!   takes only closures with nothing to drop, so nothing is dropped twice.
+//! - Heap data the child reads through references it captures must stay
+//!   put until the slot is free: PID 1 changes its unit table only on a
+//!   reload, which first waits for busy slots, kills their children if
+//!   they are slow, and refuses if a slot still does not clear
+//!   (`quiesce`). Never an unbounded wait.
+//! - The child makes raw system calls only, on its stack: no allocation,
+//!   no lock (one held by a child that stalls or is killed would deadlock
+//!   PID 1), no libc state (it shares PID 1's thread pointer, so a libc
+//!   call that fails writes PID 1's errno).
+//! - A child with a new user namespace, or anything else unusual, takes
+//!   the fork path (`clone::clone_into`), as does every child when no
+//!   slot is free or the pool could not be mapped.
+
+use super::clone::{namespace_flags, CloneArgs, CLONE_INTO_CGROUP};
+use crate::unit::Namespaces;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use rustix::fd::{AsRawFd, BorrowedFd};
+use rustix::io::Errno;
+
+/// Slots in the pool. A boot starts a batch of units before it waits
+/// for any exec (`EXEC_BATCH`); a start that finds none free forks.
+pub const SLOTS: usize = 8;
+/// Bytes of each stack: the spawn path's argv/env tables (a few KiB) and
+/// small frames. Only the pages touched are ever backed.
+const STACK: usize = 256 * 1024;
+/// Inaccessible bytes below each stack, so that an overflow faults rather
+/// than writing into PID 1's memory (a multiple of every page size the
+/// kernels wren runs on use: 4, 16 and 64 KiB).
+const GUARD: usize = 64 * 1024;
+/// A guard and a stack: stack B (the service's) is the lower half of a
+/// slot, stack A (the child's) the upper.
+const HALF: usize = GUARD + STACK;
+const SLOT_LEN: usize = 2 * HALF;
+/// Most of stack A the closure may take.
+const CLOSURE_MAX: usize = STACK / 4;
+
+/// One slot's words.
+struct State {
+    /// Nonzero from the claim until the child on stack A execs or exits.
+    a: AtomicU32,
+    /// Nonzero while the service on stack B exists and has not exec'd.
+    b: AtomicU32,
+    /// The child's pid, for `quiesce`.
+    pid: AtomicU32,
+    /// The child went on running in PID 1's memory without reading any
+    /// of PID 1's data (a reaper whose exec failed): its slot stays busy
+    /// but a reload need not wait for it.
+    detached: AtomicBool,
+    /// Touched since its pages were last given back (`release_idle`).
+    dirty: AtomicBool,
+}
+
+impl State {
+    const fn new() -> Self {
+        State {
+            a: AtomicU32::new(0),
+            b: AtomicU32::new(0),
+            pid: AtomicU32::new(0),
+            detached: AtomicBool::new(false),
+            dirty: AtomicBool::new(false),
+        }
+    }
+
+    /// Holds PID 1's data: its child or service has not exec'd yet.
+    fn reading(&self) -> bool {
+        (self.a.load(Ordering::Acquire) != 0 && !self.detached.load(Ordering::Acquire))
+            || self.b.load(Ordering::Acquire) != 0
+    }
+}
+
+static POOL: [State; SLOTS] = [const { State::new() }; SLOTS];
+/// The pool's mapping (its lowest address), or 0.
+static BASE: AtomicUsize = AtomicUsize::new(0);
+
+/// Map the pool once, at boot. Its pages are backed only where children
+/// touch them, and given back by `release_idle`.
+pub fn reserve() -> Result<(), Errno> {
+    if BASE.load(Ordering::Acquire) != 0 {
+        return Ok(());
+    }
+    let len = SLOT_LEN * SLOTS;
+    let base = super::vfork::map_stacks(len)? as usize;
+    for guard in (0..SLOTS * 2).map(|h| base + h * HALF) {
+        // SAFETY: the lowest GUARD bytes of a half of the mapping just
+        // made (page-aligned: HALF is a multiple of every page size),
+        // which nothing uses yet.
+        if unsafe { libc::mprotect(guard as *mut c_void, GUARD, libc::PROT_NONE) } != 0 {
+            let e = super::clone::last_errno();
+            // SAFETY: the mapping made above, which nothing uses.
+            unsafe { libc::munmap(base as *mut c_void, len) };
+            return Err(e);
+        }
+    }
+    if BASE
+        .compare_exchange(0, base, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        // Another thread (host tests) mapped it first.
+        // SAFETY: the mapping made above, which nothing uses.
+        unsafe { libc::munmap(base as *mut c_void, len) };
+    }
+    Ok(())
+}
+
+/// A claimed slot, free for one child; given back if not used.
+pub struct Slot {
+    i: usize,
+    base: usize,
+}
+
+/// Claim a free slot, if the pool is mapped and one is free.
+pub fn claim() -> Option<Slot> {
+    let pool = BASE.load(Ordering::Acquire);
+    if pool == 0 {
+        return None;
+    }
+    (0..SLOTS).find_map(|i| claim_at(pool, i))
+}
+
+/// Slot `i` of the pool mapped at `pool`, if free.
+fn claim_at(pool: usize, i: usize) -> Option<Slot> {
+    let st = POOL.get(i)?;
+    let claimed = st.b.load(Ordering::Acquire) == 0
+        && st
+            .a
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+    claimed.then(|| Slot {
+        i,
+        base: pool + i * SLOT_LEN,
+    })
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(st) = POOL.get(self.i) {
+            st.a.store(0, Ordering::Release);
+        }
+    }
+}
+
+/// The slot a child runs on, for the reaper's service and `detach`.
+#[derive(Clone, Copy)]
+pub struct InSlot {
+    i: usize,
+    base: usize,
+}
+
+impl Slot {
+    /// Start a child that shares this process's memory and runs
+    /// `child(data)` on stack A, in new namespaces `ns` and, with
+    /// `cgroup`, in that cgroup; returns its pid once it exists. Should
+    /// `child` return, the child exits with 127.
+    ///
+    /// A copy of `data`, `child` and all it captures are put in the slot
+    /// first (the caller's frame may be gone before the child runs; the
+    /// child reads the copy in place, and neither is ever dropped); it
+    /// must make raw system calls only (the module's rules), and whatever
+    /// it reaches through references must outlive the child's exec.
+    pub fn spawn<T, F: FnOnce(&T, InSlot)>(
+        self,
+        ns: Namespaces,
+        cgroup: Option<BorrowedFd<'_>>,
+        data: &T,
+        child: F,
+    ) -> Result<u32, Errno> {
+        const { assert!(!core::mem::needs_drop::<T>() && !core::mem::needs_drop::<F>()) };
+        let st = POOL.get(self.i).ok_or(Errno::INVAL)?;
+        let size = core::mem::size_of::<Moved<T, F>>();
+        if size > CLOSURE_MAX || core::mem::align_of::<Moved<T, F>>() > 64 {
+            return Err(Errno::NOSPC);
+        }
+        let low = self.base + HALF + GUARD;
+        let at = (self.base + SLOT_LEN - size) & !63;
+        let here = InSlot {
+            i: self.i,
+            base: self.base,
+        };
+        let moved = at as *mut Moved<T, F>;
+        // SAFETY: [at, at + size) lies at the top of stack A of this slot
+        // (CLOSURE_MAX < STACK), aligned to 64 (at least Moved's
+        // alignment), writable, and used by no one: the slot was free
+        // when claimed and its word `a` has been nonzero since. `data` is
+        // copied bit for bit: T has no drop glue (asserted above), so the
+        // copy, never dropped, and the caller's value share nothing that
+        // either would release.
+        unsafe {
+            core::ptr::addr_of_mut!((*moved).here).write(here);
+            core::ptr::addr_of_mut!((*moved).child).write(child);
+            core::ptr::copy_nonoverlapping(data, core::ptr::addr_of_mut!((*moved).data), 1);
+        }
+        st.b.store(0, Ordering::Release);
+        st.detached.store(false, Ordering::Release);
+        st.dirty.store(true, Ordering::Relaxed);
+        RECHECKS_LEFT.store(RECHECKS, Ordering::Relaxed);
+        let mut args = CloneArgs {
+            flags: namespace_flags(ns)
+                | cgroup.map_or(0, |_| CLONE_INTO_CGROUP)
+                | (libc::CLONE_VM | libc::CLONE_CHILD_CLEARTID) as u64,
+            child_tid: st.a.as_ptr() as u64,
+            exit_signal: libc::SIGCHLD as u64,
+            stack: low as u64,
+            // The child's stack ends below the closure, 16-byte aligned.
+            stack_size: ((at & !15) - low) as u64,
+            // A valid fd is never negative, so the cast keeps its value.
+            cgroup: cgroup.map_or(0, |c| c.as_raw_fd() as u64),
+            ..CloneArgs::default()
+        };
+        // SAFETY: the child starts on [low, at & !15), writable, unused
+        // (above), with its first frame `enter::<F>`, which reads the pair
+        // just written once and never returns. CLONE_VM without
+        // CLONE_THREAD or CLONE_SETTLS: a process of its own sharing this
+        // address space, whose only writes outside its stack are what
+        // `child` does (the module's rules). `args` is a valid clone_args
+        // alive across the call; `cgroup` a borrowed, therefore open, fd.
+        let ret = unsafe { clone3_on(&mut args, enter::<T, F>, at as *mut c_void) };
+        if ret < 0 {
+            // No child: the slot goes back (Drop), the pair is forgotten
+            // (it has nothing to drop).
+            return Err(Errno::from_raw_os_error((-ret) as i32));
+        }
+        let pid = u32::try_from(ret).map_err(|_| Errno::INVAL)?;
+        st.pid.store(pid, Ordering::Release);
+        // The child's exec or exit gives the slot back, not this handle.
+        core::mem::forget(self);
+        Ok(pid)
+    }
+}
+
+/// What `Slot::spawn` puts at the top of stack A.
+struct Moved<T, F> {
+    here: InSlot,
+    child: F,
+    data: T,
+}
+
+/// The child's first frame, on stack A: take the closure out of the slot,
+/// run it on the data left there, end.
+extern "C" fn enter<T, F: FnOnce(&T, InSlot)>(arg: *mut c_void) -> ! {
+    let moved = arg.cast::<Moved<T, F>>();
+    // SAFETY: `arg` is the Moved that `Slot::spawn` wrote above this stack
+    // before the clone: initialised, the closure and handle read once,
+    // here, the data only borrowed, and all left alone by PID 1 until this
+    // child's exec or exit clears word `a`.
+    let (here, f, data) = unsafe {
+        (
+            core::ptr::read(core::ptr::addr_of!((*moved).here)),
+            core::ptr::read(core::ptr::addr_of!((*moved).child)),
+            &*core::ptr::addr_of!((*moved).data),
+        )
+    };
+    // PID 1 runs as SCHED_BATCH (`sched`), which the child inherits:
+    // units get the default policy back (per task: PID 1 keeps its own).
+    let _ = super::sched::normal();
+    f(data, here);
+    super::clone::exit(127)
+}
+
+impl InSlot {
+    /// Start the service on stack B, sharing this memory and suspending
+    /// the caller until it execs or exits (`CLONE_VFORK`: the caller, a
+    /// namespace's reaper, may wait): returns its pid (in the caller's
+    /// PID namespace). Should `child` return, the service exits with 127.
+    /// The same rules as `Slot::spawn`'s child apply to `child`.
+    pub fn vfork<F: FnOnce()>(&self, child: F) -> Result<u32, Errno> {
+        let st = POOL.get(self.i).ok_or(Errno::INVAL)?;
+        let mut holder = Some(child);
+        let word = st.b.as_ptr() as u64;
+        let mut args = CloneArgs {
+            flags: (libc::CLONE_VM
+                | libc::CLONE_VFORK
+                | libc::CLONE_PARENT_SETTID
+                | libc::CLONE_CHILD_CLEARTID) as u64,
+            parent_tid: word,
+            child_tid: word,
+            exit_signal: libc::SIGCHLD as u64,
+            stack: (self.base + GUARD) as u64,
+            stack_size: STACK as u64,
+            ..CloneArgs::default()
+        };
+        // SAFETY: stack B, [base + GUARD, base + HALF), is writable and
+        // unused (the slot's one service; its top, base + HALF, is 16-byte
+        // aligned). `enter_service::<F>` takes the closure out of
+        // `holder`, in this frame, which stays put because CLONE_VFORK
+        // suspends this thread until the service has exec'd or exited,
+        // and the service never returns into it. The kernel writes the
+        // service's pid to word `b` before the service runs and zeroes it
+        // at its exec or exit.
+        let ret = unsafe {
+            clone3_on(
+                &mut args,
+                enter_service::<F>,
+                (&mut holder as *mut Option<F>).cast::<c_void>(),
+            )
+        };
+        if ret < 0 {
+            return Err(Errno::from_raw_os_error((-ret) as i32));
+        }
+        u32::try_from(ret).map_err(|_| Errno::INVAL)
+    }
+
+    /// The caller goes on running in PID 1's memory, reading none of its
+    /// data: a reload need not wait for this slot (it stays busy).
+    pub fn detach(&self) {
+        if let Some(st) = POOL.get(self.i) {
+            st.detached.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// The service's first frame, on stack B.
+extern "C" fn enter_service<F: FnOnce()>(arg: *mut c_void) -> ! {
+    // SAFETY: `arg` is the `&mut Option<F>` of `InSlot::vfork`, in the
+    // frame of a caller suspended until this service execs or exits:
+    // valid, and used by no one else meanwhile.
+    let holder = unsafe { &mut *arg.cast::<Option<F>>() };
+    if let Some(f) = holder.take() {
+        f();
+    }
+    super::clone::exit(127)
+}
+
+/// clone3 whose child starts on `args`' stack in `entry(arg)`. Returns
+/// the kernel's answer: the child's pid, or a negated errno. A raw
+/// `syscall` instruction: libc's wrapper would return in the child on a
+/// stack that has no caller's frame, and set errno on failure.
+///
+/// # Safety
+/// `args.stack`/`stack_size` describe a writable stack whose top is
+/// 16-byte aligned and which nothing else uses; `entry` must never
+/// return and may read `arg` only as its caller's contract says.
+unsafe fn clone3_on(
+    args: &mut CloneArgs,
+    entry: extern "C" fn(*mut c_void) -> !,
+    arg: *mut c_void,
+) -> isize {
+    let size = core::mem::size_of::<CloneArgs>();
+    let ret: isize;
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: clone3 (the caller's contract). In the child (rax 0), on
+        // its new stack: no frame to return to, so a null frame pointer
+        // and a call of `entry`, which never returns (ud2 otherwise).
+        unsafe {
+            core::arch::asm!(
+                "syscall",
+                "test rax, rax",
+                "jnz 2f",
+                "xor ebp, ebp",
+                "mov rdi, r12",
+                "call r13",
+                "ud2",
+                "2:",
+                inlateout("rax") libc::SYS_clone3 as isize => ret,
+                in("rdi") args as *mut CloneArgs,
+                in("rsi") size,
+                in("r12") arg,
+                in("r13") entry,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        // SAFETY: as for x86_64: clone3, then in the child (x0 0) null
+        // frame and link registers and a call of `entry`.
+        unsafe {
+            core::arch::asm!(
+                "svc #0",
+                "cbnz x0, 2f",
+                "mov x29, xzr",
+                "mov x30, xzr",
+                "mov x0, x20",
+                "blr x21",
+                "brk #1",
+                "2:",
+                inlateout("x0") args as *mut CloneArgs as isize => ret,
+                in("x1") size,
+                in("x8") libc::SYS_clone3,
+                in("x20") arg,
+                in("x21") entry,
+                options(nostack),
+            );
+        }
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        // No raw clone written for this architecture: the fork path.
+        let _ = (args, entry, arg, size);
+        ret = -(libc::ENOSYS as isize);
+    }
+    ret
+}
+
+/// How often, after a start, PID 1 wakes to give back the pages of a
+/// slot whose child had not exec'd yet when it went to sleep (a reaper
+/// execs some time after its service): RECHECKS times RECHECK apart.
+const RECHECKS: u32 = 25;
+const RECHECK: rustix::event::Timespec = rustix::event::Timespec {
+    tv_sec: 0,
+    tv_nsec: 20_000_000,
+};
+/// Rechecks left since the last start.
+static RECHECKS_LEFT: AtomicU32 = AtomicU32::new(0);
+
+/// Give back the pages of every free slot touched since: called by PID 1
+/// before it sleeps, so that a burst of starts leaves no resident memory.
+/// Some(timeout) for that sleep while a touched slot is still busy, a
+/// bounded number of times after each start (a child stuck before its
+/// exec costs no wake-up for ever).
+pub fn release_idle() -> Option<rustix::event::Timespec> {
+    let pool = BASE.load(Ordering::Acquire);
+    if pool == 0 {
+        return None;
+    }
+    let mut busy = false;
+    for (i, st) in POOL.iter().enumerate() {
+        if !st.dirty.load(Ordering::Relaxed) {
+            continue;
+        }
+        // Claimed for the release, so that no start takes it meanwhile.
+        let Some(held) = claim_at(pool, i) else {
+            busy = true;
+            continue;
+        };
+        st.dirty.store(false, Ordering::Relaxed);
+        // SAFETY: the whole of slot i, inside the pool's mapping, held
+        // (`claim_at`: both words were 0, so no child or service runs on
+        // it, and `a` is ours until `held` is dropped, so none starts).
+        // MADV_DONTNEED on private anonymous memory only drops contents
+        // no one holds.
+        unsafe { libc::madvise(held.base as *mut c_void, SLOT_LEN, libc::MADV_DONTNEED) };
+    }
+    let left = RECHECKS_LEFT.load(Ordering::Relaxed);
+    (busy && left > 0).then(|| {
+        RECHECKS_LEFT.store(left - 1, Ordering::Relaxed);
+        RECHECK
+    })
+}
+
+/// Before PID 1 frees data that children on slots may read (a reload):
+/// wait up to `patience` for them to exec, SIGKILL those that have not,
+/// wait up to `patience` again. True when no slot still reads PID 1's
+/// data; false (rare: a child in uninterruptible sleep) means the data
+/// must be kept. Bounded: at most twice `patience`.
+pub fn quiesce(patience: core::time::Duration) -> bool {
+    if BASE.load(Ordering::Acquire) == 0 || wait_clear(patience) {
+        return true;
+    }
+    for st in POOL.iter().filter(|st| st.reading()) {
+        let pid = st.pid.load(Ordering::Acquire);
+        if st.a.load(Ordering::Acquire) == 0 || st.detached.load(Ordering::Acquire) {
+            // Only the service is left: its reaper is gone, and with it
+            // the namespace (the kernel kills the rest).
+            continue;
+        }
+        if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+            let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+        }
+    }
+    wait_clear(patience)
+}
+
+fn wait_clear(bound: core::time::Duration) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        if !POOL.iter().any(State::reading) {
+            return true;
+        }
+        if start.elapsed() >= bound {
+            return false;
+        }
+        let _ = rustix::thread::nanosleep(&rustix::thread::Timespec {
+            tv_sec: 0,
+            tv_nsec: 1_000_000,
+        });
+    }
+}
+
+/// Host tests that claim slots themselves run one at a time.
+#[cfg(test)]
+pub(crate) static TEST_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Whether `pid` was started on a slot (tests).
+#[cfg(test)]
+pub(crate) fn ran_on_slot(pid: u32) -> bool {
+    POOL.iter().any(|st| st.pid.load(Ordering::Acquire) == pid)
+}
+
+/// A slot, waiting (tests: other tests' children hold some for a moment).
+#[cfg(test)]
+pub(crate) fn claim_within(d: core::time::Duration) -> Option<Slot> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(s) = claim() {
+            return Some(s);
+        }
+        if start.elapsed() > d {
+            return None;
+        }
+        std::thread::sleep(core::time::Duration::from_millis(1));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,208 @@
+use super::*;
+use crate::sys::exec::CStrings;
+use core::sync::atomic::AtomicU32;
+use core::time::Duration;
+use rustix::fd::AsFd;
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    TEST_LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn slot() -> Slot {
+    reserve().unwrap();
+    claim_within(Duration::from_secs(10)).expect("a free slot")
+}
+
+fn wait(pid: u32) -> Option<i32> {
+    let p = rustix::process::Pid::from_raw(pid as i32)?;
+    let (_, st) = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty())
+        .ok()
+        .flatten()?;
+    st.exit_status()
+}
+
+fn read_all(fd: rustix::fd::OwnedFd) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut out).unwrap();
+    out
+}
+
+/// A child on a slot execs (its output arrives), and its exec gives the
+/// slot back: more children than slots run one after another, each on a
+/// slot whose word the kernel cleared.
+#[test]
+fn children_on_slots_exec_and_give_their_slot_back() {
+    let _g = lock();
+    for round in 0..SLOTS * 2 + 1 {
+        let s = slot();
+        let i = s.i;
+        let mut argv: CStrings<64, 4> = CStrings::new();
+        argv.push(&["/bin/echo"]).unwrap();
+        argv.push(&["ok-", &round.to_string()]).unwrap();
+        let env: CStrings<8, 1> = CStrings::new();
+        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let out = w.as_fd();
+        let pid = s
+            .spawn(Namespaces::NONE, None, &(), move |_, _| {
+                if rustix::stdio::dup2_stdout(out).is_ok() {
+                    let _ = crate::sys::exec::execve(&argv, &env);
+                }
+                crate::sys::clone::exit(126)
+            })
+            .unwrap();
+        drop(w);
+        assert_eq!(read_all(r), format!("ok-{round}\n").into_bytes());
+        assert_eq!(wait(pid), Some(0));
+        let st = POOL.get(i).unwrap();
+        assert_eq!(st.a.load(Ordering::Acquire), 0, "round {round}");
+        assert_eq!(st.pid.load(Ordering::Acquire), pid);
+    }
+}
+
+static SEEN: AtomicU32 = AtomicU32::new(0);
+
+/// Starts a child on a slot that, once let through `gate`, writes what it
+/// captured to `out`; this frame is gone by then.
+#[inline(never)]
+fn start_with_secret(gate: BorrowedFd<'_>, out: BorrowedFd<'_>) -> u32 {
+    let secret: [u8; 200] = core::array::from_fn(|i| (i as u8) ^ 0x5a);
+    let captured: [u8; 8] = *b"captured";
+    slot()
+        .spawn(Namespaces::NONE, None, &secret, move |secret, _| {
+            let mut b = [0u8; 1];
+            let _ = rustix::io::read(gate, &mut b);
+            let _ = rustix::io::write(out, secret);
+            let _ = rustix::io::write(out, &captured);
+            // Shared memory: PID 1 sees this store (a fork would not).
+            SEEN.store(
+                rustix::process::getpid().as_raw_nonzero().get() as u32,
+                Ordering::SeqCst,
+            );
+            crate::sys::clone::exit(0)
+        })
+        .unwrap()
+}
+
+/// Overwrites the stack where `start_with_secret`'s frame was.
+#[inline(never)]
+fn scribble() -> u8 {
+    let mut junk = [0xffu8; 8192];
+    core::hint::black_box(&mut junk);
+    junk.iter().fold(0, |a, b| a ^ b)
+}
+
+#[test]
+fn a_child_reads_what_was_moved_into_its_slot_after_the_callers_frame_is_gone() {
+    let _g = lock();
+    let (gate_r, gate_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let pid = start_with_secret(gate_r.as_fd(), w.as_fd());
+    core::hint::black_box(scribble());
+    drop(w);
+    drop(gate_r);
+    rustix::io::write(&gate_w, b"g").unwrap();
+    let mut expected: Vec<u8> = (0..200).map(|i| (i as u8) ^ 0x5a).collect();
+    expected.extend_from_slice(b"captured");
+    assert_eq!(read_all(r), expected);
+    assert_eq!(wait(pid), Some(0));
+    assert_eq!(SEEN.load(Ordering::SeqCst), pid);
+}
+
+/// A reaper's service runs on the slot's second stack: the child on the
+/// slot waits for it and passes its code on; word `b` is clear after.
+#[test]
+fn a_child_on_a_slot_forks_its_service_on_the_second_stack() {
+    let _g = lock();
+    let s = slot();
+    let i = s.i;
+    let mut argv: CStrings<64, 4> = CStrings::new();
+    argv.push(&["/bin/sh"]).unwrap();
+    argv.push(&["-c"]).unwrap();
+    argv.push(&["exit 3"]).unwrap();
+    let env: CStrings<8, 1> = CStrings::new();
+    let pid = s
+        .spawn(Namespaces::NONE, None, &(), move |_, on| {
+            let (argv, env) = (&argv, &env);
+            let code = match on.vfork(|| {
+                let _ = crate::sys::exec::execve(argv, env);
+                crate::sys::clone::exit(126)
+            }) {
+                Ok(svc) => wait(svc).unwrap_or(125),
+                Err(_) => 124,
+            };
+            crate::sys::clone::exit(code)
+        })
+        .unwrap();
+    assert_eq!(wait(pid), Some(3));
+    let st = POOL.get(i).unwrap();
+    assert_eq!(st.b.load(Ordering::Acquire), 0);
+    assert_eq!(st.a.load(Ordering::Acquire), 0);
+}
+
+/// Every slot claimed: no more; one given back (unused): claimable again.
+#[test]
+fn claims_stop_at_the_pool_size_and_unused_claims_go_back() {
+    let _g = lock();
+    reserve().unwrap();
+    let held: Vec<Slot> = (0..SLOTS)
+        .map(|_| claim_within(Duration::from_secs(10)).expect("a free slot"))
+        .collect();
+    assert!(claim().is_none());
+    drop(held);
+    assert!(claim().is_some());
+}
+
+/// A free slot's pages are given back; a busy one's are left alone.
+#[test]
+fn release_gives_back_only_free_slots() {
+    let _g = lock();
+    let s = slot();
+    let i = s.i;
+    let (gate_r, gate_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let gate = gate_r.as_fd();
+    let pid = s
+        .spawn(Namespaces::NONE, None, &(), move |_, _| {
+            let mut b = [0u8; 1];
+            let _ = rustix::io::read(gate, &mut b);
+            crate::sys::clone::exit(0)
+        })
+        .unwrap();
+    let st = POOL.get(i).unwrap();
+    // Busy: kept, and a recheck asked for.
+    assert!(release_idle().is_some());
+    assert!(st.dirty.load(Ordering::Relaxed), "released while busy");
+    rustix::io::write(&gate_w, b"g").unwrap();
+    assert_eq!(wait(pid), Some(0));
+    release_idle();
+    assert!(!st.dirty.load(Ordering::Relaxed));
+}
+
+/// A reload's wait: a child still before its exec after the patience is
+/// killed, after which no slot holds PID 1's data.
+#[test]
+fn quiesce_kills_a_child_stuck_before_its_exec_then_reports_clear() {
+    let _g = lock();
+    let s = slot();
+    let (gate_r, gate_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let gate = gate_r.as_fd();
+    let pid = s
+        .spawn(Namespaces::NONE, None, &(), move |_, _| {
+            let mut b = [0u8; 1];
+            let _ = rustix::io::read(gate, &mut b);
+            crate::sys::clone::exit(0)
+        })
+        .unwrap();
+    let patience = Duration::from_millis(1500);
+    let t = std::time::Instant::now();
+    assert!(quiesce(patience));
+    assert!(
+        t.elapsed() >= patience,
+        "killed before the patience ran out"
+    );
+    let p = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    let (_, st) = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty())
+        .unwrap()
+        .unwrap();
+    assert_eq!(st.terminating_signal(), Some(libc::SIGKILL));
+    drop(gate_w);
+}
