@@ -60,3 +60,18 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Wait for child `pid` to end; its status, or None if there is no such
+/// child.
+pub fn wait_status(pid: u32) -> Option<rustix::process::WaitStatus> {
+    let p = rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)?;
+    rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty())
+        .ok()
+        .flatten()
+        .map(|(_, st)| st)
+}
+
+/// The exit code of child `pid` once it ends (None if killed by a signal).
+pub fn wait_exit(pid: u32) -> Option<i32> {
+    wait_status(pid)?.exit_status()
+}

@@ -117,10 +117,7 @@ fn unit(exec: &[&str]) -> UnitDef {
 }
 
 fn wait(pid: u32) -> i32 {
-    let p = rustix::process::Pid::from_raw(pid as i32);
-    let (_, st) = rustix::process::waitpid(p, rustix::process::WaitOptions::empty())
-        .unwrap()
-        .unwrap();
+    let st = crate::testutil::wait_status(pid).unwrap();
     match st.exit_status() {
         Some(c) => c,
         None => panic!("{st:?}"),

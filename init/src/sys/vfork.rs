@@ -143,13 +143,7 @@ extern "C" fn trampoline<F: FnOnce() + Copy>(arg: *mut libc::c_void) -> libc::c_
 mod tests {
     use super::*;
 
-    fn wait(pid: u32) -> Option<i32> {
-        let p = rustix::process::Pid::from_raw(pid as i32)?;
-        let (_, st) = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty())
-            .ok()
-            .flatten()?;
-        st.exit_status()
-    }
+    use crate::testutil::wait_exit as wait;
 
     #[test]
     fn a_child_runs_on_its_own_stack_and_exits_with_its_code() {

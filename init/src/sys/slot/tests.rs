@@ -13,12 +13,21 @@ fn slot() -> Slot {
     claim_within(Duration::from_secs(10)).expect("a free slot")
 }
 
-fn wait(pid: u32) -> Option<i32> {
-    let p = rustix::process::Pid::from_raw(pid as i32)?;
-    let (_, st) = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty())
-        .ok()
-        .flatten()?;
-    st.exit_status()
+use crate::testutil::wait_exit as wait;
+
+/// A child on slot `s` that waits until the returned pipe end is written
+/// to (or closed), then exits 0: a child still before its exec.
+fn spawn_gated(s: Slot) -> (u32, rustix::fd::OwnedFd) {
+    let (gate_r, gate_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let gate = gate_r.as_fd();
+    let pid = s
+        .spawn(Namespaces::NONE, None, &(), move |_, _| {
+            let mut b = [0u8; 1];
+            let _ = rustix::io::read(gate, &mut b);
+            crate::sys::clone::exit(0)
+        })
+        .unwrap();
+    (pid, gate_w)
 }
 
 fn read_all(fd: rustix::fd::OwnedFd) -> Vec<u8> {
@@ -158,15 +167,7 @@ fn release_gives_back_only_free_slots() {
     let _g = lock();
     let s = slot();
     let i = s.i;
-    let (gate_r, gate_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
-    let gate = gate_r.as_fd();
-    let pid = s
-        .spawn(Namespaces::NONE, None, &(), move |_, _| {
-            let mut b = [0u8; 1];
-            let _ = rustix::io::read(gate, &mut b);
-            crate::sys::clone::exit(0)
-        })
-        .unwrap();
+    let (pid, gate_w) = spawn_gated(s);
     let st = POOL.get(i).unwrap();
     // Busy: kept, and a recheck asked for.
     assert!(release_idle().is_some());
@@ -183,15 +184,7 @@ fn release_gives_back_only_free_slots() {
 fn quiesce_kills_a_child_stuck_before_its_exec_then_reports_clear() {
     let _g = lock();
     let s = slot();
-    let (gate_r, gate_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
-    let gate = gate_r.as_fd();
-    let pid = s
-        .spawn(Namespaces::NONE, None, &(), move |_, _| {
-            let mut b = [0u8; 1];
-            let _ = rustix::io::read(gate, &mut b);
-            crate::sys::clone::exit(0)
-        })
-        .unwrap();
+    let (pid, gate_w) = spawn_gated(s);
     let patience = Duration::from_millis(1500);
     let t = std::time::Instant::now();
     assert!(quiesce(patience));
@@ -199,10 +192,7 @@ fn quiesce_kills_a_child_stuck_before_its_exec_then_reports_clear() {
         t.elapsed() >= patience,
         "killed before the patience ran out"
     );
-    let p = rustix::process::Pid::from_raw(pid as i32).unwrap();
-    let (_, st) = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty())
-        .unwrap()
-        .unwrap();
+    let st = crate::testutil::wait_status(pid).unwrap();
     assert_eq!(st.terminating_signal(), Some(libc::SIGKILL));
     drop(gate_w);
 }
