@@ -38,9 +38,25 @@ pub(super) struct Waits {
     pub(super) kills: u16,
 }
 
+impl Waits {
+    /// The counts of `edges` as they are: after a reload has replaced
+    /// edges whole (which `put` does not see), so that a count left too
+    /// high does not keep the walks on for good.
+    pub(super) fn count(edges: &[super::Edge]) -> Waits {
+        let n = |f: fn(&super::Edge) -> bool| {
+            u16::try_from(edges.iter().filter(|e| f(e)).count()).unwrap_or(u16::MAX)
+        };
+        Waits {
+            execs: n(|e| e.exec.is_some()),
+            kills: n(|e| e.drain.kill_due()),
+        }
+    }
+}
+
 /// `*slot = v`, keeping `count` of the slots that are `Some`. A slot
 /// dropped without this (an edge replaced) leaves `count` too high, which
-/// only costs the walk.
+/// only costs the walk until the reload that replaced it recounts
+/// (`Waits::count`).
 pub(super) fn put<T>(count: &mut u16, slot: &mut Option<T>, v: Option<T>) -> Option<T> {
     match (slot.is_some(), v.is_some()) {
         (false, true) => *count = count.saturating_add(1),
@@ -277,7 +293,29 @@ fn poll(w: &ExecWait) -> Handshake {
 
 #[cfg(test)]
 mod tests {
-    use super::put;
+    use super::{put, ExecWait, Waits};
+    use crate::pid1::Edge;
+    use crate::unit::UnitDef;
+
+    /// A reload's recount sees the handshakes the edges hold, whatever
+    /// the counts said before.
+    #[test]
+    fn waits_count_the_edges_as_they_are() {
+        let def = UnitDef::with_defaults("web");
+        let mut edges = vec![Edge::new(&def), Edge::new(&def), Edge::new(&def)];
+        let (r, _w) = rustix::pipe::pipe().unwrap();
+        if let Some(e) = edges.get_mut(1) {
+            e.exec = Some(ExecWait {
+                pid: 7,
+                status: r,
+                deadline: 0,
+            });
+        }
+        let w = Waits::count(&edges);
+        assert_eq!((w.execs, w.kills), (1, 0));
+        let w = Waits::count(&edges[..1]);
+        assert_eq!((w.execs, w.kills), (0, 0));
+    }
 
     #[test]
     fn put_counts_the_slots_that_hold_something() {

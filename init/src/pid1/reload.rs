@@ -88,6 +88,7 @@ impl Pid1 {
                 None => self.edges.push(edge),
             }
         }
+        self.waits = super::handshake::Waits::count(&self.edges);
         // The loop's buffers grow with the table (a reload may allocate).
         self.fit_tables();
         // A changed definition keeps its edge: its filter follows it here,

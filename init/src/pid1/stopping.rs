@@ -66,7 +66,12 @@ pub(super) struct Drain {
 impl Drain {
     /// Processes of the unit may be left that PID 1 still waits for.
     pub(super) fn active(&self) -> bool {
-        self.events.is_some() || self.next_kill.is_some()
+        self.events.is_some() || self.kill_due()
+    }
+
+    /// A kill of the cgroup is due at `next_kill`.
+    pub(super) fn kill_due(&self) -> bool {
+        self.next_kill.is_some()
     }
 }
 
