@@ -462,11 +462,8 @@ fn reaper_child(
     // Every signal blocked before the service exists, so none (SIGCHLD
     // above all) is lost before the reaper waits for it. PID 1 already
     // blocks them all; this does not rely on it.
-    if let Err(e) = nix::sys::signal::SigSet::all().thread_block() {
-        die(
-            status_wr.as_fd(),
-            fail(Step::SignalMask, Errno::from_raw_os_error(e as i32)),
-        );
+    if let Err(e) = crate::sys::signal::block_all() {
+        die(status_wr.as_fd(), fail(Step::SignalMask, e));
     }
     // Its own session, so PID 1's stop signal to the group reaches it.
     if let Err(e) = rustix::process::setsid() {
@@ -503,15 +500,11 @@ fn child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, enter_namespaces: b
     };
     // PID 1 blocks every signal for its signalfd and Rust's runtime ignores
     // SIGPIPE; a service must start with neither.
-    if let Err(e) = nix::sys::signal::sigprocmask(
-        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-        Some(&nix::sys::signal::SigSet::empty()),
-        None,
-    ) {
-        return fail(Step::SignalMask, Errno::from_raw_os_error(e as i32));
+    if let Err(e) = crate::sys::signal::unblock_all() {
+        return fail(Step::SignalMask, e);
     }
     if let Err(e) = crate::sys::signal::set_default(nix::sys::signal::Signal::SIGPIPE) {
-        return fail(Step::SignalMask, Errno::from_raw_os_error(e as i32));
+        return fail(Step::SignalMask, e);
     }
     // Own session and process group, so the stop signal reaches the whole
     // group and a console unit can take the terminal.

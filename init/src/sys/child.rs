@@ -13,7 +13,7 @@ use super::clone::{clone_into, exit};
 use super::exec::CStrings;
 use crate::unit::Namespaces;
 use core::fmt;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::Signal;
 use rustix::fd::{AsRawFd, BorrowedFd};
 use rustix::io::Errno;
 use rustix::process::{Pid, WaitOptions};
@@ -81,9 +81,8 @@ fn setup(stdio: [Option<BorrowedFd<'_>>; 3]) -> Result<(), Errno> {
             _ => rustix::stdio::dup2_stderr(fd)?,
         }
     }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-        .map_err(|e| Errno::from_raw_os_error(e as i32))?;
-    super::signal::set_default(Signal::SIGPIPE).map_err(|e| Errno::from_raw_os_error(e as i32))
+    super::signal::unblock_all()?;
+    super::signal::set_default(Signal::SIGPIPE)
 }
 
 impl Child {
@@ -152,6 +151,7 @@ impl fmt::Display for ExitStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::signal::{SigSet, SigmaskHow};
     use rustix::fd::AsFd;
     use std::os::unix::process::ExitStatusExt;
 

@@ -118,7 +118,9 @@ fn exec<const AB: usize, const AP: usize, const EB: usize, const EP: usize>(
     }
     let args = argv.pointers();
     let env = envp.pointers();
-    match exe {
+    // Raw system calls (`raw`): on a spawn slot, libc's execve would
+    // write PID 1's errno when it fails.
+    let r = match exe {
         None => {
             let path = args.first().copied().unwrap_or(core::ptr::null());
             // SAFETY: every pointer of `args` and `env` points into the bytes
@@ -127,25 +129,44 @@ fn exec<const AB: usize, const AP: usize, const EB: usize, const EP: usize>(
             // keeps the last slot free; `path` is the first of `args`,
             // non-null as `argv` is not empty. execve reads them and returns
             // only on failure.
-            unsafe { libc::execve(path, args.as_ptr(), env.as_ptr()) };
+            unsafe {
+                super::raw::syscall6(
+                    libc::SYS_execve,
+                    [
+                        path as usize,
+                        args.as_ptr() as usize,
+                        env.as_ptr() as usize,
+                        0,
+                        0,
+                        0,
+                    ],
+                )
+            }
         }
         Some(fd) => {
             // SAFETY: `fd` is an open fd borrowed for the call; the path is a
             // static empty C string; `args` and `env` are as for execve
             // above. The kernel only reads them; it returns only on failure.
             unsafe {
-                libc::syscall(
+                super::raw::syscall6(
                     libc::SYS_execveat,
-                    libc::c_long::from(fd.as_raw_fd()),
-                    c"".as_ptr(),
-                    args.as_ptr(),
-                    env.as_ptr(),
-                    libc::c_long::from(libc::AT_EMPTY_PATH),
+                    [
+                        fd.as_raw_fd() as usize,
+                        c"".as_ptr() as usize,
+                        args.as_ptr() as usize,
+                        env.as_ptr() as usize,
+                        libc::AT_EMPTY_PATH as usize,
+                        0,
+                    ],
                 )
-            };
+            }
         }
+    };
+    match r {
+        Err(e) => e,
+        // execve returns only on failure.
+        Ok(_) => Errno::INVAL,
     }
-    super::clone::last_errno()
 }
 
 /// execve `argv` with this process's environment (libc's `environ`), as
@@ -183,6 +204,7 @@ pub fn env_var(name: &CStr) -> Option<&'static CStr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::fd::AsFd;
 
     #[test]
     fn tables_build_null_terminated_arrays() {
@@ -219,5 +241,21 @@ mod tests {
     fn an_empty_argv_is_refused_before_execve() {
         let none: CStrings<8, 2> = CStrings::new();
         assert_eq!(execve(&none, &none), Errno::INVAL);
+    }
+
+    /// A child on a spawn slot shares PID 1's errno: a failed exec reports
+    /// its error as a value and leaves errno as it was.
+    #[test]
+    fn a_failed_exec_returns_its_errno_and_leaves_errno_alone() {
+        let mut argv: CStrings<64, 2> = CStrings::new();
+        argv.push(&["/nonexistent/wren-test"]).unwrap();
+        let none: CStrings<8, 2> = CStrings::new();
+        crate::sys::raw::errno::set(0);
+        assert_eq!(execve(&argv, &none), Errno::NOENT);
+        let dir =
+            rustix::fs::open("/", rustix::fs::OFlags::PATH, rustix::fs::Mode::empty()).unwrap();
+        assert_eq!(execveat_fd(dir.as_fd(), &argv, &none), Errno::ACCESS);
+        #[cfg(any(target_arch = "aarch64", target_arch = "x86_64"))]
+        assert_eq!(crate::sys::raw::errno::get(), 0);
     }
 }

@@ -152,15 +152,14 @@ fn close_range(first: u32, last: u32) {
     // SAFETY: close_range takes three unsigned ints and touches no memory;
     // closing numbers that other code holds as `OwnedFd`s is what this
     // function's contract (`close_all_but`) makes that code's caller accept.
+    // A raw call (`raw`): a reaper on a spawn slot shares PID 1's errno.
     let r = unsafe {
-        libc::syscall(
+        super::raw::syscall6(
             libc::SYS_close_range,
-            libc::c_long::from(first),
-            libc::c_long::from(last),
-            0 as libc::c_long,
+            [first as usize, last as usize, 0, 0, 0, 0],
         )
     };
-    if r == 0 {
+    if r.is_ok() {
         return;
     }
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
@@ -169,10 +168,10 @@ fn close_range(first: u32, last: u32) {
         .min(1 << 16);
     let top = u64::from(last).min(limit.saturating_sub(1));
     for fd in u64::from(first)..=top {
-        if let Ok(fd) = libc::c_int::try_from(fd) {
+        if let Ok(fd) = usize::try_from(fd) {
             // SAFETY: as above; close on a number not open is EBADF and
             // harmless.
-            unsafe { libc::close(fd) };
+            let _ = unsafe { super::raw::syscall6(libc::SYS_close, [fd, 0, 0, 0, 0, 0]) };
         }
     }
 }

@@ -14,7 +14,8 @@
 //! - `file`: the small one-write / one-buffer file helpers.
 //! - `handover`: owning the fds inherited across `initctl reexec`.
 //! - `netdev`: bringing a network interface up (ioctl).
-//! - `signal`: a signal's default action.
+//! - `signal`: a child's signal mask and SIGPIPE's action before exec.
+//! - `raw`: system calls without libc (no errno: spawn slots share it).
 //! - `sched`: PID 1's scheduling policy (`SCHED_BATCH`).
 //! - `seccomp`: a unit's seccomp filter, and its installation.
 //! - `stack`: giving back the stack pages boot touched.
@@ -31,6 +32,7 @@ pub mod fd;
 pub mod file;
 pub mod handover;
 pub mod netdev;
+pub mod raw;
 pub mod sched;
 pub mod seccomp;
 pub mod signal;

@@ -57,17 +57,39 @@ pub fn install(prog: &Program) -> Result<(), Errno> {
     // SAFETY: `fprog` points at `len` initialised sock_filter entries
     // owned by `prog`, which outlives the call; the kernel copies the
     // program before seccomp returns and keeps no pointer into our memory.
-    let r = unsafe {
-        libc::syscall(
+    // A raw call (`raw`): the installing child may share PID 1's errno.
+    unsafe {
+        super::raw::syscall6(
             libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            0,
-            &fprog as *const libc::sock_fprog,
+            [
+                libc::SECCOMP_SET_MODE_FILTER as usize,
+                0,
+                &fprog as *const libc::sock_fprog as usize,
+                0,
+                0,
+                0,
+            ],
         )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(super::clone::last_errno())
+    }
+    .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The installing child may share PID 1's errno: a refused program is
+    /// an error value and errno stays as it was. An empty program is
+    /// refused before anything is installed.
+    #[test]
+    fn a_refused_program_is_an_error_value_and_errno_stays() {
+        let empty = Program {
+            insns: Box::new([]),
+            spec: Seccomp::default(),
+        };
+        crate::sys::raw::errno::set(0);
+        assert_eq!(install(&empty), Err(Errno::INVAL));
+        #[cfg(any(target_arch = "aarch64", target_arch = "x86_64"))]
+        assert_eq!(crate::sys::raw::errno::get(), 0);
     }
 }

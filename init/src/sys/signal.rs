@@ -1,14 +1,61 @@
-//! A signal's default action, which nix sets only through its `unsafe`
-//! `signal` (a handler it installed could run at any time).
+//! A child's signal mask and SIGPIPE's action before its exec, by raw
+//! system calls (`raw`): a child on a spawn slot shares PID 1's errno,
+//! which libc's sigprocmask and sigaction write when they fail.
 
-use nix::sys::signal::{SigHandler, Signal};
+use nix::sys::signal::Signal;
+use rustix::io::Errno;
+
+/// Bytes of the kernel's signal set (`_NSIG / 8`): 64 signals on every
+/// architecture wren builds for.
+const SIGSET_SIZE: usize = 8;
+
+/// rt_sigprocmask(`how`, `set`) without the old mask.
+fn sigprocmask(how: i32, set: u64) -> Result<(), Errno> {
+    // SAFETY: `set` is a kernel signal set (one bit a signal) on this
+    // frame, read during the call; no old set is asked for.
+    unsafe {
+        super::raw::syscall6(
+            libc::SYS_rt_sigprocmask,
+            [
+                how as usize,
+                &set as *const u64 as usize,
+                0,
+                SIGSET_SIZE,
+                0,
+                0,
+            ],
+        )
+    }
+    .map(|_| ())
+}
+
+/// Unblock every signal (a program must not start with PID 1's mask).
+pub fn unblock_all() -> Result<(), Errno> {
+    sigprocmask(libc::SIG_SETMASK, 0)
+}
+
+/// Block every signal that can be blocked (the kernel leaves SIGKILL and
+/// SIGSTOP out).
+pub fn block_all() -> Result<(), Errno> {
+    sigprocmask(libc::SIG_BLOCK, !0)
+}
 
 /// Give `sig` its default action (a program started from PID 1 must not
 /// inherit Rust's ignored SIGPIPE).
-pub fn set_default(sig: Signal) -> nix::Result<()> {
-    // SAFETY: SIG_DFL installs no handler, so no code of ours can run
-    // asynchronously because of it.
-    unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) }.map(|_| ())
+pub fn set_default(sig: Signal) -> Result<(), Errno> {
+    // The kernel's struct sigaction, all zero: handler SIG_DFL (0), no
+    // flags, no restorer, an empty mask. Its largest layout is four words.
+    let act = [0u64; 4];
+    // SAFETY: `act` is a zeroed kernel sigaction on this frame, read during
+    // the call; SIG_DFL installs no handler, so nothing of ours can run
+    // asynchronously because of it; no old action is asked for.
+    unsafe {
+        super::raw::syscall6(
+            libc::SYS_rt_sigaction,
+            [sig as usize, act.as_ptr() as usize, 0, SIGSET_SIZE, 0, 0],
+        )
+    }
+    .map(|_| ())
 }
 
 #[cfg(test)]

@@ -1,0 +1,147 @@
+//! System calls made straight to the kernel, without libc: the kernel's
+//! result comes back as a value and errno is never written.
+//!
+//! A child on a spawn slot (`slot`) shares PID 1's memory, its thread
+//! pointer included, so libc's errno there is PID 1's: a libc call that
+//! fails in the child would write it under PID 1, between one of PID 1's
+//! own failing calls and its read of errno. The calls such a child makes
+//! (execve, seccomp, close_range, the netdev ioctl, its signal mask and
+//! SIGPIPE's action) go through here instead. On architectures without
+//! an entry below, libc's `syscall` stands in (errno is then written, as
+//! before).
+
+use rustix::io::Errno;
+
+/// The kernel's return value of a system call: `-errno` on failure.
+fn result(r: isize) -> Result<usize, Errno> {
+    // The kernel's error returns are -4095..=-1; everything else is a value.
+    if (-4095..0).contains(&r) {
+        Err(Errno::from_raw_os_error(r.unsigned_abs() as i32))
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// System call `nr` with six arguments (unused ones 0).
+///
+/// # Safety
+/// As for the system call itself: every argument that is a pointer must be
+/// valid for what the kernel does through it during the call.
+#[cfg(target_arch = "aarch64")]
+pub(super) unsafe fn syscall6(nr: libc::c_long, a: [usize; 6]) -> Result<usize, Errno> {
+    let [a0, a1, a2, a3, a4, a5] = a;
+    let r: isize;
+    // SAFETY: `svc 0` with the number in x8 and the arguments in x0-x5 is
+    // the aarch64 Linux system call convention; the kernel returns in x0
+    // and preserves every other register. What it does through pointer
+    // arguments is this function's caller's contract.
+    unsafe {
+        core::arch::asm!(
+            "svc 0",
+            in("x8") nr,
+            inlateout("x0") a0 => r,
+            in("x1") a1,
+            in("x2") a2,
+            in("x3") a3,
+            in("x4") a4,
+            in("x5") a5,
+            options(nostack),
+        );
+    }
+    result(r)
+}
+
+/// System call `nr` with six arguments (unused ones 0).
+///
+/// # Safety
+/// As for the system call itself: every argument that is a pointer must be
+/// valid for what the kernel does through it during the call.
+#[cfg(target_arch = "x86_64")]
+pub(super) unsafe fn syscall6(nr: libc::c_long, a: [usize; 6]) -> Result<usize, Errno> {
+    let [a0, a1, a2, a3, a4, a5] = a;
+    let r: isize;
+    // SAFETY: `syscall` with the number in rax and the arguments in rdi,
+    // rsi, rdx, r10, r8, r9 is the x86_64 Linux convention; the kernel
+    // returns in rax and clobbers only rcx and r11. What it does through
+    // pointer arguments is this function's caller's contract.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") nr as isize => r,
+            in("rdi") a0,
+            in("rsi") a1,
+            in("rdx") a2,
+            in("r10") a3,
+            in("r8") a4,
+            in("r9") a5,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    result(r)
+}
+
+/// System call `nr` with six arguments (unused ones 0), through libc.
+///
+/// # Safety
+/// As for the system call itself: every argument that is a pointer must be
+/// valid for what the kernel does through it during the call.
+#[cfg(not(any(target_arch = "aarch64", target_arch = "x86_64")))]
+pub(super) unsafe fn syscall6(nr: libc::c_long, a: [usize; 6]) -> Result<usize, Errno> {
+    let [a0, a1, a2, a3, a4, a5] = a;
+    // SAFETY: the caller's contract, as above.
+    let r = unsafe { libc::syscall(nr, a0, a1, a2, a3, a4, a5) };
+    if r == -1 {
+        Err(super::clone::last_errno())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// The calling thread's libc errno, for tests that check a call leaves
+/// it alone.
+#[cfg(test)]
+pub(crate) mod errno {
+    pub(crate) fn get() -> i32 {
+        // SAFETY: errno's address for the calling thread, valid for its life.
+        unsafe { *libc::__errno_location() }
+    }
+
+    pub(crate) fn set(v: i32) {
+        // SAFETY: as above; any int is a valid errno value.
+        unsafe { *libc::__errno_location() = v };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::errno::{get as errno, set as set_errno};
+    use super::*;
+
+    #[test]
+    fn a_failing_call_returns_its_errno_and_leaves_errno_alone() {
+        set_errno(0);
+        // close_range with an unknown flag.
+        // SAFETY: no pointer arguments.
+        let r = unsafe { syscall6(libc::SYS_close_range, [3, 2, 1 << 30, 0, 0, 0]) };
+        assert_eq!(r, Err(Errno::INVAL));
+        #[cfg(any(target_arch = "aarch64", target_arch = "x86_64"))]
+        assert_eq!(errno(), 0);
+    }
+
+    #[test]
+    fn a_call_that_succeeds_returns_its_value() {
+        // SAFETY: no arguments.
+        let pid = unsafe { syscall6(libc::SYS_getpid, [0; 6]) };
+        assert_eq!(pid, Ok(std::process::id() as usize));
+    }
+
+    #[test]
+    fn results_in_the_error_range_only_are_errors() {
+        assert_eq!(result(-1), Err(Errno::PERM));
+        assert_eq!(result(-4095), Err(Errno::from_raw_os_error(4095)));
+        assert_eq!(result(-4096), Ok((-4096isize) as usize));
+        assert_eq!(result(0), Ok(0));
+    }
+}
