@@ -28,26 +28,29 @@ pub fn normal() -> io::Result<()> {
 fn set(policy: libc::c_int) -> io::Result<()> {
     // Neither rustix nor nix wraps sched_setscheduler, and musl's
     // sched_setscheduler is a stub that always fails with ENOSYS: the raw
-    // system call.
+    // system call (`raw`: no errno, which a copy of PID 1 on a spawn slot
+    // shares with it).
     // The kernel's `struct sched_param` is one int, the priority (0 for
     // these policies); musl's has more fields, which the kernel ignores.
     let priority: libc::c_int = 0;
     // SAFETY: sched_setscheduler(pid 0 = the caller, policy, param) only
     // reads the kernel's `struct sched_param` (one int) behind the
     // pointer, a live local int for the duration of the call.
-    let r = unsafe {
-        libc::syscall(
+    unsafe {
+        super::raw::syscall6(
             libc::SYS_sched_setscheduler,
-            0 as libc::pid_t,
-            policy,
-            core::ptr::addr_of!(priority),
+            [
+                0,
+                policy as usize,
+                core::ptr::addr_of!(priority) as usize,
+                0,
+                0,
+                0,
+            ],
         )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
+    .map(|_| ())
+    .map_err(io::Error::from)
 }
 
 #[cfg(test)]
