@@ -184,6 +184,17 @@ pub enum Stdio<'a> {
     Null,
 }
 
+impl<'a> Stdio<'a> {
+    /// The fd of PID 1's that the child's stdout and stderr go to, if any.
+    fn fd(&self) -> Option<BorrowedFd<'a>> {
+        match *self {
+            Stdio::ConsoleTty { out } => out,
+            Stdio::Pipe(w) => Some(w),
+            Stdio::Console | Stdio::Null => None,
+        }
+    }
+}
+
 /// What the child needs besides its definition.
 #[derive(Clone, Copy)]
 pub struct Request<'a> {
@@ -472,6 +483,14 @@ fn reaper_child(
     if let Err((s, e)) = crate::spawn::sandbox::enter(req.def, req.notify_socket) {
         die(status_wr.as_fd(), fail(Step::Namespace(s), e));
     }
+    // The service's vfork copies this process's fd table and its exec
+    // closes the copy again: only what the service and the reaper use is
+    // left open, not PID 1's whole table (other units' pipes: thousands
+    // at 1,000 units, copied and closed at every isolated start).
+    crate::spawn::reaper::close_before_service(
+        &[Some(status_wr), req.stdio.fd(), req.notify_fd],
+        req.exit_report,
+    );
     // The reaper may wait for the service's exec, so the service shares
     // its memory until then rather than copy it (`sys::vfork`), on the
     // slot's second stack when the reaper runs on a slot.
