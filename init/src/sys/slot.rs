@@ -43,9 +43,12 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use rustix::fd::{AsRawFd, BorrowedFd};
 use rustix::io::Errno;
 
-/// Slots in the pool. A boot starts a batch of units before it waits
-/// for any exec (`EXEC_BATCH`); a start that finds none free forks.
-pub const SLOTS: usize = 8;
+/// Slots in the pool: one per start of a boot's batch (`EXEC_BATCH`, 16
+/// starts before PID 1 waits for any exec), whose children mostly run
+/// only once PID 1 waits (`SCHED_BATCH`: they do not preempt it); a start
+/// that finds none free forks. Each costs
+/// address space only (two stacks), backed while a child uses it.
+pub const SLOTS: usize = 16;
 /// Bytes of each stack: the spawn path's argv/env tables (a few KiB) and
 /// small frames. Only the pages touched are ever backed.
 const STACK: usize = 256 * 1024;
