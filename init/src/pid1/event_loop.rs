@@ -122,6 +122,9 @@ impl Pid1 {
         let recheck = crate::sys::slot::release_idle();
         match epoll::wait(ep, &mut buf, recheck.as_ref()) {
             Ok((ready, _)) => {
+                if recheck.is_some() && ready.is_empty() {
+                    crate::sys::slot::recheck_timed_out();
+                }
                 for ev in ready.iter() {
                     let flags = ev.flags;
                     let err = flags.contains(epoll::EventFlags::ERR);
