@@ -100,8 +100,6 @@ fn ended(st: rustix::process::WaitStatus) -> Option<Exit> {
     }
 }
 
-/// Supervise `service` until it ends; never returns.
-///
 /// Before the service's vfork: close every fd above 2 but those the
 /// service needs (`keep`), the report pipe and PID 1's executable, which
 /// `run` then keeps. The caller, a copy of PID 1 with its own fd table,
@@ -126,6 +124,8 @@ pub(super) fn close_before_service(
     crate::sys::fd::close_all_but(&all);
 }
 
+/// Supervise `service` until it ends; never returns.
+///
 /// Forked from PID 1, it holds a copy of every fd PID 1 had (the control
 /// listener and clients, other units' pipes, epoll, signalfd): all are
 /// closed but stdio, `report` and PID 1's executable, so that it keeps

@@ -5,8 +5,8 @@
 //! pointer included, so libc's errno there is PID 1's: a libc call that
 //! fails in the child would write it under PID 1, between one of PID 1's
 //! own failing calls and its read of errno. The calls such a child makes
-//! (execve, seccomp, close_range, the netdev ioctl, its signal mask and
-//! SIGPIPE's action) go through here instead. On architectures without
+//! (execve, seccomp, close_range, the netdev ioctl, its signal mask,
+//! SIGPIPE's action and its scheduling policy) go through here instead. On architectures without
 //! an entry below, libc's `syscall` stands in (errno is then written, as
 //! before).
 
