@@ -13,7 +13,7 @@
 use rustix::io::Errno;
 
 /// The kernel's return value of a system call: `-errno` on failure.
-fn result(r: isize) -> Result<usize, Errno> {
+pub(super) fn result(r: isize) -> Result<usize, Errno> {
     // The kernel's error returns are -4095..=-1; everything else is a value.
     if (-4095..0).contains(&r) {
         Err(Errno::from_raw_os_error(r.unsigned_abs() as i32))

@@ -243,11 +243,9 @@ impl Slot {
         // `child` does (the module's rules). `args` is a valid clone_args
         // alive across the call; `cgroup` a borrowed, therefore open, fd.
         let ret = unsafe { clone3_on(&mut args, enter::<T, F>, at as *mut c_void) };
-        if ret < 0 {
-            // No child: the slot goes back (Drop), the pair is forgotten
-            // (it has nothing to drop).
-            return Err(Errno::from_raw_os_error((-ret) as i32));
-        }
+        // No child (an error): the slot goes back (Drop), the pair is
+        // forgotten (it has nothing to drop).
+        let ret = ret?;
         let pid = u32::try_from(ret).map_err(|_| Errno::INVAL)?;
         st.pid.store(pid, Ordering::Release);
         // The child's exec or exit gives the slot back, not this handle.
@@ -322,10 +320,7 @@ impl InSlot {
                 (&mut holder as *mut Option<F>).cast::<c_void>(),
             )
         };
-        if ret < 0 {
-            return Err(Errno::from_raw_os_error((-ret) as i32));
-        }
-        u32::try_from(ret).map_err(|_| Errno::INVAL)
+        u32::try_from(ret?).map_err(|_| Errno::INVAL)
     }
 
     /// The caller goes on running in PID 1's memory, reading none of its
@@ -350,7 +345,7 @@ extern "C" fn enter_service<F: FnOnce()>(arg: *mut c_void) -> ! {
 }
 
 /// clone3 whose child starts on `args`' stack in `entry(arg)`. Returns
-/// the kernel's answer: the child's pid, or a negated errno. A raw
+/// the child's pid, or the kernel's errno (`raw::result`). A raw
 /// `syscall` instruction: libc's wrapper would return in the child on a
 /// stack that has no caller's frame, and set errno on failure.
 ///
@@ -362,7 +357,7 @@ unsafe fn clone3_on(
     args: &mut CloneArgs,
     entry: extern "C" fn(*mut c_void) -> !,
     arg: *mut c_void,
-) -> isize {
+) -> Result<usize, Errno> {
     let size = core::mem::size_of::<CloneArgs>();
     let ret: isize;
     #[cfg(target_arch = "x86_64")]
@@ -420,7 +415,7 @@ unsafe fn clone3_on(
         let _ = (args, entry, arg, size);
         ret = -(libc::ENOSYS as isize);
     }
-    ret
+    super::raw::result(ret)
 }
 
 /// How often, after a start, PID 1 wakes to give back the pages of a
