@@ -180,7 +180,13 @@ impl Fake {
             }
             Command::Info => srv.answer(id, &Reply::Info(self.info.clone()), now),
             Command::Reexec(path) => {
-                self.info.reexecs += u32::from(self.reexec_refusal.is_none());
+                if self.reexec_refusal.is_none() {
+                    // The new init answers as one that took every unit over,
+                    // in the same turn: a client asking at once sees it whole.
+                    self.info.reexecs += 1;
+                    let units = u32::try_from(self.units.len()).unwrap_or(u32::MAX);
+                    self.info.origin = crate::proto::Origin::HandedOver { units };
+                }
                 self.reexecs.push(path.to_string());
                 let reply = match self.reexec_refusal.clone() {
                     Some(e) => Reply::Error(e),
