@@ -24,6 +24,7 @@ if ! $P ready "$N" 30; then
 fi
 # The init mounted /proc itself or not (BusyBox init, runit, s6 here don't).
 [ -r /proc/1/stat ] || mount -t proc proc /proc
+$P cpu
 # bench.trace (bench/trace-boot): the boot was traced from the kernel's
 # command line; print the trace and stop there.
 if grep -qw bench.trace /proc/cmdline; then

@@ -18,6 +18,9 @@
  *                   = earliest stamp - t0.
  *   probe restart ID        SIGKILLs service ID, waits for its new
  *                   instance's stamp; prints restart_ms = stamp - kill time.
+ *   probe cpu               PID 1's time on the CPU from t0 until now
+ *                   (/proc/1/schedstat, less the kernel's boot that t0
+ *                   found in CLOCK_PROCESS_CPUTIME_ID).
  *   probe mem               PID 1's and the supervision tree's Rss, Pss,
  *                   Anonymous from smaps_rollup (tree = PID 1 plus every
  *                   ancestor of a service process).
@@ -99,7 +102,13 @@ static void metric(const char *name, double v)
 static int mode_t0(void)
 {
 	unsigned long long t = now_ns();
+	/* PID 1 was the kernel's init thread until now: the CPU time it has
+	 * is the kernel's boot, which pid1_cpu_ms leaves out. */
+	struct timespec cpu;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
 	write_ns("/bench/t0.ns", t);
+	write_ns("/bench/t0cpu.ns",
+		 (unsigned long long)cpu.tv_sec * 1000000000ull + (unsigned long long)cpu.tv_nsec);
 	char buf[4096];
 	char *argv[64];
 	int argc = 0;
@@ -314,6 +323,22 @@ static int rollup(int pid, long *rss, long *pss, long *anon)
 	return (*rss < 0 || *pss < 0 || *anon < 0) ? -1 : 0;
 }
 
+/* PID 1's time on the CPU since t0 (the first field of
+ * /proc/1/schedstat, ns, less what t0 found), read as soon as every
+ * service has started: how much of the boot was PID 1's own work,
+ * whatever the init (runit's and s6's supervisors are other processes). */
+static int mode_cpu(void)
+{
+	unsigned long long ns = read_ns("/proc/1/schedstat");
+	unsigned long long at_t0 = read_ns("/bench/t0cpu.ns");
+	if (!ns || ns < at_t0) {
+		fprintf(stderr, "probe: no /proc/1/schedstat\n");
+		return 1;
+	}
+	metric("pid1_cpu_ms", (double)(ns - at_t0) / 1e6);
+	return 0;
+}
+
 static int mode_mem(void)
 {
 	long rss, pss, anon;
@@ -451,10 +476,12 @@ int main(int argc, char **argv)
 		return mode_ready(atol(argv[2]), atol(argv[3]));
 	if (argc == 3 && !strcmp(argv[1], "restart"))
 		return mode_restart(argv[2]);
+	if (argc == 2 && !strcmp(argv[1], "cpu"))
+		return mode_cpu();
 	if (argc == 2 && !strcmp(argv[1], "mem"))
 		return mode_mem();
 	if (argc == 3 && !strcmp(argv[1], "idle"))
 		return mode_idle(atol(argv[2]));
-	fprintf(stderr, "usage: probe ready N SECS | restart ID | mem | idle SECS\n");
+	fprintf(stderr, "usage: probe ready N SECS | restart ID | cpu | mem | idle SECS\n");
 	return 2;
 }
