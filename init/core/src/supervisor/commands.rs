@@ -72,6 +72,7 @@ impl Supervisor {
             Phase::Starting | Phase::Running if s.rt.pid != 0 => {
                 s.rt.phase = Phase::Stopping;
                 s.rt.deadline = Some(now.saturating_add(s.def.stop_timeout));
+                self.timed.set(true);
                 let _ = out.push(Action::Signal {
                     unit,
                     pid: s.rt.pid,
@@ -118,6 +119,7 @@ impl Supervisor {
                 } else {
                     Phase::Stopped
                 };
+                self.waiting = true;
                 let _ = self.link();
             }
             None => {

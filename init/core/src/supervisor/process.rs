@@ -21,6 +21,7 @@ impl Supervisor {
                     t => GATE_HOLD.min(t),
                 };
                 s.rt.deadline = Some(now.saturating_add(hold));
+                self.timed.set(true);
             }
             note(s, unit, Note::Running { pid }, out);
         } else {
@@ -30,6 +31,7 @@ impl Supervisor {
                 0 => None,
                 t => Some(now.saturating_add(t)),
             };
+            self.timed.set(true);
         }
     }
 
@@ -41,6 +43,7 @@ impl Supervisor {
             s.rt.phase = Phase::Running;
             s.rt.deadline = None;
             s.rt.watchdog_at = s.def.seldom.watchdog.map(|w| now.saturating_add(w));
+            self.timed.set(true);
             let pid = s.rt.pid;
             note(s, unit, Note::Running { pid }, out);
             judge(s, unit, true, out);
@@ -54,6 +57,7 @@ impl Supervisor {
         };
         if s.rt.phase == Phase::Running {
             s.rt.watchdog_at = s.def.seldom.watchdog.map(|w| now.saturating_add(w));
+            self.timed.set(true);
         }
     }
 
@@ -275,6 +279,7 @@ impl Supervisor {
         } else {
             s.rt.phase = Phase::Backoff;
             s.rt.deadline = Some(now.saturating_add(delay));
+            self.timed.set(true);
         }
         Some(delay)
     }

@@ -33,6 +33,9 @@ impl Supervisor {
         if self.shutdown.is_some() {
             return sum;
         }
+        // New, changed and removed units: every pass looks once.
+        self.waiting = true;
+        self.leaving = true;
         // A reload may allocate: one flag per slot, the table as it grows.
         let mut seen: std::vec::Vec<bool> = std::vec::Vec::new();
         let mark = |seen: &mut std::vec::Vec<bool>, i: u16| {

@@ -8,14 +8,39 @@ impl Supervisor {
     /// dependencies are ready, give up on those whose dependency failed,
     /// and during shutdown stop those nothing active depends on.
     pub(super) fn settle(&mut self, now: Millis, out: &mut Actions) {
-        for s in self.units.iter_mut() {
-            if s.retired == Retired::Leaving && !s.rt.phase.active() {
-                s.retired = Retired::Free;
-                s.rt.deps = crate::unit::Few::new();
+        if self.leaving {
+            let mut still = false;
+            for s in self.units.iter_mut() {
+                if s.retired == Retired::Leaving {
+                    if s.rt.phase.active() {
+                        still = true;
+                    } else {
+                        s.retired = Retired::Free;
+                        s.rt.deps = crate::unit::Few::new();
+                    }
+                }
             }
+            self.leaving = still;
+        } else {
+            #[cfg(test)]
+            assert!(
+                !self.units.iter().any(|s| s.retired == Retired::Leaving),
+                "a unit leaving without `leaving`"
+            );
         }
         if self.shutdown.is_some() {
             self.settle_shutdown(now, out);
+            return;
+        }
+        if !self.waiting {
+            #[cfg(test)]
+            assert!(
+                !self
+                    .units
+                    .iter()
+                    .any(|s| s.rt.phase == Phase::Waiting && s.rt.want),
+                "a unit waiting without `waiting`"
+            );
             return;
         }
         // A start can make another unit's dependency ready only through a
@@ -23,8 +48,11 @@ impl Supervisor {
         // for failure cascades, which a second pass per level resolves.
         let mut changed = true;
         let mut rounds = 0;
+        // Units the last pass left waiting (their dependencies pending).
+        let mut left = false;
         while changed && rounds <= self.units.len() {
             changed = false;
+            left = false;
             rounds += 1;
             for i in 0..self.units.len() {
                 let Some(s) = self.units.get(i) else { break };
@@ -47,10 +75,12 @@ impl Supervisor {
                         }
                         changed = true;
                     }
-                    Deps::Pending => {}
+                    Deps::Pending => left = true,
                 }
             }
         }
+        // A pass cut short by the bound may have left more: look again.
+        self.waiting = left || changed;
         let _ = now;
     }
 

@@ -15,6 +15,10 @@ impl Supervisor {
         retired: Retired,
     ) -> Result<u16, AddError> {
         rt.failures.resize(def.seldom.start_limit);
+        // Whatever was handed over: every pass looks once.
+        self.waiting = true;
+        self.leaving = true;
+        self.timed.set(true);
         let idx = u16::try_from(self.units.len()).map_err(|_| AddError::TableFull)?;
         if usize::from(idx) >= MAX_UNITS {
             return Err(AddError::TableFull);
@@ -47,6 +51,7 @@ impl Supervisor {
         };
         // Its pings go on (the notify socket is handed over): watched again.
         s.rt.watchdog_at = s.def.seldom.watchdog.map(|w| now.saturating_add(w));
+        self.timed.set(true);
         s.rt.last_note = Some(Note::Running { pid });
     }
 }

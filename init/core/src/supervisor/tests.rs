@@ -54,6 +54,9 @@ impl Rig {
         while let Some(e) = queue.pop_front() {
             let mut out = Actions::new();
             self.sup.step(self.now, e, &mut out);
+            // As pid1 does after each step: this also checks, in every
+            // test, that a skipped pass over the timers would find none.
+            let _ = self.sup.next_deadline();
             for a in out.iter() {
                 if let Action::Spawn(u) = *a {
                     self.next_pid += 1;
@@ -96,6 +99,43 @@ impl Rig {
             })
             .collect()
     }
+}
+
+/// Once every unit runs and none has a timer, a step does not pass over
+/// every unit (the hints are clear); what gives a pass something to find
+/// sets its hint again.
+#[test]
+fn passes_over_every_unit_stop_once_they_would_find_nothing() {
+    let mut slow = def("slow");
+    slow.restart_delay = 100;
+    let mut r = Rig::new(vec![def("a"), slow, after(def("c"), &["a"])]);
+    assert!(r.sup.waiting, "added units wait");
+    r.ev(Event::Boot);
+    assert_eq!(r.state("c"), State::Running);
+    assert!(!r.sup.waiting);
+    assert!(!r.sup.timed.get());
+    assert!(!r.sup.leaving);
+    // A failure with a restart delay: a timer, then a unit waiting.
+    r.exit("slow", Exit::Signal(9));
+    assert_eq!(r.state("slow"), State::Backoff);
+    assert!(r.sup.timed.get());
+    assert_eq!(r.sup.next_deadline(), Some(1100));
+    r.at(1100);
+    assert_eq!(r.state("slow"), State::Running);
+    assert!(!r.sup.waiting);
+    assert_eq!(r.sup.next_deadline(), None);
+    assert!(!r.sup.timed.get());
+    // A unit waiting for a dependency keeps the pass on until it starts.
+    let mut db = def("db");
+    db.ready = Ready::Notify;
+    let mut r = Rig::new(vec![db, after(def("web"), &["db"])]);
+    r.ev(Event::Boot);
+    assert_eq!(r.state("web"), State::Starting, "waits for db");
+    assert!(r.sup.waiting);
+    let db = r.idx("db");
+    let a = r.ev(Event::Ready { unit: db });
+    assert_eq!(r.spawned(&a), ["web"]);
+    assert!(!r.sup.waiting);
 }
 
 #[test]
