@@ -36,6 +36,11 @@ const EXEC_WAIT: Timespec = Timespec {
 pub(super) struct Waits {
     pub(super) execs: u16,
     pub(super) kills: u16,
+    /// No handshake's deadline is before this (`exec_deadline`): taken
+    /// down as handshakes begin, made exact again only when the timer
+    /// fires, so a boot's wake-ups do not each pass over every edge for
+    /// the timer. One that ended early at most fires the timer early.
+    pub(super) soonest: Option<Millis>,
 }
 
 impl Waits {
@@ -49,8 +54,17 @@ impl Waits {
         Waits {
             execs: n(|e| e.exec.is_some()),
             kills: n(|e| e.drain.kill_due()),
+            soonest: soonest(edges),
         }
     }
+}
+
+/// The earliest handshake deadline of `edges`, exactly.
+fn soonest(edges: &[super::Edge]) -> Option<Millis> {
+    edges
+        .iter()
+        .filter_map(|e| e.exec.as_ref().map(|w| w.deadline))
+        .min()
 }
 
 /// `*slot = v`, keeping `count` of the slots that are `Some`. A slot
@@ -101,12 +115,14 @@ impl Pid1 {
             return self.exec_done(u, pid, Handshake::Execd);
         };
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
+            let deadline = now().saturating_add(timeout);
             let w = ExecWait {
                 pid,
                 status,
-                deadline: now().saturating_add(timeout),
+                deadline,
             };
             put(&mut self.waits.execs, &mut e.exec, Some(w));
+            self.waits.soonest = Some(self.waits.soonest.map_or(deadline, |s| s.min(deadline)));
         }
     }
 
@@ -162,13 +178,20 @@ impl Pid1 {
         if self.waits.execs == 0 {
             return;
         }
+        // Made exact on the way: the deadlines of those left, and of any
+        // handshake a failed start's restart begins meanwhile.
+        self.waits.soonest = None;
         for i in 0..self.edges.len() {
-            let late = self
+            let Some(d) = self
                 .edges
                 .get(i)
                 .and_then(|e| e.exec.as_ref())
-                .is_some_and(|w| w.deadline <= t);
-            let Some(u) = u16::try_from(i).ok().filter(|_| late) else {
+                .map(|w| w.deadline)
+            else {
+                continue;
+            };
+            let Some(u) = u16::try_from(i).ok().filter(|_| d <= t) else {
+                self.waits.soonest = Some(self.waits.soonest.map_or(d, |s| s.min(d)));
                 continue;
             };
             let Some(w) = self.take_exec(u) else { continue };
@@ -188,10 +211,8 @@ impl Pid1 {
         if self.waits.execs == 0 {
             return None;
         }
-        self.edges
-            .iter()
-            .filter_map(|e| e.exec.as_ref().map(|w| w.deadline))
-            .min()
+        // Never without a bound while a child is on its way to exec.
+        self.waits.soonest.or_else(|| soonest(&self.edges))
     }
 
     /// The supervisor gave up on a start still in its handshake (stopped,
@@ -211,6 +232,9 @@ impl Pid1 {
     fn take_exec(&mut self, u: u16) -> Option<ExecWait> {
         let e = self.edges.get_mut(usize::from(u))?;
         let w = put(&mut self.waits.execs, &mut e.exec, None)?;
+        if self.waits.execs == 0 {
+            self.waits.soonest = None;
+        }
         if let Some(ep) = self.epoll.as_ref() {
             let _ = epoll::delete(ep, &w.status);
         }
@@ -308,13 +332,21 @@ mod tests {
             e.exec = Some(ExecWait {
                 pid: 7,
                 status: r,
-                deadline: 0,
+                deadline: 5_000,
+            });
+        }
+        let (r2, _w2) = rustix::pipe::pipe().unwrap();
+        if let Some(e) = edges.get_mut(2) {
+            e.exec = Some(ExecWait {
+                pid: 8,
+                status: r2,
+                deadline: 9_000,
             });
         }
         let w = Waits::count(&edges);
-        assert_eq!((w.execs, w.kills), (1, 0));
+        assert_eq!((w.execs, w.kills, w.soonest), (2, 0, Some(5_000)));
         let w = Waits::count(&edges[..1]);
-        assert_eq!((w.execs, w.kills), (0, 0));
+        assert_eq!((w.execs, w.kills, w.soonest), (0, 0, None));
     }
 
     #[test]

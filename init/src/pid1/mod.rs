@@ -212,6 +212,9 @@ pub struct Pid1 {
     gate_actions: Actions,
     started_at: Millis,
     all_up_reported: bool,
+    /// Units before this index had all settled at the last look
+    /// (`all_settled`).
+    all_up_from: usize,
     shed: Option<pressure::Shed>,
     /// The hardware watchdog (`wren.watchdog`) and when it is fed next;
     /// `None` once a critical unit failed (it is left to reset the board).
@@ -383,6 +386,7 @@ fn begin() -> Box<Pid1> {
         gate_actions: Actions::default(),
         started_at,
         all_up_reported: false,
+        all_up_from: 0,
         units_dir: heapless::String::new(),
         stamp: opts.stamp,
         shed: None,
