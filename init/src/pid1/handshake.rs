@@ -327,20 +327,14 @@ mod tests {
     fn waits_count_the_edges_as_they_are() {
         let def = UnitDef::with_defaults("web");
         let mut edges = vec![Edge::new(&def), Edge::new(&def), Edge::new(&def)];
-        let (r, _w) = rustix::pipe::pipe().unwrap();
-        if let Some(e) = edges.get_mut(1) {
-            e.exec = Some(ExecWait {
-                pid: 7,
-                status: r,
-                deadline: 5_000,
-            });
-        }
-        let (r2, _w2) = rustix::pipe::pipe().unwrap();
-        if let Some(e) = edges.get_mut(2) {
-            e.exec = Some(ExecWait {
-                pid: 8,
-                status: r2,
-                deadline: 9_000,
+        let mut ends = vec![];
+        for (i, pid, deadline) in [(1, 7, 5_000), (2, 8, 9_000)] {
+            let (status, w) = rustix::pipe::pipe().unwrap();
+            ends.push(w);
+            edges[i].exec = Some(ExecWait {
+                pid,
+                status,
+                deadline,
             });
         }
         let w = Waits::count(&edges);
