@@ -263,11 +263,11 @@ impl Pid1 {
             edge.not_enforced = KeySet::of(&ne);
         }
         // Placed and limited before the first instruction, or not at all.
-        // A restart with the limits already written reuses the directory
-        // fd: nine cgroup file writes are most of a restart's cost.
-        if let Some(cg) =
-            cg.filter(|_| edge.cgroup.as_ref().map(|(_, g)| *g) != Some(slot.limits_gen))
-        {
+        // A restart with the limits already written only opens the
+        // directory: nine cgroup file writes are most of a restart's cost.
+        // Its fd lives until the clone3 that places the child.
+        let mut dir = None;
+        if let Some(cg) = cg.filter(|_| edge.cgroup != Some(slot.limits_gen)) {
             edge.pressure = None;
             // A run before (limits changed since): its kills not yet
             // counted (classify_exit reads memory.events only after a
@@ -295,18 +295,24 @@ impl Pid1 {
                         );
                     }
                     edge.not_enforced = KeySet::of(&p.not_enforced);
-                    edge.cgroup = Some((p.dir, slot.limits_gen));
+                    edge.cgroup = Some(slot.limits_gen);
+                    dir = Some(p.dir);
                 }
                 Err(e) => {
                     return Err(why(format_args!("cgroup: {e}")));
                 }
             }
         }
-        let cgfd = match (cg, edge.cgroup.as_ref()) {
-            (None, _) => None,
-            (Some(_), Some((fd, _))) => Some(fd.as_fd()),
-            (Some(_), None) => return Err(why(format_args!("cgroup: not prepared"))),
+        let dir = match (cg, edge.cgroup, dir) {
+            (None, _, _) => None,
+            (Some(_), Some(_), Some(d)) => Some(d),
+            (Some(cg), Some(_), None) => match cg.unit_dir(name) {
+                Ok(d) => Some(d),
+                Err(e) => return Err(why(format_args!("cgroup: {e}"))),
+            },
+            (Some(_), None, _) => return Err(why(format_args!("cgroup: not prepared"))),
         };
+        let cgfd = dir.as_ref().map(|d| d.as_fd());
         // A unit that asked for a filter never runs without one.
         let edge_filter = edge.seccomp.as_deref();
         if def.seccomp.is_some() && edge_filter.is_none() {

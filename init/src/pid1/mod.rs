@@ -62,9 +62,13 @@ struct Edge {
     /// Why the last start failed, for `initctl status NAME`: allocated at
     /// the unit's first failed start, once (`set_last_error`).
     last_error: Option<Box<Why>>,
-    /// The unit's cgroup directory and the `limits_gen` of its slot when
-    /// the limits were written into it (a changed one: write them again).
-    cgroup: Option<(OwnedFd, u32)>,
+    /// The unit's cgroup exists (made or adopted by this PID 1, not yet
+    /// removed), with the `limits_gen` of its slot when the limits were
+    /// written into it (a changed one: write them again). No fd of its
+    /// directory is kept between starts: every clone3 copies PID 1's whole
+    /// fd table, so at 1,000 units a kept fd per unit is a thousand more
+    /// for each start to copy and each exec to close.
+    cgroup: Option<u32>,
     /// The PSI trigger on the cgroup's memory.pressure (`pressure_limit`).
     pressure: Option<(OwnedFd, crate::unit::PressureLimit)>,
     /// Times the trigger fired while the unit ran.

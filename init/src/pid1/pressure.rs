@@ -64,10 +64,17 @@ impl Pid1 {
         }
         // Closing the old trigger also takes it out of the epoll set.
         edge.pressure = None;
-        let (Some(limit), Some((cg, _))) = (want, edge.cgroup.as_ref()) else {
+        let (Some(limit), Some(cg), Some(_)) = (want, self.cg.as_ref(), edge.cgroup) else {
             return;
         };
-        match psi::trigger(cg.as_fd(), psi::MEMORY_PRESSURE, limit) {
+        let dir = match cg.unit_dir(name) {
+            Ok(d) => d,
+            Err(e) => {
+                log::warn!("{name}: pressure_limit not watched: {e}");
+                return;
+            }
+        };
+        match psi::trigger(dir.as_fd(), psi::MEMORY_PRESSURE, limit) {
             Ok(fd) if register(ep, &fd, TOKEN_PRESSURE + u64::from(u)) => {
                 edge.pressure = Some((fd, limit));
             }

@@ -85,6 +85,13 @@ fn sigkilled_isolated_unit_restarts_on_its_reapers_report() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The restart opened the unit's cgroup for its clone3 and closed it
+    // again: PID 1 keeps no directory fd of a unit between starts.
+    let held = vm.sh(
+        "for f in /proc/1/fd/*; do readlink $f; done | grep -c '^/sys/fs/cgroup/units/'",
+        CMD,
+    );
+    assert_eq!(held.trim(), "0", "PID 1 holds unit cgroup fds");
     // A stop is answered once the cgroup is empty: the reaper that sent
     // the report (it yields the CPU first) is waited for too.
     let (out, rc) = vm.sh_rc("initctl stop victimns", Duration::from_secs(30));

@@ -126,6 +126,15 @@ fn a_thousand_units_run_restart_and_are_listed() {
     assert_eq!(after.restarts, 1, "{after:?}");
     let running = vm.sh("initctl status | grep -c '^s[0-9]* *running '", SLOW);
     assert_eq!(running.trim(), N.to_string());
+    // One fd a unit (its output pipe), not two: no cgroup directory fd
+    // is kept between starts, for every clone3 to copy.
+    let fds: usize = vm
+        .sh("ls /proc/1/fd | wc -l", SLOW)
+        .trim()
+        .parse()
+        .expect("PID 1's fd count");
+    eprintln!("scale: PID 1 holds {fds} fds with {N} units");
+    assert!(fds <= N + 64, "PID 1 holds {fds} fds for {N} units");
 
     // The count, then the first such records (wren.debug logs them).
     let report = vm.sh(

@@ -310,13 +310,9 @@ impl Pid1 {
                 let r: super::gate::Rejection = crate::proto::truncated(r);
                 r.as_str().into()
             });
-            let cgroup = if st.rt.pid != 0 {
-                open_cgroup(&st.def.name)
-            } else {
-                None
-            };
+            let cgroup = st.rt.pid != 0 && cgroup_exists(&st.def.name);
             if let Ok(u) = self.sup.restore(st.def, st.rt, st.retired) {
-                edge.cgroup = cgroup.map(|fd| (fd, slot_limits(&self.sup, usize::from(u))));
+                edge.cgroup = cgroup.then(|| slot_limits(&self.sup, usize::from(u)));
                 self.edges.push(edge);
             }
         }
@@ -360,7 +356,7 @@ impl Pid1 {
                     drop(fds.take(h.notify_fd));
                     e.exit_report = fds.take(h.report_fd);
                 }
-                e.cgroup = open_cgroup(&name).map(|fd| (fd, slot_limits(&self.sup, i)));
+                e.cgroup = cgroup_exists(&name).then(|| slot_limits(&self.sup, i));
             }
         }
         // Processes of units that are not in the directory any more: said,
@@ -500,15 +496,13 @@ fn decode(rest: &[u8]) -> Option<(Header, Vec<UnitState<'_>>)> {
     Some((header, units))
 }
 
-fn open_cgroup(name: &str) -> Option<OwnedFd> {
+/// `units/NAME` is there (a running unit's, handed over or adopted).
+fn cgroup_exists(name: &str) -> bool {
     let path: heapless::String<{ PATH_BYTES + 64 }> =
         crate::proto::formatted(format_args!("{CGROUP_ROOT}/units/{name}"));
-    rustix::fs::open(
-        path.as_str(),
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .ok()
+    rustix::fs::stat(path.as_str()).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+    })
 }
 
 /// The parent of `pid`, from /proc/PID/stat (after the command name,
