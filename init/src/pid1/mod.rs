@@ -269,9 +269,9 @@ impl Pid1 {
     }
 }
 
-/// Fds PID 1 may hold per unit (cgroup directory, output, readiness,
-/// reaper report, pressure trigger, the exec status pipe while starting,
-/// `cgroup.events` while stopping), and besides its units.
+/// Fds PID 1 may hold per unit (output, readiness, reaper report,
+/// pressure trigger; the cgroup directory and the exec status pipe while
+/// starting, `cgroup.events` while stopping), and besides its units.
 const FDS_PER_UNIT: u64 = 7;
 const FDS_BASE: u64 = 256;
 
