@@ -230,9 +230,10 @@ impl Pid1 {
                 .count();
             let ms = now().saturating_sub(self.started_at);
             log::info!(
-                "{up} of {} units up {ms} ms after PID 1 started ({} allocations so far)",
+                "{up} of {} units up {ms} ms after PID 1 started ({} allocations so far, {} starts forked)",
                 self.sup.len(),
-                crate::sys::alloc::count()
+                crate::sys::alloc::count(),
+                crate::spawn::forked()
             );
         }
     }

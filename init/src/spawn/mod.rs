@@ -40,6 +40,17 @@ const ENV_EXTRA_BYTES: usize = 256;
 /// fd number the notify pipe gets in the child (`$NOTIFY_FD`).
 pub const NOTIFY_FD: i32 = 3;
 
+/// Starts that forked PID 1 (no slot free, or a child that needs a copy:
+/// a user namespace, `root`): each copies PID 1's page tables, and its
+/// child's exec tears the copy down again. Said in the boot's "units up"
+/// line, so that a boot's cost can be read against it.
+static FORKED: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// Starts so far that forked (`FORKED`).
+pub fn forked() -> u32 {
+    FORKED.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// The step of spawning that failed; one variant per step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -392,6 +403,7 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
         }
     }
     let (argv, env) = (&frame.argv, &frame.env);
+    FORKED.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     // The closure owns the status pipe's write end: in PID 1 it is dropped
     // with the closure when clone_into returns, so that the child's copy is
     // the only one left and its exec (or exit) is seen as EOF.

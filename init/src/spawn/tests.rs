@@ -514,8 +514,12 @@ fn a_start_runs_on_a_slot_and_forks_when_none_is_free() {
         std::time::Duration::from_secs(10),
     ));
     assert_eq!(held.len(), crate::sys::slot::SLOTS);
+    let forked = super::forked();
     let pid = spawn(&request(&d, cg.as_fd(), Stdio::Null)).unwrap();
     assert!(!crate::sys::slot::ran_on_slot(pid));
+    // Counted for the boot's "units up" line (other tests' forks may add
+    // to it too, never take from it).
+    assert!(super::forked() > forked, "a fork not counted");
     assert_eq!(wait(pid), 4);
     drop(held);
 }
