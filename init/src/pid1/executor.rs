@@ -60,11 +60,7 @@ impl Pid1 {
                     Action::Announce(u, note) if spawns > 0 => self.on_note(u, note),
                     Action::Spawn(u) => {
                         spawned = spawned.wrapping_add(1);
-                        self.start(
-                            u,
-                            spawns < 2 || spawned.is_multiple_of(EXEC_BATCH),
-                            spawns > 1,
-                        );
+                        self.start(u, spawns < 2 || spawned.is_multiple_of(EXEC_BATCH));
                     }
                     a => self.perform(a),
                 }
@@ -79,18 +75,17 @@ impl Pid1 {
     }
 
     /// `Action::Spawn`; `in_place`: wait a moment for the child's exec
-    /// here (`await_exec`); `in_batch`: one of several starts of one step
-    /// (`spawn::Request::in_batch`).
-    fn start(&mut self, u: u16, in_place: bool, in_batch: bool) {
+    /// here (`await_exec`).
+    fn start(&mut self, u: u16, in_place: bool) {
         // A handshake or a stop of an earlier run still going on ends
         // here: the new child goes into the same cgroup.
         self.cancel_exec(u);
         self.clear_for_spawn(u);
         let had_cgroups = self.cg.is_some();
-        let mut spawned = self.spawn(u, in_batch);
+        let mut spawned = self.spawn(u);
         if spawned.is_err() && had_cgroups && self.cg.is_none() {
             // The kernel refused CLONE_INTO_CGROUP: now without.
-            spawned = self.spawn(u, in_batch);
+            spawned = self.spawn(u);
         }
         match spawned {
             // Spawned (or SpawnFailed) comes with the handshake. The new
@@ -131,7 +126,7 @@ impl Pid1 {
 
     pub(super) fn perform(&mut self, a: Action) {
         match a {
-            Action::Spawn(u) => self.start(u, true, false),
+            Action::Spawn(u) => self.start(u, true),
             Action::Signal { unit, pid, sig } => self.signal_unit(unit, pid, sig),
             Action::KillCgroup(u) => self.kill_cgroup(u),
             Action::Announce(u, note) => {
@@ -239,7 +234,7 @@ impl Pid1 {
 
     /// Everything a unit's process needs, then `spawn::start`; the
     /// handshake is awaited in the loop (`handshake`).
-    fn spawn(&mut self, u: u16, in_batch: bool) -> Result<(spawn::Pending, Ends), Why> {
+    fn spawn(&mut self, u: u16) -> Result<(spawn::Pending, Ends), Why> {
         let decided_ns = self.stamp.then(now_ns);
         let Some(slot) = self.sup.slot(u) else {
             return Err(Why::new());
@@ -399,7 +394,6 @@ impl Pid1 {
             exit_report: report_pipe.as_ref().map(|(_, w)| w.as_fd()),
             seccomp: edge_filter,
             decided_ns,
-            in_batch,
         };
         let pending = match spawn::start(&req) {
             Ok(p) => p,

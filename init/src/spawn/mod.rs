@@ -208,10 +208,6 @@ pub struct Request<'a> {
     /// `wren.stamp`: when PID 1 decided to start the unit (CLOCK_MONOTONIC
     /// nanoseconds), passed as `$WREN_SPAWN_NS`.
     pub decided_ns: Option<u64>,
-    /// One of several starts PID 1 makes in one go (the boot's): a
-    /// namespace reaper then execs as soon as its service has, to give its
-    /// spawn slot back for the starts after it (`reaper::run`).
-    pub in_batch: bool,
 }
 
 type ArgTable = CStrings<{ crate::vocab::EXEC_BYTES + 1 }, { crate::vocab::ARGS_MAX + 1 }>;
@@ -498,7 +494,7 @@ fn reaper_child(
         Err(e) => die(status_wr, fail(Step::Fork, e)),
         // Only the service's copy may hold the status pipe open (PID 1
         // sees EOF when the service execs): `run` closes the reaper's.
-        Ok(svc) => crate::spawn::reaper::run(svc, req.exit_report, on, req.in_batch),
+        Ok(svc) => crate::spawn::reaper::run(svc, req.exit_report, on),
     }
 }
 

@@ -139,11 +139,10 @@ pub fn run(
     service: u32,
     report: Option<BorrowedFd<'_>>,
     on: Option<crate::sys::slot::InSlot>,
-    in_batch: bool,
 ) -> ! {
     if let (Some(r), Some(exe)) = (report, EXE.get().fd()) {
         crate::sys::fd::close_all_but(&[r, exe]);
-        exec(service, r, exe, in_batch);
+        exec(service, r, exe);
     }
     if let Some(on) = on {
         on.detach();
@@ -157,7 +156,7 @@ pub fn run(
 
 /// Exec the reaper entry as `wren-reaper` with `WREN_REAPER` alone in its
 /// environment; returns only if that failed.
-fn exec(service: u32, report: BorrowedFd<'_>, exe: BorrowedFd<'_>, in_batch: bool) {
+fn exec(service: u32, report: BorrowedFd<'_>, exe: BorrowedFd<'_>) {
     use rustix::fd::AsRawFd;
     // The report pipe must outlive the exec.
     if rustix::io::fcntl_setfd(report, rustix::io::FdFlags::empty()).is_err() {
@@ -167,17 +166,11 @@ fn exec(service: u32, report: BorrowedFd<'_>, exe: BorrowedFd<'_>, in_batch: boo
     // small boards): at nice 19, and after yielding the CPU it holds since
     // the fork, it runs when the service, PID 1 and the other units'
     // starts leave the CPU free. The entry sets the nice value back.
-    // Except in a batch of starts (the boot): a reaper on a spawn slot
-    // holds it until this exec, and deferred execs held most of them, so
-    // that later starts forked PID 1 (454 of 1,000 isolated starts on the
-    // icount clock, 113 with the exec at once: docs/benchmarks.md).
     let Ok(nice) = rustix::process::getpriority_process(None) else {
         return;
     };
-    if !in_batch {
-        let _ = rustix::process::setpriority_process(None, 19);
-        rustix::thread::sched_yield();
-    }
+    let _ = rustix::process::setpriority_process(None, 19);
+    rustix::thread::sched_yield();
     let state: heapless::String<48> = crate::proto::formatted(format_args!(
         "{ENV}={service},{},{}",
         report.as_raw_fd(),

@@ -104,7 +104,6 @@ fn request<'a>(def: &'a UnitDef, cgroup: BorrowedFd<'a>, stdio: Stdio<'a>) -> Re
         exit_report: None,
         seccomp: None,
         decided_ns: None,
-        in_batch: false,
     }
 }
 
@@ -417,7 +416,6 @@ fn watchdog_and_root_units_get_systemds_variables() {
     let req = Request {
         notify_socket: Some("/run/wren/notify/w"),
         decided_ns: Some(1),
-        in_batch: false,
         ..request(&d, fd.as_fd(), Stdio::Null)
     };
     assert_eq!(env_of(&req, Some(7)).len(), ENV_MAX + ENV_EXTRA);
