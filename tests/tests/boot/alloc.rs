@@ -10,7 +10,7 @@ fn the_supervision_loop_does_not_allocate_in_steady_state() {
     let mut vm = Vm::boot("backoff", "wren.debug");
     vm.wait_shell(BOOT);
     assert!(
-        vm.saw("allocations so far)", BOOT),
+        vm.saw("allocations so far, ", BOOT),
         "no boot allocation figure"
     );
     wait_marks(&mut vm, "/run/crashy", Duration::from_secs(40), |m| {
