@@ -310,7 +310,7 @@ impl Pid1 {
                 let r: super::gate::Rejection = crate::proto::truncated(r);
                 r.as_str().into()
             });
-            let cgroup = st.rt.pid != 0 && cgroup_exists(&st.def.name);
+            let cgroup = st.rt.pid != 0 && self.cgroup_exists(&st.def.name);
             if let Ok(u) = self.sup.restore(st.def, st.rt, st.retired) {
                 edge.cgroup = cgroup.then(|| slot_limits(&self.sup, usize::from(u)));
                 self.edges.push(edge);
@@ -323,6 +323,12 @@ impl Pid1 {
             "[  OK  ] wren {VERSION} took over as PID 1 ({n} running units handed over)"
         ));
         log::info!("took over as PID 1: {n} running units handed over");
+    }
+
+    /// `units/NAME` is there (a running unit's, handed over or adopted),
+    /// opened through the cgroup layer like every start's.
+    fn cgroup_exists(&self, name: &str) -> bool {
+        self.cg.as_ref().is_some_and(|cg| cg.unit_dir(name).is_ok())
     }
 
     /// The state cannot be read: load the unit directory and take every
@@ -347,6 +353,8 @@ impl Pid1 {
             let Some(pid) = pid else { continue };
             self.sup.adopt(i as u16, pid, t);
             n += 1;
+            let cgroup = self.cgroup_exists(&name);
+            let limits = slot_limits(&self.sup, i);
             if let Some(e) = self.edges.get_mut(i) {
                 if let Some(h) = hint.filter(|h| h.pid == pid) {
                     // The output pipe goes on into a new, empty ring; the
@@ -356,7 +364,7 @@ impl Pid1 {
                     drop(fds.take(h.notify_fd));
                     e.exit_report = fds.take(h.report_fd);
                 }
-                e.cgroup = cgroup_exists(&name).then(|| slot_limits(&self.sup, i));
+                e.cgroup = cgroup.then_some(limits);
             }
         }
         // Processes of units that are not in the directory any more: said,
@@ -494,15 +502,6 @@ fn decode(rest: &[u8]) -> Option<(Header, Vec<UnitState<'_>>)> {
         units.push(postcard::from_bytes(frames.next()?).ok()?);
     }
     Some((header, units))
-}
-
-/// `units/NAME` is there (a running unit's, handed over or adopted).
-fn cgroup_exists(name: &str) -> bool {
-    let path: heapless::String<{ PATH_BYTES + 64 }> =
-        crate::proto::formatted(format_args!("{CGROUP_ROOT}/units/{name}"));
-    rustix::fs::stat(path.as_str()).is_ok_and(|st| {
-        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
-    })
 }
 
 /// The parent of `pid`, from /proc/PID/stat (after the command name,
