@@ -458,6 +458,13 @@ fn reaper_child(
         step,
         errno: e.raw_os_error(),
     };
+    // As PID 1 (and as on a slot, where it is inherited: `sys::slot`), the
+    // reaper is SCHED_BATCH: woken when its service's exec lets the vfork
+    // return, it does not preempt the rest of that exec and the service's
+    // start on one CPU. The service gets the default policy back.
+    if on.is_none() {
+        let _ = crate::sys::sched::batch();
+    }
     // Every signal blocked before the service exists, so none (SIGCHLD
     // above all) is lost before the reaper waits for it. PID 1 already
     // blocks them all; this does not rely on it.

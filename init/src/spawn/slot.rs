@@ -64,6 +64,9 @@ pub(super) fn start_on_slot<'a>(
         if pid_ns {
             reaper_child(&req, &f.argv, &f.env, status_wr, Some(on));
         }
+        // PID 1's SCHED_BATCH stays with a reaper (`sys::slot`); the unit's
+        // program gets the default policy.
+        let _ = crate::sys::sched::normal();
         let err = child(&req, &f.argv, &f.env, true);
         die(status_wr, err)
     })

@@ -179,7 +179,9 @@ impl Slot {
     /// Start a child that shares this process's memory and runs
     /// `child(data)` on stack A, in new namespaces `ns` and, with
     /// `cgroup`, in that cgroup; returns its pid once it exists. Should
-    /// `child` return, the child exits with 127.
+    /// `child` return, the child exits with 127. It runs with the
+    /// caller's scheduling policy (PID 1's `SCHED_BATCH`): one that execs
+    /// a program sets its own first (`sched::normal`).
     ///
     /// A copy of `data`, `child` and all it captures are put in the slot
     /// first (the caller's frame may be gone before the child runs; the
@@ -276,9 +278,10 @@ extern "C" fn enter<T, F: FnOnce(&T, InSlot)>(arg: *mut c_void) -> ! {
             &*core::ptr::addr_of!((*moved).data),
         )
     };
-    // PID 1 runs as SCHED_BATCH (`sched`), which the child inherits:
-    // units get the default policy back (per task: PID 1 keeps its own).
-    let _ = super::sched::normal();
+    // PID 1's SCHED_BATCH (`sched`) stays: a child that execs a unit's
+    // program sets the default policy back itself; a namespace's reaper
+    // keeps it, so that when its service's exec wakes it (`CLONE_VFORK`)
+    // it does not preempt that exec (`enter_service` sets it back).
     f(data, here);
     super::clone::exit(127)
 }
@@ -339,6 +342,9 @@ extern "C" fn enter_service<F: FnOnce()>(arg: *mut c_void) -> ! {
     // valid, and used by no one else meanwhile.
     let holder = unsafe { &mut *arg.cast::<Option<F>>() };
     if let Some(f) = holder.take() {
+        // The service gets the default policy back (its reaper keeps
+        // PID 1's SCHED_BATCH: see `enter`).
+        let _ = super::sched::normal();
         f();
     }
     super::clone::exit(127)

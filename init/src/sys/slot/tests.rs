@@ -148,6 +148,53 @@ fn a_child_on_a_slot_forks_its_service_on_the_second_stack() {
     assert_eq!(st.a.load(Ordering::Acquire), 0);
 }
 
+/// The policy line of a /proc/PID/sched.
+fn policy_of(sched: &[u8]) -> String {
+    let text = String::from_utf8_lossy(sched);
+    let line = text.lines().find(|l| l.starts_with("policy")).unwrap();
+    line.split(':').nth(1).unwrap().trim().to_owned()
+}
+
+/// Started by a SCHED_BATCH caller (PID 1), the child on stack A (a
+/// namespace's reaper) keeps SCHED_BATCH (3), so that its service's exec
+/// waking it does not preempt that exec; the service on stack B gets
+/// SCHED_OTHER (0) back.
+#[test]
+fn the_child_on_a_slot_keeps_the_batch_policy_its_service_does_not() {
+    std::thread::spawn(|| {
+        let _g = lock();
+        crate::sys::sched::batch().unwrap();
+        let mut argv: CStrings<64, 4> = CStrings::new();
+        argv.push(&["/bin/cat"]).unwrap();
+        argv.push(&["/proc/self/sched"]).unwrap();
+        let env: CStrings<8, 1> = CStrings::new();
+        let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let ((own_r, own_w), (svc_r, svc_w)) = (pipe(), pipe());
+        let (own, svc) = (own_w.as_fd(), svc_w.as_fd());
+        let pid = slot()
+            .spawn(Namespaces::NONE, None, &(), move |_, on| {
+                let (argv, env) = (&argv, &env);
+                let service = on.vfork(|| {
+                    if rustix::stdio::dup2_stdout(svc).is_ok() {
+                        let _ = crate::sys::exec::execve(argv, env);
+                    }
+                    crate::sys::clone::exit(126)
+                });
+                if service.is_ok() && rustix::stdio::dup2_stdout(own).is_ok() {
+                    let _ = crate::sys::exec::execve(argv, env);
+                }
+                crate::sys::clone::exit(125)
+            })
+            .unwrap();
+        drop((own_w, svc_w));
+        assert_eq!(policy_of(&read_all(own_r)), "3", "the child on stack A");
+        assert_eq!(policy_of(&read_all(svc_r)), "0", "its service on stack B");
+        assert_eq!(wait(pid), Some(0));
+    })
+    .join()
+    .unwrap();
+}
+
 /// Every slot claimed: no more; one given back (unused): claimable again.
 #[test]
 fn claims_stop_at_the_pool_size_and_unused_claims_go_back() {
