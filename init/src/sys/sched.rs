@@ -9,7 +9,10 @@
 //! The policy is inherited by every copy of PID 1, and
 //! `SCHED_RESET_ON_FORK` does not help: it resets only real-time policies
 //! and negative nice values, `SCHED_BATCH` stays. So every copy
-//! (`clone::clone_into`) sets `SCHED_OTHER` back before it runs anything.
+//! (`clone::clone_into`) and every unit's program on a spawn slot sets
+//! `SCHED_OTHER` back before it runs anything; a namespace's reaper keeps
+//! `SCHED_BATCH`, so that its service's exec, which wakes it, is not
+//! preempted (`sys::slot`).
 
 use std::io;
 
