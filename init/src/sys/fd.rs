@@ -116,6 +116,97 @@ pub fn move_for_exec(fd: BorrowedFd<'_>, target: RawFd) -> Result<(), Errno> {
     rustix::io::dup2(fd, &mut t)
 }
 
+/// The lowest number `private_table` gives: `spawn::child` moves the
+/// notify fd to 3 by way of a number at 10 or above, which must not be
+/// one of them.
+const PRIVATE_FROM: RawFd = 10;
+
+/// In a child that shares its parent's fd table (`CLONE_FILES`, the
+/// parent suspended by `CLONE_VFORK` until the child execs or ends): a
+/// table of the child's own that holds only stdio and `fds`, made without
+/// copying the parent's other fds (thousands: a copy of PID 1's) nor
+/// closing them one by one. Each of `fds` is duplicated, close-on-exec, to
+/// a number from PRIVATE_FROM up that is none of `fds` nor `spare` (fds
+/// the parent goes on using); then `close_range(K, ~0,
+/// CLOSE_RANGE_UNSHARE)`, which, closing every number from K up, copies
+/// only those below K; then the numbers above 2 below K but the new ones
+/// are closed. Returns the new numbers, in `fds`' order. Before Linux 5.9
+/// (no close_range) the whole table is copied and closed instead.
+///
+/// The parent's table keeps the duplicates (what it had at those numbers
+/// is replaced): it may rely on no number there but `spare`'s, and closes
+/// the duplicates with the rest of what it does not use.
+pub fn private_table<const N: usize>(
+    fds: [Option<BorrowedFd<'_>>; N],
+    spare: &[Option<BorrowedFd<'_>>],
+) -> Result<[Option<BorrowedFd<'static>>; N], Errno> {
+    let taken = |n: RawFd| {
+        fds.iter()
+            .chain(spare.iter())
+            .flatten()
+            .any(|f| f.as_raw_fd() == n)
+    };
+    let mut next = PRIVATE_FROM;
+    let mut moved: [Option<RawFd>; N] = [None; N];
+    for (to, fd) in moved.iter_mut().zip(fds.iter()) {
+        let Some(fd) = fd else { continue };
+        while taken(next) {
+            next = next.checked_add(1).ok_or(Errno::MFILE)?;
+        }
+        // SAFETY: `next` is not negative. The `OwnedFd` is never dropped
+        // (ManuallyDrop), so it closes nothing; dup3 onto it replaces the
+        // file behind the number, which the parent may not rely on (this
+        // function's contract) and which is none of `fds` or `spare`.
+        let mut t = core::mem::ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(next) });
+        rustix::io::dup3(fd, &mut t, rustix::io::DupFlags::CLOEXEC)?;
+        *to = Some(next);
+        next = next.checked_add(1).ok_or(Errno::MFILE)?;
+    }
+    let from = u32::try_from(next).map_err(|_| Errno::BADF)?;
+    // SAFETY: close_range takes three unsigned ints and touches no memory;
+    // the numbers it closes (from `from` up) are in the private table it
+    // makes, which only this child uses. A raw call (`raw`): the child
+    // shares its parent's memory, errno included.
+    let unshared = unsafe {
+        super::raw::syscall6(
+            libc::SYS_close_range,
+            [
+                from as usize,
+                u32::MAX as usize,
+                libc::CLOSE_RANGE_UNSHARE as usize,
+                0,
+                0,
+                0,
+            ],
+        )
+    };
+    if unshared.is_err() {
+        // SAFETY: unshare(CLONE_FILES) copies the fd table; it touches no
+        // memory of the caller's.
+        unsafe {
+            super::raw::syscall6(
+                libc::SYS_unshare,
+                [libc::CLONE_FILES as usize, 0, 0, 0, 0, 0],
+            )
+        }?;
+    }
+    let mut out: [Option<BorrowedFd<'static>>; N] = [None; N];
+    for (o, m) in out.iter_mut().zip(moved.iter()) {
+        // SAFETY: the number was just made open in this child's own table
+        // (dup3 above), and stays open until the child execs or ends: it
+        // closes none of its numbers but through `close_all_but`, which
+        // keeps these.
+        *o = m.map(|n| unsafe { BorrowedFd::borrow_raw(n) });
+    }
+    let mut kept: heapless::Vec<BorrowedFd<'_>, N> = heapless::Vec::new();
+    for fd in out.iter().flatten() {
+        // At most N: `out` has N entries.
+        kept.push(*fd).map_err(|_| Errno::NOMEM)?;
+    }
+    close_all_but(&kept);
+    Ok(out)
+}
+
 /// Close every fd above 2 except those of `keep`: for a process forked
 /// from PID 1 (a namespace's reaper), which must not hold PID 1's
 /// listener, clients, epoll, signalfd or other units' pipes open.
@@ -213,5 +304,78 @@ mod tests {
         assert!(matches!(slot.get(), Slot::GaveUp));
         let (_r3, w3) = rustix::pipe::pipe().unwrap();
         assert!(slot.fill(w3).fd().is_none());
+    }
+
+    /// A child that shares its caller's fd table (`vfork::spawn`) takes a
+    /// table of its own with only what it keeps: duplicates from 10 up,
+    /// nothing else above 2 (neither the originals nor the spare nor the
+    /// others). The caller keeps every fd it had, the spare's number
+    /// included.
+    #[test]
+    fn a_vforked_child_takes_a_private_table_of_only_what_it_keeps() {
+        let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let ((a_rd, a_wr), (b_rd, b_wr)) = (pipe(), pipe());
+        let ((spare_rd, spare_wr), (other_rd, other_wr)) = (pipe(), pipe());
+        // Whether a number is open, without allocating (a copy of a
+        // threaded process) or borrowing a raw fd.
+        let open = |fd: i32| {
+            let path: heapless::String<32> =
+                crate::proto::formatted(format_args!("/proc/self/fd/{fd}"));
+            rustix::fs::stat(path.as_str()).is_ok()
+        };
+        let first: [i32; 5] =
+            [&a_wr, &b_wr, &spare_wr, &other_rd, &other_wr].map(|f| f.as_raw_fd());
+        let (a, b, spare) = (a_wr.as_fd(), b_wr.as_fd(), spare_wr.as_fd());
+        let (a_in, b_in) = (a_rd.as_fd(), b_rd.as_fd());
+        let all = [
+            &a_rd, &a_wr, &b_rd, &b_wr, &spare_rd, &spare_wr, &other_rd, &other_wr,
+        ]
+        .map(|f| f.as_fd());
+        // In a copy of this process: one thread, so no other thread's fds
+        // at the numbers the child takes in the table it shares.
+        let pid = crate::sys::clone::clone_into(crate::unit::Namespaces(0), None, || {
+            let inner = crate::sys::vfork::spawn(|| {
+                let Ok([Some(na), Some(nb)]) = private_table([Some(a), Some(b)], &[Some(spare)])
+                else {
+                    crate::sys::clone::exit(100)
+                };
+                let (na, nb) = (na.as_raw_fd(), nb.as_raw_fd());
+                let mut code = i32::from(na >= PRIVATE_FROM && nb >= PRIVATE_FROM && na != nb);
+                let wrote = rustix::io::write(unsafe_borrow(na), b"a") == Ok(1)
+                    && rustix::io::write(unsafe_borrow(nb), b"b") == Ok(1);
+                code |= i32::from(wrote) << 1;
+                // (An original's number may be one the duplicates took:
+                // what the caller had there is replaced, as said.)
+                let gone = first
+                    .iter()
+                    .filter(|&&f| f != na && f != nb)
+                    .all(|&f| !open(f));
+                code |= i32::from(gone) << 2;
+                code |= i32::from((3..256).filter(|&f| open(f)).count() == 2) << 3;
+                crate::sys::clone::exit(code)
+            });
+            let inner = match inner {
+                Ok(p) => crate::testutil::wait_exit(p).unwrap_or(101),
+                Err(_) => 102,
+            };
+            // This copy's table: every fd still there, the pipes the same.
+            let kept = all.iter().all(|f| rustix::io::fcntl_getfd(f).is_ok());
+            let mut buf = [0u8; 1];
+            let read_a = rustix::io::read(a_in, &mut buf) == Ok(1) && buf == *b"a";
+            let read_b = rustix::io::read(b_in, &mut buf) == Ok(1) && buf == *b"b";
+            crate::sys::clone::exit(inner | i32::from(kept) << 4 | i32::from(read_a && read_b) << 5)
+        })
+        .unwrap();
+        assert_eq!(crate::testutil::wait_exit(pid), Some(0b11_1111));
+        for fd in all {
+            assert!(rustix::io::fcntl_getfd(fd).is_ok());
+        }
+    }
+
+    /// A number the child has just made open in its own table.
+    fn unsafe_borrow(n: RawFd) -> BorrowedFd<'static> {
+        // SAFETY: used on the numbers `private_table` returned, open until
+        // the child exits.
+        unsafe { BorrowedFd::borrow_raw(n) }
     }
 }
