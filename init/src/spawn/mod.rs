@@ -478,30 +478,19 @@ fn reaper_child(
     if let Err((s, e)) = crate::spawn::sandbox::enter(req.def, req.notify_socket) {
         die(status_wr.as_fd(), fail(Step::Namespace(s), e));
     }
+    // The service's vfork copies this process's fd table and its exec
+    // closes the copy again: only what the service and the reaper use is
+    // left open, not PID 1's whole table (other units' pipes: thousands
+    // at 1,000 units, copied and closed at every isolated start).
+    crate::spawn::reaper::close_before_service(
+        &[Some(status_wr), req.stdio.fd(), req.notify_fd],
+        req.exit_report,
+    );
     // The reaper may wait for the service's exec, so the service shares
     // its memory until then rather than copy it (`sys::vfork`), on the
-    // slot's second stack when the reaper runs on a slot. It shares the
-    // fd table too, a copy of PID 1's (other units' pipes: thousands at
-    // 1,000 units): rather than copy and close it all, the service takes
-    // a table of its own with only what it uses. The reaper closes its
-    // copy after the vfork (`reaper::run`), when the service has exec'd.
+    // slot's second stack when the reaper runs on a slot.
     let service = |status: BorrowedFd<'_>| {
-        let own = crate::sys::fd::private_table(
-            [Some(status), req.stdio.fd(), req.notify_fd],
-            &crate::spawn::reaper::kept(req.exit_report),
-        );
-        let [Some(status), out, notify_fd] = (match own {
-            Ok(fds) => fds,
-            Err(e) => die(status, fail(Step::Stdio, e)),
-        }) else {
-            die(status, fail(Step::Stdio, Errno::BADF))
-        };
-        let req = Request {
-            stdio: req.stdio.with_fd(out),
-            notify_fd,
-            ..*req
-        };
-        let err = child(&req, argv, env, false);
+        let err = child(req, argv, env, false);
         die(status, err)
     };
     let service = match on {

@@ -100,12 +100,28 @@ fn ended(st: rustix::process::WaitStatus) -> Option<Exit> {
     }
 }
 
-/// The fds the reaper goes on using after its service's vfork (the report
-/// pipe and PID 1's executable): the service, which shares the reaper's
-/// fd table until it takes its own (`sys::fd::private_table`), must not
-/// put anything at their numbers.
-pub(super) fn kept(report: Option<BorrowedFd<'_>>) -> [Option<BorrowedFd<'_>>; 2] {
-    [report, EXE.get().fd()]
+/// Before the service's vfork: close every fd above 2 but those the
+/// service needs (`keep`), the report pipe and PID 1's executable, which
+/// `run` then keeps. The caller, a copy of PID 1 with its own fd table,
+/// uses no other fd of PID 1's after this (`close_all_but`).
+pub(super) fn close_before_service(
+    keep: &[Option<BorrowedFd<'_>>],
+    report: Option<BorrowedFd<'_>>,
+) {
+    let mut all: heapless::Vec<BorrowedFd<'_>, 8> = heapless::Vec::new();
+    for fd in keep
+        .iter()
+        .copied()
+        .chain([report, EXE.get().fd()])
+        .flatten()
+    {
+        // More than fit is impossible (five at most); should it happen,
+        // nothing is closed rather than something needed.
+        if all.push(fd).is_err() {
+            return;
+        }
+    }
+    crate::sys::fd::close_all_but(&all);
 }
 
 /// Supervise `service` until it ends; never returns.
@@ -303,5 +319,46 @@ mod tests {
         assert_eq!(decode(&[2, 0, 0, 0, 0]), None);
         assert_eq!(decode(&[0, 1]), None);
         assert_eq!(decode(&[]), None);
+    }
+
+    /// The service's vfork copies only what it and the reaper need: in a
+    /// copy of this process, every other fd above 2 is closed.
+    #[test]
+    fn before_the_service_only_the_needed_fds_stay_open() {
+        use rustix::fd::AsRawFd;
+        let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let (keep_rd, keep_wr) = pipe();
+        let (report_rd, report_wr) = pipe();
+        let (other_rd, other_wr) = pipe();
+        // Whether a number is open, without allocating (a fork of a
+        // threaded process) or borrowing a raw fd.
+        let open = |fd: i32| {
+            let path: heapless::String<32> =
+                crate::proto::formatted(format_args!("/proc/self/fd/{fd}"));
+            rustix::fs::stat(path.as_str()).is_ok()
+        };
+        let (k, r, o1, o2) = (
+            keep_wr.as_raw_fd(),
+            report_wr.as_raw_fd(),
+            other_rd.as_raw_fd(),
+            other_wr.as_raw_fd(),
+        );
+        let pid = crate::sys::clone::clone_into(crate::unit::Namespaces(0), None, || {
+            close_before_service(&[Some(keep_wr.as_fd()), None], Some(report_wr.as_fd()));
+            // Bit 0: the kept fd, bit 1: the report, bits 2-3: the others.
+            let code = i32::from(open(k))
+                | i32::from(open(r)) << 1
+                | i32::from(open(o1)) << 2
+                | i32::from(open(o2)) << 3;
+            crate::sys::clone::exit(code)
+        })
+        .unwrap();
+        assert_eq!(crate::testutil::wait_exit(pid), Some(0b0011));
+        // This process's fds are its own: all still open.
+        for fd in [
+            &keep_rd, &keep_wr, &report_rd, &report_wr, &other_rd, &other_wr,
+        ] {
+            assert!(rustix::io::fcntl_getfd(fd).is_ok());
+        }
     }
 }

@@ -30,15 +30,6 @@ impl<'a> Stdio<'a> {
             Stdio::Console | Stdio::Null => None,
         }
     }
-
-    /// The same with `fd` (the same file under another number) as `fd()`.
-    pub(super) fn with_fd(self, fd: Option<BorrowedFd<'a>>) -> Stdio<'a> {
-        match (self, fd) {
-            (Stdio::ConsoleTty { .. }, out) => Stdio::ConsoleTty { out },
-            (Stdio::Pipe(_), Some(w)) => Stdio::Pipe(w),
-            (other, _) => other,
-        }
-    }
 }
 
 /// Fds 0, 1 and 2 of the child as `stdio` says.

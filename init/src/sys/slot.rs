@@ -291,8 +291,6 @@ impl InSlot {
     /// the caller until it execs or exits (`CLONE_VFORK`: the caller, a
     /// namespace's reaper, may wait): returns its pid (in the caller's
     /// PID namespace). Should `child` return, the service exits with 127.
-    /// It shares the caller's fd table too, as `vfork::spawn`'s child
-    /// does.
     /// The same rules as `Slot::spawn`'s child apply to `child`.
     pub fn vfork<F: FnOnce()>(&self, child: F) -> Result<u32, Errno> {
         let st = POOL.get(self.i).ok_or(Errno::INVAL)?;
@@ -301,7 +299,6 @@ impl InSlot {
         let mut args = CloneArgs {
             flags: (libc::CLONE_VM
                 | libc::CLONE_VFORK
-                | libc::CLONE_FILES
                 | libc::CLONE_PARENT_SETTID
                 | libc::CLONE_CHILD_CLEARTID) as u64,
             parent_tid: word,

@@ -77,9 +77,6 @@ fn unmap(base: *mut libc::c_void) {
 /// Start a child that shares this process's memory and runs `child` on
 /// its own stack; the caller is suspended until the child execs or ends,
 /// then gets its pid. Should `child` return, the child exits with 127.
-/// It shares the fd table too (`CLONE_FILES`) until its exec copies it or
-/// it takes a table of its own (`fd::private_table`): what it opens,
-/// closes or moves before that, it does in the caller's table.
 ///
 /// The child writes to the caller's memory when it writes anything but
 /// its own stack, so `child` must make raw system calls only, on its own
@@ -117,7 +114,7 @@ fn on_stack<F: FnOnce() + Copy>(base: usize, child: F) -> Result<u32, Errno> {
         libc::clone(
             trampoline::<F>,
             top as *mut libc::c_void,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES | libc::SIGCHLD,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
             (&mut slot as *mut Option<F>).cast::<libc::c_void>(),
         )
     };
