@@ -56,6 +56,14 @@ fn set(policy: libc::c_int) -> io::Result<()> {
     .map_err(io::Error::from)
 }
 
+/// The policy a /proc/PID/sched prints (3 for SCHED_BATCH, 0 for
+/// SCHED_OTHER), for the tests here and `slot`'s.
+#[cfg(test)]
+pub(crate) fn policy_of(sched: &str) -> String {
+    let line = sched.lines().find(|l| l.starts_with("policy")).unwrap();
+    line.split(':').nth(1).unwrap().trim().to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,11 +80,6 @@ mod tests {
         let mut out = Vec::new();
         std::io::Read::read_to_end(&mut std::fs::File::from(r), &mut out).unwrap();
         policy_of(&String::from_utf8(out).unwrap())
-    }
-
-    fn policy_of(sched: &str) -> String {
-        let line = sched.lines().find(|l| l.starts_with("policy")).unwrap();
-        line.split(':').nth(1).unwrap().trim().to_owned()
     }
 
     /// A thread that takes `batch` is SCHED_BATCH (3); a plain fork of it

@@ -148,13 +148,6 @@ fn a_child_on_a_slot_forks_its_service_on_the_second_stack() {
     assert_eq!(st.a.load(Ordering::Acquire), 0);
 }
 
-/// The policy line of a /proc/PID/sched.
-fn policy_of(sched: &[u8]) -> String {
-    let text = String::from_utf8_lossy(sched);
-    let line = text.lines().find(|l| l.starts_with("policy")).unwrap();
-    line.split(':').nth(1).unwrap().trim().to_owned()
-}
-
 /// Started by a SCHED_BATCH caller (PID 1), the child on stack A (a
 /// namespace's reaper) keeps SCHED_BATCH (3), so that its service's exec
 /// waking it does not preempt that exec; the service on stack B gets
@@ -187,8 +180,9 @@ fn the_child_on_a_slot_keeps_the_batch_policy_its_service_does_not() {
             })
             .unwrap();
         drop((own_w, svc_w));
-        assert_eq!(policy_of(&read_all(own_r)), "3", "the child on stack A");
-        assert_eq!(policy_of(&read_all(svc_r)), "0", "its service on stack B");
+        let policy = |fd| crate::sys::sched::policy_of(&String::from_utf8_lossy(&read_all(fd)));
+        assert_eq!(policy(own_r), "3", "the child on stack A");
+        assert_eq!(policy(svc_r), "0", "its service on stack B");
         assert_eq!(wait(pid), Some(0));
     })
     .join()
