@@ -353,8 +353,7 @@ impl Pid1 {
             let Some(pid) = pid else { continue };
             self.sup.adopt(i as u16, pid, t);
             n += 1;
-            let cgroup = self.cgroup_exists(&name);
-            let limits = slot_limits(&self.sup, i);
+            let cgroup = self.cgroup_exists(&name).then(|| slot_limits(&self.sup, i));
             if let Some(e) = self.edges.get_mut(i) {
                 if let Some(h) = hint.filter(|h| h.pid == pid) {
                     // The output pipe goes on into a new, empty ring; the
@@ -364,7 +363,7 @@ impl Pid1 {
                     drop(fds.take(h.notify_fd));
                     e.exit_report = fds.take(h.report_fd);
                 }
-                e.cgroup = cgroup.then_some(limits);
+                e.cgroup = cgroup;
             }
         }
         // Processes of units that are not in the directory any more: said,
