@@ -93,7 +93,7 @@ impl Pid1 {
             // CPU the child runs to its exec first.
             Ok((p, ends)) => {
                 if in_place {
-                    handshake::wait_in_place(&p);
+                    handshake::wait_in_place(&p, self.restart_grace(u));
                 }
                 self.watch_ends(u, ends);
                 self.await_exec(u, p);
@@ -234,8 +234,16 @@ impl Pid1 {
 
     /// Everything a unit's process needs, then `spawn::start`; the
     /// handshake is awaited in the loop (`handshake`).
+    /// A restart after a death (a failure streak is on) on one CPU: the
+    /// new process runs before PID 1's and its reaper's work on it
+    /// (`handshake::wait_in_place`, `spawn::Request::grace`).
+    fn restart_grace(&self, u: u16) -> bool {
+        self.one_cpu && self.sup.slot(u).is_some_and(|s| s.rt.streak > 0)
+    }
+
     fn spawn(&mut self, u: u16) -> Result<(spawn::Pending, Ends), Why> {
         let decided_ns = self.stamp.then(now_ns);
+        let grace = self.restart_grace(u);
         let Some(slot) = self.sup.slot(u) else {
             return Err(Why::new());
         };
@@ -394,6 +402,7 @@ impl Pid1 {
             exit_report: report_pipe.as_ref().map(|(_, w)| w.as_fd()),
             seccomp: edge_filter,
             decided_ns,
+            grace,
         };
         let pending = match spawn::start(&req) {
             Ok(p) => p,

@@ -27,6 +27,13 @@ const EXEC_WAIT: Timespec = Timespec {
     tv_nsec: 50_000_000,
 };
 
+/// After a restart's exec on one CPU, PID 1 stays asleep this much longer
+/// (`wait_in_place`).
+const RESTART_GRACE: Timespec = Timespec {
+    tv_sec: 0,
+    tv_nsec: 10_000_000,
+};
+
 /// How many edges may have a handshake in flight (`ExecWait`) and a
 /// drain's kill due (`stopping`): never fewer than do. With none, the
 /// loop's walks over every edge for them (each wake-up's timer, each
@@ -306,9 +313,30 @@ impl Pid1 {
 /// going on instead (serving a unit that floods its output, say), every
 /// restart measured several times slower in the `fair` boot test. Only a
 /// slower child is left to the loop.
-pub(super) fn wait_in_place(p: &Pending) {
+///
+/// `grace` (a restart, one CPU): once the child has exec'd, PID 1 sleeps
+/// RESTART_GRACE more before its own work on the exec. Woken by the EOF,
+/// it would not preempt the new process (`SCHED_BATCH`), but having slept
+/// it is the first the scheduler picks at the next tick or preemption,
+/// and on a slow CPU (TCG's, a Pi Zero's) an exec takes longer than a
+/// time slice: its bookkeeping (the unit's new state, epoll, the timer,
+/// the slot) then ran before the new process's first instruction, 1.5-2
+/// ms of a 25 ms restart in a trace (`bench/trace-restarts -a`). That
+/// work waits for nothing; the new process does. Returns whether it
+/// slept the grace: only after an exec (EOF and no report), not after a
+/// failure nor a timeout.
+pub(super) fn wait_in_place(p: &Pending, grace: bool) -> bool {
     let mut fds = [PollFd::new(&p.status, PollFlags::IN)];
-    let _ = rustix::event::poll(&mut fds, Some(&EXEC_WAIT));
+    let polled = rustix::event::poll(&mut fds, Some(&EXEC_WAIT));
+    // Every write end closed and nothing written: the exec happened.
+    let execd = polled == Ok(1) && fds.iter().all(|f| f.revents() == PollFlags::HUP);
+    if !(grace && execd) {
+        return false;
+    }
+    // Every signal is blocked (they are read from the signalfd), so no
+    // EINTR cuts it short.
+    let _ = rustix::thread::nanosleep(&RESTART_GRACE);
+    true
 }
 
 fn poll(w: &ExecWait) -> Handshake {
@@ -317,9 +345,43 @@ fn poll(w: &ExecWait) -> Handshake {
 
 #[cfg(test)]
 mod tests {
-    use super::{put, ExecWait, Waits};
+    use super::{put, wait_in_place, ExecWait, Waits};
     use crate::pid1::Edge;
+    use crate::spawn::Pending;
     use crate::unit::UnitDef;
+    use std::time::{Duration, Instant};
+
+    fn pending() -> (Pending, rustix::fd::OwnedFd) {
+        let (status, w) = rustix::pipe::pipe().unwrap();
+        (Pending { pid: 7, status }, w)
+    }
+
+    /// After a restart's exec (the write end closed, nothing written) PID
+    /// 1 sleeps the grace; not when no grace is asked, not after a failed
+    /// start's report, not when the child has not exec'd within the wait.
+    #[test]
+    fn the_grace_follows_an_exec_only() {
+        let (p, w) = pending();
+        drop(w);
+        let t = Instant::now();
+        assert!(wait_in_place(&p, true));
+        assert!(t.elapsed() >= Duration::from_millis(10));
+
+        let (p, w) = pending();
+        drop(w);
+        assert!(!wait_in_place(&p, false));
+
+        let (p, w) = pending();
+        rustix::io::write(&w, &[9, 2, 0, 0, 0]).unwrap();
+        drop(w);
+        assert!(!wait_in_place(&p, true));
+
+        let (p, w) = pending();
+        let t = Instant::now();
+        assert!(!wait_in_place(&p, true));
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        drop(w);
+    }
 
     /// A reload's recount sees the handshakes the edges hold, whatever
     /// the counts said before.

@@ -241,6 +241,9 @@ pub struct Pid1 {
     finish_pending: Option<crate::vocab::ShutdownKind>,
     /// Edges with a handshake or a drain's kill pending (`handshake::Waits`).
     waits: handshake::Waits,
+    /// The machine has one CPU: a restart's new process runs before
+    /// PID 1's work on it (`handshake::wait_in_place`).
+    one_cpu: bool,
 }
 
 impl Pid1 {
@@ -404,6 +407,7 @@ fn begin() -> Box<Pid1> {
         shutdown_deadline: None,
         finish_pending: None,
         waits: handshake::Waits::default(),
+        one_cpu: crate::sys::sched::one_cpu(),
     });
     let resumed = handover.is_some();
     match handover {

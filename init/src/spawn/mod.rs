@@ -208,7 +208,18 @@ pub struct Request<'a> {
     /// `wren.stamp`: when PID 1 decided to start the unit (CLOCK_MONOTONIC
     /// nanoseconds), passed as `$WREN_SPAWN_NS`.
     pub decided_ns: Option<u64>,
+    /// A restart on one CPU: a namespace's reaper sleeps RESTART_GRACE
+    /// once its service has exec'd, before its own work (`reaper_child`).
+    pub grace: bool,
 }
+
+/// How long a namespace's reaper leaves the CPU to its just exec'd
+/// service on a restart (`Request::grace`; PID 1 does the same,
+/// `pid1::handshake`).
+const RESTART_GRACE: rustix::thread::Timespec = rustix::thread::Timespec {
+    tv_sec: 0,
+    tv_nsec: 10_000_000,
+};
 
 type ArgTable = CStrings<{ crate::vocab::EXEC_BYTES + 1 }, { crate::vocab::ARGS_MAX + 1 }>;
 type EnvTable = CStrings<{ ENV_BYTES + ENV_EXTRA_BYTES }, { ENV_MAX + ENV_EXTRA + 1 }>;
@@ -501,7 +512,17 @@ fn reaper_child(
         Err(e) => die(status_wr, fail(Step::Fork, e)),
         // Only the service's copy may hold the status pipe open (PID 1
         // sees EOF when the service execs): `run` closes the reaper's.
-        Ok(svc) => crate::spawn::reaper::run(svc, req.exit_report, on),
+        Ok(svc) => {
+            // Woken when the exec replaced the service's memory, before
+            // that exec is over, the reaper is the task the scheduler
+            // picks next after any preemption (it slept; the service ran):
+            // on a restart its work (closing fds, its nice, its own exec)
+            // waits instead, as PID 1's does. Signals stay pending.
+            if req.grace {
+                let _ = rustix::thread::nanosleep(&RESTART_GRACE);
+            }
+            crate::spawn::reaper::run(svc, req.exit_report, on)
+        }
     }
 }
 

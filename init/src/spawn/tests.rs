@@ -104,6 +104,7 @@ fn request<'a>(def: &'a UnitDef, cgroup: BorrowedFd<'a>, stdio: Stdio<'a>) -> Re
         exit_report: None,
         seccomp: None,
         decided_ns: None,
+        grace: false,
     }
 }
 

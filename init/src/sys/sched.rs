@@ -13,6 +13,11 @@
 //! `SCHED_OTHER` back before it runs anything; a namespace's reaper keeps
 //! `SCHED_BATCH`, so that its service's exec, which wakes it, is not
 //! preempted (`sys::slot`).
+//!
+//! Having slept, though, PID 1 (or the reaper) is still the task picked at
+//! the next tick, and on a slow CPU an exec outlasts a time slice: on one
+//! CPU (`one_cpu`) a restart's exec is followed by a short sleep of both
+//! before their own work (`pid1::handshake::wait_in_place`).
 
 use std::io;
 
@@ -26,6 +31,12 @@ pub fn batch() -> io::Result<()> {
 /// raw system call: safe in a copy of PID 1 before its exec.
 pub fn normal() -> io::Result<()> {
     set(libc::SCHED_OTHER)
+}
+
+/// The calling thread may run on one CPU only (its affinity mask, which
+/// follows the CPUs online). An unreadable mask counts as more than one.
+pub fn one_cpu() -> bool {
+    rustix::thread::sched_getaffinity(None).is_ok_and(|set| set.count() == 1)
 }
 
 fn set(policy: libc::c_int) -> io::Result<()> {
@@ -68,6 +79,27 @@ pub(crate) fn policy_of(sched: &str) -> String {
 mod tests {
     use super::*;
     use crate::sys::exec::CStrings;
+
+    /// The CPUs /proc/self/status lists as allowed ("0-1,3"), counted.
+    fn allowed_cpus() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let list = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap()
+            .trim();
+        list.split(',')
+            .map(|r| match r.split_once('-') {
+                Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
+                None => 1,
+            })
+            .sum()
+    }
+
+    #[test]
+    fn one_cpu_follows_the_affinity_mask() {
+        assert_eq!(one_cpu(), allowed_cpus() == 1);
+    }
 
     /// The policy line of /proc/PID/sched as a child of `spawn` prints it.
     fn child_policy(spawn: impl FnOnce(&CStrings<64, 4>, rustix::fd::BorrowedFd<'_>)) -> String {
