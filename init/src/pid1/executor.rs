@@ -105,6 +105,12 @@ impl Pid1 {
     /// A new run's output and readiness fds into the epoll set, in place
     /// of the last run's.
     fn watch_ends(&mut self, u: u16, ends: Ends) {
+        // What the last run wrote and the loop has not read yet goes to
+        // the ring first, all of it: the report that restarted the unit
+        // may have come in the batch that read only a budget of it, and
+        // the pipe may not be at its end (a namespace's reaper holds it
+        // until it exits: `spawn::reaper_child`).
+        self.read_log(u, super::sources::DRAIN_READS);
         let Some(ep) = self.epoll.as_ref() else {
             return;
         };

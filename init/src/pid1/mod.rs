@@ -137,6 +137,32 @@ impl Edge {
         .with_filter(def)
     }
 
+    /// Up to `reads` reads of the output pipe (1 KiB each) into the ring,
+    /// until it has nothing more for now or is at its end.
+    fn read_log(&mut self, reads: usize) -> LogRead {
+        let mut done = LogRead::default();
+        let mut buf = [0u8; 1024];
+        for _ in 0..reads {
+            let Some(fd) = self.log_rd.as_ref() else {
+                break;
+            };
+            match rustix::io::read(fd, &mut buf) {
+                Ok(0) => {
+                    done.eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    let had = self.log.is_allocated();
+                    self.log.push(buf.get(..n).unwrap_or(&[]));
+                    done.allocated |= !had && self.log.is_allocated();
+                }
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => break,
+            }
+        }
+        done
+    }
+
     /// Why the last start failed ("" if none did).
     fn last_error(&self) -> &str {
         self.last_error.as_deref().map_or("", |w| w.as_str())
@@ -181,6 +207,15 @@ impl Edge {
             p.map(Box::new)
         });
     }
+}
+
+/// What `Edge::read_log` did.
+#[derive(Default)]
+struct LogRead {
+    /// The ring's buffer was allocated (the unit's first output).
+    allocated: bool,
+    /// The pipe is at its end: every writer is gone.
+    eof: bool,
 }
 
 /// Why a start failed, in a fixed buffer (cut when longer).
@@ -459,6 +494,33 @@ mod tests {
         assert_eq!(e.last_error(), "cgroup: EBUSY");
         assert!(!e.set_last_error(Why::new()));
         assert_eq!(e.last_error(), "");
+    }
+
+    /// A run's output is read to the last byte the pipe holds when asked
+    /// for enough reads (the drain when the next run takes its place), a
+    /// budget's worth otherwise; the end of file is said once every writer
+    /// is gone.
+    #[test]
+    fn the_output_pipe_is_read_into_the_ring_to_its_last_line() {
+        let mut e = Edge::new(&UnitDef::with_defaults("web"));
+        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK).unwrap();
+        e.log_rd = Some(rd);
+        let mut out = vec![b'x'; 20_000];
+        out.extend_from_slice(b"\nweb: dying\n");
+        assert_eq!(rustix::io::write(&wr, &out).unwrap(), out.len());
+        let r = e.read_log(16);
+        assert!(r.allocated && !r.eof);
+        let tail = |e: &Edge| {
+            let mut b = [0u8; 12];
+            let n = e.log.contents().copy_tail(&mut b);
+            String::from_utf8_lossy(&b[..n]).into_owned()
+        };
+        assert_ne!(tail(&e), "\nweb: dying\n", "16 reads took it all");
+        let r = e.read_log(super::sources::DRAIN_READS);
+        assert!(!r.allocated && !r.eof);
+        assert_eq!(tail(&e), "\nweb: dying\n");
+        drop(wr);
+        assert!(e.read_log(1).eof);
     }
 
     /// memory.events' oom_kill over the baseline is counted once, at

@@ -15,6 +15,9 @@ use rustix::process::{wait, WaitOptions};
 const SIGCHLD: i32 = nix::sys::signal::Signal::SIGCHLD as i32;
 /// Reads of one unit's output or notify fd per wake-up (16 KiB of output).
 const READ_BUDGET: usize = 16;
+/// Reads of a run's output pipe when the next run takes its place: a
+/// default pipe's whole capacity (64 KiB).
+pub(super) const DRAIN_READS: usize = 64;
 
 impl Pid1 {
     pub(super) fn on_signals(&mut self) {
@@ -115,31 +118,23 @@ impl Pid1 {
     /// is left wakes the (level-triggered) epoll again at once, after the
     /// other ready fds of this batch had their turn.
     pub(super) fn on_log(&mut self, u: u16) {
+        self.read_log(u, READ_BUDGET);
+    }
+
+    /// `on_log` with `reads` reads at most; at the end of file the pipe
+    /// leaves the epoll set.
+    pub(super) fn read_log(&mut self, u: u16, reads: usize) {
         let Some(edge) = self.edges.get_mut(usize::from(u)) else {
             return;
         };
-        let mut buf = [0u8; 1024];
-        for _ in 0..READ_BUDGET {
-            let Some(fd) = edge.log_rd.as_ref() else {
-                return;
-            };
-            match rustix::io::read(fd, &mut buf) {
-                Ok(0) => {
-                    // Every writer is gone.
-                    if let (Some(fd), Some(ep)) = (edge.log_rd.take(), self.epoll.as_ref()) {
-                        let _ = epoll::delete(ep, &fd);
-                    }
-                    return;
-                }
-                Ok(n) => {
-                    let had = edge.log.is_allocated();
-                    edge.log.push(buf.get(..n).unwrap_or(&[]));
-                    if !had && edge.log.is_allocated() {
-                        self.rings_allocated = self.rings_allocated.saturating_add(1);
-                    }
-                }
-                Err(Errno::INTR) => continue,
-                Err(_) => return,
+        let read = edge.read_log(reads);
+        if read.allocated {
+            self.rings_allocated = self.rings_allocated.saturating_add(1);
+        }
+        if read.eof {
+            // Every writer is gone.
+            if let (Some(fd), Some(ep)) = (edge.log_rd.take(), self.epoll.as_ref()) {
+                let _ = epoll::delete(ep, &fd);
             }
         }
     }

@@ -11,6 +11,10 @@
 //! read-only mounts or user namespace the unit has; should the exec fail,
 //! the fork simply goes on as the reaper.
 //!
+//! Its stdout is the service's output pipe, which it never writes: held
+//! until it exits, so that PID 1 sees the pipe's end of file after the
+//! report, not before it (`spawn::reaper_child`).
+//!
 //! It reaps every zombie of the namespace, forwards the signals PID 1
 //! sends (the stop signal among them) to the service's process group, and
 //! when the service ends, reports exactly how through a pipe and exits,

@@ -197,6 +197,18 @@ fn notify_fd_is_3_in_the_child_and_workdir_is_applied() {
     assert_eq!(wait(pid), 0);
 }
 
+/// Spawns `d` with its output piped and an exit report pipe, as PID 1
+/// does a unit in a PID namespace: (pid, output, report).
+fn spawn_reported(d: &UnitDef, cg: BorrowedFd<'_>) -> (u32, OwnedFd, OwnedFd) {
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let (rep_rd, rep_wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let req = Request {
+        exit_report: Some(rep_wr.as_fd()),
+        ..request(d, cg, Stdio::Pipe(wr.as_fd()))
+    };
+    (spawn(&req).unwrap(), rd, rep_rd)
+}
+
 #[test]
 fn default_namespaces_give_a_reaper_a_fresh_proc_and_the_unit_hostname() {
     let cg = own_cgroup();
@@ -208,15 +220,7 @@ fn default_namespaces_give_a_reaper_a_fresh_proc_and_the_unit_hostname() {
     d.namespaces = Namespaces::DEFAULT;
     d.name.clear();
     d.name.push_str("nsunit").unwrap();
-    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
-    let (rep_rd, rep_wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
-    let req = Request {
-        exit_report: Some(rep_wr.as_fd()),
-        ..request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))
-    };
-    let pid = spawn(&req).unwrap();
-    drop(wr);
-    drop(rep_wr);
+    let (pid, rd, rep_rd) = spawn_reported(&d, cg.as_fd());
     // The service is pid 2 (the reaper is 1), sees its own hostname,
     // and /proc lists only the namespace's processes: the reaper, sh,
     // and the few commands of the substitutions (never the host's).
@@ -240,6 +244,38 @@ fn default_namespaces_give_a_reaper_a_fresh_proc_and_the_unit_hostname() {
             .trim(),
         "nsunit"
     );
+}
+
+/// A namespace's reaper holds its service's output pipe until it exits:
+/// the service's death shows as the report first, the pipe's end of file
+/// only once the reaper has gone (after PID 1 closed the report's end).
+#[test]
+fn the_reaper_holds_the_output_pipe_past_its_report() {
+    let cg = own_cgroup();
+    let mut d = unit(&["/bin/sh", "-c", "echo bye"]);
+    d.namespaces = Namespaces(Namespaces::PID | Namespaces::MOUNT);
+    let (pid, rd, rep_rd) = spawn_reported(&d, cg.as_fd());
+    let mut b = [0u8; crate::spawn::reaper::REPORT_LEN];
+    let n = rustix::io::read(&rep_rd, &mut b).unwrap();
+    assert_eq!(
+        crate::spawn::reaper::decode(&b[..n]),
+        Some(crate::vocab::Exit::Code(0))
+    );
+    // Reported, waiting for the report's end to close: the output is
+    // readable, not at its end.
+    let mut fds = [rustix::event::PollFd::new(
+        &rd,
+        rustix::event::PollFlags::IN,
+    )];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    rustix::event::poll(&mut fds, Some(&zero)).unwrap();
+    assert_eq!(fds[0].revents(), rustix::event::PollFlags::IN);
+    drop(rep_rd);
+    assert_eq!(read_all(rd), "bye\n");
+    assert_eq!(wait(pid), 0);
 }
 
 #[test]

@@ -104,3 +104,33 @@ fn sigkilled_isolated_unit_restarts_on_its_reapers_report() {
     let st = vm.wait_states(&[("victimns", &["stopped"])], CMD);
     assert_eq!(st["victimns"].pid, None);
 }
+
+/// lastwords: isolated, restart_delay = 0ms; each run ends with 20 KB of
+/// output and a last line. Its reaper holds the output pipe, so the pipe
+/// has no end of file when PID 1 restarts the unit on the report: what
+/// the run wrote last still reaches the ring (by the loop's reads, or the
+/// drain when the new run's pipe takes its place), and the log shows the
+/// dying line right before the next run's first. (Which of the two reads
+/// it depends on the scheduling; the drain has its host test,
+/// `pid1::tests::the_output_pipe_is_read_into_the_ring_to_its_last_line`.)
+#[test]
+fn a_restarted_isolated_units_last_words_are_in_its_log() {
+    let mut vm = boot("lastwords");
+    let st = vm.wait_states(&[("lastwords", &["running"])], Duration::from_secs(30));
+    let restarts = st["lastwords"].restarts;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = vm.wait_states(&[("lastwords", &["running"])], Duration::from_secs(10));
+        if st["lastwords"].restarts > restarts {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lastwords never restarted");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (out, rc) = vm.sh_rc("initctl log lastwords | tail -n 3", CMD);
+    assert_eq!(rc, 0, "{out}");
+    assert!(
+        out.contains("lastwords: dying\nlastwords: start\n"),
+        "the last run's last line is not in the log before the new run's:\n{out}"
+    );
+}
