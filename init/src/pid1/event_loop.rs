@@ -52,9 +52,11 @@ pub(super) fn reap_forever() -> ! {
 }
 
 /// Make `fd` non-blocking and add it to the loop under `token`; the fd is
-/// kept only if that worked (an fd nobody waits on is useless).
+/// kept only if both worked (an fd nobody waits on is useless, and one
+/// that blocks could hang PID 1: the output drain reads without waiting
+/// for readiness, with a reaper still holding the writer).
 pub(super) fn watch(ep: &OwnedFd, fd: OwnedFd, token: u64) -> Option<OwnedFd> {
-    let _ = rustix::io::ioctl_fionbio(&fd, true);
+    rustix::io::ioctl_fionbio(&fd, true).ok()?;
     epoll::add(
         ep,
         &fd,

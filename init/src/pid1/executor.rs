@@ -93,7 +93,8 @@ impl Pid1 {
             // CPU the child runs to its exec first.
             Ok((p, ends)) => {
                 if in_place {
-                    handshake::wait_in_place(&p, self.restart_grace(u));
+                    let grace = self.epoll.as_ref().filter(|_| self.restart_grace(u));
+                    handshake::wait_in_place(&p, grace.map(AsFd::as_fd));
                 }
                 self.watch_ends(u, ends);
                 self.await_exec(u, p);
@@ -238,8 +239,6 @@ impl Pid1 {
         }
     }
 
-    /// Everything a unit's process needs, then `spawn::start`; the
-    /// handshake is awaited in the loop (`handshake`).
     /// A restart after a death (a failure streak is on) on one CPU: the
     /// new process runs before PID 1's and its reaper's work on it
     /// (`handshake::wait_in_place`, `spawn::Request::grace`).
@@ -247,6 +246,8 @@ impl Pid1 {
         self.one_cpu && self.sup.slot(u).is_some_and(|s| s.rt.streak > 0)
     }
 
+    /// Everything a unit's process needs, then `spawn::start`; the
+    /// handshake is awaited in the loop (`handshake`).
     fn spawn(&mut self, u: u16) -> Result<(spawn::Pending, Ends), Why> {
         let decided_ns = self.stamp.then(now_ns);
         let grace = self.restart_grace(u);

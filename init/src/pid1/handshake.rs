@@ -19,7 +19,7 @@ use crate::unit::{Ready, START_TIMEOUT_DEFAULT};
 use crate::vocab::Millis;
 use rustix::event::epoll;
 use rustix::event::{PollFd, PollFlags, Timespec};
-use rustix::fd::OwnedFd;
+use rustix::fd::{BorrowedFd, OwnedFd};
 
 /// Longest wait in place for a child's exec (`await_exec`): 50 ms.
 const EXEC_WAIT: Timespec = Timespec {
@@ -314,28 +314,29 @@ impl Pid1 {
 /// restart measured several times slower in the `fair` boot test. Only a
 /// slower child is left to the loop.
 ///
-/// `grace` (a restart, one CPU): once the child has exec'd, PID 1 sleeps
-/// RESTART_GRACE more before its own work on the exec. Woken by the EOF,
-/// it would not preempt the new process (`SCHED_BATCH`), but having slept
-/// it is the first the scheduler picks at the next tick or preemption,
-/// and on a slow CPU (TCG's, a Pi Zero's) an exec takes longer than a
-/// time slice: its bookkeeping (the unit's new state, epoll, the timer,
-/// the slot) then ran before the new process's first instruction, 1.5-2
-/// ms of a 25 ms restart in a trace (`bench/trace-restarts -a`). That
-/// work waits for nothing; the new process does. Returns whether it
-/// slept the grace: only after an exec (EOF and no report), not after a
-/// failure nor a timeout.
-pub(super) fn wait_in_place(p: &Pending, grace: bool) -> bool {
+/// `grace` (a restart, one CPU: the loop's epoll fd): once the child has
+/// exec'd, PID 1 waits up to RESTART_GRACE more before its own work on
+/// the exec, unless the loop has something for it first (another unit's
+/// exit, a timer, an `initctl` client: the epoll fd turns readable).
+/// Woken by the EOF, it would not preempt the new process
+/// (`SCHED_BATCH`), but having slept it is the first the scheduler picks
+/// at the next tick or preemption, and on a slow CPU (TCG's, a Pi Zero's)
+/// an exec takes longer than a time slice: its bookkeeping (the unit's
+/// new state, epoll, the timer, the slot) then ran before the new
+/// process's first instruction, 1.5-2 ms of a 25 ms restart in a trace
+/// (`bench/trace-restarts -a`). That work waits for nothing; the new
+/// process does. Returns whether it waited the grace: only after an exec
+/// (EOF and no report), not after a failure nor a timeout.
+pub(super) fn wait_in_place(p: &Pending, grace: Option<BorrowedFd<'_>>) -> bool {
     let mut fds = [PollFd::new(&p.status, PollFlags::IN)];
     let polled = rustix::event::poll(&mut fds, Some(&EXEC_WAIT));
     // Every write end closed and nothing written: the exec happened.
     let execd = polled == Ok(1) && fds.iter().all(|f| f.revents() == PollFlags::HUP);
-    if !(grace && execd) {
+    let Some(ep) = grace.filter(|_| execd) else {
         return false;
-    }
-    // Every signal is blocked (they are read from the signalfd), so no
-    // EINTR cuts it short.
-    let _ = rustix::thread::nanosleep(&RESTART_GRACE);
+    };
+    let mut loop_fd = [PollFd::from_borrowed_fd(ep, PollFlags::IN)];
+    let _ = rustix::event::poll(&mut loop_fd, Some(&RESTART_GRACE));
     true
 }
 
@@ -349,6 +350,7 @@ mod tests {
     use crate::pid1::Edge;
     use crate::spawn::Pending;
     use crate::unit::UnitDef;
+    use rustix::fd::AsFd;
     use std::time::{Duration, Instant};
 
     fn pending() -> (Pending, rustix::fd::OwnedFd) {
@@ -357,30 +359,50 @@ mod tests {
     }
 
     /// After a restart's exec (the write end closed, nothing written) PID
-    /// 1 sleeps the grace; not when no grace is asked, not after a failed
-    /// start's report, not when the child has not exec'd within the wait.
+    /// 1 waits the grace, or less when the loop has something for it; not
+    /// when no grace is asked, not after a failed start's report, not when
+    /// the child has not exec'd within the wait.
     #[test]
     fn the_grace_follows_an_exec_only() {
+        let ep = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC).unwrap();
+        let grace = Some(ep.as_fd());
         let (p, w) = pending();
         drop(w);
         let t = Instant::now();
-        assert!(wait_in_place(&p, true));
+        assert!(wait_in_place(&p, grace));
         assert!(t.elapsed() >= Duration::from_millis(10));
 
         let (p, w) = pending();
         drop(w);
-        assert!(!wait_in_place(&p, false));
+        assert!(!wait_in_place(&p, None));
 
         let (p, w) = pending();
         rustix::io::write(&w, &[9, 2, 0, 0, 0]).unwrap();
         drop(w);
-        assert!(!wait_in_place(&p, true));
+        assert!(!wait_in_place(&p, grace));
 
         let (p, w) = pending();
         let t = Instant::now();
-        assert!(!wait_in_place(&p, true));
+        assert!(!wait_in_place(&p, grace));
         assert!(t.elapsed() >= Duration::from_millis(50));
         drop(w);
+
+        // Something for the loop: the grace ends at once (a 10 s grace
+        // would not pass the 5 s bound).
+        let (r, other) = rustix::pipe::pipe().unwrap();
+        rustix::event::epoll::add(
+            &ep,
+            &r,
+            rustix::event::epoll::EventData::new_u64(1),
+            rustix::event::epoll::EventFlags::IN,
+        )
+        .unwrap();
+        rustix::io::write(&other, b"x").unwrap();
+        let (p, w) = pending();
+        drop(w);
+        let t = Instant::now();
+        assert!(wait_in_place(&p, grace));
+        assert!(t.elapsed() < Duration::from_millis(10));
     }
 
     /// A reload's recount sees the handshakes the edges hold, whatever

@@ -12,8 +12,9 @@
 //! The reaper kills and reaps every other process of its namespace before
 //! it reports (`spawn::reaper`), as the kernel would at its exit: when the
 //! report comes, nothing of the run is left but the reaper itself, which
-//! holds nothing of the service's (no socket, no file but the report
-//! pipe). PID 1 holds that pipe open until its timer turn after the new
+//! holds nothing of the service's but the report pipe and, as its stdout,
+//! the output pipe (never written: so its end of file comes after the
+//! report, `spawn::reaper_child`). PID 1 holds that pipe open until its timer turn after the new
 //! run has exec'd (the restart's console line waits for the same turn,
 //! 20 ms), and the reaper exits only when it is closed (at most a second
 //! later): its teardown, and the kernel workers' after it, come after the

@@ -16,7 +16,8 @@ const SIGCHLD: i32 = nix::sys::signal::Signal::SIGCHLD as i32;
 /// Reads of one unit's output or notify fd per wake-up (16 KiB of output).
 const READ_BUDGET: usize = 16;
 /// Reads of a run's output pipe when the next run takes its place: a
-/// default pipe's whole capacity (64 KiB).
+/// default pipe's whole capacity (64 KiB; what a service that enlarged
+/// its pipe with F_SETPIPE_SZ left beyond that is dropped, as before).
 pub(super) const DRAIN_READS: usize = 64;
 
 impl Pid1 {

@@ -214,8 +214,8 @@ pub struct Request<'a> {
 }
 
 /// How long a namespace's reaper leaves the CPU to its just exec'd
-/// service on a restart (`Request::grace`; PID 1 does the same,
-/// `pid1::handshake`).
+/// service on a restart (`Request::grace`, `reaper::run`; PID 1 does the
+/// same, `pid1::handshake`).
 const RESTART_GRACE: rustix::thread::Timespec = rustix::thread::Timespec {
     tv_sec: 0,
     tv_nsec: 10_000_000,
@@ -513,25 +513,11 @@ fn reaper_child(
         // Only the service's copy may hold the status pipe open (PID 1
         // sees EOF when the service execs): `run` closes the reaper's.
         Ok(svc) => {
-            // Woken when the exec replaced the service's memory, before
-            // that exec is over, the reaper is the task the scheduler
-            // picks next after any preemption (it slept; the service ran):
-            // on a restart its work (closing fds, its nice, its own exec)
-            // waits instead, as PID 1's does. Signals stay pending.
-            if req.grace {
-                let _ = rustix::thread::nanosleep(&RESTART_GRACE);
-            }
-            // The service's output pipe, held as the reaper's stdout
-            // (which it never writes) until it exits: when the service
-            // dies, PID 1 is not woken by the pipe's end of file ahead of
-            // the report, which the reaper, picked after it, would then
-            // write later (1.5 ms of an isolated restart on one CPU).
-            // PID 1 reads what is left in it when the next run starts
-            // (`pid1::executor::watch_ends`).
             if let Some(out) = req.stdio.fd() {
-                let _ = crate::sys::fd::move_for_exec(out, 1);
+                crate::spawn::reaper::hold_output(out, &[Some(status_wr), req.exit_report]);
             }
-            crate::spawn::reaper::run(svc, req.exit_report, on)
+            let grace = req.grace.then_some(&RESTART_GRACE);
+            crate::spawn::reaper::run(svc, req.exit_report, on, grace)
         }
     }
 }

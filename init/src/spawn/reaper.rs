@@ -11,9 +11,10 @@
 //! read-only mounts or user namespace the unit has; should the exec fail,
 //! the fork simply goes on as the reaper.
 //!
-//! Its stdout is the service's output pipe, which it never writes: held
-//! until it exits, so that PID 1 sees the pipe's end of file after the
-//! report, not before it (`spawn::reaper_child`).
+//! When the unit's output goes to a pipe, the reaper's stdout is that
+//! pipe, which it never writes: held until it exits, so that PID 1 sees
+//! the pipe's end of file after the report, not before it
+//! (`spawn::reaper_child`).
 //!
 //! It reaps every zombie of the namespace, forwards the signals PID 1
 //! sends (the stop signal among them) to the service's process group, and
@@ -128,6 +129,27 @@ pub(super) fn close_before_service(
     crate::sys::fd::close_all_but(&all);
 }
 
+/// Make fd 1 a copy of the service's output pipe `out`, held (never
+/// written) until the reaper exits: when the service dies, PID 1 is not
+/// woken by the pipe's end of file ahead of the report, which the
+/// reaper, picked after it, would then write later (1.5 ms of an isolated
+/// restart on one CPU). PID 1 reads what is left in the pipe when the
+/// next run starts (`pid1::executor::watch_ends`). Not when fd 1 is one
+/// the reaper keeps (`keep`, PID 1's executable): only if boot could not
+/// open fds 0-2.
+pub(super) fn hold_output(out: BorrowedFd<'_>, keep: &[Option<BorrowedFd<'_>>]) {
+    use rustix::fd::AsRawFd;
+    let taken = keep
+        .iter()
+        .copied()
+        .chain([EXE.get().fd()])
+        .flatten()
+        .any(|fd| fd.as_raw_fd() == 1);
+    if !taken {
+        let _ = crate::sys::fd::move_for_exec(out, 1);
+    }
+}
+
 /// Supervise `service` until it ends; never returns.
 ///
 /// Forked from PID 1, it holds a copy of every fd PID 1 had (the control
@@ -139,13 +161,25 @@ pub(super) fn close_before_service(
 /// never returns or drops what it inherited. `on`: the slot it runs on
 /// (`sys::slot`), in PID 1's memory: serving there, it reads none of
 /// PID 1's data, and says so.
+///
+/// `grace` (a restart on one CPU, `spawn::Request::grace`): once its fds
+/// are closed (the status pipe among them, so PID 1 sees the exec now),
+/// it sleeps this long before its own exec. Woken when the exec replaced
+/// the service's memory, before that exec is over, the reaper is the
+/// task the scheduler picks next after any preemption (it slept; the
+/// service ran): its nice and its exec wait instead, as PID 1's work does.
+/// Signals stay pending meanwhile.
 pub fn run(
     service: u32,
     report: Option<BorrowedFd<'_>>,
     on: Option<crate::sys::slot::InSlot>,
+    grace: Option<&rustix::thread::Timespec>,
 ) -> ! {
     if let (Some(r), Some(exe)) = (report, EXE.get().fd()) {
         crate::sys::fd::close_all_but(&[r, exe]);
+        if let Some(t) = grace {
+            let _ = rustix::thread::nanosleep(t);
+        }
         exec(service, r, exe);
     }
     if let Some(on) = on {

@@ -221,6 +221,15 @@ fn default_namespaces_give_a_reaper_a_fresh_proc_and_the_unit_hostname() {
     d.name.clear();
     d.name.push_str("nsunit").unwrap();
     let (pid, rd, rep_rd) = spawn_reported(&d, cg.as_fd());
+    // The reaper reports the real cause, SIGTERM, and exits (128+15) once
+    // the report's end is closed; the output pipe it held ends then.
+    let mut b = [0u8; crate::spawn::reaper::REPORT_LEN];
+    let n = rustix::io::read(&rep_rd, &mut b).unwrap();
+    assert_eq!(
+        crate::spawn::reaper::decode(&b[..n]),
+        Some(crate::vocab::Exit::Signal(15))
+    );
+    drop(rep_rd);
     // The service is pid 2 (the reaper is 1), sees its own hostname,
     // and /proc lists only the namespace's processes: the reaper, sh,
     // and the few commands of the substitutions (never the host's).
@@ -229,14 +238,7 @@ fn default_namespaces_give_a_reaper_a_fresh_proc_and_the_unit_hostname() {
     assert_eq!(&f[..2], ["2", "nsunit"], "{out}");
     let procs: u32 = f[2].parse().unwrap();
     assert!((2..=5).contains(&procs), "{out}");
-    // The reaper exits 128+15 and reports the real cause: SIGTERM.
     assert_eq!(wait(pid), 128 + 15);
-    let mut b = [0u8; crate::spawn::reaper::REPORT_LEN];
-    let n = rustix::io::read(&rep_rd, &mut b).unwrap();
-    assert_eq!(
-        crate::spawn::reaper::decode(&b[..n]),
-        Some(crate::vocab::Exit::Signal(15))
-    );
     // The host's hostname is untouched.
     assert_ne!(
         std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -80,25 +80,30 @@ mod tests {
     use super::*;
     use crate::sys::exec::CStrings;
 
-    /// The CPUs /proc/self/status lists as allowed ("0-1,3"), counted.
-    fn allowed_cpus() -> usize {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let list = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-            .unwrap()
-            .trim();
-        list.split(',')
-            .map(|r| match r.split_once('-') {
-                Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
-                None => 1,
+    /// The CPUs of a kernel list ("0-1,3").
+    fn cpus(list: &str) -> Vec<usize> {
+        list.trim()
+            .split(',')
+            .flat_map(|r| match r.split_once('-') {
+                Some((a, b)) => a.parse().unwrap()..=b.parse().unwrap(),
+                None => r.parse().unwrap()..=r.parse().unwrap(),
             })
-            .sum()
+            .collect()
     }
 
+    /// The mask's CPUs that are online (sched_getaffinity counts those).
     #[test]
     fn one_cpu_follows_the_affinity_mask() {
-        assert_eq!(one_cpu(), allowed_cpus() == 1);
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let allowed = cpus(
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .unwrap(),
+        );
+        let online = cpus(&std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap());
+        let n = allowed.iter().filter(|c| online.contains(c)).count();
+        assert_eq!(one_cpu(), n == 1);
     }
 
     /// The policy line of /proc/PID/sched as a child of `spawn` prints it.
