@@ -82,10 +82,11 @@ impl Pid1 {
         self.cancel_exec(u);
         self.clear_for_spawn(u);
         let had_cgroups = self.cg.is_some();
-        let mut spawned = self.spawn(u);
+        let grace = self.restart_grace(u);
+        let mut spawned = self.spawn(u, grace);
         if spawned.is_err() && had_cgroups && self.cg.is_none() {
             // The kernel refused CLONE_INTO_CGROUP: now without.
-            spawned = self.spawn(u);
+            spawned = self.spawn(u, grace);
         }
         match spawned {
             // Spawned (or SpawnFailed) comes with the handshake. The new
@@ -93,8 +94,8 @@ impl Pid1 {
             // CPU the child runs to its exec first.
             Ok((p, ends)) => {
                 if in_place {
-                    let grace = self.epoll.as_ref().filter(|_| self.restart_grace(u));
-                    handshake::wait_in_place(&p, grace.map(AsFd::as_fd));
+                    let ep = self.epoll.as_ref().filter(|_| grace);
+                    handshake::wait_in_place(&p, ep.map(AsFd::as_fd));
                 }
                 self.watch_ends(u, ends);
                 self.await_exec(u, p);
@@ -247,10 +248,10 @@ impl Pid1 {
     }
 
     /// Everything a unit's process needs, then `spawn::start`; the
-    /// handshake is awaited in the loop (`handshake`).
-    fn spawn(&mut self, u: u16) -> Result<(spawn::Pending, Ends), Why> {
+    /// handshake is awaited in the loop (`handshake`). `grace`: see
+    /// `restart_grace`.
+    fn spawn(&mut self, u: u16, grace: bool) -> Result<(spawn::Pending, Ends), Why> {
         let decided_ns = self.stamp.then(now_ns);
-        let grace = self.restart_grace(u);
         let Some(slot) = self.sup.slot(u) else {
             return Err(Why::new());
         };

@@ -27,13 +27,6 @@ const EXEC_WAIT: Timespec = Timespec {
     tv_nsec: 50_000_000,
 };
 
-/// After a restart's exec on one CPU, PID 1 stays asleep this much longer
-/// (`wait_in_place`).
-const RESTART_GRACE: Timespec = Timespec {
-    tv_sec: 0,
-    tv_nsec: 10_000_000,
-};
-
 /// How many edges may have a handshake in flight (`ExecWait`) and a
 /// drain's kill due (`stopping`): never fewer than do. With none, the
 /// loop's walks over every edge for them (each wake-up's timer, each
@@ -315,7 +308,7 @@ impl Pid1 {
 /// slower child is left to the loop.
 ///
 /// `grace` (a restart, one CPU: the loop's epoll fd): once the child has
-/// exec'd, PID 1 waits up to RESTART_GRACE more before its own work on
+/// exec'd, PID 1 waits up to `spawn::RESTART_GRACE` more before its own work on
 /// the exec, unless the loop has something for it first (another unit's
 /// exit, a timer, an `initctl` client: the epoll fd turns readable).
 /// Woken by the EOF, it would not preempt the new process
@@ -336,7 +329,7 @@ pub(super) fn wait_in_place(p: &Pending, grace: Option<BorrowedFd<'_>>) -> bool 
         return false;
     };
     let mut loop_fd = [PollFd::from_borrowed_fd(ep, PollFlags::IN)];
-    let _ = rustix::event::poll(&mut loop_fd, Some(&RESTART_GRACE));
+    let _ = rustix::event::poll(&mut loop_fd, Some(&crate::spawn::RESTART_GRACE));
     true
 }
 

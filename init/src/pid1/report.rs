@@ -14,9 +14,10 @@
 //! report comes, nothing of the run is left but the reaper itself, which
 //! holds nothing of the service's but the report pipe and, as its stdout,
 //! the output pipe (never written: so its end of file comes after the
-//! report, `spawn::reaper_child`). PID 1 holds that pipe open until its timer turn after the new
-//! run has exec'd (the restart's console line waits for the same turn,
-//! 20 ms), and the reaper exits only when it is closed (at most a second
+//! report, `spawn::reaper_child`). PID 1 holds the report pipe open until
+//! its timer turn after the new run has exec'd (the restart's console
+//! line waits for the same turn, 20 ms), and the reaper exits only when
+//! it is closed (at most a second
 //! later): its teardown, and the kernel workers' after it, come after the
 //! new service's first steps instead of among them on one CPU. So the new instance shares the cgroup with the exiting reaper:
 //! the exit's `KillCgroup` kills nothing (`stopping::kill_cgroup`; the

@@ -213,10 +213,10 @@ pub struct Request<'a> {
     pub grace: bool,
 }
 
-/// How long a namespace's reaper leaves the CPU to its just exec'd
-/// service on a restart (`Request::grace`, `reaper::run`; PID 1 does the
-/// same, `pid1::handshake`).
-const RESTART_GRACE: rustix::thread::Timespec = rustix::thread::Timespec {
+/// How long, on a restart on one CPU, a namespace's reaper
+/// (`Request::grace`, `reaper::run`) and PID 1 (`pid1::handshake`) leave
+/// the CPU to the service that just exec'd before their own work on it.
+pub(crate) const RESTART_GRACE: rustix::thread::Timespec = rustix::thread::Timespec {
     tv_sec: 0,
     tv_nsec: 10_000_000,
 };
@@ -516,8 +516,7 @@ fn reaper_child(
             if let Some(out) = req.stdio.fd() {
                 crate::spawn::reaper::hold_output(out, &[Some(status_wr), req.exit_report]);
             }
-            let grace = req.grace.then_some(&RESTART_GRACE);
-            crate::spawn::reaper::run(svc, req.exit_report, on, grace)
+            crate::spawn::reaper::run(svc, req.exit_report, on, req.grace)
         }
     }
 }

@@ -164,7 +164,7 @@ pub(super) fn hold_output(out: BorrowedFd<'_>, keep: &[Option<BorrowedFd<'_>>]) 
 ///
 /// `grace` (a restart on one CPU, `spawn::Request::grace`): once its fds
 /// are closed (the status pipe among them, so PID 1 sees the exec now),
-/// it sleeps this long before its own exec. Woken when the exec replaced
+/// it sleeps `RESTART_GRACE` before its own exec. Woken when the exec replaced
 /// the service's memory, before that exec is over, the reaper is the
 /// task the scheduler picks next after any preemption (it slept; the
 /// service ran): its nice and its exec wait instead, as PID 1's work does.
@@ -173,12 +173,12 @@ pub fn run(
     service: u32,
     report: Option<BorrowedFd<'_>>,
     on: Option<crate::sys::slot::InSlot>,
-    grace: Option<&rustix::thread::Timespec>,
+    grace: bool,
 ) -> ! {
     if let (Some(r), Some(exe)) = (report, EXE.get().fd()) {
         crate::sys::fd::close_all_but(&[r, exe]);
-        if let Some(t) = grace {
-            let _ = rustix::thread::nanosleep(t);
+        if grace {
+            let _ = rustix::thread::nanosleep(&super::RESTART_GRACE);
         }
         exec(service, r, exe);
     }

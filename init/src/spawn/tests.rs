@@ -209,6 +209,13 @@ fn spawn_reported(d: &UnitDef, cg: BorrowedFd<'_>) -> (u32, OwnedFd, OwnedFd) {
     (spawn(&req).unwrap(), rd, rep_rd)
 }
 
+/// The exit a reaper reported on `report` (waits for it).
+fn report_of(report: &OwnedFd) -> Option<crate::vocab::Exit> {
+    let mut b = [0u8; crate::spawn::reaper::REPORT_LEN];
+    let n = rustix::io::read(report, &mut b).unwrap();
+    crate::spawn::reaper::decode(&b[..n])
+}
+
 #[test]
 fn default_namespaces_give_a_reaper_a_fresh_proc_and_the_unit_hostname() {
     let cg = own_cgroup();
@@ -223,12 +230,7 @@ fn default_namespaces_give_a_reaper_a_fresh_proc_and_the_unit_hostname() {
     let (pid, rd, rep_rd) = spawn_reported(&d, cg.as_fd());
     // The reaper reports the real cause, SIGTERM, and exits (128+15) once
     // the report's end is closed; the output pipe it held ends then.
-    let mut b = [0u8; crate::spawn::reaper::REPORT_LEN];
-    let n = rustix::io::read(&rep_rd, &mut b).unwrap();
-    assert_eq!(
-        crate::spawn::reaper::decode(&b[..n]),
-        Some(crate::vocab::Exit::Signal(15))
-    );
+    assert_eq!(report_of(&rep_rd), Some(crate::vocab::Exit::Signal(15)));
     drop(rep_rd);
     // The service is pid 2 (the reaper is 1), sees its own hostname,
     // and /proc lists only the namespace's processes: the reaper, sh,
@@ -257,12 +259,7 @@ fn the_reaper_holds_the_output_pipe_past_its_report() {
     let mut d = unit(&["/bin/sh", "-c", "echo bye"]);
     d.namespaces = Namespaces(Namespaces::PID | Namespaces::MOUNT);
     let (pid, rd, rep_rd) = spawn_reported(&d, cg.as_fd());
-    let mut b = [0u8; crate::spawn::reaper::REPORT_LEN];
-    let n = rustix::io::read(&rep_rd, &mut b).unwrap();
-    assert_eq!(
-        crate::spawn::reaper::decode(&b[..n]),
-        Some(crate::vocab::Exit::Code(0))
-    );
+    assert_eq!(report_of(&rep_rd), Some(crate::vocab::Exit::Code(0)));
     // Reported, waiting for the report's end to close: the output is
     // readable, not at its end.
     let mut fds = [rustix::event::PollFd::new(
