@@ -166,7 +166,7 @@ impl Pid1 {
     }
 
     /// A unit into the table at boot, with its edge state beside it.
-    fn add_unit(&mut self, d: UnitDef) {
+    pub(super) fn add_unit(&mut self, d: UnitDef) {
         let edge = Edge::new(&d);
         if self.sup.add(d).is_ok() {
             self.edges.push(edge);

@@ -106,7 +106,7 @@ impl Pid1 {
 
     /// A new run's output and readiness fds into the epoll set, in place
     /// of the last run's.
-    fn watch_ends(&mut self, u: u16, ends: Ends) {
+    pub(super) fn watch_ends(&mut self, u: u16, ends: Ends) {
         // What the last run wrote and the loop has not read yet goes to
         // the ring first, all of it: the report that restarted the unit
         // may have come in the batch that read only a budget of it, and
@@ -243,7 +243,7 @@ impl Pid1 {
     /// A restart after a death (a failure streak is on) on one CPU: the
     /// new process runs before PID 1's and its reaper's work on it
     /// (`handshake::wait_in_place`, `spawn::Request::grace`).
-    fn restart_grace(&self, u: u16) -> bool {
+    pub(super) fn restart_grace(&self, u: u16) -> bool {
         self.one_cpu && self.sup.slot(u).is_some_and(|s| s.rt.streak > 0)
     }
 
@@ -465,9 +465,9 @@ impl Pid1 {
 
 /// A new run's output pipe (with PID 1's copy of its write end) and
 /// readiness fd, for `watch_ends`.
-struct Ends {
-    log: Option<(OwnedFd, OwnedFd)>,
-    notify: Option<OwnedFd>,
+pub(super) struct Ends {
+    pub(super) log: Option<(OwnedFd, OwnedFd)>,
+    pub(super) notify: Option<OwnedFd>,
 }
 
 /// An exit as the console and `initctl status` say it.

@@ -406,6 +406,43 @@ pub fn run() -> ! {
     }
 }
 
+impl Pid1 {
+    /// A PID 1 with no unit, no loop and no fds yet (`begin`; tests).
+    fn new(cg: Option<Cgroups>, started_at: Millis, stamp: bool) -> Pid1 {
+        Pid1 {
+            sup: Supervisor::new(),
+            edges: Vec::new(),
+            cg,
+            epoll: None,
+            sigfd: None,
+            timer: None,
+            control: None,
+            queue: VecDeque::new(),
+            rings_allocated: 0,
+            served_control: false,
+            actions: Actions::default(),
+            gate_actions: Actions::default(),
+            started_at,
+            all_up_reported: false,
+            all_up_from: 0,
+            units_dir: heapless::String::new(),
+            stamp,
+            shed: None,
+            watchdog: None,
+            watchdog_next: None,
+            removing: false,
+            reexecs: 0,
+            origin: crate::proto::Origin::Boot,
+            exe: exe_path(),
+            followers: Vec::new(),
+            shutdown_deadline: None,
+            finish_pending: None,
+            waits: handshake::Waits::default(),
+            one_cpu: crate::sys::sched::one_cpu(),
+        }
+    }
+}
+
 /// Every step before the loop: the table, the fds, the first starts.
 fn begin() -> Box<Pid1> {
     let started_at = now();
@@ -413,37 +450,7 @@ fn begin() -> Box<Pid1> {
     let (opts, mask, cg) = boot::early();
     crate::spawn::reaper::open_exe();
     // Step 6: units.
-    let mut p = Box::new(Pid1 {
-        sup: Supervisor::new(),
-        edges: Vec::new(),
-        cg,
-        epoll: None,
-        sigfd: None,
-        timer: None,
-        control: None,
-        queue: VecDeque::new(),
-        rings_allocated: 0,
-        served_control: false,
-        actions: Actions::default(),
-        gate_actions: Actions::default(),
-        started_at,
-        all_up_reported: false,
-        all_up_from: 0,
-        units_dir: heapless::String::new(),
-        stamp: opts.stamp,
-        shed: None,
-        watchdog: None,
-        watchdog_next: None,
-        removing: false,
-        reexecs: 0,
-        origin: crate::proto::Origin::Boot,
-        exe: exe_path(),
-        followers: Vec::new(),
-        shutdown_deadline: None,
-        finish_pending: None,
-        waits: handshake::Waits::default(),
-        one_cpu: crate::sys::sched::one_cpu(),
-    });
+    let mut p = Box::new(Pid1::new(cg, started_at, opts.stamp));
     let resumed = handover.is_some();
     match handover {
         Some(fd) => p.resume(fd, &opts),
@@ -521,6 +528,93 @@ mod tests {
         assert_eq!(tail(&e), "\nweb: dying\n");
         drop(wr);
         assert!(e.read_log(1).eof);
+    }
+
+    /// A PID 1 without a loop holding one service, `web`, stepped by hand.
+    fn with_web() -> Pid1 {
+        let mut p = Pid1::new(None, 0, false);
+        let mut d = UnitDef::with_defaults("web");
+        d.exec.push("/bin/true").unwrap();
+        p.add_unit(d);
+        p.sup.link().unwrap();
+        p
+    }
+
+    fn step(p: &mut Pid1, t: Millis, ev: Event) -> Vec<crate::supervisor::Action> {
+        let mut out = Actions::default();
+        out.fit(p.sup.len());
+        p.sup.step(t, ev, &mut out);
+        out.as_slice().to_vec()
+    }
+
+    /// The restart's grace is for a start after a death on one CPU: not
+    /// for the boot's start, not on more CPUs, not for `initctl restart`.
+    #[test]
+    fn the_restart_grace_is_for_a_restart_after_a_death_on_one_cpu() {
+        use crate::supervisor::Action;
+        let mut p = with_web();
+        p.one_cpu = true;
+        assert_eq!(step(&mut p, 0, Event::Boot), [Action::Spawn(0)]);
+        assert!(!p.restart_grace(0), "the boot's start");
+        step(&mut p, 1, Event::Spawned { unit: 0, pid: 100 });
+        step(
+            &mut p,
+            2,
+            Event::Exited {
+                pid: 100,
+                exit: crate::vocab::Exit::Signal(9),
+            },
+        );
+        // The restart comes at the delay's deadline.
+        let t = p.sup.next_deadline().unwrap();
+        assert!(step(&mut p, t, Event::Tick).contains(&Action::Spawn(0)));
+        assert!(p.restart_grace(0));
+        p.one_cpu = false;
+        assert!(!p.restart_grace(0), "more than one CPU");
+        p.one_cpu = true;
+        // `initctl restart`: a start by hand, not after a death.
+        step(&mut p, t + 1, Event::Spawned { unit: 0, pid: 101 });
+        step(&mut p, t + 2, Event::Restart { unit: 0 });
+        let out = step(
+            &mut p,
+            t + 3,
+            Event::Exited {
+                pid: 101,
+                exit: crate::vocab::Exit::Signal(15),
+            },
+        );
+        assert!(out.contains(&Action::Spawn(0)), "{out:?}");
+        assert!(!p.restart_grace(0));
+    }
+
+    /// When a new run takes a unit's place, what the last run wrote and
+    /// the loop has not read yet goes into the ring first, though a writer
+    /// (the namespace's reaper) still holds the pipe; then the new pipe is
+    /// the one watched.
+    #[test]
+    fn a_new_run_takes_the_last_runs_words_into_the_ring_first() {
+        use rustix::fd::AsRawFd;
+        let mut p = with_web();
+        p.epoll =
+            Some(rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC).unwrap());
+        let (old_rd, old_wr) = rustix::pipe::pipe().unwrap();
+        p.edges[0].log_rd = event_loop::watch(p.epoll.as_ref().unwrap(), old_rd, 1);
+        rustix::io::write(&old_wr, b"web: last words\n").unwrap();
+        let (new_rd, new_wr) = rustix::pipe::pipe().unwrap();
+        let new_no = new_rd.as_raw_fd();
+        let ends = executor::Ends {
+            log: Some((new_rd, new_wr)),
+            notify: None,
+        };
+        p.watch_ends(0, ends);
+        let mut b = [0u8; 16];
+        let n = p.edges[0].log.contents().copy_tail(&mut b);
+        assert_eq!(&b[..n], b"web: last words\n");
+        assert_eq!(
+            p.edges[0].log_rd.as_ref().map(|f| f.as_raw_fd()),
+            Some(new_no)
+        );
+        drop(old_wr);
     }
 
     /// memory.events' oom_kill over the baseline is counted once, at
