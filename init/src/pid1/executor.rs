@@ -67,6 +67,7 @@ impl Pid1 {
             }
             for a in out.iter().filter(|_| spawns > 0) {
                 if let Action::Announce(u, note) = *a {
+                    let note = self.settled(u, note);
                     self.announce(u, note);
                 }
             }
@@ -81,6 +82,12 @@ impl Pid1 {
         // here: the new child goes into the same cgroup.
         self.cancel_exec(u);
         self.clear_for_spawn(u);
+        // Limits changed since the last run: its kill is told apart before
+        // the cgroup's files are written again.
+        let afresh = self.sup.slot(u).zip(self.edges.get(usize::from(u)));
+        if afresh.is_some_and(|(s, e)| e.cgroup != Some(s.limits_gen)) {
+            self.settle_oom(u);
+        }
         let had_cgroups = self.cg.is_some();
         let grace = self.restart_grace(u);
         let mut spawned = self.spawn(u, grace);
@@ -139,6 +146,7 @@ impl Pid1 {
             Action::KillCgroup(u) => self.kill_cgroup(u),
             Action::Announce(u, note) => {
                 self.on_note(u, note);
+                let note = self.settled(u, note);
                 self.announce(u, note);
             }
             Action::Verdict { unit, good } => self.on_verdict(unit, good),
@@ -162,6 +170,19 @@ impl Pid1 {
         }
         if !self.queue_event(Event::SpawnFailed { unit: u }) {
             log::error!("event queue full");
+        }
+    }
+
+    /// `note` once a SIGKILL of the run it ends is told apart from the
+    /// OOM killer's (`settle_oom`): after the step's spawns, before the
+    /// line is written.
+    fn settled(&mut self, u: u16, note: Note) -> Note {
+        match note {
+            Note::Died { restart_in, .. } if self.settle_oom(u) => Note::Died {
+                exit: Exit::OomKill,
+                restart_in,
+            },
+            n => n,
         }
     }
 
@@ -286,7 +307,7 @@ impl Pid1 {
         if let Some(cg) = cg.filter(|_| edge.cgroup != Some(slot.limits_gen)) {
             edge.pressure = None;
             // A run before (limits changed since): its kills not yet
-            // counted (classify_exit reads memory.events only after a
+            // counted (settle_oom reads memory.events only after a
             // SIGKILL), before a new cgroup starts from 0.
             if edge.cgroup.take().is_some() {
                 edge.count_oom_kills(cg.memory_events(name).map_or(0, |e| e.oom_kill));
@@ -294,7 +315,7 @@ impl Pid1 {
             match cg.prepare(name, &def.limits.get()) {
                 Ok(p) => {
                     // OOM kills are counted from here; later SIGKILL
-                    // exits move the baseline (classify_exit), so restarts
+                    // exits move the baseline (settle_oom), so restarts
                     // need not read memory.events, nor a start in a new
                     // cgroup.
                     edge.oom_kills_at_spawn = if p.fresh {

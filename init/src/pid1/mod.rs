@@ -57,6 +57,9 @@ struct Edge {
     /// exit by SIGKILL can be told apart as an OOM kill.
     oom_kills_at_spawn: u64,
     oom_kills: u32,
+    /// The last run ended by SIGKILL and memory.events has not told yet
+    /// whether it was the OOM killer (`sources::settle_oom`).
+    oom_unread: bool,
     /// With a PID namespace: read end of the reaper's exit report.
     exit_report: Option<OwnedFd>,
     /// Why the last start failed, for `initctl status NAME`: allocated at
@@ -120,6 +123,7 @@ impl Edge {
             notify: None,
             oom_kills_at_spawn: 0,
             oom_kills: 0,
+            oom_unread: false,
             exit_report: None,
             last_error: None,
             cgroup: None,
@@ -615,6 +619,57 @@ mod tests {
             Some(new_no)
         );
         drop(old_wr);
+    }
+
+    /// A SIGKILL exit is told apart from the OOM killer's after the step
+    /// it led to: `classify_exit` reads nothing, `settle_oom` then reads
+    /// memory.events once and makes an OOM kill the unit's last exit.
+    #[test]
+    fn a_sigkill_is_told_apart_from_an_oom_kill_after_the_step() {
+        use crate::vocab::Exit;
+        let root = crate::testutil::TempDir::new("pid1-oom");
+        let events = root.file(
+            "units/web/memory.events",
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
+        );
+        let mut p = with_web();
+        p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::Spawned { unit: 0, pid: 100 });
+        assert_eq!(p.classify_exit(0, Exit::Signal(9)), Exit::Signal(9));
+        assert!(p.edges[0].oom_unread);
+        assert_eq!(p.edges[0].oom_kills, 0, "nothing read yet");
+        step(
+            &mut p,
+            2,
+            Event::Exited {
+                pid: 100,
+                exit: Exit::Signal(9),
+            },
+        );
+        assert!(p.settle_oom(0));
+        assert_eq!(p.sup.slot(0).unwrap().rt.last_exit, Some(Exit::OomKill));
+        assert_eq!(p.edges[0].oom_kills, 1);
+        assert!(!p.settle_oom(0), "read once");
+        // The next SIGKILL with no new oom_kill is a plain SIGKILL.
+        let t = p.sup.next_deadline().unwrap();
+        step(&mut p, t, Event::Tick);
+        step(&mut p, t, Event::Spawned { unit: 0, pid: 101 });
+        p.classify_exit(0, Exit::Signal(9));
+        step(
+            &mut p,
+            t + 1,
+            Event::Exited {
+                pid: 101,
+                exit: Exit::Signal(9),
+            },
+        );
+        assert!(!p.settle_oom(0));
+        assert_eq!(p.sup.slot(0).unwrap().rt.last_exit, Some(Exit::Signal(9)));
+        // Another end reads nothing at all.
+        std::fs::remove_file(events).unwrap();
+        assert_eq!(p.classify_exit(0, Exit::Code(1)), Exit::Code(1));
+        assert!(!p.edges[0].oom_unread);
     }
 
     /// memory.events' oom_kill over the baseline is counted once, at

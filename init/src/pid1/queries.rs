@@ -331,7 +331,7 @@ fn detail(
             Some(Exit::Signal(s)) => LastExit::Signal(s),
             Some(Exit::OomKill) => LastExit::OomKill,
         },
-        // Kills since the last SIGKILL exit (classify_exit reads
+        // Kills since the last SIGKILL exit (settle_oom reads
         // memory.events only then): a killed child of a run that ended
         // otherwise, or of the running one.
         oom_kills: edge

@@ -104,6 +104,7 @@ impl Pid1 {
             }
         }
         self.feed(Event::Exited { pid, exit });
+        self.settle_oom(u);
         // The old reaper exits once its pipe is closed: at the loop's next
         // timer turn after the new run exec'd (`release_reports`), or now
         // if no run is on its way (a stop waits for it).

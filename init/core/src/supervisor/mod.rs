@@ -497,6 +497,17 @@ impl Supervisor {
         self.shutdown
     }
 
+    /// How unit `unit`'s last run ended, as the edge learnt after the
+    /// step (an OOM kill, told apart from another SIGKILL once a restart
+    /// had started): its last exit, if it has one.
+    pub fn amend_exit(&mut self, unit: u16, exit: Exit) {
+        if let Some(s) = self.units.get_mut(usize::from(unit)) {
+            if s.rt.last_exit.is_some() {
+                s.rt.last_exit = Some(exit);
+            }
+        }
+    }
+
     pub fn unit_of_pid(&self, pid: u32) -> Option<u16> {
         if pid == 0 {
             return None;

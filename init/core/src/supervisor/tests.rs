@@ -921,3 +921,19 @@ fn delay_is_its_millis() {
     }
     assert!(Delay::ms(u64::from(u32::MAX)) < Delay::ms(u64::from(u32::MAX) + 1));
 }
+
+/// The edge's later word on how a run ended (an OOM kill told apart after
+/// the restart's spawn) replaces the unit's last exit; a unit that never
+/// ended has none to replace.
+#[test]
+fn an_amended_exit_is_the_units_last_exit() {
+    let mut r = Rig::new(vec![def("web"), def("idle")]);
+    r.ev(Event::Boot);
+    r.exit("web", Exit::Signal(9));
+    let web = r.idx("web");
+    r.sup.amend_exit(web, Exit::OomKill);
+    assert_eq!(r.sup.slot(web).unwrap().rt.last_exit, Some(Exit::OomKill));
+    let idle = r.idx("idle");
+    r.sup.amend_exit(idle, Exit::OomKill);
+    assert_eq!(r.sup.slot(idle).unwrap().rt.last_exit, None);
+}
