@@ -101,6 +101,9 @@ impl Pid1 {
             // CPU the child runs to its exec first.
             Ok((p, ends)) => {
                 if in_place {
+                    if grace {
+                        self.unwatch_log(u);
+                    }
                     let ep = self.epoll.as_ref().filter(|_| grace);
                     handshake::wait_in_place(&p, ep.map(AsFd::as_fd));
                 }
@@ -108,6 +111,20 @@ impl Pid1 {
                 self.await_exec(u, p);
             }
             Err(why) => self.spawn_failed(u, why),
+        }
+    }
+
+    /// The last run's output pipe out of the epoll set, still held:
+    /// at its end of file (a bare unit's, served after the restart:
+    /// `event_loop::in_turn`), it would end the restart's grace at once.
+    /// `watch_ends` reads it to its end after the grace.
+    pub(super) fn unwatch_log(&self, u: u16) {
+        let log = self
+            .edges
+            .get(usize::from(u))
+            .and_then(|e| e.log_rd.as_ref());
+        if let (Some(ep), Some(fd)) = (self.epoll.as_ref(), log) {
+            let _ = epoll::delete(ep, fd);
         }
     }
 

@@ -621,6 +621,36 @@ mod tests {
         drop(old_wr);
     }
 
+    /// A restart's grace is not cut short by the last run's output pipe
+    /// at its end of file: out of the epoll set, still held for the drain.
+    #[test]
+    fn the_last_runs_pipe_leaves_the_loop_before_the_grace() {
+        let mut p = with_web();
+        let ep = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC).unwrap();
+        let (rd, wr) = rustix::pipe::pipe().unwrap();
+        p.edges[0].log_rd = event_loop::watch(&ep, rd, 1);
+        p.epoll = Some(ep);
+        drop(wr);
+        let ready = |p: &Pid1| {
+            let mut fds = [rustix::event::PollFd::new(
+                p.epoll.as_ref().unwrap(),
+                rustix::event::PollFlags::IN,
+            )];
+            rustix::event::poll(
+                &mut fds,
+                Some(&rustix::event::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                }),
+            )
+            .unwrap()
+        };
+        assert_eq!(ready(&p), 1, "the end of file is ready");
+        p.unwatch_log(0);
+        assert_eq!(ready(&p), 0);
+        assert!(p.edges[0].log_rd.is_some());
+    }
+
     /// A SIGKILL exit is told apart from the OOM killer's after the step
     /// it led to: `classify_exit` reads nothing, `settle_oom` then reads
     /// memory.events once and makes an OOM kill the unit's last exit.
