@@ -453,6 +453,7 @@ fn begin() -> Box<Pid1> {
     let handover = reexec::handover_fd();
     let (opts, mask, cg) = boot::early();
     crate::spawn::reaper::open_exe();
+    crate::spawn::open_null();
     // Step 6: units.
     let mut p = Box::new(Pid1::new(cg, started_at, opts.stamp));
     let resumed = handover.is_some();

@@ -30,7 +30,7 @@ use crate::vocab::{ENV_BYTES, ENV_MAX};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 use stdio::setup_stdio;
-pub use stdio::Stdio;
+pub use stdio::{open_null, Stdio};
 
 /// Environment entries besides the unit's own: PATH, HOME, TERM,
 /// NOTIFY_*, WATCHDOG_USEC, WATCHDOG_PID, WREN_SPAWN_NS.

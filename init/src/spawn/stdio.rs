@@ -2,7 +2,7 @@
 //! come from (`Stdio`), set up between clone3 and execve.
 
 use super::Step;
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fd::{AsFd, BorrowedFd};
 use rustix::io::Errno;
 
 /// Where the unit's stdout/stderr go (stdin is /dev/null unless console).
@@ -32,33 +32,63 @@ impl<'a> Stdio<'a> {
     }
 }
 
+/// /dev/null, opened once by PID 1 (`open_null`): what a child's stdin
+/// (and its stdout without a pipe) is duplicated from, instead of an open
+/// of the path by every child (0.4 ms of a restart under TCG).
+static NULL: crate::sys::fd::FdSlot = crate::sys::fd::FdSlot::new();
+
+/// Open /dev/null for the children (at boot, once /dev is there); without
+/// it each child opens the path itself.
+pub fn open_null() {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC;
+    match rustix::fs::open("/dev/null", flags, Mode::empty()) {
+        Ok(fd) => {
+            NULL.fill(fd);
+        }
+        Err(e) => log::warn!("/dev/null: {e}; each unit's start opens it"),
+    }
+}
+
+/// PID 1's /dev/null (`open_null`), which a namespace's reaper keeps for
+/// its service.
+pub(super) fn null() -> Option<BorrowedFd<'static>> {
+    NULL.get().fd()
+}
+
 /// Fds 0, 1 and 2 of the child as `stdio` says.
 pub(super) fn setup_stdio(stdio: &Stdio<'_>) -> Result<(), (Step, Errno)> {
     use rustix::fs::{Mode, OFlags};
     let open = |p: &str, step| {
         rustix::fs::open(p, OFlags::RDWR | OFlags::NOCTTY, Mode::empty()).map_err(|e| (step, e))
     };
-    let (input, output): (OwnedFd, Option<BorrowedFd<'_>>) = match stdio {
+    let own = match (null(), stdio) {
+        (None, Stdio::Console | Stdio::Pipe(_) | Stdio::Null) => {
+            Some(open("/dev/null", Step::Stdio)?)
+        }
+        _ => None,
+    };
+    let null = null()
+        .or(own.as_ref().map(AsFd::as_fd))
+        .ok_or((Step::Stdio, Errno::BADF));
+    match stdio {
         Stdio::ConsoleTty { out } => {
             let c = open("/dev/console", Step::Console)?;
             rustix::process::ioctl_tiocsctty(&c).map_err(|e| (Step::Console, e))?;
-            return dup_all(&c, *out);
+            dup_all(c.as_fd(), *out)
         }
         Stdio::Console => {
             let c = open("/dev/console", Step::Console)?;
-            let n = open("/dev/null", Step::Stdio)?;
-            dup_all(&n, Some(c.as_fd()))?;
-            return Ok(());
+            dup_all(null?, Some(c.as_fd()))
         }
-        Stdio::Pipe(w) => (open("/dev/null", Step::Stdio)?, Some(*w)),
-        Stdio::Null => (open("/dev/null", Step::Stdio)?, None),
-    };
-    dup_all(&input, output)
+        Stdio::Pipe(w) => dup_all(null?, Some(*w)),
+        Stdio::Null => dup_all(null?, None),
+    }
 }
 
 /// stdin from `input`, stdout and stderr from `output` (or `input`).
-fn dup_all(input: &OwnedFd, output: Option<BorrowedFd<'_>>) -> Result<(), (Step, Errno)> {
-    let out = output.unwrap_or(input.as_fd());
+fn dup_all(input: BorrowedFd<'_>, output: Option<BorrowedFd<'_>>) -> Result<(), (Step, Errno)> {
+    let out = output.unwrap_or(input);
     rustix::stdio::dup2_stdin(input).map_err(|e| (Step::Stdio, e))?;
     rustix::stdio::dup2_stdout(out).map_err(|e| (Step::Stdio, e))?;
     rustix::stdio::dup2_stderr(out).map_err(|e| (Step::Stdio, e))?;

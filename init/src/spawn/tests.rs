@@ -277,6 +277,52 @@ fn the_reaper_holds_the_output_pipe_past_its_report() {
     assert_eq!(wait(pid), 0);
 }
 
+/// What the service left in its namespace is killed and reaped before
+/// the report: by then the reaper has no child left.
+#[test]
+fn the_reaper_empties_its_namespace_before_it_reports() {
+    let cg = own_cgroup();
+    let mut d = unit(&["/bin/sh", "-c", "sleep 100 & exit 3"]);
+    d.namespaces = Namespaces(Namespaces::PID | Namespaces::MOUNT);
+    let (pid, _rd, rep_rd) = spawn_reported(&d, cg.as_fd());
+    assert_eq!(report_of(&rep_rd), Some(crate::vocab::Exit::Code(3)));
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    assert_eq!(
+        children.trim(),
+        "",
+        "left in the namespace after the report"
+    );
+    drop(rep_rd);
+    assert_eq!(wait(pid), 3);
+}
+
+/// A child's stdin is PID 1's /dev/null (`open_null`), shared, not one it
+/// opens: the flag set on PID 1's description shows in the child's, with
+/// and without a namespace's reaper between them.
+#[test]
+fn a_childs_stdin_is_pid1s_dev_null() {
+    use rustix::fd::AsFd;
+    super::stdio::open_null();
+    let null = super::stdio::null().unwrap();
+    let flags = rustix::fs::fcntl_getfl(null).unwrap();
+    rustix::fs::fcntl_setfl(null, flags | rustix::fs::OFlags::APPEND).unwrap();
+    let cg = own_cgroup();
+    for ns in [
+        Namespaces::NONE,
+        Namespaces(Namespaces::PID | Namespaces::MOUNT),
+    ] {
+        let mut d = unit(&["/bin/sh", "-c", "grep flags /proc/self/fdinfo/0"]);
+        d.namespaces = ns;
+        let (pid, rd, rep_rd) = spawn_reported(&d, cg.as_fd());
+        drop(rep_rd);
+        let out = read_all(rd);
+        let octal = out.trim().strip_prefix("flags:").unwrap().trim();
+        let f = u32::from_str_radix(octal, 8).unwrap();
+        assert_ne!(f & 0o2000, 0, "O_APPEND not on the child's stdin: {out}");
+        assert_eq!(wait(pid), 0);
+    }
+}
+
 #[test]
 fn a_namespace_setup_failure_is_reported_by_step() {
     let cg = own_cgroup();
