@@ -57,9 +57,6 @@ struct Edge {
     /// exit by SIGKILL can be told apart as an OOM kill.
     oom_kills_at_spawn: u64,
     oom_kills: u32,
-    /// The last run ended by SIGKILL and memory.events has not told yet
-    /// whether it was the OOM killer (`sources::settle_oom`).
-    oom_unread: bool,
     /// With a PID namespace: read end of the reaper's exit report.
     exit_report: Option<OwnedFd>,
     /// Why the last start failed, for `initctl status NAME`: allocated at
@@ -123,7 +120,6 @@ impl Edge {
             notify: None,
             oom_kills_at_spawn: 0,
             oom_kills: 0,
-            oom_unread: false,
             exit_report: None,
             last_error: None,
             cgroup: None,
@@ -668,7 +664,7 @@ mod tests {
         step(&mut p, 0, Event::Boot);
         step(&mut p, 1, Event::Spawned { unit: 0, pid: 100 });
         assert_eq!(p.classify_exit(0, Exit::Signal(9)), Exit::Signal(9));
-        assert!(p.edges[0].oom_unread);
+        assert!(p.edges[0].drain.oom_unread);
         assert_eq!(p.edges[0].oom_kills, 0, "nothing read yet");
         step(
             &mut p,
@@ -700,7 +696,7 @@ mod tests {
         // Another end reads nothing at all.
         std::fs::remove_file(events).unwrap();
         assert_eq!(p.classify_exit(0, Exit::Code(1)), Exit::Code(1));
-        assert!(!p.edges[0].oom_unread);
+        assert!(!p.edges[0].drain.oom_unread);
     }
 
     /// memory.events' oom_kill over the baseline is counted once, at

@@ -103,7 +103,7 @@ impl Pid1 {
         // restart's new process started (`settle_oom`): not before that
         // clone3 (0.9 ms of a restart under TCG).
         if self.cg.is_some() && exit == Exit::Signal(signal::KILL) {
-            edge.oom_unread = true;
+            edge.drain.oom_unread = true;
         }
         exit
     }
@@ -119,7 +119,7 @@ impl Pid1 {
         let Some(edge) = self.edges.get_mut(usize::from(u)) else {
             return false;
         };
-        if !core::mem::take(&mut edge.oom_unread) {
+        if !core::mem::take(&mut edge.drain.oom_unread) {
             return false;
         }
         let (Some(cg), Some(slot)) = (self.cg.as_ref(), self.sup.slot(u)) else {

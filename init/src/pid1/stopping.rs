@@ -61,6 +61,10 @@ pub(super) struct Drain {
     /// Without cgroups (`report`): the report, read and kept for the
     /// reaper's reap, which alone says that the run is gone.
     pub(super) early: Option<crate::vocab::Exit>,
+    /// The run ended by SIGKILL and memory.events has not told yet
+    /// whether it was the OOM killer (`sources::settle_oom`). Here, not
+    /// in `Edge`, where one more bool took 8 bytes a unit of padding.
+    pub(super) oom_unread: bool,
 }
 
 impl Drain {
