@@ -107,8 +107,9 @@ fn ended(st: rustix::process::WaitStatus) -> Option<Exit> {
 
 /// Before the service's vfork: close every fd above 2 but those the
 /// service needs (`keep`, and PID 1's /dev/null for its stdin), the
-/// report pipe and PID 1's executable, which `run` then keeps. The caller, a copy of PID 1 with its own fd table,
-/// uses no other fd of PID 1's after this (`close_all_but`).
+/// report pipe and PID 1's executable, which `run` then keeps. The
+/// caller, a copy of PID 1 with its own fd table, uses no other fd of
+/// PID 1's after this (`close_all_but`).
 pub(super) fn close_before_service(
     keep: &[Option<BorrowedFd<'_>>],
     report: Option<BorrowedFd<'_>>,
@@ -135,8 +136,8 @@ pub(super) fn close_before_service(
 /// reaper, picked after it, would then write later (1.5 ms of an isolated
 /// restart on one CPU). PID 1 reads what is left in the pipe when the
 /// next run starts (`pid1::executor::watch_ends`). Not when fd 1 is one
-/// the reaper keeps (`keep`, PID 1's executable or /dev/null): only if boot could not
-/// open fds 0-2.
+/// the reaper keeps (`keep`, PID 1's executable or /dev/null): only if
+/// boot could not open fds 0-2.
 pub(super) fn hold_output(out: BorrowedFd<'_>, keep: &[Option<BorrowedFd<'_>>]) {
     use rustix::fd::AsRawFd;
     let taken = keep
