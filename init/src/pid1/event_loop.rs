@@ -78,7 +78,10 @@ pub(super) fn unit_of(tok: u64, base: u64) -> Option<u16> {
 /// served first, its read and epoll removal (0.5 ms under TCG) came
 /// before the restart's clone3; now the restart's `watch_ends` reads the
 /// pipe to its end after the new process started, and the stale token
-/// then finds the new pipe empty.
+/// then reads the new run's pipe. Other units' output of the same batch
+/// is unread during a restart's grace, which it ends at once (the epoll
+/// fd is ready): with chatty units the grace seldom applies, as with
+/// output arriving during it.
 fn in_turn(tokens: &[(u64, bool)]) -> impl Iterator<Item = &(u64, bool)> {
     let output = |t: u64| unit_of(t, TOKEN_LOG).is_some();
     let others = tokens.iter().filter(move |(t, _)| !output(*t));
@@ -404,8 +407,6 @@ mod tests {
         sup.step(1_000, Event::Spawned { unit, pid }, &mut out);
     }
 
-    /// The look goes on from where it stopped, and one that reaches the
-    /// end checks the units before it again.
     /// Output tokens go after the others (a death's SIGCHLD and reports
     /// before the end of its output pipe), each group in epoll's order.
     #[test]
@@ -432,6 +433,8 @@ mod tests {
         assert_eq!(in_turn(&batch).filter(|&&(_, e)| e).count(), 1);
     }
 
+    /// The look goes on from where it stopped, and one that reaches the
+    /// end checks the units before it again.
     #[test]
     fn all_settled_resumes_and_rechecks_the_units_before() {
         let mut sup = Supervisor::new();

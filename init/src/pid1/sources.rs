@@ -111,10 +111,14 @@ impl Pid1 {
     /// Tell apart the OOM killer's SIGKILL of unit `u`'s last run
     /// (`classify_exit`), if that is still to do: read memory.events, and
     /// an oom_kill count over the baseline makes the unit's last exit
-    /// `OomKill`. True when it did. Called after the step the exit led to
-    /// has spawned (`executor::run_queue`), so a kill of the new run in
-    /// the meantime, within milliseconds of its start, counts as the last
-    /// run's: the count of kills stays right.
+    /// `OomKill`. True when it did. Called before the step's lines are
+    /// written (`executor::settled`: after its spawns, a restart's grace
+    /// included), after the step (`reap`, `on_report`: when it wrote no
+    /// line of a death) and before a cgroup's limits are written afresh
+    /// (`executor::start`). An OOM kill of the new run before the read
+    /// (a limit too low for its first milliseconds) is counted, but as
+    /// the last run's end, and the new run's own SIGKILL then reads as a
+    /// signal.
     pub(super) fn settle_oom(&mut self, u: u16) -> bool {
         let Some(edge) = self.edges.get_mut(usize::from(u)) else {
             return false;

@@ -40,13 +40,25 @@ static NULL: crate::sys::fd::FdSlot = crate::sys::fd::FdSlot::new();
 /// Open /dev/null for the children (at boot, once /dev is there); without
 /// it each child opens the path itself.
 pub fn open_null() {
-    use rustix::fs::{Mode, OFlags};
-    let flags = OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC;
-    match rustix::fs::open("/dev/null", flags, Mode::empty()) {
+    match open_above_2("/dev/null") {
         Ok(fd) => {
             NULL.fill(fd);
         }
         Err(e) => log::warn!("/dev/null: {e}; each unit's start opens it"),
+    }
+}
+
+/// `path` opened close-on-exec at a number above 2: at 0-2 (boot could
+/// not open them), a child's dup onto its own number would keep it
+/// close-on-exec (dup3 refuses it outright).
+fn open_above_2(path: &str) -> Result<rustix::fd::OwnedFd, Errno> {
+    use rustix::fd::AsRawFd;
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(path, flags, Mode::empty())?;
+    match fd.as_raw_fd() {
+        0..=2 => rustix::io::fcntl_dupfd_cloexec(&fd, 3),
+        _ => Ok(fd),
     }
 }
 
@@ -93,4 +105,25 @@ fn dup_all(input: BorrowedFd<'_>, output: Option<BorrowedFd<'_>>) -> Result<(), 
     rustix::stdio::dup2_stdout(out).map_err(|e| (Step::Stdio, e))?;
     rustix::stdio::dup2_stderr(out).map_err(|e| (Step::Stdio, e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// With fd 0 free, /dev/null still lands above 2 (in a copy of this
+    /// process, whose fd 0 is closed first).
+    #[test]
+    fn dev_null_is_opened_above_stdio() {
+        use rustix::fd::AsRawFd;
+        let pid = crate::sys::clone::clone_into(crate::unit::Namespaces(0), None, || {
+            let _ = nix::unistd::close(0);
+            let code = match super::open_above_2("/dev/null") {
+                Ok(fd) if fd.as_raw_fd() > 2 => 0,
+                Ok(_) => 1,
+                Err(_) => 2,
+            };
+            crate::sys::clone::exit(code)
+        })
+        .unwrap();
+        assert_eq!(crate::testutil::wait_exit(pid), Some(0));
+    }
 }
