@@ -446,7 +446,7 @@ impl Vm {
         }
         assert!(!cmd.contains('\n'), "one command line at a time");
         let m = self.next_marker();
-        let start = format!("@@S{m}@@\n");
+        let start = format!("@@S{m}@@");
         let end_pfx = format!("@@E{m}:");
         self.send(&format!(
             "echo \"@@S\"\"{m}@@\"; {cmd} ; echo \"@@E\"\"{m}:$?@@\"\n"
@@ -457,7 +457,7 @@ impl Vm {
             let b = &b[from.min(b.len())..];
             // Serial output has \r\n; compare on a \r-free view lazily.
             let s = strip_cr(b);
-            let si = find(&s, &sb)? + sb.len();
+            let si = output_start(&s, &sb)?;
             let ei = find(&s[si..], &eb)? + si;
             let rest = &s[ei + eb.len()..];
             find(rest, b"@@").map(|_| b.len())
@@ -469,7 +469,7 @@ impl Vm {
             );
         }
         let buf = strip_cr(&self.shared.serial.lock().unwrap().buf[from..]);
-        let si = find(&buf, &sb).unwrap() + sb.len();
+        let si = output_start(&buf, &sb).unwrap();
         let ei = find(&buf[si..], &eb).unwrap() + si;
         let rest = &buf[ei + eb.len()..];
         let close = find(rest, b"@@").unwrap();
@@ -762,6 +762,24 @@ pub fn parse_status(out: &str) -> Vec<UnitStatus> {
         .collect()
 }
 
+/// Where a command's output begins: after the line of its start marker.
+/// A console line the kernel printed between the marker and the shell's
+/// newline (it can: the tty writes "\r\n" apart) is skipped with it; the
+/// marker without its newline yet is no start.
+fn output_start(buf: &[u8], marker: &[u8]) -> Option<usize> {
+    let mut at = find(buf, marker)? + marker.len();
+    loop {
+        let rest = buf.get(at..)?;
+        if rest.first() == Some(&b'\n') {
+            return Some(at + 1);
+        }
+        if !is_console_noise(&String::from_utf8_lossy(rest)) {
+            return None;
+        }
+        at += find(rest, b"\n")? + 1;
+    }
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() {
         return Some(0);
@@ -858,6 +876,21 @@ pub fn secs(s: u64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The start marker's line may have a console line glued to it before
+    /// its newline: the output begins after both.
+    #[test]
+    fn output_starts_after_the_markers_line_and_any_glued_console_line() {
+        let plain = b"echo x\n@@S2@@\nout\n@@E2:0@@";
+        assert_eq!(output_start(plain, b"@@S2@@"), Some(14));
+        let glued = b"@@S2@@[    3.797932] wren: 6 of 6 units up\n\nout\n@@E2:0@@";
+        let at = output_start(glued, b"@@S2@@").unwrap();
+        assert_eq!(&glued[at..at + 4], b"out\n");
+        // Not there yet, or not a marker line: no start.
+        assert_eq!(output_start(b"@@S2@@", b"@@S2@@"), None);
+        assert_eq!(output_start(b"@@S2@@[    3.7", b"@@S2@@"), None);
+        assert_eq!(output_start(b"@@S2@@x\n", b"@@S2@@"), None);
+    }
 
     #[test]
     fn clean_removes_interleaved_console_lines() {
