@@ -105,6 +105,12 @@ fn ended(st: rustix::process::WaitStatus) -> Option<Exit> {
     }
 }
 
+/// PID 1's fds a reaper keeps whatever the unit: its executable (for the
+/// reaper's exec) and /dev/null (the service's stdin).
+fn always_kept() -> [Option<BorrowedFd<'static>>; 2] {
+    [EXE.get().fd(), super::stdio::null()]
+}
+
 /// Before the service's vfork: close every fd above 2 but those the
 /// service needs (`keep`, and PID 1's /dev/null for its stdin), the
 /// report pipe and PID 1's executable, which `run` then keeps. The
@@ -118,7 +124,8 @@ pub(super) fn close_before_service(
     for fd in keep
         .iter()
         .copied()
-        .chain([report, EXE.get().fd(), super::stdio::null()])
+        .chain([report])
+        .chain(always_kept())
         .flatten()
     {
         // More than fit is impossible (six at most); should it happen,
@@ -143,7 +150,7 @@ pub(super) fn hold_output(out: BorrowedFd<'_>, keep: &[Option<BorrowedFd<'_>>]) 
     let taken = keep
         .iter()
         .copied()
-        .chain([EXE.get().fd(), super::stdio::null()])
+        .chain(always_kept())
         .flatten()
         .any(|fd| fd.as_raw_fd() == 1);
     if !taken {
