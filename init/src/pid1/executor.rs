@@ -82,11 +82,19 @@ impl Pid1 {
         // here: the new child goes into the same cgroup.
         self.cancel_exec(u);
         self.clear_for_spawn(u);
-        // Limits changed since the last run: its kill is told apart before
-        // the cgroup's files are written again.
-        let afresh = self.sup.slot(u).zip(self.edges.get(usize::from(u)));
-        if afresh.is_some_and(|(s, e)| e.cgroup != Some(s.limits_gen)) {
-            self.settle_oom(u);
+        // A cgroup to prepare again (limits changed since the last run, or
+        // a failed start): the last run's kills are counted (and its
+        // SIGKILL told apart) before its files are written again, or a new
+        // cgroup starts from 0.
+        let slot = self.sup.slot(u).map(|s| s.limits_gen);
+        match (self.edges.get(usize::from(u)).map(|e| e.cgroup), slot) {
+            (Some(Some(g)), Some(gen)) if g != gen => {
+                self.count_oom(u);
+            }
+            (Some(None), _) => {
+                self.settle_oom(u);
+            }
+            _ => {}
         }
         let had_cgroups = self.cg.is_some();
         let grace = self.restart_grace(u);
@@ -187,19 +195,6 @@ impl Pid1 {
         }
         if !self.queue_event(Event::SpawnFailed { unit: u }) {
             log::error!("event queue full");
-        }
-    }
-
-    /// `note` once a SIGKILL of the run it ends is told apart from the
-    /// OOM killer's (`settle_oom`): after the step's spawns, before the
-    /// line is written.
-    fn settled(&mut self, u: u16, note: Note) -> Note {
-        match note {
-            Note::Died { restart_in, .. } if self.settle_oom(u) => Note::Died {
-                exit: Exit::OomKill,
-                restart_in,
-            },
-            n => n,
         }
     }
 
@@ -323,12 +318,8 @@ impl Pid1 {
         let mut dir = None;
         if let Some(cg) = cg.filter(|_| edge.cgroup != Some(slot.limits_gen)) {
             edge.pressure = None;
-            // A run before (limits changed since): its kills not yet
-            // counted (settle_oom reads memory.events only after a
-            // SIGKILL), before a new cgroup starts from 0.
-            if edge.cgroup.take().is_some() {
-                edge.count_oom_kills(cg.memory_events(name).map_or(0, |e| e.oom_kill));
-            }
+            // A run before has had its kills counted (`start`).
+            edge.cgroup = None;
             match cg.prepare(name, &def.limits.get()) {
                 Ok(p) => {
                     // OOM kills are counted from here; later SIGKILL

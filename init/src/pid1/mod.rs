@@ -699,6 +699,32 @@ mod tests {
         assert!(!p.edges[0].drain.oom_unread);
     }
 
+    /// Before a cgroup's limits are written afresh, its kills are counted
+    /// in one read: with no SIGKILL to tell apart the last exit stays.
+    #[test]
+    fn kills_are_counted_before_the_cgroup_is_prepared_again() {
+        use crate::vocab::Exit;
+        let root = crate::testutil::TempDir::new("pid1-oom-count");
+        root.file("units/web/memory.events", "oom 2\noom_kill 2\n");
+        let mut p = with_web();
+        p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::Spawned { unit: 0, pid: 100 });
+        step(
+            &mut p,
+            2,
+            Event::Exited {
+                pid: 100,
+                exit: Exit::Code(1),
+            },
+        );
+        assert!(!p.count_oom(0), "no SIGKILL to tell apart");
+        assert_eq!(p.edges[0].oom_kills, 2);
+        assert_eq!(p.sup.slot(0).unwrap().rt.last_exit, Some(Exit::Code(1)));
+        assert!(!p.count_oom(0));
+        assert_eq!(p.edges[0].oom_kills, 2, "counted once");
+    }
+
     /// memory.events' oom_kill over the baseline is counted once, at
     /// most up to u32::MAX; a count at or below the baseline is no kill.
     #[test]

@@ -5,7 +5,7 @@
 
 use super::executor::notify_path;
 use super::Pid1;
-use crate::supervisor::Event;
+use crate::supervisor::{Event, Note};
 use crate::unit::Ready;
 use crate::vocab::{signal, Exit, ShutdownKind};
 use rustix::event::epoll;
@@ -109,34 +109,55 @@ impl Pid1 {
     }
 
     /// Tell apart the OOM killer's SIGKILL of unit `u`'s last run
-    /// (`classify_exit`), if that is still to do: read memory.events, and
-    /// an oom_kill count over the baseline makes the unit's last exit
-    /// `OomKill`. True when it did. Called before the step's lines are
-    /// written (`executor::settled`: after its spawns, a restart's grace
-    /// included), after the step (`reap`, `on_report`: when it wrote no
-    /// line of a death) and before a cgroup's limits are written afresh
-    /// (`executor::start`). An OOM kill of the new run before the read
-    /// (a limit too low for its first milliseconds) is counted, but as
-    /// the last run's end, and the new run's own SIGKILL then reads as a
-    /// signal.
+    /// (`classify_exit`), if that is still to do (`count_oom`). True when
+    /// it was the OOM killer's. Called before the step's lines are
+    /// written (`settled`: after its spawns, a restart's grace included)
+    /// and after the step (`reap`, `on_report`: when it wrote no line of a
+    /// death). An OOM kill of the new run before the read (a limit too low
+    /// for its first milliseconds) is counted, but as the last run's end,
+    /// and the new run's own SIGKILL then reads as a signal.
     pub(super) fn settle_oom(&mut self, u: u16) -> bool {
+        let unread = self
+            .edges
+            .get(usize::from(u))
+            .is_some_and(|e| e.drain.oom_unread);
+        unread && self.count_oom(u)
+    }
+
+    /// Count the OOM kills unit `u`'s memory.events has over the
+    /// baseline; with a SIGKILL exit not told apart yet, any makes the
+    /// unit's last exit `OomKill` (true then). `settle_oom`, and before a
+    /// cgroup's limits are written afresh (`executor::start`): one read
+    /// for both.
+    pub(super) fn count_oom(&mut self, u: u16) -> bool {
         let Some(edge) = self.edges.get_mut(usize::from(u)) else {
             return false;
         };
-        if !core::mem::take(&mut edge.drain.oom_unread) {
-            return false;
-        }
+        let unread = core::mem::take(&mut edge.drain.oom_unread);
         let (Some(cg), Some(slot)) = (self.cg.as_ref(), self.sup.slot(u)) else {
             return false;
         };
         let kills = cg
             .memory_events(slot.def.name.as_str())
             .map_or(0, |e| e.oom_kill);
-        if !edge.count_oom_kills(kills) {
+        if !edge.count_oom_kills(kills) || !unread {
             return false;
         }
         self.sup.amend_exit(u, Exit::OomKill);
         true
+    }
+
+    /// `note` once a SIGKILL of the run it ends is told apart from the
+    /// OOM killer's (`settle_oom`): after the step's spawns, before the
+    /// line is written.
+    pub(super) fn settled(&mut self, u: u16, note: Note) -> Note {
+        match note {
+            Note::Died { restart_in, .. } if self.settle_oom(u) => Note::Died {
+                exit: Exit::OomKill,
+                restart_in,
+            },
+            n => n,
+        }
     }
 
     /// Unit output into its ring; followers are fed after the batch.
