@@ -531,6 +531,51 @@ mod tests {
         assert!(e.read_log(1).eof);
     }
 
+    /// One read of the signalfd takes up to four signals and says whether
+    /// more may wait: a wake-up for one signal costs one read.
+    #[test]
+    fn one_read_of_the_signalfd_takes_what_is_pending() {
+        use super::sources::{read_signals, SIGNALS_PER_READ};
+        use nix::sys::signal::{raise, SigSet, Signal};
+        use nix::sys::signalfd::SfdFlags;
+        use rustix::fd::AsFd;
+        // A thread of its own: the mask and the pending signals are its.
+        std::thread::spawn(|| {
+            let all = [
+                Signal::SIGUSR1,
+                Signal::SIGUSR2,
+                Signal::SIGWINCH,
+                Signal::SIGURG,
+                Signal::SIGPWR,
+            ];
+            let mut mask = SigSet::empty();
+            all.iter().for_each(|&s| mask.add(s));
+            mask.thread_block().unwrap();
+            let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK).unwrap();
+            let raise = |sigs: &[Signal]| {
+                for &s in sigs {
+                    raise(s).unwrap(); // to this thread
+                }
+            };
+            let mut got = [0; SIGNALS_PER_READ];
+            raise(&all[..1]);
+            assert_eq!(read_signals(sfd.as_fd(), &mut got), (1, false));
+            assert_eq!(got[0], Signal::SIGUSR1 as i32);
+            raise(&all);
+            assert_eq!(read_signals(sfd.as_fd(), &mut got), (4, true));
+            let mut seen = got.to_vec();
+            assert_eq!(read_signals(sfd.as_fd(), &mut got), (1, false));
+            seen.push(got[0]);
+            seen.sort();
+            let mut want: Vec<i32> = all.iter().map(|&s| s as i32).collect();
+            want.sort();
+            assert_eq!(seen, want);
+            assert_eq!(read_signals(sfd.as_fd(), &mut got), (0, false), "none left");
+        })
+        .join()
+        .unwrap();
+    }
+
     /// A PID 1 without a loop holding one service, `web`, stepped by hand.
     fn with_web() -> Pid1 {
         let mut p = Pid1::new(None, 0, false);

@@ -9,8 +9,9 @@ use crate::supervisor::{Event, Note};
 use crate::unit::Ready;
 use crate::vocab::{signal, Exit, ShutdownKind};
 use rustix::event::epoll;
+use rustix::fd::{AsFd, BorrowedFd};
 use rustix::io::Errno;
-use rustix::process::{wait, WaitOptions};
+use rustix::process::{waitpid, WaitOptions};
 
 const SIGCHLD: i32 = nix::sys::signal::Signal::SIGCHLD as i32;
 /// Reads of one unit's output or notify fd per wake-up (16 KiB of output).
@@ -19,20 +20,56 @@ const READ_BUDGET: usize = 16;
 /// default pipe's whole capacity (64 KiB; what a service that enlarged
 /// its pipe with F_SETPIPE_SZ left beyond that is dropped, as before).
 pub(super) const DRAIN_READS: usize = 64;
+/// Bytes of one `struct signalfd_siginfo`; its first field is the number.
+const SIGINFO_LEN: usize = 128;
+/// Signals one read of the signalfd takes.
+pub(super) const SIGNALS_PER_READ: usize = 4;
+
+/// One read of the signalfd: the signals it took (their count), and
+/// whether more may be pending. A read shorter than its buffer took every
+/// pending signal, so a wake-up for one SIGCHLD costs one read, not a
+/// second one to hear EAGAIN (a system call in every restart's window).
+pub(super) fn read_signals(
+    fd: BorrowedFd<'_>,
+    sigs: &mut [i32; SIGNALS_PER_READ],
+) -> (usize, bool) {
+    let mut buf = [0u8; SIGINFO_LEN * SIGNALS_PER_READ];
+    let Ok(n) = rustix::io::read(fd, &mut buf) else {
+        return (0, false);
+    };
+    let mut count = 0;
+    let infos = buf.get(..n).unwrap_or(&[]).chunks_exact(SIGINFO_LEN);
+    for (info, sig) in infos.zip(sigs.iter_mut()) {
+        if let Some(b) = info.first_chunk::<4>() {
+            *sig = i32::from_ne_bytes(*b);
+            count += 1;
+        }
+    }
+    (count, n == buf.len())
+}
 
 impl Pid1 {
     pub(super) fn on_signals(&mut self) {
         let mut reap = false;
-        while let Some(Ok(Some(info))) = self.sigfd.as_ref().map(|s| s.read_signal()) {
-            let sig = info.ssi_signo as i32;
-            if let Some(kind) = ShutdownKind::for_signal(sig) {
-                self.feed(Event::Shutdown(kind));
-            } else if sig == SIGCHLD {
-                reap = true;
-            } else if sig == signal::HUP {
-                let _ = self.reload(&mut |_| {});
+        let mut more = true;
+        while more {
+            let mut sigs = [0; SIGNALS_PER_READ];
+            let mut n = 0;
+            if let Some(fd) = self.sigfd.as_ref() {
+                (n, more) = read_signals(fd.as_fd(), &mut sigs);
             } else {
-                log::debug!("ignoring signal {sig}");
+                more = false;
+            }
+            for &sig in sigs.iter().take(n) {
+                if let Some(kind) = ShutdownKind::for_signal(sig) {
+                    self.feed(Event::Shutdown(kind));
+                } else if sig == SIGCHLD {
+                    reap = true;
+                } else if sig == signal::HUP {
+                    let _ = self.reload(&mut |_| {});
+                } else {
+                    log::debug!("ignoring signal {sig}");
+                }
             }
         }
         // Reap after the signals: SIGCHLD coalesces, so drain every child
@@ -43,17 +80,17 @@ impl Pid1 {
     }
 
     pub(super) fn reap(&mut self) {
-        // waitpid(-1, WNOHANG): rustix's `waitpid(None)` would be pid 0, the
-        // caller's process group only, and every unit has its own.
-        while let Ok(Some((pid, status))) = wait(WaitOptions::NOHANG) {
-            let exit = if let Some(code) = status.exit_status() {
-                Exit::Code(code)
-            } else if let Some(sig) = status.terminating_signal() {
-                Exit::Signal(sig)
-            } else {
-                continue;
+        // Who ended, the zombie kept (`ended_child`): it is released after
+        // the step its end leads to, so that a restart's clone3 and the new
+        // run's exec come before the kernel's release of the old task (its
+        // pid, its /proc entries, its cgroup link, RCU work: about 1 ms of a
+        // restart under TCG). A zombie does not count as populating its
+        // cgroup, so the step's check for a run's leftovers is the same.
+        while let Some((pid, end)) = crate::sys::raw::ended_child() {
+            let exit = match end {
+                Ok(code) => Exit::Code(code),
+                Err(sig) => Exit::Signal(sig),
             };
-            let pid = pid.as_raw_pid() as u32;
             // A child still in its exec handshake is answered first.
             self.exec_reaped(pid);
             let unit = self.sup.unit_of_pid(pid);
@@ -64,6 +101,15 @@ impl Pid1 {
             self.feed(Event::Exited { pid, exit });
             if let Some(u) = unit {
                 self.settle_oom(u);
+            }
+            // Released: it cannot fail (the kernel has just said this child
+            // is waitable, and nothing else in PID 1 waits); were it to, the
+            // next look would find it again, so the loop ends there.
+            let released = rustix::process::Pid::from_raw(pid as i32)
+                .and_then(|p| waitpid(Some(p), WaitOptions::NOHANG).ok().flatten())
+                .is_some();
+            if !released {
+                break;
             }
         }
     }

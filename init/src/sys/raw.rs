@@ -99,6 +99,42 @@ pub(super) unsafe fn syscall6(nr: libc::c_long, a: [usize; 6]) -> Result<usize, 
     }
 }
 
+/// The first child that has ended, left waitable: `waitid(P_ALL, WEXITED |
+/// WNOHANG | WNOWAIT)`. Its pid and its end: `Ok(code)` for an exit, `Err(signal)`
+/// for a kill. None when no child has ended (or none is left). rustix's
+/// `waitid` does not say the pid.
+pub fn ended_child() -> Option<(u32, Result<i32, i32>)> {
+    let mut info = core::mem::MaybeUninit::<libc::siginfo_t>::zeroed();
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    // SAFETY: `info` is a siginfo_t, writable for the call; the rusage
+    // pointer is null.
+    let r = unsafe {
+        syscall6(
+            libc::SYS_waitid,
+            [
+                libc::P_ALL as usize,
+                0,
+                info.as_mut_ptr() as usize,
+                flags as usize,
+                0,
+                0,
+            ],
+        )
+    };
+    r.ok()?;
+    // SAFETY: all zeroes is a valid siginfo_t (integers); the kernel wrote
+    // a SIGCHLD one over it, or nothing (no child ended).
+    let info = unsafe { info.assume_init() };
+    // SAFETY: a SIGCHLD siginfo's union holds the sigchld fields, and the
+    // zeroed one reads as pid 0.
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    let pid = u32::try_from(pid).ok().filter(|&p| p != 0)?;
+    match info.si_code {
+        libc::CLD_EXITED => Some((pid, Ok(status))),
+        _ => Some((pid, Err(status))),
+    }
+}
+
 /// The calling thread's libc errno, for tests that check a call leaves
 /// it alone.
 #[cfg(test)]
@@ -118,6 +154,59 @@ pub(crate) mod errno {
 mod tests {
     use super::errno::{get as errno, set as set_errno};
     use super::*;
+
+    /// In a copy of this process (its children are its own, not other
+    /// tests'): an ended child is named with how it ended, and stays
+    /// waitable until it is waited for.
+    #[test]
+    fn an_ended_child_is_named_and_left_waitable() {
+        use crate::sys::clone::{clone_into, exit};
+        use crate::unit::Namespaces;
+        use rustix::process::{waitpid, Pid, WaitOptions};
+        fn ended(pid: u32) -> Option<Result<i32, i32>> {
+            for _ in 0..2000 {
+                match ended_child() {
+                    Some((p, end)) if p == pid => return Some(end),
+                    Some(_) => return None,
+                    None => std::thread::sleep(std::time::Duration::from_millis(1)),
+                }
+            }
+            None
+        }
+        let reap = |pid: u32| {
+            let p = Pid::from_raw(pid as i32).unwrap();
+            waitpid(Some(p), WaitOptions::NOHANG)
+                .ok()
+                .flatten()
+                .is_some()
+        };
+        let outer = clone_into(Namespaces(0), None, || {
+            // Bit by bit, what went wrong.
+            let mut bad = i32::from(ended_child().is_some());
+            let Ok(a) = clone_into(Namespaces(0), None, || exit(7)) else {
+                exit(64)
+            };
+            bad |= i32::from(ended(a) != Some(Ok(7))) << 1;
+            bad |= i32::from(ended(a) != Some(Ok(7))) << 2; // still there
+            bad |= i32::from(!reap(a)) << 3;
+            bad |= i32::from(ended_child().is_some()) << 4;
+            let Ok(b) = clone_into(Namespaces(0), None, || {
+                std::thread::sleep(std::time::Duration::from_secs(30));
+                exit(0)
+            }) else {
+                exit(64)
+            };
+            let _ = rustix::process::kill_process(
+                Pid::from_raw(b as i32).unwrap(),
+                rustix::process::Signal::KILL,
+            );
+            bad |= i32::from(ended(b) != Some(Err(libc::SIGKILL))) << 5;
+            bad |= i32::from(!reap(b)) << 6;
+            exit(bad)
+        })
+        .unwrap();
+        assert_eq!(crate::testutil::wait_exit(outer), Some(0));
+    }
 
     #[test]
     fn a_failing_call_returns_its_errno_and_leaves_errno_alone() {
