@@ -145,6 +145,12 @@ impl Pid1 {
         // the pipe may not be at its end (a namespace's reaper holds it
         // until it exits: `spawn::reaper_child`).
         self.read_log(u, super::sources::DRAIN_READS);
+        let Ends {
+            log,
+            notify,
+            report,
+        } = ends;
+        self.watch_report(u, report);
         let Some(ep) = self.epoll.as_ref() else {
             return;
         };
@@ -158,7 +164,6 @@ impl Pid1 {
             let _ = epoll::delete(ep, &old);
         }
         // Our copies of the write ends go, so EOF means the unit closed them.
-        let Ends { log, notify } = ends;
         let log_rd = log.map(|(r, _w)| r);
         edge.log_rd = log_rd.and_then(|r| watch(ep, r, event_loop::TOKEN_LOG + u64::from(u)));
         edge.notify = notify.and_then(|r| watch(ep, r, event_loop::TOKEN_NOTIFY + u64::from(u)));
@@ -483,20 +488,23 @@ impl Pid1 {
             }
         };
         let notify = notify_pipe.map(|(r, _w)| r).or(notify_sock);
-        self.watch_report(u, report_pipe.map(|(r, _w)| r));
         let ends = Ends {
             log: log_pipe,
             notify,
+            report: report_pipe.map(|(r, _w)| r),
         };
         Ok((pending, ends))
     }
 }
 
-/// A new run's output pipe (with PID 1's copy of its write end) and
-/// readiness fd, for `watch_ends`.
+/// A new run's output pipe (with PID 1's copy of its write end),
+/// readiness fd and reaper's report pipe, for `watch_ends`: into the
+/// epoll set after the wait in place (two system calls each, in a
+/// restart's window otherwise).
 pub(super) struct Ends {
     pub(super) log: Option<(OwnedFd, OwnedFd)>,
     pub(super) notify: Option<OwnedFd>,
+    pub(super) report: Option<OwnedFd>,
 }
 
 /// An exit as the console and `initctl status` say it.

@@ -648,11 +648,20 @@ mod tests {
         rustix::io::write(&old_wr, b"web: last words\n").unwrap();
         let (new_rd, new_wr) = rustix::pipe::pipe().unwrap();
         let new_no = new_rd.as_raw_fd();
+        let (report_rd, _report_wr) = rustix::pipe::pipe().unwrap();
+        let report_no = report_rd.as_raw_fd();
         let ends = executor::Ends {
             log: Some((new_rd, new_wr)),
             notify: None,
+            report: Some(report_rd),
         };
         p.watch_ends(0, ends);
+        // The reaper's report pipe is watched with the rest, after the
+        // wait in place.
+        assert_eq!(
+            p.edges[0].exit_report.as_ref().map(|f| f.as_raw_fd()),
+            Some(report_no)
+        );
         let mut b = [0u8; 16];
         let n = p.edges[0].log.contents().copy_tail(&mut b);
         assert_eq!(&b[..n], b"web: last words\n");

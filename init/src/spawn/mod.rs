@@ -209,12 +209,13 @@ pub struct Request<'a> {
     /// nanoseconds), passed as `$WREN_SPAWN_NS`.
     pub decided_ns: Option<u64>,
     /// A restart on one CPU: a namespace's reaper sleeps RESTART_GRACE
-    /// once its service has exec'd, before its own work (`reaper_child`).
+    /// once its service has exec'd, before the rest of its work
+    /// (`reaper_child`).
     pub grace: bool,
 }
 
 /// How long, on a restart on one CPU, a namespace's reaper
-/// (`Request::grace`, `reaper::run`) and PID 1 (`pid1::handshake`) leave
+/// (`Request::grace`, `reaper_child`) and PID 1 (`pid1::handshake`) leave
 /// the CPU to the service that just exec'd before their own work on it.
 pub(crate) const RESTART_GRACE: rustix::thread::Timespec = rustix::thread::Timespec {
     tv_sec: 0,
@@ -513,10 +514,22 @@ fn reaper_child(
         // Only the service's copy may hold the status pipe open (PID 1
         // sees EOF when the service execs): `run` closes the reaper's.
         Ok(svc) => {
+            if req.grace {
+                // A restart on one CPU: woken when the exec replaced the
+                // service's memory, before that exec is over, the reaper
+                // is the task the scheduler picks next after any
+                // preemption (it slept; the service ran). It closes only
+                // its copy of the status pipe (PID 1 sees the exec now)
+                // and sleeps; the rest of its work (`hold_output`, its
+                // fds, its nice, its exec) waits, as PID 1's does.
+                // Signals stay pending meanwhile.
+                crate::sys::fd::close_early(status_wr);
+                let _ = rustix::thread::nanosleep(&RESTART_GRACE);
+            }
             if let Some(out) = req.stdio.fd() {
                 crate::spawn::reaper::hold_output(out, &[Some(status_wr), req.exit_report]);
             }
-            crate::spawn::reaper::run(svc, req.exit_report, on, req.grace)
+            crate::spawn::reaper::run(svc, req.exit_report, on)
         }
     }
 }

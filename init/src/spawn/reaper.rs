@@ -169,25 +169,13 @@ pub(super) fn hold_output(out: BorrowedFd<'_>, keep: &[Option<BorrowedFd<'_>>]) 
 /// never returns or drops what it inherited. `on`: the slot it runs on
 /// (`sys::slot`), in PID 1's memory: serving there, it reads none of
 /// PID 1's data, and says so.
-///
-/// `grace` (a restart on one CPU, `spawn::Request::grace`): once its fds
-/// are closed (the status pipe among them, so PID 1 sees the exec now),
-/// it sleeps `RESTART_GRACE` before its own exec. Woken when the exec replaced
-/// the service's memory, before that exec is over, the reaper is the
-/// task the scheduler picks next after any preemption (it slept; the
-/// service ran): its nice and its exec wait instead, as PID 1's work does.
-/// Signals stay pending meanwhile.
 pub fn run(
     service: u32,
     report: Option<BorrowedFd<'_>>,
     on: Option<crate::sys::slot::InSlot>,
-    grace: bool,
 ) -> ! {
     if let (Some(r), Some(exe)) = (report, EXE.get().fd()) {
         crate::sys::fd::close_all_but(&[r, exe]);
-        if grace {
-            let _ = rustix::thread::nanosleep(&super::RESTART_GRACE);
-        }
         exec(service, r, exe);
     }
     if let Some(on) = on {

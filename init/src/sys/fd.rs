@@ -143,6 +143,14 @@ pub fn close_all_but(keep: &[BorrowedFd<'_>]) {
     close_range(from, u32::MAX);
 }
 
+/// Close `fd`'s number ahead of `close_all_but`, under its contract: a
+/// namespace's reaper's copy of the status pipe, before its grace.
+pub fn close_early(fd: BorrowedFd<'_>) {
+    if let Ok(n) = u32::try_from(fd.as_raw_fd()) {
+        close_range(n, n);
+    }
+}
+
 /// close_range(2) from `first` to `last`; before Linux 5.9, close(2) on
 /// each number below the fd limit.
 fn close_range(first: u32, last: u32) {
