@@ -6,7 +6,7 @@
 use super::executor::notify_path;
 use super::Pid1;
 use crate::supervisor::{Event, Note};
-use crate::unit::Ready;
+use crate::unit::{Limit, Ready};
 use crate::vocab::{signal, Exit, ShutdownKind};
 use rustix::event::epoll;
 use rustix::fd::{AsFd, BorrowedFd};
@@ -20,6 +20,16 @@ const READ_BUDGET: usize = 16;
 /// default pipe's whole capacity (64 KiB; what a service that enlarged
 /// its pipe with F_SETPIPE_SZ left beyond that is dropped, as before).
 pub(super) const DRAIN_READS: usize = 64;
+/// Release (reap) the zombie `ended_child` named. It cannot fail: the
+/// kernel has just said this child is waitable, and nothing else in PID 1
+/// waits; were it to, the next look would find it again, so `reap` stops
+/// there.
+fn release(pid: u32) -> bool {
+    rustix::process::Pid::from_raw(pid as i32)
+        .and_then(|p| waitpid(Some(p), WaitOptions::NOHANG).ok().flatten())
+        .is_some()
+}
+
 /// Bytes of one `struct signalfd_siginfo`; its first field is the number.
 const SIGINFO_LEN: usize = 128;
 /// Signals one read of the signalfd takes.
@@ -85,7 +95,10 @@ impl Pid1 {
         // run's exec come before the kernel's release of the old task (its
         // pid, its /proc entries, its cgroup link, RCU work: about 1 ms of a
         // restart under TCG). A zombie does not count as populating its
-        // cgroup, so the step's check for a run's leftovers is the same.
+        // cgroup, so the step's check for a run's leftovers is the same;
+        // but it keeps its charge against the cgroup's `pids.max` until
+        // released, so a unit with that limit has it released first (its
+        // restart's clone3 would be refused with the limit reached).
         while let Some((pid, end)) = crate::sys::raw::ended_child() {
             let exit = match end {
                 Ok(code) => Exit::Code(code),
@@ -94,6 +107,12 @@ impl Pid1 {
             // A child still in its exec handshake is answered first.
             self.exec_reaped(pid);
             let unit = self.sup.unit_of_pid(pid);
+            let counted = unit
+                .and_then(|u| self.sup.slot(u))
+                .is_some_and(|s| matches!(s.def.limits.get().pids_max, Some(Limit::Value(_))));
+            if counted && !release(pid) {
+                break;
+            }
             let exit = match unit {
                 Some(u) => self.classify_exit(u, exit),
                 None => exit,
@@ -102,13 +121,7 @@ impl Pid1 {
             if let Some(u) = unit {
                 self.settle_oom(u);
             }
-            // Released: it cannot fail (the kernel has just said this child
-            // is waitable, and nothing else in PID 1 waits); were it to, the
-            // next look would find it again, so the loop ends there.
-            let released = rustix::process::Pid::from_raw(pid as i32)
-                .and_then(|p| waitpid(Some(p), WaitOptions::NOHANG).ok().flatten())
-                .is_some();
-            if !released {
+            if !counted && !release(pid) {
                 break;
             }
         }

@@ -512,7 +512,8 @@ fn reaper_child(
     match service {
         Err(e) => die(status_wr, fail(Step::Fork, e)),
         // Only the service's copy may hold the status pipe open (PID 1
-        // sees EOF when the service execs): `run` closes the reaper's.
+        // sees EOF when the service execs): `run` closes the reaper's, or,
+        // on a restart's grace, `close_early` before it.
         Ok(svc) => {
             if req.grace {
                 // A restart on one CPU: woken when the exec replaced the

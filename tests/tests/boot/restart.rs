@@ -32,6 +32,39 @@ fn sigkilled_unit_is_back_within_its_restart_delay() {
     assert!(vm.saw("[FAILED] victim: killed by SIGKILL", CMD));
 }
 
+/// tight: pids.max = 1, restart_delay = 0ms. A dead process keeps its
+/// charge against pids.max until it is reaped, and PID 1 reaps most
+/// zombies after the restart they lead to (`pid1::sources::reap`): with
+/// this limit it must reap first, or the restart's clone3 is refused.
+#[test]
+fn a_unit_at_its_pids_max_restarts_at_once() {
+    let mut vm = boot("restart");
+    let st = vm.wait_states(&[("tight", &["running"])], Duration::from_secs(30));
+    let old = st["tight"].pid.expect("running unit has a pid");
+    let restarts = st["tight"].restarts;
+    vm.sh(
+        &format!("wren-testkit mark /run/tight kill; kill -9 {old}"),
+        CMD,
+    );
+    let m = wait_marks(&mut vm, "/run/tight", Duration::from_secs(15), |m| {
+        m.iter().filter(|(t, _, _)| t == "start").count() >= 2
+    });
+    let kill = mark(&m, "kill").unwrap();
+    let again = m.iter().filter(|(t, _, _)| t == "start").nth(1).unwrap();
+    assert!(again.1 != old, "same pid after restart: {m:?}");
+    let delay = again.2.saturating_sub(kill.2);
+    assert!(delay <= 500, "restarted only after {delay} ms");
+    let st = vm.wait_states(&[("tight", &["running"])], Duration::from_secs(10));
+    assert_eq!(st["tight"].restarts, restarts + 1);
+    let detail = vm.sh("initctl status tight", CMD);
+    assert!(!detail.contains("cannot start"), "{detail}");
+    assert!(
+        !vm.output().contains("tight: cannot start"),
+        "{}",
+        vm.tail()
+    );
+}
+
 /// victimns: the default namespaces, restart_delay = 0ms. PID 1 takes the
 /// reaper's report as the unit's exit and restarts it before the old
 /// reaper's exit has torn its namespaces down; the exit is still the
