@@ -82,20 +82,7 @@ impl Pid1 {
         // here: the new child goes into the same cgroup.
         self.cancel_exec(u);
         self.clear_for_spawn(u);
-        // A cgroup to prepare again (limits changed since the last run, or
-        // a failed start): the last run's kills are counted (and its
-        // SIGKILL told apart) before its files are written again, or a new
-        // cgroup starts from 0.
-        let slot = self.sup.slot(u).map(|s| s.limits_gen);
-        match (self.edges.get(usize::from(u)).map(|e| e.cgroup), slot) {
-            (Some(Some(g)), Some(gen)) if g != gen => {
-                self.count_oom(u);
-            }
-            (Some(None), _) => {
-                self.settle_oom(u);
-            }
-            _ => {}
-        }
+        self.oom_before_start(u);
         let had_cgroups = self.cg.is_some();
         let grace = self.restart_grace(u);
         let mut spawned = self.spawn(u, grace);

@@ -63,13 +63,12 @@ impl Pid1 {
         let mut reap = false;
         let mut more = true;
         while more {
+            let Some(fd) = self.sigfd.as_ref() else {
+                break;
+            };
             let mut sigs = [0; SIGNALS_PER_READ];
-            let mut n = 0;
-            if let Some(fd) = self.sigfd.as_ref() {
-                (n, more) = read_signals(fd.as_fd(), &mut sigs);
-            } else {
-                more = false;
-            }
+            let n;
+            (n, more) = read_signals(fd.as_fd(), &mut sigs);
             for &sig in sigs.iter().take(n) {
                 if let Some(kind) = ShutdownKind::for_signal(sig) {
                     self.feed(Event::Shutdown(kind));
@@ -186,7 +185,7 @@ impl Pid1 {
     /// Count the OOM kills unit `u`'s memory.events has over the
     /// baseline; with a SIGKILL exit not told apart yet, any makes the
     /// unit's last exit `OomKill` (true then). `settle_oom`, and before a
-    /// cgroup's limits are written afresh (`executor::start`): one read
+    /// cgroup's limits are written afresh (`oom_before_start`): one read
     /// for both.
     pub(super) fn count_oom(&mut self, u: u16) -> bool {
         let Some(edge) = self.edges.get_mut(usize::from(u)) else {
@@ -204,6 +203,24 @@ impl Pid1 {
         }
         self.sup.amend_exit(u, Exit::OomKill);
         true
+    }
+
+    /// Before a start of unit `u`: with a cgroup to prepare again (limits
+    /// changed since the last run), the last run's kills are counted (and
+    /// its SIGKILL told apart) before its files are written again, or a
+    /// new cgroup starts from 0; with one not prepared (a failed start),
+    /// a SIGKILL still to tell apart is (`settle_oom`).
+    pub(super) fn oom_before_start(&mut self, u: u16) {
+        let gen = self.sup.slot(u).map(|s| s.limits_gen);
+        match self.edges.get(usize::from(u)).map(|e| e.cgroup) {
+            Some(Some(g)) if gen.is_some_and(|n| n != g) => {
+                self.count_oom(u);
+            }
+            Some(None) => {
+                self.settle_oom(u);
+            }
+            _ => {}
+        }
     }
 
     /// `note` once a SIGKILL of the run it ends is told apart from the
