@@ -1,23 +1,31 @@
 use crate::*;
 
-/// victim: restart_delay = 500ms.
-#[test]
-fn sigkilled_unit_is_back_within_its_restart_delay() {
-    let mut vm = boot("restart");
-    let st = vm.wait_states(&[("victim", &["running"])], Duration::from_secs(30));
-    let old = st["victim"].pid.expect("running unit has a pid");
-    let restarts = st["victim"].restarts;
+/// SIGKILL to running `unit` (whose marks are /run/UNIT; a `kill` mark
+/// first), then wait for its second `start` mark, from a new pid: the
+/// restarts before, the ms from the kill to the new start, the new pid.
+fn kill_and_restart(vm: &mut wren_boot_tests::Vm, unit: &str) -> (u32, u64, u32) {
+    let st = vm.wait_states(&[(unit, &["running"])], Duration::from_secs(30));
+    let old = st[unit].pid.expect("running unit has a pid");
+    let restarts = st[unit].restarts;
+    let file = format!("/run/{unit}");
     vm.sh(
-        &format!("wren-testkit mark /run/victim kill; kill -9 {old}"),
+        &format!("wren-testkit mark {file} kill; kill -9 {old}"),
         CMD,
     );
-    let m = wait_marks(&mut vm, "/run/victim", Duration::from_secs(15), |m| {
+    let m = wait_marks(vm, &file, Duration::from_secs(15), |m| {
         m.iter().filter(|(t, _, _)| t == "start").count() >= 2
     });
     let kill = mark(&m, "kill").unwrap();
     let again = m.iter().filter(|(t, _, _)| t == "start").nth(1).unwrap();
-    let delay = again.2.saturating_sub(kill.2);
     assert!(again.1 != old, "same pid after restart: {m:?}");
+    (restarts, again.2.saturating_sub(kill.2), again.1)
+}
+
+/// victim: restart_delay = 500ms.
+#[test]
+fn sigkilled_unit_is_back_within_its_restart_delay() {
+    let mut vm = boot("restart");
+    let (restarts, delay, again) = kill_and_restart(&mut vm, "victim");
     assert!(
         delay >= 400,
         "restarted after {delay} ms, before its 500 ms restart delay"
@@ -27,7 +35,7 @@ fn sigkilled_unit_is_back_within_its_restart_delay() {
         "restarted only after {delay} ms (restart delay 500 ms)"
     );
     let st = vm.wait_states(&[("victim", &["running"])], Duration::from_secs(10));
-    assert_eq!(st["victim"].pid, Some(again.1));
+    assert_eq!(st["victim"].pid, Some(again));
     assert_eq!(st["victim"].restarts, restarts + 1);
     assert!(vm.saw("[FAILED] victim: killed by SIGKILL", CMD));
 }
@@ -39,20 +47,7 @@ fn sigkilled_unit_is_back_within_its_restart_delay() {
 #[test]
 fn a_unit_at_its_pids_max_restarts_at_once() {
     let mut vm = boot("restart");
-    let st = vm.wait_states(&[("tight", &["running"])], Duration::from_secs(30));
-    let old = st["tight"].pid.expect("running unit has a pid");
-    let restarts = st["tight"].restarts;
-    vm.sh(
-        &format!("wren-testkit mark /run/tight kill; kill -9 {old}"),
-        CMD,
-    );
-    let m = wait_marks(&mut vm, "/run/tight", Duration::from_secs(15), |m| {
-        m.iter().filter(|(t, _, _)| t == "start").count() >= 2
-    });
-    let kill = mark(&m, "kill").unwrap();
-    let again = m.iter().filter(|(t, _, _)| t == "start").nth(1).unwrap();
-    assert!(again.1 != old, "same pid after restart: {m:?}");
-    let delay = again.2.saturating_sub(kill.2);
+    let (restarts, delay, _) = kill_and_restart(&mut vm, "tight");
     assert!(delay <= 500, "restarted only after {delay} ms");
     let st = vm.wait_states(&[("tight", &["running"])], Duration::from_secs(10));
     assert_eq!(st["tight"].restarts, restarts + 1);
