@@ -1,0 +1,163 @@
+/*
+ * A reference PID 1 for bench/inits: the least work an init can do for
+ * the suite's figures, without any of a supervisor's own. Built static
+ * for aarch64 by bench/inits and installed as /bench/floor in the
+ * floor-bare and floor-iso images; /bench/t0 execs it as PID 1 like any
+ * other init. It is not a competitor: its rows say what part of a figure
+ * is the kernel's work for what is asked, and so how close wren's rows
+ * can come at best.
+ *
+ *   floor bare  starts /svc/ID/svc ID for ID = 1..N (N from /bench/n)
+ *               with a plain vfork and execve, and starts a service again
+ *               the moment it dies: the "plain fork+exec" issue 10 names
+ *               as the floor of a restart.
+ *   floor iso   the same, each service with what the contract's default
+ *               isolation asks of the kernel for every isolated unit: its
+ *               own cgroup units/svc-ID (memory, pids, cpu and io enabled
+ *               for units/, as PID 1 must; memory.max = 16M), entered at
+ *               clone time (clone3 CLONE_INTO_CGROUP); new PID, mount,
+ *               UTS and IPC namespaces; the PID namespace's own /proc.
+ *               The service is its namespace's init (no reaper).
+ *
+ * What it leaves out, and a real init cannot: a configuration to read,
+ * a log, the check that a dead run left nothing in its cgroup, telling an
+ * exec that failed from one that worked, the services' output, throttling
+ * a crash loop, an operator's interface. For a boot, floor-iso is a lower
+ * bound of what any init that isolates units as the contract says costs.
+ * For a restart it is not quite: the service being its namespace's init,
+ * the kernel tears the namespaces down in its exit, before the parent
+ * hears of it (wren's reaper reports first and goes after).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* clone3's argument block (linux/sched.h, version 2), spelt out here so
+ * that the build does not depend on how new the cross headers are. */
+struct clone3_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+		set_tid_size, cgroup;
+};
+#define INTO_CGROUP 0x200000000ull
+#define CONTROLLERS "+memory +pids +cpu +io"
+
+static int iso, units = -1;
+
+static void put(int dir, const char *file, const char *s)
+{
+	int fd = openat(dir, file, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, s, strlen(s)) < 0)
+		fprintf(stderr, "floor: %s: %s\n", file, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* What PID 1 must do once for the units' cgroups. */
+static void cgroups(void)
+{
+	if (mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0 ||
+	    mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  "nsdelegate,memory_recursiveprot") != 0)
+		perror("floor: mount");
+	int root = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	put(root, "cgroup.subtree_control", CONTROLLERS);
+	if (mkdirat(root, "units", 0755) != 0)
+		perror("floor: units");
+	units = openat(root, "units", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	put(units, "cgroup.subtree_control", CONTROLLERS);
+	close(root);
+}
+
+/* A unit's cgroup, made at its first start. */
+static void unit_cgroup(long id)
+{
+	char name[32];
+	snprintf(name, sizeof name, "svc-%ld", id);
+	if (mkdirat(units, name, 0755) != 0)
+		perror("floor: mkdir");
+	int cg = openat(units, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	put(cg, "memory.max", "16777216");
+	close(cg);
+}
+
+static pid_t start(long id)
+{
+	char path[48], arg[24];
+	snprintf(path, sizeof path, "/svc/%ld/svc", id);
+	snprintf(arg, sizeof arg, "%ld", id);
+	char *argv[] = {path, arg, NULL};
+	char *envp[] = {NULL};
+	if (!iso) {
+		pid_t p = vfork();
+		if (p == 0) {
+			execve(path, argv, envp);
+			_exit(127);
+		}
+		return p;
+	}
+	char name[32];
+	snprintf(name, sizeof name, "svc-%ld", id);
+	int cg = openat(units, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct clone3_args a = {
+		.flags = INTO_CGROUP | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC,
+		.exit_signal = SIGCHLD,
+		.cgroup = (uint64_t)cg,
+	};
+	/* Without CLONE_VM this is a fork: the child runs on a copy. */
+	long p = syscall(SYS_clone3, &a, sizeof a);
+	if (p == 0) {
+		if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+			_exit(126);
+		execve(path, argv, envp);
+		_exit(127);
+	}
+	close(cg);
+	return (pid_t)p;
+}
+
+int main(int argc, char **argv)
+{
+	iso = argc > 1 && !strcmp(argv[1], "iso");
+	char buf[32] = "";
+	int fd = open("/bench/n", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t r = read(fd, buf, sizeof buf - 1);
+		buf[r > 0 ? r : 0] = 0;
+		close(fd);
+	}
+	long n = atol(buf);
+	pid_t *pids = calloc((size_t)n + 1, sizeof *pids);
+	if (!pids)
+		n = 0;
+	if (iso)
+		cgroups();
+	for (long i = 1; i <= n; i++) {
+		if (iso)
+			unit_cgroup(i);
+		pids[i] = start(i);
+	}
+	for (;;) {
+		pid_t p = waitpid(-1, NULL, 0);
+		if (p < 0) {
+			if (errno == ECHILD)
+				pause();
+			continue;
+		}
+		for (long i = 1; i <= n; i++) {
+			if (pids[i] == p) {
+				pids[i] = start(i);
+				break;
+			}
+		}
+	}
+}
