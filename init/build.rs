@@ -1,4 +1,5 @@
-//! Link flags for the release binary (see `unwind.ld`).
+//! Link flags for the binary: its entry (`sys::entry`) and, in the release
+//! build, `unwind.ld`.
 //!
 //! A build script cannot see the profile's panic strategy (`CARGO_CFG_PANIC`
 //! is the target's default, not the profile's), so it goes by the release
@@ -12,6 +13,9 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=unwind.ld");
     println!("cargo:rerun-if-env-changed=CARGO_PROFILE_RELEASE_PANIC");
+    // The binary starts in `wren_main` (src/sys/entry.rs), not in Rust's
+    // start-up (`#![no_main]` in src/main.rs).
+    println!("cargo:rustc-link-arg-bins=-Wl,--defsym=main=wren_main");
     let release = env::var("PROFILE").as_deref() == Ok("release");
     let musl = env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("musl");
     let unwind = env::var("CARGO_PROFILE_RELEASE_PANIC").as_deref() == Ok("unwind");

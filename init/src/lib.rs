@@ -15,6 +15,7 @@
 //! - `ctl/`: `initctl`, the client.
 //! - `kmsg`: the `log` backend (`/dev/kmsg`) and the console status lines.
 //! - `watchdog`: the hardware watchdog device (`wren.watchdog`).
+//! - `entry`: what the process is (reaper, PID 1 or client).
 //! - `sys/`: every `unsafe` block of the project.
 
 pub use wren_core::{handover, log_ring, proto, supervisor, unit, vocab};
@@ -24,6 +25,7 @@ pub mod cgroup;
 pub mod config;
 pub mod control;
 pub mod ctl;
+pub mod entry;
 pub mod kmsg;
 pub mod pid1;
 pub mod spawn;

@@ -21,12 +21,14 @@
 //! - `stack`: giving back the stack pages boot touched.
 //! - `alloc`: the counting allocator.
 //! - `unwind`: no stack unwinder in the static `panic = "abort"` binary.
+//! - `entry`: C's `main` in place of Rust's start-up, and the arguments.
 
 #![allow(unsafe_code)]
 
 pub mod alloc;
 pub mod child;
 pub mod clone;
+pub mod entry;
 pub mod exec;
 pub mod fd;
 pub mod file;

@@ -41,14 +41,26 @@ pub fn block_all() -> Result<(), Errno> {
 }
 
 /// Give `sig` its default action (a program started from PID 1 must not
-/// inherit Rust's ignored SIGPIPE).
+/// inherit an ignored SIGPIPE: `initctl` ignores it, and a PID 1 exec'd
+/// by an older wren may have it ignored).
 pub fn set_default(sig: Signal) -> Result<(), Errno> {
-    // The kernel's struct sigaction, all zero: handler SIG_DFL (0), no
-    // flags, no restorer, an empty mask. Its largest layout is four words.
-    let act = [0u64; 4];
-    // SAFETY: `act` is a zeroed kernel sigaction on this frame, read during
-    // the call; SIG_DFL installs no handler, so nothing of ours can run
-    // asynchronously because of it; no old action is asked for.
+    set_handler(sig, 0)
+}
+
+/// Ignore `sig` (`initctl`: a closed pipe on stdout is an error, as under
+/// Rust's own start-up).
+pub fn ignore(sig: Signal) -> Result<(), Errno> {
+    set_handler(sig, 1)
+}
+
+/// `sig`'s handler set to SIG_DFL (0) or SIG_IGN (1).
+fn set_handler(sig: Signal, handler: u64) -> Result<(), Errno> {
+    // The kernel's struct sigaction: the handler, then no flags, no
+    // restorer, an empty mask. Its largest layout is four words.
+    let act = [handler, 0, 0, 0];
+    // SAFETY: `act` is a kernel sigaction on this frame, read during the
+    // call; SIG_DFL and SIG_IGN install no handler, so nothing of ours can
+    // run asynchronously because of it; no old action is asked for.
     unsafe {
         super::raw::syscall6(
             libc::SYS_rt_sigaction,

@@ -289,3 +289,32 @@ fn fault_ctrl_alt_del_reboots_cleanly() {
     vm.wait_shell(BOOT);
     assert_eq!(vm.sh("cat /root/cad", CMD).trim(), "unsynced");
 }
+
+/// An initramfs with neither /dev/console nor /dev/null (each a
+/// directory here): the kernel starts PID 1 with no fd 0, 1 or 2, and
+/// nothing to open in their place until PID 1 has mounted devtmpfs. PID 1
+/// comes up, gives itself the console and runs its units (Rust's runtime
+/// start-up would abort on this, before any of wren's code ran).
+#[test]
+fn fault_no_console_and_no_dev_null_in_the_initramfs() {
+    let mut vm = Vm::boot_with_files(
+        "faults",
+        "",
+        &[
+            ("/dev/console", b"", S_IFDIR | 0o755),
+            ("/dev/null", b"", S_IFDIR | 0o755),
+        ],
+    );
+    vm.wait_shell(BOOT);
+    assert!(
+        vm.output()
+            .contains("Warning: unable to open an initial console"),
+        "the kernel found a console: the fault was not set up"
+    );
+    settle(&mut vm);
+    assert_eq!(vm.sh("cat /proc/1/comm", CMD).trim(), "init");
+    // devtmpfs over the image's /dev, and PID 1's stdio on the console.
+    assert!(vm.sh("ls -l /dev/null", CMD).starts_with('c'));
+    let fd0 = vm.sh("readlink /proc/1/fd/0", CMD);
+    assert_eq!(fd0.trim(), "/dev/console", "{fd0}");
+}

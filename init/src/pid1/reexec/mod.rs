@@ -51,10 +51,10 @@ pub fn print_handshake() {
 
 /// The memfd the previous PID 1 named on the command line, if any.
 pub fn handover_fd() -> Option<OwnedFd> {
-    let mut args = std::env::args().skip(1);
+    let mut args = crate::sys::entry::args().skip(1);
     while let Some(a) = args.next() {
         if a == HANDOVER_ARG {
-            let n: RawFd = args.next()?.parse().ok()?;
+            let n: RawFd = args.next()?.to_str()?.parse().ok()?;
             return crate::sys::handover::take_fd(n);
         }
     }

@@ -1,0 +1,40 @@
+//! What this process is, from what started it: a namespace's reaper
+//! exec'd by PID 1, PID 1 itself, or `initctl` (`wren CMD`). Called from
+//! `sys::entry::main`; returns the client's exit code.
+
+use std::io::Write;
+
+pub fn run() -> u8 {
+    // A PID namespace's reaper, exec'd by its fork of PID 1 (see
+    // `spawn::reaper`); returns at once for anything else.
+    crate::spawn::reaper::serve_if_reaper();
+    if rustix::process::getpid().is_init() {
+        // Never returns: PID 1 must not exit.
+        crate::pid1::run();
+    }
+    client()
+}
+
+/// Any other name (`initctl CMD ...`, `wren CMD ...`) is the client.
+fn client() -> u8 {
+    // As under Rust's own start-up (`sys::entry`): stdio that a caller
+    // left closed reads and writes /dev/null, not the control socket that
+    // would take its number; and a closed pipe on stdout is an error to
+    // report, not a SIGPIPE.
+    let _ = crate::boot::mounts::ensure_std_fds(std::path::Path::new("/dev/null"));
+    let _ = crate::sys::signal::ignore(nix::sys::signal::Signal::SIGPIPE);
+    let rest: Vec<String> = crate::sys::entry::args()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    // A PID 1 about to exec this binary asks first (`initctl reexec`).
+    let code = if rest.first().map(String::as_str) == Some(crate::handover::HANDSHAKE_ARG) {
+        crate::pid1::print_handshake();
+        0
+    } else {
+        crate::ctl::main(&rest)
+    };
+    // Rust's start-up flushed stdout at the end of `fn main`.
+    let _ = std::io::stdout().flush();
+    code
+}

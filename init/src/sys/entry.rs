@@ -1,0 +1,55 @@
+//! The process's entry: C's `main`, which musl's start-up calls, in place
+//! of Rust's (`#![no_main]` in main.rs).
+//!
+//! Rust's runtime start-up does three things before `fn main`, and none
+//! fits this binary: it polls fds 0-2 and, for a closed one, opens
+//! /dev/null or aborts, which in an initramfs with neither /dev/console
+//! nor /dev/null kills PID 1 (a kernel panic) before any of wren's code
+//! runs (PID 1 gives itself the console once devtmpfs is up:
+//! `boot::mounts::ensure_console_fds`); it ignores SIGPIPE, which every
+//! child must then set back before its exec; and it maps an alternate
+//! signal stack and installs SIGSEGV and SIGBUS handlers, ten system
+//! calls and a page in every exec of the binary, a namespace's reaper at
+//! each isolated start among them. What it gave `std::env::args` on musl
+//! (argc and argv) is kept here.
+
+use core::ffi::{c_char, c_int, CStr};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+static ARGC: AtomicUsize = AtomicUsize::new(0);
+static ARGV: AtomicPtr<*const c_char> = AtomicPtr::new(core::ptr::null_mut());
+
+/// C's `main`, called once by the C runtime with the process's
+/// arguments: the binary's link names it so (`--defsym=main=wren_main`,
+/// build.rs), for its bin target only; a test binary linking this library
+/// keeps its own `main`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wren_main(argc: c_int, argv: *const *const c_char) -> c_int {
+    ARGC.store(usize::try_from(argc).unwrap_or(0), Ordering::Relaxed);
+    ARGV.store(argv.cast_mut(), Ordering::Relaxed);
+    c_int::from(crate::entry::run())
+}
+
+/// The process's arguments, as the kernel passed them (argv[0] first).
+pub fn args() -> impl Iterator<Item = &'static OsStr> {
+    let argv = ARGV.load(Ordering::Relaxed);
+    let argc = if argv.is_null() {
+        0
+    } else {
+        ARGC.load(Ordering::Relaxed)
+    };
+    (0..argc).map_while(move |i| {
+        // SAFETY: `argv` is the array the C runtime passed to `main`: `argc`
+        // pointers, each to a NUL-terminated string, all alive and never
+        // written for the rest of the process; `i < argc`.
+        let p = unsafe { *argv.add(i) };
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: as above, `p` is one of those strings.
+        let s = unsafe { CStr::from_ptr(p) };
+        Some(OsStr::from_bytes(s.to_bytes()))
+    })
+}
