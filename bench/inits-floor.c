@@ -16,7 +16,9 @@
  *               own cgroup units/svc-ID (memory, pids, cpu and io enabled
  *               for units/, as PID 1 must; memory.max = 16M), entered at
  *               clone time (clone3 CLONE_INTO_CGROUP); new PID, mount,
- *               UTS and IPC namespaces; the PID namespace's own /proc.
+ *               UTS and IPC namespaces; its mounts private (nothing it
+ *               mounts seen outside), its hostname the unit's name, the
+ *               PID namespace's own /proc.
  *               The service is its namespace's init (no reaper).
  *
  * What it leaves out, and a real init cannot: a configuration to read,
@@ -44,6 +46,9 @@
 
 /* clone3's argument block (linux/sched.h, version 2), spelt out here so
  * that the build does not depend on how new the cross headers are. */
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
 struct clone3_args {
 	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
 		set_tid_size, cgroup;
@@ -53,13 +58,27 @@ struct clone3_args {
 
 static int iso, units = -1;
 
-static void put(int dir, const char *file, const char *s)
+static int put(int dir, const char *file, const char *s)
 {
 	int fd = openat(dir, file, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, s, strlen(s)) < 0)
+	int ok = fd >= 0 && write(fd, s, strlen(s)) >= 0;
+	if (!ok)
 		fprintf(stderr, "floor: %s: %s\n", file, strerror(errno));
 	if (fd >= 0)
 		close(fd);
+	return ok;
+}
+
+/* All four controllers in one write; one at a time if the kernel lacks
+ * one (it refuses the whole write then), as wren does. */
+static void controllers(int dir)
+{
+	if (put(dir, "cgroup.subtree_control", CONTROLLERS))
+		return;
+	put(dir, "cgroup.subtree_control", "+memory");
+	put(dir, "cgroup.subtree_control", "+pids");
+	put(dir, "cgroup.subtree_control", "+cpu");
+	put(dir, "cgroup.subtree_control", "+io");
 }
 
 /* What PID 1 must do once for the units' cgroups. */
@@ -70,11 +89,11 @@ static void cgroups(void)
 		  "nsdelegate,memory_recursiveprot") != 0)
 		perror("floor: mount");
 	int root = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	put(root, "cgroup.subtree_control", CONTROLLERS);
+	controllers(root);
 	if (mkdirat(root, "units", 0755) != 0)
 		perror("floor: units");
 	units = openat(root, "units", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	put(units, "cgroup.subtree_control", CONTROLLERS);
+	controllers(units);
 	close(root);
 }
 
@@ -103,6 +122,8 @@ static pid_t start(long id)
 			execve(path, argv, envp);
 			_exit(127);
 		}
+		if (p < 0)
+			fprintf(stderr, "floor: start %ld: %s\n", id, strerror(errno));
 		return p;
 	}
 	char name[32];
@@ -116,11 +137,15 @@ static pid_t start(long id)
 	/* Without CLONE_VM this is a fork: the child runs on a copy. */
 	long p = syscall(SYS_clone3, &a, sizeof a);
 	if (p == 0) {
-		if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+		if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+		    sethostname(name, strlen(name)) != 0 ||
+		    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
 			_exit(126);
 		execve(path, argv, envp);
 		_exit(127);
 	}
+	if (p < 0)
+		fprintf(stderr, "floor: start %ld: %s\n", id, strerror(errno));
 	close(cg);
 	return (pid_t)p;
 }
