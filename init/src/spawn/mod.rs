@@ -542,8 +542,9 @@ fn child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, enter_namespaces: b
         step,
         errno: e.raw_os_error(),
     };
-    // PID 1 blocks every signal for its signalfd and Rust's runtime ignores
-    // SIGPIPE; a service must start with neither.
+    // PID 1 blocks every signal for its signalfd, and a PID 1 exec'd by an
+    // older wren (whose Rust start-up ignored it) may ignore SIGPIPE; a
+    // service must start with neither.
     if let Err(e) = crate::sys::signal::unblock_all() {
         return fail(Step::SignalMask, e);
     }

@@ -5,8 +5,8 @@
 //! path, was about 15 KB of the binary.
 //!
 //! Like Command, the child gets this process's environment, an empty
-//! signal mask and SIGPIPE's default action (Rust's runtime ignores it,
-//! and an ignored signal stays ignored across exec), and a failed exec is
+//! signal mask and SIGPIPE's default action (`initctl` ignores it, and an
+//! ignored signal stays ignored across exec), and a failed exec is
 //! reported to the caller with its errno, through a close-on-exec pipe.
 
 use super::clone::{clone_into, exit};

@@ -25,8 +25,14 @@ static ARGV: AtomicPtr<*const c_char> = AtomicPtr::new(core::ptr::null_mut());
 /// arguments: the binary's link names it so (`--defsym=main=wren_main`,
 /// build.rs), for its bin target only; a test binary linking this library
 /// keeps its own `main`.
+///
+/// # Safety
+///
+/// `argv` holds `argc` pointers to NUL-terminated strings that stay
+/// valid and unchanged for the rest of the process (as the C runtime's
+/// do): `args` hands them out as `'static`.
 #[unsafe(no_mangle)]
-pub extern "C" fn wren_main(argc: c_int, argv: *const *const c_char) -> c_int {
+pub unsafe extern "C" fn wren_main(argc: c_int, argv: *const *const c_char) -> c_int {
     ARGC.store(usize::try_from(argc).unwrap_or(0), Ordering::Relaxed);
     ARGV.store(argv.cast_mut(), Ordering::Relaxed);
     c_int::from(crate::entry::run())
