@@ -1,6 +1,6 @@
 //! What this process is, from what started it: a namespace's reaper
 //! exec'd by PID 1, PID 1 itself, or `initctl` (`wren CMD`). Called from
-//! `sys::entry::main`; returns the client's exit code.
+//! `sys::entry::wren_main`; returns the client's exit code.
 
 use std::io::Write;
 
@@ -21,7 +21,9 @@ fn client() -> u8 {
     // left closed reads and writes /dev/null, not the control socket that
     // would take its number; and a closed pipe on stdout is an error to
     // report, not a SIGPIPE.
-    let _ = crate::boot::mounts::ensure_std_fds(std::path::Path::new("/dev/null"));
+    if crate::boot::mounts::ensure_std_fds(std::path::Path::new("/dev/null")).is_err() {
+        let _ = crate::boot::mounts::hold_std_fds();
+    }
     let _ = crate::sys::signal::ignore(nix::sys::signal::Signal::SIGPIPE);
     let rest: Vec<String> = crate::sys::entry::args()
         .skip(1)

@@ -33,7 +33,9 @@ pub(super) fn early() -> (cmdline::Options, SigSet, Option<Cgroups>) {
         log::error!("mount: {e}")
     });
     // An initramfs without /dev/console starts us with no stdio at all.
-    let _ = mounts::ensure_console_fds();
+    if mounts::ensure_console_fds().is_err() {
+        let _ = mounts::hold_std_fds();
+    }
     // Step 3: options and logging. /dev/kmsg rate-limits each writer to
     // 10 lines per 5 s by default, which would drop PID 1's own records in
     // a crash loop; lift it unless the command line fixed the setting

@@ -474,6 +474,17 @@ pub fn ensure_console_fds() -> Result<u8, Errno> {
 /// the lowest free fd, so opening until the result is above 2 fills
 /// exactly the holes, with no need to test fds that may be closed.
 pub fn ensure_std_fds(dev: &Path) -> Result<u8, Errno> {
+    fill_std_fds(dev, OFlags::RDWR | OFlags::NOCTTY)
+}
+
+/// The last resort when no device opens: the holes among fds 0-2 held on
+/// "/" (`O_PATH`: reads and writes fail), so that no fd opened later
+/// takes one of those numbers and gets written as stdio.
+pub fn hold_std_fds() -> Result<u8, Errno> {
+    fill_std_fds(Path::new("/"), OFlags::PATH)
+}
+
+fn fill_std_fds(path: &Path, flags: OFlags) -> Result<u8, Errno> {
     let probe = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?;
     if probe.as_raw_fd() > 2 {
         return Ok(0);
@@ -481,7 +492,7 @@ pub fn ensure_std_fds(dev: &Path) -> Result<u8, Errno> {
     drop(probe);
     let mut filled = 0;
     loop {
-        let fd = rustix::fs::open(dev, OFlags::RDWR | OFlags::NOCTTY, Mode::empty())?;
+        let fd = rustix::fs::open(path, flags, Mode::empty())?;
         if fd.as_raw_fd() > 2 {
             return Ok(filled);
         }

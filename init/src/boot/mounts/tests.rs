@@ -164,13 +164,48 @@ fn std_fds_filled_when_missing() {
     assert!(stdout.contains("CHILD-OK filled=1"), "{stdout}");
 }
 
+/// The same with no device that opens: the hole is held on "/", so the
+/// next fd opened does not take number 0.
+#[test]
+fn std_fds_held_when_no_device_opens() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "boot::mounts::tests::std_fds_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("WREN_STD_FDS_CHILD", "hold")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("CHILD-HELD held=1 next_is_stdio=false"),
+        "{stdout}"
+    );
+}
+
 /// Only does something when started by `std_fds_filled_when_missing`.
 #[test]
 fn std_fds_child() {
-    if std::env::var_os("WREN_STD_FDS_CHILD").is_none() {
+    let Some(mode) = std::env::var_os("WREN_STD_FDS_CHILD") else {
+        return;
+    };
+    crate::sys::fd::close_stdin();
+    if mode == "hold" {
+        let none = Path::new("/nonexistent/wren-console");
+        assert_eq!(ensure_std_fds(none), Err(Errno::NOENT));
+        let held = hold_std_fds().unwrap();
+        let next = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        let mut b = [0u8; 1];
+        assert!(rustix::io::read(rustix::stdio::stdin(), &mut b).is_err());
+        println!(
+            "CHILD-HELD held={held} next_is_stdio={}",
+            next.as_raw_fd() <= 2
+        );
         return;
     }
-    crate::sys::fd::close_stdin();
     let filled = ensure_std_fds(Path::new("/dev/null")).unwrap();
     let st = rustix::fs::fstat(rustix::stdio::stdin()).unwrap();
     let null = rustix::fs::stat("/dev/null").unwrap();
