@@ -145,10 +145,9 @@ fn std_fds_left_alone_when_open() {
     assert_eq!(ensure_std_fds(Path::new("/dev/null")), Ok(0));
 }
 
-/// Runs `std_fds_child` in a fresh process whose stdin is closed, as
-/// PID 1 from a bare initramfs may be.
-#[test]
-fn std_fds_filled_when_missing() {
+/// Runs `std_fds_child` in a fresh process (its stdin closed there, as
+/// PID 1's may be from a bare initramfs) in `mode`; returns its stdout.
+fn std_fds_child_says(mode: &str) -> String {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -156,37 +155,32 @@ fn std_fds_filled_when_missing() {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env("WREN_STD_FDS_CHILD", "1")
+        .env("WREN_STD_FDS_CHILD", mode)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("CHILD-OK filled=1"), "{stdout}");
+    stdout
 }
 
-/// The same with no device that opens: the hole is held on "/", so the
-/// next fd opened does not take number 0.
+#[test]
+fn std_fds_filled_when_missing() {
+    let said = std_fds_child_says("fill");
+    assert!(said.contains("CHILD-OK filled=1"), "{said}");
+}
+
+/// With no device that opens, the hole is held on "/", so the next fd
+/// opened does not take number 0.
 #[test]
 fn std_fds_held_when_no_device_opens() {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "boot::mounts::tests::std_fds_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("WREN_STD_FDS_CHILD", "hold")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
+    let said = std_fds_child_says("hold");
     assert!(
-        stdout.contains("CHILD-HELD held=1 next_is_stdio=false"),
-        "{stdout}"
+        said.contains("CHILD-HELD held=1 next_is_stdio=false"),
+        "{said}"
     );
 }
 
-/// Only does something when started by `std_fds_filled_when_missing`.
+/// Only does something when started by `std_fds_child_says`.
 #[test]
 fn std_fds_child() {
     let Some(mode) = std::env::var_os("WREN_STD_FDS_CHILD") else {
