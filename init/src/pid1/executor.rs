@@ -12,6 +12,7 @@ use crate::kmsg;
 use crate::log_ring::LogRing;
 use crate::spawn;
 use crate::supervisor::{Action, Delay, Event, Note};
+use crate::sys::fd;
 use crate::unit::{self, Output, Ready};
 use crate::vocab::Exit;
 use crate::vocab::NOTIFY_DIR;
@@ -364,8 +365,10 @@ impl Pid1 {
             }
         };
         let flags = rustix::pipe::PipeFlags::CLOEXEC;
+        // PID 1's ends go above the numbers the child gets (`sys::slot`).
+        let pipe = |f| rustix::pipe::pipe_with(f).map(|(r, w)| (fd::raise(r), w));
         let log_pipe = if def.output == Output::Log {
-            match rustix::pipe::pipe_with(flags) {
+            match pipe(flags) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     return Err(why(format_args!("log pipe: {e}")));
@@ -375,7 +378,7 @@ impl Pid1 {
             None
         };
         let notify_pipe = if def.ready == Ready::Notify {
-            match rustix::pipe::pipe_with(flags) {
+            match pipe(flags) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     return Err(why(format_args!("notify pipe: {e}")));
@@ -387,7 +390,7 @@ impl Pid1 {
         let sock_path = notify_path(name);
         let notify_sock = if def.ready == Ready::SdNotify {
             match bind_notify_socket(sock_path.as_str(), notify_owner(def, &ids)) {
-                Ok(s) => Some(s),
+                Ok(s) => Some(fd::raise(s)),
                 Err(e) => {
                     return Err(why(format_args!(
                         "notify socket {}: {e}",
@@ -399,7 +402,7 @@ impl Pid1 {
             None
         };
         let report_pipe = if def.namespaces.has(unit::Namespaces::PID) {
-            match rustix::pipe::pipe_with(flags | rustix::pipe::PipeFlags::NONBLOCK) {
+            match pipe(flags | rustix::pipe::PipeFlags::NONBLOCK) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     return Err(why(format_args!("exit report pipe: {e}")));

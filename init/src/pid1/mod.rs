@@ -294,6 +294,17 @@ impl Pid1 {
         self.queue.reserve_exact(q.saturating_sub(self.queue.len()));
         self.edges.shrink_to_fit();
         raise_nofile(n);
+        // The fds its units make PID 1 keep: what every start would copy
+        // but for the trampoline (`spawn::set_kept_fds`).
+        let kept = (0..u16::try_from(n).unwrap_or(u16::MAX))
+            .filter_map(|u| self.sup.slot(u))
+            .map(|s| {
+                usize::from(s.def.output == crate::unit::Output::Log)
+                    + usize::from(s.def.namespaces.has(crate::unit::Namespaces::PID))
+                    + usize::from(s.def.ready != crate::unit::Ready::Started)
+            })
+            .sum();
+        crate::spawn::set_kept_fds(kept);
     }
 
     /// Queue `ev` unless the queue is full (it is sized so it never is).

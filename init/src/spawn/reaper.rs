@@ -107,7 +107,7 @@ fn ended(st: rustix::process::WaitStatus) -> Option<Exit> {
 
 /// PID 1's fds a reaper keeps whatever the unit: its executable (for the
 /// reaper's exec) and /dev/null (the service's stdin).
-fn always_kept() -> [Option<BorrowedFd<'static>>; 2] {
+pub(super) fn always_kept() -> [Option<BorrowedFd<'static>>; 2] {
     [EXE.get().fd(), super::stdio::null()]
 }
 

@@ -637,3 +637,59 @@ fn a_reaper_on_a_slot_starts_its_service_and_gives_the_slot_back() {
         .collect();
     assert_eq!(held.len(), crate::sys::slot::SLOTS);
 }
+
+/// With as many fds kept as PID 1 keeps for 1,000 units, a start on a
+/// slot goes through the trampoline: the child gets only the caller's fds
+/// below `LOW_FDS` (an inheritable fd above it does not reach the
+/// program), a bare unit and a reaper with its service start as before.
+#[test]
+fn with_many_kept_fds_a_start_takes_only_the_low_fds() {
+    let _g = crate::sys::slot::TEST_LOCK
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    crate::sys::slot::reserve().unwrap();
+    set_kept_fds(1000);
+    // Not close-on-exec, so that a child with the caller's whole table
+    // would keep it past its exec.
+    let (keep_r, _keep_w) = rustix::pipe::pipe().unwrap();
+    let high = rustix::io::fcntl_dupfd_cloexec(&keep_r, 100).unwrap();
+    rustix::io::fcntl_setfd(&high, rustix::io::FdFlags::empty()).unwrap();
+    let n = rustix::fd::AsRawFd::as_raw_fd(&high);
+    assert!(n >= crate::sys::slot::LOW_FDS as i32);
+    let cg = own_cgroup();
+    let check = format!("test -e /proc/self/fd/{n} && echo kept || echo gone");
+    let bare = unit(&["/bin/sh", "-c", &check]);
+    let mut iso = unit(&["/bin/sh", "-c", "echo $$"]);
+    iso.namespaces = Namespaces(Namespaces::PID | Namespaces::MOUNT);
+    // Starts in tests alongside may hold every slot a moment (the start
+    // then forks, with the whole table): a few tries.
+    let mut outs = (None, None);
+    for _ in 0..100 {
+        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let pid = spawn(&request(&bare, cg.as_fd(), Stdio::Pipe(w.as_fd()))).unwrap();
+        drop(w);
+        let out = read_all(r);
+        assert_eq!(wait(pid), 0);
+        if crate::sys::slot::ran_on_slot(pid) {
+            outs.0 = Some(out);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    for _ in 0..100 {
+        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let pid = spawn(&request(&iso, cg.as_fd(), Stdio::Pipe(w.as_fd()))).unwrap();
+        drop(w);
+        let out = read_all(r);
+        wait(pid);
+        if crate::sys::slot::ran_on_slot(pid) {
+            outs.1 = Some(out);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    set_kept_fds(0);
+    assert_eq!(outs.0.as_deref().map(str::trim), Some("gone"));
+    // The service is the namespace's second process, its reaper the first.
+    assert_eq!(outs.1.as_deref().map(str::trim), Some("2"));
+}

@@ -116,6 +116,18 @@ pub fn move_for_exec(fd: BorrowedFd<'_>, target: RawFd) -> Result<(), Errno> {
     rustix::io::dup2(fd, &mut t)
 }
 
+/// `fd` moved to a number of at least `sys::slot::LOW_FDS`, close-on-exec:
+/// for an fd PID 1 keeps past a start, out of the numbers a child started
+/// through the trampoline gets (`sys::slot`). `fd` itself if the kernel
+/// refuses.
+pub fn raise(fd: OwnedFd) -> OwnedFd {
+    let low = i32::try_from(super::slot::LOW_FDS).unwrap_or(i32::MAX);
+    if fd.as_raw_fd() >= low {
+        return fd;
+    }
+    rustix::io::fcntl_dupfd_cloexec(&fd, low).unwrap_or(fd)
+}
+
 /// Close every fd above 2 except those of `keep`: for a process forked
 /// from PID 1 (a namespace's reaper), which must not hold PID 1's
 /// listener, clients, epoll, signalfd or other units' pipes open.

@@ -35,6 +35,20 @@
 //! - A child with a new user namespace, or anything else unusual, takes
 //!   the fork path (`clone::clone_into`), as does every child when no
 //!   slot is free or the pool could not be mapped.
+//!
+//! A clone copies the caller's whole fd table, and the child's exec (or a
+//! reaper's `close_all_but`) closes the copy again: PID 1 holds an fd or
+//! two per unit, so at 1,000 units that is a third of a restart
+//! (docs/benchmarks.md, "Fifteenth round"). A child whose fds are all
+//! below `LOW_FDS` (`Slot::low_fds`) is started through a trampoline
+//! instead: a thread of PID 1's sharing its fd table, PID 1 suspended
+//! until it exits (`CLONE_VFORK`; it blocks on nothing a unit controls).
+//! The trampoline takes a table of its own holding only the fds below
+//! `LOW_FDS` (`close_range(LOW_FDS, ~0, CLOSE_RANGE_UNSHARE)`), clones the
+//! child sharing that small table, and exits; the child is then PID 1's.
+//! When PID 1 runs again the child's copies exist, so PID 1 closes its
+//! own at once, as after a plain clone. PID 1 keeps its long-lived fds
+//! above `LOW_FDS` (`sys::fd::raise`).
 
 use super::clone::{namespace_flags, CloneArgs, CLONE_INTO_CGROUP};
 use crate::unit::Namespaces;
@@ -62,6 +76,15 @@ const HALF: usize = GUARD + STACK;
 const SLOT_LEN: usize = 2 * HALF;
 /// Most of stack A the closure may take.
 const CLOSURE_MAX: usize = STACK / 4;
+/// The bottom of stack A, below the child's stack: the trampoline's.
+const TRAMPOLINE_STACK: usize = 16 * 1024;
+/// What a child started through the trampoline gets of its caller's fd
+/// table: the fds numbered below this (the kernel copies at least the
+/// first 64 numbers of a table anyway).
+pub const LOW_FDS: u32 = 64;
+/// The kernel refused `CLOSE_RANGE_UNSHARE` (before Linux 5.9): no more
+/// trampolines, every child copies the whole table.
+static NO_TRAMPOLINE: AtomicBool = AtomicBool::new(false);
 
 /// One slot's words.
 struct State {
@@ -135,6 +158,8 @@ pub fn reserve() -> Result<(), Errno> {
 pub struct Slot {
     i: usize,
     base: usize,
+    /// The child uses no fd numbered `LOW_FDS` or above (`low_fds`).
+    low_fds: bool,
 }
 
 /// Claim a free slot, if the pool is mapped and one is free.
@@ -157,6 +182,7 @@ fn claim_at(pool: usize, i: usize) -> Option<Slot> {
     claimed.then(|| Slot {
         i,
         base: pool + i * SLOT_LEN,
+        low_fds: false,
     })
 }
 
@@ -176,6 +202,14 @@ pub struct InSlot {
 }
 
 impl Slot {
+    /// The child will use no fd of its caller numbered `LOW_FDS` or above
+    /// (those the caller holds then and any it opens later): it may get
+    /// only the fds below, through the trampoline (the module's doc).
+    pub fn low_fds(mut self) -> Self {
+        self.low_fds = true;
+        self
+    }
+
     /// Start a child that shares this process's memory and runs
     /// `child(data)` on stack A, in new namespaces `ns` and, with
     /// `cgroup`, in that cgroup; returns its pid once it exists. Should
@@ -201,7 +235,7 @@ impl Slot {
         if size > CLOSURE_MAX || core::mem::align_of::<Moved<T, F>>() > 64 {
             return Err(Errno::NOSPC);
         }
-        let low = self.base + HALF + GUARD;
+        let low = self.base + HALF + GUARD + TRAMPOLINE_STACK;
         let at = (self.base + SLOT_LEN - size) & !63;
         let here = InSlot {
             i: self.i,
@@ -237,14 +271,27 @@ impl Slot {
             cgroup: cgroup.map_or(0, |c| c.as_raw_fd() as u64),
             ..CloneArgs::default()
         };
-        // SAFETY: the child starts on [low, at & !15), writable, unused
-        // (above), with its first frame `enter::<F>`, which reads the pair
-        // just written once and never returns. CLONE_VM without
-        // CLONE_THREAD or CLONE_SETTLS: a process of its own sharing this
-        // address space, whose only writes outside its stack are what
-        // `child` does (the module's rules). `args` is a valid clone_args
-        // alive across the call; `cgroup` a borrowed, therefore open, fd.
-        let ret = unsafe { clone3_on(&mut args, enter::<T, F>, at as *mut c_void) };
+        let tramp = low - TRAMPOLINE_STACK;
+        let via = (self.low_fds && !NO_TRAMPOLINE.load(Ordering::Relaxed))
+            .then(|| {
+                // SAFETY: as for the direct clone3 below, which the
+                // trampoline makes instead; its own stack, [tramp, low),
+                // is writable and unused (the slot's, below the child's).
+                unsafe { via_trampoline(&mut args, enter::<T, F>, at as *mut c_void, tramp) }
+            })
+            .flatten();
+        let ret = match via {
+            Some(r) => r,
+            // SAFETY: the child starts on [low, at & !15), writable, unused
+            // (above), with its first frame `enter::<F>`, which reads the
+            // pair just written once and never returns. CLONE_VM without
+            // CLONE_THREAD or CLONE_SETTLS: a process of its own sharing
+            // this address space, whose only writes outside its stack are
+            // what `child` does (the module's rules). `args` is a valid
+            // clone_args alive across the call; `cgroup` a borrowed,
+            // therefore open, fd.
+            None => unsafe { clone3_on(&mut args, enter::<T, F>, at as *mut c_void) },
+        };
         // No child (an error): the slot goes back (Drop), the pair is
         // forgotten (it has nothing to drop).
         let ret = ret?;
@@ -255,6 +302,141 @@ impl Slot {
         Ok(pid)
     }
 }
+
+/// What the trampoline works from, in its caller's frame.
+struct Job {
+    args: *mut CloneArgs,
+    entry: extern "C" fn(*mut c_void) -> !,
+    arg: *mut c_void,
+    /// The child's pid, written by the kernel when the child exists
+    /// (`CLONE_PARENT_SETTID`): 0 if it never did.
+    pid: AtomicU32,
+    /// The child's clone3 failed with this errno.
+    errno: AtomicU32,
+    /// The kernel refused `CLOSE_RANGE_UNSHARE`.
+    refused: AtomicBool,
+}
+
+/// Clone `args`' child (first frame `entry(arg)`) through a trampoline on
+/// the stack whose low end is `stack` (the module's doc). None when the
+/// trampoline could not be started (`args` then as given: the caller
+/// clones directly); else the child's pid or clone3's error.
+///
+/// The trampoline is a thread of the caller's (`CLONE_THREAD`): its exit
+/// needs no reaping and sends no SIGCHLD, which would wake PID 1 in the
+/// middle of the start (a restart's grace, `pid1::handshake`). The child
+/// it clones is the caller's once the trampoline is gone (the kernel
+/// gives a dead thread's children to a live thread of its group), and
+/// until then `getppid` already says the caller's pid. One window is
+/// left: a program that sets `PR_SET_PDEATHSIG` before the trampoline's
+/// exit has reached that hand-over gets its signal; the trampoline exits
+/// right after its clone3, the program only runs after its exec.
+///
+/// # Safety
+/// As for `clone3_on(args, entry, arg)`, and [stack, stack +
+/// TRAMPOLINE_STACK) is writable, 16-byte aligned at its top and unused.
+unsafe fn via_trampoline(
+    args: &mut CloneArgs,
+    entry: extern "C" fn(*mut c_void) -> !,
+    arg: *mut c_void,
+    stack: usize,
+) -> Option<Result<usize, Errno>> {
+    let given = (args.flags, args.parent_tid);
+    let job = Job {
+        args,
+        entry,
+        arg,
+        pid: AtomicU32::new(0),
+        errno: AtomicU32::new(0),
+        refused: AtomicBool::new(false),
+    };
+    // The child shares the trampoline's small table.
+    // SAFETY: `job.args` is `args`, borrowed for this call.
+    unsafe {
+        (*job.args).flags |= (libc::CLONE_PARENT_SETTID | libc::CLONE_FILES) as u64;
+        (*job.args).parent_tid = job.pid.as_ptr() as u64;
+    }
+    let mut t = CloneArgs {
+        flags: (libc::CLONE_VM
+            | libc::CLONE_SIGHAND
+            | libc::CLONE_THREAD
+            | libc::CLONE_VFORK
+            | libc::CLONE_FILES) as u64,
+        stack: stack as u64,
+        stack_size: TRAMPOLINE_STACK as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: the trampoline starts on [stack, stack + TRAMPOLINE_STACK)
+    // (this function's contract) in `trampoline`, which reads `job` in
+    // this frame: it stays put, since CLONE_VFORK suspends this thread
+    // until the trampoline exits, and the trampoline never returns into
+    // it. It shares this memory and fd table until its first call makes
+    // the table its own; it writes nothing of the caller's but `job`, and
+    // ends by exit(2), its thread alone.
+    let ret = unsafe { clone3_on(&mut t, trampoline, (&job as *const Job).cast_mut().cast()) };
+    if ret.is_err() {
+        // SAFETY: as above; the trampoline never ran.
+        unsafe { ((*job.args).flags, (*job.args).parent_tid) = given };
+        return None;
+    }
+    if job.refused.load(Ordering::Acquire) {
+        NO_TRAMPOLINE.store(true, Ordering::Relaxed);
+    }
+    Some(match job.pid.load(Ordering::Acquire) {
+        0 => Err(match job.errno.load(Ordering::Acquire) {
+            0 => Errno::AGAIN,
+            e => Errno::from_raw_os_error(e as i32),
+        }),
+        pid => Ok(pid as usize),
+    })
+}
+
+/// The trampoline's first frame: a table of its own with the fds below
+/// LOW_FDS, the child's clone3 sharing it, the end of this thread.
+extern "C" fn trampoline(arg: *mut c_void) -> ! {
+    // SAFETY: `arg` is the Job of `via_trampoline`, in the frame of a
+    // caller suspended until this thread exits: valid, and used by no one
+    // else meanwhile.
+    let job = unsafe { &*arg.cast::<Job>() };
+    // SAFETY: close_range takes integers only.
+    let unshared = unsafe {
+        super::raw::syscall6(
+            libc::SYS_close_range,
+            [
+                LOW_FDS as usize,
+                u32::MAX as usize,
+                CLOSE_RANGE_UNSHARE,
+                0,
+                0,
+                0,
+            ],
+        )
+    };
+    // SAFETY: `job.args` is the caller's clone_args, alive and used by no
+    // one else until this thread exits (above).
+    let args = unsafe { &mut *job.args };
+    if unshared.is_err() {
+        // The table is still the caller's own: the child gets a copy of
+        // it, never the table itself.
+        args.flags &= !(libc::CLONE_FILES as u64);
+        job.refused.store(true, Ordering::Release);
+    }
+    // SAFETY: `via_trampoline`'s contract, which is `clone3_on`'s for
+    // `args`, `job.entry` and `job.arg`.
+    if let Err(e) = unsafe { clone3_on(args, job.entry, job.arg) } {
+        job.errno
+            .store(e.raw_os_error().unsigned_abs(), Ordering::Release);
+    }
+    // exit(2), not exit_group(2) (libc's `_exit`): this thread only, never
+    // its caller's whole group (PID 1).
+    loop {
+        // SAFETY: exit takes an integer only and does not return.
+        let _ = unsafe { super::raw::syscall6(libc::SYS_exit, [0; 6]) };
+    }
+}
+
+/// close_range(2)'s flag: the caller's table becomes its own first.
+const CLOSE_RANGE_UNSHARE: usize = 1 << 1;
 
 /// What `Slot::spawn` puts at the top of stack A.
 struct Moved<T, F> {

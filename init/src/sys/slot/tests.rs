@@ -2,7 +2,7 @@ use super::*;
 use crate::sys::exec::CStrings;
 use core::sync::atomic::AtomicU32;
 use core::time::Duration;
-use rustix::fd::AsFd;
+use rustix::fd::{AsFd, AsRawFd};
 
 fn lock() -> std::sync::MutexGuard<'static, ()> {
     TEST_LOCK.lock().unwrap_or_else(|p| p.into_inner())
@@ -244,4 +244,43 @@ fn quiesce_kills_a_child_stuck_before_its_exec_then_reports_clear() {
     let st = crate::testutil::wait_status(pid).unwrap();
     assert_eq!(st.terminating_signal(), Some(libc::SIGKILL));
     drop(gate_w);
+}
+
+/// What a child on a slot finds open of two numbers: bit 0 `low`, bit 1
+/// `high`, as its exit code.
+fn open_in_child(s: Slot, low: i32, high: i32) -> Option<i32> {
+    let pid = s
+        .spawn(Namespaces::NONE, None, &(), move |_, _| {
+            // The child's own table (/proc/self is its pid), without
+            // allocating.
+            let open = |fd: i32| {
+                let path: heapless::String<32> =
+                    crate::proto::formatted(format_args!("/proc/self/fd/{fd}"));
+                rustix::fs::stat(path.as_str()).is_ok()
+            };
+            crate::sys::clone::exit(i32::from(open(low)) | i32::from(open(high)) << 1)
+        })
+        .unwrap();
+    // Its caller's child either way (through the trampoline by
+    // CLONE_PARENT), which gives the slot back at its exit.
+    wait(pid)
+}
+
+/// With `low_fds` a child on a slot gets its caller's fds below LOW_FDS
+/// only (the trampoline's small table); without, all of them.
+#[test]
+fn a_child_with_low_fds_gets_only_the_fds_below_low_fds() {
+    let _g = lock();
+    let (r, _w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let low = rustix::io::fcntl_dupfd_cloexec(&r, 10).unwrap();
+    let high = crate::sys::fd::raise(rustix::io::fcntl_dupfd_cloexec(&r, 10).unwrap());
+    let (l, h) = (low.as_raw_fd(), high.as_raw_fd());
+    assert!(l < LOW_FDS as i32 && h >= LOW_FDS as i32, "{l} {h}");
+    let s = slot();
+    let i = s.i;
+    assert_eq!(open_in_child(s.low_fds(), l, h), Some(0b01));
+    assert_eq!(POOL.get(i).unwrap().a.load(Ordering::Acquire), 0);
+    assert_eq!(open_in_child(slot(), l, h), Some(0b11));
+    // The caller's own table is untouched by the child's.
+    assert!(rustix::io::fcntl_getfd(&low).is_ok() && rustix::io::fcntl_getfd(&high).is_ok());
 }
