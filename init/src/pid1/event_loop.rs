@@ -248,10 +248,11 @@ impl Pid1 {
                 .count();
             let ms = now().saturating_sub(self.started_at);
             log::info!(
-                "{up} of {} units up {ms} ms after PID 1 started ({} allocations so far, {} starts forked)",
+                "{up} of {} units up {ms} ms after PID 1 started ({} allocations so far, {} starts forked, {} by trampoline)",
                 self.sup.len(),
                 crate::sys::alloc::count(),
-                crate::spawn::forked()
+                crate::spawn::forked(),
+                crate::sys::slot::trampolined()
             );
         }
     }

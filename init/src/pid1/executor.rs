@@ -478,8 +478,11 @@ impl Pid1 {
             }
         };
         let notify = notify_pipe.map(|(r, _w)| r).or(notify_sock);
+        // With starts by trampoline, PID 1's copy of the write end goes
+        // now, not after the handshake: it holds a number below LOW_FDS.
+        let wide = spawn::wide();
         let ends = Ends {
-            log: log_pipe,
+            log: log_pipe.map(|(r, w)| (r, (!wide).then_some(w))),
             notify,
             report: report_pipe.map(|(r, _w)| r),
         };
@@ -492,7 +495,7 @@ impl Pid1 {
 /// epoll set after the wait in place (two system calls each, in a
 /// restart's window otherwise).
 pub(super) struct Ends {
-    pub(super) log: Option<(OwnedFd, OwnedFd)>,
+    pub(super) log: Option<(OwnedFd, Option<OwnedFd>)>,
     pub(super) notify: Option<OwnedFd>,
     pub(super) report: Option<OwnedFd>,
 }

@@ -385,6 +385,12 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
         rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
     )
     .map_err(|e| fail(Step::StatusPipe, e))?;
+    // PID 1's end lives until the exec handshake: out of the numbers
+    // below LOW_FDS, which a boot's batch of starts would fill up.
+    let status_rd = match wide() {
+        true => crate::sys::fd::raise(status_rd),
+        false => status_rd,
+    };
 
     // A new user namespace: the child waits on this pipe until PID 1 has
     // written its id maps (which needs its pid, so comes after clone3).
@@ -404,8 +410,7 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
     // the logger's lock: both fork.
     if user_map.is_none() && req.def.root.is_none() {
         if let Some(slot) = crate::sys::slot::claim() {
-            let wide = KEPT_FDS.load(core::sync::atomic::Ordering::Relaxed) >= TRAMPOLINE_FROM;
-            let slot = match wide && all_low(req, status_wr.as_fd()) {
+            let slot = match wide() && all_low(req, status_wr.as_fd()) {
                 true => slot.low_fds(),
                 false => slot,
             };
@@ -468,6 +473,12 @@ const TRAMPOLINE_FROM: usize = 160;
 /// as configured (boot, reload).
 pub fn set_kept_fds(n: usize) {
     KEPT_FDS.store(n, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// PID 1 keeps enough fds for its units that starts go through the
+/// trampoline: the fds it holds past a start are kept above LOW_FDS.
+pub fn wide() -> bool {
+    KEPT_FDS.load(core::sync::atomic::Ordering::Relaxed) >= TRAMPOLINE_FROM
 }
 
 /// Every fd of PID 1's that the child (and, with a PID namespace, its

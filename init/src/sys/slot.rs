@@ -85,6 +85,14 @@ pub const LOW_FDS: u32 = 64;
 /// The kernel refused `CLOSE_RANGE_UNSHARE` (before Linux 5.9): no more
 /// trampolines, every child copies the whole table.
 static NO_TRAMPOLINE: AtomicBool = AtomicBool::new(false);
+/// Children started through the trampoline, for the boot's "units up"
+/// line.
+static TRAMPOLINED: AtomicU32 = AtomicU32::new(0);
+
+/// Children started through the trampoline so far.
+pub fn trampolined() -> u32 {
+    TRAMPOLINED.load(Ordering::Relaxed)
+}
 
 /// One slot's words.
 struct State {
@@ -387,7 +395,10 @@ unsafe fn via_trampoline(
             0 => Errno::AGAIN,
             e => Errno::from_raw_os_error(e as i32),
         }),
-        pid => Ok(pid as usize),
+        pid => {
+            TRAMPOLINED.fetch_add(1, Ordering::Relaxed);
+            Ok(pid as usize)
+        }
     })
 }
 
