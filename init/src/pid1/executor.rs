@@ -365,8 +365,12 @@ impl Pid1 {
             }
         };
         let flags = rustix::pipe::PipeFlags::CLOEXEC;
-        // PID 1's ends go above the numbers the child gets (`sys::slot`).
-        let pipe = |f| rustix::pipe::pipe_with(f).map(|(r, w)| (fd::raise(r), w));
+        // With starts by trampoline, PID 1's ends go above the numbers the
+        // child gets (`sys::slot`); without, they are not moved (a dup and
+        // a close each).
+        let wide = spawn::wide();
+        let up = |fd| if wide { fd::raise(fd) } else { fd };
+        let pipe = |f| rustix::pipe::pipe_with(f).map(|(r, w)| (up(r), w));
         let log_pipe = if def.output == Output::Log {
             match pipe(flags) {
                 Ok(p) => Some(p),
@@ -390,7 +394,7 @@ impl Pid1 {
         let sock_path = notify_path(name);
         let notify_sock = if def.ready == Ready::SdNotify {
             match bind_notify_socket(sock_path.as_str(), notify_owner(def, &ids)) {
-                Ok(s) => Some(fd::raise(s)),
+                Ok(s) => Some(up(s)),
                 Err(e) => {
                     return Err(why(format_args!(
                         "notify socket {}: {e}",
@@ -478,11 +482,8 @@ impl Pid1 {
             }
         };
         let notify = notify_pipe.map(|(r, _w)| r).or(notify_sock);
-        // With starts by trampoline, PID 1's copy of the write end goes
-        // now, not after the handshake: it holds a number below LOW_FDS.
-        let wide = spawn::wide();
         let ends = Ends {
-            log: log_pipe.map(|(r, w)| (r, (!wide).then_some(w))),
+            log: log_pipe,
             notify,
             report: report_pipe.map(|(r, _w)| r),
         };
@@ -495,7 +496,7 @@ impl Pid1 {
 /// epoll set after the wait in place (two system calls each, in a
 /// restart's window otherwise).
 pub(super) struct Ends {
-    pub(super) log: Option<(OwnedFd, Option<OwnedFd>)>,
+    pub(super) log: Option<(OwnedFd, OwnedFd)>,
     pub(super) notify: Option<OwnedFd>,
     pub(super) report: Option<OwnedFd>,
 }

@@ -662,7 +662,7 @@ mod tests {
         let (report_rd, _report_wr) = rustix::pipe::pipe().unwrap();
         let report_no = report_rd.as_raw_fd();
         let ends = executor::Ends {
-            log: Some((new_rd, Some(new_wr))),
+            log: Some((new_rd, new_wr)),
             notify: None,
             report: Some(report_rd),
         };

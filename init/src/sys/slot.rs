@@ -41,8 +41,9 @@
 //! two per unit, so at 1,000 units that is a third of a restart
 //! (docs/benchmarks.md, "Fifteenth round"). A child whose fds are all
 //! below `LOW_FDS` (`Slot::low_fds`) is started through a trampoline
-//! instead: a thread of PID 1's sharing its fd table, PID 1 suspended
-//! until it exits (`CLONE_VFORK`; it blocks on nothing a unit controls).
+//! instead: a thread of PID 1's sharing its fd table, on a stack of its
+//! own after the slots', PID 1 suspended until it exits (`CLONE_VFORK`;
+//! it blocks on nothing a unit controls).
 //! The trampoline takes a table of its own holding only the fds below
 //! `LOW_FDS` (`close_range(LOW_FDS, ~0, CLOSE_RANGE_UNSHARE)`), clones the
 //! child sharing that small table, and exits; the child is then PID 1's.
@@ -76,15 +77,25 @@ const HALF: usize = GUARD + STACK;
 const SLOT_LEN: usize = 2 * HALF;
 /// Most of stack A the closure may take.
 const CLOSURE_MAX: usize = STACK / 4;
-/// The bottom of stack A, below the child's stack: the trampoline's.
-const TRAMPOLINE_STACK: usize = 16 * 1024;
+/// The trampoline's stack, mapped after the slots above a guard of its
+/// own (so that no child's stack overflows into it, nor it into one).
+const TRAMPOLINE_STACK: usize = GUARD;
 /// What a child started through the trampoline gets of its caller's fd
-/// table: the fds numbered below this (the kernel copies at least the
-/// first 64 numbers of a table anyway).
+/// table: the open fds numbered below this (with `CLOSE_RANGE_UNSHARE`
+/// the kernel copies those below the range's start, at least the first
+/// 64 numbers of a table).
 pub const LOW_FDS: u32 = 64;
-/// The kernel refused `CLOSE_RANGE_UNSHARE` (before Linux 5.9): no more
-/// trampolines, every child copies the whole table.
+/// The kernel does not know `CLOSE_RANGE_UNSHARE` (before Linux 5.9): no
+/// more trampolines, every child copies the whole table.
 static NO_TRAMPOLINE: AtomicBool = AtomicBool::new(false);
+/// Nonzero while a trampoline runs on the trampoline's stack: set by its
+/// claim, cleared by the kernel when the trampoline thread exits
+/// (`CLONE_CHILD_CLEARTID`), before PID 1 goes on from its vfork. One
+/// trampoline at a time: PID 1's next start comes after; a start that
+/// finds it busy (threaded host tests) clones directly.
+static TRAMPOLINE_BUSY: AtomicU32 = AtomicU32::new(0);
+/// The trampoline's stack was touched since its pages were given back.
+static TRAMPOLINE_DIRTY: AtomicBool = AtomicBool::new(false);
 /// Children started through the trampoline, for the boot's "units up"
 /// line.
 static TRAMPOLINED: AtomicU32 = AtomicU32::new(0);
@@ -138,12 +149,14 @@ pub fn reserve() -> Result<(), Errno> {
     if BASE.load(Ordering::Acquire) != 0 {
         return Ok(());
     }
-    let len = SLOT_LEN * SLOTS;
+    // The slots, then a guard and the trampoline's stack.
+    let len = SLOT_LEN * SLOTS + GUARD + TRAMPOLINE_STACK;
     let base = super::vfork::map_stacks(len)? as usize;
-    for guard in (0..SLOTS * 2).map(|h| base + h * HALF) {
+    for guard in (0..SLOTS * 2 + 1).map(|h| base + h * HALF) {
         // SAFETY: the lowest GUARD bytes of a half of the mapping just
-        // made (page-aligned: HALF is a multiple of every page size),
-        // which nothing uses yet.
+        // made, or of the trampoline's part after the last slot
+        // (page-aligned: HALF is a multiple of every page size), which
+        // nothing uses yet.
         if unsafe { libc::mprotect(guard as *mut c_void, GUARD, libc::PROT_NONE) } != 0 {
             let e = super::clone::last_errno();
             // SAFETY: the mapping made above, which nothing uses.
@@ -243,7 +256,7 @@ impl Slot {
         if size > CLOSURE_MAX || core::mem::align_of::<Moved<T, F>>() > 64 {
             return Err(Errno::NOSPC);
         }
-        let low = self.base + HALF + GUARD + TRAMPOLINE_STACK;
+        let low = self.base + HALF + GUARD;
         let at = (self.base + SLOT_LEN - size) & !63;
         let here = InSlot {
             i: self.i,
@@ -279,13 +292,22 @@ impl Slot {
             cgroup: cgroup.map_or(0, |c| c.as_raw_fd() as u64),
             ..CloneArgs::default()
         };
-        let tramp = low - TRAMPOLINE_STACK;
-        let via = (self.low_fds && !NO_TRAMPOLINE.load(Ordering::Relaxed))
+        let pool = BASE.load(Ordering::Acquire);
+        let via = (self.low_fds && !NO_TRAMPOLINE.load(Ordering::Relaxed) && claim_trampoline())
             .then(|| {
+                TRAMPOLINE_DIRTY.store(true, Ordering::Relaxed);
                 // SAFETY: as for the direct clone3 below, which the
-                // trampoline makes instead; its own stack, [tramp, low),
-                // is writable and unused (the slot's, below the child's).
-                unsafe { via_trampoline(&mut args, enter::<T, F>, at as *mut c_void, tramp) }
+                // trampoline makes instead; its own stack, after the
+                // slots' (`reserve`), is writable and, claimed just now,
+                // unused.
+                unsafe {
+                    via_trampoline(
+                        &mut args,
+                        enter::<T, F>,
+                        at as *mut c_void,
+                        pool + SLOT_LEN * SLOTS + GUARD,
+                    )
+                }
             })
             .flatten();
         let ret = match via {
@@ -311,6 +333,13 @@ impl Slot {
     }
 }
 
+/// The trampoline's stack, if no trampoline runs on it (`TRAMPOLINE_BUSY`).
+fn claim_trampoline() -> bool {
+    TRAMPOLINE_BUSY
+        .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+}
+
 /// What the trampoline works from, in its caller's frame.
 struct Job {
     args: *mut CloneArgs,
@@ -321,7 +350,7 @@ struct Job {
     pid: AtomicU32,
     /// The child's clone3 failed with this errno.
     errno: AtomicU32,
-    /// The kernel refused `CLOSE_RANGE_UNSHARE`.
+    /// The kernel does not know `CLOSE_RANGE_UNSHARE`.
     refused: AtomicBool,
 }
 
@@ -342,7 +371,8 @@ struct Job {
 ///
 /// # Safety
 /// As for `clone3_on(args, entry, arg)`, and [stack, stack +
-/// TRAMPOLINE_STACK) is writable, 16-byte aligned at its top and unused.
+/// TRAMPOLINE_STACK) is writable, 16-byte aligned at its top and unused,
+/// claimed (`TRAMPOLINE_BUSY`): this call gives it back.
 unsafe fn via_trampoline(
     args: &mut CloneArgs,
     entry: extern "C" fn(*mut c_void) -> !,
@@ -369,7 +399,9 @@ unsafe fn via_trampoline(
             | libc::CLONE_SIGHAND
             | libc::CLONE_THREAD
             | libc::CLONE_VFORK
-            | libc::CLONE_FILES) as u64,
+            | libc::CLONE_FILES
+            | libc::CLONE_CHILD_CLEARTID) as u64,
+        child_tid: TRAMPOLINE_BUSY.as_ptr() as u64,
         stack: stack as u64,
         stack_size: TRAMPOLINE_STACK as u64,
         ..CloneArgs::default()
@@ -385,6 +417,7 @@ unsafe fn via_trampoline(
     if ret.is_err() {
         // SAFETY: as above; the trampoline never ran.
         unsafe { ((*job.args).flags, (*job.args).parent_tid) = given };
+        TRAMPOLINE_BUSY.store(0, Ordering::Release);
         return None;
     }
     if job.refused.load(Ordering::Acquire) {
@@ -426,11 +459,15 @@ extern "C" fn trampoline(arg: *mut c_void) -> ! {
     // SAFETY: `job.args` is the caller's clone_args, alive and used by no
     // one else until this thread exits (above).
     let args = unsafe { &mut *job.args };
-    if unshared.is_err() {
+    if let Err(e) = unshared {
         // The table is still the caller's own: the child gets a copy of
-        // it, never the table itself.
+        // it, never the table itself. Only a kernel without the flag
+        // stops the trampolines; a copy that failed for memory may not
+        // fail next time.
         args.flags &= !(libc::CLONE_FILES as u64);
-        job.refused.store(true, Ordering::Release);
+        if e == Errno::NOSYS || e == Errno::INVAL {
+            job.refused.store(true, Ordering::Release);
+        }
     }
     // SAFETY: `via_trampoline`'s contract, which is `clone3_on`'s for
     // `args`, `job.entry` and `job.arg`.
@@ -660,6 +697,20 @@ pub fn release_idle() -> Option<rustix::event::Timespec> {
         // MADV_DONTNEED on private anonymous memory only drops contents
         // no one holds.
         unsafe { libc::madvise(held.base as *mut c_void, SLOT_LEN, libc::MADV_DONTNEED) };
+    }
+    if TRAMPOLINE_DIRTY.load(Ordering::Relaxed) && claim_trampoline() {
+        TRAMPOLINE_DIRTY.store(false, Ordering::Relaxed);
+        // SAFETY: the trampoline's stack, after the slots in the pool's
+        // mapping, claimed (no trampoline runs on it, none starts until
+        // it is given back below); its contents are no one's.
+        unsafe {
+            libc::madvise(
+                (pool + SLOT_LEN * SLOTS + GUARD) as *mut c_void,
+                TRAMPOLINE_STACK,
+                libc::MADV_DONTNEED,
+            )
+        };
+        TRAMPOLINE_BUSY.store(0, Ordering::Release);
     }
     (busy && RECHECKS_LEFT.load(Ordering::Relaxed) > 0).then_some(RECHECK)
 }

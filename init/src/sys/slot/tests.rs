@@ -261,8 +261,8 @@ fn open_in_child(s: Slot, low: i32, high: i32) -> Option<i32> {
             crate::sys::clone::exit(i32::from(open(low)) | i32::from(open(high)) << 1)
         })
         .unwrap();
-    // Its caller's child either way (through the trampoline by
-    // CLONE_PARENT), which gives the slot back at its exit.
+    // Its caller's child either way (through the trampoline, once that
+    // thread is gone), which gives the slot back at its exit.
     wait(pid)
 }
 
@@ -272,7 +272,7 @@ fn open_in_child(s: Slot, low: i32, high: i32) -> Option<i32> {
 fn a_child_with_low_fds_gets_only_the_fds_below_low_fds() {
     let _g = lock();
     let (r, _w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
-    let low = rustix::io::fcntl_dupfd_cloexec(&r, 10).unwrap();
+    let low = rustix::io::fcntl_dupfd_cloexec(&r, 3).unwrap();
     let high = crate::sys::fd::raise(rustix::io::fcntl_dupfd_cloexec(&r, 10).unwrap());
     let (l, h) = (low.as_raw_fd(), high.as_raw_fd());
     assert!(l < LOW_FDS as i32 && h >= LOW_FDS as i32, "{l} {h}");
@@ -281,6 +281,8 @@ fn a_child_with_low_fds_gets_only_the_fds_below_low_fds() {
     assert_eq!(open_in_child(s.low_fds(), l, h), Some(0b01));
     assert_eq!(POOL.get(i).unwrap().a.load(Ordering::Acquire), 0);
     assert_eq!(open_in_child(slot(), l, h), Some(0b11));
+    // And the trampoline's own stack is free again.
+    assert_eq!(TRAMPOLINE_BUSY.load(Ordering::Acquire), 0);
     // The caller's own table is untouched by the child's.
     assert!(rustix::io::fcntl_getfd(&low).is_ok() && rustix::io::fcntl_getfd(&high).is_ok());
 }
