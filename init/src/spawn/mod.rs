@@ -23,6 +23,7 @@ pub mod reaper;
 pub mod sandbox;
 mod slot;
 mod stdio;
+pub use slot::{set_kept_fds, wide};
 
 use crate::sys::exec::CStrings;
 use crate::unit::{Namespaces, UnitDef};
@@ -410,7 +411,7 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
     // the logger's lock: both fork.
     if user_map.is_none() && req.def.root.is_none() {
         if let Some(slot) = crate::sys::slot::claim() {
-            let slot = match wide() && all_low(req, status_wr.as_fd()) {
+            let slot = match wide() && slot::all_low(req, status_wr.as_fd()) {
                 true => slot.low_fds(),
                 false => slot,
             };
@@ -457,46 +458,6 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
         pid,
         status: status_rd,
     })
-}
-
-/// PID 1's count of the fds it keeps for its units (`set_kept_fds`).
-static KEPT_FDS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
-/// From this many kept fds on, a start on a slot goes through the
-/// trampoline (`sys::slot`), when all the child's fds are low: the
-/// trampoline costs about 50 µs of instructions (a thread made and gone),
-/// and saves about 0.3 µs for each fd the child neither copies nor closes
-/// (icount; docs/benchmarks.md, "Fifteenth round"): a loss at 100 bare
-/// units, a gain at 100 isolated ones (two fds a unit) and at 1,000.
-const TRAMPOLINE_FROM: usize = 160;
-
-/// PID 1 keeps `n` fds for its units (output pipes, reports, readiness),
-/// as configured (boot, reload).
-pub fn set_kept_fds(n: usize) {
-    KEPT_FDS.store(n, core::sync::atomic::Ordering::Relaxed);
-}
-
-/// PID 1 keeps enough fds for its units that starts go through the
-/// trampoline: the fds it holds past a start are kept above LOW_FDS.
-pub fn wide() -> bool {
-    KEPT_FDS.load(core::sync::atomic::Ordering::Relaxed) >= TRAMPOLINE_FROM
-}
-
-/// Every fd of PID 1's that the child (and, with a PID namespace, its
-/// reaper and service) uses is below `sys::slot::LOW_FDS`: it may start
-/// with only those (`sys::slot::Slot::low_fds`).
-fn all_low(req: &Request<'_>, status_wr: BorrowedFd<'_>) -> bool {
-    use rustix::fd::AsRawFd;
-    [
-        Some(status_wr),
-        req.cgroup,
-        req.stdio.fd(),
-        req.notify_fd,
-        req.exit_report,
-    ]
-    .into_iter()
-    .chain(reaper::always_kept())
-    .flatten()
-    .all(|fd| u32::try_from(fd.as_raw_fd()).is_ok_and(|n| n < crate::sys::slot::LOW_FDS))
 }
 
 fn fail(step: Step, e: Errno) -> SpawnError {
