@@ -12,7 +12,6 @@ use crate::kmsg;
 use crate::log_ring::LogRing;
 use crate::spawn;
 use crate::supervisor::{Action, Delay, Event, Note};
-use crate::sys::fd;
 use crate::unit::{self, Output, Ready};
 use crate::vocab::Exit;
 use crate::vocab::NOTIFY_DIR;
@@ -365,12 +364,8 @@ impl Pid1 {
             }
         };
         let flags = rustix::pipe::PipeFlags::CLOEXEC;
-        // With starts by trampoline, PID 1's ends go above the numbers the
-        // child gets (`sys::slot`); without, they are not moved (a dup and
-        // a close each).
-        let wide = spawn::wide();
-        let up = |fd| if wide { fd::raise(fd) } else { fd };
-        let pipe = |f| rustix::pipe::pipe_with(f).map(|(r, w)| (up(r), w));
+        // PID 1's ends, kept past the start (`spawn::kept`).
+        let pipe = |f| rustix::pipe::pipe_with(f).map(|(r, w)| (spawn::kept(r), w));
         let log_pipe = if def.output == Output::Log {
             match pipe(flags) {
                 Ok(p) => Some(p),
@@ -394,7 +389,7 @@ impl Pid1 {
         let sock_path = notify_path(name);
         let notify_sock = if def.ready == Ready::SdNotify {
             match bind_notify_socket(sock_path.as_str(), notify_owner(def, &ids)) {
-                Ok(s) => Some(up(s)),
+                Ok(s) => Some(spawn::kept(s)),
                 Err(e) => {
                     return Err(why(format_args!(
                         "notify socket {}: {e}",

@@ -23,7 +23,7 @@ pub mod reaper;
 pub mod sandbox;
 mod slot;
 mod stdio;
-pub use slot::{set_kept_fds, wide};
+pub use slot::{kept, set_kept_fds, wide};
 
 use crate::sys::exec::CStrings;
 use crate::unit::{Namespaces, UnitDef};
@@ -388,10 +388,7 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
     .map_err(|e| fail(Step::StatusPipe, e))?;
     // PID 1's end lives until the exec handshake: out of the numbers
     // below LOW_FDS, which a boot's batch of starts would fill up.
-    let status_rd = match wide() {
-        true => crate::sys::fd::raise(status_rd),
-        false => status_rd,
-    };
+    let status_rd = kept(status_rd);
 
     // A new user namespace: the child waits on this pipe until PID 1 has
     // written its id maps (which needs its pid, so comes after clone3).

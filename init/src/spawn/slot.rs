@@ -96,6 +96,16 @@ pub fn wide() -> bool {
     KEPT_FDS.load(core::sync::atomic::Ordering::Relaxed) >= TRAMPOLINE_FROM
 }
 
+/// An fd PID 1 keeps past a start: with starts by trampoline, moved above
+/// the numbers the child gets; else left where it is (a move is a dup
+/// and a close).
+pub fn kept(fd: rustix::fd::OwnedFd) -> rustix::fd::OwnedFd {
+    match wide() {
+        true => crate::sys::fd::raise(fd),
+        false => fd,
+    }
+}
+
 /// Every fd of PID 1's that the child (and, with a PID namespace, its
 /// reaper and service) uses is below `sys::slot::LOW_FDS`: it may start
 /// with only those (`sys::slot::Slot::low_fds`).
