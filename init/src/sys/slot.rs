@@ -54,7 +54,7 @@
 use super::clone::{namespace_flags, CloneArgs, CLONE_INTO_CGROUP};
 pub use trampoline::trampolined;
 use trampoline::{
-    claim_trampoline, via_trampoline, NO_TRAMPOLINE, TRAMPOLINE_BUSY, TRAMPOLINE_DIRTY,
+    claim_trampoline, via_trampoline, wait_gone, NO_TRAMPOLINE, TRAMPOLINE_BUSY, TRAMPOLINE_DIRTY,
 };
 
 mod trampoline;
@@ -100,6 +100,8 @@ struct State {
     b: AtomicU32,
     /// The child's pid, for `quiesce`.
     pid: AtomicU32,
+    /// The thread id of the trampoline that cloned the child, or 0.
+    tramp: AtomicU32,
     /// The child went on running in PID 1's memory without reading any
     /// of PID 1's data (a reaper whose exec failed): its slot stays busy
     /// but a reload need not wait for it.
@@ -114,6 +116,7 @@ impl State {
             a: AtomicU32::new(0),
             b: AtomicU32::new(0),
             pid: AtomicU32::new(0),
+            tramp: AtomicU32::new(0),
             detached: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
         }
@@ -263,6 +266,7 @@ impl Slot {
             core::ptr::copy_nonoverlapping(data, core::ptr::addr_of_mut!((*moved).data), 1);
         }
         st.b.store(0, Ordering::Release);
+        st.tramp.store(0, Ordering::Release);
         st.detached.store(false, Ordering::Release);
         st.dirty.store(true, Ordering::Relaxed);
         RECHECKS_LEFT.store(RECHECKS, Ordering::Relaxed);
@@ -293,6 +297,7 @@ impl Slot {
                         enter::<T, F>,
                         at as *mut c_void,
                         pool + SLOT_LEN * SLOTS + GUARD,
+                        &st.tramp,
                     )
                 }
             })
@@ -342,6 +347,9 @@ extern "C" fn enter<T, F: FnOnce(&T, InSlot)>(arg: *mut c_void) -> ! {
             &*core::ptr::addr_of!((*moved).data),
         )
     };
+    if let Some(st) = POOL.get(here.i) {
+        wait_gone(&st.tramp);
+    }
     // PID 1's SCHED_BATCH (`sched`) stays: a child that execs a unit's
     // program sets the default policy back itself; a namespace's reaper
     // keeps it, so that when its service's exec wakes it (`CLONE_VFORK`)

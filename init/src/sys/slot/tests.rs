@@ -286,3 +286,32 @@ fn a_child_with_low_fds_gets_only_the_fds_below_low_fds() {
     // The caller's own table is untouched by the child's.
     assert!(rustix::io::fcntl_getfd(&low).is_ok() && rustix::io::fcntl_getfd(&high).is_ok());
 }
+
+/// A child started through the trampoline that asks for a signal at its
+/// parent's death does not get it when the trampoline, which cloned it,
+/// exits: it runs its start only once that thread is gone, even when the
+/// trampoline lingers.
+#[test]
+fn a_trampolined_child_is_not_sent_its_parent_death_signal_by_the_trampolines_exit() {
+    let _g = lock();
+    super::trampoline::LINGER_NS.store(5_000_000, Ordering::Release);
+    let pid = slot().low_fds().spawn(Namespaces::NONE, None, &(), |_, _| {
+        let _ =
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+        let _ = rustix::thread::nanosleep(&rustix::thread::Timespec {
+            tv_sec: 0,
+            tv_nsec: 20_000_000,
+        });
+        crate::sys::clone::exit(7)
+    });
+    super::trampoline::LINGER_NS.store(0, Ordering::Release);
+    let pid = pid.unwrap();
+    assert!(trampolined() > 0);
+    let st = crate::testutil::wait_status(pid).unwrap();
+    assert_eq!(
+        st.terminating_signal(),
+        None,
+        "killed by its parent death signal"
+    );
+    assert_eq!(st.exit_status(), Some(7));
+}

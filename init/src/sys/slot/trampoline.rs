@@ -58,10 +58,13 @@ struct Job {
 /// middle of the start (a restart's grace, `pid1::handshake`). The child
 /// it clones is the caller's once the trampoline is gone (the kernel
 /// gives a dead thread's children to a live thread of its group), and
-/// until then `getppid` already says the caller's pid. One window is
-/// left: a program that sets `PR_SET_PDEATHSIG` before the trampoline's
-/// exit has reached that hand-over gets its signal; the trampoline exits
-/// right after its clone3, the program only runs after its exec.
+/// until then `getppid` already says the caller's pid. The hand-over is
+/// also when the kernel sends a child its `PR_SET_PDEATHSIG` signal (the
+/// parent that dies is the thread that cloned it): a program that set one
+/// before the trampoline's exit got there would be killed for nothing.
+/// So the kernel writes the trampoline's thread id to `tid` before it
+/// runs (`CLONE_PARENT_SETTID`), and the child waits for that thread to
+/// be gone (`wait_gone`) before it runs its start, and so its program.
 ///
 /// # Safety
 /// As for `clone3_on(args, entry, arg)`, and [stack, stack +
@@ -72,6 +75,7 @@ pub(super) unsafe fn via_trampoline(
     entry: extern "C" fn(*mut c_void) -> !,
     arg: *mut c_void,
     stack: usize,
+    tid: &AtomicU32,
 ) -> Option<Result<usize, Errno>> {
     let given = (args.flags, args.parent_tid);
     let job = Job {
@@ -94,7 +98,9 @@ pub(super) unsafe fn via_trampoline(
             | libc::CLONE_THREAD
             | libc::CLONE_VFORK
             | libc::CLONE_FILES
+            | libc::CLONE_PARENT_SETTID
             | libc::CLONE_CHILD_CLEARTID) as u64,
+        parent_tid: tid.as_ptr() as u64,
         child_tid: TRAMPOLINE_BUSY.as_ptr() as u64,
         stack: stack as u64,
         stack_size: TRAMPOLINE_STACK as u64,
@@ -169,6 +175,8 @@ extern "C" fn trampoline(arg: *mut c_void) -> ! {
         job.errno
             .store(e.raw_os_error().unsigned_abs(), Ordering::Release);
     }
+    #[cfg(test)]
+    linger();
     // exit(2), not exit_group(2) (libc's `_exit`): this thread only, never
     // its caller's whole group (PID 1).
     loop {
@@ -179,3 +187,54 @@ extern "C" fn trampoline(arg: *mut c_void) -> ! {
 
 /// close_range(2)'s flag: the caller's table becomes its own first.
 const CLOSE_RANGE_UNSHARE: usize = 1 << 1;
+
+/// Longest a child waits for its trampoline to be gone (`wait_gone`):
+/// polls of `GONE_POLL` each. A trampoline only has its exit left to
+/// make when its child runs; should it be held up longer (a stalled
+/// host), the child goes on.
+const GONE_POLLS: u32 = 200;
+const GONE_POLL: rustix::thread::Timespec = rustix::thread::Timespec {
+    tv_sec: 0,
+    tv_nsec: 50_000,
+};
+
+/// In the child of a trampoline whose thread id is in `tid` (0: none):
+/// return once that thread is gone from the child's parent's thread group,
+/// so that the child's parent is a live thread of it and stays one
+/// (`via_trampoline`), or after `GONE_POLLS` polls. Raw system calls only
+/// (a slot's child). A child in a PID namespace of its own sees no parent
+/// (`getppid` 0) and is a namespace's reaper, which sets no such signal.
+pub(super) fn wait_gone(tid: &AtomicU32) {
+    let tid = tid.load(Ordering::Acquire);
+    let tgid = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
+    if tid == 0 || tgid <= 0 {
+        return;
+    }
+    for _ in 0..GONE_POLLS {
+        // SAFETY: tgkill with signal 0 takes integers only and sends
+        // nothing: it says whether thread `tid` of group `tgid` exists.
+        let alive = unsafe {
+            super::super::raw::syscall6(libc::SYS_tgkill, [tgid as usize, tid as usize, 0, 0, 0, 0])
+        };
+        if alive.is_err() {
+            return;
+        }
+        let _ = rustix::thread::nanosleep(&GONE_POLL);
+    }
+}
+
+/// Tests: nanoseconds each trampoline sleeps before its exit, so that its
+/// child reliably runs while it still exists.
+#[cfg(test)]
+pub(super) static LINGER_NS: AtomicU32 = AtomicU32::new(0);
+
+#[cfg(test)]
+fn linger() {
+    let ns = LINGER_NS.load(Ordering::Acquire);
+    if ns > 0 {
+        let _ = rustix::thread::nanosleep(&rustix::thread::Timespec {
+            tv_sec: 0,
+            tv_nsec: i64::from(ns),
+        });
+    }
+}
