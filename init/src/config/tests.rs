@@ -494,6 +494,27 @@ fn check_files_with_their_directory_as_context() {
     );
 }
 
+/// Every file of a directory named (`initctl check /etc/units/*.unit`):
+/// the directory is their context once, and no named file meets its own
+/// copy there (which would be "also defined").
+#[test]
+fn check_every_file_of_a_directory_by_name() {
+    let f = Fixture::new("checkall");
+    let mut named: Vec<PathBuf> = (0..40)
+        .map(|i| f.unit(&format!("u{i:02}"), &format!("after = u{:02}", i + 1)))
+        .collect();
+    let last = f.unit("u40", "");
+    // And one file named twice, by two spellings of its path.
+    let again = last.parent().unwrap().join(".").join("u40.unit");
+    named.extend([last, again]);
+    let paths: Vec<&Path> = named.iter().map(PathBuf::as_path).collect();
+    let (ok, out) = check_out(Path::new("/"), &paths);
+    assert!(!ok, "{out:?}");
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(out[0].contains("unit `u40` is also defined in"), "{out:?}");
+    assert_eq!(out[1], "1 error; 41 of 42 units ok");
+}
+
 #[test]
 fn check_named_files_from_elsewhere() {
     let f = Fixture::new("elsewhere");
