@@ -48,7 +48,9 @@
 //! `LOW_FDS` (`close_range(LOW_FDS, ~0, CLOSE_RANGE_UNSHARE)`), clones the
 //! child sharing that small table, and exits; the child is then PID 1's.
 //! When PID 1 runs again the child's copies exist, so PID 1 closes its
-//! own at once, as after a plain clone. PID 1 keeps its long-lived fds
+//! own at once, as after a plain clone. The child waits for the
+//! trampoline thread to be gone before it runs (`wait_gone`): that
+//! thread's exit would send it a parent-death signal it asked for. PID 1 keeps its long-lived fds
 //! above `LOW_FDS` (`sys::fd::raise`).
 
 use super::clone::{namespace_flags, CloneArgs, CLONE_INTO_CGROUP};

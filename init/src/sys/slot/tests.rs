@@ -290,11 +290,13 @@ fn a_child_with_low_fds_gets_only_the_fds_below_low_fds() {
 /// A child started through the trampoline that asks for a signal at its
 /// parent's death does not get it when the trampoline, which cloned it,
 /// exits: it runs its start only once that thread is gone, even when the
-/// trampoline lingers.
+/// trampoline lingers (2 ms: well inside the child's bound, and long
+/// after the child would have asked for the signal without the wait).
 #[test]
 fn a_trampolined_child_is_not_sent_its_parent_death_signal_by_the_trampolines_exit() {
     let _g = lock();
-    super::trampoline::LINGER_NS.store(5_000_000, Ordering::Release);
+    super::trampoline::LINGER_NS.store(2_000_000, Ordering::Release);
+    let before = trampolined();
     let pid = slot().low_fds().spawn(Namespaces::NONE, None, &(), |_, _| {
         let _ =
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
@@ -306,7 +308,11 @@ fn a_trampolined_child_is_not_sent_its_parent_death_signal_by_the_trampolines_ex
     });
     super::trampoline::LINGER_NS.store(0, Ordering::Release);
     let pid = pid.unwrap();
-    assert!(trampolined() > 0);
+    assert_eq!(
+        trampolined(),
+        before + 1,
+        "not started through the trampoline"
+    );
     let st = crate::testutil::wait_status(pid).unwrap();
     assert_eq!(
         st.terminating_signal(),

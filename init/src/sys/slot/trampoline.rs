@@ -189,10 +189,13 @@ extern "C" fn trampoline(arg: *mut c_void) -> ! {
 const CLOSE_RANGE_UNSHARE: usize = 1 << 1;
 
 /// Longest a child waits for its trampoline to be gone (`wait_gone`):
-/// polls of `GONE_POLL` each. A trampoline only has its exit left to
-/// make when its child runs; should it be held up longer (a stalled
-/// host), the child goes on.
+/// polls, the first `GONE_YIELDS` after a `sched_yield` (the trampoline
+/// is mid-exit on another CPU, or waits for this one), the rest after a
+/// sleep of `GONE_POLL`. A trampoline only has its exit left to make when
+/// its child runs; should it be held up longer (a stalled host), the
+/// child goes on, and the window is open again.
 const GONE_POLLS: u32 = 200;
+const GONE_YIELDS: u32 = 16;
 const GONE_POLL: rustix::thread::Timespec = rustix::thread::Timespec {
     tv_sec: 0,
     tv_nsec: 50_000,
@@ -200,8 +203,8 @@ const GONE_POLL: rustix::thread::Timespec = rustix::thread::Timespec {
 
 /// In the child of a trampoline whose thread id is in `tid` (0: none):
 /// return once that thread is gone from the child's parent's thread group,
-/// so that the child's parent is a live thread of it and stays one
-/// (`via_trampoline`), or after `GONE_POLLS` polls. Raw system calls only
+/// so that the child's parent is then PID 1's main thread, which never
+/// exits (`via_trampoline`), or after `GONE_POLLS` polls. Raw system calls only
 /// (a slot's child). A child in a PID namespace of its own sees no parent
 /// (`getppid` 0) and is a namespace's reaper, which sets no such signal.
 pub(super) fn wait_gone(tid: &AtomicU32) {
@@ -210,7 +213,7 @@ pub(super) fn wait_gone(tid: &AtomicU32) {
     if tid == 0 || tgid <= 0 {
         return;
     }
-    for _ in 0..GONE_POLLS {
+    for i in 0..GONE_POLLS {
         // SAFETY: tgkill with signal 0 takes integers only and sends
         // nothing: it says whether thread `tid` of group `tgid` exists.
         let alive = unsafe {
@@ -219,7 +222,11 @@ pub(super) fn wait_gone(tid: &AtomicU32) {
         if alive.is_err() {
             return;
         }
-        let _ = rustix::thread::nanosleep(&GONE_POLL);
+        if i < GONE_YIELDS {
+            rustix::thread::sched_yield();
+        } else {
+            let _ = rustix::thread::nanosleep(&GONE_POLL);
+        }
     }
 }
 
