@@ -302,6 +302,7 @@ impl Pid1 {
                 usize::from(s.def.output == crate::unit::Output::Log)
                     + usize::from(s.def.namespaces.has(crate::unit::Namespaces::PID))
                     + usize::from(s.def.ready != crate::unit::Ready::Started)
+                    + usize::from(s.def.seldom.pressure_limit.is_some())
             })
             .sum();
         crate::spawn::set_kept_fds(kept);

@@ -74,7 +74,11 @@ impl Pid1 {
                 return;
             }
         };
-        match psi::trigger(dir.as_fd(), psi::MEMORY_PRESSURE, limit) {
+        // Kept while the unit runs: above the fds a start by trampoline
+        // gives its child (`spawn::kept`), raised before epoll knows it.
+        let trigger =
+            psi::trigger(dir.as_fd(), psi::MEMORY_PRESSURE, limit).map(crate::spawn::kept);
+        match trigger {
             Ok(fd) if register(ep, &fd, TOKEN_PRESSURE + u64::from(u)) => {
                 edge.pressure = Some((fd, limit));
             }

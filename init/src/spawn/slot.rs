@@ -84,8 +84,8 @@ static KEPT_FDS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsi
 /// units, a gain at 100 isolated ones (two fds a unit) and at 1,000.
 const TRAMPOLINE_FROM: usize = 160;
 
-/// PID 1 keeps `n` fds for its units (output pipes, reports, readiness),
-/// as configured (boot, reload).
+/// PID 1 keeps `n` fds for its units (output pipes, reports, readiness,
+/// pressure triggers), as configured (boot, reload).
 pub fn set_kept_fds(n: usize) {
     KEPT_FDS.store(n, core::sync::atomic::Ordering::Relaxed);
 }
