@@ -120,7 +120,7 @@ impl Supervisor {
                     Phase::Stopped
                 };
                 self.waiting = true;
-                let _ = self.link();
+                self.link_one(unit);
             }
             None => {
                 s.rt.want = false;

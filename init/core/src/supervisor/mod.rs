@@ -366,6 +366,9 @@ pub struct Supervisor {
     waiting: bool,
     /// Some slot may be `Retired::Leaving` (`settle`).
     leaving: bool,
+    /// Some slot may be `Retired::Free` (`add`: at boot none is, and a
+    /// search for one at each of 1,000 adds was a million slot visits).
+    freed: bool,
     /// Some unit may have a `deadline` or `watchdog_at` (`next_deadline`,
     /// which takes `&self`).
     timed: core::cell::Cell<bool>,
@@ -386,6 +389,7 @@ impl Supervisor {
             finished: false,
             waiting: false,
             leaving: false,
+            freed: false,
             timed: core::cell::Cell::new(false),
         }
     }
@@ -398,7 +402,17 @@ impl Supervisor {
         rt.want = true;
         rt.phase = Phase::Waiting;
         self.waiting = true;
-        if let Some(i) = self.units.iter().position(|s| s.retired == Retired::Free) {
+        #[cfg(test)]
+        assert!(
+            self.freed || !self.units.iter().any(|s| s.retired == Retired::Free),
+            "a free slot without `freed`"
+        );
+        let free = match self.freed {
+            true => self.units.iter().position(|s| s.retired == Retired::Free),
+            false => None,
+        };
+        self.freed = free.is_some();
+        if let Some(i) = free {
             if let Some(slot) = self.units.get_mut(i) {
                 *slot = Slot {
                     def,
@@ -421,46 +435,6 @@ impl Supervisor {
         });
         self.needed.resize(self.units.len(), 0);
         Ok(idx)
-    }
-
-    /// Resolve every unit's `after` names to table indices. A name that is
-    /// not in the table (the loader refuses those, so this is a bug guard)
-    /// fails that unit rather than starting it out of order.
-    pub fn link(&mut self) -> Result<(), (u16, AddError)> {
-        let mut first_err = Ok(());
-        for i in 0..self.units.len() {
-            let mut deps: Vec<u16, AFTER_MAX> = Vec::new();
-            let mut bad = false;
-            if let Some(s) = self.units.get(i) {
-                if s.retired == Retired::Free {
-                    continue;
-                }
-                for name in s.def.after.iter() {
-                    match self.index(name) {
-                        Some(d) => {
-                            let _ = deps.push(d);
-                        }
-                        None => bad = true,
-                    }
-                }
-            }
-            if let Some(s) = self.units.get_mut(i) {
-                // Allocated only where they changed (boot, reload, put-back).
-                if s.rt.deps.as_slice() != deps.as_slice() {
-                    s.rt.deps = Few::from_slice(&deps);
-                }
-                // Only a unit not started yet is held back; a running one
-                // keeps running (its process must not be orphaned).
-                if bad && s.rt.phase == Phase::Waiting {
-                    s.rt.want = false;
-                    s.rt.phase = Phase::Failed;
-                    if first_err.is_ok() {
-                        first_err = Err((i as u16, AddError::UnknownDep));
-                    }
-                }
-            }
-        }
-        first_err
     }
 
     pub fn len(&self) -> usize {
@@ -488,9 +462,20 @@ impl Supervisor {
         self.units.get(usize::from(unit))
     }
 
-    /// Every unit that is (still) in the table, with its index.
+    /// Every unit that is (still) in the table. Not numbered: a reload
+    /// frees slots, so a unit's place in this sequence is not its index
+    /// (`indexed`).
     pub fn slots(&self) -> impl Iterator<Item = &Slot> {
         self.units.iter().filter(|s| s.retired != Retired::Free)
+    }
+
+    /// Every unit that is (still) in the table, with its index.
+    pub fn indexed(&self) -> impl Iterator<Item = (u16, &Slot)> {
+        self.units
+            .iter()
+            .zip(0..=u16::MAX)
+            .filter(|(s, _)| s.retired != Retired::Free)
+            .map(|(s, u)| (u, s))
     }
 
     pub fn shutting_down(&self) -> Option<ShutdownKind> {
@@ -603,6 +588,7 @@ fn note(s: &mut Slot, unit: u16, n: Note, out: &mut Actions) {
 mod actions;
 mod commands;
 mod failures;
+mod link;
 mod process;
 mod reload;
 mod settle;

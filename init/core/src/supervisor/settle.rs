@@ -17,6 +17,7 @@ impl Supervisor {
                     } else {
                         s.retired = Retired::Free;
                         s.rt.deps = crate::unit::Few::new();
+                        self.freed = true;
                     }
                 }
             }

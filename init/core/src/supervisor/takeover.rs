@@ -18,6 +18,7 @@ impl Supervisor {
         // Whatever was handed over: every pass looks once.
         self.waiting = true;
         self.leaving = true;
+        self.freed = true;
         self.timed.set(true);
         let idx = u16::try_from(self.units.len()).map_err(|_| AddError::TableFull)?;
         if usize::from(idx) >= MAX_UNITS {

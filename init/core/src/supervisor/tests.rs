@@ -515,6 +515,58 @@ fn unknown_dependency_is_refused() {
     assert_eq!(s.slot(0).unwrap().rt.phase.state(), State::Failed);
 }
 
+/// `link` finds every `after` name where `index` does, in a table whose
+/// order is not the names' order, with a unit leaving under a name that
+/// a new unit has taken.
+#[test]
+fn link_resolves_every_name_as_index_does() {
+    let names: std::vec::Vec<String> = (0..60u32).map(|i| format!("u{}", (i * 37) % 61)).collect();
+    let mut r = Rig::new(
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let deps: std::vec::Vec<&str> = [i * 7 + 3, i * 11 + 5, i + 59]
+                    .iter()
+                    .filter_map(|j| names.get(j % 60).map(String::as_str))
+                    .filter(|d| *d != n && !d.is_empty())
+                    .filter(|d| names.iter().position(|x| x == d) < Some(i))
+                    .collect();
+                after(def(n), &deps)
+            })
+            .collect(),
+    );
+    r.ev(Event::Boot);
+    // "u0" leaves and comes back as a new unit in another slot.
+    let old = r.idx("u0");
+    let mut defs: std::vec::Vec<UnitDef> = r.sup.slots().map(|s| s.def.clone()).collect();
+    defs.retain(|d| d.name != "u0");
+    reload(&mut r, defs.clone(), &[]);
+    let mut back = def("u0");
+    back.stop_timeout = 77;
+    defs.push(back);
+    reload(&mut r, defs, &[]);
+    assert_ne!(r.idx("u0"), old);
+    r.sup.link().unwrap();
+    let mut checked = 0;
+    for (u, s) in r.sup.indexed() {
+        let want: std::vec::Vec<u16> = s
+            .def
+            .after
+            .iter()
+            .map(|n| r.sup.index(n).unwrap())
+            .collect();
+        assert_eq!(
+            s.rt.deps.as_slice(),
+            want.as_slice(),
+            "unit {u} {}",
+            s.def.name
+        );
+        checked += want.len();
+    }
+    assert!(checked > 60, "{checked}");
+}
+
 fn reload(r: &mut Rig, defs: std::vec::Vec<UnitDef>, invalid: &[&str]) -> ReloadSummary {
     let mut out = Actions::new();
     let now = r.now;
@@ -575,6 +627,23 @@ fn reload_touches_only_what_changed() {
         exit: Exit::Signal(15),
     });
     assert!(r.sup.slots().all(|s| s.def.name != "gone"));
+    // Its slot is free: the units after it keep their own indices.
+    let named: std::vec::Vec<(u16, String)> = r
+        .sup
+        .indexed()
+        .map(|(u, s)| (u, s.def.name.to_string()))
+        .collect();
+    assert!(
+        named.iter().all(|(u, _)| usize::from(*u) != gone),
+        "{named:?}"
+    );
+    assert!(
+        named.iter().any(|(u, _)| usize::from(*u) > gone),
+        "{named:?}"
+    );
+    for (u, name) in &named {
+        assert_eq!(r.idx(name), *u, "{named:?}");
+    }
     // Its slot is reused by the next new unit.
     let sum = reload(
         &mut r,

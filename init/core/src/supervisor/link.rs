@@ -1,0 +1,90 @@
+//! Linking: every unit's `after` names resolved to table indices, after
+//! the table changed (boot, reload, re-exec, a put-back).
+
+use super::*;
+
+impl Supervisor {
+    /// Resolve every unit's `after` names to table indices. A name that is
+    /// not in the table (the loader refuses those, so this is a bug guard)
+    /// fails that unit rather than starting it out of order. Runs at boot,
+    /// reload and re-exec, where PID 1 may allocate: the names are looked
+    /// up in a sorted list of the table, not each in the whole table
+    /// (1,000 units with two `after` each: 2,000 binary searches instead
+    /// of a million name comparisons).
+    pub fn link(&mut self) -> Result<(), (u16, AddError)> {
+        // Indices of the units `index` finds, by name; among equal names
+        // (none, but for a bug) the lowest index first, as `index` finds.
+        let mut by_name: std::vec::Vec<u16> = (0..=u16::MAX)
+            .zip(self.units.iter())
+            .filter(|(_, s)| s.retired == Retired::No)
+            .map(|(u, _)| u)
+            .collect();
+        let name = |u: &u16| self.units.get(usize::from(*u)).map(|s| s.def.name.as_str());
+        crate::sort::sort_by(&mut by_name, |a, b| name(a) < name(b));
+        let find = |n: &str| {
+            let at = by_name.partition_point(|u| name(u) < Some(n));
+            by_name.get(at).copied().filter(|u| name(u) == Some(n))
+        };
+        let resolved: std::vec::Vec<(usize, Vec<u16, AFTER_MAX>, bool)> = (0..self.units.len())
+            .filter_map(|i| self.resolve(i, &find).map(|(deps, bad)| (i, deps, bad)))
+            .collect();
+        let mut first_err = Ok(());
+        for (i, deps, bad) in resolved {
+            if self.set_deps(i, &deps, bad) && first_err.is_ok() {
+                first_err = Err((i as u16, AddError::UnknownDep));
+            }
+        }
+        first_err
+    }
+
+    /// `link` for unit `u` alone, after its definition changed in place
+    /// (a put-back): no other unit's dependencies change, since its index
+    /// and name are the same.
+    pub(super) fn link_one(&mut self, u: u16) {
+        let i = usize::from(u);
+        if let Some((deps, bad)) = self.resolve(i, &|n| self.index(n)) {
+            self.set_deps(i, &deps, bad);
+        }
+    }
+
+    /// Unit `i`'s `after` names as indices, and whether one is missing;
+    /// None for a free slot.
+    fn resolve(
+        &self,
+        i: usize,
+        find: &dyn Fn(&str) -> Option<u16>,
+    ) -> Option<(Vec<u16, AFTER_MAX>, bool)> {
+        let s = self.units.get(i).filter(|s| s.retired != Retired::Free)?;
+        let mut deps: Vec<u16, AFTER_MAX> = Vec::new();
+        let mut bad = false;
+        for name in s.def.after.iter() {
+            match find(name) {
+                Some(d) => {
+                    let _ = deps.push(d);
+                }
+                None => bad = true,
+            }
+        }
+        Some((deps, bad))
+    }
+
+    /// Give unit `i` its resolved dependencies; true when a missing one
+    /// failed it.
+    fn set_deps(&mut self, i: usize, deps: &[u16], bad: bool) -> bool {
+        let Some(s) = self.units.get_mut(i) else {
+            return false;
+        };
+        // Allocated only where they changed (boot, reload, put-back).
+        if s.rt.deps.as_slice() != deps {
+            s.rt.deps = Few::from_slice(deps);
+        }
+        // Only a unit not started yet is held back; a running one keeps
+        // running (its process must not be orphaned).
+        if bad && s.rt.phase == Phase::Waiting {
+            s.rt.want = false;
+            s.rt.phase = Phase::Failed;
+            return true;
+        }
+        false
+    }
+}
