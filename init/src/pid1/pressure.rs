@@ -182,18 +182,18 @@ impl Pid1 {
         }
         shed.calm_at = Some(t.saturating_add(shed.calm()));
         let limit = shed.limit;
+        // By index, not by place among the units (a reload frees slots).
         let victim = self
             .sup
-            .slots()
-            .enumerate()
-            .filter(|(i, s)| {
+            .indexed()
+            .filter(|(u, s)| {
                 matches!(s.rt.phase, Phase::Running | Phase::Starting)
                     && s.def.shed_order.is_some()
                     && !s.def.critical
-                    && !self.edges.get(*i).is_some_and(|e| e.shed)
+                    && !self.edges.get(usize::from(*u)).is_some_and(|e| e.shed)
             })
-            .min_by_key(|(i, s)| (s.def.shed_order, usize::MAX - *i))
-            .and_then(|(i, _)| u16::try_from(i).ok());
+            .min_by_key(|(u, s)| (s.def.shed_order, u16::MAX - *u))
+            .map(|(u, _)| u);
         let Some(u) = victim else {
             kmsg::console_line(format_args!(
                 "[ WARN ] memory pressure over {}% in {}ms, nothing left to shed",
@@ -229,11 +229,10 @@ impl Pid1 {
         let calm = shed.calm();
         let back = self
             .sup
-            .slots()
-            .enumerate()
-            .filter(|(i, _)| self.edges.get(*i).is_some_and(|e| e.shed))
-            .max_by_key(|(i, s)| (s.def.shed_order, usize::MAX - *i))
-            .and_then(|(i, _)| u16::try_from(i).ok());
+            .indexed()
+            .filter(|(u, _)| self.edges.get(usize::from(*u)).is_some_and(|e| e.shed))
+            .max_by_key(|(u, s)| (s.def.shed_order, u16::MAX - *u))
+            .map(|(u, _)| u);
         let Some(u) = back else {
             shed.calm_at = None;
             return;

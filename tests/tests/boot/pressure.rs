@@ -85,6 +85,15 @@ fn shed_stops_the_lowest_order_first_and_brings_it_back() {
         Duration::from_secs(60),
     );
     let keep_pid = st["keep"].pid;
+    // A reload frees the table's first slot (0gone's).
+    vm.sh("rm /etc/units/0gone.unit", CMD);
+    let (out, rc) = vm.sh_rc("initctl reload 2>&1", CMD);
+    assert_eq!(rc, 0, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while vm.sh("initctl status 2>&1", CMD).contains("0gone") {
+        assert!(Instant::now() < deadline, "0gone never left the table");
+        std::thread::sleep(Duration::from_millis(500));
+    }
     for u in ["a", "b", "keep"] {
         wait_marks(
             &mut vm,
