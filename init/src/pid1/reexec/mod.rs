@@ -438,15 +438,17 @@ fn slot_limits(sup: &crate::supervisor::Supervisor, i: usize) -> u32 {
 /// Each handed-over fd number is taken once at most.
 #[derive(Default)]
 struct FdTaker {
+    /// Sorted: at 1,000 units some 3,000 fds are taken, each looked up.
     taken: Vec<RawFd>,
 }
 
 impl FdTaker {
     fn take(&mut self, n: RawFd) -> Option<OwnedFd> {
-        if n < 0 || self.taken.contains(&n) {
-            return None;
-        }
-        self.taken.push(n);
+        let at = match self.taken.binary_search(&n) {
+            Err(at) if n >= 0 => at,
+            _ => return None,
+        };
+        self.taken.insert(at, n);
         let fd = crate::sys::handover::take_fd(n)?;
         let _ = rustix::io::fcntl_setfd(&fd, FdFlags::CLOEXEC);
         Some(fd)
