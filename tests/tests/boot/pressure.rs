@@ -86,12 +86,19 @@ fn shed_stops_the_lowest_order_first_and_brings_it_back() {
     );
     let keep_pid = st["keep"].pid;
     // A reload frees the table's first slot (0gone's).
-    vm.sh("rm /etc/units/0gone.unit", CMD);
+    vm.sh("rm /test/shed/0gone.unit", CMD);
     let (out, rc) = vm.sh_rc("initctl reload 2>&1", CMD);
     assert_eq!(rc, 0, "{out}");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while vm.sh("initctl status 2>&1", CMD).contains("0gone") {
-        assert!(Instant::now() < deadline, "0gone never left the table");
+    loop {
+        let st = vm.sh("initctl status 2>&1", CMD);
+        if !st.contains("0gone") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "0gone never left the table: {out}\n{st}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     for u in ["a", "b", "keep"] {
@@ -104,6 +111,14 @@ fn shed_stops_the_lowest_order_first_and_brings_it_back() {
     }
     vm.sh("touch /run/press.go", CMD);
     vm.expect("[ SHED ] a: stopping", Duration::from_secs(120));
+    // a was the first unit shed (not the unit, or the freed slot, at
+    // a's place among the units left).
+    let out = vm.output();
+    let first = out.find("[ SHED ]").map(|at| &out[at..]);
+    assert!(
+        first.is_some_and(|l| l.starts_with("[ SHED ] a: stopping")),
+        "{first:?}"
+    );
     let st = vm.wait_states(&[("a", &["stopped"])], Duration::from_secs(30));
     assert_eq!(st["keep"].pid, keep_pid, "keep was touched");
     let d = detail(&mut vm, "a");
