@@ -88,6 +88,12 @@ impl Pid1 {
         let state = match self.write_state() {
             Ok(fd) => fd,
             Err(e) => {
+                // `write_state` let the followers' sockets be inherited
+                // first; no exec follows, so the next units must not get
+                // them.
+                if let Some(srv) = self.control.as_ref() {
+                    srv.unkeep_followers();
+                }
                 let reply = Reply::Error(CtlError::fmt(
                     ErrCode::Internal,
                     format_args!("cannot write the state: {e}; init keeps running"),
