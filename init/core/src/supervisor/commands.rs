@@ -7,7 +7,13 @@ impl Supervisor {
         if self.shutdown.is_some() {
             return;
         }
-        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+        // A unit a reload removed (leaving, or gone) is never started
+        // again, whoever asks by its index.
+        let Some(s) = self
+            .units
+            .get_mut(usize::from(unit))
+            .filter(|s| s.retired == Retired::No)
+        else {
             return;
         };
         s.rt.want = true;
@@ -28,7 +34,11 @@ impl Supervisor {
         if self.shutdown.is_some() {
             return;
         }
-        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+        let Some(s) = self
+            .units
+            .get_mut(usize::from(unit))
+            .filter(|s| s.retired == Retired::No)
+        else {
             return;
         };
         match s.rt.phase {

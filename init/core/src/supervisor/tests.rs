@@ -515,6 +515,26 @@ fn unknown_dependency_is_refused() {
     assert_eq!(s.slot(0).unwrap().rt.phase.state(), State::Failed);
 }
 
+/// A unit a reload removed is not started again by its index while it
+/// stops (shedding's "start again" once held such an index), and leaves.
+#[test]
+fn a_removed_unit_is_not_started_again_while_it_leaves() {
+    let mut r = Rig::new(vec![def("a"), def("b")]);
+    r.ev(Event::Boot);
+    let b = r.idx("b");
+    let pid = r.pid("b");
+    reload(&mut r, vec![def("a")], &[]);
+    assert!(r.sup.index("b").is_none());
+    r.ev(Event::Start { unit: b });
+    r.ev(Event::Restart { unit: b });
+    let acts = r.ev(Event::Exited {
+        pid,
+        exit: Exit::Signal(15),
+    });
+    assert!(!acts.contains(&Action::Spawn(b)), "{acts:?}");
+    assert_eq!(r.sup.slot(b).map(|s| s.retired), Some(Retired::Free));
+}
+
 /// `link` finds every `after` name where `index` does, in a table whose
 /// order is not the names' order, with a unit leaving under a name that
 /// a new unit has taken.
