@@ -12,6 +12,21 @@ impl Supervisor {
     /// (1,000 units with two `after` each: 2,000 binary searches instead
     /// of a million name comparisons).
     pub fn link(&mut self) -> Result<(), (u16, AddError)> {
+        // A unit without `after` has no dependencies: no lookup, and no
+        // list when no unit has any (the benchmarks' 1,000 units).
+        let mut named = 0usize;
+        for s in self.units.iter_mut().filter(|s| s.retired != Retired::Free) {
+            if s.def.after.is_empty() {
+                if !s.rt.deps.is_empty() {
+                    s.rt.deps = Few::new();
+                }
+            } else {
+                named += 1;
+            }
+        }
+        if named == 0 {
+            return Ok(());
+        }
         // Indices of the units `index` finds, by name; among equal names
         // (none, but for a bug) the lowest index first, as `index` finds.
         let mut by_name: std::vec::Vec<u16> = (0..=u16::MAX)
@@ -25,9 +40,16 @@ impl Supervisor {
             let at = by_name.partition_point(|u| name(u) < Some(n));
             by_name.get(at).copied().filter(|u| name(u) == Some(n))
         };
-        let resolved: std::vec::Vec<(usize, Vec<u16, AFTER_MAX>, bool)> = (0..self.units.len())
-            .filter_map(|i| self.resolve(i, &find).map(|(deps, bad)| (i, deps, bad)))
-            .collect();
+        let mut resolved: std::vec::Vec<(usize, Vec<u16, AFTER_MAX>, bool)> =
+            std::vec::Vec::with_capacity(named);
+        for (i, s) in self.units.iter().enumerate() {
+            if s.def.after.is_empty() {
+                continue;
+            }
+            if let Some((deps, bad)) = self.resolve(i, &find) {
+                resolved.push((i, deps, bad));
+            }
+        }
         let mut first_err = Ok(());
         for (i, deps, bad) in resolved {
             if self.set_deps(i, &deps, bad) && first_err.is_ok() {
