@@ -129,7 +129,7 @@ impl Supervisor {
                 } else {
                     Phase::Stopped
                 };
-                self.waiting = true;
+                self.wake(usize::from(unit));
                 self.link_one(unit);
             }
             None => {

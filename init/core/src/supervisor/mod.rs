@@ -362,8 +362,11 @@ pub struct Supervisor {
     /// something: set by whatever may give it something to find, cleared
     /// only by a pass that found nothing. The core's tests check every
     /// skip against the whole pass.
-    /// Some unit may be `Waiting` and wanted (`settle`).
-    waiting: bool,
+    /// Every unit that is `Waiting` and wanted lies in this range of
+    /// indices (`settle` passes over it only): a restart's event wakes its
+    /// one unit, not a pass over 1,000; units left waiting for their
+    /// dependencies keep it as wide as they lie. Empty: none waits.
+    waiting: core::ops::Range<usize>,
     /// Some slot may be `Retired::Leaving` (`settle`).
     leaving: bool,
     /// Some slot may be `Retired::Free` (`add`: at boot none is, and a
@@ -387,7 +390,7 @@ impl Supervisor {
             needed: std::vec::Vec::new(),
             shutdown: None,
             finished: false,
-            waiting: false,
+            waiting: 0..0,
             leaving: false,
             freed: false,
             timed: core::cell::Cell::new(false),
@@ -401,7 +404,6 @@ impl Supervisor {
         rt.failures = Failures::for_limit(def.seldom.start_limit);
         rt.want = true;
         rt.phase = Phase::Waiting;
-        self.waiting = true;
         #[cfg(test)]
         assert!(
             self.freed || !self.units.iter().any(|s| s.retired == Retired::Free),
@@ -420,6 +422,7 @@ impl Supervisor {
                     retired: Retired::No,
                     limits_gen: slot.limits_gen.wrapping_add(1),
                 };
+                self.wake(i);
                 return Ok(i as u16);
             }
         }
@@ -434,6 +437,7 @@ impl Supervisor {
             limits_gen: 0,
         });
         self.needed.resize(self.units.len(), 0);
+        self.wake(usize::from(idx));
         Ok(idx)
     }
 
@@ -549,14 +553,19 @@ impl Supervisor {
     }
 
     pub fn step(&mut self, now: Millis, ev: Event, out: &mut Actions) {
-        // Any event but these may leave a unit waiting (a start, a restart
-        // due now, a backoff's end, ...). These only make units run, so
-        // they matter to `settle` only through units already waiting.
-        if !matches!(
-            ev,
-            Event::Spawned { .. } | Event::Ready { .. } | Event::Watchdog { .. }
-        ) {
-            self.waiting = true;
+        // What an event may leave waiting: the unit it is about (a start,
+        // a restart due now), or any (a boot, a backoff's end at a tick).
+        // Spawned, Ready and Watchdog only make units run, so they matter
+        // to `settle` only through units already waiting.
+        match ev {
+            Event::Spawned { .. } | Event::Ready { .. } | Event::Watchdog { .. } => {}
+            Event::SpawnFailed { unit }
+            | Event::Start { unit }
+            | Event::Stop { unit }
+            | Event::Restart { unit } => self.wake(usize::from(unit)),
+            // Woken below, once its unit is known.
+            Event::Exited { .. } => {}
+            Event::Boot | Event::Tick | Event::Shutdown(_) => self.wake_all(),
         }
         match ev {
             Event::Boot => {}
@@ -564,6 +573,7 @@ impl Supervisor {
             Event::SpawnFailed { unit } => self.on_spawn_failed(now, unit, out),
             Event::Exited { pid, exit } => {
                 if let Some(unit) = self.unit_of_pid(pid) {
+                    self.wake(usize::from(unit));
                     self.on_exit(now, unit, exit, out);
                 }
                 // Otherwise an adopted orphan: reaping it was all it needed.
@@ -577,6 +587,22 @@ impl Supervisor {
             Event::Shutdown(kind) => self.begin_shutdown(kind),
         }
         self.settle(now, out);
+    }
+}
+
+impl Supervisor {
+    /// Unit `i` may be waiting now (`waiting`).
+    fn wake(&mut self, i: usize) {
+        let end = i.saturating_add(1);
+        self.waiting = match self.waiting.is_empty() {
+            true => i..end,
+            false => self.waiting.start.min(i)..self.waiting.end.max(end),
+        };
+    }
+
+    /// Any unit may be waiting now.
+    fn wake_all(&mut self) {
+        self.waiting = 0..usize::MAX;
     }
 }
 

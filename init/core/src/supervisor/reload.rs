@@ -34,7 +34,7 @@ impl Supervisor {
             return sum;
         }
         // New, changed and removed units: every pass looks once.
-        self.waiting = true;
+        self.wake_all();
         self.leaving = true;
         // A reload may allocate: one flag per slot, the table as it grows.
         let mut seen: std::vec::Vec<bool> = std::vec::Vec::new();

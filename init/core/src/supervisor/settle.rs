@@ -33,15 +33,17 @@ impl Supervisor {
             self.settle_shutdown(now, out);
             return;
         }
-        if !self.waiting {
-            #[cfg(test)]
-            assert!(
-                !self
-                    .units
-                    .iter()
-                    .any(|s| s.rt.phase == Phase::Waiting && s.rt.want),
-                "a unit waiting without `waiting`"
-            );
+        #[cfg(test)]
+        assert!(
+            !self.units.iter().enumerate().any(|(i, s)| {
+                s.rt.phase == Phase::Waiting && s.rt.want && !self.waiting.contains(&i)
+            }),
+            "a unit waiting outside `waiting` {:?}",
+            self.waiting
+        );
+        let range = self.waiting.start..self.waiting.end.min(self.units.len());
+        if range.is_empty() {
+            self.waiting = 0..0;
             return;
         }
         // A start can make another unit's dependency ready only through a
@@ -50,12 +52,12 @@ impl Supervisor {
         let mut changed = true;
         let mut rounds = 0;
         // Units the last pass left waiting (their dependencies pending).
-        let mut left = false;
+        let mut left = 0..0;
         while changed && rounds <= self.units.len() {
             changed = false;
-            left = false;
+            left = 0..0;
             rounds += 1;
-            for i in 0..self.units.len() {
+            for i in range.clone() {
                 let Some(s) = self.units.get(i) else { break };
                 if s.rt.phase != Phase::Waiting || !s.rt.want {
                     continue;
@@ -76,12 +78,17 @@ impl Supervisor {
                         }
                         changed = true;
                     }
-                    Deps::Pending => left = true,
+                    Deps::Pending => {
+                        left = match left.is_empty() {
+                            true => i..i + 1,
+                            false => left.start..i + 1,
+                        };
+                    }
                 }
             }
         }
         // A pass cut short by the bound may have left more: look again.
-        self.waiting = left || changed;
+        self.waiting = if changed { range } else { left };
         let _ = now;
     }
 

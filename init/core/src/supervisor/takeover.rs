@@ -16,7 +16,7 @@ impl Supervisor {
     ) -> Result<u16, AddError> {
         rt.failures.resize(def.seldom.start_limit);
         // Whatever was handed over: every pass looks once.
-        self.waiting = true;
+        self.wake_all();
         self.leaving = true;
         self.freed = true;
         self.timed.set(true);

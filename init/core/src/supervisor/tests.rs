@@ -109,20 +109,21 @@ fn passes_over_every_unit_stop_once_they_would_find_nothing() {
     let mut slow = def("slow");
     slow.restart_delay = 100;
     let mut r = Rig::new(vec![def("a"), slow, after(def("c"), &["a"])]);
-    assert!(r.sup.waiting, "added units wait");
+    assert_eq!(r.sup.waiting, 0..3, "added units wait");
     r.ev(Event::Boot);
     assert_eq!(r.state("c"), State::Running);
-    assert!(!r.sup.waiting);
+    assert!(r.sup.waiting.is_empty());
     assert!(!r.sup.timed.get());
     assert!(!r.sup.leaving);
     // A failure with a restart delay: a timer, then a unit waiting.
     r.exit("slow", Exit::Signal(9));
     assert_eq!(r.state("slow"), State::Backoff);
+    assert!(r.sup.waiting.is_empty());
     assert!(r.sup.timed.get());
     assert_eq!(r.sup.next_deadline(), Some(1100));
     r.at(1100);
     assert_eq!(r.state("slow"), State::Running);
-    assert!(!r.sup.waiting);
+    assert!(r.sup.waiting.is_empty());
     assert_eq!(r.sup.next_deadline(), None);
     assert!(!r.sup.timed.get());
     // A unit waiting for a dependency keeps the pass on until it starts.
@@ -131,11 +132,58 @@ fn passes_over_every_unit_stop_once_they_would_find_nothing() {
     let mut r = Rig::new(vec![db, after(def("web"), &["db"])]);
     r.ev(Event::Boot);
     assert_eq!(r.state("web"), State::Starting, "waits for db");
-    assert!(r.sup.waiting);
+    // The pass covers web alone, the one unit left waiting.
+    assert_eq!(r.sup.waiting, 1..2);
     let db = r.idx("db");
     let a = r.ev(Event::Ready { unit: db });
     assert_eq!(r.spawned(&a), ["web"]);
-    assert!(!r.sup.waiting);
+    assert!(r.sup.waiting.is_empty());
+}
+
+/// A restart due now is settled by a pass over its one unit: the event
+/// wakes that index only.
+#[test]
+fn a_restart_wakes_only_its_unit() {
+    let mut r = Rig::new(
+        (0..50)
+            .map(|i| {
+                let mut d = def(&format!("u{i:02}"));
+                d.restart_delay = 0;
+                d
+            })
+            .collect(),
+    );
+    r.ev(Event::Boot);
+    assert!(r.sup.waiting.is_empty());
+    let u = r.idx("u33");
+    let pid = r.pid("u33");
+    let mut out = Actions::new();
+    r.sup.step(
+        r.now,
+        Event::Exited {
+            pid,
+            exit: Exit::Signal(9),
+        },
+        &mut out,
+    );
+    assert!(
+        out.as_slice().contains(&Action::Spawn(u)),
+        "{:?}",
+        out.as_slice()
+    );
+    assert!(r.sup.waiting.is_empty(), "{:?}", r.sup.waiting);
+    // A start of another unit by hand: its index only, while it waits.
+    let v = r.idx("u07");
+    r.ev(Event::Stop { unit: v });
+    let pid = r.pid("u07");
+    r.ev(Event::Exited {
+        pid,
+        exit: Exit::Signal(15),
+    });
+    r.sup
+        .step(r.now, Event::Start { unit: v }, &mut Actions::new());
+    assert!(r.sup.waiting.is_empty());
+    assert_eq!(r.state("u07"), State::Starting);
 }
 
 #[test]
