@@ -119,6 +119,9 @@ struct Found {
 struct LoadedSet {
     units: Vec<Candidate>,
     errors: Vec<Found>,
+    /// Indices of `units` by name, stably (the first of a name first):
+    /// `after` names are looked up here, not in the whole set each.
+    by_name: Vec<usize>,
 }
 
 impl LoadedSet {
@@ -138,8 +141,14 @@ impl LoadedSet {
         });
     }
 
+    /// The first unit (by position) named `name`.
     fn index_of(&self, name: &str) -> Option<usize> {
-        self.units.iter().position(|c| c.name == name)
+        let name_at = |i: &usize| self.units.get(*i).map(|c| c.name.as_str());
+        let at = self.by_name.partition_point(|i| name_at(i) < Some(name));
+        self.by_name
+            .get(at)
+            .copied()
+            .filter(|i| name_at(i) == Some(name))
     }
 
     fn is_valid(&self, i: usize) -> bool {
@@ -157,6 +166,7 @@ fn load_set(sysroot: &Path, files: &[PathBuf], context: &[PathBuf]) -> LoadedSet
     let mut set = LoadedSet {
         units: Vec::with_capacity(files.len().saturating_add(context.len())),
         errors: Vec::new(),
+        by_name: Vec::new(),
     };
     let mut buf = [0u8; UNIT_FILE_MAX];
     // Only to leave out context files that a named file stands for: none
@@ -207,7 +217,9 @@ fn load_set(sysroot: &Path, files: &[PathBuf], context: &[PathBuf]) -> LoadedSet
         set.units.get(a).map(|c| c.name.as_str()) < set.units.get(b).map(|c| c.name.as_str())
     });
     let mut first: Option<usize> = None;
-    for &i in &by_name {
+    set.by_name = by_name;
+    for k in 0..set.by_name.len() {
+        let Some(&i) = set.by_name.get(k) else { break };
         let name = set.units.get(i).map(|c| c.name.as_str());
         let j = match first {
             Some(j) if set.units.get(j).map(|c| c.name.as_str()) == name => j,
