@@ -360,8 +360,9 @@ pub struct Supervisor {
     /// find nothing (at N = 1,000 such passes were a fifth of PID 1's
     /// boot, issue 10). Each is true (`waiting`: covers the unit)
     /// whenever its pass could find something: set by whatever may give
-    /// it something to find, cleared only by a pass that found nothing.
-    /// The core's tests check every skip against the whole pass.
+    /// it something to find, cleared (`waiting`: narrowed to the units
+    /// left waiting) only by a pass. The core's tests check every skip
+    /// against the whole pass.
     /// Every unit that is `Waiting` and wanted lies in this range of
     /// indices (`settle` passes over it only): a restart's event wakes its
     /// one unit, not a pass over 1,000; units left waiting for their
