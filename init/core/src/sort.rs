@@ -22,6 +22,13 @@ pub fn sort_by<T>(v: &mut [T], mut less: impl FnMut(&T, &T) -> bool) {
     }
 }
 
+/// In `sorted`, sorted (stably) by `key`, the first element whose key is
+/// `k`: with a stable sort, the first of its run in the original order.
+pub fn find_first<T: Copy, K: Ord>(sorted: &[T], key: impl Fn(&T) -> K, k: K) -> Option<T> {
+    let at = sorted.partition_point(|x| key(x) < k);
+    sorted.get(at).copied().filter(|x| key(x) == k)
+}
+
 /// `sort_by` on `Ord`.
 pub fn sort<T: Ord>(v: &mut [T]) {
     sort_by(v, |a, b| a < b);

@@ -144,11 +144,7 @@ impl LoadedSet {
     /// The first unit (by position) named `name`.
     fn index_of(&self, name: &str) -> Option<usize> {
         let name_at = |i: &usize| self.units.get(*i).map(|c| c.name.as_str());
-        let at = self.by_name.partition_point(|i| name_at(i) < Some(name));
-        self.by_name
-            .get(at)
-            .copied()
-            .filter(|i| name_at(i) == Some(name))
+        wren_core::sort::find_first(&self.by_name, name_at, Some(name))
     }
 
     fn is_valid(&self, i: usize) -> bool {

@@ -17,7 +17,7 @@ use super::event_loop::{TOKEN_PRESSURE, TOKEN_SHED};
 use super::{now, Pid1};
 use crate::cgroup::psi;
 use crate::kmsg;
-use crate::supervisor::{Event, Phase, Retired};
+use crate::supervisor::{Event, Phase};
 use crate::unit::{PressureAction, PressureLimit};
 use crate::vocab::Millis;
 use rustix::event::epoll;
@@ -182,13 +182,13 @@ impl Pid1 {
         }
         shed.calm_at = Some(t.saturating_add(shed.calm()));
         let limit = shed.limit;
-        // By index, not by place among the units (a reload frees slots).
+        // By index, not by place among the units (a reload frees slots),
+        // and not one a reload removed (`indexed`).
         let victim = self
             .sup
             .indexed()
             .filter(|(u, s)| {
                 matches!(s.rt.phase, Phase::Running | Phase::Starting)
-                    && s.retired == Retired::No
                     && s.def.shed_order.is_some()
                     && !s.def.critical
                     && !self.edges.get(usize::from(*u)).is_some_and(|e| e.shed)
@@ -231,10 +231,8 @@ impl Pid1 {
         let back = self
             .sup
             .indexed()
-            // Not one a reload has removed meanwhile (it is leaving).
-            .filter(|(u, s)| {
-                s.retired == Retired::No && self.edges.get(usize::from(*u)).is_some_and(|e| e.shed)
-            })
+            // Not one a reload has removed meanwhile (`indexed`).
+            .filter(|(u, _)| self.edges.get(usize::from(*u)).is_some_and(|e| e.shed))
             .max_by_key(|(u, s)| (s.def.shed_order, u16::MAX - *u))
             .map(|(u, _)| u);
         let Some(u) = back else {

@@ -29,17 +29,10 @@ impl Supervisor {
         }
         // Indices of the units `index` finds, by name; among equal names
         // (none, but for a bug) the lowest index first, as `index` finds.
-        let mut by_name: std::vec::Vec<u16> = (0..=u16::MAX)
-            .zip(self.units.iter())
-            .filter(|(_, s)| s.retired == Retired::No)
-            .map(|(u, _)| u)
-            .collect();
+        let mut by_name: std::vec::Vec<u16> = self.indexed().map(|(u, _)| u).collect();
         let name = |u: &u16| self.units.get(usize::from(*u)).map(|s| s.def.name.as_str());
         crate::sort::sort_by(&mut by_name, |a, b| name(a) < name(b));
-        let find = |n: &str| {
-            let at = by_name.partition_point(|u| name(u) < Some(n));
-            by_name.get(at).copied().filter(|u| name(u) == Some(n))
-        };
+        let find = |n: &str| crate::sort::find_first(&by_name, |u| name(u), Some(n));
         let mut resolved: std::vec::Vec<(usize, Vec<u16, AFTER_MAX>, bool)> =
             std::vec::Vec::with_capacity(named);
         for (i, s) in self.units.iter().enumerate() {

@@ -474,12 +474,13 @@ impl Supervisor {
         self.units.iter().filter(|s| s.retired != Retired::Free)
     }
 
-    /// Every unit that is (still) in the table, with its index.
+    /// Every unit in the table under its name (not one a reload removed:
+    /// leaving or gone), with its index: the units `index` finds.
     pub fn indexed(&self) -> impl Iterator<Item = (u16, &Slot)> {
         self.units
             .iter()
             .zip(0..=u16::MAX)
-            .filter(|(s, _)| s.retired != Retired::Free)
+            .filter(|(s, _)| s.retired == Retired::No)
             .map(|(s, u)| (u, s))
     }
 
@@ -594,16 +595,21 @@ impl Supervisor {
 impl Supervisor {
     /// Unit `i` may be waiting now (`waiting`).
     fn wake(&mut self, i: usize) {
-        let end = i.saturating_add(1);
-        self.waiting = match self.waiting.is_empty() {
-            true => i..end,
-            false => self.waiting.start.min(i)..self.waiting.end.max(end),
-        };
+        self.waiting = cover(&self.waiting, i);
     }
 
     /// Any unit may be waiting now.
     fn wake_all(&mut self) {
         self.waiting = 0..usize::MAX;
+    }
+}
+
+/// The smallest range holding `r` and index `i`.
+fn cover(r: &core::ops::Range<usize>, i: usize) -> core::ops::Range<usize> {
+    let end = i.saturating_add(1);
+    match r.is_empty() {
+        true => i..end,
+        false => r.start.min(i)..r.end.max(end),
     }
 }
 

@@ -78,12 +78,7 @@ impl Supervisor {
                         }
                         changed = true;
                     }
-                    Deps::Pending => {
-                        left = match left.is_empty() {
-                            true => i..i + 1,
-                            false => left.start..i + 1,
-                        };
-                    }
+                    Deps::Pending => left = cover(&left, i),
                 }
             }
         }
