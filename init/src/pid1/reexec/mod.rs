@@ -482,14 +482,15 @@ fn read_all(mut f: std::fs::File, out: &mut Vec<u8>) -> std::io::Result<()> {
 /// `v` as a frame of `out`: its length (u32, little-endian), then its
 /// postcard bytes, written straight into `out` (a scratch buffer for each
 /// frame, zeroed at 64 KiB, was 64 MB of writes at 1,000 units). On an
-/// error `out` is left empty: the caller gives the re-exec up.
+/// error the caller gives the re-exec up (`out` may be left empty).
 fn frame<T: serde::Serialize>(out: &mut Vec<u8>, v: &T) -> Result<(), Errno> {
     let at = out.len();
     out.extend_from_slice(&[0; 4]);
     // A unit definition that would not come back (handover's `def_text`).
     *out = postcard::to_extend(v, core::mem::take(out)).map_err(|_| Errno::INVAL)?;
-    let len = u32::try_from(out.len().saturating_sub(at + 4)).map_err(|_| Errno::NOMEM)?;
-    out.get_mut(at..at + 4)
+    let body = at.saturating_add(4);
+    let len = u32::try_from(out.len().saturating_sub(body)).map_err(|_| Errno::NOMEM)?;
+    out.get_mut(at..body)
         .ok_or(Errno::INVAL)?
         .copy_from_slice(&len.to_le_bytes());
     Ok(())
