@@ -404,6 +404,136 @@ fn shortest_cycle_is_reported() {
 }
 
 #[test]
+fn a_unit_between_two_cycles_or_waiting_for_itself() {
+    let f = Fixture::new("between");
+    // `mid` waits for one cycle and is waited for by another: it is on
+    // neither, so it is refused as waiting for an invalid unit.
+    f.unit("a1", "after = a2");
+    f.unit("a2", "after = a1 mid");
+    f.unit("mid", "after = b1");
+    f.unit("b1", "after = b2");
+    f.unit("b2", "after = b1");
+    f.unit("self", "after = self");
+    let (names, errs) = f.load();
+    assert!(names.is_empty(), "{names:?}");
+    assert_eq!(
+        errs,
+        [
+            format!("{}:2: after: cycle a1 -> a2 -> a1", f.path("a1")),
+            format!("{}:2: after: cycle a2 -> a1 -> a2", f.path("a2")),
+            format!("{}:2: after: cycle b1 -> b2 -> b1", f.path("b1")),
+            format!("{}:2: after: cycle b2 -> b1 -> b2", f.path("b2")),
+            format!("{}:2: after: unit `b1` is invalid", f.path("mid")),
+            // Refused by the parser already, before any cycle search.
+            format!(
+                "{}:2: after: a unit cannot start after itself",
+                f.path("self")
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_long_chain_to_a_missing_unit_is_refused_link_by_link() {
+    // Each unit waits for the one after it in name order, the last for a
+    // unit that does not exist: every unit is refused, each naming its
+    // own link, and the units of a second chain that ends well stay.
+    let f = Fixture::new("chain");
+    let n = 300;
+    for i in 0..n {
+        let next = if i + 1 < n {
+            format!("c{:04}", i + 1)
+        } else {
+            "nowhere".to_owned()
+        };
+        f.unit(&format!("c{i:04}"), &format!("after = {next}"));
+        let ok_next = if i + 1 < n {
+            format!("after = d{:04}", i + 1)
+        } else {
+            String::new()
+        };
+        f.unit(&format!("d{i:04}"), &ok_next);
+    }
+    let (names, errs) = f.load();
+    assert_eq!(names.len(), n);
+    assert!(names.iter().all(|x| x.starts_with('d')));
+    assert_eq!(errs.len(), n);
+    for (i, e) in errs.iter().enumerate().take(n - 1) {
+        let want = format!(
+            "{}:2: after: unit `c{:04}` is invalid",
+            f.path(&format!("c{i:04}")),
+            i + 1
+        );
+        assert_eq!(e, &want);
+    }
+    assert_eq!(
+        errs.last().cloned(),
+        Some(format!(
+            "{}:2: after: no unit named `nowhere`",
+            f.path(&format!("c{:04}", n - 1))
+        ))
+    );
+}
+
+/// Groups of `cycle_groups` against their definition, on random graphs:
+/// a unit is on a cycle when it reaches itself, and two such units share
+/// a group when each reaches the other.
+#[test]
+fn cycle_groups_are_the_units_that_reach_themselves() {
+    let mut x: u64 = 7;
+    let mut next = |m: u64| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) % m
+    };
+    for round in 0..400 {
+        let n = 1 + next(24) as usize;
+        let density = 1 + next(4);
+        let deps: Vec<Vec<(usize, u32)>> = (0..n)
+            .map(|_| {
+                (0..next(density + 1))
+                    .map(|l| (next(n as u64) as usize, l as u32))
+                    .collect()
+            })
+            .collect();
+        // reach[a][b]: a path of at least one link from a to b.
+        let mut reach = vec![vec![false; n]; n];
+        for (a, d) in deps.iter().enumerate() {
+            for &(b, _) in d {
+                reach[a][b] = true;
+            }
+        }
+        for k in 0..n {
+            let via = reach[k].clone();
+            for row in reach.iter_mut().filter(|row| row[k]) {
+                for (r, v) in row.iter_mut().zip(&via) {
+                    *r |= *v;
+                }
+            }
+        }
+        let groups = super::deps::cycle_groups(&deps);
+        for a in 0..n {
+            assert_eq!(
+                groups[a].is_some(),
+                reach[a][a],
+                "round {round} unit {a}: {deps:?}"
+            );
+            for b in 0..n {
+                if reach[a][a] && reach[b][b] {
+                    let together = reach[a][b] && reach[b][a];
+                    assert_eq!(
+                        groups[a] == groups[b],
+                        together,
+                        "round {round} {a} {b}: {deps:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn more_units_than_the_table_holds() {
     let f = Fixture::new("cap");
     for i in 0..=MAX_UNITS {
