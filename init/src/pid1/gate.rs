@@ -38,8 +38,9 @@ impl Pid1 {
         for e in self.edges.iter_mut() {
             e.verdict = None;
         }
+        let by_name = self.sup.by_name();
         for def in defs {
-            let Some(u) = self.sup.index(&def.name) else {
+            let Some(u) = self.sup.index_by(&by_name, &def.name) else {
                 continue;
             };
             let Some(slot) = self.sup.slot(u) else {

@@ -629,6 +629,7 @@ mod shutdown;
 mod takeover;
 
 pub use actions::{max_actions, Actions};
+pub use link::ByName;
 pub use process::backoff_delay;
 pub use reload::ReloadSummary;
 

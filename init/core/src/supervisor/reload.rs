@@ -47,8 +47,11 @@ impl Supervisor {
                 *f = true;
             }
         };
+        // Looked up in the table as it was: a unit `add`ed below is not
+        // looked for again (the loader gives each name once).
+        let by_name = self.by_name();
         for def in defs {
-            match self.index(&def.name) {
+            match self.index_by(&by_name, &def.name) {
                 Some(i) => {
                     mark(&mut seen, i);
                     let Some(s) = self.units.get_mut(usize::from(i)) else {

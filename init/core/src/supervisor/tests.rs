@@ -593,11 +593,23 @@ fn link_resolves_every_name_as_index_does() {
     let mut defs: std::vec::Vec<UnitDef> = r.sup.slots().map(|s| s.def.clone()).collect();
     defs.retain(|d| d.name != "u0");
     reload(&mut r, defs.clone(), &[]);
+    let by_index_by = |r: &Rig| {
+        let by = r.sup.by_name();
+        let mut all: std::vec::Vec<&str> = names.iter().map(String::as_str).collect();
+        all.extend(["", "u", "u00", "zz", "u9"]);
+        for n in all {
+            assert_eq!(r.sup.index_by(&by, n), r.sup.index(n), "{n}");
+        }
+    };
+    // "u0" leaving: neither finds it.
+    by_index_by(&r);
     let mut back = def("u0");
     back.stop_timeout = 77;
     defs.push(back);
-    reload(&mut r, defs, &[]);
+    let sum = reload(&mut r, defs, &[]);
+    assert_eq!((sum.added, sum.unchanged, sum.changed), (1, 59, 0));
     assert_ne!(r.idx("u0"), old);
+    by_index_by(&r);
     r.sup.link().unwrap();
     let mut checked = 0;
     // Every unit in the table, the one leaving among them.
