@@ -1,4 +1,5 @@
 use super::*;
+use rustix::fd::OwnedFd;
 
 /// `start`, then wait (up to 10 s) for the handshake, as PID 1's loop
 /// does through epoll.

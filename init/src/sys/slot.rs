@@ -55,14 +55,15 @@
 
 use super::clone::{namespace_flags, CloneArgs, CLONE_INTO_CGROUP};
 pub use trampoline::trampolined;
-use trampoline::{
-    claim_trampoline, via_trampoline, wait_gone, NO_TRAMPOLINE, TRAMPOLINE_BUSY, TRAMPOLINE_DIRTY,
-};
+use trampoline::{claim_trampoline, via_trampoline, wait_gone, NO_TRAMPOLINE, TRAMPOLINE_DIRTY};
 
+mod idle;
 mod trampoline;
 use crate::unit::Namespaces;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+pub use idle::{quiesce, recheck_timed_out, release_idle};
+use idle::{RECHECKS, RECHECKS_LEFT};
 use rustix::fd::{AsRawFd, BorrowedFd};
 use rustix::io::Errno;
 
@@ -496,113 +497,6 @@ unsafe fn clone3_on(
         ret = -(libc::ENOSYS as isize);
     }
     super::raw::result(ret)
-}
-
-/// How often, after a start, PID 1 wakes to give back the pages of a
-/// slot whose child had not exec'd yet when it went to sleep (a reaper
-/// execs some time after its service, at nice 19): RECHECKS sleeps that
-/// end by their RECHECK timeout. Wake-ups for other events use none: a
-/// boot's many handshakes used them all up before the last reapers
-/// exec'd, and their slots' pages stayed resident (PID 1 `Anonymous`
-/// +20 to +72 KiB in some boots at N = 100).
-const RECHECKS: u32 = 25;
-const RECHECK: rustix::event::Timespec = rustix::event::Timespec {
-    tv_sec: 0,
-    tv_nsec: 20_000_000,
-};
-/// Recheck timeouts left since the last start.
-static RECHECKS_LEFT: AtomicU32 = AtomicU32::new(0);
-
-/// Give back the pages of every free slot touched since: called by PID 1
-/// before it sleeps, so that a burst of starts leaves no resident memory.
-/// Some(timeout) for that sleep while a touched slot is still busy, until
-/// RECHECKS such sleeps have timed out since the last start
-/// (`recheck_timed_out`: a child stuck before its exec costs no wake-up
-/// for ever).
-pub fn release_idle() -> Option<rustix::event::Timespec> {
-    let pool = BASE.load(Ordering::Acquire);
-    if pool == 0 {
-        return None;
-    }
-    let mut busy = false;
-    for (i, st) in POOL.iter().enumerate() {
-        if !st.dirty.load(Ordering::Relaxed) {
-            continue;
-        }
-        // Claimed for the release, so that no start takes it meanwhile.
-        let Some(held) = claim_at(pool, i) else {
-            busy = true;
-            continue;
-        };
-        st.dirty.store(false, Ordering::Relaxed);
-        // SAFETY: the whole of slot i, inside the pool's mapping, held
-        // (`claim_at`: both words were 0, so no child or service runs on
-        // it, and `a` is ours until `held` is dropped, so none starts).
-        // MADV_DONTNEED on private anonymous memory only drops contents
-        // no one holds.
-        unsafe { libc::madvise(held.base as *mut c_void, SLOT_LEN, libc::MADV_DONTNEED) };
-    }
-    if TRAMPOLINE_DIRTY.load(Ordering::Relaxed) && claim_trampoline() {
-        TRAMPOLINE_DIRTY.store(false, Ordering::Relaxed);
-        // SAFETY: the trampoline's stack, after the slots in the pool's
-        // mapping, claimed (no trampoline runs on it, none starts until
-        // it is given back below); its contents are no one's.
-        unsafe {
-            libc::madvise(
-                (pool + SLOT_LEN * SLOTS + GUARD) as *mut c_void,
-                TRAMPOLINE_STACK,
-                libc::MADV_DONTNEED,
-            )
-        };
-        TRAMPOLINE_BUSY.store(0, Ordering::Release);
-    }
-    (busy && RECHECKS_LEFT.load(Ordering::Relaxed) > 0).then_some(RECHECK)
-}
-
-/// PID 1's sleep with `release_idle`'s timeout ended by that timeout: one
-/// recheck used.
-pub fn recheck_timed_out() {
-    let left = RECHECKS_LEFT.load(Ordering::Relaxed);
-    RECHECKS_LEFT.store(left.saturating_sub(1), Ordering::Relaxed);
-}
-
-/// Before PID 1 frees data that children on slots may read (a reload):
-/// wait up to `patience` for them to exec, SIGKILL those that have not,
-/// wait up to `patience` again. True when no slot still reads PID 1's
-/// data; false (rare: a child in uninterruptible sleep) means the data
-/// must be kept. Bounded: at most twice `patience`.
-pub fn quiesce(patience: core::time::Duration) -> bool {
-    if BASE.load(Ordering::Acquire) == 0 || wait_clear(patience) {
-        return true;
-    }
-    for st in POOL.iter().filter(|st| st.reading()) {
-        let pid = st.pid.load(Ordering::Acquire);
-        if st.a.load(Ordering::Acquire) == 0 || st.detached.load(Ordering::Acquire) {
-            // Only the service is left: its reaper is gone, and with it
-            // the namespace (the kernel kills the rest).
-            continue;
-        }
-        if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
-            let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
-        }
-    }
-    wait_clear(patience)
-}
-
-fn wait_clear(bound: core::time::Duration) -> bool {
-    let start = std::time::Instant::now();
-    loop {
-        if !POOL.iter().any(State::reading) {
-            return true;
-        }
-        if start.elapsed() >= bound {
-            return false;
-        }
-        let _ = rustix::thread::nanosleep(&rustix::thread::Timespec {
-            tv_sec: 0,
-            tv_nsec: 1_000_000,
-        });
-    }
 }
 
 /// Host tests that claim slots themselves run one at a time.

@@ -1,3 +1,4 @@
+use super::trampoline::TRAMPOLINE_BUSY;
 use super::*;
 use crate::sys::exec::CStrings;
 use core::sync::atomic::AtomicU32;

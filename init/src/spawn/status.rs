@@ -1,0 +1,202 @@
+//! The exec handshake's status pipe: which step of a start failed and why,
+//! written by the child in one five-byte report (`die`), or end of file
+//! when its close-on-exec end closed at execve; read by PID 1 without
+//! blocking (`poll_status`).
+
+use rustix::fd::{BorrowedFd, OwnedFd};
+use rustix::io::Errno;
+
+/// The step of spawning that failed; one variant per step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// argv or env did not fit the fixed buffers.
+    Prepare,
+    StatusPipe,
+    Clone,
+    SignalMask,
+    Setsid,
+    Console,
+    Stdio,
+    NotifyFd,
+    Chdir,
+    Groups,
+    Setgid,
+    Setuid,
+    Exec,
+    /// The child died before exec without saying why.
+    Unknown,
+    /// Dropping capabilities from the bounding set.
+    Bounding,
+    KeepCaps,
+    Capset,
+    Ambient,
+    NoNewPrivs,
+    Seccomp,
+    /// PID 1 could not write the user namespace's id maps.
+    UserMap,
+    /// Setting up the unit's namespaces (mounts, root, hostname, lo).
+    Namespace(crate::spawn::sandbox::Step),
+    /// The namespace's reaper could not fork the service.
+    Fork,
+}
+
+impl Step {
+    pub(super) const PLAIN: [Step; 21] = [
+        Step::Prepare,
+        Step::StatusPipe,
+        Step::Clone,
+        Step::SignalMask,
+        Step::Setsid,
+        Step::Console,
+        Step::Stdio,
+        Step::NotifyFd,
+        Step::Chdir,
+        Step::Groups,
+        Step::Setgid,
+        Step::Setuid,
+        Step::Exec,
+        Step::Unknown,
+        Step::Bounding,
+        Step::KeepCaps,
+        Step::Capset,
+        Step::Ambient,
+        Step::NoNewPrivs,
+        Step::Seccomp,
+        Step::UserMap,
+    ];
+    const FORK_CODE: u8 = 30;
+
+    pub(super) fn code(self) -> u8 {
+        match self {
+            Step::Namespace(s) => s as u8,
+            Step::Fork => Self::FORK_CODE,
+            plain => Self::PLAIN
+                .iter()
+                .position(|p| *p == plain)
+                .map(|i| i as u8)
+                .unwrap_or(Self::FORK_CODE - 1),
+        }
+    }
+
+    pub(super) fn from_code(c: u8) -> Step {
+        if c == Self::FORK_CODE {
+            return Step::Fork;
+        }
+        if let Some(s) = crate::spawn::sandbox::Step::from_code(c) {
+            return Step::Namespace(s);
+        }
+        Self::PLAIN
+            .get(usize::from(c))
+            .copied()
+            .unwrap_or(Step::Unknown)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Prepare => "prepare argv/env",
+            Step::StatusPipe => "status pipe",
+            Step::Clone => "clone3 into cgroup",
+            Step::SignalMask => "reset signal mask",
+            Step::Setsid => "setsid",
+            Step::Console => "open console",
+            Step::Stdio => "set up stdio",
+            Step::NotifyFd => "set up NOTIFY_FD",
+            Step::Chdir => "chdir to workdir",
+            Step::Groups => "clear supplementary groups",
+            Step::Setgid => "setgid",
+            Step::Setuid => "setuid",
+            Step::Exec => "execve",
+            Step::Unknown => "child died before exec",
+            Step::Bounding => "drop capabilities from the bounding set",
+            Step::KeepCaps => "keep capabilities across setuid",
+            Step::Capset => "set capabilities",
+            Step::Ambient => "raise ambient capabilities",
+            Step::NoNewPrivs => "set no_new_privs",
+            Step::Seccomp => "install seccomp filter",
+            Step::UserMap => "write the user namespace's uid/gid map",
+            Step::Namespace(s) => s.as_str(),
+            Step::Fork => "fork the service in its PID namespace",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpawnError {
+    pub step: Step,
+    pub errno: i32,
+}
+
+impl core::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{}: {}",
+            self.step.as_str(),
+            Errno::from_raw_os_error(self.errno)
+        )
+    }
+}
+
+/// A child that exists but has not been seen to exec yet.
+#[derive(Debug)]
+pub struct Pending {
+    pub pid: u32,
+    /// Read end of the close-on-exec status pipe, non-blocking.
+    pub status: OwnedFd,
+}
+
+/// Where the exec handshake of a `Pending` child is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handshake {
+    /// Nothing to read yet: the child is still on its way to execve.
+    Waiting,
+    /// End of file with nothing written: the close-on-exec end closed at
+    /// execve (with a PID namespace: at the service's execve).
+    Execd,
+    Failed(SpawnError),
+}
+
+impl Pending {
+    /// Read the status pipe once, without blocking. The child writes its
+    /// five-byte report in one write, below PIPE_BUF, so it is read whole.
+    pub fn poll(&self) -> Handshake {
+        poll_status(&self.status)
+    }
+}
+
+/// `Pending::poll` on the status pipe's read end alone.
+pub fn poll_status(status: &OwnedFd) -> Handshake {
+    let mut msg = [0u8; 5];
+    loop {
+        return match rustix::io::read(status, &mut msg) {
+            Ok(0) => Handshake::Execd,
+            Ok(5) => {
+                let [step, e0, e1, e2, e3] = msg;
+                Handshake::Failed(SpawnError {
+                    step: Step::from_code(step),
+                    errno: i32::from_le_bytes([e0, e1, e2, e3]),
+                })
+            }
+            Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) => Handshake::Waiting,
+            Ok(_) | Err(_) => Handshake::Failed(SpawnError {
+                step: Step::Unknown,
+                errno: 0,
+            }),
+        };
+    }
+}
+
+/// Tell the parent which step failed, then end the child.
+pub(super) fn die(status_wr: BorrowedFd<'_>, err: SpawnError) -> ! {
+    let [e0, e1, e2, e3] = err.errno.to_le_bytes();
+    let _ = rustix::io::write(status_wr, &[err.step.code(), e0, e1, e2, e3]);
+    crate::sys::clone::exit(127)
+}
+
+pub(super) fn fail(step: Step, e: Errno) -> SpawnError {
+    SpawnError {
+        step,
+        errno: e.raw_os_error(),
+    }
+}
