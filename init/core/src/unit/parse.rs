@@ -112,12 +112,42 @@ struct State {
 }
 
 impl State {
-    fn line_of(&self, key: &str) -> u32 {
-        KEYS.iter()
-            .position(|k| *k == key)
-            .and_then(|i| self.seen.get(i).copied())
-            .unwrap_or(0)
+    /// The line key `KEYS[slot]` was first seen on; `slot` from `key`.
+    fn line_of(&self, slot: usize) -> u32 {
+        self.seen.get(slot).copied().unwrap_or(0)
     }
+}
+
+/// `KEYS`' index of `k`, for `const { key(..) }`: found when the parser is
+/// built, not looked for in every file (a dozen scans of `KEYS` a file);
+/// a name that is not a key fails the build.
+const fn key(k: &str) -> usize {
+    let mut rest: &[&str] = &KEYS;
+    let mut i = 0;
+    while let [first, tail @ ..] = rest {
+        if same(first.as_bytes(), k.as_bytes()) {
+            return i;
+        }
+        rest = tail;
+        i += 1;
+    }
+    assert!(i < KEYS.len(), "not a key");
+    i
+}
+
+const fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut a, mut b) = (a, b);
+    while let ([x, ta @ ..], [y, tb @ ..]) = (a, b) {
+        if *x != *y {
+            return false;
+        }
+        a = ta;
+        b = tb;
+    }
+    true
 }
 
 fn yes_no(key: &str, v: &str) -> Result<bool, Msg> {
@@ -442,25 +472,25 @@ pub fn parse_all(name: &str, text: &str, err: &mut dyn FnMut(ParseError)) -> Opt
     }
 
     // Whole-file rules, now that every key is known.
-    if st.line_of("exec") == 0 {
+    if st.line_of(const { key("exec") }) == 0 {
         report(0, msg(format_args!("missing `exec`")));
     }
-    if st.line_of("restart") == 0 {
+    if st.line_of(const { key("restart") }) == 0 {
         def.restart = match def.kind {
             Kind::Service => Restart::Always,
             Kind::Oneshot => Restart::Never,
         };
     }
-    if st.line_of("output") == 0 && def.console {
+    if st.line_of(const { key("output") }) == 0 && def.console {
         def.output = Output::Console;
     }
-    let max_line = st.line_of("restart_delay_max");
+    let max_line = st.line_of(const { key("restart_delay_max") });
     if def.restart_delay > def.restart_delay_max {
         if max_line == 0 {
             def.restart_delay_max = def.restart_delay;
         } else {
             report(
-                max_line.max(st.line_of("restart_delay")),
+                max_line.max(st.line_of(const { key("restart_delay") })),
                 msg(format_args!(
                     "restart_delay_max ({}ms) is shorter than restart_delay ({}ms)",
                     def.restart_delay_max, def.restart_delay
@@ -470,19 +500,19 @@ pub fn parse_all(name: &str, text: &str, err: &mut dyn FnMut(ParseError)) -> Opt
     }
     if def.root.is_some() && !def.namespaces.has(Namespaces::MOUNT) {
         report(
-            st.line_of("root"),
+            st.line_of(const { key("root") }),
             msg(format_args!("root: needs `mount` in namespaces")),
         );
     }
     if def.read_only && !def.namespaces.has(Namespaces::MOUNT) {
         report(
-            st.line_of("read_only"),
+            st.line_of(const { key("read_only") }),
             msg(format_args!("read_only: needs `mount` in namespaces")),
         );
     }
     if def.root_overlay && def.root.is_none() {
         report(
-            st.line_of("root_overlay"),
+            st.line_of(const { key("root_overlay") }),
             msg(format_args!(
                 "root_overlay: needs `root` (the overlay's lower layer)"
             )),
@@ -490,13 +520,13 @@ pub fn parse_all(name: &str, text: &str, err: &mut dyn FnMut(ParseError)) -> Opt
     }
     if def.seldom.user_map.is_some() && !def.namespaces.has(Namespaces::USER) {
         report(
-            st.line_of("user_map"),
+            st.line_of(const { key("user_map") }),
             msg(format_args!("user_map: needs `user` in namespaces")),
         );
     }
-    if st.line_of("watchdog") != 0 && def.ready != Ready::SdNotify {
+    if st.line_of(const { key("watchdog") }) != 0 && def.ready != Ready::SdNotify {
         report(
-            st.line_of("watchdog"),
+            st.line_of(const { key("watchdog") }),
             msg(format_args!(
                 "watchdog: needs `ready = sd_notify` (the pings are `WATCHDOG=1` on its socket)"
             )),
@@ -504,7 +534,7 @@ pub fn parse_all(name: &str, text: &str, err: &mut dyn FnMut(ParseError)) -> Opt
     }
     if def.seldom.hostname.is_some() && !def.namespaces.has(Namespaces::UTS) {
         report(
-            st.line_of("hostname"),
+            st.line_of(const { key("hostname") }),
             msg(format_args!(
                 "hostname: needs `uts` in namespaces (it would rename the whole system)"
             )),
