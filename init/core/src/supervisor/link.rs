@@ -22,7 +22,12 @@ impl Supervisor {
 
     /// `index(name)` through `by`, made from this table.
     pub fn index_by(&self, by: &ByName, name: &str) -> Option<u16> {
-        crate::sort::find_first(&by.0, |u| self.name_of(*u), Some(name))
+        crate::sort::find_first(&by.0, |u| self.name_of(*u), Some(name)).filter(|&u| {
+            // A list kept past a removal would give a leaving unit.
+            self.units
+                .get(usize::from(u))
+                .is_some_and(|s| s.retired == Retired::No)
+        })
     }
 
     fn name_of(&self, u: u16) -> Option<&str> {

@@ -592,7 +592,10 @@ fn link_resolves_every_name_as_index_does() {
     let old = r.idx("u0");
     let mut defs: std::vec::Vec<UnitDef> = r.sup.slots().map(|s| s.def.clone()).collect();
     defs.retain(|d| d.name != "u0");
+    let stale = r.sup.by_name();
     reload(&mut r, defs.clone(), &[]);
+    // A list made before the removal does not give the leaving unit.
+    assert_eq!(r.sup.index_by(&stale, "u0"), None);
     let by_index_by = |r: &Rig| {
         let by = r.sup.by_name();
         let mut all: std::vec::Vec<&str> = names.iter().map(String::as_str).collect();
