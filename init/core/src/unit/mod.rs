@@ -238,7 +238,8 @@ pub struct Limits {
 }
 
 /// One unit file, parsed. Defaults are those of docs/units.md, "Keys".
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Two are equal when they mean the same (`PartialEq` below).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UnitDef {
     pub name: Name,
     pub description: Text<DESC_MAX>,
@@ -297,6 +298,80 @@ pub struct UnitDef {
     /// fresh tmpfs at each start.
     pub root_overlay: bool,
 }
+
+/// Equal when they mean the same: every field but the source lines of
+/// `exec` and `after`, which only point error messages at the file. A
+/// reload compares definitions, and a comment added above `exec` must not
+/// restart a running unit. Each field is named here (no `..`), so a new
+/// one does not build until it is placed.
+impl PartialEq for UnitDef {
+    fn eq(&self, o: &Self) -> bool {
+        let UnitDef {
+            name,
+            description,
+            exec,
+            exec_line: _,
+            kind,
+            restart,
+            restart_delay,
+            restart_delay_max,
+            start_limit_action,
+            after,
+            after_lines: _,
+            ready,
+            stop_signal,
+            stop_timeout,
+            workdir,
+            env,
+            console,
+            output,
+            namespaces,
+            log_size,
+            root,
+            limits,
+            pressure_action,
+            shed_order,
+            critical,
+            start_timeout,
+            no_new_privs,
+            seccomp,
+            seldom,
+            read_only,
+            root_overlay,
+        } = self;
+        *name == o.name
+            && *description == o.description
+            && *exec == o.exec
+            && *kind == o.kind
+            && *restart == o.restart
+            && *restart_delay == o.restart_delay
+            && *restart_delay_max == o.restart_delay_max
+            && *start_limit_action == o.start_limit_action
+            && *after == o.after
+            && *ready == o.ready
+            && *stop_signal == o.stop_signal
+            && *stop_timeout == o.stop_timeout
+            && *workdir == o.workdir
+            && *env == o.env
+            && *console == o.console
+            && *output == o.output
+            && *namespaces == o.namespaces
+            && *log_size == o.log_size
+            && *root == o.root
+            && *limits == o.limits
+            && *pressure_action == o.pressure_action
+            && *shed_order == o.shed_order
+            && *critical == o.critical
+            && *start_timeout == o.start_timeout
+            && *no_new_privs == o.no_new_privs
+            && *seccomp == o.seccomp
+            && *seldom == o.seldom
+            && *read_only == o.read_only
+            && *root_overlay == o.root_overlay
+    }
+}
+
+impl Eq for UnitDef {}
 
 impl UnitDef {
     /// The capabilities the unit keeps: `capabilities`, or all for root

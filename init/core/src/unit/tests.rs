@@ -275,6 +275,21 @@ fn every_key_is_applied() {
     }
 }
 
+/// Where the lines stand is not what a definition means: a comment above
+/// `exec` or `after` is no change (a reload compares definitions).
+#[test]
+fn definitions_that_differ_only_in_their_lines_are_equal() {
+    let a = ok("exec = /bin/a\nafter = b\nafter = c\n");
+    let b = ok("# moved down\n\nafter = b\nexec = /bin/a\n\n# c too\nafter = c\n");
+    assert_ne!(
+        (a.exec_line, a.after_lines.as_slice()),
+        (b.exec_line, b.after_lines.as_slice())
+    );
+    assert_eq!(a, b);
+    assert_ne!(a, ok("exec = /bin/z\nafter = b\nafter = c\n"));
+    assert_ne!(a, ok("exec = /bin/a\nafter = b\n"));
+}
+
 #[test]
 fn comments_blank_lines_whitespace_crlf_bom() {
     let d = ok("\u{feff}# comment\r\n\r\n   # indented comment\r\n\t exec\t=  /bin/sh  -l \t\r\n  \r\ndescription =   a # not a comment  \r\n");
