@@ -250,9 +250,10 @@ fn load_set(sysroot: &Path, files: &[PathBuf], context: &[PathBuf]) -> LoadedSet
 
     // Dependencies: drop units whose `after` names a missing or dropped
     // unit, then units in cycles, until nothing changes.
+    let targets = deps::targets(&set);
     loop {
-        deps::check_after(&mut set);
-        if !deps::drop_cycles(&mut set) {
+        deps::check_after(&mut set, &targets);
+        if !deps::drop_cycles(&mut set, &targets) {
             break;
         }
     }

@@ -490,10 +490,11 @@ fn cycle_groups_are_the_units_that_reach_themselves() {
     for round in 0..400 {
         let n = 1 + next(24) as usize;
         let density = 1 + next(4);
-        let deps: Vec<Vec<(usize, u32)>> = (0..n)
+        // Some links name no unit (None): they lead nowhere.
+        let deps: Vec<Vec<(Option<usize>, u32)>> = (0..n)
             .map(|_| {
                 (0..next(density + 1))
-                    .map(|l| (next(n as u64) as usize, l as u32))
+                    .map(|l| ((next(8) > 0).then(|| next(n as u64) as usize), l as u32))
                     .collect()
             })
             .collect();
@@ -501,7 +502,9 @@ fn cycle_groups_are_the_units_that_reach_themselves() {
         let mut reach = vec![vec![false; n]; n];
         for (a, d) in deps.iter().enumerate() {
             for &(b, _) in d {
-                reach[a][b] = true;
+                if let Some(b) = b {
+                    reach[a][b] = true;
+                }
             }
         }
         for k in 0..n {
