@@ -165,21 +165,20 @@ fn load_set(sysroot: &Path, files: &[PathBuf], context: &[PathBuf]) -> LoadedSet
         by_name: Vec::new(),
     };
     let mut buf = [0u8; UNIT_FILE_MAX];
-    // Only to leave out context files that a named file stands for: none
-    // to compute without context (PID 1's load: N names fewer to copy).
-    // Sorted, so that a context of a thousand files is not compared with
-    // each of a thousand named ones (`initctl check /etc/units/*.unit`).
-    let (mut named, mut explicit_names): (Vec<&Path>, Vec<String>) = if context.is_empty() {
-        (Vec::new(), Vec::new())
+    // Only to leave out context files that a named file stands for (the
+    // same file, or another of its name): none to compute without context
+    // (PID 1's load: N names fewer to copy). Sorted, so that a context of
+    // a thousand files is not compared with each of a thousand named ones
+    // (`initctl check /etc/units/*.unit`).
+    let mut explicit_names: Vec<String> = if context.is_empty() {
+        Vec::new()
     } else {
-        files.iter().map(|f| (f.as_path(), name_of(f))).unzip()
+        files.iter().map(|f| name_of(f)).collect()
     };
-    wren_core::sort::sort(&mut named);
     wren_core::sort::sort(&mut explicit_names);
-    let context = context.iter().filter(|c| {
-        named.binary_search(&c.as_path()).is_err()
-            && explicit_names.binary_search(&name_of(c)).is_err()
-    });
+    let context = context
+        .iter()
+        .filter(|c| explicit_names.binary_search(&name_of(c)).is_err());
     // Every candidate before any file is parsed: their paths and names,
     // freed once loaded, then lie together rather than between the
     // definitions' strings, which PID 1 keeps (a freed slot among kept
