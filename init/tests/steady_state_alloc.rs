@@ -35,10 +35,10 @@ fn supervisor_steps_do_not_allocate() {
     sup.add(one).unwrap();
     let mut db = def("db");
     db.ready = Ready::SdNotify;
-    db.after.push("setup".try_into().unwrap()).unwrap();
+    db.after.push("setup").unwrap();
     sup.add(db).unwrap();
     let mut web = def("web");
-    web.after.push("db".try_into().unwrap()).unwrap();
+    web.after.push("db").unwrap();
     sup.add(web).unwrap();
     sup.link().unwrap();
     let mut out = Box::new(Actions::new());

@@ -88,7 +88,7 @@ fn loads_valid_units_sorted_by_name() {
     let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(names, ["0first", "net", "web"]);
     let web = defs.iter().find(|d| d.name == "web").unwrap();
-    assert_eq!(web.after.iter().next().map(|n| n.as_str()), Some("net"));
+    assert_eq!(web.after.iter().next(), Some("net"));
     assert_eq!(
         defs.iter().find(|d| d.name == "net").unwrap().kind,
         crate::unit::Kind::Oneshot

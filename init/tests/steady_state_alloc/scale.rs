@@ -98,9 +98,7 @@ fn a_thousand_units_start_crash_reload_and_stop_without_allocating_in_steps() {
         let mut d = def(&format!("u{i:04}"));
         // Some order too: every tenth unit comes after the one before it.
         if i % 10 == 1 {
-            d.after
-                .push(format!("u{:04}", i - 1).as_str().try_into().unwrap())
-                .unwrap();
+            d.after.push(&format!("u{:04}", i - 1)).unwrap();
         }
         rig.sup.add(d).unwrap();
     }
@@ -158,9 +156,7 @@ fn a_thousand_units_start_crash_reload_and_stop_without_allocating_in_steps() {
         .map(|i| {
             let mut d = def(&format!("u{i:04}"));
             if i % 10 == 1 {
-                d.after
-                    .push(format!("u{:04}", i - 1).as_str().try_into().unwrap())
-                    .unwrap();
+                d.after.push(&format!("u{:04}", i - 1)).unwrap();
             }
             d
         })

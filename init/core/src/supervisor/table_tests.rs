@@ -273,7 +273,7 @@ fn unit_d() -> UnitDef {
 fn unit_u(ctx: Ctx) -> UnitDef {
     let mut u = UnitDef::with_defaults("u");
     u.exec.push("/bin/true").unwrap();
-    u.after.push("d".try_into().unwrap()).unwrap();
+    u.after.push("d").unwrap();
     u.ready = crate::unit::Ready::Notify;
     match ctx {
         Ctx::Service => {}

@@ -9,9 +9,7 @@ fn def(name: &str) -> UnitDef {
 
 fn after(mut d: UnitDef, deps: &[&str]) -> UnitDef {
     for n in deps {
-        d.after
-            .push(heapless::String::try_from(*n).unwrap())
-            .unwrap();
+        d.after.push(n).unwrap();
     }
     d
 }

@@ -16,12 +16,10 @@ pub(super) fn add_after(def: &mut UnitDef, v: &str, line: u32) -> Result<(), Msg
         if name == def.name.as_str() {
             bad!("after: a unit cannot start after itself");
         }
-        if def.after.iter().any(|a| a.as_str() == name) {
+        if def.after.iter().any(|a| a == name) {
             continue;
         }
-        let mut n = Name::new();
-        let _ = n.push_str(name);
-        if def.after.push(n).is_err() || def.after_lines.push(line).is_err() {
+        if def.after.push(name).is_err() || def.after_lines.push(line).is_err() {
             bad!("after: more than {AFTER_MAX} units");
         }
     }

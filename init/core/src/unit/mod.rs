@@ -34,6 +34,8 @@ pub const START_TIMEOUT_DEFAULT: Millis = 60_000;
 
 pub type Argv = Packed<EXEC_BYTES, ARGS_MAX>;
 pub type Env = Packed<ENV_BYTES, ENV_MAX>;
+/// `after` names at their real size (a `Name` each took 33 bytes).
+pub type After = Packed<{ AFTER_MAX * (NAME_MAX + 1) }, AFTER_MAX>;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Kind {
@@ -252,7 +254,7 @@ pub struct UnitDef {
     pub restart_delay: Millis,
     pub restart_delay_max: Millis,
     pub start_limit_action: LimitAction,
-    pub after: Few<Name, AFTER_MAX>,
+    pub after: After,
     /// Line of each `after` name, same order, for dependency errors.
     pub after_lines: Few<u32, AFTER_MAX>,
     pub ready: Ready,
@@ -469,7 +471,7 @@ impl UnitDef {
             restart_delay: 100,
             restart_delay_max: 30_000,
             start_limit_action: LimitAction::None,
-            after: Few::new(),
+            after: After::new(),
             after_lines: Few::new(),
             ready: Ready::Started,
             stop_signal: 15,

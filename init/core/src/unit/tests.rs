@@ -119,7 +119,7 @@ io.weight = 10000
         })
     );
     assert_eq!(d.start_limit_action, LimitAction::Reboot);
-    let after: std::vec::Vec<&str> = d.after.iter().map(|n| n.as_str()).collect();
+    let after: std::vec::Vec<&str> = d.after.iter().collect();
     assert_eq!(after, ["net", "syslog", "storage"]);
     assert_eq!(d.after_lines.as_slice(), [10, 10, 11]);
     assert_eq!(d.ready, Ready::Notify);
@@ -673,7 +673,7 @@ fn start_limit() {
 #[test]
 fn after() {
     let d = unit("after = a b\tc\nafter = b d\n after=e");
-    let names: std::vec::Vec<&str> = d.after.iter().map(|n| n.as_str()).collect();
+    let names: std::vec::Vec<&str> = d.after.iter().collect();
     assert_eq!(names, ["a", "b", "c", "d", "e"]);
     assert_eq!(d.after_lines.as_slice(), [2, 2, 2, 3, 4]);
     assert_eq!(
