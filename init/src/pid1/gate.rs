@@ -94,8 +94,9 @@ impl Pid1 {
         let text: Rejection = match kept {
             Some(good) => {
                 let (def, saved) = match restore_file(dir, &name, &good, &cause) {
-                    // What the next reload will read back (line numbers
-                    // included), so it sees the unit unchanged.
+                    // What the next reload will read back, so it sees the
+                    // unit unchanged (and the lines of its messages are
+                    // the file's).
                     Ok(def) => (def, Ok(())),
                     Err(e) => (*good, Err(e)),
                 };
