@@ -36,7 +36,8 @@
 //! |------|-------|-------|------|---------|------|
 //! |  | Waiting | dep ready | Starting, no pid | Spawn | every `after` unit Running or Exited |
 //! |  | Waiting | dep failed | Stopped | Announce(DepFailed) | not wanted until started by hand |
-//! |  | Waiting | Stop, Shutdown | Stopped | Announce(Stopped) |  |
+//! |  | Waiting | Stop | Stopped | Announce(Stopped) |  |
+//! |  | Waiting | Shutdown | Stopped | Announce(Stopped), Finish | `d`, its spawn not answered, stops in the same step |
 //! |  | Waiting | reload: removed | (slot freed) | Announce(Stopped) |  |
 //! |  | Waiting | reload: changed | = | (ignored) | takes the new definition |
 //! |  | Waiting | Boot, Ready, exit 0, exit 1, deadline, Start, Restart | = | (ignored) | no process: an exit is an orphan's |
@@ -351,9 +352,12 @@ pub enum AddError {
 pub struct Supervisor {
     /// Grows on `add` (boot, reload), up to `MAX_UNITS`; never in a step.
     units: std::vec::Vec<Slot>,
-    /// Shutdown's scratch: per slot, how many active units need it; sized
-    /// with `units` so a step allocates nothing.
+    /// Shutdown's counts, kept from event to event: per slot, how many
+    /// active units need it, and whether it counts as active itself
+    /// (`shutdown`); sized with `units` so a step allocates nothing.
     needed: std::vec::Vec<u32>,
+    /// Units counted as active in `needed`: none left, the shutdown ends.
+    held: usize,
     shutdown: Option<ShutdownKind>,
     finished: bool,
     /// Hints that let a step skip a pass over every unit when it would
@@ -389,6 +393,7 @@ impl Supervisor {
         Supervisor {
             units: std::vec::Vec::new(),
             needed: std::vec::Vec::new(),
+            held: 0,
             shutdown: None,
             finished: false,
             waiting: 0..0,
@@ -473,7 +478,13 @@ impl Supervisor {
         // Spawned, Ready and Watchdog only make units run, so they matter
         // to `settle` only through units already waiting.
         match ev {
-            Event::Spawned { .. } | Event::Ready { .. } | Event::Watchdog { .. } => {}
+            // Except in a shutdown, where any unit whose phase changes is
+            // looked at again (`settle_shutdown`).
+            Event::Spawned { unit, .. } | Event::Ready { unit } | Event::Watchdog { unit } => {
+                if self.shutdown.is_some() {
+                    self.wake(usize::from(unit));
+                }
+            }
             Event::SpawnFailed { unit }
             | Event::Start { unit }
             | Event::Stop { unit }

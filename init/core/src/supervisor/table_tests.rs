@@ -129,7 +129,7 @@ struct Row {
     why: &'static str,
 }
 
-use Act::{Announce as A, Kill, Signal, Spawn};
+use Act::{Announce as A, Finish, Kill, Signal, Spawn};
 use Ann::*;
 use On::*;
 
@@ -170,7 +170,8 @@ const TABLE: &[Row] = &[
     // Waiting.
     row(SVC, &[Sit::Waiting], &[DepReady], Sit::Spawning, &[Spawn], "every `after` unit Running or Exited"),
     row(SVC, &[Sit::Waiting], &[DepFails], Sit::Stopped, &[A(DepFailed)], "not wanted until started by hand"),
-    row(SVC, &[Sit::Waiting], &[Stop, Shutdown], Sit::Stopped, &[A(Stopped)], ""),
+    row(SVC, &[Sit::Waiting], &[Stop], Sit::Stopped, &[A(Stopped)], ""),
+    row(SVC, &[Sit::Waiting], &[Shutdown], Sit::Stopped, &[A(Stopped), Finish], "`d`, its spawn not answered, stops in the same step"),
     row(SVC, &[Sit::Waiting], &[ReloadRemoved], Sit::Gone, &[A(Stopped)], ""),
     ignored(SVC, &[Sit::Waiting], &[ReloadChanged], "takes the new definition"),
     ignored(SVC, &[Sit::Waiting], &[Boot, Ready, ExitOk, ExitFail, Deadline, Start, Restart], "no process: an exit is an orphan's"),
