@@ -129,8 +129,12 @@ impl Supervisor {
                 } else {
                     Phase::Stopped
                 };
-                self.wake(usize::from(unit));
-                self.link_one(unit);
+                // In a shutdown the unit keeps the dependencies it was
+                // counted with (`settle_shutdown` lets go of them): it
+                // will not start again.
+                if self.shutdown.is_none() {
+                    self.link_one(unit);
+                }
             }
             None => {
                 s.rt.want = false;
@@ -138,6 +142,8 @@ impl Supervisor {
                 note(s, unit, Note::Stopped, out);
             }
         }
+        // Its phase changed outside an event: looked at again.
+        self.wake(usize::from(unit));
         self.settle(now, out);
     }
 }

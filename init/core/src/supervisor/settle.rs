@@ -16,7 +16,12 @@ impl Supervisor {
                         still = true;
                     } else {
                         s.retired = Retired::Free;
-                        s.rt.deps = crate::unit::Few::new();
+                        // A shutdown's counts let go of them next
+                        // (`settle_shutdown`); no unit takes the slot
+                        // before its end.
+                        if self.shutdown.is_none() {
+                            s.rt.deps = crate::unit::Few::new();
+                        }
                         self.freed = true;
                     }
                 }

@@ -480,6 +480,66 @@ fn shutdown_stops_in_reverse_dependency_order() {
     assert_eq!(r.sup.next_deadline(), None);
 }
 
+/// A unit a reload removed, still stopping when the shutdown begins,
+/// lets go of what it needed when it exits (its slot freed): that is
+/// stopped next, and the shutdown ends.
+#[test]
+fn a_shutdown_stops_what_a_leaving_unit_needed() {
+    let mut r = Rig::new(vec![def("db"), after(def("web"), &["db"])]);
+    r.ev(Event::Boot);
+    let db = r.idx("db");
+    let web_pid = r.pid("web");
+    reload(&mut r, vec![def("db")], &[]);
+    let signals_db = |a: &[Action]| {
+        a.iter()
+            .any(|x| matches!(x, Action::Signal { unit, .. } if *unit == db))
+    };
+    let a = r.ev(Event::Shutdown(ShutdownKind::Poweroff));
+    assert!(!signals_db(&a), "{a:?}");
+    let a = r.ev(Event::Exited {
+        pid: web_pid,
+        exit: Exit::Signal(15),
+    });
+    assert!(signals_db(&a), "{a:?}");
+    let a = r.exit("db", Exit::Signal(15));
+    assert_eq!(a.last(), Some(&Action::Finish(ShutdownKind::Poweroff)));
+}
+
+/// A bad verdict's put-back during a shutdown (pid1 calls `revert`
+/// outside a step): the unit stays stopped, keeps the dependencies it was
+/// counted with, and what it needed is stopped once nothing else does.
+#[test]
+fn a_revert_during_a_shutdown_lets_go_of_what_the_unit_needed() {
+    for good in [None, Some(after(def("u"), &["b"]))] {
+        let mut r = Rig::new(vec![
+            def("a"),
+            def("b"),
+            after(def("u"), &["a"]),
+            after(def("w"), &["u"]),
+        ]);
+        r.ev(Event::Boot);
+        r.exit("u", Exit::Code(1));
+        assert_eq!(r.state("u"), State::Backoff);
+        r.ev(Event::Shutdown(ShutdownKind::Reboot));
+        let (a, u) = (r.idx("a"), r.idx("u"));
+        assert_eq!(r.state("a"), State::Running);
+        let mut out = Actions::new();
+        let now = r.now;
+        r.sup.revert(now, u, good.clone(), &mut out);
+        assert_eq!(r.state("u"), State::Stopped);
+        assert!(
+            out.iter()
+                .any(|x| matches!(x, Action::Signal { unit, .. } if *unit == a)),
+            "{good:?}: {:?}",
+            out.as_slice()
+        );
+        r.exit("w", Exit::Signal(15));
+        r.exit("b", Exit::Signal(15));
+        let last = r.exit("a", Exit::Signal(15));
+        assert_eq!(last.last(), Some(&Action::Finish(ShutdownKind::Reboot)));
+    }
+}
+
 #[test]
 fn shutdown_with_nothing_running_finishes_at_once() {
     let mut r = Rig::new(vec![]);
