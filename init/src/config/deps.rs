@@ -6,7 +6,7 @@ use super::LoadedSet;
 /// For each unit, the unit each of its `after` names is (`None`: no unit
 /// has that name) and the line naming it; none for a unit that did not
 /// parse. Looked up once for both checks, each name a binary search (at
-/// 10,000 `after` lines, a quarter of `initctl check`'s instructions when
+/// 9,900 `after` lines, a quarter of `initctl check`'s instructions when
 /// each check looked them up again).
 pub(super) fn targets(set: &LoadedSet) -> Vec<Vec<(Option<usize>, u32)>> {
     set.units

@@ -37,7 +37,7 @@
 //! |  | Waiting | dep ready | Starting, no pid | Spawn | every `after` unit Running or Exited |
 //! |  | Waiting | dep failed | Stopped | Announce(DepFailed) | not wanted until started by hand |
 //! |  | Waiting | Stop | Stopped | Announce(Stopped) |  |
-//! |  | Waiting | Shutdown | Stopped | Announce(Stopped), Finish | `d`, its spawn not answered, stops in the same step |
+//! |  | Waiting | Shutdown | Stopped | Announce(Stopped), Finish | the unit it waits for, its spawn not answered, stops in the same step |
 //! |  | Waiting | reload: removed | (slot freed) | Announce(Stopped) |  |
 //! |  | Waiting | reload: changed | = | (ignored) | takes the new definition |
 //! |  | Waiting | Boot, Ready, exit 0, exit 1, deadline, Start, Restart | = | (ignored) | no process: an exit is an orphan's |

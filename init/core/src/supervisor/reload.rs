@@ -57,6 +57,8 @@ impl Supervisor {
                     let Some(s) = self.units.get_mut(usize::from(i)) else {
                         continue;
                     };
+                    // Equal but for line numbers (a comment added): the
+                    // running one stays, with its own; nothing reads them.
                     if s.def == def {
                         sum.unchanged = sum.unchanged.saturating_add(1);
                         continue;

@@ -171,7 +171,7 @@ const TABLE: &[Row] = &[
     row(SVC, &[Sit::Waiting], &[DepReady], Sit::Spawning, &[Spawn], "every `after` unit Running or Exited"),
     row(SVC, &[Sit::Waiting], &[DepFails], Sit::Stopped, &[A(DepFailed)], "not wanted until started by hand"),
     row(SVC, &[Sit::Waiting], &[Stop], Sit::Stopped, &[A(Stopped)], ""),
-    row(SVC, &[Sit::Waiting], &[Shutdown], Sit::Stopped, &[A(Stopped), Finish], "`d`, its spawn not answered, stops in the same step"),
+    row(SVC, &[Sit::Waiting], &[Shutdown], Sit::Stopped, &[A(Stopped), Finish], "the unit it waits for, its spawn not answered, stops in the same step"),
     row(SVC, &[Sit::Waiting], &[ReloadRemoved], Sit::Gone, &[A(Stopped)], ""),
     ignored(SVC, &[Sit::Waiting], &[ReloadChanged], "takes the new definition"),
     ignored(SVC, &[Sit::Waiting], &[Boot, Ready, ExitOk, ExitFail, Deadline, Start, Restart], "no process: an exit is an orphan's"),

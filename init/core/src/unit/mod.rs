@@ -34,7 +34,7 @@ pub const START_TIMEOUT_DEFAULT: Millis = 60_000;
 
 pub type Argv = Packed<EXEC_BYTES, ARGS_MAX>;
 pub type Env = Packed<ENV_BYTES, ENV_MAX>;
-/// `after` names at their real size (a `Name` each took 33 bytes).
+/// `after` names at their real size (a `Name` each took 40 bytes).
 pub type After = Packed<{ AFTER_MAX * (NAME_MAX + 1) }, AFTER_MAX>;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
