@@ -250,9 +250,10 @@ fn load_set(sysroot: &Path, files: &[PathBuf], context: &[PathBuf]) -> LoadedSet
     // Dependencies: drop units whose `after` names a missing or dropped
     // unit, then units in cycles, until nothing changes.
     let targets = deps::targets(&set);
+    let (groups, order) = deps::cycle_groups(&targets);
     loop {
-        deps::check_after(&mut set, &targets);
-        if !deps::drop_cycles(&mut set, &targets) {
+        deps::check_after(&mut set, &targets, &order);
+        if !deps::drop_cycles(&mut set, &targets, &groups) {
             break;
         }
     }

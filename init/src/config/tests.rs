@@ -477,7 +477,8 @@ fn a_long_chain_to_a_missing_unit_is_refused_link_by_link() {
 
 /// Groups of `cycle_groups` against their definition, on random graphs:
 /// a unit is on a cycle when it reaches itself, and two such units share
-/// a group when each reaches the other.
+/// a group when each reaches the other; its order puts every unit once,
+/// after the units it waits for outside its group.
 #[test]
 fn cycle_groups_are_the_units_that_reach_themselves() {
     let mut x: u64 = 7;
@@ -515,7 +516,22 @@ fn cycle_groups_are_the_units_that_reach_themselves() {
                 }
             }
         }
-        let groups = super::deps::cycle_groups(&deps);
+        let (groups, order) = super::deps::cycle_groups(&deps);
+        // Every unit once, each after the units it waits for outside its
+        // group.
+        let mut place = vec![usize::MAX; n];
+        for (k, &u) in order.iter().enumerate() {
+            assert_eq!(place[u], usize::MAX, "round {round}: {u} twice");
+            place[u] = k;
+        }
+        assert!(place.iter().all(|&p| p < n), "round {round}: {order:?}");
+        for (a, d) in deps.iter().enumerate() {
+            for &(b, _) in d {
+                if let Some(b) = b.filter(|&b| groups[a].is_none() || groups[a] != groups[b]) {
+                    assert!(place[b] < place[a], "round {round}: {a} -> {b}, {order:?}");
+                }
+            }
+        }
         for a in 0..n {
             assert_eq!(
                 groups[a].is_some(),
