@@ -93,10 +93,11 @@ mod def_text {
 
     pub fn serialize<S: Serializer>(def: &UnitDef, s: S) -> Result<S::Ok, S::Error> {
         let mut text = std::string::String::new();
+        // Compared without its lines (`UnitDef`'s equality), which travel
+        // beside the text.
         let back = render(def, &mut text)
             .ok()
-            .and_then(|()| parse(&def.name, &text).ok())
-            .map(|b| with_lines(b, def.exec_line, &def.after_lines));
+            .and_then(|()| parse(&def.name, &text).ok());
         if back.as_ref() != Some(def) {
             return Err(ser::Error::custom("unit text"));
         }
@@ -122,10 +123,7 @@ mod def_text {
 
     fn with_lines(mut def: UnitDef, exec_line: u32, after_lines: &[u32]) -> UnitDef {
         def.exec_line = exec_line;
-        def.after_lines = crate::unit::Few::new();
-        for &l in after_lines {
-            let _ = def.after_lines.push(l);
-        }
+        def.after_lines = crate::unit::Few::from_slice(after_lines);
         def
     }
 
