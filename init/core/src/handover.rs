@@ -394,6 +394,31 @@ mod tests {
         assert_eq!(back.last_good, st.last_good);
     }
 
+    /// A unit's timers are `Option<Due>` in the table and were
+    /// `Option<Millis>`: a state written by either reads in the other.
+    #[test]
+    fn a_timer_travels_as_the_millis_it_stands_for() {
+        use crate::vocab::{due, Due};
+        for ms in [None, Some(1), Some(1_234), Some(1 << 40), Some(u64::MAX)] {
+            let mut a = [0u8; 16];
+            let mut b = [0u8; 16];
+            let old = postcard::to_slice(&ms, &mut a).unwrap();
+            let new = postcard::to_slice(&ms.and_then(due), &mut b).unwrap();
+            assert_eq!(old, new);
+            let back: Option<Due> = postcard::from_bytes(old).unwrap();
+            assert_eq!(back.map(Due::get), ms);
+        }
+        let mut sup = crate::supervisor::Supervisor::new();
+        sup.add(UnitDef::with_defaults("web")).unwrap();
+        let mut rt = sup.slot(0).unwrap().rt.clone();
+        rt.deadline = due(5_000);
+        rt.watchdog_at = due(7_000);
+        let mut buf = [0u8; 256];
+        let bytes = postcard::to_slice(&rt, &mut buf).unwrap();
+        let back: Runtime = postcard::from_bytes(bytes).unwrap();
+        assert_eq!((back.deadline, back.watchdog_at), (due(5_000), due(7_000)));
+    }
+
     fn state(def: UnitDef, last_good: Option<UnitDef>) -> UnitState<'static> {
         let mut sup = crate::supervisor::Supervisor::new();
         sup.add(def.clone()).unwrap();

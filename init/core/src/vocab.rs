@@ -54,6 +54,18 @@ pub type Name = String<NAME_MAX>;
 /// Milliseconds; every duration and timestamp in wren is one of these.
 pub type Millis = u64;
 
+/// A time a timer is due, on the `Millis` clock, never 0: `Option<Due>`
+/// is 8 bytes where `Option<Millis>` is 16, and PID 1 keeps a few per
+/// unit. Serialized as the `u64` it stands for, so `Option<Due>` travels
+/// as an `Option<Millis>` does.
+pub type Due = core::num::NonZeroU64;
+
+/// `ms` as a `Due`: 0 becomes 1 ms, which no timer can tell apart
+/// (CLOCK_MONOTONIC is far past it before PID 1 runs).
+pub const fn due(ms: Millis) -> Option<Due> {
+    Due::new(if ms == 0 { 1 } else { ms })
+}
+
 /// A `Millis` stored as two `u32` halves: 4-byte aligned, so a `Note`
 /// holding one packs into 20 bytes and an `Action` into 24 (with an
 /// `Option<u64>` they were 24 and 32: the loop's action buffer holds

@@ -23,7 +23,7 @@ use crate::cgroup::kill::{self, Killed};
 use crate::cgroup::Cgroups;
 use crate::supervisor::Phase;
 use crate::unit::Namespaces;
-use crate::vocab::{Millis, ShutdownKind};
+use crate::vocab::{due, Due, Millis, ShutdownKind};
 use rustix::event::epoll;
 use rustix::fd::OwnedFd;
 use rustix::process::Signal;
@@ -43,9 +43,9 @@ pub(super) struct Drain {
     events: Option<OwnedFd>,
     /// Sent the stop signal: processes left after the main one ended
     /// are killed at this time, not before.
-    stop_by: Option<Millis>,
+    stop_by: Option<Due>,
     /// When the cgroup is killed (again) if it is not empty by then.
-    next_kill: Option<Millis>,
+    next_kill: Option<Due>,
     kills: u8,
     /// Processes survived every kill: the last stop is answered with an
     /// error.
@@ -108,7 +108,7 @@ impl Pid1 {
         }
         let by = now().saturating_add(slot.def.stop_timeout);
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
-            e.drain.stop_by = Some(by);
+            e.drain.stop_by = due(by);
             e.drain.kills = 0;
             e.drain.gave_up = false;
         }
@@ -127,7 +127,7 @@ impl Pid1 {
             return;
         };
         let reported = core::mem::take(&mut e.drain.reported);
-        let grace = e.drain.stop_by.filter(|&by| by > t && stopped);
+        let grace = e.drain.stop_by.filter(|&by| by.get() > t && stopped);
         match grace {
             Some(by) => {
                 put(&mut self.waits.kills, &mut e.drain.next_kill, Some(by));
@@ -187,7 +187,7 @@ impl Pid1 {
         }
         e.drain.kills = e.drain.kills.saturating_add(1);
         e.drain.stop_by = None;
-        let next = Some(now().saturating_add(KILL_RETRY_MS));
+        let next = due(now().saturating_add(KILL_RETRY_MS));
         put(&mut self.waits.kills, &mut e.drain.next_kill, next);
         self.watch_events(u);
         self.check_empty(u);
@@ -231,7 +231,7 @@ impl Pid1 {
                 .edges
                 .get(i)
                 .and_then(|e| e.drain.next_kill)
-                .is_some_and(|k| k <= t);
+                .is_some_and(|k| k.get() <= t);
             let Some(u) = u16::try_from(i).ok().filter(|_| due) else {
                 continue;
             };
@@ -272,7 +272,11 @@ impl Pid1 {
         if self.waits.kills == 0 {
             return None;
         }
-        self.edges.iter().filter_map(|e| e.drain.next_kill).min()
+        self.edges
+            .iter()
+            .filter_map(|e| e.drain.next_kill)
+            .min()
+            .map(Due::get)
     }
 
     /// Any unit whose cgroup PID 1 still waits to see empty.

@@ -81,7 +81,7 @@ impl Supervisor {
             }
             Phase::Starting | Phase::Running if s.rt.pid != 0 => {
                 s.rt.phase = Phase::Stopping;
-                s.rt.deadline = Some(now.saturating_add(s.def.stop_timeout));
+                s.rt.deadline = due(now.saturating_add(s.def.stop_timeout));
                 self.timed.set(true);
                 let _ = out.push(Action::Signal {
                     unit,

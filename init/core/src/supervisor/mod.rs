@@ -122,7 +122,7 @@
 
 use crate::unit::{Few, Kind, LimitAction, Ready, Restart, UnitDef};
 pub use crate::vocab::Delay;
-use crate::vocab::{Exit, Millis, ShutdownKind, State, AFTER_MAX, MAX_UNITS};
+use crate::vocab::{due, Due, Exit, Millis, ShutdownKind, State, AFTER_MAX, MAX_UNITS};
 pub use failures::Failures;
 use heapless::Vec;
 
@@ -268,7 +268,7 @@ pub struct Runtime {
     /// or shutdown.
     pub want: bool,
     pub spawned_at: Millis,
-    pub deadline: Option<Millis>,
+    pub deadline: Option<Due>,
     /// Failures in a row, for the doubling restart delay.
     pub streak: u32,
     pub restarts: u32,
@@ -286,7 +286,7 @@ pub struct Runtime {
     pub probation: bool,
     /// `watchdog`: when a running unit that has sent no `WATCHDOG=1` since
     /// is killed (armed at ready, moved on by each ping).
-    pub watchdog_at: Option<Millis>,
+    pub watchdog_at: Option<Due>,
 }
 
 impl Runtime {

@@ -20,7 +20,7 @@ impl Supervisor {
                     0 => GATE_HOLD,
                     t => GATE_HOLD.min(t),
                 };
-                s.rt.deadline = Some(now.saturating_add(hold));
+                s.rt.deadline = due(now.saturating_add(hold));
                 self.timed.set(true);
             }
             note(s, unit, Note::Running { pid }, out);
@@ -29,7 +29,7 @@ impl Supervisor {
             // Not ready (a oneshot: not done) by then: a failed start.
             s.rt.deadline = match s.def.start_timeout {
                 0 => None,
-                t => Some(now.saturating_add(t)),
+                t => due(now.saturating_add(t)),
             };
             self.timed.set(true);
         }
@@ -42,7 +42,11 @@ impl Supervisor {
         if s.rt.phase == Phase::Starting && s.def.kind == Kind::Service {
             s.rt.phase = Phase::Running;
             s.rt.deadline = None;
-            s.rt.watchdog_at = s.def.seldom.watchdog.map(|w| now.saturating_add(w));
+            s.rt.watchdog_at = s
+                .def
+                .seldom
+                .watchdog
+                .and_then(|w| due(now.saturating_add(w)));
             self.timed.set(true);
             let pid = s.rt.pid;
             note(s, unit, Note::Running { pid }, out);
@@ -56,7 +60,11 @@ impl Supervisor {
             return;
         };
         if s.rt.phase == Phase::Running {
-            s.rt.watchdog_at = s.def.seldom.watchdog.map(|w| now.saturating_add(w));
+            s.rt.watchdog_at = s
+                .def
+                .seldom
+                .watchdog
+                .and_then(|w| due(now.saturating_add(w)));
             self.timed.set(true);
         }
     }
@@ -68,7 +76,7 @@ impl Supervisor {
                 break;
             };
             let Some(d) = s.rt.deadline else { continue };
-            if d > now {
+            if d.get() > now {
                 continue;
             }
             s.rt.deadline = None;
@@ -123,7 +131,7 @@ impl Supervisor {
                 s.rt.watchdog_at = None;
                 continue;
             }
-            if d > now {
+            if d.get() > now {
                 continue;
             }
             s.rt.watchdog_at = None;
@@ -278,7 +286,7 @@ impl Supervisor {
             s.rt.deadline = None;
         } else {
             s.rt.phase = Phase::Backoff;
-            s.rt.deadline = Some(now.saturating_add(delay));
+            s.rt.deadline = due(now.saturating_add(delay));
             self.timed.set(true);
         }
         Some(delay)

@@ -89,5 +89,6 @@ impl Supervisor {
             .flat_map(|s| [s.rt.deadline, s.rt.watchdog_at])
             .flatten()
             .min()
+            .map(Due::get)
     }
 }

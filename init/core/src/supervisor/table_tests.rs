@@ -434,7 +434,7 @@ impl Rig {
             ExitFail => self.exit(U, 1),
             Deadline => {
                 let d = self.sup.slot(U).and_then(|s| s.rt.deadline);
-                self.now = d.unwrap_or(self.now + 3_600_000);
+                self.now = d.map_or(self.now + 3_600_000, |d| d.get());
                 self.step(Event::Tick)
             }
             Start => self.step(Event::Start { unit: U }),

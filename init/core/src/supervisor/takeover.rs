@@ -51,7 +51,11 @@ impl Supervisor {
             Kind::Oneshot => Phase::Starting,
         };
         // Its pings go on (the notify socket is handed over): watched again.
-        s.rt.watchdog_at = s.def.seldom.watchdog.map(|w| now.saturating_add(w));
+        s.rt.watchdog_at = s
+            .def
+            .seldom
+            .watchdog
+            .and_then(|w| due(now.saturating_add(w)));
         self.timed.set(true);
         s.rt.last_note = Some(Note::Running { pid });
     }

@@ -115,7 +115,10 @@ fn silence_kills_and_restarts_as_a_failure() {
     assert_eq!((rt.phase, rt.pid, rt.restarts), (Phase::Starting, 101, 1));
     assert_eq!(rt.watchdog_at, None);
     step(&mut sup, 3_200, Event::Ready { unit: 0 }, &mut pid);
-    assert_eq!(sup.slot(0).unwrap().rt.watchdog_at, Some(5_200));
+    assert_eq!(
+        sup.slot(0).unwrap().rt.watchdog_at,
+        crate::vocab::due(5_200)
+    );
 }
 
 #[test]
@@ -184,5 +187,8 @@ fn adopted_units_are_watched_again() {
     let (mut sup, mut pid) = started(watched("w"));
     step(&mut sup, 0, Event::Ready { unit: 0 }, &mut pid);
     sup.adopt(0, 555, 10_000);
-    assert_eq!(sup.slot(0).unwrap().rt.watchdog_at, Some(12_000));
+    assert_eq!(
+        sup.slot(0).unwrap().rt.watchdog_at,
+        crate::vocab::due(12_000)
+    );
 }
