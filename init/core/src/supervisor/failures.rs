@@ -4,14 +4,14 @@
 //! reload, revert, re-exec handover), never while the unit runs.
 
 use crate::unit::StartLimit;
-use crate::vocab::{Millis, START_LIMIT_MAX};
+use crate::vocab::{due, Due, Millis, START_LIMIT_MAX};
 use serde::{Deserialize, Serialize};
 
-/// Oldest first; `len` of `times` are set.
+/// Oldest first, the set ones before the free ones: a `Due` never being
+/// 0, a free entry costs no length field (16 bytes a unit, not 24).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Failures {
-    times: Box<[Millis]>,
-    len: u8,
+    times: Box<[Option<Due>]>,
 }
 
 impl Failures {
@@ -19,8 +19,7 @@ impl Failures {
     pub fn for_limit(limit: Option<StartLimit>) -> Self {
         let n = limit.map_or(0, |l| usize::from(l.count).min(START_LIMIT_MAX));
         Failures {
-            times: std::vec![0; n].into_boxed_slice(),
-            len: 0,
+            times: std::vec![None; n].into_boxed_slice(),
         }
     }
 
@@ -39,34 +38,30 @@ impl Failures {
 
     /// Record a failure at `now`, forgetting the oldest when full.
     pub fn push(&mut self, now: Millis) {
-        let len = self.len();
-        if len < self.times.len() {
-            if let Some(slot) = self.times.get_mut(len) {
-                *slot = now;
-                self.len = self.len.saturating_add(1);
-            }
+        if let Some(free) = self.times.iter_mut().find(|t| t.is_none()) {
+            *free = due(now);
         } else if !self.times.is_empty() {
             self.times.rotate_left(1);
             if let Some(last) = self.times.last_mut() {
-                *last = now;
+                *last = due(now);
             }
         }
     }
 
     pub fn clear(&mut self) {
-        self.len = 0;
+        self.times.fill(None);
     }
 
     pub fn len(&self) -> usize {
-        usize::from(self.len)
+        self.iter().count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.times.first().is_none_or(|t| t.is_none())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Millis> + '_ {
-        self.times.iter().take(self.len()).copied()
+        self.times.iter().map_while(|t| t.map(Due::get))
     }
 }
 
@@ -74,17 +69,20 @@ impl Failures {
 /// deque this replaces was; `Supervisor::restore` sizes them again.
 impl Serialize for Failures {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter())
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.len()))?;
+        for t in self.iter() {
+            seq.serialize_element(&t)?;
+        }
+        seq.end()
     }
 }
 
 impl<'de> Deserialize<'de> for Failures {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let times = heapless::Vec::<Millis, START_LIMIT_MAX>::deserialize(d)?;
-        let len = u8::try_from(times.len()).map_err(serde::de::Error::custom)?;
         Ok(Failures {
-            times: times.as_slice().into(),
-            len,
+            times: times.iter().map(|&t| due(t)).collect(),
         })
     }
 }
@@ -119,6 +117,7 @@ mod tests {
         f.push(1);
         assert!(f.is_empty());
         assert_eq!(core::mem::size_of_val(&*f.times), 0);
+        assert_eq!(core::mem::size_of::<Failures>(), 16);
     }
 
     #[test]
