@@ -53,9 +53,9 @@ impl Pid1 {
                 continue;
             };
             if !slot.rt.probation {
-                e.last_good = Some(Box::new(slot.def.clone()));
+                e.rare().last_good = Some(Box::new(slot.def.clone()));
             }
-            e.rejected = None;
+            e.clear_gate(false);
         }
     }
 
@@ -75,8 +75,7 @@ impl Pid1 {
         let name = slot.def.name.clone();
         if good {
             if let Some(e) = self.edges.get_mut(usize::from(u)) {
-                e.last_good = None;
-                e.rejected = None;
+                e.clear_gate(true);
                 e.verdict = Some(Verdict::Good);
             }
             kmsg::console_line(format_args!("[  OK  ] {name}: new definition accepted"));
@@ -87,7 +86,7 @@ impl Pid1 {
         let kept = self
             .edges
             .get_mut(usize::from(u))
-            .and_then(|e| e.last_good.take());
+            .and_then(|e| e.take_last_good());
         let mut out = std::mem::take(&mut self.gate_actions);
         out.clear();
         let dir = self.units_dir_path();
@@ -129,7 +128,7 @@ impl Pid1 {
         kmsg::event(format_args!("{name}: {text}"));
         log::error!("{name}: {text}");
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
-            e.rejected = Some(text.as_str().into());
+            e.rare().rejected = Some(text.as_str().into());
             e.verdict = Some(Verdict::Rejected);
         }
         for a in out.iter() {
@@ -183,7 +182,7 @@ impl Pid1 {
                 Some(Verdict::Good) => crate::proto::formatted(format_args!("{name}: ready")),
                 Some(Verdict::Rejected) => {
                     rejected += 1;
-                    let r = e.rejected.as_deref().unwrap_or("");
+                    let r = e.rejected().unwrap_or("");
                     crate::proto::formatted(format_args!("{name}: {r}"))
                 }
                 // Pending with nothing on probation: stopped or removed

@@ -59,9 +59,10 @@ struct Edge {
     oom_kills: u32,
     /// With a PID namespace: read end of the reaper's exit report.
     exit_report: Option<OwnedFd>,
-    /// Why the last start failed, for `initctl status NAME`: allocated at
-    /// the unit's first failed start, once (`set_last_error`).
-    last_error: Option<Box<Why>>,
+    /// What few units ever have (a failed start's reason, a reload's
+    /// put-back and rejection): allocated when the first of them comes,
+    /// once (`set_last_error`, `rare`).
+    rare: Option<Box<Rare>>,
     /// The unit's cgroup exists (made or adopted by this PID 1, not yet
     /// removed), with the `limits_gen` of its slot when the limits were
     /// written into it (a changed one: write them again). No fd of its
@@ -77,13 +78,8 @@ struct Edge {
     shed: bool,
     /// Limit keys the unit sets that its cgroup cannot enforce.
     not_enforced: not_enforced::KeySet,
-    /// While on probation after a reload: the definition to put back.
-    last_good: Option<Box<UnitDef>>,
     /// The last reload's verdict on this unit, if it changed it.
     verdict: Option<gate::Verdict>,
-    /// Why the last reload's definition was rejected, for `status NAME`.
-    /// Boxed: rarely set, so a unit pays for it only when it is.
-    rejected: Option<Box<str>>,
     /// The unit's seccomp filter, built when the definition was loaded
     /// (never on the restart path). Boxed: a unit without one pays 8 B.
     seccomp: Option<Box<crate::sys::seccomp::Program>>,
@@ -91,6 +87,18 @@ struct Edge {
     exec: Option<handshake::ExecWait>,
     /// Processes of a stop or kill still in the cgroup (`stopping`).
     drain: stopping::Drain,
+}
+
+/// What few units ever have, boxed together: 8 bytes a unit instead of
+/// 32 for the three.
+#[derive(Default)]
+struct Rare {
+    /// Why the last start failed, for `initctl status NAME`.
+    last_error: Why,
+    /// While on probation after a reload: the definition to put back.
+    last_good: Option<Box<UnitDef>>,
+    /// Why the last reload's definition was rejected, for `status NAME`.
+    rejected: Option<Box<str>>,
 }
 
 impl Edge {
@@ -121,15 +129,13 @@ impl Edge {
             oom_kills_at_spawn: 0,
             oom_kills: 0,
             exit_report: None,
-            last_error: None,
+            rare: None,
             cgroup: None,
             pressure: None,
             pressure_events: 0,
             shed: false,
             not_enforced: not_enforced::KeySet::EMPTY,
-            last_good: None,
             verdict: None,
-            rejected: None,
             seccomp: None,
             exec: None,
             drain: stopping::Drain::default(),
@@ -165,22 +171,55 @@ impl Edge {
 
     /// Why the last start failed ("" if none did).
     fn last_error(&self) -> &str {
-        self.last_error.as_deref().map_or("", |w| w.as_str())
+        self.rare.as_deref().map_or("", |r| r.last_error.as_str())
     }
 
     /// Keep `why` as the last error; true when that allocated its buffer
     /// (the unit's first failure with a reason).
     fn set_last_error(&mut self, why: Why) -> bool {
-        match self.last_error.as_deref_mut() {
+        match self.rare.as_deref_mut() {
             Some(held) => {
-                *held = why;
+                held.last_error = why;
                 false
             }
             None if why.is_empty() => false,
             None => {
-                self.last_error = Some(Box::new(why));
+                self.rare = Some(Box::new(Rare {
+                    last_error: why,
+                    ..Rare::default()
+                }));
                 true
             }
+        }
+    }
+
+    /// The rare part, allocated if it was not (boot, reload, re-exec and
+    /// a reload's verdict only: not a unit's every start).
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// The definition to put back, taken.
+    fn take_last_good(&mut self) -> Option<Box<UnitDef>> {
+        self.rare.as_mut().and_then(|r| r.last_good.take())
+    }
+
+    fn last_good(&self) -> Option<&UnitDef> {
+        self.rare.as_ref().and_then(|r| r.last_good.as_deref())
+    }
+
+    fn rejected(&self) -> Option<&str> {
+        self.rare.as_ref().and_then(|r| r.rejected.as_deref())
+    }
+
+    /// Forget the put-back and the rejection (a verdict of good; a new
+    /// reload's definition), without allocating.
+    fn clear_gate(&mut self, last_good: bool) {
+        if let Some(r) = self.rare.as_mut() {
+            if last_good {
+                r.last_good = None;
+            }
+            r.rejected = None;
         }
     }
 
@@ -504,10 +543,10 @@ mod tests {
     #[test]
     fn the_failure_text_is_allocated_at_the_first_failure_only() {
         let mut e = Edge::new(&UnitDef::with_defaults("web"));
-        assert!(e.last_error.is_none());
+        assert!(e.rare.is_none());
         assert_eq!(e.last_error(), "");
         assert!(!e.set_last_error(Why::new()), "no reason: nothing held");
-        assert!(e.last_error.is_none());
+        assert!(e.rare.is_none());
         assert!(e.set_last_error(why(format_args!("exec: ENOENT"))));
         assert_eq!(e.last_error(), "exec: ENOENT");
         assert!(!e.set_last_error(why(format_args!("cgroup: EBUSY"))));

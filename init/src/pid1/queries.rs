@@ -305,7 +305,7 @@ fn detail(
         }
         None => {}
     }
-    if let Some(r) = edge.and_then(|e| e.rejected.as_ref()) {
+    if let Some(r) = edge.and_then(|e| e.rejected()) {
         reason = crate::proto::truncated(r);
     }
     if edge.is_some_and(|e| e.shed) {

@@ -217,14 +217,14 @@ impl Pid1 {
                 pressure_events: e.pressure_events,
                 shed: e.shed,
                 last_error: e.last_error(),
-                last_good: e.last_good.as_deref().cloned(),
+                last_good: e.last_good().cloned(),
                 verdict: match e.verdict {
                     None => 0,
                     Some(super::gate::Verdict::Pending) => 1,
                     Some(super::gate::Verdict::Good) => 2,
                     Some(super::gate::Verdict::Rejected) => 3,
                 },
-                rejected: e.rejected.as_deref(),
+                rejected: e.rejected(),
             };
             frame(&mut out, &st)?;
         }
@@ -305,17 +305,19 @@ impl Pid1 {
             edge.pressure_events = st.pressure_events;
             edge.shed = st.shed;
             edge.set_last_error(crate::proto::truncated(st.last_error));
-            edge.last_good = st.last_good.map(Box::new);
+            if let Some(good) = st.last_good {
+                edge.rare().last_good = Some(Box::new(good));
+            }
             edge.verdict = match st.verdict {
                 1 => Some(super::gate::Verdict::Pending),
                 2 => Some(super::gate::Verdict::Good),
                 3 => Some(super::gate::Verdict::Rejected),
                 _ => None,
             };
-            edge.rejected = st.rejected.map(|r| {
+            if let Some(r) = st.rejected {
                 let r: super::gate::Rejection = crate::proto::truncated(r);
-                r.as_str().into()
-            });
+                edge.rare().rejected = Some(r.as_str().into());
+            }
             let cgroup = st.rt.pid != 0 && self.cgroup_exists(&st.def.name);
             if let Ok(u) = self.sup.restore(st.def, st.rt, st.retired) {
                 edge.cgroup = cgroup.then(|| slot_limits(&self.sup, usize::from(u)));
