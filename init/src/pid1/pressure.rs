@@ -34,7 +34,9 @@ pub(super) struct Shed {
 
 impl Shed {
     pub(super) fn calm(&self) -> Millis {
-        self.limit.window.saturating_mul(10).clamp(10_000, 60_000)
+        Millis::from(self.limit.window)
+            .saturating_mul(10)
+            .clamp(10_000, 60_000)
     }
 }
 

@@ -76,23 +76,25 @@ pub enum LimitAction {
 pub struct PressureLimit {
     /// 1 to 100.
     pub percent: u8,
-    pub window: Millis,
+    /// `WINDOW_MIN` to `WINDOW_MAX` ms: a `u16` holds it, and PID 1 keeps
+    /// the limit beside each unit's trigger (8 bytes with its fd, not 24).
+    pub window: u16,
 }
 
 impl PressureLimit {
     /// Shortest and longest window the kernel's PSI trigger accepts.
-    pub const WINDOW_MIN: Millis = 500;
-    pub const WINDOW_MAX: Millis = 10_000;
+    pub const WINDOW_MIN: u16 = 500;
+    pub const WINDOW_MAX: u16 = 10_000;
 
     /// The stall threshold in microseconds within the window.
     pub fn stall_us(self) -> u64 {
-        self.window
+        Millis::from(self.window)
             .saturating_mul(10)
             .saturating_mul(u64::from(self.percent))
     }
 
     pub fn window_us(self) -> u64 {
-        self.window.saturating_mul(1000)
+        Millis::from(self.window).saturating_mul(1000)
     }
 }
 

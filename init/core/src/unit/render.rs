@@ -140,7 +140,12 @@ pub fn render(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Resul
         writeln!(out, "io.weight = {w}")?;
     }
     if let Some(p) = def.seldom.pressure_limit {
-        writeln!(out, "pressure_limit = {}%/{}", p.percent, Dur(p.window))?;
+        writeln!(
+            out,
+            "pressure_limit = {}%/{}",
+            p.percent,
+            Dur(p.window.into())
+        )?;
     }
     if def.pressure_action != d.pressure_action {
         writeln!(out, "pressure_action = {}", def.pressure_action.as_str())?;

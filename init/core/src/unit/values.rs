@@ -86,7 +86,7 @@ pub fn parse_duration(v: &str) -> Option<Millis> {
 pub fn parse_pressure_limit(v: &str) -> Option<PressureLimit> {
     let (p, d) = v.split_once('/')?;
     let percent: u8 = p.trim().strip_suffix('%')?.trim().parse().ok()?;
-    let window = parse_duration(d.trim())?;
+    let window = u16::try_from(parse_duration(d.trim())?).ok()?;
     let ok = (1..=100).contains(&percent)
         && (PressureLimit::WINDOW_MIN..=PressureLimit::WINDOW_MAX).contains(&window);
     ok.then_some(PressureLimit { percent, window })
