@@ -69,25 +69,29 @@ pub const fn due(ms: Millis) -> Option<Due> {
 }
 
 /// A `Millis` stored as two `u32` halves: 4-byte aligned, so a `Note`
-/// holding one packs into 20 bytes and an `Action` into 24 (with an
+/// holding one packs into 16 bytes and an `Action` into 20 (with an
 /// `Option<u64>` they were 24 and 32: the loop's action buffer holds
-/// several per unit). Serialized as the `u64` it stands for.
+/// several per unit). The high half is kept plus one, never 0, so an
+/// `Option<Delay>` is 8 bytes too (a delay of 2^64 - 2^32 ms or more,
+/// hundreds of millions of years, reads back as that). Serialized as the
+/// `u64` it stands for.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Delay {
-    hi: u32,
+    hi: core::num::NonZeroU32,
     lo: u32,
 }
 
 impl Delay {
     pub const fn ms(ms: Millis) -> Self {
-        Delay {
-            hi: (ms >> 32) as u32,
-            lo: ms as u32,
-        }
+        let hi = match core::num::NonZeroU32::new(((ms >> 32) as u32).saturating_add(1)) {
+            Some(hi) => hi,
+            None => core::num::NonZeroU32::MIN,
+        };
+        Delay { hi, lo: ms as u32 }
     }
 
     pub const fn get(self) -> Millis {
-        ((self.hi as u64) << 32) | self.lo as u64
+        (((self.hi.get() - 1) as u64) << 32) | self.lo as u64
     }
 }
 

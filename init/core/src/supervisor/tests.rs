@@ -1103,13 +1103,15 @@ fn limits_gen_counts_changes_of_the_limits_only() {
 }
 
 /// The loop's action buffer holds `max_actions(units)` of these for each
-/// unit, and every slot a `Note`: a `Delay` (two `u32` halves) keeps them
-/// at 24 and 20 bytes where an `Option<u64>` made them 32 and 24.
+/// unit, and every slot a `Note`: a `Delay` (two `u32` halves, the high
+/// one never 0) keeps them at 20 and 16 bytes where an `Option<u64>` made
+/// them 32 and 24.
 #[test]
 fn action_and_note_stay_small() {
-    assert_eq!(core::mem::size_of::<Action>(), 24);
-    assert_eq!(core::mem::size_of::<Note>(), 20);
-    assert_eq!(core::mem::size_of::<Option<Note>>(), 20);
+    assert_eq!(core::mem::size_of::<Option<Delay>>(), 8);
+    assert_eq!(core::mem::size_of::<Action>(), 20);
+    assert_eq!(core::mem::size_of::<Note>(), 16);
+    assert_eq!(core::mem::size_of::<Option<Note>>(), 16);
 }
 
 /// A `Delay` is the `Millis` it was made from, in text and on the wire
@@ -1122,7 +1124,7 @@ fn delay_is_its_millis() {
         100,
         u64::from(u32::MAX),
         u64::from(u32::MAX) + 1,
-        u64::MAX,
+        u64::MAX - (1 << 32),
     ] {
         let d = Delay::ms(ms);
         assert_eq!(d.get(), ms);
@@ -1136,6 +1138,11 @@ fn delay_is_its_millis() {
         assert_eq!(back, Some(d));
     }
     assert!(Delay::ms(u64::from(u32::MAX)) < Delay::ms(u64::from(u32::MAX) + 1));
+    // Past that the high half saturates: a delay of 2^64 - 2^32 ms or
+    // more (hundreds of millions of years) reads back as one that long.
+    let top = Delay::ms(u64::MAX).get();
+    assert_eq!(top, u64::MAX - (1 << 32));
+    assert!(Delay::ms(u64::MAX - (1 << 32) - 1) < Delay::ms(u64::MAX));
 }
 
 /// The edge's later word on how a run ended (an OOM kill told apart after
