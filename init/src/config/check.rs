@@ -230,7 +230,7 @@ pub(super) fn check_exec(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
     let Some(prog) = def.exec.first() else {
         return Err("exec: no program given".into());
     };
-    let where_ = match &def.root {
+    let where_ = match &def.seldom.root {
         Some(root) => format!(" under root `{root}`"),
         None => String::new(),
     };
@@ -258,7 +258,7 @@ fn lookup_path(base: &Path, path: &str) -> PathBuf {
 /// The directories on this machine that make a unit's `/`: its `root`
 /// layers (topmost first) under `sysroot`, or `sysroot` itself.
 fn root_bases(sysroot: &Path, def: &UnitDef) -> Vec<PathBuf> {
-    match &def.root {
+    match &def.seldom.root {
         Some(_) => def.root_layers().map(|l| lookup_path(sysroot, l)).collect(),
         None => vec![sysroot.to_path_buf()],
     }
@@ -273,7 +273,7 @@ fn lookup<'p>(
     def: &UnitDef,
     path: &'p str,
 ) -> std::io::Result<(std::fs::Metadata, Cow<'p, Path>)> {
-    if def.root.is_none() && sysroot.as_os_str() == "/" {
+    if def.seldom.root.is_none() && sysroot.as_os_str() == "/" {
         return Ok((std::fs::metadata(path)?, Cow::Borrowed(Path::new(path))));
     }
     walk(&root_bases(sysroot, def), path).map(|(m, p)| (m, Cow::Owned(p)))

@@ -117,7 +117,7 @@ fn build_env(req: &Request<'_>, env: &mut EnvTable, main_pid: Option<u32>) -> Op
         env.push(&["NOTIFY_FD=3"])?;
     }
     if let Some(path) = req.notify_socket {
-        let path = match req.def.root {
+        let path = match req.def.seldom.root {
             Some(_) => sandbox::ROOT_NOTIFY_SOCKET,
             None => path,
         };
@@ -221,7 +221,7 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
     // A user namespace waits for its id maps (the fork path's business);
     // a `root` unit logs from the child (`sandbox::enter`), which takes
     // the logger's lock: both fork.
-    if user_map.is_none() && req.def.root.is_none() {
+    if user_map.is_none() && req.def.seldom.root.is_none() {
         if let Some(slot) = crate::sys::slot::claim() {
             let slot = match wide() && slot::all_low(req, status_wr.as_fd()) {
                 true => slot.low_fds(),

@@ -117,7 +117,7 @@ pub fn enter(def: &UnitDef, notify_socket: Option<&str>) -> Result<(), Failure> 
         // covers it: `root_overlay` mounts over /run/wren, `read_only` over
         // /run, and `root` leaves the host behind.
         let notify = match notify_socket {
-            Some(path) if def.root.is_some() || def.read_only => Some(
+            Some(path) if def.seldom.root.is_some() || def.read_only => Some(
                 rustix::mount::open_tree(
                     rustix::fs::CWD,
                     path,
@@ -133,12 +133,12 @@ pub fn enter(def: &UnitDef, notify_socket: Option<&str>) -> Result<(), Failure> 
             None => {}
         }
         if def.read_only {
-            read_only_root(def.root.is_none())?;
+            read_only_root(def.seldom.root.is_none())?;
         }
         if let (Some(tree), Some(host)) = (notify, notify_socket) {
             // Where the unit looks for it: the fixed path in its root, or
             // the host's path again, under its private /run.
-            let target = if def.root.is_some() {
+            let target = if def.seldom.root.is_some() {
                 ROOT_NOTIFY_SOCKET
             } else {
                 if let Some((dir, _)) = host.rsplit_once('/') {
@@ -222,7 +222,7 @@ impl PathBuf {
     }
 }
 
-/// Make `root` (the topmost layer of `def.root`) the unit's `/`: bind it
+/// Make `root` (the topmost layer of `def.seldom.root`) the unit's `/`: bind it
 /// (or mount the overlay of the layers over it), give it /proc, a minimal
 /// /dev and a private /tmp, pivot into it and drop the old root.
 ///
@@ -329,13 +329,13 @@ impl Entered {
 /// directory for its control socket; the host's copy is untouched).
 const OVERLAY_SCRATCH: &str = "/run/wren";
 
-/// The overlay of `def.root`'s layers, mounted over `top` (the topmost
+/// The overlay of `def.seldom.root`'s layers, mounted over `top` (the topmost
 /// layer), so everything after (mount points, the unit's writes) lands in
 /// the overlay and no layer is ever written. With `root_overlay` a new
 /// tmpfs holds the upper layer; without it (several layers) the overlay
 /// has no upper layer and is read-only.
 fn overlay_root(top: &str, def: &UnitDef) -> Result<(), Failure> {
-    let lower = def.root.as_deref().unwrap_or(top);
+    let lower = def.seldom.root.as_deref().unwrap_or(top);
     let too_long = (Step::PathTooLong, Errno::NAMETOOLONG);
     let mut opts: heapless::String<{ crate::vocab::ROOT_BYTES + 96 }> = heapless::String::new();
     if def.root_overlay {

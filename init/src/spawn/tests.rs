@@ -329,7 +329,7 @@ fn a_namespace_setup_failure_is_reported_by_step() {
     let cg = own_cgroup();
     let mut d = unit(&["/bin/true"]);
     d.namespaces = Namespaces(Namespaces::MOUNT);
-    d.root = Some(crate::unit::Text::try_from("/nonexistent-root").unwrap());
+    d.seldom.root = Some(crate::unit::Text::try_from("/nonexistent-root").unwrap());
     let req = request(&d, cg.as_fd(), Stdio::Null);
     let err = spawn(&req).unwrap_err();
     assert_eq!(
@@ -478,7 +478,7 @@ fn watchdog_and_root_units_get_systemds_variables() {
         "{env:?}"
     );
     // A `root` unit finds its socket at the fixed path inside its root.
-    d.root = Some(crate::unit::Text::try_from("/srv/x").unwrap());
+    d.seldom.root = Some(crate::unit::Text::try_from("/srv/x").unwrap());
     d.seldom.watchdog = None;
     let req = Request {
         notify_socket: Some("/run/wren/notify/w"),

@@ -193,7 +193,7 @@ impl core::fmt::Display for Summary<'_> {
                 sc.effective().len()
             )?,
         }
-        let root = def.root.as_deref().unwrap_or("/");
+        let root = def.seldom.root.as_deref().unwrap_or("/");
         if def.root_overlay {
             write!(f, ", {root} overlay")?;
         } else if def.read_only {

@@ -272,9 +272,6 @@ pub struct UnitDef {
     pub namespaces: Namespaces,
     /// Bytes of the unit's output ring (`output = log`): `log_size`.
     pub log_size: u32,
-    /// `root`: one directory, or overlay lower layers topmost first,
-    /// separated by `:` (see `root_layers`).
-    pub root: Option<Text<ROOT_BYTES>>,
     /// Only the keys the unit sets, boxed (`LimitsBox`): most set none.
     pub limits: LimitsBox,
     pub pressure_action: PressureAction,
@@ -293,8 +290,9 @@ pub struct UnitDef {
     /// Boxed: most units have none (8 bytes rather than 56).
     #[serde(with = "packed::opt_box")]
     pub seccomp: Option<Box<Seccomp>>,
-    /// `start_limit`, `user`, `group`, `hostname`, `pressure_limit`,
-    /// `watchdog`, `capabilities`, `user_map`: boxed, most units set none.
+    /// `root`, `start_limit`, `user`, `group`, `hostname`,
+    /// `pressure_limit`, `watchdog`, `capabilities`, `user_map`: boxed, most
+    /// units set none.
     pub seldom: SeldomBox,
     /// `read_only = yes`: `/` (or `root`) read-only, private /tmp and /run.
     pub read_only: bool,
@@ -331,7 +329,6 @@ impl PartialEq for UnitDef {
             output,
             namespaces,
             log_size,
-            root,
             limits,
             pressure_action,
             shed_order,
@@ -361,7 +358,6 @@ impl PartialEq for UnitDef {
             && *output == o.output
             && *namespaces == o.namespaces
             && *log_size == o.log_size
-            && *root == o.root
             && *limits == o.limits
             && *pressure_action == o.pressure_action
             && *shed_order == o.shed_order
@@ -404,7 +400,8 @@ impl UnitDef {
     /// The directories of `root`, topmost first (one unless it names
     /// layers).
     pub fn root_layers(&self) -> impl Iterator<Item = &str> {
-        self.root
+        self.seldom
+            .root
             .as_deref()
             .unwrap_or("")
             .split(':')
@@ -484,7 +481,6 @@ impl UnitDef {
             output: Output::Log,
             namespaces: Namespaces::DEFAULT,
             log_size: LOG_SIZE_DEFAULT,
-            root: None,
             limits: LimitsBox::default(),
             pressure_action: PressureAction::Log,
             shed_order: None,

@@ -311,7 +311,7 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
                 ),
             }
         }
-        "root" => def.root = Some(parse_root(v)?),
+        "root" => def.seldom.root = Some(parse_root(v)?),
         "memory.max" | "memory.high" | "memory.low" | "memory.min" | "memory.swap.max" => {
             let v = size(v)?;
             def.limits.edit(|l| {
@@ -498,7 +498,7 @@ pub fn parse_all(name: &str, text: &str, err: &mut dyn FnMut(ParseError)) -> Opt
             );
         }
     }
-    if def.root.is_some() && !def.namespaces.has(Namespaces::MOUNT) {
+    if def.seldom.root.is_some() && !def.namespaces.has(Namespaces::MOUNT) {
         report(
             st.line_of(const { key("root") }),
             msg(format_args!("root: needs `mount` in namespaces")),
@@ -510,7 +510,7 @@ pub fn parse_all(name: &str, text: &str, err: &mut dyn FnMut(ParseError)) -> Opt
             msg(format_args!("read_only: needs `mount` in namespaces")),
         );
     }
-    if def.root_overlay && def.root.is_none() {
+    if def.root_overlay && def.seldom.root.is_none() {
         report(
             st.line_of(const { key("root_overlay") }),
             msg(format_args!(

@@ -106,7 +106,7 @@ pub fn render(def: &UnitDef, out: &mut dyn core::fmt::Write) -> core::fmt::Resul
     if let Some(h) = &def.seldom.hostname {
         writeln!(out, "hostname = {h}")?;
     }
-    if let Some(r) = &def.root {
+    if let Some(r) = &def.seldom.root {
         writeln!(out, "root = {r}")?;
     }
     let l = def.limits.get();

@@ -57,7 +57,7 @@ fn minimal_unit_has_contract_defaults() {
     assert_eq!(d.output, Output::Log);
     assert_eq!(d.namespaces, Namespaces::DEFAULT);
     assert_eq!(d.seldom.hostname, None);
-    assert_eq!(d.root, None);
+    assert_eq!(d.seldom.root, None);
     assert_eq!(d.limits, Limits::default());
     assert_eq!(d, {
         let mut w = UnitDef::with_defaults("svc");
@@ -139,7 +139,7 @@ io.weight = 10000
         Namespaces(Namespaces::PID | Namespaces::MOUNT | Namespaces::NET | Namespaces::UTS)
     );
     assert_eq!(d.seldom.hostname.as_deref(), Some("web.local"));
-    assert_eq!(d.root.as_deref(), Some("/srv/rootfs"));
+    assert_eq!(d.seldom.root.as_deref(), Some("/srv/rootfs"));
     let l = d.limits.get();
     assert_eq!(l.memory_max, Some(Limit::Value(64 << 20)));
     assert_eq!(l.memory_high, Some(Limit::Value(48 << 20)));
@@ -906,19 +906,22 @@ fn hostname() {
 
 #[test]
 fn root_needs_mount_namespace() {
-    assert_eq!(unit("root = /srv/c").root.as_deref(), Some("/srv/c"));
+    assert_eq!(unit("root = /srv/c").seldom.root.as_deref(), Some("/srv/c"));
     assert_eq!(
         err("namespaces = pid\n\nroot = /srv/c"),
         (4, "root: needs `mount` in namespaces".into())
     );
     assert_eq!(err("root = /srv/c\nnamespaces = none").0, 2);
-    assert!(unit("root = /srv/c\nnamespaces = mount").root.is_some());
+    assert!(unit("root = /srv/c\nnamespaces = mount")
+        .seldom
+        .root
+        .is_some());
 }
 
 #[test]
 fn root_takes_layers_topmost_first() {
     let d = unit("root = /l/top:/l/mid:/l/base");
-    assert_eq!(d.root.as_deref(), Some("/l/top:/l/mid:/l/base"));
+    assert_eq!(d.seldom.root.as_deref(), Some("/l/top:/l/mid:/l/base"));
     assert_eq!(
         d.root_layers().collect::<std::vec::Vec<_>>(),
         ["/l/top", "/l/mid", "/l/base"]

@@ -37,7 +37,7 @@ fn valid_id(n: u32) -> bool {
 /// groups that list it; a numeric user without `group` takes the primary
 /// group of its passwd line, and is refused without one.
 pub fn resolve_ids(def: &UnitDef) -> Result<Ids, &'static str> {
-    let root = def.root.as_deref().unwrap_or("");
+    let root = def.seldom.root.as_deref().unwrap_or("");
     let mut ids = Ids::default();
     let mut member_name: Option<heapless::String<64>> = None;
     match &def.seldom.user {

@@ -4,7 +4,7 @@ use rustix::fs::Mode;
 
 fn def_in(root: &TempDir, user: Option<IdSpec>, group: Option<IdSpec>) -> UnitDef {
     let mut d = UnitDef::with_defaults("svc");
-    d.root = Some(root.path().to_str().unwrap().try_into().unwrap());
+    d.seldom.root = Some(root.path().to_str().unwrap().try_into().unwrap());
     d.seldom.user = user;
     d.seldom.group = group;
     d
@@ -160,7 +160,7 @@ fn layered_roots_read_the_topmost_file_and_honour_whiteouts() {
         .map(|d| d.path().to_str().unwrap().to_owned())
         .join(":");
     let mut d = UnitDef::with_defaults("svc");
-    d.root = Some(layers.as_str().try_into().unwrap());
+    d.seldom.root = Some(layers.as_str().try_into().unwrap());
     d.seldom.user = name("pi");
     // passwd from the middle layer, group from the top one: the base's
     // are hidden.
