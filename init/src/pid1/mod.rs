@@ -93,7 +93,8 @@ struct Edge {
 /// 32 for the three.
 #[derive(Default)]
 struct Rare {
-    /// Why the last start failed, for `initctl status NAME`.
+    /// Why the last start failed, for `initctl status NAME`; empty while
+    /// none did.
     last_error: Why,
     /// While on probation after a reload: the definition to put back.
     last_good: Option<Box<UnitDef>>,
@@ -213,13 +214,18 @@ impl Edge {
     }
 
     /// Forget the put-back and the rejection (a verdict of good; a new
-    /// reload's definition), without allocating.
+    /// reload's definition), without allocating. A box left holding
+    /// nothing goes: a unit a reload changed, judged good and never failed
+    /// keeps no memory for it (its first failure allocates, once).
     fn clear_gate(&mut self, last_good: bool) {
         if let Some(r) = self.rare.as_mut() {
             if last_good {
                 r.last_good = None;
             }
             r.rejected = None;
+            if r.last_error.is_empty() && r.last_good.is_none() {
+                self.rare = None;
+            }
         }
     }
 
@@ -412,8 +418,10 @@ fn exe_path() -> heapless::String<{ crate::vocab::PATH_BYTES }> {
 }
 
 /// Milliseconds of CLOCK_MONOTONIC: the clock of every deadline.
+/// Never 0: a timer is due at 1 ms at the earliest (`vocab::due`), so a
+/// clock that could not be read (0) still finds a timer set for "now" due.
 pub fn now() -> Millis {
-    now_ns() / 1_000_000
+    (now_ns() / 1_000_000).max(1)
 }
 
 /// CLOCK_MONOTONIC in nanoseconds (for `wren.stamp`).
@@ -553,6 +561,26 @@ mod tests {
         assert_eq!(e.last_error(), "cgroup: EBUSY");
         assert!(!e.set_last_error(Why::new()));
         assert_eq!(e.last_error(), "");
+    }
+
+    /// A reload's put-back and rejection share the failure text's box; a
+    /// verdict of good leaves it only if the unit has failed since.
+    #[test]
+    fn the_rare_box_goes_once_it_holds_nothing() {
+        let def = UnitDef::with_defaults("web");
+        let mut e = Edge::new(&def);
+        e.rare().last_good = Some(Box::new(def.clone()));
+        e.rare().rejected = Some("no".into());
+        e.clear_gate(false);
+        assert_eq!(e.rejected(), None);
+        assert!(e.last_good().is_some(), "on probation: kept");
+        e.clear_gate(true);
+        assert!(e.rare.is_none(), "judged good, never failed: nothing held");
+        e.rare().last_good = Some(Box::new(def));
+        assert!(!e.set_last_error(why(format_args!("exec: ENOENT"))));
+        e.clear_gate(true);
+        assert_eq!(e.last_error(), "exec: ENOENT", "a failure's text stays");
+        assert!(e.take_last_good().is_none());
     }
 
     /// A run's output is read to the last byte the pipe holds when asked
