@@ -395,7 +395,10 @@ mod tests {
     }
 
     /// A unit's timers are `Option<Due>` in the table and were
-    /// `Option<Millis>`: a state written by either reads in the other.
+    /// `Option<Millis>`: a state written by either reads in the other, but
+    /// for a timer at 0 ms, which the older binary set only if its clock
+    /// could not be read (the newer then adopts the units, as for any state
+    /// it cannot read).
     #[test]
     fn a_timer_travels_as_the_millis_it_stands_for() {
         use crate::vocab::{due, Due};

@@ -72,7 +72,7 @@ pub const fn due(ms: Millis) -> Option<Due> {
 /// holding one packs into 16 bytes and an `Action` into 20 (with an
 /// `Option<u64>` they were 24 and 32: the loop's action buffer holds
 /// several per unit). The high half is kept plus one, never 0, so an
-/// `Option<Delay>` is 8 bytes too (a delay of 2^64 - 2^32 ms or more,
+/// `Option<Delay>` is 8 bytes too (a delay over 2^64 - 2^32 - 1 ms,
 /// hundreds of millions of years, reads back as that). Serialized as the
 /// `u64` it stands for.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -83,7 +83,9 @@ pub struct Delay {
 
 impl Delay {
     pub const fn ms(ms: Millis) -> Self {
-        let hi = match core::num::NonZeroU32::new(((ms >> 32) as u32).saturating_add(1)) {
+        const TOP: Millis = u64::MAX - (1 << 32);
+        let ms = if ms > TOP { TOP } else { ms };
+        let hi = match core::num::NonZeroU32::new(((ms >> 32) as u32) + 1) {
             Some(hi) => hi,
             None => core::num::NonZeroU32::MIN,
         };

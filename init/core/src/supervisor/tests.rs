@@ -1138,11 +1138,14 @@ fn delay_is_its_millis() {
         assert_eq!(back, Some(d));
     }
     assert!(Delay::ms(u64::from(u32::MAX)) < Delay::ms(u64::from(u32::MAX) + 1));
-    // Past that the high half saturates: a delay of 2^64 - 2^32 ms or
-    // more (hundreds of millions of years) reads back as one that long.
-    let top = Delay::ms(u64::MAX).get();
-    assert_eq!(top, u64::MAX - (1 << 32));
-    assert!(Delay::ms(u64::MAX - (1 << 32) - 1) < Delay::ms(u64::MAX));
+    // Past that it saturates: a delay over 2^64 - 2^32 - 1 ms (hundreds
+    // of millions of years) reads back as one that long, in order.
+    let top = u64::MAX - (1 << 32);
+    for ms in [top + 1, top + (1 << 31), u64::MAX] {
+        assert_eq!(Delay::ms(ms).get(), top);
+        assert_eq!(Delay::ms(ms), Delay::ms(top));
+    }
+    assert!(Delay::ms(top - 1) < Delay::ms(u64::MAX));
 }
 
 /// The edge's later word on how a run ended (an OOM kill told apart after
