@@ -503,7 +503,7 @@ impl core::fmt::Display for ExitText {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self.0 {
             Exit::Code(c) => write!(f, "exit {c}"),
-            Exit::Signal(s) => match Signal::try_from(s) {
+            Exit::Signal(s) => match Signal::try_from(i32::from(s)) {
                 Ok(sig) => write!(f, "killed by {}", sig.as_str()),
                 Err(_) => write!(f, "killed by signal {s}"),
             },

@@ -327,8 +327,8 @@ fn detail(
         status,
         last_exit: match slot.rt.last_exit {
             None => LastExit::None,
-            Some(Exit::Code(c)) => LastExit::Code(c),
-            Some(Exit::Signal(s)) => LastExit::Signal(s),
+            Some(Exit::Code(c)) => LastExit::Code(c.into()),
+            Some(Exit::Signal(s)) => LastExit::Signal(s.into()),
             Some(Exit::OomKill) => LastExit::OomKill,
         },
         // Kills since the last SIGKILL exit (settle_oom reads

@@ -100,8 +100,8 @@ impl Pid1 {
         // restart's clone3 would be refused with the limit reached).
         while let Some((pid, end)) = crate::sys::raw::ended_child() {
             let exit = match end {
-                Ok(code) => Exit::Code(code),
-                Err(sig) => Exit::Signal(sig),
+                Ok(code) => Exit::code(code),
+                Err(sig) => Exit::signal(sig),
             };
             // A child still in its exec handshake is answered first.
             self.exec_reaped(pid);
@@ -160,7 +160,7 @@ impl Pid1 {
         // from memory.events once the step it leads to is done, a
         // restart's new process started (`settle_oom`): not before that
         // clone3 (0.9 ms of a restart under TCG).
-        if self.cg.is_some() && exit == Exit::Signal(signal::KILL) {
+        if self.cg.is_some() && exit == Exit::signal(signal::KILL) {
             edge.drain.oom_unread = true;
         }
         exit

@@ -78,8 +78,8 @@ pub const REPORT_LEN: usize = 5;
 
 pub fn encode(exit: Exit) -> [u8; REPORT_LEN] {
     let (kind, v) = match exit {
-        Exit::Code(c) => (0u8, c),
-        Exit::Signal(s) => (1u8, s),
+        Exit::Code(c) => (0u8, i32::from(c)),
+        Exit::Signal(s) => (1u8, i32::from(s)),
         Exit::OomKill => (1u8, Signal::SIGKILL as i32),
     };
     let b = v.to_le_bytes();
@@ -90,8 +90,8 @@ pub fn decode(r: &[u8]) -> Option<Exit> {
     let (&kind, rest) = r.split_first()?;
     let v = i32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
     match kind {
-        0 => Some(Exit::Code(v)),
-        1 => Some(Exit::Signal(v)),
+        0 => Some(Exit::code(v)),
+        1 => Some(Exit::signal(v)),
         _ => None,
     }
 }
@@ -99,8 +99,8 @@ pub fn decode(r: &[u8]) -> Option<Exit> {
 /// How a waited-for child ended; None for a status that is not an end.
 fn ended(st: rustix::process::WaitStatus) -> Option<Exit> {
     match (st.exit_status(), st.terminating_signal()) {
-        (Some(c), _) => Some(Exit::Code(c)),
-        (None, Some(s)) => Some(Exit::Signal(s)),
+        (Some(c), _) => Some(Exit::code(c)),
+        (None, Some(s)) => Some(Exit::signal(s)),
         (None, None) => None,
     }
 }
@@ -304,8 +304,8 @@ fn serve(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
                 let _ = rustix::event::poll(&mut gone, Some(&HOLD));
             }
             let code = match exit {
-                Exit::Code(c) => c,
-                Exit::Signal(s) => 128 + s,
+                Exit::Code(c) => i32::from(c),
+                Exit::Signal(s) => 128 + i32::from(s),
                 Exit::OomKill => 128 + Signal::SIGKILL as i32,
             };
             // The namespace's init must end when its service is gone; there

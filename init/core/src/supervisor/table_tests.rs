@@ -326,7 +326,7 @@ impl Rig {
         let pid = if pid == 0 { self.pid() } else { pid };
         self.step(Event::Exited {
             pid,
-            exit: Exit::Code(code),
+            exit: Exit::code(code),
         })
     }
 

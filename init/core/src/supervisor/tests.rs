@@ -1104,14 +1104,45 @@ fn limits_gen_counts_changes_of_the_limits_only() {
 
 /// The loop's action buffer holds `max_actions(units)` of these for each
 /// unit, and every slot a `Note`: a `Delay` (two `u32` halves, the high
-/// one never 0) keeps them at 20 and 16 bytes where an `Option<u64>` made
-/// them 32 and 24.
+/// one never 0) and an `Exit` of 4 bytes keep them at 16 and 12 bytes
+/// where an `Option<u64>` and an `i32` made them 32 and 24.
 #[test]
 fn action_and_note_stay_small() {
     assert_eq!(core::mem::size_of::<Option<Delay>>(), 8);
-    assert_eq!(core::mem::size_of::<Action>(), 20);
-    assert_eq!(core::mem::size_of::<Note>(), 16);
-    assert_eq!(core::mem::size_of::<Option<Note>>(), 16);
+    assert_eq!(core::mem::size_of::<Exit>(), 4);
+    assert_eq!(core::mem::size_of::<Action>(), 16);
+    assert_eq!(core::mem::size_of::<Note>(), 12);
+    assert_eq!(core::mem::size_of::<Option<Note>>(), 12);
+}
+
+/// An `Exit` travels as it did when its numbers were `i32`s (a re-exec's
+/// state, written by either binary, reads in the other), and the kernel's
+/// `int`s beyond `i16` clamp.
+#[test]
+fn exit_is_its_old_wire_form() {
+    #[derive(serde::Serialize)]
+    enum Old {
+        Code(i32),
+        Signal(i32),
+        OomKill,
+    }
+    for (old, new) in [
+        (Old::Code(0), Exit::Code(0)),
+        (Old::Code(255), Exit::Code(255)),
+        (Old::Code(-1), Exit::Code(-1)),
+        (Old::Signal(9), Exit::Signal(9)),
+        (Old::Signal(64), Exit::Signal(64)),
+        (Old::OomKill, Exit::OomKill),
+    ] {
+        let mut a = [0u8; 16];
+        let mut b = [0u8; 16];
+        let a = postcard::to_slice(&old, &mut a).unwrap();
+        assert_eq!(a, postcard::to_slice(&new, &mut b).unwrap());
+        assert_eq!(postcard::from_bytes::<Exit>(a).unwrap(), new);
+    }
+    assert_eq!(Exit::code(70_000), Exit::Code(i16::MAX));
+    assert_eq!(Exit::code(-70_000), Exit::Code(i16::MIN));
+    assert_eq!(Exit::signal(15), Exit::Signal(15));
 }
 
 /// A `Delay` is the `Millis` it was made from, in text and on the wire
