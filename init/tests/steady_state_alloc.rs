@@ -54,9 +54,7 @@ fn supervisor_steps_do_not_allocate() {
             for a in out.iter() {
                 if let Action::Spawn(u) = *a {
                     *pid += 1;
-                    pending
-                        .push_back(Event::Spawned { unit: u, pid: *pid })
-                        .unwrap();
+                    pending.push_back(Event::spawned(u, *pid)).unwrap();
                 }
             }
         }
@@ -162,7 +160,7 @@ fn watchdog_pings_and_expiries_do_not_allocate() {
         if out.iter().any(|a| matches!(a, Action::Spawn(_))) {
             pid += 1;
             out.clear();
-            sup.step(now, Event::Spawned { unit: u, pid }, &mut out);
+            sup.step(now, Event::spawned(u, pid), &mut out);
         }
     };
     step(&mut sup, now, Event::Boot);

@@ -405,7 +405,7 @@ mod tests {
 
     fn spawned(sup: &mut Supervisor, unit: u16, pid: u32) {
         let mut out = Actions::for_units(4);
-        sup.step(1_000, Event::Spawned { unit, pid }, &mut out);
+        sup.step(1_000, Event::spawned(unit, pid), &mut out);
     }
 
     /// Output tokens go after the others (a death's SIGCHLD and reports

@@ -252,7 +252,7 @@ impl Pid1 {
         match state {
             Handshake::Execd if waited => {
                 self.watch_pressure(u);
-                if !self.queue_event(Event::Spawned { unit: u, pid }) {
+                if !self.queue_event(Event::spawned(u, pid)) {
                     log::error!("event queue full");
                 }
             }

@@ -681,7 +681,7 @@ mod tests {
         p.one_cpu = true;
         assert_eq!(step(&mut p, 0, Event::Boot), [Action::Spawn(0)]);
         assert!(!p.restart_grace(0), "the boot's start");
-        step(&mut p, 1, Event::Spawned { unit: 0, pid: 100 });
+        step(&mut p, 1, Event::spawned(0, 100));
         step(
             &mut p,
             2,
@@ -698,7 +698,7 @@ mod tests {
         assert!(!p.restart_grace(0), "more than one CPU");
         p.one_cpu = true;
         // `initctl restart`: a start by hand, not after a death.
-        step(&mut p, t + 1, Event::Spawned { unit: 0, pid: 101 });
+        step(&mut p, t + 1, Event::spawned(0, 101));
         step(&mut p, t + 2, Event::Restart { unit: 0 });
         let out = step(
             &mut p,
@@ -795,7 +795,7 @@ mod tests {
         let mut p = with_web();
         p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
         step(&mut p, 0, Event::Boot);
-        step(&mut p, 1, Event::Spawned { unit: 0, pid: 100 });
+        step(&mut p, 1, Event::spawned(0, 100));
         assert_eq!(p.classify_exit(0, Exit::Signal(9)), Exit::Signal(9));
         assert!(p.edges[0].drain.oom_unread);
         assert_eq!(p.edges[0].oom_kills, 0, "nothing read yet");
@@ -814,7 +814,7 @@ mod tests {
         // The next SIGKILL with no new oom_kill is a plain SIGKILL.
         let t = p.sup.next_deadline().unwrap();
         step(&mut p, t, Event::Tick);
-        step(&mut p, t, Event::Spawned { unit: 0, pid: 101 });
+        step(&mut p, t, Event::spawned(0, 101));
         p.classify_exit(0, Exit::Signal(9));
         step(
             &mut p,
@@ -842,7 +842,7 @@ mod tests {
         let mut p = with_web();
         p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
         step(&mut p, 0, Event::Boot);
-        step(&mut p, 1, Event::Spawned { unit: 0, pid: 100 });
+        step(&mut p, 1, Event::spawned(0, 100));
         step(
             &mut p,
             2,

@@ -50,10 +50,7 @@ impl Rig {
                         self.next_pid += 1;
                         spawns += 1;
                         assert!(self.queue.len() < cap, "event queue sized to the table");
-                        self.queue.push_back(Event::Spawned {
-                            unit: u,
-                            pid: self.next_pid,
-                        });
+                        self.queue.push_back(Event::spawned(u, self.next_pid));
                     }
                     Action::Signal { pid, .. } => {
                         assert!(self.queue.len() < cap, "event queue sized to the table");
@@ -184,7 +181,7 @@ fn a_thousand_units_start_crash_reload_and_stop_without_allocating_in_steps() {
             Action::Spawn(u) => {
                 rig.next_pid += 1;
                 let pid = rig.next_pid;
-                rig.drive(Event::Spawned { unit: u, pid });
+                rig.drive(Event::spawned(u, pid));
             }
             Action::Signal { pid, .. } => {
                 rig.drive(Event::Exited {

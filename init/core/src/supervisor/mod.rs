@@ -215,6 +215,31 @@ pub enum Action {
     Verdict { unit: u16, good: bool },
 }
 
+impl Event {
+    pub fn spawned(unit: u16, pid: u32) -> Event {
+        Event::Spawned {
+            unit,
+            pid: PidHalves::new(pid),
+        }
+    }
+}
+
+/// A pid in two `u16` halves: 2-byte aligned, so that `Spawned` fits
+/// beside `Exited`'s `Exit` and an `Event` is 8 bytes, not 12 (PID 1's
+/// event queue holds two a unit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PidHalves([u16; 2]);
+
+impl PidHalves {
+    pub const fn new(pid: u32) -> Self {
+        PidHalves([(pid >> 16) as u16, pid as u16])
+    }
+
+    pub const fn get(self) -> u32 {
+        ((self.0[0] as u32) << 16) | self.0[1] as u32
+    }
+}
+
 /// How long a `ready = started` unit on probation must stay up after its
 /// exec to be judged good (it is "ready" at once, so an exit just after
 /// would otherwise pass); at most its `start_timeout`.
@@ -224,9 +249,10 @@ pub const GATE_HOLD: Millis = 1_000;
 pub enum Event {
     /// Start every wanted unit whose dependencies are ready.
     Boot,
+    /// (`Event::spawned`.)
     Spawned {
         unit: u16,
-        pid: u32,
+        pid: PidHalves,
     },
     SpawnFailed {
         unit: u16,
@@ -495,7 +521,7 @@ impl Supervisor {
         }
         match ev {
             Event::Boot => {}
-            Event::Spawned { unit, pid } => self.on_spawned(now, unit, pid, out),
+            Event::Spawned { unit, pid } => self.on_spawned(now, unit, pid.get(), out),
             Event::SpawnFailed { unit } => self.on_spawn_failed(now, unit, out),
             Event::Exited { pid, exit } => {
                 if let Some(unit) = self.unit_of_pid(pid) {

@@ -317,7 +317,7 @@ impl Rig {
 
     fn spawned(&mut self, unit: u16) {
         let pid = self.pid();
-        self.step(Event::Spawned { unit, pid });
+        self.step(Event::spawned(unit, pid));
     }
 
     fn exit(&mut self, unit: u16, code: i32) -> std::vec::Vec<Action> {
@@ -426,7 +426,7 @@ impl Rig {
             Boot => self.step(Event::Boot),
             Spawned => {
                 let pid = self.pid();
-                self.step(Event::Spawned { unit: U, pid })
+                self.step(Event::spawned(U, pid))
             }
             SpawnError => self.step(Event::SpawnFailed { unit: U }),
             Ready => self.step(Event::Ready { unit: U }),
@@ -448,7 +448,7 @@ impl Rig {
             ReloadRemoved => self.reload(vec![unit_d()]),
             ReloadAdded => self.reload(vec![unit_d(), unit_u(self.ctx)]),
             Shutdown => self.step(Event::Shutdown(ShutdownKind::Poweroff)),
-            DepReady => self.step(Event::Spawned { unit: D, pid: 7 }),
+            DepReady => self.step(Event::spawned(D, 7)),
             DepFails => {
                 if self.sup.slot(D).unwrap().rt.pid == 0 {
                     self.step(Event::SpawnFailed { unit: D })

@@ -58,10 +58,7 @@ impl Rig {
             for a in out.iter() {
                 if let Action::Spawn(u) = *a {
                     self.next_pid += 1;
-                    queue.push_back(Event::Spawned {
-                        unit: u,
-                        pid: self.next_pid,
-                    });
+                    queue.push_back(Event::spawned(u, self.next_pid));
                 }
             }
             all.extend(out.iter().copied());
@@ -711,7 +708,7 @@ fn reload(r: &mut Rig, defs: std::vec::Vec<UnitDef>, invalid: &[&str]) -> Reload
         if let Action::Spawn(u) = a {
             r.next_pid += 1;
             let pid = r.next_pid;
-            r.ev(Event::Spawned { unit: u, pid });
+            r.ev(Event::spawned(u, pid));
         }
     }
     sum
@@ -960,14 +957,14 @@ fn a_bad_change_is_judged_and_reverted() {
         let a = match how {
             "spawn" => r.ev(Event::SpawnFailed { unit: u }),
             "exit" => {
-                r.ev(Event::Spawned { unit: u, pid: 500 });
+                r.ev(Event::spawned(u, 500));
                 r.ev(Event::Exited {
                     pid: 500,
                     exit: Exit::Code(1),
                 })
             }
             _ => {
-                r.ev(Event::Spawned { unit: u, pid: 500 });
+                r.ev(Event::spawned(u, 500));
                 let t = r.sup.next_deadline().unwrap();
                 r.at(t)
             }
@@ -1113,6 +1110,10 @@ fn action_and_note_stay_small() {
     assert_eq!(core::mem::size_of::<Action>(), 16);
     assert_eq!(core::mem::size_of::<Note>(), 12);
     assert_eq!(core::mem::size_of::<Option<Note>>(), 12);
+    assert_eq!(core::mem::size_of::<Event>(), 8);
+    for pid in [0, 1, 65_535, 65_536, 4_194_304, u32::MAX] {
+        assert_eq!(PidHalves::new(pid).get(), pid);
+    }
 }
 
 /// An `Exit` travels as it did when its numbers were `i32`s (a re-exec's

@@ -23,7 +23,7 @@ fn step(sup: &mut Supervisor, now: Millis, ev: Event, pid: &mut u32) -> std::vec
         for a in out.iter() {
             if let Action::Spawn(unit) = *a {
                 *pid += 1;
-                queue.push_back(Event::Spawned { unit, pid: *pid });
+                queue.push_back(Event::spawned(unit, *pid));
             }
         }
         all.extend(out.iter().copied());
