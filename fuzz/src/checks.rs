@@ -18,7 +18,7 @@ use wren::proto::{
     decode_reply, decode_request, encode_reply, encode_request, FrameDecoder, ProtoError,
     FRAME_BUF, FRAME_MAX, HEADER_LEN,
 };
-use wren::unit::{parse, parse_all, render, ParseError, UnitDef};
+use wren::unit::{parse, parse_with_lines, render, ParseError, UnitDef};
 use wren::vocab::UNIT_FILE_MAX;
 
 // ---------------------------------------------------------------------------
@@ -261,7 +261,11 @@ pub fn unit_file(data: &[u8], dir: &UnitDir, always_load: bool) {
 /// Returns what `parse_all` returned and the errors it reported.
 pub fn unit_text(text: &str) -> (Option<UnitDef>, Vec<ParseError>) {
     let mut errs = Vec::new();
-    let all = parse_all(UNIT_NAME, text, &mut |e| errs.push(e));
+    let mut after_lines = Vec::new();
+    let all = parse_with_lines(UNIT_NAME, text, &mut |e| errs.push(e)).map(|(def, lines)| {
+        after_lines = lines.as_slice().to_vec();
+        def
+    });
     let one = parse(UNIT_NAME, text);
     let lines = u32::try_from(text.split('\n').count()).unwrap_or(u32::MAX);
     for e in &errs {
@@ -272,7 +276,7 @@ pub fn unit_text(text: &str) -> (Option<UnitDef>, Vec<ParseError>) {
         (Some(a), Ok(b)) => {
             assert_eq!(a, b, "parse and parse_all differ");
             assert!(errs.is_empty(), "a unit and errors: {errs:?}");
-            lines_point_at_keys(text, a);
+            lines_point_at_keys(text, a, &after_lines);
             roundtrip(a);
         }
         (None, Err(e)) => assert_eq!(errs.first(), Some(e), "first error differs"),
@@ -281,8 +285,8 @@ pub fn unit_text(text: &str) -> (Option<UnitDef>, Vec<ParseError>) {
     (all, errs)
 }
 
-/// `exec_line` and `after_lines` name the lines their keys are on.
-fn lines_point_at_keys(text: &str, def: &UnitDef) {
+/// `exec_line` and the `after` lines name the lines their keys are on.
+fn lines_point_at_keys(text: &str, def: &UnitDef, after_lines: &[u32]) {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let line = |n: u32| {
         text.split('\n')
@@ -291,8 +295,8 @@ fn lines_point_at_keys(text: &str, def: &UnitDef) {
             .trim_start()
     };
     assert!(line(def.exec_line).starts_with("exec"), "exec_line");
-    assert_eq!(def.after.len(), def.after_lines.len(), "after_lines");
-    for &l in &def.after_lines {
+    assert_eq!(def.after.len(), after_lines.len(), "after_lines");
+    for &l in after_lines {
         assert!(line(l).starts_with("after"), "after_lines");
     }
 }
@@ -323,9 +327,6 @@ pub fn roundtrip(def: &UnitDef) {
 fn without_lines(def: &UnitDef) -> UnitDef {
     let mut d = def.clone();
     d.exec_line = 0;
-    for l in d.after_lines.iter_mut() {
-        *l = 0;
-    }
     d
 }
 

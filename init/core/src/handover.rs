@@ -82,8 +82,11 @@ pub struct UnitState<'a> {
 /// for it (what `initctl cat` shows), read back by `parse`: the parser and
 /// renderer the binary has anyway, where serde's derives for `UnitDef`
 /// were 8 KB of code (issue 10, the 400 KiB budget). Beside the text, its
-/// name and the source lines the text cannot carry (`exec_line`,
-/// `after_lines`), so that it comes back whole. A definition that
+/// name and the source line the text cannot carry (`exec_line`), so that
+/// it comes back whole, and then a line for each `after` name: the table
+/// keeps none since the eighteenth round (only the loader's checks read
+/// them), so zeros go, for a reader of the older format, which wants as
+/// many as there are names and keeps them for nothing. A definition that
 /// would not come back equal is refused when written (the re-exec fails,
 /// the running PID 1 goes on) rather than changed on the way.
 mod def_text {
@@ -105,9 +108,23 @@ mod def_text {
             def.name.as_str(),
             text.as_str(),
             def.exec_line,
-            def.after_lines.as_slice(),
+            Zeros(def.after.len()),
         )
             .serialize(s)
+    }
+
+    /// `n` zeros as a sequence of `u32`.
+    struct Zeros(usize);
+
+    impl Serialize for Zeros {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use ser::SerializeSeq;
+            let mut seq = s.serialize_seq(Some(self.0))?;
+            for _ in 0..self.0 {
+                seq.serialize_element(&0u32)?;
+            }
+            seq.end()
+        }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<UnitDef, D::Error> {
@@ -117,14 +134,11 @@ mod def_text {
         parse(name, text)
             .ok()
             .filter(|def| def.after.len() == after_lines.len())
-            .map(|def| with_lines(def, exec_line, &after_lines))
+            .map(|mut def| {
+                def.exec_line = exec_line;
+                def
+            })
             .ok_or_else(|| de::Error::custom("unit text"))
-    }
-
-    fn with_lines(mut def: UnitDef, exec_line: u32, after_lines: &[u32]) -> UnitDef {
-        def.exec_line = exec_line;
-        def.after_lines = crate::unit::Few::from_slice(after_lines);
-        def
     }
 
     pub mod option {
@@ -446,6 +460,8 @@ mod tests {
         }
     }
 
+    /// With its `exec` line; `after`'s lines the table does not keep, and
+    /// zeros go in their place for an older reader.
     #[test]
     fn a_definition_travels_as_its_text_with_its_lines() {
         let text =
@@ -453,10 +469,7 @@ mod tests {
                     after = net cache\nenv = A=1 2\nnamespaces = pid mount uts\nhostname = box\n\
                     memory.max = 16M\ncpu.max = 50000 100000\nseccomp = ~ @mount reboot\n";
         let def = crate::unit::parse("web", text).unwrap();
-        assert_eq!(
-            (def.exec_line, def.after_lines.as_slice()),
-            (5, &[4, 6, 6][..])
-        );
+        assert_eq!(def.exec_line, 5);
         let mut old = crate::unit::parse("web", "exec = /bin/old\n").unwrap();
         old.exec_line = 9;
         let st = state(def.clone(), Some(old.clone()));
@@ -465,10 +478,19 @@ mod tests {
         let back: UnitState = postcard::from_bytes(bytes).unwrap();
         assert_eq!(back.def, def);
         assert_eq!(back.last_good, Some(old));
-        // Equality leaves the lines out: they are checked themselves.
+        // Equality leaves the line out: it is checked itself.
+        assert_eq!(back.def.exec_line, 5);
+        // What an older reader finds after the text: the exec line, then
+        // a line for each of the three `after` names.
+        #[derive(Serialize)]
+        struct One(#[serde(serialize_with = "super::def_text::serialize")] UnitDef);
+        type Older<'a> = (&'a str, &'a str, u32, heapless::Vec<u32, 16>);
+        let mut one = [0u8; 4096];
+        let written = postcard::to_slice(&One(def.clone()), &mut one).unwrap();
+        let (name, _, exec_line, lines): Older = postcard::from_bytes(written).unwrap();
         assert_eq!(
-            (back.def.exec_line, back.def.after_lines.as_slice()),
-            (5, &[4, 6, 6][..])
+            (name, exec_line, lines.as_slice()),
+            ("web", 5, &[0, 0, 0][..])
         );
         assert_eq!(back.last_good.map(|d| d.exec_line), Some(9));
         let st = state(def.clone(), None);

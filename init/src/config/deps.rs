@@ -14,7 +14,7 @@ pub(super) fn targets(set: &LoadedSet) -> Vec<Vec<(Option<usize>, u32)>> {
         .map(|c| {
             c.def
                 .iter()
-                .flat_map(|def| def.after.iter().zip(def.after_lines.iter()))
+                .flat_map(|def| def.after.iter().zip(c.after_lines.iter()))
                 .map(|(name, line)| (set.index_of(name), *line))
                 .collect()
         })
@@ -62,12 +62,7 @@ pub(super) fn check_after(
             continue;
         };
         let mut problems = Vec::new();
-        for ((name, line), (t, _)) in def
-            .after
-            .iter()
-            .zip(def.after_lines.iter())
-            .zip(targets.get(i).into_iter().flatten())
-        {
+        for (name, (t, line)) in def.after.iter().zip(targets.get(i).into_iter().flatten()) {
             match t {
                 None => problems.push((*line, format!("after: no unit named `{name}`"))),
                 Some(_) if !ok(&valid, t) => {

@@ -20,7 +20,7 @@ mod deps;
 pub use check::{check, check_at, check_in_context, check_root};
 
 pub mod users;
-use crate::unit::{parse_all, UnitDef};
+use crate::unit::{parse_with_lines, AfterLines, UnitDef};
 use crate::vocab::{valid_name, MAX_UNITS, NAME_MAX, UNIT_FILE_MAX};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -105,6 +105,8 @@ struct Candidate {
     name: String,
     /// `None` once the unit has any problem.
     def: Option<UnitDef>,
+    /// The line of each of its `after` names (`deps`).
+    after_lines: AfterLines,
     /// Whether its problems are shown (context units of `check` are not).
     reported: bool,
 }
@@ -192,13 +194,15 @@ fn load_set(sysroot: &Path, files: &[PathBuf], context: &[PathBuf]) -> LoadedSet
             path: path.clone(),
             name: name_of(path),
             def: None,
+            after_lines: AfterLines::new(),
             reported,
         });
     }
     for i in 0..set.units.len() {
-        if let Some(def) = load_file(sysroot, &mut set, i, &mut buf) {
+        if let Some((def, lines)) = load_file(sysroot, &mut set, i, &mut buf) {
             if let Some(c) = set.units.get_mut(i) {
                 c.def = Some(def);
+                c.after_lines = lines;
             }
         }
     }
@@ -280,7 +284,7 @@ fn load_file(
     set: &mut LoadedSet,
     i: usize,
     buf: &mut [u8; UNIT_FILE_MAX],
-) -> Option<UnitDef> {
+) -> Option<(UnitDef, AfterLines)> {
     let (path, name) = {
         let c = set.units.get(i)?;
         (c.path.clone(), c.name.clone())
@@ -310,18 +314,18 @@ fn load_file(
         }
     };
     let mut parse_errors = Vec::new();
-    let def = parse_all(&name, text, &mut |e| {
+    let def = parse_with_lines(&name, text, &mut |e| {
         parse_errors.push((e.line, e.msg.as_str().to_owned()))
     });
     for (line, msg) in parse_errors {
         set.fail(i, line, msg);
     }
-    let def = def?;
+    let (def, lines) = def?;
     if let Err(msg) = check::check_exec(sysroot, &def) {
         set.fail(i, def.exec_line, msg);
         return None;
     }
-    Some(def)
+    Some((def, lines))
 }
 
 /// Read a unit file into `buf`: (line, message) when it cannot be read,

@@ -5,7 +5,12 @@ use super::values::{bad, Clip, Msg};
 use super::*;
 
 /// `after = A B ...`: each valid name once, never the unit itself.
-pub(super) fn add_after(def: &mut UnitDef, v: &str, line: u32) -> Result<(), Msg> {
+pub(super) fn add_after(
+    def: &mut UnitDef,
+    lines: &mut AfterLines,
+    v: &str,
+    line: u32,
+) -> Result<(), Msg> {
     if v.is_empty() {
         bad!("after: expected unit names");
     }
@@ -19,7 +24,7 @@ pub(super) fn add_after(def: &mut UnitDef, v: &str, line: u32) -> Result<(), Msg
         if def.after.iter().any(|a| a == name) {
             continue;
         }
-        if def.after.push(name).is_err() || def.after_lines.push(line).is_err() {
+        if def.after.push(name).is_err() || lines.push(line).is_err() {
             bad!("after: more than {AFTER_MAX} units");
         }
     }

@@ -37,6 +37,11 @@ pub type Env = Packed<ENV_BYTES, ENV_MAX>;
 /// `after` names at their real size (a `Name` each took 40 bytes).
 pub type After = Packed<{ AFTER_MAX * (NAME_MAX + 1) }, AFTER_MAX>;
 
+/// The line of each `after` name, in order, for the loader's dependency
+/// errors (`parse_with_lines`): beside the definition, not in it, which
+/// PID 1's table keeps long after those checks.
+pub type AfterLines = Few<u32, AFTER_MAX>;
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Kind {
     #[default]
@@ -257,8 +262,6 @@ pub struct UnitDef {
     pub restart_delay_max: Millis,
     pub start_limit_action: LimitAction,
     pub after: After,
-    /// Line of each `after` name, same order, for dependency errors.
-    pub after_lines: Few<u32, AFTER_MAX>,
     pub ready: Ready,
     /// Signal number (e.g. 15 for TERM).
     pub stop_signal: i32,
@@ -319,7 +322,6 @@ impl PartialEq for UnitDef {
             restart_delay_max,
             start_limit_action,
             after,
-            after_lines: _,
             ready,
             stop_signal,
             stop_timeout,
@@ -471,7 +473,6 @@ impl UnitDef {
             restart_delay_max: 30_000,
             start_limit_action: LimitAction::None,
             after: After::new(),
-            after_lines: Few::new(),
             ready: Ready::Started,
             stop_signal: 15,
             stop_timeout: 5_000,

@@ -167,7 +167,13 @@ fn set_str<const N: usize>(key: &str, v: &str, out: &mut Text<N>) -> Result<(), 
 }
 
 /// Apply one `key = value` (key already known and not a forbidden repeat).
-pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<(), Msg> {
+pub(super) fn apply(
+    def: &mut UnitDef,
+    lines: &mut AfterLines,
+    key: &str,
+    v: &str,
+    line: u32,
+) -> Result<(), Msg> {
     let size = |v: &str| match parse_size(v) {
         Some(s) => Ok(Some(s)),
         None => Err(msg(format_args!(
@@ -242,7 +248,7 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
                 ),
             }
         }
-        "after" => add_after(def, v, line)?,
+        "after" => add_after(def, lines, v, line)?,
         "ready" => {
             def.ready = match v {
                 "started" => Ready::Started,
@@ -394,6 +400,15 @@ pub(super) fn apply(def: &mut UnitDef, key: &str, v: &str, line: u32) -> Result<
 /// (in line order, the whole-file ones last). Returns the definition only
 /// when there was no problem at all.
 pub fn parse_all(name: &str, text: &str, err: &mut dyn FnMut(ParseError)) -> Option<UnitDef> {
+    parse_with_lines(name, text, err).map(|(def, _)| def)
+}
+
+/// `parse_all`, with the line of each `after` name (the loader's checks).
+pub fn parse_with_lines(
+    name: &str,
+    text: &str,
+    err: &mut dyn FnMut(ParseError),
+) -> Option<(UnitDef, AfterLines)> {
     let mut failed = false;
     let mut report = |line: u32, msg: Msg| {
         failed = true;
@@ -410,6 +425,7 @@ pub fn parse_all(name: &str, text: &str, err: &mut dyn FnMut(ParseError)) -> Opt
         return None;
     }
     let mut def = UnitDef::with_defaults(name);
+    let mut lines = AfterLines::new();
     let mut st = State {
         seen: [0; KEYS.len()],
     };
@@ -466,7 +482,7 @@ pub fn parse_all(name: &str, text: &str, err: &mut dyn FnMut(ParseError)) -> Opt
                 *s = line;
             }
         }
-        if let Err(m) = apply(&mut def, key, value, line) {
+        if let Err(m) = apply(&mut def, &mut lines, key, value, line) {
             report(line, m);
         }
     }
@@ -545,7 +561,7 @@ pub fn parse_all(name: &str, text: &str, err: &mut dyn FnMut(ParseError)) -> Opt
     } else {
         // A seldom key written with its default value left a box.
         def.seldom.tidy();
-        Some(def)
+        Some((def, lines))
     }
 }
 

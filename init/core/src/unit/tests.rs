@@ -14,6 +14,13 @@ fn unit(extra: &str) -> UnitDef {
     ok(&format!("exec = /bin/true\n{extra}\n"))
 }
 
+/// The line of each `after` name of `text` (`parse_with_lines`).
+fn after_lines(text: &str) -> std::vec::Vec<u32> {
+    let (_, lines) =
+        parse_with_lines("svc", text, &mut |e| panic!("line {}: {}", e.line, e.msg)).unwrap();
+    lines.as_slice().to_vec()
+}
+
 /// Parse `exec = /bin/true` plus `extra`; return the first error.
 fn err(extra: &str) -> (u32, std::string::String) {
     let e = parse("svc", &format!("exec = /bin/true\n{extra}\n")).unwrap_err();
@@ -105,6 +112,7 @@ cpu.max = 50000 100000
 io.weight = 10000
 ";
     let d = ok(text);
+    assert_eq!(after_lines(text), [10, 10, 11]);
     assert_eq!(d.description.as_str(), "The web server");
     assert_eq!(args(&d), ["/usr/sbin/httpd", "-f", "-p", "80"]);
     assert_eq!(d.exec_line, 3);
@@ -121,7 +129,6 @@ io.weight = 10000
     assert_eq!(d.start_limit_action, LimitAction::Reboot);
     let after: std::vec::Vec<&str> = d.after.iter().collect();
     assert_eq!(after, ["net", "syslog", "storage"]);
-    assert_eq!(d.after_lines.as_slice(), [10, 10, 11]);
     assert_eq!(d.ready, Ready::Notify);
     assert_eq!(d.stop_signal, 28);
     assert_eq!(d.stop_timeout, 10_000);
@@ -270,7 +277,7 @@ fn every_key_is_applied() {
         assert_eq!(*k, key);
         let mut d = UnitDef::with_defaults("svc");
         let before = d.clone();
-        apply(&mut d, k, v, 7).unwrap_or_else(|e| panic!("{k}: {e}"));
+        apply(&mut d, &mut AfterLines::new(), k, v, 7).unwrap_or_else(|e| panic!("{k}: {e}"));
         assert_ne!(d, before, "{k} changed nothing");
     }
 }
@@ -281,10 +288,7 @@ fn every_key_is_applied() {
 fn definitions_that_differ_only_in_their_lines_are_equal() {
     let a = ok("exec = /bin/a\nafter = b\nafter = c\n");
     let b = ok("# moved down\n\nafter = b\nexec = /bin/a\n\n# c too\nafter = c\n");
-    assert_ne!(
-        (a.exec_line, a.after_lines.as_slice()),
-        (b.exec_line, b.after_lines.as_slice())
-    );
+    assert_ne!(a.exec_line, b.exec_line);
     assert_eq!(a, b);
     assert_ne!(a, ok("exec = /bin/z\nafter = b\nafter = c\n"));
     assert_ne!(a, ok("exec = /bin/a\nafter = b\n"));
@@ -675,7 +679,10 @@ fn after() {
     let d = unit("after = a b\tc\nafter = b d\n after=e");
     let names: std::vec::Vec<&str> = d.after.iter().collect();
     assert_eq!(names, ["a", "b", "c", "d", "e"]);
-    assert_eq!(d.after_lines.as_slice(), [2, 2, 2, 3, 4]);
+    assert_eq!(
+        after_lines("exec = /bin/true\nafter = a b\tc\nafter = b d\n after=e\n"),
+        [2, 2, 2, 3, 4]
+    );
     assert_eq!(
         err("after = net Bad"),
         (2, "after: `Bad` is not a valid unit name".into())
@@ -688,9 +695,9 @@ fn after() {
     assert_eq!(err("after =").1, "after: expected unit names");
     let names: std::vec::Vec<std::string::String> =
         (0..AFTER_MAX).map(|i| format!("u{i}")).collect();
-    let d = unit(&format!("after = {}", names.join(" ")));
-    assert_eq!(d.after.len(), AFTER_MAX);
-    assert_eq!(d.after_lines.len(), AFTER_MAX);
+    let text = format!("exec = /bin/true\nafter = {}\n", names.join(" "));
+    assert_eq!(ok(&text).after.len(), AFTER_MAX);
+    assert_eq!(after_lines(&text), [2; AFTER_MAX]);
     assert_eq!(
         err(&format!("after = {}\nafter = one-more", names.join(" "))),
         (3, "after: more than 16 units".into())
