@@ -85,8 +85,9 @@ pub struct UnitState<'a> {
 /// name and the source line the text cannot carry (`exec_line`), so that
 /// it comes back whole, and then a line for each `after` name: the table
 /// keeps none since the eighteenth round (only the loader's checks read
-/// them), so zeros go, for a reader of the older format, which wants as
-/// many as there are names and keeps them for nothing. A definition that
+/// them), so zeros go, for an older binary reading this same format, which
+/// wants as many as there are names and keeps them for nothing. A
+/// definition that
 /// would not come back equal is refused when written (the re-exec fails,
 /// the running PID 1 goes on) rather than changed on the way.
 mod def_text {
@@ -96,8 +97,8 @@ mod def_text {
 
     pub fn serialize<S: Serializer>(def: &UnitDef, s: S) -> Result<S::Ok, S::Error> {
         let mut text = std::string::String::new();
-        // Compared without its lines (`UnitDef`'s equality), which travel
-        // beside the text.
+        // Compared without its `exec` line (`UnitDef`'s equality), which
+        // travels beside the text.
         let back = render(def, &mut text)
             .ok()
             .and_then(|()| parse(&def.name, &text).ok());
