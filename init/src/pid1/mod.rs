@@ -563,6 +563,14 @@ mod tests {
         assert_eq!(e.last_error(), "");
     }
 
+    /// An edge a unit beside the table's slot: docs/architecture.md,
+    /// "Memory", says what it holds.
+    #[test]
+    fn an_edge_stays_small() {
+        assert!(core::mem::size_of::<Edge>() <= 144);
+        assert!(core::mem::size_of::<stopping::Drain>() <= 32);
+    }
+
     /// A reload's put-back and rejection share the failure text's box; a
     /// verdict of good leaves it only if the unit has failed since.
     #[test]

@@ -1109,6 +1109,9 @@ fn action_and_note_stay_small() {
     assert_eq!(core::mem::size_of::<Note>(), 12);
     assert_eq!(core::mem::size_of::<Option<Note>>(), 12);
     assert_eq!(core::mem::size_of::<Event>(), 8);
+    // A slot a unit, in PID 1's table: docs/architecture.md, "Memory".
+    assert!(core::mem::size_of::<Runtime>() <= 88);
+    assert!(core::mem::size_of::<Slot>() <= 304);
     for pid in [0, 1, 65_535, 65_536, 4_194_304, u32::MAX] {
         assert_eq!(PidHalves::new(pid).get(), pid);
     }
