@@ -142,6 +142,64 @@ fn emit_bytes(fd: BorrowedFd<'_>, line: &[u8]) {
     }
 }
 
+/// wren's own records go through the `log` logger (`record`) by these
+/// rather than by `log`'s macros, which store a file, a line and a module
+/// path for each call site (a 24-byte `Location` and the code that passes
+/// it: some 50 bytes of the binary a site, a hundred sites) that wren's
+/// logger never prints. `debug!` evaluates its arguments only when debug
+/// records are kept, as `crate::debug!` does; the others are always kept.
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)+) => {
+        $crate::kmsg::record(::log::Level::Error, format_args!($($arg)+))
+    };
+}
+
+/// See `error!`.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)+) => {
+        $crate::kmsg::record(::log::Level::Warn, format_args!($($arg)+))
+    };
+}
+
+/// See `error!`.
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)+) => {
+        $crate::kmsg::record(::log::Level::Info, format_args!($($arg)+))
+    };
+}
+
+/// See `error!`.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)+) => {
+        if ::log::Level::Debug <= ::log::max_level() {
+            $crate::kmsg::record(::log::Level::Debug, format_args!($($arg)+))
+        }
+    };
+}
+
+/// One record of wren's own to the `log` logger, at `level` if that is
+/// kept: target `wren`, no file, line or module path.
+#[inline(never)]
+pub fn record(level: Level, args: fmt::Arguments<'_>) {
+    record_to(log::logger(), level, args);
+}
+
+fn record_to(logger: &dyn Log, level: Level, args: fmt::Arguments<'_>) {
+    if level <= log::max_level() {
+        logger.log(
+            &Record::builder()
+                .level(level)
+                .target("wren")
+                .args(args)
+                .build(),
+        );
+    }
+}
+
 /// The wren logger.
 struct Kmsg;
 
@@ -414,6 +472,45 @@ mod tests {
         let mut s = String::new();
         format_line(&mut s, prio, "wren: ", args);
         s
+    }
+
+    /// wren's records reach the logger with their level and text, and no
+    /// file, line or module path; a debug record's arguments are not even
+    /// evaluated unless debug records are kept.
+    #[test]
+    fn records_carry_level_and_text_only_and_debug_is_lazy() {
+        struct Capture(std::sync::Mutex<Vec<(Level, std::string::String, bool)>>);
+        impl Log for Capture {
+            fn enabled(&self, _: &Metadata<'_>) -> bool {
+                true
+            }
+            fn log(&self, r: &Record<'_>) {
+                let whereless =
+                    r.file().is_none() && r.line().is_none() && r.module_path().is_none();
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push((r.level(), r.args().to_string(), whereless));
+            }
+            fn flush(&self) {}
+        }
+        let c = Capture(std::sync::Mutex::new(Vec::new()));
+        set_debug(false);
+        record_to(&c, Level::Warn, format_args!("a {}", 1));
+        record_to(&c, Level::Debug, format_args!("dropped"));
+        assert_eq!(
+            *c.0.lock().unwrap(),
+            [(Level::Warn, "a 1".to_string(), true)]
+        );
+        let mut evaluated = false;
+        crate::debug!("{}", {
+            evaluated = true;
+            1
+        });
+        assert!(
+            !evaluated,
+            "debug! evaluated its arguments while debug is off"
+        );
     }
 
     /// The backlogs are PID 1's heap, made by `init`, not .bss every

@@ -88,7 +88,7 @@ pub fn reap_until(deadline: Instant) -> Reaped {
                 }
                 Err(Errno::INTR) => continue,
                 Err(e) => {
-                    log::warn!("shutdown: waitpid: {e}");
+                    crate::warn!("shutdown: waitpid: {e}");
                     break;
                 }
             }
@@ -128,7 +128,7 @@ pub fn bounded(limit: Duration, tick: &dyn Fn(), f: impl FnOnce()) -> bool {
     }) {
         Ok(pid) => pid,
         Err(e) => {
-            log::error!("shutdown: cannot fork for sync and unmount: {e}");
+            crate::error!("shutdown: cannot fork for sync and unmount: {e}");
             return false;
         }
     };
@@ -157,7 +157,7 @@ fn signal_all(sig: Signal) {
     match kill(Pid::from_raw(-1), sig) {
         // ESRCH: nobody left to signal.
         Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-        Err(e) => log::warn!("shutdown: kill(-1, {}): {e}", sig.as_str()),
+        Err(e) => crate::warn!("shutdown: kill(-1, {}): {e}", sig.as_str()),
     }
 }
 
@@ -165,9 +165,9 @@ fn log_unmount(u: mounts::Unmounted<'_>) {
     match u {
         mounts::Unmounted::Unmounted { .. }
         | mounts::Unmounted::NotMounted { .. }
-        | mounts::Unmounted::RemountedRo { .. } => log::info!("shutdown: {u}"),
+        | mounts::Unmounted::RemountedRo { .. } => crate::info!("shutdown: {u}"),
         mounts::Unmounted::ReadTable { .. } | mounts::Unmounted::Failed { .. } => {
-            log::error!("shutdown: {u}")
+            crate::error!("shutdown: {u}")
         }
     }
 }
@@ -185,13 +185,13 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
         }
     };
     feed();
-    log::info!("shutdown: sending TERM to all processes");
+    crate::info!("shutdown: sending TERM to all processes");
     signal_all(Signal::SIGTERM);
     signal_all(Signal::SIGCONT);
     let r = reap_until(Instant::now() + grace);
-    log::debug!("shutdown: {} processes exited after TERM", r.count);
+    crate::debug!("shutdown: {} processes exited after TERM", r.count);
     if !r.all_gone {
-        log::warn!(
+        crate::warn!(
             "shutdown: processes left after {} ms, sending KILL",
             // u64: formatting a u128 costs 1 KB of code.
             u64::try_from(grace.as_millis()).unwrap_or(u64::MAX)
@@ -200,7 +200,7 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
         signal_all(Signal::SIGKILL);
         let r = reap_until(Instant::now() + KILL_WAIT);
         if !r.all_gone {
-            log::warn!("shutdown: some processes did not die (uninterruptible sleep?)");
+            crate::warn!("shutdown: some processes did not die (uninterruptible sleep?)");
         }
     }
     feed();
@@ -208,24 +208,24 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
     // stuck writing to a frozen file system): they run in a child, which
     // PID 1 waits for at most SYNC_LIMIT before it reboots anyway.
     let done = bounded(SYNC_LIMIT, &feed, || {
-        log::info!("shutdown: syncing disks");
+        crate::info!("shutdown: syncing disks");
         rustix::fs::sync();
         mounts::unmount_all(Path::new("/proc/self/mounts"), &mut log_unmount);
         rustix::fs::sync();
     });
     if !done {
-        log::error!(
+        crate::error!(
             "shutdown: sync and unmount not done after {} s; going on without them",
             SYNC_LIMIT.as_secs()
         );
     }
     if let Some(w) = watchdog {
-        log::info!("shutdown: watchdog disarmed");
+        crate::info!("shutdown: watchdog disarmed");
         w.disarm();
     }
-    log::info!("shutdown: {}", kind.verb());
+    crate::info!("shutdown: {}", kind.verb());
     if let Err(e) = rustix::system::reboot(command(kind)) {
-        log::error!("shutdown: reboot(2) failed: {e}; sleeping for ever");
+        crate::error!("shutdown: reboot(2) failed: {e}; sleeping for ever");
     }
     loop {
         std::thread::sleep(Duration::from_secs(3600));

@@ -260,7 +260,7 @@ fn enable<Fd: AsFd>(dir: Fd, where_: &str, available: Controllers) -> Controller
         let _ = write!(v, "+{}", c.name());
         match write_at(&dir, "cgroup.subtree_control", v.as_bytes()) {
             Ok(()) => done.insert(c),
-            Err(errno) => log::warn!(
+            Err(errno) => crate::warn!(
                 "cgroup: cannot enable {} in {where_}cgroup.subtree_control: {errno}",
                 c.name()
             ),
@@ -293,7 +293,7 @@ fn set_up(root: &Path) -> Result<(Cgroups, Controllers), CgroupError> {
                 "memory" => "; turn it on with cgroup_enable=memory on the kernel command line (Raspberry Pi: cmdline.txt) in a kernel with CONFIG_MEMCG",
                 _ => "; it needs a kernel built with it",
             };
-            log::error!(
+            crate::error!(
                 "cgroup: controller {0} not available: {0}.* keys of units are not enforced{how}",
                 c.name()
             );
@@ -310,7 +310,7 @@ fn set_up(root: &Path) -> Result<(Cgroups, Controllers), CgroupError> {
         errno,
     })?;
     let enabled = enable(&units_fd, "units/", in_root);
-    log::info!("cgroup: controllers for units: {enabled}");
+    crate::info!("cgroup: controllers for units: {enabled}");
     let cg = Cgroups {
         root: root_fd,
         units: units_fd,

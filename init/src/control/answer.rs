@@ -145,7 +145,7 @@ impl Server {
         let Some(c) = self.clients.get_mut(old) else {
             return;
         };
-        log::info!("control: too many waiting clients, client {old} let go");
+        crate::info!("control: too many waiting clients, client {old} let go");
         c.mode = Mode::Answering;
         let told = c.enqueue(&Reply::Error(CtlError::new(
             ErrCode::Busy,

@@ -165,7 +165,7 @@ impl Server {
                 .and_then(|c| c.deadline)
                 .is_some_and(|d| d <= now_ms);
             if due {
-                log::debug!("control: client {slot} timed out");
+                crate::debug!("control: client {slot} timed out");
                 self.close(slot);
             }
         }
@@ -227,7 +227,7 @@ impl Server {
             Ok(n) => n,
             Err(Errno::INTR) => 0,
             Err(e) => {
-                log::warn!("control: epoll_wait: {e}");
+                crate::warn!("control: epoll_wait: {e}");
                 0
             }
         };
@@ -243,7 +243,7 @@ impl Server {
                 Err(Errno::AGAIN) => return Accepted::NoMore,
                 Err(Errno::INTR | Errno::CONNABORTED) => return Accepted::Refused,
                 Err(e) => {
-                    log::warn!("control: accept: {e}");
+                    crate::warn!("control: accept: {e}");
                     return Accepted::NoMore;
                 }
             };
@@ -251,8 +251,8 @@ impl Server {
         if uid != Ok(self.allowed_uid) {
             // Display, not Debug: no `Result` formatting code for one line.
             match uid {
-                Ok(u) => log::info!("control: refused peer uid Ok({u})"),
-                Err(e) => log::info!("control: refused peer uid Err({e})"),
+                Ok(u) => crate::info!("control: refused peer uid Ok({u})"),
+                Err(e) => crate::info!("control: refused peer uid Err({e})"),
             }
             refuse(fd.as_fd(), CtlError::code(ErrCode::Denied));
             return Accepted::Refused;
@@ -267,7 +267,7 @@ impl Server {
         let interest = epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
         let token = epoll::EventData::new_u64(c.token(slot));
         if let Err(e) = epoll::add(&self.epoll, &fd, token, interest) {
-            log::warn!("control: epoll add: {e}");
+            crate::warn!("control: epoll add: {e}");
             refuse(fd.as_fd(), CtlError::code(ErrCode::Internal));
             return Accepted::Refused;
         }
@@ -462,7 +462,7 @@ impl Server {
             match epoll::modify(&self.epoll, fd, token, want) {
                 Ok(()) => c.interest = want,
                 Err(e) => {
-                    log::warn!("control: epoll modify: {e}");
+                    crate::warn!("control: epoll modify: {e}");
                     self.close(slot);
                 }
             }

@@ -25,12 +25,12 @@ pub(super) fn early() -> (cmdline::Options, SigSet, Option<Cgroups>) {
     // or synced: the kernel sends it to PID 1 as SIGINT instead, a clean
     // reboot (docs/boot.md, "Signals to PID 1").
     if let Err(e) = rustix::system::reboot(rustix::system::RebootCommand::CadOff) {
-        log::warn!("reboot(CAD_OFF): {e}; Ctrl-Alt-Del reboots without a sync");
+        crate::warn!("reboot(CAD_OFF): {e}; Ctrl-Alt-Del reboots without a sync");
     }
     let _ = mounts::ensure_console_fds();
     // Step 2: early mounts (/proc first; everything after reads it).
     mounts::early_mounts(Path::new("/proc/self/mounts"), &mut |e| {
-        log::error!("mount: {e}")
+        crate::error!("mount: {e}")
     });
     // An initramfs without /dev/console starts us with no stdio at all.
     if mounts::ensure_console_fds().is_err() {
@@ -43,20 +43,20 @@ pub(super) fn early() -> (cmdline::Options, SigSet, Option<Cgroups>) {
     let _ = write_at(rustix::fs::CWD, "/proc/sys/kernel/printk_devkmsg", b"on\n");
     let opts = read_cmdline();
     kmsg::set_quiet(opts.quiet);
-    log::info!("starting (pid 1)");
+    crate::info!("starting (pid 1)");
     // On one CPU PID 1, woken by a unit's exec, would preempt the service
     // it just started; as SCHED_BATCH it still gets its fair share but
     // lets the running task finish its slice (docs/boot.md, step 3).
     if let Err(e) = crate::sys::sched::batch() {
-        log::warn!("sched_setscheduler(SCHED_BATCH): {e}; PID 1 preempts the units it starts");
+        crate::warn!("sched_setscheduler(SCHED_BATCH): {e}; PID 1 preempts the units it starts");
     }
     set_hostname();
     // Step 4: kernel tuning, before any unit runs with the defaults.
     let tuned = crate::boot::sysctl::apply(Path::new("/etc"), Path::new("/proc/sys"), &mut |f| {
-        log::error!("sysctl: {f}")
+        crate::error!("sysctl: {f}")
     });
     if tuned.set + tuned.failed > 0 {
-        log::info!("sysctl: {} set, {} failed", tuned.set, tuned.failed);
+        crate::info!("sysctl: {} set, {} failed", tuned.set, tuned.failed);
     }
     // Step 5: cgroups.
     let cg = match Cgroups::setup(Path::new(CGROUP_ROOT)) {
@@ -64,7 +64,7 @@ pub(super) fn early() -> (cmdline::Options, SigSet, Option<Cgroups>) {
         Err(e) => {
             // Said once; units then run without cgroups (executor).
             let found = crate::cgroup::missing::diagnose(Path::new(CGROUP_ROOT));
-            log::error!(
+            crate::error!(
                 "{}",
                 crate::cgroup::missing::Message {
                     root: CGROUP_ROOT,
@@ -78,12 +78,12 @@ pub(super) fn early() -> (cmdline::Options, SigSet, Option<Cgroups>) {
     // The stack on which namespace reapers start their services
     // (`sys::vfork`); without it each maps its own.
     if let Err(e) = crate::sys::vfork::reserve() {
-        log::warn!("mmap of the reapers' service stack: {e}");
+        crate::warn!("mmap of the reapers' service stack: {e}");
     }
     // The slots on which units start sharing PID 1's memory
     // (`sys::slot`); without them every start forks.
     if let Err(e) = crate::sys::slot::reserve() {
-        log::warn!("mmap of the spawn slots: {e}; every start forks");
+        crate::warn!("mmap of the spawn slots: {e}; every start forks");
     }
     // Others may pass through to their own notify socket (mode 0600, one
     // per unit, owned by the unit's user), not list them; the control
@@ -108,7 +108,7 @@ fn read_cmdline() -> cmdline::Options {
     });
     kmsg::init(opts.debug);
     for (tok, why) in warnings.iter() {
-        log::warn!("kernel option `{tok}`: {why}");
+        crate::warn!("kernel option `{tok}`: {why}");
     }
     opts
 }
@@ -122,7 +122,7 @@ fn set_hostname() {
         return;
     }
     if let Err(e) = rustix::system::sethostname(name.as_bytes()) {
-        log::warn!("/etc/hostname: sethostname: {e}");
+        crate::warn!("/etc/hostname: sethostname: {e}");
     }
 }
 
@@ -141,24 +141,24 @@ fn rescue_unit() -> UnitDef {
 impl Pid1 {
     pub(super) fn load_units(&mut self, opts: &cmdline::Options) {
         if opts.rescue {
-            log::warn!("wren.rescue given, starting rescue shell");
+            crate::warn!("wren.rescue given, starting rescue shell");
         } else {
             let dir = opts.units_dir();
             self.units_dir = heapless::String::try_from(dir).unwrap_or_default();
             let mut defs: Vec<UnitDef> = Vec::new();
-            config::load_dir(Path::new(dir), &mut defs, &mut |e| log::error!("{e}"));
+            config::load_dir(Path::new(dir), &mut defs, &mut |e| crate::error!("{e}"));
             self.sup.reserve(defs.len());
             self.edges.reserve_exact(defs.len());
             for d in defs.into_iter() {
                 self.add_unit(d);
             }
             if let Err((u, _)) = self.sup.link() {
-                log::error!("unit {u}: unresolved dependency");
+                crate::error!("unit {u}: unresolved dependency");
             }
             if self.sup.is_empty() {
-                log::warn!("no valid unit, starting rescue shell (unit directory {dir})");
+                crate::warn!("no valid unit, starting rescue shell (unit directory {dir})");
             } else {
-                log::info!("{} units loaded from {dir}", self.sup.len());
+                crate::info!("{} units loaded from {dir}", self.sup.len());
             }
         }
         if self.sup.is_empty() {
@@ -181,7 +181,7 @@ impl Pid1 {
         if let Some(cg) = self.cg.as_ref() {
             let (low, min) = self.sup.protection();
             if let Err(e) = cg.set_units_protection(low, min) {
-                log::warn!("{e}");
+                crate::warn!("{e}");
             }
         }
     }

@@ -117,11 +117,11 @@ impl Pid1 {
                     epoll::EventData::new_u64(TOKEN_CONTROL),
                     epoll::EventFlags::IN,
                 ) {
-                    log::error!("control socket: epoll: {e}");
+                    crate::error!("control socket: epoll: {e}");
                 }
                 self.control = Some(srv);
             }
-            Err(e) => log::error!("control socket {CONTROL_SOCKET}: {e}"),
+            Err(e) => crate::error!("control socket {CONTROL_SOCKET}: {e}"),
         }
         self.epoll = Some(ep);
         self.sigfd = Some(sfd);
@@ -151,7 +151,7 @@ impl Pid1 {
             }
             Err(Errno::INTR) => {}
             Err(e) => {
-                log::error!("epoll_wait: {e}");
+                crate::error!("epoll_wait: {e}");
                 return;
             }
         }
@@ -176,7 +176,7 @@ impl Pid1 {
         if n > 0 {
             // The loop is meant to be allocation-free once units run;
             // reload is the known exception.
-            log::debug!(
+            crate::debug!(
                 "{n} allocation(s) in one wake-up (tokens {:?})",
                 tokens.as_slice()
             );
@@ -247,7 +247,7 @@ impl Pid1 {
                 .filter(|s| matches!(s.rt.phase, Phase::Running | Phase::Exited))
                 .count();
             let ms = now().saturating_sub(self.started_at);
-            log::info!(
+            crate::info!(
                 "{up} of {} units up {ms} ms after PID 1 started ({} allocations so far, {} starts forked, {} by trampoline)",
                 self.sup.len(),
                 crate::sys::alloc::count(),
@@ -320,7 +320,7 @@ impl Pid1 {
         if let Err(e) =
             rustix::time::timerfd_settime(t, rustix::time::TimerfdTimerFlags::ABSTIME, &spec)
         {
-            log::error!("timerfd_settime: {e}");
+            crate::error!("timerfd_settime: {e}");
         }
     }
 
@@ -348,13 +348,13 @@ impl Pid1 {
                 continue;
             }
             match cg.remove(&slot.def.name) {
-                Ok(true) => log::debug!("{}: cgroup removed", slot.def.name),
+                Ok(true) => crate::debug!("{}: cgroup removed", slot.def.name),
                 Ok(false) if !edge.drain.gave_up => {
                     self.removing = true;
                     continue;
                 }
-                Ok(false) => log::warn!("{}: cgroup still busy, left in place", slot.def.name),
-                Err(e) => log::warn!("{e}"),
+                Ok(false) => crate::warn!("{}: cgroup still busy, left in place", slot.def.name),
+                Err(e) => crate::warn!("{e}"),
             }
             edge.cgroup = None;
             edge.pressure = None;

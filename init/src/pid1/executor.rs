@@ -30,7 +30,7 @@ impl Pid1 {
     /// Step the supervisor with `ev` and everything it leads to.
     pub(super) fn feed(&mut self, ev: Event) {
         if !self.queue_event(ev) {
-            log::error!("event queue full");
+            crate::error!("event queue full");
         }
         self.run_queue();
     }
@@ -174,7 +174,7 @@ impl Pid1 {
     /// A start that failed: why, for `initctl status`, and `SpawnFailed`.
     pub(super) fn spawn_failed(&mut self, u: u16, why: Why) {
         let name = self.sup.slot(u).map(|s| s.def.name.as_str()).unwrap_or("?");
-        log::error!("{name}: {}", why.as_str());
+        crate::error!("{name}: {}", why.as_str());
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
             if e.set_last_error(why) {
                 self.rings_allocated = self.rings_allocated.saturating_add(1);
@@ -186,7 +186,7 @@ impl Pid1 {
             e.pressure = None;
         }
         if !self.queue_event(Event::SpawnFailed { unit: u }) {
-            log::error!("event queue full");
+            crate::error!("event queue full");
         }
     }
 
@@ -296,7 +296,7 @@ impl Pid1 {
             let ne = crate::cgroup::missing::not_enforced(&def.limits.get());
             // The boot message covers the cgroup itself; name the keys.
             if ne.len() > 1 && KeySet::of(&ne) != edge.not_enforced {
-                log::warn!(
+                crate::warn!(
                     "{name}: not enforced (no cgroup2): {}",
                     NotEnforcedText(&ne)
                 );
@@ -326,7 +326,7 @@ impl Pid1 {
                     if !p.not_enforced.is_empty()
                         && KeySet::of(&p.not_enforced) != edge.not_enforced
                     {
-                        log::warn!(
+                        crate::warn!(
                             "{name}: not enforced (controller not available): {}",
                             NotEnforcedText(&p.not_enforced)
                         );
@@ -447,7 +447,7 @@ impl Pid1 {
                     && crate::cgroup::missing::clone_into_cgroup_refused(errno)
                 {
                     // Said once: from now on every unit runs without cgroups.
-                    log::error!(
+                    crate::error!(
                         "{}",
                         crate::cgroup::missing::Message {
                             root: crate::vocab::CGROUP_ROOT,

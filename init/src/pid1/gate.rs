@@ -126,7 +126,7 @@ impl Pid1 {
         };
         kmsg::console_line(format_args!("[FAILED] {name}: {text}"));
         kmsg::event(format_args!("{name}: {text}"));
-        log::error!("{name}: {text}");
+        crate::error!("{name}: {text}");
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
             e.rare().rejected = Some(text.as_str().into());
             e.verdict = Some(Verdict::Rejected);

@@ -111,7 +111,7 @@ impl Pid1 {
         let Some(status) = watched else {
             // Nothing can tell when it execs: it counts as started, as it
             // would have after a blocking wait.
-            log::warn!("exec handshake: cannot watch the status pipe");
+            crate::warn!("exec handshake: cannot watch the status pipe");
             return self.exec_done(u, pid, Handshake::Execd);
         };
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
@@ -253,7 +253,7 @@ impl Pid1 {
             Handshake::Execd if waited => {
                 self.watch_pressure(u);
                 if !self.queue_event(Event::spawned(u, pid)) {
-                    log::error!("event queue full");
+                    crate::error!("event queue full");
                 }
             }
             Handshake::Execd | Handshake::Waiting => self.kill_cgroup_now(u),
@@ -267,7 +267,7 @@ impl Pid1 {
                 if waited {
                     self.start_failed(u, why);
                 } else {
-                    log::error!("{}", why.as_str());
+                    crate::error!("{}", why.as_str());
                 }
             }
         }

@@ -244,7 +244,7 @@ impl Edge {
         self.seccomp = def.seccomp.as_ref().and_then(|sc| {
             let p = crate::sys::seccomp::Program::build(sc);
             if p.is_none() {
-                log::error!(
+                crate::error!(
                     "{}: seccomp: no system call table for this architecture",
                     def.name
                 );
@@ -392,7 +392,7 @@ fn raise_nofile(units: usize) {
         maximum,
     };
     if let Err(e) = setrlimit(Resource::Nofile, new) {
-        log::error!("RLIMIT_NOFILE to {want} for {units} units: {e}");
+        crate::error!("RLIMIT_NOFILE to {want} for {units} units: {e}");
     }
 }
 
@@ -520,7 +520,7 @@ fn begin() -> Box<Pid1> {
     p.apply_protection();
     // Step 7: the wait point.
     if let Err(e) = p.setup_loop(&mask) {
-        log::error!("event loop: {e}; falling back to reaping only");
+        crate::error!("event loop: {e}; falling back to reaping only");
         event_loop::reap_forever();
     }
     if let Some(limit) = opts.shed {

@@ -72,7 +72,7 @@ impl Pid1 {
         let dir = match cg.unit_dir(name) {
             Ok(d) => d,
             Err(e) => {
-                log::warn!("{name}: pressure_limit not watched: {e}");
+                crate::warn!("{name}: pressure_limit not watched: {e}");
                 return;
             }
         };
@@ -84,10 +84,10 @@ impl Pid1 {
             Ok(fd) if register(ep, &fd, TOKEN_PRESSURE + u64::from(u)) => {
                 edge.pressure = Some((fd, limit));
             }
-            Ok(_) => log::error!("{name}: pressure watch: epoll refused it"),
+            Ok(_) => crate::error!("{name}: pressure watch: epoll refused it"),
             // Said once per start: a kernel without PSI (or a cgroup
             // without the memory controller) cannot watch.
-            Err(e) => log::warn!("{name}: pressure_limit not watched: memory.pressure: {e}"),
+            Err(e) => crate::warn!("{name}: pressure_limit not watched: memory.pressure: {e}"),
         }
     }
 
@@ -155,15 +155,15 @@ impl Pid1 {
         };
         match psi::trigger(rustix::fs::CWD, psi::SYSTEM_MEMORY_PRESSURE, limit) {
             Ok(fd) if register(ep, &fd, TOKEN_SHED) => {
-                log::info!(
+                crate::info!(
                     "shedding units when memory stalls over {}% in {}ms",
                     limit.percent,
                     limit.window
                 );
                 shed.trigger = Some(fd);
             }
-            Ok(_) => log::error!("wren.shed: epoll refused the trigger"),
-            Err(e) => log::error!(
+            Ok(_) => crate::error!("wren.shed: epoll refused the trigger"),
+            Err(e) => crate::error!(
                 "wren.shed: {}: {e} (needs a kernel with PSI: CONFIG_PSI, and not psi=0)",
                 psi::SYSTEM_MEMORY_PRESSURE
             ),
@@ -179,7 +179,7 @@ impl Pid1 {
         };
         if err {
             shed.trigger = None;
-            log::error!("wren.shed: the pressure trigger failed; no more shedding");
+            crate::error!("wren.shed: the pressure trigger failed; no more shedding");
             return;
         }
         shed.calm_at = Some(t.saturating_add(shed.calm()));

@@ -31,7 +31,7 @@ impl Pid1 {
             errors += 1;
             unreadable |= e.line == 0 && e.msg.starts_with("cannot read the unit directory");
             let line = e.to_string();
-            log::error!("{line}");
+            crate::error!("{line}");
             report(&line);
             let stem = Path::new(&e.file)
                 .file_stem()
@@ -57,7 +57,7 @@ impl Pid1 {
             let msg: heapless::String<{ crate::proto::MESSAGE_MAX }> = crate::proto::formatted(
                 format_args!("reload refused: {why} ({dir}); nothing changed"),
             );
-            log::error!("{msg}");
+            crate::error!("{msg}");
             report(&msg);
             return Err(CtlError::new(ErrCode::Refused, &msg));
         }
@@ -66,7 +66,7 @@ impl Pid1 {
         // bounded; one that still does not clear keeps the old table.
         if !crate::sys::slot::quiesce(SLOT_PATIENCE) {
             let msg = "reload refused: a unit's start is stuck before its exec; try again";
-            log::error!("{msg}");
+            crate::error!("{msg}");
             report(msg);
             return Err(CtlError::new(ErrCode::Refused, msg));
         }
@@ -123,7 +123,7 @@ impl Pid1 {
                 ""
             }
         ));
-        log::info!("reload: {line}");
+        crate::info!("reload: {line}");
         report(&line);
         if errors > 0 {
             Err(CtlError::fmt(

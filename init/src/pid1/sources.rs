@@ -77,7 +77,7 @@ impl Pid1 {
                 } else if sig == signal::HUP {
                     let _ = self.reload(&mut |_| {});
                 } else {
-                    log::debug!("ignoring signal {sig}");
+                    crate::debug!("ignoring signal {sig}");
                 }
             }
         }

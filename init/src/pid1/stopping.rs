@@ -169,7 +169,7 @@ impl Pid1 {
         let first = e.drain.kills == 0;
         let result = if first {
             cg.kill(name)
-                .map_err(|err| log::warn!("{name}: {err}"))
+                .map_err(|err| crate::warn!("{name}: {err}"))
                 .ok()
         } else {
             cg.unit_dir(name)
@@ -182,7 +182,7 @@ impl Pid1 {
         };
         if let Some(Killed::EachPid { errno, pids }) = result {
             if first {
-                log::warn!("{name}: cgroup.kill: {errno}; SIGKILL to each of {pids} processes");
+                crate::warn!("{name}: cgroup.kill: {errno}; SIGKILL to each of {pids} processes");
             }
         }
         e.drain.kills = e.drain.kills.saturating_add(1);
@@ -248,7 +248,7 @@ impl Pid1 {
                 .and_then(|cg| cg.pids_current(name))
                 .unwrap_or(0);
             if kills >= KILL_TRIES {
-                log::error!(
+                crate::error!(
                     "{name}: processes survived {kills} kills (pids.current {left}); giving up on them"
                 );
                 self.end_drain(u);
@@ -258,7 +258,7 @@ impl Pid1 {
                 continue;
             }
             if kills > 0 {
-                log::warn!(
+                crate::warn!(
                     "{name}: processes survived the kill (pids.current {left}); killing each again ({} of {KILL_TRIES})",
                     kills.saturating_add(1)
                 );
@@ -365,20 +365,20 @@ impl Pid1 {
         if t >= deadline {
             for s in self.sup.slots() {
                 if !matches!(s.rt.phase, Phase::Stopped | Phase::Failed | Phase::Exited) {
-                    log::error!(
+                    crate::error!(
                         "shutdown: {} still {:?} at the shutdown deadline",
                         s.def.name,
                         s.rt.phase
                     );
                 }
             }
-            log::error!("shutdown: deadline passed; going on without them");
+            crate::error!("shutdown: deadline passed; going on without them");
             self.finish_now(self.finish_pending.unwrap_or(kind));
         }
     }
 
     fn finish_now(&mut self, kind: ShutdownKind) -> ! {
-        log::info!("all units stopped; {kind:?}");
+        crate::info!("all units stopped; {kind:?}");
         let _ = crate::kmsg::console_flush();
         shutdown::finish(
             kind,

@@ -15,7 +15,7 @@ impl Pid1 {
         let dev = opt.device.as_str();
         match Watchdog::open(dev, opt.timeout_s) {
             Ok(w) => {
-                log::info!(
+                crate::info!(
                     "watchdog {dev}: armed, timeout {} s, fed every {} ms",
                     w.timeout_s,
                     w.period()
@@ -23,8 +23,8 @@ impl Pid1 {
                 self.watchdog_next = Some(now().saturating_add(w.period()));
                 self.watchdog = Some(w);
             }
-            Err(Errno::NOENT) => log::info!("watchdog {dev}: absent, not armed"),
-            Err(e) => log::error!("watchdog {dev}: {e}; not armed"),
+            Err(Errno::NOENT) => crate::info!("watchdog {dev}: absent, not armed"),
+            Err(e) => crate::error!("watchdog {dev}: {e}; not armed"),
         }
     }
 
@@ -47,7 +47,7 @@ impl Pid1 {
                 "[FAILED] {name}: critical unit failed; the watchdog is no longer fed, the board resets within {} s",
                 w.timeout_s
             ));
-            log::error!("{name}: critical unit failed; watchdog no longer fed");
+            crate::error!("{name}: critical unit failed; watchdog no longer fed");
             self.watchdog_next = None;
             return;
         }

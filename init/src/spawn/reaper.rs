@@ -63,7 +63,7 @@ pub fn open_exe() {
         Ok(fd) => {
             EXE.fill(fd);
         }
-        Err(e) => log::warn!("/proc/self/exe: {e}; namespace reapers stay forks of PID 1"),
+        Err(e) => crate::warn!("/proc/self/exe: {e}; namespace reapers stay forks of PID 1"),
     }
 }
 

@@ -301,7 +301,7 @@ fn enter_root(root: &str, def: &UnitDef, pid_ns: bool) -> Result<(), Failure> {
     // Which way the unit's root was entered (`wren.debug`); the log
     // writes one line to the /dev/kmsg fd PID 1 already holds, from a
     // fixed buffer, so it is safe here.
-    log::debug!("{}: root {root}: {}", def.name, how.as_str());
+    crate::debug!("{}: root {root}: {}", def.name, how.as_str());
     Ok(())
 }
 

@@ -44,7 +44,7 @@ pub fn open_null() {
         Ok(fd) => {
             NULL.fill(fd);
         }
-        Err(e) => log::warn!("/dev/null: {e}; each unit's start opens it"),
+        Err(e) => crate::warn!("/dev/null: {e}; each unit's start opens it"),
     }
 }
 

@@ -73,7 +73,7 @@ impl Pid1 {
         let (format, version) = match refused {
             Ok(v) => v,
             Err(e) => {
-                log::error!("reexec {path} refused: {e}");
+                crate::error!("reexec {path} refused: {e}");
                 kmsg::console_line(format_args!("[FAILED] reexec {path} refused: {e}"));
                 let reply = Reply::Error(CtlError::fmt(
                     ErrCode::Refused,
@@ -105,7 +105,7 @@ impl Pid1 {
             }
         };
         if format != state_format() {
-            log::warn!(
+            crate::warn!(
                 "reexec {path}: it reads state format {format}, this is {}: it will adopt the running units",
                 state_format()
             );
@@ -113,7 +113,7 @@ impl Pid1 {
         kmsg::console_line(format_args!(
             "[ INFO ] re-executing {path} (wren {version}, state format {format})"
         ));
-        log::info!("re-executing {path}");
+        crate::info!("re-executing {path}");
         if let Some(srv) = self.control.as_mut() {
             srv.answer(id, &Reply::Ok, t);
         }
@@ -126,7 +126,7 @@ impl Pid1 {
         let err = exec_self(path, &state);
         // Still here: the exec failed after the handshake worked (the file
         // changed under us?). Carry on as before.
-        log::error!("reexec {path}: execve: {err}");
+        crate::error!("reexec {path}: execve: {err}");
         kmsg::console_line(format_args!(
             "[FAILED] reexec {path}: execve: {err}; init keeps running"
         ));
@@ -252,10 +252,10 @@ impl Pid1 {
             .map_err(std::io::Error::from)
             .and_then(|_| read_all(std::fs::File::from(fd), &mut bytes));
         if let Err(e) = read {
-            log::error!("handover: cannot read the state: {e}");
+            crate::error!("handover: cannot read the state: {e}");
         }
         let Some(parsed) = handover::parse_hints(&bytes) else {
-            log::error!("handover: not a wren state; adopting from the cgroup tree");
+            crate::error!("handover: not a wren state; adopting from the cgroup tree");
             self.adopt(opts, &[], 0);
             return;
         };
@@ -270,7 +270,7 @@ impl Pid1 {
             }
         }
         if parsed.format != state_format() {
-            log::warn!(
+            crate::warn!(
                 "handover: state format {}, this build reads {}; adopting the running units",
                 parsed.format,
                 state_format()
@@ -282,7 +282,7 @@ impl Pid1 {
         match decode(parsed.rest) {
             Some((header, units)) => self.take_over(header, units),
             None => {
-                log::error!("handover: the state is damaged; adopting the running units");
+                crate::error!("handover: the state is damaged; adopting the running units");
                 self.reexecs = parsed.reexecs;
                 self.adopt(opts, &parsed.hints, parsed.format);
             }
@@ -330,7 +330,7 @@ impl Pid1 {
         kmsg::console_line(format_args!(
             "[  OK  ] wren {VERSION} took over as PID 1 ({n} running units handed over)"
         ));
-        log::info!("took over as PID 1: {n} running units handed over");
+        crate::info!("took over as PID 1: {n} running units handed over");
     }
 
     /// `units/NAME` is there (a running unit's, handed over or adopted),
@@ -384,7 +384,7 @@ impl Pid1 {
                 let mut pids = heapless::Vec::new();
                 cgroup_pids(name, &mut pids);
                 if self.sup.index_by(&by_name, name).is_none() && !pids.is_empty() {
-                    log::warn!("{name}: running without a unit file; left alone");
+                    crate::warn!("{name}: running without a unit file; left alone");
                     kmsg::console_line(format_args!(
                         "[ WARN ] {name}: running without a unit file, left alone"
                     ));
@@ -401,7 +401,7 @@ impl Pid1 {
         kmsg::console_line(format_args!(
             "[ WARN ] wren {VERSION} cannot read state format {format}: adopted {n} running units from the cgroup tree"
         ));
-        log::warn!("adopted {n} running units (state format {format} not readable)");
+        crate::warn!("adopted {n} running units (state format {format} not readable)");
     }
 
     /// After the loop is set up: watch the units' fds again, and serve
@@ -411,7 +411,7 @@ impl Pid1 {
         if let Some(srv) = self.control.as_mut() {
             for (fd, name, pos) in followers {
                 if !srv.adopt_follower(fd, name.clone(), pos) {
-                    log::warn!("log -f follower of {name} not kept: no free client slot");
+                    crate::warn!("log -f follower of {name} not kept: no free client slot");
                 }
             }
         }
