@@ -18,7 +18,8 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use std::os::fd::BorrowedFd;
 
 use heapless::String;
-use log::{Level, LevelFilter, Log, Metadata, Record};
+pub use log::Level;
+use log::{LevelFilter, Log, Metadata, Record};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
@@ -147,11 +148,13 @@ fn emit_bytes(fd: BorrowedFd<'_>, line: &[u8]) {
 /// path for each call site (a 24-byte `Location` and the code that passes
 /// it: some 50 bytes of the binary a site, a hundred sites) that wren's
 /// logger never prints. `debug!` evaluates its arguments only when debug
-/// records are kept, as `crate::debug!` does; the others are always kept.
+/// records are kept, as `log::debug!` does; the others are always kept.
+/// (Paths through `$crate`: a crate calling them needs no `log` of its
+/// own.)
 #[macro_export]
 macro_rules! error {
     ($($arg:tt)+) => {
-        $crate::kmsg::record(::log::Level::Error, format_args!($($arg)+))
+        $crate::kmsg::record($crate::kmsg::Level::Error, ::core::format_args!($($arg)+))
     };
 }
 
@@ -159,7 +162,7 @@ macro_rules! error {
 #[macro_export]
 macro_rules! warn {
     ($($arg:tt)+) => {
-        $crate::kmsg::record(::log::Level::Warn, format_args!($($arg)+))
+        $crate::kmsg::record($crate::kmsg::Level::Warn, ::core::format_args!($($arg)+))
     };
 }
 
@@ -167,7 +170,7 @@ macro_rules! warn {
 #[macro_export]
 macro_rules! info {
     ($($arg:tt)+) => {
-        $crate::kmsg::record(::log::Level::Info, format_args!($($arg)+))
+        $crate::kmsg::record($crate::kmsg::Level::Info, ::core::format_args!($($arg)+))
     };
 }
 
@@ -175,10 +178,15 @@ macro_rules! info {
 #[macro_export]
 macro_rules! debug {
     ($($arg:tt)+) => {
-        if ::log::Level::Debug <= ::log::max_level() {
-            $crate::kmsg::record(::log::Level::Debug, format_args!($($arg)+))
+        if $crate::kmsg::debug_kept() {
+            $crate::kmsg::record($crate::kmsg::Level::Debug, ::core::format_args!($($arg)+))
         }
     };
+}
+
+/// Debug records are kept (`wren.debug`).
+pub fn debug_kept() -> bool {
+    Level::Debug <= log::max_level()
 }
 
 /// One record of wren's own to the `log` logger, at `level` if that is
