@@ -35,13 +35,14 @@ const SIGINFO_LEN: usize = 128;
 /// Signals one read of the signalfd takes.
 pub(super) const SIGNALS_PER_READ: usize = 4;
 
-/// One read of the signalfd: the signals it took (their count), and
-/// whether more may be pending. A read shorter than its buffer took every
-/// pending signal, so a wake-up for one SIGCHLD costs one read, not a
-/// second one to hear EAGAIN (a system call in every restart's window).
+/// One read of the signalfd: the signals it took, each with the pid that
+/// sent it (`ssi_pid`: for SIGCHLD, the child), their count, and whether
+/// more may be pending. A read shorter than its buffer took every pending
+/// signal, so a wake-up for one SIGCHLD costs one read, not a second one
+/// to hear EAGAIN (a system call in every restart's window).
 pub(super) fn read_signals(
     fd: BorrowedFd<'_>,
-    sigs: &mut [i32; SIGNALS_PER_READ],
+    sigs: &mut [(i32, u32); SIGNALS_PER_READ],
 ) -> (usize, bool) {
     let mut buf = [0u8; SIGINFO_LEN * SIGNALS_PER_READ];
     let Ok(n) = rustix::io::read(fd, &mut buf) else {
@@ -50,8 +51,14 @@ pub(super) fn read_signals(
     let mut count = 0;
     let infos = buf.get(..n).unwrap_or(&[]).chunks_exact(SIGINFO_LEN);
     for (info, sig) in infos.zip(sigs.iter_mut()) {
-        if let Some(b) = info.first_chunk::<4>() {
-            *sig = i32::from_ne_bytes(*b);
+        // struct signalfd_siginfo: ssi_signo at 0, ssi_pid at 12.
+        let signo = info.first_chunk::<4>().map(|b| i32::from_ne_bytes(*b));
+        let pid = info
+            .get(12..16)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u32::from_ne_bytes);
+        if let Some(signo) = signo {
+            *sig = (signo, pid);
             count += 1;
         }
     }
@@ -61,19 +68,22 @@ pub(super) fn read_signals(
 impl Pid1 {
     pub(super) fn on_signals(&mut self) {
         let mut reap = false;
+        // The child whose end sent the (first) SIGCHLD: looked at first.
+        let mut ended = None;
         let mut more = true;
         while more {
             let Some(fd) = self.sigfd.as_ref() else {
                 break;
             };
-            let mut sigs = [0; SIGNALS_PER_READ];
+            let mut sigs = [(0, 0); SIGNALS_PER_READ];
             let n;
             (n, more) = read_signals(fd.as_fd(), &mut sigs);
-            for &sig in sigs.iter().take(n) {
+            for &(sig, pid) in sigs.iter().take(n) {
                 if let Some(kind) = ShutdownKind::for_signal(sig) {
                     self.feed(Event::Shutdown(kind));
                 } else if sig == SIGCHLD {
                     reap = true;
+                    ended = ended.or(Some(pid));
                 } else if sig == signal::HUP {
                     let _ = self.reload(&mut |_| {});
                 } else {
@@ -84,11 +94,17 @@ impl Pid1 {
         // Reap after the signals: SIGCHLD coalesces, so drain every child
         // that has exited, adopted orphans included.
         if reap {
-            self.reap();
+            self.reap(ended);
         }
     }
 
-    pub(super) fn reap(&mut self) {
+    /// `hint`: a child that sent SIGCHLD, looked at first by its pid
+    /// (`ended_child_of`), so that its end (a unit's, to restart) is
+    /// stepped before the walk over all of PID 1's children that finds the
+    /// others: that walk is then out of the restart's window. A hint that
+    /// has not ended (a stop, a pid already reaped) costs one call.
+    pub(super) fn reap(&mut self, hint: Option<u32>) {
+        let mut hint = hint;
         // Who ended, the zombie kept (`ended_child`): it is released after
         // the step its end leads to, so that a restart's clone3 and the new
         // run's exec come before the kernel's release of the old task (its
@@ -98,7 +114,11 @@ impl Pid1 {
         // but it keeps its charge against the cgroup's `pids.max` until
         // released, so a unit with that limit has it released first (its
         // restart's clone3 would be refused with the limit reached).
-        while let Some((pid, end)) = crate::sys::raw::ended_child() {
+        while let Some((pid, end)) = hint
+            .take()
+            .and_then(crate::sys::raw::ended_child_of)
+            .or_else(crate::sys::raw::ended_child)
+        {
             let exit = match end {
                 Ok(code) => Exit::code(code),
                 Err(sig) => Exit::signal(sig),

@@ -104,6 +104,19 @@ pub(super) unsafe fn syscall6(nr: libc::c_long, a: [usize; 6]) -> Result<usize, 
 /// for a kill. None when no child has ended (or none is left). rustix's
 /// `waitid` does not say the pid.
 pub fn ended_child() -> Option<(u32, Result<i32, i32>)> {
+    ended(libc::P_ALL, 0)
+}
+
+/// `ended_child` for child `pid` only (`P_PID`): the kernel looks at that
+/// task, where `P_ALL` walks every child of PID 1 (one or two a unit:
+/// 29 µs of a restart at 1,000 units on the icount clock). None when it
+/// has not ended, or is not a child.
+pub fn ended_child_of(pid: u32) -> Option<(u32, Result<i32, i32>)> {
+    let id = usize::try_from(pid).ok().filter(|&p| p != 0)?;
+    ended(libc::P_PID, id)
+}
+
+fn ended(idtype: libc::idtype_t, id: usize) -> Option<(u32, Result<i32, i32>)> {
     let mut info = core::mem::MaybeUninit::<libc::siginfo_t>::zeroed();
     let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
     // SAFETY: `info` is a siginfo_t, writable for the call; the rusage
@@ -112,8 +125,8 @@ pub fn ended_child() -> Option<(u32, Result<i32, i32>)> {
         syscall6(
             libc::SYS_waitid,
             [
-                libc::P_ALL as usize,
-                0,
+                idtype as usize,
+                id,
                 info.as_mut_ptr() as usize,
                 flags as usize,
                 0,
@@ -202,6 +215,48 @@ mod tests {
             );
             bad |= i32::from(ended(b) != Some(Err(libc::SIGKILL))) << 5;
             bad |= i32::from(!reap(b)) << 6;
+            exit(bad)
+        })
+        .unwrap();
+        assert_eq!(crate::testutil::wait_exit(outer), Some(0));
+    }
+
+    /// `ended_child_of` names only the child asked for, once it has ended,
+    /// and leaves it waitable; a running child, another that ended, pid 0
+    /// and a pid that is not a child give nothing.
+    #[test]
+    fn an_ended_child_is_found_by_its_pid_alone() {
+        use crate::sys::clone::{clone_into, exit};
+        use crate::unit::Namespaces;
+        use rustix::process::{waitpid, Pid, WaitOptions};
+        let outer = clone_into(Namespaces(0), None, || {
+            let mut bad = 0;
+            let Ok(slow) = clone_into(Namespaces(0), None, || {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                exit(0)
+            }) else {
+                exit(64)
+            };
+            let Ok(a) = clone_into(Namespaces(0), None, || exit(3)) else {
+                exit(64)
+            };
+            let mut found = None;
+            for _ in 0..2000 {
+                found = ended_child_of(a);
+                if found.is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            bad |= i32::from(found != Some((a, Ok(3))));
+            bad |= i32::from(ended_child_of(a) != Some((a, Ok(3)))) << 1; // still there
+            bad |= i32::from(ended_child_of(slow).is_some()) << 2; // running
+            bad |= i32::from(ended_child_of(0).is_some()) << 3;
+            bad |= i32::from(ended_child_of(1).is_some()) << 4; // not a child
+            let p = Pid::from_raw(a as i32).unwrap();
+            let reaped = waitpid(Some(p), WaitOptions::NOHANG).ok().flatten();
+            bad |= i32::from(reaped.is_none()) << 5;
+            bad |= i32::from(ended_child_of(a).is_some()) << 6; // gone
             exit(bad)
         })
         .unwrap();
