@@ -647,7 +647,8 @@ mod tests {
             let mut got = [(0, 0); SIGNALS_PER_READ];
             raise(&all[..1]);
             assert_eq!(read_signals(sfd.as_fd(), &mut got), (1, false));
-            // raise(3) is kill(getpid(), ...) by a thread: the sender is us.
+            // raise(3) is a tgkill of this thread: the sender is this
+            // process.
             assert_eq!(got[0], (Signal::SIGUSR1 as i32, std::process::id()));
             raise(&all);
             assert_eq!(read_signals(sfd.as_fd(), &mut got), (4, true));

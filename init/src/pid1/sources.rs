@@ -20,7 +20,8 @@ const READ_BUDGET: usize = 16;
 /// default pipe's whole capacity (64 KiB; what a service that enlarged
 /// its pipe with F_SETPIPE_SZ left beyond that is dropped, as before).
 pub(super) const DRAIN_READS: usize = 64;
-/// Release (reap) the zombie `ended_child` named. It cannot fail: the
+/// Release (reap) the zombie `ended_child` or `ended_child_of` named. It
+/// cannot fail: the
 /// kernel has just said this child is waitable, and nothing else in PID 1
 /// waits; were it to, the next look would find it again, so `reap` stops
 /// there.
