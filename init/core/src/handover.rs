@@ -87,9 +87,9 @@ pub struct UnitState<'a> {
 /// keeps none since the eighteenth round (only the loader's checks read
 /// them), so zeros go, for an older binary reading this same format, which
 /// wants as many as there are names and keeps them for nothing. A
-/// definition that
-/// would not come back equal is refused when written (the re-exec fails,
-/// the running PID 1 goes on) rather than changed on the way.
+/// definition that would not come back equal is refused when written (the
+/// re-exec fails, the running PID 1 goes on) rather than changed on the
+/// way.
 mod def_text {
     use crate::unit::{parse, render, UnitDef};
     use crate::vocab::AFTER_MAX;

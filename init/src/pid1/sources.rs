@@ -21,10 +21,9 @@ const READ_BUDGET: usize = 16;
 /// its pipe with F_SETPIPE_SZ left beyond that is dropped, as before).
 pub(super) const DRAIN_READS: usize = 64;
 /// Release (reap) the zombie `ended_child` or `ended_child_of` named. It
-/// cannot fail: the
-/// kernel has just said this child is waitable, and nothing else in PID 1
-/// waits; were it to, the next look would find it again, so `reap` stops
-/// there.
+/// cannot fail: the kernel has just said this child is waitable, and
+/// nothing else in PID 1 waits; were it to, the next look would find it
+/// again, so `reap` stops there.
 fn release(pid: u32) -> bool {
     rustix::process::Pid::from_raw(pid as i32)
         .and_then(|p| waitpid(Some(p), WaitOptions::NOHANG).ok().flatten())
@@ -104,8 +103,7 @@ impl Pid1 {
     /// stepped before the walk over all of PID 1's children that finds the
     /// others: that walk is then out of the restart's window. A hint that
     /// has not ended (a stop, a pid already reaped) costs one call.
-    pub(super) fn reap(&mut self, hint: Option<u32>) {
-        let mut hint = hint;
+    pub(super) fn reap(&mut self, mut hint: Option<u32>) {
         // Who ended, the zombie kept (`ended_child`): it is released after
         // the step its end leads to, so that a restart's clone3 and the new
         // run's exec come before the kernel's release of the old task (its
