@@ -99,6 +99,7 @@ impl Pid1 {
             }
         }
         self.mark_pending();
+        super::executor::refused(&out);
         for a in out.iter() {
             self.perform(*a);
         }

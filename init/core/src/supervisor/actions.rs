@@ -3,8 +3,9 @@
 
 use super::Action;
 
-/// Actions one step can emit for a table of `units` units: a few per unit
-/// at most (spawn, kill, announce), plus the finish.
+/// Actions one step can emit for a table of `units` units: four per unit
+/// at most (a tick's good verdict, then its watchdog's kill, line and
+/// restart), plus the finish. The core's random walks check the bound.
 pub const fn max_actions(units: usize) -> usize {
     4 * units + 4
 }
@@ -12,10 +13,13 @@ pub const fn max_actions(units: usize) -> usize {
 /// The actions of one step, in a buffer sized when the table is (boot,
 /// reload: `for_units`) and never grown: a push past its capacity is
 /// refused, as a full `heapless::Vec` refuses it, so a step allocates
-/// nothing.
+/// nothing. A refusal is counted (`refused`), for PID 1 to report: a
+/// lost action is a unit that never starts or is never stopped, so the
+/// bound must hold, and the core's random walks check that it does.
 #[derive(Debug, Default)]
 pub struct Actions {
     v: std::vec::Vec<Action>,
+    refused: u32,
 }
 
 impl Actions {
@@ -29,6 +33,7 @@ impl Actions {
     pub fn for_units(units: usize) -> Self {
         Actions {
             v: std::vec::Vec::with_capacity(max_actions(units)),
+            refused: 0,
         }
     }
 
@@ -39,17 +44,25 @@ impl Actions {
         self.v.reserve_exact(want.saturating_sub(self.v.len()));
     }
 
-    pub fn push(&mut self, a: Action) -> Result<(), Action> {
+    /// `a` at the end, or counted as refused when the buffer is full.
+    pub fn push(&mut self, a: Action) {
         if self.v.len() < self.v.capacity() {
             self.v.push(a);
-            Ok(())
         } else {
-            Err(a)
+            self.refused = self.refused.saturating_add(1);
         }
     }
 
+    /// Empty, the refusals forgotten.
     pub fn clear(&mut self) {
         self.v.clear();
+        self.refused = 0;
+    }
+
+    /// Pushes refused since the last `clear` (0 unless the bound of
+    /// `max_actions` is wrong).
+    pub fn refused(&self) -> u32 {
+        self.refused
     }
 
     pub fn capacity(&self) -> usize {

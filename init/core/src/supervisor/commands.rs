@@ -76,14 +76,14 @@ impl Supervisor {
             }
             Phase::Exited => {
                 s.rt.phase = Phase::Stopped;
-                let _ = out.push(Action::KillCgroup(unit));
+                out.push(Action::KillCgroup(unit));
                 note(s, unit, Note::Stopped, out);
             }
             Phase::Starting | Phase::Running if s.rt.pid != 0 => {
                 s.rt.phase = Phase::Stopping;
                 s.rt.deadline = due(now.saturating_add(s.def.stop_timeout));
                 self.timed.set(true);
-                let _ = out.push(Action::Signal {
+                out.push(Action::Signal {
                     unit,
                     pid: s.rt.pid,
                     sig: s.def.stop_signal,

@@ -565,7 +565,7 @@ fn cover(r: &core::ops::Range<usize>, i: usize) -> core::ops::Range<usize> {
 
 fn note(s: &mut Slot, unit: u16, n: Note, out: &mut Actions) {
     s.rt.last_note = Some(n);
-    let _ = out.push(Action::Announce(unit, n));
+    out.push(Action::Announce(unit, n));
 }
 
 mod actions;
@@ -588,5 +588,7 @@ pub use reload::ReloadSummary;
 mod table_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod walk_tests;
 #[cfg(test)]
 mod watchdog_tests;

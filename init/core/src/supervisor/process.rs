@@ -70,7 +70,14 @@ impl Supervisor {
     }
 
     pub(super) fn on_tick(&mut self, now: Millis, out: &mut Actions) {
+        // Deadlines before watchdogs: a watchdog's failure may set a
+        // deadline due now (a unit on probation waits for its verdict's
+        // revert: `schedule_restart`), which this tick must not take.
+        self.deadlines_passed(now, out);
         self.watchdogs_expired(now, out);
+    }
+
+    fn deadlines_passed(&mut self, now: Millis, out: &mut Actions) {
         for i in 0..self.units.len() {
             let Some(s) = self.units.get_mut(i) else {
                 break;
@@ -89,7 +96,7 @@ impl Supervisor {
                 Phase::Stopping => {
                     // The stop signal was not enough: nothing in the
                     // cgroup survives this.
-                    let _ = out.push(Action::KillCgroup(unit));
+                    out.push(Action::KillCgroup(unit));
                 }
                 Phase::Starting => self.start_timed_out(now, unit, out),
                 // A `ready = started` unit on probation stayed up.
@@ -106,7 +113,7 @@ impl Supervisor {
             return;
         };
         s.rt.pid = 0;
-        let _ = out.push(Action::KillCgroup(unit));
+        out.push(Action::KillCgroup(unit));
         let failure = self.fail(now, unit, out);
         if let Some(s) = self.units.get_mut(usize::from(unit)) {
             // At the start limit, that is what was announced.
@@ -137,7 +144,7 @@ impl Supervisor {
             s.rt.watchdog_at = None;
             s.rt.pid = 0;
             let unit = i as u16;
-            let _ = out.push(Action::KillCgroup(unit));
+            out.push(Action::KillCgroup(unit));
             let failure = self.fail(now, unit, out);
             if let Some(s) = self.units.get_mut(i) {
                 if let Some(restart_in) = failure.restart_in() {
@@ -171,7 +178,7 @@ impl Supervisor {
         s.rt.pid = 0;
         s.rt.last_exit = Some(exit);
         s.rt.deadline = None;
-        let _ = out.push(Action::KillCgroup(unit));
+        out.push(Action::KillCgroup(unit));
         match s.rt.phase {
             Phase::Stopping => {
                 s.rt.phase = Phase::Stopped;
@@ -271,6 +278,9 @@ impl Supervisor {
     /// waits again and this step's settling spawns it (no timer turn of
     /// pid1's loop). Later ones in a row still go through Backoff, so a
     /// unit that dies at once cannot keep pid1 in one wake-up for ever.
+    /// Nor does a unit on probation, whose bad verdict comes in this same
+    /// step: PID 1's revert starts the good definition, and a start of
+    /// this step's own would be a second one.
     fn schedule_restart(&mut self, now: Millis, unit: u16) -> Option<Millis> {
         let s = self.units.get_mut(usize::from(unit))?;
         let up = now.saturating_sub(s.rt.spawned_at);
@@ -278,7 +288,7 @@ impl Supervisor {
             s.rt.streak = 0;
         }
         let delay = backoff_delay(s.def.restart_delay, s.def.restart_delay_max, s.rt.streak);
-        let now_due = delay == 0 && s.rt.streak == 0;
+        let now_due = delay == 0 && s.rt.streak == 0 && !s.rt.probation;
         s.rt.streak = s.rt.streak.saturating_add(1);
         if now_due {
             s.rt.phase = Phase::Waiting;
@@ -298,7 +308,7 @@ impl Supervisor {
 pub(super) fn judge(s: &mut Slot, unit: u16, good: bool, out: &mut Actions) {
     if s.rt.probation {
         s.rt.probation = false;
-        let _ = out.push(Action::Verdict { unit, good });
+        out.push(Action::Verdict { unit, good });
     }
 }
 

@@ -76,7 +76,7 @@ impl Supervisor {
                         }
                         Phase::Exited | Phase::Stopped | Phase::Failed | Phase::Backoff => {
                             if s.rt.phase == Phase::Exited {
-                                let _ = out.push(Action::KillCgroup(i));
+                                out.push(Action::KillCgroup(i));
                             }
                             s.rt.phase = Phase::Waiting;
                             s.rt.deadline = None;

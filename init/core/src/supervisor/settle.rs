@@ -73,7 +73,7 @@ impl Supervisor {
                             s.rt.phase = Phase::Starting;
                             s.rt.pid = 0;
                         }
-                        let _ = out.push(Action::Spawn(i as u16));
+                        out.push(Action::Spawn(i as u16));
                     }
                     Deps::Failed(dep) => {
                         if let Some(s) = self.units.get_mut(i) {

@@ -69,7 +69,7 @@ impl Supervisor {
         if self.held == 0 {
             self.finished = true;
             if let Some(kind) = self.shutdown {
-                let _ = out.push(Action::Finish(kind));
+                out.push(Action::Finish(kind));
             }
         }
     }

@@ -977,6 +977,69 @@ fn a_bad_change_is_judged_and_reverted() {
     }
 }
 
+/// With `restart_delay = 0` a failed start is restarted in its own step,
+/// but not on probation: PID 1 performs the bad verdict (`revert`, which
+/// starts the good definition) before the step's later actions, so a
+/// spawn in the same step would start the unit twice, the first start
+/// then killed by the second.
+#[test]
+fn a_bad_change_with_no_restart_delay_starts_once_on_the_good_definition() {
+    for how in ["spawn", "exit", "timeout"] {
+        let mut web = notify("web");
+        web.restart_delay = 0;
+        let mut r = Rig::new(vec![web.clone()]);
+        r.ev(Event::Boot);
+        let u = r.idx("web");
+        r.ev(Event::Ready { unit: u });
+        let good = r.sup.slot(u).unwrap().def.clone();
+        let mut bad = web.clone();
+        bad.description.push_str("bad").unwrap();
+        reload(&mut r, vec![bad], &[]);
+        // The old process's stop; the new definition's start not answered
+        // yet.
+        let pid = r.pid("web");
+        let mut out = Actions::new();
+        let exit = Exit::Signal(15);
+        r.sup.step(r.now, Event::Exited { pid, exit }, &mut out);
+        assert!(out.contains(&Action::Spawn(u)), "{how}");
+        let ev = match how {
+            "spawn" => Event::SpawnFailed { unit: u },
+            "exit" => {
+                r.ev(Event::spawned(u, 500));
+                Event::Exited {
+                    pid: 500,
+                    exit: Exit::Code(1),
+                }
+            }
+            _ => {
+                r.ev(Event::spawned(u, 500));
+                r.now = r.sup.next_deadline().unwrap();
+                Event::Tick
+            }
+        };
+        // The step and its actions in PID 1's order, the verdict's revert
+        // in place.
+        let mut out = Actions::new();
+        r.sup.step(r.now, ev, &mut out);
+        let mut spawns = 0;
+        for a in out.iter() {
+            match *a {
+                Action::Spawn(s) if s == u => spawns += 1,
+                Action::Verdict { unit, good: false } => {
+                    let mut gate = Actions::new();
+                    r.sup.revert(r.now, unit, Some(good.clone()), &mut gate);
+                    assert_eq!(gate.as_slice(), &[Action::Spawn(u)], "{how}");
+                    spawns += 1;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(spawns, 1, "{how}: {out:?}");
+        assert_eq!(r.sup.slot(u).unwrap().def, good, "{how}");
+        assert_eq!(r.state("web"), State::Starting, "{how}");
+    }
+}
+
 #[test]
 fn started_units_are_judged_after_the_hold_and_new_bad_units_stop() {
     let mut r = Rig::new(vec![def("a")]);
