@@ -289,8 +289,22 @@ pub fn event_later(args: fmt::Arguments<'_>) {
     enqueue(q, line.as_bytes());
 }
 
+/// Set in a child forked from PID 1 (`forked`).
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+/// Called first in a child forked from PID 1 that may log (a `root`
+/// unit's child logs how it entered its root): the backlogs it holds are
+/// copies of PID 1's, whose lines PID 1 writes itself, so the child
+/// leaves them alone and its own records go straight out.
+pub fn forked() {
+    FORKED.store(true, Ordering::Relaxed);
+}
+
 /// Write the waiting event records, one write(2) each.
 fn events_flush(fd: BorrowedFd<'_>) {
+    if FORKED.load(Ordering::Relaxed) {
+        return;
+    }
     if let Some(q) = lock(&EVENTS).as_deref_mut() {
         drain_records(q, |r| emit_bytes(fd, r));
     }

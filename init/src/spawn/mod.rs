@@ -243,6 +243,7 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
     // with the closure when clone_into returns, so that the child's copy is
     // the only one left and its exec (or exit) is seen as EOF.
     let pid = crate::sys::clone::clone_into(req.def.namespaces, req.cgroup, move || {
+        crate::kmsg::forked();
         if let Some(rd) = sync_rd {
             if let Err((s, e)) = privs::wait_for_user_map(rd) {
                 die(status_wr.as_fd(), fail(s, e));

@@ -124,4 +124,13 @@ fn disk_root_control_initramfs_unit_moves_and_chroots() {
         "{log}"
     );
     assert!(!log.contains("pivot_root, old root detached"), "{log}");
+    // `box`'s start logs from its forked child, which has a copy of
+    // PID 1's event lines not yet written (`aside`'s start, made just
+    // before: tests/units/diskroot/aside.unit): the child writes its own
+    // line only, PID 1 the others.
+    let log = vm.sh(
+        "dmesg | grep 'wren: aside: running (pid ' | sed 's/^\\[[^]]*\\] //'",
+        CMD,
+    );
+    assert_eq!(log.lines().count(), 1, "{log}");
 }
