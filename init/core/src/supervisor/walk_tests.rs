@@ -3,7 +3,8 @@
 //! of units and of strangers, commands, reloads, a bad verdict's
 //! revert, shutdown), checking after every step the bounds PID 1 sizes
 //! its buffers by. A refused action is a start or a stop lost for good,
-//! and no other test would notice one.
+//! and no other test would notice one. Each walk ends in a shutdown,
+//! which must come to its `Finish`.
 
 use super::*;
 use crate::unit::StartLimit;
@@ -130,10 +131,16 @@ impl Walk {
     }
 
     fn step(&mut self, ev: Event) {
+        let shutting = self.sup.shutting_down().is_some();
         let mut out = Actions::for_units(self.sup.len());
         self.sup.step(self.now, ev, &mut out);
         let mut spawns = std::vec![0usize; self.sup.len()];
         self.check(&out, &std::format!("{ev:?}"), &mut spawns);
+        // Nothing starts once a shutdown has begun.
+        assert!(
+            !shutting || !out.iter().any(|a| matches!(a, Action::Spawn(_))),
+            "{ev:?} in a shutdown: {out:?}"
+        );
         // A bad verdict: PID 1 puts the unit's old definition back (or
         // stops a new unit) as it comes to that action, before the
         // step's later ones: another step, with a buffer of its own.
@@ -240,6 +247,51 @@ impl Walk {
         }
     }
 
+    /// Shut down and answer as PID 1 would (starts, exits, timers)
+    /// until the supervisor says `Finish`: a shutdown always ends.
+    fn shut_down(&mut self) {
+        self.step(Event::Shutdown(ShutdownKind::Poweroff));
+        for _ in 0..100 {
+            if self.finished {
+                return;
+            }
+            while let Some(u) = self.pending.pop() {
+                let waited = self
+                    .sup
+                    .slot(u)
+                    .is_some_and(|s| s.rt.phase == Phase::Starting && s.rt.pid == 0);
+                if waited {
+                    self.next_pid += 1;
+                    self.step(Event::spawned(u, self.next_pid));
+                }
+            }
+            let pids: std::vec::Vec<u32> = self
+                .sup
+                .slots()
+                .map(|s| s.rt.pid)
+                .filter(|&p| p != 0)
+                .collect();
+            for pid in pids {
+                self.step(Event::Exited {
+                    pid,
+                    exit: Exit::Signal(15),
+                });
+            }
+            if let Some(t) = self.sup.next_deadline() {
+                self.now = t.max(self.now);
+            }
+            self.step(Event::Tick);
+        }
+        assert!(
+            self.finished,
+            "no Finish: {:?}",
+            self.sup
+                .slots()
+                .map(|s| s.rt.phase)
+                .collect::<std::vec::Vec<_>>()
+        );
+    }
+
     /// A reload: some units changed, some removed, some added.
     fn reload(&mut self, names: &[std::string::String]) {
         let mut defs = std::vec::Vec::new();
@@ -267,7 +319,7 @@ impl Walk {
 }
 
 #[test]
-fn random_walks_never_overflow_the_action_buffer_or_the_event_queue() {
+fn random_walks_keep_the_bounds_pid1_relies_on_and_always_shut_down() {
     let mut most = 0;
     let mut steps = 0;
     for seed in 1..=300u64 {
@@ -297,6 +349,9 @@ fn random_walks_never_overflow_the_action_buffer_or_the_event_queue() {
                 break;
             }
             w.one(&names);
+        }
+        if !w.finished {
+            w.shut_down();
         }
         most = most.max(w.most_per_unit);
         steps += w.steps;
