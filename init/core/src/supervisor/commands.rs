@@ -107,6 +107,22 @@ impl Supervisor {
 }
 
 impl Supervisor {
+    /// Units that gave up because `unit` failed (`DepFailed`) wait for it
+    /// again: its good definition is starting.
+    fn want_dependants_again(&mut self, unit: u16) {
+        for (i, s) in self.units.iter_mut().enumerate() {
+            let gave_up = s.rt.phase == Phase::Stopped
+                && !s.rt.want
+                && s.retired == Retired::No
+                && s.rt.last_note == Some(Note::DepFailed { dep: unit });
+            if gave_up {
+                s.rt.want = true;
+                s.rt.phase = Phase::Waiting;
+                self.waiting = cover(&self.waiting, i);
+            }
+        }
+    }
+
     /// After a bad verdict (the unit has no process: it is in backoff or
     /// failed): put `good` back and start it again, or, for a new unit
     /// with no good definition, stop it.
@@ -134,6 +150,7 @@ impl Supervisor {
                 // will not start again.
                 if self.shutdown.is_none() {
                     self.link_one(unit);
+                    self.want_dependants_again(unit);
                 }
             }
             None => {

@@ -252,6 +252,12 @@ impl Supervisor {
                 s.rt.deadline = None;
                 note(s, unit, Note::StartLimit, out);
                 let action = s.def.start_limit_action;
+                // Judged before the shutdown takes every unit off
+                // probation: PID 1 puts the good file back before the
+                // reboot, which would otherwise boot the bad one again.
+                if action != LimitAction::None {
+                    judge(s, unit, false, out);
+                }
                 match action {
                     LimitAction::None => {}
                     LimitAction::Reboot => self.begin_shutdown(ShutdownKind::Reboot),

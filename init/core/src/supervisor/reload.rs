@@ -18,6 +18,22 @@ pub struct ReloadSummary {
 }
 
 impl Supervisor {
+    /// Take back the leaving unit named as `def` (`Retired::No` again);
+    /// false when there is none.
+    fn revive(&mut self, def: &UnitDef) -> bool {
+        let back = self
+            .units
+            .iter_mut()
+            .find(|s| s.retired == Retired::Leaving && s.def.name == def.name);
+        match back {
+            Some(s) => {
+                s.retired = Retired::No;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Apply a re-read unit directory: new units start, removed units stop
     /// (and leave the table once stopped), changed units restart on their
     /// new definition, unchanged units are not touched. A unit whose file
@@ -83,6 +99,26 @@ impl Supervisor {
                         }
                         Phase::Waiting => {}
                     }
+                }
+                // Removed by an earlier reload and still stopping: the
+                // same unit, kept in its slot (its cgroup is its name's:
+                // a second slot would share it, and the old run's kill
+                // hit the new one), started on this definition once
+                // stopped, on probation as a new unit.
+                None if self.leaving && self.revive(&def) => {
+                    let Some(i) = self.index(&def.name) else {
+                        continue;
+                    };
+                    mark(&mut seen, i);
+                    if let Some(s) = self.units.get_mut(usize::from(i)) {
+                        s.rt.failures = Failures::for_limit(def.seldom.start_limit);
+                        s.set_def(def);
+                        s.rt.want = true;
+                        s.rt.probation = true;
+                        s.rt.streak = 0;
+                        s.rt.restart_pending = true;
+                    }
+                    sum.added = sum.added.saturating_add(1);
                 }
                 None => match self.add(def) {
                     Ok(i) => {

@@ -79,6 +79,9 @@ impl Supervisor {
                         if let Some(s) = self.units.get_mut(i) {
                             s.rt.phase = Phase::Stopped;
                             s.rt.want = false;
+                            // Not judged (it did not run), but no longer
+                            // on probation: a reload waits for none.
+                            s.rt.probation = false;
                             note(s, i as u16, Note::DepFailed { dep }, out);
                         }
                         changed = true;

@@ -643,7 +643,8 @@ fn link_resolves_every_name_as_index_does() {
             .collect(),
     );
     r.ev(Event::Boot);
-    // "u0" leaves and comes back as a new unit in another slot.
+    // "u0" leaves and comes back while still stopping, as a new unit in
+    // its own slot.
     let old = r.idx("u0");
     let mut defs: std::vec::Vec<UnitDef> = r.sup.slots().map(|s| s.def.clone()).collect();
     defs.retain(|d| d.name != "u0");
@@ -666,7 +667,7 @@ fn link_resolves_every_name_as_index_does() {
     defs.push(back);
     let sum = reload(&mut r, defs, &[]);
     assert_eq!((sum.added, sum.unchanged, sum.changed), (1, 59, 0));
-    assert_ne!(r.idx("u0"), old);
+    assert_eq!(r.idx("u0"), old);
     by_index_by(&r);
     r.sup.link().unwrap();
     let mut checked = 0;
@@ -1038,6 +1039,110 @@ fn a_bad_change_with_no_restart_delay_starts_once_on_the_good_definition() {
         assert_eq!(r.sup.slot(u).unwrap().def, good, "{how}");
         assert_eq!(r.state("web"), State::Starting, "{how}");
     }
+}
+
+/// A changed unit whose first failure hits a start limit that reboots:
+/// the bad verdict comes before the shutdown takes every unit off
+/// probation, so PID 1 puts the good file back before the reboot (else
+/// the board boots the bad file again, and again).
+#[test]
+fn a_bad_change_that_hits_a_rebooting_start_limit_is_judged_first() {
+    let mut web = notify("web");
+    web.seldom.start_limit = Some(StartLimit {
+        count: 1,
+        window: 60_000,
+    });
+    web.start_limit_action = LimitAction::Reboot;
+    let mut r = Rig::new(vec![web.clone()]);
+    r.ev(Event::Boot);
+    let u = r.idx("web");
+    r.ev(Event::Ready { unit: u });
+    let mut bad = web.clone();
+    bad.description.push_str("bad").unwrap();
+    reload(&mut r, vec![bad], &[]);
+    r.exit("web", Exit::Signal(15));
+    let a = r.exit("web", Exit::Code(1));
+    assert_eq!(verdicts(&a), vec![(u, false)], "{a:?}");
+    assert_eq!(r.sup.shutting_down(), Some(ShutdownKind::Reboot));
+}
+
+/// A unit on probation whose dependency failed is not judged (it never
+/// ran), but its probation ends: a reload waiting for verdicts would
+/// otherwise wait for one that never comes.
+#[test]
+fn a_changed_unit_whose_dependency_failed_leaves_probation() {
+    let mut r = Rig::new(vec![oneshot("prep")]);
+    r.ev(Event::Boot);
+    r.exit("prep", Exit::Code(1));
+    assert_eq!(r.state("prep"), State::Failed);
+    reload(
+        &mut r,
+        vec![oneshot("prep"), after(notify("web"), &["prep"])],
+        &[],
+    );
+    assert_eq!(r.state("web"), State::Stopped);
+    assert!(!r.sup.on_probation());
+}
+
+/// A reload changes a oneshot and a unit after it; the oneshot's new
+/// definition fails, and its dependant gives up in the same step. The
+/// revert starts the oneshot's good definition again: its dependants
+/// wait for it again, and start once it has.
+#[test]
+fn dependants_of_a_reverted_unit_wait_for_it_again() {
+    let mut r = Rig::new(vec![oneshot("prep"), after(notify("web"), &["prep"])]);
+    r.ev(Event::Boot);
+    r.exit("prep", Exit::Code(0));
+    let (p, w) = (r.idx("prep"), r.idx("web"));
+    r.ev(Event::Ready { unit: w });
+    assert_eq!(r.state("web"), State::Running);
+    let good = r.sup.slot(p).unwrap().def.clone();
+    let mut prep2 = oneshot("prep");
+    prep2.description.push_str("v2").unwrap();
+    let mut web2 = after(notify("web"), &["prep"]);
+    web2.description.push_str("v2").unwrap();
+    reload(&mut r, vec![prep2, web2], &[]);
+    r.exit("web", Exit::Signal(15));
+    let a = r.exit("prep", Exit::Code(1));
+    assert_eq!(verdicts(&a), vec![(p, false)], "{a:?}");
+    assert_eq!(r.state("web"), State::Stopped);
+    let mut out = Actions::new();
+    let now = r.now;
+    r.sup.revert(now, p, Some(good), &mut out);
+    assert_eq!(out.as_slice(), &[Action::Spawn(p)]);
+    assert!(r.sup.slot(w).unwrap().rt.want);
+    assert_eq!(r.state("web"), State::Starting);
+    r.ev(Event::spawned(p, 900));
+    let a = r.ev(Event::Exited {
+        pid: 900,
+        exit: Exit::Code(0),
+    });
+    assert_eq!(r.spawned(&a), ["web"]);
+}
+
+/// A unit removed by a reload and given back by the next one while its
+/// old run is still stopping: the same unit, in the same slot (its
+/// cgroup is its name's), restarted on the new definition once stopped;
+/// a second slot with that name would share the cgroup, and the old
+/// run's kill would hit the new one.
+#[test]
+fn a_unit_given_back_while_still_stopping_keeps_its_slot() {
+    let mut slow = def("web");
+    slow.stop_timeout = 10_000;
+    let mut r = Rig::new(vec![slow.clone(), def("other")]);
+    r.ev(Event::Boot);
+    let u = r.idx("web");
+    reload(&mut r, vec![def("other")], &[]);
+    assert_eq!(r.sup.slot(u).unwrap().rt.phase, Phase::Stopping);
+    let mut back = slow.clone();
+    back.description.push_str("back").unwrap();
+    let sum = reload(&mut r, vec![back.clone(), def("other")], &[]);
+    assert_eq!(r.sup.index("web"), Some(u));
+    assert_eq!(r.sup.len(), 2, "{sum:?}");
+    assert_eq!(r.state("web"), State::Stopping);
+    let a = r.exit("web", Exit::Signal(15));
+    assert_eq!(r.spawned(&a), ["web"]);
+    assert_eq!(r.sup.slot(u).unwrap().def, back);
 }
 
 #[test]
