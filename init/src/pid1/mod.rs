@@ -527,7 +527,13 @@ fn begin() -> Box<Pid1> {
         p.watch_system_pressure(limit);
     }
     if let Some(w) = opts.watchdog.as_ref() {
-        p.arm_watchdog(w);
+        // After a re-exec with a critical unit failed, the device is not
+        // opened again (an open feeds it): the old PID 1 stopped feeding,
+        // and the board resets as it would have without the re-exec.
+        match p.critical_failed().filter(|_| resumed) {
+            Some(name) => crate::error!("{name}: critical unit failed; watchdog not armed again"),
+            None => p.arm_watchdog(w),
+        }
     }
     if resumed {
         p.rewatch();
@@ -680,6 +686,52 @@ mod tests {
         out.fit(p.sup.len());
         p.sup.step(t, ev, &mut out);
         out.as_slice().to_vec()
+    }
+
+    /// What the re-exec state does not carry refuses a re-exec: a start
+    /// between its clone and exec, a stop's processes still draining.
+    #[test]
+    fn a_reexec_is_refused_while_a_start_or_a_stop_is_under_way() {
+        let mut p = with_web();
+        assert_eq!(p.in_between(), None);
+        use rustix::event::epoll;
+        p.epoll = Some(epoll::create(epoll::CreateFlags::CLOEXEC).unwrap());
+        let flags = rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK;
+        let (status, _w) = rustix::pipe::pipe_with(flags).unwrap();
+        p.await_exec(0, crate::spawn::Pending { pid: 0, status });
+        let (name, what) = p.in_between().unwrap();
+        assert_eq!(name, "web");
+        assert!(what.starts_with("starting"), "{what}");
+
+        // Stopped, its main process gone, processes left in its cgroup:
+        // their kill is due at the end of stop_timeout.
+        let root = crate::testutil::TempDir::new("pid1-reexec-drain");
+        root.file("units/web/cgroup.events", "populated 1\nfrozen 0\n");
+        let mut p = with_web();
+        p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
+        p.signal_unit(0, 0, 15);
+        p.kill_cgroup(0);
+        let (_, what) = p.in_between().unwrap();
+        assert!(what.starts_with("stopping"), "{what}");
+        root.file("units/web/cgroup.events", "populated 0\nfrozen 0\n");
+        p.check_empty(0);
+        assert_eq!(p.in_between(), None);
+    }
+
+    /// A reload in a shutdown is refused, not answered with a summary of
+    /// nothing done.
+    #[test]
+    fn a_reload_is_refused_in_a_shutdown() {
+        let mut p = with_web();
+        step(
+            &mut p,
+            0,
+            Event::Shutdown(crate::vocab::ShutdownKind::Reboot),
+        );
+        let mut lines = vec![];
+        let r = p.reload(&mut |l| lines.push(l.to_string()));
+        assert_eq!(r.unwrap_err().code, crate::proto::ErrCode::Refused);
+        assert_eq!(lines, ["reload refused: shutting down; nothing changed"]);
     }
 
     /// The restart's grace is for a start after a death on one CPU: not

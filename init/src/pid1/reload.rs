@@ -16,6 +16,15 @@ const SLOT_PATIENCE: core::time::Duration = core::time::Duration::from_millis(50
 impl Pid1 {
     /// Re-read the unit directory and apply it (`initctl reload`, SIGHUP).
     pub(super) fn reload(&mut self, report: &mut dyn FnMut(&str)) -> Result<(), CtlError> {
+        // The supervisor applies nothing in a shutdown: said, rather than
+        // answered with a summary of nothing done (an update agent would
+        // take it for a reload that worked).
+        if self.sup.shutting_down().is_some() {
+            let msg = "reload refused: shutting down; nothing changed";
+            crate::error!("{msg}");
+            report(msg);
+            return Err(CtlError::new(ErrCode::Refused, msg));
+        }
         let dir = if self.units_dir.is_empty() {
             crate::vocab::DEFAULT_UNITS_DIR
         } else {

@@ -307,7 +307,7 @@ impl Pid1 {
 
     /// Ends the drain once `cgroup.events` says the cgroup is empty (or
     /// cannot be read: then nothing can tell, and nobody should wait).
-    fn check_empty(&mut self, u: u16) {
+    pub(super) fn check_empty(&mut self, u: u16) {
         let populated = match self
             .edges
             .get(usize::from(u))

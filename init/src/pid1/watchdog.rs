@@ -28,6 +28,14 @@ impl Pid1 {
         }
     }
 
+    /// A `critical` unit that has failed: the watchdog is fed no more.
+    pub(super) fn critical_failed(&self) -> Option<&str> {
+        self.sup
+            .slots()
+            .find(|s| s.def.critical && s.rt.phase == Phase::Failed)
+            .map(|s| s.def.name.as_str())
+    }
+
     /// Timer: feed when due, unless a critical unit has failed.
     pub(super) fn tend_watchdog(&mut self) {
         let t = now();
@@ -37,12 +45,7 @@ impl Pid1 {
         if next > t {
             return;
         }
-        let failed = self
-            .sup
-            .slots()
-            .find(|s| s.def.critical && s.rt.phase == Phase::Failed);
-        if let Some(s) = failed {
-            let name = s.def.name.as_str();
+        if let Some(name) = self.critical_failed() {
             kmsg::console_line(format_args!(
                 "[FAILED] {name}: critical unit failed; the watchdog is no longer fed, the board resets within {} s",
                 w.timeout_s

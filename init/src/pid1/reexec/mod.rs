@@ -66,6 +66,8 @@ impl Pid1 {
         let path = if path.is_empty() { DEFAULT_PATH } else { path };
         let refused = if self.sup.shutting_down().is_some() {
             Err(why(format_args!("shutting down")))
+        } else if let Some((name, what)) = self.in_between() {
+            Err(why(format_args!("{name} is {what}; try again")))
         } else {
             handshake(path)
         };
@@ -120,7 +122,13 @@ impl Pid1 {
         let _ = kmsg::console_flush();
         // The exec closes the watchdog without the magic close, so it stays
         // armed; fed now, the new PID 1 has a whole timeout to open it.
-        if let Some(w) = self.watchdog.as_ref() {
+        // Not once feeding has stopped (a critical unit failed): a re-exec
+        // must not buy the board another timeout.
+        if let Some(w) = self
+            .watchdog
+            .as_ref()
+            .filter(|_| self.watchdog_next.is_some())
+        {
             w.feed();
         }
         let err = exec_self(path, &state);
@@ -134,6 +142,24 @@ impl Pid1 {
         if let Some(srv) = self.control.as_ref() {
             srv.unkeep_followers();
         }
+    }
+
+    /// A unit in a state the re-exec state does not carry: a child
+    /// cloned and not yet exec'd (the new PID 1 would not know its pid,
+    /// and the unit would stay starting for ever), or processes of a stop
+    /// or kill still draining from its cgroup (their kill after
+    /// `stop_timeout` would be lost). Both last milliseconds to a
+    /// `stop_timeout`: the re-exec is refused until they are over.
+    pub(super) fn in_between(&self) -> Option<(&str, &'static str)> {
+        self.edges.iter().enumerate().find_map(|(i, e)| {
+            let what = match () {
+                _ if e.exec.is_some() => "starting (between its clone and its exec)",
+                _ if e.drain.active() => "stopping (processes left in its cgroup)",
+                _ => return None,
+            };
+            let name = self.sup.slot(i as u16)?.def.name.as_str();
+            Some((name, what))
+        })
     }
 
     /// `initctl status`'s last line.
