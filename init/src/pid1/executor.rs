@@ -108,6 +108,9 @@ impl Pid1 {
             // pipes go into the epoll set after the wait in place: on one
             // CPU the child runs to its exec first.
             Ok((p, ends)) => {
+                if self.cg.is_none() {
+                    self.note_pgid(u, p.pid);
+                }
                 if in_place {
                     if grace {
                         self.unwatch_log(u);

@@ -275,6 +275,11 @@ pub struct Pid1 {
     /// One per supervisor slot, at the same index.
     edges: Vec<Edge>,
     cg: Option<Cgroups>,
+    /// Without cgroups only (`cg` is None; else empty): each unit's last
+    /// run's process group, which a kill of the unit signals once, after
+    /// the supervisor has let go of the run's pid (a start timeout, an
+    /// exit with children left).
+    pgids: Vec<u32>,
     epoll: Option<OwnedFd>,
     sigfd: Option<SignalFd>,
     timer: Option<OwnedFd>,
@@ -334,6 +339,9 @@ impl Pid1 {
         self.actions.fit(n);
         if self.sup.on_probation() {
             self.gate_actions.fit(n);
+        }
+        if self.cg.is_none() {
+            self.pgids.resize(n, 0);
         }
         let q = event_queue(n);
         self.queue.reserve_exact(q.saturating_sub(self.queue.len()));
@@ -471,6 +479,7 @@ impl Pid1 {
         Pid1 {
             sup: Supervisor::new(),
             edges: Vec::new(),
+            pgids: Vec::new(),
             cg,
             epoll: None,
             sigfd: None,
@@ -716,6 +725,55 @@ mod tests {
         root.file("units/web/cgroup.events", "populated 0\nfrozen 0\n");
         p.check_empty(0);
         assert_eq!(p.in_between(), None);
+    }
+
+    /// Without cgroups a kill signals the run's process group even after
+    /// the supervisor let go of its pid: a start timeout's kill would
+    /// otherwise leave the run going beside the next.
+    #[test]
+    fn without_cgroups_a_start_timeout_kills_the_runs_process_group() {
+        use crate::supervisor::Action;
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let mut d = UnitDef::with_defaults("web");
+        d.exec.push("/bin/sleep").unwrap();
+        d.ready = crate::unit::Ready::Notify;
+        d.start_timeout = 100;
+        let mut p = Pid1::new(None, 0, false);
+        p.add_unit(d);
+        p.sup.link().unwrap();
+        assert!(p.cg.is_none());
+        p.fit_tables();
+        assert_eq!(step(&mut p, 0, Event::Boot), [Action::Spawn(0)]);
+        // As `start` notes it after the clone.
+        p.note_pgid(0, pid);
+        step(&mut p, 1, Event::spawned(0, pid));
+        let acts = step(&mut p, 200, Event::Tick);
+        assert!(acts.contains(&Action::KillCgroup(0)), "{acts:?}");
+        assert_eq!(p.sup.slot(0).unwrap().rt.pid, 0);
+        for a in acts {
+            if a == Action::KillCgroup(0) {
+                p.perform(a);
+            }
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the run was not killed");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9));
     }
 
     /// A reload in a shutdown is refused, not answered with a summary of

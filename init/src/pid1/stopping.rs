@@ -141,6 +141,20 @@ impl Pid1 {
         }
     }
 
+    /// Without cgroups: `pid`, the new run of unit `u`, leads its process
+    /// group (its child calls setsid first).
+    pub(super) fn note_pgid(&mut self, u: u16, pid: u32) {
+        let i = usize::from(u);
+        if self.pgids.len() <= i {
+            // The kernel refused cgroups after the boot (`start`): sized
+            // once, as at a reload.
+            self.pgids.resize(self.edges.len().max(i + 1), 0);
+        }
+        if let Some(g) = self.pgids.get_mut(i) {
+            *g = pid;
+        }
+    }
+
     /// SIGKILL to the cgroup now (first `cgroup.kill`, then pid by pid),
     /// and again later if it is not empty by then.
     pub(super) fn kill_cgroup_now(&mut self, u: u16) {
@@ -148,13 +162,29 @@ impl Pid1 {
             return;
         };
         let Some(cg) = self.cg.as_ref() else {
-            // No cgroups (cgroup::missing): the unit's process group is
-            // all there is to kill.
-            let pg = i32::try_from(slot.rt.pid)
+            // No cgroups (cgroup::missing): the run's process group is
+            // all there is to kill. The supervisor has often let go of
+            // its pid by now (a start timeout, a watchdog, an exit): the
+            // group noted at the start, taken so that it is signalled once
+            // (its number is free again once the group is gone).
+            let noted = self
+                .pgids
+                .get_mut(usize::from(u))
+                .map(core::mem::take)
+                .unwrap_or(0);
+            let pid = match slot.rt.pid {
+                0 => noted,
+                p => p,
+            };
+            if let Some(pg) = i32::try_from(pid)
                 .ok()
-                .and_then(rustix::process::Pid::from_raw);
-            if let Some(pg) = pg {
-                let _ = rustix::process::kill_process_group(pg, Signal::KILL);
+                .and_then(rustix::process::Pid::from_raw)
+            {
+                // Not yet its own group (killed before its setsid): the
+                // child alone.
+                if rustix::process::kill_process_group(pg, Signal::KILL).is_err() {
+                    let _ = rustix::process::kill_process(pg, Signal::KILL);
+                }
             }
             return;
         };
