@@ -59,8 +59,12 @@ impl Server {
                 c.enqueue(&Reply::Error(e));
             }
             Ok(detail) => {
+                // The output's end, in the room the detail leaves in a
+                // frame (a long last line would not leave the detail any).
                 let scratch = &mut self.scratch[..];
-                let n = log.map_or(0, |ring| ring.tail_lines(TAIL_LINES).copy_tail(scratch));
+                let room = scratch.len().min(crate::proto::DETAIL_TAIL_MAX);
+                let tail = scratch.get_mut(..room).unwrap_or(&mut []);
+                let n = log.map_or(0, |ring| ring.tail_lines(TAIL_LINES).copy_tail(tail));
                 c.enqueue(&Reply::Detail {
                     detail,
                     log: scratch.get(..n).unwrap_or(&[]),

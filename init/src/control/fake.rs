@@ -108,7 +108,11 @@ impl Fake {
                     pressure_events: 1,
                     not_enforced: crate::proto::truncated("memory.max"),
                     reason: crate::proto::truncated("restarting in 2s"),
-                    confinement: heapless::String::new(),
+                    // As long as a real unit's (about 100 bytes).
+                    confinement: crate::proto::truncated(
+                        "namespaces pid mount, user www, capabilities net_bind_service, \
+                         no_new_privs, seccomp allow 212 calls, / read-only",
+                    ),
                 });
                 srv.answer_detail(id, detail, self.log(&name).ok(), now);
             }

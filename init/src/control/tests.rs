@@ -219,6 +219,30 @@ fn status_of_one_unit_carries_the_log_tail() {
     assert_eq!(err_code(&frames), ErrCode::NoSuchUnit);
 }
 
+/// A unit whose last lines are longer than a frame: `status NAME` still
+/// answers, with as much of their end as fits beside the detail.
+#[test]
+fn status_of_one_unit_with_long_lines_fits_a_frame() {
+    let mut rig = Rig::new("ctl-detail-long");
+    let u = rig.fake.unit("db");
+    *u.log = crate::log_ring::LogRing::with_capacity(64 * 1024);
+    let mut text = "y".repeat(20_000);
+    text.push('\n');
+    u.log.push(text.as_bytes());
+    let (frames, _) = rig.ask(Request::Status {
+        name: Some("db"),
+        from: 0,
+    });
+    match one(&frames) {
+        Reply::Detail { detail, log } => {
+            assert_eq!(detail.status.name, "db");
+            assert_eq!(log.len(), crate::proto::DETAIL_TAIL_MAX);
+            assert!(log.ends_with(b"yyy\n"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn garbage_gets_an_error_and_the_connection_closed() {
     let mut rig = Rig::new("ctl-garbage");

@@ -36,6 +36,9 @@ pub const FRAME_OVERHEAD: usize = 64;
 /// Largest borrowed text or bytes in one reply (`Cat`, `Reload`, `Log`,
 /// the log tail of `Detail`).
 pub const TEXT_MAX: usize = FRAME_MAX - FRAME_OVERHEAD;
+/// Most of a unit's output `status NAME` sends: the frame less the
+/// largest detail beside it (`detail_with_the_longest_tail_fits_a_frame`).
+pub const DETAIL_TAIL_MAX: usize = TEXT_MAX - 640;
 /// Bytes of an error message. With a one-byte length it keeps `CtlError`
 /// small enough to return by value everywhere.
 pub const MESSAGE_MAX: usize = 120;

@@ -100,6 +100,36 @@ fn full_status_page_fits_a_frame() {
     assert_eq!(got, rep);
 }
 
+/// Every field of a detail at its longest, and as much output as
+/// `status NAME` sends beside it: one frame.
+#[test]
+fn detail_with_the_longest_tail_fits_a_frame() {
+    let mut s = status("");
+    s.name = name(&"n".repeat(32));
+    s.pid = u32::MAX;
+    s.restarts = u32::MAX;
+    s.memory_current = Some(u64::MAX);
+    s.memory_max = Some(crate::unit::Limit::Value(u64::MAX));
+    s.uptime_ms = u64::MAX;
+    let full = |n: usize| "\u{7ff}".repeat(n);
+    let detail = UnitDetail {
+        status: s,
+        last_exit: LastExit::Code(i32::MIN),
+        oom_kills: u32::MAX,
+        pressure_avg10: Some(u32::MAX),
+        pressure_events: u32::MAX,
+        not_enforced: truncated(&full(96)),
+        reason: truncated(&full(REASON_MAX)),
+        confinement: truncated(&full(CONFINEMENT_MAX)),
+    };
+    assert!(detail.confinement.len() > CONFINEMENT_MAX - 2);
+    let log = vec![b'x'; DETAIL_TAIL_MAX];
+    let rep = Reply::Detail { detail, log: &log };
+    let mut buf = vec![0u8; FRAME_BUF];
+    let n = encode_reply(&rep, &mut buf).unwrap();
+    assert_eq!(decode_reply(&buf[HEADER_LEN..n]).unwrap(), rep);
+}
+
 #[test]
 fn replies_roundtrip_with_borrowed_data() {
     let log = b"line one\nline two\n";
