@@ -776,6 +776,30 @@ mod tests {
         assert_eq!(status.signal(), Some(9));
     }
 
+    /// Units shed before a re-exec come back after a calm period counted
+    /// from the new PID 1's start, not only after pressure that fires
+    /// again.
+    #[test]
+    fn units_shed_before_a_reexec_are_started_after_a_calm() {
+        use rustix::event::epoll;
+        let limit = crate::unit::PressureLimit {
+            percent: 50,
+            window: 1000,
+        };
+        let mut p = with_web();
+        p.epoll = Some(epoll::create(epoll::CreateFlags::CLOEXEC).unwrap());
+        p.watch_system_pressure(limit);
+        assert_eq!(p.shed.as_ref().unwrap().calm_at, None, "nothing shed");
+        let mut p = with_web();
+        p.epoll = Some(epoll::create(epoll::CreateFlags::CLOEXEC).unwrap());
+        p.edges[0].shed = true;
+        let t = now();
+        p.watch_system_pressure(limit);
+        let shed = p.shed.as_ref().unwrap();
+        let calm = shed.calm_at.unwrap();
+        assert!(calm >= t + shed.calm() && calm <= now() + shed.calm());
+    }
+
     /// A reload in a shutdown is refused, not answered with a summary of
     /// nothing done.
     #[test]

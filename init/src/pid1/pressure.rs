@@ -153,6 +153,12 @@ impl Pid1 {
             trigger: None,
             calm_at: None,
         };
+        // Units shed before a re-exec (their edges came back shed): the
+        // calm that starts them again is counted from now, or the trigger
+        // alone would set it, and a calm system never fires it.
+        if self.edges.iter().any(|e| e.shed) {
+            shed.calm_at = Some(now().saturating_add(shed.calm()));
+        }
         match psi::trigger(rustix::fs::CWD, psi::SYSTEM_MEMORY_PRESSURE, limit) {
             Ok(fd) if register(ep, &fd, TOKEN_SHED) => {
                 crate::info!(
