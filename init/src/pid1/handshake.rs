@@ -148,17 +148,18 @@ impl Pid1 {
 
     /// Before an exit of `pid` is fed: a child still in its handshake is
     /// settled first (its pipe is at its end or holds the report by now),
-    /// so that the supervisor knows the pid it is told about.
-    pub(super) fn exec_reaped(&mut self, pid: u32) {
+    /// so that the supervisor knows the pid it is told about. True when
+    /// one was (its answer is queued).
+    pub(super) fn exec_reaped(&mut self, pid: u32) -> bool {
         if self.waits.execs == 0 {
-            return;
+            return false;
         }
         let found = self
             .edges
             .iter()
             .position(|e| e.exec.as_ref().is_some_and(|w: &ExecWait| w.pid == pid));
         let Some(u) = found.and_then(|i| u16::try_from(i).ok()) else {
-            return;
+            return false;
         };
         if let Some(w) = self.take_exec(u) {
             let state = match poll(&w) {
@@ -171,6 +172,19 @@ impl Pid1 {
             };
             self.exec_done(u, pid, state);
         }
+        true
+    }
+
+    /// The unit whose run `pid` was, once reaped. A child still in its
+    /// handshake is answered first and that answer stepped: else the
+    /// supervisor would not know the pid yet, and the exit would go
+    /// without what an exit of a unit's run needs (its OOM check, its
+    /// readiness closed, its reaper's report read).
+    pub(super) fn reaped_unit(&mut self, pid: u32) -> Option<u16> {
+        if self.exec_reaped(pid) {
+            self.run_queue();
+        }
+        self.sup.unit_of_pid(pid)
     }
 
     /// Children past their deadline: the cgroup is killed, a failed start.

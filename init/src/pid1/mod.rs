@@ -800,6 +800,27 @@ mod tests {
         assert!(calm >= t + shed.calm() && calm <= now() + shed.calm());
     }
 
+    /// A child that ends while still in its exec handshake (exec'd and
+    /// killed at once, its pipe not yet served): its unit is known when
+    /// its exit is, so that the exit gets a run's checks.
+    #[test]
+    fn a_run_reaped_in_its_handshake_is_its_units() {
+        use rustix::event::epoll;
+        let mut p = with_web();
+        p.fit_tables();
+        p.epoll = Some(epoll::create(epoll::CreateFlags::CLOEXEC).unwrap());
+        step(&mut p, 0, Event::Boot);
+        let flags = rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK;
+        let (status, w) = rustix::pipe::pipe_with(flags).unwrap();
+        p.await_exec(0, crate::spawn::Pending { pid: 4242, status });
+        assert_eq!(p.sup.unit_of_pid(4242), None);
+        // Exec'd (the close-on-exec end closed), then reaped.
+        drop(w);
+        assert_eq!(p.reaped_unit(4242), Some(0));
+        assert_eq!(p.sup.slot(0).unwrap().rt.pid, 4242);
+        assert_eq!(p.reaped_unit(4343), None);
+    }
+
     /// A reload in a shutdown is refused, not answered with a summary of
     /// nothing done.
     #[test]

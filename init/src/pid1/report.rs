@@ -96,9 +96,9 @@ impl Pid1 {
         }
         // As `reap` does for an exit: a handshake still open is settled
         // first (the service is gone and the reaper closed its end).
-        self.exec_reaped(pid);
+        let run = self.reaped_unit(pid);
         let exit = self.classify_exit(u, exit);
-        if self.sup.unit_of_pid(pid) == Some(u) {
+        if run == Some(u) {
             if let Some(e) = self.edges.get_mut(usize::from(u)) {
                 e.drain.reported = true;
             }

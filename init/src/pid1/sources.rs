@@ -122,9 +122,7 @@ impl Pid1 {
                 Ok(code) => Exit::code(code),
                 Err(sig) => Exit::signal(sig),
             };
-            // A child still in its exec handshake is answered first.
-            self.exec_reaped(pid);
-            let unit = self.sup.unit_of_pid(pid);
+            let unit = self.reaped_unit(pid);
             let counted = unit
                 .and_then(|u| self.sup.slot(u))
                 .is_some_and(|s| matches!(s.def.limits.get().pids_max, Some(Limit::Value(_))));
