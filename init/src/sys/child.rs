@@ -18,6 +18,10 @@ use rustix::fd::{AsRawFd, BorrowedFd};
 use rustix::io::Errno;
 use rustix::process::{Pid, WaitOptions};
 
+/// How long `spawn_within` waits for a child it killed (a child stuck in
+/// an uninterruptible exec does not die at once).
+const KILLED_WAIT_MS: u64 = 100;
+
 /// A started child; waited for by `wait` (else it stays a zombie until
 /// this process reaps it some other way).
 pub struct Child {
@@ -30,6 +34,18 @@ pub struct Child {
 pub fn spawn<const B: usize, const P: usize>(
     argv: &CStrings<B, P>,
     stdio: [Option<BorrowedFd<'_>>; 3],
+) -> Result<Child, Errno> {
+    spawn_within(argv, stdio, None)
+}
+
+/// `spawn`, for PID 1: the wait for the exec's outcome ends after
+/// `within_ms` (an exec can hang on a stalled file system), the child
+/// then killed and `TIMEDOUT` returned; a child that does not die at once
+/// is left to PID 1's reaping.
+pub fn spawn_within<const B: usize, const P: usize>(
+    argv: &CStrings<B, P>,
+    stdio: [Option<BorrowedFd<'_>>; 3],
+    within_ms: Option<u64>,
 ) -> Result<Child, Errno> {
     if argv.is_empty() {
         return Err(Errno::INVAL);
@@ -51,7 +67,28 @@ pub fn spawn<const B: usize, const P: usize>(
     // caller will see in its wait status); four bytes: the exec failed.
     let mut buf = [0u8; 4];
     let mut len = 0;
+    let start = std::time::Instant::now();
     while let Some(rest) = buf.get_mut(len..).filter(|r| !r.is_empty()) {
+        if let Some(ms) = within_ms {
+            let left = ms.saturating_sub(start.elapsed().as_millis() as u64);
+            let ts = rustix::time::Timespec {
+                tv_sec: (left / 1000) as i64,
+                tv_nsec: ((left % 1000) * 1_000_000) as i64,
+            };
+            let mut pfd = [rustix::event::PollFd::new(
+                &report_r,
+                rustix::event::PollFlags::IN,
+            )];
+            match rustix::event::poll(&mut pfd, Some(&ts)) {
+                Ok(0) => {
+                    let _ = child.kill();
+                    let _ = child.wait_within(KILLED_WAIT_MS);
+                    return Err(Errno::TIMEDOUT);
+                }
+                Err(Errno::INTR) => continue,
+                _ => {}
+            }
+        }
         match rustix::io::read(&report_r, rest) {
             Ok(0) => break,
             Ok(n) => len += n,
@@ -93,6 +130,28 @@ impl Child {
     /// SIGKILL (a child that already exited is not an error to the caller).
     pub fn kill(&self) -> Result<(), Errno> {
         rustix::process::kill_process(self.pid, rustix::process::Signal::KILL)
+    }
+
+    /// Wait for it to end, `ms` at most (`None`: it has not ended; it is
+    /// then left to whoever reaps this process's children).
+    pub fn wait_within(&self, ms: u64) -> Option<Result<ExitStatus, Errno>> {
+        let start = std::time::Instant::now();
+        loop {
+            match rustix::process::waitpid(Some(self.pid), WaitOptions::NOHANG) {
+                Ok(Some((_, st))) => return Some(Ok(ExitStatus(st.as_raw()))),
+                Ok(None) => {}
+                Err(Errno::INTR) => continue,
+                Err(e) => return Some(Err(e)),
+            }
+            if start.elapsed().as_millis() as u64 >= ms {
+                return None;
+            }
+            let ts = rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: 1_000_000,
+            };
+            let _ = rustix::thread::nanosleep(&ts);
+        }
     }
 
     /// Wait for it to end.
@@ -189,6 +248,27 @@ mod tests {
         assert_eq!(st.code(), Some(3));
         assert_eq!(st.to_string(), "exit status: 3");
         assert!(child.wait().is_err(), "reaped once");
+    }
+
+    /// PID 1's waits end: one for a child still running gives up after
+    /// its bound, and reaps it once it has ended.
+    #[test]
+    fn bounded_waits_end() {
+        let child = spawn_within(&argv(&["/bin/sleep", "5"]), [None; 3], Some(2_000)).unwrap();
+        let t = std::time::Instant::now();
+        assert!(child.wait_within(50).is_none());
+        let waited = t.elapsed();
+        assert!(waited >= std::time::Duration::from_millis(50), "{waited:?}");
+        assert!(waited < std::time::Duration::from_secs(2), "{waited:?}");
+        child.kill().unwrap();
+        let st = child.wait_within(2_000).unwrap().unwrap();
+        assert_eq!(st.signal(), Some(9));
+        assert!(child.wait_within(10).unwrap().is_err(), "reaped once");
+        let missing = argv(&["/nonexistent/wren-test"]);
+        assert_eq!(
+            spawn_within(&missing, [None; 3], Some(2_000)).err(),
+            Some(Errno::NOENT)
+        );
     }
 
     #[test]

@@ -22,11 +22,19 @@ pub(super) fn handshake(path: &str) -> Result<(u32, heapless::String<32>), Why> 
     let null = rustix::fs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
         .map_err(cannot)?;
     let (out, out_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(cannot)?;
-    let child = crate::sys::child::spawn(
+    // Its exec too is bounded: a file on a stalled file system must not
+    // stop PID 1.
+    let child = crate::sys::child::spawn_within(
         &argv,
         [Some(null.as_fd()), Some(out_w.as_fd()), Some(null.as_fd())],
+        Some(HANDSHAKE_MS),
     )
-    .map_err(cannot)?;
+    .map_err(|e| match e {
+        Errno::TIMEDOUT => why(format_args!(
+            "cannot run it: its exec did not end within {HANDSHAKE_MS}ms"
+        )),
+        e => cannot(e),
+    })?;
     drop(out_w);
     let mut buf = [0u8; 128];
     let mut len = 0;
@@ -63,9 +71,12 @@ pub(super) fn handshake(path: &str) -> Result<(u32, heapless::String<32>), Why> 
             }
         }
     }
-    // Whatever it does next, it ends here (SIGKILL makes the wait short).
+    // Whatever it does next, it ends here (SIGKILL makes the wait short;
+    // one stuck where SIGKILL cannot reach it is left to the loop's reap).
     let _ = child.kill();
-    let status = child.wait();
+    let status = child
+        .wait_within(HANDSHAKE_MS)
+        .unwrap_or(Err(Errno::TIMEDOUT));
     let text = core::str::from_utf8(buf.get(..len).unwrap_or(&[])).unwrap_or("");
     let line = text.lines().next().unwrap_or("");
     match handover::parse_handshake(line) {
