@@ -359,8 +359,50 @@ impl Pid1 {
             edge.cgroup = None;
             edge.pressure = None;
         }
+        self.orphans
+            .retain_mut(|(name, tries)| match cg.remove(name) {
+                Ok(true) => false,
+                Ok(false) if *tries < ORPHAN_TRIES => {
+                    *tries = tries.saturating_add(1);
+                    true
+                }
+                Ok(false) => {
+                    crate::warn!("{name}: cgroup still busy, left in place");
+                    false
+                }
+                Err(e) => {
+                    crate::warn!("{e}");
+                    false
+                }
+            });
+        self.removing |= !self.orphans.is_empty();
+    }
+
+    /// A removed unit's cgroup, still holding what its stop left, whose
+    /// slot a new unit takes: what is left is killed now (its stop_timeout
+    /// cut short), and the cgroup removed once empty (`forget_cgroups`),
+    /// or it would stay, its processes never killed.
+    pub(super) fn orphan_cgroup(&mut self, name: &crate::unit::Name) {
+        let Some(cg) = self.cg.as_ref() else { return };
+        if cg.populated(name) == Some(true) {
+            if let Err(e) = cg.kill(name) {
+                crate::warn!("{name}: {e}");
+            }
+        }
+        match cg.remove(name) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.orphans.push((name.clone(), 0));
+                self.removing = true;
+            }
+            Err(e) => crate::warn!("{e}"),
+        }
     }
 }
+
+/// Batches of events after which an orphaned cgroup still busy is left
+/// in place (its processes killed, but not gone: stuck in the kernel).
+const ORPHAN_TRIES: u8 = 100;
 
 /// `Pid1::all_settled`, with `from` the index the last look stopped at.
 fn all_settled(sup: &crate::supervisor::Supervisor, from: &mut usize) -> bool {

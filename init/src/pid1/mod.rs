@@ -312,6 +312,10 @@ pub struct Pid1 {
     /// A reload removed units that may still be stopping: their cgroups
     /// are removed once they have left the table (see `forget_cgroups`).
     removing: bool,
+    /// Cgroups of removed units whose slot a new unit took before they
+    /// were empty (`orphan_cgroup`): killed, removed once empty, with the
+    /// tries so far.
+    orphans: Vec<(crate::unit::Name, u8)>,
     /// Re-execs this boot has seen, and how this PID 1 began.
     reexecs: u32,
     origin: crate::proto::Origin,
@@ -499,6 +503,7 @@ impl Pid1 {
             watchdog: None,
             watchdog_next: None,
             removing: false,
+            orphans: Vec::new(),
             reexecs: 0,
             origin: crate::proto::Origin::Boot,
             exe: exe_path(),

@@ -80,6 +80,20 @@ impl Pid1 {
             return Err(CtlError::new(ErrCode::Refused, msg));
         }
         self.keep_last_good(&defs);
+        // Removed units whose cgroup is not removed yet (what their stop
+        // left, within its stop_timeout): a new unit may take the slot,
+        // and the edge that would kill and remove it goes with the slot.
+        let draining: Vec<(u16, unit::Name)> = self
+            .edges
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.cgroup.is_some())
+            .filter_map(|(i, _)| {
+                let u = u16::try_from(i).ok()?;
+                let s = self.sup.slot(u)?;
+                (s.retired == crate::supervisor::Retired::Free).then(|| (u, s.def.name.clone()))
+            })
+            .collect();
         let mut out = Actions::for_units(self.sup.len().saturating_add(defs.len()));
         let sum = self.sup.reload(
             now(),
@@ -88,6 +102,9 @@ impl Pid1 {
             &mut out,
         );
         for &i in sum.new_slots.iter() {
+            if let Some((_, name)) = draining.iter().find(|(u, _)| *u == i) {
+                self.orphan_cgroup(name);
+            }
             let Some(slot) = self.sup.slot(i) else {
                 continue;
             };

@@ -211,3 +211,57 @@ fn initctl_reload_applies_only_what_changed_on_disk() {
     );
     assert!(!vm.output().contains("Kernel panic"));
 }
+
+/// A unit removed by a reload leaves a child that ignores TERM (its stop
+/// kills it at stop_timeout, 60 s); a second reload adds a unit, which
+/// takes the removed one's slot in the table. What the stop left is
+/// killed then, and its cgroup removed: the slot's edge, which would have
+/// done both at stop_timeout, goes to the new unit (fixtures:
+/// tests/units/reuse/).
+#[test]
+fn initctl_reload_a_new_unit_in_a_removed_units_slot_ends_what_its_stop_left() {
+    let mut vm = boot("reuse");
+    vm.wait_states(&[("linger", &["running"])], secs(30));
+    let deadline = Instant::now() + secs(10);
+    let left = loop {
+        let s = vm.sh("cat /run/linger.left 2>/dev/null", CMD);
+        if let Ok(p) = s.trim().parse::<u32>() {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no /run/linger.left");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    vm.sh("mv /test/reuse/linger.unit /run/", CMD);
+    let (out, rc) = reload(&mut vm);
+    assert_eq!(rc, 0, "{out}");
+    // Its main process ended on TERM (so its slot is free); its child
+    // did not, and is all its cgroup holds.
+    let deadline = Instant::now() + secs(10);
+    loop {
+        let procs = vm.sh("cat /sys/fs/cgroup/units/linger/cgroup.procs", CMD);
+        if procs.trim() == left.to_string() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "linger's cgroup: {procs}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (out, rc) = vm.sh_rc("initctl status linger 2>&1", CMD);
+    assert_ne!(rc, 0, "{out}");
+    let alive = |vm: &mut Vm| vm.sh_rc(&format!("test -d /proc/{left}"), CMD).1 == 0;
+    vm.sh(
+        "printf 'exec = /bin/sleep 1002\\nnamespaces = none\\n' > /test/reuse/fresh.unit",
+        CMD,
+    );
+    let (out, rc) = reload(&mut vm);
+    assert_eq!(rc, 0, "{out}");
+    vm.wait_states(&[("fresh", &["running"])], secs(10));
+    let deadline = Instant::now() + secs(10);
+    while alive(&mut vm) || vm.sh_rc("test -d /sys/fs/cgroup/units/linger", CMD).1 == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "what linger's stop left is still there:\n{}",
+            vm.sh("ps; ls /sys/fs/cgroup/units", CMD)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
