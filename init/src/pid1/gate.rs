@@ -35,8 +35,24 @@ impl Pid1 {
     /// unit `defs` changes, unless it is itself on probation (then the
     /// one kept before is still the last good one).
     pub(super) fn keep_last_good(&mut self, defs: &[UnitDef]) {
-        for e in self.edges.iter_mut() {
-            e.verdict = None;
+        // The verdicts are the last reload's, unless a client still waits
+        // for an earlier one's: then they add up, so that its answer still
+        // has the rejections that came before this reload.
+        let waited = self.control.as_ref().is_some_and(|s| {
+            s.waiters().iter().any(|(_, w)| {
+                matches!(
+                    w,
+                    crate::control::Waiter::Settle {
+                        want: crate::control::Want::Verdict,
+                        ..
+                    }
+                )
+            })
+        });
+        if !waited {
+            for e in self.edges.iter_mut() {
+                e.verdict = None;
+            }
         }
         let by_name = self.sup.by_name();
         for def in defs {

@@ -154,3 +154,50 @@ fn gate_edit_puts_back_the_last_good_definition() {
     }
     assert_same_pids(&p0, &pids(&mut vm), &["sh", "other"]);
 }
+
+/// Two reloads in a row: the first one's client still waits for a slow
+/// unit's verdict when the second comes (SIGHUP). Its answer still has
+/// the rejection that came before the second reload, and says so in its
+/// exit status.
+#[test]
+fn gate_a_second_reload_keeps_the_first_ones_rejection_for_its_client() {
+    let mut vm = boot("gate");
+    setup(&mut vm);
+    heredoc(
+        &mut vm,
+        &format!("cat > {DIR}/web.unit"),
+        &bad_file(BAD[1].1),
+    );
+    heredoc(
+        &mut vm,
+        &format!("cat > {DIR}/other.unit"),
+        "exec = /usr/bin/wren-testkit sleep 3 notifyfd forever\nready = notify\n\
+         start_timeout = 20s\nnamespaces = none\n",
+    );
+    vm.sh(
+        "(initctl reload > /run/r1.out 2>&1; echo $? > /run/r1.rc) & true",
+        CMD,
+    );
+    let deadline = Instant::now() + secs(10);
+    while vm.sh_rc(&format!("test -e {DIR}/web.unit.rejected"), CMD).1 != 0 {
+        assert!(Instant::now() < deadline, "web was not rejected");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    vm.sh("kill -HUP 1", CMD);
+    let deadline = Instant::now() + secs(30);
+    let rc = loop {
+        let rc = vm.sh("cat /run/r1.rc 2>/dev/null", CMD);
+        if !rc.trim().is_empty() {
+            break rc;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first reload's client still waits"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let out = vm.sh("cat /run/r1.out", CMD);
+    assert_eq!(rc.trim(), "1", "{out}");
+    assert!(out.contains("web: new definition rejected"), "{out}");
+    assert!(out.contains("other: ready"), "{out}");
+}
