@@ -59,6 +59,11 @@ impl Supervisor {
             s.rt.restart_pending = false;
             // Stopped before it could prove anything: not judged.
             s.rt.probation = false;
+            // Stopped by hand: a revert of its failed dependency does not
+            // start it again (`want_dependants_again`).
+            if s.gave_up_on_dependency() {
+                s.rt.last_note = Some(Note::Stopped);
+            }
         }
         self.stop_unit(now, unit, out);
     }
@@ -107,18 +112,28 @@ impl Supervisor {
 }
 
 impl Supervisor {
-    /// Units that gave up because `unit` failed (`DepFailed`) wait for it
-    /// again: its good definition is starting.
+    /// Units that gave up because `unit` failed (`DepFailed`), and those
+    /// that gave up on them in turn, wait again: its good definition is
+    /// starting. One on probation is judged when it runs.
     fn want_dependants_again(&mut self, unit: u16) {
-        for (i, s) in self.units.iter_mut().enumerate() {
-            let gave_up = s.rt.phase == Phase::Stopped
-                && !s.rt.want
-                && s.retired == Retired::No
-                && s.rt.last_note == Some(Note::DepFailed { dep: unit });
-            if gave_up {
-                s.rt.want = true;
-                s.rt.phase = Phase::Waiting;
-                self.waiting = cover(&self.waiting, i);
+        // Each pass wakes the next layer of the chain: at most one a unit.
+        let mut woken = std::vec![unit];
+        for _ in 0..self.units.len() {
+            let before = woken.len();
+            for (i, s) in self.units.iter_mut().enumerate() {
+                let on_woken = match s.rt.last_note {
+                    Some(Note::DepFailed { dep }) => woken.contains(&dep),
+                    _ => false,
+                };
+                if on_woken && s.gave_up_on_dependency() {
+                    s.rt.want = true;
+                    s.rt.phase = Phase::Waiting;
+                    self.waiting = cover(&self.waiting, i);
+                    woken.push(i as u16);
+                }
+            }
+            if woken.len() == before {
+                break;
             }
         }
     }

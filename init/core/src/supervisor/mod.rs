@@ -542,6 +542,17 @@ impl Supervisor {
     }
 }
 
+impl Slot {
+    /// Stopped because a unit it is `after` failed (`DepFailed`), and not
+    /// stopped or started by hand since.
+    pub fn gave_up_on_dependency(&self) -> bool {
+        self.rt.phase == Phase::Stopped
+            && !self.rt.want
+            && self.retired == Retired::No
+            && matches!(self.rt.last_note, Some(Note::DepFailed { .. }))
+    }
+}
+
 impl Supervisor {
     /// Unit `i` may be waiting now (`waiting`).
     fn wake(&mut self, i: usize) {

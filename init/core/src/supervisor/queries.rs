@@ -68,7 +68,8 @@ impl Supervisor {
 
     /// Some unit still waits for its verdict.
     pub fn on_probation(&self) -> bool {
-        self.slots().any(|s| s.rt.probation)
+        self.slots()
+            .any(|s| s.rt.probation && !s.gave_up_on_dependency())
     }
 
     /// The earliest timer any unit waits for.

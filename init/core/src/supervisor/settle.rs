@@ -79,9 +79,9 @@ impl Supervisor {
                         if let Some(s) = self.units.get_mut(i) {
                             s.rt.phase = Phase::Stopped;
                             s.rt.want = false;
-                            // Not judged (it did not run), but no longer
-                            // on probation: a reload waits for none.
-                            s.rt.probation = false;
+                            // Still on probation, but not waited for while
+                            // it waits for its dependency (`on_probation`):
+                            // judged if a revert brings it back.
                             note(s, i as u16, Note::DepFailed { dep }, out);
                         }
                         changed = true;

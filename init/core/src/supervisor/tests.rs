@@ -1118,6 +1118,75 @@ fn dependants_of_a_reverted_unit_wait_for_it_again() {
         exit: Exit::Code(0),
     });
     assert_eq!(r.spawned(&a), ["web"]);
+    // Its new definition was never judged: it is now.
+    assert!(r.sup.on_probation());
+    let a = r.ev(Event::Ready { unit: w });
+    assert_eq!(verdicts(&a), vec![(w, true)]);
+}
+
+/// The units after those: a chain gave up, a chain waits again; but not
+/// a unit an operator stopped meanwhile.
+#[test]
+fn a_revert_wakes_a_chain_of_dependants_but_not_one_stopped_by_hand() {
+    // `top` before `mid` in the table: woken only by a second pass.
+    let mut r = Rig::new(vec![
+        oneshot("prep"),
+        after(def("top"), &["mid"]),
+        after(def("mid"), &["prep"]),
+        after(def("aside"), &["prep"]),
+    ]);
+    r.ev(Event::Boot);
+    r.exit("prep", Exit::Code(0));
+    let p = r.idx("prep");
+    let good = r.sup.slot(p).unwrap().def.clone();
+    let mut prep2 = oneshot("prep");
+    prep2.description.push_str("v2").unwrap();
+    let mut defs: std::vec::Vec<UnitDef> = r.sup.slots().map(|s| s.def.clone()).collect();
+    defs[usize::from(p)] = prep2;
+    reload(&mut r, defs, &[]);
+    // The new prep fails before its dependants started again? They run:
+    // stop them first, then let them give up on it.
+    for n in ["mid", "top", "aside"] {
+        let u = r.idx(n);
+        r.ev(Event::Stop { unit: u });
+        r.exit(n, Exit::Signal(15));
+        r.ev(Event::Start { unit: u });
+    }
+    let a = r.exit("prep", Exit::Code(1));
+    assert_eq!(verdicts(&a), vec![(p, false)], "{a:?}");
+    for n in ["mid", "top", "aside"] {
+        assert_eq!(r.state(n), State::Stopped, "{n}");
+    }
+    r.ev(Event::Stop {
+        unit: r.idx("aside"),
+    });
+    let mut out = Actions::new();
+    let now = r.now;
+    r.sup.revert(now, p, Some(good), &mut out);
+    for n in ["mid", "top"] {
+        assert!(r.sup.slot(r.idx(n)).unwrap().rt.want, "{n}");
+    }
+    assert!(!r.sup.slot(r.idx("aside")).unwrap().rt.want);
+    assert_eq!(r.state("aside"), State::Stopped);
+}
+
+/// A `ready = started` unit on probation whose hold and watchdog both
+/// passed before the tick: judged bad (the watchdog), not good first.
+#[test]
+fn a_hold_and_a_watchdog_due_at_one_tick_give_a_bad_verdict() {
+    let mut d = def("web");
+    d.seldom.watchdog = Some(500);
+    let mut r = Rig::new(vec![d.clone()]);
+    r.ev(Event::Boot);
+    let u = r.idx("web");
+    let mut d2 = d.clone();
+    d2.description.push_str("v2").unwrap();
+    reload(&mut r, vec![d2], &[]);
+    r.exit("web", Exit::Signal(15));
+    assert_eq!(r.state("web"), State::Running);
+    r.ev(Event::Watchdog { unit: u });
+    let a = r.at(r.now + GATE_HOLD + 1000);
+    assert_eq!(verdicts(&a), vec![(u, false)], "{a:?}");
 }
 
 /// A unit removed by a reload and given back by the next one while its
