@@ -359,8 +359,12 @@ impl Pid1 {
             edge.cgroup = None;
             edge.pressure = None;
         }
+        let sup = &self.sup;
         self.orphans
             .retain_mut(|(name, tries)| match cg.remove(name) {
+                // The name is configured again: its cgroup is the new
+                // unit's.
+                _ if sup.index(name).is_some() => false,
                 Ok(true) => false,
                 Ok(false) if *tries < ORPHAN_TRIES => {
                     *tries = tries.saturating_add(1);
@@ -376,6 +380,25 @@ impl Pid1 {
                 }
             });
         self.removing |= !self.orphans.is_empty();
+    }
+
+    /// A removed unit's cgroup whose name a reload configures again: what
+    /// its stop left is killed now (the new unit starts in that cgroup
+    /// after this), and the old slot's drain lets go of it, unless the
+    /// slot's edge is replaced anyway (`taken`).
+    pub(super) fn end_leftovers(&mut self, u: u16, name: &crate::unit::Name, taken: bool) {
+        if let Some(cg) = self.cg.as_ref() {
+            if cg.populated(name) == Some(true) {
+                if let Err(e) = cg.kill(name) {
+                    crate::warn!("{name}: {e}");
+                }
+            }
+        }
+        if let Some(e) = self.edges.get_mut(usize::from(u)).filter(|_| !taken) {
+            e.drain = super::stopping::Drain::default();
+            e.cgroup = None;
+            e.pressure = None;
+        }
     }
 
     /// A removed unit's cgroup, still holding what its stop left, whose

@@ -73,6 +73,24 @@ impl Pid1 {
             }
             e.clear_gate(false);
         }
+        // A removed unit still stopping that this reload gives back comes
+        // back as a new unit (the supervisor's `revive`): no definition of
+        // its earlier life is put back if the new one fails.
+        if self
+            .sup
+            .slots()
+            .any(|s| s.retired == crate::supervisor::Retired::Leaving)
+        {
+            for (i, e) in self.edges.iter_mut().enumerate() {
+                let back = self.sup.slot(i as u16).is_some_and(|s| {
+                    s.retired == crate::supervisor::Retired::Leaving
+                        && defs.iter().any(|d| d.name == s.def.name)
+                });
+                if back {
+                    e.clear_gate(true);
+                }
+            }
+        }
     }
 
     /// After a reload: every slot on probation waits for its verdict.

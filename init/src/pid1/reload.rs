@@ -101,10 +101,18 @@ impl Pid1 {
             &|n| invalid.iter().any(|i| i.as_str() == n),
             &mut out,
         );
-        for &i in sum.new_slots.iter() {
-            if let Some((_, name)) = draining.iter().find(|(u, _)| *u == i) {
+        for (u, name) in draining.iter() {
+            let taken = sum.new_slots.contains(u);
+            if self.sup.index(name).is_some() {
+                // Its name is configured again (in this slot or another):
+                // what its stop left ends now, and the cgroup is the new
+                // unit's, not removed, nor killed by the old drain later.
+                self.end_leftovers(*u, name, taken);
+            } else if taken {
                 self.orphan_cgroup(name);
             }
+        }
+        for &i in sum.new_slots.iter() {
             let Some(slot) = self.sup.slot(i) else {
                 continue;
             };

@@ -127,7 +127,12 @@ impl Pid1 {
             return;
         };
         let reported = core::mem::take(&mut e.drain.reported);
-        let grace = e.drain.stop_by.filter(|&by| by.get() > t && stopped);
+        // Without cgroups nothing says when what the stop left has gone:
+        // the run's process group is killed at once.
+        let grace = e
+            .drain
+            .stop_by
+            .filter(|&by| by.get() > t && stopped && self.cg.is_some());
         match grace {
             Some(by) => {
                 put(&mut self.waits.kills, &mut e.drain.next_kill, Some(by));

@@ -212,6 +212,37 @@ fn initctl_reload_applies_only_what_changed_on_disk() {
     assert!(!vm.output().contains("Kernel panic"));
 }
 
+/// The pid in /run/linger.left (`linger`'s child that ignores TERM).
+fn linger_left(vm: &mut Vm) -> u32 {
+    let deadline = Instant::now() + secs(10);
+    loop {
+        let s = vm.sh("cat /run/linger.left 2>/dev/null", CMD);
+        if let Ok(p) = s.trim().parse::<u32>() {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "no /run/linger.left");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Removes `linger` by a reload and waits until its main process has
+/// ended on TERM (its slot then free) and its child `left`, which did
+/// not, is all its cgroup holds.
+fn remove_linger(vm: &mut Vm, left: u32) {
+    vm.sh("mv /test/reuse/linger.unit /run/", CMD);
+    let (out, rc) = reload(vm);
+    assert_eq!(rc, 0, "{out}");
+    let deadline = Instant::now() + secs(10);
+    loop {
+        let procs = vm.sh("cat /sys/fs/cgroup/units/linger/cgroup.procs", CMD);
+        if procs.trim() == left.to_string() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "linger's cgroup: {procs}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// A unit removed by a reload leaves a child that ignores TERM (its stop
 /// kills it at stop_timeout, 60 s); a second reload adds a unit, which
 /// takes the removed one's slot in the table. What the stop left is
@@ -222,29 +253,8 @@ fn initctl_reload_applies_only_what_changed_on_disk() {
 fn initctl_reload_a_new_unit_in_a_removed_units_slot_ends_what_its_stop_left() {
     let mut vm = boot("reuse");
     vm.wait_states(&[("linger", &["running"])], secs(30));
-    let deadline = Instant::now() + secs(10);
-    let left = loop {
-        let s = vm.sh("cat /run/linger.left 2>/dev/null", CMD);
-        if let Ok(p) = s.trim().parse::<u32>() {
-            break p;
-        }
-        assert!(Instant::now() < deadline, "no /run/linger.left");
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    vm.sh("mv /test/reuse/linger.unit /run/", CMD);
-    let (out, rc) = reload(&mut vm);
-    assert_eq!(rc, 0, "{out}");
-    // Its main process ended on TERM (so its slot is free); its child
-    // did not, and is all its cgroup holds.
-    let deadline = Instant::now() + secs(10);
-    loop {
-        let procs = vm.sh("cat /sys/fs/cgroup/units/linger/cgroup.procs", CMD);
-        if procs.trim() == left.to_string() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "linger's cgroup: {procs}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let left = linger_left(&mut vm);
+    remove_linger(&mut vm, left);
     let (out, rc) = vm.sh_rc("initctl status linger 2>&1", CMD);
     assert_ne!(rc, 0, "{out}");
     let alive = |vm: &mut Vm| vm.sh_rc(&format!("test -d /proc/{left}"), CMD).1 == 0;
@@ -264,4 +274,42 @@ fn initctl_reload_a_new_unit_in_a_removed_units_slot_ends_what_its_stop_left() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The same removal, then the unit given back by the next reload: what
+/// its stop left is killed, and the cgroup, its name's, stays the unit's
+/// (not removed under it once it is empty between two runs).
+#[test]
+fn initctl_reload_a_unit_given_back_after_its_stop_keeps_its_cgroup() {
+    let mut vm = boot("reuse");
+    vm.wait_states(&[("linger", &["running"])], secs(30));
+    let first = linger_left(&mut vm);
+    remove_linger(&mut vm, first);
+    vm.sh("rm /run/linger.left; mv /run/linger.unit /test/reuse/", CMD);
+    let (out, rc) = reload(&mut vm);
+    assert_eq!(rc, 0, "{out}");
+    vm.wait_states(&[("linger", &["running"])], secs(10));
+    let deadline = Instant::now() + secs(10);
+    while vm.sh_rc(&format!("test -d /proc/{first}"), CMD).1 == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the first run's leftover lives on"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Stopped, and what this stop left killed by hand: the cgroup is
+    // empty between two runs.
+    // (The stop's answer waits for the cgroup to be empty.)
+    let second = linger_left(&mut vm);
+    let out = vm.sh(
+        &format!("(initctl stop linger 2>&1; echo rc=$?) & sleep 1; kill -9 {second}; wait"),
+        secs(20),
+    );
+    assert!(out.contains("rc=0"), "{out}");
+    std::thread::sleep(Duration::from_millis(500));
+    let (out, rc) = vm.sh_rc("initctl start linger 2>&1", CMD);
+    assert_eq!(rc, 0, "{out}");
+    vm.wait_states(&[("linger", &["running"])], secs(10));
+    let (_, rc) = vm.sh_rc("test -d /sys/fs/cgroup/units/linger", CMD);
+    assert_eq!(rc, 0, "linger's cgroup is gone");
 }

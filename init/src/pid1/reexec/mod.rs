@@ -124,11 +124,8 @@ impl Pid1 {
         // armed; fed now, the new PID 1 has a whole timeout to open it.
         // Not once feeding has stopped (a critical unit failed): a re-exec
         // must not buy the board another timeout.
-        if let Some(w) = self
-            .watchdog
-            .as_ref()
-            .filter(|_| self.watchdog_next.is_some())
-        {
+        let feeding = self.watchdog_next.is_some() && self.critical_failed().is_none();
+        if let Some(w) = self.watchdog.as_ref().filter(|_| feeding) {
             w.feed();
         }
         let err = exec_self(path, &state);
