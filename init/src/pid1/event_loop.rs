@@ -360,11 +360,13 @@ impl Pid1 {
             edge.pressure = None;
         }
         let sup = &self.sup;
-        self.orphans
-            .retain_mut(|(name, tries)| match cg.remove(name) {
-                // The name is configured again: its cgroup is the new
-                // unit's.
-                _ if sup.index(name).is_some() => false,
+        self.orphans.retain_mut(|(name, tries)| {
+            // The name is configured again: its cgroup is the new unit's,
+            // not to be removed (asked before the rmdir).
+            if sup.index(name).is_some() {
+                return false;
+            }
+            match cg.remove(name) {
                 Ok(true) => false,
                 Ok(false) if *tries < ORPHAN_TRIES => {
                     *tries = tries.saturating_add(1);
@@ -378,7 +380,8 @@ impl Pid1 {
                     crate::warn!("{e}");
                     false
                 }
-            });
+            }
+        });
         self.removing |= !self.orphans.is_empty();
     }
 

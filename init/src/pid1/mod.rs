@@ -341,7 +341,10 @@ impl Pid1 {
     fn fit_tables(&mut self) {
         let n = self.sup.len();
         self.actions.fit(n);
-        if self.sup.on_probation() {
+        // Any unit on probation, one not waited for included (it gave up
+        // on a dependency): started by hand later, it is judged, and its
+        // revert's actions go into this buffer.
+        if self.sup.slots().any(|s| s.rt.probation) {
             self.gate_actions.fit(n);
         }
         if self.cg.is_none() {
@@ -824,6 +827,44 @@ mod tests {
         assert_eq!(p.reaped_unit(4242), Some(0));
         assert_eq!(p.sup.slot(0).unwrap().rt.pid, 4242);
         assert_eq!(p.reaped_unit(4343), None);
+    }
+
+    /// A changed unit that gave up on its failed dependency is not waited
+    /// for, but still on probation: started by hand later, it is judged,
+    /// and a bad verdict's revert needs the gate's buffer.
+    #[test]
+    fn the_gate_buffer_is_sized_for_a_unit_on_probation_not_waited_for() {
+        let mut d = UnitDef::with_defaults("d");
+        d.exec.push("/bin/true").unwrap();
+        d.kind = crate::unit::Kind::Oneshot;
+        d.restart = crate::unit::Restart::Never;
+        let mut x = UnitDef::with_defaults("x");
+        x.exec.push("/bin/true").unwrap();
+        x.after.push("d").unwrap();
+        let mut p = Pid1::new(None, 0, false);
+        p.add_unit(d.clone());
+        p.add_unit(x.clone());
+        p.sup.link().unwrap();
+        p.fit_tables();
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, 100));
+        step(
+            &mut p,
+            2,
+            Event::Exited {
+                pid: 100,
+                exit: crate::vocab::Exit::Code(1),
+            },
+        );
+        x.description.push_str("v2").unwrap();
+        let mut out = Actions::default();
+        out.fit(2);
+        p.sup
+            .reload(3, &mut vec![d, x].into_iter(), &|_| false, &mut out);
+        assert!(!p.sup.on_probation());
+        assert!(p.sup.slot(1).unwrap().rt.probation);
+        p.fit_tables();
+        assert!(p.gate_actions.capacity() > 0);
     }
 
     /// A reload in a shutdown is refused, not answered with a summary of

@@ -114,25 +114,34 @@ impl Supervisor {
 impl Supervisor {
     /// Units that gave up because `unit` failed (`DepFailed`), and those
     /// that gave up on them in turn, wait again: its good definition is
-    /// starting. One on probation is judged when it runs.
+    /// starting. One on probation is judged when it runs. Without a list
+    /// (this runs inside a verdict's step): a pass wakes the units whose
+    /// dependency is `unit` or a unit already woken, until one wakes none.
     fn want_dependants_again(&mut self, unit: u16) {
-        // Each pass wakes the next layer of the chain: at most one a unit.
-        let mut woken = std::vec![unit];
         for _ in 0..self.units.len() {
-            let before = woken.len();
-            for (i, s) in self.units.iter_mut().enumerate() {
-                let on_woken = match s.rt.last_note {
-                    Some(Note::DepFailed { dep }) => woken.contains(&dep),
-                    _ => false,
+            let mut woke = false;
+            for i in 0..self.units.len() {
+                let Some(s) = self.units.get(i) else { break };
+                let Some(Note::DepFailed { dep }) = s.rt.last_note else {
+                    continue;
                 };
-                if on_woken && s.gave_up_on_dependency() {
+                let dep_back = dep == unit
+                    || self.units.get(usize::from(dep)).is_some_and(|d| {
+                        d.rt.want
+                            && d.rt.phase == Phase::Waiting
+                            && matches!(d.rt.last_note, Some(Note::DepFailed { .. }))
+                    });
+                if !dep_back || !s.gave_up_on_dependency() {
+                    continue;
+                }
+                if let Some(s) = self.units.get_mut(i) {
                     s.rt.want = true;
                     s.rt.phase = Phase::Waiting;
-                    self.waiting = cover(&self.waiting, i);
-                    woken.push(i as u16);
                 }
+                self.waiting = cover(&self.waiting, i);
+                woke = true;
             }
-            if woken.len() == before {
+            if !woke {
                 break;
             }
         }

@@ -99,11 +99,8 @@ impl Supervisor {
                     out.push(Action::KillCgroup(unit));
                 }
                 Phase::Starting => self.start_timed_out(now, unit, out),
-                // A `ready = started` unit on probation stayed up, unless
-                // its watchdog expired too (judged bad below).
-                Phase::Running if s.rt.watchdog_at.is_none_or(|w| w.get() > now) => {
-                    judge(s, unit, true, out)
-                }
+                // A `ready = started` unit on probation stayed up.
+                Phase::Running => judge(s, unit, true, out),
                 _ => {}
             }
         }

@@ -1170,30 +1170,6 @@ fn a_revert_wakes_a_chain_of_dependants_but_not_one_stopped_by_hand() {
     assert_eq!(r.state("aside"), State::Stopped);
 }
 
-/// A `ready = started` unit on probation whose hold and watchdog both
-/// passed before the tick: judged bad (the watchdog), not good first.
-#[test]
-fn a_hold_and_a_watchdog_due_at_one_tick_give_a_bad_verdict() {
-    let mut d = def("web");
-    d.seldom.watchdog = Some(500);
-    let mut r = Rig::new(vec![d.clone()]);
-    r.ev(Event::Boot);
-    let u = r.idx("web");
-    let mut d2 = d.clone();
-    d2.description.push_str("v2").unwrap();
-    reload(&mut r, vec![d2], &[]);
-    r.exit("web", Exit::Signal(15));
-    assert_eq!(r.state("web"), State::Running);
-    r.ev(Event::Watchdog { unit: u });
-    let a = r.at(r.now + GATE_HOLD + 1000);
-    assert_eq!(verdicts(&a), vec![(u, false)], "{a:?}");
-}
-
-/// A unit removed by a reload and given back by the next one while its
-/// old run is still stopping: the same unit, in the same slot (its
-/// cgroup is its name's), restarted on the new definition once stopped;
-/// a second slot with that name would share the cgroup, and the old
-/// run's kill would hit the new one.
 #[test]
 fn a_unit_given_back_while_still_stopping_keeps_its_slot() {
     let mut slow = def("web");
