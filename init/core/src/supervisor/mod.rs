@@ -53,7 +53,7 @@
 //! |  | Starting, no pid | Shutdown, Stop | Stopped | Announce(Stopped) | a shutdown begun by another unit's start limit |
 //! |  | Starting, no pid | reload: removed | (slot freed) | Announce(Stopped) | pid1 kills the child of its exec handshake |
 //! |  | Starting, no pid | Restart, reload: changed | Starting, no pid | Announce(Stopped), Spawn | the child of its exec handshake is killed; started again |
-//! |  | Starting, no pid | Ready | Running | Announce(Running) | cannot happen (pid1 settles the handshake first) |
+//! |  | Starting, no pid | Ready | Starting, no pid |  | kept until Spawned, then Running (a namespace's reaper may still hold the exec pipe) |
 //! |  | Starting, no pid | Boot, exit 0, exit 1, deadline, Start, dep failed | = | (ignored) |  |
 //! |  | Starting | Ready | Running | Announce(Running) |  |
 //! |  | Starting, Running | exit 0, exit 1 | Backoff | KillCgroup, Announce(Died, restart) | restart = always; the delay doubles per failure in a row |
@@ -313,6 +313,12 @@ pub struct Runtime {
     /// `watchdog`: when a running unit that has sent no `WATCHDOG=1` since
     /// is killed (armed at ready, moved on by each ping).
     pub watchdog_at: Option<Due>,
+    /// Ready came before `Spawned` (a namespace's reaper still held the
+    /// exec pipe when the service said READY=1): ready once the pid is
+    /// known. Not handed over: a re-exec is refused while a start is
+    /// between its clone and its `Spawned`.
+    #[serde(skip)]
+    pub ready_early: bool,
 }
 
 impl Runtime {
@@ -330,6 +336,7 @@ impl Runtime {
             last_note: None,
             deps: Few::new(),
             restart_pending: false,
+            ready_early: false,
             probation: false,
             watchdog_at: None,
         }

@@ -11,6 +11,7 @@ impl Supervisor {
         };
         s.rt.pid = pid;
         s.rt.spawned_at = now;
+        let early = core::mem::take(&mut s.rt.ready_early);
         if s.def.kind == Kind::Service && s.def.ready == Ready::Started {
             s.rt.phase = Phase::Running;
             s.rt.deadline = None;
@@ -32,6 +33,9 @@ impl Supervisor {
                 t => due(now.saturating_add(t)),
             };
             self.timed.set(true);
+            if early {
+                self.on_ready(now, unit, out);
+            }
         }
     }
 
@@ -40,6 +44,11 @@ impl Supervisor {
             return;
         };
         if s.rt.phase == Phase::Starting && s.def.kind == Kind::Service {
+            // Before its `Spawned`: Running (with its pid) once that comes.
+            if s.rt.pid == 0 {
+                s.rt.ready_early = true;
+                return;
+            }
             s.rt.phase = Phase::Running;
             s.rt.deadline = None;
             s.rt.watchdog_at = s

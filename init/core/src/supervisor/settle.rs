@@ -72,6 +72,7 @@ impl Supervisor {
                         if let Some(s) = self.units.get_mut(i) {
                             s.rt.phase = Phase::Starting;
                             s.rt.pid = 0;
+                            s.rt.ready_early = false;
                         }
                         out.push(Action::Spawn(i as u16));
                     }

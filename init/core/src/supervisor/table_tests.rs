@@ -188,7 +188,7 @@ const TABLE: &[Row] = &[
     row(SVC, &[Sit::Spawning], &[Shutdown, Stop], Sit::Stopped, &[A(Stopped)], "a shutdown begun by another unit's start limit"),
     row(SVC, &[Sit::Spawning], &[ReloadRemoved], Sit::Gone, &[A(Stopped)], "pid1 kills the child of its exec handshake"),
     row(SVC, &[Sit::Spawning], &[Restart, ReloadChanged], Sit::Spawning, &[A(Stopped), Spawn], "the child of its exec handshake is killed; started again"),
-    row(SVC, &[Sit::Spawning], &[Ready], Sit::Running, &[A(Running)], "cannot happen (pid1 settles the handshake first)"),
+    row(SVC, &[Sit::Spawning], &[Ready], Sit::Spawning, &[], "kept until Spawned, then Running (a namespace's reaper may still hold the exec pipe)"),
     ignored(SVC, &[Sit::Spawning], &[Boot, ExitOk, ExitFail, Deadline, Start, DepFails], ""),
     // Starting, spawned: waiting for Ready (a oneshot: for its exit).
     row(SVC, &[Sit::Starting], &[Ready], Sit::Running, &[A(Running)], ""),

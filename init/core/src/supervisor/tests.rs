@@ -857,6 +857,31 @@ fn verdicts(acts: &[Action]) -> std::vec::Vec<(u16, bool)> {
         .collect()
 }
 
+/// READY=1 read before the exec handshake's answer (a namespace's reaper
+/// still held the exec pipe): the unit is running once its pid is known,
+/// never running without one.
+#[test]
+fn ready_before_spawned_is_kept_until_the_pid_comes() {
+    let mut r = Rig::new(vec![notify("web")]);
+    let u = r.idx("web");
+    let mut out = Actions::new();
+    r.sup.step(r.now, Event::Boot, &mut out);
+    assert_eq!(out.as_slice(), &[Action::Spawn(u)]);
+    out.clear();
+    r.sup.step(r.now, Event::Ready { unit: u }, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(r.state("web"), State::Starting);
+    assert_eq!(r.pid("web"), 0);
+    let a = r.ev(Event::spawned(u, 321));
+    assert_eq!(a, vec![Action::Announce(u, Note::Running { pid: 321 })]);
+    assert_eq!(r.state("web"), State::Running);
+    // A later start does not inherit it.
+    r.exit("web", Exit::Code(1));
+    let t = r.sup.next_deadline().unwrap();
+    r.at(t);
+    assert_eq!(r.state("web"), State::Starting);
+}
+
 #[test]
 fn start_timeout_is_a_failed_start_with_backoff() {
     let mut r = Rig::new(vec![notify("slow")]);
@@ -1323,8 +1348,9 @@ fn action_and_note_stay_small() {
     assert_eq!(core::mem::size_of::<Option<Note>>(), 12);
     assert_eq!(core::mem::size_of::<Event>(), 8);
     // A slot a unit, in PID 1's table: docs/architecture.md, "Memory".
-    assert!(core::mem::size_of::<Runtime>() <= 88);
-    assert!(core::mem::size_of::<Slot>() <= 304);
+    // (96 since `ready_early`: 88 and 304 before.)
+    assert!(core::mem::size_of::<Runtime>() <= 96);
+    assert!(core::mem::size_of::<Slot>() <= 312);
     for pid in [0, 1, 65_535, 65_536, 4_194_304, u32::MAX] {
         assert_eq!(PidHalves::new(pid).get(), pid);
     }
