@@ -391,11 +391,7 @@ impl Pid1 {
     /// slot's edge is replaced anyway (`taken`).
     pub(super) fn end_leftovers(&mut self, u: u16, name: &crate::unit::Name, taken: bool) {
         if let Some(cg) = self.cg.as_ref() {
-            if cg.populated(name) == Some(true) {
-                if let Err(e) = cg.kill(name) {
-                    crate::warn!("{name}: {e}");
-                }
-            }
+            kill_left(cg, name);
         }
         if let Some(e) = self.edges.get_mut(usize::from(u)).filter(|_| !taken) {
             e.drain = super::stopping::Drain::default();
@@ -410,11 +406,7 @@ impl Pid1 {
     /// or it would stay, its processes never killed.
     pub(super) fn orphan_cgroup(&mut self, name: &crate::unit::Name) {
         let Some(cg) = self.cg.as_ref() else { return };
-        if cg.populated(name) == Some(true) {
-            if let Err(e) = cg.kill(name) {
-                crate::warn!("{name}: {e}");
-            }
-        }
+        kill_left(cg, name);
         match cg.remove(name) {
             Ok(true) => {}
             Ok(false) => {
@@ -422,6 +414,15 @@ impl Pid1 {
                 self.removing = true;
             }
             Err(e) => crate::warn!("{e}"),
+        }
+    }
+}
+
+/// SIGKILL to what a removed unit's stop left in cgroup `name`, if any.
+fn kill_left(cg: &crate::cgroup::Cgroups, name: &str) {
+    if cg.populated(name) == Some(true) {
+        if let Err(e) = cg.kill(name) {
+            crate::warn!("{name}: {e}");
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::config::users;
 use crate::kmsg;
 use crate::log_ring::LogRing;
 use crate::spawn;
-use crate::supervisor::{Action, Actions, Delay, Event, Note};
+use crate::supervisor::{Action, Delay, Event, Note};
 use crate::unit::{self, Output, Ready};
 use crate::vocab::Exit;
 use crate::vocab::NOTIFY_DIR;
@@ -25,18 +25,6 @@ const EXEC_BATCH: usize = 16;
 
 /// How long processes left at shutdown get between TERM and KILL.
 pub(super) const SHUTDOWN_GRACE_MS: u64 = 2000;
-
-/// Say so when a step's actions did not fit their buffer (its bound,
-/// `max_actions`, is checked by the core's random walks): what was lost
-/// is a start, a stop or a line, so the operator must hear of it.
-pub(super) fn refused(out: &Actions) {
-    if out.refused() > 0 {
-        crate::error!(
-            "{} actions of one step did not fit their buffer and were dropped",
-            out.refused()
-        );
-    }
-}
 
 impl Pid1 {
     /// Step the supervisor with `ev` and everything it leads to.
@@ -56,7 +44,7 @@ impl Pid1 {
         while let Some(ev) = self.queue.pop_front() {
             out.clear();
             self.sup.step(now(), ev, &mut out);
-            refused(&out);
+            super::refused(&out);
             // A step that starts several units (the boot) spawns them
             // all before it waits for any exec: their handshakes are
             // taken by the loop, every EXEC_BATCH-th in place, so that

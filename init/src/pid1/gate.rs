@@ -165,7 +165,7 @@ impl Pid1 {
             e.rare().rejected = Some(text.as_str().into());
             e.verdict = Some(Verdict::Rejected);
         }
-        super::executor::refused(&out);
+        super::refused(&out);
         for a in out.iter() {
             self.perform(*a);
         }

@@ -379,6 +379,18 @@ impl Pid1 {
     }
 }
 
+/// Say so when a step's actions did not fit their buffer (its bound,
+/// `max_actions`, is checked by the core's random walks): what was lost
+/// is a start, a stop or a line, so the operator must hear of it.
+fn refused(out: &Actions) {
+    if out.refused() > 0 {
+        crate::error!(
+            "{} actions of one step did not fit their buffer and were dropped",
+            out.refused()
+        );
+    }
+}
+
 /// Fds PID 1 may hold per unit (output, readiness, reaper report,
 /// pressure trigger; the cgroup directory and the exec status pipe while
 /// starting, `cgroup.events` while stopping), and besides its units.

@@ -133,7 +133,7 @@ impl Pid1 {
             }
         }
         self.mark_pending();
-        super::executor::refused(&out);
+        super::refused(&out);
         for a in out.iter() {
             self.perform(*a);
         }

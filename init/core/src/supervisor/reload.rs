@@ -18,20 +18,31 @@ pub struct ReloadSummary {
 }
 
 impl Supervisor {
-    /// Take back the leaving unit named as `def` (`Retired::No` again);
-    /// false when there is none.
-    fn revive(&mut self, def: &UnitDef) -> bool {
-        let back = self
+    /// The leaving unit named `name` (removed by an earlier reload, still
+    /// stopping), if any.
+    fn leaving_index(&self, name: &str) -> Option<u16> {
+        let i = self
             .units
-            .iter_mut()
-            .find(|s| s.retired == Retired::Leaving && s.def.name == def.name);
-        match back {
-            Some(s) => {
-                s.retired = Retired::No;
-                true
-            }
-            None => false,
-        }
+            .iter()
+            .position(|s| s.retired == Retired::Leaving && s.def.name == name)?;
+        u16::try_from(i).ok()
+    }
+
+    /// Leaving unit `i` given back by this reload: the same unit, kept in
+    /// its slot (its cgroup is its name's: a second slot would share it,
+    /// and the old run's kill hit the new one), started on `def` once
+    /// stopped, on probation as a new unit.
+    fn revive(&mut self, i: u16, def: UnitDef) {
+        let Some(s) = self.units.get_mut(usize::from(i)) else {
+            return;
+        };
+        s.retired = Retired::No;
+        s.rt.failures = Failures::for_limit(def.seldom.start_limit);
+        s.set_def(def);
+        s.rt.want = true;
+        s.rt.probation = true;
+        s.rt.streak = 0;
+        s.rt.restart_pending = true;
     }
 
     /// Apply a re-read unit directory: new units start, removed units stop
@@ -49,20 +60,15 @@ impl Supervisor {
         if self.shutdown.is_some() {
             return sum;
         }
+        // Units removed by an earlier reload still stopping (before this
+        // reload's removals): only then is a new name looked for among
+        // them (`revive`), not at each new unit of every reload.
+        let were_leaving = self.leaving;
         // New, changed and removed units: every pass looks once.
         self.wake_all();
         self.leaving = true;
         // A reload may allocate: one flag per slot, the table as it grows.
         let mut seen: std::vec::Vec<bool> = std::vec::Vec::new();
-        let mark = |seen: &mut std::vec::Vec<bool>, i: u16| {
-            let i = usize::from(i);
-            if seen.len() <= i {
-                seen.resize(i + 1, false);
-            }
-            if let Some(f) = seen.get_mut(i) {
-                *f = true;
-            }
-        };
         // Looked up in the table as it was: a unit `add`ed below is not
         // looked for again (the loader gives each name once).
         let by_name = self.by_name();
@@ -100,37 +106,30 @@ impl Supervisor {
                         Phase::Waiting => {}
                     }
                 }
-                // Removed by an earlier reload and still stopping: the
-                // same unit, kept in its slot (its cgroup is its name's:
-                // a second slot would share it, and the old run's kill
-                // hit the new one), started on this definition once
-                // stopped, on probation as a new unit.
-                None if self.leaving && self.revive(&def) => {
-                    let Some(i) = self.index(&def.name) else {
-                        continue;
+                None => {
+                    let back = match were_leaving {
+                        true => self.leaving_index(&def.name),
+                        false => None,
                     };
-                    mark(&mut seen, i);
-                    if let Some(s) = self.units.get_mut(usize::from(i)) {
-                        s.rt.failures = Failures::for_limit(def.seldom.start_limit);
-                        s.set_def(def);
-                        s.rt.want = true;
-                        s.rt.probation = true;
-                        s.rt.streak = 0;
-                        s.rt.restart_pending = true;
-                    }
-                    sum.added = sum.added.saturating_add(1);
-                }
-                None => match self.add(def) {
-                    Ok(i) => {
-                        mark(&mut seen, i);
-                        if let Some(s) = self.units.get_mut(usize::from(i)) {
-                            s.rt.probation = true;
+                    match back {
+                        Some(i) => {
+                            self.revive(i, def);
+                            mark(&mut seen, i);
+                            sum.added = sum.added.saturating_add(1);
                         }
-                        sum.added = sum.added.saturating_add(1);
-                        sum.new_slots.push(i);
+                        None => match self.add(def) {
+                            Ok(i) => {
+                                mark(&mut seen, i);
+                                if let Some(s) = self.units.get_mut(usize::from(i)) {
+                                    s.rt.probation = true;
+                                }
+                                sum.added = sum.added.saturating_add(1);
+                                sum.new_slots.push(i);
+                            }
+                            Err(_) => sum.no_room = sum.no_room.saturating_add(1),
+                        },
                     }
-                    Err(_) => sum.no_room = sum.no_room.saturating_add(1),
-                },
+                }
             }
         }
         for i in 0..self.units.len() {
@@ -156,5 +155,16 @@ impl Supervisor {
         let _ = self.link();
         self.settle(now, out);
         sum
+    }
+}
+
+/// Slot `i` is in the re-read directory.
+fn mark(seen: &mut std::vec::Vec<bool>, i: u16) {
+    let i = usize::from(i);
+    if seen.len() <= i {
+        seen.resize(i + 1, false);
+    }
+    if let Some(f) = seen.get_mut(i) {
+        *f = true;
     }
 }
