@@ -127,6 +127,7 @@ impl Supervisor {
         if let Some(s) = self.units.get_mut(usize::from(unit)) {
             // At the start limit, that is what was announced.
             if let Some(restart_in) = failure.restart_in() {
+                let restart_in = unless_judged(s, restart_in);
                 note(s, unit, Note::StartTimeout { restart_in }, out);
             }
             judge(s, unit, false, out);
@@ -157,6 +158,7 @@ impl Supervisor {
             let failure = self.fail(now, unit, out);
             if let Some(s) = self.units.get_mut(i) {
                 if let Some(restart_in) = failure.restart_in() {
+                    let restart_in = unless_judged(s, restart_in);
                     note(s, unit, Note::WatchdogTimeout { restart_in }, out);
                 }
                 judge(s, unit, false, out);
@@ -173,6 +175,7 @@ impl Supervisor {
         let failure = self.fail(now, unit, out);
         if let Some(s) = self.units.get_mut(usize::from(unit)) {
             if let Some(restart_in) = failure.restart_in() {
+                let restart_in = unless_judged(s, restart_in);
                 note(s, unit, Note::SpawnFailed { restart_in }, out);
             }
             judge(s, unit, false, out);
@@ -229,7 +232,7 @@ impl Supervisor {
                         unit,
                         Note::Died {
                             exit,
-                            restart_in: restart_in.map(Delay::ms),
+                            restart_in: unless_judged(s, restart_in.map(Delay::ms)),
                         },
                         out,
                     );
@@ -316,6 +319,14 @@ impl Supervisor {
         }
         Some(delay)
     }
+}
+
+/// The restart a failure announces: none for a unit on probation, whose
+/// bad verdict comes in the same step and has PID 1 put its last good
+/// definition back at once (or stop it, a new unit) instead: "restart in
+/// 100ms" would announce a start that never comes.
+fn unless_judged(s: &Slot, restart_in: Option<Delay>) -> Option<Delay> {
+    restart_in.filter(|_| !s.rt.probation)
 }
 
 /// End a unit's probation with a verdict (nothing when it is not on

@@ -848,6 +848,22 @@ fn notify(name: &str) -> UnitDef {
     d
 }
 
+/// The restart each failure in `acts` announced.
+fn restarts_announced(acts: &[Action]) -> std::vec::Vec<Option<Delay>> {
+    acts.iter()
+        .filter_map(|a| match *a {
+            Action::Announce(
+                _,
+                Note::Died { restart_in, .. }
+                | Note::SpawnFailed { restart_in }
+                | Note::StartTimeout { restart_in }
+                | Note::WatchdogTimeout { restart_in },
+            ) => Some(restart_in),
+            _ => None,
+        })
+        .collect()
+}
+
 fn verdicts(acts: &[Action]) -> std::vec::Vec<(u16, bool)> {
     acts.iter()
         .filter_map(|a| match *a {
@@ -994,6 +1010,8 @@ fn a_bad_change_is_judged_and_reverted() {
             }
         };
         assert_eq!(verdicts(&a), vec![(u, false)], "{how}");
+        // Said without a restart: the revert's start is the next one.
+        assert_eq!(restarts_announced(&a), vec![None], "{how}");
         assert_eq!(r.state("web"), State::Backoff, "{how}");
         let mut out = Actions::new();
         r.sup.revert(r.now, u, Some(good.clone()), &mut out);
