@@ -460,6 +460,7 @@ impl Pid1 {
                         }
                     );
                     self.cg = None;
+                    self.note_running_pgids();
                     return Err(why(format_args!("clone3 into cgroup: {errno}")));
                 }
                 if e.step == spawn::Step::Clone && def.namespaces.has(unit::Namespaces::USER) {

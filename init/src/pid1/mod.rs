@@ -349,6 +349,8 @@ impl Pid1 {
         }
         if self.cg.is_none() {
             self.pgids.resize(n, 0);
+            // Handed over by a re-exec, whose state does not carry them.
+            self.note_running_pgids();
         }
         let q = event_queue(n);
         self.queue.reserve_exact(q.saturating_sub(self.queue.len()));
@@ -701,7 +703,7 @@ mod tests {
     }
 
     /// A PID 1 without a loop holding one service, `web`, stepped by hand.
-    fn with_web() -> Pid1 {
+    pub(super) fn with_web() -> Pid1 {
         let mut p = Pid1::new(None, 0, false);
         let mut d = UnitDef::with_defaults("web");
         d.exec.push("/bin/true").unwrap();
@@ -710,7 +712,7 @@ mod tests {
         p
     }
 
-    fn step(p: &mut Pid1, t: Millis, ev: Event) -> Vec<crate::supervisor::Action> {
+    pub(super) fn step(p: &mut Pid1, t: Millis, ev: Event) -> Vec<crate::supervisor::Action> {
         let mut out = Actions::default();
         out.fit(p.sup.len());
         p.sup.step(t, ev, &mut out);
@@ -749,9 +751,16 @@ mod tests {
 
     /// Without cgroups a kill signals the run's process group even after
     /// the supervisor let go of its pid: a start timeout's kill would
-    /// otherwise leave the run going beside the next.
+    /// otherwise leave the run going beside the next. Also for a run a
+    /// re-exec handed over (the state does not carry the group).
     #[test]
     fn without_cgroups_a_start_timeout_kills_the_runs_process_group() {
+        for reexec in [false, true] {
+            start_timeout_without_cgroups(reexec);
+        }
+    }
+
+    fn start_timeout_without_cgroups(reexec: bool) {
         use crate::supervisor::Action;
         use std::os::unix::process::CommandExt;
         let mut child = std::process::Command::new("sleep")
@@ -773,6 +782,13 @@ mod tests {
         // As `start` notes it after the clone.
         p.note_pgid(0, pid);
         step(&mut p, 1, Event::spawned(0, pid));
+        if reexec {
+            let state = p.write_state().unwrap();
+            p = Pid1::new(None, 0, false);
+            p.resume(state, &crate::boot::cmdline::Options::default());
+            p.fit_tables();
+            assert_eq!(p.sup.slot(0).unwrap().rt.pid, pid);
+        }
         let acts = step(&mut p, 200, Event::Tick);
         assert!(acts.contains(&Action::KillCgroup(0)), "{acts:?}");
         assert_eq!(p.sup.slot(0).unwrap().rt.pid, 0);
@@ -788,7 +804,7 @@ mod tests {
             }
             if std::time::Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("the run was not killed");
+                panic!("the run was not killed (after a re-exec: {reexec})");
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         };

@@ -97,14 +97,7 @@ impl Pid1 {
             .and_then(|dir| kill::signal_each(&dir, sig, reaper).ok())
             .unwrap_or(0);
         if sent == 0 {
-            let p = i32::try_from(pid)
-                .ok()
-                .and_then(rustix::process::Pid::from_raw);
-            if let Some(p) = p {
-                if rustix::process::kill_process_group(p, sig).is_err() {
-                    let _ = rustix::process::kill_process(p, sig);
-                }
-            }
+            signal_group(pid, sig);
         }
         let by = now().saturating_add(slot.def.stop_timeout);
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
@@ -160,6 +153,23 @@ impl Pid1 {
         }
     }
 
+    /// Without cgroups: every running unit's process group, from its pid
+    /// (its child's setsid made it the group's leader), also where no
+    /// start noted it: after a re-exec, whose state does not carry them
+    /// (`fit_tables`), and once the kernel refused cgroups after the boot,
+    /// for the units started before.
+    pub(super) fn note_running_pgids(&mut self) {
+        if self.cg.is_some() {
+            return;
+        }
+        for u in 0..u16::try_from(self.sup.len()).unwrap_or(u16::MAX) {
+            match self.sup.slot(u).map_or(0, |s| s.rt.pid) {
+                0 => {}
+                pid => self.note_pgid(u, pid),
+            }
+        }
+    }
+
     /// SIGKILL to the cgroup now (first `cgroup.kill`, then pid by pid),
     /// and again later if it is not empty by then.
     pub(super) fn kill_cgroup_now(&mut self, u: u16) {
@@ -181,19 +191,21 @@ impl Pid1 {
                 0 => noted,
                 p => p,
             };
-            if let Some(pg) = i32::try_from(pid)
-                .ok()
-                .and_then(rustix::process::Pid::from_raw)
-            {
-                // Not yet its own group (killed before its setsid): the
-                // child alone.
-                if rustix::process::kill_process_group(pg, Signal::KILL).is_err() {
-                    let _ = rustix::process::kill_process(pg, Signal::KILL);
-                }
-            }
+            signal_group(pid, Signal::KILL);
+            // Nothing tells when the group is gone: no drain to wait on (a
+            // kill left due would fire at once, again and again, once the
+            // kernel refused cgroups after the boot: `start`).
+            self.end_drain(u);
             return;
         };
         let name = slot.def.name.as_str();
+        if e_kills(&self.edges, u) == 0 && slot.rt.phase == Phase::Stopping {
+            // The main process a stop waits for is killed whatever its
+            // cgroup holds: it may have left the cgroup (moved itself, the
+            // directory gone since), and the stop, whose deadline this
+            // kill was, would wait for it with no deadline left.
+            signal_group(slot.rt.pid, Signal::KILL);
+        }
         if cg.populated(name) == Some(false) {
             self.end_drain(u);
             return;
@@ -341,7 +353,8 @@ impl Pid1 {
     }
 
     /// Ends the drain once `cgroup.events` says the cgroup is empty (or
-    /// cannot be read: then nothing can tell, and nobody should wait).
+    /// cannot be read: then nothing can tell, and nobody waits past the
+    /// one kill the stop's grace ends in).
     pub(super) fn check_empty(&mut self, u: u16) {
         let populated = match self
             .edges
@@ -355,6 +368,18 @@ impl Pid1 {
                 .zip(self.sup.slot(u))
                 .and_then(|(cg, s)| cg.populated(&s.def.name)),
         };
+        // Nothing can tell, and the kill the stop's grace ends in is still
+        // to come: it is kept (ended here, nothing would ever kill what
+        // the stop left). After it, nobody waits.
+        if populated.is_none() && e_kills(&self.edges, u) == 0 {
+            let due = self
+                .edges
+                .get(usize::from(u))
+                .is_some_and(|e| e.drain.kill_due());
+            if due {
+                return;
+            }
+        }
         if populated != Some(true) {
             self.end_drain(u);
         }
@@ -423,6 +448,25 @@ impl Pid1 {
     }
 }
 
+/// `sig` to the process group `pid` leads, or to `pid` alone when it does
+/// not lead one yet (signalled before its setsid). Nothing for pid 0.
+fn signal_group(pid: u32, sig: Signal) {
+    let Some(p) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    if rustix::process::kill_process_group(p, sig).is_err() {
+        let _ = rustix::process::kill_process(p, sig);
+    }
+}
+
+/// Kills of unit `u`'s drain so far.
+fn e_kills(edges: &[super::Edge], u: u16) -> u8 {
+    edges.get(usize::from(u)).map_or(0, |e| e.drain.kills)
+}
+
 /// The whole shutdown's deadline, from its start: every unit's
 /// `stop_timeout` (they may be stopped one after another), plus
 /// `SHUTDOWN_SLACK_MS`.
@@ -431,3 +475,6 @@ pub(super) fn shutdown_budget(sup: &crate::supervisor::Supervisor) -> Millis {
         .map(|s| s.def.stop_timeout)
         .fold(SHUTDOWN_SLACK_MS, Millis::saturating_add)
 }
+
+#[cfg(test)]
+mod tests;

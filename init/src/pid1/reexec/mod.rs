@@ -185,7 +185,7 @@ impl Pid1 {
     }
 
     /// The state in a memfd that survives the exec.
-    fn write_state(&mut self) -> Result<OwnedFd, Errno> {
+    pub(super) fn write_state(&mut self) -> Result<OwnedFd, Errno> {
         let fd = rustix::fs::memfd_create("wren-state", rustix::fs::MemfdFlags::CLOEXEC)?;
         let raw = |f: &Option<OwnedFd>| f.as_ref().map_or(-1, |f| f.as_raw_fd());
         let mut text = String::new();

@@ -1,0 +1,149 @@
+//! A stop's kills when the cgroup does not say what it holds: the main
+//! process outside it, `cgroup.events` unreadable, cgroups refused after
+//! the boot. Against a temp dir as the cgroup root and real children.
+
+use super::super::tests::{step, with_web};
+use super::super::{now, Pid1};
+use crate::cgroup::Cgroups;
+use crate::supervisor::{Action, Event, Phase};
+use crate::testutil::TempDir;
+use crate::vocab::Exit;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A process that ignores SIGTERM, leading its own process group; back
+/// once its trap is set.
+fn stubborn() -> Child {
+    let mut c = Command::new("/bin/sh")
+        .args(["-c", "trap '' TERM; echo up; exec sleep 30"])
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(c.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "up\n");
+    c
+}
+
+/// The signal `c` died of within 5 s, or None if it still runs (then
+/// killed here).
+fn died_of(c: &mut Child) -> Option<i32> {
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        if let Some(st) = c.try_wait().unwrap() {
+            return st.signal();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+    None
+}
+
+fn with_cgroups(root: &TempDir) -> Pid1 {
+    let mut p = with_web();
+    p.cg = Some(Cgroups::open(root.path()).unwrap());
+    p.epoll =
+        Some(rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC).unwrap());
+    p.fit_tables();
+    p
+}
+
+/// The stop's SIGKILL, at `stop_timeout`, reaches a main process that
+/// ignores SIGTERM and is not in the unit's cgroup (it moved itself, or
+/// the directory is gone since): the stop waits for that process, and
+/// would wait with no deadline left.
+#[test]
+fn a_stops_kill_reaches_a_main_process_outside_the_cgroup() {
+    for gone in [true, false] {
+        let root = TempDir::new("pid1-stop-outside");
+        if gone {
+            std::fs::create_dir_all(root.path().join("units")).unwrap();
+        } else {
+            root.file("units/web/cgroup.events", "populated 0\nfrozen 0\n");
+            root.file("units/web/cgroup.procs", "");
+        }
+        let mut p = with_cgroups(&root);
+        let mut main = stubborn();
+        assert_eq!(step(&mut p, 1, Event::Boot), [Action::Spawn(0)]);
+        step(&mut p, 2, Event::spawned(0, main.id()));
+        for a in step(&mut p, 10, Event::Stop { unit: 0 }) {
+            if matches!(a, Action::Signal { .. }) {
+                p.perform(a);
+            }
+        }
+        let t = p.sup.next_deadline().unwrap();
+        let acts = step(&mut p, t, Event::Tick);
+        assert!(acts.contains(&Action::KillCgroup(0)), "{acts:?}");
+        assert_eq!(p.sup.slot(0).unwrap().rt.phase, Phase::Stopping);
+        p.perform(Action::KillCgroup(0));
+        assert_eq!(died_of(&mut main), Some(9), "cgroup gone: {gone}");
+    }
+}
+
+/// `cgroup.events` cannot be read (here: not there): what the stop left
+/// in the cgroup after the main process ended still gets its kill at the
+/// end of the stop's grace, and after it nobody waits.
+#[test]
+fn a_stops_leftovers_are_killed_when_cgroup_events_cannot_be_read() {
+    let root = TempDir::new("pid1-stop-noevents");
+    let mut left = stubborn();
+    root.file("units/web/cgroup.procs", &format!("{}\n", left.id()));
+    let mut p = with_cgroups(&root);
+    step(&mut p, 1, Event::Boot);
+    step(&mut p, 2, Event::spawned(0, 999_999));
+    for a in step(&mut p, 10, Event::Stop { unit: 0 }) {
+        if matches!(a, Action::Signal { .. }) {
+            p.perform(a);
+        }
+    }
+    let acts = step(
+        &mut p,
+        20,
+        Event::Exited {
+            pid: 999_999,
+            exit: Exit::Code(0),
+        },
+    );
+    assert!(acts.contains(&Action::KillCgroup(0)), "{acts:?}");
+    p.perform(Action::KillCgroup(0));
+    assert!(p.draining(), "the stop's grace is kept");
+    assert!(left.try_wait().unwrap().is_none(), "killed before its time");
+    p.drain_timeouts(now().saturating_add(60_000));
+    assert_eq!(died_of(&mut left), Some(9));
+    assert!(!p.draining(), "nothing to wait for once killed");
+}
+
+/// A kill due while the kernel refused cgroups after the boot (`start`
+/// drops them): done once, without cgroups, not due again and again.
+#[test]
+fn a_due_kill_is_done_once_when_cgroups_are_dropped() {
+    let root = TempDir::new("pid1-stop-dropped");
+    root.file("units/web/cgroup.events", "populated 1\nfrozen 0\n");
+    let mut p = with_cgroups(&root);
+    p.signal_unit(0, 0, 18);
+    // `cgroup.events` as the epoll set would hold it (a temp dir's file
+    // cannot be in one): still populated.
+    let events = rustix::fs::memfd_create("events", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+    rustix::io::write(&events, b"populated 1\nfrozen 0\n").unwrap();
+    p.edges[0].drain.events = Some(events);
+    p.kill_cgroup(0);
+    assert!(p.draining());
+    p.cg = None;
+    let t = now().saturating_add(60_000);
+    let mut turns = 0;
+    while p.drain_deadline().is_some_and(|d| d <= t) && turns < 100 {
+        p.drain_timeouts(t);
+        turns += 1;
+    }
+    assert_eq!(
+        turns, 1,
+        "the kill stays due: the timer fires at once, for ever"
+    );
+    assert!(!p.draining());
+}
