@@ -328,9 +328,10 @@ impl Pid1 {
     /// its cgroup goes with it. Only while a reload's removals are
     /// pending, not on every wake-up. The cgroup may still hold a
     /// namespace reaper on its way out (the stop ended on its report,
-    /// `report`): then it is tried again at the next wake-up, which that
-    /// reaper's exit brings. One whose processes survived every kill is
-    /// left in place, said once.
+    /// `report`): then it is tried again at the next wake-ups, which that
+    /// reaper's exit brings, a bounded number of times (`orphans`: a
+    /// cgroup the unit made below its own stays busy however empty). One
+    /// whose processes survived every kill is left in place, said once.
     fn forget_cgroups(&mut self) {
         self.removing = self
             .sup
@@ -349,9 +350,12 @@ impl Pid1 {
             }
             match cg.remove(&slot.def.name) {
                 Ok(true) => crate::debug!("{}: cgroup removed", slot.def.name),
-                Ok(false) if !edge.drain.gave_up => {
+                Ok(false) if edge.drain.active() => {
                     self.removing = true;
                     continue;
+                }
+                Ok(false) if !edge.drain.gave_up => {
+                    self.orphans.push((slot.def.name.clone(), 0));
                 }
                 Ok(false) => crate::warn!("{}: cgroup still busy, left in place", slot.def.name),
                 Err(e) => crate::warn!("{e}"),

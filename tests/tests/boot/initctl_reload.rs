@@ -313,3 +313,38 @@ fn initctl_reload_a_unit_given_back_after_its_stop_keeps_its_cgroup() {
     let (_, rc) = vm.sh_rc("test -d /sys/fs/cgroup/units/linger", CMD);
     assert_eq!(rc, 0, "linger's cgroup is gone");
 }
+
+/// A removed unit's cgroup that stays busy once empty (a cgroup made
+/// below it: rmdir says EBUSY however empty it is) is tried again for a
+/// bounded number of PID 1's wake-ups, then left in place and said so;
+/// not tried, silently, at every wake-up for ever.
+#[test]
+fn initctl_reload_a_removed_units_busy_cgroup_is_left_in_place_and_said() {
+    let mut vm = boot("reuse");
+    vm.sh(
+        "printf 'exec = /bin/sleep 1003\\nnamespaces = none\\n' > /test/reuse/nest.unit",
+        CMD,
+    );
+    let (out, rc) = reload(&mut vm);
+    assert_eq!(rc, 0, "{out}");
+    vm.wait_states(&[("nest", &["running"])], secs(10));
+    vm.sh(
+        "mkdir /sys/fs/cgroup/units/nest/sub && rm /test/reuse/nest.unit",
+        CMD,
+    );
+    let (out, rc) = reload(&mut vm);
+    assert_eq!(rc, 0, "{out}");
+    // Wake-ups: each `initctl` connection is a few.
+    vm.sh(
+        "i=0; while [ $i -lt 120 ]; do initctl status >/dev/null; i=$((i+1)); done",
+        secs(120),
+    );
+    // (Counted: kernel lines are taken out of a command's output.)
+    let said = vm.sh(
+        "dmesg | grep -c 'wren: nest: cgroup still busy, left in place'",
+        CMD,
+    );
+    assert_eq!(said.trim(), "1");
+    let (_, rc) = vm.sh_rc("test -d /sys/fs/cgroup/units/nest/sub", CMD);
+    assert_eq!(rc, 0, "left in place");
+}
