@@ -358,6 +358,40 @@ mod tests {
         assert!(!t.path().join("web.unit.restore").exists());
     }
 
+    /// A unit changed (its last good definition kept), then removed, then
+    /// given back while its old run still stops: it comes back as a new
+    /// unit, and no definition of its earlier life would be put back were
+    /// the one given back to fail.
+    #[test]
+    fn a_unit_given_back_while_leaving_keeps_no_last_good() {
+        use super::super::tests::{step, with_web};
+        use crate::supervisor::{Actions, Event, Retired};
+        let mut p = with_web();
+        p.fit_tables();
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, 100));
+        let first = p.sup.slot(0).unwrap().def.clone();
+        let mut out = Actions::default();
+        out.fit(4);
+        let mut reload = |p: &mut super::Pid1, t, defs: Vec<UnitDef>| {
+            out.clear();
+            p.keep_last_good(&defs);
+            p.sup.reload(t, &mut defs.into_iter(), &|_| false, &mut out);
+        };
+        let mut changed = first.clone();
+        changed.description.push_str("changed").unwrap();
+        reload(&mut p, 2, vec![changed]);
+        assert_eq!(p.edges[0].last_good(), Some(&first));
+        reload(&mut p, 3, vec![]);
+        assert_eq!(p.sup.slot(0).unwrap().retired, Retired::Leaving);
+        let mut back = first.clone();
+        back.description.push_str("back").unwrap();
+        reload(&mut p, 4, vec![back]);
+        assert_eq!(p.sup.index("web"), Some(0), "given back in its slot");
+        assert!(p.sup.slot(0).unwrap().rt.probation);
+        assert_eq!(p.edges[0].last_good(), None);
+    }
+
     #[test]
     fn a_new_unit_is_set_aside() {
         let t = TempDir::new("gate");

@@ -122,3 +122,59 @@ pub(super) fn exec_self(path: &str, state: &OwnedFd) -> Errno {
 fn itoa(fd: BorrowedFd<'_>) -> heapless::String<12> {
     crate::proto::formatted(format_args!("{}", fd.as_raw_fd()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{state_format, HANDSHAKE_MS, VERSION};
+    use super::handshake;
+    use crate::testutil::TempDir;
+    use std::time::{Duration, Instant};
+
+    /// Candidates as scripts: one that hangs, one that exits saying
+    /// nothing (its child holding the pipe), one that says something
+    /// else, one that answers as this build does. Each is judged within
+    /// the handshake's bound (and the kill's wait after it), the old PID
+    /// 1 never held longer.
+    #[test]
+    fn a_candidate_is_judged_within_the_bound() {
+        let t = TempDir::new("reexec-candidate");
+        let mut line = String::new();
+        crate::handover::handshake_line(&mut line, state_format(), VERSION).unwrap();
+        let cases = [
+            ("hangs", "exec sleep 5".to_string(), "no handshake within"),
+            (
+                "silent",
+                "(sleep 5) & exit 0".to_string(),
+                "no handshake within",
+            ),
+            (
+                "other",
+                "echo hello; sleep 5".to_string(),
+                "bad handshake `hello`",
+            ),
+            ("good", format!("printf '%s' '{line}'; sleep 5"), ""),
+        ];
+        for (name, body, says) in cases {
+            let path = t.file(name, &format!("#!/bin/sh\n{body}\n"));
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let t0 = Instant::now();
+            let r = handshake(path.to_str().unwrap());
+            let took = t0.elapsed();
+            assert!(
+                took < Duration::from_millis(2 * HANDSHAKE_MS + 500),
+                "{name}: {took:?}"
+            );
+            match r {
+                Ok((format, version)) => {
+                    assert_eq!(says, "", "{name}");
+                    assert_eq!((format, version.as_str()), (state_format(), VERSION));
+                }
+                Err(why) => {
+                    assert_ne!(says, "", "{name}: {}", why.as_str());
+                    assert!(why.as_str().contains(says), "{name}: {}", why.as_str());
+                }
+            }
+        }
+    }
+}
