@@ -147,3 +147,74 @@ fn a_due_kill_is_done_once_when_cgroups_are_dropped() {
     );
     assert!(!p.draining());
 }
+
+/// Gone, or a zombie left for its new parent to reap.
+fn ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(s) => s
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z')),
+    }
+}
+
+/// Without cgroups, what a run's exit leaves in its process group (here
+/// a `sleep` its shell started) is killed at once: nothing would tell
+/// when it is gone.
+#[test]
+fn without_cgroups_what_an_exit_leaves_in_the_group_is_killed_at_once() {
+    let mut p = with_web();
+    p.fit_tables();
+    let mut run = Command::new("/bin/sh")
+        .args(["-c", "sleep 30 & echo $!"])
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(run.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let left: u32 = line.trim().parse().unwrap();
+    assert!(run.wait().unwrap().success());
+    assert!(!ended(left));
+    assert_eq!(step(&mut p, 1, Event::Boot), [Action::Spawn(0)]);
+    p.note_pgid(0, run.id());
+    step(&mut p, 2, Event::spawned(0, run.id()));
+    let acts = step(
+        &mut p,
+        3,
+        Event::Exited {
+            pid: run.id(),
+            exit: Exit::Code(0),
+        },
+    );
+    assert!(acts.contains(&Action::KillCgroup(0)), "{acts:?}");
+    p.perform(Action::KillCgroup(0));
+    let end = Instant::now() + Duration::from_secs(5);
+    while !ended(left) {
+        assert!(Instant::now() < end, "what the exit left lives on");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!p.draining());
+}
+
+/// A start while the last stop's processes are still there (their kill
+/// due at the end of its grace): they are killed now, once, and nothing
+/// of that stop is waited for any more.
+#[test]
+fn a_start_during_a_stops_grace_kills_what_it_left_first() {
+    let root = TempDir::new("pid1-stop-respawn");
+    root.file("units/web/cgroup.events", "populated 1\nfrozen 0\n");
+    let kill = root.file("units/web/cgroup.kill", "");
+    let mut p = with_cgroups(&root);
+    p.signal_unit(0, 0, 15);
+    p.kill_cgroup(0);
+    assert!(p.draining());
+    assert_eq!(std::fs::read_to_string(&kill).unwrap(), "", "in its grace");
+    p.clear_for_spawn(0);
+    assert_eq!(std::fs::read_to_string(&kill).unwrap(), "1");
+    assert!(!p.draining());
+    assert_eq!(p.in_between(), None);
+}
