@@ -144,15 +144,15 @@ mod tests {
             ("hangs", "exec sleep 5".to_string(), "no handshake within"),
             (
                 "silent",
-                "(sleep 5) & exit 0".to_string(),
+                "(sleep 1) & exit 0".to_string(),
                 "no handshake within",
             ),
             (
                 "other",
-                "echo hello; sleep 5".to_string(),
+                "echo hello; exec sleep 5".to_string(),
                 "bad handshake `hello`",
             ),
-            ("good", format!("printf '%s' '{line}'; sleep 5"), ""),
+            ("good", format!("printf '%s' '{line}'; exec sleep 5"), ""),
         ];
         for (name, body, says) in cases {
             let path = t.file(name, &format!("#!/bin/sh\n{body}\n"));
