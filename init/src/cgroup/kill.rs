@@ -75,6 +75,13 @@ pub fn for_each_pid<Fd: AsFd>(dir: Fd, mut f: impl FnMut(u32)) -> Result<usize, 
     Ok(n)
 }
 
+/// `pid` is listed in `dir/cgroup.procs`.
+pub fn lists<Fd: AsFd>(dir: Fd, pid: u32) -> Result<bool, Errno> {
+    let mut found = false;
+    for_each_pid(dir, |p| found |= p == pid)?;
+    Ok(found)
+}
+
 /// Sends `sig` to every pid in `dir/cgroup.procs` but `except` (a PID
 /// namespace's reaper, which would forward it to the service a second
 /// time). Returns how many were signalled; a pid that is already gone is

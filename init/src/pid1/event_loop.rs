@@ -7,7 +7,7 @@ use super::{apart, now, Pid1};
 use crate::control::Server as ControlServer;
 use crate::kmsg;
 use crate::supervisor::{Event, Phase};
-use crate::vocab::CONTROL_SOCKET;
+use crate::vocab::{Millis, CONTROL_SOCKET};
 use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use rustix::event::epoll;
@@ -329,10 +329,10 @@ impl Pid1 {
     /// pending, not on every wake-up. The cgroup may still hold a
     /// namespace reaper on its way out (the stop ended on its report,
     /// `report`): then it is tried again at the next wake-ups, which that
-    /// reaper's exit brings, a bounded number of times (`orphans`: a
-    /// cgroup the unit made below its own stays busy however empty). One
-    /// whose processes survived every kill is left in place, said once.
-    fn forget_cgroups(&mut self) {
+    /// reaper's exit brings, for `ORPHAN_GRACE_MS` (`orphans`: a cgroup
+    /// the unit made below its own stays busy however empty). One whose
+    /// processes survived every kill is left in place, said once.
+    pub(super) fn forget_cgroups(&mut self) {
         self.removing = self
             .sup
             .slots()
@@ -349,14 +349,16 @@ impl Pid1 {
                 continue;
             }
             match cg.remove(&slot.def.name) {
-                Ok(true) => crate::debug!("{}: cgroup removed", slot.def.name),
+                Ok(true) => {
+                    crate::debug!("{}: cgroup removed", slot.def.name);
+                    // Its `cgroup.events` would stay ready for ever.
+                    edge.drain.end(self.epoll.as_ref(), &mut self.waits.kills);
+                }
                 Ok(false) if edge.drain.active() => {
                     self.removing = true;
                     continue;
                 }
-                Ok(false) if !edge.drain.gave_up => {
-                    self.orphans.push((slot.def.name.clone(), 0));
-                }
+                Ok(false) if !edge.drain.gave_up => add_orphan(&mut self.orphans, &slot.def.name),
                 Ok(false) => crate::warn!("{}: cgroup still busy, left in place", slot.def.name),
                 Err(e) => crate::warn!("{e}"),
             }
@@ -364,7 +366,8 @@ impl Pid1 {
             edge.pressure = None;
         }
         let sup = &self.sup;
-        self.orphans.retain_mut(|(name, tries)| {
+        let t = if self.orphans.is_empty() { 0 } else { now() };
+        self.orphans.retain(|(name, since)| {
             // The name is configured again: its cgroup is the new unit's,
             // not to be removed (asked before the rmdir).
             if sup.index(name).is_some() {
@@ -372,10 +375,7 @@ impl Pid1 {
             }
             match cg.remove(name) {
                 Ok(true) => false,
-                Ok(false) if *tries < ORPHAN_TRIES => {
-                    *tries = tries.saturating_add(1);
-                    true
-                }
+                Ok(false) if t.saturating_sub(*since) < ORPHAN_GRACE_MS => true,
                 Ok(false) => {
                     crate::warn!("{name}: cgroup still busy, left in place");
                     false
@@ -414,7 +414,7 @@ impl Pid1 {
         match cg.remove(name) {
             Ok(true) => {}
             Ok(false) => {
-                self.orphans.push((name.clone(), 0));
+                add_orphan(&mut self.orphans, name);
                 self.removing = true;
             }
             Err(e) => crate::warn!("{e}"),
@@ -431,9 +431,19 @@ fn kill_left(cg: &crate::cgroup::Cgroups, name: &str) {
     }
 }
 
-/// Batches of events after which an orphaned cgroup still busy is left
-/// in place (its processes killed, but not gone: stuck in the kernel).
-const ORPHAN_TRIES: u8 = 100;
+/// How long an orphaned cgroup still busy is tried again, at each of PID
+/// 1's wake-ups (a time, not a count: chatty units wake it often), before
+/// it is left in place: its processes killed but not gone (stuck in the
+/// kernel), or a cgroup below it. A namespace reaper's exit takes far less.
+const ORPHAN_GRACE_MS: Millis = 10_000;
+
+/// Cgroup `name` to be removed once empty, tried since now (once: a name
+/// removed, given back and removed again is one cgroup).
+fn add_orphan(orphans: &mut Vec<(crate::unit::Name, Millis)>, name: &crate::unit::Name) {
+    if !orphans.iter().any(|(n, _)| n == name) {
+        orphans.push((name.clone(), now()));
+    }
+}
 
 /// `Pid1::all_settled`, with `from` the index the last look stopped at.
 fn all_settled(sup: &crate::supervisor::Supervisor, from: &mut usize) -> bool {

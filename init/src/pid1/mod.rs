@@ -312,10 +312,10 @@ pub struct Pid1 {
     /// A reload removed units that may still be stopping: their cgroups
     /// are removed once they have left the table (see `forget_cgroups`).
     removing: bool,
-    /// Cgroups of removed units whose slot a new unit took before they
-    /// were empty (`orphan_cgroup`): killed, removed once empty, with the
-    /// tries so far.
-    orphans: Vec<(crate::unit::Name, u8)>,
+    /// Cgroups of removed units not empty yet (`orphan_cgroup`,
+    /// `forget_cgroups`): killed, removed once empty, with the time of the
+    /// first try.
+    orphans: Vec<(crate::unit::Name, Millis)>,
     /// Re-execs this boot has seen, and how this PID 1 began.
     reexecs: u32,
     origin: crate::proto::Origin,

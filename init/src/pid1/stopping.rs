@@ -77,6 +77,17 @@ impl Drain {
     pub(super) fn kill_due(&self) -> bool {
         self.next_kill.is_some()
     }
+
+    /// Nothing more to wait for: `cgroup.events` out of the epoll set `ep`,
+    /// no kill due (`kills`: the loop's count of those).
+    pub(super) fn end(&mut self, ep: Option<&OwnedFd>, kills: &mut u16) {
+        if let (Some(fd), Some(ep)) = (self.events.take(), ep) {
+            let _ = epoll::delete(ep, &fd);
+        }
+        self.stop_by = None;
+        put(kills, &mut self.next_kill, None);
+        self.kills = 0;
+    }
 }
 
 impl Pid1 {
@@ -199,12 +210,20 @@ impl Pid1 {
             return;
         };
         let name = slot.def.name.as_str();
-        if e_kills(&self.edges, u) == 0 && slot.rt.phase == Phase::Stopping {
-            // The main process a stop waits for is killed whatever its
-            // cgroup holds: it may have left the cgroup (moved itself, the
-            // directory gone since), and the stop, whose deadline this
-            // kill was, would wait for it with no deadline left.
-            signal_group(slot.rt.pid, Signal::KILL);
+        let main = slot.rt.pid;
+        if e_kills(&self.edges, u) == 0 && slot.rt.phase == Phase::Stopping && main != 0 {
+            // The main process a stop waits for, should it have left the
+            // cgroup (moved itself; the directory gone since): the stop,
+            // whose deadline this kill is, would wait for it with no
+            // deadline left. Its process group, as the stop signal's
+            // fallback has it.
+            let inside = cg
+                .unit_dir(name)
+                .ok()
+                .and_then(|d| kill::lists(&d, main).ok());
+            if inside != Some(true) {
+                signal_group(main, Signal::KILL);
+            }
         }
         if cg.populated(name) == Some(false) {
             self.end_drain(u);
@@ -368,17 +387,19 @@ impl Pid1 {
                 .zip(self.sup.slot(u))
                 .and_then(|(cg, s)| cg.populated(&s.def.name)),
         };
-        // Nothing can tell, and the kill the stop's grace ends in is still
-        // to come: it is kept (ended here, nothing would ever kill what
-        // the stop left). After it, nobody waits.
-        if populated.is_none() && e_kills(&self.edges, u) == 0 {
-            let due = self
-                .edges
-                .get(usize::from(u))
-                .is_some_and(|e| e.drain.kill_due());
-            if due {
-                return;
-            }
+        // `cgroup.events` could never be read, and the kill the stop's
+        // grace ends in is still to come: it is kept (ended here, nothing
+        // would ever kill what the stop left). After it, nobody waits. One
+        // that was watched and fails now is a cgroup removed since (its fd
+        // stays ready in the epoll set: kept, PID 1 would spin).
+        let kept = self.edges.get(usize::from(u)).is_some_and(|e| {
+            populated.is_none()
+                && e.drain.events.is_none()
+                && e.drain.kills == 0
+                && e.drain.kill_due()
+        });
+        if kept {
+            return;
         }
         if populated != Some(true) {
             self.end_drain(u);
@@ -386,15 +407,9 @@ impl Pid1 {
     }
 
     fn end_drain(&mut self, u: u16) {
-        let Some(e) = self.edges.get_mut(usize::from(u)) else {
-            return;
-        };
-        if let (Some(fd), Some(ep)) = (e.drain.events.take(), self.epoll.as_ref()) {
-            let _ = epoll::delete(ep, &fd);
+        if let Some(e) = self.edges.get_mut(usize::from(u)) {
+            e.drain.end(self.epoll.as_ref(), &mut self.waits.kills);
         }
-        e.drain.stop_by = None;
-        put(&mut self.waits.kills, &mut e.drain.next_kill, None);
-        e.drain.kills = 0;
     }
 
     /// The final sequence, once every unit is stopped and every cgroup

@@ -32,6 +32,9 @@ fn pids_are_read_across_chunks_and_bad_lines_skipped() {
     expect.push(4242);
     assert_eq!(got, expect);
     assert_eq!(n, expect.len());
+    assert_eq!(lists(open(&dir), 4242), Ok(true));
+    assert_eq!(lists(open(&dir), 1037), Ok(true));
+    assert_eq!(lists(open(&dir), 1001), Ok(false));
 }
 
 #[test]

@@ -218,3 +218,67 @@ fn a_start_during_a_stops_grace_kills_what_it_left_first() {
     assert!(!p.draining());
     assert_eq!(p.in_between(), None);
 }
+
+/// `cgroup.events` as the epoll set would hold it (a temp dir's file
+/// cannot be in one), saying `text`.
+fn events_fd(text: &str) -> rustix::fd::OwnedFd {
+    let fd = rustix::fs::memfd_create("events", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+    rustix::io::write(&fd, text.as_bytes()).unwrap();
+    fd
+}
+
+/// A watched `cgroup.events` that cannot be read any more is a cgroup
+/// removed since (its fd stays ready in the epoll set): the drain ends,
+/// its grace's kill not kept (PID 1 would wake for it at once, again and
+/// again, until then).
+#[test]
+fn a_watched_cgroup_events_that_fails_ends_the_drain() {
+    let root = TempDir::new("pid1-stop-gone");
+    root.file("units/web/cgroup.events", "populated 1\nfrozen 0\n");
+    let mut p = with_cgroups(&root);
+    p.signal_unit(0, 0, 18);
+    p.edges[0].drain.events = Some(events_fd("populated 1\nfrozen 0\n"));
+    p.kill_cgroup(0);
+    assert!(p.draining(), "in the stop's grace");
+    let fd = p.edges[0].drain.events.as_ref().unwrap();
+    rustix::fs::ftruncate(fd, 0).unwrap();
+    p.on_cgroup_events(0);
+    assert!(!p.draining());
+}
+
+/// A removed unit's cgroup deleted while its drain still waited (the
+/// kernel tells of a leftover's exit by SIGCHLD first, `cgroup.events`
+/// later): the drain ends with it.
+#[test]
+fn a_removed_units_cgroup_deleted_ends_its_drain() {
+    let root = TempDir::new("pid1-stop-forget");
+    std::fs::create_dir_all(root.path().join("units/web")).unwrap();
+    let mut p = with_cgroups(&root);
+    p.edges[0].cgroup = Some(p.sup.slot(0).unwrap().limits_gen);
+    step(&mut p, 1, Event::Boot);
+    step(&mut p, 2, Event::spawned(0, 999_999));
+    let mut out = crate::supervisor::Actions::default();
+    out.fit(4);
+    p.sup
+        .reload(3, &mut Vec::new().into_iter(), &|_| false, &mut out);
+    for a in out.as_slice().to_vec() {
+        if matches!(a, Action::Signal { .. }) {
+            p.perform(a);
+        }
+    }
+    let acts = step(
+        &mut p,
+        4,
+        Event::Exited {
+            pid: 999_999,
+            exit: Exit::Code(0),
+        },
+    );
+    assert!(acts.contains(&Action::KillCgroup(0)), "{acts:?}");
+    p.edges[0].drain.events = Some(events_fd("populated 1\nfrozen 0\n"));
+    p.perform(Action::KillCgroup(0));
+    assert!(p.draining(), "in the stop's grace");
+    p.forget_cgroups();
+    assert!(!root.path().join("units/web").exists(), "removed");
+    assert!(!p.draining());
+}
