@@ -9,18 +9,24 @@ use crate::*;
 use wren_boot_tests::{disk_copy, secs};
 
 const CMDLINE: &str = "console=ttyAMA0,115200 root=/dev/vda rootwait rw init=/sbin/init \
-     wren.units=/test/watchdog wren.watchdog=/dev/watchdog,4";
+     wren.units=/test/watchdog";
 
 fn boot_wd(name: &str) -> wren_boot_tests::Vm {
+    boot_wd_timeout(name, 4)
+}
+
+/// Booted with the watchdog's timeout `secs` long.
+fn boot_wd_timeout(name: &str, secs: u32) -> wren_boot_tests::Vm {
     let disk = disk_copy(name);
-    let mut vm = wren_boot_tests::Vm::boot_disk_with(&disk, CMDLINE, &["-device", "i6300esb"]);
+    let cmdline = format!("{CMDLINE} wren.watchdog=/dev/watchdog,{secs}");
+    let mut vm = wren_boot_tests::Vm::boot_disk_with(&disk, &cmdline, &["-device", "i6300esb"]);
     vm.wait_shell(BOOT);
     vm.wait_states(
         &[("crit", &["running"]), ("plain", &["running"])],
         Duration::from_secs(30),
     );
     let armed = vm.sh(
-        "dmesg | grep -c 'wren: watchdog /dev/watchdog: armed, timeout 4 s'",
+        &format!("dmesg | grep -c 'wren: watchdog /dev/watchdog: armed, timeout {secs} s'"),
         CMD,
     );
     assert_eq!(armed.trim(), "1", "watchdog not armed:\n{}", vm.tail());
@@ -99,4 +105,35 @@ fn watchdog_stays_fed_across_reexec() {
     );
     assert_eq!(armed.trim(), "2", "not armed again by the new PID 1");
     assert_eq!(vm.sh("echo alive", CMD).trim(), "alive");
+}
+
+/// Once a critical unit has failed, a re-exec neither feeds the watchdog
+/// before its exec nor lets the new PID 1 open it again: the board resets
+/// as it would have without the re-exec (docs/update.md). A 10 s timeout,
+/// so that the re-exec is done before the reset.
+#[test]
+fn watchdog_not_armed_again_by_a_reexec_after_a_critical_failure() {
+    let mut vm = boot_wd_timeout("watchdog_crit_reexec", 10);
+    vm.send("touch /run/crit.fail\n");
+    vm.expect("crit: critical unit failed", Duration::from_secs(10));
+    let before = vm.output().len();
+    vm.send("initctl reexec\n");
+    vm.expect(
+        "crit: critical unit failed; watchdog not armed again",
+        Duration::from_secs(20),
+    );
+    let st = vm
+        .wait_exit(secs(60))
+        .expect("no reset 60 s after the re-exec");
+    let out = vm.output();
+    assert!(
+        out[before..].contains("took over as PID 1"),
+        "no re-exec:\n{}",
+        vm.tail()
+    );
+    assert!(
+        !out[before..].contains("reboot: Power down")
+            && !out[before..].contains("reboot: Restarting"),
+        "a clean shutdown, no reset ({st:?})"
+    );
 }
