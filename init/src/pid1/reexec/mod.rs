@@ -15,7 +15,7 @@ use crate::handover::{self, Header, Hint, RawFd, UnitState, HANDOVER_ARG};
 use crate::kmsg;
 use crate::log_ring::LogRing;
 use crate::proto::{CtlError, ErrCode, InitInfo, Origin, Reply};
-use crate::unit::Output;
+use crate::unit::{Output, Ready};
 use crate::vocab::{CGROUP_ROOT, PATH_BYTES};
 use rustix::fd::{AsRawFd, OwnedFd};
 use rustix::io::{Errno, FdFlags};
@@ -319,7 +319,11 @@ impl Pid1 {
         let mut fds = FdTaker::default();
         for st in units {
             let mut edge = Edge::new(&st.def);
-            edge.log = LogRing::restored(st.log_capacity as usize, st.log_pos, st.log);
+            // Sized by the definition (the parser's bound), not by the
+            // state's own word for it: a damaged state asking for 4 GiB
+            // would abort PID 1 at the allocation.
+            let capacity = st.def.log_size.min(crate::vocab::LOG_SIZE_MAX);
+            edge.log = LogRing::restored(capacity as usize, st.log_pos, st.log);
             edge.log_rd = fds.take(st.log_fd);
             edge.notify = fds.take(st.notify_fd);
             edge.exit_report = fds.take(st.report_fd);
@@ -376,10 +380,17 @@ impl Pid1 {
             };
             let name = slot.def.name.clone();
             let output = slot.def.output;
+            let ready = slot.def.ready;
             let hint = hints.iter().find(|h| h.name == name);
+            // Without cgroups nothing but the hint names the unit's
+            // process: PID 1's child, which no other process can be.
+            let cgroups = self.cg.is_some();
             let pid = hint
                 .map(|h| h.pid)
-                .filter(|&p| child_in_cgroup(&name, p))
+                .filter(|&p| match cgroups {
+                    true => child_in_cgroup(&name, p),
+                    false => ppid(p) == Some(own_pid()),
+                })
                 .or_else(|| main_pid(&name));
             let Some(pid) = pid else { continue };
             self.sup.adopt(i as u16, pid, t);
@@ -387,11 +398,14 @@ impl Pid1 {
             let cgroup = self.cgroup_exists(&name).then(|| slot_limits(&self.sup, i));
             if let Some(e) = self.edges.get_mut(i) {
                 if let Some(h) = hint.filter(|h| h.pid == pid) {
-                    // The output pipe goes on into a new, empty ring; the
-                    // readiness fd is of no use to a running unit.
+                    // The output pipe goes on into a new, empty ring; a
+                    // readiness pipe is of no use to a running unit, but
+                    // an sd_notify socket still takes its WATCHDOG=1
+                    // pings (the supervisor's `adopt` arms the watchdog).
                     let log = fds.take(h.log_fd);
                     e.log_rd = if output == Output::Log { log } else { None };
-                    drop(fds.take(h.notify_fd));
+                    let notify = fds.take(h.notify_fd);
+                    e.notify = notify.filter(|_| ready == Ready::SdNotify);
                     e.exit_report = fds.take(h.report_fd);
                 }
                 e.cgroup = cgroup;
@@ -559,7 +573,7 @@ fn cgroup_pids(name: &str, out: &mut heapless::Vec<u32, 64>) {
 fn child_in_cgroup(name: &str, pid: u32) -> bool {
     let mut pids = heapless::Vec::new();
     cgroup_pids(name, &mut pids);
-    pids.contains(&pid) && ppid(pid) == Some(1)
+    pids.contains(&pid) && ppid(pid) == Some(own_pid())
 }
 
 /// The unit's main process: the lowest pid in its cgroup that is PID 1's
@@ -567,7 +581,18 @@ fn child_in_cgroup(name: &str, pid: u32) -> bool {
 fn main_pid(name: &str) -> Option<u32> {
     let mut pids = heapless::Vec::new();
     cgroup_pids(name, &mut pids);
-    pids.iter().copied().filter(|&p| ppid(p) == Some(1)).min()
+    pids.iter()
+        .copied()
+        .filter(|&p| ppid(p) == Some(own_pid()))
+        .min()
+}
+
+/// This process's pid: 1, but for the host's tests.
+fn own_pid() -> u32 {
+    rustix::process::getpid()
+        .as_raw_nonzero()
+        .get()
+        .unsigned_abs()
 }
 
 #[cfg(test)]
@@ -594,5 +619,101 @@ mod tests {
         let t: (u8, &str) = postcard::from_bytes(frames.next().unwrap()).unwrap();
         assert_eq!(t, (1, "two"));
         assert!(frames.next().is_none());
+    }
+
+    fn units_in(dir: &std::path::Path) -> crate::boot::cmdline::Options {
+        crate::boot::cmdline::Options {
+            units_dir: heapless::String::try_from(dir.to_str().unwrap()).ok(),
+            ..Default::default()
+        }
+    }
+
+    fn memfd(bytes: &[u8]) -> OwnedFd {
+        let fd = rustix::fs::memfd_create("state", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        assert_eq!(rustix::io::write(&fd, bytes).unwrap(), bytes.len());
+        fd
+    }
+
+    /// A state this build cannot read, without cgroups: the running unit
+    /// the text layer names (PID 1's child) is adopted, not started a
+    /// second time, and its sd_notify socket kept for the watchdog's
+    /// pings the adoption arms.
+    #[test]
+    fn without_cgroups_an_adopted_unit_keeps_its_process_and_notify_socket() {
+        use crate::supervisor::{Action, Event};
+        use rustix::fd::IntoRawFd;
+        let units = crate::testutil::TempDir::new("reexec-adopt");
+        units.file(
+            "web.unit",
+            "exec = /bin/sleep 60\nready = sd_notify\nwatchdog = 1s\n",
+        );
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let sock = units.path().join("notify");
+        let n = std::os::unix::net::UnixDatagram::bind(&sock)
+            .unwrap()
+            .into_raw_fd();
+        let text = format!("wren-state 999\nreexecs 1\nunit web {pid} -1 {n} -1\nend\n");
+        let mut p = Pid1::new(None, 0, false);
+        p.resume(memfd(text.as_bytes()), &units_in(units.path()));
+        p.fit_tables();
+        let adopted = p.sup.slot(0).unwrap().rt.pid;
+        let acts = super::super::tests::step(&mut p, now(), Event::Boot);
+        let ping = std::os::unix::net::UnixDatagram::unbound()
+            .unwrap()
+            .send_to(b"WATCHDOG=1", &sock);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(adopted, pid, "not adopted; the boot's actions: {acts:?}");
+        assert!(!acts.contains(&Action::Spawn(0)), "{acts:?}");
+        assert!(p.edges[0].notify.is_some(), "the notify socket closed");
+        assert!(ping.is_ok(), "{ping:?}");
+    }
+
+    /// A state of this format whose ring is bigger than its unit's
+    /// `log_size` (damaged; a build that changed the layout and not the
+    /// format): the ring is the definition's size, not a 1 GiB one (or
+    /// an abort, at 4 GiB).
+    #[test]
+    fn a_handed_over_ring_is_sized_by_its_definition() {
+        let mut def = crate::unit::UnitDef::with_defaults("web");
+        def.exec.push("/bin/true").unwrap();
+        let mut sup = crate::supervisor::Supervisor::new();
+        sup.add(def.clone()).unwrap();
+        let st = UnitState {
+            def: def.clone(),
+            rt: sup.slot(0).unwrap().rt.clone(),
+            retired: crate::supervisor::Retired::No,
+            log_fd: -1,
+            notify_fd: -1,
+            report_fd: -1,
+            log_capacity: 1 << 30,
+            log_pos: 1,
+            log: b"x",
+            oom_kills_at_spawn: 0,
+            oom_kills: 0,
+            pressure_events: 0,
+            shed: false,
+            last_error: "",
+            last_good: None,
+            verdict: 0,
+            rejected: None,
+        };
+        let mut out = format!("wren-state {}\nreexecs 1\nend\n", state_format()).into_bytes();
+        let header = Header {
+            started_at: 1,
+            all_up_reported: true,
+            reexecs: 1,
+            units: 1,
+        };
+        frame(&mut out, &header).unwrap();
+        frame(&mut out, &st).unwrap();
+        let mut p = Pid1::new(None, 0, false);
+        p.resume(memfd(&out), &crate::boot::cmdline::Options::default());
+        assert!(matches!(p.origin, Origin::HandedOver { .. }));
+        assert_eq!(p.edges[0].log.capacity(), def.log_size as usize);
     }
 }
