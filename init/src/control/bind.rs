@@ -124,6 +124,8 @@ impl Server {
             waiting_seq: 0,
             polled_at: 0,
             grown: 0,
+            paused_until: None,
+            accept_failing: false,
         })
     }
 }

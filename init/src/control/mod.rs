@@ -62,6 +62,10 @@ pub const CLIENT_TIMEOUT_MS: u64 = 5_000;
 /// of its loop.
 const ACCEPT_BATCH: usize = 16;
 const LISTEN_BACKLOG: i32 = 16;
+/// How long the listener stays out of the epoll set after an accept that
+/// failed for want of fds or memory (the connection stays queued, so the
+/// listener stays readable: PID 1 would wake for it at once, for ever).
+pub const ACCEPT_PAUSE_MS: u64 = 250;
 /// Reads per client per wake-up, for the same reason.
 const READ_BATCH: usize = 16;
 const LISTENER_TOKEN: u64 = u64::MAX;
@@ -131,6 +135,10 @@ pub struct Server {
     /// Buffers allocated since `take_grown` (a slot's first use, the
     /// scratch at the first connection): one count per allocation.
     grown: u64,
+    /// The listener is out of the epoll set until then (`pause_accepts`).
+    paused_until: Option<u64>,
+    /// accept has failed since the last one that worked: said once.
+    accept_failing: bool,
 }
 
 impl Server {
@@ -153,11 +161,23 @@ impl Server {
 
     /// When `on_timer` must run next, in PID 1's millisecond clock.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.clients.iter().filter_map(|c| c.deadline).min()
+        let clients = self.clients.iter().filter_map(|c| c.deadline).min();
+        clients.into_iter().chain(self.paused_until).min()
     }
 
-    /// Drops clients past their deadline (silent, or not reading replies).
+    /// Drops clients past their deadline (silent, or not reading replies),
+    /// and takes connections again after a pause.
     pub fn on_timer(&mut self, now_ms: u64) {
+        if self.paused_until.is_some_and(|t| t <= now_ms) {
+            let data = epoll::EventData::new_u64(LISTENER_TOKEN);
+            match epoll::add(&self.epoll, &self.listener, data, epoll::EventFlags::IN) {
+                Ok(()) => self.paused_until = None,
+                Err(e) => {
+                    crate::warn!("control: epoll add of the listener: {e}");
+                    self.paused_until = Some(now_ms.saturating_add(ACCEPT_PAUSE_MS));
+                }
+            }
+        }
         for slot in 0..self.clients.len() {
             let due = self
                 .clients
@@ -243,10 +263,11 @@ impl Server {
                 Err(Errno::AGAIN) => return Accepted::NoMore,
                 Err(Errno::INTR | Errno::CONNABORTED) => return Accepted::Refused,
                 Err(e) => {
-                    crate::warn!("control: accept: {e}");
+                    self.pause_accepts(now_ms, e);
                     return Accepted::NoMore;
                 }
             };
+        self.accept_failing = false;
         let uid = net::sockopt::socket_peercred(&fd).map(|c| c.uid.as_raw());
         if uid != Ok(self.allowed_uid) {
             // Display, not Debug: no `Result` formatting code for one line.
@@ -279,6 +300,23 @@ impl Server {
         c.clear_tx();
         self.ensure_buffers(slot);
         Accepted::Slot(slot)
+    }
+
+    /// accept failed with `e` (EMFILE, ENFILE, ENOBUFS, ENOMEM: wanting
+    /// what the connection needs): the listener leaves the epoll set for
+    /// `ACCEPT_PAUSE_MS` (`on_timer` puts it back), said once until an
+    /// accept works again.
+    fn pause_accepts(&mut self, now_ms: u64, e: Errno) {
+        if !self.accept_failing {
+            crate::warn!(
+                "control: accept: {e}; new connections wait, {ACCEPT_PAUSE_MS} ms at a time"
+            );
+            self.accept_failing = true;
+        }
+        if self.paused_until.is_none() {
+            let _ = epoll::delete(&self.epoll, &self.listener);
+        }
+        self.paused_until = Some(now_ms.saturating_add(ACCEPT_PAUSE_MS));
     }
 
     /// A slot's buffers at its first connection, and the server's

@@ -851,3 +851,93 @@ fn a_slot_gets_its_buffers_at_its_first_connection_and_keeps_them() {
     assert_eq!(rig.server.take_grown(), 2);
     drop(silent);
 }
+
+/// Runs `accept_without_fds` in a process of its own: it lowers the fd
+/// limit, which would fail other tests' opens in this one.
+#[test]
+fn an_accept_without_fds_pauses_the_listener_instead_of_spinning() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "control::tests::accept_without_fds",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("WREN_ACCEPT_WITHOUT_FDS", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("ACCEPT-WITHOUT-FDS-OK"),
+        "{stdout}\n{stderr}"
+    );
+}
+
+/// Only does something when started by the test above. accept fails with
+/// EMFILE while a connection is queued: the server's fd, which PID 1's
+/// epoll watches, is not left readable (PID 1 would wake for it at once,
+/// for ever); after `ACCEPT_PAUSE_MS` the connection is served.
+#[test]
+fn accept_without_fds() {
+    use rustix::fd::AsRawFd;
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    if std::env::var_os("WREN_ACCEPT_WITHOUT_FDS").is_none() {
+        return;
+    }
+    let mut rig = Rig::new("ctl-emfile");
+    let mut s = rig.connect();
+    send(
+        &mut s,
+        &Request::Status {
+            name: None,
+            from: 0,
+        },
+    );
+    let readable = |srv: &Server| {
+        let fd = srv.fd();
+        let mut p = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        let zero = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        rustix::event::poll(&mut p, Some(&zero)).unwrap() > 0
+    };
+    assert!(readable(&rig.server), "a connection is queued");
+    let old = getrlimit(Resource::Nofile);
+    let probe = rustix::io::dup(rig.server.fd()).unwrap();
+    let limit = Rlimit {
+        current: Some(probe.as_raw_fd() as u64 + 1),
+        maximum: old.maximum,
+    };
+    setrlimit(Resource::Nofile, limit).unwrap();
+    let mut hog = Vec::new();
+    while let Ok(fd) = rustix::io::dup(&probe) {
+        hog.push(fd);
+    }
+    rig.pump();
+    let spinning = readable(&rig.server);
+    drop(hog);
+    setrlimit(Resource::Nofile, old).unwrap();
+    assert!(
+        !spinning,
+        "the server's fd stays readable: PID 1 would spin"
+    );
+    assert_eq!(
+        rig.server.next_deadline(),
+        Some(rig.now + ACCEPT_PAUSE_MS),
+        "no time to take connections again"
+    );
+    rig.pump();
+    assert_eq!(rig.server.clients(), 0, "taken during the pause");
+    rig.now += ACCEPT_PAUSE_MS;
+    rig.server.on_timer(rig.now);
+    rig.pump();
+    let (frames, _) = collect(&mut s);
+    assert!(matches!(one(&frames), Reply::Status { .. }));
+    println!("ACCEPT-WITHOUT-FDS-OK");
+}

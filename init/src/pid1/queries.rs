@@ -141,7 +141,7 @@ impl Pid1 {
                     e.shed = false;
                 }
                 self.feed(ev);
-                settled(&self.sup, &name, want)
+                answer_of(&self.sup, &self.edges, &name, want)
             }
         };
         let t = now();
@@ -204,24 +204,36 @@ fn verdict_reply(rejected: usize, report: &str) -> Reply<'_> {
 fn tend(srv: &mut Server, sup: &Supervisor, edges: &[Edge], id: ClientId, w: Waiter, t: u64) {
     match w {
         Waiter::Settle { name, want } => {
-            if let Some(r) = settled(sup, &name, want) {
-                // A stop is done when the cgroup is empty (`stopping`).
-                let drain = sup
-                    .index(&name)
-                    .and_then(|u| edges.get(usize::from(u)))
-                    .map(|e| &e.drain);
-                let r = match (want, drain) {
-                    (Want::Stopped, Some(d)) if d.active() => return,
-                    (Want::Stopped, Some(d)) if d.gave_up => Err(CtlError::fmt(
-                        ErrCode::Failed,
-                        format_args!("{name}: processes survived SIGKILL (see the kernel log)"),
-                    )),
-                    _ => r,
-                };
+            if let Some(r) = answer_of(sup, edges, &name, want) {
                 srv.answer(id, &result_reply(r), t);
             }
         }
         Waiter::Follow { name } => srv.feed(id, log_of(sup, edges, &name), t),
+    }
+}
+
+/// What a client waiting for `want` of `name` is told, if it is settled: a
+/// stop is done when the cgroup is empty too (`stopping`), and fails when
+/// processes survived every kill; also for a unit stopped before the
+/// client asked.
+fn answer_of(
+    sup: &Supervisor,
+    edges: &[Edge],
+    name: &str,
+    want: Want,
+) -> Option<Result<(), CtlError>> {
+    let r = settled(sup, name, want)?;
+    let drain = sup
+        .index(name)
+        .and_then(|u| edges.get(usize::from(u)))
+        .map(|e| &e.drain);
+    match (want, drain) {
+        (Want::Stopped, Some(d)) if d.active() => None,
+        (Want::Stopped, Some(d)) if d.gave_up => Some(Err(CtlError::fmt(
+            ErrCode::Failed,
+            format_args!("{name}: processes survived SIGKILL (see the kernel log)"),
+        ))),
+        _ => Some(r),
     }
 }
 
@@ -430,4 +442,77 @@ impl core::fmt::Display for NoteText<'_> {
 
 fn sup_name(sup: &Supervisor, u: u16) -> &str {
     sup.slot(u).map(|s| s.def.name.as_str()).unwrap_or("?")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{step, with_web};
+    use crate::control::Server;
+    use crate::proto::{decode_reply, encode_request, FrameDecoder, Reply, Request, FRAME_BUF};
+    use crate::supervisor::Event;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    /// `req` over a real socket to `p`'s control server: the replies.
+    fn ask(p: &mut super::Pid1, path: &std::path::Path, req: Request<'_>) -> Vec<Reply<'static>> {
+        let mut s = UnixStream::connect(path).unwrap();
+        let mut buf = [0u8; 256];
+        let n = encode_request(&req, &mut buf).unwrap();
+        s.write_all(&buf[..n]).unwrap();
+        p.serve_control();
+        p.tend_waiters();
+        s.set_nonblocking(true).unwrap();
+        let mut dec = Box::new(FrameDecoder::<FRAME_BUF>::new());
+        let mut out = Vec::new();
+        while let Ok(n @ 1..) = s.read(dec.spare()) {
+            dec.advance(n);
+        }
+        while let Some(f) = dec.frame().unwrap() {
+            match decode_reply(f).unwrap() {
+                Reply::Ok => out.push(Reply::Ok),
+                Reply::Error(e) => out.push(Reply::Error(e)),
+                r => panic!("{r:?}"),
+            }
+            dec.consume();
+        }
+        out
+    }
+
+    /// `stop` of a unit already stopped whose cgroup still drains (what
+    /// its stop left, in the grace) waits as a stop under way does; one
+    /// whose processes survived every kill says so.
+    #[test]
+    fn a_stop_of_a_stopped_unit_waits_for_its_drain() {
+        let root = crate::testutil::TempDir::new("pid1-stop-answer");
+        root.file("units/web/cgroup.events", "populated 1\nfrozen 0\n");
+        let mut p = with_web();
+        p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
+        let ep = rustix::event::epoll::CreateFlags::CLOEXEC;
+        p.epoll = Some(rustix::event::epoll::create(ep).unwrap());
+        p.fit_tables();
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, 999_999));
+        step(&mut p, 2, Event::Stop { unit: 0 });
+        p.signal_unit(0, 999_999, 15);
+        let exit = crate::vocab::Exit::Signal(15);
+        step(&mut p, 3, Event::Exited { pid: 999_999, exit });
+        p.kill_cgroup(0);
+        assert!(p.draining(), "in the stop's grace");
+        let sock = crate::testutil::TempDir::new("pid1-stop-answer-sock");
+        let path = sock.path().join("control");
+        let uid = rustix::process::getuid().as_raw();
+        p.control = Some(Server::bind(&path, uid).unwrap());
+        let replies = ask(&mut p, &path, Request::Stop { name: "web" });
+        assert!(replies.is_empty(), "answered while draining: {replies:?}");
+        assert_eq!(p.control.as_ref().unwrap().clients(), 1, "waits");
+        // Gave up on processes that survived every kill.
+        root.file("units/web/cgroup.events", "populated 0\nfrozen 0\n");
+        p.check_empty(0);
+        p.edges[0].drain.gave_up = true;
+        let replies = ask(&mut p, &path, Request::Stop { name: "web" });
+        assert!(
+            matches!(replies.as_slice(), [Reply::Error(_)]),
+            "{replies:?}"
+        );
+    }
 }
