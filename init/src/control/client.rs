@@ -56,6 +56,10 @@ pub(super) struct Client {
     pub(super) interest: epoll::EventFlags,
     /// When it began to wait or follow (`Server::waiting_seq`).
     pub(super) waiting_since: u64,
+    /// The peer shut its writing side after its request (`nc -N`,
+    /// `socat`): it may still read, so it is not closed before a hang-up
+    /// (EPOLLHUP) says it is gone.
+    pub(super) peer_shut: bool,
 }
 
 /// A slot's receive buffer, none until its first connection
@@ -103,6 +107,7 @@ impl Client {
             mode: Mode::Free,
             interest: epoll::EventFlags::empty(),
             waiting_since: 0,
+            peer_shut: false,
         }
     }
 
@@ -155,6 +160,9 @@ impl Client {
             // Input is no longer read: a peer that hung up would keep the
             // fd readable and spin PID 1. HUP and ERR are reported anyway.
             Mode::Closing => F::OUT,
+            // Nor once the peer shut its side: its end of file stays
+            // readable.
+            _ if self.peer_shut => out,
             Mode::Reading | Mode::Answering | Mode::Waiting { .. } | Mode::Following { .. } => {
                 F::IN | F::RDHUP | out
             }

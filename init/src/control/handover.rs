@@ -70,6 +70,7 @@ impl Server {
         c.mode = Mode::Following { name, pos };
         c.deadline = None;
         c.interest = interest;
+        c.peer_shut = false;
         c.rx.clear();
         c.clear_tx();
         self.ensure_buffers(slot);

@@ -296,6 +296,7 @@ impl Server {
         c.mode = Mode::Reading;
         c.deadline = Some(now_ms.saturating_add(CLIENT_TIMEOUT_MS));
         c.interest = interest;
+        c.peer_shut = false;
         c.rx.clear();
         c.clear_tx();
         self.ensure_buffers(slot);
@@ -342,6 +343,11 @@ impl Server {
             return None;
         }
         use epoll::EventFlags as F;
+        if flags.intersects(F::HUP | F::ERR) && c.peer_shut {
+            // Shut on both sides now: gone.
+            self.close(slot);
+            return None;
+        }
         if flags.intersects(F::OUT | F::HUP | F::ERR) && c.pending() {
             // A follower gets topped up with the room this made when the
             // loop next walks `waiters`, in this same wake-up.
@@ -416,7 +422,10 @@ impl Server {
                     let mut sink = [0u8; 256];
                     match net::recv(fd, &mut sink[..], RecvFlags::DONTWAIT) {
                         Ok((0, _)) => {
-                            self.close(slot);
+                            // Its writing side only, maybe: it still gets
+                            // its answer or its stream, until EPOLLHUP.
+                            c.peer_shut = true;
+                            self.sync_interest(slot);
                             return None;
                         }
                         Ok(_) | Err(Errno::INTR) => continue,
@@ -518,6 +527,7 @@ impl Server {
         c.mode = Mode::Free;
         c.deadline = None;
         c.interest = epoll::EventFlags::empty();
+        c.peer_shut = false;
         c.rx.clear();
         c.clear_tx();
     }

@@ -941,3 +941,45 @@ fn accept_without_fds() {
     assert!(matches!(one(&frames), Reply::Status { .. }));
     println!("ACCEPT-WITHOUT-FDS-OK");
 }
+
+/// A client that sends `start web` and then shuts its writing side (as
+/// `nc -N` and `socat` do) still waits for its answer and gets it.
+#[test]
+fn a_half_closed_waiter_still_gets_its_answer() {
+    let mut rig = Rig::new("ctl-halfclose");
+    let mut s = rig.connect();
+    send(&mut s, &Request::Start { name: "web" });
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    rig.pump();
+    assert_eq!(rig.server.clients(), 1, "let go at its half-close");
+    rig.fake.settle = Some(Ok(()));
+    rig.pump();
+    let (frames, _) = collect(&mut s);
+    assert_eq!(one(&frames), Reply::Ok);
+}
+
+/// The same for `log -f`: the stream goes on after the half-close, and
+/// the slot is freed once the follower is gone altogether.
+#[test]
+fn a_half_closed_follower_keeps_following_until_it_hangs_up() {
+    let mut rig = Rig::new("ctl-halfclose-f");
+    rig.fake.unit("web").log.push(b"one\n");
+    let mut s = rig.connect();
+    send(
+        &mut s,
+        &Request::Log {
+            name: "web",
+            follow: true,
+        },
+    );
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    rig.pump();
+    rig.fake.unit("web").log.push(b"two\n");
+    rig.pump();
+    let (frames, eof) = collect(&mut s);
+    assert!(!eof, "the stream ended at the half-close");
+    assert_eq!(frames.len(), 2);
+    drop(s);
+    rig.pump_until_no_clients();
+    assert_eq!(rig.server.clients(), 0);
+}
