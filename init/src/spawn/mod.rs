@@ -332,6 +332,14 @@ fn reaper_child(
         // sees EOF when the service execs): `run` closes the reaper's, or,
         // on a restart's grace, `close_early` before it.
         Ok(svc) => {
+            // From here the reaper reads none of PID 1's data (its own
+            // frame's copy, fds, the executable's static fd): a reload
+            // need not wait for it, nor kill it (and its running service
+            // with its namespace) when it is slow to exec, starved at nice
+            // 19 on a busy board or sleeping out a restart's grace.
+            if let Some(on) = on.as_ref() {
+                on.detach();
+            }
             if req.grace {
                 // A restart on one CPU: woken when the exec replaced the
                 // service's memory, before that exec is over, the reaper

@@ -66,7 +66,7 @@ impl Step {
     ];
     const FORK_CODE: u8 = 30;
 
-    pub(super) fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             Step::Namespace(s) => s as u8,
             Step::Fork => Self::FORK_CODE,

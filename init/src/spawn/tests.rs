@@ -703,3 +703,31 @@ fn with_many_kept_fds_a_start_takes_only_the_low_fds() {
     // The service is the namespace's second process, its reaper the first.
     assert_eq!(outs.1.as_deref().map(str::trim), Some("2"));
 }
+
+/// A namespace's reaper on a restart's grace sleeps on its slot after its
+/// service's exec: by the time PID 1 sees that exec, the reaper no longer
+/// counts as reading PID 1's data, so a reload's wait for the slots
+/// (`slot::quiesce`) does not kill it, and its running service with it.
+#[test]
+fn a_reaper_reads_nothing_of_pid1_once_its_service_execd() {
+    let cg = own_cgroup();
+    let mut d = unit(&["/bin/sleep", "30"]);
+    d.namespaces = Namespaces(Namespaces::PID | Namespaces::MOUNT);
+    let (_rep_rd, rep_wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let req = Request {
+        exit_report: Some(rep_wr.as_fd()),
+        grace: true,
+        ..request(&d, cg.as_fd(), Stdio::Null)
+    };
+    let pid = spawn(&req).unwrap();
+    let reading = crate::sys::slot::reading(pid);
+    let on_slot = crate::sys::slot::ran_on_slot(pid);
+    let p = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+    let _ = crate::testutil::wait_status(pid);
+    assert!(on_slot, "not started on a slot");
+    assert!(
+        !reading,
+        "counted as reading PID 1's data after its service's exec"
+    );
+}

@@ -499,6 +499,14 @@ unsafe fn clone3_on(
     super::raw::result(ret)
 }
 
+/// A slot's child `pid` still counts as reading PID 1's data (a reload
+/// waits for it, then kills it).
+#[cfg(test)]
+pub(crate) fn reading(pid: u32) -> bool {
+    POOL.iter()
+        .any(|st| st.pid.load(Ordering::Acquire) == pid && st.reading())
+}
+
 /// Host tests that claim slots themselves run one at a time.
 #[cfg(test)]
 pub(crate) static TEST_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
