@@ -185,8 +185,11 @@ impl Pid1 {
             }
             // Whatever went wrong, the next try prepares the cgroup
             // afresh (it may have been removed), and its pressure trigger
-            // with it.
-            e.cgroup = None;
+            // with it; a directory made is still known to be there (a
+            // removal of the unit deletes it): marked with a generation
+            // its limits can only come back to after 2^32 changes.
+            let stale = self.sup.slot(u).map_or(0, |s| s.limits_gen.wrapping_sub(1));
+            e.cgroup = e.cgroup.map(|_| stale);
             e.pressure = None;
         }
         if !self.queue_event(Event::SpawnFailed { unit: u }) {

@@ -164,6 +164,11 @@ impl Pid1 {
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
             e.rare().rejected = Some(text.as_str().into());
             e.verdict = Some(Verdict::Rejected);
+            // The definition put back starts with its own seccomp filter,
+            // not the rejected one's (built, as a reload builds them).
+            if let Some(slot) = self.sup.slot(u) {
+                e.refresh_filter(&slot.def);
+            }
         }
         super::refused(&out);
         for a in out.iter() {
@@ -390,6 +395,44 @@ mod tests {
         assert_eq!(p.sup.index("web"), Some(0), "given back in its slot");
         assert!(p.sup.slot(0).unwrap().rt.probation);
         assert_eq!(p.edges[0].last_good(), None);
+    }
+
+    /// A bad verdict puts the last good definition back; its start uses
+    /// that definition's seccomp filter, not the rejected one's (here the
+    /// rejected one had none: every start of the good one was refused,
+    /// "no filter for this architecture", while the console said it ran).
+    #[test]
+    fn a_revert_starts_with_the_good_definitions_filter() {
+        use super::super::tests::step;
+        use crate::supervisor::{Actions, Event};
+        let t = TempDir::new("gate-filter");
+        let good = unit::parse("web", "exec = /bin/true\nseccomp = @default\n").unwrap();
+        let bad = unit::parse("web", "exec = /bin/nope\n").unwrap();
+        std::fs::write(t.path().join("web.unit"), "exec = /bin/nope\n").unwrap();
+        let mut p = super::Pid1::new(None, 0, false);
+        p.units_dir = t.path().to_str().unwrap().try_into().unwrap();
+        p.add_unit(good.clone());
+        p.sup.link().unwrap();
+        p.fit_tables();
+        let filter = |p: &super::Pid1| p.edges[0].seccomp.as_ref().map(|f| f.spec);
+        assert_eq!(filter(&p), good.seccomp.as_deref().copied());
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, 100));
+        // The reload, as `reload` makes it.
+        p.keep_last_good(std::slice::from_ref(&bad));
+        let mut out = Actions::default();
+        out.fit(4);
+        p.sup
+            .reload(2, &mut vec![bad].into_iter(), &|_| false, &mut out);
+        let def = p.sup.slot(0).unwrap().def.clone();
+        p.edges[0].refresh_filter(&def);
+        p.mark_pending();
+        p.fit_tables();
+        assert_eq!(filter(&p), None, "the new definition has none");
+        // Its start failed: the verdict is bad, the good one goes back.
+        p.on_verdict(0, false);
+        assert_eq!(p.sup.slot(0).unwrap().def.seccomp, good.seccomp);
+        assert_eq!(filter(&p), good.seccomp.as_deref().copied());
     }
 
     #[test]

@@ -234,6 +234,7 @@ impl Pid1 {
     pub(super) fn cancel_exec(&mut self, u: u16) {
         if self.take_exec(u).is_some() {
             self.kill_cgroup_now(u);
+            self.end_run_fds(u);
         }
     }
 
@@ -290,6 +291,14 @@ impl Pid1 {
     /// A start that failed after its clone3: readiness is over with it,
     /// then as a start that failed before (`spawn_failed`).
     fn start_failed(&mut self, u: u16, why: Why) {
+        self.end_run_fds(u);
+        self.spawn_failed(u, why);
+    }
+
+    /// A run that never exec'd: its readiness (the sd_notify socket, fd
+    /// and file) and its reaper's report go with it (no exit of it comes
+    /// to do so).
+    fn end_run_fds(&mut self, u: u16) {
         let sd = self
             .sup
             .slot(u)
@@ -304,7 +313,6 @@ impl Pid1 {
             }
         }
         self.watch_report(u, None);
-        self.spawn_failed(u, why);
     }
 
     /// Announcing a unit stopped: a handshake of it still running ends.

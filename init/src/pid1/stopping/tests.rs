@@ -282,3 +282,94 @@ fn a_removed_units_cgroup_deleted_ends_its_drain() {
     assert!(!root.path().join("units/web").exists(), "removed");
     assert!(!p.draining());
 }
+
+/// A unit whose last start failed after its cgroup was made (its exec
+/// failed: the child's report on the status pipe), then removed by a
+/// reload: its cgroup is removed as any removed unit's is.
+#[test]
+fn a_removed_unit_whose_last_start_failed_has_its_cgroup_removed() {
+    let root = TempDir::new("pid1-failed-forget");
+    std::fs::create_dir_all(root.path().join("units/web")).unwrap();
+    let mut p = with_cgroups(&root);
+    // As `spawn` leaves the edge once `cg.prepare` made the directory.
+    p.edges[0].cgroup = Some(p.sup.slot(0).unwrap().limits_gen);
+    step(&mut p, 1, Event::Boot);
+    // The child's report: execve failed with ENOENT.
+    let flags = rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK;
+    let (status, w) = rustix::pipe::pipe_with(flags).unwrap();
+    let [e0, e1, e2, e3] = 2i32.to_le_bytes();
+    let exec = crate::spawn::Step::Exec.code();
+    rustix::io::write(&w, &[exec, e0, e1, e2, e3]).unwrap();
+    drop(w);
+    p.await_exec(
+        0,
+        crate::spawn::Pending {
+            pid: 999_998,
+            status,
+        },
+    );
+    p.run_queue();
+    assert_ne!(
+        p.edges[0].cgroup,
+        Some(p.sup.slot(0).unwrap().limits_gen),
+        "the next start writes the limits again"
+    );
+    let mut out = crate::supervisor::Actions::default();
+    out.fit(4);
+    p.sup
+        .reload(3, &mut Vec::new().into_iter(), &|_| false, &mut out);
+    for a in out.as_slice().to_vec() {
+        p.perform(a);
+    }
+    p.run_queue();
+    assert_eq!(
+        p.sup.slot(0).unwrap().retired,
+        crate::supervisor::Retired::Free
+    );
+    p.forget_cgroups();
+    assert!(!root.path().join("units/web").exists(), "left behind");
+}
+
+/// A `ready = sd_notify` start stopped while still in its exec handshake:
+/// its notify socket goes with the cancelled run, as after a failed
+/// start or an exit.
+#[test]
+fn a_start_cancelled_in_its_handshake_lets_go_of_its_notify_socket() {
+    let mut p = with_web();
+    let ep = rustix::event::epoll::CreateFlags::CLOEXEC;
+    p.epoll = Some(rustix::event::epoll::create(ep).unwrap());
+    p.fit_tables();
+    step(&mut p, 1, Event::Boot);
+    let flags = rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK;
+    let (status, _w) = rustix::pipe::pipe_with(flags).unwrap();
+    let (sock, _peer) = rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::DGRAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    // As `start` leaves it: the readiness fd watched, the handshake on.
+    let ends = super::super::executor::Ends {
+        log: None,
+        notify: Some(sock),
+        report: None,
+    };
+    p.watch_ends(0, ends);
+    p.await_exec(
+        0,
+        crate::spawn::Pending {
+            pid: 999_997,
+            status,
+        },
+    );
+    assert!(p.edges[0].notify.is_some());
+    // `initctl stop web` (or a reload removing it) before the exec.
+    for a in step(&mut p, 2, Event::Stop { unit: 0 }) {
+        if !matches!(a, Action::KillCgroup(_)) {
+            p.perform(a);
+        }
+    }
+    assert!(p.edges[0].exec.is_none(), "the handshake goes on");
+    assert!(p.edges[0].notify.is_none(), "the socket is still held");
+}
