@@ -17,15 +17,35 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
-    /// Opens (which arms) `device` and sets its timeout to `secs`.
+    /// Opens (which arms) `device` and sets its timeout to `secs`. Only
+    /// a character device that answers the watchdog's ioctl is written
+    /// to: a mistyped `/dev/mmcblk0` would get a byte written at every
+    /// feed (refused before the open: ENOTBLK), a FIFO or a tty would
+    /// block PID 1 at the open or the writes (O_NONBLOCK, then ENOTTY).
     pub fn open(device: &str, secs: u32) -> Result<Watchdog, Errno> {
-        let fd = rustix::fs::open(device, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
-        // A driver without a settable timeout keeps its own; feeding at a
-        // third of the asked one is then still the best guess.
-        let timeout_s = crate::sys::watchdog::set_timeout(&fd, secs).unwrap_or(secs);
+        let st = rustix::fs::stat(device)?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::CharacterDevice
+        {
+            return Err(Errno::NOTBLK);
+        }
+        let flags = OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+        let fd = rustix::fs::open(device, flags, Mode::empty())?;
+        crate::sys::watchdog::is_watchdog(&fd)?;
+        // A driver without a settable timeout keeps its own: fed by that
+        // one's third (fed by the asked one's, a shorter one would reset
+        // a healthy board), or, told neither, by the asked one's.
+        let timeout_s = crate::sys::watchdog::set_timeout(&fd, secs)
+            .or_else(|_| crate::sys::watchdog::timeout(&fd))
+            .unwrap_or(secs);
         let w = Watchdog { fd, timeout_s };
         w.feed();
         Ok(w)
+    }
+
+    /// A watchdog on any fd, for tests of what feeds it.
+    #[cfg(test)]
+    pub fn on(fd: OwnedFd, timeout_s: u32) -> Watchdog {
+        Watchdog { fd, timeout_s }
     }
 
     /// Feeding three times per timeout: a late wake-up or two never
@@ -44,5 +64,41 @@ impl Watchdog {
     /// resets the board anyway).
     pub fn disarm(self) {
         let _ = rustix::io::write(&self.fd, b"V");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Watchdog;
+    use rustix::io::Errno;
+
+    /// Only a watchdog is armed: a file (a mistyped disk's stand-in) is
+    /// neither opened nor written, a FIFO does not block the open, a
+    /// character device that is not a watchdog is let go.
+    #[test]
+    fn what_is_not_a_watchdog_is_not_armed() {
+        let t = crate::testutil::TempDir::new("watchdog-open");
+        let file = t.file("disk", "data");
+        let path = file.to_str().unwrap();
+        assert_eq!(Watchdog::open(path, 15).err(), Some(Errno::NOTBLK));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "data");
+        let fifo = t.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let fifo = fifo.to_str().unwrap();
+        assert_eq!(Watchdog::open(fifo, 15).err(), Some(Errno::NOTBLK));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(Watchdog::open("/dev/null", 15).err(), Some(Errno::NOTTY));
+        assert_eq!(
+            Watchdog::open("/nonexistent/watchdog", 15).err(),
+            Some(Errno::NOENT)
+        );
     }
 }

@@ -219,10 +219,9 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
             SYNC_LIMIT.as_secs()
         );
     }
-    if let Some(w) = watchdog {
-        crate::info!("shutdown: watchdog disarmed");
-        w.disarm();
-    }
+    // Held past reboot(2): should it fail, or hang in a driver's shutdown,
+    // the watchdog still resets the board.
+    let _held = watchdog.and_then(|w| last_watchdog_step(kind, w));
     crate::info!("shutdown: {}", kind.verb());
     if let Err(e) = rustix::system::reboot(command(kind)) {
         crate::error!("shutdown: reboot(2) failed: {e}; sleeping for ever");
@@ -232,9 +231,45 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
     }
 }
 
+/// The watchdog right before reboot(2): disarmed (the magic close) for a
+/// halt or a poweroff, which must not end in a reset; fed once more and
+/// kept for a reboot, whose reset it is anyway.
+fn last_watchdog_step(kind: ShutdownKind, w: Watchdog) -> Option<Watchdog> {
+    match kind {
+        ShutdownKind::Reboot => {
+            w.feed();
+            Some(w)
+        }
+        ShutdownKind::Halt | ShutdownKind::Poweroff => {
+            crate::info!("shutdown: watchdog disarmed");
+            w.disarm();
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Disarmed (`V`) for a poweroff or a halt only; a reboot feeds it
+    /// and keeps it, in case reboot(2) fails or hangs.
+    #[test]
+    fn only_a_reboot_keeps_the_watchdog_armed() {
+        for (kind, kept, wrote) in [
+            (ShutdownKind::Reboot, true, b"\0"),
+            (ShutdownKind::Poweroff, false, b"V"),
+            (ShutdownKind::Halt, false, b"V"),
+        ] {
+            let dev = rustix::fs::memfd_create("wd", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+            let view = rustix::io::dup(&dev).unwrap();
+            let held = last_watchdog_step(kind, Watchdog::on(dev, 15));
+            assert_eq!(held.is_some(), kept, "{kind:?}");
+            let mut buf = [0u8; 4];
+            let n = rustix::io::pread(&view, &mut buf, 0).unwrap();
+            assert_eq!(&buf[..n], wrote, "{kind:?}");
+        }
+    }
 
     #[test]
     fn signals_map_to_kinds() {

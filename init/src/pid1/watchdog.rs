@@ -24,6 +24,9 @@ impl Pid1 {
                 self.watchdog = Some(w);
             }
             Err(Errno::NOENT) => crate::info!("watchdog {dev}: absent, not armed"),
+            Err(Errno::NOTBLK | Errno::NOTTY) => {
+                crate::error!("wren.watchdog: {dev} is not a watchdog device; not armed")
+            }
             Err(e) => crate::error!("watchdog {dev}: {e}; not armed"),
         }
     }
@@ -45,7 +48,13 @@ impl Pid1 {
         if next > t {
             return;
         }
-        if let Some(name) = self.critical_failed() {
+        // One failing while the shutdown stops what it serves does not
+        // stop the feeding: the board would reset before the sync and
+        // the unmounts (a failure before it has stopped it already).
+        let failed = self
+            .critical_failed()
+            .filter(|_| self.sup.shutting_down().is_none());
+        if let Some(name) = failed {
             kmsg::console_line(format_args!(
                 "[FAILED] {name}: critical unit failed; the watchdog is no longer fed, the board resets within {} s",
                 w.timeout_s
@@ -56,5 +65,51 @@ impl Pid1 {
         }
         w.feed();
         self.watchdog_next = Some(t.saturating_add(w.period()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::step;
+    use super::super::{now, Pid1};
+    use crate::supervisor::{Event, Phase};
+    use crate::unit::UnitDef;
+    use crate::vocab::{Exit, ShutdownKind};
+    use crate::watchdog::Watchdog;
+
+    /// A critical unit that fails while a shutdown stops the units after
+    /// it: the watchdog is still fed (docs/boot.md: through the
+    /// shutdown), not left to reset the board before the sync.
+    #[test]
+    fn a_critical_failure_during_a_shutdown_keeps_the_watchdog_fed() {
+        let mut p = Pid1::new(None, 0, false);
+        let mut web = UnitDef::with_defaults("web");
+        web.exec.push("/bin/true").unwrap();
+        web.critical = true;
+        let mut app = UnitDef::with_defaults("app");
+        app.exec.push("/bin/true").unwrap();
+        app.after.push("web").unwrap();
+        p.add_unit(web);
+        p.add_unit(app);
+        p.sup.link().unwrap();
+        p.fit_tables();
+        let dev = rustix::fs::memfd_create("wd", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        let fed = rustix::io::dup(&dev).unwrap();
+        p.watchdog = Some(Watchdog::on(dev, 15));
+        p.watchdog_next = Some(0);
+        let web = p.sup.index("web").unwrap();
+        let app = p.sup.index("app").unwrap();
+        step(&mut p, 1, Event::Boot);
+        step(&mut p, 2, Event::spawned(web, 100));
+        step(&mut p, 3, Event::spawned(app, 101));
+        step(&mut p, 4, Event::Shutdown(ShutdownKind::Poweroff));
+        let exit = Exit::Signal(11);
+        step(&mut p, 5, Event::Exited { pid: 100, exit });
+        assert_eq!(p.sup.slot(web).unwrap().rt.phase, Phase::Failed);
+        assert!(p.critical_failed().is_some());
+        p.tend_watchdog();
+        assert!(p.watchdog_next.is_some_and(|n| n > now()), "no longer fed");
+        let written = rustix::fs::fstat(&fed).unwrap().st_size;
+        assert!(written > 0, "not fed");
     }
 }
