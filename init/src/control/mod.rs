@@ -171,7 +171,7 @@ impl Server {
         if self.paused_until.is_some_and(|t| t <= now_ms) {
             let data = epoll::EventData::new_u64(LISTENER_TOKEN);
             match epoll::add(&self.epoll, &self.listener, data, epoll::EventFlags::IN) {
-                Ok(()) => self.paused_until = None,
+                Ok(()) | Err(Errno::EXIST) => self.paused_until = None,
                 Err(e) => {
                     crate::warn!("control: epoll add of the listener: {e}");
                     self.paused_until = Some(now_ms.saturating_add(ACCEPT_PAUSE_MS));

@@ -702,6 +702,10 @@ mod tests {
         .unwrap();
     }
 
+    /// A pid no process can have (above the kernel's PID_MAX_LIMIT): what
+    /// signals it reaches no one, whatever the host's pid_max.
+    pub(super) const NO_PID: u32 = 4_194_305;
+
     /// A PID 1 without a loop holding one service, `web`, stepped by hand.
     pub(super) fn with_web() -> Pid1 {
         let mut p = Pid1::new(None, 0, false);

@@ -141,6 +141,9 @@ impl Pid1 {
                     e.shed = false;
                 }
                 self.feed(ev);
+                if want == Want::Stopped {
+                    self.recheck_survivors(&name);
+                }
                 answer_of(&self.sup, &self.edges, &name, want)
             }
         };
@@ -209,6 +212,24 @@ fn tend(srv: &mut Server, sup: &Supervisor, edges: &[Edge], id: ClientId, w: Wai
             }
         }
         Waiter::Follow { name } => srv.feed(id, log_of(sup, edges, &name), t),
+    }
+}
+
+impl Pid1 {
+    /// Processes a stop gave up on (`gave_up`: they survived every kill)
+    /// that are gone since (stuck in the kernel a while): the stop is
+    /// over, and a later one succeeds.
+    fn recheck_survivors(&mut self, name: &str) {
+        let Some(u) = self.sup.index(name) else {
+            return;
+        };
+        let gone = self
+            .cg
+            .as_ref()
+            .is_some_and(|cg| cg.populated(name) == Some(false));
+        if let Some(e) = self.edges.get_mut(usize::from(u)).filter(|_| gone) {
+            e.drain.gave_up = false;
+        }
     }
 }
 
@@ -446,7 +467,7 @@ fn sup_name(sup: &Supervisor, u: u16) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{step, with_web};
+    use super::super::tests::{step, with_web, NO_PID};
     use crate::control::Server;
     use crate::proto::{decode_reply, encode_request, FrameDecoder, Reply, Request, FRAME_BUF};
     use crate::supervisor::Event;
@@ -491,11 +512,11 @@ mod tests {
         p.epoll = Some(rustix::event::epoll::create(ep).unwrap());
         p.fit_tables();
         step(&mut p, 0, Event::Boot);
-        step(&mut p, 1, Event::spawned(0, 999_999));
+        step(&mut p, 1, Event::spawned(0, NO_PID));
         step(&mut p, 2, Event::Stop { unit: 0 });
-        p.signal_unit(0, 999_999, 15);
+        p.signal_unit(0, NO_PID, 15);
         let exit = crate::vocab::Exit::Signal(15);
-        step(&mut p, 3, Event::Exited { pid: 999_999, exit });
+        step(&mut p, 3, Event::Exited { pid: NO_PID, exit });
         p.kill_cgroup(0);
         assert!(p.draining(), "in the stop's grace");
         let sock = crate::testutil::TempDir::new("pid1-stop-answer-sock");
@@ -505,14 +526,20 @@ mod tests {
         let replies = ask(&mut p, &path, Request::Stop { name: "web" });
         assert!(replies.is_empty(), "answered while draining: {replies:?}");
         assert_eq!(p.control.as_ref().unwrap().clients(), 1, "waits");
-        // Gave up on processes that survived every kill.
-        root.file("units/web/cgroup.events", "populated 0\nfrozen 0\n");
-        p.check_empty(0);
-        p.edges[0].drain.gave_up = true;
+        // Processes that survive every kill: given up on, and said.
+        for _ in 0..=super::super::stopping::KILL_TRIES {
+            p.drain_timeouts(super::super::now().saturating_add(60_000));
+        }
+        assert!(p.edges[0].drain.gave_up && !p.draining());
         let replies = ask(&mut p, &path, Request::Stop { name: "web" });
         assert!(
             matches!(replies.as_slice(), [Reply::Error(_)]),
             "{replies:?}"
         );
+        // Gone later after all (stuck in the kernel, then not): a stop
+        // succeeds again.
+        root.file("units/web/cgroup.events", "populated 0\nfrozen 0\n");
+        let replies = ask(&mut p, &path, Request::Stop { name: "web" });
+        assert!(matches!(replies.as_slice(), [Reply::Ok]), "{replies:?}");
     }
 }

@@ -404,8 +404,16 @@ impl Pid1 {
                     // pings (the supervisor's `adopt` arms the watchdog).
                     let log = fds.take(h.log_fd);
                     e.log_rd = if output == Output::Log { log } else { None };
-                    let notify = fds.take(h.notify_fd);
-                    e.notify = notify.filter(|_| ready == Ready::SdNotify);
+                    // A datagram socket only: the file may say sd_notify
+                    // of a unit whose run has an s6 readiness pipe (changed
+                    // on disk, not reloaded), whose end of file would be
+                    // read as an empty datagram, again and again.
+                    let notify = fds.take(h.notify_fd).filter(|fd| {
+                        ready == Ready::SdNotify
+                            && rustix::net::sockopt::socket_type(fd)
+                                == Ok(rustix::net::SocketType::DGRAM)
+                    });
+                    e.notify = notify;
                     e.exit_report = fds.take(h.report_fd);
                 }
                 e.cgroup = cgroup;
@@ -671,6 +679,31 @@ mod tests {
         assert!(!acts.contains(&Action::Spawn(0)), "{acts:?}");
         assert!(p.edges[0].notify.is_some(), "the notify socket closed");
         assert!(ping.is_ok(), "{ping:?}");
+    }
+
+    /// The same, but the fd handed over is the run's s6 readiness pipe
+    /// (the file on disk says sd_notify, not reloaded): not kept, or its
+    /// end of file would be read as an empty datagram at every wake-up.
+    #[test]
+    fn an_adopted_unit_keeps_no_readiness_pipe_as_its_socket() {
+        use rustix::fd::IntoRawFd;
+        let units = crate::testutil::TempDir::new("reexec-adopt-pipe");
+        units.file("web.unit", "exec = /bin/sleep 60\nready = sd_notify\n");
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let (rd, wr) = rustix::pipe::pipe().unwrap();
+        drop(wr);
+        let n = rd.into_raw_fd();
+        let text = format!("wren-state 999\nreexecs 1\nunit web {pid} -1 {n} -1\nend\n");
+        let mut p = Pid1::new(None, 0, false);
+        p.resume(memfd(text.as_bytes()), &units_in(units.path()));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(p.sup.slot(0).unwrap().rt.pid, pid);
+        assert!(p.edges[0].notify.is_none(), "a pipe kept as the socket");
     }
 
     /// A state of this format whose ring is bigger than its unit's

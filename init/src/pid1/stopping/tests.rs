@@ -2,7 +2,7 @@
 //! process outside it, `cgroup.events` unreadable, cgroups refused after
 //! the boot. Against a temp dir as the cgroup root and real children.
 
-use super::super::tests::{step, with_web};
+use super::super::tests::{step, with_web, NO_PID};
 use super::super::{now, Pid1};
 use crate::cgroup::Cgroups;
 use crate::supervisor::{Action, Event, Phase};
@@ -96,7 +96,7 @@ fn a_stops_leftovers_are_killed_when_cgroup_events_cannot_be_read() {
     root.file("units/web/cgroup.procs", &format!("{}\n", left.id()));
     let mut p = with_cgroups(&root);
     step(&mut p, 1, Event::Boot);
-    step(&mut p, 2, Event::spawned(0, 999_999));
+    step(&mut p, 2, Event::spawned(0, NO_PID));
     for a in step(&mut p, 10, Event::Stop { unit: 0 }) {
         if matches!(a, Action::Signal { .. }) {
             p.perform(a);
@@ -106,7 +106,7 @@ fn a_stops_leftovers_are_killed_when_cgroup_events_cannot_be_read() {
         &mut p,
         20,
         Event::Exited {
-            pid: 999_999,
+            pid: NO_PID,
             exit: Exit::Code(0),
         },
     );
@@ -256,7 +256,7 @@ fn a_removed_units_cgroup_deleted_ends_its_drain() {
     let mut p = with_cgroups(&root);
     p.edges[0].cgroup = Some(p.sup.slot(0).unwrap().limits_gen);
     step(&mut p, 1, Event::Boot);
-    step(&mut p, 2, Event::spawned(0, 999_999));
+    step(&mut p, 2, Event::spawned(0, NO_PID));
     let mut out = crate::supervisor::Actions::default();
     out.fit(4);
     p.sup
@@ -270,7 +270,7 @@ fn a_removed_units_cgroup_deleted_ends_its_drain() {
         &mut p,
         4,
         Event::Exited {
-            pid: 999_999,
+            pid: NO_PID,
             exit: Exit::Code(0),
         },
     );
@@ -304,7 +304,7 @@ fn a_removed_unit_whose_last_start_failed_has_its_cgroup_removed() {
     p.await_exec(
         0,
         crate::spawn::Pending {
-            pid: 999_998,
+            pid: NO_PID,
             status,
         },
     );
@@ -359,7 +359,7 @@ fn a_start_cancelled_in_its_handshake_lets_go_of_its_notify_socket() {
     p.await_exec(
         0,
         crate::spawn::Pending {
-            pid: 999_997,
+            pid: NO_PID,
             status,
         },
     );
