@@ -100,15 +100,27 @@ pub(super) fn early() -> (cmdline::Options, SigSet, Option<Cgroups>) {
 /// for (the one place `kmsg::init` is called).
 fn read_cmdline() -> cmdline::Options {
     let mut buf = [0u8; 4096];
-    let text = read_at(rustix::fs::CWD, "/proc/cmdline", &mut buf).unwrap_or("");
+    // A byte that is not UTF-8 (a boot loader's environment) is read as
+    // `?`, not taken for an empty command line.
+    let read = crate::sys::file::read_lossy_at(rustix::fs::CWD, "/proc/cmdline", &mut buf);
+    let text = *read.as_ref().unwrap_or(&"");
     // Warnings wait until the logger is up, so collect the first few.
     let mut warnings: heapless::Vec<(heapless::String<64>, &'static str), 4> = heapless::Vec::new();
+    let mut more = 0u32;
     let opts = cmdline::parse(text, &mut |tok, why| {
-        let _ = warnings.push((crate::proto::truncated(tok), why));
+        if warnings.push((crate::proto::truncated(tok), why)).is_err() {
+            more = more.saturating_add(1);
+        }
     });
     kmsg::init(opts.debug);
+    if let Err(e) = read {
+        crate::error!("/proc/cmdline: {e}; no kernel option of wren's is read");
+    }
     for (tok, why) in warnings.iter() {
         crate::warn!("kernel option `{tok}`: {why}");
+    }
+    if more > 0 {
+        crate::warn!("kernel options: {more} more not understood");
     }
     opts
 }

@@ -51,10 +51,47 @@ pub fn read_kernel_at<'b, Fd: AsFd>(
     read_all(&open_kernel_at(dir, path)?, buf)
 }
 
+/// `read_at`, with every byte that is not UTF-8 read as `?`: for text
+/// whose one bad byte must not lose the rest (the kernel command line, as
+/// a boot loader's environment may put anything in it).
+pub fn read_lossy_at<'b, Fd: AsFd>(
+    dir: Fd,
+    path: &str,
+    buf: &'b mut [u8],
+) -> Result<&'b str, Errno> {
+    let len = read_bytes(&open_regular(dir, path)?, buf)?;
+    let bytes = buf.get_mut(..len).ok_or(Errno::INVAL)?;
+    let mut at = 0;
+    while let Some(rest) = bytes.get(at..) {
+        match core::str::from_utf8(rest) {
+            Ok(_) => break,
+            Err(e) => {
+                let bad = at.saturating_add(e.valid_up_to());
+                let n = e
+                    .error_len()
+                    .unwrap_or(rest.len().saturating_sub(e.valid_up_to()));
+                let end = bad.saturating_add(n.max(1));
+                for b in bytes.get_mut(bad..end).into_iter().flatten() {
+                    *b = b'?';
+                }
+                at = end;
+            }
+        }
+    }
+    core::str::from_utf8(bytes).map_err(|_| Errno::INVAL)
+}
+
 /// Reads `fd` into `buf` up to its end or `buf`'s. A read shorter than
 /// what was asked is the end: a regular or kernel file returns less only
 /// there, and the read that would return 0 is saved.
 fn read_all<'b>(fd: &rustix::fd::OwnedFd, buf: &'b mut [u8]) -> Result<&'b str, Errno> {
+    let len = read_bytes(fd, buf)?;
+    let bytes = buf.get(..len).ok_or(Errno::INVAL)?;
+    core::str::from_utf8(bytes).map_err(|_| Errno::INVAL)
+}
+
+/// `read_all`'s reads: how many bytes of `buf` they filled.
+fn read_bytes(fd: &rustix::fd::OwnedFd, buf: &mut [u8]) -> Result<usize, Errno> {
     let mut len = 0;
     while let Some(rest) = buf.get_mut(len..).filter(|r| !r.is_empty()) {
         let asked = rest.len();
@@ -70,8 +107,7 @@ fn read_all<'b>(fd: &rustix::fd::OwnedFd, buf: &'b mut [u8]) -> Result<&'b str, 
             Err(e) => return Err(e),
         }
     }
-    let bytes = buf.get(..len).ok_or(Errno::INVAL)?;
-    core::str::from_utf8(bytes).map_err(|_| Errno::INVAL)
+    Ok(len)
 }
 
 /// Opens `path` under `dir` for reading as `open_regular` does, without
@@ -192,6 +228,27 @@ mod tests {
         assert_eq!(
             make_dir(dir.join("no/such").to_str().unwrap()),
             Err(Errno::NOENT)
+        );
+    }
+
+    /// One byte that is not UTF-8 in the kernel command line does not
+    /// lose the options around it: it reads as `?`, as does a sequence
+    /// cut at the end.
+    #[test]
+    fn a_bad_byte_reads_as_a_question_mark() {
+        let dir = crate::testutil::TempDir::new("file-lossy");
+        let path = dir.join("cmdline");
+        std::fs::write(&path, b"wren.debug \xff\xfe wren.units=/x \xc3\xa9t\xc3").unwrap();
+        let mut buf = [0u8; 64];
+        let text = read_lossy_at(rustix::fs::CWD, path.to_str().unwrap(), &mut buf).unwrap();
+        assert_eq!(text, "wren.debug ?? wren.units=/x \u{e9}t?");
+        let opts = crate::boot::cmdline::parse(text, &mut |_, _| {});
+        assert!(opts.debug);
+        assert_eq!(opts.units_dir(), "/x");
+        let mut buf = [0u8; 64];
+        assert_eq!(
+            read_at(rustix::fs::CWD, path.to_str().unwrap(), &mut buf),
+            Err(Errno::INVAL)
         );
     }
 }
