@@ -343,6 +343,22 @@ pub fn init(debug: bool) {
     }
 }
 
+/// PID 1's fd 2, where records go without /dev/kmsg (a kernel without
+/// printk), is the console the kernel opened for it, blocking: a stuck
+/// serial line would stop PID 1 at its next record. After this, what the
+/// line does not take at once is dropped instead.
+pub fn unblock_stderr() {
+    unblock(rustix::stdio::stderr());
+}
+
+/// Writes to `fd` no longer wait (O_NONBLOCK on its open file, which
+/// PID 1 alone holds: a unit's console is an open of its own).
+fn unblock(fd: BorrowedFd<'_>) {
+    if let Ok(flags) = rustix::fs::fcntl_getfl(fd) {
+        let _ = rustix::fs::fcntl_setfl(fd, flags | OFlags::NONBLOCK);
+    }
+}
+
 /// Change the level after `init`, e.g. once `wren.debug` has been read
 /// from /proc/cmdline (which needs /proc mounted, after the first logs).
 pub fn set_debug(debug: bool) {
@@ -404,7 +420,7 @@ fn console_queue(args: fmt::Arguments<'_>, now: bool) {
         Some(q) => {
             enqueue(q, line.as_bytes());
             if now || q.len() > CONSOLE_BACKLOG / 2 {
-                flush_locked(q);
+                let _ = flush_locked(q);
             }
         }
         // No backlog (not PID 1's logger): what the console refuses now
@@ -412,7 +428,7 @@ fn console_queue(args: fmt::Arguments<'_>, now: bool) {
         None => {
             let mut q = Backlog::new();
             enqueue(&mut q, line.as_bytes());
-            flush_locked(&mut q);
+            let _ = flush_locked(&mut q);
         }
     }
 }
@@ -425,7 +441,9 @@ pub fn console_waiting() -> bool {
 }
 
 /// Write the waiting event records and retry the console backlog; true
-/// while some console text is still waiting.
+/// while some console text is still waiting. PID 1's loop calls it once
+/// /dev is there: a console that cannot be opened then never will be,
+/// and what waits for it goes.
 pub fn console_flush() -> bool {
     if let Some(fd) = kmsg_fd() {
         events_flush(fd);
@@ -434,15 +452,49 @@ pub fn console_flush() -> bool {
     let Some(q) = guard.as_deref_mut() else {
         return false;
     };
-    flush_locked(q);
+    let before = q.len();
+    if !flush_locked(q) {
+        q.clear();
+    }
+    note_progress(q.len() < before || q.is_empty());
     !q.is_empty()
 }
 
-fn flush_locked(q: &mut Backlog) {
+/// Flushes in a row that took nothing (a stuck line: every write EAGAIN).
+static STALLS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+/// The first retry of a busy console.
+const RETRY_MS: u64 = 20;
+/// The longest wait between retries of a console that takes nothing.
+pub const RETRY_MAX_MS: u64 = 5_000;
+
+fn note_progress(progressed: bool) {
+    if progressed {
+        STALLS.store(0, Ordering::Relaxed);
+    } else {
+        STALLS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// When PID 1 retries the console backlog: 20 ms after a flush that
+/// wrote something, twice as long after each one that wrote nothing, up
+/// to `RETRY_MAX_MS`: a stuck line (flow control held, no cable) costs a
+/// wake-up every few seconds, not fifty a second for ever.
+pub fn console_retry_ms() -> u64 {
+    let stalls = STALLS.load(Ordering::Relaxed).min(16);
+    RETRY_MS.saturating_mul(1u64 << stalls).min(RETRY_MAX_MS)
+}
+
+/// As much of `q` as the console takes; false when there is no console
+/// to take it (none yet, or given up).
+fn flush_locked(q: &mut Backlog) -> bool {
     let flags = OFlags::WRONLY | OFlags::NOCTTY | OFlags::NONBLOCK;
-    // No console (yet): nothing can take it; keep what fits.
-    if let Some(fd) = lazy_fd(&CONSOLE_FD, "/dev/console", flags) {
-        drain(q, |b| rustix::io::write(fd, b));
+    match lazy_fd(&CONSOLE_FD, "/dev/console", flags) {
+        Some(fd) => {
+            drain(q, |b| rustix::io::write(fd, b));
+            true
+        }
+        // No console (yet): nothing can take it; keep what fits.
+        None => false,
     }
 }
 
@@ -489,6 +541,39 @@ mod tests {
     use super::*;
     use crate::testutil::TempDir;
     use std::os::fd::AsRawFd;
+
+    /// A record to a console that takes nothing (a full pipe here, a
+    /// stuck serial line in the field) is dropped, once the fd is
+    /// unblocked as `init` does fd 2: the write does not wait.
+    #[test]
+    fn a_record_to_a_stuck_console_does_not_wait() {
+        use rustix::fd::AsFd;
+        let (_rd, wr) = rustix::pipe::pipe().unwrap();
+        unblock(wr.as_fd());
+        while rustix::io::write(&wr, &[0u8; 4096]).is_ok() {}
+        let (tx, rx) = std::sync::mpsc::channel();
+        let fd = rustix::io::dup(&wr).unwrap();
+        std::thread::spawn(move || {
+            emit(fd.as_fd(), "wren: a record\n");
+            let _ = tx.send(());
+        });
+        let waited = rx.recv_timeout(std::time::Duration::from_secs(2));
+        assert!(waited.is_ok(), "the write waits for the console");
+    }
+
+    /// A console that takes nothing is retried ever later, up to
+    /// `RETRY_MAX_MS`; one that takes something, at once again.
+    #[test]
+    fn a_stuck_console_is_retried_ever_later() {
+        STALLS.store(0, Ordering::Relaxed);
+        assert_eq!(console_retry_ms(), 20);
+        for _ in 0..40 {
+            note_progress(false);
+        }
+        assert_eq!(console_retry_ms(), RETRY_MAX_MS);
+        note_progress(true);
+        assert_eq!(console_retry_ms(), 20);
+    }
 
     fn line<const N: usize>(prio: Option<u8>, args: fmt::Arguments<'_>) -> String<N> {
         let mut s = String::new();

@@ -113,6 +113,7 @@ fn read_cmdline() -> cmdline::Options {
         }
     });
     kmsg::init(opts.debug);
+    kmsg::unblock_stderr();
     if let Err(e) = read {
         crate::error!("/proc/cmdline: {e}; no kernel option of wren's is read");
     }

@@ -34,8 +34,6 @@ pub(super) const TOKEN_CGEVENTS: u64 = 7 << 32;
 /// A PID-namespace reaper's exit report (`report`).
 pub(super) const TOKEN_REPORT: u64 = 8 << 32;
 
-/// Retry interval for console text a busy serial line refused.
-const CONSOLE_RETRY_MS: u64 = 20;
 /// epoll events taken per wake-up.
 const EPOLL_BATCH: usize = 16;
 
@@ -289,7 +287,7 @@ impl Pid1 {
         // new processes of this wake-up ran. Only while some is waiting, so
         // an idle system still sleeps.
         let ctl = if kmsg::console_waiting() {
-            let retry = now().saturating_add(CONSOLE_RETRY_MS);
+            let retry = now().saturating_add(kmsg::console_retry_ms());
             Some(ctl.map_or(retry, |c| c.min(retry)))
         } else {
             ctl
