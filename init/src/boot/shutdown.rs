@@ -61,8 +61,10 @@ pub struct Reaped {
 
 /// Reap every child that exits until none is left or `deadline` passes,
 /// sleeping on SIGCHLD (through a signalfd, SIGCHLD being blocked as it is
-/// in PID 1) in between rather than spinning.
-pub fn reap_until(deadline: Instant) -> Reaped {
+/// in PID 1) in between rather than spinning, and calling `tick` (the
+/// watchdog's feed) at least every `TICK`: a timeout of a second or two
+/// must not reset the board in the middle of the shutdown's waits.
+pub fn reap_until(deadline: Instant, tick: &dyn Fn()) -> Reaped {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     // PID 1 blocks it already; blocking again is harmless and makes sure
@@ -99,6 +101,8 @@ pub fn reap_until(deadline: Instant) -> Reaped {
                 all_gone: false,
             };
         };
+        tick();
+        let timeout = timeout.min(TICK);
         match &sfd {
             Some(fd) => {
                 let ts = Timespec {
@@ -113,6 +117,9 @@ pub fn reap_until(deadline: Instant) -> Reaped {
         }
     }
 }
+
+/// Longest wait between two `tick`s of `reap_until`.
+const TICK: Duration = Duration::from_millis(100);
 
 /// Longest wait for sync(2) and the unmounts at the end of a shutdown.
 pub const SYNC_LIMIT: Duration = Duration::from_secs(20);
@@ -188,7 +195,7 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
     crate::info!("shutdown: sending TERM to all processes");
     signal_all(Signal::SIGTERM);
     signal_all(Signal::SIGCONT);
-    let r = reap_until(Instant::now() + grace);
+    let r = reap_until(Instant::now() + grace, &feed);
     crate::debug!("shutdown: {} processes exited after TERM", r.count);
     if !r.all_gone {
         crate::warn!(
@@ -198,7 +205,7 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
         );
         feed();
         signal_all(Signal::SIGKILL);
-        let r = reap_until(Instant::now() + KILL_WAIT);
+        let r = reap_until(Instant::now() + KILL_WAIT, &feed);
         if !r.all_gone {
             crate::warn!("shutdown: some processes did not die (uninterruptible sleep?)");
         }
@@ -381,7 +388,7 @@ mod tests {
         };
         // Nothing to wait for: done at once.
         let t = Instant::now();
-        let r = reap_until(t + Duration::from_secs(10));
+        let r = reap_until(t + Duration::from_secs(10), &|| {});
         assert_eq!(
             r,
             Reaped {
@@ -394,7 +401,7 @@ mod tests {
         // Three children exiting soon: all reaped, well before the deadline.
         let _kids: Vec<_> = (0..3).map(|_| spawn("0.2")).collect();
         let t = Instant::now();
-        let r = reap_until(t + Duration::from_secs(20));
+        let r = reap_until(t + Duration::from_secs(20), &|| {});
         assert_eq!(
             r,
             Reaped {
@@ -407,7 +414,10 @@ mod tests {
         // A child that outlives the deadline: returned at the deadline.
         let mut slow = spawn("30");
         let t = Instant::now();
-        let r = reap_until(t + Duration::from_millis(300));
+        let ticks = std::cell::Cell::new(0u32);
+        let r = reap_until(t + Duration::from_millis(300), &|| {
+            ticks.set(ticks.get() + 1)
+        });
         assert_eq!(
             r,
             Reaped {
@@ -417,8 +427,10 @@ mod tests {
         );
         assert!(t.elapsed() >= Duration::from_millis(300));
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        // The watchdog fed while waiting, every 100 ms at least.
+        assert!(ticks.get() >= 3, "fed {} times in 300 ms", ticks.get());
         slow.kill().unwrap();
-        let r = reap_until(Instant::now() + Duration::from_secs(10));
+        let r = reap_until(Instant::now() + Duration::from_secs(10), &|| {});
         assert_eq!(
             r,
             Reaped {
