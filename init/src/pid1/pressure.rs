@@ -30,6 +30,9 @@ pub(super) struct Shed {
     /// When the next shed unit may start again (None: nothing to restore,
     /// or pressure has not calmed yet).
     pub(super) calm_at: Option<Millis>,
+    /// "Nothing left to shed" was said since pressure last calmed: not
+    /// again at every window of a long pressure.
+    said_none: bool,
 }
 
 impl Shed {
@@ -152,6 +155,7 @@ impl Pid1 {
             limit,
             trigger: None,
             calm_at: None,
+            said_none: false,
         };
         // Units shed before a re-exec (their edges came back shed): the
         // calm that starts them again is counted from now, or the trigger
@@ -204,12 +208,16 @@ impl Pid1 {
             .min_by_key(|(u, s)| (s.def.shed_order, u16::MAX - *u))
             .map(|(u, _)| u);
         let Some(u) = victim else {
-            kmsg::console_line(format_args!(
-                "[ WARN ] memory pressure over {}% in {}ms, nothing left to shed",
-                limit.percent, limit.window
-            ));
+            if !shed.said_none {
+                shed.said_none = true;
+                kmsg::console_line(format_args!(
+                    "[ WARN ] memory pressure over {}% in {}ms, nothing left to shed",
+                    limit.percent, limit.window
+                ));
+            }
             return;
         };
+        shed.said_none = false;
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
             e.shed = true;
         }
@@ -235,6 +243,7 @@ impl Pid1 {
         if shed.calm_at.is_none_or(|c| c > t) {
             return;
         }
+        shed.said_none = false;
         let calm = shed.calm();
         let back = self
             .sup
@@ -258,5 +267,33 @@ impl Pid1 {
         ));
         kmsg::event(format_args!("{name}: unshed"));
         self.feed(Event::Start { unit: u });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::with_web;
+    use crate::unit::PressureLimit;
+
+    /// With nothing left to shed, a long pressure says so once, not at
+    /// every window; once it calmed, the next pressure says it again.
+    #[test]
+    fn nothing_left_to_shed_is_said_once_a_pressure() {
+        let mut p = with_web();
+        let ep = rustix::event::epoll::CreateFlags::CLOEXEC;
+        p.epoll = Some(rustix::event::epoll::create(ep).unwrap());
+        p.watch_system_pressure(PressureLimit {
+            percent: 50,
+            window: 1000,
+        });
+        let said = |p: &super::Pid1| p.shed.as_ref().unwrap().said_none;
+        assert!(!said(&p));
+        p.on_system_pressure(false);
+        assert!(said(&p), "web has no shed_order: nothing to shed, said");
+        p.on_system_pressure(false);
+        assert!(said(&p));
+        p.shed.as_mut().unwrap().calm_at = Some(0);
+        p.on_shed_calm();
+        assert!(!said(&p), "calm: the next pressure says it again");
     }
 }
