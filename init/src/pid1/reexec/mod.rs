@@ -345,9 +345,16 @@ impl Pid1 {
                 let r: super::gate::Rejection = crate::proto::truncated(r);
                 edge.rare().rejected = Some(r.as_str().into());
             }
-            let cgroup = st.rt.pid != 0 && self.cgroup_exists(&st.def.name);
+            let running = st.rt.pid != 0;
+            let cgroup = self.cgroup_exists(&st.def.name);
             if let Ok(u) = self.sup.restore(st.def, st.rt, st.retired) {
-                edge.cgroup = cgroup.then(|| slot_limits(&self.sup, usize::from(u)));
+                // A running unit's limits are written; a stopped unit's
+                // directory is known to be there (a removal deletes it),
+                // its limits written again at its next start (a
+                // generation they can only come back to after 2^32
+                // changes, as a failed start's).
+                let gen = slot_limits(&self.sup, usize::from(u));
+                edge.cgroup = cgroup.then(|| if running { gen } else { gen.wrapping_sub(1) });
                 self.edges.push(edge);
             }
         }
@@ -704,6 +711,25 @@ mod tests {
         let _ = child.wait();
         assert_eq!(p.sup.slot(0).unwrap().rt.pid, pid);
         assert!(p.edges[0].notify.is_none(), "a pipe kept as the socket");
+    }
+
+    /// A stopped unit's cgroup, there before the re-exec, is still known
+    /// after it: a reload that removes the unit then deletes it; its next
+    /// start writes its limits again.
+    #[test]
+    fn a_stopped_units_cgroup_is_known_after_a_reexec() {
+        let root = crate::testutil::TempDir::new("reexec-stopped-cg");
+        root.file("units/web/cgroup.events", "populated 0\n");
+        let mut p = super::super::tests::with_web();
+        p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
+        p.edges[0].cgroup = Some(0);
+        let state = p.write_state().unwrap();
+        let cg = crate::cgroup::Cgroups::open(root.path()).unwrap();
+        let mut q = Pid1::new(Some(cg), 0, false);
+        q.resume(state, &crate::boot::cmdline::Options::default());
+        assert_eq!(q.sup.slot(0).unwrap().rt.pid, 0);
+        let gen = q.sup.slot(0).unwrap().limits_gen;
+        assert_eq!(q.edges[0].cgroup, Some(gen.wrapping_sub(1)));
     }
 
     /// A state of this format whose ring is bigger than its unit's
