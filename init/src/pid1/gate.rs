@@ -170,6 +170,10 @@ impl Pid1 {
                 e.refresh_filter(&slot.def);
             }
         }
+        // The definition put back may ask units/ for another memory
+        // protection than the rejected one did (`apply_protection`, as
+        // after a reload).
+        self.apply_protection();
         super::refused(&out);
         for a in out.iter() {
             self.perform(*a);
@@ -433,6 +437,43 @@ mod tests {
         p.on_verdict(0, false);
         assert_eq!(p.sup.slot(0).unwrap().def.seccomp, good.seccomp);
         assert_eq!(filter(&p), good.seccomp.as_deref().copied());
+    }
+
+    /// A put-back that changes `memory.low` applies units/'s sum again
+    /// (docs/units.md: each unit gets the protection it asks for).
+    #[test]
+    fn a_put_back_applies_the_units_protection_again() {
+        use super::super::tests::step;
+        use crate::supervisor::{Actions, Event};
+        let t = TempDir::new("gate-protection");
+        let root = TempDir::new("gate-protection-cg");
+        root.file("units/memory.low", "0\n");
+        root.file("units/memory.min", "0\n");
+        let good = unit::parse("web", "exec = /bin/true\nmemory.low = 64M\n").unwrap();
+        let bad = unit::parse("web", "exec = /bin/nope\n").unwrap();
+        std::fs::write(t.path().join("web.unit"), "exec = /bin/nope\n").unwrap();
+        let mut p = super::Pid1::new(None, 0, false);
+        p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
+        p.units_dir = t.path().to_str().unwrap().try_into().unwrap();
+        p.add_unit(good);
+        p.sup.link().unwrap();
+        p.fit_tables();
+        p.apply_protection();
+        let low = || std::fs::read_to_string(root.join("units/memory.low")).unwrap();
+        assert_eq!(low(), "67108864");
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, 100));
+        p.keep_last_good(std::slice::from_ref(&bad));
+        let mut out = Actions::default();
+        out.fit(4);
+        p.sup
+            .reload(2, &mut vec![bad].into_iter(), &|_| false, &mut out);
+        // As `reload` does after it.
+        p.apply_protection();
+        assert_eq!(low(), "0");
+        p.mark_pending();
+        p.on_verdict(0, false);
+        assert_eq!(low(), "67108864", "the good definition's protection");
     }
 
     #[test]
