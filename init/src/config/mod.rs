@@ -306,6 +306,16 @@ fn load_file(
         );
         return None;
     }
+    if let Some(ctl) = cgroup_file_name(&name) {
+        set.fail(
+            i,
+            0,
+            format!(
+                "`{name}` cannot be a unit name: its cgroup, units/{name}, would be the kernel's `{ctl}.*` file of that name"
+            ),
+        );
+        return None;
+    }
     let text = match read_unit_file(&path, buf) {
         Ok(t) => t,
         Err((line, msg)) => {
@@ -328,13 +338,24 @@ fn load_file(
     Some((def, lines))
 }
 
+/// The prefix of `name` that the kernel's cgroup interface files use
+/// (`cgroup.procs`, `memory.max`, `cpu.weight`, ...), if it has one: a
+/// unit of that name could never have its own cgroup directory.
+fn cgroup_file_name(name: &str) -> Option<&str> {
+    const PREFIXES: [&str; 10] = [
+        "cgroup", "memory", "pids", "cpu", "cpuset", "io", "hugetlb", "rdma", "misc", "irq",
+    ];
+    let (head, _) = name.split_once('.')?;
+    PREFIXES.into_iter().find(|p| *p == head)
+}
+
 /// Read a unit file into `buf`: (line, message) when it cannot be read,
 /// is not a regular file, is larger than the buffer or is not UTF-8.
 ///
 /// PID 1 runs this at boot, before any shell exists: a FIFO named
-/// `x.unit` must not block it (opened O_NONBLOCK, then its type checked
-/// before any read), nor a terminal become its controlling one
-/// (O_NOCTTY).
+/// `x.unit` must not block it (its type checked before the open, and
+/// again after it, O_NONBLOCK, in case it was replaced in between), nor
+/// a terminal become its controlling one (O_NOCTTY).
 fn read_unit_file<'b>(
     path: &Path,
     buf: &'b mut [u8; UNIT_FILE_MAX],
@@ -342,6 +363,12 @@ fn read_unit_file<'b>(
     use rustix::fs::{FileType, Mode, OFlags};
     use rustix::io::Errno;
     let cannot = |e: Errno| (0, format!("cannot read: {}", std::io::Error::from(e)));
+    // Not opened unless regular: opening a device has effects of its own
+    // (an `x.unit` linked to /dev/watchdog would arm it at every boot).
+    let st = rustix::fs::stat(path).map_err(cannot)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err((0, "not a regular file".into()));
+    }
     let fd = rustix::fs::open(
         path,
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,

@@ -948,3 +948,67 @@ fn check_warns_about_an_unconfined_unit_next_to_confined_ones() {
     let (_, out) = check_out(Path::new("/"), &[&f.units]);
     assert_eq!(out, ["2 units ok"]);
 }
+
+/// A FIFO named `x.unit` is left out without being opened: a writer
+/// blocked in its open(2) stays blocked (a device behind such a name
+/// would get no open either: /dev/watchdog's arms it).
+#[test]
+fn a_special_file_is_not_opened() {
+    let f = Fixture::new("cfg-fifo");
+    f.unit("ok", "");
+    let fifo = f.units.join("x.unit");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = fifo.clone();
+    std::thread::spawn(move || {
+        let opened = std::fs::OpenOptions::new().write(true).open(&p).is_ok();
+        let _ = tx.send(opened);
+    });
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let (names, errs) = f.load();
+    assert_eq!(names, ["ok"]);
+    assert!(
+        errs.iter().any(|e| e.contains("not a regular file")),
+        "{errs:?}"
+    );
+    let opened = rx
+        .recv_timeout(std::time::Duration::from_millis(300))
+        .is_ok();
+    if !opened {
+        // Let the writer go.
+        let _ = std::fs::File::open(&fifo);
+    }
+    assert!(!opened, "the loader opened the FIFO");
+}
+
+/// A unit named as the kernel's cgroup files are (`memory.max`,
+/// `cgroup.procs`: CONTROLLER.KEY) is refused at load, as `initctl check`
+/// shows: its cgroup directory could never be made.
+#[test]
+fn a_unit_named_like_a_cgroup_file_is_refused() {
+    let f = Fixture::new("cfg-cgname");
+    for n in [
+        "memory.max",
+        "cgroup.procs",
+        "cpu.max",
+        "io.weight",
+        "cgroup.kill",
+    ] {
+        f.unit(n, "");
+    }
+    f.unit("memorial.web", "");
+    let (names, errs) = f.load();
+    assert_eq!(names, ["memorial.web"]);
+    assert_eq!(errs.len(), 5, "{errs:?}");
+    assert!(
+        errs.iter().all(|e| e.contains("cannot be a unit name")),
+        "{errs:?}"
+    );
+}

@@ -4,7 +4,7 @@ use super::lists::{add_after, add_env, parse_namespaces};
 use super::values::{
     bad, msg, number, parse_capabilities, parse_cpu_max, parse_duration, parse_id, parse_path,
     parse_pressure_limit, parse_root, parse_seccomp, parse_signal, parse_size, parse_user_map,
-    parse_weight, split_exec, valid_hostname, Clip, Msg,
+    parse_weight, split_exec, valid_hostname, Clip, Msg, PIDS_MAX_LIMIT,
 };
 use super::*;
 use heapless::String;
@@ -333,8 +333,14 @@ pub(super) fn apply(
         "pids.max" => {
             let v = match v {
                 "max" => Limit::Max,
+                // The kernel refuses more than PID_MAX_LIMIT (EINVAL at
+                // every start, the unit never up): said here instead.
                 _ => match number::<u64>(v) {
-                    Some(n) => Limit::Value(n),
+                    Some(n) if n <= PIDS_MAX_LIMIT => Limit::Value(n),
+                    Some(_) => bad!(
+                        "pids.max: at most {PIDS_MAX_LIMIT} (the kernel's limit) or `max`, got `{}`",
+                        Clip(v)
+                    ),
                     _ => bad!("pids.max: expected a number or `max`, got `{}`", Clip(v)),
                 },
             };

@@ -1039,6 +1039,15 @@ fn pids_and_weights() {
         "pids.max: expected a number or `max`, got `10K`"
     );
     assert!(err("pids.max = -1").1.starts_with("pids.max:"));
+    // PID_MAX_LIMIT: the kernel refuses more (EINVAL at every start).
+    assert_eq!(
+        unit("pids.max = 4194304").limits.get().pids_max,
+        Some(Limit::Value(4_194_304))
+    );
+    assert_eq!(
+        err("pids.max = 4194305").1,
+        "pids.max: at most 4194304 (the kernel's limit) or `max`, got `4194305`"
+    );
     for key in ["cpu.weight", "io.weight"] {
         let lim = |v: &str| {
             let l = unit(&format!("{key} = {v}")).limits.get();
@@ -1076,8 +1085,13 @@ fn cpu_max() {
     assert_eq!(c("200000  1000000"), (Limit::Value(200_000), 1_000_000));
     assert_eq!(
         err("cpu.max = 999 1000").1,
-        "cpu.max: expected a quota of at least 1000 (microseconds) or `max`, got `999`"
+        "cpu.max: expected a quota from 1000 to 17592186044415 (microseconds) or `max`, got `999`"
     );
+    // The kernel's max_cfs_runtime: above it every start would fail.
+    assert_eq!(c("17592186044415"), (Limit::Value((1 << 44) - 1), 100_000));
+    assert!(err("cpu.max = 17592186044416")
+        .1
+        .contains("got `17592186044416`"));
     assert_eq!(
         err("cpu.max = max 999").1,
         "cpu.max: expected a period from 1000 to 1000000 (microseconds), got `999`"

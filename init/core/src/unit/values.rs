@@ -227,6 +227,13 @@ pub(super) fn parse_weight(key: &str, v: &str) -> Result<u16, Msg> {
     }
 }
 
+/// The largest `cpu.max` quota the kernel takes: its max_cfs_runtime,
+/// 2^44 - 1 microseconds.
+pub(super) const CPU_QUOTA_MAX: u64 = (1 << 44) - 1;
+
+/// The largest `pids.max` the kernel takes: PID_MAX_LIMIT on 64-bit.
+pub(super) const PIDS_MAX_LIMIT: u64 = 4 * 1024 * 1024;
+
 pub(super) fn parse_cpu_max(v: &str) -> Result<(Limit, u64), Msg> {
     let mut it = v.split_whitespace();
     let quota = it.next().unwrap_or("");
@@ -239,10 +246,12 @@ pub(super) fn parse_cpu_max(v: &str) -> Result<(Limit, u64), Msg> {
     }
     let quota = match quota {
         "max" => Limit::Max,
+        // The kernel refuses a quota above its max_cfs_runtime (EINVAL at
+        // every start): said here instead.
         q => match number::<u64>(q) {
-            Some(n) if n >= 1_000 => Limit::Value(n),
+            Some(n) if (1_000..=CPU_QUOTA_MAX).contains(&n) => Limit::Value(n),
             _ => bad!(
-                "cpu.max: expected a quota of at least 1000 (microseconds) or `max`, got `{}`",
+                "cpu.max: expected a quota from 1000 to {CPU_QUOTA_MAX} (microseconds) or `max`, got `{}`",
                 Clip(q)
             ),
         },
