@@ -401,33 +401,43 @@ mod tests {
         assert_eq!(p.edges[0].last_good(), None);
     }
 
+    /// `good` running as `web`, its file in `t` rejected-to-be: the
+    /// start of a health-gate test.
+    fn running(t: &TempDir, good: UnitDef, cg: Option<crate::cgroup::Cgroups>) -> super::Pid1 {
+        use super::super::tests::step;
+        use crate::supervisor::Event;
+        std::fs::write(t.path().join("web.unit"), "exec = /bin/nope\n").unwrap();
+        let mut p = super::Pid1::new(cg, 0, false);
+        p.units_dir = t.path().to_str().unwrap().try_into().unwrap();
+        p.add_unit(good);
+        p.sup.link().unwrap();
+        p.fit_tables();
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, 100));
+        p
+    }
+
+    /// A reload of `bad`, as `reload` makes it (its own edge work aside).
+    fn reload_to(p: &mut super::Pid1, bad: UnitDef) {
+        let mut out = crate::supervisor::Actions::default();
+        out.fit(4);
+        p.keep_last_good(std::slice::from_ref(&bad));
+        p.sup
+            .reload(2, &mut vec![bad].into_iter(), &|_| false, &mut out);
+    }
+
     /// A bad verdict puts the last good definition back; its start uses
     /// that definition's seccomp filter, not the rejected one's (here the
     /// rejected one had none: every start of the good one was refused,
     /// "no filter for this architecture", while the console said it ran).
     #[test]
     fn a_revert_starts_with_the_good_definitions_filter() {
-        use super::super::tests::step;
-        use crate::supervisor::{Actions, Event};
         let t = TempDir::new("gate-filter");
         let good = unit::parse("web", "exec = /bin/true\nseccomp = @default\n").unwrap();
-        let bad = unit::parse("web", "exec = /bin/nope\n").unwrap();
-        std::fs::write(t.path().join("web.unit"), "exec = /bin/nope\n").unwrap();
-        let mut p = super::Pid1::new(None, 0, false);
-        p.units_dir = t.path().to_str().unwrap().try_into().unwrap();
-        p.add_unit(good.clone());
-        p.sup.link().unwrap();
-        p.fit_tables();
+        let mut p = running(&t, good.clone(), None);
         let filter = |p: &super::Pid1| p.edges[0].seccomp.as_ref().map(|f| f.spec);
         assert_eq!(filter(&p), good.seccomp.as_deref().copied());
-        step(&mut p, 0, Event::Boot);
-        step(&mut p, 1, Event::spawned(0, 100));
-        // The reload, as `reload` makes it.
-        p.keep_last_good(std::slice::from_ref(&bad));
-        let mut out = Actions::default();
-        out.fit(4);
-        p.sup
-            .reload(2, &mut vec![bad].into_iter(), &|_| false, &mut out);
+        reload_to(&mut p, unit::parse("web", "exec = /bin/nope\n").unwrap());
         let def = p.sup.slot(0).unwrap().def.clone();
         p.edges[0].refresh_filter(&def);
         p.mark_pending();
@@ -443,31 +453,17 @@ mod tests {
     /// (docs/units.md: each unit gets the protection it asks for).
     #[test]
     fn a_put_back_applies_the_units_protection_again() {
-        use super::super::tests::step;
-        use crate::supervisor::{Actions, Event};
         let t = TempDir::new("gate-protection");
         let root = TempDir::new("gate-protection-cg");
         root.file("units/memory.low", "0\n");
         root.file("units/memory.min", "0\n");
         let good = unit::parse("web", "exec = /bin/true\nmemory.low = 64M\n").unwrap();
-        let bad = unit::parse("web", "exec = /bin/nope\n").unwrap();
-        std::fs::write(t.path().join("web.unit"), "exec = /bin/nope\n").unwrap();
-        let mut p = super::Pid1::new(None, 0, false);
-        p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
-        p.units_dir = t.path().to_str().unwrap().try_into().unwrap();
-        p.add_unit(good);
-        p.sup.link().unwrap();
-        p.fit_tables();
+        let cg = crate::cgroup::Cgroups::open(root.path()).unwrap();
+        let mut p = running(&t, good, Some(cg));
         p.apply_protection();
         let low = || std::fs::read_to_string(root.join("units/memory.low")).unwrap();
         assert_eq!(low(), "67108864");
-        step(&mut p, 0, Event::Boot);
-        step(&mut p, 1, Event::spawned(0, 100));
-        p.keep_last_good(std::slice::from_ref(&bad));
-        let mut out = Actions::default();
-        out.fit(4);
-        p.sup
-            .reload(2, &mut vec![bad].into_iter(), &|_| false, &mut out);
+        reload_to(&mut p, unit::parse("web", "exec = /bin/nope\n").unwrap());
         // As `reload` does after it.
         p.apply_protection();
         assert_eq!(low(), "0");
