@@ -316,7 +316,8 @@ fn load_file(
         );
         return None;
     }
-    let text = match read_unit_file(&path, buf) {
+    let read_from = check::in_image(sysroot, &path);
+    let text = match read_unit_file(read_from.as_deref().unwrap_or(&path), buf) {
         Ok(t) => t,
         Err((line, msg)) => {
             set.fail(i, line, msg);

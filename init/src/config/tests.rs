@@ -1012,3 +1012,28 @@ fn a_unit_named_like_a_cgroup_file_is_refused() {
         "{errs:?}"
     );
 }
+
+/// `check --root`: an image's unit file that is an absolute link, and a
+/// unit directory that is one, resolve inside the image (as the image
+/// will see them), not on the build host.
+#[test]
+fn check_root_resolves_unit_links_inside_the_image() {
+    for dir_linked in [false, true] {
+        let img = TempDir::new("checkroot-links");
+        img.prog("bin/busybox");
+        img.file("usr/lib/units/web.unit", "exec = /bin/busybox\n");
+        if dir_linked {
+            fs::create_dir_all(img.join("etc")).unwrap();
+            std::os::unix::fs::symlink("/usr/lib/units", img.join("etc/units")).unwrap();
+        } else {
+            fs::create_dir_all(img.join("etc/units")).unwrap();
+            let link = img.join("etc/units/web.unit");
+            std::os::unix::fs::symlink("/usr/lib/units/web.unit", link).unwrap();
+        }
+        let mut out = Vec::new();
+        let ok = check_root(img.path(), &[], &mut out);
+        let out = String::from_utf8(out).unwrap();
+        assert!(ok, "directory linked: {dir_linked}: {out}");
+        assert!(out.contains("1 unit"), "{out}");
+    }
+}
