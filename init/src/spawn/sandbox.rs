@@ -202,6 +202,38 @@ fn mount_proc(target: &str) -> Result<(), Failure> {
     .map_err(|e| (Step::MountProc, e))
 }
 
+/// `/proc/sys` and `/proc/sysrq-trigger` read-only under the `/proc` at
+/// `proc_dir`, as runc has them: sysctl files check the writer's uid,
+/// not its capabilities, so a root unit without CAP_SYS_ADMIN could set
+/// `kernel.core_pattern` (a program the kernel runs as the host's root)
+/// or crash the machine. Absent ones (no sysrq) are fine.
+fn guard_proc(proc_dir: &str) -> Result<(), Failure> {
+    for sub in ["/sys", "/sysrq-trigger"] {
+        let p = PathBuf::join(proc_dir, sub)?;
+        match rustix::mount::mount_bind(p.as_str(), p.as_str()) {
+            Ok(()) => {}
+            Err(Errno::NOENT) => continue,
+            Err(e) => return Err((Step::MountProc, e)),
+        }
+        let ro = MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+        remount_bind(p.as_str(), ro).map_err(|e| (Step::MountProc, e))?;
+    }
+    Ok(())
+}
+
+/// A mount point under a unit's `root` (`/proc`, `/dev`, `/tmp`), made
+/// if missing, must be a directory of the root itself: a link (an
+/// image's `dev -> /`) is followed in PID 1's view before the pivot, and
+/// the nodes and directories made there would land in the host's `/`.
+fn real_dir(path: &str, step: Step) -> Result<(), Failure> {
+    let _ = make_dir(path);
+    let st = rustix::fs::lstat(path).map_err(|e| (step, e))?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
+        return Err((step, Errno::NOTDIR));
+    }
+    Ok(())
+}
+
 /// `root` + `suffix` in a fixed buffer.
 struct PathBuf {
     buf: heapless::String<{ PATH_BYTES + 32 }>,
@@ -235,20 +267,25 @@ fn enter_root(root: &str, def: &UnitDef, pid_ns: bool) -> Result<(), Failure> {
         overlay_root(root, def)?;
     } else {
         rustix::mount::mount_bind_recursive(root, root).map_err(|e| (Step::BindRoot, e))?;
+        // No device node the unit makes in its root opens a device (a
+        // unit with CAP_MKNOD, Docker's default set, would reach any of
+        // the host's): the bound /dev nodes below keep their own mount.
+        remount_bind(root, MountFlags::NODEV).map_err(|e| (Step::BindRoot, e))?;
     }
     let proc_dir = PathBuf::join(root, "/proc")?;
-    let _ = make_dir(proc_dir.as_str());
+    real_dir(proc_dir.as_str(), Step::MountProc)?;
     if pid_ns {
         mount_proc(proc_dir.as_str())?;
     } else {
         rustix::mount::mount_bind_recursive("/proc", proc_dir.as_str())
             .map_err(|e| (Step::MountProc, e))?;
     }
+    guard_proc(proc_dir.as_str())?;
     let dev = PathBuf::join(root, "/dev")?;
-    let _ = make_dir(dev.as_str());
+    real_dir(dev.as_str(), Step::MountDev)?;
     mount_tmpfs(
         dev.as_str(),
-        MountFlags::NOSUID | MountFlags::NOEXEC,
+        MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV,
         c"mode=0755,size=64k",
         Step::MountDev,
     )?;
@@ -290,7 +327,7 @@ fn enter_root(root: &str, def: &UnitDef, pid_ns: bool) -> Result<(), Failure> {
         Step::MountShm,
     )?;
     let tmp = PathBuf::join(root, "/tmp")?;
-    let _ = make_dir(tmp.as_str());
+    real_dir(tmp.as_str(), Step::MountTmp)?;
     mount_tmpfs(
         tmp.as_str(),
         MountFlags::NOSUID | MountFlags::NODEV,
@@ -361,7 +398,8 @@ fn overlay_root(top: &str, def: &UnitDef) -> Result<(), Failure> {
     }
     .map_err(|_| too_long)?;
     let opts = core::ffi::CStr::from_bytes_with_nul(opts.as_bytes()).map_err(|_| too_long)?;
-    rustix::mount::mount("overlay", top, "overlay", MountFlags::empty(), Some(opts))
+    // NODEV as a bound root's (`enter_root`).
+    rustix::mount::mount("overlay", top, "overlay", MountFlags::NODEV, Some(opts))
         .map_err(|e| (Step::Overlay, e))
 }
 
@@ -395,13 +433,18 @@ fn read_only_root(host_root: bool) -> Result<(), Failure> {
             Step::MountTmp,
         )?;
     }
-    // A remount must repeat the flags it keeps: in a user namespace the
-    // kernel refuses to clear the ones the parent namespace set.
-    let kept = rustix::fs::statvfs("/")
-        .map_err(|e| (Step::ReadOnly, e))?
-        .f_flag;
-    let mut flags = MountFlags::BIND | MountFlags::RDONLY;
+    remount_bind("/", MountFlags::RDONLY).map_err(|e| (Step::ReadOnly, e))
+}
+
+/// Remounts the bind mount at `path` with `add` on top of the flags it
+/// has: a remount must repeat the flags it keeps (in a user namespace the
+/// kernel refuses to clear the ones the parent namespace set, and
+/// outside one it would clear `nosuid` or `ro` of the image's mount).
+fn remount_bind(path: &str, add: MountFlags) -> Result<(), Errno> {
+    let kept = rustix::fs::statvfs(path)?.f_flag;
+    let mut flags = MountFlags::BIND | add;
     for (st, mf) in [
+        (rustix::fs::StatVfsMountFlags::RDONLY, MountFlags::RDONLY),
         (rustix::fs::StatVfsMountFlags::NOSUID, MountFlags::NOSUID),
         (rustix::fs::StatVfsMountFlags::NODEV, MountFlags::NODEV),
         (rustix::fs::StatVfsMountFlags::NOEXEC, MountFlags::NOEXEC),
@@ -419,7 +462,7 @@ fn read_only_root(host_root: bool) -> Result<(), Failure> {
             flags |= mf;
         }
     }
-    rustix::mount::mount_remount("/", flags, "").map_err(|e| (Step::ReadOnly, e))
+    rustix::mount::mount_remount(path, flags, "")
 }
 
 /// pivot_root into `root` and detach the old root. An initramfs root

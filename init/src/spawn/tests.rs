@@ -731,3 +731,23 @@ fn a_reaper_reads_nothing_of_pid1_once_its_service_execd() {
         "counted as reading PID 1's data after its service's exec"
     );
 }
+
+/// A failed execve under an allow list is reported as failed: the child's
+/// report to PID 1 is a `write`, which `@default` allows (without it the
+/// filter refused the report, and the end of the status pipe read as an
+/// exec that worked).
+#[test]
+fn a_failed_exec_under_an_allow_list_is_reported() {
+    let cg = own_cgroup();
+    let mut d = unit(&["/nonexistent-wren"]);
+    d.seccomp = crate::unit::parse_seccomp("@network-io")
+        .unwrap()
+        .map(Box::new);
+    let prog = crate::sys::seccomp::Program::build(d.seccomp.as_ref().unwrap()).unwrap();
+    let req = Request {
+        seccomp: Some(&prog),
+        ..request(&d, cg.as_fd(), Stdio::Null)
+    };
+    let err = spawn(&req).unwrap_err();
+    assert_eq!((err.step, err.errno), (Step::Exec, 2));
+}

@@ -358,7 +358,10 @@ fn confine_step(args: &[String], i: usize) -> Option<usize> {
 //                     failed fork is retried at once (stopped by pids.max)
 
 fn is_nstests_step(s: &str) -> bool {
-    matches!(s, "ls" | "copy" | "trywrite" | "waitfor" | "forkbomb")
+    matches!(
+        s,
+        "ls" | "copy" | "trywrite" | "waitfor" | "forkbomb" | "mknodopen"
+    )
 }
 
 fn nstests_out(out: &str, text: &str) {
@@ -409,6 +412,27 @@ fn nstests_step(args: &[String], i: usize) -> Option<usize> {
             let text = match r {
                 Ok(()) => "ok\n".to_string(),
                 Err(e) => nstests_err(&e),
+            };
+            nstests_out(arg(2), &text);
+            Some(i + 3)
+        }
+        // mknodopen PATH OUT: make PATH a device node (1,3: the null
+        // device, there on every kernel and harmless) and open it; OUT
+        // says `opened` or the error.
+        "mknodopen" => {
+            use std::os::unix::ffi::OsStrExt;
+            let path = std::ffi::CString::new(std::path::Path::new(arg(1)).as_os_str().as_bytes())
+                .unwrap_or_else(|_| fail("mknodopen: a NUL in the path"));
+            // SAFETY: `path` is a NUL-terminated string alive for the call.
+            let made =
+                unsafe { libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 3)) };
+            let text = if made != 0 {
+                nstests_err(&std::io::Error::last_os_error())
+            } else {
+                match std::fs::File::open(arg(1)) {
+                    Ok(_) => "opened\n".to_string(),
+                    Err(e) => nstests_err(&e),
+                }
             };
             nstests_out(arg(2), &text);
             Some(i + 3)

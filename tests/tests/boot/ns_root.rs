@@ -100,6 +100,20 @@ fn ns_root_sees_only_its_rootfs() {
     assert_eq!(out(&mut vm, "boxuser.own").trim(), "ok");
 
     assert_eq!(vm.unit("box").map(|u| u.state), Some("running".to_string()));
+
+    // Root with CAP_MKNOD (Docker's set, no CAP_SYS_ADMIN): the device
+    // nodes it makes, in its /dev or its root, open nothing (nodev), and
+    // /proc/sys is read-only.
+    wait_file(&mut vm, "/srv/box/out/caps.done");
+    for node in ["caps.dev", "caps.root"] {
+        let r = out(&mut vm, node);
+        assert!(
+            r.starts_with("error:") && r.contains("errno 13"),
+            "{node}: {r}"
+        );
+    }
+    let sysctl = out(&mut vm, "caps.sysctl");
+    assert!(sysctl.contains("errno 30"), "/proc/sys writable: {sysctl}");
 }
 
 /// The root directory is gone when the unit starts, the user does not
@@ -128,4 +142,14 @@ fn ns_setup_failure_reason_in_status() {
         nouser.contains("nosuchuser") || nouser.contains("user not found"),
         "{nouser}"
     );
+    // A root whose /dev links out of it: refused before anything is made
+    // there (it would have been PID 1's own /).
+    vm.wait_states(&[("symbox", &["failed"])], Duration::from_secs(20));
+    let symbox = vm.sh("initctl status symbox", CMD);
+    assert!(
+        symbox.contains("mount /dev") && symbox.contains("Not a directory"),
+        "{symbox}"
+    );
+    let (_, rc) = vm.sh_rc("test -e /null || test -e /pts || test -e /shm", CMD);
+    assert_ne!(rc, 0, "nodes made in PID 1's /");
 }
