@@ -64,8 +64,18 @@ pub(super) fn confine(
         let u = rustix::process::Uid::from_raw(uid);
         rustix::thread::set_thread_res_uid(u, u, u).map_err(|e| (Step::Setuid, e))?;
     }
-    if trim {
-        let set = CapabilitySet::from_bits_retain(keep.0);
+    // A user (not root) keeps what it is given only through the ambient
+    // set, also with `all`: then all this process holds (capset refuses
+    // a bit it lacks, and every bit of `Caps::ALL` is not a capability).
+    let give = !root && keep.count() > 0;
+    if trim || give {
+        let set = if trim {
+            CapabilitySet::from_bits_retain(keep.0)
+        } else {
+            rustix::thread::capabilities(None)
+                .map_err(|e| (Step::Capset, e))?
+                .permitted
+        };
         rustix::thread::set_capabilities(
             None,
             CapabilitySets {
@@ -79,7 +89,7 @@ pub(super) fn confine(
             // A non-root program gets capabilities at execve only from
             // the ambient set.
             for cap in 0..64u32 {
-                if keep.has(cap) {
+                if set.bits() & (1u64 << cap) != 0 {
                     rustix::thread::configure_capability_in_ambient_set(
                         CapabilitySet::from_bits_retain(1u64 << cap),
                         true,

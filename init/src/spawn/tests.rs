@@ -751,3 +751,34 @@ fn a_failed_exec_under_an_allow_list_is_reported() {
     let err = spawn(&req).unwrap_err();
     assert_eq!((err.step, err.errno), (Step::Exec, 2));
 }
+
+/// A user (not root) with `capabilities = all` gets them, as the ambient
+/// set a non-root program needs: all the starting process holds.
+#[test]
+fn a_user_with_all_capabilities_gets_them() {
+    let cg = own_cgroup();
+    let d = crate::unit::parse(
+        "t",
+        "exec = /bin/sh -c \"grep -E '^Cap(Eff|Amb)' /proc/self/status\"\n\
+         user = 65534\ncapabilities = all\nnamespaces = none\n",
+    )
+    .unwrap();
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let req = Request {
+        uid: Some(65534),
+        gid: Some(65534),
+        ..request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))
+    };
+    let pid = spawn(&req).unwrap();
+    drop(wr);
+    let out = read_all(rd);
+    assert_eq!(wait(pid), 0, "{out}");
+    let held = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    assert_ne!(held("CapAmb:"), 0, "{out}");
+    assert_eq!(held("CapAmb:"), held("CapEff:"), "{out}");
+}
