@@ -102,7 +102,7 @@ impl Step {
             Step::Stdio => "set up stdio",
             Step::NotifyFd => "set up NOTIFY_FD",
             Step::Chdir => "chdir to workdir",
-            Step::Groups => "clear supplementary groups",
+            Step::Groups => "set supplementary groups",
             Step::Setgid => "setgid",
             Step::Setuid => "setuid",
             Step::Exec => "execve",
