@@ -6,8 +6,9 @@
 //! 1 exiting panics the kernel: if reboot(2) itself fails, PID 1 sleeps for
 //! ever.
 
+use crate::sys::clock::now_ms;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::vocab::ShutdownKind;
 use nix::sys::signal::{kill, SigSet, Signal};
@@ -41,13 +42,15 @@ pub const KILL_WAIT: Duration = Duration::from_secs(2);
 const BACKSTOP: Duration = Duration::from_secs(1);
 
 /// How long to sleep before the next reaping pass; None once past the
-/// deadline.
-pub fn next_timeout(now: Instant, deadline: Instant) -> Option<Duration> {
-    let left = deadline.checked_duration_since(now)?;
-    if left.is_zero() {
-        return None;
-    }
-    Some(left.min(BACKSTOP))
+/// deadline (both on the monotonic clock, `sys::clock::now_ms`).
+pub fn next_timeout(now: u64, deadline: u64) -> Option<Duration> {
+    let left = deadline.checked_sub(now).filter(|&l| l > 0)?;
+    Some(Duration::from_millis(left).min(BACKSTOP))
+}
+
+/// `limit` from now, on the monotonic clock.
+fn deadline_in(limit: Duration) -> u64 {
+    now_ms().saturating_add(u64::try_from(limit.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Outcome of `reap_until`.
@@ -64,7 +67,7 @@ pub struct Reaped {
 /// in PID 1) in between rather than spinning, and calling `tick` (the
 /// watchdog's feed) at least every `TICK`: a timeout of a second or two
 /// must not reset the board in the middle of the shutdown's waits.
-pub fn reap_until(deadline: Instant, tick: &dyn Fn()) -> Reaped {
+pub fn reap_until(deadline: u64, tick: &dyn Fn()) -> Reaped {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     // PID 1 blocks it already; blocking again is harmless and makes sure
@@ -95,7 +98,7 @@ pub fn reap_until(deadline: Instant, tick: &dyn Fn()) -> Reaped {
                 }
             }
         }
-        let Some(timeout) = next_timeout(Instant::now(), deadline) else {
+        let Some(timeout) = next_timeout(now_ms(), deadline) else {
             return Reaped {
                 count,
                 all_gone: false,
@@ -145,13 +148,13 @@ pub fn bounded(limit: Duration, tick: &dyn Fn(), f: impl FnOnce()) -> bool {
     else {
         return false;
     };
-    let deadline = Instant::now() + limit;
+    let deadline = deadline_in(limit);
     loop {
         match rustix::process::waitpid(Some(p), WaitOptions::NOHANG) {
             Ok(Some(_)) | Err(_) => return true,
             Ok(None) => {}
         }
-        let Some(t) = next_timeout(Instant::now(), deadline) else {
+        let Some(t) = next_timeout(now_ms(), deadline) else {
             return false;
         };
         tick();
@@ -195,7 +198,7 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
     crate::info!("shutdown: sending TERM to all processes");
     signal_all(Signal::SIGTERM);
     signal_all(Signal::SIGCONT);
-    let r = reap_until(Instant::now() + grace, &feed);
+    let r = reap_until(deadline_in(grace), &feed);
     crate::debug!("shutdown: {} processes exited after TERM", r.count);
     if !r.all_gone {
         crate::warn!(
@@ -205,7 +208,7 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
         );
         feed();
         signal_all(Signal::SIGKILL);
-        let r = reap_until(Instant::now() + KILL_WAIT, &feed);
+        let r = reap_until(deadline_in(KILL_WAIT), &feed);
         if !r.all_gone {
             crate::warn!("shutdown: some processes did not die (uninterruptible sleep?)");
         }
@@ -258,6 +261,7 @@ fn last_watchdog_step(kind: ShutdownKind, w: Watchdog) -> Option<Watchdog> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     /// Disarmed (`V`) for a poweroff or a halt only; a reboot feeds it
     /// and keeps it, in case reboot(2) fails or hangs.
@@ -313,17 +317,14 @@ mod tests {
 
     #[test]
     fn timeouts_are_capped_and_end_at_the_deadline() {
-        let now = Instant::now();
+        let now = now_ms();
         assert_eq!(
-            next_timeout(now, now + Duration::from_millis(300)),
+            next_timeout(now, now + 300),
             Some(Duration::from_millis(300))
         );
-        assert_eq!(
-            next_timeout(now, now + Duration::from_secs(10)),
-            Some(BACKSTOP)
-        );
+        assert_eq!(next_timeout(now, now + 10_000), Some(BACKSTOP));
         assert_eq!(next_timeout(now, now), None);
-        assert_eq!(next_timeout(now + Duration::from_secs(1), now), None);
+        assert_eq!(next_timeout(now + 1_000, now), None);
     }
 
     /// The sync and unmount step: done in time, or given up on at the
@@ -388,7 +389,7 @@ mod tests {
         };
         // Nothing to wait for: done at once.
         let t = Instant::now();
-        let r = reap_until(t + Duration::from_secs(10), &|| {});
+        let r = reap_until(now_ms() + 10_000, &|| {});
         assert_eq!(
             r,
             Reaped {
@@ -401,7 +402,7 @@ mod tests {
         // Three children exiting soon: all reaped, well before the deadline.
         let _kids: Vec<_> = (0..3).map(|_| spawn("0.2")).collect();
         let t = Instant::now();
-        let r = reap_until(t + Duration::from_secs(20), &|| {});
+        let r = reap_until(now_ms() + 20_000, &|| {});
         assert_eq!(
             r,
             Reaped {
@@ -415,9 +416,7 @@ mod tests {
         let mut slow = spawn("30");
         let t = Instant::now();
         let ticks = std::cell::Cell::new(0u32);
-        let r = reap_until(t + Duration::from_millis(300), &|| {
-            ticks.set(ticks.get() + 1)
-        });
+        let r = reap_until(now_ms() + 300, &|| ticks.set(ticks.get() + 1));
         assert_eq!(
             r,
             Reaped {
@@ -430,7 +429,7 @@ mod tests {
         // The watchdog fed while waiting, every 100 ms at least.
         assert!(ticks.get() >= 3, "fed {} times in 300 ms", ticks.get());
         slow.kill().unwrap();
-        let r = reap_until(Instant::now() + Duration::from_secs(10), &|| {});
+        let r = reap_until(now_ms() + 10_000, &|| {});
         assert_eq!(
             r,
             Reaped {

@@ -8,10 +8,11 @@ use crate::proto::{
     decode_reply, encode_request, CtlError, ErrCode, FrameDecoder, InitInfo, ProtoError, Reply,
     Request, UnitStatus, FRAME_BUF,
 };
+use crate::sys::clock::Instant;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long start/stop/restart wait for the unit to settle: above the
 /// default `stop_timeout` (5s) and restart delays with a wide margin, as

@@ -151,10 +151,8 @@ impl Owner {
 fn unique() -> String {
     static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        // u64 (until 2554): formatting a u128 costs 1 KB of code.
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    // u64 (until 2554): formatting a u128 costs 1 KB of code.
+    let nanos = crate::sys::clock::wall_ns();
     format!("{}-{nanos}-{n}", std::process::id())
 }
 

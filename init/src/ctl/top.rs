@@ -4,10 +4,11 @@
 //! redraws in place and ends on `q` or Ctrl-C; elsewhere it prints plain
 //! frames (`-n` of them, one by default) with no escape sequence.
 
+use crate::sys::clock::Instant;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::termios::{self, LocalModes, OptionalActions};
@@ -264,7 +265,12 @@ pub fn run(
     loop {
         let now = take(fetch)?;
         let t = Instant::now();
-        let text = frame(&now, Some(&prev), t.duration_since(at), system(proc_root));
+        let text = frame(
+            &now,
+            Some(&prev),
+            t.saturating_duration_since(at),
+            system(proc_root),
+        );
         let w = if raw.is_some() {
             // Home, clear, then the frame with CR LF (raw mode has no
             // output translation on some serial setups).

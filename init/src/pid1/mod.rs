@@ -455,15 +455,7 @@ pub fn now() -> Millis {
 
 /// CLOCK_MONOTONIC in nanoseconds (for `wren.stamp`).
 pub fn now_ns() -> u64 {
-    // Through libc (musl's vDSO call, which std's `Instant` links anyway),
-    // not rustix's own vDSO parser: 2 KB (issue 10).
-    let Ok(t) = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) else {
-        return 0;
-    };
-    u64::try_from(t.tv_sec())
-        .unwrap_or(0)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::try_from(t.tv_nsec()).unwrap_or(0))
+    crate::sys::clock::now_ns()
 }
 
 /// Runs `f` in a frame of its own. Every page of stack PID 1 touches

@@ -67,10 +67,10 @@ pub fn spawn_within<const B: usize, const P: usize>(
     // caller will see in its wait status); four bytes: the exec failed.
     let mut buf = [0u8; 4];
     let mut len = 0;
-    let start = std::time::Instant::now();
+    let start = super::clock::now_ms();
     while let Some(rest) = buf.get_mut(len..).filter(|r| !r.is_empty()) {
         if let Some(ms) = within_ms {
-            let left = ms.saturating_sub(start.elapsed().as_millis() as u64);
+            let left = ms.saturating_sub(super::clock::since_ms(start));
             let ts = rustix::time::Timespec {
                 tv_sec: (left / 1000) as i64,
                 tv_nsec: ((left % 1000) * 1_000_000) as i64,
@@ -135,7 +135,7 @@ impl Child {
     /// Wait for it to end, `ms` at most (`None`: it has not ended; it is
     /// then left to whoever reaps this process's children).
     pub fn wait_within(&self, ms: u64) -> Option<Result<ExitStatus, Errno>> {
-        let start = std::time::Instant::now();
+        let start = super::clock::now_ms();
         loop {
             match rustix::process::waitpid(Some(self.pid), WaitOptions::NOHANG) {
                 Ok(Some((_, st))) => return Some(Ok(ExitStatus(st.as_raw()))),
@@ -143,7 +143,7 @@ impl Child {
                 Err(Errno::INTR) => continue,
                 Err(e) => return Some(Err(e)),
             }
-            if start.elapsed().as_millis() as u64 >= ms {
+            if super::clock::since_ms(start) >= ms {
                 return None;
             }
             let ts = rustix::time::Timespec {

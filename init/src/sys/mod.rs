@@ -5,6 +5,7 @@
 //! what neither rustix nor nix wraps.
 //!
 //! - `child`: a plain child process (what std's `Command` did).
+//! - `clock`: the monotonic clock, without std's `Instant`.
 //! - `clone`: clone3 into a cgroup and new namespaces, and `_exit`.
 //! - `vfork`: a child sharing the caller's memory until it execs.
 //! - `slot`: PID 1's children sharing its memory until they exec, each
@@ -27,6 +28,7 @@
 
 pub mod alloc;
 pub mod child;
+pub mod clock;
 pub mod clone;
 pub mod entry;
 pub mod exec;

@@ -99,12 +99,13 @@ pub fn quiesce(patience: core::time::Duration) -> bool {
 }
 
 fn wait_clear(bound: core::time::Duration) -> bool {
-    let start = std::time::Instant::now();
+    let start = crate::sys::clock::now_ms();
+    let bound = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
     loop {
         if !POOL.iter().any(State::reading) {
             return true;
         }
-        if start.elapsed() >= bound {
+        if crate::sys::clock::since_ms(start) >= bound {
             return false;
         }
         let _ = rustix::thread::nanosleep(&rustix::thread::Timespec {
