@@ -48,9 +48,11 @@ pub fn next_timeout(now: u64, deadline: u64) -> Option<Duration> {
     Some(Duration::from_millis(left).min(BACKSTOP))
 }
 
-/// `limit` from now, on the monotonic clock.
+/// `limit` from now, on the monotonic clock, in whole milliseconds
+/// rounded up (the wait is never shorter than `limit`).
 fn deadline_in(limit: Duration) -> u64 {
-    now_ms().saturating_add(u64::try_from(limit.as_millis()).unwrap_or(u64::MAX))
+    let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+    now_ms().saturating_add(ms).saturating_add(1)
 }
 
 /// Outcome of `reap_until`.
@@ -416,7 +418,9 @@ mod tests {
         let mut slow = spawn("30");
         let t = Instant::now();
         let ticks = std::cell::Cell::new(0u32);
-        let r = reap_until(now_ms() + 300, &|| ticks.set(ticks.get() + 1));
+        // The clock in whole milliseconds: one more, or the wait may end
+        // a fraction of one before 300.
+        let r = reap_until(now_ms() + 301, &|| ticks.set(ticks.get() + 1));
         assert_eq!(
             r,
             Reaped {

@@ -67,7 +67,7 @@ pub fn spawn_within<const B: usize, const P: usize>(
     // caller will see in its wait status); four bytes: the exec failed.
     let mut buf = [0u8; 4];
     let mut len = 0;
-    let start = super::clock::now_ms();
+    let start = super::clock::now_ns();
     while let Some(rest) = buf.get_mut(len..).filter(|r| !r.is_empty()) {
         if let Some(ms) = within_ms {
             let left = ms.saturating_sub(super::clock::since_ms(start));
@@ -135,7 +135,7 @@ impl Child {
     /// Wait for it to end, `ms` at most (`None`: it has not ended; it is
     /// then left to whoever reaps this process's children).
     pub fn wait_within(&self, ms: u64) -> Option<Result<ExitStatus, Errno>> {
-        let start = super::clock::now_ms();
+        let start = super::clock::now_ns();
         loop {
             match rustix::process::waitpid(Some(self.pid), WaitOptions::NOHANG) {
                 Ok(Some((_, st))) => return Some(Ok(ExitStatus(st.as_raw()))),

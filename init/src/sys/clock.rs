@@ -31,9 +31,10 @@ pub fn now_ms() -> u64 {
     now_ns() / 1_000_000
 }
 
-/// Milliseconds since `start` (a `now_ms`).
-pub fn since_ms(start: u64) -> u64 {
-    now_ms().saturating_sub(start)
+/// Whole milliseconds since `start` (a `now_ns`): a bound compared with
+/// it has passed in full, not up to a millisecond less.
+pub fn since_ms(start_ns: u64) -> u64 {
+    now_ns().saturating_sub(start_ns) / 1_000_000
 }
 
 /// A point on the monotonic clock, to the millisecond: `std::time::

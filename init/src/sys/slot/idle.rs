@@ -99,7 +99,7 @@ pub fn quiesce(patience: core::time::Duration) -> bool {
 }
 
 fn wait_clear(bound: core::time::Duration) -> bool {
-    let start = crate::sys::clock::now_ms();
+    let start = crate::sys::clock::now_ns();
     let bound = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
     loop {
         if !POOL.iter().any(State::reading) {
