@@ -142,6 +142,18 @@ pub fn valid_name(name: &str) -> bool {
         })
 }
 
+/// The prefix of `name` that the kernel's cgroup interface files use
+/// (`cgroup.procs`, `memory.max`, `cpu.weight`: CONTROLLER.KEY), if it
+/// has one: a unit of that name could never have its own cgroup
+/// directory, `units/NAME`.
+pub fn cgroup_file_name(name: &str) -> Option<&'static str> {
+    const PREFIXES: [&str; 10] = [
+        "cgroup", "memory", "pids", "cpu", "cpuset", "io", "hugetlb", "rdma", "misc", "irq",
+    ];
+    let (head, _) = name.split_once('.')?;
+    PREFIXES.into_iter().find(|p| *p == head)
+}
+
 // Unit slots are `u16` in the supervisor, the protocol and epoll tokens.
 const _: () = assert!(MAX_UNITS <= u16::MAX as usize, "unit slots are u16");
 const _: () = assert!(START_LIMIT_MAX <= u8::MAX as usize);
@@ -321,5 +333,22 @@ pub mod signal {
             .iter()
             .find(|(s, _)| s.eq_ignore_ascii_case(bare))
             .map(|(_, n)| *n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cgroup_file_name;
+
+    /// CONTROLLER.KEY, as the kernel names its cgroup files: not a unit's
+    /// name; a name that only starts like one is.
+    #[test]
+    fn names_of_cgroup_files_are_told_apart() {
+        assert_eq!(cgroup_file_name("memory.max"), Some("memory"));
+        assert_eq!(cgroup_file_name("cgroup.procs"), Some("cgroup"));
+        assert_eq!(cgroup_file_name("io.web"), Some("io"));
+        assert_eq!(cgroup_file_name("memorial.web"), None);
+        assert_eq!(cgroup_file_name("web"), None);
+        assert_eq!(cgroup_file_name("web.memory"), None);
     }
 }

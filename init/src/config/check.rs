@@ -97,9 +97,14 @@ pub fn check_at(sysroot: &Path, paths: &[&Path], out: &mut dyn std::io::Write) -
 pub fn check_root(root: &Path, files: &[&Path], out: &mut dyn std::io::Write) -> bool {
     // The directory as the image sees it: `/etc/units` may be a link
     // (to `/usr/lib/units`, say), which the build host must not follow.
-    let dir = walk(&[root.to_path_buf()], DEFAULT_UNITS_DIR)
-        .map(|(_, full)| full)
-        .unwrap_or_else(|_| root.join(DEFAULT_UNITS_DIR.trim_start_matches('/')));
+    let dir = match walk(&[root.to_path_buf()], DEFAULT_UNITS_DIR) {
+        Ok((_, full)) => full,
+        Err(e) => {
+            let dir = root.join(DEFAULT_UNITS_DIR.trim_start_matches('/'));
+            let _ = writeln!(out, "{}: cannot read the directory: {e}", dir.display());
+            return false;
+        }
+    };
     if files.is_empty() {
         check_at(root, &[dir.as_path()], out)
     } else {
@@ -283,24 +288,26 @@ fn lookup<'p>(
     walk(&root_bases(sysroot, def), path).map(|(m, p)| (m, Cow::Owned(p)))
 }
 
-/// Metadata and real path of the absolute `path` as seen by a process
-/// whose root is the overlay of `bases` (one directory: that directory):
-/// symlinks, absolute ones included, resolve inside it, as they will once
-/// the unit runs (pivot_root) or the image boots.
 /// The file `path` (on the host, under `sysroot`) is, as the image under
 /// `sysroot` sees it: its links resolved inside `sysroot` (`check
-/// --root`). None when `sysroot` is `/` (PID 1's own load: nothing to
-/// resolve), when `path` is not under it, or when it does not resolve.
-pub(super) fn in_image(sysroot: &Path, path: &Path) -> Option<PathBuf> {
+/// --root`); the error when it does not resolve there (a link to what the
+/// image lacks must not read the build host's file of that name). None
+/// when `sysroot` is `/` (PID 1's own load: nothing to resolve) or
+/// `path` is not under it.
+pub(super) fn in_image(sysroot: &Path, path: &Path) -> Option<std::io::Result<PathBuf>> {
     if sysroot == Path::new("/") {
         return None;
     }
     let rel = path.strip_prefix(sysroot).ok()?;
     let inside = Path::new("/").join(rel);
-    let (_, full) = walk(&[sysroot.to_path_buf()], inside.to_str()?).ok()?;
-    Some(full)
+    let inside = inside.to_str()?;
+    Some(walk(&[sysroot.to_path_buf()], inside).map(|(_, full)| full))
 }
 
+/// Metadata and real path of the absolute `path` as seen by a process
+/// whose root is the overlay of `bases` (one directory: that directory):
+/// symlinks, absolute ones included, resolve inside it, as they will once
+/// the unit runs (pivot_root) or the image boots.
 fn walk(bases: &[PathBuf], path: &str) -> std::io::Result<(std::fs::Metadata, PathBuf)> {
     let mut pending: Vec<String> = components(path).rev().collect();
     let mut done: Vec<String> = Vec::new();

@@ -306,7 +306,7 @@ fn load_file(
         );
         return None;
     }
-    if let Some(ctl) = cgroup_file_name(&name) {
+    if let Some(ctl) = crate::vocab::cgroup_file_name(&name) {
         set.fail(
             i,
             0,
@@ -316,7 +316,14 @@ fn load_file(
         );
         return None;
     }
-    let read_from = check::in_image(sysroot, &path);
+    let read_from = match check::in_image(sysroot, &path) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => {
+            set.fail(i, 0, format!("cannot read: {e}"));
+            return None;
+        }
+    };
     let text = match read_unit_file(read_from.as_deref().unwrap_or(&path), buf) {
         Ok(t) => t,
         Err((line, msg)) => {
@@ -337,17 +344,6 @@ fn load_file(
         return None;
     }
     Some((def, lines))
-}
-
-/// The prefix of `name` that the kernel's cgroup interface files use
-/// (`cgroup.procs`, `memory.max`, `cpu.weight`, ...), if it has one: a
-/// unit of that name could never have its own cgroup directory.
-fn cgroup_file_name(name: &str) -> Option<&str> {
-    const PREFIXES: [&str; 10] = [
-        "cgroup", "memory", "pids", "cpu", "cpuset", "io", "hugetlb", "rdma", "misc", "irq",
-    ];
-    let (head, _) = name.split_once('.')?;
-    PREFIXES.into_iter().find(|p| *p == head)
 }
 
 /// Read a unit file into `buf`: (line, message) when it cannot be read,

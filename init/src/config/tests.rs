@@ -1037,3 +1037,18 @@ fn check_root_resolves_unit_links_inside_the_image() {
         assert!(out.contains("1 unit"), "{out}");
     }
 }
+
+/// `check --root`: a unit-file link to what the image lacks is an error,
+/// not the build host's file of that path read instead.
+#[test]
+fn check_root_does_not_read_the_hosts_file_for_a_dangling_link() {
+    let img = TempDir::new("checkroot-dangling");
+    fs::create_dir_all(img.join("etc/units")).unwrap();
+    // /etc/hostname exists on the build host, not in the image.
+    std::os::unix::fs::symlink("/etc/hostname", img.join("etc/units/web.unit")).unwrap();
+    let mut out = Vec::new();
+    let ok = check_root(img.path(), &[], &mut out);
+    let out = String::from_utf8(out).unwrap();
+    assert!(!ok, "{out}");
+    assert!(out.contains("cannot read"), "{out}");
+}

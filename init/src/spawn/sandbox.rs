@@ -210,7 +210,9 @@ fn mount_proc(target: &str) -> Result<(), Failure> {
 fn guard_proc(proc_dir: &str) -> Result<(), Failure> {
     for sub in ["/sys", "/sysrq-trigger"] {
         let p = PathBuf::join(proc_dir, sub)?;
-        match rustix::mount::mount_bind(p.as_str(), p.as_str()) {
+        // Recursive: in a user namespace the mounts under /proc/sys
+        // (binfmt_misc) are locked, and a plain bind over them refused.
+        match rustix::mount::mount_bind_recursive(p.as_str(), p.as_str()) {
             Ok(()) => {}
             Err(Errno::NOENT) => continue,
             Err(e) => return Err((Step::MountProc, e)),
