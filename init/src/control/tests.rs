@@ -40,6 +40,13 @@ impl Rig {
         }
     }
 
+    /// A `log -f` client of unit `name`, its request sent.
+    fn follow(&self, name: &str) -> UnixStream {
+        let mut s = self.connect();
+        send(&mut s, &Request::Log { name, follow: true });
+        s
+    }
+
     fn connect(&self) -> UnixStream {
         let s = UnixStream::connect(&self.path).unwrap();
         s.set_nonblocking(true).unwrap();
@@ -500,14 +507,7 @@ fn log_sends_the_ring_and_closes() {
 fn log_follow_is_fed_new_output_and_told_of_losses() {
     let mut rig = Rig::new("ctl-follow");
     rig.fake.unit("web").log.push(b"old\n");
-    let mut s = rig.connect();
-    send(
-        &mut s,
-        &Request::Log {
-            name: "web",
-            follow: true,
-        },
-    );
+    let mut s = rig.follow("web");
     rig.pump();
     let (frames, eof) = collect(&mut s);
     assert_eq!(
@@ -558,14 +558,7 @@ fn log_follow_is_fed_new_output_and_told_of_losses() {
 #[test]
 fn follower_that_does_not_read_is_resumed_without_blocking() {
     let mut rig = Rig::new("ctl-slow");
-    let mut s = rig.connect();
-    send(
-        &mut s,
-        &Request::Log {
-            name: "web",
-            follow: true,
-        },
-    );
+    let mut s = rig.follow("web");
     rig.pump();
     // Fill the socket: the server must neither block nor lose track.
     let mut total = 0u64;
@@ -599,14 +592,7 @@ fn follower_that_does_not_read_is_resumed_without_blocking() {
 #[test]
 fn follower_that_stops_reading_is_dropped_after_the_timeout() {
     let mut rig = Rig::new("ctl-stall");
-    let _s = rig.connect();
-    send(
-        &mut _s.try_clone().unwrap(),
-        &Request::Log {
-            name: "web",
-            follow: true,
-        },
-    );
+    let _s = rig.follow("web");
     rig.pump();
     // Output keeps coming and the client never reads: the socket fills.
     for i in 0..2_000u32 {
@@ -752,14 +738,7 @@ fn a_burst_larger_than_the_table_is_served_when_each_is_answered_at_once() {
 fn waiting_clients_leave_room_for_the_operator() {
     let mut rig = Rig::new("ctl-reserve");
     let follow = |rig: &mut Rig| {
-        let mut s = rig.connect();
-        send(
-            &mut s,
-            &Request::Log {
-                name: "web",
-                follow: true,
-            },
-        );
+        let s = rig.follow("web");
         rig.pump();
         s
     };
@@ -964,14 +943,7 @@ fn a_half_closed_waiter_still_gets_its_answer() {
 fn a_half_closed_follower_keeps_following_until_it_hangs_up() {
     let mut rig = Rig::new("ctl-halfclose-f");
     rig.fake.unit("web").log.push(b"one\n");
-    let mut s = rig.connect();
-    send(
-        &mut s,
-        &Request::Log {
-            name: "web",
-            follow: true,
-        },
-    );
+    let mut s = rig.follow("web");
     s.shutdown(std::net::Shutdown::Write).unwrap();
     rig.pump();
     rig.fake.unit("web").log.push(b"two\n");

@@ -708,6 +708,17 @@ mod tests {
         p
     }
 
+    /// `with_web` with a temp dir as its cgroup root and an epoll set, its
+    /// tables fitted.
+    pub(super) fn with_cgroups(root: &crate::testutil::TempDir) -> Pid1 {
+        let mut p = with_web();
+        p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
+        let ep = rustix::event::epoll::CreateFlags::CLOEXEC;
+        p.epoll = Some(rustix::event::epoll::create(ep).unwrap());
+        p.fit_tables();
+        p
+    }
+
     pub(super) fn step(p: &mut Pid1, t: Millis, ev: Event) -> Vec<crate::supervisor::Action> {
         let mut out = Actions::default();
         out.fit(p.sup.len());

@@ -467,7 +467,7 @@ fn sup_name(sup: &Supervisor, u: u16) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{step, with_web, NO_PID};
+    use super::super::tests::{step, with_cgroups, NO_PID};
     use crate::control::Server;
     use crate::proto::{decode_reply, encode_request, FrameDecoder, Reply, Request, FRAME_BUF};
     use crate::supervisor::Event;
@@ -506,11 +506,7 @@ mod tests {
     fn a_stop_of_a_stopped_unit_waits_for_its_drain() {
         let root = crate::testutil::TempDir::new("pid1-stop-answer");
         root.file("units/web/cgroup.events", "populated 1\nfrozen 0\n");
-        let mut p = with_web();
-        p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
-        let ep = rustix::event::epoll::CreateFlags::CLOEXEC;
-        p.epoll = Some(rustix::event::epoll::create(ep).unwrap());
-        p.fit_tables();
+        let mut p = with_cgroups(&root);
         step(&mut p, 0, Event::Boot);
         step(&mut p, 1, Event::spawned(0, NO_PID));
         step(&mut p, 2, Event::Stop { unit: 0 });

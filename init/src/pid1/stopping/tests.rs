@@ -2,9 +2,8 @@
 //! process outside it, `cgroup.events` unreadable, cgroups refused after
 //! the boot. Against a temp dir as the cgroup root and real children.
 
-use super::super::tests::{step, with_web, NO_PID};
+use super::super::tests::{step, with_cgroups, with_web, NO_PID};
 use super::super::{now, Pid1};
-use crate::cgroup::Cgroups;
 use crate::supervisor::{Action, Event, Phase};
 use crate::testutil::TempDir;
 use crate::vocab::Exit;
@@ -43,15 +42,6 @@ fn died_of(c: &mut Child) -> Option<i32> {
     let _ = c.kill();
     let _ = c.wait();
     None
-}
-
-fn with_cgroups(root: &TempDir) -> Pid1 {
-    let mut p = with_web();
-    p.cg = Some(Cgroups::open(root.path()).unwrap());
-    p.epoll =
-        Some(rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC).unwrap());
-    p.fit_tables();
-    p
 }
 
 /// The stop's SIGKILL, at `stop_timeout`, reaches a main process that
@@ -246,22 +236,34 @@ fn a_watched_cgroup_events_that_fails_ends_the_drain() {
     assert!(!p.draining());
 }
 
+/// `web` booted, its cgroup directory made under `root` as `spawn`
+/// leaves it once `cg.prepare` made it.
+fn booted_with_its_cgroup(root: &TempDir) -> Pid1 {
+    std::fs::create_dir_all(root.path().join("units/web")).unwrap();
+    let mut p = with_cgroups(root);
+    p.edges[0].cgroup = Some(p.sup.slot(0).unwrap().limits_gen);
+    step(&mut p, 1, Event::Boot);
+    p
+}
+
+/// A reload whose directory has no unit left: the actions it asks for.
+fn removed_by_reload(p: &mut Pid1) -> Vec<Action> {
+    let mut out = crate::supervisor::Actions::default();
+    out.fit(4);
+    p.sup
+        .reload(3, &mut Vec::new().into_iter(), &|_| false, &mut out);
+    out.as_slice().to_vec()
+}
+
 /// A removed unit's cgroup deleted while its drain still waited (the
 /// kernel tells of a leftover's exit by SIGCHLD first, `cgroup.events`
 /// later): the drain ends with it.
 #[test]
 fn a_removed_units_cgroup_deleted_ends_its_drain() {
     let root = TempDir::new("pid1-stop-forget");
-    std::fs::create_dir_all(root.path().join("units/web")).unwrap();
-    let mut p = with_cgroups(&root);
-    p.edges[0].cgroup = Some(p.sup.slot(0).unwrap().limits_gen);
-    step(&mut p, 1, Event::Boot);
+    let mut p = booted_with_its_cgroup(&root);
     step(&mut p, 2, Event::spawned(0, NO_PID));
-    let mut out = crate::supervisor::Actions::default();
-    out.fit(4);
-    p.sup
-        .reload(3, &mut Vec::new().into_iter(), &|_| false, &mut out);
-    for a in out.as_slice().to_vec() {
+    for a in removed_by_reload(&mut p) {
         if matches!(a, Action::Signal { .. }) {
             p.perform(a);
         }
@@ -289,11 +291,7 @@ fn a_removed_units_cgroup_deleted_ends_its_drain() {
 #[test]
 fn a_removed_unit_whose_last_start_failed_has_its_cgroup_removed() {
     let root = TempDir::new("pid1-failed-forget");
-    std::fs::create_dir_all(root.path().join("units/web")).unwrap();
-    let mut p = with_cgroups(&root);
-    // As `spawn` leaves the edge once `cg.prepare` made the directory.
-    p.edges[0].cgroup = Some(p.sup.slot(0).unwrap().limits_gen);
-    step(&mut p, 1, Event::Boot);
+    let mut p = booted_with_its_cgroup(&root);
     // The child's report: execve failed with ENOENT.
     let flags = rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK;
     let (status, w) = rustix::pipe::pipe_with(flags).unwrap();
@@ -314,11 +312,7 @@ fn a_removed_unit_whose_last_start_failed_has_its_cgroup_removed() {
         Some(p.sup.slot(0).unwrap().limits_gen),
         "the next start writes the limits again"
     );
-    let mut out = crate::supervisor::Actions::default();
-    out.fit(4);
-    p.sup
-        .reload(3, &mut Vec::new().into_iter(), &|_| false, &mut out);
-    for a in out.as_slice().to_vec() {
+    for a in removed_by_reload(&mut p) {
         p.perform(a);
     }
     p.run_queue();
