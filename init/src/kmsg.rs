@@ -354,9 +354,7 @@ pub fn unblock_stderr() {
 /// Writes to `fd` no longer wait (O_NONBLOCK on its open file, which
 /// PID 1 alone holds: a unit's console is an open of its own).
 fn unblock(fd: BorrowedFd<'_>) {
-    if let Ok(flags) = rustix::fs::fcntl_getfl(fd) {
-        let _ = rustix::fs::fcntl_setfl(fd, flags | OFlags::NONBLOCK);
-    }
+    let _ = rustix::io::ioctl_fionbio(fd, true);
 }
 
 /// Change the level after `init`, e.g. once `wren.debug` has been read

@@ -185,11 +185,9 @@ impl Pid1 {
             }
             // Whatever went wrong, the next try prepares the cgroup
             // afresh (it may have been removed), and its pressure trigger
-            // with it; a directory made is still known to be there (a
-            // removal of the unit deletes it): marked with a generation
-            // its limits can only come back to after 2^32 changes.
-            let stale = self.sup.slot(u).map_or(0, |s| s.limits_gen.wrapping_sub(1));
-            e.cgroup = e.cgroup.map(|_| stale);
+            // with it; a directory made is still known.
+            let gen = self.sup.slot(u).map_or(0, |s| s.limits_gen);
+            e.cgroup = e.cgroup.map(|_| super::stale_limits(gen));
             e.pressure = None;
         }
         if !self.queue_event(Event::SpawnFailed { unit: u }) {
@@ -453,17 +451,7 @@ impl Pid1 {
                     && cgfd.is_some()
                     && crate::cgroup::missing::clone_into_cgroup_refused(errno)
                 {
-                    // Said once: from now on every unit runs without cgroups.
-                    crate::error!(
-                        "{}",
-                        crate::cgroup::missing::Message {
-                            root: crate::vocab::CGROUP_ROOT,
-                            found: crate::cgroup::missing::Found::NoCloneIntoCgroup,
-                            error: None,
-                        }
-                    );
-                    self.cg = None;
-                    self.note_running_pgids();
+                    self.drop_cgroups();
                     return Err(why(format_args!("clone3 into cgroup: {errno}")));
                 }
                 if e.step == spawn::Step::Clone && def.namespaces.has(unit::Namespaces::USER) {

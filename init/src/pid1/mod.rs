@@ -266,6 +266,14 @@ struct LogRead {
 /// Why a start failed, in a fixed buffer (cut when longer).
 type Why = heapless::String<{ crate::proto::REASON_MAX }>;
 
+/// An `Edge::cgroup` for a directory that is there but whose limits the
+/// next start writes again (a failed start's, a stopped unit's after a
+/// re-exec): a generation `limits_gen` only comes back to after 2^32
+/// changes. Known, the directory is deleted with its unit.
+fn stale_limits(limits_gen: u32) -> u32 {
+    limits_gen.wrapping_sub(1)
+}
+
 fn why(args: core::fmt::Arguments<'_>) -> Why {
     crate::proto::formatted(args)
 }

@@ -164,6 +164,22 @@ impl Pid1 {
         }
     }
 
+    /// The kernel refused clone3 into a cgroup (before Linux 5.7): said
+    /// once, and from now on every unit runs without cgroups, the running
+    /// ones' process groups noted for their kills.
+    pub(super) fn drop_cgroups(&mut self) {
+        crate::error!(
+            "{}",
+            crate::cgroup::missing::Message {
+                root: crate::vocab::CGROUP_ROOT,
+                found: crate::cgroup::missing::Found::NoCloneIntoCgroup,
+                error: None,
+            }
+        );
+        self.cg = None;
+        self.note_running_pgids();
+    }
+
     /// Without cgroups: every running unit's process group, from its pid
     /// (its child's setsid made it the group's leader), also where no
     /// start noted it: after a re-exec, whose state does not carry them
@@ -211,7 +227,11 @@ impl Pid1 {
         };
         let name = slot.def.name.as_str();
         let main = slot.rt.pid;
-        if e_kills(&self.edges, u) == 0 && slot.rt.phase == Phase::Stopping && main != 0 {
+        let first = self
+            .edges
+            .get(usize::from(u))
+            .is_some_and(|e| e.drain.kills == 0);
+        if first && slot.rt.phase == Phase::Stopping && main != 0 {
             // The main process a stop waits for, should it have left the
             // cgroup (moved itself; the directory gone since): the stop,
             // whose deadline this kill is, would wait for it with no
@@ -232,7 +252,6 @@ impl Pid1 {
         let Some(e) = self.edges.get_mut(usize::from(u)) else {
             return;
         };
-        let first = e.drain.kills == 0;
         let result = if first {
             cg.kill(name)
                 .map_err(|err| crate::warn!("{name}: {err}"))
@@ -475,11 +494,6 @@ fn signal_group(pid: u32, sig: Signal) {
     if rustix::process::kill_process_group(p, sig).is_err() {
         let _ = rustix::process::kill_process(p, sig);
     }
-}
-
-/// Kills of unit `u`'s drain so far.
-fn e_kills(edges: &[super::Edge], u: u16) -> u8 {
-    edges.get(usize::from(u)).map_or(0, |e| e.drain.kills)
 }
 
 /// The whole shutdown's deadline, from its start: every unit's

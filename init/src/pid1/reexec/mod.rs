@@ -15,12 +15,11 @@ use crate::handover::{self, Header, Hint, RawFd, UnitState, HANDOVER_ARG};
 use crate::kmsg;
 use crate::log_ring::LogRing;
 use crate::proto::{CtlError, ErrCode, InitInfo, Origin, Reply};
-use crate::unit::{Output, Ready};
-use crate::vocab::{CGROUP_ROOT, PATH_BYTES};
 use rustix::fd::{AsRawFd, OwnedFd};
 use rustix::io::{Errno, FdFlags};
 use std::io::Read;
 
+mod adopt;
 mod candidate;
 use candidate::{exec_self, handshake};
 
@@ -349,12 +348,14 @@ impl Pid1 {
             let cgroup = self.cgroup_exists(&st.def.name);
             if let Ok(u) = self.sup.restore(st.def, st.rt, st.retired) {
                 // A running unit's limits are written; a stopped unit's
-                // directory is known to be there (a removal deletes it),
-                // its limits written again at its next start (a
-                // generation they can only come back to after 2^32
-                // changes, as a failed start's).
+                // are written again at its next start.
                 let gen = slot_limits(&self.sup, usize::from(u));
-                edge.cgroup = cgroup.then(|| if running { gen } else { gen.wrapping_sub(1) });
+                let gen = if running {
+                    gen
+                } else {
+                    super::stale_limits(gen)
+                };
+                edge.cgroup = cgroup.then_some(gen);
                 self.edges.push(edge);
             }
         }
@@ -371,89 +372,6 @@ impl Pid1 {
     /// opened through the cgroup layer like every start's.
     fn cgroup_exists(&self, name: &str) -> bool {
         self.cg.as_ref().is_some_and(|cg| cg.unit_dir(name).is_ok())
-    }
-
-    /// The state cannot be read: load the unit directory and take every
-    /// unit whose process runs as running, by the text layer's pids and
-    /// fds, or else by its cgroup's processes that are PID 1's children.
-    fn adopt(&mut self, opts: &crate::boot::cmdline::Options, hints: &[Hint], format: u32) {
-        self.load_units(opts);
-        let mut fds = FdTaker::default();
-        let t = now();
-        let mut n = 0u32;
-        for i in 0..self.sup.len() {
-            let Some(slot) = self.sup.slot(i as u16) else {
-                continue;
-            };
-            let name = slot.def.name.clone();
-            let output = slot.def.output;
-            let ready = slot.def.ready;
-            let hint = hints.iter().find(|h| h.name == name);
-            // Without cgroups nothing but the hint names the unit's
-            // process: PID 1's child, which no other process can be.
-            let cgroups = self.cg.is_some();
-            let pid = hint
-                .map(|h| h.pid)
-                .filter(|&p| match cgroups {
-                    true => child_in_cgroup(&name, p),
-                    false => ppid(p) == Some(own_pid()),
-                })
-                .or_else(|| main_pid(&name));
-            let Some(pid) = pid else { continue };
-            self.sup.adopt(i as u16, pid, t);
-            n += 1;
-            let cgroup = self.cgroup_exists(&name).then(|| slot_limits(&self.sup, i));
-            if let Some(e) = self.edges.get_mut(i) {
-                if let Some(h) = hint.filter(|h| h.pid == pid) {
-                    // The output pipe goes on into a new, empty ring; a
-                    // readiness pipe is of no use to a running unit, but
-                    // an sd_notify socket still takes its WATCHDOG=1
-                    // pings (the supervisor's `adopt` arms the watchdog).
-                    let log = fds.take(h.log_fd);
-                    e.log_rd = if output == Output::Log { log } else { None };
-                    // A datagram socket only: the file may say sd_notify
-                    // of a unit whose run has an s6 readiness pipe (changed
-                    // on disk, not reloaded), whose end of file would be
-                    // read as an empty datagram, again and again.
-                    let notify = fds.take(h.notify_fd).filter(|fd| {
-                        ready == Ready::SdNotify
-                            && rustix::net::sockopt::socket_type(fd)
-                                == Ok(rustix::net::SocketType::DGRAM)
-                    });
-                    e.notify = notify;
-                    e.exit_report = fds.take(h.report_fd);
-                }
-                e.cgroup = cgroup;
-            }
-        }
-        // Processes of units that are not in the directory any more: said,
-        // not touched (their file may come back with the next reload).
-        if let Ok(dir) = std::fs::read_dir(format!("{CGROUP_ROOT}/units")) {
-            let by_name = self.sup.by_name();
-            for entry in dir.flatten() {
-                let name = entry.file_name();
-                let Some(name) = name.to_str() else { continue };
-                let mut pids = heapless::Vec::new();
-                cgroup_pids(name, &mut pids);
-                if self.sup.index_by(&by_name, name).is_none() && !pids.is_empty() {
-                    crate::warn!("{name}: running without a unit file; left alone");
-                    kmsg::console_line(format_args!(
-                        "[ WARN ] {name}: running without a unit file, left alone"
-                    ));
-                }
-            }
-        }
-        // fds of units no longer there: closed, so their writers see it.
-        for h in hints {
-            for f in [h.log_fd, h.notify_fd, h.report_fd] {
-                drop(fds.take(f));
-            }
-        }
-        self.origin = Origin::Adopted { units: n, format };
-        kmsg::console_line(format_args!(
-            "[ WARN ] wren {VERSION} cannot read state format {format}: adopted {n} running units from the cgroup tree"
-        ));
-        crate::warn!("adopted {n} running units (state format {format} not readable)");
     }
 
     /// After the loop is set up: watch the units' fds again, and serve
@@ -559,55 +477,6 @@ fn decode(rest: &[u8]) -> Option<(Header, Vec<UnitState<'_>>)> {
         units.push(postcard::from_bytes(frames.next()?).ok()?);
     }
     Some((header, units))
-}
-
-/// The parent of `pid`, from /proc/PID/stat (after the command name,
-/// which may hold blanks and parentheses: the last `)` ends it).
-fn ppid(pid: u32) -> Option<u32> {
-    let path: heapless::String<32> = crate::proto::formatted(format_args!("/proc/{pid}/stat"));
-    let mut buf = [0u8; 512];
-    let text = crate::sys::file::read_at(rustix::fs::CWD, &path, &mut buf).ok()?;
-    let after = text.get(text.rfind(')')?.saturating_add(1)..)?;
-    let mut w = after.split_whitespace();
-    let _state = w.next()?;
-    w.next()?.parse().ok()
-}
-
-/// The pids in the unit's cgroup.
-fn cgroup_pids(name: &str, out: &mut heapless::Vec<u32, 64>) {
-    let path: heapless::String<{ PATH_BYTES + 64 }> =
-        crate::proto::formatted(format_args!("{CGROUP_ROOT}/units/{name}/cgroup.procs"));
-    let mut buf = [0u8; 4096];
-    if let Ok(text) = crate::sys::file::read_at(rustix::fs::CWD, &path, &mut buf) {
-        for p in text.split_whitespace().filter_map(|w| w.parse().ok()) {
-            let _ = out.push(p);
-        }
-    }
-}
-
-fn child_in_cgroup(name: &str, pid: u32) -> bool {
-    let mut pids = heapless::Vec::new();
-    cgroup_pids(name, &mut pids);
-    pids.contains(&pid) && ppid(pid) == Some(own_pid())
-}
-
-/// The unit's main process: the lowest pid in its cgroup that is PID 1's
-/// child (a service's own children are not; a PID namespace's reaper is).
-fn main_pid(name: &str) -> Option<u32> {
-    let mut pids = heapless::Vec::new();
-    cgroup_pids(name, &mut pids);
-    pids.iter()
-        .copied()
-        .filter(|&p| ppid(p) == Some(own_pid()))
-        .min()
-}
-
-/// This process's pid: 1, but for the host's tests.
-fn own_pid() -> u32 {
-    rustix::process::getpid()
-        .as_raw_nonzero()
-        .get()
-        .unsigned_abs()
 }
 
 #[cfg(test)]
