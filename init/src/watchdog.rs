@@ -4,7 +4,7 @@
 //! `critical` unit has failed; disarmed with the magic close at the very
 //! end of a clean shutdown, right before reboot(2).
 
-use rustix::fd::OwnedFd;
+use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
@@ -57,6 +57,13 @@ impl Watchdog {
     /// Any write is a keepalive.
     pub fn feed(&self) {
         let _ = rustix::io::write(&self.fd, b"\0");
+    }
+
+    /// Closes this fd's number in a forked copy of PID 1, which goes on
+    /// without it (`sys::fd::close_early`'s contract: the copy ends in
+    /// `_exit` and never uses or drops the `Watchdog`).
+    pub fn close_in_copy(&self) {
+        crate::sys::fd::close_early(self.fd.as_fd());
     }
 
     /// The magic close: `V`, then close, so the driver stops the timer

@@ -130,11 +130,19 @@ const TICK: Duration = Duration::from_millis(100);
 pub const SYNC_LIMIT: Duration = Duration::from_secs(20);
 
 /// Runs `f` in a child copy of PID 1 (same mounts, same everything) and
-/// waits for it until `limit` has passed, calling `tick` between short
-/// sleeps (the watchdog's feed); true when it ended in time. Without a
-/// child (clone3 failed), `f` does not run: false.
-pub fn bounded(limit: Duration, tick: &dyn Fn(), f: impl FnOnce()) -> bool {
+/// waits for it until `limit` has passed, feeding `watchdog` between
+/// short sleeps; true when it ended in time. Without a child (clone3
+/// failed), `f` does not run: false.
+///
+/// The child closes its copy of the watchdog's fd first: a child stuck in
+/// sync(2) would otherwise keep the device open past PID 1's magic close,
+/// and the driver stops its timer only at the last close, so a halt would
+/// end in a reset.
+pub fn bounded(limit: Duration, watchdog: Option<&Watchdog>, f: impl FnOnce()) -> bool {
     let pid = match crate::sys::clone::clone_into(crate::unit::Namespaces::NONE, None, || {
+        if let Some(w) = watchdog {
+            w.close_in_copy();
+        }
         f();
         crate::sys::clone::exit(0)
     }) {
@@ -159,7 +167,9 @@ pub fn bounded(limit: Duration, tick: &dyn Fn(), f: impl FnOnce()) -> bool {
         let Some(t) = next_timeout(now_ms(), deadline) else {
             return false;
         };
-        tick();
+        if let Some(w) = watchdog {
+            w.feed();
+        }
         std::thread::sleep(t.min(Duration::from_millis(50)));
     }
 }
@@ -219,7 +229,7 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
     // sync(2) and unmounting can hang for ever (a dead disk, a process
     // stuck writing to a frozen file system): they run in a child, which
     // PID 1 waits for at most SYNC_LIMIT before it reboots anyway.
-    let done = bounded(SYNC_LIMIT, &feed, || {
+    let done = bounded(SYNC_LIMIT, watchdog.as_ref(), || {
         crate::info!("shutdown: syncing disks");
         rustix::fs::sync();
         mounts::unmount_all(Path::new("/proc/self/mounts"), &mut log_unmount);
@@ -330,30 +340,42 @@ mod tests {
     }
 
     /// The sync and unmount step: done in time, or given up on at the
-    /// limit while the child goes on (as one stuck on a dead disk would).
+    /// limit while the child goes on (as one stuck on a dead disk would),
+    /// the watchdog fed while waiting and not held by the stuck child.
     #[test]
     fn bounded_runs_in_a_child_and_gives_up_at_the_limit() {
+        use rustix::pipe::{pipe_with, PipeFlags};
         let dir = crate::testutil::TempDir::new("bounded");
         let mark = dir.join("ran");
-        let ticks = std::cell::Cell::new(0u32);
-        let tick = || ticks.set(ticks.get() + 1);
+        let (seen, dev) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK).unwrap();
+        let w = Watchdog::on(dev, 15);
         let t = Instant::now();
         let m = mark.clone();
-        assert!(bounded(Duration::from_secs(10), &tick, move || {
+        assert!(bounded(Duration::from_secs(10), Some(&w), move || {
             let _ = std::fs::write(&m, "yes");
         }));
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
         assert_eq!(std::fs::read_to_string(&mark).unwrap(), "yes");
 
         let t = Instant::now();
-        let done = bounded(Duration::from_millis(400), &tick, || {
+        let done = bounded(Duration::from_millis(400), Some(&w), || {
             std::thread::sleep(Duration::from_secs(3));
         });
         let took = t.elapsed();
         assert!(!done);
         assert!(took >= Duration::from_millis(400), "{took:?}");
         assert!(took < Duration::from_secs(2), "{took:?}");
-        assert!(ticks.get() >= 2, "the watchdog was not fed while waiting");
+        let mut buf = [0u8; 64];
+        let fed = rustix::io::read(&seen, &mut buf).unwrap();
+        assert!(fed >= 2, "the watchdog was fed {fed} times while waiting");
+        // PID 1's close is the last: the stuck child holds no copy.
+        w.disarm();
+        assert_eq!(rustix::io::read(&seen, &mut buf), Ok(1), "the V");
+        assert_eq!(
+            rustix::io::read(&seen, &mut buf),
+            Ok(0),
+            "the watchdog is still open in the stuck child"
+        );
     }
 
     /// Runs `reap_child` in a fresh process, so that waitpid(-1) there

@@ -155,8 +155,9 @@ pub fn close_all_but(keep: &[BorrowedFd<'_>]) {
     close_range(from, u32::MAX);
 }
 
-/// Close `fd`'s number ahead of `close_all_but`, under its contract: a
-/// namespace's reaper's copy of the status pipe, before its grace.
+/// Close `fd`'s number in a forked copy of PID 1, under `close_all_but`'s
+/// contract: a namespace's reaper's copy of the status pipe, before its
+/// grace; the shutdown's sync child's copy of the watchdog.
 pub fn close_early(fd: BorrowedFd<'_>) {
     if let Ok(n) = u32::try_from(fd.as_raw_fd()) {
         close_range(n, n);
