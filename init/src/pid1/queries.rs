@@ -243,11 +243,14 @@ fn answer_of(
     name: &str,
     want: Want,
 ) -> Option<Result<(), CtlError>> {
-    let r = settled(sup, name, want)?;
-    let drain = sup
-        .index(name)
-        .and_then(|u| edges.get(usize::from(u)))
-        .map(|e| &e.drain);
+    // A stop a reload's removal overtook goes on as the removal's: done
+    // when that is (`removed_index`), not refused at the removal.
+    let u = match want {
+        Want::Stopped => sup.index(name).or_else(|| sup.removed_index(name)),
+        _ => sup.index(name),
+    };
+    let r = settled(sup, u, name, want)?;
+    let drain = u.and_then(|u| edges.get(usize::from(u))).map(|e| &e.drain);
     match (want, drain) {
         (Want::Stopped, Some(d)) if d.active() => None,
         (Want::Stopped, Some(d)) if d.gave_up => Some(Err(CtlError::fmt(
@@ -389,8 +392,13 @@ fn detail(
 /// Whether the action a client waits on is over: `None` while pending,
 /// `Some(Err)` when it cannot happen any more (the unit failed, or was
 /// removed).
-fn settled(sup: &Supervisor, name: &str, want: Want) -> Option<Result<(), CtlError>> {
-    let Some(u) = sup.index(name) else {
+fn settled(
+    sup: &Supervisor,
+    u: Option<u16>,
+    name: &str,
+    want: Want,
+) -> Option<Result<(), CtlError>> {
+    let Some(u) = u else {
         return Some(Err(CtlError::new(ErrCode::NoSuchUnit, "unit removed")));
     };
     let slot = sup.slot(u)?;
@@ -482,6 +490,11 @@ mod tests {
         s.write_all(&buf[..n]).unwrap();
         p.serve_control();
         p.tend_waiters();
+        replies(&mut s)
+    }
+
+    /// What `p`'s server answered on `s` so far.
+    fn replies(s: &mut UnixStream) -> Vec<Reply<'static>> {
         s.set_nonblocking(true).unwrap();
         let mut dec = Box::new(FrameDecoder::<FRAME_BUF>::new());
         let mut out = Vec::new();
@@ -537,5 +550,42 @@ mod tests {
         root.file("units/web/cgroup.events", "populated 0\nfrozen 0\n");
         let replies = ask(&mut p, &path, Request::Stop { name: "web" });
         assert!(matches!(replies.as_slice(), [Reply::Ok]), "{replies:?}");
+    }
+
+    /// A waiting `stop` of a unit that a reload then removes goes on as
+    /// the removal's stop: answered Ok once the unit is stopped and gone,
+    /// not refused at the reload while it still stops.
+    #[test]
+    fn a_stop_overtaken_by_a_removal_is_answered_when_stopped() {
+        let mut p = super::super::tests::with_web();
+        p.fit_tables();
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, NO_PID));
+        let sock = crate::testutil::TempDir::new("pid1-stop-removed-sock");
+        let path = sock.path().join("control");
+        let uid = rustix::process::getuid().as_raw();
+        p.control = Some(Server::bind(&path, uid).unwrap());
+        let mut s = UnixStream::connect(&path).unwrap();
+        let mut buf = [0u8; 256];
+        let n = encode_request(&Request::Stop { name: "web" }, &mut buf).unwrap();
+        s.write_all(&buf[..n]).unwrap();
+        p.serve_control();
+        p.tend_waiters();
+        assert_eq!(replies(&mut s), vec![], "answered before the stop");
+        let mut out = crate::supervisor::Actions::default();
+        out.fit(4);
+        p.sup
+            .reload(2, &mut Vec::new().into_iter(), &|_| false, &mut out);
+        assert_eq!(
+            p.sup.slot(0).unwrap().retired,
+            crate::supervisor::Retired::Leaving
+        );
+        p.tend_waiters();
+        assert_eq!(replies(&mut s), vec![], "answered while still stopping");
+        let exit = crate::vocab::Exit::Signal(15);
+        step(&mut p, 3, Event::Exited { pid: NO_PID, exit });
+        assert_eq!(p.sup.index("web"), None);
+        p.tend_waiters();
+        assert_eq!(replies(&mut s), vec![Reply::Ok]);
     }
 }

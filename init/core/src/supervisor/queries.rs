@@ -11,6 +11,21 @@ impl Supervisor {
             .map(|i| i as u16)
     }
 
+    /// The slot of a unit named `name` that a reload removed: one still
+    /// stopping first, else one gone (its slot not reused yet).
+    pub fn removed_index(&self, name: &str) -> Option<u16> {
+        self.retired_index(name, Retired::Leaving)
+            .or_else(|| self.retired_index(name, Retired::Free))
+    }
+
+    pub(super) fn retired_index(&self, name: &str, r: Retired) -> Option<u16> {
+        let i = self
+            .units
+            .iter()
+            .position(|s| s.retired == r && s.def.name == name)?;
+        u16::try_from(i).ok()
+    }
+
     pub fn slot(&self, unit: u16) -> Option<&Slot> {
         self.units.get(usize::from(unit))
     }

@@ -18,16 +18,6 @@ pub struct ReloadSummary {
 }
 
 impl Supervisor {
-    /// The leaving unit named `name` (removed by an earlier reload, still
-    /// stopping), if any.
-    fn leaving_index(&self, name: &str) -> Option<u16> {
-        let i = self
-            .units
-            .iter()
-            .position(|s| s.retired == Retired::Leaving && s.def.name == name)?;
-        u16::try_from(i).ok()
-    }
-
     /// Leaving unit `i` given back by this reload: the same unit, kept in
     /// its slot (its cgroup is its name's: a second slot would share it,
     /// and the old run's kill hit the new one), started on `def` once
@@ -108,7 +98,7 @@ impl Supervisor {
                 }
                 None => {
                     let back = match were_leaving {
-                        true => self.leaving_index(&def.name),
+                        true => self.retired_index(&def.name, Retired::Leaving),
                         false => None,
                     };
                     match back {
