@@ -185,7 +185,8 @@ fn signal_all(sig: Signal) {
 
 fn log_unmount(u: mounts::Unmounted<'_>) {
     match u {
-        mounts::Unmounted::Unmounted { .. }
+        mounts::Unmounted::Syncing
+        | mounts::Unmounted::Unmounted { .. }
         | mounts::Unmounted::NotMounted { .. }
         | mounts::Unmounted::RemountedRo { .. } => crate::info!("shutdown: {u}"),
         mounts::Unmounted::ReadTable { .. } | mounts::Unmounted::Failed { .. } => {
@@ -226,13 +227,15 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
         }
     }
     feed();
-    // sync(2) and unmounting can hang for ever (a dead disk, a process
-    // stuck writing to a frozen file system): they run in a child, which
-    // PID 1 waits for at most SYNC_LIMIT before it reboots anyway.
+    // sync(2) and unmounting can hang for ever (a dead disk or server, a
+    // process stuck writing to a frozen file system): they run in a
+    // child, which PID 1 waits for at most SYNC_LIMIT before it reboots
+    // anyway. Local file systems first, each written out by its own
+    // unmount (or read-only remount): no sync(2) before them, which
+    // would wait on a dead server's mount too.
     let done = bounded(SYNC_LIMIT, watchdog.as_ref(), || {
-        crate::info!("shutdown: syncing disks");
-        rustix::fs::sync();
         mounts::unmount_all(Path::new("/proc/self/mounts"), &mut log_unmount);
+        crate::info!("shutdown: syncing disks");
         rustix::fs::sync();
     });
     if !done {

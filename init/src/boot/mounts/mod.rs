@@ -246,31 +246,55 @@ pub fn is_virtual(fstype: &str) -> bool {
     )
 }
 
+/// File systems whose flush waits on a server or a daemon, and so can
+/// hang for as long as it is gone (`fuseblk`, ntfs-3g and the like on a
+/// local disk, is not among them).
+pub fn is_remote(fstype: &str) -> bool {
+    matches!(
+        fstype,
+        "nfs" | "nfs4" | "cifs" | "smb3" | "smbfs" | "ncpfs" | "ceph" | "afs" | "9p" | "fuse"
+    ) || fstype.starts_with("fuse.")
+}
+
 /// What shutdown does with one mount.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// umount2, falling back to a read-only remount when busy.
     Unmount(String),
-    /// The root cannot be unmounted: remount it read-only, last.
+    /// The root cannot be unmounted: remount it read-only.
     RemountRoot,
+    /// sync(2), which waits on every file system, remote ones too.
+    Sync,
 }
 
-/// The shutdown plan for `mounts_text`: real file systems in reverse mount
-/// order (children before parents), then the root read-only unless it is
-/// an initramfs. Allocates (shutdown-time only).
+/// The shutdown plan for `mounts_text`: real local file systems in
+/// reverse mount order (children before parents), the root read-only
+/// unless it is an initramfs, and only then the remote ones (after a
+/// sync), so that a dead server, which hangs whatever flushes its mount,
+/// holds none of the local disks' data (each unmount or read-only
+/// remount writes its own file system out). Allocates (shutdown-time
+/// only).
 pub fn unmount_plan(mounts_text: &str) -> Vec<Action> {
     let mut plan = Vec::new();
+    let mut remote = Vec::new();
     let mut root_fstype: Option<&str> = None;
     for (_, target, fstype) in entries(mounts_text).rev() {
         if field_eq(target, "/") {
             // The topmost mount on / is the last one listed, seen first here.
             root_fstype.get_or_insert(fstype);
+        } else if is_remote(fstype) {
+            remote.push(Action::Unmount(unescape(target)));
         } else if !is_virtual(fstype) {
             plan.push(Action::Unmount(unescape(target)));
         }
     }
-    if root_fstype.is_some_and(|t| !is_virtual(t)) {
+    // A remote root (nfsroot) is flushed by the last sync, after all.
+    if root_fstype.is_some_and(|t| !is_virtual(t) && !is_remote(t)) {
         plan.push(Action::RemountRoot);
+    }
+    if !remote.is_empty() {
+        plan.push(Action::Sync);
+        plan.append(&mut remote);
     }
     plan
 }
@@ -370,6 +394,8 @@ pub enum Unmounted<'a> {
     Unmounted {
         target: &'a str,
     },
+    /// sync(2) begins (before the remote file systems).
+    Syncing,
     /// umount2 said EINVAL: no longer a mount point (gone with its parent).
     NotMounted {
         target: &'a str,
@@ -392,6 +418,7 @@ impl fmt::Display for Unmounted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Unmounted::ReadTable { errno } => write!(f, "cannot read the mount table: {errno}"),
+            Unmounted::Syncing => f.write_str("syncing disks"),
             Unmounted::Unmounted { target } => write!(f, "unmounted {target}"),
             Unmounted::NotMounted { target } => write!(f, "{target} already unmounted"),
             Unmounted::RemountedRo {
@@ -457,6 +484,11 @@ pub fn unmount_all(mounts_path: &Path, report: &mut dyn FnMut(Unmounted<'_>)) {
                 }
             }
             Action::RemountRoot => remount_ro("/", None),
+            Action::Sync => {
+                report(Unmounted::Syncing);
+                rustix::fs::sync();
+                continue;
+            }
         };
         report(r);
     }

@@ -80,6 +80,33 @@ fn plan_unmounts_real_filesystems_in_reverse_then_root() {
     assert_eq!(plan, want);
 }
 
+/// A dead server hangs whatever flushes its mount, sync(2) included: the
+/// remote mounts come after every local one and the root, behind a sync.
+#[test]
+fn plan_leaves_remote_filesystems_to_the_end() {
+    let t = "/dev/root / ext4 rw 0 0\n\
+             srv:/export /mnt/nfs nfs4 rw 0 0\n\
+             /dev/mmcblk0p3 /data ext4 rw 0 0\n\
+             //srv/share /data/smb cifs rw 0 0\n\
+             sshfs#me@srv: /home/me fuse.sshfs rw 0 0\n\
+             /dev/sda1 /data/usb vfat rw 0 0\n\
+             /dev/sda2 /media/ntfs fuseblk rw 0 0\n";
+    let want = [
+        Action::Unmount("/media/ntfs".into()),
+        Action::Unmount("/data/usb".into()),
+        Action::Unmount("/data".into()),
+        Action::RemountRoot,
+        Action::Sync,
+        Action::Unmount("/home/me".into()),
+        Action::Unmount("/data/smb".into()),
+        Action::Unmount("/mnt/nfs".into()),
+    ];
+    assert_eq!(unmount_plan(t), want);
+    // An NFS root is not remounted: the last sync flushes it.
+    let t = "rootfs / rootfs rw 0 0\nsrv:/root / nfs rw 0 0\n/dev/sda1 /boot vfat rw 0 0\n";
+    assert_eq!(unmount_plan(t), [Action::Unmount("/boot".into())]);
+}
+
 #[test]
 fn plan_for_an_initramfs_root_leaves_it() {
     let t = "rootfs / rootfs rw 0 0\nproc /proc proc rw 0 0\n/dev/sda1 /boot vfat rw 0 0\n";
