@@ -271,8 +271,9 @@ fn enter_root(root: &str, def: &UnitDef, pid_ns: bool) -> Result<(), Failure> {
         rustix::mount::mount_bind_recursive(root, root).map_err(|e| (Step::BindRoot, e))?;
         // No device node the unit makes in its root opens a device (a
         // unit with CAP_MKNOD, Docker's default set, would reach any of
-        // the host's): the bound /dev nodes below keep their own mount.
-        remount_bind(root, MountFlags::NODEV).map_err(|e| (Step::BindRoot, e))?;
+        // the host's), nor in a file system mounted below it: the bound
+        // /dev nodes below keep their own mount.
+        nodev_tree(root).map_err(|e| (Step::BindRoot, e))?;
     }
     let proc_dir = PathBuf::join(root, "/proc")?;
     real_dir(proc_dir.as_str(), Step::MountProc)?;
@@ -436,6 +437,20 @@ fn read_only_root(host_root: bool) -> Result<(), Failure> {
         )?;
     }
     remount_bind("/", MountFlags::RDONLY).map_err(|e| (Step::ReadOnly, e))
+}
+
+/// `path`'s mount and every one below it made `nodev`; before Linux 5.12
+/// (no mount_setattr), `path`'s mount alone.
+fn nodev_tree(path: &str) -> Result<(), Errno> {
+    let dir = rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    match crate::sys::mount::nodev_recursive(rustix::fd::AsFd::as_fd(&dir)) {
+        Err(Errno::NOSYS) => remount_bind(path, MountFlags::NODEV),
+        r => r,
+    }
 }
 
 /// Remounts the bind mount at `path` with `add` on top of the flags it

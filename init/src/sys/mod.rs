@@ -14,6 +14,7 @@
 //! - `fd`: fds kept for the life of the process, and fd renumbering.
 //! - `file`: the small one-write / one-buffer file helpers.
 //! - `handover`: owning the fds inherited across `initctl reexec`.
+//! - `mount`: mount_setattr, a flag on a whole tree of mounts.
 //! - `netdev`: bringing a network interface up (ioctl).
 //! - `signal`: a child's signal mask and SIGPIPE's action before exec.
 //! - `raw`: system calls without libc (no errno: spawn slots share it).
@@ -35,6 +36,7 @@ pub mod exec;
 pub mod fd;
 pub mod file;
 pub mod handover;
+pub mod mount;
 pub mod netdev;
 pub mod raw;
 pub mod sched;

@@ -102,10 +102,11 @@ fn ns_root_sees_only_its_rootfs() {
     assert_eq!(vm.unit("box").map(|u| u.state), Some("running".to_string()));
 
     // Root with CAP_MKNOD (Docker's set, no CAP_SYS_ADMIN): the device
-    // nodes it makes, in its /dev or its root, open nothing (nodev), and
+    // nodes it makes, in its /dev, its root or a file system mounted
+    // below its root (boxsub's tmpfs), open nothing (nodev), and
     // /proc/sys is read-only.
     wait_file(&mut vm, "/srv/box/out/caps.done");
-    for node in ["caps.dev", "caps.root"] {
+    for node in ["caps.dev", "caps.root", "caps.sub"] {
         let r = out(&mut vm, node);
         assert!(
             r.starts_with("error:") && r.contains("errno 13"),
