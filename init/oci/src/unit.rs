@@ -156,7 +156,8 @@ fn quote(arg: &str) -> Result<String, String> {
             "argument {arg:?}: a line break cannot be written in a unit"
         ));
     }
-    if !arg.is_empty() && !arg.contains([' ', '\t', '"', '\\']) {
+    // Any white space quoted: the parser trims a line's ends of it all.
+    if !arg.is_empty() && !arg.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\') {
         return Ok(arg.to_owned());
     }
     let mut q = String::from("\"");
@@ -290,6 +291,13 @@ pub fn render(
     let mut text =
         format!("# Written by wren-oci from {reference}: run it again rather than edit.\n");
     for (k, v) in &keys {
+        // One line a key: a value with a line break (a WorkingDir, a
+        // `--set`) would add keys of the image's choosing.
+        if v.contains(['\n', '\r', '\0']) {
+            return Err(format!(
+                "{k} {v:?}: a line break cannot be written in a unit"
+            ));
+        }
         let _ = writeln!(text, "{k} = {v}");
     }
     if let Err(e) = wren_core::unit::parse(name, &text) {
@@ -312,4 +320,29 @@ pub fn write(units: &Path, name: &str, text: &str) -> Result<PathBuf, String> {
             format!("cannot write {}: {e}", path.display())
         })?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    /// Every argument comes back from the unit as it went in, white space
+    /// at its ends included (the parser trims a line of any).
+    #[test]
+    fn arguments_survive_the_unit_syntax() {
+        let args = [
+            "/bin/app",
+            "a b",
+            "say \"hi\"",
+            "back\\slash",
+            "",
+            "end\u{a0}",
+        ];
+        let line: Vec<String> = args.iter().map(|a| super::quote(a).unwrap()).collect();
+        let text = format!("exec = {}\n", line.join(" "));
+        let def = wren_core::unit::parse("t", &text).unwrap();
+        let got: Vec<&str> = def.exec.iter().collect();
+        assert_eq!(got, args, "{text}");
+        assert!(super::quote("a\nb").is_err());
+    }
 }

@@ -465,6 +465,23 @@ fn bad_usage_is_exit_2_and_bad_images_name_the_problem() {
         "User `ghost` is not in the image's /etc/passwd",
         &[],
     );
+    // A WorkingDir with line breaks, naming directories the image has:
+    // it would add keys of the image's choosing to the unit.
+    let tar = Tar::new()
+        .dir("w\ncritical = yes\nconsole = yes/")
+        .file("bin/x", b"", 0o755)
+        .bytes();
+    let cfg = config(
+        &[&tar],
+        r#"{"WorkingDir":"/w\ncritical = yes\nconsole = yes","Entrypoint":["/bin/x"]}"#,
+    );
+    refused(
+        "workdir-lines",
+        vec![gz(tar.clone())],
+        cfg,
+        "workdir \"/w\\ncritical = yes\\nconsole = yes\": a line break cannot be written in a unit",
+        &[],
+    );
     // A program not on the image's PATH.
     let cfg = config(&[&tar], r#"{"Entrypoint":["nothere"]}"#);
     refused(
