@@ -51,19 +51,48 @@ impl std::fmt::Display for ClientError {
     }
 }
 
-struct Conn {
+pub(super) struct Conn {
     stream: UnixStream,
     dec: Box<FrameDecoder<FRAME_BUF>>,
 }
 
 impl Conn {
     fn open(path: &Path) -> Result<Conn, String> {
-        let stream = UnixStream::connect(path).map_err(|e| {
+        Conn::open_within(path, REPLY_TIMEOUT)
+    }
+
+    /// Connects, waiting at most `within` for room in PID 1's queue of
+    /// connections: a blocking connect to a full queue (PID 1 stalled, or
+    /// pausing its listener for lack of fds) would wait for ever.
+    pub(super) fn open_within(path: &Path, within: Duration) -> Result<Conn, String> {
+        use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+        let cannot = |e: &dyn std::fmt::Display| {
             format!(
                 "cannot connect to {}: {e} (is wren running as PID 1, and are you root?)",
                 path.display()
             )
-        })?;
+        };
+        let addr = SocketAddrUnix::new(path).map_err(|e| cannot(&e))?;
+        let deadline = Instant::now() + within;
+        let fd = loop {
+            let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+            let fd = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, flags, None)
+                .map_err(|e| cannot(&e))?;
+            match rustix::net::connect(&fd, &addr) {
+                Ok(()) => break fd,
+                // A Unix socket's queue is full: no wait in the kernel.
+                Err(rustix::io::Errno::AGAIN) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(rustix::io::Errno::AGAIN) => {
+                    return Err(cannot(&"init accepts no connection (its queue stays full)"))
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(cannot(&e)),
+            }
+        };
+        let stream = UnixStream::from(fd);
+        stream.set_nonblocking(false).map_err(|e| cannot(&e))?;
         Ok(Conn {
             stream,
             dec: Box::new(FrameDecoder::new()),
@@ -191,7 +220,7 @@ pub(super) fn info(socket: &Path) -> Result<InitInfo, String> {
 }
 
 fn info_within(socket: &Path, timeout: Duration) -> Result<InitInfo, String> {
-    let mut conn = Conn::open(socket)?;
+    let mut conn = Conn::open_within(socket, timeout)?;
     let fail = |e: ClientError| e.to_string();
     conn.send(&Request::Info).map_err(fail)?;
     conn.reply(timeout, |r| match r {

@@ -99,6 +99,35 @@ fn unreachable_init_is_a_failure() {
     assert!(err.contains("cannot connect to /nonexistent/wren/control"));
 }
 
+/// A PID 1 that accepts nothing while its queue is full: a connect waits
+/// its bound and fails, never for ever.
+#[test]
+fn a_full_connection_queue_is_a_bounded_wait() {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketType};
+    let dir = TempDir::new("ctl-full-queue");
+    let path = dir.path().join("control");
+    let listener = rustix::net::socket(AddressFamily::UNIX, SocketType::STREAM, None).unwrap();
+    rustix::net::bind(&listener, &SocketAddrUnix::new(&path).unwrap()).unwrap();
+    // Backlog 0: one connection waits in the queue, the next finds it full.
+    rustix::net::listen(&listener, 0).unwrap();
+    let queued = super::client::Conn::open_within(&path, Duration::from_millis(300));
+    assert!(queued.is_ok());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.clone();
+    std::thread::spawn(move || {
+        let t = crate::sys::clock::Instant::now();
+        let r = super::client::Conn::open_within(&p, Duration::from_millis(300)).map(|_| ());
+        let _ = tx.send((r, t.elapsed()));
+    });
+    let (r, took) = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("connect still waiting after 5 s");
+    let e = r.unwrap_err();
+    assert!(e.contains("accepts no connection"), "{e}");
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    drop(queued);
+}
+
 #[test]
 fn parse_accepts_options_anywhere() {
     assert_eq!(
