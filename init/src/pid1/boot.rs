@@ -13,24 +13,59 @@ use crate::vocab::{CGROUP_ROOT, NOTIFY_DIR, RUN_DIR};
 use nix::sys::signal::SigSet;
 use std::path::Path;
 
+/// Records of steps 1 and 2, made before the logger is up (it needs the
+/// kernel options, which need /proc), logged once it is.
+#[derive(Default)]
+struct Held {
+    records: heapless::Vec<(log::Level, heapless::String<160>), 8>,
+    more: u32,
+}
+
+impl Held {
+    fn push(&mut self, level: log::Level, args: core::fmt::Arguments<'_>) {
+        if self
+            .records
+            .push((level, crate::proto::formatted(args)))
+            .is_err()
+        {
+            self.more = self.more.saturating_add(1);
+        }
+    }
+
+    fn log(&self) {
+        for (level, text) in self.records.iter() {
+            kmsg::record(*level, format_args!("{text}"));
+        }
+        if self.more > 0 {
+            crate::error!("boot: {} more records before the logger", self.more);
+        }
+    }
+}
+
 /// Steps 1 to 5: what must be up before there are units. Returns the
 /// kernel options, the blocked signal mask (for the signalfd) and the
-/// cgroup hierarchy if it could be set up.
-pub(super) fn early() -> (cmdline::Options, SigSet, Option<Cgroups>) {
+/// cgroup hierarchy if it could be set up. `resumed`: a re-exec, which
+/// leaves the hostname and the sysctl settings as they are (an operator
+/// or a unit may have changed them since the boot).
+pub(super) fn early(resumed: bool) -> (cmdline::Options, SigSet, Option<Cgroups>) {
     // Step 1: signals. Blocked before anything else so that none is lost
     // or delivered with a default action while we boot.
     let mask = SigSet::all();
     let _ = mask.thread_block();
+    let mut held = Held::default();
     // Ctrl-Alt-Del would reboot the kernel at once, with nothing stopped
     // or synced: the kernel sends it to PID 1 as SIGINT instead, a clean
     // reboot (docs/boot.md, "Signals to PID 1").
     if let Err(e) = rustix::system::reboot(rustix::system::RebootCommand::CadOff) {
-        crate::warn!("reboot(CAD_OFF): {e}; Ctrl-Alt-Del reboots without a sync");
+        held.push(
+            log::Level::Warn,
+            format_args!("reboot(CAD_OFF): {e}; Ctrl-Alt-Del reboots without a sync"),
+        );
     }
     let _ = mounts::ensure_console_fds();
     // Step 2: early mounts (/proc first; everything after reads it).
     mounts::early_mounts(Path::new("/proc/self/mounts"), &mut |e| {
-        crate::error!("mount: {e}")
+        held.push(log::Level::Error, format_args!("mount: {e}"))
     });
     // An initramfs without /dev/console starts us with no stdio at all.
     if mounts::ensure_console_fds().is_err() {
@@ -44,19 +79,23 @@ pub(super) fn early() -> (cmdline::Options, SigSet, Option<Cgroups>) {
     let opts = read_cmdline();
     kmsg::set_quiet(opts.quiet);
     crate::info!("starting (pid 1)");
+    held.log();
     // On one CPU PID 1, woken by a unit's exec, would preempt the service
     // it just started; as SCHED_BATCH it still gets its fair share but
     // lets the running task finish its slice (docs/boot.md, step 3).
     if let Err(e) = crate::sys::sched::batch() {
         crate::warn!("sched_setscheduler(SCHED_BATCH): {e}; PID 1 preempts the units it starts");
     }
-    set_hostname();
-    // Step 4: kernel tuning, before any unit runs with the defaults.
-    let tuned = crate::boot::sysctl::apply(Path::new("/etc"), Path::new("/proc/sys"), &mut |f| {
-        crate::error!("sysctl: {f}")
-    });
-    if tuned.set + tuned.failed > 0 {
-        crate::info!("sysctl: {} set, {} failed", tuned.set, tuned.failed);
+    if !resumed {
+        set_hostname();
+        // Step 4: kernel tuning, before any unit runs with the defaults.
+        let tuned =
+            crate::boot::sysctl::apply(Path::new("/etc"), Path::new("/proc/sys"), &mut |f| {
+                crate::error!("sysctl: {f}")
+            });
+        if tuned.set + tuned.failed > 0 {
+            crate::info!("sysctl: {} set, {} failed", tuned.set, tuned.failed);
+        }
     }
     // Step 5: cgroups.
     let cg = match Cgroups::setup(Path::new(CGROUP_ROOT)) {
@@ -153,11 +192,13 @@ fn rescue_unit() -> UnitDef {
 
 impl Pid1 {
     pub(super) fn load_units(&mut self, opts: &cmdline::Options) {
+        // Kept with `wren.rescue` too: the reload that follows the repair
+        // reads the directory `check` and `edit` wrote.
+        let dir = opts.units_dir();
+        self.units_dir = heapless::String::try_from(dir).unwrap_or_default();
         if opts.rescue {
             crate::warn!("wren.rescue given, starting rescue shell");
         } else {
-            let dir = opts.units_dir();
-            self.units_dir = heapless::String::try_from(dir).unwrap_or_default();
             let mut defs: Vec<UnitDef> = Vec::new();
             config::load_dir(Path::new(dir), &mut defs, &mut |e| crate::error!("{e}"));
             self.sup.reserve(defs.len());
@@ -211,5 +252,16 @@ mod tests {
         assert!(d.console);
         assert_eq!(d.restart, unit::Restart::Always);
         assert_eq!(d.namespaces, unit::Namespaces::NONE);
+    }
+
+    /// Under `wren.rescue`, `wren.units` is still where a reload reads
+    /// (and a rejected file goes): the directory the operator repairs.
+    #[test]
+    fn the_rescue_shell_keeps_the_unit_directory() {
+        let opts = cmdline::parse("wren.rescue wren.units=/data/units", &mut |_, _| {});
+        let mut p = Pid1::new(None, 0, false);
+        p.load_units(&opts);
+        assert_eq!(p.sup.slot(0).map(|s| s.def.name.as_str()), Some("rescue"));
+        assert_eq!(p.units_dir.as_str(), "/data/units");
     }
 }

@@ -537,7 +537,7 @@ impl Pid1 {
 fn begin() -> Box<Pid1> {
     let started_at = now();
     let handover = reexec::handover_fd();
-    let (opts, mask, cg) = boot::early();
+    let (opts, mask, cg) = boot::early(handover.is_some());
     crate::spawn::reaper::open_exe();
     crate::spawn::open_null();
     // Step 6: units.

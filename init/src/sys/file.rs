@@ -90,8 +90,24 @@ fn read_all<'b>(fd: &rustix::fd::OwnedFd, buf: &'b mut [u8]) -> Result<&'b str, 
     core::str::from_utf8(bytes).map_err(|_| Errno::INVAL)
 }
 
+/// Reads a kernel file that is made a page at a time (/proc/self/mounts,
+/// any seq_file) into `buf`, up to its end or `buf`'s: there a read
+/// returns whole lines only, so less than asked is not the end, 0 is.
+pub fn read_seq_at<'b, Fd: AsFd>(dir: Fd, path: &str, buf: &'b mut [u8]) -> Result<&'b str, Errno> {
+    let fd = open_kernel_at(dir, path)?;
+    let len = read_until(&fd, buf, false)?;
+    let bytes = buf.get(..len).ok_or(Errno::INVAL)?;
+    core::str::from_utf8(bytes).map_err(|_| Errno::INVAL)
+}
+
 /// `read_all`'s reads: how many bytes of `buf` they filled.
 fn read_bytes(fd: &rustix::fd::OwnedFd, buf: &mut [u8]) -> Result<usize, Errno> {
+    read_until(fd, buf, true)
+}
+
+/// Reads into `buf` until a read returns 0, `buf` is full or, with
+/// `short_ends`, a read returns less than asked.
+fn read_until(fd: &rustix::fd::OwnedFd, buf: &mut [u8], short_ends: bool) -> Result<usize, Errno> {
     let mut len = 0;
     while let Some(rest) = buf.get_mut(len..).filter(|r| !r.is_empty()) {
         let asked = rest.len();
@@ -99,7 +115,7 @@ fn read_bytes(fd: &rustix::fd::OwnedFd, buf: &mut [u8]) -> Result<usize, Errno> 
             Ok(0) => break,
             Ok(n) => {
                 len += n;
-                if n < asked {
+                if short_ends && n < asked {
                     break;
                 }
             }
@@ -152,6 +168,22 @@ pub fn make_dir(path: &str) -> Result<(), Errno> {
 mod tests {
     use super::*;
     use crate::testutil::TempDir;
+
+    /// A seq_file hands out a page of whole lines a read: `read_at` takes
+    /// that first short read for the end, `read_seq_at` reads on (here
+    /// /proc/self/smaps, some 600 bytes a mapping, over a page for any
+    /// process; /proc/self/mounts at boot on a system of many mounts).
+    #[test]
+    fn a_kernel_file_made_a_page_at_a_time_is_read_whole() {
+        let mut buf = vec![0u8; 1 << 20];
+        let first = read_at(rustix::fs::CWD, "/proc/self/smaps", &mut buf)
+            .unwrap()
+            .len();
+        let whole = read_seq_at(rustix::fs::CWD, "/proc/self/smaps", &mut buf).unwrap();
+        assert!(first <= 4096, "{first}");
+        assert!(whole.len() > 4096, "{}", whole.len());
+        assert!(whole.ends_with('\n') && whole.contains("VmFlags"));
+    }
 
     #[test]
     fn values_are_written_whole_and_read_back() {

@@ -318,3 +318,24 @@ fn fault_no_console_and_no_dev_null_in_the_initramfs() {
     let fd0 = vm.sh("readlink /proc/1/fd/0", CMD);
     assert_eq!(fd0.trim(), "/dev/console", "{fd0}");
 }
+
+/// An early mount that fails (here /run, a plain file in the image) is
+/// said in the kernel log and on the console, though it happens before
+/// the logger knows its level from the command line; PID 1 goes on.
+#[test]
+fn fault_an_early_mount_failure_is_logged() {
+    let mut vm = Vm::boot_with_files("faults", "", &[("/run", b"not a dir", 0o644)]);
+    vm.wait_shell(BOOT);
+    assert_eq!(vm.sh("cat /proc/1/comm", CMD).trim(), "init");
+    let dmesg = vm.sh_raw_rc("dmesg | grep 'wren: mount:'", CMD).0;
+    assert!(
+        dmesg.lines().any(|l| l.contains("/run")),
+        "the failed mount of /run is not in the kernel log:\n{dmesg}"
+    );
+    assert!(
+        vm.output()
+            .lines()
+            .any(|l| l.contains("wren: mount:") && l.contains("/run")),
+        "the failed mount of /run is not on the console"
+    );
+}

@@ -38,6 +38,7 @@ fn sysctl_files_are_applied_at_boot() {
                 0o644,
             ),
             ("/etc/sysctl.conf", MAIN.as_bytes(), 0o644),
+            ("/etc/hostname", b"wrenbox\n", 0o644),
             // A directory named like a file: reported, skipped.
             (
                 "/etc/sysctl.d/40-dir.conf/x",
@@ -120,4 +121,15 @@ fn sysctl_files_are_applied_at_boot() {
             .unwrap_or_else(|| panic!("no status line for {unit}"));
         assert!(tuned < started, "sysctl after {unit} started");
     }
+
+    // A re-exec replaces PID 1 in place: what was set since the boot
+    // (the hostname, a sysctl) stays, not put back from /etc.
+    assert_eq!(vm.sh("hostname", CMD).trim(), "wrenbox");
+    vm.sh("hostname changed; echo 50 > /proc/sys/vm/swappiness", CMD);
+    let (out, rc) = vm.sh_rc("initctl reexec", CMD);
+    assert_eq!(rc, 0, "{out}");
+    assert_eq!(vm.sh("hostname", CMD).trim(), "changed");
+    assert_eq!(read(&mut vm, "vm/swappiness"), "50");
+    let dmesg = vm.sh_raw_rc("dmesg | grep -c 'wren: sysctl: 7 set'", CMD).0;
+    assert_eq!(dmesg.trim(), "1", "sysctl applied again at the re-exec");
 }

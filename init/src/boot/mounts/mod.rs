@@ -356,7 +356,7 @@ pub fn early_mounts(mounts_path: &Path, report: &mut dyn FnMut(MountError)) {
     let mut buf = [0u8; 4096];
     let small = mounts_path
         .to_str()
-        .and_then(|p| crate::sys::file::read_at(rustix::fs::CWD, p, &mut buf).ok())
+        .and_then(|p| crate::sys::file::read_seq_at(rustix::fs::CWD, p, &mut buf).ok())
         .filter(|t| t.len() < 4096);
     let whole;
     let text = match small {

@@ -118,7 +118,7 @@ fn cgroup_pids(name: &str, out: &mut heapless::Vec<u32, 64>) {
     let path: heapless::String<{ PATH_BYTES + 64 }> =
         crate::proto::formatted(format_args!("{CGROUP_ROOT}/units/{name}/cgroup.procs"));
     let mut buf = [0u8; 4096];
-    if let Ok(text) = crate::sys::file::read_at(rustix::fs::CWD, &path, &mut buf) {
+    if let Ok(text) = crate::sys::file::read_seq_at(rustix::fs::CWD, &path, &mut buf) {
         for p in text.split_whitespace().filter_map(|w| w.parse().ok()) {
             let _ = out.push(p);
         }
