@@ -125,11 +125,16 @@ impl Image {
     /// The raw bytes of a layer blob (compressed or not).
     pub fn read(&self, blob: &Blob) -> Result<Box<dyn Read>, String> {
         match (&blob.loc, &self.archive) {
-            (Loc::File(p), _) => File::open(p)
-                .map(|f| Box::new(f) as Box<dyn Read>)
+            // Read one byte past the descriptor's size at most: enough
+            // for the size check to refuse a longer file, never more.
+            (Loc::File(p), _) => open_file(p)
+                .map(|f| match blob.size {
+                    Some(n) => Box::new(f.take(n.saturating_add(1))) as Box<dyn Read>,
+                    None => Box::new(f) as Box<dyn Read>,
+                })
                 .map_err(|e| format!("layer {}: cannot open {}: {e}", blob.name, p.display())),
             (Loc::InArchive(off, len), Some(a)) => {
-                let mut f = File::open(a).map_err(|e| format!("{}: {e}", a.display()))?;
+                let mut f = open_file(a).map_err(|e| format!("{}: {e}", a.display()))?;
                 f.seek(SeekFrom::Start(*off))
                     .map_err(|e| format!("{}: {e}", a.display()))?;
                 Ok(Box::new(f.take(*len)))
@@ -139,8 +144,28 @@ impl Image {
     }
 }
 
+/// Opens `path` for reading only if it is a regular file (links
+/// followed): a FIFO or a device (a blob of a hostile layout linked to
+/// /dev/zero) is refused before any read, and the open does not wait on
+/// a FIFO (O_NONBLOCK, which a regular file ignores).
+pub(crate) fn open_file(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let nonblock = i32::try_from(rustix::fs::OFlags::NONBLOCK.bits()).unwrap_or(0);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nonblock)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(f)
+}
+
 fn read_small(path: &Path) -> Result<Vec<u8>, String> {
-    let f = File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let f = open_file(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut v = Vec::new();
     f.take(JSON_MAX + 1)
         .read_to_end(&mut v)
@@ -249,7 +274,7 @@ fn digest_in_name(name: &str) -> Option<Digest> {
 
 fn open_archive(file: &Path, tag: Option<&str>) -> Result<Image, String> {
     let shown = file.display();
-    let f = File::open(file).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let f = open_file(file).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let mut members: HashMap<String, (u64, u64)> = HashMap::new();
     let mut ar = tar::Archive::new(f);
     for e in ar
@@ -263,7 +288,7 @@ fn open_archive(file: &Path, tag: Option<&str>) -> Result<Image, String> {
             members.insert(name, (e.raw_file_position(), e.size()));
         }
     }
-    let mut f = File::open(file).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let mut f = open_file(file).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let mut member = |name: &str| -> Result<Vec<u8>, String> {
         let &(off, len) = members
             .get(name)

@@ -42,6 +42,9 @@ pub struct Config {
     pub rootfs: RootFs,
 }
 
+/// Largest /etc/passwd or /etc/group read from an image.
+const TEXT_MAX: u64 = 1 << 20;
+
 /// The image's file system as overlayfs will merge it: `layers` are host
 /// directories, topmost first.
 pub struct Merged<'a> {
@@ -89,11 +92,22 @@ impl Merged<'_> {
         None
     }
 
+    /// A small text file of the image (/etc/passwd, /etc/group): only a
+    /// regular file in the layers, never what a link there names (the
+    /// build host's own files, /dev/zero), and at most `TEXT_MAX` bytes.
     fn read(&self, path: &str) -> Option<String> {
+        use std::io::Read;
         let p = self.find(path)?;
-        std::fs::read(p)
-            .ok()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
+        if !std::fs::symlink_metadata(&p).ok()?.is_file() {
+            return None;
+        }
+        let f = crate::source::open_file(&p).ok()?;
+        let mut b = Vec::new();
+        f.take(TEXT_MAX + 1).read_to_end(&mut b).ok()?;
+        if b.len() as u64 > TEXT_MAX {
+            return None;
+        }
+        Some(String::from_utf8_lossy(&b).into_owned())
     }
 }
 

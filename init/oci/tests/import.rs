@@ -569,3 +569,41 @@ fn a_tar_without_its_end_blocks_imports_but_not_one_cut_inside_a_file() {
         &[],
     );
 }
+
+/// What an image links to is never read from the build host: an
+/// /etc/passwd linked to a host file does not name the image's users, a
+/// layout whose layer blob links to /dev/zero is refused at once (it was
+/// read for ever).
+#[test]
+fn links_out_of_the_image_are_not_read() {
+    let d = scratch("links-out");
+    let host = d.join("host-passwd");
+    std::fs::write(&host, "app:x:1000:1001:app:/:/bin/sh\n").unwrap();
+    let tar = Tar::new()
+        .symlink("etc/passwd", host.to_str().unwrap())
+        .file("bin/x", b"", 0o755)
+        .bytes();
+    let cfg = config(&[&tar], r#"{"User":"app","Entrypoint":["/bin/x"]}"#);
+    refused(
+        "passwd-link",
+        vec![gz(tar)],
+        cfg,
+        "User `app` is not in the image's /etc/passwd",
+        &[],
+    );
+
+    let tar = Tar::new().file("bin/x", b"", 0o755).bytes();
+    let cfg = config(&[&tar], r#"{"Entrypoint":["/bin/x"]}"#);
+    let img = d.join("img");
+    let blobs = oci_layout(&img, "t", &[gz(tar)], &cfg);
+    std::fs::remove_file(&blobs[0]).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &blobs[0]).unwrap();
+    let t = std::time::Instant::now();
+    refused_at(
+        &d,
+        &format!("oci:{}", img.display()),
+        "not a regular file",
+        &[],
+    );
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+}
