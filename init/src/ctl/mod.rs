@@ -41,8 +41,48 @@ pub fn main(args: &[String]) -> u8 {
     run(args, &socket, &mut stdout.lock(), &mut stderr.lock())
 }
 
+/// Standard output that remembers its first failed write: `initctl
+/// metrics > file` on a full disk, or `status --json` into a closed
+/// pipe, must not exit 0 with the output cut.
+struct Watched<'a> {
+    out: &'a mut dyn Write,
+    failed: Option<io::Error>,
+}
+
+impl Write for Watched<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.write(buf).inspect_err(|e| self.note(e))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush().inspect_err(|e| self.note(e))
+    }
+}
+
+impl Watched<'_> {
+    fn note(&mut self, e: &io::Error) {
+        if self.failed.is_none() {
+            self.failed = Some(io::Error::new(e.kind(), e.to_string()));
+        }
+    }
+}
+
 /// `main` with the socket and the output streams as parameters.
 pub fn run(args: &[String], socket: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let mut watched = Watched { out, failed: None };
+    let code = run_to(args, socket, &mut watched, err);
+    let _ = watched.flush();
+    match watched.failed {
+        // A reader that went away (`| head`) ends the output, as it does
+        // `log -f`: what it read was whole.
+        Some(e) if e.kind() != io::ErrorKind::BrokenPipe && code == OK => {
+            fail(err, &format_args!("cannot write the output: {e}"))
+        }
+        _ => code,
+    }
+}
+
+fn run_to(args: &[String], socket: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let cmd = match args::parse(args) {
         Ok(c) => c,
         Err(msg) => {
@@ -82,7 +122,6 @@ pub fn run(args: &[String], socket: &Path, out: &mut dyn Write, err: &mut dyn Wr
             Err(msg) => fail(err, &msg),
         },
     };
-    let _ = out.flush();
     code
 }
 

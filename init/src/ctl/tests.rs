@@ -626,3 +626,29 @@ fn edit_keeps_the_mode_and_stages_under_a_unique_name() {
     left.sort();
     assert_eq!(left, ["fresh.unit", "secret.unit"]);
 }
+
+/// Output that cannot be written (a full disk under `initctl metrics >
+/// file`) is a failure, exit 1; a reader that went away (`| head`) is not.
+#[test]
+fn output_that_cannot_be_written_fails() {
+    struct Refuses(std::io::ErrorKind);
+    impl std::io::Write for Refuses {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(self.0.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let socket = Path::new("/nonexistent/wren/control");
+    let mut e = Vec::new();
+    let full = std::io::ErrorKind::StorageFull;
+    let code = run(&argv(&["help"]), socket, &mut Refuses(full), &mut e);
+    let e = String::from_utf8(e).unwrap();
+    assert_eq!(code, 1, "{e}");
+    assert!(e.starts_with("initctl: cannot write the output: "), "{e}");
+    let mut e = Vec::new();
+    let gone = std::io::ErrorKind::BrokenPipe;
+    assert_eq!(run(&argv(&["help"]), socket, &mut Refuses(gone), &mut e), 0);
+    assert!(e.is_empty());
+}
