@@ -35,6 +35,8 @@ enum ClientError {
     Proto(ProtoError),
     /// The server closed mid-frame.
     Truncated,
+    /// Standard output's reader went away while `log -f` waited.
+    OutputGone,
     /// The server closed without replying.
     Closed,
 }
@@ -47,6 +49,7 @@ impl std::fmt::Display for ClientError {
             ClientError::Proto(e) => write!(f, "bad reply: {e}"),
             ClientError::Truncated => f.write_str("init closed the connection mid-reply"),
             ClientError::Closed => f.write_str("init closed the connection without replying"),
+            ClientError::OutputGone => f.write_str("standard output closed"),
         }
     }
 }
@@ -137,6 +140,9 @@ impl Conn {
                     _ => return Err(ClientError::Timeout),
                 },
             };
+            if wait.is_none() && !self.readable_unless_output_gone()? {
+                return Err(ClientError::OutputGone);
+            }
             self.stream
                 .set_read_timeout(wait)
                 .map_err(ClientError::Io)?;
@@ -157,6 +163,30 @@ impl Conn {
             }
         }
         Ok(true)
+    }
+
+    /// Waits without a bound (`log -f`) until the socket is readable
+    /// (`true`) or standard output's reader went away (`false`): a pipe
+    /// whose reader closed (`| head -1`) says so in poll (POLLERR), while
+    /// a unit that writes nothing more would leave the follow blocked in
+    /// its read for ever.
+    fn readable_unless_output_gone(&self) -> Result<bool, ClientError> {
+        use rustix::event::{poll, PollFd, PollFlags};
+        let stdout = rustix::stdio::stdout();
+        let mut fds = [
+            PollFd::new(&self.stream, PollFlags::IN),
+            PollFd::new(&stdout, PollFlags::empty()),
+        ];
+        loop {
+            match poll(&mut fds, None) {
+                Ok(_) => break,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(ClientError::Io(e.into())),
+            }
+        }
+        let [sock, out] = &fds;
+        let gone = PollFlags::ERR | PollFlags::HUP;
+        Ok(sock.revents().contains(PollFlags::IN) || !out.revents().intersects(gone))
     }
 
     /// Exactly one reply is expected.
@@ -477,7 +507,7 @@ pub(super) fn talk(
                 match step {
                     Ok(Some(None)) => {}
                     Ok(Some(Some(code))) => return Ok(code),
-                    Ok(None) => return Ok(OK),
+                    Ok(None) | Err(ClientError::OutputGone) => return Ok(OK),
                     Err(e) => return Err(e.to_string()),
                 }
             }

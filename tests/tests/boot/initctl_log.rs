@@ -120,6 +120,13 @@ fn initctl_log_shows_output_and_follows_new_lines() {
         &format!("kill {f2} 2>/dev/null; wait {f2} 2>/dev/null"),
         CMD,
     );
+    // A reader that goes away ends -f though the unit writes nothing more
+    // (`once` is done): it used to wait in its read for ever.
+    let (out, _) = vm.sh_rc(
+        "initctl log once -f | head -1 > /tmp/head.out & sleep 2; cat /tmp/head.out; ps | grep -c '[i]nitctl log once'",
+        CMD,
+    );
+    assert_eq!(out, "once: done\n0\n", "-f outlived its reader");
     // The stopped unit's log is still there to read.
     let (out, rc) = vm.sh_rc("initctl log ticker", CMD);
     assert_eq!(rc, 0);
