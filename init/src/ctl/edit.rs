@@ -4,6 +4,7 @@
 
 use super::args::Command;
 use super::{client, fail, units_dir, FAIL, OK};
+use nix::sys::signal::Signal;
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
@@ -239,6 +240,18 @@ fn run_editor(editor: &str, file: &Path) -> io::Result<crate::sys::child::ExitSt
         argv.push(&[arg])
             .ok_or_else(|| io::Error::from(rustix::io::Errno::NAMETOOLONG))?;
     }
-    let child = crate::sys::child::spawn(&argv, [None; 3])?;
-    Ok(child.wait()?)
+    // As git does: Ctrl-C, Ctrl-\ or a hang-up of the serial line while
+    // the editor runs are the editor's to take; this process waits for it
+    // and then removes the working copy, which such a signal would have
+    // left behind, the unit's secrets in it. The child gets their default
+    // actions back (`sys::child`).
+    let held = [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGHUP];
+    for sig in held {
+        let _ = crate::sys::signal::ignore(sig);
+    }
+    let r = crate::sys::child::spawn(&argv, [None; 3]).and_then(|c| c.wait());
+    for sig in held {
+        let _ = crate::sys::signal::set_default(sig);
+    }
+    Ok(r?)
 }

@@ -652,3 +652,61 @@ fn output_that_cannot_be_written_fails() {
     assert_eq!(run(&argv(&["help"]), socket, &mut Refuses(gone), &mut e), 0);
     assert!(e.is_empty());
 }
+
+/// Ctrl-C, Ctrl-\ or a hang-up while the editor runs reach the editor
+/// (which gets their default actions), not `initctl`, which then removes
+/// the working copy. Run in a child of the harness (`edit_signals_child`):
+/// without that, the signals would end the whole test binary.
+#[test]
+fn edit_survives_the_editor_s_signals_and_cleans_up() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "ctl::tests::edit_signals_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("WREN_EDIT_SIGNALS_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{:?}\n{stdout}", out.status);
+    assert!(stdout.contains("EDIT-SIGNALS-OK"), "{stdout}");
+}
+
+/// Only does something when started by the test above.
+#[test]
+fn edit_signals_child() {
+    if std::env::var_os("WREN_EDIT_SIGNALS_CHILD").is_none() {
+        return;
+    }
+    let d = TempDir::new("ctl-edit-signals");
+    let unit = d.join("web.unit");
+    std::fs::write(&unit, "exec = /bin/old\n").unwrap();
+    let seen = d.join("sigign");
+    // The editor's own dispositions, then the three signals to initctl
+    // (its parent is `initctl`: this process), as a terminal would send
+    // them to the whole foreground group.
+    let script = format!(
+        "grep SigIgn /proc/$$/status > {}; kill -INT $PPID; kill -QUIT $PPID; kill -HUP $PPID; sleep 0.2; exit 130",
+        seen.display()
+    );
+    let env = edit_env(d.path(), &script);
+    let r = edit_unit("web", &env, &mut &b""[..], &mut Vec::new());
+    assert!(matches!(r, Err(ref e) if e.contains("failed")), "{r:?}");
+    let ign = std::fs::read_to_string(&seen).unwrap();
+    let mask = u64::from_str_radix(ign.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
+    assert_eq!(
+        mask & 0b111,
+        0,
+        "the editor has HUP, INT or QUIT ignored: {ign}"
+    );
+    let left: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("wren-edit-"))
+        .collect();
+    assert!(left.is_empty(), "working copy left: {left:?}");
+    assert_eq!(std::fs::read_to_string(&unit).unwrap(), "exec = /bin/old\n");
+    println!("EDIT-SIGNALS-OK");
+}

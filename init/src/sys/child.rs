@@ -103,7 +103,9 @@ pub fn spawn_within<const B: usize, const P: usize>(
     Ok(child)
 }
 
-/// In the child: the standard fds, the signal mask, SIGPIPE.
+/// In the child: the standard fds, the signal mask, and the default
+/// action of SIGPIPE and of the signals `initctl edit` ignores while its
+/// editor runs (an ignored signal stays ignored across exec).
 fn setup(stdio: [Option<BorrowedFd<'_>>; 3]) -> Result<(), Errno> {
     for (target, fd) in (0..).zip(stdio) {
         let Some(fd) = fd else { continue };
@@ -119,7 +121,15 @@ fn setup(stdio: [Option<BorrowedFd<'_>>; 3]) -> Result<(), Errno> {
         }
     }
     super::signal::unblock_all()?;
-    super::signal::set_default(Signal::SIGPIPE)
+    for sig in [
+        Signal::SIGPIPE,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGHUP,
+    ] {
+        super::signal::set_default(sig)?;
+    }
+    Ok(())
 }
 
 impl Child {
