@@ -74,7 +74,10 @@ pub const EARLY: [MountSpec; 6] = [
         target: "/run",
         fstype: "tmpfs",
         flags: MountFlags::NOSUID.union(MountFlags::NODEV),
-        options: &[c"mode=0755"],
+        // Bounded as systemd bounds it: with /dev/shm (half the RAM, the
+        // kernel's default) a unit without `memory.max` could otherwise
+        // fill all of it with pages no OOM kill gives back.
+        options: &[c"mode=0755,size=20%"],
     },
     MountSpec {
         target: "/sys/fs/cgroup",
@@ -120,6 +123,12 @@ pub enum MountError {
     },
     /// Creating one of `DEV_LINKS`.
     Symlink { link: &'static str, errno: Errno },
+    /// Mounted already, and the remount with the options wanted refused.
+    KeptAsMounted {
+        target: &'static str,
+        wanted: &'static str,
+        errno: Errno,
+    },
 }
 
 impl fmt::Display for MountError {
@@ -147,6 +156,14 @@ impl fmt::Display for MountError {
             MountError::Symlink { link, errno } => {
                 write!(f, "cannot create symlink {link}: {errno}")
             }
+            MountError::KeptAsMounted {
+                target,
+                wanted,
+                errno,
+            } => write!(
+                f,
+                "{target} was mounted already; cannot remount it with '{wanted}': {errno}; kept as it is"
+            ),
         }
     }
 }
@@ -214,6 +231,14 @@ fn entries(text: &str) -> impl DoubleEndedIterator<Item = (&str, &str, &str)> {
 /// Is something mounted on `target` according to `mounts_text`?
 pub fn is_mounted(mounts_text: &str, target: &str) -> bool {
     entries(mounts_text).any(|(_, t, _)| field_eq(t, target))
+}
+
+/// The type of the topmost file system on `target` (the last listed).
+fn mounted_fstype<'a>(mounts_text: &'a str, target: &str) -> Option<&'a str> {
+    entries(mounts_text)
+        .rev()
+        .find(|(_, t, _)| field_eq(t, target))
+        .map(|(_, _, fstype)| fstype)
 }
 
 /// File systems that hold nothing to flush: unmounting them at shutdown
@@ -304,6 +329,41 @@ fn make_mount_point(target: &'static str) -> Result<(), MountError> {
     crate::sys::file::make_dir(target).map_err(|errno| MountError::Mkdir { target, errno })
 }
 
+/// Remount the file system already on `spec.target` with `spec`'s flags
+/// and the first of its options the kernel takes (a cgroup2 mounted
+/// without `nsdelegate` lets a unit in a cgroup namespace write its own
+/// limits); when it takes none, it stays as it is, said.
+fn remount_one(spec: &MountSpec, report: &mut dyn FnMut(MountError)) {
+    let wanted = spec
+        .options
+        .first()
+        .and_then(|c| c.to_str().ok())
+        .unwrap_or("");
+    let mut last = Errno::INVAL;
+    for (i, opts) in spec.options.iter().enumerate() {
+        if opts.is_empty() {
+            break;
+        }
+        match rustix::mount::mount_remount(spec.target, spec.flags, *opts) {
+            Ok(()) if i == 0 => return,
+            Ok(()) => {
+                let used = opts.to_str().unwrap_or("");
+                return report(MountError::FewerOptions {
+                    target: spec.target,
+                    wanted,
+                    used,
+                });
+            }
+            Err(e) => last = e,
+        }
+    }
+    report(MountError::KeptAsMounted {
+        target: spec.target,
+        wanted,
+        errno: last,
+    });
+}
+
 /// Mount `spec`, trying its options in turn while the kernel says EINVAL.
 fn mount_one(spec: &MountSpec, report: &mut dyn FnMut(MountError)) {
     if let Err(e) = make_mount_point(spec.target) {
@@ -372,8 +432,12 @@ pub fn early_mounts(mounts_path: &Path, report: &mut dyn FnMut(MountError)) {
         }
     };
     for spec in &EARLY {
-        if !is_mounted(text, spec.target) {
-            mount_one(spec, report);
+        match mounted_fstype(text, spec.target) {
+            None => mount_one(spec, report),
+            // Mounted by an initramfs before us, maybe without the
+            // options the contract's isolation rests on: given them.
+            Some(t) if t == "cgroup2" && spec.fstype == "cgroup2" => remount_one(spec, report),
+            Some(_) => {}
         }
     }
     for (link, to) in DEV_LINKS {

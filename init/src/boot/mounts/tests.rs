@@ -42,6 +42,18 @@ fn escapes() {
     assert!(!field_eq("/a\\9", "/a\\9"));
 }
 
+/// The topmost file system on a target decides: a cgroup2 there is
+/// remounted with wren's options, a v1 tmpfs is left alone.
+#[test]
+fn the_topmost_mount_on_a_target_is_its_type() {
+    assert_eq!(mounted_fstype(TABLE, "/sys/fs/cgroup"), Some("cgroup2"));
+    assert_eq!(mounted_fstype(TABLE, "/data"), Some("ext4"));
+    assert_eq!(mounted_fstype(TABLE, "/"), Some("ext4"));
+    assert_eq!(mounted_fstype(TABLE, "/dev/shm"), None);
+    let v1 = "tmpfs /sys/fs/cgroup tmpfs rw 0 0\ncgroup /sys/fs/cgroup/memory cgroup rw 0 0\n";
+    assert_eq!(mounted_fstype(v1, "/sys/fs/cgroup"), Some("tmpfs"));
+}
+
 #[test]
 fn early_mounts_skip_what_is_there() {
     let missing: Vec<&str> = EARLY
