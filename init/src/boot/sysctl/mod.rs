@@ -111,20 +111,40 @@ pub fn key_path(key: &str) -> Result<heapless::String<KEY_MAX>, KeyError> {
     Ok(out)
 }
 
-/// The sysctl files under `etc`, in the order they are applied.
-pub fn files(etc: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = match std::fs::read_dir(etc.join("sysctl.d")) {
-        Ok(dir) => dir
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
+/// The sysctl files under `etc`, in the order they are applied. A
+/// directory or file that is there but cannot be read (a failing SD
+/// card) goes to `report` (the directory) or stays in the list (the file,
+/// whose read then reports it): only one that is not there is nothing.
+pub fn files(etc: &Path, report: &mut dyn FnMut(&Failure<'_>)) -> Vec<PathBuf> {
+    let dir = etc.join("sysctl.d");
+    let errno = |e: &std::io::Error| Errno::from_io_error(e).unwrap_or(Errno::IO);
+    let mut out: Vec<PathBuf> = Vec::new();
+    match std::fs::read_dir(&dir) {
+        Ok(entries) => {
+            for e in entries {
+                match e {
+                    Ok(e) => out.push(e.path()),
+                    Err(e) => report(&Failure {
+                        file: &dir,
+                        line: 0,
+                        what: Problem::Read(errno(&e)),
+                    }),
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => report(&Failure {
+            file: &dir,
+            line: 0,
+            what: Problem::Read(errno(&e)),
+        }),
+    }
+    out.retain(|p| p.extension().is_some_and(|x| x == "conf"));
     wren_core::sort::sort(&mut out);
     let main = etc.join("sysctl.conf");
-    if main.exists() {
-        out.push(main);
+    match std::fs::symlink_metadata(&main) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        _ => out.push(main),
     }
     out
 }
@@ -198,6 +218,12 @@ fn read_bounded(path: &Path, buf: &mut Vec<u8>) -> Result<bool, Problem<'static>
     }
     let too_big = n > FILE_MAX;
     buf.truncate(n.min(FILE_MAX));
+    if too_big {
+        // The line the cut goes through is not applied: `= 65536` cut to
+        // `= 655` would be set. Cut at a newline, the text stays UTF-8.
+        let whole = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        buf.truncate(whole);
+    }
     Ok(too_big)
 }
 
@@ -223,7 +249,10 @@ fn write_value(proc_sys: &Path, rel: &str, value: &str) -> Result<(), Errno> {
 pub fn apply(etc: &Path, proc_sys: &Path, report: &mut dyn FnMut(&Failure<'_>)) -> Applied {
     let mut done = Applied::default();
     let mut buf = Vec::new();
-    for file in files(etc) {
+    for file in files(etc, &mut |f| {
+        done.failed += 1;
+        report(f)
+    }) {
         let file = file.as_path();
         let fail = |line, what| Failure { file, line, what };
         match read_bounded(file, &mut buf) {

@@ -137,3 +137,60 @@ fn no_files_is_nothing_to_do() {
     let done = apply(&d.join("etc"), d.path(), &mut |f| panic!("{f}"));
     assert_eq!(done, Applied::default());
 }
+
+/// A file over `FILE_MAX`: the lines before the cut are applied, the line
+/// the cut goes through is not (`= 12345` would have been set as `= 12`),
+/// and the cut is reported.
+#[test]
+fn the_line_a_cut_goes_through_is_not_applied() {
+    let d = TempDir::new("cut");
+    let etc = d.join("etc");
+    let sys = d.join("proc-sys");
+    fs::create_dir_all(sys.join("vm")).unwrap();
+    fs::create_dir_all(&etc).unwrap();
+    fs::write(sys.join("vm/swappiness"), "6\n").unwrap();
+    let mut text = String::from("vm.swappiness = 7\n");
+    while text.len() + 40 < FILE_MAX {
+        text.push_str("# padding padding\n");
+    }
+    // "vm.swappiness = 12" is 18 bytes: the cut comes right after them.
+    text.push_str(&"#".repeat(FILE_MAX - 18 - 1 - text.len()));
+    text.push('\n');
+    // Cut after "vm.swappiness = 12": two bytes of the value in, three out.
+    text.push_str("vm.swappiness = 12345\n");
+    fs::write(etc.join("sysctl.conf"), &text).unwrap();
+    let mut seen = Vec::new();
+    let done = apply(&etc, &sys, &mut |f| seen.push(f.to_string()));
+    assert_eq!(
+        fs::read_to_string(sys.join("vm/swappiness")).unwrap(),
+        "7\n"
+    );
+    assert_eq!(done.set, 1);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].ends_with("the rest is skipped"), "{seen:?}");
+}
+
+/// A sysctl.d that is there but cannot be read is reported, not taken
+/// for an empty one; sysctl.conf is still applied.
+#[test]
+fn an_unreadable_sysctl_d_is_reported() {
+    let d = TempDir::new("unreadable");
+    let etc = d.join("etc");
+    let sys = d.join("proc-sys");
+    fs::create_dir_all(sys.join("vm")).unwrap();
+    fs::create_dir_all(&etc).unwrap();
+    fs::write(sys.join("vm/swappiness"), "6\n").unwrap();
+    fs::write(etc.join("sysctl.d"), "not a directory").unwrap();
+    fs::write(etc.join("sysctl.conf"), "vm.swappiness = 5\n").unwrap();
+    let mut seen = Vec::new();
+    let done = apply(&etc, &sys, &mut |f| seen.push(f.to_string()));
+    let dir = etc.join("sysctl.d");
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let want = format!("{}: cannot read: Not a directory", dir.display());
+    assert!(seen[0].starts_with(&want), "{seen:?}");
+    assert_eq!(done, Applied { set: 1, failed: 1 });
+    assert_eq!(
+        fs::read_to_string(sys.join("vm/swappiness")).unwrap(),
+        "5\n"
+    );
+}
