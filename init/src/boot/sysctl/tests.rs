@@ -138,17 +138,23 @@ fn no_files_is_nothing_to_do() {
     assert_eq!(done, Applied::default());
 }
 
-/// A file over `FILE_MAX`: the lines before the cut are applied, the line
-/// the cut goes through is not (`= 12345` would have been set as `= 12`),
-/// and the cut is reported.
-#[test]
-fn the_line_a_cut_goes_through_is_not_applied() {
-    let d = TempDir::new("cut");
+/// /etc (empty) and a /proc/sys with only vm.swappiness, at 6.
+fn swappiness_only(tag: &str) -> (TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let d = TempDir::new(tag);
     let etc = d.join("etc");
     let sys = d.join("proc-sys");
     fs::create_dir_all(sys.join("vm")).unwrap();
     fs::create_dir_all(&etc).unwrap();
     fs::write(sys.join("vm/swappiness"), "6\n").unwrap();
+    (d, etc, sys)
+}
+
+/// A file over `FILE_MAX`: the lines before the cut are applied, the line
+/// the cut goes through is not (`= 12345` would have been set as `= 12`),
+/// and the cut is reported.
+#[test]
+fn the_line_a_cut_goes_through_is_not_applied() {
+    let (_d, etc, sys) = swappiness_only("cut");
     let mut text = String::from("vm.swappiness = 7\n");
     while text.len() + 40 < FILE_MAX {
         text.push_str("# padding padding\n");
@@ -174,12 +180,7 @@ fn the_line_a_cut_goes_through_is_not_applied() {
 /// for an empty one; sysctl.conf is still applied.
 #[test]
 fn an_unreadable_sysctl_d_is_reported() {
-    let d = TempDir::new("unreadable");
-    let etc = d.join("etc");
-    let sys = d.join("proc-sys");
-    fs::create_dir_all(sys.join("vm")).unwrap();
-    fs::create_dir_all(&etc).unwrap();
-    fs::write(sys.join("vm/swappiness"), "6\n").unwrap();
+    let (_d, etc, sys) = swappiness_only("unreadable");
     fs::write(etc.join("sysctl.d"), "not a directory").unwrap();
     fs::write(etc.join("sysctl.conf"), "vm.swappiness = 5\n").unwrap();
     let mut seen = Vec::new();
