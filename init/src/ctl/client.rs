@@ -29,12 +29,14 @@ pub const VERDICT_TIMEOUT: Duration = Duration::from_secs(120);
 pub const REEXEC_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
-enum ClientError {
+pub(super) enum ClientError {
     Io(io::Error),
     Timeout,
     Proto(ProtoError),
     /// The server closed mid-frame.
     Truncated,
+    /// PID 1 refused the connection, saying why.
+    Refused(String),
     /// Standard output's reader went away while `log -f` waited.
     OutputGone,
     /// The server closed without replying.
@@ -50,6 +52,7 @@ impl std::fmt::Display for ClientError {
             ClientError::Truncated => f.write_str("init closed the connection mid-reply"),
             ClientError::Closed => f.write_str("init closed the connection without replying"),
             ClientError::OutputGone => f.write_str("standard output closed"),
+            ClientError::Refused(why) => f.write_str(why),
         }
     }
 }
@@ -102,11 +105,31 @@ impl Conn {
         })
     }
 
-    fn send(&mut self, req: &Request<'_>) -> Result<(), ClientError> {
+    pub(super) fn send(&mut self, req: &Request<'_>) -> Result<(), ClientError> {
         let mut buf = [0u8; crate::proto::HEADER_LEN + crate::proto::REQUEST_MAX];
         let n = encode_request(req, &mut buf).map_err(ClientError::Proto)?;
         let frame = buf.get(..n).ok_or(ClientError::Proto(ProtoError::NoRoom))?;
-        self.stream.write_all(frame).map_err(ClientError::Io)
+        match self.stream.write_all(frame) {
+            // PID 1 refuses a client (not root, too many waiting) with an
+            // error frame and a close right after its accept: that frame,
+            // already here, says why, not the write's EPIPE.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                let soon = Some(Instant::now() + Duration::from_secs(1));
+                match self.recv(soon, |r| match r {
+                    Reply::Error(refused) => Some(refused.to_string()),
+                    _ => None,
+                }) {
+                    Ok(Some(Some(why))) => Err(ClientError::Refused(why)),
+                    _ => Err(ClientError::Io(e)),
+                }
+            }
+            r => r.map_err(ClientError::Io),
+        }
     }
 
     /// The next reply handed to `f`; `Ok(None)` when the server closed

@@ -99,6 +99,26 @@ fn unreachable_init_is_a_failure() {
     assert!(err.contains("cannot connect to /nonexistent/wren/control"));
 }
 
+/// A client PID 1 refuses (here: not the allowed uid) is told why, though
+/// the refusal and the close came before its request's write (EPIPE).
+#[test]
+fn a_refused_client_is_told_why_not_broken_pipe() {
+    let dir = TempDir::new("ctl-refused");
+    let path = dir.path().join("control");
+    let other = rustix::process::getuid().as_raw().wrapping_add(1);
+    let mut server = Server::bind(&path, other).unwrap();
+    let mut conn = super::client::Conn::open_within(&path, Duration::from_secs(1)).unwrap();
+    // Accepted, refused and closed before the client writes.
+    let mut fake = Fake::default();
+    server.on_ready(1_000, &mut fake);
+    std::thread::sleep(Duration::from_millis(50));
+    let e = conn
+        .send(&crate::proto::Request::Info)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("denied"), "{e}");
+}
+
 /// A PID 1 that accepts nothing while its queue is full: a connect waits
 /// its bound and fails, never for ever.
 #[test]
