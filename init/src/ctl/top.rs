@@ -170,9 +170,23 @@ fn system(proc_root: &Path) -> System {
     }
 }
 
-/// Restores the terminal's modes when dropped (on `q`, Ctrl-C or an error).
+/// Restores the terminal's modes when dropped (on `q`, Ctrl-C, an error
+/// or a signal that ends the process).
 struct Raw {
     saved: termios::Termios,
+    /// SIGTERM, SIGHUP and SIGQUIT blocked while the modes are changed,
+    /// and seen here: `timeout 60 initctl top` or a hang-up would end the
+    /// process with the console left without echo.
+    ending: Option<nix::sys::signalfd::SignalFd>,
+}
+
+fn ending_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for sig in [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
+        set.add(sig);
+    }
+    set
 }
 
 impl Raw {
@@ -184,20 +198,33 @@ impl Raw {
         let mut raw = saved.clone();
         raw.local_modes
             .remove(LocalModes::ICANON | LocalModes::ECHO | LocalModes::ISIG);
+        let set = ending_signals();
+        let ending = set.thread_block().ok().and_then(|()| {
+            nix::sys::signalfd::SignalFd::with_flags(
+                &set,
+                nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+            )
+            .ok()
+        });
         termios::tcsetattr(stdin, OptionalActions::Now, &raw).ok()?;
-        Some(Raw { saved })
+        Some(Raw { saved, ending })
     }
 }
 
 impl Drop for Raw {
+    /// The modes first; then a signal that came meanwhile, still pending,
+    /// is delivered as the signals are unblocked, and ends the process as
+    /// it would have (exit status 128 + its number).
     fn drop(&mut self) {
         let _ = termios::tcsetattr(rustix::stdio::stdin(), OptionalActions::Now, &self.saved);
+        self.ending = None;
+        let _ = ending_signals().thread_unblock();
     }
 }
 
 /// Waits up to `d` for a key; true when it asks to quit (`q`, `Q`, Ctrl-C,
-/// end of input).
-fn quit_within(d: Duration) -> bool {
+/// end of input) or `raw` saw an ending signal come.
+fn quit_within(d: Duration, raw: &Raw) -> bool {
     let stdin = rustix::stdio::stdin();
     let deadline = Instant::now() + d;
     loop {
@@ -209,9 +236,15 @@ fn quit_within(d: Duration) -> bool {
             tv_sec: left.as_secs().try_into().unwrap_or(i64::MAX),
             tv_nsec: left.subsec_nanos().into(),
         };
-        let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+        let mut fds: heapless::Vec<PollFd<'_>, 2> = heapless::Vec::new();
+        let _ = fds.push(PollFd::new(&stdin, PollFlags::IN));
+        if let Some(sig) = raw.ending.as_ref() {
+            let _ = fds.push(PollFd::new(sig, PollFlags::IN));
+        }
         match poll(&mut fds, Some(&ts)) {
             Ok(0) => return false,
+            // Not read: left pending for `Raw`'s drop to deliver.
+            Ok(_) if fds.get(1).is_some_and(|f| !f.revents().is_empty()) => return true,
             Ok(_) => {
                 let mut b = [0u8; 16];
                 match rustix::io::read(stdin, &mut b) {
@@ -253,8 +286,8 @@ pub fn run(
     let mut prev = take(fetch)?;
     let mut at = Instant::now();
     let first_wait = interval.min(Duration::from_millis(500));
-    if raw.is_some() {
-        if quit_within(first_wait) {
+    if let Some(r) = raw.as_ref() {
+        if quit_within(first_wait, r) {
             return Ok(());
         }
     } else {
@@ -294,8 +327,8 @@ pub fn run(
         }
         prev = now;
         at = t;
-        if raw.is_some() {
-            if quit_within(interval) {
+        if let Some(r) = raw.as_ref() {
+            if quit_within(interval, r) {
                 let _ = write!(out, "\r\n");
                 return Ok(());
             }

@@ -366,6 +366,28 @@ fn top_on_a_terminal_fits_updates_and_quits() {
         !modes.iter().any(|m| m.starts_with('-')),
         "modes after Ctrl-C: {after:?}"
     );
+    // Killed (`timeout 60 initctl top`, a hang-up): the modes are
+    // restored first, then the signal ends it as it would have (143).
+    t.line("clear");
+    t.wait_screen(Duration::from_secs(10), |s| !s.contains("wren top: "));
+    t.line_checked("(sleep 3;kill $(pidof initctl))& initctl top -d 1;echo \"@@K\"\"K:$?@@\"");
+    t.wait_serial("@@KK:143@@", 1, Duration::from_secs(30));
+    t.line(
+        "stty -a | grep -o -- '-*icanon\\|-*echo \\|-*isig' | tr '\\n' ' '; echo \"@@T\"\"3@@\"",
+    );
+    t.wait_serial("@@T3@@", 1, CMD);
+    let serial = t.serial();
+    let tail = &serial[serial.rfind("@@KK:143@@").unwrap()..];
+    let after = &tail[..tail.find("@@T3@@").unwrap()];
+    let modes: Vec<&str> = after
+        .lines()
+        .last()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    for m in ["icanon", "echo", "isig"] {
+        assert!(modes.contains(&m), "{m} off after SIGTERM: {after:?}");
+    }
     std::fs::write(
         log_dir().join("top__screens.txt"),
         format!("{first}\n----\n{second}\n----\n{screen}"),
