@@ -127,6 +127,34 @@ impl Tmux {
         panic!("the shell never echoed {text:?}:\n{}", self.screen());
     }
 
+    /// The terminal's modes `stty` shows after the marker `since` (typed
+    /// with its own end marker `@@T{tag}@@`), checked on: canonical
+    /// input, echo and signals.
+    fn modes_after(&self, since: &str, tag: &str) -> Vec<String> {
+        self.line(&format!(
+            "stty -a | grep -o -- '-*icanon\\|-*echo \\|-*isig' | tr '\\n' ' '; echo \"@@T\"\"{tag}@@\""
+        ));
+        let end = format!("@@T{tag}@@");
+        self.wait_serial(&end, 1, CMD);
+        let serial = self.serial();
+        let tail = &serial[serial.rfind(since).unwrap()..];
+        let after = &tail[..tail.find(&end).unwrap()];
+        let modes: Vec<String> = after
+            .lines()
+            .last()
+            .unwrap_or("")
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        for m in ["icanon", "echo", "isig"] {
+            assert!(
+                modes.iter().any(|x| x == m),
+                "{m} off after {since}: {after:?}"
+            );
+        }
+        modes
+    }
+
     fn screen(&self) -> String {
         let o = self
             .cmd()
@@ -346,25 +374,10 @@ fn top_on_a_terminal_fits_updates_and_quits() {
         .unwrap();
     assert!(st.success());
     t.wait_serial("@@CC:0@@", 1, CMD);
-    t.line(
-        "stty -a | grep -o -- '-*icanon\\|-*echo \\|-*isig' | tr '\\n' ' '; echo \"@@T\"\"2@@\"",
-    );
-    t.wait_serial("@@T2@@", 1, CMD);
-    let serial = t.serial();
-    let tail = &serial[serial.rfind("@@CC:0@@").unwrap()..];
-    let after = &tail[..tail.find("@@T2@@").unwrap()];
-    let modes: Vec<&str> = after
-        .lines()
-        .last()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    for m in ["icanon", "echo", "isig"] {
-        assert!(modes.contains(&m), "{m} off after Ctrl-C: {after:?}");
-    }
+    let modes = t.modes_after("@@CC:0@@", "2");
     assert!(
         !modes.iter().any(|m| m.starts_with('-')),
-        "modes after Ctrl-C: {after:?}"
+        "modes after Ctrl-C: {modes:?}"
     );
     // Killed (`timeout 60 initctl top`, a hang-up): the modes are
     // restored first, then the signal ends it as it would have (143).
@@ -372,22 +385,7 @@ fn top_on_a_terminal_fits_updates_and_quits() {
     t.wait_screen(Duration::from_secs(10), |s| !s.contains("wren top: "));
     t.line_checked("(sleep 3;kill $(pidof initctl))& initctl top -d 1;echo \"@@K\"\"K:$?@@\"");
     t.wait_serial("@@KK:143@@", 1, Duration::from_secs(30));
-    t.line(
-        "stty -a | grep -o -- '-*icanon\\|-*echo \\|-*isig' | tr '\\n' ' '; echo \"@@T\"\"3@@\"",
-    );
-    t.wait_serial("@@T3@@", 1, CMD);
-    let serial = t.serial();
-    let tail = &serial[serial.rfind("@@KK:143@@").unwrap()..];
-    let after = &tail[..tail.find("@@T3@@").unwrap()];
-    let modes: Vec<&str> = after
-        .lines()
-        .last()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    for m in ["icanon", "echo", "isig"] {
-        assert!(modes.contains(&m), "{m} off after SIGTERM: {after:?}");
-    }
+    t.modes_after("@@KK:143@@", "3");
     std::fs::write(
         log_dir().join("top__screens.txt"),
         format!("{first}\n----\n{second}\n----\n{screen}"),
