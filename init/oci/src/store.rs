@@ -7,9 +7,13 @@
 //! base store it once whatever wrote them. The diff_id is checked while
 //! unpacking, so a directory's name always matches what is in it.
 //!
-//! Layers are unpacked into temporary directories inside the store and
-//! renamed into place only once every layer is whole and verified and the
-//! unit is written; on any refusal the temporary directories are removed.
+//! Layers are unpacked into temporary directories inside the store
+//! (`.tmp-PID-HEX`) and renamed into place only once every layer is whole
+//! and verified and the unit's text is rendered and parsed back; then the
+//! unit is written. On any refusal the temporary directories are
+//! removed; those of an import killed on the way (no Drop runs on SIGKILL,
+//! SIGINT or a panic's abort) are removed by the next import, once the
+//! process that made them is gone.
 
 use crate::digest::Digest;
 use crate::source::Image;
@@ -85,6 +89,29 @@ impl Staged {
     }
 }
 
+/// Removes `.tmp-PID-*` directories of imports that are no longer
+/// running (best effort): a killed import's half-unpacked layer would
+/// otherwise stay in the device image for good.
+fn remove_stale_temps(store: &Path) {
+    let Ok(entries) = std::fs::read_dir(store) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(".tmp-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// Unpack every layer of `image` not yet in the store under `root` into
 /// temporary directories of the store.
 pub fn stage_layers(
@@ -101,6 +128,7 @@ pub fn stage_layers(
         ));
     }
     let store = real_dir(root, STORE)?;
+    remove_stale_temps(&store);
     let mut staged = Staged {
         dirs: Vec::new(),
         target_paths: Vec::new(),

@@ -607,3 +607,33 @@ fn links_out_of_the_image_are_not_read() {
     );
     assert!(t.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// A killed import's temporary layer (its process gone) is removed by the
+/// next import; one of a running import (this test's own pid) is not.
+#[test]
+fn a_killed_import_s_temporary_layer_is_removed_later() {
+    let d = scratch("stale-tmp");
+    let store = d.join("root/var/lib/wren/layers/sha256");
+    std::fs::create_dir_all(&store).unwrap();
+    // Above the kernel's PID_MAX_LIMIT: no process has it.
+    let dead = store.join(".tmp-4194305-abcd");
+    std::fs::create_dir_all(dead.join("bin")).unwrap();
+    let alive = store.join(format!(".tmp-{}-abcd", std::process::id()));
+    std::fs::create_dir_all(&alive).unwrap();
+    let tar = Tar::new().file("bin/x", b"", 0o755).bytes();
+    let cfg = config(&[&tar], r#"{"Entrypoint":["/bin/x"]}"#);
+    oci_layout(&d.join("img"), "t", &[gz(tar)], &cfg);
+    let root = d.join("root");
+    let src = format!("oci:{}", d.join("img").display());
+    let (rc, out) = wren_oci(&[
+        "import",
+        "--root",
+        root.to_str().unwrap(),
+        "--name",
+        "t",
+        &src,
+    ]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(!dead.exists(), "the dead import's layer is still there");
+    assert!(alive.exists(), "a running import's layer was removed");
+}
