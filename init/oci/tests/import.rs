@@ -46,6 +46,15 @@ fn top_tar() -> Vec<u8> {
 
 const RUN: &str = r#"{"User":"1000","Env":["PATH=/usr/bin:/bin","GREETING=hello world"],"Entrypoint":["app"],"Cmd":["--say","a \"b\" c"],"WorkingDir":"/srv/work"}"#;
 
+/// `wren-oci import --root ROOT --name NAME SRC`, which must succeed: its
+/// output.
+fn imported(root: &Path, name: &str, src: &str) -> String {
+    let root = root.to_str().unwrap();
+    let (rc, out) = wren_oci(&["import", "--root", root, "--name", name, src]);
+    assert_eq!(rc, 0, "{out}");
+    out
+}
+
 /// The store directory of a layer tar.
 fn layer(root: &Path, tar: &[u8]) -> std::path::PathBuf {
     root.join("var/lib/wren/layers/sha256").join(sha(tar))
@@ -68,15 +77,7 @@ fn a_two_layer_image_becomes_layers_and_a_unit() {
     let root = d.join("root");
     std::fs::create_dir(&root).unwrap();
     let img = format!("oci:{}:v1", d.join("img").display());
-    let (rc, out) = wren_oci(&[
-        "import",
-        "--root",
-        root.to_str().unwrap(),
-        "--name",
-        "app",
-        &img,
-    ]);
-    assert_eq!(rc, 0, "{out}");
+    let out = imported(&root, "app", &img);
     assert!(out.contains("2 layers (2 new)"), "{out}");
     let (b, t) = (layer(&root, &base), layer(&root, &top));
     // Hard link, absolute symlink kept as it is, owner and set-id bit,
@@ -625,15 +626,7 @@ fn a_killed_import_s_temporary_layer_is_removed_later() {
     oci_layout(&d.join("img"), "t", &[gz(tar)], &cfg);
     let root = d.join("root");
     let src = format!("oci:{}", d.join("img").display());
-    let (rc, out) = wren_oci(&[
-        "import",
-        "--root",
-        root.to_str().unwrap(),
-        "--name",
-        "t",
-        &src,
-    ]);
-    assert_eq!(rc, 0, "{out}");
+    imported(&root, "t", &src);
     assert!(!dead.exists(), "the dead import's layer is still there");
     assert!(alive.exists(), "a running import's layer was removed");
 }
