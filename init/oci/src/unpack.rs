@@ -251,11 +251,14 @@ fn unpack_tar(
             })?;
             continue;
         }
-        if let Some(hidden) = last_str.strip_prefix(".wh.") {
-            if hidden.is_empty() || hidden == "." || hidden == ".." || hidden.contains('/') {
+        // On the raw bytes: a name that is not UTF-8 (`.wh.\xff`) hides
+        // that very name, not the one its lossy text (`\u{fffd}`) spells.
+        let raw = std::os::unix::ffi::OsStrExt::as_bytes(*last);
+        if let Some(hidden) = raw.strip_prefix(b".wh.") {
+            if hidden.is_empty() || hidden == b"." || hidden == b".." || hidden.contains(&b'/') {
                 return Err(at("bad whiteout name".into()));
             }
-            let p = dir.join(hidden);
+            let p = dir.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(hidden));
             clear(&p, false).map_err(|e| at(e.to_string()))?;
             rustix::fs::mknodat(
                 rustix::fs::CWD,

@@ -630,3 +630,37 @@ fn a_killed_import_s_temporary_layer_is_removed_later() {
     assert!(!dead.exists(), "the dead import's layer is still there");
     assert!(alive.exists(), "a running import's layer was removed");
 }
+
+/// A whiteout of a name that is not UTF-8 hides that name, and only it:
+/// not a file whose name is the lossy text (U+FFFD) of it.
+#[test]
+fn a_whiteout_of_a_non_utf8_name_hides_that_name() {
+    let d = scratch("wh-bytes");
+    let base = Tar::new()
+        .raw_bytes(tar::EntryType::Regular, b"data/\xff", "", b"lower", 0o644)
+        .file("data/\u{fffd}", b"kept", 0o644)
+        .file("bin/x", b"", 0o755)
+        .bytes();
+    let top = Tar::new()
+        .raw_bytes(tar::EntryType::Regular, b"data/.wh.\xff", "", b"", 0o644)
+        .bytes();
+    let cfg = config(&[&base, &top], r#"{"Entrypoint":["/bin/x"]}"#);
+    oci_layout(
+        &d.join("img"),
+        "t",
+        &[gz(base.clone()), gz(top.clone())],
+        &cfg,
+    );
+    let root = d.join("root");
+    std::fs::create_dir(&root).unwrap();
+    imported(&root, "t", &format!("oci:{}", d.join("img").display()));
+    let t = layer(&root, &top);
+    let hidden =
+        t.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"data/\xff"));
+    let m = std::fs::symlink_metadata(&hidden).expect("no whiteout for the name");
+    assert!(m.file_type().is_char_device() && m.rdev() == 0);
+    assert!(
+        !t.join("data/\u{fffd}").exists(),
+        "a whiteout for the lossy name"
+    );
+}

@@ -31,10 +31,15 @@ impl Tar {
     }
 
     /// An entry written with its name as raw bytes (no checks).
-    pub fn raw(
+    pub fn raw(self, kind: tar::EntryType, name: &str, link: &str, data: &[u8], mode: u32) -> Tar {
+        self.raw_bytes(kind, name.as_bytes(), link, data, mode)
+    }
+
+    /// `raw` with a name that need not be UTF-8.
+    pub fn raw_bytes(
         mut self,
         kind: tar::EntryType,
-        name: &str,
+        name: &[u8],
         link: &str,
         data: &[u8],
         mode: u32,
@@ -42,7 +47,7 @@ impl Tar {
         let mut h = tar::Header::new_gnu();
         {
             let g = h.as_gnu_mut().unwrap();
-            g.name[..name.len()].copy_from_slice(name.as_bytes());
+            g.name[..name.len()].copy_from_slice(name);
             g.linkname[..link.len()].copy_from_slice(link.as_bytes());
         }
         h.set_entry_type(kind);
