@@ -269,14 +269,23 @@ pub fn render(
         }
         key("env", e.clone());
     }
+    // The PATH the program was looked up on is the one it runs with, as
+    // under Docker (wren's own default has no /usr/local).
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        key("env", format!("PATH={DEFAULT_PATH}"));
+    }
     if workdir != "/" {
         key("workdir", workdir.clone());
     }
     let user_keys = user_keys(rc.user.as_deref().unwrap_or(""), img)?;
+    // Root by its uid, whatever its name (`toor`), as under Docker.
+    let passwd = img.read("/etc/passwd").unwrap_or_default();
     let root_user = user_keys
         .iter()
         .find(|(k, _)| k == "user")
-        .is_none_or(|(_, v)| v == "0" || v == "root");
+        .is_none_or(|(_, v)| {
+            v == "0" || id_lines(&passwd).any(|l| l.0 == v.as_str() && l.1 == Some(0))
+        });
     for (k, v) in user_keys {
         key(&k, v);
     }

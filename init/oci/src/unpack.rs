@@ -279,6 +279,13 @@ fn unpack_tar(
         let mode = h.mode().map_err(|e| at(e.to_string()))? & 0o7777;
         let uid = h.uid().ok().and_then(|u| u32::try_from(u).ok());
         let gid = h.gid().ok().and_then(|g| u32::try_from(g).ok());
+        // An owner that does not read leaves the file the importer's:
+        // without its set-id bits then, or a setuid file of the image
+        // would run as whoever imports (root).
+        let mode = match (uid, gid) {
+            (Some(_), Some(_)) => mode,
+            _ => mode & 0o1777,
+        };
         let kind = h.entry_type();
         let io = |e: std::io::Error| at(e.to_string());
         match kind {

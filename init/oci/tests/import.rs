@@ -664,3 +664,35 @@ fn a_whiteout_of_a_non_utf8_name_hides_that_name() {
         "a whiteout for the lossy name"
     );
 }
+
+/// What the unit gets from the image as Docker would give it: a root
+/// user by uid 0 whatever its name has Docker's capabilities, an image
+/// without PATH runs with the PATH its program was found on, and a file
+/// whose owner does not read loses its set-id bits (it is the
+/// importer's).
+#[test]
+fn root_by_uid_path_and_unowned_set_id_files() {
+    let d = scratch("as-docker");
+    let tar = Tar::new()
+        .file("etc/passwd", b"toor:x:0:0::/:/bin/sh\n", 0o644)
+        .file("usr/local/bin/x", b"", 0o755)
+        .unowned("bin/su", b"", 0o4755)
+        .bytes();
+    let cfg = config(&[&tar], r#"{"User":"toor","Entrypoint":["x"]}"#);
+    oci_layout(&d.join("img"), "t", &[gz(tar.clone())], &cfg);
+    let root = d.join("root");
+    std::fs::create_dir(&root).unwrap();
+    imported(&root, "t", &format!("oci:{}", d.join("img").display()));
+    let unit = std::fs::read_to_string(root.join("etc/units/t.unit")).unwrap();
+    assert!(unit.contains("\nuser = toor\n"), "{unit}");
+    assert!(unit.contains("\ncapabilities = chown "), "{unit}");
+    assert!(unit.contains("\nexec = /usr/local/bin/x\n"), "{unit}");
+    assert!(
+        unit.contains(
+            "\nenv = PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+        ),
+        "{unit}"
+    );
+    let su = std::fs::metadata(layer(&root, &tar).join("bin/su")).unwrap();
+    assert_eq!(su.mode() & 0o7777, 0o755, "{:o}", su.mode());
+}

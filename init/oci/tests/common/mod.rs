@@ -60,6 +60,23 @@ impl Tar {
         self
     }
 
+    /// A file whose owner fields do not parse (not octal).
+    pub fn unowned(mut self, name: &str, data: &[u8], mode: u32) -> Tar {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(name).unwrap();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        {
+            let g = h.as_gnu_mut().unwrap();
+            g.uid = *b"zzzzzz\0\0";
+            g.gid = *b"zzzzzz\0\0";
+        }
+        h.set_cksum();
+        self.0.append(&h, data).unwrap();
+        self
+    }
+
     pub fn owned(self, name: &str, data: &[u8], mode: u32, uid: u64) -> Tar {
         let mut t = self;
         let mut h = tar::Header::new_gnu();
