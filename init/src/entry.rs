@@ -25,10 +25,22 @@ fn client() -> u8 {
         let _ = crate::boot::mounts::hold_std_fds();
     }
     let _ = crate::sys::signal::ignore(nix::sys::signal::Signal::SIGPIPE);
-    let rest: Vec<String> = crate::sys::entry::args()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    // An argument that is not UTF-8 (a file name of another encoding) is
+    // refused, not read as another name with U+FFFD in it.
+    let mut rest: Vec<String> = Vec::new();
+    for a in crate::sys::entry::args().skip(1) {
+        match a.to_str() {
+            Some(s) => rest.push(s.to_owned()),
+            None => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "initctl: argument '{}' is not UTF-8",
+                    a.to_string_lossy()
+                );
+                return 2;
+            }
+        }
+    }
     // A PID 1 about to exec this binary asks first (`initctl reexec`).
     let code = if rest.first().map(String::as_str) == Some(crate::handover::HANDSHAKE_ARG) {
         crate::pid1::print_handshake();

@@ -1,7 +1,7 @@
 //! `initctl`'s command line: the usage text and the parse into a `Command`.
 //! Nothing here touches the world, so a usage error never contacts init.
 
-use crate::vocab::{valid_name, ShutdownKind, NAME_MAX};
+use crate::vocab::{valid_name, ShutdownKind, NAME_MAX, PATH_BYTES};
 
 pub(super) const USAGE: &str = "\
 usage: initctl COMMAND [ARGS]
@@ -104,6 +104,11 @@ pub(super) fn parse(args: &[String]) -> Result<Command, String> {
             let mut it = rest.iter();
             while let Some(a) = it.next() {
                 match a.as_str() {
+                    // The end of options: a file may be named `-x.unit`.
+                    "--" => {
+                        files.extend(it.by_ref().cloned());
+                        break;
+                    }
                     "--root" => match it.next() {
                         Some(d) if root.is_none() => root = Some(d.clone()),
                         Some(_) => return Err("check: --root given twice".into()),
@@ -128,6 +133,9 @@ pub(super) fn parse(args: &[String]) -> Result<Command, String> {
         }
         "reexec" => match rest {
             [] => Command::Reexec(String::new()),
+            [p] if p.len() > PATH_BYTES => {
+                return Err(format!("reexec: PATH longer than {PATH_BYTES} bytes"))
+            }
             [p] if p.starts_with('/') => Command::Reexec(p.clone()),
             [p] => return Err(format!("reexec: {p}: an absolute path is needed")),
             _ => return Err("reexec: too many arguments".into()),

@@ -67,8 +67,10 @@ pub(super) fn edit(name: &str, socket: &Path, out: &mut dyn Write, err: &mut dyn
             let _ = writeln!(out, "{name}.unit installed");
             match client::talk(&Command::Reload, socket, out, err) {
                 Ok(code) => code,
+                // The reload may have been applied and only its verdict
+                // not come: not "not applied".
                 Err(msg) => {
-                    let _ = writeln!(err, "initctl: installed but not applied: {msg}");
+                    let _ = writeln!(err, "initctl: {name}.unit installed; reload: {msg}");
                     FAIL
                 }
             }
@@ -162,7 +164,7 @@ fn unique() -> String {
 /// the file it replaces; 0644 and the caller's ids for a new unit), synced,
 /// renamed over `target`, then the directory synced so that the rename
 /// itself survives a power cut.
-fn install(target: &Path, text: &str, owner: Option<Owner>) -> io::Result<()> {
+fn install(target: &Path, text: &str, owner: Option<Owner>, err: &mut dyn Write) -> io::Result<()> {
     let dir = target.parent().unwrap_or(Path::new("."));
     let name = target.file_name().unwrap_or_default().to_string_lossy();
     let staged = dir.join(format!(".{name}.new.{}", unique()));
@@ -189,7 +191,16 @@ fn install(target: &Path, text: &str, owner: Option<Owner>) -> io::Result<()> {
         let _ = std::fs::remove_file(&staged);
         return Err(e);
     }
-    std::fs::File::open(dir)?.sync_all()
+    // Installed whatever comes now: a failed sync of the directory is
+    // said, not taken for a file left as it was.
+    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        let _ = writeln!(
+            err,
+            "initctl: {}: installed, but its directory was not synced: {e}",
+            target.display()
+        );
+    }
+    Ok(())
 }
 
 fn edit_loop(
@@ -214,7 +225,7 @@ fn edit_loop(
             return Ok(Edited::Unchanged);
         }
         if (env.check)(&copy, err) {
-            install(target, &text, owner)
+            install(target, &text, owner, err)
                 .map_err(|e| format!("installing {}: {e}", target.display()))?;
             return Ok(Edited::Installed);
         }

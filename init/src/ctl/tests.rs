@@ -85,6 +85,12 @@ fn usage_errors_exit_2_without_contacting_init() {
         assert!(err.starts_with("initctl: "), "{err}");
         assert!(err.contains("usage: initctl"));
     }
+    // A PATH the request cannot carry is a usage error, found before
+    // init is asked (it said "bad reply" after asking).
+    let long = format!("/{}", "x".repeat(crate::vocab::PATH_BYTES));
+    let (code, _, err) = offline(&["reexec", &long]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("reexec: PATH longer than 128 bytes"), "{err}");
     let (code, out, _) = offline(&["--help"]);
     assert_eq!(code, 0);
     assert!(out.starts_with("usage: initctl"));
@@ -150,6 +156,16 @@ fn a_full_connection_queue_is_a_bounded_wait() {
 
 #[test]
 fn parse_accepts_options_anywhere() {
+    // `--` ends the options: a file named like one.
+    assert_eq!(
+        args::parse(&argv(&[
+            "check", "--root", "/img", "--", "-x.unit", "--root"
+        ])),
+        Ok(Command::Check {
+            root: Some("/img".into()),
+            files: vec!["-x.unit".into(), "--root".into()],
+        })
+    );
     assert_eq!(
         args::parse(&argv(&["status", "--json", "web"])),
         Ok(Command::Status {
