@@ -83,12 +83,11 @@ pub fn load_dir_at(
 /// The `*.unit` files in `dir`, sorted by name.
 fn unit_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_name().as_encoded_bytes().ends_with(b".unit") {
-            files.push(dir.join(entry.file_name()));
+    crate::sys::file::for_each_entry(dir, |name, _| {
+        if name.as_encoded_bytes().ends_with(b".unit") {
+            files.push(dir.join(name));
         }
-    }
+    })?;
     // By the bytes of the name (all have the same directory): the order of
     // `Path`'s comparison, without splitting each path into components
     // at each comparison.

@@ -108,20 +108,24 @@ pub(super) fn edit_unit(
     result
 }
 
-/// `std::fs::remove_dir_all` (best effort) on the `read_dir` code the
+/// `std::fs::remove_dir_all` (best effort) on the directory walk the
 /// binary has anyway: std's own walk costs 1.4 KB. Symbolic links are
 /// removed, never followed.
 fn remove_tree(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let path = e.path();
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_tree(&path);
-            } else {
-                let _ = std::fs::remove_file(&path);
-            }
+    use rustix::fs::FileType;
+    let _ = crate::sys::file::for_each_entry(dir, |name, kind| {
+        let path = dir.join(name);
+        let is_dir = match kind {
+            FileType::Directory => true,
+            FileType::Unknown => std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()),
+            _ => false,
+        };
+        if is_dir {
+            remove_tree(&path);
+        } else {
+            let _ = std::fs::remove_file(&path);
         }
-    }
+    });
     let _ = std::fs::remove_dir(dir);
 }
 

@@ -60,9 +60,14 @@ impl Write for Watched<'_> {
 }
 
 impl Watched<'_> {
+    /// A copy of `e` by its errno (or its kind): an `io::Error` of a
+    /// message would link std's custom-error code, 3 KB.
     fn note(&mut self, e: &io::Error) {
         if self.failed.is_none() {
-            self.failed = Some(io::Error::new(e.kind(), e.to_string()));
+            self.failed = Some(match e.raw_os_error() {
+                Some(code) => io::Error::from_raw_os_error(code),
+                None => io::Error::from(e.kind()),
+            });
         }
     }
 }

@@ -90,6 +90,32 @@ fn read_all<'b>(fd: &rustix::fd::OwnedFd, buf: &'b mut [u8]) -> Result<&'b str, 
     core::str::from_utf8(bytes).map_err(|_| Errno::INVAL)
 }
 
+/// Calls `f` with the name and type of every entry of the directory
+/// `path` but `.` and `..` (`FileType::Unknown` where the file system
+/// does not say): std's `read_dir` without its `ReadDir`, whose drop
+/// links std's Debug of io::Error and Unicode's tables (2.5 KB). An
+/// error while listing ends the walk with it, after the entries before.
+pub fn for_each_entry(
+    path: &std::path::Path,
+    mut f: impl FnMut(&std::ffi::OsStr, rustix::fs::FileType),
+) -> Result<(), Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut dir = rustix::fs::Dir::new(fd)?;
+    while let Some(entry) = dir.read() {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            f(std::ffi::OsStr::from_bytes(name), entry.file_type());
+        }
+    }
+    Ok(())
+}
+
 /// Reads a kernel file that is made a page at a time (/proc/self/mounts,
 /// any seq_file) into `buf`, up to its end or `buf`'s: there a read
 /// returns whole lines only, so less than asked is not the end, 0 is.

@@ -109,8 +109,12 @@ impl Supervisor {
                 Phase::Running => {}
                 Phase::Exited => {}
                 Phase::Failed => return Deps::Failed(d),
-                // A dependency that gave up (e.g. its own dependency failed).
-                Phase::Stopped if !dep.rt.want => return Deps::Failed(d),
+                // A dependency that gave up (e.g. its own dependency
+                // failed), was stopped by hand, or ended by itself with no
+                // restart to come (a service's exit 0 under `restart =
+                // on-failure`, before it was ever ready): it will not be
+                // ready without an operator, so waiting would be for ever.
+                Phase::Stopped => return Deps::Failed(d),
                 _ => ready = false,
             }
         }

@@ -226,6 +226,28 @@ fn notify_readiness_holds_dependents_back() {
     assert_eq!(r.spawned(&a), ["web"]);
 }
 
+/// A dependency that ends by itself before it is ever ready, with no
+/// restart to come (exit 0 under `restart = on-failure`): its dependents
+/// are stopped, `dependency ... failed`, not left waiting for ever (which
+/// held the boot's "all up" and a reload's verdict too).
+#[test]
+fn a_dependency_that_ends_without_restart_stops_its_dependents() {
+    let mut n = def("db");
+    n.ready = Ready::Notify;
+    n.restart = Restart::OnFailure;
+    let mut r = Rig::new(vec![n, after(def("web"), &["db"])]);
+    r.ev(Event::Boot);
+    let a = r.exit("db", Exit::Code(0));
+    assert_eq!(r.state("db"), State::Stopped);
+    assert_eq!(r.state("web"), State::Stopped);
+    let (web, db) = (r.idx("web"), r.idx("db"));
+    assert!(
+        a.contains(&Action::Announce(web, Note::DepFailed { dep: db })),
+        "{a:?}"
+    );
+    assert!(!r.log.contains(&Action::Spawn(web)));
+}
+
 #[test]
 fn killed_service_restarts_after_its_delay() {
     let mut r = Rig::new(vec![def("svc")]);

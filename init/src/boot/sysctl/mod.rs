@@ -117,26 +117,13 @@ pub fn key_path(key: &str) -> Result<heapless::String<KEY_MAX>, KeyError> {
 /// whose read then reports it): only one that is not there is nothing.
 pub fn files(etc: &Path, report: &mut dyn FnMut(&Failure<'_>)) -> Vec<PathBuf> {
     let dir = etc.join("sysctl.d");
-    let errno = |e: &std::io::Error| Errno::from_io_error(e).unwrap_or(Errno::IO);
     let mut out: Vec<PathBuf> = Vec::new();
-    match std::fs::read_dir(&dir) {
-        Ok(entries) => {
-            for e in entries {
-                match e {
-                    Ok(e) => out.push(e.path()),
-                    Err(e) => report(&Failure {
-                        file: &dir,
-                        line: 0,
-                        what: Problem::Read(errno(&e)),
-                    }),
-                }
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+    match crate::sys::file::for_each_entry(&dir, |name, _| out.push(dir.join(name))) {
+        Ok(()) | Err(Errno::NOENT) => {}
         Err(e) => report(&Failure {
             file: &dir,
             line: 0,
-            what: Problem::Read(errno(&e)),
+            what: Problem::Read(e),
         }),
     }
     out.retain(|p| p.extension().is_some_and(|x| x == "conf"));

@@ -72,21 +72,19 @@ impl Pid1 {
         }
         // Processes of units that are not in the directory any more: said,
         // not touched (their file may come back with the next reload).
-        if let Ok(dir) = std::fs::read_dir(format!("{CGROUP_ROOT}/units")) {
-            let by_name = self.sup.by_name();
-            for entry in dir.flatten() {
-                let name = entry.file_name();
-                let Some(name) = name.to_str() else { continue };
-                let mut pids = heapless::Vec::new();
-                cgroup_pids(name, &mut pids);
-                if self.sup.index_by(&by_name, name).is_none() && !pids.is_empty() {
-                    crate::warn!("{name}: running without a unit file; left alone");
-                    kmsg::console_line(format_args!(
-                        "[ WARN ] {name}: running without a unit file, left alone"
-                    ));
-                }
+        let by_name = self.sup.by_name();
+        let units = std::path::Path::new(CGROUP_ROOT).join("units");
+        let _ = crate::sys::file::for_each_entry(&units, |name, _| {
+            let Some(name) = name.to_str() else { return };
+            let mut pids = heapless::Vec::new();
+            cgroup_pids(name, &mut pids);
+            if self.sup.index_by(&by_name, name).is_none() && !pids.is_empty() {
+                crate::warn!("{name}: running without a unit file; left alone");
+                kmsg::console_line(format_args!(
+                    "[ WARN ] {name}: running without a unit file, left alone"
+                ));
             }
-        }
+        });
         // fds of units no longer there: closed, so their writers see it.
         for h in hints {
             for f in [h.log_fd, h.notify_fd, h.report_fd] {
