@@ -32,11 +32,10 @@ fn client() -> u8 {
         match a.to_str() {
             Some(s) => rest.push(s.to_owned()),
             None => {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "initctl: argument '{}' is not UTF-8",
-                    a.to_string_lossy()
-                );
+                // One raw write: std's unlocked stderr would link its own
+                // writer (1 KB) for this one line.
+                let msg = format!("initctl: argument '{}' is not UTF-8\n", a.to_string_lossy());
+                let _ = rustix::io::write(rustix::stdio::stderr(), msg.as_bytes());
                 return 2;
             }
         }

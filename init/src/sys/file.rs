@@ -105,8 +105,11 @@ pub fn for_each_entry(
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let mut dir = rustix::fs::Dir::new(fd)?;
-    while let Some(entry) = dir.read() {
+    // getdents64 into a buffer on the stack: no heap, and less code than
+    // rustix's `Dir` (which grows a Vec).
+    let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 2048];
+    let mut dir = rustix::fs::RawDir::new(&fd, &mut buf);
+    while let Some(entry) = dir.next() {
         let entry = entry?;
         let name = entry.file_name().to_bytes();
         if name != b"." && name != b".." {
