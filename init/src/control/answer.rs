@@ -182,15 +182,37 @@ impl Server {
             }
         };
         // A ring that went backwards was replaced: start over.
-        let pos = if pos > ring.write_pos() {
+        let mut pos = if pos > ring.write_pos() {
             ring.start_pos()
         } else {
             pos
         };
-        let new = c.queue_log(&mut self.scratch[..], ring, pos);
-        c.mode = Mode::Following { name, pos: new };
-        if c.pending() {
+        // Chunk after chunk while the socket takes them: a follower of a
+        // quiet unit would otherwise get one chunk a wake-up, and nothing
+        // wakes PID 1 for the rest. Bounded by the ring (1 MiB at most).
+        loop {
+            let Some(c) = self.clients.get_mut(slot) else {
+                return;
+            };
+            let new = c.queue_log(&mut self.scratch[..], ring, pos);
+            c.mode = Mode::Following {
+                name: name.clone(),
+                pos: new,
+            };
+            if !c.pending() {
+                return;
+            }
             self.flush(slot, now_ms);
+            let caught_up = new == pos;
+            let Some(c) = self.clients.get(slot) else {
+                return;
+            };
+            // Still sending (the socket is full: its write interest brings
+            // the rest), closed, or at the ring's end.
+            if c.fd.is_none() || c.pending() || caught_up {
+                return;
+            }
+            pos = new;
         }
     }
 }

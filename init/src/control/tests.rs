@@ -555,6 +555,34 @@ fn log_follow_is_fed_new_output_and_told_of_losses() {
     assert!(eof);
 }
 
+/// A follower of a quiet unit whose ring holds more than two chunks gets
+/// the whole ring at once, not one chunk a wake-up of PID 1 (nothing
+/// else woke it for the rest).
+#[test]
+fn a_quiet_unit_s_whole_ring_reaches_a_new_follower() {
+    let mut rig = Rig::new("ctl-follow-big");
+    let cap = 64 * 1024;
+    rig.fake.unit("web").log = Box::new(crate::log_ring::LogRing::with_capacity(cap));
+    let text: Vec<u8> = (0..cap).map(|i| b'a' + (i % 26) as u8).collect();
+    rig.fake.unit("web").log.push(&text);
+    let mut s = rig.follow("web");
+    // One turn of the loop: the request is read and answered, then the
+    // waiters are tended once.
+    rig.server.on_ready(rig.now, &mut rig.fake);
+    rig.server.on_ready(rig.now, &mut rig.fake);
+    rig.server.poll_waiters(rig.now, &mut rig.fake);
+    let (frames, _) = collect(&mut s);
+    let mut got = Vec::new();
+    for f in &frames {
+        match decode_reply(f).unwrap() {
+            Reply::Log { data, .. } => got.extend_from_slice(data),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(got.len(), cap, "{} frames", frames.len());
+    assert!(got == text);
+}
+
 #[test]
 fn follower_that_does_not_read_is_resumed_without_blocking() {
     let mut rig = Rig::new("ctl-slow");
