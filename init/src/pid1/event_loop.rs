@@ -335,6 +335,15 @@ impl Pid1 {
             .sup
             .slots()
             .any(|s| s.retired == crate::supervisor::Retired::Leaving);
+        for (i, edge) in self.edges.iter_mut().enumerate() {
+            let gone = u16::try_from(i)
+                .ok()
+                .and_then(|u| self.sup.slot(u))
+                .is_some_and(|s| s.retired == crate::supervisor::Retired::Free);
+            if gone {
+                edge.let_go();
+            }
+        }
         let Some(cg) = self.cg.as_ref() else { return };
         for (i, edge) in self.edges.iter_mut().enumerate() {
             if edge.cgroup.is_none() {
@@ -553,5 +562,31 @@ mod tests {
         sup.step(3_000, Event::Tick, &mut out);
         spawned(&mut sup, 0, 13);
         assert!(all_settled(&sup, &mut from));
+    }
+
+    /// A unit a reload removed, once stopped, lets go of its output ring
+    /// (nothing can read it any more) and the read end of its pipe.
+    #[test]
+    fn a_removed_unit_lets_go_of_its_ring_and_pipe() {
+        use super::super::tests::{step, with_web, NO_PID};
+        let mut p = with_web();
+        p.fit_tables();
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, NO_PID));
+        p.edges[0].log = crate::log_ring::LogRing::with_capacity(4096);
+        p.edges[0].log.push(b"hello\n");
+        let (rd, _wr) = rustix::pipe::pipe().unwrap();
+        p.edges[0].log_rd = Some(rd);
+        let mut out = Actions::for_units(4);
+        p.sup
+            .reload(2, &mut Vec::new().into_iter(), &|_| false, &mut out);
+        p.removing = true;
+        p.forget_cgroups();
+        assert!(p.edges[0].log.is_allocated(), "still stopping: kept");
+        let exit = Exit::Signal(15);
+        step(&mut p, 3, Event::Exited { pid: NO_PID, exit });
+        p.forget_cgroups();
+        assert!(!p.edges[0].log.is_allocated(), "the ring is kept");
+        assert!(p.edges[0].log_rd.is_none(), "the pipe is kept");
     }
 }

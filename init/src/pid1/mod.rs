@@ -103,6 +103,23 @@ struct Rare {
 }
 
 impl Edge {
+    /// A removed unit's edge once its slot is free: its output ring (up to
+    /// `log_size`, which nothing can read any more), the read end of its
+    /// output pipe (a process that escaped the unit kept filling it), its
+    /// other fds, filter and rare texts. The cgroup and its drain stay
+    /// until they are done.
+    fn let_go(&mut self) {
+        self.log_rd = None;
+        if self.log.is_allocated() {
+            self.log = LogRing::default();
+        }
+        self.notify = None;
+        self.exit_report = None;
+        self.rare = None;
+        self.seccomp = None;
+        self.verdict = None;
+    }
+
     /// The OOM kills counted so far and those `memory.events` shows over
     /// the baseline (`now`: its oom_kill count).
     fn oom_kills_with(&self, now: u64) -> u32 {
