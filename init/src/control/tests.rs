@@ -562,7 +562,7 @@ fn log_follow_is_fed_new_output_and_told_of_losses() {
 fn a_quiet_unit_s_whole_ring_reaches_a_new_follower() {
     let mut rig = Rig::new("ctl-follow-big");
     let cap = 64 * 1024;
-    rig.fake.unit("web").log = Box::new(crate::log_ring::LogRing::with_capacity(cap));
+    *rig.fake.unit("web").log = crate::log_ring::LogRing::with_capacity(cap);
     let text: Vec<u8> = (0..cap).map(|i| b'a' + (i % 26) as u8).collect();
     rig.fake.unit("web").log.push(&text);
     let mut s = rig.follow("web");
