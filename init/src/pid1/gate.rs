@@ -124,7 +124,35 @@ impl Pid1 {
         let mut out = std::mem::take(&mut self.gate_actions);
         out.clear();
         let dir = self.units_dir_path();
+        // A last good definition whose `after` the units loaded now no
+        // longer allow (a name removed, or a cycle with a unit changed in
+        // the same reload) is not put back: the unit is stopped, its
+        // file left as loaded.
+        let problem = kept
+            .as_deref()
+            .and_then(|good| self.sup.put_back_problem(u, good));
         let text: Rejection = match kept {
+            Some(_) if problem.is_some() => {
+                self.sup.revert(now(), u, None, &mut out);
+                let why = match problem {
+                    Some(crate::supervisor::PutBack::Unknown(dep)) => {
+                        crate::proto::formatted::<96, u8>(format_args!(
+                            "its after names {dep}, no longer loaded"
+                        ))
+                    }
+                    Some(crate::supervisor::PutBack::Cycle(via)) => {
+                        let via = self.sup.slot(via).map_or("?", |s| s.def.name.as_str());
+                        crate::proto::formatted(format_args!(
+                            "its after would close a cycle through {via}"
+                        ))
+                    }
+                    None => heapless::String::new(),
+                };
+                crate::proto::formatted(format_args!(
+                    "new definition rejected, stopped; the last good one cannot come back \
+                     ({why}): {cause}"
+                ))
+            }
             Some(good) => {
                 let (def, saved) = match restore_file(dir, &name, &good, &cause) {
                     // What the next reload will read back, so it sees the
@@ -483,5 +511,65 @@ mod tests {
             std::fs::read_to_string(t.path().join("new.unit.rejected")).unwrap(),
             "exec = /bin/nope\n"
         );
+    }
+
+    /// A put-back that the units loaded now no longer allow is not made:
+    /// `web` (after `db`) changed to start first while `db` changed to
+    /// start after it; the new `web` fails, and its old definition would
+    /// close a cycle (both waiting for ever, and the cycle written back to
+    /// its file). It is stopped instead, its file left as loaded, and
+    /// `db` does not wait for it.
+    #[test]
+    fn a_put_back_that_would_close_a_cycle_is_not_made() {
+        use super::super::tests::step;
+        use crate::supervisor::{Event, Phase};
+        let t = TempDir::new("gate-cycle");
+        let good = unit::parse("web", "exec = /bin/true\nafter = db\n").unwrap();
+        let db = unit::parse("db", "exec = /bin/true\n").unwrap();
+        std::fs::write(t.path().join("web.unit"), "exec = /bin/nope\n").unwrap();
+        let mut p = super::Pid1::new(None, 0, false);
+        p.units_dir = t.path().to_str().unwrap().try_into().unwrap();
+        p.add_unit(good);
+        p.add_unit(db);
+        p.sup.link().unwrap();
+        p.fit_tables();
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(1, 101));
+        step(&mut p, 1, Event::spawned(0, 100));
+        let new_web = unit::parse("web", "exec = /bin/nope\n").unwrap();
+        let new_db = unit::parse("db", "exec = /bin/true\nafter = web\n").unwrap();
+        let defs = vec![new_web, new_db];
+        let mut out = crate::supervisor::Actions::default();
+        out.fit(8);
+        p.keep_last_good(&defs);
+        p.sup.reload(2, &mut defs.into_iter(), &|_| false, &mut out);
+        p.mark_pending();
+        assert_eq!(
+            p.sup.put_back_problem(
+                0,
+                &unit::parse("web", "exec = /bin/true\nafter = db\n").unwrap()
+            ),
+            Some(crate::supervisor::PutBack::Cycle(1))
+        );
+        p.on_verdict(0, false);
+        let web = p.sup.slot(0).unwrap();
+        assert_eq!(web.def.exec.first(), Some("/bin/nope"), "put back");
+        assert!(!web.rt.want && web.rt.phase == Phase::Stopped);
+        assert_ne!(
+            p.sup.slot(1).unwrap().rt.phase,
+            Phase::Waiting,
+            "db waits for ever"
+        );
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("web.unit")).unwrap(),
+            "exec = /bin/nope\n"
+        );
+        assert!(!t.path().join("web.unit.rejected").exists());
+        let why = p.edges[0]
+            .rare
+            .as_ref()
+            .and_then(|r| r.rejected.as_deref())
+            .unwrap();
+        assert!(why.contains("cycle through db"), "{why}");
     }
 }

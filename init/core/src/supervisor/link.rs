@@ -129,3 +129,50 @@ impl Supervisor {
         false
     }
 }
+
+/// Why a unit's last good definition cannot be put back (`put_back_problem`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PutBack {
+    /// One of its `after` names is not loaded any more.
+    Unknown(crate::unit::Name),
+    /// Its `after` order would close a cycle through this unit.
+    Cycle(u16),
+}
+
+impl Supervisor {
+    /// Whether `good` may replace unit `unit`'s definition now: its
+    /// `after` names must all be loaded, and no unit it would start after
+    /// may itself (through the definitions loaded now) start after this
+    /// one. The loader checks a directory's set of files, not a mix of
+    /// new definitions and a put-back old one: without this, a put-back
+    /// could deadlock two units for good (and write the cycle back to
+    /// their files). Allocates (a verdict, a configuration change).
+    pub fn put_back_problem(&self, unit: u16, good: &UnitDef) -> Option<PutBack> {
+        // (a unit to look at, the dependency of `good` it was reached from)
+        let mut todo: std::vec::Vec<(u16, u16)> = std::vec::Vec::new();
+        for name in good.after.iter() {
+            match self.index(name) {
+                Some(d) => todo.push((d, d)),
+                None => {
+                    return Some(PutBack::Unknown(
+                        crate::unit::Name::try_from(name).unwrap_or_default(),
+                    ))
+                }
+            }
+        }
+        let mut seen = std::vec![false; self.units.len()];
+        while let Some((d, via)) = todo.pop() {
+            if d == unit {
+                return Some(PutBack::Cycle(via));
+            }
+            let Some(first) = seen.get_mut(usize::from(d)).filter(|s| !**s) else {
+                continue;
+            };
+            *first = true;
+            if let Some(s) = self.units.get(usize::from(d)) {
+                todo.extend(s.rt.deps.iter().map(|&n| (n, via)));
+            }
+        }
+        None
+    }
+}

@@ -598,7 +598,7 @@ mod shutdown;
 mod takeover;
 
 pub use actions::{max_actions, Actions};
-pub use link::ByName;
+pub use link::{ByName, PutBack};
 pub use process::backoff_delay;
 pub use reload::ReloadSummary;
 

@@ -248,6 +248,32 @@ fn a_dependency_that_ends_without_restart_stops_its_dependents() {
     assert!(!r.log.contains(&Action::Spawn(web)));
 }
 
+/// A last good definition can come back only if the units loaded now
+/// allow it: every `after` name loaded, no cycle through the unit.
+#[test]
+fn a_put_back_must_fit_the_units_loaded_now() {
+    let mut r = Rig::new(vec![def("c"), after(def("b"), &["c"]), def("x")]);
+    r.ev(Event::Boot);
+    let good_b = after(def("b"), &["c"]);
+    let b = r.idx("b");
+    assert_eq!(r.sup.put_back_problem(b, &good_b), None);
+    // c removed and b changed in one reload: b's old `after c` names a
+    // unit no longer loaded.
+    reload(&mut r, vec![def("b"), def("x")], &[]);
+    let b = r.idx("b");
+    assert_eq!(
+        r.sup.put_back_problem(b, &good_b),
+        Some(PutBack::Unknown("c".try_into().unwrap()))
+    );
+    // x now starts after b: b's definition starting after x closes a cycle.
+    reload(&mut r, vec![def("b"), after(def("x"), &["b"])], &[]);
+    let (b, x) = (r.idx("b"), r.idx("x"));
+    assert_eq!(
+        r.sup.put_back_problem(b, &after(def("b"), &["x"])),
+        Some(PutBack::Cycle(x))
+    );
+}
+
 #[test]
 fn killed_service_restarts_after_its_delay() {
     let mut r = Rig::new(vec![def("svc")]);
