@@ -2,8 +2,6 @@
 //! exec'd by PID 1, PID 1 itself, or `initctl` (`wren CMD`). Called from
 //! `sys::entry::wren_main`; returns the client's exit code.
 
-use std::io::Write;
-
 pub fn run() -> u8 {
     // A PID namespace's reaper, exec'd by its fork of PID 1 (see
     // `spawn::reaper`); returns at once for anything else.
@@ -47,7 +45,5 @@ fn client() -> u8 {
     } else {
         crate::ctl::main(&rest)
     };
-    // Rust's start-up flushed stdout at the end of `fn main`.
-    let _ = std::io::stdout().flush();
     code
 }

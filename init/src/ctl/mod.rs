@@ -36,9 +36,44 @@ pub fn main(args: &[String]) -> u8 {
     let socket = std::env::var_os(CONTROL_ENV)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(CONTROL_SOCKET));
-    let stdout = io::stdout();
     let stderr = io::stderr();
-    run(args, &socket, &mut stdout.lock(), &mut stderr.lock())
+    run(args, &socket, &mut Stdout::default(), &mut stderr.lock())
+}
+
+/// Standard output as `initctl` writes it: whole lines at once (as
+/// std's line-buffered stdout, so that they keep their order with
+/// standard error's), through one write(2) each, on fd 1 itself: std's
+/// `Stdout` (its lock and line writer, 2 KB) is not linked for it.
+#[derive(Default)]
+struct Stdout {
+    buf: Vec<u8>,
+}
+
+impl Write for Stdout {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if data.contains(&b'\n') || self.buf.len() >= 8192 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let mut done = 0;
+        let r = loop {
+            let Some(rest) = self.buf.get(done..).filter(|r| !r.is_empty()) else {
+                break Ok(());
+            };
+            match rustix::io::write(rustix::stdio::stdout(), rest) {
+                Ok(n) => done += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => break Err(io::Error::from(e)),
+            }
+        };
+        // What could not be written is dropped with the error.
+        self.buf.clear();
+        r
+    }
 }
 
 /// Standard output that remembers its first failed write: `initctl
