@@ -85,8 +85,15 @@ pub struct Since<'a> {
 pub struct LogRing {
     /// Empty until the first push; then `cap` bytes.
     buf: Box<[u8]>,
-    cap: usize,
-    /// Bytes ever pushed; the next byte goes to `pos % capacity`.
+    /// At most `LOG_SIZE_MAX` (1 MiB): a u32, so that with `held` the
+    /// ring is no larger than with a usize.
+    cap: u32,
+    /// Bytes pushed into this buffer (at most its size counts): a ring
+    /// that continues a stream (`restored`, `continued`) holds only
+    /// these, not a whole buffer's worth before `pos`.
+    held: u32,
+    /// Stream position: bytes ever pushed (into this ring and those it
+    /// continues); the next byte goes to `pos % capacity`.
     pos: u64,
 }
 
@@ -101,13 +108,23 @@ impl LogRing {
     pub fn with_capacity(n: usize) -> Self {
         LogRing {
             buf: Box::default(),
-            cap: n,
+            cap: u32::try_from(n).unwrap_or(u32::MAX),
+            held: 0,
             pos: 0,
         }
     }
 
+    /// A new ring of `n` bytes (a reload changed the size) that goes on
+    /// from stream position `pos`: a follower's position stays valid, and
+    /// what the old ring held counts as missed, not as this one's start.
+    pub fn continued(n: usize, pos: u64) -> Self {
+        let mut r = Self::with_capacity(n);
+        r.pos = pos;
+        r
+    }
+
     pub fn capacity(&self) -> usize {
-        self.cap
+        self.cap as usize
     }
 
     /// Holds its buffer (something was written).
@@ -136,8 +153,10 @@ impl LogRing {
     /// push that brings bytes allocates the buffer (one allocation).
     pub fn push(&mut self, data: &[u8]) {
         if self.buf.is_empty() && self.cap > 0 && !data.is_empty() {
-            self.buf = vec![0; self.cap].into_boxed_slice();
+            self.buf = vec![0; self.capacity()].into_boxed_slice();
         }
+        let pushed = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        self.held = self.held.saturating_add(pushed).min(self.cap);
         let n = self.buf.len();
         if n > 0 {
             // Only the last `n` bytes can survive; they go in from the
@@ -160,7 +179,8 @@ impl LogRing {
 
     /// Stream position of the oldest byte still held.
     pub fn start_pos(&self) -> u64 {
-        self.pos.saturating_sub(self.buf.len() as u64)
+        let held = (self.buf.len() as u64).min(u64::from(self.held));
+        self.pos.saturating_sub(held)
     }
 
     pub fn len(&self) -> usize {
@@ -169,7 +189,7 @@ impl LogRing {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pos == 0
+        self.len() == 0
     }
 
     /// Everything held.
@@ -265,6 +285,39 @@ mod tests {
         let mut a = vec![0u8; 8];
         back.contents().copy_head(&mut a);
         assert_eq!(a, b"56789abc");
+    }
+
+    /// Restored at a larger size (a reload raised `log_size`, the unit
+    /// not started since): what was held, no zeros before it, and the
+    /// loss counted from where it really begins.
+    #[test]
+    fn a_ring_restored_larger_holds_only_what_it_had() {
+        let mut r = LogRing::with_capacity(8);
+        r.push(b"abcdefghijklmnopqrst");
+        let mut held = vec![0u8; r.len()];
+        r.contents().copy_head(&mut held);
+        let mut back = LogRing::restored(16, r.write_pos(), &held);
+        assert_eq!(back.capacity(), 16);
+        assert_eq!(bytes(back.contents()), b"mnopqrst");
+        assert_eq!(back.start_pos(), 12);
+        assert_eq!(back.since(0).missed, 12);
+        back.push(b"uv");
+        assert_eq!(bytes(back.contents()), b"mnopqrstuv");
+    }
+
+    /// A ring remade at another size goes on from the stream position:
+    /// a follower there reads the new bytes from their start and is told
+    /// of the old ones it had not read.
+    #[test]
+    fn a_continued_ring_keeps_the_stream_position() {
+        let mut r = LogRing::continued(16, 100);
+        assert!(r.is_empty());
+        assert_eq!(r.since(100).data.len(), 0);
+        r.push(b"new");
+        let s = r.since(100);
+        assert_eq!((s.missed, bytes(s.data)), (0, b"new".to_vec()));
+        assert_eq!(r.since(90).missed, 10);
+        assert_eq!(bytes(r.contents()), b"new");
     }
 
     fn bytes(s: Span<'_>) -> Vec<u8> {

@@ -294,7 +294,7 @@ impl Pid1 {
         // A reload changed the ring's size: the one allocation a restart
         // may make, and only then.
         if edge.log.capacity() != def.log_size as usize {
-            edge.log = LogRing::with_capacity(def.log_size as usize);
+            edge.log = LogRing::continued(def.log_size as usize, edge.log.write_pos());
         }
         if cg.is_none() {
             // No hierarchy (said once at boot): in PID 1's cgroup, unlimited.
