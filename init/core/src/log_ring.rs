@@ -275,11 +275,8 @@ mod tests {
 
     #[test]
     fn a_restored_ring_keeps_positions_and_bytes() {
-        let mut r = LogRing::with_capacity(8);
-        r.push(b"0123456789abc");
-        let mut held = vec![0u8; r.len()];
-        r.contents().copy_head(&mut held);
-        let back = LogRing::restored(8, r.write_pos(), &held);
+        let r = written(8, b"0123456789abc");
+        let back = LogRing::restored(8, r.write_pos(), &bytes(r.contents()));
         assert_eq!(back.write_pos(), r.write_pos());
         assert_eq!(back.start_pos(), r.start_pos());
         let mut a = vec![0u8; 8];
@@ -292,11 +289,8 @@ mod tests {
     /// loss counted from where it really begins.
     #[test]
     fn a_ring_restored_larger_holds_only_what_it_had() {
-        let mut r = LogRing::with_capacity(8);
-        r.push(b"abcdefghijklmnopqrst");
-        let mut held = vec![0u8; r.len()];
-        r.contents().copy_head(&mut held);
-        let mut back = LogRing::restored(16, r.write_pos(), &held);
+        let r = written(8, b"abcdefghijklmnopqrst");
+        let mut back = LogRing::restored(16, r.write_pos(), &bytes(r.contents()));
         assert_eq!(back.capacity(), 16);
         assert_eq!(bytes(back.contents()), b"mnopqrst");
         assert_eq!(back.start_pos(), 12);
@@ -318,6 +312,13 @@ mod tests {
         assert_eq!((s.missed, bytes(s.data)), (0, b"new".to_vec()));
         assert_eq!(r.since(90).missed, 10);
         assert_eq!(bytes(r.contents()), b"new");
+    }
+
+    /// A ring of `n` bytes after `data` was pushed.
+    fn written(n: usize, data: &[u8]) -> LogRing {
+        let mut r = LogRing::with_capacity(n);
+        r.push(data);
+        r
     }
 
     fn bytes(s: Span<'_>) -> Vec<u8> {
