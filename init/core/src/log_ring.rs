@@ -153,7 +153,14 @@ impl LogRing {
     /// push that brings bytes allocates the buffer (one allocation).
     pub fn push(&mut self, data: &[u8]) {
         if self.buf.is_empty() && self.cap > 0 && !data.is_empty() {
-            self.buf = vec![0; self.capacity()].into_boxed_slice();
+            // Fallibly: PID 1 aborts on a failed allocation, and with
+            // strict overcommit (vm.overcommit_memory = 2) a 1 MiB ring can
+            // fail. Then nothing is held, and a reader is told of the loss.
+            let mut v = std::vec::Vec::new();
+            if v.try_reserve_exact(self.capacity()).is_ok() {
+                v.resize(self.capacity(), 0);
+                self.buf = v.into_boxed_slice();
+            }
         }
         let pushed = u32::try_from(data.len()).unwrap_or(u32::MAX);
         self.held = self.held.saturating_add(pushed).min(self.cap);
