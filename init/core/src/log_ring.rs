@@ -158,7 +158,7 @@ impl LogRing {
             // fail. Then nothing is held, and a reader is told of the loss.
             let mut v = std::vec::Vec::new();
             if v.try_reserve_exact(self.capacity()).is_ok() {
-                v.resize(self.capacity(), 0);
+                v.extend(core::iter::repeat_n(0u8, self.capacity()));
                 self.buf = v.into_boxed_slice();
             }
         }
