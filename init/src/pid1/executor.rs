@@ -6,7 +6,7 @@
 use super::event_loop::{self, watch};
 use super::handshake;
 use super::not_enforced::KeySet;
-use super::{now, now_ns, why, Pid1, Why};
+use super::{now, now_ns, why, Pid1, Why, DEP_MISSING};
 use crate::config::users;
 use crate::kmsg;
 use crate::log_ring::LogRing;
@@ -262,6 +262,10 @@ impl Pid1 {
                     .unwrap_or("?");
                 kmsg::console_line(format_args!("[FAILED] {name}: dependency {d} failed"));
                 kmsg::event(format_args!("{name}: not started, dependency {d} failed"));
+            }
+            Note::DepMissing => {
+                kmsg::console_line(format_args!("[FAILED] {name}: {DEP_MISSING}"));
+                kmsg::event(format_args!("{name}: not started, {DEP_MISSING}"));
             }
             Note::Stopped => {
                 kmsg::console_line(format_args!("[ STOP ] {name}: stopped"));

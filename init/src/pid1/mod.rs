@@ -474,6 +474,9 @@ fn exe_path() -> heapless::String<{ crate::vocab::PATH_BYTES }> {
 /// Milliseconds of CLOCK_MONOTONIC: the clock of every deadline.
 /// Never 0: a timer is due at 1 ms at the earliest (`vocab::due`), so a
 /// clock that could not be read (0) still finds a timer set for "now" due.
+/// Why a unit whose `after` names a unit a reload removed is not started.
+const DEP_MISSING: &str = "an after unit is no longer loaded";
+
 pub fn now() -> Millis {
     (now_ns() / 1_000_000).max(1)
 }

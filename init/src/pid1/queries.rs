@@ -465,6 +465,7 @@ impl core::fmt::Display for NoteText<'_> {
                 let d = sup_name(self.1, dep);
                 write!(f, "dependency {d} failed")
             }
+            Note::DepMissing => f.write_str(super::DEP_MISSING),
         }
     }
 }

@@ -120,10 +120,14 @@ impl Supervisor {
             s.rt.deps = Few::from_slice(deps);
         }
         // Only a unit not started yet is held back; a running one keeps
-        // running (its process must not be orphaned).
+        // running (its process must not be orphaned). Not judged either,
+        // as a unit whose dependency failed (it never ran): a reload's
+        // verdict does not wait for it.
         if bad && s.rt.phase == Phase::Waiting {
             s.rt.want = false;
             s.rt.phase = Phase::Failed;
+            s.rt.probation = false;
+            s.rt.last_note = Some(Note::DepMissing);
             return true;
         }
         false

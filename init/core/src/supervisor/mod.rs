@@ -187,6 +187,9 @@ pub enum Note {
     DepFailed {
         dep: u16,
     },
+    /// A name in `after` is no longer loaded (a reload removed it before
+    /// this unit started): it will not start.
+    DepMissing,
     Stopped,
     /// `watchdog`: no `WATCHDOG=1` for that long while running: killed,
     /// a failure like an exit.

@@ -486,6 +486,7 @@ impl Rig {
                     Note::DepFailed { .. } => Ann::DepFailed,
                     Note::Stopped => Stopped,
                     Note::WatchdogTimeout { .. } => panic!("no unit of the table has a watchdog"),
+                    Note::DepMissing => panic!("set by a reload's link, never announced"),
                 })),
                 Action::Finish(_) => Some(Act::Finish),
                 _ => None,

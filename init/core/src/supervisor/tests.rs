@@ -763,6 +763,29 @@ fn reload(r: &mut Rig, defs: std::vec::Vec<UnitDef>, invalid: &[&str]) -> Reload
     sum
 }
 
+/// A new unit waiting on probation for a dependency that the next reload
+/// removes (its own file then invalid, kept): it fails, says why, and is
+/// not judged, so no reload's verdict waits for it for ever.
+#[test]
+fn a_waiting_unit_whose_dependency_goes_is_not_judged() {
+    let mut b = def("b");
+    b.restart_delay = 60_000;
+    let mut r = Rig::new(vec![b.clone()]);
+    r.ev(Event::Boot);
+    r.exit("b", Exit::Code(1));
+    assert_eq!(r.state("b"), State::Backoff);
+    reload(&mut r, vec![b, after(def("a"), &["b"])], &[]);
+    let a = r.idx("a");
+    assert!(r.sup.slot(a).unwrap().rt.probation);
+    assert!(r.sup.on_probation(), "a waits, on probation");
+    // b.unit deleted: a's file names an unknown unit, kept as loaded.
+    reload(&mut r, vec![], &["a"]);
+    let s = r.sup.slot(a).unwrap();
+    assert_eq!(s.rt.phase, Phase::Failed);
+    assert_eq!(s.rt.last_note, Some(Note::DepMissing));
+    assert!(!r.sup.on_probation(), "a verdict would wait for ever");
+}
+
 /// A file whose lines moved (a comment added above `exec` and `after`)
 /// is the same definition: its running unit is not touched.
 #[test]
