@@ -35,8 +35,6 @@ pub(super) enum ClientError {
     Proto(ProtoError),
     /// The server closed mid-frame.
     Truncated,
-    /// PID 1 refused the connection, saying why.
-    Refused(String),
     /// Standard output's reader went away while `log -f` waited.
     OutputGone,
     /// The server closed without replying.
@@ -52,7 +50,6 @@ impl std::fmt::Display for ClientError {
             ClientError::Truncated => f.write_str("init closed the connection mid-reply"),
             ClientError::Closed => f.write_str("init closed the connection without replying"),
             ClientError::OutputGone => f.write_str("standard output closed"),
-            ClientError::Refused(why) => f.write_str(why),
         }
     }
 }
@@ -112,21 +109,15 @@ impl Conn {
         match self.stream.write_all(frame) {
             // PID 1 refuses a client (not root, too many waiting) with an
             // error frame and a close right after its accept: that frame,
-            // already here, says why, not the write's EPIPE.
+            // already here, is read as the reply and says why, not the
+            // write's EPIPE (no frame: "closed without replying").
             Err(e)
                 if matches!(
                     e.kind(),
                     io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
                 ) =>
             {
-                let soon = Some(Instant::now() + Duration::from_secs(1));
-                match self.recv(soon, |r| match r {
-                    Reply::Error(refused) => Some(refused.to_string()),
-                    _ => None,
-                }) {
-                    Ok(Some(Some(why))) => Err(ClientError::Refused(why)),
-                    _ => Err(ClientError::Io(e)),
-                }
+                Ok(())
             }
             r => r.map_err(ClientError::Io),
         }
@@ -213,7 +204,7 @@ impl Conn {
     }
 
     /// Exactly one reply is expected.
-    fn reply<R>(
+    pub(super) fn reply<R>(
         &mut self,
         timeout: Duration,
         f: impl FnOnce(Reply<'_>) -> R,

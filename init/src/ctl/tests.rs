@@ -118,10 +118,13 @@ fn a_refused_client_is_told_why_not_broken_pipe() {
     let mut fake = Fake::default();
     server.on_ready(1_000, &mut fake);
     std::thread::sleep(Duration::from_millis(50));
+    conn.send(&crate::proto::Request::Info).unwrap();
     let e = conn
-        .send(&crate::proto::Request::Info)
-        .unwrap_err()
-        .to_string();
+        .reply(Duration::from_secs(1), |r| match r {
+            crate::proto::Reply::Error(e) => e.to_string(),
+            other => format!("{other:?}"),
+        })
+        .unwrap();
     assert!(e.contains("denied"), "{e}");
 }
 

@@ -45,8 +45,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub fn print_handshake() {
     let mut line = String::new();
     let _ = handover::handshake_line(&mut line, state_format(), VERSION);
-    // One raw write: the client's output does not link std's `Stdout`.
-    let _ = rustix::io::write(rustix::stdio::stdout(), line.as_bytes());
+    print!("{line}");
 }
 
 /// The memfd the previous PID 1 named on the command line, if any.
