@@ -11,6 +11,8 @@ impl Supervisor {
         };
         s.rt.pid = pid;
         s.rt.spawned_at = now;
+        // A run's watchdog is armed at its own ready: none from the last.
+        s.rt.watchdog_at = None;
         let early = core::mem::take(&mut s.rt.ready_early);
         if s.def.kind == Kind::Service && s.def.ready == Ready::Started {
             s.rt.phase = Phase::Running;
@@ -190,6 +192,9 @@ impl Supervisor {
         s.rt.pid = 0;
         s.rt.last_exit = Some(exit);
         s.rt.deadline = None;
+        // The run's watchdog ends with it: a new run started in the same
+        // wake-up (no tick between) would be killed at the old deadline.
+        s.rt.watchdog_at = None;
         out.push(Action::KillCgroup(unit));
         match s.rt.phase {
             Phase::Stopping => {

@@ -192,3 +192,26 @@ fn adopted_units_are_watched_again() {
         crate::vocab::due(12_000)
     );
 }
+
+/// A run's watchdog ends with it: a reload to `ready = started` without
+/// `watchdog`, the old run's exit and the new run's start in one wake-up
+/// (no tick between), and the new run is not killed at the old run's
+/// deadline.
+#[test]
+fn a_new_run_is_not_killed_at_the_last_runs_watchdog_deadline() {
+    let (mut sup, mut pid) = started(watched("w"));
+    step(&mut sup, 500, Event::Ready { unit: 0 }, &mut pid);
+    step(&mut sup, 1_000, Event::Watchdog { unit: 0 }, &mut pid);
+    let mut plain = UnitDef::with_defaults("w");
+    plain.exec.push("/bin/true").unwrap();
+    let mut out = Actions::new();
+    sup.reload(1_100, &mut vec![plain].into_iter(), &|_| false, &mut out);
+    let old = sup.slot(0).unwrap().rt.pid;
+    let exit = Exit::Signal(15);
+    step(&mut sup, 1_200, Event::Exited { pid: old, exit }, &mut pid);
+    assert_eq!(phase(&sup), Phase::Running);
+    assert_eq!(sup.slot(0).unwrap().rt.watchdog_at, None);
+    let out = step(&mut sup, 3_000, Event::Tick, &mut pid);
+    assert!(!out.contains(&Action::KillCgroup(0)), "{out:?}");
+    assert_eq!(phase(&sup), Phase::Running);
+}
