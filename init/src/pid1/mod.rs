@@ -648,6 +648,29 @@ mod tests {
         assert!(e.take_last_good().is_none());
     }
 
+    /// A notify fd is read as what it is: a run's `ready = notify` pipe,
+    /// its writers gone, is closed though a reload has made the unit
+    /// `sd_notify` meanwhile (its end of file read as an empty datagram
+    /// kept it in epoll, ready at every wake-up).
+    #[test]
+    fn a_notify_pipe_is_a_pipe_whatever_the_definition_says_now() {
+        let mut p = with_web();
+        p.fit_tables();
+        step(&mut p, 0, Event::Boot);
+        let mut sd = UnitDef::with_defaults("web");
+        sd.exec.push("/bin/true").unwrap();
+        sd.ready = crate::unit::Ready::SdNotify;
+        let mut out = Actions::default();
+        out.fit(4);
+        p.sup
+            .reload(1, &mut vec![sd].into_iter(), &|_| false, &mut out);
+        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK).unwrap();
+        drop(wr);
+        p.edges[0].notify = Some(rd);
+        p.on_notify(0);
+        assert!(p.edges[0].notify.is_none(), "the ended pipe is kept");
+    }
+
     /// A run's output is read to the last byte the pipe holds when asked
     /// for enough reads (the drain when the next run takes its place), a
     /// budget's worth otherwise; the end of file is said once every writer

@@ -281,15 +281,10 @@ impl Pid1 {
     }
 
     pub(super) fn on_notify(&mut self, u: u16) {
-        let sd = self
+        let watched = self
             .sup
             .slot(u)
-            .is_some_and(|s| s.def.ready == Ready::SdNotify);
-        let watched = sd
-            && self
-                .sup
-                .slot(u)
-                .is_some_and(|s| s.def.seldom.watchdog.is_some());
+            .is_some_and(|s| s.def.ready == Ready::SdNotify && s.def.seldom.watchdog.is_some());
         let mut ping = false;
         let ready = {
             let Some(edge) = self.edges.get_mut(usize::from(u)) else {
@@ -298,6 +293,13 @@ impl Pid1 {
             let Some(fd) = edge.notify.as_ref() else {
                 return;
             };
+            // What the fd is, not what the definition says: a reload may
+            // have changed `ready` while this run's pipe is still open,
+            // and a pipe's end of file taken for an empty datagram would
+            // be read again at every wake-up.
+            let sd = rustix::fs::fstat(fd).is_ok_and(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket
+            });
             let mut buf = [0u8; 512];
             let mut ready = false;
             let mut closed = false;
