@@ -7,7 +7,9 @@ set -euo pipefail
 
 cmdline="${BINARIES_DIR:?}/rpi-firmware/cmdline.txt"
 [ -s "$cmdline" ] || { echo "post-image: $cmdline missing" >&2; exit 1; }
-for want in init=/sbin/init cgroup_enable=memory rw; do
+# psi=1: the Pi kernels build PSI disabled by default (pressure_limit and
+# wren.shed need it).
+for want in init=/sbin/init cgroup_enable=memory psi=1 rw; do
     # The firmware puts cgroup_disable=memory (from the device tree) before
     # this line; only a later cgroup_enable=memory turns it back on.
     grep -qw -- "$want" "$cmdline" \

@@ -24,7 +24,8 @@ endif
 
 # Build outputs and the boot-test cache of a checkout are not sources.
 WREN_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
-	--exclude=/target --exclude=/build --exclude=/cache --exclude=/fuzz/target
+	--exclude=/target --exclude=/build --exclude=/cache --exclude=/output \
+	--exclude=/fuzz/target --exclude=/fuzz/corpus --exclude=/fuzz/artifacts
 HOST_WREN_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = $(WREN_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS)
 
 # A source tree that did not go through Buildroot's download (a local
@@ -45,6 +46,9 @@ WREN_PRE_CONFIGURE_HOOKS += WREN_VENDOR_CRATES
 HOST_WREN_PRE_CONFIGURE_HOOKS += WREN_VENDOR_CRATES
 
 WREN_CARGO_BUILD_OPTS = --package wren --bin wren
+# Where the install steps look for the binaries, whatever the developer's
+# environment exports.
+HOST_WREN_CARGO_ENV = CARGO_TARGET_DIR=$(@D)/target
 HOST_WREN_CARGO_BUILD_OPTS = --package wren --bin wren
 
 # Container images to import (docs/containers.md): the host build adds
@@ -61,6 +65,7 @@ endif
 # one codegen unit, opt-level z, abort on panic), which Buildroot's cargo
 # environment overrides.
 WREN_CARGO_ENV = \
+	CARGO_TARGET_DIR=$(@D)/target \
 	CARGO_PROFILE_RELEASE_LTO=true \
 	CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
 	CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
