@@ -134,27 +134,25 @@ impl Pid1 {
         let text: Rejection = match kept {
             Some(_) if problem.is_some() => {
                 self.sup.revert(now(), u, None, &mut out);
-                let why = match problem {
+                let (what, who) = match &problem {
                     Some(crate::supervisor::PutBack::Unknown(dep)) => {
-                        crate::proto::formatted::<96, u8>(format_args!(
-                            "its after names {dep}, no longer loaded"
-                        ))
+                        ("its after names a unit no longer loaded: ", dep.as_str())
                     }
-                    Some(crate::supervisor::PutBack::Cycle(via)) => {
-                        let via = self.sup.slot(via).map_or("?", |s| s.def.name.as_str());
-                        crate::proto::formatted(format_args!(
-                            "its after would close a cycle through {via}"
-                        ))
-                    }
-                    None => heapless::String::new(),
+                    Some(crate::supervisor::PutBack::Cycle(via)) => (
+                        "its after would close a cycle through ",
+                        self.sup.slot(*via).map_or("?", |s| s.def.name.as_str()),
+                    ),
+                    None => ("", ""),
                 };
                 crate::proto::formatted(format_args!(
                     "new definition rejected, stopped; the last good one cannot come back \
-                     ({why}): {cause}"
+                     ({what}{who}): {cause}"
                 ))
             }
             Some(good) => {
-                let (def, saved) = match restore_file(dir, &name, &good, &cause) {
+                let rejected = self.sup.slot(u).map(|s| s.def.clone());
+                let (def, saved) = match restore_file(dir, &name, &good, &cause, rejected.as_ref())
+                {
                     // What the next reload will read back, so it sees the
                     // unit unchanged (and the lines of its messages are
                     // the file's).
@@ -166,6 +164,10 @@ impl Pid1 {
                     Ok(()) => crate::proto::formatted(format_args!(
                         "new definition rejected, kept as {name}.unit.rejected; \
                          the last good one runs: {cause}"
+                    )),
+                    Err(Errno::STALE) => crate::proto::formatted(format_args!(
+                        "new definition rejected; the last good one runs; {name}.unit, \
+                         changed since the reload, is left for the next one: {cause}"
                     )),
                     Err(e) => crate::proto::formatted(format_args!(
                         "new definition rejected; the last good one runs, but its file \
@@ -268,8 +270,17 @@ impl Pid1 {
 }
 
 /// Keep the rejected `NAME.unit` as `NAME.unit.rejected` and put `good`
-/// back as `NAME.unit`; the definition as the file now reads.
-fn restore_file(dir: &str, name: &str, good: &UnitDef, cause: &str) -> Result<UnitDef, Errno> {
+/// back as `NAME.unit`; the definition as the file now reads. A file that
+/// no longer holds the `rejected` definition (edited again since the
+/// reload, not yet loaded) is the operator's newer text: left as it is
+/// for the next reload, `Errno::STALE`.
+fn restore_file(
+    dir: &str,
+    name: &str,
+    good: &UnitDef,
+    cause: &str,
+    rejected: Option<&UnitDef>,
+) -> Result<UnitDef, Errno> {
     let mut text: heapless::String<UNIT_FILE_MAX> = heapless::String::new();
     core::fmt::write(
         &mut text,
@@ -283,6 +294,17 @@ fn restore_file(dir: &str, name: &str, good: &UnitDef, cause: &str) -> Result<Un
     let def = unit::parse(name, &text).map_err(|_| Errno::INVAL)?;
     let d = open_dir(dir)?;
     let unit_file = file_name(name, ".unit")?;
+    // On the heap (a verdict is a configuration change): PID 1's stack
+    // pages, once touched, stay resident.
+    let mut buf = std::vec![0u8; UNIT_FILE_MAX];
+    if let (Some(r), Ok(text)) = (
+        rejected,
+        crate::sys::file::read_at(&d, &unit_file, &mut buf),
+    ) {
+        if unit::parse(name, text).ok().as_ref() != Some(r) {
+            return Err(Errno::STALE);
+        }
+    }
     let rejected = file_name(name, ".unit.rejected")?;
     keep_rejected(&d, &unit_file, &rejected)?;
     let tmp = file_name(name, ".unit.restore")?;
@@ -383,7 +405,7 @@ mod tests {
         let dir = t.path().to_str().unwrap();
         std::fs::write(t.path().join("web.unit"), "exec = /bin/nope\n").unwrap();
         std::fs::write(t.path().join("web.unit.rejected"), "older\n").unwrap();
-        let def = restore_file(dir, "web", &good(), "exit 1").unwrap();
+        let def = restore_file(dir, "web", &good(), "exit 1", None).unwrap();
         let now = std::fs::read_to_string(t.path().join("web.unit")).unwrap();
         assert!(now.starts_with("# Put back by wren"), "{now}");
         assert_eq!(unit::parse("web", &now).unwrap(), def);
@@ -560,16 +582,35 @@ mod tests {
             Phase::Waiting,
             "db waits for ever"
         );
-        assert_eq!(
-            std::fs::read_to_string(t.path().join("web.unit")).unwrap(),
-            "exec = /bin/nope\n"
-        );
-        assert!(!t.path().join("web.unit.rejected").exists());
-        let why = p.edges[0]
-            .rare
-            .as_ref()
-            .and_then(|r| r.rejected.as_deref())
-            .unwrap();
+        let why = left_alone(&t, &p, "exec = /bin/nope\n");
         assert!(why.contains("cycle through db"), "{why}");
+    }
+
+    /// A put-back does not overwrite an edit made after the reload and not
+    /// loaded yet: the good definition runs, the newer file is left for
+    /// the next reload, and nothing is set aside as rejected (it would be
+    /// that newer text, not the one that failed).
+    #[test]
+    fn a_put_back_leaves_a_file_edited_since_the_reload() {
+        let t = TempDir::new("gate-newer");
+        let good = unit::parse("web", "exec = /bin/true\n").unwrap();
+        let mut p = running(&t, good.clone(), None);
+        reload_to(&mut p, unit::parse("web", "exec = /bin/nope\n").unwrap());
+        p.mark_pending();
+        std::fs::write(t.path().join("web.unit"), "exec = /bin/newer\n").unwrap();
+        p.on_verdict(0, false);
+        assert_eq!(p.sup.slot(0).unwrap().def.exec.first(), Some("/bin/true"));
+        let why = left_alone(&t, &p, "exec = /bin/newer\n");
+        assert!(why.contains("changed since the reload"), "{why}");
+    }
+
+    /// `web.unit` still holds `text`, nothing was set aside as rejected:
+    /// the reason `web`'s verdict gave.
+    fn left_alone(t: &TempDir, p: &super::Pid1, text: &str) -> String {
+        let file = std::fs::read_to_string(t.path().join("web.unit")).unwrap();
+        assert_eq!(file, text);
+        assert!(!t.path().join("web.unit.rejected").exists());
+        let why = p.edges[0].rare.as_ref().and_then(|r| r.rejected.as_deref());
+        why.unwrap().to_string()
     }
 }
