@@ -230,7 +230,7 @@ pub fn parse_hints(bytes: &[u8]) -> Option<Parsed<'_>> {
         core::str::from_utf8(l).ok()
     };
     let first = line()?;
-    let format = first.strip_prefix(STATE_MAGIC)?.trim().parse().ok()?;
+    let format = crate::num::dec(first.strip_prefix(STATE_MAGIC)?.trim())?;
     let mut hints = std::vec::Vec::new();
     let mut reexecs = 0;
     let mut followers = heapless::Vec::new();
@@ -240,7 +240,7 @@ pub fn parse_hints(bytes: &[u8]) -> Option<Parsed<'_>> {
             break;
         }
         if let Some(n) = l.strip_prefix("reexecs ") {
-            reexecs = n.parse().unwrap_or(0);
+            reexecs = crate::num::dec(n).unwrap_or(0);
             continue;
         }
         if let Some(f) = l.strip_prefix("follower ") {
@@ -248,9 +248,9 @@ pub fn parse_hints(bytes: &[u8]) -> Option<Parsed<'_>> {
             let mut next = || w.next();
             let follower = (|| {
                 Some((
-                    next()?.parse().ok()?,
+                    crate::num::dec_signed(next()?)?,
                     Name::try_from(next()?).ok()?,
-                    next()?.parse().ok()?,
+                    crate::num::dec(next()?)?,
                 ))
             })();
             if let Some(f) = follower {
@@ -266,10 +266,10 @@ pub fn parse_hints(bytes: &[u8]) -> Option<Parsed<'_>> {
         let hint = (|| {
             Some(Hint {
                 name: Name::try_from(next()?).ok()?,
-                pid: next()?.parse().ok()?,
-                log_fd: next()?.parse().ok()?,
-                notify_fd: next()?.parse().ok()?,
-                report_fd: next()?.parse().ok()?,
+                pid: crate::num::dec(next()?)?,
+                log_fd: crate::num::dec_signed(next()?)?,
+                notify_fd: crate::num::dec_signed(next()?)?,
+                report_fd: crate::num::dec_signed(next()?)?,
             })
         })();
         if let Some(h) = hint {
@@ -316,8 +316,8 @@ pub fn parse_handshake(line: &str) -> Option<(u32, u16, &str)> {
     if w.next()? != HANDSHAKE_MAGIC {
         return None;
     }
-    let format = w.next()?.parse().ok()?;
-    let proto = w.next()?.parse().ok()?;
+    let format = crate::num::dec(w.next()?)?;
+    let proto = crate::num::dec(w.next()?)?;
     let version = w.next()?;
     Some((format, proto, version))
 }

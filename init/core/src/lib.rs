@@ -12,6 +12,7 @@
 pub mod confine;
 pub mod handover;
 pub mod log_ring;
+pub mod num;
 pub mod proto;
 pub mod sort;
 pub mod supervisor;

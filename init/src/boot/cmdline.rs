@@ -63,8 +63,8 @@ fn watchdog_value(v: Option<&str>) -> Result<Option<WatchdogOption>, &'static st
     }
     let timeout_s = match secs {
         None => WATCHDOG_TIMEOUT_S,
-        Some(s) => match s.parse::<u32>() {
-            Ok(n) if (1..=3600).contains(&n) => n,
+        Some(s) => match wren_core::num::dec::<u32>(s) {
+            Some(n) if (1..=3600).contains(&n) => n,
             _ => return Err("wren.watchdog: SECONDS must be from 1 to 3600"),
         },
     };

@@ -61,7 +61,7 @@ pub fn some_avg10(text: &str) -> Option<u32> {
 /// cost the binary tens of KB).
 pub fn hundredths(v: &str) -> Option<u32> {
     let (whole, frac) = v.split_once('.').unwrap_or((v, "0"));
-    let whole: u32 = whole.parse().ok()?;
+    let whole: u32 = wren_core::num::dec(whole)?;
     let mut hundredths = 0u32;
     for (i, c) in frac.chars().take(2).enumerate() {
         let d = c.to_digit(10)?;

@@ -47,7 +47,7 @@ pub fn parse_memory_events(text: &str) -> Option<MemoryEvents> {
             "oom_group_kill" => &mut ev.oom_group_kill,
             _ => continue,
         };
-        *slot = val.parse().ok()?;
+        *slot = wren_core::num::dec(val)?;
     }
     Some(ev)
 }
@@ -64,13 +64,13 @@ pub fn parse_populated(text: &str) -> Option<bool> {
 
 /// Parse a single number (`memory.current`, `pids.current`).
 pub fn parse_u64(text: &str) -> Option<u64> {
-    text.trim().parse().ok()
+    wren_core::num::dec(text.trim())
 }
 
 /// Parse a value that may be `max` (`memory.max`, `pids.max`).
 pub fn parse_limit(text: &str) -> Option<Limit> {
     match text.trim() {
         "max" => Some(Limit::Max),
-        t => t.parse().ok().map(Limit::Value),
+        t => wren_core::num::dec(t).map(Limit::Value),
     }
 }

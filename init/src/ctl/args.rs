@@ -148,7 +148,7 @@ pub(super) fn parse(args: &[String]) -> Result<Command, String> {
             while let Some(a) = it.next() {
                 let mut number = |what: &str| -> Result<u32, String> {
                     it.next()
-                        .and_then(|v| v.parse().ok())
+                        .and_then(|v| wren_core::num::dec(v))
                         .filter(|v| *v > 0)
                         .ok_or_else(|| format!("top: {what} needs a positive number"))
                 };

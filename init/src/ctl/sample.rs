@@ -51,7 +51,7 @@ pub fn parse_pressure(text: &str) -> Option<Pressure> {
                 "avg10" => slot.avg10 = hundredths(v)?,
                 "avg60" => slot.avg60 = hundredths(v)?,
                 "avg300" => slot.avg300 = hundredths(v)?,
-                "total" => slot.total_us = v.parse().ok()?,
+                "total" => slot.total_us = wren_core::num::dec(v)?,
                 _ => {}
             }
         }
@@ -63,7 +63,7 @@ pub fn parse_pressure(text: &str) -> Option<Pressure> {
 pub fn parse_cpu_usage(text: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix("usage_usec "))
-        .and_then(|v| v.trim().parse().ok())
+        .and_then(|v| wren_core::num::dec(v.trim()))
 }
 
 /// One unit at one moment.
@@ -133,7 +133,7 @@ pub fn parse_meminfo(text: &str) -> Option<(u64, u64)> {
                 while let Some(rest) = v.strip_suffix("kB") {
                     v = rest;
                 }
-                v.trim().parse::<u64>().ok()
+                wren_core::num::dec::<u64>(v.trim())
             })
             .map(|kb| kb.saturating_mul(1024))
     };

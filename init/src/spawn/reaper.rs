@@ -230,7 +230,7 @@ pub fn serve_if_reaper() {
         return;
     };
     let mut fields = state.split(',');
-    let mut number = || i32::try_from(fields.next()?.parse::<u32>().ok()?).ok();
+    let mut number = || i32::try_from(wren_core::num::dec::<u32>(fields.next()?)?).ok();
     let (Some(service), Some(fd), Some(nice), None) = (number(), number(), number(), fields.next())
     else {
         return;

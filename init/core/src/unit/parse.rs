@@ -383,8 +383,8 @@ pub(super) fn apply(
                 _ => bad!("critical: expected `yes` or `no`, got `{}`", Clip(v)),
             }
         }
-        "shed_order" => match v.parse::<u16>() {
-            Ok(n) if (1..=1000).contains(&n) => def.shed_order = Some(n),
+        "shed_order" => match crate::num::dec::<u16>(v) {
+            Some(n) if (1..=1000).contains(&n) => def.shed_order = Some(n),
             _ => bad!("shed_order: expected a number from 1 to 1000, got `{}`", Clip(v)),
         },
         "start_timeout" => def.start_timeout = duration(v)?,

@@ -70,7 +70,7 @@ pub fn parse_duration(v: &str) -> Option<Millis> {
     if num.is_empty() {
         return None;
     }
-    let n: u64 = num.parse().ok()?;
+    let n: u64 = crate::num::dec(num)?;
     let scale = match unit {
         "ms" => 1,
         "" | "s" => 1_000,
@@ -85,7 +85,7 @@ pub fn parse_duration(v: &str) -> Option<Millis> {
 /// window the kernel's PSI trigger accepts.
 pub fn parse_pressure_limit(v: &str) -> Option<PressureLimit> {
     let (p, d) = v.split_once('/')?;
-    let percent: u8 = p.trim().strip_suffix('%')?.trim().parse().ok()?;
+    let percent: u8 = crate::num::dec(p.trim().strip_suffix('%')?.trim())?;
     let window = u16::try_from(parse_duration(d.trim())?).ok()?;
     let ok = (1..=100).contains(&percent)
         && (PressureLimit::WINDOW_MIN..=PressureLimit::WINDOW_MAX).contains(&window);
@@ -102,7 +102,7 @@ pub fn parse_size(v: &str) -> Option<Limit> {
     if num.is_empty() {
         return None;
     }
-    let n: u64 = num.parse().ok()?;
+    let n: u64 = crate::num::dec(num)?;
     let shift = match unit {
         "" => 0,
         "K" | "k" => 10,
@@ -139,18 +139,18 @@ pub(super) fn valid_id_name(n: &str) -> bool {
 }
 
 /// A whole number of plain decimal digits (no sign, no blanks).
-pub(super) fn number<T: core::str::FromStr>(v: &str) -> Option<T> {
+pub(super) fn number<T: TryFrom<u64>>(v: &str) -> Option<T> {
     if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    v.parse().ok()
+    crate::num::dec(v)
 }
 
 pub(super) fn parse_id(key: &str, v: &str) -> Result<IdSpec, Msg> {
     if !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()) {
         // (uid_t)-1 means "unchanged" to setuid/setgid, never an id.
-        match v.parse::<u32>() {
-            Ok(n) if n != u32::MAX => return Ok(IdSpec::Id(n)),
+        match crate::num::dec::<u32>(v) {
+            Some(n) if n != u32::MAX => return Ok(IdSpec::Id(n)),
             _ => bad!("{key}: `{}` is not a valid id", Clip(v)),
         }
     }

@@ -91,7 +91,7 @@ fn field(line: &[u8], i: usize) -> Option<&[u8]> {
 }
 
 fn number(f: &[u8]) -> Option<u32> {
-    core::str::from_utf8(f).ok()?.parse().ok()
+    wren_core::num::dec(core::str::from_utf8(f).ok()?)
 }
 
 /// A passwd line: `Ok(None)` when it is not a valid entry.
@@ -321,8 +321,8 @@ pub fn find_ids(text: &str, name: &str) -> Option<(u32, u32)> {
             return None;
         }
         let _pw = f.next()?;
-        let a = f.next()?.parse().ok()?;
-        let b = f.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let a = wren_core::num::dec(f.next()?)?;
+        let b = f.next().and_then(wren_core::num::dec).unwrap_or(0);
         Some((a, b))
     })
 }

@@ -108,7 +108,7 @@ fn ppid(pid: u32) -> Option<u32> {
     let after = text.get(text.rfind(')')?.saturating_add(1)..)?;
     let mut w = after.split_whitespace();
     let _state = w.next()?;
-    w.next()?.parse().ok()
+    wren_core::num::dec(w.next()?)
 }
 
 /// The pids in the unit's cgroup.
@@ -117,7 +117,7 @@ fn cgroup_pids(name: &str, out: &mut heapless::Vec<u32, 64>) {
         crate::proto::formatted(format_args!("{CGROUP_ROOT}/units/{name}/cgroup.procs"));
     let mut buf = [0u8; 4096];
     if let Ok(text) = crate::sys::file::read_seq_at(rustix::fs::CWD, &path, &mut buf) {
-        for p in text.split_whitespace().filter_map(|w| w.parse().ok()) {
+        for p in text.split_whitespace().filter_map(wren_core::num::dec) {
             let _ = out.push(p);
         }
     }

@@ -34,7 +34,7 @@ pub const DEFAULT_PATH: &str = "/sbin/init";
 pub fn state_format() -> u32 {
     let bump = std::env::var("WREN_STATE_FORMAT_BUMP")
         .ok()
-        .and_then(|v| v.parse::<u32>().ok())
+        .and_then(|v| wren_core::num::dec::<u32>(&v))
         .unwrap_or(0);
     handover::STATE_FORMAT.saturating_add(bump)
 }
@@ -53,7 +53,7 @@ pub fn handover_fd() -> Option<OwnedFd> {
     let mut args = crate::sys::entry::args().skip(1);
     while let Some(a) = args.next() {
         if a == HANDOVER_ARG {
-            let n: RawFd = args.next()?.to_str()?.parse().ok()?;
+            let n: RawFd = wren_core::num::dec_signed(args.next()?.to_str()?)?;
             return crate::sys::handover::take_fd(n);
         }
     }
