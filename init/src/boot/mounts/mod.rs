@@ -228,11 +228,6 @@ fn entries(text: &str) -> impl DoubleEndedIterator<Item = (&str, &str, &str)> {
     })
 }
 
-/// Is something mounted on `target` according to `mounts_text`?
-pub fn is_mounted(mounts_text: &str, target: &str) -> bool {
-    entries(mounts_text).any(|(_, t, _)| field_eq(t, target))
-}
-
 /// The type of the topmost file system on `target` (the last listed).
 fn mounted_fstype<'a>(mounts_text: &'a str, target: &str) -> Option<&'a str> {
     entries(mounts_text)
@@ -332,36 +327,56 @@ fn make_mount_point(target: &'static str) -> Result<(), MountError> {
 /// Remount the file system already on `spec.target` with `spec`'s flags
 /// and the first of its options the kernel takes (a cgroup2 mounted
 /// without `nsdelegate` lets a unit in a cgroup namespace write its own
-/// limits); when it takes none, it stays as it is, said.
+/// limits); when it takes none, it stays as it is, said. The empty
+/// options (a plain mount's last resort) would change nothing: not tried.
 fn remount_one(spec: &MountSpec, report: &mut dyn FnMut(MountError)) {
-    let wanted = spec
-        .options
+    let named = spec.options.iter().take_while(|o| !o.is_empty()).count();
+    let options = spec.options.get(..named).unwrap_or_default();
+    let remount = |o: &CStr| rustix::mount::mount_remount(spec.target, spec.flags, o);
+    if let Err(errno) = first_taken(spec, options, report, remount) {
+        report(MountError::KeptAsMounted {
+            target: spec.target,
+            wanted: wanted(spec),
+            errno,
+        });
+    }
+}
+
+/// `spec`'s preferred options, as text.
+fn wanted(spec: &MountSpec) -> &'static str {
+    spec.options
         .first()
         .and_then(|c| c.to_str().ok())
-        .unwrap_or("");
+        .unwrap_or("")
+}
+
+/// Calls `call` with `options` in turn while the kernel says EINVAL (an
+/// option it does not know), and says so when it took other than `spec`'s
+/// preferred ones; the last error when it took none.
+fn first_taken(
+    spec: &MountSpec,
+    options: &[&'static CStr],
+    report: &mut dyn FnMut(MountError),
+    call: impl Fn(&CStr) -> Result<(), Errno>,
+) -> Result<(), Errno> {
     let mut last = Errno::INVAL;
-    for (i, opts) in spec.options.iter().enumerate() {
-        if opts.is_empty() {
-            break;
-        }
-        match rustix::mount::mount_remount(spec.target, spec.flags, *opts) {
-            Ok(()) if i == 0 => return,
+    for (i, opts) in options.iter().enumerate() {
+        match call(opts) {
             Ok(()) => {
-                let used = opts.to_str().unwrap_or("");
-                return report(MountError::FewerOptions {
-                    target: spec.target,
-                    wanted,
-                    used,
-                });
+                if i > 0 {
+                    report(MountError::FewerOptions {
+                        target: spec.target,
+                        wanted: wanted(spec),
+                        used: opts.to_str().unwrap_or(""),
+                    });
+                }
+                return Ok(());
             }
-            Err(e) => last = e,
+            Err(Errno::INVAL) => last = Errno::INVAL,
+            Err(errno) => return Err(errno),
         }
     }
-    report(MountError::KeptAsMounted {
-        target: spec.target,
-        wanted,
-        errno: last,
-    });
+    Err(last)
 }
 
 /// Mount `spec`, trying its options in turn while the kernel says EINVAL.
@@ -370,35 +385,15 @@ fn mount_one(spec: &MountSpec, report: &mut dyn FnMut(MountError)) {
         report(e);
         // Mount anyway: mkdir may fail (read-only root) on an existing dir.
     }
-    let mut last = Errno::INVAL;
-    for (i, opts) in spec.options.iter().enumerate() {
-        match rustix::mount::mount(spec.fstype, spec.target, spec.fstype, spec.flags, *opts) {
-            Ok(()) => {
-                if i > 0 {
-                    report(MountError::FewerOptions {
-                        target: spec.target,
-                        wanted: spec
-                            .options
-                            .first()
-                            .and_then(|c| c.to_str().ok())
-                            .unwrap_or(""),
-                        used: opts.to_str().unwrap_or(""),
-                    });
-                }
-                return;
-            }
-            Err(Errno::INVAL) => last = Errno::INVAL,
-            Err(errno) => {
-                last = errno;
-                break;
-            }
-        }
+    let mount =
+        |o: &CStr| rustix::mount::mount(spec.fstype, spec.target, spec.fstype, spec.flags, o);
+    if let Err(errno) = first_taken(spec, spec.options, report, mount) {
+        report(MountError::Mount {
+            target: spec.target,
+            fstype: spec.fstype,
+            errno,
+        });
     }
-    report(MountError::Mount {
-        target: spec.target,
-        fstype: spec.fstype,
-        errno: last,
-    });
 }
 
 /// Mount what is not mounted yet: /proc (when /proc/self is missing), then

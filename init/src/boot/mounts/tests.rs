@@ -20,17 +20,18 @@ tmpfs /data/tmp tmpfs rw 0 0
 ";
 
 #[test]
-fn is_mounted_matches_whole_targets() {
-    assert!(is_mounted(TABLE, "/proc"));
-    assert!(is_mounted(TABLE, "/sys/fs/cgroup"));
-    assert!(is_mounted(TABLE, "/data/my disk"));
-    assert!(!is_mounted(TABLE, "/data/my\\040disk"));
-    assert!(!is_mounted(TABLE, "/dev/shm"));
-    assert!(!is_mounted(TABLE, "/sys/fs"));
-    assert!(!is_mounted(TABLE, "/pro"));
-    assert!(!is_mounted("", "/proc"));
+fn mounted_fstype_matches_whole_targets() {
+    let is_target = |text, target| mounted_fstype(text, target).is_some();
+    assert!(is_target(TABLE, "/proc"));
+    assert!(is_target(TABLE, "/sys/fs/cgroup"));
+    assert!(is_target(TABLE, "/data/my disk"));
+    assert!(!is_target(TABLE, "/data/my\\040disk"));
+    assert!(!is_target(TABLE, "/dev/shm"));
+    assert!(!is_target(TABLE, "/sys/fs"));
+    assert!(!is_target(TABLE, "/pro"));
+    assert!(!is_target("", "/proc"));
     // A truncated line is skipped, not misread.
-    assert!(!is_mounted("proc /proc\n", "/proc"));
+    assert!(!is_target("proc /proc\n", "/proc"));
 }
 
 #[test]
@@ -58,7 +59,7 @@ fn the_topmost_mount_on_a_target_is_its_type() {
 fn early_mounts_skip_what_is_there() {
     let missing: Vec<&str> = EARLY
         .iter()
-        .filter(|s| !is_mounted(TABLE, s.target))
+        .filter(|s| mounted_fstype(TABLE, s.target).is_none())
         .map(|s| s.target)
         .collect();
     assert_eq!(missing, ["/dev/shm"]);
