@@ -335,26 +335,18 @@ impl Pid1 {
             .sup
             .slots()
             .any(|s| s.retired == crate::supervisor::Retired::Leaving);
+        let cg = self.cg.as_ref();
         for (i, edge) in self.edges.iter_mut().enumerate() {
-            let gone = u16::try_from(i)
-                .ok()
-                .and_then(|u| self.sup.slot(u))
-                .is_some_and(|s| s.retired == crate::supervisor::Retired::Free);
-            if gone {
-                edge.let_go();
-            }
-        }
-        let Some(cg) = self.cg.as_ref() else { return };
-        for (i, edge) in self.edges.iter_mut().enumerate() {
-            if edge.cgroup.is_none() {
-                continue;
-            }
             let Some(slot) = u16::try_from(i).ok().and_then(|u| self.sup.slot(u)) else {
                 continue;
             };
             if slot.retired != crate::supervisor::Retired::Free {
                 continue;
             }
+            edge.let_go();
+            let (Some(cg), Some(_)) = (cg, edge.cgroup) else {
+                continue;
+            };
             match cg.remove(&slot.def.name) {
                 Ok(true) => {
                     crate::debug!("{}: cgroup removed", slot.def.name);
@@ -372,6 +364,7 @@ impl Pid1 {
             edge.cgroup = None;
             edge.pressure = None;
         }
+        let Some(cg) = cg else { return };
         let sup = &self.sup;
         let t = if self.orphans.is_empty() { 0 } else { now() };
         self.orphans.retain(|(name, since)| {
