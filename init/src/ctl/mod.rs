@@ -59,20 +59,10 @@ impl Write for Stdout {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let mut done = 0;
-        let r = loop {
-            let Some(rest) = self.buf.get(done..).filter(|r| !r.is_empty()) else {
-                break Ok(());
-            };
-            match rustix::io::write(rustix::stdio::stdout(), rest) {
-                Ok(n) => done += n,
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => break Err(io::Error::from(e)),
-            }
-        };
+        let r = crate::sys::file::write_all(rustix::stdio::stdout(), &self.buf);
         // What could not be written is dropped with the error.
         self.buf.clear();
-        r
+        r.map_err(io::Error::from)
     }
 }
 

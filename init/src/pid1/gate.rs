@@ -12,7 +12,7 @@ use crate::kmsg;
 use crate::supervisor::Note;
 use crate::unit::{self, UnitDef};
 use crate::vocab::UNIT_FILE_MAX;
-use rustix::fd::{AsFd, OwnedFd};
+use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
@@ -368,7 +368,7 @@ fn replace(d: &OwnedFd, tmp: &str, target: &str, bytes: &[u8]) -> Result<(), Err
         OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o644),
     )?;
-    let written = write_all(&fd, bytes).and_then(|()| rustix::fs::fsync(&fd));
+    let written = crate::sys::file::write_all(&fd, bytes).and_then(|()| rustix::fs::fsync(&fd));
     drop(fd);
     if let Err(e) = written {
         let _ = rustix::fs::unlinkat(d, tmp, rustix::fs::AtFlags::empty());
@@ -376,18 +376,6 @@ fn replace(d: &OwnedFd, tmp: &str, target: &str, bytes: &[u8]) -> Result<(), Err
     }
     rustix::fs::renameat(d, tmp, d, target)?;
     rustix::fs::fsync(d)
-}
-
-fn write_all(fd: impl AsFd, mut bytes: &[u8]) -> Result<(), Errno> {
-    while !bytes.is_empty() {
-        match rustix::io::write(&fd, bytes) {
-            Ok(0) => return Err(Errno::IO),
-            Ok(n) => bytes = bytes.get(n..).unwrap_or(&[]),
-            Err(Errno::INTR) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

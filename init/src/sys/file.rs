@@ -25,6 +25,20 @@ pub fn write_at<Fd: AsFd>(dir: Fd, path: &str, value: &[u8]) -> Result<(), Errno
     Ok(())
 }
 
+/// Writes all of `bytes` to `fd`, write(2) after write(2) (a pipe, a
+/// file, a terminal may take less than asked).
+pub fn write_all(fd: impl AsFd, mut bytes: &[u8]) -> Result<(), Errno> {
+    while !bytes.is_empty() {
+        match rustix::io::write(&fd, bytes) {
+            Ok(0) => return Err(Errno::IO),
+            Ok(n) => bytes = bytes.get(n..).unwrap_or(&[]),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Read `path` under `dir` into `buf`, up to its end or `buf`'s; the text,
 /// if it is UTF-8.
 ///
@@ -85,7 +99,16 @@ pub fn read_lossy_at<'b, Fd: AsFd>(
 /// what was asked is the end: a regular or kernel file returns less only
 /// there, and the read that would return 0 is saved.
 fn read_all<'b>(fd: &rustix::fd::OwnedFd, buf: &'b mut [u8]) -> Result<&'b str, Errno> {
-    let len = read_bytes(fd, buf)?;
+    read_text(fd, buf, true)
+}
+
+/// `read_until`'s bytes as text, if UTF-8.
+fn read_text<'b>(
+    fd: &rustix::fd::OwnedFd,
+    buf: &'b mut [u8],
+    short_ends: bool,
+) -> Result<&'b str, Errno> {
+    let len = read_until(fd, buf, short_ends)?;
     let bytes = buf.get(..len).ok_or(Errno::INVAL)?;
     core::str::from_utf8(bytes).map_err(|_| Errno::INVAL)
 }
@@ -123,10 +146,7 @@ pub fn for_each_entry(
 /// any seq_file) into `buf`, up to its end or `buf`'s: there a read
 /// returns whole lines only, so less than asked is not the end, 0 is.
 pub fn read_seq_at<'b, Fd: AsFd>(dir: Fd, path: &str, buf: &'b mut [u8]) -> Result<&'b str, Errno> {
-    let fd = open_kernel_at(dir, path)?;
-    let len = read_until(&fd, buf, false)?;
-    let bytes = buf.get(..len).ok_or(Errno::INVAL)?;
-    core::str::from_utf8(bytes).map_err(|_| Errno::INVAL)
+    read_text(&open_kernel_at(dir, path)?, buf, false)
 }
 
 /// `read_all`'s reads: how many bytes of `buf` they filled.
