@@ -11,8 +11,6 @@ impl Supervisor {
         };
         s.rt.pid = pid;
         s.rt.spawned_at = now;
-        // A run's watchdog is armed at its own ready: none from the last.
-        s.rt.watchdog_at = None;
         let early = core::mem::take(&mut s.rt.ready_early);
         if s.def.kind == Kind::Service && s.def.ready == Ready::Started {
             s.rt.phase = Phase::Running;
