@@ -299,6 +299,14 @@ impl Pid1 {
     /// and file) and its reaper's report go with it (no exit of it comes
     /// to do so).
     fn end_run_fds(&mut self, u: u16) {
+        self.end_readiness(u);
+        self.watch_report(u, None);
+    }
+
+    /// The run's readiness channel closed, its socket file unlinked: at
+    /// its exit (`classify_exit`), or when the supervisor lets go of a run
+    /// it killed (no exit of it will come to do so).
+    fn end_readiness(&mut self, u: u16) {
         let sd = self
             .sup
             .slot(u)
@@ -312,13 +320,19 @@ impl Pid1 {
                 let _ = epoll::delete(ep, &fd);
             }
         }
-        self.watch_report(u, None);
     }
 
     /// Announcing a unit stopped: a handshake of it still running ends.
+    /// A run killed for its start timeout or watchdog is let go of: its
+    /// notify socket would otherwise stay bound (and in epoll) until the
+    /// unit's next start, for good if none comes.
     pub(super) fn on_note(&mut self, u: u16, note: Note) {
-        if note == Note::Stopped {
-            self.cancel_exec(u);
+        match note {
+            Note::Stopped => self.cancel_exec(u),
+            Note::StartTimeout { .. } | Note::WatchdogTimeout { .. } | Note::StartLimit => {
+                self.end_readiness(u)
+            }
+            _ => {}
         }
     }
 }

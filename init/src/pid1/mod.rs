@@ -671,6 +671,72 @@ mod tests {
         assert!(p.edges[0].notify.is_none(), "the ended pipe is kept");
     }
 
+    /// A `web` of `ready = sd_notify` spawned as pid `NO_PID`, its notify
+    /// socket one end of a datagram pair (the other returned).
+    fn sd_notify_web(start_timeout: u64) -> (Pid1, OwnedFd) {
+        use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+        let mut d = UnitDef::with_defaults("web");
+        d.exec.push("/bin/true").unwrap();
+        d.ready = crate::unit::Ready::SdNotify;
+        d.start_timeout = start_timeout;
+        let mut p = Pid1::new(None, 0, false);
+        p.add_unit(d);
+        p.sup.link().unwrap();
+        p.fit_tables();
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, NO_PID));
+        let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+        let (ours, theirs) =
+            socketpair(AddressFamily::UNIX, SocketType::DGRAM, flags, None).unwrap();
+        p.edges[0].notify = Some(ours);
+        (p, theirs)
+    }
+
+    /// An sd_notify datagram is read whole up to systemd's 4096 bytes:
+    /// READY=1 after a long STATUS= line counts (a 512-byte read cut it
+    /// off).
+    #[test]
+    fn ready_after_a_long_status_line_counts() {
+        let (mut p, theirs) = sd_notify_web(0);
+        let mut msg = b"STATUS=".to_vec();
+        msg.resize(3000, b'x');
+        msg.extend_from_slice(b"\nREADY=1");
+        assert_eq!(rustix::io::write(&theirs, &msg).unwrap(), msg.len());
+        p.on_notify(0);
+        p.run_queue();
+        assert_eq!(
+            p.sup.slot(0).unwrap().rt.phase,
+            crate::supervisor::Phase::Running
+        );
+    }
+
+    /// A run killed at its start timeout is let go of: its notify socket
+    /// goes with it, not at the unit's next start (which may never come).
+    #[test]
+    fn a_start_timeout_closes_the_runs_notify_socket() {
+        let (mut p, _theirs) = sd_notify_web(100);
+        let acts = step(&mut p, 200, Event::Tick);
+        assert!(
+            acts.iter().any(|a| matches!(
+                a,
+                crate::supervisor::Action::Announce(
+                    0,
+                    crate::supervisor::Note::StartTimeout { .. }
+                )
+            )),
+            "{acts:?}"
+        );
+        for a in acts {
+            if !matches!(a, crate::supervisor::Action::KillCgroup(_)) {
+                p.perform(a);
+            }
+        }
+        assert!(
+            p.edges[0].notify.is_none(),
+            "the killed run's socket is kept"
+        );
+    }
+
     /// A run's output is read to the last byte the pipe holds when asked
     /// for enough reads (the drain when the next run takes its place), a
     /// budget's worth otherwise; the end of file is said once every writer

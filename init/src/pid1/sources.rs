@@ -300,7 +300,9 @@ impl Pid1 {
             let sd = rustix::fs::fstat(fd).is_ok_and(|st| {
                 rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket
             });
-            let mut buf = [0u8; 512];
+            // systemd's NOTIFY_BUFFER_MAX: a datagram is read whole or
+            // cut, and READY=1 may follow a long STATUS= line.
+            let mut buf = [0u8; 4096];
             let mut ready = false;
             let mut closed = false;
             // Bounded like on_log: a flood of (empty) datagrams waits for
