@@ -22,7 +22,9 @@ pub fn human_bytes(v: u64) -> String {
         suffix = next;
     }
     let whole = v / unit;
-    let tenths = (v % unit) / (unit / 10);
+    // Rounded down: `(v % unit) / (unit / 10)` made 1020-1023 of 1024
+    // a tenth of 10 ("1.10K" for 2047).
+    let tenths = (v % unit) * 10 / unit;
     if whole < 10 && tenths > 0 {
         format!("{whole}.{tenths}{suffix}")
     } else {

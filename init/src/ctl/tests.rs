@@ -224,6 +224,9 @@ fn sizes_and_uptimes_are_short() {
     assert_eq!(human_bytes(1023 << 20), "1023M");
     assert_eq!(human_bytes(3 << 30), "3G");
     assert_eq!(human_bytes(u64::MAX), "16383P");
+    // Rounded down, never a tenth of 10 ("1.10K" for 2047).
+    assert_eq!(human_bytes(2047), "1.9K");
+    assert_eq!(human_bytes((2 << 20) - 1), "1.9M");
     assert_eq!(human_uptime(0), "0s");
     assert_eq!(human_uptime(5_999), "5s");
     assert_eq!(human_uptime(192_000), "3m12s");

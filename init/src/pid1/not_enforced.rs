@@ -88,6 +88,16 @@ mod tests {
         assert_eq!(set.to_string(), text);
     }
 
+    /// `status NAME` sends the list whole, every key set or not (its
+    /// field was 96 bytes: with no cgroup2, `io.weight` was dropped).
+    #[test]
+    fn every_key_fits_not_enforced() {
+        let all = KeySet::of(&every_key());
+        let sent: heapless::String<{ crate::proto::NOT_ENFORCED_MAX }> =
+            crate::proto::formatted(format_args!("{all}"));
+        assert_eq!(sent.as_str(), every_key().join(" "));
+    }
+
     #[test]
     fn a_subset_reads_back_as_itself_and_empty_as_nothing() {
         let mut some = NotEnforced::new();

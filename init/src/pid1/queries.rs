@@ -323,7 +323,11 @@ fn detail(
     cg: Option<&Cgroups>,
     name: &str,
 ) -> Result<UnitDetail, CtlError> {
-    let u = unit_index(sup, name)?;
+    // A unit a reload removed is listed while it stops: so it has a
+    // detail too.
+    let leaving = sup.index(name).is_none();
+    let u =
+        unit_index(sup, name).or_else(|e| sup.retired_index(name, Retired::Leaving).ok_or(e))?;
     let status = line(sup, cg, u).ok_or_else(|| CtlError::code(ErrCode::NoSuchUnit))?;
     let slot = sup
         .slot(u)
@@ -349,14 +353,29 @@ fn detail(
         let _ =
             reason.push_str("shed: system memory pressure (wren.shed), starts again once it calms");
     }
+    if leaving {
+        reason.clear();
+        let _ = reason.push_str("removed by a reload: stopping");
+    }
     if slot.rt.phase == Phase::Waiting {
         reason.clear();
         let _ = reason.push_str("waiting for");
-        for d in slot.rt.deps.iter() {
-            if let Some(ds) = sup.slot(*d) {
-                let _ = reason.push(' ');
-                let _ = reason.push_str(&ds.def.name);
+        // Those it still waits on (not those already up), each whole; a
+        // list that does not fit ends in "...".
+        let pending = slot
+            .rt
+            .deps
+            .iter()
+            .filter_map(|d| sup.slot(*d))
+            .filter(|ds| !ds.rt.phase.lets_dependents_start());
+        for ds in pending {
+            let fits = reason.len() + 1 + ds.def.name.len() + 4 <= reason.capacity();
+            if !fits {
+                let _ = reason.push_str(" ...");
+                break;
             }
+            let _ = reason.push(' ');
+            let _ = reason.push_str(&ds.def.name);
         }
     }
     Ok(UnitDetail {
@@ -588,5 +607,65 @@ mod tests {
         assert_eq!(p.sup.index("web"), None);
         p.tend_waiters();
         assert_eq!(replies(&mut s), vec![Reply::Ok]);
+    }
+
+    fn pid1_with(units: &[(&str, &str)]) -> super::Pid1 {
+        let mut p = super::Pid1::new(None, 0, false);
+        for (name, text) in units {
+            p.add_unit(crate::unit::parse(name, text).unwrap());
+        }
+        p.sup.link().unwrap();
+        p.fit_tables();
+        p
+    }
+
+    /// A unit a reload removed is listed while it stops, so `status NAME`
+    /// shows it too (it said there was no such unit), saying why.
+    #[test]
+    fn a_unit_leaving_after_a_reload_has_a_detail() {
+        let mut p = pid1_with(&[("web", "exec = /bin/true\n")]);
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, NO_PID));
+        let mut out = crate::supervisor::Actions::default();
+        out.fit(4);
+        p.sup
+            .reload(2, &mut Vec::new().into_iter(), &|_| false, &mut out);
+        let (units, _) = super::status(&p.sup, None, 0);
+        assert_eq!(units.len(), 1);
+        assert_eq!(units[0].name.as_str(), "web");
+        let d = super::detail(&p.sup, &p.edges, None, "web").unwrap();
+        assert_eq!(d.status.state, units[0].state);
+        assert_eq!(d.reason.as_str(), "removed by a reload: stopping");
+        assert!(super::detail(&p.sup, &p.edges, None, "db").is_err());
+    }
+
+    /// `waiting for` names the units still awaited, not those already up;
+    /// a list too long for the field ends in "..." (a name cut in the
+    /// middle was dropped, and shorter ones after it kept).
+    #[test]
+    fn waiting_for_names_only_the_units_awaited() {
+        let mut p = pid1_with(&[
+            ("lo", "exec = /bin/true\n"),
+            ("db", "exec = /bin/true\n"),
+            ("app", "exec = /bin/true\nafter = lo db\n"),
+        ]);
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, NO_PID));
+        let d = super::detail(&p.sup, &p.edges, None, "app").unwrap();
+        assert_eq!(d.reason.as_str(), "waiting for db");
+
+        let long = |c: char| c.to_string().repeat(crate::vocab::NAME_MAX);
+        let (a, b, c) = (long('a'), long('b'), long('c'));
+        let after = format!("exec = /bin/true\nafter = {a} {b} {c} z\n");
+        let mut units = vec![(a.as_str(), "exec = /bin/true\n")];
+        units.extend([
+            (b.as_str(), "exec = /bin/true\n"),
+            (c.as_str(), "exec = /bin/true\n"),
+        ]);
+        units.extend([("z", "exec = /bin/true\n"), ("app", after.as_str())]);
+        let mut p = pid1_with(&units);
+        step(&mut p, 0, Event::Boot);
+        let d = super::detail(&p.sup, &p.edges, None, "app").unwrap();
+        assert_eq!(d.reason.as_str(), format!("waiting for {a} {b} ..."));
     }
 }

@@ -218,6 +218,32 @@ fn summary_line() {
     );
 }
 
+/// The longest line `Summary` can make fits `status NAME`'s field: every
+/// namespace with a map, the longest user name, every capability but the
+/// shortest (all of them read "all"), a seccomp list, a root of
+/// `ROOT_BYTES`. A root cut there (the field was 200 bytes) lost the very
+/// layers and "overlay" the line is for.
+#[test]
+fn the_longest_confinement_line_fits() {
+    use crate::proto::CONFINEMENT_MAX;
+    let shortest = caps::Caps::ALL.names().min_by_key(|n| n.len()).unwrap();
+    let caps: Vec<&str> = caps::Caps::ALL.names().filter(|&n| n != shortest).collect();
+    let layer = format!("/{}", "l".repeat(94));
+    let root = vec![layer; crate::vocab::MAX_ROOT_LAYERS].join(":");
+    assert!(root.len() <= crate::vocab::ROOT_BYTES && root.len() > crate::vocab::ROOT_BYTES - 8);
+    let text = format!(
+        "exec = /bin/x\nnamespaces = user mount pid uts ipc net cgroup\nuser_map = 4294966295 1000\nuser = {}\ncapabilities = {}\nseccomp = ~@mount\nroot = {root}\nroot_overlay = yes\n",
+        "u".repeat(crate::vocab::ID_NAME_MAX),
+        caps.join(" "),
+    );
+    let def = crate::unit::parse("x", &text).unwrap();
+    let line = format!("{}", Summary(&def));
+    assert!(line.ends_with(" overlay"), "{line}");
+    assert!(line.len() <= CONFINEMENT_MAX, "{} bytes", line.len());
+    let sent: heapless::String<CONFINEMENT_MAX> = crate::proto::formatted(format_args!("{line}"));
+    assert_eq!(sent.as_str(), line);
+}
+
 /// Like `run`, counting the instructions a call passes.
 fn steps(prog: &[Insn], arch: u32, nr: u32) -> usize {
     let mut pc = 0usize;

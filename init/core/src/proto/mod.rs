@@ -38,7 +38,7 @@ pub const FRAME_OVERHEAD: usize = 64;
 pub const TEXT_MAX: usize = FRAME_MAX - FRAME_OVERHEAD;
 /// Most of a unit's output `status NAME` sends: the frame less the
 /// largest detail beside it (`detail_with_the_longest_tail_fits_a_frame`).
-pub const DETAIL_TAIL_MAX: usize = TEXT_MAX - 640;
+pub const DETAIL_TAIL_MAX: usize = TEXT_MAX - 512 - CONFINEMENT_MAX - NOT_ENFORCED_MAX;
 /// Bytes of an error message. With a one-byte length it keeps `CtlError`
 /// small enough to return by value everywhere.
 pub const MESSAGE_MAX: usize = 120;
@@ -46,8 +46,13 @@ pub const MESSAGE_MAX: usize = 120;
 pub type Message = heapless::String<MESSAGE_MAX, u8>;
 /// Bytes of the "why is it failed / waiting" text of a unit.
 pub const REASON_MAX: usize = 96;
-/// Bytes of the confinement line of `initctl status NAME`.
-pub const CONFINEMENT_MAX: usize = 200;
+/// Bytes of the confinement line of `initctl status NAME`: the longest
+/// one fits (`the_longest_confinement_line_fits`), a root of `ROOT_BYTES`
+/// and every capability but one among it.
+pub const CONFINEMENT_MAX: usize = 1536;
+/// Bytes of the `not enforced:` list: every limit key fits
+/// (`every_key_fits_not_enforced`).
+pub const NOT_ENFORCED_MAX: usize = 128;
 /// Units in one `Reply::Status`: the table comes in pages, so a frame and
 /// the server's buffers stay the same size whatever the number of units.
 pub const STATUS_PAGE: usize = 64;
@@ -265,7 +270,7 @@ pub struct UnitDetail {
     pub pressure_events: u32,
     /// Limit keys the unit sets that its cgroup cannot enforce (their
     /// controller is not available), blank-separated; empty when none.
-    pub not_enforced: heapless::String<96>,
+    pub not_enforced: heapless::String<NOT_ENFORCED_MAX>,
     /// Why it is failed / in backoff / waiting, e.g. `start limit hit` or
     /// `waiting for net`; empty when there is nothing to say.
     pub reason: heapless::String<REASON_MAX>,

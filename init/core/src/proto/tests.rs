@@ -118,7 +118,7 @@ fn detail_with_the_longest_tail_fits_a_frame() {
         oom_kills: u32::MAX,
         pressure_avg10: Some(u32::MAX),
         pressure_events: u32::MAX,
-        not_enforced: truncated(&full(96)),
+        not_enforced: truncated(&full(NOT_ENFORCED_MAX)),
         reason: truncated(&full(REASON_MAX)),
         confinement: truncated(&full(CONFINEMENT_MAX)),
     };

@@ -157,6 +157,11 @@ impl Phase {
         }
     }
 
+    /// Lets the units `after` it start.
+    pub fn lets_dependents_start(self) -> bool {
+        matches!(self, Phase::Running | Phase::Exited)
+    }
+
     /// Has a process (or may get one without an operator's say).
     fn active(self) -> bool {
         !matches!(self, Phase::Stopped | Phase::Failed)

@@ -18,7 +18,7 @@ impl Supervisor {
             .or_else(|| self.retired_index(name, Retired::Free))
     }
 
-    pub(super) fn retired_index(&self, name: &str, r: Retired) -> Option<u16> {
+    pub fn retired_index(&self, name: &str, r: Retired) -> Option<u16> {
         let i = self
             .units
             .iter()

@@ -106,8 +106,7 @@ impl Supervisor {
                 continue;
             };
             match dep.rt.phase {
-                Phase::Running => {}
-                Phase::Exited => {}
+                p if p.lets_dependents_start() => {}
                 Phase::Failed => return Deps::Failed(d),
                 // A dependency that gave up (e.g. its own dependency
                 // failed), was stopped by hand, or ended by itself with no
