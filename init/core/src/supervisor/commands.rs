@@ -101,9 +101,7 @@ impl Supervisor {
                 s.rt.phase = Phase::Stopped;
                 note(s, unit, Note::Stopped, out);
                 if s.rt.restart_pending && s.rt.want && !shutting {
-                    s.rt.restart_pending = false;
-                    s.rt.phase = Phase::Waiting;
-                    s.rt.streak = 0;
+                    super::process::restarted_by_hand(s);
                 }
             }
             Phase::Stopping | Phase::Stopped | Phase::Failed => {}

@@ -199,9 +199,7 @@ impl Supervisor {
                 s.rt.phase = Phase::Stopped;
                 note(s, unit, Note::Stopped, out);
                 if s.rt.restart_pending && s.rt.want && !shutting {
-                    s.rt.restart_pending = false;
-                    s.rt.phase = Phase::Waiting;
-                    s.rt.streak = 0;
+                    restarted_by_hand(s);
                 }
             }
             Phase::Starting | Phase::Running => {
@@ -224,7 +222,7 @@ impl Supervisor {
                         Failure::GaveUp => None,
                     }
                 } else if s.def.restart == Restart::Always && s.rt.want && !shutting {
-                    self.schedule_restart(now, unit)
+                    self.schedule_restart(now, unit, false)
                 } else {
                     s.rt.phase = Phase::Stopped;
                     None
@@ -287,14 +285,17 @@ impl Supervisor {
             s.rt.deadline = None;
             return Failure::GaveUp;
         }
-        match self.schedule_restart(now, unit) {
+        match self.schedule_restart(now, unit, true) {
             Some(d) => Failure::Restart(d),
             None => Failure::GaveUp,
         }
     }
 
     /// Backoff: `restart_delay`, doubling for each failure in a row, capped
-    /// at `restart_delay_max`; a run longer than the cap resets the streak.
+    /// at `restart_delay_max`; a run that was up (ready) longer than the cap
+    /// resets the streak, and so does a clean exit (`failed` false: not a
+    /// failure, so the row ends), whose restart is after `restart_delay`.
+    /// A start that timed out was never up, however long it took.
     /// With no delay, the first restart of a streak is due now: the unit
     /// waits again and this step's settling spawns it (no timer turn of
     /// pid1's loop). Later ones in a row still go through Backoff, so a
@@ -302,15 +303,21 @@ impl Supervisor {
     /// Nor does a unit on probation, whose bad verdict comes in this same
     /// step: PID 1's revert starts the good definition, and a start of
     /// this step's own would be a second one.
-    fn schedule_restart(&mut self, now: Millis, unit: u16) -> Option<Millis> {
+    fn schedule_restart(&mut self, now: Millis, unit: u16, failed: bool) -> Option<Millis> {
         let s = self.units.get_mut(usize::from(unit))?;
         let up = now.saturating_sub(s.rt.spawned_at);
-        if up > s.def.restart_delay_max {
+        if !failed || (up > s.def.restart_delay_max && s.rt.phase == Phase::Running) {
             s.rt.streak = 0;
         }
         let delay = backoff_delay(s.def.restart_delay, s.def.restart_delay_max, s.rt.streak);
-        let now_due = delay == 0 && s.rt.streak == 0 && !s.rt.probation;
-        s.rt.streak = s.rt.streak.saturating_add(1);
+        // A clean exit's restart takes the timer's turn even with no delay:
+        // its streak stays 0, so a program that exits at once would
+        // otherwise be restarted within one wake-up for as long as its
+        // exits are reaped there.
+        let now_due = failed && delay == 0 && s.rt.streak == 0 && !s.rt.probation;
+        if failed {
+            s.rt.streak = s.rt.streak.saturating_add(1);
+        }
         if now_due {
             s.rt.phase = Phase::Waiting;
             s.rt.restarts = s.rt.restarts.saturating_add(1);
@@ -322,6 +329,17 @@ impl Supervisor {
         }
         Some(delay)
     }
+}
+
+/// `initctl restart` (or a start while stopping) done with the stop: a
+/// fresh start, its failures forgotten as a hand start of a failed unit
+/// forgets them (one crash after it must not hit the start limit that the
+/// crashes before it had nearly reached).
+pub(super) fn restarted_by_hand(s: &mut Slot) {
+    s.rt.restart_pending = false;
+    s.rt.phase = Phase::Waiting;
+    s.rt.streak = 0;
+    s.rt.failures.clear();
 }
 
 /// The restart a failure announces: none for a unit on probation, whose

@@ -359,6 +359,99 @@ fn zero_restart_delay_respawns_in_the_same_step_once_per_streak() {
     assert_eq!(r.spawned(&a), ["quick"]);
 }
 
+/// A clean exit under `restart = always` is not a failure: its restart is
+/// after `restart_delay`, undoubled, and it ends a row of failures (the
+/// contract: the delay "doubles after each failure in a row"). With no
+/// delay it still takes the timer's turn, not the exit's own step.
+#[test]
+fn clean_exits_do_not_double_the_restart_delay() {
+    let mut d = def("job");
+    d.restart = Restart::Always;
+    d.restart_delay = 1_000;
+    d.restart_delay_max = 30_000;
+    let mut r = Rig::new(vec![d]);
+    r.ev(Event::Boot);
+    let mut delays = vec![];
+    let mut delay_after = |r: &mut Rig, exit: Exit| {
+        r.now += 5_000;
+        r.exit("job", exit);
+        let due = r.sup.next_deadline().unwrap();
+        delays.push(due - r.now);
+        r.at(due);
+        assert_eq!(r.state("job"), State::Running);
+    };
+    for exit in [Exit::Code(0), Exit::Code(0), Exit::Code(1), Exit::Code(1)] {
+        delay_after(&mut r, exit);
+    }
+    for exit in [Exit::Code(0), Exit::Code(1)] {
+        delay_after(&mut r, exit);
+    }
+    assert_eq!(delays, [1_000, 1_000, 1_000, 2_000, 1_000, 1_000]);
+
+    let mut d = def("quick");
+    d.restart = Restart::Always;
+    d.restart_delay = 0;
+    let mut r = Rig::new(vec![d]);
+    r.ev(Event::Boot);
+    for _ in 0..3 {
+        let a = r.exit("quick", Exit::Code(0));
+        assert!(r.spawned(&a).is_empty(), "restarted in the exit's step");
+        assert_eq!(r.sup.next_deadline(), Some(r.now));
+        let a = r.at(r.now);
+        assert_eq!(r.spawned(&a), ["quick"]);
+    }
+}
+
+/// A start that times out was never up, though it lasted `start_timeout`
+/// (longer than `restart_delay_max`): its restarts still double.
+#[test]
+fn start_timeouts_back_off() {
+    let mut d = def("mute");
+    d.ready = crate::unit::Ready::Notify;
+    d.start_timeout = 60_000;
+    d.restart_delay = 100;
+    d.restart_delay_max = 30_000;
+    let mut r = Rig::new(vec![d]);
+    r.ev(Event::Boot);
+    let mut delays = vec![];
+    for _ in 0..4 {
+        let timeout = r.sup.next_deadline().unwrap();
+        r.at(timeout);
+        assert_eq!(r.state("mute"), State::Backoff);
+        let due = r.sup.next_deadline().unwrap();
+        delays.push(due - r.now);
+        r.at(due);
+    }
+    assert_eq!(delays, [100, 200, 400, 800]);
+}
+
+/// `initctl restart` of a unit that is up is a fresh start, as a hand
+/// start of a failed one is: the failures before it are forgotten, so one
+/// crash after it does not hit the start limit (and its reboot).
+#[test]
+fn a_hand_restart_forgets_the_failures_before_it() {
+    let mut d = def("vital");
+    d.seldom.start_limit = Some(StartLimit {
+        count: 3,
+        window: 60_000,
+    });
+    d.start_limit_action = LimitAction::Reboot;
+    let mut r = Rig::new(vec![d]);
+    r.ev(Event::Boot);
+    for _ in 0..2 {
+        r.exit("vital", Exit::Code(1));
+        let due = r.sup.next_deadline().unwrap();
+        r.at(due);
+    }
+    let u = r.idx("vital");
+    r.ev(Event::Restart { unit: u });
+    r.exit("vital", Exit::Signal(15));
+    assert_eq!(r.state("vital"), State::Running);
+    r.exit("vital", Exit::Code(1));
+    assert_eq!(r.sup.shutting_down(), None, "rebooted after one crash");
+    assert_eq!(r.state("vital"), State::Backoff);
+}
+
 #[test]
 fn backoff_delay_saturates() {
     assert_eq!(backoff_delay(100, 30_000, 0), 100);
