@@ -229,6 +229,25 @@ impl Pid1 {
         self.waits.soonest.or_else(|| soonest(&self.edges))
     }
 
+    /// A reload could not wait for the child of a start to exec and killed
+    /// it (`sys::slot::quiesce`): a failed start, said as such. Its status
+    /// pipe's end of file, read later, would have been taken for an exec
+    /// (a `ready = started` unit "running", its dependents started).
+    pub(super) fn start_killed_before_exec(&mut self, pid: u32) {
+        let Some(u) = (0..self.edges.len())
+            .filter_map(|i| u16::try_from(i).ok())
+            .find(|&u| self.exec_pid(u) == Some(pid))
+        else {
+            return;
+        };
+        let _ = self.take_exec(u);
+        self.kill_cgroup_now(u);
+        let why = why(format_args!(
+            "killed before its exec (pid {pid}): a reload could not wait for it"
+        ));
+        self.start_failed(u, why);
+    }
+
     /// The supervisor gave up on a start still in its handshake (stopped,
     /// or a shutdown came first): the child goes with its cgroup.
     pub(super) fn cancel_exec(&mut self, u: u16) {
@@ -385,6 +404,45 @@ mod tests {
     fn pending() -> (Pending, rustix::fd::OwnedFd) {
         let (status, w) = rustix::pipe::pipe().unwrap();
         (Pending { pid: 7, status }, w)
+    }
+
+    /// A child a reload killed before its exec is a failed start, said as
+    /// such: its status pipe's end of file, read later, is not taken for
+    /// an exec (a `ready = started` unit "running", its dependents let
+    /// start). A pid no handshake waits for (taken over by the reload)
+    /// changes nothing.
+    #[test]
+    fn a_start_a_reload_killed_before_its_exec_failed() {
+        use crate::pid1::tests::{step, with_web, NO_PID};
+        use crate::supervisor::{Event, Phase};
+        let mut p = with_web();
+        p.epoll =
+            Some(rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC).unwrap());
+        p.fit_tables();
+        step(&mut p, 0, Event::Boot);
+        let (status, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK).unwrap();
+        p.await_exec(
+            0,
+            Pending {
+                pid: NO_PID,
+                status,
+            },
+        );
+        drop(w); // the child's death
+        p.start_killed_before_exec(NO_PID - 1);
+        assert_eq!(p.exec_pid(0), Some(NO_PID), "another pid's kill ended it");
+        p.start_killed_before_exec(NO_PID);
+        p.run_queue();
+        assert_eq!(p.exec_pid(0), None);
+        p.on_exec(0);
+        p.run_queue();
+        let s = p.sup.slot(0).unwrap();
+        assert_eq!((s.rt.phase, s.rt.pid), (Phase::Backoff, 0));
+        assert!(
+            p.edges[0].last_error().contains("a reload"),
+            "{}",
+            p.edges[0].last_error()
+        );
     }
 
     /// After a restart's exec (the write end closed, nothing written) PID

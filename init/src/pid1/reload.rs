@@ -73,7 +73,14 @@ impl Pid1 {
         // Children on spawn slots read the definitions about to be
         // replaced until they exec: wait for them (killing the slow),
         // bounded; one that still does not clear keeps the old table.
-        if !crate::sys::slot::quiesce(SLOT_PATIENCE) {
+        let mut killed: heapless::Vec<u32, { crate::sys::slot::SLOTS }> = heapless::Vec::new();
+        let clear = crate::sys::slot::quiesce(SLOT_PATIENCE, &mut |pid| {
+            let _ = killed.push(pid);
+        });
+        if !clear {
+            for &pid in &killed {
+                self.start_killed_before_exec(pid);
+            }
             let msg = "reload refused: a unit's start is stuck before its exec; try again";
             crate::error!("{msg}");
             report(msg);
@@ -138,6 +145,15 @@ impl Pid1 {
             self.perform(*a);
         }
         // Spawned / SpawnFailed queued by the actions above.
+        self.run_queue();
+        // Starts the wait for the slots killed: failed, unless the reload
+        // took them over meanwhile (a changed unit's start cancelled, a
+        // new run begun: another pid). Not before the new table is in
+        // place: a restart of no delay would start a child reading the
+        // old one.
+        for &pid in &killed {
+            self.start_killed_before_exec(pid);
+        }
         self.run_queue();
         if sum.removed > 0 {
             self.removing = true;

@@ -79,8 +79,9 @@ pub fn recheck_timed_out() {
 /// wait up to `patience` for them to exec, SIGKILL those that have not,
 /// wait up to `patience` again. True when no slot still reads PID 1's
 /// data; false (rare: a child in uninterruptible sleep) means the data
-/// must be kept. Bounded: at most twice `patience`.
-pub fn quiesce(patience: core::time::Duration) -> bool {
+/// must be kept. Bounded: at most twice `patience`. `killed` hears each
+/// pid killed: its status pipe's end of file is its death, not an exec.
+pub fn quiesce(patience: core::time::Duration, killed: &mut dyn FnMut(u32)) -> bool {
     if BASE.load(Ordering::Acquire) == 0 || wait_clear(patience) {
         return true;
     }
@@ -92,7 +93,9 @@ pub fn quiesce(patience: core::time::Duration) -> bool {
             continue;
         }
         if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
-            let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            if rustix::process::kill_process(p, rustix::process::Signal::KILL).is_ok() {
+                killed(pid);
+            }
         }
     }
     wait_clear(patience)

@@ -237,7 +237,9 @@ fn quiesce_kills_a_child_stuck_before_its_exec_then_reports_clear() {
     let (pid, gate_w) = spawn_gated(s);
     let patience = Duration::from_millis(1500);
     let t = std::time::Instant::now();
-    assert!(quiesce(patience));
+    let mut killed = vec![];
+    assert!(quiesce(patience, &mut |p| killed.push(p)));
+    assert_eq!(killed, [pid]);
     assert!(
         t.elapsed() >= patience,
         "killed before the patience ran out"
