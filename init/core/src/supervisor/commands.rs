@@ -87,6 +87,9 @@ impl Supervisor {
             Phase::Starting | Phase::Running if s.rt.pid != 0 => {
                 s.rt.phase = Phase::Stopping;
                 s.rt.deadline = due(now.saturating_add(s.def.stop_timeout));
+                // A stopping run is not watched: its deadline would cost a
+                // wake-up of its own, with nothing to do.
+                s.rt.watchdog_at = None;
                 self.timed.set(true);
                 out.push(Action::Signal {
                     unit,

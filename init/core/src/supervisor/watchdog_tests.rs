@@ -215,3 +215,18 @@ fn a_new_run_is_not_killed_at_the_last_runs_watchdog_deadline() {
     assert!(!out.contains(&Action::KillCgroup(0)), "{out:?}");
     assert_eq!(phase(&sup), Phase::Running);
 }
+
+/// A stop ends the watch: the stopping run's watchdog deadline, earlier
+/// than its stop_timeout, would wake PID 1 for nothing.
+#[test]
+fn a_stop_disarms_the_watchdog() {
+    let mut d = watched("w");
+    d.stop_timeout = 10_000;
+    let (mut sup, mut pid) = started(d);
+    step(&mut sup, 500, Event::Ready { unit: 0 }, &mut pid);
+    assert_eq!(sup.next_deadline(), Some(2_500));
+    step(&mut sup, 600, Event::Stop { unit: 0 }, &mut pid);
+    assert_eq!(phase(&sup), Phase::Stopping);
+    assert_eq!(sup.slot(0).unwrap().rt.watchdog_at, None);
+    assert_eq!(sup.next_deadline(), Some(10_600));
+}
