@@ -206,6 +206,36 @@ fn clear(p: &Path, keep_dir: bool) -> std::io::Result<()> {
     }
 }
 
+/// Most bytes the tar crate may read between two entries: a header, the
+/// padding, and the records that describe the next entry (a GNU long name
+/// or link, PAX records), which it holds in memory whole. Without it one
+/// hostile header could have it hold up to `--max-size`.
+const BETWEEN_ENTRIES_MAX: u64 = 1 << 20;
+
+/// The layer's stream, with a bound on what is read while armed (inside
+/// the tar crate's step to the next entry).
+struct Between<'a> {
+    inner: &'a mut dyn Read,
+    left: Rc<Cell<Option<u64>>>,
+}
+
+impl Read for Between<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(left) = self.left.get() else {
+            return self.inner.read(buf);
+        };
+        if left == 0 {
+            return Err(std::io::Error::other(format!(
+                "more than {BETWEEN_ENTRIES_MAX} bytes of headers and long-name or PAX records before one entry"
+            )));
+        }
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(buf.get_mut(..n).unwrap_or(&mut []))?;
+        self.left.set(Some(left - n as u64));
+        Ok(n)
+    }
+}
+
 fn unpack_tar(
     stream: &mut dyn Read,
     real_end: &Cell<Option<u64>>,
@@ -213,154 +243,179 @@ fn unpack_tar(
     budget: &mut Budget,
 ) -> Result<Counts, String> {
     let mut counts = Counts::default();
-    let mut ar = tar::Archive::new(stream);
-    let entries = ar
+    let armed = Rc::new(Cell::new(None));
+    let mut ar = tar::Archive::new(Between {
+        inner: stream,
+        left: armed.clone(),
+    });
+    let mut entries = ar
         .entries()
         .map_err(|e| format!("not a tar archive: {e}"))?;
-    for entry in entries {
+    loop {
+        armed.set(Some(BETWEEN_ENTRIES_MAX));
+        let next = entries.next();
+        armed.set(None);
+        let Some(entry) = next else { break };
         let mut e = entry.map_err(|e| format!("broken tar archive: {e}"))?;
-        let name = e
-            .path()
-            .map_err(|e| format!("bad entry name: {e}"))?
-            .into_owned();
-        let at = |msg: String| format!("entry `{}`: {msg}", name.display());
-        budget.entries_left = budget.entries_left.checked_sub(1).ok_or_else(|| {
-            at(format!(
-                "more than {} entries (--max-entries)",
-                budget.max_entries
-            ))
-        })?;
-        counts.entries += 1;
-        let rel = safe_rel(&name).map_err(at)?;
-        let Some((last, parents)) = rel.split_last() else {
-            continue; // the layer's root itself
-        };
-        let dir = parent_dir(dest, parents).map_err(at)?;
-        let last_str = last.to_string_lossy();
-        if last_str == ".wh..wh..opq" {
-            rustix::fs::setxattr(
-                &dir,
-                "trusted.overlay.opaque",
-                b"y",
-                rustix::fs::XattrFlags::empty(),
-            )
-            .map_err(|e| {
-                at(format!(
-                    "cannot mark the directory opaque (needs root): {e}"
-                ))
-            })?;
-            continue;
-        }
-        // On the raw bytes: a name that is not UTF-8 (`.wh.\xff`) hides
-        // that very name, not the one its lossy text (`\u{fffd}`) spells.
-        let raw = std::os::unix::ffi::OsStrExt::as_bytes(*last);
-        if let Some(hidden) = raw.strip_prefix(b".wh.") {
-            if hidden.is_empty() || hidden == b"." || hidden == b".." || hidden.contains(&b'/') {
-                return Err(at("bad whiteout name".into()));
-            }
-            let p = dir.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(hidden));
-            clear(&p, false).map_err(|e| at(e.to_string()))?;
-            rustix::fs::mknodat(
-                rustix::fs::CWD,
-                &p,
-                rustix::fs::FileType::CharacterDevice,
-                rustix::fs::Mode::from_raw_mode(0o600),
-                0,
-            )
-            .map_err(|e| {
-                at(format!(
-                    "cannot make the whiteout (needs root or fakeroot): {e}"
-                ))
-            })?;
-            continue;
-        }
-        let p = dir.join(last);
-        let h = e.header();
-        let mode = h.mode().map_err(|e| at(e.to_string()))? & 0o7777;
-        let uid = h.uid().ok().and_then(|u| u32::try_from(u).ok());
-        let gid = h.gid().ok().and_then(|g| u32::try_from(g).ok());
-        // An owner that does not read leaves the file the importer's:
-        // without its set-id bits then, or a setuid file of the image
-        // would run as whoever imports (root).
-        let mode = match (uid, gid) {
-            (Some(_), Some(_)) => mode,
-            _ => mode & 0o1777,
-        };
-        let kind = h.entry_type();
-        let io = |e: std::io::Error| at(e.to_string());
-        match kind {
-            tar::EntryType::Directory => {
-                clear(&p, true).map_err(io)?;
-                if !p.is_dir() {
-                    fs::create_dir(&p).map_err(io)?;
-                }
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                clear(&p, false).map_err(io)?;
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-                    .mode(0o600)
-                    .open(&p)
-                    .map_err(io)?;
-                let end = e.raw_file_position() + e.size();
-                let n = std::io::copy(&mut e, &mut f).map_err(io)?;
-                if n != e.size() || real_end.get().is_some_and(|r| r < end) {
-                    return Err(at("the archive ends inside this file's data".into()));
-                }
-            }
-            tar::EntryType::Symlink => {
-                let target = e
-                    .link_name()
-                    .map_err(io)?
-                    .ok_or_else(|| at("symlink without a target".into()))?;
-                clear(&p, false).map_err(io)?;
-                std::os::unix::fs::symlink(&target, &p).map_err(io)?;
-            }
-            tar::EntryType::Link => {
-                let target = e
-                    .link_name()
-                    .map_err(io)?
-                    .ok_or_else(|| at("hard link without a target".into()))?
-                    .into_owned();
-                let trel = safe_rel(&target).map_err(|m| at(format!("hard link target: {m}")))?;
-                let Some((tlast, tparents)) = trel.split_last() else {
-                    return Err(at("hard link to the layer's root".into()));
-                };
-                let tdir =
-                    parent_dir(dest, tparents).map_err(|m| at(format!("hard link target {m}")))?;
-                let t = tdir.join(tlast);
-                match fs::symlink_metadata(&t) {
-                    Ok(m) if !m.is_dir() => {}
-                    _ => {
-                        return Err(at(format!(
-                            "hard link to `{}`, which is not a file of this layer",
-                            target.display()
-                        )))
-                    }
-                }
-                if t != p {
-                    clear(&p, false).map_err(io)?;
-                    fs::hard_link(&t, &p).map_err(io)?;
-                }
-                continue;
-            }
-            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                counts.skipped_devices += 1;
-                continue;
-            }
-            // PAX and GNU long-name records are read by the tar crate;
-            // anything else carries no file.
-            _ => continue,
-        }
-        if let (Some(u), Some(g)) = (uid, gid) {
-            lchown(&p, Some(u), Some(g)).map_err(|e| at(format!("chown (needs root): {e}")))?;
-        }
-        if kind != tar::EntryType::Symlink {
-            // After chown, which clears set-id bits.
-            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io)?;
-        }
+        unpack_entry(&mut e, real_end, dest, budget, &mut counts)?;
+        // What an entry left unread (data of a directory, a link, a
+        // whiteout) is skipped here, outside the bound between entries.
+        std::io::copy(&mut e, &mut std::io::sink())
+            .map_err(|e| format!("broken tar archive: {e}"))?;
     }
     Ok(counts)
+}
+
+/// One entry into `dest`.
+fn unpack_entry(
+    e: &mut tar::Entry<'_, Between<'_>>,
+    real_end: &Cell<Option<u64>>,
+    dest: &Path,
+    budget: &mut Budget,
+    counts: &mut Counts,
+) -> Result<(), String> {
+    let name = e
+        .path()
+        .map_err(|e| format!("bad entry name: {e}"))?
+        .into_owned();
+    let at = |msg: String| format!("entry `{}`: {msg}", name.display());
+    budget.entries_left = budget.entries_left.checked_sub(1).ok_or_else(|| {
+        at(format!(
+            "more than {} entries (--max-entries)",
+            budget.max_entries
+        ))
+    })?;
+    counts.entries += 1;
+    let rel = safe_rel(&name).map_err(at)?;
+    let Some((last, parents)) = rel.split_last() else {
+        return Ok(()); // the layer's root itself
+    };
+    let dir = parent_dir(dest, parents).map_err(at)?;
+    let last_str = last.to_string_lossy();
+    if last_str == ".wh..wh..opq" {
+        rustix::fs::setxattr(
+            &dir,
+            "trusted.overlay.opaque",
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .map_err(|e| {
+            at(format!(
+                "cannot mark the directory opaque (needs root): {e}"
+            ))
+        })?;
+        return Ok(());
+    }
+    // On the raw bytes: a name that is not UTF-8 (`.wh.\xff`) hides
+    // that very name, not the one its lossy text (`\u{fffd}`) spells.
+    let raw = std::os::unix::ffi::OsStrExt::as_bytes(*last);
+    if let Some(hidden) = raw.strip_prefix(b".wh.") {
+        if hidden.is_empty() || hidden == b"." || hidden == b".." || hidden.contains(&b'/') {
+            return Err(at("bad whiteout name".into()));
+        }
+        let p = dir.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(hidden));
+        clear(&p, false).map_err(|e| at(e.to_string()))?;
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &p,
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .map_err(|e| {
+            at(format!(
+                "cannot make the whiteout (needs root or fakeroot): {e}"
+            ))
+        })?;
+        return Ok(());
+    }
+    let p = dir.join(last);
+    let h = e.header();
+    let mode = h.mode().map_err(|e| at(e.to_string()))? & 0o7777;
+    let uid = h.uid().ok().and_then(|u| u32::try_from(u).ok());
+    let gid = h.gid().ok().and_then(|g| u32::try_from(g).ok());
+    // An owner that does not read leaves the file the importer's:
+    // without its set-id bits then, or a setuid file of the image
+    // would run as whoever imports (root).
+    let mode = match (uid, gid) {
+        (Some(_), Some(_)) => mode,
+        _ => mode & 0o1777,
+    };
+    let kind = h.entry_type();
+    let io = |e: std::io::Error| at(e.to_string());
+    match kind {
+        tar::EntryType::Directory => {
+            clear(&p, true).map_err(io)?;
+            if !p.is_dir() {
+                fs::create_dir(&p).map_err(io)?;
+            }
+        }
+        tar::EntryType::Regular | tar::EntryType::Continuous => {
+            clear(&p, false).map_err(io)?;
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .mode(0o600)
+                .open(&p)
+                .map_err(io)?;
+            let end = e.raw_file_position() + e.size();
+            let n = std::io::copy(e, &mut f).map_err(io)?;
+            if n != e.size() || real_end.get().is_some_and(|r| r < end) {
+                return Err(at("the archive ends inside this file's data".into()));
+            }
+        }
+        tar::EntryType::Symlink => {
+            let target = e
+                .link_name()
+                .map_err(io)?
+                .ok_or_else(|| at("symlink without a target".into()))?;
+            clear(&p, false).map_err(io)?;
+            std::os::unix::fs::symlink(&target, &p).map_err(io)?;
+        }
+        tar::EntryType::Link => {
+            let target = e
+                .link_name()
+                .map_err(io)?
+                .ok_or_else(|| at("hard link without a target".into()))?
+                .into_owned();
+            let trel = safe_rel(&target).map_err(|m| at(format!("hard link target: {m}")))?;
+            let Some((tlast, tparents)) = trel.split_last() else {
+                return Err(at("hard link to the layer's root".into()));
+            };
+            let tdir =
+                parent_dir(dest, tparents).map_err(|m| at(format!("hard link target {m}")))?;
+            let t = tdir.join(tlast);
+            match fs::symlink_metadata(&t) {
+                Ok(m) if !m.is_dir() => {}
+                _ => {
+                    return Err(at(format!(
+                        "hard link to `{}`, which is not a file of this layer",
+                        target.display()
+                    )))
+                }
+            }
+            if t != p {
+                clear(&p, false).map_err(io)?;
+                fs::hard_link(&t, &p).map_err(io)?;
+            }
+            return Ok(());
+        }
+        tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+            counts.skipped_devices += 1;
+            return Ok(());
+        }
+        // PAX and GNU long-name records are read by the tar crate
+        // (within BETWEEN_ENTRIES_MAX);
+        // anything else carries no file.
+        _ => return Ok(()),
+    }
+    if let (Some(u), Some(g)) = (uid, gid) {
+        lchown(&p, Some(u), Some(g)).map_err(|e| at(format!("chown (needs root): {e}")))?;
+    }
+    if kind != tar::EntryType::Symlink {
+        // After chown, which clears set-id bits.
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io)?;
+    }
+    Ok(())
 }

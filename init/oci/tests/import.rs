@@ -696,3 +696,38 @@ fn root_by_uid_path_and_unowned_set_id_files() {
     let su = std::fs::metadata(layer(&root, &tar).join("bin/su")).unwrap();
     assert_eq!(su.mode() & 0o7777, 0o755, "{:o}", su.mode());
 }
+
+/// The tar crate holds a GNU long name or a PAX record whole: one over
+/// 1 MiB is refused before it is read, where it was read into memory up
+/// to `--max-size` (4 GiB by default). A long name of a real length, and
+/// a hard link's data skipped, still import.
+#[test]
+fn long_name_and_pax_records_are_bounded() {
+    let huge = vec![b'a'; 2 << 20];
+    for (i, kind) in [tar::EntryType::GNULongName, tar::EntryType::XHeader]
+        .into_iter()
+        .enumerate()
+    {
+        let t = Tar::new()
+            .raw(kind, "././@LongLink", "", &huge, 0o644)
+            .file("x", b"x", 0o755)
+            .bytes();
+        one_layer(&format!("long-{i}"), t, "long-name or PAX records");
+    }
+
+    let d = scratch("long-ok");
+    let long = format!("srv/{}/{}", "d".repeat(150), "n".repeat(150));
+    let t = Tar::new()
+        .owned(&long, b"long", 0o644, 0)
+        .file("srv/short", b"short", 0o644)
+        .raw(tar::EntryType::Link, "srv/link", "srv/short", &huge, 0o644)
+        .bytes();
+    let cfg = config(&[&t], r#"{"Entrypoint":["/x"]}"#);
+    oci_layout(&d.join("img"), "t", &[gz(t.clone())], &cfg);
+    let root = d.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    imported(&root, "long", &format!("oci:{}", d.join("img").display()));
+    let l = layer(&root, &t);
+    assert_eq!(std::fs::read(l.join(&long)).unwrap(), b"long");
+    assert_eq!(std::fs::read(l.join("srv/link")).unwrap(), b"short");
+}
