@@ -233,6 +233,22 @@ impl Pid1 {
         self.feed(Event::Stop { unit: u });
     }
 
+    /// A shed unit wanted again by other means than the calm (a reload
+    /// that changed its definition starts it) is the operator's again, as
+    /// after a hand start: not shed (status said so while it ran, and the
+    /// calm would start it a second time) and a victim like any other.
+    pub(super) fn unshed_wanted(&mut self) {
+        for (i, e) in self.edges.iter_mut().enumerate() {
+            let wanted = u16::try_from(i)
+                .ok()
+                .and_then(|u| self.sup.slot(u))
+                .is_some_and(|s| s.rt.want);
+            if e.shed && wanted {
+                e.shed = false;
+            }
+        }
+    }
+
     /// Timer: pressure stayed low for a calm period; start the most
     /// important shed unit again.
     pub(super) fn on_shed_calm(&mut self) {
@@ -274,6 +290,43 @@ impl Pid1 {
 mod tests {
     use super::super::tests::with_web;
     use crate::unit::PressureLimit;
+
+    /// A shed unit that a reload changed is started again by the reload:
+    /// no longer shed (status said "shed" while it ran, the next pressure
+    /// spared it and shed a unit of a higher order, the calm started it a
+    /// second time). One still stopped stays shed.
+    #[test]
+    fn a_shed_unit_a_reload_starts_is_no_longer_shed() {
+        use super::super::tests::{step, NO_PID};
+        use crate::supervisor::{Action, Actions, Event, Phase};
+        let mut p = super::Pid1::new(None, 0, false);
+        let d = crate::unit::parse("web", "exec = /bin/true\nshed_order = 5\n").unwrap();
+        p.add_unit(d.clone());
+        p.sup.link().unwrap();
+        p.fit_tables();
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, NO_PID));
+        // What on_system_pressure does to its victim.
+        p.edges[0].shed = true;
+        step(&mut p, 2, Event::Stop { unit: 0 });
+        let gone = Event::Exited {
+            pid: NO_PID,
+            exit: crate::vocab::Exit::Signal(15),
+        };
+        step(&mut p, 3, gone);
+        assert_eq!(p.sup.slot(0).unwrap().rt.phase, Phase::Stopped);
+        p.unshed_wanted();
+        assert!(p.edges[0].shed, "still stopped: still shed");
+        let mut d2 = d;
+        d2.description.push_str("v2").unwrap();
+        let mut out = Actions::default();
+        out.fit(2);
+        p.sup
+            .reload(4, &mut vec![d2].into_iter(), &|_| false, &mut out);
+        assert!(out.as_slice().contains(&Action::Spawn(0)));
+        p.unshed_wanted();
+        assert!(!p.edges[0].shed);
+    }
 
     /// With nothing left to shed, a long pressure says so once, not at
     /// every window; once it calmed, the next pressure says it again.

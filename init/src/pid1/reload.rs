@@ -155,6 +155,7 @@ impl Pid1 {
             self.start_killed_before_exec(pid);
         }
         self.run_queue();
+        self.unshed_wanted();
         if sum.removed > 0 {
             self.removing = true;
         }
