@@ -129,31 +129,65 @@ fn with_ids(sysroot: &Path, mut set: LoadedSet) -> LoadedSet {
     set
 }
 
-/// The unit's `user` in passwd and `group` in group, as the spawn will
-/// look them up.
+/// The unit's `user` and `group` resolved as its start will resolve them
+/// (`users::resolve_ids_in`, the same lines read the same way), from the
+/// passwd and group files the unit will see (`lookup`).
 fn check_ids(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
-    for (key, spec, file) in [
-        ("user", &def.seldom.user, "/etc/passwd"),
-        ("group", &def.seldom.group, "/etc/group"),
-    ] {
-        let Some(IdSpec::Name(name)) = spec else {
-            continue;
-        };
-        let shown = || {
-            let top = root_bases(sysroot, def).into_iter().next();
-            lookup_path(top.as_deref().unwrap_or(sysroot), file)
-        };
-        let path = lookup(sysroot, def, file)
-            .map(|(_, p)| p)
-            .map_err(|e| format!("{key} `{name}`: cannot read {}: {e}", shown().display()))?;
-        let text = std::fs::read(&path)
-            .map_err(|e| format!("{key} `{name}`: cannot read {}: {e}", path.display()))?;
-        let text = String::from_utf8_lossy(&text);
-        if crate::config::users::find_ids(&text, name).is_none() {
-            return Err(format!("{key} `{name}` not found in {}", path.display()));
-        }
+    let (user, group) = (&def.seldom.user, &def.seldom.group);
+    if user.is_none() && group.is_none() {
+        return Ok(());
     }
-    Ok(())
+    // The file the lookup failed in, or could not read, for the message.
+    let mut last: Option<(PathBuf, Option<std::io::Error>)> = None;
+    let r = crate::config::users::resolve_ids_in(def, &mut |file, f| {
+        let path = match lookup(sysroot, def, file) {
+            Ok((_, p)) => p.into_owned(),
+            Err(e) => {
+                let top = root_bases(sysroot, def).into_iter().next();
+                let shown = lookup_path(top.as_deref().unwrap_or(sysroot), file);
+                let errno = errno_of(&e);
+                last = Some((shown, Some(e)));
+                return Err(errno);
+            }
+        };
+        let text = std::fs::read(&path);
+        let read = match text {
+            Ok(text) => {
+                let _ = text.split(|&c| c == b'\n').any(&mut *f);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
+        let errno = read.as_ref().err().map(errno_of);
+        last = Some((path, read.err()));
+        match errno {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    });
+    let Err(why) = r else { return Ok(()) };
+    let spec = [("user", user), ("group", group)]
+        .into_iter()
+        .filter_map(|(k, v)| match v.as_ref()? {
+            IdSpec::Id(n) => Some(format!("{k} `{n}`")),
+            IdSpec::Name(n) => Some(format!("{k} `{}`", n.as_str())),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(match last {
+        Some((path, Some(e))) => format!("{spec}: {why}: {}: {e}", path.display()),
+        Some((path, None)) => format!("{spec}: {why} ({})", path.display()),
+        None => format!("{spec}: {why}"),
+    })
+}
+
+/// What `users` expects of a read that failed: NOENT for a file that is
+/// not there (a missing /etc/group is no group), whatever made the error.
+fn errno_of(e: &std::io::Error) -> rustix::io::Errno {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => rustix::io::Errno::NOENT,
+        _ => rustix::io::Errno::from_io_error(e).unwrap_or(rustix::io::Errno::IO),
+    }
 }
 
 /// Check `files` as replacements of (or additions to) the units in `dir`:

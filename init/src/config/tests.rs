@@ -807,14 +807,14 @@ fn check_root_looks_inside_the_image() {
     let group = img.join("etc/group").display().to_string();
     assert!(
         out.contains(&format!(
-            "{}: user `ghost` not found in {passwd}",
+            "{}: user `ghost`: user not found in /etc/passwd ({passwd})",
             u("ghost")
         )),
         "{out}"
     );
     assert!(
         out.contains(&format!(
-            "{}: group `video` not found in {group}",
+            "{}: group `video`: group not found in /etc/group ({group})",
             u("nogroup")
         )),
         "{out}"
@@ -833,6 +833,59 @@ fn check_root_looks_inside_the_image() {
     let mut out = Vec::new();
     assert!(check_root(img.path(), &[Path::new(&u("web"))], &mut out));
     assert_eq!(String::from_utf8(out).unwrap(), "1 unit ok\n");
+}
+
+/// `check --root` reads passwd lines as a start does: a numeric `user`
+/// without `group` needs its passwd line (for its primary group), and a
+/// line whose gid does not read is no entry (check said both were fine,
+/// and every start refused the unit).
+#[test]
+fn check_root_resolves_ids_as_a_start_does() {
+    let img = TempDir::new("checkids");
+    img.prog("bin/busybox");
+    img.file(
+        "etc/passwd",
+        "root:x:0:0::/:/bin/sh\nwww:x:33:\napp:x:1000:1000::/:/bin/sh\n",
+    );
+    img.file("etc/units/num.unit", "exec = /bin/busybox\nuser = 4321\n");
+    img.file("etc/units/numok.unit", "exec = /bin/busybox\nuser = 1000\n");
+    img.file(
+        "etc/units/numgroup.unit",
+        "exec = /bin/busybox\nuser = 4321\ngroup = 5\n",
+    );
+    img.file("etc/units/www.unit", "exec = /bin/busybox\nuser = www\n");
+    let mut out = Vec::new();
+    assert!(!check_root(img.path(), &[], &mut out));
+    let out = String::from_utf8(out).unwrap();
+    let u = |n: &str| {
+        img.join(format!("etc/units/{n}.unit"))
+            .display()
+            .to_string()
+    };
+    assert!(
+        out.contains(&format!(
+            "{}: user `4321`: numeric user has no line in /etc/passwd: set `group`",
+            u("num")
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{}: user `www`: user not found in /etc/passwd",
+            u("www")
+        )),
+        "{out}"
+    );
+    assert!(out.ends_with("2 errors; 2 of 4 units ok\n"), "{out}");
+    for def in ["num", "www"] {
+        let text = std::fs::read_to_string(img.join(format!("etc/units/{def}.unit"))).unwrap();
+        let mut d = crate::unit::parse(def, &text).unwrap();
+        d.seldom.root = Some(img.path().to_str().unwrap().try_into().unwrap());
+        assert!(
+            crate::config::users::resolve_ids(&d).is_err(),
+            "the start agrees"
+        );
+    }
 }
 
 /// `root = TOP:MID:BASE`: programs and users are looked up as the overlay
@@ -898,7 +951,7 @@ fn check_root_merges_layers_as_overlayfs() {
     let mid_passwd = img.join(l("mid") + "/etc/passwd").display().to_string();
     assert!(
         out.contains(&format!(
-            "{}: user `www` not found in {mid_passwd}",
+            "{}: user `www`: user not found in /etc/passwd ({mid_passwd})",
             u("www")
         )),
         "{out}"

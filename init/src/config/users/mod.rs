@@ -32,12 +32,23 @@ fn valid_id(n: u32) -> bool {
     n != u32::MAX
 }
 
+/// Calls its second argument with each line of the file it names
+/// (`/etc/passwd`, `/etc/group`) until that returns true: `scan` in a
+/// unit's root for a start, the image's file for `initctl check --root`,
+/// so that both read the same lines the same way.
+pub type Lines<'a> = dyn FnMut(&str, &mut dyn FnMut(&[u8]) -> bool) -> Result<(), Errno> + 'a;
+
 /// The unit's ids: numbers as given, names looked up in the unit's root.
 /// A named user brings its primary group (unless `group` is set) and the
 /// groups that list it; a numeric user without `group` takes the primary
 /// group of its passwd line, and is refused without one.
 pub fn resolve_ids(def: &UnitDef) -> Result<Ids, &'static str> {
     let root = def.seldom.root.as_deref().unwrap_or("");
+    resolve_ids_in(def, &mut |file, f| scan(root, file, f))
+}
+
+/// `resolve_ids` with the files read by `lines`.
+pub fn resolve_ids_in(def: &UnitDef, lines: &mut Lines<'_>) -> Result<Ids, &'static str> {
     let mut ids = Ids::default();
     let mut member_name: Option<heapless::String<64>> = None;
     match &def.seldom.user {
@@ -48,14 +59,14 @@ pub fn resolve_ids(def: &UnitDef) -> Result<Ids, &'static str> {
             }
             ids.uid = Some(*n);
             if def.seldom.group.is_none() {
-                let entry = passwd_by_uid(root, *n)?
+                let entry = passwd_by_uid(lines, *n)?
                     .ok_or("numeric user has no line in /etc/passwd: set `group`")?;
                 ids.gid = Some(entry.gid);
                 member_name = Some(entry.name);
             }
         }
         Some(IdSpec::Name(n)) => {
-            let entry = passwd_by_name(root, n)?.ok_or("user not found in /etc/passwd")?;
+            let entry = passwd_by_name(lines, n)?.ok_or("user not found in /etc/passwd")?;
             ids.uid = Some(entry.uid);
             ids.gid = Some(entry.gid);
             member_name = Some(entry.name);
@@ -70,11 +81,11 @@ pub fn resolve_ids(def: &UnitDef) -> Result<Ids, &'static str> {
             ids.gid = Some(*n);
         }
         Some(IdSpec::Name(n)) => {
-            ids.gid = Some(group_by_name(root, n)?.ok_or("group not found in /etc/group")?);
+            ids.gid = Some(group_by_name(lines, n)?.ok_or("group not found in /etc/group")?);
         }
     }
     if let Some(name) = member_name {
-        member_groups(root, &name, ids.gid, &mut ids.groups)?;
+        member_groups(lines, &name, ids.gid, &mut ids.groups)?;
     }
     Ok(ids)
 }
@@ -123,9 +134,9 @@ fn checked(e: PwEntry) -> Result<PwEntry, &'static str> {
     Ok(e)
 }
 
-fn passwd_by_name(root: &str, name: &str) -> Result<Option<PwEntry>, &'static str> {
+fn passwd_by_name(lines: &mut Lines<'_>, name: &str) -> Result<Option<PwEntry>, &'static str> {
     let mut found = None;
-    scan(root, "/etc/passwd", &mut |line| {
+    lines("/etc/passwd", &mut |line| {
         if field(line, 0) == Some(name.as_bytes()) {
             found = pw_entry(line).ok().flatten();
             return true;
@@ -136,9 +147,9 @@ fn passwd_by_name(root: &str, name: &str) -> Result<Option<PwEntry>, &'static st
     found.map(checked).transpose()
 }
 
-fn passwd_by_uid(root: &str, uid: u32) -> Result<Option<PwEntry>, &'static str> {
+fn passwd_by_uid(lines: &mut Lines<'_>, uid: u32) -> Result<Option<PwEntry>, &'static str> {
     let mut found = None;
-    scan(root, "/etc/passwd", &mut |line| {
+    lines("/etc/passwd", &mut |line| {
         if field(line, 2).and_then(number) == Some(uid) {
             found = pw_entry(line).ok().flatten();
             return found.is_some();
@@ -149,9 +160,9 @@ fn passwd_by_uid(root: &str, uid: u32) -> Result<Option<PwEntry>, &'static str> 
     found.map(checked).transpose()
 }
 
-fn group_by_name(root: &str, name: &str) -> Result<Option<u32>, &'static str> {
+fn group_by_name(lines: &mut Lines<'_>, name: &str) -> Result<Option<u32>, &'static str> {
     let mut found = None;
-    scan(root, "/etc/group", &mut |line| {
+    lines("/etc/group", &mut |line| {
         if field(line, 0) == Some(name.as_bytes()) {
             found = field(line, 2).and_then(number);
             return true;
@@ -170,7 +181,7 @@ fn group_by_name(root: &str, name: &str) -> Result<Option<u32>, &'static str> {
 /// initgroups(3): every group whose member list names `user`, the primary
 /// group first. A missing /etc/group means no supplementary group.
 fn member_groups(
-    root: &str,
+    lines: &mut Lines<'_>,
     user: &str,
     primary: Option<u32>,
     out: &mut heapless::Vec<u32, GROUPS_MAX>,
@@ -180,7 +191,7 @@ fn member_groups(
         let _ = out.push(g);
     }
     let mut full = false;
-    let r = scan(root, "/etc/group", &mut |line| {
+    let r = lines("/etc/group", &mut |line| {
         let listed =
             field(line, 3).is_some_and(|m| m.split(|&c| c == b',').any(|u| u == user.as_bytes()));
         if let (true, Some(g)) = (listed, field(line, 2).and_then(number)) {
@@ -204,13 +215,71 @@ fn member_groups(
 /// `file` under `root`; with several `root` layers (`TOP:...:BASE`), in
 /// the topmost layer that has it, as the unit's overlay will show it: a
 /// whiteout (a 0/0 character device) there hides the layers below, and so
-/// does a parent directory that is opaque or is not a directory.
+/// does a parent directory that is opaque or is not a directory. Links
+/// resolve inside the layer (`RESOLVE_IN_ROOT`), as the unit will see
+/// them after its pivot, never to the host's file of that name.
 fn open_in_root(root: &str, file: &str) -> Result<rustix::fd::OwnedFd, Errno> {
+    use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+    let rel = file.trim_start_matches('/');
+    let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
     for layer in root.split(':') {
-        let mut path: heapless::String<{ crate::vocab::PATH_BYTES + 16 }> = heapless::String::new();
-        path.push_str(layer.trim_end_matches('/'))
-            .and_then(|()| path.push_str(file))
-            .map_err(|_| Errno::NAMETOOLONG)?;
+        let path = layer_path(layer, file)?;
+        let top = if layer.is_empty() { "/" } else { layer };
+        let base = rustix::fs::open(
+            top,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let found = rustix::fs::openat2(
+            &base,
+            rel,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            how,
+        );
+        match found {
+            // Before Linux 5.6: the host's resolution, as it was.
+            Err(Errno::NOSYS) => return open_in_root_unresolved(root, file),
+            Err(Errno::NOENT | Errno::NOTDIR) if hides_below(&path) => return Err(Errno::NOENT),
+            Err(Errno::NOENT | Errno::NOTDIR) => continue,
+            Err(e) => return Err(e),
+            Ok(at) => {
+                let st = rustix::fs::fstat(&at)?;
+                if FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
+                    && st.st_rdev == 0
+                {
+                    return Err(Errno::NOENT);
+                }
+                let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+                let fd = rustix::fs::openat2(&base, rel, flags, Mode::empty(), how)?;
+                let st = rustix::fs::fstat(&fd)?;
+                if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                    return Err(Errno::INVAL);
+                }
+                return Ok(fd);
+            }
+        }
+    }
+    Err(Errno::NOENT)
+}
+
+/// `file` in `layer`, as one path.
+fn layer_path(
+    layer: &str,
+    file: &str,
+) -> Result<heapless::String<{ crate::vocab::PATH_BYTES + 16 }>, Errno> {
+    let mut path = heapless::String::new();
+    path.push_str(layer.trim_end_matches('/'))
+        .and_then(|()| path.push_str(file))
+        .map_err(|_| Errno::NAMETOOLONG)?;
+    Ok(path)
+}
+
+/// `open_in_root` on a kernel without openat2: paths as the host resolves
+/// them.
+fn open_in_root_unresolved(root: &str, file: &str) -> Result<rustix::fd::OwnedFd, Errno> {
+    for layer in root.split(':') {
+        let path = layer_path(layer, file)?;
         match rustix::fs::stat(path.as_str()) {
             Err(Errno::NOENT | Errno::NOTDIR) if hides_below(&path) => return Err(Errno::NOENT),
             Err(Errno::NOENT | Errno::NOTDIR) => continue,
@@ -310,21 +379,6 @@ pub fn scan(root: &str, file: &str, f: &mut dyn FnMut(&[u8]) -> bool) -> Result<
             have = rest;
         }
     }
-}
-
-/// Fields 3 and 4 (0 when absent, as in /etc/group) of `name`'s line in
-/// passwd or group text (for `initctl check`, which has the whole file).
-pub fn find_ids(text: &str, name: &str) -> Option<(u32, u32)> {
-    text.lines().find_map(|l| {
-        let mut f = l.split(':');
-        if f.next()? != name {
-            return None;
-        }
-        let _pw = f.next()?;
-        let a = wren_core::num::dec(f.next()?)?;
-        let b = f.next().and_then(wren_core::num::dec).unwrap_or(0);
-        Some((a, b))
-    })
 }
 
 #[cfg(test)]

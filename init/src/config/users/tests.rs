@@ -141,15 +141,6 @@ fn missing_files_and_fifos() {
 }
 
 #[test]
-fn ids_from_passwd_and_group_text() {
-    let pw = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n";
-    assert_eq!(find_ids(pw, "nobody"), Some((65534, 65534)));
-    assert_eq!(find_ids(pw, "root"), Some((0, 0)));
-    assert_eq!(find_ids(pw, "nob"), None);
-    assert_eq!(find_ids("wheel:x:10:root,a\n", "wheel"), Some((10, 0)));
-}
-
-#[test]
 fn layered_roots_read_the_topmost_file_and_honour_whiteouts() {
     let top = TempDir::new("users-top");
     std::fs::create_dir_all(top.join("etc")).unwrap();
@@ -200,4 +191,29 @@ fn layered_roots_read_the_topmost_file_and_honour_whiteouts() {
     )
     .unwrap();
     assert_eq!(resolve_ids(&d).unwrap_err(), "cannot read /etc/passwd");
+}
+
+/// The image's links resolve inside it, as the unit will see them after
+/// its pivot: an absolute link `/etc/passwd -> /usr/lib/passwd` reads the
+/// image's file, never the host's (the lookup happens on the host, before
+/// the pivot). A link out with `..` stays inside too.
+#[test]
+fn links_in_the_root_resolve_inside_it() {
+    let img = TempDir::new("users-links");
+    std::fs::create_dir_all(img.join("etc")).unwrap();
+    std::fs::create_dir_all(img.join("usr/lib/wren-test-only")).unwrap();
+    img.file(
+        "usr/lib/wren-test-only/passwd",
+        "app:x:4242:4343::/:/bin/sh\n",
+    );
+    std::os::unix::fs::symlink("/usr/lib/wren-test-only/passwd", img.join("etc/passwd")).unwrap();
+    std::os::unix::fs::symlink(
+        "../../../../../../../../etc/hostname-nope",
+        img.join("etc/group"),
+    )
+    .unwrap();
+    let ids = resolve_ids(&def_in(&img, name("app"), None)).unwrap();
+    assert_eq!((ids.uid, ids.gid), (Some(4242), Some(4343)));
+    // The group link leads nowhere inside: no supplementary group.
+    assert_eq!(ids.groups.as_slice(), [4343]);
 }
