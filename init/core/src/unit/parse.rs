@@ -383,7 +383,7 @@ pub(super) fn apply(
                 _ => bad!("critical: expected `yes` or `no`, got `{}`", Clip(v)),
             }
         }
-        "shed_order" => match crate::num::dec::<u16>(v) {
+        "shed_order" => match number::<u16>(v) {
             Some(n) if (1..=1000).contains(&n) => def.shed_order = Some(n),
             _ => bad!("shed_order: expected a number from 1 to 1000, got `{}`", Clip(v)),
         },

@@ -204,6 +204,7 @@ fn pressure_keys() {
         "20%/11s",
         "20%",
         "x%/1s",
+        "+20%/10s",
     ] {
         let (line, m) = err(&format!("pressure_limit = {bad}\n"));
         assert_eq!(line, 2, "{bad}");
@@ -214,7 +215,8 @@ fn pressure_keys() {
     }
     let (_, m) = err("pressure_action = kill\n");
     assert!(m.contains("expected `log`, `restart` or `stop`"), "{m}");
-    for bad in ["0", "1001", "-1", "x"] {
+    // Digits only, as every other number of a unit file.
+    for bad in ["0", "1001", "-1", "x", "+5"] {
         let (_, m) = err(&format!("shed_order = {bad}\n"));
         assert!(
             m.contains("shed_order: expected a number from 1 to 1000"),

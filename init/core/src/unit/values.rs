@@ -85,7 +85,7 @@ pub fn parse_duration(v: &str) -> Option<Millis> {
 /// window the kernel's PSI trigger accepts.
 pub fn parse_pressure_limit(v: &str) -> Option<PressureLimit> {
     let (p, d) = v.split_once('/')?;
-    let percent: u8 = crate::num::dec(p.trim().strip_suffix('%')?.trim())?;
+    let percent: u8 = number(p.trim().strip_suffix('%')?.trim())?;
     let window = u16::try_from(parse_duration(d.trim())?).ok()?;
     let ok = (1..=100).contains(&percent)
         && (PressureLimit::WINDOW_MIN..=PressureLimit::WINDOW_MAX).contains(&window);
