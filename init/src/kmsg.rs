@@ -51,7 +51,22 @@ struct Bounded<'a, const N: usize> {
 }
 
 impl<const N: usize> fmt::Write for Bounded<'_, N> {
+    /// Control characters (a value from a unit file, an `exec` path) are
+    /// written as `?`: an escape sequence would reach the serial console
+    /// as a command to the terminal, a newline would forge a record.
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while let Some((i, c)) = rest.char_indices().find(|(_, c)| c.is_control()) {
+            self.push(rest.get(..i).unwrap_or(""))?;
+            self.push("?")?;
+            rest = rest.get(i + c.len_utf8()..).unwrap_or("");
+        }
+        self.push(rest)
+    }
+}
+
+impl<const N: usize> Bounded<'_, N> {
+    fn push(&mut self, s: &str) -> fmt::Result {
         if self.truncated {
             return Err(fmt::Error);
         }
@@ -577,6 +592,21 @@ mod tests {
         let mut s = String::new();
         format_line(&mut s, prio, "wren: ", args);
         s
+    }
+
+    /// A control character in what a record says (a unit file's value,
+    /// an `exec` path) reaches no terminal: an escape sequence or a line
+    /// break is written `?`; other text, multi-byte included, as it is.
+    #[test]
+    fn control_characters_are_written_as_question_marks() {
+        let l: String<64> = line(None, format_args!("x{}y", "a\u{1b}[2J\nb\u{9b}c\u{e9}\t"));
+        assert_eq!(l.as_str(), "wren: xa?[2J?b?c\u{e9}?y\n");
+        // The cut still lands on a character boundary.
+        let l: String<16> = line(
+            None,
+            format_args!("{}", "\u{7}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}"),
+        );
+        assert_eq!(l.as_str(), "wren: ?\u{e9}\u{e9}...\n");
     }
 
     /// wren's records reach the logger with their level and text, and no

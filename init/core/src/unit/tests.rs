@@ -184,6 +184,15 @@ fn critical_key() {
     assert!(m.contains("critical: expected `yes` or `no`"), "{m}");
 }
 
+/// A value quoted in an error shows its control characters as `?`: the
+/// message goes to a terminal (`initctl check`, the serial console).
+#[test]
+fn a_quoted_value_shows_no_control_character() {
+    let (_, m) = err("critical = a\u{1b}[2Jb\u{9b}c\n");
+    assert!(m.contains("got `a?[2Jb?c`"), "{m}");
+    assert!(!m.chars().any(char::is_control), "{m:?}");
+}
+
 #[test]
 fn pressure_keys() {
     let d = unit("pressure_limit = 20%/10s\npressure_action = stop\nshed_order = 3\n");

@@ -53,13 +53,19 @@ pub(super) use bad;
 /// A value shown in a message, cut to a readable length.
 pub(super) struct Clip<'a>(pub(super) &'a str);
 
+/// At most 40 characters of the value, control characters shown as `?`
+/// (the message goes to a terminal: `initctl check`, the console).
 impl core::fmt::Display for Clip<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        use core::fmt::Write;
         const SHOW: usize = 40;
-        match self.0.char_indices().nth(SHOW) {
-            Some((i, _)) => write!(f, "{}...", self.0.get(..i).unwrap_or("")),
-            None => f.write_str(self.0),
+        for (i, c) in self.0.chars().enumerate() {
+            if i == SHOW {
+                return f.write_str("...");
+            }
+            f.write_char(if c.is_control() { '?' } else { c })?;
         }
+        Ok(())
     }
 }
 
