@@ -15,6 +15,7 @@ use crate::handover::{self, Header, Hint, RawFd, UnitState, HANDOVER_ARG};
 use crate::kmsg;
 use crate::log_ring::LogRing;
 use crate::proto::{CtlError, ErrCode, InitInfo, Origin, Reply};
+use crate::supervisor::Retired;
 use rustix::fd::{AsRawFd, OwnedFd};
 use rustix::io::{Errno, FdFlags};
 use std::io::Read;
@@ -360,12 +361,32 @@ impl Pid1 {
             }
         }
         let _ = self.sup.link();
+        self.free_slots_let_go_of_live_cgroups();
         let n = self.sup.slots().filter(|s| s.rt.pid != 0).count() as u32;
         self.origin = Origin::HandedOver { units: n };
         kmsg::console_line(format_args!(
             "[  OK  ] wren {VERSION} took over as PID 1 ({n} running units handed over)"
         ));
         crate::info!("took over as PID 1: {n} running units handed over");
+    }
+
+    /// A free slot (a unit a reload removed) keeps the name it had: once a
+    /// later reload has configured that name again in another slot, the
+    /// `units/NAME` that `cgroup_exists` found is the live unit's, not
+    /// what the removed one's stop left; claimed, the next reload ended it
+    /// as leftovers (`cgroup.kill` of the running unit).
+    fn free_slots_let_go_of_live_cgroups(&mut self) {
+        for (i, e) in self.edges.iter_mut().enumerate() {
+            let Some(s) = u16::try_from(i).ok().and_then(|u| self.sup.slot(u)) else {
+                continue;
+            };
+            let name = s.def.name.as_str();
+            let owned = self.sup.index(name).is_some()
+                || self.sup.retired_index(name, Retired::Leaving).is_some();
+            if s.retired == Retired::Free && owned {
+                e.cgroup = None;
+            }
+        }
     }
 
     /// `units/NAME` is there (a running unit's, handed over or adopted),
@@ -643,5 +664,57 @@ mod tests {
         p.resume(memfd(&out), &crate::boot::cmdline::Options::default());
         assert!(matches!(p.origin, Origin::HandedOver { .. }));
         assert_eq!(p.edges[0].log.capacity(), def.log_size as usize);
+    }
+
+    /// A free slot keeps its unit's name: after a reload removed `a` and
+    /// `web` and a later one configured `web` again (in `a`'s slot), the
+    /// free slot named `web` claimed the live `web`'s cgroup in a
+    /// re-exec, and the next reload, changing nothing, killed the running
+    /// `web` as the removed one's leftovers.
+    #[test]
+    fn a_free_slot_does_not_claim_a_live_units_cgroup() {
+        use crate::supervisor::{Actions, Retired};
+        use crate::unit::UnitDef;
+        let root = crate::testutil::TempDir::new("reexec-free-slot");
+        root.file("units/web/cgroup.events", "populated 1\n");
+        let kill = root.file("units/web/cgroup.kill", "");
+        let units = crate::testutil::TempDir::new("reexec-free-slot-units");
+        units.file("web.unit", "exec = /bin/true\n");
+        let cg = crate::cgroup::Cgroups::open(root.path()).unwrap();
+        let mut p = Pid1::new(Some(cg), 0, false);
+        let mut a = UnitDef::with_defaults("a");
+        a.exec.push("/bin/true").unwrap();
+        let web = crate::unit::parse("web", "exec = /bin/true\n").unwrap();
+        p.add_unit(a);
+        p.add_unit(web.clone());
+        p.sup.link().unwrap();
+        p.fit_tables();
+        let reload = |p: &mut Pid1, t, defs: Vec<UnitDef>| {
+            let mut out = Actions::default();
+            out.fit(4);
+            p.sup.reload(t, &mut defs.into_iter(), &|_| false, &mut out);
+        };
+        reload(&mut p, 1, vec![]);
+        reload(&mut p, 2, vec![web.clone()]);
+        assert_eq!(p.sup.slot(0).unwrap().def.name.as_str(), "web");
+        let old = p.sup.slot(1).unwrap();
+        assert_eq!((old.def.name.as_str(), old.retired), ("web", Retired::Free));
+        p.edges[0] = Edge::new(&web);
+        p.edges[0].cgroup = Some(p.sup.slot(0).unwrap().limits_gen);
+        p.edges[1].cgroup = None;
+        p.sup.adopt(0, 4_000_000, 5);
+        let state = p.write_state().unwrap();
+        let cg = crate::cgroup::Cgroups::open(root.path()).unwrap();
+        let mut q = Pid1::new(Some(cg), 0, false);
+        q.resume(state, &units_in(units.path()));
+        q.fit_tables();
+        assert_eq!(q.sup.slot(0).unwrap().rt.pid, 4_000_000);
+        assert!(q.edges[0].cgroup.is_some() && q.edges[1].cgroup.is_none());
+        let _ = q.reload(&mut |_| {});
+        assert_eq!(
+            std::fs::read_to_string(&kill).unwrap(),
+            "",
+            "the live web killed"
+        );
     }
 }
