@@ -32,7 +32,7 @@ impl Pid1 {
             let name = slot.def.name.clone();
             let output = slot.def.output;
             let ready = slot.def.ready;
-            let hint = hints.iter().find(|h| h.name == name);
+            let hint = hints.iter().find(|h| h.name == name && h.pid != 0);
             // Without cgroups nothing but the hint names the unit's
             // process: PID 1's child, which no other process can be.
             let cgroups = self.cg.is_some();

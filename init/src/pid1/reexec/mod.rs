@@ -190,10 +190,16 @@ impl Pid1 {
         let raw = |f: &Option<OwnedFd>| f.as_ref().map_or(-1, |f| f.as_raw_fd());
         let mut text = String::new();
         // By index: `slots()` would skip free slots and shift the edges.
+        // Every slot holding a process or an fd: a build that adopts
+        // closes the fds it does not take, those of a stopped unit too
+        // (an output pipe a process that escaped the unit keeps open),
+        // which close-on-exec cleared here would otherwise leave open
+        // in the new PID 1 and in every unit it starts.
         let mut hints = (0..self.sup.len()).filter_map(|i| {
             let s = self.sup.slot(i as u16)?;
             let e = self.edges.get(i)?;
-            (s.rt.pid != 0).then(|| Hint {
+            let fds = e.log_rd.is_some() || e.notify.is_some() || e.exit_report.is_some();
+            (s.rt.pid != 0 || fds).then(|| Hint {
                 name: s.def.name.clone(),
                 pid: s.rt.pid,
                 log_fd: raw(&e.log_rd),
@@ -715,6 +721,36 @@ mod tests {
             std::fs::read_to_string(&kill).unwrap(),
             "",
             "the live web killed"
+        );
+    }
+
+    /// A build of another state format adopts: the fds of a stopped unit
+    /// (an output pipe a process that escaped the unit keeps open) are
+    /// closed too, not left open without close-on-exec in the new PID 1
+    /// and every unit it starts (the text layer named running units only).
+    #[test]
+    fn an_adoption_closes_a_stopped_units_fds() {
+        let units = crate::testutil::TempDir::new("reexec-adopt-stopped-fds");
+        units.file("web.unit", "exec = /bin/true\n");
+        let mut p = super::super::tests::with_web();
+        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        p.edges[0].log_rd = Some(rd);
+        assert_eq!(p.sup.slot(0).unwrap().rt.pid, 0);
+        let state = p.write_state().unwrap();
+        // The exec: the old PID 1's fds are the new one's by number.
+        std::mem::forget(p);
+        let mut bytes = Vec::new();
+        rustix::fs::seek(&state, rustix::fs::SeekFrom::Start(0)).unwrap();
+        read_all(std::fs::File::from(state), &mut bytes).unwrap();
+        let first = bytes.iter().position(|&c| c == b'\n').unwrap();
+        let mut other = b"wren-state 999".to_vec();
+        other.extend_from_slice(&bytes[first..]);
+        let mut q = Pid1::new(None, 0, false);
+        q.resume(memfd(&other), &units_in(units.path()));
+        assert_eq!(
+            rustix::io::write(&wr, b"x"),
+            Err(Errno::PIPE),
+            "its read end is open"
         );
     }
 }
