@@ -48,6 +48,31 @@ impl Watchdog {
         Watchdog { fd, timeout_s }
     }
 
+    /// The device the previous PID 1 handed over across its exec, still
+    /// open (so still armed, whatever its driver does at a close), if it
+    /// answers the watchdog's ioctl.
+    pub fn handed_over(fd: OwnedFd, timeout_s: u32) -> Result<Watchdog, Errno> {
+        crate::sys::watchdog::is_watchdog(&fd)?;
+        rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
+        Ok(Watchdog { fd, timeout_s })
+    }
+
+    /// For `reexec`: kept open across the exec (`inherit`), for the new
+    /// PID 1 to go on with (a driver without the magic close stops at the
+    /// close an exec makes, and a board whose PID 1 stopped feeding
+    /// would then never reset); close-on-exec again if the exec failed.
+    /// The fd's number.
+    pub fn inherit(&self, inherit: bool) -> Option<i32> {
+        use rustix::fd::AsRawFd;
+        let flags = if inherit {
+            rustix::io::FdFlags::empty()
+        } else {
+            rustix::io::FdFlags::CLOEXEC
+        };
+        rustix::io::fcntl_setfd(&self.fd, flags).ok()?;
+        Some(self.fd.as_raw_fd())
+    }
+
     /// Feeding three times per timeout: a late wake-up or two never
     /// resets a healthy board.
     pub fn period(&self) -> Millis {

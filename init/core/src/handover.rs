@@ -188,6 +188,9 @@ pub struct Hint {
 /// stream position to send it.
 pub type Follower = (RawFd, Name, u64);
 
+/// The hardware watchdog handed over: its fd, its timeout in seconds.
+pub type HandedWatchdog = (RawFd, u32);
+
 /// Writes the text layer.
 pub fn write_hints(
     out: &mut dyn core::fmt::Write,
@@ -195,6 +198,7 @@ pub fn write_hints(
     reexecs: u32,
     hints: &mut dyn Iterator<Item = Hint>,
     followers: &[Follower],
+    watchdog: Option<HandedWatchdog>,
 ) -> core::fmt::Result {
     writeln!(out, "{STATE_MAGIC} {format}")?;
     writeln!(out, "reexecs {reexecs}")?;
@@ -208,6 +212,9 @@ pub fn write_hints(
     for (fd, name, pos) in followers {
         writeln!(out, "follower {fd} {name} {pos}")?;
     }
+    if let Some((fd, secs)) = watchdog {
+        writeln!(out, "watchdog {fd} {secs}")?;
+    }
     writeln!(out, "end")
 }
 
@@ -217,6 +224,7 @@ pub struct Parsed<'a> {
     pub reexecs: u32,
     pub hints: std::vec::Vec<Hint>,
     pub followers: heapless::Vec<Follower, 16>,
+    pub watchdog: Option<HandedWatchdog>,
     pub rest: &'a [u8],
 }
 
@@ -234,10 +242,17 @@ pub fn parse_hints(bytes: &[u8]) -> Option<Parsed<'_>> {
     let mut hints = std::vec::Vec::new();
     let mut reexecs = 0;
     let mut followers = heapless::Vec::new();
+    let mut watchdog = None;
     loop {
         let l = line()?;
         if l == "end" {
             break;
+        }
+        if let Some(w) = l.strip_prefix("watchdog ") {
+            watchdog = w
+                .split_once(' ')
+                .and_then(|(fd, s)| Some((crate::num::dec_signed(fd)?, crate::num::dec(s)?)));
+            continue;
         }
         if let Some(n) = l.strip_prefix("reexecs ") {
             reexecs = crate::num::dec(n).unwrap_or(0);
@@ -281,6 +296,7 @@ pub fn parse_hints(bytes: &[u8]) -> Option<Parsed<'_>> {
         reexecs,
         hints,
         followers,
+        watchdog,
         rest,
     })
 }
@@ -346,13 +362,22 @@ mod tests {
             },
         ];
         let followers = [(11, Name::try_from("web").unwrap(), 12_345)];
-        write_hints(&mut s, 7, 3, &mut hints.iter().cloned(), &followers).unwrap();
+        write_hints(
+            &mut s,
+            7,
+            3,
+            &mut hints.iter().cloned(),
+            &followers,
+            Some((5, 15)),
+        )
+        .unwrap();
         let mut bytes = s.into_bytes();
         bytes.extend_from_slice(&[3, 0, 0, 0, 1, 2, 3, 1, 0, 0, 0, 9, 5, 0]);
         let p = parse_hints(&bytes).unwrap();
         assert_eq!((p.format, p.reexecs), (7, 3));
         assert_eq!(p.hints.as_slice(), &hints);
         assert_eq!(p.followers.as_slice(), &followers);
+        assert_eq!(p.watchdog, Some((5, 15)));
         let f: std::vec::Vec<&[u8]> = frames(p.rest).collect();
         // The last frame is cut short: left out.
         assert_eq!(f, [&[1u8, 2, 3][..], &[9][..]]);

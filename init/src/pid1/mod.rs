@@ -577,14 +577,10 @@ fn begin() -> Box<Pid1> {
     if let Some(limit) = opts.shed {
         p.watch_system_pressure(limit);
     }
-    if let Some(w) = opts.watchdog.as_ref() {
-        // After a re-exec with a critical unit failed, the device is not
-        // opened again (an open feeds it): the old PID 1 stopped feeding,
-        // and the board resets as it would have without the re-exec.
-        match p.critical_failed().filter(|_| resumed) {
-            Some(name) => crate::error!("{name}: critical unit failed; watchdog not armed again"),
-            None => p.arm_watchdog(w),
-        }
+    match (resumed, opts.watchdog.as_ref()) {
+        (true, w) => p.watchdog_after_reexec(w),
+        (false, Some(w)) => p.arm_watchdog(w),
+        (false, None) => {}
     }
     if resumed {
         p.rewatch();
@@ -907,7 +903,7 @@ mod tests {
         p.note_pgid(0, pid);
         step(&mut p, 1, Event::spawned(0, pid));
         if reexec {
-            let state = p.write_state().unwrap();
+            let state = p.write_state(false).unwrap();
             p = Pid1::new(None, 0, false);
             p.resume(state, &crate::boot::cmdline::Options::default());
             p.fit_tables();

@@ -31,6 +31,40 @@ impl Pid1 {
         }
     }
 
+    /// The watchdog the previous PID 1 kept open across its exec
+    /// (`reexec`): taken as it is, never closed and opened again (a driver
+    /// without the magic close would stop at that close).
+    pub(super) fn take_watchdog(&mut self, fd: Option<rustix::fd::OwnedFd>, secs: u32) {
+        let Some(fd) = fd else {
+            crate::error!("handover: the watchdog's fd is not open");
+            return;
+        };
+        match Watchdog::handed_over(fd, secs) {
+            Ok(w) => self.watchdog = Some(w),
+            Err(e) => crate::error!("handover: the watchdog's fd: {e}; not taken"),
+        }
+    }
+
+    /// After a re-exec: the watchdog's feeding goes on (a handed-over one),
+    /// or it is opened again (from a build that closed it), unless a
+    /// `critical` unit has failed: then it is not fed, and the board
+    /// resets as it would have without the re-exec.
+    pub(super) fn watchdog_after_reexec(&mut self, opt: Option<&WatchdogOption>) {
+        if let Some(name) = self.critical_failed() {
+            crate::error!("{name}: critical unit failed; watchdog not fed");
+            return;
+        }
+        match (self.watchdog.as_ref(), opt) {
+            (Some(w), _) => {
+                w.feed();
+                self.watchdog_next = Some(now().saturating_add(w.period()));
+                crate::info!("watchdog: handed over, timeout {} s", w.timeout_s);
+            }
+            (None, Some(opt)) => self.arm_watchdog(opt),
+            (None, None) => {}
+        }
+    }
+
     /// A `critical` unit that has failed: the watchdog is fed no more.
     pub(super) fn critical_failed(&self) -> Option<&str> {
         self.sup

@@ -64,11 +64,18 @@ pub fn handover_fd() -> Option<OwnedFd> {
 impl Pid1 {
     pub(super) fn reexec(&mut self, id: ClientId, path: &str) {
         let path = if path.is_empty() { DEFAULT_PATH } else { path };
+        let feeding = self.watchdog_next.is_some() && self.critical_failed().is_none();
         let refused = if self.sup.shutting_down().is_some() {
             Err(why(format_args!("shutting down")))
         } else if let Some((name, what)) = self.in_between() {
             Err(why(format_args!("{name} is {what}; try again")))
         } else {
+            // The handshake may take a second or more (a candidate on a
+            // stalled disk): begun on a fed watchdog, so a short timeout
+            // does not reset the board for a re-exec that is refused.
+            if let Some(w) = self.watchdog.as_ref().filter(|_| feeding) {
+                w.feed();
+            }
             handshake(path)
         };
         let t = now();
@@ -87,7 +94,10 @@ impl Pid1 {
                 return;
             }
         };
-        let state = match self.write_state() {
+        // The watchdog goes on open in a build of this state format, which
+        // reads the line that names it; another keeps the old way (closed
+        // by the exec, opened again).
+        let state = match self.write_state(format == state_format()) {
             Ok(fd) => fd,
             Err(e) => {
                 // `write_state` let the followers' sockets be inherited
@@ -120,11 +130,10 @@ impl Pid1 {
             srv.answer(id, &Reply::Ok, t);
         }
         let _ = kmsg::console_flush();
-        // The exec closes the watchdog without the magic close, so it stays
-        // armed; fed now, the new PID 1 has a whole timeout to open it.
-        // Not once feeding has stopped (a critical unit failed): a re-exec
-        // must not buy the board another timeout.
-        let feeding = self.watchdog_next.is_some() && self.critical_failed().is_none();
+        // Fed now, the new PID 1 has a whole timeout to take it over (or,
+        // another format, to open it again). Not once feeding has stopped
+        // (a critical unit failed): a re-exec must not buy the board
+        // another timeout.
         if let Some(w) = self.watchdog.as_ref().filter(|_| feeding) {
             w.feed();
         }
@@ -170,8 +179,12 @@ impl Pid1 {
         }
     }
 
-    /// Every fd a unit holds, kept across the exec (or not, again).
+    /// Every fd a unit holds, kept across the exec (or not, again), and
+    /// the watchdog's (not kept: only `write_state` hands it over).
     fn set_cloexec(&self, on: bool) {
+        if let Some(w) = self.watchdog.as_ref().filter(|_| on) {
+            let _ = w.inherit(false);
+        }
         let flags = if on {
             FdFlags::CLOEXEC
         } else {
@@ -184,8 +197,9 @@ impl Pid1 {
         }
     }
 
-    /// The state in a memfd that survives the exec.
-    pub(super) fn write_state(&mut self) -> Result<OwnedFd, Errno> {
+    /// The state in a memfd that survives the exec; with `watchdog`, the
+    /// hardware watchdog's fd kept open across it and named in the state.
+    pub(super) fn write_state(&mut self, watchdog: bool) -> Result<OwnedFd, Errno> {
         let fd = rustix::fs::memfd_create("wren-state", rustix::fs::MemfdFlags::CLOEXEC)?;
         let raw = |f: &Option<OwnedFd>| f.as_ref().map_or(-1, |f| f.as_raw_fd());
         let mut text = String::new();
@@ -213,8 +227,20 @@ impl Pid1 {
             .as_mut()
             .map(|s| s.keep_followers())
             .unwrap_or_default();
-        handover::write_hints(&mut text, state_format(), reexecs, &mut hints, &followers)
-            .map_err(|_| Errno::NOMEM)?;
+        let handed = self
+            .watchdog
+            .as_ref()
+            .filter(|_| watchdog)
+            .and_then(|w| Some((w.inherit(true)?, w.timeout_s)));
+        handover::write_hints(
+            &mut text,
+            state_format(),
+            reexecs,
+            &mut hints,
+            &followers,
+            handed,
+        )
+        .map_err(|_| Errno::NOMEM)?;
         let mut out: Vec<u8> = text.into_bytes();
         let header = Header {
             started_at: self.started_at,
@@ -291,6 +317,9 @@ impl Pid1 {
         // Followers go on in either case (after an adoption, from the
         // start of the new, empty ring).
         let mut fds = FdTaker::default();
+        if let Some((fd, secs)) = parsed.watchdog {
+            self.take_watchdog(fds.take(fd), secs);
+        }
         let same = parsed.format == state_format();
         for (fd, name, pos) in parsed.followers.iter() {
             if let Some(fd) = fds.take(*fd) {
@@ -619,7 +648,7 @@ mod tests {
         let mut p = super::super::tests::with_web();
         p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
         p.edges[0].cgroup = Some(0);
-        let state = p.write_state().unwrap();
+        let state = p.write_state(false).unwrap();
         let cg = crate::cgroup::Cgroups::open(root.path()).unwrap();
         let mut q = Pid1::new(Some(cg), 0, false);
         q.resume(state, &crate::boot::cmdline::Options::default());
@@ -709,7 +738,7 @@ mod tests {
         p.edges[0].cgroup = Some(p.sup.slot(0).unwrap().limits_gen);
         p.edges[1].cgroup = None;
         p.sup.adopt(0, 4_000_000, 5);
-        let state = p.write_state().unwrap();
+        let state = p.write_state(false).unwrap();
         let cg = crate::cgroup::Cgroups::open(root.path()).unwrap();
         let mut q = Pid1::new(Some(cg), 0, false);
         q.resume(state, &units_in(units.path()));
@@ -736,7 +765,7 @@ mod tests {
         let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
         p.edges[0].log_rd = Some(rd);
         assert_eq!(p.sup.slot(0).unwrap().rt.pid, 0);
-        let state = p.write_state().unwrap();
+        let state = p.write_state(false).unwrap();
         // The exec: the old PID 1's fds are the new one's by number.
         std::mem::forget(p);
         let mut bytes = Vec::new();
@@ -752,5 +781,51 @@ mod tests {
             Err(Errno::PIPE),
             "its read end is open"
         );
+    }
+
+    /// Close-on-exec of fd `n`, from /proc/self/fdinfo (O_CLOEXEC).
+    fn cloexec(n: i32) -> bool {
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{n}")).unwrap();
+        let flags = info.lines().find_map(|l| l.strip_prefix("flags:")).unwrap();
+        u32::from_str_radix(flags.trim(), 8).unwrap() & 0o2000000 != 0
+    }
+
+    /// For a build of its own format, the re-exec keeps the hardware
+    /// watchdog open across the exec and names it in the state (a driver
+    /// without the magic close stops at the close an exec makes); for
+    /// another, or an exec that failed, it stays close-on-exec. The new
+    /// PID 1 takes only a device that answers the watchdog's ioctl.
+    #[test]
+    fn the_watchdog_is_handed_over_to_a_build_of_the_same_format() {
+        use crate::watchdog::Watchdog;
+        let dev = rustix::fs::memfd_create("wd", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        let n = dev.as_raw_fd();
+        let mut p = super::super::tests::with_web();
+        p.watchdog = Some(Watchdog::on(dev, 15));
+        let text = |state: OwnedFd| {
+            let mut bytes = Vec::new();
+            rustix::fs::seek(&state, rustix::fs::SeekFrom::Start(0)).unwrap();
+            read_all(std::fs::File::from(state), &mut bytes).unwrap();
+            bytes
+        };
+        let other = text(p.write_state(false).unwrap());
+        assert!(handover::parse_hints(&other).unwrap().watchdog.is_none());
+        assert!(cloexec(n));
+        let same = text(p.write_state(true).unwrap());
+        assert_eq!(
+            handover::parse_hints(&same).unwrap().watchdog,
+            Some((n, 15))
+        );
+        assert!(!cloexec(n), "closed by the exec");
+        p.set_cloexec(true);
+        assert!(
+            cloexec(n),
+            "left open for the next start after a failed exec"
+        );
+        // A memfd is no watchdog: not taken by the new PID 1, and closed.
+        let mut q = Pid1::new(None, 0, false);
+        let not_one = rustix::fs::memfd_create("wd", rustix::fs::MemfdFlags::empty()).unwrap();
+        q.take_watchdog(Some(not_one), 15);
+        assert!(q.watchdog.is_none());
     }
 }
