@@ -304,7 +304,7 @@ fn reaper_child(
     if let Err(e) = rustix::process::setsid() {
         die(status_wr.as_fd(), fail(Step::Setsid, e));
     }
-    if let Err((s, e)) = crate::spawn::sandbox::enter(req.def, req.notify_socket) {
+    if let Err((s, e)) = crate::spawn::sandbox::enter(req.def, req.notify_socket, req.uid) {
         die(status_wr.as_fd(), fail(Step::Namespace(s), e));
     }
     // The service's vfork copies this process's fd table and its exec
@@ -382,7 +382,7 @@ fn child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, enter_namespaces: b
         return fail(Step::Setsid, e);
     }
     if enter_namespaces {
-        if let Err((s, e)) = crate::spawn::sandbox::enter(req.def, req.notify_socket) {
+        if let Err((s, e)) = crate::spawn::sandbox::enter(req.def, req.notify_socket, req.uid) {
             return fail(Step::Namespace(s), e);
         }
     }

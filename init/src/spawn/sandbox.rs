@@ -104,7 +104,7 @@ const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"
 /// Set up the unit's namespaces from inside them. Runs in the process
 /// that will be (or fork) the unit's program; PID 1's own namespaces are
 /// untouched. `notify_socket`: the host path of its `sd_notify` socket.
-pub fn enter(def: &UnitDef, notify_socket: Option<&str>) -> Result<(), Failure> {
+pub fn enter(def: &UnitDef, notify_socket: Option<&str>, uid: Option<u32>) -> Result<(), Failure> {
     let ns = def.namespaces;
     if ns.has(Namespaces::MOUNT) {
         // Nothing mounted from here on may leak back to the host.
@@ -131,6 +131,9 @@ pub fn enter(def: &UnitDef, notify_socket: Option<&str>) -> Result<(), Failure> 
             Some(top) => enter_root(top, def, ns.has(Namespaces::PID))?,
             None if ns.has(Namespaces::PID) => mount_proc("/proc")?,
             None => {}
+        }
+        if def.seldom.root.is_none() && root_without_admin(def, uid) {
+            guard_host_files()?;
         }
         if def.read_only {
             read_only_root(def.seldom.root.is_none())?;
@@ -221,6 +224,52 @@ fn guard_proc(proc_dir: &str) -> Result<(), Failure> {
         remount_bind(p.as_str(), ro).map_err(|e| (Step::MountProc, e))?;
     }
     Ok(())
+}
+
+/// Runs as uid 0 of the host's user namespace without CAP_SYS_ADMIN: the
+/// files that check the writer's uid alone (sysctls, cgroup files, all
+/// root's 0644) would let it do what its dropped capabilities forbid.
+fn root_without_admin(def: &UnitDef, uid: Option<u32>) -> bool {
+    uid.is_none_or(|u| u == 0)
+        && !def.namespaces.has(Namespaces::USER)
+        && !def.kept_caps(true).has(wren_core::confine::caps::SYS_ADMIN)
+}
+
+/// For `root_without_admin` with the host's `/` (a `root` unit has its
+/// own `guard_proc` and no `/sys`): `/proc/sys` and `/proc/sysrq-trigger`
+/// read-only, `kernel.core_pattern` being a program the kernel runs as
+/// the host's root; `/proc/sys/net` left as it is (the kernel checks
+/// CAP_NET_ADMIN there); `/sys/fs/cgroup` read-only, or the unit could
+/// move itself out of its cgroup (and its limits, its stop), or kill
+/// another unit's.
+fn guard_host_files() -> Result<(), Failure> {
+    guard_proc("/proc")?;
+    let rw = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    match rustix::mount::mount_bind_recursive("/proc/sys/net", "/proc/sys/net") {
+        // Writable again: a bind copies the read-only flag it was made
+        // under, which `remount_bind` would keep.
+        Ok(()) => rustix::mount::mount_remount("/proc/sys/net", MountFlags::BIND | rw, "")
+            .map_err(|e| (Step::MountProc, e))?,
+        Err(Errno::NOENT) => {}
+        Err(e) => return Err((Step::MountProc, e)),
+    }
+    // The unit's own copies of the mounts (its mount namespace): every
+    // one under the cgroup root (a hybrid host's cgroup2 is below a
+    // tmpfs there).
+    let cg = crate::vocab::CGROUP_ROOT;
+    let dir = match rustix::fs::open(cg, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()) {
+        Ok(dir) => dir,
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => return Err((Step::ReadOnly, e)),
+    };
+    match crate::sys::mount::readonly_recursive(rustix::fd::AsFd::as_fd(&dir)) {
+        // Before Linux 5.12: the top mount, as a remount makes it.
+        Err(Errno::NOSYS) => match rustix::mount::mount_bind_recursive(cg, cg) {
+            Ok(()) => remount_bind(cg, rw | MountFlags::RDONLY).map_err(|e| (Step::ReadOnly, e)),
+            Err(e) => Err((Step::ReadOnly, e)),
+        },
+        r => r.map_err(|e| (Step::ReadOnly, e)),
+    }
 }
 
 /// A mount point under a unit's `root` (`/proc`, `/dev`, `/tmp`), made

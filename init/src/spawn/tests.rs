@@ -774,3 +774,36 @@ fn a_user_with_all_capabilities_gets_them() {
     assert_ne!(held("CapAmb:"), 0, "{out}");
     assert_eq!(held("CapAmb:"), held("CapEff:"), "{out}");
 }
+
+/// A unit running as root without CAP_SYS_ADMIN and without a `root` of
+/// its own finds `/proc/sys` (but `/proc/sys/net`, where the kernel checks
+/// CAP_NET_ADMIN) and the cgroup tree read-only: those files check the
+/// writer's uid alone, so it could set `kernel.core_pattern` (a program
+/// run as the host's root) or move itself out of its cgroup. With the
+/// capability (the default, all) they are as they were. Each write puts
+/// back the value read.
+#[test]
+fn a_root_unit_without_sys_admin_cannot_write_sysctls_or_cgroups() {
+    if !rustix::process::geteuid().is_root() {
+        return; // mounts need root; CI runs the host tests as root
+    }
+    let script = "for f in /proc/sys/kernel/printk_ratelimit /proc/sys/net/ipv4/ip_forward; do \
+        (cat $f > $f) 2>/dev/null && echo w || echo r; done; \
+        rel=$(sed -n 's/^0:://p' /proc/self/cgroup); \
+        d=$(awk '$3 == \"cgroup2\" {print $2; exit}' /proc/self/mounts); \
+        (echo $$ > $d$rel/cgroup.procs) 2>/dev/null && echo w || echo r";
+    let cg = own_cgroup();
+    let wrote = |keys: &str| {
+        let mut d = crate::unit::parse("t", &format!("exec = /bin/true\n{keys}")).unwrap();
+        d.exec = unit(&["/bin/sh", "-c", script]).exec;
+        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let pid = spawn(&request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))).unwrap();
+        drop(wr);
+        let out = read_all(rd);
+        assert_eq!(wait(pid), 0);
+        out.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let guarded = wrote("namespaces = mount\ncapabilities = net_admin\n");
+    assert_eq!(guarded, "r w r", "kernel sysctl, net sysctl, cgroup.procs");
+    assert_eq!(wrote("namespaces = mount\n"), "w w w");
+}

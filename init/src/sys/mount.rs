@@ -14,6 +14,7 @@ struct MountAttr {
     userns_fd: u64,
 }
 
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NODEV: u64 = 0x4;
 const AT_EMPTY_PATH: usize = 0x1000;
 const AT_RECURSIVE: usize = 0x8000;
@@ -22,8 +23,17 @@ const AT_RECURSIVE: usize = 0x8000;
 /// ENOSYS before Linux 5.12. Raw (no errno): a spawn slot's child calls
 /// it.
 pub fn nodev_recursive(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    set_recursive(fd, MOUNT_ATTR_NODEV)
+}
+
+/// `nodev_recursive` for read-only.
+pub fn readonly_recursive(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    set_recursive(fd, MOUNT_ATTR_RDONLY)
+}
+
+fn set_recursive(fd: BorrowedFd<'_>, set: u64) -> Result<(), Errno> {
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_NODEV,
+        attr_set: set,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
