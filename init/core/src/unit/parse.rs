@@ -540,6 +540,17 @@ pub fn parse_with_lines(
             )),
         );
     }
+    // A single directory is overlayfs' `lowerdir` too (layers are checked
+    // as they are parsed): its options are split on ',' and unescape '\'.
+    let one_dir = def.seldom.root.as_deref().filter(|r| !r.contains(':'));
+    if def.root_overlay && one_dir.is_some_and(|r| r.contains([',', '\\'])) {
+        report(
+            st.line_of(const { key("root") }),
+            msg(format_args!(
+                "root: `,` and `\\` are not allowed with root_overlay"
+            )),
+        );
+    }
     if def.seldom.user_map.is_some() && !def.namespaces.has(Namespaces::USER) {
         report(
             st.line_of(const { key("user_map") }),

@@ -1288,6 +1288,11 @@ fn bad_confinement_values_are_line_errors() {
         ),
         ("exec = /bin/x\nroot_overlay = yes\n", 2, "needs `root`"),
         (
+            "exec = /bin/x\nroot = /srv/a,lowerdir=/\nroot_overlay = yes\n",
+            2,
+            "`,` and `\\` are not allowed with root_overlay",
+        ),
+        (
             "exec = /bin/x\nnamespaces = users\n",
             2,
             "pid mount uts ipc net cgroup user",
