@@ -467,16 +467,21 @@ fn mount_tmpfs(
 
 /// `read_only`: the unit's `/` (its `root` once switched to) becomes
 /// read-only in its mount namespace, with private writable tmpfs on /run
-/// and, without `root` (which has one already), /tmp. Other file systems
+/// (a `root` that has one) and, without `root` (which has one already),
+/// /tmp. Other file systems
 /// mounted below `/` (/proc, /sys, /dev) keep their own flags.
 fn read_only_root(host_root: bool) -> Result<(), Failure> {
-    let _ = make_dir("/run");
-    mount_tmpfs(
-        "/run",
-        MountFlags::NOSUID | MountFlags::NODEV,
-        c"mode=0755",
-        Step::MountRun,
-    )?;
+    // A `root` without /run gets none: made, it would be written into the
+    // image's directory on the host, and a root of layers cannot have it
+    // made at all.
+    if host_root || rustix::fs::stat("/run").is_ok() {
+        mount_tmpfs(
+            "/run",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            c"mode=0755",
+            Step::MountRun,
+        )?;
+    }
     if host_root {
         mount_tmpfs(
             "/tmp",
