@@ -445,8 +445,9 @@ fn raise_nofile(units: usize) {
         current: Some(want),
         maximum,
     };
-    if let Err(e) = setrlimit(Resource::Nofile, new) {
-        crate::error!("RLIMIT_NOFILE to {want} for {units} units: {e}");
+    match setrlimit(Resource::Nofile, new) {
+        Ok(()) => crate::spawn::set_unit_nofile(cur.current.unwrap_or(want), maximum),
+        Err(e) => crate::error!("RLIMIT_NOFILE to {want} for {units} units: {e}"),
     }
 }
 

@@ -50,6 +50,22 @@ pub const NOTIFY_FD: i32 = 3;
 /// line, so that a boot's cost can be read against it.
 static FORKED: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
+/// The soft `RLIMIT_NOFILE` PID 1 started with, once it raised its own
+/// for its units' fds (0: not raised). Units get it back, as systemd's
+/// get 1024: a program that uses select(2), or closes every fd up to the
+/// limit at its start, is not handed PID 1's thousands.
+static UNIT_NOFILE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// The hard limit PID 1 set with it (0: unlimited), kept by units.
+static UNIT_NOFILE_HARD: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// PID 1 raised its soft `RLIMIT_NOFILE` from `soft` (its first), its
+/// hard one now `hard`: what units get.
+pub fn set_unit_nofile(soft: u64, hard: Option<u64>) {
+    use core::sync::atomic::Ordering;
+    UNIT_NOFILE_HARD.store(hard.unwrap_or(0), Ordering::Relaxed);
+    let _ = UNIT_NOFILE.compare_exchange(0, soft, Ordering::Relaxed, Ordering::Relaxed);
+}
+
 /// Starts so far that forked (`FORKED`).
 pub fn forked() -> u32 {
     FORKED.load(core::sync::atomic::Ordering::Relaxed)
@@ -380,6 +396,18 @@ fn child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, enter_namespaces: b
     // group and a console unit can take the terminal.
     if let Err(e) = rustix::process::setsid() {
         return fail(Step::Setsid, e);
+    }
+    let soft = UNIT_NOFILE.load(core::sync::atomic::Ordering::Relaxed);
+    if soft != 0 {
+        use rustix::process::{setrlimit, Resource, Rlimit};
+        let hard = UNIT_NOFILE_HARD.load(core::sync::atomic::Ordering::Relaxed);
+        let lim = Rlimit {
+            current: Some(soft),
+            maximum: Some(hard).filter(|&h| h != 0),
+        };
+        // Lowering the soft limit cannot be refused; were it, the unit
+        // would run with PID 1's.
+        let _ = setrlimit(Resource::Nofile, lim);
     }
     if enter_namespaces {
         if let Err((s, e)) = crate::spawn::sandbox::enter(req.def, req.notify_socket, req.uid) {

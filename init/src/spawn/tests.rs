@@ -807,3 +807,22 @@ fn a_root_unit_without_sys_admin_cannot_write_sysctls_or_cgroups() {
     assert_eq!(guarded, "r w r", "kernel sysctl, net sysctl, cgroup.procs");
     assert_eq!(wrote("namespaces = mount\n"), "w w w");
 }
+
+/// Once PID 1 raised its own `RLIMIT_NOFILE` for its units' fds, a unit
+/// starts with the soft limit PID 1 had (as systemd's get 1024), not with
+/// PID 1's thousands; the hard limit stays.
+#[test]
+fn a_unit_gets_the_soft_fd_limit_pid1_started_with() {
+    use rustix::process::{getrlimit, Resource};
+    let hard = getrlimit(Resource::Nofile).maximum;
+    set_unit_nofile(1000, hard);
+    let cg = own_cgroup();
+    let d = unit(&["/bin/sh", "-c", "ulimit -n; ulimit -Hn"]);
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let pid = spawn(&request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))).unwrap();
+    drop(wr);
+    let out = read_all(rd);
+    assert_eq!(wait(pid), 0);
+    let hard = hard.map_or("unlimited".to_string(), |h| h.to_string());
+    assert_eq!(out, format!("1000\n{hard}\n"));
+}
