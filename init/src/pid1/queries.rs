@@ -403,9 +403,24 @@ fn detail(
         reason,
         confinement: crate::proto::formatted(format_args!(
             "{}",
-            wren_core::confine::Summary(&slot.def)
+            wren_core::confine::SummaryAs(&slot.def, runs_as_root(&slot.def))
         )),
     })
+}
+
+/// Whether `def` runs as uid 0 (it keeps its capabilities as root): a
+/// `user` name is looked up as its start looks it up (`toor` may be uid
+/// 0); one that does not resolve is taken by its name.
+fn runs_as_root(def: &crate::unit::UnitDef) -> bool {
+    match &def.seldom.user {
+        Some(crate::unit::IdSpec::Name(n)) if n.as_str() != "root" => {
+            match crate::config::users::resolve_ids(def) {
+                Ok(ids) => ids.uid == Some(0),
+                Err(_) => false,
+            }
+        }
+        _ => def.named_root(),
+    }
 }
 
 /// Whether the action a client waits on is over: `None` while pending,
@@ -667,5 +682,30 @@ mod tests {
         step(&mut p, 0, Event::Boot);
         let d = super::detail(&p.sup, &p.edges, None, "app").unwrap();
         assert_eq!(d.reason.as_str(), format!("waiting for {a} {b} ..."));
+    }
+
+    /// The confinement line's capabilities are those the start gives: a
+    /// `user` whose name resolves to uid 0 (`toor`) keeps them as root
+    /// does (it said `none` while the unit ran with all).
+    #[test]
+    fn the_confinement_line_knows_a_root_by_another_name() {
+        let img = crate::testutil::TempDir::new("queries-toor");
+        img.file(
+            "etc/passwd",
+            "toor:x:0:0::/:/bin/sh\nwww:x:33:33::/:/bin/sh\n",
+        );
+        let root = img.path().display().to_string();
+        let unit = |user: &str| format!("exec = /bin/true\nroot = {root}\nuser = {user}\n");
+        let (toor, www) = (unit("toor"), unit("www"));
+        let p = pid1_with(&[("a", toor.as_str()), ("b", www.as_str())]);
+        let caps = |name: &str| {
+            let d = super::detail(&p.sup, &p.edges, None, name).unwrap();
+            let line = d.confinement.as_str().to_owned();
+            line.split(", ")
+                .find_map(|f| f.strip_prefix("capabilities ").map(str::to_owned))
+                .unwrap()
+        };
+        assert_eq!(caps("a"), "all");
+        assert_eq!(caps("b"), "none");
     }
 }

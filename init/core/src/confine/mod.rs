@@ -154,7 +154,17 @@ impl Seccomp {
 /// no_new_privs, seccomp allow 212 calls, / read-only`.
 pub struct Summary<'a>(pub &'a crate::unit::UnitDef);
 
+/// `Summary` of a unit whose `user` is known to be uid 0 or not (a name
+/// resolves only at the start: `toor` may be root).
+pub struct SummaryAs<'a>(pub &'a crate::unit::UnitDef, pub bool);
+
 impl core::fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        SummaryAs(self.0, self.0.named_root()).fmt(f)
+    }
+}
+
+impl core::fmt::Display for SummaryAs<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         use crate::unit::IdSpec;
         let def = self.0;
@@ -167,7 +177,7 @@ impl core::fmt::Display for Summary<'_> {
             Some(IdSpec::Id(n)) => write!(f, ", user {n}")?,
             Some(IdSpec::Name(n)) => write!(f, ", user {n}")?,
         }
-        let caps = def.kept_caps(def.named_root());
+        let caps = def.kept_caps(self.1);
         if caps == caps::Caps::ALL {
             f.write_str(", capabilities all")?;
         } else if caps.count() == 0 {
