@@ -246,7 +246,8 @@ impl LogRing {
 
     /// The last `n` lines. A trailing line without `\n` counts as a line;
     /// the oldest line is left out when the ring has cut its beginning off
-    /// (unless it is the only line there is).
+    /// (a full ring past the stream's start), unless it is the only line
+    /// there is.
     pub fn tail_lines(&self, n: usize) -> Span<'_> {
         let start = self.start_pos();
         if n == 0 || self.pos == start {
@@ -269,8 +270,12 @@ impl LogRing {
                 oldest_break = Some(p);
             }
         }
+        // Only a full buffer can have lost the start of its oldest line:
+        // a ring that continues a stream (`continued`, `restored`) begins
+        // past 0 at a byte of its own, which is not cut.
+        let full = self.held >= self.cap;
         match oldest_break {
-            Some(b) if start > 0 => self.span(b + 1, self.pos),
+            Some(b) if start > 0 && full => self.span(b + 1, self.pos),
             _ => self.contents(),
         }
     }
@@ -414,6 +419,17 @@ mod tests {
         r.push(b"four");
         assert_eq!(bytes(r.tail_lines(1)), b"four");
         assert_eq!(bytes(r.tail_lines(2)), b"three\nfour");
+    }
+
+    /// A ring that continues a stream (a new `log_size`, a re-exec) holds
+    /// whole lines from where it took over: its oldest is shown.
+    #[test]
+    fn tail_lines_keeps_the_first_line_of_a_continued_ring() {
+        let mut r = LogRing::continued(64, 1000);
+        r.push(b"one\ntwo\n");
+        assert_eq!(bytes(r.tail_lines(10)), b"one\ntwo\n");
+        let back = LogRing::restored(64, r.write_pos(), b"one\ntwo\n");
+        assert_eq!(bytes(back.tail_lines(10)), b"one\ntwo\n");
     }
 
     #[test]
