@@ -214,6 +214,16 @@ fn read_bounded(path: &Path, buf: &mut Vec<u8>) -> Result<bool, Problem<'static>
     Ok(too_big)
 }
 
+/// A file linked to `/dev/null`: masked, as systemd-sysctl has it (an
+/// image turns a file off that way), so nothing to apply and nothing to
+/// report.
+fn masked(path: &Path) -> bool {
+    rustix::fs::stat(path).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice
+            && st.st_rdev == rustix::fs::makedev(1, 3)
+    })
+}
+
 fn write_value(proc_sys: &Path, rel: &str, value: &str) -> Result<(), Errno> {
     let fd = rustix::fs::open(
         proc_sys.join(rel),
@@ -242,9 +252,15 @@ pub fn apply(etc: &Path, proc_sys: &Path, report: &mut dyn FnMut(&Failure<'_>)) 
     }) {
         let file = file.as_path();
         let fail = |line, what| Failure { file, line, what };
+        if masked(file) {
+            continue;
+        }
         match read_bounded(file, &mut buf) {
             Ok(false) => {}
-            Ok(true) => report(&fail(0, Problem::TooBig)),
+            Ok(true) => {
+                done.failed += 1;
+                report(&fail(0, Problem::TooBig));
+            }
             Err(p) => {
                 done.failed += 1;
                 report(&fail(0, p));

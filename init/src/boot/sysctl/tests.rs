@@ -171,9 +171,31 @@ fn the_line_a_cut_goes_through_is_not_applied() {
         fs::read_to_string(sys.join("vm/swappiness")).unwrap(),
         "7\n"
     );
-    assert_eq!(done.set, 1);
+    assert_eq!(
+        done,
+        Applied { set: 1, failed: 1 },
+        "the cut counts as a failure"
+    );
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert!(seen[0].ends_with("the rest is skipped"), "{seen:?}");
+}
+
+/// A file linked to /dev/null is masked (systemd-sysctl's way to turn one
+/// off): nothing applied, nothing reported. Another device still is.
+#[test]
+fn a_file_linked_to_dev_null_is_masked() {
+    let (_d, etc, sys) = swappiness_only("masked");
+    fs::create_dir_all(etc.join("sysctl.d")).unwrap();
+    std::os::unix::fs::symlink("/dev/null", etc.join("sysctl.d/10-off.conf")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", etc.join("sysctl.d/20-zero.conf")).unwrap();
+    let mut seen = Vec::new();
+    let done = apply(&etc, &sys, &mut |f| seen.push(f.to_string()));
+    assert_eq!(done, Applied { set: 0, failed: 1 });
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].contains("20-zero.conf: not a regular file"),
+        "{seen:?}"
+    );
 }
 
 /// A sysctl.d that is there but cannot be read is reported, not taken
