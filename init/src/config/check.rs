@@ -143,7 +143,9 @@ fn check_ids(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
         let path = match lookup(sysroot, def, file) {
             Ok((_, p)) => p.into_owned(),
             Err(e) => {
-                let top = root_bases(sysroot, def).into_iter().next();
+                let top = root_bases(sysroot, def)
+                    .ok()
+                    .and_then(|b| b.into_iter().next());
                 let shown = lookup_path(top.as_deref().unwrap_or(sysroot), file);
                 let errno = errno_of(&e);
                 last = Some((shown, Some(e)));
@@ -203,7 +205,9 @@ pub fn check_in_context(
     let files: Vec<PathBuf> = files.iter().map(|f| f.to_path_buf()).collect();
     let context = unit_files(dir).unwrap_or_default();
     let mut tally = Tally::default();
-    tally.add(out, load_set(sysroot, &files, &context));
+    // Users and groups as `check` has them: `edit` must not install what
+    // `check` refuses.
+    tally.add(out, with_ids(sysroot, load_set(sysroot, &files, &context)));
     tally.summary(out)
 }
 
@@ -299,11 +303,18 @@ fn lookup_path(base: &Path, path: &str) -> PathBuf {
 }
 
 /// The directories on this machine that make a unit's `/`: its `root`
-/// layers (topmost first) under `sysroot`, or `sysroot` itself.
-fn root_bases(sysroot: &Path, def: &UnitDef) -> Vec<PathBuf> {
+/// layers (topmost first) under `sysroot`, each resolved inside the image
+/// (`check --root`: an image's `/var -> /data/var` must not lead to the
+/// build host's), or `sysroot` itself.
+fn root_bases(sysroot: &Path, def: &UnitDef) -> std::io::Result<Vec<PathBuf>> {
+    let image = sysroot != Path::new("/");
+    let base = |l: &str| match image {
+        true => walk(&[sysroot.to_path_buf()], l).map(|(_, full)| full),
+        false => Ok(lookup_path(sysroot, l)),
+    };
     match &def.seldom.root {
-        Some(_) => def.root_layers().map(|l| lookup_path(sysroot, l)).collect(),
-        None => vec![sysroot.to_path_buf()],
+        Some(_) => def.root_layers().map(base).collect(),
+        None => Ok(vec![sysroot.to_path_buf()]),
     }
 }
 
@@ -319,7 +330,7 @@ fn lookup<'p>(
     if def.seldom.root.is_none() && sysroot.as_os_str() == "/" {
         return Ok((std::fs::metadata(path)?, Cow::Borrowed(Path::new(path))));
     }
-    walk(&root_bases(sysroot, def), path).map(|(m, p)| (m, Cow::Owned(p)))
+    walk(&root_bases(sysroot, def)?, path).map(|(m, p)| (m, Cow::Owned(p)))
 }
 
 /// The file `path` (on the host, under `sysroot`) is, as the image under

@@ -1105,3 +1105,56 @@ fn check_root_does_not_read_the_hosts_file_for_a_dangling_link() {
     assert!(!ok, "{out}");
     assert!(out.contains("cannot read"), "{out}");
 }
+
+/// `check --root`: a unit's `root` is resolved inside the image too: an
+/// image's `/var` linked to an absolute path must not lead the lookup to
+/// the build host's directory of that name.
+#[test]
+fn check_root_resolves_a_units_root_inside_the_image() {
+    let img = TempDir::new("check-rootlink");
+    let host = TempDir::new("check-rootlink-host");
+    host.prog("ct/bin/app");
+    std::os::unix::fs::symlink(host.path(), img.join("var")).unwrap();
+    img.file(
+        "etc/units/ct.unit",
+        "exec = /bin/app\nroot = /var/ct\nnamespaces = pid mount\n",
+    );
+    let mut out = Vec::new();
+    let ok = check_root(img.path(), &[], &mut out);
+    let out = String::from_utf8(out).unwrap();
+    assert!(!ok, "a program of the build host's was taken: {out}");
+    assert!(
+        out.contains("exec: `/bin/app` not found under root `/var/ct`"),
+        "{out}"
+    );
+    // The same link inside the image leads to the image's directory.
+    img.prog("data/ct/bin/app");
+    std::fs::remove_file(img.join("var")).unwrap();
+    std::os::unix::fs::symlink("/data", img.join("var")).unwrap();
+    let mut out = Vec::new();
+    assert!(
+        check_root(img.path(), &[], &mut out),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+}
+
+/// `initctl edit` checks a copy as `initctl check` does, users and groups
+/// included: it installed a unit whose `user` no passwd line names.
+#[test]
+fn edit_checks_users_as_check_does() {
+    let f = Fixture::new("edit-user");
+    f.unit("net", "");
+    fs::create_dir_all(f.tmp.path().join("edit")).unwrap();
+    let copy = f.tmp.file(
+        "edit/net.unit",
+        &format!("exec = {}\nuser = no-such-user-xyz\n", f.ok),
+    );
+    let mut out = Vec::new();
+    assert!(!check_at(Path::new("/"), &[&copy], &mut out));
+    let mut out = Vec::new();
+    let ok = check_in_context(Path::new("/"), &[&copy], &f.units, &mut out);
+    let out = String::from_utf8(out).unwrap();
+    assert!(!ok, "{out}");
+    assert!(out.contains("user not found in /etc/passwd"), "{out}");
+}
