@@ -210,6 +210,32 @@ fn install(target: &Path, text: &str, owner: Option<Owner>, err: &mut dyn Write)
 fn edit_loop(
     name: &str,
     env: &EditEnv<'_>,
+    unit: (&str, Option<Owner>),
+    target: &Path,
+    work: &Path,
+    input: &mut dyn io::BufRead,
+    err: &mut dyn Write,
+) -> Result<Edited, String> {
+    // As git does: Ctrl-C, Ctrl-\ or a hang-up of the serial line, while
+    // the editor runs (they are the editor's to take) or at the question
+    // after it, do not end this process before it removes the working
+    // copy, the unit's secrets in it. The editor gets their default
+    // actions back (`sys::child`); at the question, a hang-up reads as
+    // the end of input, a no.
+    let held = [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGHUP];
+    for sig in held {
+        let _ = crate::sys::signal::ignore(sig);
+    }
+    let r = edit_until_done(name, env, unit, target, work, input, err);
+    for sig in held {
+        let _ = crate::sys::signal::set_default(sig);
+    }
+    r
+}
+
+fn edit_until_done(
+    name: &str,
+    env: &EditEnv<'_>,
     (original, owner): (&str, Option<Owner>),
     target: &Path,
     work: &Path,
@@ -224,11 +250,21 @@ fn edit_loop(
         if !status.success() {
             return Err(format!("editor '{}' failed ({status})", env.editor));
         }
-        let text = std::fs::read_to_string(&copy).map_err(|e| at(&copy, &e))?;
-        if text == original {
+        let bytes = std::fs::read(&copy).map_err(|e| at(&copy, &e))?;
+        // Text that is not UTF-8 is an invalid unit like any other: the
+        // user may edit it again, not lose it.
+        let text = String::from_utf8(bytes).ok();
+        if text.as_deref() == Some(original) {
             return Ok(Edited::Unchanged);
         }
-        if (env.check)(&copy, err) {
+        let valid = match text.as_deref() {
+            Some(_) => (env.check)(&copy, err),
+            None => {
+                let _ = writeln!(err, "{}: not UTF-8 text", copy.display());
+                false
+            }
+        };
+        if let (true, Some(text)) = (valid, text) {
             install(target, &text, owner, err)
                 .map_err(|e| format!("installing {}: {e}", target.display()))?;
             return Ok(Edited::Installed);
@@ -255,18 +291,6 @@ fn run_editor(editor: &str, file: &Path) -> io::Result<crate::sys::child::ExitSt
         argv.push(&[arg])
             .ok_or_else(|| io::Error::from(rustix::io::Errno::NAMETOOLONG))?;
     }
-    // As git does: Ctrl-C, Ctrl-\ or a hang-up of the serial line while
-    // the editor runs are the editor's to take; this process waits for it
-    // and then removes the working copy, which such a signal would have
-    // left behind, the unit's secrets in it. The child gets their default
-    // actions back (`sys::child`).
-    let held = [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGHUP];
-    for sig in held {
-        let _ = crate::sys::signal::ignore(sig);
-    }
-    let r = crate::sys::child::spawn(&argv, [None; 3]).and_then(|c| c.wait());
-    for sig in held {
-        let _ = crate::sys::signal::set_default(sig);
-    }
-    Ok(r?)
+    // Its signals are held by `edit_loop` meanwhile.
+    Ok(crate::sys::child::spawn(&argv, [None; 3]).and_then(|c| c.wait())?)
 }

@@ -705,6 +705,7 @@ fn edit_survives_the_editor_s_signals_and_cleans_up() {
         .args([
             "--exact",
             "ctl::tests::edit_signals_child",
+            "ctl::tests::edit_signals_at_the_question_child",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -714,6 +715,7 @@ fn edit_survives_the_editor_s_signals_and_cleans_up() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{:?}\n{stdout}", out.status);
     assert!(stdout.contains("EDIT-SIGNALS-OK"), "{stdout}");
+    assert!(stdout.contains("EDIT-QUESTION-OK"), "{stdout}");
 }
 
 /// Only does something when started by the test above.
@@ -751,4 +753,65 @@ fn edit_signals_child() {
     assert!(left.is_empty(), "working copy left: {left:?}");
     assert_eq!(std::fs::read_to_string(&unit).unwrap(), "exec = /bin/old\n");
     println!("EDIT-SIGNALS-OK");
+}
+
+/// Only does something when started by the test above, after its own
+/// part: the same signals at the question after an invalid copy (the
+/// serial line hung up, Ctrl-C) do not end the process before it removed
+/// the working copy; the question reads as declined.
+#[test]
+fn edit_signals_at_the_question_child() {
+    if std::env::var_os("WREN_EDIT_SIGNALS_CHILD").is_none() {
+        return;
+    }
+    struct Raising;
+    impl std::io::Read for Raising {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            use nix::sys::signal::{raise, Signal};
+            for sig in [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGHUP] {
+                raise(sig).unwrap();
+            }
+            Ok(0)
+        }
+    }
+    let d = TempDir::new("ctl-edit-question");
+    std::fs::write(d.join("web.unit"), "exec = /bin/old\n").unwrap();
+    let env = edit_env(d.path(), "sh -c 'echo bogus > \"$0\"'");
+    let mut input = std::io::BufReader::new(Raising);
+    let r = edit_unit("web", &env, &mut input, &mut Vec::new());
+    assert_eq!(r, Ok(Edited::Aborted));
+    let left: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("wren-edit-"))
+        .collect();
+    assert!(left.is_empty(), "working copy left: {left:?}");
+    println!("EDIT-QUESTION-OK");
+}
+
+/// A copy saved as text that is not UTF-8 is an invalid unit: the user is
+/// asked to edit it again, not told "stream did not contain valid UTF-8"
+/// with the work thrown away.
+#[test]
+fn edit_offers_to_fix_a_copy_that_is_not_utf8() {
+    let d = TempDir::new("ctl-edit-utf8");
+    let unit = d.join("db.unit");
+    std::fs::write(&unit, "exec = /bin/db\n").unwrap();
+    let script = d.join("ed.sh");
+    std::fs::write(
+        &script,
+        "c=\"$1.count\"; n=$(cat \"$c\" 2>/dev/null || echo 0); \
+         echo $((n+1)) > \"$c\"; \
+         if [ \"$n\" = 0 ]; then printf 'exec = /bin/caf\\351\\n' > \"$1\"; \
+         else echo 'exec = /bin/db2' > \"$1\"; fi\n",
+    )
+    .unwrap();
+    let editor = format!("sh {}", script.display());
+    let env = edit_env(d.path(), &editor);
+    let mut err = Vec::new();
+    let r = edit_unit("db", &env, &mut &b"\n"[..], &mut err);
+    let err = String::from_utf8(err).unwrap();
+    assert_eq!(r, Ok(Edited::Installed), "{err}");
+    assert!(err.contains("db.unit: not UTF-8 text"), "{err}");
+    assert_eq!(std::fs::read_to_string(&unit).unwrap(), "exec = /bin/db2\n");
 }
