@@ -174,6 +174,38 @@ pub fn bounded(limit: Duration, watchdog: Option<&Watchdog>, f: impl FnOnce()) -
     }
 }
 
+/// How long the kernel's emergency sync and remount get before reboot(2).
+const EMERGENCY_WAIT: Duration = Duration::from_secs(2);
+
+/// SysRq `s` then `u` at `trigger` (`/proc/sysrq-trigger`, whatever
+/// `kernel.sysrq` says): the kernel's own emergency sync and read-only
+/// remount of every file system, done by its workers, so PID 1 does not
+/// wait on a dead disk: what is left when the child for sync and unmount
+/// could not be made (no memory for clone3, the likely case at a reboot
+/// for lack of it) or is stuck. Waits `EMERGENCY_WAIT`, feeding.
+fn emergency_sync(trigger: &Path, feed: &dyn Fn()) {
+    let flags =
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC;
+    match rustix::fs::open(trigger, flags, rustix::fs::Mode::empty()) {
+        Ok(fd) => {
+            for key in [b"s", b"u"] {
+                if let Err(e) = rustix::io::write(&fd, key) {
+                    crate::error!("shutdown: sysrq {}: {e}", char::from(key[0]));
+                }
+            }
+        }
+        Err(e) => {
+            crate::error!("shutdown: {}: {e}", trigger.display());
+            return;
+        }
+    }
+    let deadline = deadline_in(EMERGENCY_WAIT);
+    while let Some(t) = next_timeout(now_ms(), deadline) {
+        feed();
+        std::thread::sleep(t.min(Duration::from_millis(50)));
+    }
+}
+
 /// kill(-1, sig): every process but PID 1 (and kernel threads).
 fn signal_all(sig: Signal) {
     match kill(Pid::from_raw(-1), sig) {
@@ -240,9 +272,10 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
     });
     if !done {
         crate::error!(
-            "shutdown: sync and unmount not done after {} s; going on without them",
+            "shutdown: sync and unmount not done after {} s (or no child for them); the kernel's emergency sync and read-only remount instead",
             SYNC_LIMIT.as_secs()
         );
+        emergency_sync(Path::new("/proc/sysrq-trigger"), &feed);
     }
     // Held past reboot(2): should it fail, or hang in a driver's shutdown,
     // the watchdog still resets the board.
@@ -277,6 +310,21 @@ fn last_watchdog_step(kind: ShutdownKind, w: Watchdog) -> Option<Watchdog> {
 mod tests {
     use super::*;
     use std::time::Instant;
+
+    /// When sync and unmount could not be done in a child, the kernel's
+    /// emergency sync and read-only remount are asked (SysRq s, then u),
+    /// and PID 1 waits a bounded while for them, feeding the watchdog.
+    #[test]
+    fn without_its_child_the_shutdown_asks_the_kernel_to_sync() {
+        let d = crate::testutil::TempDir::new("sysrq");
+        let trigger = d.file("sysrq-trigger", "");
+        let fed = core::cell::Cell::new(0);
+        let t = Instant::now();
+        emergency_sync(&trigger, &|| fed.set(fed.get() + 1));
+        assert_eq!(std::fs::read_to_string(&trigger).unwrap(), "su");
+        assert!(t.elapsed() >= EMERGENCY_WAIT && t.elapsed() < EMERGENCY_WAIT * 3);
+        assert!(fed.get() >= 10, "fed {} times", fed.get());
+    }
 
     /// Disarmed (`V`) for a poweroff or a halt only; a reboot feeds it
     /// and keeps it, in case reboot(2) fails or hangs.
