@@ -82,13 +82,18 @@ pub fn lists<Fd: AsFd>(dir: Fd, pid: u32) -> Result<bool, Errno> {
     Ok(found)
 }
 
-/// Sends `sig` to every pid in `dir/cgroup.procs` but `except` (a PID
+/// Levels of cgroups below a unit's own that its stop signal reaches (a
+/// container runtime in a unit makes one or two).
+const SUB_DEPTH: u32 = 4;
+
+/// Sends `sig` to every pid in `dir/cgroup.procs`, and in the cgroups the
+/// unit made below it (`SUB_DEPTH` levels), but `except` (a PID
 /// namespace's reaper, which would forward it to the service a second
 /// time). Returns how many were signalled; a pid that is already gone is
-/// not an error.
+/// not an error, nor a sub-cgroup gone meanwhile.
 pub fn signal_each<Fd: AsFd>(dir: Fd, sig: Signal, except: Option<u32>) -> Result<usize, Errno> {
     let mut sent = 0usize;
-    for_each_pid(dir, |p| {
+    let mut signal = |p: u32| {
         if Some(p) == except || p == 0 {
             return;
         }
@@ -98,8 +103,39 @@ pub fn signal_each<Fd: AsFd>(dir: Fd, sig: Signal, except: Option<u32>) -> Resul
         if kill_process(pid, sig).is_ok() {
             sent = sent.saturating_add(1);
         }
-    })?;
+    };
+    for_each_pid(&dir, &mut signal)?;
+    below(dir.as_fd(), SUB_DEPTH, &mut signal);
     Ok(sent)
+}
+
+/// `f` with every pid of the cgroups below `dir`, `depth` levels down.
+fn below(dir: rustix::fd::BorrowedFd<'_>, depth: u32, f: &mut dyn FnMut(u32)) {
+    use rustix::fs::{openat, FileType, Mode, OFlags, RawDir};
+    let Some(depth) = depth.checked_sub(1) else {
+        return;
+    };
+    let Ok(list) = openat(
+        dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return;
+    };
+    let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 512];
+    let mut entries = RawDir::new(&list, &mut buf);
+    while let Some(Ok(e)) = entries.next() {
+        let name = e.file_name();
+        if e.file_type() != FileType::Directory || name.to_bytes().starts_with(b".") {
+            continue;
+        }
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        if let Ok(sub) = openat(dir, name, flags, Mode::empty()) {
+            let _ = for_each_pid(&sub, &mut *f);
+            below(sub.as_fd(), depth, f);
+        }
+    }
 }
 
 /// SIGKILL to every process of the cgroup at `dir`: `cgroup.kill` when it

@@ -94,3 +94,46 @@ fn a_writable_cgroup_kill_is_used() {
         "1"
     );
 }
+
+/// The stop signal reaches the cgroups a unit made below its own (a
+/// container runtime's): their processes were left to the SIGKILL at
+/// `stop_timeout`, and without `cgroup.kill` (before Linux 5.14) to no
+/// kill at all. Levels past `SUB_DEPTH` are not walked.
+#[test]
+fn the_signal_reaches_the_cgroups_below() {
+    let dir = TempDir::new("cgkill-below");
+    let mut kids: Vec<_> = (0..3)
+        .map(|_| {
+            std::process::Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let deep = (0..=SUB_DEPTH)
+        .map(|i| format!("l{i}"))
+        .collect::<Vec<_>>()
+        .join("/");
+    let at = ["", "inner/", &format!("{deep}/")];
+    for (k, sub) in kids.iter().zip(at) {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        std::fs::write(
+            dir.join(format!("{sub}cgroup.procs")),
+            format!("{}\n", k.id()),
+        )
+        .unwrap();
+    }
+    // A file that is not a directory is no cgroup.
+    std::fs::write(dir.join("memory.max"), "max\n").unwrap();
+    let sent = signal_each(open(&dir), Signal::TERM, None).unwrap();
+    assert_eq!(sent, 2);
+    for k in kids.iter_mut().take(2) {
+        assert_eq!(k.wait().unwrap().signal(), Some(libc::SIGTERM));
+    }
+    assert!(
+        kids[2].try_wait().unwrap().is_none(),
+        "past SUB_DEPTH: left alone"
+    );
+    let _ = kids[2].kill();
+    let _ = kids[2].wait();
+}
