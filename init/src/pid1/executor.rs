@@ -41,7 +41,13 @@ impl Pid1 {
         // Taken for the loop (leaving an empty one, no allocation) so the
         // actions can be performed on `self`.
         let mut out = std::mem::take(&mut self.actions);
-        while let Some(ev) = self.queue.pop_front() {
+        // A shutdown's exits whose cgroups are empty already let their
+        // `after` units stop in this same wake-up (`queue_drained`).
+        while let Some(ev) = self.queue.pop_front().or_else(|| {
+            self.queue_drained()
+                .then(|| self.queue.pop_front())
+                .flatten()
+        }) {
             out.clear();
             self.sup.step(now(), ev, &mut out);
             super::refused(&out);

@@ -21,7 +21,7 @@ use super::{now, Pid1};
 use crate::boot::shutdown;
 use crate::cgroup::kill::{self, Killed};
 use crate::cgroup::Cgroups;
-use crate::supervisor::Phase;
+use crate::supervisor::{Event, Phase};
 use crate::unit::Namespaces;
 use crate::vocab::{due, Due, Millis, ShutdownKind};
 use rustix::event::epoll;
@@ -425,6 +425,25 @@ impl Pid1 {
         }
     }
 
+    /// In a shutdown: `Event::Drained` queued for each unit the supervisor
+    /// counts as draining (its exit's leftovers hold its `after` units
+    /// up) whose drain is over here; true when any was.
+    pub(super) fn queue_drained(&mut self) -> bool {
+        if self.sup.shutting_down().is_none() {
+            return false;
+        }
+        let mut any = false;
+        for i in 0..self.sup.len() {
+            let Ok(u) = u16::try_from(i) else { break };
+            let draining = self.sup.slot(u).is_some_and(|s| s.rt.draining);
+            let active = self.edges.get(i).is_some_and(|e| e.drain.active());
+            if draining && !active {
+                any |= self.queue_event(Event::Drained { unit: u });
+            }
+        }
+        any
+    }
+
     fn end_drain(&mut self, u: u16) {
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
             e.drain.end(self.epoll.as_ref(), &mut self.waits.kills);
@@ -447,6 +466,9 @@ impl Pid1 {
         let Some(kind) = self.sup.shutting_down() else {
             return;
         };
+        if self.queue_drained() {
+            self.run_queue();
+        }
         let t = now();
         let deadline = *self
             .shutdown_deadline

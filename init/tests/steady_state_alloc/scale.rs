@@ -59,6 +59,11 @@ impl Rig {
                             exit: Exit::Signal(15),
                         });
                     }
+                    // As PID 1 does once the cgroup is empty.
+                    Action::KillCgroup(unit) if self.sup.shutting_down().is_some() => {
+                        assert!(self.queue.len() < cap, "event queue sized to the table");
+                        self.queue.push_back(Event::Drained { unit });
+                    }
                     Action::Finish(_) => self.finished = true,
                     _ => {}
                 }

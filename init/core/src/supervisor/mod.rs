@@ -119,7 +119,9 @@
 //!
 //!
 //! Shutdown stops units in reverse dependency order: a unit is stopped once
-//! no active unit lists it in `after`; when none is active, `Finish`.
+//! no active unit lists it in `after` (active until PID 1's `Drained`
+//! after its exit: its cgroup's leftovers count); when none is active,
+//! `Finish`.
 
 use crate::unit::{Few, Kind, LimitAction, Ready, Restart, UnitDef};
 pub use crate::vocab::Delay;
@@ -291,6 +293,11 @@ pub enum Event {
         unit: u16,
     },
     Shutdown(ShutdownKind),
+    /// In a shutdown: nothing is left of the unit's run (its cgroup is
+    /// empty, or PID 1 gave up on it) after the exit that stopped it.
+    Drained {
+        unit: u16,
+    },
 }
 
 /// Run-time record of one unit (handed over whole on `reexec`; `deps`
@@ -328,6 +335,12 @@ pub struct Runtime {
     /// between its clone and its `Spawned`.
     #[serde(skip)]
     pub ready_early: bool,
+    /// In a shutdown: the main process has exited, what it left in the
+    /// cgroup may still be going (`Event::Drained` ends that). Holds the
+    /// unit's `after` units up as a running unit does. Not handed over:
+    /// a re-exec is refused in a shutdown.
+    #[serde(skip)]
+    pub draining: bool,
 }
 
 impl Runtime {
@@ -346,6 +359,7 @@ impl Runtime {
             deps: Few::new(),
             restart_pending: false,
             ready_early: false,
+            draining: false,
             probation: false,
             watchdog_at: None,
         }
@@ -530,7 +544,8 @@ impl Supervisor {
             Event::SpawnFailed { unit }
             | Event::Start { unit }
             | Event::Stop { unit }
-            | Event::Restart { unit } => self.wake(usize::from(unit)),
+            | Event::Restart { unit }
+            | Event::Drained { unit } => self.wake(usize::from(unit)),
             // Woken below, once its unit is known.
             Event::Exited { .. } => {}
             Event::Boot | Event::Tick | Event::Shutdown(_) => self.wake_all(),
@@ -553,6 +568,11 @@ impl Supervisor {
             Event::Stop { unit } => self.on_stop(now, unit, out),
             Event::Restart { unit } => self.on_restart(now, unit, out),
             Event::Shutdown(kind) => self.begin_shutdown(kind),
+            Event::Drained { unit } => {
+                if let Some(s) = self.units.get_mut(usize::from(unit)) {
+                    s.rt.draining = false;
+                }
+            }
         }
         self.settle(now, out);
     }

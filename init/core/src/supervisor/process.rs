@@ -194,6 +194,9 @@ impl Supervisor {
         // wake-up (no tick between) would be killed at the old deadline.
         s.rt.watchdog_at = None;
         out.push(Action::KillCgroup(unit));
+        // What the run left in its cgroup keeps its `after` units up until
+        // PID 1 says it is gone.
+        s.rt.draining = shutting;
         match s.rt.phase {
             Phase::Stopping => {
                 s.rt.phase = Phase::Stopped;

@@ -13,6 +13,13 @@ use super::*;
 /// In `needed[i]`: unit `i` counts as active in its `after` units' counts.
 const HOLDS: u32 = 1 << 31;
 
+/// Holds its `after` units up: it runs (or may), or what its exit left is
+/// still going (`draining`): a dependency stopped then could be gone
+/// while the dependent's leftovers still write to it.
+fn holds_up(s: &Slot) -> bool {
+    s.rt.phase.active() || s.rt.draining
+}
+
 impl Supervisor {
     pub(super) fn begin_shutdown(&mut self, kind: ShutdownKind) {
         if self.shutdown.is_some() {
@@ -42,7 +49,7 @@ impl Supervisor {
         for i in range {
             let Some(s) = self.units.get(i) else { break };
             let holds = needed.get(i).is_some_and(|n| n & HOLDS != 0);
-            if s.rt.phase.active() != holds {
+            if holds_up(s) != holds {
                 pass |= self.hold(&mut needed, i, !holds);
             }
         }
@@ -58,7 +65,7 @@ impl Supervisor {
                     continue;
                 }
                 self.stop_unit(now, i as u16, out);
-                if self.units.get(i).is_some_and(|s| !s.rt.phase.active()) {
+                if self.units.get(i).is_some_and(|s| !holds_up(s)) {
                     pass |= self.hold(&mut needed, i, false);
                 }
             }
@@ -108,7 +115,7 @@ impl Supervisor {
     /// whole table would make, and no unit is left to stop.
     #[cfg(test)]
     fn check_counts(&self, needed: &[u32]) {
-        let active = |s: &Slot| s.rt.phase.active();
+        let active = holds_up;
         for (i, s) in self.units.iter().enumerate() {
             let want = self
                 .units
@@ -118,7 +125,7 @@ impl Supervisor {
             let n = needed[i];
             assert_eq!(n & !HOLDS, want, "unit {i}'s count");
             assert_eq!(n & HOLDS != 0, active(s), "unit {i} counted as active");
-            if want == 0 && active(s) {
+            if want == 0 && s.rt.phase.active() {
                 assert_eq!(s.rt.phase, Phase::Stopping, "unit {i} not stopped");
             }
         }

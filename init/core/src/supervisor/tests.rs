@@ -60,6 +60,12 @@ impl Rig {
                     self.next_pid += 1;
                     queue.push_back(Event::spawned(u, self.next_pid));
                 }
+                // As PID 1 does once the cgroup is empty (here at once).
+                if let Action::KillCgroup(u) = *a {
+                    if self.sup.shutting_down().is_some() {
+                        queue.push_back(Event::Drained { unit: u });
+                    }
+                }
             }
             all.extend(out.iter().copied());
         }
@@ -590,6 +596,59 @@ fn restart_stops_then_starts_again() {
     assert_eq!(r.spawned(&a), ["svc"]);
     assert_ne!(r.pid("svc"), old);
     assert_eq!(r.state("svc"), State::Running);
+}
+
+/// In a shutdown, a unit whose main process exited still holds its
+/// `after` units up until PID 1 says nothing of its run is left
+/// (`Drained`): a worker it forked may still be writing to them.
+#[test]
+fn a_dependency_is_stopped_once_its_dependents_leftovers_are_gone() {
+    let mut sup = Supervisor::new();
+    sup.add(def("db")).unwrap();
+    sup.add(after(def("app"), &["db"])).unwrap();
+    sup.link().unwrap();
+    let (db, app) = (sup.index("db").unwrap(), sup.index("app").unwrap());
+    let mut step = |t, ev| {
+        let mut out = Actions::new();
+        sup.step(t, ev, &mut out);
+        out.as_slice().to_vec()
+    };
+    step(0, Event::Boot);
+    step(1, Event::spawned(db, 100));
+    step(2, Event::spawned(app, 101));
+    step(3, Event::Shutdown(ShutdownKind::Reboot));
+    let a = step(
+        4,
+        Event::Exited {
+            pid: 101,
+            exit: Exit::Signal(15),
+        },
+    );
+    assert!(a.contains(&Action::KillCgroup(app)));
+    assert!(
+        !a.iter()
+            .any(|x| matches!(x, Action::Signal { unit, .. } if *unit == db)),
+        "db stopped while app's cgroup drains: {a:?}"
+    );
+    let a = step(5, Event::Drained { unit: app });
+    assert!(
+        a.iter()
+            .any(|x| matches!(x, Action::Signal { unit, .. } if *unit == db)),
+        "{a:?}"
+    );
+    let a = step(
+        6,
+        Event::Exited {
+            pid: 100,
+            exit: Exit::Signal(15),
+        },
+    );
+    assert!(
+        !a.contains(&Action::Finish(ShutdownKind::Reboot)),
+        "db drains"
+    );
+    let a = step(7, Event::Drained { unit: db });
+    assert_eq!(a.last(), Some(&Action::Finish(ShutdownKind::Reboot)));
 }
 
 #[test]

@@ -277,6 +277,16 @@ impl Walk {
                     exit: Exit::Signal(15),
                 });
             }
+            // What the exits left has gone (PID 1's `Drained`), some units
+            // a turn later than others.
+            let drained: std::vec::Vec<u16> = (0..self.sup.len() as u16)
+                .filter(|&u| self.sup.slot(u).is_some_and(|s| s.rt.draining))
+                .collect();
+            for unit in drained {
+                if self.rng.chance(70) {
+                    self.step(Event::Drained { unit });
+                }
+            }
             if let Some(t) = self.sup.next_deadline() {
                 self.now = t.max(self.now);
             }

@@ -367,3 +367,51 @@ fn a_start_cancelled_in_its_handshake_lets_go_of_its_notify_socket() {
     assert!(p.edges[0].exec.is_none(), "the handshake goes on");
     assert!(p.edges[0].notify.is_none(), "the socket is still held");
 }
+
+/// In a shutdown, what a unit's exit left in its cgroup holds the units
+/// it is `after` up, as the contract's whole-cgroup stop says: `web` gets
+/// its stop signal once `app`'s cgroup is empty, not at `app`'s exit
+/// (a worker `app` forked may still be writing to it).
+#[test]
+fn a_shutdown_stops_a_dependency_once_its_dependents_cgroup_is_empty() {
+    let root = TempDir::new("pid1-shutdown-drain");
+    for u in ["web", "app"] {
+        root.file(
+            &format!("units/{u}/cgroup.events"),
+            "populated 1\nfrozen 0\n",
+        );
+        root.file(&format!("units/{u}/cgroup.procs"), "");
+    }
+    let mut p = Pid1::new(None, 0, false);
+    let mut web = crate::unit::UnitDef::with_defaults("web");
+    web.exec.push("/bin/true").unwrap();
+    let mut app = crate::unit::UnitDef::with_defaults("app");
+    app.exec.push("/bin/true").unwrap();
+    app.after.push("web").unwrap();
+    app.stop_timeout = 60_000;
+    p.add_unit(web);
+    p.add_unit(app);
+    p.sup.link().unwrap();
+    p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
+    let ep = rustix::event::epoll::CreateFlags::CLOEXEC;
+    p.epoll = Some(rustix::event::epoll::create(ep).unwrap());
+    p.fit_tables();
+    let (w, a) = (p.sup.index("web").unwrap(), p.sup.index("app").unwrap());
+    step(&mut p, now(), Event::Boot);
+    step(&mut p, now(), Event::spawned(w, NO_PID));
+    step(&mut p, now(), Event::spawned(a, NO_PID - 1));
+    p.feed(Event::Shutdown(crate::vocab::ShutdownKind::Reboot));
+    assert_eq!(p.sup.slot(a).unwrap().rt.phase, Phase::Stopping);
+    p.feed(Event::Exited {
+        pid: NO_PID - 1,
+        exit: Exit::Signal(15),
+    });
+    p.tend_shutdown();
+    assert!(p.draining(), "app's cgroup is still populated");
+    let phase = |p: &Pid1| p.sup.slot(w).unwrap().rt.phase;
+    assert_eq!(phase(&p), Phase::Running, "web stopped while app drains");
+    root.file("units/app/cgroup.events", "populated 0\nfrozen 0\n");
+    p.on_cgroup_events(a);
+    p.tend_shutdown();
+    assert_eq!(phase(&p), Phase::Stopping);
+}
