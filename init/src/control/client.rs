@@ -60,6 +60,10 @@ pub(super) struct Client {
     /// `socat`): it may still read, so it is not closed before a hang-up
     /// (EPOLLHUP) says it is gone.
     pub(super) peer_shut: bool,
+    /// The peer is uid 0 without CAP_SYS_ADMIN (a unit that runs as root
+    /// with its capabilities dropped): it may look (status, log, cat),
+    /// not change anything.
+    pub(super) observer: bool,
 }
 
 /// A slot's receive buffer, none until its first connection
@@ -108,6 +112,7 @@ impl Client {
             interest: epoll::EventFlags::empty(),
             waiting_since: 0,
             peer_shut: false,
+            observer: false,
         }
     }
 

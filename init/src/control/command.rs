@@ -38,6 +38,21 @@ pub enum Command {
     Info,
 }
 
+impl Command {
+    /// Changes what runs (or the machine's state), rather than looks.
+    pub fn changes(&self) -> bool {
+        matches!(
+            self,
+            Command::Start(_)
+                | Command::Stop(_)
+                | Command::Restart(_)
+                | Command::Shutdown(_)
+                | Command::Reload
+                | Command::Reexec(_)
+        )
+    }
+}
+
 /// The payload of one frame as a command, or the error to reply with.
 pub(super) fn parse(payload: &[u8]) -> Result<Command, CtlError> {
     let req = match decode_request(payload) {

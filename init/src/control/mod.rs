@@ -111,6 +111,29 @@ const NO_EVENT: epoll::Event = epoll::Event {
     data: epoll::EventData::new_u64(0),
 };
 
+/// Whether the process `pid` (a connecting peer, uid 0) holds
+/// CAP_SYS_ADMIN in its effective set (`/proc/PID/status`): the operator
+/// does; a unit running as root with its capabilities dropped does not,
+/// and must not stop other units, reload or reboot. Unknown (the peer
+/// gone already): no.
+fn may_change(pid: i32) -> bool {
+    let path: heapless::String<32> = crate::proto::formatted(format_args!("/proc/{pid}/status"));
+    let mut buf = [0u8; 2048];
+    let Ok(text) = crate::sys::file::read_at(rustix::fs::CWD, &path, &mut buf) else {
+        return false;
+    };
+    cap_eff_has_sys_admin(text)
+}
+
+/// `CapEff:` of a `/proc/PID/status` text has CAP_SYS_ADMIN.
+fn cap_eff_has_sys_admin(status: &str) -> bool {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << wren_core::confine::caps::SYS_ADMIN) != 0)
+}
+
 /// The control server. See the module comment for how PID 1 drives it.
 pub struct Server {
     listener: OwnedFd,
@@ -268,7 +291,8 @@ impl Server {
                 }
             };
         self.accept_failing = false;
-        let uid = net::sockopt::socket_peercred(&fd).map(|c| c.uid.as_raw());
+        let cred = net::sockopt::socket_peercred(&fd);
+        let uid = cred.as_ref().map(|c| c.uid.as_raw()).map_err(|e| *e);
         if uid != Ok(self.allowed_uid) {
             // Display, not Debug: no `Result` formatting code for one line.
             match uid {
@@ -297,6 +321,7 @@ impl Server {
         c.deadline = Some(now_ms.saturating_add(CLIENT_TIMEOUT_MS));
         c.interest = interest;
         c.peer_shut = false;
+        c.observer = cred.is_ok_and(|c| !may_change(c.pid.as_raw_nonzero().get()));
         c.rx.clear();
         c.clear_tx();
         self.ensure_buffers(slot);
@@ -397,6 +422,13 @@ impl Server {
                                 }
                             };
                             c.rx.clear();
+                            let cmd = cmd.and_then(|cmd| match c.observer && cmd.changes() {
+                                true => Err(CtlError::new(
+                                    ErrCode::Denied,
+                                    "denied: the caller lacks CAP_SYS_ADMIN",
+                                )),
+                                false => Ok(cmd),
+                            });
                             match cmd {
                                 Ok(cmd) => {
                                     c.mode = Mode::Answering;

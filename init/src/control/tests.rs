@@ -983,3 +983,52 @@ fn a_half_closed_follower_keeps_following_until_it_hangs_up() {
     rig.pump_until_no_clients();
     assert_eq!(rig.server.clients(), 0);
 }
+
+/// A peer of the right uid without CAP_SYS_ADMIN (a unit running as root
+/// with its capabilities dropped) may look, not change anything: a stop,
+/// a reload or a reboot is denied, `status` answered.
+#[test]
+fn a_root_peer_without_sys_admin_may_only_look() {
+    let mut rig = Rig::new("ctl-observer");
+    let observe = |rig: &mut Rig| {
+        let s = rig.connect();
+        rig.pump();
+        for c in rig.server.clients.iter_mut().filter(|c| c.fd.is_some()) {
+            c.observer = true;
+        }
+        s
+    };
+    for req in [
+        Request::Stop { name: "web" },
+        Request::Reload,
+        Request::Shutdown(ShutdownKind::Reboot),
+    ] {
+        let mut s = observe(&mut rig);
+        send(&mut s, &req);
+        rig.pump();
+        let (frames, _) = collect_closed(&mut s);
+        assert_eq!(err_code(&frames), ErrCode::Denied, "{req:?}");
+    }
+    assert!(rig.fake.actions.is_empty() && rig.fake.shutdowns.is_empty());
+    let mut s = observe(&mut rig);
+    send(
+        &mut s,
+        &Request::Status {
+            name: None,
+            from: 0,
+        },
+    );
+    rig.pump();
+    let (frames, _) = collect_closed(&mut s);
+    assert!(matches!(one(&frames), Reply::Status { .. }));
+    // What decides it: CapEff of the peer's /proc/PID/status.
+    assert!(super::cap_eff_has_sys_admin(
+        "Name:\tsh\nCapEff:\t000001ffffffffff\n"
+    ));
+    assert!(!super::cap_eff_has_sys_admin("CapEff:\t0000000000000400\n"));
+    assert!(!super::cap_eff_has_sys_admin("CapEff:\tzz\n"));
+    assert!(
+        super::may_change(std::process::id() as i32),
+        "this test runs as root"
+    );
+}
