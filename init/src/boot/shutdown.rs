@@ -183,21 +183,14 @@ const EMERGENCY_WAIT: Duration = Duration::from_secs(2);
 /// wait on a dead disk: what is left when the child for sync and unmount
 /// could not be made (no memory for clone3, the likely case at a reboot
 /// for lack of it) or is stuck. Waits `EMERGENCY_WAIT`, feeding.
-fn emergency_sync(trigger: &Path, feed: &dyn Fn()) {
+fn emergency_sync(trigger: &str, feed: &dyn Fn()) {
     let flags =
         rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC;
-    match rustix::fs::open(trigger, flags, rustix::fs::Mode::empty()) {
-        Ok(fd) => {
-            for key in [b"s", b"u"] {
-                if let Err(e) = rustix::io::write(&fd, key) {
-                    crate::error!("shutdown: sysrq {}: {e}", char::from(key[0]));
-                }
-            }
-        }
-        Err(e) => {
-            crate::error!("shutdown: {}: {e}", trigger.display());
-            return;
-        }
+    let asked = rustix::fs::open(trigger, flags, rustix::fs::Mode::empty())
+        .and_then(|fd| rustix::io::write(&fd, b"s").and_then(|_| rustix::io::write(&fd, b"u")));
+    if let Err(e) = asked {
+        crate::error!("shutdown: {trigger}: {e}");
+        return;
     }
     let deadline = deadline_in(EMERGENCY_WAIT);
     while let Some(t) = next_timeout(now_ms(), deadline) {
@@ -275,7 +268,7 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
             "shutdown: sync and unmount not done after {} s (or no child for them); the kernel's emergency sync and read-only remount instead",
             SYNC_LIMIT.as_secs()
         );
-        emergency_sync(Path::new("/proc/sysrq-trigger"), &feed);
+        emergency_sync("/proc/sysrq-trigger", &feed);
     }
     // Held past reboot(2): should it fail, or hang in a driver's shutdown,
     // the watchdog still resets the board.
@@ -320,7 +313,7 @@ mod tests {
         let trigger = d.file("sysrq-trigger", "");
         let fed = core::cell::Cell::new(0);
         let t = Instant::now();
-        emergency_sync(&trigger, &|| fed.set(fed.get() + 1));
+        emergency_sync(trigger.to_str().unwrap(), &|| fed.set(fed.get() + 1));
         assert_eq!(std::fs::read_to_string(&trigger).unwrap(), "su");
         assert!(t.elapsed() >= EMERGENCY_WAIT && t.elapsed() < EMERGENCY_WAIT * 3);
         assert!(fed.get() >= 10, "fed {} times", fed.get());

@@ -111,31 +111,20 @@ pub fn signal_each<Fd: AsFd>(dir: Fd, sig: Signal, except: Option<u32>) -> Resul
 
 /// `f` with every pid of the cgroups below `dir`, `depth` levels down.
 fn below(dir: rustix::fd::BorrowedFd<'_>, depth: u32, f: &mut dyn FnMut(u32)) {
-    use rustix::fs::{openat, FileType, Mode, OFlags, RawDir};
+    use rustix::fs::{openat, FileType, Mode, OFlags};
     let Some(depth) = depth.checked_sub(1) else {
         return;
     };
-    let Ok(list) = openat(
-        dir,
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
-        return;
-    };
-    let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 512];
-    let mut entries = RawDir::new(&list, &mut buf);
-    while let Some(Ok(e)) = entries.next() {
-        let name = e.file_name();
-        if e.file_type() != FileType::Directory || name.to_bytes().starts_with(b".") {
-            continue;
+    let _ = crate::sys::file::for_each_entry_at(dir, ".", |name, ty| {
+        if ty != FileType::Directory {
+            return;
         }
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         if let Ok(sub) = openat(dir, name, flags, Mode::empty()) {
             let _ = for_each_pid(&sub, &mut *f);
             below(sub.as_fd(), depth, f);
         }
-    }
+    });
 }
 
 /// SIGKILL to every process of the cgroup at `dir`: `cgroup.kill` when it

@@ -152,14 +152,14 @@ fn check_ids(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
                 return Err(errno);
             }
         };
-        let text = std::fs::read(&path);
-        let read = match text {
-            Ok(text) => {
+        // Bytes, as a start reads them: a GECOS field in Latin-1 must not
+        // refuse the file.
+        let mut text = Vec::new();
+        let read = std::fs::File::open(&path)
+            .and_then(|file| crate::sys::file::read_to_end(file, &mut text))
+            .map(|()| {
                 let _ = text.split(|&c| c == b'\n').any(&mut *f);
-                Ok(())
-            }
-            Err(e) => Err(e),
-        };
+            });
         let errno = read.as_ref().err().map(errno_of);
         last = Some((path, read.err()));
         match errno {
@@ -307,15 +307,18 @@ fn lookup_path(base: &Path, path: &str) -> PathBuf {
 /// (`check --root`: an image's `/var -> /data/var` must not lead to the
 /// build host's), or `sysroot` itself.
 fn root_bases(sysroot: &Path, def: &UnitDef) -> std::io::Result<Vec<PathBuf>> {
-    let image = sysroot != Path::new("/");
-    let base = |l: &str| match image {
-        true => walk(&[sysroot.to_path_buf()], l).map(|(_, full)| full),
-        false => Ok(lookup_path(sysroot, l)),
-    };
-    match &def.seldom.root {
-        Some(_) => def.root_layers().map(base).collect(),
-        None => Ok(vec![sysroot.to_path_buf()]),
+    if def.seldom.root.is_none() {
+        return Ok(vec![sysroot.to_path_buf()]);
     }
+    let image = sysroot.as_os_str() != "/";
+    let mut bases = Vec::new();
+    for l in def.root_layers() {
+        bases.push(match image {
+            true => walk(&[sysroot.to_path_buf()], l)?.1,
+            false => lookup_path(sysroot, l),
+        });
+    }
+    Ok(bases)
 }
 
 /// Metadata and real path of the absolute `path` as unit `def` will see

@@ -130,7 +130,8 @@ fn cap_eff_has_sys_admin(status: &str) -> bool {
     status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        // usize, as `sys::stack` reads hex: one instantiation of the parser.
+        .and_then(|v| usize::from_str_radix(v.trim(), 16).ok())
         .is_some_and(|caps| caps & (1 << wren_core::confine::caps::SYS_ADMIN) != 0)
 }
 

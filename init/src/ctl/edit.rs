@@ -250,14 +250,17 @@ fn edit_until_done(
         if !status.success() {
             return Err(format!("editor '{}' failed ({status})", env.editor));
         }
-        let bytes = std::fs::read(&copy).map_err(|e| at(&copy, &e))?;
+        let mut bytes = Vec::new();
+        std::fs::File::open(&copy)
+            .and_then(|f| crate::sys::file::read_to_end(f, &mut bytes))
+            .map_err(|e| at(&copy, &e))?;
         // Text that is not UTF-8 is an invalid unit like any other: the
         // user may edit it again, not lose it.
-        let text = String::from_utf8(bytes).ok();
-        if text.as_deref() == Some(original) {
+        let text = core::str::from_utf8(&bytes).ok();
+        if text == Some(original) {
             return Ok(Edited::Unchanged);
         }
-        let valid = match text.as_deref() {
+        let valid = match text {
             Some(_) => (env.check)(&copy, err),
             None => {
                 let _ = writeln!(err, "{}: not UTF-8 text", copy.display());
@@ -265,7 +268,7 @@ fn edit_until_done(
             }
         };
         if let (true, Some(text)) = (valid, text) {
-            install(target, &text, owner, err)
+            install(target, text, owner, err)
                 .map_err(|e| format!("installing {}: {e}", target.display()))?;
             return Ok(Edited::Installed);
         }

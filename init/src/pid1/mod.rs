@@ -578,11 +578,7 @@ fn begin() -> Box<Pid1> {
     if let Some(limit) = opts.shed {
         p.watch_system_pressure(limit);
     }
-    match (resumed, opts.watchdog.as_ref()) {
-        (true, w) => p.watchdog_after_reexec(w),
-        (false, Some(w)) => p.arm_watchdog(w),
-        (false, None) => {}
-    }
+    p.start_watchdog(opts.watchdog.as_ref(), resumed);
     if resumed {
         p.rewatch();
     }

@@ -45,23 +45,22 @@ impl Pid1 {
         }
     }
 
-    /// After a re-exec: the watchdog's feeding goes on (a handed-over one),
-    /// or it is opened again (from a build that closed it), unless a
-    /// `critical` unit has failed: then it is not fed, and the board
-    /// resets as it would have without the re-exec.
-    pub(super) fn watchdog_after_reexec(&mut self, opt: Option<&WatchdogOption>) {
-        if let Some(name) = self.critical_failed() {
+    /// At the boot, `wren.watchdog`. After a re-exec: the feeding goes on
+    /// (a device handed over), or the device is opened again (from a
+    /// build that closed it), unless a `critical` unit has failed: then it
+    /// is not fed, and the board resets as it would have without the
+    /// re-exec.
+    pub(super) fn start_watchdog(&mut self, opt: Option<&WatchdogOption>, resumed: bool) {
+        if let Some(name) = self.critical_failed().filter(|_| resumed) {
             crate::error!("{name}: critical unit failed; watchdog not fed");
             return;
         }
-        match (self.watchdog.as_ref(), opt) {
-            (Some(w), _) => {
-                w.feed();
-                self.watchdog_next = Some(now().saturating_add(w.period()));
-                crate::info!("watchdog: handed over, timeout {} s", w.timeout_s);
-            }
-            (None, Some(opt)) => self.arm_watchdog(opt),
-            (None, None) => {}
+        if let Some(w) = self.watchdog.as_ref() {
+            w.feed();
+            self.watchdog_next = Some(now().saturating_add(w.period()));
+            crate::info!("watchdog: handed over, timeout {} s", w.timeout_s);
+        } else if let Some(opt) = opt {
+            self.arm_watchdog(opt);
         }
     }
 

@@ -25,6 +25,26 @@ pub fn write_at<Fd: AsFd>(dir: Fd, path: &str, value: &[u8]) -> Result<(), Errno
     Ok(())
 }
 
+/// All of `f` appended to `out`, in chunks: std's `read_to_end`'s work
+/// with one loop of our own (its own, and `fs::read`'s, are 300-odd
+/// bytes each beside this one).
+pub fn read_to_end(mut f: std::fs::File, out: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Read;
+    const CHUNK: usize = 64 * 1024;
+    loop {
+        let len = out.len();
+        out.resize(len.saturating_add(CHUNK), 0);
+        let got = f.read(out.get_mut(len..).unwrap_or_default());
+        out.truncate(len.saturating_add(*got.as_ref().unwrap_or(&0)));
+        match got {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Writes all of `bytes` to `fd`, write(2) after write(2) (a pipe, a
 /// file, a terminal may take less than asked).
 pub fn write_all(fd: impl AsFd, mut bytes: &[u8]) -> Result<(), Errno> {
@@ -120,17 +140,28 @@ fn read_text<'b>(
 /// error while listing ends the walk with it, after the entries before.
 pub fn for_each_entry(
     path: &std::path::Path,
+    f: impl FnMut(&std::ffi::OsStr, rustix::fs::FileType),
+) -> Result<(), Errno> {
+    for_each_entry_at(rustix::fs::CWD, path, f)
+}
+
+/// `for_each_entry` of `path` under `dir`.
+pub fn for_each_entry_at<P: rustix::path::Arg>(
+    dir: impl AsFd,
+    path: P,
     mut f: impl FnMut(&std::ffi::OsStr, rustix::fs::FileType),
 ) -> Result<(), Errno> {
     use std::os::unix::ffi::OsStrExt;
-    let fd = rustix::fs::open(
+    let fd = rustix::fs::openat(
+        dir,
         path,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
     // getdents64 into a buffer on the stack: no heap, and less code than
-    // rustix's `Dir` (which grows a Vec).
-    let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 2048];
+    // rustix's `Dir` (which grows a Vec). 1 KiB: a stop walks a unit's
+    // cgroups with one a level (`cgroup::kill`).
+    let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 1024];
     let mut dir = rustix::fs::RawDir::new(&fd, &mut buf);
     while let Some(entry) = dir.next() {
         let entry = entry?;

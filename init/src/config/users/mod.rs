@@ -219,9 +219,8 @@ fn member_groups(
 /// resolve inside the layer (`RESOLVE_IN_ROOT`), as the unit will see
 /// them after its pivot, never to the host's file of that name.
 fn open_in_root(root: &str, file: &str) -> Result<rustix::fd::OwnedFd, Errno> {
-    use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+    use rustix::fs::{FileType, Mode, OFlags};
     let rel = file.trim_start_matches('/');
-    let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
     for layer in root.split(':') {
         let path = layer_path(layer, file)?;
         let top = if layer.is_empty() { "/" } else { layer };
@@ -230,28 +229,22 @@ fn open_in_root(root: &str, file: &str) -> Result<rustix::fd::OwnedFd, Errno> {
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        let found = rustix::fs::openat2(
-            &base,
-            rel,
-            OFlags::PATH | OFlags::CLOEXEC,
-            Mode::empty(),
-            how,
-        );
-        match found {
-            // Before Linux 5.6: the host's resolution, as it was.
-            Err(Errno::NOSYS) => return open_in_root_unresolved(root, file),
+        match in_root(&base, rel, OFlags::PATH).and_then(|at| rustix::fs::fstat(&at)) {
             Err(Errno::NOENT | Errno::NOTDIR) if hides_below(&path) => return Err(Errno::NOENT),
             Err(Errno::NOENT | Errno::NOTDIR) => continue,
             Err(e) => return Err(e),
-            Ok(at) => {
-                let st = rustix::fs::fstat(&at)?;
+            Ok(st)
                 if FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
-                    && st.st_rdev == 0
-                {
-                    return Err(Errno::NOENT);
-                }
-                let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-                let fd = rustix::fs::openat2(&base, rel, flags, Mode::empty(), how)?;
+                    && st.st_rdev == 0 =>
+            {
+                return Err(Errno::NOENT)
+            }
+            Ok(_) => {
+                let fd = in_root(
+                    &base,
+                    rel,
+                    OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+                )?;
                 let st = rustix::fs::fstat(&fd)?;
                 if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
                     return Err(Errno::INVAL);
@@ -261,6 +254,22 @@ fn open_in_root(root: &str, file: &str) -> Result<rustix::fd::OwnedFd, Errno> {
         }
     }
     Err(Errno::NOENT)
+}
+
+/// `rel` under `base` with its links resolved inside `base`; before
+/// Linux 5.6 (no openat2), as the host resolves them.
+fn in_root(
+    base: &rustix::fd::OwnedFd,
+    rel: &str,
+    flags: rustix::fs::OFlags,
+) -> Result<rustix::fd::OwnedFd, Errno> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    let flags = flags | OFlags::CLOEXEC;
+    match rustix::fs::openat2(base, rel, flags, Mode::empty(), how) {
+        Err(Errno::NOSYS) => rustix::fs::openat(base, rel, flags, Mode::empty()),
+        r => r,
+    }
 }
 
 /// `file` in `layer`, as one path.
@@ -273,27 +282,6 @@ fn layer_path(
         .and_then(|()| path.push_str(file))
         .map_err(|_| Errno::NAMETOOLONG)?;
     Ok(path)
-}
-
-/// `open_in_root` on a kernel without openat2: paths as the host resolves
-/// them.
-fn open_in_root_unresolved(root: &str, file: &str) -> Result<rustix::fd::OwnedFd, Errno> {
-    for layer in root.split(':') {
-        let path = layer_path(layer, file)?;
-        match rustix::fs::stat(path.as_str()) {
-            Err(Errno::NOENT | Errno::NOTDIR) if hides_below(&path) => return Err(Errno::NOENT),
-            Err(Errno::NOENT | Errno::NOTDIR) => continue,
-            Ok(st)
-                if rustix::fs::FileType::from_raw_mode(st.st_mode)
-                    == rustix::fs::FileType::CharacterDevice
-                    && st.st_rdev == 0 =>
-            {
-                return Err(Errno::NOENT)
-            }
-            _ => return crate::sys::file::open_regular(rustix::fs::CWD, path.as_str()),
-        }
-    }
-    Err(Errno::NOENT)
 }
 
 /// Does the parent directory of `path` (a layer's `/etc`) hide the lower

@@ -18,7 +18,6 @@ use crate::proto::{CtlError, ErrCode, InitInfo, Origin, Reply};
 use crate::supervisor::Retired;
 use rustix::fd::{AsRawFd, OwnedFd};
 use rustix::io::{Errno, FdFlags};
-use std::io::Read;
 
 mod adopt;
 mod candidate;
@@ -305,7 +304,7 @@ impl Pid1 {
         let mut bytes = Vec::new();
         let read = rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0))
             .map_err(std::io::Error::from)
-            .and_then(|_| read_all(std::fs::File::from(fd), &mut bytes));
+            .and_then(|_| crate::sys::file::read_to_end(std::fs::File::from(fd), &mut bytes));
         if let Err(e) = read {
             crate::error!("handover: cannot read the state: {e}");
         }
@@ -487,24 +486,6 @@ impl FdTaker {
         let fd = crate::sys::handover::take_fd(n)?;
         let _ = rustix::io::fcntl_setfd(&fd, FdFlags::CLOEXEC);
         Some(fd)
-    }
-}
-
-/// `read_to_end` without std's second copy of it (`File`'s forwards to
-/// `&File`'s, 700 bytes beside the one `fs::read` uses).
-fn read_all(mut f: std::fs::File, out: &mut Vec<u8>) -> std::io::Result<()> {
-    const CHUNK: usize = 64 * 1024;
-    loop {
-        let len = out.len();
-        out.resize(len.saturating_add(CHUNK), 0);
-        let got = f.read(out.get_mut(len..).unwrap_or_default());
-        out.truncate(len.saturating_add(*got.as_ref().unwrap_or(&0)));
-        match got {
-            Ok(0) => return Ok(()),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
     }
 }
 
@@ -770,7 +751,7 @@ mod tests {
         std::mem::forget(p);
         let mut bytes = Vec::new();
         rustix::fs::seek(&state, rustix::fs::SeekFrom::Start(0)).unwrap();
-        read_all(std::fs::File::from(state), &mut bytes).unwrap();
+        crate::sys::file::read_to_end(std::fs::File::from(state), &mut bytes).unwrap();
         let first = bytes.iter().position(|&c| c == b'\n').unwrap();
         let mut other = b"wren-state 999".to_vec();
         other.extend_from_slice(&bytes[first..]);
@@ -805,7 +786,7 @@ mod tests {
         let text = |state: OwnedFd| {
             let mut bytes = Vec::new();
             rustix::fs::seek(&state, rustix::fs::SeekFrom::Start(0)).unwrap();
-            read_all(std::fs::File::from(state), &mut bytes).unwrap();
+            crate::sys::file::read_to_end(std::fs::File::from(state), &mut bytes).unwrap();
             bytes
         };
         let other = text(p.write_state(false).unwrap());
