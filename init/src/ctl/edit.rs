@@ -85,7 +85,7 @@ pub(super) fn edit_unit(
     err: &mut dyn Write,
 ) -> Result<Edited, String> {
     let target = env.dir.join(format!("{name}.unit"));
-    let (original, owner) = match std::fs::read_to_string(&target) {
+    let (original, owner) = match crate::sys::file::read_string(&target) {
         Ok(s) => {
             let meta = std::fs::metadata(&target).map_err(|e| at(&target, &e))?;
             (s, Some(Owner::of(&meta)))

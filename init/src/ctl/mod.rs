@@ -169,7 +169,7 @@ fn fail(err: &mut dyn Write, msg: &dyn std::fmt::Display) -> u8 {
 /// The unit directory PID 1 runs from: `wren.units=` on the kernel
 /// command line, else /etc/units (also on a build host).
 fn units_dir() -> String {
-    let text = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let text = crate::sys::file::read_string("/proc/cmdline").unwrap_or_default();
     crate::boot::cmdline::parse(&text, &mut |_, _| {})
         .units_dir()
         .to_owned()

@@ -157,9 +157,9 @@ pub fn frame(now: &[Sample], prev: Option<&[Sample]>, elapsed: Duration, sys: Sy
 }
 
 fn system(proc_root: &Path) -> System {
-    let meminfo = std::fs::read_to_string(proc_root.join("meminfo")).unwrap_or_default();
+    let meminfo = crate::sys::file::read_string(proc_root.join("meminfo")).unwrap_or_default();
     let (mem_total, mem_available) = sample::parse_meminfo(&meminfo).unwrap_or((0, 0));
-    let pressure = std::fs::read_to_string(proc_root.join("pressure/memory"))
+    let pressure = crate::sys::file::read_string(proc_root.join("pressure/memory"))
         .ok()
         .and_then(|t| sample::parse_pressure(&t))
         .map(|p| p.some.avg10);

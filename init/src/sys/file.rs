@@ -45,6 +45,14 @@ pub fn read_to_end(mut f: std::fs::File, out: &mut Vec<u8>) -> std::io::Result<(
     }
 }
 
+/// `std::fs::read_to_string` on `read_to_end`: one read-to-end in the
+/// binary, not std's besides.
+pub fn read_string(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
+    let mut bytes = Vec::new();
+    read_to_end(std::fs::File::open(path)?, &mut bytes)?;
+    String::from_utf8(bytes).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))
+}
+
 /// Writes all of `bytes` to `fd`, write(2) after write(2) (a pipe, a
 /// file, a terminal may take less than asked).
 pub fn write_all(fd: impl AsFd, mut bytes: &[u8]) -> Result<(), Errno> {

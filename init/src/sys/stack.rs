@@ -27,7 +27,7 @@ impl Stack {
         if !page.is_power_of_two() {
             return None;
         }
-        let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+        let maps = crate::sys::file::read_string("/proc/self/maps").ok()?;
         let start = stack_start(&maps, here)?;
         Some(Stack { start, page })
     }

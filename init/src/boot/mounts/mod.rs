@@ -417,7 +417,7 @@ pub fn early_mounts(mounts_path: &Path, report: &mut dyn FnMut(MountError)) {
     let text = match small {
         Some(t) => t,
         None => {
-            whole = std::fs::read_to_string(mounts_path).unwrap_or_else(|e| {
+            whole = crate::sys::file::read_string(mounts_path).unwrap_or_else(|e| {
                 report(MountError::ReadTable {
                     errno: Errno::from_io_error(&e).unwrap_or(Errno::IO),
                 });
@@ -517,7 +517,7 @@ fn remount_ro<'a>(target: &'a str, umount: Option<Errno>) -> Unmounted<'a> {
 /// The plan for the table at `mounts_path`; when it cannot be read, that
 /// is reported and only the root is made read-only.
 fn load_plan(mounts_path: &Path, report: &mut dyn FnMut(Unmounted<'_>)) -> Vec<Action> {
-    match std::fs::read_to_string(mounts_path) {
+    match crate::sys::file::read_string(mounts_path) {
         Ok(text) => unmount_plan(&text),
         Err(e) => {
             report(Unmounted::ReadTable {
