@@ -23,8 +23,11 @@ use serde::{Deserialize, Serialize};
 
 /// The version of the postcard layer. Bump it on any change to `Header`,
 /// `UnitState` or what they contain (`Runtime`, ...; a `UnitDef` travels
-/// as its unit-file text, see `def_text`).
-pub const STATE_FORMAT: u32 = 3;
+/// as its unit-file text, see `def_text`). 4: builds that read the text
+/// layer's `watchdog` line (a build of 3 would skip it and leave the
+/// device open and unfed: the watchdog is handed over only to a build of
+/// this very format).
+pub const STATE_FORMAT: u32 = 4;
 
 /// First word of the state and of the handshake line.
 pub const STATE_MAGIC: &str = "wren-state";

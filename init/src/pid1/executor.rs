@@ -41,13 +41,7 @@ impl Pid1 {
         // Taken for the loop (leaving an empty one, no allocation) so the
         // actions can be performed on `self`.
         let mut out = std::mem::take(&mut self.actions);
-        // A shutdown's exits whose cgroups are empty already let their
-        // `after` units stop in this same wake-up (`queue_drained`).
-        while let Some(ev) = self.queue.pop_front().or_else(|| {
-            self.queue_drained()
-                .then(|| self.queue.pop_front())
-                .flatten()
-        }) {
+        while let Some(ev) = self.queue.pop_front() {
             out.clear();
             self.sup.step(now(), ev, &mut out);
             super::refused(&out);
@@ -170,7 +164,12 @@ impl Pid1 {
         match a {
             Action::Spawn(u) => self.start(u, true),
             Action::Signal { unit, pid, sig } => self.signal_unit(unit, pid, sig),
-            Action::KillCgroup(u) => self.kill_cgroup(u),
+            Action::KillCgroup(u) => {
+                self.kill_cgroup(u);
+                // A shutdown's exit whose cgroup is empty already (or
+                // has no drain to wait on) lets its `after` units stop now.
+                self.drained_if_done(u);
+            }
             Action::Announce(u, note) => {
                 self.on_note(u, note);
                 let note = self.settled(u, note);

@@ -435,6 +435,11 @@ fn raise_nofile(units: usize) {
     let cur = getrlimit(Resource::Nofile);
     // `None` is unlimited.
     if cur.current.is_none_or(|c| c >= want) {
+        // Raised already: by the PID 1 this one re-exec'd from, whose
+        // units got the kernel's 1024 (INR_OPEN_CUR), as systemd's do.
+        if cur.current.is_none_or(|c| c > 1024) {
+            crate::spawn::set_unit_nofile(1024, cur.maximum);
+        }
         return;
     }
     let maximum = match cur.maximum {

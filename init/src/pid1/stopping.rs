@@ -425,29 +425,27 @@ impl Pid1 {
         }
     }
 
-    /// In a shutdown: `Event::Drained` queued for each unit the supervisor
-    /// counts as draining (its exit's leftovers hold its `after` units
-    /// up) whose drain is over here; true when any was.
-    pub(super) fn queue_drained(&mut self) -> bool {
-        if self.sup.shutting_down().is_none() {
-            return false;
+    /// In a shutdown: `Event::Drained` queued for unit `u` if the
+    /// supervisor counts it as draining (its exit's leftovers hold its
+    /// `after` units up) and its drain is over here: at the exit's kill,
+    /// and at the drain's end (`end_drain`). One unit, not a pass over
+    /// the table: a shutdown's exits each cost their own unit.
+    pub(super) fn drained_if_done(&mut self, u: u16) {
+        let draining = self.sup.slot(u).is_some_and(|s| s.rt.draining);
+        let active = self
+            .edges
+            .get(usize::from(u))
+            .is_some_and(|e| e.drain.active());
+        if draining && !active && !self.queue_event(Event::Drained { unit: u }) {
+            crate::error!("event queue full");
         }
-        let mut any = false;
-        for i in 0..self.sup.len() {
-            let Ok(u) = u16::try_from(i) else { break };
-            let draining = self.sup.slot(u).is_some_and(|s| s.rt.draining);
-            let active = self.edges.get(i).is_some_and(|e| e.drain.active());
-            if draining && !active {
-                any |= self.queue_event(Event::Drained { unit: u });
-            }
-        }
-        any
     }
 
     fn end_drain(&mut self, u: u16) {
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
             e.drain.end(self.epoll.as_ref(), &mut self.waits.kills);
         }
+        self.drained_if_done(u);
     }
 
     /// The final sequence, once every unit is stopped and every cgroup
@@ -466,7 +464,9 @@ impl Pid1 {
         let Some(kind) = self.sup.shutting_down() else {
             return;
         };
-        if self.queue_drained() {
+        // A drain ended in this batch (`cgroup.events`, a kill's timer)
+        // queued its unit's `Drained`.
+        if !self.queue.is_empty() {
             self.run_queue();
         }
         let t = now();

@@ -268,6 +268,9 @@ fn guard_host_files() -> Result<(), Failure> {
             Ok(()) => remount_bind(cg, rw | MountFlags::RDONLY).map_err(|e| (Step::ReadOnly, e)),
             Err(e) => Err((Step::ReadOnly, e)),
         },
+        // Not a mount (no cgroup2 mounted there: `cgroup::missing`):
+        // nothing of the cgroup tree to protect.
+        Err(Errno::INVAL) => Ok(()),
         r => r.map_err(|e| (Step::ReadOnly, e)),
     }
 }

@@ -824,5 +824,8 @@ fn a_unit_gets_the_soft_fd_limit_pid1_started_with() {
     let out = read_all(rd);
     assert_eq!(wait(pid), 0);
     let hard = hard.map_or("unlimited".to_string(), |h| h.to_string());
-    assert_eq!(out, format!("1000\n{hard}\n"));
+    // 1000, or 1024 if a PID 1 of another test raised its limit first.
+    let soft = UNIT_NOFILE.load(core::sync::atomic::Ordering::Relaxed);
+    assert!(soft == 1000 || soft == 1024, "{soft}");
+    assert_eq!(out, format!("{soft}\n{hard}\n"));
 }

@@ -82,6 +82,9 @@ impl Supervisor {
             Phase::Exited => {
                 s.rt.phase = Phase::Stopped;
                 out.push(Action::KillCgroup(unit));
+                // What a oneshot left running (a daemon it started) holds
+                // its `after` units up in a shutdown, as a service's does.
+                s.rt.draining = shutting;
                 note(s, unit, Note::Stopped, out);
             }
             Phase::Starting | Phase::Running if s.rt.pid != 0 => {

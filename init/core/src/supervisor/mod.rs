@@ -66,7 +66,8 @@
 //! |  | Starting, Running | SpawnFailed | Backoff | Announce(SpawnFailed, restart) | cannot happen (forgets the pid) |
 //! |  | Starting | deadline | Backoff | KillCgroup, Announce(StartTimeout, restart) | not ready within start_timeout: a failed start |
 //! | restart_delay=0 | Starting, Running | exit 1 | Starting, no pid | KillCgroup, Announce(Died, restart), Spawn | the first restart in a row is spawned by the same step (later ones in a row: Backoff) |
-//! | restart_delay=0 | Starting, Running | exit 0 | Backoff | KillCgroup, Announce(Died, restart) | a clean exit is no failure: no doubling, and its restart takes the timer's turn |
+//! | restart_delay=0 | Starting | exit 0 | Starting, no pid | KillCgroup, Announce(Died, restart), Spawn | never up: as a failure |
+//! | restart_delay=0 | Running | exit 0 | Backoff | KillCgroup, Announce(Died, restart) | a clean exit is no failure: no doubling, and its restart takes the timer's turn |
 //! | restart_delay=0 | Starting | deadline | Starting, no pid | KillCgroup, Announce(StartTimeout, restart), Spawn |  |
 //! | restart=never | Starting | deadline | Failed | KillCgroup, Announce(StartTimeout) |  |
 //! | oneshot | Starting | deadline | Failed | KillCgroup, Announce(StartTimeout) | a oneshot not done within start_timeout |

@@ -225,7 +225,12 @@ impl Supervisor {
                         Failure::GaveUp => None,
                     }
                 } else if s.def.restart == Restart::Always && s.rt.want && !shutting {
-                    self.schedule_restart(now, unit, false)
+                    // A run that was never up (a daemon that forks and
+                    // exits 0 before its READY) backs off as a failure
+                    // does; only a clean exit of a running unit ends the
+                    // row.
+                    let up = s.rt.phase == Phase::Running;
+                    self.schedule_restart(now, unit, !up)
                 } else {
                     s.rt.phase = Phase::Stopped;
                     None

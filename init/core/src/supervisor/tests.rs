@@ -408,6 +408,26 @@ fn clean_exits_do_not_double_the_restart_delay() {
     }
 }
 
+/// A `ready = notify` unit that exits 0 before it is ready (a daemon that
+/// forks and exits) was never up: its restarts back off as a failure's.
+#[test]
+fn a_clean_exit_before_ready_backs_off() {
+    let mut d = def("forker");
+    d.restart = Restart::Always;
+    d.ready = crate::unit::Ready::Notify;
+    d.restart_delay = 100;
+    let mut r = Rig::new(vec![d]);
+    r.ev(Event::Boot);
+    let mut delays = vec![];
+    for _ in 0..4 {
+        r.exit("forker", Exit::Code(0));
+        let due = r.sup.next_deadline().unwrap();
+        delays.push(due - r.now);
+        r.at(due);
+    }
+    assert_eq!(delays, [100, 200, 400, 800]);
+}
+
 /// A start that times out was never up, though it lasted `start_timeout`
 /// (longer than `restart_delay_max`): its restarts still double.
 #[test]

@@ -105,6 +105,9 @@ impl Pid1 {
                 if let Some(srv) = self.control.as_ref() {
                     srv.unkeep_followers();
                 }
+                // The units' fds and the watchdog's, made inheritable
+                // before the step that failed, are close-on-exec again.
+                self.set_cloexec(true);
                 let reply = Reply::Error(CtlError::fmt(
                     ErrCode::Internal,
                     format_args!("cannot write the state: {e}; init keeps running"),
