@@ -257,20 +257,10 @@ fn guard_host_files() -> Result<(), Failure> {
     // one under the cgroup root (a hybrid host's cgroup2 is below a
     // tmpfs there).
     let cg = crate::vocab::CGROUP_ROOT;
-    let dir = match rustix::fs::open(cg, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()) {
-        Ok(dir) => dir,
-        Err(Errno::NOENT) => return Ok(()),
-        Err(e) => return Err((Step::ReadOnly, e)),
-    };
-    match crate::sys::mount::readonly_recursive(rustix::fd::AsFd::as_fd(&dir)) {
-        // Before Linux 5.12: the top mount, as a remount makes it.
-        Err(Errno::NOSYS) => match rustix::mount::mount_bind_recursive(cg, cg) {
-            Ok(()) => remount_bind(cg, rw | MountFlags::RDONLY).map_err(|e| (Step::ReadOnly, e)),
-            Err(e) => Err((Step::ReadOnly, e)),
-        },
-        // Not a mount (no cgroup2 mounted there: `cgroup::missing`):
-        // nothing of the cgroup tree to protect.
-        Err(Errno::INVAL) => Ok(()),
+    match flag_tree(cg, crate::sys::mount::readonly_recursive, MountFlags::RDONLY) {
+        // Not there, or not a mount (no cgroup2 mounted there:
+        // `cgroup::missing`): nothing of the cgroup tree to protect.
+        Err(Errno::NOENT | Errno::INVAL) => Ok(()),
         r => r.map_err(|e| (Step::ReadOnly, e)),
     }
 }
@@ -499,13 +489,23 @@ fn read_only_root(host_root: bool) -> Result<(), Failure> {
 /// `path`'s mount and every one below it made `nodev`; before Linux 5.12
 /// (no mount_setattr), `path`'s mount alone.
 fn nodev_tree(path: &str) -> Result<(), Errno> {
+    flag_tree(path, crate::sys::mount::nodev_recursive, MountFlags::NODEV)
+}
+
+/// `path`'s mount and every one below it given `flag` by `recursive`
+/// (mount_setattr); before Linux 5.12, `path`'s mount alone, remounted.
+fn flag_tree(
+    path: &str,
+    recursive: fn(rustix::fd::BorrowedFd<'_>) -> Result<(), Errno>,
+    flag: MountFlags,
+) -> Result<(), Errno> {
     let dir = rustix::fs::open(
         path,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    match crate::sys::mount::nodev_recursive(rustix::fd::AsFd::as_fd(&dir)) {
-        Err(Errno::NOSYS) => remount_bind(path, MountFlags::NODEV),
+    match recursive(rustix::fd::AsFd::as_fd(&dir)) {
+        Err(Errno::NOSYS) => remount_bind(path, flag),
         r => r,
     }
 }
