@@ -414,13 +414,17 @@ impl Pid1 {
     /// as leftovers (`cgroup.kill` of the running unit).
     fn free_slots_let_go_of_live_cgroups(&mut self) {
         for (i, e) in self.edges.iter_mut().enumerate() {
-            let Some(s) = u16::try_from(i).ok().and_then(|u| self.sup.slot(u)) else {
-                continue;
-            };
+            // Free slots with a cgroup only: the lookups by name walk the
+            // table, which every slot asking for would make quadratic.
+            let free = u16::try_from(i)
+                .ok()
+                .and_then(|u| self.sup.slot(u))
+                .filter(|s| s.retired == Retired::Free && e.cgroup.is_some());
+            let Some(s) = free else { continue };
             let name = s.def.name.as_str();
-            let owned = self.sup.index(name).is_some()
-                || self.sup.retired_index(name, Retired::Leaving).is_some();
-            if s.retired == Retired::Free && owned {
+            if self.sup.index(name).is_some()
+                || self.sup.retired_index(name, Retired::Leaving).is_some()
+            {
                 e.cgroup = None;
             }
         }
