@@ -166,8 +166,6 @@ impl Pid1 {
             Action::Signal { unit, pid, sig } => self.signal_unit(unit, pid, sig),
             Action::KillCgroup(u) => {
                 self.kill_cgroup(u);
-                // A shutdown's exit whose cgroup is empty already (or
-                // has no drain to wait on) lets its `after` units stop now.
                 self.drained_if_done(u);
             }
             Action::Announce(u, note) => {

@@ -257,7 +257,11 @@ fn guard_host_files() -> Result<(), Failure> {
     // one under the cgroup root (a hybrid host's cgroup2 is below a
     // tmpfs there).
     let cg = crate::vocab::CGROUP_ROOT;
-    match flag_tree(cg, crate::sys::mount::readonly_recursive, MountFlags::RDONLY) {
+    match flag_tree(
+        cg,
+        crate::sys::mount::readonly_recursive,
+        MountFlags::RDONLY,
+    ) {
         // Not there, or not a mount (no cgroup2 mounted there:
         // `cgroup::missing`): nothing of the cgroup tree to protect.
         Err(Errno::NOENT | Errno::INVAL) => Ok(()),

@@ -532,24 +532,20 @@ pub fn parse_with_lines(
             msg(format_args!("read_only: needs `mount` in namespaces")),
         );
     }
-    if def.root_overlay && def.seldom.root.is_none() {
-        report(
-            st.line_of(const { key("root_overlay") }),
-            msg(format_args!(
-                "root_overlay: needs `root` (the overlay's lower layer)"
-            )),
-        );
-    }
-    // A single directory is overlayfs' `lowerdir` too (layers are checked
-    // as they are parsed): its options are split on ',' and unescape '\'.
-    let one_dir = def.seldom.root.as_deref().filter(|r| !r.contains(':'));
-    if def.root_overlay && one_dir.is_some_and(|r| r.contains([',', '\\'])) {
-        report(
-            st.line_of(const { key("root") }),
-            msg(format_args!(
-                "root: `,` and `\\` are not allowed with root_overlay"
-            )),
-        );
+    let overlay = match def.seldom.root.as_deref() {
+        None => Some((
+            const { key("root_overlay") },
+            "root_overlay: needs `root` (the overlay's lower layer)",
+        )),
+        // One directory is overlayfs' `lowerdir` too (layers: `parse_root`).
+        Some(r) if !r.contains(':') && r.contains([',', '\\']) => Some((
+            const { key("root") },
+            "root: `,` and `\\` are not allowed with root_overlay",
+        )),
+        Some(_) => None,
+    };
+    if let (true, Some((k, m))) = (def.root_overlay, overlay) {
+        report(st.line_of(k), msg(format_args!("{m}")));
     }
     if def.seldom.user_map.is_some() && !def.namespaces.has(Namespaces::USER) {
         report(
