@@ -562,22 +562,40 @@ fn edit_without_change_installs_nothing() {
     assert!(!d.join("fresh.unit").exists());
 }
 
+/// An editor that writes `first` (a shell command's output) the first
+/// time it runs, `exec = /bin/db2` after.
+fn two_step_editor(d: &TempDir, first: &str) -> String {
+    let script = d.join("ed.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "c=\"$1.count\"; n=$(cat \"$c\" 2>/dev/null || echo 0); \
+             echo $((n+1)) > \"$c\"; \
+             if [ \"$n\" = 0 ]; then {first} > \"$1\"; \
+             else echo 'exec = /bin/db2' > \"$1\"; fi\n"
+        ),
+    )
+    .unwrap();
+    format!("sh {}", script.display())
+}
+
+/// No working directory of `initctl edit` is left in `d`.
+fn no_working_copy(d: &TempDir) {
+    let left: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("wren-edit-"))
+        .collect();
+    assert!(left.is_empty(), "working copy left: {left:?}");
+}
+
 #[test]
 fn edit_reopens_an_invalid_copy_until_valid_or_declined() {
     let d = TempDir::new("ctl-edit-again");
     let unit = d.join("db.unit");
     std::fs::write(&unit, "exec = /bin/db\n").unwrap();
     // First run breaks the file, the second fixes it.
-    let script = d.join("ed.sh");
-    std::fs::write(
-        &script,
-        "c=\"$1.count\"; n=$(cat \"$c\" 2>/dev/null || echo 0); \
-         echo $((n+1)) > \"$c\"; \
-         if [ \"$n\" = 0 ]; then echo bogus > \"$1\"; \
-         else echo 'exec = /bin/db2' > \"$1\"; fi\n",
-    )
-    .unwrap();
-    let editor = format!("sh {}", script.display());
+    let editor = two_step_editor(&d, "echo bogus");
     let env = edit_env(d.path(), &editor);
     let mut err = Vec::new();
     let r = edit_unit("db", &env, &mut &b"\n"[..], &mut err);
@@ -745,12 +763,7 @@ fn edit_signals_child() {
         0,
         "the editor has HUP, INT or QUIT ignored: {ign}"
     );
-    let left: Vec<_> = std::fs::read_dir(d.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with("wren-edit-"))
-        .collect();
-    assert!(left.is_empty(), "working copy left: {left:?}");
+    no_working_copy(&d);
     assert_eq!(std::fs::read_to_string(&unit).unwrap(), "exec = /bin/old\n");
     println!("EDIT-SIGNALS-OK");
 }
@@ -780,12 +793,7 @@ fn edit_signals_at_the_question_child() {
     let mut input = std::io::BufReader::new(Raising);
     let r = edit_unit("web", &env, &mut input, &mut Vec::new());
     assert_eq!(r, Ok(Edited::Aborted));
-    let left: Vec<_> = std::fs::read_dir(d.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with("wren-edit-"))
-        .collect();
-    assert!(left.is_empty(), "working copy left: {left:?}");
+    no_working_copy(&d);
     println!("EDIT-QUESTION-OK");
 }
 
@@ -797,16 +805,7 @@ fn edit_offers_to_fix_a_copy_that_is_not_utf8() {
     let d = TempDir::new("ctl-edit-utf8");
     let unit = d.join("db.unit");
     std::fs::write(&unit, "exec = /bin/db\n").unwrap();
-    let script = d.join("ed.sh");
-    std::fs::write(
-        &script,
-        "c=\"$1.count\"; n=$(cat \"$c\" 2>/dev/null || echo 0); \
-         echo $((n+1)) > \"$c\"; \
-         if [ \"$n\" = 0 ]; then printf 'exec = /bin/caf\\351\\n' > \"$1\"; \
-         else echo 'exec = /bin/db2' > \"$1\"; fi\n",
-    )
-    .unwrap();
-    let editor = format!("sh {}", script.display());
+    let editor = two_step_editor(&d, "printf 'exec = /bin/caf\\351\\n'");
     let env = edit_env(d.path(), &editor);
     let mut err = Vec::new();
     let r = edit_unit("db", &env, &mut &b"\n"[..], &mut err);

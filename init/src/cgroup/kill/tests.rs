@@ -43,19 +43,24 @@ fn no_procs_file_is_an_error() {
     assert_eq!(for_each_pid(open(&dir), |_| {}), Err(Errno::NOENT));
 }
 
-/// A kernel without `cgroup.kill`: the fallback kills each listed process,
-/// for real, and skips the excepted one when signalling.
-#[test]
-fn without_cgroup_kill_each_pid_is_killed() {
-    let dir = TempDir::new("cgkill-fallback");
-    let mut kids: Vec<_> = (0..3)
+/// `n` processes sleeping a minute.
+fn sleepers(n: usize) -> Vec<std::process::Child> {
+    (0..n)
         .map(|_| {
             std::process::Command::new("sleep")
                 .arg("60")
                 .spawn()
                 .unwrap()
         })
-        .collect();
+        .collect()
+}
+
+/// A kernel without `cgroup.kill`: the fallback kills each listed process,
+/// for real, and skips the excepted one when signalling.
+#[test]
+fn without_cgroup_kill_each_pid_is_killed() {
+    let dir = TempDir::new("cgkill-fallback");
+    let mut kids = sleepers(3);
     let pids: Vec<u32> = kids.iter().map(|k| k.id()).collect();
     let text: String = pids.iter().map(|p| format!("{p}\n")).collect();
     std::fs::write(dir.join("cgroup.procs"), text).unwrap();
@@ -102,14 +107,7 @@ fn a_writable_cgroup_kill_is_used() {
 #[test]
 fn the_signal_reaches_the_cgroups_below() {
     let dir = TempDir::new("cgkill-below");
-    let mut kids: Vec<_> = (0..3)
-        .map(|_| {
-            std::process::Command::new("sleep")
-                .arg("60")
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let mut kids = sleepers(3);
     let deep = (0..=SUB_DEPTH)
         .map(|i| format!("l{i}"))
         .collect::<Vec<_>>()
