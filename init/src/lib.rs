@@ -27,6 +27,7 @@ pub mod control;
 pub mod ctl;
 pub mod entry;
 pub mod kmsg;
+pub mod pathname;
 pub mod pid1;
 pub mod spawn;
 pub mod sys;

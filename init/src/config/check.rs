@@ -72,11 +72,11 @@ pub fn check_at(sysroot: &Path, paths: &[&Path], out: &mut dyn std::io::Write) -
         // with every one before it, that took minutes at 1,000 units).
         let mut parents: Vec<&Path> = Vec::new();
         for f in &loose {
-            let parent = match f.parent() {
+            let parent = match crate::pathname::parent(f) {
                 Some(p) if !p.as_os_str().is_empty() => p,
                 _ => Path::new("."),
             };
-            if !parents.contains(&parent) {
+            if !parents.iter().any(|p| crate::pathname::same(p, parent)) {
                 parents.push(parent);
             }
         }
@@ -343,10 +343,10 @@ fn lookup<'p>(
 /// when `sysroot` is `/` (PID 1's own load: nothing to resolve) or
 /// `path` is not under it.
 pub(super) fn in_image(sysroot: &Path, path: &Path) -> Option<std::io::Result<PathBuf>> {
-    if sysroot == Path::new("/") {
+    if crate::pathname::same(sysroot, Path::new("/")) {
         return None;
     }
-    let rel = path.strip_prefix(sysroot).ok()?;
+    let rel = crate::pathname::strip_prefix(path, sysroot)?;
     let inside = Path::new("/").join(rel);
     let inside = inside.to_str()?;
     Some(walk(&[sysroot.to_path_buf()], inside).map(|(_, full)| full))

@@ -267,8 +267,7 @@ fn load_set(sysroot: &Path, files: &[PathBuf], context: &[PathBuf]) -> LoadedSet
 
 /// The unit name a file stands for: its name without `.unit`.
 fn name_of(path: &Path) -> String {
-    let file = path
-        .file_name()
+    let file = crate::pathname::file_name(path)
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
     match file.strip_suffix(".unit") {
@@ -288,9 +287,8 @@ fn load_file(
         let c = set.units.get(i)?;
         (c.path.clone(), c.name.clone())
     };
-    let is_unit_file = path
-        .file_name()
-        .is_some_and(|f| f.as_encoded_bytes().ends_with(b".unit"));
+    let is_unit_file =
+        crate::pathname::file_name(&path).is_some_and(|f| f.as_encoded_bytes().ends_with(b".unit"));
     if !is_unit_file {
         set.fail(i, 0, "the file name must be NAME.unit".into());
         return None;

@@ -62,7 +62,7 @@ impl Server {
     /// are served. Allocates the client table: call once, at boot.
     pub fn bind(path: &Path, allowed_uid: u32) -> Result<Server, ServerError> {
         use rustix::fs::Mode;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = crate::pathname::parent(path).filter(|d| !d.as_os_str().is_empty()) {
             match rustix::fs::mkdir(dir, Mode::RWXU) {
                 Ok(()) | Err(Errno::EXIST) => {}
                 Err(err) => {

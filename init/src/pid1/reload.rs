@@ -42,10 +42,8 @@ impl Pid1 {
             let line = e.to_string();
             crate::error!("{line}");
             report(&line);
-            let stem = Path::new(&e.file)
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or("");
+            let file = crate::pathname::file_name(Path::new(&e.file)).and_then(|s| s.to_str());
+            let stem = file.map_or("", |f| f.strip_suffix(".unit").unwrap_or(f));
             if let Ok(n) = unit::Name::try_from(stem) {
                 if !invalid.contains(&n) {
                     invalid.push(n);

@@ -118,7 +118,15 @@ pub fn key_path(key: &str) -> Result<heapless::String<KEY_MAX>, KeyError> {
 pub fn files(etc: &Path, report: &mut dyn FnMut(&Failure<'_>)) -> Vec<PathBuf> {
     let dir = etc.join("sysctl.d");
     let mut out: Vec<PathBuf> = Vec::new();
-    match crate::sys::file::for_each_entry(&dir, |name, _| out.push(dir.join(name))) {
+    // `*.conf`, not the dotfile `.conf` (as systemd-sysctl and procps
+    // take them); by the bytes of the name, all in one directory.
+    let conf = |name: &[u8]| name.len() > 5 && name.ends_with(b".conf");
+    let listed = crate::sys::file::for_each_entry(&dir, |name, _| {
+        if conf(name.as_encoded_bytes()) {
+            out.push(dir.join(name));
+        }
+    });
+    match listed {
         Ok(()) | Err(Errno::NOENT) => {}
         Err(e) => report(&Failure {
             file: &dir,
@@ -126,8 +134,9 @@ pub fn files(etc: &Path, report: &mut dyn FnMut(&Failure<'_>)) -> Vec<PathBuf> {
             what: Problem::Read(e),
         }),
     }
-    out.retain(|p| p.extension().is_some_and(|x| x == "conf"));
-    wren_core::sort::sort(&mut out);
+    wren_core::sort::sort_by(&mut out, |a, b| {
+        a.as_os_str().as_encoded_bytes() < b.as_os_str().as_encoded_bytes()
+    });
     let main = etc.join("sysctl.conf");
     match std::fs::symlink_metadata(&main) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

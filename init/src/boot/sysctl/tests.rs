@@ -138,6 +138,39 @@ fn no_files_is_nothing_to_do() {
     assert_eq!(done, Applied::default());
 }
 
+/// `*.conf` of sysctl.d in the bytes' order of their names, then
+/// sysctl.conf; not the dotfile `.conf`, nor other names.
+#[test]
+fn the_files_in_order() {
+    let d = TempDir::new("order");
+    let etc = d.join("etc");
+    fs::create_dir_all(etc.join("sysctl.d")).unwrap();
+    for name in [
+        "b.conf",
+        "a.conf",
+        ".conf",
+        "Z.conf",
+        "x.conf.bak",
+        "conf",
+        "a..conf",
+    ] {
+        fs::write(etc.join("sysctl.d").join(name), "").unwrap();
+    }
+    fs::write(etc.join("sysctl.conf"), "").unwrap();
+    let got = files(&etc, &mut |f| panic!("{f}"));
+    let want: Vec<_> = [
+        "sysctl.d/Z.conf",
+        "sysctl.d/a..conf",
+        "sysctl.d/a.conf",
+        "sysctl.d/b.conf",
+        "sysctl.conf",
+    ]
+    .iter()
+    .map(|f| etc.join(f))
+    .collect();
+    assert_eq!(got, want);
+}
+
 /// /etc (empty) and a /proc/sys with only vm.swappiness, at 6.
 fn swappiness_only(tag: &str) -> (TempDir, std::path::PathBuf, std::path::PathBuf) {
     let d = TempDir::new(tag);

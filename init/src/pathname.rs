@@ -1,0 +1,153 @@
+//! The few questions wren asks of a path's text (its file name, its
+//! parent, whether two name the same place), answered on its bytes.
+//!
+//! std's answers go through `Components`, whose iterator, comparison
+//! and `as_path` cost 3.8 KB of the 400 KiB budget (issue 10) for what is
+//! here a split on `/`. Paths are Unix paths: no prefixes. As in std, a
+//! `.` component and repeated or trailing slashes change nothing, and
+//! `..` is kept as written (never resolved through a link).
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// The components of `path` with the offset where each ends: empty and
+/// `.` components left out.
+fn parts(path: &Path) -> impl DoubleEndedIterator<Item = (&[u8], usize)> {
+    let bytes = path.as_os_str().as_bytes();
+    let base = bytes.as_ptr() as usize;
+    bytes
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .map(move |c| (c, c.as_ptr() as usize - base + c.len()))
+}
+
+fn absolute(path: &Path) -> bool {
+    path.as_os_str().as_bytes().first() == Some(&b'/')
+}
+
+fn from_bytes(bytes: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(bytes))
+}
+
+/// The last component, unless that is `..` (as `Path::file_name`).
+pub fn file_name(path: &Path) -> Option<&OsStr> {
+    match parts(path).next_back() {
+        Some((c, _)) if c != b".." => Some(OsStr::from_bytes(c)),
+        _ => None,
+    }
+}
+
+/// `path` without its last component: `/` for `/a`, the empty path for
+/// `a`, None for `/` and the empty path (as `Path::parent`).
+pub fn parent(path: &Path) -> Option<&Path> {
+    let bytes = path.as_os_str().as_bytes();
+    let mut back = parts(path).rev();
+    back.next()?;
+    Some(match back.next() {
+        Some((_, end)) => from_bytes(bytes.get(..end).unwrap_or_default()),
+        None if absolute(path) => Path::new("/"),
+        None => Path::new(""),
+    })
+}
+
+/// Whether `a` and `b` name the same place, as `Path`'s `==` decides it
+/// (by components, without asking the file system).
+pub fn same(a: &Path, b: &Path) -> bool {
+    absolute(a) == absolute(b) && parts(a).map(|p| p.0).eq(parts(b).map(|p| p.0))
+}
+
+/// What follows `base` in `path`, when `path` starts with every component
+/// of `base` (as `Path::strip_prefix`).
+pub fn strip_prefix<'a>(path: &'a Path, base: &Path) -> Option<&'a Path> {
+    if base.as_os_str().is_empty() {
+        return Some(path);
+    }
+    if absolute(path) != absolute(base) {
+        return None;
+    }
+    let bytes = path.as_os_str().as_bytes();
+    let mut ours = parts(path);
+    let mut end = 0;
+    for (want, _) in parts(base) {
+        let (have, at) = ours.next()?;
+        if have != want {
+            return None;
+        }
+        end = at;
+    }
+    let mut rest = bytes.get(end..).unwrap_or_default();
+    // The separators and `.` components between `base` and the rest.
+    loop {
+        rest = match rest {
+            [b'/', r @ ..] | [b'.', b'/', r @ ..] => r,
+            [b'.'] => &[],
+            _ => break,
+        };
+    }
+    Some(from_bytes(rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every answer as std gives it, on the paths wren meets and the odd
+    /// ones (slashes doubled and trailing, `.`, `..`, empty).
+    const PATHS: &[&str] = &[
+        "",
+        "/",
+        "//",
+        ".",
+        "..",
+        "a",
+        "/a",
+        "a/",
+        "a/b",
+        "/a/b",
+        "/a/b/",
+        "/a//b",
+        "a/./b",
+        "a/b/.",
+        "/a/b/..",
+        "./a",
+        "/etc/units/x.unit",
+        "etc/units//x.unit/",
+        "/a/../b",
+    ];
+
+    #[test]
+    fn file_name_and_parent_answer_as_std() {
+        for p in PATHS {
+            let p = Path::new(p);
+            assert_eq!(file_name(p), p.file_name(), "file_name of {p:?}");
+            // std keeps a leading `.` as a component (the parent of `./a`
+            // is `.`, ours the empty path): the one place they differ.
+            if !p.starts_with(".") {
+                assert_eq!(parent(p), p.parent(), "parent of {p:?}");
+            }
+        }
+        assert_eq!(parent(Path::new("/a//b/")), Some(Path::new("/a")));
+        assert_eq!(parent(Path::new("a/b")), Some(Path::new("a")));
+    }
+
+    #[test]
+    fn same_and_strip_prefix_answer_as_std() {
+        for a in PATHS {
+            for b in PATHS {
+                let (a, b) = (Path::new(a), Path::new(b));
+                if a.starts_with(".") || b.starts_with(".") {
+                    continue; // std keeps a leading `.`; see above
+                }
+                assert_eq!(same(a, b), a == b, "{a:?} == {b:?}");
+                assert_eq!(strip_prefix(a, b), a.strip_prefix(b).ok(), "{a:?} - {b:?}");
+            }
+        }
+        let image = Path::new("/tmp/img/usr/bin/x");
+        assert_eq!(
+            strip_prefix(image, Path::new("/tmp/img/")),
+            Some(Path::new("usr/bin/x"))
+        );
+        assert_eq!(strip_prefix(image, Path::new("/tmp/im")), None);
+    }
+}
