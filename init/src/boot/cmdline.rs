@@ -100,7 +100,7 @@ pub fn params(text: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
                 break;
             }
         }
-        let (tok, tail) = rest.split_at(end);
+        let (tok, tail) = rest.split_at_checked(end).unwrap_or((rest, ""));
         rest = tail;
         Some(split_param(tok))
     })

@@ -155,7 +155,7 @@ fn check_ids(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
         // Bytes, as a start reads them: a GECOS field in Latin-1 must not
         // refuse the file.
         let mut text = Vec::new();
-        let read = std::fs::File::open(&path)
+        let read = crate::sys::file::open(&path, rustix::fs::OFlags::RDONLY, 0)
             .and_then(|file| crate::sys::file::read_to_end(file, &mut text))
             .map(|()| {
                 let _ = text.split(|&c| c == b'\n').any(&mut *f);

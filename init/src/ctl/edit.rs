@@ -5,8 +5,9 @@
 use super::args::Command;
 use super::{client, fail, units_dir, FAIL, OK};
 use nix::sys::signal::Signal;
+use rustix::fs::OFlags;
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 /// What `edit_unit` did.
@@ -169,18 +170,20 @@ fn unique() -> String {
 /// renamed over `target`, then the directory synced so that the rename
 /// itself survives a power cut.
 fn install(target: &Path, text: &str, owner: Option<Owner>, err: &mut dyn Write) -> io::Result<()> {
-    let dir = target.parent().unwrap_or(Path::new("."));
-    let name = target.file_name().unwrap_or_default().to_string_lossy();
+    let dir = crate::pathname::parent(target).unwrap_or(Path::new("."));
+    let name = crate::pathname::file_name(target)
+        .unwrap_or_default()
+        .to_string_lossy();
     let staged = dir.join(format!(".{name}.new.{}", unique()));
     let mode = owner.map_or(0o644, |o| o.mode);
     let written = (|| {
         // Created with no permission for others at all, so that the text is
         // never readable by more than the final mode allows.
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&staged)?;
+        let mut f = crate::sys::file::open(
+            &staged,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
+            0o600,
+        )?;
         if let Some(o) = owner {
             std::os::unix::fs::fchown(&f, Some(o.uid), Some(o.gid))?;
         }
@@ -197,7 +200,9 @@ fn install(target: &Path, text: &str, owner: Option<Owner>, err: &mut dyn Write)
     }
     // Installed whatever comes now: a failed sync of the directory is
     // said, not taken for a file left as it was.
-    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+    if let Err(e) = crate::sys::file::open(dir, OFlags::RDONLY | OFlags::DIRECTORY, 0)
+        .and_then(|d| d.sync_all())
+    {
         let _ = writeln!(
             err,
             "initctl: {}: installed, but its directory was not synced: {e}",
@@ -243,7 +248,13 @@ fn edit_until_done(
     err: &mut dyn Write,
 ) -> Result<Edited, String> {
     let copy = work.join(format!("{name}.unit"));
-    std::fs::write(&copy, original).map_err(|e| at(&copy, &e))?;
+    crate::sys::file::open(
+        &copy,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC,
+        0o666,
+    )
+    .and_then(|mut f| f.write_all(original.as_bytes()))
+    .map_err(|e| at(&copy, &e))?;
     loop {
         let status = run_editor(env.editor, &copy)
             .map_err(|e| format!("cannot run /bin/sh for the editor: {e}"))?;
@@ -251,7 +262,7 @@ fn edit_until_done(
             return Err(format!("editor '{}' failed ({status})", env.editor));
         }
         let mut bytes = Vec::new();
-        std::fs::File::open(&copy)
+        crate::sys::file::open(&copy, OFlags::RDONLY, 0)
             .and_then(|f| crate::sys::file::read_to_end(f, &mut bytes))
             .map_err(|e| at(&copy, &e))?;
         // Text that is not UTF-8 is an invalid unit like any other: the
@@ -288,7 +299,7 @@ fn run_editor(editor: &str, file: &Path) -> io::Result<crate::sys::child::ExitSt
     let script = format!("{editor} \"$@\"");
     let file = file
         .to_str()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path is not UTF-8"))?;
+        .ok_or_else(|| io::Error::from(rustix::io::Errno::ILSEQ))?;
     let mut argv: crate::sys::exec::CStrings<8192, 6> = crate::sys::exec::CStrings::new();
     for arg in ["/bin/sh", "-c", &script, editor, file] {
         argv.push(&[arg])

@@ -87,7 +87,7 @@ fn read(dir: &Path, file: &str) -> Option<String> {
     // refresh of `top` reads several files a unit, and 64 KiB zeroed for
     // each was 390 MB of memset a refresh at 1,000 units.
     const BOUND: usize = 64 * 1024;
-    let mut f = std::fs::File::open(dir.join(file)).ok()?;
+    let mut f = crate::sys::file::open(&dir.join(file), rustix::fs::OFlags::RDONLY, 0).ok()?;
     let mut buf = vec![0u8; 4096];
     let mut n = 0;
     loop {
