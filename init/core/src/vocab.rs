@@ -162,6 +162,8 @@ const _: () = assert!(LOG_SIZE_MIN <= LOG_SIZE_DEFAULT && LOG_SIZE_DEFAULT <= LO
 
 /// Where the unit files live unless `wren.units=DIR` says otherwise.
 pub const DEFAULT_UNITS_DIR: &str = "/etc/units";
+/// wren-oci's layer store (`sha256/HEX` below it): root's, mode 0700.
+pub const LAYER_STORE: &str = "/var/lib/wren/layers";
 /// PID 1's runtime directory (root only).
 pub const RUN_DIR: &str = "/run/wren";
 /// The control socket `initctl` talks to.

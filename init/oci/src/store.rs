@@ -23,6 +23,14 @@ use std::path::{Path, PathBuf};
 /// Where layers live on the target, as the unit file names them.
 pub const STORE: &str = "/var/lib/wren/layers/sha256";
 
+/// The store's top directory, mode 0700: a layer keeps its files' set-id
+/// bits and owners, as the image has them, for the unit that runs in it;
+/// reachable by the device's other users, a set-uid root program of any
+/// image would be theirs to run outside its container (as Docker's
+/// data directory was, CVE-2021-41091), and its files theirs to read.
+/// Units reach their layers through mounts PID 1's child makes as root.
+pub const STORE_TOP: &str = wren_core::vocab::LAYER_STORE;
+
 /// `root/rel`, made where missing, every component a real directory
 /// inside `root`: a symlink on the way (say `var -> /var` in a staging
 /// tree) would lead the writes out of the target root, so it is refused.
@@ -128,6 +136,16 @@ pub fn stage_layers(
         ));
     }
     let store = real_dir(root, STORE)?;
+    // On every import: a store made before (by an older wren-oci, or by
+    // hand) is closed too. Only when open: a store already closed may be
+    // another user's (root's, imported into by a build user).
+    let top = root.join(STORE_TOP.trim_start_matches('/'));
+    let at = |e: std::io::Error| format!("{}: {e}", top.display());
+    let mode = std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(&top).map_err(at)?);
+    if mode & 0o7777 != 0o700 {
+        std::fs::set_permissions(&top, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(at)?;
+    }
     remove_stale_temps(&store);
     let mut staged = Staged {
         dirs: Vec::new(),

@@ -13,7 +13,7 @@
 
 mod common;
 use common::*;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 const PASSWD: &[u8] = b"root:x:0:0:root:/:/bin/sh\napp:x:1000:1001:app:/srv:/bin/sh\n";
@@ -79,6 +79,9 @@ fn a_two_layer_image_becomes_layers_and_a_unit() {
     let img = format!("oci:{}:v1", d.join("img").display());
     let out = imported(&root, "app", &img);
     assert!(out.contains("2 layers (2 new)"), "{out}");
+    // Only root may reach the layers (their set-id files above all).
+    let store = std::fs::metadata(root.join("var/lib/wren/layers")).unwrap();
+    assert_eq!(store.mode() & 0o7777, 0o700);
     let (b, t) = (layer(&root, &base), layer(&root, &top));
     // Hard link, absolute symlink kept as it is, owner and set-id bit,
     // the device node skipped.
@@ -206,6 +209,8 @@ fn images_sharing_a_base_store_it_once() {
     ]);
     assert_eq!(rc, 0, "{out}");
     let after_one = disk_bytes(&store);
+    // A store left open (by an older wren-oci) is closed by the next import.
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o755)).unwrap();
     let (rc, out) = wren_oci(&[
         "import",
         "--root",
@@ -216,6 +221,7 @@ fn images_sharing_a_base_store_it_once() {
     ]);
     assert_eq!(rc, 0, "{out}");
     assert!(out.contains("2 layers (1 new)"), "{out}");
+    assert_eq!(std::fs::metadata(&store).unwrap().mode() & 0o7777, 0o700);
     let (rc, out) = wren_oci(&[
         "import",
         "--root",

@@ -3,7 +3,7 @@
 //! unit's program, which may be under a sysroot and a unit's `root`.
 
 use super::{load_set, unit_files, LoadError, LoadedSet};
-use crate::unit::{IdSpec, UnitDef};
+use crate::unit::{IdSpec, Namespaces, UnitDef};
 use crate::vocab::DEFAULT_UNITS_DIR;
 use std::borrow::Cow;
 use std::os::unix::fs::PermissionsExt;
@@ -268,6 +268,21 @@ impl Tally {
             )
         };
         self.errors == 0
+    }
+}
+
+/// A unit in a user namespace makes its root's mounts as its mapped uid,
+/// which cannot enter the layer store (root's, 0700): refused at load,
+/// with the reason, rather than failing at every start.
+pub(super) fn check_store_reach(def: &UnitDef) -> Result<(), String> {
+    let store = Path::new(crate::vocab::LAYER_STORE);
+    let in_store = |layer: &str| crate::pathname::strip_prefix(Path::new(layer), store).is_some();
+    match def.seldom.root.as_deref() {
+        Some(root) if def.namespaces.has(Namespaces::USER) && root.split(':').any(in_store) => Err(format!(
+            "root: a unit with `user` in namespaces cannot use layers of {} (root's only; its mounts are made as its mapped uid)",
+            crate::vocab::LAYER_STORE
+        )),
+        _ => Ok(()),
     }
 }
 

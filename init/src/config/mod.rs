@@ -340,6 +340,10 @@ fn load_file(
         set.fail(i, def.exec_line, msg);
         return None;
     }
+    if let Err(msg) = check::check_store_reach(&def) {
+        set.fail(i, 0, msg);
+        return None;
+    }
     Some((def, lines))
 }
 

@@ -265,6 +265,48 @@ fn exec_must_exist_be_a_file_and_executable() {
     );
 }
 
+/// The layer store is root's (0700): a unit in a user namespace, whose
+/// mounts are made as its mapped uid, is refused a root there at load.
+#[test]
+fn a_user_namespace_cannot_use_the_layer_store() {
+    let f = Fixture::new("store");
+    let img = f.tmp.path().join("image");
+    f.tmp.prog("image/bin/app");
+    let store = "/var/lib/wren/layers/sha256";
+    f.raw(
+        "rootless",
+        &format!(
+            "root = {store}/top:{}\nnamespaces = user mount pid\nexec = /bin/app",
+            img.display()
+        ),
+    );
+    f.raw(
+        "rooted",
+        &format!(
+            "root = {store}/top:{}\nnamespaces = mount pid\nexec = /bin/app",
+            img.display()
+        ),
+    );
+    f.raw(
+        "outside",
+        &format!(
+            "root = {}\nnamespaces = user mount pid\nexec = /bin/app",
+            img.display()
+        ),
+    );
+    // The store's layers need not exist for the check: the top layer's
+    // absence is no error for exec (found in the base).
+    let (names, errs) = f.load();
+    assert_eq!(names, ["outside", "rooted"]);
+    assert_eq!(
+        errs,
+        [format!(
+            "{}: root: a unit with `user` in namespaces cannot use layers of /var/lib/wren/layers (root's only; its mounts are made as its mapped uid)",
+            f.path("rootless")
+        )]
+    );
+}
+
 #[test]
 fn exec_is_looked_up_under_root() {
     let f = Fixture::new("root");
