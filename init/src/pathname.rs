@@ -5,7 +5,11 @@
 //! and `as_path` cost 3.8 KB of the 400 KiB budget (issue 10) for what is
 //! here a split on `/`. Paths are Unix paths: no prefixes. As in std, a
 //! `.` component and repeated or trailing slashes change nothing, and
-//! `..` is kept as written (never resolved through a link).
+//! `..` is kept as written (never resolved through a link). Unlike std,
+//! a leading `.` is no component either: `check --root ./img
+//! img/etc/units/x.unit` finds the file inside the image, where std's
+//! `strip_prefix` missed it and the file was read through the build
+//! host's links.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -149,5 +153,16 @@ mod tests {
             Some(Path::new("usr/bin/x"))
         );
         assert_eq!(strip_prefix(image, Path::new("/tmp/im")), None);
+        // A leading `.` is no component (std's `strip_prefix` gives Err).
+        let unit = Path::new("./img/etc/units/x.unit");
+        assert_eq!(
+            strip_prefix(unit, Path::new("img")),
+            Some(Path::new("etc/units/x.unit"))
+        );
+        assert_eq!(
+            strip_prefix(Path::new("img/etc"), Path::new("./img/")),
+            Some(Path::new("etc"))
+        );
+        assert!(same(Path::new("./img"), Path::new("img/.")));
     }
 }
