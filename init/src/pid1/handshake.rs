@@ -89,16 +89,21 @@ pub(super) struct ExecWait {
     deadline: Millis,
 }
 
+/// How long a start may take to reach exec: its `start_timeout`, or with
+/// none (0) still a bound.
+fn exec_bound(start_timeout: Millis) -> Millis {
+    match start_timeout {
+        0 => START_TIMEOUT_DEFAULT,
+        t => t,
+    }
+}
+
 impl Pid1 {
     /// Watch `p`'s handshake; the unit's `Spawned` or `SpawnFailed` comes
     /// when the pipe says, or at its `start_timeout` (the caller may have
     /// waited up to EXEC_WAIT first: `wait_in_place`).
     pub(super) fn await_exec(&mut self, u: u16, p: Pending) {
-        let timeout = match self.sup.slot(u).map(|s| s.def.start_timeout) {
-            // No start_timeout still has a bound for reaching exec.
-            Some(0) | None => START_TIMEOUT_DEFAULT,
-            Some(t) => t,
-        };
+        let timeout = exec_bound(self.sup.slot(u).map_or(0, |s| s.def.start_timeout));
         let Pending { pid, status } = p;
         match crate::spawn::poll_status(&status) {
             Handshake::Waiting => {}
@@ -209,7 +214,7 @@ impl Pid1 {
                 continue;
             };
             let Some(w) = self.take_exec(u) else { continue };
-            let limit = self.sup.slot(u).map_or(0, |s| s.def.start_timeout);
+            let limit = exec_bound(self.sup.slot(u).map_or(0, |s| s.def.start_timeout));
             self.kill_cgroup_now(u);
             let why = why(format_args!(
                 "did not exec within start_timeout ({limit}ms; pid {}): killed",
@@ -411,15 +416,14 @@ mod tests {
     /// an exec (a `ready = started` unit "running", its dependents let
     /// start). A pid no handshake waits for (taken over by the reload)
     /// changes nothing.
-    #[test]
-    fn a_start_a_reload_killed_before_its_exec_failed() {
-        use crate::pid1::tests::{step, with_web, NO_PID};
-        use crate::supervisor::{Event, Phase};
-        let mut p = with_web();
+    /// Unit 0 of `p` booted and its start awaiting its exec (pid `NO_PID`);
+    /// the child's end of the status pipe.
+    fn booted_awaiting_exec(p: &mut crate::pid1::Pid1) -> rustix::fd::OwnedFd {
+        use crate::pid1::tests::{step, NO_PID};
         p.epoll =
             Some(rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC).unwrap());
         p.fit_tables();
-        step(&mut p, 0, Event::Boot);
+        step(p, 0, crate::supervisor::Event::Boot);
         let (status, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK).unwrap();
         p.await_exec(
             0,
@@ -428,6 +432,15 @@ mod tests {
                 status,
             },
         );
+        w
+    }
+
+    #[test]
+    fn a_start_a_reload_killed_before_its_exec_failed() {
+        use crate::pid1::tests::{with_web, NO_PID};
+        use crate::supervisor::Phase;
+        let mut p = with_web();
+        let w = booted_awaiting_exec(&mut p);
         drop(w); // the child's death
         p.start_killed_before_exec(NO_PID - 1);
         assert_eq!(p.exec_pid(0), Some(NO_PID), "another pid's kill ended it");
@@ -442,6 +455,26 @@ mod tests {
             p.edges[0].last_error().contains("a reload"),
             "{}",
             p.edges[0].last_error()
+        );
+    }
+
+    /// With no `start_timeout` (0) the exec still has its bound, and the
+    /// failure names that bound, not 0ms.
+    #[test]
+    fn an_exec_past_the_bound_of_no_start_timeout_names_the_bound() {
+        use crate::unit::START_TIMEOUT_DEFAULT;
+        let mut p = crate::pid1::Pid1::new(None, 0, false);
+        let mut d = UnitDef::with_defaults("web");
+        d.exec.push("/bin/true").unwrap();
+        d.start_timeout = 0;
+        p.add_unit(d);
+        p.sup.link().unwrap();
+        let _w = booted_awaiting_exec(&mut p);
+        p.exec_timeouts(crate::pid1::now() + START_TIMEOUT_DEFAULT + 1000);
+        let e = p.edges[0].last_error();
+        assert!(
+            e.contains(&format!("start_timeout ({START_TIMEOUT_DEFAULT}ms;")),
+            "{e}"
         );
     }
 
