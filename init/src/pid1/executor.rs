@@ -434,6 +434,7 @@ impl Pid1 {
             }
         };
         let req = spawn::Request {
+            console: None,
             def,
             cgroup: cgfd,
             stdio,

@@ -101,6 +101,9 @@ pub struct Request<'a> {
     /// once its service has exec'd, before the rest of its work
     /// (`reaper_child`).
     pub grace: bool,
+    /// `/dev/console`, opened by the child before its namespaces are set
+    /// up (`early_console`); None: `setup_stdio` opens the path.
+    pub console: Option<BorrowedFd<'a>>,
 }
 
 /// How long, on a restart on one CPU, a namespace's reaper
@@ -260,6 +263,11 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
     // the only one left and its exec (or exit) is seen as EOF.
     let pid = crate::sys::clone::clone_into(req.def.namespaces, req.cgroup, move || {
         crate::kmsg::forked();
+        let console = early_console(req);
+        let req = &Request {
+            console: console.as_ref().map(AsFd::as_fd),
+            ..*req
+        };
         if let Some(rd) = sync_rd {
             if let Err((s, e)) = privs::wait_for_user_map(rd) {
                 die(status_wr.as_fd(), fail(s, e));
@@ -328,7 +336,7 @@ fn reaper_child(
     // left open, not PID 1's whole table (other units' pipes: thousands
     // at 1,000 units, copied and closed at every isolated start).
     crate::spawn::reaper::close_before_service(
-        &[Some(status_wr), req.stdio.fd(), req.notify_fd],
+        &[Some(status_wr), req.stdio.fd(), req.notify_fd, req.console],
         req.exit_report,
     );
     // The reaper may wait for the service's exec, so the service shares
@@ -374,6 +382,24 @@ fn reaper_child(
             crate::spawn::reaper::run(svc, req.exit_report, on)
         }
     }
+}
+
+/// `/dev/console` for a unit whose output or terminal is the console
+/// and that cannot open it by the path once set up: in its own `root`
+/// the node may not be there (only `console = yes` gets one), and in a
+/// user namespace the node (root's, 0600) is refused to the namespace's
+/// root, the host's root being unmapped. Opened at the child's start, as
+/// the host's root still. On failure, None: `setup_stdio` tries the path
+/// and reports.
+fn early_console(req: &Request<'_>) -> Option<rustix::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let console = matches!(req.stdio, Stdio::Console | Stdio::ConsoleTty { .. });
+    let apart = req.def.seldom.root.is_some() || req.def.namespaces.has(Namespaces::USER);
+    if !(console && apart) {
+        return None;
+    }
+    let flags = OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC;
+    rustix::fs::open("/dev/console", flags, Mode::empty()).ok()
 }
 
 /// The child between clone3 and execve (with a PID namespace, the
@@ -436,7 +462,7 @@ fn child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, enter_namespaces: b
             return fail(Step::NotifyFd, e);
         }
     }
-    if let Err((step, e)) = setup_stdio(&req.stdio) {
+    if let Err((step, e)) = setup_stdio(&req.stdio, req.console) {
         return fail(step, e);
     }
     if let Err(e) = rustix::process::chdir(req.def.workdir.as_str()) {

@@ -68,8 +68,12 @@ pub(super) fn null() -> Option<BorrowedFd<'static>> {
     NULL.get().fd()
 }
 
-/// Fds 0, 1 and 2 of the child as `stdio` says.
-pub(super) fn setup_stdio(stdio: &Stdio<'_>) -> Result<(), (Step, Errno)> {
+/// Fds 0, 1 and 2 of the child as `stdio` says; the console is `console`
+/// if opened already (`spawn::early_console`).
+pub(super) fn setup_stdio(
+    stdio: &Stdio<'_>,
+    console: Option<BorrowedFd<'_>>,
+) -> Result<(), (Step, Errno)> {
     use rustix::fs::{Mode, OFlags};
     let open = |p: &str, step| {
         rustix::fs::open(p, OFlags::RDWR | OFlags::NOCTTY, Mode::empty()).map_err(|e| (step, e))
@@ -83,16 +87,22 @@ pub(super) fn setup_stdio(stdio: &Stdio<'_>) -> Result<(), (Step, Errno)> {
     let null = null()
         .or(own.as_ref().map(AsFd::as_fd))
         .ok_or((Step::Stdio, Errno::BADF));
+    let own_console = match (console, stdio) {
+        (None, Stdio::ConsoleTty { .. } | Stdio::Console) => {
+            Some(open("/dev/console", Step::Console)?)
+        }
+        _ => None,
+    };
+    let console = console
+        .or(own_console.as_ref().map(AsFd::as_fd))
+        .ok_or((Step::Console, Errno::BADF));
     match stdio {
         Stdio::ConsoleTty { out } => {
-            let c = open("/dev/console", Step::Console)?;
-            rustix::process::ioctl_tiocsctty(&c).map_err(|e| (Step::Console, e))?;
-            dup_all(c.as_fd(), *out)
+            let c = console?;
+            rustix::process::ioctl_tiocsctty(c).map_err(|e| (Step::Console, e))?;
+            dup_all(c, *out)
         }
-        Stdio::Console => {
-            let c = open("/dev/console", Step::Console)?;
-            dup_all(null?, Some(c.as_fd()))
-        }
+        Stdio::Console => dup_all(null?, Some(console?)),
         Stdio::Pipe(w) => dup_all(null?, Some(*w)),
         Stdio::Null => dup_all(null?, None),
     }

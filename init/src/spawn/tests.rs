@@ -106,6 +106,7 @@ fn request<'a>(def: &'a UnitDef, cgroup: BorrowedFd<'a>, stdio: Stdio<'a>) -> Re
         seccomp: None,
         decided_ns: None,
         grace: false,
+        console: None,
     }
 }
 
@@ -402,6 +403,25 @@ fn a_seccomp_filter_refuses_with_eperm_and_brings_no_new_privs() {
         out.contains("Operation not permitted") || out.contains("must be superuser"),
         "{out}"
     );
+}
+
+/// `output = console` in a user namespace: the console node (root's,
+/// 0600) is refused to the namespace's root, the host's root being
+/// unmapped; the child opens it before it becomes that root.
+#[test]
+fn a_user_namespace_unit_gets_the_console() {
+    if !rustix::process::geteuid().is_root() {
+        return; // the id maps and the console need root; CI runs as root
+    }
+    if rustix::fs::access("/dev/console", rustix::fs::Access::WRITE_OK).is_err() {
+        return; // no console to hand over (some containers)
+    }
+    let cg = own_cgroup();
+    let mut d = unit(&["/bin/true"]);
+    d.namespaces = crate::unit::Namespaces(crate::unit::Namespaces::USER);
+    let req = request(&d, cg.as_fd(), Stdio::Console);
+    let pid = spawn(&req).unwrap();
+    assert_eq!(wait(pid), 0);
 }
 
 /// initgroups: a unit's user keeps the supplementary groups PID 1 resolved
