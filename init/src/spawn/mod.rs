@@ -120,8 +120,21 @@ type EnvTable = CStrings<{ ENV_BYTES + ENV_EXTRA_BYTES }, { ENV_MAX + ENV_EXTRA 
 /// The unit's environment. `main_pid`: the pid the program will have, for
 /// `$WATCHDOG_PID`, known only in the child.
 fn build_env(req: &Request<'_>, env: &mut EnvTable, main_pid: Option<u32>) -> Option<()> {
+    // The readiness variables this start sets are ours, as systemd's are
+    // its own: a unit's `env` of one would come first and win getenv(3),
+    // and its readiness would never come.
+    let watchdog = req.notify_socket.is_some() && req.def.seldom.watchdog.is_some();
+    let ours = |key: &str| match key {
+        "NOTIFY_FD" => req.notify_fd.is_some(),
+        "NOTIFY_SOCKET" => req.notify_socket.is_some(),
+        "WATCHDOG_USEC" | "WATCHDOG_PID" => watchdog,
+        "WREN_SPAWN_NS" => req.decided_ns.is_some(),
+        _ => false,
+    };
     for e in req.def.env.iter() {
-        env.push(&[e])?;
+        if !e.split_once('=').is_some_and(|(k, _)| ours(k)) {
+            env.push(&[e])?;
+        }
     }
     for (k, v) in [
         ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),

@@ -522,6 +522,30 @@ fn watchdog_and_root_units_get_systemds_variables() {
     assert_eq!(env_of(&req, Some(7)).len(), ENV_MAX + ENV_EXTRA);
 }
 
+/// A unit's `env` of a readiness variable this start sets is dropped:
+/// first in the table, it would win getenv(3) and the readiness would
+/// never come. Not set by this start, the unit's own stays.
+#[test]
+fn the_readiness_variables_are_wrens() {
+    let fd = rustix::fs::open(".", rustix::fs::OFlags::RDONLY, rustix::fs::Mode::empty()).unwrap();
+    let text = "exec = /bin/true\nready = sd_notify\nwatchdog = 1s\n\
+                env = NOTIFY_SOCKET=/elsewhere\nenv = WATCHDOG_USEC=1\nenv = WATCHDOG_PID=1\n\
+                env = NOTIFY_FD=9\nenv = KEEP=1\n";
+    let d = crate::unit::parse("w", text).unwrap();
+    let req = Request {
+        notify_socket: Some("/run/wren/notify/w"),
+        ..request(&d, fd.as_fd(), Stdio::Null)
+    };
+    let env = env_of(&req, Some(42));
+    let of = |k: &str| -> Vec<&String> { env.iter().filter(|e| e.starts_with(k)).collect() };
+    assert_eq!(of("NOTIFY_SOCKET="), ["NOTIFY_SOCKET=/run/wren/notify/w"]);
+    assert_eq!(of("WATCHDOG_USEC="), ["WATCHDOG_USEC=1000000"]);
+    assert_eq!(of("WATCHDOG_PID="), ["WATCHDOG_PID=42"]);
+    // No notify fd in this start: the unit's NOTIFY_FD is its own.
+    assert_eq!(of("NOTIFY_FD="), ["NOTIFY_FD=9"]);
+    assert_eq!(of("KEEP="), ["KEEP=1"]);
+}
+
 #[test]
 fn watchdog_pid_is_the_programs_own_pid() {
     let cg = own_cgroup();
