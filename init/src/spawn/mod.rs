@@ -466,17 +466,24 @@ fn child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, enter_namespaces: b
     } else {
         env
     };
-    // The notify fd goes to 3 before stdio is rearranged, by way of a
-    // number out of the way of the fds we are about to close over.
-    if let Some(n) = req.notify_fd {
-        let moved = rustix::io::fcntl_dupfd_cloexec(n, 10)
-            .and_then(|high| crate::sys::fd::move_for_exec(high.as_fd(), NOTIFY_FD));
-        if let Err(e) = moved {
-            return fail(Step::NotifyFd, e);
-        }
-    }
+    // The notify fd goes to 3 by way of a number out of the way of 0-3:
+    // first there, before stdio is rearranged over 0-2 (where it may be);
+    // onto 3 only after, as 3 may be what stdio comes from (PID 1's
+    // output pipe or /dev/null, on a boot without /dev/kmsg at 3).
+    let notify = match req
+        .notify_fd
+        .map(|n| rustix::io::fcntl_dupfd_cloexec(n, 10))
+    {
+        Some(Err(e)) => return fail(Step::NotifyFd, e),
+        Some(Ok(high)) => Some(high),
+        None => None,
+    };
     if let Err((step, e)) = setup_stdio(&req.stdio, req.console) {
         return fail(step, e);
+    }
+    if let Some(Err(e)) = notify.map(|high| crate::sys::fd::move_for_exec(high.as_fd(), NOTIFY_FD))
+    {
+        return fail(Step::NotifyFd, e);
     }
     if let Err(e) = rustix::process::chdir(req.def.workdir.as_str()) {
         return fail(Step::Chdir, e);

@@ -199,6 +199,63 @@ fn notify_fd_is_3_in_the_child_and_workdir_is_applied() {
     assert_eq!(wait(pid), 0);
 }
 
+/// The output pipe at PID 1's fd 3 (what NOTIFY_FD is in the child: a
+/// boot without /dev/kmsg leaves 3 to whatever comes): the service's
+/// stdout is still that pipe, and only the notify line goes to
+/// `$NOTIFY_FD`. In a copy of this process, which takes fd 3 for it.
+#[test]
+fn the_notify_fd_does_not_take_the_output_pipes_number() {
+    use rustix::pipe::{pipe_with, PipeFlags};
+    let cg = own_cgroup();
+    let d = unit(&["/bin/sh", "-c", "echo out; echo ready >&$NOTIFY_FD"]);
+    let read_to_end = |fd: &OwnedFd, buf: &mut [u8; 64]| {
+        let mut n = 0;
+        while let Some(rest) = buf.get_mut(n..) {
+            match rustix::io::read(fd, rest) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => n += k,
+            }
+        }
+        n
+    };
+    let pid = crate::sys::clone::clone_into(crate::unit::Namespaces(0), None, || {
+        let code = (|| {
+            // Everything else out of the way of 3 first.
+            let high = |fd: &OwnedFd| rustix::io::fcntl_dupfd_cloexec(fd, 10).ok();
+            let (o_rd, o_wr) = pipe_with(PipeFlags::CLOEXEC).ok()?;
+            let (no_rd, no_wr) = pipe_with(PipeFlags::CLOEXEC).ok()?;
+            let (out_rd, out_wr) = (high(&o_rd)?, high(&o_wr)?);
+            let (n_rd, n_wr, cg) = (high(&no_rd)?, high(&no_wr)?, high(&cg)?);
+            drop((o_rd, o_wr, no_rd, no_wr));
+            let _ = nix::unistd::close(3);
+            let out3 = rustix::io::fcntl_dupfd_cloexec(&out_wr, 3).ok()?;
+            if rustix::fd::AsRawFd::as_raw_fd(&out3) != 3 {
+                return Some(8);
+            }
+            drop(out_wr);
+            let req = Request {
+                notify_fd: Some(n_wr.as_fd()),
+                ..request(&d, cg.as_fd(), Stdio::Pipe(out3.as_fd()))
+            };
+            let p = match start(&req) {
+                Ok(p) => p,
+                Err(e) => crate::sys::clone::exit(20 + e.errno),
+            };
+            drop((out3, n_wr));
+            let (mut out, mut note) = ([0u8; 64], [0u8; 64]);
+            let (o, n) = (
+                read_to_end(&out_rd, &mut out),
+                read_to_end(&n_rd, &mut note),
+            );
+            let ok = out.get(..o) == Some(b"out\n") && note.get(..n) == Some(b"ready\n");
+            Some(i32::from(!ok) + 2 * i32::from(crate::testutil::wait_exit(p.pid) != Some(0)))
+        })();
+        crate::sys::clone::exit(code.unwrap_or(9))
+    })
+    .unwrap();
+    assert_eq!(crate::testutil::wait_exit(pid), Some(0));
+}
+
 /// Spawns `d` with its output piped and an exit report pipe, as PID 1
 /// does a unit in a PID namespace: (pid, output, report).
 fn spawn_reported(d: &UnitDef, cg: BorrowedFd<'_>) -> (u32, OwnedFd, OwnedFd) {
