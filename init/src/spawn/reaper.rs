@@ -36,8 +36,7 @@
 //! real PID 1 (which has no child when it starts).
 
 use crate::vocab::Exit;
-use nix::sys::signal::{SigSet, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::process::WaitOptions;
 
@@ -258,19 +257,19 @@ pub fn serve_if_reaper() {
 
 /// The reaper's loop: forward signals, reap, report the service's end.
 fn serve(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
-    let all = SigSet::all();
     // A pid fits an i32 (the kernel's pid_max is at most 2^22).
     let raw = i32::try_from(service).unwrap_or(i32::MAX);
-    let svc = Pid::from_raw(raw);
     loop {
-        let sig = match all.wait() {
+        // Raw calls, not libc's sigwait and kill: serving on a slot (its
+        // exec failed), this process shares PID 1's errno.
+        let sig = match crate::sys::signal::wait_any() {
             Ok(s) => s,
             Err(_) => continue,
         };
-        if sig != Signal::SIGCHLD {
+        if sig != Signal::SIGCHLD as i32 {
             // The service called setsid, so its group is its pid.
-            if nix::sys::signal::kill(Pid::from_raw(-raw), sig).is_err() {
-                let _ = nix::sys::signal::kill(svc, sig);
+            if crate::sys::signal::kill(-raw, sig).is_err() {
+                let _ = crate::sys::signal::kill(raw, sig);
             }
             continue;
         }
@@ -334,7 +333,7 @@ fn empty_namespace() {
     // kill(-1) from a namespace's init: all of the namespace but itself.
     // ESRCH: nobody else. Another error: waiting could be for ever; the
     // exit's own teardown kills them, after the report.
-    if nix::sys::signal::kill(Pid::from_raw(-1), Signal::SIGKILL).is_err() {
+    if crate::sys::signal::kill(-1, Signal::SIGKILL as i32).is_err() {
         return;
     }
     loop {

@@ -355,6 +355,28 @@ fn the_reaper_empties_its_namespace_before_it_reports() {
     assert_eq!(wait(pid), 3);
 }
 
+/// A signal to a namespace's reaper reaches its service (by raw calls:
+/// a reaper serving on a slot shares PID 1's errno).
+#[test]
+fn the_reaper_forwards_signals_to_its_service() {
+    let cg = own_cgroup();
+    let mut d = unit(&[
+        "/bin/sh",
+        "-c",
+        "trap 'exit 7' USR1; echo trapped; while :; do sleep 0.05; done",
+    ]);
+    d.namespaces = Namespaces(Namespaces::PID | Namespaces::MOUNT);
+    let (pid, rd, rep_rd) = spawn_reported(&d, cg.as_fd());
+    let mut line = [0u8; 8];
+    assert_eq!(rustix::io::read(&rd, &mut line), Ok(8));
+    assert_eq!(&line, b"trapped\n");
+    let reaper = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process(reaper, rustix::process::Signal::USR1).unwrap();
+    assert_eq!(report_of(&rep_rd), Some(crate::vocab::Exit::Code(7)));
+    drop(rep_rd);
+    assert_eq!(wait(pid), 7);
+}
+
 /// A child's stdin is PID 1's /dev/null (`open_null`), shared, not one it
 /// opens: the flag set on PID 1's description shows in the child's, with
 /// and without a namespace's reaper between them.

@@ -1,6 +1,7 @@
-//! A child's signal mask and SIGPIPE's action before its exec, by raw
-//! system calls (`raw`): a child on a spawn slot shares PID 1's errno,
-//! which libc's sigprocmask and sigaction write when they fail.
+//! A child's signal mask and SIGPIPE's action before its exec, and a
+//! namespace reaper's signals, by raw system calls (`raw`): a child on a
+//! spawn slot shares PID 1's errno, which libc's sigprocmask, sigaction,
+//! sigwait and kill write when they fail.
 
 use nix::sys::signal::Signal;
 use rustix::io::Errno;
@@ -27,6 +28,31 @@ fn sigprocmask(how: i32, set: u64) -> Result<(), Errno> {
         )
     }
     .map(|_| ())
+}
+
+/// Wait for a signal, every one blocked: rt_sigtimedwait on the full set,
+/// no timeout (a namespace's reaper, which has nothing else to do). The
+/// signal's number.
+pub fn wait_any() -> Result<i32, Errno> {
+    let set: u64 = !0;
+    // SAFETY: `set` is a kernel signal set on this frame, read during the
+    // call; the info and timeout pointers are null, which the kernel
+    // takes as none asked and no timeout.
+    let sig = unsafe {
+        super::raw::syscall6(
+            libc::SYS_rt_sigtimedwait,
+            [&set as *const u64 as usize, 0, 0, SIGSET_SIZE, 0, 0],
+        )
+    }?;
+    i32::try_from(sig).map_err(|_| Errno::INVAL)
+}
+
+/// kill(2) of `pid` as the kernel takes it: a process, a group (`-pgid`)
+/// or every process it may signal (`-1`), which rustix does not offer.
+pub fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
+    // SAFETY: two integers; the kernel reads no memory of ours.
+    unsafe { super::raw::syscall6(libc::SYS_kill, [pid as usize, sig as usize, 0, 0, 0, 0]) }
+        .map(|_| ())
 }
 
 /// Unblock every signal (a program must not start with PID 1's mask).
