@@ -411,11 +411,6 @@ mod tests {
         (Pending { pid: 7, status }, w)
     }
 
-    /// A child a reload killed before its exec is a failed start, said as
-    /// such: its status pipe's end of file, read later, is not taken for
-    /// an exec (a `ready = started` unit "running", its dependents let
-    /// start). A pid no handshake waits for (taken over by the reload)
-    /// changes nothing.
     /// Unit 0 of `p` booted and its start awaiting its exec (pid `NO_PID`);
     /// the child's end of the status pipe.
     fn booted_awaiting_exec(p: &mut crate::pid1::Pid1) -> rustix::fd::OwnedFd {
@@ -435,6 +430,11 @@ mod tests {
         w
     }
 
+    /// A child a reload killed before its exec is a failed start, said as
+    /// such: its status pipe's end of file, read later, is not taken for
+    /// an exec (a `ready = started` unit "running", its dependents let
+    /// start). A pid no handshake waits for (taken over by the reload)
+    /// changes nothing.
     #[test]
     fn a_start_a_reload_killed_before_its_exec_failed() {
         use crate::pid1::tests::{with_web, NO_PID};

@@ -405,14 +405,12 @@ fn reaper_child(
 /// the host's root still. On failure, None: `setup_stdio` tries the path
 /// and reports.
 fn early_console(req: &Request<'_>) -> Option<rustix::fd::OwnedFd> {
-    use rustix::fs::{Mode, OFlags};
     let console = matches!(req.stdio, Stdio::Console | Stdio::ConsoleTty { .. });
     let apart = req.def.seldom.root.is_some() || req.def.namespaces.has(Namespaces::USER);
     if !(console && apart) {
         return None;
     }
-    let flags = OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC;
-    rustix::fs::open("/dev/console", flags, Mode::empty()).ok()
+    stdio::open_above_2("/dev/console").ok()
 }
 
 /// The child between clone3 and execve (with a PID namespace, the

@@ -26,7 +26,8 @@
 //! namespaces, which waits until the new run has exec'd.
 //!
 //! Signals stay blocked as inherited from PID 1 (across the exec too, and
-//! those pending stay pending) and are taken with sigwait: a namespace's
+//! those pending stay pending) and are taken with rt_sigtimedwait (raw:
+//! `sys::signal::wait_any`): a namespace's
 //! init gets signals from its parent namespace only through a handler or
 //! while they are blocked, and blocked is simpler.
 //!
@@ -127,7 +128,7 @@ pub(super) fn close_before_service(
         .chain(always_kept())
         .flatten()
     {
-        // More than fit is impossible (six at most); should it happen,
+        // More than fit is impossible (seven at most); should it happen,
         // nothing is closed rather than something needed.
         if all.push(fd).is_err() {
             return;

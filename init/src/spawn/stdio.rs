@@ -51,7 +51,7 @@ pub fn open_null() {
 /// `path` opened close-on-exec at a number above 2: at 0-2 (boot could
 /// not open them), a child's dup onto its own number would keep it
 /// close-on-exec (dup3 refuses it outright).
-fn open_above_2(path: &str) -> Result<rustix::fd::OwnedFd, Errno> {
+pub(super) fn open_above_2(path: &str) -> Result<rustix::fd::OwnedFd, Errno> {
     use rustix::fd::AsRawFd;
     use rustix::fs::{Mode, OFlags};
     let flags = OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC;
