@@ -92,6 +92,14 @@ pub fn strip_prefix<'a>(path: &'a Path, base: &Path) -> Option<&'a Path> {
     Some(from_bytes(rest))
 }
 
+/// Paths of one directory in the order of `Path`'s comparison, by their
+/// bytes: no split into components at each comparison.
+pub fn sort_in_dir(paths: &mut [std::path::PathBuf]) {
+    wren_core::sort::sort_by(paths, |a, b| {
+        a.as_os_str().as_bytes() < b.as_os_str().as_bytes()
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,11 +155,9 @@ fn check_ids(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
         // Bytes, as a start reads them: a GECOS field in Latin-1 must not
         // refuse the file.
         let mut text = Vec::new();
-        let read = crate::sys::file::open(&path, rustix::fs::OFlags::RDONLY, 0)
-            .and_then(|file| crate::sys::file::read_to_end(file, &mut text))
-            .map(|()| {
-                let _ = text.split(|&c| c == b'\n').any(&mut *f);
-            });
+        let read = crate::sys::file::read(&path, &mut text).map(|()| {
+            let _ = text.split(|&c| c == b'\n').any(&mut *f);
+        });
         let errno = read.as_ref().err().map(errno_of);
         last = Some((path, read.err()));
         match errno {
@@ -277,13 +275,13 @@ impl Tally {
 pub(super) fn check_store_reach(def: &UnitDef) -> Result<(), String> {
     let store = Path::new(crate::vocab::LAYER_STORE);
     let in_store = |layer: &str| crate::pathname::strip_prefix(Path::new(layer), store).is_some();
-    match def.seldom.root.as_deref() {
-        Some(root) if def.namespaces.has(Namespaces::USER) && root.split(':').any(in_store) => Err(format!(
+    if def.namespaces.has(Namespaces::USER) && def.root_layers().any(in_store) {
+        return Err(format!(
             "root: a unit with `user` in namespaces cannot use layers of {} (root's only; its mounts are made as its mapped uid)",
             crate::vocab::LAYER_STORE
-        )),
-        _ => Ok(()),
+        ));
     }
+    Ok(())
 }
 
 /// The program of `def` exists (under its `root`, if any), is a regular

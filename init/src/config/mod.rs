@@ -88,12 +88,7 @@ fn unit_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             files.push(dir.join(name));
         }
     })?;
-    // By the bytes of the name (all have the same directory): the order of
-    // `Path`'s comparison, without splitting each path into components
-    // at each comparison.
-    wren_core::sort::sort_by(&mut files, |a, b| {
-        a.as_os_str().as_encoded_bytes() < b.as_os_str().as_encoded_bytes()
-    });
+    crate::pathname::sort_in_dir(&mut files);
     Ok(files)
 }
 

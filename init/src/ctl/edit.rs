@@ -262,9 +262,7 @@ fn edit_until_done(
             return Err(format!("editor '{}' failed ({status})", env.editor));
         }
         let mut bytes = Vec::new();
-        crate::sys::file::open(&copy, OFlags::RDONLY, 0)
-            .and_then(|f| crate::sys::file::read_to_end(f, &mut bytes))
-            .map_err(|e| at(&copy, &e))?;
+        crate::sys::file::read(&copy, &mut bytes).map_err(|e| at(&copy, &e))?;
         // Text that is not UTF-8 is an invalid unit like any other: the
         // user may edit it again, not lose it.
         let text = core::str::from_utf8(&bytes).ok();

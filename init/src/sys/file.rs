@@ -54,11 +54,16 @@ pub fn open(path: &std::path::Path, flags: OFlags, mode: u32) -> std::io::Result
     Ok(std::fs::File::from(fd))
 }
 
+/// The file at `path` appended to `out` (`open` and `read_to_end`).
+pub fn read(path: &std::path::Path, out: &mut Vec<u8>) -> std::io::Result<()> {
+    read_to_end(open(path, OFlags::RDONLY, 0)?, out)
+}
+
 /// `std::fs::read_to_string` on `read_to_end`: one read-to-end in the
 /// binary, not std's besides.
 pub fn read_string(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
     let mut bytes = Vec::new();
-    read_to_end(open(path.as_ref(), OFlags::RDONLY, 0)?, &mut bytes)?;
+    read(path.as_ref(), &mut bytes)?;
     String::from_utf8(bytes).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))
 }
 

@@ -134,9 +134,7 @@ pub fn files(etc: &Path, report: &mut dyn FnMut(&Failure<'_>)) -> Vec<PathBuf> {
             what: Problem::Read(e),
         }),
     }
-    wren_core::sort::sort_by(&mut out, |a, b| {
-        a.as_os_str().as_encoded_bytes() < b.as_os_str().as_encoded_bytes()
-    });
+    crate::pathname::sort_in_dir(&mut out);
     let main = etc.join("sysctl.conf");
     match std::fs::symlink_metadata(&main) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
