@@ -61,6 +61,23 @@ impl Drop for TempDir {
     }
 }
 
+/// What poll(2) says of `fd` asked for input, within `secs` seconds
+/// (0: at once): empty when nothing came.
+pub fn poll_in(fd: impl rustix::fd::AsFd, secs: i64) -> rustix::event::PollFlags {
+    let mut fds = [rustix::event::PollFd::new(
+        &fd,
+        rustix::event::PollFlags::IN,
+    )];
+    let within = rustix::event::Timespec {
+        tv_sec: secs,
+        tv_nsec: 0,
+    };
+    match rustix::event::poll(&mut fds, Some(&within)) {
+        Ok(_) => fds[0].revents(),
+        Err(e) => panic!("poll: {e}"),
+    }
+}
+
 /// Wait for child `pid` to end; its status, or None if there is no such
 /// child.
 pub fn wait_status(pid: u32) -> Option<rustix::process::WaitStatus> {

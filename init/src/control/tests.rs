@@ -902,18 +902,7 @@ fn accept_without_fds() {
             from: 0,
         },
     );
-    let readable = |srv: &Server| {
-        let fd = srv.fd();
-        let mut p = [rustix::event::PollFd::new(
-            &fd,
-            rustix::event::PollFlags::IN,
-        )];
-        let zero = rustix::time::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        rustix::event::poll(&mut p, Some(&zero)).unwrap() > 0
-    };
+    let readable = |srv: &Server| !crate::testutil::poll_in(srv.fd(), 0).is_empty();
     assert!(readable(&rig.server), "a connection is queued");
     let old = getrlimit(Resource::Nofile);
     let probe = rustix::io::dup(rig.server.fd()).unwrap();

@@ -14,15 +14,7 @@ fn spawn(req: &Request<'_>) -> Result<u32, SpawnError> {
             Handshake::Failed(e) => return Err(e),
             Handshake::Waiting => {
                 assert!(std::time::Instant::now() < deadline, "no exec report");
-                let mut fds = [rustix::event::PollFd::new(
-                    &p.status,
-                    rustix::event::PollFlags::IN,
-                )];
-                let ts = rustix::event::Timespec {
-                    tv_sec: 1,
-                    tv_nsec: 0,
-                };
-                let _ = rustix::event::poll(&mut fds, Some(&ts));
+                crate::testutil::poll_in(&p.status, 1);
             }
         }
     }
@@ -321,16 +313,10 @@ fn the_reaper_holds_the_output_pipe_past_its_report() {
     assert_eq!(report_of(&rep_rd), Some(crate::vocab::Exit::Code(0)));
     // Reported, waiting for the report's end to close: the output is
     // readable, not at its end.
-    let mut fds = [rustix::event::PollFd::new(
-        &rd,
-        rustix::event::PollFlags::IN,
-    )];
-    let zero = rustix::event::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    rustix::event::poll(&mut fds, Some(&zero)).unwrap();
-    assert_eq!(fds[0].revents(), rustix::event::PollFlags::IN);
+    assert_eq!(
+        crate::testutil::poll_in(&rd, 0),
+        rustix::event::PollFlags::IN
+    );
     drop(rep_rd);
     assert_eq!(read_all(rd), "bye\n");
     assert_eq!(wait(pid), 0);
@@ -373,17 +359,8 @@ fn the_reaper_forwards_signals_to_its_service() {
     assert_eq!(&line, b"trapped\n");
     crate::sys::signal::kill(pid as i32, 40).unwrap();
     // Not forwarded, the service would never end: fail, not hang.
-    let mut ready = [rustix::event::PollFd::new(
-        &rep_rd,
-        rustix::event::PollFlags::IN,
-    )];
-    let ts = rustix::event::Timespec {
-        tv_sec: 10,
-        tv_nsec: 0,
-    };
-    assert_eq!(
-        rustix::event::poll(&mut ready, Some(&ts)),
-        Ok(1),
+    assert!(
+        !crate::testutil::poll_in(&rep_rd, 10).is_empty(),
         "not forwarded"
     );
     assert_eq!(report_of(&rep_rd), Some(crate::vocab::Exit::Code(7)));
