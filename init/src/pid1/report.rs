@@ -7,7 +7,9 @@
 //! is therefore the unit's exit: read here, it is fed as `Exited` of the
 //! reaper's pid at once, and the restart spawns while the old reaper is
 //! still going. The old reaper is reaped later like any child the
-//! supervisor no longer knows (`sources::reap`).
+//! supervisor no longer knows (`sources::reap`). Not so for a unit with a
+//! `pids.max`: a task counts against it until reaped, so its report only
+//! lets the reaper go, and the reap is the exit.
 //!
 //! The reaper kills and reaps every other process of its namespace before
 //! it reports (`spawn::reaper`), as the kernel would at its exit: when the
@@ -28,6 +30,7 @@
 //! the shutdown see the old reaper until it is gone.
 
 use super::event_loop::{self, watch};
+use super::sources::pids_limited;
 use super::Pid1;
 use crate::spawn::reaper;
 use crate::supervisor::{Event, Phase};
@@ -85,11 +88,14 @@ impl Pid1 {
             edge.drain.held = None;
             return;
         };
-        if self.cg.is_none() {
-            // No cgroup to wait on for the reaper's end (`cgroup::missing`):
-            // the run is over when the reaper is reaped, as a stop must
-            // not be answered before. The pipe closes now, so the reaper
-            // exits at once, and its reap takes the report kept here.
+        // No cgroup to wait on for the reaper's end (`cgroup::missing`):
+        // the run is over when the reaper is reaped, as a stop must not be
+        // answered before. A `pids.max`: the old reaper counts against it
+        // until it is reaped (and released first: `sources::reap`), so a
+        // restart beside it could be refused its fork at the limit. Either
+        // way the pipe closes now, so the reaper exits at once, and its
+        // reap takes the report kept here.
+        if self.cg.is_none() || pids_limited(self.sup.slot(u)) {
             edge.drain.held = None;
             edge.drain.early = Some(exit);
             return;

@@ -65,6 +65,12 @@ pub(super) fn read_signals(
     (count, n == buf.len())
 }
 
+/// A unit whose cgroup has a `pids.max` number: a process of its run
+/// counts against it until released, zombie or not.
+pub(super) fn pids_limited(slot: Option<&crate::supervisor::Slot>) -> bool {
+    slot.is_some_and(|s| matches!(s.def.limits.get().pids_max, Some(Limit::Value(_))))
+}
+
 impl Pid1 {
     pub(super) fn on_signals(&mut self) {
         let mut reap = false;
@@ -123,9 +129,7 @@ impl Pid1 {
                 Err(sig) => Exit::signal(sig),
             };
             let unit = self.reaped_unit(pid);
-            let counted = unit
-                .and_then(|u| self.sup.slot(u))
-                .is_some_and(|s| matches!(s.def.limits.get().pids_max, Some(Limit::Value(_))));
+            let counted = pids_limited(unit.and_then(|u| self.sup.slot(u)));
             if counted && !release(pid) {
                 break;
             }

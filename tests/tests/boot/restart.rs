@@ -60,6 +60,44 @@ fn a_unit_at_its_pids_max_restarts_at_once() {
     );
 }
 
+/// tightns: the default namespaces, pids.max = 2 (its reaper and its
+/// service), restart_delay = 0ms. The old reaper counts against the limit
+/// until it is reaped, so PID 1 lets it exit and reaps it before the
+/// restart (`pid1::report`), or the new reaper's fork of the service is
+/// refused.
+#[test]
+fn an_isolated_unit_at_its_pids_max_restarts_at_once() {
+    let mut vm = boot("restart");
+    let st = vm.wait_states(&[("tightns", &["running"])], Duration::from_secs(30));
+    let reaper = st["tightns"].pid.expect("running unit has a pid");
+    let restarts = st["tightns"].restarts;
+    let procs = vm.sh("cat /sys/fs/cgroup/units/tightns/cgroup.procs", CMD);
+    let svc: u32 = procs
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .find(|&p| p != reaper)
+        .unwrap_or_else(|| panic!("no service beside reaper {reaper}: {procs}"));
+    vm.sh(
+        &format!("wren-testkit mark /run/tightns kill; kill -9 {svc}"),
+        CMD,
+    );
+    let m = wait_marks(&mut vm, "/run/tightns", Duration::from_secs(15), |m| {
+        m.iter().filter(|(t, _, _)| t == "start").count() >= 2
+    });
+    let kill = mark(&m, "kill").unwrap();
+    let again = m.iter().filter(|(t, _, _)| t == "start").nth(1).unwrap();
+    let delay = again.2.saturating_sub(kill.2);
+    assert!(delay <= 500, "restarted only after {delay} ms");
+    let st = vm.wait_states(&[("tightns", &["running"])], Duration::from_secs(10));
+    assert_eq!(st["tightns"].restarts, restarts + 1);
+    assert!(
+        !vm.output().contains("tightns: cannot start"),
+        "{}",
+        vm.tail()
+    );
+    assert!(vm.saw("[FAILED] tightns: killed by SIGKILL, restart in 0ms", CMD));
+}
+
 /// victimns: the default namespaces, restart_delay = 0ms. PID 1 takes the
 /// reaper's report as the unit's exit and restarts it before the old
 /// reaper's exit has torn its namespaces down; the exit is still the
