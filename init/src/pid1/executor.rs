@@ -398,6 +398,18 @@ impl Pid1 {
         } else {
             None
         };
+        // Before the notify socket: a failure after the bind would leave
+        // its file behind.
+        let report_pipe = if def.namespaces.has(unit::Namespaces::PID) {
+            match pipe(flags | rustix::pipe::PipeFlags::NONBLOCK) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    return Err(why(format_args!("exit report pipe: {e}")));
+                }
+            }
+        } else {
+            None
+        };
         let sock_path = notify_path(name);
         let notify_sock = if def.ready == Ready::SdNotify {
             match bind_notify_socket(sock_path.as_str(), notify_owner(def, &ids)) {
@@ -407,16 +419,6 @@ impl Pid1 {
                         "notify socket {}: {e}",
                         sock_path.as_str()
                     )));
-                }
-            }
-        } else {
-            None
-        };
-        let report_pipe = if def.namespaces.has(unit::Namespaces::PID) {
-            match pipe(flags | rustix::pipe::PipeFlags::NONBLOCK) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    return Err(why(format_args!("exit report pipe: {e}")));
                 }
             }
         } else {
