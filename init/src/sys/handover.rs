@@ -3,20 +3,53 @@
 
 use rustix::fd::{FromRawFd, OwnedFd, RawFd};
 
-/// The fd `n`, owned, if it is open. The caller takes each number once:
-/// the state names every fd once, and `pid1::reexec` keeps a list of
-/// those taken.
+/// The fd `n`, owned, if it is open and inherited: an fd survives the
+/// execve only without close-on-exec, and every fd this process opens
+/// itself has it. Taking it sets the flag, so the flag is the mark of an
+/// owner: a number named twice (a damaged hand-over state), or one this
+/// process already holds, is refused instead of getting a second owner.
 pub fn take_fd(n: RawFd) -> Option<OwnedFd> {
     if n < 0 {
         return None;
     }
     // SAFETY: fcntl(F_GETFD) on any number is harmless; it fails with
     // EBADF when nothing is open there.
-    if unsafe { libc::fcntl(n, libc::F_GETFD) } < 0 {
+    let flags = unsafe { libc::fcntl(n, libc::F_GETFD) };
+    if flags < 0 || flags & libc::FD_CLOEXEC != 0 {
         return None;
     }
-    // SAFETY: `n` is open (checked above) and nothing else in this process
-    // owns it: it was inherited across execve, and the previous PID 1
-    // named it once in its state for exactly this purpose.
+    // SAFETY: F_SETFD on an open fd changes only its close-on-exec flag.
+    if unsafe { libc::fcntl(n, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+        return None;
+    }
+    // SAFETY: `n` is open (checked above), was inherited across execve
+    // without close-on-exec, and no owner in this process has marked it
+    // (every owner's fd has close-on-exec): nothing else owns it.
     Some(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_fd;
+    use rustix::fd::{AsRawFd, IntoRawFd};
+    use rustix::io::FdFlags;
+
+    #[test]
+    fn an_fd_is_taken_once_and_only_without_close_on_exec() {
+        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        // Owned here, close-on-exec: not inherited, so not taken.
+        assert!(take_fd(r.as_raw_fd()).is_none());
+        rustix::io::fcntl_setfd(&w, FdFlags::empty()).unwrap();
+        let n = w.into_raw_fd();
+        let taken = take_fd(n).expect("an inherited fd is taken");
+        assert_eq!(taken.as_raw_fd(), n);
+        assert!(rustix::io::fcntl_getfd(&taken)
+            .unwrap()
+            .contains(FdFlags::CLOEXEC));
+        // Named again: it has an owner now.
+        assert!(take_fd(n).is_none());
+        assert!(take_fd(-1).is_none());
+        drop(taken);
+        drop(r);
+    }
 }

@@ -3,11 +3,12 @@
 //! fds, else by the processes in each unit's cgroup that are PID 1's
 //! children.
 
-use super::{slot_limits, FdTaker, VERSION};
+use super::{slot_limits, VERSION};
 use crate::handover::Hint;
 use crate::kmsg;
 use crate::pid1::{now, Pid1};
 use crate::proto::Origin;
+use crate::sys::handover::take_fd;
 use crate::unit::{Output, Ready};
 use crate::vocab::{CGROUP_ROOT, PATH_BYTES};
 
@@ -22,7 +23,6 @@ impl Pid1 {
         format: u32,
     ) {
         self.load_units(opts);
-        let mut fds = FdTaker::default();
         let t = now();
         let mut n = 0u32;
         for i in 0..self.sup.len() {
@@ -53,19 +53,19 @@ impl Pid1 {
                     // readiness pipe is of no use to a running unit, but
                     // an sd_notify socket still takes its WATCHDOG=1
                     // pings (the supervisor's `adopt` arms the watchdog).
-                    let log = fds.take(h.log_fd);
+                    let log = take_fd(h.log_fd);
                     e.log_rd = if output == Output::Log { log } else { None };
                     // A datagram socket only: the file may say sd_notify
                     // of a unit whose run has an s6 readiness pipe (changed
                     // on disk, not reloaded), whose end of file would be
                     // read as an empty datagram, again and again.
-                    let notify = fds.take(h.notify_fd).filter(|fd| {
+                    let notify = take_fd(h.notify_fd).filter(|fd| {
                         ready == Ready::SdNotify
                             && rustix::net::sockopt::socket_type(fd)
                                 == Ok(rustix::net::SocketType::DGRAM)
                     });
                     e.notify = notify;
-                    e.exit_report = fds.take(h.report_fd);
+                    e.exit_report = take_fd(h.report_fd);
                 }
                 e.cgroup = cgroup;
             }
@@ -88,7 +88,7 @@ impl Pid1 {
         // fds of units no longer there: closed, so their writers see it.
         for h in hints {
             for f in [h.log_fd, h.notify_fd, h.report_fd] {
-                drop(fds.take(f));
+                drop(take_fd(f));
             }
         }
         self.origin = Origin::Adopted { units: n, format };

@@ -16,6 +16,7 @@ use crate::kmsg;
 use crate::log_ring::LogRing;
 use crate::proto::{CtlError, ErrCode, InitInfo, Origin, Reply};
 use crate::supervisor::Retired;
+use crate::sys::handover::take_fd;
 use rustix::fd::{AsRawFd, OwnedFd};
 use rustix::io::{Errno, FdFlags};
 
@@ -318,13 +319,12 @@ impl Pid1 {
         };
         // Followers go on in either case (after an adoption, from the
         // start of the new, empty ring).
-        let mut fds = FdTaker::default();
         if let Some((fd, secs)) = parsed.watchdog {
-            self.take_watchdog(fds.take(fd), secs);
+            self.take_watchdog(take_fd(fd), secs);
         }
         let same = parsed.format == state_format();
         for (fd, name, pos) in parsed.followers.iter() {
-            if let Some(fd) = fds.take(*fd) {
+            if let Some(fd) = take_fd(*fd) {
                 self.followers
                     .push((fd, name.clone(), if same { *pos } else { 0 }));
             }
@@ -353,7 +353,6 @@ impl Pid1 {
         self.started_at = header.started_at;
         self.all_up_reported = header.all_up_reported;
         self.reexecs = header.reexecs;
-        let mut fds = FdTaker::default();
         for st in units {
             let mut edge = Edge::new(&st.def);
             // Sized by the definition (the parser's bound), not by the
@@ -361,9 +360,9 @@ impl Pid1 {
             // would abort PID 1 at the allocation.
             let capacity = st.def.log_size.min(crate::vocab::LOG_SIZE_MAX);
             edge.log = LogRing::restored(capacity as usize, st.log_pos, st.log);
-            edge.log_rd = fds.take(st.log_fd);
-            edge.notify = fds.take(st.notify_fd);
-            edge.exit_report = fds.take(st.report_fd);
+            edge.log_rd = take_fd(st.log_fd);
+            edge.notify = take_fd(st.notify_fd);
+            edge.exit_report = take_fd(st.report_fd);
             edge.oom_kills_at_spawn = st.oom_kills_at_spawn;
             edge.oom_kills = st.oom_kills;
             edge.pressure_events = st.pressure_events;
@@ -474,26 +473,6 @@ impl Pid1 {
 /// The slot's `limits_gen`: its limits are in the adopted cgroup.
 fn slot_limits(sup: &crate::supervisor::Supervisor, i: usize) -> u32 {
     sup.slot(i as u16).map(|s| s.limits_gen).unwrap_or_default()
-}
-
-/// Each handed-over fd number is taken once at most.
-#[derive(Default)]
-struct FdTaker {
-    /// Sorted: at 1,000 units some 3,000 fds are taken, each looked up.
-    taken: Vec<RawFd>,
-}
-
-impl FdTaker {
-    fn take(&mut self, n: RawFd) -> Option<OwnedFd> {
-        let at = match self.taken.binary_search(&n) {
-            Err(at) if n >= 0 => at,
-            _ => return None,
-        };
-        self.taken.insert(at, n);
-        let fd = crate::sys::handover::take_fd(n)?;
-        let _ = rustix::io::fcntl_setfd(&fd, FdFlags::CLOEXEC);
-        Some(fd)
-    }
 }
 
 /// `v` as a frame of `out`: its length (u32, little-endian), then its
