@@ -560,9 +560,10 @@ mod tests {
             .unwrap();
         let pid = child.id();
         let sock = units.path().join("notify");
-        let n = std::os::unix::net::UnixDatagram::bind(&sock)
-            .unwrap()
-            .into_raw_fd();
+        let n = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
+        // As handed over: inherited across the exec, so not close-on-exec.
+        rustix::io::fcntl_setfd(&n, rustix::io::FdFlags::empty()).unwrap();
+        let n = n.into_raw_fd();
         let text = format!("wren-state 999\nreexecs 1\nunit web {pid} -1 {n} -1\nend\n");
         let mut p = Pid1::new(None, 0, false);
         p.resume(memfd(text.as_bytes()), &units_in(units.path()));
