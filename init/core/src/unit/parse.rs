@@ -553,7 +553,8 @@ pub fn parse_with_lines(
             msg(format_args!("user_map: needs `user` in namespaces")),
         );
     }
-    if st.line_of(const { key("watchdog") }) != 0 && def.ready != Ready::SdNotify {
+    // `watchdog = 0` is none, and needs nothing.
+    if def.seldom.watchdog.is_some() && def.ready != Ready::SdNotify {
         report(
             st.line_of(const { key("watchdog") }),
             msg(format_args!(

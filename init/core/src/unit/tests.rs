@@ -607,6 +607,9 @@ fn watchdog_needs_sd_notify() {
         )
     );
     assert_eq!(err("watchdog = 5s").0, 2);
+    // `0` is none: nothing to ping, whatever the readiness.
+    assert_eq!(unit("watchdog = 0").seldom.watchdog, None);
+    assert_eq!(unit("ready = notify\nwatchdog = 0s").seldom.watchdog, None);
     assert!(err("ready = sd_notify\nwatchdog = often")
         .1
         .starts_with("watchdog: expected a duration"));
