@@ -2,6 +2,7 @@
 //! the final kill / sync / unmount / reboot sequence.
 
 pub mod cmdline;
+pub mod kernel;
 pub mod mounts;
 pub mod shutdown;
 pub mod sysctl;

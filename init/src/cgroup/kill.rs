@@ -127,6 +127,18 @@ fn below(dir: rustix::fd::BorrowedFd<'_>, depth: u32, f: &mut dyn FnMut(u32)) {
     });
 }
 
+/// Whether the cgroup at `dir` has `cgroup.kill` (Linux 5.14 added it to
+/// every cgroup but the root).
+pub fn supported<Fd: AsFd>(dir: Fd) -> bool {
+    rustix::fs::accessat(
+        dir,
+        "cgroup.kill",
+        rustix::fs::Access::EXISTS,
+        rustix::fs::AtFlags::empty(),
+    )
+    .is_ok()
+}
+
 /// SIGKILL to every process of the cgroup at `dir`: `cgroup.kill` when it
 /// takes the write, else each pid of `cgroup.procs`.
 pub fn kill_dir<Fd: AsFd>(dir: Fd) -> Result<Killed, Errno> {

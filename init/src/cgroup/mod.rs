@@ -309,6 +309,11 @@ fn set_up(root: &Path) -> Result<(Cgroups, Controllers), CgroupError> {
         dir: UNITS_DIR,
         errno,
     })?;
+    if !kill::supported(&units_fd) {
+        crate::error!(
+            "cgroup: no cgroup.kill (Linux 5.14 added it): a stop kills a unit's processes one pid at a time, and one forked meanwhile can outlive it; run Linux 5.14 or later"
+        );
+    }
     let enabled = enable(&units_fd, "units/", in_root);
     crate::info!("cgroup: controllers for units: {enabled}");
     let cg = Cgroups {

@@ -221,6 +221,31 @@ impl Pid1 {
         }
     }
 
+    /// Once at boot, for the units loaded: what they ask of the kernel
+    /// that it lacks, with how to turn it on (each start that fails for it
+    /// says so again, in the unit's status).
+    pub(super) fn report_kernel_gaps(&self) {
+        let userns = (0..self.sup.len())
+            .filter_map(|i| self.sup.slot(i as u16))
+            .filter(|s| s.def.namespaces.has(crate::unit::Namespaces::USER))
+            .count();
+        if userns == 0 {
+            return;
+        }
+        let Ok(proc) = rustix::fs::open(
+            "/proc",
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) else {
+            return;
+        };
+        if let Err((cause, remedy)) = crate::boot::kernel::user_namespaces(&proc) {
+            crate::error!(
+                "{userns} units with `user` in namespaces cannot start: {cause}; {remedy}"
+            );
+        }
+    }
+
     /// A unit into the table at boot, with its edge state beside it.
     pub(super) fn add_unit(&mut self, d: UnitDef) {
         let edge = Edge::new(&d);

@@ -466,10 +466,8 @@ impl Pid1 {
                 }
                 if e.step == spawn::Step::Clone && def.namespaces.has(unit::Namespaces::USER) {
                     let hint = match Errno::from_raw_os_error(e.errno) {
-                        Errno::INVAL => Some("this kernel has no user namespaces (CONFIG_USER_NS)"),
-                        Errno::NOSPC | Errno::USERS => {
-                            Some("user namespaces are disabled (user.max_user_namespaces)")
-                        }
+                        Errno::INVAL => Some(crate::boot::kernel::NO_USER_NS),
+                        Errno::NOSPC | Errno::USERS => Some(crate::boot::kernel::USER_NS_OFF),
                         _ => None,
                     };
                     if let Some(h) = hint {

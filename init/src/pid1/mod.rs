@@ -571,7 +571,10 @@ fn begin() -> Box<Pid1> {
     let resumed = handover.is_some();
     match handover {
         Some(fd) => p.resume(fd, &opts),
-        None => p.load_units(&opts),
+        None => {
+            p.load_units(&opts);
+            p.report_kernel_gaps();
+        }
     }
     p.fit_tables();
     p.apply_protection();

@@ -266,7 +266,8 @@ impl Pid1 {
                 })
         };
         if let Some(Killed::EachPid { errno, pids }) = result {
-            if first {
+            // No such file: a kernel without it, said once at boot.
+            if first && errno != rustix::io::Errno::NOENT {
                 crate::warn!("{name}: cgroup.kill: {errno}; SIGKILL to each of {pids} processes");
             }
         }

@@ -25,6 +25,7 @@ mod initctl_log;
 mod initctl_ops;
 mod initctl_reload;
 mod initctl_status;
+mod kernel_gaps;
 mod limits_bomb;
 mod limits_low;
 mod limits_oom;

@@ -74,6 +74,8 @@ fn without_cgroup_kill_each_pid_is_killed() {
     }
     assert_eq!(kids[2].try_wait().unwrap(), None, "the excepted pid got it");
 
+    // The boot's check finds no `cgroup.kill` here.
+    assert!(!supported(&fd));
     let r = kill_dir(&fd).unwrap();
     // Two of the three are gone (and reaped): only the live one is killed.
     assert_eq!(
@@ -93,6 +95,7 @@ fn a_writable_cgroup_kill_is_used() {
     let dir = TempDir::new("cgkill-file");
     std::fs::write(dir.join("cgroup.kill"), "").unwrap();
     std::fs::write(dir.join("cgroup.procs"), "1\n").unwrap();
+    assert!(supported(open(&dir)));
     assert_eq!(kill_dir(open(&dir)), Ok(Killed::CgroupKill));
     assert_eq!(
         std::fs::read_to_string(dir.join("cgroup.kill")).unwrap(),
