@@ -303,7 +303,7 @@ fn load_file(
             i,
             0,
             format!(
-                "`{name}` cannot be a unit name: its cgroup, units/{name}, would be the kernel's `{ctl}.*` file of that name"
+                "`{name}` cannot be a unit name: in units/, names beginning `{ctl}.` are the kernel's (its `{ctl}.*` files, and those a later kernel adds)"
             ),
         );
         return None;
