@@ -322,8 +322,10 @@ impl Pid1 {
         let mut dir = None;
         if let Some(cg) = cg.filter(|_| edge.cgroup != Some(slot.limits_gen)) {
             edge.pressure = None;
-            // A run before has had its kills counted (`start`).
-            edge.cgroup = None;
+            // A run before has had its kills counted (`start`). Known but
+            // not written until `prepare` says so: a failure after the
+            // mkdir leaves a directory the unit's removal must delete.
+            edge.cgroup = Some(super::stale_limits(slot.limits_gen));
             match cg.prepare(name, &def.limits.get()) {
                 Ok(p) => {
                     // OOM kills are counted from here; later SIGKILL

@@ -225,6 +225,9 @@ fn reexec_into_another_state_format_adopts_the_running_units() {
         .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no state format in {line:?}"));
+    // Changed on disk, not reloaded: the adopted unit's cgroup holds what
+    // the old PID 1 wrote, so its next start writes the file's limits.
+    vm.sh("echo 'memory.max = 24M' >> /test/reexec/victim.unit", CMD);
     let ticks = attach_follower(&mut vm);
     let (out, rc) = vm.sh_rc("initctl reexec /run/bumped 2>&1", CMD);
     assert_eq!(rc, 0, "{out}");
@@ -253,4 +256,6 @@ fn reexec_into_another_state_format_adopts_the_running_units() {
     let st = vm.wait_states(&[("victim", &["running"])], secs(10));
     assert_ne!(st["victim"].pid, Some(victim));
     assert!(!zombies_of_init(&mut vm).contains("zombie"));
+    let max = vm.sh("cat /sys/fs/cgroup/units/victim/memory.max", CMD);
+    assert_eq!(max.trim(), "25165824", "the file's limit after the restart");
 }

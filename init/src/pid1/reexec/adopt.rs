@@ -46,7 +46,12 @@ impl Pid1 {
             let Some(pid) = pid else { continue };
             self.sup.adopt(i as u16, pid, t);
             n += 1;
-            let cgroup = self.cgroup_exists(&name).then(|| slot_limits(&self.sup, i));
+            // The running cgroup holds what the last PID 1 wrote, not
+            // what the file says now (it may have changed without a
+            // reload): the next start writes the limits again.
+            let cgroup = self
+                .cgroup_exists(&name)
+                .then(|| super::super::stale_limits(slot_limits(&self.sup, i)));
             if let Some(e) = self.edges.get_mut(i) {
                 if let Some(h) = hint.filter(|h| h.pid == pid) {
                     // The output pipe goes on into a new, empty ring; a

@@ -415,3 +415,37 @@ fn a_shutdown_stops_a_dependency_once_its_dependents_cgroup_is_empty() {
     p.tend_shutdown();
     assert_eq!(phase(&p), Phase::Stopping);
 }
+
+/// A start whose cgroup write fails after the directory was made (or
+/// known) keeps it known: the unit's removal deletes it. (Before, the
+/// edge forgot it, and a removed unit's `units/NAME` stayed.)
+#[test]
+fn a_failed_prepare_keeps_the_cgroup_known_for_its_removal() {
+    let root = TempDir::new("prepare-fail-rm");
+    let mut p = booted_with_its_cgroup(&root);
+    // Limits changed since they were written (a reload): rewritten at
+    // the next start.
+    let gen = p.sup.slot(0).unwrap().limits_gen;
+    p.edges[0].cgroup = Some(gen.wrapping_sub(1));
+    // A write the kernel refuses (here EISDIR; any errno but ENOENT).
+    std::fs::create_dir_all(root.path().join("units/web/memory.max")).unwrap();
+    p.perform(Action::Spawn(0));
+    p.run_queue();
+    assert!(
+        p.edges[0].cgroup.is_some_and(|g| g != gen),
+        "units/web exists: known, its limits not written"
+    );
+    // The bad file gone again (a transient error): only the directory the
+    // unit ran in is left, and its removal takes it.
+    std::fs::remove_dir(root.path().join("units/web/memory.max")).unwrap();
+    for a in removed_by_reload(&mut p) {
+        p.perform(a);
+    }
+    p.run_queue();
+    assert_eq!(
+        p.sup.slot(0).unwrap().retired,
+        crate::supervisor::Retired::Free
+    );
+    p.forget_cgroups();
+    assert!(!root.path().join("units/web").exists(), "left behind");
+}
