@@ -312,16 +312,7 @@ fn a_removed_unit_whose_last_start_failed_has_its_cgroup_removed() {
         Some(p.sup.slot(0).unwrap().limits_gen),
         "the next start writes the limits again"
     );
-    for a in removed_by_reload(&mut p) {
-        p.perform(a);
-    }
-    p.run_queue();
-    assert_eq!(
-        p.sup.slot(0).unwrap().retired,
-        crate::supervisor::Retired::Free
-    );
-    p.forget_cgroups();
-    assert!(!root.path().join("units/web").exists(), "left behind");
+    removed_and_cgroup_deleted(&mut p, &root);
 }
 
 /// A `ready = sd_notify` start stopped while still in its exec handshake:
@@ -438,7 +429,13 @@ fn a_failed_prepare_keeps_the_cgroup_known_for_its_removal() {
     // The bad file gone again (a transient error): only the directory the
     // unit ran in is left, and its removal takes it.
     std::fs::remove_dir(root.path().join("units/web/memory.max")).unwrap();
-    for a in removed_by_reload(&mut p) {
+    removed_and_cgroup_deleted(&mut p, &root);
+}
+
+/// Unit 0 removed by a reload, its slot freed, and its cgroup
+/// `units/web` deleted with it.
+fn removed_and_cgroup_deleted(p: &mut Pid1, root: &TempDir) {
+    for a in removed_by_reload(p) {
         p.perform(a);
     }
     p.run_queue();
