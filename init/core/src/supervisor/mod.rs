@@ -633,6 +633,10 @@ pub use process::backoff_delay;
 pub use reload::ReloadSummary;
 
 #[cfg(test)]
+mod invariant_walk_tests;
+#[cfg(test)]
+mod shutdown_drain_tests;
+#[cfg(test)]
 mod table_tests;
 #[cfg(test)]
 mod tests;

@@ -87,6 +87,7 @@ impl Supervisor {
     }
 
     fn deadlines_passed(&mut self, now: Millis, out: &mut Actions) {
+        let shutting = self.shutdown.is_some();
         for i in 0..self.units.len() {
             let Some(s) = self.units.get_mut(i) else {
                 break;
@@ -98,6 +99,9 @@ impl Supervisor {
             s.rt.deadline = None;
             let unit = i as u16;
             match s.rt.phase {
+                // A shutdown's: the restart is not coming (the unit waits,
+                // without a process, to be stopped in its turn).
+                Phase::Backoff if shutting => {}
                 Phase::Backoff => {
                     s.rt.phase = Phase::Waiting;
                     s.rt.restarts = s.rt.restarts.saturating_add(1);
@@ -124,6 +128,7 @@ impl Supervisor {
         s.rt.pid = 0;
         out.push(Action::KillCgroup(unit));
         let failure = self.fail(now, unit, out);
+        self.drains_if_shutting(unit);
         if let Some(s) = self.units.get_mut(usize::from(unit)) {
             // At the start limit, that is what was announced.
             if let Some(restart_in) = failure.restart_in() {
@@ -156,6 +161,7 @@ impl Supervisor {
             let unit = i as u16;
             out.push(Action::KillCgroup(unit));
             let failure = self.fail(now, unit, out);
+            self.drains_if_shutting(unit);
             if let Some(s) = self.units.get_mut(i) {
                 if let Some(restart_in) = failure.restart_in() {
                     let restart_in = unless_judged(s, restart_in);
@@ -213,8 +219,16 @@ impl Supervisor {
                     judge(s, unit, true, out);
                     return;
                 }
-                let restart_in = if !exit.success() {
-                    match self.fail(now, unit, out) {
+                let again = s.def.restart == Restart::Always && s.rt.want && !shutting;
+                // A run that was never up (a daemon that forks and exits 0
+                // before its READY) is a failure, start limit included;
+                // only a clean exit of a running unit ends the row.
+                let never_up = again && s.rt.phase != Phase::Running;
+                let restart_in = if !exit.success() || never_up {
+                    let failure = self.fail(now, unit, out);
+                    // A start limit's shutdown begins in this step.
+                    self.drains_if_shutting(unit);
+                    match failure {
                         Failure::Limit => {
                             if let Some(s) = self.units.get_mut(usize::from(unit)) {
                                 judge(s, unit, false, out);
@@ -224,13 +238,8 @@ impl Supervisor {
                         Failure::Restart(d) => Some(d),
                         Failure::GaveUp => None,
                     }
-                } else if s.def.restart == Restart::Always && s.rt.want && !shutting {
-                    // A run that was never up (a daemon that forks and
-                    // exits 0 before its READY) backs off as a failure
-                    // does; only a clean exit of a running unit ends the
-                    // row.
-                    let up = s.rt.phase == Phase::Running;
-                    self.schedule_restart(now, unit, !up)
+                } else if again {
+                    self.schedule_restart(now, unit, false)
                 } else {
                     s.rt.phase = Phase::Stopped;
                     None
@@ -250,6 +259,16 @@ impl Supervisor {
             }
             // An exit in any other phase changes nothing.
             _ => {}
+        }
+    }
+
+    /// A run whose cgroup was just killed holds its `after` units up in a
+    /// shutdown until PID 1 says what it left is gone (`Drained`): also
+    /// when the shutdown began in this step (a start limit's action).
+    fn drains_if_shutting(&mut self, unit: u16) {
+        let shutting = self.shutdown.is_some();
+        if let Some(s) = self.units.get_mut(usize::from(unit)) {
+            s.rt.draining = shutting;
         }
     }
 

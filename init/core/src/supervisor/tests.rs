@@ -1,13 +1,13 @@
 use super::*;
 use crate::unit::StartLimit;
 
-fn def(name: &str) -> UnitDef {
+pub(super) fn def(name: &str) -> UnitDef {
     let mut d = UnitDef::with_defaults(name);
     d.exec.push("/bin/true").unwrap();
     d
 }
 
-fn after(mut d: UnitDef, deps: &[&str]) -> UnitDef {
+pub(super) fn after(mut d: UnitDef, deps: &[&str]) -> UnitDef {
     for n in deps {
         d.after.push(n).unwrap();
     }

@@ -10,26 +10,76 @@ use super::*;
 use crate::unit::StartLimit;
 
 /// xorshift64*: the walks are the same on every run.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
-    fn chance(&mut self, percent: u64) -> bool {
+    pub(super) fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
 }
 
+/// What `shut_down` needs of a walk.
+pub(super) trait Walker {
+    fn sup(&self) -> &Supervisor;
+    fn feed(&mut self, ev: Event);
+    /// Every start still waiting for its answer answered.
+    fn answer_starts(&mut self);
+    fn coin(&mut self, percent: u64) -> bool;
+    fn finished(&self) -> bool;
+    fn clock(&mut self) -> &mut Millis;
+}
+
+/// Shut down and answer as PID 1 would (starts, exits, timers, some
+/// cgroups drained a turn later than others) until the supervisor says
+/// `Finish`: a shutdown always ends. False if it did not.
+pub(super) fn shut_down(w: &mut impl Walker) -> bool {
+    w.feed(Event::Shutdown(ShutdownKind::Poweroff));
+    for _ in 0..200 {
+        if w.finished() {
+            return true;
+        }
+        w.answer_starts();
+        let pids: std::vec::Vec<u32> = w
+            .sup()
+            .slots()
+            .map(|s| s.rt.pid)
+            .filter(|&p| p != 0)
+            .collect();
+        for pid in pids {
+            w.feed(Event::Exited {
+                pid,
+                exit: Exit::Signal(15),
+            });
+        }
+        let drained: std::vec::Vec<u16> = (0..w.sup().len() as u16)
+            .filter(|&u| w.sup().slot(u).is_some_and(|s| s.rt.draining))
+            .collect();
+        for unit in drained {
+            if w.coin(70) {
+                w.feed(Event::Drained { unit });
+            }
+        }
+        if let Some(t) = w.sup().next_deadline() {
+            let now = w.clock();
+            *now = t.max(*now);
+        }
+        w.feed(Event::Tick);
+    }
+    w.finished()
+}
+
 /// Unit `i`, its `after` only on units before it that `there` says are
 /// configured with it: no cycles and no missing name, as the loader ensures.
-fn random_def(
+pub(super) fn random_def(
     rng: &mut Rng,
     i: usize,
     names: &[std::string::String],
@@ -47,8 +97,9 @@ fn random_def(
         _ => Restart::Never,
     };
     d.restart_delay = [0, 0, 100, 1000][rng.below(4) as usize];
-    d.ready = match rng.below(3) {
+    d.ready = match rng.below(4) {
         0 => Ready::Notify,
+        1 => Ready::SdNotify,
         _ => Ready::Started,
     };
     if rng.chance(30) {
@@ -73,6 +124,27 @@ fn random_def(
         }
     }
     d
+}
+
+impl Walker for Walk {
+    fn sup(&self) -> &Supervisor {
+        &self.sup
+    }
+    fn feed(&mut self, ev: Event) {
+        self.step(ev)
+    }
+    fn answer_starts(&mut self) {
+        self.answer_all()
+    }
+    fn coin(&mut self, percent: u64) -> bool {
+        self.rng.chance(percent)
+    }
+    fn finished(&self) -> bool {
+        self.finished
+    }
+    fn clock(&mut self) -> &mut Millis {
+        &mut self.now
+    }
 }
 
 /// The walk's view of the edge: starts waiting for their exec handshake.
@@ -247,59 +319,18 @@ impl Walk {
         }
     }
 
-    /// Shut down and answer as PID 1 would (starts, exits, timers)
-    /// until the supervisor says `Finish`: a shutdown always ends.
-    fn shut_down(&mut self) {
-        self.step(Event::Shutdown(ShutdownKind::Poweroff));
-        for _ in 0..100 {
-            if self.finished {
-                return;
-            }
-            while let Some(u) = self.pending.pop() {
-                let waited = self
-                    .sup
-                    .slot(u)
-                    .is_some_and(|s| s.rt.phase == Phase::Starting && s.rt.pid == 0);
-                if waited {
-                    self.next_pid += 1;
-                    self.step(Event::spawned(u, self.next_pid));
-                }
-            }
-            let pids: std::vec::Vec<u32> = self
+    /// Every start still waiting for its answer answered, as PID 1 would.
+    fn answer_all(&mut self) {
+        while let Some(u) = self.pending.pop() {
+            let waited = self
                 .sup
-                .slots()
-                .map(|s| s.rt.pid)
-                .filter(|&p| p != 0)
-                .collect();
-            for pid in pids {
-                self.step(Event::Exited {
-                    pid,
-                    exit: Exit::Signal(15),
-                });
+                .slot(u)
+                .is_some_and(|s| s.rt.phase == Phase::Starting && s.rt.pid == 0);
+            if waited {
+                self.next_pid += 1;
+                self.step(Event::spawned(u, self.next_pid));
             }
-            // What the exits left has gone (PID 1's `Drained`), some units
-            // a turn later than others.
-            let drained: std::vec::Vec<u16> = (0..self.sup.len() as u16)
-                .filter(|&u| self.sup.slot(u).is_some_and(|s| s.rt.draining))
-                .collect();
-            for unit in drained {
-                if self.rng.chance(70) {
-                    self.step(Event::Drained { unit });
-                }
-            }
-            if let Some(t) = self.sup.next_deadline() {
-                self.now = t.max(self.now);
-            }
-            self.step(Event::Tick);
         }
-        assert!(
-            self.finished,
-            "no Finish: {:?}",
-            self.sup
-                .slots()
-                .map(|s| s.rt.phase)
-                .collect::<std::vec::Vec<_>>()
-        );
     }
 
     /// A reload: some units changed, some removed, some added.
@@ -361,7 +392,15 @@ fn random_walks_keep_the_bounds_pid1_relies_on_and_always_shut_down() {
             w.one(&names);
         }
         if !w.finished {
-            w.shut_down();
+            let done = shut_down(&mut w);
+            assert!(
+                done,
+                "no Finish: {:?}",
+                w.sup
+                    .slots()
+                    .map(|s| s.rt.phase)
+                    .collect::<std::vec::Vec<_>>()
+            );
         }
         most = most.max(w.most_per_unit);
         steps += w.steps;
