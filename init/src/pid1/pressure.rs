@@ -88,8 +88,9 @@ impl Pid1 {
                 edge.pressure = Some((fd, limit));
             }
             Ok(_) => crate::error!("{name}: pressure watch: epoll refused it"),
-            // Said once per start: a kernel without PSI (or a cgroup
-            // without the memory controller) cannot watch.
+            // Said once per start: a kernel without PSI (or with it off,
+            // `psi=0`) cannot watch. (memory.pressure is a core file of
+            // every cgroup, memory controller or not.)
             Err(e) => crate::warn!("{name}: pressure_limit not watched: memory.pressure: {e}"),
         }
     }
