@@ -84,7 +84,7 @@ pub fn lists<Fd: AsFd>(dir: Fd, pid: u32) -> Result<bool, Errno> {
 
 /// Levels of cgroups below a unit's own that its stop signal reaches (a
 /// container runtime in a unit makes one or two).
-const SUB_DEPTH: u32 = 4;
+pub(super) const SUB_DEPTH: u32 = 4;
 
 /// Sends `sig` to every pid in `dir/cgroup.procs`, and in the cgroups the
 /// unit made below it (`SUB_DEPTH` levels), but `except` (a PID

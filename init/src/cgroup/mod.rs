@@ -481,6 +481,16 @@ impl Cgroups {
         })
     }
 
+    /// What the unit made of its cgroup undone (`nested::undo`): true
+    /// when something was.
+    pub fn undo_nested(&self, name: &str) -> Result<bool, Errno> {
+        // No directory: nothing made below it.
+        let Ok(dir) = self.unit_dir(name) else {
+            return Ok(false);
+        };
+        nested::undo(&dir)
+    }
+
     /// `units/NAME/cgroup.events`, open for reading: the kernel marks it
     /// with EPOLLPRI when `populated` changes (a loop source, not polling;
     /// read it again with `populated_at`).
@@ -501,7 +511,13 @@ impl Cgroups {
     /// caller tries again once it is empty.
     pub fn remove(&self, name: &str) -> Result<bool, CgroupError> {
         check_name(name)?;
-        match rustix::fs::unlinkat(&self.units, name, AtFlags::REMOVEDIR) {
+        let rmdir = || rustix::fs::unlinkat(&self.units, name, AtFlags::REMOVEDIR);
+        let mut done = rmdir();
+        // Cgroups the unit made below its own keep it: gone too, if empty.
+        if done == Err(Errno::BUSY) && self.undo_nested(name) == Ok(true) {
+            done = rmdir();
+        }
+        match done {
             Ok(()) | Err(Errno::NOENT) => Ok(true),
             Err(Errno::BUSY) => Ok(false),
             Err(errno) => Err(CgroupError::Remove {
@@ -562,6 +578,7 @@ impl Cgroups {
 }
 
 pub mod kill;
+pub mod nested;
 mod text;
 pub use text::{
     parse_controllers, parse_limit, parse_memory_events, parse_populated, parse_u64, MemoryEvents,

@@ -90,6 +90,11 @@ impl Pid1 {
         if spawned.is_err() && had_cgroups && self.cg.is_none() {
             // The kernel refused CLONE_INTO_CGROUP: now without.
             spawned = self.spawn(u, grace);
+        } else if spawned.is_err() && self.undo_nested(u) {
+            // What a run made of its cgroup refused the new one (clone3
+            // into a cgroup with controllers enabled for its children is
+            // EBUSY): undone, once more.
+            spawned = self.spawn(u, grace);
         }
         match spawned {
             // Spawned (or SpawnFailed) comes with the handshake. The new
@@ -110,6 +115,26 @@ impl Pid1 {
                 self.await_exec(u, p);
             }
             Err(why) => self.spawn_failed(u, why),
+        }
+    }
+
+    /// `Cgroups::undo_nested` for unit `u`, said; true when something
+    /// was undone.
+    fn undo_nested(&self, u: u16) -> bool {
+        let (Some(cg), Some(slot)) = (self.cg.as_ref(), self.sup.slot(u)) else {
+            return false;
+        };
+        let name = slot.def.name.as_str();
+        match cg.undo_nested(name) {
+            Ok(true) => {
+                crate::warn!("{name}: removed the cgroups its last run made below its own");
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                crate::warn!("{name}: cgroups its last run made below its own: {e}");
+                false
+            }
         }
     }
 

@@ -32,6 +32,7 @@ mod limits_oom;
 mod logsize;
 mod memory;
 mod metrics;
+mod nested;
 mod notify;
 mod ns;
 mod ns_net;

@@ -418,8 +418,10 @@ fn a_failed_prepare_keeps_the_cgroup_known_for_its_removal() {
     // the next start.
     let gen = p.sup.slot(0).unwrap().limits_gen;
     p.edges[0].cgroup = Some(gen.wrapping_sub(1));
-    // A write the kernel refuses (here EISDIR; any errno but ENOENT).
-    std::fs::create_dir_all(root.path().join("units/web/memory.max")).unwrap();
+    // A write the kernel refuses (here EISDIR; any errno but ENOENT). Not
+    // empty: the failed start's look for cgroups the unit made below its
+    // own (`cgroup::nested`) cannot take it for one.
+    root.file("units/web/memory.max/x", "");
     p.perform(Action::Spawn(0));
     p.run_queue();
     assert!(
@@ -428,7 +430,7 @@ fn a_failed_prepare_keeps_the_cgroup_known_for_its_removal() {
     );
     // The bad file gone again (a transient error): only the directory the
     // unit ran in is left, and its removal takes it.
-    std::fs::remove_dir(root.path().join("units/web/memory.max")).unwrap();
+    std::fs::remove_dir_all(root.path().join("units/web/memory.max")).unwrap();
     removed_and_cgroup_deleted(&mut p, &root);
 }
 

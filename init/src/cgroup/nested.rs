@@ -1,0 +1,139 @@
+//! What a unit made of its own cgroup: cgroups below it and the
+//! controllers it enabled for them (a container runtime's, with
+//! `namespaces = cgroup` or the cgroup tree writable). A run leaves them
+//! behind, and they would keep the unit from starting again (the kernel
+//! places no process in a cgroup whose `cgroup.subtree_control` holds a
+//! domain controller: clone3 into it is EBUSY) and its cgroup from being
+//! removed (rmdir of a cgroup with children is EBUSY). Undone once
+//! nothing runs in them.
+
+use rustix::fd::AsFd;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::sys::file::{for_each_entry_at, read_kernel_at, write_at};
+
+/// Levels of cgroups below a unit's own that are removed (`kill`'s walk
+/// reaches as deep).
+const DEPTH: u32 = super::kill::SUB_DEPTH;
+
+/// The controllers a `cgroup.subtree_control` line may name, as the
+/// kernel writes them.
+const CONTROLLERS: usize = 16;
+
+/// Removes the cgroups below `dir` (deepest first, `DEPTH` levels) and
+/// turns off every controller enabled in `dir`'s `cgroup.subtree_control`.
+/// True when something was undone; a cgroup still populated stays (its
+/// rmdir is EBUSY), and the first error is returned after the rest was
+/// tried.
+pub fn undo<Fd: AsFd>(dir: Fd) -> Result<bool, Errno> {
+    let mut done = false;
+    let mut first = Ok(());
+    prune(dir.as_fd(), DEPTH, &mut done, &mut first);
+    let mut buf = [0u8; 128];
+    match read_kernel_at(&dir, "cgroup.subtree_control", &mut buf) {
+        Ok(on) if !on.trim().is_empty() => {
+            let mut off: heapless::String<128> = heapless::String::new();
+            for c in on.split_whitespace().take(CONTROLLERS) {
+                let _ = off.push('-');
+                let _ = off.push_str(c);
+                let _ = off.push(' ');
+            }
+            match write_at(&dir, "cgroup.subtree_control", off.trim_end().as_bytes()) {
+                Ok(()) => done = true,
+                Err(e) => first = first.and(Err(e)),
+            }
+        }
+        Ok(_) | Err(Errno::NOENT) => {}
+        Err(e) => first = first.and(Err(e)),
+    }
+    first.map(|()| done)
+}
+
+/// Every cgroup below `dir`, `depth` levels down, removed deepest first.
+fn prune(
+    dir: rustix::fd::BorrowedFd<'_>,
+    depth: u32,
+    done: &mut bool,
+    first: &mut Result<(), Errno>,
+) {
+    let Some(depth) = depth.checked_sub(1) else {
+        return;
+    };
+    let listed = for_each_entry_at(dir, ".", |name, ty| {
+        if ty != FileType::Directory {
+            return;
+        }
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        if let Ok(sub) = rustix::fs::openat(dir, name, flags, Mode::empty()) {
+            prune(sub.as_fd(), depth, done, first);
+        }
+        match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
+            Ok(()) => *done = true,
+            Err(Errno::NOENT) => {}
+            Err(e) => *first = core::mem::replace(first, Ok(())).and(Err(e)),
+        }
+    });
+    if let Err(e) = listed {
+        *first = core::mem::replace(first, Ok(())).and(Err(e));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TempDir;
+
+    fn open(dir: &TempDir) -> rustix::fd::OwnedFd {
+        rustix::fs::open(
+            dir.path(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap()
+    }
+
+    /// A runtime's leftovers: two levels of cgroups and `+memory +pids`
+    /// for them. (On a fixture a cgroup is an empty directory; cgroupfs
+    /// removes one that holds only its interface files.)
+    #[test]
+    fn a_units_own_cgroups_and_controllers_are_undone() {
+        let unit = TempDir::new("nested-undo");
+        std::fs::create_dir_all(unit.join("init/deeper")).unwrap();
+        std::fs::create_dir_all(unit.join("payload")).unwrap();
+        std::fs::write(unit.join("cgroup.subtree_control"), "memory pids\n").unwrap();
+        std::fs::write(unit.join("cgroup.procs"), "").unwrap();
+        assert_eq!(undo(open(&unit)), Ok(true));
+        for d in ["init", "payload"] {
+            assert!(!unit.join(d).exists(), "{d} left");
+        }
+        assert_eq!(
+            std::fs::read_to_string(unit.join("cgroup.subtree_control")).unwrap(),
+            "-memory -pids"
+        );
+        // Nothing left to undo: nothing written.
+        std::fs::write(unit.join("cgroup.subtree_control"), "\n").unwrap();
+        assert_eq!(undo(open(&unit)), Ok(false));
+        assert_eq!(
+            std::fs::read_to_string(unit.join("cgroup.subtree_control")).unwrap(),
+            "\n"
+        );
+    }
+
+    /// A cgroup below that cannot go (here: not empty, as a populated
+    /// cgroup's rmdir is refused) stays, and says why; the rest goes.
+    #[test]
+    fn a_cgroup_that_cannot_go_stays_and_the_rest_goes() {
+        let unit = TempDir::new("nested-busy");
+        std::fs::create_dir_all(unit.join("busy")).unwrap();
+        std::fs::write(unit.join("busy/cgroup.procs"), "42\n").unwrap();
+        std::fs::create_dir_all(unit.join("idle")).unwrap();
+        std::fs::write(unit.join("cgroup.subtree_control"), "pids\n").unwrap();
+        assert_eq!(undo(open(&unit)), Err(Errno::NOTEMPTY));
+        assert!(unit.join("busy").exists() && !unit.join("idle").exists());
+        assert_eq!(
+            std::fs::read_to_string(unit.join("cgroup.subtree_control")).unwrap(),
+            "-pids"
+        );
+    }
+}
