@@ -40,7 +40,7 @@ pub const HOSTNAME_MAX: usize = 64;
 /// Bytes of a user or group name.
 pub const ID_NAME_MAX: usize = 32;
 /// Largest COUNT in `start_limit`: the failure times are kept in a ring.
-pub const START_LIMIT_MAX: usize = 32;
+pub const START_LIMIT_MAX: usize = 255;
 /// Default and bounds of `log_size`, the per-unit output ring in PID 1
 /// (RAM only: nothing is written to the SD card).
 pub const LOG_SIZE_DEFAULT: u32 = crate::log_ring::LOG_RING_BYTES as u32;

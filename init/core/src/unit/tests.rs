@@ -653,14 +653,15 @@ fn start_limit() {
             window: 500
         }
     );
-    assert_eq!(sl("32/1h").count, 32);
+    assert_eq!(sl("100/1h").count, 100);
+    assert_eq!(sl("255/1h").count, 255);
     assert_eq!(
-        err("start_limit = 33/1m").1,
-        "start_limit: COUNT must be from 1 to 32, got `33`"
+        err("start_limit = 256/1m").1,
+        "start_limit: COUNT must be from 1 to 255, got `256`"
     );
     assert_eq!(
         err("start_limit = 0/1m").1,
-        "start_limit: COUNT must be from 1 to 32, got `0`"
+        "start_limit: COUNT must be from 1 to 255, got `0`"
     );
     assert_eq!(
         err("start_limit = 5").1,
