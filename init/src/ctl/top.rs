@@ -156,6 +156,15 @@ pub fn frame(now: &[Sample], prev: Option<&[Sample]>, elapsed: Duration, sys: Sy
     out
 }
 
+/// Home, clear, then `text` with CR LF (raw mode has no output
+/// translation on some serial setups) and without its last line feed: a
+/// full frame's 24th would put the cursor on row 25 and scroll the
+/// summary line off an 80x24 terminal.
+fn raw_frame(text: &str) -> String {
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    format!("\x1b[H\x1b[2J{}", body.replace('\n', "\r\n"))
+}
+
 fn system(proc_root: &Path) -> System {
     let meminfo = crate::sys::file::read_string(proc_root.join("meminfo")).unwrap_or_default();
     let (mem_total, mem_available) = sample::parse_meminfo(&meminfo).unwrap_or((0, 0));
@@ -305,10 +314,7 @@ pub fn run(
             system(proc_root),
         );
         let w = if raw.is_some() {
-            // Home, clear, then the frame with CR LF (raw mode has no
-            // output translation on some serial setups).
-            let body = text.replace('\n', "\r\n");
-            write!(out, "\x1b[H\x1b[2J{body}")
+            write!(out, "{}", raw_frame(&text))
         } else {
             if shown > 0 {
                 let _ = writeln!(out);
@@ -409,5 +415,12 @@ mod tests {
         // Without a previous sample there is no CPU figure.
         let cols: Vec<&str> = t.lines().nth(3).unwrap().split_whitespace().collect();
         assert_eq!(cols[3], "-");
+        // On a terminal: from row 1 after the home, each line feed a row
+        // down; the last must leave the cursor on row 24, or the screen
+        // scrolls and the summary line goes.
+        let raw = raw_frame(&t);
+        assert_eq!(raw.matches('\n').count() + 1, LINES, "{raw:?}");
+        assert_eq!(raw.matches("\r\n").count(), LINES - 1);
+        assert!(raw.starts_with("\x1b[H\x1b[2J") && raw.ends_with("... and 20 more"));
     }
 }

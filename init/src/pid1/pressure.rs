@@ -195,6 +195,20 @@ impl Pid1 {
         }
         shed.calm_at = Some(t.saturating_add(shed.calm()));
         let limit = shed.limit;
+        // A shutdown stops every unit in its order; a shed one would jump it.
+        if self.sup.shutting_down().is_some() {
+            return;
+        }
+        // The last victim has not let go of its memory yet (the trigger
+        // fires once a window, a stop may take its `stop_timeout`): one
+        // more would be stopped for the same pressure.
+        let stopping = self.sup.indexed().any(|(u, s)| {
+            (s.rt.phase == Phase::Stopping || s.rt.draining)
+                && self.edges.get(usize::from(u)).is_some_and(|e| e.shed)
+        });
+        if stopping {
+            return;
+        }
         // By index, not by place among the units (a reload frees slots),
         // and not one a reload removed (`indexed`).
         let victim = self
@@ -250,40 +264,48 @@ impl Pid1 {
         }
     }
 
+    /// The shed unit the calm starts next: the most important (highest
+    /// `shed_order`), of those whose `after` units are not shed (it would
+    /// give up on one still stopped); not one a reload has removed
+    /// meanwhile (`indexed`).
+    fn next_unshed(&self) -> Option<u16> {
+        let is_shed = |u: u16| self.edges.get(usize::from(u)).is_some_and(|e| e.shed);
+        self.sup
+            .indexed()
+            .filter(|(u, s)| is_shed(*u) && !s.rt.deps.iter().any(|&d| is_shed(d)))
+            .max_by_key(|(u, s)| (s.def.shed_order, u16::MAX - *u))
+            .map(|(u, _)| u)
+    }
+
     /// Timer: pressure stayed low for a calm period; start the most
     /// important shed unit again.
     pub(super) fn on_shed_calm(&mut self) {
         let t = now();
-        let Some(shed) = self.shed.as_mut() else {
-            return;
+        let calm = match self.shed.as_mut() {
+            Some(shed) if shed.calm_at.is_some_and(|c| c <= t) => {
+                shed.said_none = false;
+                shed.calm()
+            }
+            _ => return,
         };
-        if shed.calm_at.is_none_or(|c| c > t) {
+        if self.sup.shutting_down().is_some() {
             return;
         }
-        shed.said_none = false;
-        let calm = shed.calm();
-        let back = self
-            .sup
-            .indexed()
-            // Not one a reload has removed meanwhile (`indexed`).
-            .filter(|(u, _)| self.edges.get(usize::from(*u)).is_some_and(|e| e.shed))
-            .max_by_key(|(u, s)| (s.def.shed_order, u16::MAX - *u))
-            .map(|(u, _)| u);
-        let Some(u) = back else {
-            shed.calm_at = None;
-            return;
-        };
-        if let Some(e) = self.edges.get_mut(usize::from(u)) {
+        let back = self.next_unshed();
+        if let Some(e) = back.and_then(|u| self.edges.get_mut(usize::from(u))) {
             e.shed = false;
         }
         let more = self.edges.iter().any(|e| e.shed);
-        shed.calm_at = more.then(|| t.saturating_add(calm));
+        if let Some(shed) = self.shed.as_mut() {
+            shed.calm_at = more.then(|| t.saturating_add(calm));
+        }
+        let Some(u) = back else { return };
         let name = self.sup.slot(u).map(|s| s.def.name.as_str()).unwrap_or("?");
         kmsg::console_line(format_args!(
             "[ SHED ] {name}: starting again, memory pressure low for {calm}ms"
         ));
         kmsg::event(format_args!("{name}: unshed"));
-        self.feed(Event::Start { unit: u });
+        self.feed(Event::Unshed { unit: u });
     }
 }
 
@@ -349,5 +371,130 @@ mod tests {
         p.shed.as_mut().unwrap().calm_at = Some(0);
         p.on_shed_calm();
         assert!(!said(&p), "calm: the next pressure says it again");
+    }
+
+    /// Two units, the second `after` the first: db with `shed_order`.
+    fn db_and_app(app: &str) -> super::Pid1 {
+        let mut p = super::Pid1::new(None, 0, false);
+        let db = "exec = /bin/true\nshed_order = 1\nstop_timeout = 5s\n";
+        p.add_unit(crate::unit::parse("db", db).unwrap());
+        let app = format!("exec = /bin/true\nafter = db\n{app}");
+        p.add_unit(crate::unit::parse("app", &app).unwrap());
+        p.sup.link().unwrap();
+        p.fit_tables();
+        let ep = rustix::event::epoll::CreateFlags::CLOEXEC;
+        p.epoll = Some(rustix::event::epoll::create(ep).unwrap());
+        p.watch_system_pressure(PressureLimit {
+            percent: 10,
+            window: 1000,
+        });
+        p
+    }
+
+    fn boot_both(p: &mut super::Pid1) {
+        use super::super::tests::{step, NO_PID};
+        use crate::supervisor::Event;
+        let t = super::super::now();
+        step(p, t, Event::Boot);
+        step(p, t, Event::spawned(0, NO_PID));
+        step(p, t, Event::spawned(1, NO_PID + 1));
+    }
+
+    /// A unit `after` a shed unit, restarted while that is shed (an OOM
+    /// kill under the same pressure), gives up on it (`DepFailed`); when
+    /// the calm starts the shed unit again, it waits for it again. (It
+    /// stayed stopped for good.)
+    #[test]
+    fn a_unit_after_a_shed_one_comes_back_with_it() {
+        use super::super::now;
+        use super::super::tests::{step, NO_PID};
+        use crate::supervisor::{Event, Phase};
+        use crate::vocab::Exit;
+        let mut p = db_and_app("restart = always\nrestart_delay = 0ms\n");
+        boot_both(&mut p);
+        p.on_system_pressure(false);
+        assert!(p.edges[0].shed);
+        let exit = |pid, sig| Event::Exited {
+            pid,
+            exit: Exit::Signal(sig),
+        };
+        step(&mut p, now(), exit(NO_PID, 15));
+        step(&mut p, now(), exit(NO_PID + 1, 9));
+        step(&mut p, now() + 1000, Event::Tick);
+        assert_eq!(p.sup.slot(1).unwrap().rt.phase, Phase::Stopped);
+        // The calm's choice and its event (fed here: no process spawned).
+        assert_eq!(p.next_unshed(), Some(0));
+        p.edges[0].shed = false;
+        step(&mut p, now() + 20_000, Event::Unshed { unit: 0 });
+        step(&mut p, now() + 20_000, Event::spawned(0, NO_PID + 2));
+        step(&mut p, now() + 30_000, Event::Tick);
+        let app = p.sup.slot(1).unwrap();
+        assert!(
+            app.rt.want && matches!(app.rt.phase, Phase::Waiting | Phase::Starting),
+            "app {:?} want {}",
+            app.rt.phase,
+            app.rt.want
+        );
+    }
+
+    /// Both shed: the calm brings back the one the other is `after` first
+    /// (it brought back the higher `shed_order`, which gave up on its
+    /// dependency still stopped).
+    #[test]
+    fn the_calm_starts_a_dependency_before_what_is_after_it() {
+        use super::super::now;
+        use super::super::tests::{step, NO_PID};
+        use crate::supervisor::Event;
+        use crate::vocab::Exit;
+        let mut p = db_and_app("shed_order = 2\n");
+        boot_both(&mut p);
+        let gone = |pid| Event::Exited {
+            pid,
+            exit: Exit::Signal(15),
+        };
+        p.on_system_pressure(false);
+        step(&mut p, now(), gone(NO_PID));
+        p.on_system_pressure(false);
+        step(&mut p, now(), gone(NO_PID + 1));
+        assert!(p.edges[0].shed && p.edges[1].shed);
+        assert_eq!(p.next_unshed(), Some(0), "db first");
+        p.edges[0].shed = false;
+        assert_eq!(p.next_unshed(), Some(1), "then app");
+    }
+
+    /// The trigger fires once a window; a victim still stopping (its
+    /// `stop_timeout` may be longer) has not freed its memory yet: no
+    /// second victim for the same pressure.
+    #[test]
+    fn no_second_victim_while_the_first_is_stopping() {
+        use crate::supervisor::Phase;
+        let mut p = db_and_app("shed_order = 2\n");
+        boot_both(&mut p);
+        p.on_system_pressure(false);
+        p.on_system_pressure(false);
+        let phase = |p: &super::Pid1, u: u16| p.sup.slot(u).unwrap().rt.phase;
+        assert_eq!(phase(&p, 0), Phase::Stopping);
+        assert_eq!(phase(&p, 1), Phase::Running);
+        assert!(!p.edges[1].shed);
+    }
+
+    /// In a shutdown, units stop in reverse dependency order; shedding
+    /// would stop db while app, after it, is still stopping.
+    #[test]
+    fn no_shedding_in_a_shutdown() {
+        use super::super::now;
+        use super::super::tests::step;
+        use crate::supervisor::{Event, Phase};
+        use crate::vocab::ShutdownKind;
+        let mut p = db_and_app("stop_timeout = 30s\n");
+        boot_both(&mut p);
+        step(&mut p, now(), Event::Shutdown(ShutdownKind::Poweroff));
+        p.on_system_pressure(false);
+        assert_eq!(
+            p.sup.slot(0).unwrap().rt.phase,
+            Phase::Running,
+            "db waits for app"
+        );
+        assert!(!p.edges[0].shed);
     }
 }

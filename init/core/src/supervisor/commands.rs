@@ -30,6 +30,15 @@ impl Supervisor {
         }
     }
 
+    /// `Event::Unshed`.
+    pub(super) fn on_unshed(&mut self, unit: u16) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        self.on_start(unit);
+        self.want_dependants_again(unit);
+    }
+
     pub(super) fn on_restart(&mut self, now: Millis, unit: u16, out: &mut Actions) {
         if self.shutdown.is_some() {
             return;

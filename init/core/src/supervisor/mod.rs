@@ -294,6 +294,12 @@ pub enum Event {
         unit: u16,
     },
     Shutdown(ShutdownKind),
+    /// A unit stopped under system memory pressure (`wren.shed`) started
+    /// again: as `Start`, and the units that gave up on it meanwhile
+    /// (`DepFailed`: a restart while it was stopped) wait for it again.
+    Unshed {
+        unit: u16,
+    },
     /// In a shutdown: nothing is left of the unit's run (its cgroup is
     /// empty, or PID 1 gave up on it) after the exit that stopped it.
     Drained {
@@ -546,6 +552,7 @@ impl Supervisor {
             | Event::Start { unit }
             | Event::Stop { unit }
             | Event::Restart { unit }
+            | Event::Unshed { unit }
             | Event::Drained { unit } => self.wake(usize::from(unit)),
             // Woken below, once its unit is known.
             Event::Exited { .. } => {}
@@ -569,6 +576,7 @@ impl Supervisor {
             Event::Stop { unit } => self.on_stop(now, unit, out),
             Event::Restart { unit } => self.on_restart(now, unit, out),
             Event::Shutdown(kind) => self.begin_shutdown(kind),
+            Event::Unshed { unit } => self.on_unshed(unit),
             Event::Drained { unit } => {
                 if let Some(s) = self.units.get_mut(usize::from(unit)) {
                     s.rt.draining = false;
