@@ -86,15 +86,19 @@ pub(super) fn edit_unit(
     err: &mut dyn Write,
 ) -> Result<Edited, String> {
     let target = env.dir.join(format!("{name}.unit"));
-    let (original, owner) = match crate::sys::file::read_string(&target) {
-        Ok(s) => {
+    // Bytes: a file that is not UTF-8 (PID 1 says `NAME.unit:N: not
+    // valid UTF-8`) is one to edit, not an error.
+    let mut original = Vec::new();
+    let owner = match crate::sys::file::read(&target, &mut original) {
+        Ok(()) => {
             let meta = std::fs::metadata(&target).map_err(|e| at(&target, &e))?;
-            (s, Some(Owner::of(&meta)))
+            Some(Owner::of(&meta))
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => (
-            format!("# {name}: new unit, keys in wren's docs/units.md\nexec = \n"),
-            None,
-        ),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            original =
+                format!("# {name}: new unit, keys in wren's docs/units.md\nexec = \n").into_bytes();
+            None
+        }
         Err(e) => return Err(at(&target, &e)),
     };
     // The copy keeps the unit's file name so that `check` sees its name.
@@ -215,7 +219,7 @@ fn install(target: &Path, text: &str, owner: Option<Owner>, err: &mut dyn Write)
 fn edit_loop(
     name: &str,
     env: &EditEnv<'_>,
-    unit: (&str, Option<Owner>),
+    unit: (&[u8], Option<Owner>),
     target: &Path,
     work: &Path,
     input: &mut dyn io::BufRead,
@@ -241,7 +245,7 @@ fn edit_loop(
 fn edit_until_done(
     name: &str,
     env: &EditEnv<'_>,
-    (original, owner): (&str, Option<Owner>),
+    (original, owner): (&[u8], Option<Owner>),
     target: &Path,
     work: &Path,
     input: &mut dyn io::BufRead,
@@ -253,7 +257,7 @@ fn edit_until_done(
         OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC,
         0o666,
     )
-    .and_then(|mut f| f.write_all(original.as_bytes()))
+    .and_then(|mut f| f.write_all(original))
     .map_err(|e| at(&copy, &e))?;
     loop {
         let status = run_editor(env.editor, &copy)
@@ -265,10 +269,10 @@ fn edit_until_done(
         crate::sys::file::read(&copy, &mut bytes).map_err(|e| at(&copy, &e))?;
         // Text that is not UTF-8 is an invalid unit like any other: the
         // user may edit it again, not lose it.
-        let text = core::str::from_utf8(&bytes).ok();
-        if text == Some(original) {
+        if bytes == original {
             return Ok(Edited::Unchanged);
         }
+        let text = core::str::from_utf8(&bytes).ok();
         let valid = match text {
             Some(_) => (env.check)(&copy, err),
             None => {

@@ -814,3 +814,23 @@ fn edit_offers_to_fix_a_copy_that_is_not_utf8() {
     assert!(err.contains("db.unit: not UTF-8 text"), "{err}");
     assert_eq!(std::fs::read_to_string(&unit).unwrap(), "exec = /bin/db2\n");
 }
+
+/// PID 1 reports `web.unit:2: not valid UTF-8`; `initctl edit web` is the
+/// way to fix it: it opens the file as it is (it refused: "invalid data").
+#[test]
+fn edit_opens_a_unit_file_that_is_not_utf8() {
+    let d = TempDir::new("edit-not-utf8");
+    std::fs::write(d.join("web.unit"), b"exec = /bin/old\n# caf\xe9\n").unwrap();
+    let env = edit_env(d.path(), "sh -c 'echo \"exec = /bin/new\" > \"$0\"'");
+    let r = edit_unit("web", &env, &mut &b""[..], &mut Vec::new());
+    assert_eq!(r, Ok(Edited::Installed));
+    assert_eq!(
+        std::fs::read_to_string(d.join("web.unit")).unwrap(),
+        "exec = /bin/new\n"
+    );
+    // Left as it was, bytes and all: unchanged, nothing installed.
+    std::fs::write(d.join("db.unit"), b"exec = /bin/db\n# caf\xe9\n").unwrap();
+    let env = edit_env(d.path(), "true");
+    let r = edit_unit("db", &env, &mut &b""[..], &mut Vec::new());
+    assert_eq!(r, Ok(Edited::Unchanged));
+}

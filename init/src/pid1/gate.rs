@@ -176,11 +176,16 @@ impl Pid1 {
                 }
             }
             None => {
-                let moved = set_aside(dir, &name);
+                let rejected = self.sup.slot(u).map(|s| s.def.clone());
+                let moved = set_aside(dir, &name, rejected.as_ref());
                 self.sup.revert(now(), u, None, &mut out);
                 match moved {
                     Ok(()) => crate::proto::formatted(format_args!(
                         "new unit rejected, set aside as {name}.unit.rejected; stopped: {cause}"
+                    )),
+                    Err(Errno::STALE) => crate::proto::formatted(format_args!(
+                        "new unit rejected, stopped; {name}.unit, changed since the reload, \
+                         is left for the next one: {cause}"
                     )),
                     Err(e) => crate::proto::formatted(format_args!(
                         "new unit rejected, stopped; its file could not be set aside ({e}): {cause}"
@@ -294,28 +299,37 @@ fn restore_file(
     let def = unit::parse(name, &text).map_err(|_| Errno::INVAL)?;
     let d = open_dir(dir)?;
     let unit_file = file_name(name, ".unit")?;
-    // On the heap (a verdict is a configuration change): PID 1's stack
-    // pages, once touched, stay resident.
-    let mut buf = std::vec![0u8; UNIT_FILE_MAX];
-    if let (Some(r), Ok(text)) = (
-        rejected,
-        crate::sys::file::read_at(&d, &unit_file, &mut buf),
-    ) {
-        if unit::parse(name, text).ok().as_ref() != Some(r) {
-            return Err(Errno::STALE);
-        }
+    if let Some(r) = rejected {
+        still_holds(&d, name, &unit_file, r)?;
     }
     let rejected = file_name(name, ".unit.rejected")?;
     keep_rejected(&d, &unit_file, &rejected)?;
     let tmp = file_name(name, ".unit.restore")?;
-    replace(&d, &tmp, &unit_file, text.as_bytes())?;
+    replace(&d, &tmp, &unit_file, text.as_bytes(), &unit_file)?;
     Ok(def)
 }
 
-/// A new unit has no good definition: its file moves aside whole.
-fn set_aside(dir: &str, name: &str) -> Result<(), Errno> {
+/// `Errno::STALE` unless `unit_file` still holds the `rejected`
+/// definition: edited again since the reload, or removed (the operator
+/// drops the unit), it is the operator's, for the next reload.
+fn still_holds(d: &OwnedFd, name: &str, unit_file: &str, rejected: &UnitDef) -> Result<(), Errno> {
+    // On the heap (a verdict is a configuration change): PID 1's stack
+    // pages, once touched, stay resident.
+    let mut buf = std::vec![0u8; UNIT_FILE_MAX];
+    match crate::sys::file::read_at(d, unit_file, &mut buf) {
+        Ok(text) if unit::parse(name, text).ok().as_ref() == Some(rejected) => Ok(()),
+        _ => Err(Errno::STALE),
+    }
+}
+
+/// A new unit has no good definition: its file moves aside whole, if it
+/// still holds the `rejected` one (`still_holds`).
+fn set_aside(dir: &str, name: &str, rejected: Option<&UnitDef>) -> Result<(), Errno> {
     let d = open_dir(dir)?;
     let from = file_name(name, ".unit")?;
+    if let Some(r) = rejected {
+        still_holds(&d, name, &from, r)?;
+    }
     let to = file_name(name, ".unit.rejected")?;
     rustix::fs::renameat(&d, from.as_str(), &d, to.as_str())?;
     rustix::fs::fsync(&d)
@@ -354,27 +368,40 @@ fn keep_rejected(d: &OwnedFd, unit_file: &str, rejected: &str) -> Result<(), Err
             let mut tmp = FileName::new();
             tmp.push_str(rejected).map_err(|_| Errno::NAMETOOLONG)?;
             tmp.push_str(".tmp").map_err(|_| Errno::NAMETOOLONG)?;
-            replace(d, &tmp, rejected, text.as_bytes())
+            replace(d, &tmp, rejected, text.as_bytes(), unit_file)
         }
     }
 }
 
 /// Write `bytes` to `tmp`, fsync it, rename it over `target`, fsync the
-/// directory: `target` is the old file or the new one, whole.
-fn replace(d: &OwnedFd, tmp: &str, target: &str, bytes: &[u8]) -> Result<(), Errno> {
+/// directory: `target` is the old file or the new one, whole. It gets
+/// the owner and mode of `like` (a unit file kept 0600 for the secrets in
+/// its `env` stays so): made 0600, then given them before a byte is in.
+fn replace(d: &OwnedFd, tmp: &str, target: &str, bytes: &[u8], like: &str) -> Result<(), Errno> {
     let fd = rustix::fs::openat(
         d,
         tmp,
         OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o644),
+        Mode::from_raw_mode(0o600),
     )?;
-    let written = crate::sys::file::write_all(&fd, bytes).and_then(|()| rustix::fs::fsync(&fd));
+    let owned = match rustix::fs::statat(d, like, rustix::fs::AtFlags::empty()) {
+        Ok(st) => rustix::fs::fchown(
+            &fd,
+            Some(rustix::fs::Uid::from_raw(st.st_uid)),
+            Some(rustix::fs::Gid::from_raw(st.st_gid)),
+        )
+        .and_then(|()| rustix::fs::fchmod(&fd, Mode::from_raw_mode(st.st_mode & 0o777))),
+        Err(_) => rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o644)),
+    };
+    let written = owned
+        .and_then(|()| crate::sys::file::write_all(&fd, bytes))
+        .and_then(|()| rustix::fs::fsync(&fd));
     drop(fd);
-    if let Err(e) = written {
+    let done = written.and_then(|()| rustix::fs::renameat(d, tmp, d, target));
+    if let Err(e) = done {
         let _ = rustix::fs::unlinkat(d, tmp, rustix::fs::AtFlags::empty());
         return Err(e);
     }
-    rustix::fs::renameat(d, tmp, d, target)?;
     rustix::fs::fsync(d)
 }
 
@@ -515,7 +542,7 @@ mod tests {
         let t = TempDir::new("gate");
         let dir = t.path().to_str().unwrap();
         std::fs::write(t.path().join("new.unit"), "exec = /bin/nope\n").unwrap();
-        set_aside(dir, "new").unwrap();
+        set_aside(dir, "new", None).unwrap();
         assert!(!t.path().join("new.unit").exists());
         assert_eq!(
             std::fs::read_to_string(t.path().join("new.unit.rejected")).unwrap(),
@@ -600,5 +627,74 @@ mod tests {
         assert!(!t.path().join("web.unit.rejected").exists());
         let why = p.edges[0].rare.as_ref().and_then(|r| r.rejected.as_deref());
         why.unwrap().to_string()
+    }
+
+    /// A 0600 unit (secrets in its `env`; `initctl edit` keeps the mode)
+    /// whose change is rejected: the good text put back keeps 0600, and
+    /// the rejected copy too. (It was made 0644.)
+    #[test]
+    fn a_put_back_keeps_the_files_owner_and_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = TempDir::new("gate-mode");
+        let good = unit::parse("web", "exec = /bin/true\nenv = TOKEN=s3cret\n").unwrap();
+        let mut p = running(&t, good, None);
+        let f = t.path().join("web.unit");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        reload_to(&mut p, unit::parse("web", "exec = /bin/nope\n").unwrap());
+        p.mark_pending();
+        p.on_verdict(0, false);
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(text.contains("TOKEN=s3cret"), "{text}");
+        let mode = |f: &std::path::Path| std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&f), 0o600);
+        assert_eq!(mode(&t.path().join("web.unit.rejected")), 0o600);
+        assert!(!t.path().join("web.unit.restore").exists());
+    }
+
+    /// The file removed since the reload (the operator drops the unit):
+    /// not written back. (It was.)
+    #[test]
+    fn a_put_back_does_not_bring_back_a_removed_file() {
+        let t = TempDir::new("gate-removed");
+        let mut p = running(&t, unit::parse("web", "exec = /bin/true\n").unwrap(), None);
+        reload_to(&mut p, unit::parse("web", "exec = /bin/nope\n").unwrap());
+        p.mark_pending();
+        std::fs::remove_file(t.path().join("web.unit")).unwrap();
+        p.on_verdict(0, false);
+        assert!(!t.path().join("web.unit").exists());
+    }
+
+    /// A new unit rejected after its file was fixed: the fixed file is
+    /// left for the next reload, as a changed unit's is. (It was moved
+    /// aside as new.unit.rejected.)
+    #[test]
+    fn a_new_units_file_fixed_since_the_reload_is_not_set_aside() {
+        let t = TempDir::new("gate-new");
+        let good = unit::parse("web", "exec = /bin/true\n").unwrap();
+        let mut p = running(&t, good.clone(), None);
+        std::fs::write(t.path().join("web.unit"), "exec = /bin/true\n").unwrap();
+        std::fs::write(t.path().join("new.unit"), "exec = /bin/nope\n").unwrap();
+        let defs = std::vec![good, unit::parse("new", "exec = /bin/nope\n").unwrap()];
+        let mut out = crate::supervisor::Actions::default();
+        out.fit(8);
+        p.keep_last_good(&defs);
+        let sum = p.sup.reload(2, &mut defs.into_iter(), &|_| false, &mut out);
+        for &i in sum.new_slots.iter() {
+            let e = super::super::Edge::new(&p.sup.slot(i).unwrap().def);
+            match p.edges.get_mut(usize::from(i)) {
+                Some(x) => *x = e,
+                None => p.edges.push(e),
+            }
+        }
+        p.fit_tables();
+        p.mark_pending();
+        std::fs::write(t.path().join("new.unit"), "exec = /bin/fixed\n").unwrap();
+        let u = p.sup.index("new").unwrap();
+        p.on_verdict(u, false);
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("new.unit")).unwrap(),
+            "exec = /bin/fixed\n"
+        );
+        assert!(!t.path().join("new.unit.rejected").exists());
     }
 }
