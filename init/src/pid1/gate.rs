@@ -11,7 +11,7 @@ use super::{now, why, Pid1, Why};
 use crate::kmsg;
 use crate::supervisor::Note;
 use crate::unit::{self, UnitDef};
-use crate::vocab::UNIT_FILE_MAX;
+use crate::vocab::{Millis, UNIT_FILE_MAX};
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
@@ -30,7 +30,18 @@ pub(super) enum Verdict {
     Rejected,
 }
 
+/// How long after `initctl reload`'s reply its verdict request may come
+/// (at once, on a new connection): a reload meanwhile (SIGHUP, another
+/// `initctl edit`) keeps the verdicts instead of forgetting a rejection
+/// the first client has not heard of.
+const VERDICT_ASKED_WITHIN: Millis = 5_000;
+
 impl Pid1 {
+    /// `initctl reload` was answered: its verdict request is on its way.
+    pub(super) fn owe_verdict(&mut self) {
+        self.verdict_owed_until = now().saturating_add(VERDICT_ASKED_WITHIN);
+    }
+
     /// Before a reload replaces definitions: keep the current one of every
     /// unit `defs` changes, unless it is itself on probation (then the
     /// one kept before is still the last good one).
@@ -49,7 +60,10 @@ impl Pid1 {
                 )
             })
         });
-        if !waited {
+        // Nor while a client told of its reload has yet to ask (it asks
+        // on a new connection, after the reply).
+        let owed = self.verdict_owed_until > now();
+        if !waited && !owed {
             for e in self.edges.iter_mut() {
                 e.verdict = None;
             }
@@ -696,5 +710,39 @@ mod tests {
             "exec = /bin/fixed\n"
         );
         assert!(!t.path().join("new.unit.rejected").exists());
+    }
+
+    /// `initctl reload` asks for the verdict on a new connection after
+    /// the reload's reply; a reload in between (SIGHUP, another `initctl
+    /// edit`) kept nothing for it: the first client heard of no rejection
+    /// and exited 0. Owed, the verdicts are kept; once the client has had
+    /// its time to ask, a reload forgets them again.
+    #[test]
+    fn a_reload_before_the_verdict_is_asked_for_keeps_it() {
+        let t = TempDir::new("gate-owed");
+        let mut p = running(&t, unit::parse("web", "exec = /bin/true\n").unwrap(), None);
+        reload_to(&mut p, unit::parse("web", "exec = /bin/nope\n").unwrap());
+        p.mark_pending();
+        p.on_verdict(0, false);
+        // What the answer to `initctl reload` does.
+        p.owe_verdict();
+        let mut lines = Vec::new();
+        let _ = p.reload(&mut |l| lines.push(l.to_string()));
+        let mut heard = Vec::new();
+        assert_eq!(
+            p.verdicts(&mut |l| heard.push(l.to_string())),
+            Some(1),
+            "{lines:?}"
+        );
+        assert!(
+            heard
+                .iter()
+                .any(|l| l.starts_with("web: new definition rejected")),
+            "{heard:?}"
+        );
+        // Not asked for in time (the client went away): forgotten.
+        p.verdict_owed_until = 0;
+        let _ = p.reload(&mut |_| {});
+        assert_eq!(p.verdicts(&mut |_| {}), Some(0));
     }
 }

@@ -353,6 +353,9 @@ pub struct Pid1 {
     shutdown_deadline: Option<Millis>,
     /// Every unit stopped; the final sequence waits for their cgroups.
     finish_pending: Option<crate::vocab::ShutdownKind>,
+    /// Until then a client told of its reload has yet to ask for the
+    /// verdict (`gate::VERDICT_ASKED_WITHIN`): the verdicts are kept.
+    verdict_owed_until: Millis,
     /// Edges with a handshake or a drain's kill pending (`handshake::Waits`).
     waits: handshake::Waits,
     /// The machine has one CPU: a restart's new process runs before
@@ -553,6 +556,7 @@ impl Pid1 {
             followers: Vec::new(),
             shutdown_deadline: None,
             finish_pending: None,
+            verdict_owed_until: 0,
             waits: handshake::Waits::default(),
             one_cpu: crate::sys::sched::one_cpu(),
         }

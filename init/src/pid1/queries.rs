@@ -88,6 +88,7 @@ impl Pid1 {
                 if let Some(srv) = self.control.as_mut() {
                     srv.answer(id, &reply, now());
                 }
+                self.owe_verdict();
             }),
             Command::Verdict => apart(|| {
                 let mut text = Text::default();
