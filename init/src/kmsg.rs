@@ -362,14 +362,33 @@ pub fn init(debug: bool) {
 /// printk), is the console the kernel opened for it, blocking: a stuck
 /// serial line would stop PID 1 at its next record. After this, what the
 /// line does not take at once is dropped instead.
+///
+/// Not by O_NONBLOCK on that open file: the kernel's fds 0-2 are one, and
+/// whatever was forked before init's exec shares it (an initramfs
+/// script's job left running, a benchmark's driver), whose writes would
+/// then fail with EAGAIN on a busy line. Fd 2 becomes an open of PID 1's
+/// own, non-blocking; only if the console cannot be opened so is the
+/// flag set on the open file it has.
 pub fn unblock_stderr() {
-    unblock(rustix::stdio::stderr());
+    let stderr = rustix::stdio::stderr();
+    match private_nonblocking(c"/dev/console", stderr) {
+        Some(own) if rustix::stdio::dup2_stderr(&own).is_ok() => {}
+        _ => {
+            let _ = rustix::io::ioctl_fionbio(stderr, true);
+        }
+    }
 }
 
-/// Writes to `fd` no longer wait (O_NONBLOCK on its open file, which
-/// PID 1 alone holds: a unit's console is an open of its own).
-fn unblock(fd: BorrowedFd<'_>) {
-    let _ = rustix::io::ioctl_fionbio(fd, true);
+/// `path` opened non-blocking, if it is the character device `fd` is
+/// open on: the same device, in an open file of this process's own.
+fn private_nonblocking(path: &core::ffi::CStr, fd: BorrowedFd<'_>) -> Option<rustix::fd::OwnedFd> {
+    let flags = OFlags::WRONLY | OFlags::NOCTTY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let own = rustix::fs::open(path, flags, Mode::empty()).ok()?;
+    let (a, b) = (rustix::fs::fstat(&own).ok()?, rustix::fs::fstat(fd).ok()?);
+    // The device, not the node: the kernel opened the initramfs's, this
+    // may be devtmpfs's, with other permissions.
+    let chr = |m| rustix::fs::FileType::from_raw_mode(m) == rustix::fs::FileType::CharacterDevice;
+    (chr(a.st_mode) && chr(b.st_mode) && a.st_rdev == b.st_rdev).then_some(own)
 }
 
 /// Change the level after `init`, e.g. once `wren.debug` has been read
@@ -555,14 +574,37 @@ mod tests {
     use crate::testutil::TempDir;
     use std::os::fd::AsRawFd;
 
+    /// PID 1's stderr made non-blocking in an open file of its own: the
+    /// one it was given (shared with whatever was forked before init's
+    /// exec) keeps blocking writes. Not the device: left as it is.
+    #[test]
+    fn stderr_is_unblocked_in_an_open_file_of_its_own() {
+        use rustix::fs::{Mode, OFlags};
+        use std::os::fd::AsFd;
+        let given = rustix::fs::open("/dev/null", OFlags::WRONLY, Mode::empty()).unwrap();
+        let own = private_nonblocking(c"/dev/null", given.as_fd()).expect("same device");
+        let nonblock = |fd: BorrowedFd<'_>| {
+            rustix::fs::fcntl_getfl(fd)
+                .unwrap()
+                .contains(OFlags::NONBLOCK)
+        };
+        assert!(nonblock(own.as_fd()));
+        assert!(!nonblock(given.as_fd()), "the given open file was changed");
+        let (r, _w) = rustix::pipe::pipe().unwrap();
+        assert!(private_nonblocking(c"/dev/null", r.as_fd()).is_none());
+        let zero = rustix::fs::open("/dev/zero", OFlags::RDONLY, Mode::empty()).unwrap();
+        assert!(private_nonblocking(c"/dev/null", zero.as_fd()).is_none());
+    }
+
     /// A record to a console that takes nothing (a full pipe here, a
     /// stuck serial line in the field) is dropped, once the fd is
-    /// unblocked as `init` does fd 2: the write does not wait.
+    /// non-blocking as `unblock_stderr` makes fd 2: the write does not
+    /// wait.
     #[test]
     fn a_record_to_a_stuck_console_does_not_wait() {
         use rustix::fd::AsFd;
         let (_rd, wr) = rustix::pipe::pipe().unwrap();
-        unblock(wr.as_fd());
+        rustix::io::ioctl_fionbio(wr.as_fd(), true).unwrap();
         while rustix::io::write(&wr, &[0u8; 4096]).is_ok() {}
         let (tx, rx) = std::sync::mpsc::channel();
         let fd = rustix::io::dup(&wr).unwrap();

@@ -7,6 +7,7 @@ mod alloc;
 mod backoff;
 mod broken;
 mod confine;
+mod console;
 mod degrade;
 mod demo;
 mod disk;
