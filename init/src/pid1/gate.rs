@@ -398,18 +398,18 @@ fn replace(d: &OwnedFd, tmp: &str, target: &str, bytes: &[u8], like: &str) -> Re
         OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o600),
     )?;
-    let owned = match rustix::fs::statat(d, like, rustix::fs::AtFlags::empty()) {
-        Ok(st) => rustix::fs::fchown(
-            &fd,
-            Some(rustix::fs::Uid::from_raw(st.st_uid)),
-            Some(rustix::fs::Gid::from_raw(st.st_gid)),
-        )
-        .and_then(|()| rustix::fs::fchmod(&fd, Mode::from_raw_mode(st.st_mode & 0o777))),
-        Err(_) => rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o644)),
+    // Best effort: a file system without owners (a unit directory on the
+    // FAT boot partition) refuses them, and the file stays root's 0600.
+    let mode = match rustix::fs::statat(d, like, rustix::fs::AtFlags::empty()) {
+        Ok(st) => {
+            let uid = Some(rustix::fs::Uid::from_raw(st.st_uid));
+            let _ = rustix::fs::fchown(&fd, uid, Some(rustix::fs::Gid::from_raw(st.st_gid)));
+            st.st_mode & 0o777
+        }
+        Err(_) => 0o644,
     };
-    let written = owned
-        .and_then(|()| crate::sys::file::write_all(&fd, bytes))
-        .and_then(|()| rustix::fs::fsync(&fd));
+    let _ = rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode));
+    let written = crate::sys::file::write_all(&fd, bytes).and_then(|()| rustix::fs::fsync(&fd));
     drop(fd);
     let done = written.and_then(|()| rustix::fs::renameat(d, tmp, d, target));
     if let Err(e) = done {
