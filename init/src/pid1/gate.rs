@@ -42,6 +42,13 @@ impl Pid1 {
         self.verdict_owed_until = now().saturating_add(VERDICT_ASKED_WITHIN);
     }
 
+    /// The verdict was asked for: no longer owed (a waiter, if it must
+    /// wait, keeps the verdicts from here). Else the next reload, a new
+    /// `initctl reload` within the 5 s, would answer with this one's.
+    pub(super) fn verdict_asked(&mut self) {
+        self.verdict_owed_until = 0;
+    }
+
     /// Before a reload replaces definitions: keep the current one of every
     /// unit `defs` changes, unless it is itself on probation (then the
     /// one kept before is still the last good one).
@@ -399,7 +406,8 @@ fn replace(d: &OwnedFd, tmp: &str, target: &str, bytes: &[u8], like: &str) -> Re
         Mode::from_raw_mode(0o600),
     )?;
     // Best effort: a file system without owners (a unit directory on the
-    // FAT boot partition) refuses them, and the file stays root's 0600.
+    // FAT boot partition) refuses them; a refused chown leaves the file
+    // root's, with the mode copied (no wider for it).
     let mode = match rustix::fs::statat(d, like, rustix::fs::AtFlags::empty()) {
         Ok(st) => {
             let uid = Some(rustix::fs::Uid::from_raw(st.st_uid));
@@ -740,8 +748,14 @@ mod tests {
                 .any(|l| l.starts_with("web: new definition rejected")),
             "{heard:?}"
         );
-        // Not asked for in time (the client went away): forgotten.
-        p.verdict_owed_until = 0;
+        // Asked for: the next reload's verdicts are its own (an `initctl
+        // reload` right after heard this one's rejection again).
+        p.verdict_asked();
+        let _ = p.reload(&mut |_| {});
+        assert_eq!(p.verdicts(&mut |_| {}), Some(0));
+        // Owed but not asked for in time (the client went away): the same.
+        p.owe_verdict();
+        p.verdict_owed_until = now().saturating_sub(1);
         let _ = p.reload(&mut |_| {});
         assert_eq!(p.verdicts(&mut |_| {}), Some(0));
     }

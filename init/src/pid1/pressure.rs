@@ -193,20 +193,26 @@ impl Pid1 {
             crate::error!("wren.shed: the pressure trigger failed; no more shedding");
             return;
         }
-        shed.calm_at = Some(t.saturating_add(shed.calm()));
-        let limit = shed.limit;
-        // A shutdown stops every unit in its order; a shed one would jump it.
+        // A shutdown stops every unit in its order; a shed one would jump
+        // it. No calm is kept either: one due for the rest of the
+        // shutdown would keep the loop's timer in the past.
         if self.sup.shutting_down().is_some() {
+            shed.calm_at = None;
             return;
         }
+        shed.calm_at = Some(t.saturating_add(shed.calm()));
+        let limit = shed.limit;
         // The last victim has not let go of its memory yet (the trigger
-        // fires once a window, a stop may take its `stop_timeout`): one
-        // more would be stopped for the same pressure.
-        let stopping = self.sup.indexed().any(|(u, s)| {
-            (s.rt.phase == Phase::Stopping || s.rt.draining)
-                && self.edges.get(usize::from(u)).is_some_and(|e| e.shed)
+        // fires once a window, a stop may take its `stop_timeout`, what it
+        // left is killed after): one more would be stopped for the same
+        // pressure. Not once PID 1 gave up on it (stuck in the kernel):
+        // shedding would stall as long as it.
+        let letting_go = self.sup.indexed().any(|(u, s)| {
+            self.edges.get(usize::from(u)).is_some_and(|e| {
+                e.shed && !e.drain.gave_up && (s.rt.phase == Phase::Stopping || e.drain.active())
+            })
         });
-        if stopping {
+        if letting_go {
             return;
         }
         // By index, not by place among the units (a reload frees slots),
@@ -281,16 +287,20 @@ impl Pid1 {
     /// important shed unit again.
     pub(super) fn on_shed_calm(&mut self) {
         let t = now();
+        let shutting = self.sup.shutting_down().is_some();
         let calm = match self.shed.as_mut() {
+            // Nothing starts again in a shutdown, and a calm left due
+            // would keep the loop's timer in the past (a spin).
+            Some(shed) if shutting => {
+                shed.calm_at = None;
+                return;
+            }
             Some(shed) if shed.calm_at.is_some_and(|c| c <= t) => {
                 shed.said_none = false;
                 shed.calm()
             }
             _ => return,
         };
-        if self.sup.shutting_down().is_some() {
-            return;
-        }
         let back = self.next_unshed();
         if let Some(e) = back.and_then(|u| self.edges.get_mut(usize::from(u))) {
             e.shed = false;
@@ -496,5 +506,49 @@ mod tests {
             "db waits for app"
         );
         assert!(!p.edges[0].shed);
+    }
+
+    /// A victim stuck stopping (uninterruptible sleep: heavy reclaim, a
+    /// hung file system) once PID 1 has given up killing it: shedding goes
+    /// on. (It waited as long as the victim, which is when it is needed.)
+    #[test]
+    fn a_victim_stuck_stopping_does_not_stall_shedding() {
+        use super::super::now;
+        use super::super::tests::step;
+        use crate::supervisor::{Event, Phase};
+        let mut p = db_and_app("shed_order = 2\n");
+        boot_both(&mut p);
+        p.on_system_pressure(false);
+        assert_eq!(p.sup.slot(0).unwrap().rt.phase, Phase::Stopping);
+        p.on_system_pressure(false);
+        assert!(!p.edges[1].shed, "its stop is still going on");
+        // Its stop deadline past, and every kill: PID 1 gives up on what
+        // survived (`stopping::drain_timeouts`, here by hand: no cgroup).
+        step(&mut p, now() + 600_000, Event::Tick);
+        assert_eq!(p.sup.slot(0).unwrap().rt.phase, Phase::Stopping);
+        p.edges[0].drain.gave_up = true;
+        p.on_system_pressure(false);
+        assert!(p.edges[1].shed, "app not shed while db is stuck stopping");
+    }
+
+    /// A calm that comes due in a shutdown is not left due: the loop's
+    /// timer, armed for it, would fire at once again and again (a spin
+    /// for the rest of the shutdown). Nor does a pressure set one.
+    #[test]
+    fn no_calm_is_left_due_in_a_shutdown() {
+        use super::super::now;
+        use super::super::tests::step;
+        use crate::supervisor::Event;
+        use crate::vocab::ShutdownKind;
+        let mut p = db_and_app("shed_order = 2\nstop_timeout = 30s\n");
+        boot_both(&mut p);
+        p.on_system_pressure(false);
+        assert!(p.edges[0].shed);
+        step(&mut p, now(), Event::Shutdown(ShutdownKind::Poweroff));
+        p.shed.as_mut().unwrap().calm_at = Some(now().saturating_sub(1));
+        p.on_shed_calm();
+        assert_eq!(p.shed.as_ref().unwrap().calm_at, None);
+        p.on_system_pressure(false);
+        assert_eq!(p.shed.as_ref().unwrap().calm_at, None);
     }
 }

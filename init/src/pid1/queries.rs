@@ -91,6 +91,7 @@ impl Pid1 {
                 self.owe_verdict();
             }),
             Command::Verdict => apart(|| {
+                self.verdict_asked();
                 let mut text = Text::default();
                 match self.verdicts(&mut |line| text.line(line)) {
                     Some(rejected) => {

@@ -298,6 +298,9 @@ impl Pid1 {
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
             e.drain.gave_up = false;
             e.drain.reported = false;
+            // A report kept for a reap that never took it (the handshake
+            // settled as a failed start): not the next run's exit.
+            e.drain.early = None;
         }
     }
 

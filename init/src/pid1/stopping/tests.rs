@@ -448,3 +448,16 @@ fn removed_and_cgroup_deleted(p: &mut Pid1, root: &TempDir) {
     p.forget_cgroups();
     assert!(!root.path().join("units/web").exists(), "left behind");
 }
+
+/// A reaper's report kept for a reap that never took it (its run's
+/// handshake settled as a failed start) is not the next run's exit: a
+/// new start clears it. (A later run killed before its report would have
+/// been told "exit 127", and its OOM kill missed.)
+#[test]
+fn a_start_clears_a_report_kept_for_a_reap() {
+    let root = TempDir::new("pid1-early");
+    let mut p = booted_with_its_cgroup(&root);
+    p.edges[0].drain.early = Some(Exit::code(127));
+    p.clear_for_spawn(0);
+    assert_eq!(p.edges[0].drain.early, None);
+}
