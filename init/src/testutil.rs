@@ -24,6 +24,14 @@ impl TempDir {
         &self.0
     }
 
+    /// The directory open (a fixture cgroup, a fixture /proc).
+    pub fn dir_fd(&self) -> rustix::fd::OwnedFd {
+        let flags = rustix::fs::OFlags::RDONLY
+            | rustix::fs::OFlags::DIRECTORY
+            | rustix::fs::OFlags::CLOEXEC;
+        rustix::fs::open(&self.0, flags, rustix::fs::Mode::empty()).unwrap()
+    }
+
     /// Writes `rel` (creating its parents); returns its full path.
     pub fn file(&self, rel: &str, text: &str) -> PathBuf {
         let p = self.0.join(rel);

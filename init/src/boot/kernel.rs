@@ -12,6 +12,15 @@ pub const NO_USER_NS: &str = "no user namespaces in this kernel (CONFIG_USER_NS)
 /// A zero limit makes every `CLONE_NEWUSER` fail.
 pub const USER_NS_OFF: &str = "user namespaces off (user.max_user_namespaces = 0)";
 
+/// Why clone3 with `CLONE_NEWUSER` failed with `errno`, when it says.
+pub fn user_ns_refused(errno: rustix::io::Errno) -> Option<&'static str> {
+    match errno {
+        rustix::io::Errno::INVAL => Some(NO_USER_NS),
+        rustix::io::Errno::NOSPC | rustix::io::Errno::USERS => Some(USER_NS_OFF),
+        _ => None,
+    }
+}
+
 /// What a kernel lacks, and how to turn it on.
 pub type Gap = (&'static str, &'static str);
 
@@ -52,13 +61,7 @@ mod tests {
     }
 
     fn check(dir: &TempDir) -> Result<(), &'static str> {
-        let fd = rustix::fs::open(
-            dir.path(),
-            rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .unwrap();
-        user_namespaces(&fd).map_err(|(cause, _)| cause)
+        user_namespaces(dir.dir_fd()).map_err(|(cause, _)| cause)
     }
 
     #[test]

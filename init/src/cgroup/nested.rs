@@ -85,15 +85,6 @@ mod tests {
     use super::*;
     use crate::testutil::TempDir;
 
-    fn open(dir: &TempDir) -> rustix::fd::OwnedFd {
-        rustix::fs::open(
-            dir.path(),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .unwrap()
-    }
-
     /// A runtime's leftovers: two levels of cgroups and `+memory +pids`
     /// for them. (On a fixture a cgroup is an empty directory; cgroupfs
     /// removes one that holds only its interface files.)
@@ -104,7 +95,7 @@ mod tests {
         std::fs::create_dir_all(unit.join("payload")).unwrap();
         std::fs::write(unit.join("cgroup.subtree_control"), "memory pids\n").unwrap();
         std::fs::write(unit.join("cgroup.procs"), "").unwrap();
-        assert_eq!(undo(open(&unit)), Ok(true));
+        assert_eq!(undo(unit.dir_fd()), Ok(true));
         for d in ["init", "payload"] {
             assert!(!unit.join(d).exists(), "{d} left");
         }
@@ -115,7 +106,7 @@ mod tests {
         );
         // Nothing left to undo: nothing written.
         std::fs::write(unit.join("cgroup.subtree_control"), "\n").unwrap();
-        assert_eq!(undo(open(&unit)), Ok(false));
+        assert_eq!(undo(unit.dir_fd()), Ok(false));
         assert_eq!(
             std::fs::read_to_string(unit.join("cgroup.subtree_control")).unwrap(),
             "\n"
@@ -131,7 +122,7 @@ mod tests {
         std::fs::write(unit.join("busy/cgroup.procs"), "42\n").unwrap();
         std::fs::create_dir_all(unit.join("idle")).unwrap();
         std::fs::write(unit.join("cgroup.subtree_control"), "pids\n").unwrap();
-        assert_eq!(undo(open(&unit)), Err(Errno::NOTEMPTY));
+        assert_eq!(undo(unit.dir_fd()), Err(Errno::NOTEMPTY));
         assert!(unit.join("busy").exists() && !unit.join("idle").exists());
         assert_eq!(
             std::fs::read_to_string(unit.join("cgroup.subtree_control")).unwrap(),

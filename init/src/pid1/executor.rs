@@ -91,9 +91,7 @@ impl Pid1 {
             // The kernel refused CLONE_INTO_CGROUP: now without.
             spawned = self.spawn(u, grace);
         } else if spawned.is_err() && self.undo_nested(u) {
-            // What a run made of its cgroup refused the new one (clone3
-            // into a cgroup with controllers enabled for its children is
-            // EBUSY): undone, once more.
+            // What a run made of its cgroup refused the new one: once more.
             spawned = self.spawn(u, grace);
         }
         match spawned {
@@ -115,26 +113,6 @@ impl Pid1 {
                 self.await_exec(u, p);
             }
             Err(why) => self.spawn_failed(u, why),
-        }
-    }
-
-    /// `Cgroups::undo_nested` for unit `u`, said; true when something
-    /// was undone.
-    fn undo_nested(&self, u: u16) -> bool {
-        let (Some(cg), Some(slot)) = (self.cg.as_ref(), self.sup.slot(u)) else {
-            return false;
-        };
-        let name = slot.def.name.as_str();
-        match cg.undo_nested(name) {
-            Ok(true) => {
-                crate::warn!("{name}: removed the cgroups its last run made below its own");
-                true
-            }
-            Ok(false) => false,
-            Err(e) => {
-                crate::warn!("{name}: cgroups its last run made below its own: {e}");
-                false
-            }
         }
     }
 
@@ -425,8 +403,7 @@ impl Pid1 {
         } else {
             None
         };
-        // Before the notify socket: a failure after the bind would leave
-        // its file behind.
+        // Before the notify socket: a failure after its bind leaves a file.
         let report_pipe = if def.namespaces.has(unit::Namespaces::PID) {
             match pipe(flags | rustix::pipe::PipeFlags::NONBLOCK) {
                 Ok(p) => Some(p),
@@ -491,15 +468,10 @@ impl Pid1 {
                     self.drop_cgroups();
                     return Err(why(format_args!("clone3 into cgroup: {errno}")));
                 }
-                if e.step == spawn::Step::Clone && def.namespaces.has(unit::Namespaces::USER) {
-                    let hint = match Errno::from_raw_os_error(e.errno) {
-                        Errno::INVAL => Some(crate::boot::kernel::NO_USER_NS),
-                        Errno::NOSPC | Errno::USERS => Some(crate::boot::kernel::USER_NS_OFF),
-                        _ => None,
-                    };
-                    if let Some(h) = hint {
-                        return Err(why(format_args!("cannot start: {h}")));
-                    }
+                let userns =
+                    e.step == spawn::Step::Clone && def.namespaces.has(unit::Namespaces::USER);
+                if let Some(h) = crate::boot::kernel::user_ns_refused(errno).filter(|_| userns) {
+                    return Err(why(format_args!("cannot start: {h}")));
                 }
                 return Err(why(format_args!(
                     "cannot start {}: {e}",

@@ -353,8 +353,7 @@ pub struct Pid1 {
     shutdown_deadline: Option<Millis>,
     /// Every unit stopped; the final sequence waits for their cgroups.
     finish_pending: Option<crate::vocab::ShutdownKind>,
-    /// Until then a client told of its reload has yet to ask for the
-    /// verdict (`gate::VERDICT_ASKED_WITHIN`): the verdicts are kept.
+    /// A reload's answer owes its verdict until then (`gate::owe_verdict`).
     verdict_owed_until: Millis,
     /// Edges with a handshake or a drain's kill pending (`handshake::Waits`).
     waits: handshake::Waits,
@@ -383,7 +382,7 @@ impl Pid1 {
         let q = event_queue(n);
         self.queue.reserve_exact(q.saturating_sub(self.queue.len()));
         self.edges.shrink_to_fit();
-        raise_nofile(n);
+        crate::spawn::raise_nofile(n);
         // The fds its units make PID 1 keep: what every start would copy
         // but for the trampoline (`spawn::set_kept_fds`).
         let kept = (0..u16::try_from(n).unwrap_or(u16::MAX))
@@ -421,44 +420,6 @@ fn refused(out: &Actions) {
     }
 }
 
-/// Fds PID 1 may hold per unit (output, readiness, reaper report,
-/// pressure trigger; the cgroup directory and the exec status pipe while
-/// starting, `cgroup.events` while stopping), and besides its units.
-const FDS_PER_UNIT: u64 = 7;
-const FDS_BASE: u64 = 256;
-
-/// Raise `RLIMIT_NOFILE` so `units` units' fds fit (the kernel's default
-/// soft limit, 1024, is reached near 200 units); never lowers it.
-fn raise_nofile(units: usize) {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    let want = u64::try_from(units)
-        .unwrap_or(u64::MAX)
-        .saturating_mul(FDS_PER_UNIT)
-        .saturating_add(FDS_BASE);
-    let cur = getrlimit(Resource::Nofile);
-    // `None` is unlimited.
-    if cur.current.is_none_or(|c| c >= want) {
-        // Raised already: by the PID 1 this one re-exec'd from, whose
-        // units got the kernel's 1024 (INR_OPEN_CUR), as systemd's do.
-        if cur.current.is_none_or(|c| c > 1024) {
-            crate::spawn::set_unit_nofile(1024, cur.maximum);
-        }
-        return;
-    }
-    let maximum = match cur.maximum {
-        Some(m) if m < want => Some(want),
-        m => m,
-    };
-    let new = Rlimit {
-        current: Some(want),
-        maximum,
-    };
-    match setrlimit(Resource::Nofile, new) {
-        Ok(()) => crate::spawn::set_unit_nofile(cur.current.unwrap_or(want), maximum),
-        Err(e) => crate::error!("RLIMIT_NOFILE to {want} for {units} units: {e}"),
-    }
-}
-
 /// This binary's path (`(deleted)` when it was replaced on disk).
 fn exe_path() -> heapless::String<{ crate::vocab::PATH_BYTES }> {
     // Into the stack, cut as `truncated` cuts: a heap buffer grown for it
@@ -480,12 +441,12 @@ fn exe_path() -> heapless::String<{ crate::vocab::PATH_BYTES }> {
     crate::proto::truncated(text)
 }
 
-/// Milliseconds of CLOCK_MONOTONIC: the clock of every deadline.
-/// Never 0: a timer is due at 1 ms at the earliest (`vocab::due`), so a
-/// clock that could not be read (0) still finds a timer set for "now" due.
 /// Why a unit whose `after` names a unit a reload removed is not started.
 const DEP_MISSING: &str = "an after unit is no longer loaded";
 
+/// Milliseconds of CLOCK_MONOTONIC: the clock of every deadline.
+/// Never 0: a timer is due at 1 ms at the earliest (`vocab::due`), so a
+/// clock that could not be read (0) still finds a timer set for "now" due.
 pub fn now() -> Millis {
     (now_ns() / 1_000_000).max(1)
 }
@@ -575,10 +536,10 @@ fn begin() -> Box<Pid1> {
     let resumed = handover.is_some();
     match handover {
         Some(fd) => p.resume(fd, &opts),
-        None => {
-            p.load_units(&opts);
-            p.report_kernel_gaps();
-        }
+        None => p.load_units(&opts),
+    }
+    if !resumed {
+        p.report_kernel_gaps();
     }
     p.fit_tables();
     p.apply_protection();

@@ -304,6 +304,28 @@ impl Pid1 {
         }
     }
 
+    /// After a refused start: what unit `u`'s last run made of its
+    /// cgroup (clone3 into a cgroup that hands `memory` or `io` to
+    /// children is EBUSY) undone (`Cgroups::undo_nested`), said; true
+    /// when something was.
+    pub(super) fn undo_nested(&self, u: u16) -> bool {
+        let (Some(cg), Some(slot)) = (self.cg.as_ref(), self.sup.slot(u)) else {
+            return false;
+        };
+        let name = slot.def.name.as_str();
+        match cg.undo_nested(name) {
+            Ok(true) => {
+                crate::warn!("{name}: removed the cgroups its last run made below its own");
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                crate::warn!("{name}: cgroups its last run made below its own: {e}");
+                false
+            }
+        }
+    }
+
     /// `cgroup.events` of unit `u` changed.
     pub(super) fn on_cgroup_events(&mut self, u: u16) {
         self.check_empty(u);

@@ -58,6 +58,44 @@ static UNIT_NOFILE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU6
 /// The hard limit PID 1 set with it (0: unlimited), kept by units.
 static UNIT_NOFILE_HARD: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
+/// Fds PID 1 may hold per unit (output, readiness, reaper report,
+/// pressure trigger; the cgroup directory and the exec status pipe while
+/// starting, `cgroup.events` while stopping), and besides its units.
+const FDS_PER_UNIT: u64 = 7;
+const FDS_BASE: u64 = 256;
+
+/// Raise `RLIMIT_NOFILE` so `units` units' fds fit (the kernel's default
+/// soft limit, 1024, is reached near 200 units); never lowers it.
+pub fn raise_nofile(units: usize) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let want = u64::try_from(units)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(FDS_PER_UNIT)
+        .saturating_add(FDS_BASE);
+    let cur = getrlimit(Resource::Nofile);
+    // `None` is unlimited.
+    if cur.current.is_none_or(|c| c >= want) {
+        // Raised already: by the PID 1 this one re-exec'd from, whose
+        // units got the kernel's 1024 (INR_OPEN_CUR), as systemd's do.
+        if cur.current.is_none_or(|c| c > 1024) {
+            set_unit_nofile(1024, cur.maximum);
+        }
+        return;
+    }
+    let maximum = match cur.maximum {
+        Some(m) if m < want => Some(want),
+        m => m,
+    };
+    let new = Rlimit {
+        current: Some(want),
+        maximum,
+    };
+    match setrlimit(Resource::Nofile, new) {
+        Ok(()) => set_unit_nofile(cur.current.unwrap_or(want), maximum),
+        Err(e) => crate::error!("RLIMIT_NOFILE to {want} for {units} units: {e}"),
+    }
+}
+
 /// PID 1 raised its soft `RLIMIT_NOFILE` from `soft` (its first), its
 /// hard one now `hard`: what units get.
 pub fn set_unit_nofile(soft: u64, hard: Option<u64>) {

@@ -2,15 +2,6 @@ use super::*;
 use crate::testutil::TempDir;
 use std::os::unix::process::ExitStatusExt;
 
-fn open(dir: &TempDir) -> rustix::fd::OwnedFd {
-    rustix::fs::open(
-        dir.path(),
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
-        rustix::fs::Mode::empty(),
-    )
-    .unwrap()
-}
-
 #[test]
 fn pids_are_read_across_chunks_and_bad_lines_skipped() {
     let dir = TempDir::new("cgkill-parse");
@@ -27,20 +18,20 @@ fn pids_are_read_across_chunks_and_bad_lines_skipped() {
     std::fs::write(dir.join("cgroup.procs"), &text).unwrap();
     assert!(text.len() > 3 * CHUNK);
     let mut got = Vec::new();
-    let n = for_each_pid(open(&dir), |p| got.push(p)).unwrap();
+    let n = for_each_pid(dir.dir_fd(), |p| got.push(p)).unwrap();
     let mut expect = want.clone();
     expect.push(4242);
     assert_eq!(got, expect);
     assert_eq!(n, expect.len());
-    assert_eq!(lists(open(&dir), 4242), Ok(true));
-    assert_eq!(lists(open(&dir), 1037), Ok(true));
-    assert_eq!(lists(open(&dir), 1001), Ok(false));
+    assert_eq!(lists(dir.dir_fd(), 4242), Ok(true));
+    assert_eq!(lists(dir.dir_fd(), 1037), Ok(true));
+    assert_eq!(lists(dir.dir_fd(), 1001), Ok(false));
 }
 
 #[test]
 fn no_procs_file_is_an_error() {
     let dir = TempDir::new("cgkill-none");
-    assert_eq!(for_each_pid(open(&dir), |_| {}), Err(Errno::NOENT));
+    assert_eq!(for_each_pid(dir.dir_fd(), |_| {}), Err(Errno::NOENT));
 }
 
 /// `n` processes sleeping a minute.
@@ -64,7 +55,7 @@ fn without_cgroup_kill_each_pid_is_killed() {
     let pids: Vec<u32> = kids.iter().map(|k| k.id()).collect();
     let text: String = pids.iter().map(|p| format!("{p}\n")).collect();
     std::fs::write(dir.join("cgroup.procs"), text).unwrap();
-    let fd = open(&dir);
+    let fd = dir.dir_fd();
 
     // The stop signal spares the excepted pid (a namespace's reaper).
     let spared = pids[2];
@@ -95,8 +86,8 @@ fn a_writable_cgroup_kill_is_used() {
     let dir = TempDir::new("cgkill-file");
     std::fs::write(dir.join("cgroup.kill"), "").unwrap();
     std::fs::write(dir.join("cgroup.procs"), "1\n").unwrap();
-    assert!(supported(open(&dir)));
-    assert_eq!(kill_dir(open(&dir)), Ok(Killed::CgroupKill));
+    assert!(supported(dir.dir_fd()));
+    assert_eq!(kill_dir(dir.dir_fd()), Ok(Killed::CgroupKill));
     assert_eq!(
         std::fs::read_to_string(dir.join("cgroup.kill")).unwrap(),
         "1"
@@ -126,7 +117,7 @@ fn the_signal_reaches_the_cgroups_below() {
     }
     // A file that is not a directory is no cgroup.
     std::fs::write(dir.join("memory.max"), "max\n").unwrap();
-    let sent = signal_each(open(&dir), Signal::TERM, None).unwrap();
+    let sent = signal_each(dir.dir_fd(), Signal::TERM, None).unwrap();
     assert_eq!(sent, 2);
     for k in kids.iter_mut().take(2) {
         assert_eq!(k.wait().unwrap().signal(), Some(libc::SIGTERM));
