@@ -78,7 +78,7 @@ impl Pid1 {
 
     /// `Action::Spawn`; `in_place`: wait a moment for the child's exec
     /// here (`await_exec`).
-    fn start(&mut self, u: u16, in_place: bool) {
+    pub(super) fn start(&mut self, u: u16, in_place: bool) {
         // A handshake or a stop of an earlier run still going on ends
         // here: the new child goes into the same cgroup.
         self.cancel_exec(u);

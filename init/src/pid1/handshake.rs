@@ -235,9 +235,12 @@ impl Pid1 {
     }
 
     /// A reload could not wait for the child of a start to exec and killed
-    /// it (`sys::slot::quiesce`): a failed start, said as such. Its status
-    /// pipe's end of file, read later, would have been taken for an exec
-    /// (a `ready = started` unit "running", its dependents started).
+    /// it (`sys::slot::quiesce`): the reload's doing, not the unit's. The
+    /// start is made again, as if the kill had not happened: no failure
+    /// counted, and a unit on probation is judged by the new start, not by
+    /// the kill (which put a good definition's last good one back). Its
+    /// status pipe's end of file is not read as an exec: `start` ends the
+    /// killed run's handshake first.
     pub(super) fn start_killed_before_exec(&mut self, pid: u32) {
         let Some(u) = (0..self.edges.len())
             .filter_map(|i| u16::try_from(i).ok())
@@ -245,12 +248,9 @@ impl Pid1 {
         else {
             return;
         };
-        let _ = self.take_exec(u);
-        self.kill_cgroup_now(u);
-        let why = why(format_args!(
-            "killed before its exec (pid {pid}): a reload could not wait for it"
-        ));
-        self.start_failed(u, why);
+        let name = self.sup.slot(u).map_or("?", |s| s.def.name.as_str());
+        crate::warn!("{name}: killed before its exec (pid {pid}) so that a reload could go on; starting it again");
+        self.start(u, true);
     }
 
     /// The supervisor gave up on a start still in its handshake (stopped,
@@ -430,32 +430,55 @@ mod tests {
         w
     }
 
-    /// A child a reload killed before its exec is a failed start, said as
-    /// such: its status pipe's end of file, read later, is not taken for
-    /// an exec (a `ready = started` unit "running", its dependents let
-    /// start). A pid no handshake waits for (taken over by the reload)
-    /// changes nothing.
+    /// A child a reload killed before its exec is the reload's doing: the
+    /// start is made again, no failure counted, and a unit on probation
+    /// stays on it (before, the kill was its bad verdict: a good
+    /// definition rejected). The killed child's status pipe's end of file
+    /// is not taken for an exec. A pid no handshake waits for (taken over
+    /// by the reload) changes nothing.
     #[test]
-    fn a_start_a_reload_killed_before_its_exec_failed() {
-        use crate::pid1::tests::{with_web, NO_PID};
-        use crate::supervisor::Phase;
-        let mut p = with_web();
-        let w = booted_awaiting_exec(&mut p);
+    fn a_start_a_reload_killed_before_its_exec_is_made_again() {
+        use crate::pid1::tests::NO_PID;
+        use crate::supervisor::{Action, Actions, Phase};
+        use rustix::event::epoll;
+        // Added by a reload (on probation), its start awaiting its exec.
+        let mut p = crate::pid1::Pid1::new(None, 0, false);
+        p.epoll = Some(epoll::create(epoll::CreateFlags::CLOEXEC).unwrap());
+        let mut d = UnitDef::with_defaults("web");
+        d.exec.push("/bin/true").unwrap();
+        d.namespaces = crate::unit::Namespaces::NONE;
+        let mut out = Actions::default();
+        out.fit(1);
+        p.sup
+            .reload(0, &mut vec![d.clone()].into_iter(), &|_| false, &mut out);
+        p.edges.push(Edge::new(&d));
+        p.fit_tables();
+        assert_eq!(out.as_slice(), [Action::Spawn(0)]);
+        assert!(p.sup.slot(0).unwrap().rt.probation);
+        let (status, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK).unwrap();
+        p.await_exec(
+            0,
+            Pending {
+                pid: NO_PID,
+                status,
+            },
+        );
         drop(w); // the child's death
         p.start_killed_before_exec(NO_PID - 1);
         assert_eq!(p.exec_pid(0), Some(NO_PID), "another pid's kill ended it");
         p.start_killed_before_exec(NO_PID);
         p.run_queue();
-        assert_eq!(p.exec_pid(0), None);
-        p.on_exec(0);
-        p.run_queue();
+        // Exec'd in place (`ready = started`: running, judged after
+        // GATE_HOLD), as a new run: no failure, no restart.
         let s = p.sup.slot(0).unwrap();
-        assert_eq!((s.rt.phase, s.rt.pid), (Phase::Backoff, 0));
-        assert!(
-            p.edges[0].last_error().contains("a reload"),
-            "{}",
-            p.edges[0].last_error()
-        );
+        assert_eq!(s.rt.phase, Phase::Running);
+        assert!(![0, NO_PID].contains(&s.rt.pid), "{}", s.rt.pid);
+        assert_eq!(s.rt.restarts, 0);
+        assert!(s.rt.probation, "judged by the kill");
+        assert_eq!(s.rt.failures.iter().count(), 0);
+        assert_eq!(p.edges[0].last_error(), "");
+        let pid = rustix::process::Pid::from_raw(s.rt.pid as i32);
+        let _ = rustix::process::waitpid(pid, rustix::process::WaitOptions::empty());
     }
 
     /// With no `start_timeout` (0) the exec still has its bound, and the

@@ -76,6 +76,7 @@ impl Pid1 {
             let _ = killed.push(pid);
         });
         if !clear {
+            // The old table stays: the starts killed are made again on it.
             for &pid in &killed {
                 self.start_killed_before_exec(pid);
             }
@@ -144,11 +145,10 @@ impl Pid1 {
         }
         // Spawned / SpawnFailed queued by the actions above.
         self.run_queue();
-        // Starts the wait for the slots killed: failed, unless the reload
-        // took them over meanwhile (a changed unit's start cancelled, a
-        // new run begun: another pid). Not before the new table is in
-        // place: a restart of no delay would start a child reading the
-        // old one.
+        // The starts killed are made again, unless the reload took them
+        // over meanwhile (a changed unit's start cancelled, a new run
+        // begun: another pid). Not before the new table is in place: the
+        // new child would read the old one.
         for &pid in &killed {
             self.start_killed_before_exec(pid);
         }
