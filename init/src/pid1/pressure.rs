@@ -11,7 +11,10 @@
 //!   before the kernel's OOM killer picks a victim of its own choosing.
 //!   Once no trigger has fired for `calm` (ten windows, 10 s to 60 s), the
 //!   shed units start again one at a time, the highest `shed_order` first,
-//!   one more after each further calm period.
+//!   one more after each further calm period. A unit shed again within a
+//!   calm period of its start again (its own start brought the pressure
+//!   back) doubles the calm, up to 16 times: a device that cannot hold it
+//!   does not cycle it every 10 s for ever.
 
 use super::event_loop::{TOKEN_PRESSURE, TOKEN_SHED};
 use super::{now, Pid1};
@@ -33,13 +36,37 @@ pub(super) struct Shed {
     /// "Nothing left to shed" was said since pressure last calmed: not
     /// again at every window of a long pressure.
     said_none: bool,
+    /// The unit the calm last started again, and when.
+    back: Option<(u16, Millis)>,
+    /// Sheds in a row of the unit just started again: the calm is
+    /// doubled for each.
+    strikes: u8,
 }
+
+/// 16 times the calm at most (160 s to 16 min).
+const STRIKES_MAX: u8 = 4;
 
 impl Shed {
     pub(super) fn calm(&self) -> Millis {
         Millis::from(self.limit.window)
             .saturating_mul(10)
             .clamp(10_000, 60_000)
+            << self.strikes.min(STRIKES_MAX)
+    }
+
+    /// `victim` is shed at `t`: a strike if the calm started it again
+    /// less than a calm ago, else the count starts over.
+    fn strike(&mut self, victim: u16, t: Millis) -> bool {
+        let again = self
+            .back
+            .take()
+            .is_some_and(|(u, at)| u == victim && t.saturating_sub(at) < self.calm());
+        self.strikes = if again {
+            self.strikes.saturating_add(1).min(STRIKES_MAX)
+        } else {
+            0
+        };
+        again
     }
 }
 
@@ -157,6 +184,8 @@ impl Pid1 {
             trigger: None,
             calm_at: None,
             said_none: false,
+            back: None,
+            strikes: 0,
         };
         // Units shed before a re-exec (their edges came back shed): the
         // calm that starts them again is counted from now, or the trigger
@@ -239,13 +268,22 @@ impl Pid1 {
             return;
         };
         shed.said_none = false;
+        let again = shed.strike(u, t);
+        let calm = shed.calm();
+        shed.calm_at = Some(t.saturating_add(calm));
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
             e.shed = true;
         }
         let name = self.sup.slot(u).map(|s| s.def.name.as_str()).unwrap_or("?");
         kmsg::console_line(format_args!(
-            "[ SHED ] {name}: stopping, system memory pressure over {}% in {}ms",
-            limit.percent, limit.window
+            "[ SHED ] {name}: stopping, system memory pressure over {}% in {}ms{}",
+            limit.percent,
+            limit.window,
+            if again {
+                "; shed again since it started: calm doubled"
+            } else {
+                ""
+            }
         ));
         kmsg::event(format_args!(
             "{name}: shed, system memory pressure over {}% in {}ms",
@@ -308,6 +346,7 @@ impl Pid1 {
         let more = self.edges.iter().any(|e| e.shed);
         if let Some(shed) = self.shed.as_mut() {
             shed.calm_at = more.then(|| t.saturating_add(calm));
+            shed.back = back.map(|u| (u, t));
         }
         let Some(u) = back else { return };
         let name = self.sup.slot(u).map(|s| s.def.name.as_str()).unwrap_or("?");
@@ -385,11 +424,17 @@ mod tests {
 
     /// Two units, the second `after` the first: db with `shed_order`.
     fn db_and_app(app: &str) -> super::Pid1 {
-        let mut p = super::Pid1::new(None, 0, false);
         let db = "exec = /bin/true\nshed_order = 1\nstop_timeout = 5s\n";
-        p.add_unit(crate::unit::parse("db", db).unwrap());
         let app = format!("exec = /bin/true\nafter = db\n{app}");
-        p.add_unit(crate::unit::parse("app", &app).unwrap());
+        shedding(&[("db", db), ("app", &app)])
+    }
+
+    /// `units` (name, text) linked, and `wren.shed` watched.
+    fn shedding(units: &[(&str, &str)]) -> super::Pid1 {
+        let mut p = super::Pid1::new(None, 0, false);
+        for (name, text) in units {
+            p.add_unit(crate::unit::parse(name, text).unwrap());
+        }
         p.sup.link().unwrap();
         p.fit_tables();
         let ep = rustix::event::epoll::CreateFlags::CLOEXEC;
@@ -550,5 +595,74 @@ mod tests {
         assert_eq!(p.shed.as_ref().unwrap().calm_at, None);
         p.on_system_pressure(false);
         assert_eq!(p.shed.as_ref().unwrap().calm_at, None);
+    }
+
+    /// A unit whose own start brings the pressure back is shed again
+    /// within a calm of its start: the calm doubles, so that it is not
+    /// cycled every 10 s for ever (shed, calm, start, shed...).
+    #[test]
+    fn a_unit_shed_again_soon_after_its_start_doubles_the_calm() {
+        use super::super::now;
+        use super::super::tests::{step, NO_PID};
+        use crate::supervisor::{Event, Phase};
+        let db = "exec = /bin/sleep 60\nshed_order = 1\nnamespaces = none\n";
+        let mut p = shedding(&[("db", db)]);
+        step(&mut p, now(), Event::Boot);
+        step(&mut p, now(), Event::spawned(0, NO_PID));
+        let base = p.shed.as_ref().unwrap().calm();
+        p.on_system_pressure(false);
+        let gone = |pid| Event::Exited {
+            pid,
+            exit: crate::vocab::Exit::Signal(15),
+        };
+        step(&mut p, now(), gone(NO_PID));
+        p.shed.as_mut().unwrap().calm_at = Some(0);
+        p.on_shed_calm();
+        // Started again for real (a bare `sleep`), and at once shed again.
+        let s = p.sup.slot(0).unwrap();
+        assert_eq!(s.rt.phase, Phase::Running);
+        let pid = s.rt.pid;
+        let t = now();
+        p.on_system_pressure(false);
+        let shed = p.shed.as_ref().unwrap();
+        assert!(p.edges[0].shed);
+        assert_eq!(shed.calm(), 2 * base);
+        assert!(shed.calm_at.is_some_and(|c| c >= t + 2 * base));
+        let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+    }
+
+    /// The strikes: at most 16 times the calm; they start over when the
+    /// unit shed is not the one just started again, or it stayed up a
+    /// calm.
+    #[test]
+    fn strikes_are_capped_and_start_over() {
+        let mut shed = super::Shed {
+            limit: PressureLimit {
+                percent: 10,
+                window: 1000,
+            },
+            trigger: None,
+            calm_at: None,
+            said_none: false,
+            back: None,
+            strikes: 0,
+        };
+        for _ in 0..6 {
+            shed.back = Some((3, 100));
+            assert!(shed.strike(3, 200));
+        }
+        assert_eq!(shed.calm(), 16 * 10_000);
+        shed.back = Some((3, 100));
+        assert!(!shed.strike(2, 200), "another unit");
+        assert_eq!(shed.calm(), 10_000);
+        shed.strikes = 1;
+        shed.back = Some((3, 100));
+        assert!(!shed.strike(3, 100 + 20_000), "up a calm: not its start");
+        assert_eq!(shed.strikes, 0);
+        shed.strikes = 1;
+        assert!(!shed.strike(3, 200), "not started again since");
+        assert_eq!(shed.strikes, 0);
     }
 }
