@@ -159,7 +159,16 @@ fn import(a: &Args) -> Result<String, String> {
     };
     let staged = store::stage_layers(&a.root, &image, &diff_ids, &mut budget)?;
     let top_first: Vec<PathBuf> = staged.dirs.iter().rev().cloned().collect();
-    let root: Vec<String> = staged.target_paths.iter().rev().cloned().collect();
+    // A layer twice in the image (the empty layer `RUN` steps leave
+    // repeats) is named once, where it is topmost: overlayfs refuses a
+    // lower directory twice (ELOOP), and the lower copy could never show
+    // through the upper one anyway.
+    let mut root: Vec<String> = Vec::new();
+    for p in staged.target_paths.iter().rev() {
+        if !root.contains(p) {
+            root.push(p.clone());
+        }
+    }
     let merged = unit::Merged { layers: &top_first };
     let text = unit::render(&a.name, &image.reference, &config, &root, &merged, &a.extra)?;
     if let Some(arch) = config.architecture.as_deref().filter(|x| *x != a.arch) {

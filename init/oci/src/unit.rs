@@ -92,6 +92,44 @@ impl Merged<'_> {
         None
     }
 
+    /// `find` with the image's symlinks followed inside the image, as the
+    /// kernel will inside the unit's root (`/opt/app -> app-1.2`, a merged
+    /// `/bin -> usr/bin` on the way to a program); at most 40 links, as
+    /// the kernel's bound.
+    pub fn resolve(&self, path: &str) -> Option<PathBuf> {
+        let mut path = path.to_owned();
+        'links: for _ in 0..40 {
+            let comps: Vec<&str> = path
+                .split('/')
+                .filter(|c| !c.is_empty() && *c != ".")
+                .collect();
+            let mut at = String::new();
+            for (i, c) in comps.iter().enumerate() {
+                if *c == ".." {
+                    at.truncate(at.rfind('/').unwrap_or(0));
+                    continue;
+                }
+                at.push('/');
+                at.push_str(c);
+                let host = self.find(&at)?;
+                let Ok(target) = std::fs::read_link(&host) else {
+                    continue;
+                };
+                let target = target.to_str()?;
+                let base = if target.starts_with('/') {
+                    ""
+                } else {
+                    at.get(..at.rfind('/').unwrap_or(0)).unwrap_or_default()
+                };
+                let rest = comps.get(i + 1..).unwrap_or_default().join("/");
+                path = format!("{base}/{target}/{rest}");
+                continue 'links;
+            }
+            return self.find(&at);
+        }
+        None
+    }
+
     /// A small text file of the image (/etc/passwd, /etc/group): only a
     /// regular file in the layers, never what a link there names (the
     /// build host's own files, /dev/zero), and at most `TEXT_MAX` bytes.
@@ -185,6 +223,20 @@ fn quote(arg: &str) -> Result<String, String> {
     Ok(q)
 }
 
+/// "image REFERENCE", cut to what `description` takes: a build host's
+/// long path keeps its end (the image's name and tag), not its start.
+fn description(reference: &str) -> String {
+    let max = wren_core::vocab::DESC_MAX - "image ...".len();
+    let mut cut = reference.len().saturating_sub(max);
+    while !reference.is_char_boundary(cut) {
+        cut += 1;
+    }
+    match reference.get(cut..) {
+        Some(tail) if cut > 0 => format!("image ...{tail}"),
+        _ => format!("image {reference}"),
+    }
+}
+
 /// The program as an absolute path: `./x` against the working
 /// directory, a bare name against the image's PATH (in its layers).
 fn program(prog: &str, path: &str, workdir: &str, img: &Merged) -> Result<String, String> {
@@ -201,7 +253,7 @@ fn program(prog: &str, path: &str, workdir: &str, img: &Merged) -> Result<String
     path.split(':')
         .filter(|d| d.starts_with('/'))
         .map(|d| format!("{}/{prog}", d.trim_end_matches('/')))
-        .find(|p| img.find(p).is_some())
+        .find(|p| img.resolve(p).is_some())
         .ok_or_else(|| format!("program `{prog}` not found on the image's PATH ({path})"))
 }
 
@@ -227,7 +279,7 @@ pub fn render(
     let rc = config.config.as_ref().unwrap_or(&empty);
     let mut keys: Vec<(String, String)> = Vec::new();
     let mut key = |k: &str, v: String| keys.push((k.to_owned(), v));
-    key("description", format!("image {reference}"));
+    key("description", description(reference));
     let env = rc.env.clone().unwrap_or_default();
     let path = env
         .iter()

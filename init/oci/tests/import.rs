@@ -737,3 +737,96 @@ fn long_name_and_pax_records_are_bounded() {
     assert_eq!(std::fs::read(l.join(&long)).unwrap(), b"long");
     assert_eq!(std::fs::read(l.join("srv/link")).unwrap(), b"short");
 }
+
+/// `src`'s one-layer image `tar` (run config `run`) as an OCI layout in
+/// `d/img` tagged `tag`, and a root to import it into: the source name.
+fn one_layer_image(d: &Path, img: &Path, tag: &str, tar: &[u8], run: &str) -> String {
+    let cfg = config(&[tar], run);
+    oci_layout(img, tag, &[gz(tar.to_vec())], &cfg);
+    std::fs::create_dir(d.join("root")).unwrap();
+    format!("oci:{}:{tag}", img.display())
+}
+
+/// The empty layer `RUN` steps leave, twice in one image: named once in
+/// `root`, where it is topmost (overlayfs refuses a lower directory
+/// twice: ELOOP at every start), and the unit passes `check --root`.
+#[test]
+fn a_layer_twice_in_an_image_is_named_once() {
+    let d = scratch("dup-layer");
+    let base = base_tar();
+    let mid = Tar::new().file("etc/motd", b"hi\n", 0o644).bytes();
+    let empty = Tar::new().bytes();
+    let tars = [&base, &empty, &mid, &empty];
+    let cfg = config(&tars, r#"{"Entrypoint":["/bin/app"]}"#);
+    let blobs: Vec<_> = tars.iter().map(|t| gz(t.to_vec())).collect();
+    oci_layout(&d.join("img"), "v1", &blobs, &cfg);
+    let root = d.join("root");
+    std::fs::create_dir(&root).unwrap();
+    imported(&root, "app", &format!("oci:{}:v1", d.join("img").display()));
+    let unit = std::fs::read_to_string(root.join("etc/units/app.unit")).unwrap();
+    let line = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("root = "))
+        .unwrap();
+    let at =
+        |t: &[u8]| layer(&root, t).to_str().unwrap()[root.to_str().unwrap().len()..].to_owned();
+    let want = [at(&empty), at(&mid), at(&base)].join(":");
+    assert_eq!(line, want);
+    let (ok, out) = check_root(&root);
+    assert!(ok, "{out}");
+}
+
+/// A build host's long image path: the description keeps its end (the
+/// image's name and tag) within `description`'s 96 bytes. (Before, the
+/// import failed after unpacking every layer: the unit written was
+/// refused.)
+#[test]
+fn a_long_source_path_is_cut_in_the_description() {
+    let d = scratch("long-source");
+    let img = d.join("output/build/images/containers/my-sensor-gateway-app-oci-layout");
+    let src = one_layer_image(
+        &d,
+        &img,
+        "v1.2.3",
+        &base_tar(),
+        r#"{"Entrypoint":["/bin/app"]}"#,
+    );
+    assert!(src.len() > 96);
+    imported(&d.join("root"), "app", &src);
+    let unit = std::fs::read_to_string(d.join("root/etc/units/app.unit")).unwrap();
+    let desc = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("description = "))
+        .unwrap();
+    assert!(
+        desc.starts_with("image ...") && desc.ends_with("app-oci-layout:v1.2.3"),
+        "{desc}"
+    );
+    assert_eq!(desc.len(), 96, "{desc}");
+}
+
+/// A program reached through a symlinked directory of the image
+/// (`/opt/app -> app-1.2`, a merged `/bin -> usr/bin`) is found on its
+/// PATH, as the kernel finds it inside the unit's root.
+#[test]
+fn a_program_through_a_symlinked_directory_is_found() {
+    let d = scratch("symlinked-path");
+    let tar = Tar::new()
+        .file("opt/app-1.2/bin/app", b"#!/bin/app\n", 0o755)
+        .symlink("opt/app", "app-1.2")
+        .file("usr/bin/tool", b"#!/bin/tool\n", 0o755)
+        .symlink("bin", "usr/bin")
+        .file("etc/passwd", PASSWD, 0o644)
+        .bytes();
+    let run = r#"{"Env":["PATH=/opt/app/bin:/bin"],"Cmd":["app"]}"#;
+    let src = one_layer_image(&d, &d.join("img"), "v1", &tar, run);
+    imported(&d.join("root"), "app", &src);
+    let unit = std::fs::read_to_string(d.join("root/etc/units/app.unit")).unwrap();
+    assert!(unit.contains("exec = /opt/app/bin/app"), "{unit}");
+    let run = r#"{"Env":["PATH=/sbin:/bin"],"Cmd":["tool"]}"#;
+    std::fs::remove_dir_all(d.join("root")).unwrap();
+    let src = one_layer_image(&d, &d.join("img2"), "v1", &tar, run);
+    imported(&d.join("root"), "tool", &src);
+    let unit = std::fs::read_to_string(d.join("root/etc/units/tool.unit")).unwrap();
+    assert!(unit.contains("exec = /bin/tool"), "{unit}");
+}

@@ -228,8 +228,9 @@ fn the_longest_confinement_line_fits() {
     use crate::proto::CONFINEMENT_MAX;
     let shortest = caps::Caps::ALL.names().min_by_key(|n| n.len()).unwrap();
     let caps: Vec<&str> = caps::Caps::ALL.names().filter(|&n| n != shortest).collect();
-    let layer = format!("/{}", "l".repeat(94));
-    let root = vec![layer; crate::vocab::MAX_ROOT_LAYERS].join(":");
+    let layer = |i: usize| format!("/{i}{}", "l".repeat(93));
+    let root: Vec<String> = (0..crate::vocab::MAX_ROOT_LAYERS).map(layer).collect();
+    let root = root.join(":");
     assert!(root.len() <= crate::vocab::ROOT_BYTES && root.len() > crate::vocab::ROOT_BYTES - 8);
     let text = format!(
         "exec = /bin/x\nnamespaces = user mount pid uts ipc net cgroup\nuser_map = 4294966295 1000\nuser = {}\ncapabilities = {}\nseccomp = ~@mount\nroot = {root}\nroot_overlay = yes\n",

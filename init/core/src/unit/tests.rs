@@ -979,6 +979,8 @@ fn root_takes_layers_topmost_first() {
         err("root = /a:").1,
         "root: layer 2: expected an absolute path, got ``"
     );
+    // overlayfs refuses a lower directory named twice (ELOOP).
+    assert_eq!(err("root = /a:/b:/a/").1, "root: layer 3 is layer 1 again");
     assert_eq!(
         err("root = /a,b:/c").1,
         "root: layer 1: `,` and `\\` are not allowed, got `/a,b`"

@@ -212,6 +212,11 @@ pub(super) fn parse_root(v: &str) -> Result<Text<ROOT_BYTES>, Msg> {
         if layer.len() > PATH_BYTES {
             bad!("root: layer {layers}: longer than {PATH_BYTES} bytes");
         }
+        // overlayfs refuses a lower directory twice (ELOOP at every start).
+        let same = |l: &str| l.trim_end_matches('/') == layer.trim_end_matches('/');
+        if let Some(i) = v.split(':').take(layers - 1).position(same) {
+            bad!("root: layer {layers} is layer {} again", i + 1);
+        }
     }
     if layers > MAX_ROOT_LAYERS {
         bad!("root: {layers} layers, at most {MAX_ROOT_LAYERS}");
