@@ -521,6 +521,12 @@ pub(super) fn talk(
                 match step {
                     Ok(Some(None)) => {}
                     Ok(Some(Some(code))) => return Ok(code),
+                    // A follow has no clean end: init closing it cut it
+                    // (its reader fell behind, or it re-executed then).
+                    Ok(None) if *follow => {
+                        let _ = writeln!(err, "initctl: {name}: init ended the follow");
+                        return Ok(FAIL);
+                    }
                     Ok(None) | Err(ClientError::OutputGone) => return Ok(OK),
                     Err(e) => return Err(e.to_string()),
                 }

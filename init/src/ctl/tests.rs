@@ -519,6 +519,38 @@ fn log_and_follow_over_the_socket() {
     assert_eq!(err, "initctl: no unit web\n");
 }
 
+/// A follow has no clean end: init closing it (its reader fell behind
+/// for 5 s, or init re-executed then) cut it, and output is lost. Said,
+/// and exit 1. (It was exit 0 and nothing said: a script could not tell.)
+#[test]
+fn a_follow_init_ends_is_not_a_success() {
+    use std::io::Read;
+    let dir = TempDir::new("ctl-follow-cut");
+    let path = dir.join("control");
+    let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let init = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let _ = s.read(&mut [0u8; 64]);
+        let mut out = [0u8; 128];
+        let one = crate::proto::Reply::Log {
+            missed: 0,
+            data: b"one\n",
+        };
+        let n = crate::proto::encode_reply(&one, &mut out).unwrap();
+        s.write_all(&out[..n]).unwrap();
+        // Closed, as `Server` closes a follower that fell behind.
+    });
+    let (mut o, mut e) = (Vec::new(), Vec::new());
+    let code = run(&argv(&["log", "web", "-f"]), &path, &mut o, &mut e);
+    init.join().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o), "one\n");
+    assert_eq!(code, 1);
+    assert_eq!(
+        String::from_utf8_lossy(&e),
+        "initctl: web: init ended the follow\n"
+    );
+}
+
 /// Valid when it holds an `exec` line and no `bogus`.
 fn fake_check(p: &Path, w: &mut dyn Write) -> bool {
     let t = std::fs::read_to_string(p).unwrap();
