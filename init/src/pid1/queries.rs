@@ -257,7 +257,7 @@ fn answer_of(
         (Want::Stopped, Some(d)) if d.active() => None,
         (Want::Stopped, Some(d)) if d.gave_up => Some(Err(CtlError::fmt(
             ErrCode::Failed,
-            format_args!("{name}: processes survived SIGKILL (see the kernel log)"),
+            format_args!("processes survived SIGKILL (see the kernel log)"),
         ))),
         _ => Some(r),
     }
@@ -435,15 +435,13 @@ fn settled(
     want: Want,
 ) -> Option<Result<(), CtlError>> {
     let Some(u) = u else {
-        return Some(Err(CtlError::new(ErrCode::NoSuchUnit, "unit removed")));
+        return Some(Err(CtlError::fmt(
+            ErrCode::NoSuchUnit,
+            format_args!("no unit named `{name}` (removed by a reload)"),
+        )));
     };
     let slot = sup.slot(u)?;
-    let failed = |what: &str| {
-        Some(Err(CtlError::fmt(
-            ErrCode::Failed,
-            format_args!("{name} {what}"),
-        )))
-    };
+    let failed = |what: &str| Some(Err(CtlError::new(ErrCode::Failed, what)));
     match want {
         Want::Started | Want::Restarted => match slot.rt.phase {
             Phase::Running | Phase::Exited => Some(Ok(())),
@@ -578,8 +576,10 @@ mod tests {
         }
         assert!(p.edges[0].drain.gave_up && !p.draining());
         let replies = ask(&mut p, &path, Request::Stop { name: "web" });
+        // Not named again: `initctl` says `initctl: web: ` before it.
         assert!(
-            matches!(replies.as_slice(), [Reply::Error(_)]),
+            matches!(replies.as_slice(), [Reply::Error(e)]
+                if e.message == "processes survived SIGKILL (see the kernel log)"),
             "{replies:?}"
         );
         // Gone later after all (stuck in the kernel, then not): a stop
@@ -587,6 +587,30 @@ mod tests {
         root.file("units/web/cgroup.events", "populated 0\nfrozen 0\n");
         let replies = ask(&mut p, &path, Request::Stop { name: "web" });
         assert!(matches!(replies.as_slice(), [Reply::Ok]), "{replies:?}");
+    }
+
+    /// What a waiting client is told of its unit does not name it again
+    /// (`initctl` says `initctl: web: ` before it: it printed `web: web
+    /// failed`); a removed unit is named as a unit never there is.
+    #[test]
+    fn a_waiter_is_told_its_unit_once() {
+        use super::{settled, Want};
+        let mut p = super::Pid1::new(None, 0, false);
+        p.add_unit(crate::unit::parse("web", "exec = /bin/x\nrestart = never\n").unwrap());
+        p.sup.link().unwrap();
+        p.fit_tables();
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, NO_PID));
+        let exit = crate::vocab::Exit::code(1);
+        step(&mut p, 2, Event::Exited { pid: NO_PID, exit });
+        let e = settled(&p.sup, Some(0), "web", Want::Started)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.message, "failed");
+        let e = settled(&p.sup, None, "web", Want::Started)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.message, "no unit named `web` (removed by a reload)");
     }
 
     /// A waiting `stop` of a unit that a reload then removes goes on as
