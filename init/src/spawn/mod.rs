@@ -421,15 +421,14 @@ fn reaper_child(
                 // is the task the scheduler picks next after any
                 // preemption (it slept; the service ran). It closes only
                 // its copy of the status pipe (PID 1 sees the exec now)
-                // and sleeps; the rest of its work (`hold_output`, its
+                // and sleeps; the rest of its work (`settle_stdio`, its
                 // fds, its nice, its exec) waits, as PID 1's does.
                 // Signals stay pending meanwhile.
                 crate::sys::fd::close_early(status_wr);
                 let _ = rustix::thread::nanosleep(&RESTART_GRACE);
             }
-            if let Some(out) = req.stdio.fd() {
-                crate::spawn::reaper::hold_output(out, &[Some(status_wr), req.exit_report]);
-            }
+            let keep = [Some(status_wr), req.exit_report];
+            crate::spawn::reaper::settle_stdio(req.stdio.fd(), &keep);
             crate::spawn::reaper::run(svc, req.exit_report, on)
         }
     }

@@ -137,24 +137,34 @@ pub(super) fn close_before_service(
     crate::sys::fd::close_all_but(&all);
 }
 
-/// Make fd 1 a copy of the service's output pipe `out`, held (never
-/// written) until the reaper exits: when the service dies, PID 1 is not
-/// woken by the pipe's end of file ahead of the report, which the
-/// reaper, picked after it, would then write later (1.5 ms of an isolated
-/// restart on one CPU). PID 1 reads what is left in the pipe when the
-/// next run starts (`pid1::executor::watch_ends`). Not when fd 1 is one
-/// the reaper keeps (`keep`, PID 1's executable or /dev/null): only if
+/// The reaper's fds 0-2, which are PID 1's until now: the console at
+/// boot, read-write, the operator's keyboard. They become /dev/null: a
+/// unit with a user namespace could take them from its exec'd reaper
+/// (`pidfd_getfd`: the namespace's root may trace what runs in it, and
+/// the exec made the reaper's memory the namespace's). Fd 1 becomes the
+/// service's output pipe `out` instead, held (never written) until the
+/// reaper exits: when the service dies, PID 1 is not woken by the pipe's
+/// end of file ahead of the report, which the reaper, picked after it,
+/// would then write later (1.5 ms of an isolated restart on one CPU).
+/// PID 1 reads what is left in the pipe when the next run starts
+/// (`pid1::executor::watch_ends`). A number the reaper keeps for another
+/// fd (`keep`, PID 1's executable or /dev/null) is left as it is: only if
 /// boot could not open fds 0-2.
-pub(super) fn hold_output(out: BorrowedFd<'_>, keep: &[Option<BorrowedFd<'_>>]) {
+pub(super) fn settle_stdio(out: Option<BorrowedFd<'_>>, keep: &[Option<BorrowedFd<'_>>]) {
     use rustix::fd::AsRawFd;
-    let taken = keep
-        .iter()
-        .copied()
-        .chain(always_kept())
-        .flatten()
-        .any(|fd| fd.as_raw_fd() == 1);
-    if !taken {
-        let _ = crate::sys::fd::move_for_exec(out, 1);
+    let taken = |n| {
+        keep.iter()
+            .copied()
+            .chain(always_kept())
+            .flatten()
+            .any(|fd| fd.as_raw_fd() == n)
+    };
+    let null = super::stdio::null();
+    for n in 0..=2 {
+        let with = if n == 1 { out.or(null) } else { null };
+        if let Some(fd) = with.filter(|_| !taken(n)) {
+            let _ = crate::sys::fd::move_for_exec(fd, n);
+        }
     }
 }
 

@@ -322,6 +322,35 @@ fn the_reaper_holds_the_output_pipe_past_its_report() {
     assert_eq!(wait(pid), 0);
 }
 
+/// A namespace's reaper keeps none of PID 1's stdio (at boot the
+/// console, read-write: a unit with a user namespace could take it from
+/// its exec'd reaper with pidfd_getfd and read the operator's keyboard).
+/// Its fds 0 and 2 are /dev/null, fd 1 the service's output pipe it holds.
+#[test]
+fn a_reaper_keeps_none_of_pid1_s_stdio() {
+    super::stdio::open_null();
+    let cg = own_cgroup();
+    let mut d = unit(&["/bin/sh", "-c", "exit 0"]);
+    d.namespaces = Namespaces(Namespaces::PID | Namespaces::MOUNT);
+    // This process's fd 0 a file of its own for the start (PID 1's would
+    // be the console), put back after: the reaper's copy is what counts.
+    let dir = crate::testutil::TempDir::new("reaper-stdio");
+    let secret = std::fs::File::create(dir.join("console")).unwrap();
+    let saved = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdin(), 3).unwrap();
+    crate::sys::fd::move_for_exec(secret.as_fd(), 0).unwrap();
+    let started = spawn_reported(&d, cg.as_fd());
+    crate::sys::fd::move_for_exec(saved.as_fd(), 0).unwrap();
+    let (pid, rd, rep_rd) = started;
+    assert_eq!(report_of(&rep_rd), Some(crate::vocab::Exit::Code(0)));
+    let link = |n| std::fs::read_link(format!("/proc/{pid}/fd/{n}")).unwrap();
+    assert_eq!(link(0), std::path::Path::new("/dev/null"));
+    assert_eq!(link(2), std::path::Path::new("/dev/null"));
+    let pipe = format!("pipe:[{}]", rustix::fs::fstat(&rd).unwrap().st_ino);
+    assert_eq!(link(1), std::path::Path::new(&pipe));
+    drop(rep_rd);
+    assert_eq!(wait(pid), 0);
+}
+
 /// What the service left in its namespace is killed and reaped before
 /// the report: by then the reaper has no child left.
 #[test]
