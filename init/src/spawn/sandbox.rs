@@ -42,11 +42,14 @@ pub enum Step {
     /// `ready = sd_notify`: the unit's socket into its `root` (or its
     /// private /run).
     NotifySocket,
+    /// Root without `sys_admin`: the host's kernel files that check the
+    /// writer's uid alone, read-only (`guard_host_files`).
+    HostFiles,
 }
 
 impl Step {
     pub fn from_code(c: u8) -> Option<Step> {
-        const ALL: [Step; 17] = [
+        const ALL: [Step; 18] = [
             Step::MakePrivate,
             Step::BindRoot,
             Step::MountProc,
@@ -64,6 +67,7 @@ impl Step {
             Step::OverlayTmpfs,
             Step::Overlay,
             Step::NotifySocket,
+            Step::HostFiles,
         ];
         ALL.iter().copied().find(|s| *s as u8 == c)
     }
@@ -87,6 +91,7 @@ impl Step {
             Step::OverlayTmpfs => "mount the overlay's upper tmpfs",
             Step::Overlay => "mount overlay root",
             Step::NotifySocket => "bind the notify socket",
+            Step::HostFiles => "make the host's kernel files read-only (root without sys_admin)",
         }
     }
 }
@@ -213,17 +218,22 @@ fn mount_proc(target: &str) -> Result<(), Failure> {
 fn guard_proc(proc_dir: &str) -> Result<(), Failure> {
     for sub in ["/sys", "/sysrq-trigger"] {
         let p = PathBuf::join(proc_dir, sub)?;
-        // Recursive: in a user namespace the mounts under /proc/sys
-        // (binfmt_misc) are locked, and a plain bind over them refused.
-        match rustix::mount::mount_bind_recursive(p.as_str(), p.as_str()) {
-            Ok(()) => {}
-            Err(Errno::NOENT) => continue,
-            Err(e) => return Err((Step::MountProc, e)),
-        }
-        let ro = MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
-        remount_bind(p.as_str(), ro).map_err(|e| (Step::MountProc, e))?;
+        bind_read_only(p.as_str()).map_err(|e| (Step::MountProc, e))?;
     }
     Ok(())
+}
+
+/// `p` bound onto itself read-only; nothing if it is not there.
+fn bind_read_only(p: &str) -> Result<(), Errno> {
+    // Recursive: in a user namespace the mounts under /proc/sys
+    // (binfmt_misc) are locked, and a plain bind over them refused.
+    match rustix::mount::mount_bind_recursive(p, p) {
+        Ok(()) => {}
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    let ro = MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    remount_bind(p, ro)
 }
 
 /// Runs as uid 0 of the host's user namespace without CAP_SYS_ADMIN: the
@@ -241,17 +251,21 @@ fn root_without_admin(def: &UnitDef, uid: Option<u32>) -> bool {
 /// the host's root; `/proc/sys/net` left as it is (the kernel checks
 /// CAP_NET_ADMIN there); `/sys/fs/cgroup` read-only, or the unit could
 /// move itself out of its cgroup (and its limits, its stop), or kill
-/// another unit's.
+/// another unit's; `/sys/kernel/uevent_helper` read-only where the kernel
+/// has one (`CONFIG_UEVENT_HELPER`: `kernel.hotplug`'s twin, a program
+/// the kernel runs as the host's root). The rest of `/sys` stays
+/// writable: LEDs and GPIOs are what such units are for.
 fn guard_host_files() -> Result<(), Failure> {
-    guard_proc("/proc")?;
+    guard_proc("/proc").map_err(|(_, e)| (Step::HostFiles, e))?;
+    bind_read_only("/sys/kernel/uevent_helper").map_err(|e| (Step::HostFiles, e))?;
     let rw = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
     match rustix::mount::mount_bind_recursive("/proc/sys/net", "/proc/sys/net") {
         // Writable again: a bind copies the read-only flag it was made
         // under, which `remount_bind` would keep.
         Ok(()) => rustix::mount::mount_remount("/proc/sys/net", MountFlags::BIND | rw, "")
-            .map_err(|e| (Step::MountProc, e))?,
+            .map_err(|e| (Step::HostFiles, e))?,
         Err(Errno::NOENT) => {}
-        Err(e) => return Err((Step::MountProc, e)),
+        Err(e) => return Err((Step::HostFiles, e)),
     }
     // The unit's own copies of the mounts (its mount namespace): every
     // one under the cgroup root (a hybrid host's cgroup2 is below a
@@ -265,7 +279,7 @@ fn guard_host_files() -> Result<(), Failure> {
         // Not there, or not a mount (no cgroup2 mounted there:
         // `cgroup::missing`): nothing of the cgroup tree to protect.
         Err(Errno::NOENT | Errno::INVAL) => Ok(()),
-        r => r.map_err(|e| (Step::ReadOnly, e)),
+        r => r.map_err(|e| (Step::HostFiles, e)),
     }
 }
 
@@ -577,6 +591,10 @@ mod tests {
             }
         }
         assert_eq!(Step::from_code(Step::Loopback as u8), Some(Step::Loopback));
+        // The guard of a root unit without sys_admin is its own step: it
+        // was told as `remount root read-only`, a key the unit lacks.
+        let host = Step::from_code(Step::HostFiles as u8).unwrap();
+        assert!(host.as_str().contains("sys_admin"), "{}", host.as_str());
         assert_eq!(Step::from_code(0), None);
     }
 
