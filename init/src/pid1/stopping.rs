@@ -457,6 +457,11 @@ impl Pid1 {
     /// and at the drain's end (`end_drain`). One unit, not a pass over
     /// the table: a shutdown's exits each cost their own unit.
     pub(super) fn drained_if_done(&mut self, u: u16) {
+        // Said already by the kill that ended the drain (`end_drain`),
+        // whose action's own check comes right after: not twice.
+        if matches!(self.queue.back(), Some(Event::Drained { unit }) if *unit == u) {
+            return;
+        }
         let draining = self.sup.slot(u).is_some_and(|s| s.rt.draining);
         let active = self
             .edges

@@ -407,6 +407,54 @@ fn a_shutdown_stops_a_dependency_once_its_dependents_cgroup_is_empty() {
     assert_eq!(phase(&p), Phase::Stopping);
 }
 
+/// In a shutdown, the kill of a unit whose cgroup is already empty queues
+/// its `Drained` once, not twice (the kill ended the drain, which said
+/// so, and the kill's own check said it again): each unit's drain counts
+/// against an event queue of two events a unit.
+#[test]
+fn a_kill_of_an_empty_cgroup_in_a_shutdown_queues_drained_once() {
+    let root = TempDir::new("pid1-drained-once");
+    for u in ["web", "app"] {
+        root.file(
+            &format!("units/{u}/cgroup.events"),
+            "populated 0\nfrozen 0\n",
+        );
+        root.file(&format!("units/{u}/cgroup.procs"), "");
+    }
+    let mut p = Pid1::new(None, 0, false);
+    let web = crate::unit::parse("web", "exec = /bin/true\n").unwrap();
+    let app = crate::unit::parse("app", "exec = /bin/true\nafter = web\n").unwrap();
+    p.add_unit(web);
+    p.add_unit(app);
+    p.sup.link().unwrap();
+    p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
+    let ep = rustix::event::epoll::CreateFlags::CLOEXEC;
+    p.epoll = Some(rustix::event::epoll::create(ep).unwrap());
+    p.fit_tables();
+    let (w, a) = (p.sup.index("web").unwrap(), p.sup.index("app").unwrap());
+    step(&mut p, now(), Event::Boot);
+    step(&mut p, now(), Event::spawned(w, NO_PID));
+    step(&mut p, now(), Event::spawned(a, NO_PID - 1));
+    p.feed(Event::Shutdown(crate::vocab::ShutdownKind::Reboot));
+    let exit = Exit::Signal(15);
+    let out = step(
+        &mut p,
+        now(),
+        Event::Exited {
+            pid: NO_PID - 1,
+            exit,
+        },
+    );
+    assert!(out.contains(&Action::KillCgroup(a)), "{out:?}");
+    p.perform(Action::KillCgroup(a));
+    let drained = p
+        .queue
+        .iter()
+        .filter(|e| matches!(e, Event::Drained { unit } if *unit == a))
+        .count();
+    assert_eq!(drained, 1);
+}
+
 /// A start whose cgroup write fails after the directory was made (or
 /// known) keeps it known: the unit's removal deletes it. (Before, the
 /// edge forgot it, and a removed unit's `units/NAME` stayed.)
