@@ -9,7 +9,7 @@
 //! the state (another format), it adopts what runs from the text layer and
 //! the cgroup tree instead. No unit is restarted either way.
 
-use super::{now, why, Edge, Pid1};
+use super::{now, why, Edge, Pid1, Why};
 use crate::control::ClientId;
 use crate::handover::{self, Header, Hint, RawFd, UnitState, HANDOVER_ARG};
 use crate::kmsg;
@@ -64,19 +64,18 @@ pub fn handover_fd() -> Option<OwnedFd> {
 impl Pid1 {
     pub(super) fn reexec(&mut self, id: ClientId, path: &str) {
         let path = if path.is_empty() { DEFAULT_PATH } else { path };
-        let feeding = self.watchdog_next.is_some() && self.critical_failed().is_none();
-        let refused = if self.sup.shutting_down().is_some() {
-            Err(why(format_args!("shutting down")))
-        } else if let Some((name, what)) = self.in_between() {
-            Err(why(format_args!("{name} is {what}; try again")))
-        } else {
-            // The handshake may take a second or more (a candidate on a
-            // stalled disk): begun on a fed watchdog, so a short timeout
-            // does not reset the board for a re-exec that is refused.
-            if let Some(w) = self.watchdog.as_ref().filter(|_| feeding) {
-                w.feed();
+        let refused = match self.refusal() {
+            Some(e) => Err(e),
+            None => {
+                // The handshake may take a second or more (a candidate on
+                // a stalled disk): begun on a fed watchdog, so a short
+                // timeout does not reset the board for a re-exec that is
+                // refused.
+                if let Some(w) = self.watchdog.as_ref() {
+                    w.feed();
+                }
+                handshake(path)
             }
-            handshake(path)
         };
         let t = now();
         let (format, version) = match refused {
@@ -134,10 +133,9 @@ impl Pid1 {
         }
         let _ = kmsg::console_flush();
         // Fed now, the new PID 1 has a whole timeout to take it over (or,
-        // another format, to open it again). Not once feeding has stopped
-        // (a critical unit failed): a re-exec must not buy the board
-        // another timeout.
-        if let Some(w) = self.watchdog.as_ref().filter(|_| feeding) {
+        // another format, to open it again). (Once feeding has stopped, a
+        // re-exec is refused: `refusal`.)
+        if let Some(w) = self.watchdog.as_ref() {
             w.feed();
         }
         let err = exec_self(path, &state);
@@ -150,6 +148,26 @@ impl Pid1 {
         self.set_cloexec(true);
         if let Some(srv) = self.control.as_ref() {
             srv.unkeep_followers();
+        }
+    }
+
+    /// Why a re-exec cannot be made now, if it cannot. Once the watchdog
+    /// is fed no more (a critical unit failed), the board resets: a new
+    /// PID 1 would feed it again (one of another state format, adopting
+    /// the units, does not even know of the failure; and a critical unit
+    /// started again by hand meanwhile does not make the old one feed).
+    fn refusal(&self) -> Option<Why> {
+        let feeding = self.watchdog_next.is_some() && self.critical_failed().is_none();
+        if self.sup.shutting_down().is_some() {
+            Some(why(format_args!("shutting down")))
+        } else if let Some((name, what)) = self.in_between() {
+            Some(why(format_args!("{name} is {what}; try again")))
+        } else if self.watchdog.is_some() && !feeding {
+            Some(why(format_args!(
+                "a critical unit failed: the watchdog is no longer fed, and the board resets"
+            )))
+        } else {
+            None
         }
     }
 
@@ -505,6 +523,44 @@ fn decode(rest: &[u8]) -> Option<(Header, Vec<UnitState<'_>>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Once a critical unit failed and the watchdog is fed no more, a
+    /// re-exec is refused: the new PID 1 would feed it again (one of
+    /// another state format adopts the units and knows nothing of the
+    /// failure), and the board would not reset. So too after the unit was
+    /// started again by hand: the old PID 1 does not feed again either.
+    #[test]
+    fn a_reexec_is_refused_once_the_watchdog_is_fed_no_more() {
+        use crate::pid1::tests::{step, NO_PID};
+        use crate::supervisor::Event;
+        let mut p = Pid1::new(None, 0, false);
+        let mut d = crate::unit::UnitDef::with_defaults("web");
+        d.exec.push("/bin/true").unwrap();
+        d.critical = true;
+        d.restart = crate::unit::Restart::Never;
+        p.add_unit(d);
+        p.sup.link().unwrap();
+        p.fit_tables();
+        let dev = rustix::fs::memfd_create("wd", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        p.watchdog = Some(crate::watchdog::Watchdog::on(dev, 15));
+        p.watchdog_next = Some(0);
+        step(&mut p, 1, Event::Boot);
+        step(&mut p, 2, Event::spawned(0, NO_PID));
+        assert!(p.refusal().is_none(), "fed: a re-exec goes on");
+        let exit = crate::vocab::Exit::code(1);
+        step(&mut p, 3, Event::Exited { pid: NO_PID, exit });
+        let why = p.refusal().map(|w| w.as_str().to_owned());
+        assert!(
+            why.as_deref().is_some_and(|w| w.contains("critical")),
+            "{why:?}"
+        );
+        p.tend_watchdog();
+        assert_eq!(p.watchdog_next, None, "fed no more");
+        step(&mut p, 4, Event::Start { unit: 0 });
+        step(&mut p, 5, Event::spawned(0, NO_PID + 1));
+        assert!(p.critical_failed().is_none());
+        assert!(p.refusal().is_some(), "started by hand: still not fed");
+    }
 
     /// Frames written one after another, after other bytes, read back
     /// whole by the new PID 1's reader.
