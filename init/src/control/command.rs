@@ -49,6 +49,9 @@ impl Command {
                 | Command::Shutdown(_)
                 | Command::Reload
                 | Command::Reexec(_)
+                // A reload's second half: hearing it ends the verdict owed
+                // to the operator's reload (`Pid1::verdict_asked`).
+                | Command::Verdict
         )
     }
 }

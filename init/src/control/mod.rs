@@ -303,7 +303,8 @@ impl Server {
             refuse(fd.as_fd(), CtlError::code(ErrCode::Denied));
             return Accepted::Refused;
         }
-        let Some(slot) = self.clients.iter().position(|c| c.fd.is_none()) else {
+        let observer = cred.is_ok_and(|c| !may_change(c.pid.as_raw_nonzero().get()));
+        let Some(slot) = self.free_slot(observer) else {
             refuse(fd.as_fd(), CtlError::code(ErrCode::Busy));
             return Accepted::Refused;
         };
@@ -322,11 +323,21 @@ impl Server {
         c.deadline = Some(now_ms.saturating_add(CLIENT_TIMEOUT_MS));
         c.interest = interest;
         c.peer_shut = false;
-        c.observer = cred.is_ok_and(|c| !may_change(c.pid.as_raw_nonzero().get()));
+        c.observer = observer;
         c.rx.clear();
         c.clear_tx();
         self.ensure_buffers(slot);
         Accepted::Slot(slot)
+    }
+
+    /// A free slot for a new connection. A peer that may only look (a
+    /// unit's root without CAP_SYS_ADMIN, `observer`) gets none while
+    /// such peers hold `MAX_WAITING` slots: connections that send nothing
+    /// for 5 s at a time would keep the operator out.
+    fn free_slot(&self, observer: bool) -> Option<usize> {
+        let observers = self.clients.iter().filter(|c| c.fd.is_some() && c.observer);
+        let free = self.clients.iter().position(|c| c.fd.is_none());
+        free.filter(|_| !observer || observers.count() < MAX_WAITING)
     }
 
     /// accept failed with `e` (EMFILE, ENFILE, ENOBUFS, ENOMEM: wanting

@@ -990,6 +990,7 @@ fn a_root_peer_without_sys_admin_may_only_look() {
     for req in [
         Request::Stop { name: "web" },
         Request::Reload,
+        Request::Verdict,
         Request::Shutdown(ShutdownKind::Reboot),
     ] {
         let mut s = observe(&mut rig);
@@ -1020,4 +1021,10 @@ fn a_root_peer_without_sys_admin_may_only_look() {
         super::may_change(std::process::id() as i32),
         "this test runs as root"
     );
+    // Such peers hold at most MAX_WAITING slots, idle or not: the
+    // operator always gets in.
+    let held: Vec<_> = (0..super::MAX_WAITING).map(|_| observe(&mut rig)).collect();
+    assert_eq!(rig.server.free_slot(true), None);
+    assert!(rig.server.free_slot(false).is_some());
+    drop(held);
 }
