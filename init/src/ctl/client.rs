@@ -406,7 +406,7 @@ pub(super) fn talk(
                     let text = if *json {
                         json::detail(&detail, log)
                     } else {
-                        Ok(output::detail_text(&detail, log).into_bytes())
+                        Ok(output::detail_text(&detail, log))
                     };
                     show_text(text, out, err)
                 }

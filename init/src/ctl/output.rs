@@ -126,7 +126,7 @@ fn last_exit_text(e: LastExit) -> String {
 }
 
 /// `initctl status NAME`: the table line, then what explains it.
-pub fn detail_text(d: &UnitDetail, log: &[u8]) -> String {
+pub fn detail_text(d: &UnitDetail, log: &[u8]) -> Vec<u8> {
     let mut s = status_table(std::slice::from_ref(&d.status));
     let _ = writeln!(s, "last exit: {}", last_exit_text(d.last_exit));
     let _ = writeln!(s, "oom kills: {}", d.oom_kills);
@@ -151,11 +151,13 @@ pub fn detail_text(d: &UnitDetail, log: &[u8]) -> String {
     }
     let reason = if d.reason.is_empty() { "-" } else { &d.reason };
     let _ = writeln!(s, "reason: {reason}");
+    let mut s = s.into_bytes();
     if !log.is_empty() {
-        s.push_str("log:\n");
-        s.push_str(&String::from_utf8_lossy(&super::visible::render(log)));
+        // As `log` shows it: text that is not UTF-8 passes unchanged.
+        s.extend_from_slice(b"log:\n");
+        s.extend_from_slice(&super::visible::render(log));
         if !log.ends_with(b"\n") {
-            s.push('\n');
+            s.push(b'\n');
         }
     }
     s

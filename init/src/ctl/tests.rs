@@ -294,7 +294,7 @@ fn detail() -> UnitDetail {
 
 #[test]
 fn detail_lines() {
-    let t = detail_text(&detail(), b"boom\nbang");
+    let t = String::from_utf8(detail_text(&detail(), b"boom\nbang")).unwrap();
     let lines: Vec<&str> = t.lines().collect();
     assert_eq!(lines[0].split_whitespace().next(), Some("NAME"));
     assert!(lines[1].starts_with("web "));
@@ -317,11 +317,15 @@ fn detail_lines() {
     let mut d = detail();
     d.last_exit = LastExit::OomKill;
     d.reason.clear();
-    let t = detail_text(&d, b"");
+    let t = String::from_utf8(detail_text(&d, b"")).unwrap();
     assert!(t.contains("last exit: oom-kill\n"));
     assert!(t.ends_with("reason: -\n"));
     d.last_exit = LastExit::Code(3);
-    assert!(detail_text(&d, b"").contains("last exit: code 3\n"));
+    let t = String::from_utf8(detail_text(&d, b"")).unwrap();
+    assert!(t.contains("last exit: code 3\n"));
+    // Output that is not UTF-8 (Latin-1 here) is shown as `log` shows
+    // it, unchanged, not turned into U+FFFD.
+    assert!(detail_text(&d, b"\xe9t\xe9\n").ends_with(b"log:\n\xe9t\xe9\n"));
 }
 
 fn text(json: Result<Vec<u8>, String>) -> String {
