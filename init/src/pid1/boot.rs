@@ -179,7 +179,7 @@ fn set_hostname() {
 }
 
 /// The rescue shell: a console unit that always comes back.
-fn rescue_unit() -> UnitDef {
+pub(super) fn rescue_unit() -> UnitDef {
     let mut d = UnitDef::with_defaults("rescue");
     let _ = d.exec.push("/bin/sh");
     let _ = d.description.push_str("emergency shell");

@@ -74,7 +74,10 @@ impl Pid1 {
                 if let Some(w) = self.watchdog.as_ref() {
                     w.feed();
                 }
-                handshake(path)
+                handshake(path).and_then(|(format, v)| match self.unadoptable(format) {
+                    Some(e) => Err(e),
+                    None => Ok((format, v)),
+                })
             }
         };
         let t = now();
@@ -149,6 +152,35 @@ impl Pid1 {
         if let Some(srv) = self.control.as_ref() {
             srv.unkeep_followers();
         }
+    }
+
+    /// A build of another state `format` cannot read the state: it adopts
+    /// the running units from their files. One whose file is invalid or
+    /// gone now (running on its last good definition, or removed without
+    /// a reload) would be left to run unsupervised, its output pipe cut
+    /// (the next write kills it): refused, the unit named.
+    fn unadoptable(&self, format: u32) -> Option<Why> {
+        if format == state_format() {
+            return None;
+        }
+        let dir = match self.units_dir.as_str() {
+            "" => crate::vocab::DEFAULT_UNITS_DIR,
+            d => d,
+        };
+        let mut defs = Vec::new();
+        crate::config::load_dir(std::path::Path::new(dir), &mut defs, &mut |_| {});
+        let name = self
+            .sup
+            .slots()
+            // The rescue shell has no file: the new PID 1 starts its own
+            // when the directory has no valid unit.
+            .filter(|s| s.rt.pid != 0 && s.def != super::boot::rescue_unit())
+            .map(|s| s.def.name.as_str())
+            .find(|n| !defs.iter().any(|d| d.name.as_str() == *n))?;
+        Some(why(format_args!(
+            "{name} runs, but its unit file is invalid or gone, and a build of state format \
+             {format} adopts the units from their files (`initctl reload` says why)"
+        )))
     }
 
     /// Why a re-exec cannot be made now, if it cannot. Once the watchdog
@@ -523,6 +555,44 @@ fn decode(rest: &[u8]) -> Option<(Header, Vec<UnitState<'_>>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A build of another state format adopts the units from their files:
+    /// a re-exec into one is refused while a running unit's file is
+    /// invalid (it runs on its last good definition) or gone, naming it
+    /// (the new PID 1 left it unsupervised and cut its output pipe). Into
+    /// a build of this format, which reads the state, it goes on.
+    #[test]
+    fn a_reexec_into_another_format_is_refused_while_a_unit_file_is_bad() {
+        use crate::pid1::tests::{step, NO_PID};
+        use crate::supervisor::Event;
+        let dir = crate::testutil::TempDir::new("reexec-adoptable");
+        let mut p = Pid1::new(None, 0, false);
+        p.units_dir = dir.path().to_str().unwrap().try_into().unwrap();
+        for name in ["db", "web"] {
+            let d = crate::unit::parse(name, "exec = /bin/true\n").unwrap();
+            p.add_unit(d);
+        }
+        p.sup.link().unwrap();
+        p.fit_tables();
+        step(&mut p, 1, Event::Boot);
+        step(&mut p, 2, Event::spawned(0, NO_PID));
+        step(&mut p, 2, Event::spawned(1, NO_PID - 1));
+        dir.file("web.unit", "exec = /bin/true\n");
+        dir.file("db.unit", "exec = /bin/true\nbogus = 1\n");
+        let other = state_format() + 1;
+        assert!(p.unadoptable(state_format()).is_none());
+        let why = p.unadoptable(other).map(|w| w.as_str().to_owned());
+        assert!(
+            why.as_deref().is_some_and(|w| w.starts_with("db runs")),
+            "{why:?}"
+        );
+        dir.file("db.unit", "exec = /bin/true\n");
+        assert!(p.unadoptable(other).is_none());
+        std::fs::remove_file(dir.path().join("web.unit")).unwrap();
+        assert!(p
+            .unadoptable(other)
+            .is_some_and(|w| w.as_str().starts_with("web runs")));
+    }
 
     /// Once a critical unit failed and the watchdog is fed no more, a
     /// re-exec is refused: the new PID 1 would feed it again (one of
