@@ -228,6 +228,16 @@ fn reexec_into_another_state_format_adopts_the_running_units() {
     // Changed on disk, not reloaded: the adopted unit's cgroup holds what
     // the old PID 1 wrote, so its next start writes the file's limits.
     vm.sh("echo 'memory.max = 24M' >> /test/reexec/victim.unit", CMD);
+    // A running unit's file made invalid: the bumped build, adopting from
+    // the files, would leave it unsupervised. Refused, named; then mended.
+    vm.sh("echo 'bogus = 1' >> /test/reexec/chatty.unit", CMD);
+    let (out, rc) = vm.sh_rc("initctl reexec /run/bumped 2>&1", CMD);
+    assert_eq!(rc, 1, "{out}");
+    assert!(
+        out.contains("chatty runs, but its unit file is invalid or gone"),
+        "{out}"
+    );
+    vm.sh("sed -i '$d' /test/reexec/chatty.unit", CMD);
     let ticks = attach_follower(&mut vm);
     let (out, rc) = vm.sh_rc("initctl reexec /run/bumped 2>&1", CMD);
     assert_eq!(rc, 0, "{out}");
