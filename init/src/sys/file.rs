@@ -33,6 +33,11 @@ pub fn read_to_end(mut f: std::fs::File, out: &mut Vec<u8>) -> std::io::Result<(
     const CHUNK: usize = 64 * 1024;
     loop {
         let len = out.len();
+        // Asked for, not taken: a failed allocation is an error (the new
+        // PID 1 reading a large state then adopts), not an abort.
+        if out.try_reserve(CHUNK).is_err() {
+            return Err(std::io::ErrorKind::OutOfMemory.into());
+        }
         out.resize(len.saturating_add(CHUNK), 0);
         let got = f.read(out.get_mut(len..).unwrap_or_default());
         out.truncate(len.saturating_add(*got.as_ref().unwrap_or(&0)));

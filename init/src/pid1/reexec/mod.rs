@@ -302,13 +302,22 @@ impl Pid1 {
             units: self.sup.len() as u32,
         };
         frame(&mut out, &header)?;
+        write_all(&fd, &out)?;
+        // A unit's frame at a time, its room asked for first: a failed
+        // allocation (rings of 1 MiB under `vm.overcommit_memory=2`) is a
+        // refused re-exec, not PID 1 aborting.
         let mut ring = Vec::new();
         for i in 0..self.sup.len() {
             let (Some(slot), Some(e)) = (self.sup.slot(i as u16), self.edges.get(i)) else {
                 return Err(Errno::INVAL);
             };
+            let len = e.log.len();
+            out.clear();
             ring.clear();
-            ring.resize(e.log.len(), 0);
+            ring.try_reserve(len).map_err(|_| Errno::NOMEM)?;
+            out.try_reserve(len.saturating_add(FRAME_ROOM))
+                .map_err(|_| Errno::NOMEM)?;
+            ring.resize(len, 0);
             e.log.contents().copy_head(&mut ring);
             let st = UnitState {
                 def: slot.def.clone(),
@@ -335,15 +344,7 @@ impl Pid1 {
                 rejected: e.rejected(),
             };
             frame(&mut out, &st)?;
-        }
-        let mut at = 0;
-        while let Some(rest) = out.get(at..).filter(|r| !r.is_empty()) {
-            match rustix::io::write(&fd, rest) {
-                Ok(0) => return Err(Errno::IO),
-                Ok(n) => at += n,
-                Err(Errno::INTR) => {}
-                Err(e) => return Err(e),
-            }
+            write_all(&fd, &out)?;
         }
         // The new PID 1 gets it without close-on-exec, and so do the
         // units' fds.
@@ -539,6 +540,23 @@ fn frame<T: serde::Serialize>(out: &mut Vec<u8>, v: &T) -> Result<(), Errno> {
     out.get_mut(at..body)
         .ok_or(Errno::INVAL)?
         .copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+/// Room a unit's frame takes beside its ring: its definition (a unit
+/// file is at most 8 KiB, `UNIT_FILE_MAX`; its last good one too) and its
+/// run-time record.
+const FRAME_ROOM: usize = 3 * crate::vocab::UNIT_FILE_MAX;
+
+fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), Errno> {
+    while !bytes.is_empty() {
+        match rustix::io::write(fd, bytes) {
+            Ok(0) => return Err(Errno::IO),
+            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(())
 }
 
