@@ -332,14 +332,16 @@ fn restore_file(
 
 /// `Errno::STALE` unless `unit_file` still holds the `rejected`
 /// definition: edited again since the reload, or removed (the operator
-/// drops the unit), it is the operator's, for the next reload.
+/// drops the unit), it is the operator's, for the next reload. A file
+/// that cannot be read (EIO of a dying card) is that error, not "changed".
 fn still_holds(d: &OwnedFd, name: &str, unit_file: &str, rejected: &UnitDef) -> Result<(), Errno> {
     // On the heap (a verdict is a configuration change): PID 1's stack
     // pages, once touched, stay resident.
     let mut buf = std::vec![0u8; UNIT_FILE_MAX];
     match crate::sys::file::read_at(d, unit_file, &mut buf) {
         Ok(text) if unit::parse(name, text).ok().as_ref() == Some(rejected) => Ok(()),
-        _ => Err(Errno::STALE),
+        Ok(_) | Err(Errno::NOENT) => Err(Errno::STALE),
+        Err(e) => Err(e),
     }
 }
 
@@ -353,7 +355,16 @@ fn set_aside(dir: &str, name: &str, rejected: Option<&UnitDef>) -> Result<(), Er
     }
     let to = file_name(name, ".unit.rejected")?;
     rustix::fs::renameat(&d, from.as_str(), &d, to.as_str())?;
-    rustix::fs::fsync(&d)
+    synced(&d, &to);
+    Ok(())
+}
+
+/// The directory synced after a rename in it, which is done whatever
+/// comes now: a failure is said, not taken for a file left as it was.
+fn synced(d: &OwnedFd, file: &str) {
+    if let Err(e) = rustix::fs::fsync(d) {
+        crate::warn!("{file}: in place, but its directory was not synced: {e}");
+    }
 }
 
 type FileName = heapless::String<{ crate::vocab::NAME_MAX + 16 }>;
@@ -424,7 +435,8 @@ fn replace(d: &OwnedFd, tmp: &str, target: &str, bytes: &[u8], like: &str) -> Re
         let _ = rustix::fs::unlinkat(d, tmp, rustix::fs::AtFlags::empty());
         return Err(e);
     }
-    rustix::fs::fsync(d)
+    synced(d, target);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -452,6 +464,23 @@ mod tests {
             "exec = /bin/nope\n"
         );
         assert!(!t.path().join("web.unit.restore").exists());
+    }
+
+    /// A unit file that cannot be read (EIO: here a link to this
+    /// process's memory, whose read at 0 fails so) is that error, not
+    /// "changed since the reload": the operator is told of the card, and
+    /// nothing is written back over a file not read.
+    #[test]
+    fn an_unreadable_unit_file_is_its_error_not_a_change() {
+        let t = TempDir::new("gate-eio");
+        std::os::unix::fs::symlink("/proc/self/mem", t.path().join("web.unit")).unwrap();
+        let dir = t.path().to_str().unwrap();
+        let rejected = unit::parse("web", "exec = /bin/nope\n").unwrap();
+        let r = restore_file(dir, "web", &good(), "exit 1", Some(&rejected));
+        assert_eq!(r.err(), Some(Errno::IO));
+        assert_eq!(set_aside(dir, "web", Some(&rejected)), Err(Errno::IO));
+        std::fs::remove_file(t.path().join("web.unit")).unwrap();
+        assert_eq!(set_aside(dir, "web", Some(&rejected)), Err(Errno::STALE));
     }
 
     /// A unit changed (its last good definition kept), then removed, then
