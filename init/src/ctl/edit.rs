@@ -40,7 +40,11 @@ pub(super) fn edit(name: &str, socket: &Path, out: &mut dyn Write, err: &mut dyn
         .ok()
         .filter(|e| !e.trim().is_empty())
         .unwrap_or_else(|| "vi".into());
-    let tmp = std::env::temp_dir();
+    let tmp = work_dir(
+        std::env::var_os("TMPDIR"),
+        Path::new("/tmp"),
+        Path::new("/run"),
+    );
     let dir = units_dir();
     // The copy is checked in place of the installed file, among its
     // siblings, so its `after` names resolve.
@@ -154,6 +158,23 @@ impl Owner {
             uid: meta.uid(),
             gid: meta.gid(),
         }
+    }
+}
+
+/// Where the working copy goes: `$TMPDIR`; without it `tmp`, or `run`
+/// (the tmpfs PID 1 mounts) when `tmp` cannot be written: under
+/// `wren.rescue` the root may be read-only and `/tmp` not mounted yet,
+/// which is when the operator most needs to edit a unit.
+pub(super) fn work_dir(
+    tmpdir: Option<std::ffi::OsString>,
+    tmp: &Path,
+    run: &Path,
+) -> std::path::PathBuf {
+    use rustix::fs::{access, Access};
+    match tmpdir.filter(|t| !t.is_empty()) {
+        Some(t) => t.into(),
+        None if access(tmp, Access::WRITE_OK).is_err() => run.into(),
+        None => tmp.into(),
     }
 }
 

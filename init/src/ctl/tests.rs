@@ -1,4 +1,4 @@
-use super::edit::{edit_unit, EditEnv, Edited};
+use super::edit::{edit_unit, work_dir, EditEnv, Edited};
 use super::output::{detail_text, human_bytes, human_uptime, status_table};
 use super::*;
 use crate::control::fake::{status, Fake};
@@ -572,6 +572,20 @@ fn edit_env<'a>(dir: &'a Path, editor: &'a str) -> EditEnv<'a> {
         editor,
         check: &fake_check,
     }
+}
+
+/// The working copy goes to `$TMPDIR`; without it to /tmp, or to /run
+/// (PID 1's tmpfs) when /tmp cannot be written (a read-only root under
+/// `wren.rescue`, no /tmp mounted): the operator can still edit.
+#[test]
+fn edit_works_where_it_can_write() {
+    let d = TempDir::new("ctl-edit-where");
+    let run = d.join("run");
+    let gone = d.join("no-tmp");
+    assert_eq!(work_dir(None, d.path(), &run), d.path());
+    assert_eq!(work_dir(None, &gone, &run), run);
+    assert_eq!(work_dir(Some("".into()), &gone, &run), run);
+    assert_eq!(work_dir(Some("/x".into()), &gone, &run), Path::new("/x"));
 }
 
 #[test]
