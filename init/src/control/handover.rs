@@ -52,10 +52,23 @@ impl Server {
     /// A follower handed over by the previous PID 1; false when there is
     /// no free slot (the fd is then closed).
     pub fn adopt_follower(&mut self, fd: OwnedFd, name: Name, pos: u64) -> bool {
+        // Looked at again, as at its accept: a peer that may only look
+        // stays one (the cap on such peers holds across the re-exec).
+        let observer = super::observer(&fd);
+        self.adopt_follower_as(fd, name, pos, observer)
+    }
+
+    pub(super) fn adopt_follower_as(
+        &mut self,
+        fd: OwnedFd,
+        name: Name,
+        pos: u64,
+        observer: bool,
+    ) -> bool {
         use rustix::event::epoll;
         let _ = rustix::io::fcntl_setfd(&fd, FdFlags::CLOEXEC);
         let _ = rustix::io::ioctl_fionbio(&fd, true);
-        let Some(slot) = self.clients.iter().position(|c| c.fd.is_none()) else {
+        let Some(slot) = self.free_slot(observer) else {
             return false;
         };
         let Some(c) = self.clients.get_mut(slot) else {
@@ -67,6 +80,7 @@ impl Server {
             return false;
         }
         c.fd = Some(fd);
+        c.observer = observer;
         c.mode = Mode::Following { name, pos };
         c.deadline = None;
         c.interest = interest;

@@ -125,6 +125,11 @@ fn may_change(pid: i32) -> bool {
     cap_eff_has_sys_admin(text)
 }
 
+/// The peer of `fd` may only look (`may_change` says no for it).
+fn observer(fd: &OwnedFd) -> bool {
+    net::sockopt::socket_peercred(fd).is_ok_and(|c| !may_change(c.pid.as_raw_nonzero().get()))
+}
+
 /// `CapEff:` of a `/proc/PID/status` text has CAP_SYS_ADMIN.
 fn cap_eff_has_sys_admin(status: &str) -> bool {
     status
@@ -334,7 +339,7 @@ impl Server {
     /// unit's root without CAP_SYS_ADMIN, `observer`) gets none while
     /// such peers hold `MAX_WAITING` slots: connections that send nothing
     /// for 5 s at a time would keep the operator out.
-    fn free_slot(&self, observer: bool) -> Option<usize> {
+    pub(super) fn free_slot(&self, observer: bool) -> Option<usize> {
         let observers = self.clients.iter().filter(|c| c.fd.is_some() && c.observer);
         let free = self.clients.iter().position(|c| c.fd.is_none());
         free.filter(|_| !observer || observers.count() < MAX_WAITING)

@@ -1027,4 +1027,21 @@ fn a_root_peer_without_sys_admin_may_only_look() {
     assert_eq!(rig.server.free_slot(true), None);
     assert!(rig.server.free_slot(false).is_some());
     drop(held);
+    // Across a re-exec too: the followers a new PID 1 adopts are looked
+    // at again (here told), and the cap holds for them.
+    let mut new = Rig::new("ctl-observer-adopt");
+    let web = crate::vocab::Name::try_from("web").unwrap();
+    let pairs: Vec<_> = (0..=super::MAX_WAITING)
+        .map(|_| std::os::unix::net::UnixStream::pair().unwrap())
+        .collect();
+    let adopted = pairs
+        .iter()
+        .filter(|(a, _)| {
+            let fd = rustix::fd::OwnedFd::from(a.try_clone().unwrap());
+            new.server.adopt_follower_as(fd, web.clone(), 0, true)
+        })
+        .count();
+    assert_eq!(adopted, super::MAX_WAITING, "a seventh such follower");
+    assert_eq!(new.server.free_slot(true), None);
+    assert!(new.server.free_slot(false).is_some());
 }
