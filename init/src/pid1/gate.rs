@@ -340,7 +340,9 @@ fn still_holds(d: &OwnedFd, name: &str, unit_file: &str, rejected: &UnitDef) -> 
     let mut buf = std::vec![0u8; UNIT_FILE_MAX];
     match crate::sys::file::read_at(d, unit_file, &mut buf) {
         Ok(text) if unit::parse(name, text).ok().as_ref() == Some(rejected) => Ok(()),
-        Ok(_) | Err(Errno::NOENT) => Err(Errno::STALE),
+        // Removed, or the operator's newer text (not UTF-8, past the
+        // size limit, not a regular file: `read_at`'s EINVAL).
+        Ok(_) | Err(Errno::NOENT | Errno::INVAL) => Err(Errno::STALE),
         Err(e) => Err(e),
     }
 }
@@ -480,6 +482,9 @@ mod tests {
         assert_eq!(r.err(), Some(Errno::IO));
         assert_eq!(set_aside(dir, "web", Some(&rejected)), Err(Errno::IO));
         std::fs::remove_file(t.path().join("web.unit")).unwrap();
+        assert_eq!(set_aside(dir, "web", Some(&rejected)), Err(Errno::STALE));
+        // Newer text the reader refuses (not UTF-8) is the operator's.
+        std::fs::write(t.path().join("web.unit"), b"exec = /bin/caf\xe9\n").unwrap();
         assert_eq!(set_aside(dir, "web", Some(&rejected)), Err(Errno::STALE));
     }
 
