@@ -36,8 +36,9 @@ pub(super) struct Shed {
     /// "Nothing left to shed" was said since pressure last calmed: not
     /// again at every window of a long pressure.
     said_none: bool,
-    /// The unit the calm last started again, and when.
-    back: Option<(u16, Millis)>,
+    /// The unit the calm last started again, and when: by name, as a
+    /// reload may give its slot to another unit.
+    back: Option<(crate::unit::Name, Millis)>,
     /// Sheds in a row of the unit just started again: the calm is
     /// doubled for each.
     strikes: u8,
@@ -56,11 +57,11 @@ impl Shed {
 
     /// `victim` is shed at `t`: a strike if the calm started it again
     /// less than a calm ago, else the count starts over.
-    fn strike(&mut self, victim: u16, t: Millis) -> bool {
+    fn strike(&mut self, victim: &str, t: Millis) -> bool {
         let again = self
             .back
             .take()
-            .is_some_and(|(u, at)| u == victim && t.saturating_sub(at) < self.calm());
+            .is_some_and(|(u, at)| u.as_str() == victim && t.saturating_sub(at) < self.calm());
         self.strikes = if again {
             self.strikes.saturating_add(1).min(STRIKES_MAX)
         } else {
@@ -268,13 +269,13 @@ impl Pid1 {
             return;
         };
         shed.said_none = false;
-        let again = shed.strike(u, t);
+        let name = self.sup.slot(u).map(|s| s.def.name.as_str()).unwrap_or("?");
+        let again = shed.strike(name, t);
         let calm = shed.calm();
         shed.calm_at = Some(t.saturating_add(calm));
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
             e.shed = true;
         }
-        let name = self.sup.slot(u).map(|s| s.def.name.as_str()).unwrap_or("?");
         kmsg::console_line(format_args!(
             "[ SHED ] {name}: stopping, system memory pressure over {}% in {}ms{}",
             limit.percent,
@@ -346,7 +347,9 @@ impl Pid1 {
         let more = self.edges.iter().any(|e| e.shed);
         if let Some(shed) = self.shed.as_mut() {
             shed.calm_at = more.then(|| t.saturating_add(calm));
-            shed.back = back.map(|u| (u, t));
+            shed.back = back
+                .and_then(|u| self.sup.slot(u))
+                .map(|s| (s.def.name.clone(), t));
         }
         let Some(u) = back else { return };
         let name = self.sup.slot(u).map(|s| s.def.name.as_str()).unwrap_or("?");
@@ -634,7 +637,8 @@ mod tests {
     }
 
     /// The strikes: at most 16 times the calm; they start over when the
-    /// unit shed is not the one just started again, or it stayed up a
+    /// unit shed is not the one just started again (by name: a reload
+    /// may have given its slot to another unit since), or it stayed up a
     /// calm.
     #[test]
     fn strikes_are_capped_and_start_over() {
@@ -649,20 +653,24 @@ mod tests {
             back: None,
             strikes: 0,
         };
+        let back = |n: &str, t| Some((crate::unit::Name::try_from(n).unwrap(), t));
         for _ in 0..6 {
-            shed.back = Some((3, 100));
-            assert!(shed.strike(3, 200));
+            shed.back = back("sensor", 100);
+            assert!(shed.strike("sensor", 200));
         }
         assert_eq!(shed.calm(), 16 * 10_000);
-        shed.back = Some((3, 100));
-        assert!(!shed.strike(2, 200), "another unit");
+        shed.back = back("sensor", 100);
+        assert!(!shed.strike("sensor-v2", 200), "another unit (its slot)");
         assert_eq!(shed.calm(), 10_000);
         shed.strikes = 1;
-        shed.back = Some((3, 100));
-        assert!(!shed.strike(3, 100 + 20_000), "up a calm: not its start");
+        shed.back = back("sensor", 100);
+        assert!(
+            !shed.strike("sensor", 100 + 20_000),
+            "up a calm: not its start"
+        );
         assert_eq!(shed.strikes, 0);
         shed.strikes = 1;
-        assert!(!shed.strike(3, 200), "not started again since");
+        assert!(!shed.strike("sensor", 200), "not started again since");
         assert_eq!(shed.strikes, 0);
     }
 }
