@@ -212,7 +212,12 @@ impl fmt::Display for CgroupError {
                 write!(f, "cgroup: cannot open {UNITS_DIR}/{unit}: {errno}")
             }
             CgroupError::Write { unit, file, errno } => {
-                write!(f, "cgroup: cannot write {UNITS_DIR}/{unit}/{file}: {errno}")
+                // No unit: `units/`'s own file.
+                let sep = if unit.is_empty() { "" } else { "/" };
+                write!(
+                    f,
+                    "cgroup: cannot write {UNITS_DIR}/{unit}{sep}{file}: {errno}"
+                )
             }
             CgroupError::Remove { unit, errno } => {
                 write!(f, "cgroup: cannot remove {UNITS_DIR}/{unit}: {errno}")
@@ -386,19 +391,23 @@ impl Cgroups {
         if untouched && low == Limit::Value(0) && min == Limit::Value(0) {
             return Ok(());
         }
+        // Both tried whatever the first does: a failed `memory.low` must
+        // not leave `memory.min` unwritten (the units' hard protection).
+        let mut first = Ok(());
         for (file, v) in [("memory.low", low), ("memory.min", min)] {
             match write_at(&self.units, file, limit_value(v).as_bytes()) {
                 Ok(()) | Err(Errno::NOENT) => {}
-                Err(errno) => {
-                    return Err(CgroupError::Write {
-                        unit: truncated("units"),
+                Err(errno) if first.is_ok() => {
+                    first = Err(CgroupError::Write {
+                        unit: truncated(""),
                         file,
                         errno,
                     })
                 }
+                Err(_) => {}
             }
         }
-        Ok(())
+        first
     }
 
     /// The cgroup root directory fd.

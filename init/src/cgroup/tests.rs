@@ -424,6 +424,27 @@ fn units_protection_is_written_on_the_parent() {
         .is_ok());
 }
 
+/// A `memory.low` the kernel refuses does not leave `memory.min` (the
+/// units' hard protection) unwritten, and the error names `units/`'s own
+/// file (it named `units/units/memory.low`).
+#[test]
+fn a_refused_units_memory_low_still_writes_memory_min() {
+    let root = fixture("prot-refused");
+    fs::create_dir_all(root.join("units/memory.low")).unwrap();
+    fs::write(root.join("units/memory.min"), "0\n").unwrap();
+    let cg = Cgroups::open(&root).unwrap();
+    let e = cg
+        .set_units_protection(Limit::Value(1 << 20), Limit::Value(1 << 20))
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("cgroup: cannot write units/memory.low: "),
+        "{e}"
+    );
+    let min = fs::read_to_string(root.join("units/memory.min")).unwrap();
+    assert_eq!(min, "1048576");
+}
+
 /// A `units/` the set-up made holds the kernel's 0s: the first zero
 /// protection is not written; every later value is, zeros included (a
 /// reload back to none), and so is the first one into a `units/` that was
