@@ -450,7 +450,7 @@ fn console_queue(args: fmt::Arguments<'_>, now: bool) {
     let mut guard = lock(&BACKLOG);
     match guard.as_deref_mut() {
         Some(q) => {
-            enqueue(q, line.as_bytes());
+            enqueue_after(q, line.as_bytes(), MID_LINE.load(Ordering::Relaxed));
             if now || q.len() > CONSOLE_BACKLOG / 2 {
                 let _ = flush_locked(q);
             }
@@ -522,7 +522,9 @@ fn flush_locked(q: &mut Backlog) -> bool {
     let flags = OFlags::WRONLY | OFlags::NOCTTY | OFlags::NONBLOCK;
     match lazy_fd(&CONSOLE_FD, "/dev/console", flags) {
         Some(fd) => {
-            drain(q, |b| rustix::io::write(fd, b));
+            if let Some(last) = drain(q, |b| rustix::io::write(fd, b)) {
+                MID_LINE.store(last != b'\n', Ordering::Relaxed);
+            }
             true
         }
         // No console (yet): nothing can take it; keep what fits.
@@ -530,42 +532,63 @@ fn flush_locked(q: &mut Backlog) -> bool {
     }
 }
 
+/// The console took part of the backlog's first line (under the
+/// backlog's lock).
+static MID_LINE: AtomicBool = AtomicBool::new(false);
+
 /// Append `line`, making room by dropping the oldest whole lines.
 fn enqueue(q: &mut Backlog, line: &[u8]) {
+    enqueue_after(q, line, false);
+}
+
+/// `enqueue` to a console that took part of the first line (`mid`): if
+/// that line goes, a newline ends what the console showed of it, so the
+/// next line is not glued to its head (`[FAILED] [  OK  ] x: running`).
+fn enqueue_after(q: &mut Backlog, line: &[u8], mid: bool) {
     let line = line.get(..CONSOLE_BACKLOG.min(line.len())).unwrap_or(&[]);
-    while CONSOLE_BACKLOG - q.len() < line.len() {
+    let mut end = false;
+    while !q.is_empty() && CONSOLE_BACKLOG - q.len() < line.len() + usize::from(end) {
         // Drop up to and including the oldest newline.
         while let Some(c) = q.pop_front() {
             if c == b'\n' {
                 break;
             }
         }
+        // The front line, shown in part, goes: a newline in its place,
+        // still the front (`mid` stays: it ends what was shown).
+        end |= mid;
+    }
+    if end {
+        let _ = q.push_front(b'\n');
     }
     for &c in line {
         let _ = q.push_back(c);
     }
 }
 
-/// Write from the front of `q` until it is empty or the writer is full.
-fn drain(q: &mut Backlog, mut write: impl FnMut(&[u8]) -> Result<usize, Errno>) {
+/// Write from the front of `q` until it is empty or the writer is full;
+/// the last byte written, if any.
+fn drain(q: &mut Backlog, mut write: impl FnMut(&[u8]) -> Result<usize, Errno>) -> Option<u8> {
+    let mut last = None;
     while !q.is_empty() {
         let n = {
             let (front, _) = q.as_slices();
             match write(front) {
-                Ok(0) | Err(Errno::AGAIN) => return,
+                Ok(0) | Err(Errno::AGAIN) => return last,
                 Ok(n) => n,
                 Err(Errno::INTR) => continue,
                 // A console that errors will not recover by retrying.
                 Err(_) => {
                     q.clear();
-                    return;
+                    return None;
                 }
             }
         };
         for _ in 0..n {
-            q.pop_front();
+            last = q.pop_front();
         }
     }
+    last
 }
 
 #[cfg(test)]
@@ -594,6 +617,46 @@ mod tests {
         assert!(private_nonblocking(c"/dev/null", r.as_fd()).is_none());
         let zero = rustix::fs::open("/dev/zero", OFlags::RDONLY, Mode::empty()).unwrap();
         assert!(private_nonblocking(c"/dev/null", zero.as_fd()).is_none());
+    }
+
+    /// A line the console took part of, then dropped for room (a busy
+    /// serial line): a newline ends what the console showed of it, so the
+    /// next line is not glued to its head (`[FAILED] [  OK  ] u1:
+    /// running`: a unit that came up shown as failed, the failure gone).
+    #[test]
+    fn a_line_dropped_after_part_of_it_was_shown_is_ended() {
+        let mut q = Backlog::new();
+        enqueue(&mut q, b"[FAILED] db: exit 1\n");
+        let mut console = std::vec::Vec::new();
+        let mut room = 9;
+        let last = drain(&mut q, |b| {
+            let n = b.len().min(room);
+            room -= n;
+            console.extend_from_slice(&b[..n]);
+            if n == 0 {
+                Err(Errno::AGAIN)
+            } else {
+                Ok(n)
+            }
+        });
+        let mid = last.is_some_and(|c| c != b'\n');
+        assert!(mid);
+        for i in 0..200 {
+            enqueue_after(&mut q, format!("[  OK  ] u{i}: running\n").as_bytes(), mid);
+        }
+        drain(&mut q, |b| {
+            console.extend_from_slice(b);
+            Ok(b.len())
+        });
+        let text = std::string::String::from_utf8(console).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("[FAILED] "));
+        assert!(lines.all(|l| l.starts_with("[  OK  ] u")), "{text}");
+        // A full line that does not fit with the newline ends, bounded.
+        let mut q = Backlog::new();
+        enqueue(&mut q, b"x");
+        enqueue_after(&mut q, &[b'y'; CONSOLE_BACKLOG], true);
+        assert_eq!(q.len(), CONSOLE_BACKLOG);
     }
 
     /// A record to a console that takes nothing (a full pipe here, a
