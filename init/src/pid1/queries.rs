@@ -448,6 +448,9 @@ fn settled(
             Phase::Failed => failed("failed"),
             Phase::Backoff => failed("exited during start, will retry"),
             Phase::Stopped if !slot.rt.want => failed("did not start (dependency failed)"),
+            // Ended by itself before it was ready (exit 0, and no restart
+            // for it): nothing more comes of this start.
+            Phase::Stopped => failed("exited before it was ready"),
             _ => None,
         },
         Want::Stopped => match slot.rt.phase {
@@ -611,6 +614,21 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert_eq!(e.message, "no unit named `web` (removed by a reload)");
+        // Exit 0 before READY=1 with no restart for it: stopped for good,
+        // told at once (the client waited its 90 s for nothing).
+        let mut p = super::Pid1::new(None, 0, false);
+        let text = "exec = /bin/x\nready = notify\nrestart = on-failure\n";
+        p.add_unit(crate::unit::parse("web", text).unwrap());
+        p.sup.link().unwrap();
+        p.fit_tables();
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, NO_PID));
+        let exit = crate::vocab::Exit::code(0);
+        step(&mut p, 2, Event::Exited { pid: NO_PID, exit });
+        let e = settled(&p.sup, Some(0), "web", Want::Started)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.message, "exited before it was ready");
     }
 
     /// A waiting `stop` of a unit that a reload then removes goes on as
