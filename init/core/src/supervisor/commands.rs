@@ -26,7 +26,14 @@ impl Supervisor {
                 s.rt.failures.clear();
             }
             Phase::Stopping => s.rt.restart_pending = true,
-            Phase::Waiting | Phase::Starting | Phase::Running => {}
+            // No process yet (its restart delay over, its `after` units
+            // not ready): as a start of a unit without one, failures
+            // forgotten.
+            Phase::Waiting => {
+                s.rt.streak = 0;
+                s.rt.failures.clear();
+            }
+            Phase::Starting | Phase::Running => {}
         }
     }
 

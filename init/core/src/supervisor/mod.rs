@@ -40,7 +40,8 @@
 //! |  | Waiting | Shutdown | Stopped | Announce(Stopped), Finish | the unit it waits for, its spawn not answered, stops in the same step |
 //! |  | Waiting | reload: removed | (slot freed) | Announce(Stopped) |  |
 //! |  | Waiting | reload: changed | = | (ignored) | takes the new definition |
-//! |  | Waiting | Boot, Ready, exit 0, exit 1, deadline, Start, Restart | = | (ignored) | no process: an exit is an orphan's |
+//! |  | Waiting | Boot, Ready, exit 0, exit 1, deadline | = | (ignored) | no process: an exit is an orphan's |
+//! |  | Waiting | Start, Restart | = | (ignored) | failures forgotten, as a start by hand of any unit without a process |
 //! |  | Waiting | Spawned | Starting |  | cannot happen |
 //! |  | Waiting | SpawnFailed | Backoff | Announce(SpawnFailed, restart) | cannot happen |
 //! |  | Starting, no pid | Spawned | Starting |  | ready = notify or sd_notify: wait for Ready |

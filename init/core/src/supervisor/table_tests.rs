@@ -174,7 +174,8 @@ const TABLE: &[Row] = &[
     row(SVC, &[Sit::Waiting], &[Shutdown], Sit::Stopped, &[A(Stopped), Finish], "the unit it waits for, its spawn not answered, stops in the same step"),
     row(SVC, &[Sit::Waiting], &[ReloadRemoved], Sit::Gone, &[A(Stopped)], ""),
     ignored(SVC, &[Sit::Waiting], &[ReloadChanged], "takes the new definition"),
-    ignored(SVC, &[Sit::Waiting], &[Boot, Ready, ExitOk, ExitFail, Deadline, Start, Restart], "no process: an exit is an orphan's"),
+    ignored(SVC, &[Sit::Waiting], &[Boot, Ready, ExitOk, ExitFail, Deadline], "no process: an exit is an orphan's"),
+    ignored(SVC, &[Sit::Waiting], &[Start, Restart], "failures forgotten, as a start by hand of any unit without a process"),
     row(SVC, &[Sit::Waiting], &[Spawned], Sit::Starting, &[], "cannot happen"),
     row(SVC, &[Sit::Waiting], &[SpawnError], Sit::Backoff, &[A(SpawnFailedRestart)], "cannot happen"),
     // Starting, Spawn not answered yet.

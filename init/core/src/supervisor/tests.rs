@@ -523,6 +523,35 @@ fn start_limit_fails_the_unit_and_hand_start_resets_it() {
     );
 }
 
+/// A start by hand of a unit waiting for its `after` units after a
+/// restart delay (no process) forgets its failures, as one of any unit
+/// without a process does (docs/initctl.md). It kept them: one more crash
+/// hit the start limit (with `start_limit_action = reboot`, a reboot).
+#[test]
+fn a_hand_start_of_a_waiting_unit_forgets_its_failures() {
+    let mut app = after(def("app"), &["db"]);
+    app.seldom.start_limit = Some(StartLimit {
+        count: 2,
+        window: 60_000,
+    });
+    app.restart_delay = 100;
+    let mut db = def("db");
+    db.restart_delay = 5_000;
+    let mut r = Rig::new(vec![db, app]);
+    r.ev(Event::Boot);
+    r.exit("db", Exit::Code(1));
+    r.exit("app", Exit::Code(1));
+    r.at(r.now + 100);
+    let u = r.idx("app");
+    assert_eq!(r.sup.slot(u).unwrap().rt.phase, Phase::Waiting);
+    r.ev(Event::Start { unit: u });
+    let rt = &r.sup.slot(u).unwrap().rt;
+    assert_eq!((rt.failures.len(), rt.streak), (0, 0));
+    r.at(r.now + 5_000);
+    r.exit("app", Exit::Code(1));
+    assert_eq!(r.state("app"), State::Backoff, "backing off, not failed");
+}
+
 #[test]
 fn failures_spread_beyond_the_window_do_not_hit_the_limit() {
     let mut d = def("slow");
