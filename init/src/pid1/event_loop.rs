@@ -80,6 +80,22 @@ pub(super) fn unit_of(tok: u64, base: u64) -> Option<u16> {
 /// is unread during a restart's grace, which it ends at once (the epoll
 /// fd is ready): with chatty units the grace seldom applies, as with
 /// output arriving during it.
+/// A batch's tokens as their `Debug` list (`[(TOKEN, ERR), ...]`),
+/// without linking core's list and tuple builders for one debug line.
+struct Batch<'a>(&'a [(u64, bool)]);
+
+impl std::fmt::Display for Batch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut sep = "";
+        f.write_str("[")?;
+        for (tok, err) in self.0 {
+            write!(f, "{sep}({tok}, {err})")?;
+            sep = ", ";
+        }
+        f.write_str("]")
+    }
+}
+
 fn in_turn(tokens: &[(u64, bool)]) -> impl Iterator<Item = &(u64, bool)> {
     let output = |t: u64| unit_of(t, TOKEN_LOG).is_some();
     let others = tokens.iter().filter(move |(t, _)| !output(*t));
@@ -175,8 +191,8 @@ impl Pid1 {
             // The loop is meant to be allocation-free once units run;
             // reload is the known exception.
             crate::debug!(
-                "{n} allocation(s) in one wake-up (tokens {:?})",
-                tokens.as_slice()
+                "{n} allocation(s) in one wake-up (tokens {})",
+                Batch(&tokens)
             );
         }
     }
@@ -489,6 +505,18 @@ mod tests {
     fn spawned(sup: &mut Supervisor, unit: u16, pid: u32) {
         let mut out = Actions::for_units(4);
         sup.step(1_000, Event::spawned(unit, pid), &mut out);
+    }
+
+    /// The debug line's token list reads as the `Debug` list it replaced.
+    #[test]
+    fn a_batch_prints_as_its_debug_list() {
+        for batch in [
+            &[][..],
+            &[(1, false)],
+            &[(1 << 32, true), (4, false), (7, true)],
+        ] {
+            assert_eq!(super::Batch(batch).to_string(), format!("{batch:?}"));
+        }
     }
 
     /// Output tokens go after the others (a death's SIGCHLD and reports
