@@ -2,7 +2,7 @@
 //! does not allocate (the binary installs it as the global allocator;
 //! with `wren.debug`, a wake-up that allocated is logged).
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
@@ -21,30 +21,107 @@ fn counted() {
 
 pub struct Counting;
 
-// SAFETY: every call is forwarded unchanged to the system allocator; the
-// counter is only an atomic increment.
+/// What `malloc` aligns every block to, at the least: two words (std's
+/// `MIN_ALIGN` on the 64-bit targets; musl aligns to 16 bytes on every
+/// target). A layout aligned to no more is a plain `malloc`, `calloc` or
+/// `realloc`, whatever its size.
+const MALLOC_ALIGN: usize = 2 * std::mem::size_of::<usize>();
+
+/// A block aligned to more than `MALLOC_ALIGN`, zeroed if asked: `malloc`
+/// of its size and its alignment, the address `malloc` gave stored in the
+/// word below the one handed out (there are at least `MALLOC_ALIGN` bytes
+/// below it).
+/// In place of std's `posix_memalign` path, so that musl's
+/// `aligned_alloc` (750 bytes) is not linked for alignments wren does
+/// not use.
+///
+/// # Safety
+///
+/// `layout.align()` is more than `MALLOC_ALIGN` (a power of two).
+#[cold]
+unsafe fn over_aligned(layout: Layout, zeroed: bool) -> *mut u8 {
+    let align = layout.align();
+    let Some(total) = layout.size().checked_add(align) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: malloc of a non-zero size.
+    let raw = unsafe { libc::malloc(total) }.cast::<u8>();
+    if raw.is_null() {
+        return raw;
+    }
+    // `raw` is `MALLOC_ALIGN`-aligned and `align` at least twice that:
+    // the offset to the next multiple of `align` past `raw` is between
+    // `MALLOC_ALIGN` (two words) and `align`, so the block and the word
+    // below it lie within the `total` bytes.
+    let off = align - (raw as usize & (align - 1));
+    // SAFETY: `off <= align`, within the allocation (see above).
+    let p = unsafe { raw.add(off) };
+    // SAFETY: the word below `p` is at least a word past `raw`, inside
+    // the allocation, and aligned (`p` is aligned to `align`).
+    unsafe { p.cast::<*mut u8>().sub(1).write(raw) };
+    if zeroed {
+        // SAFETY: `p` has `layout.size()` bytes of the allocation.
+        unsafe { p.write_bytes(0, layout.size()) };
+    }
+    p
+}
+
+// SAFETY: every block comes from musl's allocator (one aligned above
+// `MALLOC_ALIGN` from a larger `malloc`, freed through the address kept
+// below it); the counter is only an atomic increment.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         counted();
-        // SAFETY: same contract as this function's.
-        unsafe { System.alloc(layout) }
+        if layout.align() <= MALLOC_ALIGN {
+            // SAFETY: malloc of the layout's non-zero size.
+            unsafe { libc::malloc(layout.size()).cast() }
+        } else {
+            // SAFETY: the alignment is above `MALLOC_ALIGN`.
+            unsafe { over_aligned(layout, false) }
+        }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         counted();
-        // SAFETY: same contract as this function's.
-        unsafe { System.alloc_zeroed(layout) }
+        if layout.align() <= MALLOC_ALIGN {
+            // SAFETY: calloc of the layout's non-zero size.
+            unsafe { libc::calloc(layout.size(), 1).cast() }
+        } else {
+            // SAFETY: the alignment is above `MALLOC_ALIGN`.
+            unsafe { over_aligned(layout, true) }
+        }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         counted();
-        // SAFETY: same contract as this function's.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        if layout.align() <= MALLOC_ALIGN {
+            // SAFETY: `ptr` came from malloc, calloc or realloc (above).
+            return unsafe { libc::realloc(ptr.cast(), new_size).cast() };
+        }
+        // SAFETY: `GlobalAlloc::realloc`'s contract: the new layout is valid.
+        let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: the alignment is above `MALLOC_ALIGN`.
+        let p = unsafe { over_aligned(new, false) };
+        if !p.is_null() {
+            // SAFETY: both blocks hold the smaller of the two sizes; they
+            // are distinct allocations.
+            unsafe { std::ptr::copy_nonoverlapping(ptr, p, layout.size().min(new_size)) };
+            // SAFETY: `ptr` was allocated with `layout`.
+            unsafe { self.dealloc(ptr, layout) };
+        }
+        p
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as this function's.
-        unsafe { System.dealloc(ptr, layout) }
+        let raw = if layout.align() <= MALLOC_ALIGN {
+            ptr
+        } else {
+            // SAFETY: `over_aligned` kept `malloc`'s address in the word
+            // below the block.
+            unsafe { ptr.cast::<*mut u8>().sub(1).read() }
+        };
+        // SAFETY: `raw` came from malloc, calloc or realloc.
+        unsafe { libc::free(raw.cast()) }
     }
 }
 
@@ -56,4 +133,43 @@ pub fn count() -> u64 {
 /// Allocations so far by the calling thread.
 pub fn thread_count() -> u64 {
     THREAD.try_with(|c| c.get()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Counting;
+    use std::alloc::{GlobalAlloc, Layout};
+
+    /// Blocks of every alignment come back aligned, keep their bytes
+    /// through a `realloc` and go back to `free` whole.
+    #[test]
+    fn blocks_of_every_alignment() {
+        for align in [1, 8, 16, 32, 64, 4096] {
+            for size in [1, 24, 100] {
+                let Ok(layout) = Layout::from_size_align(size, align) else {
+                    continue;
+                };
+                // SAFETY: non-zero sizes; each block is used within its
+                // size and freed with the layout it has.
+                unsafe {
+                    let z = Counting.alloc_zeroed(layout);
+                    assert!(!z.is_null() && (z as usize).is_multiple_of(align));
+                    assert!(std::slice::from_raw_parts(z, size).iter().all(|&b| b == 0));
+                    Counting.dealloc(z, layout);
+                    let p = Counting.alloc(layout);
+                    assert!(!p.is_null() && (p as usize).is_multiple_of(align));
+                    for i in 0..size {
+                        p.add(i).write(i as u8);
+                    }
+                    let q = Counting.realloc(p, layout, size * 3);
+                    assert!(!q.is_null() && (q as usize).is_multiple_of(align));
+                    for i in 0..size {
+                        assert_eq!(q.add(i).read(), i as u8);
+                    }
+                    let grown = Layout::from_size_align(size * 3, align).unwrap();
+                    Counting.dealloc(q, grown);
+                }
+            }
+        }
+    }
 }
