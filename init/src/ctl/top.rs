@@ -11,7 +11,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
-use rustix::termios::{self, LocalModes, OptionalActions};
 
 use super::output::{human_bytes, human_uptime, num};
 use super::sample::{self, Sample};
@@ -182,7 +181,7 @@ fn system(proc_root: &Path) -> System {
 /// Restores the terminal's modes when dropped (on `q`, Ctrl-C, an error
 /// or a signal that ends the process).
 struct Raw {
-    saved: termios::Termios,
+    saved: crate::sys::tty::Modes,
     /// SIGTERM, SIGHUP and SIGQUIT blocked while the modes are changed,
     /// and seen here: `timeout 60 initctl top` or a hang-up would end the
     /// process with the console left without echo.
@@ -203,10 +202,8 @@ impl Raw {
     /// signal, so the terminal is always restored.
     fn enter() -> Option<Raw> {
         let stdin = rustix::stdio::stdin();
-        let saved = termios::tcgetattr(stdin).ok()?;
-        let mut raw = saved.clone();
-        raw.local_modes
-            .remove(LocalModes::ICANON | LocalModes::ECHO | LocalModes::ISIG);
+        let saved = crate::sys::tty::modes(stdin)?;
+        let raw = saved.raw();
         let set = ending_signals();
         let ending = set.thread_block().ok().and_then(|()| {
             nix::sys::signalfd::SignalFd::with_flags(
@@ -215,7 +212,9 @@ impl Raw {
             )
             .ok()
         });
-        termios::tcsetattr(stdin, OptionalActions::Now, &raw).ok()?;
+        if !crate::sys::tty::set(stdin, &raw) {
+            return None;
+        }
         Some(Raw { saved, ending })
     }
 }
@@ -225,7 +224,7 @@ impl Drop for Raw {
     /// is delivered as the signals are unblocked, and ends the process as
     /// it would have (exit status 128 + its number).
     fn drop(&mut self) {
-        let _ = termios::tcsetattr(rustix::stdio::stdin(), OptionalActions::Now, &self.saved);
+        let _ = crate::sys::tty::set(rustix::stdio::stdin(), &self.saved);
         self.ending = None;
         let _ = ending_signals().thread_unblock();
     }
@@ -282,7 +281,8 @@ pub fn run(
 ) -> Result<(), String> {
     let units_cgroup = Path::new(crate::vocab::CGROUP_ROOT).join("units");
     let proc_root = Path::new("/proc");
-    let tty = termios::isatty(rustix::stdio::stdout()) && termios::isatty(rustix::stdio::stdin());
+    let tty = rustix::termios::isatty(rustix::stdio::stdout())
+        && rustix::termios::isatty(rustix::stdio::stdin());
     let raw = if tty { Raw::enter() } else { None };
     let take = |fetch: &mut dyn FnMut() -> Result<Vec<UnitStatus>, String>| {
         fetch().map(|v| {

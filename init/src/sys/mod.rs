@@ -21,6 +21,7 @@
 //! - `sched`: PID 1's scheduling policy (`SCHED_BATCH`).
 //! - `seccomp`: a unit's seccomp filter, and its installation.
 //! - `stack`: giving back the stack pages boot touched.
+//! - `tty`: a terminal's modes (`initctl top`).
 //! - `alloc`: the counting allocator.
 //! - `unwind`: no stack unwinder in the static `panic = "abort"` binary.
 //! - `entry`: C's `main` in place of Rust's start-up, and the arguments.
@@ -44,6 +45,7 @@ pub mod seccomp;
 pub mod signal;
 pub mod slot;
 pub mod stack;
+pub mod tty;
 #[cfg(all(panic = "abort", target_env = "musl"))]
 pub mod unwind;
 pub mod vfork;
