@@ -118,7 +118,7 @@ pub fn reap_until(deadline: u64, tick: &dyn Fn()) -> Reaped {
                 // EINTR or an error: the loop re-checks the deadline.
                 let _ = rustix::event::poll(&mut fds, Some(&ts));
             }
-            None => std::thread::sleep(timeout.min(Duration::from_millis(100))),
+            None => crate::sys::clock::sleep(timeout.min(Duration::from_millis(100))),
         }
     }
 }
@@ -170,7 +170,7 @@ pub fn bounded(limit: Duration, watchdog: Option<&Watchdog>, f: impl FnOnce()) -
         if let Some(w) = watchdog {
             w.feed();
         }
-        std::thread::sleep(t.min(Duration::from_millis(50)));
+        crate::sys::clock::sleep(t.min(Duration::from_millis(50)));
     }
 }
 
@@ -195,7 +195,7 @@ fn emergency_sync(trigger: &str, feed: &dyn Fn()) {
     let deadline = deadline_in(EMERGENCY_WAIT);
     while let Some(t) = next_timeout(now_ms(), deadline) {
         feed();
-        std::thread::sleep(t.min(Duration::from_millis(50)));
+        crate::sys::clock::sleep(t.min(Duration::from_millis(50)));
     }
 }
 
@@ -278,7 +278,7 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
         crate::error!("shutdown: reboot(2) failed: {e}; sleeping for ever");
     }
     loop {
-        std::thread::sleep(Duration::from_secs(3600));
+        crate::sys::clock::sleep(Duration::from_secs(3600));
     }
 }
 

@@ -85,7 +85,7 @@ impl Conn {
                 Ok(()) => break fd,
                 // A Unix socket's queue is full: no wait in the kernel.
                 Err(rustix::io::Errno::AGAIN) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
+                    crate::sys::clock::sleep(Duration::from_millis(20))
                 }
                 Err(rustix::io::Errno::AGAIN) => {
                     return Err(cannot(&"init accepts no connection (its queue stays full)"))
@@ -314,7 +314,7 @@ fn reexec(
             Err(e) if Instant::now() >= deadline => {
                 return Err(format!("no answer from init after the re-exec: {e}"))
             }
-            _ => std::thread::sleep(Duration::from_millis(50)),
+            _ => crate::sys::clock::sleep(Duration::from_millis(50)),
         }
     }
 }

@@ -300,7 +300,7 @@ pub fn run(
             return Ok(());
         }
     } else {
-        std::thread::sleep(first_wait);
+        crate::sys::clock::sleep(first_wait);
     }
     let limit = count.unwrap_or(if raw.is_some() { u32::MAX } else { 1 });
     let mut shown = 0u32;
@@ -339,7 +339,7 @@ pub fn run(
                 return Ok(());
             }
         } else {
-            std::thread::sleep(interval);
+            crate::sys::clock::sleep(interval);
         }
     }
 }

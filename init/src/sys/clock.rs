@@ -26,6 +26,21 @@ fn read_ns(clock: nix::time::ClockId) -> u64 {
         .saturating_add(u64::try_from(t.tv_nsec()).unwrap_or(0))
 }
 
+/// Sleeps for `d`, again for what is left after a signal, as
+/// `std::thread::sleep` does; through rustix's nanosleep, without std's
+/// (musl's `clock_nanosleep` and an `assert_eq!` on its errno).
+pub fn sleep(d: core::time::Duration) {
+    let mut ts = rustix::thread::Timespec {
+        tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: d.subsec_nanos().into(),
+    };
+    while let rustix::thread::NanosleepRelativeResult::Interrupted(left) =
+        rustix::thread::nanosleep(&ts)
+    {
+        ts = left;
+    }
+}
+
 /// CLOCK_MONOTONIC in milliseconds.
 pub fn now_ms() -> u64 {
     now_ns() / 1_000_000
@@ -91,5 +106,15 @@ mod tests {
         assert_eq!(t.checked_duration_since(later), None);
         assert_eq!(t.saturating_duration_since(later), Duration::ZERO);
         assert!(t.elapsed() < Duration::from_secs(60));
+    }
+
+    /// A sleep lasts at least what it was asked for, and not much longer.
+    #[test]
+    fn sleeps_for_its_duration() {
+        let t = Instant::now();
+        super::sleep(Duration::from_millis(30));
+        let took = t.elapsed();
+        assert!(took >= Duration::from_millis(29), "{took:?}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
     }
 }
