@@ -213,6 +213,8 @@ impl Raw {
             .ok()
         });
         if !crate::sys::tty::set(stdin, &raw) {
+            // Plain mode then: the signals that end it must end it.
+            let _ = set.thread_unblock();
             return None;
         }
         Some(Raw { saved, ending })
