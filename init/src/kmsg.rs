@@ -97,8 +97,8 @@ pub fn format_line<const N: usize>(
     out.clear();
     let mut w = Bounded {
         out,
-        // Room for "...\n" is kept so that a cut line still ends properly.
-        limit: N.saturating_sub(TRUNCATED.len() + 1),
+        // Room for the newline: a line that fits is not cut.
+        limit: N.saturating_sub(1),
         truncated: false,
     };
     if let Some(p) = prio {
@@ -108,6 +108,12 @@ pub fn format_line<const N: usize>(
     let _ = w.write_fmt(args);
     let truncated = w.truncated;
     if truncated {
+        // Cut back, on a character boundary, to room for "...\n".
+        let mut keep = N.saturating_sub(TRUNCATED.len() + 1).min(out.len());
+        while !out.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        out.truncate(keep);
         let _ = out.push_str(TRUNCATED);
     }
     let _ = out.push('\n');
@@ -864,11 +870,12 @@ mod tests {
         assert_eq!(s.len(), LINE_MAX);
         assert!(s.starts_with("<4>wren: xxx"));
         assert!(s.ends_with("x...\n"));
-        // Exactly at the limit: not cut.
+        // A line that fits with its newline is not cut (its end is
+        // usually the errno: `(os error 2)` came out `(os error...`).
         let mut s: String<16> = String::new();
-        format_line(&mut s, None, "", format_args!("{}", "y".repeat(12)));
-        assert_eq!(s, "yyyyyyyyyyyy\n");
-        format_line(&mut s, None, "", format_args!("{}", "y".repeat(13)));
+        format_line(&mut s, None, "", format_args!("{}", "y".repeat(15)));
+        assert_eq!(s, "yyyyyyyyyyyyyyy\n");
+        format_line(&mut s, None, "", format_args!("{}", "y".repeat(16)));
         assert_eq!(s, "yyyyyyyyyyyy...\n");
     }
 
