@@ -258,7 +258,8 @@ impl Pid1 {
         }
     }
 
-    fn units_dir_path(&self) -> &str {
+    /// Where the units are read from: `wren.units`, or the default.
+    pub(super) fn units_dir_path(&self) -> &str {
         if self.units_dir.is_empty() {
             crate::vocab::DEFAULT_UNITS_DIR
         } else {

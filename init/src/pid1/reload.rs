@@ -25,11 +25,7 @@ impl Pid1 {
             report(msg);
             return Err(CtlError::new(ErrCode::Refused, msg));
         }
-        let dir = if self.units_dir.is_empty() {
-            crate::vocab::DEFAULT_UNITS_DIR
-        } else {
-            self.units_dir.as_str()
-        };
+        let dir = self.units_dir_path();
         let mut defs: Vec<UnitDef> = Vec::new();
         // Names whose file exists but is invalid keep their last good
         // definition.

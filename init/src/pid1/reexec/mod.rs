@@ -163,12 +163,9 @@ impl Pid1 {
         if format == state_format() {
             return None;
         }
-        let dir = match self.units_dir.as_str() {
-            "" => crate::vocab::DEFAULT_UNITS_DIR,
-            d => d,
-        };
         let mut defs = Vec::new();
-        crate::config::load_dir(std::path::Path::new(dir), &mut defs, &mut |_| {});
+        let dir = std::path::Path::new(self.units_dir_path());
+        crate::config::load_dir(dir, &mut defs, &mut |_| {});
         let name = self
             .sup
             .slots()
@@ -302,7 +299,7 @@ impl Pid1 {
             units: self.sup.len() as u32,
         };
         frame(&mut out, &header)?;
-        write_all(&fd, &out)?;
+        crate::sys::file::write_all(&fd, &out)?;
         // A unit's frame at a time, its room asked for first: a failed
         // allocation (rings of 1 MiB under `vm.overcommit_memory=2`) is a
         // refused re-exec, not PID 1 aborting.
@@ -344,7 +341,7 @@ impl Pid1 {
                 rejected: e.rejected(),
             };
             frame(&mut out, &st)?;
-            write_all(&fd, &out)?;
+            crate::sys::file::write_all(&fd, &out)?;
         }
         // The new PID 1 gets it without close-on-exec, and so do the
         // units' fds.
@@ -547,18 +544,6 @@ fn frame<T: serde::Serialize>(out: &mut Vec<u8>, v: &T) -> Result<(), Errno> {
 /// file is at most 8 KiB, `UNIT_FILE_MAX`; its last good one too) and its
 /// run-time record.
 const FRAME_ROOM: usize = 3 * crate::vocab::UNIT_FILE_MAX;
-
-fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), Errno> {
-    while !bytes.is_empty() {
-        match rustix::io::write(fd, bytes) {
-            Ok(0) => return Err(Errno::IO),
-            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
 
 fn decode(rest: &[u8]) -> Option<(Header, Vec<UnitState<'_>>)> {
     let mut frames = handover::frames(rest);
