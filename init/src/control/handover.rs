@@ -54,7 +54,7 @@ impl Server {
     pub fn adopt_follower(&mut self, fd: OwnedFd, name: Name, pos: u64) -> bool {
         // Looked at again, as at its accept: a peer that may only look
         // stays one (the cap on such peers holds across the re-exec).
-        let observer = super::observer(&fd);
+        let observer = super::observer(&rustix::net::sockopt::socket_peercred(&fd));
         self.adopt_follower_as(fd, name, pos, observer)
     }
 

@@ -125,9 +125,11 @@ fn may_change(pid: i32) -> bool {
     cap_eff_has_sys_admin(text)
 }
 
-/// The peer of `fd` may only look (`may_change` says no for it).
-fn observer(fd: &OwnedFd) -> bool {
-    net::sockopt::socket_peercred(fd).is_ok_and(|c| !may_change(c.pid.as_raw_nonzero().get()))
+/// The peer whose credentials are `cred` may only look: `may_change`
+/// says no for it (credentials not known: an accept refuses the peer).
+fn observer(cred: &rustix::io::Result<net::UCred>) -> bool {
+    cred.as_ref()
+        .is_ok_and(|c| !may_change(c.pid.as_raw_nonzero().get()))
 }
 
 /// `CapEff:` of a `/proc/PID/status` text has CAP_SYS_ADMIN.
@@ -308,7 +310,7 @@ impl Server {
             refuse(fd.as_fd(), CtlError::code(ErrCode::Denied));
             return Accepted::Refused;
         }
-        let observer = cred.is_ok_and(|c| !may_change(c.pid.as_raw_nonzero().get()));
+        let observer = observer(&cred);
         let Some(slot) = self.free_slot(observer) else {
             refuse(fd.as_fd(), CtlError::code(ErrCode::Busy));
             return Accepted::Refused;
