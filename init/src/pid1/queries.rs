@@ -598,37 +598,30 @@ mod tests {
     #[test]
     fn a_waiter_is_told_its_unit_once() {
         use super::{settled, Want};
-        let mut p = super::Pid1::new(None, 0, false);
-        p.add_unit(crate::unit::parse("web", "exec = /bin/x\nrestart = never\n").unwrap());
-        p.sup.link().unwrap();
-        p.fit_tables();
-        step(&mut p, 0, Event::Boot);
-        step(&mut p, 1, Event::spawned(0, NO_PID));
-        let exit = crate::vocab::Exit::code(1);
-        step(&mut p, 2, Event::Exited { pid: NO_PID, exit });
-        let e = settled(&p.sup, Some(0), "web", Want::Started)
-            .unwrap()
-            .unwrap_err();
-        assert_eq!(e.message, "failed");
+        // What a waiting start is told of `web` (`text`) once its first
+        // run exited with `code`.
+        let told = |text: &str, code: i32| {
+            let mut p = super::Pid1::new(None, 0, false);
+            p.add_unit(crate::unit::parse("web", text).unwrap());
+            p.sup.link().unwrap();
+            p.fit_tables();
+            step(&mut p, 0, Event::Boot);
+            step(&mut p, 1, Event::spawned(0, NO_PID));
+            let exit = crate::vocab::Exit::code(code);
+            step(&mut p, 2, Event::Exited { pid: NO_PID, exit });
+            let r = settled(&p.sup, Some(0), "web", Want::Started);
+            r.unwrap().unwrap_err().message
+        };
+        assert_eq!(told("exec = /bin/x\nrestart = never\n", 1), "failed");
+        let p = super::Pid1::new(None, 0, false);
         let e = settled(&p.sup, None, "web", Want::Started)
             .unwrap()
             .unwrap_err();
         assert_eq!(e.message, "no unit named `web` (removed by a reload)");
         // Exit 0 before READY=1 with no restart for it: stopped for good,
         // told at once (the client waited its 90 s for nothing).
-        let mut p = super::Pid1::new(None, 0, false);
         let text = "exec = /bin/x\nready = notify\nrestart = on-failure\n";
-        p.add_unit(crate::unit::parse("web", text).unwrap());
-        p.sup.link().unwrap();
-        p.fit_tables();
-        step(&mut p, 0, Event::Boot);
-        step(&mut p, 1, Event::spawned(0, NO_PID));
-        let exit = crate::vocab::Exit::code(0);
-        step(&mut p, 2, Event::Exited { pid: NO_PID, exit });
-        let e = settled(&p.sup, Some(0), "web", Want::Started)
-            .unwrap()
-            .unwrap_err();
-        assert_eq!(e.message, "exited before it was ready");
+        assert_eq!(told(text, 0), "exited before it was ready");
     }
 
     /// A waiting `stop` of a unit that a reload then removes goes on as

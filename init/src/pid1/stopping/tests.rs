@@ -359,29 +359,21 @@ fn a_start_cancelled_in_its_handshake_lets_go_of_its_notify_socket() {
     assert!(p.edges[0].notify.is_none(), "the socket is still held");
 }
 
-/// In a shutdown, what a unit's exit left in its cgroup holds the units
-/// it is `after` up, as the contract's whole-cgroup stop says: `web` gets
-/// its stop signal once `app`'s cgroup is empty, not at `app`'s exit
-/// (a worker `app` forked may still be writing to it).
-#[test]
-fn a_shutdown_stops_a_dependency_once_its_dependents_cgroup_is_empty() {
-    let root = TempDir::new("pid1-shutdown-drain");
+/// `web` and `app` (`after` web, and `app_extra`) running with cgroups
+/// under `root` whose `cgroup.events` say `populated` (`populated 0|1`),
+/// a reboot just begun: PID 1, web's index, app's.
+fn shutting_web_and_app(root: &TempDir, populated: &str, app_extra: &str) -> (Pid1, u16, u16) {
     for u in ["web", "app"] {
         root.file(
             &format!("units/{u}/cgroup.events"),
-            "populated 1\nfrozen 0\n",
+            &format!("{populated}\nfrozen 0\n"),
         );
         root.file(&format!("units/{u}/cgroup.procs"), "");
     }
     let mut p = Pid1::new(None, 0, false);
-    let mut web = crate::unit::UnitDef::with_defaults("web");
-    web.exec.push("/bin/true").unwrap();
-    let mut app = crate::unit::UnitDef::with_defaults("app");
-    app.exec.push("/bin/true").unwrap();
-    app.after.push("web").unwrap();
-    app.stop_timeout = 60_000;
-    p.add_unit(web);
-    p.add_unit(app);
+    let app = format!("exec = /bin/true\nafter = web\n{app_extra}");
+    p.add_unit(crate::unit::parse("web", "exec = /bin/true\n").unwrap());
+    p.add_unit(crate::unit::parse("app", &app).unwrap());
     p.sup.link().unwrap();
     p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
     let ep = rustix::event::epoll::CreateFlags::CLOEXEC;
@@ -392,6 +384,17 @@ fn a_shutdown_stops_a_dependency_once_its_dependents_cgroup_is_empty() {
     step(&mut p, now(), Event::spawned(w, NO_PID));
     step(&mut p, now(), Event::spawned(a, NO_PID - 1));
     p.feed(Event::Shutdown(crate::vocab::ShutdownKind::Reboot));
+    (p, w, a)
+}
+
+/// In a shutdown, what a unit's exit left in its cgroup holds the units
+/// it is `after` up, as the contract's whole-cgroup stop says: `web` gets
+/// its stop signal once `app`'s cgroup is empty, not at `app`'s exit
+/// (a worker `app` forked may still be writing to it).
+#[test]
+fn a_shutdown_stops_a_dependency_once_its_dependents_cgroup_is_empty() {
+    let root = TempDir::new("pid1-shutdown-drain");
+    let (mut p, w, a) = shutting_web_and_app(&root, "populated 1", "stop_timeout = 60s\n");
     assert_eq!(p.sup.slot(a).unwrap().rt.phase, Phase::Stopping);
     p.feed(Event::Exited {
         pid: NO_PID - 1,
@@ -414,28 +417,7 @@ fn a_shutdown_stops_a_dependency_once_its_dependents_cgroup_is_empty() {
 #[test]
 fn a_kill_of_an_empty_cgroup_in_a_shutdown_queues_drained_once() {
     let root = TempDir::new("pid1-drained-once");
-    for u in ["web", "app"] {
-        root.file(
-            &format!("units/{u}/cgroup.events"),
-            "populated 0\nfrozen 0\n",
-        );
-        root.file(&format!("units/{u}/cgroup.procs"), "");
-    }
-    let mut p = Pid1::new(None, 0, false);
-    let web = crate::unit::parse("web", "exec = /bin/true\n").unwrap();
-    let app = crate::unit::parse("app", "exec = /bin/true\nafter = web\n").unwrap();
-    p.add_unit(web);
-    p.add_unit(app);
-    p.sup.link().unwrap();
-    p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
-    let ep = rustix::event::epoll::CreateFlags::CLOEXEC;
-    p.epoll = Some(rustix::event::epoll::create(ep).unwrap());
-    p.fit_tables();
-    let (w, a) = (p.sup.index("web").unwrap(), p.sup.index("app").unwrap());
-    step(&mut p, now(), Event::Boot);
-    step(&mut p, now(), Event::spawned(w, NO_PID));
-    step(&mut p, now(), Event::spawned(a, NO_PID - 1));
-    p.feed(Event::Shutdown(crate::vocab::ShutdownKind::Reboot));
+    let (mut p, _, a) = shutting_web_and_app(&root, "populated 0", "");
     let exit = Exit::Signal(15);
     let out = step(
         &mut p,
