@@ -318,6 +318,12 @@ pub struct Runtime {
     /// or shutdown.
     pub want: bool,
     pub spawned_at: Millis,
+    /// How long after `spawned_at` this run became ready (`Running`), so
+    /// the restart delay's streak counts the time it was up. Not handed
+    /// over (the state format stays): after a re-exec, 0, and the run
+    /// counts from its spawn.
+    #[serde(skip)]
+    pub ready_after: u32,
     pub deadline: Option<Due>,
     /// Failures in a row, for the doubling restart delay.
     pub streak: u32,
@@ -358,6 +364,7 @@ impl Runtime {
             pid: 0,
             want: false,
             spawned_at: 0,
+            ready_after: 0,
             deadline: None,
             streak: 0,
             restarts: 0,

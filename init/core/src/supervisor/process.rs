@@ -11,6 +11,7 @@ impl Supervisor {
         };
         s.rt.pid = pid;
         s.rt.spawned_at = now;
+        s.rt.ready_after = 0;
         let early = core::mem::take(&mut s.rt.ready_early);
         if s.def.kind == Kind::Service && s.def.ready == Ready::Started {
             s.rt.phase = Phase::Running;
@@ -50,6 +51,8 @@ impl Supervisor {
                 return;
             }
             s.rt.phase = Phase::Running;
+            let after = now.saturating_sub(s.rt.spawned_at);
+            s.rt.ready_after = u32::try_from(after).unwrap_or(u32::MAX);
             s.rt.deadline = None;
             s.rt.watchdog_at = s
                 .def
@@ -332,7 +335,10 @@ impl Supervisor {
     /// this step's own would be a second one.
     fn schedule_restart(&mut self, now: Millis, unit: u16, failed: bool) -> Option<Millis> {
         let s = self.units.get_mut(usize::from(unit))?;
-        let up = now.saturating_sub(s.rt.spawned_at);
+        // Up since it was ready: a slow start that crashes once ready
+        // is a crash loop however long each start took.
+        let ready_at = s.rt.spawned_at.saturating_add(u64::from(s.rt.ready_after));
+        let up = now.saturating_sub(ready_at);
         if !failed || (up > s.def.restart_delay_max && s.rt.phase == Phase::Running) {
             s.rt.streak = 0;
         }

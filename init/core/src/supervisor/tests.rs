@@ -428,6 +428,38 @@ fn a_clean_exit_before_ready_backs_off() {
     assert_eq!(delays, [100, 200, 400, 800]);
 }
 
+/// A slow starter that crashes soon after it is ready is a crash loop:
+/// the time up counts from ready, not from the spawn, so a start longer
+/// than `restart_delay_max` does not end the row of failures.
+#[test]
+fn a_slow_start_that_crashes_once_ready_backs_off() {
+    let mut d = def("slow");
+    d.ready = crate::unit::Ready::Notify;
+    d.restart_delay = 100;
+    d.restart_delay_max = 1_000;
+    let mut r = Rig::new(vec![d]);
+    r.ev(Event::Boot);
+    let u = r.idx("slow");
+    let mut delays = vec![];
+    for _ in 0..4 {
+        r.now += 5_000;
+        r.ev(Event::Ready { unit: u });
+        assert_eq!(r.state("slow"), State::Running);
+        r.now += 500;
+        r.exit("slow", Exit::Code(1));
+        let due = r.sup.next_deadline().unwrap();
+        delays.push(due - r.now);
+        r.at(due);
+    }
+    assert_eq!(delays, [100, 200, 400, 800]);
+    // Up (ready) longer than the cap: the row ends.
+    r.now += 5_000;
+    r.ev(Event::Ready { unit: u });
+    r.now += 1_001;
+    r.exit("slow", Exit::Code(1));
+    assert_eq!(r.sup.next_deadline().unwrap() - r.now, 100);
+}
+
 /// A start that times out was never up, though it lasted `start_timeout`
 /// (longer than `restart_delay_max`): its restarts still double.
 #[test]
