@@ -516,9 +516,15 @@ fn note_progress(progressed: bool) {
 /// When PID 1 retries the console backlog: 20 ms after a flush that
 /// wrote something, twice as long after each one that wrote nothing, up
 /// to `RETRY_MAX_MS`: a stuck line (flow control held, no cable) costs a
-/// wake-up every few seconds, not fifty a second for ever.
+/// wake-up every few seconds, not fifty a second for ever. Event records
+/// waiting go to /dev/kmsg, which the console does not hold up: 20 ms.
 pub fn console_retry_ms() -> u64 {
-    let stalls = STALLS.load(Ordering::Relaxed).min(16);
+    let events = lock(&EVENTS).as_ref().is_some_and(|q| !q.is_empty());
+    retry_ms(STALLS.load(Ordering::Relaxed), events)
+}
+
+fn retry_ms(stalls: u32, events: bool) -> u64 {
+    let stalls = if events { 0 } else { stalls.min(16) };
     RETRY_MS.saturating_mul(1u64 << stalls).min(RETRY_MAX_MS)
 }
 
@@ -690,13 +696,16 @@ mod tests {
     #[test]
     fn a_stuck_console_is_retried_ever_later() {
         STALLS.store(0, Ordering::Relaxed);
-        assert_eq!(console_retry_ms(), 20);
+        let stalls = || STALLS.load(Ordering::Relaxed);
+        assert_eq!(retry_ms(stalls(), false), 20);
         for _ in 0..40 {
             note_progress(false);
         }
-        assert_eq!(console_retry_ms(), RETRY_MAX_MS);
+        assert_eq!(retry_ms(stalls(), false), RETRY_MAX_MS);
+        // Event records waiting for /dev/kmsg are not held up by it.
+        assert_eq!(retry_ms(stalls(), true), 20);
         note_progress(true);
-        assert_eq!(console_retry_ms(), 20);
+        assert_eq!(retry_ms(stalls(), false), 20);
     }
 
     fn line<const N: usize>(prio: Option<u8>, args: fmt::Arguments<'_>) -> String<N> {
