@@ -7,7 +7,6 @@ use super::event_loop::{self, watch};
 use super::handshake;
 use super::not_enforced::KeySet;
 use super::{now, now_ns, why, Pid1, Why, DEP_MISSING};
-use crate::config::users;
 use crate::kmsg;
 use crate::log_ring::LogRing;
 use crate::spawn;
@@ -374,12 +373,6 @@ impl Pid1 {
                 "seccomp: no filter for this architecture, not starting"
             )));
         }
-        let ids = match users::resolve_ids(def) {
-            Ok(ids) => ids,
-            Err(msg) => {
-                return Err(why(format_args!("{msg}")));
-            }
-        };
         let flags = rustix::pipe::PipeFlags::CLOEXEC;
         // PID 1's ends, kept past the start (`spawn::kept`).
         let pipe = |f| rustix::pipe::pipe_with(f).map(|(r, w)| (spawn::kept(r), w));
@@ -416,7 +409,7 @@ impl Pid1 {
         };
         let sock_path = notify_path(name);
         let notify_sock = if def.ready == Ready::SdNotify {
-            match bind_notify_socket(sock_path.as_str(), notify_owner(def, &ids)) {
+            match bind_notify_socket(sock_path.as_str(), notify_owner(def)) {
                 Ok(s) => Some(spawn::kept(s)),
                 Err(e) => {
                     return Err(why(format_args!(
@@ -446,9 +439,9 @@ impl Pid1 {
             stdio,
             notify_fd: notify_pipe.as_ref().map(|(_, w)| w.as_fd()),
             notify_socket: notify_sock.as_ref().map(|_| sock_path.as_str()),
-            uid: ids.uid,
-            gid: ids.gid,
-            groups: &ids.groups,
+            uid: None,
+            gid: None,
+            groups: &[],
             exit_report: report_pipe.as_ref().map(|(_, w)| w.as_fd()),
             seccomp: edge_filter,
             decided_ns,
@@ -524,14 +517,14 @@ pub(super) fn notify_path(name: &str) -> heapless::String<64> {
     p
 }
 
-/// Who may send to a unit's notify socket: the unit's own uid and gid as
-/// the host sees them (through its user namespace's map, if it has one).
-fn notify_owner(def: &unit::UnitDef, ids: &users::Ids) -> (u32, u32) {
+/// Who may send to a unit's notify socket until its child gives it to the
+/// unit's `user` and `group` (`spawn::privs::lookup`, which reads the
+/// passwd file PID 1 does not): root, as the host sees the unit's root
+/// (through its user namespace's map, if it has one, so that the child,
+/// root there, may give it away).
+fn notify_owner(def: &unit::UnitDef) -> (u32, u32) {
     let shift = def.user_map_effective().map_or(0, |m| m.outside);
-    (
-        shift.saturating_add(ids.uid.unwrap_or(0)),
-        shift.saturating_add(ids.gid.unwrap_or(0)),
-    )
+    (shift, shift)
 }
 
 /// The unit's `sd_notify` socket, reachable by its owner only: mode 0600

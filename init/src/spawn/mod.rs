@@ -122,7 +122,9 @@ pub struct Request<'a> {
     /// `ready = sd_notify`: the socket's path on the host (`$NOTIFY_SOCKET`
     /// but for a `root` unit, which gets it at `ROOT_NOTIFY_SOCKET`).
     pub notify_socket: Option<&'a str>,
-    /// Resolved `user` / `group` (the caller reads /etc/passwd).
+    /// The ids to run as for a unit that names no `user` or `group` (PID 1
+    /// gives none, tests do); one that names them has them looked up by
+    /// its child (`privs::lookup`).
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     /// Supplementary groups (`user`'s, initgroups semantics).
@@ -379,6 +381,8 @@ fn reaper_child(
     if let Err(e) = rustix::process::setsid() {
         die(status_wr.as_fd(), fail(Step::Setsid, e));
     }
+    let ids = privs::lookup(req).unwrap_or_else(|e| die(status_wr, e));
+    let req = &with_ids(req, ids.as_ref());
     if let Err((s, e)) = crate::spawn::sandbox::enter(req.def, req.notify_socket, req.uid) {
         die(status_wr.as_fd(), fail(Step::Namespace(s), e));
     }
@@ -434,6 +438,19 @@ fn reaper_child(
     }
 }
 
+/// `req` with the ids `privs::lookup` found, or as it was.
+fn with_ids<'a>(req: &Request<'a>, ids: Option<&'a crate::config::users::Ids>) -> Request<'a> {
+    match ids {
+        Some(ids) => Request {
+            uid: ids.uid,
+            gid: ids.gid,
+            groups: &ids.groups,
+            ..*req
+        },
+        None => *req,
+    }
+}
+
 /// `/dev/console` for a unit whose output or terminal is the console
 /// and that cannot open it by the path once set up: in its own `root`
 /// the node may not be there (only `console = yes` gets one), and in a
@@ -483,6 +500,15 @@ fn child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, enter_namespaces: b
         // would run with PID 1's.
         let _ = setrlimit(Resource::Nofile, lim);
     }
+    // The reaper's service (`enter_namespaces` false) has the reaper's.
+    let ids = match enter_namespaces {
+        true => match privs::lookup(req) {
+            Ok(ids) => ids,
+            Err(e) => return e,
+        },
+        false => None,
+    };
+    let req = &with_ids(req, ids.as_ref());
     if enter_namespaces {
         if let Err((s, e)) = crate::spawn::sandbox::enter(req.def, req.notify_socket, req.uid) {
             return fail(Step::Namespace(s), e);

@@ -14,6 +14,7 @@
 //! `write_user_map`).
 
 use super::Step;
+use crate::config::users::Ids;
 use crate::sys::seccomp::Program;
 use crate::unit::{Caps, UnitDef, UserMap};
 use rustix::fd::{AsFd, BorrowedFd};
@@ -21,6 +22,32 @@ use rustix::io::Errno;
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
 type Failure = (Step, Errno);
+
+/// The unit's `user` and `group` as numbers, looked up here in the child
+/// rather than by PID 1: the passwd and group files are in the unit's
+/// `root`, which may be on a mount that hangs (NFS, a dying USB stick),
+/// and that stalls only this start. None when the unit names neither.
+/// Its `sd_notify` socket, which PID 1 made root's (its namespace's
+/// root's: `pid1::executor::notify_owner`), is then given to the ids, as
+/// the unit will send from them; in a user namespace the numbers are the
+/// namespace's, which the kernel maps.
+pub(super) fn lookup(req: &super::Request<'_>) -> Result<Option<Ids>, super::SpawnError> {
+    let def = req.def;
+    if def.seldom.user.is_none() && def.seldom.group.is_none() {
+        return Ok(None);
+    }
+    let ids = crate::config::users::resolve_ids(def).map_err(|why| super::SpawnError {
+        step: Step::Ids,
+        errno: crate::config::users::why_code(why),
+    })?;
+    if let Some(path) = req.notify_socket {
+        let uid = rustix::fs::Uid::from_raw(ids.uid.unwrap_or(0));
+        let gid = rustix::fs::Gid::from_raw(ids.gid.unwrap_or(0));
+        rustix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(|e| super::status::fail(Step::NotifySocket, e))?;
+    }
+    Ok(Some(ids))
+}
 
 /// Ids, capabilities, no_new_privs and the filter, in that order.
 pub(super) fn confine(
@@ -40,8 +67,8 @@ pub(super) fn confine(
     if !root && keep.count() > 0 {
         rustix::thread::set_keep_capabilities(true).map_err(|e| (Step::KeepCaps, e))?;
     }
-    // The user's groups (initgroups: those that list it, resolved by
-    // PID 1), none for a bare uid/gid. In a user namespace setgroups(2) is
+    // The user's groups (initgroups: those that list it, from `lookup`),
+    // none for a bare uid/gid. In a user namespace setgroups(2) is
     // denied (PID 1 wrote `deny`); the unit keeps PID 1's supplementary
     // groups, which are none.
     let userns = def.namespaces.has(crate::unit::Namespaces::USER);

@@ -38,10 +38,15 @@ pub enum Step {
     Namespace(crate::spawn::sandbox::Step),
     /// The namespace's reaper could not fork the service.
     Fork,
+    /// Looking up `user` / `group`: the error is `users::why_code`'s, not
+    /// an errno.
+    Ids,
+    /// Giving the unit's `sd_notify` socket to its user.
+    NotifySocket,
 }
 
 impl Step {
-    pub(super) const PLAIN: [Step; 21] = [
+    pub(super) const PLAIN: [Step; 23] = [
         Step::Prepare,
         Step::StatusPipe,
         Step::Clone,
@@ -63,6 +68,8 @@ impl Step {
         Step::NoNewPrivs,
         Step::Seccomp,
         Step::UserMap,
+        Step::Ids,
+        Step::NotifySocket,
     ];
     const FORK_CODE: u8 = 30;
 
@@ -116,6 +123,8 @@ impl Step {
             Step::UserMap => "write the user namespace's uid/gid map",
             Step::Namespace(s) => s.as_str(),
             Step::Fork => "fork the service in its PID namespace",
+            Step::Ids => "look up user/group",
+            Step::NotifySocket => "give the notify socket to the unit's user",
         }
     }
 }
@@ -128,6 +137,9 @@ pub struct SpawnError {
 
 impl core::fmt::Display for SpawnError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.step == Step::Ids {
+            return f.write_str(crate::config::users::why_text(self.errno));
+        }
         write!(
             f,
             "{}: {}",

@@ -523,7 +523,62 @@ fn a_user_namespace_unit_gets_the_console() {
     assert_eq!(wait(pid), 0);
 }
 
-/// initgroups: a unit's user keeps the supplementary groups PID 1 resolved
+/// A unit's `user` is looked up by its child, not by the caller (PID 1,
+/// which a passwd file on a hung mount would stall): `start` returns with
+/// the child whatever the files say, and a lookup that fails comes back
+/// through the exec handshake with its reason. One that succeeds runs as
+/// the user and gives it the unit's `sd_notify` socket.
+#[test]
+fn a_units_user_is_looked_up_by_its_child() {
+    if !rustix::process::geteuid().is_root() {
+        return; // set-id calls need root; CI runs the host tests as root
+    }
+    let cg = own_cgroup();
+    let mut d = unit(&["/bin/sh", "-c", "grep -E '^Uid:' /proc/self/status"]);
+    d.seldom.user = Some(crate::unit::IdSpec::Name(
+        crate::unit::Text::try_from("wren-no-such-user").unwrap(),
+    ));
+    crate::sys::slot::reserve().unwrap();
+    let p = start(&request(&d, cg.as_fd(), Stdio::Null)).expect("the child is made");
+    crate::testutil::poll_in(&p.status, 10);
+    let Handshake::Failed(e) = p.poll() else {
+        panic!("an unknown user was not refused: {:?}", p.poll());
+    };
+    assert_eq!(e.step, Step::Ids);
+    assert_eq!(e.to_string(), "user not found in /etc/passwd");
+    wait(p.pid);
+
+    // nobody, from the host's /etc/passwd, with a socket PID 1 made root's.
+    d.seldom.user = Some(crate::unit::IdSpec::Name(
+        crate::unit::Text::try_from("nobody").unwrap(),
+    ));
+    let dir = crate::testutil::TempDir::new("lookup-socket");
+    let sock = dir.path().join("s");
+    let sock = sock.to_str().unwrap();
+    let s = rustix::net::socket(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::DGRAM,
+        None,
+    )
+    .unwrap();
+    rustix::net::bind(&s, &rustix::net::SocketAddrUnix::new(sock).unwrap()).unwrap();
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let req = Request {
+        notify_socket: Some(sock),
+        ..request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))
+    };
+    let pid = spawn(&req).unwrap();
+    drop(wr);
+    let out = read_all(rd);
+    assert_eq!(wait(pid), 0, "{out}");
+    assert!(out.starts_with("Uid:\t65534\t"), "{out}");
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(sock).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+}
+
+/// initgroups: a unit's user keeps the supplementary groups its child
+/// resolved
 /// (`user = pi` keeps `gpio`, `dialout`, `video`); a bare uid/gid gets none.
 #[test]
 fn supplementary_groups_are_set_for_the_user() {

@@ -149,7 +149,8 @@ fn boot_sdclient() -> Vm {
 }
 
 /// `systemd-notify --ready` from a `user =` unit (nobody, in its own
-/// network namespace) and from a `root =` unit (its root's own user) is
+/// network namespace), from one in a user namespace (nobody there), and
+/// from a `root =` unit (its root's own user) is
 /// what makes them `running`, and nothing before (and it gets through
 /// from `read_only` and `root_overlay` units too); another user's unit
 /// can neither send to a socket not its own nor list them.
@@ -202,6 +203,7 @@ fn systemd_notify_readiness_for_user_and_root_units() {
             ("sdroot", &["running"]),
             ("sdovl", &["running"]),
             ("sdro", &["running"]),
+            ("sdns", &["running"]),
         ],
         Duration::from_secs(30),
     );
@@ -215,13 +217,19 @@ fn systemd_notify_readiness_for_user_and_root_units() {
     // As the unit's users own them, mode 0600, in a directory others may
     // pass through but not list.
     let ls = vm.sh(
-        "stat -c '%a %u %F' /run/wren/notify /run/wren/notify/sduser /run/wren/notify/sdroot",
+        "stat -c '%a %u %F' /run/wren/notify /run/wren/notify/sduser /run/wren/notify/sdroot \
+         /run/wren/notify/sdns",
         CMD,
     );
     let ls: Vec<&str> = ls.lines().map(str::trim).collect();
     assert_eq!(
         ls,
-        ["711 0 directory", "600 65534 socket", "600 2345 socket"],
+        [
+            "711 0 directory",
+            "600 65534 socket",
+            "600 2345 socket",
+            "600 165534 socket"
+        ],
         "notify socket modes and owners"
     );
     // snoop (uid 2346) tried to make sduser ready and to list the sockets.

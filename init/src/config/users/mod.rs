@@ -1,7 +1,8 @@
 //! `user` / `group` to numbers, from the passwd and group files of the
 //! unit's root (no NSS: a static binary has none), with initgroups
 //! semantics: a named user also gets every group that lists it. Read at
-//! every spawn of a unit that names a user, so streamed through a fixed
+//! every spawn of a unit that names a user, in its child (not PID 1: the
+//! files may be on a mount that hangs), so streamed through a fixed
 //! buffer: files of any size, bytes that are not UTF-8 (a GECOS field in
 //! Latin-1) are no problem, and nothing is allocated.
 
@@ -16,6 +17,49 @@ pub const GROUPS_MAX: usize = 32;
 /// ids) lead the line; a longer group line has its members beyond this
 /// ignored.
 const LINE_MAX: usize = 4096;
+
+const BAD_UID: &str = "user: 4294967295 is not a valid uid";
+const NO_LINE: &str = "numeric user has no line in /etc/passwd: set `group`";
+const NO_USER: &str = "user not found in /etc/passwd";
+const BAD_GID: &str = "group: 4294967295 is not a valid gid";
+const NO_GROUP: &str = "group not found in /etc/group";
+const PASSWD_UID: &str = "/etc/passwd gives the user uid 4294967295, which is not valid";
+const PASSWD_GID: &str = "/etc/passwd gives the user gid 4294967295, which is not valid";
+const READ_PASSWD: &str = "cannot read /etc/passwd";
+const READ_GROUP: &str = "cannot read /etc/group";
+const GROUP_GID: &str = "/etc/group gives the group gid 4294967295, which is not valid";
+const TOO_MANY: &str = "user is in more than 32 groups";
+
+/// Every reason a lookup fails: a start's child looks its unit's ids up
+/// and reports a failure to PID 1 as its index here (`why_code`), in the
+/// five bytes of its status report.
+const WHY: [&str; 11] = [
+    BAD_UID,
+    NO_LINE,
+    NO_USER,
+    BAD_GID,
+    NO_GROUP,
+    PASSWD_UID,
+    PASSWD_GID,
+    READ_PASSWD,
+    READ_GROUP,
+    GROUP_GID,
+    TOO_MANY,
+];
+
+/// `why`'s index in the table of reasons (`why_text` gives it back).
+pub fn why_code(why: &str) -> i32 {
+    WHY.iter().position(|w| *w == why).map_or(-1, |i| i as i32)
+}
+
+/// The reason `why_code` gave `code` for.
+pub fn why_text(code: i32) -> &'static str {
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| WHY.get(i))
+        .copied()
+        .unwrap_or("cannot look up `user` or `group`")
+}
 
 /// What the spawn sets: uid, gid, supplementary groups.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,18 +99,17 @@ pub fn resolve_ids_in(def: &UnitDef, lines: &mut Lines<'_>) -> Result<Ids, &'sta
         None => {}
         Some(IdSpec::Id(n)) => {
             if !valid_id(*n) {
-                return Err("user: 4294967295 is not a valid uid");
+                return Err(BAD_UID);
             }
             ids.uid = Some(*n);
             if def.seldom.group.is_none() {
-                let entry = passwd_by_uid(lines, *n)?
-                    .ok_or("numeric user has no line in /etc/passwd: set `group`")?;
+                let entry = passwd_by_uid(lines, *n)?.ok_or(NO_LINE)?;
                 ids.gid = Some(entry.gid);
                 member_name = Some(entry.name);
             }
         }
         Some(IdSpec::Name(n)) => {
-            let entry = passwd_by_name(lines, n)?.ok_or("user not found in /etc/passwd")?;
+            let entry = passwd_by_name(lines, n)?.ok_or(NO_USER)?;
             ids.uid = Some(entry.uid);
             ids.gid = Some(entry.gid);
             member_name = Some(entry.name);
@@ -76,12 +119,12 @@ pub fn resolve_ids_in(def: &UnitDef, lines: &mut Lines<'_>) -> Result<Ids, &'sta
         None => {}
         Some(IdSpec::Id(n)) => {
             if !valid_id(*n) {
-                return Err("group: 4294967295 is not a valid gid");
+                return Err(BAD_GID);
             }
             ids.gid = Some(*n);
         }
         Some(IdSpec::Name(n)) => {
-            ids.gid = Some(group_by_name(lines, n)?.ok_or("group not found in /etc/group")?);
+            ids.gid = Some(group_by_name(lines, n)?.ok_or(NO_GROUP)?);
         }
     }
     if let Some(name) = member_name {
@@ -126,10 +169,10 @@ fn pw_entry(line: &[u8]) -> Result<Option<PwEntry>, &'static str> {
 
 fn checked(e: PwEntry) -> Result<PwEntry, &'static str> {
     if !valid_id(e.uid) {
-        return Err("/etc/passwd gives the user uid 4294967295, which is not valid");
+        return Err(PASSWD_UID);
     }
     if !valid_id(e.gid) {
-        return Err("/etc/passwd gives the user gid 4294967295, which is not valid");
+        return Err(PASSWD_GID);
     }
     Ok(e)
 }
@@ -143,7 +186,7 @@ fn passwd_by_name(lines: &mut Lines<'_>, name: &str) -> Result<Option<PwEntry>, 
         }
         false
     })
-    .map_err(|_| "cannot read /etc/passwd")?;
+    .map_err(|_| READ_PASSWD)?;
     found.map(checked).transpose()
 }
 
@@ -156,7 +199,7 @@ fn passwd_by_uid(lines: &mut Lines<'_>, uid: u32) -> Result<Option<PwEntry>, &'s
         }
         false
     })
-    .map_err(|_| "cannot read /etc/passwd")?;
+    .map_err(|_| READ_PASSWD)?;
     found.map(checked).transpose()
 }
 
@@ -169,11 +212,9 @@ fn group_by_name(lines: &mut Lines<'_>, name: &str) -> Result<Option<u32>, &'sta
         }
         false
     })
-    .map_err(|_| "cannot read /etc/group")?;
+    .map_err(|_| READ_GROUP)?;
     match found {
-        Some(g) if !valid_id(g) => {
-            Err("/etc/group gives the group gid 4294967295, which is not valid")
-        }
+        Some(g) if !valid_id(g) => Err(GROUP_GID),
         other => Ok(other),
     }
 }
@@ -204,10 +245,10 @@ fn member_groups(
     });
     match r {
         Ok(()) | Err(Errno::NOENT) => {}
-        Err(_) => return Err("cannot read /etc/group"),
+        Err(_) => return Err(READ_GROUP),
     }
     if full {
-        return Err("user is in more than 32 groups");
+        return Err(TOO_MANY);
     }
     Ok(())
 }
