@@ -189,6 +189,31 @@ fn unique() -> String {
     format!("{}-{nanos}-{n}", std::process::id())
 }
 
+/// Remove the staging files of `name` (`.NAME.new.PID-...`) that an
+/// edit killed, or cut by a power loss, between its write and its rename
+/// left in the unit directory: those whose process is gone. A live edit's
+/// is its own to rename.
+fn sweep_staged(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.new.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let pid = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(prefix.as_str()))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+            .and_then(rustix::process::Pid::from_raw);
+        let gone = pid
+            .is_some_and(|p| rustix::process::test_kill_process(p) == Err(rustix::io::Errno::SRCH));
+        if gone {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Replace `target` with `text` atomically and durably: a staging file of
 /// its own name beside it (created exclusively, with the mode and owner of
 /// the file it replaces; 0644 and the caller's ids for a new unit), synced,
@@ -199,6 +224,7 @@ fn install(target: &Path, text: &str, owner: Option<Owner>, err: &mut dyn Write)
     let name = crate::pathname::file_name(target)
         .unwrap_or_default()
         .to_string_lossy();
+    sweep_staged(dir, &name);
     let staged = dir.join(format!(".{name}.new.{}", unique()));
     let mode = owner.map_or(0o644, |o| o.mode);
     let written = (|| {

@@ -603,6 +603,31 @@ fn edit_installs_a_valid_change() {
     assert_eq!(left.len(), 1);
 }
 
+/// A staging file an edit left (killed, or a power cut, between its write
+/// and its rename) goes with the next edit of the unit; one of an edit
+/// still going (its process alive) stays, and so do other units'.
+#[test]
+fn edit_sweeps_what_a_dead_edit_left() {
+    let d = TempDir::new("ctl-edit-sweep");
+    std::fs::write(d.join("web.unit"), "exec = /bin/old\n").unwrap();
+    let dead = std::process::Command::new("/bin/true").spawn().unwrap();
+    let dead_pid = dead.id();
+    let mut dead = dead;
+    dead.wait().unwrap();
+    let stale = d.join(format!(".web.unit.new.{dead_pid}-1-0"));
+    let live = d.join(".web.unit.new.1-1-0");
+    let other = d.join(format!(".db.unit.new.{dead_pid}-1-0"));
+    for f in [&stale, &live, &other] {
+        std::fs::write(f, "exec = /bin/x\n").unwrap();
+    }
+    let env = edit_env(d.path(), "sed -i s/old/new/");
+    let r = edit_unit("web", &env, &mut &b""[..], &mut Vec::new());
+    assert_eq!(r, Ok(Edited::Installed));
+    assert!(!stale.exists(), "a dead edit's staging file stays");
+    assert!(live.exists(), "a live edit's staging file went");
+    assert!(other.exists(), "another unit's staging file went");
+}
+
 #[test]
 fn edit_without_change_installs_nothing() {
     let d = TempDir::new("ctl-edit-same");
