@@ -46,30 +46,41 @@ pub struct WatchdogOption {
 pub const WATCHDOG_DEVICE: &str = "/dev/watchdog";
 pub const WATCHDOG_TIMEOUT_S: u32 = 15;
 
-/// `DEVICE[,SECONDS]`, `0`/`off` (None inside Ok), or an error.
-fn watchdog_value(v: Option<&str>) -> Result<Option<WatchdogOption>, &'static str> {
-    let v = match v {
-        None => "",
-        Some("0" | "no" | "off" | "false") => return Ok(None),
-        Some(v) => v,
+/// `DEVICE[,SECONDS]`, an on word (the defaults) or an off word (None).
+/// A part that is not right (a DEVICE not absolute or too long, SECONDS
+/// out of 1..=3600) takes its default, and the second value says so: a
+/// board asked to be watched is not left unwatched by a typo that nobody
+/// on site reads.
+fn watchdog_value(v: Option<&str>) -> (Option<WatchdogOption>, Option<&'static str>) {
+    let v = match flag(v) {
+        Some(false) => return (None, None),
+        Some(true) => "",
+        None => v.unwrap_or(""),
     };
     let (dev, secs) = match v.split_once(',') {
         Some((d, s)) => (d, Some(s)),
         None => (v, None),
     };
-    let dev = if dev.is_empty() { WATCHDOG_DEVICE } else { dev };
-    if !dev.starts_with('/') {
-        return Err("expected wren.watchdog[=DEVICE[,SECONDS]] with an absolute DEVICE");
-    }
-    let timeout_s = match secs {
-        None => WATCHDOG_TIMEOUT_S,
-        Some(s) => match wren_core::num::dec::<u32>(s) {
-            Some(n) if (1..=3600).contains(&n) => n,
-            _ => return Err("wren.watchdog: SECONDS must be from 1 to 3600"),
-        },
+    let mut why = None;
+    let dev = match dev {
+        "" => WATCHDOG_DEVICE,
+        d if d.starts_with('/') && d.len() <= UNITS_DIR_MAX => d,
+        _ => {
+            why =
+                Some("DEVICE must be an absolute path (of at most 128 bytes): /dev/watchdog armed");
+            WATCHDOG_DEVICE
+        }
     };
-    let device = String::try_from(dev).map_err(|_| "wren.watchdog: device path too long")?;
-    Ok(Some(WatchdogOption { device, timeout_s }))
+    let timeout_s = match secs.map(wren_core::num::dec::<u32>) {
+        None => WATCHDOG_TIMEOUT_S,
+        Some(Some(n)) if (1..=3600).contains(&n) => n,
+        Some(_) => {
+            why = Some("SECONDS must be from 1 to 3600: armed with 15");
+            WATCHDOG_TIMEOUT_S
+        }
+    };
+    let device = String::try_from(dev).unwrap_or_default();
+    (Some(WatchdogOption { device, timeout_s }), why)
 }
 
 impl Options {
@@ -169,9 +180,10 @@ pub fn parse(text: &str, warn: &mut dyn FnMut(&str, &'static str)) -> Options {
                 continue;
             }
             "wren.watchdog" => {
-                match watchdog_value(value) {
-                    Ok(w) => o.watchdog = w,
-                    Err(why) => warn(key, why),
+                let (w, why) = watchdog_value(value);
+                o.watchdog = w;
+                if let Some(why) = why {
+                    warn(key, why);
                 }
                 continue;
             }
@@ -240,16 +252,27 @@ mod tests {
         let w = run("wren.watchdog=,30").0.watchdog.unwrap();
         assert_eq!((w.device.as_str(), w.timeout_s), ("/dev/watchdog", 30));
         assert_eq!(run("wren.watchdog=off").0.watchdog, None);
+        assert_eq!(run("wren.watchdog=0").0.watchdog, None);
         assert_eq!(run("").0.watchdog, None);
-        for bad in [
-            "wren.watchdog=dev",
-            "wren.watchdog=/dev/w,0",
-            "wren.watchdog=/dev/w,x",
+        // Asked for, it is armed: on words take the defaults, and so does
+        // a part that is not right, said once.
+        for (on, dev, secs, warned) in [
+            ("wren.watchdog=on", "/dev/watchdog", 15, 0),
+            ("wren.watchdog=1", "/dev/watchdog", 15, 0),
+            ("wren.watchdog=yes", "/dev/watchdog", 15, 0),
+            ("wren.watchdog=dev", "/dev/watchdog", 15, 1),
+            ("wren.watchdog=dev,5", "/dev/watchdog", 5, 1),
+            ("wren.watchdog=/dev/w,0", "/dev/w", 15, 1),
+            ("wren.watchdog=/dev/w,x", "/dev/w", 15, 1),
         ] {
-            let (o, w) = run(bad);
-            assert_eq!(o.watchdog, None, "{bad}");
-            assert_eq!(w.len(), 1, "{bad}");
+            let (o, w) = run(on);
+            let o = o.watchdog.unwrap_or_else(|| panic!("{on}: not armed"));
+            assert_eq!((o.device.as_str(), o.timeout_s), (dev, secs), "{on}");
+            assert_eq!(w.len(), warned, "{on}: {w:?}");
         }
+        let (o, w) = run(&format!("wren.watchdog=/{}", "d".repeat(200)));
+        assert_eq!(o.watchdog.unwrap().device.as_str(), "/dev/watchdog");
+        assert!(w[0].1.starts_with("DEVICE"), "{w:?}");
     }
 
     #[test]
