@@ -14,6 +14,8 @@ pub struct Watchdog {
     fd: OwnedFd,
     /// The timeout the driver took, in seconds.
     pub timeout_s: u32,
+    /// The last feed failed (`feed`).
+    failing: core::cell::Cell<bool>,
 }
 
 impl Watchdog {
@@ -37,15 +39,18 @@ impl Watchdog {
         let timeout_s = crate::sys::watchdog::set_timeout(&fd, secs)
             .or_else(|_| crate::sys::watchdog::timeout(&fd))
             .unwrap_or(secs);
-        let w = Watchdog { fd, timeout_s };
+        let w = Watchdog::on(fd, timeout_s);
         w.feed();
         Ok(w)
     }
 
-    /// A watchdog on any fd, for tests of what feeds it.
-    #[cfg(test)]
-    pub fn on(fd: OwnedFd, timeout_s: u32) -> Watchdog {
-        Watchdog { fd, timeout_s }
+    /// A watchdog on `fd` (any fd, in tests of what feeds it).
+    pub(crate) fn on(fd: OwnedFd, timeout_s: u32) -> Watchdog {
+        Watchdog {
+            fd,
+            timeout_s,
+            failing: core::cell::Cell::new(false),
+        }
     }
 
     /// The device the previous PID 1 handed over across its exec, still
@@ -54,7 +59,7 @@ impl Watchdog {
     pub fn handed_over(fd: OwnedFd, timeout_s: u32) -> Result<Watchdog, Errno> {
         crate::sys::watchdog::is_watchdog(&fd)?;
         rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
-        Ok(Watchdog { fd, timeout_s })
+        Ok(Watchdog::on(fd, timeout_s))
     }
 
     /// For `reexec`: kept open across the exec (`inherit`), for the new
@@ -79,9 +84,18 @@ impl Watchdog {
         (u64::from(self.timeout_s) * 1000 / 3).max(200)
     }
 
-    /// Any write is a keepalive.
-    pub fn feed(&self) {
-        let _ = rustix::io::write(&self.fd, b"\0");
+    /// Any write is a keepalive. One that fails (a driver unbound: ENODEV)
+    /// is logged, once until a write works again: the board may reset, and
+    /// the log is the clue left of why. True when this write worked.
+    pub fn feed(&self) -> bool {
+        let failed = rustix::io::write(&self.fd, b"\0").err();
+        if failed.is_some() != self.failing.replace(failed.is_some()) {
+            match failed {
+                Some(e) => crate::error!("watchdog: cannot feed it: {e}; the board may reset"),
+                None => crate::info!("watchdog: fed again"),
+            }
+        }
+        failed.is_none()
     }
 
     /// Closes this fd's number in a forked copy of PID 1, which goes on
@@ -103,6 +117,19 @@ impl Watchdog {
 mod tests {
     use super::Watchdog;
     use rustix::io::Errno;
+
+    /// A feed that fails is said (once while it keeps failing), not
+    /// dropped without a word.
+    #[test]
+    fn a_failed_feed_is_told() {
+        let (rd, wr) = rustix::pipe::pipe().unwrap();
+        let w = Watchdog::on(rd, 15);
+        assert!(!w.feed(), "a read end took a write");
+        assert!(w.failing.get());
+        let w = Watchdog::on(wr, 15);
+        assert!(w.feed());
+        assert!(!w.failing.get());
+    }
 
     /// Only a watchdog is armed: a file (a mistyped disk's stand-in) is
     /// neither opened nor written, a FIFO does not block the open, a

@@ -546,6 +546,9 @@ fn begin() -> Box<Pid1> {
     // Step 7: the wait point.
     if let Err(e) = p.setup_loop(&mask) {
         crate::error!("event loop: {e}; falling back to reaping only");
+        // Nothing runs from here on: a board asked to be watched is armed
+        // and never fed again, so it resets instead of sitting dead.
+        p.start_watchdog(opts.watchdog.as_ref(), resumed);
         event_loop::reap_forever();
     }
     if let Some(limit) = opts.shed {

@@ -495,6 +495,7 @@ impl Pid1 {
         let Some(kind) = self.sup.shutting_down() else {
             return;
         };
+        self.feed_through_shutdown();
         // A drain ended in this batch (`cgroup.events`, a kill's timer)
         // queued its unit's `Drained`.
         if !self.queue.is_empty() {

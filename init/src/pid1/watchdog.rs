@@ -5,7 +5,7 @@
 use super::{now, Pid1};
 use crate::boot::cmdline::WatchdogOption;
 use crate::kmsg;
-use crate::supervisor::Phase;
+use crate::supervisor::{Note, Phase};
 use crate::watchdog::Watchdog;
 use rustix::io::Errno;
 
@@ -65,11 +65,28 @@ impl Pid1 {
     }
 
     /// A `critical` unit that has failed: the watchdog is fed no more.
+    /// Its own failure only: one held back because a reload removed a unit
+    /// it is `after` (`DepMissing`) is the operator's doing, which a reset
+    /// would not undo (docs/units.md, "Critical units").
     pub(super) fn critical_failed(&self) -> Option<&str> {
         self.sup
             .slots()
-            .find(|s| s.def.critical && s.rt.phase == Phase::Failed)
+            .find(|s| {
+                s.def.critical
+                    && s.rt.phase == Phase::Failed
+                    && s.rt.last_note != Some(Note::DepMissing)
+            })
             .map(|s| s.def.name.as_str())
+    }
+
+    /// A shutdown feeds the watchdog through its stops even once a critical
+    /// unit's failure stopped the feeding: it ends in reboot(2) within its
+    /// deadline, and a reset before its sync would lose what the units
+    /// wrote (the operator's `reboot` after the failure, say).
+    pub(super) fn feed_through_shutdown(&mut self) {
+        if self.watchdog.is_some() && self.watchdog_next.is_none() {
+            self.watchdog_next = Some(now());
+        }
     }
 
     /// Timer: feed when due, unless a critical unit has failed.
@@ -144,5 +161,81 @@ mod tests {
         assert!(p.watchdog_next.is_some_and(|n| n > now()), "no longer fed");
         let written = rustix::fs::fstat(&fed).unwrap().st_size;
         assert!(written > 0, "not fed");
+    }
+
+    /// A critical unit failed and the feeding stopped; the operator's
+    /// `reboot` then stops the units with the watchdog fed again, so the
+    /// board does not reset before the shutdown's sync.
+    #[test]
+    fn a_shutdown_after_a_critical_failure_is_fed_through() {
+        let mut p = Pid1::new(None, 0, false);
+        let mut web = UnitDef::with_defaults("web");
+        web.exec.push("/bin/true").unwrap();
+        web.critical = true;
+        web.restart = crate::unit::Restart::Never;
+        p.add_unit(web);
+        p.sup.link().unwrap();
+        p.fit_tables();
+        let dev = rustix::fs::memfd_create("wd", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        let fed = rustix::io::dup(&dev).unwrap();
+        p.watchdog = Some(Watchdog::on(dev, 15));
+        p.watchdog_next = Some(0);
+        let web = p.sup.index("web").unwrap();
+        step(&mut p, 1, Event::Boot);
+        step(&mut p, 2, Event::spawned(web, 100));
+        let exit = Exit::Signal(11);
+        step(&mut p, 3, Event::Exited { pid: 100, exit });
+        p.tend_watchdog();
+        assert_eq!(p.watchdog_next, None, "still fed after the failure");
+        let before = rustix::fs::fstat(&fed).unwrap().st_size;
+        step(&mut p, 4, Event::Shutdown(ShutdownKind::Reboot));
+        p.tend_shutdown();
+        p.tend_watchdog();
+        assert!(p.watchdog_next.is_some(), "not fed through the shutdown");
+        assert!(rustix::fs::fstat(&fed).unwrap().st_size > before, "not fed");
+    }
+
+    /// A critical unit waits for `net`, restarting; the operator removes
+    /// net.unit and reloads. The unit cannot start now (its `after` names
+    /// a unit not loaded), but by the operator's doing, not its own
+    /// failure: the watchdog is still fed (a reset would boot without it
+    /// all the same).
+    #[test]
+    fn a_dependency_removed_by_a_reload_does_not_stop_the_feeding() {
+        use crate::supervisor::Actions;
+        let mut p = Pid1::new(None, 0, false);
+        let mut net = UnitDef::with_defaults("net");
+        net.exec.push("/bin/false").unwrap();
+        net.kind = crate::unit::Kind::Oneshot;
+        net.restart = crate::unit::Restart::OnFailure;
+        let mut app = UnitDef::with_defaults("app");
+        app.exec.push("/bin/true").unwrap();
+        app.critical = true;
+        app.after.push("net").unwrap();
+        p.add_unit(net);
+        p.add_unit(app);
+        p.sup.link().unwrap();
+        p.fit_tables();
+        let dev = rustix::fs::memfd_create("wd", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        let fed = rustix::io::dup(&dev).unwrap();
+        p.watchdog = Some(Watchdog::on(dev, 15));
+        let net = p.sup.index("net").unwrap();
+        let app = p.sup.index("app").unwrap();
+        step(&mut p, 1, Event::Boot);
+        step(&mut p, 2, Event::spawned(net, 100));
+        let exit = Exit::Code(1);
+        step(&mut p, 3, Event::Exited { pid: 100, exit });
+        assert_eq!(p.sup.slot(app).unwrap().rt.phase, Phase::Waiting);
+        let mut out = Actions::default();
+        out.fit(p.sup.len());
+        let kept = |n: &str| n == "app";
+        p.sup
+            .reload(10, &mut Vec::new().into_iter(), &kept, &mut out);
+        let app = p.sup.index("app").unwrap();
+        assert_eq!(p.sup.slot(app).unwrap().rt.phase, Phase::Failed);
+        assert_eq!(p.critical_failed(), None);
+        p.watchdog_next = Some(0);
+        p.tend_watchdog();
+        assert!(rustix::fs::fstat(&fed).unwrap().st_size > 0, "not fed");
     }
 }
