@@ -127,6 +127,14 @@ mod tests {
     use crate::vocab::{Exit, ShutdownKind};
     use crate::watchdog::Watchdog;
 
+    /// `p` with a watchdog on a memory file: its size counts the feeds.
+    fn watched(p: &mut Pid1) -> rustix::fd::OwnedFd {
+        let dev = rustix::fs::memfd_create("wd", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        let fed = rustix::io::dup(&dev).unwrap();
+        p.watchdog = Some(Watchdog::on(dev, 15));
+        fed
+    }
+
     /// A critical unit that fails while a shutdown stops the units after
     /// it: the watchdog is still fed (docs/boot.md: through the
     /// shutdown), not left to reset the board before the sync.
@@ -143,9 +151,7 @@ mod tests {
         p.add_unit(app);
         p.sup.link().unwrap();
         p.fit_tables();
-        let dev = rustix::fs::memfd_create("wd", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-        let fed = rustix::io::dup(&dev).unwrap();
-        p.watchdog = Some(Watchdog::on(dev, 15));
+        let fed = watched(&mut p);
         p.watchdog_next = Some(0);
         let web = p.sup.index("web").unwrap();
         let app = p.sup.index("app").unwrap();
@@ -176,9 +182,7 @@ mod tests {
         p.add_unit(web);
         p.sup.link().unwrap();
         p.fit_tables();
-        let dev = rustix::fs::memfd_create("wd", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-        let fed = rustix::io::dup(&dev).unwrap();
-        p.watchdog = Some(Watchdog::on(dev, 15));
+        let fed = watched(&mut p);
         p.watchdog_next = Some(0);
         let web = p.sup.index("web").unwrap();
         step(&mut p, 1, Event::Boot);
@@ -216,9 +220,7 @@ mod tests {
         p.add_unit(app);
         p.sup.link().unwrap();
         p.fit_tables();
-        let dev = rustix::fs::memfd_create("wd", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-        let fed = rustix::io::dup(&dev).unwrap();
-        p.watchdog = Some(Watchdog::on(dev, 15));
+        let fed = watched(&mut p);
         let net = p.sup.index("net").unwrap();
         let app = p.sup.index("app").unwrap();
         step(&mut p, 1, Event::Boot);
