@@ -51,7 +51,9 @@ pub fn check_at(sysroot: &Path, paths: &[&Path], out: &mut dyn std::io::Write) -
                         },
                     );
                 }
-                Ok(files) => tally.add(out, with_ids(sysroot, load_set(sysroot, &files, &[]))),
+                Ok(files) => {
+                    tally.add(out, with_ids(sysroot, load_set(sysroot, &files, &[], true)))
+                }
                 Err(e) => tally.print(
                     out,
                     &LoadError {
@@ -85,7 +87,10 @@ pub fn check_at(sysroot: &Path, paths: &[&Path], out: &mut dyn std::io::Write) -
             .iter()
             .flat_map(|p| unit_files(p).unwrap_or_default())
             .collect();
-        tally.add(out, with_ids(sysroot, load_set(sysroot, &loose, &context)));
+        tally.add(
+            out,
+            with_ids(sysroot, load_set(sysroot, &loose, &context, true)),
+        );
     }
     tally.summary(out)
 }
@@ -205,7 +210,10 @@ pub fn check_in_context(
     let mut tally = Tally::default();
     // Users and groups as `check` has them: `edit` must not install what
     // `check` refuses.
-    tally.add(out, with_ids(sysroot, load_set(sysroot, &files, &context)));
+    tally.add(
+        out,
+        with_ids(sysroot, load_set(sysroot, &files, &context, true)),
+    );
     tally.summary(out)
 }
 
