@@ -194,24 +194,27 @@ fn unique() -> String {
 /// left in the unit directory: those whose process is gone. A live edit's
 /// is its own to rename.
 fn sweep_staged(dir: &Path, name: &str) {
-    let prefix = format!(".{name}.new.");
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(fd) = crate::sys::file::open(dir, OFlags::RDONLY | OFlags::DIRECTORY, 0) else {
         return;
     };
-    for e in entries.flatten() {
-        let file = e.file_name();
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(name);
+    prefix.push(".new.");
+    let _ = crate::sys::file::for_each_entry_at(&fd, c".", |file, _| {
         let pid = file
-            .to_str()
-            .and_then(|f| f.strip_prefix(prefix.as_str()))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|p| p.parse::<i32>().ok())
+            .as_bytes()
+            .strip_prefix(prefix.as_bytes())
+            .and_then(|rest| rest.split(|&c| c == b'-').next())
+            .and_then(|p| core::str::from_utf8(p).ok())
+            .and_then(wren_core::num::dec::<i32>)
             .and_then(rustix::process::Pid::from_raw);
         let gone = pid
             .is_some_and(|p| rustix::process::test_kill_process(p) == Err(rustix::io::Errno::SRCH));
         if gone {
-            let _ = std::fs::remove_file(e.path());
+            let _ = rustix::fs::unlinkat(&fd, file, rustix::fs::AtFlags::empty());
         }
-    }
+    });
 }
 
 /// Replace `target` with `text` atomically and durably: a staging file of
