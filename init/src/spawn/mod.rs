@@ -488,18 +488,6 @@ fn child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, enter_namespaces: b
     if let Err(e) = rustix::process::setsid() {
         return fail(Step::Setsid, e);
     }
-    let soft = UNIT_NOFILE.load(core::sync::atomic::Ordering::Relaxed);
-    if soft != 0 {
-        use rustix::process::{setrlimit, Resource, Rlimit};
-        let hard = UNIT_NOFILE_HARD.load(core::sync::atomic::Ordering::Relaxed);
-        let lim = Rlimit {
-            current: Some(soft),
-            maximum: Some(hard).filter(|&h| h != 0),
-        };
-        // Lowering the soft limit cannot be refused; were it, the unit
-        // would run with PID 1's.
-        let _ = setrlimit(Resource::Nofile, lim);
-    }
     // The reaper's service (`enter_namespaces` false) has the reaper's.
     let ids = match enter_namespaces {
         true => match privs::lookup(req) {
@@ -548,6 +536,21 @@ fn child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, enter_namespaces: b
     }
     if let Err(e) = rustix::process::chdir(req.def.workdir.as_str()) {
         return fail(Step::Chdir, e);
+    }
+    // The unit's fd limit once the child opened all it opens: a forked
+    // child holds PID 1's fds (thousands at 1,000 units) until its exec,
+    // and under a lowered limit each open of its would fail with EMFILE.
+    let soft = UNIT_NOFILE.load(core::sync::atomic::Ordering::Relaxed);
+    if soft != 0 {
+        use rustix::process::{setrlimit, Resource, Rlimit};
+        let hard = UNIT_NOFILE_HARD.load(core::sync::atomic::Ordering::Relaxed);
+        let lim = Rlimit {
+            current: Some(soft),
+            maximum: Some(hard).filter(|&h| h != 0),
+        };
+        // Lowering the soft limit cannot be refused; were it, the unit
+        // would run with PID 1's.
+        let _ = setrlimit(Resource::Nofile, lim);
     }
     // Ids, capabilities, no_new_privs, then the seccomp filter: the last
     // step before execve.

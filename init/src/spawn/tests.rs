@@ -577,6 +577,58 @@ fn a_units_user_is_looked_up_by_its_child() {
     assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
 }
 
+/// A child holds PID 1's fds until its exec (thousands at 1,000 units):
+/// the unit's own fd limit comes after the child's opens, or each of them
+/// (stdio's /dev/null, the passwd file) fails with EMFILE once every
+/// number under the limit is taken. In a process of its own: it fills
+/// this process's fd table and sets the units' limit.
+#[test]
+fn a_childs_opens_come_before_the_units_fd_limit() {
+    const NAME: &str = "spawn::tests::a_childs_opens_come_before_the_units_fd_limit";
+    if std::env::var_os("WREN_TEST_NOFILE").is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--test-threads=1", "--nocapture"])
+            .env("WREN_TEST_NOFILE", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "{text}");
+        return;
+    }
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let cur = getrlimit(Resource::Nofile);
+    let soft = Rlimit {
+        current: Some(2048),
+        maximum: cur.maximum,
+    };
+    setrlimit(Resource::Nofile, soft).expect("a hard fd limit of 2048 or more");
+    set_unit_nofile(1024, cur.maximum);
+    let null = rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDONLY,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    let mut held = Vec::new();
+    loop {
+        let fd = rustix::io::fcntl_dupfd_cloexec(&null, 0).unwrap();
+        if rustix::fd::AsRawFd::as_raw_fd(&fd) >= 1024 {
+            break;
+        }
+        held.push(fd);
+    }
+    let cg = own_cgroup();
+    let d = unit(&["/bin/sh", "-c", "grep 'Max open files' /proc/self/limits"]);
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let pid = spawn(&request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))).unwrap();
+    drop(wr);
+    let out = read_all(rd);
+    assert_eq!(wait(pid), 0, "{out}");
+    assert!(out.split_whitespace().any(|w| w == "1024"), "{out}");
+}
+
 /// initgroups: a unit's user keeps the supplementary groups its child
 /// resolved
 /// (`user = pi` keeps `gpio`, `dialout`, `video`); a bare uid/gid gets none.
