@@ -36,10 +36,11 @@ pub(super) fn lookup(req: &super::Request<'_>) -> Result<Option<Ids>, super::Spa
     if def.seldom.user.is_none() && def.seldom.group.is_none() {
         return Ok(None);
     }
-    let ids = crate::config::users::resolve_ids(def).map_err(|why| super::SpawnError {
-        step: Step::Ids,
-        errno: crate::config::users::why_code(why),
-    })?;
+    let ids =
+        crate::config::users::resolve_ids_errno(def).map_err(|(why, e)| super::SpawnError {
+            step: Step::Ids,
+            errno: crate::config::users::why_code(why, e),
+        })?;
     if let Some(path) = req.notify_socket {
         let uid = rustix::fs::Uid::from_raw(ids.uid.unwrap_or(0));
         let gid = rustix::fs::Gid::from_raw(ids.gid.unwrap_or(0));

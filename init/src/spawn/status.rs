@@ -38,8 +38,8 @@ pub enum Step {
     Namespace(crate::spawn::sandbox::Step),
     /// The namespace's reaper could not fork the service.
     Fork,
-    /// Looking up `user` / `group`: the error is `users::why_code`'s, not
-    /// an errno.
+    /// Looking up `user` / `group`: the error is `users::why_code`'s (a
+    /// reason, and the errno of a read that failed).
     Ids,
     /// Giving the unit's `sd_notify` socket to its user.
     NotifySocket,
@@ -138,7 +138,10 @@ pub struct SpawnError {
 impl core::fmt::Display for SpawnError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         if self.step == Step::Ids {
-            return f.write_str(crate::config::users::why_text(self.errno));
+            return match crate::config::users::why_text(self.errno) {
+                (why, Some(e)) => write!(f, "{why}: {e}"),
+                (why, None) => f.write_str(why),
+            };
         }
         write!(
             f,

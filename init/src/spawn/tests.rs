@@ -629,9 +629,9 @@ fn a_childs_opens_come_before_the_units_fd_limit() {
     assert!(out.split_whitespace().any(|w| w == "1024"), "{out}");
 }
 
-/// initgroups: a unit's user keeps the supplementary groups its child
-/// resolved
-/// (`user = pi` keeps `gpio`, `dialout`, `video`); a bare uid/gid gets none.
+/// initgroups: a unit's user keeps the supplementary groups it is given
+/// (`user = pi` keeps `gpio`, `dialout`, `video`: `config::users` tests
+/// the lookup that finds them); a bare uid/gid gets none.
 #[test]
 fn supplementary_groups_are_set_for_the_user() {
     if !rustix::process::geteuid().is_root() {

@@ -31,8 +31,8 @@ const GROUP_GID: &str = "/etc/group gives the group gid 4294967295, which is not
 const TOO_MANY: &str = "user is in more than 32 groups";
 
 /// Every reason a lookup fails: a start's child looks its unit's ids up
-/// and reports a failure to PID 1 as its index here (`why_code`), in the
-/// five bytes of its status report.
+/// and reports a failure to PID 1 in the four bytes of its status report
+/// as its index here, with the read's errno above it (`why_code`).
 const WHY: [&str; 11] = [
     BAD_UID,
     NO_LINE,
@@ -47,18 +47,30 @@ const WHY: [&str; 11] = [
     TOO_MANY,
 ];
 
-/// `why`'s index in the table of reasons (`why_text` gives it back).
-pub fn why_code(why: &str) -> i32 {
-    WHY.iter().position(|w| *w == why).map_or(-1, |i| i as i32)
+/// `why` (with the errno of the read that failed, for `cannot read`) as
+/// one number: its index in `WHY` in the low byte, the errno above.
+pub fn why_code(why: &str, errno: Option<Errno>) -> i32 {
+    let i = WHY
+        .iter()
+        .position(|w| *w == why)
+        .map_or(0xff, |i| i as i32);
+    let errno = errno
+        .filter(|_| why == READ_PASSWD || why == READ_GROUP)
+        .map_or(0, |e| e.raw_os_error());
+    i | errno << 8
 }
 
-/// The reason `why_code` gave `code` for.
-pub fn why_text(code: i32) -> &'static str {
-    usize::try_from(code)
+/// What `why_code` made `code` of.
+pub fn why_text(code: i32) -> (&'static str, Option<Errno>) {
+    let why = usize::try_from(code & 0xff)
         .ok()
         .and_then(|i| WHY.get(i))
         .copied()
-        .unwrap_or("cannot look up `user` or `group`")
+        .unwrap_or("cannot look up `user` or `group`");
+    let errno = Some(code >> 8)
+        .filter(|&e| e > 0)
+        .map(Errno::from_raw_os_error);
+    (why, errno)
 }
 
 /// What the spawn sets: uid, gid, supplementary groups.
@@ -87,8 +99,17 @@ pub type Lines<'a> = dyn FnMut(&str, &mut dyn FnMut(&[u8]) -> bool) -> Result<()
 /// groups that list it; a numeric user without `group` takes the primary
 /// group of its passwd line, and is refused without one.
 pub fn resolve_ids(def: &UnitDef) -> Result<Ids, &'static str> {
+    resolve_ids_errno(def).map_err(|(why, _)| why)
+}
+
+/// `resolve_ids`, with the error of the last read that failed.
+pub fn resolve_ids_errno(def: &UnitDef) -> Result<Ids, (&'static str, Option<Errno>)> {
     let root = def.seldom.root.as_deref().unwrap_or("");
-    resolve_ids_in(def, &mut |file, f| scan(root, file, f))
+    let mut failed = None;
+    resolve_ids_in(def, &mut |file, f| {
+        scan(root, file, f).inspect_err(|e| failed = Some(*e))
+    })
+    .map_err(|why| (why, failed))
 }
 
 /// `resolve_ids` with the files read by `lines`.

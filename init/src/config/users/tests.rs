@@ -217,3 +217,30 @@ fn links_in_the_root_resolve_inside_it() {
     // The group link leads nowhere inside: no supplementary group.
     assert_eq!(ids.groups.as_slice(), [4343]);
 }
+
+/// A start's child reports a failed lookup to PID 1 as one number: every
+/// reason comes back whole, and a read that failed brings its errno (the
+/// child may be refused what PID 1 was not: it reads in a user
+/// namespace as its mapped uid).
+#[test]
+fn a_lookups_failure_comes_back_with_its_cause() {
+    for why in WHY {
+        assert_eq!(why_text(why_code(why, None)), (why, None));
+    }
+    let e = Some(Errno::ACCESS);
+    assert_eq!(why_text(why_code(READ_GROUP, e)), (READ_GROUP, e));
+    // An errno only says why a read failed.
+    assert_eq!(why_text(why_code(NO_USER, e)), (NO_USER, None));
+    let img = TempDir::new("users-errno");
+    std::fs::create_dir_all(img.join("etc/passwd")).unwrap();
+    let got = resolve_ids_errno(&def_in(&img, name("pi"), None)).unwrap_err();
+    assert_eq!(got, (READ_PASSWD, Some(Errno::INVAL)));
+    let err = crate::spawn::SpawnError {
+        step: crate::spawn::Step::Ids,
+        errno: why_code(got.0, got.1),
+    };
+    assert_eq!(
+        err.to_string(),
+        format!("cannot read /etc/passwd: {}", Errno::INVAL)
+    );
+}
