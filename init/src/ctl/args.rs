@@ -11,11 +11,11 @@ usage: initctl COMMAND [ARGS]
   restart NAME             restart and wait until ready
   reload                   re-read the unit directory
   check [--root DIR] [FILE...]
-                           validate unit files (default /etc/units, or
+                           validate unit files (default the unit directory, or
                            DIR/etc/units with programs, users and groups
                            looked up under DIR: an image on a build host)
   cat NAME                 the unit's definition as loaded
-  edit NAME                edit /etc/units/NAME.unit ($EDITOR), check, apply
+  edit NAME                edit the unit's file ($EDITOR), check, apply
   log NAME [-f]            the unit's output; -f follows
   metrics                  every unit in the Prometheus text format
   top [-d SECS] [-n COUNT] live view, sorted by memory (q quits)
