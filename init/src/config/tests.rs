@@ -1205,3 +1205,28 @@ fn edit_checks_users_as_check_does() {
     assert!(!ok, "{out}");
     assert!(out.contains("user not found in /etc/passwd"), "{out}");
 }
+
+/// `check` of a directory that is not there (no /etc/units on this
+/// machine) says so, not that its name is not `NAME.unit`.
+#[test]
+fn check_of_a_missing_directory_says_it_is_missing() {
+    let f = Fixture::new("missing-dir");
+    let gone = f.tmp.path().join("units-gone");
+    let (ok, out) = check_out(Path::new("/"), &[&gone]);
+    assert!(!ok);
+    assert_eq!(
+        out.first().map(String::as_str),
+        Some(
+            format!(
+                "{}: cannot read the directory: No such file or directory (os error 2)",
+                gone.display()
+            )
+            .as_str()
+        ),
+        "{out:?}"
+    );
+    // A unit file's name that is not there is still a file's problem.
+    let (ok, out) = check_out(Path::new("/"), &[&gone.join("x.unit")]);
+    assert!(!ok);
+    assert!(!out.iter().any(|l| l.contains("the directory")), "{out:?}");
+}
