@@ -100,3 +100,24 @@ pub fn wait_status(pid: u32) -> Option<rustix::process::WaitStatus> {
 pub fn wait_exit(pid: u32) -> Option<i32> {
     wait_status(pid)?.exit_status()
 }
+
+/// Runs the test `name` (its full path) alone, in a process of its own:
+/// the test binary again, filtered to it. For a test that changes what
+/// the whole process shares (its fd table, its limits), which other tests
+/// run beside it in threads. True in that process, where the test goes
+/// on; false in the caller, once that process has passed it.
+pub fn alone(name: &str) -> bool {
+    if std::env::var_os("WREN_TEST_ALONE").is_some() {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--test-threads=1", "--nocapture"])
+        .env("WREN_TEST_ALONE", "1")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "{name} did not run: {text}");
+    false
+}

@@ -584,17 +584,7 @@ fn a_units_user_is_looked_up_by_its_child() {
 /// this process's fd table and sets the units' limit.
 #[test]
 fn a_childs_opens_come_before_the_units_fd_limit() {
-    const NAME: &str = "spawn::tests::a_childs_opens_come_before_the_units_fd_limit";
-    if std::env::var_os("WREN_TEST_NOFILE").is_none() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", NAME, "--test-threads=1", "--nocapture"])
-            .env("WREN_TEST_NOFILE", "1")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{text}");
-        assert!(text.contains("1 passed"), "{text}");
+    if !crate::testutil::alone("spawn::tests::a_childs_opens_come_before_the_units_fd_limit") {
         return;
     }
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};

@@ -362,6 +362,7 @@ impl Pid1 {
         }
         let Some(parsed) = handover::parse_hints(&bytes) else {
             crate::error!("handover: not a wren state; adopting from the cgroup tree");
+            close_inherited();
             self.adopt(opts, &[], 0);
             return;
         };
@@ -555,6 +556,27 @@ fn decode(rest: &[u8]) -> Option<(Header, Vec<UnitState<'_>>)> {
     Some((header, units))
 }
 
+/// With no state to name them, the fds the last PID 1 handed over (its
+/// units' pipes and sockets, the watchdog device) are closed: left open
+/// without close-on-exec, each would go on into every unit started from
+/// here (a unit could feed the watchdog), and a unit's output pipe held
+/// and never read would stop the unit once full. Closed, a unit's next
+/// write ends it and it is started again with a pipe of its own; the
+/// watchdog, closed without the magic close, goes on running, and is
+/// opened again and fed by this PID 1 (`start_watchdog`), where it got
+/// EBUSY while the lost fd held it. Every fd this PID 1 opened has
+/// close-on-exec, which `take_fd` leaves alone.
+fn close_inherited() {
+    let _ = crate::sys::file::for_each_entry(std::path::Path::new("/proc/self/fd"), |n, _| {
+        // Above stdin, stdout and stderr, which are not handed over.
+        if let Some(n) = n.to_str().and_then(wren_core::num::dec::<i32>) {
+            if n > 2 {
+                drop(take_fd(n));
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -708,6 +730,30 @@ mod tests {
         assert!(!acts.contains(&Action::Spawn(0)), "{acts:?}");
         assert!(p.edges[0].notify.is_some(), "the notify socket closed");
         assert!(ping.is_ok(), "{ping:?}");
+    }
+
+    /// A state that is not one: the fds the last PID 1 handed over cannot
+    /// be named, and are closed rather than left to every unit started
+    /// from here (the watchdog's among them). This PID 1's own stay.
+    #[test]
+    fn fds_handed_over_without_a_state_are_closed() {
+        if !crate::testutil::alone(
+            "pid1::reexec::tests::fds_handed_over_without_a_state_are_closed",
+        ) {
+            return;
+        }
+        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        rustix::io::fcntl_setfd(&wr, rustix::io::FdFlags::empty()).unwrap();
+        let own = rustix::io::dup(&rd).unwrap();
+        rustix::io::fcntl_setfd(&own, rustix::io::FdFlags::CLOEXEC).unwrap();
+        let units = crate::testutil::TempDir::new("reexec-garbage");
+        let mut p = Pid1::new(None, 0, false);
+        p.resume(memfd(b"\x00garbage"), &units_in(units.path()));
+        // Its number may be another fd's by now: the pipe says it closed.
+        core::mem::forget(wr);
+        let seen = crate::testutil::poll_in(&rd, 1);
+        assert!(seen.contains(rustix::event::PollFlags::HUP), "left open");
+        assert!(rustix::io::fcntl_getfd(&own).is_ok(), "its own closed");
     }
 
     /// The same, but the fd handed over is the run's s6 readiness pipe
