@@ -29,11 +29,12 @@ const READ_PASSWD: &str = "cannot read /etc/passwd";
 const READ_GROUP: &str = "cannot read /etc/group";
 const GROUP_GID: &str = "/etc/group gives the group gid 4294967295, which is not valid";
 const TOO_MANY: &str = "user is in more than 32 groups";
+const OUTSIDE_MAP: &str = "uid or gid not in the user namespace's map: see user_map";
 
 /// Every reason a lookup fails: a start's child looks its unit's ids up
 /// and reports a failure to PID 1 in the four bytes of its status report
 /// as its index here, with the read's errno above it (`why_code`).
-const WHY: [&str; 11] = [
+const WHY: [&str; 12] = [
     BAD_UID,
     NO_LINE,
     NO_USER,
@@ -45,6 +46,7 @@ const WHY: [&str; 11] = [
     READ_GROUP,
     GROUP_GID,
     TOO_MANY,
+    OUTSIDE_MAP,
 ];
 
 /// `why` (with the errno of the read that failed, for `cannot read`) as
@@ -150,6 +152,17 @@ pub fn resolve_ids_in(def: &UnitDef, lines: &mut Lines<'_>) -> Result<Ids, &'sta
     }
     if let Some(name) = member_name {
         member_groups(lines, &name, ids.gid, &mut ids.groups)?;
+    }
+    // In a user namespace the ids are the namespace's: one its map does
+    // not cover cannot be taken (setuid's EINVAL, said with no name).
+    if let Some(map) = def.user_map_effective() {
+        if [ids.uid, ids.gid]
+            .into_iter()
+            .flatten()
+            .any(|n| n >= map.count)
+        {
+            return Err(OUTSIDE_MAP);
+        }
     }
     Ok(ids)
 }

@@ -244,3 +244,28 @@ fn a_lookups_failure_comes_back_with_its_cause() {
         format!("cannot read /etc/passwd: {}", Errno::INVAL)
     );
 }
+
+/// In a user namespace the ids are the namespace's: a uid or gid its map
+/// does not cover is refused by name (by `check` and at the start), not
+/// left to setuid's EINVAL.
+#[test]
+fn ids_outside_the_user_map_are_refused() {
+    let img = TempDir::new("users-map");
+    img.file(
+        "etc/passwd",
+        "big:x:70000:70000::/:/bin/sh\napp:x:1000:1000::/:/bin/sh\n",
+    );
+    let mut d = def_in(&img, name("big"), None);
+    d.namespaces = crate::unit::Namespaces(crate::unit::Namespaces::USER);
+    assert_eq!(resolve_ids(&d).unwrap_err(), OUTSIDE_MAP);
+    d.seldom.user = name("app");
+    assert_eq!(resolve_ids(&d).unwrap().uid, Some(1000));
+    d.seldom.user_map = Some(crate::unit::UserMap {
+        outside: 200_000,
+        count: 1000,
+    });
+    assert_eq!(resolve_ids(&d).unwrap_err(), OUTSIDE_MAP);
+    // Outside a user namespace the map does not apply.
+    d.namespaces = crate::unit::Namespaces::NONE;
+    assert_eq!(resolve_ids(&d).unwrap().uid, Some(1000));
+}
