@@ -2,21 +2,26 @@
 //! the same tree as the initramfs (wren as /sbin/init, the demo units,
 //! Buildroot's skeleton) on an ext4 virtio disk, a first stage that loads
 //! the disk's drivers (modules in Debian's kernel) and switch_roots, and a
-//! kernel command line shaped like the Pi's cmdline.txt in
+//! kernel command line read from the Pi's cmdline.txt in
 //! buildroot/board/raspberrypi/ (`root=`, `rootwait`, `rw`,
-//! `init=/sbin/init`, `cgroup_enable=memory`; `/dev/vda` for the Pi's
-//! `/dev/mmcblk0p2`). Debian's kernel has no `cgroup_enable=` option: it
-//! passes it on to init, which must not mind.
+//! `init=/sbin/init`, `cgroup_enable=memory`, `psi=1`, `wren.watchdog`),
+//! with `/dev/vda` for the Pi's `/dev/mmcblk0p2`. Debian's kernel has no
+//! `cgroup_enable=` option: it passes it on to init, which must not mind.
 use crate::*;
-use wren_boot_tests::{disk_copy, fsck, secs};
+use wren_boot_tests::{disk_copy, fsck, repo_root, secs};
 
-const PI_CMDLINE: &str = "console=tty1 console=ttyAMA0,115200 root=/dev/vda \
-     rootfstype=ext4 rootwait rw init=/sbin/init cgroup_enable=memory wren.watchdog";
+/// The Pi's cmdline.txt, as the SD card carries it, on this machine's disk.
+fn pi_cmdline() -> String {
+    let path = repo_root().join("buildroot/board/raspberrypi/cmdline.txt");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("root=/dev/mmcblk0p2"), "{text}");
+    text.trim().replace("root=/dev/mmcblk0p2", "root=/dev/vda")
+}
 
 #[test]
 fn disk_root_boots_with_a_pi_shaped_command_line() {
     let disk = disk_copy("pi_cmdline");
-    let mut vm = Vm::boot_disk(&disk, PI_CMDLINE);
+    let mut vm = Vm::boot_disk(&disk, &pi_cmdline());
     vm.wait_shell(BOOT);
     let st = vm.wait_states(
         &[
@@ -70,7 +75,7 @@ fn disk_root_boots_with_a_pi_shaped_command_line() {
     assert!(status.success(), "qemu exit {status:?}");
     let (clean, report) = fsck(&disk);
     assert!(clean, "e2fsck after poweroff:\n{report}");
-    let mut vm = Vm::boot_disk(&disk, PI_CMDLINE);
+    let mut vm = Vm::boot_disk(&disk, &pi_cmdline());
     vm.wait_shell(BOOT);
     assert_eq!(vm.sh("cat /root/kept", CMD).trim(), "kept");
 }
