@@ -107,12 +107,12 @@ pub fn wait_exit(pid: u32) -> Option<i32> {
 /// run beside it in threads. True in that process, where the test goes
 /// on; false in the caller, once that process has passed it.
 pub fn alone(name: &str) -> bool {
-    if std::env::var_os("WREN_TEST_ALONE").is_some() {
+    if std::env::var_os("WREN_TEST_ALONE").is_some_and(|t| t == name) {
         return true;
     }
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", name, "--test-threads=1", "--nocapture"])
-        .env("WREN_TEST_ALONE", "1")
+        .env("WREN_TEST_ALONE", name)
         .output()
         .unwrap();
     let text =

@@ -61,23 +61,25 @@ fn watchdog_value(v: Option<&str>) -> (Option<WatchdogOption>, Option<&'static s
         Some((d, s)) => (d, Some(s)),
         None => (v, None),
     };
-    let mut why = None;
-    let dev = match dev {
-        "" => WATCHDOG_DEVICE,
-        d if d.starts_with('/') && d.len() <= UNITS_DIR_MAX => d,
-        _ => {
-            why =
-                Some("DEVICE must be an absolute path (of at most 128 bytes): /dev/watchdog armed");
-            WATCHDOG_DEVICE
-        }
+    let (dev, bad_dev) = match dev {
+        "" => (WATCHDOG_DEVICE, false),
+        d if d.starts_with('/') && d.len() <= UNITS_DIR_MAX => (d, false),
+        _ => (WATCHDOG_DEVICE, true),
     };
-    let timeout_s = match secs.map(wren_core::num::dec::<u32>) {
-        None => WATCHDOG_TIMEOUT_S,
-        Some(Some(n)) if (1..=3600).contains(&n) => n,
-        Some(_) => {
-            why = Some("SECONDS must be from 1 to 3600: armed with 15");
-            WATCHDOG_TIMEOUT_S
+    let (timeout_s, bad_secs) = match secs.map(wren_core::num::dec::<u32>) {
+        None => (WATCHDOG_TIMEOUT_S, false),
+        Some(Some(n)) if (1..=3600).contains(&n) => (n, false),
+        Some(_) => (WATCHDOG_TIMEOUT_S, true),
+    };
+    let why = match (bad_dev, bad_secs) {
+        (false, false) => None,
+        (true, false) => {
+            Some("DEVICE must be an absolute path (of at most 128 bytes): /dev/watchdog armed")
         }
+        (false, true) => Some("SECONDS must be from 1 to 3600: armed with 15"),
+        (true, true) => Some(
+            "DEVICE must be an absolute path and SECONDS from 1 to 3600: /dev/watchdog armed with 15",
+        ),
     };
     let device = String::try_from(dev).unwrap_or_default();
     (Some(WatchdogOption { device, timeout_s }), why)
@@ -264,12 +266,18 @@ mod tests {
             ("wren.watchdog=dev,5", "/dev/watchdog", 5, 1),
             ("wren.watchdog=/dev/w,0", "/dev/w", 15, 1),
             ("wren.watchdog=/dev/w,x", "/dev/w", 15, 1),
+            ("wren.watchdog=dev,0", "/dev/watchdog", 15, 1),
         ] {
             let (o, w) = run(on);
             let o = o.watchdog.unwrap_or_else(|| panic!("{on}: not armed"));
             assert_eq!((o.device.as_str(), o.timeout_s), (dev, secs), "{on}");
             assert_eq!(w.len(), warned, "{on}: {w:?}");
         }
+        let (_, w) = run("wren.watchdog=dev,0");
+        assert!(
+            w[0].1.contains("DEVICE") && w[0].1.contains("SECONDS"),
+            "{w:?}"
+        );
         let (o, w) = run(&format!("wren.watchdog=/{}", "d".repeat(200)));
         assert_eq!(o.watchdog.unwrap().device.as_str(), "/dev/watchdog");
         assert!(w[0].1.starts_with("DEVICE"), "{w:?}");

@@ -175,6 +175,9 @@ fn check_ids(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
         }
     });
     let Err(why) = r else { return Ok(()) };
+    if !crate::config::users::from_the_files(why) {
+        last = None;
+    }
     let spec = [("user", user), ("group", group)]
         .into_iter()
         .filter_map(|(k, v)| match v.as_ref()? {

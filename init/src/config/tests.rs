@@ -1230,3 +1230,29 @@ fn check_of_a_missing_directory_says_it_is_missing() {
     assert!(!ok);
     assert!(!out.iter().any(|l| l.contains("the directory")), "{out:?}");
 }
+
+/// A user-namespace unit's user whose uid its map does not cover: `check`
+/// says so without naming a file, which is not where the problem is.
+#[test]
+fn check_of_a_user_outside_the_map_names_no_file() {
+    let f = Fixture::new("outside-map");
+    let img = f.tmp.path().join("img");
+    f.tmp.prog("img/bin/app");
+    f.tmp
+        .file("img/etc/passwd", "big:x:70000:70000::/:/bin/sh\n");
+    f.tmp.file("img/etc/group", "big:x:70000:\n");
+    f.raw(
+        "m",
+        &format!(
+            "exec = /bin/app\nroot = {}\nnamespaces = user mount pid\nuser = big",
+            img.display()
+        ),
+    );
+    let (ok, out) = check_out(Path::new("/"), &[&f.units]);
+    assert!(!ok);
+    let line = out
+        .iter()
+        .find(|l| l.contains("not in the user namespace's map"))
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert!(line.ends_with("see user_map"), "{line}");
+}

@@ -549,6 +549,12 @@ fn begin() -> Box<Pid1> {
         // Nothing runs from here on: a board asked to be watched is armed
         // and never fed again, so it resets instead of sitting dead.
         p.start_watchdog(opts.watchdog.as_ref(), resumed);
+        if let Some(w) = p.watchdog.as_ref() {
+            crate::error!(
+                "watchdog: not fed from here on; the board resets within {} s",
+                w.timeout_s
+            );
+        }
         event_loop::reap_forever();
     }
     if let Some(limit) = opts.shed {

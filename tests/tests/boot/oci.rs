@@ -186,7 +186,8 @@ fn oci_images_run_as_units_from_shared_layers() {
     let env = text(&mut vm, &format!("tr '\\0' '\\n' < /proc/{b}/environ"));
     assert!(env.lines().any(|l| l == "GREETING=from-buildah"), "{env}");
 
-    // The whole unit directory passes the check PID 1's loader does.
+    // The whole unit directory passes `initctl check` (which, unlike
+    // PID 1's loader, also looks each program up in its unit's root).
     let (out, rc) = vm.sh_rc("initctl check /test/oci", CMD);
     assert_eq!(rc, 0, "{out}");
 }

@@ -49,6 +49,12 @@ const WHY: [&str; 12] = [
     OUTSIDE_MAP,
 ];
 
+/// Whether `why` is about the files read (their lines, or reading them),
+/// not the ids found against the unit's `user_map`.
+pub fn from_the_files(why: &str) -> bool {
+    why != OUTSIDE_MAP
+}
+
 /// `why` (with the errno of the read that failed, for `cannot read`) as
 /// one number: its index in `WHY` in the low byte, the errno above.
 pub fn why_code(why: &str, errno: Option<Errno>) -> i32 {

@@ -362,7 +362,7 @@ impl Pid1 {
         }
         let Some(parsed) = handover::parse_hints(&bytes) else {
             crate::error!("handover: not a wren state; adopting from the cgroup tree");
-            close_inherited();
+            self.close_inherited(opts);
             self.adopt(opts, &[], 0);
             return;
         };
@@ -395,6 +395,42 @@ impl Pid1 {
                 self.reexecs = parsed.reexecs;
                 self.adopt(opts, &parsed.hints, parsed.format);
             }
+        }
+    }
+
+    /// With no state to name them, the fds the last PID 1 handed over (its
+    /// units' pipes and sockets) are closed: left open without
+    /// close-on-exec, each would go on into every unit started from here,
+    /// and a unit's output pipe held and never read would stop the unit
+    /// once full. Closed, a unit's next write ends it and it is started
+    /// again with a pipe of its own. The watchdog is the exception: found
+    /// by its ioctl, it is kept and fed, never closed (a driver without
+    /// the magic close stops at a close, and the board would go unwatched
+    /// until it is opened again). Every fd this PID 1 opened has
+    /// close-on-exec, which `take_fd` leaves alone.
+    fn close_inherited(&mut self, opts: &crate::boot::cmdline::Options) {
+        let secs = opts
+            .watchdog
+            .as_ref()
+            .map_or(crate::boot::cmdline::WATCHDOG_TIMEOUT_S, |w| w.timeout_s);
+        let listed =
+            crate::sys::file::for_each_entry(std::path::Path::new("/proc/self/fd"), |n, _| {
+                // Above stdin, stdout and stderr, which are not handed over.
+                let Some(fd) = n
+                    .to_str()
+                    .and_then(wren_core::num::dec::<i32>)
+                    .filter(|&n| n > 2)
+                    .and_then(take_fd)
+                else {
+                    return;
+                };
+                if self.watchdog.is_none() && crate::sys::watchdog::is_watchdog(&fd).is_ok() {
+                    let secs = crate::sys::watchdog::timeout(&fd).unwrap_or(secs);
+                    self.take_watchdog(Some(fd), secs);
+                }
+            });
+        if let Err(e) = listed {
+            crate::error!("handover: cannot list the fds handed over: {e}; left open");
         }
     }
 
@@ -554,27 +590,6 @@ fn decode(rest: &[u8]) -> Option<(Header, Vec<UnitState<'_>>)> {
         units.push(postcard::from_bytes(frames.next()?).ok()?);
     }
     Some((header, units))
-}
-
-/// With no state to name them, the fds the last PID 1 handed over (its
-/// units' pipes and sockets, the watchdog device) are closed: left open
-/// without close-on-exec, each would go on into every unit started from
-/// here (a unit could feed the watchdog), and a unit's output pipe held
-/// and never read would stop the unit once full. Closed, a unit's next
-/// write ends it and it is started again with a pipe of its own; the
-/// watchdog, closed without the magic close, goes on running, and is
-/// opened again and fed by this PID 1 (`start_watchdog`), where it got
-/// EBUSY while the lost fd held it. Every fd this PID 1 opened has
-/// close-on-exec, which `take_fd` leaves alone.
-fn close_inherited() {
-    let _ = crate::sys::file::for_each_entry(std::path::Path::new("/proc/self/fd"), |n, _| {
-        // Above stdin, stdout and stderr, which are not handed over.
-        if let Some(n) = n.to_str().and_then(wren_core::num::dec::<i32>) {
-            if n > 2 {
-                drop(take_fd(n));
-            }
-        }
-    });
 }
 
 #[cfg(test)]
