@@ -5,8 +5,8 @@
 use super::{load_set, unit_files, LoadError, LoadedSet};
 use crate::unit::{IdSpec, Namespaces, UnitDef};
 use crate::vocab::DEFAULT_UNITS_DIR;
+use rustix::fs::{FileType, Stat};
 use std::borrow::Cow;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Symlinks followed while looking up a program under a sysroot (the
@@ -43,7 +43,10 @@ pub fn check_at(sysroot: &Path, paths: &[&Path], out: &mut dyn std::io::Write) -
         // directory that is missing (no /etc/units on this machine), not a
         // file with the wrong name.
         let unit_name = p.as_os_str().as_encoded_bytes().ends_with(b".unit");
-        if p.is_dir() || !(unit_name || p.exists()) {
+        // One stat (rustix's: std's `metadata` path is not linked).
+        let st = rustix::fs::stat(*p);
+        let is_dir = st.as_ref().is_ok_and(|s| is_type(s, FileType::Directory));
+        if is_dir || !(unit_name || st.is_ok()) {
             match unit_files(p) {
                 Ok(files) if files.is_empty() => {
                     tally.print(
@@ -316,10 +319,10 @@ pub(super) fn check_exec(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
         }
         Err(e) => return Err(format!("exec: `{prog}`{where_}: {e}")),
     };
-    if !meta.is_file() {
+    if !is_type(&meta, FileType::RegularFile) {
         return Err(format!("exec: `{prog}`{where_} is not a regular file"));
     }
-    if meta.permissions().mode() & 0o111 == 0 {
+    if meta.st_mode & 0o111 == 0 {
         return Err(format!("exec: `{prog}`{where_} is not executable"));
     }
     Ok(())
@@ -357,9 +360,9 @@ fn lookup<'p>(
     sysroot: &Path,
     def: &UnitDef,
     path: &'p str,
-) -> std::io::Result<(std::fs::Metadata, Cow<'p, Path>)> {
+) -> std::io::Result<(Stat, Cow<'p, Path>)> {
     if def.seldom.root.is_none() && sysroot.as_os_str() == "/" {
-        return Ok((std::fs::metadata(path)?, Cow::Borrowed(Path::new(path))));
+        return Ok((rustix::fs::stat(path)?, Cow::Borrowed(Path::new(path))));
     }
     walk(&root_bases(sysroot, def)?, path).map(|(m, p)| (m, Cow::Owned(p)))
 }
@@ -384,7 +387,7 @@ pub(super) fn in_image(sysroot: &Path, path: &Path) -> Option<std::io::Result<Pa
 /// whose root is the overlay of `bases` (one directory: that directory):
 /// symlinks, absolute ones included, resolve inside it, as they will once
 /// the unit runs (pivot_root) or the image boots.
-fn walk(bases: &[PathBuf], path: &str) -> std::io::Result<(std::fs::Metadata, PathBuf)> {
+fn walk(bases: &[PathBuf], path: &str) -> std::io::Result<(Stat, PathBuf)> {
     let mut pending: Vec<String> = components(path).rev().collect();
     let mut done: Vec<String> = Vec::new();
     let mut links = 0;
@@ -395,7 +398,7 @@ fn walk(bases: &[PathBuf], path: &str) -> std::io::Result<(std::fs::Metadata, Pa
         }
         done.push(c);
         let (meta, here) = merged_lstat(bases, &done)?;
-        if !meta.file_type().is_symlink() {
+        if !is_type(&meta, FileType::Symlink) {
             continue;
         }
         done.pop();
@@ -411,7 +414,7 @@ fn walk(bases: &[PathBuf], path: &str) -> std::io::Result<(std::fs::Metadata, Pa
         pending.extend(components(&target).rev());
     }
     let (_, full) = merged_lstat(bases, &done)?;
-    Ok((std::fs::metadata(&full)?, full))
+    Ok((rustix::fs::stat(&full)?, full))
 }
 
 /// lstat of `rel` in the overlay of `layers` (topmost first), as
@@ -419,11 +422,7 @@ fn walk(bases: &[PathBuf], path: &str) -> std::io::Result<(std::fs::Metadata, Pa
 /// (0/0 character device) or a non-directory on the way hides the layers
 /// below, and so does a directory marked opaque
 /// (`trusted.overlay.opaque=y`).
-fn merged_lstat(
-    layers: &[PathBuf],
-    rel: &[String],
-) -> std::io::Result<(std::fs::Metadata, PathBuf)> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+fn merged_lstat(layers: &[PathBuf], rel: &[String]) -> std::io::Result<(Stat, PathBuf)> {
     let gone = || std::io::Error::from(std::io::ErrorKind::NotFound);
     for layer in layers {
         let mut here = layer.clone();
@@ -431,17 +430,17 @@ fn merged_lstat(
         let mut found = None;
         for (i, c) in rel.iter().enumerate() {
             here.push(c);
-            let meta = match std::fs::symlink_metadata(&here) {
+            let meta = match rustix::fs::lstat(&here) {
                 Ok(m) => m,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                Err(e) => return Err(e),
+                Err(rustix::io::Errno::NOENT) => break,
+                Err(e) => return Err(e.into()),
             };
-            if meta.file_type().is_char_device() && meta.rdev() == 0 {
+            if is_type(&meta, FileType::CharacterDevice) && meta.st_rdev == 0 {
                 return Err(gone());
             }
             if i + 1 == rel.len() {
                 found = Some(meta);
-            } else if !meta.is_dir() {
+            } else if !is_type(&meta, FileType::Directory) {
                 return Err(gone());
             } else {
                 let mut v = [0u8; 1];
@@ -452,7 +451,7 @@ fn merged_lstat(
             }
         }
         if rel.is_empty() {
-            found = Some(std::fs::symlink_metadata(&here)?);
+            found = Some(rustix::fs::lstat(&here)?);
         }
         if let Some(m) = found {
             return Ok((m, here));
@@ -462,6 +461,13 @@ fn merged_lstat(
         }
     }
     Err(gone())
+}
+
+/// Is `st` of type `t`? The stats are rustix's: std's `metadata` and
+/// `symlink_metadata` (their own path conversion, musl's `stat` and
+/// `lstat`) are not linked for them.
+fn is_type(st: &Stat, t: FileType) -> bool {
+    FileType::from_raw_mode(st.st_mode) == t
 }
 
 fn components(path: &str) -> impl DoubleEndedIterator<Item = String> + '_ {

@@ -7,7 +7,7 @@ use super::{client, fail, units_dir, FAIL, OK};
 use nix::sys::signal::Signal;
 use rustix::fs::OFlags;
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
 /// What `edit_unit` did.
@@ -95,7 +95,7 @@ pub(super) fn edit_unit(
     let mut original = Vec::new();
     let owner = match crate::sys::file::read(&target, &mut original) {
         Ok(()) => {
-            let meta = std::fs::metadata(&target).map_err(|e| at(&target, &e))?;
+            let meta = rustix::fs::stat(&target).map_err(|e| at(&target, &e.into()))?;
             Some(Owner::of(&meta))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -126,7 +126,8 @@ fn remove_tree(dir: &Path) {
         let path = dir.join(name);
         let is_dir = match kind {
             FileType::Directory => true,
-            FileType::Unknown => std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()),
+            FileType::Unknown => rustix::fs::lstat(&path)
+                .is_ok_and(|m| FileType::from_raw_mode(m.st_mode) == FileType::Directory),
             _ => false,
         };
         if is_dir {
@@ -152,11 +153,12 @@ struct Owner {
 }
 
 impl Owner {
-    fn of(meta: &std::fs::Metadata) -> Owner {
+    /// Of a stat by rustix: std's `metadata` path is not linked for it.
+    fn of(meta: &rustix::fs::Stat) -> Owner {
         Owner {
-            mode: meta.mode() & 0o7777,
-            uid: meta.uid(),
-            gid: meta.gid(),
+            mode: meta.st_mode & 0o7777,
+            uid: meta.st_uid,
+            gid: meta.st_gid,
         }
     }
 }

@@ -401,7 +401,8 @@ fn mount_one(spec: &MountSpec, report: &mut dyn FnMut(MountError)) {
 /// /proc/self/mounts), then `DEV_LINKS`. Every failure is reported and the
 /// next step still tried. Boot-time only; reads the table into a String.
 pub fn early_mounts(mounts_path: &Path, report: &mut dyn FnMut(MountError)) {
-    if !Path::new("/proc/self").exists() {
+    // `Path::exists` by rustix's stat: std's `metadata` path not linked.
+    if rustix::fs::stat("/proc/self").is_err() {
         mount_one(&PROC, report);
     }
     // The table at boot is a few lines: read into the stack in one read

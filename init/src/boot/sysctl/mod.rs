@@ -136,8 +136,9 @@ pub fn files(etc: &Path, report: &mut dyn FnMut(&Failure<'_>)) -> Vec<PathBuf> {
     }
     crate::pathname::sort_in_dir(&mut out);
     let main = etc.join("sysctl.conf");
-    match std::fs::symlink_metadata(&main) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+    // rustix's lstat: std's `symlink_metadata` path is not linked for it.
+    match rustix::fs::lstat(&main) {
+        Err(Errno::NOENT) => {}
         _ => out.push(main),
     }
     out
