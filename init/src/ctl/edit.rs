@@ -36,12 +36,16 @@ pub(super) struct EditEnv<'a> {
 /// `initctl edit NAME`: edit a copy, validate it, offer to re-edit while
 /// invalid, install it (atomic rename) and have init reload.
 pub(super) fn edit(name: &str, socket: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let editor = std::env::var("EDITOR")
-        .ok()
+    use std::os::unix::ffi::OsStrExt;
+    // Read in place (`sys::exec::env_var`), not by std's `var`: a value
+    // that is not UTF-8 is no editor, as std's `var` had it.
+    let editor = crate::sys::exec::env_var(c"EDITOR")
+        .and_then(|e| e.to_str().ok())
         .filter(|e| !e.trim().is_empty())
-        .unwrap_or_else(|| "vi".into());
+        .unwrap_or("vi");
     let tmp = work_dir(
-        std::env::var_os("TMPDIR"),
+        crate::sys::exec::env_var(c"TMPDIR")
+            .map(|v| std::ffi::OsStr::from_bytes(v.to_bytes()).to_owned()),
         Path::new("/tmp"),
         Path::new("/run"),
     );
@@ -54,7 +58,7 @@ pub(super) fn edit(name: &str, socket: &Path, out: &mut dyn Write, err: &mut dyn
     let env = EditEnv {
         dir: Path::new(&dir),
         tmp: &tmp,
-        editor: &editor,
+        editor,
         check: &check,
     };
     let stdin = io::stdin();

@@ -24,7 +24,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// Overrides `CONTROL_SOCKET` (tests, or a second instance).
-pub const CONTROL_ENV: &str = "WREN_CONTROL";
+pub const CONTROL_ENV: &std::ffi::CStr = c"WREN_CONTROL";
 
 /// Exit statuses, as docs/initctl.md, "Exit status" fixes them.
 const OK: u8 = 0;
@@ -33,8 +33,12 @@ const USAGE_EXIT: u8 = 2;
 
 /// `initctl ARGS` (argv[0] excluded); returns the exit status.
 pub fn main(args: &[String]) -> u8 {
-    let socket = std::env::var_os(CONTROL_ENV)
-        .map(PathBuf::from)
+    use std::os::unix::ffi::OsStrExt;
+    // libc's getenv in place (`sys::exec::env_var`), as for `EDITOR`,
+    // `TMPDIR` and the state format's bump: std's `var` and `var_os`
+    // (their lock, C-string conversion and copy) are not linked.
+    let socket = crate::sys::exec::env_var(CONTROL_ENV)
+        .map(|v| PathBuf::from(std::ffi::OsStr::from_bytes(v.to_bytes())))
         .unwrap_or_else(|| PathBuf::from(CONTROL_SOCKET));
     let stderr = io::stderr();
     run(args, &socket, &mut Stdout::default(), &mut stderr.lock())

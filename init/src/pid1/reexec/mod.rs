@@ -33,9 +33,10 @@ pub const DEFAULT_PATH: &str = "/sbin/init";
 /// environment adds N: a test hook that makes a build that cannot read
 /// the state of the one before (docs/initctl.md, "reexec").
 pub fn state_format() -> u32 {
-    let bump = std::env::var("WREN_STATE_FORMAT_BUMP")
-        .ok()
-        .and_then(|v| wren_core::num::dec::<u32>(&v))
+    // Read in place (`sys::exec::env_var`): std's `var` not linked.
+    let bump = crate::sys::exec::env_var(c"WREN_STATE_FORMAT_BUMP")
+        .and_then(|v| v.to_str().ok())
+        .and_then(wren_core::num::dec::<u32>)
         .unwrap_or(0);
     handover::STATE_FORMAT.saturating_add(bump)
 }
