@@ -139,33 +139,54 @@ pub const SYNC_LIMIT: Duration = Duration::from_secs(20);
 /// and the driver stops its timer only at the last close, so a halt would
 /// end in a reset.
 pub fn bounded(limit: Duration, watchdog: Option<&Watchdog>, f: impl FnOnce()) -> bool {
-    let pid = match crate::sys::clone::clone_into(crate::unit::Namespaces::NONE, None, || {
+    let ran = bounded_code(limit, watchdog, || {
+        f();
+        0
+    });
+    if let Err(Unfinished::NoChild(e)) = ran {
+        crate::error!("shutdown: cannot fork for sync and unmount: {e}");
+    }
+    ran.is_ok()
+}
+
+/// Why `bounded_code` has no exit code.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unfinished {
+    /// clone3 failed: `f` did not run.
+    NoChild(rustix::io::Errno),
+    /// Still running at the limit, left to end on its own.
+    Running(u32),
+}
+
+/// `bounded`, with what the child said: the exit code `f` gave (-1 when
+/// it ended otherwise).
+pub fn bounded_code(
+    limit: Duration,
+    watchdog: Option<&Watchdog>,
+    f: impl FnOnce() -> i32,
+) -> Result<i32, Unfinished> {
+    let pid = crate::sys::clone::clone_into(crate::unit::Namespaces::NONE, None, || {
         if let Some(w) = watchdog {
             w.close_in_copy();
         }
-        f();
-        crate::sys::clone::exit(0)
-    }) {
-        Ok(pid) => pid,
-        Err(e) => {
-            crate::error!("shutdown: cannot fork for sync and unmount: {e}");
-            return false;
-        }
-    };
+        crate::sys::clone::exit(f())
+    })
+    .map_err(Unfinished::NoChild)?;
     let Some(p) = i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)
     else {
-        return false;
+        return Err(Unfinished::NoChild(rustix::io::Errno::SRCH));
     };
     let deadline = deadline_in(limit);
     loop {
         match rustix::process::waitpid(Some(p), WaitOptions::NOHANG) {
-            Ok(Some(_)) | Err(_) => return true,
+            Ok(Some((_, st))) => return Ok(st.exit_status().unwrap_or(-1)),
+            Err(_) => return Ok(-1),
             Ok(None) => {}
         }
         let Some(t) = next_timeout(now_ms(), deadline) else {
-            return false;
+            return Err(Unfinished::Running(pid));
         };
         if let Some(w) = watchdog {
             w.feed();

@@ -172,13 +172,14 @@ impl Pid1 {
             }
             Some(good) => {
                 let rejected = self.sup.slot(u).map(|s| s.def.clone());
-                let (def, saved) = match restore_file(dir, &name, &good, &cause, rejected.as_ref())
-                {
-                    // What the next reload will read back, so it sees the
-                    // unit unchanged (and the lines of its messages are
-                    // the file's).
-                    Ok(def) => (def, Ok(())),
-                    Err(e) => (*good, Err(e)),
+                let saved = on_disk(self.watchdog.as_ref(), || {
+                    restore_file(dir, &name, &good, &cause, rejected.as_ref()).map(drop)
+                });
+                // What the next reload will read back, so it sees the unit
+                // unchanged (and the lines of its messages are the file's).
+                let def = match saved.and_then(|()| put_back(&name, &good, &cause)) {
+                    Ok((def, _)) => def,
+                    Err(_) => *good,
                 };
                 self.sup.revert(now(), u, Some(def), &mut out);
                 match saved {
@@ -192,13 +193,16 @@ impl Pid1 {
                     )),
                     Err(e) => crate::proto::formatted(format_args!(
                         "new definition rejected; the last good one runs, but its file \
-                         could not be written back ({e}): {cause}"
+                         could not be written back ({}): {cause}",
+                        DiskError(e)
                     )),
                 }
             }
             None => {
                 let rejected = self.sup.slot(u).map(|s| s.def.clone());
-                let moved = set_aside(dir, &name, rejected.as_ref());
+                let moved = on_disk(self.watchdog.as_ref(), || {
+                    set_aside(dir, &name, rejected.as_ref())
+                });
                 self.sup.revert(now(), u, None, &mut out);
                 match moved {
                     Ok(()) => crate::proto::formatted(format_args!(
@@ -209,7 +213,8 @@ impl Pid1 {
                          is left for the next one: {cause}"
                     )),
                     Err(e) => crate::proto::formatted(format_args!(
-                        "new unit rejected, stopped; its file could not be set aside ({e}): {cause}"
+                        "new unit rejected, stopped; its file could not be set aside ({}): {cause}",
+                        DiskError(e)
                     )),
                 }
             }
@@ -308,6 +313,25 @@ fn restore_file(
     cause: &str,
     rejected: Option<&UnitDef>,
 ) -> Result<UnitDef, Errno> {
+    let (def, text) = put_back(name, good, cause)?;
+    let d = open_dir(dir)?;
+    let unit_file = file_name(name, ".unit")?;
+    if let Some(r) = rejected {
+        still_holds(&d, name, &unit_file, r)?;
+    }
+    let rejected = file_name(name, ".unit.rejected")?;
+    keep_rejected(&d, &unit_file, &rejected)?;
+    let tmp = file_name(name, ".unit.restore")?;
+    replace(&d, &tmp, &unit_file, text.as_bytes(), &unit_file)?;
+    Ok(def)
+}
+
+/// The text `restore_file` writes back, and the definition it is.
+fn put_back(
+    name: &str,
+    good: &UnitDef,
+    cause: &str,
+) -> Result<(UnitDef, heapless::String<UNIT_FILE_MAX>), Errno> {
     let mut text: heapless::String<UNIT_FILE_MAX> = heapless::String::new();
     core::fmt::write(
         &mut text,
@@ -319,16 +343,49 @@ fn restore_file(
     .map_err(|_| Errno::NOSPC)?;
     unit::render(good, &mut text).map_err(|_| Errno::NOSPC)?;
     let def = unit::parse(name, &text).map_err(|_| Errno::INVAL)?;
-    let d = open_dir(dir)?;
-    let unit_file = file_name(name, ".unit")?;
-    if let Some(r) = rejected {
-        still_holds(&d, name, &unit_file, r)?;
+    Ok((def, text))
+}
+
+/// An error of `on_disk`, said as the operator needs it.
+struct DiskError(Errno);
+
+impl core::fmt::Display for DiskError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Errno::TIMEDOUT => f.write_str("the disk did not answer within 2 s"),
+            e => e.fmt(f),
+        }
     }
-    let rejected = file_name(name, ".unit.rejected")?;
-    keep_rejected(&d, &unit_file, &rejected)?;
-    let tmp = file_name(name, ".unit.restore")?;
-    replace(&d, &tmp, &unit_file, text.as_bytes(), &unit_file)?;
-    Ok(def)
+}
+
+/// How long a verdict's file work may hold the loop.
+const DISK_LIMIT: core::time::Duration = core::time::Duration::from_secs(2);
+
+/// A verdict's file work (reads, writes and fsyncs in the unit directory)
+/// in a child copy of PID 1, waited for at most `DISK_LIMIT` with the
+/// watchdog fed: a dying SD card can hold an fsync for minutes, and the
+/// loop must not wait with it. The child's errno comes back as its exit
+/// code; past the limit, ETIMEDOUT (the child ends, or not, on its own).
+fn on_disk(
+    watchdog: Option<&crate::watchdog::Watchdog>,
+    f: impl FnOnce() -> Result<(), Errno>,
+) -> Result<(), Errno> {
+    use crate::boot::shutdown::{bounded_code, Unfinished};
+    let code = bounded_code(DISK_LIMIT, watchdog, || {
+        // The copy's backlogs are PID 1's, which PID 1 writes itself.
+        kmsg::forked();
+        match f() {
+            Ok(()) => 0,
+            Err(e) => e.raw_os_error(),
+        }
+    });
+    match code {
+        Ok(0) => Ok(()),
+        Ok(e) if e > 0 => Err(Errno::from_raw_os_error(e)),
+        Ok(_) => Err(Errno::IO),
+        Err(Unfinished::NoChild(e)) => Err(e),
+        Err(Unfinished::Running(_)) => Err(Errno::TIMEDOUT),
+    }
 }
 
 /// `Errno::STALE` unless `unit_file` still holds the `rejected`
@@ -592,6 +649,39 @@ mod tests {
         p.mark_pending();
         p.on_verdict(0, false);
         assert_eq!(low(), "67108864", "the good definition's protection");
+    }
+
+    /// A verdict's file work that hangs (a dying card's fsync) holds the
+    /// loop for `DISK_LIMIT` at most, the watchdog fed meanwhile; its
+    /// errors come back from the child as they are.
+    #[test]
+    fn a_verdicts_file_work_is_bounded() {
+        use std::time::{Duration, Instant};
+        let (seen, dev) = rustix::pipe::pipe_with(
+            rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+        )
+        .unwrap();
+        let w = crate::watchdog::Watchdog::on(dev, 15);
+        let t = Instant::now();
+        let r = on_disk(Some(&w), || {
+            std::thread::sleep(Duration::from_secs(10));
+            Ok(())
+        });
+        assert_eq!(r, Err(Errno::TIMEDOUT));
+        let said = DiskError(Errno::TIMEDOUT).to_string();
+        assert_eq!(said, "the disk did not answer within 2 s");
+        assert!(
+            t.elapsed() < DISK_LIMIT + Duration::from_secs(2),
+            "{:?}",
+            t.elapsed()
+        );
+        let mut fed = [0u8; 64];
+        assert!(
+            rustix::io::read(&seen, &mut fed).unwrap_or(0) > 0,
+            "not fed"
+        );
+        assert_eq!(on_disk(None, || Err(Errno::STALE)), Err(Errno::STALE));
+        assert_eq!(on_disk(None, || Ok(())), Ok(()));
     }
 
     #[test]
