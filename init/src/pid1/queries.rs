@@ -405,26 +405,50 @@ fn detail(
         reason,
         confinement: crate::proto::formatted(format_args!(
             "{}",
-            wren_core::confine::SummaryAs(&slot.def, runs_as_root(&slot.def))
+            wren_core::confine::SummaryAs(&slot.def, runs_as_root(&slot.def, slot.rt.pid))
         )),
     })
 }
 
 /// Whether `def` runs as uid 0 (it keeps its capabilities as root): a
 /// `user` name is looked up as its start looks it up (`toor` may be uid
-/// 0), in the host's files, which PID 1 reads as it reads its units';
-/// one in a `root` (a mount that may hang: its start looks it up in its
-/// own child), or that does not resolve, is taken by its name.
-fn runs_as_root(def: &crate::unit::UnitDef) -> bool {
+/// 0), in the host's files, which PID 1 reads as it reads its units'.
+/// In a `root`, whose files PID 1 does not read (a mount that may hang:
+/// the start looks it up in its own child), the uid its program (`pid`'s,
+/// or with a PID namespace its reaper's child's) runs as, from /proc; by
+/// its name when it does not run, or that cannot be read.
+fn runs_as_root(def: &crate::unit::UnitDef, pid: u32) -> bool {
     match &def.seldom.user {
-        Some(crate::unit::IdSpec::Name(n)) if n.as_str() != "root" && def.seldom.root.is_none() => {
-            match crate::config::users::resolve_ids(def) {
-                Ok(ids) => ids.uid == Some(0),
-                Err(_) => false,
+        Some(crate::unit::IdSpec::Name(n)) if n.as_str() != "root" => match def.seldom.root {
+            None => crate::config::users::resolve_ids(def).is_ok_and(|ids| ids.uid == Some(0)),
+            // uid 0 of a user namespace is its map's first outside.
+            Some(_) => {
+                running_uid(pid, def.namespaces.has(crate::unit::Namespaces::PID))
+                    == Some(def.user_map_effective().map_or(0, |m| m.outside))
             }
-        }
+        },
         _ => def.named_root(),
     }
+}
+
+/// The real uid process `pid` (with `reaped`, its only child: a PID
+/// namespace's reaper's service) runs as, as the host sees it.
+fn running_uid(pid: u32, reaped: bool) -> Option<u32> {
+    let cwd = rustix::fs::CWD;
+    let mut buf = [0u8; 512];
+    let pid = match reaped {
+        false => pid,
+        true => {
+            let path: heapless::String<48> =
+                crate::proto::formatted(format_args!("/proc/{pid}/task/{pid}/children"));
+            let text = crate::sys::file::read_kernel_at(cwd, &path, &mut buf).ok()?;
+            wren_core::num::dec(text.split_whitespace().next()?)?
+        }
+    };
+    let path: heapless::String<32> = crate::proto::formatted(format_args!("/proc/{pid}/status"));
+    let text = crate::sys::file::read_kernel_at(cwd, &path, &mut buf).ok()?;
+    let uid = text.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    wren_core::num::dec(uid.split_whitespace().next()?)
 }
 
 /// Whether the action a client waits on is over: `None` while pending,
@@ -725,10 +749,11 @@ mod tests {
 
     /// The confinement line's capabilities for a named `user` in a unit's
     /// `root`: PID 1 does not read the root's passwd file (a mount that
-    /// hangs would stall it), so the name says it, even for `toor`, uid 0
-    /// there (docs/initctl.md says so). With the host's files it looks.
+    /// hangs would stall it). While the unit does not run the name says
+    /// it, even for `toor`, uid 0 there; while it runs, the uid its
+    /// program has (docs/initctl.md says so).
     #[test]
-    fn the_confinement_line_reads_no_file_of_a_units_root() {
+    fn the_confinement_line_reads_no_file_of_a_units_root_but_proc() {
         let img = crate::testutil::TempDir::new("queries-toor");
         img.file(
             "etc/passwd",
@@ -747,5 +772,37 @@ mod tests {
         };
         assert_eq!(caps("a"), "none");
         assert_eq!(caps("b"), "none");
+        // Running, it is what its program runs as (this test's uid, root
+        // in CI; with a PID namespace, the reaper's child's).
+        let mut toor = p.sup.slot(0).unwrap().def.clone();
+        toor.namespaces = crate::unit::Namespaces::NONE;
+        let me = std::process::id();
+        let root = rustix::process::getuid().is_root();
+        assert_eq!(super::runs_as_root(&toor, me), root);
+        if !root {
+            return;
+        }
+        let mut reaper = std::process::Command::new("/bin/sh")
+            .args([
+                "-c",
+                "setpriv --reuid=65534 --regid=65534 --clear-groups sleep 30 & wait",
+            ])
+            .spawn()
+            .unwrap();
+        let pid = reaper.id();
+        let started = std::time::Instant::now();
+        while super::running_uid(pid, true) != Some(65534) && started.elapsed().as_secs() < 5 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let seen = (
+            super::running_uid(pid, true),
+            super::running_uid(pid, false),
+        );
+        let _ = std::process::Command::new("pkill")
+            .args(["-P", &pid.to_string()])
+            .status();
+        let _ = reaper.kill();
+        let _ = reaper.wait();
+        assert_eq!(seen, (Some(65534), Some(0)));
     }
 }
