@@ -61,8 +61,11 @@ pub(super) fn edit(name: &str, socket: &Path, out: &mut dyn Write, err: &mut dyn
         editor,
         check: &check,
     };
-    let stdin = io::stdin();
-    match edit_unit(name, &env, &mut stdin.lock(), err) {
+    // Buffered as std's `Stdin` is (8 KiB, kept across the questions of
+    // this one edit), on fd 0 itself: std's `Stdin` (its `OnceLock`, its
+    // reentrant lock) is not linked for one answer.
+    let mut stdin = io::BufReader::with_capacity(8192, Fd0);
+    match edit_unit(name, &env, &mut stdin, err) {
         Err(msg) => fail(err, &msg),
         Ok(Edited::Aborted) => {
             let _ = writeln!(err, "initctl: {name}.unit left unchanged");
@@ -83,6 +86,19 @@ pub(super) fn edit(name: &str, socket: &Path, out: &mut dyn Write, err: &mut dyn
                     FAIL
                 }
             }
+        }
+    }
+}
+
+/// Standard input read as std's `Stdin` reads it: a closed fd 0 (EBADF)
+/// is an empty input.
+struct Fd0;
+
+impl io::Read for Fd0 {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match rustix::io::read(rustix::stdio::stdin(), buf) {
+            Err(rustix::io::Errno::BADF) => Ok(0),
+            r => Ok(r?),
         }
     }
 }
