@@ -40,8 +40,25 @@ pub fn main(args: &[String]) -> u8 {
     let socket = crate::sys::exec::env_var(CONTROL_ENV)
         .map(|v| PathBuf::from(std::ffi::OsStr::from_bytes(v.to_bytes())))
         .unwrap_or_else(|| PathBuf::from(CONTROL_SOCKET));
-    let stderr = io::stderr();
-    run(args, &socket, &mut Stdout::default(), &mut stderr.lock())
+    run(args, &socket, &mut Stdout::default(), &mut Stderr)
+}
+
+/// Standard error as std's `Stderr` writes it: unbuffered, each write
+/// at once, a closed fd 2 taken as written; on fd 2 itself: std's
+/// `Stderr` (its reentrant lock and vectored writes) is not linked.
+struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match rustix::io::write(rustix::stdio::stderr(), data) {
+            Err(rustix::io::Errno::BADF) => Ok(data.len()),
+            r => Ok(r?),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Standard output as `initctl` writes it: whole lines at once (as
