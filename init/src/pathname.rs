@@ -15,6 +15,36 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+/// A path in a message, as `Path::display` shows it: its bytes, each
+/// sequence that is not UTF-8 as one U+FFFD. Written here on
+/// `Utf8Chunks` (linked anyway, for `String::from_utf8_lossy`): std's
+/// display goes through core's `ByteStr` display, 456 bytes for the
+/// width and alignment no message gives a path.
+pub struct Shown<'a>(&'a Path);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for chunk in self.0.as_os_str().as_bytes().utf8_chunks() {
+            f.write_str(chunk.valid())?;
+            if !chunk.invalid().is_empty() {
+                f.write_str("\u{FFFD}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `path.shown()` where std has `path.display()`.
+pub trait Show {
+    fn shown(&self) -> Shown<'_>;
+}
+
+impl Show for Path {
+    fn shown(&self) -> Shown<'_> {
+        Shown(self)
+    }
+}
+
 /// The components of `path` with the offset where each ends: empty and
 /// `.` components left out.
 fn parts(path: &Path) -> impl DoubleEndedIterator<Item = (&[u8], usize)> {
@@ -172,5 +202,18 @@ mod tests {
             Some(Path::new("etc"))
         );
         assert!(same(Path::new("./img"), Path::new("img/.")));
+    }
+
+    #[test]
+    fn a_path_is_shown_as_std_displays_it() {
+        for bytes in [
+            &b"/etc/units/a.unit"[..],
+            b"/tmp/\xff\xfeb\xe2\x82",
+            b"\xc3",
+            b"",
+        ] {
+            let p = Path::new(OsStr::from_bytes(bytes));
+            assert_eq!(p.shown().to_string(), p.display().to_string());
+        }
     }
 }

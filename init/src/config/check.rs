@@ -3,6 +3,7 @@
 //! unit's program, which may be under a sysroot and a unit's `root`.
 
 use super::{load_set, unit_files, LoadError, LoadedSet};
+use crate::pathname::Show as _;
 use crate::unit::{IdSpec, Namespaces, UnitDef};
 use crate::vocab::DEFAULT_UNITS_DIR;
 use rustix::fs::{FileType, Stat};
@@ -52,7 +53,7 @@ pub fn check_at(sysroot: &Path, paths: &[&Path], out: &mut dyn std::io::Write) -
                     tally.print(
                         out,
                         &LoadError {
-                            file: p.display().to_string(),
+                            file: p.shown().to_string(),
                             line: 0,
                             msg: "no *.unit files (PID 1 would start the rescue shell)".into(),
                         },
@@ -64,7 +65,7 @@ pub fn check_at(sysroot: &Path, paths: &[&Path], out: &mut dyn std::io::Write) -
                 Err(e) => tally.print(
                     out,
                     &LoadError {
-                        file: p.display().to_string(),
+                        file: p.shown().to_string(),
                         line: 0,
                         msg: format!("cannot read the directory: {e}"),
                     },
@@ -113,7 +114,7 @@ pub fn check_root(root: &Path, files: &[&Path], out: &mut dyn std::io::Write) ->
         Ok((_, full)) => full,
         Err(e) => {
             let dir = root.join(DEFAULT_UNITS_DIR.trim_start_matches('/'));
-            let _ = writeln!(out, "{}: cannot read the directory: {e}", dir.display());
+            let _ = writeln!(out, "{}: cannot read the directory: {e}", dir.shown());
             return false;
         }
     };
@@ -190,8 +191,8 @@ fn check_ids(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
         .collect::<Vec<_>>()
         .join(", ");
     Err(match last {
-        Some((path, Some(e))) => format!("{spec}: {why}: {}: {e}", path.display()),
-        Some((path, None)) => format!("{spec}: {why} ({})", path.display()),
+        Some((path, Some(e))) => format!("{spec}: {why}: {}: {e}", path.shown()),
+        Some((path, None)) => format!("{spec}: {why} ({})", path.shown()),
         None => format!("{spec}: {why}"),
     })
 }
@@ -262,7 +263,7 @@ impl Tally {
                     let _ = writeln!(
                         out,
                         "{}: warning: runs as root with every capability and no namespaces while other units are confined (see `user`, `capabilities`, `namespaces`)",
-                        c.path.display()
+                        c.path.shown()
                     );
                 }
             }

@@ -20,6 +20,7 @@ mod deps;
 pub use check::{check, check_at, check_in_context, check_root};
 
 pub mod users;
+use crate::pathname::Show as _;
 use crate::unit::{parse_with_lines, AfterLines, UnitDef};
 use crate::vocab::{valid_name, MAX_UNITS, NAME_MAX, UNIT_FILE_MAX};
 use std::io::Read;
@@ -64,7 +65,7 @@ pub fn load_dir_at(
         Ok(f) => f,
         Err(e) => {
             err(LoadError {
-                file: dir.display().to_string(),
+                file: dir.shown().to_string(),
                 line: 0,
                 msg: format!("cannot read the unit directory: {e}"),
             });
@@ -132,7 +133,7 @@ impl LoadedSet {
             unit: i,
             reported: c.reported,
             error: LoadError {
-                file: c.path.display().to_string(),
+                file: c.path.shown().to_string(),
                 line,
                 msg,
             },
@@ -224,7 +225,7 @@ fn load_set(sysroot: &Path, files: &[PathBuf], context: &[PathBuf], roots: bool)
                 continue;
             }
         };
-        let other = set.units.get(j).map(|c| c.path.display().to_string());
+        let other = set.units.get(j).map(|c| c.path.shown().to_string());
         let msg = format!(
             "unit `{}` is also defined in {}",
             name.unwrap_or_default(),

@@ -2,6 +2,7 @@
 //! replaced, peers limited by mode 0600, and the server's own epoll set.
 
 use super::{Client, Server, EVENT_BATCH, LISTENER_TOKEN, LISTEN_BACKLOG, MAX_CLIENTS, NO_EVENT};
+use crate::pathname::Show as _;
 use rustix::event::epoll;
 use rustix::io::Errno;
 use rustix::net::{self, SocketFlags};
@@ -42,7 +43,7 @@ impl core::fmt::Display for ServerError {
         }
         let (verb, path, err) = match self {
             ServerError::NotSocket(p) => {
-                return write!(f, "{} exists and is not a socket", p.display())
+                return write!(f, "{} exists and is not a socket", p.shown())
             }
             ServerError::Dir { path, err } => ("mkdir", path, err),
             ServerError::Unlink { path, err } => ("remove stale", path, err),
@@ -52,7 +53,7 @@ impl core::fmt::Display for ServerError {
             ServerError::Listen(e) => return what(f, "listen on control socket", e),
             ServerError::Epoll(e) => return what(f, "control epoll", e),
         };
-        write!(f, "{verb} {}: {err}", path.display())
+        write!(f, "{verb} {}: {err}", path.shown())
     }
 }
 

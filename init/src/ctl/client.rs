@@ -4,6 +4,7 @@
 
 use super::args::Command;
 use super::{fail, json, output, FAIL, OK};
+use crate::pathname::Show as _;
 use crate::proto::{
     decode_reply, encode_request, CtlError, ErrCode, FrameDecoder, InitInfo, ProtoError, Reply,
     Request, UnitStatus, FRAME_BUF,
@@ -72,7 +73,7 @@ impl Conn {
         let cannot = |e: &dyn std::fmt::Display| {
             format!(
                 "cannot connect to {}: {e} (is wren running as PID 1, and are you root?)",
-                path.display()
+                path.shown()
             )
         };
         let addr = SocketAddrUnix::new(path).map_err(|e| cannot(&e))?;

@@ -4,6 +4,7 @@
 
 use super::args::Command;
 use super::{client, fail, units_dir, FAIL, OK};
+use crate::pathname::Show as _;
 use nix::sys::signal::Signal;
 use rustix::fs::OFlags;
 use std::io::{self, Write};
@@ -161,7 +162,7 @@ fn remove_tree(dir: &Path) {
 
 /// `PATH: error`, one copy of the formatting for every file error.
 fn at(path: &Path, e: &io::Error) -> String {
-    format!("{}: {e}", path.display())
+    format!("{}: {e}", path.shown())
 }
 
 /// What an installed file keeps of the file it replaces.
@@ -282,7 +283,7 @@ fn install(target: &Path, text: &str, owner: Option<Owner>, err: &mut dyn Write)
         let _ = writeln!(
             err,
             "initctl: {}: installed, but its directory was not synced: {e}",
-            target.display()
+            target.shown()
         );
     }
     Ok(())
@@ -348,13 +349,13 @@ fn edit_until_done(
         let valid = match text {
             Some(_) => (env.check)(&copy, err),
             None => {
-                let _ = writeln!(err, "{}: not UTF-8 text", copy.display());
+                let _ = writeln!(err, "{}: not UTF-8 text", copy.shown());
                 false
             }
         };
         if let (true, Some(text)) = (valid, text) {
             install(target, text, owner, err)
-                .map_err(|e| format!("installing {}: {e}", target.display()))?;
+                .map_err(|e| format!("installing {}: {e}", target.shown()))?;
             return Ok(Edited::Installed);
         }
         let _ = write!(err, "{name}.unit is invalid. Edit again? [Y/n] ");

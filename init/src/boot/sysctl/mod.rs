@@ -11,6 +11,7 @@
 //!
 //! The paths are parameters, so the host tests run against a temp dir.
 
+use crate::pathname::Show as _;
 use core::fmt;
 use std::path::{Path, PathBuf};
 
@@ -166,7 +167,7 @@ pub enum Problem<'a> {
 
 impl fmt::Display for Failure<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
+        write!(f, "{}", self.file.shown())?;
         if self.line > 0 {
             write!(f, ":{}", self.line)?;
         }
