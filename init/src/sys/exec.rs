@@ -21,6 +21,35 @@ impl<const B: usize, const P: usize> Default for CStrings<B, P> {
     }
 }
 
+/// `CStrings::push` on the table's storage: `bytes` and `used` (`B`),
+/// `starts` and `n` (`P`).
+#[inline(never)]
+fn push_in(
+    bytes: &mut [u8],
+    starts: &mut [usize],
+    used: &mut usize,
+    n: &mut usize,
+    parts: &[&str],
+) -> Option<()> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    // Keep one pointer slot for the terminating null.
+    if *n + 1 >= starts.len() || *used + len + 1 > bytes.len() {
+        return None;
+    }
+    let start = *used;
+    let mut end = start;
+    for p in parts {
+        let dst = bytes.get_mut(end..end + p.len())?;
+        dst.copy_from_slice(p.as_bytes());
+        end += p.len();
+    }
+    *bytes.get_mut(end)? = 0;
+    *starts.get_mut(*n)? = start;
+    *used = end + 1;
+    *n += 1;
+    Some(())
+}
+
 impl<const B: usize, const P: usize> CStrings<B, P> {
     pub const fn new() -> Self {
         CStrings {
@@ -34,23 +63,15 @@ impl<const B: usize, const P: usize> CStrings<B, P> {
     /// Append `parts` concatenated as one C string; None, and nothing
     /// appended, when it does not fit.
     pub fn push(&mut self, parts: &[&str]) -> Option<()> {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        // Keep one pointer slot for the terminating null.
-        if self.n + 1 >= P || self.used + len + 1 > B {
-            return None;
-        }
-        let start = self.used;
-        let mut end = start;
-        for p in parts {
-            let dst = self.bytes.get_mut(end..end + p.len())?;
-            dst.copy_from_slice(p.as_bytes());
-            end += p.len();
-        }
-        *self.bytes.get_mut(end)? = 0;
-        *self.starts.get_mut(self.n)? = start;
-        self.used = end + 1;
-        self.n += 1;
-        Some(())
+        // One copy of the work for every table size (`push_in`), not one
+        // per `B` and `P`, inlined at each caller.
+        push_in(
+            &mut self.bytes,
+            &mut self.starts,
+            &mut self.used,
+            &mut self.n,
+            parts,
+        )
     }
 
     pub fn is_empty(&self) -> bool {
