@@ -1,8 +1,11 @@
 //! Small files read and written whole, without allocating: kernel
 //! interface files (cgroupfs, /proc/sys) take each write(2) as one value.
-//! `dir` is a directory fd (`rustix::fs::CWD` for a plain path).
+//! `dir` is a directory fd (`rustix::fs::CWD` for a plain path), passed
+//! on as a `BorrowedFd` (`as_fd`): the work, and rustix's `openat` under
+//! it, is then compiled once, not once for each kind of fd the callers
+//! hold (`&OwnedFd`, `BorrowedFd`, `&File`).
 
-use rustix::fd::AsFd;
+use rustix::fd::{AsFd, BorrowedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
@@ -10,6 +13,12 @@ use rustix::io::Errno;
 /// `echo > file` does: kernel files ignore it, and plain files (test
 /// fixtures) then hold exactly the last value.
 pub fn write_at<Fd: AsFd>(dir: Fd, path: &str, value: &[u8]) -> Result<(), Errno> {
+    write_in(dir.as_fd(), path, value)
+}
+
+/// `write_at` on the directory's fd: one copy of it, not one for every
+/// kind of fd its callers hold.
+fn write_in(dir: BorrowedFd<'_>, path: &str, value: &[u8]) -> Result<(), Errno> {
     let fd = rustix::fs::openat(
         dir,
         path,
@@ -95,6 +104,11 @@ pub fn write_all(fd: impl AsFd, mut bytes: &[u8]) -> Result<(), Errno> {
 /// writer came, then the reads until it went) nor take a terminal as
 /// PID 1's controlling one (O_NOCTTY).
 pub fn read_at<'b, Fd: AsFd>(dir: Fd, path: &str, buf: &'b mut [u8]) -> Result<&'b str, Errno> {
+    read_in(dir.as_fd(), path, buf)
+}
+
+/// `read_at` on the directory's fd (one copy, as `write_in`).
+fn read_in<'b>(dir: BorrowedFd<'_>, path: &str, buf: &'b mut [u8]) -> Result<&'b str, Errno> {
     read_all(&open_regular(dir, path)?, buf)
 }
 
@@ -109,7 +123,7 @@ pub fn read_kernel_at<'b, Fd: AsFd>(
     path: &str,
     buf: &'b mut [u8],
 ) -> Result<&'b str, Errno> {
-    read_all(&open_kernel_at(dir, path)?, buf)
+    read_all(&open_kernel_at(dir.as_fd(), path)?, buf)
 }
 
 /// `read_at`, with every byte that is not UTF-8 read as `?`: for text
@@ -120,7 +134,7 @@ pub fn read_lossy_at<'b, Fd: AsFd>(
     path: &str,
     buf: &'b mut [u8],
 ) -> Result<&'b str, Errno> {
-    let len = read_bytes(&open_regular(dir, path)?, buf)?;
+    let len = read_bytes(&open_regular(dir.as_fd(), path)?, buf)?;
     let bytes = buf.get_mut(..len).ok_or(Errno::INVAL)?;
     let mut at = 0;
     while let Some(rest) = bytes.get(at..) {
@@ -204,7 +218,7 @@ pub fn for_each_entry_at<P: rustix::path::Arg>(
 /// any seq_file) into `buf`, up to its end or `buf`'s: there a read
 /// returns whole lines only, so less than asked is not the end, 0 is.
 pub fn read_seq_at<'b, Fd: AsFd>(dir: Fd, path: &str, buf: &'b mut [u8]) -> Result<&'b str, Errno> {
-    read_text(&open_kernel_at(dir, path)?, buf, false)
+    read_text(&open_kernel_at(dir.as_fd(), path)?, buf, false)
 }
 
 /// `read_all`'s reads: how many bytes of `buf` they filled.
@@ -240,7 +254,7 @@ pub fn open_kernel_at<Fd: AsFd, P: rustix::path::Arg>(
     path: P,
 ) -> Result<rustix::fd::OwnedFd, Errno> {
     rustix::fs::openat(
-        dir,
+        dir.as_fd(),
         path,
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
         Mode::empty(),
@@ -254,7 +268,7 @@ pub fn open_regular<Fd: AsFd, P: rustix::path::Arg>(
     dir: Fd,
     path: P,
 ) -> Result<rustix::fd::OwnedFd, Errno> {
-    let fd = open_kernel_at(dir, path)?;
+    let fd = open_kernel_at(dir.as_fd(), path)?;
     let st = rustix::fs::fstat(&fd)?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
         return Err(Errno::INVAL);
