@@ -800,6 +800,26 @@ mod tests {
         p
     }
 
+    /// A PID 1 without a loop holding `units` (name, unit file text),
+    /// linked, its tables fitted.
+    pub(super) fn pid1_with(units: &[(&str, &str)]) -> Pid1 {
+        let mut p = Pid1::new(None, 0, false);
+        for (name, text) in units {
+            p.add_unit(crate::unit::parse(name, text).unwrap());
+        }
+        p.sup.link().unwrap();
+        p.fit_tables();
+        p
+    }
+
+    /// `p` with a watchdog on a memory file: its size counts the feeds.
+    pub(super) fn watched(p: &mut Pid1) -> rustix::fd::OwnedFd {
+        let dev = rustix::fs::memfd_create("wd", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        let fed = rustix::io::dup(&dev).unwrap();
+        p.watchdog = Some(crate::watchdog::Watchdog::on(dev, 15));
+        fed
+    }
+
     /// `with_web` with a temp dir as its cgroup root and an epoll set, its
     /// tables fitted.
     pub(super) fn with_cgroups(root: &crate::testutil::TempDir) -> Pid1 {

@@ -539,7 +539,7 @@ fn sup_name(sup: &Supervisor, u: u16) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{step, with_cgroups, NO_PID};
+    use super::super::tests::{pid1_with, step, with_cgroups, NO_PID};
     use crate::control::Server;
     use crate::proto::{decode_reply, encode_request, FrameDecoder, Reply, Request, FRAME_BUF};
     use crate::supervisor::Event;
@@ -685,16 +685,6 @@ mod tests {
         assert_eq!(p.sup.index("web"), None);
         p.tend_waiters();
         assert_eq!(replies(&mut s), vec![Reply::Ok]);
-    }
-
-    fn pid1_with(units: &[(&str, &str)]) -> super::Pid1 {
-        let mut p = super::Pid1::new(None, 0, false);
-        for (name, text) in units {
-            p.add_unit(crate::unit::parse(name, text).unwrap());
-        }
-        p.sup.link().unwrap();
-        p.fit_tables();
-        p
     }
 
     /// A unit a reload removed is listed while it stops, so `status NAME`

@@ -120,37 +120,20 @@ impl Pid1 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::step;
-    use super::super::{now, Pid1};
+    use super::super::now;
+    use super::super::tests::{pid1_with, step, watched};
     use crate::supervisor::{Event, Phase};
-    use crate::unit::UnitDef;
     use crate::vocab::{Exit, ShutdownKind};
-    use crate::watchdog::Watchdog;
-
-    /// `p` with a watchdog on a memory file: its size counts the feeds.
-    fn watched(p: &mut Pid1) -> rustix::fd::OwnedFd {
-        let dev = rustix::fs::memfd_create("wd", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-        let fed = rustix::io::dup(&dev).unwrap();
-        p.watchdog = Some(Watchdog::on(dev, 15));
-        fed
-    }
 
     /// A critical unit that fails while a shutdown stops the units after
     /// it: the watchdog is still fed (docs/boot.md: through the
     /// shutdown), not left to reset the board before the sync.
     #[test]
     fn a_critical_failure_during_a_shutdown_keeps_the_watchdog_fed() {
-        let mut p = Pid1::new(None, 0, false);
-        let mut web = UnitDef::with_defaults("web");
-        web.exec.push("/bin/true").unwrap();
-        web.critical = true;
-        let mut app = UnitDef::with_defaults("app");
-        app.exec.push("/bin/true").unwrap();
-        app.after.push("web").unwrap();
-        p.add_unit(web);
-        p.add_unit(app);
-        p.sup.link().unwrap();
-        p.fit_tables();
+        let mut p = pid1_with(&[
+            ("web", "exec = /bin/true\ncritical = yes\n"),
+            ("app", "exec = /bin/true\nafter = web\n"),
+        ]);
         let fed = watched(&mut p);
         p.watchdog_next = Some(0);
         let web = p.sup.index("web").unwrap();
@@ -174,14 +157,8 @@ mod tests {
     /// board does not reset before the shutdown's sync.
     #[test]
     fn a_shutdown_after_a_critical_failure_is_fed_through() {
-        let mut p = Pid1::new(None, 0, false);
-        let mut web = UnitDef::with_defaults("web");
-        web.exec.push("/bin/true").unwrap();
-        web.critical = true;
-        web.restart = crate::unit::Restart::Never;
-        p.add_unit(web);
-        p.sup.link().unwrap();
-        p.fit_tables();
+        let web = "exec = /bin/true\ncritical = yes\nrestart = never\n";
+        let mut p = pid1_with(&[("web", web)]);
         let fed = watched(&mut p);
         p.watchdog_next = Some(0);
         let web = p.sup.index("web").unwrap();
@@ -207,19 +184,13 @@ mod tests {
     #[test]
     fn a_dependency_removed_by_a_reload_does_not_stop_the_feeding() {
         use crate::supervisor::Actions;
-        let mut p = Pid1::new(None, 0, false);
-        let mut net = UnitDef::with_defaults("net");
-        net.exec.push("/bin/false").unwrap();
-        net.kind = crate::unit::Kind::Oneshot;
-        net.restart = crate::unit::Restart::OnFailure;
-        let mut app = UnitDef::with_defaults("app");
-        app.exec.push("/bin/true").unwrap();
-        app.critical = true;
-        app.after.push("net").unwrap();
-        p.add_unit(net);
-        p.add_unit(app);
-        p.sup.link().unwrap();
-        p.fit_tables();
+        let mut p = pid1_with(&[
+            (
+                "net",
+                "type = oneshot\nexec = /bin/false\nrestart = on-failure\n",
+            ),
+            ("app", "exec = /bin/true\ncritical = yes\nafter = net\n"),
+        ]);
         let fed = watched(&mut p);
         let net = p.sup.index("net").unwrap();
         let app = p.sup.index("app").unwrap();

@@ -642,18 +642,11 @@ mod tests {
     /// started again by hand: the old PID 1 does not feed again either.
     #[test]
     fn a_reexec_is_refused_once_the_watchdog_is_fed_no_more() {
-        use crate::pid1::tests::{step, NO_PID};
+        use crate::pid1::tests::{pid1_with, step, watched, NO_PID};
         use crate::supervisor::Event;
-        let mut p = Pid1::new(None, 0, false);
-        let mut d = crate::unit::UnitDef::with_defaults("web");
-        d.exec.push("/bin/true").unwrap();
-        d.critical = true;
-        d.restart = crate::unit::Restart::Never;
-        p.add_unit(d);
-        p.sup.link().unwrap();
-        p.fit_tables();
-        let dev = rustix::fs::memfd_create("wd", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-        p.watchdog = Some(crate::watchdog::Watchdog::on(dev, 15));
+        let web = "exec = /bin/true\ncritical = yes\nrestart = never\n";
+        let mut p = pid1_with(&[("web", web)]);
+        let _fed = watched(&mut p);
         p.watchdog_next = Some(0);
         step(&mut p, 1, Event::Boot);
         step(&mut p, 2, Event::spawned(0, NO_PID));
