@@ -484,15 +484,12 @@ fn a_seccomp_filter_refuses_with_eperm_and_brings_no_new_privs() {
     ]);
     d.seccomp = crate::unit::parse_seccomp("~@mount").unwrap().map(Box::new);
     let prog = crate::sys::seccomp::Program::build(d.seccomp.as_ref().unwrap()).unwrap();
-    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
-    let req = Request {
-        seccomp: Some(&prog),
-        ..request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))
-    };
-    let pid = spawn(&req).unwrap();
-    drop(wr);
-    let out = read_all(rd);
-    assert_eq!(wait(pid), 0, "{out}");
+    let out = output_of(|out| {
+        spawn(&Request {
+            seccomp: Some(&prog),
+            ..request(&d, cg.as_fd(), out)
+        })
+    });
     assert!(out.contains("NoNewPrivs:\t1\n"), "{out}");
     assert!(out.contains("Seccomp:\t2\n"), "{out}");
     // umount(8) words the EPERM of umount2 its own way ("must be
@@ -562,15 +559,12 @@ fn a_units_user_is_looked_up_by_its_child() {
     )
     .unwrap();
     rustix::net::bind(&s, &rustix::net::SocketAddrUnix::new(sock).unwrap()).unwrap();
-    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
-    let req = Request {
-        notify_socket: Some(sock),
-        ..request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))
-    };
-    let pid = spawn(&req).unwrap();
-    drop(wr);
-    let out = read_all(rd);
-    assert_eq!(wait(pid), 0, "{out}");
+    let out = output_of(|out| {
+        spawn(&Request {
+            notify_socket: Some(sock),
+            ..request(&d, cg.as_fd(), out)
+        })
+    });
     assert!(out.starts_with("Uid:\t65534\t"), "{out}");
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(sock).unwrap();
@@ -611,11 +605,7 @@ fn a_childs_opens_come_before_the_units_fd_limit() {
     }
     let cg = own_cgroup();
     let d = unit(&["/bin/sh", "-c", "grep 'Max open files' /proc/self/limits"]);
-    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
-    let pid = spawn(&request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))).unwrap();
-    drop(wr);
-    let out = read_all(rd);
-    assert_eq!(wait(pid), 0, "{out}");
+    let out = output_of(|out| spawn(&request(&d, cg.as_fd(), out)));
     assert!(out.split_whitespace().any(|w| w == "1024"), "{out}");
 }
 
@@ -646,14 +636,21 @@ fn supplementary_groups_are_set_for_the_user() {
 /// What `d` writes run as uid and gid 65534 with the supplementary
 /// `groups`, once it exited 0.
 fn output_as_nobody(d: &UnitDef, cg: BorrowedFd<'_>, groups: &[u32]) -> String {
+    output_of(|out| {
+        spawn(&Request {
+            uid: Some(65534),
+            gid: Some(65534),
+            groups,
+            ..request(d, cg, out)
+        })
+    })
+}
+
+/// What the unit that `start` starts with the given output (a pipe's
+/// write end) writes, once it exited 0.
+fn output_of(start: impl FnOnce(Stdio<'_>) -> Result<u32, SpawnError>) -> String {
     let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
-    let req = Request {
-        uid: Some(65534),
-        gid: Some(65534),
-        groups,
-        ..request(d, cg, Stdio::Pipe(wr.as_fd()))
-    };
-    let pid = spawn(&req).unwrap();
+    let pid = start(Stdio::Pipe(wr.as_fd())).unwrap();
     drop(wr);
     let out = read_all(rd);
     assert_eq!(wait(pid), 0, "{out}");
