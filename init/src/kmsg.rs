@@ -473,9 +473,11 @@ fn console_queue(args: fmt::Arguments<'_>, now: bool) {
 
 /// Console text (or an `event_later` record) is waiting in a backlog.
 pub fn console_waiting() -> bool {
-    [&BACKLOG, &EVENTS]
-        .into_iter()
-        .any(|q| lock(q).as_ref().is_some_and(|q| !q.is_empty()))
+    waiting(&BACKLOG) || waiting(&EVENTS)
+}
+
+fn waiting(q: &'static Queue) -> bool {
+    lock(q).as_ref().is_some_and(|q| !q.is_empty())
 }
 
 /// Write the waiting event records and retry the console backlog; true
@@ -519,8 +521,7 @@ fn note_progress(progressed: bool) {
 /// wake-up every few seconds, not fifty a second for ever. Event records
 /// waiting go to /dev/kmsg, which the console does not hold up: 20 ms.
 pub fn console_retry_ms() -> u64 {
-    let events = lock(&EVENTS).as_ref().is_some_and(|q| !q.is_empty());
-    retry_ms(STALLS.load(Ordering::Relaxed), events)
+    retry_ms(STALLS.load(Ordering::Relaxed), waiting(&EVENTS))
 }
 
 fn retry_ms(stalls: u32, events: bool) -> u64 {
