@@ -25,6 +25,13 @@ use rustix::io::Errno;
 
 use crate::sys::fd::{FdSlot, Slot};
 
+mod console;
+pub use console::{
+    console_flush, console_line, console_line_later, console_retry_ms, console_waiting,
+    RETRY_MAX_MS,
+};
+use console::{enqueue, BACKLOG};
+
 /// Bytes of one kernel log record written by wren, tag and newline included.
 pub const LINE_MAX: usize = 512;
 /// Bytes of one console status line, newline included.
@@ -421,187 +428,13 @@ type Backlog = heapless::Deque<u8, CONSOLE_BACKLOG>;
 /// processes, which write at once.
 type Queue = std::sync::Mutex<Option<Box<Backlog>>>;
 
-static BACKLOG: Queue = Queue::new(None);
-
-fn lock(q: &'static Queue) -> std::sync::MutexGuard<'static, Option<Box<Backlog>>> {
-    q.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Write a short status line to /dev/console (a newline is added). The
-/// console is opened non-blocking so a slow or stuck serial line never
-/// blocks PID 1: what it does not take waits in a fixed backlog, flushed by
-/// the next line or by `console_flush` (PID 1 retries while it reports
-/// text waiting); when even the backlog is full, the oldest whole
-/// lines go.
-pub fn console_line(args: fmt::Arguments<'_>) {
-    console_queue(args, true);
-}
-
-/// `console_line` for PID 1's unit status lines: the line waits in the
-/// backlog (written at once only when that is half full) until the event
-/// loop's `console_flush`, a moment later, so that a unit's new process
-/// does not wait behind a serial line on one CPU.
-pub fn console_line_later(args: fmt::Arguments<'_>) {
-    console_queue(args, false);
-}
-
-/// The line into the backlog (unless `quiet`), then, if `now` or the
-/// backlog is half full, as much of the backlog as the console takes.
-fn console_queue(args: fmt::Arguments<'_>, now: bool) {
-    if QUIET.load(Ordering::Relaxed) {
-        return;
-    }
-    let mut line: String<CONSOLE_LINE_MAX> = String::new();
-    format_line(&mut line, None, "", args);
-    let mut guard = lock(&BACKLOG);
-    match guard.as_deref_mut() {
-        Some(q) => {
-            enqueue_after(q, line.as_bytes(), MID_LINE.load(Ordering::Relaxed));
-            if now || q.len() > CONSOLE_BACKLOG / 2 {
-                let _ = flush_locked(q);
-            }
-        }
-        // No backlog (not PID 1's logger): what the console refuses now
-        // is lost.
-        None => {
-            let mut q = Backlog::new();
-            enqueue(&mut q, line.as_bytes());
-            let _ = flush_locked(&mut q);
-        }
-    }
-}
-
-/// Console text (or an `event_later` record) is waiting in a backlog.
-pub fn console_waiting() -> bool {
-    waiting(&BACKLOG) || waiting(&EVENTS)
-}
-
+/// Text is waiting in `q`.
 fn waiting(q: &'static Queue) -> bool {
     lock(q).as_ref().is_some_and(|q| !q.is_empty())
 }
 
-/// Write the waiting event records and retry the console backlog; true
-/// while some console text is still waiting. PID 1's loop calls it once
-/// /dev is there: a console that cannot be opened then never will be,
-/// and what waits for it goes.
-pub fn console_flush() -> bool {
-    if let Some(fd) = kmsg_fd() {
-        events_flush(fd);
-    }
-    let mut guard = lock(&BACKLOG);
-    let Some(q) = guard.as_deref_mut() else {
-        return false;
-    };
-    let before = q.len();
-    if !flush_locked(q) {
-        q.clear();
-    }
-    note_progress(q.len() < before || q.is_empty());
-    !q.is_empty()
-}
-
-/// Flushes in a row that took nothing (a stuck line: every write EAGAIN).
-static STALLS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
-/// The first retry of a busy console.
-const RETRY_MS: u64 = 20;
-/// The longest wait between retries of a console that takes nothing.
-pub const RETRY_MAX_MS: u64 = 5_000;
-
-fn note_progress(progressed: bool) {
-    if progressed {
-        STALLS.store(0, Ordering::Relaxed);
-    } else {
-        STALLS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// When PID 1 retries the console backlog: 20 ms after a flush that
-/// wrote something, twice as long after each one that wrote nothing, up
-/// to `RETRY_MAX_MS`: a stuck line (flow control held, no cable) costs a
-/// wake-up every few seconds, not fifty a second for ever. Event records
-/// waiting go to /dev/kmsg, which the console does not hold up: 20 ms.
-pub fn console_retry_ms() -> u64 {
-    retry_ms(STALLS.load(Ordering::Relaxed), waiting(&EVENTS))
-}
-
-fn retry_ms(stalls: u32, events: bool) -> u64 {
-    let stalls = if events { 0 } else { stalls.min(16) };
-    RETRY_MS.saturating_mul(1u64 << stalls).min(RETRY_MAX_MS)
-}
-
-/// As much of `q` as the console takes; false when there is no console
-/// to take it (none yet, or given up).
-fn flush_locked(q: &mut Backlog) -> bool {
-    let flags = OFlags::WRONLY | OFlags::NOCTTY | OFlags::NONBLOCK;
-    match lazy_fd(&CONSOLE_FD, "/dev/console", flags) {
-        Some(fd) => {
-            if let Some(last) = drain(q, |b| rustix::io::write(fd, b)) {
-                MID_LINE.store(last != b'\n', Ordering::Relaxed);
-            }
-            true
-        }
-        // No console (yet): nothing can take it; keep what fits.
-        None => false,
-    }
-}
-
-/// The console took part of the backlog's first line (under the
-/// backlog's lock).
-static MID_LINE: AtomicBool = AtomicBool::new(false);
-
-/// Append `line`, making room by dropping the oldest whole lines.
-fn enqueue(q: &mut Backlog, line: &[u8]) {
-    enqueue_after(q, line, false);
-}
-
-/// `enqueue` to a console that took part of the first line (`mid`): if
-/// that line goes, a newline ends what the console showed of it, so the
-/// next line is not glued to its head (`[FAILED] [  OK  ] x: running`).
-fn enqueue_after(q: &mut Backlog, line: &[u8], mid: bool) {
-    let line = line.get(..CONSOLE_BACKLOG.min(line.len())).unwrap_or(&[]);
-    let mut end = false;
-    while !q.is_empty() && CONSOLE_BACKLOG - q.len() < line.len() + usize::from(end) {
-        // Drop up to and including the oldest newline.
-        while let Some(c) = q.pop_front() {
-            if c == b'\n' {
-                break;
-            }
-        }
-        // The front line, shown in part, goes: a newline in its place,
-        // still the front (`mid` stays: it ends what was shown).
-        end |= mid;
-    }
-    if end {
-        let _ = q.push_front(b'\n');
-    }
-    for &c in line {
-        let _ = q.push_back(c);
-    }
-}
-
-/// Write from the front of `q` until it is empty or the writer is full;
-/// the last byte written, if any.
-fn drain(q: &mut Backlog, mut write: impl FnMut(&[u8]) -> Result<usize, Errno>) -> Option<u8> {
-    let mut last = None;
-    while !q.is_empty() {
-        let n = {
-            let (front, _) = q.as_slices();
-            match write(front) {
-                Ok(0) | Err(Errno::AGAIN) => return last,
-                Ok(n) => n,
-                Err(Errno::INTR) => continue,
-                // A console that errors will not recover by retrying.
-                Err(_) => {
-                    q.clear();
-                    return None;
-                }
-            }
-        };
-        for _ in 0..n {
-            last = q.pop_front();
-        }
-    }
-    last
+fn lock(q: &'static Queue) -> std::sync::MutexGuard<'static, Option<Box<Backlog>>> {
+    q.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
@@ -632,46 +465,6 @@ mod tests {
         assert!(private_nonblocking(c"/dev/null", zero.as_fd()).is_none());
     }
 
-    /// A line the console took part of, then dropped for room (a busy
-    /// serial line): a newline ends what the console showed of it, so the
-    /// next line is not glued to its head (`[FAILED] [  OK  ] u1:
-    /// running`: a unit that came up shown as failed, the failure gone).
-    #[test]
-    fn a_line_dropped_after_part_of_it_was_shown_is_ended() {
-        let mut q = Backlog::new();
-        enqueue(&mut q, b"[FAILED] db: exit 1\n");
-        let mut console = std::vec::Vec::new();
-        let mut room = 9;
-        let last = drain(&mut q, |b| {
-            let n = b.len().min(room);
-            room -= n;
-            console.extend_from_slice(&b[..n]);
-            if n == 0 {
-                Err(Errno::AGAIN)
-            } else {
-                Ok(n)
-            }
-        });
-        let mid = last.is_some_and(|c| c != b'\n');
-        assert!(mid);
-        for i in 0..200 {
-            enqueue_after(&mut q, format!("[  OK  ] u{i}: running\n").as_bytes(), mid);
-        }
-        drain(&mut q, |b| {
-            console.extend_from_slice(b);
-            Ok(b.len())
-        });
-        let text = std::string::String::from_utf8(console).unwrap();
-        let mut lines = text.lines();
-        assert_eq!(lines.next(), Some("[FAILED] "));
-        assert!(lines.all(|l| l.starts_with("[  OK  ] u")), "{text}");
-        // A full line that does not fit with the newline ends, bounded.
-        let mut q = Backlog::new();
-        enqueue(&mut q, b"x");
-        enqueue_after(&mut q, &[b'y'; CONSOLE_BACKLOG], true);
-        assert_eq!(q.len(), CONSOLE_BACKLOG);
-    }
-
     /// A record to a console that takes nothing (a full pipe here, a
     /// stuck serial line in the field) is dropped, once the fd is
     /// non-blocking as `unblock_stderr` makes fd 2: the write does not
@@ -690,23 +483,6 @@ mod tests {
         });
         let waited = rx.recv_timeout(std::time::Duration::from_secs(2));
         assert!(waited.is_ok(), "the write waits for the console");
-    }
-
-    /// A console that takes nothing is retried ever later, up to
-    /// `RETRY_MAX_MS`; one that takes something, at once again.
-    #[test]
-    fn a_stuck_console_is_retried_ever_later() {
-        STALLS.store(0, Ordering::Relaxed);
-        let stalls = || STALLS.load(Ordering::Relaxed);
-        assert_eq!(retry_ms(stalls(), false), 20);
-        for _ in 0..40 {
-            note_progress(false);
-        }
-        assert_eq!(retry_ms(stalls(), false), RETRY_MAX_MS);
-        // Event records waiting for /dev/kmsg are not held up by it.
-        assert_eq!(retry_ms(stalls(), true), 20);
-        note_progress(true);
-        assert_eq!(retry_ms(stalls(), false), 20);
     }
 
     fn line<const N: usize>(prio: Option<u8>, args: fmt::Arguments<'_>) -> String<N> {
@@ -783,47 +559,6 @@ mod tests {
             before,
             "a second init allocates nothing"
         );
-    }
-
-    #[test]
-    fn console_backlog_keeps_what_a_busy_line_refuses() {
-        let mut q = Backlog::new();
-        enqueue(&mut q, b"one\n");
-        enqueue(&mut q, b"two\n");
-        let mut taken = std::vec::Vec::new();
-        // The line takes 3 bytes, then is full.
-        let mut room = 3;
-        drain(&mut q, |b| {
-            if room == 0 {
-                return Err(Errno::AGAIN);
-            }
-            let n = b.len().min(room);
-            room -= n;
-            taken.extend_from_slice(&b[..n]);
-            Ok(n)
-        });
-        assert_eq!(taken, b"one");
-        assert_eq!(q.len(), 5);
-        drain(&mut q, |b| {
-            taken.extend_from_slice(b);
-            Ok(b.len())
-        });
-        assert_eq!(taken, b"one\ntwo\n");
-        assert!(q.is_empty());
-    }
-
-    #[test]
-    fn console_backlog_drops_the_oldest_whole_lines_when_full() {
-        let mut q = Backlog::new();
-        let line = [b'x'; 999];
-        for _ in 0..5 {
-            enqueue(&mut q, &line);
-            enqueue(&mut q, b"\n");
-        }
-        // Only whole lines remain: two of them fit in 2048 bytes.
-        assert_eq!(q.len(), 2000);
-        assert_eq!(q.iter().filter(|&&c| c == b'\n').count(), 2);
-        assert_eq!(q.front(), Some(&b'x'));
     }
 
     #[test]
