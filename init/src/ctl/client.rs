@@ -277,7 +277,7 @@ fn info_within(socket: &Path, timeout: Duration) -> Result<InitInfo, String> {
 }
 
 /// `reexec [PATH]`: PID 1 checks PATH and answers before it execs it;
-/// then the new PID 1 must answer with one more re-exec counted.
+/// then the new PID 1 must answer (`came_back`).
 fn reexec(
     path: &str,
     socket: &Path,
@@ -305,7 +305,7 @@ fn reexec(
         // the old listener's queue, which a unit's PID-namespace reaper
         // (a fork of PID 1) can keep open; the new PID 1 listens anew.
         match info_within(socket, Duration::from_millis(500)) {
-            Ok(now) if now.reexecs > before.reexecs => {
+            Ok(now) if came_back(&before, &now) => {
                 let _ = writeln!(out, "{}", output::init_line(&now));
                 return Ok(OK);
             }
@@ -318,6 +318,14 @@ fn reexec(
             _ => crate::sys::clock::sleep(Duration::from_millis(50)),
         }
     }
+}
+
+/// The PID 1 answering now is not the one that answered `before`: it
+/// counts one more re-exec, or (one that could not read the state handed
+/// over, which holds the count) it began otherwise. The old one answers
+/// as before until its exec.
+pub(super) fn came_back(before: &crate::proto::InitInfo, now: &crate::proto::InitInfo) -> bool {
+    now.reexecs != before.reexecs || now.origin != before.origin
 }
 
 /// The whole status table, one page per connection (`Reply::Status`'s

@@ -176,6 +176,10 @@ pub(super) fn init_line(i: &crate::proto::InitInfo) -> String {
         Origin::HandedOver { units } => {
             let _ = write!(s, ", re-exec {} took {units} units", i.reexecs);
         }
+        // Format 0: no state at all could be read, the count with it.
+        Origin::Adopted { units, format: 0 } => {
+            let _ = write!(s, ", adopted {units} (state unreadable)");
+        }
         Origin::Adopted { units, format } => {
             let _ = write!(
                 s,

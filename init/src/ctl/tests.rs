@@ -909,3 +909,48 @@ fn edit_opens_a_unit_file_that_is_not_utf8() {
     let r = edit_unit("db", &env, &mut &b""[..], &mut Vec::new());
     assert_eq!(r, Ok(Edited::Unchanged));
 }
+
+/// After `initctl reexec`, the new PID 1 is told from the old by one more
+/// re-exec counted, or, when it could not read the state (the count with
+/// it), by how it began; that one's line says the state was unreadable
+/// rather than naming a format 0.
+#[test]
+fn a_reexec_that_could_not_read_the_state_came_back_all_the_same() {
+    use crate::proto::{InitInfo, Origin};
+    let old = InitInfo {
+        reexecs: 2,
+        origin: Origin::HandedOver { units: 3 },
+        ..InitInfo::default()
+    };
+    assert!(!client::came_back(&old, &old.clone()));
+    let taken = InitInfo {
+        reexecs: 3,
+        ..old.clone()
+    };
+    assert!(client::came_back(&old, &taken));
+    let unreadable = InitInfo {
+        reexecs: 0,
+        origin: Origin::Adopted {
+            units: 3,
+            format: 0,
+        },
+        ..old.clone()
+    };
+    assert!(client::came_back(&old, &unreadable));
+    let from_boot = InitInfo::default();
+    assert!(client::came_back(&from_boot, &unreadable));
+    let line = super::output::init_line(&unreadable);
+    assert!(
+        line.ends_with(", state format 0, adopted 3 (state unreadable)"),
+        "{line}"
+    );
+    let other = InitInfo {
+        origin: Origin::Adopted {
+            units: 3,
+            format: 9,
+        },
+        ..taken
+    };
+    let line = super::output::init_line(&other);
+    assert!(line.ends_with(", re-exec 3 adopted 3 (format 9)"), "{line}");
+}

@@ -149,3 +149,55 @@ fn watchdog_not_armed_again_by_a_reexec_after_a_critical_failure() {
         "a clean shutdown, no reset ({st:?})"
     );
 }
+
+/// A re-exec whose state cannot be read at all (here a wrapper writes
+/// over the memfd before it execs this build) closes the fds handed over,
+/// all but the watchdog's: the new PID 1 finds the open device among them
+/// and feeds it. Closed, the device would say "did not stop" and go on
+/// counting with nobody feeding it until PID 1 opened it again; a driver
+/// without the magic close stops at a close, and the board would go
+/// unwatched.
+#[test]
+fn watchdog_kept_when_the_handed_over_state_is_unreadable() {
+    let mut vm = boot_wd("watchdog_garbled");
+    let fds_of = |vm: &mut wren_boot_tests::Vm| {
+        let st = vm.wait_states(&[("plain", &["running"])], secs(10));
+        let pid = st["plain"].pid.expect("plain's pid");
+        vm.sh(
+            &format!("ls -l /proc/{pid}/fd | sed 's/.* [0-9]* -> //;s/:.*//' | sort"),
+            CMD,
+        )
+    };
+    // What a unit has of its own (stdio, its exit report's pipe).
+    let own = fds_of(&mut vm);
+    crate::initctl_common::heredoc(
+        &mut vm,
+        "cat > /run/garbled",
+        "#!/bin/sh\n[ \"$1\" = --handover ] && printf 'garbage' > /proc/self/fd/$2\nexec /sbin/init \"$@\"\n",
+    );
+    vm.sh("chmod 755 /run/garbled", CMD);
+    let (out, rc) = vm.sh_rc("initctl reexec /run/garbled 2>&1", Duration::from_secs(60));
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains("(state unreadable)"), "{out}");
+    assert!(
+        vm.saw(
+            "cannot read the state handed over: adopted 3 running units",
+            secs(10)
+        ),
+        "the state was read:\n{}",
+        vm.tail()
+    );
+    vm.sh("sleep 14", Duration::from_secs(40));
+    assert!(!vm.exited(), "reset after the re-exec:\n{}", vm.tail());
+    assert!(
+        !vm.output().contains("watchdog did not stop"),
+        "the watchdog's fd was closed"
+    );
+    let held = vm.sh("ls -l /proc/1/fd | grep -c /dev/watchdog", CMD);
+    assert_eq!(held.trim(), "1", "{}", vm.sh("ls -l /proc/1/fd", CMD));
+    // The rest were closed: a unit started from here inherits none of
+    // them (the units' pipes handed over, above all).
+    vm.sh("initctl restart plain", CMD);
+    assert_eq!(fds_of(&mut vm), own);
+    assert_eq!(vm.sh("echo alive", CMD).trim(), "alive");
+}

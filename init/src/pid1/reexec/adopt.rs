@@ -97,10 +97,15 @@ impl Pid1 {
             }
         }
         self.origin = Origin::Adopted { units: n, format };
+        // Format 0: what was handed over is no state at all.
+        let what: heapless::String<32> = match format {
+            0 => crate::proto::formatted(format_args!("the state handed over")),
+            f => crate::proto::formatted(format_args!("state format {f}")),
+        };
         kmsg::console_line(format_args!(
-            "[ WARN ] wren {VERSION} cannot read state format {format}: adopted {n} running units from the cgroup tree"
+            "[ WARN ] wren {VERSION} cannot read {what}: adopted {n} running units from the cgroup tree"
         ));
-        crate::warn!("adopted {n} running units (state format {format} not readable)");
+        crate::warn!("adopted {n} running units ({what} not readable)");
     }
 }
 
