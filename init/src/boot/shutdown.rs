@@ -295,12 +295,21 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
     // the watchdog still resets the board.
     let _held = watchdog.and_then(|w| last_watchdog_step(kind, w));
     crate::info!("shutdown: {}", kind.verb());
-    if let Err(e) = rustix::system::reboot(command(kind)) {
-        crate::error!("shutdown: reboot(2) failed: {e}; sleeping for ever");
+    refused(rustix::system::reboot(command(kind)))
+}
+
+/// After reboot(2), which returns only when it is refused (EPERM: no
+/// CAP_SYS_BOOT, as in a container that drops it), PID 1 exits. A
+/// container ends so, as halted (or is started again by its runtime); on
+/// a kernel of its own, PID 1's exit is a kernel panic, which `panic=N`
+/// turns into a restart, and a watchdog kept for a reboot resets the
+/// board all the same. Sleeping for ever instead left such a container
+/// running, and such a board disarmed, for good.
+fn refused(r: rustix::io::Result<()>) -> ! {
+    if let Err(e) = r {
+        crate::error!("shutdown: reboot(2) failed: {e}; PID 1 exits");
     }
-    loop {
-        crate::sys::clock::sleep(Duration::from_secs(3600));
-    }
+    crate::sys::clone::exit(0)
 }
 
 /// The watchdog right before reboot(2): disarmed (the magic close) for a
@@ -324,6 +333,16 @@ fn last_watchdog_step(kind: ShutdownKind, w: Watchdog) -> Option<Watchdog> {
 mod tests {
     use super::*;
     use std::time::Instant;
+
+    /// A reboot(2) that is refused ends PID 1 (here a child standing in
+    /// for it) rather than leaving it asleep for ever.
+    #[test]
+    fn a_refused_reboot_ends_pid1() {
+        let code = bounded_code(Duration::from_secs(5), None, || {
+            refused(Err(rustix::io::Errno::PERM))
+        });
+        assert_eq!(code, Ok(0));
+    }
 
     /// When sync and unmount could not be done in a child, the kernel's
     /// emergency sync and read-only remount are asked (SysRq s, then u),
