@@ -131,8 +131,10 @@ pub const SYNC_LIMIT: Duration = Duration::from_secs(20);
 
 /// Runs `f` in a child copy of PID 1 (same mounts, same everything) and
 /// waits for it until `limit` has passed, feeding `watchdog` between
-/// short sleeps; true when it ended in time. Without a child (clone3
-/// failed), `f` does not run: false.
+/// short sleeps; true when `f` returned in time. Without a child (clone3
+/// failed), `f` does not run: false. A child that ended otherwise (killed
+/// by the OOM killer, an abort in an allocation) did not finish `f`:
+/// false too.
 ///
 /// The child closes its copy of the watchdog's fd first: a child stuck in
 /// sync(2) would otherwise keep the device open past PID 1's magic close,
@@ -143,10 +145,18 @@ pub fn bounded(limit: Duration, watchdog: Option<&Watchdog>, f: impl FnOnce()) -
         f();
         0
     });
-    if let Err(Unfinished::NoChild(e)) = ran {
-        crate::error!("shutdown: cannot fork for sync and unmount: {e}");
+    match ran {
+        Ok(0) => true,
+        Ok(_) => {
+            crate::error!("shutdown: the child for sync and unmount died before it was done");
+            false
+        }
+        Err(Unfinished::NoChild(e)) => {
+            crate::error!("shutdown: cannot fork for sync and unmount: {e}");
+            false
+        }
+        Err(Unfinished::Running(_)) => false,
     }
-    ran.is_ok()
 }
 
 /// Why `bounded_code` has no exit code.
@@ -333,6 +343,18 @@ fn last_watchdog_step(kind: ShutdownKind, w: Watchdog) -> Option<Watchdog> {
 mod tests {
     use super::*;
     use std::time::Instant;
+
+    /// A child killed before it was done (the OOM killer at a reboot for
+    /// lack of memory) has not synced: the kernel's emergency sync must
+    /// follow, as for one that did not end in time.
+    #[test]
+    fn a_child_killed_before_its_sync_is_not_done() {
+        let done = bounded(Duration::from_secs(5), None, || {
+            let me = rustix::process::getpid();
+            let _ = rustix::process::kill_process(me, rustix::process::Signal::KILL);
+        });
+        assert!(!done, "a child killed before its sync counted as done");
+    }
 
     /// A reboot(2) that is refused ends PID 1 (here a child standing in
     /// for it) rather than leaving it asleep for ever.
