@@ -49,10 +49,17 @@ impl Pid1 {
             Command::Shutdown(kind) => {
                 // Acknowledged before it begins: the reply must reach the
                 // kernel while the loop still runs.
+                let reply = match self.sup.shutting_down() {
+                    Some(k) if k != kind => Reply::Error(CtlError::fmt(
+                        ErrCode::Refused,
+                        format_args!("already {}", k.verb()),
+                    )),
+                    _ => Reply::Ok,
+                };
                 if let Some(srv) = self.control.as_mut() {
-                    srv.answer(id, &Reply::Ok, t);
+                    srv.answer(id, &reply, t);
                 }
-                self.feed(Event::Shutdown(kind));
+                let _ = self.ask_shutdown(kind, format_args!("initctl"));
             }
             Command::Log { name, follow } => apart(|| {
                 let ring = log_of(&self.sup, &self.edges, &name);
@@ -794,5 +801,35 @@ mod tests {
         let _ = reaper.kill();
         let _ = reaper.wait();
         assert_eq!(seen, (Some(65534), Some(0)));
+    }
+
+    /// `initctl poweroff` during a reboot is refused, not answered `ok`
+    /// while the machine goes on to reboot; the same kind again is ok.
+    /// (`web` stays stopping: its pid is nobody's, so the final sequence,
+    /// which signals every process, is never reached.)
+    #[test]
+    fn another_shutdown_during_one_is_refused() {
+        use crate::vocab::ShutdownKind;
+        let mut p = pid1_with(&[("web", "exec = /bin/true\n")]);
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, NO_PID));
+        let sock = crate::testutil::TempDir::new("pid1-shutdown-twice");
+        let path = sock.path().join("control");
+        let uid = rustix::process::getuid().as_raw();
+        p.control = Some(Server::bind(&path, uid).unwrap());
+        let first = ask(&mut p, &path, Request::Shutdown(ShutdownKind::Reboot));
+        assert!(matches!(first.as_slice(), [Reply::Ok]), "{first:?}");
+        let again = ask(&mut p, &path, Request::Shutdown(ShutdownKind::Reboot));
+        assert!(matches!(again.as_slice(), [Reply::Ok]), "{again:?}");
+        let other = ask(&mut p, &path, Request::Shutdown(ShutdownKind::Poweroff));
+        assert_eq!(p.sup.shutting_down(), Some(ShutdownKind::Reboot));
+        match other.as_slice() {
+            [Reply::Error(e)] => assert_eq!(e.to_string(), "already rebooting"),
+            r => panic!("poweroff answered {r:?} while the machine goes on to reboot"),
+        }
+        assert_eq!(
+            p.ask_shutdown(ShutdownKind::Halt, format_args!("signal 10 from pid 7")),
+            Err(ShutdownKind::Reboot)
+        );
     }
 }

@@ -86,7 +86,7 @@ impl Pid1 {
             (n, more) = read_signals(fd.as_fd(), &mut sigs);
             for &(sig, pid) in sigs.iter().take(n) {
                 if let Some(kind) = ShutdownKind::for_signal(sig) {
-                    self.feed(Event::Shutdown(kind));
+                    let _ = self.ask_shutdown(kind, format_args!("signal {sig} from pid {pid}"));
                 } else if sig == SIGCHLD {
                     reap = true;
                     ended = ended.or(Some(pid));

@@ -486,7 +486,7 @@ impl Pid1 {
             self.finish_pending = Some(kind);
             return;
         }
-        self.finish_now(kind);
+        self.finish_now(kind, false);
     }
 
     /// After each batch: a finish that waited for cgroups to empty, and
@@ -507,26 +507,65 @@ impl Pid1 {
             .get_or_insert_with(|| t.saturating_add(shutdown_budget(&self.sup)));
         if let Some(k) = self.finish_pending {
             if !self.draining() {
-                self.finish_now(k);
+                self.finish_now(k, false);
             }
         }
         if t >= deadline {
-            for s in self.sup.slots() {
-                if !matches!(s.rt.phase, Phase::Stopped | Phase::Failed | Phase::Exited) {
+            // A stopped unit whose cgroup has not emptied is named too: it
+            // is what the finish waited for.
+            for (s, e) in self.sup.slots().zip(self.edges.iter()) {
+                let down = matches!(s.rt.phase, Phase::Stopped | Phase::Failed | Phase::Exited);
+                if !down || e.drain.active() {
                     crate::error!(
-                        "shutdown: {} still {:?} at the shutdown deadline",
+                        "shutdown: {} still {:?}{} at the shutdown deadline",
                         s.def.name,
-                        s.rt.phase
+                        s.rt.phase,
+                        if down {
+                            ", processes left in its cgroup"
+                        } else {
+                            ""
+                        }
                     );
                 }
             }
             crate::error!("shutdown: deadline passed; going on without them");
-            self.finish_now(self.finish_pending.unwrap_or(kind));
+            self.finish_now(self.finish_pending.unwrap_or(kind), true);
         }
     }
 
-    fn finish_now(&mut self, kind: ShutdownKind) -> ! {
-        crate::info!("all units stopped; {kind:?}");
+    /// A shutdown asked by `by` (`initctl`, a signal's sender): the first
+    /// kind asked is the one done. Another kind asked during it is said
+    /// and refused (the kind under way comes back), not dropped in
+    /// silence; the same kind again changes nothing.
+    pub(super) fn ask_shutdown(
+        &mut self,
+        kind: ShutdownKind,
+        by: core::fmt::Arguments<'_>,
+    ) -> Result<(), ShutdownKind> {
+        match self.sup.shutting_down() {
+            None => {
+                crate::info!("shutdown: {} (asked by {by})", kind.verb());
+                self.feed(Event::Shutdown(kind));
+                Ok(())
+            }
+            Some(k) if k == kind => Ok(()),
+            Some(k) => {
+                crate::warn!(
+                    "shutdown: already {}; {} (asked by {by}) refused",
+                    k.verb(),
+                    kind.verb()
+                );
+                Err(k)
+            }
+        }
+    }
+
+    /// `late`: the deadline passed with units or cgroups not down.
+    fn finish_now(&mut self, kind: ShutdownKind, late: bool) -> ! {
+        match late {
+            true => crate::info!("units not all stopped; {kind:?}"),
+            false => crate::info!("all units stopped; {kind:?}"),
+        }
         let _ = crate::kmsg::console_flush();
         shutdown::finish(
             kind,
