@@ -166,15 +166,35 @@ fn read_cmdline() -> cmdline::Options {
 }
 
 fn set_hostname() {
-    let mut buf = [0u8; 128];
-    let name = read_at(rustix::fs::CWD, "/etc/hostname", &mut buf)
-        .unwrap_or("")
-        .trim();
-    if name.is_empty() {
-        return;
+    let mut buf = [0u8; 512];
+    let name = match read_at(rustix::fs::CWD, "/etc/hostname", &mut buf) {
+        Ok(text) => hostname_of(text),
+        Err(rustix::io::Errno::NOENT) => return,
+        Err(e) => Err(e),
+    };
+    match name {
+        Ok(Some(name)) => {
+            if let Err(e) = rustix::system::sethostname(name.as_bytes()) {
+                crate::warn!("/etc/hostname: sethostname: {e}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => crate::warn!("/etc/hostname: {e}; the hostname is left as it is"),
     }
-    if let Err(e) = rustix::system::sethostname(name.as_bytes()) {
-        crate::warn!("/etc/hostname: sethostname: {e}");
+}
+
+/// The name in `/etc/hostname`'s text, as hostname(5) and BusyBox's
+/// `hostname -F` read it: the first line that is neither blank nor a `#`
+/// comment, trimmed. One over the kernel's 64 bytes is refused rather
+/// than cut (or the file's comment and name set as one).
+fn hostname_of(text: &str) -> Result<Option<&str>, rustix::io::Errno> {
+    let name = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'));
+    match name {
+        Some(n) if n.len() > 64 => Err(rustix::io::Errno::NAMETOOLONG),
+        n => Ok(n),
     }
 }
 
@@ -269,6 +289,22 @@ impl Pid1 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `/etc/hostname` as hostname(5) reads it: comments and blank lines
+    /// skipped, the first name taken; a name over 64 bytes refused.
+    #[test]
+    fn hostname_is_the_first_line_that_is_not_a_comment() {
+        assert_eq!(
+            hostname_of("# managed by X\n\n  edge-7 \nother\n"),
+            Ok(Some("edge-7"))
+        );
+        assert_eq!(hostname_of("pi\n"), Ok(Some("pi")));
+        assert_eq!(hostname_of("# only a comment\n\n"), Ok(None));
+        assert_eq!(hostname_of(""), Ok(None));
+        let long = "x".repeat(65);
+        assert_eq!(hostname_of(&long), Err(rustix::io::Errno::NAMETOOLONG));
+        assert_eq!(hostname_of(&long[..64]), Ok(Some(&long[..64])));
+    }
 
     #[test]
     fn rescue_unit_is_a_console_shell_that_comes_back() {
