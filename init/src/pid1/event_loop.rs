@@ -13,7 +13,6 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use rustix::event::epoll;
 use rustix::fd::OwnedFd;
 use rustix::io::Errno;
-use rustix::process::{wait, WaitOptions};
 use std::mem::MaybeUninit;
 use std::path::Path;
 
@@ -36,18 +35,6 @@ pub(super) const TOKEN_REPORT: u64 = 8 << 32;
 
 /// epoll events taken per wake-up.
 const EPOLL_BATCH: usize = 16;
-
-/// Last resort when the event loop cannot be built: still reap, never exit.
-pub(super) fn reap_forever() -> ! {
-    loop {
-        if wait(WaitOptions::empty()).is_err() {
-            let _ = rustix::thread::nanosleep(&rustix::time::Timespec {
-                tv_sec: 3600,
-                tv_nsec: 0,
-            });
-        }
-    }
-}
 
 /// Make `fd` non-blocking and add it to the loop under `token`; the fd is
 /// kept only if both worked (an fd nobody waits on is useless, and one
@@ -145,7 +132,7 @@ impl Pid1 {
 
     pub(super) fn wait_once(&mut self) {
         let Some(ep) = self.epoll.as_ref() else {
-            reap_forever();
+            super::last_resort::last_resort(self.watchdog.take());
         };
         let mut buf = [MaybeUninit::<epoll::Event>::uninit(); EPOLL_BATCH];
         let mut tokens: heapless::Vec<(u64, bool), EPOLL_BATCH> = heapless::Vec::new();

@@ -19,6 +19,7 @@ mod event_loop;
 mod executor;
 mod gate;
 mod handshake;
+mod last_resort;
 mod not_enforced;
 mod pressure;
 mod queries;
@@ -545,9 +546,10 @@ fn begin() -> Box<Pid1> {
     p.apply_protection();
     // Step 7: the wait point.
     if let Err(e) = p.setup_loop(&mask) {
-        crate::error!("event loop: {e}; falling back to reaping only");
-        // Nothing runs from here on: a board asked to be watched is armed
-        // and never fed again, so it resets instead of sitting dead.
+        crate::error!("event loop: {e}; no unit runs: the rescue shell only");
+        // No unit runs from here on: a board asked to be watched is armed
+        // and never fed again, so it resets (and may boot better) instead
+        // of sitting without its units.
         p.start_watchdog(opts.watchdog.as_ref(), resumed);
         if let Some(w) = p.watchdog.as_ref() {
             crate::error!(
@@ -555,7 +557,7 @@ fn begin() -> Box<Pid1> {
                 w.timeout_s
             );
         }
-        event_loop::reap_forever();
+        last_resort::last_resort(p.watchdog.take());
     }
     if let Some(limit) = opts.shed {
         p.watch_system_pressure(limit);

@@ -47,13 +47,33 @@ pub fn spawn_within<const B: usize, const P: usize>(
     stdio: [Option<BorrowedFd<'_>>; 3],
     within_ms: Option<u64>,
 ) -> Result<Child, Errno> {
+    start(argv, stdio, within_ms, false)
+}
+
+/// `spawn_within` of a shell for the terminal `tty`: in a session of its
+/// own with `tty` as its controlling terminal (job control, Ctrl-C) and
+/// as its fds 0, 1 and 2.
+pub fn spawn_on_tty<const B: usize, const P: usize>(
+    argv: &CStrings<B, P>,
+    tty: BorrowedFd<'_>,
+    within_ms: Option<u64>,
+) -> Result<Child, Errno> {
+    start(argv, [Some(tty); 3], within_ms, true)
+}
+
+fn start<const B: usize, const P: usize>(
+    argv: &CStrings<B, P>,
+    stdio: [Option<BorrowedFd<'_>>; 3],
+    within_ms: Option<u64>,
+    session: bool,
+) -> Result<Child, Errno> {
     if argv.is_empty() {
         return Err(Errno::INVAL);
     }
     let (report_r, report_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     let pid = clone_into(Namespaces::NONE, None, || {
         // Only raw system calls on what was built before the copy.
-        let e = setup(stdio)
+        let e = setup(stdio, session)
             .err()
             .unwrap_or_else(|| super::exec::execv(argv));
         let _ = rustix::io::write(&report_w, &e.raw_os_error().to_ne_bytes());
@@ -106,7 +126,14 @@ pub fn spawn_within<const B: usize, const P: usize>(
 /// In the child: the standard fds, the signal mask, and the default
 /// action of SIGPIPE and of the signals `initctl edit` ignores while its
 /// editor runs (an ignored signal stays ignored across exec).
-fn setup(stdio: [Option<BorrowedFd<'_>>; 3]) -> Result<(), Errno> {
+fn setup(stdio: [Option<BorrowedFd<'_>>; 3], session: bool) -> Result<(), Errno> {
+    if session {
+        rustix::process::setsid()?;
+        if let [Some(tty), ..] = stdio {
+            // Not a terminal (a test's /dev/null): no controlling one.
+            let _ = rustix::process::ioctl_tiocsctty(tty);
+        }
+    }
     for (target, fd) in (0..).zip(stdio) {
         let Some(fd) = fd else { continue };
         if fd.as_raw_fd() == target {

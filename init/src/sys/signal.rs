@@ -34,14 +34,27 @@ fn sigprocmask(how: i32, set: u64) -> Result<(), Errno> {
 /// no timeout (a namespace's reaper, which has nothing else to do). The
 /// signal's number.
 pub fn wait_any() -> Result<i32, Errno> {
+    wait_any_within(None)
+}
+
+/// `wait_any`, for at most `ms` when given: `Errno::AGAIN` when none came.
+pub fn wait_any_within(ms: Option<u64>) -> Result<i32, Errno> {
     let set: u64 = !0;
+    let ts = ms.map(|ms| libc::timespec {
+        tv_sec: (ms / 1000).try_into().unwrap_or(libc::time_t::MAX),
+        tv_nsec: ((ms % 1000) * 1_000_000).try_into().unwrap_or(0),
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(0, |t| t as *const libc::timespec as usize);
     // SAFETY: `set` is a kernel signal set on this frame, read during the
-    // call; the info and timeout pointers are null, which the kernel
-    // takes as none asked and no timeout.
+    // call; `ts`, when given, a timespec on this frame read during it; the
+    // info pointer is null, which the kernel takes as none asked, and a
+    // null timeout as none.
     let sig = unsafe {
         super::raw::syscall6(
             libc::SYS_rt_sigtimedwait,
-            [&set as *const u64 as usize, 0, 0, SIGSET_SIZE, 0, 0],
+            [&set as *const u64 as usize, 0, ts_ptr, SIGSET_SIZE, 0, 0],
         )
     }?;
     i32::try_from(sig).map_err(|_| Errno::INVAL)
