@@ -325,4 +325,40 @@ mod tests {
         assert_eq!(p.sup.slot(0).map(|s| s.def.name.as_str()), Some("rescue"));
         assert_eq!(p.units_dir.as_str(), "/data/units");
     }
+
+    /// The reload that follows a repair, typed in the rescue shell, keeps
+    /// the shell running (stopping it killed that `initctl` and left the
+    /// console without a shell); the repaired directory's units are added.
+    /// A `rescue.unit` of the directory takes its place.
+    #[test]
+    fn a_reload_keeps_the_rescue_shell() {
+        use super::super::tests::{step, NO_PID};
+        use crate::supervisor::{Event, Phase, Retired};
+        let t = crate::testutil::TempDir::new("rescue-reload");
+        let dir = t.path().display();
+        let opts = cmdline::parse(&format!("wren.rescue wren.units={dir}"), &mut |_, _| {});
+        let mut p = Pid1::new(None, 0, false);
+        p.load_units(&opts);
+        p.fit_tables();
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, NO_PID));
+        t.file("web.unit", "exec = /bin/sleep 1000\nready = notify\n");
+        let mut said = Vec::new();
+        assert!(
+            p.reload(&mut |l| said.push(l.to_owned())).is_ok(),
+            "{said:?}"
+        );
+        let s = p.sup.slot(0).unwrap();
+        assert_eq!(s.def.name.as_str(), "rescue");
+        assert!(s.retired == Retired::No && s.rt.phase == Phase::Running);
+        assert!(
+            p.sup.index("web").is_some(),
+            "the directory's unit not added"
+        );
+        // The directory's own rescue unit replaces it.
+        t.file("rescue.unit", "exec = /bin/sleep 1000\nready = notify\n");
+        assert!(p.reload(&mut |_| {}).is_ok());
+        let s = p.sup.slot(0).unwrap();
+        assert_ne!(s.def, rescue_unit(), "the file's rescue unit not taken");
+    }
 }

@@ -96,11 +96,20 @@ impl Pid1 {
                 (s.retired == crate::supervisor::Retired::Free).then(|| (u, s.def.name.clone()))
             })
             .collect();
+        // The rescue shell PID 1 added (it has no file) stays, as a unit
+        // whose file is invalid does: the reload that follows a repair is
+        // typed in it, and stopping it would kill that `initctl` and leave
+        // the console without a shell if the directory has none. The
+        // operator ends it (`initctl stop rescue`), or the next boot does;
+        // a `rescue.unit` of the directory takes its place.
+        let rescue = super::boot::rescue_unit();
+        let keep_rescue = self.sup.slots().any(|s| s.def == rescue)
+            && !defs.iter().any(|d| d.name == rescue.name);
         let mut out = Actions::for_units(self.sup.len().saturating_add(defs.len()));
         let sum = self.sup.reload(
             now(),
             &mut defs.into_iter(),
-            &|n| invalid.iter().any(|i| i.as_str() == n),
+            &|n| invalid.iter().any(|i| i.as_str() == n) || (keep_rescue && n == "rescue"),
             &mut out,
         );
         for (u, name) in draining.iter() {
