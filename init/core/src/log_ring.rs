@@ -123,6 +123,19 @@ impl LogRing {
         r
     }
 
+    /// This ring remade with `n` bytes (a reload, or the health gate's
+    /// revert, changed `log_size`): it keeps the newest bytes that fit and
+    /// the stream position, so what the last run said (why a definition
+    /// was rejected, above all) is still shown. Allocates only if there is
+    /// something to keep.
+    pub fn resized(&self, n: usize) -> Self {
+        let kept = self.contents().skip(self.len().saturating_sub(n));
+        let mut r = Self::continued(n, self.pos.saturating_sub(kept.len() as u64));
+        r.push(kept.first);
+        r.push(kept.second);
+        r
+    }
+
     pub fn capacity(&self) -> usize {
         self.cap as usize
     }
@@ -324,6 +337,27 @@ mod tests {
         assert_eq!((s.missed, bytes(s.data)), (0, b"new".to_vec()));
         assert_eq!(r.since(90).missed, 10);
         assert_eq!(bytes(r.contents()), b"new");
+    }
+
+    /// A ring remade at another size keeps its newest bytes and its
+    /// stream position: larger, all of them; smaller, the last that fit;
+    /// one that held nothing stays unallocated.
+    #[test]
+    fn a_resized_ring_keeps_its_newest_bytes() {
+        let mut r = LogRing::with_capacity(8);
+        r.push(b"0123456789ab");
+        let big = r.resized(32);
+        assert_eq!(bytes(big.contents()), b"456789ab");
+        assert_eq!((big.write_pos(), big.capacity()), (12, 32));
+        let small = r.resized(4);
+        assert_eq!(bytes(small.contents()), b"89ab");
+        assert_eq!(small.since(6).missed, 2);
+        let mut small = small;
+        small.push(b"cd");
+        assert_eq!(bytes(small.contents()), b"abcd");
+        assert_eq!(small.write_pos(), 14);
+        let never = LogRing::with_capacity(8).resized(16);
+        assert!(!never.is_allocated() && never.is_empty());
     }
 
     /// A ring of `n` bytes after `data` was pushed.

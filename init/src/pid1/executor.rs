@@ -8,7 +8,6 @@ use super::handshake;
 use super::not_enforced::KeySet;
 use super::{now, now_ns, why, Pid1, Why, DEP_MISSING};
 use crate::kmsg;
-use crate::log_ring::LogRing;
 use crate::spawn;
 use crate::supervisor::{Action, Delay, Event, Note};
 use crate::unit::{self, Output, Ready};
@@ -300,10 +299,10 @@ impl Pid1 {
         let Some(edge) = self.edges.get_mut(usize::from(u)) else {
             return Err(why(format_args!("no edge slot")));
         };
-        // A reload changed the ring's size: the one allocation a restart
-        // may make, and only then.
+        // A reload (or a revert) changed the ring's size: the one
+        // allocation a restart may make, and only then.
         if edge.log.capacity() != def.log_size as usize {
-            edge.log = LogRing::continued(def.log_size as usize, edge.log.write_pos());
+            edge.log = edge.log.resized(def.log_size as usize);
         }
         if cg.is_none() {
             // No hierarchy (said once at boot): in PID 1's cgroup, unlimited.

@@ -628,6 +628,40 @@ mod tests {
         assert_eq!(filter(&p), good.seccomp.as_deref().copied());
     }
 
+    /// A rejected definition that changed `log_size`: the revert's start
+    /// remakes the ring at the good size, keeping what the rejected run
+    /// said (why it was rejected), not an empty ring.
+    #[test]
+    fn a_revert_keeps_what_the_rejected_run_wrote() {
+        use super::super::tests::step;
+        use crate::supervisor::{Action, Event};
+        let t = TempDir::new("gate-log");
+        let good = unit::parse("web", "exec = /bin/true\nseccomp = @default\n").unwrap();
+        let mut p = running(&t, good.clone(), None);
+        let bad = "exec = /bin/true\nseccomp = @default\nlog_size = 8K\n";
+        reload_to(&mut p, unit::parse("web", bad).unwrap());
+        // Each start stops at the filter, after the ring's remaking: no
+        // process is made.
+        p.edges[0].seccomp = None;
+        let exit = crate::vocab::Exit::Signal(15);
+        let out = step(&mut p, 3, Event::Exited { pid: 100, exit });
+        assert!(out.contains(&Action::Spawn(0)), "{out:?}");
+        p.perform(Action::Spawn(0));
+        assert_eq!(p.edges[0].log.capacity(), 8192);
+        p.edges[0].log.push(b"web: bad config at line 3\n");
+        // The verdict's revert, as `on_verdict` makes it (its file work
+        // and filter aside), then the good definition's start.
+        let mut out = crate::supervisor::Actions::default();
+        out.fit(4);
+        p.sup.revert(4, 0, Some(good), &mut out);
+        assert!(out.contains(&Action::Spawn(0)), "{out:?}");
+        p.perform(Action::Spawn(0));
+        assert_eq!(p.edges[0].log.capacity(), 4096, "not started again");
+        let mut text = [0u8; 64];
+        let n = p.edges[0].log.contents().copy_head(&mut text);
+        assert_eq!(&text[..n], b"web: bad config at line 3\n");
+    }
+
     /// A put-back that changes `memory.low` applies units/'s sum again
     /// (docs/units.md: each unit gets the protection it asks for).
     #[test]
