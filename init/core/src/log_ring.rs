@@ -114,9 +114,10 @@ impl LogRing {
         }
     }
 
-    /// A new ring of `n` bytes (a reload changed the size) that goes on
-    /// from stream position `pos`: a follower's position stays valid, and
-    /// what the old ring held counts as missed, not as this one's start.
+    /// A new, empty ring of `n` bytes that goes on from stream position
+    /// `pos`: a follower's position stays valid, and what came before
+    /// counts as missed, not as this one's start (`resized` then puts
+    /// back what it keeps).
     pub fn continued(n: usize, pos: u64) -> Self {
         let mut r = Self::with_capacity(n);
         r.pos = pos;
