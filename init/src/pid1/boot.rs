@@ -342,7 +342,7 @@ mod tests {
         p.fit_tables();
         step(&mut p, 0, Event::Boot);
         step(&mut p, 1, Event::spawned(0, NO_PID));
-        t.file("web.unit", "exec = /bin/sleep 1000\nready = notify\n");
+        t.file("web.unit", "exec = /bin/true\nready = notify\n");
         let mut said = Vec::new();
         assert!(
             p.reload(&mut |l| said.push(l.to_owned())).is_ok(),
@@ -356,7 +356,7 @@ mod tests {
             "the directory's unit not added"
         );
         // The directory's own rescue unit replaces it.
-        t.file("rescue.unit", "exec = /bin/sleep 1000\nready = notify\n");
+        t.file("rescue.unit", "exec = /bin/true\nready = notify\n");
         assert!(p.reload(&mut |_| {}).is_ok());
         let s = p.sup.slot(0).unwrap();
         assert_ne!(s.def, rescue_unit(), "the file's rescue unit not taken");
