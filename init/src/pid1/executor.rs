@@ -42,36 +42,42 @@ impl Pid1 {
         while let Some(ev) = self.queue.pop_front() {
             out.clear();
             self.sup.step(now(), ev, &mut out);
-            super::refused(&out);
-            // A step that starts several units (the boot) spawns them
-            // all before it waits for any exec: their handshakes are
-            // taken by the loop, every EXEC_BATCH-th in place, so that
-            // not too many children wait to exec at once.
-            let spawns = out.iter().filter(|a| matches!(a, Action::Spawn(_))).count();
-            let mut spawned = 0usize;
-            for a in out.iter() {
-                match *a {
-                    // A step that spawns says what it did after its
-                    // spawns: a restart's new process (its child up to
-                    // exec) does not wait behind the lines. Other steps
-                    // keep their order (a stop's line before the next
-                    // unit's stop signal makes it write).
-                    Action::Announce(u, note) if spawns > 0 => self.on_note(u, note),
-                    Action::Spawn(u) => {
-                        spawned = spawned.wrapping_add(1);
-                        self.start(u, spawns < 2 || spawned.is_multiple_of(EXEC_BATCH));
-                    }
-                    a => self.perform(a),
-                }
-            }
-            for a in out.iter().filter(|_| spawns > 0) {
-                if let Action::Announce(u, note) = *a {
-                    let note = self.settled(u, note);
-                    self.announce(u, note);
-                }
-            }
+            self.perform_all(&out);
         }
         self.actions = out;
+    }
+
+    /// What one step (or a reload) asks, in order. A step that starts
+    /// several units (the boot, a reload that adds them) spawns them all
+    /// before it waits for any exec: their handshakes are taken by the
+    /// loop, every EXEC_BATCH-th in place, so that not too many children
+    /// wait to exec at once, and starts that stall before their exec hold
+    /// PID 1 for one wait in place each batch, not each.
+    pub(super) fn perform_all(&mut self, out: &crate::supervisor::Actions) {
+        super::refused(out);
+        let spawns = out.iter().filter(|a| matches!(a, Action::Spawn(_))).count();
+        let mut spawned = 0usize;
+        for a in out.iter() {
+            match *a {
+                // A step that spawns says what it did after its spawns: a
+                // restart's new process (its child up to exec) does not
+                // wait behind the lines. Other steps keep their order (a
+                // stop's line before the next unit's stop signal makes it
+                // write).
+                Action::Announce(u, note) if spawns > 0 => self.on_note(u, note),
+                Action::Spawn(u) => {
+                    spawned = spawned.wrapping_add(1);
+                    self.start(u, spawns < 2 || spawned.is_multiple_of(EXEC_BATCH));
+                }
+                a => self.perform(a),
+            }
+        }
+        for a in out.iter().filter(|_| spawns > 0) {
+            if let Action::Announce(u, note) = *a {
+                let note = self.settled(u, note);
+                self.announce(u, note);
+            }
+        }
     }
 
     /// `Action::Spawn`; `in_place`: wait a moment for the child's exec

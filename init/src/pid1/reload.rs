@@ -144,10 +144,7 @@ impl Pid1 {
             }
         }
         self.mark_pending();
-        super::refused(&out);
-        for a in out.iter() {
-            self.perform(*a);
-        }
+        self.perform_all(&out);
         // Spawned / SpawnFailed queued by the actions above.
         self.run_queue();
         // The starts killed are made again, unless the reload took them
