@@ -37,16 +37,23 @@ pub fn wait_any() -> Result<i32, Errno> {
     wait_any_within(None)
 }
 
+/// The timeout of `rt_sigtimedwait` (not its `_time64` twin): two longs
+/// on every architecture, whatever a libc's `time_t` is (musl's is 64
+/// bits on 32-bit targets since 1.2, where the kernel reads 32-bit ones).
+#[repr(C)]
+struct OldTimespec {
+    tv_sec: libc::c_long,
+    tv_nsec: libc::c_long,
+}
+
 /// `wait_any`, for at most `ms` when given: `Errno::AGAIN` when none came.
 pub fn wait_any_within(ms: Option<u64>) -> Result<i32, Errno> {
     let set: u64 = !0;
-    let ts = ms.map(|ms| libc::timespec {
-        tv_sec: (ms / 1000).try_into().unwrap_or(libc::time_t::MAX),
+    let ts = ms.map(|ms| OldTimespec {
+        tv_sec: (ms / 1000).try_into().unwrap_or(libc::c_long::MAX),
         tv_nsec: ((ms % 1000) * 1_000_000).try_into().unwrap_or(0),
     });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(0, |t| t as *const libc::timespec as usize);
+    let ts_ptr = ts.as_ref().map_or(0, |t| t as *const OldTimespec as usize);
     // SAFETY: `set` is a kernel signal set on this frame, read during the
     // call; `ts`, when given, a timespec on this frame read during it; the
     // info pointer is null, which the kernel takes as none asked, and a
@@ -113,6 +120,34 @@ fn set_handler(sig: Signal, handler: u64) -> Result<(), Errno> {
 mod tests {
     use crate::vocab::{signal, ShutdownKind};
     use nix::sys::signal::Signal;
+    use std::time::{Duration, Instant};
+
+    /// The last resort's wait: bounded by its timeout (seconds and
+    /// nanoseconds both read), and a signal already pending taken at once.
+    /// In a thread of its own: the mask is a thread's.
+    #[test]
+    fn a_bounded_wait_ends_at_its_bound_or_at_a_signal() {
+        let waited = std::thread::spawn(|| {
+            super::block_all().unwrap();
+            let t = Instant::now();
+            let timed_out = super::wait_any_within(Some(1050));
+            let waited = t.elapsed();
+            // SAFETY: a signal to this thread, which blocks it.
+            let sent = unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGUSR2) };
+            let took = super::wait_any_within(Some(10_000));
+            (timed_out, waited, sent, took, t.elapsed() - waited)
+        })
+        .join()
+        .unwrap();
+        let (timed_out, waited, sent, took, then) = waited;
+        assert_eq!(timed_out, Err(rustix::io::Errno::AGAIN));
+        assert!(
+            waited >= Duration::from_millis(1050) && waited < Duration::from_secs(5),
+            "{waited:?}"
+        );
+        assert_eq!((sent, took), (0, Ok(libc::SIGUSR2)));
+        assert!(then < Duration::from_secs(5), "{then:?}");
+    }
 
     /// The core numbers signals without a syscall crate; they must be this
     /// target's C library's.
