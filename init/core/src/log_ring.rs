@@ -131,9 +131,17 @@ impl LogRing {
     /// something to keep.
     pub fn resized(&self, n: usize) -> Self {
         let kept = self.contents().skip(self.len().saturating_sub(n));
-        let mut r = Self::continued(n, self.pos.saturating_sub(kept.len() as u64));
-        r.push(kept.first);
-        r.push(kept.second);
+        Self::ending_at(n, self.pos, [kept.first, kept.second])
+    }
+
+    /// A ring of `n` bytes at stream position `end` whose last bytes are
+    /// `parts`, oldest first: `resized`'s and `restored`'s ring.
+    fn ending_at(n: usize, end: u64, parts: [&[u8]; 2]) -> Self {
+        let held: usize = parts.iter().map(|p| p.len()).sum();
+        let mut r = Self::continued(n, end.saturating_sub(held as u64));
+        for p in parts {
+            r.push(p);
+        }
         r
     }
 
@@ -150,10 +158,7 @@ impl LogRing {
     /// bytes before stream position `pos`, so followers' positions stay
     /// valid.
     pub fn restored(capacity: usize, pos: u64, held: &[u8]) -> Self {
-        let mut r = Self::with_capacity(capacity);
-        r.pos = pos.saturating_sub(held.len() as u64);
-        r.push(held);
-        r
+        Self::ending_at(capacity, pos, [held, &[]])
     }
 
     /// Where stream position `p` sits in the buffer: `< capacity`, or 0
