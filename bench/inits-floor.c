@@ -20,6 +20,15 @@
  *               mounts seen outside), its hostname the unit's name, the
  *               PID namespace's own /proc.
  *               The service is its namespace's init (no reaper).
+ *   floor kept  as floor iso, but the namespaces outlive a run: their
+ *               init is a small copy of this program that starts the
+ *               service, and when it dies kills what is left of the run
+ *               in the namespace and starts it again at once, in the
+ *               same namespaces and cgroup. Not a figure of any init
+ *               here (wren makes a unit's namespaces afresh at every
+ *               start, as systemd does): the least a restart would cost
+ *               an init that kept them, without even telling PID 1.
+ *               Only with bench/inits -i floor-kept.
  *
  * What it leaves out, and a real init cannot: a configuration to read,
  * a log, the check that a dead run left nothing in its cgroup, telling an
@@ -34,6 +43,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +66,7 @@ struct clone3_args {
 #define INTO_CGROUP 0x200000000ull
 #define CONTROLLERS "+memory +pids +cpu +io"
 
-static int iso, units = -1;
+static int iso, kept, units = -1;
 
 static int put(int dir, const char *file, const char *s)
 {
@@ -109,6 +119,28 @@ static void unit_cgroup(long id)
 	close(cg);
 }
 
+/* floor kept: the namespace's init, for good. A restart is the
+ * service's exit, the kill of what else the run left (kill(-1) in a PID
+ * namespace spares its init), the reaping, and a vfork and execve. */
+static void keep(char *path, char **argv, char **envp)
+{
+	for (;;) {
+		pid_t s = vfork();
+		if (s == 0) {
+			execve(path, argv, envp);
+			_exit(127);
+		}
+		if (s < 0)
+			_exit(125);
+		pid_t p;
+		while ((p = waitpid(-1, NULL, 0)) != s && (p >= 0 || errno == EINTR))
+			;
+		kill(-1, SIGKILL);
+		while (waitpid(-1, NULL, 0) >= 0 || errno == EINTR)
+			;
+	}
+}
+
 static pid_t start(long id)
 {
 	char path[48], arg[24];
@@ -141,6 +173,8 @@ static pid_t start(long id)
 		    sethostname(name, strlen(name)) != 0 ||
 		    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
 			_exit(126);
+		if (kept)
+			keep(path, argv, envp);
 		execve(path, argv, envp);
 		_exit(127);
 	}
@@ -152,7 +186,8 @@ static pid_t start(long id)
 
 int main(int argc, char **argv)
 {
-	iso = argc > 1 && !strcmp(argv[1], "iso");
+	kept = argc > 1 && !strcmp(argv[1], "kept");
+	iso = kept || (argc > 1 && !strcmp(argv[1], "iso"));
 	char buf[32] = "";
 	int fd = open("/bench/n", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
