@@ -417,7 +417,13 @@ impl Cgroups {
 
     /// Create `units/NAME` if missing and write every limit file: the keys
     /// the unit sets, and the kernel defaults for those it does not (so a
-    /// reload that removed a key takes effect). A key whose file is missing
+    /// reload that removed a key takes effect). An existing one that is
+    /// empty (no process, no cgroup of its own) is made anew instead: what
+    /// its last run left charged to it (page cache, files in a shared
+    /// tmpfs) goes up with the removed group rather than counting against
+    /// the new limits, and a lowered `memory.max` does not make PID 1
+    /// reclaim it (the kernel reclaims in the writer's context, writing
+    /// dirty pages back first). A key whose file is missing
     /// because its controller is unavailable (a Raspberry Pi kernel without
     /// `cgroup_enable=memory`) is not enforced, and said so, rather than
     /// keeping the unit from running. Returns the cgroup directory fd for
@@ -427,16 +433,21 @@ impl Cgroups {
         // A cgroup the kernel just made holds the defaults already, so only
         // the keys the unit sets need writing (half a millisecond per file
         // on a slow core, on the way to the unit's first instruction).
-        let fresh = match rustix::fs::mkdirat(&self.units, name, Mode::from_raw_mode(0o755)) {
-            Ok(()) => true,
-            Err(Errno::EXIST) => false,
-            Err(errno) => {
-                return Err(CgroupError::Mkdir {
-                    unit: truncated(name),
-                    errno,
-                })
+        let mkdir = || rustix::fs::mkdirat(&self.units, name, Mode::from_raw_mode(0o755));
+        let made = match mkdir() {
+            Err(Errno::EXIST) => {
+                match rustix::fs::unlinkat(&self.units, name, AtFlags::REMOVEDIR) {
+                    Ok(()) => mkdir().map(|()| true),
+                    // Busy (a process, a child group) or not a cgroup: kept.
+                    Err(_) => Ok(false),
+                }
             }
+            made => made.map(|()| true),
         };
+        let fresh = made.map_err(|errno| CgroupError::Mkdir {
+            unit: truncated(name),
+            errno,
+        })?;
         let dir = open_dir(&self.units, name).map_err(|errno| CgroupError::OpenDir {
             unit: truncated(name),
             errno,

@@ -270,6 +270,31 @@ fn prepare_writes_set_keys_and_resets_the_rest() {
     }
 }
 
+/// An existing cgroup that is empty is made anew (what its last run left
+/// charged to it goes up with it); one that holds anything (here files, in
+/// the kernel a process or a child group) is kept and written.
+#[test]
+fn prepare_makes_an_empty_cgroup_anew_and_keeps_a_busy_one() {
+    let root = unit_fixture("prepare-anew", "web", &LIMIT_FILES);
+    fs::create_dir(root.join("units/idle")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let made = |d: &str| {
+        let m = fs::metadata(root.join(d)).unwrap();
+        (m.ctime(), m.ctime_nsec())
+    };
+    let before = made("units/idle");
+    let cg = Cgroups::open(&root).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    assert!(cg.prepare("idle", &Limits::default()).unwrap().fresh);
+    assert_ne!(
+        before,
+        made("units/idle"),
+        "the empty cgroup was not made anew"
+    );
+    assert!(!cg.prepare("web", &Limits::default()).unwrap().fresh);
+    assert_eq!(read(&root, "web", "memory.max"), "max");
+}
+
 #[test]
 fn prepare_creates_the_cgroup_and_skips_missing_default_files() {
     let root = unit_fixture("prepare-new", "x", &[]);

@@ -349,3 +349,52 @@ fn initctl_reload_a_removed_units_busy_cgroup_is_left_in_place_and_said() {
     let (_, rc) = vm.sh_rc("test -d /sys/fs/cgroup/units/nest/sub/a/b/c/d", CMD);
     assert_eq!(rc, 0, "left in place");
 }
+
+/// A unit whose run left 8 MiB charged to its cgroup (a file in the
+/// shared /run tmpfs, which outlives the run) and whose reload lowers its
+/// `memory.max`: the new run starts in a cgroup made anew, the old
+/// charges gone up with the removed one, not in one that is already at
+/// 8 MiB of its new limit (nor with PID 1 made to reclaim them in its
+/// write of `memory.max`).
+#[test]
+fn initctl_reload_of_new_limits_starts_the_unit_in_a_new_cgroup() {
+    let mut vm = boot("ctlreload");
+    vm.wait_states(&[("sh", &["running"])], secs(30));
+    let unit = |max: &str| {
+        format!(
+            "exec = /bin/sh -c \"[ -e /run/leftover ] || dd if=/dev/zero of=/run/leftover bs=1M count=8 2>/dev/null; exec sleep 1004\"\n\
+             memory.max = {max}\n\
+             namespaces = none\n"
+        )
+    };
+    heredoc(&mut vm, &format!("cat > {DIR}/hoard.unit"), &unit("32M"));
+    let (out, rc) = reload(&mut vm);
+    assert_eq!(rc, 0, "{out}");
+    let p0 = pids(&mut vm);
+    let current = |vm: &mut Vm| -> u64 {
+        let s = vm.sh("cat /sys/fs/cgroup/units/hoard/memory.current", CMD);
+        s.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("memory.current: {s}"))
+    };
+    let deadline = Instant::now() + secs(10);
+    while current(&mut vm) < 8 << 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the 8 MiB file not charged to hoard"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    heredoc(&mut vm, &format!("cat > {DIR}/hoard.unit"), &unit("24M"));
+    let (out, rc) = reload(&mut vm);
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains("1 changed"), "{out}");
+    wait_new_pid(&mut vm, &["hoard"], &p0);
+    let max = vm.sh("cat /sys/fs/cgroup/units/hoard/memory.max", CMD);
+    assert_eq!(max.trim(), (24u64 << 20).to_string());
+    let now = current(&mut vm);
+    assert!(
+        now < 4 << 20,
+        "the new run's cgroup holds the last run's charges: {now} bytes"
+    );
+}
