@@ -398,3 +398,42 @@ fn initctl_reload_of_new_limits_starts_the_unit_in_a_new_cgroup() {
         "the new run's cgroup holds the last run's charges: {now} bytes"
     );
 }
+
+/// A unit that changes its own file and runs `initctl reload` itself
+/// (an updater): the reload is done and restarts it on the new
+/// definition, which the health gate keeps; its `initctl` goes with the
+/// old run's cgroup before the answer (docs/initctl.md, "reload").
+#[test]
+fn initctl_reload_run_by_the_unit_it_changes_restarts_that_unit() {
+    let mut vm = boot("ctlreload");
+    vm.wait_states(&[("sh", &["running"])], secs(30));
+    heredoc(
+        &mut vm,
+        &format!("cat > {DIR}/selfup.unit"),
+        "exec = /bin/sh -c \"[ -e /run/selfup.done ] || { touch /run/selfup.done; \
+         sed -i 's/up v[1]/up v2/' /test/ctlreload/selfup.unit; initctl reload > /run/selfup.out 2>&1; \
+         echo rc=$? >> /run/selfup.out; }; exec /usr/bin/wren-testkit mark /run/selfup v1 forever\"\n\
+         namespaces = none\n",
+    );
+    let (out, rc) = reload(&mut vm);
+    assert_eq!(rc, 0, "{out}");
+    // The first run updated its file and reloaded (and was stopped by
+    // that reload before it marked); the second runs the new definition.
+    let m = wait_marks(&mut vm, "/run/selfup", secs(20), |m| !m.is_empty());
+    let texts: Vec<&str> = m.iter().map(|(t, _, _)| t.as_str()).collect();
+    assert_eq!(texts, ["v2"], "{m:?}");
+    assert_eq!(vm.sh_rc("test -e /run/selfup.done", CMD).1, 0);
+    let st = vm.wait_states(&[("selfup", &["running"])], secs(10));
+    assert_eq!(st["selfup"].pid, Some(m[0].1), "the v2 run is the unit's");
+    // Judged and kept: the file stays the updated one, nothing rejected.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (detail, rc) = vm.sh_rc("initctl status selfup 2>&1", CMD);
+    assert_eq!(rc, 0, "{detail}");
+    assert!(!detail.contains("rejected"), "{detail}");
+    assert!(vm
+        .sh(&format!("cat {DIR}/selfup.unit"), CMD)
+        .contains("selfup v2 forever"));
+    // The updater's initctl got no answer: it went with the old run.
+    let said = vm.sh("cat /run/selfup.out 2>/dev/null; echo end", CMD);
+    assert!(!said.contains("rc=0"), "{said}");
+}
