@@ -420,8 +420,9 @@ impl Cgroups {
     /// reload that removed a key takes effect). An existing one that is
     /// empty (no process, no cgroup of its own) is made anew instead: what
     /// its last run left charged to it (page cache, files in a shared
-    /// tmpfs) goes up with the removed group rather than counting against
-    /// the new limits, and a lowered `memory.max` does not make PID 1
+    /// tmpfs) stays with the removed group (counted in `units/`, freed
+    /// with its pages) rather than counting against the new limits, and
+    /// a lowered `memory.max` does not make PID 1
     /// reclaim it (the kernel reclaims in the writer's context, writing
     /// dirty pages back first). A key whose file is missing
     /// because its controller is unavailable (a Raspberry Pi kernel without

@@ -353,7 +353,7 @@ fn initctl_reload_a_removed_units_busy_cgroup_is_left_in_place_and_said() {
 /// A unit whose run left 8 MiB charged to its cgroup (a file in the
 /// shared /run tmpfs, which outlives the run) and whose reload lowers its
 /// `memory.max`: the new run starts in a cgroup made anew, the old
-/// charges gone up with the removed one, not in one that is already at
+/// charges left with the removed one, not in one that is already at
 /// 8 MiB of its new limit (nor with PID 1 made to reclaim them in its
 /// write of `memory.max`).
 #[test]
