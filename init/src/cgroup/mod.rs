@@ -422,13 +422,12 @@ impl Cgroups {
     /// its last run left charged to it (page cache, files in a shared
     /// tmpfs) stays with the removed group (counted in `units/`, freed
     /// with its pages) rather than counting against the new limits, and
-    /// a lowered `memory.max` does not make PID 1
-    /// reclaim it (the kernel reclaims in the writer's context, writing
-    /// dirty pages back first). A key whose file is missing
-    /// because its controller is unavailable (a Raspberry Pi kernel without
-    /// `cgroup_enable=memory`) is not enforced, and said so, rather than
-    /// keeping the unit from running. Returns the cgroup directory fd for
-    /// clone3's `CLONE_INTO_CGROUP`.
+    /// a lowered `memory.max` does not make PID 1 reclaim it (the kernel
+    /// reclaims in the writer's context, writing dirty pages back first).
+    /// A key whose file is missing because its controller is unavailable
+    /// (a Raspberry Pi kernel without `cgroup_enable=memory`) is not
+    /// enforced, and said so, rather than keeping the unit from running.
+    /// Returns the cgroup directory fd for clone3's `CLONE_INTO_CGROUP`.
     pub fn prepare(&self, name: &str, limits: &Limits) -> Result<Prepared, CgroupError> {
         check_name(name)?;
         // A cgroup the kernel just made holds the defaults already, so only

@@ -271,8 +271,9 @@ fn prepare_writes_set_keys_and_resets_the_rest() {
 }
 
 /// An existing cgroup that is empty is made anew (what its last run left
-/// charged to it goes up with it); one that holds anything (here files, in
-/// the kernel a process or a child group) is kept and written.
+/// charged to it stays with the removed one); one that holds anything
+/// (here files, in the kernel a process or a child group) is kept and
+/// written.
 #[test]
 fn prepare_makes_an_empty_cgroup_anew_and_keeps_a_busy_one() {
     let root = unit_fixture("prepare-anew", "web", &LIMIT_FILES);
