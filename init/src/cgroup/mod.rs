@@ -418,7 +418,8 @@ impl Cgroups {
     /// Create `units/NAME` if missing and write every limit file: the keys
     /// the unit sets, and the kernel defaults for those it does not (so a
     /// reload that removed a key takes effect). An existing one that is
-    /// empty (no process, no cgroup of its own) is made anew instead: what
+    /// empty (no process in it or below; empty cgroups the unit made below
+    /// it go first, as in `remove`) is made anew instead: what
     /// its last run left charged to it (page cache, files in a shared
     /// tmpfs) stays with the removed group (counted in `units/`, freed
     /// with its pages) rather than counting against the new limits, and
@@ -435,13 +436,12 @@ impl Cgroups {
         // on a slow core, on the way to the unit's first instruction).
         let mkdir = || rustix::fs::mkdirat(&self.units, name, Mode::from_raw_mode(0o755));
         let made = match mkdir() {
-            Err(Errno::EXIST) => {
-                match rustix::fs::unlinkat(&self.units, name, AtFlags::REMOVEDIR) {
-                    Ok(()) => mkdir().map(|()| true),
-                    // Busy (a process, a child group) or not a cgroup: kept.
-                    Err(_) => Ok(false),
-                }
-            }
+            Err(Errno::EXIST) => match self.rmdir(name) {
+                Ok(()) => mkdir().map(|()| true),
+                // Busy (a process, a child group that stays) or not a
+                // cgroup: kept.
+                Err(_) => Ok(false),
+            },
             made => made.map(|()| true),
         };
         let fresh = made.map_err(|errno| CgroupError::Mkdir {
@@ -531,19 +531,23 @@ impl Cgroups {
     /// caller tries again once it is empty.
     pub fn remove(&self, name: &str) -> Result<bool, CgroupError> {
         check_name(name)?;
-        let rmdir = || rustix::fs::unlinkat(&self.units, name, AtFlags::REMOVEDIR);
-        let mut done = rmdir();
-        // Cgroups the unit made below its own keep it: gone too, if empty.
-        if done == Err(Errno::BUSY) && self.undo_nested(name) == Ok(true) {
-            done = rmdir();
-        }
-        match done {
+        match self.rmdir(name) {
             Ok(()) | Err(Errno::NOENT) => Ok(true),
             Err(Errno::BUSY) => Ok(false),
             Err(errno) => Err(CgroupError::Remove {
                 unit: truncated(name),
                 errno,
             }),
+        }
+    }
+
+    /// rmdir of `units/NAME`; cgroups the unit made below its own keep
+    /// it (EBUSY), so those that are empty go first (`undo_nested`).
+    fn rmdir(&self, name: &str) -> Result<(), Errno> {
+        let rmdir = || rustix::fs::unlinkat(&self.units, name, AtFlags::REMOVEDIR);
+        match rmdir() {
+            Err(Errno::BUSY) if self.undo_nested(name) == Ok(true) => rmdir(),
+            done => done,
         }
     }
 

@@ -350,53 +350,70 @@ fn initctl_reload_a_removed_units_busy_cgroup_is_left_in_place_and_said() {
     assert_eq!(rc, 0, "left in place");
 }
 
-/// A unit whose run left 8 MiB charged to its cgroup (a file in the
-/// shared /run tmpfs, which outlives the run) and whose reload lowers its
-/// `memory.max`: the new run starts in a cgroup made anew, the old
+/// Units whose runs left 8 MiB charged to their cgroups (a file in the
+/// shared /run tmpfs, which outlives a run) and whose reload lowers their
+/// `memory.max`: each new run starts in a cgroup made anew, the old
 /// charges left with the removed one, not in one that is already at
 /// 8 MiB of its new limit (nor with PID 1 made to reclaim them in its
-/// write of `memory.max`).
+/// write of `memory.max`). `hoard` left only the charges; `burrow` also
+/// an empty cgroup below its own (a runtime's), which goes first.
 #[test]
 fn initctl_reload_of_new_limits_starts_the_unit_in_a_new_cgroup() {
     let mut vm = boot("ctlreload");
     vm.wait_states(&[("sh", &["running"])], secs(30));
-    let unit = |max: &str| {
+    let names = ["hoard", "burrow"];
+    let unit = |name: &str, max: &str| {
+        let below = if name == "burrow" {
+            format!("mkdir -p /sys/fs/cgroup/units/{name}/sub; ")
+        } else {
+            String::new()
+        };
         format!(
-            "exec = /bin/sh -c \"[ -e /run/leftover ] || dd if=/dev/zero of=/run/leftover bs=1M count=8 2>/dev/null; exec sleep 1004\"\n\
+            "exec = /bin/sh -c \"{below}[ -e /run/{name}.left ] || dd if=/dev/zero of=/run/{name}.left bs=1M count=8 2>/dev/null; exec sleep 1004\"\n\
              memory.max = {max}\n\
              namespaces = none\n"
         )
     };
-    heredoc(&mut vm, &format!("cat > {DIR}/hoard.unit"), &unit("32M"));
+    for n in names {
+        heredoc(&mut vm, &format!("cat > {DIR}/{n}.unit"), &unit(n, "32M"));
+    }
     let (out, rc) = reload(&mut vm);
     assert_eq!(rc, 0, "{out}");
     let p0 = pids(&mut vm);
-    let current = |vm: &mut Vm| -> u64 {
-        let s = vm.sh("cat /sys/fs/cgroup/units/hoard/memory.current", CMD);
+    let current = |vm: &mut Vm, n: &str| -> u64 {
+        let s = vm.sh(&format!("cat /sys/fs/cgroup/units/{n}/memory.current"), CMD);
         s.trim()
             .parse()
-            .unwrap_or_else(|_| panic!("memory.current: {s}"))
+            .unwrap_or_else(|_| panic!("{n}'s memory.current: {s}"))
     };
     let deadline = Instant::now() + secs(10);
-    while current(&mut vm) < 8 << 20 {
-        assert!(
-            Instant::now() < deadline,
-            "the 8 MiB file not charged to hoard"
-        );
-        std::thread::sleep(Duration::from_millis(200));
+    for n in names {
+        while current(&mut vm, n) < 8 << 20 {
+            assert!(
+                Instant::now() < deadline,
+                "the 8 MiB file not charged to {n}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
-    heredoc(&mut vm, &format!("cat > {DIR}/hoard.unit"), &unit("24M"));
+    let (_, rc) = vm.sh_rc("test -d /sys/fs/cgroup/units/burrow/sub", CMD);
+    assert_eq!(rc, 0, "burrow made no cgroup below its own");
+    for n in names {
+        heredoc(&mut vm, &format!("cat > {DIR}/{n}.unit"), &unit(n, "24M"));
+    }
     let (out, rc) = reload(&mut vm);
     assert_eq!(rc, 0, "{out}");
-    assert!(out.contains("1 changed"), "{out}");
-    wait_new_pid(&mut vm, &["hoard"], &p0);
-    let max = vm.sh("cat /sys/fs/cgroup/units/hoard/memory.max", CMD);
-    assert_eq!(max.trim(), (24u64 << 20).to_string());
-    let now = current(&mut vm);
-    assert!(
-        now < 4 << 20,
-        "the new run's cgroup holds the last run's charges: {now} bytes"
-    );
+    assert!(out.contains("2 changed"), "{out}");
+    wait_new_pid(&mut vm, &names, &p0);
+    for n in names {
+        let max = vm.sh(&format!("cat /sys/fs/cgroup/units/{n}/memory.max"), CMD);
+        assert_eq!(max.trim(), (24u64 << 20).to_string(), "{n}");
+        let now = current(&mut vm, n);
+        assert!(
+            now < 4 << 20,
+            "{n}'s new run's cgroup holds the last run's charges: {now} bytes"
+        );
+    }
 }
 
 /// A unit that changes its own file and runs `initctl reload` itself

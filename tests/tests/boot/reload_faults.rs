@@ -103,7 +103,7 @@ fn reload_updates_the_protection_sum_and_removes_cgroups() {
 
 /// A reload that adds many units whose children stall before their exec
 /// (each cloned into a frozen cgroup: PID 1 keeps a directory that
-/// exists and cannot be removed, here for the cgroup made below it)
+/// exists and cannot be removed, here for a process in a cgroup below it)
 /// answers as a boot would: its starts are batched, PID 1 waits
 /// in place for one exec per batch, not for each (50 ms apiece: 2 s for
 /// these 40). Once thawed, they all run.
@@ -116,7 +116,7 @@ fn a_reload_of_stalled_starts_answers_without_waiting_for_each() {
     vm.sh(
         &format!(
             "for i in $(seq 1 {N}); do c=/sys/fs/cgroup/units/s$i; mkdir -p $c/held && \
-             echo 1 > $c/cgroup.freeze && \
+             {{ sleep 1000 & echo $! > $c/held/cgroup.procs; }} && echo 1 > $c/cgroup.freeze && \
              printf 'exec = /bin/sleep 1000\\n' > {d}/s$i.unit; done; echo made"
         ),
         CMD,
