@@ -29,6 +29,25 @@
  *               start, as systemd does): the least a restart would cost
  *               an init that kept them, without even telling PID 1.
  *               Only with bench/inits -i floor-kept.
+ *   floor local as floor kept, with the PID namespace and its init kept,
+ *               but each run in mount, UTS and IPC namespaces of its own
+ *               (unshared by the child before its exec: copies of the
+ *               kept ones, so what a run mounts goes with it). Only with
+ *               bench/inits -i floor-local.
+ *   floor spare as floor iso, with fresh namespaces at every start, but
+ *               one set made ahead: a spare child waits in new PID,
+ *               mount, UTS and IPC namespaces, its mounts private and its
+ *               /proc mounted, in PID 1's cgroup. A start tells it the
+ *               unit (a pipe); it sets the hostname and starts the
+ *               service with a clone3 into the unit's cgroup, and stays
+ *               as the namespace's init (a reaper, outside the unit's
+ *               cgroup) until the service dies, which it tells PID 1 (a
+ *               pipe) and waits 20 ms before its exit tears the
+ *               namespaces down, after the new run's start, as wren's
+ *               reaper waits for PID 1 to have heard. 20 ms after a restart PID 1 makes
+ *               the next spare (one for the whole system, not one a
+ *               unit); the boot makes one for each start just before
+ *               it. Only with bench/inits -i floor-spare.
  *
  * What it leaves out, and a real init cannot: a configuration to read,
  * a log, the check that a dead run left nothing in its cgroup, telling an
@@ -52,6 +71,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* clone3's argument block (linux/sched.h, version 2), spelt out here so
@@ -66,7 +86,13 @@ struct clone3_args {
 #define INTO_CGROUP 0x200000000ull
 #define CONTROLLERS "+memory +pids +cpu +io"
 
-static int iso, kept, units = -1;
+static int iso, kept, local, spare, units = -1;
+/* floor spare: the child waiting in its namespaces, and its pipe. */
+static pid_t spare_pid = -1;
+static int spare_fd = -1;
+/* floor spare: where a spare that became a unit's reaper says its
+ * service died (the unit's number), before it goes. */
+static int report[2] = {-1, -1};
 
 static int put(int dir, const char *file, const char *s)
 {
@@ -122,11 +148,16 @@ static void unit_cgroup(long id)
 /* floor kept: the namespace's init, for good. A restart is the
  * service's exit, the kill of what else the run left (kill(-1) in a PID
  * namespace spares its init), the reaping, and a vfork and execve. */
-static void keep(char *path, char **argv, char **envp)
+static void keep(char *path, char **argv, char **envp, const char *name)
 {
 	for (;;) {
 		pid_t s = vfork();
 		if (s == 0) {
+			/* floor local: each run in mount, UTS and IPC
+			 * namespaces of its own (copies of the kept ones). */
+			if (local && (unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC) != 0 ||
+				      sethostname(name, strlen(name)) != 0))
+				_exit(126);
 			execve(path, argv, envp);
 			_exit(127);
 		}
@@ -174,7 +205,7 @@ static pid_t start(long id)
 		    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
 			_exit(126);
 		if (kept)
-			keep(path, argv, envp);
+			keep(path, argv, envp, name);
 		execve(path, argv, envp);
 		_exit(127);
 	}
@@ -184,10 +215,96 @@ static pid_t start(long id)
 	return (pid_t)p;
 }
 
+/* floor spare: the next start's namespaces, made ahead. The spare
+ * stays in PID 1's cgroup: moving a process into another (a write of
+ * cgroup.procs) waits for an RCU grace period (cgroup_threadgroup_rwsem),
+ * milliseconds; a clone3 into it does not. */
+static void make_spare(void)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return;
+	struct clone3_args a = {
+		.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC,
+		.exit_signal = SIGCHLD,
+	};
+	long c = syscall(SYS_clone3, &a, sizeof a);
+	if (c == 0) {
+		close(p[1]);
+		if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+		    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+			_exit(126);
+		long id;
+		if (read(p[0], &id, sizeof id) != sizeof id)
+			_exit(125);
+		char path[48], arg[24], name[32];
+		snprintf(path, sizeof path, "/svc/%ld/svc", id);
+		snprintf(arg, sizeof arg, "%ld", id);
+		snprintf(name, sizeof name, "svc-%ld", id);
+		char *argv[] = {path, arg, NULL};
+		char *envp[] = {NULL};
+		if (sethostname(name, strlen(name)) != 0)
+			_exit(126);
+		int cg = openat(units, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		struct clone3_args b = {
+			.flags = INTO_CGROUP,
+			.exit_signal = SIGCHLD,
+			.cgroup = (uint64_t)cg,
+		};
+		long s = syscall(SYS_clone3, &b, sizeof b);
+		if (s == 0) {
+			execve(path, argv, envp);
+			_exit(127);
+		}
+		if (s < 0)
+			_exit(124);
+		/* The namespace's init: it reaps until the service is gone,
+		 * says so, and its exit ends the namespace and what is left
+		 * in it (after PID 1 heard, as wren's reaper). */
+		pid_t w;
+		while ((w = waitpid(-1, NULL, 0)) != s && (w >= 0 || errno == EINTR))
+			;
+		if (write(report[1], &id, sizeof id) != sizeof id)
+			_exit(123);
+		/* The teardown after the new run's start (wren's reaper
+		 * waits for PID 1 to close its report pipe). */
+		struct timespec t = {0, 20000000};
+		nanosleep(&t, NULL);
+		_exit(0);
+	}
+	close(p[0]);
+	if (c < 0) {
+		fprintf(stderr, "floor: spare: %s\n", strerror(errno));
+		close(p[1]);
+		return;
+	}
+	spare_pid = (pid_t)c;
+	spare_fd = p[1];
+}
+
+/* floor spare: the spare told to run unit ID; -1 when there is none or
+ * it could not be told (then it goes). */
+static pid_t use_spare(long id)
+{
+	if (spare_pid < 0)
+		return -1;
+	int ok = write(spare_fd, &id, sizeof id) == sizeof id;
+	close(spare_fd);
+	pid_t s = spare_pid;
+	spare_fd = spare_pid = -1;
+	if (!ok) {
+		kill(s, SIGKILL);
+		return -1;
+	}
+	return s;
+}
+
 int main(int argc, char **argv)
 {
-	kept = argc > 1 && !strcmp(argv[1], "kept");
-	iso = kept || (argc > 1 && !strcmp(argv[1], "iso"));
+	local = argc > 1 && !strcmp(argv[1], "local");
+	kept = local || (argc > 1 && !strcmp(argv[1], "kept"));
+	spare = argc > 1 && !strcmp(argv[1], "spare");
+	iso = kept || spare || (argc > 1 && !strcmp(argv[1], "iso"));
 	char buf[32] = "";
 	int fd = open("/bench/n", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
@@ -204,7 +321,36 @@ int main(int argc, char **argv)
 	for (long i = 1; i <= n; i++) {
 		if (iso)
 			unit_cgroup(i);
-		pids[i] = start(i);
+		if (!spare)
+			pids[i] = start(i);
+	}
+	if (spare) {
+		if (pipe2(report, O_CLOEXEC) != 0)
+			perror("floor: pipe");
+		/* Every start through a spare made just before it. */
+		for (long i = 1; i <= n; i++) {
+			make_spare();
+			pids[i] = use_spare(i);
+		}
+		make_spare();
+		for (;;) {
+			long id;
+			ssize_t r = read(report[0], &id, sizeof id);
+			while (waitpid(-1, NULL, WNOHANG) > 0)
+				;
+			if (r != sizeof id || id < 1 || id > n)
+				continue;
+			if (spare_pid < 0)
+				make_spare();
+			pids[id] = use_spare(id);
+			/* Off the restart's window: the new service runs to
+			 * its first call first. */
+			struct timespec t = {0, 20000000};
+			nanosleep(&t, NULL);
+			while (waitpid(-1, NULL, WNOHANG) > 0)
+				;
+			make_spare();
+		}
 	}
 	for (;;) {
 		pid_t p = waitpid(-1, NULL, 0);
