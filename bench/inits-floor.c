@@ -43,11 +43,14 @@
  *               as the namespace's init (a reaper, outside the unit's
  *               cgroup) until the service dies, which it tells PID 1 (a
  *               pipe) and waits 20 ms before its exit tears the
- *               namespaces down, after the new run's start, as wren's
- *               reaper waits for PID 1 to have heard. 20 ms after a restart PID 1 makes
- *               the next spare (one for the whole system, not one a
- *               unit); the boot makes one for each start just before
- *               it. Only with bench/inits -i floor-spare.
+ *               namespaces down, after the new run's start (wren's
+ *               reaper waits for PID 1 to have heard). 30 ms after a
+ *               restart PID 1 reaps it and makes the next spare (one
+ *               for the whole system, not one a unit); the boot makes
+ *               one for each start just before it. (wren could not
+ *               place its reaper outside the unit's cgroup: it counts
+ *               in the unit's pids.max.) Only with bench/inits -i
+ *               floor-spare.
  *
  * What it leaves out, and a real init cannot: a configuration to read,
  * a log, the check that a dead run left nothing in its cgroup, telling an
@@ -243,21 +246,26 @@ static void make_spare(void)
 		snprintf(name, sizeof name, "svc-%ld", id);
 		char *argv[] = {path, arg, NULL};
 		char *envp[] = {NULL};
-		if (sethostname(name, strlen(name)) != 0)
-			_exit(126);
 		int cg = openat(units, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		struct clone3_args b = {
 			.flags = INTO_CGROUP,
 			.exit_signal = SIGCHLD,
 			.cgroup = (uint64_t)cg,
 		};
-		long s = syscall(SYS_clone3, &b, sizeof b);
+		long s = -1;
+		if (sethostname(name, strlen(name)) == 0 && cg >= 0)
+			s = syscall(SYS_clone3, &b, sizeof b);
 		if (s == 0) {
 			execve(path, argv, envp);
 			_exit(127);
 		}
-		if (s < 0)
+		if (s < 0) {
+			/* Said, and told PID 1, which starts the unit again. */
+			fprintf(stderr, "floor: spare for %ld: %s\n", id, strerror(errno));
+			if (write(report[1], &id, sizeof id) != sizeof id)
+				_exit(123);
 			_exit(124);
+		}
 		/* The namespace's init: it reaps until the service is gone,
 		 * says so, and its exit ends the namespace and what is left
 		 * in it (after PID 1 heard, as wren's reaper). */
@@ -324,9 +332,13 @@ int main(int argc, char **argv)
 		if (!spare)
 			pids[i] = start(i);
 	}
+	if (spare && pipe2(report, O_CLOEXEC) != 0) {
+		perror("floor: pipe");
+		spare = 0;
+		for (long i = 1; i <= n; i++)
+			pids[i] = start(i);
+	}
 	if (spare) {
-		if (pipe2(report, O_CLOEXEC) != 0)
-			perror("floor: pipe");
 		/* Every start through a spare made just before it. */
 		for (long i = 1; i <= n; i++) {
 			make_spare();
@@ -336,16 +348,16 @@ int main(int argc, char **argv)
 		for (;;) {
 			long id;
 			ssize_t r = read(report[0], &id, sizeof id);
-			while (waitpid(-1, NULL, WNOHANG) > 0)
-				;
 			if (r != sizeof id || id < 1 || id > n)
 				continue;
 			if (spare_pid < 0)
 				make_spare();
 			pids[id] = use_spare(id);
-			/* Off the restart's window: the new service runs to
-			 * its first call first. */
-			struct timespec t = {0, 20000000};
+			/* Off the restart's window (the new service runs to
+			 * its first call first): the reaper that reported,
+			 * gone 20 ms after its report, is reaped and the next
+			 * spare made. */
+			struct timespec t = {0, 30000000};
 			nanosleep(&t, NULL);
 			while (waitpid(-1, NULL, WNOHANG) > 0)
 				;

@@ -418,8 +418,9 @@ impl Cgroups {
     /// Create `units/NAME` if missing and write every limit file: the keys
     /// the unit sets, and the kernel defaults for those it does not (so a
     /// reload that removed a key takes effect). An existing one that is
-    /// empty (no process in it or below; empty cgroups the unit made below
-    /// it go first, as in `remove`) is made anew instead: what
+    /// empty (no process in it or below; the cgroups the unit made below
+    /// it go first, with their controllers, as in `remove`) is made anew
+    /// instead: what
     /// its last run left charged to it (page cache, files in a shared
     /// tmpfs) stays with the removed group (counted in `units/`, freed
     /// with its pages) rather than counting against the new limits, and
@@ -542,11 +543,18 @@ impl Cgroups {
     }
 
     /// rmdir of `units/NAME`; cgroups the unit made below its own keep
-    /// it (EBUSY), so those that are empty go first (`undo_nested`).
+    /// it (EBUSY), so when nothing runs in it or below, those go first
+    /// with the controllers turned on for them (`undo_nested`). A process
+    /// anywhere keeps all as it is: a cgroup still in use keeps its
+    /// controllers.
     fn rmdir(&self, name: &str) -> Result<(), Errno> {
         let rmdir = || rustix::fs::unlinkat(&self.units, name, AtFlags::REMOVEDIR);
         match rmdir() {
-            Err(Errno::BUSY) if self.undo_nested(name) == Ok(true) => rmdir(),
+            Err(Errno::BUSY)
+                if self.populated(name) == Some(false) && self.undo_nested(name) == Ok(true) =>
+            {
+                rmdir()
+            }
             done => done,
         }
     }

@@ -116,7 +116,7 @@ fn a_reload_of_stalled_starts_answers_without_waiting_for_each() {
     vm.sh(
         &format!(
             "for i in $(seq 1 {N}); do c=/sys/fs/cgroup/units/s$i; mkdir -p $c/held && \
-             {{ sleep 1000 & echo $! > $c/held/cgroup.procs; }} && echo 1 > $c/cgroup.freeze && \
+             {{ sleep 1000 >/dev/null 2>&1 & echo $! > $c/held/cgroup.procs; }} && echo 1 > $c/cgroup.freeze && \
              printf 'exec = /bin/sleep 1000\\n' > {d}/s$i.unit; done; echo made"
         ),
         CMD,
