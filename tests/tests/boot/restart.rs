@@ -118,6 +118,19 @@ fn sigkilled_isolated_unit_restarts_on_its_reapers_report() {
     let old = procs(&mut vm);
     assert_eq!(old.len(), 2, "reaper and service: {old:?}");
     let svc = *old.iter().find(|&&p| p != reaper).unwrap();
+    // Its namespaces, by inode: a restart makes them anew.
+    let ns = |vm: &mut wren_boot_tests::Vm, pid: u32| -> Vec<String> {
+        ["pid", "mnt", "uts", "ipc"]
+            .iter()
+            .map(|n| {
+                vm.sh(&format!("readlink /proc/{pid}/ns/{n}"), CMD)
+                    .trim()
+                    .to_string()
+            })
+            .collect()
+    };
+    let old_ns = ns(&mut vm, svc);
+    assert!(old_ns.iter().all(|l| l.contains(":[")), "{old_ns:?}");
     vm.sh(
         &format!("wren-testkit mark /run/victimns kill; kill -9 {svc}"),
         CMD,
@@ -143,6 +156,13 @@ fn sigkilled_isolated_unit_restarts_on_its_reapers_report() {
         if gone && !now.contains(&reaper) && !now.contains(&svc) {
             assert_eq!(now.len(), 2, "new reaper and service: {now:?}");
             assert!(now.contains(&new), "{now:?} lacks the new reaper {new}");
+            // Fresh namespaces, each of them (docs/units.md, "Namespaces and
+            // root").
+            let svc_now = *now.iter().find(|&&p| p != new).unwrap();
+            let new_ns = ns(&mut vm, svc_now);
+            for (o, n) in old_ns.iter().zip(&new_ns) {
+                assert_ne!(o, n, "a namespace kept across the restart");
+            }
             break;
         }
         assert!(
