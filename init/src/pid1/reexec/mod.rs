@@ -47,9 +47,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub fn print_handshake() {
     let mut line = String::new();
     let _ = handover::handshake_line(&mut line, state_format(), VERSION);
-    // Straight to fd 1: `print!` would link std's whole stdout (its lock,
-    // line buffer and the panic on a failed write) for this one line.
-    let _ = crate::sys::file::write_all(rustix::stdio::stdout(), line.as_bytes());
+    print!("{line}");
 }
 
 /// The memfd the previous PID 1 named on the command line, if any.
