@@ -136,14 +136,27 @@ static void cgroups(void)
 	close(root);
 }
 
+/* Service ID's program, its argument and its unit's (cgroup's, host's)
+ * name. */
+struct svc {
+	char path[48], arg[24], name[32];
+};
+
+static void svc_names(long id, struct svc *s)
+{
+	snprintf(s->path, sizeof s->path, "/svc/%ld/svc", id);
+	snprintf(s->arg, sizeof s->arg, "%ld", id);
+	snprintf(s->name, sizeof s->name, "svc-%ld", id);
+}
+
 /* A unit's cgroup, made at its first start. */
 static void unit_cgroup(long id)
 {
-	char name[32];
-	snprintf(name, sizeof name, "svc-%ld", id);
-	if (mkdirat(units, name, 0755) != 0)
+	struct svc sv;
+	svc_names(id, &sv);
+	if (mkdirat(units, sv.name, 0755) != 0)
 		perror("floor: mkdir");
-	int cg = openat(units, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int cg = openat(units, sv.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	put(cg, "memory.max", "16777216");
 	close(cg);
 }
@@ -175,12 +188,20 @@ static void keep(char *path, char **argv, char **envp, const char *name)
 	}
 }
 
+/* In a new PID and mount namespace: the mounts private (nothing mounted
+ * here seen outside) and the namespace's own /proc. */
+static int ns_mounts(void)
+{
+	return mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	       mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0;
+}
+
 static pid_t start(long id)
 {
-	char path[48], arg[24];
-	snprintf(path, sizeof path, "/svc/%ld/svc", id);
-	snprintf(arg, sizeof arg, "%ld", id);
-	char *argv[] = {path, arg, NULL};
+	struct svc sv;
+	svc_names(id, &sv);
+	char *path = sv.path, *name = sv.name;
+	char *argv[] = {sv.path, sv.arg, NULL};
 	char *envp[] = {NULL};
 	if (!iso) {
 		pid_t p = vfork();
@@ -192,8 +213,6 @@ static pid_t start(long id)
 			fprintf(stderr, "floor: start %ld: %s\n", id, strerror(errno));
 		return p;
 	}
-	char name[32];
-	snprintf(name, sizeof name, "svc-%ld", id);
 	int cg = openat(units, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct clone3_args a = {
 		.flags = INTO_CGROUP | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC,
@@ -203,9 +222,7 @@ static pid_t start(long id)
 	/* Without CLONE_VM this is a fork: the child runs on a copy. */
 	long p = syscall(SYS_clone3, &a, sizeof a);
 	if (p == 0) {
-		if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
-		    sethostname(name, strlen(name)) != 0 ||
-		    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+		if (ns_mounts() || sethostname(name, strlen(name)) != 0)
 			_exit(126);
 		if (kept)
 			keep(path, argv, envp, name);
@@ -234,29 +251,26 @@ static void make_spare(void)
 	long c = syscall(SYS_clone3, &a, sizeof a);
 	if (c == 0) {
 		close(p[1]);
-		if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
-		    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+		if (ns_mounts())
 			_exit(126);
 		long id;
 		if (read(p[0], &id, sizeof id) != sizeof id)
 			_exit(125);
-		char path[48], arg[24], name[32];
-		snprintf(path, sizeof path, "/svc/%ld/svc", id);
-		snprintf(arg, sizeof arg, "%ld", id);
-		snprintf(name, sizeof name, "svc-%ld", id);
-		char *argv[] = {path, arg, NULL};
+		struct svc sv;
+		svc_names(id, &sv);
+		char *argv[] = {sv.path, sv.arg, NULL};
 		char *envp[] = {NULL};
-		int cg = openat(units, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int cg = openat(units, sv.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		struct clone3_args b = {
 			.flags = INTO_CGROUP,
 			.exit_signal = SIGCHLD,
 			.cgroup = (uint64_t)cg,
 		};
 		long s = -1;
-		if (sethostname(name, strlen(name)) == 0 && cg >= 0)
+		if (sethostname(sv.name, strlen(sv.name)) == 0 && cg >= 0)
 			s = syscall(SYS_clone3, &b, sizeof b);
 		if (s == 0) {
-			execve(path, argv, envp);
+			execve(sv.path, argv, envp);
 			_exit(127);
 		}
 		if (s < 0) {
@@ -324,18 +338,17 @@ int main(int argc, char **argv)
 	pid_t *pids = calloc((size_t)n + 1, sizeof *pids);
 	if (!pids)
 		n = 0;
+	/* Without its report pipe, floor spare is floor iso. */
+	if (spare && pipe2(report, O_CLOEXEC) != 0) {
+		perror("floor: pipe");
+		spare = 0;
+	}
 	if (iso)
 		cgroups();
 	for (long i = 1; i <= n; i++) {
 		if (iso)
 			unit_cgroup(i);
 		if (!spare)
-			pids[i] = start(i);
-	}
-	if (spare && pipe2(report, O_CLOEXEC) != 0) {
-		perror("floor: pipe");
-		spare = 0;
-		for (long i = 1; i <= n; i++)
 			pids[i] = start(i);
 	}
 	if (spare) {
