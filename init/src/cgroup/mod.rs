@@ -420,12 +420,12 @@ impl Cgroups {
     /// reload that removed a key takes effect). An existing one that is
     /// empty (no process in it or below; the cgroups the unit made below
     /// it go first, with their controllers, as in `remove`) is made anew
-    /// instead: what
-    /// its last run left charged to it (page cache, files in a shared
-    /// tmpfs) stays with the removed group (counted in `units/`, freed
-    /// with its pages) rather than counting against the new limits, and
-    /// a lowered `memory.max` does not make PID 1 reclaim it (the kernel
-    /// reclaims in the writer's context, writing dirty pages back first).
+    /// instead: what its last run left charged to it (page cache, files
+    /// in a shared tmpfs) stays with the removed group (counted in
+    /// `units/`, freed with its pages) rather than counting against the
+    /// new limits, and a lowered `memory.max` does not make PID 1 reclaim
+    /// it (the kernel reclaims in the writer's context, writing dirty
+    /// pages back first).
     /// A key whose file is missing because its controller is unavailable
     /// (a Raspberry Pi kernel without `cgroup_enable=memory`) is not
     /// enforced, and said so, rather than keeping the unit from running.
