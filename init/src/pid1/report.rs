@@ -34,6 +34,7 @@ use super::sources::pids_limited;
 use super::Pid1;
 use crate::spawn::reaper;
 use crate::supervisor::{Event, Phase};
+use crate::vocab::{signal, Exit};
 use rustix::event::epoll;
 use rustix::fd::OwnedFd;
 use rustix::io::Errno;
@@ -80,6 +81,11 @@ impl Pid1 {
             Err(Errno::AGAIN | Errno::INTR) => return,
             Err(_) => None,
         };
+        let exit = match exit {
+            Some((e, true)) => return self.on_relaunched(u, e),
+            Some((e, false)) => Some(e),
+            None => None,
+        };
         if let (Some(fd), Some(ep)) = (edge.exit_report.take(), self.epoll.as_ref()) {
             let _ = epoll::delete(ep, &fd);
             edge.drain.held = Some(fd);
@@ -123,6 +129,19 @@ impl Pid1 {
                 e.drain.held = None;
             }
         }
+    }
+
+    /// The reaper started the service again in place after it ended so
+    /// (`reaper::Leave`): the run goes on, its report pipe still watched.
+    /// The end is told apart from an OOM kill as an exit's is.
+    fn on_relaunched(&mut self, u: u16, exit: Exit) {
+        if let Some(e) = self.edges.get_mut(usize::from(u)) {
+            if self.cg.is_some() && exit == Exit::signal(signal::KILL) {
+                e.drain.oom_unread = true;
+            }
+        }
+        self.feed(Event::Relaunched { unit: u, exit });
+        self.settle_oom(u);
     }
 
     /// On the loop's timer (the console's status lines wait for it, 20 ms

@@ -170,9 +170,11 @@ impl Pid1 {
             if let Some(ep) = self.epoll.as_ref() {
                 let _ = epoll::delete(ep, &fd);
             }
+            // The last report left: after ends the reaper restarted the
+            // service on (unread, as it went), the run's own.
             let mut b = [0u8; crate::spawn::reaper::REPORT_LEN];
-            if let Ok(n) = rustix::io::read(&fd, &mut b) {
-                if let Some(e) = crate::spawn::reaper::decode(b.get(..n).unwrap_or(&[])) {
+            while let Ok(crate::spawn::reaper::REPORT_LEN) = rustix::io::read(&fd, &mut b) {
+                if let Some((e, _)) = crate::spawn::reaper::decode(&b) {
                     exit = e;
                 }
             }

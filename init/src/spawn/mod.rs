@@ -144,6 +144,9 @@ pub struct Request<'a> {
     /// `/dev/console`, opened by the child before its namespaces are set
     /// up (`early_console`); None: `setup_stdio` opens the path.
     pub console: Option<BorrowedFd<'a>>,
+    /// The namespace's reaper may start the service again itself
+    /// (`UnitDef::relaunches_in_place`, and PID 1 agrees: `reaper::Leave`).
+    pub relaunch: bool,
 }
 
 /// How long, on a restart on one CPU, a namespace's reaper
@@ -433,7 +436,17 @@ fn reaper_child(
             }
             let keep = [Some(status_wr), req.exit_report];
             crate::spawn::reaper::settle_stdio(req.stdio.fd(), &keep);
-            crate::spawn::reaper::run(svc, req.exit_report, on)
+            let again = req.relaunch.then(|| crate::spawn::reaper::Again {
+                leave: crate::spawn::reaper::Leave {
+                    on_failure: req.def.restart == crate::unit::Restart::OnFailure,
+                    nofile: unit_nofile_now(),
+                    privs: privs::Privs::of(req.def, req.uid, req.gid, req.groups),
+                    workdir: std::ffi::OsStr::new(req.def.workdir.as_str()),
+                },
+                argv,
+                env,
+            });
+            crate::spawn::reaper::run(svc, req.exit_report, on, again.as_ref())
         }
     }
 }
@@ -540,10 +553,26 @@ fn child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, enter_namespaces: b
     // The unit's fd limit once the child opened all it opens: a forked
     // child holds PID 1's fds (thousands at 1,000 units) until its exec,
     // and under a lowered limit each open of its would fail with EMFILE.
-    let soft = UNIT_NOFILE.load(core::sync::atomic::Ordering::Relaxed);
+    unit_nofile(unit_nofile_now());
+    // Ids, capabilities, no_new_privs, then the seccomp filter: the last
+    // step before execve.
+    let p = privs::Privs::of(req.def, req.uid, req.gid, req.groups);
+    if let Err((step, e)) = privs::confine(&p, req.seccomp) {
+        return fail(step, e);
+    }
+    fail(Step::Exec, crate::sys::exec::execve(argv, env))
+}
+
+/// The unit's fd limit (`set_unit_nofile`): soft, hard (0: unchanged).
+pub(crate) fn unit_nofile_now() -> (u64, u64) {
+    use core::sync::atomic::Ordering::Relaxed;
+    (UNIT_NOFILE.load(Relaxed), UNIT_NOFILE_HARD.load(Relaxed))
+}
+
+/// Lower this process's fd limit to the unit's (soft 0: none set).
+fn unit_nofile((soft, hard): (u64, u64)) {
     if soft != 0 {
         use rustix::process::{setrlimit, Resource, Rlimit};
-        let hard = UNIT_NOFILE_HARD.load(core::sync::atomic::Ordering::Relaxed);
         let lim = Rlimit {
             current: Some(soft),
             maximum: Some(hard).filter(|&h| h != 0),
@@ -552,12 +581,43 @@ fn child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, enter_namespaces: b
         // would run with PID 1's.
         let _ = setrlimit(Resource::Nofile, lim);
     }
-    // Ids, capabilities, no_new_privs, then the seccomp filter: the last
-    // step before execve.
-    if let Err((step, e)) = privs::confine(req.def, req.uid, req.gid, req.groups, req.seccomp) {
+}
+
+/// The service started again by its exec'd reaper, in the namespaces it
+/// keeps (`reaper::relaunch`): `child`'s steps after the namespaces, from
+/// what the reaper holds. Its fd 0 is /dev/null and its fd 1 the unit's
+/// output, /dev/null or the log pipe (`reaper::settle_stdio`), which is
+/// the service's stderr too; its argv and environment are the reaper's
+/// own past its state (`sys::entry::exec_own`). Returns only on failure.
+pub(crate) fn relaunched(
+    workdir: &std::ffi::OsStr,
+    p: &privs::Privs<'_>,
+    nofile: (u64, u64),
+) -> SpawnError {
+    let fail = |step, e: Errno| SpawnError {
+        step,
+        errno: e.raw_os_error(),
+    };
+    if let Err(e) = crate::sys::signal::unblock_all() {
+        return fail(Step::SignalMask, e);
+    }
+    if let Err(e) = crate::sys::signal::set_default(nix::sys::signal::Signal::SIGPIPE) {
+        return fail(Step::SignalMask, e);
+    }
+    if let Err(e) = rustix::process::setsid() {
+        return fail(Step::Setsid, e);
+    }
+    if let Err(e) = rustix::stdio::dup2_stderr(rustix::stdio::stdout()) {
+        return fail(Step::Stdio, e);
+    }
+    if let Err(e) = rustix::process::chdir(workdir) {
+        return fail(Step::Chdir, e);
+    }
+    unit_nofile(nofile);
+    if let Err((step, e)) = privs::confine(p, None) {
         return fail(step, e);
     }
-    fail(Step::Exec, crate::sys::exec::execve(argv, env))
+    fail(Step::Exec, crate::sys::entry::exec_own(2, 1))
 }
 
 #[cfg(test)]

@@ -50,17 +50,46 @@ pub(super) fn lookup(req: &super::Request<'_>) -> Result<Option<Ids>, super::Spa
     Ok(Some(ids))
 }
 
+/// What `confine` makes of a unit's process: its definition's part
+/// taken out, so that a namespace's exec'd reaper, which has no
+/// definition, can confine a service it starts again (`reaper::Leave`).
+#[derive(Clone, Copy)]
+pub(crate) struct Privs<'a> {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub groups: &'a [u32],
+    /// The capabilities kept (`UnitDef::kept_caps`).
+    pub keep: Caps,
+    pub userns: bool,
+    pub no_new_privs: bool,
+}
+
+impl<'a> Privs<'a> {
+    pub fn of(def: &UnitDef, uid: Option<u32>, gid: Option<u32>, groups: &'a [u32]) -> Self {
+        // uid 0 inside the unit's user namespace is root there too.
+        let root = uid.is_none_or(|u| u == 0);
+        Privs {
+            uid,
+            gid,
+            groups,
+            keep: def.kept_caps(root),
+            userns: def.namespaces.has(crate::unit::Namespaces::USER),
+            no_new_privs: def.no_new_privs_effective(),
+        }
+    }
+}
+
 /// Ids, capabilities, no_new_privs and the filter, in that order.
-pub(super) fn confine(
-    def: &UnitDef,
-    uid: Option<u32>,
-    gid: Option<u32>,
-    groups: &[u32],
-    seccomp: Option<&Program>,
-) -> Result<(), Failure> {
-    // uid 0 inside the unit's user namespace is root there too.
+pub(super) fn confine(p: &Privs<'_>, seccomp: Option<&Program>) -> Result<(), Failure> {
+    let Privs {
+        uid,
+        gid,
+        groups,
+        keep,
+        userns,
+        ..
+    } = *p;
     let root = uid.is_none_or(|u| u == 0);
-    let keep = def.kept_caps(root);
     let trim = keep != Caps::ALL;
     if trim {
         drop_bounding(keep)?;
@@ -72,7 +101,6 @@ pub(super) fn confine(
     // none for a bare uid/gid. In a user namespace setgroups(2) is
     // denied (PID 1 wrote `deny`); the unit keeps PID 1's supplementary
     // groups, which are none.
-    let userns = def.namespaces.has(crate::unit::Namespaces::USER);
     if (uid.is_some() || gid.is_some()) && !userns {
         let gs: &[rustix::process::Gid] = &[];
         let mut buf = [rustix::process::Gid::ROOT; crate::config::users::GROUPS_MAX];
@@ -127,7 +155,7 @@ pub(super) fn confine(
             }
         }
     }
-    if def.no_new_privs_effective() {
+    if p.no_new_privs {
         rustix::thread::set_no_new_privs(true).map_err(|e| (Step::NoNewPrivs, e))?;
     }
     if let Some(p) = seccomp {

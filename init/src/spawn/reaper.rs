@@ -73,8 +73,13 @@ const HOLD: rustix::event::Timespec = rustix::event::Timespec {
     tv_nsec: 0,
 };
 
-/// Bytes of an exit report: kind (0 code, 1 signal) and an i32.
+/// Bytes of an exit report: kind (0 code, 1 signal; + RELAUNCHED) and an
+/// i32.
 pub const REPORT_LEN: usize = 5;
+
+/// In a report's kind: the reaper started the service again in place
+/// (`Leave`), and goes on.
+const RELAUNCHED: u8 = 2;
 
 pub fn encode(exit: Exit) -> [u8; REPORT_LEN] {
     let (kind, v) = match exit {
@@ -86,13 +91,65 @@ pub fn encode(exit: Exit) -> [u8; REPORT_LEN] {
     [kind, b[0], b[1], b[2], b[3]]
 }
 
-pub fn decode(r: &[u8]) -> Option<Exit> {
+/// How the service ended, and whether the reaper started it again.
+pub fn decode(r: &[u8]) -> Option<(Exit, bool)> {
     let (&kind, rest) = r.split_first()?;
     let v = i32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
-    match kind {
-        0 => Some(Exit::code(v)),
-        1 => Some(Exit::signal(v)),
-        _ => None,
+    let exit = match kind & !RELAUNCHED {
+        0 => Exit::code(v),
+        1 => Exit::signal(v),
+        _ => return None,
+    };
+    Some((exit, kind & RELAUNCHED != 0))
+}
+
+/// The report of an end after which the service runs again.
+fn encode_relaunched(exit: Exit) -> [u8; REPORT_LEN] {
+    let mut r = encode(exit);
+    if let Some(kind) = r.first_mut() {
+        *kind |= RELAUNCHED;
+    }
+    r
+}
+
+/// A run lasts this long at least for its reaper to start the next one
+/// in place: a shorter one may be a crash loop, which PID 1 judges (its
+/// backoff, its start limit), as runit's `runsv` waits a second before it
+/// starts again a service that ran for less.
+const UP_FLOOR: core::time::Duration = core::time::Duration::from_secs(1);
+
+/// What a reaper needs to start its service again itself
+/// (`UnitDef::relaunches_in_place`), given at its exec by the fork of
+/// PID 1 that made it: the service's argv and environment travel as the
+/// exec'd reaper's own (argv after its name and the working directory;
+/// the environment after `WREN_REAPER`, whose fields after the first
+/// three carry the rest). It lasts until the reaper gets any signal (a
+/// stop from PID 1 above all) or a start fails; without it the reaper
+/// reports the end and exits, and PID 1 restarts the unit.
+#[derive(Clone, Copy)]
+pub(super) struct Leave<'a> {
+    /// `restart = on-failure`: not after exit 0.
+    pub on_failure: bool,
+    pub nofile: (u64, u64),
+    pub privs: super::privs::Privs<'a>,
+    pub workdir: &'a std::ffi::OsStr,
+}
+
+/// A `Leave` with the service's argv and environment, as the fork of
+/// PID 1 has them before the reaper's exec.
+pub(super) struct Again<'a> {
+    pub leave: Leave<'a>,
+    pub argv: &'a super::ArgTable,
+    pub env: &'a super::EnvTable,
+}
+
+/// `WREN_REAPER=` and its fields: three numbers, then with a leave six
+/// more and the groups.
+const STATE_MAX: usize = 96 + 11 * crate::config::users::GROUPS_MAX;
+
+impl Leave<'_> {
+    fn allows(&self, exit: Exit, up: core::time::Duration) -> bool {
+        up >= UP_FLOOR && !(self.on_failure && exit.success())
     }
 }
 
@@ -179,14 +236,15 @@ pub(super) fn settle_stdio(out: Option<BorrowedFd<'_>>, keep: &[Option<BorrowedF
 /// never returns or drops what it inherited. `on`: the slot it runs on
 /// (`sys::slot`), in PID 1's memory: serving there, it reads none of
 /// PID 1's data, and says so.
-pub fn run(
+pub(super) fn run(
     service: u32,
     report: Option<BorrowedFd<'_>>,
     on: Option<crate::sys::slot::InSlot>,
+    again: Option<&Again<'_>>,
 ) -> ! {
     if let (Some(r), Some(exe)) = (report, EXE.get().fd()) {
         crate::sys::fd::close_all_but(&[r, exe]);
-        exec(service, r, exe);
+        exec(service, r, exe, again);
     }
     if let Some(on) = on {
         on.detach();
@@ -195,12 +253,13 @@ pub fn run(
     // without the executable or if the exec failed, the fork serves,
     // holding nothing of PID 1's.
     crate::sys::fd::close_all_but(report.as_slice());
-    serve(service, report)
+    serve(service, report, None)
 }
 
-/// Exec the reaper entry as `wren-reaper` with `WREN_REAPER` alone in its
-/// environment; returns only if that failed.
-fn exec(service: u32, report: BorrowedFd<'_>, exe: BorrowedFd<'_>) {
+/// Exec the reaper entry as `wren-reaper` with `WREN_REAPER` first in its
+/// environment and, with a leave (`again`), the service's argv and
+/// environment after its own (`Leave`); returns only if that failed.
+fn exec(service: u32, report: BorrowedFd<'_>, exe: BorrowedFd<'_>, again: Option<&Again<'_>>) {
     use rustix::fd::AsRawFd;
     // The report pipe must outlive the exec.
     if rustix::io::fcntl_setfd(report, rustix::io::FdFlags::empty()).is_err() {
@@ -220,12 +279,58 @@ fn exec(service: u32, report: BorrowedFd<'_>, exe: BorrowedFd<'_>) {
         report.as_raw_fd(),
         nice.saturating_add(20)
     ));
+    // Too much to pass (it fits what a unit file allows): no leave.
+    let _ = again.and_then(|a| exec_with_leave(&state, a, exe));
     let mut argv: crate::sys::exec::CStrings<16, 2> = crate::sys::exec::CStrings::new();
     let mut env: crate::sys::exec::CStrings<64, 2> = crate::sys::exec::CStrings::new();
     if argv.push(&[ARG0]).is_some() && env.push(&[&state]).is_some() {
         let _ = crate::sys::exec::execveat_fd(exe, &argv, &env);
     }
     let _ = rustix::process::setpriority_process(None, nice);
+}
+
+/// `exec` with the leave's fields after `state`'s and the service's argv
+/// and environment; None when they do not fit, or the exec failed.
+fn exec_with_leave(state: &str, a: &Again<'_>, exe: BorrowedFd<'_>) -> Option<()> {
+    use crate::vocab::{ARGS_MAX, EXEC_BYTES, PATH_BYTES};
+    use core::fmt::Write as _;
+    let (l, p) = (&a.leave, &a.leave.privs);
+    let flags = u8::from(l.on_failure)
+        | u8::from(p.uid.is_some()) << 1
+        | u8::from(p.gid.is_some()) << 2
+        | u8::from(p.no_new_privs) << 3
+        | u8::from(p.userns) << 4;
+    let mut full: heapless::String<STATE_MAX> = heapless::String::new();
+    write!(
+        full,
+        "{state},{flags},{},{},{},{},{}",
+        l.nofile.0,
+        l.nofile.1,
+        p.uid.unwrap_or(0),
+        p.gid.unwrap_or(0),
+        p.keep.0
+    )
+    .ok()?;
+    for g in p.groups {
+        write!(full, ",{g}").ok()?;
+    }
+    let mut argv: crate::sys::exec::CStrings<{ EXEC_BYTES + PATH_BYTES + 16 }, { ARGS_MAX + 4 }> =
+        crate::sys::exec::CStrings::new();
+    argv.push(&[ARG0])?;
+    argv.push(&[l.workdir.to_str()?])?;
+    for arg in a.argv.iter() {
+        argv.push(&[arg.to_str().ok()?])?;
+    }
+    let mut env: crate::sys::exec::CStrings<
+        { super::ENV_BYTES + super::ENV_EXTRA_BYTES + STATE_MAX },
+        { super::ENV_MAX + super::ENV_EXTRA + 2 },
+    > = crate::sys::exec::CStrings::new();
+    env.push(&[&full])?;
+    for e in a.env.iter() {
+        env.push(&[e.to_str().ok()?])?;
+    }
+    let _ = crate::sys::exec::execveat_fd(exe, &argv, &env);
+    None
 }
 
 /// The exec'd reaper's entry, called first by `main`: when this process is
@@ -241,9 +346,17 @@ pub fn serve_if_reaper() {
     };
     let mut fields = state.split(',');
     let mut number = || i32::try_from(wren_core::num::dec::<u32>(fields.next()?)?).ok();
-    let (Some(service), Some(fd), Some(nice), None) = (number(), number(), number(), fields.next())
-    else {
+    let (Some(service), Some(fd), Some(nice)) = (number(), number(), number()) else {
         return;
+    };
+    // With a leave, its fields; a malformed one is no leave.
+    let mut groups = [0u32; crate::config::users::GROUPS_MAX];
+    let leave = match fields.next() {
+        None => None,
+        Some(flags) => match leave_from(flags, &mut fields, &mut groups) {
+            Some(l) => Some(l),
+            None => return,
+        },
     };
     // The real PID 1 has no child when it starts: only a reaper passes.
     let child = rustix::process::Pid::from_raw(service).is_some_and(|p| {
@@ -263,13 +376,54 @@ pub fn serve_if_reaper() {
     let _ = rustix::process::setpriority_process(None, nice - 20);
     // Nothing but stdio and the report pipe, whatever the exec kept.
     crate::sys::fd::close_all_but(&[report.as_fd()]);
-    serve(service.unsigned_abs(), Some(report.as_fd()))
+    serve(service.unsigned_abs(), Some(report.as_fd()), leave)
 }
 
-/// The reaper's loop: forward signals, reap, report the service's end.
-fn serve(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
+/// The leave `exec_with_leave` wrote: `flags` and the fields after it,
+/// the groups into `groups`; the working directory is argv[1].
+fn leave_from<'a, 'b>(
+    flags: &str,
+    fields: &mut core::str::Split<'b, char>,
+    groups: &'a mut [u32; crate::config::users::GROUPS_MAX],
+) -> Option<Leave<'a>> {
+    use wren_core::num::dec;
+    let flags = dec::<u8>(flags)?;
+    let soft = dec::<u64>(fields.next()?)?;
+    let hard = dec::<u64>(fields.next()?)?;
+    let uid = dec::<u32>(fields.next()?)?;
+    let gid = dec::<u32>(fields.next()?)?;
+    let keep = dec::<u64>(fields.next()?)?;
+    let mut n = 0;
+    for (slot, g) in groups.iter_mut().zip(fields.by_ref()) {
+        *slot = dec::<u32>(g)?;
+        n += 1;
+    }
+    if fields.next().is_some() {
+        return None;
+    }
+    let workdir = crate::sys::entry::args().nth(1)?;
+    let bit = |b: u8| flags & (1 << b) != 0;
+    Some(Leave {
+        on_failure: bit(0),
+        nofile: (soft, hard),
+        privs: super::privs::Privs {
+            uid: bit(1).then_some(uid),
+            gid: bit(2).then_some(gid),
+            groups: groups.get(..n)?,
+            keep: crate::unit::Caps(keep),
+            no_new_privs: bit(3),
+            userns: bit(4),
+        },
+        workdir,
+    })
+}
+
+/// The reaper's loop: forward signals, reap, report the service's end;
+/// with a leave, start it again in place after an end it allows.
+fn serve(service: u32, report: Option<BorrowedFd<'_>>, mut leave: Option<Leave<'_>>) -> ! {
     // A pid fits an i32 (the kernel's pid_max is at most 2^22).
-    let raw = i32::try_from(service).unwrap_or(i32::MAX);
+    let mut raw = i32::try_from(service).unwrap_or(i32::MAX);
+    let mut since = monotonic();
     loop {
         // Raw calls, not libc's sigwait and kill: serving on a slot (its
         // exec failed), this process shares PID 1's errno.
@@ -278,6 +432,9 @@ fn serve(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
             Err(_) => continue,
         };
         if sig != Signal::SIGCHLD as i32 {
+            // A stop on its way (or anyone's signal): the end it brings
+            // is PID 1's to act on.
+            leave = None;
             // The service called setsid, so its group is its pid.
             if crate::sys::signal::kill(-raw, sig).is_err() {
                 let _ = crate::sys::signal::kill(raw, sig);
@@ -298,6 +455,19 @@ fn serve(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
             // the report means nothing of the run is left but this
             // reaper: PID 1 restarts the unit on it, before this exit.
             empty_namespace();
+            let up = monotonic().saturating_sub(since);
+            if let (Some(l), Some(fd)) = (leave.filter(|l| l.allows(exit, up)), report) {
+                if let Some(pid) = relaunch(&l) {
+                    if rustix::io::write(fd, &encode_relaunched(exit)) == Ok(REPORT_LEN) {
+                        raw = pid;
+                        since = monotonic();
+                        continue;
+                    }
+                    // PID 1 would not know of the new run: it goes.
+                    let _ = crate::sys::signal::kill(pid, Signal::SIGKILL as i32);
+                    empty_namespace();
+                }
+            }
             if let Some(fd) = report {
                 let _ = rustix::io::write(fd, &encode(exit));
                 // PID 1 restarts the unit on the report (`pid1::report`)
@@ -323,6 +493,31 @@ fn serve(service: u32, report: Option<BorrowedFd<'_>>) -> ! {
             crate::sys::clone::exit(code);
         }
     }
+}
+
+fn monotonic() -> core::time::Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    core::time::Duration::new(t.tv_sec.unsigned_abs(), t.tv_nsec as u32)
+}
+
+/// Start the service again (`spawn::relaunched`), nothing of the last run
+/// left in the namespace: the new service's pid, or None when it could
+/// not exec (the failed child reaped).
+fn relaunch(leave: &Leave<'_>) -> Option<i32> {
+    let failed = core::cell::Cell::new(false);
+    // A vfork, as the first start's (`spawn::reaper_child`): the child
+    // shares this memory until its exec, and says here that it failed.
+    let pid = crate::sys::vfork::spawn(|| {
+        let _ = super::relaunched(leave.workdir, &leave.privs, leave.nofile);
+        failed.set(true);
+    })
+    .ok()?;
+    let pid = i32::try_from(pid).ok()?;
+    if failed.get() {
+        empty_namespace();
+        return None;
+    }
+    Some(pid)
 }
 
 /// SIGKILL to every other process of the namespace (what the kernel does
@@ -369,9 +564,10 @@ mod tests {
             Exit::Signal(9),
             Exit::Signal(15),
         ] {
-            assert_eq!(decode(&encode(e)), Some(e));
+            assert_eq!(decode(&encode(e)), Some((e, false)));
+            assert_eq!(decode(&encode_relaunched(e)), Some((e, true)));
         }
-        assert_eq!(decode(&[2, 0, 0, 0, 0]), None);
+        assert_eq!(decode(&[4, 0, 0, 0, 0]), None);
         assert_eq!(decode(&[0, 1]), None);
         assert_eq!(decode(&[]), None);
     }

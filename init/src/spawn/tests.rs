@@ -98,6 +98,7 @@ fn request<'a>(def: &'a UnitDef, cgroup: BorrowedFd<'a>, stdio: Stdio<'a>) -> Re
         seccomp: None,
         decided_ns: None,
         grace: false,
+        relaunch: false,
         console: None,
     }
 }
@@ -264,7 +265,7 @@ fn spawn_reported(d: &UnitDef, cg: BorrowedFd<'_>) -> (u32, OwnedFd, OwnedFd) {
 fn report_of(report: &OwnedFd) -> Option<crate::vocab::Exit> {
     let mut b = [0u8; crate::spawn::reaper::REPORT_LEN];
     let n = rustix::io::read(report, &mut b).unwrap();
-    crate::spawn::reaper::decode(&b[..n])
+    crate::spawn::reaper::decode(&b[..n]).map(|(e, _)| e)
 }
 
 #[test]

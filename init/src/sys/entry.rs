@@ -59,3 +59,44 @@ pub fn args() -> impl Iterator<Item = &'static OsStr> {
         Some(OsStr::from_bytes(s.to_bytes()))
     })
 }
+
+unsafe extern "C" {
+    /// The C runtime's environment array (the `libc` crate has no binding
+    /// for it on musl).
+    static environ: *const *const c_char;
+}
+
+/// execve this process's own argv from entry `skip_args` on (its first the
+/// program), with its own environment past the first `skip_env` entries:
+/// the arrays the kernel put on the stack at exec, passed as they are. A
+/// namespace's reaper starts its service again so (`spawn::relaunched`).
+/// Returns only on failure, with the errno.
+pub fn exec_own(skip_args: usize, skip_env: usize) -> rustix::io::Errno {
+    use rustix::io::Errno;
+    let argv = ARGV.load(Ordering::Relaxed);
+    if argv.is_null() || skip_args >= ARGC.load(Ordering::Relaxed) {
+        return Errno::INVAL;
+    }
+    // SAFETY: `argv` is the C runtime's array of `argc` string pointers
+    // followed by a null one, alive for the whole process; `skip_args <
+    // argc`, so the result points into it at a non-null entry, and the
+    // array from there still ends with the null.
+    let args = unsafe { argv.add(skip_args) };
+    // SAFETY: libc's `environ` is the null-terminated array the kernel
+    // passed (wren never calls setenv or putenv). Walking it stops at its
+    // null, so `env` points at an entry or at that null, inside it.
+    let env = unsafe {
+        let mut env = environ;
+        for _ in 0..skip_env {
+            if (*env).is_null() {
+                break;
+            }
+            env = env.add(1);
+        }
+        env
+    };
+    // SAFETY: both arrays are null-terminated arrays of NUL-terminated
+    // strings (above); execve reads them and returns only on failure.
+    unsafe { libc::execve(*args, args, env) };
+    crate::sys::clone::last_errno()
+}

@@ -1,3 +1,4 @@
+use crate::initctl_common::timed;
 use crate::*;
 
 /// SIGKILL to running `unit` (whose marks are /run/UNIT; a `kill` mark
@@ -104,17 +105,17 @@ fn an_isolated_unit_at_its_pids_max_restarts_at_once() {
 /// service's, nothing of the old run stays, and a stop still waits for
 /// the whole cgroup, the reaper of the run included.
 #[test]
-fn sigkilled_isolated_unit_restarts_on_its_reapers_report() {
+fn sigkilled_isolated_unit_with_a_delay_restarts_on_its_reapers_report() {
     let mut vm = boot("restart");
     let procs = |vm: &mut wren_boot_tests::Vm| -> Vec<u32> {
-        vm.sh("cat /sys/fs/cgroup/units/victimns/cgroup.procs", CMD)
+        vm.sh("cat /sys/fs/cgroup/units/victimfresh/cgroup.procs", CMD)
             .split_whitespace()
             .map(|p| p.parse().unwrap())
             .collect()
     };
-    let st = vm.wait_states(&[("victimns", &["running"])], Duration::from_secs(30));
-    let reaper = st["victimns"].pid.expect("running unit has a pid");
-    let restarts = st["victimns"].restarts;
+    let st = vm.wait_states(&[("victimfresh", &["running"])], Duration::from_secs(30));
+    let reaper = st["victimfresh"].pid.expect("running unit has a pid");
+    let restarts = st["victimfresh"].restarts;
     let old = procs(&mut vm);
     assert_eq!(old.len(), 2, "reaper and service: {old:?}");
     let svc = *old.iter().find(|&&p| p != reaper).unwrap();
@@ -132,19 +133,22 @@ fn sigkilled_isolated_unit_restarts_on_its_reapers_report() {
     let old_ns = ns(&mut vm, svc);
     assert!(old_ns.iter().all(|l| l.contains(":[")), "{old_ns:?}");
     vm.sh(
-        &format!("wren-testkit mark /run/victimns kill; kill -9 {svc}"),
+        &format!("wren-testkit mark /run/victimfresh kill; kill -9 {svc}"),
         CMD,
     );
-    wait_marks(&mut vm, "/run/victimns", Duration::from_secs(15), |m| {
+    wait_marks(&mut vm, "/run/victimfresh", Duration::from_secs(15), |m| {
         m.iter().filter(|(t, _, _)| t == "start").count() >= 2
     });
-    let st = vm.wait_states(&[("victimns", &["running"])], Duration::from_secs(10));
-    let new = st["victimns"].pid.expect("running unit has a pid");
+    let st = vm.wait_states(&[("victimfresh", &["running"])], Duration::from_secs(10));
+    let new = st["victimfresh"].pid.expect("running unit has a pid");
     assert_ne!(new, reaper, "same reaper after the restart");
-    assert_eq!(st["victimns"].restarts, restarts + 1);
+    assert_eq!(st["victimfresh"].restarts, restarts + 1);
     // The service's end as its reaper reported it, not the reaper's own
     // exit status (128 + 9).
-    assert!(vm.saw("[FAILED] victimns: killed by SIGKILL, restart in 0ms", CMD));
+    assert!(vm.saw(
+        "[FAILED] victimfresh: killed by SIGKILL, restart in 1ms",
+        CMD
+    ));
     // The old reaper is reaped (no zombie left) and the cgroup holds the
     // new run only.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -180,15 +184,15 @@ fn sigkilled_isolated_unit_restarts_on_its_reapers_report() {
     assert_eq!(held.trim(), "0", "PID 1 holds unit cgroup fds");
     // A stop is answered once the cgroup is empty: the reaper that sent
     // the report (it yields the CPU first) is waited for too.
-    let (out, rc) = vm.sh_rc("initctl stop victimns", Duration::from_secs(30));
+    let (out, rc) = vm.sh_rc("initctl stop victimfresh", Duration::from_secs(30));
     assert_eq!(rc, 0, "initctl stop: {out}");
     let left = procs(&mut vm);
     assert!(
         left.is_empty(),
         "stopped unit's cgroup still holds {left:?}"
     );
-    let st = vm.wait_states(&[("victimns", &["stopped"])], CMD);
-    assert_eq!(st["victimns"].pid, None);
+    let st = vm.wait_states(&[("victimfresh", &["stopped"])], CMD);
+    assert_eq!(st["victimfresh"].pid, None);
 }
 
 /// lastwords: isolated, restart_delay = 0ms; each run ends with 20 KB of
@@ -219,4 +223,118 @@ fn a_restarted_isolated_units_last_words_are_in_its_log() {
         out.contains("lastwords: dying\nlastwords: start\n"),
         "the last run's last line is not in the log before the new run's:\n{out}"
     );
+}
+
+/// victimns: the default namespaces and restart_delay = 0ms. A service
+/// killed after a run of a second or more is started again by its reaper
+/// in the namespaces and cgroup it keeps: same reaper, same namespaces,
+/// the restart counted and announced by PID 1. A run shorter than a
+/// second is PID 1's to restart (a new reaper, new namespaces), and a
+/// stop is a stop (the reaper starts nothing after PID 1's signal).
+#[test]
+fn sigkilled_isolated_unit_restarts_in_place_after_a_long_enough_run() {
+    let mut vm = boot("restart");
+    let procs = |vm: &mut wren_boot_tests::Vm| -> Vec<u32> {
+        vm.sh("cat /sys/fs/cgroup/units/victimns/cgroup.procs", CMD)
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect()
+    };
+    let ns = |vm: &mut wren_boot_tests::Vm, pid: u32| -> Vec<String> {
+        ["pid", "mnt", "uts", "ipc"]
+            .iter()
+            .map(|n| {
+                vm.sh(&format!("readlink /proc/{pid}/ns/{n}"), CMD)
+                    .trim()
+                    .to_string()
+            })
+            .collect()
+    };
+    let st = vm.wait_states(&[("victimns", &["running"])], Duration::from_secs(30));
+    let reaper = st["victimns"].pid.expect("running unit has a pid");
+    let restarts = st["victimns"].restarts;
+    let old = procs(&mut vm);
+    assert_eq!(old.len(), 2, "reaper and service: {old:?}");
+    let svc = *old.iter().find(|&&p| p != reaper).unwrap();
+    let old_ns = ns(&mut vm, svc);
+    assert!(old_ns.iter().all(|l| l.contains(":[")), "{old_ns:?}");
+    // The reaper's leave: the service's argv after its name and workdir.
+    let cmd = vm.sh(&format!("tr '\\0' ' ' < /proc/{reaper}/cmdline"), CMD);
+    assert_eq!(
+        cmd.trim(),
+        "wren-reaper / /usr/bin/wren-testkit mark /run/victimns start forever",
+        "reaper cmdline"
+    );
+    vm.sh(
+        &format!("sleep 1.2; wren-testkit mark /run/victimns kill; kill -9 {svc}"),
+        CMD,
+    );
+    wait_marks(&mut vm, "/run/victimns", Duration::from_secs(15), |m| {
+        m.iter().filter(|(t, _, _)| t == "start").count() >= 2
+    });
+    let st = vm.wait_states(&[("victimns", &["running"])], Duration::from_secs(10));
+    assert_eq!(st["victimns"].pid, Some(reaper), "the reaper goes on");
+    assert_eq!(st["victimns"].restarts, restarts + 1);
+    assert!(vm.saw("[FAILED] victimns: killed by SIGKILL, restart in 0ms", CMD));
+    let now = procs(&mut vm);
+    assert_eq!(now.len(), 2, "reaper and the new service: {now:?}");
+    assert!(now.contains(&reaper) && !now.contains(&svc), "{now:?}");
+    let svc2 = *now.iter().find(|&&p| p != reaper).unwrap();
+    assert_eq!(ns(&mut vm, svc2), old_ns, "the namespaces are kept");
+    // The first run's service was pid 2 of the namespace; the second one
+    // comes after it there.
+    assert_eq!(inner_pid(&mut vm, svc), 0, "the first service is gone");
+    assert!(inner_pid(&mut vm, svc2) > 2);
+
+    // A run of 0.3 s: killed again at once, PID 1 restarts it, with a
+    // new reaper in new namespaces.
+    vm.sh(
+        &format!(
+            "kill -9 {svc2}; sleep 0.3; for p in $(cat /sys/fs/cgroup/units/victimns/cgroup.procs); \
+             do [ $p = {reaper} ] || kill -9 $p; done"
+        ),
+        CMD,
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let fresh = loop {
+        let st = vm.wait_states(&[("victimns", &["running"])], Duration::from_secs(10));
+        let now = procs(&mut vm);
+        if st["victimns"].restarts == restarts + 3 && now.len() == 2 && !now.contains(&reaper) {
+            assert_ne!(st["victimns"].pid, Some(reaper));
+            break now;
+        }
+        assert!(Instant::now() < deadline, "{st:?} {now:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let reaper3 = vm.wait_states(&[("victimns", &["running"])], Duration::from_secs(10))
+        ["victimns"]
+        .pid
+        .unwrap();
+    let svc4 = *fresh.iter().find(|&&p| p != reaper3).unwrap();
+    // A new PID namespace: its service is pid 2 there again. (Its inode
+    // numbers say nothing here: the old reaper went before the new start,
+    // a restart's second in a row waiting for the loop's timer turn, and
+    // the kernel gave the freed numbers out again.)
+    assert_eq!(inner_pid(&mut vm, svc4), 2);
+
+    // A stop ends it: the reaper starts nothing after PID 1's signal.
+    let (out, rc, _) = timed(&mut vm, "initctl stop victimns", CMD);
+    assert_eq!(rc, 0, "{out}");
+    let st = vm.wait_states(&[("victimns", &["stopped"])], Duration::from_secs(10));
+    assert!(st["victimns"].pid.is_none());
+    vm.sh("sleep 0.5", CMD);
+    assert!(
+        procs(&mut vm).is_empty(),
+        "left in the cgroup after the stop"
+    );
+}
+
+/// `pid`'s number in its own PID namespace (the last of `NSpid`), or 0
+/// when it is gone.
+fn inner_pid(vm: &mut wren_boot_tests::Vm, pid: u32) -> u32 {
+    vm.sh(&format!("grep NSpid /proc/{pid}/status"), CMD)
+        .split_whitespace()
+        .last()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
 }

@@ -86,6 +86,13 @@
 //! |  | Stopping | exit 0, exit 1 | Stopped | KillCgroup, Announce(Stopped) |  |
 //! |  | Stopping, restart | exit 0, exit 1 | Starting, no pid | KillCgroup, Announce(Stopped), Spawn | started again, failures forgotten |
 //! |  | Stopping, removed | exit 0, exit 1 | (slot freed) | KillCgroup, Announce(Stopped) |  |
+//! |  | Running | relaunched 0, relaunched 1 | Running | Announce(Died, restart), Announce(Running) | the reaper's restart in place (`UnitDef::relaunches_in_place`): restarts + 1, no spawn |
+//! | restart=never | Running | relaunched 0 | Stopped | KillCgroup, Announce(Died) | not to be restarted: as an exit, whose kill ends the new run |
+//! | restart=never | Running | relaunched 1 | Failed | KillCgroup, Announce(Died) | the same |
+//! | start limit | Running | relaunched 1 | Failed | KillCgroup, Announce(StartLimit) | the same |
+//! |  | Stopping | relaunched 0, relaunched 1 | Stopped | KillCgroup, Announce(Stopped) | a stop on its way: as an exit |
+//! |  | Stopping, restart | relaunched 0, relaunched 1 | Starting, no pid | KillCgroup, Announce(Stopped), Spawn | the same |
+//! |  | Stopping, removed | relaunched 0, relaunched 1 | (slot freed) | KillCgroup, Announce(Stopped) | the same |
 //! |  | Stopping | Start, Restart, reload: changed | Stopping, restart |  |  |
 //! |  | Stopping, Stopping, restart | reload: removed | Stopping, removed |  |  |
 //! |  | Stopping, restart | Stop, Shutdown | Stopping |  | the restart is dropped |
@@ -273,6 +280,13 @@ pub enum Event {
     /// Some child was reaped: a unit's main process or an adopted orphan.
     Exited {
         pid: u32,
+        exit: Exit,
+    },
+    /// The unit's namespace reaper started its service again in place
+    /// after it ended so (`UnitDef::relaunches_in_place`): the run goes on
+    /// under the same pid, the reaper's.
+    Relaunched {
+        unit: u16,
         exit: Exit,
     },
     /// The unit signalled readiness (`notify` / `sd_notify`).
@@ -561,7 +575,8 @@ impl Supervisor {
             | Event::Stop { unit }
             | Event::Restart { unit }
             | Event::Unshed { unit }
-            | Event::Drained { unit } => self.wake(usize::from(unit)),
+            | Event::Drained { unit }
+            | Event::Relaunched { unit, .. } => self.wake(usize::from(unit)),
             // Woken below, once its unit is known.
             Event::Exited { .. } => {}
             Event::Boot | Event::Tick | Event::Shutdown(_) => self.wake_all(),
@@ -577,6 +592,7 @@ impl Supervisor {
                 }
                 // Otherwise an adopted orphan: reaping it was all it needed.
             }
+            Event::Relaunched { unit, exit } => self.on_relaunched(now, unit, exit, out),
             Event::Ready { unit } => self.on_ready(now, unit, out),
             Event::Watchdog { unit } => self.on_watchdog_ping(now, unit),
             Event::Tick => self.on_tick(now, out),

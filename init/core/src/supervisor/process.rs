@@ -265,6 +265,52 @@ impl Supervisor {
         }
     }
 
+    /// The reaper restarted the service in place: what `on_exit` and the
+    /// spawn of a restart due now would record (the exit, the restart, the
+    /// streak, the run's start), without the spawn. Where the supervisor
+    /// would not have restarted it so (a stop or shutdown on its way, the
+    /// start limit, probation, the policy), the run is taken as ended
+    /// instead (`on_exit`), whose cgroup kill ends the new one too.
+    pub(super) fn on_relaunched(&mut self, now: Millis, unit: u16, exit: Exit, out: &mut Actions) {
+        let shutting = self.shutdown.is_some();
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        let wanted = match s.def.restart {
+            Restart::Always => true,
+            Restart::OnFailure => !exit.success(),
+            Restart::Never => false,
+        };
+        let in_place = wanted
+            && s.rt.phase == Phase::Running
+            && s.rt.want
+            && !shutting
+            && !s.rt.probation
+            && s.def.seldom.start_limit.is_none();
+        if !in_place {
+            self.on_exit(now, unit, exit, out);
+            return;
+        }
+        let failed = !exit.success();
+        let ready_at = s.rt.spawned_at.saturating_add(u64::from(s.rt.ready_after));
+        if !failed || now.saturating_sub(ready_at) > s.def.restart_delay_max {
+            s.rt.streak = 0;
+        }
+        if failed {
+            s.rt.streak = s.rt.streak.saturating_add(1);
+        }
+        s.rt.last_exit = Some(exit);
+        s.rt.restarts = s.rt.restarts.saturating_add(1);
+        s.rt.spawned_at = now;
+        s.rt.ready_after = 0;
+        s.rt.deadline = None;
+        s.rt.watchdog_at = None;
+        let restart_in = Some(Delay::ms(0));
+        note(s, unit, Note::Died { exit, restart_in }, out);
+        let pid = s.rt.pid;
+        note(s, unit, Note::Running { pid }, out);
+    }
+
     /// A run whose cgroup was just killed holds its `after` units up in a
     /// shutdown until PID 1 says what it left is gone (`Drained`): also
     /// when the shutdown began in this step (a start limit's action).

@@ -62,6 +62,11 @@ enum On {
     ExitOk,
     /// `u`'s process (if it has one) exits 1.
     ExitFail,
+    /// `u`'s namespace reaper says its service exited 0 and that it
+    /// started it again in place.
+    RelaunchedOk,
+    /// The same after an exit 1.
+    RelaunchedFail,
     /// `Tick` at `u`'s deadline (if it has none, a bit later).
     Deadline,
     Start,
@@ -224,6 +229,13 @@ const TABLE: &[Row] = &[
     row(SVC, &[Sit::Stopping], &[ExitOk, ExitFail], Sit::Stopped, &[Kill, A(Stopped)], ""),
     row(SVC, &[Sit::Restarting], &[ExitOk, ExitFail], Sit::Spawning, &[Kill, A(Stopped), Spawn], "started again, failures forgotten"),
     row(SVC, &[Sit::Leaving], &[ExitOk, ExitFail], Sit::Gone, &[Kill, A(Stopped)], ""),
+    row(SVC, &[Sit::Running], &[RelaunchedOk, RelaunchedFail], Sit::Running, &[A(DiedRestart), A(Running)], "the reaper's restart in place (`UnitDef::relaunches_in_place`): restarts + 1, no spawn"),
+    row(Ctx::NoRestart, &[Sit::Running], &[RelaunchedOk], Sit::Stopped, &[Kill, A(Died)], "not to be restarted: as an exit, whose kill ends the new run"),
+    row(Ctx::NoRestart, &[Sit::Running], &[RelaunchedFail], Sit::Failed, &[Kill, A(Died)], "the same"),
+    row(Ctx::Limit(LimitAction::None), &[Sit::Running], &[RelaunchedFail], Sit::Failed, &[Kill, A(StartLimit)], "the same"),
+    row(SVC, &[Sit::Stopping], &[RelaunchedOk, RelaunchedFail], Sit::Stopped, &[Kill, A(Stopped)], "a stop on its way: as an exit"),
+    row(SVC, &[Sit::Restarting], &[RelaunchedOk, RelaunchedFail], Sit::Spawning, &[Kill, A(Stopped), Spawn], "the same"),
+    row(SVC, &[Sit::Leaving], &[RelaunchedOk, RelaunchedFail], Sit::Gone, &[Kill, A(Stopped)], "the same"),
     row(SVC, &[Sit::Stopping], &[Start, Restart, ReloadChanged], Sit::Restarting, &[], ""),
     row(SVC, &[Sit::Stopping, Sit::Restarting], &[ReloadRemoved], Sit::Leaving, &[], ""),
     row(SVC, &[Sit::Restarting], &[Stop, Shutdown], Sit::Stopping, &[], "the restart is dropped"),
@@ -435,6 +447,10 @@ impl Rig {
             Ready => self.step(Event::Ready { unit: U }),
             ExitOk => self.exit(U, 0),
             ExitFail => self.exit(U, 1),
+            RelaunchedOk | RelaunchedFail => self.step(Event::Relaunched {
+                unit: U,
+                exit: Exit::code(i32::from(on == RelaunchedFail)),
+            }),
             Deadline => {
                 let d = self.sup.slot(U).and_then(|s| s.rt.deadline);
                 self.now = d.map_or(self.now + 3_600_000, |d| d.get());
@@ -539,9 +555,30 @@ fn events(sit: Sit) -> &'static [On] {
         DepReady,
         DepFails,
     ];
+    // Only a run the reaper started can be restarted in place: one
+    // running, or being stopped when the service ended.
+    const RUN: &[On] = &[
+        Boot,
+        Spawned,
+        SpawnError,
+        Ready,
+        ExitOk,
+        ExitFail,
+        RelaunchedOk,
+        RelaunchedFail,
+        Deadline,
+        Start,
+        Stop,
+        Restart,
+        ReloadChanged,
+        ReloadRemoved,
+        Shutdown,
+        DepFails,
+    ];
     match sit {
         Sit::New => &[ReloadAdded],
         Sit::Waiting => WAITING,
+        Sit::Running | Sit::Stopping | Sit::Restarting | Sit::Leaving => RUN,
         _ => COMMON,
     }
 }
@@ -670,6 +707,8 @@ fn on_text(o: On) -> &'static str {
         Ready => "Ready",
         ExitOk => "exit 0",
         ExitFail => "exit 1",
+        RelaunchedOk => "relaunched 0",
+        RelaunchedFail => "relaunched 1",
         Deadline => "deadline",
         Start => "Start",
         Stop => "Stop",

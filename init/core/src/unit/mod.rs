@@ -376,6 +376,30 @@ impl PartialEq for UnitDef {
 impl Eq for UnitDef {}
 
 impl UnitDef {
+    /// Whether the namespace's reaper may start the service again itself,
+    /// in the namespaces and cgroup it keeps, when it ends (PID 1 hears of
+    /// it after: `Event::Relaunched`): a service restarted at once
+    /// (`restart_delay = 0ms`) whose start needs nothing of PID 1's but
+    /// what the reaper holds. Not with `ready` other than `started` (PID 1
+    /// waits for that), a `watchdog` or a `start_limit` (PID 1's to judge),
+    /// a user namespace (PID 1 writes its maps), a root that is new at
+    /// each start (`root_overlay`), a seccomp filter (PID 1's copy), or
+    /// output to the console (PID 1 opens it).
+    pub fn relaunches_in_place(&self) -> bool {
+        self.kind == Kind::Service
+            && self.restart != Restart::Never
+            && self.restart_delay == 0
+            && self.namespaces.has(Namespaces::PID)
+            && !self.namespaces.has(Namespaces::USER)
+            && self.ready == Ready::Started
+            && self.seldom.watchdog.is_none()
+            && self.seldom.start_limit.is_none()
+            && !self.root_is_overlay()
+            && self.seccomp.is_none()
+            && !self.console
+            && self.output != Output::Console
+    }
+
     /// The capabilities the unit keeps: `capabilities`, or all for root
     /// (`root`: it runs as uid 0, inside its user namespace if it has one)
     /// and none for any other user.
