@@ -436,16 +436,19 @@ fn reaper_child(
             }
             let keep = [Some(status_wr), req.exit_report];
             crate::spawn::reaper::settle_stdio(req.stdio.fd(), &keep);
-            let again = req.relaunch.then(|| crate::spawn::reaper::Again {
-                leave: crate::spawn::reaper::Leave {
-                    on_failure: req.def.restart == crate::unit::Restart::OnFailure,
-                    nofile: unit_nofile_now(),
-                    privs: privs::Privs::of(req.def, req.uid, req.gid, req.groups),
-                    workdir: std::ffi::OsStr::new(req.def.workdir.as_str()),
-                },
-                argv,
-                env,
-            });
+            let again = match req.relaunch {
+                true => Some(crate::spawn::reaper::Again {
+                    leave: crate::spawn::reaper::Leave {
+                        on_failure: req.def.restart == crate::unit::Restart::OnFailure,
+                        nofile: unit_nofile_now(),
+                        privs: privs::Privs::of(req.def, req.uid, req.gid, req.groups),
+                    },
+                    workdir: req.def.workdir.as_str(),
+                    argv,
+                    env,
+                }),
+                false => None,
+            };
             crate::spawn::reaper::run(svc, req.exit_report, on, again.as_ref())
         }
     }
@@ -590,7 +593,7 @@ fn unit_nofile((soft, hard): (u64, u64)) {
 /// the service's stderr too; its argv and environment are the reaper's
 /// own past its state (`sys::entry::exec_own`). Returns only on failure.
 pub(crate) fn relaunched(
-    workdir: &std::ffi::OsStr,
+    workdir: &core::ffi::CStr,
     p: &privs::Privs<'_>,
     nofile: (u64, u64),
 ) -> SpawnError {

@@ -116,7 +116,7 @@ fn encode_relaunched(exit: Exit) -> [u8; REPORT_LEN] {
 /// in place: a shorter one may be a crash loop, which PID 1 judges (its
 /// backoff, its start limit), as runit's `runsv` waits a second before it
 /// starts again a service that ran for less.
-const UP_FLOOR: core::time::Duration = core::time::Duration::from_secs(1);
+const UP_FLOOR_NS: u64 = 1_000_000_000;
 
 /// What a reaper needs to start its service again itself
 /// (`UnitDef::relaunches_in_place`), given at its exec by the fork of
@@ -132,13 +132,13 @@ pub(super) struct Leave<'a> {
     pub on_failure: bool,
     pub nofile: (u64, u64),
     pub privs: super::privs::Privs<'a>,
-    pub workdir: &'a std::ffi::OsStr,
 }
 
 /// A `Leave` with the service's argv and environment, as the fork of
 /// PID 1 has them before the reaper's exec.
 pub(super) struct Again<'a> {
     pub leave: Leave<'a>,
+    pub workdir: &'a str,
     pub argv: &'a super::ArgTable,
     pub env: &'a super::EnvTable,
 }
@@ -148,8 +148,8 @@ pub(super) struct Again<'a> {
 const STATE_MAX: usize = 96 + 11 * crate::config::users::GROUPS_MAX;
 
 impl Leave<'_> {
-    fn allows(&self, exit: Exit, up: core::time::Duration) -> bool {
-        up >= UP_FLOOR && !(self.on_failure && exit.success())
+    fn allows(&self, exit: Exit, up_ns: u64) -> bool {
+        up_ns >= UP_FLOOR_NS && !(self.on_failure && exit.success())
     }
 }
 
@@ -274,63 +274,58 @@ fn exec(service: u32, report: BorrowedFd<'_>, exe: BorrowedFd<'_>, again: Option
     };
     let _ = rustix::process::setpriority_process(None, 19);
     rustix::thread::sched_yield();
-    let state: heapless::String<48> = crate::proto::formatted(format_args!(
-        "{ENV}={service},{},{}",
-        report.as_raw_fd(),
-        nice.saturating_add(20)
-    ));
-    // Too much to pass (it fits what a unit file allows): no leave.
-    let _ = again.and_then(|a| exec_with_leave(&state, a, exe));
-    let mut argv: crate::sys::exec::CStrings<16, 2> = crate::sys::exec::CStrings::new();
-    let mut env: crate::sys::exec::CStrings<64, 2> = crate::sys::exec::CStrings::new();
-    if argv.push(&[ARG0]).is_some() && env.push(&[&state]).is_some() {
-        let _ = crate::sys::exec::execveat_fd(exe, &argv, &env);
+    let state = state(service, report.as_raw_fd(), nice.saturating_add(20), again);
+    // What does not fit (it fits what a unit file allows): no leave.
+    let again = again.filter(|_| state.is_some());
+    let mut head: crate::sys::exec::CStrings<{ 16 + crate::vocab::PATH_BYTES }, 3> =
+        crate::sys::exec::CStrings::new();
+    let mut env: crate::sys::exec::CStrings<STATE_MAX, 2> = crate::sys::exec::CStrings::new();
+    let fits = head.push(&[ARG0]).is_some()
+        && again.is_none_or(|a| head.push(&[a.workdir]).is_some())
+        && state.and_then(|s| env.push(&[&s])).is_some();
+    if fits {
+        let _ = crate::sys::exec::execveat_fd_joined(
+            exe,
+            (&head, again.map(|a| a.argv)),
+            (&env, again.map(|a| a.env)),
+        );
     }
     let _ = rustix::process::setpriority_process(None, nice);
 }
 
-/// `exec` with the leave's fields after `state`'s and the service's argv
-/// and environment; None when they do not fit, or the exec failed.
-fn exec_with_leave(state: &str, a: &Again<'_>, exe: BorrowedFd<'_>) -> Option<()> {
-    use crate::vocab::{ARGS_MAX, EXEC_BYTES, PATH_BYTES};
+/// `WREN_REAPER=SERVICE,REPORT_FD,NICE+20`, and with a leave its fields
+/// (`leave_from`); None if they do not fit.
+fn state(
+    service: u32,
+    fd: i32,
+    nice20: i32,
+    again: Option<&Again<'_>>,
+) -> Option<heapless::String<STATE_MAX>> {
     use core::fmt::Write as _;
-    let (l, p) = (&a.leave, &a.leave.privs);
-    let flags = u8::from(l.on_failure)
-        | u8::from(p.uid.is_some()) << 1
-        | u8::from(p.gid.is_some()) << 2
-        | u8::from(p.no_new_privs) << 3
-        | u8::from(p.userns) << 4;
-    let mut full: heapless::String<STATE_MAX> = heapless::String::new();
-    write!(
-        full,
-        "{state},{flags},{},{},{},{},{}",
-        l.nofile.0,
-        l.nofile.1,
-        p.uid.unwrap_or(0),
-        p.gid.unwrap_or(0),
-        p.keep.0
-    )
-    .ok()?;
-    for g in p.groups {
-        write!(full, ",{g}").ok()?;
+    let mut s = heapless::String::new();
+    write!(s, "{ENV}={service},{fd},{nice20}").ok()?;
+    if let Some(a) = again {
+        let (l, p) = (&a.leave, &a.leave.privs);
+        let flags = u8::from(l.on_failure)
+            | u8::from(p.uid.is_some()) << 1
+            | u8::from(p.gid.is_some()) << 2
+            | u8::from(p.no_new_privs) << 3
+            | u8::from(p.userns) << 4;
+        write!(
+            s,
+            ",{flags},{},{},{},{},{}",
+            l.nofile.0,
+            l.nofile.1,
+            p.uid.unwrap_or(0),
+            p.gid.unwrap_or(0),
+            p.keep.0
+        )
+        .ok()?;
+        for g in p.groups {
+            write!(s, ",{g}").ok()?;
+        }
     }
-    let mut argv: crate::sys::exec::CStrings<{ EXEC_BYTES + PATH_BYTES + 16 }, { ARGS_MAX + 4 }> =
-        crate::sys::exec::CStrings::new();
-    argv.push(&[ARG0])?;
-    argv.push(&[l.workdir.to_str()?])?;
-    for arg in a.argv.iter() {
-        argv.push(&[arg.to_str().ok()?])?;
-    }
-    let mut env: crate::sys::exec::CStrings<
-        { super::ENV_BYTES + super::ENV_EXTRA_BYTES + STATE_MAX },
-        { super::ENV_MAX + super::ENV_EXTRA + 2 },
-    > = crate::sys::exec::CStrings::new();
-    env.push(&[&full])?;
-    for e in a.env.iter() {
-        env.push(&[e.to_str().ok()?])?;
-    }
-    let _ = crate::sys::exec::execveat_fd(exe, &argv, &env);
-    None
+    Some(s)
 }
 
 /// The exec'd reaper's entry, called first by `main`: when this process is
@@ -380,28 +375,28 @@ pub fn serve_if_reaper() {
 }
 
 /// The leave `exec_with_leave` wrote: `flags` and the fields after it,
-/// the groups into `groups`; the working directory is argv[1].
+/// the groups into `groups` (the working directory is argv[1]:
+/// `relaunch`).
 fn leave_from<'a, 'b>(
     flags: &str,
     fields: &mut core::str::Split<'b, char>,
     groups: &'a mut [u32; crate::config::users::GROUPS_MAX],
 ) -> Option<Leave<'a>> {
-    use wren_core::num::dec;
-    let flags = dec::<u8>(flags)?;
-    let soft = dec::<u64>(fields.next()?)?;
-    let hard = dec::<u64>(fields.next()?)?;
-    let uid = dec::<u32>(fields.next()?)?;
-    let gid = dec::<u32>(fields.next()?)?;
-    let keep = dec::<u64>(fields.next()?)?;
+    let num = |f: Option<&str>| wren_core::num::dec::<u64>(f?);
+    let flags = num(Some(flags))?;
+    let soft = num(fields.next())?;
+    let hard = num(fields.next())?;
+    let uid = u32::try_from(num(fields.next())?).ok()?;
+    let gid = u32::try_from(num(fields.next())?).ok()?;
+    let keep = num(fields.next())?;
     let mut n = 0;
     for (slot, g) in groups.iter_mut().zip(fields.by_ref()) {
-        *slot = dec::<u32>(g)?;
+        *slot = u32::try_from(num(Some(g))?).ok()?;
         n += 1;
     }
     if fields.next().is_some() {
         return None;
     }
-    let workdir = crate::sys::entry::args().nth(1)?;
     let bit = |b: u8| flags & (1 << b) != 0;
     Some(Leave {
         on_failure: bit(0),
@@ -414,7 +409,6 @@ fn leave_from<'a, 'b>(
             no_new_privs: bit(3),
             userns: bit(4),
         },
-        workdir,
     })
 }
 
@@ -423,7 +417,11 @@ fn leave_from<'a, 'b>(
 fn serve(service: u32, report: Option<BorrowedFd<'_>>, mut leave: Option<Leave<'_>>) -> ! {
     // A pid fits an i32 (the kernel's pid_max is at most 2^22).
     let mut raw = i32::try_from(service).unwrap_or(i32::MAX);
-    let mut since = monotonic();
+    // Read only with a leave: a reaper without one never reads the clock.
+    let mut since = match leave {
+        Some(_) => crate::sys::clock::now_ns(),
+        None => 0,
+    };
     loop {
         // Raw calls, not libc's sigwait and kill: serving on a slot (its
         // exec failed), this process shares PID 1's errno.
@@ -455,12 +453,12 @@ fn serve(service: u32, report: Option<BorrowedFd<'_>>, mut leave: Option<Leave<'
             // the report means nothing of the run is left but this
             // reaper: PID 1 restarts the unit on it, before this exit.
             empty_namespace();
-            let up = monotonic().saturating_sub(since);
+            let up = crate::sys::clock::now_ns().saturating_sub(since);
             if let (Some(l), Some(fd)) = (leave.filter(|l| l.allows(exit, up)), report) {
                 if let Some(pid) = relaunch(&l) {
                     if rustix::io::write(fd, &encode_relaunched(exit)) == Ok(REPORT_LEN) {
                         raw = pid;
-                        since = monotonic();
+                        since = crate::sys::clock::now_ns();
                         continue;
                     }
                     // PID 1 would not know of the new run: it goes.
@@ -495,20 +493,16 @@ fn serve(service: u32, report: Option<BorrowedFd<'_>>, mut leave: Option<Leave<'
     }
 }
 
-fn monotonic() -> core::time::Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    core::time::Duration::new(t.tv_sec.unsigned_abs(), t.tv_nsec as u32)
-}
-
 /// Start the service again (`spawn::relaunched`), nothing of the last run
 /// left in the namespace: the new service's pid, or None when it could
 /// not exec (the failed child reaped).
 fn relaunch(leave: &Leave<'_>) -> Option<i32> {
+    let workdir = crate::sys::entry::arg(1)?;
     let failed = core::cell::Cell::new(false);
     // A vfork, as the first start's (`spawn::reaper_child`): the child
     // shares this memory until its exec, and says here that it failed.
     let pid = crate::sys::vfork::spawn(|| {
-        let _ = super::relaunched(leave.workdir, &leave.privs, leave.nofile);
+        let _ = super::relaunched(workdir, &leave.privs, leave.nofile);
         failed.set(true);
     })
     .ok()?;

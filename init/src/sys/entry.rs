@@ -40,24 +40,24 @@ pub unsafe extern "C" fn wren_main(argc: c_int, argv: *const *const c_char) -> c
 
 /// The process's arguments, as the kernel passed them (argv[0] first).
 pub fn args() -> impl Iterator<Item = &'static OsStr> {
+    (0..).map_while(|i| arg(i).map(|s| OsStr::from_bytes(s.to_bytes())))
+}
+
+/// Argument `i` of the process (argv[0] first), if it has so many.
+pub fn arg(i: usize) -> Option<&'static CStr> {
     let argv = ARGV.load(Ordering::Relaxed);
-    let argc = if argv.is_null() {
-        0
-    } else {
-        ARGC.load(Ordering::Relaxed)
-    };
-    (0..argc).map_while(move |i| {
-        // SAFETY: `argv` is the array the C runtime passed to `main`: `argc`
-        // pointers, each to a NUL-terminated string, all alive and never
-        // written for the rest of the process; `i < argc`.
-        let p = unsafe { *argv.add(i) };
-        if p.is_null() {
-            return None;
-        }
-        // SAFETY: as above, `p` is one of those strings.
-        let s = unsafe { CStr::from_ptr(p) };
-        Some(OsStr::from_bytes(s.to_bytes()))
-    })
+    if argv.is_null() || i >= ARGC.load(Ordering::Relaxed) {
+        return None;
+    }
+    // SAFETY: `argv` is the array the C runtime passed to `main`: `argc`
+    // pointers, each to a NUL-terminated string, all alive and never
+    // written for the rest of the process; `i < argc`.
+    let p = unsafe { *argv.add(i) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: as above, `p` is one of those strings.
+    Some(unsafe { CStr::from_ptr(p) })
 }
 
 unsafe extern "C" {

@@ -98,14 +98,42 @@ impl<const B: usize, const P: usize> CStrings<B, P> {
     /// The null-terminated pointer array, valid while `self` is borrowed.
     fn pointers(&self) -> [*const c_char; P] {
         let mut ptrs = [core::ptr::null(); P];
-        let base = self.bytes.as_ptr();
-        for (p, &start) in ptrs.iter_mut().zip(self.starts.iter().take(self.n)) {
-            // `start` came from `push`, so it is inside `bytes`.
-            *p = base.wrapping_add(start).cast();
-        }
+        let mut at = 0;
+        // It fits: `push` keeps one slot of `P` free.
+        let _ = self.append_to(&mut ptrs, &mut at);
         ptrs
     }
+
+    /// The strings' pointers into `out` from `*at` on, one slot of `out`
+    /// left null after them; None, `out` untouched, if they do not fit.
+    fn append_to(&self, out: &mut [*const c_char], at: &mut usize) -> Option<()> {
+        append_pointers(&self.bytes, self.starts.get(..self.n)?, out, at)
+    }
 }
+
+/// `CStrings::append_to` on the table's storage.
+#[inline(never)]
+fn append_pointers(
+    bytes: &[u8],
+    starts: &[usize],
+    out: &mut [*const c_char],
+    at: &mut usize,
+) -> Option<()> {
+    let end = at.checked_add(starts.len())?;
+    if end >= out.len() {
+        return None;
+    }
+    let base = bytes.as_ptr();
+    for (p, &start) in out.get_mut(*at..end)?.iter_mut().zip(starts) {
+        // `start` came from `push`, so it is inside `bytes`.
+        *p = base.wrapping_add(start).cast();
+    }
+    *at = end;
+    Some(())
+}
+
+/// Pointers of a joined table (`execveat_fd_joined`): up to 63 strings.
+const JOINED: usize = 64;
 
 /// execve the program `argv` names first, with `argv` and `envp`. Returns
 /// only on failure, with the errno.
@@ -116,39 +144,73 @@ pub fn execve<const AB: usize, const AP: usize, const EB: usize, const EP: usize
     exec(None, argv, envp)
 }
 
-/// execveat(2) of the file `exe` is open on (AT_EMPTY_PATH), with `argv`
-/// and `envp`: runs that very file whatever the caller's root or mount
-/// namespace now shows at its path. Returns only on failure.
-pub fn execveat_fd<const AB: usize, const AP: usize, const EB: usize, const EP: usize>(
+/// execveat(2) of the file `exe` is open on (AT_EMPTY_PATH): runs that
+/// very file whatever the caller's root or mount namespace now shows at
+/// its path. Its argv is `argv.0`'s strings then `argv.1`'s, its
+/// environment `env.0`'s then `env.1`'s (a namespace's reaper with its
+/// service's after its own: `spawn::reaper`). Returns only on failure.
+pub fn execveat_fd_joined<
+    const A: usize,
+    const B: usize,
+    const C: usize,
+    const D: usize,
+    const E: usize,
+    const F: usize,
+    const G: usize,
+    const H: usize,
+>(
     exe: rustix::fd::BorrowedFd<'_>,
-    argv: &CStrings<AB, AP>,
-    envp: &CStrings<EB, EP>,
+    argv: (&CStrings<A, B>, Option<&CStrings<C, D>>),
+    env: (&CStrings<E, F>, Option<&CStrings<G, H>>),
 ) -> Errno {
-    exec(Some(exe), argv, envp)
+    let mut args = [core::ptr::null(); JOINED];
+    let mut envp = [core::ptr::null(); JOINED];
+    let (mut a, mut e) = (0, 0);
+    let joined = argv.0.append_to(&mut args, &mut a).is_some()
+        && argv
+            .1
+            .is_none_or(|t| t.append_to(&mut args, &mut a).is_some())
+        && env.0.append_to(&mut envp, &mut e).is_some()
+        && env
+            .1
+            .is_none_or(|t| t.append_to(&mut envp, &mut e).is_some());
+    if !joined || a == 0 {
+        return Errno::TOOBIG;
+    }
+    exec_raw(Some(exe), &args, &envp)
 }
 
-/// `execveat_fd` with `exe`, else `execve` of `argv`'s first string.
+/// `execve` of `argv`'s first string, with `argv` and `envp`.
 fn exec<const AB: usize, const AP: usize, const EB: usize, const EP: usize>(
     exe: Option<rustix::fd::BorrowedFd<'_>>,
     argv: &CStrings<AB, AP>,
     envp: &CStrings<EB, EP>,
 ) -> Errno {
-    use rustix::fd::AsRawFd;
     if argv.is_empty() {
         return Errno::INVAL;
     }
-    let args = argv.pointers();
-    let env = envp.pointers();
+    exec_raw(exe, &argv.pointers(), &envp.pointers())
+}
+
+/// execveat of `exe` if given, else execve of `args`' first string.
+/// `args` and `env`: null-terminated arrays of pointers into tables the
+/// caller borrows (`CStrings::append_to`), `args`' first non-null.
+fn exec_raw(
+    exe: Option<rustix::fd::BorrowedFd<'_>>,
+    args: &[*const c_char],
+    env: &[*const c_char],
+) -> Errno {
+    use rustix::fd::AsRawFd;
     // Raw system calls (`raw`): on a spawn slot, libc's execve would
     // write PID 1's errno when it fails.
     let r = match exe {
         None => {
             let path = args.first().copied().unwrap_or(core::ptr::null());
             // SAFETY: every pointer of `args` and `env` points into the bytes
-            // of `argv` or `envp`, borrowed for this call, at a string `push`
-            // ended with a NUL; both arrays end with a null pointer, as `push`
-            // keeps the last slot free; `path` is the first of `args`,
-            // non-null as `argv` is not empty. execve reads them and returns
+            // of a table borrowed by the caller for this call, at a string
+            // `push` ended with a NUL; both arrays end with a null pointer, as
+            // `append_to` leaves one; `path` is the first of `args`,
+            // non-null as the caller checked. execve reads them and returns
             // only on failure.
             unsafe {
                 super::raw::syscall6(
@@ -275,7 +337,20 @@ mod tests {
         assert_eq!(execve(&argv, &none), Errno::NOENT);
         let dir =
             rustix::fs::open("/", rustix::fs::OFlags::PATH, rustix::fs::Mode::empty()).unwrap();
-        assert_eq!(execveat_fd(dir.as_fd(), &argv, &none), Errno::ACCESS);
+        let no: Option<&CStrings<8, 2>> = None;
+        assert_eq!(
+            execveat_fd_joined(dir.as_fd(), (&argv, no), (&none, no)),
+            Errno::ACCESS
+        );
+        // The tables joined: too many strings for one array is refused.
+        let mut many: CStrings<256, 64> = CStrings::new();
+        for _ in 0..40 {
+            many.push(&["x"]).unwrap();
+        }
+        assert_eq!(
+            execveat_fd_joined(dir.as_fd(), (&many, Some(&many)), (&none, no)),
+            Errno::TOOBIG
+        );
         #[cfg(any(target_arch = "aarch64", target_arch = "x86_64"))]
         assert_eq!(crate::sys::raw::errno::get(), 0);
     }
