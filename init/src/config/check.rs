@@ -200,10 +200,7 @@ fn check_ids(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
 /// What `users` expects of a read that failed: NOENT for a file that is
 /// not there (a missing /etc/group is no group), whatever made the error.
 fn errno_of(e: &std::io::Error) -> rustix::io::Errno {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => rustix::io::Errno::NOENT,
-        _ => rustix::io::Errno::from_io_error(e).unwrap_or(rustix::io::Errno::IO),
-    }
+    rustix::io::Errno::from_io_error(e).unwrap_or(rustix::io::Errno::IO)
 }
 
 /// Check `files` as replacements of (or additions to) the units in `dir`:
@@ -315,7 +312,7 @@ pub(super) fn check_exec(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
     };
     let meta = match lookup(sysroot, def, prog).map(|(m, _)| m) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if crate::sys::file::is_errno(&e, rustix::io::Errno::NOENT) => {
             return Err(format!("exec: `{prog}` not found{where_}"));
         }
         Err(e) => return Err(format!("exec: `{prog}`{where_}: {e}")),
@@ -424,7 +421,7 @@ fn walk(bases: &[PathBuf], path: &str) -> std::io::Result<(Stat, PathBuf)> {
 /// below, and so does a directory marked opaque
 /// (`trusted.overlay.opaque=y`).
 fn merged_lstat(layers: &[PathBuf], rel: &[String]) -> std::io::Result<(Stat, PathBuf)> {
-    let gone = || std::io::Error::from(std::io::ErrorKind::NotFound);
+    let gone = || std::io::Error::from(rustix::io::Errno::NOENT);
     for layer in layers {
         let mut here = layer.clone();
         let mut opaque = false;

@@ -396,7 +396,7 @@ fn read_unit_file<'b>(
                 break;
             }
             Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if crate::sys::file::is_errno(&e, rustix::io::Errno::INTR) => {}
             Err(e) => return Err((0, format!("cannot read: {e}"))),
         }
     }

@@ -114,8 +114,8 @@ impl Conn {
             // write's EPIPE (no frame: "closed without replying").
             Err(e)
                 if matches!(
-                    e.kind(),
-                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                    rustix::io::Errno::from_io_error(&e),
+                    Some(rustix::io::Errno::PIPE | rustix::io::Errno::CONNRESET)
                 ) =>
             {
                 Ok(())
@@ -167,13 +167,13 @@ impl Conn {
                 Ok(n) => self.dec.advance(n),
                 Err(e)
                     if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        rustix::io::Errno::from_io_error(&e),
+                        Some(rustix::io::Errno::AGAIN | rustix::io::Errno::TIMEDOUT)
                     ) =>
                 {
                     return Err(ClientError::Timeout)
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if crate::sys::file::is_errno(&e, rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(ClientError::Io(e)),
             }
         }

@@ -119,7 +119,7 @@ pub(super) fn edit_unit(
             let meta = rustix::fs::stat(&target).map_err(|e| at(&target, &e.into()))?;
             Some(Owner::of(&meta))
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        Err(e) if crate::sys::file::is_errno(&e, rustix::io::Errno::NOENT) => {
             original =
                 format!("# {name}: new unit, keys in wren's docs/units.md\nexec = \n").into_bytes();
             None

@@ -110,13 +110,15 @@ impl<W: Write> Write for Watched<'_, W> {
 }
 
 impl<W: Write> Watched<'_, W> {
-    /// A copy of `e` by its errno (or its kind): an `io::Error` of a
-    /// message would link std's custom-error code, 3 KB.
+    /// A copy of `e` by its errno: an `io::Error` of a message would link
+    /// std's custom-error code, 3 KB, and one of its kind the table from
+    /// errno to kind. The one write error without an errno is
+    /// `write_all`'s short write.
     fn note(&mut self, e: &io::Error) {
         if self.failed.is_none() {
             self.failed = Some(match e.raw_os_error() {
                 Some(code) => io::Error::from_raw_os_error(code),
-                None => io::Error::from(e.kind()),
+                None => io::Error::from(io::ErrorKind::WriteZero),
             });
         }
     }
@@ -130,7 +132,7 @@ pub fn run<W: Write>(args: &[String], socket: &Path, out: &mut W, err: &mut dyn 
     match watched.failed {
         // A reader that went away (`| head`) ends the output, as it does
         // `log -f`: what it read was whole.
-        Some(e) if e.kind() != io::ErrorKind::BrokenPipe && code == OK => {
+        Some(e) if !crate::sys::file::is_errno(&e, rustix::io::Errno::PIPE) && code == OK => {
             fail(err, &format_args!("cannot write the output: {e}"))
         }
         _ => code,

@@ -100,7 +100,7 @@ fn read(dir: &Path, file: &str) -> Option<String> {
         match f.read(spare) {
             Ok(0) => break,
             Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if crate::sys::file::is_errno(&e, rustix::io::Errno::INTR) => {}
             Err(_) => return None,
         }
     }

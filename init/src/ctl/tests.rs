@@ -766,7 +766,8 @@ fn edit_keeps_the_mode_and_stages_under_a_unique_name() {
 /// file`) is a failure, exit 1; a reader that went away (`| head`) is not.
 #[test]
 fn output_that_cannot_be_written_fails() {
-    struct Refuses(std::io::ErrorKind);
+    // As the output's writes fail: with the errno.
+    struct Refuses(rustix::io::Errno);
     impl std::io::Write for Refuses {
         fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
             Err(self.0.into())
@@ -777,13 +778,13 @@ fn output_that_cannot_be_written_fails() {
     }
     let socket = Path::new("/nonexistent/wren/control");
     let mut e = Vec::new();
-    let full = std::io::ErrorKind::StorageFull;
+    let full = rustix::io::Errno::NOSPC;
     let code = run(&argv(&["help"]), socket, &mut Refuses(full), &mut e);
     let e = String::from_utf8(e).unwrap();
     assert_eq!(code, 1, "{e}");
     assert!(e.starts_with("initctl: cannot write the output: "), "{e}");
     let mut e = Vec::new();
-    let gone = std::io::ErrorKind::BrokenPipe;
+    let gone = rustix::io::Errno::PIPE;
     assert_eq!(run(&argv(&["help"]), socket, &mut Refuses(gone), &mut e), 0);
     assert!(e.is_empty());
 }

@@ -326,7 +326,7 @@ pub fn run(
         match w.and_then(|_| out.flush()) {
             Ok(()) => {}
             // The reader is gone (`initctl top -n 5 | head -3`): done, quietly.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) if crate::sys::file::is_errno(&e, rustix::io::Errno::PIPE) => return Ok(()),
             Err(e) => return Err(e.to_string()),
         }
         shown += 1;

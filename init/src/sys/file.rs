@@ -53,7 +53,7 @@ pub fn read_to_end(mut f: std::fs::File, out: &mut Vec<u8>) -> std::io::Result<(
         match got {
             Ok(0) => return Ok(()),
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if crate::sys::file::is_errno(&e, rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e),
         }
     }
@@ -283,6 +283,12 @@ pub fn make_dir(path: &str) -> Result<(), Errno> {
         Ok(()) | Err(Errno::EXIST) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// `e` is the OS error `n` (std's `kind` would link its table of every
+/// errno's kind).
+pub fn is_errno(e: &std::io::Error, n: rustix::io::Errno) -> bool {
+    e.raw_os_error() == Some(n.raw_os_error())
 }
 
 #[cfg(test)]
