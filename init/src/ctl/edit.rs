@@ -8,7 +8,7 @@ use crate::pathname::Show as _;
 use nix::sys::signal::Signal;
 use rustix::fs::OFlags;
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 /// What `edit_unit` did.
@@ -262,12 +262,18 @@ fn install(target: &Path, text: &str, owner: Option<Owner>, err: &mut dyn Write)
             0o600,
         )?;
         if let Some(o) = owner {
-            std::os::unix::fs::fchown(&f, Some(o.uid), Some(o.gid))?;
+            // rustix's raw call: musl's fchown (and its /proc fallback)
+            // would be linked for this one use.
+            let (uid, gid) = (
+                rustix::fs::Uid::from_raw(o.uid),
+                rustix::fs::Gid::from_raw(o.gid),
+            );
+            rustix::fs::fchown(&f, Some(uid), Some(gid))?;
         }
         f.write_all(text.as_bytes())?;
         // After the chown, which clears set-id bits; and not through the
         // umask.
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        rustix::fs::fchmod(&f, rustix::fs::Mode::from_raw_mode(mode))?;
         f.sync_all()?;
         std::fs::rename(&staged, target)
     })();

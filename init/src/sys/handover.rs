@@ -12,16 +12,17 @@ pub fn take_fd(n: RawFd) -> Option<OwnedFd> {
     if n < 0 {
         return None;
     }
-    // SAFETY: fcntl(F_GETFD) on any number is harmless; it fails with
-    // EBADF when nothing is open there.
-    let flags = unsafe { libc::fcntl(n, libc::F_GETFD) };
-    if flags < 0 || flags & libc::FD_CLOEXEC != 0 {
+    // SAFETY: the number is only passed to fcntl(F_GETFD) and F_SETFD
+    // (rustix's raw calls, not musl's fcntl and its 400 bytes), which are
+    // harmless on any number: they fail with EBADF when nothing is open
+    // there, and change only the close-on-exec flag of what is. The
+    // borrow ends before the fd is owned below.
+    let fd = unsafe { rustix::fd::BorrowedFd::borrow_raw(n) };
+    let flags = rustix::io::fcntl_getfd(fd).ok()?;
+    if flags.contains(rustix::io::FdFlags::CLOEXEC) {
         return None;
     }
-    // SAFETY: F_SETFD on an open fd changes only its close-on-exec flag.
-    if unsafe { libc::fcntl(n, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
-        return None;
-    }
+    rustix::io::fcntl_setfd(fd, flags | rustix::io::FdFlags::CLOEXEC).ok()?;
     // SAFETY: `n` is open (checked above), was inherited across execve
     // without close-on-exec, and no owner in this process has marked it
     // (every owner's fd has close-on-exec): nothing else owns it.

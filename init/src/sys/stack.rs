@@ -22,8 +22,13 @@ impl Stack {
     pub fn find() -> Option<Stack> {
         let marker = 0u8;
         let here = core::hint::black_box(core::ptr::addr_of!(marker)) as usize;
-        // SAFETY: sysconf only reads a value; _SC_PAGESIZE is always defined.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+        // The kernel's own word for it, from the auxiliary vector: musl's
+        // getauxval is linked anyway (the CPU features' start-up reads
+        // AT_HWCAP), its sysconf, with its table of every name, would
+        // cost 1 KB.
+        // SAFETY: getauxval only reads the auxiliary vector the kernel
+        // passed at exec; for a type it lacks it returns 0.
+        let page = usize::try_from(unsafe { libc::getauxval(libc::AT_PAGESZ) }).ok()?;
         if !page.is_power_of_two() {
             return None;
         }
