@@ -382,16 +382,16 @@ fn leave_from<'a, 'b>(
     fields: &mut core::str::Split<'b, char>,
     groups: &'a mut [u32; crate::config::users::GROUPS_MAX],
 ) -> Option<Leave<'a>> {
-    let num = |f: Option<&str>| wren_core::num::dec::<u64>(f?);
-    let flags = num(Some(flags))?;
-    let soft = num(fields.next())?;
-    let hard = num(fields.next())?;
-    let uid = u32::try_from(num(fields.next())?).ok()?;
-    let gid = u32::try_from(num(fields.next())?).ok()?;
-    let keep = num(fields.next())?;
+    // flags, soft, hard, uid, gid, kept capabilities.
+    let mut v = [0u64; 6];
+    for (i, x) in v.iter_mut().enumerate() {
+        let f = if i == 0 { Some(flags) } else { fields.next() };
+        *x = wren_core::num::dec::<u64>(f?)?;
+    }
+    let [flags, soft, hard, uid, gid, keep] = v;
     let mut n = 0;
     for (slot, g) in groups.iter_mut().zip(fields.by_ref()) {
-        *slot = u32::try_from(num(Some(g))?).ok()?;
+        *slot = wren_core::num::dec::<u32>(g)?;
         n += 1;
     }
     if fields.next().is_some() {
@@ -402,8 +402,8 @@ fn leave_from<'a, 'b>(
         on_failure: bit(0),
         nofile: (soft, hard),
         privs: super::privs::Privs {
-            uid: bit(1).then_some(uid),
-            gid: bit(2).then_some(gid),
+            uid: bit(1).then_some(u32::try_from(uid).ok()?),
+            gid: bit(2).then_some(u32::try_from(gid).ok()?),
             groups: groups.get(..n)?,
             keep: crate::unit::Caps(keep),
             no_new_privs: bit(3),

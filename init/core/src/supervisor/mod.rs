@@ -29,6 +29,8 @@
 //!   "Starting, no pid" lasts; pid1 settles the handshake before it feeds
 //!   the child's exit or readiness.
 //! - exit 0 and exit 1 of a unit without a process are an orphan's.
+//! - relaunched 0 and relaunched 1: the unit's namespace reaper says its
+//!   service exited so and that it started it again in place (`Relaunched`).
 //! - deadline: `stop_timeout` (Stopping) or the restart delay (Backoff).
 //! - KillCgroup is SIGKILL to everything in the unit's cgroup.
 //!
@@ -86,7 +88,8 @@
 //! |  | Stopping | exit 0, exit 1 | Stopped | KillCgroup, Announce(Stopped) |  |
 //! |  | Stopping, restart | exit 0, exit 1 | Starting, no pid | KillCgroup, Announce(Stopped), Spawn | started again, failures forgotten |
 //! |  | Stopping, removed | exit 0, exit 1 | (slot freed) | KillCgroup, Announce(Stopped) |  |
-//! |  | Running | relaunched 0, relaunched 1 | Running | Announce(Died, restart), Announce(Running) | the reaper's restart in place (`UnitDef::relaunches_in_place`): restarts + 1, no spawn |
+//! | ready=started | Running | relaunched 0, relaunched 1 | Running | Announce(Died, restart), Announce(Running) | the reaper's restart in place (`UnitDef::relaunches_in_place`): restarts + 1, no spawn |
+//! |  | Running | relaunched 0, relaunched 1 | Starting | Announce(Died, restart) | the same, not ready until it says so (only `ready = started` units are restarted so) |
 //! | restart=never | Running | relaunched 0 | Stopped | KillCgroup, Announce(Died) | not to be restarted: as an exit, whose kill ends the new run |
 //! | restart=never | Running | relaunched 1 | Failed | KillCgroup, Announce(Died) | the same |
 //! | start limit | Running | relaunched 1 | Failed | KillCgroup, Announce(StartLimit) | the same |

@@ -267,7 +267,7 @@ impl Supervisor {
 
     /// The reaper restarted the service in place: what `on_exit` and the
     /// spawn of a restart due now would record (the exit, the restart, the
-    /// streak, the run's start), without the spawn. Where the supervisor
+    /// streak, the run's start: `on_spawned`), without the spawn. Where the supervisor
     /// would not have restarted it so (a stop or shutdown on its way, the
     /// start limit, probation, the policy), the run is taken as ended
     /// instead (`on_exit`), whose cgroup kill ends the new one too.
@@ -301,14 +301,20 @@ impl Supervisor {
         }
         s.rt.last_exit = Some(exit);
         s.rt.restarts = s.rt.restarts.saturating_add(1);
-        s.rt.spawned_at = now;
-        s.rt.ready_after = 0;
-        s.rt.deadline = None;
         s.rt.watchdog_at = None;
-        let restart_in = Some(Delay::ms(0));
-        note(s, unit, Note::Died { exit, restart_in }, out);
+        note(
+            s,
+            unit,
+            Note::Died {
+                exit,
+                restart_in: Some(Delay::ms(0)),
+            },
+            out,
+        );
+        // As a spawn of the same pid (the reaper's): Running, or with a
+        // `ready` to wait for, Starting.
         let pid = s.rt.pid;
-        note(s, unit, Note::Running { pid }, out);
+        self.on_spawned(now, unit, pid, out);
     }
 
     /// A run whose cgroup was just killed holds its `after` units up in a

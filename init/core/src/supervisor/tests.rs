@@ -313,6 +313,67 @@ fn killed_service_restarts_after_its_delay() {
     assert_eq!(r.sup.slot(svc).unwrap().rt.restarts, 1);
 }
 
+/// A restart in place by the unit's reaper: the same pid runs on, the
+/// restart is counted and its end kept as the last exit, its uptime starts
+/// again, and a failure counts in the streak as an exit's does; nothing is
+/// spawned or killed. A clean exit ends the streak.
+#[test]
+fn a_restart_in_place_is_counted_without_a_spawn() {
+    let mut d = def("svc");
+    d.restart_delay = 0;
+    d.restart_delay_max = 1000;
+    let mut r = Rig::new(vec![d]);
+    r.ev(Event::Boot);
+    let svc = r.idx("svc");
+    let pid = r.pid("svc");
+    r.now += 5000;
+    let a = r.ev(Event::Relaunched {
+        unit: svc,
+        exit: Exit::Signal(9),
+    });
+    assert_eq!(
+        a,
+        [
+            Action::Announce(
+                svc,
+                Note::Died {
+                    exit: Exit::Signal(9),
+                    restart_in: Some(Delay::ms(0))
+                }
+            ),
+            Action::Announce(svc, Note::Running { pid })
+        ]
+    );
+    let rt = &r.sup.slot(svc).unwrap().rt;
+    assert_eq!((rt.pid, rt.restarts, rt.streak), (pid, 1, 1));
+    assert_eq!(rt.last_exit, Some(Exit::Signal(9)));
+    assert_eq!(rt.spawned_at, r.now);
+    assert_eq!(r.state("svc"), State::Running);
+    // Up for less than restart_delay_max: the streak goes on.
+    r.now += 500;
+    r.ev(Event::Relaunched {
+        unit: svc,
+        exit: Exit::Code(1),
+    });
+    assert_eq!(r.sup.slot(svc).unwrap().rt.streak, 2);
+    r.ev(Event::Relaunched {
+        unit: svc,
+        exit: Exit::Code(0),
+    });
+    let rt = &r.sup.slot(svc).unwrap().rt;
+    assert_eq!((rt.restarts, rt.streak), (3, 0));
+    // While a stop is on its way the end is the stop's: the run is over
+    // and its cgroup killed (the reaper's new run with it).
+    r.ev(Event::Stop { unit: svc });
+    let a = r.ev(Event::Relaunched {
+        unit: svc,
+        exit: Exit::Signal(15),
+    });
+    assert!(a.contains(&Action::KillCgroup(svc)), "{a:?}");
+    assert_eq!(r.state("svc"), State::Stopped);
+    assert_eq!(r.sup.slot(svc).unwrap().rt.pid, 0);
+}
+
 #[test]
 fn crash_loop_backs_off_doubling_and_capped() {
     let mut d = def("crash");
