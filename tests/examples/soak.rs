@@ -78,7 +78,7 @@ const UNDONE: [&str; 3] = [
     "0 added, 0 changed, 0 removed",
 ];
 /// The units that crash, stopped while PID 1's fds are counted.
-const CRASHERS: &str = "crash1 crash2 crash3 crash4";
+const CRASHERS: &str = "crash1 crash2 crash3 crash4 crash5";
 
 const WAKEUP: &str = "allocation(s) in one wake-up";
 

@@ -16,6 +16,12 @@
 //! the pipe's end of file after the report, not before it
 //! (`spawn::reaper_child`).
 //!
+//! With a leave (`Leave`: `UnitDef::relaunches_in_place`, and PID 1
+//! agreed), the exec'd reaper starts the service again itself when it ends
+//! after a run of a second or more, in the namespaces and cgroup it keeps,
+//! and reports the end as one it restarted on; without one, or once it is
+//! revoked, the end goes to PID 1 as follows.
+//!
 //! It reaps every zombie of the namespace, forwards the signals PID 1
 //! sends (the stop signal among them) to the service's process group, and
 //! when the service ends, reports exactly how through a pipe and exits,
@@ -346,13 +352,9 @@ pub fn serve_if_reaper() {
     };
     // With a leave, its fields; a malformed one is no leave.
     let mut groups = [0u32; crate::config::users::GROUPS_MAX];
-    let leave = match fields.next() {
-        None => None,
-        Some(flags) => match leave_from(flags, &mut fields, &mut groups) {
-            Some(l) => Some(l),
-            None => return,
-        },
-    };
+    let leave = fields
+        .next()
+        .and_then(|flags| leave_from(flags, &mut fields, &mut groups));
     // The real PID 1 has no child when it starts: only a reaper passes.
     let child = rustix::process::Pid::from_raw(service).is_some_and(|p| {
         rustix::process::waitid(
@@ -374,7 +376,7 @@ pub fn serve_if_reaper() {
     serve(service.unsigned_abs(), Some(report.as_fd()), leave)
 }
 
-/// The leave `exec_with_leave` wrote: `flags` and the fields after it,
+/// The leave `state` wrote: `flags` and the fields after it,
 /// the groups into `groups` (the working directory is argv[1]:
 /// `relaunch`).
 fn leave_from<'a, 'b>(
@@ -564,6 +566,79 @@ mod tests {
         assert_eq!(decode(&[4, 0, 0, 0, 0]), None);
         assert_eq!(decode(&[0, 1]), None);
         assert_eq!(decode(&[]), None);
+    }
+
+    /// What the fork of PID 1 writes of a leave is what the exec'd reaper
+    /// reads back: ids, groups, capabilities, flags, the fd limit.
+    #[test]
+    fn a_leave_round_trips_through_the_reapers_state() {
+        let groups = [10, 20, 30];
+        let argv = super::super::ArgTable::new();
+        let env = super::super::EnvTable::new();
+        let again = Again {
+            leave: Leave {
+                on_failure: true,
+                nofile: (1024, 4096),
+                privs: super::super::privs::Privs {
+                    uid: Some(1000),
+                    gid: None,
+                    groups: &groups,
+                    keep: crate::unit::Caps(1 << 10 | 1 << 40),
+                    userns: false,
+                    no_new_privs: true,
+                },
+            },
+            workdir: "/srv",
+            argv: &argv,
+            env: &env,
+        };
+        let s = state(7, 12, 20, Some(&again)).unwrap();
+        let fields = s.strip_prefix("WREN_REAPER=7,12,20,").unwrap();
+        let mut it = fields.split(',');
+        let flags = it.next().unwrap();
+        let mut back = [0u32; crate::config::users::GROUPS_MAX];
+        let l = leave_from(flags, &mut it, &mut back).unwrap();
+        assert!(l.on_failure);
+        assert_eq!(l.nofile, (1024, 4096));
+        let p = l.privs;
+        assert_eq!((p.uid, p.gid, p.groups), (Some(1000), None, &groups[..]));
+        assert_eq!(p.keep.0, 1 << 10 | 1 << 40);
+        assert!(p.no_new_privs && !p.userns);
+        // Without a leave, the three numbers alone.
+        assert_eq!(
+            state(7, 12, 20, None).unwrap().as_str(),
+            "WREN_REAPER=7,12,20"
+        );
+        // A field missing or one too many is no leave.
+        let mut short = "0,1,2,3".split(',');
+        assert!(leave_from("1", &mut short, &mut back).is_none());
+        let many = format!("0,0,0,0,0{}", ",1".repeat(40));
+        assert!(leave_from("0", &mut many.split(','), &mut back).is_none());
+    }
+
+    /// A run shorter than a second, or a clean exit under `on-failure`,
+    /// is PID 1's to restart.
+    #[test]
+    fn a_leave_allows_only_a_long_enough_run_its_policy_restarts() {
+        let groups = [];
+        let mut l = Leave {
+            on_failure: false,
+            nofile: (0, 0),
+            privs: super::super::privs::Privs {
+                uid: None,
+                gid: None,
+                groups: &groups,
+                keep: crate::unit::Caps::ALL,
+                userns: false,
+                no_new_privs: false,
+            },
+        };
+        assert!(l.allows(Exit::Signal(9), UP_FLOOR_NS));
+        assert!(!l.allows(Exit::Signal(9), UP_FLOOR_NS - 1));
+        assert!(l.allows(Exit::Code(0), UP_FLOOR_NS));
+        l.on_failure = true;
+        assert!(!l.allows(Exit::Code(0), UP_FLOOR_NS));
+        assert!(l.allows(Exit::Code(1), UP_FLOOR_NS));
     }
 
     /// The service's vfork copies only what it and the reaper need: in a

@@ -434,7 +434,7 @@ extern "C" fn enter_service<F: FnOnce()>(arg: *mut c_void) -> ! {
 /// `args.stack`/`stack_size` describe a writable stack whose top is
 /// 16-byte aligned and which nothing else uses; `entry` must never
 /// return and may read `arg` only as its caller's contract says.
-unsafe fn clone3_on(
+pub(super) unsafe fn clone3_on(
     args: &mut CloneArgs,
     entry: extern "C" fn(*mut c_void) -> !,
     arg: *mut c_void,

@@ -100,33 +100,36 @@ pub fn spawn<F: FnOnce() + Copy>(child: F) -> Result<u32, Errno> {
 
 /// `spawn` on the stack mapped at `base`.
 fn on_stack<F: FnOnce() + Copy>(base: usize, child: F) -> Result<u32, Errno> {
-    let top = base.saturating_add(STACK + GUARD) & !15;
     let mut slot = Some(child);
-    // SAFETY: `top` is the 16-byte aligned end of a writable mapping of
-    // STACK bytes above its guard (`map`), used by no one else: this
-    // process has one thread and its previous child on it has exec'd or
-    // ended. `trampoline::<F>` reads `slot`, an Option<F> that lives in
-    // this frame, which stays put because CLONE_VFORK suspends this thread
-    // until the child has exec'd or exited, and the child never returns
-    // into this frame (it ends with _exit). Without CLONE_SETTLS and the
-    // *TID flags the remaining arguments are not read.
+    let mut args = super::clone::CloneArgs {
+        flags: (libc::CLONE_VM | libc::CLONE_VFORK) as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: base.saturating_add(GUARD) as u64,
+        stack_size: STACK as u64,
+        ..Default::default()
+    };
+    // SAFETY: the stack, [base + GUARD, base + GUARD + STACK), is a
+    // writable mapping (`map`) whose top is page-aligned, used by no one
+    // else: this process has one thread and its previous child on it has
+    // exec'd or ended. `trampoline::<F>` reads `slot`, an Option<F> that
+    // lives in this frame, which stays put because CLONE_VFORK suspends
+    // this thread until the child has exec'd or exited, and the child
+    // never returns into this frame (it ends with _exit). A raw clone3
+    // (`slot::clone3_on`), not libc's clone, which is linked for nothing
+    // else.
     let ret = unsafe {
-        libc::clone(
+        super::slot::clone3_on(
+            &mut args,
             trampoline::<F>,
-            top as *mut libc::c_void,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
             (&mut slot as *mut Option<F>).cast::<libc::c_void>(),
         )
-    };
-    if ret < 0 {
-        return Err(super::clone::last_errno());
-    }
+    }?;
     u32::try_from(ret).map_err(|_| Errno::INVAL)
 }
 
 /// The child's first frame: take the closure out of the suspended
 /// parent's slot, run it, end.
-extern "C" fn trampoline<F: FnOnce() + Copy>(arg: *mut libc::c_void) -> libc::c_int {
+extern "C" fn trampoline<F: FnOnce() + Copy>(arg: *mut libc::c_void) -> ! {
     // SAFETY: `arg` is the `&mut Option<F>` that `on_stack` passed, in
     // the frame of a parent suspended until this child execs or exits:
     // valid, and used by no one else meanwhile.

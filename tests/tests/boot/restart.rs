@@ -119,19 +119,12 @@ fn sigkilled_isolated_unit_with_a_delay_restarts_on_its_reapers_report() {
     let old = procs(&mut vm);
     assert_eq!(old.len(), 2, "reaper and service: {old:?}");
     let svc = *old.iter().find(|&&p| p != reaper).unwrap();
-    // Its namespaces, by inode: a restart makes them anew.
-    let ns = |vm: &mut wren_boot_tests::Vm, pid: u32| -> Vec<String> {
-        ["pid", "mnt", "uts", "ipc"]
-            .iter()
-            .map(|n| {
-                vm.sh(&format!("readlink /proc/{pid}/ns/{n}"), CMD)
-                    .trim()
-                    .to_string()
-            })
-            .collect()
-    };
-    let old_ns = ns(&mut vm, svc);
-    assert!(old_ns.iter().all(|l| l.contains(":[")), "{old_ns:?}");
+    // A hostname and a mount made in its namespaces, which a restart
+    // makes anew. (Not their inode numbers: the old ones are freed when
+    // the old reaper goes, before or after the new start, and the kernel
+    // gives freed numbers out again.)
+    mark_namespaces(&mut vm, svc);
+    assert_eq!(inner_pid(&mut vm, svc), 2);
     vm.sh(
         &format!("wren-testkit mark /run/victimfresh kill; kill -9 {svc}"),
         CMD,
@@ -160,13 +153,12 @@ fn sigkilled_isolated_unit_with_a_delay_restarts_on_its_reapers_report() {
         if gone && !now.contains(&reaper) && !now.contains(&svc) {
             assert_eq!(now.len(), 2, "new reaper and service: {now:?}");
             assert!(now.contains(&new), "{now:?} lacks the new reaper {new}");
-            // Fresh namespaces, each of them (docs/units.md, "Namespaces and
-            // root").
+            // Fresh namespaces (docs/units.md, "Namespaces and root"): the
+            // unit's hostname, no mount of the last run's, and the service
+            // pid 2 of a new PID namespace.
             let svc_now = *now.iter().find(|&&p| p != new).unwrap();
-            let new_ns = ns(&mut vm, svc_now);
-            for (o, n) in old_ns.iter().zip(&new_ns) {
-                assert_ne!(o, n, "a namespace kept across the restart");
-            }
+            assert_eq!(marks(&mut vm, svc_now), ("victimfresh".to_string(), false));
+            assert_eq!(inner_pid(&mut vm, svc_now), 2);
             break;
         }
         assert!(
@@ -258,6 +250,7 @@ fn sigkilled_isolated_unit_restarts_in_place_after_a_long_enough_run() {
     let svc = *old.iter().find(|&&p| p != reaper).unwrap();
     let old_ns = ns(&mut vm, svc);
     assert!(old_ns.iter().all(|l| l.contains(":[")), "{old_ns:?}");
+    mark_namespaces(&mut vm, svc);
     // The reaper's leave: the service's argv after its name and workdir.
     let cmd = vm.sh(&format!("tr '\\0' ' ' < /proc/{reaper}/cmdline"), CMD);
     assert_eq!(
@@ -281,6 +274,8 @@ fn sigkilled_isolated_unit_restarts_in_place_after_a_long_enough_run() {
     assert!(now.contains(&reaper) && !now.contains(&svc), "{now:?}");
     let svc2 = *now.iter().find(|&&p| p != reaper).unwrap();
     assert_eq!(ns(&mut vm, svc2), old_ns, "the namespaces are kept");
+    // With what the last run made in them.
+    assert_eq!(marks(&mut vm, svc2), ("marked".to_string(), true));
     // The first run's service was pid 2 of the namespace; the second one
     // comes after it there.
     assert_eq!(inner_pid(&mut vm, svc), 0, "the first service is gone");
@@ -316,6 +311,7 @@ fn sigkilled_isolated_unit_restarts_in_place_after_a_long_enough_run() {
     // a restart's second in a row waiting for the loop's timer turn, and
     // the kernel gave the freed numbers out again.)
     assert_eq!(inner_pid(&mut vm, svc4), 2);
+    assert_eq!(marks(&mut vm, svc4), ("victimns".to_string(), false));
 
     // A stop ends it: the reaper starts nothing after PID 1's signal.
     let (out, rc, _) = timed(&mut vm, "initctl stop victimns", CMD);
@@ -337,4 +333,24 @@ fn inner_pid(vm: &mut wren_boot_tests::Vm, pid: u32) -> u32 {
         .last()
         .and_then(|p| p.parse().ok())
         .unwrap_or(0)
+}
+
+/// Set a hostname and mount a tmpfs in the namespaces of `pid`.
+fn mark_namespaces(vm: &mut wren_boot_tests::Vm, pid: u32) {
+    let out = vm.sh(
+        &format!(
+            "nsenter -t {pid} -u hostname marked && \
+             nsenter -t {pid} -m mount -t tmpfs wren-marker /tmp && echo marked-ok"
+        ),
+        CMD,
+    );
+    assert!(out.contains("marked-ok"), "{out}");
+}
+
+/// The hostname in `pid`'s UTS namespace, and whether `mark_namespaces`'
+/// mount is in its mount namespace.
+fn marks(vm: &mut wren_boot_tests::Vm, pid: u32) -> (String, bool) {
+    let host = vm.sh(&format!("nsenter -t {pid} -u hostname"), CMD);
+    let mounted = vm.sh(&format!("grep -c wren-marker /proc/{pid}/mounts"), CMD);
+    (host.trim().to_string(), mounted.trim() != "0")
 }

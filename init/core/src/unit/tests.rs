@@ -1309,3 +1309,31 @@ fn bad_confinement_values_are_line_errors() {
         assert!(e.msg.contains(want), "{text}: {}", e.msg);
     }
 }
+
+/// Which units their namespace's reaper may restart in place: a service
+/// restarted at once in its own PID namespace whose start needs nothing
+/// of PID 1's; any one of the keys that does makes it PID 1's.
+#[test]
+fn only_a_self_contained_unit_restarts_in_place() {
+    assert!(unit("restart_delay = 0ms\n").relaunches_in_place());
+    assert!(unit("restart_delay = 0ms\nrestart = on-failure\nuser = 1000\n").relaunches_in_place());
+    assert!(!unit("").relaunches_in_place(), "a restart delay");
+    for key in [
+        "restart = never",
+        "namespaces = mount uts",
+        "namespaces = pid user",
+        "ready = notify",
+        "ready = sd_notify",
+        "ready = sd_notify\nwatchdog = 5s",
+        "start_limit = 3/1m",
+        "root = /srv/a:/srv/b",
+        "root = /srv/a\nroot_overlay = yes",
+        "seccomp = @default",
+        "console = yes",
+        "output = console",
+        "type = oneshot",
+    ] {
+        let d = unit(&format!("restart_delay = 0ms\n{key}\n"));
+        assert!(!d.relaunches_in_place(), "{key}");
+    }
+}
