@@ -142,6 +142,22 @@ impl Pid1 {
         }
         self.feed(Event::Relaunched { unit: u, exit });
         self.settle_oom(u);
+        // Taken as the run's end (a stop was on its way): its cgroup is
+        // being killed, the new run with it, and the reaper's last report
+        // is not waited for; its pipe closes now, as after an end that is
+        // not restarted.
+        let ended = self.sup.slot(u).is_none_or(|s| s.rt.pid == 0);
+        let Some(fd) = self
+            .edges
+            .get_mut(usize::from(u))
+            .filter(|_| ended)
+            .and_then(|e| e.exit_report.take())
+        else {
+            return;
+        };
+        if let Some(ep) = self.epoll.as_ref() {
+            let _ = epoll::delete(ep, &fd);
+        }
     }
 
     /// On the loop's timer (the console's status lines wait for it, 20 ms
