@@ -145,8 +145,13 @@ impl Pid1 {
         // Taken as the run's end (a stop was on its way): its cgroup is
         // being killed, the new run with it, and the reaper's last report
         // is not waited for; its pipe closes now, as after an end that is
-        // not restarted.
-        let ended = self.sup.slot(u).is_none_or(|s| s.rt.pid == 0);
+        // not restarted. (A run started again by that step, `initctl
+        // restart`'s, has its own pipe there already: the old one went
+        // with `watch_report`.)
+        let ended = !self
+            .sup
+            .slot(u)
+            .is_some_and(|s| matches!(s.rt.phase, Phase::Starting | Phase::Running));
         let Some(fd) = self
             .edges
             .get_mut(usize::from(u))
