@@ -490,19 +490,8 @@ fn child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, enter_namespaces: b
         step,
         errno: e.raw_os_error(),
     };
-    // PID 1 blocks every signal for its signalfd, and a PID 1 exec'd by an
-    // older wren (whose Rust start-up ignored it) may ignore SIGPIPE; a
-    // service must start with neither.
-    if let Err(e) = crate::sys::signal::unblock_all() {
-        return fail(Step::SignalMask, e);
-    }
-    if let Err(e) = crate::sys::signal::set_default(nix::sys::signal::Signal::SIGPIPE) {
-        return fail(Step::SignalMask, e);
-    }
-    // Own session and process group, so the stop signal reaches the whole
-    // group and a console unit can take the terminal.
-    if let Err(e) = rustix::process::setsid() {
-        return fail(Step::Setsid, e);
+    if let Err((step, e)) = own_session() {
+        return fail(step, e);
     }
     // The reaper's service (`enter_namespaces` false) has the reaper's.
     let ids = match enter_namespaces {
@@ -566,6 +555,21 @@ fn child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, enter_namespaces: b
     fail(Step::Exec, crate::sys::exec::execve(argv, env))
 }
 
+/// A unit's process's first steps: signals as a program expects them,
+/// and a session of its own.
+fn own_session() -> Result<(), (Step, Errno)> {
+    // PID 1 blocks every signal for its signalfd, and a PID 1 exec'd by an
+    // older wren (whose Rust start-up ignored it) may ignore SIGPIPE; a
+    // service must start with neither.
+    crate::sys::signal::unblock_all().map_err(|e| (Step::SignalMask, e))?;
+    crate::sys::signal::set_default(nix::sys::signal::Signal::SIGPIPE)
+        .map_err(|e| (Step::SignalMask, e))?;
+    // Own session and process group, so the stop signal reaches the whole
+    // group and a console unit can take the terminal.
+    rustix::process::setsid().map_err(|e| (Step::Setsid, e))?;
+    Ok(())
+}
+
 /// The unit's fd limit (`set_unit_nofile`): soft, hard (0: unchanged).
 pub(crate) fn unit_nofile_now() -> (u64, u64) {
     use core::sync::atomic::Ordering::Relaxed;
@@ -601,14 +605,8 @@ pub(crate) fn relaunched(
         step,
         errno: e.raw_os_error(),
     };
-    if let Err(e) = crate::sys::signal::unblock_all() {
-        return fail(Step::SignalMask, e);
-    }
-    if let Err(e) = crate::sys::signal::set_default(nix::sys::signal::Signal::SIGPIPE) {
-        return fail(Step::SignalMask, e);
-    }
-    if let Err(e) = rustix::process::setsid() {
-        return fail(Step::Setsid, e);
+    if let Err((step, e)) = own_session() {
+        return fail(step, e);
     }
     if let Err(e) = rustix::stdio::dup2_stderr(rustix::stdio::stdout()) {
         return fail(Step::Stdio, e);

@@ -99,20 +99,15 @@ fn an_isolated_unit_at_its_pids_max_restarts_at_once() {
     assert!(vm.saw("[FAILED] tightns: killed by SIGKILL, restart in 0ms", CMD));
 }
 
-/// victimns: the default namespaces, restart_delay = 0ms. PID 1 takes the
-/// reaper's report as the unit's exit and restarts it before the old
-/// reaper's exit has torn its namespaces down; the exit is still the
-/// service's, nothing of the old run stays, and a stop still waits for
-/// the whole cgroup, the reaper of the run included.
+/// victimfresh: the default namespaces, restart_delay = 1ms (so its
+/// reaper does not restart it itself). PID 1 takes the reaper's report as
+/// the unit's exit and restarts it in new namespaces; the exit is still
+/// the service's, nothing of the old run stays, and a stop still waits
+/// for the whole cgroup, the reaper of the run included.
 #[test]
 fn sigkilled_isolated_unit_with_a_delay_restarts_on_its_reapers_report() {
     let mut vm = boot("restart");
-    let procs = |vm: &mut wren_boot_tests::Vm| -> Vec<u32> {
-        vm.sh("cat /sys/fs/cgroup/units/victimfresh/cgroup.procs", CMD)
-            .split_whitespace()
-            .map(|p| p.parse().unwrap())
-            .collect()
-    };
+    let procs = |vm: &mut wren_boot_tests::Vm| cgroup_procs(vm, "victimfresh");
     let st = vm.wait_states(&[("victimfresh", &["running"])], Duration::from_secs(30));
     let reaper = st["victimfresh"].pid.expect("running unit has a pid");
     let restarts = st["victimfresh"].restarts;
@@ -226,12 +221,7 @@ fn a_restarted_isolated_units_last_words_are_in_its_log() {
 #[test]
 fn sigkilled_isolated_unit_restarts_in_place_after_a_long_enough_run() {
     let mut vm = boot("restart");
-    let procs = |vm: &mut wren_boot_tests::Vm| -> Vec<u32> {
-        vm.sh("cat /sys/fs/cgroup/units/victimns/cgroup.procs", CMD)
-            .split_whitespace()
-            .map(|p| p.parse().unwrap())
-            .collect()
-    };
+    let procs = |vm: &mut wren_boot_tests::Vm| cgroup_procs(vm, "victimns");
     let ns = |vm: &mut wren_boot_tests::Vm, pid: u32| -> Vec<String> {
         ["pid", "mnt", "uts", "ipc"]
             .iter()
@@ -353,4 +343,15 @@ fn marks(vm: &mut wren_boot_tests::Vm, pid: u32) -> (String, bool) {
     let host = vm.sh(&format!("nsenter -t {pid} -u hostname"), CMD);
     let mounted = vm.sh(&format!("grep -c wren-marker /proc/{pid}/mounts"), CMD);
     (host.trim().to_string(), mounted.trim() != "0")
+}
+
+/// The pids in `unit`'s cgroup.
+fn cgroup_procs(vm: &mut wren_boot_tests::Vm, unit: &str) -> Vec<u32> {
+    vm.sh(
+        &format!("cat /sys/fs/cgroup/units/{unit}/cgroup.procs"),
+        CMD,
+    )
+    .split_whitespace()
+    .map(|p| p.parse().unwrap())
+    .collect()
 }

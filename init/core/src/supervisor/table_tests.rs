@@ -522,7 +522,7 @@ impl Rig {
 }
 
 /// The events that apply to `u` in `sit`.
-fn events(sit: Sit) -> &'static [On] {
+fn events(sit: Sit) -> std::vec::Vec<On> {
     const COMMON: &[On] = &[
         Boot,
         Spawned,
@@ -556,32 +556,20 @@ fn events(sit: Sit) -> &'static [On] {
         DepReady,
         DepFails,
     ];
+    let mut on = match sit {
+        Sit::New => vec![ReloadAdded],
+        Sit::Waiting => WAITING.to_vec(),
+        _ => COMMON.to_vec(),
+    };
     // Only a run the reaper started can be restarted in place: one
     // running, or being stopped when the service ended.
-    const RUN: &[On] = &[
-        Boot,
-        Spawned,
-        SpawnError,
-        Ready,
-        ExitOk,
-        ExitFail,
-        RelaunchedOk,
-        RelaunchedFail,
-        Deadline,
-        Start,
-        Stop,
-        Restart,
-        ReloadChanged,
-        ReloadRemoved,
-        Shutdown,
-        DepFails,
-    ];
-    match sit {
-        Sit::New => &[ReloadAdded],
-        Sit::Waiting => WAITING,
-        Sit::Running | Sit::Stopping | Sit::Restarting | Sit::Leaving => RUN,
-        _ => COMMON,
+    if matches!(
+        sit,
+        Sit::Running | Sit::Stopping | Sit::Restarting | Sit::Leaving
+    ) {
+        on.extend([RelaunchedOk, RelaunchedFail]);
     }
+    on
 }
 
 #[test]
@@ -642,7 +630,7 @@ fn the_table_is_complete() {
         (Sit::New, SVC),
     ];
     for (sit, ctx) in full {
-        for &on in events(sit) {
+        for on in events(sit) {
             assert!(
                 cells.contains(&(ctx, sit, on)),
                 "no row for {ctx:?} {sit:?} + {on:?}"
