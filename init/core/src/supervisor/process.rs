@@ -266,11 +266,12 @@ impl Supervisor {
     }
 
     /// The reaper restarted the service in place: what `on_exit` and the
-    /// spawn of a restart due now would record (the exit, the restart, the
-    /// streak, the run's start: `on_spawned`), without the spawn. Where the supervisor
-    /// would not have restarted it so (a stop or shutdown on its way, the
-    /// start limit, probation, the policy), the run is taken as ended
-    /// instead (`on_exit`), whose cgroup kill ends the new one too.
+    /// spawn of a restart due now would record (the exit, the restart,
+    /// the streak, the run's start: `on_spawned`), without the spawn.
+    /// Where the supervisor would not have restarted it so (a stop or
+    /// shutdown on its way, the start limit, probation, the policy), the
+    /// run is taken as ended instead (`on_exit`), whose cgroup kill ends
+    /// the new one too.
     pub(super) fn on_relaunched(&mut self, now: Millis, unit: u16, exit: Exit, out: &mut Actions) {
         let shutting = self.shutdown.is_some();
         let Some(s) = self.units.get_mut(usize::from(unit)) else {
