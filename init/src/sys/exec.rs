@@ -141,7 +141,10 @@ pub fn execve<const AB: usize, const AP: usize, const EB: usize, const EP: usize
     argv: &CStrings<AB, AP>,
     envp: &CStrings<EB, EP>,
 ) -> Errno {
-    exec(None, argv, envp)
+    if argv.is_empty() {
+        return Errno::INVAL;
+    }
+    exec_raw(None, &argv.pointers(), &envp.pointers())
 }
 
 /// execveat(2) of the file `exe` is open on (AT_EMPTY_PATH): runs that
@@ -178,18 +181,6 @@ pub fn execveat_fd_joined<
         return Errno::TOOBIG;
     }
     exec_raw(Some(exe), &args, &envp)
-}
-
-/// `execve` of `argv`'s first string, with `argv` and `envp`.
-fn exec<const AB: usize, const AP: usize, const EB: usize, const EP: usize>(
-    exe: Option<rustix::fd::BorrowedFd<'_>>,
-    argv: &CStrings<AB, AP>,
-    envp: &CStrings<EB, EP>,
-) -> Errno {
-    if argv.is_empty() {
-        return Errno::INVAL;
-    }
-    exec_raw(exe, &argv.pointers(), &envp.pointers())
 }
 
 /// execveat of `exe` if given, else execve of `args`' first string.
