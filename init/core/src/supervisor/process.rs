@@ -293,10 +293,7 @@ impl Supervisor {
             return;
         }
         let failed = !exit.success();
-        let ready_at = s.rt.spawned_at.saturating_add(u64::from(s.rt.ready_after));
-        if !failed || now.saturating_sub(ready_at) > s.def.restart_delay_max {
-            s.rt.streak = 0;
-        }
+        row_ends(s, now, failed);
         if failed {
             s.rt.streak = s.rt.streak.saturating_add(1);
         }
@@ -388,13 +385,7 @@ impl Supervisor {
     /// this step's own would be a second one.
     fn schedule_restart(&mut self, now: Millis, unit: u16, failed: bool) -> Option<Millis> {
         let s = self.units.get_mut(usize::from(unit))?;
-        // Up since it was ready: a slow start that crashes once ready
-        // is a crash loop however long each start took.
-        let ready_at = s.rt.spawned_at.saturating_add(u64::from(s.rt.ready_after));
-        let up = now.saturating_sub(ready_at);
-        if !failed || (up > s.def.restart_delay_max && s.rt.phase == Phase::Running) {
-            s.rt.streak = 0;
-        }
+        row_ends(s, now, failed);
         let delay = backoff_delay(s.def.restart_delay, s.def.restart_delay_max, s.rt.streak);
         // A clean exit's restart takes the timer's turn even with no delay:
         // its streak stays 0, so a program that exits at once would
@@ -414,6 +405,18 @@ impl Supervisor {
             self.timed.set(true);
         }
         Some(delay)
+    }
+}
+
+/// The end of a run ends the row of failures when it is no failure, or
+/// when the run was up (`Running`) longer than `restart_delay_max`: up
+/// since it was ready, so a slow start that crashes once ready is a crash
+/// loop however long each start took.
+fn row_ends(s: &mut Slot, now: Millis, failed: bool) {
+    let ready_at = s.rt.spawned_at.saturating_add(u64::from(s.rt.ready_after));
+    let up = now.saturating_sub(ready_at);
+    if !failed || (up > s.def.restart_delay_max && s.rt.phase == Phase::Running) {
+        s.rt.streak = 0;
     }
 }
 
