@@ -590,36 +590,5 @@ fn unit_nofile((soft, hard): (u64, u64)) {
     }
 }
 
-/// The service started again by its exec'd reaper, in the namespaces it
-/// keeps (`reaper::relaunch`): `child`'s steps after the namespaces, from
-/// what the reaper holds. Its fd 0 is /dev/null and its fd 1 the unit's
-/// output, /dev/null or the log pipe (`reaper::settle_stdio`), which is
-/// the service's stderr too; its argv and environment are the reaper's
-/// own past its state (`sys::entry::exec_own`). Returns only on failure.
-pub(crate) fn relaunched(
-    workdir: &core::ffi::CStr,
-    p: &privs::Privs<'_>,
-    nofile: (u64, u64),
-) -> SpawnError {
-    let fail = |step, e: Errno| SpawnError {
-        step,
-        errno: e.raw_os_error(),
-    };
-    if let Err((step, e)) = own_session() {
-        return fail(step, e);
-    }
-    if let Err(e) = rustix::stdio::dup2_stderr(rustix::stdio::stdout()) {
-        return fail(Step::Stdio, e);
-    }
-    if let Err(e) = rustix::process::chdir(workdir) {
-        return fail(Step::Chdir, e);
-    }
-    unit_nofile(nofile);
-    if let Err((step, e)) = privs::confine(p, None) {
-        return fail(step, e);
-    }
-    fail(Step::Exec, crate::sys::entry::exec_own(2, 1))
-}
-
 #[cfg(test)]
 mod tests;

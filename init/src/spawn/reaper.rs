@@ -280,9 +280,12 @@ fn exec(service: u32, report: BorrowedFd<'_>, exe: BorrowedFd<'_>, again: Option
     };
     let _ = rustix::process::setpriority_process(None, 19);
     rustix::thread::sched_yield();
-    let state = state(service, report.as_raw_fd(), nice.saturating_add(20), again);
-    // What does not fit (it fits what a unit file allows): no leave.
-    let again = again.filter(|_| state.is_some());
+    let (fd, nice20) = (report.as_raw_fd(), nice.saturating_add(20));
+    // A leave that does not fit (it fits what a unit file allows): none.
+    let (state, again) = match state(service, fd, nice20, again) {
+        Some(s) => (Some(s), again),
+        None => (state(service, fd, nice20, None), None),
+    };
     let mut head: crate::sys::exec::CStrings<{ 16 + crate::vocab::PATH_BYTES }, 3> =
         crate::sys::exec::CStrings::new();
     let mut env: crate::sys::exec::CStrings<STATE_MAX, 2> = crate::sys::exec::CStrings::new();
@@ -352,9 +355,7 @@ pub fn serve_if_reaper() {
     };
     // With a leave, its fields; a malformed one is no leave.
     let mut groups = [0u32; crate::config::users::GROUPS_MAX];
-    let leave = fields
-        .next()
-        .and_then(|flags| leave_from(flags, &mut fields, &mut groups));
+    let leave = leave_from(&mut fields, &mut groups);
     // The real PID 1 has no child when it starts: only a reaper passes.
     let child = rustix::process::Pid::from_raw(service).is_some_and(|p| {
         rustix::process::waitid(
@@ -376,19 +377,16 @@ pub fn serve_if_reaper() {
     serve(service.unsigned_abs(), Some(report.as_fd()), leave)
 }
 
-/// The leave `state` wrote: `flags` and the fields after it,
-/// the groups into `groups` (the working directory is argv[1]:
-/// `relaunch`).
-fn leave_from<'a, 'b>(
-    flags: &str,
-    fields: &mut core::str::Split<'b, char>,
+/// The leave `state` wrote after the first three fields, if any, the
+/// groups into `groups` (the working directory is argv[1]: `relaunch`).
+fn leave_from<'a>(
+    fields: &mut core::str::Split<'_, char>,
     groups: &'a mut [u32; crate::config::users::GROUPS_MAX],
 ) -> Option<Leave<'a>> {
     // flags, soft, hard, uid, gid, kept capabilities.
     let mut v = [0u64; 6];
-    for (i, x) in v.iter_mut().enumerate() {
-        let f = if i == 0 { Some(flags) } else { fields.next() };
-        *x = wren_core::num::dec::<u64>(f?)?;
+    for x in v.iter_mut() {
+        *x = wren_core::num::dec::<u64>(fields.next()?)?;
     }
     let [flags, soft, hard, uid, gid, keep] = v;
     let mut n = 0;
@@ -504,7 +502,7 @@ fn relaunch(leave: &Leave<'_>) -> Option<i32> {
     // A vfork, as the first start's (`spawn::reaper_child`): the child
     // shares this memory until its exec, and says here that it failed.
     let pid = crate::sys::vfork::spawn(|| {
-        let _ = super::relaunched(workdir, &leave.privs, leave.nofile);
+        let _ = relaunched(workdir, &leave.privs, leave.nofile);
         failed.set(true);
     })
     .ok()?;
@@ -514,6 +512,37 @@ fn relaunch(leave: &Leave<'_>) -> Option<i32> {
         return None;
     }
     Some(pid)
+}
+
+/// The service started again by its exec'd reaper, in the namespaces it
+/// keeps (`relaunch`): `child`'s steps after the namespaces, from
+/// what the reaper holds. Its fd 0 is /dev/null and its fd 1 the unit's
+/// output, /dev/null or the log pipe (`settle_stdio`), which is
+/// the service's stderr too; its argv and environment are the reaper's
+/// own past its state (`sys::entry::exec_own`). Returns only on failure.
+fn relaunched(
+    workdir: &core::ffi::CStr,
+    p: &super::privs::Privs<'_>,
+    nofile: (u64, u64),
+) -> super::SpawnError {
+    let fail = |step, e: rustix::io::Errno| super::SpawnError {
+        step,
+        errno: e.raw_os_error(),
+    };
+    if let Err((step, e)) = super::own_session() {
+        return fail(step, e);
+    }
+    if let Err(e) = rustix::stdio::dup2_stderr(rustix::stdio::stdout()) {
+        return fail(super::Step::Stdio, e);
+    }
+    if let Err(e) = rustix::process::chdir(workdir) {
+        return fail(super::Step::Chdir, e);
+    }
+    super::unit_nofile(nofile);
+    if let Err((step, e)) = super::privs::confine(p, None) {
+        return fail(step, e);
+    }
+    fail(super::Step::Exec, crate::sys::entry::exec_own(2, 1))
 }
 
 /// SIGKILL to every other process of the namespace (what the kernel does
@@ -594,26 +623,37 @@ mod tests {
         };
         let s = state(7, 12, 20, Some(&again)).unwrap();
         let fields = s.strip_prefix("WREN_REAPER=7,12,20,").unwrap();
-        let mut it = fields.split(',');
-        let flags = it.next().unwrap();
         let mut back = [0u32; crate::config::users::GROUPS_MAX];
-        let l = leave_from(flags, &mut it, &mut back).unwrap();
+        let l = leave_from(&mut fields.split(','), &mut back).unwrap();
         assert!(l.on_failure);
         assert_eq!(l.nofile, (1024, 4096));
         let p = l.privs;
         assert_eq!((p.uid, p.gid, p.groups), (Some(1000), None, &groups[..]));
         assert_eq!(p.keep.0, 1 << 10 | 1 << 40);
         assert!(p.no_new_privs && !p.userns);
+        // Too long a leave (every field at its widest) is none: the
+        // three numbers still fit, and `exec` passes them alone.
+        let wide = [u32::MAX; crate::config::users::GROUPS_MAX];
+        let mut huge = Again {
+            leave: Leave {
+                nofile: (u64::MAX, u64::MAX),
+                ..again.leave
+            },
+            ..again
+        };
+        huge.leave.privs.groups = &wide;
+        huge.leave.privs.keep = crate::unit::Caps(u64::MAX);
+        assert!(state(u32::MAX, i32::MAX, 39, Some(&huge)).is_none());
+        assert!(state(u32::MAX, i32::MAX, 39, None).is_some());
         // Without a leave, the three numbers alone.
         assert_eq!(
             state(7, 12, 20, None).unwrap().as_str(),
             "WREN_REAPER=7,12,20"
         );
         // A field missing or one too many is no leave.
-        let mut short = "0,1,2,3".split(',');
-        assert!(leave_from("1", &mut short, &mut back).is_none());
-        let many = format!("0,0,0,0,0{}", ",1".repeat(40));
-        assert!(leave_from("0", &mut many.split(','), &mut back).is_none());
+        assert!(leave_from(&mut "1,0,1,2,3".split(','), &mut back).is_none());
+        let many = format!("0,0,0,0,0,0{}", ",1".repeat(40));
+        assert!(leave_from(&mut many.split(','), &mut back).is_none());
     }
 
     /// A run shorter than a second, or a clean exit under `on-failure`,

@@ -69,7 +69,7 @@ unsafe extern "C" {
 /// execve this process's own argv from entry `skip_args` on (its first the
 /// program), with its own environment past the first `skip_env` entries:
 /// the arrays the kernel put on the stack at exec, passed as they are. A
-/// namespace's reaper starts its service again so (`spawn::relaunched`).
+/// namespace's reaper starts its service again so (`spawn::reaper::relaunched`).
 /// Returns only on failure, with the errno.
 pub fn exec_own(skip_args: usize, skip_env: usize) -> rustix::io::Errno {
     use rustix::io::Errno;
