@@ -451,9 +451,7 @@ impl Pid1 {
             seccomp: edge_filter,
             decided_ns,
             grace,
-            // Not on probation (PID 1 judges the run), nor stamped (the
-            // stamp is the decision's), nor without a cgroup (an OOM kill
-            // is told from its memory.events).
+            // Not on probation, stamped, or without a cgroup's memory.events.
             relaunch: def.relaunches_in_place()
                 && !slot.rt.probation
                 && decided_ns.is_none()
