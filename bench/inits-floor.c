@@ -20,6 +20,14 @@
  *               mounts seen outside), its hostname the unit's name, the
  *               PID namespace's own /proc.
  *               The service is its namespace's init (no reaper).
+ *   floor cg    as floor bare, each service in its own cgroup
+ *               units/svc-ID (memory, pids, cpu and io enabled for
+ *               units/, as PID 1 must; no memory.max, as wren-bare's
+ *               units have none), entered at clone time by a vfork
+ *               (clone3 CLONE_VM | CLONE_VFORK | CLONE_INTO_CGROUP): what
+ *               the contract asks of the kernel for a unit with
+ *               `namespaces = none` ("every unit NAME runs in cgroup
+ *               units/NAME"). Only with bench/inits -i floor-cg.
  *   floor kept  as floor iso, but the namespaces outlive a run: their
  *               init is a small copy of this program that starts the
  *               service, and when it dies kills what is left of the run
@@ -89,7 +97,7 @@ struct clone3_args {
 #define INTO_CGROUP 0x200000000ull
 #define CONTROLLERS "+memory +pids +cpu +io"
 
-static int iso, kept, local, spare, units = -1;
+static int iso, bare_cg, kept, local, spare, units = -1;
 /* floor spare: the child waiting in its namespaces, and its pipe. */
 static pid_t spare_pid = -1;
 static int spare_fd = -1;
@@ -156,9 +164,11 @@ static void unit_cgroup(long id)
 	svc_names(id, &sv);
 	if (mkdirat(units, sv.name, 0755) != 0)
 		perror("floor: mkdir");
-	int cg = openat(units, sv.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	put(cg, "memory.max", "16777216");
-	close(cg);
+	if (bare_cg)
+		return;
+	int dir = openat(units, sv.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	put(dir, "memory.max", "16777216");
+	close(dir);
 }
 
 /* floor kept: the namespace's init, for good. A restart is the
@@ -203,6 +213,27 @@ static pid_t start(long id)
 	char *path = sv.path, *name = sv.name;
 	char *argv[] = {sv.path, sv.arg, NULL};
 	char *envp[] = {NULL};
+	if (bare_cg) {
+		int dir = openat(units, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		struct clone3_args a = {
+			.flags = INTO_CGROUP | CLONE_VM | CLONE_VFORK,
+			.exit_signal = SIGCHLD,
+			.cgroup = (uint64_t)dir,
+		};
+		/* A vfork into the cgroup: no stack given, so the child runs
+		 * on this one while this process waits for its exec, as
+		 * vfork(2) does (glibc's aarch64 syscall() keeps nothing on
+		 * the stack across the call). */
+		long p = syscall(SYS_clone3, &a, sizeof a);
+		if (p == 0) {
+			execve(path, argv, envp);
+			_exit(127);
+		}
+		if (p < 0)
+			fprintf(stderr, "floor: start %ld: %s\n", id, strerror(errno));
+		close(dir);
+		return (pid_t)p;
+	}
 	if (!iso) {
 		pid_t p = vfork();
 		if (p == 0) {
@@ -327,6 +358,7 @@ int main(int argc, char **argv)
 	kept = local || (argc > 1 && !strcmp(argv[1], "kept"));
 	spare = argc > 1 && !strcmp(argv[1], "spare");
 	iso = kept || spare || (argc > 1 && !strcmp(argv[1], "iso"));
+	bare_cg = argc > 1 && !strcmp(argv[1], "cg");
 	char buf[32] = "";
 	int fd = open("/bench/n", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
@@ -343,10 +375,10 @@ int main(int argc, char **argv)
 		perror("floor: pipe");
 		spare = 0;
 	}
-	if (iso)
+	if (iso || bare_cg)
 		cgroups();
 	for (long i = 1; i <= n; i++) {
-		if (iso)
+		if (iso || bare_cg)
 			unit_cgroup(i);
 		if (!spare)
 			pids[i] = start(i);
