@@ -82,7 +82,13 @@ impl Pid1 {
             Err(_) => None,
         };
         let exit = match exit {
-            Some((e, true)) => return self.on_relaunched(u, e),
+            Some((e, true)) => {
+                // The first run's exec answered first, should its handshake
+                // be read in the same turn (PID 1 late by a second or
+                // more): the supervisor must know the run this ends.
+                self.reaped_unit(pid);
+                return self.on_relaunched(u, e);
+            }
             Some((e, false)) => Some(e),
             None => None,
         };
@@ -142,16 +148,20 @@ impl Pid1 {
         }
         self.feed(Event::Relaunched { unit: u, exit });
         self.settle_oom(u);
-        // Taken as the run's end (a stop was on its way): its cgroup is
-        // being killed, the new run with it, and the reaper's last report
-        // is not waited for; its pipe closes now, as after an end that is
-        // not restarted. (A run started again by that step, `initctl
+        // Taken as the run's end (a stop was on its way): the new run the
+        // reaper started is killed now, as the stop's signal may have
+        // come before it existed, and the reaper's last report is not
+        // waited for; its pipe closes now, as after an end that is not
+        // restarted. (A run started again by that step, `initctl
         // restart`'s, has its own pipe there already: the old one went
-        // with `watch_report`.)
+        // with `watch_report`, and its spawn cleared the cgroup.)
         let ended = !self
             .sup
             .slot(u)
             .is_some_and(|s| matches!(s.rt.phase, Phase::Starting | Phase::Running));
+        if ended {
+            self.kill_cgroup_now(u);
+        }
         let Some(fd) = self
             .edges
             .get_mut(usize::from(u))

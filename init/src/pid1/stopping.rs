@@ -101,6 +101,14 @@ impl Pid1 {
             return;
         };
         let reaper = slot.def.namespaces.has(Namespaces::PID).then_some(pid);
+        // A reaper that may start its service again in place must know
+        // first that this end is a stop: told before any process of the
+        // run is signalled, it is told before the service can die of it.
+        if let Some(r) = reaper.filter(|_| slot.def.relaunches_in_place()) {
+            if let Ok(r) = i32::try_from(r) {
+                let _ = crate::sys::signal::kill(r, crate::spawn::reaper::REVOKE);
+            }
+        }
         let sent = self
             .cg
             .as_ref()

@@ -38,9 +38,15 @@
 //! while they are blocked, and blocked is simpler.
 //!
 //! The entry (`serve_if_reaper`, called first by `main`) is taken only by
-//! a namespace's PID 1 whose `WREN_REAPER` is well-formed and whose named
-//! service is its own child: never by a command a user runs, nor by the
-//! real PID 1 (which has no child when it starts).
+//! a namespace's PID 1 named `wren-reaper`: never by a command a user
+//! runs, nor by the real PID 1. It serves when its `WREN_REAPER` is
+//! well-formed and names a child of its own; else it exits (its service
+//! and namespace with it), and never goes on as a PID 1.
+//!
+//! PID 1 tells a reaper that a stop is coming (`REVOKE`) before it
+//! signals the run's processes, so that a service dying of the stop
+//! signal is not started again in place; a reaper that finds any signal
+//! but SIGCHLD pending when its service ended does not start it either.
 
 use crate::vocab::Exit;
 use nix::sys::signal::Signal;
@@ -152,6 +158,12 @@ pub(super) struct Again<'a> {
 /// `WREN_REAPER=` and its fields: three numbers, then with a leave six
 /// more and the groups.
 const STATE_MAX: usize = 96 + 11 * crate::config::users::GROUPS_MAX;
+
+/// The signal PID 1 sends a unit's reaper before it signals the unit's
+/// processes to stop them (`pid1::stopping`): it ends the reaper's leave
+/// and is not forwarded. SIGRTMAX: no program of wren's or of the C
+/// library uses it, and a reaper without a leave takes it as nothing.
+pub const REVOKE: i32 = 64;
 
 impl Leave<'_> {
     fn allows(&self, exit: Exit, up_ns: u64) -> bool {
@@ -288,7 +300,9 @@ fn exec(service: u32, report: BorrowedFd<'_>, exe: BorrowedFd<'_>, again: Option
     };
     let mut head: crate::sys::exec::CStrings<{ 16 + crate::vocab::PATH_BYTES }, 3> =
         crate::sys::exec::CStrings::new();
-    let mut env: crate::sys::exec::CStrings<STATE_MAX, 2> = crate::sys::exec::CStrings::new();
+    // The state and its NUL.
+    let mut env: crate::sys::exec::CStrings<{ STATE_MAX + 1 }, 2> =
+        crate::sys::exec::CStrings::new();
     let fits = head.push(&[ARG0]).is_some()
         && again.is_none_or(|a| head.push(&[a.workdir]).is_some())
         && state.and_then(|s| env.push(&[&s])).is_some();
@@ -341,9 +355,24 @@ fn state(
 /// a namespace's reaper exec'd by `run`, serve and never return; else
 /// return at once.
 pub fn serve_if_reaper() {
-    if !rustix::process::getpid().is_init() {
+    // Only what `exec` made: a namespace's PID 1 named `wren-reaper`. The
+    // real PID 1 is never so named, whatever its environment holds (the
+    // kernel passes a command line's `WREN_REAPER=` on to it).
+    let named = crate::sys::entry::arg(0).is_some_and(|a| a.to_bytes() == ARG0.as_bytes());
+    if !named || !rustix::process::getpid().is_init() {
         return;
     }
+    serve_exec_d();
+    // A reaper that cannot serve (its state or report fd not as `exec`
+    // left them) ends, which ends its namespace and the service with it:
+    // PID 1 takes that as the run's end. Returning would boot a whole
+    // PID 1 in the unit's namespaces.
+    crate::sys::clone::exit(1);
+}
+
+/// `serve_if_reaper`'s work for an exec'd reaper: returns only when it
+/// cannot serve.
+fn serve_exec_d() {
     // Read in place: an allocation would cost the reaper a heap page.
     let Some(state) = crate::sys::exec::env_var(ENV_C).and_then(|v| v.to_str().ok()) else {
         return;
@@ -429,9 +458,14 @@ fn serve(service: u32, report: Option<BorrowedFd<'_>>, mut leave: Option<Leave<'
             Ok(s) => s,
             Err(_) => continue,
         };
+        if sig == REVOKE {
+            // A stop on its way: PID 1 signals the service itself.
+            leave = None;
+            continue;
+        }
         if sig != Signal::SIGCHLD as i32 {
-            // A stop on its way (or anyone's signal): the end it brings
-            // is PID 1's to act on.
+            // Anyone's signal (a stop from an older PID 1 among them): the
+            // end it brings is PID 1's to act on.
             leave = None;
             // The service called setsid, so its group is its pid.
             if crate::sys::signal::kill(-raw, sig).is_err() {
@@ -449,12 +483,22 @@ fn serve(service: u32, report: Option<BorrowedFd<'_>>, mut leave: Option<Leave<'
                 // Some other process of the namespace: reaped, nothing more.
                 Ok(Some(_)) => continue,
             };
+            // How long the run lasted, up to its end: not the wait for
+            // what it left (below), which a crash loop's children could
+            // stretch past the floor.
+            let up = crate::sys::clock::now_ns().saturating_sub(since);
             // The rest of the namespace goes before the report, so that
             // the report means nothing of the run is left but this
             // reaper: PID 1 restarts the unit on it, before this exit.
             empty_namespace();
-            let up = crate::sys::clock::now_ns().saturating_sub(since);
-            if let (Some(l), Some(fd)) = (leave.filter(|l| l.allows(exit, up)), report) {
+            // A signal taken after SIGCHLD (rt_sigtimedwait takes the
+            // lowest number first: REVOKE, or a stop signal numbered above
+            // it) may already be here: PID 1 sent it before the service
+            // died, and it ends the leave.
+            let signalled = crate::sys::signal::pending()
+                .map_or(true, |set| set & !(1 << (Signal::SIGCHLD as i32 - 1)) != 0);
+            let leave = leave.filter(|l| !signalled && l.allows(exit, up));
+            if let (Some(l), Some(fd)) = (leave, report) {
                 if let Some(pid) = relaunch(&l) {
                     if rustix::io::write(fd, &encode_relaunched(exit)) == Ok(REPORT_LEN) {
                         raw = pid;

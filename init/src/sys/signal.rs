@@ -67,6 +67,21 @@ pub fn wait_any_within(ms: Option<u64>) -> Result<i32, Errno> {
     i32::try_from(sig).map_err(|_| Errno::INVAL)
 }
 
+/// The signals pending for this process (blocked, not yet taken), one
+/// bit a signal (signal N at bit N - 1).
+pub fn pending() -> Result<u64, Errno> {
+    let mut set: u64 = 0;
+    // SAFETY: `set` is a kernel signal set on this frame, written by the
+    // kernel during the call (SIGSET_SIZE bytes: its size).
+    unsafe {
+        super::raw::syscall6(
+            libc::SYS_rt_sigpending,
+            [&mut set as *mut u64 as usize, SIGSET_SIZE, 0, 0, 0, 0],
+        )
+    }?;
+    Ok(set)
+}
+
 /// kill(2) of `pid` as the kernel takes it: a process, a group (`-pgid`)
 /// or every process it may signal (`-1`), which rustix does not offer.
 pub fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
@@ -121,6 +136,25 @@ mod tests {
     use crate::vocab::{signal, ShutdownKind};
     use nix::sys::signal::Signal;
     use std::time::{Duration, Instant};
+
+    /// A blocked signal sent is pending until it is taken.
+    #[test]
+    fn a_blocked_signal_is_pending_until_taken() {
+        let (before, during, after) = std::thread::spawn(|| {
+            super::block_all().unwrap();
+            let before = super::pending().unwrap();
+            // SAFETY: a signal to this thread, which blocks it.
+            let sent = unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGUSR1) };
+            assert_eq!(sent, 0);
+            let during = super::pending().unwrap();
+            assert_eq!(super::wait_any_within(Some(1000)), Ok(libc::SIGUSR1));
+            (before, during, super::pending().unwrap())
+        })
+        .join()
+        .unwrap();
+        let bit = 1u64 << (libc::SIGUSR1 - 1);
+        assert_eq!((before & bit, during & bit, after & bit), (0, bit, 0));
+    }
 
     /// The last resort's wait: bounded by its timeout (seconds and
     /// nanoseconds both read), and a signal already pending taken at once.

@@ -303,9 +303,23 @@ fn sigkilled_isolated_unit_restarts_in_place_after_a_long_enough_run() {
     assert_eq!(inner_pid(&mut vm, svc4), 2);
     assert_eq!(marks(&mut vm, svc4), ("victimns".to_string(), false));
 
-    // A stop ends it: the reaper starts nothing after PID 1's signal.
-    let (out, rc, _) = timed(&mut vm, "initctl stop victimns", CMD);
+    // A stop of a run long enough to be restarted in place ends it: the
+    // reaper starts nothing after PID 1's signal (its service dies of
+    // the stop signal, an end its leave would restart), so the stop is
+    // answered when that service is gone, not at `stop_timeout` (5 s)
+    // with a new run killed.
+    vm.sh("sleep 1.2", CMD);
+    let starts = |vm: &mut wren_boot_tests::Vm| {
+        vm.sh("grep -c '^start ' /run/victimns", CMD)
+            .trim()
+            .parse::<u32>()
+            .unwrap()
+    };
+    let before = starts(&mut vm);
+    let (out, rc, secs) = timed(&mut vm, "initctl stop victimns", CMD);
     assert_eq!(rc, 0, "{out}");
+    assert!(secs < 3.0, "the stop took {secs:.1} s: {out}");
+    assert_eq!(starts(&mut vm), before, "a run started after the stop");
     let st = vm.wait_states(&[("victimns", &["stopped"])], Duration::from_secs(10));
     assert!(st["victimns"].pid.is_none());
     vm.sh("sleep 0.5", CMD);
