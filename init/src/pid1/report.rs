@@ -160,7 +160,7 @@ impl Pid1 {
             .slot(u)
             .is_some_and(|s| matches!(s.rt.phase, Phase::Starting | Phase::Running));
         if ended {
-            self.kill_cgroup_now(u);
+            self.kill_unless_killed(u);
         }
         let Some(fd) = self
             .edges

@@ -22,7 +22,6 @@ use crate::boot::shutdown;
 use crate::cgroup::kill::{self, Killed};
 use crate::cgroup::Cgroups;
 use crate::supervisor::{Event, Phase};
-use crate::unit::Namespaces;
 use crate::vocab::{due, Due, Millis, ShutdownKind};
 use rustix::event::epoll;
 use rustix::fd::OwnedFd;
@@ -100,14 +99,22 @@ impl Pid1 {
         let Some(sig) = Signal::from_named_raw(sig) else {
             return;
         };
-        let reaper = slot.def.namespaces.has(Namespaces::PID).then_some(pid);
+        // Whether the run has a reaper is the run's, not the definition's
+        // (a reload's new one is set before its stop): a reaper's run has
+        // its report pipe until it ends.
+        let reaper = self
+            .edges
+            .get(usize::from(u))
+            .is_some_and(|e| e.exit_report.is_some())
+            .then_some(pid);
         // A reaper that may start its service again in place must know
         // first that this end is a stop: told before any process of the
         // run is signalled, it is told before the service can die of it.
-        if let Some(r) = reaper.filter(|_| slot.def.relaunches_in_place()) {
-            if let Ok(r) = i32::try_from(r) {
-                let _ = crate::sys::signal::kill(r, crate::spawn::reaper::REVOKE);
-            }
+        if let Some(r) = reaper
+            .and_then(|r| i32::try_from(r).ok())
+            .filter(|&r| r > 0)
+        {
+            let _ = crate::sys::signal::kill(r, crate::spawn::reaper::REVOKE);
         }
         let sent = self
             .cg
@@ -285,6 +292,18 @@ impl Pid1 {
         put(&mut self.waits.kills, &mut e.drain.next_kill, next);
         self.watch_events(u);
         self.check_empty(u);
+    }
+
+    /// `kill_cgroup_now`, unless it was made since the drain began (the
+    /// step's `KillCgroup` of an end that was not a stop's): not twice.
+    pub(super) fn kill_unless_killed(&mut self, u: u16) {
+        let killed = self
+            .edges
+            .get(usize::from(u))
+            .is_some_and(|e| e.drain.kills > 0);
+        if !killed {
+            self.kill_cgroup_now(u);
+        }
     }
 
     /// A spawn into a cgroup that may still hold a stopped run's

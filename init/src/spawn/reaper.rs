@@ -161,9 +161,11 @@ const STATE_MAX: usize = 96 + 11 * crate::config::users::GROUPS_MAX;
 
 /// The signal PID 1 sends a unit's reaper before it signals the unit's
 /// processes to stop them (`pid1::stopping`): it ends the reaper's leave
-/// and is not forwarded. SIGRTMAX: no program of wren's or of the C
-/// library uses it, and a reaper without a leave takes it as nothing.
-pub const REVOKE: i32 = 64;
+/// and is not forwarded; a reaper without a leave takes it as nothing.
+/// SIGURG, whose default action is to ignore it: a reaper of an older
+/// wren (left running by `initctl reexec`) forwards every signal to its
+/// service, and this one must cost such a service nothing.
+pub const REVOKE: i32 = libc::SIGURG;
 
 impl Leave<'_> {
     fn allows(&self, exit: Exit, up_ns: u64) -> bool {

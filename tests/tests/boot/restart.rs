@@ -327,6 +327,27 @@ fn sigkilled_isolated_unit_restarts_in_place_after_a_long_enough_run() {
         procs(&mut vm).is_empty(),
         "left in the cgroup after the stop"
     );
+
+    // A reload to a definition that is not restarted in place stops the
+    // run it has as any stop: its reaper is told all the same (whether a
+    // run has one is the run's, not the new definition's), so the
+    // reload's start is the only one.
+    let (out, rc, _) = timed(&mut vm, "initctl start victimns", CMD);
+    assert_eq!(rc, 0, "{out}");
+    vm.wait_states(&[("victimns", &["running"])], Duration::from_secs(10));
+    vm.sh("sleep 1.2", CMD);
+    let before = starts(&mut vm);
+    let (out, rc, secs) = timed(
+        &mut vm,
+        "sed -i 's/^restart_delay = 0ms/restart_delay = 1ms/' /test/restart/victimns.unit \
+         && initctl reload",
+        CMD,
+    );
+    assert_eq!(rc, 0, "{out}");
+    assert!(secs < 3.0, "the reload took {secs:.1} s: {out}");
+    vm.wait_states(&[("victimns", &["running"])], Duration::from_secs(10));
+    vm.sh("sleep 0.5", CMD);
+    assert_eq!(starts(&mut vm), before + 1, "the reload's start only");
 }
 
 /// `pid`'s number in its own PID namespace (the last of `NSpid`), or 0
