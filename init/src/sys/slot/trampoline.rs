@@ -209,8 +209,12 @@ const GONE_POLL: rustix::thread::Timespec = rustix::thread::Timespec {
 /// (`getppid` 0) and is a namespace's reaper, which sets no such signal.
 pub(super) fn wait_gone(tid: &AtomicU32) {
     let tid = tid.load(Ordering::Acquire);
+    // Most children come from no trampoline: no call for them.
+    if tid == 0 {
+        return;
+    }
     let tgid = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
-    if tid == 0 || tgid <= 0 {
+    if tgid <= 0 {
         return;
     }
     for i in 0..GONE_POLLS {
