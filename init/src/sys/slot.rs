@@ -499,6 +499,83 @@ pub(super) unsafe fn clone3_on(
     super::raw::result(ret)
 }
 
+/// `clone3_on` by clone(2), which kernels before 5.3 (and seccomp
+/// filters that answer clone3 with ENOSYS) still have: `flags` with the
+/// exit signal in its low byte, the child's stack pointer `top`. No
+/// cgroup to clone into (clone(2) has none).
+///
+/// # Safety
+/// As `clone3_on`: `top` is the (16-byte aligned) top of a writable stack
+/// no one else uses, and `entry(arg)` never returns.
+pub(super) unsafe fn clone_on(
+    flags: usize,
+    top: usize,
+    entry: extern "C" fn(*mut c_void) -> !,
+    arg: *mut c_void,
+) -> Result<usize, Errno> {
+    let ret: isize;
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: clone (the caller's contract), no parent or child tid,
+        // no TLS; the child's tail as `clone3_on`'s.
+        unsafe {
+            core::arch::asm!(
+                "syscall",
+                "test rax, rax",
+                "jnz 2f",
+                "xor ebp, ebp",
+                "mov rdi, r12",
+                "call r13",
+                "ud2",
+                "2:",
+                inlateout("rax") libc::SYS_clone as isize => ret,
+                in("rdi") flags,
+                in("rsi") top,
+                in("rdx") 0usize,
+                in("r10") 0usize,
+                in("r8") 0usize,
+                in("r12") arg,
+                in("r13") entry,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        // SAFETY: as for x86_64 (aarch64's clone takes flags, stack,
+        // parent tid, TLS, child tid).
+        unsafe {
+            core::arch::asm!(
+                "svc #0",
+                "cbnz x0, 2f",
+                "mov x29, xzr",
+                "mov x30, xzr",
+                "mov x0, x20",
+                "blr x21",
+                "brk #1",
+                "2:",
+                inlateout("x0") flags as isize => ret,
+                in("x1") top,
+                in("x2") 0usize,
+                in("x3") 0usize,
+                in("x4") 0usize,
+                in("x8") libc::SYS_clone,
+                in("x20") arg,
+                in("x21") entry,
+                options(nostack),
+            );
+        }
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = (flags, top, entry, arg);
+        ret = -(libc::ENOSYS as isize);
+    }
+    super::raw::result(ret)
+}
+
 /// A slot's child `pid` still counts as reading PID 1's data (a reload
 /// waits for it, then kills it).
 #[cfg(test)]

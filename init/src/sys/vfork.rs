@@ -100,7 +100,14 @@ pub fn spawn<F: FnOnce() + Copy>(child: F) -> Result<u32, Errno> {
 
 /// `spawn` on the stack mapped at `base`.
 fn on_stack<F: FnOnce() + Copy>(base: usize, child: F) -> Result<u32, Errno> {
+    on_stack_by(base, child, false)
+}
+
+/// `on_stack`; `legacy`: by clone(2) at once, as after clone3's ENOSYS
+/// (tests).
+fn on_stack_by<F: FnOnce() + Copy>(base: usize, child: F, legacy: bool) -> Result<u32, Errno> {
     let mut slot = Some(child);
+    let arg = (&mut slot as *mut Option<F>).cast::<libc::c_void>();
     let mut args = super::clone::CloneArgs {
         flags: (libc::CLONE_VM | libc::CLONE_VFORK) as u64,
         exit_signal: libc::SIGCHLD as u64,
@@ -114,17 +121,44 @@ fn on_stack<F: FnOnce() + Copy>(base: usize, child: F) -> Result<u32, Errno> {
     // exec'd or ended. `trampoline::<F>` reads `slot`, an Option<F> that
     // lives in this frame, which stays put because CLONE_VFORK suspends
     // this thread until the child has exec'd or exited, and the child
-    // never returns into this frame (it ends with _exit). A raw clone3
-    // (`slot::clone3_on`), not libc's clone, which is linked for nothing
-    // else.
-    let ret = unsafe {
-        super::slot::clone3_on(
-            &mut args,
-            trampoline::<F>,
-            (&mut slot as *mut Option<F>).cast::<libc::c_void>(),
-        )
-    }?;
+    // never returns into this frame (it ends with _exit).
+    let ret = unsafe { clone_vfork(&mut args, trampoline::<F>, arg, legacy) }?;
     u32::try_from(ret).map_err(|_| Errno::INVAL)
+}
+
+/// A raw clone3 (`slot::clone3_on`), not libc's clone, which is linked
+/// for nothing else; where the kernel has none (before Linux 5.3, or a
+/// seccomp filter that answers it so), clone(2), as every start does then
+/// (docs/boot.md). `legacy`: clone(2) at once (tests). One copy for every
+/// closure type.
+///
+/// # Safety
+/// `args` describes a vfork onto a stack as `on_stack_by` makes it, and
+/// `entry(arg)` never returns.
+unsafe fn clone_vfork(
+    args: &mut super::clone::CloneArgs,
+    entry: extern "C" fn(*mut libc::c_void) -> !,
+    arg: *mut libc::c_void,
+    legacy: bool,
+) -> Result<usize, Errno> {
+    let ret = match legacy {
+        true => Err(Errno::NOSYS),
+        // SAFETY: the caller's contract.
+        false => unsafe { super::slot::clone3_on(args, entry, arg) },
+    };
+    match ret {
+        // SAFETY: the caller's contract; the stack's top is its base plus
+        // its size, page-aligned.
+        Err(Errno::NOSYS) => unsafe {
+            super::slot::clone_on(
+                (libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD) as usize,
+                args.stack.saturating_add(args.stack_size) as usize,
+                entry,
+                arg,
+            )
+        },
+        r => r,
+    }
 }
 
 /// The child's first frame: take the closure out of the suspended
@@ -180,6 +214,28 @@ mod tests {
             let pid = on_stack(base as usize, || super::super::clone::exit(code)).unwrap();
             assert_eq!(wait(pid), Some(code));
         }
+        unmap(base);
+    }
+
+    /// Without clone3 (before Linux 5.3): the same child by clone(2).
+    #[test]
+    fn without_clone3_a_child_is_made_by_clone() {
+        let base = map().unwrap();
+        let seen = core::sync::atomic::AtomicU32::new(0);
+        let pid = on_stack_by(
+            base as usize,
+            || {
+                seen.store(
+                    rustix::process::getpid().as_raw_nonzero().get() as u32,
+                    core::sync::atomic::Ordering::SeqCst,
+                );
+                super::super::clone::exit(7)
+            },
+            true,
+        )
+        .unwrap();
+        assert_eq!(seen.load(core::sync::atomic::Ordering::SeqCst), pid);
+        assert_eq!(wait(pid), Some(7));
         unmap(base);
     }
 
