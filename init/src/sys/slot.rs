@@ -440,63 +440,16 @@ pub(super) unsafe fn clone3_on(
     arg: *mut c_void,
 ) -> Result<usize, Errno> {
     let size = core::mem::size_of::<CloneArgs>();
-    let ret: isize;
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: clone3 (the caller's contract). In the child (rax 0), on
-        // its new stack: no frame to return to, so a null frame pointer
-        // and a call of `entry`, which never returns (ud2 otherwise).
-        unsafe {
-            core::arch::asm!(
-                "syscall",
-                "test rax, rax",
-                "jnz 2f",
-                "xor ebp, ebp",
-                "mov rdi, r12",
-                "call r13",
-                "ud2",
-                "2:",
-                inlateout("rax") libc::SYS_clone3 as isize => ret,
-                in("rdi") args as *mut CloneArgs,
-                in("rsi") size,
-                in("r12") arg,
-                in("r13") entry,
-                lateout("rcx") _,
-                lateout("r11") _,
-                options(nostack),
-            );
-        }
+    // SAFETY: the caller's contract.
+    unsafe {
+        clone_raw(
+            libc::SYS_clone3 as usize,
+            args as *mut CloneArgs as usize,
+            size,
+            entry,
+            arg,
+        )
     }
-    #[cfg(target_arch = "aarch64")]
-    {
-        // SAFETY: as for x86_64: clone3, then in the child (x0 0) null
-        // frame and link registers and a call of `entry`.
-        unsafe {
-            core::arch::asm!(
-                "svc #0",
-                "cbnz x0, 2f",
-                "mov x29, xzr",
-                "mov x30, xzr",
-                "mov x0, x20",
-                "blr x21",
-                "brk #1",
-                "2:",
-                inlateout("x0") args as *mut CloneArgs as isize => ret,
-                in("x1") size,
-                in("x8") libc::SYS_clone3,
-                in("x20") arg,
-                in("x21") entry,
-                options(nostack),
-            );
-        }
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        // No raw clone written for this architecture: the fork path.
-        let _ = (args, entry, arg, size);
-        ret = -(libc::ENOSYS as isize);
-    }
-    super::raw::result(ret)
 }
 
 /// `clone3_on` by clone(2), which kernels before 5.3 (and seccomp
@@ -513,11 +466,30 @@ pub(super) unsafe fn clone_on(
     entry: extern "C" fn(*mut c_void) -> !,
     arg: *mut c_void,
 ) -> Result<usize, Errno> {
+    // SAFETY: the caller's contract.
+    unsafe { clone_raw(libc::SYS_clone as usize, flags, top, entry, arg) }
+}
+
+/// System call `nr` with `a0`, `a1` and zeros for the next three (clone3:
+/// its args and their size; clone: flags, stack top, and no parent tid,
+/// child tid or TLS), whose child, on its new stack, calls `entry(arg)`.
+///
+/// # Safety
+/// As `clone3_on`.
+unsafe fn clone_raw(
+    nr: usize,
+    a0: usize,
+    a1: usize,
+    entry: extern "C" fn(*mut c_void) -> !,
+    arg: *mut c_void,
+) -> Result<usize, Errno> {
     let ret: isize;
     #[cfg(target_arch = "x86_64")]
     {
-        // SAFETY: clone (the caller's contract), no parent or child tid,
-        // no TLS; the child's tail as `clone3_on`'s.
+        // SAFETY: clone3 or clone (the caller's contract). In the child
+        // (rax 0), on its new stack: no frame to return to, so a null
+        // frame pointer and a call of `entry`, which never returns (ud2
+        // otherwise).
         unsafe {
             core::arch::asm!(
                 "syscall",
@@ -528,9 +500,9 @@ pub(super) unsafe fn clone_on(
                 "call r13",
                 "ud2",
                 "2:",
-                inlateout("rax") libc::SYS_clone as isize => ret,
-                in("rdi") flags,
-                in("rsi") top,
+                inlateout("rax") nr as isize => ret,
+                in("rdi") a0,
+                in("rsi") a1,
                 in("rdx") 0usize,
                 in("r10") 0usize,
                 in("r8") 0usize,
@@ -544,8 +516,8 @@ pub(super) unsafe fn clone_on(
     }
     #[cfg(target_arch = "aarch64")]
     {
-        // SAFETY: as for x86_64 (aarch64's clone takes flags, stack,
-        // parent tid, TLS, child tid).
+        // SAFETY: as for x86_64: the call, then in the child (x0 0) null
+        // frame and link registers and a call of `entry`.
         unsafe {
             core::arch::asm!(
                 "svc #0",
@@ -556,12 +528,12 @@ pub(super) unsafe fn clone_on(
                 "blr x21",
                 "brk #1",
                 "2:",
-                inlateout("x0") flags as isize => ret,
-                in("x1") top,
+                inlateout("x0") a0 as isize => ret,
+                in("x1") a1,
                 in("x2") 0usize,
                 in("x3") 0usize,
                 in("x4") 0usize,
-                in("x8") libc::SYS_clone,
+                in("x8") nr,
                 in("x20") arg,
                 in("x21") entry,
                 options(nostack),
@@ -570,7 +542,8 @@ pub(super) unsafe fn clone_on(
     }
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
-        let _ = (flags, top, entry, arg);
+        // No raw clone written for this architecture: the fork path.
+        let _ = (nr, a0, a1, entry, arg);
         ret = -(libc::ENOSYS as isize);
     }
     super::raw::result(ret)
