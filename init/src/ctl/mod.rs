@@ -192,7 +192,8 @@ fn fail(err: &mut dyn Write, msg: &dyn std::fmt::Display) -> u8 {
 /// The unit directory PID 1 runs from: `wren.units=` on the kernel
 /// command line, else /etc/units (also on a build host).
 fn units_dir() -> String {
-    let text = crate::sys::file::read_string("/proc/cmdline").unwrap_or_default();
+    let text =
+        crate::sys::file::read_string(std::path::Path::new("/proc/cmdline")).unwrap_or_default();
     crate::boot::cmdline::parse(&text, &mut |_, _| {})
         .units_dir()
         .to_owned()

@@ -165,9 +165,9 @@ fn raw_frame(text: &str) -> String {
 }
 
 fn system(proc_root: &Path) -> System {
-    let meminfo = crate::sys::file::read_string(proc_root.join("meminfo")).unwrap_or_default();
+    let meminfo = crate::sys::file::read_string(&proc_root.join("meminfo")).unwrap_or_default();
     let (mem_total, mem_available) = sample::parse_meminfo(&meminfo).unwrap_or((0, 0));
-    let pressure = crate::sys::file::read_string(proc_root.join("pressure/memory"))
+    let pressure = crate::sys::file::read_string(&proc_root.join("pressure/memory"))
         .ok()
         .and_then(|t| sample::parse_pressure(&t))
         .map(|p| p.some.avg10);

@@ -75,9 +75,9 @@ pub fn read(path: &std::path::Path, out: &mut Vec<u8>) -> std::io::Result<()> {
 
 /// `std::fs::read_to_string` on `read_to_end`: one read-to-end in the
 /// binary, not std's besides.
-pub fn read_string(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
+pub fn read_string(path: &std::path::Path) -> std::io::Result<String> {
     let mut bytes = Vec::new();
-    read(path.as_ref(), &mut bytes)?;
+    read(path, &mut bytes)?;
     String::from_utf8(bytes).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))
 }
 

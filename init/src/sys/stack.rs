@@ -32,7 +32,7 @@ impl Stack {
         if !page.is_power_of_two() {
             return None;
         }
-        let maps = crate::sys::file::read_string("/proc/self/maps").ok()?;
+        let maps = crate::sys::file::read_string(std::path::Path::new("/proc/self/maps")).ok()?;
         let start = stack_start(&maps, here)?;
         Some(Stack { start, page })
     }
