@@ -112,8 +112,9 @@ impl<W: Write> Write for Watched<'_, W> {
 impl<W: Write> Watched<'_, W> {
     /// A copy of `e` by its errno: an `io::Error` of a message would link
     /// std's custom-error code, 3 KB, and one of its kind the table from
-    /// errno to kind. The one write error without an errno is
-    /// `write_all`'s short write.
+    /// errno to kind. The writers `initctl` gives it (stdout, a `Vec`)
+    /// fail only with an errno; one without (a writer of tests) is taken
+    /// as a short write, an error that is not a closed pipe's.
     fn note(&mut self, e: &io::Error) {
         if self.failed.is_none() {
             self.failed = Some(match e.raw_os_error() {
