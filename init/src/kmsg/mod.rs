@@ -51,13 +51,13 @@ pub fn priority(level: Level) -> u8 {
 
 /// A `fmt::Write` into a fixed string that stops at `limit` bytes (on a
 /// character boundary) and remembers that it did.
-struct Bounded<'a, const N: usize> {
-    out: &'a mut String<N>,
+struct Bounded<'a> {
+    out: &'a mut heapless::string::StringView,
     limit: usize,
     truncated: bool,
 }
 
-impl<const N: usize> fmt::Write for Bounded<'_, N> {
+impl fmt::Write for Bounded<'_> {
     /// Control characters (a value from a unit file, an `exec` path) are
     /// written as `?`: an escape sequence would reach the serial console
     /// as a command to the terminal, a newline would forge a record.
@@ -72,7 +72,7 @@ impl<const N: usize> fmt::Write for Bounded<'_, N> {
     }
 }
 
-impl<const N: usize> Bounded<'_, N> {
+impl Bounded<'_> {
     fn push(&mut self, s: &str) -> fmt::Result {
         if self.truncated {
             return Err(fmt::Error);
@@ -101,11 +101,22 @@ pub fn format_line<const N: usize>(
     prefix: &str,
     args: fmt::Arguments<'_>,
 ) {
+    format_in(out.as_mut_view(), prio, prefix, args)
+}
+
+/// `format_line` on a view of the string: one copy for every size.
+fn format_in(
+    out: &mut heapless::string::StringView,
+    prio: Option<u8>,
+    prefix: &str,
+    args: fmt::Arguments<'_>,
+) {
+    let n = out.capacity();
     out.clear();
     let mut w = Bounded {
         out,
         // Room for the newline: a line that fits is not cut.
-        limit: N.saturating_sub(1),
+        limit: n.saturating_sub(1),
         truncated: false,
     };
     if let Some(p) = prio {
@@ -116,7 +127,7 @@ pub fn format_line<const N: usize>(
     let truncated = w.truncated;
     if truncated {
         // Cut back, on a character boundary, to room for "...\n".
-        let mut keep = N.saturating_sub(TRUNCATED.len() + 1).min(out.len());
+        let mut keep = n.saturating_sub(TRUNCATED.len() + 1).min(out.len());
         while !out.is_char_boundary(keep) {
             keep -= 1;
         }
