@@ -527,6 +527,33 @@ impl Cgroups {
         })
     }
 
+    /// Wait a moment (five polls of at most 10 ms) for `units/NAME` to
+    /// hold no process: what a kill just left dying needs the CPU to go,
+    /// which this gives it. True once it is empty.
+    pub fn wait_empty(&self, name: &str) -> bool {
+        const STEP: rustix::thread::Timespec = rustix::thread::Timespec {
+            tv_sec: 0,
+            tv_nsec: 10_000_000,
+        };
+        let Ok(fd) = self.events(name) else {
+            return false;
+        };
+        for _ in 0..5 {
+            match Self::populated_at(&fd) {
+                Some(true) => {}
+                other => return other == Some(false),
+            }
+            // The kernel marks the file with POLLPRI when `populated`
+            // changes after the read.
+            let mut pfd = [rustix::event::PollFd::new(
+                &fd,
+                rustix::event::PollFlags::PRI,
+            )];
+            let _ = rustix::event::poll(&mut pfd, Some(&STEP));
+        }
+        Self::populated_at(&fd) == Some(false)
+    }
+
     /// Remove `units/NAME`. Returns `Ok(true)` when it is gone (or was
     /// never there), `Ok(false)` when it still has processes (EBUSY): the
     /// caller tries again once it is empty.

@@ -357,7 +357,7 @@ impl Pid1 {
                     dir = Some(p.dir);
                 }
                 Err(e) => {
-                    return Err(why(format_args!("cgroup: {e}")));
+                    return Err(why(format_args!("{e}")));
                 }
             }
         }
@@ -366,7 +366,7 @@ impl Pid1 {
             (Some(_), Some(_), Some(d)) => Some(d),
             (Some(cg), Some(_), None) => match cg.unit_dir(name) {
                 Ok(d) => Some(d),
-                Err(e) => return Err(why(format_args!("cgroup: {e}"))),
+                Err(e) => return Err(why(format_args!("{e}"))),
             },
             (Some(_), None, _) => return Err(why(format_args!("cgroup: not prepared"))),
         };

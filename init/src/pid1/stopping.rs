@@ -316,8 +316,20 @@ impl Pid1 {
             .is_some_and(|e| e.drain.active());
         if draining {
             if let (Some(cg), Some(slot)) = (self.cg.as_ref(), self.sup.slot(u)) {
-                if cg.populated(&slot.def.name) != Some(false) {
-                    let _ = cg.kill(&slot.def.name);
+                let name = slot.def.name.as_str();
+                if cg.populated(name) != Some(false) {
+                    let _ = cg.kill(name);
+                    // New limits: the spawn makes the cgroup anew, which
+                    // it can only once what was killed has gone (a
+                    // reaper held for its report among them): given a
+                    // moment (50 ms at most), as the exec's wait in
+                    // place is.
+                    if let Some(e) = self.edges.get_mut(usize::from(u)) {
+                        if e.cgroup != Some(slot.limits_gen) {
+                            e.drain.held = None;
+                            cg.wait_empty(name);
+                        }
+                    }
                 }
             }
         }
