@@ -222,8 +222,10 @@ static pid_t start(long id)
 		};
 		/* A vfork into the cgroup: no stack given, so the child runs
 		 * on this one while this process waits for its exec, as
-		 * vfork(2) does (glibc's aarch64 syscall() keeps nothing on
-		 * the stack across the call). */
+		 * vfork(2) does. Sound only where syscall() keeps nothing on
+		 * the stack across the call, as glibc's aarch64 one (the
+		 * bench's guest) does; x86_64's `call` would leave its return
+		 * address there for the child's execve call to overwrite. */
 		long p = syscall(SYS_clone3, &a, sizeof a);
 		if (p == 0) {
 			execve(path, argv, envp);

@@ -527,10 +527,10 @@ impl Cgroups {
         })
     }
 
-    /// Wait a moment (five polls of at most 10 ms) for `units/NAME` to
-    /// hold no process: what a kill just left dying needs the CPU to go,
-    /// which this gives it. True once it is empty.
-    pub fn wait_empty(&self, name: &str) -> bool {
+    /// Wait a moment (polls of at most 10 ms, taken from `polls`) for
+    /// `units/NAME` to hold no process: what a kill just left dying needs
+    /// the CPU to go, which this gives it. True once it is empty.
+    pub fn wait_empty(&self, name: &str, polls: &mut u8) -> bool {
         const STEP: rustix::thread::Timespec = rustix::thread::Timespec {
             tv_sec: 0,
             tv_nsec: 10_000_000,
@@ -538,11 +538,15 @@ impl Cgroups {
         let Ok(fd) = self.events(name) else {
             return false;
         };
-        for _ in 0..5 {
+        loop {
             match Self::populated_at(&fd) {
                 Some(true) => {}
                 other => return other == Some(false),
             }
+            if *polls == 0 {
+                return false;
+            }
+            *polls -= 1;
             // The kernel marks the file with POLLPRI when `populated`
             // changes after the read.
             let mut pfd = [rustix::event::PollFd::new(
@@ -551,7 +555,6 @@ impl Cgroups {
             )];
             let _ = rustix::event::poll(&mut pfd, Some(&STEP));
         }
-        Self::populated_at(&fd) == Some(false)
     }
 
     /// Remove `units/NAME`. Returns `Ok(true)` when it is gone (or was

@@ -531,3 +531,28 @@ fn a_fresh_cgroup_gets_only_the_keys_the_unit_sets() {
     let p = cg.prepare("limited", &limits).unwrap();
     assert_eq!(p.not_enforced.as_slice(), ["pids.max"]);
 }
+
+/// An empty cgroup is said so at once, without a poll; a busy one is
+/// polled until the budget runs out (a fixture file never changes), and
+/// none is spent past it.
+#[test]
+fn waiting_for_an_empty_cgroup_spends_at_most_its_budget() {
+    let root = unit_fixture("wait", "web", &[]);
+    let d = root.join("units/web");
+    let cg = Cgroups::open(&root).unwrap();
+    fs::write(d.join("cgroup.events"), "populated 0\nfrozen 0\n").unwrap();
+    let mut polls = 3;
+    assert!(cg.wait_empty("web", &mut polls));
+    assert_eq!(polls, 3);
+    fs::write(d.join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+    let t = std::time::Instant::now();
+    assert!(!cg.wait_empty("web", &mut polls));
+    assert_eq!(polls, 0);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(!cg.wait_empty("web", &mut polls));
+    assert!(!cg.wait_empty("gone", &mut polls), "no cgroup.events");
+}

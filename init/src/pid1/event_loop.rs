@@ -158,6 +158,7 @@ impl Pid1 {
         }
         let before = crate::sys::alloc::count();
         self.rings_allocated = 0;
+        self.remake_polls = super::REMAKE_POLLS;
         if let Some(c) = self.control.as_mut() {
             c.take_grown();
         }

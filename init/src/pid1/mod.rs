@@ -319,6 +319,10 @@ pub struct Pid1 {
     /// Output rings and failure texts allocated by this wake-up (a
     /// unit's first output, its first failed start): once per unit.
     rings_allocated: u64,
+    /// Polls of an emptied cgroup left to this wake-up's starts that make
+    /// one anew (`clear_for_spawn`): a reload of many units' limits waits
+    /// a bounded time in all, not one per unit.
+    remake_polls: u8,
     /// The actions of one step, sized by `fit_tables`.
     actions: Actions,
     /// The actions of a health gate's revert, which happens while
@@ -443,6 +447,11 @@ fn exe_path() -> heapless::String<{ crate::vocab::PATH_BYTES }> {
 }
 
 /// Why a unit whose `after` names a unit a reload removed is not started.
+/// Polls of 10 ms a wake-up may spend waiting for emptied cgroups to be
+/// made anew (`Pid1::remake_polls`): 100 ms at most, however many units
+/// a reload gave new limits.
+const REMAKE_POLLS: u8 = 10;
+
 const DEP_MISSING: &str = "an after unit is no longer loaded";
 
 /// Milliseconds of CLOCK_MONOTONIC: the clock of every deadline.
@@ -499,6 +508,7 @@ impl Pid1 {
             control: None,
             queue: VecDeque::new(),
             rings_allocated: 0,
+            remake_polls: REMAKE_POLLS,
             served_control: false,
             actions: Actions::default(),
             gate_actions: Actions::default(),

@@ -322,12 +322,12 @@ impl Pid1 {
                     // New limits: the spawn makes the cgroup anew, which
                     // it can only once what was killed has gone (a
                     // reaper held for its report among them): given a
-                    // moment (50 ms at most), as the exec's wait in
-                    // place is.
+                    // moment (10 ms a poll, REMAKE_POLLS a wake-up at
+                    // most), as the exec's wait in place is.
                     if let Some(e) = self.edges.get_mut(usize::from(u)) {
                         if e.cgroup != Some(slot.limits_gen) {
                             e.drain.held = None;
-                            cg.wait_empty(name);
+                            cg.wait_empty(name, &mut self.remake_polls);
                         }
                     }
                 }
