@@ -446,12 +446,12 @@ fn exe_path() -> heapless::String<{ crate::vocab::PATH_BYTES }> {
     crate::proto::truncated(text)
 }
 
-/// Why a unit whose `after` names a unit a reload removed is not started.
 /// Polls of 10 ms a wake-up may spend waiting for emptied cgroups to be
 /// made anew (`Pid1::remake_polls`): 100 ms at most, however many units
 /// a reload gave new limits.
 const REMAKE_POLLS: u8 = 10;
 
+/// Why a unit whose `after` names a unit a reload removed is not started.
 const DEP_MISSING: &str = "an after unit is no longer loaded";
 
 /// Milliseconds of CLOCK_MONOTONIC: the clock of every deadline.

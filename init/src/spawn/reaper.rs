@@ -493,10 +493,10 @@ fn serve(service: u32, report: Option<BorrowedFd<'_>>, mut leave: Option<Leave<'
             // the report means nothing of the run is left but this
             // reaper: PID 1 restarts the unit on it, before this exit.
             empty_namespace();
-            // A signal taken after SIGCHLD (rt_sigtimedwait takes the
-            // lowest number first: REVOKE, or a stop signal numbered above
-            // it) may already be here: PID 1 sent it before the service
-            // died, and it ends the leave.
+            // A signal that rt_sigtimedwait would take after SIGCHLD (it
+            // takes the lowest number first, and REVOKE, as a stop signal
+            // may be, is numbered above it) may already be pending: PID 1
+            // sent it before the service died, and it ends the leave.
             let signalled = crate::sys::signal::pending()
                 .map_or(true, |set| set & !(1 << (Signal::SIGCHLD as i32 - 1)) != 0);
             let leave = leave.filter(|l| !signalled && l.allows(exit, up));
