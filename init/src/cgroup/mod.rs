@@ -439,9 +439,14 @@ impl Cgroups {
         let made = match mkdir() {
             Err(Errno::EXIST) => match self.rmdir(name) {
                 Ok(()) => mkdir().map(|()| true),
-                // Busy (a process, a child group that stays) or not a
-                // cgroup: kept.
-                Err(_) => Ok(false),
+                // Busy (a process, a child group that stays): kept.
+                Err(Errno::BUSY) => Ok(false),
+                // Refused otherwise (not a cgroup, no permission): kept
+                // too, its files written, and said.
+                Err(errno) => {
+                    crate::warn!("{name}: cgroup {UNITS_DIR}/{name} kept, not made anew: {errno}");
+                    Ok(false)
+                }
             },
             made => made.map(|()| true),
         };
