@@ -213,30 +213,7 @@ static pid_t start(long id)
 	char *path = sv.path, *name = sv.name;
 	char *argv[] = {sv.path, sv.arg, NULL};
 	char *envp[] = {NULL};
-	if (bare_cg) {
-		int dir = openat(units, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		struct clone3_args a = {
-			.flags = INTO_CGROUP | CLONE_VM | CLONE_VFORK,
-			.exit_signal = SIGCHLD,
-			.cgroup = (uint64_t)dir,
-		};
-		/* A vfork into the cgroup: no stack given, so the child runs
-		 * on this one while this process waits for its exec, as
-		 * vfork(2) does. Sound only where syscall() keeps nothing on
-		 * the stack across the call, as glibc's aarch64 one (the
-		 * bench's guest) does; x86_64's `call` would leave its return
-		 * address there for the child's execve call to overwrite. */
-		long p = syscall(SYS_clone3, &a, sizeof a);
-		if (p == 0) {
-			execve(path, argv, envp);
-			_exit(127);
-		}
-		if (p < 0)
-			fprintf(stderr, "floor: start %ld: %s\n", id, strerror(errno));
-		close(dir);
-		return (pid_t)p;
-	}
-	if (!iso) {
+	if (!iso && !bare_cg) {
 		pid_t p = vfork();
 		if (p == 0) {
 			execve(path, argv, envp);
@@ -247,18 +224,27 @@ static pid_t start(long id)
 		return p;
 	}
 	int cg = openat(units, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* floor cg: a vfork into the cgroup. No stack given, so the child
+	 * runs on this one while this process waits for its exec, as
+	 * vfork(2) does. Sound only where syscall() keeps nothing on the
+	 * stack across the call, as glibc's aarch64 one (the bench's guest)
+	 * does; x86_64's `call` would leave its return address there for the
+	 * child's execve call to overwrite. Else without CLONE_VM a fork:
+	 * the child runs on a copy. */
 	struct clone3_args a = {
-		.flags = INTO_CGROUP | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC,
+		.flags = INTO_CGROUP | (bare_cg ? CLONE_VM | CLONE_VFORK
+						: CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC),
 		.exit_signal = SIGCHLD,
 		.cgroup = (uint64_t)cg,
 	};
-	/* Without CLONE_VM this is a fork: the child runs on a copy. */
 	long p = syscall(SYS_clone3, &a, sizeof a);
 	if (p == 0) {
-		if (ns_mounts() || sethostname(name, strlen(name)) != 0)
-			_exit(126);
-		if (kept)
-			keep(path, argv, envp, name);
+		if (!bare_cg) {
+			if (ns_mounts() || sethostname(name, strlen(name)) != 0)
+				_exit(126);
+			if (kept)
+				keep(path, argv, envp, name);
+		}
 		execve(path, argv, envp);
 		_exit(127);
 	}

@@ -219,9 +219,8 @@ fn main() {
         eprintln!("soak: FAIL: no sample taken");
         std::process::exit(1);
     };
-    let half = samples.len().div_ceil(2);
     let ceiling = |part: &[Sample]| part.iter().map(|s| s.anon_kb).max().unwrap_or(0);
-    let (early, late) = samples.split_at(half.min(samples.len()));
+    let (early, late) = samples.split_at(samples.len().div_ceil(2));
     let (early, late) = (ceiling(early), ceiling(late));
     if late > early + ANON_SLACK_KB {
         failures.push(format!(

@@ -487,19 +487,13 @@ fn serve(service: u32, report: Option<BorrowedFd<'_>>, mut leave: Option<Leave<'
             };
             // How long the run lasted, up to its end: not the wait for
             // what it left (below), which a crash loop's children could
-            // stretch past the floor.
-            let up = crate::sys::clock::now_ns().saturating_sub(since);
+            // stretch past the floor. Only with a leave, as `since`.
+            let up = leave.map(|_| crate::sys::clock::now_ns().saturating_sub(since));
             // The rest of the namespace goes before the report, so that
             // the report means nothing of the run is left but this
             // reaper: PID 1 restarts the unit on it, before this exit.
             empty_namespace();
-            // A signal that rt_sigtimedwait would take after SIGCHLD (it
-            // takes the lowest number first, and REVOKE, as a stop signal
-            // may be, is numbered above it) may already be pending: PID 1
-            // sent it before the service died, and it ends the leave.
-            let signalled = crate::sys::signal::pending()
-                .map_or(true, |set| set & !(1 << (Signal::SIGCHLD as i32 - 1)) != 0);
-            let leave = leave.filter(|l| !signalled && l.allows(exit, up));
+            let leave = leave.filter(|l| up.is_some_and(|up| l.allows(exit, up)) && !signalled());
             if let (Some(l), Some(fd)) = (leave, report) {
                 if let Some(pid) = relaunch(&l) {
                     if rustix::io::write(fd, &encode_relaunched(exit)) == Ok(REPORT_LEN) {
@@ -537,6 +531,16 @@ fn serve(service: u32, report: Option<BorrowedFd<'_>>, mut leave: Option<Leave<'
             crate::sys::clone::exit(code);
         }
     }
+}
+
+/// Whether a signal that rt_sigtimedwait would take after SIGCHLD is
+/// pending (it takes the lowest number first, and REVOKE, as a stop
+/// signal may be, is numbered above it): PID 1 sent it before the service
+/// died, and it ends the leave. Asked only with a leave that allows the
+/// restart: a reaper without one makes no call for it.
+fn signalled() -> bool {
+    crate::sys::signal::pending()
+        .map_or(true, |set| set & !(1 << (Signal::SIGCHLD as i32 - 1)) != 0)
 }
 
 /// Start the service again (`spawn::relaunched`), nothing of the last run
