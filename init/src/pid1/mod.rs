@@ -28,6 +28,7 @@ pub use reexec::print_handshake;
 mod reload;
 mod report;
 mod sources;
+mod shutdown;
 mod stopping;
 mod watchdog;
 
@@ -354,7 +355,7 @@ pub struct Pid1 {
     /// Followers handed over, until the control server is up.
     followers: Vec<(OwnedFd, crate::vocab::Name, u64)>,
     /// When a shutdown that began goes on to its final sequence anyway
-    /// (`stopping::shutdown_budget`).
+    /// (`shutdown::shutdown_budget`).
     shutdown_deadline: Option<Millis>,
     /// Every unit stopped; the final sequence waits for their cgroups.
     finish_pending: Option<crate::vocab::ShutdownKind>,

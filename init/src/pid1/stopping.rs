@@ -11,18 +11,15 @@
 //! Emptiness is learnt from `cgroup.events` in the epoll set (the kernel
 //! marks it with EPOLLPRI when `populated` changes), not by polling.
 //! `initctl stop` is answered once the cgroup is empty, and the final
-//! shutdown sequence waits for the same. The shutdown as a whole has a
-//! deadline (`shutdown_budget`): past it, PID 1 goes on to the final
-//! sequence whatever is still stopping.
+//! shutdown sequence waits for the same (`shutdown`).
 
 use super::event_loop::TOKEN_CGEVENTS;
 use super::handshake::put;
 use super::{now, Pid1};
-use crate::boot::shutdown;
 use crate::cgroup::kill::{self, Killed};
 use crate::cgroup::Cgroups;
 use crate::supervisor::{Event, Phase};
-use crate::vocab::{due, Due, Millis, ShutdownKind};
+use crate::vocab::{due, Due, Millis};
 use rustix::event::epoll;
 use rustix::fd::OwnedFd;
 use rustix::process::Signal;
@@ -31,9 +28,6 @@ use rustix::process::Signal;
 pub(super) const KILL_RETRY_MS: Millis = 200;
 /// Kills of one cgroup before PID 1 gives up on what is left.
 pub(super) const KILL_TRIES: u8 = 5;
-/// Added to the sum of every unit's `stop_timeout` for the shutdown's
-/// deadline: the kills and their retries, the reverse order's steps.
-pub(super) const SHUTDOWN_SLACK_MS: Millis = 10_000;
 
 /// How far a unit's cgroup is from empty, after a stop signal or a kill.
 #[derive(Default)]
@@ -517,101 +511,6 @@ impl Pid1 {
         }
         self.drained_if_done(u);
     }
-
-    /// The final sequence, once every unit is stopped and every cgroup
-    /// PID 1 waited for is empty (or given up on).
-    pub(super) fn finish_when_drained(&mut self, kind: ShutdownKind) {
-        if self.draining() {
-            self.finish_pending = Some(kind);
-            return;
-        }
-        self.finish_now(kind, false);
-    }
-
-    /// After each batch: a finish that waited for cgroups to empty, and
-    /// the shutdown's deadline.
-    pub(super) fn tend_shutdown(&mut self) {
-        let Some(kind) = self.sup.shutting_down() else {
-            return;
-        };
-        self.feed_through_shutdown();
-        // A drain ended in this batch (`cgroup.events`, a kill's timer)
-        // queued its unit's `Drained`.
-        if !self.queue.is_empty() {
-            self.run_queue();
-        }
-        let t = now();
-        let deadline = *self
-            .shutdown_deadline
-            .get_or_insert_with(|| t.saturating_add(shutdown_budget(&self.sup)));
-        if let Some(k) = self.finish_pending {
-            if !self.draining() {
-                self.finish_now(k, false);
-            }
-        }
-        if t >= deadline {
-            // A stopped unit whose cgroup has not emptied is named too: it
-            // is what the finish waited for.
-            for (s, e) in self.sup.slots().zip(self.edges.iter()) {
-                let down = matches!(s.rt.phase, Phase::Stopped | Phase::Failed | Phase::Exited);
-                if !down || e.drain.active() {
-                    crate::error!(
-                        "shutdown: {} still {:?}{} at the shutdown deadline",
-                        s.def.name,
-                        s.rt.phase,
-                        if down {
-                            ", processes left in its cgroup"
-                        } else {
-                            ""
-                        }
-                    );
-                }
-            }
-            crate::error!("shutdown: deadline passed; going on without them");
-            self.finish_now(self.finish_pending.unwrap_or(kind), true);
-        }
-    }
-
-    /// A shutdown asked by `by` (`initctl`, a signal's sender): the first
-    /// kind asked is the one done. Another kind asked during it is said
-    /// and refused (the kind under way comes back), not dropped in
-    /// silence; the same kind again changes nothing.
-    pub(super) fn ask_shutdown(
-        &mut self,
-        kind: ShutdownKind,
-        by: core::fmt::Arguments<'_>,
-    ) -> Result<(), ShutdownKind> {
-        match self.sup.shutting_down() {
-            None => {
-                crate::info!("shutdown: {} (asked by {by})", kind.verb());
-                self.feed(Event::Shutdown(kind));
-                Ok(())
-            }
-            Some(k) if k == kind => Ok(()),
-            Some(k) => {
-                crate::warn!(
-                    "shutdown: already {}; {} (asked by {by}) refused",
-                    k.verb(),
-                    kind.verb()
-                );
-                Err(k)
-            }
-        }
-    }
-
-    /// `late`: the deadline passed with units or cgroups not down.
-    fn finish_now(&mut self, kind: ShutdownKind, late: bool) -> ! {
-        match late {
-            true => crate::info!("units not all stopped; {kind:?}"),
-            false => crate::info!("all units stopped; {kind:?}"),
-        }
-        let _ = crate::kmsg::console_flush();
-        shutdown::finish(
-            kind,
-            std::time::Duration::from_millis(super::executor::SHUTDOWN_GRACE_MS),
-            self.watchdog.take(),
-        )
-    }
 }
 
 /// `sig` to the process group `pid` leads, or to `pid` alone when it does
@@ -626,15 +525,6 @@ fn signal_group(pid: u32, sig: Signal) {
     if rustix::process::kill_process_group(p, sig).is_err() {
         let _ = rustix::process::kill_process(p, sig);
     }
-}
-
-/// The whole shutdown's deadline, from its start: every unit's
-/// `stop_timeout` (they may be stopped one after another), plus
-/// `SHUTDOWN_SLACK_MS`.
-pub(super) fn shutdown_budget(sup: &crate::supervisor::Supervisor) -> Millis {
-    sup.slots()
-        .map(|s| s.def.stop_timeout)
-        .fold(SHUTDOWN_SLACK_MS, Millis::saturating_add)
 }
 
 #[cfg(test)]
