@@ -1,19 +1,16 @@
 //! Performing what the supervisor asks: spawning (everything a unit's
 //! process needs first: cgroup, ids, pipes, the notify socket), signalling,
-//! killing a cgroup, announcing state changes on the console and in the
-//! kernel log, and finishing the shutdown.
+//! killing a cgroup, finishing the shutdown; state changes are said by
+//! `announce`.
 
 use super::event_loop::{self, watch};
 use super::handshake;
 use super::not_enforced::KeySet;
-use super::{now, now_ns, why, Pid1, Why, DEP_MISSING};
-use crate::kmsg;
+use super::{now, now_ns, why, Pid1, Why};
 use crate::spawn;
-use crate::supervisor::{Action, Delay, Event, Note};
+use crate::supervisor::{Action, Event};
 use crate::unit::{self, Output, Ready};
-use crate::vocab::Exit;
 use crate::vocab::NOTIFY_DIR;
-use nix::sys::signal::Signal;
 use rustix::event::epoll;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
@@ -202,85 +199,6 @@ impl Pid1 {
         }
         if !self.queue_event(Event::SpawnFailed { unit: u }) {
             crate::error!("event queue full");
-        }
-    }
-
-    fn announce(&self, u: u16, note: Note) {
-        let Some(slot) = self.sup.slot(u) else { return };
-        let name = slot.def.name.as_str();
-        match note {
-            Note::Running { pid } => {
-                // A restart's and the boot's lines wait a moment
-                // (console_line_later): not before the new process ran.
-                kmsg::console_line_later(format_args!("[  OK  ] {name}: running (pid {pid})"));
-                kmsg::event_later(format_args!("{name}: running (pid {pid})"));
-            }
-            Note::Exited => {
-                kmsg::console_line(format_args!("[  OK  ] {name}: exited"));
-                kmsg::event(format_args!("{name}: exited"));
-            }
-            Note::Died { exit, restart_in } => {
-                let tag = if exit.success() {
-                    "[ INFO ]"
-                } else {
-                    "[FAILED]"
-                };
-                let e = ExitText(exit);
-                let again = Again::restart(restart_in);
-                // Only a restart's lines wait for the new process.
-                if restart_in.is_some() {
-                    kmsg::console_line_later(format_args!("{tag} {name}: {e}{again}"));
-                    kmsg::event_later(format_args!("{name}: {e}{again}"));
-                } else {
-                    kmsg::console_line(format_args!("{tag} {name}: {e}"));
-                    kmsg::event(format_args!("{name}: {e}{again}"));
-                }
-            }
-            Note::SpawnFailed { restart_in } => {
-                let again = Again::retry(restart_in);
-                kmsg::console_line(format_args!("[FAILED] {name}: cannot start{again}"));
-            }
-            Note::StartTimeout { restart_in } => {
-                let t = slot.def.start_timeout;
-                let again = Again::restart(restart_in);
-                kmsg::console_line(format_args!(
-                    "[FAILED] {name}: not ready within {t}ms, killed{again}"
-                ));
-                kmsg::event(format_args!(
-                    "{name}: not ready within start_timeout ({t}ms){again}"
-                ));
-            }
-            Note::WatchdogTimeout { restart_in } => {
-                let t = slot.def.seldom.watchdog.unwrap_or(0);
-                let again = Again::restart(restart_in);
-                kmsg::console_line(format_args!(
-                    "[FAILED] {name}: watchdog timeout (no WATCHDOG=1 for {t}ms), killed{again}"
-                ));
-                kmsg::event(format_args!(
-                    "{name}: watchdog timeout ({t}ms), killed{again}"
-                ));
-            }
-            Note::StartLimit => {
-                kmsg::console_line(format_args!("[FAILED] {name}: start limit hit"));
-                kmsg::event(format_args!("{name}: start limit hit, not restarting"));
-            }
-            Note::DepFailed { dep } => {
-                let d = self
-                    .sup
-                    .slot(dep)
-                    .map(|s| s.def.name.as_str())
-                    .unwrap_or("?");
-                kmsg::console_line(format_args!("[FAILED] {name}: dependency {d} failed"));
-                kmsg::event(format_args!("{name}: not started, dependency {d} failed"));
-            }
-            Note::DepMissing => {
-                kmsg::console_line(format_args!("[FAILED] {name}: {DEP_MISSING}"));
-                kmsg::event(format_args!("{name}: not started, {DEP_MISSING}"));
-            }
-            Note::Stopped => {
-                kmsg::console_line(format_args!("[ STOP ] {name}: stopped"));
-                kmsg::event(format_args!("{name}: stopped"));
-            }
         }
     }
 
@@ -502,23 +420,6 @@ pub(super) struct Ends {
     pub(super) report: Option<OwnedFd>,
 }
 
-/// An exit as the console and `initctl status` say it.
-pub(super) struct ExitText(pub(super) Exit);
-
-impl core::fmt::Display for ExitText {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self.0 {
-            // As i32s: i16's own Display would be 250 bytes of code more.
-            Exit::Code(c) => write!(f, "exit {}", i32::from(c)),
-            Exit::Signal(s) => match Signal::try_from(i32::from(s)) {
-                Ok(sig) => write!(f, "killed by {}", sig.as_str()),
-                Err(_) => write!(f, "killed by signal {}", i32::from(s)),
-            },
-            Exit::OomKill => write!(f, "oom-kill"),
-        }
-    }
-}
-
 pub(super) fn notify_path(name: &str) -> heapless::String<64> {
     let mut p = heapless::String::new();
     let _ = p.push_str(NOTIFY_DIR);
@@ -561,29 +462,6 @@ fn bind_notify_socket(path: &str, (uid, gid): (u32, u32)) -> Result<OwnedFd, Err
         return Err(e);
     }
     Ok(s)
-}
-
-/// `, restart in Dms` (or `, retry in Dms`) after a failure's text, or
-/// nothing when the unit is not tried again.
-pub(super) struct Again(&'static str, Option<Delay>);
-
-impl Again {
-    pub(super) fn restart(d: Option<Delay>) -> Self {
-        Again("restart", d)
-    }
-
-    pub(super) fn retry(d: Option<Delay>) -> Self {
-        Again("retry", d)
-    }
-}
-
-impl core::fmt::Display for Again {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self.1 {
-            Some(d) => write!(f, ", {} in {d}ms", self.0),
-            None => Ok(()),
-        }
-    }
 }
 
 /// Limit keys as `memory.max memory.low`.

@@ -6,7 +6,7 @@
 //! and the good one written beside it and renamed over `NAME.unit`, with
 //! fsyncs, so a power cut leaves either file whole, never a torn one.
 
-use super::executor::ExitText;
+use super::announce::ExitText;
 use super::{now, why, Pid1, Why};
 use crate::kmsg;
 use crate::supervisor::Note;

@@ -14,6 +14,7 @@
 //! server decoded), `pressure` (PSI triggers: per-unit actions and
 //! system-wide shedding) and `watchdog` (feeding the hardware watchdog).
 
+mod announce;
 mod boot;
 mod event_loop;
 mod executor;
@@ -27,8 +28,8 @@ mod reexec;
 pub use reexec::print_handshake;
 mod reload;
 mod report;
-mod sources;
 mod shutdown;
+mod sources;
 mod stopping;
 mod watchdog;
 

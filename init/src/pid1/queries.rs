@@ -4,7 +4,7 @@
 //! state; start/stop/restart feed the supervisor and leave the client
 //! waiting until `tend_waiters` sees its unit settle.
 
-use super::executor::{Again, ExitText};
+use super::announce::{Again, ExitText};
 use super::{apart, now, Edge, Pid1};
 use crate::cgroup::Cgroups;
 use crate::control::{ClientId, Command, Server, Text, Waiter, Want};
