@@ -16,7 +16,7 @@ use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
 
 /// Spawns of one step between two waits in place for an exec.
-const EXEC_BATCH: usize = 16;
+pub(super) const EXEC_BATCH: usize = 16;
 
 /// How long processes left at shutdown get between TERM and KILL.
 pub(super) const SHUTDOWN_GRACE_MS: u64 = 2000;

@@ -240,17 +240,22 @@ impl Pid1 {
     /// counted, and a unit on probation is judged by the new start, not by
     /// the kill (which put a good definition's last good one back). Its
     /// status pipe's end of file is not read as an exec: `start` ends the
-    /// killed run's handshake first.
-    pub(super) fn start_killed_before_exec(&mut self, pid: u32) {
-        let Some(u) = (0..self.edges.len())
-            .filter_map(|i| u16::try_from(i).ok())
-            .find(|&u| self.exec_pid(u) == Some(pid))
-        else {
-            return;
-        };
-        let name = self.sup.slot(u).map_or("?", |s| s.def.name.as_str());
-        crate::warn!("{name}: killed before its exec (pid {pid}) so that a reload could go on; starting it again");
-        self.start(u, true);
+    /// killed run's handshake first. Several are started as a step's
+    /// spawns are (`perform_all`): their execs awaited by the loop, every
+    /// EXEC_BATCH-th in place, not each in place one after another.
+    pub(super) fn start_killed_before_exec(&mut self, killed: &[u32]) {
+        for (i, &pid) in killed.iter().enumerate() {
+            let Some(u) = (0..self.edges.len())
+                .filter_map(|i| u16::try_from(i).ok())
+                .find(|&u| self.exec_pid(u) == Some(pid))
+            else {
+                continue;
+            };
+            let name = self.sup.slot(u).map_or("?", |s| s.def.name.as_str());
+            crate::warn!("{name}: killed before its exec (pid {pid}) so that a reload could go on; starting it again");
+            let in_place = killed.len() < 2 || (i + 1).is_multiple_of(super::executor::EXEC_BATCH);
+            self.start(u, in_place);
+        }
     }
 
     /// The supervisor gave up on a start still in its handshake (stopped,
@@ -464,9 +469,9 @@ mod tests {
             },
         );
         drop(w); // the child's death
-        p.start_killed_before_exec(NO_PID - 1);
+        p.start_killed_before_exec(&[NO_PID - 1]);
         assert_eq!(p.exec_pid(0), Some(NO_PID), "another pid's kill ended it");
-        p.start_killed_before_exec(NO_PID);
+        p.start_killed_before_exec(&[NO_PID]);
         p.run_queue();
         // Exec'd in place (`ready = started`: running, judged after
         // GATE_HOLD), as a new run: no failure, no restart.
@@ -479,6 +484,52 @@ mod tests {
         assert_eq!(p.edges[0].last_error(), "");
         let pid = rustix::process::Pid::from_raw(s.rt.pid as i32);
         let _ = rustix::process::waitpid(pid, rustix::process::WaitOptions::empty());
+    }
+
+    /// Several starts a reload killed are made again as a step's spawns
+    /// are: none waits for its exec in place (each would hold PID 1 for
+    /// its wait, one after another); the loop awaits them.
+    #[test]
+    fn starts_a_reload_killed_are_made_again_without_a_wait_each() {
+        use crate::pid1::tests::NO_PID;
+        use crate::supervisor::{Actions, Phase};
+        use rustix::event::epoll;
+        let mut p = crate::pid1::Pid1::new(None, 0, false);
+        p.epoll = Some(epoll::create(epoll::CreateFlags::CLOEXEC).unwrap());
+        let defs: Vec<UnitDef> = ["db", "web"]
+            .iter()
+            .map(|n| {
+                let mut d = UnitDef::with_defaults(n);
+                d.exec.push("/bin/true").unwrap();
+                d.namespaces = crate::unit::Namespaces::NONE;
+                d
+            })
+            .collect();
+        let mut out = Actions::default();
+        out.fit(2);
+        p.sup
+            .reload(0, &mut defs.clone().into_iter(), &|_| false, &mut out);
+        for d in &defs {
+            p.edges.push(Edge::new(d));
+        }
+        p.fit_tables();
+        let fake = [NO_PID, NO_PID - 1];
+        let mut ends = Vec::new();
+        for (u, &pid) in fake.iter().enumerate() {
+            let (status, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK).unwrap();
+            p.await_exec(u as u16, Pending { pid, status });
+            ends.push(w);
+        }
+        drop(ends); // the children's deaths
+        p.start_killed_before_exec(&fake);
+        for u in 0..2u16 {
+            // A wait in place would have taken /bin/true's exec already.
+            let pid = p.exec_pid(u).expect("its exec awaited by the loop");
+            assert!(!fake.contains(&pid), "{pid}");
+            assert_eq!(p.sup.slot(u).unwrap().rt.phase, Phase::Starting);
+            let pid = rustix::process::Pid::from_raw(pid as i32);
+            let _ = rustix::process::waitpid(pid, rustix::process::WaitOptions::empty());
+        }
     }
 
     /// With no `start_timeout` (0) the exec still has its bound, and the

@@ -73,9 +73,7 @@ impl Pid1 {
         });
         if !clear {
             // The old table stays: the starts killed are made again on it.
-            for &pid in &killed {
-                self.start_killed_before_exec(pid);
-            }
+            self.start_killed_before_exec(&killed);
             let msg = "reload refused: a unit's start is stuck before its exec; try again";
             crate::error!("{msg}");
             report(msg);
@@ -151,9 +149,7 @@ impl Pid1 {
         // over meanwhile (a changed unit's start cancelled, a new run
         // begun: another pid). Not before the new table is in place: the
         // new child would read the old one.
-        for &pid in &killed {
-            self.start_killed_before_exec(pid);
-        }
+        self.start_killed_before_exec(&killed);
         self.run_queue();
         self.unshed_wanted();
         if sum.removed > 0 {
