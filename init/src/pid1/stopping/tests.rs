@@ -491,3 +491,37 @@ fn a_start_clears_a_report_kept_for_a_reap() {
     p.clear_for_spawn(0);
     assert_eq!(p.edges[0].drain.early, None);
 }
+
+/// A reaper adopted without its report pipe is known by its PID
+/// namespace: a process made in a new one is in another than PID 1's,
+/// its parent (made in PID 1's) and PID 1's own processes are not.
+#[test]
+fn a_process_made_in_a_new_pid_namespace_is_told_from_others() {
+    let mut outer = Command::new("unshare")
+        .args(["--pid", "--fork", "sleep", "5"])
+        .spawn()
+        .expect("unshare");
+    let children = format!("/proc/{0}/task/{0}/children", outer.id());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let inner = loop {
+        let text = std::fs::read_to_string(&children).unwrap_or_default();
+        if let Some(p) = text.split_whitespace().next() {
+            break p.parse::<u32>().unwrap();
+        }
+        assert!(Instant::now() < deadline, "unshare made no child");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let told = (
+        super::in_own_pid_namespace(inner),
+        super::in_own_pid_namespace(outer.id()),
+        super::in_own_pid_namespace(std::process::id()),
+        super::in_own_pid_namespace(0),
+    );
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_raw(inner as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    );
+    let _ = outer.kill();
+    let _ = outer.wait();
+    assert_eq!(told, (true, false, false, false));
+}
