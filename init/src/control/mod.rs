@@ -112,10 +112,13 @@ const NO_EVENT: epoll::Event = epoll::Event {
 };
 
 /// Whether the process `pid` (a connecting peer, uid 0) holds
-/// CAP_SYS_ADMIN in its effective set (`/proc/PID/status`): the operator
-/// does; a unit running as root with its capabilities dropped does not,
-/// and must not stop other units, reload or reboot. Unknown (the peer
-/// gone already): no.
+/// CAP_SYS_ADMIN in its effective set (`/proc/PID/status`) over PID 1's
+/// user namespace: the operator does; a unit running as root with its
+/// capabilities dropped does not, and must not stop other units, reload
+/// or reboot, nor does it by making a user namespace of its own (`unshare
+/// -Ur`), where its set is full again but counts only there. Unknown (the
+/// peer gone already): no. A kernel without user namespaces has no
+/// /proc/PID/ns/user, and every peer is in PID 1's.
 fn may_change(pid: i32) -> bool {
     let path: heapless::String<32> = crate::proto::formatted(format_args!("/proc/{pid}/status"));
     let mut buf = [0u8; 2048];
@@ -123,6 +126,7 @@ fn may_change(pid: i32) -> bool {
         return false;
     };
     cap_eff_has_sys_admin(text)
+        && crate::sys::file::same_namespace(pid.unsigned_abs(), "user") != Some(false)
 }
 
 /// The peer whose credentials are `cred` may only look: `may_change`

@@ -1021,6 +1021,29 @@ fn a_root_peer_without_sys_admin_may_only_look() {
         super::may_change(std::process::id() as i32),
         "this test runs as root"
     );
+    // Root in a user namespace of its own has a full CapEff there, which
+    // counts for nothing over PID 1's: only a looker.
+    let mut inner = std::process::Command::new("unshare")
+        .args(["-Ur", "sleep", "5"])
+        .spawn()
+        .unwrap();
+    let pid = inner.id();
+    let t = std::time::Instant::now();
+    while crate::sys::file::same_namespace(pid, "user") != Some(false) {
+        assert!(
+            t.elapsed().as_secs() < 5,
+            "unshare -Ur made no user namespace"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let told = (
+        super::cap_eff_has_sys_admin(&status),
+        super::may_change(pid as i32),
+    );
+    let _ = inner.kill();
+    let _ = inner.wait();
+    assert_eq!(told, (true, false), "{status}");
     // Such peers hold at most MAX_WAITING slots, idle or not: the
     // operator always gets in.
     let held: Vec<_> = (0..super::MAX_WAITING).map(|_| observe(&mut rig)).collect();

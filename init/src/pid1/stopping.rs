@@ -100,7 +100,10 @@ impl Pid1 {
         let reaper = self
             .edges
             .get(usize::from(u))
-            .is_some_and(|e| e.exit_report.is_some() || in_own_pid_namespace(pid))
+            .is_some_and(|e| {
+                e.exit_report.is_some()
+                    || crate::sys::file::same_namespace(pid, "pid") == Some(false)
+            })
             .then_some(pid);
         // A reaper that may start its service again in place must know
         // first that this end is a stop: told before any process of the
@@ -511,23 +514,6 @@ impl Pid1 {
             e.drain.end(self.epoll.as_ref(), &mut self.waits.kills);
         }
         self.drained_if_done(u);
-    }
-}
-
-/// Whether `pid` is in another PID namespace than PID 1's: a reaper
-/// (a process's own PID namespace is the one it was made in, for good).
-/// False when either cannot be read (the process gone).
-fn in_own_pid_namespace(pid: u32) -> bool {
-    if pid == 0 {
-        return false;
-    }
-    let path: heapless::String<32> = crate::proto::formatted(format_args!("/proc/{pid}/ns/pid"));
-    match (
-        rustix::fs::stat(path.as_str()),
-        rustix::fs::stat("/proc/self/ns/pid"),
-    ) {
-        (Ok(a), Ok(b)) => (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino),
-        _ => false,
     }
 }
 

@@ -126,6 +126,22 @@ pub fn read_kernel_at<'b, Fd: AsFd>(
     read_all(&open_kernel_at(dir.as_fd(), path)?, buf)
 }
 
+/// Whether process `pid` is in PID 1's own namespace of `kind` (`pid`,
+/// `user`: a name under /proc/PID/ns): a process's PID namespace is the
+/// one it was made in for good; a user namespace it made or entered
+/// counts its capabilities there, not in PID 1's. None when either cannot
+/// be read (the process gone, a kernel without that kind).
+pub fn same_namespace(pid: u32, kind: &str) -> Option<bool> {
+    let ns = |who: core::fmt::Arguments<'_>| {
+        let path: heapless::String<32> =
+            crate::proto::formatted(format_args!("/proc/{who}/ns/{kind}"));
+        rustix::fs::stat(path.as_str())
+            .ok()
+            .map(|st| (st.st_dev, st.st_ino))
+    };
+    Some(ns(format_args!("{pid}"))? == ns(format_args!("self"))?)
+}
+
 /// `read_at`, with every byte that is not UTF-8 read as `?`: for text
 /// whose one bad byte must not lose the rest (the kernel command line, as
 /// a boot loader's environment may put anything in it).
