@@ -474,7 +474,7 @@ impl Server {
                 }
                 Mode::Answering | Mode::Waiting { .. } | Mode::Following { .. } => {
                     // Nothing more is expected; read only to see the hang-up.
-                    let mut sink = [0u8; 256];
+                    let mut sink = [0u8; 1];
                     match net::recv(fd, &mut sink[..], RecvFlags::DONTWAIT) {
                         Ok((0, _)) => {
                             // Its writing side only, maybe: it still gets
@@ -483,7 +483,14 @@ impl Server {
                             self.sync_interest(slot);
                             return None;
                         }
-                        Ok(_) | Err(Errno::INTR) => continue,
+                        // Bytes after its one request: not initctl. Read,
+                        // they would wake PID 1 for as long as the peer
+                        // writes; it goes instead.
+                        Ok(_) => {
+                            self.close(slot);
+                            return None;
+                        }
+                        Err(Errno::INTR) => continue,
                         Err(Errno::AGAIN) => return None,
                         Err(_) => {
                             self.close(slot);

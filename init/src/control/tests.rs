@@ -973,6 +973,20 @@ fn a_half_closed_follower_keeps_following_until_it_hangs_up() {
     assert_eq!(rig.server.clients(), 0);
 }
 
+/// A follower that writes after its request (not initctl, which sends
+/// one request) is let go: its bytes would wake PID 1 again and again.
+#[test]
+fn a_follower_that_writes_after_its_request_is_let_go() {
+    let mut rig = Rig::new("ctl-chatter");
+    rig.fake.unit("web").log.push(b"one\n");
+    let mut s = rig.follow("web");
+    rig.pump();
+    assert_eq!(rig.server.clients(), 1);
+    s.write_all(&[0u8; 4096]).unwrap();
+    rig.pump_until_no_clients();
+    assert_eq!(rig.server.clients(), 0);
+}
+
 /// A peer of the right uid without CAP_SYS_ADMIN (a unit running as root
 /// with its capabilities dropped) may look, not change anything: a stop,
 /// a reload or a reboot is denied, `status` answered.
