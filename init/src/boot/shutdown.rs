@@ -141,10 +141,14 @@ pub const SYNC_LIMIT: Duration = Duration::from_secs(20);
 /// and the driver stops its timer only at the last close, so a halt would
 /// end in a reset.
 pub fn bounded(limit: Duration, watchdog: Option<&Watchdog>, f: impl FnOnce()) -> bool {
-    let ran = bounded_code(limit, watchdog, || {
+    said(bounded_code(limit, watchdog, || {
         f();
         0
-    });
+    }))
+}
+
+/// Whether `bounded`'s child did its work; why not said.
+fn said(ran: Result<i32, Unfinished>) -> bool {
     match ran {
         Ok(0) => true,
         Ok(_) => {
@@ -205,6 +209,11 @@ pub fn bounded_code(
     }
 }
 
+/// The sync child's exit code when the root could not be made read-only
+/// (`mounts::unmount_all`): synced, but the kernel's forced remount must
+/// follow.
+const ROOT_RW: i32 = 3;
+
 /// How long the kernel's emergency sync and remount get before reboot(2).
 const EMERGENCY_WAIT: Duration = Duration::from_secs(2);
 
@@ -213,7 +222,8 @@ const EMERGENCY_WAIT: Duration = Duration::from_secs(2);
 /// remount of every file system, done by its workers, so PID 1 does not
 /// wait on a dead disk: what is left when the child for sync and unmount
 /// could not be made (no memory for clone3, the likely case at a reboot
-/// for lack of it) or is stuck. Waits `EMERGENCY_WAIT`, feeding.
+/// for lack of it) or is stuck, or left the root read-write (`ROOT_RW`).
+/// Waits `EMERGENCY_WAIT`, feeding.
 fn emergency_sync(trigger: &str, feed: &dyn Fn()) {
     let flags =
         rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC;
@@ -289,12 +299,16 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
     // anyway. Local file systems first, each written out by its own
     // unmount (or read-only remount): no sync(2) before them, which
     // would wait on a dead server's mount too.
-    let done = bounded(SYNC_LIMIT, watchdog.as_ref(), || {
-        mounts::unmount_all(Path::new("/proc/self/mounts"), &mut log_unmount);
+    let ran = bounded_code(SYNC_LIMIT, watchdog.as_ref(), || {
+        let root_rw = mounts::unmount_all(Path::new("/proc/self/mounts"), &mut log_unmount);
         crate::info!("shutdown: syncing disks");
         rustix::fs::sync();
+        i32::from(root_rw) * ROOT_RW
     });
-    if !done {
+    if ran == Ok(ROOT_RW) {
+        crate::error!("shutdown: / is still read-write; the kernel's forced read-only remount");
+        emergency_sync("/proc/sysrq-trigger", &feed);
+    } else if !said(ran) {
         crate::error!(
             "shutdown: sync and unmount not done after {} s (or no child for them); the kernel's emergency sync and read-only remount instead",
             SYNC_LIMIT.as_secs()

@@ -79,3 +79,60 @@ fn disk_root_boots_with_a_pi_shaped_command_line() {
     vm.wait_shell(BOOT);
     assert_eq!(vm.sh("cat /root/kept", CMD).trim(), "kept");
 }
+
+/// An update renamed a new binary over /sbin/init and no re-exec
+/// followed: the running PID 1's binary is deleted but open, and the
+/// kernel refuses the root a read-only remount (EBUSY). The shutdown
+/// asks for the kernel's forced one after its sync: the journal needs no
+/// recovery and the file system is marked clean; the old binary's inode,
+/// open to the end, is left on the orphan list, which the next mount
+/// frees (as it would for any init's binary replaced so). Then all is
+/// clean, and what was written is there.
+#[test]
+fn disk_root_with_init_replaced_without_a_reexec_powers_off_clean() {
+    let disk = disk_copy("replaced_init");
+    let mut vm = Vm::boot_disk(&disk, &pi_cmdline());
+    vm.wait_shell(BOOT);
+    vm.sh(
+        "cp /sbin/init /sbin/init.new && mv /sbin/init.new /sbin/init && echo kept > /root/kept",
+        CMD,
+    );
+    vm.send("poweroff\n");
+    let status = vm
+        .wait_exit(secs(60))
+        .expect("VM still running 60 s after poweroff");
+    assert!(status.success(), "qemu exit {status:?}");
+    assert!(
+        vm.output()
+            .contains("/ is still read-write; the kernel's forced read-only remount"),
+        "{}",
+        vm.tail()
+    );
+    let sb = std::process::Command::new("dumpe2fs")
+        .arg("-h")
+        .arg(&disk)
+        .output()
+        .expect("dumpe2fs (e2fsprogs)");
+    let sb = String::from_utf8_lossy(&sb.stdout);
+    let line = |key: &str| {
+        sb.lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("Filesystem state:").ends_with(" clean"), "{sb}");
+    assert!(
+        !line("Filesystem features:").contains("needs_recovery"),
+        "{sb}"
+    );
+    let mut vm = Vm::boot_disk(&disk, &pi_cmdline());
+    vm.wait_shell(BOOT);
+    assert_eq!(vm.sh("cat /root/kept", CMD).trim(), "kept");
+    vm.send("poweroff\n");
+    let status = vm
+        .wait_exit(secs(60))
+        .expect("VM still running 60 s after poweroff");
+    assert!(status.success(), "qemu exit {status:?}");
+    let (clean, report) = fsck(&disk);
+    assert!(clean, "e2fsck after the second poweroff:\n{report}");
+}

@@ -532,8 +532,10 @@ fn load_plan(mounts_path: &Path, report: &mut dyn FnMut(Unmounted<'_>)) -> Vec<A
 /// Shutdown: carry out `unmount_plan` of `mounts_path` (normally
 /// /proc/self/mounts), reporting each mount. Never panics; a mount that
 /// can be neither unmounted nor made read-only is reported and skipped.
-pub fn unmount_all(mounts_path: &Path, report: &mut dyn FnMut(Unmounted<'_>)) {
+/// True when the root is left read-write (`root_left_rw`).
+pub fn unmount_all(mounts_path: &Path, report: &mut dyn FnMut(Unmounted<'_>)) -> bool {
     let plan = load_plan(mounts_path, report);
+    let mut root_rw = false;
     for action in &plan {
         let r = match action {
             Action::Unmount(target) => {
@@ -550,8 +552,19 @@ pub fn unmount_all(mounts_path: &Path, report: &mut dyn FnMut(Unmounted<'_>)) {
                 continue;
             }
         };
+        root_rw |= root_left_rw(&r);
         report(r);
     }
+    root_rw
+}
+
+/// The root could be neither unmounted nor made read-only. The kernel
+/// refuses a read-only remount (EBUSY) while a file deleted from it is
+/// still open, as PID 1's own binary is once an update renamed another
+/// over it without a re-exec: only its forced remount (SysRq `u`) then
+/// leaves the file system clean.
+fn root_left_rw(r: &Unmounted<'_>) -> bool {
+    matches!(r, Unmounted::Failed { target: "/", .. })
 }
 
 /// Make sure fds 0, 1 and 2 are open: PID 1 started from an initramfs

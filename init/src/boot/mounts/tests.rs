@@ -143,7 +143,10 @@ fn unmount_all_reports_and_survives() {
     let table = dir.join("mounts");
     std::fs::write(&table, "/dev/nope /nonexistent-wren-test ext4 rw 0 0\n").unwrap();
     let mut got = Vec::new();
-    unmount_all(&table, &mut |r| got.push(r.to_string()));
+    assert!(
+        !unmount_all(&table, &mut |r| got.push(r.to_string())),
+        "/ untouched"
+    );
     assert_eq!(got.len(), 1);
     // Unprivileged: EPERM twice; privileged: ENOENT twice.
     assert!(
@@ -156,6 +159,22 @@ fn unmount_all_reports_and_survives() {
     assert_eq!(plan, [Action::RemountRoot]);
     assert_eq!(got.len(), 1);
     assert!(got[0].starts_with("cannot read the mount table"), "{got:?}");
+}
+
+/// Only the root's failure asks for the kernel's forced remount.
+#[test]
+fn a_root_left_read_write_is_told_from_other_failures() {
+    let failed = |target| Unmounted::Failed {
+        target,
+        umount: None,
+        remount: Errno::BUSY,
+    };
+    assert!(root_left_rw(&failed("/")));
+    assert!(!root_left_rw(&failed("/data")));
+    assert!(!root_left_rw(&Unmounted::RemountedRo {
+        target: "/",
+        umount: None
+    }));
 }
 
 #[test]
