@@ -18,6 +18,21 @@ fn pi_cmdline() -> String {
     text.trim().replace("root=/dev/mmcblk0p2", "root=/dev/vda")
 }
 
+/// `poweroff` typed on the console: QEMU ends, with success.
+fn power_off(vm: &mut Vm) {
+    vm.send("poweroff\n");
+    let status = vm
+        .wait_exit(secs(60))
+        .expect("VM still running 60 s after poweroff");
+    assert!(status.success(), "qemu exit {status:?}");
+}
+
+/// e2fsck finds nothing to fix on `disk` after `what`.
+fn assert_clean(disk: &std::path::Path, what: &str) {
+    let (clean, report) = fsck(disk);
+    assert!(clean, "e2fsck after {what}:\n{report}");
+}
+
 #[test]
 fn disk_root_boots_with_a_pi_shaped_command_line() {
     let disk = disk_copy("pi_cmdline");
@@ -68,13 +83,8 @@ fn disk_root_boots_with_a_pi_shaped_command_line() {
     // Written and synced, then a clean poweroff: there at the next boot,
     // and the file system is clean.
     vm.sh("echo kept > /root/kept && sync", CMD);
-    vm.send("poweroff\n");
-    let status = vm
-        .wait_exit(secs(60))
-        .expect("VM still running 60 s after poweroff");
-    assert!(status.success(), "qemu exit {status:?}");
-    let (clean, report) = fsck(&disk);
-    assert!(clean, "e2fsck after poweroff:\n{report}");
+    power_off(&mut vm);
+    assert_clean(&disk, "poweroff");
     let mut vm = Vm::boot_disk(&disk, &pi_cmdline());
     vm.wait_shell(BOOT);
     assert_eq!(vm.sh("cat /root/kept", CMD).trim(), "kept");
@@ -97,11 +107,7 @@ fn disk_root_with_init_replaced_without_a_reexec_powers_off_clean() {
         "cp /sbin/init /sbin/init.new && mv /sbin/init.new /sbin/init && echo kept > /root/kept",
         CMD,
     );
-    vm.send("poweroff\n");
-    let status = vm
-        .wait_exit(secs(60))
-        .expect("VM still running 60 s after poweroff");
-    assert!(status.success(), "qemu exit {status:?}");
+    power_off(&mut vm);
     assert!(
         vm.output()
             .contains("/ is still read-write; the kernel's forced read-only remount"),
@@ -128,11 +134,6 @@ fn disk_root_with_init_replaced_without_a_reexec_powers_off_clean() {
     let mut vm = Vm::boot_disk(&disk, &pi_cmdline());
     vm.wait_shell(BOOT);
     assert_eq!(vm.sh("cat /root/kept", CMD).trim(), "kept");
-    vm.send("poweroff\n");
-    let status = vm
-        .wait_exit(secs(60))
-        .expect("VM still running 60 s after poweroff");
-    assert!(status.success(), "qemu exit {status:?}");
-    let (clean, report) = fsck(&disk);
-    assert!(clean, "e2fsck after the second poweroff:\n{report}");
+    power_off(&mut vm);
+    assert_clean(&disk, "the second poweroff");
 }
