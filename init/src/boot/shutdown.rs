@@ -316,7 +316,8 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
         emergency_sync("/proc/sysrq-trigger", &feed);
     }
     // Held past reboot(2): should it fail, or hang in a driver's shutdown,
-    // the watchdog still resets the board.
+    // the watchdog still resets the board (unless its driver stops it at
+    // a reboot: `watchdog_stop_on_reboot`, as the Pi's does).
     let _held = watchdog.and_then(|w| last_watchdog_step(kind, w));
     crate::info!("shutdown: {}", kind.verb());
     refused(rustix::system::reboot(command(kind)))
