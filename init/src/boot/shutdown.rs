@@ -225,12 +225,7 @@ const EMERGENCY_WAIT: Duration = Duration::from_secs(2);
 /// for lack of it) or is stuck, or left the root read-write (`ROOT_RW`).
 /// Waits `EMERGENCY_WAIT`, feeding.
 fn emergency_sync(trigger: &str, feed: &dyn Fn()) {
-    let flags =
-        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC;
-    let asked = rustix::fs::open(trigger, flags, rustix::fs::Mode::empty())
-        .and_then(|fd| rustix::io::write(&fd, b"s").and_then(|_| rustix::io::write(&fd, b"u")));
-    if let Err(e) = asked {
-        crate::error!("shutdown: {trigger}: {e}");
+    if !sysrq(trigger, b"su") {
         return;
     }
     let deadline = deadline_in(EMERGENCY_WAIT);
@@ -238,6 +233,29 @@ fn emergency_sync(trigger: &str, feed: &dyn Fn()) {
         feed();
         crate::sys::clock::sleep(t.min(Duration::from_millis(50)));
     }
+}
+
+/// The SysRq `keys` at `trigger`, one write each, which the kernel's
+/// workers carry out: PID 1 waits for none of them. False, said, when
+/// one could not be asked.
+fn sysrq(trigger: &str, keys: &[u8]) -> bool {
+    let flags =
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC;
+    let asked = rustix::fs::open(trigger, flags, rustix::fs::Mode::empty()).and_then(|fd| {
+        keys.chunks(1)
+            .try_for_each(|k| rustix::io::write(&fd, k).map(drop))
+    });
+    if let Err(e) = asked {
+        crate::error!("{trigger}: {e}");
+    }
+    asked.is_ok()
+}
+
+/// What is written so far goes to the disks (SysRq `s`), without PID 1
+/// waiting for them: before a reset that PID 1 knows is coming (the
+/// watchdog no longer fed), which would lose it.
+pub fn sync_by_kernel() {
+    sysrq("/proc/sysrq-trigger", b"s");
 }
 
 /// kill(-1, sig): every process but PID 1 (and kernel threads).

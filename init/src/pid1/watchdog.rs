@@ -111,6 +111,9 @@ impl Pid1 {
             ));
             crate::error!("{name}: critical unit failed; watchdog no longer fed");
             self.watchdog_next = None;
+            // The reset loses what is only in the page cache: written
+            // out now (units that go on writing lose what comes after).
+            crate::boot::shutdown::sync_by_kernel();
             return;
         }
         w.feed();

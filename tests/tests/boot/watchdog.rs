@@ -8,8 +8,10 @@
 use crate::*;
 use wren_boot_tests::{disk_copy, secs};
 
-const CMDLINE: &str = "console=ttyAMA0,115200 root=/dev/vda rootwait rw init=/sbin/init \
-     wren.units=/test/watchdog";
+/// `commit=120`: within a test only a sync writes a file out (as in
+/// disk_data.rs), not the journal's periodic commit.
+const CMDLINE: &str = "console=ttyAMA0,115200 root=/dev/vda rootflags=commit=120 rootwait rw \
+     init=/sbin/init wren.units=/test/watchdog";
 
 fn boot_wd(name: &str) -> wren_boot_tests::Vm {
     boot_wd_timeout(name, 4)
@@ -17,9 +19,13 @@ fn boot_wd(name: &str) -> wren_boot_tests::Vm {
 
 /// Booted with the watchdog's timeout `secs` long.
 fn boot_wd_timeout(name: &str, secs: u32) -> wren_boot_tests::Vm {
-    let disk = disk_copy(name);
+    boot_wd_on(&disk_copy(name), secs)
+}
+
+/// `boot_wd_timeout` on a copy of the disk made already.
+fn boot_wd_on(disk: &std::path::Path, secs: u32) -> wren_boot_tests::Vm {
     let cmdline = format!("{CMDLINE} wren.watchdog=/dev/watchdog,{secs}");
-    let mut vm = wren_boot_tests::Vm::boot_disk_with(&disk, &cmdline, &["-device", "i6300esb"]);
+    let mut vm = wren_boot_tests::Vm::boot_disk_with(disk, &cmdline, &["-device", "i6300esb"]);
     vm.wait_shell(BOOT);
     vm.wait_states(
         &[("crit", &["running"]), ("plain", &["running"])],
@@ -33,9 +39,14 @@ fn boot_wd_timeout(name: &str, secs: u32) -> wren_boot_tests::Vm {
     vm
 }
 
+/// ... and what was written before the failure, not synced, is on the
+/// disk after the reset: PID 1 asked the kernel to write it out when it
+/// stopped feeding (a reset without a sync loses it:
+/// disk_data_lost_by_a_reset_without_sync).
 #[test]
 fn watchdog_fed_while_healthy_reset_after_a_critical_failure() {
-    let mut vm = boot_wd("watchdog_reset");
+    let disk = disk_copy("watchdog_reset");
+    let mut vm = boot_wd_on(&disk, 4);
     // Four timeouts, a non-critical unit failing in between: still up.
     vm.sh("touch /run/plain.fail", CMD);
     vm.wait_states(&[("plain", &["failed"])], CMD);
@@ -44,6 +55,7 @@ fn watchdog_fed_while_healthy_reset_after_a_critical_failure() {
     assert_eq!(vm.sh("echo alive", CMD).trim(), "alive");
     // The critical unit fails: no more feeding, a reset within the timeout
     // (4 s, plus the i6300esb's second stage and TCG's slowness).
+    vm.sh("seq 1 30000 > /root/unsynced", CMD);
     let before = vm.output().len();
     vm.send("touch /run/crit.fail\n");
     vm.expect("crit: critical unit failed", Duration::from_secs(10));
@@ -63,6 +75,15 @@ fn watchdog_fed_while_healthy_reset_after_a_critical_failure() {
     eprintln!(
         "reset {} ms after the failure was seen ({st:?})",
         t.elapsed().as_millis()
+    );
+    let mut vm = wren_boot_tests::Vm::boot_disk(&disk, &format!("{CMDLINE} wren.rescue"));
+    vm.wait_shell(BOOT);
+    let want: String = (1..=30000).map(|i| format!("{i}\n")).collect();
+    let size = vm.sh("wc -c < /root/unsynced 2>/dev/null || echo 0", CMD);
+    assert_eq!(
+        size.trim().parse::<usize>().ok(),
+        Some(want.len()),
+        "{size}"
     );
 }
 
