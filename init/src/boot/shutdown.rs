@@ -141,8 +141,11 @@ pub const SYNC_LIMIT: Duration = Duration::from_secs(20);
 /// and the driver stops its timer only at the last close, so a halt would
 /// end in a reset.
 pub fn bounded(limit: Duration, watchdog: Option<&Watchdog>, f: impl FnOnce()) -> bool {
-    said(bounded_code(limit, watchdog, || {
-        f();
+    let mut f = Some(f);
+    said(bounded_code(limit, watchdog, &mut || {
+        if let Some(f) = f.take() {
+            f();
+        }
         0
     }))
 }
@@ -177,7 +180,7 @@ pub enum Unfinished {
 pub fn bounded_code(
     limit: Duration,
     watchdog: Option<&Watchdog>,
-    f: impl FnOnce() -> i32,
+    f: &mut dyn FnMut() -> i32,
 ) -> Result<i32, Unfinished> {
     let pid = crate::sys::clone::clone_into(crate::unit::Namespaces::NONE, None, || {
         if let Some(w) = watchdog {
@@ -317,7 +320,7 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
     // anyway. Local file systems first, each written out by its own
     // unmount (or read-only remount): no sync(2) before them, which
     // would wait on a dead server's mount too.
-    let ran = bounded_code(SYNC_LIMIT, watchdog.as_ref(), || {
+    let ran = bounded_code(SYNC_LIMIT, watchdog.as_ref(), &mut || {
         let root_rw = mounts::unmount_all(Path::new("/proc/self/mounts"), &mut log_unmount);
         crate::info!("shutdown: syncing disks");
         rustix::fs::sync();
@@ -393,7 +396,7 @@ mod tests {
     /// for it) rather than leaving it asleep for ever.
     #[test]
     fn a_refused_reboot_ends_pid1() {
-        let code = bounded_code(Duration::from_secs(5), None, || {
+        let code = bounded_code(Duration::from_secs(5), None, &mut || {
             refused(Err(rustix::io::Errno::PERM))
         });
         assert_eq!(code, Ok(0));

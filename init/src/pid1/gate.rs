@@ -172,7 +172,7 @@ impl Pid1 {
             }
             Some(good) => {
                 let rejected = self.sup.slot(u).map(|s| s.def.clone());
-                let saved = on_disk(self.watchdog.as_ref(), || {
+                let saved = on_disk(self.watchdog.as_ref(), &|| {
                     restore_file(dir, &name, &good, &cause, rejected.as_ref()).map(drop)
                 });
                 // What the next reload will read back, so it sees the unit
@@ -200,7 +200,7 @@ impl Pid1 {
             }
             None => {
                 let rejected = self.sup.slot(u).map(|s| s.def.clone());
-                let moved = on_disk(self.watchdog.as_ref(), || {
+                let moved = on_disk(self.watchdog.as_ref(), &|| {
                     set_aside(dir, &name, rejected.as_ref())
                 });
                 self.sup.revert(now(), u, None, &mut out);
@@ -368,10 +368,10 @@ const DISK_LIMIT: core::time::Duration = core::time::Duration::from_secs(2);
 /// code; past the limit, ETIMEDOUT (the child ends, or not, on its own).
 fn on_disk(
     watchdog: Option<&crate::watchdog::Watchdog>,
-    f: impl FnOnce() -> Result<(), Errno>,
+    f: &dyn Fn() -> Result<(), Errno>,
 ) -> Result<(), Errno> {
     use crate::boot::shutdown::{bounded_code, Unfinished};
-    let code = bounded_code(DISK_LIMIT, watchdog, || {
+    let code = bounded_code(DISK_LIMIT, watchdog, &mut || {
         // The copy's backlogs are PID 1's, which PID 1 writes itself.
         kmsg::forked();
         match f() {
@@ -697,7 +697,7 @@ mod tests {
         .unwrap();
         let w = crate::watchdog::Watchdog::on(dev, 15);
         let t = Instant::now();
-        let r = on_disk(Some(&w), || {
+        let r = on_disk(Some(&w), &|| {
             std::thread::sleep(Duration::from_secs(10));
             Ok(())
         });
@@ -714,8 +714,8 @@ mod tests {
             rustix::io::read(&seen, &mut fed).unwrap_or(0) > 0,
             "not fed"
         );
-        assert_eq!(on_disk(None, || Err(Errno::STALE)), Err(Errno::STALE));
-        assert_eq!(on_disk(None, || Ok(())), Ok(()));
+        assert_eq!(on_disk(None, &|| Err(Errno::STALE)), Err(Errno::STALE));
+        assert_eq!(on_disk(None, &|| Ok(())), Ok(()));
     }
 
     #[test]

@@ -61,6 +61,20 @@ pub fn clone_into(
     cgroup: Option<BorrowedFd<'_>>,
     child: impl FnOnce(),
 ) -> Result<u32, Errno> {
+    let mut child = Some(child);
+    // One body for every caller's closure (issue 10's size budget).
+    clone_dyn(ns, cgroup, &mut || {
+        if let Some(c) = child.take() {
+            c();
+        }
+    })
+}
+
+fn clone_dyn(
+    ns: Namespaces,
+    cgroup: Option<BorrowedFd<'_>>,
+    child: &mut dyn FnMut(),
+) -> Result<u32, Errno> {
     let mut args = CloneArgs {
         flags: namespace_flags(ns) | cgroup.map_or(0, |_| CLONE_INTO_CGROUP),
         exit_signal: libc::SIGCHLD as u64,
@@ -109,7 +123,7 @@ fn legacy_clone(flags: u64) -> libc::c_long {
 }
 
 /// In the copy (0), run `child` and end; in the caller, the copy's pid.
-fn finish(ret: libc::c_long, child: impl FnOnce()) -> Result<u32, Errno> {
+fn finish(ret: libc::c_long, child: &mut dyn FnMut()) -> Result<u32, Errno> {
     match ret {
         0 => {
             // PID 1 runs as SCHED_BATCH (`sched`), which a copy inherits:
