@@ -181,7 +181,10 @@ mod tests {
     /// The fallback for kernels without clone3 makes the same copy.
     #[test]
     fn a_legacy_clone_copy_runs_the_child_and_exits_with_its_code() {
-        let pid = finish(legacy_clone(namespace_flags(Namespaces::NONE)), || exit(9)).unwrap();
+        let pid = finish(legacy_clone(namespace_flags(Namespaces::NONE)), &mut || {
+            exit(9)
+        })
+        .unwrap();
         let p = rustix::process::Pid::from_raw(pid as i32);
         let (_, st) = rustix::process::waitpid(p, rustix::process::WaitOptions::empty())
             .unwrap()
