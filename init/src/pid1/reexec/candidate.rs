@@ -11,8 +11,11 @@ use rustix::io::Errno;
 use rustix::pipe::PipeFlags;
 
 /// Runs `path --reexec-handshake`, bounded by `HANDSHAKE_MS`: its state
-/// format and version, or why it is not a working wren.
-pub(super) fn handshake(path: &str) -> Result<(u32, heapless::String<32>), Why> {
+/// format and version, or why it is not a working wren. `feed` (the
+/// hardware watchdog's) between its steps and at least every `FEED_MS`
+/// of the wait for its line: the three bounds in a row outlast the
+/// shortest watchdog timeout (1 s).
+pub(super) fn handshake(path: &str, feed: &dyn Fn()) -> Result<(u32, heapless::String<32>), Why> {
     let mut argv: crate::sys::exec::CStrings<{ PATH_BYTES + 64 }, 3> =
         crate::sys::exec::CStrings::new();
     let cannot = |e: Errno| why(format_args!("cannot run it: {}", std::io::Error::from(e)));
@@ -36,6 +39,7 @@ pub(super) fn handshake(path: &str) -> Result<(u32, heapless::String<32>), Why> 
         e => cannot(e),
     })?;
     drop(out_w);
+    feed();
     let mut buf = [0u8; 128];
     let mut len = 0;
     {
@@ -47,9 +51,10 @@ pub(super) fn handshake(path: &str) -> Result<(u32, heapless::String<32>), Why> 
             if left == 0 || buf.get(..len).is_some_and(|b| b.contains(&b'\n')) {
                 break;
             }
+            feed();
             let ts = rustix::time::Timespec {
                 tv_sec: 0,
-                tv_nsec: (left.min(999) * 1_000_000) as i64,
+                tv_nsec: (left.min(FEED_MS) * 1_000_000) as i64,
             };
             let mut pfd = [rustix::event::PollFd::new(
                 &fd,
@@ -74,9 +79,11 @@ pub(super) fn handshake(path: &str) -> Result<(u32, heapless::String<32>), Why> 
     // Whatever it does next, it ends here (SIGKILL makes the wait short;
     // one stuck where SIGKILL cannot reach it is left to the loop's reap).
     let _ = child.kill();
+    feed();
     let status = child
         .wait_within(HANDSHAKE_MS)
         .unwrap_or(Err(Errno::TIMEDOUT));
+    feed();
     let text = core::str::from_utf8(buf.get(..len).unwrap_or(&[])).unwrap_or("");
     let line = text.lines().next().unwrap_or("");
     match handover::parse_handshake(line) {
@@ -93,6 +100,9 @@ pub(super) fn handshake(path: &str) -> Result<(u32, heapless::String<32>), Why> 
         }),
     }
 }
+
+/// Longest wait for the handshake's line between two feeds.
+const FEED_MS: u64 = 250;
 
 /// execve `path --handover FD` as this process; returns only on failure.
 pub(super) fn exec_self(path: &str, state: &OwnedFd) -> Errno {
@@ -159,11 +169,23 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
             let t0 = Instant::now();
-            let r = handshake(path.to_str().unwrap());
+            let fed = std::cell::RefCell::new(vec![t0]);
+            let r = handshake(path.to_str().unwrap(), &|| {
+                fed.borrow_mut().push(Instant::now())
+            });
             let took = t0.elapsed();
             assert!(
                 took < Duration::from_millis(2 * HANDSHAKE_MS + 500),
                 "{name}: {took:?}"
+            );
+            // A watchdog of 1 s (fed every 333 ms) is fed in time: here,
+            // where no exec nor wait stalls, every FEED_MS at least.
+            let mut fed = fed.into_inner();
+            fed.push(Instant::now());
+            let gap = fed.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+            assert!(
+                gap < Duration::from_millis(super::FEED_MS + 150),
+                "{name}: {gap:?} unfed"
             );
             match r {
                 Ok((format, version)) => {

@@ -69,13 +69,15 @@ impl Pid1 {
             Some(e) => Err(e),
             None => {
                 // The handshake may take a second or more (a candidate on
-                // a stalled disk): begun on a fed watchdog, so a short
-                // timeout does not reset the board for a re-exec that is
-                // refused.
-                if let Some(w) = self.watchdog.as_ref() {
-                    w.feed();
-                }
-                handshake(path).and_then(|(format, v)| match self.unadoptable(format) {
+                // a stalled disk): fed through, so a short timeout does
+                // not reset the board for a re-exec that is refused.
+                let feed = || {
+                    if let Some(w) = self.watchdog.as_ref() {
+                        w.feed();
+                    }
+                };
+                feed();
+                handshake(path, &feed).and_then(|(format, v)| match self.unadoptable(format) {
                     Some(e) => Err(e),
                     None => Ok((format, v)),
                 })
