@@ -418,7 +418,7 @@ pub fn early_mounts(mounts_path: &Path, report: &mut dyn FnMut(MountError)) {
     let text = match small {
         Some(t) => t,
         None => {
-            whole = crate::sys::file::read_string(mounts_path).unwrap_or_else(|e| {
+            whole = read_table(mounts_path).unwrap_or_else(|e| {
                 report(MountError::ReadTable {
                     errno: Errno::from_io_error(&e).unwrap_or(Errno::IO),
                 });
@@ -515,10 +515,21 @@ fn remount_ro<'a>(target: &'a str, umount: Option<Errno>) -> Unmounted<'a> {
     }
 }
 
+/// The mount table at `mounts_path`, its bytes that are not UTF-8 read as
+/// U+FFFD: a mount point of another encoding (a USB stick's Latin-1
+/// label) loses its own line (its unmount fails, said), not the whole
+/// table (every early mount done again over what is there; at shutdown,
+/// nothing but the root made read-only).
+fn read_table(mounts_path: &Path) -> std::io::Result<String> {
+    let mut bytes = Vec::new();
+    crate::sys::file::read(mounts_path, &mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// The plan for the table at `mounts_path`; when it cannot be read, that
 /// is reported and only the root is made read-only.
 fn load_plan(mounts_path: &Path, report: &mut dyn FnMut(Unmounted<'_>)) -> Vec<Action> {
-    match crate::sys::file::read_string(mounts_path) {
+    match read_table(mounts_path) {
         Ok(text) => unmount_plan(&text),
         Err(e) => {
             report(Unmounted::ReadTable {

@@ -161,6 +161,24 @@ fn unmount_all_reports_and_survives() {
     assert!(got[0].starts_with("cannot read the mount table"), "{got:?}");
 }
 
+/// A mount point that is not UTF-8 (a stick's Latin-1 label) loses its
+/// own line only: the other mounts are in the plan still.
+#[test]
+fn a_mount_point_not_utf8_leaves_the_rest_of_the_plan() {
+    let dir = TempDir::new("mounts-latin1");
+    let table = dir.join("mounts");
+    std::fs::write(
+        &table,
+        b"/dev/root / ext4 rw 0 0\n/dev/sda1 /data ext4 rw 0 0\n/dev/sdb1 /media/\xe9t vfat rw 0 0\n",
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let plan = load_plan(&table, &mut |r| got.push(r.to_string()));
+    assert!(got.is_empty(), "{got:?}");
+    assert!(plan.contains(&Action::Unmount("/data".into())), "{plan:?}");
+    assert!(plan.contains(&Action::RemountRoot), "{plan:?}");
+}
+
 /// Only the root's failure asks for the kernel's forced remount.
 #[test]
 fn a_root_left_read_write_is_told_from_other_failures() {
