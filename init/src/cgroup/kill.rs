@@ -104,9 +104,16 @@ pub fn signal_each<Fd: AsFd>(dir: Fd, sig: Signal, except: Option<u32>) -> Resul
             sent = sent.saturating_add(1);
         }
     };
-    for_each_pid(&dir, &mut signal)?;
-    below(dir.as_fd(), SUB_DEPTH, &mut signal);
+    each_of_unit(dir.as_fd(), &mut signal)?;
     Ok(sent)
+}
+
+/// `f` with every pid in `dir/cgroup.procs` and in the cgroups the unit
+/// made below it (`SUB_DEPTH` levels); an error only for `dir`'s own.
+pub fn each_of_unit(dir: rustix::fd::BorrowedFd<'_>, f: &mut dyn FnMut(u32)) -> Result<(), Errno> {
+    for_each_pid(dir, &mut *f)?;
+    below(dir, SUB_DEPTH, f);
+    Ok(())
 }
 
 /// `f` with every pid of the cgroups below `dir`, `depth` levels down.

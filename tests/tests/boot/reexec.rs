@@ -238,6 +238,15 @@ fn reexec_into_another_state_format_adopts_the_running_units() {
         "{out}"
     );
     vm.sh("sed -i '$d' /test/reexec/chatty.unit", CMD);
+    // A unit whose main process is in a cgroup it made below its own (as
+    // a container runtime's are): adopted all the same.
+    let ns06 = before["ns06"].pid.unwrap();
+    vm.sh(
+        &format!(
+            "mkdir /sys/fs/cgroup/units/ns06/inner && echo {ns06} > /sys/fs/cgroup/units/ns06/inner/cgroup.procs"
+        ),
+        CMD,
+    );
     let ticks = attach_follower(&mut vm);
     let (out, rc) = vm.sh_rc("initctl reexec /run/bumped 2>&1", CMD);
     assert_eq!(rc, 0, "{out}");

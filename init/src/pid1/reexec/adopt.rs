@@ -121,15 +121,18 @@ fn ppid(pid: u32) -> Option<u32> {
     wren_core::num::dec(w.next()?)
 }
 
-/// The pids in the unit's cgroup.
+/// The pids in the unit's cgroup and in those it made below it: a unit
+/// that hands controllers to cgroups of its own (a container runtime) has
+/// every process there, its main one too.
 fn cgroup_pids(name: &str, out: &mut heapless::Vec<u32, 64>) {
+    use rustix::fs::{Mode, OFlags};
     let path: heapless::String<{ PATH_BYTES + 64 }> =
-        crate::proto::formatted(format_args!("{CGROUP_ROOT}/units/{name}/cgroup.procs"));
-    let mut buf = [0u8; 4096];
-    if let Ok(text) = crate::sys::file::read_seq_at(rustix::fs::CWD, &path, &mut buf) {
-        for p in text.split_whitespace().filter_map(wren_core::num::dec) {
+        crate::proto::formatted(format_args!("{CGROUP_ROOT}/units/{name}"));
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    if let Ok(dir) = rustix::fs::open(path.as_str(), flags, Mode::empty()) {
+        let _ = crate::cgroup::kill::each_of_unit(rustix::fd::AsFd::as_fd(&dir), &mut |p| {
             let _ = out.push(p);
-        }
+        });
     }
 }
 
