@@ -60,14 +60,20 @@ impl Pid1 {
                     // pings (the supervisor's `adopt` arms the watchdog).
                     let log = take_fd(h.log_fd);
                     e.log_rd = if output == Output::Log { log } else { None };
-                    // A datagram socket only: the file may say sd_notify
-                    // of a unit whose run has an s6 readiness pipe (changed
-                    // on disk, not reloaded), whose end of file would be
-                    // read as an empty datagram, again and again.
+                    // A datagram socket only for a unit the file says is
+                    // sd_notify's. An s6 readiness pipe is kept whatever
+                    // the file says: a unit adopted while it starts writes
+                    // its newline to it later, and a pipe closed here
+                    // would kill it (SIGPIPE); `on_notify` reads it as
+                    // the pipe it is, and lets it go at the newline or
+                    // its end.
                     let notify = take_fd(h.notify_fd).filter(|fd| {
-                        ready == Ready::SdNotify
-                            && rustix::net::sockopt::socket_type(fd)
-                                == Ok(rustix::net::SocketType::DGRAM)
+                        match rustix::net::sockopt::socket_type(fd) {
+                            Ok(t) => {
+                                ready == Ready::SdNotify && t == rustix::net::SocketType::DGRAM
+                            }
+                            Err(_) => true,
+                        }
                     });
                     e.notify = notify;
                     e.exit_report = take_fd(h.report_fd);

@@ -768,10 +768,12 @@ mod tests {
     }
 
     /// The same, but the fd handed over is the run's s6 readiness pipe
-    /// (the file on disk says sd_notify, not reloaded): not kept, or its
-    /// end of file would be read as an empty datagram at every wake-up.
+    /// (the file on disk says sd_notify, not reloaded; or the unit was
+    /// adopted while it started): kept, as the pipe it is, so that the
+    /// unit's newline does not meet a closed pipe (SIGPIPE); its end of
+    /// file lets it go, not read as an empty datagram again and again.
     #[test]
-    fn an_adopted_unit_keeps_no_readiness_pipe_as_its_socket() {
+    fn an_adopted_units_readiness_pipe_is_kept_until_its_end() {
         use rustix::fd::IntoRawFd;
         let units = crate::testutil::TempDir::new("reexec-adopt-pipe");
         units.file("web.unit", "exec = /bin/sleep 60\nready = sd_notify\n");
@@ -789,7 +791,13 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(p.sup.slot(0).unwrap().rt.pid, pid);
-        assert!(p.edges[0].notify.is_none(), "a pipe kept as the socket");
+        assert!(p.edges[0].notify.is_some(), "its readiness pipe closed");
+        p.on_notify(0);
+        assert!(p.edges[0].notify.is_none(), "kept past its end of file");
+        assert_eq!(
+            p.sup.slot(0).unwrap().rt.phase,
+            crate::supervisor::Phase::Running
+        );
     }
 
     /// A stopped unit's cgroup, there before the re-exec, is still known
