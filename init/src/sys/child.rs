@@ -73,7 +73,7 @@ fn start<const B: usize, const P: usize>(
     let (report_r, report_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     let pid = clone_into(Namespaces::NONE, None, || {
         // Only raw system calls on what was built before the copy.
-        let e = setup(stdio, session)
+        let e = setup(stdio, session, rustix::fd::AsFd::as_fd(&report_w))
             .err()
             .unwrap_or_else(|| super::exec::execv(argv));
         let _ = rustix::io::write(&report_w, &e.raw_os_error().to_ne_bytes());
@@ -126,7 +126,11 @@ fn start<const B: usize, const P: usize>(
 /// In the child: the standard fds, the signal mask, and the default
 /// action of SIGPIPE and of the signals `initctl edit` ignores while its
 /// editor runs (an ignored signal stays ignored across exec).
-fn setup(stdio: [Option<BorrowedFd<'_>>; 3], session: bool) -> Result<(), Errno> {
+fn setup(
+    stdio: [Option<BorrowedFd<'_>>; 3],
+    session: bool,
+    report: BorrowedFd<'_>,
+) -> Result<(), Errno> {
     if session {
         rustix::process::setsid()?;
         if let [Some(tty), ..] = stdio {
@@ -147,6 +151,11 @@ fn setup(stdio: [Option<BorrowedFd<'_>>; 3], session: bool) -> Result<(), Errno>
             _ => rustix::stdio::dup2_stderr(fd)?,
         }
     }
+    // Nothing of the caller's but stdio: PID 1 about to re-exec has made
+    // its units' fds inheritable, which a candidate asked about the state
+    // must not hold (nor an editor, a rescue shell). `report` goes at the
+    // exec (close-on-exec).
+    super::fd::close_all_but(&[report]);
     super::signal::unblock_all()?;
     for sig in [
         Signal::SIGPIPE,

@@ -15,7 +15,18 @@ use rustix::pipe::PipeFlags;
 /// hardware watchdog's) between its steps and at least every `FEED_MS`
 /// of the wait for its line: the three bounds in a row outlast the
 /// shortest watchdog timeout (1 s).
-pub(super) fn handshake(path: &str, feed: &dyn Fn()) -> Result<(u32, heapless::String<32>), Why> {
+///
+/// With the `state` PID 1 is about to hand over on its stdin, a candidate
+/// of this build or a later one says on a second line what of it it
+/// cannot read (`print_handshake`): the unit whose definition its parser
+/// refuses (an older build, rolled back to, refuses a newer key or
+/// value). That is a refusal: taken over, the state would be damaged and
+/// every unit adopted, that one lost. An older candidate ignores it.
+pub(super) fn handshake(
+    path: &str,
+    state: Option<BorrowedFd<'_>>,
+    feed: &dyn Fn(),
+) -> Result<(u32, heapless::String<32>), Why> {
     let mut argv: crate::sys::exec::CStrings<{ PATH_BYTES + 64 }, 3> =
         crate::sys::exec::CStrings::new();
     let cannot = |e: Errno| why(format_args!("cannot run it: {}", std::io::Error::from(e)));
@@ -29,7 +40,11 @@ pub(super) fn handshake(path: &str, feed: &dyn Fn()) -> Result<(u32, heapless::S
     // stop PID 1.
     let child = crate::sys::child::spawn_within(
         &argv,
-        [Some(null.as_fd()), Some(out_w.as_fd()), Some(null.as_fd())],
+        [
+            state.or(Some(null.as_fd())),
+            Some(out_w.as_fd()),
+            Some(null.as_fd()),
+        ],
         Some(HANDSHAKE_MS),
     )
     .map_err(|e| match e {
@@ -40,7 +55,7 @@ pub(super) fn handshake(path: &str, feed: &dyn Fn()) -> Result<(u32, heapless::S
     })?;
     drop(out_w);
     feed();
-    let mut buf = [0u8; 128];
+    let mut buf = [0u8; 512];
     let mut len = 0;
     {
         let fd = out;
@@ -48,7 +63,9 @@ pub(super) fn handshake(path: &str, feed: &dyn Fn()) -> Result<(u32, heapless::S
         let deadline = now().saturating_add(HANDSHAKE_MS);
         loop {
             let left = deadline.saturating_sub(now());
-            if left == 0 || buf.get(..len).is_some_and(|b| b.contains(&b'\n')) {
+            // With the state, to its end: a second line may follow.
+            if left == 0 || (state.is_none() && buf.get(..len).is_some_and(|b| b.contains(&b'\n')))
+            {
                 break;
             }
             feed();
@@ -86,6 +103,9 @@ pub(super) fn handshake(path: &str, feed: &dyn Fn()) -> Result<(u32, heapless::S
     feed();
     let text = core::str::from_utf8(buf.get(..len).unwrap_or(&[])).unwrap_or("");
     let line = text.lines().next().unwrap_or("");
+    if let Some(what) = text.lines().find_map(|l| l.strip_prefix(super::UNREADABLE)) {
+        return Err(why(format_args!("it cannot read the state: {what}")));
+    }
     match handover::parse_handshake(line) {
         Some((_, proto, _)) if proto != crate::proto::PROTO_VERSION => Err(why(format_args!(
             "it speaks protocol {proto}, not {}",
@@ -140,6 +160,47 @@ mod tests {
     use crate::testutil::TempDir;
     use std::time::{Duration, Instant};
 
+    /// Given the state, a candidate that says it cannot read it (a
+    /// second line) is refused, naming what; one that says nothing more
+    /// (an older build) is not.
+    #[test]
+    fn a_candidate_that_cannot_read_the_state_is_refused() {
+        let t = TempDir::new("reexec-unreadable");
+        let mut line = String::new();
+        crate::handover::handshake_line(&mut line, state_format(), VERSION).unwrap();
+        let state = rustix::fs::memfd_create("st", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        for (name, second, refused) in [
+            ("older", "", false),
+            (
+                "rolled-back",
+                "unreadable: web: line 3: unknown key\n",
+                true,
+            ),
+        ] {
+            let body = format!("#!/bin/sh\nprintf '%s%s' '{line}' '{second}'\n");
+            let path = t.file(name, &body);
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let r = handshake(
+                path.to_str().unwrap(),
+                Some(rustix::fd::AsFd::as_fd(&state)),
+                &|| {},
+            );
+            match r {
+                Ok(_) => assert!(!refused, "{name}"),
+                Err(why) => {
+                    assert!(refused, "{name}: {}", why.as_str());
+                    assert!(
+                        why.as_str()
+                            .contains("it cannot read the state: web: line 3: unknown key"),
+                        "{}",
+                        why.as_str()
+                    );
+                }
+            }
+        }
+    }
+
     /// Candidates as scripts: one that hangs, one that exits saying
     /// nothing (its child holding the pipe), one that says something
     /// else, one that answers as this build does. Each is judged within
@@ -170,7 +231,7 @@ mod tests {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
             let t0 = Instant::now();
             let fed = std::cell::RefCell::new(vec![t0]);
-            let r = handshake(path.to_str().unwrap(), &|| {
+            let r = handshake(path.to_str().unwrap(), None, &|| {
                 fed.borrow_mut().push(Instant::now())
             });
             let took = t0.elapsed();

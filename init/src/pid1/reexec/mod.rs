@@ -43,11 +43,50 @@ pub fn state_format() -> u32 {
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// `wren --reexec-handshake`: the line a candidate answers with.
+/// `wren --reexec-handshake`: the line a candidate answers with; given
+/// on its stdin the state a PID 1 of its format is about to hand over,
+/// a second line (`UNREADABLE`) if it could not take it over.
 pub fn print_handshake() {
     let mut line = String::new();
     let _ = handover::handshake_line(&mut line, state_format(), VERSION);
+    if let Some(what) = unreadable(rustix::stdio::stdin()) {
+        line.push_str(UNREADABLE);
+        line.push_str(&what);
+        line.push('\n');
+    }
     print!("{line}");
+}
+
+/// How a candidate's second line begins.
+const UNREADABLE: &str = "unreadable: ";
+
+/// What of the state in `fd` this build would not take over, if it is of
+/// its format: the first unit whose record it cannot decode, with its
+/// parser's word on the unit's definition (`decode` is all or nothing).
+fn unreadable(fd: rustix::fd::BorrowedFd<'_>) -> Option<String> {
+    let mut bytes = Vec::new();
+    rustix::fs::seek(fd, rustix::fs::SeekFrom::Start(0)).ok()?;
+    let own = rustix::io::fcntl_dupfd_cloexec(fd, 3).ok()?;
+    crate::sys::file::read_to_end(std::fs::File::from(own), &mut bytes).ok()?;
+    let parsed = handover::parse_hints(&bytes).filter(|p| p.format == state_format())?;
+    let mut frames = handover::frames(parsed.rest);
+    let Some(header) = frames
+        .next()
+        .and_then(|f| postcard::from_bytes::<Header>(f).ok())
+    else {
+        return Some("its header".into());
+    };
+    for _ in 0..header.units {
+        let f = frames.next()?;
+        if postcard::from_bytes::<UnitState<'_>>(f).is_err() {
+            let (name, text): (&str, &str) = postcard::from_bytes(f).ok()?;
+            return Some(match crate::unit::parse(name, text) {
+                Err(e) => format!("{name}: line {}: {}", e.line, e.msg),
+                Ok(_) => format!("{name}'s record"),
+            });
+        }
+    }
+    None
 }
 
 /// The memfd the previous PID 1 named on the command line, if any.
@@ -77,9 +116,11 @@ impl Pid1 {
                     }
                 };
                 feed();
-                handshake(path, &feed).and_then(|(format, v)| match self.unadoptable(format) {
-                    Some(e) => Err(e),
-                    None => Ok((format, v)),
+                handshake(path, None, &feed).and_then(|(format, v)| {
+                    match self.unadoptable(format) {
+                        Some(e) => Err(e),
+                        None => Ok((format, v)),
+                    }
                 })
             }
         };
@@ -102,9 +143,31 @@ impl Pid1 {
         // The watchdog goes on open in a build of this state format, which
         // reads the line that names it; another keeps the old way (closed
         // by the exec, opened again).
-        let state = match self.write_state(format == state_format()) {
+        let same = format == state_format();
+        let written = self.write_state(same).map_err(|e| {
+            (
+                ErrCode::Internal,
+                why(format_args!("cannot write the state: {e}")),
+            )
+        });
+        // A build of this format reads the state itself: asked first
+        // whether it can (`handshake`), with it on its stdin.
+        let checked = written.and_then(|fd| match same {
+            true => {
+                let feed = || {
+                    if let Some(w) = self.watchdog.as_ref() {
+                        w.feed();
+                    }
+                };
+                handshake(path, Some(rustix::fd::AsFd::as_fd(&fd)), &feed)
+                    .map(|_| fd)
+                    .map_err(|e| (ErrCode::Refused, why(format_args!("{path} refused: {e}"))))
+            }
+            false => Ok(fd),
+        });
+        let state = match checked {
             Ok(fd) => fd,
-            Err(e) => {
+            Err((code, e)) => {
                 // `write_state` let the followers' sockets be inherited
                 // first; no exec follows, so the next units must not get
                 // them.
@@ -114,10 +177,9 @@ impl Pid1 {
                 // The units' fds and the watchdog's, made inheritable
                 // before the step that failed, are close-on-exec again.
                 self.set_cloexec(true);
-                let reply = Reply::Error(CtlError::fmt(
-                    ErrCode::Internal,
-                    format_args!("cannot write the state: {e}; init keeps running"),
-                ));
+                crate::error!("reexec: {e}");
+                let reply =
+                    Reply::Error(CtlError::fmt(code, format_args!("{e}; init keeps running")));
                 if let Some(srv) = self.control.as_mut() {
                     srv.answer(id, &reply, t);
                 }
@@ -950,6 +1012,33 @@ mod tests {
             "its read end is open"
         );
         drop(wr);
+    }
+
+    /// A candidate of this format, given the state, names the first unit
+    /// whose definition its parser refuses (as an older build, rolled
+    /// back to, refuses a newer key): its second handshake line. A state
+    /// it reads whole, or of another format, it says nothing of.
+    #[test]
+    fn a_candidate_names_the_unit_it_cannot_read() {
+        let mut p = super::super::tests::with_web();
+        let state = p.write_state(false).unwrap();
+        assert_eq!(super::unreadable(rustix::fd::AsFd::as_fd(&state)), None);
+        let mut bytes = Vec::new();
+        rustix::fs::seek(&state, rustix::fs::SeekFrom::Start(0)).unwrap();
+        crate::sys::file::read_to_end(std::fs::File::from(state), &mut bytes).unwrap();
+        let at = bytes.windows(7).position(|w| w == b"exec = ").unwrap();
+        bytes[at + 3] = b'f';
+        let said = super::unreadable(rustix::fd::AsFd::as_fd(&memfd(&bytes)));
+        let said = said.expect("the unit it cannot read");
+        assert!(said.starts_with("web: line "), "{said}");
+        assert!(said.contains("exef"), "{said}");
+        let first = bytes.iter().position(|&c| c == b'\n').unwrap();
+        let mut other = b"wren-state 999".to_vec();
+        other.extend_from_slice(&bytes[first..]);
+        assert_eq!(
+            super::unreadable(rustix::fd::AsFd::as_fd(&memfd(&other))),
+            None
+        );
     }
 
     /// Close-on-exec of fd `n`, from /proc/self/fdinfo (O_CLOEXEC).
