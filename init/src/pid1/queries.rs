@@ -198,7 +198,8 @@ impl Pid1 {
     }
 }
 
-/// `reload`'s verdict: `Err` when a unit was put back.
+/// `reload`'s verdict: `Err` when a unit was put back or is down for a
+/// dependency.
 fn verdict_reply(rejected: usize, report: &str) -> Reply<'_> {
     Reply::Reload {
         result: if rejected == 0 {
@@ -206,7 +207,7 @@ fn verdict_reply(rejected: usize, report: &str) -> Reply<'_> {
         } else {
             Err(CtlError::fmt(
                 ErrCode::Failed,
-                format_args!("{rejected} unit(s) rejected and put back"),
+                format_args!("{rejected} unit(s) rejected or not started"),
             ))
         },
         report,
