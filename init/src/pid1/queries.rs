@@ -489,6 +489,10 @@ fn settled(
         },
         Want::Stopped => match slot.rt.phase {
             Phase::Stopped | Phase::Failed => Some(Ok(())),
+            // Wanted again (a start, a restart, a reload that changed it):
+            // the stop is cancelled, as a start cancels systemd's stop job;
+            // the unit runs again, so it is no success.
+            _ if slot.rt.want => failed("started again before it stopped"),
             _ => None,
         },
         // Answered by `tend_waiters` itself.
@@ -658,16 +662,13 @@ mod tests {
         assert_eq!(told(text, 0), "exited before it was ready");
     }
 
-    /// A waiting `stop` of a unit that a reload then removes goes on as
-    /// the removal's stop: answered Ok once the unit is stopped and gone,
-    /// not refused at the reload while it still stops.
-    #[test]
-    fn a_stop_overtaken_by_a_removal_is_answered_when_stopped() {
+    /// A running `web` whose `initctl stop` waits (its client `s`), its
+    /// control socket in `sock`.
+    fn stopping_web(sock: &crate::testutil::TempDir) -> (super::Pid1, UnixStream) {
         let mut p = super::super::tests::with_web();
         p.fit_tables();
         step(&mut p, 0, Event::Boot);
         step(&mut p, 1, Event::spawned(0, NO_PID));
-        let sock = crate::testutil::TempDir::new("pid1-stop-removed-sock");
         let path = sock.path().join("control");
         let uid = rustix::process::getuid().as_raw();
         p.control = Some(Server::bind(&path, uid).unwrap());
@@ -678,6 +679,35 @@ mod tests {
         p.serve_control();
         p.tend_waiters();
         assert_eq!(replies(&mut s), vec![], "answered before the stop");
+        (p, s)
+    }
+
+    /// A start (or a restart, or a reload that changes it) while a stop
+    /// is on its way cancels the stop, as a start job cancels systemd's
+    /// stop job: its client is told at once. It was never answered (the
+    /// unit ran again, neither stopped nor failed), and `initctl` gave up
+    /// after 90 s with "not stopped".
+    #[test]
+    fn a_stop_overtaken_by_a_start_is_answered() {
+        let sock = crate::testutil::TempDir::new("pid1-stop-started-sock");
+        let (mut p, mut s) = stopping_web(&sock);
+        step(&mut p, 2, Event::Start { unit: 0 });
+        p.tend_waiters();
+        let told = replies(&mut s);
+        assert!(
+            matches!(told.as_slice(), [Reply::Error(e)]
+                if e.message == "started again before it stopped"),
+            "{told:?}"
+        );
+    }
+
+    /// A waiting `stop` of a unit that a reload then removes goes on as
+    /// the removal's stop: answered Ok once the unit is stopped and gone,
+    /// not refused at the reload while it still stops.
+    #[test]
+    fn a_stop_overtaken_by_a_removal_is_answered_when_stopped() {
+        let sock = crate::testutil::TempDir::new("pid1-stop-removed-sock");
+        let (mut p, mut s) = stopping_web(&sock);
         let mut out = crate::supervisor::Actions::default();
         out.fit(4);
         p.sup
