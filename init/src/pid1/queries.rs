@@ -133,7 +133,10 @@ impl Pid1 {
                 Want::Restarted if self.sup.shutting_down().is_some() => refused(),
                 Want::Started => Ok(Event::Start { unit }),
                 Want::Stopped => Ok(Event::Stop { unit }),
-                Want::Restarted => Ok(Event::Restart { unit }),
+                Want::Restarted => Ok(Event::Restart {
+                    unit,
+                    by_hand: true,
+                }),
                 Want::Verdict => Err(CtlError::code(ErrCode::Internal)),
             }
         });

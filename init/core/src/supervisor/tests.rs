@@ -547,8 +547,10 @@ fn start_timeouts_back_off() {
 /// `initctl restart` of a unit that is up is a fresh start, as a hand
 /// start of a failed one is: the failures before it are forgotten, so one
 /// crash after it does not hit the start limit (and its reboot).
-#[test]
-fn a_hand_restart_forgets_the_failures_before_it() {
+/// `vital` (start limit 3 in a minute, then reboot) after two crashes,
+/// restarted (`by_hand`, or by its `pressure_action`), then crashed once
+/// more.
+fn crash_after_a_restart(by_hand: bool) -> Rig {
     let mut d = def("vital");
     d.seldom.start_limit = Some(StartLimit {
         count: 3,
@@ -562,13 +564,31 @@ fn a_hand_restart_forgets_the_failures_before_it() {
         let due = r.sup.next_deadline().unwrap();
         r.at(due);
     }
-    let u = r.idx("vital");
-    r.ev(Event::Restart { unit: u });
+    let unit = r.idx("vital");
+    r.ev(Event::Restart { unit, by_hand });
     r.exit("vital", Exit::Signal(15));
     assert_eq!(r.state("vital"), State::Running);
     r.exit("vital", Exit::Code(1));
+    r
+}
+
+#[test]
+fn a_hand_restart_forgets_the_failures_before_it() {
+    let r = crash_after_a_restart(true);
     assert_eq!(r.sup.shutting_down(), None, "rebooted after one crash");
     assert_eq!(r.state("vital"), State::Backoff);
+}
+
+/// A `pressure_action = restart` is no start by hand: a unit that leaks
+/// until it is restarted, then is OOM-killed, and so on, must still reach
+/// its start limit (it was forgotten at each such restart) and its delay
+/// must still double.
+#[test]
+fn an_automatic_restart_keeps_the_failures_before_it() {
+    let r = crash_after_a_restart(false);
+    assert_eq!(r.sup.shutting_down(), Some(ShutdownKind::Reboot));
+    assert_eq!(r.state("vital"), State::Failed);
+    assert_eq!(r.sup.slot(0).unwrap().rt.streak, 2, "the row goes on");
 }
 
 #[test]
@@ -732,7 +752,10 @@ fn restart_stops_then_starts_again() {
     r.ev(Event::Boot);
     let u = r.idx("svc");
     let old = r.pid("svc");
-    r.ev(Event::Restart { unit: u });
+    r.ev(Event::Restart {
+        unit: u,
+        by_hand: true,
+    });
     assert_eq!(r.state("svc"), State::Stopping);
     let a = r.exit("svc", Exit::Signal(15));
     assert_eq!(r.spawned(&a), ["svc"]);
@@ -954,7 +977,10 @@ fn a_removed_unit_is_not_started_again_while_it_leaves() {
     reload(&mut r, vec![def("a")], &[]);
     assert!(r.sup.index("b").is_none());
     r.ev(Event::Start { unit: b });
-    r.ev(Event::Restart { unit: b });
+    r.ev(Event::Restart {
+        unit: b,
+        by_hand: true,
+    });
     let acts = r.ev(Event::Exited {
         pid,
         exit: Exit::Signal(15),
