@@ -484,7 +484,11 @@ fn settled(
             Phase::Running | Phase::Exited => Some(Ok(())),
             Phase::Failed => failed("failed"),
             Phase::Backoff => failed("exited during start, will retry"),
-            Phase::Stopped if !slot.rt.want => failed("did not start (dependency failed)"),
+            Phase::Stopped if slot.gave_up_on_dependency() => {
+                failed("did not start (dependency failed)")
+            }
+            // By hand, shed, or a new unit's definition rejected.
+            Phase::Stopped if !slot.rt.want => failed("stopped"),
             // Ended by itself before it was ready (exit 0, and no restart
             // for it): nothing more comes of this start.
             Phase::Stopped => failed("exited before it was ready"),
@@ -663,6 +667,32 @@ mod tests {
         // told at once (the client waited its 90 s for nothing).
         let text = "exec = /bin/x\nready = notify\nrestart = on-failure\n";
         assert_eq!(told(text, 0), "exited before it was ready");
+    }
+
+    /// A start stopped before it was ready (by hand, shed, a new unit's
+    /// rejection) is told so; it was told that a dependency failed, as
+    /// one whose dependency failed is.
+    #[test]
+    fn a_start_is_told_why_it_stopped() {
+        use super::{settled, Want};
+        let db = "exec = /bin/x\nrestart = never\n";
+        let web = "exec = /bin/x\nready = notify\nafter = db\n";
+        let mut p = super::super::tests::pid1_with(&[("db", db), ("web", web)]);
+        let told = |p: &super::Pid1| {
+            let r = settled(&p.sup, Some(1), "web", Want::Started);
+            r.unwrap().unwrap_err().message
+        };
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::SpawnFailed { unit: 0 });
+        assert_eq!(told(&p), "did not start (dependency failed)");
+        step(&mut p, 2, Event::Start { unit: 0 });
+        step(&mut p, 3, Event::spawned(0, 100));
+        step(&mut p, 4, Event::Start { unit: 1 });
+        step(&mut p, 5, Event::spawned(1, NO_PID));
+        step(&mut p, 6, Event::Stop { unit: 1 });
+        let exit = crate::vocab::Exit::Signal(15);
+        step(&mut p, 7, Event::Exited { pid: NO_PID, exit });
+        assert_eq!(told(&p), "stopped");
     }
 
     /// A running `web` whose `initctl stop` waits (its client `s`), its
