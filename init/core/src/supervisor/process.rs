@@ -90,8 +90,9 @@ impl Supervisor {
     }
 
     fn deadlines_passed(&mut self, now: Millis, out: &mut Actions) {
-        let shutting = self.shutdown.is_some();
         for i in 0..self.units.len() {
+            // Each time: an earlier unit's start limit may have begun one.
+            let shutting = self.shutdown.is_some();
             let Some(s) = self.units.get_mut(i) else {
                 break;
             };

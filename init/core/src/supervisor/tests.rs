@@ -14,6 +14,14 @@ pub(super) fn after(mut d: UnitDef, deps: &[&str]) -> UnitDef {
     d
 }
 
+/// `name` with `start_limit = COUNT/WINDOW` and that `action`.
+fn limited(name: &str, count: u16, window: Millis, action: LimitAction) -> UnitDef {
+    let mut d = def(name);
+    d.seldom.start_limit = Some(StartLimit { count, window });
+    d.start_limit_action = action;
+    d
+}
+
 fn oneshot(name: &str) -> UnitDef {
     let mut d = def(name);
     d.kind = Kind::Oneshot;
@@ -551,13 +559,7 @@ fn start_timeouts_back_off() {
 /// restarted (`by_hand`, or by its `pressure_action`), then crashed once
 /// more.
 fn crash_after_a_restart(by_hand: bool) -> Rig {
-    let mut d = def("vital");
-    d.seldom.start_limit = Some(StartLimit {
-        count: 3,
-        window: 60_000,
-    });
-    d.start_limit_action = LimitAction::Reboot;
-    let mut r = Rig::new(vec![d]);
+    let mut r = Rig::new(vec![limited("vital", 3, 60_000, LimitAction::Reboot)]);
     r.ev(Event::Boot);
     for _ in 0..2 {
         r.exit("vital", Exit::Code(1));
@@ -589,6 +591,25 @@ fn an_automatic_restart_keeps_the_failures_before_it() {
     assert_eq!(r.sup.shutting_down(), Some(ShutdownKind::Reboot));
     assert_eq!(r.state("vital"), State::Failed);
     assert_eq!(r.sup.slot(0).unwrap().rt.streak, 2, "the row goes on");
+}
+
+/// A start timeout whose start limit reboots, and another unit's restart
+/// delay over, at the same tick: the shutdown begins first, so the other
+/// unit is not restarted (it was counted as one: restarts + 1).
+#[test]
+fn no_restart_is_counted_in_a_shutdown_begun_in_the_same_tick() {
+    let mut vital = limited("vital", 1, 60_000, LimitAction::Reboot);
+    vital.ready = Ready::Notify;
+    vital.start_timeout = 500;
+    let mut r = Rig::new(vec![vital, def("svc")]);
+    r.ev(Event::Boot);
+    r.now += 400;
+    r.exit("svc", Exit::Code(1));
+    assert_eq!(r.sup.next_deadline(), Some(r.now + 100));
+    r.at(r.now + 100);
+    assert_eq!(r.sup.shutting_down(), Some(ShutdownKind::Reboot));
+    let svc = r.sup.slot(r.idx("svc")).unwrap();
+    assert_eq!((svc.rt.phase, svc.rt.restarts), (Phase::Stopped, 0));
 }
 
 #[test]
@@ -684,12 +705,7 @@ fn failures_spread_beyond_the_window_do_not_hit_the_limit() {
 
 #[test]
 fn start_limit_action_poweroff_shuts_down() {
-    let mut d = def("vital");
-    d.seldom.start_limit = Some(StartLimit {
-        count: 1,
-        window: 10_000,
-    });
-    d.start_limit_action = LimitAction::Poweroff;
+    let d = limited("vital", 1, 10_000, LimitAction::Poweroff);
     let mut r = Rig::new(vec![d, def("other")]);
     r.ev(Event::Boot);
     r.exit("vital", Exit::Code(1));
