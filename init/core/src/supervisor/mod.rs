@@ -207,8 +207,8 @@ pub enum Note {
     DepFailed {
         dep: u16,
     },
-    /// A name in `after` is no longer loaded (a reload removed it before
-    /// this unit started): it will not start.
+    /// A name in `after` is no longer loaded (a reload removed it): the
+    /// unit, due to start, will not.
     DepMissing,
     Stopped,
     /// `watchdog`: no `WATCHDOG=1` for that long while running: killed,

@@ -512,7 +512,7 @@ impl Rig {
                     Note::DepFailed { .. } => Ann::DepFailed,
                     Note::Stopped => Stopped,
                     Note::WatchdogTimeout { .. } => panic!("no unit of the table has a watchdog"),
-                    Note::DepMissing => panic!("set by a reload's link, never announced"),
+                    Note::DepMissing => panic!("no unit of the table names a unit not loaded"),
                 })),
                 Action::Finish(_) => Some(Act::Finish),
                 _ => None,

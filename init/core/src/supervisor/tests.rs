@@ -977,8 +977,12 @@ fn unknown_dependency_is_refused() {
     assert_eq!(s.link(), Err((0, AddError::UnknownDep)));
     let mut out = Actions::new();
     s.step(0, Event::Boot, &mut out);
-    // The unit with the dangling name is not started; the other is.
-    assert_eq!(out.as_slice(), [Action::Spawn(1)]);
+    // The unit with the dangling name is not started, and says why; the
+    // other is.
+    assert_eq!(
+        out.as_slice(),
+        [Action::Announce(0, Note::DepMissing), Action::Spawn(1)]
+    );
     assert_eq!(s.slot(0).unwrap().rt.phase.state(), State::Failed);
 }
 
@@ -1120,6 +1124,28 @@ fn a_waiting_unit_whose_dependency_goes_is_not_judged() {
     assert_eq!(s.rt.phase, Phase::Failed);
     assert_eq!(s.rt.last_note, Some(Note::DepMissing));
     assert!(!r.sup.on_probation(), "a verdict would wait for ever");
+}
+
+/// A unit in backoff (its file invalid, kept) whose `after` unit a reload
+/// removed: when its restart is due it fails as one waiting then would,
+/// and says why. It was started without the order it asks for.
+#[test]
+fn a_unit_whose_dependency_went_fails_when_next_due() {
+    let mut a = after(def("a"), &["b"]);
+    a.restart_delay = 60_000;
+    let mut r = Rig::new(vec![def("b"), a]);
+    r.ev(Event::Boot);
+    r.exit("a", Exit::Code(1));
+    assert_eq!(r.state("a"), State::Backoff);
+    reload(&mut r, vec![], &["a"]);
+    let out = r.at(r.now + 60_000);
+    let a = r.idx("a");
+    assert!(
+        out.contains(&Action::Announce(a, Note::DepMissing)),
+        "{out:?}"
+    );
+    assert!(!out.contains(&Action::Spawn(a)));
+    assert_eq!(r.state("a"), State::Failed);
 }
 
 /// A file whose lines moved (a comment added above `exec` and `after`)
