@@ -107,7 +107,10 @@ fn supervisor_steps_do_not_allocate() {
         &mut sup,
         &mut out,
         now,
-        Event::Restart { unit: db },
+        Event::Restart {
+            unit: db,
+            by_hand: true,
+        },
         &mut pid,
     );
     let p = sup.slot(db).unwrap().rt.pid;

@@ -170,7 +170,7 @@ impl Fake {
                     0 => Ok(()),
                     n => Err(CtlError::fmt(
                         ErrCode::Failed,
-                        format_args!("{n} unit(s) rejected and put back"),
+                        format_args!("{n} unit(s) rejected or not started"),
                     )),
                 };
                 srv.answer(

@@ -492,7 +492,7 @@ fn reload_waits_for_the_verdict_and_fails_on_a_rejection() {
         "0 added, 1 changed, 0 removed, 0 unchanged\n\
          web: new definition rejected (exit 1): back on the last good one\n"
     );
-    assert_eq!(err, "initctl: 1 unit(s) rejected and put back\n");
+    assert_eq!(err, "initctl: 1 unit(s) rejected or not started\n");
     fake.verdict_lines = vec!["web: ready".into()];
     fake.verdict_rejected = 0;
     let (code, out, _) = drive("ctl-e2e-verdict2", &mut fake, &["reload"], |_, _| {});

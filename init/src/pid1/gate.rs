@@ -291,6 +291,19 @@ impl Pid1 {
                     let r = e.rejected().unwrap_or("");
                     crate::proto::formatted(format_args!("{name}: {r}"))
                 }
+                // Never judged, as it never ran, but down: not "applied
+                // and ready" (docs/update.md), so the reload fails too.
+                Some(Verdict::Pending) if slot.gave_up_on_dependency() => {
+                    rejected += 1;
+                    let d = match slot.rt.last_note {
+                        Some(Note::DepFailed { dep }) => self.sup.slot(dep),
+                        _ => None,
+                    };
+                    let d = d.map_or("?", |s| s.def.name.as_str());
+                    crate::proto::formatted(format_args!(
+                        "{name}: not started, dependency {d} failed"
+                    ))
+                }
                 // Pending with nothing on probation: stopped or removed
                 // before it was judged.
                 Some(Verdict::Pending) | None => continue,
@@ -598,11 +611,20 @@ mod tests {
 
     /// A reload of `bad`, as `reload` makes it (its own edge work aside).
     fn reload_to(p: &mut super::Pid1, bad: UnitDef) {
+        reload_all(p, 2, vec![bad]);
+    }
+
+    /// A reload at `t` of a directory of `defs`, as `reload` makes it (its
+    /// own edge work aside).
+    fn reload_all(
+        p: &mut super::Pid1,
+        t: Millis,
+        defs: Vec<UnitDef>,
+    ) -> crate::supervisor::ReloadSummary {
         let mut out = crate::supervisor::Actions::default();
-        out.fit(4);
-        p.keep_last_good(std::slice::from_ref(&bad));
-        p.sup
-            .reload(2, &mut vec![bad].into_iter(), &|_| false, &mut out);
+        out.fit(8);
+        p.keep_last_good(&defs);
+        p.sup.reload(t, &mut defs.into_iter(), &|_| false, &mut out)
     }
 
     /// A bad verdict puts the last good definition back; its start uses
@@ -756,11 +778,7 @@ mod tests {
         step(&mut p, 1, Event::spawned(0, 100));
         let new_web = unit::parse("web", "exec = /bin/nope\n").unwrap();
         let new_db = unit::parse("db", "exec = /bin/true\nafter = web\n").unwrap();
-        let defs = vec![new_web, new_db];
-        let mut out = crate::supervisor::Actions::default();
-        out.fit(8);
-        p.keep_last_good(&defs);
-        p.sup.reload(2, &mut defs.into_iter(), &|_| false, &mut out);
+        reload_all(&mut p, 2, vec![new_web, new_db]);
         p.mark_pending();
         assert_eq!(
             p.sup.put_back_problem(
@@ -856,10 +874,7 @@ mod tests {
         std::fs::write(t.path().join("web.unit"), "exec = /bin/true\n").unwrap();
         std::fs::write(t.path().join("new.unit"), "exec = /bin/nope\n").unwrap();
         let defs = std::vec![good, unit::parse("new", "exec = /bin/nope\n").unwrap()];
-        let mut out = crate::supervisor::Actions::default();
-        out.fit(8);
-        p.keep_last_good(&defs);
-        let sum = p.sup.reload(2, &mut defs.into_iter(), &|_| false, &mut out);
+        let sum = reload_all(&mut p, 2, defs);
         for &i in sum.new_slots.iter() {
             let e = super::super::Edge::new(&p.sup.slot(i).unwrap().def);
             match p.edges.get_mut(usize::from(i)) {
@@ -877,6 +892,35 @@ mod tests {
             "exec = /bin/fixed\n"
         );
         assert!(!t.path().join("new.unit.rejected").exists());
+    }
+
+    /// A reload restarts a running `web` (its `env` changed) after `db`,
+    /// which has since exited 0 under `restart = on-failure`: `web` gives
+    /// up on it and stays down. The verdict said nothing of it and
+    /// counted no problem, so `initctl reload` exited 0 (everything
+    /// applied and ready) with a service down that ran before it.
+    #[test]
+    fn a_reloaded_unit_that_gave_up_on_its_dependency_fails_the_verdict() {
+        use super::super::tests::{pid1_with, step};
+        use crate::supervisor::{Event, Phase};
+        use crate::vocab::Exit;
+        let db = "exec = /bin/true\nrestart = on-failure\n";
+        let web = "exec = /bin/true\nafter = db\n";
+        let mut p = pid1_with(&[("db", db), ("web", web)]);
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, 100));
+        step(&mut p, 2, Event::spawned(1, 101));
+        let exit = Exit::Code(0);
+        step(&mut p, 3, Event::Exited { pid: 100, exit });
+        let db = unit::parse("db", db).unwrap();
+        let web = unit::parse("web", &format!("{web}env = A=1\n")).unwrap();
+        reload_all(&mut p, 4, vec![db, web]);
+        p.mark_pending();
+        step(&mut p, 5, Event::Exited { pid: 101, exit });
+        assert_eq!(p.sup.slot(1).unwrap().rt.phase, Phase::Stopped);
+        let mut heard = Vec::new();
+        assert_eq!(p.verdicts(&mut |l| heard.push(l.to_string())), Some(1));
+        assert_eq!(heard, ["web: not started, dependency db failed"]);
     }
 
     /// `initctl reload` asks for the verdict on a new connection after

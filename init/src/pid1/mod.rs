@@ -1071,7 +1071,14 @@ mod tests {
         p.one_cpu = true;
         // `initctl restart`: a start by hand, not after a death.
         step(&mut p, t + 1, Event::spawned(0, 101));
-        step(&mut p, t + 2, Event::Restart { unit: 0 });
+        step(
+            &mut p,
+            t + 2,
+            Event::Restart {
+                unit: 0,
+                by_hand: true,
+            },
+        );
         let out = step(
             &mut p,
             t + 3,

@@ -170,7 +170,10 @@ impl Pid1 {
         ));
         match action {
             PressureAction::Log => {}
-            PressureAction::Restart => self.feed(Event::Restart { unit: u }),
+            PressureAction::Restart => self.feed(Event::Restart {
+                unit: u,
+                by_hand: false,
+            }),
             PressureAction::Stop => self.feed(Event::Stop { unit: u }),
         }
     }

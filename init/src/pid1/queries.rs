@@ -133,7 +133,10 @@ impl Pid1 {
                 Want::Restarted if self.sup.shutting_down().is_some() => refused(),
                 Want::Started => Ok(Event::Start { unit }),
                 Want::Stopped => Ok(Event::Stop { unit }),
-                Want::Restarted => Ok(Event::Restart { unit }),
+                Want::Restarted => Ok(Event::Restart {
+                    unit,
+                    by_hand: true,
+                }),
                 Want::Verdict => Err(CtlError::code(ErrCode::Internal)),
             }
         });
@@ -198,7 +201,8 @@ impl Pid1 {
     }
 }
 
-/// `reload`'s verdict: `Err` when a unit was put back.
+/// `reload`'s verdict: `Err` when a unit was put back or is down for a
+/// dependency.
 fn verdict_reply(rejected: usize, report: &str) -> Reply<'_> {
     Reply::Reload {
         result: if rejected == 0 {
@@ -206,7 +210,7 @@ fn verdict_reply(rejected: usize, report: &str) -> Reply<'_> {
         } else {
             Err(CtlError::fmt(
                 ErrCode::Failed,
-                format_args!("{rejected} unit(s) rejected and put back"),
+                format_args!("{rejected} unit(s) rejected or not started"),
             ))
         },
         report,
@@ -480,7 +484,11 @@ fn settled(
             Phase::Running | Phase::Exited => Some(Ok(())),
             Phase::Failed => failed("failed"),
             Phase::Backoff => failed("exited during start, will retry"),
-            Phase::Stopped if !slot.rt.want => failed("did not start (dependency failed)"),
+            Phase::Stopped if slot.gave_up_on_dependency() => {
+                failed("did not start (dependency failed)")
+            }
+            // By hand, shed, or a new unit's definition rejected.
+            Phase::Stopped if !slot.rt.want => failed("stopped"),
             // Ended by itself before it was ready (exit 0, and no restart
             // for it): nothing more comes of this start.
             Phase::Stopped => failed("exited before it was ready"),
@@ -488,6 +496,10 @@ fn settled(
         },
         Want::Stopped => match slot.rt.phase {
             Phase::Stopped | Phase::Failed => Some(Ok(())),
+            // Wanted again (a start, a restart, a reload that changed it):
+            // the stop is cancelled, as a start cancels systemd's stop job;
+            // the unit runs again, so it is no success.
+            _ if slot.rt.want => failed("started again before it stopped"),
             _ => None,
         },
         // Answered by `tend_waiters` itself.
@@ -657,16 +669,39 @@ mod tests {
         assert_eq!(told(text, 0), "exited before it was ready");
     }
 
-    /// A waiting `stop` of a unit that a reload then removes goes on as
-    /// the removal's stop: answered Ok once the unit is stopped and gone,
-    /// not refused at the reload while it still stops.
+    /// A start stopped before it was ready (by hand, shed, a new unit's
+    /// rejection) is told so; it was told that a dependency failed, as
+    /// one whose dependency failed is.
     #[test]
-    fn a_stop_overtaken_by_a_removal_is_answered_when_stopped() {
+    fn a_start_is_told_why_it_stopped() {
+        use super::{settled, Want};
+        let db = "exec = /bin/x\nrestart = never\n";
+        let web = "exec = /bin/x\nready = notify\nafter = db\n";
+        let mut p = super::super::tests::pid1_with(&[("db", db), ("web", web)]);
+        let told = |p: &super::Pid1| {
+            let r = settled(&p.sup, Some(1), "web", Want::Started);
+            r.unwrap().unwrap_err().message
+        };
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::SpawnFailed { unit: 0 });
+        assert_eq!(told(&p), "did not start (dependency failed)");
+        step(&mut p, 2, Event::Start { unit: 0 });
+        step(&mut p, 3, Event::spawned(0, 100));
+        step(&mut p, 4, Event::Start { unit: 1 });
+        step(&mut p, 5, Event::spawned(1, NO_PID));
+        step(&mut p, 6, Event::Stop { unit: 1 });
+        let exit = crate::vocab::Exit::Signal(15);
+        step(&mut p, 7, Event::Exited { pid: NO_PID, exit });
+        assert_eq!(told(&p), "stopped");
+    }
+
+    /// A running `web` whose `initctl stop` waits (its client `s`), its
+    /// control socket in `sock`.
+    fn stopping_web(sock: &crate::testutil::TempDir) -> (super::Pid1, UnixStream) {
         let mut p = super::super::tests::with_web();
         p.fit_tables();
         step(&mut p, 0, Event::Boot);
         step(&mut p, 1, Event::spawned(0, NO_PID));
-        let sock = crate::testutil::TempDir::new("pid1-stop-removed-sock");
         let path = sock.path().join("control");
         let uid = rustix::process::getuid().as_raw();
         p.control = Some(Server::bind(&path, uid).unwrap());
@@ -677,6 +712,35 @@ mod tests {
         p.serve_control();
         p.tend_waiters();
         assert_eq!(replies(&mut s), vec![], "answered before the stop");
+        (p, s)
+    }
+
+    /// A start (or a restart, or a reload that changes it) while a stop
+    /// is on its way cancels the stop, as a start job cancels systemd's
+    /// stop job: its client is told at once. It was never answered (the
+    /// unit ran again, neither stopped nor failed), and `initctl` gave up
+    /// after 90 s with "not stopped".
+    #[test]
+    fn a_stop_overtaken_by_a_start_is_answered() {
+        let sock = crate::testutil::TempDir::new("pid1-stop-started-sock");
+        let (mut p, mut s) = stopping_web(&sock);
+        step(&mut p, 2, Event::Start { unit: 0 });
+        p.tend_waiters();
+        let told = replies(&mut s);
+        assert!(
+            matches!(told.as_slice(), [Reply::Error(e)]
+                if e.message == "started again before it stopped"),
+            "{told:?}"
+        );
+    }
+
+    /// A waiting `stop` of a unit that a reload then removes goes on as
+    /// the removal's stop: answered Ok once the unit is stopped and gone,
+    /// not refused at the reload while it still stops.
+    #[test]
+    fn a_stop_overtaken_by_a_removal_is_answered_when_stopped() {
+        let sock = crate::testutil::TempDir::new("pid1-stop-removed-sock");
+        let (mut p, mut s) = stopping_web(&sock);
         let mut out = crate::supervisor::Actions::default();
         out.fit(4);
         p.sup

@@ -19,22 +19,18 @@ impl Supervisor {
         s.rt.want = true;
         match s.rt.phase {
             Phase::Stopped | Phase::Failed | Phase::Exited | Phase::Backoff => {
-                // Started by hand: a fresh start, failures forgotten.
                 s.rt.phase = Phase::Waiting;
                 s.rt.deadline = None;
-                s.rt.streak = 0;
-                s.rt.failures.clear();
             }
             Phase::Stopping => s.rt.restart_pending = true,
             // No process yet (its restart delay over, its `after` units
-            // not ready): as a start of a unit without one, failures
-            // forgotten.
-            Phase::Waiting => {
-                s.rt.streak = 0;
-                s.rt.failures.clear();
-            }
-            Phase::Starting | Phase::Running => {}
+            // not ready): as a start of a unit without one.
+            Phase::Waiting => {}
+            Phase::Starting | Phase::Running => return,
         }
+        // Started by hand: a fresh start, failures forgotten; for a unit
+        // still stopping already now, as the end of that run is none.
+        afresh(s);
     }
 
     /// `Event::Unshed`.
@@ -46,7 +42,7 @@ impl Supervisor {
         self.want_dependants_again(unit);
     }
 
-    pub(super) fn on_restart(&mut self, now: Millis, unit: u16, out: &mut Actions) {
+    pub(super) fn on_restart(&mut self, now: Millis, unit: u16, by_hand: bool, out: &mut Actions) {
         if self.shutdown.is_some() {
             return;
         }
@@ -61,6 +57,9 @@ impl Supervisor {
             Phase::Starting | Phase::Running | Phase::Stopping => {
                 s.rt.want = true;
                 s.rt.restart_pending = true;
+                if by_hand {
+                    afresh(s);
+                }
                 self.stop_unit(now, unit, out);
             }
             _ => self.on_start(unit),
@@ -123,7 +122,7 @@ impl Supervisor {
                 s.rt.phase = Phase::Stopped;
                 note(s, unit, Note::Stopped, out);
                 if s.rt.restart_pending && s.rt.want && !shutting {
-                    super::process::restarted_by_hand(s);
+                    super::process::start_again(s);
                 }
             }
             Phase::Stopping | Phase::Stopped | Phase::Failed => {}
@@ -176,8 +175,7 @@ impl Supervisor {
         };
         s.rt.probation = false;
         s.rt.deadline = None;
-        s.rt.streak = 0;
-        s.rt.failures.clear();
+        afresh(s);
         s.rt.restart_pending = false;
         match good {
             Some(def) => {
@@ -207,4 +205,12 @@ impl Supervisor {
         self.wake(usize::from(unit));
         self.settle(now, out);
     }
+}
+
+/// A start or restart by hand (or a revert's) counts afresh: one crash
+/// after it must not hit the start limit that the crashes before it had
+/// nearly reached.
+fn afresh(s: &mut Slot) {
+    s.rt.streak = 0;
+    s.rt.failures.clear();
 }

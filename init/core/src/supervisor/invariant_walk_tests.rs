@@ -331,7 +331,9 @@ impl W {
             85..=89 => {
                 let unit = self.unit();
                 self.hand_stopped[usize::from(unit)] = false;
-                self.step(Event::Restart { unit });
+                // Also the `pressure_action`'s, which keeps the failures.
+                let by_hand = self.rng.chance(50);
+                self.step(Event::Restart { unit, by_hand });
             }
             90..=96 => self.reload(names),
             97 => self.step(Event::Boot),

@@ -59,19 +59,19 @@ impl Supervisor {
         }
         let by_name = self.by_name();
         let find = |n: &str| self.index_by(&by_name, n);
-        let mut resolved: std::vec::Vec<(usize, Vec<u16, AFTER_MAX>, bool)> =
+        let mut resolved: std::vec::Vec<(usize, Vec<u16, AFTER_MAX>)> =
             std::vec::Vec::with_capacity(named);
         for (i, s) in self.units.iter().enumerate() {
             if s.def.after.is_empty() {
                 continue;
             }
-            if let Some((deps, bad)) = self.resolve(i, &find) {
-                resolved.push((i, deps, bad));
+            if let Some(deps) = self.resolve(i, &find) {
+                resolved.push((i, deps));
             }
         }
         let mut first_err = Ok(());
-        for (i, deps, bad) in resolved {
-            if self.set_deps(i, &deps, bad) && first_err.is_ok() {
+        for (i, deps) in resolved {
+            if self.set_deps(i, &deps) && first_err.is_ok() {
                 first_err = Err((i as u16, AddError::UnknownDep));
             }
         }
@@ -83,35 +83,24 @@ impl Supervisor {
     /// and name are the same.
     pub(super) fn link_one(&mut self, u: u16) {
         let i = usize::from(u);
-        if let Some((deps, bad)) = self.resolve(i, &|n| self.index(n)) {
-            self.set_deps(i, &deps, bad);
+        if let Some(deps) = self.resolve(i, &|n| self.index(n)) {
+            self.set_deps(i, &deps);
         }
     }
 
-    /// Unit `i`'s `after` names as indices, and whether one is missing;
-    /// None for a free slot.
-    fn resolve(
-        &self,
-        i: usize,
-        find: &dyn Fn(&str) -> Option<u16>,
-    ) -> Option<(Vec<u16, AFTER_MAX>, bool)> {
+    /// Unit `i`'s `after` names as indices, `MISSING` for one not in the
+    /// table; None for a free slot.
+    fn resolve(&self, i: usize, find: &dyn Fn(&str) -> Option<u16>) -> Option<Vec<u16, AFTER_MAX>> {
         let s = self.units.get(i).filter(|s| s.retired != Retired::Free)?;
         let mut deps: Vec<u16, AFTER_MAX> = Vec::new();
-        let mut bad = false;
         for name in s.def.after.iter() {
-            match find(name) {
-                Some(d) => {
-                    let _ = deps.push(d);
-                }
-                None => bad = true,
-            }
+            let _ = deps.push(find(name).unwrap_or(MISSING));
         }
-        Some((deps, bad))
+        Some(deps)
     }
 
-    /// Give unit `i` its resolved dependencies; true when a missing one
-    /// failed it.
-    fn set_deps(&mut self, i: usize, deps: &[u16], bad: bool) -> bool {
+    /// Give unit `i` its resolved dependencies; true when one is missing.
+    fn set_deps(&mut self, i: usize, deps: &[u16]) -> bool {
         let Some(s) = self.units.get_mut(i) else {
             return false;
         };
@@ -119,20 +108,16 @@ impl Supervisor {
         if s.rt.deps.as_slice() != deps {
             s.rt.deps = Few::from_slice(deps);
         }
-        // Only a unit not started yet is held back; a running one keeps
-        // running (its process must not be orphaned). Not judged either,
-        // as a unit whose dependency failed (it never ran): a reload's
-        // verdict does not wait for it.
-        if bad && s.rt.phase == Phase::Waiting {
-            s.rt.want = false;
-            s.rt.phase = Phase::Failed;
-            s.rt.probation = false;
-            s.rt.last_note = Some(Note::DepMissing);
-            return true;
-        }
-        false
+        deps.contains(&MISSING)
     }
 }
+
+/// In a unit's `deps`, an `after` name not in the table (a reload removed
+/// that unit; the loader refuses such a file, so it is one kept on its
+/// last good definition): not started out of order, the unit fails
+/// (`DepMissing`) whenever it is due to start (`settle`), and a running
+/// one keeps running until then. No index: `MAX_UNITS` is far below.
+pub(super) const MISSING: u16 = u16::MAX;
 
 /// Why a unit's last good definition cannot be put back (`put_back_problem`).
 #[derive(Clone, Debug, PartialEq, Eq)]

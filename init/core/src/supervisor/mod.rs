@@ -207,8 +207,8 @@ pub enum Note {
     DepFailed {
         dep: u16,
     },
-    /// A name in `after` is no longer loaded (a reload removed it before
-    /// this unit started): it will not start.
+    /// A name in `after` is no longer loaded (a reload removed it): the
+    /// unit, due to start, will not.
     DepMissing,
     Stopped,
     /// `watchdog`: no `WATCHDOG=1` for that long while running: killed,
@@ -308,8 +308,11 @@ pub enum Event {
     Stop {
         unit: u16,
     },
+    /// `by_hand` (the operator's): its failures are forgotten, as at a
+    /// start by hand; not so the `pressure_action`'s.
     Restart {
         unit: u16,
+        by_hand: bool,
     },
     Shutdown(ShutdownKind),
     /// A unit stopped under system memory pressure (`wren.shed`) started
@@ -576,7 +579,7 @@ impl Supervisor {
             Event::SpawnFailed { unit }
             | Event::Start { unit }
             | Event::Stop { unit }
-            | Event::Restart { unit }
+            | Event::Restart { unit, .. }
             | Event::Unshed { unit }
             | Event::Drained { unit }
             | Event::Relaunched { unit, .. } => self.wake(usize::from(unit)),
@@ -601,7 +604,7 @@ impl Supervisor {
             Event::Tick => self.on_tick(now, out),
             Event::Start { unit } => self.on_start(unit),
             Event::Stop { unit } => self.on_stop(now, unit, out),
-            Event::Restart { unit } => self.on_restart(now, unit, out),
+            Event::Restart { unit, by_hand } => self.on_restart(now, unit, by_hand, out),
             Event::Shutdown(kind) => self.begin_shutdown(kind),
             Event::Unshed { unit } => self.on_unshed(unit),
             Event::Drained { unit } => {

@@ -90,8 +90,9 @@ impl Supervisor {
     }
 
     fn deadlines_passed(&mut self, now: Millis, out: &mut Actions) {
-        let shutting = self.shutdown.is_some();
         for i in 0..self.units.len() {
+            // Each time: an earlier unit's start limit may have begun one.
+            let shutting = self.shutdown.is_some();
             let Some(s) = self.units.get_mut(i) else {
                 break;
             };
@@ -211,7 +212,7 @@ impl Supervisor {
                 s.rt.phase = Phase::Stopped;
                 note(s, unit, Note::Stopped, out);
                 if s.rt.restart_pending && s.rt.want && !shutting {
-                    restarted_by_hand(s);
+                    start_again(s);
                 }
             }
             Phase::Starting | Phase::Running => {
@@ -420,15 +421,13 @@ fn row_ends(s: &mut Slot, now: Millis, failed: bool) {
     }
 }
 
-/// `initctl restart` (or a start while stopping) done with the stop: a
-/// fresh start, its failures forgotten as a hand start of a failed unit
-/// forgets them (one crash after it must not hit the start limit that the
-/// crashes before it had nearly reached).
-pub(super) fn restarted_by_hand(s: &mut Slot) {
+/// A restart (or a start while stopping) done with the stop. Its failures
+/// were forgotten when it was asked for by hand; a `pressure_action`'s
+/// keeps them, or a unit that leaks until restarted and is killed for it
+/// in turn would never reach its start limit.
+pub(super) fn start_again(s: &mut Slot) {
     s.rt.restart_pending = false;
     s.rt.phase = Phase::Waiting;
-    s.rt.streak = 0;
-    s.rt.failures.clear();
 }
 
 /// The restart a failure announces: none for a unit on probation, whose

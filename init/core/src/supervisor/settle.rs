@@ -78,12 +78,22 @@ impl Supervisor {
                     }
                     Deps::Failed(dep) => {
                         if let Some(s) = self.units.get_mut(i) {
-                            s.rt.phase = Phase::Stopped;
                             s.rt.want = false;
-                            // Still on probation, but not waited for while
-                            // it waits for its dependency (`on_probation`):
-                            // judged if a revert brings it back.
-                            note(s, i as u16, Note::DepFailed { dep }, out);
+                            let n = if dep == super::link::MISSING {
+                                // Nor judged: no revert brings the unit
+                                // back, so a verdict would wait for ever.
+                                s.rt.phase = Phase::Failed;
+                                s.rt.probation = false;
+                                Note::DepMissing
+                            } else {
+                                // Still on probation, but not waited for
+                                // while it waits for its dependency
+                                // (`on_probation`): judged if a revert
+                                // brings it back.
+                                s.rt.phase = Phase::Stopped;
+                                Note::DepFailed { dep }
+                            };
+                            note(s, i as u16, n, out);
                         }
                         changed = true;
                     }
@@ -103,7 +113,7 @@ impl Supervisor {
         let mut ready = true;
         for &d in s.rt.deps.iter() {
             let Some(dep) = self.units.get(usize::from(d)) else {
-                continue;
+                return Deps::Failed(d);
             };
             match dep.rt.phase {
                 p if p.lets_dependents_start() => {}

@@ -394,7 +394,10 @@ impl Rig {
                 r.step(Event::Stop { unit: U });
             }
             Sit::Restarting => {
-                r.step(Event::Restart { unit: U });
+                r.step(Event::Restart {
+                    unit: U,
+                    by_hand: true,
+                });
             }
             Sit::Leaving => {
                 r.reload(vec![unit_d()]);
@@ -459,7 +462,10 @@ impl Rig {
             }
             Start => self.step(Event::Start { unit: U }),
             Stop => self.step(Event::Stop { unit: U }),
-            Restart => self.step(Event::Restart { unit: U }),
+            Restart => self.step(Event::Restart {
+                unit: U,
+                by_hand: true,
+            }),
             ReloadChanged => {
                 let mut u = unit_u(self.ctx);
                 u.description.push_str("changed").unwrap();
@@ -506,7 +512,7 @@ impl Rig {
                     Note::DepFailed { .. } => Ann::DepFailed,
                     Note::Stopped => Stopped,
                     Note::WatchdogTimeout { .. } => panic!("no unit of the table has a watchdog"),
-                    Note::DepMissing => panic!("set by a reload's link, never announced"),
+                    Note::DepMissing => panic!("no unit of the table names a unit not loaded"),
                 })),
                 Action::Finish(_) => Some(Act::Finish),
                 _ => None,

@@ -14,6 +14,14 @@ pub(super) fn after(mut d: UnitDef, deps: &[&str]) -> UnitDef {
     d
 }
 
+/// `name` with `start_limit = COUNT/WINDOW` and that `action`.
+fn limited(name: &str, count: u16, window: Millis, action: LimitAction) -> UnitDef {
+    let mut d = def(name);
+    d.seldom.start_limit = Some(StartLimit { count, window });
+    d.start_limit_action = action;
+    d
+}
+
 fn oneshot(name: &str) -> UnitDef {
     let mut d = def(name);
     d.kind = Kind::Oneshot;
@@ -547,28 +555,61 @@ fn start_timeouts_back_off() {
 /// `initctl restart` of a unit that is up is a fresh start, as a hand
 /// start of a failed one is: the failures before it are forgotten, so one
 /// crash after it does not hit the start limit (and its reboot).
-#[test]
-fn a_hand_restart_forgets_the_failures_before_it() {
-    let mut d = def("vital");
-    d.seldom.start_limit = Some(StartLimit {
-        count: 3,
-        window: 60_000,
-    });
-    d.start_limit_action = LimitAction::Reboot;
-    let mut r = Rig::new(vec![d]);
+/// `vital` (start limit 3 in a minute, then reboot) after two crashes,
+/// restarted (`by_hand`, or by its `pressure_action`), then crashed once
+/// more.
+fn crash_after_a_restart(by_hand: bool) -> Rig {
+    let mut r = Rig::new(vec![limited("vital", 3, 60_000, LimitAction::Reboot)]);
     r.ev(Event::Boot);
     for _ in 0..2 {
         r.exit("vital", Exit::Code(1));
         let due = r.sup.next_deadline().unwrap();
         r.at(due);
     }
-    let u = r.idx("vital");
-    r.ev(Event::Restart { unit: u });
+    let unit = r.idx("vital");
+    r.ev(Event::Restart { unit, by_hand });
     r.exit("vital", Exit::Signal(15));
     assert_eq!(r.state("vital"), State::Running);
     r.exit("vital", Exit::Code(1));
+    r
+}
+
+#[test]
+fn a_hand_restart_forgets_the_failures_before_it() {
+    let r = crash_after_a_restart(true);
     assert_eq!(r.sup.shutting_down(), None, "rebooted after one crash");
     assert_eq!(r.state("vital"), State::Backoff);
+}
+
+/// A `pressure_action = restart` is no start by hand: a unit that leaks
+/// until it is restarted, then is OOM-killed, and so on, must still reach
+/// its start limit (it was forgotten at each such restart) and its delay
+/// must still double.
+#[test]
+fn an_automatic_restart_keeps_the_failures_before_it() {
+    let r = crash_after_a_restart(false);
+    assert_eq!(r.sup.shutting_down(), Some(ShutdownKind::Reboot));
+    assert_eq!(r.state("vital"), State::Failed);
+    assert_eq!(r.sup.slot(0).unwrap().rt.streak, 2, "the row goes on");
+}
+
+/// A start timeout whose start limit reboots, and another unit's restart
+/// delay over, at the same tick: the shutdown begins first, so the other
+/// unit is not restarted (it was counted as one: restarts + 1).
+#[test]
+fn no_restart_is_counted_in_a_shutdown_begun_in_the_same_tick() {
+    let mut vital = limited("vital", 1, 60_000, LimitAction::Reboot);
+    vital.ready = Ready::Notify;
+    vital.start_timeout = 500;
+    let mut r = Rig::new(vec![vital, def("svc")]);
+    r.ev(Event::Boot);
+    r.now += 400;
+    r.exit("svc", Exit::Code(1));
+    assert_eq!(r.sup.next_deadline(), Some(r.now + 100));
+    r.at(r.now + 100);
+    assert_eq!(r.sup.shutting_down(), Some(ShutdownKind::Reboot));
+    let svc = r.sup.slot(r.idx("svc")).unwrap();
+    assert_eq!((svc.rt.phase, svc.rt.restarts), (Phase::Stopped, 0));
 }
 
 #[test]
@@ -664,12 +705,7 @@ fn failures_spread_beyond_the_window_do_not_hit_the_limit() {
 
 #[test]
 fn start_limit_action_poweroff_shuts_down() {
-    let mut d = def("vital");
-    d.seldom.start_limit = Some(StartLimit {
-        count: 1,
-        window: 10_000,
-    });
-    d.start_limit_action = LimitAction::Poweroff;
+    let d = limited("vital", 1, 10_000, LimitAction::Poweroff);
     let mut r = Rig::new(vec![d, def("other")]);
     r.ev(Event::Boot);
     r.exit("vital", Exit::Code(1));
@@ -732,7 +768,10 @@ fn restart_stops_then_starts_again() {
     r.ev(Event::Boot);
     let u = r.idx("svc");
     let old = r.pid("svc");
-    r.ev(Event::Restart { unit: u });
+    r.ev(Event::Restart {
+        unit: u,
+        by_hand: true,
+    });
     assert_eq!(r.state("svc"), State::Stopping);
     let a = r.exit("svc", Exit::Signal(15));
     assert_eq!(r.spawned(&a), ["svc"]);
@@ -938,8 +977,12 @@ fn unknown_dependency_is_refused() {
     assert_eq!(s.link(), Err((0, AddError::UnknownDep)));
     let mut out = Actions::new();
     s.step(0, Event::Boot, &mut out);
-    // The unit with the dangling name is not started; the other is.
-    assert_eq!(out.as_slice(), [Action::Spawn(1)]);
+    // The unit with the dangling name is not started, and says why; the
+    // other is.
+    assert_eq!(
+        out.as_slice(),
+        [Action::Announce(0, Note::DepMissing), Action::Spawn(1)]
+    );
     assert_eq!(s.slot(0).unwrap().rt.phase.state(), State::Failed);
 }
 
@@ -954,7 +997,10 @@ fn a_removed_unit_is_not_started_again_while_it_leaves() {
     reload(&mut r, vec![def("a")], &[]);
     assert!(r.sup.index("b").is_none());
     r.ev(Event::Start { unit: b });
-    r.ev(Event::Restart { unit: b });
+    r.ev(Event::Restart {
+        unit: b,
+        by_hand: true,
+    });
     let acts = r.ev(Event::Exited {
         pid,
         exit: Exit::Signal(15),
@@ -1078,6 +1124,28 @@ fn a_waiting_unit_whose_dependency_goes_is_not_judged() {
     assert_eq!(s.rt.phase, Phase::Failed);
     assert_eq!(s.rt.last_note, Some(Note::DepMissing));
     assert!(!r.sup.on_probation(), "a verdict would wait for ever");
+}
+
+/// A unit in backoff (its file invalid, kept) whose `after` unit a reload
+/// removed: when its restart is due it fails as one waiting then would,
+/// and says why. It was started without the order it asks for.
+#[test]
+fn a_unit_whose_dependency_went_fails_when_next_due() {
+    let mut a = after(def("a"), &["b"]);
+    a.restart_delay = 60_000;
+    let mut r = Rig::new(vec![def("b"), a]);
+    r.ev(Event::Boot);
+    r.exit("a", Exit::Code(1));
+    assert_eq!(r.state("a"), State::Backoff);
+    reload(&mut r, vec![], &["a"]);
+    let out = r.at(r.now + 60_000);
+    let a = r.idx("a");
+    assert!(
+        out.contains(&Action::Announce(a, Note::DepMissing)),
+        "{out:?}"
+    );
+    assert!(!out.contains(&Action::Spawn(a)));
+    assert_eq!(r.state("a"), State::Failed);
 }
 
 /// A file whose lines moved (a comment added above `exec` and `after`)

@@ -311,7 +311,9 @@ impl Walk {
             }
             86..=90 => {
                 let unit = self.random_unit();
-                self.step(Event::Restart { unit });
+                // Also the `pressure_action`'s, which keeps the failures.
+                let by_hand = self.rng.chance(50);
+                self.step(Event::Restart { unit, by_hand });
             }
             91..=96 => self.reload(names),
             97 => self.step(Event::Boot),
