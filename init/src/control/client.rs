@@ -121,6 +121,14 @@ impl Client {
         Ok(frame_len(held, REQUEST_MAX)?.and_then(|n| held.get(HEADER_LEN..HEADER_LEN + n)))
     }
 
+    /// Holds one of the `MAX_WAITING` slots rather than the operator's
+    /// reserve: it waits (start, stop, restart, `log -f`), or its peer may
+    /// only look.
+    pub(super) fn unreserved(&self) -> bool {
+        self.fd.is_some()
+            && (self.observer || matches!(self.mode, Mode::Waiting { .. } | Mode::Following { .. }))
+    }
+
     /// Forgets any queued output.
     pub(super) fn clear_tx(&mut self) {
         self.tx_start = 0;

@@ -48,11 +48,12 @@ use rustix::net::{self, RecvFlags, SendFlags, SocketFlags};
 /// `log -f` followers hold a slot for as long as they follow.
 pub const MAX_CLIENTS: usize = 8;
 /// Slots that clients which wait (start/stop/restart waiters, `log -f`
-/// followers) may not hold, so that the operator always gets in: when
-/// waiting clients already hold `MAX_WAITING` slots, one more lets the
-/// oldest go (a follower first, then a waiter), told `ErrCode::Busy`.
+/// followers) and peers that may only look may not hold, so that the
+/// operator always gets in: when they already hold `MAX_WAITING` slots, a
+/// looker is refused, and one more waiting client lets the oldest go (a
+/// looker's first, then a follower, then a waiter), told `ErrCode::Busy`.
 pub const RESERVED_SLOTS: usize = 2;
-/// Slots waiting clients may hold at once.
+/// Slots waiting clients and lookers may hold at once.
 pub const MAX_WAITING: usize = MAX_CLIENTS - RESERVED_SLOTS;
 const _: () = assert!(MAX_WAITING >= 1 && MAX_CLIENTS < 256);
 /// A client must have sent its whole request this long after connecting,
@@ -348,12 +349,13 @@ impl Server {
 
     /// A free slot for a new connection. A peer that may only look (a
     /// unit's root without CAP_SYS_ADMIN, `observer`) gets none while
-    /// such peers hold `MAX_WAITING` slots: connections that send nothing
-    /// for 5 s at a time would keep the operator out.
+    /// such peers and the waiting clients hold `MAX_WAITING` slots:
+    /// connections that send nothing for 5 s at a time, beside the
+    /// operator's own waiting clients, would keep the operator out.
     pub(super) fn free_slot(&self, observer: bool) -> Option<usize> {
-        let observers = self.clients.iter().filter(|c| c.fd.is_some() && c.observer);
+        let held = self.clients.iter().filter(|c| c.unreserved()).count();
         let free = self.clients.iter().position(|c| c.fd.is_none());
-        free.filter(|_| !observer || observers.count() < MAX_WAITING)
+        free.filter(|_| !observer || held < MAX_WAITING)
     }
 
     /// accept failed with `e` (EMFILE, ENFILE, ENOBUFS, ENOMEM: wanting
