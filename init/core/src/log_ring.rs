@@ -97,6 +97,17 @@ pub struct LogRing {
     pos: u64,
 }
 
+/// `len` zero bytes, or none when memory is short: asked for, not taken.
+/// PID 1 aborts on a failed allocation, and with strict overcommit
+/// (vm.overcommit_memory = 2) a 1 MiB ring, or the 16 KiB of a control
+/// connection, can fail.
+pub fn zeroed(len: usize) -> Option<Box<[u8]>> {
+    let mut v = std::vec::Vec::new();
+    v.try_reserve_exact(len).ok()?;
+    v.extend(core::iter::repeat_n(0u8, len));
+    Some(v.into_boxed_slice())
+}
+
 impl Default for LogRing {
     fn default() -> Self {
         Self::with_capacity(LOG_RING_BYTES)
@@ -172,13 +183,10 @@ impl LogRing {
     /// push that brings bytes allocates the buffer (one allocation).
     pub fn push(&mut self, data: &[u8]) {
         if self.buf.is_empty() && self.cap > 0 && !data.is_empty() {
-            // Fallibly: PID 1 aborts on a failed allocation, and with
-            // strict overcommit (vm.overcommit_memory = 2) a 1 MiB ring can
-            // fail. Then nothing is held, and a reader is told of the loss.
-            let mut v = std::vec::Vec::new();
-            if v.try_reserve_exact(self.capacity()).is_ok() {
-                v.extend(core::iter::repeat_n(0u8, self.capacity()));
-                self.buf = v.into_boxed_slice();
+            // Without the memory nothing is held, and a reader is told of
+            // the loss.
+            if let Some(buf) = zeroed(self.capacity()) {
+                self.buf = buf;
             }
         }
         let pushed = u32::try_from(data.len()).unwrap_or(u32::MAX);

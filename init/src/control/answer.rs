@@ -122,27 +122,30 @@ impl Server {
         self.sync_interest(slot);
     }
 
-    /// `slot` now waits: stamped, and if waiting clients hold more than
-    /// `MAX_WAITING` slots, the oldest other one is let go (a follower
-    /// before a waiter, whose action goes on without it), so the
-    /// `RESERVED_SLOTS` stay free for the operator.
+    /// `slot` now waits: stamped, and if waiting clients and lookers
+    /// (`Client::unreserved`) hold more than `MAX_WAITING` slots, the
+    /// oldest other one is let go (a looker's before the operator's, a
+    /// follower before a waiter, whose action goes on without it), so the
+    /// `RESERVED_SLOTS` stay free for the operator. A looker's new client
+    /// may be let go itself: it never pushes out the operator's.
     fn began_waiting(&mut self, slot: usize, now_ms: u64) {
         self.waiting_seq = self.waiting_seq.wrapping_add(1);
         if let Some(c) = self.clients.get_mut(slot) {
             c.waiting_since = self.waiting_seq;
         }
-        let waiting = |m: &Mode| matches!(m, Mode::Waiting { .. } | Mode::Following { .. });
-        if self.clients.iter().filter(|c| waiting(&c.mode)).count() <= MAX_WAITING {
+        if self.clients.iter().filter(|c| c.unreserved()).count() <= MAX_WAITING {
             return;
         }
         let oldest = self
             .clients
             .iter()
             .enumerate()
-            .filter(|(i, c)| *i != slot && waiting(&c.mode))
+            .filter(|(i, c)| c.unreserved() && (*i != slot || c.observer))
             .min_by_key(|(_, c)| {
+                // A looker's first, then a follower, each the oldest
+                // first (the count of waits never reaches 2^62).
                 let follower = matches!(c.mode, Mode::Following { .. });
-                (!follower, c.waiting_since)
+                u64::from(!c.observer) << 63 | u64::from(!follower) << 62 | c.waiting_since
             })
             .map(|(i, _)| i);
         let Some(old) = oldest else { return };

@@ -1,17 +1,18 @@
 //! One connection's state: its mode in the request/reply exchange and its
-//! fixed read and write buffers, plus the helpers that fill the write
-//! buffer (log chunks, text replies, a last-gasp error).
+//! buffer, plus the helpers that queue replies in it (log chunks, text
+//! replies, a last-gasp error).
 
 use super::Want;
 use crate::log_ring::LogRing;
 use crate::proto::{
-    encode_reply, CtlError, ErrCode, FrameDecoder, Reply, FRAME_BUF, FRAME_OVERHEAD, HEADER_LEN,
+    encode_reply, frame_len, CtlError, ErrCode, ProtoError, Reply, FRAME_OVERHEAD, HEADER_LEN,
     REQUEST_MAX, TEXT_MAX,
 };
 use crate::vocab::Name;
 use rustix::event::epoll;
 use rustix::fd::{BorrowedFd, OwnedFd};
-use rustix::net::{self, SendFlags};
+use rustix::io::Errno;
+use rustix::net::{self, RecvFlags, SendFlags};
 
 /// Bytes kept at the end of a `Cat` or `Reload` text for a truncation note.
 const NOTE_ROOM: usize = 48;
@@ -42,12 +43,14 @@ pub(super) struct Client {
     /// Bumped on every close, so a stale epoll event or a late answer for
     /// a slot's earlier connection is recognised.
     pub(super) gen: u32,
-    /// Requests are small (`REQUEST_MAX`); replies take a whole frame.
-    /// Allocated with `tx`.
-    pub(super) rx: Rx,
-    /// A whole frame (`FRAME_BUF`), allocated when the slot first gets a
-    /// connection (`ensure_tx`) and kept: slots never used cost nothing.
-    tx: Box<[u8]>,
+    /// Bytes of the request read so far, at the start of `buf`.
+    pub(super) rx: usize,
+    /// A whole frame (`FRAME_BUF`) while connected, none while the slot is
+    /// free (`set_buffer`): memory follows the connections open. The
+    /// request is read into its start (it is small, `REQUEST_MAX`), the
+    /// replies are queued in it once the request is read: a connection
+    /// carries one request.
+    buf: Box<[u8]>,
     tx_start: usize,
     tx_end: usize,
     pub(super) deadline: Option<u64>,
@@ -66,45 +69,13 @@ pub(super) struct Client {
     pub(super) observer: bool,
 }
 
-/// A slot's receive buffer, none until its first connection
-/// (`Client::ensure_tx`); without one it reads as a full buffer that
-/// holds no frame, which drops a client (it cannot happen: every slot
-/// that reads was given one when it accepted).
-pub(super) struct Rx(Option<Box<FrameDecoder<{ HEADER_LEN + REQUEST_MAX }>>>);
-
-impl Rx {
-    pub(super) fn spare(&mut self) -> &mut [u8] {
-        self.0.as_mut().map_or(&mut [], |d| d.spare())
-    }
-
-    pub(super) fn buffered(&self) -> usize {
-        self.0.as_ref().map_or(0, |d| d.buffered())
-    }
-
-    pub(super) fn advance(&mut self, n: usize) {
-        if let Some(d) = self.0.as_mut() {
-            d.advance(n);
-        }
-    }
-
-    pub(super) fn frame(&self) -> Result<Option<&[u8]>, crate::proto::ProtoError> {
-        self.0.as_ref().map_or(Ok(None), |d| d.frame())
-    }
-
-    pub(super) fn clear(&mut self) {
-        if let Some(d) = self.0.as_mut() {
-            d.clear();
-        }
-    }
-}
-
 impl Client {
     pub(super) fn new() -> Self {
         Client {
             fd: None,
             gen: 0,
-            rx: Rx(None),
-            tx: Box::default(),
+            rx: 0,
+            buf: Box::default(),
             tx_start: 0,
             tx_end: 0,
             deadline: None,
@@ -125,20 +96,37 @@ impl Client {
         self.tx_start < self.tx_end
     }
 
-    /// Gives the slot its send and receive buffers if it has none yet;
-    /// returns the allocations this made (two, once per slot, the first
-    /// time it is used; else none).
-    pub(super) fn ensure_tx(&mut self) -> u64 {
-        let mut made = 0;
-        if self.tx.is_empty() {
-            self.tx = vec![0; FRAME_BUF].into_boxed_slice();
-            made += 1;
-        }
-        if self.rx.0.is_none() {
-            self.rx.0 = Some(Box::new(FrameDecoder::new()));
-            made += 1;
-        }
-        made
+    /// Gives the connection its buffer, or takes it back at its close
+    /// (`Box::default()`): nothing read or queued.
+    pub(super) fn set_buffer(&mut self, buf: Box<[u8]>) {
+        self.buf = buf;
+        self.rx = 0;
+        self.clear_tx();
+    }
+
+    /// Reads more of the request; `Ok(0)` at the peer's end of file (or
+    /// with no room left, which cannot happen: `HEADER_LEN + REQUEST_MAX`
+    /// bytes hold a whole request or an oversized prefix).
+    pub(super) fn recv_request(&mut self) -> rustix::io::Result<usize> {
+        let room = self.buf.get_mut(self.rx..HEADER_LEN + REQUEST_MAX);
+        let fd = self.fd.as_ref().ok_or(Errno::BADF)?;
+        let (n, _) = net::recv(fd, room.unwrap_or_default(), RecvFlags::DONTWAIT)?;
+        self.rx += n;
+        Ok(n)
+    }
+
+    /// The request's payload, once all of it has been read.
+    pub(super) fn request(&self) -> Result<Option<&[u8]>, ProtoError> {
+        let held = self.buf.get(..self.rx).unwrap_or_default();
+        Ok(frame_len(held, REQUEST_MAX)?.and_then(|n| held.get(HEADER_LEN..HEADER_LEN + n)))
+    }
+
+    /// Holds one of the `MAX_WAITING` slots rather than the operator's
+    /// reserve: it waits (start, stop, restart, `log -f`), or its peer may
+    /// only look.
+    pub(super) fn unreserved(&self) -> bool {
+        self.fd.is_some()
+            && (self.observer || matches!(self.mode, Mode::Waiting { .. } | Mode::Following { .. }))
     }
 
     /// Forgets any queued output.
@@ -149,7 +137,7 @@ impl Client {
 
     /// Queued bytes not sent yet.
     pub(super) fn unsent(&self) -> &[u8] {
-        self.tx.get(self.tx_start..self.tx_end).unwrap_or(&[])
+        self.buf.get(self.tx_start..self.tx_end).unwrap_or(&[])
     }
 
     /// `n` bytes of `unsent` went out.
@@ -177,21 +165,21 @@ impl Client {
     /// Moves unsent bytes to the front, so the free room is at the end.
     fn compact(&mut self) {
         if self.tx_start > 0 {
-            self.tx.copy_within(self.tx_start..self.tx_end, 0);
+            self.buf.copy_within(self.tx_start..self.tx_end, 0);
             self.tx_end -= self.tx_start;
             self.tx_start = 0;
         }
     }
 
     fn room(&self) -> usize {
-        self.tx.len().saturating_sub(self.tx_end)
+        self.buf.len().saturating_sub(self.tx_end)
     }
 
     /// Queues a reply frame; one that cannot be encoded (too large for the
     /// room left) is replaced by an error, or dropped if even that fails.
     pub(super) fn enqueue(&mut self, rep: &Reply<'_>) -> bool {
         self.compact();
-        let Some(out) = self.tx.get_mut(self.tx_end..) else {
+        let Some(out) = self.buf.get_mut(self.tx_end..) else {
             return false;
         };
         let n = match encode_reply(rep, out) {

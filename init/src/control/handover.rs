@@ -50,7 +50,7 @@ impl Server {
     }
 
     /// A follower handed over by the previous PID 1; false when there is
-    /// no free slot (the fd is then closed).
+    /// no free slot, or no memory for its buffer (the fd is then closed).
     pub fn adopt_follower(&mut self, fd: OwnedFd, name: Name, pos: u64) -> bool {
         // Looked at again, as at its accept: a peer that may only look
         // stays one (the cap on such peers holds across the re-exec).
@@ -71,23 +71,23 @@ impl Server {
         let Some(slot) = self.free_slot(observer) else {
             return false;
         };
+        let interest = epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
+        let token = self.clients.get(slot).map_or(0, |c| c.token(slot));
+        let data = epoll::EventData::new_u64(token);
+        if epoll::add(&self.epoll, &fd, data, interest).is_err()
+            || self.give_buffers(slot).is_none()
+        {
+            return false;
+        }
         let Some(c) = self.clients.get_mut(slot) else {
             return false;
         };
-        let interest = epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
-        let token = epoll::EventData::new_u64(c.token(slot));
-        if epoll::add(&self.epoll, &fd, token, interest).is_err() {
-            return false;
-        }
         c.fd = Some(fd);
         c.observer = observer;
         c.mode = Mode::Following { name, pos };
         c.deadline = None;
         c.interest = interest;
         c.peer_shut = false;
-        c.rx.clear();
-        c.clear_tx();
-        self.ensure_buffers(slot);
         true
     }
 }

@@ -1,9 +1,9 @@
 //! The control server inside PID 1: `initctl`'s other end.
 //!
-//! It never blocks and never allocates after `bind`: a non-blocking
-//! listener, a fixed table of `MAX_CLIENTS` connections each with one frame
-//! of read and one of write buffer (allocated once at bind), and its own
-//! epoll fd, which PID 1 adds to its main epoll.
+//! It never blocks, and allocates only for the connections open: a
+//! non-blocking listener, a fixed table of `MAX_CLIENTS` connections each
+//! with one frame of buffer while it is open, and its own epoll fd, which
+//! PID 1 adds to its main epoll.
 //!
 //! The server only speaks the protocol; PID 1's loop decides. When that fd
 //! is readable the loop calls `poll` until it returns `None`: each call
@@ -31,7 +31,8 @@ mod handover;
 #[cfg(test)]
 mod tests;
 
-use crate::proto::{CtlError, ErrCode, Reply, TEXT_MAX};
+use crate::log_ring::zeroed;
+use crate::proto::{CtlError, ErrCode, Reply, FRAME_BUF, TEXT_MAX};
 use crate::vocab::Name;
 pub use bind::ServerError;
 pub use client::Text;
@@ -47,11 +48,12 @@ use rustix::net::{self, RecvFlags, SendFlags, SocketFlags};
 /// `log -f` followers hold a slot for as long as they follow.
 pub const MAX_CLIENTS: usize = 8;
 /// Slots that clients which wait (start/stop/restart waiters, `log -f`
-/// followers) may not hold, so that the operator always gets in: when
-/// waiting clients already hold `MAX_WAITING` slots, one more lets the
-/// oldest go (a follower first, then a waiter), told `ErrCode::Busy`.
+/// followers) and peers that may only look may not hold, so that the
+/// operator always gets in: when they already hold `MAX_WAITING` slots, a
+/// looker is refused, and one more waiting client lets the oldest go (a
+/// looker's first, then a follower, then a waiter), told `ErrCode::Busy`.
 pub const RESERVED_SLOTS: usize = 2;
-/// Slots waiting clients may hold at once.
+/// Slots waiting clients and lookers may hold at once.
 pub const MAX_WAITING: usize = MAX_CLIENTS - RESERVED_SLOTS;
 const _: () = assert!(MAX_WAITING >= 1 && MAX_CLIENTS < 256);
 /// A client must have sent its whole request this long after connecting,
@@ -153,8 +155,7 @@ pub struct Server {
     allowed_uid: u32,
     clients: Vec<Client>,
     /// Staging for borrowed reply bytes (log chunks, the detail's tail):
-    /// `TEXT_MAX` bytes from the first connection on (none before, so a
-    /// PID 1 no one talks to does not pay for it).
+    /// `TEXT_MAX` bytes while a connection is open, none while none is.
     scratch: Box<[u8]>,
     /// The `poll` round under way: events taken from epoll, the next one
     /// to handle, and accepts left in the listener's batch.
@@ -167,8 +168,8 @@ pub struct Server {
     waiting_seq: u64,
     /// The clock at the last `poll`.
     polled_at: u64,
-    /// Buffers allocated since `take_grown` (a slot's first use, the
-    /// scratch at the first connection): one count per allocation.
+    /// Buffers allocated since `take_grown` (a connection's, the scratch
+    /// with the first one open): one count per allocation.
     grown: u64,
     /// The listener is out of the epoll set until then (`pause_accepts`).
     paused_until: Option<u64>,
@@ -182,9 +183,8 @@ impl Server {
         self.epoll.as_fd()
     }
 
-    /// Send buffers allocated since the last call: a slot's first
-    /// connection, once per slot (PID 1 counts that growth apart from
-    /// steady-state allocation).
+    /// Buffers allocated since the last call, for connections (PID 1
+    /// counts them apart from steady-state allocation).
     pub fn take_grown(&mut self) -> u64 {
         core::mem::take(&mut self.grown)
     }
@@ -239,6 +239,10 @@ impl Server {
                 self.accepts_left -= 1;
                 match self.accept_one(now_ms) {
                     Accepted::NoMore => self.accepts_left = 0,
+                    Accepted::Short(e) => {
+                        self.pause_accepts(now_ms, e);
+                        self.accepts_left = 0;
+                    }
                     Accepted::Refused => {}
                     Accepted::Slot(slot) => {
                         // initctl writes its request right after
@@ -297,12 +301,8 @@ impl Server {
                 Ok(fd) => fd,
                 Err(Errno::AGAIN) => return Accepted::NoMore,
                 Err(Errno::INTR | Errno::CONNABORTED) => return Accepted::Refused,
-                Err(e) => {
-                    self.pause_accepts(now_ms, e);
-                    return Accepted::NoMore;
-                }
+                Err(e) => return Accepted::Short(e),
             };
-        self.accept_failing = false;
         let cred = net::sockopt::socket_peercred(&fd);
         let uid = cred.as_ref().map(|c| c.uid.as_raw()).map_err(|e| *e);
         if uid != Ok(self.allowed_uid) {
@@ -319,36 +319,43 @@ impl Server {
             refuse(fd.as_fd(), CtlError::code(ErrCode::Busy));
             return Accepted::Refused;
         };
-        let Some(c) = self.clients.get_mut(slot) else {
-            return Accepted::Refused;
-        };
         let interest = epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
-        let token = epoll::EventData::new_u64(c.token(slot));
-        if let Err(e) = epoll::add(&self.epoll, &fd, token, interest) {
+        let token = self.clients.get(slot).map_or(0, |c| c.token(slot));
+        let data = epoll::EventData::new_u64(token);
+        if let Err(e) = epoll::add(&self.epoll, &fd, data, interest) {
             crate::warn!("control: epoll add: {e}");
             refuse(fd.as_fd(), CtlError::code(ErrCode::Internal));
             return Accepted::Refused;
         }
+        // Without the memory for it, the connection is turned away (its
+        // fd leaves the epoll set as it closes) and those after it wait,
+        // as when accept fails with ENOMEM.
+        if self.give_buffers(slot).is_none() {
+            refuse(fd.as_fd(), CtlError::code(ErrCode::Busy));
+            return Accepted::Short(Errno::NOMEM);
+        }
+        self.accept_failing = false;
+        let Some(c) = self.clients.get_mut(slot) else {
+            return Accepted::Refused;
+        };
         c.fd = Some(fd);
         c.mode = Mode::Reading;
         c.deadline = Some(now_ms.saturating_add(CLIENT_TIMEOUT_MS));
         c.interest = interest;
         c.peer_shut = false;
         c.observer = observer;
-        c.rx.clear();
-        c.clear_tx();
-        self.ensure_buffers(slot);
         Accepted::Slot(slot)
     }
 
     /// A free slot for a new connection. A peer that may only look (a
     /// unit's root without CAP_SYS_ADMIN, `observer`) gets none while
-    /// such peers hold `MAX_WAITING` slots: connections that send nothing
-    /// for 5 s at a time would keep the operator out.
+    /// such peers and the waiting clients hold `MAX_WAITING` slots:
+    /// connections that send nothing for 5 s at a time, beside the
+    /// operator's own waiting clients, would keep the operator out.
     pub(super) fn free_slot(&self, observer: bool) -> Option<usize> {
-        let observers = self.clients.iter().filter(|c| c.fd.is_some() && c.observer);
+        let held = self.clients.iter().filter(|c| c.unreserved()).count();
         let free = self.clients.iter().position(|c| c.fd.is_none());
-        free.filter(|_| !observer || observers.count() < MAX_WAITING)
+        free.filter(|_| !observer || held < MAX_WAITING)
     }
 
     /// accept failed with `e` (EMFILE, ENFILE, ENOBUFS, ENOMEM: wanting
@@ -368,15 +375,17 @@ impl Server {
         self.paused_until = Some(now_ms.saturating_add(ACCEPT_PAUSE_MS));
     }
 
-    /// A slot's buffers at its first connection, and the server's
-    /// scratch at the first connection of any slot; counted in `grown`.
-    fn ensure_buffers(&mut self, slot: usize) {
-        let made = self.clients.get_mut(slot).map_or(0, Client::ensure_tx);
-        self.grown = self.grown.saturating_add(made);
-        if made > 0 && self.scratch.is_empty() {
-            self.scratch = vec![0; TEXT_MAX].into_boxed_slice();
-            self.grown = self.grown.saturating_add(1);
+    /// `slot`'s buffer for a new connection, and the scratch if no
+    /// connection is open; counted in `grown`. None when memory is short.
+    fn give_buffers(&mut self, slot: usize) -> Option<()> {
+        let buf = zeroed(FRAME_BUF)?;
+        if self.scratch.is_empty() {
+            self.scratch = zeroed(TEXT_MAX)?;
+            self.grown += 1;
         }
+        self.grown += 1;
+        self.clients.get_mut(slot)?.set_buffer(buf);
+        Some(())
     }
 
     fn client_event(
@@ -414,16 +423,9 @@ impl Server {
             match c.mode {
                 Mode::Free | Mode::Closing => return None,
                 Mode::Reading => {
-                    let spare = c.rx.spare();
-                    if spare.is_empty() {
-                        // Cannot happen: a full buffer holds a whole frame or
-                        // an oversized prefix. Drop the client all the same.
-                        self.close(slot);
-                        return None;
-                    }
-                    match net::recv(fd, spare, RecvFlags::DONTWAIT) {
-                        Ok((0, _)) => {
-                            if c.rx.buffered() > 0 {
+                    match c.recv_request() {
+                        Ok(0) => {
+                            if c.rx > 0 {
                                 // Half-closed mid-frame: it may still read.
                                 c.enqueue(&Reply::Error(CtlError::new(
                                     ErrCode::BadRequest,
@@ -435,16 +437,15 @@ impl Server {
                             }
                             return None;
                         }
-                        Ok((n, _)) => {
-                            c.rx.advance(n);
-                            let cmd = match c.rx.frame() {
+                        Ok(_) => {
+                            let cmd = match c.request() {
                                 Ok(None) => continue,
                                 Ok(Some(payload)) => command::parse(payload),
                                 Err(e) => {
                                     Err(CtlError::fmt(ErrCode::BadRequest, format_args!("{e}")))
                                 }
                             };
-                            c.rx.clear();
+                            c.rx = 0;
                             let cmd = cmd.and_then(|cmd| match c.observer && cmd.changes() {
                                 true => Err(CtlError::new(
                                     ErrCode::Denied,
@@ -590,15 +591,19 @@ impl Server {
         c.deadline = None;
         c.interest = epoll::EventFlags::empty();
         c.peer_shut = false;
-        c.rx.clear();
-        c.clear_tx();
+        c.set_buffer(Box::default());
+        if self.clients() == 0 {
+            self.scratch = Box::default();
+        }
     }
 }
 
 /// What one accept gave.
 enum Accepted {
-    /// Nothing more to accept now (or accept failed for good).
+    /// Nothing more to accept now.
     NoMore,
+    /// Wanting what a connection needs (fds, memory): `pause_accepts`.
+    Short(Errno),
     /// A connection turned away (or a retryable error): try the next.
     Refused,
     /// A client in this slot, to be read.

@@ -4,7 +4,7 @@ use super::fake::Fake;
 use super::*;
 use crate::log_ring::LOG_RING_BYTES;
 use crate::proto::{decode_reply, encode_request, LastExit};
-use crate::proto::{FrameDecoder, Request, FRAME_BUF, PROTO_VERSION, TAIL_LINES};
+use crate::proto::{FrameDecoder, Request, FRAME_BUF, PROTO_VERSION, TAIL_LINES, TEXT_MAX};
 use crate::testutil::TempDir;
 use crate::vocab::ShutdownKind;
 use std::io::{Read, Write};
@@ -38,6 +38,14 @@ impl Rig {
             fake: Fake::with(&["web", "db"]),
             now: 1_000,
         }
+    }
+
+    /// A client waiting for `start NAME`, served.
+    fn start(&mut self, name: &str) -> UnixStream {
+        let mut s = self.connect();
+        send(&mut s, &Request::Start { name });
+        self.pump();
+        s
     }
 
     /// A `log -f` client of unit `name`, its request sent.
@@ -147,6 +155,13 @@ fn collect_within(s: &mut UnixStream, until_closed: bool) -> (Vec<Vec<u8>>, bool
 fn one(frames: &[Vec<u8>]) -> Reply<'_> {
     assert_eq!(frames.len(), 1, "expected one reply");
     decode_reply(&frames[0]).unwrap()
+}
+
+/// The server told the client `ErrCode::Busy` and closed.
+fn told_busy(s: &mut UnixStream) {
+    let (frames, eof) = collect_closed(s);
+    assert_eq!(err_code(&frames), ErrCode::Busy);
+    assert!(eof);
 }
 
 fn err_code(frames: &[Vec<u8>]) -> ErrCode {
@@ -367,9 +382,7 @@ fn connections_beyond_the_table_are_refused_at_once() {
     assert_eq!(rig.server.clients(), MAX_CLIENTS);
     let mut extra = rig.connect();
     rig.pump();
-    let (frames, eof) = collect_closed(&mut extra);
-    assert_eq!(err_code(&frames), ErrCode::Busy);
-    assert!(eof);
+    told_busy(&mut extra);
     assert_eq!(rig.server.clients(), MAX_CLIENTS);
     // A freed slot is usable again.
     drop(held);
@@ -779,9 +792,7 @@ fn waiting_clients_leave_room_for_the_operator() {
     let mut w = rig.connect();
     send(&mut w, &Request::Start { name: "web" });
     rig.pump();
-    let (frames, eof) = collect_closed(&mut followers[0]);
-    assert_eq!(err_code(&frames), ErrCode::Busy);
-    assert!(eof);
+    told_busy(&mut followers[0]);
     assert_eq!(collect(&mut w), (vec![], false));
     for s in &mut followers[1..] {
         assert_eq!(collect(s), (vec![], false));
@@ -811,52 +822,147 @@ fn waiting_clients_leave_room_for_the_operator() {
 #[test]
 fn the_oldest_waiter_goes_when_no_follower_can() {
     let mut rig = Rig::new("ctl-reserve-w");
-    let mut waiters: Vec<UnixStream> = (0..=MAX_WAITING)
-        .map(|_| {
-            let mut s = rig.connect();
-            send(&mut s, &Request::Start { name: "web" });
-            rig.pump();
-            s
-        })
-        .collect();
+    let mut waiters: Vec<UnixStream> = (0..=MAX_WAITING).map(|_| rig.start("web")).collect();
     assert_eq!(rig.server.clients(), MAX_WAITING);
-    let (frames, eof) = collect_closed(&mut waiters[0]);
-    assert_eq!(err_code(&frames), ErrCode::Busy);
-    assert!(eof);
+    told_busy(&mut waiters[0]);
     for s in &mut waiters[1..] {
         assert_eq!(collect(s), (vec![], false));
     }
 }
 
+/// A connection of a peer that may only look, its request not sent yet:
+/// marked so after its accept (tests run with CAP_SYS_ADMIN), whether or
+/// not `free_slot` would have let it in.
+fn look(rig: &mut Rig) -> UnixStream {
+    let s = rig.connect();
+    rig.pump();
+    for c in rig.server.clients.iter_mut() {
+        if c.fd.is_some() && c.mode == Mode::Reading {
+            c.observer = true;
+        }
+    }
+    s
+}
+
+/// Lookers (a unit's root without CAP_SYS_ADMIN) got slots while they
+/// alone held fewer than `MAX_WAITING`, whatever the operator's waiting
+/// clients held: with two of those, six idle lookers filled the table
+/// and the operator's `status` was refused. Lookers and waiting clients
+/// now share the `MAX_WAITING`, and a waiting client more lets a
+/// looker's go first.
 #[test]
-fn a_slot_gets_its_buffers_at_its_first_connection_and_keeps_them() {
+fn lookers_and_waiting_clients_together_leave_the_operator_its_slots() {
+    let mut rig = Rig::new("ctl-lookers");
+    let mut start = rig.start("web");
+    let mut follow = rig.follow("web");
+    rig.pump();
+    let mut lookers = Vec::new();
+    while rig.server.free_slot(true).is_some() && lookers.len() < MAX_CLIENTS {
+        lookers.push(look(&mut rig));
+    }
+    assert_eq!(lookers.len(), MAX_WAITING - 2);
+    let (frames, _) = rig.ask_closed(Request::Status {
+        name: None,
+        from: 0,
+    });
+    assert!(matches!(one(&frames), Reply::Status { .. }));
+    // The operator's third waiting client: the oldest looker goes, not
+    // its waiter nor its follower.
+    let mut stop = rig.start("db");
+    told_busy(&mut lookers[0]);
+    for s in [&mut start, &mut stop] {
+        assert_eq!(collect(s), (vec![], false));
+    }
+    assert!(!collect(&mut follow).1);
+    assert_eq!(rig.server.clients(), MAX_WAITING);
+}
+
+/// With `MAX_WAITING` of the operator's waiters, a looker's `log -f` let
+/// the oldest of them go: a looker pushed out the operator. Such a
+/// looker is refused at its accept now; were one there all the same, its
+/// follow lets itself go.
+#[test]
+fn a_looker_never_pushes_out_the_operator_s_waiters() {
+    let mut rig = Rig::new("ctl-looker-w");
+    let mut waiters: Vec<UnixStream> = (0..MAX_WAITING).map(|_| rig.start("web")).collect();
+    assert_eq!(rig.server.free_slot(true), None);
+    let mut l = look(&mut rig);
+    send(
+        &mut l,
+        &Request::Log {
+            name: "web",
+            follow: true,
+        },
+    );
+    rig.pump();
+    told_busy(&mut l);
+    for s in &mut waiters {
+        assert_eq!(collect(s), (vec![], false));
+    }
+}
+
+/// A connection's buffer lives while it is open, the scratch while one
+/// is: a PID 1 that once served eight clients at a time kept their
+/// buffers (about 150 KB) for good.
+#[test]
+fn a_connection_s_buffers_go_back_when_it_closes() {
     let mut rig = Rig::new("ctl-grown");
     assert_eq!(rig.server.take_grown(), 0, "no buffer before any client");
     let status = Request::Status {
         name: None,
         from: 0,
     };
-    let (frames, _) = rig.ask(status);
-    assert!(matches!(one(&frames), Reply::Status { .. }));
-    assert_eq!(
-        rig.server.take_grown(),
-        3,
-        "the first client's slot: send and receive buffers, and the scratch"
-    );
-    // One client after another: the same slot, its buffer reused.
+    // One client after another: each has its buffer and the scratch
+    // anew, given back at its close.
     for _ in 0..3 {
-        let (frames, _) = rig.ask(status);
+        let (frames, _) = rig.ask_closed(status);
         assert!(matches!(one(&frames), Reply::Status { .. }));
+        assert_eq!(rig.server.take_grown(), 2, "its buffer and the scratch");
+        assert!(rig.server.scratch.is_empty(), "the scratch kept");
     }
-    assert_eq!(rig.server.take_grown(), 0);
-    // Two at once (one silent, holding the first slot): the second slot
-    // gets its two; the scratch is the server's, allocated once.
+    // Two at once (one silent): the second has its buffer, and shares
+    // the scratch, kept until the silent one goes.
     let silent = rig.connect();
     rig.pump();
-    let (frames, _) = rig.ask(status);
-    assert!(matches!(one(&frames), Reply::Status { .. }));
     assert_eq!(rig.server.take_grown(), 2);
+    let (frames, _) = rig.ask_closed(status);
+    assert!(matches!(one(&frames), Reply::Status { .. }));
+    assert_eq!(rig.server.take_grown(), 1);
+    assert!(!rig.server.scratch.is_empty());
     drop(silent);
+    rig.pump_until_no_clients();
+    assert!(rig.server.scratch.is_empty());
+}
+
+/// Memory short when an operator connects (strict overcommit at its
+/// limit): PID 1 aborted on the connection's buffer. Now the connection
+/// is turned away, and the listener pauses as for accept's ENOMEM: the
+/// next one waits, then is served.
+#[test]
+fn a_connection_without_memory_for_its_buffer_is_turned_away() {
+    let mut rig = Rig::new("ctl-nomem");
+    let status = Request::Status {
+        name: None,
+        from: 0,
+    };
+    let mut s = rig.connect();
+    send(&mut s, &status);
+    crate::sys::alloc::short_of_memory(TEXT_MAX, || rig.pump());
+    told_busy(&mut s);
+    assert_eq!(rig.server.clients(), 0);
+    assert_eq!(rig.server.next_deadline(), Some(rig.now + ACCEPT_PAUSE_MS));
+    let mut next = rig.connect();
+    send(&mut next, &status);
+    rig.pump();
+    assert_eq!(
+        collect(&mut next),
+        (vec![], false),
+        "taken during the pause"
+    );
+    rig.now += ACCEPT_PAUSE_MS;
+    rig.pump();
+    let (frames, _) = collect_closed(&mut next);
+    assert!(matches!(one(&frames), Reply::Status { .. }));
 }
 
 /// Runs `accept_without_fds` in a process of its own: it lowers the fd

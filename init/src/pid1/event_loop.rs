@@ -167,9 +167,8 @@ impl Pid1 {
         }
         apart(|| self.after_events());
         // A unit's first output allocates its ring, once per unit, and a
-        // control slot's first connection its send buffer, once per slot
-        // (one allocation each): growth with what is used, not steady
-        // state.
+        // control connection its buffer (and the scratch, for the first
+        // one open): growth with what is used, not steady state.
         let grown = self.control.as_mut().map_or(0, |c| c.take_grown());
         let n = crate::sys::alloc::count()
             .wrapping_sub(before)

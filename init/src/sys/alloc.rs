@@ -135,6 +135,74 @@ pub fn thread_count() -> u64 {
     THREAD.try_with(|c| c.get()).unwrap_or(0)
 }
 
+/// For host tests: the lib tests' allocator is the system's, except that
+/// `short_of_memory` makes the calling thread's large allocations fail, as
+/// they do at the commit limit under strict overcommit
+/// (`vm.overcommit_memory = 2`).
+#[cfg(test)]
+mod short {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static FROM: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+
+    fn refused(size: usize) -> bool {
+        FROM.try_with(|f| size >= f.get()).unwrap_or(false)
+    }
+
+    struct Short;
+
+    #[global_allocator]
+    static ALLOC: Short = Short;
+
+    // SAFETY: every block comes from `System` and goes back to it; a
+    // refused one is a null pointer, as `GlobalAlloc` allows.
+    unsafe impl GlobalAlloc for Short {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            if refused(layout.size()) {
+                return std::ptr::null_mut();
+            }
+            // SAFETY: the caller's `GlobalAlloc::alloc` contract.
+            unsafe { System.alloc(layout) }
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            if refused(layout.size()) {
+                return std::ptr::null_mut();
+            }
+            // SAFETY: the caller's `GlobalAlloc::alloc_zeroed` contract.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            if refused(new_size) {
+                return std::ptr::null_mut();
+            }
+            // SAFETY: the caller's `GlobalAlloc::realloc` contract.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: the caller's `GlobalAlloc::dealloc` contract.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    /// `f` run while this thread's allocations of `from` bytes or more
+    /// fail.
+    pub fn short_of_memory<R>(from: usize, f: impl FnOnce() -> R) -> R {
+        let old = FROM.with(|c| c.replace(from));
+        let r = f();
+        FROM.with(|c| c.set(old));
+        r
+    }
+}
+
+#[cfg(test)]
+pub use short::short_of_memory;
+
 #[cfg(test)]
 mod tests {
     use super::Counting;
