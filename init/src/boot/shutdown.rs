@@ -258,8 +258,15 @@ fn sysrq(trigger: &str, keys: &[u8]) -> bool {
 /// waiting for them: before a reset that PID 1 knows is coming (the
 /// watchdog no longer fed), which would lose it.
 pub fn sync_by_kernel() {
-    sysrq("/proc/sysrq-trigger", b"s");
+    sysrq(SYSRQ, b"s");
 }
+
+/// The kernel's SysRq trigger; none in host tests, which must not sync
+/// (or remount) the machine they run on.
+#[cfg(not(test))]
+const SYSRQ: &str = "/proc/sysrq-trigger";
+#[cfg(test)]
+const SYSRQ: &str = "/nonexistent/sysrq-trigger";
 
 /// kill(-1, sig): every process but PID 1 (and kernel threads).
 fn signal_all(sig: Signal) {
@@ -328,13 +335,13 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
     });
     if ran == Ok(ROOT_RW) {
         crate::error!("shutdown: / is still read-write; the kernel's forced read-only remount");
-        emergency_sync("/proc/sysrq-trigger", &feed);
+        emergency_sync(SYSRQ, &feed);
     } else if !said(ran) {
         crate::error!(
             "shutdown: sync and unmount not done after {} s (or no child for them); the kernel's emergency sync and read-only remount instead",
             SYNC_LIMIT.as_secs()
         );
-        emergency_sync("/proc/sysrq-trigger", &feed);
+        emergency_sync(SYSRQ, &feed);
     }
     // Held past reboot(2): should it fail, or hang in a driver's shutdown,
     // the watchdog still resets the board (unless its driver stops it at

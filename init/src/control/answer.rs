@@ -129,10 +129,7 @@ impl Server {
     /// `RESERVED_SLOTS` stay free for the operator. A looker's new client
     /// may be let go itself: it never pushes out the operator's.
     fn began_waiting(&mut self, slot: usize, now_ms: u64) {
-        self.waiting_seq = self.waiting_seq.wrapping_add(1);
-        if let Some(c) = self.clients.get_mut(slot) {
-            c.waiting_since = self.waiting_seq;
-        }
+        self.stamp(slot);
         if self.clients.iter().filter(|c| c.unreserved()).count() <= MAX_WAITING {
             return;
         }
@@ -162,6 +159,15 @@ impl Server {
             self.finish(old, now_ms);
         } else {
             self.close(old);
+        }
+    }
+
+    /// `slot`'s client is the newest: at its connection (a looker that
+    /// never waits is let go by its age too) and when it begins to wait.
+    pub(super) fn stamp(&mut self, slot: usize) {
+        self.waiting_seq = self.waiting_seq.wrapping_add(1);
+        if let Some(c) = self.clients.get_mut(slot) {
+            c.waiting_since = self.waiting_seq;
         }
     }
 

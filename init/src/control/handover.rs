@@ -79,6 +79,7 @@ impl Server {
         {
             return false;
         }
+        self.stamp(slot);
         let Some(c) = self.clients.get_mut(slot) else {
             return false;
         };

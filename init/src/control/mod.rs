@@ -128,7 +128,18 @@ fn may_change(pid: i32) -> bool {
         return false;
     };
     cap_eff_has_sys_admin(text)
-        && crate::sys::file::same_namespace(pid.unsigned_abs(), "user") != Some(false)
+        && in_pid1_user_ns(
+            crate::sys::file::same_namespace(pid.unsigned_abs(), "user"),
+            || rustix::fs::stat("/proc/self/ns/user").is_ok(),
+        )
+}
+
+/// A peer is in PID 1's user namespace as `same_namespace` says; not
+/// known (the peer gone meanwhile, its capabilities read before), it is
+/// not, unless PID 1 has no user namespace to compare with (`own`: a
+/// kernel without them, where every process is in the one there is).
+fn in_pid1_user_ns(same: Option<bool>, own: impl FnOnce() -> bool) -> bool {
+    same.unwrap_or_else(|| !own())
 }
 
 /// The peer whose credentials are `cred` may only look: `may_change`
@@ -303,6 +314,8 @@ impl Server {
                 Err(Errno::INTR | Errno::CONNABORTED) => return Accepted::Refused,
                 Err(e) => return Accepted::Short(e),
             };
+        // An accept worked: its next failure is said again.
+        self.accept_failing = false;
         let cred = net::sockopt::socket_peercred(&fd);
         let uid = cred.as_ref().map(|c| c.uid.as_raw()).map_err(|e| *e);
         if uid != Ok(self.allowed_uid) {
@@ -334,7 +347,7 @@ impl Server {
             refuse(fd.as_fd(), CtlError::code(ErrCode::Busy));
             return Accepted::Short(Errno::NOMEM);
         }
-        self.accept_failing = false;
+        self.stamp(slot);
         let Some(c) = self.clients.get_mut(slot) else {
             return Accepted::Refused;
         };

@@ -866,6 +866,12 @@ fn lookers_and_waiting_clients_together_leave_the_operator_its_slots() {
         from: 0,
     });
     assert!(matches!(one(&frames), Reply::Status { .. }));
+    // The first looker's slot taken by a new one: the newest, whatever
+    // its slot.
+    drop(lookers.remove(0));
+    rig.pump();
+    assert!(rig.server.free_slot(true).is_some());
+    lookers.push(look(&mut rig));
     // The operator's third waiting client: the oldest looker goes, not
     // its waiter nor its follower.
     let mut stop = rig.start("db");
@@ -1164,6 +1170,12 @@ fn a_root_peer_without_sys_admin_may_only_look() {
     let _ = inner.kill();
     let _ = inner.wait();
     assert_eq!(told, (true, false), "{status}");
+    // A peer whose namespace cannot be read (gone between the reads) is
+    // no operator, but where PID 1 has none either.
+    assert!(super::in_pid1_user_ns(Some(true), || true));
+    assert!(!super::in_pid1_user_ns(Some(false), || false));
+    assert!(!super::in_pid1_user_ns(None, || true));
+    assert!(super::in_pid1_user_ns(None, || false));
     // Such peers hold at most MAX_WAITING slots, idle or not: the
     // operator always gets in.
     let held: Vec<_> = (0..super::MAX_WAITING).map(|_| observe(&mut rig)).collect();

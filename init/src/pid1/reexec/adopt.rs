@@ -87,9 +87,9 @@ impl Pid1 {
         let units = std::path::Path::new(CGROUP_ROOT).join("units");
         let _ = crate::sys::file::for_each_entry(&units, |name, _| {
             let Some(name) = name.to_str() else { return };
-            let mut pids = heapless::Vec::new();
-            cgroup_pids(name, &mut pids);
-            if self.sup.index_by(&by_name, name).is_none() && !pids.is_empty() {
+            let mut any = false;
+            cgroup_pids(name, &mut |_| any = true);
+            if self.sup.index_by(&by_name, name).is_none() && any {
                 crate::warn!("{name}: running without a unit file; left alone");
                 kmsg::console_line(format_args!(
                     "[ WARN ] {name}: running without a unit file, left alone"
@@ -127,36 +127,37 @@ fn ppid(pid: u32) -> Option<u32> {
     wren_core::num::dec(w.next()?)
 }
 
-/// The pids in the unit's cgroup and in those it made below it: a unit
-/// that hands controllers to cgroups of its own (a container runtime) has
-/// every process there, its main one too.
-fn cgroup_pids(name: &str, out: &mut heapless::Vec<u32, 64>) {
+/// `f` with every pid in the unit's cgroup and in those it made below it
+/// (a unit that hands controllers to cgroups of its own, as a container
+/// runtime does, has every process there, its main one too), however
+/// many: a list of bounded length would drop some, the main one among
+/// them.
+fn cgroup_pids(name: &str, f: &mut dyn FnMut(u32)) {
     use rustix::fs::{Mode, OFlags};
     let path: heapless::String<{ PATH_BYTES + 64 }> =
         crate::proto::formatted(format_args!("{CGROUP_ROOT}/units/{name}"));
     let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
     if let Ok(dir) = rustix::fs::open(path.as_str(), flags, Mode::empty()) {
-        let _ = crate::cgroup::kill::each_of_unit(rustix::fd::AsFd::as_fd(&dir), &mut |p| {
-            let _ = out.push(p);
-        });
+        let _ = crate::cgroup::kill::each_of_unit(rustix::fd::AsFd::as_fd(&dir), f);
     }
 }
 
 fn child_in_cgroup(name: &str, pid: u32) -> bool {
-    let mut pids = heapless::Vec::new();
-    cgroup_pids(name, &mut pids);
-    pids.contains(&pid) && ppid(pid) == Some(own_pid())
+    let mut found = false;
+    cgroup_pids(name, &mut |p| found |= p == pid);
+    found && ppid(pid) == Some(own_pid())
 }
 
 /// The unit's main process: the lowest pid in its cgroup that is PID 1's
 /// child (a service's own children are not; a PID namespace's reaper is).
 fn main_pid(name: &str) -> Option<u32> {
-    let mut pids = heapless::Vec::new();
-    cgroup_pids(name, &mut pids);
-    pids.iter()
-        .copied()
-        .filter(|&p| ppid(p) == Some(own_pid()))
-        .min()
+    let mut main: Option<u32> = None;
+    cgroup_pids(name, &mut |p| {
+        if main.is_none_or(|m| p < m) && ppid(p) == Some(own_pid()) {
+            main = Some(p);
+        }
+    });
+    main
 }
 
 /// This process's pid: 1, but for the host's tests.
