@@ -16,7 +16,13 @@ use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
 
 /// Spawns of one step between two waits in place for an exec.
-pub(super) const EXEC_BATCH: usize = 16;
+const EXEC_BATCH: usize = 16;
+
+/// Whether the `nth` (from 1) of `of` spawns in a row waits for its
+/// exec in place: a lone one does; of several, every EXEC_BATCH-th.
+pub(super) fn waits_in_place(nth: usize, of: usize) -> bool {
+    of < 2 || nth.is_multiple_of(EXEC_BATCH)
+}
 
 /// How long processes left at shutdown get between TERM and KILL.
 pub(super) const SHUTDOWN_GRACE_MS: u64 = 2000;
@@ -64,7 +70,7 @@ impl Pid1 {
                 Action::Announce(u, note) if spawns > 0 => self.on_note(u, note),
                 Action::Spawn(u) => {
                     spawned = spawned.wrapping_add(1);
-                    self.start(u, spawns < 2 || spawned.is_multiple_of(EXEC_BATCH));
+                    self.start(u, waits_in_place(spawned, spawns));
                 }
                 a => self.perform(a),
             }

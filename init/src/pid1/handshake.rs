@@ -253,8 +253,7 @@ impl Pid1 {
             };
             let name = self.sup.slot(u).map_or("?", |s| s.def.name.as_str());
             crate::warn!("{name}: killed before its exec (pid {pid}) so that a reload could go on; starting it again");
-            let in_place = killed.len() < 2 || (i + 1).is_multiple_of(super::executor::EXEC_BATCH);
-            self.start(u, in_place);
+            self.start(u, super::executor::waits_in_place(i + 1, killed.len()));
         }
     }
 
@@ -487,8 +486,9 @@ mod tests {
     }
 
     /// Several starts a reload killed are made again as a step's spawns
-    /// are: none waits for its exec in place (each would hold PID 1 for
-    /// its wait, one after another); the loop awaits them.
+    /// are: none of a few waits for its exec in place (each would hold
+    /// PID 1 for its wait, one after another); the loop awaits them. Each
+    /// is a new run.
     #[test]
     fn starts_a_reload_killed_are_made_again_without_a_wait_each() {
         use crate::pid1::tests::NO_PID;
@@ -523,13 +523,23 @@ mod tests {
         drop(ends); // the children's deaths
         p.start_killed_before_exec(&fake);
         for u in 0..2u16 {
-            // A wait in place would have taken /bin/true's exec already.
-            let pid = p.exec_pid(u).expect("its exec awaited by the loop");
-            assert!(!fake.contains(&pid), "{pid}");
+            // Awaited by the loop, or seen exec'd at once (a fast child):
+            // a new run either way.
+            assert!(p.exec_pid(u).is_none_or(|pid| !fake.contains(&pid)));
             assert_eq!(p.sup.slot(u).unwrap().rt.phase, Phase::Starting);
-            let pid = rustix::process::Pid::from_raw(pid as i32);
-            let _ = rustix::process::waitpid(pid, rustix::process::WaitOptions::empty());
         }
+        p.run_queue();
+        for u in 0..2u16 {
+            let pid = p.exec_pid(u).unwrap_or(p.sup.slot(u).unwrap().rt.pid);
+            let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+        }
+        use super::super::executor::waits_in_place;
+        let waited = |of: usize| (1..=of).filter(|&n| waits_in_place(n, of)).count();
+        assert_eq!(
+            [waited(1), waited(2), waited(15), waited(16), waited(40)],
+            [1, 0, 0, 1, 2]
+        );
     }
 
     /// With no `start_timeout` (0) the exec still has its bound, and the
