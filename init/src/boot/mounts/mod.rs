@@ -17,7 +17,7 @@ use std::path::Path;
 
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
-use rustix::mount::{MountFlags, UnmountFlags};
+use rustix::mount::MountFlags;
 
 /// One mount wren makes at boot.
 #[derive(Clone, Copy, Debug)]
@@ -276,49 +276,6 @@ pub fn is_remote(fstype: &str) -> bool {
     ) || fstype.starts_with("fuse.")
 }
 
-/// What shutdown does with one mount.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// umount2, falling back to a read-only remount when busy.
-    Unmount(String),
-    /// The root cannot be unmounted: remount it read-only.
-    RemountRoot,
-    /// sync(2), which waits on every file system, remote ones too.
-    Sync,
-}
-
-/// The shutdown plan for `mounts_text`: real local file systems in
-/// reverse mount order (children before parents), the root read-only
-/// unless it is an initramfs, and only then the remote ones (after a
-/// sync), so that a dead server, which hangs whatever flushes its mount,
-/// holds none of the local disks' data (each unmount or read-only
-/// remount writes its own file system out). Allocates (shutdown-time
-/// only).
-pub fn unmount_plan(mounts_text: &str) -> Vec<Action> {
-    let mut plan = Vec::new();
-    let mut remote = Vec::new();
-    let mut root_fstype: Option<&str> = None;
-    for (_, target, fstype) in entries(mounts_text).rev() {
-        if field_eq(target, "/") {
-            // The topmost mount on / is the last one listed, seen first here.
-            root_fstype.get_or_insert(fstype);
-        } else if is_remote(fstype) {
-            remote.push(Action::Unmount(unescape(target)));
-        } else if !is_virtual(fstype) {
-            plan.push(Action::Unmount(unescape(target)));
-        }
-    }
-    // A remote root (nfsroot) is flushed by the last sync, after all.
-    if root_fstype.is_some_and(|t| !is_virtual(t) && !is_remote(t)) {
-        plan.push(Action::RemountRoot);
-    }
-    if !remote.is_empty() {
-        plan.push(Action::Sync);
-        plan.append(&mut remote);
-    }
-    plan
-}
-
 fn make_mount_point(target: &'static str) -> Result<(), MountError> {
     // Only the last component can be missing: EARLY's parents come first.
     crate::sys::file::make_dir(target).map_err(|errno| MountError::Mkdir { target, errno })
@@ -444,138 +401,15 @@ pub fn early_mounts(mounts_path: &Path, report: &mut dyn FnMut(MountError)) {
     }
 }
 
-/// What happened to one mount at shutdown.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Unmounted<'a> {
-    /// The mount table could not be read; only the root is remounted.
-    ReadTable {
-        errno: Errno,
-    },
-    Unmounted {
-        target: &'a str,
-    },
-    /// sync(2) begins (before the remote file systems).
-    Syncing,
-    /// umount2 said EINVAL: no longer a mount point (gone with its parent).
-    NotMounted {
-        target: &'a str,
-    },
-    /// Busy (`umount` is its errno; None for the root, never unmounted),
-    /// remounted read-only instead: its data is on disk.
-    RemountedRo {
-        target: &'a str,
-        umount: Option<Errno>,
-    },
-    /// Neither worked.
-    Failed {
-        target: &'a str,
-        umount: Option<Errno>,
-        remount: Errno,
-    },
-}
-
-impl fmt::Display for Unmounted<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Unmounted::ReadTable { errno } => write!(f, "cannot read the mount table: {errno}"),
-            Unmounted::Syncing => f.write_str("syncing disks"),
-            Unmounted::Unmounted { target } => write!(f, "unmounted {target}"),
-            Unmounted::NotMounted { target } => write!(f, "{target} already unmounted"),
-            Unmounted::RemountedRo {
-                target,
-                umount: Some(e),
-            } => write!(f, "{target} busy ({e}), remounted read-only"),
-            Unmounted::RemountedRo {
-                target,
-                umount: None,
-            } => write!(f, "remounted {target} read-only"),
-            Unmounted::Failed {
-                target,
-                umount,
-                remount,
-            } => {
-                write!(f, "cannot unmount {target}")?;
-                if let Some(e) = umount {
-                    write!(f, " ({e})")?;
-                }
-                write!(f, " nor remount it read-only: {remount}")
-            }
-        }
-    }
-}
-
-fn remount_ro<'a>(target: &'a str, umount: Option<Errno>) -> Unmounted<'a> {
-    match rustix::mount::mount_remount(target, MountFlags::RDONLY, c"") {
-        Ok(()) => Unmounted::RemountedRo { target, umount },
-        Err(remount) => Unmounted::Failed {
-            target,
-            umount,
-            remount,
-        },
-    }
-}
-
 /// The mount table at `mounts_path`, its bytes that are not UTF-8 read as
 /// U+FFFD: a mount point of another encoding (a USB stick's Latin-1
 /// label) loses its own line (its unmount fails, said), not the whole
 /// table (every early mount done again over what is there; at shutdown,
 /// nothing but the root made read-only).
-fn read_table(mounts_path: &Path) -> std::io::Result<String> {
+pub(super) fn read_table(mounts_path: &Path) -> std::io::Result<String> {
     let mut bytes = Vec::new();
     crate::sys::file::read(mounts_path, &mut bytes)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
-}
-
-/// The plan for the table at `mounts_path`; when it cannot be read, that
-/// is reported and only the root is made read-only.
-fn load_plan(mounts_path: &Path, report: &mut dyn FnMut(Unmounted<'_>)) -> Vec<Action> {
-    match read_table(mounts_path) {
-        Ok(text) => unmount_plan(&text),
-        Err(e) => {
-            report(Unmounted::ReadTable {
-                errno: Errno::from_io_error(&e).unwrap_or(Errno::IO),
-            });
-            vec![Action::RemountRoot]
-        }
-    }
-}
-
-/// Shutdown: carry out `unmount_plan` of `mounts_path` (normally
-/// /proc/self/mounts), reporting each mount. Never panics; a mount that
-/// can be neither unmounted nor made read-only is reported and skipped.
-/// True when the root is left read-write (`root_left_rw`).
-pub fn unmount_all(mounts_path: &Path, report: &mut dyn FnMut(Unmounted<'_>)) -> bool {
-    let plan = load_plan(mounts_path, report);
-    let mut root_rw = false;
-    for action in &plan {
-        let r = match action {
-            Action::Unmount(target) => {
-                match rustix::mount::unmount(target.as_str(), UnmountFlags::empty()) {
-                    Ok(()) => Unmounted::Unmounted { target },
-                    Err(Errno::INVAL) => Unmounted::NotMounted { target },
-                    Err(e) => remount_ro(target, Some(e)),
-                }
-            }
-            Action::RemountRoot => remount_ro("/", None),
-            Action::Sync => {
-                report(Unmounted::Syncing);
-                rustix::fs::sync();
-                continue;
-            }
-        };
-        root_rw |= root_left_rw(&r);
-        report(r);
-    }
-    root_rw
-}
-
-/// The root could be neither unmounted nor made read-only. The kernel
-/// refuses a read-only remount (EBUSY) while a file deleted from it is
-/// still open, as PID 1's own binary is once an update renamed another
-/// over it without a re-exec: only its forced remount (SysRq `u`) then
-/// leaves the file system clean.
-fn root_left_rw(r: &Unmounted<'_>) -> bool {
-    matches!(r, Unmounted::Failed { target: "/", .. })
 }
 
 /// Make sure fds 0, 1 and 2 are open: PID 1 started from an initramfs
@@ -617,6 +451,11 @@ fn fill_std_fds(path: &Path, flags: OFlags) -> Result<u8, Errno> {
         filled += 1;
     }
 }
+
+mod unmount;
+#[cfg(test)]
+use unmount::{load_plan, root_left_rw};
+pub use unmount::{unmount_all, unmount_plan, Action, Unmounted};
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,8 @@
 //! Adopting the running units when the handed-over state cannot be read
 //! (another state format, a damaged one): by the text layer's pids and
 //! fds, else by the processes in each unit's cgroup that are PID 1's
-//! children.
+//! children; with no state at all, the fds handed over closed first
+//! (`close_inherited`).
 
 use super::{slot_limits, VERSION};
 use crate::handover::Hint;
@@ -13,6 +14,42 @@ use crate::unit::{Output, Ready};
 use crate::vocab::{CGROUP_ROOT, PATH_BYTES};
 
 impl Pid1 {
+    /// With no state to name them, the fds the last PID 1 handed over (its
+    /// units' pipes and sockets) are closed: left open without
+    /// close-on-exec, each would go on into every unit started from here,
+    /// and a unit's output pipe held and never read would stop the unit
+    /// once full. Closed, a unit's next write ends it and it is started
+    /// again with a pipe of its own. The watchdog is the exception: found
+    /// by its ioctl, it is kept and fed, never closed (a driver without
+    /// the magic close stops at a close, and the board would go unwatched
+    /// until it is opened again). Every fd this PID 1 opened has
+    /// close-on-exec, which `take_fd` leaves alone.
+    pub(super) fn close_inherited(&mut self, opts: &crate::boot::cmdline::Options) {
+        let secs = opts
+            .watchdog
+            .as_ref()
+            .map_or(crate::boot::cmdline::WATCHDOG_TIMEOUT_S, |w| w.timeout_s);
+        let listed =
+            crate::sys::file::for_each_entry(std::path::Path::new("/proc/self/fd"), |n, _| {
+                // Above stdin, stdout and stderr, which are not handed over.
+                let Some(fd) = n
+                    .to_str()
+                    .and_then(wren_core::num::dec::<i32>)
+                    .filter(|&n| n > 2)
+                    .and_then(take_fd)
+                else {
+                    return;
+                };
+                if self.watchdog.is_none() && crate::sys::watchdog::is_watchdog(&fd).is_ok() {
+                    let secs = crate::sys::watchdog::timeout(&fd).unwrap_or(secs);
+                    self.take_watchdog(Some(fd), secs);
+                }
+            });
+        if let Err(e) = listed {
+            crate::error!("handover: cannot list the fds handed over: {e}; left open");
+        }
+    }
+
     /// The state cannot be read: load the unit directory and take every
     /// unit whose process runs as running, by the text layer's pids and
     /// fds, or else by its cgroup's processes that are PID 1's children.

@@ -1,8 +1,9 @@
 //! The candidate binary of a re-exec: asked for its handshake as a normal
-//! process (bounded by `HANDSHAKE_MS`), then exec'd in place of PID 1.
+//! process (bounded by `HANDSHAKE_MS`), then exec'd in place of PID 1;
+//! and what a candidate answers (`print_handshake`).
 
-use super::HANDSHAKE_MS;
-use crate::handover::{self, HANDOVER_ARG, HANDSHAKE_ARG};
+use super::{state_format, HANDSHAKE_MS, VERSION};
+use crate::handover::{self, Header, UnitState, HANDOVER_ARG, HANDSHAKE_ARG};
 use crate::pid1::{now, why, Why};
 use crate::vocab::PATH_BYTES;
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -103,7 +104,7 @@ pub(super) fn handshake(
     feed();
     let text = core::str::from_utf8(buf.get(..len).unwrap_or(&[])).unwrap_or("");
     let line = text.lines().next().unwrap_or("");
-    if let Some(what) = text.lines().find_map(|l| l.strip_prefix(super::UNREADABLE)) {
+    if let Some(what) = text.lines().find_map(|l| l.strip_prefix(UNREADABLE)) {
         return Err(why(format_args!("it cannot read the state: {what}")));
     }
     match handover::parse_handshake(line) {
@@ -119,6 +120,52 @@ pub(super) fn handshake(
             _ => why(format_args!("not a wren: bad handshake `{}`", line.trim())),
         }),
     }
+}
+
+/// `wren --reexec-handshake`: the line a candidate answers with; given
+/// on its stdin the state a PID 1 of its format is about to hand over,
+/// a second line (`UNREADABLE`) if it could not take it over.
+pub fn print_handshake() {
+    let mut line = String::new();
+    let _ = handover::handshake_line(&mut line, state_format(), VERSION);
+    if let Some(what) = unreadable(rustix::stdio::stdin()) {
+        line.push_str(UNREADABLE);
+        line.push_str(&what);
+        line.push('\n');
+    }
+    print!("{line}");
+}
+
+/// How a candidate's second line begins.
+const UNREADABLE: &str = "unreadable: ";
+
+/// What of the state in `fd` this build would not take over, if it is of
+/// its format: the first unit whose record it cannot decode, with its
+/// parser's word on the unit's definition (`decode` is all or nothing).
+pub(super) fn unreadable(fd: rustix::fd::BorrowedFd<'_>) -> Option<String> {
+    let mut bytes = Vec::new();
+    rustix::fs::seek(fd, rustix::fs::SeekFrom::Start(0)).ok()?;
+    let own = rustix::io::fcntl_dupfd_cloexec(fd, 3).ok()?;
+    crate::sys::file::read_to_end(std::fs::File::from(own), &mut bytes).ok()?;
+    let parsed = handover::parse_hints(&bytes).filter(|p| p.format == state_format())?;
+    let mut frames = handover::frames(parsed.rest);
+    let Some(header) = frames
+        .next()
+        .and_then(|f| postcard::from_bytes::<Header>(f).ok())
+    else {
+        return Some("its header".into());
+    };
+    for _ in 0..header.units {
+        let f = frames.next()?;
+        if postcard::from_bytes::<UnitState<'_>>(f).is_err() {
+            let (name, text): (&str, &str) = postcard::from_bytes(f).ok()?;
+            return Some(match crate::unit::parse(name, text) {
+                Err(e) => format!("{name}: line {}: {}", e.line, e.msg),
+                Ok(_) => format!("{name}'s record"),
+            });
+        }
+    }
+    None
 }
 
 /// Longest wait for the handshake's line between two feeds.

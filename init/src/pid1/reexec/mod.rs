@@ -22,6 +22,7 @@ use rustix::io::{Errno, FdFlags};
 
 mod adopt;
 mod candidate;
+pub use candidate::print_handshake;
 use candidate::{exec_self, handshake};
 
 /// How long a candidate binary has to print its handshake line.
@@ -42,52 +43,6 @@ pub fn state_format() -> u32 {
 }
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// `wren --reexec-handshake`: the line a candidate answers with; given
-/// on its stdin the state a PID 1 of its format is about to hand over,
-/// a second line (`UNREADABLE`) if it could not take it over.
-pub fn print_handshake() {
-    let mut line = String::new();
-    let _ = handover::handshake_line(&mut line, state_format(), VERSION);
-    if let Some(what) = unreadable(rustix::stdio::stdin()) {
-        line.push_str(UNREADABLE);
-        line.push_str(&what);
-        line.push('\n');
-    }
-    print!("{line}");
-}
-
-/// How a candidate's second line begins.
-const UNREADABLE: &str = "unreadable: ";
-
-/// What of the state in `fd` this build would not take over, if it is of
-/// its format: the first unit whose record it cannot decode, with its
-/// parser's word on the unit's definition (`decode` is all or nothing).
-fn unreadable(fd: rustix::fd::BorrowedFd<'_>) -> Option<String> {
-    let mut bytes = Vec::new();
-    rustix::fs::seek(fd, rustix::fs::SeekFrom::Start(0)).ok()?;
-    let own = rustix::io::fcntl_dupfd_cloexec(fd, 3).ok()?;
-    crate::sys::file::read_to_end(std::fs::File::from(own), &mut bytes).ok()?;
-    let parsed = handover::parse_hints(&bytes).filter(|p| p.format == state_format())?;
-    let mut frames = handover::frames(parsed.rest);
-    let Some(header) = frames
-        .next()
-        .and_then(|f| postcard::from_bytes::<Header>(f).ok())
-    else {
-        return Some("its header".into());
-    };
-    for _ in 0..header.units {
-        let f = frames.next()?;
-        if postcard::from_bytes::<UnitState<'_>>(f).is_err() {
-            let (name, text): (&str, &str) = postcard::from_bytes(f).ok()?;
-            return Some(match crate::unit::parse(name, text) {
-                Err(e) => format!("{name}: line {}: {}", e.line, e.msg),
-                Ok(_) => format!("{name}'s record"),
-            });
-        }
-    }
-    None
-}
 
 /// The memfd the previous PID 1 named on the command line, if any.
 pub fn handover_fd() -> Option<OwnedFd> {
@@ -460,42 +415,6 @@ impl Pid1 {
                 self.reexecs = parsed.reexecs;
                 self.adopt(opts, &parsed.hints, parsed.format);
             }
-        }
-    }
-
-    /// With no state to name them, the fds the last PID 1 handed over (its
-    /// units' pipes and sockets) are closed: left open without
-    /// close-on-exec, each would go on into every unit started from here,
-    /// and a unit's output pipe held and never read would stop the unit
-    /// once full. Closed, a unit's next write ends it and it is started
-    /// again with a pipe of its own. The watchdog is the exception: found
-    /// by its ioctl, it is kept and fed, never closed (a driver without
-    /// the magic close stops at a close, and the board would go unwatched
-    /// until it is opened again). Every fd this PID 1 opened has
-    /// close-on-exec, which `take_fd` leaves alone.
-    fn close_inherited(&mut self, opts: &crate::boot::cmdline::Options) {
-        let secs = opts
-            .watchdog
-            .as_ref()
-            .map_or(crate::boot::cmdline::WATCHDOG_TIMEOUT_S, |w| w.timeout_s);
-        let listed =
-            crate::sys::file::for_each_entry(std::path::Path::new("/proc/self/fd"), |n, _| {
-                // Above stdin, stdout and stderr, which are not handed over.
-                let Some(fd) = n
-                    .to_str()
-                    .and_then(wren_core::num::dec::<i32>)
-                    .filter(|&n| n > 2)
-                    .and_then(take_fd)
-                else {
-                    return;
-                };
-                if self.watchdog.is_none() && crate::sys::watchdog::is_watchdog(&fd).is_ok() {
-                    let secs = crate::sys::watchdog::timeout(&fd).unwrap_or(secs);
-                    self.take_watchdog(Some(fd), secs);
-                }
-            });
-        if let Err(e) = listed {
-            crate::error!("handover: cannot list the fds handed over: {e}; left open");
         }
     }
 
@@ -1022,13 +941,16 @@ mod tests {
     fn a_candidate_names_the_unit_it_cannot_read() {
         let mut p = super::super::tests::with_web();
         let state = p.write_state(false).unwrap();
-        assert_eq!(super::unreadable(rustix::fd::AsFd::as_fd(&state)), None);
+        assert_eq!(
+            super::candidate::unreadable(rustix::fd::AsFd::as_fd(&state)),
+            None
+        );
         let mut bytes = Vec::new();
         rustix::fs::seek(&state, rustix::fs::SeekFrom::Start(0)).unwrap();
         crate::sys::file::read_to_end(std::fs::File::from(state), &mut bytes).unwrap();
         let at = bytes.windows(7).position(|w| w == b"exec = ").unwrap();
         bytes[at + 3] = b'f';
-        let said = super::unreadable(rustix::fd::AsFd::as_fd(&memfd(&bytes)));
+        let said = super::candidate::unreadable(rustix::fd::AsFd::as_fd(&memfd(&bytes)));
         let said = said.expect("the unit it cannot read");
         assert!(said.starts_with("web: line "), "{said}");
         assert!(said.contains("exef"), "{said}");
@@ -1036,7 +958,7 @@ mod tests {
         let mut other = b"wren-state 999".to_vec();
         other.extend_from_slice(&bytes[first..]);
         assert_eq!(
-            super::unreadable(rustix::fd::AsFd::as_fd(&memfd(&other))),
+            super::candidate::unreadable(rustix::fd::AsFd::as_fd(&memfd(&other))),
             None
         );
     }
