@@ -1,5 +1,6 @@
 use super::*;
 use crate::unit::StartLimit;
+use crate::vocab::State;
 
 pub(super) fn def(name: &str) -> UnitDef {
     let mut d = UnitDef::with_defaults(name);
