@@ -83,6 +83,7 @@ fn confine_capabilities_no_new_privs_and_seccomp() {
             ("denied", &["running"]),
             ("open", &["running"]),
             ("rootcaps", &["running"]),
+            ("userns", &["running"]),
         ],
         Duration::from_secs(40),
     );
@@ -118,6 +119,16 @@ fn confine_capabilities_no_new_privs_and_seccomp() {
     }
     assert_eq!(caps(&st, "CapAmb"), 0, "{st}");
     assert_eq!(field(&st, "NoNewPrivs"), "0");
+
+    // Root without CAP_SYS_ADMIN, in a user namespace of its own (full
+    // capabilities there): its `initctl stop` is denied, the unit runs on.
+    let said = wait_file(&mut vm, "/run/out/userns.initctl");
+    let eff: Vec<&str> = said.lines().filter(|l| l.starts_with("CapEff:")).collect();
+    assert_eq!(eff.len(), 2, "{said}");
+    assert_ne!(eff[0], eff[1], "no fuller set in its own namespace: {said}");
+    assert!(said.contains("lacks CAP_SYS_ADMIN"), "{said}");
+    assert!(said.contains("rc=1"), "{said}");
+    assert_eq!(vm.unit("bindnone").unwrap().state, "running");
 
     // A setuid-root program: euid 0 without no_new_privs, nothing with it.
     let suid = wait_file(&mut vm, "/run/out/suid.status");
