@@ -2,8 +2,8 @@
 //! process (bounded by `HANDSHAKE_MS`), then exec'd in place of PID 1;
 //! and what a candidate answers (`print_handshake`).
 
-use super::{state_format, HANDSHAKE_MS, VERSION};
-use crate::handover::{self, Header, UnitState, HANDOVER_ARG, HANDSHAKE_ARG};
+use super::{state_format, Undecoded, HANDSHAKE_MS, VERSION};
+use crate::handover::{self, HANDOVER_ARG, HANDSHAKE_ARG};
 use crate::pid1::{now, why, Why};
 use crate::vocab::PATH_BYTES;
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -141,31 +141,23 @@ const UNREADABLE: &str = "unreadable: ";
 
 /// What of the state in `fd` this build would not take over, if it is of
 /// its format: the first unit whose record it cannot decode, with its
-/// parser's word on the unit's definition (`decode` is all or nothing).
+/// parser's word on the unit's definition: `decode`, as PID 1 would.
 pub(super) fn unreadable(fd: rustix::fd::BorrowedFd<'_>) -> Option<String> {
     let mut bytes = Vec::new();
     rustix::fs::seek(fd, rustix::fs::SeekFrom::Start(0)).ok()?;
     let own = rustix::io::fcntl_dupfd_cloexec(fd, 3).ok()?;
     crate::sys::file::read_to_end(std::fs::File::from(own), &mut bytes).ok()?;
     let parsed = handover::parse_hints(&bytes).filter(|p| p.format == state_format())?;
-    let mut frames = handover::frames(parsed.rest);
-    let Some(header) = frames
-        .next()
-        .and_then(|f| postcard::from_bytes::<Header>(f).ok())
-    else {
-        return Some("its header".into());
+    let f = match super::decode(parsed.rest) {
+        Ok(_) | Err(Undecoded::Cut) => return None,
+        Err(Undecoded::Header) => return Some("its header".into()),
+        Err(Undecoded::Unit(f)) => f,
     };
-    for _ in 0..header.units {
-        let f = frames.next()?;
-        if postcard::from_bytes::<UnitState<'_>>(f).is_err() {
-            let (name, text): (&str, &str) = postcard::from_bytes(f).ok()?;
-            return Some(match crate::unit::parse(name, text) {
-                Err(e) => format!("{name}: line {}: {}", e.line, e.msg),
-                Ok(_) => format!("{name}'s record"),
-            });
-        }
-    }
-    None
+    let (name, text): (&str, &str) = postcard::from_bytes(f).ok()?;
+    Some(match crate::unit::parse(name, text) {
+        Err(e) => format!("{name}: line {}: {}", e.line, e.msg),
+        Ok(_) => format!("{name}'s record"),
+    })
 }
 
 /// Longest wait for the handshake's line between two feeds.

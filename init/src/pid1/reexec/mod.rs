@@ -409,8 +409,8 @@ impl Pid1 {
             return;
         }
         match decode(parsed.rest) {
-            Some((header, units)) => self.take_over(header, units),
-            None => {
+            Ok((header, units)) => self.take_over(header, units),
+            Err(_) => {
                 crate::error!("handover: the state is damaged; adopting the running units");
                 self.reexecs = parsed.reexecs;
                 self.adopt(opts, &parsed.hints, parsed.format);
@@ -566,14 +566,29 @@ fn frame<T: serde::Serialize>(out: &mut Vec<u8>, v: &T) -> Result<(), Errno> {
 /// run-time record.
 const FRAME_ROOM: usize = 3 * crate::vocab::UNIT_FILE_MAX;
 
-fn decode(rest: &[u8]) -> Option<(Header, Vec<UnitState<'_>>)> {
+/// What of a state `decode` could not read.
+pub(super) enum Undecoded<'a> {
+    Header,
+    /// Fewer unit frames than the header says.
+    Cut,
+    /// This unit's frame (its definition's name and text first).
+    Unit(&'a [u8]),
+}
+
+/// The state's header and units, as the new PID 1 takes them over, and
+/// as a candidate asked about it reads them first (`candidate::unreadable`).
+pub(super) fn decode(rest: &[u8]) -> Result<(Header, Vec<UnitState<'_>>), Undecoded<'_>> {
     let mut frames = handover::frames(rest);
-    let header: Header = postcard::from_bytes(frames.next()?).ok()?;
+    let header: Header = frames
+        .next()
+        .and_then(|f| postcard::from_bytes(f).ok())
+        .ok_or(Undecoded::Header)?;
     let mut units = Vec::new();
     for _ in 0..header.units {
-        units.push(postcard::from_bytes(frames.next()?).ok()?);
+        let f = frames.next().ok_or(Undecoded::Cut)?;
+        units.push(postcard::from_bytes(f).map_err(|_| Undecoded::Unit(f))?);
     }
-    Some((header, units))
+    Ok((header, units))
 }
 
 #[cfg(test)]
