@@ -186,3 +186,25 @@ fn watchdog_pings_and_expiries_do_not_allocate() {
     assert_eq!(sup.slot(u).unwrap().rt.restarts, 200);
     assert_eq!(sup.slot(u).unwrap().rt.pid, 301);
 }
+
+/// The allocator's count of live bytes follows a block's life: up by its
+/// size while it is held (grown in place or moved by `realloc`), back
+/// down when it is freed. Other tests' threads allocate meanwhile, so the
+/// block is large and the check leaves their share some room.
+#[test]
+fn live_bytes_follow_a_block() {
+    const MIB: usize = 1 << 20;
+    const ROOM: usize = 256 << 10;
+    let near = |got: usize, want: usize| got.abs_diff(want) < ROOM;
+    let before = wren::sys::alloc::live();
+    let mut v: Vec<u8> = Vec::with_capacity(3 * MIB);
+    v.push(1);
+    let held = wren::sys::alloc::live();
+    assert!(near(held, before + 3 * MIB), "{before} then {held}");
+    v.reserve_exact(5 * MIB);
+    let grown = wren::sys::alloc::live();
+    assert!(near(grown, before + v.capacity()), "{before} then {grown}");
+    drop(v);
+    let after = wren::sys::alloc::live();
+    assert!(near(after, before), "{before} then {after}");
+}

@@ -177,9 +177,13 @@ impl Pid1 {
         if n > 0 {
             // The loop is meant to be allocation-free once units run;
             // reload is the known exception.
+            // The heap's live bytes after it: a reload with no change
+            // finds them where the last one did, unless something leaks
+            // (the soak reads them, docs/field.md).
             crate::debug!(
-                "{n} allocation(s) in one wake-up (tokens {})",
-                Batch(&tokens)
+                "{n} allocation(s) in one wake-up (tokens {}), heap {} bytes live",
+                Batch(&tokens),
+                crate::sys::alloc::live()
             );
         }
     }
