@@ -8,18 +8,25 @@
 //! added or removed).
 //!
 //! At the first thousand restarts and every thousand after it, it samples
-//! PID 1's `Anonymous` (/proc/1/smaps_rollup), its open fds (/proc/1/fd)
-//! and the loop wake-ups that allocated (PID 1 counts its allocations and,
-//! booted with `wren.debug`, logs `N allocation(s) in one wake-up (tokens
-//! [...])` for each such wake-up; the soak reads and clears the kernel log
-//! at every sample). Wake-ups whose tokens include the control socket's (3)
-//! are operator connections, reloads among them, which may allocate; any
-//! other is a loop wake-up that allocated.
+//! PID 1's `Anonymous` (/proc/1/smaps_rollup), its open fds (/proc/1/fd),
+//! its heap's live bytes and the loop wake-ups that allocated. PID 1
+//! counts its allocations and the bytes they hold and, booted with
+//! `wren.debug`, logs `N allocation(s) in one wake-up (tokens [...]), heap
+//! B bytes live` for each such wake-up; the soak reads and clears the
+//! kernel log at every sample. Wake-ups whose tokens include the control
+//! socket's (3) are operator connections, reloads among them, which may
+//! allocate; any other is a loop wake-up that allocated. The heap's bytes
+//! are read from a reload with no change made at each sample, with the
+//! crashing units stopped, so that each reading finds PID 1 in the same
+//! state: the same units, the same one operator connection.
 //!
-//! It prints a table and exits 1 if `Anonymous`'s median sample of the
-//! second half of the run is above the first half's median by more than
-//! `ANON_SLACK_KB`, if any loop wake-up allocated, if the fd count grew,
-//! or if an `initctl` command or reload failed.
+//! It prints a table and exits 1 if the heap's live bytes at the last
+//! sample are above every reading of the first half of the run (after the
+//! first sample) by more than `HEAP_SLACK`, if `Anonymous`'s median
+//! sample of the second half is above the first half's (the first sample
+//! left out of both) by more than `ANON_SLACK_KB`, if any loop wake-up
+//! allocated, if the fd count grew, or if an `initctl` command or reload
+//! failed.
 
 use std::time::{Duration, Instant};
 use wren_boot_tests::Vm;
@@ -30,19 +37,22 @@ const CMD: Duration = Duration::from_secs(60);
 const SAMPLE_EVERY: u64 = 1000;
 /// One reload every this many traffic rounds.
 const RELOAD_EVERY: u64 = 4;
+/// How many bytes the heap's live bytes may rise. They are exact, and
+/// each reading is taken in the same state, so a rise is a leak; the
+/// slack leaves room for a table that reaches a new high-water mark once
+/// (a `Vec` whose capacity doubles), not for a byte a restart (more than
+/// 4,000 bytes between the first half and the last sample of 10,000
+/// restarts).
+const HEAP_SLACK: u64 = 1024;
 /// How much `Anonymous`' median may rise from the first half of the run
-/// to the second. The kernel counts it in whole 4 KiB pages, and musl's
-/// allocator gives pages back (and takes them again) as the heap of a
-/// reload or an operator's connection comes and goes: a sample lands a
-/// few such pages high or low (runs have read between 68 and 128 kB, up
-/// and down, and a 30,000-restart run sat at 104-128 from its 3,000th
-/// restart to its last), so one sample against another compares two such
-/// draws: the first against the last failed runs on it, and so did the
-/// highest of each half (one draw of 120 kB in a second half, the
-/// first's at 112). The median of each half does not move with one draw,
-/// and a leak moves it: a byte per restart is more than a page between
-/// the medians of two halves of 10,000 restarts, 5,000 apart.
-const ANON_SLACK_KB: u64 = 4;
+/// to the second, the first sample (the heap still finding its size) left
+/// out. A coarse guard, for what is not on the heap (stacks, mappings):
+/// the kernel counts whole 4 KiB pages, and musl's allocator gives pages
+/// back and takes them again as a reload's table or an operator's
+/// connection comes and goes, so a sample lands a few pages high or low
+/// (a 30,000-restart run sat between 104 and 128 kB from its 3,000th
+/// restart to its last, with no trend).
+const ANON_SLACK_KB: u64 = 16;
 /// fd readings per sample. A unit that runs (or is being spawned) holds
 /// pipes, so the crashing units are stopped while PID 1's fds are counted
 /// (and started again after); the readings must then agree.
@@ -93,6 +103,8 @@ struct Sample {
     restarts: u64,
     secs: u64,
     anon_kb: u64,
+    /// The heap's live bytes in the sample's reload.
+    heap: u64,
     fd_min: u64,
     fd_max: u64,
     /// Allocating wake-ups since the previous sample: operator, loop.
@@ -184,8 +196,8 @@ fn main() {
             reloads_since = 0;
             failures.extend(s.failed_stops.iter().cloned());
             eprintln!(
-                "soak: {} restarts, Anonymous {} kB, fds {}..{}, allocating wake-ups {} operator / {} loop",
-                s.restarts, s.anon_kb, s.fd_min, s.fd_max, s.op_wakeups, s.loop_wakeups
+                "soak: {} restarts, Anonymous {} kB, heap {} bytes, fds {}..{}, allocating wake-ups {} operator / {} loop",
+                s.restarts, s.anon_kb, s.heap, s.fd_min, s.fd_max, s.op_wakeups, s.loop_wakeups
             );
             samples.push(s);
             while next <= total {
@@ -204,15 +216,24 @@ fn main() {
         TRAFFIC.len() + 1
     );
     println!(
-        "{:>9} {:>6} {:>14} {:>8} {:>8} {:>8} {:>12} {:>10}",
-        "RESTARTS", "SECS", "ANONYMOUS_KB", "FDS_MIN", "FDS_MAX", "RELOADS", "WAKE_OP", "WAKE_LOOP"
+        "{:>9} {:>6} {:>14} {:>10} {:>8} {:>8} {:>8} {:>12} {:>10}",
+        "RESTARTS",
+        "SECS",
+        "ANONYMOUS_KB",
+        "HEAP_B",
+        "FDS_MIN",
+        "FDS_MAX",
+        "RELOADS",
+        "WAKE_OP",
+        "WAKE_LOOP"
     );
     for s in &samples {
         println!(
-            "{:>9} {:>6} {:>14} {:>8} {:>8} {:>8} {:>12} {:>10}",
+            "{:>9} {:>6} {:>14} {:>10} {:>8} {:>8} {:>8} {:>12} {:>10}",
             s.restarts,
             s.secs,
             s.anon_kb,
+            s.heap,
             s.fd_min,
             s.fd_max,
             s.reloads,
@@ -224,12 +245,25 @@ fn main() {
         eprintln!("soak: FAIL: no sample taken");
         std::process::exit(1);
     };
+    // The first sample is left out of both verdicts: the heap and the
+    // pages it sits on are still finding their size then.
+    let settled = samples
+        .get(1..)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&samples);
+    let (early, late) = settled.split_at(settled.len().div_ceil(2));
+    let heap_early = early.iter().map(|s| s.heap).max().unwrap_or(0);
+    if last.heap > heap_early + HEAP_SLACK {
+        failures.push(format!(
+            "the heap's live bytes grew from at most {heap_early} (first half) to {} at the last sample, slack {HEAP_SLACK}",
+            last.heap
+        ));
+    }
     let median = |part: &[Sample]| {
         let mut kb: Vec<u64> = part.iter().map(|s| s.anon_kb).collect();
         kb.sort_unstable();
         kb.get(kb.len() / 2).copied().unwrap_or(0)
     };
-    let (early, late) = samples.split_at(samples.len().div_ceil(2));
     let (early, late) = (median(early), median(late));
     if late > early + ANON_SLACK_KB {
         failures.push(format!(
@@ -251,8 +285,8 @@ fn main() {
     }
     if failures.is_empty() {
         println!(
-            "soak: PASS: Anonymous {} -> {} kB, median {early} -> {late} kB by half (slack {ANON_SLACK_KB} kB), fds {}..{} -> {}..{}, 0 loop wake-ups allocated",
-            first.anon_kb, last.anon_kb, first.fd_min, first.fd_max, last.fd_min, last.fd_max
+            "soak: PASS: heap {heap_early} -> {} bytes live (slack {HEAP_SLACK}), Anonymous {} -> {} kB, median {early} -> {late} kB by half (slack {ANON_SLACK_KB} kB), fds {}..{} -> {}..{}, 0 loop wake-ups allocated",
+            last.heap, first.anon_kb, last.anon_kb, first.fd_min, first.fd_max, last.fd_min, last.fd_max
         );
     } else {
         for f in failures.iter().take(30) {
@@ -276,8 +310,10 @@ fn sample(
         "echo anon $(grep '^Anonymous:' /proc/1/smaps_rollup); \
          for u in {CRASHERS}; do initctl stop $u >/dev/null || echo \"FAIL stop $u\"; done; \
          i=0; while [ $i -lt {FD_READINGS} ]; do echo fds $(ls /proc/1/fd | wc -l); i=$((i+1)); done; \
-         for u in {CRASHERS}; do initctl start $u >/dev/null 2>&1; done; \
+         initctl reload > /run/soak-reload 2>&1 || echo \"FAIL sample reload: $(cat /run/soak-reload)\"; \
          dmesg -c > /run/soak-kmsg; \
+         echo heap $(grep '{WAKEUP}' /run/soak-kmsg | grep -o 'heap [0-9]* bytes live' | tail -n 1); \
+         for u in {CRASHERS}; do initctl start $u >/dev/null 2>&1; done; \
          echo op $(grep '{WAKEUP}' /run/soak-kmsg | grep -c '(3, '); \
          echo loop $(grep '{WAKEUP}' /run/soak-kmsg | grep -vc '(3, '); \
          grep '{WAKEUP}' /run/soak-kmsg | grep -v '(3, ' | head -n 5 | sed 's/^/line /'"
@@ -305,6 +341,7 @@ fn sample(
         restarts,
         secs: started.elapsed().as_secs(),
         anon_kb: one("anon Anonymous:"),
+        heap: one("heap heap "),
         fd_min: fds.iter().copied().min().unwrap_or(0),
         fd_max: fds.iter().copied().max().unwrap_or(0),
         op_wakeups: one("op "),
