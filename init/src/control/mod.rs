@@ -344,7 +344,8 @@ impl Server {
         // fd leaves the epoll set as it closes) and those after it wait,
         // as when accept fails with ENOMEM.
         if self.give_buffers(slot).is_none() {
-            refuse(fd.as_fd(), CtlError::code(ErrCode::Busy));
+            let short = "PID 1 is short of memory for a connection: try again";
+            refuse(fd.as_fd(), CtlError::new(ErrCode::Busy, short));
             return Accepted::Short(Errno::NOMEM);
         }
         self.stamp(slot);
