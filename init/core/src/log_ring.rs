@@ -97,10 +97,17 @@ pub struct LogRing {
     pos: u64,
 }
 
-/// `len` zero bytes, or none when memory is short: asked for, not taken.
-/// PID 1 aborts on a failed allocation, and with strict overcommit
-/// (vm.overcommit_memory = 2) a 1 MiB ring, or the 16 KiB of a control
-/// connection, can fail.
+/// Where a buffer comes from: `len` zero bytes, or none when memory is
+/// short, asked for, not taken. PID 1 aborts on a failed allocation, and
+/// with strict overcommit (vm.overcommit_memory = 2) a 1 MiB ring, or the
+/// 16 KiB of a control connection, can fail. PID 1's is
+/// `sys::alloc::zeroed` (the allocator's calloc, which leaves a large
+/// block's fresh pages for the kernel to commit as they are written);
+/// this crate has no unsafe to call that with.
+pub type Zeroed = fn(usize) -> Option<Box<[u8]>>;
+
+/// A `Zeroed` without unsafe, for hosts and tests: it writes every byte,
+/// so each page of the buffer is committed at once.
 pub fn zeroed(len: usize) -> Option<Box<[u8]>> {
     let mut v = std::vec::Vec::new();
     v.try_reserve_exact(len).ok()?;
@@ -140,18 +147,18 @@ impl LogRing {
     /// the stream position, so what the last run said (why a definition
     /// was rejected, above all) is still shown. Allocates only if there is
     /// something to keep.
-    pub fn resized(&self, n: usize) -> Self {
+    pub fn resized(&self, n: usize, alloc: Zeroed) -> Self {
         let kept = self.contents().skip(self.len().saturating_sub(n));
-        Self::ending_at(n, self.pos, [kept.first, kept.second])
+        Self::ending_at(n, self.pos, [kept.first, kept.second], alloc)
     }
 
     /// A ring of `n` bytes at stream position `end` whose last bytes are
     /// `parts`, oldest first: `resized`'s and `restored`'s ring.
-    fn ending_at(n: usize, end: u64, parts: [&[u8]; 2]) -> Self {
+    fn ending_at(n: usize, end: u64, parts: [&[u8]; 2], alloc: Zeroed) -> Self {
         let held: usize = parts.iter().map(|p| p.len()).sum();
         let mut r = Self::continued(n, end.saturating_sub(held as u64));
         for p in parts {
-            r.push(p);
+            r.push_in(p, alloc);
         }
         r
     }
@@ -168,8 +175,8 @@ impl LogRing {
     /// A ring handed over on `reexec`: `held` (oldest first) are the last
     /// bytes before stream position `pos`, so followers' positions stay
     /// valid.
-    pub fn restored(capacity: usize, pos: u64, held: &[u8]) -> Self {
-        Self::ending_at(capacity, pos, [held, &[]])
+    pub fn restored(capacity: usize, pos: u64, held: &[u8], alloc: Zeroed) -> Self {
+        Self::ending_at(capacity, pos, [held, &[]], alloc)
     }
 
     /// Where stream position `p` sits in the buffer: `< capacity`, or 0
@@ -179,13 +186,20 @@ impl LogRing {
         p.checked_rem(self.buf.len() as u64).unwrap_or(0) as usize
     }
 
-    /// Appends `data`, overwriting the oldest bytes once full. The first
-    /// push that brings bytes allocates the buffer (one allocation).
+    /// `push_in` with `zeroed`, which writes the whole buffer: for tests
+    /// and hosts. PID 1 pushes with its allocator's (`push_in`).
     pub fn push(&mut self, data: &[u8]) {
+        self.push_in(data, zeroed);
+    }
+
+    /// Appends `data`, overwriting the oldest bytes once full. The first
+    /// push that brings bytes allocates the buffer (one allocation, from
+    /// `alloc`).
+    pub fn push_in(&mut self, data: &[u8], alloc: Zeroed) {
         if self.buf.is_empty() && self.cap > 0 && !data.is_empty() {
             // Without the memory nothing is held, and a reader is told of
             // the loss.
-            if let Some(buf) = zeroed(self.capacity()) {
+            if let Some(buf) = alloc(self.capacity()) {
                 self.buf = buf;
             }
         }
@@ -315,7 +329,7 @@ mod tests {
     #[test]
     fn a_restored_ring_keeps_positions_and_bytes() {
         let r = written(8, b"0123456789abc");
-        let back = LogRing::restored(8, r.write_pos(), &bytes(r.contents()));
+        let back = LogRing::restored(8, r.write_pos(), &bytes(r.contents()), zeroed);
         assert_eq!(back.write_pos(), r.write_pos());
         assert_eq!(back.start_pos(), r.start_pos());
         let mut a = vec![0u8; 8];
@@ -329,7 +343,7 @@ mod tests {
     #[test]
     fn a_ring_restored_larger_holds_only_what_it_had() {
         let r = written(8, b"abcdefghijklmnopqrst");
-        let mut back = LogRing::restored(16, r.write_pos(), &bytes(r.contents()));
+        let mut back = LogRing::restored(16, r.write_pos(), &bytes(r.contents()), zeroed);
         assert_eq!(back.capacity(), 16);
         assert_eq!(bytes(back.contents()), b"mnopqrst");
         assert_eq!(back.start_pos(), 12);
@@ -360,17 +374,17 @@ mod tests {
     fn a_resized_ring_keeps_its_newest_bytes() {
         let mut r = LogRing::with_capacity(8);
         r.push(b"0123456789ab");
-        let big = r.resized(32);
+        let big = r.resized(32, zeroed);
         assert_eq!(bytes(big.contents()), b"456789ab");
         assert_eq!((big.write_pos(), big.capacity()), (12, 32));
-        let small = r.resized(4);
+        let small = r.resized(4, zeroed);
         assert_eq!(bytes(small.contents()), b"89ab");
         assert_eq!(small.since(6).missed, 2);
         let mut small = small;
         small.push(b"cd");
         assert_eq!(bytes(small.contents()), b"abcd");
         assert_eq!(small.write_pos(), 14);
-        let never = LogRing::with_capacity(8).resized(16);
+        let never = LogRing::with_capacity(8).resized(16, zeroed);
         assert!(!never.is_allocated() && never.is_empty());
     }
 
@@ -476,7 +490,7 @@ mod tests {
         let mut r = LogRing::continued(64, 1000);
         r.push(b"one\ntwo\n");
         assert_eq!(bytes(r.tail_lines(10)), b"one\ntwo\n");
-        let back = LogRing::restored(64, r.write_pos(), b"one\ntwo\n");
+        let back = LogRing::restored(64, r.write_pos(), b"one\ntwo\n", zeroed);
         assert_eq!(bytes(back.tail_lines(10)), b"one\ntwo\n");
     }
 

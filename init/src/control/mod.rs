@@ -31,8 +31,8 @@ mod handover;
 #[cfg(test)]
 mod tests;
 
-use crate::log_ring::zeroed;
 use crate::proto::{CtlError, ErrCode, Reply, FRAME_BUF, TEXT_MAX};
+use crate::sys::alloc::zeroed;
 use crate::vocab::Name;
 pub use bind::ServerError;
 pub use client::Text;

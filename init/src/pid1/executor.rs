@@ -232,7 +232,9 @@ impl Pid1 {
         // A reload (or a revert) changed the ring's size: the one
         // allocation a restart may make, and only then.
         if edge.log.capacity() != def.log_size as usize {
-            edge.log = edge.log.resized(def.log_size as usize);
+            edge.log = edge
+                .log
+                .resized(def.log_size as usize, crate::sys::alloc::zeroed);
         }
         if cg.is_none() {
             // No hierarchy (said once at boot): in PID 1's cgroup, unlimited.

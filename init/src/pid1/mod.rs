@@ -180,7 +180,8 @@ impl Edge {
                 }
                 Ok(n) => {
                     let had = self.log.is_allocated();
-                    self.log.push(buf.get(..n).unwrap_or(&[]));
+                    self.log
+                        .push_in(buf.get(..n).unwrap_or(&[]), crate::sys::alloc::zeroed);
                     done.allocated |= !had && self.log.is_allocated();
                 }
                 Err(rustix::io::Errno::INTR) => continue,
@@ -751,6 +752,38 @@ mod tests {
         assert_eq!(tail(&e), "\nweb: dying\n");
         drop(wr);
         assert!(e.read_log(1).eof);
+    }
+
+    /// A unit's first line goes into a ring whose buffer the allocator
+    /// handed over zeroed, not one written byte by byte: of a 40 MiB ring
+    /// (over glibc's largest mmap threshold, so fresh pages here as a
+    /// 1 MiB ring's are under musl), the page the line went to is in
+    /// memory, not the whole buffer. Refused, the buffer is no abort: the
+    /// line is counted as lost.
+    #[test]
+    fn a_rings_first_line_takes_a_page_not_the_whole_buffer() {
+        let mut d = UnitDef::with_defaults("web");
+        d.log_size = 40 << 20;
+        let line = b"web: up\n";
+        let piped = |e: &mut Edge| {
+            let flags = rustix::pipe::PipeFlags::NONBLOCK;
+            let (rd, wr) = rustix::pipe::pipe_with(flags).unwrap();
+            assert_eq!(rustix::io::write(&wr, line).unwrap(), line.len());
+            e.log_rd = Some(rd);
+        };
+        let mut e = Edge::new(&d);
+        piped(&mut e);
+        assert!(e.read_log(1).allocated);
+        let held = e.log.contents();
+        assert_eq!(held.first, line);
+        let pages = crate::sys::alloc::resident_pages(held.first.as_ptr(), e.log.capacity());
+        assert!(pages <= 2, "{pages} pages of the ring in memory");
+
+        let mut short = Edge::new(&d);
+        piped(&mut short);
+        let r = crate::sys::alloc::short_of_memory(1 << 20, || short.read_log(1));
+        assert!(!r.allocated && !short.log.is_allocated());
+        assert_eq!(short.log.since(0).missed, line.len() as u64);
     }
 
     /// One read of the signalfd takes up to four signals and says whether

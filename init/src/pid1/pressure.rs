@@ -174,7 +174,10 @@ impl Pid1 {
                 unit: u,
                 by_hand: false,
             }),
-            PressureAction::Stop => self.feed(Event::Stop { unit: u }),
+            PressureAction::Stop => {
+                self.sup.pressure_stop(u);
+                self.feed(Event::Stop { unit: u });
+            }
         }
     }
 

@@ -358,6 +358,10 @@ fn detail(
         }
         None => {}
     }
+    if slot.rt.pressure_stopped {
+        reason.clear();
+        let _ = reason.push_str("stopped: memory pressure over pressure_limit");
+    }
     if let Some(r) = edge.and_then(|e| e.rejected()) {
         reason = crate::proto::truncated(r);
     }
@@ -776,6 +780,44 @@ mod tests {
         assert_eq!(d.status.state, units[0].state);
         assert_eq!(d.reason.as_str(), "removed by a reload: stopping");
         assert!(super::detail(&p.sup, &p.edges, None, "db").is_err());
+    }
+
+    /// A unit its memory pressure trigger stopped (`pressure_action =
+    /// stop`) says so while it stops and once stopped, until it is
+    /// started again; one stopped by hand says nothing of it.
+    #[test]
+    fn a_unit_stopped_by_its_pressure_limit_says_why() {
+        let unit = "exec = /bin/true\npressure_limit = 20%/10s\npressure_action = stop\n";
+        let mut p = pid1_with(&[("web", unit)]);
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, NO_PID));
+        let reason = |p: &super::Pid1| super::detail(&p.sup, &p.edges, None, "web").unwrap().reason;
+        let (trigger, _w) = rustix::pipe::pipe().unwrap();
+        let limit = crate::unit::PressureLimit {
+            percent: 20,
+            window: 10_000,
+        };
+        p.edges[0].pressure = Some((trigger, limit));
+        p.on_pressure(0, false);
+        assert_eq!(
+            p.sup.slot(0).unwrap().rt.phase,
+            crate::supervisor::Phase::Stopping
+        );
+        let said = "stopped: memory pressure over pressure_limit";
+        assert_eq!(reason(&p).as_str(), said);
+        let exit = crate::vocab::Exit::Signal(15);
+        step(&mut p, 2, Event::Exited { pid: NO_PID, exit });
+        assert_eq!(
+            p.sup.slot(0).unwrap().rt.phase,
+            crate::supervisor::Phase::Stopped
+        );
+        assert_eq!(reason(&p).as_str(), said);
+        step(&mut p, 3, Event::Start { unit: 0 });
+        step(&mut p, 4, Event::spawned(0, NO_PID));
+        assert_eq!(reason(&p).as_str(), "");
+        step(&mut p, 5, Event::Stop { unit: 0 });
+        step(&mut p, 6, Event::Exited { pid: NO_PID, exit });
+        assert_eq!(reason(&p).as_str(), "", "stopped by hand");
     }
 
     /// `waiting for` names the units still awaited, not those already up;

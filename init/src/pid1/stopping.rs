@@ -240,10 +240,10 @@ impl Pid1 {
         };
         let name = slot.def.name.as_str();
         let main = slot.rt.pid;
-        let first = self
+        let (first, unread) = self
             .edges
             .get(usize::from(u))
-            .is_some_and(|e| e.drain.kills == 0);
+            .map_or((false, false), |e| (e.drain.kills == 0, e.drain.oom_unread));
         if first && slot.rt.phase == Phase::Stopping && main != 0 {
             // The main process a stop waits for, should it have left the
             // cgroup (moved itself; the directory gone since): the stop,
@@ -262,9 +262,23 @@ impl Pid1 {
             self.end_drain(u);
             return;
         }
-        let Some(e) = self.edges.get_mut(usize::from(u)) else {
+        // PID 1's own SIGKILL of a run (a stop's, a start or watchdog
+        // timeout's) would be taken for the OOM killer's if a worker of
+        // the run was OOM-killed before it: the kills so far are counted
+        // first. Not where a SIGKILL exit is still to tell apart (that
+        // read comes after a restart's spawn), nor after an exit that left
+        // nothing (a crash's restart reads nothing more).
+        if first && !unread {
+            self.count_oom(u);
+        }
+        let (Some(cg), Some(slot), Some(e)) = (
+            self.cg.as_ref(),
+            self.sup.slot(u),
+            self.edges.get_mut(usize::from(u)),
+        ) else {
             return;
         };
+        let name = slot.def.name.as_str();
         let result = if first {
             cg.kill(name)
                 .map_err(|err| crate::warn!("{name}: {err}"))

@@ -146,6 +146,29 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
+/// `len` zero bytes, or none when memory is short (`log_ring::Zeroed`):
+/// from the allocator's calloc, which does not write a block the kernel
+/// has just mapped (musl's mallocng: any above its mmap threshold, some
+/// 128 KiB; glibc: any it mmaps), so the kernel backs its pages only as
+/// they are written: a 1 MiB ring that holds a line takes a page of RAM,
+/// not 256. (Strict overcommit still charges the whole block to the
+/// commit limit at the allocation, which is where it can fail.)
+pub fn zeroed(len: usize) -> Option<Box<[u8]>> {
+    if len == 0 {
+        return Some(Box::default());
+    }
+    let layout = Layout::array::<u8>(len).ok()?;
+    // SAFETY: the layout's size is not zero.
+    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `p` is a block of `len` bytes from the global allocator,
+    // with the layout that a `Box<[u8]>` of `len` bytes frees it with; its
+    // bytes are zero (initialised `u8`s); nothing else owns it.
+    Some(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, len)) })
+}
+
 /// Allocations so far (0 when the counting allocator is not installed).
 pub fn count() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
@@ -230,10 +253,39 @@ mod short {
 #[cfg(test)]
 pub use short::short_of_memory;
 
+/// For host tests: how many pages of the `len` bytes at `p` are in
+/// memory (mincore(2)); the range is mapped.
+#[cfg(test)]
+pub fn resident_pages(p: *const u8, len: usize) -> usize {
+    // SAFETY: sysconf reads no memory of ours.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap();
+    let start = p as usize & !(page - 1);
+    let end = (p as usize + len).next_multiple_of(page);
+    let mut pages = vec![0u8; (end - start) / page];
+    // SAFETY: mincore reads no byte of the range; it writes one byte a
+    // page into `pages`, which has one for each.
+    let r = unsafe { libc::mincore(start as *mut libc::c_void, end - start, pages.as_mut_ptr()) };
+    assert_eq!(r, 0, "mincore: {}", std::io::Error::last_os_error());
+    pages.iter().filter(|&&b| b & 1 != 0).count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::Counting;
     use std::alloc::{GlobalAlloc, Layout};
+
+    /// A zeroed block is all zero; one the allocator refuses (strict
+    /// overcommit at its limit) is None, for PID 1 to go on without it,
+    /// not an abort.
+    #[test]
+    fn a_zeroed_block_is_zero_and_a_refused_one_is_none() {
+        let b = super::zeroed(5000).unwrap();
+        assert_eq!(b.len(), 5000);
+        assert!(b.iter().all(|&x| x == 0));
+        assert_eq!(super::zeroed(0).map(|b| b.len()), Some(0));
+        assert!(super::short_of_memory(1 << 20, || super::zeroed(1 << 20)).is_none());
+        assert!(super::zeroed(usize::MAX).is_none(), "no layout that large");
+    }
 
     /// Blocks of every alignment come back aligned, keep their bytes
     /// through a `realloc` and go back to `free` whole.

@@ -428,7 +428,12 @@ impl Pid1 {
             // state's own word for it: a damaged state asking for 4 GiB
             // would abort PID 1 at the allocation.
             let capacity = st.def.log_size.min(crate::vocab::LOG_SIZE_MAX);
-            edge.log = LogRing::restored(capacity as usize, st.log_pos, st.log);
+            edge.log = LogRing::restored(
+                capacity as usize,
+                st.log_pos,
+                st.log,
+                crate::sys::alloc::zeroed,
+            );
             edge.log_rd = take_fd(st.log_fd);
             edge.notify = take_fd(st.notify_fd);
             edge.exit_report = take_fd(st.report_fd);

@@ -521,3 +521,63 @@ fn a_process_made_in_a_new_pid_namespace_is_told_from_others() {
     let _ = outer.wait();
     assert_eq!(told, (Some(false), Some(true), Some(true), None));
 }
+
+/// Unit `unit_text`, its run (pid `NO_PID`) in a temp cgroup whose
+/// memory.events counts no OOM kill yet (its path returned).
+fn running_in_cgroup(root: &TempDir, unit_text: &str) -> (Pid1, std::path::PathBuf) {
+    let events = root.file("units/web/memory.events", "oom 0\noom_kill 0\n");
+    root.file("units/web/cgroup.events", "populated 1\nfrozen 0\n");
+    root.file("units/web/cgroup.procs", "");
+    root.file("units/web/cgroup.kill", "");
+    let mut p = super::super::tests::pid1_with(&[("web", unit_text)]);
+    p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
+    step(&mut p, 0, Event::Boot);
+    step(&mut p, 1, Event::spawned(0, NO_PID));
+    (p, events)
+}
+
+/// PID 1's kill of unit web at its deadline (`t`), and the SIGKILL
+/// reported for the unit afterwards, told apart as an exit's is.
+fn killed_at_deadline(p: &mut Pid1, t: u64) {
+    let acts = step(p, t, Event::Tick);
+    assert!(acts.contains(&Action::KillCgroup(0)), "{acts:?}");
+    p.kill_cgroup(0);
+    let exit = p.classify_exit(0, Exit::Signal(9));
+    step(p, t + 1, Event::Exited { pid: NO_PID, exit });
+    p.settle_oom(0);
+}
+
+/// A stop whose TERM is ignored ends in PID 1's own SIGKILL at
+/// `stop_timeout`: the main process's death by it is no OOM kill, though
+/// a worker of the run was OOM-killed before.
+#[test]
+fn a_stops_sigkill_is_not_taken_for_an_earlier_oom_kill() {
+    let root = TempDir::new("pid1-stop-oom");
+    let (mut p, events) = running_in_cgroup(&root, "exec = /bin/true\n");
+    std::fs::write(&events, "oom 1\noom_kill 1\n").unwrap();
+    step(&mut p, 60_000, Event::Stop { unit: 0 });
+    let t = p.sup.next_deadline().unwrap();
+    killed_at_deadline(&mut p, t);
+    assert_eq!(p.sup.slot(0).unwrap().rt.last_exit, Some(Exit::Signal(9)));
+    assert_eq!(p.edges[0].oom_kills, 1, "the worker's kill still counted");
+}
+
+/// A start timeout lets go of the run (its pid) before the kill; a
+/// reaper's report of the run's SIGKILL still comes for the unit
+/// (`report::on_report`), and must not make the last run's exit an OOM
+/// kill. The watchdog's kill takes the same path.
+#[test]
+fn a_start_timeouts_sigkill_is_not_taken_for_an_earlier_oom_kill() {
+    let root = TempDir::new("pid1-timeout-oom");
+    let unit = "exec = /bin/true\nready = notify\nstart_timeout = 1s\n";
+    let (mut p, events) = running_in_cgroup(&root, unit);
+    let exit = Exit::Code(3);
+    step(&mut p, 2, Event::Exited { pid: NO_PID, exit });
+    let t = p.sup.next_deadline().unwrap();
+    step(&mut p, t, Event::Tick);
+    step(&mut p, t, Event::spawned(0, NO_PID));
+    std::fs::write(&events, "oom 1\noom_kill 1\n").unwrap();
+    let t = p.sup.next_deadline().unwrap();
+    killed_at_deadline(&mut p, t);
+    assert_eq!(p.sup.slot(0).unwrap().rt.last_exit, Some(exit));
+}
