@@ -205,6 +205,18 @@ fn parse_accepts_options_anywhere() {
         })
     );
     assert!(args::parse(&argv(&["check", "--root"])).is_err());
+    // Twice in either spelling, or empty, is a usage error (exit 2) too.
+    for a in [
+        &["--root", "/a", "--root", "/b"][..],
+        &["--root", "/a", "--root=/b"],
+        &["--root=/a", "--root", "/b"],
+        &["--root=/a", "--root=/b"],
+        &["--root="],
+        &["--root", ""],
+    ] {
+        let a = [&["check"][..], a].concat();
+        assert!(args::parse(&argv(&a)).is_err(), "{a:?}");
+    }
     assert!(args::parse(&argv(&["check", "--rot", "x"])).is_err());
     assert_eq!(
         args::parse(&argv(&["halt"])),
