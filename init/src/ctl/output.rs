@@ -164,7 +164,7 @@ pub fn detail_text(d: &UnitDetail, log: &[u8]) -> Vec<u8> {
 }
 
 /// The line under the status table: which wren is PID 1 and how it began,
-/// cut to 80 columns.
+/// cut to 80 columns as `top` cuts its lines (`~` marks the cut).
 pub(super) fn init_line(i: &crate::proto::InitInfo) -> String {
     use crate::proto::Origin;
     let mut s = format!(
@@ -188,8 +188,5 @@ pub(super) fn init_line(i: &crate::proto::InitInfo) -> String {
             );
         }
     }
-    if s.chars().count() > 80 {
-        s = s.chars().take(77).collect::<String>() + "...";
-    }
-    s
+    super::top::fit(&s, super::top::COLUMNS)
 }

@@ -966,4 +966,15 @@ fn a_reexec_that_could_not_read_the_state_came_back_all_the_same() {
     };
     let line = super::output::init_line(&other);
     assert!(line.ends_with(", re-exec 3 adopted 3 (format 9)"), "{line}");
+    // A long path: the line is cut to 80 columns, the cut marked.
+    let long = InitInfo {
+        path: crate::proto::truncated(&format!("/{}/init", "é".repeat(60))),
+        ..other
+    };
+    let line = super::output::init_line(&long);
+    assert_eq!(line.chars().count(), 80, "{line}");
+    assert!(
+        line.starts_with("init: wren ") && line.ends_with('~'),
+        "{line}"
+    );
 }
