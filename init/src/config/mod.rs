@@ -153,8 +153,8 @@ impl LoadedSet {
 
 /// Load `files` (reported) and `context` (only there for `after`), then
 /// check the set as a whole. Within the result, units keep the order of
-/// `files` then `context`; errors are grouped by file, in line order for
-/// each file's parse errors. `roots`: a unit's `exec` is looked up in its
+/// `files` then `context`; errors are grouped by file, each file's parse
+/// errors in `parse_all`'s order. `roots`: a unit's `exec` is looked up in its
 /// `root` too (`initctl check`; PID 1 does not read a unit's root).
 fn load_set(sysroot: &Path, files: &[PathBuf], context: &[PathBuf], roots: bool) -> LoadedSet {
     // Sized once: a table grown by doubling leaves its smaller copies

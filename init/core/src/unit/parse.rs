@@ -402,9 +402,11 @@ pub(super) fn apply(
     Ok(())
 }
 
-/// Parse the text of unit `name`, reporting every problem through `err`
-/// (in line order, the whole-file ones last). Returns the definition only
-/// when there was no problem at all.
+/// Parse the text of unit `name`, reporting every problem through `err`:
+/// those of single lines in line order, then those of the rules across
+/// keys in the order of the rules, each at the line of the key it names
+/// (so line 4 may come after line 2 there), `missing exec` at line 0.
+/// Returns the definition only when there was no problem at all.
 pub fn parse_all(name: &str, text: &str, err: &mut dyn FnMut(ParseError)) -> Option<UnitDef> {
     parse_with_lines(name, text, err).map(|(def, _)| def)
 }
