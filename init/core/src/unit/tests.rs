@@ -16,7 +16,7 @@ fn unit(extra: &str) -> UnitDef {
 
 /// The line of each `after` name of `text` (`parse_with_lines`).
 fn after_lines(text: &str) -> std::vec::Vec<u32> {
-    let (_, lines) =
+    let (_, lines, _) =
         parse_with_lines("svc", text, &mut |e| panic!("line {}: {}", e.line, e.msg)).unwrap();
     lines.as_slice().to_vec()
 }
