@@ -262,7 +262,7 @@ pub fn unit_file(data: &[u8], dir: &UnitDir, always_load: bool) {
 pub fn unit_text(text: &str) -> (Option<UnitDef>, Vec<ParseError>) {
     let mut errs = Vec::new();
     let mut after_lines = Vec::new();
-    let all = parse_with_lines(UNIT_NAME, text, &mut |e| errs.push(e)).map(|(def, lines)| {
+    let all = parse_with_lines(UNIT_NAME, text, &mut |e| errs.push(e)).map(|(def, lines, _)| {
         after_lines = lines.as_slice().to_vec();
         def
     });

@@ -4,7 +4,7 @@
 
 use super::{load_set, unit_files, LoadError, LoadedSet};
 use crate::pathname::Show as _;
-use crate::unit::{IdSpec, Namespaces, UnitDef};
+use crate::unit::{IdLines, IdSpec, Namespaces, UnitDef};
 use crate::vocab::DEFAULT_UNITS_DIR;
 use rustix::fs::{FileType, Stat};
 use std::borrow::Cow;
@@ -130,22 +130,24 @@ pub fn check_root(root: &Path, files: &[&Path], out: &mut dyn std::io::Write) ->
 /// (under the unit's `root`, under `sysroot`). Only `check` asks this: at
 /// load time PID 1 leaves it to the start, which reports it.
 fn with_ids(sysroot: &Path, mut set: LoadedSet) -> LoadedSet {
-    let problems: Vec<(usize, String)> = set
+    let problems: Vec<(usize, (u32, String))> = set
         .units
         .iter()
         .enumerate()
-        .filter_map(|(i, c)| Some((i, check_ids(sysroot, c.def.as_ref()?).err()?)))
+        .filter_map(|(i, c)| Some((i, check_ids(sysroot, c.def.as_ref()?, c.id_lines).err()?)))
         .collect();
-    for (i, msg) in problems {
-        set.fail(i, 0, msg);
+    for (i, (line, msg)) in problems {
+        set.fail(i, line, msg);
     }
     set
 }
 
 /// The unit's `user` and `group` resolved as its start will resolve them
 /// (`users::resolve_ids_in`, the same lines read the same way), from the
-/// passwd and group files the unit will see (`lookup`).
-fn check_ids(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
+/// passwd and group files the unit will see (`lookup`). `Err`: the line
+/// to report (`ids`: that of `user`, or `group`; of `user_map` for an id
+/// its map does not cover) and the message.
+fn check_ids(sysroot: &Path, def: &UnitDef, ids: IdLines) -> Result<(), (u32, String)> {
     let (user, group) = (&def.seldom.user, &def.seldom.group);
     if user.is_none() && group.is_none() {
         return Ok(());
@@ -179,8 +181,13 @@ fn check_ids(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
         }
     });
     let Err(why) = r else { return Ok(()) };
+    let [mut line, map_line] = ids;
     if !crate::config::users::from_the_files(why) {
         last = None;
+        // Outside the map: at `user_map`, unless the map is the default.
+        if map_line > 0 {
+            line = map_line;
+        }
     }
     let spec = [("user", user), ("group", group)]
         .into_iter()
@@ -190,11 +197,12 @@ fn check_ids(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
         })
         .collect::<Vec<_>>()
         .join(", ");
-    Err(match last {
+    let msg = match last {
         Some((path, Some(e))) => format!("{spec}: {why}: {}: {e}", path.shown()),
         Some((path, None)) => format!("{spec}: {why} ({})", path.shown()),
         None => format!("{spec}: {why}"),
-    })
+    };
+    Err((line, msg))
 }
 
 /// What `users` expects of a read that failed: NOENT for a file that is

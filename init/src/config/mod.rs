@@ -21,7 +21,7 @@ pub use check::{check, check_at, check_in_context, check_root};
 
 pub mod users;
 use crate::pathname::Show as _;
-use crate::unit::{parse_with_lines, AfterLines, UnitDef};
+use crate::unit::{parse_with_lines, AfterLines, IdLines, UnitDef};
 use crate::vocab::{valid_name, MAX_UNITS, NAME_MAX, UNIT_FILE_MAX};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -104,6 +104,8 @@ struct Candidate {
     def: Option<UnitDef>,
     /// The line of each of its `after` names (`deps`).
     after_lines: AfterLines,
+    /// The lines of its ids (`IdLines`, for `check::with_ids`).
+    id_lines: IdLines,
     /// Whether its problems are shown (context units of `check` are not).
     reported: bool,
 }
@@ -153,8 +155,8 @@ impl LoadedSet {
 
 /// Load `files` (reported) and `context` (only there for `after`), then
 /// check the set as a whole. Within the result, units keep the order of
-/// `files` then `context`; errors are grouped by file, in line order for
-/// each file's parse errors. `roots`: a unit's `exec` is looked up in its
+/// `files` then `context`; errors are grouped by file, each file's parse
+/// errors in `parse_all`'s order. `roots`: a unit's `exec` is looked up in its
 /// `root` too (`initctl check`; PID 1 does not read a unit's root).
 fn load_set(sysroot: &Path, files: &[PathBuf], context: &[PathBuf], roots: bool) -> LoadedSet {
     // Sized once: a table grown by doubling leaves its smaller copies
@@ -193,14 +195,16 @@ fn load_set(sysroot: &Path, files: &[PathBuf], context: &[PathBuf], roots: bool)
             name: name_of(path),
             def: None,
             after_lines: AfterLines::new(),
+            id_lines: IdLines::default(),
             reported,
         });
     }
     for i in 0..set.units.len() {
-        if let Some((def, lines)) = load_file(sysroot, &mut set, i, &mut buf, roots) {
+        if let Some((def, lines, ids)) = load_file(sysroot, &mut set, i, &mut buf, roots) {
             if let Some(c) = set.units.get_mut(i) {
                 c.def = Some(def);
                 c.after_lines = lines;
+                c.id_lines = ids;
             }
         }
     }
@@ -282,7 +286,7 @@ fn load_file(
     i: usize,
     buf: &mut [u8; UNIT_FILE_MAX],
     roots: bool,
-) -> Option<(UnitDef, AfterLines)> {
+) -> Option<(UnitDef, AfterLines, IdLines)> {
     let (path, name) = {
         let c = set.units.get(i)?;
         (c.path.clone(), c.name.clone())
@@ -335,7 +339,7 @@ fn load_file(
     for (line, msg) in parse_errors {
         set.fail(i, line, msg);
     }
-    let (def, lines) = def?;
+    let (def, lines, ids) = def?;
     let exec = match roots || def.seldom.root.is_none() {
         true => check::check_exec(sysroot, &def),
         false => Ok(()),
@@ -348,7 +352,7 @@ fn load_file(
         set.fail(i, 0, msg);
         return None;
     }
-    Some((def, lines))
+    Some((def, lines, ids))
 }
 
 /// Read a unit file into `buf`: (line, message) when it cannot be read,

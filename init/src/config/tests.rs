@@ -854,14 +854,14 @@ fn check_root_looks_inside_the_image() {
     let group = img.join("etc/group").display().to_string();
     assert!(
         out.contains(&format!(
-            "{}: user `ghost`: user not found in /etc/passwd ({passwd})",
+            "{}:2: user `ghost`: user not found in /etc/passwd ({passwd})",
             u("ghost")
         )),
         "{out}"
     );
     assert!(
         out.contains(&format!(
-            "{}: group `video`: group not found in /etc/group ({group})",
+            "{}:2: group `video`: group not found in /etc/group ({group})",
             u("nogroup")
         )),
         "{out}"
@@ -911,14 +911,14 @@ fn check_root_resolves_ids_as_a_start_does() {
     };
     assert!(
         out.contains(&format!(
-            "{}: user `4321`: numeric user has no line in /etc/passwd: set `group`",
+            "{}:2: user `4321`: numeric user has no line in /etc/passwd: set `group`",
             u("num")
         )),
         "{out}"
     );
     assert!(
         out.contains(&format!(
-            "{}: user `www`: user not found in /etc/passwd",
+            "{}:2: user `www`: user not found in /etc/passwd",
             u("www")
         )),
         "{out}"
@@ -998,7 +998,7 @@ fn check_root_merges_layers_as_overlayfs() {
     let mid_passwd = img.join(l("mid") + "/etc/passwd").display().to_string();
     assert!(
         out.contains(&format!(
-            "{}: user `www`: user not found in /etc/passwd ({mid_passwd})",
+            "{}:2: user `www`: user not found in /etc/passwd ({mid_passwd})",
             u("www")
         )),
         "{out}"
@@ -1232,7 +1232,8 @@ fn check_of_a_missing_directory_says_it_is_missing() {
 }
 
 /// A user-namespace unit's user whose uid its map does not cover: `check`
-/// says so without naming a file, which is not where the problem is.
+/// says so without naming a file, which is not where the problem is, at
+/// the line of `user_map` (of `user` with the default map).
 #[test]
 fn check_of_a_user_outside_the_map_names_no_file() {
     let f = Fixture::new("outside-map");
@@ -1241,18 +1242,26 @@ fn check_of_a_user_outside_the_map_names_no_file() {
     f.tmp
         .file("img/etc/passwd", "big:x:70000:70000::/:/bin/sh\n");
     f.tmp.file("img/etc/group", "big:x:70000:\n");
-    f.raw(
-        "m",
-        &format!(
-            "exec = /bin/app\nroot = {}\nnamespaces = user mount pid\nuser = big",
-            img.display()
-        ),
+    let text = format!(
+        "exec = /bin/app\nroot = {}\nnamespaces = user mount pid\nuser = big",
+        img.display()
     );
+    f.raw("m", &text);
+    f.raw("n", &format!("{text}\nuser_map = 100000 1000"));
     let (ok, out) = check_out(Path::new("/"), &[&f.units]);
     assert!(!ok);
-    let line = out
-        .iter()
-        .find(|l| l.contains("not in the user namespace's map"))
-        .unwrap_or_else(|| panic!("{out:?}"));
-    assert!(line.ends_with("see user_map"), "{line}");
+    for (unit, at) in [("m", 4), ("n", 5)] {
+        let line = out
+            .iter()
+            .find(|l| l.contains(&format!("{unit}.unit:")))
+            .unwrap_or_else(|| panic!("{out:?}"));
+        assert!(
+            line.contains(&format!(".unit:{at}: user `big`: ")),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("not in the user namespace's map: see user_map"),
+            "{line}"
+        );
+    }
 }

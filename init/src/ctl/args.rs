@@ -109,19 +109,18 @@ pub(super) fn parse(args: &[String]) -> Result<Command, String> {
                         files.extend(it.by_ref().cloned());
                         break;
                     }
-                    "--root" => match it.next() {
-                        Some(d) if root.is_none() => root = Some(d.clone()),
-                        Some(_) => return Err("check: --root given twice".into()),
-                        None => return Err("check: --root needs a directory".into()),
-                    },
-                    s if s.starts_with("--root=") => {
-                        // As `trim_start_matches`, without its substring
-                        // searcher (2 KB of code).
-                        let mut d = s;
-                        while let Some(rest) = d.strip_prefix("--root=") {
-                            d = rest;
+                    // `--root DIR` or `--root=DIR`, once, and not empty
+                    // (which would check `etc/units` under the cwd).
+                    s if s == "--root" || s.starts_with("--root=") => {
+                        let d = match s.strip_prefix("--root=") {
+                            Some(d) => Some(d),
+                            None => it.next().map(String::as_str),
+                        };
+                        match d {
+                            _ if root.is_some() => return Err("check: --root given twice".into()),
+                            Some(d) if !d.is_empty() => root = Some(d.to_string()),
+                            _ => return Err("check: --root needs a directory".into()),
                         }
-                        root = Some(d.to_string());
                     }
                     s if s.starts_with('-') && s.len() > 1 => {
                         return Err(format!("check: unknown option {s}"))

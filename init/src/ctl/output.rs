@@ -125,6 +125,43 @@ fn last_exit_text(e: LastExit) -> String {
     }
 }
 
+/// `text` with its lines over 80 columns broken for the serial console,
+/// each continuation indented two spaces: after a `,` when what follows up
+/// to the next `, ` does not fit on the line, else at a blank where the
+/// next word does not. Only a word longer than a line is cut, between
+/// characters (a byte counts as a column: a UTF-8 character has no fewer).
+fn wrapped(text: &[u8]) -> Vec<u8> {
+    const WIDTH: usize = 80;
+    let mut out = Vec::new();
+    let mut col = 0;
+    let mut rest = text;
+    while let [b, tail @ ..] = rest {
+        // The bytes up to the next word's end (after a `,`: the next `, `).
+        let part = out.last() == Some(&b',');
+        let n = tail
+            .iter()
+            .zip(rest)
+            .position(|(&c, &p)| c == b'\n' || c == b' ' && (!part || p == b','))
+            .unwrap_or(tail.len());
+        rest = tail;
+        let cut = if *b == b' ' {
+            col + 1 + n > WIDTH && (n <= WIDTH - 2 || part || col + 1 >= WIDTH)
+        } else {
+            col >= WIDTH && b & 0xc0 != 0x80
+        };
+        if cut {
+            out.extend_from_slice(b"\n  ");
+            col = 2;
+            if *b == b' ' {
+                continue;
+            }
+        }
+        out.push(*b);
+        col = if *b == b'\n' { 0 } else { col + 1 };
+    }
+    out
+}
+
 /// `initctl status NAME`: the table line, then what explains it.
 pub fn detail_text(d: &UnitDetail, log: &[u8]) -> Vec<u8> {
     let mut s = status_table(std::slice::from_ref(&d.status));
@@ -151,7 +188,7 @@ pub fn detail_text(d: &UnitDetail, log: &[u8]) -> Vec<u8> {
     }
     let reason = if d.reason.is_empty() { "-" } else { &d.reason };
     let _ = writeln!(s, "reason: {reason}");
-    let mut s = s.into_bytes();
+    let mut s = wrapped(s.as_bytes());
     if !log.is_empty() {
         // As `log` shows it: text that is not UTF-8 passes unchanged.
         s.extend_from_slice(b"log:\n");
@@ -164,7 +201,7 @@ pub fn detail_text(d: &UnitDetail, log: &[u8]) -> Vec<u8> {
 }
 
 /// The line under the status table: which wren is PID 1 and how it began,
-/// cut to 80 columns.
+/// cut to 80 columns as `top` cuts its lines (`~` marks the cut).
 pub(super) fn init_line(i: &crate::proto::InitInfo) -> String {
     use crate::proto::Origin;
     let mut s = format!(
@@ -188,8 +225,5 @@ pub(super) fn init_line(i: &crate::proto::InitInfo) -> String {
             );
         }
     }
-    if s.chars().count() > 80 {
-        s = s.chars().take(77).collect::<String>() + "...";
-    }
-    s
+    super::top::fit(&s, super::top::COLUMNS)
 }

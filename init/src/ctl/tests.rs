@@ -205,6 +205,18 @@ fn parse_accepts_options_anywhere() {
         })
     );
     assert!(args::parse(&argv(&["check", "--root"])).is_err());
+    // Twice in either spelling, or empty, is a usage error (exit 2) too.
+    for a in [
+        &["--root", "/a", "--root", "/b"][..],
+        &["--root", "/a", "--root=/b"],
+        &["--root=/a", "--root", "/b"],
+        &["--root=/a", "--root=/b"],
+        &["--root="],
+        &["--root", ""],
+    ] {
+        let a = [&["check"][..], a].concat();
+        assert!(args::parse(&argv(&a)).is_err(), "{a:?}");
+    }
     assert!(args::parse(&argv(&["check", "--rot", "x"])).is_err());
     assert_eq!(
         args::parse(&argv(&["halt"])),
@@ -309,11 +321,14 @@ fn detail_lines() {
         "not enforced: memory.max (controller not available)"
     );
     assert_eq!(
-        lines[6],
-        "confinement: namespaces pid mount, user www, capabilities net_bind_service, no_new_privs, seccomp allow 212 calls, / read-only"
+        lines[6..8],
+        [
+            "confinement: namespaces pid mount, user www, capabilities net_bind_service,",
+            "  no_new_privs, seccomp allow 212 calls, / read-only"
+        ]
     );
-    assert_eq!(lines[7], "reason: exited with signal, restarting in 2s");
-    assert_eq!(&lines[8..], ["log:", "boom", "bang"]);
+    assert_eq!(lines[8], "reason: exited with signal, restarting in 2s");
+    assert_eq!(&lines[9..], ["log:", "boom", "bang"]);
     let mut d = detail();
     d.last_exit = LastExit::OomKill;
     d.reason.clear();
@@ -326,6 +341,53 @@ fn detail_lines() {
     // Output that is not UTF-8 (Latin-1 here) is shown as `log` shows
     // it, unchanged, not turned into U+FFFD.
     assert!(detail_text(&d, b"\xe9t\xe9\n").ends_with(b"log:\n\xe9t\xe9\n"));
+}
+
+/// The lines of `status NAME` fit the 80 columns of a serial console: a
+/// default unit's confinement (98 columns on one line), a long reason, a
+/// word longer than a line (of ASCII, of UTF-8); broken at `, ` or a
+/// blank, nothing lost.
+#[test]
+fn detail_lines_fit_80_columns() {
+    let def = crate::unit::UnitDef::with_defaults("web");
+    let confinement = wren_core::confine::Summary(&def).to_string();
+    let reason = "cannot start /usr/bin/app-server: execve: No such file or directory (os error 2), retry in 100ms";
+    // `reason` holds 96 bytes: room for a word longer than a line.
+    let word = "x".repeat(90);
+    let enforced =
+        "memory.max memory.low memory.high memory.swap.max pids.max cpu.weight io.weight";
+    let mut d = detail();
+    d.confinement = crate::proto::truncated(&confinement);
+    d.not_enforced = crate::proto::truncated(enforced);
+    // A word of 2-byte characters, cut between two of them.
+    for r in [reason, &format!("a {word} b, {reason}"), &"é".repeat(48)] {
+        d.reason = crate::proto::truncated(r);
+        let t = String::from_utf8(detail_text(&d, b"")).unwrap();
+        assert!(t.lines().all(|l| l.chars().count() <= 80), "{t}");
+        let words = |s: &str| s.split_whitespace().collect::<String>();
+        let shown = format!(
+            "not enforced: {enforced} (controller not available)\nconfinement: {confinement}\nreason: {}\n",
+            d.reason
+        );
+        let from = t.find("not enforced:").unwrap();
+        assert_eq!(words(&t[from..]), words(&shown), "{t}");
+        assert!(
+            t[from..].lines().skip(1).all(|l| l.starts_with("  ")
+                || ["confinement: ", "reason: "]
+                    .iter()
+                    .any(|p| l.starts_with(p))),
+            "{t}"
+        );
+    }
+    let t = String::from_utf8(detail_text(&d, b"")).unwrap();
+    assert!(t.contains(
+        "\nconfinement: namespaces pid mount uts ipc, user root, capabilities all,\n  seccomp none, / read-write\n"
+    ), "{t}");
+    d.reason = crate::proto::truncated(reason);
+    let t = String::from_utf8(detail_text(&d, b"")).unwrap();
+    assert!(t.ends_with(
+        "\nreason: cannot start /usr/bin/app-server: execve: No such file or directory (os\n  error 2), retry in 100ms\n"
+    ), "{t}");
 }
 
 fn text(json: Result<Vec<u8>, String>) -> String {
@@ -954,4 +1016,15 @@ fn a_reexec_that_could_not_read_the_state_came_back_all_the_same() {
     };
     let line = super::output::init_line(&other);
     assert!(line.ends_with(", re-exec 3 adopted 3 (format 9)"), "{line}");
+    // A long path: the line is cut to 80 columns, the cut marked.
+    let long = InitInfo {
+        path: crate::proto::truncated(&format!("/{}/init", "é".repeat(60))),
+        ..other
+    };
+    let line = super::output::init_line(&long);
+    assert_eq!(line.chars().count(), 80, "{line}");
+    assert!(
+        line.starts_with("init: wren ") && line.ends_with('~'),
+        "{line}"
+    );
 }

@@ -37,7 +37,7 @@ fn percent2(h: u32) -> String {
 }
 
 /// Cuts `s` to `w` characters, marking a cut with `~`.
-fn fit(s: &str, w: usize) -> String {
+pub(super) fn fit(s: &str, w: usize) -> String {
     if s.chars().count() <= w {
         return s.to_string();
     }

@@ -402,19 +402,22 @@ pub(super) fn apply(
     Ok(())
 }
 
-/// Parse the text of unit `name`, reporting every problem through `err`
-/// (in line order, the whole-file ones last). Returns the definition only
-/// when there was no problem at all.
+/// Parse the text of unit `name`, reporting every problem through `err`:
+/// those of single lines in line order, then those of the rules across
+/// keys in the order of the rules, each at the line of the key it names
+/// (so line 4 may come after line 2 there), `missing exec` at line 0.
+/// Returns the definition only when there was no problem at all.
 pub fn parse_all(name: &str, text: &str, err: &mut dyn FnMut(ParseError)) -> Option<UnitDef> {
-    parse_with_lines(name, text, err).map(|(def, _)| def)
+    parse_with_lines(name, text, err).map(|(def, ..)| def)
 }
 
-/// `parse_all`, with the line of each `after` name (the loader's checks).
+/// `parse_all`, with the line of each `after` name and those of the ids
+/// (the loader's checks).
 pub fn parse_with_lines(
     name: &str,
     text: &str,
     err: &mut dyn FnMut(ParseError),
-) -> Option<(UnitDef, AfterLines)> {
+) -> Option<(UnitDef, AfterLines, IdLines)> {
     let mut failed = false;
     let mut report = |line: u32, msg: Msg| {
         failed = true;
@@ -575,7 +578,14 @@ pub fn parse_with_lines(
     } else {
         // A seldom key written with its default value left a box.
         def.seldom.tidy();
-        Some((def, lines))
+        let ids = [
+            match st.line_of(const { key("user") }) {
+                0 => st.line_of(const { key("group") }),
+                l => l,
+            },
+            st.line_of(const { key("user_map") }),
+        ];
+        Some((def, lines, ids))
     }
 }
 

@@ -49,16 +49,22 @@ pub(super) fn edit_distance(a: &str, b: &str) -> Option<usize> {
     prev.get(b.len()).copied()
 }
 
+/// How many edits from `known` a misspelt `key` may be: 1 below 5
+/// letters, 2 below 10, then 3 for a longer known key (a plural's `ies`:
+/// `capability`).
+fn limit(key: &str, known: &str) -> usize {
+    1 + usize::from(key.len() >= 5) + usize::from(key.len() >= 10 && known.len() > key.len())
+}
+
 /// The known key closest to a misspelt one, if any is close enough.
 pub fn suggest_key(key: &str) -> Option<&'static str> {
-    let limit = if key.len() >= 5 { 2 } else { 1 };
     KEYS.iter()
         // The distance is at least the difference in length: most keys are
         // ruled out without the table (fuzzing found this the parser's
         // hot spot on files full of unknown keys).
-        .filter(|k| k.len().abs_diff(key.len()) <= limit)
+        .filter(|k| k.len().abs_diff(key.len()) <= limit(key, k))
         .filter_map(|k| edit_distance(key, k).map(|d| (d, *k)))
-        .filter(|(d, _)| *d <= limit)
+        .filter(|(d, k)| *d <= limit(key, k))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
 }
@@ -127,16 +133,34 @@ mod tests {
         assert_eq!(edit_distance(&"x".repeat(40), "x"), None);
     }
 
+    /// A plural key for its singular (3 edits: `y` to `ies`), but not an
+    /// unrelated key as long.
+    #[test]
+    fn plurals_are_suggested() {
+        for (typed, want) in [
+            ("capability", Some("capabilities")),
+            ("Capability", Some("capabilities")),
+            ("namespace", Some("namespaces")),
+            ("no_new_priv", Some("no_new_privs")),
+            ("kill_signal", None),
+            ("environment", None),
+            ("restart_sec", None),
+            ("restartsec", None),
+            ("memorylimit", None),
+        ] {
+            assert_eq!(suggest_key(typed), want, "{typed}");
+        }
+    }
+
     /// Skipping keys by length changes no suggestion: every key with one or
     /// two letters dropped or inserted (or its tail repeated) gets what a
     /// search of all keys gives.
     #[test]
     fn the_length_filter_loses_no_suggestion() {
         let full = |key: &str| {
-            let limit = if key.len() >= 5 { 2 } else { 1 };
             KEYS.iter()
                 .filter_map(|k| edit_distance(key, k).map(|d| (d, *k)))
-                .filter(|(d, _)| *d <= limit)
+                .filter(|(d, k)| *d <= super::limit(key, k))
                 .min_by_key(|(d, _)| *d)
                 .map(|(_, k)| k)
         };

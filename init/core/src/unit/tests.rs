@@ -16,7 +16,7 @@ fn unit(extra: &str) -> UnitDef {
 
 /// The line of each `after` name of `text` (`parse_with_lines`).
 fn after_lines(text: &str) -> std::vec::Vec<u32> {
-    let (_, lines) =
+    let (_, lines, _) =
         parse_with_lines("svc", text, &mut |e| panic!("line {}: {}", e.line, e.msg)).unwrap();
     lines.as_slice().to_vec()
 }
@@ -1223,6 +1223,11 @@ fn confinement_keys() {
             count: 10
         })
     );
+    // `all` and `none` in any case, as the names are (docs/units.md).
+    for (v, caps) in [("ALL", Caps::ALL), ("All", Caps::ALL), ("NONE", Caps::NONE)] {
+        let d = ok(&format!("exec = /bin/x\ncapabilities = {v}\n"));
+        assert_eq!((d.kept_caps(true), d.kept_caps(false)), (caps, caps), "{v}");
+    }
     assert!(ok("exec = /bin/x\nnamespaces = none\n").unconfined());
     assert!(!ok("exec = /bin/x\nnamespaces = none\nno_new_privs = yes\n").unconfined());
     assert!(!ok("exec = /bin/x\nnamespaces = none\nuser = nobody\n").unconfined());

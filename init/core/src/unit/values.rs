@@ -342,15 +342,16 @@ pub fn split_exec(v: &str) -> Result<Argv, Msg> {
 }
 
 /// `capabilities`: names (`CAP_NET_BIND_SERVICE` or `net_bind_service`),
-/// blank-separated, or `all` or `none` alone.
+/// blank-separated, or `all` or `none` alone; all in any case.
 pub fn parse_capabilities(v: &str) -> Result<Caps, Msg> {
     let mut caps = Caps::NONE;
     let mut words = 0u32;
     let mut whole: Option<Caps> = None;
     for w in v.split_whitespace() {
         words = words.saturating_add(1);
-        if w == "all" || w == "none" {
-            whole = Some(if w == "all" { Caps::ALL } else { Caps::NONE });
+        let all = w.eq_ignore_ascii_case("all");
+        if all || w.eq_ignore_ascii_case("none") {
+            whole = Some(if all { Caps::ALL } else { Caps::NONE });
             continue;
         }
         match crate::confine::caps::number(w) {
