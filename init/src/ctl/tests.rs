@@ -556,7 +556,7 @@ fn a_follow_init_ends_is_not_a_success() {
 }
 
 /// Valid when it holds an `exec` line and no `bogus`.
-fn fake_check(p: &Path, w: &mut dyn Write) -> bool {
+fn fake_check(p: &Path, w: &mut dyn crate::ctl::out::Out) -> bool {
     let t = std::fs::read_to_string(p).unwrap();
     let ok = t.contains("exec = /") && !t.contains("bogus");
     if !ok {
