@@ -380,6 +380,32 @@ fn json_status_shapes() {
     let mut max = units()[2].clone();
     max.pid = 1;
     assert!(text(json::units(&[max])).contains("\"memory_max\":\"max\""));
+    // Numbers as `Display` writes them, at their edges.
+    let mut d = detail();
+    for n in [0, 7, -1, 255, i32::MIN, i32::MAX] {
+        d.last_exit = LastExit::Code(n);
+        let j = text(json::detail(&d, b""));
+        assert!(
+            j.contains(&format!(",\"last_exit\":{{\"code\":{n}}},")),
+            "{j}"
+        );
+        d.last_exit = LastExit::Signal(n);
+        let j = text(json::detail(&d, b""));
+        assert!(
+            j.contains(&format!(",\"last_exit\":{{\"signal\":{n},")),
+            "{j}"
+        );
+    }
+    let mut big = units()[0].clone();
+    big.memory_current = Some(u64::MAX);
+    big.memory_max = Some(Limit::Value(10));
+    big.uptime_ms = 0;
+    let j = text(json::units(&[big]));
+    assert!(
+        j.contains(&format!("\"memory_current\":{},", u64::MAX)),
+        "{j}"
+    );
+    assert!(j.contains("\"memory_max\":10,\"uptime_ms\":0}"), "{j}");
 }
 
 #[test]

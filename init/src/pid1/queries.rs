@@ -354,7 +354,10 @@ fn detail(
             let _ = core::fmt::write(&mut reason.as_mut_view(), format_args!("{e}{again}"));
         }
         Some(n) => {
-            let _ = core::fmt::write(&mut reason.as_mut_view(), format_args!("{}", NoteText(n, sup)));
+            let _ = core::fmt::write(
+                &mut reason.as_mut_view(),
+                format_args!("{}", NoteText(n, sup)),
+            );
         }
         None => {}
     }
