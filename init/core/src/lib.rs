@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub(crate) mod codec;
 pub mod confine;
 pub mod handover;
 pub mod log_ring;

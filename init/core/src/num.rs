@@ -3,6 +3,7 @@
 //! binary). Read exactly as `str::parse` reads them: an optional sign
 //! (`+`, and `-` for signed types), then ASCII digits only; empty text,
 //! any other character or a value out of the type's range is `None`.
+//! And `decimal`, the other way.
 
 /// An unsigned decimal, as `str::parse::<T>().ok()`.
 pub fn dec<T: TryFrom<u64>>(s: &str) -> Option<T> {
@@ -35,9 +36,48 @@ fn dec_u64(digits: &str) -> Option<u64> {
     Some(n)
 }
 
+/// `n` in decimal, into `buf`, without allocating: as `Display` writes
+/// it, one copy for every caller (a child's environment, `initctl`'s
+/// JSON).
+pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut start = buf.len();
+    // Least significant digit first, from the end of `buf`: a u64 has at
+    // most 20 digits, so the buffer never runs out.
+    for (i, d) in buf.iter_mut().enumerate().rev() {
+        // `n % 10` is a single digit.
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+        start = i;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.get(start..)
+        .and_then(|b| core::str::from_utf8(b).ok())
+        .unwrap_or("0")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_writes_as_display_does() {
+        let mut buf = [0; 20];
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            u64::from(u32::MAX),
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            assert_eq!(decimal(n, &mut buf), n.to_string());
+        }
+    }
 
     /// The same answers as std's `str::parse` for every integer type wren
     /// reads.

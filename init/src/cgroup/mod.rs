@@ -108,7 +108,7 @@ fn limit_value(l: Limit) -> Value {
     // 48 bytes hold any u64, so these writes cannot fail.
     let _ = match l {
         Limit::Max => v.push_str("max").map_err(|_| fmt::Error),
-        Limit::Value(n) => write!(v, "{n}"),
+        Limit::Value(n) => write!(v.as_mut_view(), "{n}"),
     };
     v
 }
@@ -135,7 +135,7 @@ pub fn settings(limits: &Limits) -> [Setting; 9] {
     }
     fn weight(file: &'static str, w: Option<u16>) -> Setting {
         let mut value = Value::new();
-        let _ = write!(value, "{}", w.unwrap_or(100));
+        let _ = write!(value.as_mut_view(), "{}", w.unwrap_or(100));
         Setting {
             file,
             value,
@@ -145,7 +145,7 @@ pub fn settings(limits: &Limits) -> [Setting; 9] {
     let cpu_max = {
         let (quota, period) = limits.cpu_max.unwrap_or((Limit::Max, 100_000));
         let mut value = limit_value(quota);
-        let _ = write!(value, " {period}");
+        let _ = write!(value.as_mut_view(), " {period}");
         Setting {
             file: "cpu.max",
             value,
@@ -254,7 +254,7 @@ fn enable<Fd: AsFd>(dir: Fd, where_: &str, available: Controllers) -> Controller
     // one, to say which controller was refused.
     let mut all: String<40> = String::new();
     for c in available.iter() {
-        let _ = write!(all, "+{} ", c.name());
+        let _ = write!(all.as_mut_view(), "+{} ", c.name());
     }
     if all.is_empty() || write_at(&dir, "cgroup.subtree_control", all.as_bytes()).is_ok() {
         return available;
@@ -262,7 +262,7 @@ fn enable<Fd: AsFd>(dir: Fd, where_: &str, available: Controllers) -> Controller
     let mut done = Controllers::NONE;
     for c in available.iter() {
         let mut v: String<16> = String::new();
-        let _ = write!(v, "+{}", c.name());
+        let _ = write!(v.as_mut_view(), "+{}", c.name());
         match write_at(&dir, "cgroup.subtree_control", v.as_bytes()) {
             Ok(()) => done.insert(c),
             Err(errno) => crate::warn!(
@@ -523,7 +523,7 @@ impl Cgroups {
     pub fn events(&self, name: &str) -> Result<OwnedFd, CgroupError> {
         check_name(name)?;
         let mut path: String<64> = String::new();
-        let _ = write!(path, "{name}/cgroup.events");
+        let _ = write!(path.as_mut_view(), "{name}/cgroup.events");
         crate::sys::file::open_kernel_at(&self.units, path.as_str()).map_err(|errno| {
             CgroupError::OpenDir {
                 unit: truncated(name),
@@ -600,7 +600,7 @@ impl Cgroups {
             return None;
         }
         let mut path: String<64> = String::new();
-        write!(path, "{name}/{file}").ok()?;
+        write!(path.as_mut_view(), "{name}/{file}").ok()?;
         let mut buf = [0u8; READ_BUF];
         read_kernel_at(&self.units, &path, &mut buf)
             .ok()

@@ -22,7 +22,12 @@ pub const SYSTEM_MEMORY_PRESSURE: &str = "/proc/pressure/memory";
 pub fn trigger_line(limit: PressureLimit) -> heapless::String<48> {
     let mut s = heapless::String::new();
     // Two u64s of at most 8 digits (10 s in µs) fit in 48 bytes.
-    let _ = write!(s, "some {} {}", limit.stall_us(), limit.window_us());
+    let _ = write!(
+        s.as_mut_view(),
+        "some {} {}",
+        limit.stall_us(),
+        limit.window_us()
+    );
     s
 }
 

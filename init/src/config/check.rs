@@ -24,13 +24,13 @@ const MAX_SYMLINKS: usize = 40;
 /// `after` may name a unit next to the file, and that unit must be valid,
 /// but only the named files' own problems are printed. A named file takes
 /// the place of the unit of the same name in that context.
-pub fn check(paths: &[&Path], out: &mut dyn std::io::Write) -> bool {
+pub fn check(paths: &[&Path], out: &mut dyn crate::ctl::out::Out) -> bool {
     check_at(Path::new("/"), paths, out)
 }
 
 /// `check` with programs looked up under `sysroot` (e.g. an image's root
 /// directory on a build host).
-pub fn check_at(sysroot: &Path, paths: &[&Path], out: &mut dyn std::io::Write) -> bool {
+pub fn check_at(sysroot: &Path, paths: &[&Path], out: &mut dyn crate::ctl::out::Out) -> bool {
     let default = [Path::new(DEFAULT_UNITS_DIR)];
     let paths = if paths.is_empty() {
         &default[..]
@@ -107,7 +107,7 @@ pub fn check_at(sysroot: &Path, paths: &[&Path], out: &mut dyn std::io::Write) -
 /// is `root` (by default `root/etc/units`), checked on a build host as the
 /// image will see them: `exec` programs, users and groups are looked up
 /// under `root`, symlinks resolved inside it.
-pub fn check_root(root: &Path, files: &[&Path], out: &mut dyn std::io::Write) -> bool {
+pub fn check_root(root: &Path, files: &[&Path], out: &mut dyn crate::ctl::out::Out) -> bool {
     // The directory as the image sees it: `/etc/units` may be a link
     // (to `/usr/lib/units`, say), which the build host must not follow.
     let dir = match walk(&[root.to_path_buf()], DEFAULT_UNITS_DIR) {
@@ -219,7 +219,7 @@ pub fn check_in_context(
     sysroot: &Path,
     files: &[&Path],
     dir: &Path,
-    out: &mut dyn std::io::Write,
+    out: &mut dyn crate::ctl::out::Out,
 ) -> bool {
     let files: Vec<PathBuf> = files.iter().map(|f| f.to_path_buf()).collect();
     let context = unit_files(dir).unwrap_or_default();
@@ -242,13 +242,13 @@ struct Tally {
 }
 
 impl Tally {
-    fn print(&mut self, out: &mut dyn std::io::Write, e: &LoadError) {
+    fn print(&mut self, out: &mut dyn crate::ctl::out::Out, e: &LoadError) {
         self.errors += 1;
         // A closed stdout must not make check lie about validity.
         let _ = writeln!(out, "{e}");
     }
 
-    fn add(&mut self, out: &mut dyn std::io::Write, set: LoadedSet) {
+    fn add(&mut self, out: &mut dyn crate::ctl::out::Out, set: LoadedSet) {
         for e in set.errors.iter().filter(|e| e.reported) {
             self.print(out, &e.error);
         }
@@ -275,7 +275,7 @@ impl Tally {
         }
     }
 
-    fn summary(&self, out: &mut dyn std::io::Write) -> bool {
+    fn summary(&self, out: &mut dyn crate::ctl::out::Out) -> bool {
         let plural =
             |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         let _ = if self.errors == 0 {

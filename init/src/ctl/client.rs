@@ -215,7 +215,7 @@ impl Conn {
     }
 }
 
-fn show_error(e: &CtlError, name: Option<&str>, err: &mut dyn Write) -> u8 {
+fn show_error(e: &CtlError, name: Option<&str>, err: &mut dyn crate::ctl::out::Out) -> u8 {
     match name {
         Some(n) if e.code != ErrCode::NoSuchUnit || e.message.is_empty() => {
             let _ = writeln!(err, "initctl: {n}: {e}");
@@ -226,7 +226,11 @@ fn show_error(e: &CtlError, name: Option<&str>, err: &mut dyn Write) -> u8 {
 }
 
 /// Output built in full before any of it is written.
-fn show_text(text: Result<Vec<u8>, String>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+fn show_text(
+    text: Result<Vec<u8>, String>,
+    out: &mut dyn crate::ctl::out::Out,
+    err: &mut dyn crate::ctl::out::Out,
+) -> u8 {
     match text {
         Ok(t) => {
             let _ = out.write_all(&t);
@@ -238,7 +242,11 @@ fn show_text(text: Result<Vec<u8>, String>, out: &mut dyn Write, err: &mut dyn W
 
 /// A reload's report (its lines, then its result), as both the reload
 /// and its verdict answer.
-fn show_report(r: Reply<'_>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+fn show_report(
+    r: Reply<'_>,
+    out: &mut dyn crate::ctl::out::Out,
+    err: &mut dyn crate::ctl::out::Out,
+) -> u8 {
     match r {
         Reply::Reload { result, report } => {
             for line in report.lines() {
@@ -254,7 +262,7 @@ fn show_report(r: Reply<'_>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     }
 }
 
-fn unexpected(err: &mut dyn Write) -> u8 {
+fn unexpected(err: &mut dyn crate::ctl::out::Out) -> u8 {
     let _ = writeln!(err, "initctl: unexpected reply from init");
     FAIL
 }
@@ -281,8 +289,8 @@ fn info_within(socket: &Path, timeout: Duration) -> Result<InitInfo, String> {
 fn reexec(
     path: &str,
     socket: &Path,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
+    out: &mut dyn crate::ctl::out::Out,
+    err: &mut dyn crate::ctl::out::Out,
 ) -> Result<u8, String> {
     let before = info(socket)?;
     let mut conn = Conn::open(socket)?;
@@ -374,8 +382,8 @@ pub(super) fn status_list(socket: &Path) -> Result<Vec<UnitStatus>, String> {
 pub(super) fn talk(
     cmd: &Command,
     socket: &Path,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
+    out: &mut dyn crate::ctl::out::Out,
+    err: &mut dyn crate::ctl::out::Out,
 ) -> Result<u8, String> {
     let mut conn = Conn::open(socket)?;
     let fail = |e: ClientError| e.to_string();

@@ -31,12 +31,17 @@ pub(super) struct EditEnv<'a> {
     /// Run through `/bin/sh -c` as git does, so it may carry arguments.
     pub(super) editor: &'a str,
     /// Validates one file, writing problems to the writer.
-    pub(super) check: &'a dyn Fn(&Path, &mut dyn Write) -> bool,
+    pub(super) check: &'a dyn Fn(&Path, &mut dyn crate::ctl::out::Out) -> bool,
 }
 
 /// `initctl edit NAME`: edit a copy, validate it, offer to re-edit while
 /// invalid, install it (atomic rename) and have init reload.
-pub(super) fn edit(name: &str, socket: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+pub(super) fn edit(
+    name: &str,
+    socket: &Path,
+    out: &mut dyn crate::ctl::out::Out,
+    err: &mut dyn crate::ctl::out::Out,
+) -> u8 {
     use std::os::unix::ffi::OsStrExt;
     // Read in place (`sys::exec::env_var`), not by std's `var`: a value
     // that is not UTF-8 is no editor, as std's `var` had it.
@@ -53,7 +58,7 @@ pub(super) fn edit(name: &str, socket: &Path, out: &mut dyn Write, err: &mut dyn
     let dir = units_dir();
     // The copy is checked in place of the installed file, among its
     // siblings, so its `after` names resolve.
-    let check = |p: &Path, w: &mut dyn Write| {
+    let check = |p: &Path, w: &mut dyn crate::ctl::out::Out| {
         crate::config::check_in_context(Path::new("/"), &[p], Path::new(&dir), w)
     };
     let env = EditEnv {
@@ -108,7 +113,7 @@ pub(super) fn edit_unit(
     name: &str,
     env: &EditEnv<'_>,
     input: &mut dyn io::BufRead,
-    err: &mut dyn Write,
+    err: &mut dyn crate::ctl::out::Out,
 ) -> Result<Edited, String> {
     let target = env.dir.join(format!("{name}.unit"));
     // Bytes: a file that is not UTF-8 (PID 1 says `NAME.unit:N: not
@@ -245,7 +250,12 @@ fn sweep_staged(dir: &Path, name: &str) {
 /// the file it replaces; 0644 and the caller's ids for a new unit), synced,
 /// renamed over `target`, then the directory synced so that the rename
 /// itself survives a power cut.
-fn install(target: &Path, text: &str, owner: Option<Owner>, err: &mut dyn Write) -> io::Result<()> {
+fn install(
+    target: &Path,
+    text: &str,
+    owner: Option<Owner>,
+    err: &mut dyn crate::ctl::out::Out,
+) -> io::Result<()> {
     let dir = crate::pathname::parent(target).unwrap_or(Path::new("."));
     let name = crate::pathname::file_name(target)
         .unwrap_or_default()
@@ -302,7 +312,7 @@ fn edit_loop(
     target: &Path,
     work: &Path,
     input: &mut dyn io::BufRead,
-    err: &mut dyn Write,
+    err: &mut dyn crate::ctl::out::Out,
 ) -> Result<Edited, String> {
     // As git does: Ctrl-C, Ctrl-\ or a hang-up of the serial line, while
     // the editor runs (they are the editor's to take) or at the question
@@ -328,7 +338,7 @@ fn edit_until_done(
     target: &Path,
     work: &Path,
     input: &mut dyn io::BufRead,
-    err: &mut dyn Write,
+    err: &mut dyn crate::ctl::out::Out,
 ) -> Result<Edited, String> {
     let copy = work.join(format!("{name}.unit"));
     crate::sys::file::open(

@@ -7,6 +7,7 @@
 use crate::proto::{LastExit, UnitDetail, UnitStatus};
 use crate::unit::Limit;
 use crate::vocab::signal;
+use wren_core::num::decimal;
 
 /// What can be written as JSON text.
 pub(super) trait ToJson {
@@ -59,12 +60,17 @@ fn hex_escape(c: char, out: &mut Vec<u8>) {
 /// A number, or `null`.
 fn number(n: Option<u64>, out: &mut Vec<u8>) {
     match n {
-        Some(n) => {
-            use std::io::Write;
-            let _ = write!(out, "{n}");
-        }
+        Some(n) => out.extend_from_slice(decimal(n, &mut [0; 20]).as_bytes()),
         None => out.extend_from_slice(b"null"),
     }
+}
+
+/// A signed number (an exit code or a signal's), as `Display` writes it.
+fn signed(n: i32, out: &mut Vec<u8>) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    number(Some(n.unsigned_abs().into()), out);
 }
 
 /// `,"key":`, or `{"key":` for the first key of an object.
@@ -135,11 +141,12 @@ impl ToJson for Detail<'_> {
             LastExit::None => number(None, out),
             LastExit::Code(code) => {
                 key(true, "code", out);
-                let _ = std::io::Write::write_fmt(out, format_args!("{code}}}"));
+                signed(code, out);
+                out.push(b'}');
             }
             LastExit::Signal(n) => {
                 key(true, "signal", out);
-                let _ = std::io::Write::write_fmt(out, format_args!("{n}"));
+                signed(n, out);
                 key(false, "name", out);
                 match signal::name(n) {
                     // `KILL` as `"SIGKILL"`, as `kill -l` and strace print it.

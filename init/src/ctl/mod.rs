@@ -13,6 +13,7 @@ mod client;
 mod edit;
 mod json;
 mod metrics;
+pub mod out;
 mod output;
 mod sample;
 mod top;
@@ -92,7 +93,7 @@ impl Write for Stdout {
 /// pipe, must not exit 0 with the output cut.
 ///
 /// Generic over the stream, not `dyn`: only its `write` and `flush` are
-/// then linked (through `dyn Write`, std's stdout brought its vectored
+/// then linked (through `dyn out::Out`, std's stdout brought its vectored
 /// and line-buffered writes along, 2.5 KB).
 struct Watched<'a, W: Write> {
     out: &'a mut W,
@@ -126,7 +127,7 @@ impl<W: Write> Watched<'_, W> {
 }
 
 /// `main` with the socket and the output streams as parameters.
-pub fn run<W: Write>(args: &[String], socket: &Path, out: &mut W, err: &mut dyn Write) -> u8 {
+pub fn run<W: Write>(args: &[String], socket: &Path, out: &mut W, err: &mut dyn out::Out) -> u8 {
     let mut watched = Watched { out, failed: None };
     let code = run_to(args, socket, &mut watched, err);
     let _ = watched.flush();
@@ -140,7 +141,7 @@ pub fn run<W: Write>(args: &[String], socket: &Path, out: &mut W, err: &mut dyn 
     }
 }
 
-fn run_to(args: &[String], socket: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+fn run_to(args: &[String], socket: &Path, out: &mut dyn out::Out, err: &mut dyn out::Out) -> u8 {
     let cmd = match args::parse(args) {
         Ok(c) => c,
         Err(msg) => {
@@ -185,7 +186,7 @@ fn run_to(args: &[String], socket: &Path, out: &mut dyn Write, err: &mut dyn Wri
 
 /// `initctl: MSG` on stderr; the exit status of a failure. One copy of
 /// the formatting for every such message.
-fn fail(err: &mut dyn Write, msg: &dyn std::fmt::Display) -> u8 {
+fn fail(err: &mut dyn out::Out, msg: &dyn std::fmt::Display) -> u8 {
     let _ = writeln!(err, "initctl: {msg}");
     FAIL
 }
@@ -200,7 +201,7 @@ fn units_dir() -> String {
         .to_owned()
 }
 
-fn check(root: Option<&str>, files: &[String], out: &mut dyn Write) -> u8 {
+fn check(root: Option<&str>, files: &[String], out: &mut dyn out::Out) -> u8 {
     if let Some(root) = root {
         let paths: Vec<&Path> = files.iter().map(Path::new).collect();
         return if crate::config::check_root(Path::new(root), &paths, out) {

@@ -442,6 +442,32 @@ fn json_status_shapes() {
     let mut max = units()[2].clone();
     max.pid = 1;
     assert!(text(json::units(&[max])).contains("\"memory_max\":\"max\""));
+    // Numbers as `Display` writes them, at their edges.
+    let mut d = detail();
+    for n in [0, 7, -1, 255, i32::MIN, i32::MAX] {
+        d.last_exit = LastExit::Code(n);
+        let j = text(json::detail(&d, b""));
+        assert!(
+            j.contains(&format!(",\"last_exit\":{{\"code\":{n}}},")),
+            "{j}"
+        );
+        d.last_exit = LastExit::Signal(n);
+        let j = text(json::detail(&d, b""));
+        assert!(
+            j.contains(&format!(",\"last_exit\":{{\"signal\":{n},")),
+            "{j}"
+        );
+    }
+    let mut big = units()[0].clone();
+    big.memory_current = Some(u64::MAX);
+    big.memory_max = Some(Limit::Value(10));
+    big.uptime_ms = 0;
+    let j = text(json::units(&[big]));
+    assert!(
+        j.contains(&format!("\"memory_current\":{},", u64::MAX)),
+        "{j}"
+    );
+    assert!(j.contains("\"memory_max\":10,\"uptime_ms\":0}"), "{j}");
 }
 
 #[test]
@@ -618,7 +644,7 @@ fn a_follow_init_ends_is_not_a_success() {
 }
 
 /// Valid when it holds an `exec` line and no `bogus`.
-fn fake_check(p: &Path, w: &mut dyn Write) -> bool {
+fn fake_check(p: &Path, w: &mut dyn crate::ctl::out::Out) -> bool {
     let t = std::fs::read_to_string(p).unwrap();
     let ok = t.contains("exec = /") && !t.contains("bogus");
     if !ok {

@@ -6,7 +6,6 @@
 
 use crate::sys::clock::Instant;
 use std::fmt::Write as _;
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -279,7 +278,7 @@ pub fn run(
     fetch: &mut dyn FnMut() -> Result<Vec<UnitStatus>, String>,
     interval: Duration,
     count: Option<u32>,
-    out: &mut dyn Write,
+    out: &mut dyn crate::ctl::out::Out,
 ) -> Result<(), String> {
     let units_cgroup = Path::new(crate::vocab::CGROUP_ROOT).join("units");
     let proc_root = Path::new("/proc");

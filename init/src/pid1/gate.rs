@@ -347,14 +347,14 @@ fn put_back(
 ) -> Result<(UnitDef, heapless::String<UNIT_FILE_MAX>), Errno> {
     let mut text: heapless::String<UNIT_FILE_MAX> = heapless::String::new();
     core::fmt::write(
-        &mut text,
+        &mut text.as_mut_view(),
         format_args!(
             "# Put back by wren: the new version did not start ({cause});\n\
              # it is kept as {name}.unit.rejected.\n"
         ),
     )
     .map_err(|_| Errno::NOSPC)?;
-    unit::render(good, &mut text).map_err(|_| Errno::NOSPC)?;
+    unit::render(good, &mut text.as_mut_view()).map_err(|_| Errno::NOSPC)?;
     let def = unit::parse(name, &text).map_err(|_| Errno::INVAL)?;
     Ok((def, text))
 }

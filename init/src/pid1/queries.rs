@@ -351,10 +351,13 @@ fn detail(
         Some(Note::SpawnFailed { restart_in }) => {
             let e = edge.map(|e| e.last_error()).unwrap_or("");
             let again = Again::retry(restart_in);
-            let _ = core::fmt::write(&mut reason, format_args!("{e}{again}"));
+            let _ = core::fmt::write(&mut reason.as_mut_view(), format_args!("{e}{again}"));
         }
         Some(n) => {
-            let _ = core::fmt::write(&mut reason, format_args!("{}", NoteText(n, sup)));
+            let _ = core::fmt::write(
+                &mut reason.as_mut_view(),
+                format_args!("{}", NoteText(n, sup)),
+            );
         }
         None => {}
     }

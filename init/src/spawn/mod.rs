@@ -35,6 +35,7 @@ use rustix::fd::{AsFd, BorrowedFd};
 use rustix::io::Errno;
 use stdio::setup_stdio;
 pub use stdio::{open_null, Stdio};
+use wren_core::num::decimal;
 
 /// Environment entries besides the unit's own: PATH, HOME, TERM,
 /// NOTIFY_*, WATCHDOG_USEC, WATCHDOG_PID, WREN_SPAWN_NS.
@@ -215,25 +216,6 @@ fn build_env(req: &Request<'_>, env: &mut EnvTable, main_pid: Option<u32>) -> Op
         env.push(&["WREN_SPAWN_NS=", decimal(ns, &mut digits)])?;
     }
     Some(())
-}
-
-/// `n` in decimal, into `buf`, without allocating.
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
-    let mut start = buf.len();
-    // Least significant digit first, from the end of `buf`: a u64 has at
-    // most 20 digits, so the buffer never runs out.
-    for (i, d) in buf.iter_mut().enumerate().rev() {
-        // `n % 10` is a single digit.
-        *d = b'0' + (n % 10) as u8;
-        n /= 10;
-        start = i;
-        if n == 0 {
-            break;
-        }
-    }
-    buf.get(start..)
-        .and_then(|b| core::str::from_utf8(b).ok())
-        .unwrap_or("0")
 }
 
 /// Start `req.def`'s process: clone3 into its cgroup and namespaces.

@@ -214,15 +214,19 @@ pub(super) fn write_user_map(pid: u32, map: UserMap) -> Result<(), Errno> {
     use crate::sys::file::write_at;
     use rustix::fs::{Mode, OFlags};
     let mut dir: heapless::String<32> = heapless::String::new();
-    core::fmt::write(&mut dir, format_args!("/proc/{pid}")).map_err(|_| Errno::NAMETOOLONG)?;
+    core::fmt::write(&mut dir.as_mut_view(), format_args!("/proc/{pid}"))
+        .map_err(|_| Errno::NAMETOOLONG)?;
     let d = rustix::fs::open(
         dir.as_str(),
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
     let mut line: heapless::String<48> = heapless::String::new();
-    core::fmt::write(&mut line, format_args!("0 {} {}\n", map.outside, map.count))
-        .map_err(|_| Errno::NAMETOOLONG)?;
+    core::fmt::write(
+        &mut line.as_mut_view(),
+        format_args!("0 {} {}\n", map.outside, map.count),
+    )
+    .map_err(|_| Errno::NAMETOOLONG)?;
     write_at(d.as_fd(), "setgroups", b"deny")?;
     write_at(d.as_fd(), "uid_map", line.as_bytes())?;
     write_at(d.as_fd(), "gid_map", line.as_bytes())

@@ -451,13 +451,13 @@ fn overlay_root(top: &str, def: &UnitDef) -> Result<(), Failure> {
             make_dir(p.as_str()).map_err(|e| (Step::OverlayTmpfs, e))?;
         }
         core::fmt::write(
-            &mut opts,
+            &mut opts.as_mut_view(),
             format_args!(
                 "lowerdir={lower},upperdir={OVERLAY_SCRATCH}/upper,workdir={OVERLAY_SCRATCH}/work\0"
             ),
         )
     } else {
-        core::fmt::write(&mut opts, format_args!("lowerdir={lower}\0"))
+        core::fmt::write(&mut opts.as_mut_view(), format_args!("lowerdir={lower}\0"))
     }
     .map_err(|_| too_long)?;
     let opts = core::ffi::CStr::from_bytes_with_nul(opts.as_bytes()).map_err(|_| too_long)?;

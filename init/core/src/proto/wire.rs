@@ -3,16 +3,14 @@
 //! visitor code, which was 7 KB of the binary for these few types
 //! (issue 10, the 400 KiB budget).
 //!
-//! Postcard, as used here: integers above a byte are LEB128 varints (`i32`
-//! zigzagged first), a `bool` or an `Option`'s tag one byte of 0 or 1, an
-//! enum variant a varint of its index, text and bytes a varint length then
-//! the bytes, a sequence its varint length then the elements, a struct its
-//! fields in order.
+//! Postcard's rules as used here, and the reader, are `codec`'s (shared
+//! with the re-exec state's codec).
 
 use super::{
     CtlError, ErrCode, InitInfo, LastExit, Origin, ProtoError, Reply, Request, UnitDetail,
     UnitStatus, FRAME_BUF, HEADER_LEN, PROTO_VERSION,
 };
+use crate::codec::{self, In};
 use crate::unit::Limit;
 use crate::vocab::{ShutdownKind, State};
 
@@ -40,20 +38,9 @@ impl Out<'_> {
         self.raw(&[b]);
     }
 
-    fn varint(&mut self, mut v: u64) {
+    fn varint(&mut self, v: u64) {
         let mut b = [0u8; 10];
-        let mut n = 0;
-        for slot in b.iter_mut() {
-            // The low seven bits; the cast keeps exactly them.
-            *slot = (v & 0x7f) as u8;
-            v >>= 7;
-            n += 1;
-            if v == 0 {
-                break;
-            }
-            *slot |= 0x80;
-        }
-        self.raw(b.get(..n).unwrap_or_default());
+        self.raw(codec::varint(v, &mut b));
     }
 
     fn bytes(&mut self, b: &[u8]) {
@@ -62,8 +49,7 @@ impl Out<'_> {
     }
 
     fn i32(&mut self, v: i32) {
-        // Zigzag: 0, -1, 1, -2 ... as 0, 1, 2, 3 ...
-        self.varint(u64::from(((v << 1) ^ (v >> 31)) as u32));
+        self.varint(codec::zigzag(v));
     }
 
     fn opt<T: Copy>(&mut self, v: Option<T>, f: fn(&mut Self, T)) {
@@ -254,89 +240,7 @@ pub(super) fn encode_reply(rep: &Reply<'_>, out: &mut [u8]) -> Result<usize, Pro
     encode(out, &|o| o.reply(rep))
 }
 
-/// Reads from a payload; `None` is a malformed message.
-struct In<'a> {
-    rest: &'a [u8],
-}
-
 impl<'a> In<'a> {
-    fn byte(&mut self) -> Option<u8> {
-        let (&b, rest) = self.rest.split_first()?;
-        self.rest = rest;
-        Some(b)
-    }
-
-    /// A varint of a `bits`-wide integer: at most as many bytes as it
-    /// takes, the last one without bits beyond the width (postcard's rule).
-    fn varint(&mut self, bits: u32) -> Option<u64> {
-        let mut v = 0u64;
-        let mut shift = 0;
-        while shift < bits {
-            let b = self.byte()?;
-            let part = u64::from(b & 0x7f);
-            let last = shift + 7 >= bits;
-            if last && (b & 0x80 != 0 || part >> (bits - shift) != 0) {
-                return None;
-            }
-            v |= part << shift;
-            if b & 0x80 == 0 {
-                return Some(v);
-            }
-            shift += 7;
-        }
-        None
-    }
-
-    fn u16(&mut self) -> Option<u16> {
-        u16::try_from(self.varint(16)?).ok()
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        u32::try_from(self.varint(32)?).ok()
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        self.varint(64)
-    }
-
-    fn i32(&mut self) -> Option<i32> {
-        let z = self.u32()?;
-        // Zigzag back; the casts reinterpret the 32 bits.
-        Some(((z >> 1) as i32) ^ -((z & 1) as i32))
-    }
-
-    /// An enum variant's index.
-    fn tag(&mut self) -> Option<u32> {
-        self.u32()
-    }
-
-    fn flag(&mut self) -> Option<bool> {
-        match self.byte()? {
-            0 => Some(false),
-            1 => Some(true),
-            _ => None,
-        }
-    }
-
-    fn opt<T>(&mut self, f: fn(&mut Self) -> Option<T>) -> Option<Option<T>> {
-        if self.flag()? {
-            f(self).map(Some)
-        } else {
-            Some(None)
-        }
-    }
-
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let n = usize::try_from(self.u64()?).ok()?;
-        let (b, rest) = self.rest.split_at_checked(n)?;
-        self.rest = rest;
-        Some(b)
-    }
-
-    fn str(&mut self) -> Option<&'a str> {
-        core::str::from_utf8(self.bytes()?).ok()
-    }
-
     fn string<const N: usize, L: heapless::LenType>(&mut self) -> Option<heapless::String<N, L>> {
         let mut s = heapless::String::new();
         s.push_str(self.str()?).ok()?;

@@ -63,6 +63,14 @@ impl Failures {
     pub fn iter(&self) -> impl Iterator<Item = Millis> + '_ {
         self.times.iter().map_while(|t| t.map(Due::get))
     }
+
+    /// As handed over (`times` oldest first); `Supervisor::restore` sizes
+    /// them again.
+    pub(crate) fn from_times(times: &[Millis]) -> Self {
+        Failures {
+            times: times.iter().map(|&t| due(t)).collect(),
+        }
+    }
 }
 
 /// On the wire (handover) the times as a sequence, as the fixed-size
@@ -81,9 +89,7 @@ impl Serialize for Failures {
 impl<'de> Deserialize<'de> for Failures {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let times = heapless::Vec::<Millis, START_LIMIT_MAX>::deserialize(d)?;
-        Ok(Failures {
-            times: times.iter().map(|&t| due(t)).collect(),
-        })
+        Ok(Failures::from_times(&times))
     }
 }
 

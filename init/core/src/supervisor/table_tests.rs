@@ -644,16 +644,7 @@ fn the_table_is_complete() {
         }
     }
     // Every phase is among them.
-    for p in [
-        Phase::Waiting,
-        Phase::Starting,
-        Phase::Running,
-        Phase::Stopping,
-        Phase::Stopped,
-        Phase::Exited,
-        Phase::Backoff,
-        Phase::Failed,
-    ] {
+    for p in Phase::ALL {
         assert!(full
             .iter()
             .any(|(s, c)| Rig::new(*c, *s).sup.slot(U).unwrap().rt.phase == p));

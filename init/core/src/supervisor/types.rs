@@ -25,6 +25,19 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase, in declaration order (for the tests).
+    #[cfg(test)]
+    pub(crate) const ALL: [Phase; 8] = [
+        Phase::Waiting,
+        Phase::Starting,
+        Phase::Running,
+        Phase::Stopping,
+        Phase::Stopped,
+        Phase::Exited,
+        Phase::Backoff,
+        Phase::Failed,
+    ];
+
     pub fn state(self) -> State {
         match self {
             Phase::Waiting | Phase::Starting => State::Starting,

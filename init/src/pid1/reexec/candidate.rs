@@ -153,7 +153,7 @@ pub(super) fn unreadable(fd: rustix::fd::BorrowedFd<'_>) -> Option<String> {
         Err(Undecoded::Header) => return Some("its header".into()),
         Err(Undecoded::Unit(f)) => f,
     };
-    let (name, text): (&str, &str) = postcard::from_bytes(f).ok()?;
+    let (name, text) = handover::wire::read_name_and_text(f)?;
     Some(match crate::unit::parse(name, text) {
         Err(e) => format!("{name}: line {}: {}", e.line, e.msg),
         Ok(_) => format!("{name}'s record"),

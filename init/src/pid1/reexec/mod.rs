@@ -11,7 +11,7 @@
 
 use super::{now, why, Edge, Pid1, Why};
 use crate::control::ClientId;
-use crate::handover::{self, Header, Hint, RawFd, UnitState, HANDOVER_ARG};
+use crate::handover::{self, wire, Header, Hint, RawFd, UnitState, HANDOVER_ARG};
 use crate::kmsg;
 use crate::log_ring::LogRing;
 use crate::proto::{CtlError, ErrCode, InitInfo, Origin, Reply};
@@ -318,7 +318,10 @@ impl Pid1 {
             reexecs,
             units: self.sup.len() as u32,
         };
-        frame(&mut out, &header)?;
+        frame(&mut out, |o| {
+            wire::write_header(o, &header);
+            Some(())
+        })?;
         crate::sys::file::write_all(&fd, &out)?;
         // A unit's frame at a time, its room asked for first: a failed
         // allocation (rings of 1 MiB under `vm.overcommit_memory=2`) is a
@@ -360,7 +363,7 @@ impl Pid1 {
                 },
                 rejected: e.rejected(),
             };
-            frame(&mut out, &st)?;
+            frame(&mut out, |o| wire::write_unit(o, &st))?;
             crate::sys::file::write_all(&fd, &out)?;
         }
         // The new PID 1 gets it without close-on-exec, and so do the
@@ -549,15 +552,15 @@ fn slot_limits(sup: &crate::supervisor::Supervisor, i: usize) -> u32 {
     sup.slot(i as u16).map(|s| s.limits_gen).unwrap_or_default()
 }
 
-/// `v` as a frame of `out`: its length (u32, little-endian), then its
-/// postcard bytes, written straight into `out` (a scratch buffer for each
-/// frame, zeroed at 64 KiB, was 64 MB of writes at 1,000 units). On an
-/// error the caller gives the re-exec up (`out` may be left empty).
-fn frame<T: serde::Serialize>(out: &mut Vec<u8>, v: &T) -> Result<(), Errno> {
+/// A frame of `out`: its length (u32, little-endian), then the bytes
+/// `body` writes, straight into `out` (a scratch buffer for each frame,
+/// zeroed at 64 KiB, was 64 MB of writes at 1,000 units). `body` fails
+/// for a unit definition that would not come back (handover's
+/// `def_text`); on an error the caller gives the re-exec up.
+fn frame(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>) -> Option<()>) -> Result<(), Errno> {
     let at = out.len();
     out.extend_from_slice(&[0; 4]);
-    // A unit definition that would not come back (handover's `def_text`).
-    *out = postcard::to_extend(v, core::mem::take(out)).map_err(|_| Errno::INVAL)?;
+    body(out).ok_or(Errno::INVAL)?;
     let body = at.saturating_add(4);
     let len = u32::try_from(out.len().saturating_sub(body)).map_err(|_| Errno::NOMEM)?;
     out.get_mut(at..body)
@@ -584,14 +587,14 @@ pub(super) enum Undecoded<'a> {
 /// as a candidate asked about it reads them first (`candidate::unreadable`).
 pub(super) fn decode(rest: &[u8]) -> Result<(Header, Vec<UnitState<'_>>), Undecoded<'_>> {
     let mut frames = handover::frames(rest);
-    let header: Header = frames
+    let header = frames
         .next()
-        .and_then(|f| postcard::from_bytes(f).ok())
+        .and_then(wire::read_header)
         .ok_or(Undecoded::Header)?;
     let mut units = Vec::new();
     for _ in 0..header.units {
         let f = frames.next().ok_or(Undecoded::Cut)?;
-        units.push(postcard::from_bytes(f).map_err(|_| Undecoded::Unit(f))?);
+        units.push(wire::read_unit(f).ok_or(Undecoded::Unit(f))?);
     }
     Ok((header, units))
 }
@@ -670,25 +673,26 @@ mod tests {
     }
 
     /// Frames written one after another, after other bytes, read back
-    /// whole by the new PID 1's reader.
+    /// whole by the new PID 1's reader; one whose body fails is refused.
     #[test]
     fn frames_read_back_as_written() {
         let mut out = b"head".to_vec();
-        let big: std::string::String = "x".repeat(70_000);
-        frame(&mut out, &7u32).unwrap();
-        frame(&mut out, &big.as_str()).unwrap();
-        frame(&mut out, &(1u8, "two")).unwrap();
+        let big = vec![b'x'; 70_000];
+        let put = |b: &[u8]| {
+            let b = b.to_vec();
+            move |o: &mut Vec<u8>| {
+                o.extend_from_slice(&b);
+                Some(())
+            }
+        };
+        frame(&mut out, put(b"\x07")).unwrap();
+        frame(&mut out, put(&big)).unwrap();
+        frame(&mut out, put(b"")).unwrap();
+        frame(&mut out, put(b"two")).unwrap();
         let rest = out.strip_prefix(b"head").unwrap();
-        let mut frames = handover::frames(rest);
-        assert_eq!(
-            postcard::from_bytes::<u32>(frames.next().unwrap()).unwrap(),
-            7
-        );
-        let got: &str = postcard::from_bytes(frames.next().unwrap()).unwrap();
-        assert_eq!(got, big);
-        let t: (u8, &str) = postcard::from_bytes(frames.next().unwrap()).unwrap();
-        assert_eq!(t, (1, "two"));
-        assert!(frames.next().is_none());
+        let frames: Vec<&[u8]> = handover::frames(rest).collect();
+        assert_eq!(frames, [b"\x07", &big[..], b"", b"two"]);
+        assert_eq!(frame(&mut out, |_| None), Err(Errno::INVAL));
     }
 
     fn units_in(dir: &std::path::Path) -> crate::boot::cmdline::Options {
@@ -856,8 +860,12 @@ mod tests {
             reexecs: 1,
             units: 1,
         };
-        frame(&mut out, &header).unwrap();
-        frame(&mut out, &st).unwrap();
+        frame(&mut out, |o| {
+            wire::write_header(o, &header);
+            Some(())
+        })
+        .unwrap();
+        frame(&mut out, |o| wire::write_unit(o, &st)).unwrap();
         let mut p = Pid1::new(None, 0, false);
         p.resume(memfd(&out), &crate::boot::cmdline::Options::default());
         assert!(matches!(p.origin, Origin::HandedOver { .. }));

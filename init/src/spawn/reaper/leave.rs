@@ -56,7 +56,7 @@ pub(super) fn state(
 ) -> Option<heapless::String<STATE_MAX>> {
     use core::fmt::Write as _;
     let mut s = heapless::String::new();
-    write!(s, "{}={service},{fd},{nice20}", super::ENV).ok()?;
+    write!(s.as_mut_view(), "{}={service},{fd},{nice20}", super::ENV).ok()?;
     if let Some(a) = again {
         let (l, p) = (&a.leave, &a.leave.privs);
         let flags = u8::from(l.on_failure)
@@ -65,7 +65,7 @@ pub(super) fn state(
             | u8::from(p.no_new_privs) << 3
             | u8::from(p.userns) << 4;
         write!(
-            s,
+            s.as_mut_view(),
             ",{flags},{},{},{},{},{}",
             l.nofile.0,
             l.nofile.1,
@@ -75,7 +75,7 @@ pub(super) fn state(
         )
         .ok()?;
         for g in p.groups {
-            write!(s, ",{g}").ok()?;
+            write!(s.as_mut_view(), ",{g}").ok()?;
         }
     }
     Some(s)

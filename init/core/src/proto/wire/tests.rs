@@ -3,6 +3,7 @@
 //! every one-byte corruption and truncation of them.
 
 use super::super::*;
+use crate::codec::corruptions;
 use crate::unit::Limit;
 use crate::vocab::State;
 
@@ -25,26 +26,6 @@ fn postcard_decode<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, Proto
         Ok((msg, [])) => Ok(msg),
         _ => Err(ProtoError::Malformed),
     }
-}
-
-/// Every prefix of `payload` and every byte of it set to a few values that
-/// matter to varints, tags and flags.
-fn corruptions(payload: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for n in 0..payload.len() {
-        out.push(payload[..n].to_vec());
-        for b in [
-            0x00, 0x01, 0x02, 0x03, 0x04, 0x0b, 0x0f, 0x10, 0x7f, 0x80, 0xff,
-        ] {
-            let mut p = payload.to_vec();
-            p[n] = b;
-            out.push(p);
-        }
-    }
-    let mut longer = payload.to_vec();
-    longer.push(0);
-    out.push(longer);
-    out
 }
 
 fn requests() -> Vec<Request<'static>> {

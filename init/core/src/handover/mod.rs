@@ -11,7 +11,9 @@
 //!   cgroup tree;
 //! - the full state in postcard, for a successor of the same `FORMAT`: a
 //!   `Header`, then one `UnitState` per slot, each frame a little-endian
-//!   u32 length and its bytes.
+//!   u32 length and its bytes. `wire` writes and reads them by hand; the
+//!   serde derives below are postcard's form of them, which `wire`'s
+//!   tests compare it with.
 //!
 //! The handshake a candidate binary answers before it is exec'd is one
 //! line too: `wren-reexec FORMAT PROTOCOL VERSION`.
@@ -20,6 +22,8 @@ use crate::supervisor::{Retired, Runtime};
 use crate::unit::{Name, UnitDef};
 use crate::vocab::Millis;
 use serde::{Deserialize, Serialize};
+
+pub mod wire;
 
 /// The version of the postcard layer. Bump it on any change to `Header`,
 /// `UnitState` or what they contain (`Runtime`, ...; a `UnitDef` travels
@@ -99,15 +103,7 @@ mod def_text {
     use serde::{de, ser, Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<S: Serializer>(def: &UnitDef, s: S) -> Result<S::Ok, S::Error> {
-        let mut text = std::string::String::new();
-        // Compared without its `exec` line (`UnitDef`'s equality), which
-        // travels beside the text.
-        let back = render(def, &mut text)
-            .ok()
-            .and_then(|()| parse(&def.name, &text).ok());
-        if back.as_ref() != Some(def) {
-            return Err(ser::Error::custom("unit text"));
-        }
+        let text = text_of(def).ok_or_else(|| ser::Error::custom("unit text"))?;
         (
             def.name.as_str(),
             text.as_str(),
@@ -115,6 +111,34 @@ mod def_text {
             Zeros(def.after.len()),
         )
             .serialize(s)
+    }
+
+    /// The text `def` travels as, if parsing it gives `def` again
+    /// (compared without its `exec` line, `UnitDef`'s equality: that line
+    /// travels beside the text).
+    pub(super) fn text_of(def: &UnitDef) -> Option<std::string::String> {
+        let mut text = std::string::String::new();
+        let back = render(def, &mut text)
+            .ok()
+            .and_then(|()| parse(&def.name, &text).ok());
+        (back.as_ref() == Some(def)).then_some(text)
+    }
+
+    /// The definition sent as `name`'s `text`, its `exec` line and as
+    /// many `after` lines as it has `after` names.
+    pub(super) fn def_from(
+        name: &str,
+        text: &str,
+        exec_line: u32,
+        after: usize,
+    ) -> Option<UnitDef> {
+        parse(name, text)
+            .ok()
+            .filter(|def| def.after.len() == after)
+            .map(|mut def| {
+                def.exec_line = exec_line;
+                def
+            })
     }
 
     /// `n` zeros as a sequence of `u32`.
@@ -135,13 +159,7 @@ mod def_text {
         type Lines = heapless::Vec<u32, AFTER_MAX>;
         let (name, text, exec_line, after_lines): (&str, &str, u32, Lines) =
             Deserialize::deserialize(d)?;
-        parse(name, text)
-            .ok()
-            .filter(|def| def.after.len() == after_lines.len())
-            .map(|mut def| {
-                def.exec_line = exec_line;
-                def
-            })
+        def_from(name, text, exec_line, after_lines.len())
             .ok_or_else(|| de::Error::custom("unit text"))
     }
 
