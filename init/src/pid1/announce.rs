@@ -15,12 +15,14 @@ impl Pid1 {
             Note::Running { pid } => {
                 // A restart's and the boot's lines wait a moment
                 // (console_line_later): not before the new process ran.
-                kmsg::console_line_later(format_args!("[  OK  ] {name}: running (pid {pid})"));
-                kmsg::event_later(format_args!("{name}: running (pid {pid})"));
+                kmsg::status(
+                    "[  OK  ]",
+                    true,
+                    format_args!("{name}: running (pid {pid})"),
+                );
             }
             Note::Exited => {
-                kmsg::console_line(format_args!("[  OK  ] {name}: exited"));
-                kmsg::event(format_args!("{name}: exited"));
+                kmsg::status("[  OK  ]", false, format_args!("{name}: exited"));
             }
             Note::Died { exit, restart_in } => {
                 let tag = if exit.success() {
@@ -31,13 +33,8 @@ impl Pid1 {
                 let e = ExitText(exit);
                 let again = Again::restart(restart_in);
                 // Only a restart's lines wait for the new process.
-                if restart_in.is_some() {
-                    kmsg::console_line_later(format_args!("{tag} {name}: {e}{again}"));
-                    kmsg::event_later(format_args!("{name}: {e}{again}"));
-                } else {
-                    kmsg::console_line(format_args!("{tag} {name}: {e}"));
-                    kmsg::event(format_args!("{name}: {e}{again}"));
-                }
+                let later = restart_in.is_some();
+                kmsg::status(tag, later, format_args!("{name}: {e}{again}"));
             }
             Note::SpawnFailed { restart_in } => {
                 let again = Again::retry(restart_in);
@@ -81,8 +78,7 @@ impl Pid1 {
                 kmsg::event(format_args!("{name}: not started, {DEP_MISSING}"));
             }
             Note::Stopped => {
-                kmsg::console_line(format_args!("[ STOP ] {name}: stopped"));
-                kmsg::event(format_args!("{name}: stopped"));
+                kmsg::status("[ STOP ]", false, format_args!("{name}: stopped"));
             }
         }
     }
