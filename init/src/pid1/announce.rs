@@ -61,8 +61,23 @@ impl Pid1 {
                 ));
             }
             Note::StartLimit => {
-                kmsg::console_line(format_args!("[FAILED] {name}: start limit hit"));
-                kmsg::event(format_args!("{name}: start limit hit, not restarting"));
+                // Its action, when held until PID 1 has been up a while
+                // (`LIMIT_ACTION_FLOOR`): how long it waits.
+                let verb = slot
+                    .def
+                    .start_limit_action
+                    .shutdown()
+                    .map_or("", |k| k.verb());
+                let held = slot
+                    .rt
+                    .deadline
+                    .map(|d| d.get().saturating_sub(super::now()));
+                let then = Again(verb, held.map(Delay::ms));
+                kmsg::status(
+                    "[FAILED]",
+                    false,
+                    format_args!("{name}: start limit hit{then}"),
+                );
             }
             Note::DepFailed { dep } => {
                 let d = self

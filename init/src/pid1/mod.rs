@@ -551,6 +551,8 @@ fn begin() -> Box<Pid1> {
         Some(fd) => p.resume(fd, &opts),
         None => p.load_units(&opts),
     }
+    // From the first PID 1's start, which a re-exec hands over.
+    p.sup.hold_limit_actions(p.started_at);
     if !resumed {
         p.report_kernel_gaps();
     }

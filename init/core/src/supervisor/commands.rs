@@ -125,7 +125,10 @@ impl Supervisor {
                     super::process::start_again(s);
                 }
             }
-            Phase::Stopping | Phase::Stopped | Phase::Failed => {}
+            // By hand, or removed by a reload: its start limit's action,
+            // if held (`limit_hit`), is not carried out.
+            Phase::Failed => s.rt.deadline = None,
+            Phase::Stopping | Phase::Stopped => {}
         }
     }
 }

@@ -118,6 +118,13 @@ impl Supervisor {
                 Phase::Starting => self.start_timed_out(now, unit, out),
                 // A `ready = started` unit on probation stayed up.
                 Phase::Running => judge(s, unit, true, out),
+                // Its start limit's action, held until the floor.
+                Phase::Failed if !shutting => {
+                    if let Some(kind) = s.def.start_limit_action.shutdown() {
+                        note(s, unit, Note::StartLimit, out);
+                        self.begin_shutdown(kind);
+                    }
+                }
                 _ => {}
             }
         }
@@ -326,6 +333,35 @@ impl Supervisor {
         }
     }
 
+    /// The start limit is hit: said, and its `start_limit_action` begun,
+    /// or held until PID 1 has been up `LIMIT_ACTION_FLOOR` (a deadline,
+    /// which a start, stop or change of the unit clears; then
+    /// `deadlines_passed`).
+    fn limit_hit(&mut self, now: Millis, unit: u16, out: &mut Actions) {
+        let shutting = self.shutdown.is_some();
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        note(s, unit, Note::StartLimit, out);
+        let Some(kind) = s.def.start_limit_action.shutdown() else {
+            return;
+        };
+        // Judged before the shutdown takes every unit off probation: PID 1
+        // puts the good file back before the reboot, which would otherwise
+        // boot the bad one again. Before the floor nothing is held for it:
+        // the good definition starts (a new unit stops) at once.
+        let judged = s.rt.probation;
+        judge(s, unit, false, out);
+        if now < self.limit_floor && !shutting {
+            if !judged {
+                s.rt.deadline = due(self.limit_floor);
+                self.timed.set(true);
+            }
+        } else {
+            self.begin_shutdown(kind);
+        }
+    }
+
     /// Record a failed start; schedule the restart, or give up: for good
     /// when the policy says so, or because the start limit is hit.
     fn fail(&mut self, now: Millis, unit: u16, out: &mut Actions) -> Failure {
@@ -344,19 +380,7 @@ impl Supervisor {
                 s.rt.phase = Phase::Failed;
                 s.rt.want = false;
                 s.rt.deadline = None;
-                note(s, unit, Note::StartLimit, out);
-                let action = s.def.start_limit_action;
-                // Judged before the shutdown takes every unit off
-                // probation: PID 1 puts the good file back before the
-                // reboot, which would otherwise boot the bad one again.
-                if action != LimitAction::None {
-                    judge(s, unit, false, out);
-                }
-                match action {
-                    LimitAction::None => {}
-                    LimitAction::Reboot => self.begin_shutdown(ShutdownKind::Reboot),
-                    LimitAction::Poweroff => self.begin_shutdown(ShutdownKind::Poweroff),
-                }
+                self.limit_hit(now, unit, out);
                 return Failure::Limit;
             }
         }

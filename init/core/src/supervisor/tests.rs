@@ -1,5 +1,5 @@
 use super::*;
-use crate::unit::StartLimit;
+use crate::unit::{LimitAction, StartLimit};
 use crate::vocab::State;
 
 pub(super) fn def(name: &str) -> UnitDef {
@@ -561,6 +561,8 @@ fn start_timeouts_back_off() {
 /// more.
 fn crash_after_a_restart(by_hand: bool) -> Rig {
     let mut r = Rig::new(vec![limited("vital", 3, 60_000, LimitAction::Reboot)]);
+    // Up long enough that a start limit's reboot is not held.
+    r.now = LIMIT_ACTION_FLOOR;
     r.ev(Event::Boot);
     for _ in 0..2 {
         r.exit("vital", Exit::Code(1));
@@ -603,6 +605,7 @@ fn no_restart_is_counted_in_a_shutdown_begun_in_the_same_tick() {
     vital.ready = Ready::Notify;
     vital.start_timeout = 500;
     let mut r = Rig::new(vec![vital, def("svc")]);
+    r.now = LIMIT_ACTION_FLOOR;
     r.ev(Event::Boot);
     r.now += 400;
     r.exit("svc", Exit::Code(1));
@@ -708,12 +711,98 @@ fn failures_spread_beyond_the_window_do_not_hit_the_limit() {
 fn start_limit_action_poweroff_shuts_down() {
     let d = limited("vital", 1, 10_000, LimitAction::Poweroff);
     let mut r = Rig::new(vec![d, def("other")]);
+    r.now = LIMIT_ACTION_FLOOR;
     r.ev(Event::Boot);
     r.exit("vital", Exit::Code(1));
     assert_eq!(r.sup.shutting_down(), Some(ShutdownKind::Poweroff));
     assert_eq!(r.state("other"), State::Stopping);
     let a = r.exit("other", Exit::Signal(15));
     assert!(a.contains(&Action::Finish(ShutdownKind::Poweroff)));
+}
+
+/// `vital` (`start_limit = 3/1m`, `start_limit_action = reboot`) fails at
+/// once at every start, PID 1 up since 0: its third failure, at 300 ms,
+/// hits the limit.
+fn limit_hit_at_300ms() -> Rig {
+    let mut d = limited("vital", 3, 60_000, LimitAction::Reboot);
+    d.restart_delay = 100;
+    let mut r = Rig::new(vec![d]);
+    r.sup.hold_limit_actions(0);
+    r.now = 0;
+    r.ev(Event::Boot);
+    for t in [0, 200] {
+        r.exit("vital", Exit::Code(1));
+        r.at(t + 100);
+    }
+    let a = r.exit("vital", Exit::Code(1));
+    assert_eq!(r.now, 300);
+    assert!(a.contains(&Action::Announce(0, Note::StartLimit)), "{a:?}");
+    assert_eq!(r.state("vital"), State::Failed);
+    r
+}
+
+/// A start limit hit 300 ms after PID 1 started: the unit is failed at
+/// once, its reboot waits until PID 1 has been up `LIMIT_ACTION_FLOOR`
+/// (a timer), so that an operator on the console can stop it; then, the
+/// unit still failed, the reboot begins. It began at 300 ms: every boot
+/// rebooted before the console was of any use.
+#[test]
+fn a_start_limit_hit_early_holds_its_action_until_the_floor() {
+    let mut r = limit_hit_at_300ms();
+    assert_eq!(r.sup.shutting_down(), None, "rebooted at 300 ms");
+    assert_eq!(r.sup.next_deadline(), Some(LIMIT_ACTION_FLOOR));
+    r.at(LIMIT_ACTION_FLOOR - 1);
+    assert_eq!(r.sup.shutting_down(), None);
+    let a = r.at(LIMIT_ACTION_FLOOR);
+    assert_eq!(r.sup.shutting_down(), Some(ShutdownKind::Reboot));
+    assert!(a.contains(&Action::Announce(0, Note::StartLimit)), "{a:?}");
+    assert!(a.contains(&Action::Finish(ShutdownKind::Reboot)), "{a:?}");
+    // After the floor, a limit hit begins its action at once.
+    let mut d = limited("vital", 1, 60_000, LimitAction::Poweroff);
+    d.restart_delay = 100;
+    let mut r = Rig::new(vec![d]);
+    r.now = LIMIT_ACTION_FLOOR;
+    r.ev(Event::Boot);
+    r.exit("vital", Exit::Code(1));
+    assert_eq!(r.sup.shutting_down(), Some(ShutdownKind::Poweroff));
+}
+
+/// The held action is the operator's to take back: a start, stop or
+/// restart by hand, or a reload that changes or removes the unit, before
+/// the floor, and it is not carried out. A reload that leaves the unit as
+/// it was keeps it.
+#[test]
+fn a_hand_start_stop_or_reload_before_the_floor_drops_the_held_action() {
+    for what in [
+        "start",
+        "stop",
+        "restart",
+        "reload: removed",
+        "reload: changed",
+        "reload: unchanged",
+    ] {
+        let mut r = limit_hit_at_300ms();
+        r.at(10_000);
+        let mut d = r.sup.slot(0).unwrap().def.clone();
+        match what {
+            "start" => drop(r.ev(Event::Start { unit: 0 })),
+            "stop" => drop(r.ev(Event::Stop { unit: 0 })),
+            "restart" => drop(r.ev(Event::Restart {
+                unit: 0,
+                by_hand: true,
+            })),
+            "reload: removed" => drop(reload(&mut r, vec![], &[])),
+            "reload: changed" => {
+                d.restart_delay = 200;
+                drop(reload(&mut r, vec![d], &[]));
+            }
+            _ => drop(reload(&mut r, vec![d], &[])),
+        }
+        r.at(LIMIT_ACTION_FLOOR);
+        r.at(LIMIT_ACTION_FLOOR + 1);
+        let kept = (what == "reload: unchanged").then_some(ShutdownKind::Reboot);
+        assert_eq!(r.sup.shutting_down(), kept, "{what}");
+    }
 }
 
 #[test]
@@ -1521,26 +1610,34 @@ fn a_bad_change_with_no_restart_delay_starts_once_on_the_good_definition() {
 /// A changed unit whose first failure hits a start limit that reboots:
 /// the bad verdict comes before the shutdown takes every unit off
 /// probation, so PID 1 puts the good file back before the reboot (else
-/// the board boots the bad file again, and again).
+/// the board boots the bad file again, and again). Before PID 1 has been
+/// up `LIMIT_ACTION_FLOOR` nothing is held, as the revert the verdict
+/// brings starts the good definition at once (a reboot said to be coming
+/// would not come).
 #[test]
 fn a_bad_change_that_hits_a_rebooting_start_limit_is_judged_first() {
-    let mut web = notify("web");
-    web.seldom.start_limit = Some(StartLimit {
-        count: 1,
-        window: 60_000,
-    });
-    web.start_limit_action = LimitAction::Reboot;
-    let mut r = Rig::new(vec![web.clone()]);
-    r.ev(Event::Boot);
-    let u = r.idx("web");
-    r.ev(Event::Ready { unit: u });
-    let mut bad = web.clone();
-    bad.description.push_str("bad").unwrap();
-    reload(&mut r, vec![bad], &[]);
-    r.exit("web", Exit::Signal(15));
-    let a = r.exit("web", Exit::Code(1));
-    assert_eq!(verdicts(&a), vec![(u, false)], "{a:?}");
-    assert_eq!(r.sup.shutting_down(), Some(ShutdownKind::Reboot));
+    for (up, reboot) in [(LIMIT_ACTION_FLOOR, true), (1_000, false)] {
+        let mut web = notify("web");
+        web.seldom.start_limit = Some(StartLimit {
+            count: 1,
+            window: 60_000,
+        });
+        web.start_limit_action = LimitAction::Reboot;
+        let mut r = Rig::new(vec![web.clone()]);
+        r.now = up;
+        r.ev(Event::Boot);
+        let u = r.idx("web");
+        r.ev(Event::Ready { unit: u });
+        let mut bad = web.clone();
+        bad.description.push_str("bad").unwrap();
+        reload(&mut r, vec![bad], &[]);
+        r.exit("web", Exit::Signal(15));
+        let a = r.exit("web", Exit::Code(1));
+        assert_eq!(verdicts(&a), vec![(u, false)], "{a:?}");
+        let kind = reboot.then_some(ShutdownKind::Reboot);
+        assert_eq!(r.sup.shutting_down(), kind);
+        assert_eq!(r.sup.slot(u).unwrap().rt.deadline, None, "held");
+    }
 }
 
 /// A unit on probation whose dependency failed is not judged (it never
