@@ -73,10 +73,14 @@ impl Pid1 {
                     .deadline
                     .map(|d| d.get().saturating_sub(super::now()));
                 let then = Again(verb, held.map(Delay::ms));
+                let skip = match self.sup.rescue() && !verb.is_empty() {
+                    true => " (action skipped: wren.rescue)",
+                    false => "",
+                };
                 kmsg::status(
                     "[FAILED]",
                     false,
-                    format_args!("{name}: start limit hit{then}"),
+                    format_args!("{name}: start limit hit{then}{skip}"),
                 );
             }
             Note::DepFailed { dep } => {

@@ -184,6 +184,8 @@ pub struct Supervisor {
     /// No `start_limit_action` is carried out before then
     /// (`hold_limit_actions`).
     limit_floor: Millis,
+    /// Booted with `wren.rescue`: no `start_limit_action` is carried out.
+    rescue: bool,
 }
 
 /// How long PID 1 is up before a `start_limit_action` is carried out: a
@@ -213,14 +215,23 @@ impl Supervisor {
             freed: false,
             timed: core::cell::Cell::new(false),
             limit_floor: LIMIT_ACTION_FLOOR,
+            rescue: false,
         }
     }
 
     /// PID 1 started at `up` (its first start's, kept over re-execs):
     /// a start limit hit before `up + LIMIT_ACTION_FLOOR` has its action
-    /// wait until then.
-    pub fn hold_limit_actions(&mut self, up: Millis) {
+    /// wait until then. Under `rescue` (`wren.rescue`) none is carried
+    /// out: the operator is at the console to repair, and a reload that
+    /// brings back the unit that failed must not reboot under them.
+    pub fn hold_limit_actions(&mut self, up: Millis, rescue: bool) {
         self.limit_floor = up.saturating_add(LIMIT_ACTION_FLOOR);
+        self.rescue = rescue;
+    }
+
+    /// Booted with `wren.rescue` (`hold_limit_actions`).
+    pub fn rescue(&self) -> bool {
+        self.rescue
     }
 
     /// Add a unit, wanted; its `after` names are resolved by `link` once

@@ -336,7 +336,7 @@ impl Supervisor {
     /// The start limit is hit: said, and its `start_limit_action` begun,
     /// or held until PID 1 has been up `LIMIT_ACTION_FLOOR` (a deadline,
     /// which a start, stop or change of the unit clears; then
-    /// `deadlines_passed`).
+    /// `deadlines_passed`), or under `wren.rescue` skipped.
     fn limit_hit(&mut self, now: Millis, unit: u16, out: &mut Actions) {
         let shutting = self.shutdown.is_some();
         let Some(s) = self.units.get_mut(usize::from(unit)) else {
@@ -352,6 +352,9 @@ impl Supervisor {
         // the good definition starts (a new unit stops) at once.
         let judged = s.rt.probation;
         judge(s, unit, false, out);
+        if self.rescue {
+            return;
+        }
         if now < self.limit_floor && !shutting {
             if !judged {
                 s.rt.deadline = due(self.limit_floor);

@@ -723,11 +723,11 @@ fn start_limit_action_poweroff_shuts_down() {
 /// `vital` (`start_limit = 3/1m`, `start_limit_action = reboot`) fails at
 /// once at every start, PID 1 up since 0: its third failure, at 300 ms,
 /// hits the limit.
-fn limit_hit_at_300ms() -> Rig {
+fn limit_hit_at_300ms(rescue: bool) -> Rig {
     let mut d = limited("vital", 3, 60_000, LimitAction::Reboot);
     d.restart_delay = 100;
     let mut r = Rig::new(vec![d]);
-    r.sup.hold_limit_actions(0);
+    r.sup.hold_limit_actions(0, rescue);
     r.now = 0;
     r.ev(Event::Boot);
     for t in [0, 200] {
@@ -748,7 +748,7 @@ fn limit_hit_at_300ms() -> Rig {
 /// rebooted before the console was of any use.
 #[test]
 fn a_start_limit_hit_early_holds_its_action_until_the_floor() {
-    let mut r = limit_hit_at_300ms();
+    let mut r = limit_hit_at_300ms(false);
     assert_eq!(r.sup.shutting_down(), None, "rebooted at 300 ms");
     assert_eq!(r.sup.next_deadline(), Some(LIMIT_ACTION_FLOOR));
     r.at(LIMIT_ACTION_FLOOR - 1);
@@ -767,6 +767,26 @@ fn a_start_limit_hit_early_holds_its_action_until_the_floor() {
     assert_eq!(r.sup.shutting_down(), Some(ShutdownKind::Poweroff));
 }
 
+/// Under `wren.rescue` no start limit's action is carried out, held or
+/// not: an operator repairing the device at the console, who reloads the
+/// unit that failed, is not rebooted under.
+#[test]
+fn under_rescue_a_start_limit_action_is_never_carried_out() {
+    let mut r = limit_hit_at_300ms(true);
+    assert_eq!(r.sup.next_deadline(), None);
+    r.at(10 * LIMIT_ACTION_FLOOR);
+    // Started by hand, failing at once again, past the floor.
+    r.ev(Event::Start { unit: 0 });
+    for _ in 0..3 {
+        r.exit("vital", Exit::Code(1));
+        if let Some(due) = r.sup.next_deadline() {
+            r.at(due);
+        }
+    }
+    assert_eq!(r.state("vital"), State::Failed);
+    assert_eq!(r.sup.shutting_down(), None);
+}
+
 /// The held action is the operator's to take back: a start, stop or
 /// restart by hand, or a reload that changes or removes the unit, before
 /// the floor, and it is not carried out. A reload that leaves the unit as
@@ -781,7 +801,7 @@ fn a_hand_start_stop_or_reload_before_the_floor_drops_the_held_action() {
         "reload: changed",
         "reload: unchanged",
     ] {
-        let mut r = limit_hit_at_300ms();
+        let mut r = limit_hit_at_300ms(false);
         r.at(10_000);
         let mut d = r.sup.slot(0).unwrap().def.clone();
         match what {
