@@ -214,6 +214,14 @@ impl Supervisor {
         // What the run left in its cgroup keeps its `after` units up until
         // PID 1 says it is gone.
         s.rt.draining = shutting;
+        // Stopped by its `pressure_action = restart` (`on_restart`; no
+        // unit is wanted in a shutdown): the run failed, as an OOM-killed
+        // one does, and ends as a running unit's crash would (a run up
+        // long enough ends the row first).
+        let pressed = s.rt.phase == Phase::Stopping && s.rt.want && !s.rt.restart_pending;
+        if pressed {
+            s.rt.phase = Phase::Running;
+        }
         match s.rt.phase {
             Phase::Stopping => {
                 s.rt.phase = Phase::Stopped;
@@ -235,7 +243,7 @@ impl Supervisor {
                 // before its READY) is a failure, start limit included;
                 // only a clean exit of a running unit ends the row.
                 let never_up = again && s.rt.phase != Phase::Running;
-                let restart_in = if !exit.success() || never_up {
+                let restart_in = if !exit.success() || never_up || pressed {
                     let failure = self.fail(now, unit, out);
                     // A start limit's shutdown begins in this step.
                     self.drains_if_shutting(unit);
@@ -448,10 +456,8 @@ fn row_ends(s: &mut Slot, now: Millis, failed: bool) {
     }
 }
 
-/// A restart (or a start while stopping) done with the stop. Its failures
-/// were forgotten when it was asked for by hand; a `pressure_action`'s
-/// keeps them, or a unit that leaks until restarted and is killed for it
-/// in turn would never reach its start limit.
+/// A restart (or a start while stopping) done with the stop; its failures
+/// were forgotten when it was asked for (by hand, or a reload's change).
 pub(super) fn start_again(s: &mut Slot) {
     s.rt.restart_pending = false;
     s.rt.phase = Phase::Waiting;

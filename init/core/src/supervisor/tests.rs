@@ -553,13 +553,9 @@ fn start_timeouts_back_off() {
     assert_eq!(delays, [100, 200, 400, 800]);
 }
 
-/// `initctl restart` of a unit that is up is a fresh start, as a hand
-/// start of a failed one is: the failures before it are forgotten, so one
-/// crash after it does not hit the start limit (and its reboot).
 /// `vital` (start limit 3 in a minute, then reboot) after two crashes,
-/// restarted (`by_hand`, or by its `pressure_action`), then crashed once
-/// more.
-fn crash_after_a_restart(by_hand: bool) -> Rig {
+/// restarted (`by_hand`, or by its `pressure_action`).
+fn two_crashes_then_a_restart(by_hand: bool) -> Rig {
     let mut r = Rig::new(vec![limited("vital", 3, 60_000, LimitAction::Reboot)]);
     // Up long enough that a start limit's reboot is not held.
     r.now = LIMIT_ACTION_FLOOR;
@@ -572,28 +568,99 @@ fn crash_after_a_restart(by_hand: bool) -> Rig {
     let unit = r.idx("vital");
     r.ev(Event::Restart { unit, by_hand });
     r.exit("vital", Exit::Signal(15));
-    assert_eq!(r.state("vital"), State::Running);
-    r.exit("vital", Exit::Code(1));
     r
 }
 
+/// `initctl restart` of a unit that is up is a fresh start, as a hand
+/// start of a failed one is: the failures before it are forgotten, so one
+/// crash after it does not hit the start limit (and its reboot).
 #[test]
 fn a_hand_restart_forgets_the_failures_before_it() {
-    let r = crash_after_a_restart(true);
+    let mut r = two_crashes_then_a_restart(true);
+    assert_eq!(r.state("vital"), State::Running);
+    r.exit("vital", Exit::Code(1));
     assert_eq!(r.sup.shutting_down(), None, "rebooted after one crash");
     assert_eq!(r.state("vital"), State::Backoff);
 }
 
-/// A `pressure_action = restart` is no start by hand: a unit that leaks
-/// until it is restarted, then is OOM-killed, and so on, must still reach
-/// its start limit (it was forgotten at each such restart) and its delay
-/// must still double.
+/// A `pressure_action = restart` is no restart by hand, and it ends the
+/// run as a failure: after two crashes it is the third in the minute,
+/// which hits the start limit (and its reboot).
 #[test]
-fn an_automatic_restart_keeps_the_failures_before_it() {
-    let r = crash_after_a_restart(false);
+fn a_pressure_restart_is_a_failure_after_the_ones_before_it() {
+    let r = two_crashes_then_a_restart(false);
     assert_eq!(r.sup.shutting_down(), Some(ShutdownKind::Reboot));
     assert_eq!(r.state("vital"), State::Failed);
     assert_eq!(r.sup.slot(0).unwrap().rt.streak, 2, "the row goes on");
+}
+
+/// Under memory pressure the trigger fires again after each restart. A
+/// `pressure_action = restart` is a failed run, as an OOM kill is
+/// (systemd's view): counted in `restarts`, its restart delayed by the
+/// doubling `restart_delay` (whether the stop signal ended the run with
+/// a signal or an exit 0), and the failures count towards the start
+/// limit. It was restarted at once, for ever, `restarts` 0.
+#[test]
+fn repeated_pressure_restarts_back_off_and_hit_the_start_limit() {
+    let mut d = limited("leaky", 4, 60_000, LimitAction::None);
+    d.restart_delay = 100;
+    let mut r = Rig::new(vec![d]);
+    r.ev(Event::Boot);
+    let unit = r.idx("leaky");
+    let mut delays = vec![];
+    for exit in [Exit::Signal(15), Exit::Code(0), Exit::Signal(15)] {
+        r.now += 1_000;
+        let a = r.ev(Event::Restart {
+            unit,
+            by_hand: false,
+        });
+        assert!(r.spawned(&a).is_empty(), "restarted at once: {a:?}");
+        r.exit("leaky", exit);
+        assert_eq!(r.state("leaky"), State::Backoff, "{exit:?}");
+        let due = r.sup.next_deadline().unwrap();
+        delays.push(due - r.now);
+        r.at(due);
+        assert_eq!(r.state("leaky"), State::Running);
+    }
+    assert_eq!(delays, [100, 200, 400]);
+    assert_eq!(r.sup.slot(unit).unwrap().rt.restarts, 3);
+    r.now += 1_000;
+    r.ev(Event::Restart {
+        unit,
+        by_hand: false,
+    });
+    let a = r.exit("leaky", Exit::Signal(15));
+    assert!(
+        a.contains(&Action::Announce(unit, Note::StartLimit)),
+        "{a:?}"
+    );
+    assert_eq!(r.state("leaky"), State::Failed);
+    assert_eq!(r.sup.next_deadline(), None);
+}
+
+/// A pressure restart after a run up longer than `restart_delay_max`
+/// starts the row of failures again, as a crash then would: its restart
+/// waits `restart_delay`, not the doubling of the crashes long before.
+#[test]
+fn a_pressure_restart_after_a_long_run_starts_the_row_again() {
+    let mut r = Rig::new(vec![UnitDef {
+        restart_delay: 100,
+        ..def("leaky")
+    }]);
+    r.ev(Event::Boot);
+    for _ in 0..3 {
+        r.exit("leaky", Exit::Code(1));
+        let due = r.sup.next_deadline().unwrap();
+        r.at(due);
+    }
+    r.now += 3_600_000;
+    let unit = r.idx("leaky");
+    r.ev(Event::Restart {
+        unit,
+        by_hand: false,
+    });
+    r.exit("leaky", Exit::Signal(15));
+    assert_eq!(r.sup.next_deadline(), Some(r.now + 100));
 }
 
 /// A start timeout whose start limit reboots, and another unit's restart
