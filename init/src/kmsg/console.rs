@@ -38,7 +38,7 @@ pub fn console_line_later(args: fmt::Arguments<'_>) {
 
 /// The line into the backlog (unless `quiet`), then, if `now` or the
 /// backlog is half full, as much of the backlog as the console takes.
-fn console_queue(args: fmt::Arguments<'_>, now: bool) {
+pub(super) fn console_queue(args: fmt::Arguments<'_>, now: bool) {
     if QUIET.load(Ordering::Relaxed) {
         return;
     }

@@ -328,6 +328,18 @@ pub fn event_later(args: fmt::Arguments<'_>) {
     enqueue(q, line.as_bytes());
 }
 
+/// A status line: `tag` and `args` on the console, `args` as an `event`;
+/// with `later`, both wait as `console_line_later` and `event_later` do.
+/// One set of arguments for the two lines: less code at each call site
+/// than a `format_args!` for each.
+pub fn status(tag: &str, later: bool, args: fmt::Arguments<'_>) {
+    console::console_queue(format_args!("{tag} {args}"), !later);
+    match later {
+        true => event_later(args),
+        false => event(args),
+    }
+}
+
 /// Set in a child forked from PID 1 (`forked`).
 static FORKED: AtomicBool = AtomicBool::new(false);
 

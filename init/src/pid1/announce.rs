@@ -15,12 +15,14 @@ impl Pid1 {
             Note::Running { pid } => {
                 // A restart's and the boot's lines wait a moment
                 // (console_line_later): not before the new process ran.
-                kmsg::console_line_later(format_args!("[  OK  ] {name}: running (pid {pid})"));
-                kmsg::event_later(format_args!("{name}: running (pid {pid})"));
+                kmsg::status(
+                    "[  OK  ]",
+                    true,
+                    format_args!("{name}: running (pid {pid})"),
+                );
             }
             Note::Exited => {
-                kmsg::console_line(format_args!("[  OK  ] {name}: exited"));
-                kmsg::event(format_args!("{name}: exited"));
+                kmsg::status("[  OK  ]", false, format_args!("{name}: exited"));
             }
             Note::Died { exit, restart_in } => {
                 let tag = if exit.success() {
@@ -31,13 +33,8 @@ impl Pid1 {
                 let e = ExitText(exit);
                 let again = Again::restart(restart_in);
                 // Only a restart's lines wait for the new process.
-                if restart_in.is_some() {
-                    kmsg::console_line_later(format_args!("{tag} {name}: {e}{again}"));
-                    kmsg::event_later(format_args!("{name}: {e}{again}"));
-                } else {
-                    kmsg::console_line(format_args!("{tag} {name}: {e}"));
-                    kmsg::event(format_args!("{name}: {e}{again}"));
-                }
+                let later = restart_in.is_some();
+                kmsg::status(tag, later, format_args!("{name}: {e}{again}"));
             }
             Note::SpawnFailed { restart_in } => {
                 let again = Again::retry(restart_in);
@@ -64,8 +61,27 @@ impl Pid1 {
                 ));
             }
             Note::StartLimit => {
-                kmsg::console_line(format_args!("[FAILED] {name}: start limit hit"));
-                kmsg::event(format_args!("{name}: start limit hit, not restarting"));
+                // Its action, when held until PID 1 has been up a while
+                // (`LIMIT_ACTION_FLOOR`): how long it waits.
+                let verb = slot
+                    .def
+                    .start_limit_action
+                    .shutdown()
+                    .map_or("", |k| k.verb());
+                let held = slot
+                    .rt
+                    .deadline
+                    .map(|d| d.get().saturating_sub(super::now()));
+                let then = Again(verb, held.map(Delay::ms));
+                let skip = match self.sup.rescue() && !verb.is_empty() {
+                    true => " (action skipped: wren.rescue)",
+                    false => "",
+                };
+                kmsg::status(
+                    "[FAILED]",
+                    false,
+                    format_args!("{name}: start limit hit{then}{skip}"),
+                );
             }
             Note::DepFailed { dep } => {
                 let d = self
@@ -81,8 +97,7 @@ impl Pid1 {
                 kmsg::event(format_args!("{name}: not started, {DEP_MISSING}"));
             }
             Note::Stopped => {
-                kmsg::console_line(format_args!("[ STOP ] {name}: stopped"));
-                kmsg::event(format_args!("{name}: stopped"));
+                kmsg::status("[ STOP ]", false, format_args!("{name}: stopped"));
             }
         }
     }

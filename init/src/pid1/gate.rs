@@ -133,8 +133,11 @@ impl Pid1 {
                 e.clear_gate(true);
                 e.verdict = Some(Verdict::Good);
             }
-            kmsg::console_line(format_args!("[  OK  ] {name}: new definition accepted"));
-            kmsg::event(format_args!("{name}: new definition accepted"));
+            kmsg::status(
+                "[  OK  ]",
+                false,
+                format_args!("{name}: new definition accepted"),
+            );
             return;
         }
         let cause = self.cause(u);
@@ -219,8 +222,7 @@ impl Pid1 {
                 }
             }
         };
-        kmsg::console_line(format_args!("[FAILED] {name}: {text}"));
-        kmsg::event(format_args!("{name}: {text}"));
+        kmsg::status("[FAILED]", false, format_args!("{name}: {text}"));
         crate::error!("{name}: {text}");
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
             e.rare().rejected = Some(text.as_str().into());

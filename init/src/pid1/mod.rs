@@ -552,6 +552,9 @@ fn begin() -> Box<Pid1> {
         Some(fd) => p.resume(fd, &opts),
         None => p.load_units(&opts),
     }
+    // From the first PID 1's start, which a re-exec hands over; the
+    // kernel command line is the same for every PID 1 of a boot.
+    p.sup.hold_limit_actions(p.started_at, opts.rescue);
     if !resumed {
         p.report_kernel_gaps();
     }

@@ -41,8 +41,9 @@ fn pressure_limit_restarts_a_thrashing_unit_only() {
         Duration::from_secs(120),
     );
     vm.expect("restarting", Duration::from_secs(10));
-    // Restarted: a new main process. (RESTARTS counts restarts after an
-    // exit; a pressure restart is counted by `over pressure_limit`.)
+    // Restarted: a new main process, after its restart delay (a pressure
+    // restart is a failed run: in RESTARTS, and `over pressure_limit`
+    // counts the trigger's firings).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let st = vm.wait_states(&[("calm", &["running"])], CMD);

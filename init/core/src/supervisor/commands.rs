@@ -56,8 +56,13 @@ impl Supervisor {
         match s.rt.phase {
             Phase::Starting | Phase::Running | Phase::Stopping => {
                 s.rt.want = true;
-                s.rt.restart_pending = true;
+                // A `pressure_action`'s is no restart asked for: wanted
+                // and stopped, the run ends as a failure (`on_exit`), so
+                // it backs off and counts towards the start limit, or a
+                // device under memory pressure would restart it at every
+                // window for ever.
                 if by_hand {
+                    s.rt.restart_pending = true;
                     afresh(s);
                 }
                 self.stop_unit(now, unit, out);
@@ -117,15 +122,19 @@ impl Supervisor {
             }
             // Spawned, its exec not answered yet: there is no process to
             // wait for (pid1 kills the child on Stopped), so a pending
-            // restart starts again at once.
+            // restart (a `pressure_action`'s too: no run failed) starts
+            // again at once.
             Phase::Starting | Phase::Running => {
                 s.rt.phase = Phase::Stopped;
                 note(s, unit, Note::Stopped, out);
-                if s.rt.restart_pending && s.rt.want && !shutting {
+                if s.rt.want && !shutting {
                     super::process::start_again(s);
                 }
             }
-            Phase::Stopping | Phase::Stopped | Phase::Failed => {}
+            // By hand, or removed by a reload: its start limit's action,
+            // if held (`limit_hit`), is not carried out.
+            Phase::Failed => s.rt.deadline = None,
+            Phase::Stopping | Phase::Stopped => {}
         }
     }
 }

@@ -122,8 +122,10 @@ impl W {
                 }
             }
             let stale = match r.phase {
-                Phase::Waiting | Phase::Stopped | Phase::Failed | Phase::Exited => {
-                    r.deadline.is_some()
+                Phase::Waiting | Phase::Stopped | Phase::Exited => r.deadline.is_some(),
+                // A start limit's action held until the floor.
+                Phase::Failed => {
+                    r.deadline.is_some() && s.def.start_limit_action.shutdown().is_none()
                 }
                 Phase::Starting => r.pid == 0 && r.deadline.is_some(),
                 _ => false,

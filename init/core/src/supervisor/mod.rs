@@ -79,8 +79,8 @@
 //! | restart=never | Running | exit 0 | Stopped | KillCgroup, Announce(Died) |  |
 //! | restart=never | Running | exit 1 | Failed | KillCgroup, Announce(Died) |  |
 //! | start limit | Running | exit 1 | Failed | KillCgroup, Announce(StartLimit) | start limit hit |
-//! | start limit, reboot | Running | exit 1 | Failed | KillCgroup, Announce(StartLimit), Reboot shutdown begins |  |
-//! | start limit, poweroff | Running | exit 1 | Failed | KillCgroup, Announce(StartLimit), Poweroff shutdown begins |  |
+//! | start limit, reboot | Running | exit 1 | Failed | KillCgroup, Announce(StartLimit) | PID 1 up less than `LIMIT_ACTION_FLOOR`: the reboot waits for it (a deadline) |
+//! | start limit, poweroff | Running | exit 1 | Failed | KillCgroup, Announce(StartLimit) | the same |
 //! |  | Running | Boot, Ready, deadline, Start, dep failed | = | (ignored) |  |
 //! |  | Stopping | deadline | Stopping | KillCgroup | stop_timeout passed: SIGKILL to the cgroup |
 //! |  | Stopping, restart | deadline | Stopping, restart | KillCgroup |  |
@@ -106,6 +106,10 @@
 //! |  | Stopping, restart | Boot, Ready, Start, Restart, reload: changed, dep failed | = | (ignored) |  |
 //! |  | Stopped, Backoff | Start, Restart, reload: changed | Starting, no pid | Spawn | a fresh start, failures forgotten |
 //! | restart=never | Failed | Start, Restart, reload: changed | Starting, no pid | Spawn |  |
+//! | start limit, reboot | Failed | deadline | Failed | Announce(StartLimit), Reboot shutdown begins | PID 1 up `LIMIT_ACTION_FLOOR`, the unit still failed: the held reboot begins |
+//! | start limit, reboot | Failed | Start, Restart, reload: changed | Starting, no pid | Spawn | the held reboot is dropped |
+//! | start limit, reboot | Failed | Stop | Failed |  | the same |
+//! | start limit, reboot | Failed | reload: removed | (slot freed) |  | the same |
 //! | oneshot | Exited | Start, Restart | Starting, no pid | Spawn |  |
 //! | oneshot | Exited | reload: changed | Starting, no pid | KillCgroup, Spawn |  |
 //! |  | Backoff | deadline | Starting, no pid | Spawn | restarts + 1 |
@@ -135,7 +139,7 @@
 //! after its exit: its cgroup's leftovers count); when none is active,
 //! `Finish`.
 
-use crate::unit::{Few, Kind, LimitAction, Ready, Restart, UnitDef};
+use crate::unit::{Few, Kind, Ready, Restart, UnitDef};
 pub use crate::vocab::Delay;
 use crate::vocab::{due, Due, Exit, Millis, ShutdownKind, AFTER_MAX, MAX_UNITS};
 pub use failures::Failures;
@@ -177,7 +181,20 @@ pub struct Supervisor {
     /// Some unit may have a `deadline` or `watchdog_at` (`next_deadline`,
     /// which takes `&self`).
     timed: core::cell::Cell<bool>,
+    /// No `start_limit_action` is carried out before then
+    /// (`hold_limit_actions`).
+    limit_floor: Millis,
+    /// Booted with `wren.rescue`: no `start_limit_action` is carried out.
+    rescue: bool,
 }
+
+/// How long PID 1 is up before a `start_limit_action` is carried out: a
+/// unit that fails at every boot would otherwise reboot the device within
+/// a second of each, and an operator on the console would never get the
+/// moment it takes to log in and stop it. A minute, not the unit's
+/// `start_limit` window: that may be an hour, for a unit the device
+/// cannot live without.
+pub const LIMIT_ACTION_FLOOR: Millis = 60_000;
 
 impl Default for Supervisor {
     fn default() -> Self {
@@ -197,7 +214,24 @@ impl Supervisor {
             leaving: false,
             freed: false,
             timed: core::cell::Cell::new(false),
+            limit_floor: LIMIT_ACTION_FLOOR,
+            rescue: false,
         }
+    }
+
+    /// PID 1 started at `up` (its first start's, kept over re-execs):
+    /// a start limit hit before `up + LIMIT_ACTION_FLOOR` has its action
+    /// wait until then. Under `rescue` (`wren.rescue`) none is carried
+    /// out: the operator is at the console to repair, and a reload that
+    /// brings back the unit that failed must not reboot under them.
+    pub fn hold_limit_actions(&mut self, up: Millis, rescue: bool) {
+        self.limit_floor = up.saturating_add(LIMIT_ACTION_FLOOR);
+        self.rescue = rescue;
+    }
+
+    /// Booted with `wren.rescue` (`hold_limit_actions`).
+    pub fn rescue(&self) -> bool {
+        self.rescue
     }
 
     /// Add a unit, wanted; its `after` names are resolved by `link` once

@@ -118,6 +118,13 @@ impl Supervisor {
                 Phase::Starting => self.start_timed_out(now, unit, out),
                 // A `ready = started` unit on probation stayed up.
                 Phase::Running => judge(s, unit, true, out),
+                // Its start limit's action, held until the floor.
+                Phase::Failed if !shutting => {
+                    if let Some(kind) = s.def.start_limit_action.shutdown() {
+                        note(s, unit, Note::StartLimit, out);
+                        self.begin_shutdown(kind);
+                    }
+                }
                 _ => {}
             }
         }
@@ -207,6 +214,14 @@ impl Supervisor {
         // What the run left in its cgroup keeps its `after` units up until
         // PID 1 says it is gone.
         s.rt.draining = shutting;
+        // Stopped by its `pressure_action = restart` (`on_restart`; no
+        // unit is wanted in a shutdown): the run failed, as an OOM-killed
+        // one does, and ends as a running unit's crash would (a run up
+        // long enough ends the row first).
+        let pressed = s.rt.phase == Phase::Stopping && s.rt.want && !s.rt.restart_pending;
+        if pressed {
+            s.rt.phase = Phase::Running;
+        }
         match s.rt.phase {
             Phase::Stopping => {
                 s.rt.phase = Phase::Stopped;
@@ -228,7 +243,7 @@ impl Supervisor {
                 // before its READY) is a failure, start limit included;
                 // only a clean exit of a running unit ends the row.
                 let never_up = again && s.rt.phase != Phase::Running;
-                let restart_in = if !exit.success() || never_up {
+                let restart_in = if !exit.success() || never_up || pressed {
                     let failure = self.fail(now, unit, out);
                     // A start limit's shutdown begins in this step.
                     self.drains_if_shutting(unit);
@@ -326,6 +341,38 @@ impl Supervisor {
         }
     }
 
+    /// The start limit is hit: said, and its `start_limit_action` begun,
+    /// or held until PID 1 has been up `LIMIT_ACTION_FLOOR` (a deadline,
+    /// which a start, stop or change of the unit clears; then
+    /// `deadlines_passed`), or under `wren.rescue` skipped.
+    fn limit_hit(&mut self, now: Millis, unit: u16, out: &mut Actions) {
+        let shutting = self.shutdown.is_some();
+        let Some(s) = self.units.get_mut(usize::from(unit)) else {
+            return;
+        };
+        note(s, unit, Note::StartLimit, out);
+        let Some(kind) = s.def.start_limit_action.shutdown() else {
+            return;
+        };
+        // Judged before the shutdown takes every unit off probation: PID 1
+        // puts the good file back before the reboot, which would otherwise
+        // boot the bad one again. Before the floor nothing is held for it:
+        // the good definition starts (a new unit stops) at once.
+        let judged = s.rt.probation;
+        judge(s, unit, false, out);
+        if self.rescue {
+            return;
+        }
+        if now < self.limit_floor && !shutting {
+            if !judged {
+                s.rt.deadline = due(self.limit_floor);
+                self.timed.set(true);
+            }
+        } else {
+            self.begin_shutdown(kind);
+        }
+    }
+
     /// Record a failed start; schedule the restart, or give up: for good
     /// when the policy says so, or because the start limit is hit.
     fn fail(&mut self, now: Millis, unit: u16, out: &mut Actions) -> Failure {
@@ -344,19 +391,7 @@ impl Supervisor {
                 s.rt.phase = Phase::Failed;
                 s.rt.want = false;
                 s.rt.deadline = None;
-                note(s, unit, Note::StartLimit, out);
-                let action = s.def.start_limit_action;
-                // Judged before the shutdown takes every unit off
-                // probation: PID 1 puts the good file back before the
-                // reboot, which would otherwise boot the bad one again.
-                if action != LimitAction::None {
-                    judge(s, unit, false, out);
-                }
-                match action {
-                    LimitAction::None => {}
-                    LimitAction::Reboot => self.begin_shutdown(ShutdownKind::Reboot),
-                    LimitAction::Poweroff => self.begin_shutdown(ShutdownKind::Poweroff),
-                }
+                self.limit_hit(now, unit, out);
                 return Failure::Limit;
             }
         }
@@ -421,10 +456,8 @@ fn row_ends(s: &mut Slot, now: Millis, failed: bool) {
     }
 }
 
-/// A restart (or a start while stopping) done with the stop. Its failures
-/// were forgotten when it was asked for by hand; a `pressure_action`'s
-/// keeps them, or a unit that leaks until restarted and is killed for it
-/// in turn would never reach its start limit.
+/// A restart (or a start while stopping) done with the stop; its failures
+/// were forgotten when it was asked for (by hand, or a reload's change).
 pub(super) fn start_again(s: &mut Slot) {
     s.rt.restart_pending = false;
     s.rt.phase = Phase::Waiting;

@@ -2,7 +2,7 @@
 //! shortest event sequences that showed them wrong.
 use super::tests::{after, def};
 use super::*;
-use crate::unit::StartLimit;
+use crate::unit::{LimitAction, StartLimit};
 
 fn sup(defs: std::vec::Vec<UnitDef>) -> Supervisor {
     let mut s = Supervisor::new();
@@ -97,18 +97,21 @@ fn a_start_limits_reboot_holds_the_dependency_until_drained() {
     });
     a.start_limit_action = LimitAction::Reboot;
     let mut s = sup(vec![def("d"), a]);
-    step(&mut s, 0, Event::Boot);
-    step(&mut s, 1, Event::spawned(0, 100));
-    step(&mut s, 2, Event::spawned(1, 101));
+    // Up long enough that the reboot is not held.
+    let t = LIMIT_ACTION_FLOOR;
+    step(&mut s, t, Event::Boot);
+    step(&mut s, t + 1, Event::spawned(0, 100));
+    step(&mut s, t + 2, Event::spawned(1, 101));
     let out = step(
         &mut s,
-        10,
+        t + 10,
         Event::Exited {
             pid: 101,
             exit: Exit::Code(1),
         },
     );
     assert!(out.contains(&Action::KillCgroup(1)));
+    assert_eq!(s.shutting_down(), Some(ShutdownKind::Reboot));
     assert!(
         !signalled(&out, 0),
         "d signalled in the step a's cgroup is killed, before Drained(a): {out:?}"

@@ -219,8 +219,8 @@ const TABLE: &[Row] = &[
     row(Ctx::NoRestart, &[Sit::Running], &[ExitOk], Sit::Stopped, &[Kill, A(Died)], ""),
     row(Ctx::NoRestart, &[Sit::Running], &[ExitFail], Sit::Failed, &[Kill, A(Died)], ""),
     row(Ctx::Limit(LimitAction::None), &[Sit::Running], &[ExitFail], Sit::Failed, &[Kill, A(StartLimit)], "start limit hit"),
-    row(Ctx::Limit(LimitAction::Reboot), &[Sit::Running], &[ExitFail], Sit::Failed, &[Kill, A(StartLimit), Act::Shutdown(ShutdownKind::Reboot)], ""),
-    row(Ctx::Limit(LimitAction::Poweroff), &[Sit::Running], &[ExitFail], Sit::Failed, &[Kill, A(StartLimit), Act::Shutdown(ShutdownKind::Poweroff)], ""),
+    row(Ctx::Limit(LimitAction::Reboot), &[Sit::Running], &[ExitFail], Sit::Failed, &[Kill, A(StartLimit)], "PID 1 up less than `LIMIT_ACTION_FLOOR`: the reboot waits for it (a deadline)"),
+    row(Ctx::Limit(LimitAction::Poweroff), &[Sit::Running], &[ExitFail], Sit::Failed, &[Kill, A(StartLimit)], "the same"),
     ignored(SVC, &[Sit::Running], &[Boot, Ready, Deadline, Start, DepFails], ""),
     // Stopping.
     row(SVC, &[Sit::Stopping], &[Deadline], Sit::Stopping, &[Kill], "stop_timeout passed: SIGKILL to the cgroup"),
@@ -248,6 +248,10 @@ const TABLE: &[Row] = &[
     // No process: Stopped, Exited, Backoff, Failed.
     row(SVC, &[Sit::Stopped, Sit::Backoff], &[Start, Restart, ReloadChanged], Sit::Spawning, &[Spawn], "a fresh start, failures forgotten"),
     row(Ctx::NoRestart, &[Sit::Failed], &[Start, Restart, ReloadChanged], Sit::Spawning, &[Spawn], ""),
+    row(Ctx::Limit(LimitAction::Reboot), &[Sit::Failed], &[Deadline], Sit::Failed, &[A(StartLimit), Act::Shutdown(ShutdownKind::Reboot)], "PID 1 up `LIMIT_ACTION_FLOOR`, the unit still failed: the held reboot begins"),
+    row(Ctx::Limit(LimitAction::Reboot), &[Sit::Failed], &[Start, Restart, ReloadChanged], Sit::Spawning, &[Spawn], "the held reboot is dropped"),
+    row(Ctx::Limit(LimitAction::Reboot), &[Sit::Failed], &[Stop], Sit::Failed, &[], "the same"),
+    row(Ctx::Limit(LimitAction::Reboot), &[Sit::Failed], &[ReloadRemoved], Sit::Gone, &[], "the same"),
     row(Ctx::Oneshot, &[Sit::Exited], &[Start, Restart], Sit::Spawning, &[Spawn], ""),
     row(Ctx::Oneshot, &[Sit::Exited], &[ReloadChanged], Sit::Spawning, &[Kill, Spawn], ""),
     row(SVC, &[Sit::Backoff], &[Deadline], Sit::Spawning, &[Spawn], "restarts + 1"),

@@ -1,5 +1,5 @@
 use super::*;
-use crate::unit::StartLimit;
+use crate::unit::{LimitAction, StartLimit};
 use crate::vocab::State;
 
 pub(super) fn def(name: &str) -> UnitDef {
@@ -553,14 +553,12 @@ fn start_timeouts_back_off() {
     assert_eq!(delays, [100, 200, 400, 800]);
 }
 
-/// `initctl restart` of a unit that is up is a fresh start, as a hand
-/// start of a failed one is: the failures before it are forgotten, so one
-/// crash after it does not hit the start limit (and its reboot).
 /// `vital` (start limit 3 in a minute, then reboot) after two crashes,
-/// restarted (`by_hand`, or by its `pressure_action`), then crashed once
-/// more.
-fn crash_after_a_restart(by_hand: bool) -> Rig {
+/// restarted (`by_hand`, or by its `pressure_action`).
+fn two_crashes_then_a_restart(by_hand: bool) -> Rig {
     let mut r = Rig::new(vec![limited("vital", 3, 60_000, LimitAction::Reboot)]);
+    // Up long enough that a start limit's reboot is not held.
+    r.now = LIMIT_ACTION_FLOOR;
     r.ev(Event::Boot);
     for _ in 0..2 {
         r.exit("vital", Exit::Code(1));
@@ -570,28 +568,99 @@ fn crash_after_a_restart(by_hand: bool) -> Rig {
     let unit = r.idx("vital");
     r.ev(Event::Restart { unit, by_hand });
     r.exit("vital", Exit::Signal(15));
-    assert_eq!(r.state("vital"), State::Running);
-    r.exit("vital", Exit::Code(1));
     r
 }
 
+/// `initctl restart` of a unit that is up is a fresh start, as a hand
+/// start of a failed one is: the failures before it are forgotten, so one
+/// crash after it does not hit the start limit (and its reboot).
 #[test]
 fn a_hand_restart_forgets_the_failures_before_it() {
-    let r = crash_after_a_restart(true);
+    let mut r = two_crashes_then_a_restart(true);
+    assert_eq!(r.state("vital"), State::Running);
+    r.exit("vital", Exit::Code(1));
     assert_eq!(r.sup.shutting_down(), None, "rebooted after one crash");
     assert_eq!(r.state("vital"), State::Backoff);
 }
 
-/// A `pressure_action = restart` is no start by hand: a unit that leaks
-/// until it is restarted, then is OOM-killed, and so on, must still reach
-/// its start limit (it was forgotten at each such restart) and its delay
-/// must still double.
+/// A `pressure_action = restart` is no restart by hand, and it ends the
+/// run as a failure: after two crashes it is the third in the minute,
+/// which hits the start limit (and its reboot).
 #[test]
-fn an_automatic_restart_keeps_the_failures_before_it() {
-    let r = crash_after_a_restart(false);
+fn a_pressure_restart_is_a_failure_after_the_ones_before_it() {
+    let r = two_crashes_then_a_restart(false);
     assert_eq!(r.sup.shutting_down(), Some(ShutdownKind::Reboot));
     assert_eq!(r.state("vital"), State::Failed);
     assert_eq!(r.sup.slot(0).unwrap().rt.streak, 2, "the row goes on");
+}
+
+/// Under memory pressure the trigger fires again after each restart. A
+/// `pressure_action = restart` is a failed run, as an OOM kill is
+/// (systemd's view): counted in `restarts`, its restart delayed by the
+/// doubling `restart_delay` (whether the stop signal ended the run with
+/// a signal or an exit 0), and the failures count towards the start
+/// limit. It was restarted at once, for ever, `restarts` 0.
+#[test]
+fn repeated_pressure_restarts_back_off_and_hit_the_start_limit() {
+    let mut d = limited("leaky", 4, 60_000, LimitAction::None);
+    d.restart_delay = 100;
+    let mut r = Rig::new(vec![d]);
+    r.ev(Event::Boot);
+    let unit = r.idx("leaky");
+    let mut delays = vec![];
+    for exit in [Exit::Signal(15), Exit::Code(0), Exit::Signal(15)] {
+        r.now += 1_000;
+        let a = r.ev(Event::Restart {
+            unit,
+            by_hand: false,
+        });
+        assert!(r.spawned(&a).is_empty(), "restarted at once: {a:?}");
+        r.exit("leaky", exit);
+        assert_eq!(r.state("leaky"), State::Backoff, "{exit:?}");
+        let due = r.sup.next_deadline().unwrap();
+        delays.push(due - r.now);
+        r.at(due);
+        assert_eq!(r.state("leaky"), State::Running);
+    }
+    assert_eq!(delays, [100, 200, 400]);
+    assert_eq!(r.sup.slot(unit).unwrap().rt.restarts, 3);
+    r.now += 1_000;
+    r.ev(Event::Restart {
+        unit,
+        by_hand: false,
+    });
+    let a = r.exit("leaky", Exit::Signal(15));
+    assert!(
+        a.contains(&Action::Announce(unit, Note::StartLimit)),
+        "{a:?}"
+    );
+    assert_eq!(r.state("leaky"), State::Failed);
+    assert_eq!(r.sup.next_deadline(), None);
+}
+
+/// A pressure restart after a run up longer than `restart_delay_max`
+/// starts the row of failures again, as a crash then would: its restart
+/// waits `restart_delay`, not the doubling of the crashes long before.
+#[test]
+fn a_pressure_restart_after_a_long_run_starts_the_row_again() {
+    let mut r = Rig::new(vec![UnitDef {
+        restart_delay: 100,
+        ..def("leaky")
+    }]);
+    r.ev(Event::Boot);
+    for _ in 0..3 {
+        r.exit("leaky", Exit::Code(1));
+        let due = r.sup.next_deadline().unwrap();
+        r.at(due);
+    }
+    r.now += 3_600_000;
+    let unit = r.idx("leaky");
+    r.ev(Event::Restart {
+        unit,
+        by_hand: false,
+    });
+    r.exit("leaky", Exit::Signal(15));
+    assert_eq!(r.sup.next_deadline(), Some(r.now + 100));
 }
 
 /// A start timeout whose start limit reboots, and another unit's restart
@@ -603,6 +672,7 @@ fn no_restart_is_counted_in_a_shutdown_begun_in_the_same_tick() {
     vital.ready = Ready::Notify;
     vital.start_timeout = 500;
     let mut r = Rig::new(vec![vital, def("svc")]);
+    r.now = LIMIT_ACTION_FLOOR;
     r.ev(Event::Boot);
     r.now += 400;
     r.exit("svc", Exit::Code(1));
@@ -708,12 +778,118 @@ fn failures_spread_beyond_the_window_do_not_hit_the_limit() {
 fn start_limit_action_poweroff_shuts_down() {
     let d = limited("vital", 1, 10_000, LimitAction::Poweroff);
     let mut r = Rig::new(vec![d, def("other")]);
+    r.now = LIMIT_ACTION_FLOOR;
     r.ev(Event::Boot);
     r.exit("vital", Exit::Code(1));
     assert_eq!(r.sup.shutting_down(), Some(ShutdownKind::Poweroff));
     assert_eq!(r.state("other"), State::Stopping);
     let a = r.exit("other", Exit::Signal(15));
     assert!(a.contains(&Action::Finish(ShutdownKind::Poweroff)));
+}
+
+/// `vital` (`start_limit = 3/1m`, `start_limit_action = reboot`) fails at
+/// once at every start, PID 1 up since 0: its third failure, at 300 ms,
+/// hits the limit.
+fn limit_hit_at_300ms(rescue: bool) -> Rig {
+    let mut d = limited("vital", 3, 60_000, LimitAction::Reboot);
+    d.restart_delay = 100;
+    let mut r = Rig::new(vec![d]);
+    r.sup.hold_limit_actions(0, rescue);
+    r.now = 0;
+    r.ev(Event::Boot);
+    for t in [0, 200] {
+        r.exit("vital", Exit::Code(1));
+        r.at(t + 100);
+    }
+    let a = r.exit("vital", Exit::Code(1));
+    assert_eq!(r.now, 300);
+    assert!(a.contains(&Action::Announce(0, Note::StartLimit)), "{a:?}");
+    assert_eq!(r.state("vital"), State::Failed);
+    r
+}
+
+/// A start limit hit 300 ms after PID 1 started: the unit is failed at
+/// once, its reboot waits until PID 1 has been up `LIMIT_ACTION_FLOOR`
+/// (a timer), so that an operator on the console can stop it; then, the
+/// unit still failed, the reboot begins. It began at 300 ms: every boot
+/// rebooted before the console was of any use.
+#[test]
+fn a_start_limit_hit_early_holds_its_action_until_the_floor() {
+    let mut r = limit_hit_at_300ms(false);
+    assert_eq!(r.sup.shutting_down(), None, "rebooted at 300 ms");
+    assert_eq!(r.sup.next_deadline(), Some(LIMIT_ACTION_FLOOR));
+    r.at(LIMIT_ACTION_FLOOR - 1);
+    assert_eq!(r.sup.shutting_down(), None);
+    let a = r.at(LIMIT_ACTION_FLOOR);
+    assert_eq!(r.sup.shutting_down(), Some(ShutdownKind::Reboot));
+    assert!(a.contains(&Action::Announce(0, Note::StartLimit)), "{a:?}");
+    assert!(a.contains(&Action::Finish(ShutdownKind::Reboot)), "{a:?}");
+    // After the floor, a limit hit begins its action at once.
+    let mut d = limited("vital", 1, 60_000, LimitAction::Poweroff);
+    d.restart_delay = 100;
+    let mut r = Rig::new(vec![d]);
+    r.now = LIMIT_ACTION_FLOOR;
+    r.ev(Event::Boot);
+    r.exit("vital", Exit::Code(1));
+    assert_eq!(r.sup.shutting_down(), Some(ShutdownKind::Poweroff));
+}
+
+/// Under `wren.rescue` no start limit's action is carried out, held or
+/// not: an operator repairing the device at the console, who reloads the
+/// unit that failed, is not rebooted under.
+#[test]
+fn under_rescue_a_start_limit_action_is_never_carried_out() {
+    let mut r = limit_hit_at_300ms(true);
+    assert_eq!(r.sup.next_deadline(), None);
+    r.at(10 * LIMIT_ACTION_FLOOR);
+    // Started by hand, failing at once again, past the floor.
+    r.ev(Event::Start { unit: 0 });
+    for _ in 0..3 {
+        r.exit("vital", Exit::Code(1));
+        if let Some(due) = r.sup.next_deadline() {
+            r.at(due);
+        }
+    }
+    assert_eq!(r.state("vital"), State::Failed);
+    assert_eq!(r.sup.shutting_down(), None);
+}
+
+/// The held action is the operator's to take back: a start, stop or
+/// restart by hand, or a reload that changes or removes the unit, before
+/// the floor, and it is not carried out. A reload that leaves the unit as
+/// it was keeps it.
+#[test]
+fn a_hand_start_stop_or_reload_before_the_floor_drops_the_held_action() {
+    for what in [
+        "start",
+        "stop",
+        "restart",
+        "reload: removed",
+        "reload: changed",
+        "reload: unchanged",
+    ] {
+        let mut r = limit_hit_at_300ms(false);
+        r.at(10_000);
+        let mut d = r.sup.slot(0).unwrap().def.clone();
+        match what {
+            "start" => drop(r.ev(Event::Start { unit: 0 })),
+            "stop" => drop(r.ev(Event::Stop { unit: 0 })),
+            "restart" => drop(r.ev(Event::Restart {
+                unit: 0,
+                by_hand: true,
+            })),
+            "reload: removed" => drop(reload(&mut r, vec![], &[])),
+            "reload: changed" => {
+                d.restart_delay = 200;
+                drop(reload(&mut r, vec![d], &[]));
+            }
+            _ => drop(reload(&mut r, vec![d], &[])),
+        }
+        r.at(LIMIT_ACTION_FLOOR);
+        r.at(LIMIT_ACTION_FLOOR + 1);
+        let kept = (what == "reload: unchanged").then_some(ShutdownKind::Reboot);
+        assert_eq!(r.sup.shutting_down(), kept, "{what}");
+    }
 }
 
 #[test]
@@ -1521,26 +1697,34 @@ fn a_bad_change_with_no_restart_delay_starts_once_on_the_good_definition() {
 /// A changed unit whose first failure hits a start limit that reboots:
 /// the bad verdict comes before the shutdown takes every unit off
 /// probation, so PID 1 puts the good file back before the reboot (else
-/// the board boots the bad file again, and again).
+/// the board boots the bad file again, and again). Before PID 1 has been
+/// up `LIMIT_ACTION_FLOOR` nothing is held, as the revert the verdict
+/// brings starts the good definition at once (a reboot said to be coming
+/// would not come).
 #[test]
 fn a_bad_change_that_hits_a_rebooting_start_limit_is_judged_first() {
-    let mut web = notify("web");
-    web.seldom.start_limit = Some(StartLimit {
-        count: 1,
-        window: 60_000,
-    });
-    web.start_limit_action = LimitAction::Reboot;
-    let mut r = Rig::new(vec![web.clone()]);
-    r.ev(Event::Boot);
-    let u = r.idx("web");
-    r.ev(Event::Ready { unit: u });
-    let mut bad = web.clone();
-    bad.description.push_str("bad").unwrap();
-    reload(&mut r, vec![bad], &[]);
-    r.exit("web", Exit::Signal(15));
-    let a = r.exit("web", Exit::Code(1));
-    assert_eq!(verdicts(&a), vec![(u, false)], "{a:?}");
-    assert_eq!(r.sup.shutting_down(), Some(ShutdownKind::Reboot));
+    for (up, reboot) in [(LIMIT_ACTION_FLOOR, true), (1_000, false)] {
+        let mut web = notify("web");
+        web.seldom.start_limit = Some(StartLimit {
+            count: 1,
+            window: 60_000,
+        });
+        web.start_limit_action = LimitAction::Reboot;
+        let mut r = Rig::new(vec![web.clone()]);
+        r.now = up;
+        r.ev(Event::Boot);
+        let u = r.idx("web");
+        r.ev(Event::Ready { unit: u });
+        let mut bad = web.clone();
+        bad.description.push_str("bad").unwrap();
+        reload(&mut r, vec![bad], &[]);
+        r.exit("web", Exit::Signal(15));
+        let a = r.exit("web", Exit::Code(1));
+        assert_eq!(verdicts(&a), vec![(u, false)], "{a:?}");
+        let kind = reboot.then_some(ShutdownKind::Reboot);
+        assert_eq!(r.sup.shutting_down(), kind);
+        assert_eq!(r.sup.slot(u).unwrap().rt.deadline, None, "held");
+    }
 }
 
 /// A unit on probation whose dependency failed is not judged (it never

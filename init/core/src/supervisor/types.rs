@@ -187,7 +187,8 @@ pub enum Event {
         unit: u16,
     },
     /// `by_hand` (the operator's): its failures are forgotten, as at a
-    /// start by hand; not so the `pressure_action`'s.
+    /// start by hand. Else the `pressure_action`'s: the run ends as a
+    /// failure (backoff, start limit).
     Restart {
         unit: u16,
         by_hand: bool,
@@ -233,7 +234,9 @@ pub struct Runtime {
     /// Dependencies as table indices (resolved from `after`), at their
     /// real number.
     pub deps: Few<u16, AFTER_MAX>,
-    /// `restart` asked while running: start again once stopped.
+    /// `restart` asked while running: start again once stopped. Stopping
+    /// and wanted without it: a `pressure_action`'s restart, whose end is
+    /// a failed run's.
     pub restart_pending: bool,
     /// Changed or added by a reload and not judged yet: its next start
     /// decides whether the new definition stays (`Action::Verdict`).

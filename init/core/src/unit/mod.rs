@@ -79,6 +79,17 @@ pub enum LimitAction {
     Poweroff,
 }
 
+impl LimitAction {
+    /// The shutdown it begins, if any.
+    pub fn shutdown(self) -> Option<crate::vocab::ShutdownKind> {
+        match self {
+            LimitAction::None => None,
+            LimitAction::Reboot => Some(crate::vocab::ShutdownKind::Reboot),
+            LimitAction::Poweroff => Some(crate::vocab::ShutdownKind::Poweroff),
+        }
+    }
+}
+
 /// `pressure_limit = PERCENT/DURATION`: the memory stall (PSI `some`) of
 /// the unit's cgroup above which `pressure_action` runs. The kernel's
 /// trigger takes a window of 500 ms to 10 s.
