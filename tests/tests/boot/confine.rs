@@ -60,10 +60,23 @@ fn caps(status: &str, key: &str) -> u64 {
 /// What `initctl status NAME` says on its confinement line.
 fn confinement(vm: &mut Vm, unit: &str) -> String {
     let out = vm.sh(&format!("initctl status {unit}"), CMD);
-    out.lines()
-        .find_map(|l| l.strip_prefix("confinement: "))
-        .unwrap_or_else(|| panic!("no confinement line:\n{out}"))
-        .to_string()
+    detail_field(&out, "confinement: ")
+}
+
+/// The value of `initctl status NAME`'s line that starts with `prefix`,
+/// its continuation lines (two blanks in: the line is wrapped to fit 80
+/// columns) joined back with a blank.
+fn detail_field(out: &str, prefix: &str) -> String {
+    let mut lines = out.lines().skip_while(|l| !l.starts_with(prefix));
+    let first = lines
+        .next()
+        .and_then(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` line:\n{out}"));
+    let rest = lines.map_while(|l| l.strip_prefix("  "));
+    std::iter::once(first)
+        .chain(rest)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 const NET_BIND_SERVICE: u64 = 1 << 10;
@@ -187,10 +200,7 @@ fn confine_capabilities_no_new_privs_and_seccomp() {
     // module loaded here.
     vm.wait_states(&[("ovl", &["failed"])], Duration::from_secs(30));
     let out = vm.sh("initctl status ovl", CMD);
-    let reason = out
-        .lines()
-        .find_map(|l| l.strip_prefix("reason: "))
-        .unwrap_or_else(|| panic!("no reason:\n{out}"));
+    let reason = detail_field(&out, "reason: ");
     assert!(
         reason.contains("mount overlay root") && reason.contains("No such device"),
         "{reason}"
