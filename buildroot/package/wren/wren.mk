@@ -20,6 +20,11 @@ WREN_SITE_METHOD = local
 else
 WREN_SITE = $(patsubst %/,%,$(dir $(WREN_RELEASE_URL)))
 WREN_SOURCE = $(notdir $(WREN_RELEASE_URL))
+# The version the tarball's name carries (wren-VERSION.tar.gz), for the
+# build directory and legal-info; another name keeps the one above.
+ifneq ($(filter wren-%.tar.gz,$(WREN_SOURCE)),)
+WREN_VERSION = $(patsubst wren-%.tar.gz,%,$(WREN_SOURCE))
+endif
 endif
 
 # Build outputs and the boot-test cache of a checkout are not sources.
