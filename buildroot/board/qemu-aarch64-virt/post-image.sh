@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # Post-image step of wren_qemu_aarch64_virt_defconfig: puts start-qemu.sh
-# beside Image and rootfs.ext4, pointed at Buildroot's host QEMU.
+# beside Image and rootfs.ext4, pointed at Buildroot's host QEMU, the root
+# mounted rw or ro.
 set -euo pipefail
 
 board_dir=$(dirname "$0")
-sed -e "s|@HOST_DIR@|${HOST_DIR:?}|g" "$board_dir/start-qemu.sh" \
-    > "${BINARIES_DIR:?}/start-qemu.sh"
+# wren never remounts the root read-write: the kernel mounts it rw or ro
+# as BR2_TARGET_GENERIC_REMOUNT_ROOTFS_RW says.
+root=ro
+if grep -qx 'BR2_TARGET_GENERIC_REMOUNT_ROOTFS_RW=y' "${BR2_CONFIG:?}"; then
+    root=rw
+fi
+sed -e "s|@HOST_DIR@|${HOST_DIR:?}|g" -e "s|@ROOT_MODE@|$root|g" \
+    "$board_dir/start-qemu.sh" > "${BINARIES_DIR:?}/start-qemu.sh"
 chmod +x "$BINARIES_DIR/start-qemu.sh"

@@ -20,6 +20,11 @@ WREN_SITE_METHOD = local
 else
 WREN_SITE = $(patsubst %/,%,$(dir $(WREN_RELEASE_URL)))
 WREN_SOURCE = $(notdir $(WREN_RELEASE_URL))
+# The version the tarball's name carries (wren-VERSION.tar.gz), for the
+# build directory and legal-info; another name keeps the one above.
+ifneq ($(filter wren-%.tar.gz,$(WREN_SOURCE)),)
+WREN_VERSION = $(patsubst wren-%.tar.gz,%,$(WREN_SOURCE))
+endif
 endif
 
 # Build outputs and the boot-test cache of a checkout are not sources.
@@ -29,17 +34,24 @@ WREN_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
 HOST_WREN_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = $(WREN_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS)
 
 # A source tree that did not go through Buildroot's download (a local
-# site or WREN_OVERRIDE_SRCDIR) has no VENDOR directory: vendor its
-# locked crates the way support/download/cargo-post-process does, from
-# Buildroot's cargo cache when it has them, else from the registry.
+# site or WREN_OVERRIDE_SRCDIR) has no vendored crates: vendor its locked
+# crates the way support/download/cargo-post-process does, from
+# Buildroot's cargo cache when it has them, else from the registry (so
+# `make source` does not fetch them: docs/raspberry-pi.md). Done when
+# .cargo/config.toml does not point cargo at them yet (the checkout's own
+# config.toml does not), and under the lock Buildroot's vendoring takes
+# on the shared cargo cache.
 define WREN_VENDOR_CRATES
-	if [ ! -d $(@D)/VENDOR ]; then \
+	if ! grep -qs '^\[source\.vendored-sources\]' $(@D)/.cargo/config.toml; then \
 		mkdir -p $(@D)/.cargo $(BR_CARGO_HOME) && \
 		cd $(@D) && \
-		{ $(HOST_MAKE_ENV) $(PKG_COMMON_CARGO_ENV) cargo vendor \
-			--offline --locked VENDOR > .cargo/config.toml || \
-		$(HOST_MAKE_ENV) $(PKG_COMMON_CARGO_ENV) cargo vendor \
-			--locked VENDOR > .cargo/config.toml; } ; \
+		{ $(HOST_MAKE_ENV) $(PKG_COMMON_CARGO_ENV) \
+			flock $(BR_CARGO_HOME)/.br-lock cargo vendor \
+			--offline --locked VENDOR > .cargo/config.toml.new || \
+		$(HOST_MAKE_ENV) $(PKG_COMMON_CARGO_ENV) \
+			flock $(BR_CARGO_HOME)/.br-lock cargo vendor \
+			--locked VENDOR > .cargo/config.toml.new; } && \
+		mv .cargo/config.toml.new .cargo/config.toml; \
 	fi
 endef
 WREN_PRE_CONFIGURE_HOOKS += WREN_VENDOR_CRATES
