@@ -154,7 +154,7 @@ fn main() {
                 // PID 1's console is non-blocking: a line of its that was
                 // written in part can end just before the verdict, on its
                 // line (`[FAILED] crash3: exit 2, restartreload 0 1`).
-                let out = vm.sh(
+                let (out, _) = vm.sh_raw_rc(
                     &format!(
                         "{cmd} && initctl reload > /run/soak-reload 2>&1; echo \"reload $? $(grep -c '{want}' /run/soak-reload)\"; cat /run/soak-reload"
                     ),
@@ -169,14 +169,18 @@ fn main() {
             .iter()
             .map(|c| format!("initctl {c} >/dev/null 2>&1 || echo \"FAIL {c}: $?\"; "))
             .collect();
-        let out = vm.sh(
+        // Raw, not cleaned of PID 1's console lines: a line of its cut
+        // short (its console is non-blocking) runs on into the shell's
+        // (`[  OK  ] crash2: runnirestarts 1076`), and the cleaning drops
+        // such a line whole.
+        let (out, _) = vm.sh_raw_rc(
             &format!(
                 "{traffic}initctl status > /run/soak-status; \
                  echo \"restarts $(awk '/^crash/ {{ n += $4 }} END {{ print n + 0 }}' /run/soak-status)\""
             ),
             CMD,
         );
-        for l in out.lines().filter(|l| l.starts_with("FAIL ")) {
+        for l in out.lines().filter_map(|l| l.find("FAIL ").map(|i| &l[i..])) {
             failures.push(l.to_string());
         }
         // The crashing units are never removed, so their RESTARTS only
@@ -307,21 +311,22 @@ fn sample(
     loop_lines: &mut Vec<String>,
 ) -> Sample {
     let cmd = format!(
-        "echo anon $(grep '^Anonymous:' /proc/1/smaps_rollup); \
+        "echo soak-anon $(grep '^Anonymous:' /proc/1/smaps_rollup); \
          for u in {CRASHERS}; do initctl stop $u >/dev/null || echo \"FAIL stop $u\"; done; \
-         i=0; while [ $i -lt {FD_READINGS} ]; do echo fds $(ls /proc/1/fd | wc -l); i=$((i+1)); done; \
+         i=0; while [ $i -lt {FD_READINGS} ]; do echo soak-fds $(ls /proc/1/fd | wc -l); i=$((i+1)); done; \
          initctl reload > /run/soak-reload 2>&1 || echo \"FAIL sample reload: $(cat /run/soak-reload)\"; \
          dmesg -c > /run/soak-kmsg; \
-         echo heap $(grep '{WAKEUP}' /run/soak-kmsg | grep -o 'heap [0-9]* bytes live' | tail -n 1); \
+         echo soak-heap $(grep '{WAKEUP}' /run/soak-kmsg | grep -o 'heap [0-9]* bytes live' | tail -n 1); \
          for u in {CRASHERS}; do initctl start $u >/dev/null 2>&1; done; \
-         echo op $(grep '{WAKEUP}' /run/soak-kmsg | grep -c '(3, '); \
-         echo loop $(grep '{WAKEUP}' /run/soak-kmsg | grep -vc '(3, '); \
-         grep '{WAKEUP}' /run/soak-kmsg | grep -v '(3, ' | head -n 5 | sed 's/^/line /'"
+         echo soak-op $(grep '{WAKEUP}' /run/soak-kmsg | grep -c '(3, '); \
+         echo soak-loop $(grep '{WAKEUP}' /run/soak-kmsg | grep -vc '(3, '); \
+         grep '{WAKEUP}' /run/soak-kmsg | grep -v '(3, ' | head -n 5 | sed 's/^/soak-line /'"
     );
-    let out = vm.sh(&cmd, CMD);
+    // Raw, and each tag looked for anywhere in its line: see the traffic.
+    let (out, _) = vm.sh_raw_rc(&cmd, CMD);
     let field = |tag: &str| -> Vec<u64> {
         out.lines()
-            .filter_map(|l| l.strip_prefix(tag))
+            .filter_map(|l| l.find(tag).map(|i| &l[i + tag.len()..]))
             .filter_map(|r| r.split_whitespace().find_map(|w| w.parse().ok()))
             .collect()
     };
@@ -331,8 +336,11 @@ fn sample(
             .copied()
             .unwrap_or_else(|| panic!("no `{tag}` in sample output:\n{out}"))
     };
-    let fds = field("fds ");
-    for l in out.lines().filter_map(|l| l.strip_prefix("line ")) {
+    let fds = field("soak-fds ");
+    for l in out
+        .lines()
+        .filter_map(|l| l.find("soak-line ").map(|i| &l[i + 10..]))
+    {
         if loop_lines.len() < 20 {
             loop_lines.push(l.to_string());
         }
@@ -340,17 +348,16 @@ fn sample(
     Sample {
         restarts,
         secs: started.elapsed().as_secs(),
-        anon_kb: one("anon Anonymous:"),
-        heap: one("heap heap "),
+        anon_kb: one("soak-anon Anonymous:"),
+        heap: one("soak-heap heap "),
         fd_min: fds.iter().copied().min().unwrap_or(0),
         fd_max: fds.iter().copied().max().unwrap_or(0),
-        op_wakeups: one("op "),
-        loop_wakeups: one("loop "),
+        op_wakeups: one("soak-op "),
+        loop_wakeups: one("soak-loop "),
         reloads,
         failed_stops: out
             .lines()
-            .filter(|l| l.starts_with("FAIL "))
-            .map(str::to_string)
+            .filter_map(|l| l.find("FAIL ").map(|i| l[i..].to_string()))
             .collect(),
     }
 }
