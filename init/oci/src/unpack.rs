@@ -266,6 +266,26 @@ fn unpack_tar(
     Ok(counts)
 }
 
+/// A sparse file, GNU's (type `S`) or PAX's (`GNU.sparse.*` records): the
+/// tar crate would fill its holes with zeros read outside every bound (a
+/// 2 KiB layer may declare a hole of exabytes), and the PAX forms would
+/// be unpacked as their encoded map and data. Refused, before any of its
+/// data is read.
+fn is_sparse(e: &mut tar::Entry<'_, Between<'_>>) -> std::io::Result<bool> {
+    if e.header().entry_type().is_gnu_sparse() {
+        return Ok(true);
+    }
+    let Some(pax) = e.pax_extensions()? else {
+        return Ok(false);
+    };
+    for x in pax {
+        if x?.key_bytes().starts_with(b"GNU.sparse.") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// One entry into `dest`.
 fn unpack_entry(
     e: &mut tar::Entry<'_, Between<'_>>,
@@ -286,6 +306,12 @@ fn unpack_entry(
         ))
     })?;
     counts.entries += 1;
+    if is_sparse(e).map_err(|e| at(format!("bad PAX records: {e}")))? {
+        return Err(at(
+            "a sparse file (GNU tar --sparse): not supported, write the layer without --sparse"
+                .into(),
+        ));
+    }
     let rel = safe_rel(&name).map_err(at)?;
     let Some((last, parents)) = rel.split_last() else {
         return Ok(()); // the layer's root itself
@@ -406,7 +432,7 @@ fn unpack_entry(
             return Ok(());
         }
         // PAX and GNU long-name records are read by the tar crate
-        // (within BETWEEN_ENTRIES_MAX);
+        // (within BETWEEN_ENTRIES_MAX), sparse files are refused above;
         // anything else carries no file.
         _ => return Ok(()),
     }

@@ -89,6 +89,35 @@ impl Tar {
         t
     }
 
+    /// A GNU sparse file (type `S`): `data` at offset `hole`, zeros
+    /// before it (a file of `hole + data.len()` bytes).
+    pub fn sparse(mut self, name: &str, hole: u64, data: &[u8]) -> Tar {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(name).unwrap();
+        h.set_entry_type(tar::EntryType::GNUSparse);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        {
+            let g = h.as_gnu_mut().unwrap();
+            g.sparse[0].set_offset(hole);
+            g.sparse[0].set_length(data.len() as u64);
+            g.set_real_size(hole + data.len() as u64);
+        }
+        h.set_cksum();
+        self.0.append(&h, data).unwrap();
+        self
+    }
+
+    /// PAX records for the next entry.
+    pub fn pax(mut self, records: &[(&str, &[u8])]) -> Tar {
+        self.0
+            .append_pax_extensions(records.iter().map(|(k, v)| (*k, *v)))
+            .unwrap();
+        self
+    }
+
     pub fn file(self, name: &str, data: &[u8], mode: u32) -> Tar {
         self.raw(tar::EntryType::Regular, name, "", data, mode)
     }
@@ -232,6 +261,41 @@ pub fn wren_oci(args: &[&str]) -> (i32, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.code().unwrap_or(-1), text)
+}
+
+/// `wren_oci`, killed if it runs longer than `limit`: (exit code, -1 when
+/// killed; stdout + stderr; how long it ran).
+pub fn wren_oci_within(
+    args: &[&str],
+    limit: std::time::Duration,
+) -> (i32, String, std::time::Duration) {
+    use std::io::Read;
+    let start = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wren-oci"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code().unwrap_or(-1);
+        }
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break -1;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut text = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut text).unwrap();
+    child.stderr.take().unwrap().read_to_end(&mut text).unwrap();
+    (
+        code,
+        String::from_utf8_lossy(&text).into_owned(),
+        start.elapsed(),
+    )
 }
 
 /// Import the layout `d/img` into `d/root` as the unit `x`.
