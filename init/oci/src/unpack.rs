@@ -12,8 +12,11 @@
 
 use crate::digest::{Bounded, Digest, Hashing};
 use std::cell::Cell;
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{lchown, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
@@ -145,9 +148,13 @@ impl<R: Read> Read for ZeroTail<R> {
     }
 }
 
+/// Most components in an entry's name or a hard link's target. Deeper
+/// names serve no image, and each system call on one walks all of them.
+const MAX_DEPTH: usize = 256;
+
 /// `name` as components below the layer root; `..` and absolute names
 /// are refused, but for `/` alone, which umoci writes for the root.
-fn safe_rel(name: &Path) -> Result<Vec<&std::ffi::OsStr>, String> {
+fn safe_rel(name: &Path) -> Result<Vec<&OsStr>, String> {
     let mut out = Vec::new();
     let mut absolute = false;
     for c in name.components() {
@@ -157,6 +164,9 @@ fn safe_rel(name: &Path) -> Result<Vec<&std::ffi::OsStr>, String> {
             Component::ParentDir => return Err("`..` in the path".into()),
             Component::RootDir | Component::Prefix(_) => absolute = true,
         }
+        if out.len() > MAX_DEPTH {
+            return Err(format!("too deep: more than {MAX_DEPTH} components"));
+        }
     }
     if absolute && !out.is_empty() {
         return Err("absolute path".into());
@@ -164,45 +174,109 @@ fn safe_rel(name: &Path) -> Result<Vec<&std::ffi::OsStr>, String> {
     Ok(out)
 }
 
-/// The directory `dest/parents...`, made where missing; every component
-/// must be a real directory of this layer.
-fn parent_dir(dest: &Path, parents: &[&std::ffi::OsStr]) -> Result<PathBuf, String> {
-    let mut p = dest.to_path_buf();
-    for (i, c) in parents.iter().enumerate() {
-        p.push(c);
-        let shown = || {
-            parents
-                .get(..=i)
-                .unwrap_or(&[])
-                .iter()
-                .map(|s| s.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/")
-        };
-        match fs::symlink_metadata(&p) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(format!("goes through the symlink `{}`", shown()));
-            }
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(format!("goes through the non-directory `{}`", shown())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                fs::create_dir(&p).map_err(|e| format!("cannot create `{}`: {e}", shown()))?;
-            }
-            Err(e) => return Err(format!("`{}`: {e}", shown())),
-        }
-    }
-    Ok(p)
+/// The layer directory being unpacked, and its directories already
+/// checked to be real directories (made here, or found so; never
+/// symlinks), as `a/b/c` below it: each is checked once, not again for
+/// every entry below it (which made a deep layer quadratic). Every
+/// directory above a known one is known to be real too: it was checked
+/// on the way, and removing a directory forgets it with all below it.
+struct Layer<'a> {
+    dest: &'a Path,
+    known: BTreeSet<Vec<u8>>,
 }
 
-/// Make room for a new entry at `p`: a later entry replaces an earlier
-/// one (a directory only by a non-directory).
-fn clear(p: &Path, keep_dir: bool) -> std::io::Result<()> {
-    match fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() && keep_dir => Ok(()),
-        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
-        Ok(_) => fs::remove_file(p),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
+impl Layer<'_> {
+    /// The directory `dest/parents...`, made where missing; every
+    /// component must be a real directory of this layer.
+    fn parent_dir(&mut self, parents: &[&OsStr]) -> Result<PathBuf, String> {
+        let mut key = Vec::new();
+        let mut ends = Vec::with_capacity(parents.len());
+        for c in parents {
+            if !key.is_empty() {
+                key.push(b'/');
+            }
+            key.extend_from_slice(c.as_bytes());
+            ends.push(key.len());
+        }
+        // The deepest directory known: the walk starts below it.
+        let mut done = parents.len();
+        while done > 0 {
+            let end = ends.get(done - 1).copied().unwrap_or(0);
+            if self.known.contains(key.get(..end).unwrap_or_default()) {
+                break;
+            }
+            done -= 1;
+        }
+        let start = done.checked_sub(1).and_then(|i| ends.get(i)).copied();
+        let mut p = self.dest.to_path_buf();
+        if let Some(end) = start {
+            p.push(OsStr::from_bytes(key.get(..end).unwrap_or_default()));
+        }
+        for (i, c) in parents.iter().enumerate().skip(done) {
+            p.push(c);
+            let shown = || {
+                parents
+                    .get(..=i)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|s| s.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            };
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(format!("goes through the symlink `{}`", shown()));
+                }
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(format!("goes through the non-directory `{}`", shown())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    fs::create_dir(&p).map_err(|e| format!("cannot create `{}`: {e}", shown()))?;
+                }
+                Err(e) => return Err(format!("`{}`: {e}", shown())),
+            }
+            let end = ends.get(i).copied().unwrap_or(0);
+            self.known
+                .insert(key.get(..end).unwrap_or_default().to_vec());
+        }
+        Ok(p)
+    }
+
+    /// Make room for a new entry at `p` (a path in this layer): a later
+    /// entry replaces an earlier one (a directory only by a
+    /// non-directory). What is removed is forgotten.
+    fn clear(&mut self, p: &Path, keep_dir: bool) -> std::io::Result<()> {
+        match fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() && keep_dir => Ok(()),
+            Ok(m) if m.is_dir() => {
+                self.forget(p);
+                fs::remove_dir_all(p)
+            }
+            Ok(_) => fs::remove_file(p),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `p` and every directory below it are no longer known.
+    fn forget(&mut self, p: &Path) {
+        let Ok(rel) = p.strip_prefix(self.dest) else {
+            // Not below the layer: forget everything.
+            self.known.clear();
+            return;
+        };
+        let rel = rel.as_os_str().as_bytes().to_vec();
+        self.known.remove(&rel);
+        let mut below = rel;
+        below.push(b'/');
+        let gone: Vec<Vec<u8>> = self
+            .known
+            .range(below.clone()..)
+            .take_while(|k| k.starts_with(&below))
+            .cloned()
+            .collect();
+        for k in gone {
+            self.known.remove(&k);
+        }
     }
 }
 
@@ -251,13 +325,17 @@ fn unpack_tar(
     let mut entries = ar
         .entries()
         .map_err(|e| format!("not a tar archive: {e}"))?;
+    let mut layer = Layer {
+        dest,
+        known: BTreeSet::new(),
+    };
     loop {
         armed.set(Some(BETWEEN_ENTRIES_MAX));
         let next = entries.next();
         armed.set(None);
         let Some(entry) = next else { break };
         let mut e = entry.map_err(|e| format!("broken tar archive: {e}"))?;
-        unpack_entry(&mut e, real_end, dest, budget, &mut counts)?;
+        unpack_entry(&mut e, real_end, &mut layer, budget, &mut counts)?;
         // What an entry left unread (data of a directory, a link, a
         // whiteout) is skipped here, outside the bound between entries.
         std::io::copy(&mut e, &mut std::io::sink())
@@ -290,7 +368,7 @@ fn is_sparse(e: &mut tar::Entry<'_, Between<'_>>) -> std::io::Result<bool> {
 fn unpack_entry(
     e: &mut tar::Entry<'_, Between<'_>>,
     real_end: &Cell<Option<u64>>,
-    dest: &Path,
+    layer: &mut Layer<'_>,
     budget: &mut Budget,
     counts: &mut Counts,
 ) -> Result<(), String> {
@@ -316,7 +394,7 @@ fn unpack_entry(
     let Some((last, parents)) = rel.split_last() else {
         return Ok(()); // the layer's root itself
     };
-    let dir = parent_dir(dest, parents).map_err(at)?;
+    let dir = layer.parent_dir(parents).map_err(at)?;
     let last_str = last.to_string_lossy();
     if last_str == ".wh..wh..opq" {
         rustix::fs::setxattr(
@@ -334,13 +412,13 @@ fn unpack_entry(
     }
     // On the raw bytes: a name that is not UTF-8 (`.wh.\xff`) hides
     // that very name, not the one its lossy text (`\u{fffd}`) spells.
-    let raw = std::os::unix::ffi::OsStrExt::as_bytes(*last);
+    let raw = last.as_bytes();
     if let Some(hidden) = raw.strip_prefix(b".wh.") {
         if hidden.is_empty() || hidden == b"." || hidden == b".." || hidden.contains(&b'/') {
             return Err(at("bad whiteout name".into()));
         }
-        let p = dir.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(hidden));
-        clear(&p, false).map_err(|e| at(e.to_string()))?;
+        let p = dir.join(OsStr::from_bytes(hidden));
+        layer.clear(&p, false).map_err(|e| at(e.to_string()))?;
         rustix::fs::mknodat(
             rustix::fs::CWD,
             &p,
@@ -371,13 +449,13 @@ fn unpack_entry(
     let io = |e: std::io::Error| at(e.to_string());
     match kind {
         tar::EntryType::Directory => {
-            clear(&p, true).map_err(io)?;
+            layer.clear(&p, true).map_err(io)?;
             if !p.is_dir() {
                 fs::create_dir(&p).map_err(io)?;
             }
         }
         tar::EntryType::Regular | tar::EntryType::Continuous => {
-            clear(&p, false).map_err(io)?;
+            layer.clear(&p, false).map_err(io)?;
             let mut f = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -396,7 +474,7 @@ fn unpack_entry(
                 .link_name()
                 .map_err(io)?
                 .ok_or_else(|| at("symlink without a target".into()))?;
-            clear(&p, false).map_err(io)?;
+            layer.clear(&p, false).map_err(io)?;
             std::os::unix::fs::symlink(&target, &p).map_err(io)?;
         }
         tar::EntryType::Link => {
@@ -409,8 +487,9 @@ fn unpack_entry(
             let Some((tlast, tparents)) = trel.split_last() else {
                 return Err(at("hard link to the layer's root".into()));
             };
-            let tdir =
-                parent_dir(dest, tparents).map_err(|m| at(format!("hard link target {m}")))?;
+            let tdir = layer
+                .parent_dir(tparents)
+                .map_err(|m| at(format!("hard link target {m}")))?;
             let t = tdir.join(tlast);
             match fs::symlink_metadata(&t) {
                 Ok(m) if !m.is_dir() => {}
@@ -422,7 +501,7 @@ fn unpack_entry(
                 }
             }
             if t != p {
-                clear(&p, false).map_err(io)?;
+                layer.clear(&p, false).map_err(io)?;
                 fs::hard_link(&t, &p).map_err(io)?;
             }
             return Ok(());
