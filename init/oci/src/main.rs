@@ -114,6 +114,22 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
     })
 }
 
+/// `s` with its control characters (and the Unicode line and paragraph
+/// separators) escaped as Rust writes them (`\n`, `\u{1b}`); all else as
+/// it is. For text of the image's or a path's choosing on its way into a
+/// unit file or onto a terminal.
+pub(crate) fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Read a blob whole, checking its digest and size (a layer that is in
 /// the store already).
 pub(crate) fn verify_blob(raw: Box<dyn Read>, blob: &source::Blob) -> Result<(), String> {

@@ -279,7 +279,10 @@ pub fn render(
     let rc = config.config.as_ref().unwrap_or(&empty);
     let mut keys: Vec<(String, String)> = Vec::new();
     let mut key = |k: &str, v: String| keys.push((k.to_owned(), v));
-    key("description", description(reference));
+    // A layout's path may hold any byte but NUL: a line break in it
+    // would add keys of its own to the unit.
+    let reference = crate::printable(reference);
+    key("description", description(&reference));
     let env = rc.env.clone().unwrap_or_default();
     let path = env
         .iter()
@@ -419,5 +422,31 @@ mod tests {
         let got: Vec<&str> = def.exec.iter().collect();
         assert_eq!(got, args, "{text}");
         assert!(super::quote("a\nb").is_err());
+    }
+
+    /// A reference with line breaks (a layout's path may hold any byte
+    /// but `/` and NUL) adds no key: long enough that `description`
+    /// keeps only its end, it was written whole in the header comment.
+    #[test]
+    fn a_reference_with_line_breaks_adds_no_key() {
+        let config: super::Config = serde_json::from_str(
+            r#"{"config":{"Entrypoint":["/bin/app"]},"rootfs":{"diff_ids":[]}}"#,
+        )
+        .unwrap();
+        let reference = format!("oci:/x\nuser = 0\n#{}", "y".repeat(100));
+        let text = super::render(
+            "app",
+            &reference,
+            &config,
+            &["/var/lib/wren/layers/sha256/00".into()],
+            &super::Merged { layers: &[] },
+            &super::Extra::default(),
+        )
+        .unwrap();
+        assert!(!text.lines().any(|l| l.starts_with("user")), "{text}");
+        assert!(
+            text.starts_with("# Written by wren-oci from oci:/x\\nuser = 0\\n#y"),
+            "{text}"
+        );
     }
 }

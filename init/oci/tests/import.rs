@@ -776,6 +776,15 @@ fn a_layer_twice_in_an_image_is_named_once() {
     assert!(ok, "{out}");
 }
 
+/// `base_tar` with `/bin/app` as its program, as a layout at `img` tagged
+/// `tag`, imported into `d/root` as `app`: the source name and the unit.
+fn app_unit(d: &Path, img: &Path, tag: &str) -> (String, String) {
+    let src = one_layer_image(d, img, tag, &base_tar(), r#"{"Entrypoint":["/bin/app"]}"#);
+    imported(&d.join("root"), "app", &src);
+    let unit = std::fs::read_to_string(d.join("root/etc/units/app.unit")).unwrap();
+    (src, unit)
+}
+
 /// A build host's long image path: the description keeps its end (the
 /// image's name and tag) within `description`'s 96 bytes. (Before, the
 /// import failed after unpacking every layer: the unit written was
@@ -784,16 +793,8 @@ fn a_layer_twice_in_an_image_is_named_once() {
 fn a_long_source_path_is_cut_in_the_description() {
     let d = scratch("long-source");
     let img = d.join("output/build/images/containers/my-sensor-gateway-app-oci-layout");
-    let src = one_layer_image(
-        &d,
-        &img,
-        "v1.2.3",
-        &base_tar(),
-        r#"{"Entrypoint":["/bin/app"]}"#,
-    );
+    let (src, unit) = app_unit(&d, &img, "v1.2.3");
     assert!(src.len() > 96);
-    imported(&d.join("root"), "app", &src);
-    let unit = std::fs::read_to_string(d.join("root/etc/units/app.unit")).unwrap();
     let desc = unit
         .lines()
         .find_map(|l| l.strip_prefix("description = "))
@@ -963,4 +964,45 @@ fn a_directory_replaced_by_a_symlink_is_checked_again() {
         );
     }
     assert_eq!(tree(&d), ["e"]);
+}
+
+/// The source reference goes into the unit's header comment and its
+/// `description`: a line break there would add keys of its own. A tag is
+/// held to the OCI grammar (a usage error otherwise), and a layout path,
+/// which may hold anything, is written with its control characters
+/// escaped.
+#[test]
+fn a_reference_cannot_add_keys_to_the_unit() {
+    let d = scratch("ref-lines");
+    let r = d.join("root");
+    let r = r.to_str().unwrap();
+    let long = "t".repeat(129);
+    for tag in ["v1\nuser = 0", "a b", "-x", ".x", "v1\u{1b}[2K", &long] {
+        let src = format!("oci:{}:{tag}", d.display());
+        let (rc, out) = wren_oci(&["import", "--root", r, "--name", "x", &src]);
+        assert_eq!(rc, 2, "{tag:?}: {out}");
+        assert!(out.contains("tag"), "{out}");
+    }
+    // The end of a long path is what `description` keeps: the line
+    // breaks early in it were written unescaped only in the comment.
+    let parent = d.join("dl\nconsole = yes\ncritical = yes\n#");
+    let img = parent.join("x".repeat(100));
+    let (_, unit) = app_unit(&d, &img, "v1");
+    let keys: Vec<&str> = unit
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(" = ").next())
+        .collect();
+    assert!(
+        !keys.contains(&"console") && !keys.contains(&"critical"),
+        "{unit}"
+    );
+    assert!(
+        unit.starts_with("# Written by wren-oci from oci:"),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("/dl\\nconsole = yes\\ncritical = yes\\n#/"),
+        "{unit}"
+    );
 }
