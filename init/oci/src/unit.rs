@@ -387,15 +387,32 @@ pub fn render(
     Ok(text)
 }
 
-/// Write `text` as `units/NAME.unit`, atomically.
+/// Write `text` as `units/NAME.unit`, atomically. The temporary file is
+/// made new (mode 0644 at most): one there already, a killed import's
+/// or a symlink planted in the target tree to lead the write out of it,
+/// is removed itself, never written through.
 pub fn write(units: &Path, name: &str, text: &str) -> Result<PathBuf, String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
     let path = units.join(format!("{name}.unit"));
     let tmp = units.join(format!(".{name}.unit.tmp"));
-    std::fs::write(&tmp, text)
+    let failed = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(e)),
+        _ => {}
+    }
+    let nofollow = i32::try_from(rustix::fs::OFlags::NOFOLLOW.bits()).unwrap_or(0);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(nofollow)
+        .mode(0o644)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
         .and_then(|()| std::fs::rename(&tmp, &path))
         .map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            format!("cannot write {}: {e}", path.display())
+            failed(e)
         })?;
     Ok(path)
 }

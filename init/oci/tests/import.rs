@@ -743,7 +743,7 @@ fn long_name_and_pax_records_are_bounded() {
 fn one_layer_image(d: &Path, img: &Path, tag: &str, tar: &[u8], run: &str) -> String {
     let cfg = config(&[tar], run);
     oci_layout(img, tag, &[gz(tar.to_vec())], &cfg);
-    std::fs::create_dir(d.join("root")).unwrap();
+    std::fs::create_dir_all(d.join("root")).unwrap();
     format!("oci:{}:{tag}", img.display())
 }
 
@@ -1005,4 +1005,23 @@ fn a_reference_cannot_add_keys_to_the_unit() {
         unit.contains("/dl\\nconsole = yes\\ncritical = yes\\n#/"),
         "{unit}"
     );
+}
+
+/// The unit's temporary file is made new, never written through what is
+/// there: a symlink planted at it (a target tree from elsewhere) led the
+/// unit's text out of DIR.
+#[test]
+fn the_unit_is_not_written_through_a_planted_symlink() {
+    let d = scratch("unit-tmp-link");
+    let canary = d.join("canary");
+    std::fs::write(&canary, "canary\n").unwrap();
+    let units = d.join("root/etc/units");
+    std::fs::create_dir_all(&units).unwrap();
+    std::os::unix::fs::symlink(&canary, units.join(".app.unit.tmp")).unwrap();
+    let (_, unit) = app_unit(&d, &d.join("img"), "v1");
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "canary\n");
+    let m = std::fs::symlink_metadata(units.join("app.unit")).unwrap();
+    assert!(m.is_file(), "{m:?}");
+    assert!(unit.contains("\nexec = /bin/app\n"), "{unit}");
+    assert_eq!(tree(&units), ["app.unit"]);
 }
