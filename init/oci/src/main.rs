@@ -12,7 +12,6 @@ mod store;
 mod unit;
 mod unpack;
 
-use std::io::Read;
 use std::path::PathBuf;
 
 const USAGE: &str = "usage: wren-oci import --root DIR --name NAME [OPTIONS] SOURCE
@@ -128,23 +127,6 @@ pub(crate) fn printable(s: &str) -> String {
         }
     }
     out
-}
-
-/// Read a blob whole, checking its digest and size (a layer that is in
-/// the store already).
-pub(crate) fn verify_blob(raw: Box<dyn Read>, blob: &source::Blob) -> Result<(), String> {
-    let (got, n) = digest::Hashing::new(raw)
-        .finish()
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if let Some(size) = blob.size.filter(|s| *s != n) {
-        return Err(format!(
-            "{n} bytes, the descriptor says {size} (truncated or replaced blob)"
-        ));
-    }
-    if let Some(d) = blob.digest.as_ref().filter(|d| **d != got) {
-        return Err(format!("digest mismatch: expected {d}, got {got}"));
-    }
-    Ok(())
 }
 
 fn import(a: &Args) -> Result<String, String> {

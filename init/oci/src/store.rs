@@ -5,7 +5,9 @@
 //! compressed another way (gzip or zstd, another gzip level, a docker
 //! archive's plain tar) is the same directory, so images that share a
 //! base store it once whatever wrote them. The diff_id is checked while
-//! unpacking, so a directory's name always matches what is in it.
+//! unpacking, so a directory's name always matches what is in it; and
+//! checked again whenever an image names a layer stored already, so an
+//! image has only the layers its own blobs are.
 //!
 //! Layers are unpacked into temporary directories inside the store
 //! (`.tmp-PID-HEX`) and renamed into place only once every layer is whole
@@ -156,17 +158,17 @@ pub fn stage_layers(
         let at = |m: String| format!("layer {} ({}): {m}", i + 1, blob.name);
         let final_dir = store.join(diff_id.hex());
         let raw = image.read(blob).map_err(at)?;
-        let staged_already = staged.new.iter().find(|(_, f)| *f == final_dir);
-        if let Some((t, _)) = staged_already {
-            // The same layer twice in one image.
-            let dir = t.0.clone().unwrap_or_default();
-            crate::verify_blob(raw, blob).map_err(at)?;
+        // The same layer twice in one image, or one stored already.
+        let have = match staged.new.iter().find(|(_, f)| *f == final_dir) {
+            Some((t, _)) => t.0.clone(),
+            None => final_dir.is_dir().then(|| final_dir.clone()),
+        };
+        if let Some(dir) = have {
+            // Still read whole and checked, the diff_id too: the config
+            // names a layer, its blob must be that layer.
+            unpack_layer(raw, blob.digest.as_ref(), blob.size, diff_id, None, budget)
+                .map_err(at)?;
             staged.dirs.push(dir);
-        } else if final_dir.is_dir() {
-            // Stored already: still read the blob whole so that every
-            // blob of the image is checked.
-            crate::verify_blob(raw, blob).map_err(at)?;
-            staged.dirs.push(final_dir.clone());
         } else {
             let tmp = store.join(format!(".tmp-{}-{}", std::process::id(), diff_id.hex()));
             let _ = std::fs::remove_dir_all(&tmp);
@@ -174,8 +176,15 @@ pub fn stage_layers(
             let guard = Temp(Some(tmp.clone()));
             std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
                 .map_err(|e| at(e.to_string()))?;
-            unpack_layer(raw, blob.digest.as_ref(), blob.size, diff_id, &tmp, budget)
-                .map_err(at)?;
+            unpack_layer(
+                raw,
+                blob.digest.as_ref(),
+                blob.size,
+                diff_id,
+                Some(&tmp),
+                budget,
+            )
+            .map_err(at)?;
             staged.dirs.push(tmp);
             staged.new.push((guard, final_dir.clone()));
         }

@@ -41,13 +41,16 @@ const ZSTD: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// Unpack the layer blob `raw` into the (new, empty) directory `dest`,
 /// checking its compressed digest and size (when known) and its diff_id
-/// (the digest of the uncompressed tar).
+/// (the digest of the uncompressed tar). Without `dest` (a layer in the
+/// store already, or earlier in the image) it is read through all the
+/// same, within the same bounds, and checked, but nothing is written: a
+/// layer is had by its content, never by the diff_id the config names.
 pub fn unpack_layer(
     raw: Box<dyn Read>,
     digest: Option<&Digest>,
     size: Option<u64>,
     diff_id: &Digest,
-    dest: &Path,
+    dest: Option<&Path>,
     budget: &mut Budget,
 ) -> Result<Counts, String> {
     let mut br = BufReader::new(Hashing::new(raw));
@@ -70,11 +73,11 @@ pub fn unpack_layer(
 }
 
 /// Decompress (gzip, zstd or none, by the stream's magic bytes), check
-/// the diff_id and unpack.
+/// the diff_id and unpack (into `dest`, when given).
 fn unpack_stream(
     br: &mut BufReader<Hashing<Box<dyn Read>>>,
     diff_id: &Digest,
-    dest: &Path,
+    dest: Option<&Path>,
     budget: &mut Budget,
 ) -> Result<Counts, String> {
     let head = br
@@ -96,14 +99,23 @@ fn unpack_stream(
         left: budget.bytes_left,
         max: budget.max_bytes,
     });
-    let mut tail = ZeroTail {
-        inner: &mut tar_stream,
-        pos: 0,
-        real_end: Rc::new(Cell::new(None)),
-        zeros: 0,
+    let counts = match dest {
+        Some(dest) => {
+            let mut tail = ZeroTail {
+                inner: &mut tar_stream,
+                pos: 0,
+                real_end: Rc::new(Cell::new(None)),
+                zeros: 0,
+            };
+            let real_end = tail.real_end.clone();
+            unpack_tar(&mut tail, &real_end, dest, budget)?
+        }
+        None => {
+            std::io::copy(&mut tar_stream, &mut std::io::sink())
+                .map_err(|e| format!("cannot read: {e}"))?;
+            Counts::default()
+        }
     };
-    let real_end = tail.real_end.clone();
-    let counts = unpack_tar(&mut tail, &real_end, dest, budget)?;
     let (got, n) = tar_stream
         .finish()
         .map_err(|e| format!("after the tar archive: {e}"))?;

@@ -1025,3 +1025,47 @@ fn the_unit_is_not_written_through_a_planted_symlink() {
     assert!(unit.contains("\nexec = /bin/app\n"), "{unit}");
     assert_eq!(tree(&units), ["app.unit"]);
 }
+
+/// A layer found in the store, or met twice in one image, is still
+/// checked against the config's diff_id: an image listing another
+/// image's layer (by its diff_id, which is public) with a blob of its own
+/// got that layer, its files, secrets included, in its unit's root.
+#[test]
+fn a_stored_layer_is_not_had_by_its_diff_id_alone() {
+    let d = scratch("stored-diffid");
+    let secret = Tar::new()
+        .file("bin/x", b"", 0o755)
+        .file("secret", b"private key", 0o600)
+        .bytes();
+    let src = one_layer_image(
+        &d,
+        &d.join("a"),
+        "a",
+        &secret,
+        r#"{"Entrypoint":["/bin/x"]}"#,
+    );
+    imported(&d.join("root"), "a", &src);
+    let junk = Tar::new().file("bin/x", b"junk", 0o755).bytes();
+    let cfg = config(&[&secret], r#"{"Entrypoint":["/bin/x"]}"#);
+    oci_layout(&d.join("img"), "t", &[gz(junk.clone())], &cfg);
+    refused_at(
+        &d,
+        &format!("oci:{}", d.join("img").display()),
+        "does not match the config's diff_id",
+        &[],
+    );
+    // The same layer twice in one image: the second blob too.
+    let cfg = config(&[&secret, &secret], r#"{"Entrypoint":["/bin/x"]}"#);
+    let second = gz(junk);
+    let msg = format!(
+        "layer 2 (sha256:{}): uncompressed content does not match the config's diff_id",
+        sha(&second.0)
+    );
+    refused(
+        "twice-diffid",
+        vec![gz(secret.clone()), second],
+        cfg,
+        &msg,
+        &[],
+    );
+}
