@@ -55,13 +55,24 @@ impl Merged<'_> {
     /// The host path of the absolute `path` in the merged view, without
     /// following symlinks: the topmost layer that has it wins; a whiteout
     /// (0/0 character device), a non-directory on the way or an opaque
-    /// directory hides the layers below.
+    /// directory hides the layers below. `..` is taken lexically, as
+    /// `resolve` does, and stays at the image's root as the kernel stays
+    /// at the unit's: never joined to a host path, which it would leave.
     pub fn find(&self, path: &str) -> Option<PathBuf> {
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
-        let comps: Vec<&str> = path
-            .split('/')
-            .filter(|c| !c.is_empty() && *c != ".")
-            .collect();
+        let mut comps: Vec<&str> = Vec::new();
+        for c in path.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    comps.pop();
+                }
+                c => comps.push(c),
+            }
+        }
+        if comps.is_empty() {
+            return self.layers.first().cloned();
+        }
         for layer in self.layers {
             let mut p = layer.clone();
             let mut opaque = false;

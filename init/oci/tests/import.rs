@@ -1069,3 +1069,29 @@ fn a_stored_layer_is_not_had_by_its_diff_id_alone() {
         &[],
     );
 }
+
+/// `..` in a WorkingDir stays inside the image, as the kernel keeps it
+/// at the unit's root: it was joined to the layer's host path, so the
+/// build host's own /etc passed for the image's.
+#[test]
+fn a_working_dir_with_dotdot_is_looked_up_in_the_image() {
+    let tar = Tar::new().file("bin/x", b"", 0o755).bytes();
+    let run = format!(
+        r#"{{"WorkingDir":"{}/etc","Entrypoint":["/bin/x"]}}"#,
+        "/..".repeat(30)
+    );
+    let cfg = config(&[&tar], &run);
+    refused(
+        "wd-dotdot",
+        vec![gz(tar)],
+        cfg,
+        "/etc` is not in the image",
+        &[],
+    );
+    // And one the image has is found.
+    let tar = Tar::new().file("bin/x", b"", 0o755).dir("w/").bytes();
+    let d = scratch("wd-dotdot-ok");
+    let run = r#"{"WorkingDir":"/../w/../../w","Entrypoint":["/bin/x"]}"#;
+    let src = one_layer_image(&d, &d.join("img"), "t", &tar, run);
+    imported(&d.join("root"), "x", &src);
+}
