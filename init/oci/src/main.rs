@@ -170,7 +170,8 @@ fn import(a: &Args) -> Result<String, String> {
     let merged = unit::Merged { layers: &top_first };
     let text = unit::render(&a.name, &image.reference, &config, &root, &merged, &a.extra)?;
     if let Some(arch) = config.architecture.as_deref().filter(|x| *x != a.arch) {
-        eprintln!("wren-oci: warning: the image is for {arch}, not {}", a.arch);
+        let warning = format!("the image is for {arch}, not {}", a.arch);
+        eprintln!("wren-oci: warning: {}", printable(&warning));
     }
     let units = store::real_dir(&a.root, wren_core::vocab::DEFAULT_UNITS_DIR)?;
     let layers = staged.dirs.len();
@@ -192,20 +193,22 @@ fn main() {
     let args = match parse_args(&argv) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("wren-oci: {e}\n{USAGE}");
+            eprintln!("wren-oci: {}\n{USAGE}", printable(&e));
             std::process::exit(2);
         }
     };
+    // Every message is printed escaped: it may name what the image
+    // chose (an entry, a tag, a member, a config value; the tar crate's
+    // own errors quote header bytes), which must not reach the terminal
+    // or a build log raw.
     match import(&args) {
-        Ok(summary) => println!("{summary}"),
+        Ok(summary) => println!("{}", printable(&summary)),
         Err(e) => {
-            eprintln!(
-                "wren-oci: {}: {e}",
-                match &args.source {
-                    source::Source::Oci { dir, .. } => dir.display().to_string(),
-                    source::Source::DockerArchive { file, .. } => file.display().to_string(),
-                }
-            );
+            let source = match &args.source {
+                source::Source::Oci { dir, .. } => dir.display(),
+                source::Source::DockerArchive { file, .. } => file.display(),
+            };
+            eprintln!("wren-oci: {}", printable(&format!("{source}: {e}")));
             std::process::exit(1);
         }
     }

@@ -44,6 +44,9 @@ fn top_tar() -> Vec<u8> {
         .bytes()
 }
 
+/// The run config of an image whose program is /bin/x.
+const RUN_X: &str = r#"{"Entrypoint":["/bin/x"]}"#;
+
 const RUN: &str = r#"{"User":"1000","Env":["PATH=/usr/bin:/bin","GREETING=hello world"],"Entrypoint":["app"],"Cmd":["--say","a \"b\" c"],"WorkingDir":"/srv/work"}"#;
 
 /// `wren-oci import --root ROOT --name NAME SRC`, which must succeed: its
@@ -1037,13 +1040,7 @@ fn a_stored_layer_is_not_had_by_its_diff_id_alone() {
         .file("bin/x", b"", 0o755)
         .file("secret", b"private key", 0o600)
         .bytes();
-    let src = one_layer_image(
-        &d,
-        &d.join("a"),
-        "a",
-        &secret,
-        r#"{"Entrypoint":["/bin/x"]}"#,
-    );
+    let src = one_layer_image(&d, &d.join("a"), "a", &secret, RUN_X);
     imported(&d.join("root"), "a", &src);
     let junk = Tar::new().file("bin/x", b"junk", 0o755).bytes();
     let cfg = config(&[&secret], r#"{"Entrypoint":["/bin/x"]}"#);
@@ -1094,4 +1091,56 @@ fn a_working_dir_with_dotdot_is_looked_up_in_the_image() {
     let run = r#"{"WorkingDir":"/../w/../../w","Entrypoint":["/bin/x"]}"#;
     let src = one_layer_image(&d, &d.join("img"), "t", &tar, run);
     imported(&d.join("root"), "x", &src);
+}
+
+/// What an image names (an entry, a tag in its index, a docker archive's
+/// member) is printed with its control characters escaped: raw, it could
+/// rewrite the build's terminal or log (erase the error, print a
+/// success).
+#[test]
+fn messages_print_the_image_s_names_escaped() {
+    let hostile = "x\n\u{1b}[2K\rwren-oci: imported OK\n\u{1b}[8m/../y";
+    let tar = Tar::new()
+        .file("bin/x", b"", 0o755)
+        .file(hostile, b"", 0o644)
+        .bytes();
+    // Refused, on one line, with no escape or carriage return in it.
+    let refused_clean = |d: &Path, src: &str, msg: &str| {
+        let root = d.join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let (rc, out) = wren_oci(&[
+            "import",
+            "--root",
+            root.to_str().unwrap(),
+            "--name",
+            "x",
+            src,
+        ]);
+        assert_eq!(rc, 1, "{out}");
+        assert!(!out.contains(['\u{1b}', '\r']), "{out:?}");
+        assert_eq!(out.lines().count(), 1, "{out:?}");
+        assert!(out.contains(msg), "expected `{msg}` in: {out}");
+    };
+    let d = scratch("esc-entry");
+    let src = one_layer_image(&d, &d.join("img"), "t", &tar, RUN_X);
+    refused_clean(&d, &src, "entry `x\\n\\u{1b}[2K\\rwren-oci: imported OK\\n");
+    // A tag of the index, listed when the one asked for is not there.
+    let d = scratch("esc-tag");
+    one_layer_image(&d, &d.join("img"), "v1\\u001b[2J", &tar, "{}");
+    let src = format!("oci:{}:v2", d.join("img").display());
+    refused_clean(&d, &src, "(tags: v1\\u{1b}[2J)");
+    // A docker archive's layer member.
+    let d = scratch("esc-member");
+    let cfg = config(&[&tar], "{}");
+    let manifest = format!(
+        r#"[{{"Config":"{}.json","RepoTags":["x:1"],"Layers":["\u001b[31mevil/layer.tar"]}}]"#,
+        sha(&cfg)
+    );
+    let archive = Tar::new()
+        .file(&format!("{}.json", sha(&cfg)), &cfg, 0o644)
+        .file("manifest.json", manifest.as_bytes(), 0o644)
+        .bytes();
+    std::fs::write(d.join("a.tar"), archive).unwrap();
+    let src = format!("docker-archive:{}", d.join("a.tar").display());
+    refused_clean(&d, &src, "no layer member `\\u{1b}[31mevil/layer.tar`");
 }
