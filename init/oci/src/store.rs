@@ -11,8 +11,9 @@
 //!
 //! Layers are unpacked into temporary directories inside the store
 //! (`.tmp-PID-HEX`) and renamed into place only once every layer is whole
-//! and verified and the unit's text is rendered and parsed back; then the
-//! unit is written. On any refusal the temporary directories are
+//! and verified and the unit's text is rendered and parsed back, and once
+//! they are on disk (a syncfs; the store directory is fsync'd after the
+//! renames); then the unit is written (fsync'd too). On any refusal the temporary directories are
 //! removed; those of an import killed on the way (no Drop runs on SIGKILL,
 //! SIGINT or a panic's abort) are removed by the next import, once the
 //! process that made them is gone.
@@ -80,12 +81,25 @@ pub struct Staged {
     pub target_paths: Vec<String>,
     /// (temporary, final) of the new layers.
     new: Vec<(Temp, PathBuf)>,
+    /// The store's `sha256` directory.
+    store: PathBuf,
 }
 
 impl Staged {
     /// Move the new layers into the store; returns how many there were.
+    /// They are on disk first, so that a layer named by its diff_id is
+    /// whole after a crash or a power cut of the build host, and so are
+    /// the renames when it returns.
     pub fn commit(self) -> Result<usize, String> {
         let n = self.new.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        // One syncfs of the store's file system, rather than an fsync of
+        // each file and directory of each layer (a layer may have 100,000).
+        let at = |e: std::io::Error| format!("{}: {e}", self.store.display());
+        let store = std::fs::File::open(&self.store).map_err(at)?;
+        rustix::fs::syncfs(&store).map_err(|e| at(e.into()))?;
         for (mut tmp, final_dir) in self.new {
             let Some(from) = tmp.0.clone() else { continue };
             match std::fs::rename(&from, &final_dir) {
@@ -95,6 +109,7 @@ impl Staged {
                 Err(e) => return Err(format!("{}: {e}", final_dir.display())),
             }
         }
+        store.sync_all().map_err(at)?;
         Ok(n)
     }
 }
@@ -153,6 +168,7 @@ pub fn stage_layers(
         dirs: Vec::new(),
         target_paths: Vec::new(),
         new: Vec::new(),
+        store: store.clone(),
     };
     for (i, (blob, diff_id)) in image.layers.iter().zip(diff_ids).enumerate() {
         let at = |m: String| format!("layer {} ({}): {m}", i + 1, blob.name);

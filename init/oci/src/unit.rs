@@ -398,10 +398,11 @@ pub fn render(
     Ok(text)
 }
 
-/// Write `text` as `units/NAME.unit`, atomically. The temporary file is
-/// made new (mode 0644 at most): one there already, a killed import's
-/// or a symlink planted in the target tree to lead the write out of it,
-/// is removed itself, never written through.
+/// Write `text` as `units/NAME.unit`, atomically and on disk (the file,
+/// then the rename). The temporary file is made new (mode 0644 at most):
+/// one there already, a killed import's or a symlink planted in the
+/// target tree to lead the write out of it, is removed itself, never
+/// written through.
 pub fn write(units: &Path, name: &str, text: &str) -> Result<PathBuf, String> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt;
@@ -419,12 +420,15 @@ pub fn write(units: &Path, name: &str, text: &str) -> Result<PathBuf, String> {
         .custom_flags(nofollow)
         .mode(0o644)
         .open(&tmp)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
         .and_then(|()| std::fs::rename(&tmp, &path))
         .map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             failed(e)
         })?;
+    std::fs::File::open(units)
+        .and_then(|d| d.sync_all())
+        .map_err(failed)?;
     Ok(path)
 }
 
