@@ -12,7 +12,6 @@ mod store;
 mod unit;
 mod unpack;
 
-use std::io::Read;
 use std::path::PathBuf;
 
 const USAGE: &str = "usage: wren-oci import --root DIR --name NAME [OPTIONS] SOURCE
@@ -114,21 +113,20 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
     })
 }
 
-/// Read a blob whole, checking its digest and size (a layer that is in
-/// the store already).
-pub(crate) fn verify_blob(raw: Box<dyn Read>, blob: &source::Blob) -> Result<(), String> {
-    let (got, n) = digest::Hashing::new(raw)
-        .finish()
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if let Some(size) = blob.size.filter(|s| *s != n) {
-        return Err(format!(
-            "{n} bytes, the descriptor says {size} (truncated or replaced blob)"
-        ));
+/// `s` with its control characters (and the Unicode line and paragraph
+/// separators) escaped as Rust writes them (`\n`, `\u{1b}`); all else as
+/// it is. For text of the image's or a path's choosing on its way into a
+/// unit file or onto a terminal.
+pub(crate) fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
-    if let Some(d) = blob.digest.as_ref().filter(|d| **d != got) {
-        return Err(format!("digest mismatch: expected {d}, got {got}"));
-    }
-    Ok(())
+    out
 }
 
 fn import(a: &Args) -> Result<String, String> {
@@ -172,7 +170,8 @@ fn import(a: &Args) -> Result<String, String> {
     let merged = unit::Merged { layers: &top_first };
     let text = unit::render(&a.name, &image.reference, &config, &root, &merged, &a.extra)?;
     if let Some(arch) = config.architecture.as_deref().filter(|x| *x != a.arch) {
-        eprintln!("wren-oci: warning: the image is for {arch}, not {}", a.arch);
+        let warning = format!("the image is for {arch}, not {}", a.arch);
+        eprintln!("wren-oci: warning: {}", printable(&warning));
     }
     let units = store::real_dir(&a.root, wren_core::vocab::DEFAULT_UNITS_DIR)?;
     let layers = staged.dirs.len();
@@ -194,20 +193,22 @@ fn main() {
     let args = match parse_args(&argv) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("wren-oci: {e}\n{USAGE}");
+            eprintln!("wren-oci: {}\n{USAGE}", printable(&e));
             std::process::exit(2);
         }
     };
+    // Every message is printed escaped: it may name what the image
+    // chose (an entry, a tag, a member, a config value; the tar crate's
+    // own errors quote header bytes), which must not reach the terminal
+    // or a build log raw.
     match import(&args) {
-        Ok(summary) => println!("{summary}"),
+        Ok(summary) => println!("{}", printable(&summary)),
         Err(e) => {
-            eprintln!(
-                "wren-oci: {}: {e}",
-                match &args.source {
-                    source::Source::Oci { dir, .. } => dir.display().to_string(),
-                    source::Source::DockerArchive { file, .. } => file.display().to_string(),
-                }
-            );
+            let source = match &args.source {
+                source::Source::Oci { dir, .. } => dir.display(),
+                source::Source::DockerArchive { file, .. } => file.display(),
+            };
+            eprintln!("wren-oci: {}", printable(&format!("{source}: {e}")));
             std::process::exit(1);
         }
     }

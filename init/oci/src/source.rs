@@ -20,23 +20,39 @@ pub enum Source {
     DockerArchive { file: PathBuf, tag: Option<String> },
 }
 
+/// A tag as OCI's grammar has it: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+fn valid_tag(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.first()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        && b.len() <= 128
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
 impl Source {
     /// `oci:PATH[:TAG]` or `docker-archive:FILE[:TAG]`. A last `:` part
-    /// with no `/` in it is the tag.
+    /// with no `/` in it is the tag, which must be one by OCI's grammar:
+    /// it is written into the unit's header comment and `description`.
     pub fn parse(s: &str) -> Result<Source, String> {
-        let split = |rest: &str| -> (PathBuf, Option<String>) {
+        let split = |rest: &str| -> Result<(PathBuf, Option<String>), String> {
             match rest.rsplit_once(':') {
                 Some((p, t)) if !t.contains('/') && !p.is_empty() && !t.is_empty() => {
-                    (PathBuf::from(p), Some(t.to_owned()))
+                    if !valid_tag(t) {
+                        return Err(format!(
+                            "tag {t:?}: 1 to 128 of A-Z a-z 0-9 _ . -, not starting with . or -"
+                        ));
+                    }
+                    Ok((PathBuf::from(p), Some(t.to_owned())))
                 }
-                _ => (PathBuf::from(rest), None),
+                _ => Ok((PathBuf::from(rest), None)),
             }
         };
         if let Some(rest) = s.strip_prefix("oci:").filter(|r| !r.is_empty()) {
-            let (dir, tag) = split(rest);
+            let (dir, tag) = split(rest)?;
             Ok(Source::Oci { dir, tag })
         } else if let Some(rest) = s.strip_prefix("docker-archive:").filter(|r| !r.is_empty()) {
-            let (file, tag) = split(rest);
+            let (file, tag) = split(rest)?;
             Ok(Source::DockerArchive { file, tag })
         } else {
             Err(format!(

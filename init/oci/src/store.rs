@@ -5,12 +5,15 @@
 //! compressed another way (gzip or zstd, another gzip level, a docker
 //! archive's plain tar) is the same directory, so images that share a
 //! base store it once whatever wrote them. The diff_id is checked while
-//! unpacking, so a directory's name always matches what is in it.
+//! unpacking, so a directory's name always matches what is in it; and
+//! checked again whenever an image names a layer stored already, so an
+//! image has only the layers its own blobs are.
 //!
 //! Layers are unpacked into temporary directories inside the store
 //! (`.tmp-PID-HEX`) and renamed into place only once every layer is whole
-//! and verified and the unit's text is rendered and parsed back; then the
-//! unit is written. On any refusal the temporary directories are
+//! and verified and the unit's text is rendered and parsed back, and once
+//! they are on disk (a syncfs; the store directory is fsync'd after the
+//! renames); then the unit is written (fsync'd too). On any refusal the temporary directories are
 //! removed; those of an import killed on the way (no Drop runs on SIGKILL,
 //! SIGINT or a panic's abort) are removed by the next import, once the
 //! process that made them is gone.
@@ -78,12 +81,25 @@ pub struct Staged {
     pub target_paths: Vec<String>,
     /// (temporary, final) of the new layers.
     new: Vec<(Temp, PathBuf)>,
+    /// The store's `sha256` directory.
+    store: PathBuf,
 }
 
 impl Staged {
     /// Move the new layers into the store; returns how many there were.
+    /// They are on disk first, so that a layer named by its diff_id is
+    /// whole after a crash or a power cut of the build host, and so are
+    /// the renames when it returns.
     pub fn commit(self) -> Result<usize, String> {
         let n = self.new.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        // One syncfs of the store's file system, rather than an fsync of
+        // each file and directory of each layer (a layer may have 100,000).
+        let at = |e: std::io::Error| format!("{}: {e}", self.store.display());
+        let store = std::fs::File::open(&self.store).map_err(at)?;
+        rustix::fs::syncfs(&store).map_err(|e| at(e.into()))?;
         for (mut tmp, final_dir) in self.new {
             let Some(from) = tmp.0.clone() else { continue };
             match std::fs::rename(&from, &final_dir) {
@@ -93,6 +109,7 @@ impl Staged {
                 Err(e) => return Err(format!("{}: {e}", final_dir.display())),
             }
         }
+        store.sync_all().map_err(at)?;
         Ok(n)
     }
 }
@@ -151,22 +168,23 @@ pub fn stage_layers(
         dirs: Vec::new(),
         target_paths: Vec::new(),
         new: Vec::new(),
+        store: store.clone(),
     };
     for (i, (blob, diff_id)) in image.layers.iter().zip(diff_ids).enumerate() {
         let at = |m: String| format!("layer {} ({}): {m}", i + 1, blob.name);
         let final_dir = store.join(diff_id.hex());
         let raw = image.read(blob).map_err(at)?;
-        let staged_already = staged.new.iter().find(|(_, f)| *f == final_dir);
-        if let Some((t, _)) = staged_already {
-            // The same layer twice in one image.
-            let dir = t.0.clone().unwrap_or_default();
-            crate::verify_blob(raw, blob).map_err(at)?;
+        // The same layer twice in one image, or one stored already.
+        let have = match staged.new.iter().find(|(_, f)| *f == final_dir) {
+            Some((t, _)) => t.0.clone(),
+            None => final_dir.is_dir().then(|| final_dir.clone()),
+        };
+        if let Some(dir) = have {
+            // Still read whole and checked, the diff_id too: the config
+            // names a layer, its blob must be that layer.
+            unpack_layer(raw, blob.digest.as_ref(), blob.size, diff_id, None, budget)
+                .map_err(at)?;
             staged.dirs.push(dir);
-        } else if final_dir.is_dir() {
-            // Stored already: still read the blob whole so that every
-            // blob of the image is checked.
-            crate::verify_blob(raw, blob).map_err(at)?;
-            staged.dirs.push(final_dir.clone());
         } else {
             let tmp = store.join(format!(".tmp-{}-{}", std::process::id(), diff_id.hex()));
             let _ = std::fs::remove_dir_all(&tmp);
@@ -174,8 +192,15 @@ pub fn stage_layers(
             let guard = Temp(Some(tmp.clone()));
             std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
                 .map_err(|e| at(e.to_string()))?;
-            unpack_layer(raw, blob.digest.as_ref(), blob.size, diff_id, &tmp, budget)
-                .map_err(at)?;
+            unpack_layer(
+                raw,
+                blob.digest.as_ref(),
+                blob.size,
+                diff_id,
+                Some(&tmp),
+                budget,
+            )
+            .map_err(at)?;
             staged.dirs.push(tmp);
             staged.new.push((guard, final_dir.clone()));
         }

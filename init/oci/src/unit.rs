@@ -55,13 +55,24 @@ impl Merged<'_> {
     /// The host path of the absolute `path` in the merged view, without
     /// following symlinks: the topmost layer that has it wins; a whiteout
     /// (0/0 character device), a non-directory on the way or an opaque
-    /// directory hides the layers below.
+    /// directory hides the layers below. `..` is taken lexically, as
+    /// `resolve` does, and stays at the image's root as the kernel stays
+    /// at the unit's: never joined to a host path, which it would leave.
     pub fn find(&self, path: &str) -> Option<PathBuf> {
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
-        let comps: Vec<&str> = path
-            .split('/')
-            .filter(|c| !c.is_empty() && *c != ".")
-            .collect();
+        let mut comps: Vec<&str> = Vec::new();
+        for c in path.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    comps.pop();
+                }
+                c => comps.push(c),
+            }
+        }
+        if comps.is_empty() {
+            return self.layers.first().cloned();
+        }
         for layer in self.layers {
             let mut p = layer.clone();
             let mut opaque = false;
@@ -279,7 +290,10 @@ pub fn render(
     let rc = config.config.as_ref().unwrap_or(&empty);
     let mut keys: Vec<(String, String)> = Vec::new();
     let mut key = |k: &str, v: String| keys.push((k.to_owned(), v));
-    key("description", description(reference));
+    // A layout's path may hold any byte but NUL: a line break in it
+    // would add keys of its own to the unit.
+    let reference = crate::printable(reference);
+    key("description", description(&reference));
     let env = rc.env.clone().unwrap_or_default();
     let path = env
         .iter()
@@ -384,16 +398,37 @@ pub fn render(
     Ok(text)
 }
 
-/// Write `text` as `units/NAME.unit`, atomically.
+/// Write `text` as `units/NAME.unit`, atomically and on disk (the file,
+/// then the rename). The temporary file is made new (mode 0644 at most):
+/// one there already, a killed import's or a symlink planted in the
+/// target tree to lead the write out of it, is removed itself, never
+/// written through.
 pub fn write(units: &Path, name: &str, text: &str) -> Result<PathBuf, String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
     let path = units.join(format!("{name}.unit"));
     let tmp = units.join(format!(".{name}.unit.tmp"));
-    std::fs::write(&tmp, text)
+    let failed = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(e)),
+        _ => {}
+    }
+    let nofollow = i32::try_from(rustix::fs::OFlags::NOFOLLOW.bits()).unwrap_or(0);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(nofollow)
+        .mode(0o644)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
         .and_then(|()| std::fs::rename(&tmp, &path))
         .map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            format!("cannot write {}: {e}", path.display())
+            failed(e)
         })?;
+    std::fs::File::open(units)
+        .and_then(|d| d.sync_all())
+        .map_err(failed)?;
     Ok(path)
 }
 
@@ -419,5 +454,31 @@ mod tests {
         let got: Vec<&str> = def.exec.iter().collect();
         assert_eq!(got, args, "{text}");
         assert!(super::quote("a\nb").is_err());
+    }
+
+    /// A reference with line breaks (a layout's path may hold any byte
+    /// but `/` and NUL) adds no key: long enough that `description`
+    /// keeps only its end, it was written whole in the header comment.
+    #[test]
+    fn a_reference_with_line_breaks_adds_no_key() {
+        let config: super::Config = serde_json::from_str(
+            r#"{"config":{"Entrypoint":["/bin/app"]},"rootfs":{"diff_ids":[]}}"#,
+        )
+        .unwrap();
+        let reference = format!("oci:/x\nuser = 0\n#{}", "y".repeat(100));
+        let text = super::render(
+            "app",
+            &reference,
+            &config,
+            &["/var/lib/wren/layers/sha256/00".into()],
+            &super::Merged { layers: &[] },
+            &super::Extra::default(),
+        )
+        .unwrap();
+        assert!(!text.lines().any(|l| l.starts_with("user")), "{text}");
+        assert!(
+            text.starts_with("# Written by wren-oci from oci:/x\\nuser = 0\\n#y"),
+            "{text}"
+        );
     }
 }

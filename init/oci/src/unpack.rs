@@ -12,8 +12,11 @@
 
 use crate::digest::{Bounded, Digest, Hashing};
 use std::cell::Cell;
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{lchown, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
@@ -38,13 +41,16 @@ const ZSTD: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// Unpack the layer blob `raw` into the (new, empty) directory `dest`,
 /// checking its compressed digest and size (when known) and its diff_id
-/// (the digest of the uncompressed tar).
+/// (the digest of the uncompressed tar). Without `dest` (a layer in the
+/// store already, or earlier in the image) it is read through all the
+/// same, within the same bounds, and checked, but nothing is written: a
+/// layer is had by its content, never by the diff_id the config names.
 pub fn unpack_layer(
     raw: Box<dyn Read>,
     digest: Option<&Digest>,
     size: Option<u64>,
     diff_id: &Digest,
-    dest: &Path,
+    dest: Option<&Path>,
     budget: &mut Budget,
 ) -> Result<Counts, String> {
     let mut br = BufReader::new(Hashing::new(raw));
@@ -67,11 +73,11 @@ pub fn unpack_layer(
 }
 
 /// Decompress (gzip, zstd or none, by the stream's magic bytes), check
-/// the diff_id and unpack.
+/// the diff_id and unpack (into `dest`, when given).
 fn unpack_stream(
     br: &mut BufReader<Hashing<Box<dyn Read>>>,
     diff_id: &Digest,
-    dest: &Path,
+    dest: Option<&Path>,
     budget: &mut Budget,
 ) -> Result<Counts, String> {
     let head = br
@@ -93,14 +99,23 @@ fn unpack_stream(
         left: budget.bytes_left,
         max: budget.max_bytes,
     });
-    let mut tail = ZeroTail {
-        inner: &mut tar_stream,
-        pos: 0,
-        real_end: Rc::new(Cell::new(None)),
-        zeros: 0,
+    let counts = match dest {
+        Some(dest) => {
+            let mut tail = ZeroTail {
+                inner: &mut tar_stream,
+                pos: 0,
+                real_end: Rc::new(Cell::new(None)),
+                zeros: 0,
+            };
+            let real_end = tail.real_end.clone();
+            unpack_tar(&mut tail, &real_end, dest, budget)?
+        }
+        None => {
+            std::io::copy(&mut tar_stream, &mut std::io::sink())
+                .map_err(|e| format!("cannot read: {e}"))?;
+            Counts::default()
+        }
     };
-    let real_end = tail.real_end.clone();
-    let counts = unpack_tar(&mut tail, &real_end, dest, budget)?;
     let (got, n) = tar_stream
         .finish()
         .map_err(|e| format!("after the tar archive: {e}"))?;
@@ -145,9 +160,13 @@ impl<R: Read> Read for ZeroTail<R> {
     }
 }
 
+/// Most components in an entry's name or a hard link's target. Deeper
+/// names serve no image, and each system call on one walks all of them.
+const MAX_DEPTH: usize = 256;
+
 /// `name` as components below the layer root; `..` and absolute names
 /// are refused, but for `/` alone, which umoci writes for the root.
-fn safe_rel(name: &Path) -> Result<Vec<&std::ffi::OsStr>, String> {
+fn safe_rel(name: &Path) -> Result<Vec<&OsStr>, String> {
     let mut out = Vec::new();
     let mut absolute = false;
     for c in name.components() {
@@ -157,6 +176,9 @@ fn safe_rel(name: &Path) -> Result<Vec<&std::ffi::OsStr>, String> {
             Component::ParentDir => return Err("`..` in the path".into()),
             Component::RootDir | Component::Prefix(_) => absolute = true,
         }
+        if out.len() > MAX_DEPTH {
+            return Err(format!("too deep: more than {MAX_DEPTH} components"));
+        }
     }
     if absolute && !out.is_empty() {
         return Err("absolute path".into());
@@ -164,45 +186,109 @@ fn safe_rel(name: &Path) -> Result<Vec<&std::ffi::OsStr>, String> {
     Ok(out)
 }
 
-/// The directory `dest/parents...`, made where missing; every component
-/// must be a real directory of this layer.
-fn parent_dir(dest: &Path, parents: &[&std::ffi::OsStr]) -> Result<PathBuf, String> {
-    let mut p = dest.to_path_buf();
-    for (i, c) in parents.iter().enumerate() {
-        p.push(c);
-        let shown = || {
-            parents
-                .get(..=i)
-                .unwrap_or(&[])
-                .iter()
-                .map(|s| s.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/")
-        };
-        match fs::symlink_metadata(&p) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(format!("goes through the symlink `{}`", shown()));
-            }
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(format!("goes through the non-directory `{}`", shown())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                fs::create_dir(&p).map_err(|e| format!("cannot create `{}`: {e}", shown()))?;
-            }
-            Err(e) => return Err(format!("`{}`: {e}", shown())),
-        }
-    }
-    Ok(p)
+/// The layer directory being unpacked, and its directories already
+/// checked to be real directories (made here, or found so; never
+/// symlinks), as `a/b/c` below it: each is checked once, not again for
+/// every entry below it (which made a deep layer quadratic). Every
+/// directory above a known one is known to be real too: it was checked
+/// on the way, and removing a directory forgets it with all below it.
+struct Layer<'a> {
+    dest: &'a Path,
+    known: BTreeSet<Vec<u8>>,
 }
 
-/// Make room for a new entry at `p`: a later entry replaces an earlier
-/// one (a directory only by a non-directory).
-fn clear(p: &Path, keep_dir: bool) -> std::io::Result<()> {
-    match fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() && keep_dir => Ok(()),
-        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
-        Ok(_) => fs::remove_file(p),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
+impl Layer<'_> {
+    /// The directory `dest/parents...`, made where missing; every
+    /// component must be a real directory of this layer.
+    fn parent_dir(&mut self, parents: &[&OsStr]) -> Result<PathBuf, String> {
+        let mut key = Vec::new();
+        let mut ends = Vec::with_capacity(parents.len());
+        for c in parents {
+            if !key.is_empty() {
+                key.push(b'/');
+            }
+            key.extend_from_slice(c.as_bytes());
+            ends.push(key.len());
+        }
+        // The deepest directory known: the walk starts below it.
+        let mut done = parents.len();
+        while done > 0 {
+            let end = ends.get(done - 1).copied().unwrap_or(0);
+            if self.known.contains(key.get(..end).unwrap_or_default()) {
+                break;
+            }
+            done -= 1;
+        }
+        let start = done.checked_sub(1).and_then(|i| ends.get(i)).copied();
+        let mut p = self.dest.to_path_buf();
+        if let Some(end) = start {
+            p.push(OsStr::from_bytes(key.get(..end).unwrap_or_default()));
+        }
+        for (i, c) in parents.iter().enumerate().skip(done) {
+            p.push(c);
+            let shown = || {
+                parents
+                    .get(..=i)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|s| s.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            };
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(format!("goes through the symlink `{}`", shown()));
+                }
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(format!("goes through the non-directory `{}`", shown())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    fs::create_dir(&p).map_err(|e| format!("cannot create `{}`: {e}", shown()))?;
+                }
+                Err(e) => return Err(format!("`{}`: {e}", shown())),
+            }
+            let end = ends.get(i).copied().unwrap_or(0);
+            self.known
+                .insert(key.get(..end).unwrap_or_default().to_vec());
+        }
+        Ok(p)
+    }
+
+    /// Make room for a new entry at `p` (a path in this layer): a later
+    /// entry replaces an earlier one (a directory only by a
+    /// non-directory). What is removed is forgotten.
+    fn clear(&mut self, p: &Path, keep_dir: bool) -> std::io::Result<()> {
+        match fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() && keep_dir => Ok(()),
+            Ok(m) if m.is_dir() => {
+                self.forget(p);
+                fs::remove_dir_all(p)
+            }
+            Ok(_) => fs::remove_file(p),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `p` and every directory below it are no longer known.
+    fn forget(&mut self, p: &Path) {
+        let Ok(rel) = p.strip_prefix(self.dest) else {
+            // Not below the layer: forget everything.
+            self.known.clear();
+            return;
+        };
+        let rel = rel.as_os_str().as_bytes().to_vec();
+        self.known.remove(&rel);
+        let mut below = rel;
+        below.push(b'/');
+        let gone: Vec<Vec<u8>> = self
+            .known
+            .range(below.clone()..)
+            .take_while(|k| k.starts_with(&below))
+            .cloned()
+            .collect();
+        for k in gone {
+            self.known.remove(&k);
+        }
     }
 }
 
@@ -251,13 +337,17 @@ fn unpack_tar(
     let mut entries = ar
         .entries()
         .map_err(|e| format!("not a tar archive: {e}"))?;
+    let mut layer = Layer {
+        dest,
+        known: BTreeSet::new(),
+    };
     loop {
         armed.set(Some(BETWEEN_ENTRIES_MAX));
         let next = entries.next();
         armed.set(None);
         let Some(entry) = next else { break };
         let mut e = entry.map_err(|e| format!("broken tar archive: {e}"))?;
-        unpack_entry(&mut e, real_end, dest, budget, &mut counts)?;
+        unpack_entry(&mut e, real_end, &mut layer, budget, &mut counts)?;
         // What an entry left unread (data of a directory, a link, a
         // whiteout) is skipped here, outside the bound between entries.
         std::io::copy(&mut e, &mut std::io::sink())
@@ -266,11 +356,31 @@ fn unpack_tar(
     Ok(counts)
 }
 
+/// A sparse file, GNU's (type `S`) or PAX's (`GNU.sparse.*` records): the
+/// tar crate would fill its holes with zeros read outside every bound (a
+/// 2 KiB layer may declare a hole of exabytes), and the PAX forms would
+/// be unpacked as their encoded map and data. Refused, before any of its
+/// data is read.
+fn is_sparse(e: &mut tar::Entry<'_, Between<'_>>) -> std::io::Result<bool> {
+    if e.header().entry_type().is_gnu_sparse() {
+        return Ok(true);
+    }
+    let Some(pax) = e.pax_extensions()? else {
+        return Ok(false);
+    };
+    for x in pax {
+        if x?.key_bytes().starts_with(b"GNU.sparse.") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// One entry into `dest`.
 fn unpack_entry(
     e: &mut tar::Entry<'_, Between<'_>>,
     real_end: &Cell<Option<u64>>,
-    dest: &Path,
+    layer: &mut Layer<'_>,
     budget: &mut Budget,
     counts: &mut Counts,
 ) -> Result<(), String> {
@@ -286,11 +396,17 @@ fn unpack_entry(
         ))
     })?;
     counts.entries += 1;
+    if is_sparse(e).map_err(|e| at(format!("bad PAX records: {e}")))? {
+        return Err(at(
+            "a sparse file (GNU tar --sparse): not supported, write the layer without --sparse"
+                .into(),
+        ));
+    }
     let rel = safe_rel(&name).map_err(at)?;
     let Some((last, parents)) = rel.split_last() else {
         return Ok(()); // the layer's root itself
     };
-    let dir = parent_dir(dest, parents).map_err(at)?;
+    let dir = layer.parent_dir(parents).map_err(at)?;
     let last_str = last.to_string_lossy();
     if last_str == ".wh..wh..opq" {
         rustix::fs::setxattr(
@@ -308,13 +424,13 @@ fn unpack_entry(
     }
     // On the raw bytes: a name that is not UTF-8 (`.wh.\xff`) hides
     // that very name, not the one its lossy text (`\u{fffd}`) spells.
-    let raw = std::os::unix::ffi::OsStrExt::as_bytes(*last);
+    let raw = last.as_bytes();
     if let Some(hidden) = raw.strip_prefix(b".wh.") {
         if hidden.is_empty() || hidden == b"." || hidden == b".." || hidden.contains(&b'/') {
             return Err(at("bad whiteout name".into()));
         }
-        let p = dir.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(hidden));
-        clear(&p, false).map_err(|e| at(e.to_string()))?;
+        let p = dir.join(OsStr::from_bytes(hidden));
+        layer.clear(&p, false).map_err(|e| at(e.to_string()))?;
         rustix::fs::mknodat(
             rustix::fs::CWD,
             &p,
@@ -345,13 +461,13 @@ fn unpack_entry(
     let io = |e: std::io::Error| at(e.to_string());
     match kind {
         tar::EntryType::Directory => {
-            clear(&p, true).map_err(io)?;
+            layer.clear(&p, true).map_err(io)?;
             if !p.is_dir() {
                 fs::create_dir(&p).map_err(io)?;
             }
         }
         tar::EntryType::Regular | tar::EntryType::Continuous => {
-            clear(&p, false).map_err(io)?;
+            layer.clear(&p, false).map_err(io)?;
             let mut f = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -370,7 +486,7 @@ fn unpack_entry(
                 .link_name()
                 .map_err(io)?
                 .ok_or_else(|| at("symlink without a target".into()))?;
-            clear(&p, false).map_err(io)?;
+            layer.clear(&p, false).map_err(io)?;
             std::os::unix::fs::symlink(&target, &p).map_err(io)?;
         }
         tar::EntryType::Link => {
@@ -383,8 +499,9 @@ fn unpack_entry(
             let Some((tlast, tparents)) = trel.split_last() else {
                 return Err(at("hard link to the layer's root".into()));
             };
-            let tdir =
-                parent_dir(dest, tparents).map_err(|m| at(format!("hard link target {m}")))?;
+            let tdir = layer
+                .parent_dir(tparents)
+                .map_err(|m| at(format!("hard link target {m}")))?;
             let t = tdir.join(tlast);
             match fs::symlink_metadata(&t) {
                 Ok(m) if !m.is_dir() => {}
@@ -396,7 +513,7 @@ fn unpack_entry(
                 }
             }
             if t != p {
-                clear(&p, false).map_err(io)?;
+                layer.clear(&p, false).map_err(io)?;
                 fs::hard_link(&t, &p).map_err(io)?;
             }
             return Ok(());
@@ -406,7 +523,7 @@ fn unpack_entry(
             return Ok(());
         }
         // PAX and GNU long-name records are read by the tar crate
-        // (within BETWEEN_ENTRIES_MAX);
+        // (within BETWEEN_ENTRIES_MAX), sparse files are refused above;
         // anything else carries no file.
         _ => return Ok(()),
     }

@@ -89,6 +89,47 @@ impl Tar {
         t
     }
 
+    /// A GNU sparse file (type `S`): `data` at offset `hole`, zeros
+    /// before it (a file of `hole + data.len()` bytes).
+    pub fn sparse(mut self, name: &str, hole: u64, data: &[u8]) -> Tar {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(name).unwrap();
+        h.set_entry_type(tar::EntryType::GNUSparse);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        {
+            let g = h.as_gnu_mut().unwrap();
+            g.sparse[0].set_offset(hole);
+            g.sparse[0].set_length(data.len() as u64);
+            g.set_real_size(hole + data.len() as u64);
+        }
+        h.set_cksum();
+        self.0.append(&h, data).unwrap();
+        self
+    }
+
+    /// PAX records for the next entry.
+    pub fn pax(mut self, records: &[(&str, &[u8])]) -> Tar {
+        self.0
+            .append_pax_extensions(records.iter().map(|(k, v)| (*k, *v)))
+            .unwrap();
+        self
+    }
+
+    /// A directory entry by a name of any length (a GNU long name).
+    pub fn owned_dir(mut self, name: &str, mode: u32) -> Tar {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        self.0.append_data(&mut h, name, &[][..]).unwrap();
+        self
+    }
+
     pub fn file(self, name: &str, data: &[u8], mode: u32) -> Tar {
         self.raw(tar::EntryType::Regular, name, "", data, mode)
     }
@@ -234,18 +275,84 @@ pub fn wren_oci(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// What `wren_oci_within` saw.
+pub struct Run {
+    /// The exit code; -1 when killed.
+    pub code: i32,
+    /// stdout + stderr.
+    pub out: String,
+    /// How long it ran.
+    pub wall: std::time::Duration,
+    /// The CPU time it used (user and system), as last read from /proc
+    /// while it ran: a measure of its work that a busy host does not
+    /// stretch as it does the wall time.
+    pub cpu: std::time::Duration,
+}
+
+/// The user and system time of a running process.
+fn cpu_time(pid: u32) -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = after_comm.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime) in USER_HZ ticks (100 a second).
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(std::time::Duration::from_millis(ticks * 10))
+}
+
+/// `wren_oci`, killed if it runs longer than `limit`.
+pub fn wren_oci_within(args: &[&str], limit: std::time::Duration) -> Run {
+    use std::io::Read;
+    let start = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wren-oci"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut cpu = std::time::Duration::ZERO;
+    let code = loop {
+        cpu = cpu_time(child.id()).unwrap_or(cpu);
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code().unwrap_or(-1);
+        }
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break -1;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let mut text = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut text).unwrap();
+    child.stderr.take().unwrap().read_to_end(&mut text).unwrap();
+    Run {
+        code,
+        out: String::from_utf8_lossy(&text).into_owned(),
+        wall: start.elapsed(),
+        cpu,
+    }
+}
+
+/// The arguments that import the layout `d/img` into `d/root` as the
+/// unit `x`.
+fn import_x_args(d: &Path) -> Vec<String> {
+    let root = d.join("root").to_str().unwrap().to_owned();
+    let src = format!("oci:{}", d.join("img").display());
+    ["import", "--root", &root, "--name", "x", &src]
+        .map(String::from)
+        .to_vec()
+}
+
 /// Import the layout `d/img` into `d/root` as the unit `x`.
 pub fn import_x(d: &Path) -> (i32, String) {
-    let root = d.join("root");
-    let src = format!("oci:{}", d.join("img").display());
-    wren_oci(&[
-        "import",
-        "--root",
-        root.to_str().unwrap(),
-        "--name",
-        "x",
-        &src,
-    ])
+    let args = import_x_args(d);
+    wren_oci(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// `import_x`, killed if it runs longer than `limit`.
+pub fn import_x_within(d: &Path, limit: std::time::Duration) -> Run {
+    let args = import_x_args(d);
+    wren_oci_within(&args.iter().map(String::as_str).collect::<Vec<_>>(), limit)
 }
 
 /// Every path under `dir`, relative, sorted.
