@@ -147,7 +147,7 @@ fn wrapped(text: &[u8]) -> Vec<u8> {
         let cut = if *b == b' ' {
             col + 1 + n > WIDTH && (n <= WIDTH - 2 || part || col + 1 >= WIDTH)
         } else {
-            col >= WIDTH && b & 0xc0 != 0x80
+            *b != b'\n' && col >= WIDTH && b & 0xc0 != 0x80
         };
         if cut {
             out.extend_from_slice(b"\n  ");
@@ -164,7 +164,9 @@ fn wrapped(text: &[u8]) -> Vec<u8> {
 
 /// `initctl status NAME`: the table line, then what explains it.
 pub fn detail_text(d: &UnitDetail, log: &[u8]) -> Vec<u8> {
-    let mut s = status_table(std::slice::from_ref(&d.status));
+    // The table as `status` prints it; the lines below it wrapped.
+    let mut table = status_table(std::slice::from_ref(&d.status)).into_bytes();
+    let mut s = String::new();
     let _ = writeln!(s, "last exit: {}", last_exit_text(d.last_exit));
     let _ = writeln!(s, "oom kills: {}", d.oom_kills);
     if let Some(p) = d.pressure_avg10 {
@@ -188,7 +190,8 @@ pub fn detail_text(d: &UnitDetail, log: &[u8]) -> Vec<u8> {
     }
     let reason = if d.reason.is_empty() { "-" } else { &d.reason };
     let _ = writeln!(s, "reason: {reason}");
-    let mut s = wrapped(s.as_bytes());
+    table.extend_from_slice(&wrapped(s.as_bytes()));
+    let mut s = table;
     if !log.is_empty() {
         // As `log` shows it: text that is not UTF-8 passes unchanged.
         s.extend_from_slice(b"log:\n");

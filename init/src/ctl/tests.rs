@@ -388,6 +388,28 @@ fn detail_lines_fit_80_columns() {
     assert!(t.ends_with(
         "\nreason: cannot start /usr/bin/app-server: execve: No such file or directory (os\n  error 2), retry in 100ms\n"
     ), "{t}");
+    // A line of exactly 80 columns is whole: no continuation after it
+    // (one of two blanks alone was printed after it).
+    let exact = "x".repeat(80 - "reason: ".len());
+    d.reason = crate::proto::truncated(&exact);
+    let t = String::from_utf8(detail_text(&d, b"")).unwrap();
+    assert!(t.ends_with(&format!("\nreason: {exact}\n")), "{t}");
+    assert!(!t.lines().any(|l| l.trim().is_empty()), "{t}");
+}
+
+/// The status table above the detail lines is the table `status` prints,
+/// not broken in the middle of its columns however wide it is.
+#[test]
+fn detail_text_leaves_the_table_whole() {
+    let mut d = detail();
+    d.status.name = crate::vocab::Name::try_from("a".repeat(32).as_str()).unwrap();
+    d.status.restarts = u32::MAX;
+    d.status.pid = u32::MAX;
+    d.status.memory_current = Some(u64::MAX);
+    d.status.uptime_ms = u64::MAX;
+    let table = status_table(std::slice::from_ref(&d.status));
+    let t = String::from_utf8(detail_text(&d, b"")).unwrap();
+    assert!(t.starts_with(&table), "{t}\n{table}");
 }
 
 fn text(json: Result<Vec<u8>, String>) -> String {
