@@ -31,6 +31,17 @@ pub mod wire;
 /// layer's `watchdog` line (a build of 3 would skip it and leave the
 /// device open and unfed: the watchdog is handed over only to a build of
 /// this very format).
+///
+/// Kept at 4 through two changes of meaning, not of bytes (thirty-fourth
+/// round): a Stopping unit wanted and without `restart_pending` is one a
+/// `pressure_action = restart` stopped, whose run this build counts as
+/// failed and restarts (a build before reads the same bytes as a unit
+/// left stopped; PID 1 re-execs while a unit stops only without cgroups,
+/// `in_between`); and a Failed unit's deadline is its held
+/// `start_limit_action` (a build before drops it: a roll-back cancels a
+/// held reboot). Lengths are read as u64 varints: postcard's `usize`
+/// on the 64-bit targets wren is built for; a 32-bit build would take
+/// some lengths postcard refuses.
 pub const STATE_FORMAT: u32 = 4;
 
 /// First word of the state and of the handshake line.
