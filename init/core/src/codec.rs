@@ -30,6 +30,30 @@ pub(crate) fn zigzag(v: i32) -> u64 {
     u64::from(((v << 1) ^ (v >> 31)) as u32)
 }
 
+/// Writes postcard's forms: what a codec's writer has beside `raw`, the
+/// one place its bytes go (a frame's `Vec`, or a fixed slice).
+pub(crate) trait Put {
+    fn raw(&mut self, b: &[u8]);
+
+    fn byte(&mut self, b: u8) {
+        self.raw(&[b]);
+    }
+
+    fn varint(&mut self, v: u64) {
+        let mut b = [0u8; 10];
+        self.raw(varint(v, &mut b));
+    }
+
+    fn i32(&mut self, v: i32) {
+        self.varint(zigzag(v));
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        self.varint(b.len() as u64);
+        self.raw(b);
+    }
+}
+
 /// Reads from a payload; `None` is a malformed message.
 pub(crate) struct In<'a> {
     pub(crate) rest: &'a [u8],

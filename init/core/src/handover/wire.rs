@@ -9,7 +9,7 @@
 
 use super::def_text::{def_from, text_of};
 use super::{Header, UnitState};
-use crate::codec::{self, In};
+use crate::codec::{In, Put};
 use crate::supervisor::{Failures, Note, Phase, Retired, Runtime};
 use crate::unit::{Few, UnitDef};
 use crate::vocab::{Delay, Due, Exit, Millis, AFTER_MAX, START_LIMIT_MAX};
@@ -17,25 +17,13 @@ use crate::vocab::{Delay, Due, Exit, Millis, AFTER_MAX, START_LIMIT_MAX};
 /// Writes at the end of a frame's buffer.
 struct Out<'v>(&'v mut std::vec::Vec<u8>);
 
-impl Out<'_> {
-    fn byte(&mut self, b: u8) {
-        self.0.push(b);
-    }
-
-    fn varint(&mut self, v: u64) {
-        let mut b = [0u8; 10];
-        self.0.extend_from_slice(codec::varint(v, &mut b));
-    }
-
-    fn i32(&mut self, v: i32) {
-        self.varint(codec::zigzag(v));
-    }
-
-    fn bytes(&mut self, b: &[u8]) {
-        self.varint(b.len() as u64);
+impl Put for Out<'_> {
+    fn raw(&mut self, b: &[u8]) {
         self.0.extend_from_slice(b);
     }
+}
 
+impl Out<'_> {
     /// An `Option` of an unsigned integer (`Due`, `Delay`: their `u64`).
     fn opt(&mut self, v: Option<u64>) {
         match v {

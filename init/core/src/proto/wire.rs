@@ -10,7 +10,7 @@ use super::{
     CtlError, ErrCode, InitInfo, LastExit, Origin, ProtoError, Reply, Request, UnitDetail,
     UnitStatus, FRAME_BUF, HEADER_LEN, PROTO_VERSION,
 };
-use crate::codec::{self, In};
+use crate::codec::{In, Put};
 use crate::unit::Limit;
 use crate::vocab::{ShutdownKind, State};
 
@@ -22,7 +22,7 @@ struct Out<'a> {
     full: bool,
 }
 
-impl Out<'_> {
+impl Put for Out<'_> {
     fn raw(&mut self, b: &[u8]) {
         let end = self.len.saturating_add(b.len());
         match self.buf.get_mut(self.len..end) {
@@ -33,25 +33,9 @@ impl Out<'_> {
             None => self.full = true,
         }
     }
+}
 
-    fn byte(&mut self, b: u8) {
-        self.raw(&[b]);
-    }
-
-    fn varint(&mut self, v: u64) {
-        let mut b = [0u8; 10];
-        self.raw(codec::varint(v, &mut b));
-    }
-
-    fn bytes(&mut self, b: &[u8]) {
-        self.varint(b.len() as u64);
-        self.raw(b);
-    }
-
-    fn i32(&mut self, v: i32) {
-        self.varint(codec::zigzag(v));
-    }
-
+impl Out<'_> {
     fn opt<T: Copy>(&mut self, v: Option<T>, f: fn(&mut Self, T)) {
         match v {
             None => self.byte(0),
