@@ -103,6 +103,11 @@ struct Rare {
     last_good: Option<Box<UnitDef>>,
     /// Why the last reload's definition was rejected, for `status NAME`.
     rejected: Option<Box<str>>,
+    /// Stopped by its own memory pressure trigger (`pressure_action =
+    /// stop`), which `initctl status NAME` gives as the reason until it
+    /// is spawned again or the operator acts on it. Not handed over: after
+    /// a re-exec the reason is gone.
+    pressure_stopped: bool,
 }
 
 impl Edge {
@@ -121,6 +126,26 @@ impl Edge {
         self.rare = None;
         self.seccomp = None;
         self.verdict = None;
+    }
+
+    /// Stopped by its own pressure trigger (`Rare::pressure_stopped`).
+    fn pressure_stopped(&self) -> bool {
+        self.rare.as_ref().is_some_and(|r| r.pressure_stopped)
+    }
+
+    /// Say (or no longer say) that its own pressure trigger stopped it;
+    /// the box is made only to say so.
+    fn set_pressure_stopped(&mut self, stopped: bool) {
+        match self.rare.as_mut() {
+            Some(r) => r.pressure_stopped = stopped,
+            None if stopped => {
+                self.rare = Some(Box::new(Rare {
+                    pressure_stopped: true,
+                    ..Rare::default()
+                }));
+            }
+            None => {}
+        }
     }
 
     /// The OOM kills counted so far and those `memory.events` shows over
@@ -244,7 +269,7 @@ impl Edge {
                 r.last_good = None;
             }
             r.rejected = None;
-            if r.last_error.is_empty() && r.last_good.is_none() {
+            if r.last_error.is_empty() && r.last_good.is_none() && !r.pressure_stopped {
                 self.rare = None;
             }
         }

@@ -175,7 +175,7 @@ impl Pid1 {
                 by_hand: false,
             }),
             PressureAction::Stop => {
-                self.sup.pressure_stop(u);
+                edge.set_pressure_stopped(true);
                 self.feed(Event::Stop { unit: u });
             }
         }

@@ -144,13 +144,16 @@ impl Pid1 {
             Err(e) => Some(Err(e)),
             Ok(ev) => {
                 // The operator decides now: a shed unit is no longer
-                // started again (or stopped) by the pressure watch.
+                // started again (or stopped) by the pressure watch, nor
+                // is a unit its own pressure stopped said to be stopped
+                // for that.
                 if let Some(e) = self
                     .sup
                     .index(&name)
                     .and_then(|u| self.edges.get_mut(usize::from(u)))
                 {
                     e.shed = false;
+                    e.set_pressure_stopped(false);
                 }
                 self.feed(ev);
                 if want == Want::Stopped {
@@ -361,7 +364,7 @@ fn detail(
         }
         None => {}
     }
-    if slot.rt.pressure_stopped {
+    if edge.is_some_and(|e| e.pressure_stopped()) {
         reason.clear();
         let _ = reason.push_str("stopped: memory pressure over pressure_limit");
     }
@@ -816,10 +819,28 @@ mod tests {
         );
         assert_eq!(reason(&p).as_str(), said);
         step(&mut p, 3, Event::Start { unit: 0 });
+        // What `Action::Spawn`'s start clears (`start`).
+        p.clear_for_spawn(0);
         step(&mut p, 4, Event::spawned(0, NO_PID));
         assert_eq!(reason(&p).as_str(), "");
         step(&mut p, 5, Event::Stop { unit: 0 });
         step(&mut p, 6, Event::Exited { pid: NO_PID, exit });
+        assert_eq!(reason(&p).as_str(), "", "stopped by hand");
+        // Stopped by pressure again, and by hand while that stop runs:
+        // the operator's stop, not pressure's.
+        step(&mut p, 7, Event::Start { unit: 0 });
+        p.clear_for_spawn(0);
+        step(&mut p, 8, Event::spawned(0, NO_PID));
+        p.on_pressure(0, false);
+        assert_eq!(reason(&p).as_str(), said);
+        let sock = crate::testutil::TempDir::new("pid1-pressure-stop-sock");
+        let path = sock.path().join("control");
+        let uid = rustix::process::getuid().as_raw();
+        p.control = Some(Server::bind(&path, uid).unwrap());
+        let replies = ask(&mut p, &path, Request::Stop { name: "web" });
+        assert!(replies.is_empty(), "answered while stopping: {replies:?}");
+        assert_eq!(reason(&p).as_str(), "", "stopped by hand while stopping");
+        step(&mut p, 9, Event::Exited { pid: NO_PID, exit });
         assert_eq!(reason(&p).as_str(), "", "stopped by hand");
     }
 

@@ -352,6 +352,8 @@ impl Pid1 {
             // A report kept for a reap that never took it (the handshake
             // settled as a failed start): not the next run's exit.
             e.drain.early = None;
+            // Spawned again: no longer stopped by its pressure trigger.
+            e.set_pressure_stopped(false);
         }
     }
 

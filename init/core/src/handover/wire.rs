@@ -284,7 +284,6 @@ impl<'a> In<'a> {
             watchdog_at: self.opt(Self::due)?,
             ready_early: false,
             draining: false,
-            pressure_stopped: false,
         })
     }
 

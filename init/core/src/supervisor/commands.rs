@@ -122,8 +122,9 @@ impl Supervisor {
             }
             // Spawned, its exec not answered yet: there is no process to
             // wait for (pid1 kills the child on Stopped), so a pending
-            // restart (a `pressure_action`'s too: no run failed) starts
-            // again at once.
+            // restart starts again at once. Never a `pressure_action`'s
+            // (a failed run): on_pressure acts only on a Running unit with
+            // a pid.
             Phase::Starting | Phase::Running => {
                 s.rt.phase = Phase::Stopped;
                 note(s, unit, Note::Stopped, out);

@@ -292,14 +292,6 @@ impl Supervisor {
         self.units.is_empty()
     }
 
-    /// Unit `unit`, about to be stopped by its memory pressure trigger:
-    /// that is why it stopped, until it starts again.
-    pub fn pressure_stop(&mut self, unit: u16) {
-        if let Some(s) = self.units.get_mut(usize::from(unit)) {
-            s.rt.pressure_stopped = true;
-        }
-    }
-
     /// How unit `unit`'s last run ended, as the edge learnt after the
     /// step (an OOM kill, told apart from another SIGKILL once a restart
     /// had started): its last exit, if it has one.

@@ -73,7 +73,6 @@ impl Supervisor {
                             s.rt.phase = Phase::Starting;
                             s.rt.pid = 0;
                             s.rt.ready_early = false;
-                            s.rt.pressure_stopped = false;
                         }
                         out.push(Action::Spawn(i as u16));
                     }

@@ -256,12 +256,6 @@ pub struct Runtime {
     /// a re-exec is refused in a shutdown.
     #[serde(skip)]
     pub draining: bool,
-    /// Stopped by its own memory pressure trigger (`pressure_action =
-    /// stop`, PID 1's to say: `pressure_stop`), which `initctl status
-    /// NAME` gives as the reason until it starts again. Not handed over:
-    /// after a re-exec the reason is gone, the state format stays.
-    #[serde(skip)]
-    pub pressure_stopped: bool,
 }
 
 impl Runtime {
@@ -282,7 +276,6 @@ impl Runtime {
             restart_pending: false,
             ready_early: false,
             draining: false,
-            pressure_stopped: false,
             probation: false,
             watchdog_at: None,
         }
