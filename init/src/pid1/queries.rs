@@ -13,7 +13,7 @@ use crate::proto::STATUS_PAGE;
 use crate::proto::{CtlError, ErrCode, LastExit, Reply, UnitDetail, UnitStatus};
 use crate::supervisor::{Event, Note, Phase, Retired, Supervisor};
 use crate::unit::{self, Output};
-use crate::vocab::{Exit, Name};
+use crate::vocab::{Exit, Millis, Name};
 
 impl Pid1 {
     /// The control fd is readable: execute and answer every request that
@@ -37,7 +37,7 @@ impl Pid1 {
                 }
             }),
             Command::Detail(name) => apart(|| {
-                let d = detail(&self.sup, &self.edges, self.cg.as_ref(), &name);
+                let d = detail(&self.sup, &self.edges, self.cg.as_ref(), &name, t);
                 let ring = log_of(&self.sup, &self.edges, &name).ok();
                 if let Some(srv) = self.control.as_mut() {
                     srv.answer_detail(id, d, ring, t);
@@ -338,6 +338,7 @@ fn detail(
     edges: &[Edge],
     cg: Option<&Cgroups>,
     name: &str,
+    now: Millis,
 ) -> Result<UnitDetail, CtlError> {
     // A unit a reload removed is listed while it stops: so it has a
     // detail too.
@@ -363,6 +364,22 @@ fn detail(
             );
         }
         None => {}
+    }
+    // A start limit's action waiting for PID 1's first minute: the
+    // operator the wait is for reads here when it comes and what stops it.
+    let rt = &slot.rt;
+    let held = (rt.last_note, rt.phase, rt.deadline);
+    if let ((Some(Note::StartLimit), Phase::Failed, Some(d)), Some(kind)) =
+        (held, slot.def.start_limit_action.shutdown())
+    {
+        let _ = core::fmt::write(
+            &mut reason.as_mut_view(),
+            format_args!(
+                ", {} in {}ms (a stop or start by hand cancels)",
+                kind.verb(),
+                d.get().saturating_sub(now)
+            ),
+        );
     }
     if edge.is_some_and(|e| e.pressure_stopped()) {
         reason.clear();
@@ -782,10 +799,39 @@ mod tests {
         let (units, _) = super::status(&p.sup, None, 0);
         assert_eq!(units.len(), 1);
         assert_eq!(units[0].name.as_str(), "web");
-        let d = super::detail(&p.sup, &p.edges, None, "web").unwrap();
+        let d = super::detail(&p.sup, &p.edges, None, "web", 0).unwrap();
         assert_eq!(d.status.state, units[0].state);
         assert_eq!(d.reason.as_str(), "removed by a reload: stopping");
-        assert!(super::detail(&p.sup, &p.edges, None, "db").is_err());
+        assert!(super::detail(&p.sup, &p.edges, None, "db", 0).is_err());
+    }
+
+    /// A start limit whose reboot waits for PID 1's first minute says in
+    /// `status NAME` when it comes and what cancels it (the console said
+    /// it once, within a second of boot); a stop by hand drops it, and
+    /// the reason with it.
+    #[test]
+    fn a_held_start_limit_action_says_when_and_what_cancels_it() {
+        let unit = "exec = /bin/false\nstart_limit = 1/1m\nstart_limit_action = reboot\n";
+        let mut p = pid1_with(&[("vital", unit)]);
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, NO_PID));
+        let exit = crate::vocab::Exit::Code(1);
+        step(&mut p, 300, Event::Exited { pid: NO_PID, exit });
+        let reason = |p: &super::Pid1, now| {
+            let d = super::detail(&p.sup, &p.edges, None, "vital", now).unwrap();
+            d.reason.as_str().to_owned()
+        };
+        assert_eq!(
+            reason(&p, 300),
+            "start limit hit, rebooting in 59700ms (a stop or start by hand cancels)"
+        );
+        step(&mut p, 400, Event::Stop { unit: 0 });
+        assert!(
+            !reason(&p, 400).contains("rebooting"),
+            "{}",
+            reason(&p, 400)
+        );
+        assert_eq!(p.sup.shutting_down(), None);
     }
 
     /// A unit its memory pressure trigger stopped (`pressure_action =
@@ -797,7 +843,11 @@ mod tests {
         let mut p = pid1_with(&[("web", unit)]);
         step(&mut p, 0, Event::Boot);
         step(&mut p, 1, Event::spawned(0, NO_PID));
-        let reason = |p: &super::Pid1| super::detail(&p.sup, &p.edges, None, "web").unwrap().reason;
+        let reason = |p: &super::Pid1| {
+            super::detail(&p.sup, &p.edges, None, "web", 0)
+                .unwrap()
+                .reason
+        };
         let (trigger, _w) = rustix::pipe::pipe().unwrap();
         let limit = crate::unit::PressureLimit {
             percent: 20,
@@ -856,7 +906,7 @@ mod tests {
         ]);
         step(&mut p, 0, Event::Boot);
         step(&mut p, 1, Event::spawned(0, NO_PID));
-        let d = super::detail(&p.sup, &p.edges, None, "app").unwrap();
+        let d = super::detail(&p.sup, &p.edges, None, "app", 0).unwrap();
         assert_eq!(d.reason.as_str(), "waiting for db");
 
         let long = |c: char| c.to_string().repeat(crate::vocab::NAME_MAX);
@@ -870,7 +920,7 @@ mod tests {
         units.extend([("z", "exec = /bin/true\n"), ("app", after.as_str())]);
         let mut p = pid1_with(&units);
         step(&mut p, 0, Event::Boot);
-        let d = super::detail(&p.sup, &p.edges, None, "app").unwrap();
+        let d = super::detail(&p.sup, &p.edges, None, "app", 0).unwrap();
         assert_eq!(d.reason.as_str(), format!("waiting for {a} {b} ..."));
     }
 
@@ -891,7 +941,7 @@ mod tests {
         let (toor, www) = (unit("toor"), unit("www"));
         let p = pid1_with(&[("a", toor.as_str()), ("b", www.as_str())]);
         let caps = |name: &str| {
-            let d = super::detail(&p.sup, &p.edges, None, name).unwrap();
+            let d = super::detail(&p.sup, &p.edges, None, name, 0).unwrap();
             let line = d.confinement.as_str().to_owned();
             line.split(", ")
                 .find_map(|f| f.strip_prefix("capabilities ").map(str::to_owned))
