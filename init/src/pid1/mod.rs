@@ -453,27 +453,6 @@ fn refused(out: &Actions) {
     }
 }
 
-/// This binary's path (`(deleted)` when it was replaced on disk).
-fn exe_path() -> heapless::String<{ crate::vocab::PATH_BYTES }> {
-    // Into the stack, cut as `truncated` cuts: a heap buffer grown for it
-    // was mapped and unmapped again before the first start (issue 10).
-    let mut buf = [0u8; crate::vocab::PATH_BYTES];
-    let Ok(n) = rustix::fs::readlinkat_raw(rustix::fs::CWD, "/proc/self/exe", &mut buf[..]) else {
-        return heapless::String::new();
-    };
-    let bytes = buf.get(..n).unwrap_or_default();
-    let text = match core::str::from_utf8(bytes) {
-        Ok(t) => t,
-        // Only a cut character is dropped; a name not UTF-8 is none.
-        Err(e) if n == buf.len() && e.error_len().is_none() => bytes
-            .get(..e.valid_up_to())
-            .and_then(|b| core::str::from_utf8(b).ok())
-            .unwrap_or_default(),
-        Err(_) => "",
-    };
-    crate::proto::truncated(text)
-}
-
 /// Polls of 10 ms a wake-up may spend waiting for emptied cgroups to be
 /// made anew (`Pid1::remake_polls`): 100 ms at most, however many units
 /// a reload gave new limits.
@@ -552,7 +531,7 @@ impl Pid1 {
             orphans: Vec::new(),
             reexecs: 0,
             origin: crate::proto::Origin::Boot,
-            exe: exe_path(),
+            exe: crate::sys::file::exe_path(),
             followers: Vec::new(),
             shutdown_deadline: None,
             finish_pending: None,

@@ -307,6 +307,27 @@ pub fn is_errno(e: &std::io::Error, n: rustix::io::Errno) -> bool {
     e.raw_os_error() == Some(n.raw_os_error())
 }
 
+/// This binary's path (`(deleted)` when it was replaced on disk).
+pub fn exe_path() -> heapless::String<{ crate::vocab::PATH_BYTES }> {
+    // Into the stack, cut as `truncated` cuts: a heap buffer grown for it
+    // was mapped and unmapped again before the first start (issue 10).
+    let mut buf = [0u8; crate::vocab::PATH_BYTES];
+    let Ok(n) = rustix::fs::readlinkat_raw(rustix::fs::CWD, "/proc/self/exe", &mut buf[..]) else {
+        return heapless::String::new();
+    };
+    let bytes = buf.get(..n).unwrap_or_default();
+    let text = match core::str::from_utf8(bytes) {
+        Ok(t) => t,
+        // Only a cut character is dropped; a name not UTF-8 is none.
+        Err(e) if n == buf.len() && e.error_len().is_none() => bytes
+            .get(..e.valid_up_to())
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or_default(),
+        Err(_) => "",
+    };
+    crate::proto::truncated(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@ use super::lists::{add_after, add_env, parse_namespaces};
 use super::values::{
     bad, msg, number, parse_capabilities, parse_cpu_max, parse_duration, parse_id, parse_path,
     parse_pressure_limit, parse_root, parse_seccomp, parse_signal, parse_size, parse_user_map,
-    parse_weight, split_exec, valid_hostname, Clip, Msg, PIDS_MAX_LIMIT,
+    parse_weight, set_str, split_exec, valid_hostname, yes_no, Clip, Msg, PIDS_MAX_LIMIT,
 };
 use super::*;
 use heapless::String;
@@ -148,22 +148,6 @@ const fn same(a: &[u8], b: &[u8]) -> bool {
         b = tb;
     }
     true
-}
-
-fn yes_no(key: &str, v: &str) -> Result<bool, Msg> {
-    match v {
-        "yes" | "true" => Ok(true),
-        "no" | "false" => Ok(false),
-        _ => bad!("{key}: expected `yes` or `no`, got `{}`", Clip(v)),
-    }
-}
-
-fn set_str<const N: usize>(key: &str, v: &str, out: &mut Text<N>) -> Result<(), Msg> {
-    out.clear();
-    if out.push_str(v).is_err() {
-        bad!("{key}: longer than {N} bytes");
-    }
-    Ok(())
 }
 
 /// Apply one `key = value` (key already known and not a forbidden repeat).

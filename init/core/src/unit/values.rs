@@ -228,6 +228,22 @@ pub(super) fn parse_root(v: &str) -> Result<Text<ROOT_BYTES>, Msg> {
     Ok(s)
 }
 
+pub(super) fn yes_no(key: &str, v: &str) -> Result<bool, Msg> {
+    match v {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => bad!("{key}: expected `yes` or `no`, got `{}`", Clip(v)),
+    }
+}
+
+pub(super) fn set_str<const N: usize>(key: &str, v: &str, out: &mut Text<N>) -> Result<(), Msg> {
+    out.clear();
+    if out.push_str(v).is_err() {
+        bad!("{key}: longer than {N} bytes");
+    }
+    Ok(())
+}
+
 pub(super) fn parse_weight(key: &str, v: &str) -> Result<u16, Msg> {
     match number::<u16>(v) {
         Some(n) if (1..=10_000).contains(&n) => Ok(n),
