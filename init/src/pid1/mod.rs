@@ -885,6 +885,17 @@ mod tests {
         p
     }
 
+    /// A real start's exec handshake, taken as the loop would: PID 1
+    /// waits 50 ms in place for the exec, which a loaded host can miss
+    /// (the unit is then still `starting`). Gives up after 10 s.
+    pub(super) fn until_execd(p: &mut Pid1, u: u16) {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while p.exec_pid(u).is_some() && std::time::Instant::now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            p.on_exec(u);
+        }
+    }
+
     pub(super) fn step(p: &mut Pid1, t: Millis, ev: Event) -> Vec<crate::supervisor::Action> {
         let mut out = Actions::default();
         out.fit(p.sup.len());

@@ -612,7 +612,7 @@ mod tests {
     #[test]
     fn a_unit_shed_again_soon_after_its_start_doubles_the_calm() {
         use super::super::now;
-        use super::super::tests::{step, NO_PID};
+        use super::super::tests::{step, until_execd, NO_PID};
         use crate::supervisor::{Event, Phase};
         let db = "exec = /bin/sleep 60\nshed_order = 1\nnamespaces = none\n";
         let mut p = shedding(&[("db", db)]);
@@ -627,6 +627,7 @@ mod tests {
         step(&mut p, now(), gone(NO_PID));
         p.shed.as_mut().unwrap().calm_at = Some(0);
         p.on_shed_calm();
+        until_execd(&mut p, 0);
         // Started again for real (a bare `sleep`), and at once shed again.
         let s = p.sup.slot(0).unwrap();
         assert_eq!(s.rt.phase, Phase::Running);
