@@ -5,7 +5,8 @@
 use super::{now, Pid1};
 use crate::boot::cmdline::WatchdogOption;
 use crate::kmsg;
-use crate::supervisor::{Note, Phase};
+use crate::supervisor::{Note, Phase, LIMIT_ACTION_FLOOR};
+use crate::vocab::Millis;
 use crate::watchdog::Watchdog;
 use rustix::io::Errno;
 
@@ -67,16 +68,40 @@ impl Pid1 {
     /// A `critical` unit that has failed: the watchdog is fed no more.
     /// Its own failure only: one held back because a reload removed a unit
     /// it is `after` (`DepMissing`) is the operator's doing, which a reset
-    /// would not undo (docs/units.md, "Critical units").
+    /// would not undo, and one stopped by hand since (`Stopped`) is theirs
+    /// to repair (docs/units.md, "Critical units").
     pub(super) fn critical_failed(&self) -> Option<&str> {
         self.sup
             .slots()
             .find(|s| {
                 s.def.critical
                     && s.rt.phase == Phase::Failed
-                    && s.rt.last_note != Some(Note::DepMissing)
+                    && !matches!(s.rt.last_note, Some(Note::DepMissing | Note::Stopped))
             })
             .map(|s| s.def.name.as_str())
+    }
+
+    /// Whether a failed critical unit's reset waits, said on the console
+    /// once: until PID 1 has been up `LIMIT_ACTION_FLOOR` (counted from
+    /// the first PID 1's start), so that a unit failing at every boot
+    /// leaves the operator a minute at the console to stop it, not the
+    /// watchdog's seconds, and the card a boot a minute at most; and
+    /// always under `wren.rescue`, where the operator is at the console
+    /// to repair. The start limit's reboot waits the same way.
+    fn critical_held(&self, name: &str, t: Millis) -> bool {
+        let floor = self.started_at.saturating_add(LIMIT_ACTION_FLOOR);
+        let rescue = self.sup.rescue();
+        if t >= floor && !rescue {
+            return false;
+        }
+        if !self.critical_said {
+            let why = Held(rescue, floor.saturating_sub(t));
+            kmsg::console_line(format_args!(
+                "[FAILED] {name}: critical unit failed; {why} (a stop or start of it by hand cancels)"
+            ));
+            crate::error!("{name}: critical unit failed; {why}");
+        }
+        true
     }
 
     /// A shutdown feeds the watchdog through its stops even once a critical
@@ -104,7 +129,8 @@ impl Pid1 {
         let failed = self
             .critical_failed()
             .filter(|_| self.sup.shutting_down().is_none());
-        if let Some(name) = failed {
+        let held = failed.is_some_and(|name| self.critical_held(name, t));
+        if let Some(name) = failed.filter(|_| !held) {
             kmsg::console_line(format_args!(
                 "[FAILED] {name}: critical unit failed; the watchdog is no longer fed, the board resets within {} s",
                 w.timeout_s
@@ -116,8 +142,24 @@ impl Pid1 {
             crate::boot::shutdown::sync_by_kernel();
             return;
         }
+        self.critical_said = held;
         w.feed();
         self.watchdog_next = Some(t.saturating_add(w.period()));
+    }
+}
+
+/// How long a failed critical unit's reset waits, in words.
+struct Held(bool, Millis);
+
+impl core::fmt::Display for Held {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Held(true, _) => f.write_str("the watchdog is still fed under wren.rescue"),
+            Held(false, ms) => write!(
+                f,
+                "the watchdog is fed for {ms}ms more, until PID 1 has been up a minute, then no longer"
+            ),
+        }
     }
 }
 
@@ -213,5 +255,68 @@ mod tests {
         p.watchdog_next = Some(0);
         p.tend_watchdog();
         assert!(rustix::fs::fstat(&fed).unwrap().st_size > 0, "not fed");
+    }
+
+    /// A critical unit that fails at every boot: PID 1 has been up less
+    /// than a minute, so the watchdog is still fed (the operator has the
+    /// minute to log in and stop it); once that minute is over the
+    /// feeding stops. Said once, not at every feed.
+    #[test]
+    fn a_critical_failure_in_the_first_minute_is_held_until_then() {
+        use crate::supervisor::LIMIT_ACTION_FLOOR;
+        let web = "exec = /bin/true\ncritical = yes\nrestart = never\n";
+        let mut p = pid1_with(&[("web", web)]);
+        let fed = watched(&mut p);
+        p.started_at = now();
+        let web = p.sup.index("web").unwrap();
+        step(&mut p, 1, Event::Boot);
+        step(&mut p, 2, Event::spawned(web, 100));
+        let exit = Exit::Signal(11);
+        step(&mut p, 3, Event::Exited { pid: 100, exit });
+        assert!(p.critical_failed().is_some());
+        for _ in 0..2 {
+            p.watchdog_next = Some(0);
+            p.tend_watchdog();
+            assert!(p.watchdog_next.is_some(), "not held");
+            assert!(p.critical_said);
+        }
+        assert!(rustix::fs::fstat(&fed).unwrap().st_size > 0, "not fed");
+        // The minute is over (counted from the first PID 1's start).
+        p.started_at = now() - LIMIT_ACTION_FLOOR;
+        p.watchdog_next = Some(0);
+        p.tend_watchdog();
+        assert_eq!(p.watchdog_next, None, "fed past the first minute");
+    }
+
+    /// Within the minute the operator stops the failed critical unit by
+    /// hand: it is `stopped`, not `failed`, and the feeding goes on past
+    /// the minute. Under `wren.rescue` a failure never stops it.
+    #[test]
+    fn a_held_critical_failure_is_cancelled_by_hand_and_under_rescue() {
+        use crate::supervisor::LIMIT_ACTION_FLOOR;
+        let text = "exec = /bin/true\ncritical = yes\nrestart = never\n";
+        for rescue in [false, true] {
+            let mut p = pid1_with(&[("web", text)]);
+            let _fed = watched(&mut p);
+            p.started_at = now();
+            p.sup.hold_limit_actions(p.started_at, rescue);
+            let web = p.sup.index("web").unwrap();
+            step(&mut p, 1, Event::Boot);
+            step(&mut p, 2, Event::spawned(web, 100));
+            let exit = Exit::Code(1);
+            step(&mut p, 3, Event::Exited { pid: 100, exit });
+            p.watchdog_next = Some(0);
+            p.tend_watchdog();
+            if !rescue {
+                step(&mut p, 4, Event::Stop { unit: web });
+                assert_eq!(p.sup.slot(web).unwrap().rt.phase, Phase::Failed);
+                assert_eq!(p.critical_failed(), None, "stopped by hand");
+            }
+            p.started_at = now() - LIMIT_ACTION_FLOOR;
+            p.watchdog_next = Some(0);
+            p.tend_watchdog();
+            assert!(p.watchdog_next.is_some(), "rescue {rescue}: not fed");
+            assert_eq!(p.critical_said, rescue, "rescue {rescue}");
+        }
     }
 }
