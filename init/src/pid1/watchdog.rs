@@ -5,7 +5,7 @@
 use super::{now, Pid1};
 use crate::boot::cmdline::WatchdogOption;
 use crate::kmsg;
-use crate::supervisor::{Note, Phase, LIMIT_ACTION_FLOOR};
+use crate::supervisor::{Note, Phase, Slot, LIMIT_ACTION_FLOOR};
 use crate::vocab::Millis;
 use crate::watchdog::Watchdog;
 use rustix::io::Errno;
@@ -73,12 +73,29 @@ impl Pid1 {
     pub(super) fn critical_failed(&self) -> Option<&str> {
         self.sup
             .slots()
-            .find(|s| {
-                s.def.critical
-                    && s.rt.phase == Phase::Failed
-                    && !matches!(s.rt.last_note, Some(Note::DepMissing | Note::Stopped))
-            })
+            .find(|s| failed_critically(s))
             .map(|s| s.def.name.as_str())
+    }
+
+    /// `status NAME` of a failed critical unit, with a watchdog: whether
+    /// and how long the board is still fed, for an operator who logs in
+    /// after the console said so.
+    pub(super) fn critical_reason(&self, name: &str, t: Millis, reason: &mut Reason) {
+        let this = self.sup.slots().find(|s| s.def.name.as_str() == name);
+        if self.watchdog.is_none() || !this.is_some_and(failed_critically) {
+            return;
+        }
+        let floor = self.started_at.saturating_add(LIMIT_ACTION_FLOOR);
+        let mut r = reason.as_mut_view();
+        let _ = match (self.watchdog_next, self.sup.rescue()) {
+            (None, _) => r.push_str(", watchdog no longer fed: the board resets"),
+            (Some(_), true) => r.push_str(", watchdog still fed (wren.rescue)"),
+            (Some(_), false) => {
+                let left = floor.saturating_sub(t);
+                let _ = core::fmt::write(&mut r, format_args!(", watchdog fed {left}ms more"));
+                r.push_str(" (a stop or start by hand cancels)")
+            }
+        };
     }
 
     /// Whether a failed critical unit's reset waits, said on the console
@@ -96,9 +113,7 @@ impl Pid1 {
         }
         if !self.critical_said {
             let why = Held(rescue, floor.saturating_sub(t));
-            kmsg::console_line(format_args!(
-                "[FAILED] {name}: critical unit failed; {why} (a stop or start of it by hand cancels)"
-            ));
+            kmsg::console_line(format_args!("[FAILED] {name}: critical unit failed; {why}"));
             crate::error!("{name}: critical unit failed; {why}");
         }
         true
@@ -148,6 +163,15 @@ impl Pid1 {
     }
 }
 
+/// Its own failure (`critical_failed`).
+fn failed_critically(s: &Slot) -> bool {
+    s.def.critical
+        && s.rt.phase == Phase::Failed
+        && !matches!(s.rt.last_note, Some(Note::DepMissing | Note::Stopped))
+}
+
+type Reason = heapless::String<{ crate::proto::REASON_MAX }>;
+
 /// How long a failed critical unit's reset waits, in words.
 struct Held(bool, Millis);
 
@@ -157,7 +181,7 @@ impl core::fmt::Display for Held {
             Held(true, _) => f.write_str("the watchdog is still fed under wren.rescue"),
             Held(false, ms) => write!(
                 f,
-                "the watchdog is fed for {ms}ms more, until PID 1 has been up a minute, then no longer"
+                "the watchdog is fed for {ms}ms more, until PID 1 has been up a minute, then no longer (a stop or start of it by hand cancels)"
             ),
         }
     }
@@ -318,5 +342,45 @@ mod tests {
             assert!(p.watchdog_next.is_some(), "rescue {rescue}: not fed");
             assert_eq!(p.critical_said, rescue, "rescue {rescue}");
         }
+    }
+
+    /// `status NAME` says what the console said once: how long the board
+    /// is still fed, what cancels it; then that it is fed no more. Not for
+    /// a unit that is not critical, nor without a watchdog.
+    #[test]
+    fn status_of_a_failed_critical_unit_says_when_the_board_resets() {
+        use crate::supervisor::LIMIT_ACTION_FLOOR;
+        let crit = "exec = /bin/true\ncritical = yes\nrestart = never\n";
+        let plain = "exec = /bin/true\nrestart = never\n";
+        let mut p = pid1_with(&[("web", crit), ("db", plain)]);
+        let reason = |p: &crate::pid1::Pid1, name: &str, t| {
+            let mut r = heapless::String::new();
+            let _ = r.push_str("exit 1");
+            p.critical_reason(name, t, &mut r);
+            r.as_str().to_owned()
+        };
+        let t = now();
+        p.started_at = t;
+        step(&mut p, 1, Event::Boot);
+        step(&mut p, 2, Event::spawned(0, 100));
+        step(&mut p, 2, Event::spawned(1, 101));
+        for pid in [100, 101] {
+            let exit = Exit::Code(1);
+            step(&mut p, 3, Event::Exited { pid, exit });
+        }
+        assert_eq!(reason(&p, "web", t + 100), "exit 1", "no watchdog");
+        let _fed = watched(&mut p);
+        p.watchdog_next = Some(0);
+        assert_eq!(
+            reason(&p, "web", t + 100),
+            "exit 1, watchdog fed 59900ms more (a stop or start by hand cancels)"
+        );
+        assert_eq!(reason(&p, "db", t + 100), "exit 1");
+        p.started_at = t - LIMIT_ACTION_FLOOR;
+        p.tend_watchdog();
+        assert_eq!(
+            reason(&p, "web", t),
+            "exit 1, watchdog no longer fed: the board resets"
+        );
     }
 }
