@@ -29,6 +29,19 @@ pub struct Budget {
     pub max_entries: u64,
 }
 
+impl Budget {
+    /// One more entry, or one more directory made for an entry's parents
+    /// the archive does not list: each costs an inode and its time, so
+    /// both come out of `--max-entries`.
+    fn take_entry(&mut self) -> Result<(), String> {
+        self.entries_left = self
+            .entries_left
+            .checked_sub(1)
+            .ok_or_else(|| format!("more than {} entries (--max-entries)", self.max_entries))?;
+        Ok(())
+    }
+}
+
 /// What one layer's unpacking counted.
 #[derive(Default, Debug)]
 pub struct Counts {
@@ -200,7 +213,7 @@ struct Layer<'a> {
 impl Layer<'_> {
     /// The directory `dest/parents...`, made where missing; every
     /// component must be a real directory of this layer.
-    fn parent_dir(&mut self, parents: &[&OsStr]) -> Result<PathBuf, String> {
+    fn parent_dir(&mut self, parents: &[&OsStr], budget: &mut Budget) -> Result<PathBuf, String> {
         let mut key = Vec::new();
         let mut ends = Vec::with_capacity(parents.len());
         for c in parents {
@@ -242,6 +255,12 @@ impl Layer<'_> {
                 Ok(m) if m.is_dir() => {}
                 Ok(_) => return Err(format!("goes through the non-directory `{}`", shown())),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    budget.take_entry().map_err(|m| {
+                        format!(
+                            "{m}, counting `{}`, a parent directory the archive does not list",
+                            shown()
+                        )
+                    })?;
                     fs::create_dir(&p).map_err(|e| format!("cannot create `{}`: {e}", shown()))?;
                 }
                 Err(e) => return Err(format!("`{}`: {e}", shown())),
@@ -389,12 +408,7 @@ fn unpack_entry(
         .map_err(|e| format!("bad entry name: {e}"))?
         .into_owned();
     let at = |msg: String| format!("entry `{}`: {msg}", name.display());
-    budget.entries_left = budget.entries_left.checked_sub(1).ok_or_else(|| {
-        at(format!(
-            "more than {} entries (--max-entries)",
-            budget.max_entries
-        ))
-    })?;
+    budget.take_entry().map_err(at)?;
     counts.entries += 1;
     if is_sparse(e).map_err(|e| at(format!("bad PAX records: {e}")))? {
         return Err(at(
@@ -406,7 +420,7 @@ fn unpack_entry(
     let Some((last, parents)) = rel.split_last() else {
         return Ok(()); // the layer's root itself
     };
-    let dir = layer.parent_dir(parents).map_err(at)?;
+    let dir = layer.parent_dir(parents, budget).map_err(at)?;
     let last_str = last.to_string_lossy();
     if last_str == ".wh..wh..opq" {
         rustix::fs::setxattr(
@@ -500,7 +514,7 @@ fn unpack_entry(
                 return Err(at("hard link to the layer's root".into()));
             };
             let tdir = layer
-                .parent_dir(tparents)
+                .parent_dir(tparents, budget)
                 .map_err(|m| at(format!("hard link target {m}")))?;
             let t = tdir.join(tlast);
             match fs::symlink_metadata(&t) {

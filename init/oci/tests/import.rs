@@ -449,6 +449,43 @@ fn a_gzip_bomb_stops_at_the_bound() {
 }
 
 #[test]
+fn parent_directories_the_archive_does_not_list_count_as_entries() {
+    // 4 entries that imply 16 directories: 20 inodes in all. Uncounted,
+    // 1,000,000 entries under 255 fresh parents each made 255 million.
+    let tar = (0..4)
+        .fold(Tar::new(), |t, i| {
+            t.file(&format!("d{i}/a/b/c/x"), b"", 0o755)
+        })
+        .bytes();
+    let cfg = config(&[&tar], r#"{"Entrypoint":["/d0/a/b/c/x"]}"#);
+    refused(
+        "implicit-dirs",
+        vec![gz(tar.clone())],
+        cfg.clone(),
+        "more than 19 entries (--max-entries), counting `d3/a/b/c`, a parent directory the archive does not list",
+        &["--max-entries", "19"],
+    );
+    let d = scratch("implicit-dirs-fit");
+    oci_layout(&d.join("img"), "t", &[gz(tar.clone())], &cfg);
+    let root = d.join("root");
+    std::fs::create_dir(&root).unwrap();
+    let root_s = root.to_str().unwrap();
+    let img = format!("oci:{}:t", d.join("img").display());
+    let args = [
+        "import",
+        "--root",
+        root_s,
+        "--name",
+        "app",
+        "--max-entries",
+        "20",
+    ];
+    let (rc, out) = wren_oci(&[&args[..], &[img.as_str()]].concat());
+    assert_eq!(rc, 0, "{out}");
+    assert!(layer(&root, &tar).join("d3/a/b/c/x").is_file());
+}
+
+#[test]
 fn bad_usage_is_exit_2_and_bad_images_name_the_problem() {
     let d = scratch("usage");
     let r = d.to_str().unwrap();
