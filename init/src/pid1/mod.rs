@@ -367,9 +367,6 @@ pub struct Pid1 {
     /// `None` once a critical unit failed (it is left to reset the board).
     watchdog: Option<crate::watchdog::Watchdog>,
     watchdog_next: Option<Millis>,
-    /// A failed critical unit whose reset waits (`critical_held`) was
-    /// said on the console.
-    critical_said: bool,
     /// A reload removed units that may still be stopping: their cgroups
     /// are removed once they have left the table (see `forget_cgroups`).
     removing: bool,
@@ -530,7 +527,6 @@ impl Pid1 {
             shed: None,
             watchdog: None,
             watchdog_next: None,
-            critical_said: false,
             removing: false,
             orphans: Vec::new(),
             reexecs: 0,

@@ -39,7 +39,7 @@ impl Pid1 {
             Command::Detail(name) => apart(|| {
                 let mut d = detail(&self.sup, &self.edges, self.cg.as_ref(), &name, t);
                 if let Ok(d) = d.as_mut() {
-                    self.critical_reason(&name, t, &mut d.reason);
+                    self.critical_reason(&name, &mut d.reason);
                 }
                 let ring = log_of(&self.sup, &self.edges, &name).ok();
                 if let Some(srv) = self.control.as_mut() {

@@ -5,8 +5,7 @@
 use super::{now, Pid1};
 use crate::boot::cmdline::WatchdogOption;
 use crate::kmsg;
-use crate::supervisor::{Note, Phase, Slot, LIMIT_ACTION_FLOOR};
-use crate::vocab::Millis;
+use crate::supervisor::{Note, Phase, Slot};
 use crate::watchdog::Watchdog;
 use rustix::io::Errno;
 
@@ -68,8 +67,7 @@ impl Pid1 {
     /// A `critical` unit that has failed: the watchdog is fed no more.
     /// Its own failure only: one held back because a reload removed a unit
     /// it is `after` (`DepMissing`) is the operator's doing, which a reset
-    /// would not undo, and one stopped by hand since (`Stopped`) is theirs
-    /// to repair (docs/units.md, "Critical units").
+    /// would not undo (docs/units.md, "Critical units").
     pub(super) fn critical_failed(&self) -> Option<&str> {
         self.sup
             .slots()
@@ -77,46 +75,23 @@ impl Pid1 {
             .map(|s| s.def.name.as_str())
     }
 
-    /// `status NAME` of a failed critical unit, with a watchdog: whether
-    /// and how long the board is still fed, for an operator who logs in
-    /// after the console said so.
-    pub(super) fn critical_reason(&self, name: &str, t: Millis, reason: &mut Reason) {
+    /// `status NAME` of a failed critical unit, with a watchdog armed:
+    /// the board is about to reset. The console said so once; this is
+    /// for the operator who logs in after. Said whole, the reason's own
+    /// text cut to make room.
+    pub(super) fn critical_reason(&self, name: &str, reason: &mut Reason) {
+        const RESETS: &str = ", watchdog no longer fed: the board resets";
         let this = self.sup.slots().find(|s| s.def.name.as_str() == name);
-        if self.watchdog.is_none() || !this.is_some_and(failed_critically) {
+        let shutting = self.sup.shutting_down().is_some();
+        if self.watchdog.is_none() || shutting || !this.is_some_and(failed_critically) {
             return;
         }
-        let floor = self.started_at.saturating_add(LIMIT_ACTION_FLOOR);
-        let mut r = reason.as_mut_view();
-        let _ = match (self.watchdog_next, self.sup.rescue()) {
-            (None, _) => r.push_str(", watchdog no longer fed: the board resets"),
-            (Some(_), true) => r.push_str(", watchdog still fed (wren.rescue)"),
-            (Some(_), false) => {
-                let left = floor.saturating_sub(t);
-                let _ = core::fmt::write(&mut r, format_args!(", watchdog fed {left}ms more"));
-                r.push_str(" (a stop or start by hand cancels)")
-            }
-        };
-    }
-
-    /// Whether a failed critical unit's reset waits, said on the console
-    /// once: until PID 1 has been up `LIMIT_ACTION_FLOOR` (counted from
-    /// the first PID 1's start), so that a unit failing at every boot
-    /// leaves the operator a minute at the console to stop it, not the
-    /// watchdog's seconds, and the card a boot a minute at most; and
-    /// always under `wren.rescue`, where the operator is at the console
-    /// to repair. The start limit's reboot waits the same way.
-    fn critical_held(&self, name: &str, t: Millis) -> bool {
-        let floor = self.started_at.saturating_add(LIMIT_ACTION_FLOOR);
-        let rescue = self.sup.rescue();
-        if t >= floor && !rescue {
-            return false;
+        let mut keep = reason.capacity().saturating_sub(RESETS.len());
+        while !reason.is_char_boundary(keep) {
+            keep = keep.saturating_sub(1);
         }
-        if !self.critical_said {
-            let why = Held(rescue, floor.saturating_sub(t));
-            kmsg::console_line(format_args!("[FAILED] {name}: critical unit failed; {why}"));
-            crate::error!("{name}: critical unit failed; {why}");
-        }
-        true
+        reason.truncate(keep);
+        let _ = reason.push_str(RESETS);
     }
 
     /// A shutdown feeds the watchdog through its stops even once a critical
@@ -144,8 +119,7 @@ impl Pid1 {
         let failed = self
             .critical_failed()
             .filter(|_| self.sup.shutting_down().is_none());
-        let held = failed.is_some_and(|name| self.critical_held(name, t));
-        if let Some(name) = failed.filter(|_| !held) {
+        if let Some(name) = failed {
             kmsg::console_line(format_args!(
                 "[FAILED] {name}: critical unit failed; the watchdog is no longer fed, the board resets within {} s",
                 w.timeout_s
@@ -157,7 +131,6 @@ impl Pid1 {
             crate::boot::shutdown::sync_by_kernel();
             return;
         }
-        self.critical_said = held;
         w.feed();
         self.watchdog_next = Some(t.saturating_add(w.period()));
     }
@@ -165,27 +138,10 @@ impl Pid1 {
 
 /// Its own failure (`critical_failed`).
 fn failed_critically(s: &Slot) -> bool {
-    s.def.critical
-        && s.rt.phase == Phase::Failed
-        && !matches!(s.rt.last_note, Some(Note::DepMissing | Note::Stopped))
+    s.def.critical && s.rt.phase == Phase::Failed && s.rt.last_note != Some(Note::DepMissing)
 }
 
 type Reason = heapless::String<{ crate::proto::REASON_MAX }>;
-
-/// How long a failed critical unit's reset waits, in words.
-struct Held(bool, Millis);
-
-impl core::fmt::Display for Held {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Held(true, _) => f.write_str("the watchdog is still fed under wren.rescue"),
-            Held(false, ms) => write!(
-                f,
-                "the watchdog is fed for {ms}ms more, until PID 1 has been up a minute, then no longer (a stop or start of it by hand cancels)"
-            ),
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -281,86 +237,20 @@ mod tests {
         assert!(rustix::fs::fstat(&fed).unwrap().st_size > 0, "not fed");
     }
 
-    /// A critical unit that fails at every boot: PID 1 has been up less
-    /// than a minute, so the watchdog is still fed (the operator has the
-    /// minute to log in and stop it); once that minute is over the
-    /// feeding stops. Said once, not at every feed.
+    /// `status NAME` of a failed critical unit says the board is about to
+    /// reset, whole even after a long reason; not for a unit that is not
+    /// critical, nor without a watchdog.
     #[test]
-    fn a_critical_failure_in_the_first_minute_is_held_until_then() {
-        use crate::supervisor::LIMIT_ACTION_FLOOR;
-        let web = "exec = /bin/true\ncritical = yes\nrestart = never\n";
-        let mut p = pid1_with(&[("web", web)]);
-        let fed = watched(&mut p);
-        p.started_at = now();
-        let web = p.sup.index("web").unwrap();
-        step(&mut p, 1, Event::Boot);
-        step(&mut p, 2, Event::spawned(web, 100));
-        let exit = Exit::Signal(11);
-        step(&mut p, 3, Event::Exited { pid: 100, exit });
-        assert!(p.critical_failed().is_some());
-        for _ in 0..2 {
-            p.watchdog_next = Some(0);
-            p.tend_watchdog();
-            assert!(p.watchdog_next.is_some(), "not held");
-            assert!(p.critical_said);
-        }
-        assert!(rustix::fs::fstat(&fed).unwrap().st_size > 0, "not fed");
-        // The minute is over (counted from the first PID 1's start).
-        p.started_at = now() - LIMIT_ACTION_FLOOR;
-        p.watchdog_next = Some(0);
-        p.tend_watchdog();
-        assert_eq!(p.watchdog_next, None, "fed past the first minute");
-    }
-
-    /// Within the minute the operator stops the failed critical unit by
-    /// hand: it is `stopped`, not `failed`, and the feeding goes on past
-    /// the minute. Under `wren.rescue` a failure never stops it.
-    #[test]
-    fn a_held_critical_failure_is_cancelled_by_hand_and_under_rescue() {
-        use crate::supervisor::LIMIT_ACTION_FLOOR;
-        let text = "exec = /bin/true\ncritical = yes\nrestart = never\n";
-        for rescue in [false, true] {
-            let mut p = pid1_with(&[("web", text)]);
-            let _fed = watched(&mut p);
-            p.started_at = now();
-            p.sup.hold_limit_actions(p.started_at, rescue);
-            let web = p.sup.index("web").unwrap();
-            step(&mut p, 1, Event::Boot);
-            step(&mut p, 2, Event::spawned(web, 100));
-            let exit = Exit::Code(1);
-            step(&mut p, 3, Event::Exited { pid: 100, exit });
-            p.watchdog_next = Some(0);
-            p.tend_watchdog();
-            if !rescue {
-                step(&mut p, 4, Event::Stop { unit: web });
-                assert_eq!(p.sup.slot(web).unwrap().rt.phase, Phase::Failed);
-                assert_eq!(p.critical_failed(), None, "stopped by hand");
-            }
-            p.started_at = now() - LIMIT_ACTION_FLOOR;
-            p.watchdog_next = Some(0);
-            p.tend_watchdog();
-            assert!(p.watchdog_next.is_some(), "rescue {rescue}: not fed");
-            assert_eq!(p.critical_said, rescue, "rescue {rescue}");
-        }
-    }
-
-    /// `status NAME` says what the console said once: how long the board
-    /// is still fed, what cancels it; then that it is fed no more. Not for
-    /// a unit that is not critical, nor without a watchdog.
-    #[test]
-    fn status_of_a_failed_critical_unit_says_when_the_board_resets() {
-        use crate::supervisor::LIMIT_ACTION_FLOOR;
+    fn status_of_a_failed_critical_unit_says_the_board_resets() {
         let crit = "exec = /bin/true\ncritical = yes\nrestart = never\n";
         let plain = "exec = /bin/true\nrestart = never\n";
         let mut p = pid1_with(&[("web", crit), ("db", plain)]);
-        let reason = |p: &crate::pid1::Pid1, name: &str, t| {
+        let reason = |p: &crate::pid1::Pid1, name: &str, was: &str| {
             let mut r = heapless::String::new();
-            let _ = r.push_str("exit 1");
-            p.critical_reason(name, t, &mut r);
+            let _ = r.push_str(was);
+            p.critical_reason(name, &mut r);
             r.as_str().to_owned()
         };
-        let t = now();
-        p.started_at = t;
         step(&mut p, 1, Event::Boot);
         step(&mut p, 2, Event::spawned(0, 100));
         step(&mut p, 2, Event::spawned(1, 101));
@@ -368,19 +258,18 @@ mod tests {
             let exit = Exit::Code(1);
             step(&mut p, 3, Event::Exited { pid, exit });
         }
-        assert_eq!(reason(&p, "web", t + 100), "exit 1", "no watchdog");
+        assert_eq!(reason(&p, "web", "exit 1"), "exit 1", "no watchdog");
         let _fed = watched(&mut p);
-        p.watchdog_next = Some(0);
-        assert_eq!(
-            reason(&p, "web", t + 100),
-            "exit 1, watchdog fed 59900ms more (a stop or start by hand cancels)"
+        let resets = "exit 1, watchdog no longer fed: the board resets";
+        assert_eq!(reason(&p, "web", "exit 1"), resets);
+        assert_eq!(reason(&p, "db", "exit 1"), "exit 1");
+        let long = "cannot start /usr/bin/app: execve: No such file or directory (os error 2)";
+        let r = reason(&p, "web", long);
+        assert!(
+            r.ends_with(", watchdog no longer fed: the board resets"),
+            "{r}"
         );
-        assert_eq!(reason(&p, "db", t + 100), "exit 1");
-        p.started_at = t - LIMIT_ACTION_FLOOR;
-        p.tend_watchdog();
-        assert_eq!(
-            reason(&p, "web", t),
-            "exit 1, watchdog no longer fed: the board resets"
-        );
+        assert!(r.starts_with("cannot start /usr/bin/app: execve"), "{r}");
+        assert!(r.len() <= crate::proto::REASON_MAX);
     }
 }

@@ -81,10 +81,7 @@ impl Supervisor {
             s.rt.probation = false;
             // Stopped by hand: a revert of its failed dependency does not
             // start it again (`want_dependants_again`).
-            // And a failed one stopped by hand is the operator's to
-            // repair: a `critical` unit's failure no longer stops the
-            // watchdog's feeding (docs/units.md, "Critical units").
-            if s.gave_up_on_dependency() || s.rt.phase == Phase::Failed {
+            if s.gave_up_on_dependency() {
                 s.rt.last_note = Some(Note::Stopped);
             }
         }

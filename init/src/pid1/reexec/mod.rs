@@ -213,7 +213,7 @@ impl Pid1 {
             Some(why(format_args!("{name} is {what}; try again")))
         } else if self.watchdog.is_some() && !feeding {
             Some(why(format_args!(
-                "a critical unit failed: the watchdog is left to reset the board"
+                "a critical unit failed: the watchdog is no longer fed, and the board resets"
             )))
         } else {
             None
