@@ -925,11 +925,11 @@ fn a_sparse_file_is_refused_at_once() {
 }
 
 /// Names of more than 256 components are refused; below that, unpacking
-/// is linear in the entries: the directories of a layer already checked
-/// are not looked at again (each parent of each entry was: 2,000 empty
-/// files at depth 1,500 took 238 s). Measured in CPU time, on entries
-/// that make nothing (a directory named again): neither a busy host nor
-/// the disk's speed at making files is what is measured.
+/// is linear in the entries: the parents an entry shares with the one
+/// before are not looked at again (each parent of each entry was: 2,000
+/// empty files at depth 1,500 took 238 s). Measured in CPU time, on
+/// entries that make nothing (a directory named again): neither a busy
+/// host nor the disk's speed at making files is what is measured.
 #[test]
 fn deep_paths_are_bounded_and_unpack_in_linear_time() {
     one_layer(
@@ -964,8 +964,8 @@ fn deep_paths_are_bounded_and_unpack_in_linear_time() {
 
 /// A directory replaced by a symlink is checked again, and so is every
 /// directory below it, for a file, a whiteout, a hard link's target
-/// (the directories of a layer already checked are not looked at twice,
-/// but for these).
+/// (the parents an entry shares with the one before are not looked at
+/// again, but for these).
 #[test]
 fn a_directory_replaced_by_a_symlink_is_checked_again() {
     let d = scratch("replaced-out");
