@@ -11,6 +11,7 @@
 //! Device nodes and FIFOs are skipped (the unit gets its own /dev).
 
 use crate::digest::{Bounded, Digest, Hashing};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use std::cell::Cell;
 use std::ffi::OsStr;
 use std::fs;
@@ -214,7 +215,11 @@ struct Layer<'a> {
 
 impl Layer<'_> {
     /// The directory `dest/parents...`, made where missing; every
-    /// component must be a real directory of this layer.
+    /// component must be a real directory of this layer. Each is looked
+    /// up in its parent's directory descriptor, not by its path from
+    /// `dest`: a walk past what is known costs its depth, not the depth's
+    /// square (an archive alternating between two deep directories walks
+    /// for every entry).
     fn parent_dir(&mut self, parents: &[&OsStr], budget: &mut Budget) -> Result<PathBuf, String> {
         // The deepest directory known: the walk starts below it.
         let done = self
@@ -225,6 +230,15 @@ impl Layer<'_> {
             .count();
         let mut p = self.dest.to_path_buf();
         p.extend(parents.iter().take(done));
+        if done == parents.len() {
+            return Ok(p);
+        }
+        // Where the walk starts is trusted, `dest` (which the host may
+        // reach through a symlink of its own) or a directory known.
+        let known_flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let dir_flags = known_flags | OFlags::NOFOLLOW;
+        let mut at = rustix::fs::openat(rustix::fs::CWD, &p, known_flags, Mode::empty())
+            .map_err(|e| format!("cannot open `{}`: {e}", p.display()))?;
         for (i, c) in parents.iter().enumerate().skip(done) {
             p.push(c);
             let shown = || {
@@ -236,27 +250,38 @@ impl Layer<'_> {
                     .collect::<Vec<_>>()
                     .join("/")
             };
-            match fs::symlink_metadata(&p) {
-                Ok(m) if m.file_type().is_symlink() => {
-                    return Err(format!("goes through the symlink `{}`", shown()));
-                }
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => return Err(format!("goes through the non-directory `{}`", shown())),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Opened as a directory, never through a symlink: what fails
+            // is looked at only to say why.
+            at = match rustix::fs::openat(&at, *c, dir_flags, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(rustix::io::Errno::NOENT) => {
                     budget.take_entry().map_err(|m| {
                         format!(
                             "{m}, counting `{}`, a parent directory the archive does not list",
                             shown()
                         )
                     })?;
-                    fs::create_dir(&p).map_err(|e| format!("cannot create `{}`: {e}", shown()))?;
+                    rustix::fs::mkdirat(&at, *c, Mode::from_raw_mode(0o777))
+                        .map_err(|e| format!("cannot create `{}`: {e}", shown()))?;
+                    rustix::fs::openat(&at, *c, dir_flags, Mode::empty())
+                        .map_err(|e| format!("`{}`: {e}", shown()))?
                 }
-                Err(e) => return Err(format!("`{}`: {e}", shown())),
-            }
+                Err(e) => {
+                    return Err(
+                        match rustix::fs::statat(&at, *c, AtFlags::SYMLINK_NOFOLLOW)
+                            .map(|st| FileType::from_raw_mode(st.st_mode))
+                        {
+                            Ok(FileType::Symlink) => {
+                                format!("goes through the symlink `{}`", shown())
+                            }
+                            Ok(FileType::Directory) | Err(_) => format!("`{}`: {e}", shown()),
+                            Ok(_) => format!("goes through the non-directory `{}`", shown()),
+                        },
+                    )
+                }
+            };
         }
-        if done < parents.len() {
-            self.known = parents.iter().collect();
-        }
+        self.known = parents.iter().collect();
         Ok(p)
     }
 
