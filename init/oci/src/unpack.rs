@@ -215,12 +215,24 @@ struct Layer<'a> {
 
 impl Layer<'_> {
     /// The directory `dest/parents...`, made where missing; every
-    /// component must be a real directory of this layer. Each is looked
-    /// up in its parent's directory descriptor, not by its path from
-    /// `dest`: a walk past what is known costs its depth, not the depth's
-    /// square (an archive alternating between two deep directories walks
-    /// for every entry).
+    /// component must be a real directory of this layer.
     fn parent_dir(&mut self, parents: &[&OsStr], budget: &mut Budget) -> Result<PathBuf, String> {
+        self.walk(parents, Some(budget))?
+            .ok_or_else(|| "a parent directory vanished".into())
+    }
+
+    /// The directory `dest/parents...`, every component a real directory
+    /// of this layer. One missing is made when `make` gives the budget to
+    /// count it against; without it the walk stops there, with `None`.
+    /// Each is looked up in its parent's directory descriptor, not by its
+    /// path from `dest`: a walk past what is known costs its depth, not
+    /// the depth's square (an archive alternating between two deep
+    /// directories walks for every entry).
+    fn walk(
+        &mut self,
+        parents: &[&OsStr],
+        mut make: Option<&mut Budget>,
+    ) -> Result<Option<PathBuf>, String> {
         // The deepest directory known: the walk starts below it.
         let done = self
             .known
@@ -231,7 +243,7 @@ impl Layer<'_> {
         let mut p = self.dest.to_path_buf();
         p.extend(parents.iter().take(done));
         if done == parents.len() {
-            return Ok(p);
+            return Ok(Some(p));
         }
         // Where the walk starts is trusted, `dest` (which the host may
         // reach through a symlink of its own) or a directory known.
@@ -255,6 +267,9 @@ impl Layer<'_> {
             at = match rustix::fs::openat(&at, *c, dir_flags, Mode::empty()) {
                 Ok(fd) => fd,
                 Err(rustix::io::Errno::NOENT) => {
+                    let Some(budget) = make.as_deref_mut() else {
+                        return Ok(None);
+                    };
                     budget.take_entry().map_err(|m| {
                         format!(
                             "{m}, counting `{}`, a parent directory the archive does not list",
@@ -282,7 +297,7 @@ impl Layer<'_> {
             };
         }
         self.known = parents.iter().collect();
-        Ok(p)
+        Ok(Some(p))
     }
 
     /// Make room for a new entry at `p` (a path in this layer): a later
@@ -516,18 +531,29 @@ fn unpack_entry(
             let Some((tlast, tparents)) = trel.split_last() else {
                 return Err(at("hard link to the layer's root".into()));
             };
-            let tdir = layer
-                .parent_dir(tparents, budget)
-                .map_err(|m| at(format!("hard link target {m}")))?;
-            let t = tdir.join(tlast);
+            let missing = || {
+                at(format!(
+                    "hard link to `{}`, which does not exist in this layer",
+                    target.display()
+                ))
+            };
+            // Looked up, never made: a target with its directories comes
+            // before the hard link in the archive.
+            let t = layer
+                .walk(tparents, None)
+                .map_err(|m| at(format!("hard link target {m}")))?
+                .ok_or_else(missing)?
+                .join(tlast);
             match fs::symlink_metadata(&t) {
                 Ok(m) if !m.is_dir() => {}
-                _ => {
+                Ok(_) => {
                     return Err(at(format!(
                         "hard link to `{}`, which is not a file of this layer",
                         target.display()
                     )))
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+                Err(e) => return Err(at(format!("hard link to `{}`: {e}", target.display()))),
             }
             if t != p {
                 layer.clear(&p, false).map_err(io)?;

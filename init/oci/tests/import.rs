@@ -1006,6 +1006,29 @@ fn a_directory_replaced_by_a_symlink_is_checked_again() {
     assert_eq!(tree(&d), ["e"]);
 }
 
+/// A hard link to a file the layer does not have says so, and makes
+/// nothing on the way: its target's missing directories were made (and
+/// counted against --max-entries) before the link failed all the same.
+/// Each directory made counts, so 3 entries (`bin/x`, `bin`, `h`) leave
+/// no room for one.
+#[test]
+fn a_hard_link_to_a_missing_file_makes_no_directory() {
+    for (name, target) in [("dir", "no/such/t"), ("file", "bin/t")] {
+        let tar = Tar::new()
+            .file("bin/x", b"", 0o755)
+            .hardlink("h", target)
+            .bytes();
+        let cfg = config(&[&tar], RUN_X);
+        refused(
+            &format!("hardlink-missing-{name}"),
+            vec![gz(tar)],
+            cfg,
+            &format!("entry `h`: hard link to `{target}`, which does not exist in this layer"),
+            &["--max-entries", "3"],
+        );
+    }
+}
+
 /// The source reference goes into the unit's header comment and its
 /// `description`: a line break there would add keys of its own. A tag is
 /// held to the OCI grammar (a usage error otherwise), and a layout path,
