@@ -11,8 +11,8 @@
 //! Device nodes and FIFOs are skipped (the unit gets its own /dev).
 
 use crate::digest::{Bounded, Digest, Hashing};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use std::cell::Cell;
-use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -199,44 +199,58 @@ fn safe_rel(name: &Path) -> Result<Vec<&OsStr>, String> {
     Ok(out)
 }
 
-/// The layer directory being unpacked, and its directories already
-/// checked to be real directories (made here, or found so; never
-/// symlinks), as `a/b/c` below it: each is checked once, not again for
-/// every entry below it (which made a deep layer quadratic). Every
-/// directory above a known one is known to be real too: it was checked
-/// on the way, and removing a directory forgets it with all below it.
+/// The layer directory being unpacked, and the directory below it that
+/// the last walk reached, as `a/b/c`: it and every directory above it
+/// are real directories of this layer (made here, or found so; never
+/// symlinks). Tar archives list a directory's entries together, so most
+/// entries' parents start with it and are not looked at again (each
+/// parent of each entry was, which made a deep layer quadratic). One
+/// path, not every directory checked: a set of those grew with the
+/// archive, to gigabytes for a small hostile one. Removing it, or a
+/// directory above it, forgets it.
 struct Layer<'a> {
     dest: &'a Path,
-    known: BTreeSet<Vec<u8>>,
+    known: PathBuf,
 }
 
 impl Layer<'_> {
     /// The directory `dest/parents...`, made where missing; every
     /// component must be a real directory of this layer.
     fn parent_dir(&mut self, parents: &[&OsStr], budget: &mut Budget) -> Result<PathBuf, String> {
-        let mut key = Vec::new();
-        let mut ends = Vec::with_capacity(parents.len());
-        for c in parents {
-            if !key.is_empty() {
-                key.push(b'/');
-            }
-            key.extend_from_slice(c.as_bytes());
-            ends.push(key.len());
-        }
+        self.walk(parents, Some(budget))?
+            .ok_or_else(|| "a parent directory vanished".into())
+    }
+
+    /// The directory `dest/parents...`, every component a real directory
+    /// of this layer. One missing is made when `make` gives the budget to
+    /// count it against; without it the walk stops there, with `None`.
+    /// Each is looked up in its parent's directory descriptor, not by its
+    /// path from `dest`: a walk past what is known costs its depth, not
+    /// the depth's square (an archive alternating between two deep
+    /// directories walks for every entry).
+    fn walk(
+        &mut self,
+        parents: &[&OsStr],
+        mut make: Option<&mut Budget>,
+    ) -> Result<Option<PathBuf>, String> {
         // The deepest directory known: the walk starts below it.
-        let mut done = parents.len();
-        while done > 0 {
-            let end = ends.get(done - 1).copied().unwrap_or(0);
-            if self.known.contains(key.get(..end).unwrap_or_default()) {
-                break;
-            }
-            done -= 1;
-        }
-        let start = done.checked_sub(1).and_then(|i| ends.get(i)).copied();
+        let done = self
+            .known
+            .components()
+            .zip(parents)
+            .take_while(|(k, c)| k.as_os_str() == **c)
+            .count();
         let mut p = self.dest.to_path_buf();
-        if let Some(end) = start {
-            p.push(OsStr::from_bytes(key.get(..end).unwrap_or_default()));
+        p.extend(parents.iter().take(done));
+        if done == parents.len() {
+            return Ok(Some(p));
         }
+        // Where the walk starts is trusted, `dest` (which the host may
+        // reach through a symlink of its own) or a directory known.
+        let known_flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let dir_flags = known_flags | OFlags::NOFOLLOW;
+        let mut at = rustix::fs::openat(rustix::fs::CWD, &p, known_flags, Mode::empty())
+            .map_err(|e| format!("cannot open `{}`: {e}", p.display()))?;
         for (i, c) in parents.iter().enumerate().skip(done) {
             p.push(c);
             let shown = || {
@@ -248,28 +262,42 @@ impl Layer<'_> {
                     .collect::<Vec<_>>()
                     .join("/")
             };
-            match fs::symlink_metadata(&p) {
-                Ok(m) if m.file_type().is_symlink() => {
-                    return Err(format!("goes through the symlink `{}`", shown()));
-                }
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => return Err(format!("goes through the non-directory `{}`", shown())),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Opened as a directory, never through a symlink: what fails
+            // is looked at only to say why.
+            at = match rustix::fs::openat(&at, *c, dir_flags, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(rustix::io::Errno::NOENT) => {
+                    let Some(budget) = make.as_deref_mut() else {
+                        return Ok(None);
+                    };
                     budget.take_entry().map_err(|m| {
                         format!(
                             "{m}, counting `{}`, a parent directory the archive does not list",
                             shown()
                         )
                     })?;
-                    fs::create_dir(&p).map_err(|e| format!("cannot create `{}`: {e}", shown()))?;
+                    rustix::fs::mkdirat(&at, *c, Mode::from_raw_mode(0o777))
+                        .map_err(|e| format!("cannot create `{}`: {e}", shown()))?;
+                    rustix::fs::openat(&at, *c, dir_flags, Mode::empty())
+                        .map_err(|e| format!("`{}`: {e}", shown()))?
                 }
-                Err(e) => return Err(format!("`{}`: {e}", shown())),
-            }
-            let end = ends.get(i).copied().unwrap_or(0);
-            self.known
-                .insert(key.get(..end).unwrap_or_default().to_vec());
+                Err(e) => {
+                    return Err(
+                        match rustix::fs::statat(&at, *c, AtFlags::SYMLINK_NOFOLLOW)
+                            .map(|st| FileType::from_raw_mode(st.st_mode))
+                        {
+                            Ok(FileType::Symlink) => {
+                                format!("goes through the symlink `{}`", shown())
+                            }
+                            Ok(FileType::Directory) | Err(_) => format!("`{}`: {e}", shown()),
+                            Ok(_) => format!("goes through the non-directory `{}`", shown()),
+                        },
+                    )
+                }
+            };
         }
-        Ok(p)
+        self.known = parents.iter().collect();
+        Ok(Some(p))
     }
 
     /// Make room for a new entry at `p` (a path in this layer): a later
@@ -290,23 +318,13 @@ impl Layer<'_> {
 
     /// `p` and every directory below it are no longer known.
     fn forget(&mut self, p: &Path) {
-        let Ok(rel) = p.strip_prefix(self.dest) else {
+        let on_it = match p.strip_prefix(self.dest) {
+            Ok(rel) => self.known.starts_with(rel),
             // Not below the layer: forget everything.
-            self.known.clear();
-            return;
+            Err(_) => true,
         };
-        let rel = rel.as_os_str().as_bytes().to_vec();
-        self.known.remove(&rel);
-        let mut below = rel;
-        below.push(b'/');
-        let gone: Vec<Vec<u8>> = self
-            .known
-            .range(below.clone()..)
-            .take_while(|k| k.starts_with(&below))
-            .cloned()
-            .collect();
-        for k in gone {
-            self.known.remove(&k);
+        if on_it {
+            self.known = PathBuf::new();
         }
     }
 }
@@ -358,7 +376,7 @@ fn unpack_tar(
         .map_err(|e| format!("not a tar archive: {e}"))?;
     let mut layer = Layer {
         dest,
-        known: BTreeSet::new(),
+        known: PathBuf::new(),
     };
     loop {
         armed.set(Some(BETWEEN_ENTRIES_MAX));
@@ -513,18 +531,29 @@ fn unpack_entry(
             let Some((tlast, tparents)) = trel.split_last() else {
                 return Err(at("hard link to the layer's root".into()));
             };
-            let tdir = layer
-                .parent_dir(tparents, budget)
-                .map_err(|m| at(format!("hard link target {m}")))?;
-            let t = tdir.join(tlast);
+            let missing = || {
+                at(format!(
+                    "hard link to `{}`, which does not exist in this layer",
+                    target.display()
+                ))
+            };
+            // Looked up, never made: a target with its directories comes
+            // before the hard link in the archive.
+            let t = layer
+                .walk(tparents, None)
+                .map_err(|m| at(format!("hard link target {m}")))?
+                .ok_or_else(missing)?
+                .join(tlast);
             match fs::symlink_metadata(&t) {
                 Ok(m) if !m.is_dir() => {}
-                _ => {
+                Ok(_) => {
                     return Err(at(format!(
                         "hard link to `{}`, which is not a file of this layer",
                         target.display()
                     )))
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+                Err(e) => return Err(at(format!("hard link to `{}`: {e}", target.display()))),
             }
             if t != p {
                 layer.clear(&p, false).map_err(io)?;
@@ -549,4 +578,45 @@ fn unpack_entry(
         fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The parents of many deep entries, each under a directory of its
+    /// own, leave one path known: keeping every directory checked, these
+    /// 200 kept 1.1 MB, and 1,000,000 deeper ones would keep gigabytes.
+    #[test]
+    fn the_directories_checked_take_one_path_of_memory() {
+        let dest = std::env::temp_dir().join(format!("wren-oci-known-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dest);
+        fs::create_dir(&dest).unwrap();
+        let mut budget = Budget {
+            bytes_left: 0,
+            max_bytes: 0,
+            entries_left: u64::MAX,
+            max_entries: u64::MAX,
+        };
+        let mut layer = Layer {
+            dest: &dest,
+            known: Default::default(),
+        };
+        let long = "n".repeat(100);
+        let mut longest = 0;
+        for i in 0..200 {
+            let top = i.to_string();
+            let parents: Vec<&OsStr> = std::iter::once(top.as_str())
+                .chain(std::iter::repeat_n(long.as_str(), 10))
+                .map(OsStr::new)
+                .collect();
+            let dir = layer.parent_dir(&parents, &mut budget).unwrap();
+            assert!(dir.is_dir());
+            longest = longest.max(dir.strip_prefix(&dest).unwrap().as_os_str().len());
+        }
+        let kept = layer.known.as_os_str().len();
+        fs::remove_dir_all(&dest).unwrap();
+        assert!(kept <= longest, "{kept} bytes kept, for paths of {longest}");
+    }
 }

@@ -925,11 +925,11 @@ fn a_sparse_file_is_refused_at_once() {
 }
 
 /// Names of more than 256 components are refused; below that, unpacking
-/// is linear in the entries: the directories of a layer already checked
-/// are not looked at again (each parent of each entry was: 2,000 empty
-/// files at depth 1,500 took 238 s). Measured in CPU time, on entries
-/// that make nothing (a directory named again): neither a busy host nor
-/// the disk's speed at making files is what is measured.
+/// is linear in the entries: the parents an entry shares with the one
+/// before are not looked at again (each parent of each entry was: 2,000
+/// empty files at depth 1,500 took 238 s). Measured in CPU time, on
+/// entries that make nothing (a directory named again): neither a busy
+/// host nor the disk's speed at making files is what is measured.
 #[test]
 fn deep_paths_are_bounded_and_unpack_in_linear_time() {
     one_layer(
@@ -964,8 +964,8 @@ fn deep_paths_are_bounded_and_unpack_in_linear_time() {
 
 /// A directory replaced by a symlink is checked again, and so is every
 /// directory below it, for a file, a whiteout, a hard link's target
-/// (the directories of a layer already checked are not looked at twice,
-/// but for these).
+/// (the parents an entry shares with the one before are not looked at
+/// again, but for these).
 #[test]
 fn a_directory_replaced_by_a_symlink_is_checked_again() {
     let d = scratch("replaced-out");
@@ -1004,6 +1004,29 @@ fn a_directory_replaced_by_a_symlink_is_checked_again() {
         );
     }
     assert_eq!(tree(&d), ["e"]);
+}
+
+/// A hard link to a file the layer does not have says so, and makes
+/// nothing on the way: its target's missing directories were made (and
+/// counted against --max-entries) before the link failed all the same.
+/// Each directory made counts, so 3 entries (`bin/x`, `bin`, `h`) leave
+/// no room for one.
+#[test]
+fn a_hard_link_to_a_missing_file_makes_no_directory() {
+    for (name, target) in [("dir", "no/such/t"), ("file", "bin/t")] {
+        let tar = Tar::new()
+            .file("bin/x", b"", 0o755)
+            .hardlink("h", target)
+            .bytes();
+        let cfg = config(&[&tar], RUN_X);
+        refused(
+            &format!("hardlink-missing-{name}"),
+            vec![gz(tar)],
+            cfg,
+            &format!("entry `h`: hard link to `{target}`, which does not exist in this layer"),
+            &["--max-entries", "3"],
+        );
+    }
 }
 
 /// The source reference goes into the unit's header comment and its
