@@ -582,7 +582,6 @@ fn unpack_entry(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     /// The parents of many deep entries, each under a directory of its
