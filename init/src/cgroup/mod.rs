@@ -17,6 +17,7 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::proto::truncated;
+use crate::sys::errno::Os;
 use crate::sys::file::{read_kernel_at, write_at};
 use crate::unit::{Limit, Limits};
 use crate::vocab::{valid_name, Name};
@@ -196,31 +197,53 @@ impl fmt::Display for CgroupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CgroupError::OpenRoot { dir, errno } => {
-                write!(f, "cgroup: cannot open cgroup root dir '{dir}': {errno}")
+                write!(
+                    f,
+                    "cgroup: cannot open cgroup root dir '{dir}': {}",
+                    Os::from(*errno)
+                )
             }
             CgroupError::ReadControllers { errno } => {
-                write!(f, "cgroup: cannot read cgroup.controllers: {errno}")
+                write!(
+                    f,
+                    "cgroup: cannot read cgroup.controllers: {}",
+                    Os::from(*errno)
+                )
             }
             CgroupError::MkdirUnits { errno } => {
-                write!(f, "cgroup: cannot create {UNITS_DIR}/: {errno}")
+                write!(
+                    f,
+                    "cgroup: cannot create {UNITS_DIR}/: {}",
+                    Os::from(*errno)
+                )
             }
             CgroupError::BadName { unit } => write!(f, "cgroup: bad unit name '{unit}'"),
             CgroupError::Mkdir { unit, errno } => {
-                write!(f, "cgroup: cannot create {UNITS_DIR}/{unit}: {errno}")
+                write!(
+                    f,
+                    "cgroup: cannot create {UNITS_DIR}/{unit}: {}",
+                    Os::from(*errno)
+                )
             }
             CgroupError::OpenDir { unit, errno } => {
-                write!(f, "cgroup: cannot open {UNITS_DIR}/{unit}: {errno}")
+                write!(
+                    f,
+                    "cgroup: cannot open {UNITS_DIR}/{unit}: {}",
+                    Os::from(*errno)
+                )
             }
             CgroupError::Write { unit, file, errno } => {
                 // No unit: `units/`'s own file.
                 let sep = if unit.is_empty() { "" } else { "/" };
-                write!(
-                    f,
-                    "cgroup: cannot write {UNITS_DIR}/{unit}{sep}{file}: {errno}"
-                )
+                let e = Os::from(*errno);
+                write!(f, "cgroup: cannot write {UNITS_DIR}/{unit}{sep}{file}: {e}")
             }
             CgroupError::Remove { unit, errno } => {
-                write!(f, "cgroup: cannot remove {UNITS_DIR}/{unit}: {errno}")
+                write!(
+                    f,
+                    "cgroup: cannot remove {UNITS_DIR}/{unit}: {}",
+                    Os::from(*errno)
+                )
             }
         }
     }
@@ -444,7 +467,10 @@ impl Cgroups {
                 // Refused otherwise (not a cgroup, no permission): kept
                 // too, its files written, and said.
                 Err(errno) => {
-                    crate::warn!("{name}: cgroup {UNITS_DIR}/{name} kept, not made anew: {errno}");
+                    crate::warn!(
+                        "{name}: cgroup {UNITS_DIR}/{name} kept, not made anew: {}",
+                        Os::from(errno)
+                    );
                     Ok(false)
                 }
             },

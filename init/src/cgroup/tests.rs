@@ -556,3 +556,23 @@ fn waiting_for_an_empty_cgroup_spends_at_most_its_budget() {
     assert!(!cg.wait_empty("web", &mut polls));
     assert!(!cg.wait_empty("gone", &mut polls), "no cgroup.events");
 }
+
+/// A cgroup error's text, as a failing start's reason takes it at each
+/// retry: std's errno text, and no allocation for it (the loop's steady
+/// state allocates nothing).
+#[test]
+fn a_cgroup_error_reads_its_errno_without_the_heap() {
+    let e = CgroupError::Write {
+        unit: Name::try_from("web").unwrap(),
+        file: "memory.max",
+        errno: Errno::NOSPC,
+    };
+    let mut s: heapless::String<128> = heapless::String::new();
+    let before = crate::sys::alloc::thread_count();
+    core::fmt::write(&mut s, format_args!("{e}")).unwrap();
+    assert_eq!(crate::sys::alloc::thread_count(), before);
+    assert_eq!(
+        s.as_str(),
+        "cgroup: cannot write units/web/memory.max: No space left on device (os error 28)"
+    );
+}

@@ -156,24 +156,7 @@ impl Pid1 {
                 return;
             }
         }
-        let before = crate::sys::alloc::count();
-        self.rings_allocated = 0;
-        self.remake_polls = super::REMAKE_POLLS;
-        if let Some(c) = self.control.as_mut() {
-            c.take_grown();
-        }
-        for &(tok, err) in in_turn(&tokens) {
-            self.dispatch(tok, err);
-        }
-        apart(|| self.after_events());
-        // A unit's first output allocates its ring, once per unit, and a
-        // control connection its buffer (and the scratch, for the first
-        // one open): growth with what is used, not steady state.
-        let grown = self.control.as_mut().map_or(0, |c| c.take_grown());
-        let n = crate::sys::alloc::count()
-            .wrapping_sub(before)
-            .saturating_sub(self.rings_allocated)
-            .saturating_sub(grown);
+        let n = self.handle(&tokens, crate::sys::alloc::count);
         if n > 0 {
             // The loop is meant to be allocation-free once units run;
             // reload is the known exception.
@@ -186,6 +169,28 @@ impl Pid1 {
                 crate::sys::alloc::live()
             );
         }
+    }
+
+    /// One wake-up's work on what epoll said: the allocations it made
+    /// (by `count`: every thread's in PID 1, a trampoline's included; a
+    /// host test's own), less a unit's first output's ring and a control
+    /// connection's buffers (growth with what is used, not steady state).
+    pub(super) fn handle(&mut self, tokens: &[(u64, bool)], count: fn() -> u64) -> u64 {
+        let before = count();
+        self.rings_allocated = 0;
+        self.remake_polls = super::REMAKE_POLLS;
+        if let Some(c) = self.control.as_mut() {
+            c.take_grown();
+        }
+        for &(tok, err) in in_turn(tokens) {
+            self.dispatch(tok, err);
+        }
+        apart(|| self.after_events());
+        let grown = self.control.as_mut().map_or(0, |c| c.take_grown());
+        count()
+            .wrapping_sub(before)
+            .saturating_sub(self.rings_allocated)
+            .saturating_sub(grown)
     }
 
     /// `err`: epoll reported an error on the fd (only pressure triggers
@@ -485,6 +490,10 @@ fn first_unsettled(sup: &crate::supervisor::Supervisor, from: usize) -> Option<u
             })
     })
 }
+
+#[cfg(test)]
+#[path = "steady_tests.rs"]
+mod steady_tests;
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,7 @@ use super::not_enforced::KeySet;
 use super::{now, now_ns, why, Pid1, Why};
 use crate::spawn;
 use crate::supervisor::{Action, Event};
+use crate::sys::errno::Os;
 use crate::unit::{self, Output, Ready};
 use crate::vocab::NOTIFY_DIR;
 use rustix::event::epoll;
@@ -311,7 +312,7 @@ impl Pid1 {
             match pipe(flags) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    return Err(why(format_args!("log pipe: {e}")));
+                    return Err(why(format_args!("log pipe: {}", Os::from(e))));
                 }
             }
         } else {
@@ -321,7 +322,7 @@ impl Pid1 {
             match pipe(flags) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    return Err(why(format_args!("notify pipe: {e}")));
+                    return Err(why(format_args!("notify pipe: {}", Os::from(e))));
                 }
             }
         } else {
@@ -332,7 +333,7 @@ impl Pid1 {
             match pipe(flags | rustix::pipe::PipeFlags::NONBLOCK) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    return Err(why(format_args!("exit report pipe: {e}")));
+                    return Err(why(format_args!("exit report pipe: {}", Os::from(e))));
                 }
             }
         } else {
@@ -344,8 +345,9 @@ impl Pid1 {
                 Ok(s) => Some(spawn::kept(s)),
                 Err(e) => {
                     return Err(why(format_args!(
-                        "notify socket {}: {e}",
-                        sock_path.as_str()
+                        "notify socket {}: {}",
+                        sock_path.as_str(),
+                        Os::from(e)
                     )));
                 }
             }
@@ -395,7 +397,7 @@ impl Pid1 {
                     && crate::cgroup::missing::clone_into_cgroup_refused(errno)
                 {
                     self.drop_cgroups();
-                    return Err(why(format_args!("clone3 into cgroup: {errno}")));
+                    return Err(why(format_args!("clone3 into cgroup: {}", Os::from(errno))));
                 }
                 let userns =
                     e.step == spawn::Step::Clone && def.namespaces.has(unit::Namespaces::USER);

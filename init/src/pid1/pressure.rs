@@ -21,6 +21,7 @@ use super::{now, Pid1};
 use crate::cgroup::psi;
 use crate::kmsg;
 use crate::supervisor::{Event, Phase};
+use crate::sys::errno::Os;
 use crate::unit::{PressureAction, PressureLimit};
 use crate::vocab::Millis;
 use rustix::event::epoll;
@@ -119,7 +120,10 @@ impl Pid1 {
             // Said once per start: a kernel without PSI (or with it off,
             // `psi=0`) cannot watch. (memory.pressure is a core file of
             // every cgroup, memory controller or not.)
-            Err(e) => crate::warn!("{name}: pressure_limit not watched: memory.pressure: {e}"),
+            Err(e) => crate::warn!(
+                "{name}: pressure_limit not watched: memory.pressure: {}",
+                Os::from(e)
+            ),
         }
     }
 

@@ -19,6 +19,7 @@ use super::{now, Pid1};
 use crate::cgroup::kill::{self, Killed};
 use crate::cgroup::Cgroups;
 use crate::supervisor::{Event, Phase};
+use crate::sys::errno::Os;
 use crate::vocab::{due, Due, Millis};
 use rustix::event::epoll;
 use rustix::fd::OwnedFd;
@@ -295,7 +296,10 @@ impl Pid1 {
         if let Some(Killed::EachPid { errno, pids }) = result {
             // No such file: a kernel without it, said once at boot.
             if first && errno != rustix::io::Errno::NOENT {
-                crate::warn!("{name}: cgroup.kill: {errno}; SIGKILL to each of {pids} processes");
+                crate::warn!(
+                    "{name}: cgroup.kill: {}; SIGKILL to each of {pids} processes",
+                    Os::from(errno)
+                );
             }
         }
         e.drain.kills = e.drain.kills.saturating_add(1);
@@ -373,6 +377,7 @@ impl Pid1 {
             }
             Ok(false) => false,
             Err(e) => {
+                let e = Os::from(e);
                 crate::warn!("{name}: cgroups its last run made below its own: {e}");
                 false
             }

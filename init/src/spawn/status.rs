@@ -143,12 +143,8 @@ impl core::fmt::Display for SpawnError {
                 (why, None) => f.write_str(why),
             };
         }
-        write!(
-            f,
-            "{}: {}",
-            self.step.as_str(),
-            Errno::from_raw_os_error(self.errno)
-        )
+        let e = crate::sys::errno::Os(self.errno);
+        write!(f, "{}: {e}", self.step.as_str())
     }
 }
 

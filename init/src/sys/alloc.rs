@@ -188,7 +188,8 @@ pub fn thread_count() -> u64 {
 /// For host tests: the lib tests' allocator is the system's, except that
 /// `short_of_memory` makes the calling thread's large allocations fail, as
 /// they do at the commit limit under strict overcommit
-/// (`vm.overcommit_memory = 2`).
+/// (`vm.overcommit_memory = 2`). It counts as the binary's does, so that
+/// `thread_count` means the same in a host test.
 #[cfg(test)]
 mod short {
     use std::alloc::{GlobalAlloc, Layout, System};
@@ -211,6 +212,7 @@ mod short {
     // refused one is a null pointer, as `GlobalAlloc` allows.
     unsafe impl GlobalAlloc for Short {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            super::counted();
             if refused(layout.size()) {
                 return std::ptr::null_mut();
             }
@@ -219,6 +221,7 @@ mod short {
         }
 
         unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            super::counted();
             if refused(layout.size()) {
                 return std::ptr::null_mut();
             }
@@ -227,6 +230,7 @@ mod short {
         }
 
         unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            super::counted();
             if refused(new_size) {
                 return std::ptr::null_mut();
             }

@@ -25,6 +25,7 @@
 //! - `alloc`: the counting allocator.
 //! - `unwind`: no stack unwinder in the static `panic = "abort"` binary.
 //! - `entry`: C's `main` in place of Rust's start-up, and the arguments.
+//! - `errno`: an errno's text without the heap.
 
 #![allow(unsafe_code)]
 
@@ -33,6 +34,7 @@ pub mod child;
 pub mod clock;
 pub mod clone;
 pub mod entry;
+pub mod errno;
 pub mod exec;
 pub mod fd;
 pub mod file;
