@@ -134,18 +134,22 @@ impl Edge {
     }
 
     /// Say (or no longer say) that its own pressure trigger stopped it;
-    /// the box is made only to say so.
-    fn set_pressure_stopped(&mut self, stopped: bool) {
+    /// the box is made only to say so, once per unit (true then: growth
+    /// with what is used). Refused (memory is short: a pressure stop's
+    /// time), it is not said.
+    fn set_pressure_stopped(&mut self, stopped: bool) -> bool {
         match self.rare.as_mut() {
             Some(r) => r.pressure_stopped = stopped,
             None if stopped => {
-                self.rare = Some(Box::new(Rare {
+                self.rare = crate::sys::alloc::try_box(Rare {
                     pressure_stopped: true,
                     ..Rare::default()
-                }));
+                });
+                return true;
             }
             None => {}
         }
+        false
     }
 
     /// The OOM kills counted so far and those `memory.events` shows over
@@ -222,7 +226,8 @@ impl Edge {
     }
 
     /// Keep `why` as the last error; true when that allocated its buffer
-    /// (the unit's first failure with a reason).
+    /// (the unit's first failure with a reason). Refused (the start may
+    /// have failed for want of memory), the reason is not kept.
     fn set_last_error(&mut self, why: Why) -> bool {
         match self.rare.as_deref_mut() {
             Some(held) => {
@@ -231,10 +236,10 @@ impl Edge {
             }
             None if why.is_empty() => false,
             None => {
-                self.rare = Some(Box::new(Rare {
+                self.rare = crate::sys::alloc::try_box(Rare {
                     last_error: why,
                     ..Rare::default()
-                }));
+                });
                 true
             }
         }
@@ -344,8 +349,9 @@ pub struct Pid1 {
     queue: VecDeque<Event>,
     /// This wake-up served a control request (see `run`).
     served_control: bool,
-    /// Output rings and failure texts allocated by this wake-up (a
-    /// unit's first output, its first failed start): once per unit.
+    /// Output rings, failure texts and pressure stops' reasons allocated
+    /// by this wake-up (a unit's first output, its first failed start, its
+    /// first pressure stop): once per unit.
     rings_allocated: u64,
     /// Polls of an emptied cgroup left to this wake-up's starts that make
     /// one anew (`clear_for_spawn`): a reload of many units' limits waits
@@ -615,6 +621,18 @@ mod tests {
         assert_eq!(e.last_error(), "cgroup: EBUSY");
         assert!(!e.set_last_error(Why::new()));
         assert_eq!(e.last_error(), "");
+        // Memory short (the start may have failed for want of it): the
+        // reason is not kept, and PID 1 goes on. So for a pressure stop.
+        let mut e = Edge::new(&UnitDef::with_defaults("web"));
+        let short = |e: &mut Edge| e.set_last_error(why(format_args!("clone3: ENOMEM")));
+        assert!(crate::sys::alloc::short_of_memory(16, || short(&mut e)));
+        assert_eq!(e.last_error(), "");
+        let stop = |e: &mut Edge| e.set_pressure_stopped(true);
+        assert!(crate::sys::alloc::short_of_memory(16, || stop(&mut e)));
+        assert!(!e.pressure_stopped());
+        assert!(e.set_pressure_stopped(true), "said, once");
+        assert!(e.pressure_stopped());
+        assert!(!e.set_pressure_stopped(true));
     }
 
     /// An edge a unit beside the table's slot: docs/architecture.md,

@@ -179,7 +179,9 @@ impl Pid1 {
                 by_hand: false,
             }),
             PressureAction::Stop => {
-                edge.set_pressure_stopped(true);
+                if edge.set_pressure_stopped(true) {
+                    self.rings_allocated = self.rings_allocated.saturating_add(1);
+                }
                 self.feed(Event::Stop { unit: u });
             }
         }

@@ -169,6 +169,29 @@ pub fn zeroed(len: usize) -> Option<Box<[u8]>> {
     Some(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, len)) })
 }
 
+/// `v` in a box, or `None` where the allocator refuses the block: a
+/// `Box::new` refused aborts the process, PID 1's too, and what PID 1
+/// boxes in its loop (a failed start's reason: the start may have failed
+/// for want of memory) can go without.
+pub fn try_box<T>(v: T) -> Option<Box<T>> {
+    let layout = Layout::new::<T>();
+    if layout.size() == 0 {
+        return Some(Box::new(v));
+    }
+    // SAFETY: the layout's size is not zero.
+    let p = unsafe { std::alloc::alloc(layout) }.cast::<T>();
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `p` is a block of `T`'s layout from the global allocator,
+    // which a `Box<T>` frees with that layout; the write initialises it
+    // (nothing to drop there before); nothing else owns it.
+    unsafe {
+        p.write(v);
+        Some(Box::from_raw(p))
+    }
+}
+
 /// Allocations so far (0 when the counting allocator is not installed).
 pub fn count() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
@@ -289,6 +312,18 @@ mod tests {
         assert_eq!(super::zeroed(0).map(|b| b.len()), Some(0));
         assert!(super::short_of_memory(1 << 20, || super::zeroed(1 << 20)).is_none());
         assert!(super::zeroed(usize::MAX).is_none(), "no layout that large");
+    }
+
+    /// A box holds its value and drops it; one the allocator refuses is
+    /// None, not an abort.
+    #[test]
+    fn a_box_tried_holds_its_value_and_a_refused_one_is_none() {
+        let b = super::try_box([7u64; 4]).unwrap();
+        assert_eq!(*b, [7; 4]);
+        let s = super::try_box(String::from("kept")).unwrap();
+        assert_eq!(s.as_str(), "kept");
+        assert_eq!(super::try_box(()), Some(Box::new(())));
+        assert!(super::short_of_memory(64, || super::try_box([0u8; 64])).is_none());
     }
 
     /// Blocks of every alignment come back aligned, keep their bytes
