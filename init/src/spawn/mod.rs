@@ -396,6 +396,17 @@ fn reaper_child(
         // sees EOF when the service execs): `run` closes the reaper's, or,
         // on a restart's grace, `close_early` before it.
         Ok(svc) => {
+            // What the reaper keeps of the definition, which lives in PID
+            // 1's unit table (a reload may move or free it once the slot
+            // is detached): copied onto its own stack first, never
+            // allocated (it shares PID 1's heap).
+            let on_failure = req.def.restart == crate::unit::Restart::OnFailure;
+            let privs = privs::Privs::of(req.def, req.uid, req.gid, req.groups);
+            let mut workdir: heapless::String<{ crate::vocab::PATH_BYTES }> =
+                heapless::String::new();
+            if workdir.push_str(req.def.workdir.as_str()).is_err() {
+                die(status_wr, fail(Step::Chdir, Errno::NAMETOOLONG));
+            }
             // From here the reaper reads none of PID 1's data (its own
             // frame's copy, fds, the executable's static fd): a reload
             // need not wait for it, nor kill it (and its running service
@@ -421,11 +432,11 @@ fn reaper_child(
             let again = match req.relaunch {
                 true => Some(crate::spawn::reaper::Again {
                     leave: crate::spawn::reaper::Leave {
-                        on_failure: req.def.restart == crate::unit::Restart::OnFailure,
+                        on_failure,
                         nofile: unit_nofile_now(),
-                        privs: privs::Privs::of(req.def, req.uid, req.gid, req.groups),
+                        privs,
                     },
-                    workdir: req.def.workdir.as_str(),
+                    workdir: workdir.as_str(),
                     argv,
                     env,
                 }),

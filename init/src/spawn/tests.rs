@@ -1067,3 +1067,55 @@ fn a_unit_gets_the_soft_fd_limit_pid1_started_with() {
     assert!(soft == 1000 || soft == 1024, "{soft}");
     assert_eq!(out, format!("{soft}\n{hard}\n"));
 }
+
+/// A reaper on a slot that may restart its service in place keeps what
+/// it needs of the definition (its `restart`, privileges, workdir) on its
+/// own stack before it tells PID 1 it is detached: a reload, which waits
+/// for busy slots only until then (`quiesce`), may free the unit table
+/// under it. Here the table is a block of its own mapping, freed once the
+/// slot is clear: the reaper read it after, and died of SIGSEGV (a review
+/// found it; before 5.16 a core dump there took PID 1 with it).
+#[test]
+fn a_detached_reaper_reads_nothing_of_the_table_a_reload_frees() {
+    // Not while a test holds every slot (then this start forks).
+    let _g = crate::sys::slot::TEST_LOCK
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    crate::sys::slot::reserve().unwrap();
+    let mut on_slot = 0;
+    for _ in 0..3 {
+        let cg = own_cgroup();
+        let mut d = unit(&["/bin/sleep", "30"]);
+        d.namespaces = Namespaces(Namespaces::PID | Namespaces::MOUNT);
+        // Large enough to be its own mapping, unmapped when freed.
+        let mut table: Vec<UnitDef> = Vec::with_capacity(4096);
+        table.push(d);
+        let (_rep_rd, rep_wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let pid = {
+            let req = Request {
+                exit_report: Some(rep_wr.as_fd()),
+                grace: true,
+                relaunch: true,
+                ..request(&table[0], cg.as_fd(), Stdio::Null)
+            };
+            spawn(&req).unwrap()
+        };
+        on_slot += usize::from(crate::sys::slot::ran_on_slot(pid));
+        // What a reload does before it changes the table.
+        assert!(crate::sys::slot::quiesce(
+            std::time::Duration::from_secs(5),
+            &mut |_| {}
+        ));
+        drop(table);
+        // Past the restart's grace, and the reaper's settling after it.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let p = rustix::process::Pid::from_raw(pid as i32).unwrap();
+        let alive = rustix::process::test_kill_process(p).is_ok();
+        let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+        let st = crate::testutil::wait_status(pid).unwrap();
+        assert!(alive, "the reaper died: {:?}", st.terminating_signal());
+        assert_eq!(st.terminating_signal(), Some(libc::SIGKILL));
+    }
+    // Starts in tests alongside take slots for a moment too.
+    assert!(on_slot > 0, "no start ran on a slot");
+}
