@@ -86,6 +86,16 @@ pub(super) fn early(resumed: bool) -> (cmdline::Options, SigSet, Option<Cgroups>
     if let Err(e) = crate::sys::sched::batch() {
         crate::warn!("sched_setscheduler(SCHED_BATCH): {e}; PID 1 preempts the units it starts");
     }
+    // Not dumpable: the children that share PID 1's memory until their
+    // exec (on spawn slots, a reaper's vfork) share the flag, and before
+    // Linux 5.16 a core dump of one of them (a fault, a SIGQUIT from the
+    // console) killed every process sharing its memory, PID 1 with it: a
+    // kernel panic. Not dumpable, the kernel gives the dump up before
+    // that. A unit's program is dumpable again from its exec.
+    let not_dumpable = rustix::process::DumpableBehavior::NotDumpable;
+    if let Err(e) = rustix::process::set_dumpable_behavior(not_dumpable) {
+        crate::warn!("prctl(PR_SET_DUMPABLE, 0): {e}");
+    }
     if !resumed {
         set_hostname();
         // Step 4: kernel tuning, before any unit runs with the defaults.
