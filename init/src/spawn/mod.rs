@@ -379,6 +379,17 @@ fn reaper_child(
         &[Some(status_wr), req.stdio.fd(), req.notify_fd, req.console],
         req.exit_report,
     );
+    // What the reaper keeps of the definition, which lives in PID 1's
+    // unit table, copied onto its own stack (never allocated: it shares
+    // PID 1's heap) before the service exists: once the service has said
+    // it failed, PID 1 may revert the unit's probation, which replaces the
+    // definition, and once the slot is detached a reload may free it.
+    let on_failure = req.def.restart == crate::unit::Restart::OnFailure;
+    let privs = privs::Privs::of(req.def, req.uid, req.gid, req.groups);
+    let mut workdir: heapless::String<{ crate::vocab::PATH_BYTES }> = heapless::String::new();
+    if workdir.push_str(req.def.workdir.as_str()).is_err() {
+        die(status_wr, fail(Step::Chdir, Errno::NAMETOOLONG));
+    }
     // The reaper may wait for the service's exec, so the service shares
     // its memory until then rather than copy it (`sys::vfork`), on the
     // slot's second stack when the reaper runs on a slot.
@@ -396,17 +407,6 @@ fn reaper_child(
         // sees EOF when the service execs): `run` closes the reaper's, or,
         // on a restart's grace, `close_early` before it.
         Ok(svc) => {
-            // What the reaper keeps of the definition, which lives in PID
-            // 1's unit table (a reload may move or free it once the slot
-            // is detached): copied onto its own stack first, never
-            // allocated (it shares PID 1's heap).
-            let on_failure = req.def.restart == crate::unit::Restart::OnFailure;
-            let privs = privs::Privs::of(req.def, req.uid, req.gid, req.groups);
-            let mut workdir: heapless::String<{ crate::vocab::PATH_BYTES }> =
-                heapless::String::new();
-            if workdir.push_str(req.def.workdir.as_str()).is_err() {
-                die(status_wr, fail(Step::Chdir, Errno::NAMETOOLONG));
-            }
             // From here the reaper reads none of PID 1's data (its own
             // frame's copy, fds, the executable's static fd): a reload
             // need not wait for it, nor kill it (and its running service

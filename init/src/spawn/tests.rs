@@ -1119,3 +1119,54 @@ fn a_detached_reaper_reads_nothing_of_the_table_a_reload_frees() {
     // Starts in tests alongside take slots for a moment too.
     assert!(on_slot > 0, "no start ran on a slot");
 }
+
+/// The same before the detach: a reaper keeps what it needs of its
+/// unit's definition before its service exists. The service's failure
+/// report reaches PID 1, which may revert the unit's probation (another
+/// definition in place of this one) while the reaper, woken by the
+/// service's exit, has yet to read it. Here this thread plays a PID 1
+/// woken first (`SCHED_FIFO` on one CPU, in a thread of its own) and frees
+/// the definition as soon as it has the report: the reaper died of
+/// SIGSEGV every time before (a review found it).
+#[test]
+fn a_reaper_reads_nothing_of_its_definition_once_its_service_failed() {
+    let _g = crate::sys::slot::TEST_LOCK
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    crate::sys::slot::reserve().unwrap();
+    std::thread::spawn(|| {
+        let mut cpu0 = rustix::thread::CpuSet::new();
+        cpu0.set(0);
+        rustix::thread::sched_setaffinity(None, &cpu0).unwrap();
+        crate::sys::sched::fifo().unwrap();
+        let mut on_slot = 0;
+        for _ in 0..4 {
+            let cg = own_cgroup();
+            let mut d = unit(&["/nonexistent/wren-test"]);
+            d.namespaces = Namespaces(Namespaces::PID | Namespaces::MOUNT);
+            // Large enough to be its own mapping, unmapped when freed.
+            let mut table: Vec<UnitDef> = Vec::with_capacity(4096);
+            table.push(d);
+            let (_rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+            let req = Request {
+                exit_report: Some(wr.as_fd()),
+                ..request(&table[0], cg.as_fd(), Stdio::Null)
+            };
+            let p = start(&req).unwrap();
+            on_slot += usize::from(crate::sys::slot::ran_on_slot(p.pid));
+            let said = loop {
+                match p.poll() {
+                    Handshake::Waiting => crate::testutil::poll_in(&p.status, 1),
+                    h => break h,
+                };
+            };
+            assert!(matches!(said, Handshake::Failed(_)), "{said:?}");
+            drop(table);
+            let st = crate::testutil::wait_status(p.pid).unwrap();
+            assert_eq!(st.terminating_signal(), None, "the reaper died");
+        }
+        assert!(on_slot > 0, "no start ran on a slot");
+    })
+    .join()
+    .unwrap();
+}

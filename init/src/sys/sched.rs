@@ -24,13 +24,20 @@ use std::io;
 /// Makes the calling process `SCHED_BATCH` (nice unchanged); kept across
 /// execve (`initctl reexec`).
 pub fn batch() -> io::Result<()> {
-    set(libc::SCHED_BATCH)
+    set(libc::SCHED_BATCH, 0)
 }
 
 /// Makes the calling process `SCHED_OTHER` again (nice unchanged). One
 /// raw system call: safe in a copy of PID 1 before its exec.
 pub fn normal() -> io::Result<()> {
-    set(libc::SCHED_OTHER)
+    set(libc::SCHED_OTHER, 0)
+}
+
+/// Makes the calling thread `SCHED_FIFO` at priority 1 (tests: a PID 1
+/// that the scheduler runs before anything it wakes on its CPU).
+#[cfg(test)]
+pub(crate) fn fifo() -> io::Result<()> {
+    set(libc::SCHED_FIFO, 1)
 }
 
 /// The calling thread may run on one CPU only (its affinity mask, which
@@ -39,14 +46,13 @@ pub fn one_cpu() -> bool {
     rustix::thread::sched_getaffinity(None).is_ok_and(|set| set.count() == 1)
 }
 
-fn set(policy: libc::c_int) -> io::Result<()> {
+fn set(policy: libc::c_int, priority: libc::c_int) -> io::Result<()> {
     // Neither rustix nor nix wraps sched_setscheduler, and musl's
     // sched_setscheduler is a stub that always fails with ENOSYS: the raw
     // system call (`raw`: no errno, which a copy of PID 1 on a spawn slot
     // shares with it).
     // The kernel's `struct sched_param` is one int, the priority (0 for
-    // these policies); musl's has more fields, which the kernel ignores.
-    let priority: libc::c_int = 0;
+    // the fair policies); musl's has more fields, which the kernel ignores.
     // SAFETY: sched_setscheduler(pid 0 = the caller, policy, param) only
     // reads the kernel's `struct sched_param` (one int) behind the
     // pointer, a live local int for the duration of the call.

@@ -24,10 +24,11 @@
 //!   the clone; the child then runs only on the slot's stacks. `spawn`
 //!   takes only closures with nothing to drop, so nothing is dropped twice.
 //! - Heap data the child reads through references it captures must stay
-//!   put until the slot is free: PID 1 changes its unit table only on a
-//!   reload, which first waits for busy slots, kills their children if
-//!   they are slow, and refuses if a slot still does not clear
-//!   (`quiesce`). Never an unbounded wait.
+//!   put while it may read it: a reload first waits for busy slots, kills
+//!   their children if they are slow, and refuses if a slot still does
+//!   not clear (`quiesce`), never an unbounded wait; a probation's revert
+//!   replaces a unit's definition once its start failed, so a reaper
+//!   copies what it keeps of it before its service exists (`spawn`).
 //! - The child makes raw system calls only, on its stack: no allocation,
 //!   no lock (one held by a child that stalls or is killed would deadlock
 //!   PID 1), no libc state (it shares PID 1's thread pointer, so a libc
