@@ -120,6 +120,14 @@ pub(super) fn confine(p: &Privs<'_>, seccomp: Option<&Program>) -> Result<(), Fa
         let u = rustix::process::Uid::from_raw(uid);
         rustix::thread::set_thread_res_uid(u, u, u).map_err(|e| (Step::Setuid, e))?;
     }
+    // New ids set the dumpable flag of the memory this process shares
+    // with PID 1 until its exec (on a spawn slot) to `fs.suid_dumpable`:
+    // PID 1's flag, which it keeps off (pid1/boot.rs). Off again; the
+    // program's exec sets its own.
+    if uid.is_some() || gid.is_some() {
+        let off = rustix::process::DumpableBehavior::NotDumpable;
+        let _ = rustix::process::set_dumpable_behavior(off);
+    }
     // A user (not root) keeps what it is given only through the ambient
     // set, also with `all`: then all this process holds (capset refuses
     // a bit it lacks, and every bit of `Caps::ALL` is not a capability).
