@@ -186,19 +186,21 @@ pub fn claim() -> Option<Slot> {
     (0..SLOTS).find_map(|i| claim_at(pool, i))
 }
 
-/// Slot `i` of the pool mapped at `pool`, if free.
+/// Slot `i` of the pool mapped at `pool`, if free. Word `a` is claimed
+/// first and `b` looked at after: looked at first, a reaper could vfork
+/// its service (setting `b`) and be killed (clearing `a`) in between, and
+/// the slot be taken with the service still on stack B.
 fn claim_at(pool: usize, i: usize) -> Option<Slot> {
     let st = POOL.get(i)?;
-    let claimed = st.b.load(Ordering::Acquire) == 0
-        && st
-            .a
-            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
-    claimed.then(|| Slot {
+    st.a.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+        .ok()?;
+    let slot = Slot {
         i,
         base: pool + i * SLOT_LEN,
         low_fds: false,
-    })
+    };
+    // Busy after all: given back by the drop.
+    (st.b.load(Ordering::Acquire) == 0).then_some(slot)
 }
 
 impl Drop for Slot {
