@@ -793,8 +793,9 @@ fn strip_cr(b: &[u8]) -> Vec<u8> {
 
 /// Removes what the console interleaves with a command's output: ANSI
 /// escapes (ash's cursor query), kernel log lines `[   1.234567] ...` and
-/// PID 1 status lines `[  OK  ] ...`, `[FAILED] ...`, `[ STOP ] ...`, even
-/// when they land in the middle of a line of output.
+/// PID 1 status lines `[  OK  ] ...`, `[FAILED] ...`, `[ STOP ] ...`,
+/// `[ INFO ] ...`, `[ WARN ] ...`, `[ SHED ] ...`, even when they land in
+/// the middle of a line of output.
 pub fn clean(s: &str) -> String {
     let s = strip_ansi(s);
     let mut out = String::with_capacity(s.len());
@@ -817,7 +818,15 @@ pub fn clean(s: &str) -> String {
 }
 
 fn is_console_noise(t: &str) -> bool {
-    for tag in ["[  OK  ] ", "[FAILED] ", "[ STOP ] "] {
+    const TAGS: [&str; 6] = [
+        "[  OK  ] ",
+        "[FAILED] ",
+        "[ STOP ] ",
+        "[ INFO ] ",
+        "[ WARN ] ",
+        "[ SHED ] ",
+    ];
+    for tag in TAGS {
         if t.starts_with(tag) {
             return true;
         }
@@ -896,6 +905,10 @@ mod tests {
     fn clean_removes_interleaved_console_lines() {
         let s = "a\nbc[    1.234567] wren: hello\ndef\n[  OK  ] x: running (pid 5)\n\x1b[6nz\n[not noise]\n";
         assert_eq!(clean(s), "a\nbcdef\nz\n[not noise]\n");
+        // A pressure restart's line before a command's output (a boot
+        // test read it as the output).
+        let s = "[ WARN ] thrash: memory pressure over 10% in 1000ms (avg10 1.79%): restarting\noom_kill 0\n";
+        assert_eq!(clean(s), "oom_kill 0\n");
     }
 
     #[test]
