@@ -195,57 +195,42 @@ pub enum CgroupError {
 
 impl fmt::Display for CgroupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        f.write_str("cgroup: ")?;
+        let errno = match self {
             CgroupError::OpenRoot { dir, errno } => {
-                write!(
-                    f,
-                    "cgroup: cannot open cgroup root dir '{dir}': {}",
-                    Os::from(*errno)
-                )
+                write!(f, "cannot open cgroup root dir '{dir}'")?;
+                errno
             }
             CgroupError::ReadControllers { errno } => {
-                write!(
-                    f,
-                    "cgroup: cannot read cgroup.controllers: {}",
-                    Os::from(*errno)
-                )
+                f.write_str("cannot read cgroup.controllers")?;
+                errno
             }
             CgroupError::MkdirUnits { errno } => {
-                write!(
-                    f,
-                    "cgroup: cannot create {UNITS_DIR}/: {}",
-                    Os::from(*errno)
-                )
+                write!(f, "cannot create {UNITS_DIR}/")?;
+                errno
             }
-            CgroupError::BadName { unit } => write!(f, "cgroup: bad unit name '{unit}'"),
+            CgroupError::BadName { unit } => return write!(f, "bad unit name '{unit}'"),
             CgroupError::Mkdir { unit, errno } => {
-                write!(
-                    f,
-                    "cgroup: cannot create {UNITS_DIR}/{unit}: {}",
-                    Os::from(*errno)
-                )
+                write!(f, "cannot create {UNITS_DIR}/{unit}")?;
+                errno
             }
             CgroupError::OpenDir { unit, errno } => {
-                write!(
-                    f,
-                    "cgroup: cannot open {UNITS_DIR}/{unit}: {}",
-                    Os::from(*errno)
-                )
+                write!(f, "cannot open {UNITS_DIR}/{unit}")?;
+                errno
             }
             CgroupError::Write { unit, file, errno } => {
                 // No unit: `units/`'s own file.
                 let sep = if unit.is_empty() { "" } else { "/" };
-                let e = Os::from(*errno);
-                write!(f, "cgroup: cannot write {UNITS_DIR}/{unit}{sep}{file}: {e}")
+                write!(f, "cannot write {UNITS_DIR}/{unit}{sep}{file}")?;
+                errno
             }
             CgroupError::Remove { unit, errno } => {
-                write!(
-                    f,
-                    "cgroup: cannot remove {UNITS_DIR}/{unit}: {}",
-                    Os::from(*errno)
-                )
+                write!(f, "cannot remove {UNITS_DIR}/{unit}")?;
+                errno
             }
-        }
+        };
+        // Without the heap (a start that keeps failing says it each time).
+        write!(f, ": {}", Os::from(*errno))
     }
 }
 

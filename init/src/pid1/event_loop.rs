@@ -156,7 +156,7 @@ impl Pid1 {
                 return;
             }
         }
-        let n = self.handle(&tokens, crate::sys::alloc::count);
+        let n = self.handle(&tokens);
         if n > 0 {
             // The loop is meant to be allocation-free once units run;
             // reload is the known exception.
@@ -171,11 +171,13 @@ impl Pid1 {
         }
     }
 
-    /// One wake-up's work on what epoll said: the allocations it made
-    /// (by `count`: every thread's in PID 1, a trampoline's included; a
-    /// host test's own), less a unit's first output's ring and a control
-    /// connection's buffers (growth with what is used, not steady state).
-    pub(super) fn handle(&mut self, tokens: &[(u64, bool)], count: fn() -> u64) -> u64 {
+    /// One wake-up's work on what epoll said: the allocations it made,
+    /// less a unit's first output's ring and a control connection's
+    /// buffers (growth with what is used, not steady state). This
+    /// thread's: PID 1's other (the trampoline's) allocates nothing, and
+    /// a host test counts its own.
+    pub(super) fn handle(&mut self, tokens: &[(u64, bool)]) -> u64 {
+        let count = crate::sys::alloc::thread_count;
         let before = count();
         self.rings_allocated = 0;
         self.remake_polls = super::REMAKE_POLLS;

@@ -5,15 +5,9 @@
 //! where a start itself keeps failing.
 
 use super::*;
-use crate::sys::alloc::thread_count;
 
 fn looping(units: &[(&str, &str)]) -> Pid1 {
-    let mut p = Pid1::new(None, 0, false);
-    for (name, text) in units {
-        p.add_unit(crate::unit::parse(name, text).unwrap());
-    }
-    p.sup.link().unwrap();
-    p.fit_tables();
+    let mut p = crate::pid1::tests::pid1_with(units);
     p.epoll = Some(epoll::create(epoll::CreateFlags::CLOEXEC).unwrap());
     p
 }
@@ -36,7 +30,7 @@ fn turn(p: &mut Pid1) -> u64 {
         }
     }
     tokens.push((TOKEN_TIMER, false));
-    p.handle(&tokens, thread_count)
+    p.handle(&tokens)
 }
 
 /// `turns` wake-ups after `warm` (a first failure's text is kept, a ring

@@ -79,14 +79,15 @@ impl Pid1 {
     /// the board is about to reset. The console said so once; this is
     /// for the operator who logs in after. Said whole, the reason's own
     /// text cut to make room.
-    pub(super) fn critical_reason(&self, name: &str, reason: &mut Reason) {
+    pub(super) fn critical_reason(&self, name: &str, reason: &mut super::Why) {
         const RESETS: &str = ", watchdog no longer fed: the board resets";
         let this = self.sup.slots().find(|s| s.def.name.as_str() == name);
         let shutting = self.sup.shutting_down().is_some();
         if self.watchdog.is_none() || shutting || !this.is_some_and(failed_critically) {
             return;
         }
-        let mut keep = reason.capacity().saturating_sub(RESETS.len());
+        let room = reason.capacity().saturating_sub(RESETS.len());
+        let mut keep = room.min(reason.len());
         while !reason.is_char_boundary(keep) {
             keep = keep.saturating_sub(1);
         }
@@ -140,8 +141,6 @@ impl Pid1 {
 fn failed_critically(s: &Slot) -> bool {
     s.def.critical && s.rt.phase == Phase::Failed && s.rt.last_note != Some(Note::DepMissing)
 }
-
-type Reason = heapless::String<{ crate::proto::REASON_MAX }>;
 
 #[cfg(test)]
 mod tests {

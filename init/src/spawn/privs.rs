@@ -112,21 +112,26 @@ pub(super) fn confine(p: &Privs<'_>, seccomp: Option<&Program>) -> Result<(), Fa
         let set = buf.get(..n).unwrap_or(gs);
         rustix::thread::set_thread_groups(set).map_err(|e| (Step::Groups, e))?;
     }
+    // New ids set the dumpable flag of the memory this process shares
+    // with PID 1 until its exec (on a spawn slot) to `fs.suid_dumpable`:
+    // PID 1's flag, which it keeps off (pid1/boot.rs). Off again after
+    // each change, failed or not (a gid changed before a refused uid);
+    // the program's exec sets its own.
+    let off = || {
+        let _ =
+            rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+    };
     if let Some(gid) = gid {
         let g = rustix::process::Gid::from_raw(gid);
-        rustix::thread::set_thread_res_gid(g, g, g).map_err(|e| (Step::Setgid, e))?;
+        let set = rustix::thread::set_thread_res_gid(g, g, g);
+        off();
+        set.map_err(|e| (Step::Setgid, e))?;
     }
     if let Some(uid) = uid {
         let u = rustix::process::Uid::from_raw(uid);
-        rustix::thread::set_thread_res_uid(u, u, u).map_err(|e| (Step::Setuid, e))?;
-    }
-    // New ids set the dumpable flag of the memory this process shares
-    // with PID 1 until its exec (on a spawn slot) to `fs.suid_dumpable`:
-    // PID 1's flag, which it keeps off (pid1/boot.rs). Off again; the
-    // program's exec sets its own.
-    if uid.is_some() || gid.is_some() {
-        let off = rustix::process::DumpableBehavior::NotDumpable;
-        let _ = rustix::process::set_dumpable_behavior(off);
+        let set = rustix::thread::set_thread_res_uid(u, u, u);
+        off();
+        set.map_err(|e| (Step::Setuid, e))?;
     }
     // A user (not root) keeps what it is given only through the ambient
     // set, also with `all`: then all this process holds (capset refuses

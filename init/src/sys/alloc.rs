@@ -208,6 +208,59 @@ pub fn thread_count() -> u64 {
     THREAD.try_with(|c| c.get()).unwrap_or(0)
 }
 
+/// For host tests: a value in an anonymous mapping of its own, unmapped
+/// when dropped, so that a read of it after that faults. (A block of the
+/// allocator's may stay mapped: glibc raises its mmap threshold once an
+/// mmapped block is freed, so a large `Vec` freed later in a test run
+/// went back to the heap, and a stale read of it read on.)
+#[cfg(test)]
+pub(crate) struct OwnMapping<T> {
+    at: *mut T,
+    len: usize,
+}
+
+#[cfg(test)]
+impl<T> OwnMapping<T> {
+    pub(crate) fn new(v: T) -> Self {
+        let len = std::mem::size_of::<T>().max(1).next_multiple_of(1 << 16);
+        assert!(std::mem::align_of::<T>() <= 4096);
+        let (prot, flags) = (
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+        );
+        // SAFETY: a new private anonymous mapping of `len` bytes, placed
+        // by the kernel: nothing else is there.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, -1, 0) };
+        assert_ne!(p, libc::MAP_FAILED);
+        let at = p.cast::<T>();
+        // SAFETY: `at` is page-aligned (at least `T`'s alignment), and the
+        // mapping writable and large enough for one `T`.
+        unsafe { at.write(v) };
+        OwnMapping { at, len }
+    }
+}
+
+#[cfg(test)]
+impl<T> std::ops::Deref for OwnMapping<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: written by `new`, valid until the drop.
+        unsafe { &*self.at }
+    }
+}
+
+#[cfg(test)]
+impl<T> Drop for OwnMapping<T> {
+    fn drop(&mut self) {
+        // SAFETY: the `T` written by `new`, dropped once, then its
+        // mapping, which nothing else uses, unmapped.
+        unsafe {
+            std::ptr::drop_in_place(self.at);
+            libc::munmap(self.at.cast(), self.len);
+        }
+    }
+}
+
 /// For host tests: the lib tests' allocator is the system's, except that
 /// `short_of_memory` makes the calling thread's large allocations fail, as
 /// they do at the commit limit under strict overcommit
