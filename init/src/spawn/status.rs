@@ -139,7 +139,7 @@ impl core::fmt::Display for SpawnError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         if self.step == Step::Ids {
             return match crate::config::users::why_text(self.errno) {
-                (why, Some(e)) => write!(f, "{why}: {e}"),
+                (why, Some(e)) => write!(f, "{why}: {}", crate::sys::errno::Os::from(e)),
                 (why, None) => f.write_str(why),
             };
         }
@@ -209,5 +209,38 @@ pub(super) fn fail(step: Step, e: Errno) -> SpawnError {
     SpawnError {
         step,
         errno: e.raw_os_error(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SpawnError, Step};
+
+    /// A failed start's reason, as each retry writes it: std's errno
+    /// text, and no allocation for it, also for a user lookup whose read
+    /// failed (its errno rides above the reason's index).
+    #[test]
+    fn a_spawn_error_reads_its_errno_without_the_heap() {
+        let why = "cannot read /etc/passwd";
+        let read = crate::config::users::why_code(why, Some(rustix::io::Errno::ACCESS));
+        let cases = [
+            (
+                Step::Exec,
+                2,
+                "execve: No such file or directory (os error 2)",
+            ),
+            (
+                Step::Ids,
+                read,
+                "cannot read /etc/passwd: Permission denied (os error 13)",
+            ),
+        ];
+        for (step, errno, text) in cases {
+            let mut s: heapless::String<128> = heapless::String::new();
+            let before = crate::sys::alloc::thread_count();
+            core::fmt::write(&mut s, format_args!("{}", SpawnError { step, errno })).unwrap();
+            assert_eq!(crate::sys::alloc::thread_count(), before, "{text}");
+            assert_eq!(s.as_str(), text);
+        }
     }
 }
