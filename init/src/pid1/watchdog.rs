@@ -86,12 +86,10 @@ impl Pid1 {
         if self.watchdog.is_none() || shutting || !this.is_some_and(failed_critically) {
             return;
         }
-        let room = reason.capacity().saturating_sub(RESETS.len());
-        let mut keep = room.min(reason.len());
-        while !reason.is_char_boundary(keep) {
-            keep = keep.saturating_sub(1);
-        }
-        reason.truncate(keep);
+        let kept: heapless::String<{ crate::proto::REASON_MAX - RESETS.len() }> =
+            crate::proto::truncated(reason.as_str());
+        reason.clear();
+        let _ = reason.push_str(&kept);
         let _ = reason.push_str(RESETS);
     }
 

@@ -805,9 +805,7 @@ fn a_read_only_unit_reaches_its_notify_socket_under_its_private_mounts() {
 /// free, and forks when none is; both exec and exit alike.
 #[test]
 fn a_start_runs_on_a_slot_and_forks_when_none_is_free() {
-    let _g = crate::sys::slot::TEST_LOCK
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _g = crate::sys::slot::test_lock();
     let d = unit(&["/bin/sh", "-c", "exit 4"]);
     let cg = own_cgroup();
     crate::sys::slot::reserve().unwrap();
@@ -847,9 +845,7 @@ fn a_start_runs_on_a_slot_and_forks_when_none_is_free() {
 /// slot's second stack; the slot comes back once both have exec'd.
 #[test]
 fn a_reaper_on_a_slot_starts_its_service_and_gives_the_slot_back() {
-    let _g = crate::sys::slot::TEST_LOCK
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _g = crate::sys::slot::test_lock();
     let mut d = unit(&["/bin/sh", "-c", "echo $$"]);
     d.namespaces = Namespaces(Namespaces::PID | Namespaces::MOUNT);
     let cg = own_cgroup();
@@ -881,9 +877,7 @@ fn a_reaper_on_a_slot_starts_its_service_and_gives_the_slot_back() {
 /// program), a bare unit and a reaper with its service start as before.
 #[test]
 fn with_many_kept_fds_a_start_takes_only_the_low_fds() {
-    let _g = crate::sys::slot::TEST_LOCK
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _g = crate::sys::slot::test_lock();
     crate::sys::slot::reserve().unwrap();
     /// Back to few kept fds however the test ends.
     struct Few;
@@ -1078,9 +1072,7 @@ fn a_unit_gets_the_soft_fd_limit_pid1_started_with() {
 #[test]
 fn a_detached_reaper_reads_nothing_of_the_table_a_reload_frees() {
     // Not while a test holds every slot (then this start forks).
-    let _g = crate::sys::slot::TEST_LOCK
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _g = crate::sys::slot::test_lock();
     crate::sys::slot::reserve().unwrap();
     let mut on_slot = 0;
     for _ in 0..3 {
@@ -1130,9 +1122,7 @@ fn a_detached_reaper_reads_nothing_of_the_table_a_reload_frees() {
 /// it there only for a restart in place) died of SIGSEGV every time.
 #[test]
 fn a_reaper_reads_nothing_of_its_definition_once_its_service_failed() {
-    let _g = crate::sys::slot::TEST_LOCK
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _g = crate::sys::slot::test_lock();
     crate::sys::slot::reserve().unwrap();
     std::thread::spawn(|| {
         // One CPU of those this thread may run on.

@@ -562,7 +562,14 @@ pub(crate) fn reading(pid: u32) -> bool {
 
 /// Host tests that claim slots themselves run one at a time.
 #[cfg(test)]
-pub(crate) static TEST_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static TEST_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Held by a host test that claims slots itself (or needs them not all
+/// claimed), whatever a test that held it before did.
+#[cfg(test)]
+pub(crate) fn test_lock() -> std::sync::MutexGuard<'static, ()> {
+    TEST_LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Whether `pid` was started on a slot (tests).
 #[cfg(test)]

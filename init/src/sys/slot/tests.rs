@@ -5,10 +5,6 @@ use core::sync::atomic::AtomicU32;
 use core::time::Duration;
 use rustix::fd::{AsFd, AsRawFd};
 
-fn lock() -> std::sync::MutexGuard<'static, ()> {
-    TEST_LOCK.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn slot() -> Slot {
     reserve().unwrap();
     claim_within(Duration::from_secs(10)).expect("a free slot")
@@ -42,7 +38,7 @@ fn read_all(fd: rustix::fd::OwnedFd) -> Vec<u8> {
 /// slot whose word the kernel cleared.
 #[test]
 fn children_on_slots_exec_and_give_their_slot_back() {
-    let _g = lock();
+    let _g = test_lock();
     for round in 0..SLOTS * 2 + 1 {
         let s = slot();
         let i = s.i;
@@ -103,7 +99,7 @@ fn scribble() -> u8 {
 
 #[test]
 fn a_child_reads_what_was_moved_into_its_slot_after_the_callers_frame_is_gone() {
-    let _g = lock();
+    let _g = test_lock();
     let (gate_r, gate_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
     let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
     let pid = start_with_secret(gate_r.as_fd(), w.as_fd());
@@ -122,7 +118,7 @@ fn a_child_reads_what_was_moved_into_its_slot_after_the_callers_frame_is_gone() 
 /// slot waits for it and passes its code on; word `b` is clear after.
 #[test]
 fn a_child_on_a_slot_forks_its_service_on_the_second_stack() {
-    let _g = lock();
+    let _g = test_lock();
     let s = slot();
     let i = s.i;
     let mut argv: CStrings<64, 4> = CStrings::new();
@@ -156,7 +152,7 @@ fn a_child_on_a_slot_forks_its_service_on_the_second_stack() {
 #[test]
 fn the_child_on_a_slot_keeps_the_batch_policy_its_service_does_not() {
     std::thread::spawn(|| {
-        let _g = lock();
+        let _g = test_lock();
         crate::sys::sched::batch().unwrap();
         let mut argv: CStrings<64, 4> = CStrings::new();
         argv.push(&["/bin/cat"]).unwrap();
@@ -193,7 +189,7 @@ fn the_child_on_a_slot_keeps_the_batch_policy_its_service_does_not() {
 /// Every slot claimed: no more; one given back (unused): claimable again.
 #[test]
 fn claims_stop_at_the_pool_size_and_unused_claims_go_back() {
-    let _g = lock();
+    let _g = test_lock();
     reserve().unwrap();
     let held: Vec<Slot> = (0..SLOTS)
         .map(|_| claim_within(Duration::from_secs(10)).expect("a free slot"))
@@ -206,7 +202,7 @@ fn claims_stop_at_the_pool_size_and_unused_claims_go_back() {
 /// A free slot's pages are given back; a busy one's are left alone.
 #[test]
 fn release_gives_back_only_free_slots() {
-    let _g = lock();
+    let _g = test_lock();
     let s = slot();
     let i = s.i;
     let (pid, gate_w) = spawn_gated(s);
@@ -232,7 +228,7 @@ fn release_gives_back_only_free_slots() {
 /// killed, after which no slot holds PID 1's data.
 #[test]
 fn quiesce_kills_a_child_stuck_before_its_exec_then_reports_clear() {
-    let _g = lock();
+    let _g = test_lock();
     let s = slot();
     let (pid, gate_w) = spawn_gated(s);
     let patience = Duration::from_millis(1500);
@@ -273,7 +269,7 @@ fn open_in_child(s: Slot, low: i32, high: i32) -> Option<i32> {
 /// only (the trampoline's small table); without, all of them.
 #[test]
 fn a_child_with_low_fds_gets_only_the_fds_below_low_fds() {
-    let _g = lock();
+    let _g = test_lock();
     let (r, _w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
     let low = rustix::io::fcntl_dupfd_cloexec(&r, 3).unwrap();
     let high = crate::sys::fd::raise(rustix::io::fcntl_dupfd_cloexec(&r, 10).unwrap());
@@ -297,7 +293,7 @@ fn a_child_with_low_fds_gets_only_the_fds_below_low_fds() {
 /// after the child would have asked for the signal without the wait).
 #[test]
 fn a_trampolined_child_is_not_sent_its_parent_death_signal_by_the_trampolines_exit() {
-    let _g = lock();
+    let _g = test_lock();
     super::trampoline::LINGER_NS.store(2_000_000, Ordering::Release);
     let before = trampolined();
     let pid = slot().low_fds().spawn(Namespaces::NONE, None, &(), |_, _| {
