@@ -83,6 +83,22 @@ impl std::fmt::Display for Batch<'_> {
     }
 }
 
+/// A wake-up's fds, by token, each with whether epoll reported an error
+/// on it.
+type Tokens = heapless::Vec<(u64, bool), EPOLL_BATCH>;
+
+/// What epoll has ready within `timeout` (none: until something is).
+fn ready(ep: &OwnedFd, timeout: Option<&rustix::event::Timespec>) -> Result<Tokens, Errno> {
+    let mut buf = [MaybeUninit::<epoll::Event>::uninit(); EPOLL_BATCH];
+    let (ready, _) = epoll::wait(ep, &mut buf, timeout)?;
+    let mut tokens = Tokens::new();
+    for ev in ready.iter() {
+        let flags = ev.flags;
+        let _ = tokens.push((ev.data.u64(), flags.contains(epoll::EventFlags::ERR)));
+    }
+    Ok(tokens)
+}
+
 fn in_turn(tokens: &[(u64, bool)]) -> impl Iterator<Item = &(u64, bool)> {
     let output = |t: u64| unit_of(t, TOKEN_LOG).is_some();
     let others = tokens.iter().filter(move |(t, _)| !output(*t));
@@ -134,28 +150,22 @@ impl Pid1 {
         let Some(ep) = self.epoll.as_ref() else {
             super::last_resort::last_resort(self.watchdog.take());
         };
-        let mut buf = [MaybeUninit::<epoll::Event>::uninit(); EPOLL_BATCH];
-        let mut tokens: heapless::Vec<(u64, bool), EPOLL_BATCH> = heapless::Vec::new();
         // Slots whose children have exec'd give their pages back (a
         // short sleep while one has yet to: a few times, not for ever).
         let recheck = crate::sys::slot::release_idle();
-        match epoll::wait(ep, &mut buf, recheck.as_ref()) {
-            Ok((ready, _)) => {
-                if recheck.is_some() && ready.is_empty() {
+        let tokens = match ready(ep, recheck.as_ref()) {
+            Ok(tokens) => {
+                if recheck.is_some() && tokens.is_empty() {
                     crate::sys::slot::recheck_timed_out();
                 }
-                for ev in ready.iter() {
-                    let flags = ev.flags;
-                    let err = flags.contains(epoll::EventFlags::ERR);
-                    let _ = tokens.push((ev.data.u64(), err));
-                }
+                tokens
             }
-            Err(Errno::INTR) => {}
+            Err(Errno::INTR) => Tokens::new(),
             Err(e) => {
                 crate::error!("epoll_wait: {e}");
                 return;
             }
-        }
+        };
         let n = self.handle(&tokens);
         if n > 0 {
             // The loop is meant to be allocation-free once units run;

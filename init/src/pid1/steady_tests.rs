@@ -17,18 +17,12 @@ fn looping(units: &[(&str, &str)]) -> Pid1 {
 /// process's children would take other tests' (these units' starts fail
 /// before their run, on their status pipes; their zombies are left).
 fn turn(p: &mut Pid1) -> u64 {
-    let mut buf = [MaybeUninit::<epoll::Event>::uninit(); EPOLL_BATCH];
-    let mut tokens: Vec<(u64, bool)> = Vec::with_capacity(EPOLL_BATCH + 1);
     let ts = rustix::event::Timespec {
         tv_sec: 0,
         tv_nsec: 5_000_000,
     };
-    if let Ok((ready, _)) = epoll::wait(p.epoll.as_ref().unwrap(), &mut buf, Some(&ts)) {
-        for ev in ready.iter() {
-            let flags = ev.flags;
-            tokens.push((ev.data.u64(), flags.contains(epoll::EventFlags::ERR)));
-        }
-    }
+    let epoll = p.epoll.as_ref().unwrap();
+    let mut tokens = ready(epoll, Some(&ts)).unwrap_or_default().to_vec();
     tokens.push((TOKEN_TIMER, false));
     p.handle(&tokens)
 }
