@@ -13,7 +13,31 @@ use std::path::Path;
 /// after killing them (`sys::slot::quiesce`).
 const SLOT_PATIENCE: core::time::Duration = core::time::Duration::from_millis(50);
 
+/// What a reload or a re-exec's state may allocate besides a copy of the
+/// unit table: the unit files' text and its parse, the state's text.
+const REBUILD_SCRATCH: usize = 128 * 1024;
+
 impl Pid1 {
+    /// The bytes a reload or a re-exec may allocate, if they cannot be had
+    /// now (`sys::alloc::can_map`): both allocate as they go, and an
+    /// allocation refused would abort PID 1, so they are refused first.
+    /// A new table beside the old, half as much again for the
+    /// allocator's rounding, and scratch; the output rings, which
+    /// neither copies, not counted.
+    pub(super) fn short_for_rebuild(&self) -> Option<usize> {
+        let rings: usize = self
+            .edges
+            .iter()
+            .filter(|e| e.log.is_allocated())
+            .map(|e| e.log.capacity())
+            .sum();
+        let table = crate::sys::alloc::live().saturating_sub(rings);
+        let want = table
+            .saturating_add(table / 2)
+            .saturating_add(REBUILD_SCRATCH);
+        crate::sys::alloc::can_map(want).err().map(|_| want)
+    }
+
     /// Re-read the unit directory and apply it (`initctl reload`, SIGHUP).
     pub(super) fn reload(&mut self, report: &mut dyn FnMut(&str)) -> Result<(), CtlError> {
         // The supervisor applies nothing in a shutdown: said, rather than
@@ -24,6 +48,17 @@ impl Pid1 {
             crate::error!("{msg}");
             report(msg);
             return Err(CtlError::new(ErrCode::Refused, msg));
+        }
+        if let Some(want) = self.short_for_rebuild() {
+            let msg: heapless::String<{ crate::proto::MESSAGE_MAX }> =
+                crate::proto::formatted(format_args!(
+                    "reload refused: PID 1 is short of memory ({} KiB not to be had); \
+                     nothing changed",
+                    want.div_ceil(1024)
+                ));
+            crate::error!("{msg}");
+            report(&msg);
+            return Err(CtlError::new(ErrCode::Refused, &msg));
         }
         let dir = self.units_dir_path();
         let mut defs: Vec<UnitDef> = Vec::new();

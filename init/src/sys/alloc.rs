@@ -192,6 +192,30 @@ pub fn try_box<T>(v: T) -> Option<Box<T>> {
     }
 }
 
+/// Whether `len` more bytes of memory could be had now: a private
+/// writable mapping of them, made and unmade at once, untouched. It is
+/// charged as the heap's next growth would be, against the commit limit
+/// under strict overcommit (`vm.overcommit_memory = 2`) and against
+/// `RLIMIT_AS`, and refused where that growth would be. For work made of
+/// many infallible allocations (a reload, a re-exec's state), any of
+/// which refused would abort PID 1 (a kernel panic): asked first, it is
+/// refused whole instead.
+pub fn can_map(len: usize) -> Result<(), rustix::io::Errno> {
+    let (prot, flags) = (
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+    );
+    // SAFETY: a new private anonymous mapping placed by the kernel, where
+    // nothing of ours is; nothing reads or writes it.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), len.max(1), prot, flags, -1, 0) };
+    if p == libc::MAP_FAILED {
+        return Err(rustix::io::Errno::NOMEM);
+    }
+    // SAFETY: the mapping just made, which nothing else knows of.
+    unsafe { libc::munmap(p, len.max(1)) };
+    Ok(())
+}
+
 /// Allocations so far (0 when the counting allocator is not installed).
 pub fn count() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
@@ -365,6 +389,19 @@ mod tests {
         assert_eq!(super::zeroed(0).map(|b| b.len()), Some(0));
         assert!(super::short_of_memory(1 << 20, || super::zeroed(1 << 20)).is_none());
         assert!(super::zeroed(usize::MAX).is_none(), "no layout that large");
+    }
+
+    /// A mapping the address space has room for can be had; one an
+    /// address-space limit refuses cannot (the reload's and re-exec's
+    /// check: `pid1::reload`).
+    #[test]
+    fn a_mapping_past_the_limits_cannot_be_had() {
+        assert_eq!(super::can_map(1 << 20), Ok(()));
+        assert_eq!(super::can_map(0), Ok(()));
+        assert_eq!(
+            super::can_map(usize::MAX / 2),
+            Err(rustix::io::Errno::NOMEM)
+        );
     }
 
     /// A box holds its value and drops it; one the allocator refuses is

@@ -245,6 +245,10 @@ fn main() {
                 ctlstall(arg(i + 1), arg(i + 2), secs(arg(i + 3)));
                 i += 4;
             }
+            "aslimit" => {
+                aslimit(arg(i + 1), arg(i + 2));
+                i += 3;
+            }
             "chatter" => chatter(arg(i + 1)),
             "forever" => loop {
                 std::thread::sleep(Duration::from_secs(3600));
@@ -254,6 +258,35 @@ fn main() {
                 None => fail(&format!("unknown step: {other}")),
             },
         }
+    }
+}
+
+/// `aslimit PID KIB`: PID's address space capped at its size now plus
+/// KIB (`off`: uncapped), so that its next mmap or brk past that fails
+/// as it would at the commit limit under strict overcommit, without
+/// starving every other process as a real one would.
+fn aslimit(pid: &str, kib: &str) {
+    let pid: libc::pid_t = pid.parse().unwrap_or_else(|_| fail("bad pid"));
+    let limit = if kib == "off" {
+        libc::RLIM_INFINITY
+    } else {
+        let extra: u64 = kib.parse().unwrap_or_else(|_| fail("bad KiB count"));
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_else(|e| fail(&format!("/proc/{pid}/status: {e}")));
+        let size: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmSize:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| fail("no VmSize"));
+        (size + extra) << 10
+    };
+    let r = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: prlimit reads the one struct given and writes nothing back.
+    if unsafe { libc::prlimit(pid, libc::RLIMIT_AS, &r, std::ptr::null_mut()) } != 0 {
+        fail(&format!("prlimit: {}", std::io::Error::last_os_error()));
     }
 }
 
@@ -274,6 +307,7 @@ fn is_step(s: &str) -> bool {
             | "ctlabuse"
             | "ctlstall"
             | "chatter"
+            | "aslimit"
     ) || is_nstests_step(s)
         || is_confine_step(s)
 }

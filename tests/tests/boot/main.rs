@@ -50,6 +50,7 @@ mod reload_faults;
 mod rescue;
 mod restart;
 mod scale;
+mod short;
 mod stop;
 mod sysctl;
 mod top;

@@ -205,6 +205,8 @@ impl Pid1 {
     /// PID 1 would feed it again (one of another state format, adopting
     /// the units, does not even know of the failure; and a critical unit
     /// started again by hand meanwhile does not make the old one feed).
+    /// Nor one PID 1 may not have the memory for (`short_for_rebuild`):
+    /// the state's text and definitions are allocated as they go.
     fn refusal(&self) -> Option<Why> {
         let feeding = self.watchdog_next.is_some() && self.critical_failed().is_none();
         if self.sup.shutting_down().is_some() {
@@ -216,7 +218,12 @@ impl Pid1 {
                 "a critical unit failed: the watchdog is no longer fed, and the board resets"
             )))
         } else {
-            None
+            self.short_for_rebuild().map(|want| {
+                why(format_args!(
+                    "PID 1 is short of memory ({} KiB not to be had)",
+                    want.div_ceil(1024)
+                ))
+            })
         }
     }
 
