@@ -14,17 +14,22 @@ use std::path::Path;
 const SLOT_PATIENCE: core::time::Duration = core::time::Duration::from_millis(50);
 
 /// What a reload or a re-exec's state may allocate besides a copy of the
-/// unit table: the unit files' text and its parse, the state's text.
+/// unit table and its units' files: the load's lists, the state's text.
 const REBUILD_SCRATCH: usize = 128 * 1024;
+/// What a unit file may cost a reload besides its share of the table
+/// (its path, its name, its parse), or its unit the table when new: most
+/// definitions take a few hundred bytes (docs/benchmarks.md, "Eighteenth
+/// round").
+const FILE_SCRATCH: usize = 2 * 1024;
 
 impl Pid1 {
-    /// The bytes a reload or a re-exec may allocate, if they cannot be had
-    /// now (`sys::alloc::can_map`): both allocate as they go, and an
-    /// allocation refused would abort PID 1, so they are refused first.
-    /// A new table beside the old, half as much again for the
-    /// allocator's rounding, and scratch; the output rings, which
-    /// neither copies, not counted.
-    pub(super) fn short_for_rebuild(&self) -> Option<usize> {
+    /// The bytes a reload of `files` unit files or a re-exec (0) may
+    /// allocate, if they cannot be had now (`sys::alloc::can_map`): both
+    /// allocate as they go, and an allocation refused would abort PID 1,
+    /// so they are refused first. A new table beside the old, half as
+    /// much again for the allocator's rounding, the files', and scratch;
+    /// the output rings, which neither copies, not counted.
+    pub(super) fn short_for_rebuild(&self, files: usize) -> Option<usize> {
         let rings: usize = self
             .edges
             .iter()
@@ -34,6 +39,7 @@ impl Pid1 {
         let table = crate::sys::alloc::live().saturating_sub(rings);
         let want = table
             .saturating_add(table / 2)
+            .saturating_add(files.saturating_mul(FILE_SCRATCH))
             .saturating_add(REBUILD_SCRATCH);
         crate::sys::alloc::can_map(want).err().map(|_| want)
     }
@@ -49,7 +55,14 @@ impl Pid1 {
             report(msg);
             return Err(CtlError::new(ErrCode::Refused, msg));
         }
-        if let Some(want) = self.short_for_rebuild() {
+        let dir = self.units_dir_path();
+        // Counted on the stack: the directory may hold many more units
+        // than the table, whose copy alone is asked for otherwise.
+        let mut files = 0usize;
+        let _ = crate::sys::file::for_each_entry(Path::new(dir), |name, _| {
+            files += usize::from(name.as_encoded_bytes().ends_with(b".unit"));
+        });
+        if let Some(want) = self.short_for_rebuild(files) {
             let msg: heapless::String<{ crate::proto::MESSAGE_MAX }> =
                 crate::proto::formatted(format_args!(
                     "reload refused: PID 1 is short of memory ({} KiB not to be had); \
@@ -60,7 +73,6 @@ impl Pid1 {
             report(&msg);
             return Err(CtlError::new(ErrCode::Refused, &msg));
         }
-        let dir = self.units_dir_path();
         let mut defs: Vec<UnitDef> = Vec::new();
         // Names whose file exists but is invalid keep their last good
         // definition.
@@ -216,5 +228,23 @@ impl Pid1 {
         } else {
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FILE_SCRATCH, REBUILD_SCRATCH};
+
+    /// The check asks for the directory's files as well as for the table:
+    /// a directory of far more units than can be had is refused, with the
+    /// bytes it would have asked for; one that fits is not.
+    #[test]
+    fn a_rebuild_asks_for_its_files_as_well_as_its_table() {
+        let p = crate::pid1::tests::pid1_with(&[("web", "exec = /bin/true\n")]);
+        assert_eq!(p.short_for_rebuild(0), None);
+        assert_eq!(p.short_for_rebuild(1_000), None);
+        let files = usize::MAX / 4 / FILE_SCRATCH;
+        let want = p.short_for_rebuild(files).unwrap();
+        assert!(want >= files * FILE_SCRATCH + REBUILD_SCRATCH, "{want}");
     }
 }

@@ -218,7 +218,7 @@ impl Pid1 {
                 "a critical unit failed: the watchdog is no longer fed, and the board resets"
             )))
         } else {
-            self.short_for_rebuild().map(|want| {
+            self.short_for_rebuild(0).map(|want| {
                 why(format_args!(
                     "PID 1 is short of memory ({} KiB not to be had)",
                     want.div_ceil(1024)
