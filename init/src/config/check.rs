@@ -108,20 +108,20 @@ pub fn check_at(sysroot: &Path, paths: &[&Path], out: &mut dyn crate::ctl::out::
 /// image will see them: `exec` programs, users and groups are looked up
 /// under `root`, symlinks resolved inside it.
 pub fn check_root(root: &Path, files: &[&Path], out: &mut dyn crate::ctl::out::Out) -> bool {
+    // Files named are checked where they are: the image need not have a
+    // unit directory yet (a build stages its units elsewhere).
+    if !files.is_empty() {
+        return check_at(root, files, out);
+    }
     // The directory as the image sees it: `/etc/units` may be a link
     // (to `/usr/lib/units`, say), which the build host must not follow.
-    let dir = match walk(&[root.to_path_buf()], DEFAULT_UNITS_DIR) {
-        Ok((_, full)) => full,
+    match walk(&[root.to_path_buf()], DEFAULT_UNITS_DIR) {
+        Ok((_, dir)) => check_at(root, &[dir.as_path()], out),
         Err(e) => {
             let dir = root.join(DEFAULT_UNITS_DIR.trim_start_matches('/'));
             let _ = writeln!(out, "{}: cannot read the directory: {e}", dir.shown());
-            return false;
+            false
         }
-    };
-    if files.is_empty() {
-        check_at(root, &[dir.as_path()], out)
-    } else {
-        check_at(root, files, out)
     }
 }
 

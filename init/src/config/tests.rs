@@ -882,6 +882,36 @@ fn check_root_looks_inside_the_image() {
     assert_eq!(String::from_utf8(out).unwrap(), "1 unit ok\n");
 }
 
+/// Files named with `--root` are checked against the image wherever they
+/// are staged: the image needs no unit directory of its own (check
+/// refused them, "cannot read the directory", when it had none).
+#[test]
+fn check_root_of_files_needs_no_unit_directory_in_the_image() {
+    let img = TempDir::new("checkrootfiles");
+    img.prog("bin/app");
+    img.file(
+        "etc/passwd",
+        "root:x:0:0::/root:/bin/sh
+",
+    );
+    let staged = TempDir::new("checkrootstaged");
+    staged.file("app.unit", "exec = /bin/app\n");
+    let file = staged.join("app.unit");
+    let mut out = Vec::new();
+    let ok = check_root(img.path(), &[file.as_path()], &mut out);
+    let out = String::from_utf8(out).unwrap();
+    assert!(ok, "{out}");
+    assert_eq!(out, "1 unit ok\n");
+    // Without a PATH, the image's unit directory is what is checked.
+    let mut out = Vec::new();
+    assert!(!check_root(img.path(), &[], &mut out));
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains("etc/units: cannot read the directory"),
+        "{out}"
+    );
+}
+
 /// `check --root` reads passwd lines as a start does: a numeric `user`
 /// without `group` needs its passwd line (for its primary group), and a
 /// line whose gid does not read is no entry (check said both were fine,
