@@ -8,6 +8,7 @@ use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
+use crate::sys::errno::Os;
 use crate::vocab::Millis;
 
 pub struct Watchdog {
@@ -91,7 +92,10 @@ impl Watchdog {
         let failed = rustix::io::write(&self.fd, b"\0").err();
         if failed.is_some() != self.failing.replace(failed.is_some()) {
             match failed {
-                Some(e) => crate::error!("watchdog: cannot feed it: {e}; the board may reset"),
+                Some(e) => crate::error!(
+                    "watchdog: cannot feed it: {}; the board may reset",
+                    Os::from(e)
+                ),
                 None => crate::info!("watchdog: fed again"),
             }
         }
@@ -119,12 +123,21 @@ mod tests {
     use rustix::io::Errno;
 
     /// A feed that fails is said (once while it keeps failing), not
-    /// dropped without a word.
+    /// dropped without a word, and without the heap: PID 1's loop feeds,
+    /// and where memory is short an allocation refused aborts it.
     #[test]
     fn a_failed_feed_is_told() {
         let (rd, wr) = rustix::pipe::pipe().unwrap();
         let w = Watchdog::on(rd, 15);
+        // The real logger, so that the line is made as PID 1 makes it.
+        crate::kmsg::init(false);
+        let before = crate::sys::alloc::thread_count();
         assert!(!w.feed(), "a read end took a write");
+        assert_eq!(
+            crate::sys::alloc::thread_count(),
+            before,
+            "the error's text allocated"
+        );
         assert!(w.failing.get());
         let w = Watchdog::on(wr, 15);
         assert!(w.feed());

@@ -7,6 +7,7 @@
 //! ever.
 
 use crate::sys::clock::now_ms;
+use crate::sys::errno::Os;
 use std::path::Path;
 use std::time::Duration;
 
@@ -95,7 +96,7 @@ pub fn reap_until(deadline: u64, tick: &dyn Fn()) -> Reaped {
                 }
                 Err(Errno::INTR) => continue,
                 Err(e) => {
-                    crate::warn!("shutdown: waitpid: {e}");
+                    crate::warn!("shutdown: waitpid: {}", Os::from(e));
                     break;
                 }
             }
@@ -159,7 +160,10 @@ fn said(ran: Result<i32, Unfinished>) -> bool {
             false
         }
         Err(Unfinished::NoChild(e)) => {
-            crate::error!("shutdown: cannot fork for sync and unmount: {e}");
+            crate::error!(
+                "shutdown: cannot fork for sync and unmount: {}",
+                Os::from(e)
+            );
             false
         }
         Err(Unfinished::Running(_)) => false,
@@ -249,7 +253,7 @@ fn sysrq(trigger: &str, keys: &[u8]) -> bool {
             .try_for_each(|k| rustix::io::write(&fd, k).map(drop))
     });
     if let Err(e) = asked {
-        crate::error!("{trigger}: {e}");
+        crate::error!("{trigger}: {}", Os::from(e));
     }
     asked.is_ok()
 }
@@ -360,7 +364,7 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
 /// running, and such a board disarmed, for good.
 fn refused(r: rustix::io::Result<()>) -> ! {
     if let Err(e) = r {
-        crate::error!("shutdown: reboot(2) failed: {e}; PID 1 exits");
+        crate::error!("shutdown: reboot(2) failed: {}; PID 1 exits", Os::from(e));
     }
     crate::sys::clone::exit(0)
 }

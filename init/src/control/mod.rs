@@ -33,6 +33,7 @@ mod tests;
 
 use crate::proto::{CtlError, ErrCode, Reply, FRAME_BUF, TEXT_MAX};
 use crate::sys::alloc::zeroed;
+use crate::sys::errno::Os;
 use crate::vocab::Name;
 pub use bind::ServerError;
 pub use client::Text;
@@ -219,7 +220,7 @@ impl Server {
             match epoll::add(&self.epoll, &self.listener, data, epoll::EventFlags::IN) {
                 Ok(()) | Err(Errno::EXIST) => self.paused_until = None,
                 Err(e) => {
-                    crate::warn!("control: epoll add of the listener: {e}");
+                    crate::warn!("control: epoll add of the listener: {}", Os::from(e));
                     self.paused_until = Some(now_ms.saturating_add(ACCEPT_PAUSE_MS));
                 }
             }
@@ -297,7 +298,7 @@ impl Server {
             Ok(n) => n,
             Err(Errno::INTR) => 0,
             Err(e) => {
-                crate::warn!("control: epoll_wait: {e}");
+                crate::warn!("control: epoll_wait: {}", Os::from(e));
                 0
             }
         };
@@ -322,7 +323,7 @@ impl Server {
             // Display, not Debug: no `Result` formatting code for one line.
             match uid {
                 Ok(u) => crate::info!("control: refused peer uid Ok({u})"),
-                Err(e) => crate::info!("control: refused peer uid Err({e})"),
+                Err(e) => crate::info!("control: refused peer uid Err({})", Os::from(e)),
             }
             refuse(fd.as_fd(), CtlError::code(ErrCode::Denied));
             return Accepted::Refused;
@@ -336,7 +337,7 @@ impl Server {
         let token = self.clients.get(slot).map_or(0, |c| c.token(slot));
         let data = epoll::EventData::new_u64(token);
         if let Err(e) = epoll::add(&self.epoll, &fd, data, interest) {
-            crate::warn!("control: epoll add: {e}");
+            crate::warn!("control: epoll add: {}", Os::from(e));
             refuse(fd.as_fd(), CtlError::code(ErrCode::Internal));
             return Accepted::Refused;
         }
@@ -379,7 +380,8 @@ impl Server {
     fn pause_accepts(&mut self, now_ms: u64, e: Errno) {
         if !self.accept_failing {
             crate::warn!(
-                "control: accept: {e}; new connections wait, {ACCEPT_PAUSE_MS} ms at a time"
+                "control: accept: {}; new connections wait, {ACCEPT_PAUSE_MS} ms at a time",
+                Os::from(e)
             );
             self.accept_failing = true;
         }
@@ -586,7 +588,7 @@ impl Server {
             match epoll::modify(&self.epoll, fd, token, want) {
                 Ok(()) => c.interest = want,
                 Err(e) => {
-                    crate::warn!("control: epoll modify: {e}");
+                    crate::warn!("control: epoll modify: {}", Os::from(e));
                     self.close(slot);
                 }
             }

@@ -7,6 +7,7 @@ use super::{apart, now, Pid1};
 use crate::control::Server as ControlServer;
 use crate::kmsg;
 use crate::supervisor::{Event, Phase};
+use crate::sys::errno::Os;
 use crate::vocab::{Millis, CONTROL_SOCKET};
 use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -162,7 +163,7 @@ impl Pid1 {
             }
             Err(Errno::INTR) => Tokens::new(),
             Err(e) => {
-                crate::error!("epoll_wait: {e}");
+                crate::error!("epoll_wait: {}", Os::from(e));
                 return;
             }
         };
@@ -342,7 +343,7 @@ impl Pid1 {
         if let Err(e) =
             rustix::time::timerfd_settime(t, rustix::time::TimerfdTimerFlags::ABSTIME, &spec)
         {
-            crate::error!("timerfd_settime: {e}");
+            crate::error!("timerfd_settime: {}", Os::from(e));
         }
     }
 

@@ -368,7 +368,7 @@ impl core::fmt::Display for DiskError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self.0 {
             Errno::TIMEDOUT => f.write_str("the disk did not answer within 2 s"),
-            e => e.fmt(f),
+            e => crate::sys::errno::Os::from(e).fmt(f),
         }
     }
 }
