@@ -96,6 +96,11 @@ pub(super) fn early(resumed: bool) -> (cmdline::Options, SigSet, Option<Cgroups>
     if let Err(e) = rustix::process::set_dumpable_behavior(not_dumpable) {
         crate::warn!("prctl(PR_SET_DUMPABLE, 0): {e}");
     }
+    // The allocator's reserve, for the little a rare event allocates when
+    // malloc refuses it (docs/field.md, "Strict overcommit").
+    if !crate::sys::alloc::arm_reserve() {
+        crate::warn!("no memory reserve could be mapped: a refused allocation ends PID 1");
+    }
     if !resumed {
         set_hostname();
         // Step 4: kernel tuning, before any unit runs with the defaults.

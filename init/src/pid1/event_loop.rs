@@ -168,6 +168,13 @@ impl Pid1 {
             }
         };
         let n = self.handle(&tokens);
+        if let Some((blocks, used)) = crate::sys::alloc::reserve_news() {
+            crate::warn!(
+                "malloc refused {blocks} block(s): PID 1 took them from its reserve \
+                 ({used} of {} bytes in use)",
+                crate::sys::alloc::reserve::BYTES
+            );
+        }
         if n > 0 {
             // The loop is meant to be allocation-free once units run;
             // reload is the known exception.

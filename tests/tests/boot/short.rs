@@ -52,3 +52,38 @@ fn a_reload_or_reexec_pid1_has_no_memory_for_is_refused() {
     assert!(mark(&m, "start").is_some(), "{m:?}");
     assert!(!vm.output().contains("Kernel panic"));
 }
+
+/// A probation's revert comes after its reload, whenever the new run
+/// fails, and it allocates (the last good definition put back, its filter
+/// built again): with malloc refusing every block, PID 1 takes them from
+/// its reserve, says so, and the unit runs on its last good definition.
+#[test]
+fn a_revert_when_malloc_refuses_is_served_from_the_reserve() {
+    let mut vm = boot("short");
+    let st = vm.wait_states(&[("gated", &["running"])], secs(30));
+    let good = st["gated"].pid;
+    vm.sh(
+        "printf 'exec = /usr/bin/wren-testkit forever\\nready = notify\\nstart_timeout = 2s\\n\
+         seccomp = ~@reboot\\n' > /test/short/gated.unit",
+        CMD,
+    );
+    // The reload with memory; its new run is not ready within 2 s, and
+    // not a page more is to be had by then.
+    vm.sh("kill -HUP 1; sleep 0.5; wren-testkit aslimit 1 0", CMD);
+    assert!(
+        vm.saw("gated: new definition rejected", secs(20)),
+        "{}",
+        vm.output()
+    );
+    assert!(
+        vm.saw("PID 1 took them from its reserve (", secs(5)),
+        "{}",
+        vm.output()
+    );
+    vm.sh("wren-testkit aslimit 1 off", CMD);
+    let st = vm.wait_states(&[("gated", &["running"])], secs(20));
+    assert_ne!(st["gated"].pid, good);
+    let cat = vm.sh("initctl cat gated", CMD);
+    assert!(cat.contains("@mount") && !cat.contains("@reboot"), "{cat}");
+    assert!(!vm.output().contains("Kernel panic"));
+}

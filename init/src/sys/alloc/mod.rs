@@ -5,6 +5,8 @@
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+pub mod reserve;
+
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 /// Bytes handed out and not given back, as the layouts asked for them
 /// (musl's own headers and free lists not counted): unlike the pages the
@@ -79,48 +81,74 @@ unsafe fn over_aligned(layout: Layout, zeroed: bool) -> *mut u8 {
     p
 }
 
+/// PID 1's reserve (`reserve`), armed at boot (`arm_reserve`).
+static RESERVE: reserve::Reserve = reserve::Reserve::new();
+
+/// A block of `layout` from malloc, or from the reserve when malloc
+/// refuses it; zeroed if asked. Not counted.
+///
+/// # Safety
+///
+/// `layout`'s size is not zero.
+unsafe fn fresh(layout: Layout, zeroed: bool) -> *mut u8 {
+    let p: *mut u8 = match (layout.align() <= MALLOC_ALIGN, zeroed) {
+        // SAFETY: malloc of the layout's non-zero size.
+        (true, false) => unsafe { libc::malloc(layout.size()).cast() },
+        // SAFETY: calloc of the layout's non-zero size.
+        (true, true) => unsafe { libc::calloc(layout.size(), 1).cast() },
+        // SAFETY: the alignment is above `MALLOC_ALIGN`.
+        (false, _) => unsafe { over_aligned(layout, zeroed) },
+    };
+    if !p.is_null() {
+        return p;
+    }
+    let p = RESERVE.take(layout.size(), layout.align());
+    if zeroed && !p.is_null() {
+        // SAFETY: a reserve block of `layout.size()` bytes, ours now (it
+        // may hold what an earlier block left).
+        unsafe { p.write_bytes(0, layout.size()) };
+    }
+    p
+}
+
 // SAFETY: every block comes from musl's allocator (one aligned above
 // `MALLOC_ALIGN` from a larger `malloc`, freed through the address kept
-// below it); the counter is only an atomic increment.
+// below it) or from the reserve, which owns the addresses of its mapping
+// and no other, and gets its blocks back; the counters are atomic
+// increments.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         counted();
-        let p = if layout.align() <= MALLOC_ALIGN {
-            // SAFETY: malloc of the layout's non-zero size.
-            unsafe { libc::malloc(layout.size()).cast() }
-        } else {
-            // SAFETY: the alignment is above `MALLOC_ALIGN`.
-            unsafe { over_aligned(layout, false) }
-        };
-        held(p, layout.size())
+        // SAFETY: `GlobalAlloc::alloc`'s contract: a non-zero size.
+        held(unsafe { fresh(layout, false) }, layout.size())
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         counted();
-        let p = if layout.align() <= MALLOC_ALIGN {
-            // SAFETY: calloc of the layout's non-zero size.
-            unsafe { libc::calloc(layout.size(), 1).cast() }
-        } else {
-            // SAFETY: the alignment is above `MALLOC_ALIGN`.
-            unsafe { over_aligned(layout, true) }
-        };
-        held(p, layout.size())
+        // SAFETY: as `alloc`.
+        held(unsafe { fresh(layout, true) }, layout.size())
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         counted();
-        if layout.align() <= MALLOC_ALIGN {
+        let in_reserve = RESERVE.owns(ptr);
+        if in_reserve && RESERVE.grow_in_place(ptr, layout.size(), new_size) {
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+            return held(ptr, new_size);
+        }
+        if !in_reserve && layout.align() <= MALLOC_ALIGN {
             // SAFETY: `ptr` came from malloc, calloc or realloc (above).
             let p: *mut u8 = unsafe { libc::realloc(ptr.cast(), new_size).cast() };
             if !p.is_null() {
                 LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+                return held(p, new_size);
             }
-            return held(p, new_size);
         }
+        // A new block (malloc's, or the reserve's), the bytes moved.
         // SAFETY: `GlobalAlloc::realloc`'s contract: the new layout is valid.
         let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        // SAFETY: the alignment is above `MALLOC_ALIGN`.
-        let p = held(unsafe { over_aligned(new, false) }, new_size);
+        // SAFETY: a non-zero size (the contract again).
+        let p = held(unsafe { fresh(new, false) }, new_size);
         if !p.is_null() {
             // SAFETY: both blocks hold the smaller of the two sizes; they
             // are distinct allocations.
@@ -134,6 +162,10 @@ unsafe impl GlobalAlloc for Counting {
     #[inline(never)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        if RESERVE.owns(ptr) {
+            RESERVE.give(ptr, layout.size());
+            return;
+        }
         let raw = if layout.align() <= MALLOC_ALIGN {
             ptr
         } else {
@@ -144,6 +176,43 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: `raw` came from malloc, calloc or realloc.
         unsafe { libc::free(raw.cast()) }
     }
+}
+
+/// Maps PID 1's reserve (`reserve::BYTES`), which the allocator serves
+/// from when malloc refuses a block: charged to the commit limit now,
+/// no page touched. False if it could not be mapped (PID 1 goes on
+/// without).
+pub fn arm_reserve() -> bool {
+    let (prot, flags) = (
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+    );
+    let len = reserve::BYTES;
+    // SAFETY: a new private anonymous mapping placed by the kernel, where
+    // nothing of ours is.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, -1, 0) };
+    if p == libc::MAP_FAILED {
+        return false;
+    }
+    // SAFETY: the mapping is writable, only the reserve uses it, and it is
+    // never unmapped.
+    let armed = unsafe { RESERVE.arm(p as usize, len) };
+    if !armed {
+        // SAFETY: the mapping just made, which nothing uses.
+        unsafe { libc::munmap(p, len) };
+    }
+    armed
+}
+
+/// Reserve blocks already said (`reserve_news`).
+static RESERVE_TOLD: AtomicU64 = AtomicU64::new(0);
+
+/// Blocks the reserve has served since the last call, and its bytes in
+/// use now; None if it served none.
+pub fn reserve_news() -> Option<(u64, usize)> {
+    let (served, used) = RESERVE.usage();
+    let told = RESERVE_TOLD.swap(served, Ordering::Relaxed);
+    (served != told).then(|| (served.wrapping_sub(told), used))
 }
 
 /// `len` zero bytes, or none when memory is short (`log_ring::Zeroed`):
@@ -158,8 +227,9 @@ pub fn zeroed(len: usize) -> Option<Box<[u8]>> {
         return Some(Box::default());
     }
     let layout = Layout::array::<u8>(len).ok()?;
-    // SAFETY: the layout's size is not zero.
-    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    // SAFETY: the layout's size is not zero. Optional: never the
+    // reserve's (a connection's buffers or a ring would drain it).
+    let p = reserve::optional(|| unsafe { std::alloc::alloc_zeroed(layout) });
     if p.is_null() {
         return None;
     }
@@ -178,8 +248,8 @@ pub fn try_box<T>(v: T) -> Option<Box<T>> {
     if layout.size() == 0 {
         return Some(Box::new(v));
     }
-    // SAFETY: the layout's size is not zero.
-    let p = unsafe { std::alloc::alloc(layout) }.cast::<T>();
+    // SAFETY: the layout's size is not zero. Optional, as `zeroed`.
+    let p = reserve::optional(|| unsafe { std::alloc::alloc(layout) }).cast::<T>();
     if p.is_null() {
         return None;
     }
