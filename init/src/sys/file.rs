@@ -43,8 +43,9 @@ pub fn read_to_end(mut f: std::fs::File, out: &mut Vec<u8>) -> std::io::Result<(
     loop {
         let len = out.len();
         // Asked for, not taken: a failed allocation is an error (the new
-        // PID 1 reading a large state then adopts), not an abort.
-        if out.try_reserve(CHUNK).is_err() {
+        // PID 1 reading a large state then adopts), not an abort, nor a
+        // draw on PID 1's reserve.
+        if crate::sys::alloc::reserve::optional(|| out.try_reserve(CHUNK)).is_err() {
             return Err(std::io::ErrorKind::OutOfMemory.into());
         }
         out.resize(len.saturating_add(CHUNK), 0);

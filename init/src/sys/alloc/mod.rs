@@ -132,7 +132,7 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         counted();
         let in_reserve = RESERVE.owns(ptr);
-        if in_reserve && RESERVE.grow_in_place(ptr, layout.size(), new_size) {
+        if in_reserve && RESERVE.grow_in_place(ptr, new_size) {
             LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
             return held(ptr, new_size);
         }
@@ -163,7 +163,7 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
         if RESERVE.owns(ptr) {
-            RESERVE.give(ptr, layout.size());
+            RESERVE.give(ptr);
             return;
         }
         let raw = if layout.align() <= MALLOC_ALIGN {
@@ -484,6 +484,89 @@ mod tests {
         assert_eq!(s.as_str(), "kept");
         assert_eq!(super::try_box(()), Some(Box::new(())));
         assert!(super::short_of_memory(64, || super::try_box([0u8; 64])).is_none());
+    }
+
+    /// Where malloc refuses (this process's data and address-space
+    /// limits at 0, the C heap's free blocks taken first), the allocator
+    /// serves blocks from PID 1's reserve: zeroed when asked even where an
+    /// earlier block wrote, shrunk or grown in place when there is room,
+    /// moved with their bytes when not, an over-aligned malloc block too;
+    /// freed, they go back to the reserve (never to free()), and an
+    /// optional ask gets nothing. Alone in a process: the limits are the
+    /// whole process's.
+    #[test]
+    fn refused_blocks_come_from_the_reserve_and_go_back_to_it() {
+        use super::{LIVE, RESERVE};
+        use std::sync::atomic::Ordering;
+        let name = "sys::alloc::tests::refused_blocks_come_from_the_reserve_and_go_back_to_it";
+        if !crate::testutil::alone(name) {
+            return;
+        }
+        assert!(super::arm_reserve());
+        let (big, l) = (
+            Layout::from_size_align(64, 64).unwrap(),
+            Layout::from_size_align(300, 8).unwrap(),
+        );
+        let limit = |cur| libc::rlimit {
+            rlim_cur: cur,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: each block is used within its size and freed with its
+        // layout; the raw mallocs that spend the heap are never freed
+        // (the process ends); nothing allocates through the global
+        // allocator while the limits hold.
+        unsafe {
+            let over = Counting.alloc(big);
+            assert!(!over.is_null() && !RESERVE.owns(over));
+            for i in 0..64 {
+                over.add(i).write(i as u8 + 1);
+            }
+            assert_eq!(libc::setrlimit(libc::RLIMIT_DATA, &limit(0)), 0);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &limit(0)), 0);
+            for size in [65536usize, 4096]
+                .into_iter()
+                .chain((1..=256).rev().map(|k| k * 8))
+            {
+                while !libc::malloc(size).is_null() {}
+            }
+            let live = LIVE.load(Ordering::Relaxed);
+            let a = Counting.alloc(l);
+            assert!(RESERVE.owns(a));
+            a.write_bytes(0xAA, 300);
+            Counting.dealloc(a, l);
+            assert_eq!(RESERVE.usage().1, 0);
+            let z = Counting.alloc_zeroed(l);
+            assert_eq!(z, a, "first fit");
+            assert!((0..300).all(|i| z.add(i).read() == 0));
+            let b = Counting.alloc(l);
+            assert!(RESERVE.owns(b));
+            for i in 0..300 {
+                z.add(i).write(i as u8);
+            }
+            let small = Counting.realloc(z, l, 50);
+            assert_eq!(small, z, "shrunk in place");
+            let moved = Counting.realloc(small, Layout::from_size_align(50, 8).unwrap(), 1000);
+            assert!(moved != small && RESERVE.owns(moved), "b is in the way");
+            assert!((0..50).all(|i| moved.add(i).read() == i as u8));
+            let o2 = Counting.realloc(over, big, 128);
+            assert!(RESERVE.owns(o2) && (o2 as usize).is_multiple_of(64));
+            assert!((0..64).all(|i| o2.add(i).read() == i as u8 + 1));
+            assert!(super::reserve::optional(|| Counting.alloc(l)).is_null());
+            Counting.dealloc(o2, Layout::from_size_align(128, 64).unwrap());
+            Counting.dealloc(moved, Layout::from_size_align(1000, 8).unwrap());
+            Counting.dealloc(b, l);
+            assert_eq!(RESERVE.usage().1, 0);
+            // `over`, counted before, was freed since.
+            assert_eq!(LIVE.load(Ordering::Relaxed) + 64, live);
+            assert_eq!(
+                libc::setrlimit(libc::RLIMIT_AS, &limit(libc::RLIM_INFINITY)),
+                0
+            );
+            assert_eq!(
+                libc::setrlimit(libc::RLIMIT_DATA, &limit(libc::RLIM_INFINITY)),
+                0
+            );
+        }
     }
 
     /// Blocks of every alignment come back aligned, keep their bytes

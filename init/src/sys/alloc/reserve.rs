@@ -7,29 +7,45 @@
 //! 2`) or under an address-space limit; the reserve was charged at boot,
 //! so its pages can always be had. Untouched, it costs no RAM.
 //!
-//! A bump allocator: blocks are cut from the bottom up, the top comes
-//! back down when the topmost block is freed, and all of it when the
-//! last block is. Blocks asked for with a way to do without (`zeroed`,
-//! `try_box`: a connection's buffers, an output ring) are not served
-//! from it, so that they cannot drain it.
+//! First fit over a small table of the blocks out, sorted by address,
+//! under a spin lock (PID 1 allocates from one thread; its children on
+//! spawn slots never allocate): a block freed leaves a hole the next one
+//! that fits takes, whatever else stays out. Blocks asked for with a way
+//! to do without (`zeroed`, `try_box`, a read's `try_reserve`: a
+//! connection's buffers, an output ring, a file) are not served from
+//! it, so that they cannot drain it.
 
-use core::cell::Cell;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::cell::{Cell, UnsafeCell};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Bytes of PID 1's reserve: the largest event measured (a rejected
 /// definition whose filter differs put back: about 13 KB, docs/field.md)
 /// a few times over.
 pub const BYTES: usize = 64 * 1024;
+/// Blocks out at once, at most: a rare event's few, a few times over.
+const BLOCKS: usize = 64;
+
+/// The blocks out: (offset, bytes), the first `n` sorted by offset.
+struct Table {
+    out: [(usize, usize); BLOCKS],
+    n: usize,
+}
 
 pub struct Reserve {
     /// The mapping's address; 0 until armed.
     base: AtomicUsize,
     len: AtomicUsize,
-    /// Low half: bytes cut so far (the top); high half: blocks out.
-    state: AtomicU64,
+    lock: AtomicBool,
+    table: UnsafeCell<Table>,
     /// Blocks ever handed out, for the loop's warning.
     served: AtomicU64,
+    /// Bytes of the blocks out.
+    used: AtomicUsize,
 }
+
+// SAFETY: `table` is only touched under `lock` (`locked`); the rest are
+// atomics.
+unsafe impl Sync for Reserve {}
 
 thread_local! {
     // Set while a caller that can do without the block asks for it.
@@ -45,14 +61,6 @@ pub fn optional<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
-fn pack(top: usize, out: u64) -> u64 {
-    (out << 32) | top as u64
-}
-
-fn unpack(st: u64) -> (usize, u64) {
-    ((st & 0xffff_ffff) as usize, st >> 32)
-}
-
 impl Default for Reserve {
     fn default() -> Reserve {
         Reserve::new()
@@ -64,8 +72,13 @@ impl Reserve {
         Reserve {
             base: AtomicUsize::new(0),
             len: AtomicUsize::new(0),
-            state: AtomicU64::new(0),
+            lock: AtomicBool::new(false),
+            table: UnsafeCell::new(Table {
+                out: [(0, 0); BLOCKS],
+                n: 0,
+            }),
             served: AtomicU64::new(0),
+            used: AtomicUsize::new(0),
         }
     }
 
@@ -77,7 +90,6 @@ impl Reserve {
     /// The bytes are writable, used by nothing else, and stay mapped for
     /// as long as the reserve is.
     pub unsafe fn arm(&self, base: usize, len: usize) -> bool {
-        let len = len.min(u32::MAX as usize);
         if base == 0 || self.base.load(Ordering::Acquire) != 0 {
             return false;
         }
@@ -87,6 +99,21 @@ impl Reserve {
             .is_ok()
     }
 
+    /// `f` on the table, under the lock.
+    fn locked<R>(&self, f: impl FnOnce(&mut Table) -> R) -> R {
+        while self
+            .lock
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            core::hint::spin_loop();
+        }
+        // SAFETY: the lock is held: no other reference to the table.
+        let r = f(unsafe { &mut *self.table.get() });
+        self.lock.store(false, Ordering::Release);
+        r
+    }
+
     /// Whether `p` is one of the reserve's blocks.
     pub fn owns(&self, p: *mut u8) -> bool {
         let base = self.base.load(Ordering::Acquire);
@@ -94,98 +121,100 @@ impl Reserve {
         base != 0 && at >= base && at - base < self.len.load(Ordering::Relaxed)
     }
 
-    /// A block of `layout`, or null: unarmed, asked for optionally, or no
-    /// room left.
+    /// A block of `size` bytes aligned to `align` (a power of two), or
+    /// null: unarmed, asked for optionally, or no room left.
     pub fn take(&self, size: usize, align: usize) -> *mut u8 {
         let base = self.base.load(Ordering::Acquire);
         if base == 0 || OPTIONAL.try_with(|o| o.get()).unwrap_or(true) {
             return core::ptr::null_mut();
         }
-        let len = self.len.load(Ordering::Relaxed);
-        let mut st = self.state.load(Ordering::Acquire);
-        loop {
-            let (top, out) = unpack(st);
-            // `align` is a power of two (a `Layout`'s).
-            let Some(start) = (base + top)
-                .checked_next_multiple_of(align.max(1))
-                .map(|a| a - base)
-            else {
-                return core::ptr::null_mut();
-            };
-            let end = match start.checked_add(size.max(1)) {
-                Some(e) if e <= len => e,
-                _ => return core::ptr::null_mut(),
-            };
-            match self.state.compare_exchange_weak(
-                st,
-                pack(end, out + 1),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    self.served.fetch_add(1, Ordering::Relaxed);
-                    return (base + start) as *mut u8;
+        let (len, size) = (self.len.load(Ordering::Relaxed), size.max(1));
+        let at = self.locked(|t| {
+            if t.n >= BLOCKS {
+                return None;
+            }
+            // The first gap, from the bottom, the block fits in.
+            let mut from = 0usize;
+            let mut i = 0;
+            let start = loop {
+                let start = (base + from).checked_next_multiple_of(align.max(1))? - base;
+                let limit = t.out.get(..t.n)?.get(i).map_or(len, |b| b.0);
+                if start.checked_add(size)? <= limit {
+                    break start;
                 }
-                Err(now) => st = now,
-            }
-        }
-    }
-
-    /// The block at `p` of `size` bytes, made `new_size` where it is if it
-    /// is the topmost and there is room: true if so.
-    pub fn grow_in_place(&self, p: *mut u8, size: usize, new_size: usize) -> bool {
-        let off = (p as usize).wrapping_sub(self.base.load(Ordering::Acquire));
-        let len = self.len.load(Ordering::Relaxed);
-        let mut st = self.state.load(Ordering::Acquire);
-        loop {
-            let (top, out) = unpack(st);
-            let end = off.saturating_add(new_size.max(1));
-            if off.saturating_add(size.max(1)) != top || end > len {
-                return false;
-            }
-            match self.state.compare_exchange_weak(
-                st,
-                pack(end, out),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return true,
-                Err(now) => st = now,
-            }
-        }
-    }
-
-    /// The block at `p` of `size` bytes given back.
-    pub fn give(&self, p: *mut u8, size: usize) {
-        let off = (p as usize).wrapping_sub(self.base.load(Ordering::Acquire));
-        let mut st = self.state.load(Ordering::Acquire);
-        loop {
-            let (top, out) = unpack(st);
-            let new = match out {
-                0 | 1 => pack(0, 0),
-                _ if off.saturating_add(size.max(1)) == top => pack(off, out - 1),
-                _ => pack(top, out - 1),
+                let b = t.out.get(..t.n)?.get(i)?;
+                from = b.0 + b.1;
+                i += 1;
             };
-            match self
-                .state
-                .compare_exchange_weak(st, new, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return,
-                Err(now) => st = now,
+            let s = t.out.get_mut(i..=t.n)?;
+            s.rotate_right(1);
+            *s.first_mut()? = (start, size);
+            t.n += 1;
+            Some(start)
+        });
+        match at {
+            Some(start) => {
+                self.served.fetch_add(1, Ordering::Relaxed);
+                self.used.fetch_add(size, Ordering::Relaxed);
+                (base + start) as *mut u8
             }
+            None => core::ptr::null_mut(),
         }
     }
 
-    /// Blocks handed out so far, and the bytes cut now.
+    /// The block at `p` made `new_size` bytes where it is, if the next
+    /// block out (or the end) leaves room: true if so.
+    pub fn grow_in_place(&self, p: *mut u8, new_size: usize) -> bool {
+        let off = (p as usize).wrapping_sub(self.base.load(Ordering::Acquire));
+        let (len, new_size) = (self.len.load(Ordering::Relaxed), new_size.max(1));
+        let old = self.locked(|t| {
+            let out = t.out.get_mut(..t.n)?;
+            let i = out.iter().position(|b| b.0 == off)?;
+            let limit = out.get(i + 1).map_or(len, |b| b.0);
+            if off.checked_add(new_size)? > limit {
+                return None;
+            }
+            let b = out.get_mut(i)?;
+            Some(core::mem::replace(&mut b.1, new_size))
+        });
+        match old {
+            Some(old) => {
+                self.used.fetch_sub(old, Ordering::Relaxed);
+                self.used.fetch_add(new_size, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The block at `p` given back.
+    pub fn give(&self, p: *mut u8) {
+        let off = (p as usize).wrapping_sub(self.base.load(Ordering::Acquire));
+        let freed = self.locked(|t| {
+            let i = t.out.get(..t.n)?.iter().position(|b| b.0 == off)?;
+            let s = t.out.get_mut(i..t.n)?;
+            let size = s.first()?.1;
+            s.rotate_left(1);
+            t.n -= 1;
+            Some(size)
+        });
+        if let Some(size) = freed {
+            self.used.fetch_sub(size, Ordering::Relaxed);
+        }
+    }
+
+    /// Blocks handed out so far, and the bytes of those out now.
     pub fn usage(&self) -> (u64, usize) {
-        let (top, _) = unpack(self.state.load(Ordering::Acquire));
-        (self.served.load(Ordering::Relaxed), top)
+        (
+            self.served.load(Ordering::Relaxed),
+            self.used.load(Ordering::Relaxed),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{optional, Reserve};
+    use super::{optional, Reserve, BLOCKS};
 
     fn armed(buf: &mut [u64]) -> Reserve {
         let r = Reserve::new();
@@ -207,45 +236,83 @@ mod tests {
             assert!(!p.is_null() && r.owns(p));
             assert_eq!(p as usize % align, 0);
         }
-        assert!(b as usize >= a as usize + 10 && c as usize >= b as usize + 3);
+        // Apart: c, first fit, in the gap a's alignment left below b.
+        let mut spans = [(a as usize, 10), (b as usize, 3), (c as usize, 1)];
+        spans.sort();
+        assert!(
+            spans.windows(2).all(|w| w[0].0 + w[0].1 <= w[1].0),
+            "{spans:?}"
+        );
+        assert_eq!(c as usize, a as usize + 10);
         assert!(r.take(1024, 8).is_null(), "more than there is");
         assert!(!r.owns(buf.as_mut_ptr().wrapping_add(128).cast()));
-        r.give(a, 10);
-        r.give(c, 1);
-        assert!(r.usage().1 > 0, "b is still out");
-        r.give(b, 3);
+        r.give(a);
+        r.give(c);
+        assert_eq!(r.usage(), (3, 3), "b is still out");
+        r.give(b);
         assert_eq!(r.usage(), (3, 0));
         let whole = r.take(1024, 8);
         assert_eq!(whole as usize, buf.as_ptr() as usize);
     }
 
-    /// The topmost block freed gives its bytes back at once; one below
-    /// it waits for the last block out.
+    /// A block freed leaves a hole the next that fits takes, while
+    /// another block stays out for good (a definition put back): events
+    /// that free in any order do not wear the reserve down.
     #[test]
-    fn the_topmost_block_comes_back_at_once() {
-        let mut buf = vec![0u64; 128];
+    fn holes_are_taken_again_while_a_block_stays_out() {
+        let mut buf = vec![0u64; 1024];
         let r = armed(&mut buf);
-        let a = r.take(100, 8);
-        let b = r.take(100, 8);
-        r.give(b, 100);
-        assert_eq!(r.take(100, 8), b, "b's bytes again");
-        r.give(a, 100);
-        assert!(r.usage().1 >= 200, "a was not on top");
+        let kept = r.take(64, 8);
+        for event in 0..10_000 {
+            let big = r.take(1000, 8);
+            let small = r.take(100, 8);
+            assert!(!big.is_null() && !small.is_null(), "event {event}");
+            r.give(big);
+            r.give(small);
+        }
+        assert_eq!(r.usage().1, 64);
+        let strings: Vec<_> = (0..8).map(|_| r.take(40, 8)).collect();
+        let list = r.take(8 * 24, 8);
+        for p in strings.iter().chain([&list]) {
+            assert!(!p.is_null());
+            r.give(*p);
+        }
+        assert_eq!(
+            r.take(8192 - 64, 8) as usize,
+            kept as usize + 64,
+            "all after it free"
+        );
     }
 
-    /// The topmost block grows where it is while there is room; another
-    /// does not.
+    /// A block grows where it is while the next block out leaves room,
+    /// and shrinks where it is.
     #[test]
-    fn only_the_topmost_block_grows_in_place() {
+    fn a_block_grows_up_to_the_next() {
         let mut buf = vec![0u64; 128];
         let r = armed(&mut buf);
         let a = r.take(16, 8);
         let b = r.take(16, 8);
-        assert!(!r.grow_in_place(a, 16, 32));
-        assert!(r.grow_in_place(b, 16, 64));
-        assert!(!r.grow_in_place(b, 64, 2048), "past the end");
-        r.give(b, 64);
-        assert_eq!(r.usage().1, 16);
+        assert!(!r.grow_in_place(a, 32), "b is in the way");
+        assert!(r.grow_in_place(a, 8));
+        assert!(r.grow_in_place(a, 16));
+        assert!(r.grow_in_place(b, 64));
+        assert!(!r.grow_in_place(b, 2048), "past the end");
+        assert_eq!(r.usage().1, 80);
+        r.give(b);
+        r.give(a);
+        assert_eq!(r.usage().1, 0);
+    }
+
+    /// The table of blocks out is bounded: past it, nothing, room or not.
+    #[test]
+    fn blocks_out_at_once_are_bounded() {
+        let mut buf = vec![0u64; 1024];
+        let r = armed(&mut buf);
+        let out: Vec<_> = (0..BLOCKS).map(|_| r.take(1, 1)).collect();
+        assert!(out.iter().all(|p| !p.is_null()));
+        assert!(r.take(1, 1).is_null());
+        r.give(out[5]);
+        assert_eq!(r.take(1, 1), out[5], "its place again");
     }
 
     /// An unarmed reserve, and one asked optionally, give nothing.
