@@ -44,6 +44,18 @@ impl Pid1 {
         crate::sys::alloc::can_map(want).err().map(|_| want)
     }
 
+    /// The `*.unit` files in the unit directory, counted on the stack: it
+    /// may hold many more units than the table, and a reload (or a
+    /// re-exec into a build that adopts the units) loads them all.
+    pub(super) fn unit_files(&self) -> usize {
+        let mut files = 0usize;
+        let dir = Path::new(self.units_dir_path());
+        let _ = crate::sys::file::for_each_entry(dir, |name, _| {
+            files += usize::from(name.as_encoded_bytes().ends_with(b".unit"));
+        });
+        files
+    }
+
     /// Re-read the unit directory and apply it (`initctl reload`, SIGHUP).
     pub(super) fn reload(&mut self, report: &mut dyn FnMut(&str)) -> Result<(), CtlError> {
         // The supervisor applies nothing in a shutdown: said, rather than
@@ -56,13 +68,7 @@ impl Pid1 {
             return Err(CtlError::new(ErrCode::Refused, msg));
         }
         let dir = self.units_dir_path();
-        // Counted on the stack: the directory may hold many more units
-        // than the table, whose copy alone is asked for otherwise.
-        let mut files = 0usize;
-        let _ = crate::sys::file::for_each_entry(Path::new(dir), |name, _| {
-            files += usize::from(name.as_encoded_bytes().ends_with(b".unit"));
-        });
-        if let Some(want) = self.short_for_rebuild(files) {
+        if let Some(want) = self.short_for_rebuild(self.unit_files()) {
             let msg: heapless::String<{ crate::proto::MESSAGE_MAX }> =
                 crate::proto::formatted(format_args!(
                     "reload refused: PID 1 is short of memory ({} KiB not to be had); \

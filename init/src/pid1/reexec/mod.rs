@@ -16,6 +16,7 @@ use crate::kmsg;
 use crate::log_ring::LogRing;
 use crate::proto::{CtlError, ErrCode, InitInfo, Origin, Reply};
 use crate::supervisor::Retired;
+use crate::sys::alloc::reserve::optional;
 use crate::sys::handover::take_fd;
 use rustix::fd::{AsRawFd, OwnedFd};
 use rustix::io::{Errno, FdFlags};
@@ -206,7 +207,8 @@ impl Pid1 {
     /// the units, does not even know of the failure; and a critical unit
     /// started again by hand meanwhile does not make the old one feed).
     /// Nor one PID 1 may not have the memory for (`short_for_rebuild`):
-    /// the state's text and definitions are allocated as they go.
+    /// the state's text and definitions are allocated as they go, and a
+    /// build of another format has the unit files loaded first.
     fn refusal(&self) -> Option<Why> {
         let feeding = self.watchdog_next.is_some() && self.critical_failed().is_none();
         if self.sup.shutting_down().is_some() {
@@ -218,7 +220,7 @@ impl Pid1 {
                 "a critical unit failed: the watchdog is no longer fed, and the board resets"
             )))
         } else {
-            self.short_for_rebuild(0).map(|want| {
+            self.short_for_rebuild(self.unit_files()).map(|want| {
                 why(format_args!(
                     "PID 1 is short of memory ({} KiB not to be had)",
                     want.div_ceil(1024)
@@ -341,8 +343,9 @@ impl Pid1 {
             let len = e.log.len();
             out.clear();
             ring.clear();
-            ring.try_reserve(len).map_err(|_| Errno::NOMEM)?;
-            out.try_reserve(len.saturating_add(FRAME_ROOM))
+            // Not from PID 1's reserve: a refused ring refuses the re-exec.
+            optional(|| ring.try_reserve(len)).map_err(|_| Errno::NOMEM)?;
+            optional(|| out.try_reserve(len.saturating_add(FRAME_ROOM)))
                 .map_err(|_| Errno::NOMEM)?;
             ring.resize(len, 0);
             e.log.contents().copy_head(&mut ring);
