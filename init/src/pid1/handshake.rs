@@ -89,6 +89,10 @@ pub(super) struct ExecWait {
     deadline: Millis,
 }
 
+/// How long an exec timeout waits for its killed child to leave PID 1's
+/// memory (`sys::slot::wait_left`): a kill lands within microseconds.
+const KILL_LANDS: core::time::Duration = core::time::Duration::from_millis(20);
+
 /// How long a start may take to reach exec: its `start_timeout`, or with
 /// none (0) still a bound.
 fn exec_bound(start_timeout: Millis) -> Millis {
@@ -216,6 +220,10 @@ impl Pid1 {
             let Some(w) = self.take_exec(u) else { continue };
             let limit = exec_bound(self.sup.slot(u).map_or(0, |s| s.def.start_timeout));
             self.kill_cgroup_now(u);
+            // The failure may revert the unit's probation, which frees
+            // the definition a child on a slot reads until its exec:
+            // the kill lands, briefly waited for, first.
+            let _ = crate::sys::slot::wait_left(w.pid, KILL_LANDS);
             let why = why(format_args!(
                 "did not exec within start_timeout ({limit}ms; pid {}): killed",
                 w.pid

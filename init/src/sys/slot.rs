@@ -28,7 +28,9 @@
 //!   their children if they are slow, and refuses if a slot still does
 //!   not clear (`quiesce`), never an unbounded wait; a probation's revert
 //!   replaces a unit's definition once its start failed, so a reaper
-//!   copies what it keeps of it before its service exists (`spawn`).
+//!   copies what it keeps of it before its service exists (`spawn`), and
+//!   a start killed for its timeout is waited for, briefly, to leave
+//!   (`wait_left`).
 //! - The child makes raw system calls only, on its stack: no allocation,
 //!   no lock (one held by a child that stalls or is killed would deadlock
 //!   PID 1), no libc state (it shares PID 1's thread pointer, so a libc
@@ -554,10 +556,32 @@ unsafe fn clone_raw(
 
 /// A slot's child `pid` still counts as reading PID 1's data (a reload
 /// waits for it, then kills it).
-#[cfg(test)]
 pub(crate) fn reading(pid: u32) -> bool {
     POOL.iter()
         .any(|st| st.pid.load(Ordering::Acquire) == pid && st.reading())
+}
+
+/// Waits, `bound` at most, for slot child `pid`, just killed, to leave
+/// PID 1's memory; true once it has (or it was on no slot). A kill lands
+/// at the child's next entry to the kernel: until then, on another CPU,
+/// it may still read what PID 1 is about to free. Not leaving within the
+/// bound, it is in the kernel, and dies before it runs another
+/// instruction of its own.
+pub fn wait_left(pid: u32, bound: core::time::Duration) -> bool {
+    let start = crate::sys::clock::now_ns();
+    let bound = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
+    loop {
+        if !reading(pid) {
+            return true;
+        }
+        if crate::sys::clock::since_ms(start) >= bound {
+            return false;
+        }
+        let _ = rustix::thread::nanosleep(&rustix::thread::Timespec {
+            tv_sec: 0,
+            tv_nsec: 100_000,
+        });
+    }
 }
 
 /// Host tests that claim slots themselves run one at a time.

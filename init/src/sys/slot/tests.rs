@@ -245,6 +245,26 @@ fn quiesce_kills_a_child_stuck_before_its_exec_then_reports_clear() {
     drop(gate_w);
 }
 
+/// A child killed before its exec leaves PID 1's memory, and the wait
+/// for it says so at once; one not killed is waited for no longer than
+/// the bound.
+#[test]
+fn the_wait_for_a_killed_child_to_leave_is_bounded() {
+    let _g = test_lock();
+    let (pid, gate_w) = spawn_gated(slot());
+    let t = std::time::Instant::now();
+    assert!(!wait_left(pid, Duration::from_millis(100)), "still reading");
+    assert!(t.elapsed() >= Duration::from_millis(100));
+    let p = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process(p, rustix::process::Signal::KILL).unwrap();
+    assert!(wait_left(pid, Duration::from_secs(5)));
+    assert!(!reading(pid));
+    let st = crate::testutil::wait_status(pid).unwrap();
+    assert_eq!(st.terminating_signal(), Some(libc::SIGKILL));
+    assert!(wait_left(4_000_000, Duration::ZERO), "on no slot");
+    drop(gate_w);
+}
+
 /// What a child on a slot finds open of two numbers: bit 0 `low`, bit 1
 /// `high`, as its exit code.
 fn open_in_child(s: Slot, low: i32, high: i32) -> Option<i32> {
