@@ -557,6 +557,17 @@ pub fn parse_with_lines(
             )),
         );
     }
+    // Said, not overridden in silence: the unit would run with it on.
+    let nnp = st.line_of(const { key("no_new_privs") });
+    if nnp != 0 && !def.no_new_privs && def.seccomp.is_some() {
+        report(
+            nnp,
+            msg(format_args!(
+                "no_new_privs: `no` cannot hold with a `seccomp` filter, which sets it \
+                 (drop this line, or the filter)"
+            )),
+        );
+    }
     if failed {
         None
     } else {

@@ -587,6 +587,26 @@ fn start_timeout() {
         .starts_with("start_timeout: expected a duration"));
 }
 
+/// A seccomp filter sets no_new_privs: `no` written beside one is an
+/// error at its line, not a value dropped in silence; `yes`, or the
+/// default, with a filter is fine, and `no` alone too.
+#[test]
+fn no_new_privs_no_cannot_hold_with_a_filter() {
+    assert_eq!(
+        err("seccomp = ~@mount\nno_new_privs = no"),
+        (
+            3,
+            "no_new_privs: `no` cannot hold with a `seccomp` filter, which sets it \
+             (drop this line, or the filter)"
+                .into()
+        )
+    );
+    assert!(unit("seccomp = ~@mount\nno_new_privs = yes").no_new_privs_effective());
+    assert!(unit("seccomp = ~@mount").no_new_privs_effective());
+    assert!(!unit("no_new_privs = no").no_new_privs_effective());
+    assert!(!unit("seccomp = none\nno_new_privs = no").no_new_privs_effective());
+}
+
 #[test]
 fn watchdog_needs_sd_notify() {
     assert_eq!(unit("").seldom.watchdog, None);
