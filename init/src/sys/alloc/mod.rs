@@ -84,6 +84,22 @@ unsafe fn over_aligned(layout: Layout, zeroed: bool) -> *mut u8 {
 /// PID 1's reserve (`reserve`), armed at boot (`arm_reserve`).
 static RESERVE: reserve::Reserve = reserve::Reserve::new();
 
+/// A block of `layout` from malloc, or null; zeroed if asked.
+///
+/// # Safety
+///
+/// `layout`'s size is not zero.
+unsafe fn from_malloc(layout: Layout, zeroed: bool) -> *mut u8 {
+    match (layout.align() <= MALLOC_ALIGN, zeroed) {
+        // SAFETY: malloc of the layout's non-zero size.
+        (true, false) => unsafe { libc::malloc(layout.size()).cast() },
+        // SAFETY: calloc of the layout's non-zero size.
+        (true, true) => unsafe { libc::calloc(layout.size(), 1).cast() },
+        // SAFETY: the alignment is above `MALLOC_ALIGN`.
+        (false, _) => unsafe { over_aligned(layout, zeroed) },
+    }
+}
+
 /// A block of `layout` from malloc, or from the reserve when malloc
 /// refuses it; zeroed if asked. Not counted.
 ///
@@ -91,14 +107,8 @@ static RESERVE: reserve::Reserve = reserve::Reserve::new();
 ///
 /// `layout`'s size is not zero.
 unsafe fn fresh(layout: Layout, zeroed: bool) -> *mut u8 {
-    let p: *mut u8 = match (layout.align() <= MALLOC_ALIGN, zeroed) {
-        // SAFETY: malloc of the layout's non-zero size.
-        (true, false) => unsafe { libc::malloc(layout.size()).cast() },
-        // SAFETY: calloc of the layout's non-zero size.
-        (true, true) => unsafe { libc::calloc(layout.size(), 1).cast() },
-        // SAFETY: the alignment is above `MALLOC_ALIGN`.
-        (false, _) => unsafe { over_aligned(layout, zeroed) },
-    };
+    // SAFETY: the caller's non-zero size.
+    let p = unsafe { from_malloc(layout, zeroed) };
     if !p.is_null() {
         return p;
     }
@@ -132,7 +142,16 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         counted();
         let in_reserve = RESERVE.owns(ptr);
-        if in_reserve && RESERVE.grow_in_place(ptr, new_size) {
+        // SAFETY: `GlobalAlloc::realloc`'s contract: the new layout is valid.
+        let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // A reserve block goes back to malloc when it grows and malloc
+        // gives again; where it does not, it grows in place if it can.
+        let grown_out = match in_reserve && new_size > layout.size() {
+            // SAFETY: a non-zero size (the contract again).
+            true => unsafe { from_malloc(new, false) },
+            false => std::ptr::null_mut(),
+        };
+        if in_reserve && grown_out.is_null() && RESERVE.grow_in_place(ptr, new_size) {
             LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
             return held(ptr, new_size);
         }
@@ -145,10 +164,12 @@ unsafe impl GlobalAlloc for Counting {
             }
         }
         // A new block (malloc's, or the reserve's), the bytes moved.
-        // SAFETY: `GlobalAlloc::realloc`'s contract: the new layout is valid.
-        let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        // SAFETY: a non-zero size (the contract again).
-        let p = held(unsafe { fresh(new, false) }, new_size);
+        let p = match grown_out.is_null() {
+            // SAFETY: a non-zero size (the contract again).
+            true => unsafe { fresh(new, false) },
+            false => grown_out,
+        };
+        let p = held(p, new_size);
         if !p.is_null() {
             // SAFETY: both blocks hold the smaller of the two sizes; they
             // are distinct allocations.
@@ -491,8 +512,9 @@ mod tests {
     /// serves blocks from PID 1's reserve: zeroed when asked even where an
     /// earlier block wrote, shrunk or grown in place when there is room,
     /// moved with their bytes when not, an over-aligned malloc block too;
-    /// freed, they go back to the reserve (never to free()), and an
-    /// optional ask gets nothing. Alone in a process: the limits are the
+    /// freed, they go back to the reserve (never to free()), an optional
+    /// ask gets nothing, and once malloc gives again a reserve block that
+    /// grows moves back to it. Alone in a process: the limits are the
     /// whole process's.
     #[test]
     fn refused_blocks_come_from_the_reserve_and_go_back_to_it() {
@@ -558,14 +580,19 @@ mod tests {
             assert_eq!(RESERVE.usage().1, 0);
             // `over`, counted before, was freed since.
             assert_eq!(LIVE.load(Ordering::Relaxed) + 64, live);
-            assert_eq!(
-                libc::setrlimit(libc::RLIMIT_AS, &limit(libc::RLIM_INFINITY)),
-                0
-            );
-            assert_eq!(
-                libc::setrlimit(libc::RLIMIT_DATA, &limit(libc::RLIM_INFINITY)),
-                0
-            );
+            // Once malloc gives again, a reserve block that grows goes
+            // back to it.
+            let kept = Counting.alloc(l);
+            kept.write_bytes(7, 300);
+            assert!(RESERVE.owns(kept));
+            let unlimited = limit(libc::RLIM_INFINITY);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &unlimited), 0);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_DATA, &unlimited), 0);
+            let back = Counting.realloc(kept, l, 600);
+            assert!(!back.is_null() && !RESERVE.owns(back));
+            assert!((0..300).all(|i| back.add(i).read() == 7));
+            assert_eq!(RESERVE.usage().1, 0);
+            Counting.dealloc(back, Layout::from_size_align(600, 8).unwrap());
         }
     }
 

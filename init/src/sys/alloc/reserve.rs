@@ -163,15 +163,18 @@ impl Reserve {
     }
 
     /// The block at `p` made `new_size` bytes where it is, if the next
-    /// block out (or the end) leaves room: true if so.
+    /// block out (or the end) leaves room and, to grow, it was not asked
+    /// optionally: true if so.
     pub fn grow_in_place(&self, p: *mut u8, new_size: usize) -> bool {
         let off = (p as usize).wrapping_sub(self.base.load(Ordering::Acquire));
         let (len, new_size) = (self.len.load(Ordering::Relaxed), new_size.max(1));
+        let optional = OPTIONAL.try_with(|o| o.get()).unwrap_or(true);
         let old = self.locked(|t| {
             let out = t.out.get_mut(..t.n)?;
             let i = out.iter().position(|b| b.0 == off)?;
             let limit = out.get(i + 1).map_or(len, |b| b.0);
-            if off.checked_add(new_size)? > limit {
+            let grows = new_size > out.get(i)?.1;
+            if off.checked_add(new_size)? > limit || (grows && optional) {
                 return None;
             }
             let b = out.get_mut(i)?;
@@ -297,6 +300,8 @@ mod tests {
         assert!(r.grow_in_place(a, 16));
         assert!(r.grow_in_place(b, 64));
         assert!(!r.grow_in_place(b, 2048), "past the end");
+        assert!(!optional(|| r.grow_in_place(b, 65)), "grown when optional");
+        assert!(optional(|| r.grow_in_place(b, 64)));
         assert_eq!(r.usage().1, 80);
         r.give(b);
         r.give(a);
