@@ -65,7 +65,9 @@ mod trampoline;
 use crate::unit::Namespaces;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-pub use idle::{quiesce, recheck_timed_out, release_idle};
+#[cfg(test)]
+pub(crate) use idle::reading;
+pub use idle::{quiesce, recheck_timed_out, release_idle, wait_left};
 use idle::{RECHECKS, RECHECKS_LEFT};
 use rustix::fd::{AsRawFd, BorrowedFd};
 use rustix::io::Errno;
@@ -566,36 +568,6 @@ unsafe fn clone_raw(
         ret = -(libc::ENOSYS as isize);
     }
     super::raw::result(ret)
-}
-
-/// A slot's child `pid` still counts as reading PID 1's data (a reload
-/// waits for it, then kills it).
-pub(crate) fn reading(pid: u32) -> bool {
-    POOL.iter()
-        .any(|st| st.pid.load(Ordering::Acquire) == pid && st.reading())
-}
-
-/// Waits, `bound` at most, for slot child `pid`, just killed, to leave
-/// PID 1's memory; true once it has (or it was on no slot). A kill lands
-/// at the child's next entry to the kernel: until then, on another CPU,
-/// it may still read what PID 1 is about to free. Not leaving within the
-/// bound, it is in the kernel, and dies before it runs another
-/// instruction of its own.
-pub fn wait_left(pid: u32, bound: core::time::Duration) -> bool {
-    let start = crate::sys::clock::now_ns();
-    let bound = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
-    loop {
-        if !reading(pid) {
-            return true;
-        }
-        if crate::sys::clock::since_ms(start) >= bound {
-            return false;
-        }
-        let _ = rustix::thread::nanosleep(&rustix::thread::Timespec {
-            tv_sec: 0,
-            tv_nsec: 100_000,
-        });
-    }
 }
 
 /// Host tests that claim slots themselves run one at a time.

@@ -539,6 +539,7 @@ impl UnitDef {
 mod lists;
 mod parse;
 mod render;
+mod rules;
 mod suggest;
 mod values;
 

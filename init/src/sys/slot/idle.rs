@@ -117,3 +117,33 @@ fn wait_clear(bound: core::time::Duration) -> bool {
         });
     }
 }
+
+/// A slot's child `pid` still counts as reading PID 1's data (a reload
+/// waits for it, then kills it).
+pub(crate) fn reading(pid: u32) -> bool {
+    POOL.iter()
+        .any(|st| st.pid.load(Ordering::Acquire) == pid && st.reading())
+}
+
+/// Waits, `bound` at most, for slot child `pid`, just killed, to leave
+/// PID 1's memory; true once it has (or it was on no slot). A kill lands
+/// at the child's next entry to the kernel: until then, on another CPU,
+/// it may still read what PID 1 is about to free. Not leaving within the
+/// bound, it is in the kernel, and dies before it runs another
+/// instruction of its own.
+pub fn wait_left(pid: u32, bound: core::time::Duration) -> bool {
+    let start = crate::sys::clock::now_ns();
+    let bound = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
+    loop {
+        if !reading(pid) {
+            return true;
+        }
+        if crate::sys::clock::since_ms(start) >= bound {
+            return false;
+        }
+        let _ = rustix::thread::nanosleep(&rustix::thread::Timespec {
+            tv_sec: 0,
+            tv_nsec: 100_000,
+        });
+    }
+}

@@ -1,0 +1,81 @@
+//! Why a re-exec is refused before anything is written: a state the
+//! new PID 1 could not carry on from (a start or a stop under way, units
+//! it would adopt without a file), a board about to reset, or memory
+//! PID 1 may not have.
+
+use super::state_format;
+use crate::pid1::{why, Pid1, Why};
+
+impl Pid1 {
+    /// A build of another state `format` cannot read the state: it adopts
+    /// the running units from their files. One whose file is invalid or
+    /// gone now (running on its last good definition, or removed without
+    /// a reload) would be left to run unsupervised, its output pipe cut
+    /// (the next write kills it): refused, the unit named.
+    pub(super) fn unadoptable(&self, format: u32) -> Option<Why> {
+        if format == state_format() {
+            return None;
+        }
+        let mut defs = Vec::new();
+        let dir = std::path::Path::new(self.units_dir_path());
+        crate::config::load_dir(dir, &mut defs, &mut |_| {});
+        let name = self
+            .sup
+            .slots()
+            // The rescue shell has no file: the new PID 1 starts its own
+            // when the directory has no valid unit.
+            .filter(|s| s.rt.pid != 0 && s.def != crate::pid1::boot::rescue_unit())
+            .map(|s| s.def.name.as_str())
+            .find(|n| !defs.iter().any(|d| d.name.as_str() == *n))?;
+        Some(why(format_args!(
+            "{name} runs, but its unit file is invalid or gone, and a build of state format \
+             {format} adopts the units from their files (`initctl reload` says why)"
+        )))
+    }
+
+    /// Why a re-exec cannot be made now, if it cannot. Once the watchdog
+    /// is fed no more (a critical unit failed), the board resets: a new
+    /// PID 1 would feed it again (one of another state format, adopting
+    /// the units, does not even know of the failure; and a critical unit
+    /// started again by hand meanwhile does not make the old one feed).
+    /// Nor one PID 1 may not have the memory for (`short_for_rebuild`):
+    /// the state's text and definitions are allocated as they go, and a
+    /// build of another format has the unit files loaded first.
+    pub(super) fn refusal(&self) -> Option<Why> {
+        let feeding = self.watchdog_next.is_some() && self.critical_failed().is_none();
+        if self.sup.shutting_down().is_some() {
+            Some(why(format_args!("shutting down")))
+        } else if let Some((name, what)) = self.in_between() {
+            Some(why(format_args!("{name} is {what}; try again")))
+        } else if self.watchdog.is_some() && !feeding {
+            Some(why(format_args!(
+                "a critical unit failed: the watchdog is no longer fed, and the board resets"
+            )))
+        } else {
+            self.short_for_rebuild(self.unit_files()).map(|want| {
+                why(format_args!(
+                    "PID 1 is short of memory ({} KiB not to be had)",
+                    want.div_ceil(1024)
+                ))
+            })
+        }
+    }
+
+    /// A unit in a state the re-exec state does not carry: a child
+    /// cloned and not yet exec'd (the new PID 1 would not know its pid,
+    /// and the unit would stay starting for ever), or processes of a stop
+    /// or kill still draining from its cgroup (their kill after
+    /// `stop_timeout` would be lost). Both last milliseconds to a
+    /// `stop_timeout`: the re-exec is refused until they are over.
+    pub(in crate::pid1) fn in_between(&self) -> Option<(&str, &'static str)> {
+        self.edges.iter().enumerate().find_map(|(i, e)| {
+            let what = match () {
+                _ if e.exec.is_some() => "starting (between its clone and its exec)",
+                _ if e.drain.active() => "stopping (processes left in its cgroup)",
+                _ => return None,
+            };
+            let name = self.sup.slot(i as u16)?.def.name.as_str();
+            Some((name, what))
+        })
+    }
+}
