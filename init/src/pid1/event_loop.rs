@@ -37,20 +37,43 @@ pub(super) const TOKEN_REPORT: u64 = 8 << 32;
 /// epoll events taken per wake-up.
 const EPOLL_BATCH: usize = 16;
 
+/// `fd` out of the epoll set, then closed. Closing alone is not enough:
+/// a copy of it elsewhere (the fd table of a start's child before its
+/// exec, of a verdict's fork) keeps the registration, which PID 1, the
+/// fd gone, can no longer delete; readable for good (a pipe at its end,
+/// a trigger on a removed cgroup), it would wake the loop for ever.
+pub(super) fn unwatch(ep: Option<&OwnedFd>, fd: Option<OwnedFd>) {
+    if let (Some(ep), Some(fd)) = (ep, fd.as_ref()) {
+        let _ = epoll::delete(ep, fd);
+    }
+}
+
 /// Make `fd` non-blocking and add it to the loop under `token`; the fd is
 /// kept only if both worked (an fd nobody waits on is useless, and one
 /// that blocks could hang PID 1: the output drain reads without waiting
-/// for readiness, with a reaper still holding the writer).
+/// for readiness, with a reaper still holding the writer). Said when not:
+/// the unit then loses what it was for (its output: the next write
+/// kills it; its readiness: its start times out), and epoll refuses
+/// once `fs.epoll.max_user_watches` is reached.
 pub(super) fn watch(ep: &OwnedFd, fd: OwnedFd, token: u64) -> Option<OwnedFd> {
-    rustix::io::ioctl_fionbio(&fd, true).ok()?;
-    epoll::add(
-        ep,
-        &fd,
-        epoll::EventData::new_u64(token),
-        epoll::EventFlags::IN,
-    )
-    .ok()
-    .map(|()| fd)
+    let added = rustix::io::ioctl_fionbio(&fd, true).and_then(|()| {
+        epoll::add(
+            ep,
+            &fd,
+            epoll::EventData::new_u64(token),
+            epoll::EventFlags::IN,
+        )
+    });
+    match added {
+        Ok(()) => Some(fd),
+        Err(e) => {
+            crate::warn!(
+                "epoll: a unit's fd not watched (token {token}): {}",
+                Os::from(e)
+            );
+            None
+        }
+    }
 }
 
 /// The unit index a per-unit token carries, when `tok` is `base + index`.
@@ -375,7 +398,7 @@ impl Pid1 {
             if slot.retired != crate::supervisor::Retired::Free {
                 continue;
             }
-            edge.let_go();
+            edge.let_go(self.epoll.as_ref());
             let (Some(cg), Some(_)) = (cg, edge.cgroup) else {
                 continue;
             };
@@ -394,7 +417,7 @@ impl Pid1 {
                 Err(e) => crate::warn!("{e}"),
             }
             edge.cgroup = None;
-            edge.pressure = None;
+            edge.drop_pressure(self.epoll.as_ref());
         }
         let Some(cg) = cg else { return };
         let sup = &self.sup;
@@ -430,9 +453,10 @@ impl Pid1 {
             kill_left(cg, name);
         }
         if let Some(e) = self.edges.get_mut(usize::from(u)).filter(|_| !taken) {
+            e.drain.end(self.epoll.as_ref(), &mut self.waits.kills);
             e.drain = super::stopping::Drain::default();
             e.cgroup = None;
-            e.pressure = None;
+            e.drop_pressure(self.epoll.as_ref());
         }
     }
 
@@ -629,5 +653,38 @@ mod tests {
         p.forget_cgroups();
         assert!(!p.edges[0].log.is_allocated(), "the ring is kept");
         assert!(p.edges[0].log_rd.is_none(), "the pipe is kept");
+    }
+
+    /// A removed unit's output pipe leaves the epoll set before PID 1
+    /// closes it: a copy of it elsewhere (the fd table of a child stuck
+    /// before its exec: here a dup) kept the registration, which nothing
+    /// could delete once PID 1's fd was gone, and the pipe, at its end,
+    /// woke every turn of the loop (1,000 of 1,000 wake-ups) until that
+    /// copy closed.
+    #[test]
+    fn a_removed_units_pipe_leaves_the_epoll_set_before_it_closes() {
+        use super::super::tests::{step, with_web, NO_PID};
+        let mut p = with_web();
+        p.fit_tables();
+        let ep = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC).unwrap();
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, NO_PID));
+        let (rd, wr) = rustix::pipe::pipe().unwrap();
+        let copy = rustix::io::dup(&rd).unwrap();
+        p.edges[0].log_rd = super::watch(&ep, rd, super::TOKEN_LOG);
+        p.epoll = Some(ep);
+        let mut out = Actions::for_units(4);
+        p.sup
+            .reload(2, &mut Vec::new().into_iter(), &|_| false, &mut out);
+        p.removing = true;
+        let exit = Exit::Signal(15);
+        step(&mut p, 3, Event::Exited { pid: NO_PID, exit });
+        p.forget_cgroups();
+        assert!(p.edges[0].log_rd.is_none());
+        drop(wr);
+        let zero = rustix::event::Timespec::default();
+        let ready = super::ready(p.epoll.as_ref().unwrap(), Some(&zero)).unwrap();
+        assert!(ready.is_empty(), "woken by a pipe PID 1 closed: {ready:?}");
+        drop(copy);
     }
 }

@@ -202,7 +202,7 @@ impl Pid1 {
             // with it; a directory made is still known.
             let gen = self.sup.slot(u).map_or(0, |s| s.limits_gen);
             e.cgroup = e.cgroup.map(|_| super::stale_limits(gen));
-            e.pressure = None;
+            e.drop_pressure(self.epoll.as_ref());
         }
         if !self.queue_event(Event::SpawnFailed { unit: u }) {
             crate::error!("event queue full");
@@ -255,7 +255,7 @@ impl Pid1 {
         // Its fd lives until the clone3 that places the child.
         let mut dir = None;
         if let Some(cg) = cg.filter(|_| edge.cgroup != Some(slot.limits_gen)) {
-            edge.pressure = None;
+            edge.drop_pressure(self.epoll.as_ref());
             // A run before has had its kills counted (`start`). Known but
             // not written until `prepare` says so: a failure after the
             // mkdir leaves a directory the unit's removal must delete.

@@ -101,16 +101,21 @@ impl Edge {
     /// output pipe (a process that escaped the unit kept filling it), its
     /// other fds, filter and rare texts. The cgroup and its drain stay
     /// until they are done.
-    fn let_go(&mut self) {
-        self.log_rd = None;
+    fn let_go(&mut self, ep: Option<&OwnedFd>) {
+        event_loop::unwatch(ep, self.log_rd.take());
         if self.log.is_allocated() {
             self.log = LogRing::default();
         }
-        self.notify = None;
-        self.exit_report = None;
+        event_loop::unwatch(ep, self.notify.take());
+        event_loop::unwatch(ep, self.exit_report.take());
         self.rare = None;
         self.seccomp = None;
         self.verdict = None;
+    }
+
+    /// The pressure trigger dropped, out of the epoll set first.
+    fn drop_pressure(&mut self, ep: Option<&OwnedFd>) {
+        event_loop::unwatch(ep, self.pressure.take().map(|(fd, _)| fd));
     }
 
     /// The OOM kills counted so far and those `memory.events` shows over

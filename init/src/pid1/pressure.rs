@@ -96,8 +96,7 @@ impl Pid1 {
         if edge.pressure.as_ref().map(|(_, l)| *l) == want {
             return;
         }
-        // Closing the old trigger also takes it out of the epoll set.
-        edge.pressure = None;
+        edge.drop_pressure(Some(ep));
         let (Some(limit), Some(cg), Some(_)) = (want, self.cg.as_ref(), edge.cgroup) else {
             return;
         };
@@ -142,7 +141,7 @@ impl Pid1 {
         if err {
             // The cgroup went away under the trigger: drop it (the next
             // start makes a new one) rather than be woken for ever.
-            edge.pressure = None;
+            edge.drop_pressure(self.epoll.as_ref());
             return;
         }
         if phase != Phase::Running {

@@ -180,7 +180,15 @@ impl Pid1 {
             };
             let edge = Edge::new(&slot.def);
             match self.edges.get_mut(usize::from(i)) {
-                Some(e) => *e = edge,
+                Some(e) => {
+                    // What the slot's last unit still watched leaves the
+                    // epoll set before its fds close (`unwatch`).
+                    let ep = self.epoll.as_ref();
+                    e.let_go(ep);
+                    e.drop_pressure(ep);
+                    e.drain.end(ep, &mut self.waits.kills);
+                    *e = edge;
+                }
                 None => self.edges.push(edge),
             }
         }
