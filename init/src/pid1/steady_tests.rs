@@ -42,10 +42,12 @@ fn steady(p: &mut Pid1, warm: usize, turns: usize) -> (u32, u64) {
 
 /// A unit whose program is missing: every start fails in its exec, with
 /// an errno whose text goes into the unit's last error and the console
-/// line. Retried at once, for ever, with no allocation.
+/// line. Retried at once (no backoff asked: `restart_delay_max = 0ms`),
+/// for ever, with no allocation.
 #[test]
 fn a_start_failing_with_an_errno_allocates_nothing_again() {
-    let unit = "exec = /nonexistent/wren-test\nnamespaces = none\nrestart_delay = 0ms\n";
+    let unit = "exec = /nonexistent/wren-test\nnamespaces = none\nrestart_delay = 0ms\n\
+                restart_delay_max = 0ms\n";
     let mut p = looping(&[("nope", unit)]);
     let (restarts, allocated) = steady(&mut p, 10, 150);
     assert!(restarts >= 10, "{restarts} restarts");

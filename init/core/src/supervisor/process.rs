@@ -421,8 +421,20 @@ impl Supervisor {
     /// this step's own would be a second one.
     fn schedule_restart(&mut self, now: Millis, unit: u16, failed: bool) -> Option<Millis> {
         let s = self.units.get_mut(usize::from(unit))?;
+        let quick = failed && quick_run(s, now);
         row_ends(s, now, failed);
-        let delay = backoff_delay(s.def.restart_delay, s.def.restart_delay_max, s.rt.streak);
+        let mut delay = backoff_delay(s.def.restart_delay, s.def.restart_delay_max, s.rt.streak);
+        // `restart_delay = 0` doubles to 0: a unit that fails at once again
+        // and again (a missing program, a crash at start) would be started
+        // as fast as the machine goes, its failures said on the console as
+        // fast, for ever (runit and s6 wait a second; systemd gives up).
+        // From its second quick failure in a row it backs off from
+        // `QUICK_FLOOR`, up to `restart_delay_max` (`0ms` there keeps every
+        // restart at once, as asked); a run of a second or more keeps 0.
+        if delay == 0 && quick && s.rt.streak > 0 {
+            let doublings = s.rt.streak.saturating_sub(1);
+            delay = backoff_delay(QUICK_FLOOR, s.def.restart_delay_max, doublings);
+        }
         // A clean exit's restart takes the timer's turn even with no delay:
         // its streak stays 0, so a program that exits at once would
         // otherwise be restarted within one wake-up for as long as its
@@ -448,6 +460,18 @@ impl Supervisor {
 /// when the run was up (`Running`) longer than `restart_delay_max`: up
 /// since it was ready, so a slow start that crashes once ready is a crash
 /// loop however long each start took.
+/// Where a crash loop with `restart_delay = 0` backs off from
+/// (`schedule_restart`): the default `restart_delay`.
+const QUICK_FLOOR: Millis = 100;
+/// A failed run shorter than this, from its start, is a quick failure (as
+/// the namespace reaper judges a run it may restart in place).
+const QUICK_RUN: Millis = 1_000;
+
+/// The run that just ended was never up, or up less than `QUICK_RUN`.
+fn quick_run(s: &Slot, now: Millis) -> bool {
+    s.rt.phase != Phase::Running || now.saturating_sub(s.rt.spawned_at) < QUICK_RUN
+}
+
 fn row_ends(s: &mut Slot, now: Millis, failed: bool) {
     let ready_at = s.rt.spawned_at.saturating_add(u64::from(s.rt.ready_after));
     let up = now.saturating_sub(ready_at);

@@ -421,18 +421,62 @@ fn zero_restart_delay_respawns_in_the_same_step_once_per_streak() {
     assert_eq!(r.state("quick"), State::Running);
     assert_eq!(r.sup.slot(r.idx("quick")).unwrap().rt.restarts, 1);
     assert_eq!(r.sup.next_deadline(), None);
-    // Dying again at once is a crash loop: the restart waits for a Tick
-    // (a turn of pid1's loop), still with no delay.
+    // Dying again at once is a crash loop: the restart waits, from
+    // QUICK_FLOOR, doubling.
     let a = r.exit("quick", Exit::Code(1));
     assert!(r.spawned(&a).is_empty());
-    assert_eq!(r.sup.next_deadline(), Some(r.now));
-    let a = r.at(r.now);
+    assert_eq!(r.sup.next_deadline(), Some(r.now + 100));
+    let a = r.at(r.now + 100);
     assert_eq!(r.spawned(&a), ["quick"]);
     assert_eq!(r.sup.slot(r.idx("quick")).unwrap().rt.restarts, 2);
     // Up longer than restart_delay_max: a new streak, at once again.
     r.now += 1001;
     let a = r.exit("quick", Exit::Signal(9));
     assert_eq!(r.spawned(&a), ["quick"]);
+}
+
+/// `restart_delay = 0` doubles to 0: a unit whose starts fail at once
+/// (a missing program) was started again at every turn of PID 1's loop,
+/// for ever. From its second quick failure in a row it backs off from
+/// 100 ms, doubling to `restart_delay_max`; a run of a second or more
+/// keeps 0, and `restart_delay_max = 0` keeps every restart at once.
+#[test]
+fn a_crash_loop_with_no_restart_delay_backs_off() {
+    let gaps = |max: Millis, run: Millis, spawn_fails: bool| {
+        let mut d = def("loop");
+        d.restart_delay = 0;
+        d.restart_delay_max = max;
+        let mut r = Rig::new(vec![d]);
+        r.ev(Event::Boot);
+        let u = r.idx("loop");
+        let mut gaps = vec![];
+        for _ in 0..8 {
+            r.now += run;
+            match spawn_fails {
+                true => drop(r.ev(Event::SpawnFailed { unit: u })),
+                false => drop(r.exit("loop", Exit::Code(1))),
+            }
+            let due = r.sup.next_deadline().unwrap_or(r.now);
+            gaps.push(due - r.now);
+            r.at(due);
+            assert_ne!(r.state("loop"), State::Failed);
+        }
+        gaps
+    };
+    assert_eq!(
+        gaps(30_000, 0, true),
+        [0, 100, 200, 400, 800, 1_600, 3_200, 6_400]
+    );
+    assert_eq!(
+        gaps(1_000, 10, false),
+        [0, 100, 200, 400, 800, 1_000, 1_000, 1_000]
+    );
+    assert_eq!(
+        gaps(30_000, 1_500, false),
+        [0; 8],
+        "runs of a second or more"
+    );
+    assert_eq!(gaps(0, 0, true), [0; 8], "restart_delay_max = 0: as asked");
 }
 
 /// A clean exit under `restart = always` is not a failure: its restart is
