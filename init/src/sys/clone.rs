@@ -130,8 +130,6 @@ fn finish(ret: libc::c_long, child: &mut dyn FnMut()) -> Result<u32, Errno> {
             // units and helpers get the default policy back. A refusal
             // leaves the copy as it is.
             let _ = super::sched::normal();
-            // The spawn slots' stacks are not copied into this process.
-            super::slot::forget_in_copy();
             child();
             exit(127)
         }

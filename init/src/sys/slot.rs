@@ -162,14 +162,6 @@ pub fn reserve() -> Result<(), Errno> {
             return Err(e);
         }
     }
-    // Not copied into PID 1's forks (a verdict's file work, the
-    // shutdown's child, a start that forks): none runs on a slot (each
-    // forgets the pool: `forget_in_copy`), and a copy would cost each
-    // fork the pool's page tables and, under strict overcommit, its
-    // whole size (8 MiB) of commit again. A kernel that refuses only
-    // costs that.
-    // SAFETY: advice on the mapping just made; no byte of it changes.
-    let _ = unsafe { libc::madvise(base as *mut c_void, len, libc::MADV_DONTFORK) };
     if BASE
         .compare_exchange(0, base, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
@@ -179,12 +171,6 @@ pub fn reserve() -> Result<(), Errno> {
         unsafe { libc::munmap(base as *mut c_void, len) };
     }
     Ok(())
-}
-
-/// In a copy of PID 1 (`clone::clone_into`'s child): the pool is not
-/// there (`MADV_DONTFORK`), so none of it is claimed.
-pub(crate) fn forget_in_copy() {
-    BASE.store(0, Ordering::Release);
 }
 
 /// A claimed slot, free for one child; given back if not used.

@@ -245,32 +245,6 @@ fn quiesce_kills_a_child_stuck_before_its_exec_then_reports_clear() {
     drop(gate_w);
 }
 
-/// PID 1's forks (its children that copy its memory) get no copy of the
-/// pool: nothing of theirs runs on a slot.
-#[test]
-fn a_fork_gets_no_copy_of_the_slots() {
-    reserve().unwrap();
-    let base = BASE.load(Ordering::Acquire);
-    assert_ne!(base, 0);
-    let mapped = |at: usize| {
-        let mut v = [0u8; 1];
-        // SAFETY: mincore writes one byte for the one page asked about.
-        unsafe { libc::mincore(at as *mut c_void, 4096, v.as_mut_ptr()) == 0 }
-    };
-    assert!(mapped(base + GUARD), "the pool is mapped here");
-    // SAFETY: the child makes one system call and leaves by _exit.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // SAFETY: _exit, nothing else.
-        unsafe { libc::_exit(i32::from(mapped(base + GUARD))) };
-    }
-    assert_eq!(
-        crate::testutil::wait_exit(pid as u32),
-        Some(0),
-        "copied into the fork"
-    );
-}
-
 /// A child killed before its exec leaves PID 1's memory, and the wait
 /// for it says so at once; one not killed is waited for no longer than
 /// the bound.
