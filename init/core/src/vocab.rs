@@ -48,6 +48,14 @@ pub const LOG_SIZE_MIN: u32 = 512;
 pub const LOG_SIZE_MAX: u32 = 1 << 20;
 /// Size of a unit file the loader reads; larger files are an error.
 pub const UNIT_FILE_MAX: usize = 8192;
+/// `restart_delay` when not given, and the delay a crash loop with none
+/// backs off from (`supervisor::process`).
+pub const RESTART_DELAY_DEFAULT: Millis = 100;
+/// A run shorter than this may be a crash loop: with no `restart_delay`,
+/// PID 1 backs its failure off, and a namespace reaper restarts in place
+/// only a longer one (as runit's `runsv` waits a second before it starts
+/// again a service that ran for less).
+pub const QUICK_RUN_MS: Millis = 1_000;
 
 /// A unit's name, its length in a byte: 33 bytes where `usize`'s took 40, in
 /// every unit's definition.

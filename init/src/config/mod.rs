@@ -83,11 +83,26 @@ pub fn load_dir_at(
     defs.extend(set.units.into_iter().filter_map(|c| c.def));
 }
 
+/// A unit file's name: `*.unit`.
+fn is_unit_file(name: &std::ffi::OsStr) -> bool {
+    name.as_encoded_bytes().ends_with(b".unit")
+}
+
+/// How many `*.unit` files `dir` holds (0 if it cannot be read), counted
+/// without the heap: what PID 1 asks before a reload that loads them.
+pub fn count_unit_files(dir: &Path) -> usize {
+    let mut n = 0usize;
+    let _ = crate::sys::file::for_each_entry(dir, |name, _| {
+        n += usize::from(is_unit_file(name));
+    });
+    n
+}
+
 /// The `*.unit` files in `dir`, sorted by name.
 fn unit_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     crate::sys::file::for_each_entry(dir, |name, _| {
-        if name.as_encoded_bytes().ends_with(b".unit") {
+        if is_unit_file(name) {
             files.push(dir.join(name));
         }
     })?;

@@ -889,11 +889,7 @@ fn check_root_looks_inside_the_image() {
 fn check_root_of_files_needs_no_unit_directory_in_the_image() {
     let img = TempDir::new("checkrootfiles");
     img.prog("bin/app");
-    img.file(
-        "etc/passwd",
-        "root:x:0:0::/root:/bin/sh
-",
-    );
+    img.file("etc/passwd", "root:x:0:0::/root:/bin/sh\n");
     let staged = TempDir::new("checkrootstaged");
     staged.file("app.unit", "exec = /bin/app\n");
     let file = staged.join("app.unit");

@@ -159,12 +159,8 @@ impl Pid1 {
         let Some(edge) = self.edges.get_mut(usize::from(u)) else {
             return;
         };
-        if let Some(old) = edge.log_rd.take() {
-            let _ = epoll::delete(ep, &old);
-        }
-        if let Some(old) = edge.notify.take() {
-            let _ = epoll::delete(ep, &old);
-        }
+        super::event_loop::unwatch(Some(ep), edge.log_rd.take());
+        super::event_loop::unwatch(Some(ep), edge.notify.take());
         // Our copies of the write ends go, so EOF means the unit closed them.
         let log_rd = log.map(|(r, _w)| r);
         edge.log_rd = log_rd.and_then(|r| watch(ep, r, event_loop::TOKEN_LOG + u64::from(u)));

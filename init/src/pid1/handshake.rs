@@ -352,9 +352,7 @@ impl Pid1 {
             let _ = rustix::fs::unlink(p.as_str());
         }
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
-            if let (Some(fd), Some(ep)) = (e.notify.take(), self.epoll.as_ref()) {
-                let _ = epoll::delete(ep, &fd);
-            }
+            super::event_loop::unwatch(self.epoll.as_ref(), e.notify.take());
         }
     }
 

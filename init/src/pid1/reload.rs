@@ -23,8 +23,8 @@ const REBUILD_SCRATCH: usize = 128 * 1024;
 const FILE_SCRATCH: usize = 2 * 1024;
 
 impl Pid1 {
-    /// The bytes a reload of `files` unit files or a re-exec (0) may
-    /// allocate, if they cannot be had now (`sys::alloc::can_map`): both
+    /// The bytes a reload or a re-exec, with `files` unit files to load,
+    /// may allocate, if they cannot be had now (`sys::alloc::can_map`): both
     /// allocate as they go, and an allocation refused would abort PID 1,
     /// so they are refused first. A new table beside the old, half as
     /// much again for the allocator's rounding, the files', and scratch;
@@ -44,16 +44,11 @@ impl Pid1 {
         crate::sys::alloc::can_map(want).err().map(|_| want)
     }
 
-    /// The `*.unit` files in the unit directory, counted on the stack: it
-    /// may hold many more units than the table, and a reload (or a
-    /// re-exec into a build that adopts the units) loads them all.
+    /// The `*.unit` files in the unit directory: it may hold many more
+    /// units than the table, and a reload (or a re-exec into a build that
+    /// adopts the units) loads them all.
     pub(super) fn unit_files(&self) -> usize {
-        let mut files = 0usize;
-        let dir = Path::new(self.units_dir_path());
-        let _ = crate::sys::file::for_each_entry(dir, |name, _| {
-            files += usize::from(name.as_encoded_bytes().ends_with(b".unit"));
-        });
-        files
+        config::count_unit_files(Path::new(self.units_dir_path()))
     }
 
     /// Re-read the unit directory and apply it (`initctl reload`, SIGHUP).
@@ -260,5 +255,18 @@ mod tests {
         let files = usize::MAX / 4 / FILE_SCRATCH;
         let want = p.short_for_rebuild(files).unwrap();
         assert!(want >= files * FILE_SCRATCH + REBUILD_SCRATCH, "{want}");
+    }
+
+    /// The files a reload would load are the directory's `*.unit` files,
+    /// however many units the table has.
+    #[test]
+    fn the_unit_files_counted_are_the_directorys() {
+        let dir = crate::testutil::TempDir::new("reload-count");
+        for f in ["a.unit", "b.unit", "c.unit", "notes.txt", "d.unit.rejected"] {
+            dir.file(f, "exec = /bin/true\n");
+        }
+        let mut p = crate::pid1::tests::pid1_with(&[("web", "exec = /bin/true\n")]);
+        p.units_dir = heapless::String::try_from(dir.path().to_str().unwrap()).unwrap();
+        assert_eq!(p.unit_files(), 3);
     }
 }

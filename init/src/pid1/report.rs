@@ -45,9 +45,7 @@ impl Pid1 {
         let Some(edge) = self.edges.get_mut(usize::from(u)) else {
             return;
         };
-        if let (Some(old), Some(ep)) = (edge.exit_report.take(), self.epoll.as_ref()) {
-            let _ = epoll::delete(ep, &old);
-        }
+        super::event_loop::unwatch(self.epoll.as_ref(), edge.exit_report.take());
         edge.exit_report = match self.epoll.as_ref() {
             Some(ep) => fd.and_then(|r| watch(ep, r, event_loop::TOKEN_REPORT + u64::from(u))),
             // No loop (tests): the reap reads the report.

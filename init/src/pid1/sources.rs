@@ -157,9 +157,7 @@ impl Pid1 {
             return exit;
         };
         // Readiness is over with the process.
-        if let (Some(fd), Some(ep)) = (edge.notify.take(), self.epoll.as_ref()) {
-            let _ = epoll::delete(ep, &fd);
-        }
+        super::event_loop::unwatch(self.epoll.as_ref(), edge.notify.take());
         if slot.def.ready == Ready::SdNotify {
             let _ = rustix::fs::unlink(notify_path(&name).as_str());
         }
@@ -280,9 +278,7 @@ impl Pid1 {
         }
         if read.eof {
             // Every writer is gone.
-            if let (Some(fd), Some(ep)) = (edge.log_rd.take(), self.epoll.as_ref()) {
-                let _ = epoll::delete(ep, &fd);
-            }
+            super::event_loop::unwatch(self.epoll.as_ref(), edge.log_rd.take());
         }
     }
 
@@ -346,9 +342,7 @@ impl Pid1 {
             // control data closes passed fds); a closed socket would
             // refuse it.
             if closed || (ready && !sd) {
-                if let (Some(fd), Some(ep)) = (edge.notify.take(), self.epoll.as_ref()) {
-                    let _ = epoll::delete(ep, &fd);
-                }
+                super::event_loop::unwatch(self.epoll.as_ref(), edge.notify.take());
             }
             ready
         };

@@ -75,9 +75,7 @@ impl Drain {
     /// Nothing more to wait for: `cgroup.events` out of the epoll set `ep`,
     /// no kill due (`kills`: the loop's count of those).
     pub(super) fn end(&mut self, ep: Option<&OwnedFd>, kills: &mut u16) {
-        if let (Some(fd), Some(ep)) = (self.events.take(), ep) {
-            let _ = epoll::delete(ep, &fd);
-        }
+        super::event_loop::unwatch(ep, self.events.take());
         self.stop_by = None;
         put(kills, &mut self.next_kill, None);
         self.kills = 0;

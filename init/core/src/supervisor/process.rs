@@ -3,6 +3,7 @@
 //! give up, hit the start limit, or escalate a stop to SIGKILL.
 
 use super::*;
+use crate::vocab::{QUICK_RUN_MS, RESTART_DELAY_DEFAULT};
 
 impl Supervisor {
     pub(super) fn on_spawned(&mut self, now: Millis, unit: u16, pid: u32, out: &mut Actions) {
@@ -428,12 +429,13 @@ impl Supervisor {
         // and again (a missing program, a crash at start) would be started
         // as fast as the machine goes, its failures said on the console as
         // fast, for ever (runit and s6 wait a second; systemd gives up).
-        // From its second quick failure in a row it backs off from
-        // `QUICK_FLOOR`, up to `restart_delay_max` (`0ms` there keeps every
-        // restart at once, as asked); a run of a second or more keeps 0.
+        // A quick failure after others in a row waits as if the delay were
+        // the default, doubled by the failures before it, up to
+        // `restart_delay_max` (`0ms` there keeps every restart at once, as
+        // asked); a run of a second or more is restarted at once.
         if delay == 0 && quick && s.rt.streak > 0 {
             let doublings = s.rt.streak.saturating_sub(1);
-            delay = backoff_delay(QUICK_FLOOR, s.def.restart_delay_max, doublings);
+            delay = backoff_delay(RESTART_DELAY_DEFAULT, s.def.restart_delay_max, doublings);
         }
         // A clean exit's restart takes the timer's turn even with no delay:
         // its streak stays 0, so a program that exits at once would
@@ -456,22 +458,16 @@ impl Supervisor {
     }
 }
 
+/// The run that just ended was never up, or lasted less than
+/// `QUICK_RUN_MS` from its start.
+fn quick_run(s: &Slot, now: Millis) -> bool {
+    s.rt.phase != Phase::Running || now.saturating_sub(s.rt.spawned_at) < QUICK_RUN_MS
+}
+
 /// The end of a run ends the row of failures when it is no failure, or
 /// when the run was up (`Running`) longer than `restart_delay_max`: up
 /// since it was ready, so a slow start that crashes once ready is a crash
 /// loop however long each start took.
-/// Where a crash loop with `restart_delay = 0` backs off from
-/// (`schedule_restart`): the default `restart_delay`.
-const QUICK_FLOOR: Millis = 100;
-/// A failed run shorter than this, from its start, is a quick failure (as
-/// the namespace reaper judges a run it may restart in place).
-const QUICK_RUN: Millis = 1_000;
-
-/// The run that just ended was never up, or up less than `QUICK_RUN`.
-fn quick_run(s: &Slot, now: Millis) -> bool {
-    s.rt.phase != Phase::Running || now.saturating_sub(s.rt.spawned_at) < QUICK_RUN
-}
-
 fn row_ends(s: &mut Slot, now: Millis, failed: bool) {
     let ready_at = s.rt.spawned_at.saturating_add(u64::from(s.rt.ready_after));
     let up = now.saturating_sub(ready_at);

@@ -437,9 +437,10 @@ fn zero_restart_delay_respawns_in_the_same_step_once_per_streak() {
 
 /// `restart_delay = 0` doubles to 0: a unit whose starts fail at once
 /// (a missing program) was started again at every turn of PID 1's loop,
-/// for ever. From its second quick failure in a row it backs off from
-/// 100 ms, doubling to `restart_delay_max`; a run of a second or more
-/// keeps 0, and `restart_delay_max = 0` keeps every restart at once.
+/// for ever. A quick failure after another in a row waits as if the delay
+/// were 100 ms, doubled by the failures before it, to
+/// `restart_delay_max`; a run of a second or more is restarted at once,
+/// and `restart_delay_max = 0` keeps every restart at once.
 #[test]
 fn a_crash_loop_with_no_restart_delay_backs_off() {
     let gaps = |max: Millis, run: Millis, spawn_fails: bool| {
@@ -477,6 +478,20 @@ fn a_crash_loop_with_no_restart_delay_backs_off() {
         "runs of a second or more"
     );
     assert_eq!(gaps(0, 0, true), [0; 8], "restart_delay_max = 0: as asked");
+    // Long runs that crash, then a quick one: it waits as the row says.
+    let mut d = def("loop");
+    d.restart_delay = 0;
+    let mut r = Rig::new(vec![d]);
+    r.ev(Event::Boot);
+    for _ in 0..8 {
+        r.now += 5_000;
+        r.exit("loop", Exit::Code(1));
+        assert_eq!(r.sup.next_deadline().unwrap_or(r.now), r.now);
+        r.at(r.now);
+    }
+    r.now += 500;
+    r.exit("loop", Exit::Code(1));
+    assert_eq!(r.sup.next_deadline(), Some(r.now + 12_800));
 }
 
 /// A clean exit under `restart = always` is not a failure: its restart is

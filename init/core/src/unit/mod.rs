@@ -509,7 +509,7 @@ impl UnitDef {
             exec_line: 0,
             kind: Kind::Service,
             restart: Restart::Always,
-            restart_delay: 100,
+            restart_delay: RESTART_DELAY_DEFAULT,
             restart_delay_max: 30_000,
             start_limit_action: LimitAction::None,
             after: After::new(),

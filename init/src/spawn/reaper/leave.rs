@@ -7,9 +7,8 @@ use nix::sys::signal::Signal;
 
 /// A run lasts this long at least for its reaper to start the next one
 /// in place: a shorter one may be a crash loop, which PID 1 judges (its
-/// backoff, its start limit), as runit's `runsv` waits a second before it
-/// starts again a service that ran for less.
-pub(super) const UP_FLOOR_NS: u64 = 1_000_000_000;
+/// backoff, its start limit).
+pub(super) const UP_FLOOR_NS: u64 = crate::vocab::QUICK_RUN_MS * 1_000_000;
 
 /// What a reaper needs to start its service again itself
 /// (`UnitDef::relaunches_in_place`), given at its exec by the fork of

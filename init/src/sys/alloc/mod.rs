@@ -141,34 +141,38 @@ unsafe impl GlobalAlloc for Counting {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         counted();
-        let in_reserve = RESERVE.owns(ptr);
         // SAFETY: `GlobalAlloc::realloc`'s contract: the new layout is valid.
         let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        // A reserve block goes back to malloc when it grows and malloc
-        // gives again; where it does not, it grows in place if it can.
-        let grown_out = match in_reserve && new_size > layout.size() {
+        let p = if RESERVE.owns(ptr) {
+            // A reserve block: back to malloc when it grows and malloc
+            // gives again, else in place if there is room, else moved.
+            let grows = new_size > layout.size();
             // SAFETY: a non-zero size (the contract again).
-            true => unsafe { from_malloc(new, false) },
-            false => std::ptr::null_mut(),
-        };
-        if in_reserve && grown_out.is_null() && RESERVE.grow_in_place(ptr, new_size) {
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-            return held(ptr, new_size);
-        }
-        if !in_reserve && layout.align() <= MALLOC_ALIGN {
-            // SAFETY: `ptr` came from malloc, calloc or realloc (above).
-            let p: *mut u8 = unsafe { libc::realloc(ptr.cast(), new_size).cast() };
-            if !p.is_null() {
-                LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-                return held(p, new_size);
+            let out = grows.then(|| unsafe { from_malloc(new, false) });
+            match out.filter(|p| !p.is_null()) {
+                Some(p) => p,
+                None if RESERVE.grow_in_place(ptr, new_size) => {
+                    LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+                    return held(ptr, new_size);
+                }
+                // SAFETY: as above.
+                None => unsafe { fresh(new, false) },
             }
-        }
-        // A new block (malloc's, or the reserve's), the bytes moved.
-        let p = match grown_out.is_null() {
-            // SAFETY: a non-zero size (the contract again).
-            true => unsafe { fresh(new, false) },
-            false => grown_out,
+        } else {
+            if layout.align() <= MALLOC_ALIGN {
+                // SAFETY: `ptr` came from malloc, calloc or realloc (above).
+                let p: *mut u8 = unsafe { libc::realloc(ptr.cast(), new_size).cast() };
+                if !p.is_null() {
+                    LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+                    return held(p, new_size);
+                }
+            }
+            // Over-aligned, or refused: a new block (the reserve's when
+            // malloc refuses it).
+            // SAFETY: as above.
+            unsafe { fresh(new, false) }
         };
+        // A new block, the bytes moved.
         let p = held(p, new_size);
         if !p.is_null() {
             // SAFETY: both blocks hold the smaller of the two sizes; they

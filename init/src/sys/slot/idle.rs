@@ -102,10 +102,15 @@ pub fn quiesce(patience: core::time::Duration, killed: &mut dyn FnMut(u32)) -> b
 }
 
 fn wait_clear(bound: core::time::Duration) -> bool {
+    until(bound, 1_000_000, || !POOL.iter().any(State::reading))
+}
+
+/// Whether `done` holds within `bound`, looked at every `pause_ns`.
+fn until(bound: core::time::Duration, pause_ns: i64, done: impl Fn() -> bool) -> bool {
     let start = crate::sys::clock::now_ns();
     let bound = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
     loop {
-        if !POOL.iter().any(State::reading) {
+        if done() {
             return true;
         }
         if crate::sys::clock::since_ms(start) >= bound {
@@ -113,7 +118,7 @@ fn wait_clear(bound: core::time::Duration) -> bool {
         }
         let _ = rustix::thread::nanosleep(&rustix::thread::Timespec {
             tv_sec: 0,
-            tv_nsec: 1_000_000,
+            tv_nsec: pause_ns,
         });
     }
 }
@@ -132,18 +137,5 @@ pub(crate) fn reading(pid: u32) -> bool {
 /// bound, it is in the kernel, and dies before it runs another
 /// instruction of its own.
 pub fn wait_left(pid: u32, bound: core::time::Duration) -> bool {
-    let start = crate::sys::clock::now_ns();
-    let bound = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
-    loop {
-        if !reading(pid) {
-            return true;
-        }
-        if crate::sys::clock::since_ms(start) >= bound {
-            return false;
-        }
-        let _ = rustix::thread::nanosleep(&rustix::thread::Timespec {
-            tv_sec: 0,
-            tv_nsec: 100_000,
-        });
-    }
+    until(bound, 100_000, || !reading(pid))
 }
