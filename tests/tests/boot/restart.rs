@@ -298,8 +298,8 @@ fn sigkilled_isolated_unit_restarts_in_place_after_a_long_enough_run() {
     let svc4 = *fresh.iter().find(|&&p| p != reaper3).unwrap();
     // A new PID namespace: its service is pid 2 there again. (Its inode
     // numbers say nothing here: the old reaper went before the new start,
-    // a restart's second in a row waiting for the loop's timer turn, and
-    // the kernel gave the freed numbers out again.)
+    // a quick restart's second in a row waiting its 100 ms, and the kernel
+    // gave the freed numbers out again.)
     assert_eq!(inner_pid(&mut vm, svc4), 2);
     assert_eq!(marks(&mut vm, svc4), ("victimns".to_string(), false));
 

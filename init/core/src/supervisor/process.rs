@@ -458,10 +458,12 @@ impl Supervisor {
     }
 }
 
-/// The run that just ended was never up, or lasted less than
-/// `QUICK_RUN_MS` from its start.
+/// The run that just ended lasted less than `QUICK_RUN_MS` from its start
+/// (a start that failed, `spawned_at` its failure, too): by time alone,
+/// so that a long run never ready (a oneshot, a start timeout) is no
+/// crash loop.
 fn quick_run(s: &Slot, now: Millis) -> bool {
-    s.rt.phase != Phase::Running || now.saturating_sub(s.rt.spawned_at) < QUICK_RUN_MS
+    now.saturating_sub(s.rt.spawned_at) < QUICK_RUN_MS
 }
 
 /// The end of a run ends the row of failures when it is no failure, or

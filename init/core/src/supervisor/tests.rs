@@ -478,6 +478,26 @@ fn a_crash_loop_with_no_restart_delay_backs_off() {
         "runs of a second or more"
     );
     assert_eq!(gaps(0, 0, true), [0; 8], "restart_delay_max = 0: as asked");
+    // Long runs never ready are no crash loop: a oneshot's, a notify
+    // service's that dies before it is ready.
+    for (kind, ready) in [
+        (Kind::Oneshot, Ready::Started),
+        (Kind::Service, Ready::Notify),
+    ] {
+        let mut d = def("slow");
+        d.kind = kind;
+        d.ready = ready;
+        d.restart = Restart::OnFailure;
+        d.restart_delay = 0;
+        let mut r = Rig::new(vec![d]);
+        r.ev(Event::Boot);
+        for _ in 0..4 {
+            r.now += 10_000;
+            r.exit("slow", Exit::Code(1));
+            r.at(r.now);
+            assert_eq!(r.state("slow"), State::Starting, "{kind:?}: not at once");
+        }
+    }
     // Long runs that crash, then a quick one: it waits as the row says.
     let mut d = def("loop");
     d.restart_delay = 0;
