@@ -422,7 +422,7 @@ impl Supervisor {
     /// this step's own would be a second one.
     fn schedule_restart(&mut self, now: Millis, unit: u16, failed: bool) -> Option<Millis> {
         let s = self.units.get_mut(usize::from(unit))?;
-        let quick = failed && quick_run(s, now);
+        let quick = quick_run(s, now);
         row_ends(s, now, failed);
         let mut delay = backoff_delay(s.def.restart_delay, s.def.restart_delay_max, s.rt.streak);
         // `restart_delay = 0` doubles to 0: a unit that fails at once again
@@ -430,10 +430,11 @@ impl Supervisor {
         // as fast as the machine goes, its failures said on the console as
         // fast, for ever (runit and s6 wait a second; systemd gives up).
         // A quick failure after others in a row waits as if the delay were
-        // the default, doubled by the failures before it, up to
+        // the default, doubled by the failures before it, and a quick clean
+        // exit (no row: not a failure) the default, up to
         // `restart_delay_max` (`0ms` there keeps every restart at once, as
         // asked); a run of a second or more is restarted at once.
-        if delay == 0 && quick && s.rt.streak > 0 {
+        if delay == 0 && quick && (s.rt.streak > 0 || !failed) {
             let doublings = s.rt.streak.saturating_sub(1);
             delay = backoff_delay(RESTART_DELAY_DEFAULT, s.def.restart_delay_max, doublings);
         }

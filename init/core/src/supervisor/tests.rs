@@ -543,17 +543,27 @@ fn clean_exits_do_not_double_the_restart_delay() {
     }
     assert_eq!(delays, [1_000, 1_000, 1_000, 2_000, 1_000, 1_000]);
 
-    let mut d = def("quick");
-    d.restart = Restart::Always;
-    d.restart_delay = 0;
-    let mut r = Rig::new(vec![d]);
-    r.ev(Event::Boot);
-    for _ in 0..3 {
-        let a = r.exit("quick", Exit::Code(0));
-        assert!(r.spawned(&a).is_empty(), "restarted in the exit's step");
-        assert_eq!(r.sup.next_deadline(), Some(r.now));
-        let a = r.at(r.now);
-        assert_eq!(r.spawned(&a), ["quick"]);
+    // With no delay: a clean exit after a run of a second or more takes
+    // the timer's turn, not the exit's own step; one after a quick run
+    // waits the default delay, undoubled (a program that exits 0 at once
+    // is no reason to start it as fast as the board goes);
+    // `restart_delay_max = 0` keeps it at once.
+    for (max, run, wait) in [(30_000, 1_500, 0), (30_000, 10, 100), (0, 10, 0)] {
+        let mut d = def("quick");
+        d.restart = Restart::Always;
+        d.restart_delay = 0;
+        d.restart_delay_max = max;
+        let mut r = Rig::new(vec![d]);
+        r.ev(Event::Boot);
+        for _ in 0..3 {
+            r.now += run;
+            let a = r.exit("quick", Exit::Code(0));
+            assert!(r.spawned(&a).is_empty(), "restarted in the exit's step");
+            assert_eq!(r.sup.next_deadline(), Some(r.now + wait), "{max} {run}");
+            r.now += wait;
+            let a = r.at(r.now);
+            assert_eq!(r.spawned(&a), ["quick"]);
+        }
     }
 }
 
