@@ -208,17 +208,10 @@ unsafe impl GlobalAlloc for Counting {
 /// no page touched. False if it could not be mapped (PID 1 goes on
 /// without).
 pub fn arm_reserve() -> bool {
-    let (prot, flags) = (
-        libc::PROT_READ | libc::PROT_WRITE,
-        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-    );
     let len = reserve::BYTES;
-    // SAFETY: a new private anonymous mapping placed by the kernel, where
-    // nothing of ours is.
-    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, -1, 0) };
-    if p == libc::MAP_FAILED {
+    let Some(p) = map_anon(len) else {
         return false;
-    }
+    };
     // SAFETY: the mapping is writable, only the reserve uses it, and it is
     // never unmapped.
     let armed = unsafe { RESERVE.arm(p as usize, len) };
@@ -296,19 +289,23 @@ pub fn try_box<T>(v: T) -> Option<Box<T>> {
 /// which refused would abort PID 1 (a kernel panic): asked first, it is
 /// refused whole instead.
 pub fn can_map(len: usize) -> Result<(), rustix::io::Errno> {
+    let p = map_anon(len.max(1)).ok_or(rustix::io::Errno::NOMEM)?;
+    // SAFETY: the mapping just made, which nothing else knows of.
+    unsafe { libc::munmap(p, len.max(1)) };
+    Ok(())
+}
+
+/// A new private, writable, anonymous mapping of `len` (non-zero) bytes,
+/// placed by the kernel and charged as such; None if refused.
+fn map_anon(len: usize) -> Option<*mut libc::c_void> {
     let (prot, flags) = (
         libc::PROT_READ | libc::PROT_WRITE,
         libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
     );
-    // SAFETY: a new private anonymous mapping placed by the kernel, where
-    // nothing of ours is; nothing reads or writes it.
-    let p = unsafe { libc::mmap(std::ptr::null_mut(), len.max(1), prot, flags, -1, 0) };
-    if p == libc::MAP_FAILED {
-        return Err(rustix::io::Errno::NOMEM);
-    }
-    // SAFETY: the mapping just made, which nothing else knows of.
-    unsafe { libc::munmap(p, len.max(1)) };
-    Ok(())
+    // SAFETY: no address hint: the mapping overlaps nothing of ours; the
+    // result is checked.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, -1, 0) };
+    (p != libc::MAP_FAILED).then_some(p)
 }
 
 /// Allocations so far (0 when the counting allocator is not installed).
@@ -343,15 +340,7 @@ impl<T> OwnMapping<T> {
     pub(crate) fn new(v: T) -> Self {
         let len = std::mem::size_of::<T>().max(1).next_multiple_of(1 << 16);
         assert!(std::mem::align_of::<T>() <= 4096);
-        let (prot, flags) = (
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-        );
-        // SAFETY: a new private anonymous mapping of `len` bytes, placed
-        // by the kernel: nothing else is there.
-        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, -1, 0) };
-        assert_ne!(p, libc::MAP_FAILED);
-        let at = p.cast::<T>();
+        let at = map_anon(len).expect("a mapping").cast::<T>();
         // SAFETY: `at` is page-aligned (at least `T`'s alignment), and the
         // mapping writable and large enough for one `T`.
         unsafe { at.write(v) };
