@@ -58,9 +58,7 @@ impl Pid1 {
         // take it for a reload that worked).
         if self.sup.shutting_down().is_some() {
             let msg = "reload refused: shutting down; nothing changed";
-            crate::error!("{msg}");
-            report(msg);
-            return Err(CtlError::new(ErrCode::Refused, msg));
+            return refused(report, msg);
         }
         let dir = self.units_dir_path();
         if let Some(want) = self.short_for_rebuild(self.unit_files()) {
@@ -70,9 +68,7 @@ impl Pid1 {
                      nothing changed",
                     want.div_ceil(1024)
                 ));
-            crate::error!("{msg}");
-            report(&msg);
-            return Err(CtlError::new(ErrCode::Refused, &msg));
+            return refused(report, &msg);
         }
         let mut defs: Vec<UnitDef> = Vec::new();
         // Names whose file exists but is invalid keep their last good
@@ -108,9 +104,7 @@ impl Pid1 {
             let msg: heapless::String<{ crate::proto::MESSAGE_MAX }> = crate::proto::formatted(
                 format_args!("reload refused: {why} ({dir}); nothing changed"),
             );
-            crate::error!("{msg}");
-            report(&msg);
-            return Err(CtlError::new(ErrCode::Refused, &msg));
+            return refused(report, &msg);
         }
         // Children on spawn slots read the definitions about to be
         // replaced until they exec: wait for them (killing the slow),
@@ -123,9 +117,7 @@ impl Pid1 {
             // The old table stays: the starts killed are made again on it.
             self.start_killed_before_exec(&killed);
             let msg = "reload refused: a unit's start is stuck before its exec; try again";
-            crate::error!("{msg}");
-            report(msg);
-            return Err(CtlError::new(ErrCode::Refused, msg));
+            return refused(report, msg);
         }
         self.keep_last_good(&defs);
         // Removed units whose cgroup is not removed yet (what their stop
@@ -238,6 +230,14 @@ impl Pid1 {
             Ok(())
         }
     }
+}
+
+/// A reload refused, nothing changed: said in the kernel log and to the
+/// caller, and answered.
+fn refused(report: &mut dyn FnMut(&str), msg: &str) -> Result<(), CtlError> {
+    crate::error!("{msg}");
+    report(msg);
+    Err(CtlError::new(ErrCode::Refused, msg))
 }
 
 #[cfg(test)]
