@@ -228,9 +228,14 @@ static RESERVE_TOLD: AtomicU64 = AtomicU64::new(0);
 /// Blocks the reserve has served since the last call, and its bytes in
 /// use now; None if it served none.
 pub fn reserve_news() -> Option<(u64, usize)> {
+    // One load a wake-up; the table is read only when it served.
+    let told = RESERVE_TOLD.load(Ordering::Relaxed);
+    if RESERVE.served() == told {
+        return None;
+    }
     let (served, used) = RESERVE.usage();
-    let told = RESERVE_TOLD.swap(served, Ordering::Relaxed);
-    (served != told).then(|| (served.wrapping_sub(told), used))
+    RESERVE_TOLD.store(served, Ordering::Relaxed);
+    Some((served.wrapping_sub(told), used))
 }
 
 /// `len` zero bytes, or none when memory is short (`log_ring::Zeroed`):

@@ -39,8 +39,6 @@ pub struct Reserve {
     table: UnsafeCell<Table>,
     /// Blocks ever handed out, for the loop's warning.
     served: AtomicU64,
-    /// Bytes of the blocks out.
-    used: AtomicUsize,
 }
 
 // SAFETY: `table` is only touched under `lock` (`locked`); the rest are
@@ -78,7 +76,6 @@ impl Reserve {
                 n: 0,
             }),
             served: AtomicU64::new(0),
-            used: AtomicUsize::new(0),
         }
     }
 
@@ -155,7 +152,6 @@ impl Reserve {
         match at {
             Some(start) => {
                 self.served.fetch_add(1, Ordering::Relaxed);
-                self.used.fetch_add(size, Ordering::Relaxed);
                 (base + start) as *mut u8
             }
             None => core::ptr::null_mut(),
@@ -169,7 +165,7 @@ impl Reserve {
         let off = (p as usize).wrapping_sub(self.base.load(Ordering::Acquire));
         let (len, new_size) = (self.len.load(Ordering::Relaxed), new_size.max(1));
         let optional = OPTIONAL.try_with(|o| o.get()).unwrap_or(true);
-        let old = self.locked(|t| {
+        self.locked(|t| {
             let out = t.out.get_mut(..t.n)?;
             let i = out.iter().position(|b| b.0 == off)?;
             let limit = out.get(i + 1).map_or(len, |b| b.0);
@@ -177,41 +173,33 @@ impl Reserve {
             if off.checked_add(new_size)? > limit || (grows && optional) {
                 return None;
             }
-            let b = out.get_mut(i)?;
-            Some(core::mem::replace(&mut b.1, new_size))
-        });
-        match old {
-            Some(old) => {
-                self.used.fetch_sub(old, Ordering::Relaxed);
-                self.used.fetch_add(new_size, Ordering::Relaxed);
-                true
-            }
-            None => false,
-        }
+            out.get_mut(i)?.1 = new_size;
+            Some(())
+        })
+        .is_some()
     }
 
     /// The block at `p` given back.
     pub fn give(&self, p: *mut u8) {
         let off = (p as usize).wrapping_sub(self.base.load(Ordering::Acquire));
-        let freed = self.locked(|t| {
+        self.locked(|t| {
             let i = t.out.get(..t.n)?.iter().position(|b| b.0 == off)?;
-            let s = t.out.get_mut(i..t.n)?;
-            let size = s.first()?.1;
-            s.rotate_left(1);
+            t.out.get_mut(i..t.n)?.rotate_left(1);
             t.n -= 1;
-            Some(size)
+            Some(())
         });
-        if let Some(size) = freed {
-            self.used.fetch_sub(size, Ordering::Relaxed);
-        }
     }
 
-    /// Blocks handed out so far, and the bytes of those out now.
+    /// Blocks handed out so far.
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    /// Blocks handed out so far, and the bytes of those out now (summed
+    /// from the table: asked only when something was served).
     pub fn usage(&self) -> (u64, usize) {
-        (
-            self.served.load(Ordering::Relaxed),
-            self.used.load(Ordering::Relaxed),
-        )
+        let used = self.locked(|t| t.out.get(..t.n).map_or(0, |o| o.iter().map(|b| b.1).sum()));
+        (self.served(), used)
     }
 }
 
