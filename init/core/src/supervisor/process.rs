@@ -422,7 +422,6 @@ impl Supervisor {
     /// this step's own would be a second one.
     fn schedule_restart(&mut self, now: Millis, unit: u16, failed: bool) -> Option<Millis> {
         let s = self.units.get_mut(usize::from(unit))?;
-        let quick = quick_run(s, now);
         row_ends(s, now, failed);
         let mut delay = backoff_delay(s.def.restart_delay, s.def.restart_delay_max, s.rt.streak);
         // `restart_delay = 0` doubles to 0: a unit that fails at once again
@@ -434,7 +433,7 @@ impl Supervisor {
         // exit (no row: not a failure) the default, up to
         // `restart_delay_max` (`0ms` there keeps every restart at once, as
         // asked); a run of a second or more is restarted at once.
-        if delay == 0 && quick && (s.rt.streak > 0 || !failed) {
+        if delay == 0 && (s.rt.streak > 0 || !failed) && quick_run(s, now) {
             let doublings = s.rt.streak.saturating_sub(1);
             delay = backoff_delay(RESTART_DELAY_DEFAULT, s.def.restart_delay_max, doublings);
         }
