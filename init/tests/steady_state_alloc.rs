@@ -21,6 +21,15 @@ static A: wren::sys::alloc::Counting = wren::sys::alloc::Counting;
 #[path = "steady_state_alloc/scale.rs"]
 mod scale;
 
+/// The live-bytes count is the whole process's, so the test that reads it
+/// holds this for writing while the others, which allocate megabytes from
+/// their own threads, hold it for reading.
+static HEAP: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn sharing_heap() -> std::sync::RwLockReadGuard<'static, ()> {
+    HEAP.read().unwrap_or_else(|e| e.into_inner())
+}
+
 fn def(name: &str) -> UnitDef {
     let mut d = UnitDef::with_defaults(name);
     d.exec.push("/bin/true").unwrap();
@@ -29,6 +38,7 @@ fn def(name: &str) -> UnitDef {
 
 #[test]
 fn supervisor_steps_do_not_allocate() {
+    let _heap = sharing_heap();
     let mut sup = Box::new(Supervisor::new());
     let mut one = def("setup");
     one.kind = Kind::Oneshot;
@@ -148,6 +158,7 @@ fn supervisor_steps_do_not_allocate() {
 /// nothing either.
 #[test]
 fn watchdog_pings_and_expiries_do_not_allocate() {
+    let _heap = sharing_heap();
     let mut sup = Box::new(Supervisor::new());
     let mut d = def("wd");
     d.ready = Ready::SdNotify;
@@ -189,10 +200,12 @@ fn watchdog_pings_and_expiries_do_not_allocate() {
 
 /// The allocator's count of live bytes follows a block's life: up by its
 /// size while it is held (grown in place or moved by `realloc`), back
-/// down when it is freed. Other tests' threads allocate meanwhile, so the
-/// block is large and the check leaves their share some room.
+/// down when it is freed. The other tests wait (`HEAP`); the test
+/// harness's own threads may still allocate a little, so the block is
+/// large and the check leaves them some room.
 #[test]
 fn live_bytes_follow_a_block() {
+    let _alone = HEAP.write().unwrap_or_else(|e| e.into_inner());
     const MIB: usize = 1 << 20;
     const ROOM: usize = 256 << 10;
     let near = |got: usize, want: usize| got.abs_diff(want) < ROOM;

@@ -87,6 +87,7 @@ impl Rig {
 
 #[test]
 fn a_thousand_units_start_crash_reload_and_stop_without_allocating_in_steps() {
+    let _heap = super::sharing_heap();
     let mut rig = Rig {
         sup: Supervisor::new(),
         out: Actions::default(),
@@ -229,6 +230,7 @@ fn a_thousand_units_start_crash_reload_and_stop_without_allocating_in_steps() {
 
 #[test]
 fn the_table_holds_max_units_and_refuses_one_more() {
+    let _heap = super::sharing_heap();
     let mut sup = Supervisor::new();
     for i in 0..MAX_UNITS {
         sup.add(def(&format!("u{i}"))).unwrap();
