@@ -7,7 +7,7 @@
 //! `cgroup.kill`. Nothing here allocates: `cgroup.procs` is read in fixed
 //! chunks, a pid split across two chunks carried over.
 
-use rustix::fd::AsFd;
+use rustix::fd::{AsFd, BorrowedFd};
 use rustix::io::Errno;
 use rustix::process::{kill_process, Pid, Signal};
 
@@ -86,8 +86,14 @@ pub fn lists<Fd: AsFd>(dir: Fd, pid: u32) -> Result<bool, Errno> {
 /// container runtime in a unit makes one or two).
 pub(super) const SUB_DEPTH: u32 = 4;
 
+/// Cgroups below a unit's own that one walk visits (the stop signal's,
+/// a removal's): a unit that made 100,000 must not hold PID 1's loop for
+/// seconds. Those past it get the stop's SIGKILL (`cgroup.kill` takes the
+/// whole tree), and a removal goes on where it stopped the next time.
+pub(super) const SUB_CGROUPS: u32 = 256;
+
 /// Sends `sig` to every pid in `dir/cgroup.procs`, and in the cgroups the
-/// unit made below it (`SUB_DEPTH` levels), but `except` (a PID
+/// unit made below it (`SUB_DEPTH` levels, `SUB_CGROUPS` of them), but `except` (a PID
 /// namespace's reaper, which would forward it to the service a second
 /// time). Returns how many were signalled; a pid that is already gone is
 /// not an error, nor a sub-cgroup gone meanwhile.
@@ -109,29 +115,58 @@ pub fn signal_each<Fd: AsFd>(dir: Fd, sig: Signal, except: Option<u32>) -> Resul
 }
 
 /// `f` with every pid in `dir/cgroup.procs` and in the cgroups the unit
-/// made below it (`SUB_DEPTH` levels); an error only for `dir`'s own.
-pub fn each_of_unit(dir: rustix::fd::BorrowedFd<'_>, f: &mut dyn FnMut(u32)) -> Result<(), Errno> {
+/// made below it (`SUB_DEPTH` levels, `SUB_CGROUPS` of them); an error
+/// only for `dir`'s own.
+pub fn each_of_unit(dir: BorrowedFd<'_>, f: &mut dyn FnMut(u32)) -> Result<(), Errno> {
     for_each_pid(dir, &mut *f)?;
-    below(dir, SUB_DEPTH, f);
+    let _ = below(dir, &mut |_, _, sub| {
+        if let Some(sub) = sub {
+            let _ = for_each_pid(sub, &mut *f);
+        }
+    });
     Ok(())
 }
 
-/// `f` with every pid of the cgroups below `dir`, `depth` levels down.
-fn below(dir: rustix::fd::BorrowedFd<'_>, depth: u32, f: &mut dyn FnMut(u32)) {
+/// What `below` does with each cgroup: its parent, its name, and the
+/// cgroup itself when it could be opened.
+pub(super) type Visit<'v> =
+    dyn FnMut(BorrowedFd<'_>, &std::ffi::OsStr, Option<BorrowedFd<'_>>) + 'v;
+
+/// The cgroups a unit made below its own, `dir`: `SUB_DEPTH` levels down,
+/// `SUB_CGROUPS` of them at most, each visited after those below it
+/// (deepest first, as their removal needs). An error only for listing
+/// `dir` itself.
+pub(super) fn below(dir: BorrowedFd<'_>, visit: &mut Visit<'_>) -> Result<(), Errno> {
+    let mut left = SUB_CGROUPS;
+    walk(dir, SUB_DEPTH, &mut left, visit)
+}
+
+fn walk(
+    dir: BorrowedFd<'_>,
+    depth: u32,
+    left: &mut u32,
+    visit: &mut Visit<'_>,
+) -> Result<(), Errno> {
     use rustix::fs::{openat, FileType, Mode, OFlags};
     let Some(depth) = depth.checked_sub(1) else {
-        return;
+        return Ok(());
     };
-    let _ = crate::sys::file::for_each_entry_at(dir, ".", |name, ty| {
+    crate::sys::file::entries_while(dir, ".", |name, ty| {
         if ty != FileType::Directory {
-            return;
+            return true;
         }
+        let Some(l) = left.checked_sub(1) else {
+            return false;
+        };
+        *left = l;
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        if let Ok(sub) = openat(dir, name, flags, Mode::empty()) {
-            let _ = for_each_pid(&sub, &mut *f);
-            below(sub.as_fd(), depth, f);
+        let sub = openat(dir, name, flags, Mode::empty()).ok();
+        if let Some(sub) = sub.as_ref() {
+            let _ = walk(sub.as_fd(), depth, left, visit);
         }
-    });
+        visit(dir, name, sub.as_ref().map(AsFd::as_fd));
+        *left > 0
+    })
 }
 
 /// Whether the cgroup at `dir` has `cgroup.kill` (Linux 5.14 added it to

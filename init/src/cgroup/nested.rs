@@ -7,21 +7,18 @@
 //! removed (rmdir of a cgroup with children is EBUSY). Undone once
 //! nothing runs in them.
 
-use rustix::fd::AsFd;
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::fd::{AsFd, BorrowedFd};
+use rustix::fs::AtFlags;
 use rustix::io::Errno;
 
-use crate::sys::file::{for_each_entry_at, read_kernel_at, write_at};
-
-/// Levels of cgroups below a unit's own that are removed (`kill`'s walk
-/// reaches as deep).
-const DEPTH: u32 = super::kill::SUB_DEPTH;
+use crate::sys::file::{read_kernel_at, write_at};
 
 /// The controllers a `cgroup.subtree_control` line may name, as the
 /// kernel writes them.
 const CONTROLLERS: usize = 16;
 
-/// Removes the cgroups below `dir` (deepest first, `DEPTH` levels) and
+/// Removes the cgroups below `dir` (deepest first, as many as one walk
+/// visits: `kill::below`; the rest at the next) and
 /// turns off every controller enabled in `dir`'s `cgroup.subtree_control`.
 /// True when something was undone; a cgroup still populated stays (its
 /// rmdir is EBUSY), and the first error is returned after the rest was
@@ -29,7 +26,7 @@ const CONTROLLERS: usize = 16;
 pub fn undo<Fd: AsFd>(dir: Fd) -> Result<bool, Errno> {
     let mut done = false;
     let mut first = Ok(());
-    prune(dir.as_fd(), DEPTH, &mut done, &mut first);
+    prune(dir.as_fd(), &mut done, &mut first);
     let mut buf = [0u8; 128];
     match read_kernel_at(&dir, "cgroup.subtree_control", &mut buf) {
         // One controller a write: the kernel takes a line whole or not at
@@ -51,29 +48,16 @@ pub fn undo<Fd: AsFd>(dir: Fd) -> Result<bool, Errno> {
     first.map(|()| done)
 }
 
-/// Every cgroup below `dir`, `depth` levels down, removed deepest first.
-fn prune(
-    dir: rustix::fd::BorrowedFd<'_>,
-    depth: u32,
-    done: &mut bool,
-    first: &mut Result<(), Errno>,
-) {
-    let Some(depth) = depth.checked_sub(1) else {
-        return;
-    };
-    let listed = for_each_entry_at(dir, ".", |name, ty| {
-        if ty != FileType::Directory {
-            return;
-        }
-        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        if let Ok(sub) = rustix::fs::openat(dir, name, flags, Mode::empty()) {
-            prune(sub.as_fd(), depth, done, first);
-        }
-        match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
-            Ok(()) => *done = true,
-            Err(Errno::NOENT) => {}
-            Err(e) => *first = core::mem::replace(first, Ok(())).and(Err(e)),
-        }
+/// The cgroups below `dir` (`kill::below`'s), removed deepest first.
+fn prune(dir: BorrowedFd<'_>, done: &mut bool, first: &mut Result<(), Errno>) {
+    let listed = super::kill::below(dir, &mut |parent, name, _| match rustix::fs::unlinkat(
+        parent,
+        name,
+        AtFlags::REMOVEDIR,
+    ) {
+        Ok(()) => *done = true,
+        Err(Errno::NOENT) => {}
+        Err(e) => *first = core::mem::replace(first, Ok(())).and(Err(e)),
     });
     if let Err(e) = listed {
         *first = core::mem::replace(first, Ok(())).and(Err(e));
@@ -128,5 +112,22 @@ mod tests {
             std::fs::read_to_string(unit.join("cgroup.subtree_control")).unwrap(),
             "-pids"
         );
+    }
+
+    /// More cgroups below than one walk visits: each `undo` removes
+    /// `SUB_CGROUPS` of them, and the next goes on with the rest.
+    #[test]
+    fn a_wide_tree_goes_a_walk_at_a_time() {
+        let unit = TempDir::new("nested-wide");
+        let made = super::super::kill::SUB_CGROUPS as usize + 40;
+        for i in 0..made {
+            std::fs::create_dir(unit.join(format!("c{i}"))).unwrap();
+        }
+        let left = || std::fs::read_dir(unit.join("")).unwrap().count();
+        assert_eq!(undo(unit.dir_fd()), Ok(true));
+        assert_eq!(left(), 40);
+        assert_eq!(undo(unit.dir_fd()), Ok(true));
+        assert_eq!(left(), 0);
+        assert_eq!(undo(unit.dir_fd()), Ok(false));
     }
 }

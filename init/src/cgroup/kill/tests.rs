@@ -129,3 +129,28 @@ fn the_signal_reaches_the_cgroups_below() {
     let _ = kids[2].kill();
     let _ = kids[2].wait();
 }
+
+/// A unit that made more cgroups than one walk visits: the walk stops at
+/// `SUB_CGROUPS` of them, and lists no further (the rest of a stop is
+/// `cgroup.kill`'s).
+#[test]
+fn a_walk_visits_sub_cgroups_cgroups_at_most() {
+    let dir = TempDir::new("cgkill-wide");
+    std::fs::write(dir.join("cgroup.procs"), "7\n").unwrap();
+    let made = SUB_CGROUPS + 40;
+    for i in 0..made {
+        std::fs::create_dir(dir.join(format!("c{i}"))).unwrap();
+        std::fs::write(
+            dir.join(format!("c{i}/cgroup.procs")),
+            format!("{}\n", 1000 + i),
+        )
+        .unwrap();
+    }
+    let mut seen = Vec::new();
+    each_of_unit(dir.dir_fd().as_fd(), &mut |p| seen.push(p)).unwrap();
+    assert_eq!(seen.first(), Some(&7), "its own first");
+    assert_eq!(seen.len() as u32, 1 + SUB_CGROUPS, "{} pids", seen.len());
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len() as u32, 1 + SUB_CGROUPS, "each once");
+}
