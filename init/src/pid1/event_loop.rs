@@ -81,16 +81,6 @@ pub(super) fn unit_of(tok: u64, base: u64) -> Option<u16> {
     u16::try_from(tok.checked_sub(base)?).ok()
 }
 
-/// A batch's tokens in the order they are served: units' output after
-/// everything else, each group in the order epoll gave. A bare unit's
-/// death wakes PID 1 with its output pipe's end of file before SIGCHLD:
-/// served first, its read and epoll removal (0.5 ms under TCG) came
-/// before the restart's clone3; now the restart's `watch_ends` reads the
-/// pipe to its end after the new process started, and the stale token
-/// then reads the new run's pipe. Other units' output of the same batch
-/// is unread during a restart's grace, which it ends at once (the epoll
-/// fd is ready): with chatty units the grace seldom applies, as with
-/// output arriving during it.
 /// A batch's tokens as their `Debug` list (`[(TOKEN, ERR), ...]`),
 /// without linking core's list and tuple builders for one debug line.
 struct Batch<'a>(&'a [(u64, bool)]);
@@ -123,6 +113,16 @@ fn ready(ep: &OwnedFd, timeout: Option<&rustix::event::Timespec>) -> Result<Toke
     Ok(tokens)
 }
 
+/// A batch's tokens in the order they are served: units' output after
+/// everything else, each group in the order epoll gave. A bare unit's
+/// death wakes PID 1 with its output pipe's end of file before SIGCHLD:
+/// served first, its read and epoll removal (0.5 ms under TCG) came
+/// before the restart's clone3; now the restart's `watch_ends` reads the
+/// pipe to its end after the new process started, and the stale token
+/// then reads the new run's pipe. Other units' output of the same batch
+/// is unread during a restart's grace, which it ends at once (the epoll
+/// fd is ready): with chatty units the grace seldom applies, as with
+/// output arriving during it.
 fn in_turn(tokens: &[(u64, bool)]) -> impl Iterator<Item = &(u64, bool)> {
     let output = |t: u64| unit_of(t, TOKEN_LOG).is_some();
     let others = tokens.iter().filter(move |(t, _)| !output(*t));
