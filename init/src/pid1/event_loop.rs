@@ -222,6 +222,7 @@ impl Pid1 {
         let before = count();
         self.rings_allocated = 0;
         self.remake_polls = super::REMAKE_POLLS;
+        self.in_place_ns = super::IN_PLACE_NS;
         if let Some(c) = self.control.as_mut() {
             c.take_grown();
         }

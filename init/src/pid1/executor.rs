@@ -115,7 +115,7 @@ impl Pid1 {
                         self.unwatch_log(u);
                     }
                     let ep = self.epoll.as_ref().filter(|_| grace);
-                    handshake::wait_in_place(&p, ep.map(AsFd::as_fd));
+                    handshake::wait_in_place(&p, ep.map(AsFd::as_fd), &mut self.in_place_ns);
                 }
                 self.watch_ends(u, ends);
                 self.await_exec(u, p);

@@ -390,17 +390,55 @@ impl Pid1 {
 /// (`bench/trace-restarts -a`). That work waits for nothing; the new
 /// process does. Returns whether it waited the grace: only after an exec
 /// (EOF and no report), not after a failure nor a timeout.
-pub(super) fn wait_in_place(p: &Pending, grace: Option<BorrowedFd<'_>>) -> bool {
+///
+/// `left`: what the wake-up has left of `IN_PLACE_NS`, less each wait
+/// here that runs to its end (no exec within it; a whole grace). Both
+/// stop there, and with nothing left there is no wait: a crash wave of
+/// units whose execs are slow (their programs' pages read back from a
+/// card under memory pressure) holds a wake-up 100 ms, not EXEC_WAIT and
+/// a grace for each restart in it. A wait that ends early (the exec
+/// seen, the loop with something to do) costs it nothing, so a boot's
+/// waits in place are as before.
+pub(super) fn wait_in_place(p: &Pending, grace: Option<BorrowedFd<'_>>, left: &mut u64) -> bool {
+    if *left == 0 {
+        return false;
+    }
     let mut fds = [PollFd::new(&p.status, PollFlags::IN)];
-    let polled = rustix::event::poll(&mut fds, Some(&EXEC_WAIT));
+    let polled = waited(&mut fds, EXEC_WAIT, left);
     // Every write end closed and nothing written: the exec happened.
     let execd = polled == Ok(1) && fds.iter().all(|f| f.revents() == PollFlags::HUP);
-    let Some(ep) = grace.filter(|_| execd) else {
+    let Some(ep) = grace.filter(|_| execd && *left > 0) else {
         return false;
     };
     let mut loop_fd = [PollFd::from_borrowed_fd(ep, PollFlags::IN)];
-    let _ = rustix::event::poll(&mut loop_fd, Some(&crate::spawn::RESTART_GRACE));
+    let _ = waited(&mut loop_fd, crate::spawn::RESTART_GRACE, left);
     true
+}
+
+/// `poll` of `fds` for `most`, or what is `left` if that is less; a poll
+/// that ran to its end is taken from `left`.
+fn waited(fds: &mut [PollFd<'_>], most: Timespec, left: &mut u64) -> rustix::io::Result<usize> {
+    let (timeout, ns) = capped(most, *left);
+    let polled = rustix::event::poll(fds, Some(&timeout));
+    if polled == Ok(0) {
+        *left = left.saturating_sub(ns);
+    }
+    polled
+}
+
+/// `most`, or `left` nanoseconds if that is less; and its nanoseconds.
+fn capped(most: Timespec, left: u64) -> (Timespec, u64) {
+    const NS: u64 = 1_000_000_000;
+    let most_ns = u64::try_from(most.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(NS)
+        .saturating_add(u64::try_from(most.tv_nsec).unwrap_or(0));
+    let ns = most_ns.min(left);
+    let t = Timespec {
+        tv_sec: (ns / NS).try_into().unwrap_or(0),
+        tv_nsec: (ns % NS).try_into().unwrap_or(0),
+    };
+    (t, ns)
 }
 
 fn poll(w: &ExecWait) -> Handshake {
@@ -409,7 +447,7 @@ fn poll(w: &ExecWait) -> Handshake {
 
 #[cfg(test)]
 mod tests {
-    use super::{put, wait_in_place, ExecWait, Waits};
+    use super::{capped, put, wait_in_place, ExecWait, Waits, EXEC_WAIT};
     use crate::pid1::Edge;
     use crate::spawn::Pending;
     use crate::unit::UnitDef;
@@ -576,24 +614,25 @@ mod tests {
     fn the_grace_follows_an_exec_only() {
         let ep = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC).unwrap();
         let grace = Some(ep.as_fd());
+        let mut left = 10_000_000_000;
         let (p, w) = pending();
         drop(w);
         let t = Instant::now();
-        assert!(wait_in_place(&p, grace));
+        assert!(wait_in_place(&p, grace, &mut left));
         assert!(t.elapsed() >= Duration::from_millis(10));
 
         let (p, w) = pending();
         drop(w);
-        assert!(!wait_in_place(&p, None));
+        assert!(!wait_in_place(&p, None, &mut left));
 
         let (p, w) = pending();
         rustix::io::write(&w, &[9, 2, 0, 0, 0]).unwrap();
         drop(w);
-        assert!(!wait_in_place(&p, grace));
+        assert!(!wait_in_place(&p, grace, &mut left));
 
         let (p, w) = pending();
         let t = Instant::now();
-        assert!(!wait_in_place(&p, grace));
+        assert!(!wait_in_place(&p, grace, &mut left));
         assert!(t.elapsed() >= Duration::from_millis(50));
         drop(w);
 
@@ -611,8 +650,37 @@ mod tests {
         let (p, w) = pending();
         drop(w);
         let t = Instant::now();
-        assert!(wait_in_place(&p, grace));
+        assert!(wait_in_place(&p, grace, &mut left));
         assert!(t.elapsed() < Duration::from_millis(10));
+    }
+
+    /// The waits in place of one wake-up stop at its budget: each that
+    /// runs to its end is taken from it, one that ends early (the exec
+    /// seen) is not, and with nothing left there is no wait at all.
+    #[test]
+    fn waits_in_place_stop_at_the_wake_ups_budget() {
+        let mut left = 60_000_000;
+        let (p, _w) = pending();
+        let t = Instant::now();
+        assert!(!wait_in_place(&p, None, &mut left));
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        assert_eq!(left, 10_000_000);
+        let (quick, w) = pending();
+        drop(w);
+        assert!(!wait_in_place(&quick, None, &mut left));
+        assert_eq!(left, 10_000_000, "an exec seen costs nothing");
+        // The last 10 ms are all the next wait has.
+        let (t10, ns) = capped(EXEC_WAIT, left);
+        assert_eq!((t10.tv_sec, t10.tv_nsec, ns), (0, 10_000_000, 10_000_000));
+        let t = Instant::now();
+        assert!(!wait_in_place(&p, None, &mut left));
+        assert!(t.elapsed() >= Duration::from_millis(10));
+        assert_eq!(left, 0);
+        let t = Instant::now();
+        for _ in 0..100 {
+            assert!(!wait_in_place(&p, None, &mut left));
+        }
+        assert!(t.elapsed() < Duration::from_millis(40), "{:?}", t.elapsed());
     }
 
     /// A reload's recount sees the handshakes the edges hold, whatever

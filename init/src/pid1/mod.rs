@@ -263,6 +263,9 @@ pub struct Pid1 {
     /// one anew (`clear_for_spawn`): a reload of many units' limits waits
     /// a bounded time in all, not one per unit.
     remake_polls: u8,
+    /// Nanoseconds this wake-up's starts may still wait in place
+    /// (`IN_PLACE_NS`).
+    in_place_ns: u64,
     /// The actions of one step, sized by `fit_tables`.
     actions: Actions,
     /// The actions of a health gate's revert, which happens while
@@ -370,6 +373,12 @@ fn refused(out: &Actions) {
 /// a reload gave new limits.
 const REMAKE_POLLS: u8 = 10;
 
+/// How long a wake-up's starts may wait in place in all, counting the
+/// waits that run to their end (`handshake::wait_in_place`): 100 ms, two
+/// slow execs' EXEC_WAIT, however many units a crash wave restarts in
+/// it; the later starts' handshakes go to the loop.
+const IN_PLACE_NS: u64 = 100_000_000;
+
 /// Why a unit whose `after` names a unit a reload removed is not started.
 const DEP_MISSING: &str = "an after unit is no longer loaded";
 
@@ -428,6 +437,7 @@ impl Pid1 {
             queue: VecDeque::new(),
             rings_allocated: 0,
             remake_polls: REMAKE_POLLS,
+            in_place_ns: IN_PLACE_NS,
             served_control: false,
             actions: Actions::default(),
             gate_actions: Actions::default(),
