@@ -20,6 +20,10 @@ const READ_BUDGET: usize = 16;
 /// default pipe's whole capacity (64 KiB; what a service that enlarged
 /// its pipe with F_SETPIPE_SZ left beyond that is dropped, as before).
 pub(super) const DRAIN_READS: usize = 64;
+/// Children reaped per wake-up: orphans dying faster than PID 1 reaps
+/// them (a fork storm in a bare unit) must not keep the loop from its
+/// timers, the watchdog's feed above all. More waiting: `more_to_reap`.
+pub(super) const REAP_BATCH: usize = 64;
 /// Release (reap) the zombie `ended_child` or `ended_child_of` named. It
 /// cannot fail: the kernel has just said this child is waitable, and
 /// nothing else in PID 1 waits; were it to, the next look would find it
@@ -28,6 +32,20 @@ fn release(pid: u32) -> bool {
     rustix::process::Pid::from_raw(pid as i32)
         .and_then(|p| waitpid(Some(p), WaitOptions::NOHANG).ok().flatten())
         .is_some()
+}
+
+/// A batch's worth reaped, and more may wait: a SIGCHLD of PID 1's own
+/// brings the loop back at once, after the batch's other fds and its
+/// timers, as a child's would. Blocked (the signalfd takes it), it is
+/// queued, though PID 1 ignores signals it has no handler for.
+fn more_to_reap() {
+    let me = rustix::process::getpid();
+    if let Err(e) = rustix::process::kill_process(me, rustix::process::Signal::CHILD) {
+        crate::warn!(
+            "reap: SIGCHLD to itself: {}",
+            crate::sys::errno::Os::from(e)
+        );
+    }
 }
 
 /// Bytes of one `struct signalfd_siginfo`; its first field is the number.
@@ -119,11 +137,14 @@ impl Pid1 {
         // but it keeps its charge against the cgroup's `pids.max` until
         // released, so a unit with that limit has it released first (its
         // restart's clone3 would be refused with the limit reached).
-        while let Some((pid, end)) = hint
-            .take()
-            .and_then(crate::sys::raw::ended_child_of)
-            .or_else(crate::sys::raw::ended_child)
-        {
+        for _ in 0..REAP_BATCH {
+            let Some((pid, end)) = hint
+                .take()
+                .and_then(crate::sys::raw::ended_child_of)
+                .or_else(crate::sys::raw::ended_child)
+            else {
+                return;
+            };
             let exit = match end {
                 Ok(code) => Exit::code(code),
                 Err(sig) => Exit::signal(sig),
@@ -131,7 +152,7 @@ impl Pid1 {
             let unit = self.reaped_unit(pid);
             let counted = pids_limited(unit.and_then(|u| self.sup.slot(u)));
             if counted && !release(pid) {
-                break;
+                return;
             }
             let exit = match unit {
                 Some(u) => self.classify_exit(u, exit),
@@ -142,9 +163,10 @@ impl Pid1 {
                 self.settle_oom(u);
             }
             if !counted && !release(pid) {
-                break;
+                return;
             }
         }
+        more_to_reap();
     }
 
     /// A SIGKILL while the cgroup's oom_kill count rose is the OOM killer.

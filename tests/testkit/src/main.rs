@@ -12,6 +12,8 @@
 //!                    spawn a grandchild that sleeps SECS then exits, and exit
 //!                    the intermediate child at once, so the grandchild is
 //!                    re-parented to PID 1; FILE receives the grandchild's pid
+//! zombies N         start N children that exit at once and leave them
+//!                    unreaped, then exit: PID 1 is handed N zombies in one go
 //! recv ADDR        bind a datagram socket at ADDR (path or "@name"), print
 //!                    the first message received (to test sdnotify itself)
 //! alloc MIB          allocate and touch MIB mebibytes (kept until exit)
@@ -132,6 +134,41 @@ fn doublefork(secs_arg: &str, pidfile: Option<&str>) {
     }
 }
 
+/// N children that exit at once, left unreaped (each a zombie of ours,
+/// seen in /proc), then our own exit: the kernel hands them all to PID 1
+/// in one step, a SIGCHLD for each, which coalesce into one.
+fn zombies(n_arg: &str) {
+    let n: usize = n_arg.parse().unwrap_or_else(|_| fail("bad zombie count"));
+    let me = std::env::current_exe().unwrap_or_else(|e| fail(&format!("current_exe: {e}")));
+    // Kept, never waited for: each stays ours, a zombie once it ends,
+    // until our exit hands it on.
+    let children: Vec<std::process::Child> = (0..n)
+        .map(|_| {
+            Command::new(&me)
+                .args(["exit", "0"])
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| fail(&format!("spawn: {e}")))
+        })
+        .collect();
+    let pids: Vec<u32> = children.iter().map(std::process::Child::id).collect();
+    let zombie = |p: &u32| {
+        std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .ok()
+            .and_then(|st| st.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
+            .unwrap_or(false)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !pids.iter().all(zombie) {
+        if std::time::Instant::now() > deadline {
+            fail("children did not all end");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("{n} zombies");
+    exit(0);
+}
+
 /// The protocol version init speaks, as the one byte of its postcard
 /// varint (it is below 128).
 const PROTO_VERSION: u8 = wren_core::proto::PROTO_VERSION as u8;
@@ -204,6 +241,7 @@ fn main() {
                     i += 2;
                 }
             },
+            "zombies" => zombies(arg(i + 1)),
             "recv" => {
                 recv(arg(i + 1));
                 i += 2;
@@ -298,6 +336,7 @@ fn is_step(s: &str) -> bool {
             | "notifyfd"
             | "sdnotify"
             | "doublefork"
+            | "zombies"
             | "recv"
             | "alloc"
             | "thrash"
