@@ -425,7 +425,9 @@ mod tests {
         emergency_sync(trigger.to_str().unwrap(), &|| fed.set(fed.get() + 1));
         assert_eq!(std::fs::read_to_string(&trigger).unwrap(), "su");
         assert!(t.elapsed() >= EMERGENCY_WAIT && t.elapsed() < EMERGENCY_WAIT * 3);
-        assert!(fed.get() >= 10, "fed {} times", fed.get());
+        // Fed all along (every 100 ms: 20 times; fewer where a loaded
+        // host oversleeps).
+        assert!(fed.get() >= 5, "fed {} times", fed.get());
     }
 
     /// Disarmed (`V`) for a poweroff or a halt only; a reboot feeds it
@@ -521,14 +523,18 @@ mod tests {
         let mut buf = [0u8; 64];
         let fed = rustix::io::read(&seen, &mut buf).unwrap();
         assert!(fed >= 2, "the watchdog was fed {fed} times while waiting");
-        // PID 1's close is the last: the stuck child holds no copy.
+        // PID 1's close is the last: the stuck child holds no copy. Another
+        // test's fork may hold one a moment (it copies every fd), so the
+        // end of file is awaited for 1.5 s: the stuck child lives 2.6 s on.
         w.disarm();
         assert_eq!(rustix::io::read(&seen, &mut buf), Ok(1), "the V");
-        assert_eq!(
-            rustix::io::read(&seen, &mut buf),
-            Ok(0),
-            "the watchdog is still open in the stuck child"
-        );
+        let until = Instant::now() + Duration::from_millis(1500);
+        let mut end = rustix::io::read(&seen, &mut buf);
+        while end == Err(rustix::io::Errno::AGAIN) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+            end = rustix::io::read(&seen, &mut buf);
+        }
+        assert_eq!(end, Ok(0), "the watchdog is still open in the stuck child");
     }
 
     /// Runs `reap_child` in a fresh process, so that waitpid(-1) there
@@ -605,8 +611,9 @@ mod tests {
         );
         assert!(t.elapsed() >= Duration::from_millis(300));
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-        // The watchdog fed while waiting, every 100 ms at least.
-        assert!(ticks.get() >= 3, "fed {} times in 300 ms", ticks.get());
+        // The watchdog fed while waiting, every 100 ms (a loaded host
+        // may oversleep one of the three).
+        assert!(ticks.get() >= 2, "fed {} times in 300 ms", ticks.get());
         slow.kill().unwrap();
         let r = reap_until(now_ms() + 10_000, &|| {});
         assert_eq!(

@@ -279,19 +279,30 @@ fn prepare_makes_an_empty_cgroup_anew_and_keeps_a_busy_one() {
     let root = unit_fixture("prepare-anew", "web", &LIMIT_FILES);
     fs::create_dir(root.join("units/idle")).unwrap();
     use std::os::unix::fs::MetadataExt;
-    let made = |d: &str| {
-        let m = fs::metadata(root.join(d)).unwrap();
-        (m.ctime(), m.ctime_nsec())
+    // The old directory's time set far back: a new one's is now, however
+    // coarse the file system's clock (a jiffy before Linux 6.13).
+    let long_ago = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        },
     };
-    let before = made("units/idle");
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        root.join("units/idle"),
+        &long_ago,
+        rustix::fs::AtFlags::empty(),
+    )
+    .unwrap();
+    let mtime = |d: &str| fs::metadata(root.join(d)).unwrap().mtime();
+    assert_eq!(mtime("units/idle"), 1);
     let cg = Cgroups::open(&root).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2));
     assert!(cg.prepare("idle", &Limits::default()).unwrap().fresh);
-    assert_ne!(
-        before,
-        made("units/idle"),
-        "the empty cgroup was not made anew"
-    );
+    assert_ne!(mtime("units/idle"), 1, "the empty cgroup was not made anew");
     assert!(!cg.prepare("web", &Limits::default()).unwrap().fresh);
     assert_eq!(read(&root, "web", "memory.max"), "max");
 }

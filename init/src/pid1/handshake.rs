@@ -516,8 +516,10 @@ mod tests {
         assert_eq!(p.exec_pid(0), Some(NO_PID), "another pid's kill ended it");
         p.start_killed_before_exec(&[NO_PID]);
         p.run_queue();
-        // Exec'd in place (`ready = started`: running, judged after
-        // GATE_HOLD), as a new run: no failure, no restart.
+        // Exec'd (in place, or later on a loaded host: the loop's part
+        // played here), `ready = started`: running, judged after
+        // GATE_HOLD, as a new run: no failure, no restart.
+        crate::pid1::tests::until_execd(&mut p, 0);
         let s = p.sup.slot(0).unwrap();
         assert_eq!(s.rt.phase, Phase::Running);
         assert!(![0, NO_PID].contains(&s.rt.pid), "{}", s.rt.pid);
@@ -647,11 +649,19 @@ mod tests {
         )
         .unwrap();
         rustix::io::write(&other, b"x").unwrap();
-        let (p, w) = pending();
-        drop(w);
-        let t = Instant::now();
-        assert!(wait_in_place(&p, grace, &mut left));
-        assert!(t.elapsed() < Duration::from_millis(10));
+        // The shortest of a few: a loaded host may not run this thread
+        // again within the grace.
+        let quickest = (0..5)
+            .map(|_| {
+                let (p, w) = pending();
+                drop(w);
+                let t = Instant::now();
+                assert!(wait_in_place(&p, grace, &mut left));
+                t.elapsed()
+            })
+            .min()
+            .unwrap();
+        assert!(quickest < Duration::from_millis(10), "{quickest:?}");
     }
 
     /// The waits in place of one wake-up stop at its budget: each that

@@ -109,6 +109,8 @@ mod tests {
         sh.push(&[&script]).unwrap();
         let pid = crate::sys::clone::clone_into(crate::unit::Namespaces::NONE, None, || {
             let _ = crate::sys::signal::block_all();
+            // Other tests' fds are not the stand-in's to hold.
+            crate::sys::fd::close_all_but(&[]);
             serve(&sh, c"/dev/null", &mut |kind| {
                 crate::sys::clone::exit(kind as i32)
             })

@@ -595,7 +595,10 @@ mod tests {
         out.fit(4);
         p.sup
             .reload(1, &mut vec![sd].into_iter(), &|_| false, &mut out);
-        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK).unwrap();
+        let (rd, wr) = rustix::pipe::pipe_with(
+            rustix::pipe::PipeFlags::NONBLOCK | rustix::pipe::PipeFlags::CLOEXEC,
+        )
+        .unwrap();
         drop(wr);
         p.edges[0].notify = Some(rd);
         p.on_notify(0);
@@ -675,7 +678,10 @@ mod tests {
     #[test]
     fn the_output_pipe_is_read_into_the_ring_to_its_last_line() {
         let mut e = Edge::new(&UnitDef::with_defaults("web"));
-        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK).unwrap();
+        let (rd, wr) = rustix::pipe::pipe_with(
+            rustix::pipe::PipeFlags::NONBLOCK | rustix::pipe::PipeFlags::CLOEXEC,
+        )
+        .unwrap();
         e.log_rd = Some(rd);
         let mut out = vec![b'x'; 20_000];
         out.extend_from_slice(b"\nweb: dying\n");
@@ -1086,12 +1092,13 @@ mod tests {
         let mut p = with_web();
         p.epoll =
             Some(rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC).unwrap());
-        let (old_rd, old_wr) = rustix::pipe::pipe().unwrap();
+        let (old_rd, old_wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
         p.edges[0].log_rd = event_loop::watch(p.epoll.as_ref().unwrap(), old_rd, 1);
         rustix::io::write(&old_wr, b"web: last words\n").unwrap();
-        let (new_rd, new_wr) = rustix::pipe::pipe().unwrap();
+        let (new_rd, new_wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
         let new_no = new_rd.as_raw_fd();
-        let (report_rd, _report_wr) = rustix::pipe::pipe().unwrap();
+        let (report_rd, _report_wr) =
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
         let report_no = report_rd.as_raw_fd();
         let ends = executor::Ends {
             log: Some((new_rd, new_wr)),
@@ -1121,7 +1128,7 @@ mod tests {
     fn the_last_runs_pipe_leaves_the_loop_before_the_grace() {
         let mut p = with_web();
         let ep = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC).unwrap();
-        let (rd, wr) = rustix::pipe::pipe().unwrap();
+        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
         p.edges[0].log_rd = event_loop::watch(&ep, rd, 1);
         p.epoll = Some(ep);
         drop(wr);

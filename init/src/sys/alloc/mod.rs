@@ -516,12 +516,39 @@ mod tests {
     /// whole process's.
     #[test]
     fn refused_blocks_come_from_the_reserve_and_go_back_to_it() {
-        use super::{LIVE, RESERVE};
-        use std::sync::atomic::Ordering;
         let name = "sys::alloc::tests::refused_blocks_come_from_the_reserve_and_go_back_to_it";
         if !crate::testutil::alone(name) {
             return;
         }
+        in_a_child(refused_blocks_in_this_process);
+    }
+
+    /// `f` in a forked child with this thread alone in it: libtest's main
+    /// thread, which may yet make its first allocation of a wait (a TLS
+    /// destructor's) when the limits hold and abort the process, is not
+    /// copied. A panic of `f`, or an abort, fails the test.
+    fn in_a_child(f: fn()) {
+        // SAFETY: the child runs `f` and `_exit`s, never returning into
+        // libtest; the parent waits for that one pid.
+        unsafe {
+            let pid = libc::fork();
+            assert!(pid >= 0, "fork");
+            if pid == 0 {
+                let ok = std::panic::catch_unwind(f).is_ok();
+                libc::_exit(if ok { 0 } else { 1 });
+            }
+            let mut status = 0;
+            assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "the child ended with status {status:#x}"
+            );
+        }
+    }
+
+    fn refused_blocks_in_this_process() {
+        use super::{LIVE, RESERVE};
+        use std::sync::atomic::Ordering;
         assert!(super::arm_reserve());
         let (big, l) = (
             Layout::from_size_align(64, 64).unwrap(),
