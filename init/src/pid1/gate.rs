@@ -147,6 +147,8 @@ impl Pid1 {
             .and_then(|e| e.take_last_good());
         let mut out = std::mem::take(&mut self.gate_actions);
         out.clear();
+        // Copied out: `dir` borrows `self` through the match.
+        let mut stall = self.disk_stall;
         let dir = self.units_dir_path();
         // A last good definition whose `after` the units loaded now no
         // longer allow (a name removed, or a cycle with a unit changed in
@@ -175,7 +177,7 @@ impl Pid1 {
             }
             Some(good) => {
                 let rejected = self.sup.slot(u).map(|s| s.def.clone());
-                let saved = on_disk(self.watchdog.as_ref(), &|| {
+                let saved = stall.on_disk(now(), self.watchdog.as_ref(), &|| {
                     restore_file(dir, &name, &good, &cause, rejected.as_ref()).map(drop)
                 });
                 // What the next reload will read back, so it sees the unit
@@ -203,7 +205,7 @@ impl Pid1 {
             }
             None => {
                 let rejected = self.sup.slot(u).map(|s| s.def.clone());
-                let moved = on_disk(self.watchdog.as_ref(), &|| {
+                let moved = stall.on_disk(now(), self.watchdog.as_ref(), &|| {
                     set_aside(dir, &name, rejected.as_ref())
                 });
                 self.sup.revert(now(), u, None, &mut out);
@@ -222,6 +224,7 @@ impl Pid1 {
                 }
             }
         };
+        self.disk_stall = stall;
         kmsg::status("[FAILED]", false, format_args!("{name}: {text}"));
         crate::error!("{name}: {text}");
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
@@ -368,6 +371,10 @@ impl core::fmt::Display for DiskError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self.0 {
             Errno::TIMEDOUT => f.write_str("the disk did not answer within 2 s"),
+            Errno::ALREADY => f.write_str(
+                "the disk did not answer a verdict within 2 s less than 30 s ago, \
+                 and is left alone until then",
+            ),
             e => crate::sys::errno::Os::from(e).fmt(f),
         }
     }
@@ -375,6 +382,36 @@ impl core::fmt::Display for DiskError {
 
 /// How long a verdict's file work may hold the loop.
 const DISK_LIMIT: core::time::Duration = core::time::Duration::from_secs(2);
+
+/// How long after a verdict's file work timed out the next verdicts leave
+/// the disk alone: a card that held one past `DISK_LIMIT` is not asked
+/// again, 2 s each, for every other unit a bad reload changed.
+const DISK_RESPITE_MS: Millis = 30_000;
+
+/// When a verdict's file work last timed out.
+#[derive(Clone, Copy, Default)]
+pub(super) struct DiskStall(Option<Millis>);
+
+impl DiskStall {
+    /// `on_disk(f)`, unless the disk timed out less than
+    /// `DISK_RESPITE_MS` before `now`: EALREADY then, at once.
+    fn on_disk(
+        &mut self,
+        now: Millis,
+        watchdog: Option<&crate::watchdog::Watchdog>,
+        f: &dyn Fn() -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        if self
+            .0
+            .is_some_and(|t| now.saturating_sub(t) < DISK_RESPITE_MS)
+        {
+            return Err(Errno::ALREADY);
+        }
+        let r = on_disk(watchdog, f);
+        self.0 = (r == Err(Errno::TIMEDOUT)).then_some(now);
+        r
+    }
+}
 
 /// A verdict's file work (reads, writes and fsyncs in the unit directory)
 /// in a child copy of PID 1, waited for at most `DISK_LIMIT` with the
@@ -743,6 +780,44 @@ mod tests {
         );
         assert_eq!(on_disk(None, &|| Err(Errno::STALE)), Err(Errno::STALE));
         assert_eq!(on_disk(None, &|| Ok(())), Ok(()));
+    }
+
+    /// After a verdict's file work timed out, the next verdicts leave the
+    /// disk alone for `DISK_RESPITE_MS` (each would hold the loop 2 s
+    /// more): they are answered at once, their work not even begun; then
+    /// the disk is asked again, and an answer ends the respite.
+    #[test]
+    fn verdicts_after_a_timeout_leave_the_disk_alone_a_while() {
+        use std::cell::Cell;
+        use std::time::{Duration, Instant};
+        let mut stall = DiskStall::default();
+        let stuck = || {
+            crate::sys::fd::close_all_but(&[]);
+            std::thread::sleep(Duration::from_secs(10));
+            Ok(())
+        };
+        assert_eq!(stall.on_disk(1_000, None, &stuck), Err(Errno::TIMEDOUT));
+        let t = Instant::now();
+        let asked = Cell::new(false);
+        let ask = || {
+            asked.set(true);
+            Ok(())
+        };
+        assert_eq!(stall.on_disk(30_999, None, &ask), Err(Errno::ALREADY));
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(!asked.get());
+        let said = DiskError(Errno::ALREADY).to_string();
+        assert!(said.contains("left alone"), "{said}");
+        // Past the respite: asked (in the child; here, the answer).
+        assert_eq!(stall.on_disk(31_000, None, &|| Ok(())), Ok(()));
+        assert_eq!(
+            stall.on_disk(31_001, None, &|| Err(Errno::STALE)),
+            Err(Errno::STALE)
+        );
     }
 
     #[test]

@@ -266,6 +266,8 @@ pub struct Pid1 {
     /// Nanoseconds this wake-up's starts may still wait in place
     /// (`IN_PLACE_NS`).
     in_place_ns: u64,
+    /// When a verdict's file work last timed out (`gate::DiskStall`).
+    disk_stall: gate::DiskStall,
     /// The actions of one step, sized by `fit_tables`.
     actions: Actions,
     /// The actions of a health gate's revert, which happens while
@@ -438,6 +440,7 @@ impl Pid1 {
             rings_allocated: 0,
             remake_polls: REMAKE_POLLS,
             in_place_ns: IN_PLACE_NS,
+            disk_stall: gate::DiskStall::default(),
             served_control: false,
             actions: Actions::default(),
             gate_actions: Actions::default(),
