@@ -53,6 +53,14 @@ pub fn load_dir(dir: &Path, defs: &mut Vec<UnitDef>, err: &mut dyn FnMut(LoadErr
     load_dir_at(Path::new("/"), dir, defs, err)
 }
 
+/// `load_dir` for nothing but its reads: the files, the directory and the
+/// programs' inodes into the kernel's caches (a reload's first read, in a
+/// child that may hang on a card that does not answer).
+pub fn warm(dir: &Path) {
+    let mut defs = Vec::new();
+    load_dir(dir, &mut defs, &mut |_| {});
+}
+
 /// `load_dir` with the programs of the units looked up under `sysroot`.
 pub fn load_dir_at(
     sysroot: &Path,

@@ -413,12 +413,12 @@ impl DiskStall {
     }
 }
 
-/// A verdict's file work (reads, writes and fsyncs in the unit directory)
-/// in a child copy of PID 1, waited for at most `DISK_LIMIT` with the
+/// A verdict's file work (reads, writes and fsyncs in the unit directory),
+/// or a reload's first read of it, in a child copy of PID 1, waited for at most `DISK_LIMIT` with the
 /// watchdog fed: a dying SD card can hold an fsync for minutes, and the
 /// loop must not wait with it. The child's errno comes back as its exit
 /// code; past the limit, ETIMEDOUT (the child ends, or not, on its own).
-fn on_disk(
+pub(super) fn on_disk(
     watchdog: Option<&crate::watchdog::Watchdog>,
     f: &dyn Fn() -> Result<(), Errno>,
 ) -> Result<(), Errno> {

@@ -53,6 +53,21 @@ impl Pid1 {
 
     /// Re-read the unit directory and apply it (`initctl reload`, SIGHUP).
     pub(super) fn reload(&mut self, report: &mut dyn FnMut(&str)) -> Result<(), CtlError> {
+        self.reload_warmed(report, &config::warm)
+    }
+
+    /// `reload`, the directory first read by `warm` in a child of PID 1's
+    /// that it waits for 2 s at most (`gate::on_disk`, the watchdog fed):
+    /// a card or a mount that does not answer holds that child, not the
+    /// loop, and the reload is refused; one that answers leaves the files
+    /// and the programs' inodes in the caches PID 1's own read then finds.
+    /// Where there is no child to be had (memory refused) PID 1 reads as
+    /// before.
+    fn reload_warmed(
+        &mut self,
+        report: &mut dyn FnMut(&str),
+        warm: &dyn Fn(&Path),
+    ) -> Result<(), CtlError> {
         // The supervisor applies nothing in a shutdown: said, rather than
         // answered with a summary of nothing done (an update agent would
         // take it for a reload that worked).
@@ -61,6 +76,18 @@ impl Pid1 {
             return refused(report, msg);
         }
         let dir = self.units_dir_path();
+        let warmed = super::gate::on_disk(self.watchdog.as_ref(), &|| {
+            warm(Path::new(dir));
+            Ok(())
+        });
+        if warmed == Err(rustix::io::Errno::TIMEDOUT) {
+            let msg: heapless::String<{ crate::proto::MESSAGE_MAX }> =
+                crate::proto::formatted(format_args!(
+                    "reload refused: the unit directory ({dir}) did not answer within 2 s; \
+                     nothing changed"
+                ));
+            return refused(report, &msg);
+        }
         if let Some(want) = self.short_for_rebuild(self.unit_files()) {
             let msg: heapless::String<{ crate::proto::MESSAGE_MAX }> =
                 crate::proto::formatted(format_args!(
@@ -268,5 +295,36 @@ mod tests {
         let mut p = crate::pid1::tests::pid1_with(&[("web", "exec = /bin/true\n")]);
         p.units_dir = heapless::String::try_from(dir.path().to_str().unwrap()).unwrap();
         assert_eq!(p.unit_files(), 3);
+    }
+
+    /// A unit directory that does not answer (here its read stuck for
+    /// 10 s in the child) refuses the reload after 2 s, the loop's table
+    /// as it was; one that answers is loaded.
+    #[test]
+    fn a_directory_that_does_not_answer_refuses_the_reload() {
+        use std::time::{Duration, Instant};
+        let d = crate::testutil::TempDir::new("reload-stuck");
+        d.file("web.unit", "exec = /bin/true\nnamespaces = none\n");
+        d.file("db.unit", "exec = /bin/true\nnamespaces = none\n");
+        let mut p = crate::pid1::tests::with_web();
+        p.units_dir = d.path().to_str().unwrap().try_into().unwrap();
+        let stuck = |_: &std::path::Path| {
+            crate::sys::fd::close_all_but(&[]);
+            std::thread::sleep(Duration::from_secs(10));
+        };
+        let mut said = Vec::new();
+        let t = Instant::now();
+        let r = p.reload_warmed(&mut |l| said.push(l.to_owned()), &stuck);
+        assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+        assert!(r.is_err());
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            said[0].contains("did not answer within 2 s; nothing changed"),
+            "{said:?}"
+        );
+        assert_eq!(p.sup.len(), 1, "the table as it was");
+        let r = p.reload_warmed(&mut |_| {}, &crate::config::warm);
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(p.sup.len(), 2);
     }
 }
