@@ -86,18 +86,30 @@ pub fn lists<Fd: AsFd>(dir: Fd, pid: u32) -> Result<bool, Errno> {
 /// container runtime in a unit makes one or two).
 pub(super) const SUB_DEPTH: u32 = 4;
 
-/// Cgroups below a unit's own that one walk visits (the stop signal's,
-/// a removal's): a unit that made 100,000 must not hold PID 1's loop for
-/// seconds. Those past it get the stop's SIGKILL (`cgroup.kill` takes the
-/// whole tree), and a removal goes on where it stopped the next time.
-pub(super) const SUB_CGROUPS: u32 = 256;
+/// Cgroups below a unit's own that a stop signal's walk visits: a unit
+/// that made 100,000 must not hold PID 1's loop for seconds. Those past
+/// it get the stop's SIGKILL (`cgroup.kill` takes the whole tree), and a
+/// removal's prune (`nested::undo`) goes on where it stopped at its next
+/// try.
+pub(crate) const SUB_CGROUPS: u32 = 256;
+
+/// A walk of every cgroup below (`SUB_DEPTH` levels): a SIGKILL pid by
+/// pid, where `cgroup.kill` is missing or refuses, must reach them all,
+/// and an adoption (once, at a re-exec) must find the unit's main process
+/// wherever it is.
+pub(crate) const ALL_SUB_CGROUPS: u32 = u32::MAX;
 
 /// Sends `sig` to every pid in `dir/cgroup.procs`, and in the cgroups the
-/// unit made below it (`SUB_DEPTH` levels, `SUB_CGROUPS` of them), but `except` (a PID
-/// namespace's reaper, which would forward it to the service a second
-/// time). Returns how many were signalled; a pid that is already gone is
-/// not an error, nor a sub-cgroup gone meanwhile.
-pub fn signal_each<Fd: AsFd>(dir: Fd, sig: Signal, except: Option<u32>) -> Result<usize, Errno> {
+/// unit made below it (`SUB_DEPTH` levels, `budget` of them), but
+/// `except` (a PID namespace's reaper, which would forward it to the
+/// service a second time). Returns how many were signalled; a pid that is
+/// already gone is not an error, nor a sub-cgroup gone meanwhile.
+pub fn signal_each<Fd: AsFd>(
+    dir: Fd,
+    sig: Signal,
+    except: Option<u32>,
+    budget: u32,
+) -> Result<usize, Errno> {
     let mut sent = 0usize;
     let mut signal = |p: u32| {
         if Some(p) == except || p == 0 {
@@ -110,16 +122,16 @@ pub fn signal_each<Fd: AsFd>(dir: Fd, sig: Signal, except: Option<u32>) -> Resul
             sent = sent.saturating_add(1);
         }
     };
-    each_of_unit(dir.as_fd(), &mut signal)?;
+    each_of_unit(dir.as_fd(), budget, &mut signal)?;
     Ok(sent)
 }
 
 /// `f` with every pid in `dir/cgroup.procs` and in the cgroups the unit
-/// made below it (`SUB_DEPTH` levels, `SUB_CGROUPS` of them); an error
-/// only for `dir`'s own.
-pub fn each_of_unit(dir: BorrowedFd<'_>, f: &mut dyn FnMut(u32)) -> Result<(), Errno> {
+/// made below it (`SUB_DEPTH` levels, `budget` of them); an error only
+/// for `dir`'s own.
+pub fn each_of_unit(dir: BorrowedFd<'_>, budget: u32, f: &mut dyn FnMut(u32)) -> Result<(), Errno> {
     for_each_pid(dir, &mut *f)?;
-    let _ = below(dir, &mut |_, _, sub| {
+    let _ = below(dir, budget, &mut |_, _, sub, _| {
         if let Some(sub) = sub {
             let _ = for_each_pid(sub, &mut *f);
         }
@@ -127,17 +139,22 @@ pub fn each_of_unit(dir: BorrowedFd<'_>, f: &mut dyn FnMut(u32)) -> Result<(), E
     Ok(())
 }
 
-/// What `below` does with each cgroup: its parent, its name, and the
-/// cgroup itself when it could be opened.
+/// What `below` does with each cgroup: its parent, its name, the cgroup
+/// itself when it could be opened, and whether every cgroup below it was
+/// visited first (not when the budget ran out there).
 pub(super) type Visit<'v> =
-    dyn FnMut(BorrowedFd<'_>, &std::ffi::OsStr, Option<BorrowedFd<'_>>) + 'v;
+    dyn FnMut(BorrowedFd<'_>, &std::ffi::OsStr, Option<BorrowedFd<'_>>, bool) + 'v;
 
 /// The cgroups a unit made below its own, `dir`: `SUB_DEPTH` levels down,
-/// `SUB_CGROUPS` of them at most, each visited after those below it
-/// (deepest first, as their removal needs). An error only for listing
-/// `dir` itself.
-pub(super) fn below(dir: BorrowedFd<'_>, visit: &mut Visit<'_>) -> Result<(), Errno> {
-    let mut left = SUB_CGROUPS;
+/// `budget` of them at most, each visited after those below it (deepest
+/// first, as their removal needs). Whether all were visited; an error
+/// only for listing `dir` itself.
+pub(super) fn below(
+    dir: BorrowedFd<'_>,
+    budget: u32,
+    visit: &mut Visit<'_>,
+) -> Result<bool, Errno> {
+    let mut left = budget;
     walk(dir, SUB_DEPTH, &mut left, visit)
 }
 
@@ -146,27 +163,33 @@ fn walk(
     depth: u32,
     left: &mut u32,
     visit: &mut Visit<'_>,
-) -> Result<(), Errno> {
+) -> Result<bool, Errno> {
     use rustix::fs::{openat, FileType, Mode, OFlags};
     let Some(depth) = depth.checked_sub(1) else {
-        return Ok(());
+        return Ok(true);
     };
+    let mut whole = true;
     crate::sys::file::entries_while(dir, ".", |name, ty| {
         if ty != FileType::Directory {
             return true;
         }
         let Some(l) = left.checked_sub(1) else {
+            whole = false;
             return false;
         };
         *left = l;
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let sub = openat(dir, name, flags, Mode::empty()).ok();
-        if let Some(sub) = sub.as_ref() {
-            let _ = walk(sub.as_fd(), depth, left, visit);
-        }
-        visit(dir, name, sub.as_ref().map(AsFd::as_fd));
-        *left > 0
-    })
+        // A sub-cgroup that cannot be listed counts as walked: its
+        // removal then says why.
+        let all = sub
+            .as_ref()
+            .is_none_or(|sub| walk(sub.as_fd(), depth, left, visit).unwrap_or(true));
+        whole &= all;
+        visit(dir, name, sub.as_ref().map(AsFd::as_fd), all);
+        true
+    })?;
+    Ok(whole)
 }
 
 /// Whether the cgroup at `dir` has `cgroup.kill` (Linux 5.14 added it to
@@ -187,7 +210,7 @@ pub fn kill_dir<Fd: AsFd>(dir: Fd) -> Result<Killed, Errno> {
     match write_at(&dir, "cgroup.kill", b"1") {
         Ok(()) => Ok(Killed::CgroupKill),
         Err(errno) => {
-            let pids = signal_each(&dir, Signal::KILL, None)?;
+            let pids = signal_each(&dir, Signal::KILL, None, ALL_SUB_CGROUPS)?;
             Ok(Killed::EachPid { errno, pids })
         }
     }

@@ -48,16 +48,20 @@ pub fn undo<Fd: AsFd>(dir: Fd) -> Result<bool, Errno> {
     first.map(|()| done)
 }
 
-/// The cgroups below `dir` (`kill::below`'s), removed deepest first.
+/// The cgroups below `dir` (`kill::below`'s, `SUB_CGROUPS` of them),
+/// removed deepest first; one whose own were not all visited is left for
+/// the next try, not tried (its rmdir would fail for them).
 fn prune(dir: BorrowedFd<'_>, done: &mut bool, first: &mut Result<(), Errno>) {
-    let listed = super::kill::below(dir, &mut |parent, name, _| match rustix::fs::unlinkat(
-        parent,
-        name,
-        AtFlags::REMOVEDIR,
-    ) {
-        Ok(()) => *done = true,
-        Err(Errno::NOENT) => {}
-        Err(e) => *first = core::mem::replace(first, Ok(())).and(Err(e)),
+    let budget = super::kill::SUB_CGROUPS;
+    let listed = super::kill::below(dir, budget, &mut |parent, name, _, whole| {
+        if !whole {
+            return;
+        }
+        match rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR) {
+            Ok(()) => *done = true,
+            Err(Errno::NOENT) => {}
+            Err(e) => *first = core::mem::replace(first, Ok(())).and(Err(e)),
+        }
     });
     if let Err(e) = listed {
         *first = core::mem::replace(first, Ok(())).and(Err(e));
@@ -114,20 +118,30 @@ mod tests {
         );
     }
 
-    /// More cgroups below than one walk visits: each `undo` removes
-    /// `SUB_CGROUPS` of them, and the next goes on with the rest.
+    /// More cgroups below than one walk visits: each `undo` removes what
+    /// its walk reached, `SUB_CGROUPS` of them, and the next goes on with
+    /// the rest. A cgroup whose own the walk did not all reach is left
+    /// for the next, without an error (its rmdir would fail for them).
     #[test]
     fn a_wide_tree_goes_a_walk_at_a_time() {
+        let budget = super::super::kill::SUB_CGROUPS as usize;
         let unit = TempDir::new("nested-wide");
-        let made = super::super::kill::SUB_CGROUPS as usize + 40;
-        for i in 0..made {
+        for i in 0..budget + 40 {
             std::fs::create_dir(unit.join(format!("c{i}"))).unwrap();
         }
-        let left = || std::fs::read_dir(unit.join("")).unwrap().count();
+        let left = |d: &str| std::fs::read_dir(unit.join(d)).unwrap().count();
         assert_eq!(undo(unit.dir_fd()), Ok(true));
-        assert_eq!(left(), 40);
+        assert_eq!(left(""), 40);
         assert_eq!(undo(unit.dir_fd()), Ok(true));
-        assert_eq!(left(), 0);
+        assert_eq!(left(""), 0);
         assert_eq!(undo(unit.dir_fd()), Ok(false));
+        // Within one cgroup: it costs the walk one, its own the rest.
+        for i in 0..budget + 40 {
+            std::fs::create_dir_all(unit.join(format!("a/c{i}"))).unwrap();
+        }
+        assert_eq!(undo(unit.dir_fd()), Ok(true), "no error for `a`");
+        assert_eq!(left("a"), 41);
+        assert_eq!(undo(unit.dir_fd()), Ok(true));
+        assert!(!unit.join("a").exists());
     }
 }

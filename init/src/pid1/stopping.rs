@@ -117,7 +117,7 @@ impl Pid1 {
             .cg
             .as_ref()
             .and_then(|cg| cg.unit_dir(&slot.def.name).ok())
-            .and_then(|dir| kill::signal_each(&dir, sig, reaper).ok())
+            .and_then(|dir| kill::signal_each(&dir, sig, reaper, kill::SUB_CGROUPS).ok())
             .unwrap_or(0);
         if sent == 0 {
             signal_group(pid, sig);
@@ -285,7 +285,7 @@ impl Pid1 {
         } else {
             cg.unit_dir(name)
                 .ok()
-                .and_then(|d| kill::signal_each(&d, Signal::KILL, None).ok())
+                .and_then(|d| kill::signal_each(&d, Signal::KILL, None, kill::ALL_SUB_CGROUPS).ok())
                 .map(|pids| Killed::EachPid {
                     errno: rustix::io::Errno::SRCH,
                     pids,

@@ -59,7 +59,10 @@ fn without_cgroup_kill_each_pid_is_killed() {
 
     // The stop signal spares the excepted pid (a namespace's reaper).
     let spared = pids[2];
-    assert_eq!(signal_each(&fd, Signal::TERM, Some(spared)), Ok(2));
+    assert_eq!(
+        signal_each(&fd, Signal::TERM, Some(spared), SUB_CGROUPS),
+        Ok(2)
+    );
     for k in kids.iter_mut().take(2) {
         assert_eq!(k.wait().unwrap().signal(), Some(15));
     }
@@ -117,7 +120,7 @@ fn the_signal_reaches_the_cgroups_below() {
     }
     // A file that is not a directory is no cgroup.
     std::fs::write(dir.join("memory.max"), "max\n").unwrap();
-    let sent = signal_each(dir.dir_fd(), Signal::TERM, None).unwrap();
+    let sent = signal_each(dir.dir_fd(), Signal::TERM, None, SUB_CGROUPS).unwrap();
     assert_eq!(sent, 2);
     for k in kids.iter_mut().take(2) {
         assert_eq!(k.wait().unwrap().signal(), Some(libc::SIGTERM));
@@ -130,11 +133,12 @@ fn the_signal_reaches_the_cgroups_below() {
     let _ = kids[2].wait();
 }
 
-/// A unit that made more cgroups than one walk visits: the walk stops at
-/// `SUB_CGROUPS` of them, and lists no further (the rest of a stop is
-/// `cgroup.kill`'s).
+/// A unit that made more cgroups than a stop signal's walk visits: the
+/// walk stops at `SUB_CGROUPS` of them, and lists no further (the rest
+/// of a stop is `cgroup.kill`'s); a kill's walk, for a kernel without
+/// it, reaches them all.
 #[test]
-fn a_walk_visits_sub_cgroups_cgroups_at_most() {
+fn a_stop_signals_walk_visits_sub_cgroups_of_them_a_kills_all() {
     let dir = TempDir::new("cgkill-wide");
     std::fs::write(dir.join("cgroup.procs"), "7\n").unwrap();
     let made = SUB_CGROUPS + 40;
@@ -146,11 +150,16 @@ fn a_walk_visits_sub_cgroups_cgroups_at_most() {
         )
         .unwrap();
     }
-    let mut seen = Vec::new();
-    each_of_unit(dir.dir_fd().as_fd(), &mut |p| seen.push(p)).unwrap();
-    assert_eq!(seen.first(), Some(&7), "its own first");
-    assert_eq!(seen.len() as u32, 1 + SUB_CGROUPS, "{} pids", seen.len());
-    seen.sort_unstable();
-    seen.dedup();
-    assert_eq!(seen.len() as u32, 1 + SUB_CGROUPS, "each once");
+    let pids = |budget| {
+        let mut seen = Vec::new();
+        each_of_unit(dir.dir_fd().as_fd(), budget, &mut |p| seen.push(p)).unwrap();
+        assert_eq!(seen.first(), Some(&7), "its own first");
+        let n = seen.len();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), n, "each once");
+        n as u32
+    };
+    assert_eq!(pids(SUB_CGROUPS), 1 + SUB_CGROUPS);
+    assert_eq!(pids(ALL_SUB_CGROUPS), 1 + made);
 }

@@ -167,15 +167,16 @@ fn ppid(pid: u32) -> Option<u32> {
 /// `f` with every pid in the unit's cgroup and in those it made below it
 /// (a unit that hands controllers to cgroups of its own, as a container
 /// runtime does, has every process there, its main one too), however
-/// many: a list of bounded length would drop some, the main one among
-/// them.
+/// many, in however many cgroups: a bounded list or walk would drop
+/// some, the main one among them (once, at a re-exec).
 fn cgroup_pids(name: &str, f: &mut dyn FnMut(u32)) {
     use rustix::fs::{Mode, OFlags};
     let path: heapless::String<{ PATH_BYTES + 64 }> =
         crate::proto::formatted(format_args!("{CGROUP_ROOT}/units/{name}"));
     let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
     if let Ok(dir) = rustix::fs::open(path.as_str(), flags, Mode::empty()) {
-        let _ = crate::cgroup::kill::each_of_unit(rustix::fd::AsFd::as_fd(&dir), f);
+        let all = crate::cgroup::kill::ALL_SUB_CGROUPS;
+        let _ = crate::cgroup::kill::each_of_unit(rustix::fd::AsFd::as_fd(&dir), all, f);
     }
 }
 
