@@ -147,8 +147,6 @@ impl Pid1 {
             .and_then(|e| e.take_last_good());
         let mut out = std::mem::take(&mut self.gate_actions);
         out.clear();
-        // Copied out: `dir` borrows `self` through the match.
-        let mut stall = self.disk_stall;
         let dir = self.units_dir_path();
         // A last good definition whose `after` the units loaded now no
         // longer allow (a name removed, or a cycle with a unit changed in
@@ -177,7 +175,7 @@ impl Pid1 {
             }
             Some(good) => {
                 let rejected = self.sup.slot(u).map(|s| s.def.clone());
-                let saved = stall.on_disk(now(), self.watchdog.as_ref(), &|| {
+                let saved = self.disk_stall.on_disk(now(), self.watchdog.as_ref(), &|| {
                     restore_file(dir, &name, &good, &cause, rejected.as_ref()).map(drop)
                 });
                 // What the next reload will read back, so it sees the unit
@@ -205,7 +203,7 @@ impl Pid1 {
             }
             None => {
                 let rejected = self.sup.slot(u).map(|s| s.def.clone());
-                let moved = stall.on_disk(now(), self.watchdog.as_ref(), &|| {
+                let moved = self.disk_stall.on_disk(now(), self.watchdog.as_ref(), &|| {
                     set_aside(dir, &name, rejected.as_ref())
                 });
                 self.sup.revert(now(), u, None, &mut out);
@@ -224,7 +222,6 @@ impl Pid1 {
                 }
             }
         };
-        self.disk_stall = stall;
         kmsg::status("[FAILED]", false, format_args!("{name}: {text}"));
         crate::error!("{name}: {text}");
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
@@ -365,59 +362,64 @@ fn put_back(
 }
 
 /// An error of `on_disk`, said as the operator needs it.
-struct DiskError(Errno);
+pub(super) struct DiskError(pub(super) Errno);
 
 impl core::fmt::Display for DiskError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self.0 {
             Errno::TIMEDOUT => f.write_str("the disk did not answer within 2 s"),
-            Errno::ALREADY => f.write_str(
-                "the disk did not answer a verdict within 2 s less than 30 s ago, \
-                 and is left alone until then",
-            ),
+            Errno::ALREADY => f.write_str("the disk gave no answer less than 30 s ago"),
             e => crate::sys::errno::Os::from(e).fmt(f),
         }
     }
 }
 
 /// How long a verdict's file work may hold the loop.
-const DISK_LIMIT: core::time::Duration = core::time::Duration::from_secs(2);
+const DISK_LIMIT_MS: Millis = 2_000;
+const DISK_LIMIT: core::time::Duration = core::time::Duration::from_millis(DISK_LIMIT_MS);
 
-/// How long after a verdict's file work timed out the next verdicts leave
-/// the disk alone: a card that held one past `DISK_LIMIT` is not asked
-/// again, 2 s each, for every other unit a bad reload changed.
+/// How long after a verdict's file work, or a reload's read, timed out
+/// the next leave the disk alone: a card that held one past
+/// `DISK_LIMIT` is not asked again, 2 s each, for every other unit a bad
+/// reload changed, nor by every retry of an update agent's reload (each
+/// would leave one more child stuck in the card's queue).
 const DISK_RESPITE_MS: Millis = 30_000;
 
-/// When a verdict's file work last timed out.
-#[derive(Clone, Copy, Default)]
-pub(super) struct DiskStall(Option<Millis>);
+/// When the disk last did not answer `on_disk`'s child in time (the end
+/// of that wait). In a `Cell`: a verdict and a reload ask it while they
+/// hold the unit directory's path, which borrows PID 1.
+#[derive(Default)]
+pub(super) struct DiskStall(core::cell::Cell<Option<Millis>>);
 
 impl DiskStall {
-    /// `on_disk(f)`, unless the disk timed out less than
+    /// `on_disk(f)`, unless the disk did not answer less than
     /// `DISK_RESPITE_MS` before `now`: EALREADY then, at once.
-    fn on_disk(
-        &mut self,
+    pub(super) fn on_disk(
+        &self,
         now: Millis,
         watchdog: Option<&crate::watchdog::Watchdog>,
         f: &dyn Fn() -> Result<(), Errno>,
     ) -> Result<(), Errno> {
         if self
             .0
+            .get()
             .is_some_and(|t| now.saturating_sub(t) < DISK_RESPITE_MS)
         {
             return Err(Errno::ALREADY);
         }
         let r = on_disk(watchdog, f);
-        self.0 = (r == Err(Errno::TIMEDOUT)).then_some(now);
+        let ended = now.saturating_add(DISK_LIMIT_MS);
+        self.0.set((r == Err(Errno::TIMEDOUT)).then_some(ended));
         r
     }
 }
 
-/// A verdict's file work (reads, writes and fsyncs in the unit directory),
-/// or a reload's first read of it, in a child copy of PID 1, waited for at most `DISK_LIMIT` with the
-/// watchdog fed: a dying SD card can hold an fsync for minutes, and the
-/// loop must not wait with it. The child's errno comes back as its exit
-/// code; past the limit, ETIMEDOUT (the child ends, or not, on its own).
+/// A verdict's file work (reads, writes and fsyncs in the unit
+/// directory), or a reload's first read of it, in a child copy of PID 1,
+/// waited for at most `DISK_LIMIT` with the watchdog fed: a dying SD
+/// card can hold an fsync for minutes, and the loop must not wait with
+/// it. The child's errno comes back as its exit code; past the limit,
+/// ETIMEDOUT (the child ends, or not, on its own).
 pub(super) fn on_disk(
     watchdog: Option<&crate::watchdog::Watchdog>,
     f: &dyn Fn() -> Result<(), Errno>,
@@ -790,7 +792,7 @@ mod tests {
     fn verdicts_after_a_timeout_leave_the_disk_alone_a_while() {
         use std::cell::Cell;
         use std::time::{Duration, Instant};
-        let mut stall = DiskStall::default();
+        let stall = DiskStall::default();
         let stuck = || {
             crate::sys::fd::close_all_but(&[]);
             std::thread::sleep(Duration::from_secs(10));
@@ -803,7 +805,8 @@ mod tests {
             asked.set(true);
             Ok(())
         };
-        assert_eq!(stall.on_disk(30_999, None, &ask), Err(Errno::ALREADY));
+        // The respite runs from the end of the 2 s wait.
+        assert_eq!(stall.on_disk(32_999, None, &ask), Err(Errno::ALREADY));
         assert!(
             t.elapsed() < Duration::from_millis(500),
             "{:?}",
@@ -811,11 +814,11 @@ mod tests {
         );
         assert!(!asked.get());
         let said = DiskError(Errno::ALREADY).to_string();
-        assert!(said.contains("left alone"), "{said}");
+        assert_eq!(said, "the disk gave no answer less than 30 s ago");
         // Past the respite: asked (in the child; here, the answer).
-        assert_eq!(stall.on_disk(31_000, None, &|| Ok(())), Ok(()));
+        assert_eq!(stall.on_disk(33_000, None, &|| Ok(())), Ok(()));
         assert_eq!(
-            stall.on_disk(31_001, None, &|| Err(Errno::STALE)),
+            stall.on_disk(33_001, None, &|| Err(Errno::STALE)),
             Err(Errno::STALE)
         );
     }

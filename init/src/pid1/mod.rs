@@ -375,10 +375,12 @@ fn refused(out: &Actions) {
 /// a reload gave new limits.
 const REMAKE_POLLS: u8 = 10;
 
-/// How long a wake-up's starts may wait in place in all, counting the
-/// waits that run to their end (`handshake::wait_in_place`): 100 ms, two
-/// slow execs' EXEC_WAIT, however many units a crash wave restarts in
-/// it; the later starts' handshakes go to the loop.
+/// How long a wake-up's starts may wait in place in all
+/// (`handshake::wait_in_place`): 100 ms, two slow execs' EXEC_WAIT,
+/// however many units a crash wave restarts in it; the later starts'
+/// handshakes go to the loop. The boot's starts, before the first
+/// wake-up, are not counted (`Pid1::new`): their waits, every 16th
+/// start's, pace the boot's use of the spawn slots.
 const IN_PLACE_NS: u64 = 100_000_000;
 
 /// Why a unit whose `after` names a unit a reload removed is not started.
@@ -439,7 +441,7 @@ impl Pid1 {
             queue: VecDeque::new(),
             rings_allocated: 0,
             remake_polls: REMAKE_POLLS,
-            in_place_ns: IN_PLACE_NS,
+            in_place_ns: u64::MAX,
             disk_stall: gate::DiskStall::default(),
             served_control: false,
             actions: Actions::default(),

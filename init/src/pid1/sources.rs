@@ -39,8 +39,8 @@ fn release(pid: u32) -> bool {
 /// timers, as a child's would. Blocked (the signalfd takes it), it is
 /// queued, though PID 1 ignores signals it has no handler for.
 fn more_to_reap() {
-    let me = rustix::process::getpid();
-    if let Err(e) = rustix::process::kill_process(me, rustix::process::Signal::CHILD) {
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    if let Err(e) = crate::sys::signal::kill(me, SIGCHLD) {
         crate::warn!(
             "reap: SIGCHLD to itself: {}",
             crate::sys::errno::Os::from(e)
@@ -115,8 +115,11 @@ impl Pid1 {
                 }
             }
         }
-        // Reap after the signals: SIGCHLD coalesces, so drain every child
-        // that has exited, adopted orphans included.
+        // Reap after the signals: SIGCHLD coalesces, so every child that
+        // has exited is looked for, adopted orphans included, a batch
+        // (`REAP_BATCH`) a wake-up. PID 1's own SIGCHLD (`more_to_reap`)
+        // names itself: its hint costs one look that finds nothing, and
+        // a child's SIGCHLD merged into it loses its hint, not its reaping.
         if reap {
             self.reap(ended);
         }
