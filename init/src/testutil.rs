@@ -69,6 +69,14 @@ impl Drop for TempDir {
     }
 }
 
+/// A child's work on a disk that does not answer, in a test: 10 s of
+/// sleep, holding none of the fds it was forked with (other tests' pipes
+/// must reach their ends meanwhile).
+pub fn hang_holding_nothing() {
+    crate::sys::fd::close_all_but(&[]);
+    std::thread::sleep(std::time::Duration::from_secs(10));
+}
+
 /// What poll(2) says of `fd` asked for input, within `secs` seconds
 /// (0: at once): empty when nothing came.
 pub fn poll_in(fd: impl rustix::fd::AsFd, secs: i64) -> rustix::event::PollFlags {

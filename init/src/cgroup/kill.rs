@@ -82,15 +82,16 @@ pub fn lists<Fd: AsFd>(dir: Fd, pid: u32) -> Result<bool, Errno> {
     Ok(found)
 }
 
-/// Levels of cgroups below a unit's own that its stop signal reaches (a
-/// container runtime in a unit makes one or two).
+/// Levels of cgroups below a unit's own that a walk reaches (`below`: a
+/// stop's signal, a kill pid by pid, a removal's prune, an adoption); a
+/// container runtime in a unit makes one or two.
 pub(super) const SUB_DEPTH: u32 = 4;
 
 /// Cgroups below a unit's own that a stop signal's walk visits: a unit
 /// that made 100,000 must not hold PID 1's loop for seconds. Those past
 /// it get the stop's SIGKILL (`cgroup.kill` takes the whole tree), and a
-/// removal's prune (`nested::undo`) goes on where it stopped at its next
-/// try.
+/// removal's prune (`nested::undo`) removes what its walk reached and
+/// leaves the rest to its next try, which walks from the top again.
 pub(crate) const SUB_CGROUPS: u32 = 256;
 
 /// A walk of every cgroup below (`SUB_DEPTH` levels): a SIGKILL pid by

@@ -376,7 +376,7 @@ fn refused(out: &Actions) {
 const REMAKE_POLLS: u8 = 10;
 
 /// How long a wake-up's starts may wait in place in all
-/// (`handshake::wait_in_place`): 100 ms, two slow execs' EXEC_WAIT,
+/// (`handshake::wait_in_place`): 100 ms, two slow execs' EXEC_WAIT_NS,
 /// however many units a crash wave restarts in it; the later starts'
 /// handshakes go to the loop. The boot's starts, before the first
 /// wake-up, are not counted (`Pid1::new`): their waits, every 16th

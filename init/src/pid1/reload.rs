@@ -80,8 +80,10 @@ impl Pid1 {
         // answered with a summary of nothing done (an update agent would
         // take it for a reload that worked).
         if self.sup.shutting_down().is_some() {
-            let msg = "reload refused: shutting down; nothing changed";
-            return refused(report, msg);
+            return refused(
+                report,
+                format_args!("reload refused: shutting down; nothing changed"),
+            );
         }
         let dir = self.units_dir_path();
         let warmed = self.disk_stall.on_disk(now(), self.watchdog.as_ref(), &|| {
@@ -89,21 +91,23 @@ impl Pid1 {
             Ok(())
         });
         if let Err(e @ (rustix::io::Errno::TIMEDOUT | rustix::io::Errno::ALREADY)) = warmed {
-            let msg: heapless::String<{ crate::proto::MESSAGE_MAX }> =
-                crate::proto::formatted(format_args!(
+            return refused(
+                report,
+                format_args!(
                     "reload refused: {dir} cannot be read now ({}); nothing changed",
                     super::gate::DiskError(e)
-                ));
-            return refused(report, &msg);
+                ),
+            );
         }
         if let Some(want) = self.short_for_rebuild(self.unit_files()) {
-            let msg: heapless::String<{ crate::proto::MESSAGE_MAX }> =
-                crate::proto::formatted(format_args!(
+            return refused(
+                report,
+                format_args!(
                     "reload refused: PID 1 is short of memory ({} KiB not to be had); \
                      nothing changed",
                     want.div_ceil(1024)
-                ));
-            return refused(report, &msg);
+                ),
+            );
         }
         let mut defs: Vec<UnitDef> = Vec::new();
         // Names whose file exists but is invalid keep their last good
@@ -136,10 +140,10 @@ impl Pid1 {
             } else {
                 "no unit files in the unit directory"
             };
-            let msg: heapless::String<{ crate::proto::MESSAGE_MAX }> = crate::proto::formatted(
+            return refused(
+                report,
                 format_args!("reload refused: {why} ({dir}); nothing changed"),
             );
-            return refused(report, &msg);
         }
         // Children on spawn slots read the definitions about to be
         // replaced until they exec: wait for them (killing the slow),
@@ -151,8 +155,10 @@ impl Pid1 {
         if !clear {
             // The old table stays: the starts killed are made again on it.
             self.start_killed_before_exec(&killed);
-            let msg = "reload refused: a unit's start is stuck before its exec; try again";
-            return refused(report, msg);
+            return refused(
+                report,
+                format_args!("reload refused: a unit's start is stuck before its exec; try again"),
+            );
         }
         self.keep_last_good(&defs);
         // Removed units whose cgroup is not removed yet (what their stop
@@ -269,10 +275,11 @@ impl Pid1 {
 
 /// A reload refused, nothing changed: said in the kernel log and to the
 /// caller, and answered.
-fn refused(report: &mut dyn FnMut(&str), msg: &str) -> Result<(), CtlError> {
+fn refused(report: &mut dyn FnMut(&str), msg: core::fmt::Arguments<'_>) -> Result<(), CtlError> {
+    let msg: heapless::String<{ crate::proto::MESSAGE_MAX }> = crate::proto::formatted(msg);
     crate::error!("{msg}");
-    report(msg);
-    Err(CtlError::new(ErrCode::Refused, msg))
+    report(&msg);
+    Err(CtlError::new(ErrCode::Refused, &msg))
 }
 
 #[cfg(test)]
@@ -316,10 +323,7 @@ mod tests {
         d.file("db.unit", "exec = /bin/true\nnamespaces = none\n");
         let mut p = crate::pid1::tests::with_web();
         p.units_dir = d.path().to_str().unwrap().try_into().unwrap();
-        let stuck = |_: &std::path::Path| {
-            crate::sys::fd::close_all_but(&[]);
-            std::thread::sleep(Duration::from_secs(10));
-        };
+        let stuck = |_: &std::path::Path| crate::testutil::hang_holding_nothing();
         let mut said = Vec::new();
         let t = Instant::now();
         let r = p.reload_warmed(&mut |l| said.push(l.to_owned()), &stuck);

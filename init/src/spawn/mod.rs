@@ -153,10 +153,9 @@ pub struct Request<'a> {
 /// How long, on a restart on one CPU, a namespace's reaper
 /// (`Request::grace`, `reaper_child`) and PID 1 (`pid1::handshake`) leave
 /// the CPU to the service that just exec'd before their own work on it.
-pub(crate) const RESTART_GRACE: rustix::thread::Timespec = rustix::thread::Timespec {
-    tv_sec: 0,
-    tv_nsec: 10_000_000,
-};
+pub(crate) const RESTART_GRACE_NS: u64 = 10_000_000;
+pub(crate) const RESTART_GRACE: rustix::thread::Timespec =
+    crate::sys::clock::timespec(RESTART_GRACE_NS);
 
 type ArgTable = CStrings<{ crate::vocab::EXEC_BYTES + 1 }, { crate::vocab::ARGS_MAX + 1 }>;
 type EnvTable = CStrings<{ ENV_BYTES + ENV_EXTRA_BYTES }, { ENV_MAX + ENV_EXTRA + 1 }>;

@@ -26,6 +26,15 @@ fn read_ns(clock: nix::time::ClockId) -> u64 {
         .saturating_add(u64::try_from(t.tv_nsec()).unwrap_or(0))
 }
 
+/// `ns` nanoseconds as a `Timespec` (a poll's or a sleep's timeout).
+pub const fn timespec(ns: u64) -> rustix::thread::Timespec {
+    const NS: u64 = 1_000_000_000;
+    rustix::thread::Timespec {
+        tv_sec: (ns / NS) as i64,
+        tv_nsec: (ns % NS) as _,
+    }
+}
+
 /// Sleeps for `d`, again for what is left after a signal, as
 /// `std::thread::sleep` does; through rustix's nanosleep, without std's
 /// (musl's `clock_nanosleep` and an `assert_eq!` on its errno).

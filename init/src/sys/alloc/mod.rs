@@ -528,22 +528,18 @@ mod tests {
     /// destructor's) when the limits hold and abort the process, is not
     /// copied. A panic of `f`, or an abort, fails the test.
     fn in_a_child(f: fn()) {
-        // SAFETY: the child runs `f` and `_exit`s, never returning into
-        // libtest; the parent waits for that one pid.
-        unsafe {
-            let pid = libc::fork();
-            assert!(pid >= 0, "fork");
-            if pid == 0 {
-                let ok = std::panic::catch_unwind(f).is_ok();
-                libc::_exit(if ok { 0 } else { 1 });
-            }
-            let mut status = 0;
-            assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
-            assert!(
-                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-                "the child ended with status {status:#x}"
-            );
+        // SAFETY: fork (libc's: its atfork handling leaves malloc's locks
+        // usable in the child); the child runs `f` and `_exit`s, never
+        // returning into libtest.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork");
+        if pid == 0 {
+            let ok = std::panic::catch_unwind(f).is_ok();
+            // SAFETY: ends the child, which holds nothing to flush.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
         }
+        let code = crate::testutil::wait_exit(pid as u32);
+        assert_eq!(code, Some(0), "the child's exit");
     }
 
     fn refused_blocks_in_this_process() {
