@@ -199,25 +199,16 @@ pub fn bounded_code(
     else {
         return Err(Unfinished::NoChild(rustix::io::Errno::SRCH));
     };
-    let deadline = deadline_in(limit);
-    // Looks 1 ms apart at first, then twice as long each time up to 50
-    // ms: a child done in a few milliseconds (a reload's read of a warm
-    // directory) holds PID 1 no longer than that.
-    let mut nap = Duration::from_millis(1);
-    loop {
-        match rustix::process::waitpid(Some(p), WaitOptions::NOHANG) {
-            Ok(Some((_, st))) => return Ok(st.exit_status().unwrap_or(-1)),
-            Err(_) => return Ok(-1),
-            Ok(None) => {}
-        }
-        let Some(t) = next_timeout(now_ms(), deadline) else {
-            return Err(Unfinished::Running(pid));
-        };
+    let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+    let feed = || {
         if let Some(w) = watchdog {
             w.feed();
         }
-        crate::sys::clock::sleep(t.min(nap));
-        nap = (nap * 2).min(Duration::from_millis(50));
+    };
+    match crate::sys::child::wait_pid_within(p, ms, &feed) {
+        Some(Ok(st)) => Ok(st.code().unwrap_or(-1)),
+        Some(Err(_)) => Ok(-1),
+        None => Err(Unfinished::Running(pid)),
     }
 }
 

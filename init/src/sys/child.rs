@@ -181,23 +181,7 @@ impl Child {
     /// Wait for it to end, `ms` at most (`None`: it has not ended; it is
     /// then left to whoever reaps this process's children).
     pub fn wait_within(&self, ms: u64) -> Option<Result<ExitStatus, Errno>> {
-        let start = super::clock::now_ns();
-        loop {
-            match rustix::process::waitpid(Some(self.pid), WaitOptions::NOHANG) {
-                Ok(Some((_, st))) => return Some(Ok(ExitStatus(st.as_raw()))),
-                Ok(None) => {}
-                Err(Errno::INTR) => continue,
-                Err(e) => return Some(Err(e)),
-            }
-            if super::clock::since_ms(start) >= ms {
-                return None;
-            }
-            let ts = rustix::time::Timespec {
-                tv_sec: 0,
-                tv_nsec: 1_000_000,
-            };
-            let _ = rustix::thread::nanosleep(&ts);
-        }
+        wait_pid_within(self.pid, ms, &|| {})
     }
 
     /// Wait for it to end.
@@ -210,6 +194,34 @@ impl Child {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// Wait for `pid`, a child of this process, to end, `ms` at most (`None`:
+/// it has not ended), calling `between` before each nap (PID 1 feeds its
+/// watchdog there). Looks 1 ms apart at first, then twice as long each
+/// time up to 50 ms: a child done in a few milliseconds (a killed one, a
+/// reload's read of a warm directory) holds the caller no longer than
+/// that, and one that takes seconds costs a few wake-ups a second.
+pub fn wait_pid_within(pid: Pid, ms: u64, between: &dyn Fn()) -> Option<Result<ExitStatus, Errno>> {
+    const MOST_NS: u64 = 50_000_000;
+    let start = super::clock::now_ns();
+    let limit = ms.saturating_mul(1_000_000);
+    let mut nap: u64 = 1_000_000;
+    loop {
+        match rustix::process::waitpid(Some(pid), WaitOptions::NOHANG) {
+            Ok(Some((_, st))) => return Some(Ok(ExitStatus(st.as_raw()))),
+            Ok(None) => {}
+            Err(Errno::INTR) => continue,
+            Err(e) => return Some(Err(e)),
+        }
+        let left = limit.checked_sub(super::clock::now_ns().saturating_sub(start))?;
+        if left == 0 {
+            return None;
+        }
+        between();
+        let _ = rustix::thread::nanosleep(&super::clock::timespec(left.min(nap)));
+        nap = nap.saturating_mul(2).min(MOST_NS);
     }
 }
 
