@@ -703,6 +703,8 @@ mod tests {
         assert!(!r.allocated && !r.eof);
         assert_eq!(tail(&e), "\nweb: dying\n");
         drop(wr);
+        // Another test's fork may hold a copy of `wr` until its exec.
+        crate::testutil::poll_in(e.log_rd.as_ref().unwrap(), 2);
         assert!(e.read_log(1).eof);
     }
 

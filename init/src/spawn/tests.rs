@@ -940,6 +940,8 @@ fn with_many_kept_fds_a_start_takes_only_the_low_fds() {
 /// (`slot::quiesce`) does not kill it, and its running service with it.
 #[test]
 fn a_reaper_reads_nothing_of_pid1_once_its_service_execd() {
+    // Not while a test holds every slot (then this start forks).
+    let _g = crate::sys::slot::test_lock();
     let cg = own_cgroup();
     let mut d = unit(&["/bin/sleep", "30"]);
     d.namespaces = Namespaces(Namespaces::PID | Namespaces::MOUNT);
@@ -1122,9 +1124,10 @@ fn a_detached_reaper_reads_nothing_of_the_table_a_reload_frees() {
 /// it there only for a restart in place) died of SIGSEGV every time.
 #[test]
 fn a_reaper_reads_nothing_of_its_definition_once_its_service_failed() {
-    let _g = crate::sys::slot::test_lock();
     crate::sys::slot::reserve().unwrap();
     std::thread::spawn(|| {
+        // Taken by the thread that starts: the slots are its alone.
+        let _g = crate::sys::slot::test_lock();
         // One CPU of those this thread may run on.
         let mine = rustix::thread::sched_getaffinity(None).unwrap();
         let cpu = (0..rustix::thread::CpuSet::MAX_CPU)

@@ -183,6 +183,10 @@ pub struct Slot {
 
 /// Claim a free slot, if the pool is mapped and one is free.
 pub fn claim() -> Option<Slot> {
+    #[cfg(test)]
+    if !may_claim() {
+        return None;
+    }
     let pool = BASE.load(Ordering::Acquire);
     if pool == 0 {
         return None;
@@ -560,11 +564,49 @@ unsafe fn clone_raw(
 #[cfg(test)]
 static TEST_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Held by a host test that claims slots itself (or needs them not all
-/// claimed), whatever a test that held it before did.
+/// The thread holding `TEST_LOCK` (its `MARK`'s address), 0 when none
+/// does: while one does, other threads' starts find no slot and fork, so
+/// that test alone claims, gives back and waits for slots (`quiesce`
+/// waits for every busy slot, whoever took it).
 #[cfg(test)]
-pub(crate) fn test_lock() -> std::sync::MutexGuard<'static, ()> {
-    TEST_LOCK.lock().unwrap_or_else(|p| p.into_inner())
+static OWNER: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+#[cfg(test)]
+std::thread_local!(static MARK: u8 = const { 0 });
+
+#[cfg(test)]
+fn this_thread() -> usize {
+    MARK.with(|m| core::ptr::from_ref(m) as usize)
+}
+
+/// Whether this thread may claim a slot now (tests).
+#[cfg(test)]
+fn may_claim() -> bool {
+    let owner = OWNER.load(Ordering::Acquire);
+    owner == 0 || owner == this_thread()
+}
+
+/// `TEST_LOCK` held, and the slots this thread's alone while it is.
+#[cfg(test)]
+pub(crate) struct TestLock {
+    _held: std::sync::MutexGuard<'static, ()>,
+}
+
+#[cfg(test)]
+impl Drop for TestLock {
+    fn drop(&mut self) {
+        OWNER.store(0, Ordering::Release);
+    }
+}
+
+/// Held by a host test that claims slots itself (or needs them not all
+/// claimed), whatever a test that held it before did; the slots are its
+/// thread's alone until it is dropped.
+#[cfg(test)]
+pub(crate) fn test_lock() -> TestLock {
+    let g = TEST_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    OWNER.store(this_thread(), Ordering::Release);
+    TestLock { _held: g }
 }
 
 /// Whether `pid` was started on a slot (tests).
