@@ -221,6 +221,8 @@ fn build_env(req: &Request<'_>, env: &mut EnvTable, main_pid: Option<u32>) -> Op
 /// Returns as soon as the child exists; whether it exec'd is told by
 /// `Pending::poll` once its status pipe is readable.
 pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
+    #[cfg(test)]
+    stdio::open_null_before_a_start();
     let fail = |step, e: Errno| SpawnError {
         step,
         errno: e.raw_os_error(),

@@ -48,6 +48,17 @@ pub fn open_null() {
     }
 }
 
+/// Host tests: /dev/null opened before any start looks at it, as PID 1
+/// opens it at boot. Filled by a test thread while another's start ran,
+/// the child would find a number its start had not checked
+/// (`slot::all_low`) and not have it (EBADF in its stdio).
+#[cfg(test)]
+pub(super) fn open_null_before_a_start() {
+    if matches!(NULL.get(), crate::sys::fd::Slot::Empty) {
+        open_null();
+    }
+}
+
 /// `path` opened close-on-exec at a number above 2: at 0-2 (boot could
 /// not open them), a child's dup onto its own number would keep it
 /// close-on-exec (dup3 refuses it outright).

@@ -1,6 +1,14 @@
 use super::*;
 use rustix::fd::OwnedFd;
 
+/// With the slot lock held: once a slot is free (children other tests
+/// started before it may still be on every one), it stays free for this
+/// thread's next start.
+fn a_slot_free() {
+    crate::sys::slot::reserve().unwrap();
+    drop(crate::sys::slot::claim_within(std::time::Duration::from_secs(10)).expect("a free slot"));
+}
+
 /// `start`, then wait (up to 10 s) for the handshake, as PID 1's loop
 /// does through epoll.
 fn spawn(req: &Request<'_>) -> Result<u32, SpawnError> {
@@ -942,6 +950,7 @@ fn with_many_kept_fds_a_start_takes_only_the_low_fds() {
 fn a_reaper_reads_nothing_of_pid1_once_its_service_execd() {
     // Not while a test holds every slot (then this start forks).
     let _g = crate::sys::slot::test_lock();
+    a_slot_free();
     let cg = own_cgroup();
     let mut d = unit(&["/bin/sleep", "30"]);
     d.namespaces = Namespaces(Namespaces::PID | Namespaces::MOUNT);

@@ -579,9 +579,10 @@ fn this_thread() -> usize {
     MARK.with(|m| core::ptr::from_ref(m) as usize)
 }
 
-/// Whether this thread may claim a slot now (tests).
+/// Whether this thread may use the slots now (tests): claim one, give
+/// back idle pages, wait for or kill children on them.
 #[cfg(test)]
-fn may_claim() -> bool {
+pub(super) fn may_claim() -> bool {
     let owner = OWNER.load(Ordering::Acquire);
     owner == 0 || owner == this_thread()
 }
