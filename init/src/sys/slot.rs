@@ -116,6 +116,10 @@ struct State {
     detached: AtomicBool,
     /// Touched since its pages were last given back (`release_idle`).
     dirty: AtomicBool,
+    /// Host tests: the thread that claimed it (`this_thread`), whose
+    /// waits and kills alone regard it (`mine`).
+    #[cfg(test)]
+    by: AtomicUsize,
 }
 
 impl State {
@@ -127,7 +131,22 @@ impl State {
             tramp: AtomicU32::new(0),
             detached: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
+            #[cfg(test)]
+            by: AtomicUsize::new(0),
         }
+    }
+
+    /// The caller's to wait for and kill: PID 1's one thread claims and
+    /// quiesces every slot; a host test's thread, only those it claimed
+    /// (another test's children on slots are not its to kill).
+    #[cfg(not(test))]
+    fn mine(&self) -> bool {
+        true
+    }
+
+    #[cfg(test)]
+    fn mine(&self) -> bool {
+        self.by.load(Ordering::Acquire) == this_thread()
     }
 
     /// Holds PID 1's data: its child or service has not exec'd yet.
@@ -202,6 +221,8 @@ fn claim_at(pool: usize, i: usize) -> Option<Slot> {
     let st = POOL.get(i)?;
     st.a.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
         .ok()?;
+    #[cfg(test)]
+    st.by.store(this_thread(), Ordering::Release);
     let slot = Slot {
         i,
         base: pool + i * SLOT_LEN,

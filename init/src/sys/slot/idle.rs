@@ -3,7 +3,7 @@
 //! 1's data (`quiesce`).
 
 use super::trampoline::{claim_trampoline, TRAMPOLINE_BUSY, TRAMPOLINE_DIRTY};
-use super::{claim_at, State, BASE, GUARD, POOL, SLOTS, SLOT_LEN, TRAMPOLINE_STACK};
+use super::{claim_at, BASE, GUARD, POOL, SLOTS, SLOT_LEN, TRAMPOLINE_STACK};
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -86,16 +86,10 @@ pub fn recheck_timed_out() {
 /// must be kept. Bounded: at most twice `patience`. `killed` hears each
 /// pid killed: its status pipe's end of file is its death, not an exec.
 pub fn quiesce(patience: core::time::Duration, killed: &mut dyn FnMut(u32)) -> bool {
-    // A test holding the slots: this thread's starts took none, and the
-    // children on them are that test's, not to be killed here.
-    #[cfg(test)]
-    if !super::may_claim() {
-        return true;
-    }
     if BASE.load(Ordering::Acquire) == 0 || wait_clear(patience) {
         return true;
     }
-    for st in POOL.iter().filter(|st| st.reading()) {
+    for st in POOL.iter().filter(|st| st.reading() && st.mine()) {
         let pid = st.pid.load(Ordering::Acquire);
         if st.a.load(Ordering::Acquire) == 0 || st.detached.load(Ordering::Acquire) {
             // Only the service is left: its reaper is gone, and with it
@@ -112,7 +106,9 @@ pub fn quiesce(patience: core::time::Duration, killed: &mut dyn FnMut(u32)) -> b
 }
 
 fn wait_clear(bound: core::time::Duration) -> bool {
-    until(bound, 1_000_000, || !POOL.iter().any(State::reading))
+    until(bound, 1_000_000, || {
+        !POOL.iter().any(|st| st.reading() && st.mine())
+    })
 }
 
 /// Whether `done` holds within `bound`, looked at every `pause_ns`.
