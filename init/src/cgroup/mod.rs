@@ -437,8 +437,16 @@ impl Cgroups {
     /// A key whose file is missing because its controller is unavailable
     /// (a Raspberry Pi kernel without `cgroup_enable=memory`) is not
     /// enforced, and said so, rather than keeping the unit from running.
+    /// A kept one's lower `memory.max` or `memory.high` is written by a
+    /// child, waited for `polls` (10 ms each, the caller's budget, one at
+    /// least; `reclaim`): the kernel reclaims in the writer's context.
     /// Returns the cgroup directory fd for clone3's `CLONE_INTO_CGROUP`.
-    pub fn prepare(&self, name: &str, limits: &Limits) -> Result<Prepared, CgroupError> {
+    pub fn prepare(
+        &self,
+        name: &str,
+        limits: &Limits,
+        polls: &mut u8,
+    ) -> Result<Prepared, CgroupError> {
         check_name(name)?;
         // A cgroup the kernel just made holds the defaults already, so only
         // the keys the unit sets need writing (half a millisecond per file
@@ -474,7 +482,12 @@ impl Cgroups {
             if fresh && !s.explicit {
                 continue;
             }
-            match write_at(&dir, s.file, s.value.as_bytes()) {
+            let written = if !fresh && reclaim::may_reclaim(s.file, &s.value) {
+                reclaim::write(name, dir.as_fd(), s.file, s.value.as_bytes(), polls)
+            } else {
+                write_at(&dir, s.file, s.value.as_bytes())
+            };
+            match written {
                 Ok(()) => {}
                 Err(Errno::NOENT) if !s.explicit => {}
                 Err(Errno::NOENT) => {
@@ -657,6 +670,7 @@ impl Cgroups {
 
 pub mod kill;
 pub mod nested;
+mod reclaim;
 mod text;
 pub use text::{
     parse_controllers, parse_limit, parse_memory_events, parse_populated, parse_u64, MemoryEvents,

@@ -1,6 +1,7 @@
 use super::*;
 use crate::testutil::TempDir;
 use std::fs;
+use std::time::Duration;
 
 /// A fresh fixture directory, removed at the end of the test.
 fn fixture(tag: &str) -> TempDir {
@@ -237,7 +238,7 @@ fn prepare_writes_set_keys_and_resets_the_rest() {
         cpu_max: Some((Limit::Value(25_000), 100_000)),
         io_weight: Some(500),
     };
-    let fd = cg.prepare("web", &lim).unwrap().dir;
+    let fd = cg.prepare("web", &lim, &mut 10).unwrap().dir;
     assert_eq!(read(&root, "web", "memory.max"), "134217728");
     assert_eq!(read(&root, "web", "memory.high"), "104857600");
     assert_eq!(read(&root, "web", "memory.low"), "16777216");
@@ -254,7 +255,7 @@ fn prepare_writes_set_keys_and_resets_the_rest() {
     assert_eq!(st.st_ino, want.ino());
 
     // A reload that removed every key puts the defaults back.
-    cg.prepare("web", &Limits::default()).unwrap();
+    cg.prepare("web", &Limits::default(), &mut 10).unwrap();
     for (f, v) in [
         ("memory.max", "max"),
         ("memory.high", "max"),
@@ -301,9 +302,17 @@ fn prepare_makes_an_empty_cgroup_anew_and_keeps_a_busy_one() {
     let mtime = |d: &str| fs::metadata(root.join(d)).unwrap().mtime();
     assert_eq!(mtime("units/idle"), 1);
     let cg = Cgroups::open(&root).unwrap();
-    assert!(cg.prepare("idle", &Limits::default()).unwrap().fresh);
+    assert!(
+        cg.prepare("idle", &Limits::default(), &mut 10)
+            .unwrap()
+            .fresh
+    );
     assert_ne!(mtime("units/idle"), 1, "the empty cgroup was not made anew");
-    assert!(!cg.prepare("web", &Limits::default()).unwrap().fresh);
+    assert!(
+        !cg.prepare("web", &Limits::default(), &mut 10)
+            .unwrap()
+            .fresh
+    );
     assert_eq!(read(&root, "web", "memory.max"), "max");
 }
 
@@ -313,7 +322,7 @@ fn prepare_creates_the_cgroup_and_skips_missing_default_files() {
     let cg = Cgroups::open(&root).unwrap();
     assert!(!root.join("units/db").exists());
     // No controller files at all, no keys set: fine.
-    cg.prepare("db", &Limits::default()).unwrap();
+    cg.prepare("db", &Limits::default(), &mut 10).unwrap();
     assert!(root.join("units/db").is_dir());
 }
 
@@ -330,7 +339,7 @@ fn prepare_fails_for_a_set_key_whose_controller_is_missing() {
         pids_max: Some(Limit::Value(10)),
         ..Limits::default()
     };
-    cg.prepare("web", &ok).unwrap();
+    cg.prepare("web", &ok, &mut 10).unwrap();
     assert_eq!(read(&root, "web", "pids.max"), "10");
     let bad = Limits {
         memory_low: Some(Limit::Value(1 << 20)),
@@ -338,7 +347,7 @@ fn prepare_fails_for_a_set_key_whose_controller_is_missing() {
     };
     // The key's controller is missing: the unit runs, the key is not
     // enforced, and the caller is told which.
-    let p = cg.prepare("web", &bad).unwrap();
+    let p = cg.prepare("web", &bad, &mut 10).unwrap();
     assert_eq!(p.not_enforced.as_slice(), ["memory.low"]);
 }
 
@@ -348,18 +357,74 @@ fn prepare_reports_the_file_that_could_not_be_written() {
     // A directory where memory.high should be: open for write fails.
     fs::create_dir(root.join("units/web/memory.high")).unwrap();
     let cg = Cgroups::open(&root).unwrap();
-    let err = cg.prepare("web", &Limits::default()).unwrap_err();
-    assert_eq!(
-        err,
-        CgroupError::Write {
-            unit: truncated("web"),
-            file: "memory.high",
-            errno: Errno::ISDIR
-        }
-    );
+    // `max` by PID 1; a value by a child (the cgroup is kept: it holds
+    // files), whose errno comes back as the write's.
+    let lower = Limits {
+        memory_high: Some(Limit::Value(8 << 20)),
+        ..Limits::default()
+    };
+    for lim in [Limits::default(), lower] {
+        let err = cg.prepare("web", &lim, &mut 10).unwrap_err();
+        assert_eq!(
+            err,
+            CgroupError::Write {
+                unit: truncated("web"),
+                file: "memory.high",
+                errno: Errno::ISDIR
+            }
+        );
+    }
+    let err = cg.prepare("web", &Limits::default(), &mut 10).unwrap_err();
     assert!(err
         .to_string()
         .starts_with("cgroup: cannot write units/web/memory.high: "));
+}
+
+/// A kept cgroup's lower `memory.max` is written by a child, waited for
+/// the caller's budget: here a write that never returns (a FIFO with no
+/// reader stands for the kernel's reclaim stuck on a dead card). Without
+/// the child, PID 1's own write would wait until a reader comes (5 s).
+#[test]
+fn a_kept_cgroups_lower_memory_max_is_written_by_a_child_within_the_budget() {
+    let root = unit_fixture("reclaim-stuck", "web", &LIMIT_FILES);
+    let max = root.join("units/web/memory.max");
+    fs::remove_file(&max).unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &max,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    let unblock = max.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(5));
+        // A reader, non-blocking: a writer waiting in its open goes on.
+        let _r = rustix::fs::open(&unblock, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty());
+        std::thread::sleep(Duration::from_secs(1));
+    });
+    let cg = Cgroups::open(&root).unwrap();
+    let lim = Limits {
+        memory_max: Some(Limit::Value(16 << 20)),
+        pids_max: Some(Limit::Value(64)),
+        ..Limits::default()
+    };
+    let mut polls = 10;
+    let t = std::time::Instant::now();
+    let p = cg.prepare("web", &lim, &mut polls).unwrap();
+    let took = t.elapsed();
+    assert!(!p.fresh);
+    assert!(took < Duration::from_secs(2), "prepare took {took:?}");
+    assert!(took >= Duration::from_millis(90), "no wait: {took:?}");
+    assert_eq!(polls, 0, "the wait not taken from the budget");
+    // The writes after it made, by PID 1 (`max` never reclaims).
+    assert_eq!(read(&root, "web", "pids.max"), "64");
+    assert_eq!(read(&root, "web", "memory.high"), "max");
+    // A budget spent: one poll still, not none.
+    let mut spent = 0;
+    let t = std::time::Instant::now();
+    cg.prepare("web", &lim, &mut spent).unwrap();
+    let took = t.elapsed();
+    assert!(took < Duration::from_millis(500), "{took:?}");
 }
 
 #[test]
@@ -368,7 +433,7 @@ fn names_that_could_escape_units_are_refused() {
     let cg = Cgroups::open(&root).unwrap();
     for bad in ["../x", "a/b", "", ".hidden", "Web"] {
         assert!(matches!(
-            cg.prepare(bad, &Limits::default()),
+            cg.prepare(bad, &Limits::default(), &mut 10),
             Err(CgroupError::BadName { .. })
         ));
         assert!(cg.kill(bad).is_err());
@@ -532,14 +597,14 @@ fn a_fresh_cgroup_gets_only_the_keys_the_unit_sets() {
     let cg = Cgroups::open(&root).unwrap();
     // No key set: nothing to write into a cgroup the kernel just made
     // (here, an empty directory: any write would fail with ENOENT).
-    cg.prepare("plain", &Limits::default()).unwrap();
+    cg.prepare("plain", &Limits::default(), &mut 10).unwrap();
     assert_eq!(fs::read_dir(root.join("units/plain")).unwrap().count(), 0);
     // A key that is set is written, so its missing file is an error.
     let limits = Limits {
         pids_max: Some(Limit::Value(8)),
         ..Limits::default()
     };
-    let p = cg.prepare("limited", &limits).unwrap();
+    let p = cg.prepare("limited", &limits, &mut 10).unwrap();
     assert_eq!(p.not_enforced.as_slice(), ["pids.max"]);
 }
 

@@ -256,7 +256,7 @@ impl Pid1 {
             // not written until `prepare` says so: a failure after the
             // mkdir leaves a directory the unit's removal must delete.
             edge.cgroup = Some(super::stale_limits(slot.limits_gen));
-            match cg.prepare(name, &def.limits.get()) {
+            match cg.prepare(name, &def.limits.get(), &mut self.remake_polls) {
                 Ok(p) => {
                     // OOM kills are counted from here; later SIGKILL
                     // exits move the baseline (settle_oom), so restarts

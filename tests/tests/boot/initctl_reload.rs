@@ -423,6 +423,61 @@ fn initctl_reload_of_new_limits_starts_the_unit_in_a_new_cgroup() {
     }
 }
 
+/// A reload's new `memory.max` for a unit whose cgroup is kept (a cgroup
+/// it made five levels below its own, past what PID 1 removes, keeps it
+/// busy), with its last run's 8 MiB still charged: the kernel would
+/// reclaim toward a lower value in the writer's context, so a child of
+/// PID 1 writes it (`cgroup::reclaim`; its bound is a host test's). Here
+/// on the real kernel: the value is in force, the charges stayed (the
+/// cgroup was kept, not made anew), the new run runs, and no writer is
+/// left behind.
+#[test]
+fn initctl_reload_of_a_kept_cgroups_memory_max_is_written_by_a_child() {
+    let mut vm = boot("ctlreload");
+    vm.wait_states(&[("sh", &["running"])], secs(30));
+    let unit = |max: &str| {
+        format!(
+            "exec = /bin/sh -c \"mkdir -p /sys/fs/cgroup/units/nook/sub/a/b/c/d; [ -e /run/nook.left ] || dd if=/dev/zero of=/run/nook.left bs=1M count=8 2>/dev/null; exec sleep 1004\"\n\
+             memory.max = {max}\n\
+             namespaces = none\n"
+        )
+    };
+    heredoc(&mut vm, &format!("cat > {DIR}/nook.unit"), &unit("32M"));
+    let (out, rc) = reload(&mut vm);
+    assert_eq!(rc, 0, "{out}");
+    let p0 = pids(&mut vm);
+    let current = |vm: &mut Vm| -> u64 {
+        let s = vm.sh("cat /sys/fs/cgroup/units/nook/memory.current", CMD);
+        s.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("memory.current: {s}"))
+    };
+    let deadline = Instant::now() + secs(10);
+    while current(&mut vm) < 8 << 20 {
+        assert!(Instant::now() < deadline, "the 8 MiB file not charged");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, rc) = vm.sh_rc("test -d /sys/fs/cgroup/units/nook/sub/a/b/c/d", CMD);
+    assert_eq!(rc, 0, "nook made no cgroup five levels below its own");
+    heredoc(&mut vm, &format!("cat > {DIR}/nook.unit"), &unit("24M"));
+    let (out, rc) = reload(&mut vm);
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains("1 changed"), "{out}");
+    wait_new_pid(&mut vm, &["nook"], &p0);
+    let max = vm.sh("cat /sys/fs/cgroup/units/nook/memory.max", CMD);
+    assert_eq!(max.trim(), (24u64 << 20).to_string());
+    let now = current(&mut vm);
+    assert!(now >= 8 << 20, "kept, the cgroup holds its charges: {now}");
+    // No writer left: PID 1's children are the units' (and the shell's).
+    let zombies = vm.sh(
+        "for s in /proc/[0-9]*/stat; do read -r l < $s 2>/dev/null && echo \"$l\"; done | awk '$4 == 1 && $3 == \"Z\"' | wc -l",
+        CMD,
+    );
+    assert_eq!(zombies.trim(), "0", "a zombie child of PID 1");
+    let said = vm.sh("dmesg | grep -c 'reclaim to it stopped' || true", CMD);
+    assert_eq!(said.trim(), "0", "{said}");
+}
+
 /// A unit that changes its own file and runs `initctl reload` itself
 /// (an updater): the reload is done and restarts it on the new
 /// definition, which the health gate keeps; its `initctl` goes with the
