@@ -133,7 +133,8 @@ pub fn print_handshake() {
         line.push_str(&what);
         line.push('\n');
     }
-    print!("{line}");
+    // Not `print!`: std's stdout (its lock, its line buffer) for one line.
+    let _ = crate::sys::file::write_all(rustix::stdio::stdout(), line.as_bytes());
 }
 
 /// How a candidate's second line begins.
