@@ -437,7 +437,7 @@ impl Cgroups {
     /// A key whose file is missing because its controller is unavailable
     /// (a Raspberry Pi kernel without `cgroup_enable=memory`) is not
     /// enforced, and said so, rather than keeping the unit from running.
-    /// A kept one's lower `memory.max` or `memory.high` is written by a
+    /// A kept one's `memory.max` or `memory.high` value is written by a
     /// child, waited for `polls` (10 ms each, the caller's budget, one at
     /// least; `reclaim`): the kernel reclaims in the writer's context.
     /// Returns the cgroup directory fd for clone3's `CLONE_INTO_CGROUP`.
@@ -483,7 +483,7 @@ impl Cgroups {
                 continue;
             }
             let written = if !fresh && reclaim::may_reclaim(s.file, &s.value) {
-                reclaim::write(name, dir.as_fd(), s.file, s.value.as_bytes(), polls)
+                reclaim::write(name, dir.as_fd(), s.file, &s.value, polls)
             } else {
                 write_at(&dir, s.file, s.value.as_bytes())
             };
@@ -606,7 +606,12 @@ impl Cgroups {
     /// with the controllers turned on for them (`undo_nested`). A process
     /// anywhere keeps all as it is: a cgroup still in use keeps its
     /// controllers.
+    /// A writer of its files killed inside a reclaim keeps it too: the
+    /// kernel's rmdir would wait for that writer (`reclaim`).
     fn rmdir(&self, name: &str) -> Result<(), Errno> {
+        if reclaim::inside(name) {
+            return Err(Errno::BUSY);
+        }
         let rmdir = || rustix::fs::unlinkat(&self.units, name, AtFlags::REMOVEDIR);
         match rmdir() {
             Err(Errno::BUSY)

@@ -1,24 +1,36 @@
-//! A lower `memory.max` or `memory.high` written into a cgroup that still
+//! A `memory.max` or `memory.high` value written into a cgroup that still
 //! holds charges: the kernel reclaims the cgroup down to it in the
-//! writer's context before the write returns, writing dirty pages back
-//! first, and for `memory.max` goes on to its OOM killer, looping while a
-//! victim that cannot die (stuck on a card that does not answer) is
-//! still there. PID 1 blocks every signal, so nothing would end that
-//! loop; a child copy of PID 1 makes the write instead, waited for a
-//! bounded time and killed past it (a fatal signal ends the kernel's
-//! loop). The value is in force from the start of the write: the kernel
-//! sets it before it reclaims, so a write cut short leaves the rest of
-//! the reclaim to the cgroup's own allocations.
+//! writer's context before the write returns (throttled on the
+//! writeback of dirty pages, writing anonymous ones to swap), and for
+//! `memory.max` goes on to its OOM killer, looping while a victim that
+//! cannot die (stuck on a card that does not answer) is there, until the
+//! OOM reaper gives up on it, seconds later. PID 1 blocks every signal,
+//! so nothing ends that loop sooner; a child copy of PID 1 makes the
+//! write instead, waited for a bounded time and killed past it (a fatal
+//! signal ends the loop). The kernel sets the value before it reclaims,
+//! so a write cut short has put it in force, read back to be sure, and
+//! leaves the rest of the reclaim to the cgroup's own allocations.
 //!
 //! Only a cgroup `prepare` keeps (still busy after the bounded wait for
 //! its last run to go) needs this: a cgroup made anew holds nothing to
 //! reclaim, and `max` never reclaims.
+//!
+//! A killed writer still inside the write (in an uninterruptible wait
+//! of the reclaim) keeps the cgroup's files in use: an rmdir of that
+//! cgroup would wait for it, uninterruptibly and holding the kernel's
+//! cgroup lock. Such writers are kept in `INSIDE` until they have ended,
+//! and `Cgroups::rmdir` leaves their cgroups alone meanwhile.
+
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::io::Errno;
 use rustix::process::{Pid, Signal};
 
-use crate::sys::file::write_at;
+use crate::boot::shutdown::{bounded_code, Unfinished};
+use crate::sys::file::{read_kernel_at, write_at};
+use core::time::Duration;
+use wren_core::num::dec;
 
 /// Files whose write reclaims the cgroup down to the value written.
 pub(super) fn may_reclaim(file: &str, value: &str) -> bool {
@@ -33,50 +45,112 @@ const POLL_MS: u64 = 10;
 /// loop's reaping takes it.
 const KILLED_MS: u64 = 20;
 
+/// A killed writer that had not ended: its pid in the high half, a hash
+/// of the unit's name in the low; 0 when there is none. One at most:
+/// while it is there, a write that may reclaim is refused (EAGAIN: the
+/// start fails and is tried again).
+static INSIDE: AtomicU64 = AtomicU64::new(0);
+
+/// FNV-1a of the unit's name: two units sharing one only makes the other
+/// keep its cgroup a while longer.
+fn hash(name: &str) -> u64 {
+    u64::from(name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    }))
+}
+
+/// The writer kept in `INSIDE`, if it may still be inside its write: not
+/// ended (a zombie has left it) and not yet reaped; else it is let go.
+fn kept() -> Option<u64> {
+    let v = INSIDE.load(Ordering::Relaxed);
+    let pid = u32::try_from(v >> 32).ok().filter(|&p| p != 0)?;
+    let live = crate::sys::raw::ended_child_of(pid).is_none()
+        && i32::try_from(pid)
+            .ok()
+            .and_then(Pid::from_raw)
+            .is_some_and(|p| rustix::process::test_kill_process(p).is_ok());
+    if !live {
+        let _ = INSIDE.compare_exchange(v, 0, Ordering::Relaxed, Ordering::Relaxed);
+        return None;
+    }
+    Some(v)
+}
+
+/// Writer `pid` of `unit`'s cgroup files, killed and not ended, into
+/// `INSIDE`.
+fn keep_inside(pid: u32, unit: &str) {
+    INSIDE.store(u64::from(pid) << 32 | hash(unit), Ordering::Relaxed);
+}
+
+/// A writer this module killed may still be inside a write of `name`'s
+/// cgroup files.
+pub(super) fn inside(name: &str) -> bool {
+    kept().is_some_and(|v| v & 0xffff_ffff == hash(name))
+}
+
 /// What the child's errno looks like on its way back: the raw errno, 0
 /// for a write that went through.
 type Said = [u8; 4];
 
 /// `value` written into `dir/file` by a child, waited for `polls` of the
 /// caller's budget (one at least), which the wait's time is taken from.
-/// Past it the child is killed and the write counts as made, said once
-/// in PID 1's log. Its errno comes back through a pipe, not its exit
-/// code: a host test's other threads may reap the child first.
+/// Past it the child is killed; the write counts as made if the value
+/// reads back (said in PID 1's log), else ETIMEDOUT. Its errno comes back
+/// through a pipe, not its exit code: a host test's other threads may
+/// reap the child first.
 pub(super) fn write(
     unit: &str,
     dir: BorrowedFd<'_>,
     file: &'static str,
-    value: &[u8],
+    value: &str,
     polls: &mut u8,
 ) -> Result<(), Errno> {
-    let (from_child, to_parent) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    let pid = crate::sys::clone::clone_into(crate::unit::Namespaces::NONE, None, || {
+    // Another writer might wait where the last one does.
+    if kept().is_some() {
+        return Err(Errno::AGAIN);
+    }
+    let flags = rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK;
+    let (from_child, to_parent) = rustix::pipe::pipe_with(flags)?;
+    let ms = u64::from((*polls).max(1)).saturating_mul(POLL_MS);
+    let started = crate::sys::clock::now_ms();
+    let code = bounded_code(Duration::from_millis(ms), None, &mut || {
         // A copy of PID 1's fds would stay open as long as the kernel
         // reclaims: a client's socket past PID 1's close of it, a file
         // being written (whose exec then fails with ETXTBSY).
         crate::sys::fd::close_all_but(&[dir, to_parent.as_fd()]);
-        let errno = match write_at(dir, file, value) {
+        let errno = match write_at(dir, file, value.as_bytes()) {
             Ok(()) => 0,
             Err(e) => e.raw_os_error(),
         };
         let _ = rustix::io::write(&to_parent, &errno.to_ne_bytes());
-        crate::sys::clone::exit(0)
-    })?;
+        0
+    });
     drop(to_parent);
-    let pid = i32::try_from(pid)
-        .ok()
-        .and_then(Pid::from_raw)
-        .ok_or(Errno::SRCH)?;
-    let ms = u64::from((*polls).max(1)).saturating_mul(POLL_MS);
-    let started = crate::sys::clock::now_ms();
-    let ended = crate::sys::child::wait_pid_within(pid, ms, &|| {});
+    let running = match code {
+        Err(Unfinished::NoChild(e)) => return Err(e),
+        Err(Unfinished::Running(pid)) => Some(pid),
+        Ok(_) => None,
+    };
+    if let Some(pid) = running {
+        let p = i32::try_from(pid).ok().and_then(Pid::from_raw);
+        if let Some(p) = p {
+            let _ = rustix::process::kill_process(p, Signal::KILL);
+            if crate::sys::child::wait_pid_within(p, KILLED_MS, &|| {}).is_none() {
+                keep_inside(pid, unit);
+            }
+        }
+    }
     let spent = crate::sys::clock::now_ms().saturating_sub(started);
-    let used = u8::try_from(spent.div_ceil(POLL_MS)).unwrap_or(u8::MAX);
-    *polls = polls.saturating_sub(used);
-    if ended.is_none() {
-        let _ = rustix::process::kill_process(pid, Signal::KILL);
-        let _ = crate::sys::child::wait_pid_within(pid, KILLED_MS, &|| {});
-        crate::warn!("{unit}: {file} set; the kernel's reclaim to it stopped after {ms} ms");
+    *polls = polls.saturating_sub(u8::try_from(spent.div_ceil(POLL_MS)).unwrap_or(u8::MAX));
+    if running.is_some() {
+        let mut buf = [0u8; 32];
+        let now = read_kernel_at(dir, file, &mut buf)
+            .ok()
+            .and_then(|t| dec(t.trim()));
+        if !in_force(now, value) {
+            return Err(Errno::TIMEDOUT);
+        }
+        crate::warn!("{unit}: {file} set; the kernel's reclaim to it stopped after {spent} ms");
         return Ok(());
     }
     // The child has ended (reaped here or by another thread): what it
@@ -88,5 +162,99 @@ pub(super) fn write(
             e => Err(Errno::from_raw_os_error(e)),
         },
         _ => Err(Errno::IO),
+    }
+}
+
+/// Whether a limit read back, `now`, is `value` as the kernel keeps it:
+/// in whole pages (up to 64 KiB), rounded down.
+fn in_force(now: Option<u64>, value: &str) -> bool {
+    match (now, dec::<u64>(value)) {
+        (Some(n), Some(v)) => n <= v && v - n < 1 << 16,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_read_back_is_in_force_to_the_page() {
+        assert!(in_force(Some(16 << 20), "16777216"));
+        // 1,000,000 bytes kept as 244 pages of 4 KiB, or 15 of 64 KiB.
+        assert!(in_force(Some(999_424), "1000000"));
+        assert!(in_force(Some(983_040), "1000000"));
+        assert!(!in_force(Some(32 << 20), "16777216"));
+        assert!(!in_force(Some(16 << 20), "33554432"));
+        assert!(!in_force(None, "16777216"));
+    }
+
+    /// Runs `a_writer_kept_inside` in a process of its own: `INSIDE`
+    /// refuses every test's reclaiming writes while it is held.
+    #[test]
+    fn a_writer_kept_inside_keeps_its_cgroup_until_it_has_ended() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "cgroup::reclaim::tests::a_writer_kept_inside",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("WREN_WRITER_INSIDE", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert!(stdout.contains("WRITER-INSIDE-OK"), "{stdout}");
+    }
+
+    /// A writer still inside a write keeps its unit's cgroup from an
+    /// rmdir, and every unit from another reclaiming write, until it has
+    /// ended; a running child of this process stands for it. Only does
+    /// something when started by the test above.
+    #[test]
+    fn a_writer_kept_inside() {
+        if std::env::var_os("WREN_WRITER_INSIDE").is_none() {
+            return;
+        }
+        let root = crate::testutil::TempDir::new("cgroup-inside");
+        std::fs::create_dir_all(root.join("units/stuckwriter")).unwrap();
+        let cg = super::super::Cgroups::open(&root).unwrap();
+        let mut writer = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        keep_inside(writer.id(), "stuckwriter");
+        assert!(inside("stuckwriter"));
+        assert!(!inside("web"));
+        // Empty, it would be made anew; kept while the writer is there.
+        let lim = crate::unit::Limits {
+            memory_max: Some(crate::unit::Limit::Value(16 << 20)),
+            ..crate::unit::Limits::default()
+        };
+        let p = cg.prepare("stuckwriter", &crate::unit::Limits::default(), &mut 10);
+        assert!(!p.unwrap().fresh);
+        let err = cg.prepare("stuckwriter", &lim, &mut 10).unwrap_err();
+        assert_eq!(
+            err,
+            super::super::CgroupError::Write {
+                unit: crate::proto::truncated("stuckwriter"),
+                file: "memory.max",
+                errno: Errno::AGAIN
+            }
+        );
+        assert_eq!(cg.remove("stuckwriter"), Ok(false));
+        writer.kill().unwrap();
+        writer.wait().unwrap();
+        assert!(!inside("stuckwriter"));
+        assert_eq!(cg.remove("stuckwriter"), Ok(true));
+        println!("WRITER-INSIDE-OK");
+    }
+
+    #[test]
+    fn names_hash_apart() {
+        assert_ne!(hash("web"), hash("db"));
+        assert_eq!(hash("web"), hash("web"));
+        assert!(hash("web") <= 0xffff_ffff);
     }
 }

@@ -425,12 +425,14 @@ fn initctl_reload_of_new_limits_starts_the_unit_in_a_new_cgroup() {
 
 /// A reload's new `memory.max` for a unit whose cgroup is kept (a cgroup
 /// it made five levels below its own, past what PID 1 removes, keeps it
-/// busy), with its last run's 8 MiB still charged: the kernel would
-/// reclaim toward a lower value in the writer's context, so a child of
-/// PID 1 writes it (`cgroup::reclaim`; its bound is a host test's). Here
-/// on the real kernel: the value is in force, the charges stayed (the
-/// cgroup was kept, not made anew), the new run runs, and no writer is
-/// left behind.
+/// busy), with its last run's 8 MiB still charged: a child of PID 1
+/// writes it, since the kernel reclaims toward a value in the writer's
+/// context (`cgroup::reclaim`; its bound is a host test's, with a write
+/// that never returns). Here the path on the real kernel: the value in
+/// force, the charges kept (the cgroup was kept, not made anew), the new
+/// run running, and the write done within its budget (24M is above the
+/// charges, so there is nothing to reclaim: a timeout would be the
+/// child's own failing).
 #[test]
 fn initctl_reload_of_a_kept_cgroups_memory_max_is_written_by_a_child() {
     let mut vm = boot("ctlreload");
@@ -468,12 +470,6 @@ fn initctl_reload_of_a_kept_cgroups_memory_max_is_written_by_a_child() {
     assert_eq!(max.trim(), (24u64 << 20).to_string());
     let now = current(&mut vm);
     assert!(now >= 8 << 20, "kept, the cgroup holds its charges: {now}");
-    // No writer left: PID 1's children are the units' (and the shell's).
-    let zombies = vm.sh(
-        "for s in /proc/[0-9]*/stat; do read -r l < $s 2>/dev/null && echo \"$l\"; done | awk '$4 == 1 && $3 == \"Z\"' | wc -l",
-        CMD,
-    );
-    assert_eq!(zombies.trim(), "0", "a zombie child of PID 1");
     let said = vm.sh("dmesg | grep -c 'reclaim to it stopped' || true", CMD);
     assert_eq!(said.trim(), "0", "{said}");
 }
