@@ -45,11 +45,13 @@ pub enum Step {
     /// Root without `sys_admin`: the host's kernel files that check the
     /// writer's uid alone, read-only (`guard_host_files`).
     HostFiles,
+    /// `net`: the unit's network namespace (`unshare`).
+    NewNet,
 }
 
 impl Step {
     pub fn from_code(c: u8) -> Option<Step> {
-        const ALL: [Step; 18] = [
+        const ALL: [Step; 19] = [
             Step::MakePrivate,
             Step::BindRoot,
             Step::MountProc,
@@ -68,6 +70,7 @@ impl Step {
             Step::Overlay,
             Step::NotifySocket,
             Step::HostFiles,
+            Step::NewNet,
         ];
         ALL.iter().copied().find(|s| *s as u8 == c)
     }
@@ -92,6 +95,7 @@ impl Step {
             Step::Overlay => "mount overlay root",
             Step::NotifySocket => "bind the notify socket",
             Step::HostFiles => "make the host's kernel files read-only (root without sys_admin)",
+            Step::NewNet => "make the network namespace",
         }
     }
 }
@@ -111,6 +115,14 @@ const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"
 /// untouched. `notify_socket`: the host path of its `sd_notify` socket.
 pub fn enter(def: &UnitDef, notify_socket: Option<&str>, uid: Option<u32>) -> Result<(), Failure> {
     let ns = def.namespaces;
+    // Made here, not by the clone (`sys::clone::namespace_flags`): a new
+    // network namespace waits for the kernel's rtnl lock (its loopback's
+    // registration), which a wedged network driver holds for seconds
+    // (a Wi-Fi firmware's timeouts); a child may wait for it, PID 1 not.
+    // First, so that what is mounted below (/proc/sys/net) is of it.
+    if ns.has(Namespaces::NET) {
+        crate::sys::clone::unshare_net().map_err(|e| (Step::NewNet, e))?;
+    }
     if ns.has(Namespaces::MOUNT) {
         // Nothing mounted from here on may leak back to the host.
         rustix::mount::mount_change(

@@ -26,7 +26,19 @@ pub(super) struct CloneArgs {
 
 pub(super) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
-/// clone3 flags for `ns`.
+/// A network namespace of its own for the calling process (`net`, made
+/// by the child: see `namespace_flags`).
+pub fn unshare_net() -> Result<(), Errno> {
+    // SAFETY: without `UnshareFlags::FILES` no fd table is unshared, so no
+    // thread can be left with fds it cannot use (the function's one
+    // hazard); a network namespace changes nothing of this process's
+    // memory.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }
+}
+
+/// clone3 flags for `ns`, `net` left out: the child makes its network
+/// namespace itself (`spawn::sandbox::enter`), as the kernel's work for
+/// one waits for the rtnl lock, which PID 1 must not.
 pub(super) fn namespace_flags(ns: Namespaces) -> u64 {
     let mut f = 0u64;
     for (bit, flag) in [
@@ -34,7 +46,6 @@ pub(super) fn namespace_flags(ns: Namespaces) -> u64 {
         (Namespaces::MOUNT, libc::CLONE_NEWNS),
         (Namespaces::UTS, libc::CLONE_NEWUTS),
         (Namespaces::IPC, libc::CLONE_NEWIPC),
-        (Namespaces::NET, libc::CLONE_NEWNET),
         (Namespaces::CGROUP, libc::CLONE_NEWCGROUP),
         (Namespaces::USER, libc::CLONE_NEWUSER),
     ] {
@@ -159,9 +170,12 @@ mod tests {
     fn namespace_flags_are_the_kernel_clone_flags() {
         assert_eq!(namespace_flags(Namespaces::NONE), 0);
         assert_eq!(
-            namespace_flags(Namespaces(Namespaces::PID | Namespaces::NET)),
-            (libc::CLONE_NEWPID | libc::CLONE_NEWNET) as u64
+            namespace_flags(Namespaces(Namespaces::PID | Namespaces::USER)),
+            (libc::CLONE_NEWPID | libc::CLONE_NEWUSER) as u64
         );
+        // `net` is the child's to make (`spawn::sandbox::enter`): the
+        // kernel's rtnl lock is not PID 1's to wait for.
+        assert_eq!(namespace_flags(Namespaces(Namespaces::NET)), 0);
         assert_eq!(
             namespace_flags(Namespaces(Namespaces::MOUNT)),
             libc::CLONE_NEWNS as u64

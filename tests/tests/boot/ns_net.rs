@@ -27,16 +27,20 @@ fn wait_file(vm: &mut wren_boot_tests::Vm, f: &str) {
 #[test]
 fn ns_net_sees_only_lo_and_it_is_up() {
     let mut vm = boot("nsnet");
-    vm.wait_states(
+    let st = vm.wait_states(
         &[
             ("dummy", &["exited"]),
             ("netns", &["running"]),
             ("hostnet", &["running"]),
+            ("usernet", &["running"]),
+            ("barenet", &["running"]),
         ],
         Duration::from_secs(40),
     );
     wait_file(&mut vm, "/run/netns.done");
     wait_file(&mut vm, "/run/hostnet.done");
+    wait_file(&mut vm, "/run/nsout/usernet.done");
+    wait_file(&mut vm, "/run/barenet.done");
 
     // Without `net`: the host's interfaces, dummy0 among them.
     let host = vm.sh("cat /run/hostnet.link", CMD);
@@ -47,9 +51,32 @@ fn ns_net_sees_only_lo_and_it_is_up() {
     );
     assert_eq!(links(&vm.sh("ip -o link", CMD)), host_links);
 
-    // With `net`: lo only, up, with its address, and it carries traffic.
-    let inside = vm.sh("cat /run/netns.link", CMD);
-    assert_eq!(links(&inside), ["lo"], "interfaces inside: {inside}");
+    // With `net`: lo only, up, with its address, and it carries traffic;
+    // with a PID namespace (the reaper makes the network namespace), with
+    // a user namespace too (which owns it: its root brought lo up), and
+    // without either (the unit's own process makes it).
+    for at in ["/run/netns", "/run/nsout/usernet", "/run/barenet"] {
+        lo_only(&mut vm, at);
+    }
+    // Each its own: the reaper's and the service's are one; two units'
+    // are two.
+    let ns = |vm: &mut wren_boot_tests::Vm, unit: &str| {
+        let pid = st[unit].pid.unwrap();
+        vm.sh(&format!("readlink /proc/{pid}/ns/net"), CMD)
+    };
+    let host_ns = vm.sh("readlink /proc/1/ns/net", CMD);
+    let a = ns(&mut vm, "netns");
+    let b = ns(&mut vm, "barenet");
+    assert!(a.starts_with("net:[") && b.starts_with("net:["), "{a} {b}");
+    assert_ne!(a, host_ns);
+    assert_ne!(b, host_ns);
+    assert_ne!(a, b);
+}
+
+/// `PREFIX.link`, `.addr` and `.ping` (links.sh) of a unit with `net`.
+fn lo_only(vm: &mut wren_boot_tests::Vm, at: &str) {
+    let inside = vm.sh(&format!("cat {at}.link"), CMD);
+    assert_eq!(links(&inside), ["lo"], "{at}: interfaces inside: {inside}");
     let flags = inside
         .split('<')
         .nth(1)
@@ -57,16 +84,16 @@ fn ns_net_sees_only_lo_and_it_is_up() {
         .unwrap_or("");
     assert!(
         flags.split(',').any(|f| f == "UP"),
-        "lo is not up inside: {inside}"
+        "{at}: lo is not up inside: {inside}"
     );
-    let addr = vm.sh("cat /run/netns.addr", CMD);
+    let addr = vm.sh(&format!("cat {at}.addr"), CMD);
     assert!(
         addr.contains("inet 127.0.0.1/8"),
-        "lo has no address inside: {addr}"
+        "{at}: lo has no address inside: {addr}"
     );
-    let ping = vm.sh("cat /run/netns.ping", CMD);
+    let ping = vm.sh(&format!("cat {at}.ping"), CMD);
     assert!(
         ping.contains("rc=0"),
-        "ping 127.0.0.1 inside failed: {ping}"
+        "{at}: ping 127.0.0.1 inside failed: {ping}"
     );
 }
