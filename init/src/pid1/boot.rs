@@ -96,6 +96,12 @@ pub(super) fn early(resumed: bool) -> (cmdline::Options, SigSet, Option<Cgroups>
     if let Err(e) = rustix::process::set_dumpable_behavior(not_dumpable) {
         crate::warn!("prctl(PR_SET_DUMPABLE, 0): {e}");
     }
+    // Pages once touched stay (none brought in for it): an evicted page
+    // of PID 1's text, read again from a card that does not answer, would
+    // hold the loop (docs/field.md).
+    if let Err(e) = crate::sys::alloc::lock_when_touched() {
+        crate::warn!("mlockall: {e}; PID 1's pages may be evicted and read again from disk");
+    }
     // The allocator's reserve, for the little a rare event allocates when
     // malloc refuses it (docs/field.md, "Strict overcommit").
     if !crate::sys::alloc::arm_reserve() {

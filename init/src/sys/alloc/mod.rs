@@ -285,6 +285,22 @@ pub fn try_box<T>(v: T) -> Option<Box<T>> {
     }
 }
 
+/// Every page of this process kept in memory once it is touched, now and
+/// in every mapping to come (`mlockall(MCL_CURRENT | MCL_FUTURE |
+/// MCL_ONFAULT)`; none is brought in for it, so the resident memory is
+/// what it was). Under memory pressure the kernel would otherwise evict
+/// PID 1's text and read it again from the card at its next wake-up, a
+/// card that may not answer then. Not inherited by a fork, cleared by an
+/// exec. EINVAL before Linux 4.4 (no MCL_ONFAULT).
+pub fn lock_when_touched() -> Result<(), rustix::io::Errno> {
+    // SAFETY: mlockall takes flags only and changes no memory's contents.
+    let r = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) };
+    match r {
+        0 => Ok(()),
+        _ => Err(crate::sys::clone::last_errno()),
+    }
+}
+
 /// Whether `len` more bytes of memory could be had now: a private
 /// writable mapping of them, made and unmade at once, untouched. It is
 /// charged as the heap's next growth would be, against the commit limit
