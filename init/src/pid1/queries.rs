@@ -451,23 +451,20 @@ fn detail(
     })
 }
 
-/// Whether `def` runs as uid 0 (it keeps its capabilities as root): a
-/// `user` name is looked up as its start looks it up (`toor` may be uid
-/// 0), in the host's files, which PID 1 reads as it reads its units'.
-/// In a `root`, whose files PID 1 does not read (a mount that may hang:
-/// the start looks it up in its own child), the uid its program (`pid`'s,
-/// or with a PID namespace its reaper's child's) runs as, from /proc; by
-/// its name when it does not run, or that cannot be read.
+/// Whether `def` runs as uid 0 (it keeps its capabilities as root): for
+/// a `user` name (`toor` may be uid 0), the uid its program (`pid`'s, or
+/// with a PID namespace its reaper's child's) runs as, from /proc; by its
+/// name when it does not run, or that cannot be read. No passwd file is
+/// read, the host's no more than a `root`'s: an answer to `initctl
+/// status` must not wait on a card (the start looks the name up in its
+/// own child).
 fn runs_as_root(def: &crate::unit::UnitDef, pid: u32) -> bool {
     match &def.seldom.user {
-        Some(crate::unit::IdSpec::Name(n)) if n.as_str() != "root" => match def.seldom.root {
-            None => crate::config::users::resolve_ids(def).is_ok_and(|ids| ids.uid == Some(0)),
-            // uid 0 of a user namespace is its map's first outside.
-            Some(_) => {
-                running_uid(pid, def.namespaces.has(crate::unit::Namespaces::PID))
-                    == Some(def.user_map_effective().map_or(0, |m| m.outside))
-            }
-        },
+        // uid 0 of a user namespace is its map's first outside.
+        Some(crate::unit::IdSpec::Name(n)) if n.as_str() != "root" => {
+            running_uid(pid, def.namespaces.has(crate::unit::Namespaces::PID))
+                == Some(def.user_map_effective().map_or(0, |m| m.outside))
+        }
         _ => def.named_root(),
     }
 }
@@ -925,6 +922,22 @@ mod tests {
         step(&mut p, 0, Event::Boot);
         let d = super::detail(&p.sup, &p.edges, None, "app", 0).unwrap();
         assert_eq!(d.reason.as_str(), format!("waiting for {a} {b} ..."));
+    }
+
+    /// On the host (no `root`) too, no passwd file: `daemon` (uid 1 in
+    /// the host's files) taken for what its program runs as, and while
+    /// it does not run, for its name.
+    #[test]
+    fn the_confinement_line_reads_no_passwd_file_of_the_host_either() {
+        let mut def =
+            crate::unit::parse("d", "exec = /bin/true\nuser = daemon\nnamespaces = none\n")
+                .unwrap();
+        assert!(!super::runs_as_root(&def, 0), "not running: by its name");
+        let me = std::process::id();
+        let root = rustix::process::getuid().is_root();
+        assert_eq!(super::runs_as_root(&def, me), root, "running: its uid");
+        def.seldom.user = Some(crate::unit::IdSpec::Name("root".try_into().unwrap()));
+        assert!(super::runs_as_root(&def, 0));
     }
 
     /// The confinement line's capabilities for a named `user` in a unit's
