@@ -403,6 +403,10 @@ impl Pid1 {
             let (Some(cg), Some(_)) = (cg, edge.cgroup) else {
                 continue;
             };
+            // Closed before the rmdir, not by it: the kernel tears an open
+            // pressure trigger down (an RCU grace period, its thread's
+            // stop) inside the rmdir, under the lock of every cgroup.
+            edge.drop_pressure(self.epoll.as_ref());
             match cg.remove(&slot.def.name) {
                 Ok(true) => {
                     crate::debug!("{}: cgroup removed", slot.def.name);
@@ -418,7 +422,6 @@ impl Pid1 {
                 Err(e) => crate::warn!("{e}"),
             }
             edge.cgroup = None;
-            edge.drop_pressure(self.epoll.as_ref());
         }
         let Some(cg) = cg else { return };
         let sup = &self.sup;
