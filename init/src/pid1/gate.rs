@@ -392,6 +392,12 @@ const DISK_RESPITE_MS: Millis = 30_000;
 pub(super) struct DiskStall(core::cell::Cell<Option<Millis>>);
 
 impl DiskStall {
+    /// One that saw the disk not answer at `t`.
+    #[cfg(test)]
+    pub(super) fn stalled_at(t: Millis) -> DiskStall {
+        DiskStall(core::cell::Cell::new(Some(t)))
+    }
+
     /// `on_disk(f)`, unless the disk did not answer less than
     /// `DISK_RESPITE_MS` before `now`: EALREADY then, at once.
     pub(super) fn on_disk(

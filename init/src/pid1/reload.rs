@@ -9,6 +9,17 @@ use crate::supervisor::Actions;
 use crate::unit::{self, UnitDef};
 use std::path::Path;
 
+/// What reads the unit directory in a child before PID 1 does
+/// (`Pid1::warm_units`): `config::warm`. Host tests run threads beside
+/// this one, and the child of a raw clone must not allocate there: a lock
+/// another thread held at the clone stays held in it (PID 1's other
+/// thread allocates nothing). The boot tests' reloads read with
+/// `config::warm`.
+#[cfg(not(test))]
+pub(super) const WARM: &dyn Fn(&Path) = &config::warm;
+#[cfg(test)]
+pub(super) const WARM: &dyn Fn(&Path) = &|_| {};
+
 /// How long a reload waits for starts on spawn slots to exec, before and
 /// after killing them (`sys::slot::quiesce`).
 const SLOT_PATIENCE: core::time::Duration = core::time::Duration::from_millis(50);
@@ -53,24 +64,30 @@ impl Pid1 {
 
     /// Re-read the unit directory and apply it (`initctl reload`, SIGHUP).
     pub(super) fn reload(&mut self, report: &mut dyn FnMut(&str)) -> Result<(), CtlError> {
-        // Host tests run threads beside this one, and the child of a raw
-        // clone must not allocate there: a lock another thread held at
-        // the clone stays held in it (PID 1's other thread allocates
-        // nothing). The boot tests' reloads read with `config::warm`.
-        #[cfg(test)]
-        let warm: &dyn Fn(&Path) = &|_| {};
-        #[cfg(not(test))]
-        let warm: &dyn Fn(&Path) = &config::warm;
-        self.reload_warmed(report, warm)
+        self.reload_warmed(report, WARM)
     }
 
-    /// `reload`, the directory first read by `warm` in a child of PID 1's
-    /// that it waits for 2 s at most (`gate::on_disk`, the watchdog fed):
-    /// a card or a mount that does not answer holds that child, not the
-    /// loop, and the reload is refused; one that answers leaves the files
-    /// and the programs' inodes in the caches PID 1's own read then finds.
-    /// Where there is no child to be had (memory refused) PID 1 reads as
-    /// before.
+    /// The unit directory read first by `warm` in a child of PID 1's that
+    /// it waits for 2 s at most (`gate::on_disk`, the watchdog fed): a card
+    /// or a mount that does not answer holds that child, not the loop
+    /// (ETIMEDOUT, or EALREADY within 30 s of one that did not answer);
+    /// one that answers leaves the files and the programs' inodes in the
+    /// caches PID 1's own read then finds. Where there is no child to be
+    /// had (memory refused) PID 1 reads as before.
+    pub(super) fn warm_units(&self, warm: &dyn Fn(&Path)) -> Result<(), rustix::io::Errno> {
+        let dir = self.units_dir_path();
+        let warmed = self.disk_stall.on_disk(now(), self.watchdog.as_ref(), &|| {
+            warm(Path::new(dir));
+            Ok(())
+        });
+        match warmed {
+            Err(e @ (rustix::io::Errno::TIMEDOUT | rustix::io::Errno::ALREADY)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// `reload`, the directory first read by `warm` (`warm_units`); one
+    /// that cannot be read now refuses the reload, nothing changed.
     fn reload_warmed(
         &mut self,
         report: &mut dyn FnMut(&str),
@@ -86,11 +103,7 @@ impl Pid1 {
             );
         }
         let dir = self.units_dir_path();
-        let warmed = self.disk_stall.on_disk(now(), self.watchdog.as_ref(), &|| {
-            warm(Path::new(dir));
-            Ok(())
-        });
-        if let Err(e @ (rustix::io::Errno::TIMEDOUT | rustix::io::Errno::ALREADY)) = warmed {
+        if let Err(e) = self.warm_units(warm) {
             return refused(
                 report,
                 format_args!(

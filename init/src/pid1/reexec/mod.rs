@@ -611,6 +611,34 @@ mod tests {
         assert!(p.refusal().is_some(), "started by hand: still not fed");
     }
 
+    /// The unit directory is read in a child before PID 1 counts (and
+    /// for another format parses) its files, as a reload reads it: within
+    /// 30 s of a disk that did not answer, a re-exec is refused at once,
+    /// naming the directory, and goes on once the disk answers again.
+    #[test]
+    fn a_reexec_is_refused_while_the_unit_directory_cannot_be_read() {
+        use crate::pid1::tests::pid1_with;
+        let mut p = pid1_with(&[("web", "exec = /bin/true\n")]);
+        assert!(
+            p.refusal().is_none(),
+            "{:?}",
+            p.refusal().map(|w| w.as_str().to_owned())
+        );
+        p.disk_stall = crate::pid1::gate::DiskStall::stalled_at(crate::pid1::now());
+        let t = std::time::Instant::now();
+        let why = p.refusal().map(|w| w.as_str().to_owned());
+        assert!(t.elapsed() < std::time::Duration::from_millis(500));
+        let dir = p.units_dir_path().to_owned();
+        assert!(
+            why.as_deref().is_some_and(|w| w.starts_with(&format!(
+                "{dir} cannot be read now (the disk gave no answer"
+            ))),
+            "{why:?}"
+        );
+        p.disk_stall = Default::default();
+        assert!(p.refusal().is_none());
+    }
+
     /// Frames written one after another, after other bytes, read back
     /// whole by the new PID 1's reader; one whose body fails is refused.
     #[test]

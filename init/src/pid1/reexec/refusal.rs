@@ -51,6 +51,15 @@ impl Pid1 {
             Some(why(format_args!(
                 "a critical unit failed: the watchdog is no longer fed, and the board resets"
             )))
+        } else if let Err(e) = self.warm_units(crate::pid1::reload::WARM) {
+            // Read in a child first, as a reload reads it: PID 1 counts
+            // the files next, and a build of another format has them
+            // parsed (`unadoptable`), both from the caches then.
+            Some(why(format_args!(
+                "{} cannot be read now ({})",
+                self.units_dir_path(),
+                crate::pid1::gate::DiskError(e)
+            )))
         } else {
             self.short_for_rebuild(self.unit_files()).map(|want| {
                 why(format_args!(
