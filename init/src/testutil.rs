@@ -129,3 +129,36 @@ pub fn alone(name: &str) -> bool {
     assert!(text.contains("1 passed"), "{name} did not run: {text}");
     false
 }
+
+/// A TCP socket whose unsent data cannot leave (its peer, returned
+/// second, reads nothing and its window is full), set to linger 20 s: its
+/// last close waits that long in the closer's time.
+pub fn lingering() -> (std::net::TcpStream, std::net::TcpStream) {
+    use std::io::Write;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    rustix::net::sockopt::set_socket_recv_buffer_size(&s, 4096).unwrap();
+    rustix::net::sockopt::set_socket_send_buffer_size(&c, 4096).unwrap();
+    c.set_nonblocking(true).unwrap();
+    let chunk = [7u8; 4096];
+    let t = std::time::Instant::now();
+    let mut w = &c;
+    while w.write(&chunk).is_ok() {
+        assert!(t.elapsed().as_secs() < 5, "the window never filled");
+    }
+    rustix::net::sockopt::set_socket_linger(&c, Some(std::time::Duration::from_secs(20))).unwrap();
+    (c, s)
+}
+
+/// `msg` sent on `sock` with `fd` passed (SCM_RIGHTS), as a unit may send
+/// its sd_notify datagram.
+pub fn send_with_fd(sock: rustix::fd::BorrowedFd<'_>, msg: &[u8], fd: rustix::fd::BorrowedFd<'_>) {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let mut space = [core::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
+    let iov = [rustix::io::IoSlice::new(msg)];
+    rustix::net::sendmsg(sock, &iov, &mut control, SendFlags::empty()).unwrap();
+}

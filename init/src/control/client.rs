@@ -12,7 +12,7 @@ use crate::vocab::Name;
 use rustix::event::epoll;
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::io::Errno;
-use rustix::net::{self, RecvFlags, SendFlags};
+use rustix::net::{self, SendFlags};
 
 /// Bytes kept at the end of a `Cat` or `Reload` text for a truncation note.
 const NOTE_ROOM: usize = 48;
@@ -110,7 +110,8 @@ impl Client {
     pub(super) fn recv_request(&mut self) -> rustix::io::Result<usize> {
         let room = self.buf.get_mut(self.rx..HEADER_LEN + REQUEST_MAX);
         let fd = self.fd.as_ref().ok_or(Errno::BADF)?;
-        let (n, _) = net::recv(fd, room.unwrap_or_default(), RecvFlags::DONTWAIT)?;
+        // Fds passed with it are let go, not released in this read's time.
+        let n = crate::sys::passed::recv(rustix::fd::AsFd::as_fd(fd), room.unwrap_or_default())?;
         self.rx += n;
         Ok(n)
     }

@@ -48,6 +48,16 @@ pub(super) fn unwatch(ep: Option<&OwnedFd>, fd: Option<OwnedFd>) {
     }
 }
 
+/// `unwatch` of a unit's readiness fd: a socket's queued datagrams taken
+/// first, so that the fds passed with them are let go rather than
+/// released by its close as they are (`sys::passed`; a pipe has none).
+pub(super) fn unwatch_notify(ep: Option<&OwnedFd>, fd: Option<OwnedFd>) {
+    if let Some(f) = fd.as_ref() {
+        crate::sys::passed::drain(rustix::fd::AsFd::as_fd(f), 16);
+    }
+    unwatch(ep, fd);
+}
+
 /// Make `fd` non-blocking and add it to the loop under `token`; the fd is
 /// kept only if both worked (an fd nobody waits on is useless, and one
 /// that blocks could hang PID 1: the output drain reads without waiting

@@ -160,7 +160,7 @@ impl Pid1 {
             return;
         };
         super::event_loop::unwatch(Some(ep), edge.log_rd.take());
-        super::event_loop::unwatch(Some(ep), edge.notify.take());
+        super::event_loop::unwatch_notify(Some(ep), edge.notify.take());
         // Our copies of the write ends go, so EOF means the unit closed them.
         let log_rd = log.map(|(r, _w)| r);
         edge.log_rd = log_rd.and_then(|r| watch(ep, r, event_loop::TOKEN_LOG + u64::from(u)));

@@ -349,7 +349,7 @@ impl Pid1 {
             let _ = rustix::fs::unlink(p.as_str());
         }
         if let Some(e) = self.edges.get_mut(usize::from(u)) {
-            super::event_loop::unwatch(self.epoll.as_ref(), e.notify.take());
+            super::event_loop::unwatch_notify(self.epoll.as_ref(), e.notify.take());
         }
     }
 

@@ -106,7 +106,7 @@ impl Edge {
         if self.log.is_allocated() {
             self.log = LogRing::default();
         }
-        event_loop::unwatch(ep, self.notify.take());
+        event_loop::unwatch_notify(ep, self.notify.take());
         event_loop::unwatch(ep, self.exit_report.take());
         self.rare = None;
         self.seccomp = None;
@@ -642,6 +642,30 @@ mod tests {
         msg.extend_from_slice(b"\nREADY=1");
         assert_eq!(rustix::io::write(&theirs, &msg).unwrap(), msg.len());
         p.on_notify(0);
+        p.run_queue();
+        assert_eq!(
+            p.sup.slot(0).unwrap().rt.phase,
+            crate::supervisor::Phase::Running
+        );
+    }
+
+    /// A unit that passes a lingering socket with READY=1 and closes its
+    /// own copy makes PID 1's read the last close: it is ready, and the
+    /// read does not wait for the linger (`sys::passed`; 20 s before).
+    #[test]
+    fn an_fd_passed_with_ready_does_not_hold_the_read() {
+        use rustix::fd::AsFd;
+        let (mut p, theirs) = sd_notify_web(0);
+        let (c, _server) = crate::testutil::lingering();
+        crate::testutil::send_with_fd(theirs.as_fd(), b"READY=1", c.as_fd());
+        drop(c);
+        let t = std::time::Instant::now();
+        p.on_notify(0);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            t.elapsed()
+        );
         p.run_queue();
         assert_eq!(
             p.sup.slot(0).unwrap().rt.phase,

@@ -182,7 +182,7 @@ impl Pid1 {
             return exit;
         };
         // Readiness is over with the process.
-        super::event_loop::unwatch(self.epoll.as_ref(), edge.notify.take());
+        super::event_loop::unwatch_notify(self.epoll.as_ref(), edge.notify.take());
         if slot.def.ready == Ready::SdNotify {
             let _ = rustix::fs::unlink(notify_path(&name).as_str());
         }
@@ -335,7 +335,12 @@ impl Pid1 {
             // Bounded like on_log: a flood of (empty) datagrams waits for
             // the next turn.
             for _ in 0..READ_BUDGET {
-                match rustix::io::read(fd, &mut buf) {
+                // Fds passed with a datagram let go (`sys::passed`).
+                let got = match sd {
+                    true => crate::sys::passed::recv(fd.as_fd(), &mut buf),
+                    false => rustix::io::read(fd, &mut buf),
+                };
+                match got {
                     // An empty datagram, not an end of stream.
                     Ok(0) if sd => continue,
                     Ok(0) => {
@@ -367,7 +372,7 @@ impl Pid1 {
             // control data closes passed fds); a closed socket would
             // refuse it.
             if closed || (ready && !sd) {
-                super::event_loop::unwatch(self.epoll.as_ref(), edge.notify.take());
+                super::event_loop::unwatch_notify(self.epoll.as_ref(), edge.notify.take());
             }
             ready
         };

@@ -41,6 +41,7 @@ pub mod file;
 pub mod handover;
 pub mod mount;
 pub mod netdev;
+pub mod passed;
 pub mod raw;
 pub mod sched;
 pub mod seccomp;
