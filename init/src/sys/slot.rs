@@ -46,7 +46,9 @@
 //! below `LOW_FDS` (`Slot::low_fds`) is started through a trampoline
 //! instead: a thread of PID 1's sharing its fd table, on a stack of its
 //! own after the slots', PID 1 suspended until it exits (`CLONE_VFORK`;
-//! it blocks on nothing a unit controls).
+//! it blocks on nothing a unit controls but the kernel's cgroup lock,
+//! which its clone into the unit's cgroup takes as PID 1's own would:
+//! docs/field.md).
 //! The trampoline takes a table of its own holding only the fds below
 //! `LOW_FDS` (`close_range(LOW_FDS, ~0, CLOSE_RANGE_UNSHARE)`), clones the
 //! child sharing that small table, and exits; the child is then PID 1's.
