@@ -98,7 +98,9 @@ pub(super) fn early(resumed: bool) -> (cmdline::Options, SigSet, Option<Cgroups>
     }
     // Pages once touched stay (none brought in for it): an evicted page
     // of PID 1's text, read again from a card that does not answer, would
-    // hold the loop (docs/field.md).
+    // hold the loop (docs/field.md). Before the spawn slots and the
+    // reserve are mapped: those give their pages back, which a locked
+    // mapping refuses.
     if let Err(e) = crate::sys::alloc::lock_when_touched() {
         crate::warn!("mlockall: {e}; PID 1's pages may be evicted and read again from disk");
     }

@@ -35,10 +35,12 @@ fn demo_image_units_all_come_up() {
         CMD,
     );
     eprintln!("PID 1 smaps_rollup after demo boot:\n{rollup}");
-    // Its pages are kept once touched (mlockall with MCL_ONFAULT): all
-    // of what is resident is locked (`Locked` counts a page as `Pss`
-    // does, shared with the other processes of the binary), and nothing
-    // was brought in for it (the whole binary is about 400 KiB of text).
+    // Its pages are kept once touched (mlockall with MCL_ONFAULT), those
+    // it has at that point of its boot: its text and data, its stack, its
+    // first heap (`Locked` counts a page as `Pss` does, shared with the
+    // other processes of the binary); not the spawn slots' stacks or the
+    // heap's growth, which give their pages back; and nothing was brought
+    // in for it (the binary is about 400 KiB of text).
     let kib = |key: &str| -> u64 {
         rollup
             .lines()
@@ -47,11 +49,10 @@ fn demo_image_units_all_come_up() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {key} in {rollup}"))
     };
-    let (rss, pss, locked) = (kib("Rss:"), kib("Pss:"), kib("Locked:"));
-    assert!(locked > 0, "PID 1 locks none of its pages: {rollup}");
+    let (rss, pss, anon, locked) = (kib("Rss:"), kib("Pss:"), kib("Anonymous:"), kib("Locked:"));
     assert!(
-        locked + 16 >= pss,
-        "PID 1's resident pages not all locked: {rollup}"
+        locked + anon >= pss && locked < pss,
+        "PID 1's executable pages not all locked, or all of its memory: {rollup}"
     );
     assert!(
         rss < 1024,
