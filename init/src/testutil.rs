@@ -162,3 +162,18 @@ pub fn send_with_fd(sock: rustix::fd::BorrowedFd<'_>, msg: &[u8], fd: rustix::fd
     let iov = [rustix::io::IoSlice::new(msg)];
     rustix::net::sendmsg(sock, &iov, &mut control, SendFlags::empty()).unwrap();
 }
+
+/// Runs host test `test` (its full path) alone in a new process of this
+/// test binary, with `env` set (the test does its work only then), and
+/// checks that it passed and printed `ok`: for a test that changes the
+/// whole process (reaps any child, locks its memory, holds a global).
+pub fn in_own_process(test: &str, env: &str, ok: &str) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(env, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains(ok), "{stdout}");
+}

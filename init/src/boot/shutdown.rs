@@ -551,19 +551,11 @@ mod tests {
     /// cannot reap children of other tests.
     #[test]
     fn reap_until_reaps_children_and_honours_the_deadline() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "boot::shutdown::tests::reap_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("WREN_REAP_CHILD", "1")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{stdout}");
-        assert!(stdout.contains("REAP-CHILD-OK"), "{stdout}");
+        crate::testutil::in_own_process(
+            "boot::shutdown::tests::reap_child",
+            "WREN_REAP_CHILD",
+            "REAP-CHILD-OK",
+        );
     }
 
     /// Only does something when started by the test above.

@@ -193,19 +193,11 @@ mod tests {
     /// refuses every test's reclaiming writes while it is held.
     #[test]
     fn a_writer_kept_inside_keeps_its_cgroup_until_it_has_ended() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "cgroup::reclaim::tests::a_writer_kept_inside",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("WREN_WRITER_INSIDE", "1")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{stdout}");
-        assert!(stdout.contains("WRITER-INSIDE-OK"), "{stdout}");
+        crate::testutil::in_own_process(
+            "cgroup::reclaim::tests::a_writer_kept_inside",
+            "WREN_WRITER_INSIDE",
+            "WRITER-INSIDE-OK",
+        );
     }
 
     /// A writer still inside a write keeps its unit's cgroup from an

@@ -679,19 +679,11 @@ mod tests {
     /// on this test binary's pages for the rest of its life.
     #[test]
     fn pages_mapped_now_are_locked_when_touched_and_later_ones_not() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "sys::alloc::tests::locked_when_touched",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("WREN_LOCK_NOW", "1")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{stdout}");
-        assert!(stdout.contains("LOCK-NOW-OK"), "{stdout}");
+        crate::testutil::in_own_process(
+            "sys::alloc::tests::locked_when_touched",
+            "WREN_LOCK_NOW",
+            "LOCK-NOW-OK",
+        );
     }
 
     /// Only does something when started by the test above. Locked (as
