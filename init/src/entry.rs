@@ -13,6 +13,11 @@ pub fn run() -> u8 {
     client()
 }
 
+/// `initctl --self-test-panic`: panics, in std (a test of the panic
+/// path of a build without an unwinder: its message, then the abort;
+/// docs/initctl.md).
+const SELF_TEST_PANIC: &str = "--self-test-panic";
+
 /// Any other name (`initctl CMD ...`, `wren CMD ...`) is the client.
 fn client() -> u8 {
     // As under Rust's own start-up (`sys::entry`): stdio that a caller
@@ -39,11 +44,17 @@ fn client() -> u8 {
         }
     }
     // A PID 1 about to exec this binary asks first (`initctl reexec`).
-    let code = if rest.first().map(String::as_str) == Some(crate::handover::HANDSHAKE_ARG) {
-        crate::pid1::print_handshake();
-        0
+    let first = rest.first().map(String::as_str);
+    if first == Some(SELF_TEST_PANIC) {
+        // The boot test `panic_abort`: a real panic of the real binary,
+        // which has no unwinder (`sys::unwind`), through std's hook: a
+        // vector larger than an address space, std's "capacity overflow".
+        let too_many = core::hint::black_box(usize::MAX);
+        core::hint::black_box(Vec::<u8>::with_capacity(too_many));
+    }
+    if first == Some(crate::handover::HANDSHAKE_ARG) {
+        u8::from(!crate::pid1::print_handshake())
     } else {
         crate::ctl::main(&rest)
-    };
-    code
+    }
 }

@@ -59,17 +59,14 @@ fn hash(name: &str) -> u64 {
     }))
 }
 
-/// The writer kept in `INSIDE`, if it may still be inside its write: not
-/// ended (a zombie has left it) and not yet reaped; else it is let go.
+/// The writer kept in `INSIDE`, if it may still be inside its write: a
+/// child of PID 1's not ended (a zombie has left it) nor reaped (by the
+/// loop, which does not know it: its number may be another's by now);
+/// else it is let go.
 fn kept() -> Option<u64> {
     let v = INSIDE.load(Ordering::Relaxed);
     let pid = u32::try_from(v >> 32).ok().filter(|&p| p != 0)?;
-    let live = crate::sys::raw::ended_child_of(pid).is_none()
-        && i32::try_from(pid)
-            .ok()
-            .and_then(Pid::from_raw)
-            .is_some_and(|p| rustix::process::test_kill_process(p).is_ok());
-    if !live {
+    if !crate::sys::raw::running_child(pid) {
         let _ = INSIDE.compare_exchange(v, 0, Ordering::Relaxed, Ordering::Relaxed);
         return None;
     }

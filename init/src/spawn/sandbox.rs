@@ -119,7 +119,8 @@ pub fn enter(def: &UnitDef, notify_socket: Option<&str>, uid: Option<u32>) -> Re
     // network namespace waits for the kernel's rtnl lock (its loopback's
     // registration), which a wedged network driver holds for seconds
     // (a Wi-Fi firmware's timeouts); a child may wait for it, PID 1 not.
-    // First, so that what is mounted below (/proc/sys/net) is of it.
+    // First: the steps below (the hostname, `lo`, and a `root`'s own
+    // /sys) are the new namespace's, not the host's.
     if ns.has(Namespaces::NET) {
         crate::sys::clone::unshare_net().map_err(|e| (Step::NewNet, e))?;
     }

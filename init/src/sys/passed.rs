@@ -17,14 +17,21 @@
 use core::mem::MaybeUninit;
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::io::{Errno, IoSliceMut};
-use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+use rustix::net::{AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
 /// The most fds the kernel passes with one message (`SCM_MAX_FD`).
 const MAX_FDS: usize = 253;
 
+/// How deep `let_go` follows unix sockets passed inside passed ones.
+const DEPTH: u8 = 2;
+
 /// One datagram of `sock` into `buf`, as read(2) would read it (cut to
 /// `buf`, without waiting); the fds passed with it are let go (`let_go`).
 pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
+    recv_at(sock, buf, DEPTH)
+}
+
+fn recv_at(sock: BorrowedFd<'_>, buf: &mut [u8], depth: u8) -> Result<usize, Errno> {
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let got = rustix::net::recvmsg(
@@ -35,7 +42,7 @@ pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
     )?;
     for message in control.drain() {
         if let RecvAncillaryMessage::ScmRights(fds) = message {
-            fds.for_each(let_go);
+            fds.for_each(|fd| let_go(fd, depth));
         }
     }
     Ok(got.bytes)
@@ -47,9 +54,13 @@ pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
 /// `net.unix.max_dgram_qlen`, 10 by default), or 512 bytes of a stream
 /// (what a stream holds past that is released as it is).
 pub fn drain(sock: BorrowedFd<'_>, most: usize) {
+    drain_at(sock, most, DEPTH)
+}
+
+fn drain_at(sock: BorrowedFd<'_>, most: usize, depth: u8) {
     let mut buf = [0u8; 512];
     for _ in 0..most {
-        match recv(sock, &mut buf) {
+        match recv_at(sock, &mut buf, depth) {
             Ok(_) | Err(Errno::INTR) => {}
             Err(_) => return,
         }
@@ -57,11 +68,20 @@ pub fn drain(sock: BorrowedFd<'_>, most: usize) {
 }
 
 /// Close `fd` so that the close does not wait: a socket's linger turned
-/// off, a terminal's unsent output dropped (each refused by what is not
-/// one).
-pub fn let_go(fd: OwnedFd) {
+/// off (refused by what is not one), a terminal's unsent output dropped;
+/// a unix socket's own queue read first (`depth` levels of sockets
+/// passed inside passed ones), as its close would release the fds in it
+/// as they are.
+fn let_go(fd: OwnedFd, depth: u8) {
     let _ = rustix::net::sockopt::set_socket_linger(&fd, None);
-    let _ = rustix::termios::tcflush(&fd, rustix::termios::QueueSelector::OFlush);
+    if rustix::termios::isatty(&fd) {
+        let _ = rustix::termios::tcflush(&fd, rustix::termios::QueueSelector::OFlush);
+    }
+    if let Some(d) = depth.checked_sub(1) {
+        if rustix::net::getsockname(&fd).is_ok_and(|a| a.address_family() == AddressFamily::UNIX) {
+            drain_at(rustix::fd::AsFd::as_fd(&fd), 16, d);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -92,6 +112,24 @@ mod tests {
         let took = t.elapsed();
         assert_eq!(buf.get(..n), Some(&b"BARRIER=1"[..]));
         assert!(took < Duration::from_secs(2), "the read waited {took:?}");
+    }
+
+    /// A unix socket passed with a datagram, itself holding a lingering
+    /// socket in its queue: its close would release that one as it is,
+    /// so its queue is read first.
+    #[test]
+    fn a_lingering_socket_queued_in_a_passed_socket_is_let_go_too() {
+        let (a, b) = pair();
+        let (inner_a, inner_b) = pair();
+        let (c, _server) = lingering();
+        send_with_fd(inner_a.as_fd(), b"x", c.as_fd());
+        drop(c);
+        drop(inner_a);
+        send_with_fd(a.as_fd(), b"FDSTORE=1", inner_b.as_fd());
+        drop(inner_b);
+        let t = Instant::now();
+        let _ = recv(b.as_fd(), &mut [0u8; 64]).unwrap();
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     }
 
     /// Queued datagrams' fds are let go before the socket's close, which

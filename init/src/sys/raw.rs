@@ -117,6 +117,41 @@ pub fn ended_child_of(pid: u32) -> Option<(u32, Result<i32, i32>)> {
     ended(libc::P_PID, id)
 }
 
+/// Whether `pid` is a child of this process that has not ended: not a
+/// zombie, not reaped (ECHILD, whoever took it; its number may be
+/// another process's by now).
+pub fn running_child(pid: u32) -> bool {
+    let Some(id) = usize::try_from(pid).ok().filter(|&p| p != 0) else {
+        return false;
+    };
+    let mut info = core::mem::MaybeUninit::<libc::siginfo_t>::zeroed();
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    // SAFETY: `info` is a siginfo_t, writable for the call; the rusage
+    // pointer is null.
+    let r = unsafe {
+        syscall6(
+            libc::SYS_waitid,
+            [
+                libc::P_PID as usize,
+                id,
+                info.as_mut_ptr() as usize,
+                flags as usize,
+                0,
+                0,
+            ],
+        )
+    };
+    if r.is_err() {
+        return false;
+    }
+    // SAFETY: all zeroes is a valid siginfo_t; the kernel wrote a SIGCHLD
+    // one over it only if the child has ended.
+    let info = unsafe { info.assume_init() };
+    // SAFETY: a SIGCHLD siginfo's union holds the sigchld fields, and the
+    // zeroed one reads as pid 0.
+    unsafe { info.si_pid() == 0 }
+}
+
 fn ended(idtype: libc::idtype_t, id: usize) -> Option<(u32, Result<i32, i32>)> {
     let mut info = core::mem::MaybeUninit::<libc::siginfo_t>::zeroed();
     let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;

@@ -55,8 +55,13 @@ impl Stack {
         // the stack pointer (PID 1 blocks every signal and reads them from
         // a signalfd). MADV_DONTNEED on private anonymous memory only
         // drops contents no one holds; a page touched again comes back
-        // zeroed.
-        let r = unsafe { libc::madvise(self.start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+        // zeroed. munlock first: PID 1 locks the mappings it has at boot
+        // (`alloc::lock_when_touched`), the stack among them, and a locked
+        // range refuses MADV_DONTNEED; munlock only changes that flag.
+        let r = unsafe {
+            libc::munlock(self.start as *const libc::c_void, len);
+            libc::madvise(self.start as *mut libc::c_void, len, libc::MADV_DONTNEED)
+        };
         (r == 0).then_some(len)
     }
 }

@@ -124,8 +124,10 @@ pub(super) fn handshake(
 
 /// `wren --reexec-handshake`: the line a candidate answers with; given
 /// on its stdin the state a PID 1 of its format is about to hand over,
-/// a second line (`UNREADABLE`) if it could not take it over.
-pub fn print_handshake() {
+/// a second line (`UNREADABLE`) if it could not take it over. False
+/// when the line could not be written (a reader gone: the exit code
+/// says so).
+pub fn print_handshake() -> bool {
     let mut line = String::new();
     let _ = handover::handshake_line(&mut line, state_format(), VERSION);
     if let Some(what) = unreadable(rustix::stdio::stdin()) {
@@ -134,7 +136,7 @@ pub fn print_handshake() {
         line.push('\n');
     }
     // Not `print!`: std's stdout (its lock, its line buffer) for one line.
-    let _ = crate::sys::file::write_all(rustix::stdio::stdout(), line.as_bytes());
+    crate::sys::file::write_all(rustix::stdio::stdout(), line.as_bytes()).is_ok()
 }
 
 /// How a candidate's second line begins.

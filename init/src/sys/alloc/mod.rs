@@ -294,11 +294,12 @@ pub fn try_box<T>(v: T) -> Option<Box<T>> {
 /// mappings to come (no `MCL_FUTURE`): the spawn slots' stacks and the
 /// heap's growth give their pages back with `MADV_DONTNEED`, which a
 /// locked mapping refuses (with `MCL_FUTURE`, PID 1's `Anonymous` grew by
-/// 40 KiB isolated and 136 KiB bare at 100 units; without it, by a fixed
-/// 8 KiB, the heap's first pages). So called before those are mapped.
+/// 40 KiB isolated and 136 KiB bare at 100 units). So called before
+/// those are mapped; the stack, locked with the rest, is unlocked where
+/// `stack::Stack::release_unused` gives its pages back.
 /// (Locking only the executable's mappings, with `mlock2`, cost an
 /// isolated boot of 100 units 2.5 ms more on the icount clock, 25 µs a
-/// unit, and a restart 13 µs, for reasons not traced; this, nothing
+/// unit, and a restart 12 µs, for reasons not traced; this, nothing
 /// measurable.) Not inherited by a fork, cleared by an exec. EINVAL
 /// before Linux 4.4 (no MCL_ONFAULT).
 pub fn lock_when_touched() -> Result<(), rustix::io::Errno> {
