@@ -603,7 +603,7 @@ impl Server {
             let _ = epoll::delete(&self.epoll, &fd);
             // What is queued goes with the close, fds passed with it
             // released as they are: taken first, as far as a few reads go.
-            crate::sys::passed::drain(fd.as_fd(), 16);
+            crate::sys::passed::drain(fd.as_fd());
         }
         c.gen = c.gen.wrapping_add(1) & 0x00ff_ffff;
         c.mode = Mode::Free;

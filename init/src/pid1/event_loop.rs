@@ -53,7 +53,7 @@ pub(super) fn unwatch(ep: Option<&OwnedFd>, fd: Option<OwnedFd>) {
 /// released by its close as they are (`sys::passed`; a pipe has none).
 pub(super) fn unwatch_notify(ep: Option<&OwnedFd>, fd: Option<OwnedFd>) {
     if let Some(f) = fd.as_ref() {
-        crate::sys::passed::drain(rustix::fd::AsFd::as_fd(f), 16);
+        crate::sys::passed::drain(rustix::fd::AsFd::as_fd(f));
     }
     unwatch(ep, fd);
 }

@@ -48,18 +48,21 @@ fn recv_at(sock: BorrowedFd<'_>, buf: &mut [u8], depth: u8) -> Result<usize, Err
     Ok(got.bytes)
 }
 
+/// Reads a close of a socket passed to PID 1 or of its own makes first.
+const DRAIN_READS: usize = 16;
+
 /// What is still queued on `sock` taken (`recv`), before its close
-/// would release the fds passed with it as they are: `most` reads at
-/// most, a datagram each (a datagram socket's queue is short:
+/// would release the fds passed with it as they are: `DRAIN_READS` reads
+/// at most, a datagram each (a datagram socket's queue is short:
 /// `net.unix.max_dgram_qlen`, 10 by default), or 512 bytes of a stream
 /// (what a stream holds past that is released as it is).
-pub fn drain(sock: BorrowedFd<'_>, most: usize) {
-    drain_at(sock, most, DEPTH)
+pub fn drain(sock: BorrowedFd<'_>) {
+    drain_at(sock, DEPTH)
 }
 
-fn drain_at(sock: BorrowedFd<'_>, most: usize, depth: u8) {
+fn drain_at(sock: BorrowedFd<'_>, depth: u8) {
     let mut buf = [0u8; 512];
-    for _ in 0..most {
+    for _ in 0..DRAIN_READS {
         match recv_at(sock, &mut buf, depth) {
             Ok(_) | Err(Errno::INTR) => {}
             Err(_) => return,
@@ -79,7 +82,7 @@ fn let_go(fd: OwnedFd, depth: u8) {
     }
     if let Some(d) = depth.checked_sub(1) {
         if rustix::net::getsockname(&fd).is_ok_and(|a| a.address_family() == AddressFamily::UNIX) {
-            drain_at(rustix::fd::AsFd::as_fd(&fd), 16, d);
+            drain_at(rustix::fd::AsFd::as_fd(&fd), d);
         }
     }
 }
@@ -144,7 +147,7 @@ mod tests {
         }
         drop(c);
         let t = Instant::now();
-        drain(b.as_fd(), 16);
+        drain(b.as_fd());
         drop(b);
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
         let (_, empty) = pair();

@@ -121,43 +121,29 @@ pub fn ended_child_of(pid: u32) -> Option<(u32, Result<i32, i32>)> {
 /// zombie, not reaped (ECHILD, whoever took it; its number may be
 /// another process's by now).
 pub fn running_child(pid: u32) -> bool {
-    let Some(id) = usize::try_from(pid).ok().filter(|&p| p != 0) else {
-        return false;
-    };
-    let mut info = core::mem::MaybeUninit::<libc::siginfo_t>::zeroed();
-    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
-    // SAFETY: `info` is a siginfo_t, writable for the call; the rusage
-    // pointer is null.
-    let r = unsafe {
-        syscall6(
-            libc::SYS_waitid,
-            [
-                libc::P_PID as usize,
-                id,
-                info.as_mut_ptr() as usize,
-                flags as usize,
-                0,
-                0,
-            ],
-        )
-    };
-    if r.is_err() {
-        return false;
-    }
-    // SAFETY: all zeroes is a valid siginfo_t; the kernel wrote a SIGCHLD
-    // one over it only if the child has ended.
-    let info = unsafe { info.assume_init() };
-    // SAFETY: a SIGCHLD siginfo's union holds the sigchld fields, and the
-    // zeroed one reads as pid 0.
-    unsafe { info.si_pid() == 0 }
+    usize::try_from(pid)
+        .ok()
+        .filter(|&p| p != 0)
+        .is_some_and(|id| matches!(waitid_nowait(libc::P_PID, id), Ok(None)))
 }
 
 fn ended(idtype: libc::idtype_t, id: usize) -> Option<(u32, Result<i32, i32>)> {
+    waitid_nowait(idtype, id).ok().flatten()
+}
+
+/// An ended child: its pid and its end, `Ok(code)` for an exit,
+/// `Err(signal)` for a kill.
+type Ended = (u32, Result<i32, i32>);
+
+/// `waitid(idtype, id, WEXITED | WNOHANG | WNOWAIT)`: an ended child, None
+/// when no child of those asked about has ended; an error for none at
+/// all.
+fn waitid_nowait(idtype: libc::idtype_t, id: usize) -> Result<Option<Ended>, Errno> {
     let mut info = core::mem::MaybeUninit::<libc::siginfo_t>::zeroed();
     let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
     // SAFETY: `info` is a siginfo_t, writable for the call; the rusage
     // pointer is null.
-    let r = unsafe {
+    unsafe {
         syscall6(
             libc::SYS_waitid,
             [
@@ -169,23 +155,22 @@ fn ended(idtype: libc::idtype_t, id: usize) -> Option<(u32, Result<i32, i32>)> {
                 0,
             ],
         )
-    };
-    r.ok()?;
+    }?;
     // SAFETY: all zeroes is a valid siginfo_t (integers); the kernel wrote
     // a SIGCHLD one over it, or nothing (no child ended).
     let info = unsafe { info.assume_init() };
     // SAFETY: a SIGCHLD siginfo's union holds the sigchld fields, and the
     // zeroed one reads as pid 0.
     let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
-    let pid = u32::try_from(pid).ok().filter(|&p| p != 0)?;
+    let Some(pid) = u32::try_from(pid).ok().filter(|&p| p != 0) else {
+        return Ok(None);
+    };
     match info.si_code {
-        libc::CLD_EXITED => Some((pid, Ok(status))),
-        _ => Some((pid, Err(status))),
+        libc::CLD_EXITED => Ok(Some((pid, Ok(status)))),
+        _ => Ok(Some((pid, Err(status)))),
     }
 }
 
-/// The calling thread's libc errno, for tests that check a call leaves
-/// it alone.
 #[cfg(test)]
 pub(crate) mod errno {
     pub(crate) fn get() -> i32 {
