@@ -48,7 +48,7 @@ const KILLED_MS: u64 = 20;
 /// A killed writer that had not ended: its pid in the high half, a hash
 /// of the unit's name in the low; 0 when there is none. One at most:
 /// while it is there, a write that may reclaim is refused (EAGAIN: the
-/// start fails and is tried again).
+/// start fails, as any failed start; docs/field.md).
 static INSIDE: AtomicU64 = AtomicU64::new(0);
 
 /// FNV-1a of the unit's name: two units sharing one only makes the other

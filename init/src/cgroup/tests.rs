@@ -432,7 +432,7 @@ fn a_kept_cgroups_memory_max_in_own_process() {
     assert!(took >= Duration::from_millis(90), "no wait: {took:?}");
     assert_eq!(polls, 0, "the wait not taken from the budget");
     // Killed, and the value does not read back: not in force, so the
-    // write failed (the start fails, to be tried again).
+    // write failed (the start fails, as any failed start).
     let timed_out = CgroupError::Write {
         unit: truncated("web"),
         file: "memory.max",
