@@ -601,9 +601,9 @@ impl Server {
         };
         if let Some(fd) = c.fd.take() {
             let _ = epoll::delete(&self.epoll, &fd);
-            // What is queued goes with the close, fds passed with it
-            // released as they are: taken first, as far as a few reads go.
-            crate::sys::passed::drain(fd.as_fd());
+            // What is queued would go with the close, fds passed with it
+            // released in PID 1's time: such a socket goes to a closer.
+            crate::sys::passed::close(fd);
         }
         c.gen = c.gen.wrapping_add(1) & 0x00ff_ffff;
         c.mode = Mode::Free;

@@ -48,14 +48,16 @@ pub(super) fn unwatch(ep: Option<&OwnedFd>, fd: Option<OwnedFd>) {
     }
 }
 
-/// `unwatch` of a unit's readiness fd: a socket's queued datagrams taken
-/// first, so that the fds passed with them are let go rather than
-/// released by its close as they are (`sys::passed`; a pipe has none).
+/// `unwatch` of a unit's readiness fd, closed by `sys::passed::close`: a
+/// socket with datagrams still queued goes to a closer, so that the fds
+/// passed with them are not released in PID 1's close (a pipe has none).
 pub(super) fn unwatch_notify(ep: Option<&OwnedFd>, fd: Option<OwnedFd>) {
-    if let Some(f) = fd.as_ref() {
-        crate::sys::passed::drain(rustix::fd::AsFd::as_fd(f));
+    if let Some(f) = fd {
+        if let Some(ep) = ep {
+            let _ = epoll::delete(ep, &f);
+        }
+        crate::sys::passed::close(f);
     }
-    unwatch(ep, fd);
 }
 
 /// Make `fd` non-blocking and add it to the loop under `token`; the fd is

@@ -8,6 +8,12 @@
 //! notifyfd [LINE]    write LINE (default "ready") + "\n" to the fd in $NOTIFY_FD
 //! sdnotify MSG       send MSG (e.g. READY=1) as one datagram to $NOTIFY_SOCKET
 //!                    (a path, or "@name" for an abstract socket)
+//! sdnotifystuck MSG LEVELS
+//!                    send MSG to $NOTIFY_SOCKET passing (SCM_RIGHTS) a unix
+//!                    socket that holds a TCP socket LEVELS unix sockets down,
+//!                    set to linger 20 s on unsent data its peer never reads:
+//!                    whoever makes its last close waits those 20 s (needs
+//!                    `lo` up; the peer is kept open for the process's life)
 //! doublefork SECS [FILE]
 //!                    spawn a grandchild that sleeps SECS then exits, and exit
 //!                    the intermediate child at once, so the grandchild is
@@ -92,6 +98,100 @@ fn sdnotify(msg: &str) {
     let addr = sock_addr(&path);
     sock.send_to_addr(msg.as_bytes(), &addr)
         .unwrap_or_else(|e| fail(&format!("send to {path}: {e}")));
+}
+
+/// `msg` sent on `sock` (connected, or to `to`) with `fd` passed.
+fn send_fd(sock: i32, to: Option<&SocketAddr>, msg: &[u8], fd: i32) {
+    use std::os::unix::net::UnixDatagram as D;
+    // A connected datagram socket needs no address: sendmsg to a path
+    // through std is not possible, so an unbound socket is connected first.
+    if let Some(addr) = to {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        // SAFETY: `sock` is an open datagram socket this function's caller
+        // owns; it is handed back with into_raw_fd.
+        let d = unsafe { D::from_raw_fd(sock) };
+        d.connect_addr(addr)
+            .unwrap_or_else(|e| fail(&format!("connect: {e}")));
+        let _ = d.into_raw_fd();
+    }
+    let mut iov = libc::iovec {
+        iov_base: msg.as_ptr() as *mut _,
+        iov_len: msg.len(),
+    };
+    // SAFETY: CMSG_SPACE of one int is a constant computation.
+    let space = unsafe { libc::CMSG_SPACE(4) } as usize;
+    let mut control = vec![0u8; space];
+    // SAFETY: an all-zero msghdr is valid; its pointers are set below to
+    // buffers that outlive the sendmsg.
+    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    hdr.msg_iov = &mut iov;
+    hdr.msg_iovlen = 1;
+    hdr.msg_control = control.as_mut_ptr().cast();
+    hdr.msg_controllen = space as _;
+    // SAFETY: `hdr` has room for one cmsg header and one int (CMSG_SPACE).
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&hdr);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(4) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<i32>(), fd);
+    }
+    // SAFETY: `hdr` points at live buffers (above).
+    if unsafe { libc::sendmsg(sock, &hdr, 0) } < 0 {
+        fail(&format!("sendmsg: {}", std::io::Error::last_os_error()));
+    }
+}
+
+fn sdnotify_stuck(msg: &str, levels: usize) {
+    use std::io::Write;
+    use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+    let l =
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&format!("bind: {e}")));
+    let c = std::net::TcpStream::connect(l.local_addr().unwrap_or_else(|e| fail(&e.to_string())))
+        .unwrap_or_else(|e| fail(&format!("connect: {e}")));
+    let (server, _) = l.accept().unwrap_or_else(|e| fail(&format!("accept: {e}")));
+    let small = 4096i32;
+    let setopt = |fd: i32, opt: i32, v: &[u8]| {
+        // SAFETY: `v` is a live buffer of the option's size.
+        unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, opt, v.as_ptr().cast(), v.len() as _) }
+    };
+    setopt(server.as_raw_fd(), libc::SO_RCVBUF, &small.to_ne_bytes());
+    setopt(c.as_raw_fd(), libc::SO_SNDBUF, &small.to_ne_bytes());
+    c.set_nonblocking(true)
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let mut w = &c;
+    while w.write(&[7u8; 4096]).is_ok() {}
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 20,
+    };
+    // SAFETY: a linger struct, alive for the call.
+    let got = unsafe {
+        std::slice::from_raw_parts(
+            (&linger as *const libc::linger).cast::<u8>(),
+            std::mem::size_of::<libc::linger>(),
+        )
+    };
+    setopt(c.as_raw_fd(), libc::SO_LINGER, got);
+    // Each level a datagram pair: the socket below passed on one end, the
+    // other end the next level's.
+    let mut inner: OwnedFd = c.into();
+    for _ in 0..levels {
+        let (a, b) = UnixDatagram::pair().unwrap_or_else(|e| fail(&format!("socketpair: {e}")));
+        send_fd(a.as_raw_fd(), None, b"x", inner.as_raw_fd());
+        inner = b.into();
+    }
+    let path = std::env::var("NOTIFY_SOCKET").unwrap_or_else(|_| fail("NOTIFY_SOCKET not set"));
+    let sock = UnixDatagram::unbound().unwrap_or_else(|e| fail(&format!("socket: {e}")));
+    send_fd(
+        sock.as_raw_fd(),
+        Some(&sock_addr(&path)),
+        msg.as_bytes(),
+        inner.as_raw_fd(),
+    );
+    drop(inner);
+    // The peer stays open, reading nothing, for the process's life.
+    let _ = server.into_raw_fd();
 }
 
 fn sock_addr(path: &str) -> SocketAddr {
@@ -231,6 +331,11 @@ fn main() {
                 sdnotify(arg(i + 1));
                 i += 2;
             }
+            "sdnotifystuck" => {
+                let levels = arg(i + 2).parse().unwrap_or_else(|_| fail("bad LEVELS"));
+                sdnotify_stuck(arg(i + 1), levels);
+                i += 3;
+            }
             "doublefork" => match args.get(i + 2).map(String::as_str) {
                 Some(f) if !is_step(f) => {
                     doublefork(arg(i + 1), Some(f));
@@ -335,6 +440,7 @@ fn is_step(s: &str) -> bool {
             | "sleep"
             | "notifyfd"
             | "sdnotify"
+            | "sdnotifystuck"
             | "doublefork"
             | "zombies"
             | "recv"

@@ -337,3 +337,47 @@ fn systemd_notify_watchdog_pings_keep_a_unit_up_and_silence_restarts_it() {
         vm.tail()
     );
 }
+
+/// stuck passes, with READY=1, a socket whose last close waits 20 s (a
+/// lingering TCP socket three unix sockets down, deeper than PID 1 reads
+/// passed sockets): a closer makes that close, so PID 1 answers at once
+/// and the unit is running. Without the closer PID 1's read of the
+/// datagram waited the 20 s, and every `initctl` with it.
+#[test]
+fn a_socket_passed_with_ready_that_waits_on_its_close_does_not_hold_pid1() {
+    let mut vm = boot("notify");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while mark(&marks(&mut vm, "/run/stuck"), "sent").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "stuck never sent: {}\n{}",
+            vm.sh("initctl log stuck", CMD),
+            vm.tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let t = Instant::now();
+    vm.wait_states(&[("stuck", &["running"])], Duration::from_secs(40));
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "PID 1 answered {took:?} after the unit sent: its close waited"
+    );
+    // The closer (a copy of PID 1: its name) waits out the linger, then
+    // ends and is reaped.
+    let closers = |vm: &mut Vm| {
+        vm.sh(
+            "me=$(cat /proc/1/comm); for d in /proc/[0-9]*; do \
+             [ \"$(cut -d' ' -f4 $d/stat)\" = 1 ] && [ \"$(cat $d/comm)\" = \"$me\" ] && echo ${d#/proc/}; \
+             done | wc -l",
+            CMD,
+        )
+        .trim()
+        .parse::<u32>()
+        .unwrap_or(99)
+    };
+    assert_eq!(closers(&mut vm), 1, "the closer, while the linger lasts");
+    std::thread::sleep(Duration::from_secs(24));
+    assert_eq!(closers(&mut vm), 0, "the closer, after the linger");
+    assert_eq!(vm.unit("stuck").map(|u| u.state), Some("running".into()));
+}
