@@ -165,7 +165,8 @@ fn walk(
     left: &mut u32,
     visit: &mut Visit<'_>,
 ) -> Result<bool, Errno> {
-    use rustix::fs::{openat, FileType, Mode, OFlags};
+    use crate::sys::file::openat;
+    use rustix::fs::{FileType, Mode, OFlags};
     let Some(depth) = depth.checked_sub(1) else {
         return Ok(true);
     };

@@ -249,7 +249,7 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::CLOEXEC);
 
 fn open_dir<Fd: AsFd>(at: Fd, path: &str) -> Result<OwnedFd, Errno> {
-    rustix::fs::openat(at, path, DIR_FLAGS, Mode::empty())
+    crate::sys::file::openat(at, path, DIR_FLAGS, Mode::empty())
 }
 
 /// Enable the wanted controllers of `available` in `dir/cgroup.subtree_control`;
@@ -294,7 +294,7 @@ pub fn setup_units(root: &Path) -> Result<Controllers, CgroupError> {
 /// `setup_units`, keeping the directory fds it opened (PID 1's boot: two
 /// opens fewer before the first start than `setup_units` then `open`).
 fn set_up(root: &Path) -> Result<(Cgroups, Controllers), CgroupError> {
-    let root_fd = rustix::fs::open(root, DIR_FLAGS, Mode::empty())
+    let root_fd = crate::sys::file::openat(rustix::fs::CWD, root, DIR_FLAGS, Mode::empty())
         .map_err(|errno| CgroupError::OpenRoot { dir: "", errno })?;
     let mut buf = [0u8; READ_BUF];
     let available = read_kernel_at(&root_fd, "cgroup.controllers", &mut buf)

@@ -34,7 +34,7 @@ pub fn trigger_line(limit: PressureLimit) -> heapless::String<48> {
 /// Opens `file` under `dir` and registers a trigger for `limit` on it;
 /// the trigger lives as long as the returned fd.
 pub fn trigger<Fd: AsFd>(dir: Fd, file: &str, limit: PressureLimit) -> Result<OwnedFd, Errno> {
-    let fd = rustix::fs::openat(
+    let fd = crate::sys::file::openat(
         dir,
         file,
         OFlags::RDWR | OFlags::NONBLOCK | OFlags::CLOEXEC,

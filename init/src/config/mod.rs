@@ -398,7 +398,8 @@ fn read_unit_file<'b>(
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return Err((0, "not a regular file".into()));
     }
-    let fd = rustix::fs::open(
+    let fd = crate::sys::file::openat(
+        rustix::fs::CWD,
         path,
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
         Mode::empty(),

@@ -229,7 +229,7 @@ fn sweep_staged(dir: &Path, name: &str) {
     let mut prefix = std::ffi::OsString::from(".");
     prefix.push(name);
     prefix.push(".new.");
-    let _ = crate::sys::file::for_each_entry_at(&fd, c".", |file, _| {
+    let _ = crate::sys::file::for_each_entry_at(&fd, ".", |file, _| {
         let pid = file
             .as_bytes()
             .strip_prefix(prefix.as_bytes())

@@ -531,7 +531,7 @@ fn keep_rejected(d: &OwnedFd, unit_file: &str, rejected: &str) -> Result<(), Err
 /// the owner and mode of `like` (a unit file kept 0600 for the secrets in
 /// its `env` stays so): made 0600, then given them before a byte is in.
 fn replace(d: &OwnedFd, tmp: &str, target: &str, bytes: &[u8], like: &str) -> Result<(), Errno> {
-    let fd = rustix::fs::openat(
+    let fd = crate::sys::file::openat(
         d,
         tmp,
         OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,

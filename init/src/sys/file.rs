@@ -5,9 +5,33 @@
 //! it, is then compiled once, not once for each kind of fd the callers
 //! hold (`&OwnedFd`, `BorrowedFd`, `&File`).
 
-use rustix::fd::{AsFd, BorrowedFd};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
+use std::path::Path;
+
+/// openat(2) of `path` under `dir`. rustix's `openat` is generic over the
+/// path's and the fd's types, with a copy of its path conversion for each
+/// pair its callers hold (three of them, 500 bytes, issue 10); through
+/// here it is compiled once.
+pub fn openat(
+    dir: impl AsFd,
+    path: impl AsRef<Path>,
+    flags: OFlags,
+    mode: Mode,
+) -> Result<OwnedFd, Errno> {
+    openat_in(dir.as_fd(), path.as_ref(), flags, mode)
+}
+
+/// `openat`'s one copy.
+fn openat_in(
+    dir: BorrowedFd<'_>,
+    path: &Path,
+    flags: OFlags,
+    mode: Mode,
+) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat(dir, path, flags, mode)
+}
 
 /// Write `value` to `path` under `dir` in one write(2). O_TRUNC is what
 /// `echo > file` does: kernel files ignore it, and plain files (test
@@ -19,7 +43,7 @@ pub fn write_at<Fd: AsFd>(dir: Fd, path: &str, value: &[u8]) -> Result<(), Errno
 /// `write_at` on the directory's fd: one copy of it, not one for every
 /// kind of fd its callers hold.
 fn write_in(dir: BorrowedFd<'_>, path: &str, value: &[u8]) -> Result<(), Errno> {
-    let fd = rustix::fs::openat(
+    let fd = openat(
         dir,
         path,
         OFlags::WRONLY | OFlags::TRUNC | OFlags::CLOEXEC,
@@ -65,7 +89,12 @@ pub fn read_to_end(mut f: std::fs::File, out: &mut Vec<u8>) -> std::io::Result<(
 /// which alone links `&str`'s `Debug` with its Unicode tables (2 KB
 /// and more of the 400 KiB budget, issue 10).
 pub fn open(path: &std::path::Path, flags: OFlags, mode: u32) -> std::io::Result<std::fs::File> {
-    let fd = rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::from_raw_mode(mode))?;
+    let fd = openat(
+        rustix::fs::CWD,
+        path,
+        flags | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+    )?;
     Ok(std::fs::File::from(fd))
 }
 
@@ -204,9 +233,9 @@ pub fn for_each_entry(
 }
 
 /// `for_each_entry` of `path` under `dir`.
-pub fn for_each_entry_at<P: rustix::path::Arg>(
+pub fn for_each_entry_at(
     dir: impl AsFd,
-    path: P,
+    path: impl AsRef<Path>,
     mut f: impl FnMut(&std::ffi::OsStr, rustix::fs::FileType),
 ) -> Result<(), Errno> {
     entries_while(dir, path, |name, ty| {
@@ -218,13 +247,13 @@ pub fn for_each_entry_at<P: rustix::path::Arg>(
 /// `for_each_entry_at` for as long as `f` says to go on: a walk with a
 /// budget stops listing where it stops (a directory of 100,000 names is
 /// 2,500 reads of it).
-pub fn entries_while<P: rustix::path::Arg>(
+pub fn entries_while(
     dir: impl AsFd,
-    path: P,
+    path: impl AsRef<Path>,
     mut f: impl FnMut(&std::ffi::OsStr, rustix::fs::FileType) -> bool,
 ) -> Result<(), Errno> {
     use std::os::unix::ffi::OsStrExt;
-    let fd = rustix::fs::openat(
+    let fd = openat(
         dir,
         path,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -281,11 +310,11 @@ fn read_until(fd: &rustix::fd::OwnedFd, buf: &mut [u8], short_ends: bool) -> Res
 
 /// Opens `path` under `dir` for reading as `open_regular` does, without
 /// its fstat: only for files of a kernel filesystem (see `read_kernel_at`).
-pub fn open_kernel_at<Fd: AsFd, P: rustix::path::Arg>(
+pub fn open_kernel_at<Fd: AsFd>(
     dir: Fd,
-    path: P,
+    path: impl AsRef<Path>,
 ) -> Result<rustix::fd::OwnedFd, Errno> {
-    rustix::fs::openat(
+    openat(
         dir.as_fd(),
         path,
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
@@ -296,9 +325,9 @@ pub fn open_kernel_at<Fd: AsFd, P: rustix::path::Arg>(
 /// Opens `path` under `dir` for reading if it is a regular file, without
 /// waiting (O_NONBLOCK) and without taking a terminal (O_NOCTTY); anything
 /// else is `Errno::INVAL`, refused before any read.
-pub fn open_regular<Fd: AsFd, P: rustix::path::Arg>(
+pub fn open_regular<Fd: AsFd>(
     dir: Fd,
-    path: P,
+    path: impl AsRef<Path>,
 ) -> Result<rustix::fd::OwnedFd, Errno> {
     let fd = open_kernel_at(dir.as_fd(), path)?;
     let st = rustix::fs::fstat(&fd)?;

@@ -442,7 +442,7 @@ fn fill_std_fds(path: &Path, flags: OFlags) -> Result<u8, Errno> {
     drop(probe);
     let mut filled = 0;
     loop {
-        let fd = rustix::fs::open(path, flags, Mode::empty())?;
+        let fd = crate::sys::file::openat(rustix::fs::CWD, path, flags, Mode::empty())?;
         if fd.as_raw_fd() > 2 {
             return Ok(filled);
         }

@@ -348,7 +348,7 @@ fn in_root(
     let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
     let flags = flags | OFlags::CLOEXEC;
     match rustix::fs::openat2(base, rel, flags, Mode::empty(), how) {
-        Err(Errno::NOSYS) => rustix::fs::openat(base, rel, flags, Mode::empty()),
+        Err(Errno::NOSYS) => crate::sys::file::openat(base, rel, flags, Mode::empty()),
         r => r,
     }
 }
