@@ -252,6 +252,16 @@ pub fn entries_while(
     path: impl AsRef<Path>,
     mut f: impl FnMut(&std::ffi::OsStr, rustix::fs::FileType) -> bool,
 ) -> Result<(), Errno> {
+    list_while(dir.as_fd(), path.as_ref(), &mut f)
+}
+
+/// `entries_while`'s work, compiled once: `f` is called through `dyn`,
+/// not with a copy of the open and the walk for each caller's closure.
+fn list_while(
+    dir: BorrowedFd<'_>,
+    path: &Path,
+    f: &mut dyn FnMut(&std::ffi::OsStr, rustix::fs::FileType) -> bool,
+) -> Result<(), Errno> {
     use std::os::unix::ffi::OsStrExt;
     let fd = openat(
         dir,
