@@ -13,8 +13,9 @@ pub fn human_bytes(v: u64) -> String {
     }
     // The largest unit not above `v`, P at most.
     let mut unit = 1024u64;
-    let mut suffix = 'K';
-    for next in ['M', 'G', 'T', 'P'] {
+    // `&str`s, not `char`s: `char`'s `Display` is linked for nothing else.
+    let mut suffix = "K";
+    for next in ["M", "G", "T", "P"] {
         if v / 1024 < unit {
             break;
         }
