@@ -275,7 +275,7 @@ fn guard_host_files() -> Result<(), Failure> {
     match rustix::mount::mount_bind_recursive("/proc/sys/net", "/proc/sys/net") {
         // Writable again: a bind copies the read-only flag it was made
         // under, which `remount_bind` would keep.
-        Ok(()) => rustix::mount::mount_remount("/proc/sys/net", MountFlags::BIND | rw, "")
+        Ok(()) => rustix::mount::mount_remount("/proc/sys/net", MountFlags::BIND | rw, c"")
             .map_err(|e| (Step::HostFiles, e))?,
         Err(Errno::NOENT) => {}
         Err(e) => return Err((Step::HostFiles, e)),
@@ -567,7 +567,9 @@ fn remount_bind(path: &str, add: MountFlags) -> Result<(), Errno> {
             flags |= mf;
         }
     }
-    rustix::mount::mount_remount(path, flags, "")
+    // The options a `&CStr`, as `boot::mounts` has them: one copy of
+    // rustix's `mount_remount`, which is generic over their type.
+    rustix::mount::mount_remount(path, flags, c"")
 }
 
 /// pivot_root into `root` and detach the old root. An initramfs root
