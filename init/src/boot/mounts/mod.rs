@@ -342,8 +342,10 @@ fn mount_one(spec: &MountSpec, report: &mut dyn FnMut(MountError)) {
         report(e);
         // Mount anyway: mkdir may fail (read-only root) on an existing dir.
     }
+    // `Some(o)`, as `spawn::sandbox` passes its options: one copy of
+    // rustix's `mount`, which is generic over their type.
     let mount =
-        |o: &CStr| rustix::mount::mount(spec.fstype, spec.target, spec.fstype, spec.flags, o);
+        |o: &CStr| rustix::mount::mount(spec.fstype, spec.target, spec.fstype, spec.flags, Some(o));
     if let Err(errno) = first_taken(spec, spec.options, report, mount) {
         report(MountError::Mount {
             target: spec.target,
