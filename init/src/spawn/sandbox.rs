@@ -2,7 +2,10 @@
 //! mounts, a fresh /proc, the hostname, `lo`, and `root = DIR` (or an
 //! overlay of `root = TOP:...:BASE`) with a minimal /dev and a private /tmp. One named step per thing that can fail,
 //! run in the child between clone3 and execve, so only raw syscalls
-//! (rustix) and fixed buffers: no allocation, no locks.
+//! (rustix) and fixed buffers: no allocation, no locks. A fixed path
+//! passed alone to a rustix call is a `&CStr` (`c"/"`): rustix copies
+//! a `&str` into a C string with code of its own at every call it is
+//! passed to (issue 10's size budget).
 
 use crate::sys::file::make_dir;
 use crate::unit::{Namespaces, UnitDef};
@@ -127,7 +130,7 @@ pub fn enter(def: &UnitDef, notify_socket: Option<&str>, uid: Option<u32>) -> Re
     if ns.has(Namespaces::MOUNT) {
         // Nothing mounted from here on may leak back to the host.
         rustix::mount::mount_change(
-            "/",
+            c"/",
             MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
         )
         .map_err(|e| (Step::MakePrivate, e))?;
@@ -205,7 +208,7 @@ fn attach(tree: &rustix::fd::OwnedFd, target: &str) -> Result<(), Errno> {
     drop(f);
     rustix::mount::move_mount(
         tree,
-        "",
+        c"",
         rustix::fs::CWD,
         target,
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
@@ -577,15 +580,15 @@ fn remount_bind(path: &str, add: MountFlags) -> Result<(), Errno> {
 /// no-pivot mode do, move the new root over / and chroot into it.
 fn switch_root(root: &str) -> Result<Entered, Errno> {
     rustix::process::chdir(root)?;
-    let how = match rustix::process::pivot_root(".", ".") {
+    let how = match rustix::process::pivot_root(c".", c".") {
         Ok(()) => {
             // The old root is stacked under the new one at "."; detach it.
             rustix::mount::unmount(".", UnmountFlags::DETACH)?;
             Entered::Pivot
         }
         Err(Errno::INVAL) => {
-            rustix::mount::mount_move(".", "/")?;
-            rustix::process::chroot(".")?;
+            rustix::mount::mount_move(c".", c"/")?;
+            rustix::process::chroot(c".")?;
             Entered::MoveChroot
         }
         Err(e) => return Err(e),
