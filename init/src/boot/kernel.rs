@@ -28,7 +28,7 @@ pub type Gap = (&'static str, &'static str);
 /// if it cannot: `proc` is the directory procfs is mounted on.
 pub fn user_namespaces<Fd: AsFd>(proc: Fd) -> Result<(), Gap> {
     let flags = rustix::fs::AtFlags::SYMLINK_NOFOLLOW;
-    if rustix::fs::statat(&proc, "self/ns/user", flags).is_err() {
+    if rustix::fs::statat(&proc, c"self/ns/user", flags).is_err() {
         return Err((NO_USER_NS, "build the kernel with CONFIG_USER_NS=y"));
     }
     let mut buf = [0u8; 16];

@@ -199,7 +199,7 @@ fn walk(
 pub fn supported<Fd: AsFd>(dir: Fd) -> bool {
     rustix::fs::accessat(
         dir,
-        "cgroup.kill",
+        c"cgroup.kill",
         rustix::fs::Access::EXISTS,
         rustix::fs::AtFlags::empty(),
     )

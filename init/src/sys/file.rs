@@ -4,6 +4,11 @@
 //! on as a `BorrowedFd` (`as_fd`): the work, and rustix's `openat` under
 //! it, is then compiled once, not once for each kind of fd the callers
 //! hold (`&OwnedFd`, `BorrowedFd`, `&File`).
+//!
+//! A fixed path handed to rustix is a `&CStr` (`c"cgroup.kill"`) where
+//! that call would be the only one of its function with a `&str`: rustix
+//! copies a `&str` into a C string with code compiled into each of its
+//! functions for each path type (100 bytes and more each, issue 10).
 
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
@@ -367,7 +372,7 @@ pub fn exe_path() -> heapless::String<{ crate::vocab::PATH_BYTES }> {
     // Into the stack, cut as `truncated` cuts: a heap buffer grown for it
     // was mapped and unmapped again before the first start (issue 10).
     let mut buf = [0u8; crate::vocab::PATH_BYTES];
-    let Ok(n) = rustix::fs::readlinkat_raw(rustix::fs::CWD, "/proc/self/exe", &mut buf[..]) else {
+    let Ok(n) = rustix::fs::readlinkat_raw(rustix::fs::CWD, c"/proc/self/exe", &mut buf[..]) else {
         return heapless::String::new();
     };
     let bytes = buf.get(..n).unwrap_or_default();

@@ -208,7 +208,7 @@ impl Pid1 {
     /// The state in a memfd that survives the exec; with `watchdog`, the
     /// hardware watchdog's fd kept open across it and named in the state.
     pub(super) fn write_state(&mut self, watchdog: bool) -> Result<OwnedFd, Errno> {
-        let fd = rustix::fs::memfd_create("wren-state", rustix::fs::MemfdFlags::CLOEXEC)?;
+        let fd = rustix::fs::memfd_create(c"wren-state", rustix::fs::MemfdFlags::CLOEXEC)?;
         let raw = |f: &Option<OwnedFd>| f.as_ref().map_or(-1, |f| f.as_raw_fd());
         let mut text = String::new();
         // By index: `slots()` would skip free slots and shift the edges.
