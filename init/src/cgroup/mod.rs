@@ -612,7 +612,7 @@ impl Cgroups {
         if reclaim::inside(name) {
             return Err(Errno::BUSY);
         }
-        let rmdir = || rustix::fs::unlinkat(&self.units, name, AtFlags::REMOVEDIR);
+        let rmdir = || crate::sys::file::unlinkat(&self.units, name, AtFlags::REMOVEDIR);
         match rmdir() {
             Err(Errno::BUSY)
                 if self.populated(name) == Some(false) && self.undo_nested(name) == Ok(true) =>

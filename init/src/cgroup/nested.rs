@@ -57,7 +57,7 @@ fn prune(dir: BorrowedFd<'_>, done: &mut bool, first: &mut Result<(), Errno>) {
         if !whole {
             return;
         }
-        match rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR) {
+        match crate::sys::file::unlinkat(parent, name, AtFlags::REMOVEDIR) {
             Ok(()) => *done = true,
             Err(Errno::NOENT) => {}
             Err(e) => *first = core::mem::replace(first, Ok(())).and(Err(e)),

@@ -240,7 +240,7 @@ fn sweep_staged(dir: &Path, name: &str) {
         let gone = pid
             .is_some_and(|p| rustix::process::test_kill_process(p) == Err(rustix::io::Errno::SRCH));
         if gone {
-            let _ = rustix::fs::unlinkat(&fd, file, rustix::fs::AtFlags::empty());
+            let _ = crate::sys::file::unlinkat(&fd, file, rustix::fs::AtFlags::empty());
         }
     });
 }

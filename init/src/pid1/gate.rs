@@ -508,7 +508,7 @@ fn open_dir(dir: &str) -> Result<OwnedFd, Errno> {
 /// `rejected` becomes the current `unit_file` (a hard link: the same
 /// bytes, nothing copied; a copy where links are not supported).
 fn keep_rejected(d: &OwnedFd, unit_file: &str, rejected: &str) -> Result<(), Errno> {
-    match rustix::fs::unlinkat(d, rejected, rustix::fs::AtFlags::empty()) {
+    match crate::sys::file::unlinkat(d, rejected, rustix::fs::AtFlags::empty()) {
         Ok(()) | Err(Errno::NOENT) => {}
         Err(e) => return Err(e),
     }
@@ -553,7 +553,7 @@ fn replace(d: &OwnedFd, tmp: &str, target: &str, bytes: &[u8], like: &str) -> Re
     drop(fd);
     let done = written.and_then(|()| rustix::fs::renameat(d, tmp, d, target));
     if let Err(e) = done {
-        let _ = rustix::fs::unlinkat(d, tmp, rustix::fs::AtFlags::empty());
+        let _ = crate::sys::file::unlinkat(d, tmp, rustix::fs::AtFlags::empty());
         return Err(e);
     }
     synced(d, target);

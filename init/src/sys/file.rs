@@ -11,7 +11,7 @@
 //! functions for each path type (100 bytes and more each, issue 10).
 
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 use std::path::Path;
 
@@ -36,6 +36,16 @@ fn openat_in(
     mode: Mode,
 ) -> Result<OwnedFd, Errno> {
     rustix::fs::openat(dir, path, flags, mode)
+}
+
+/// unlinkat(2) of `path` under `dir`, compiled once as `openat` is.
+pub fn unlinkat(dir: impl AsFd, path: impl AsRef<Path>, flags: AtFlags) -> Result<(), Errno> {
+    unlinkat_in(dir.as_fd(), path.as_ref(), flags)
+}
+
+/// `unlinkat`'s one copy.
+fn unlinkat_in(dir: BorrowedFd<'_>, path: &Path, flags: AtFlags) -> Result<(), Errno> {
+    rustix::fs::unlinkat(dir, path, flags)
 }
 
 /// Write `value` to `path` under `dir` in one write(2). O_TRUNC is what
