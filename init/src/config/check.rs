@@ -449,11 +449,7 @@ fn merged_lstat(layers: &[PathBuf], rel: &[String]) -> std::io::Result<(Stat, Pa
             } else if !is_type(&meta, FileType::Directory) {
                 return Err(gone());
             } else {
-                let mut v = [0u8; 1];
-                opaque |= matches!(
-                    rustix::fs::lgetxattr(&here, "trusted.overlay.opaque", &mut v),
-                    Ok(1) if v == *b"y"
-                );
+                opaque |= crate::sys::file::overlay_opaque(&here);
             }
         }
         if rel.is_empty() {

@@ -371,6 +371,14 @@ pub fn make_dir(path: &str) -> Result<(), Errno> {
     }
 }
 
+/// Whether the directory `dir` of an overlay layer hides the lower
+/// layers' (`trusted.overlay.opaque=y`): one copy for the two checks of
+/// a root's layers (`config::users`, `config::check`).
+pub fn overlay_opaque(dir: &Path) -> bool {
+    let mut v = [0u8; 1];
+    matches!(rustix::fs::lgetxattr(dir, c"trusted.overlay.opaque", &mut v), Ok(1) if v == *b"y")
+}
+
 /// `e` is the OS error `n` (std's `kind` would link its table of every
 /// errno's kind).
 pub fn is_errno(e: &std::io::Error, n: rustix::io::Errno) -> bool {

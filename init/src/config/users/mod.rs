@@ -381,8 +381,7 @@ fn hides_below(path: &str) -> bool {
             if rustix::fs::FileType::from_raw_mode(st.st_mode)
                 == rustix::fs::FileType::Directory =>
         {
-            let mut v = [0u8; 1];
-            matches!(rustix::fs::lgetxattr(parent, "trusted.overlay.opaque", &mut v), Ok(1) if v == *b"y")
+            crate::sys::file::overlay_opaque(std::path::Path::new(parent))
         }
         Ok(_) => true,
         Err(_) => false,
