@@ -150,7 +150,9 @@ pub(super) fn early(resumed: bool) -> (cmdline::Options, SigSet, Option<Cgroups>
     // Others may pass through to their own notify socket (mode 0600, one
     // per unit, owned by the unit's user), not list them; the control
     // socket is 0600 and checks its peer.
-    for dir in [RUN_DIR, NOTIFY_DIR] {
+    // As `Path`s, as `control::bind` makes its directory: one copy of
+    // rustix's `mkdir` and `chmod`, generic over the path's type.
+    for dir in [RUN_DIR, NOTIFY_DIR].map(std::path::Path::new) {
         let mode = rustix::fs::Mode::from_raw_mode(0o711);
         let _ = rustix::fs::mkdir(dir, mode);
         let _ = rustix::fs::chmod(dir, mode);

@@ -365,7 +365,9 @@ pub fn open_regular<Fd: AsFd>(
 /// Create directory `path` (mode 0755) unless it exists. Only the last
 /// component is created: callers make parents first.
 pub fn make_dir(path: &str) -> Result<(), Errno> {
-    match rustix::fs::mkdir(path, Mode::from_raw_mode(0o755)) {
+    // A `Path`, as `control::bind` makes its directory: one copy of
+    // rustix's `mkdir`, generic over the path's type.
+    match rustix::fs::mkdir(Path::new(path), Mode::from_raw_mode(0o755)) {
         Ok(()) | Err(Errno::EXIST) => Ok(()),
         Err(e) => Err(e),
     }
