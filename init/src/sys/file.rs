@@ -128,9 +128,14 @@ pub fn read_string(path: &std::path::Path) -> std::io::Result<String> {
 
 /// Writes all of `bytes` to `fd`, write(2) after write(2) (a pipe, a
 /// file, a terminal may take less than asked).
-pub fn write_all(fd: impl AsFd, mut bytes: &[u8]) -> Result<(), Errno> {
+pub fn write_all(fd: impl AsFd, bytes: &[u8]) -> Result<(), Errno> {
+    write_all_to(fd.as_fd(), bytes)
+}
+
+/// `write_all` on the fd (one copy, as `write_in`).
+fn write_all_to(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> Result<(), Errno> {
     while !bytes.is_empty() {
-        match rustix::io::write(&fd, bytes) {
+        match rustix::io::write(fd, bytes) {
             Ok(0) => return Err(Errno::IO),
             Ok(n) => bytes = bytes.get(n..).unwrap_or(&[]),
             Err(Errno::INTR) => continue,
