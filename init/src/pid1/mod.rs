@@ -650,8 +650,9 @@ mod tests {
     }
 
     /// A unit that passes a lingering socket with READY=1 and closes its
-    /// own copy makes PID 1's read the last close: it is ready, and the
-    /// read does not wait for the linger (`sys::passed`; 20 s before).
+    /// own copy made PID 1's read the last close (20 s): the socket goes
+    /// to the park and a closer (`sys::passed`), the unit is ready, and
+    /// the read does not wait.
     #[test]
     fn an_fd_passed_with_ready_does_not_hold_the_read() {
         use rustix::fd::AsFd;

@@ -152,6 +152,10 @@ impl Pid1 {
                 Ok(code) => Exit::code(code),
                 Err(sig) => Exit::signal(sig),
             };
+            // A closer's end frees its place for fds waiting in the park.
+            if crate::sys::passed::reaped(pid) {
+                crate::sys::passed::unpark();
+            }
             let unit = self.reaped_unit(pid);
             let counted = pids_limited(unit.and_then(|u| self.sup.slot(u)));
             if counted && !release(pid) {

@@ -72,25 +72,9 @@ pub fn clone_into(
     cgroup: Option<BorrowedFd<'_>>,
     child: impl FnOnce(),
 ) -> Result<u32, Errno> {
-    clone_flags(namespace_flags(ns), cgroup, child)
-}
-
-/// `clone_into` without new namespaces or a cgroup, the copy sharing the
-/// caller's fd table (`CLONE_FILES`) rather than copying it: what it
-/// closes, the caller no longer has, and the close's release of the file
-/// is the copy's to wait for (`sys::passed`).
-pub fn clone_sharing_fds(child: impl FnOnce()) -> Result<u32, Errno> {
-    clone_flags(libc::CLONE_FILES as u64, None, child)
-}
-
-fn clone_flags(
-    flags: u64,
-    cgroup: Option<BorrowedFd<'_>>,
-    child: impl FnOnce(),
-) -> Result<u32, Errno> {
     let mut child = Some(child);
     // One body for every caller's closure (issue 10's size budget).
-    clone_dyn(flags, cgroup, &mut || {
+    clone_dyn(ns, cgroup, &mut || {
         if let Some(c) = child.take() {
             c();
         }
@@ -98,12 +82,12 @@ fn clone_flags(
 }
 
 fn clone_dyn(
-    flags: u64,
+    ns: Namespaces,
     cgroup: Option<BorrowedFd<'_>>,
     child: &mut dyn FnMut(),
 ) -> Result<u32, Errno> {
     let mut args = CloneArgs {
-        flags: flags | cgroup.map_or(0, |_| CLONE_INTO_CGROUP),
+        flags: namespace_flags(ns) | cgroup.map_or(0, |_| CLONE_INTO_CGROUP),
         exit_signal: libc::SIGCHLD as u64,
         // A valid fd is never negative, so the cast keeps its value.
         cgroup: cgroup.map_or(0, |c| c.as_raw_fd() as u64),
@@ -111,8 +95,7 @@ fn clone_dyn(
     };
     // SAFETY: clone3 without CLONE_VM, CLONE_THREAD or a stack behaves like
     // fork: the child gets its own copy of this address space and returns
-    // here on the copy of the calling thread's stack (CLONE_FILES shares
-    // the fd table, which the kernel locks, not memory). `args` is a valid,
+    // here on the copy of the calling thread's stack. `args` is a valid,
     // initialised clone_args of the size passed, alive across the call, and
     // `cgroup` is a borrowed, therefore open, fd.
     let ret = unsafe {

@@ -8,23 +8,39 @@
 //! of a FUSE file system for its daemon's answer (a unit's own daemon,
 //! mounted with `fusermount`, may never give it). Read without room for
 //! control data, or left queued when the socket is closed, such fds are
-//! released by the kernel in PID 1's read or close. So they are taken and
-//! handed to a closer (`hand_off`): a copy of PID 1 that shares its fd
-//! table, makes them not wait where it can (a socket's linger off, a
-//! terminal's pending output flushed) and closes them, waiting if it must
-//! in its own time. PID 1 never touches them.
+//! released by the kernel in PID 1's read or close.
 //!
-//! A closer stuck for ever costs a task and keeps the fds it has not
-//! closed yet in PID 1's table; `CLOSERS` of them at most. With that many
-//! running, PID 1 lets fds go itself, as it did before closers: a unit
-//! that wedges that many closers first can make PID 1 wait again.
+//! So a pipe (BARRIER=1's, whose close waits for nothing) is closed at
+//! once, and anything else is moved out of PID 1's fd table into the
+//! queue of a socket pair of its own, the park, as the message is read:
+//! a child PID 1 forks meanwhile copies no such fd. A closer takes the
+//! park: a copy of PID 1 (a fork, its own fd table, named `wren-closer`)
+//! that closes every fd it was born with but the park's receiving end,
+//! then reads the park to its end, makes each fd not wait where it can
+//! (a socket's linger off, a terminal's pending output flushed, a passed
+//! unix socket's own queue read, two levels down) and closes it, waiting
+//! in its own time if it must. PID 1 closes its ends of the park after
+//! the fork: not the last close, the closer holds its copy, so nothing
+//! is released in PID 1's time. A closer killed or dead on the way
+//! releases what it still holds in its own exit.
+//!
+//! `CLOSERS` run at most. With every place taken, the fds wait in the
+//! park and the running closers are killed (their waits on a linger, a
+//! terminal or a FUSE daemon end with the kill; their releases go on
+//! without waiting), so that places come free and the park is taken as
+//! each is reaped (`reaped`). Only when the park cannot be had (no
+//! memory for a socket, its queue full: some hundreds of messages) or a
+//! closer not made does PID 1 let fds go itself, as it did before there
+//! were closers; a unit that can hold closers in an unkillable wait (a
+//! block device's writeback) can so make PID 1 wait again.
 
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::io::{Errno, IoSliceMut};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use rustix::fd::{AsFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use rustix::io::{Errno, IoSlice, IoSliceMut};
 use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketType,
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
 };
 
 /// The most fds the kernel passes with one message (`SCM_MAX_FD`).
@@ -36,12 +52,16 @@ const DEPTH: u8 = 2;
 /// Closers that may run at once (see the module's comment).
 const CLOSERS: usize = 4;
 
-/// The closers' pids, 0 for none; a closer that has ended (a zombie, or
-/// reaped by PID 1's loop) leaves its place free.
+/// The closers' pids, 0 for a free place: cleared as each is reaped
+/// (`reaped`), and free too once its pid is no running child of PID 1's.
 static CLOSING: [AtomicU32; CLOSERS] = [const { AtomicU32::new(0) }; CLOSERS];
 
+/// The park's sending and receiving ends, -1 for none (`take_park`).
+static PARK_TX: AtomicI32 = AtomicI32::new(-1);
+static PARK_RX: AtomicI32 = AtomicI32::new(-1);
+
 /// Set in a closer, whose memory is its own copy of PID 1's: the fds it
-/// takes from passed sockets it lets go itself.
+/// takes it lets go itself.
 static IN_CLOSER: AtomicBool = AtomicBool::new(false);
 
 /// The fds of one message.
@@ -68,28 +88,40 @@ fn recv_at(sock: BorrowedFd<'_>, buf: &mut [u8], depth: u8) -> Result<usize, Err
         if let RecvAncillaryMessage::ScmRights(passed) = message {
             for fd in passed {
                 // One message holds at most MAX_FDS: never refused.
-                if let Err(fd) = fds.push(fd) {
+                if IN_CLOSER.load(Ordering::Relaxed) || is_pipe(fd.as_fd()) {
+                    let_go(fd, depth);
+                } else if let Err(fd) = fds.push(fd) {
                     let_go(fd, depth);
                 }
             }
         }
     }
-    hand_off(&mut fds, depth);
+    hand_off(fds, depth);
     Ok(got.bytes)
 }
 
-/// Reads a closer makes of a socket before its close.
+/// A pipe's close releases nothing that waits. Its type is read from the
+/// inode as cached (`AT_STATX_DONT_SYNC`): a FUSE or network file system
+/// is not asked, whose daemon or server may never answer.
+fn is_pipe(fd: BorrowedFd<'_>) -> bool {
+    use rustix::fs::{AtFlags, FileType, StatxFlags};
+    let flags = AtFlags::EMPTY_PATH | AtFlags::STATX_DONT_SYNC;
+    rustix::fs::statx(fd, c"", flags, StatxFlags::TYPE)
+        .is_ok_and(|st| FileType::from_raw_mode(st.stx_mode.into()) == FileType::Fifo)
+}
+
+/// Reads a closer makes of a socket passed inside a passed one.
 const DRAIN_READS: usize = 16;
 
-/// What is still queued on `sock` taken (`recv`), before its close
-/// would release the fds passed with it as they are: `DRAIN_READS` reads
-/// at most, a datagram each (a datagram socket's queue is short:
-/// `net.unix.max_dgram_qlen`, 10 by default), or 512 bytes of a stream
-/// (what a stream holds past that is released as it is).
-fn drain_at(sock: BorrowedFd<'_>, depth: u8) {
+/// What is still queued on `sock` taken (`recv_at`), before its close
+/// would release the fds passed with it as they are: `reads` reads at
+/// most, a datagram or a stream's message with fds each, or 512 bytes
+/// of a stream without.
+fn drain_at(sock: BorrowedFd<'_>, depth: u8, reads: usize) {
     let mut buf = [0u8; 512];
-    for _ in 0..DRAIN_READS {
+    for _ in 0..reads {
         match recv_at(sock, &mut buf, depth) {
+            Ok(0) if reads == usize::MAX => return,
             Ok(_) | Err(Errno::INTR) => {}
             Err(_) => return,
         }
@@ -99,18 +131,20 @@ fn drain_at(sock: BorrowedFd<'_>, depth: u8) {
 /// Close `sock`, a socket of PID 1's own (a unit's readiness socket, a
 /// control connection; a pipe is closed as it is). Its close would
 /// release what is still queued on it, the fds passed with that as they
-/// are: one with anything queued goes to a closer, which reads it first
-/// (`DRAIN_READS`, `DEPTH` levels down) and closes it; one with nothing,
-/// the common case, is closed at once, no copy made.
+/// are: one with anything queued goes to a closer as a parked fd would
+/// (it reads it, `DRAIN_READS` reads, `DEPTH` levels down, and closes
+/// it); one with nothing, the common case, is closed at once.
 pub fn close(sock: OwnedFd) {
     if queued(sock.as_fd()) {
         let mut fds = Fds::new();
         let _ = fds.push(sock);
-        hand_off(&mut fds, DEPTH + 1);
+        hand_off(fds, DEPTH + 1);
     }
 }
 
 /// Whether anything is queued on `sock` (false for what is not a socket).
+/// A peek takes references of its own on the fds queued and drops only
+/// those: it releases nothing.
 fn queued(sock: BorrowedFd<'_>) -> bool {
     let mut probe = [0u8; 1];
     match rustix::net::recv(sock, &mut probe, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
@@ -121,35 +155,148 @@ fn queued(sock: BorrowedFd<'_>) -> bool {
     }
 }
 
-/// `fds` let go (`let_go`, `depth`) by a closer of their own, which
-/// shares PID 1's fd table: what it closes, PID 1 no longer has. Where no
-/// closer can be had (`CLOSERS` running, no memory for the copy) or in a
-/// closer, here.
-fn hand_off(fds: &mut Fds, depth: u8) {
+/// `fds` out of PID 1's table: sent into the park (PID 1's copies then
+/// closed, not the last: the park's queue holds the files), which a
+/// closer takes (`unpark`). Let go here where the park cannot be had,
+/// and in a closer.
+fn hand_off(fds: Fds, depth: u8) {
     if fds.is_empty() {
         return;
     }
-    let free = CLOSING
-        .iter()
-        .find(|c| !super::raw::running_child(c.load(Ordering::Relaxed)));
-    if let Some(slot) = free.filter(|_| !IN_CLOSER.load(Ordering::Relaxed)) {
-        let made = super::clone::clone_sharing_fds(|| {
-            IN_CLOSER.store(true, Ordering::Relaxed);
-            let_go_all(fds, depth);
-            super::clone::exit(0)
-        });
-        if let Ok(pid) = made {
-            slot.store(pid, Ordering::Relaxed);
-            // The closer closes them, in the table PID 1 shares with it.
-            core::mem::forget(core::mem::take(fds));
-            return;
-        }
+    if IN_CLOSER.load(Ordering::Relaxed) {
+        return let_go_all(fds, depth);
     }
-    let_go_all(fds, depth);
+    let Some((tx, rx)) = take_park().or_else(new_park) else {
+        return let_go_all(fds, depth);
+    };
+    if send_fds(tx.as_fd(), &fds).is_err() {
+        put_park(tx, rx);
+        return let_go_all(fds, depth);
+    }
+    drop(fds);
+    put_park(tx, rx);
+    unpark();
 }
 
-fn let_go_all(fds: &mut Fds, depth: u8) {
-    for fd in core::mem::take(fds) {
+/// The park to a closer, if a place is free and the copy can be made;
+/// with every place taken, the running closers killed, so that places
+/// come free (`reaped` calls this again).
+pub fn unpark() {
+    if PARK_RX.load(Ordering::Relaxed) < 0 {
+        return;
+    }
+    let Some(place) = CLOSING
+        .iter()
+        .find(|c| !super::raw::running_child(c.load(Ordering::Relaxed)))
+    else {
+        for c in &CLOSING {
+            let pid = c.load(Ordering::Relaxed);
+            // Never 0 (the whole process group): a running child's pid.
+            if let Some(p) = i32::try_from(pid)
+                .ok()
+                .filter(|_| super::raw::running_child(pid))
+            {
+                let _ = super::signal::kill(p, libc::SIGKILL);
+            }
+        }
+        return;
+    };
+    let Some((tx, rx)) = take_park() else {
+        return;
+    };
+    match give(rx.as_fd()) {
+        // PID 1's ends closed (`tx`, `rx` dropped): the closer has its
+        // copy of `rx` and reads it to its end once every copy of `tx` is
+        // gone, its own closed first.
+        Ok(pid) => place.store(pid, Ordering::Relaxed),
+        Err(_) => put_park(tx, rx),
+    }
+}
+
+/// Before PID 1's exec (`initctl reexec`), which would close the park in
+/// its time: fds waiting there go to a closer whether a place is free or
+/// not; where none can be made, they are released here, as the exec
+/// would.
+pub fn before_exec() {
+    if let Some((_tx, rx)) = take_park() {
+        let _ = give(rx.as_fd());
+    }
+}
+
+/// A child of PID 1 reaped: its place freed if it was a closer (true).
+pub fn reaped(pid: u32) -> bool {
+    pid != 0
+        && CLOSING.iter().any(|c| {
+            c.compare_exchange(pid, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        })
+}
+
+/// A closer for the park whose receiving end is `rx`.
+fn give(rx: BorrowedFd<'_>) -> Result<u32, Errno> {
+    super::clone::clone_into(crate::unit::Namespaces::NONE, None, || {
+        IN_CLOSER.store(true, Ordering::Relaxed);
+        let _ = rustix::thread::set_name(c"wren-closer");
+        // PID 1's fds are not the closer's to keep open (its listener, the
+        // units' pipes, the watchdog); the park's sending end among them.
+        super::fd::close_all_but(&[rx]);
+        // Each fd let go as a socket PID 1 closes would be (`close`): one
+        // level deeper than those of a message need.
+        drain_at(rx, DEPTH + 1, usize::MAX);
+        super::clone::exit(0)
+    })
+}
+
+/// A new park: a stream pair, so that its queue holds some hundreds of
+/// messages (a datagram pair's, `net.unix.max_dgram_qlen`, ten), both
+/// ends above the fds a child started through the trampoline gets.
+fn new_park() -> Option<(OwnedFd, OwnedFd)> {
+    let flags = SocketFlags::CLOEXEC | SocketFlags::NONBLOCK;
+    let (tx, rx) =
+        rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, flags, None).ok()?;
+    Some((super::fd::raise(tx), super::fd::raise(rx)))
+}
+
+/// `fds` sent on `tx` with one byte.
+fn send_fds(tx: BorrowedFd<'_>, fds: &Fds) -> Result<(), Errno> {
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let mut raw: heapless::Vec<BorrowedFd<'_>, MAX_FDS> = heapless::Vec::new();
+    for fd in fds {
+        let _ = raw.push(fd.as_fd());
+    }
+    if !control.push(SendAncillaryMessage::ScmRights(&raw)) {
+        return Err(Errno::NOBUFS);
+    }
+    let sent = rustix::net::sendmsg(tx, &[IoSlice::new(&[0])], &mut control, SendFlags::DONTWAIT)?;
+    match sent {
+        1 => Ok(()),
+        _ => Err(Errno::AGAIN),
+    }
+}
+
+fn take_park() -> Option<(OwnedFd, OwnedFd)> {
+    let (tx, rx) = (
+        PARK_TX.swap(-1, Ordering::Relaxed),
+        PARK_RX.swap(-1, Ordering::Relaxed),
+    );
+    if tx < 0 || rx < 0 {
+        return None;
+    }
+    // SAFETY: both numbers were put there by `put_park` from fds it gave up
+    // ownership of (`into_raw_fd`), and are swapped out here, so these
+    // OwnedFds are their one owner; nothing else closes them meanwhile
+    // (PID 1 closes no number it does not own).
+    Some(unsafe { (OwnedFd::from_raw_fd(tx), OwnedFd::from_raw_fd(rx)) })
+}
+
+fn put_park(tx: OwnedFd, rx: OwnedFd) {
+    PARK_TX.store(tx.into_raw_fd(), Ordering::Relaxed);
+    PARK_RX.store(rx.into_raw_fd(), Ordering::Relaxed);
+}
+
+fn let_go_all(fds: Fds, depth: u8) {
+    for fd in fds {
         let_go(fd, depth);
     }
 }
@@ -166,7 +313,7 @@ fn let_go(fd: OwnedFd, depth: u8) {
     }
     if let Some(d) = depth.checked_sub(1) {
         if rustix::net::getsockname(&fd).is_ok_and(|a| a.address_family() == AddressFamily::UNIX) {
-            drain_at(fd.as_fd(), d);
+            drain_at(fd.as_fd(), d, DRAIN_READS);
         }
     }
 }
@@ -175,66 +322,11 @@ fn let_go(fd: OwnedFd, depth: u8) {
 mod tests {
     use super::*;
     use crate::testutil::{lingering, send_with_fd};
-    use rustix::fd::AsFd;
-    use rustix::net::{AddressFamily, SocketFlags, SocketType};
     use std::time::{Duration, Instant};
 
     fn pair() -> (OwnedFd, OwnedFd) {
         let flags = SocketFlags::CLOEXEC;
         rustix::net::socketpair(AddressFamily::UNIX, SocketType::DGRAM, flags, None).unwrap()
-    }
-
-    /// A unit passes such a socket with its datagram and closes its own
-    /// copy: PID 1's read of the datagram makes the last close, and does
-    /// not wait for the linger (20 s without `let_go`).
-    #[test]
-    fn a_lingering_socket_passed_with_a_datagram_is_let_go_at_once() {
-        let (a, b) = pair();
-        let (c, _server) = lingering();
-        send_with_fd(a.as_fd(), b"BARRIER=1", c.as_fd());
-        drop(c);
-        let mut buf = [0u8; 64];
-        let t = Instant::now();
-        let n = recv(b.as_fd(), &mut buf).unwrap();
-        let took = t.elapsed();
-        assert_eq!(buf.get(..n), Some(&b"BARRIER=1"[..]));
-        assert!(took < Duration::from_secs(2), "the read waited {took:?}");
-    }
-
-    /// A unix socket passed with a datagram, itself holding a lingering
-    /// socket in its queue: its close would release that one as it is,
-    /// so its queue is read first.
-    #[test]
-    fn a_lingering_socket_queued_in_a_passed_socket_is_let_go_too() {
-        let (a, b) = pair();
-        let (inner_a, inner_b) = pair();
-        let (c, _server) = lingering();
-        send_with_fd(inner_a.as_fd(), b"x", c.as_fd());
-        drop(c);
-        drop(inner_a);
-        send_with_fd(a.as_fd(), b"FDSTORE=1", inner_b.as_fd());
-        drop(inner_b);
-        let t = Instant::now();
-        let _ = recv(b.as_fd(), &mut [0u8; 64]).unwrap();
-        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-    }
-
-    /// Queued datagrams' fds are let go before the socket's close, which
-    /// would release them as they are; a read of an empty socket is
-    /// EAGAIN, not a wait.
-    #[test]
-    fn a_socket_closed_with_lingering_fds_queued_does_not_wait() {
-        let (a, b) = pair();
-        let (c, _server) = lingering();
-        for _ in 0..2 {
-            send_with_fd(a.as_fd(), b"FDSTORE=1", c.as_fd());
-        }
-        drop(c);
-        let t = Instant::now();
-        close(b);
-        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-        let (_, empty) = pair();
-        assert_eq!(recv(empty.as_fd(), &mut [0u8; 4]), Err(Errno::AGAIN));
     }
 
     /// A lingering socket queued `levels` unix sockets down from the one
@@ -252,32 +344,29 @@ mod tests {
         (inner, server)
     }
 
-    /// Deeper than `let_go` reads (`DEPTH`), a lingering socket is
-    /// released as it is, by whoever closes the last socket holding it:
-    /// the closer, not the reader (21 s in `recv` without it).
+    /// What a closer does, here: a lingering socket let go does not wait
+    /// (20 s without the linger turned off), nor one queued in a unix
+    /// socket `DEPTH` levels down, whose close would release it as it is.
     #[test]
-    fn a_lingering_socket_deeper_than_let_go_reads_is_released_by_a_closer() {
-        let (a, b) = pair();
-        let (inner, _server) = nested(usize::from(DEPTH) + 1);
-        send_with_fd(a.as_fd(), b"FDSTORE=1", inner.as_fd());
-        drop(inner);
+    fn let_go_waits_neither_on_a_lingering_socket_nor_on_one_queued_in_a_socket() {
+        let (c, _server) = lingering();
         let t = Instant::now();
-        let _ = recv(b.as_fd(), &mut [0u8; 64]).unwrap();
+        let_go(c.into(), DEPTH);
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-        // So is a socket closed with such a one queued.
-        let (inner, _server) = nested(usize::from(DEPTH) + 2);
+        let (inner, _server) = nested(usize::from(DEPTH));
         let t = Instant::now();
-        close(inner);
+        let_go(inner, DEPTH);
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     }
 
     /// A close of a socket with nothing queued makes no closer; one with
-    /// anything (an empty datagram may carry fds) goes to one.
+    /// anything (an empty datagram may carry fds) goes to one. Pipes are
+    /// closed at once, anything else handed off.
     #[test]
-    fn only_a_socket_with_something_queued_goes_to_a_closer() {
+    fn what_is_queued_and_what_is_a_pipe() {
         let (a, b) = pair();
         assert!(!queued(b.as_fd()));
-        rustix::net::send(&a, b"", rustix::net::SendFlags::empty()).unwrap();
+        rustix::net::send(&a, b"", SendFlags::empty()).unwrap();
         assert!(queued(b.as_fd()));
         let flags = SocketFlags::CLOEXEC;
         let (s, t) =
@@ -288,58 +377,96 @@ mod tests {
         drop(s);
         let _ = rustix::io::read(&t, &mut [0u8; 1]).unwrap();
         assert!(!queued(t.as_fd()), "a stream at its end of file");
-        let (r, _w) = rustix::pipe::pipe().unwrap();
+        let (r, w) = rustix::pipe::pipe().unwrap();
         assert!(!queued(r.as_fd()), "a pipe is not a socket");
+        assert!(is_pipe(r.as_fd()) && is_pipe(w.as_fd()));
+        assert!(!is_pipe(a.as_fd()));
+        let f = std::fs::File::open("/proc/self/stat").unwrap();
+        assert!(!is_pipe(f.as_fd()));
     }
 
-    /// Runs `a_closer_takes_the_fds_out_of_the_table_it_shares` in a process
-    /// of its own: `CLOSING` is global and its closers are reaped there.
+    /// Runs `closers_take_what_pid1_is_passed` in a process of its own:
+    /// the places and the park are global, and its closers are reaped
+    /// there.
     #[test]
-    fn a_closer_closes_in_the_shared_table() {
+    fn closers_take_what_pid1_is_passed_alone() {
         crate::testutil::in_own_process(
-            "sys::passed::tests::a_closer_takes_the_fds_out_of_the_table_it_shares",
-            "WREN_CLOSER",
-            "CLOSER-OK",
+            "sys::passed::tests::closers_take_what_pid1_is_passed",
+            "WREN_CLOSERS",
+            "CLOSERS-OK",
         );
     }
 
-    /// The fds handed off leave this process's table once the closer has
-    /// run, and the closer is remembered until it has ended; with every
-    /// closer's place taken, fds are let go here.
+    fn closers() -> Vec<u32> {
+        CLOSING
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .filter(|&p| p != 0)
+            .collect()
+    }
+
+    /// `pid` ended within `secs`, reaped and its place freed as PID 1's
+    /// loop does (`reaped`): its exit code, None if it had not.
+    fn ended_within(pid: u32, secs: u64) -> Option<i32> {
+        let t = Instant::now();
+        while crate::sys::raw::running_child(pid) {
+            if t.elapsed() > Duration::from_secs(secs) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let p = rustix::process::Pid::from_raw(pid as i32).unwrap();
+        let st = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty());
+        assert!(reaped(pid));
+        st.unwrap()
+            .map(|(_, s)| s.exit_status().or(s.terminating_signal()).unwrap_or(-1))
+    }
+
+    /// The peer of `x` is gone (its last copy closed): a send is refused.
+    fn gone(x: &OwnedFd) -> bool {
+        rustix::net::send(x, b"y", SendFlags::DONTWAIT) == Err(Errno::CONNREFUSED)
+    }
+
     #[test]
-    fn a_closer_takes_the_fds_out_of_the_table_it_shares() {
-        if std::env::var_os("WREN_CLOSER").is_none() {
+    fn closers_take_what_pid1_is_passed() {
+        if std::env::var_os("WREN_CLOSERS").is_none() {
             return;
         }
         let (a, b) = pair();
-        let (x, y) = pair();
-        send_with_fd(a.as_fd(), b"x", y.as_fd());
-        let yino = rustix::fs::fstat(&y).unwrap().st_ino;
-        drop(y);
-        let _ = recv(b.as_fd(), &mut [0u8; 4]).unwrap();
-        let pid = CLOSING
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .find(|&p| p != 0)
-            .unwrap();
-        let p = rustix::process::Pid::from_raw(pid as i32).unwrap();
-        rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty()).unwrap();
-        // The closer closed the last copy: the peer sees its end.
-        assert_eq!(
-            rustix::net::send(&x, b"y", rustix::net::SendFlags::DONTWAIT),
-            Err(Errno::CONNREFUSED)
+        // 1. A lingering socket four unix sockets down (deeper than a
+        // closer reads, `DEPTH` + 1 from the park): the read returns at
+        // once, a closer named so waits out the linger, and ends once the
+        // peer is gone.
+        let (inner, server) = nested(usize::from(DEPTH) + 2);
+        send_with_fd(a.as_fd(), b"FDSTORE=1", inner.as_fd());
+        drop(inner);
+        let t = Instant::now();
+        let _ = recv(b.as_fd(), &mut [0u8; 64]).unwrap();
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        let pid = *closers().first().expect("a closer");
+        std::thread::sleep(Duration::from_millis(300));
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        assert_eq!(comm.trim(), "wren-closer");
+        assert!(
+            crate::sys::raw::running_child(pid),
+            "the closer waits the linger"
         );
-        let open = std::fs::read_dir("/proc/self/fd").unwrap().filter(|e| {
-            let e = e.as_ref().unwrap();
-            std::fs::metadata(e.path())
-                .is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == yino)
-        });
-        assert_eq!(open.count(), 0);
-        // Every place taken by a running child: the next fds go here.
-        let sleepers: Vec<_> = (0..CLOSERS)
+        assert!(PARK_RX.load(Ordering::Relaxed) < 0, "the park went with it");
+        drop(server);
+        assert_eq!(ended_within(pid, 10), Some(0));
+        // 2. A pipe is closed here: no closer, its reader sees the end.
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        send_with_fd(a.as_fd(), b"BARRIER=1", w.as_fd());
+        drop(w);
+        let _ = recv(b.as_fd(), &mut [0u8; 64]).unwrap();
+        assert_eq!(rustix::io::read(&r, &mut [0u8; 1]), Ok(0));
+        assert_eq!(closers(), Vec::<u32>::new());
+        // 3. Every place taken: the fds wait in the park, the closers are
+        // killed; a place freed, a closer takes the park.
+        let mut sleepers: Vec<_> = (0..CLOSERS)
             .map(|_| {
                 std::process::Command::new("sleep")
-                    .arg("5")
+                    .arg("30")
                     .spawn()
                     .unwrap()
             })
@@ -351,14 +478,60 @@ mod tests {
         send_with_fd(a.as_fd(), b"x", y.as_fd());
         drop(y);
         let _ = recv(b.as_fd(), &mut [0u8; 4]).unwrap();
-        assert_eq!(
-            rustix::net::send(&x, b"y", rustix::net::SendFlags::DONTWAIT),
-            Err(Errno::CONNREFUSED)
-        );
-        for mut s in sleepers {
-            s.kill().unwrap();
-            s.wait().unwrap();
+        assert!(!gone(&x), "parked, not closed");
+        assert!(PARK_RX.load(Ordering::Relaxed) >= 0);
+        for s in &mut sleepers {
+            let st = s.wait().unwrap();
+            assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(9));
         }
-        println!("CLOSER-OK");
+        for s in &sleepers {
+            assert!(reaped(s.id()));
+        }
+        unpark();
+        let pid = *closers().first().expect("a closer for the park");
+        assert_eq!(ended_within(pid, 10), Some(0));
+        assert!(gone(&x), "the closer closed it");
+        // 4. A socket closed with something queued goes to a closer; an
+        // empty one is closed here.
+        let (q, held) = pair();
+        let (x, y) = pair();
+        send_with_fd(q.as_fd(), b"x", y.as_fd());
+        drop(y);
+        close(held);
+        let pid = *closers().first().expect("a closer for the socket");
+        assert_eq!(ended_within(pid, 10), Some(0));
+        assert!(gone(&x));
+        let (_q, empty) = pair();
+        close(empty);
+        assert_eq!(closers(), Vec::<u32>::new());
+        // 5. Before an exec, the park goes to a closer though every place
+        // is taken.
+        let mut sleepers: Vec<_> = (0..CLOSERS)
+            .map(|_| {
+                std::process::Command::new("sleep")
+                    .arg("30")
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for (c, s) in CLOSING.iter().zip(&sleepers) {
+            c.store(s.id(), Ordering::Relaxed);
+        }
+        let (x, y) = pair();
+        send_with_fd(a.as_fd(), b"x", y.as_fd());
+        drop(y);
+        let _ = recv(b.as_fd(), &mut [0u8; 4]).unwrap();
+        assert!(!gone(&x), "parked");
+        before_exec();
+        assert!(PARK_RX.load(Ordering::Relaxed) < 0);
+        let t = Instant::now();
+        while !gone(&x) {
+            assert!(t.elapsed() < Duration::from_secs(10), "the park's closer");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for s in &mut sleepers {
+            let _ = s.wait();
+        }
+        println!("CLOSERS-OK");
     }
 }

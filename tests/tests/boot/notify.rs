@@ -339,10 +339,10 @@ fn systemd_notify_watchdog_pings_keep_a_unit_up_and_silence_restarts_it() {
 }
 
 /// stuck passes, with READY=1, a socket whose last close waits 20 s (a
-/// lingering TCP socket three unix sockets down, deeper than PID 1 reads
+/// lingering TCP socket four unix sockets down, deeper than a closer reads
 /// passed sockets): a closer makes that close, so PID 1 answers at once
-/// and the unit is running. Without the closer PID 1's read of the
-/// datagram waited the 20 s, and every `initctl` with it.
+/// and the unit is running. Without closers PID 1's read of the datagram
+/// waited the 20 s, and every `initctl` with it.
 #[test]
 fn a_socket_passed_with_ready_that_waits_on_its_close_does_not_hold_pid1() {
     let mut vm = boot("notify");
@@ -363,12 +363,12 @@ fn a_socket_passed_with_ready_that_waits_on_its_close_does_not_hold_pid1() {
         took < Duration::from_secs(8),
         "PID 1 answered {took:?} after the unit sent: its close waited"
     );
-    // The closer (a copy of PID 1: its name) waits out the linger, then
-    // ends and is reaped.
+    // The closer (`wren-closer`, a child of PID 1's) waits out the linger,
+    // then ends and is reaped.
     let closers = |vm: &mut Vm| {
         vm.sh(
-            "me=$(cat /proc/1/comm); for d in /proc/[0-9]*; do \
-             [ \"$(cut -d' ' -f4 $d/stat)\" = 1 ] && [ \"$(cat $d/comm)\" = \"$me\" ] && echo ${d#/proc/}; \
+            "for d in /proc/[0-9]*; do \
+             [ \"$(cut -d' ' -f4 $d/stat)\" = 1 ] && [ \"$(cat $d/comm)\" = wren-closer ] && echo ${d#/proc/}; \
              done | wc -l",
             CMD,
         )

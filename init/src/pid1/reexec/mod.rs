@@ -163,6 +163,8 @@ impl Pid1 {
         if let Some(w) = self.watchdog.as_ref() {
             w.feed();
         }
+        // The exec closes the park (close-on-exec), its fds with it.
+        crate::sys::passed::before_exec();
         let err = exec_self(path, &state);
         // Still here: the exec failed after the handshake worked (the file
         // changed under us?). Carry on as before.
