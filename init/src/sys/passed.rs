@@ -28,11 +28,12 @@
 //! park and the running closers are killed (their waits on a linger, a
 //! terminal or a FUSE daemon end with the kill; their releases go on
 //! without waiting), so that places come free and the park is taken as
-//! each is reaped (`reaped`). Only when the park cannot be had (no
-//! memory for a socket, its queue full: some hundreds of messages) or a
-//! closer not made does PID 1 let fds go itself, as it did before there
-//! were closers; a unit that can hold closers in an unkillable wait (a
-//! block device's writeback) can so make PID 1 wait again.
+//! each is reaped (`reaped`); a closer that cannot be made leaves them
+//! there for the next try. Only when the park cannot be had (no memory
+//! for a socket, its queue full: some hundreds of messages) does PID 1
+//! let fds go itself, as it did before there were closers; a unit that
+//! can hold closers in an unkillable wait (a block device's writeback)
+//! can so make PID 1 wait again.
 
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
