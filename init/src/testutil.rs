@@ -151,6 +151,32 @@ pub fn lingering() -> (std::net::TcpStream, std::net::TcpStream) {
     (c, s)
 }
 
+/// A lingering socket (`lingering`) queued `levels` unix sockets down
+/// from the one returned, each socket passed in the next one's queue;
+/// every copy but the one returned closed. The peer comes with it.
+pub fn nested(levels: usize) -> (rustix::fd::OwnedFd, std::net::TcpStream) {
+    use rustix::fd::AsFd;
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let pair = || {
+        rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap()
+    };
+    let (c, server) = lingering();
+    let (a, mut inner) = pair();
+    send_with_fd(a.as_fd(), b"x", c.as_fd());
+    for _ in 1..levels {
+        let (a, b) = pair();
+        send_with_fd(a.as_fd(), b"x", inner.as_fd());
+        inner = b;
+    }
+    (inner, server)
+}
+
 /// `msg` sent on `sock` with `fd` passed (SCM_RIGHTS), as a unit may send
 /// its sd_notify datagram.
 pub fn send_with_fd(sock: rustix::fd::BorrowedFd<'_>, msg: &[u8], fd: rustix::fd::BorrowedFd<'_>) {

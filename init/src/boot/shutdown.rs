@@ -86,7 +86,11 @@ pub fn reap_until(deadline: u64, tick: &dyn Fn()) -> Reaped {
         }
         loop {
             match rustix::process::wait(WaitOptions::NOHANG) {
-                Ok(Some(_)) => count = count.saturating_add(1),
+                Ok(Some((pid, _))) => {
+                    count = count.saturating_add(1);
+                    // A closer's place freed: its pid is no longer its.
+                    let _ = crate::sys::passed::reaped(pid.as_raw_nonzero().get().unsigned_abs());
+                }
                 Ok(None) => break,
                 Err(Errno::CHILD) => {
                     return Reaped {

@@ -317,6 +317,9 @@ impl Server {
             };
         // An accept worked: its next failure is said again.
         self.accept_failing = false;
+        // Out-of-band data (fds with it) read inline, as any: left aside,
+        // it would be released with the connection, unseen by a peek.
+        let _ = net::sockopt::set_socket_oobinline(&fd, true);
         let cred = net::sockopt::socket_peercred(&fd);
         let uid = cred.as_ref().map(|c| c.uid.as_raw()).map_err(|e| *e);
         if uid != Ok(self.allowed_uid) {
@@ -326,11 +329,13 @@ impl Server {
                 Err(e) => crate::info!("control: refused peer uid Err({})", Os::from(e)),
             }
             refuse(fd.as_fd(), CtlError::code(ErrCode::Denied));
+            crate::sys::passed::close(fd);
             return Accepted::Refused;
         }
         let observer = observer(&cred);
         let Some(slot) = self.free_slot(observer) else {
             refuse(fd.as_fd(), CtlError::code(ErrCode::Busy));
+            crate::sys::passed::close(fd);
             return Accepted::Refused;
         };
         let interest = epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
@@ -490,9 +495,11 @@ impl Server {
                     }
                 }
                 Mode::Answering | Mode::Waiting { .. } | Mode::Following { .. } => {
-                    // Nothing more is expected; read only to see the hang-up.
+                    // Nothing more is expected; looked at only to see the
+                    // hang-up. A peek: a read without room for fds would
+                    // release those sent with the byte in PID 1's time.
                     let mut sink = [0u8; 1];
-                    match net::recv(fd, &mut sink[..], RecvFlags::DONTWAIT) {
+                    match net::recv(fd, &mut sink[..], RecvFlags::DONTWAIT | RecvFlags::PEEK) {
                         Ok((0, _)) => {
                             // Its writing side only, maybe: it still gets
                             // its answer or its stream, until EPOLLHUP.

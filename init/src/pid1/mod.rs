@@ -649,15 +649,16 @@ mod tests {
         );
     }
 
-    /// A unit that passes a lingering socket with READY=1 and closes its
-    /// own copy made PID 1's read the last close (20 s): the socket goes
+    /// A unit that passes with READY=1 a socket holding a lingering one
+    /// three unix sockets down (deeper than PID 1 itself reads: 20 s in
+    /// its read without a closer) and closes its own copy: the socket goes
     /// to the park and a closer (`sys::passed`), the unit is ready, and
     /// the read does not wait.
     #[test]
     fn an_fd_passed_with_ready_does_not_hold_the_read() {
         use rustix::fd::AsFd;
         let (mut p, theirs) = sd_notify_web(0);
-        let (c, _server) = crate::testutil::lingering();
+        let (c, _server) = crate::testutil::nested(3);
         crate::testutil::send_with_fd(theirs.as_fd(), b"READY=1", c.as_fd());
         drop(c);
         let t = std::time::Instant::now();

@@ -10,33 +10,44 @@
 //! control data, or left queued when the socket is closed, such fds are
 //! released by the kernel in PID 1's read or close.
 //!
-//! So a pipe (BARRIER=1's, whose close waits for nothing) is closed at
-//! once, and anything else is moved out of PID 1's fd table into the
-//! queue of a socket pair of its own, the park, as the message is read:
-//! a child PID 1 forks meanwhile copies no such fd. A closer takes the
-//! park: a copy of PID 1 (a fork, its own fd table, named `wren-closer`)
-//! that closes every fd it was born with but the park's receiving end,
-//! then reads the park to its end, makes each fd not wait where it can
-//! (a socket's linger off, a terminal's pending output flushed, a passed
-//! unix socket's own queue read, two levels down) and closes it, waiting
-//! in its own time if it must. PID 1 closes its ends of the park after
-//! the fork: not the last close, the closer holds its copy, so nothing
-//! is released in PID 1's time. A closer killed or dead on the way
-//! releases what it still holds in its own exit.
+//! So an anonymous pipe (BARRIER=1's, whose close waits for nothing) is
+//! closed at once, and anything else is moved out of PID 1's fd table
+//! into the queue of a socket pair of its own, the park, as the message
+//! is read: a child PID 1 forks meanwhile copies no such fd. A closer
+//! takes the park: a copy of PID 1 (a fork, its own fd table, named
+//! `wren-closer`) that closes every fd it was born with but the park's
+//! receiving end, then reads the park to its end, makes each fd not wait
+//! where it can (a socket's linger off, a terminal's pending output
+//! flushed, a passed unix socket's own queue read, three levels down)
+//! and closes it, waiting in its own time if it must. PID 1 closes its
+//! copies of the fds and its ends of the park after the send and the
+//! fork: not the last closes, so no release is PID 1's. A closer killed
+//! or dead on the way releases what it still holds in its own exit.
+//!
+//! Not covered: every close, not only the last, calls the file's flush,
+//! which a FUSE file system sends to its daemon and waits for (NFS and
+//! CIFS write back what is dirty): PID 1's own close of a passed file of
+//! such a file system still waits there. Keeping such files out of PID
+//! 1's table altogether means reading the message in a child (a peek
+//! says fds came with it), which is not built. Nor is the kernel's
+//! collector of unix sockets in flight, which before Linux 6.8 runs in
+//! the process that closes any unix socket while some are in flight, and
+//! releases what it collects there: PID 1 closes unix sockets.
 //!
 //! `CLOSERS` run at most. With every place taken, the fds wait in the
-//! park and the running closers are killed (their waits on a linger, a
-//! terminal or a FUSE daemon end with the kill; their releases go on
-//! without waiting), so that places come free and the park is taken as
-//! each is reaped (`reaped`); a closer that cannot be made leaves them
-//! there for the next try. Only when the park cannot be had (no memory
-//! for a socket, its queue full: some hundreds of messages) does PID 1
-//! let fds go itself, as it did before there were closers; a unit that
-//! can hold closers in an unkillable wait (a block device's writeback)
-//! can so make PID 1 wait again.
+//! park and the running closers are killed (a linger's or a terminal's
+//! wait ends with the kill, and the release goes on without waiting; a
+//! FUSE daemon's answer to a flush is waited for even so), so that places
+//! come free and the park is taken as each is reaped (`reaped`); a closer
+//! that cannot be made leaves them there for the next try. Only when the
+//! park cannot be had (no memory for a socket, its queue full: some
+//! hundreds of messages) does PID 1 let fds go itself, as it did before
+//! there were closers; a unit that can hold closers in a wait a kill
+//! does not end (a FUSE flush, a block device's writeback) can so make
+//! PID 1 wait again.
 
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use rustix::fd::{AsFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use rustix::io::{Errno, IoSlice, IoSliceMut};
 use rustix::net::{
@@ -57,9 +68,10 @@ const CLOSERS: usize = 4;
 /// (`reaped`), and free too once its pid is no running child of PID 1's.
 static CLOSING: [AtomicU32; CLOSERS] = [const { AtomicU32::new(0) }; CLOSERS];
 
-/// The park's sending and receiving ends, -1 for none (`take_park`).
-static PARK_TX: AtomicI32 = AtomicI32::new(-1);
-static PARK_RX: AtomicI32 = AtomicI32::new(-1);
+/// The park's sending and receiving ends (high and low 32 bits), `NO_PARK`
+/// for none: one word, so that it is taken whole (`take_park`).
+static PARK: AtomicU64 = AtomicU64::new(NO_PARK);
+const NO_PARK: u64 = u64::MAX;
 
 /// Set in a closer, whose memory is its own copy of PID 1's: the fds it
 /// takes it lets go itself.
@@ -89,7 +101,7 @@ fn recv_at(sock: BorrowedFd<'_>, buf: &mut [u8], depth: u8) -> Result<usize, Err
         if let RecvAncillaryMessage::ScmRights(passed) = message {
             for fd in passed {
                 // One message holds at most MAX_FDS: never refused.
-                if IN_CLOSER.load(Ordering::Relaxed) || is_pipe(fd.as_fd()) {
+                if IN_CLOSER.load(Ordering::Relaxed) || is_anonymous_pipe(fd.as_fd()) {
                     let_go(fd, depth);
                 } else if let Err(fd) = fds.push(fd) {
                     let_go(fd, depth);
@@ -101,14 +113,22 @@ fn recv_at(sock: BorrowedFd<'_>, buf: &mut [u8], depth: u8) -> Result<usize, Err
     Ok(got.bytes)
 }
 
-/// A pipe's close releases nothing that waits. Its type is read from the
-/// inode as cached (`AT_STATX_DONT_SYNC`): a FUSE or network file system
-/// is not asked, whose daemon or server may never answer.
-fn is_pipe(fd: BorrowedFd<'_>) -> bool {
-    use rustix::fs::{AtFlags, FileType, StatxFlags};
-    let flags = AtFlags::EMPTY_PATH | AtFlags::STATX_DONT_SYNC;
-    rustix::fs::statx(fd, c"", flags, StatxFlags::TYPE)
-        .is_ok_and(|st| FileType::from_raw_mode(st.stx_mode.into()) == FileType::Fifo)
+/// An anonymous pipe's close releases nothing that waits (a FIFO's
+/// may: its inode's and its mount's last references). Told by its name
+/// in `/proc/self/fd` (`pipe:[INODE]`), which the kernel makes from its
+/// own tables: no file system is asked, whose daemon or server may never
+/// answer.
+fn is_anonymous_pipe(fd: BorrowedFd<'_>) -> bool {
+    use rustix::fd::AsRawFd;
+    let mut path: heapless::String<32> = heapless::String::new();
+    let mut name = [MaybeUninit::<u8>::uninit(); 6];
+    let named = core::fmt::Write::write_fmt(
+        &mut path.as_mut_view(),
+        format_args!("/proc/self/fd/{}", fd.as_raw_fd()),
+    );
+    named.is_ok()
+        && rustix::fs::readlinkat_raw(rustix::fs::CWD, path.as_str(), &mut name)
+            .is_ok_and(|(got, _)| got == b"pipe:[")
 }
 
 /// Reads a closer makes of a socket passed inside a passed one.
@@ -136,6 +156,9 @@ fn drain_at(sock: BorrowedFd<'_>, depth: u8, reads: usize) {
 /// (it reads it, `DRAIN_READS` reads, `DEPTH` levels down, and closes
 /// it); one with nothing, the common case, is closed at once.
 pub fn close(sock: OwnedFd) {
+    // Nothing more can come (a sender gets EPIPE), so what the peek finds
+    // queued is all there is.
+    let _ = rustix::net::shutdown(&sock, rustix::net::Shutdown::Read);
     if queued(sock.as_fd()) {
         let mut fds = Fds::new();
         let _ = fds.push(sock);
@@ -183,7 +206,7 @@ fn hand_off(fds: Fds, depth: u8) {
 /// with every place taken, the running closers killed, so that places
 /// come free (`reaped` calls this again).
 pub fn unpark() {
-    if PARK_RX.load(Ordering::Relaxed) < 0 {
+    if PARK.load(Ordering::Relaxed) == NO_PARK {
         return;
     }
     let Some(place) = CLOSING
@@ -277,11 +300,10 @@ fn send_fds(tx: BorrowedFd<'_>, fds: &Fds) -> Result<(), Errno> {
 }
 
 fn take_park() -> Option<(OwnedFd, OwnedFd)> {
-    let (tx, rx) = (
-        PARK_TX.swap(-1, Ordering::Relaxed),
-        PARK_RX.swap(-1, Ordering::Relaxed),
-    );
-    if tx < 0 || rx < 0 {
+    let both = PARK.swap(NO_PARK, Ordering::Relaxed);
+    // The two halves are fds `put_park` stored: not negative.
+    let (tx, rx) = ((both >> 32) as u32 as i32, both as u32 as i32);
+    if both == NO_PARK || tx < 0 || rx < 0 {
         return None;
     }
     // SAFETY: both numbers were put there by `put_park` from fds it gave up
@@ -292,8 +314,9 @@ fn take_park() -> Option<(OwnedFd, OwnedFd)> {
 }
 
 fn put_park(tx: OwnedFd, rx: OwnedFd) {
-    PARK_TX.store(tx.into_raw_fd(), Ordering::Relaxed);
-    PARK_RX.store(rx.into_raw_fd(), Ordering::Relaxed);
+    // Fds are not negative: the casts keep their values.
+    let (tx, rx) = (tx.into_raw_fd() as u32, rx.into_raw_fd() as u32);
+    PARK.store(u64::from(tx) << 32 | u64::from(rx), Ordering::Relaxed);
 }
 
 fn let_go_all(fds: Fds, depth: u8) {
@@ -322,27 +345,12 @@ fn let_go(fd: OwnedFd, depth: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{lingering, send_with_fd};
+    use crate::testutil::{lingering, nested, send_with_fd};
     use std::time::{Duration, Instant};
 
     fn pair() -> (OwnedFd, OwnedFd) {
         let flags = SocketFlags::CLOEXEC;
         rustix::net::socketpair(AddressFamily::UNIX, SocketType::DGRAM, flags, None).unwrap()
-    }
-
-    /// A lingering socket queued `levels` unix sockets down from the one
-    /// returned, each socket passed in the next one's queue; every copy
-    /// but the one returned closed.
-    fn nested(levels: usize) -> (OwnedFd, std::net::TcpStream) {
-        let (c, server) = lingering();
-        let (a, mut inner) = pair();
-        send_with_fd(a.as_fd(), b"x", c.as_fd());
-        for _ in 1..levels {
-            let (a, b) = pair();
-            send_with_fd(a.as_fd(), b"x", inner.as_fd());
-            inner = b;
-        }
-        (inner, server)
     }
 
     /// What a closer does, here: a lingering socket let go does not wait
@@ -380,10 +388,27 @@ mod tests {
         assert!(!queued(t.as_fd()), "a stream at its end of file");
         let (r, w) = rustix::pipe::pipe().unwrap();
         assert!(!queued(r.as_fd()), "a pipe is not a socket");
-        assert!(is_pipe(r.as_fd()) && is_pipe(w.as_fd()));
-        assert!(!is_pipe(a.as_fd()));
+        assert!(is_anonymous_pipe(r.as_fd()) && is_anonymous_pipe(w.as_fd()));
+        assert!(!is_anonymous_pipe(a.as_fd()));
         let f = std::fs::File::open("/proc/self/stat").unwrap();
-        assert!(!is_pipe(f.as_fd()));
+        assert!(!is_anonymous_pipe(f.as_fd()));
+        // A named FIFO's last close may drop its inode and its mount.
+        let dir = crate::testutil::TempDir::new("passed-fifo");
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        let named = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .unwrap();
+        assert!(!is_anonymous_pipe(named.as_fd()));
     }
 
     /// Runs `closers_take_what_pid1_is_passed` in a process of its own:
@@ -445,14 +470,20 @@ mod tests {
         let _ = recv(b.as_fd(), &mut [0u8; 64]).unwrap();
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
         let pid = *closers().first().expect("a closer");
-        std::thread::sleep(Duration::from_millis(300));
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
-        assert_eq!(comm.trim(), "wren-closer");
+        let t = Instant::now();
+        let comm = || std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        while comm().trim() != "wren-closer" {
+            assert!(t.elapsed() < Duration::from_secs(10), "{}", comm());
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert!(
             crate::sys::raw::running_child(pid),
             "the closer waits the linger"
         );
-        assert!(PARK_RX.load(Ordering::Relaxed) < 0, "the park went with it");
+        assert!(
+            PARK.load(Ordering::Relaxed) == NO_PARK,
+            "the park went with it"
+        );
         drop(server);
         assert_eq!(ended_within(pid, 10), Some(0));
         // 2. A pipe is closed here: no closer, its reader sees the end.
@@ -480,7 +511,7 @@ mod tests {
         drop(y);
         let _ = recv(b.as_fd(), &mut [0u8; 4]).unwrap();
         assert!(!gone(&x), "parked, not closed");
-        assert!(PARK_RX.load(Ordering::Relaxed) >= 0);
+        assert!(PARK.load(Ordering::Relaxed) != NO_PARK);
         for s in &mut sleepers {
             let st = s.wait().unwrap();
             assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(9));
@@ -524,7 +555,7 @@ mod tests {
         let _ = recv(b.as_fd(), &mut [0u8; 4]).unwrap();
         assert!(!gone(&x), "parked");
         before_exec();
-        assert!(PARK_RX.load(Ordering::Relaxed) < 0);
+        assert!(PARK.load(Ordering::Relaxed) == NO_PARK);
         let t = Instant::now();
         while !gone(&x) {
             assert!(t.elapsed() < Duration::from_secs(10), "the park's closer");
