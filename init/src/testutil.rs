@@ -132,7 +132,7 @@ pub fn alone(name: &str) -> bool {
 
 /// A TCP socket whose unsent data cannot leave (its peer, returned
 /// second, reads nothing and its window is full), set to linger 20 s: its
-/// last close waits that long in the closer's time.
+/// last close waits that long in the time of whoever makes it.
 pub fn lingering() -> (std::net::TcpStream, std::net::TcpStream) {
     use std::io::Write;
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -180,13 +180,23 @@ pub fn nested(levels: usize) -> (rustix::fd::OwnedFd, std::net::TcpStream) {
 /// `msg` sent on `sock` with `fd` passed (SCM_RIGHTS), as a unit may send
 /// its sd_notify datagram.
 pub fn send_with_fd(sock: rustix::fd::BorrowedFd<'_>, msg: &[u8], fd: rustix::fd::BorrowedFd<'_>) {
-    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    send_with_fd_flags(sock, msg, fd, rustix::net::SendFlags::empty());
+}
+
+/// `send_with_fd` with `flags` (`OOB`: out of band, on a stream).
+pub fn send_with_fd_flags(
+    sock: rustix::fd::BorrowedFd<'_>,
+    msg: &[u8],
+    fd: rustix::fd::BorrowedFd<'_>,
+    flags: rustix::net::SendFlags,
+) {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage};
     let mut space = [core::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     let fds = [fd];
     assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
     let iov = [rustix::io::IoSlice::new(msg)];
-    rustix::net::sendmsg(sock, &iov, &mut control, SendFlags::empty()).unwrap();
+    rustix::net::sendmsg(sock, &iov, &mut control, flags).unwrap();
 }
 
 /// Runs host test `test` (its full path) alone in a new process of this

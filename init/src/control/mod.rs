@@ -344,6 +344,7 @@ impl Server {
         if let Err(e) = epoll::add(&self.epoll, &fd, data, interest) {
             crate::warn!("control: epoll add: {}", Os::from(e));
             refuse(fd.as_fd(), CtlError::code(ErrCode::Internal));
+            crate::sys::passed::close(fd);
             return Accepted::Refused;
         }
         // Without the memory for it, the connection is turned away (its
@@ -352,10 +353,12 @@ impl Server {
         if self.give_buffers(slot).is_none() {
             let short = "PID 1 is short of memory for a connection: try again";
             refuse(fd.as_fd(), CtlError::new(ErrCode::Busy, short));
+            crate::sys::passed::close(fd);
             return Accepted::Short(Errno::NOMEM);
         }
         self.stamp(slot);
         let Some(c) = self.clients.get_mut(slot) else {
+            crate::sys::passed::close(fd);
             return Accepted::Refused;
         };
         c.fd = Some(fd);
@@ -498,8 +501,8 @@ impl Server {
                     // Nothing more is expected; looked at only to see the
                     // hang-up. A peek: a read without room for fds would
                     // release those sent with the byte in PID 1's time.
-                    let mut sink = [0u8; 1];
-                    match net::recv(fd, &mut sink[..], RecvFlags::DONTWAIT | RecvFlags::PEEK) {
+                    let mut probe = [0u8; 1];
+                    match net::recv(fd, &mut probe[..], RecvFlags::DONTWAIT | RecvFlags::PEEK) {
                         Ok((0, _)) => {
                             // Its writing side only, maybe: it still gets
                             // its answer or its stream, until EPOLLHUP.

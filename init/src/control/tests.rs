@@ -1111,26 +1111,30 @@ fn a_follower_that_writes_after_its_request_is_let_go() {
 /// A follower that sends a byte with a socket holding a lingering one
 /// three unix sockets down: looked at, not read (a read with no room for
 /// fds released them in PID 1's time: the linger's 20 s), and let go, the
-/// socket going to a closer.
+/// socket going to a closer. The same sent out of band: read inline
+/// (`SO_OOBINLINE`), so the peek sees it; left aside, it would be released
+/// with the connection in PID 1's close.
 #[test]
 fn a_follower_that_passes_an_fd_after_its_request_does_not_hold_pid1() {
     use std::os::fd::AsFd;
-    let mut rig = Rig::new("ctl-passes");
-    rig.fake.unit("web").log.push(b"one\n");
-    let s = rig.follow("web");
-    rig.pump();
-    assert_eq!(rig.server.clients(), 1);
-    let (inner, _server) = crate::testutil::nested(3);
-    crate::testutil::send_with_fd(s.as_fd(), b"x", inner.as_fd());
-    drop(inner);
-    let t = std::time::Instant::now();
-    rig.pump_until_no_clients();
-    assert!(
-        t.elapsed() < std::time::Duration::from_secs(2),
-        "{:?}",
-        t.elapsed()
-    );
-    assert_eq!(rig.server.clients(), 0);
+    for flags in [rustix::net::SendFlags::empty(), rustix::net::SendFlags::OOB] {
+        let mut rig = Rig::new("ctl-passes");
+        rig.fake.unit("web").log.push(b"one\n");
+        let s = rig.follow("web");
+        rig.pump();
+        assert_eq!(rig.server.clients(), 1);
+        let (inner, _server) = crate::testutil::nested(3);
+        crate::testutil::send_with_fd_flags(s.as_fd(), b"x", inner.as_fd(), flags);
+        drop(inner);
+        let t = std::time::Instant::now();
+        rig.pump_until_no_clients();
+        let took = t.elapsed();
+        assert!(
+            took < std::time::Duration::from_secs(2),
+            "{flags:?}: {took:?}"
+        );
+        assert_eq!(rig.server.clients(), 0);
+    }
 }
 
 /// A peer of the right uid without CAP_SYS_ADMIN (a unit running as root

@@ -65,6 +65,7 @@ fn serve<const B: usize, const P: usize>(
         }
         while let Ok(Some((pid, _))) = rustix::process::wait(WaitOptions::NOHANG) {
             let pid = pid.as_raw_nonzero().get().unsigned_abs();
+            let _ = crate::sys::passed::reaped(pid);
             if running == Some(pid) {
                 running = None;
             }

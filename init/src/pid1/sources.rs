@@ -339,7 +339,7 @@ impl Pid1 {
             // Bounded like on_log: a flood of (empty) datagrams waits for
             // the next turn.
             for _ in 0..READ_BUDGET {
-                // Fds passed with a datagram let go (`sys::passed`).
+                // Fds passed with a datagram handed to a closer (`sys::passed`).
                 let got = match sd {
                     true => crate::sys::passed::recv(fd.as_fd(), &mut buf),
                     false => rustix::io::read(fd, &mut buf),

@@ -1,8 +1,8 @@
 //! Fds a unit passes to PID 1 with a datagram (`SCM_RIGHTS` on its
 //! `sd_notify` socket: `systemd-notify --ready` sends one with BARRIER=1,
 //! and any unit may send up to 253 a message). PID 1 keeps none; but the
-//! last close of a file is its release, and that runs in the closer's
-//! time: a TCP socket set to linger waits for its unsent data for as long
+//! last close of a file is its release, and that runs in the time of
+//! whoever makes it: a TCP socket set to linger waits for its unsent data for as long
 //! as it asked (for ever, at its largest), a serial port for its output
 //! to drain (30 s by default), a block device for its writeback, a file
 //! of a FUSE file system for its daemon's answer (a unit's own daemon,
@@ -187,9 +187,7 @@ fn hand_off(fds: Fds, depth: u8) {
     if fds.is_empty() {
         return;
     }
-    if IN_CLOSER.load(Ordering::Relaxed) {
-        return let_go_all(fds, depth);
-    }
+    // (A closer lets every fd go as it reads it: `fds` is empty there.)
     let Some((tx, rx)) = take_park().or_else(new_park) else {
         return let_go_all(fds, depth);
     };
@@ -230,8 +228,9 @@ pub fn unpark() {
     };
     match give(rx.as_fd()) {
         // PID 1's ends closed (`tx`, `rx` dropped): the closer has its
-        // copy of `rx` and reads it to its end once every copy of `tx` is
-        // gone, its own closed first.
+        // copy of `rx` and reads what is queued there, all there will be
+        // (the park is no longer PID 1's), its own copy of `tx` closed
+        // first.
         Ok(pid) => place.store(pid, Ordering::Relaxed),
         Err(_) => put_park(tx, rx),
     }
@@ -273,7 +272,10 @@ fn give(rx: BorrowedFd<'_>) -> Result<u32, Errno> {
 
 /// A new park: a stream pair, so that its queue holds some hundreds of
 /// messages (a datagram pair's, `net.unix.max_dgram_qlen`, ten), both
-/// ends above the fds a child started through the trampoline gets.
+/// ends above the fds a child started through the trampoline gets (where
+/// the kernel lets `fd::raise` move them and the trampoline runs: else a
+/// child holds a copy until its exec, which only keeps the park's queue
+/// alive longer).
 fn new_park() -> Option<(OwnedFd, OwnedFd)> {
     let flags = SocketFlags::CLOEXEC | SocketFlags::NONBLOCK;
     let (tx, rx) =
@@ -368,9 +370,8 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     }
 
-    /// A close of a socket with nothing queued makes no closer; one with
-    /// anything (an empty datagram may carry fds) goes to one. Pipes are
-    /// closed at once, anything else handed off.
+    /// What `close` and `recv` decide on: whether anything is queued (an
+    /// empty datagram may carry fds), whether an fd is an anonymous pipe.
     #[test]
     fn what_is_queued_and_what_is_a_pipe() {
         let (a, b) = pair();
@@ -441,11 +442,9 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let p = rustix::process::Pid::from_raw(pid as i32).unwrap();
-        let st = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty());
+        let st = crate::testutil::wait_status(pid);
         assert!(reaped(pid));
-        st.unwrap()
-            .map(|(_, s)| s.exit_status().or(s.terminating_signal()).unwrap_or(-1))
+        st.map(|s| s.exit_status().or(s.terminating_signal()).unwrap_or(-1))
     }
 
     /// The peer of `x` is gone (its last copy closed): a send is refused.

@@ -100,20 +100,8 @@ fn sdnotify(msg: &str) {
         .unwrap_or_else(|e| fail(&format!("send to {path}: {e}")));
 }
 
-/// `msg` sent on `sock` (connected, or to `to`) with `fd` passed.
-fn send_fd(sock: i32, to: Option<&SocketAddr>, msg: &[u8], fd: i32) {
-    use std::os::unix::net::UnixDatagram as D;
-    // A connected datagram socket needs no address: sendmsg to a path
-    // through std is not possible, so an unbound socket is connected first.
-    if let Some(addr) = to {
-        use std::os::fd::{FromRawFd, IntoRawFd};
-        // SAFETY: `sock` is an open datagram socket this function's caller
-        // owns; it is handed back with into_raw_fd.
-        let d = unsafe { D::from_raw_fd(sock) };
-        d.connect_addr(addr)
-            .unwrap_or_else(|e| fail(&format!("connect: {e}")));
-        let _ = d.into_raw_fd();
-    }
+/// `msg` sent on `sock` (connected) with `fd` passed.
+fn send_fd(sock: i32, msg: &[u8], fd: i32) {
     let mut iov = libc::iovec {
         iov_base: msg.as_ptr() as *mut _,
         iov_len: msg.len(),
@@ -143,7 +131,6 @@ fn send_fd(sock: i32, to: Option<&SocketAddr>, msg: &[u8], fd: i32) {
 }
 
 fn sdnotify_stuck(msg: &str, levels: usize) {
-    use std::io::Write;
     use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
     let l =
         std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| fail(&format!("bind: {e}")));
@@ -178,17 +165,14 @@ fn sdnotify_stuck(msg: &str, levels: usize) {
     let mut inner: OwnedFd = c.into();
     for _ in 0..levels {
         let (a, b) = UnixDatagram::pair().unwrap_or_else(|e| fail(&format!("socketpair: {e}")));
-        send_fd(a.as_raw_fd(), None, b"x", inner.as_raw_fd());
+        send_fd(a.as_raw_fd(), b"x", inner.as_raw_fd());
         inner = b.into();
     }
     let path = std::env::var("NOTIFY_SOCKET").unwrap_or_else(|_| fail("NOTIFY_SOCKET not set"));
     let sock = UnixDatagram::unbound().unwrap_or_else(|e| fail(&format!("socket: {e}")));
-    send_fd(
-        sock.as_raw_fd(),
-        Some(&sock_addr(&path)),
-        msg.as_bytes(),
-        inner.as_raw_fd(),
-    );
+    sock.connect_addr(&sock_addr(&path))
+        .unwrap_or_else(|e| fail(&format!("connect to {path}: {e}")));
+    send_fd(sock.as_raw_fd(), msg.as_bytes(), inner.as_raw_fd());
     drop(inner);
     // The peer stays open, reading nothing, for the process's life.
     let _ = server.into_raw_fd();

@@ -104,13 +104,19 @@ impl Pid1 {
                     // would kill it (SIGPIPE); `on_notify` reads it as
                     // the pipe it is, and lets it go at the newline or
                     // its end.
-                    let notify = take_fd(h.notify_fd).filter(|fd| {
-                        match rustix::net::sockopt::socket_type(fd) {
+                    let notify = take_fd(h.notify_fd).and_then(|fd| {
+                        let keep = match rustix::net::sockopt::socket_type(&fd) {
                             Ok(t) => {
                                 ready == Ready::SdNotify && t == rustix::net::SocketType::DGRAM
                             }
                             Err(_) => true,
+                        };
+                        // What is queued on one turned away goes to a closer.
+                        if keep {
+                            return Some(fd);
                         }
+                        crate::sys::passed::close(fd);
+                        None
                     });
                     e.notify = notify;
                     e.exit_report = take_fd(h.report_fd);
@@ -135,8 +141,12 @@ impl Pid1 {
         });
         // fds of units no longer there: closed, so their writers see it.
         for h in hints {
-            for f in [h.log_fd, h.notify_fd, h.report_fd] {
+            for f in [h.log_fd, h.report_fd] {
                 drop(take_fd(f));
+            }
+            // A notify socket's queue, with any fds in it, to a closer.
+            if let Some(fd) = take_fd(h.notify_fd) {
+                crate::sys::passed::close(fd);
             }
         }
         self.origin = Origin::Adopted { units: n, format };
