@@ -10,7 +10,7 @@ use crate::proto::{
 };
 use crate::vocab::Name;
 use rustix::event::epoll;
-use rustix::fd::{BorrowedFd, OwnedFd};
+use rustix::fd::OwnedFd;
 use rustix::io::Errno;
 use rustix::net::{self, SendFlags};
 
@@ -227,16 +227,21 @@ impl Client {
     }
 }
 
-/// Best-effort single error frame on a connection about to be dropped.
-pub(super) fn refuse(fd: BorrowedFd<'_>, err: CtlError) {
+/// Best-effort single error frame on a connection turned away, then
+/// closed as every connection is (`sys::passed::close`: what it queued,
+/// fds with it, is not released in PID 1's time). A caller that added it
+/// to the epoll set takes it out first: its copy in the park would keep
+/// the registration.
+pub(super) fn refuse(fd: OwnedFd, err: CtlError) {
     let mut buf = [0u8; 256];
     if let Ok(n) = encode_reply(&Reply::Error(err), &mut buf) {
         let _ = net::send(
-            fd,
+            &fd,
             buf.get(..n).unwrap_or(&[]),
             SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
         );
     }
+    crate::sys::passed::close(fd);
 }
 
 /// The text of a `Cat` or `Reload` reply, built by the loop in a fixed

@@ -328,14 +328,12 @@ impl Server {
                 Ok(u) => crate::info!("control: refused peer uid Ok({u})"),
                 Err(e) => crate::info!("control: refused peer uid Err({})", Os::from(e)),
             }
-            refuse(fd.as_fd(), CtlError::code(ErrCode::Denied));
-            crate::sys::passed::close(fd);
+            refuse(fd, CtlError::code(ErrCode::Denied));
             return Accepted::Refused;
         }
         let observer = observer(&cred);
         let Some(slot) = self.free_slot(observer) else {
-            refuse(fd.as_fd(), CtlError::code(ErrCode::Busy));
-            crate::sys::passed::close(fd);
+            refuse(fd, CtlError::code(ErrCode::Busy));
             return Accepted::Refused;
         };
         let interest = epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
@@ -343,21 +341,20 @@ impl Server {
         let data = epoll::EventData::new_u64(token);
         if let Err(e) = epoll::add(&self.epoll, &fd, data, interest) {
             crate::warn!("control: epoll add: {}", Os::from(e));
-            refuse(fd.as_fd(), CtlError::code(ErrCode::Internal));
-            crate::sys::passed::close(fd);
+            refuse(fd, CtlError::code(ErrCode::Internal));
             return Accepted::Refused;
         }
-        // Without the memory for it, the connection is turned away (its
-        // fd leaves the epoll set as it closes) and those after it wait,
-        // as when accept fails with ENOMEM.
+        // Without the memory for it, the connection is turned away and
+        // those after it wait, as when accept fails with ENOMEM.
         if self.give_buffers(slot).is_none() {
+            let _ = epoll::delete(&self.epoll, &fd);
             let short = "PID 1 is short of memory for a connection: try again";
-            refuse(fd.as_fd(), CtlError::new(ErrCode::Busy, short));
-            crate::sys::passed::close(fd);
+            refuse(fd, CtlError::new(ErrCode::Busy, short));
             return Accepted::Short(Errno::NOMEM);
         }
         self.stamp(slot);
         let Some(c) = self.clients.get_mut(slot) else {
+            let _ = epoll::delete(&self.epoll, &fd);
             crate::sys::passed::close(fd);
             return Accepted::Refused;
         };

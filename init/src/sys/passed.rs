@@ -211,12 +211,12 @@ pub fn unpark() {
         .iter()
         .find(|c| !super::raw::running_child(c.load(Ordering::Relaxed)))
     else {
+        // Every place holds a running child (0 is never one: no kill of
+        // the whole process group).
         for c in &CLOSING {
-            let pid = c.load(Ordering::Relaxed);
-            // Never 0 (the whole process group): a running child's pid.
-            if let Some(p) = i32::try_from(pid)
+            if let Some(p) = i32::try_from(c.load(Ordering::Relaxed))
                 .ok()
-                .filter(|_| super::raw::running_child(pid))
+                .filter(|&p| p > 0)
             {
                 let _ = super::signal::kill(p, libc::SIGKILL);
             }
