@@ -156,25 +156,29 @@ pub fn lingering() -> (std::net::TcpStream, std::net::TcpStream) {
 /// every copy but the one returned closed. The peer comes with it.
 pub fn nested(levels: usize) -> (rustix::fd::OwnedFd, std::net::TcpStream) {
     use rustix::fd::AsFd;
-    use rustix::net::{AddressFamily, SocketFlags, SocketType};
-    let pair = || {
-        rustix::net::socketpair(
-            AddressFamily::UNIX,
-            SocketType::DGRAM,
-            SocketFlags::CLOEXEC,
-            None,
-        )
-        .unwrap()
-    };
     let (c, server) = lingering();
-    let (a, mut inner) = pair();
+    let (a, mut inner) = dgram_pair();
     send_with_fd(a.as_fd(), b"x", c.as_fd());
     for _ in 1..levels {
-        let (a, b) = pair();
+        let (a, b) = dgram_pair();
         send_with_fd(a.as_fd(), b"x", inner.as_fd());
         inner = b;
     }
     (inner, server)
+}
+
+/// A connected pair of unix datagram sockets, close-on-exec.
+pub fn dgram_pair() -> (rustix::fd::OwnedFd, rustix::fd::OwnedFd) {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let flags = SocketFlags::CLOEXEC;
+    rustix::net::socketpair(AddressFamily::UNIX, SocketType::DGRAM, flags, None).unwrap()
+}
+
+/// A FIFO made at `path` (mode 0600): a special file a reader of regular
+/// files must not block on, nor take for a pipe of its own.
+pub fn fifo(path: &Path) {
+    let mode = rustix::fs::Mode::from_raw_mode(0o600);
+    rustix::fs::mknodat(rustix::fs::CWD, path, rustix::fs::FileType::Fifo, mode, 0).unwrap();
 }
 
 /// `msg` sent on `sock` with `fd` passed (SCM_RIGHTS), as a unit may send

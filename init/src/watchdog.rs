@@ -155,14 +155,7 @@ mod tests {
         assert_eq!(Watchdog::open(path, 15).err(), Some(Errno::NOTBLK));
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "data");
         let fifo = t.path().join("fifo");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
-            0,
-        )
-        .unwrap();
+        crate::testutil::fifo(&fifo);
         let started = std::time::Instant::now();
         let fifo = fifo.to_str().unwrap();
         assert_eq!(Watchdog::open(fifo, 15).err(), Some(Errno::NOTBLK));

@@ -405,12 +405,7 @@ fn a_kept_cgroups_memory_max_in_own_process() {
     let root = unit_fixture("reclaim-stuck", "web", &LIMIT_FILES);
     let max = root.join("units/web/memory.max");
     fs::remove_file(&max).unwrap();
-    rustix::fs::mkfifoat(
-        rustix::fs::CWD,
-        &max,
-        rustix::fs::Mode::from_raw_mode(0o600),
-    )
-    .unwrap();
+    crate::testutil::fifo(&max);
     let unblock = max.clone();
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(5));

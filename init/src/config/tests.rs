@@ -1083,14 +1083,7 @@ fn a_special_file_is_not_opened() {
     let f = Fixture::new("cfg-fifo");
     f.unit("ok", "");
     let fifo = f.units.join("x.unit");
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    crate::testutil::fifo(&fifo);
     let (tx, rx) = std::sync::mpsc::channel();
     let p = fifo.clone();
     std::thread::spawn(move || {

@@ -347,13 +347,8 @@ fn let_go(fd: OwnedFd, depth: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{lingering, nested, send_with_fd};
+    use crate::testutil::{dgram_pair as pair, lingering, nested, send_with_fd};
     use std::time::{Duration, Instant};
-
-    fn pair() -> (OwnedFd, OwnedFd) {
-        let flags = SocketFlags::CLOEXEC;
-        rustix::net::socketpair(AddressFamily::UNIX, SocketType::DGRAM, flags, None).unwrap()
-    }
 
     /// What a closer does, here: a lingering socket let go does not wait
     /// (20 s without the linger turned off), nor one queued in a unix
@@ -396,14 +391,7 @@ mod tests {
         // A named FIFO's last close may drop its inode and its mount.
         let dir = crate::testutil::TempDir::new("passed-fifo");
         let fifo = dir.path().join("fifo");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
-            0,
-        )
-        .unwrap();
+        crate::testutil::fifo(&fifo);
         let named = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -452,6 +440,31 @@ mod tests {
         rustix::net::send(x, b"y", SendFlags::DONTWAIT) == Err(Errno::CONNREFUSED)
     }
 
+    /// Every closer's place taken by a running child (a `sleep`), then a
+    /// socket passed on `a` and read from `b`: it goes to the park. The
+    /// sleepers, and the passed socket's peer (`gone` once it is closed).
+    fn parked_with_every_place_taken(
+        a: &OwnedFd,
+        b: &OwnedFd,
+    ) -> (Vec<std::process::Child>, OwnedFd) {
+        let sleepers: Vec<_> = (0..CLOSERS)
+            .map(|_| {
+                std::process::Command::new("sleep")
+                    .arg("30")
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for (c, s) in CLOSING.iter().zip(&sleepers) {
+            c.store(s.id(), Ordering::Relaxed);
+        }
+        let (x, y) = pair();
+        send_with_fd(a.as_fd(), b"x", y.as_fd());
+        drop(y);
+        let _ = recv(b.as_fd(), &mut [0u8; 4]).unwrap();
+        (sleepers, x)
+    }
+
     #[test]
     fn closers_take_what_pid1_is_passed() {
         if std::env::var_os("WREN_CLOSERS").is_none() {
@@ -494,21 +507,7 @@ mod tests {
         assert_eq!(closers(), Vec::<u32>::new());
         // 3. Every place taken: the fds wait in the park, the closers are
         // killed; a place freed, a closer takes the park.
-        let mut sleepers: Vec<_> = (0..CLOSERS)
-            .map(|_| {
-                std::process::Command::new("sleep")
-                    .arg("30")
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        for (c, s) in CLOSING.iter().zip(&sleepers) {
-            c.store(s.id(), Ordering::Relaxed);
-        }
-        let (x, y) = pair();
-        send_with_fd(a.as_fd(), b"x", y.as_fd());
-        drop(y);
-        let _ = recv(b.as_fd(), &mut [0u8; 4]).unwrap();
+        let (mut sleepers, x) = parked_with_every_place_taken(&a, &b);
         assert!(!gone(&x), "parked, not closed");
         assert!(PARK.load(Ordering::Relaxed) != NO_PARK);
         for s in &mut sleepers {
@@ -537,21 +536,7 @@ mod tests {
         assert_eq!(closers(), Vec::<u32>::new());
         // 5. Before an exec, the park goes to a closer though every place
         // is taken.
-        let mut sleepers: Vec<_> = (0..CLOSERS)
-            .map(|_| {
-                std::process::Command::new("sleep")
-                    .arg("30")
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        for (c, s) in CLOSING.iter().zip(&sleepers) {
-            c.store(s.id(), Ordering::Relaxed);
-        }
-        let (x, y) = pair();
-        send_with_fd(a.as_fd(), b"x", y.as_fd());
-        drop(y);
-        let _ = recv(b.as_fd(), &mut [0u8; 4]).unwrap();
+        let (mut sleepers, x) = parked_with_every_place_taken(&a, &b);
         assert!(!gone(&x), "parked");
         before_exec();
         assert!(PARK.load(Ordering::Relaxed) == NO_PARK);

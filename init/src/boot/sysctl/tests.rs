@@ -114,14 +114,7 @@ fn a_fifo_is_refused_without_blocking() {
     let etc = d.join("etc");
     fs::create_dir_all(etc.join("sysctl.d")).unwrap();
     let fifo = etc.join("sysctl.d/50-fifo.conf");
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::FileType::Fifo,
-        Mode::from_raw_mode(0o644),
-        0,
-    )
-    .unwrap();
+    crate::testutil::fifo(&fifo);
     let mut seen = Vec::new();
     let done = apply(&etc, d.path(), &mut |f| seen.push(f.to_string()));
     assert_eq!(

@@ -118,14 +118,7 @@ fn missing_files_and_fifos() {
     let e = resolve_ids(&def_in(&img, name("pi"), None)).unwrap_err();
     assert_eq!(e, "cannot read /etc/passwd");
     std::fs::create_dir_all(img.join("etc")).unwrap();
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        img.join("etc/passwd"),
-        rustix::fs::FileType::Fifo,
-        Mode::from_raw_mode(0o644),
-        0,
-    )
-    .unwrap();
+    crate::testutil::fifo(&img.join("etc/passwd"));
     // Refused at once, not blocked on.
     let e = resolve_ids(&def_in(&img, name("pi"), None)).unwrap_err();
     assert_eq!(e, "cannot read /etc/passwd");
