@@ -110,8 +110,10 @@ impl Client {
     pub(super) fn recv_request(&mut self) -> rustix::io::Result<usize> {
         let room = self.buf.get_mut(self.rx..HEADER_LEN + REQUEST_MAX);
         let fd = self.fd.as_ref().ok_or(Errno::BADF)?;
-        // Fds passed with it are handed to a closer, not released in this read's time.
-        let n = crate::sys::passed::recv(rustix::fd::AsFd::as_fd(fd), room.unwrap_or_default())?;
+        // EPERM, nothing read, where fds come with it: the loop closes
+        // the connection, a closer reads it (`sys::passed`).
+        let n =
+            crate::sys::passed::recv_stream(rustix::fd::AsFd::as_fd(fd), room.unwrap_or_default())?;
         self.rx += n;
         Ok(n)
     }

@@ -165,6 +165,7 @@ impl Pid1 {
         let log_rd = log.map(|(r, _w)| r);
         edge.log_rd = log_rd.and_then(|r| watch(ep, r, event_loop::TOKEN_LOG + u64::from(u)));
         edge.notify = notify.and_then(|r| watch(ep, r, event_loop::TOKEN_NOTIFY + u64::from(u)));
+        edge.notify_held = 0;
     }
 
     pub(super) fn perform(&mut self, a: Action) {

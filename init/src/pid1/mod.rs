@@ -59,6 +59,10 @@ struct Edge {
     log: LogRing,
     /// Readiness: the notify pipe's read end or the sd_notify socket.
     notify: Option<OwnedFd>,
+    /// The socket is out of the epoll set while a closer reads its head
+    /// datagram, which carries fds (the closer's pid), or while it waits
+    /// for one (`HELD`): 0 when it is not (`sources::on_notify`).
+    notify_held: u32,
     /// `memory.events` oom_kill count when the unit was spawned, so an
     /// exit by SIGKILL can be told apart as an OOM kill.
     oom_kills_at_spawn: u64,
@@ -142,6 +146,7 @@ impl Edge {
             log_rd: None,
             log: LogRing::with_capacity(def.log_size as usize),
             notify: None,
+            notify_held: 0,
             oom_kills_at_spawn: 0,
             oom_kills: 0,
             exit_report: None,
@@ -560,7 +565,7 @@ mod tests {
     /// "Memory", says what it holds.
     #[test]
     fn an_edge_stays_small() {
-        assert!(core::mem::size_of::<Edge>() <= 144);
+        assert!(core::mem::size_of::<Edge>() <= 152);
         assert!(core::mem::size_of::<stopping::Drain>() <= 32);
     }
 
@@ -650,15 +655,15 @@ mod tests {
     }
 
     /// A unit that passes with READY=1 a socket holding a lingering one
-    /// three unix sockets down (deeper than PID 1 itself reads: 20 s in
-    /// its read without a closer) and closes its own copy: the socket goes
-    /// to the park and a closer (`sys::passed`), the unit is ready, and
-    /// the read does not wait.
+    /// three unix sockets down (20 s in PID 1's read without a closer)
+    /// and closes its own copy: its bytes are peeked, the unit is ready,
+    /// and a closer reads the datagram (`sys::passed`); the socket is not
+    /// read until that closer is reaped, then the next datagram is.
     #[test]
     fn an_fd_passed_with_ready_does_not_hold_the_read() {
         use rustix::fd::AsFd;
         let (mut p, theirs) = sd_notify_web(0);
-        let (c, _server) = crate::testutil::nested(3);
+        let (c, server) = crate::testutil::nested(3);
         crate::testutil::send_with_fd(theirs.as_fd(), b"READY=1", c.as_fd());
         drop(c);
         let t = std::time::Instant::now();
@@ -673,6 +678,23 @@ mod tests {
             p.sup.slot(0).unwrap().rt.phase,
             crate::supervisor::Phase::Running
         );
+        let closer = p.edges[0].notify_held;
+        assert!(closer != 0, "held while a closer reads");
+        rustix::net::send(&theirs, b"STATUS=x", rustix::net::SendFlags::empty()).unwrap();
+        let left = |p: &Pid1| {
+            let fd = p.edges[0].notify.as_ref().unwrap();
+            let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
+            rustix::net::recv(fd, &mut [0u8; 16], flags).map(|(n, _)| n)
+        };
+        drop(server);
+        let st = crate::testutil::wait_status(closer).unwrap();
+        assert_eq!(st.exit_status(), Some(0));
+        p.on_notify(0);
+        assert_eq!(left(&p), Ok(8), "not read while held");
+        p.notify_unheld(closer);
+        assert_eq!(p.edges[0].notify_held, 0);
+        p.on_notify(0);
+        assert_eq!(left(&p), Err(rustix::io::Errno::AGAIN));
     }
 
     /// A run killed at its start timeout is let go of: its notify socket

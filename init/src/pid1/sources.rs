@@ -3,9 +3,11 @@
 //! OOM kill, the PID-namespace reaper's report), unit output into its ring
 //! and readiness notifications.
 
+use super::event_loop::TOKEN_NOTIFY;
 use super::executor::notify_path;
 use super::Pid1;
 use crate::supervisor::{Event, Note};
+use crate::sys::passed::Dgram;
 use crate::unit::{Limit, Ready};
 use crate::vocab::{signal, Exit, ShutdownKind};
 use rustix::event::epoll;
@@ -13,6 +15,8 @@ use rustix::fd::{AsFd, BorrowedFd};
 use rustix::io::Errno;
 use rustix::process::{waitpid, WaitOptions};
 
+/// `Edge::notify_held` of a socket waiting for a closer's place.
+const HELD: u32 = u32::MAX;
 const SIGCHLD: i32 = nix::sys::signal::Signal::SIGCHLD as i32;
 /// Reads of one unit's output or notify fd per wake-up (16 KiB of output).
 const READ_BUDGET: usize = 16;
@@ -155,6 +159,7 @@ impl Pid1 {
             // A closer's end frees its place for fds waiting in the park.
             if crate::sys::passed::reaped(pid) {
                 crate::sys::passed::unpark();
+                self.notify_unheld(pid);
             }
             let unit = self.reaped_unit(pid);
             let counted = pids_limited(unit.and_then(|u| self.sup.slot(u)));
@@ -311,6 +316,21 @@ impl Pid1 {
         }
     }
 
+    /// A closer reaped (`pid`): the notify socket it read is read again,
+    /// and those waiting for a place try again (a place is free).
+    pub(super) fn notify_unheld(&mut self, pid: u32) {
+        for (u, edge) in self.edges.iter_mut().enumerate() {
+            if edge.notify_held != pid && edge.notify_held != HELD {
+                continue;
+            }
+            edge.notify_held = 0;
+            if let (Some(ep), Some(fd)) = (self.epoll.as_ref(), edge.notify.as_ref()) {
+                let token = epoll::EventData::new_u64(TOKEN_NOTIFY + u as u64);
+                let _ = epoll::modify(ep, fd, token, epoll::EventFlags::IN);
+            }
+        }
+    }
+
     pub(super) fn on_notify(&mut self, u: u16) {
         let watched = self
             .sup
@@ -324,6 +344,10 @@ impl Pid1 {
             let Some(fd) = edge.notify.as_ref() else {
                 return;
             };
+            // Out of the epoll set; an event of the same batch may remain.
+            if edge.notify_held != 0 {
+                return;
+            }
             // What the fd is, not what the definition says: a reload may
             // have changed `ready` while this run's pipe is still open,
             // and a pipe's end of file taken for an empty datagram would
@@ -336,36 +360,55 @@ impl Pid1 {
             let mut buf = [0u8; 4096];
             let mut ready = false;
             let mut closed = false;
+            let mut held = 0;
             // Bounded like on_log: a flood of (empty) datagrams waits for
             // the next turn.
             for _ in 0..READ_BUDGET {
-                // Fds passed with a datagram handed to a closer (`sys::passed`).
+                // A datagram that carries fds is read by a closer; its
+                // bytes, peeked, are read here all the same.
                 let got = match sd {
-                    true => crate::sys::passed::recv(fd.as_fd(), &mut buf),
-                    false => rustix::io::read(fd, &mut buf),
+                    true => crate::sys::passed::recv_dgram(fd.as_fd(), &mut buf),
+                    false => rustix::io::read(fd, &mut buf).map(Dgram::Read),
                 };
-                match got {
+                let n = match got {
                     // An empty datagram, not an end of stream.
-                    Ok(0) if sd => continue,
-                    Ok(0) => {
+                    Ok(Dgram::Read(0)) if sd => continue,
+                    Ok(Dgram::Read(0)) => {
                         closed = true;
                         break;
                     }
-                    Ok(n) => {
-                        let got = buf.get(..n).unwrap_or(&[]);
-                        // s6 readiness is a newline; sd_notify is a
-                        // datagram of NAME=VALUE lines, READY=1 among them.
-                        if sd {
-                            for l in got.split(|&c| c == b'\n') {
-                                ready |= l == b"READY=1";
-                                ping |= l == b"WATCHDOG=1";
-                            }
-                        } else {
-                            ready |= got.contains(&b'\n');
-                        }
+                    Ok(Dgram::Read(n)) => n,
+                    Ok(Dgram::Reading(n, pid)) => {
+                        held = pid;
+                        n
+                    }
+                    Ok(Dgram::Held) => {
+                        held = HELD;
+                        0
                     }
                     Err(Errno::INTR) => continue,
                     Err(_) => break,
+                };
+                let got = buf.get(..n).unwrap_or(&[]);
+                // s6 readiness is a newline; sd_notify is a datagram of
+                // NAME=VALUE lines, READY=1 among them.
+                if sd {
+                    for l in got.split(|&c| c == b'\n') {
+                        ready |= l == b"READY=1";
+                        ping |= l == b"WATCHDOG=1";
+                    }
+                } else {
+                    ready |= got.contains(&b'\n');
+                }
+                if held != 0 {
+                    // Read again before the closer has taken it, the head
+                    // datagram would be this one again.
+                    let token = epoll::EventData::new_u64(TOKEN_NOTIFY + u64::from(u));
+                    if let Some(ep) = self.epoll.as_ref() {
+                        let _ = epoll::modify(ep, fd, token, epoll::EventFlags::empty());
+                    }
+                    edge.notify_held = held;
+                    break;
                 }
             }
             // The s6 pipe is done with at ready. The socket stays open for

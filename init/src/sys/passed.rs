@@ -1,58 +1,66 @@
-//! Fds a unit passes to PID 1 with a datagram (`SCM_RIGHTS` on its
-//! `sd_notify` socket: `systemd-notify --ready` sends one with BARRIER=1,
-//! and any unit may send up to 253 a message). PID 1 keeps none; but the
-//! last close of a file is its release, and that runs in the time of
-//! whoever makes it: a TCP socket set to linger waits for its unsent data for as long
-//! as it asked (for ever, at its largest), a serial port for its output
-//! to drain (30 s by default), a block device for its writeback, a file
-//! of a FUSE file system for its daemon's answer (a unit's own daemon,
-//! mounted with `fusermount`, may never give it). Read without room for
-//! control data, or left queued when the socket is closed, such fds are
-//! released by the kernel in PID 1's read or close.
+//! Fds a unit passes to PID 1 with a message (`SCM_RIGHTS`: on its
+//! `sd_notify` socket, `systemd-notify --ready` sends one with BARRIER=1,
+//! and any unit may send up to 253 a message; on a control connection).
+//! PID 1 keeps none, and takes none into its own fd table: every close
+//! of an fd, not only the last, calls its file's flush, which a FUSE file
+//! system sends to its daemon and waits for uninterruptibly (a unit's own
+//! daemon, mounted with `fusermount`, may never answer; NFS and CIFS
+//! write back what is dirty); and the last close is the file's release,
+//! which can wait too: a TCP socket set to linger for its unsent data
+//! (for ever, at its largest), a serial port for its output to drain (30
+//! s by default), a block device for its writeback. Read without room
+//! for control data, or left queued when the socket is closed, the fds
+//! are released by the kernel in the time of PID 1's read or close.
 //!
-//! So an anonymous pipe (BARRIER=1's, whose close waits for nothing) is
-//! closed at once, and anything else is moved out of PID 1's fd table
-//! into the queue of a socket pair of its own, the park, as the message
-//! is read: a child PID 1 forks meanwhile copies no such fd. A closer
-//! takes the park: a copy of PID 1 (a fork, its own fd table, named
-//! `wren-closer`) that closes every fd it was born with but the park's
-//! receiving end, then reads the park to its end, makes each fd not wait
-//! where it can (a socket's linger off, a terminal's pending output
-//! flushed, a passed unix socket's own queue read, three levels down)
-//! and closes it, waiting in its own time if it must. PID 1 closes its
-//! copies of the fds and its ends of the park after the send and the
-//! fork: not the last closes, so no release is PID 1's. A closer killed
-//! or dead on the way releases what it still holds in its own exit.
+//! So PID 1 peeks (`recv_dgram`, `recv_stream`): with no room for control
+//! data, a peek says whether fds came (the kernel drops the peek's own
+//! references, never the last: the message still holds one). A
+//! notify datagram that carries fds is read by a closer: a copy of PID 1
+//! (a fork, its own fd table, named `wren-closer`) that closes every fd
+//! it was born with but the socket, reads that one datagram, makes each
+//! fd not wait where it can (a socket's linger off, a terminal's pending
+//! output flushed, a passed unix socket's own queue read, three levels
+//! down) and closes it, waiting in its own time if it must. PID 1 takes
+//! the datagram's bytes from its peek and reads the socket again only
+//! once that closer is reaped (`pid1::sources`). A control request that
+//! comes with fds is not read at all: the connection is turned away.
 //!
-//! Not covered: every close, not only the last, calls the file's flush,
-//! which a FUSE file system sends to its daemon and waits for (NFS and
-//! CIFS write back what is dirty): PID 1's own close of a passed file of
-//! such a file system still waits there. Keeping such files out of PID
-//! 1's table altogether means reading the message in a child (a peek
-//! says fds came with it), which is not built. Nor is the kernel's
-//! collector of unix sockets in flight, which before Linux 6.8 runs in
-//! the process that closes any unix socket while some are in flight, and
-//! releases what it collects there: PID 1 closes unix sockets.
+//! A socket of PID 1's own that it closes with anything still queued (a
+//! unit's notify socket, a control connection) is moved out of its fd
+//! table into the queue of a socket pair of its own, the park: a child
+//! PID 1 forks meanwhile copies no such fd. A closer takes the park,
+//! reads it to its end and lets each socket go as above. PID 1 closes
+//! its copies and its ends of the park after the send and the fork: not
+//! the last closes, so no release is PID 1's; sockets have no flush. A
+//! closer killed or dead on the way releases what it still holds in its
+//! own exit.
 //!
-//! `CLOSERS` run at most. With every place taken, the fds wait in the
-//! park and the running closers are killed (a linger's or a terminal's
-//! wait ends with the kill, and the release goes on without waiting; a
-//! FUSE daemon's answer to a flush is waited for even so), so that places
-//! come free and the park is taken as each is reaped (`reaped`); a closer
-//! that cannot be made leaves them there for the next try. Only when the
-//! park cannot be had (no memory for a socket, its queue full: some
-//! hundreds of messages) does PID 1 let fds go itself, as it did before
-//! there were closers; a unit that can hold closers in a wait a kill
-//! does not end (a FUSE flush, a block device's writeback) can so make
-//! PID 1 wait again.
+//! `CLOSERS` run at most. With every place taken, a datagram with fds is
+//! left queued (`Dgram::Held`), parked sockets wait in the park, and the
+//! running closers are killed (a linger's or a terminal's wait ends with
+//! the kill, and the release goes on without waiting; a FUSE daemon's
+//! answer to a flush is waited for even so), so that places come free
+//! as each is reaped (`reaped`). A unit that holds closers in a wait a
+//! kill does not end (a FUSE flush, a block device's writeback) so holds
+//! up the datagrams with fds that other units send, and what they send
+//! after them, not PID 1. Only where no closer can be
+//! made (no memory for the copy) does PID 1 read such a datagram itself,
+//! the fds to the park, and where the park cannot be had either (no
+//! memory for a socket, its queue full: some hundreds of messages) let
+//! them go itself, as it did before there were closers.
+//!
+//! Not covered: the kernel's collector of unix sockets in flight, which
+//! before Linux 6.8 runs in the process that closes any unix socket
+//! while some are in flight, and releases what it collects there: PID 1
+//! closes unix sockets.
 
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use rustix::fd::{AsFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use rustix::io::{Errno, IoSlice, IoSliceMut};
 use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
 };
 
 /// The most fds the kernel passes with one message (`SCM_MAX_FD`).
@@ -80,13 +88,79 @@ static IN_CLOSER: AtomicBool = AtomicBool::new(false);
 /// The fds of one message.
 type Fds = heapless::Vec<OwnedFd, MAX_FDS>;
 
-/// One datagram of `sock` into `buf`, as read(2) would read it (cut to
-/// `buf`, without waiting); the fds passed with it are handed to a closer
-/// (`hand_off`).
-pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
-    recv_at(sock, buf, DEPTH)
+/// What `recv_dgram` did with the datagram at the head of a socket.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Dgram {
+    /// Read: its bytes, cut to the buffer. It carried no fds (or, where no
+    /// closer could be made, those it carried went to the park).
+    Read(usize),
+    /// Peeked, its bytes in the buffer: it carries fds, and the closer
+    /// `pid` reads it. The socket is not to be read until `pid` is reaped
+    /// (`reaped`): what is read meanwhile would be that datagram again.
+    Reading(usize, u32),
+    /// It carries fds and every closer's place is taken (their closers are
+    /// killed): left queued, unread. The socket is not to be read until a
+    /// closer is reaped.
+    Held,
 }
 
+/// The datagram at the head of `sock` (a socket only PID 1 reads), its
+/// bytes into `buf`, without waiting. One that carries fds is read by a
+/// closer, which inherits the socket: PID 1 never takes those fds into
+/// its own table, so no close of PID 1's calls their files' flush.
+pub fn recv_dgram(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Dgram, Errno> {
+    let mut none = RecvAncillaryBuffer::default();
+    let flags = RecvFlags::DONTWAIT | RecvFlags::PEEK;
+    let peeked = rustix::net::recvmsg(sock, &mut [IoSliceMut::new(buf)], &mut none, flags)?;
+    // No room for control data: the kernel says fds came (and drops the
+    // peek's own references, never the last: the datagram holds one).
+    if !peeked.flags.contains(ReturnFlags::CTRUNC) {
+        // The same datagram taken, none reading it but PID 1.
+        rustix::net::recv(sock, &mut [0u8; 0], RecvFlags::DONTWAIT)?;
+        return Ok(Dgram::Read(peeked.bytes));
+    }
+    let Some(place) = free_place() else {
+        return Ok(Dgram::Held);
+    };
+    let reader = super::clone::clone_into(crate::unit::Namespaces::NONE, None, || {
+        become_closer(sock);
+        // One datagram, the one peeked: its fds let go as they come.
+        let _ = recv_at(sock, &mut [0u8; 512], DEPTH);
+        super::clone::exit(0)
+    });
+    match reader {
+        Ok(pid) => {
+            place.store(pid, Ordering::Relaxed);
+            Ok(Dgram::Reading(peeked.bytes, pid))
+        }
+        // No copy to be had: read here, as before there were closers
+        // (the fds to the park, where PID 1's close of its own copy still
+        // calls each file's flush).
+        Err(_) => recv_at(sock, buf, DEPTH).map(Dgram::Read),
+    }
+}
+
+/// Some bytes of a stream into `buf`, as read(2) would read them, without
+/// waiting; EPERM, and nothing read, where fds come with them (a peek
+/// says so): PID 1 takes none into its table, and a peer that sends them
+/// is turned away (its connection closed by `close`, which hands it to a
+/// closer with what is queued).
+pub fn recv_stream(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
+    let mut none = RecvAncillaryBuffer::default();
+    let flags = RecvFlags::DONTWAIT | RecvFlags::PEEK;
+    let peeked = rustix::net::recvmsg(sock, &mut [IoSliceMut::new(buf)], &mut none, flags)?;
+    if peeked.flags.contains(ReturnFlags::CTRUNC) {
+        return Err(Errno::PERM);
+    }
+    // Exactly the bytes peeked: fds come only with later messages, which
+    // a read of no more than these does not reach.
+    let got = buf.get_mut(..peeked.bytes).unwrap_or_default();
+    Ok(rustix::net::recv(sock, got, RecvFlags::DONTWAIT)?.0)
+}
+
+/// One datagram or stream message of `sock` into `buf`, the fds passed
+/// with it handed to a closer (`hand_off`): a closer's read, and PID 1's
+/// where no closer could be made.
 fn recv_at(sock: BorrowedFd<'_>, buf: &mut [u8], depth: u8) -> Result<usize, Errno> {
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -101,7 +175,7 @@ fn recv_at(sock: BorrowedFd<'_>, buf: &mut [u8], depth: u8) -> Result<usize, Err
         if let RecvAncillaryMessage::ScmRights(passed) = message {
             for fd in passed {
                 // One message holds at most MAX_FDS: never refused.
-                if IN_CLOSER.load(Ordering::Relaxed) || is_anonymous_pipe(fd.as_fd()) {
+                if IN_CLOSER.load(Ordering::Relaxed) {
                     let_go(fd, depth);
                 } else if let Err(fd) = fds.push(fd) {
                     let_go(fd, depth);
@@ -111,24 +185,6 @@ fn recv_at(sock: BorrowedFd<'_>, buf: &mut [u8], depth: u8) -> Result<usize, Err
     }
     hand_off(fds, depth);
     Ok(got.bytes)
-}
-
-/// An anonymous pipe's close releases nothing that waits (a FIFO's
-/// may: its inode's and its mount's last references). Told by its name
-/// in `/proc/self/fd` (`pipe:[INODE]`), which the kernel makes from its
-/// own tables: no file system is asked, whose daemon or server may never
-/// answer.
-fn is_anonymous_pipe(fd: BorrowedFd<'_>) -> bool {
-    use rustix::fd::AsRawFd;
-    let mut path: heapless::String<32> = heapless::String::new();
-    let mut name = [MaybeUninit::<u8>::uninit(); 6];
-    let named = core::fmt::Write::write_fmt(
-        &mut path.as_mut_view(),
-        format_args!("/proc/self/fd/{}", fd.as_raw_fd()),
-    );
-    named.is_ok()
-        && rustix::fs::readlinkat_raw(rustix::fs::CWD, path.as_str(), &mut name)
-            .is_ok_and(|(got, _)| got == b"pipe:[")
 }
 
 /// Reads a closer makes of a socket passed inside a passed one.
@@ -200,27 +256,14 @@ fn hand_off(fds: Fds, depth: u8) {
     unpark();
 }
 
-/// The park to a closer, if a place is free and the copy can be made;
-/// with every place taken, the running closers killed, so that places
-/// come free (`reaped` calls this again).
+/// The park to a closer, if a place is free and the copy can be made
+/// (`free_place`: with every place taken, the running closers are killed,
+/// and `reaped` calls this again).
 pub fn unpark() {
     if PARK.load(Ordering::Relaxed) == NO_PARK {
         return;
     }
-    let Some(place) = CLOSING
-        .iter()
-        .find(|c| !super::raw::running_child(c.load(Ordering::Relaxed)))
-    else {
-        // Every place holds a running child (0 is never one: no kill of
-        // the whole process group).
-        for c in &CLOSING {
-            if let Some(p) = i32::try_from(c.load(Ordering::Relaxed))
-                .ok()
-                .filter(|&p| p > 0)
-            {
-                let _ = super::signal::kill(p, libc::SIGKILL);
-            }
-        }
+    let Some(place) = free_place() else {
         return;
     };
     let Some((tx, rx)) = take_park() else {
@@ -234,6 +277,27 @@ pub fn unpark() {
         Ok(pid) => place.store(pid, Ordering::Relaxed),
         Err(_) => put_park(tx, rx),
     }
+}
+
+/// A closer's place not held by a running child; with none, the running
+/// closers killed, so that places come free as they are reaped.
+fn free_place() -> Option<&'static AtomicU32> {
+    let place = CLOSING
+        .iter()
+        .find(|c| !super::raw::running_child(c.load(Ordering::Relaxed)));
+    if place.is_none() {
+        // Every place holds a running child (0 is never one: no kill of
+        // the whole process group).
+        for c in &CLOSING {
+            if let Some(p) = i32::try_from(c.load(Ordering::Relaxed))
+                .ok()
+                .filter(|&p| p > 0)
+            {
+                let _ = super::signal::kill(p, libc::SIGKILL);
+            }
+        }
+    }
+    place
 }
 
 /// Before PID 1's exec (`initctl reexec`), which would close the park in
@@ -258,16 +322,22 @@ pub fn reaped(pid: u32) -> bool {
 /// A closer for the park whose receiving end is `rx`.
 fn give(rx: BorrowedFd<'_>) -> Result<u32, Errno> {
     super::clone::clone_into(crate::unit::Namespaces::NONE, None, || {
-        IN_CLOSER.store(true, Ordering::Relaxed);
-        let _ = rustix::thread::set_name(c"wren-closer");
-        // PID 1's fds are not the closer's to keep open (its listener, the
-        // units' pipes, the watchdog); the park's sending end among them.
-        super::fd::close_all_but(&[rx]);
+        become_closer(rx);
         // Each fd let go as a socket PID 1 closes would be (`close`): one
         // level deeper than those of a message need.
         drain_at(rx, DEPTH + 1, usize::MAX);
         super::clone::exit(0)
     })
+}
+
+/// In a closer, which keeps of PID 1's fds only `keep`, the socket it
+/// reads: the others are not its to keep open (the listener, the units'
+/// pipes, the watchdog; the park's sending end), and every fd it reads
+/// it lets go itself.
+fn become_closer(keep: BorrowedFd<'_>) {
+    IN_CLOSER.store(true, Ordering::Relaxed);
+    let _ = rustix::thread::set_name(c"wren-closer");
+    super::fd::close_all_but(&[keep]);
 }
 
 /// A new park: a stream pair, so that its queue holds some hundreds of
@@ -365,10 +435,10 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     }
 
-    /// What `close` and `recv` decide on: whether anything is queued (an
-    /// empty datagram may carry fds), whether an fd is an anonymous pipe.
+    /// What `close` decides on: whether anything is queued (an empty
+    /// datagram may carry fds).
     #[test]
-    fn what_is_queued_and_what_is_a_pipe() {
+    fn what_is_queued() {
         let (a, b) = pair();
         assert!(!queued(b.as_fd()));
         rustix::net::send(&a, b"", SendFlags::empty()).unwrap();
@@ -382,22 +452,30 @@ mod tests {
         drop(s);
         let _ = rustix::io::read(&t, &mut [0u8; 1]).unwrap();
         assert!(!queued(t.as_fd()), "a stream at its end of file");
-        let (r, w) = rustix::pipe::pipe().unwrap();
+        let (r, _w) = rustix::pipe::pipe().unwrap();
         assert!(!queued(r.as_fd()), "a pipe is not a socket");
-        assert!(is_anonymous_pipe(r.as_fd()) && is_anonymous_pipe(w.as_fd()));
-        assert!(!is_anonymous_pipe(a.as_fd()));
-        let f = std::fs::File::open("/proc/self/stat").unwrap();
-        assert!(!is_anonymous_pipe(f.as_fd()));
-        // A named FIFO's last close may drop its inode and its mount.
-        let dir = crate::testutil::TempDir::new("passed-fifo");
-        let fifo = dir.path().join("fifo");
-        crate::testutil::fifo(&fifo);
-        let named = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&fifo)
-            .unwrap();
-        assert!(!is_anonymous_pipe(named.as_fd()));
+    }
+
+    /// A stream's bytes are read as they come; with fds among them,
+    /// nothing is read (EPERM), and what is queued stays for a closer.
+    #[test]
+    fn a_stream_with_fds_is_not_read() {
+        let flags = SocketFlags::CLOEXEC | SocketFlags::NONBLOCK;
+        let (s, t) =
+            rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, flags, None).unwrap();
+        rustix::io::write(&s, b"abc").unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(recv_stream(t.as_fd(), &mut buf), Ok(3));
+        assert_eq!(&buf[..3], b"abc");
+        assert!(!queued(t.as_fd()));
+        assert_eq!(recv_stream(t.as_fd(), &mut buf), Err(Errno::AGAIN));
+        let (x, y) = pair();
+        rustix::io::write(&s, b"de").unwrap();
+        send_with_fd(s.as_fd(), b"f", y.as_fd());
+        drop(y);
+        assert_eq!(recv_stream(t.as_fd(), &mut buf), Err(Errno::PERM));
+        assert!(queued(t.as_fd()));
+        assert!(!gone(&x), "not released");
     }
 
     /// Runs `closers_take_what_pid1_is_passed` in a process of its own:
@@ -440,13 +518,8 @@ mod tests {
         rustix::net::send(x, b"y", SendFlags::DONTWAIT) == Err(Errno::CONNREFUSED)
     }
 
-    /// Every closer's place taken by a running child (a `sleep`), then a
-    /// socket passed on `a` and read from `b`: it goes to the park. The
-    /// sleepers, and the passed socket's peer (`gone` once it is closed).
-    fn parked_with_every_place_taken(
-        a: &OwnedFd,
-        b: &OwnedFd,
-    ) -> (Vec<std::process::Child>, OwnedFd) {
+    /// Every closer's place taken by a running child (a `sleep`).
+    fn every_place_taken() -> Vec<std::process::Child> {
         let sleepers: Vec<_> = (0..CLOSERS)
             .map(|_| {
                 std::process::Command::new("sleep")
@@ -458,11 +531,40 @@ mod tests {
         for (c, s) in CLOSING.iter().zip(&sleepers) {
             c.store(s.id(), Ordering::Relaxed);
         }
+        sleepers
+    }
+
+    /// The sleepers were killed (the places taken, a closer wanted), and
+    /// are reaped as PID 1 reaps, their places freed.
+    fn killed(sleepers: Vec<std::process::Child>) {
+        for mut s in sleepers {
+            let st = s.wait().unwrap();
+            assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(9));
+            assert!(reaped(s.id()));
+        }
+    }
+
+    /// A socket of PID 1's closed (`close`) with a socket passed on it
+    /// queued: the passed socket's peer (`gone` once it is closed).
+    fn closed_with_one_queued() -> OwnedFd {
+        let (q, held) = pair();
         let (x, y) = pair();
-        send_with_fd(a.as_fd(), b"x", y.as_fd());
+        send_with_fd(q.as_fd(), b"x", y.as_fd());
         drop(y);
-        let _ = recv(b.as_fd(), &mut [0u8; 4]).unwrap();
-        (sleepers, x)
+        close(held);
+        x
+    }
+
+    /// The closer `pid`, named so, still runs (it waits).
+    fn waiting_closer(pid: u32) {
+        let t = Instant::now();
+        let comm = || std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        while comm().trim() != "wren-closer" {
+            assert!(t.elapsed() < Duration::from_secs(10), "{}", comm());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(crate::sys::raw::running_child(pid), "the closer waits");
+        assert_eq!(closers(), vec![pid]);
     }
 
     #[test]
@@ -471,72 +573,78 @@ mod tests {
             return;
         }
         let (a, b) = pair();
+        let mut buf = [0u8; 64];
         // 1. A lingering socket four unix sockets down (deeper than a
-        // closer reads, `DEPTH` + 1 from the park): the read returns at
-        // once, a closer named so waits out the linger, and ends once the
-        // peer is gone.
+        // closer reads): its datagram's bytes come at once, a closer reads
+        // the datagram and waits out the linger, and ends once the peer is
+        // gone.
         let (inner, server) = nested(usize::from(DEPTH) + 2);
         send_with_fd(a.as_fd(), b"FDSTORE=1", inner.as_fd());
         drop(inner);
         let t = Instant::now();
-        let _ = recv(b.as_fd(), &mut [0u8; 64]).unwrap();
+        let Ok(Dgram::Reading(9, pid)) = recv_dgram(b.as_fd(), &mut buf) else {
+            panic!("a closer reads it");
+        };
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-        let pid = *closers().first().expect("a closer");
-        let t = Instant::now();
-        let comm = || std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
-        while comm().trim() != "wren-closer" {
-            assert!(t.elapsed() < Duration::from_secs(10), "{}", comm());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(
-            crate::sys::raw::running_child(pid),
-            "the closer waits the linger"
-        );
-        assert!(
-            PARK.load(Ordering::Relaxed) == NO_PARK,
-            "the park went with it"
-        );
+        assert_eq!(&buf[..9], b"FDSTORE=1");
+        waiting_closer(pid);
+        assert!(!queued(b.as_fd()), "the closer took the datagram");
+        assert!(PARK.load(Ordering::Relaxed) == NO_PARK, "nothing parked");
         drop(server);
         assert_eq!(ended_within(pid, 10), Some(0));
-        // 2. A pipe is closed here: no closer, its reader sees the end.
+        // 2. A datagram without fds is read here.
+        rustix::net::send(&a, b"READY=1", SendFlags::empty()).unwrap();
+        assert_eq!(recv_dgram(b.as_fd(), &mut buf), Ok(Dgram::Read(7)));
+        assert!(!queued(b.as_fd()));
+        assert_eq!(closers(), Vec::<u32>::new());
+        // 3. So is none of a pipe's: a closer closes it, its reader sees
+        // the end.
         let (r, w) = rustix::pipe::pipe().unwrap();
         send_with_fd(a.as_fd(), b"BARRIER=1", w.as_fd());
         drop(w);
-        let _ = recv(b.as_fd(), &mut [0u8; 64]).unwrap();
+        let Ok(Dgram::Reading(9, pid)) = recv_dgram(b.as_fd(), &mut buf) else {
+            panic!("a closer reads it");
+        };
+        assert_eq!(ended_within(pid, 10), Some(0));
         assert_eq!(rustix::io::read(&r, &mut [0u8; 1]), Ok(0));
-        assert_eq!(closers(), Vec::<u32>::new());
-        // 3. Every place taken: the fds wait in the park, the closers are
-        // killed; a place freed, a closer takes the park.
-        let (mut sleepers, x) = parked_with_every_place_taken(&a, &b);
-        assert!(!gone(&x), "parked, not closed");
-        assert!(PARK.load(Ordering::Relaxed) != NO_PARK);
-        for s in &mut sleepers {
-            let st = s.wait().unwrap();
-            assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(9));
-        }
-        for s in &sleepers {
-            assert!(reaped(s.id()));
-        }
-        unpark();
-        let pid = *closers().first().expect("a closer for the park");
+        // 4. Every place taken: the datagram is left queued, unread, the
+        // closers are killed; a place freed, a closer reads it.
+        let sleepers = every_place_taken();
+        let (x, y) = pair();
+        send_with_fd(a.as_fd(), b"x", y.as_fd());
+        drop(y);
+        assert_eq!(recv_dgram(b.as_fd(), &mut buf), Ok(Dgram::Held));
+        assert!(queued(b.as_fd()) && !gone(&x), "left as it was");
+        killed(sleepers);
+        let Ok(Dgram::Reading(1, pid)) = recv_dgram(b.as_fd(), &mut buf) else {
+            panic!("a closer reads it");
+        };
         assert_eq!(ended_within(pid, 10), Some(0));
         assert!(gone(&x), "the closer closed it");
-        // 4. A socket closed with something queued goes to a closer; an
+        // 5. A socket closed with something queued goes to a closer; an
         // empty one is closed here.
-        let (q, held) = pair();
-        let (x, y) = pair();
-        send_with_fd(q.as_fd(), b"x", y.as_fd());
-        drop(y);
-        close(held);
+        let x = closed_with_one_queued();
         let pid = *closers().first().expect("a closer for the socket");
         assert_eq!(ended_within(pid, 10), Some(0));
         assert!(gone(&x));
         let (_q, empty) = pair();
         close(empty);
         assert_eq!(closers(), Vec::<u32>::new());
-        // 5. Before an exec, the park goes to a closer though every place
+        // 6. Every place taken: the socket waits in the park, the closers
+        // are killed; a place freed, a closer takes the park.
+        let sleepers = every_place_taken();
+        let x = closed_with_one_queued();
+        assert!(!gone(&x), "parked, not closed");
+        assert!(PARK.load(Ordering::Relaxed) != NO_PARK);
+        killed(sleepers);
+        unpark();
+        let pid = *closers().first().expect("a closer for the park");
+        assert_eq!(ended_within(pid, 10), Some(0));
+        assert!(gone(&x), "the closer closed it");
+        // 7. Before an exec, the park goes to a closer though every place
         // is taken.
-        let (mut sleepers, x) = parked_with_every_place_taken(&a, &b);
+        let mut sleepers = every_place_taken();
+        let x = closed_with_one_queued();
         assert!(!gone(&x), "parked");
         before_exec();
         assert!(PARK.load(Ordering::Relaxed) == NO_PARK);
@@ -549,5 +657,227 @@ mod tests {
             let _ = s.wait();
         }
         println!("CLOSERS-OK");
+    }
+
+    /// Runs `a_file_whose_flush_waits_is_closed_by_a_closer` in a process
+    /// of its own (the places are global; it mounts a FUSE file system).
+    #[test]
+    fn a_file_whose_flush_waits_is_closed_by_a_closer_alone() {
+        crate::testutil::in_own_process(
+            "sys::passed::tests::a_file_whose_flush_waits_is_closed_by_a_closer",
+            "WREN_FUSE",
+            "FUSE-OK",
+        );
+    }
+
+    /// Every close of a FUSE file, not only the last, sends its daemon a
+    /// FLUSH and waits for the answer, uninterruptibly. A unit passes PID
+    /// 1 such a file with READY=1, its daemon slow to answer (3 s): the
+    /// read returns at once, and the FLUSH comes from the closer, never
+    /// from PID 1 (the kernel names the caller's pid in the request).
+    #[test]
+    fn a_file_whose_flush_waits_is_closed_by_a_closer() {
+        if std::env::var_os("WREN_FUSE").is_none() {
+            return;
+        }
+        let fs = fuse::Fs::mount();
+        let f = std::fs::File::open(fs.file()).unwrap();
+        let (a, b) = pair();
+        send_with_fd(a.as_fd(), b"READY=1", f.as_fd());
+        drop(f);
+        fs.slow_flush(Duration::from_secs(3));
+        let t = Instant::now();
+        let got = recv_dgram(b.as_fd(), &mut [0u8; 16]);
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        let Ok(Dgram::Reading(7, pid)) = got else {
+            panic!("{got:?}");
+        };
+        assert_eq!(ended_within(pid, 10), Some(0));
+        assert_eq!(fs.slow_flushes(), vec![pid], "flushed by the closer alone");
+        println!("FUSE-OK");
+    }
+
+    /// A FUSE file system of one empty file, `f`, served by a thread of
+    /// the test: just enough of the protocol (`linux/fuse.h`, 7.31) for a
+    /// lookup, an open and a close.
+    mod fuse {
+        use std::io::{Read, Write};
+        use std::path::PathBuf;
+        use std::sync::{Arc, Mutex};
+        use std::time::Duration;
+
+        const LOOKUP: u32 = 1;
+        const GETATTR: u32 = 3;
+        const OPEN: u32 = 14;
+        const RELEASE: u32 = 18;
+        const FLUSH: u32 = 25;
+        const INIT: u32 = 26;
+        /// Requests that take no answer.
+        const FORGET: u32 = 2;
+        const INTERRUPT: u32 = 36;
+        const DESTROY: u32 = 38;
+        const BATCH_FORGET: u32 = 42;
+
+        #[derive(Default)]
+        struct Shared {
+            /// FLUSHes are answered after this long, when set.
+            slow: Option<Duration>,
+            /// The pids of the FLUSHes answered so slowly.
+            slow_flushes: Vec<u32>,
+        }
+
+        pub struct Fs {
+            dir: crate::testutil::TempDir,
+            shared: Arc<Mutex<Shared>>,
+            server: Option<std::thread::JoinHandle<()>>,
+        }
+
+        impl Fs {
+            pub fn mount() -> Fs {
+                if !std::path::Path::new("/dev/fuse").exists() {
+                    // FUSE's misc device, as udev would make it.
+                    let dev = rustix::fs::makedev(10, 229);
+                    let mode = rustix::fs::FileType::CharacterDevice;
+                    rustix::fs::mknodat(rustix::fs::CWD, "/dev/fuse", mode, 0o666.into(), dev)
+                        .expect("/dev/fuse: needs root and FUSE");
+                }
+                let dev = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/fuse")
+                    .expect("/dev/fuse: needs root and FUSE");
+                let dir = crate::testutil::TempDir::new("passed-fuse");
+                let data = format!(
+                    "fd={},rootmode=40000,user_id=0,group_id=0",
+                    std::os::fd::AsRawFd::as_raw_fd(&dev)
+                );
+                rustix::mount::mount(
+                    "wren-test",
+                    dir.path(),
+                    "fuse",
+                    rustix::mount::MountFlags::NOSUID | rustix::mount::MountFlags::NODEV,
+                    Some(std::ffi::CString::new(data).unwrap().as_c_str()),
+                )
+                .expect("mount a FUSE file system: needs root and FUSE");
+                let shared = Arc::new(Mutex::new(Shared::default()));
+                let s = shared.clone();
+                let server = std::thread::spawn(move || serve(dev, &s));
+                Fs {
+                    dir,
+                    shared,
+                    server: Some(server),
+                }
+            }
+
+            pub fn file(&self) -> PathBuf {
+                self.dir.path().join("f")
+            }
+
+            pub fn slow_flush(&self, by: Duration) {
+                self.shared.lock().unwrap().slow = Some(by);
+            }
+
+            pub fn slow_flushes(&self) -> Vec<u32> {
+                self.shared.lock().unwrap().slow_flushes.clone()
+            }
+        }
+
+        impl Drop for Fs {
+            fn drop(&mut self) {
+                let _ =
+                    rustix::mount::unmount(self.dir.path(), rustix::mount::UnmountFlags::DETACH);
+                if let Some(s) = self.server.take() {
+                    let _ = s.join();
+                }
+            }
+        }
+
+        fn u32_at(b: &[u8], at: usize) -> u32 {
+            u32::from_ne_bytes(b[at..at + 4].try_into().unwrap())
+        }
+
+        /// A regular file's or the root directory's `fuse_attr`.
+        fn attr(node: u64) -> Vec<u8> {
+            let mode: u32 = if node == 1 { 0o040755 } else { 0o100644 };
+            let mut a = Vec::with_capacity(88);
+            a.extend(node.to_ne_bytes()); // ino
+            a.extend([0u8; 5 * 8]); // size, blocks, atime, mtime, ctime
+            a.extend([0u8; 3 * 4]); // their nanoseconds
+            a.extend(mode.to_ne_bytes());
+            a.extend(1u32.to_ne_bytes()); // nlink
+            a.extend([0u8; 3 * 4]); // uid, gid, rdev
+            a.extend(4096u32.to_ne_bytes()); // blksize
+            a.extend(0u32.to_ne_bytes()); // flags
+            a
+        }
+
+        fn serve(mut dev: std::fs::File, shared: &Mutex<Shared>) {
+            let mut buf = vec![0u8; 1 << 17];
+            loop {
+                // ENODEV once unmounted.
+                let Ok(n) = dev.read(&mut buf) else {
+                    return;
+                };
+                let req = &buf[..n];
+                let (opcode, unique) = (
+                    u32_at(req, 4),
+                    u64::from_ne_bytes(req[8..16].try_into().unwrap()),
+                );
+                let node = u64::from_ne_bytes(req[16..24].try_into().unwrap());
+                let pid = u32_at(req, 32);
+                let (error, body): (i32, Vec<u8>) = match opcode {
+                    INIT => {
+                        let mut o = Vec::with_capacity(64);
+                        o.extend(7u32.to_ne_bytes()); // major
+                        o.extend(31u32.to_ne_bytes()); // minor
+                        o.extend(0u32.to_ne_bytes()); // max_readahead
+                        o.extend(0u32.to_ne_bytes()); // flags
+                        o.extend(1u16.to_ne_bytes()); // max_background
+                        o.extend(1u16.to_ne_bytes()); // congestion_threshold
+                        o.extend(4096u32.to_ne_bytes()); // max_write
+                        o.extend(1u32.to_ne_bytes()); // time_gran
+                        o.resize(64, 0);
+                        (0, o)
+                    }
+                    LOOKUP if &req[40..n] == b"f\0" => {
+                        let mut o = Vec::with_capacity(128);
+                        o.extend(2u64.to_ne_bytes()); // nodeid
+                        o.extend(0u64.to_ne_bytes()); // generation
+                        o.extend(60u64.to_ne_bytes()); // entry_valid
+                        o.extend(60u64.to_ne_bytes()); // attr_valid
+                        o.extend([0u8; 8]); // their nanoseconds
+                        o.extend(attr(2));
+                        (0, o)
+                    }
+                    LOOKUP => (-libc::ENOENT, Vec::new()),
+                    GETATTR => {
+                        let mut o = Vec::with_capacity(104);
+                        o.extend(60u64.to_ne_bytes()); // attr_valid
+                        o.extend([0u8; 8]); // its nanoseconds, padding
+                        o.extend(attr(node));
+                        (0, o)
+                    }
+                    OPEN => (0, vec![0u8; 16]), // fh 0, no open flags
+                    FLUSH => {
+                        let slow = shared.lock().unwrap().slow;
+                        if let Some(by) = slow {
+                            std::thread::sleep(by);
+                            shared.lock().unwrap().slow_flushes.push(pid);
+                        }
+                        (0, Vec::new())
+                    }
+                    RELEASE => (0, Vec::new()),
+                    FORGET | INTERRUPT | DESTROY | BATCH_FORGET => continue,
+                    _ => (-libc::ENOSYS, Vec::new()),
+                };
+                let mut out = Vec::with_capacity(16 + body.len());
+                out.extend((16 + body.len() as u32).to_ne_bytes());
+                out.extend(error.to_ne_bytes());
+                out.extend(unique.to_ne_bytes());
+                out.extend(body);
+                // ENOENT for a request interrupted meanwhile.
+                let _ = dev.write(&out);
+            }
+        }
     }
 }
