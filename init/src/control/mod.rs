@@ -318,7 +318,8 @@ impl Server {
         // An accept worked: its next failure is said again.
         self.accept_failing = false;
         // Out-of-band data (fds with it) read inline, as any: left aside,
-        // it would be released with the connection, unseen by a peek.
+        // it would be released with the connection, and a peek would pass
+        // over it, fds and all (`sys::passed::recv_stream` relies on this).
         let _ = net::sockopt::set_socket_oobinline(&fd, true);
         let cred = net::sockopt::socket_peercred(&fd);
         let uid = cred.as_ref().map(|c| c.uid.as_raw()).map_err(|e| *e);

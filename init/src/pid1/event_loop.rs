@@ -269,6 +269,7 @@ impl Pid1 {
                 self.drain_timeouts(t);
                 self.on_shed_calm();
                 self.tend_watchdog();
+                crate::sys::passed::tend();
                 if let Some(srv) = self.control.as_mut() {
                     srv.on_timer(now());
                 }
@@ -341,6 +342,8 @@ impl Pid1 {
             self.exec_deadline(),
             self.drain_deadline(),
             self.shutdown_deadline,
+            // Closers to kill for what waits for a place (`sys::passed`).
+            crate::sys::passed::due(),
         ];
         let sup = [calm, self.watchdog_next]
             .into_iter()

@@ -657,12 +657,29 @@ mod tests {
     /// A unit that passes with READY=1 a socket holding a lingering one
     /// three unix sockets down (20 s in PID 1's read without a closer)
     /// and closes its own copy: its bytes are peeked, the unit is ready,
-    /// and a closer reads the datagram (`sys::passed`); the socket is not
-    /// read until that closer is reaped, then the next datagram is.
+    /// and a closer reads the datagram (`sys::passed`); the socket is out
+    /// of the epoll set until that closer is reaped, then the next
+    /// datagram is read.
     #[test]
     fn an_fd_passed_with_ready_does_not_hold_the_read() {
+        use rustix::event::epoll;
         use rustix::fd::AsFd;
+        // A place for its closer: those of tests before it reaped.
+        crate::sys::passed::reap_ended();
         let (mut p, theirs) = sd_notify_web(0);
+        let ep = epoll::create(epoll::CreateFlags::CLOEXEC).unwrap();
+        let ours = p.edges[0].notify.take().unwrap();
+        p.edges[0].notify = event_loop::watch(&ep, ours, event_loop::TOKEN_NOTIFY);
+        p.epoll = Some(ep);
+        let woken = |p: &Pid1| {
+            let mut buf = [core::mem::MaybeUninit::<epoll::Event>::uninit(); 4];
+            let zero = rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            let (ready, _) = epoll::wait(p.epoll.as_ref().unwrap(), &mut buf, Some(&zero)).unwrap();
+            !ready.is_empty()
+        };
         let (c, server) = crate::testutil::nested(3);
         crate::testutil::send_with_fd(theirs.as_fd(), b"READY=1", c.as_fd());
         drop(c);
@@ -681,6 +698,7 @@ mod tests {
         let closer = p.edges[0].notify_held;
         assert!(closer != 0, "held while a closer reads");
         rustix::net::send(&theirs, b"STATUS=x", rustix::net::SendFlags::empty()).unwrap();
+        assert!(!woken(&p), "out of the epoll set");
         let left = |p: &Pid1| {
             let fd = p.edges[0].notify.as_ref().unwrap();
             let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
@@ -689,10 +707,12 @@ mod tests {
         drop(server);
         let st = crate::testutil::wait_status(closer).unwrap();
         assert_eq!(st.exit_status(), Some(0));
+        assert!(crate::sys::passed::reaped(closer));
         p.on_notify(0);
         assert_eq!(left(&p), Ok(8), "not read while held");
         p.notify_unheld(closer);
         assert_eq!(p.edges[0].notify_held, 0);
+        assert!(woken(&p), "in the epoll set again");
         p.on_notify(0);
         assert_eq!(left(&p), Err(rustix::io::Errno::AGAIN));
     }

@@ -415,8 +415,8 @@ impl Pid1 {
             // the unit's life, as systemd's does: later messages are read
             // (and ignored, WATCHDOG=1 aside), and `systemd-notify`, which
             // sends BARRIER=1 with an fd after READY=1 and waits for that
-            // fd to be closed, gets through (the read closes passed fds,
-            // `sys::passed`); a closed socket would refuse it.
+            // fd to be closed, gets through (a closer reads and closes
+            // passed fds, `sys::passed`); a closed socket would refuse it.
             if closed || (ready && !sd) {
                 super::event_loop::unwatch_notify(self.epoll.as_ref(), edge.notify.take());
             }

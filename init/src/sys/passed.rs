@@ -35,19 +35,26 @@
 //! closer killed or dead on the way releases what it still holds in its
 //! own exit.
 //!
-//! `CLOSERS` run at most. With every place taken, a datagram with fds is
-//! left queued (`Dgram::Held`), parked sockets wait in the park, and the
-//! running closers are killed (a linger's or a terminal's wait ends with
-//! the kill, and the release goes on without waiting; a FUSE daemon's
-//! answer to a flush is waited for even so), so that places come free
-//! as each is reaped (`reaped`). A unit that holds closers in a wait a
-//! kill does not end (a FUSE flush, a block device's writeback) so holds
-//! up the datagrams with fds that other units send, and what they send
-//! after them, not PID 1. Only where no closer can be
-//! made (no memory for the copy) does PID 1 read such a datagram itself,
-//! the fds to the park, and where the park cannot be had either (no
-//! memory for a socket, its queue full: some hundreds of messages) let
-//! them go itself, as it did before there were closers.
+//! `CLOSERS` run at most; a closer that has ended keeps its place until
+//! PID 1 reaps it (`reaped`), which is when the socket it read is read
+//! again. With every place taken, a datagram with fds is left queued
+//! (`Dgram::Held`), parked sockets wait in the park, and the closers
+//! that have run `GRACE_MS` are killed, the younger ones once they have
+//! (`due`, `tend`: those made together in a burst are left to read): a
+//! linger's or a terminal's wait ends with the kill, and the release
+//! goes on without waiting; a FUSE daemon's answer to a flush is waited
+//! for even so. Places come free as the closers are reaped. A unit that
+//! holds closers in a wait a kill does not end (a FUSE flush, a block
+//! device's writeback) so holds up the datagrams with fds that other
+//! units send, and what they send after them, not PID 1. Before an
+//! exec, the closers are killed and waited for (`before_exec`).
+//!
+//! Only where no closer can be made (no memory or no pid for the copy)
+//! does PID 1 read such a datagram itself, the fds to the park (its close
+//! of its own copy then calls each file's flush), and where the park
+//! cannot be had either (no memory for a socket, its queue full: some
+//! hundreds of sockets) let them go itself, as it did before there were
+//! closers.
 //!
 //! Not covered: the kernel's collector of unix sockets in flight, which
 //! before Linux 6.8 runs in the process that closes any unix socket
@@ -73,8 +80,23 @@ const DEPTH: u8 = 2;
 const CLOSERS: usize = 4;
 
 /// The closers' pids, 0 for a free place: cleared as each is reaped
-/// (`reaped`), and free too once its pid is no running child of PID 1's.
+/// (`reaped`), and free too once its pid is no child of PID 1's (reaped
+/// by a wait of another's). A zombie keeps its place until its reap,
+/// which is where a notify socket its closer read is read again.
 static CLOSING: [AtomicU32; CLOSERS] = [const { AtomicU32::new(0) }; CLOSERS];
+
+/// When each closer was made (CLOCK_MONOTONIC, ms).
+static BORN: [AtomicU64; CLOSERS] = [const { AtomicU64::new(0) }; CLOSERS];
+
+/// Something waits for a place (a datagram left queued, the park): set
+/// when none was free, cleared by a reap that frees one.
+static WANTED: AtomicBool = AtomicBool::new(false);
+
+/// How long a closer runs before it may be killed to free its place: a
+/// closer's work takes microseconds to a few milliseconds unless its
+/// closes wait, and those made together in one burst (a boot's
+/// `systemd-notify --ready`s) are not killed before they have read.
+const GRACE_MS: u64 = 250;
 
 /// The park's sending and receiving ends (high and low 32 bits), `NO_PARK`
 /// for none: one word, so that it is taken whole (`take_park`).
@@ -113,7 +135,9 @@ pub fn recv_dgram(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Dgram, Errno> 
     let flags = RecvFlags::DONTWAIT | RecvFlags::PEEK;
     let peeked = rustix::net::recvmsg(sock, &mut [IoSliceMut::new(buf)], &mut none, flags)?;
     // No room for control data: the kernel says fds came (and drops the
-    // peek's own references, never the last: the datagram holds one).
+    // peek's own references, never the last: the datagram holds one). It
+    // says so for credentials too, were the socket to ask for them
+    // (SO_PASSCRED, SO_PASSPIDFD, SO_PASSSEC): PID 1's do not.
     if !peeked.flags.contains(ReturnFlags::CTRUNC) {
         // The same datagram taken, none reading it but PID 1.
         rustix::net::recv(sock, &mut [0u8; 0], RecvFlags::DONTWAIT)?;
@@ -130,12 +154,12 @@ pub fn recv_dgram(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Dgram, Errno> 
     });
     match reader {
         Ok(pid) => {
-            place.store(pid, Ordering::Relaxed);
+            took(place, pid);
             Ok(Dgram::Reading(peeked.bytes, pid))
         }
-        // No copy to be had: read here, as before there were closers
-        // (the fds to the park, where PID 1's close of its own copy still
-        // calls each file's flush).
+        // No copy to be had (no memory, no pid): read here, as before
+        // there were closers (the fds to the park, where PID 1's close of
+        // its own copy still calls each file's flush).
         Err(_) => recv_at(sock, buf, DEPTH).map(Dgram::Read),
     }
 }
@@ -274,49 +298,133 @@ pub fn unpark() {
         // copy of `rx` and reads what is queued there, all there will be
         // (the park is no longer PID 1's), its own copy of `tx` closed
         // first.
-        Ok(pid) => place.store(pid, Ordering::Relaxed),
+        Ok(pid) => took(place, pid),
         Err(_) => put_park(tx, rx),
     }
 }
 
-/// A closer's place not held by a running child; with none, the running
-/// closers killed, so that places come free as they are reaped.
-fn free_place() -> Option<&'static AtomicU32> {
-    let place = CLOSING
+/// A closer's place not held by a child (0, or no child of PID 1's); with
+/// none, `WANTED` set and the closers that have run `GRACE_MS` killed,
+/// so that places come free as they are reaped (the younger are killed
+/// at `due`, if still running).
+fn free_place() -> Option<usize> {
+    if let Some(i) = CLOSING
         .iter()
-        .find(|c| !super::raw::running_child(c.load(Ordering::Relaxed)));
-    if place.is_none() {
-        // Every place holds a running child (0 is never one: no kill of
-        // the whole process group).
-        for c in &CLOSING {
-            if let Some(p) = i32::try_from(c.load(Ordering::Relaxed))
-                .ok()
-                .filter(|&p| p > 0)
-            {
-                let _ = super::signal::kill(p, libc::SIGKILL);
-            }
-        }
+        .position(|c| !super::raw::child(c.load(Ordering::Relaxed)))
+    {
+        return Some(i);
     }
-    place
+    WANTED.store(true, Ordering::Relaxed);
+    kill_aged(ms());
+    None
 }
 
-/// Before PID 1's exec (`initctl reexec`), which would close the park in
-/// its time: fds waiting there go to a closer whether a place is free or
-/// not; where none can be made, they are released here, as the exec
-/// would.
+/// The running closers made `GRACE_MS` or more before `now` killed, once
+/// (`KILLED`: one in a wait a kill does not end runs on, and is not
+/// `due` again).
+fn kill_aged(now: u64) {
+    for (c, born) in CLOSING.iter().zip(&BORN) {
+        let pid = c.load(Ordering::Relaxed);
+        if now >= born.load(Ordering::Relaxed).saturating_add(GRACE_MS)
+            && super::raw::running_child(pid)
+        {
+            // Running, so not 0 (no kill of the whole process group).
+            if let Ok(p) = i32::try_from(pid) {
+                let _ = super::signal::kill(p, libc::SIGKILL);
+            }
+            born.store(KILLED, Ordering::Relaxed);
+        }
+    }
+}
+
+/// `BORN` of a closer killed.
+const KILLED: u64 = u64::MAX;
+
+/// When PID 1's loop is next to call `tend`: while something waits for a
+/// place, the soonest a running closer has run `GRACE_MS`. None when
+/// nothing waits, or when a reap will come first (every closer ended or
+/// killed).
+pub fn due() -> Option<u64> {
+    if !WANTED.load(Ordering::Relaxed) {
+        return None;
+    }
+    CLOSING
+        .iter()
+        .zip(&BORN)
+        .filter(|(c, born)| {
+            born.load(Ordering::Relaxed) != KILLED
+                && super::raw::running_child(c.load(Ordering::Relaxed))
+        })
+        .map(|(_, born)| born.load(Ordering::Relaxed).saturating_add(GRACE_MS))
+        .min()
+}
+
+/// At `due`: the closers that have run `GRACE_MS` killed, their reaps
+/// to free their places for what waits.
+pub fn tend() {
+    if WANTED.load(Ordering::Relaxed) {
+        kill_aged(ms());
+    }
+}
+
+/// `pid`, just made, in place `i`.
+fn took(i: usize, pid: u32) {
+    if let (Some(c), Some(born)) = (CLOSING.get(i), BORN.get(i)) {
+        born.store(ms(), Ordering::Relaxed);
+        c.store(pid, Ordering::Relaxed);
+    }
+}
+
+fn ms() -> u64 {
+    super::clock::now_ms()
+}
+
+/// How long `before_exec` waits for the closers it kills to end.
+const EXEC_WAIT_MS: u64 = 100;
+
+/// Before PID 1's exec (`initctl reexec`). A closer yet to read its
+/// notify datagram would read it after the exec, while the new PID 1,
+/// which knows nothing of it, reads the socket too: that datagram's bytes
+/// taken twice, or the next one taken unseen. So the closers are killed
+/// and waited for, `EXEC_WAIT_MS` at most: a kill ends one at once but in
+/// a wait it does not end, a close's (a FUSE flush), which comes after
+/// its read. Then the exec would close the park in its time: fds waiting
+/// there go to a closer whether a place is free or not; where none can be
+/// made, they are released here, as the exec would.
 pub fn before_exec() {
+    let running = || {
+        CLOSING
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .filter(|&p| super::raw::running_child(p))
+    };
+    for pid in running() {
+        if let Ok(p) = i32::try_from(pid) {
+            let _ = super::signal::kill(p, libc::SIGKILL);
+        }
+    }
+    let until = ms().saturating_add(EXEC_WAIT_MS);
+    while running().next().is_some() && ms() < until {
+        super::clock::sleep(core::time::Duration::from_millis(1));
+    }
     if let Some((_tx, rx)) = take_park() {
         let _ = give(rx.as_fd());
     }
 }
 
-/// A child of PID 1 reaped: its place freed if it was a closer (true).
+/// A child of PID 1 reaped: its place freed if it was a closer (true),
+/// for what waits (the caller hands on the park, `unpark`, and reads
+/// again the sockets left queued).
 pub fn reaped(pid: u32) -> bool {
-    pid != 0
+    let freed = pid != 0
         && CLOSING.iter().any(|c| {
             c.compare_exchange(pid, 0, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
-        })
+        });
+    if freed {
+        WANTED.store(false, Ordering::Relaxed);
+    }
+    freed
 }
 
 /// A closer for the park whose receiving end is `rx`.
@@ -410,6 +518,20 @@ fn let_go(fd: OwnedFd, depth: u8) {
     if let Some(d) = depth.checked_sub(1) {
         if rustix::net::getsockname(&fd).is_ok_and(|a| a.address_family() == AddressFamily::UNIX) {
             drain_at(fd.as_fd(), d, DRAIN_READS);
+        }
+    }
+}
+
+/// In a test process, which has no PID 1 loop to reap them: the closers
+/// that have ended reaped and their places freed (a zombie keeps its
+/// place), for a test that needs a place.
+#[cfg(test)]
+pub fn reap_ended() {
+    for c in &CLOSING {
+        let pid = c.load(Ordering::Relaxed);
+        if super::raw::child(pid) && !super::raw::running_child(pid) {
+            let _ = crate::testutil::wait_status(pid);
+            let _ = reaped(pid);
         }
     }
 }
@@ -528,10 +650,27 @@ mod tests {
                     .unwrap()
             })
             .collect();
-        for (c, s) in CLOSING.iter().zip(&sleepers) {
-            c.store(s.id(), Ordering::Relaxed);
+        for (i, s) in sleepers.iter().enumerate() {
+            took(i, s.id());
         }
         sleepers
+    }
+
+    /// Every sleeper still runs: taken for closers made a moment ago, none
+    /// was killed.
+    fn spared(sleepers: &mut [std::process::Child]) {
+        for s in sleepers {
+            assert!(s.try_wait().unwrap().is_none(), "killed within its grace");
+        }
+    }
+
+    /// `GRACE_MS` waited for, as PID 1's timer does (`due`), then `tend`.
+    fn grace_over() {
+        let at = due().expect("a closer to kill, in time");
+        assert!(at > ms() && at <= ms() + GRACE_MS, "{at}");
+        std::thread::sleep(Duration::from_millis(at - ms() + 1));
+        tend();
+        assert_eq!(due(), None, "killed once");
     }
 
     /// The sleepers were killed (the places taken, a closer wanted), and
@@ -607,21 +746,44 @@ mod tests {
         };
         assert_eq!(ended_within(pid, 10), Some(0));
         assert_eq!(rustix::io::read(&r, &mut [0u8; 1]), Ok(0));
-        // 4. Every place taken: the datagram is left queued, unread, the
-        // closers are killed; a place freed, a closer reads it.
-        let sleepers = every_place_taken();
+        // 4. A closer that has ended keeps its place until its reap, which
+        // reads its socket again: another takes another place.
+        let (_r, w) = rustix::pipe::pipe().unwrap();
+        send_with_fd(a.as_fd(), b"BARRIER=1", w.as_fd());
+        send_with_fd(a.as_fd(), b"BARRIER=1", w.as_fd());
+        drop(w);
+        let Ok(Dgram::Reading(9, first)) = recv_dgram(b.as_fd(), &mut buf) else {
+            panic!("a closer reads it");
+        };
+        let t = Instant::now();
+        while crate::sys::raw::running_child(first) {
+            assert!(t.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let Ok(Dgram::Reading(9, second)) = recv_dgram(b.as_fd(), &mut buf) else {
+            panic!("a closer reads it");
+        };
+        assert_eq!(closers(), vec![first, second]);
+        assert_eq!(ended_within(first, 10), Some(0));
+        assert_eq!(ended_within(second, 10), Some(0));
+        // 5. Every place taken by closers just made: the datagram is left
+        // queued, unread, and they are not killed; once they have run
+        // `GRACE_MS`, they are; a place freed, a closer reads it.
+        let mut sleepers = every_place_taken();
         let (x, y) = pair();
         send_with_fd(a.as_fd(), b"x", y.as_fd());
         drop(y);
         assert_eq!(recv_dgram(b.as_fd(), &mut buf), Ok(Dgram::Held));
         assert!(queued(b.as_fd()) && !gone(&x), "left as it was");
+        spared(&mut sleepers);
+        grace_over();
         killed(sleepers);
         let Ok(Dgram::Reading(1, pid)) = recv_dgram(b.as_fd(), &mut buf) else {
             panic!("a closer reads it");
         };
         assert_eq!(ended_within(pid, 10), Some(0));
         assert!(gone(&x), "the closer closed it");
-        // 5. A socket closed with something queued goes to a closer; an
+        // 6. A socket closed with something queued goes to a closer; an
         // empty one is closed here.
         let x = closed_with_one_queued();
         let pid = *closers().first().expect("a closer for the socket");
@@ -630,32 +792,39 @@ mod tests {
         let (_q, empty) = pair();
         close(empty);
         assert_eq!(closers(), Vec::<u32>::new());
-        // 6. Every place taken: the socket waits in the park, the closers
-        // are killed; a place freed, a closer takes the park.
-        let sleepers = every_place_taken();
+        // 7. Every place taken: the socket waits in the park, the closers
+        // are killed once they have run `GRACE_MS`; a place freed, a
+        // closer takes the park.
+        let mut sleepers = every_place_taken();
         let x = closed_with_one_queued();
         assert!(!gone(&x), "parked, not closed");
         assert!(PARK.load(Ordering::Relaxed) != NO_PARK);
+        spared(&mut sleepers);
+        grace_over();
         killed(sleepers);
         unpark();
         let pid = *closers().first().expect("a closer for the park");
         assert_eq!(ended_within(pid, 10), Some(0));
         assert!(gone(&x), "the closer closed it");
-        // 7. Before an exec, the park goes to a closer though every place
-        // is taken.
-        let mut sleepers = every_place_taken();
+        // 8. Before an exec, the closers are killed and waited for, and
+        // the park goes to a closer though every place is taken.
+        let sleepers = every_place_taken();
         let x = closed_with_one_queued();
         assert!(!gone(&x), "parked");
+        let t = Instant::now();
         before_exec();
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
         assert!(PARK.load(Ordering::Relaxed) == NO_PARK);
         let t = Instant::now();
         while !gone(&x) {
             assert!(t.elapsed() < Duration::from_secs(10), "the park's closer");
             std::thread::sleep(Duration::from_millis(20));
         }
-        for s in &mut sleepers {
-            let _ = s.wait();
-        }
+        killed(sleepers);
         println!("CLOSERS-OK");
     }
 

@@ -117,6 +117,15 @@ pub fn ended_child_of(pid: u32) -> Option<(u32, Result<i32, i32>)> {
     ended(libc::P_PID, id)
 }
 
+/// Whether `pid` is a child of this process, running or a zombie not yet
+/// reaped (not ECHILD).
+pub fn child(pid: u32) -> bool {
+    usize::try_from(pid)
+        .ok()
+        .filter(|&p| p != 0)
+        .is_some_and(|id| waitid_nowait(libc::P_PID, id).is_ok())
+}
+
 /// Whether `pid` is a child of this process that has not ended: not a
 /// zombie, not reaped (ECHILD, whoever took it; its number may be
 /// another process's by now).
