@@ -1141,32 +1141,35 @@ fn a_follower_that_passes_an_fd_after_its_request_does_not_hold_pid1() {
 /// a read would take the fd into PID 1's table, whose close of it calls
 /// the file's flush (a FUSE daemon's answer, waited for). The connection
 /// is closed without an answer, nothing is done, and a closer releases
-/// the fd with what was queued (`sys::passed`).
+/// the fd with what was queued (`sys::passed`). The same with the fd on
+/// an out-of-band byte (read inline, so the peek sees it).
 #[test]
 fn a_request_that_passes_an_fd_is_turned_away_unread() {
     use std::os::fd::AsFd;
-    // A place for its closer: those of tests before it reaped.
-    crate::sys::passed::reap_ended();
-    let mut rig = Rig::new("ctl-passes-request");
-    let mut s = rig.connect();
-    let mut buf = [0u8; 256];
-    let n = encode_request(&Request::Stop { name: "web" }, &mut buf).unwrap();
-    let (x, y) = crate::testutil::dgram_pair();
-    crate::testutil::send_with_fd(s.as_fd(), &buf[..n], y.as_fd());
-    drop(y);
-    rig.pump_until_no_clients();
-    let (frames, eof) = collect_closed(&mut s);
-    assert!(frames.is_empty() && eof, "{frames:?}");
-    assert!(rig.fake.actions.is_empty());
-    let t = std::time::Instant::now();
-    while rustix::net::send(&x, b"y", rustix::net::SendFlags::DONTWAIT)
-        != Err(rustix::io::Errno::CONNREFUSED)
-    {
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(10),
-            "a closer closes it"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    for flags in [rustix::net::SendFlags::empty(), rustix::net::SendFlags::OOB] {
+        // A place for its closer: those of tests before it reaped.
+        crate::sys::passed::reap_ended();
+        let mut rig = Rig::new("ctl-passes-request");
+        let mut s = rig.connect();
+        let mut buf = [0u8; 256];
+        let n = encode_request(&Request::Stop { name: "web" }, &mut buf).unwrap();
+        let (x, y) = crate::testutil::dgram_pair();
+        crate::testutil::send_with_fd_flags(s.as_fd(), &buf[..n], y.as_fd(), flags);
+        drop(y);
+        rig.pump_until_no_clients();
+        let (frames, eof) = collect_closed(&mut s);
+        assert!(frames.is_empty() && eof, "{flags:?}: {frames:?}");
+        assert!(rig.fake.actions.is_empty(), "{flags:?}");
+        let t = std::time::Instant::now();
+        while rustix::net::send(&x, b"y", rustix::net::SendFlags::DONTWAIT)
+            != Err(rustix::io::Errno::CONNREFUSED)
+        {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "{flags:?}: a closer closes it"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 
