@@ -180,6 +180,9 @@ pub const CONTROL_SOCKET: &str = "/run/wren/control";
 pub const NOTIFY_DIR: &str = "/run/wren/notify";
 /// Where cgroup2 is mounted; every unit `NAME` runs in `units/NAME` below.
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+/// `CGROUP_ROOT` as a C string, for a system call given it alone (no
+/// copy of the `&str` into one: issue 10).
+pub const CGROUP_ROOT_C: &core::ffi::CStr = c"/sys/fs/cgroup";
 
 /// A unit's state as `initctl status` shows it (docs/initctl.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -360,5 +363,13 @@ mod tests {
         assert_eq!(cgroup_file_name("memorial.web"), None);
         assert_eq!(cgroup_file_name("web"), None);
         assert_eq!(cgroup_file_name("web.memory"), None);
+    }
+
+    #[test]
+    fn the_c_string_of_the_cgroup_root_is_the_same_path() {
+        assert_eq!(
+            super::CGROUP_ROOT_C.to_bytes(),
+            super::CGROUP_ROOT.as_bytes()
+        );
     }
 }

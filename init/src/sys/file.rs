@@ -35,7 +35,7 @@ fn openat_in(
     flags: OFlags,
     mode: Mode,
 ) -> Result<OwnedFd, Errno> {
-    rustix::fs::openat(dir, path, flags, mode)
+    rustix::fs::openat(dir, super::path::CPath::new().of_path(path)?, flags, mode)
 }
 
 /// unlinkat(2) of `path` under `dir`, compiled once as `openat` is.
@@ -45,7 +45,7 @@ pub fn unlinkat(dir: impl AsFd, path: impl AsRef<Path>, flags: AtFlags) -> Resul
 
 /// `unlinkat`'s one copy.
 fn unlinkat_in(dir: BorrowedFd<'_>, path: &Path, flags: AtFlags) -> Result<(), Errno> {
-    rustix::fs::unlinkat(dir, path, flags)
+    rustix::fs::unlinkat(dir, super::path::CPath::new().of_path(path)?, flags)
 }
 
 /// Write `value` to `path` under `dir` in one write(2). O_TRUNC is what
