@@ -15,6 +15,7 @@ use std::ffi::CStr;
 use std::os::fd::{AsRawFd, IntoRawFd};
 use std::path::Path;
 
+use crate::sys::path::CPath;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mount::MountFlags;
@@ -289,8 +290,12 @@ fn make_mount_point(target: &'static str) -> Result<(), MountError> {
 fn remount_one(spec: &MountSpec, report: &mut dyn FnMut(MountError)) {
     let named = spec.options.iter().take_while(|o| !o.is_empty()).count();
     let options = spec.options.get(..named).unwrap_or_default();
-    let remount = |o: &CStr| rustix::mount::mount_remount(spec.target, spec.flags, o);
-    if let Err(errno) = first_taken(spec, options, report, remount) {
+    let mut target = CPath::new();
+    let taken = target.of_str(spec.target).and_then(|target| {
+        let remount = |o: &CStr| rustix::mount::mount_remount(target, spec.flags, o);
+        first_taken(spec, options, report, remount)
+    });
+    if let Err(errno) = taken {
         report(MountError::KeptAsMounted {
             target: spec.target,
             wanted: wanted(spec),
@@ -344,9 +349,14 @@ fn mount_one(spec: &MountSpec, report: &mut dyn FnMut(MountError)) {
     }
     // `Some(o)`, as `spawn::sandbox` passes its options: one copy of
     // rustix's `mount`, which is generic over their type.
-    let mount =
-        |o: &CStr| rustix::mount::mount(spec.fstype, spec.target, spec.fstype, spec.flags, Some(o));
-    if let Err(errno) = first_taken(spec, spec.options, report, mount) {
+    // The paths as C strings once, not at each try.
+    let (mut fstype, mut target) = (CPath::new(), CPath::new());
+    let taken = fstype.of_str(spec.fstype).and_then(|fstype| {
+        let target = target.of_str(spec.target)?;
+        let mount = |o: &CStr| rustix::mount::mount(fstype, target, fstype, spec.flags, Some(o));
+        first_taken(spec, spec.options, report, mount)
+    });
+    if let Err(errno) = taken {
         report(MountError::Mount {
             target: spec.target,
             fstype: spec.fstype,
