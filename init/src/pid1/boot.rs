@@ -277,8 +277,9 @@ impl Pid1 {
         if userns == 0 {
             return;
         }
-        let Ok(proc) = rustix::fs::open(
-            "/proc",
+        let Ok(proc) = rustix::fs::openat(
+            rustix::fs::CWD,
+            c"/proc",
             rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
         ) else {

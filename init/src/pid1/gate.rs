@@ -498,7 +498,8 @@ fn file_name(name: &str, ext: &str) -> Result<FileName, Errno> {
 }
 
 fn open_dir(dir: &str) -> Result<OwnedFd, Errno> {
-    rustix::fs::open(
+    crate::sys::file::openat(
+        rustix::fs::CWD,
         dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),

@@ -229,7 +229,8 @@ pub(super) fn write_user_map(pid: u32, map: UserMap) -> Result<(), Errno> {
     let mut dir: heapless::String<32> = heapless::String::new();
     core::fmt::write(&mut dir.as_mut_view(), format_args!("/proc/{pid}"))
         .map_err(|_| Errno::NAMETOOLONG)?;
-    let d = rustix::fs::open(
+    let d = crate::sys::file::openat(
+        rustix::fs::CWD,
         dir.as_str(),
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),

@@ -447,7 +447,12 @@ pub fn hold_std_fds() -> Result<u8, Errno> {
 }
 
 fn fill_std_fds(path: &Path, flags: OFlags) -> Result<u8, Errno> {
-    let probe = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?;
+    let probe = rustix::fs::openat(
+        rustix::fs::CWD,
+        c"/",
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     if probe.as_raw_fd() > 2 {
         return Ok(0);
     }

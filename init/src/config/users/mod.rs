@@ -305,7 +305,8 @@ fn open_in_root(root: &str, file: &str) -> Result<rustix::fd::OwnedFd, Errno> {
     for layer in root.split(':') {
         let path = layer_path(layer, file)?;
         let top = if layer.is_empty() { "/" } else { layer };
-        let base = rustix::fs::open(
+        let base = crate::sys::file::openat(
+            rustix::fs::CWD,
             top,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
