@@ -174,10 +174,14 @@ pub const DEFAULT_UNITS_DIR: &str = "/etc/units";
 pub const LAYER_STORE: &str = "/var/lib/wren/layers";
 /// PID 1's runtime directory (root only).
 pub const RUN_DIR: &str = "/run/wren";
+/// `RUN_DIR` as a C string (the `CGROUP_ROOT_C` of it).
+pub const RUN_DIR_C: &core::ffi::CStr = c"/run/wren";
 /// The control socket `initctl` talks to.
 pub const CONTROL_SOCKET: &str = "/run/wren/control";
 /// Per-unit `sd_notify` sockets.
 pub const NOTIFY_DIR: &str = "/run/wren/notify";
+/// `NOTIFY_DIR` as a C string.
+pub const NOTIFY_DIR_C: &core::ffi::CStr = c"/run/wren/notify";
 /// Where cgroup2 is mounted; every unit `NAME` runs in `units/NAME` below.
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// `CGROUP_ROOT` as a C string, for a system call given it alone (no
@@ -366,10 +370,10 @@ mod tests {
     }
 
     #[test]
-    fn the_c_string_of_the_cgroup_root_is_the_same_path() {
-        assert_eq!(
-            super::CGROUP_ROOT_C.to_bytes(),
-            super::CGROUP_ROOT.as_bytes()
-        );
+    fn the_c_strings_are_the_same_paths() {
+        use super::*;
+        assert_eq!(CGROUP_ROOT_C.to_bytes(), CGROUP_ROOT.as_bytes());
+        assert_eq!(RUN_DIR_C.to_bytes(), RUN_DIR.as_bytes());
+        assert_eq!(NOTIFY_DIR_C.to_bytes(), NOTIFY_DIR.as_bytes());
     }
 }

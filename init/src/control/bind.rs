@@ -64,7 +64,11 @@ impl Server {
     pub fn bind(path: &Path, allowed_uid: u32) -> Result<Server, ServerError> {
         use rustix::fs::Mode;
         if let Some(dir) = crate::pathname::parent(path).filter(|d| !d.as_os_str().is_empty()) {
-            match rustix::fs::mkdir(dir, Mode::RWXU) {
+            let mut c = crate::sys::path::CPath::new();
+            match c
+                .of_path(dir)
+                .and_then(|dir| rustix::fs::mkdir(dir, Mode::RWXU))
+            {
                 Ok(()) | Err(Errno::EXIST) => {}
                 Err(err) => {
                     return Err(ServerError::Dir {

@@ -370,9 +370,12 @@ pub fn open_regular<Fd: AsFd>(
 /// Create directory `path` (mode 0755) unless it exists. Only the last
 /// component is created: callers make parents first.
 pub fn make_dir(path: &str) -> Result<(), Errno> {
-    // A `Path`, as `control::bind` makes its directory: one copy of
-    // rustix's `mkdir`, generic over the path's type.
-    match rustix::fs::mkdir(Path::new(path), Mode::from_raw_mode(0o755)) {
+    // A `&CStr`, as every caller of rustix's `mkdir` gives it: one copy
+    // of it, generic over the path's type, and no conversion in it.
+    let made = super::path::CPath::new()
+        .of_str(path)
+        .and_then(|path| rustix::fs::mkdir(path, Mode::from_raw_mode(0o755)));
+    match made {
         Ok(()) | Err(Errno::EXIST) => Ok(()),
         Err(e) => Err(e),
     }
