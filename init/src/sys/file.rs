@@ -384,7 +384,7 @@ pub fn make_dir(path: &str) -> Result<(), Errno> {
 /// Whether the directory `dir` of an overlay layer hides the lower
 /// layers' (`trusted.overlay.opaque=y`): one copy for the two checks of
 /// a root's layers (`config::users`, `config::check`).
-pub fn overlay_opaque(dir: &Path) -> bool {
+pub fn overlay_opaque(dir: &core::ffi::CStr) -> bool {
     let mut v = [0u8; 1];
     matches!(rustix::fs::lgetxattr(dir, c"trusted.overlay.opaque", &mut v), Ok(1) if v == *b"y")
 }

@@ -348,8 +348,11 @@ fn in_root(
     use rustix::fs::{Mode, OFlags, ResolveFlags};
     let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
     let flags = flags | OFlags::CLOEXEC;
+    let mut c = crate::sys::path::CPath::new();
+    let rel = c.of_str(rel)?;
+    let base = rustix::fd::AsFd::as_fd(base);
     match rustix::fs::openat2(base, rel, flags, Mode::empty(), how) {
-        Err(Errno::NOSYS) => crate::sys::file::openat(base, rel, flags, Mode::empty()),
+        Err(Errno::NOSYS) => rustix::fs::openat(base, rel, flags, Mode::empty()),
         r => r,
     }
 }
@@ -373,6 +376,10 @@ fn hides_below(path: &str) -> bool {
     let Some((parent, _)) = path.rsplit_once('/') else {
         return false;
     };
+    let mut c = crate::sys::path::CPath::new();
+    let Ok(parent) = c.of_str(parent) else {
+        return false;
+    };
     match rustix::fs::statat(
         rustix::fs::CWD,
         parent,
@@ -382,7 +389,7 @@ fn hides_below(path: &str) -> bool {
             if rustix::fs::FileType::from_raw_mode(st.st_mode)
                 == rustix::fs::FileType::Directory =>
         {
-            crate::sys::file::overlay_opaque(std::path::Path::new(parent))
+            crate::sys::file::overlay_opaque(parent)
         }
         Ok(_) => true,
         Err(_) => false,
