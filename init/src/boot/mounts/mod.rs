@@ -93,12 +93,13 @@ pub const EARLY: [MountSpec; 6] = [
     },
 ];
 
-/// Symlinks into /proc that devtmpfs does not create and shells expect.
-pub const DEV_LINKS: [(&str, &str); 4] = [
-    ("/dev/fd", "/proc/self/fd"),
-    ("/dev/stdin", "/proc/self/fd/0"),
-    ("/dev/stdout", "/proc/self/fd/1"),
-    ("/dev/stderr", "/proc/self/fd/2"),
+/// Symlinks into /proc that devtmpfs does not create and shells expect,
+/// as C strings: rustix's `symlink` copies no `&str` into one.
+pub const DEV_LINKS: [(&CStr, &CStr); 4] = [
+    (c"/dev/fd", c"/proc/self/fd"),
+    (c"/dev/stdin", c"/proc/self/fd/0"),
+    (c"/dev/stdout", c"/proc/self/fd/1"),
+    (c"/dev/stderr", c"/proc/self/fd/2"),
 ];
 
 /// A boot mount step that failed (or went with less than wanted).
@@ -408,7 +409,10 @@ pub fn early_mounts(mounts_path: &Path, report: &mut dyn FnMut(MountError)) {
     for (link, to) in DEV_LINKS {
         match rustix::fs::symlink(to, link) {
             Ok(()) | Err(Errno::EXIST) => {}
-            Err(errno) => report(MountError::Symlink { link, errno }),
+            Err(errno) => report(MountError::Symlink {
+                link: link.to_str().unwrap_or_default(),
+                errno,
+            }),
         }
     }
 }
