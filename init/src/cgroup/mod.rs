@@ -250,6 +250,14 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
     .union(OFlags::CLOEXEC);
 
+/// mkdir(2) of `name` (0755) under `dir`, its C string (sys::path) in a
+/// frame of its own, not in that of PID 1's start of a unit.
+#[inline(never)]
+fn make_dir_at(dir: &OwnedFd, name: &str) -> Result<(), Errno> {
+    let mut c = crate::sys::path::CPath::new();
+    rustix::fs::mkdirat(dir, c.of_str(name)?, Mode::from_raw_mode(0o755))
+}
+
 fn open_dir<Fd: AsFd>(at: Fd, path: &str) -> Result<OwnedFd, Errno> {
     crate::sys::file::openat(at, path, DIR_FLAGS, Mode::empty())
 }
@@ -453,10 +461,7 @@ impl Cgroups {
         // A cgroup the kernel just made holds the defaults already, so only
         // the keys the unit sets need writing (half a millisecond per file
         // on a slow core, on the way to the unit's first instruction).
-        let mut c = crate::sys::path::CPath::new();
-        let cname = c.of_str(name);
-        let mkdir =
-            || cname.and_then(|n| rustix::fs::mkdirat(&self.units, n, Mode::from_raw_mode(0o755)));
+        let mkdir = || make_dir_at(&self.units, name);
         let made = match mkdir() {
             Err(Errno::EXIST) => match self.rmdir(name) {
                 Ok(()) => mkdir().map(|()| true),
