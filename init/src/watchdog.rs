@@ -32,7 +32,7 @@ impl Watchdog {
             return Err(Errno::NOTBLK);
         }
         let flags = OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
-        let fd = rustix::fs::open(device, flags, Mode::empty())?;
+        let fd = crate::sys::file::openat(rustix::fs::CWD, device, flags, Mode::empty())?;
         crate::sys::watchdog::is_watchdog(&fd)?;
         // A driver without a settable timeout keeps its own: fed by that
         // one's third (fed by the asked one's, a shorter one would reset

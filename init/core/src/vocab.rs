@@ -174,12 +174,19 @@ pub const DEFAULT_UNITS_DIR: &str = "/etc/units";
 pub const LAYER_STORE: &str = "/var/lib/wren/layers";
 /// PID 1's runtime directory (root only).
 pub const RUN_DIR: &str = "/run/wren";
+/// `RUN_DIR` as a C string (the `CGROUP_ROOT_C` of it).
+pub const RUN_DIR_C: &core::ffi::CStr = c"/run/wren";
 /// The control socket `initctl` talks to.
 pub const CONTROL_SOCKET: &str = "/run/wren/control";
 /// Per-unit `sd_notify` sockets.
 pub const NOTIFY_DIR: &str = "/run/wren/notify";
+/// `NOTIFY_DIR` as a C string.
+pub const NOTIFY_DIR_C: &core::ffi::CStr = c"/run/wren/notify";
 /// Where cgroup2 is mounted; every unit `NAME` runs in `units/NAME` below.
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+/// `CGROUP_ROOT` as a C string, for a system call given it alone (no
+/// copy of the `&str` into one: issue 10).
+pub const CGROUP_ROOT_C: &core::ffi::CStr = c"/sys/fs/cgroup";
 
 /// A unit's state as `initctl status` shows it (docs/initctl.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -360,5 +367,13 @@ mod tests {
         assert_eq!(cgroup_file_name("memorial.web"), None);
         assert_eq!(cgroup_file_name("web"), None);
         assert_eq!(cgroup_file_name("web.memory"), None);
+    }
+
+    #[test]
+    fn the_c_strings_are_the_same_paths() {
+        use super::*;
+        assert_eq!(CGROUP_ROOT_C.to_bytes(), CGROUP_ROOT.as_bytes());
+        assert_eq!(RUN_DIR_C.to_bytes(), RUN_DIR.as_bytes());
+        assert_eq!(NOTIFY_DIR_C.to_bytes(), NOTIFY_DIR.as_bytes());
     }
 }

@@ -248,10 +248,12 @@ fn emergency_sync(trigger: &str, feed: &dyn Fn()) {
 fn sysrq(trigger: &str, keys: &[u8]) -> bool {
     let flags =
         rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC;
-    let asked = rustix::fs::open(trigger, flags, rustix::fs::Mode::empty()).and_then(|fd| {
-        keys.chunks(1)
-            .try_for_each(|k| rustix::io::write(&fd, k).map(drop))
-    });
+    let asked =
+        crate::sys::file::openat(rustix::fs::CWD, trigger, flags, rustix::fs::Mode::empty())
+            .and_then(|fd| {
+                keys.chunks(1)
+                    .try_for_each(|k| rustix::io::write(&fd, k).map(drop))
+            });
     if let Err(e) = asked {
         crate::error!("{trigger}: {}", Os::from(e));
     }

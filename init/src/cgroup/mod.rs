@@ -24,6 +24,8 @@ use crate::vocab::{valid_name, Name};
 
 /// Subdirectory of the cgroup root holding one cgroup per unit.
 pub const UNITS_DIR: &str = "units";
+/// `UNITS_DIR` as a C string, for its mkdir.
+const UNITS_DIR_C: &core::ffi::CStr = c"units";
 
 /// Bytes read from a cgroup file; the files read here are a few lines.
 const READ_BUF: usize = 256;
@@ -248,6 +250,14 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
     .union(OFlags::CLOEXEC);
 
+/// mkdir(2) of `name` (0755) under `dir`, its C string (sys::path) in a
+/// frame of its own, not in that of PID 1's start of a unit.
+#[inline(never)]
+fn make_dir_at(dir: &OwnedFd, name: &str) -> Result<(), Errno> {
+    let mut c = crate::sys::path::CPath::new();
+    rustix::fs::mkdirat(dir, c.of_str(name)?, Mode::from_raw_mode(0o755))
+}
+
 fn open_dir<Fd: AsFd>(at: Fd, path: &str) -> Result<OwnedFd, Errno> {
     crate::sys::file::openat(at, path, DIR_FLAGS, Mode::empty())
 }
@@ -313,7 +323,7 @@ fn set_up(root: &Path) -> Result<(Cgroups, Controllers), CgroupError> {
         }
     }
     let in_root = enable(&root_fd, "", available);
-    let units_made = match rustix::fs::mkdirat(&root_fd, UNITS_DIR, Mode::from_raw_mode(0o755)) {
+    let units_made = match rustix::fs::mkdirat(&root_fd, UNITS_DIR_C, Mode::from_raw_mode(0o755)) {
         Ok(()) => true,
         Err(Errno::EXIST) => false,
         Err(errno) => return Err(CgroupError::MkdirUnits { errno }),
@@ -451,7 +461,7 @@ impl Cgroups {
         // A cgroup the kernel just made holds the defaults already, so only
         // the keys the unit sets need writing (half a millisecond per file
         // on a slow core, on the way to the unit's first instruction).
-        let mkdir = || rustix::fs::mkdirat(&self.units, name, Mode::from_raw_mode(0o755));
+        let mkdir = || make_dir_at(&self.units, name);
         let made = match mkdir() {
             Err(Errno::EXIST) => match self.rmdir(name) {
                 Ok(()) => mkdir().map(|()| true),

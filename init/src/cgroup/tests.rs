@@ -672,3 +672,8 @@ fn a_cgroup_error_reads_its_errno_without_the_heap() {
         "cgroup: cannot write units/web/memory.max: No space left on device (os error 28)"
     );
 }
+
+#[test]
+fn the_units_dir_as_a_c_string_is_the_same_name() {
+    assert_eq!(UNITS_DIR_C.to_bytes(), UNITS_DIR.as_bytes());
+}

@@ -449,7 +449,8 @@ fn merged_lstat(layers: &[PathBuf], rel: &[String]) -> std::io::Result<(Stat, Pa
             } else if !is_type(&meta, FileType::Directory) {
                 return Err(gone());
             } else {
-                opaque |= crate::sys::file::overlay_opaque(&here);
+                let mut c = crate::sys::path::CPath::new();
+                opaque |= c.of_path(&here).is_ok_and(crate::sys::file::overlay_opaque);
             }
         }
         if rel.is_empty() {

@@ -64,7 +64,11 @@ impl Server {
     pub fn bind(path: &Path, allowed_uid: u32) -> Result<Server, ServerError> {
         use rustix::fs::Mode;
         if let Some(dir) = crate::pathname::parent(path).filter(|d| !d.as_os_str().is_empty()) {
-            match rustix::fs::mkdir(dir, Mode::RWXU) {
+            let mut c = crate::sys::path::CPath::new();
+            match c
+                .of_path(dir)
+                .and_then(|dir| rustix::fs::mkdir(dir, Mode::RWXU))
+            {
                 Ok(()) | Err(Errno::EXIST) => {}
                 Err(err) => {
                     return Err(ServerError::Dir {
@@ -74,14 +78,20 @@ impl Server {
                 }
             }
         }
-        if let Ok(st) = rustix::fs::lstat(path) {
+        // The path as a C string once, for the four calls below; a path
+        // that cannot be one fails each of them as rustix's own copy did.
+        let mut c = crate::sys::path::CPath::new();
+        let cpath = c.of_path(path);
+        if let Ok(st) = cpath.and_then(rustix::fs::lstat) {
             if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Socket {
                 return Err(ServerError::NotSocket(path.into()));
             }
-            rustix::fs::unlink(path).map_err(|err| ServerError::Unlink {
-                path: path.into(),
-                err,
-            })?;
+            cpath
+                .and_then(rustix::fs::unlink)
+                .map_err(|err| ServerError::Unlink {
+                    path: path.into(),
+                    err,
+                })?;
         }
         let listener = net::socket_with(
             net::AddressFamily::UNIX,
@@ -90,15 +100,18 @@ impl Server {
             None,
         )
         .map_err(ServerError::Socket)?;
-        let addr = net::SocketAddrUnix::new(path).map_err(|err| ServerError::Bind {
-            path: path.into(),
-            err,
-        })?;
+        let addr = cpath
+            .and_then(net::SocketAddrUnix::new)
+            .map_err(|err| ServerError::Bind {
+                path: path.into(),
+                err,
+            })?;
         net::bind(&listener, &addr).map_err(|err| ServerError::Bind {
             path: path.into(),
             err,
         })?;
-        rustix::fs::chmod(path, Mode::RUSR | Mode::WUSR).map_err(|err| ServerError::Chmod {
+        let private = cpath.and_then(|p| rustix::fs::chmod(p, Mode::RUSR | Mode::WUSR));
+        private.map_err(|err| ServerError::Chmod {
             path: path.into(),
             err,
         })?;

@@ -76,7 +76,10 @@ impl Conn {
                 path.shown()
             )
         };
-        let addr = SocketAddrUnix::new(path).map_err(|e| cannot(&e))?;
+        let addr = crate::sys::path::CPath::new()
+            .of_path(path)
+            .and_then(SocketAddrUnix::new)
+            .map_err(|e| cannot(&e))?;
         let deadline = Instant::now() + within;
         let fd = loop {
             let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;

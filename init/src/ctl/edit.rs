@@ -5,10 +5,10 @@
 use super::args::Command;
 use super::{client, fail, units_dir, FAIL, OK};
 use crate::pathname::Show as _;
+use crate::sys::path::CPath;
 use nix::sys::signal::Signal;
-use rustix::fs::OFlags;
+use rustix::fs::{AtFlags, OFlags};
 use std::io::{self, Write};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 /// What `edit_unit` did.
@@ -134,10 +134,10 @@ pub(super) fn edit_unit(
     // The copy keeps the unit's file name so that `check` sees its name.
     // Its directory is private (0700): the unit may hold secrets.
     let work = env.tmp.join(format!("wren-edit-{name}-{}", unique()));
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&work)
-        .map_err(|e| at(&work, &e))?;
+    CPath::new()
+        .of_path(&work)
+        .and_then(|w| rustix::fs::mkdir(w, rustix::fs::Mode::RWXU))
+        .map_err(|e| at(&work, &e.into()))?;
     let result = edit_loop(name, env, (&original, owner), &target, &work, input, err);
     remove_tree(&work);
     result
@@ -159,10 +159,10 @@ fn remove_tree(dir: &Path) {
         if is_dir {
             remove_tree(&path);
         } else {
-            let _ = std::fs::remove_file(&path);
+            let _ = crate::sys::file::unlinkat(rustix::fs::CWD, &path, AtFlags::empty());
         }
     });
-    let _ = std::fs::remove_dir(dir);
+    let _ = crate::sys::file::unlinkat(rustix::fs::CWD, dir, AtFlags::REMOVEDIR);
 }
 
 /// `PATH: error`, one copy of the formatting for every file error.
@@ -285,10 +285,14 @@ fn install(
         // umask.
         rustix::fs::fchmod(&f, rustix::fs::Mode::from_raw_mode(mode))?;
         f.sync_all()?;
-        std::fs::rename(&staged, target)
+        let (mut from, mut to) = (CPath::new(), CPath::new());
+        Ok(rustix::fs::rename(
+            from.of_path(&staged)?,
+            to.of_path(target)?,
+        )?)
     })();
     if let Err(e) = written {
-        let _ = std::fs::remove_file(&staged);
+        let _ = crate::sys::file::unlinkat(rustix::fs::CWD, &staged, AtFlags::empty());
         return Err(e);
     }
     // Installed whatever comes now: a failed sync of the directory is

@@ -151,7 +151,12 @@ fn lazy_fd<'a>(slot: &'a FdSlot, path: &str, flags: OFlags) -> Option<BorrowedFd
         Slot::GaveUp => return None,
         Slot::Empty => {}
     }
-    match rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty()) {
+    match crate::sys::file::openat(
+        rustix::fs::CWD,
+        path,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
         // Another thread may have filled it first; then ours is closed.
         Ok(fd) => slot.fill(fd).fd(),
         Err(Errno::NOENT | Errno::NODEV | Errno::NXIO) => None,
@@ -419,7 +424,7 @@ pub fn unblock_stderr() {
 /// open on: the same device, in an open file of this process's own.
 fn private_nonblocking(path: &core::ffi::CStr, fd: BorrowedFd<'_>) -> Option<rustix::fd::OwnedFd> {
     let flags = OFlags::WRONLY | OFlags::NOCTTY | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    let own = rustix::fs::open(path, flags, Mode::empty()).ok()?;
+    let own = rustix::fs::openat(rustix::fs::CWD, path, flags, Mode::empty()).ok()?;
     let (a, b) = (rustix::fs::fstat(&own).ok()?, rustix::fs::fstat(fd).ok()?);
     // The device, not the node: the kernel opened the initramfs's, this
     // may be devtmpfs's, with other permissions.

@@ -9,7 +9,7 @@ use crate::config;
 use crate::kmsg;
 use crate::sys::file::{read_at, write_at};
 use crate::unit::{self, Output, UnitDef};
-use crate::vocab::{CGROUP_ROOT, NOTIFY_DIR, RUN_DIR};
+use crate::vocab::CGROUP_ROOT;
 use nix::sys::signal::SigSet;
 use std::path::Path;
 
@@ -150,9 +150,9 @@ pub(super) fn early(resumed: bool) -> (cmdline::Options, SigSet, Option<Cgroups>
     // Others may pass through to their own notify socket (mode 0600, one
     // per unit, owned by the unit's user), not list them; the control
     // socket is 0600 and checks its peer.
-    // As `Path`s, as `control::bind` makes its directory: one copy of
-    // rustix's `mkdir` and `chmod`, generic over the path's type.
-    for dir in [RUN_DIR, NOTIFY_DIR].map(std::path::Path::new) {
+    // As `&CStr`s: no copy of rustix's conversion of a path in its
+    // `mkdir` and `chmod`, generic over the path's type.
+    for dir in [crate::vocab::RUN_DIR_C, crate::vocab::NOTIFY_DIR_C] {
         let mode = rustix::fs::Mode::from_raw_mode(0o711);
         let _ = rustix::fs::mkdir(dir, mode);
         let _ = rustix::fs::chmod(dir, mode);
@@ -277,8 +277,9 @@ impl Pid1 {
         if userns == 0 {
             return;
         }
-        let Ok(proc) = rustix::fs::open(
-            "/proc",
+        let Ok(proc) = rustix::fs::openat(
+            rustix::fs::CWD,
+            c"/proc",
             rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
         ) else {

@@ -450,9 +450,13 @@ fn notify_owner(def: &unit::UnitDef) -> (u32, u32) {
 /// others may pass through but not list. Units of other users cannot
 /// send to it; a `root` unit gets it bound into its root and sees no
 /// other (spawn::sandbox).
+#[inline(never)]
 fn bind_notify_socket(path: &str, (uid, gid): (u32, u32)) -> Result<OwnedFd, Errno> {
     use rustix::fs::{Gid, Mode, Uid};
     use rustix::net::{bind, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    // The path as a C string once, for the five calls below.
+    let mut c = crate::sys::path::CPath::new();
+    let path = c.of_str(path)?;
     let _ = rustix::fs::unlink(path);
     let s = socket_with(
         AddressFamily::UNIX,

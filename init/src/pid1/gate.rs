@@ -10,6 +10,7 @@ use super::announce::ExitText;
 use super::{now, why, Pid1, Why};
 use crate::kmsg;
 use crate::supervisor::Note;
+use crate::sys::path::CPath;
 use crate::unit::{self, UnitDef};
 use crate::vocab::{Millis, UNIT_FILE_MAX};
 use rustix::fd::OwnedFd;
@@ -475,9 +476,16 @@ fn set_aside(dir: &str, name: &str, rejected: Option<&UnitDef>) -> Result<(), Er
         still_holds(&d, name, &from, r)?;
     }
     let to = file_name(name, ".unit.rejected")?;
-    rustix::fs::renameat(&d, from.as_str(), &d, to.as_str())?;
+    rename(&d, &from, &to)?;
     synced(&d, &to);
     Ok(())
+}
+
+/// renameat(2) of `from` to `to`, both in `d`: the one call of rustix's
+/// `renameat`, given `&CStr`s (sys::path).
+fn rename(d: &OwnedFd, from: &str, to: &str) -> Result<(), Errno> {
+    let (mut f, mut t) = (CPath::new(), CPath::new());
+    rustix::fs::renameat(d, f.of_str(from)?, d, t.of_str(to)?)
 }
 
 /// The directory synced after a rename in it, which is done whatever
@@ -498,7 +506,8 @@ fn file_name(name: &str, ext: &str) -> Result<FileName, Errno> {
 }
 
 fn open_dir(dir: &str) -> Result<OwnedFd, Errno> {
-    rustix::fs::open(
+    crate::sys::file::openat(
+        rustix::fs::CWD,
         dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
@@ -512,7 +521,12 @@ fn keep_rejected(d: &OwnedFd, unit_file: &str, rejected: &str) -> Result<(), Err
         Ok(()) | Err(Errno::NOENT) => {}
         Err(e) => return Err(e),
     }
-    match rustix::fs::linkat(d, unit_file, d, rejected, rustix::fs::AtFlags::empty()) {
+    let (mut u, mut r) = (CPath::new(), CPath::new());
+    let linked = u.of_str(unit_file).and_then(|unit_file| {
+        let rejected = r.of_str(rejected)?;
+        rustix::fs::linkat(d, unit_file, d, rejected, rustix::fs::AtFlags::empty())
+    });
+    match linked {
         Ok(()) => Ok(()),
         Err(Errno::NOENT) => Ok(()),
         Err(_) => {
@@ -540,7 +554,11 @@ fn replace(d: &OwnedFd, tmp: &str, target: &str, bytes: &[u8], like: &str) -> Re
     // Best effort: a file system without owners (a unit directory on the
     // FAT boot partition) refuses them; a refused chown leaves the file
     // root's, with the mode copied (no wider for it).
-    let mode = match rustix::fs::statat(d, like, rustix::fs::AtFlags::empty()) {
+    let mut c = CPath::new();
+    let like_st = c
+        .of_str(like)
+        .and_then(|like| rustix::fs::statat(d, like, rustix::fs::AtFlags::empty()));
+    let mode = match like_st {
         Ok(st) => {
             let uid = Some(rustix::fs::Uid::from_raw(st.st_uid));
             let _ = rustix::fs::fchown(&fd, uid, Some(rustix::fs::Gid::from_raw(st.st_gid)));
@@ -551,7 +569,7 @@ fn replace(d: &OwnedFd, tmp: &str, target: &str, bytes: &[u8], like: &str) -> Re
     let _ = rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode));
     let written = crate::sys::file::write_all(&fd, bytes).and_then(|()| rustix::fs::fsync(&fd));
     drop(fd);
-    let done = written.and_then(|()| rustix::fs::renameat(d, tmp, d, target));
+    let done = written.and_then(|()| rename(d, tmp, target));
     if let Err(e) = done {
         let _ = crate::sys::file::unlinkat(d, tmp, rustix::fs::AtFlags::empty());
         return Err(e);

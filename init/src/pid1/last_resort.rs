@@ -79,7 +79,8 @@ fn start_shell<const B: usize, const P: usize>(
     tty: &core::ffi::CStr,
 ) -> Result<u32, rustix::io::Errno> {
     use rustix::fs::{Mode, OFlags};
-    let fd = rustix::fs::open(
+    let fd = rustix::fs::openat(
+        rustix::fs::CWD,
         tty,
         OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
         Mode::empty(),

@@ -533,7 +533,11 @@ fn child(req: &Request<'_>, argv: &ArgTable, env: &EnvTable, enter_namespaces: b
     {
         return fail(Step::NotifyFd, e);
     }
-    if let Err(e) = rustix::process::chdir(req.def.workdir.as_str()) {
+    let mut workdir = crate::sys::path::CPath::new();
+    let chdir = workdir
+        .of_str(&req.def.workdir)
+        .and_then(rustix::process::chdir);
+    if let Err(e) = chdir {
         return fail(Step::Chdir, e);
     }
     // The unit's fd limit once the child opened all it opens: a forked

@@ -44,7 +44,9 @@ pub(super) fn lookup(req: &super::Request<'_>) -> Result<Option<Ids>, super::Spa
     if let Some(path) = req.notify_socket {
         let uid = rustix::fs::Uid::from_raw(ids.uid.unwrap_or(0));
         let gid = rustix::fs::Gid::from_raw(ids.gid.unwrap_or(0));
-        rustix::fs::chown(path, Some(uid), Some(gid))
+        crate::sys::path::CPath::new()
+            .of_str(path)
+            .and_then(|path| rustix::fs::chown(path, Some(uid), Some(gid)))
             .map_err(|e| super::status::fail(Step::NotifySocket, e))?;
     }
     Ok(Some(ids))
@@ -229,7 +231,8 @@ pub(super) fn write_user_map(pid: u32, map: UserMap) -> Result<(), Errno> {
     let mut dir: heapless::String<32> = heapless::String::new();
     core::fmt::write(&mut dir.as_mut_view(), format_args!("/proc/{pid}"))
         .map_err(|_| Errno::NAMETOOLONG)?;
-    let d = rustix::fs::open(
+    let d = crate::sys::file::openat(
+        rustix::fs::CWD,
         dir.as_str(),
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),

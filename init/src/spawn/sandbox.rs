@@ -8,8 +8,10 @@
 //! passed to (issue 10's size budget).
 
 use crate::sys::file::make_dir;
+use crate::sys::path::CPath;
 use crate::unit::{Namespaces, UnitDef};
 use crate::vocab::PATH_BYTES;
+use core::ffi::CStr;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mount::{
@@ -139,18 +141,22 @@ pub fn enter(def: &UnitDef, notify_socket: Option<&str>, uid: Option<u32>) -> Re
         // /run, and `root` leaves the host behind.
         let notify = match notify_socket {
             Some(path) if def.seldom.root.is_some() || def.read_only => Some(
-                rustix::mount::open_tree(
-                    rustix::fs::CWD,
-                    path,
-                    OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
-                )
-                .map_err(|e| (Step::NotifySocket, e))?,
+                CPath::new()
+                    .of_str(path)
+                    .and_then(|path| {
+                        rustix::mount::open_tree(
+                            rustix::fs::CWD,
+                            path,
+                            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+                        )
+                    })
+                    .map_err(|e| (Step::NotifySocket, e))?,
             ),
             _ => None,
         };
         match def.root_layers().next() {
             Some(top) => enter_root(top, def, ns.has(Namespaces::PID))?,
-            None if ns.has(Namespaces::PID) => mount_proc("/proc")?,
+            None if ns.has(Namespaces::PID) => mount_proc(c"/proc")?,
             None => {}
         }
         if def.seldom.root.is_none() && root_without_admin(def, uid) {
@@ -200,7 +206,10 @@ fn make_dirs(path: &str) -> Result<(), Errno> {
 /// Mount the detached `tree` (a bind of one file) over `target`, made
 /// first as an empty file to mount over.
 fn attach(tree: &rustix::fd::OwnedFd, target: &str) -> Result<(), Errno> {
-    let f = rustix::fs::open(
+    let mut c = CPath::new();
+    let target = c.of_str(target)?;
+    let f = rustix::fs::openat(
+        rustix::fs::CWD,
         target,
         OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o600),
@@ -215,11 +224,11 @@ fn attach(tree: &rustix::fd::OwnedFd, target: &str) -> Result<(), Errno> {
     )
 }
 
-fn mount_proc(target: &str) -> Result<(), Failure> {
+fn mount_proc(target: &CStr) -> Result<(), Failure> {
     rustix::mount::mount(
-        "proc",
+        c"proc",
         target,
-        "proc",
+        c"proc",
         MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
         None,
     )
@@ -234,13 +243,16 @@ fn mount_proc(target: &str) -> Result<(), Failure> {
 fn guard_proc(proc_dir: &str) -> Result<(), Failure> {
     for sub in ["/sys", "/sysrq-trigger"] {
         let p = PathBuf::join(proc_dir, sub)?;
-        bind_read_only(p.as_str()).map_err(|e| (Step::MountProc, e))?;
+        CPath::new()
+            .of_str(p.as_str())
+            .and_then(bind_read_only)
+            .map_err(|e| (Step::MountProc, e))?;
     }
     Ok(())
 }
 
 /// `p` bound onto itself read-only; nothing if it is not there.
-fn bind_read_only(p: &str) -> Result<(), Errno> {
+fn bind_read_only(p: &CStr) -> Result<(), Errno> {
     // Recursive: in a user namespace the mounts under /proc/sys
     // (binfmt_misc) are locked, and a plain bind over them refused.
     match rustix::mount::mount_bind_recursive(p, p) {
@@ -273,12 +285,12 @@ fn root_without_admin(def: &UnitDef, uid: Option<u32>) -> bool {
 /// writable: LEDs and GPIOs are what such units are for.
 fn guard_host_files() -> Result<(), Failure> {
     guard_proc("/proc").map_err(|(_, e)| (Step::HostFiles, e))?;
-    bind_read_only("/sys/kernel/uevent_helper").map_err(|e| (Step::HostFiles, e))?;
+    bind_read_only(c"/sys/kernel/uevent_helper").map_err(|e| (Step::HostFiles, e))?;
     let rw = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
-    match rustix::mount::mount_bind_recursive("/proc/sys/net", "/proc/sys/net") {
+    match rustix::mount::mount_bind_recursive(c"/proc/sys/net", c"/proc/sys/net") {
         // Writable again: a bind copies the read-only flag it was made
         // under, which `remount_bind` would keep.
-        Ok(()) => rustix::mount::mount_remount("/proc/sys/net", MountFlags::BIND | rw, c"")
+        Ok(()) => rustix::mount::mount_remount(c"/proc/sys/net", MountFlags::BIND | rw, c"")
             .map_err(|e| (Step::HostFiles, e))?,
         Err(Errno::NOENT) => {}
         Err(e) => return Err((Step::HostFiles, e)),
@@ -286,9 +298,8 @@ fn guard_host_files() -> Result<(), Failure> {
     // The unit's own copies of the mounts (its mount namespace): every
     // one under the cgroup root (a hybrid host's cgroup2 is below a
     // tmpfs there).
-    let cg = crate::vocab::CGROUP_ROOT;
     match flag_tree(
-        cg,
+        crate::vocab::CGROUP_ROOT_C,
         crate::sys::mount::readonly_recursive,
         MountFlags::RDONLY,
     ) {
@@ -344,20 +355,29 @@ fn enter_root(root: &str, def: &UnitDef, pid_ns: bool) -> Result<(), Failure> {
     if def.root_is_overlay() {
         overlay_root(root, def)?;
     } else {
-        rustix::mount::mount_bind_recursive(root, root).map_err(|e| (Step::BindRoot, e))?;
-        // No device node the unit makes in its root opens a device (a
-        // unit with CAP_MKNOD, Docker's default set, would reach any of
-        // the host's), nor in a file system mounted below it: the bound
-        // /dev nodes below keep their own mount.
-        nodev_tree(root).map_err(|e| (Step::BindRoot, e))?;
+        CPath::new()
+            .of_str(root)
+            .and_then(|r| {
+                rustix::mount::mount_bind_recursive(r, r)?;
+                // No device node the unit makes in its root opens a
+                // device (a unit with CAP_MKNOD, Docker's default set,
+                // would reach any of the host's), nor in a file system
+                // mounted below it: the bound /dev nodes below keep their
+                // own mount.
+                nodev_tree(r)
+            })
+            .map_err(|e| (Step::BindRoot, e))?;
     }
     let proc_dir = PathBuf::join(root, "/proc")?;
     real_dir(proc_dir.as_str(), Step::MountProc)?;
+    let mut c = CPath::new();
+    let proc_c = c
+        .of_str(proc_dir.as_str())
+        .map_err(|e| (Step::MountProc, e))?;
     if pid_ns {
-        mount_proc(proc_dir.as_str())?;
+        mount_proc(proc_c)?;
     } else {
-        rustix::mount::mount_bind_recursive("/proc", proc_dir.as_str())
-            .map_err(|e| (Step::MountProc, e))?;
+        rustix::mount::mount_bind_recursive(c"/proc", proc_c).map_err(|e| (Step::MountProc, e))?;
     }
     guard_proc(proc_dir.as_str())?;
     let dev = PathBuf::join(root, "/dev")?;
@@ -374,29 +394,39 @@ fn enter_root(root: &str, def: &UnitDef, pid_ns: bool) -> Result<(), Failure> {
         let _ = host.push_str("/dev/");
         let _ = host.push_str(node);
         let target = PathBuf::join(root, &host)?;
+        let (mut h, mut t) = (CPath::new(), CPath::new());
+        let target = t.of_str(target.as_str()).map_err(|e| (Step::DevNode, e))?;
         // A bind mount needs an existing file to mount over.
-        let f = rustix::fs::open(
-            target.as_str(),
+        let f = rustix::fs::openat(
+            rustix::fs::CWD,
+            target,
             OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o666),
         )
         .map_err(|e| (Step::DevNode, e))?;
         drop(f);
-        rustix::mount::mount_bind(host.as_str(), target.as_str())
+        h.of_str(host.as_str())
+            .and_then(|host| rustix::mount::mount_bind(host, target))
             .map_err(|e| (Step::DevNode, e))?;
     }
     let pts = PathBuf::join(root, "/dev/pts")?;
     let _ = make_dir(pts.as_str());
-    rustix::mount::mount(
-        "devpts",
-        pts.as_str(),
-        "devpts",
-        MountFlags::NOSUID | MountFlags::NOEXEC,
-        Some(c"newinstance,ptmxmode=0666,mode=620"),
-    )
-    .map_err(|e| (Step::MountPts, e))?;
+    CPath::new()
+        .of_str(pts.as_str())
+        .and_then(|pts| {
+            rustix::mount::mount(
+                c"devpts",
+                pts,
+                c"devpts",
+                MountFlags::NOSUID | MountFlags::NOEXEC,
+                Some(c"newinstance,ptmxmode=0666,mode=620"),
+            )
+        })
+        .map_err(|e| (Step::MountPts, e))?;
     let ptmx = PathBuf::join(root, "/dev/ptmx")?;
-    let _ = rustix::fs::symlink("pts/ptmx", ptmx.as_str());
+    let _ = CPath::new()
+        .of_str(ptmx.as_str())
+        .and_then(|ptmx| rustix::fs::symlink(c"pts/ptmx", ptmx));
     let shm = PathBuf::join(root, "/dev/shm")?;
     let _ = make_dir(shm.as_str());
     mount_tmpfs(
@@ -478,7 +508,11 @@ fn overlay_root(top: &str, def: &UnitDef) -> Result<(), Failure> {
     .map_err(|_| too_long)?;
     let opts = core::ffi::CStr::from_bytes_with_nul(opts.as_bytes()).map_err(|_| too_long)?;
     // NODEV as a bound root's (`enter_root`).
-    rustix::mount::mount("overlay", top, "overlay", MountFlags::NODEV, Some(opts))
+    CPath::new()
+        .of_str(top)
+        .and_then(|top| {
+            rustix::mount::mount(c"overlay", top, c"overlay", MountFlags::NODEV, Some(opts))
+        })
         .map_err(|e| (Step::Overlay, e))
 }
 
@@ -489,7 +523,10 @@ fn mount_tmpfs(
     opts: &core::ffi::CStr,
     step: Step,
 ) -> Result<(), Failure> {
-    rustix::mount::mount("tmpfs", path, "tmpfs", flags, Some(opts)).map_err(|e| (step, e))
+    CPath::new()
+        .of_str(path)
+        .and_then(|path| rustix::mount::mount(c"tmpfs", path, c"tmpfs", flags, Some(opts)))
+        .map_err(|e| (step, e))
 }
 
 /// `read_only`: the unit's `/` (its `root` once switched to) becomes
@@ -501,7 +538,7 @@ fn read_only_root(host_root: bool) -> Result<(), Failure> {
     // A `root` without /run gets none: made, it would be written into the
     // image's directory on the host, and a root of layers cannot have it
     // made at all.
-    if host_root || rustix::fs::stat("/run").is_ok() {
+    if host_root || rustix::fs::stat(c"/run").is_ok() {
         mount_tmpfs(
             "/run",
             MountFlags::NOSUID | MountFlags::NODEV,
@@ -517,23 +554,24 @@ fn read_only_root(host_root: bool) -> Result<(), Failure> {
             Step::MountTmp,
         )?;
     }
-    remount_bind("/", MountFlags::RDONLY).map_err(|e| (Step::ReadOnly, e))
+    remount_bind(c"/", MountFlags::RDONLY).map_err(|e| (Step::ReadOnly, e))
 }
 
 /// `path`'s mount and every one below it made `nodev`; before Linux 5.12
 /// (no mount_setattr), `path`'s mount alone.
-fn nodev_tree(path: &str) -> Result<(), Errno> {
+fn nodev_tree(path: &CStr) -> Result<(), Errno> {
     flag_tree(path, crate::sys::mount::nodev_recursive, MountFlags::NODEV)
 }
 
 /// `path`'s mount and every one below it given `flag` by `recursive`
 /// (mount_setattr); before Linux 5.12, `path`'s mount alone, remounted.
 fn flag_tree(
-    path: &str,
+    path: &CStr,
     recursive: fn(rustix::fd::BorrowedFd<'_>) -> Result<(), Errno>,
     flag: MountFlags,
 ) -> Result<(), Errno> {
-    let dir = rustix::fs::open(
+    let dir = rustix::fs::openat(
+        rustix::fs::CWD,
         path,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
@@ -548,7 +586,7 @@ fn flag_tree(
 /// has: a remount must repeat the flags it keeps (in a user namespace the
 /// kernel refuses to clear the ones the parent namespace set, and
 /// outside one it would clear `nosuid` or `ro` of the image's mount).
-fn remount_bind(path: &str, add: MountFlags) -> Result<(), Errno> {
+fn remount_bind(path: &CStr, add: MountFlags) -> Result<(), Errno> {
     let kept = rustix::fs::statvfs(path)?.f_flag;
     let mut flags = MountFlags::BIND | add;
     for (st, mf) in [
@@ -579,11 +617,11 @@ fn remount_bind(path: &str, add: MountFlags) -> Result<(), Errno> {
 /// cannot be pivoted away from (EINVAL); there, as switch_root and crun's
 /// no-pivot mode do, move the new root over / and chroot into it.
 fn switch_root(root: &str) -> Result<Entered, Errno> {
-    rustix::process::chdir(root)?;
+    rustix::process::chdir(CPath::new().of_str(root)?)?;
     let how = match rustix::process::pivot_root(c".", c".") {
         Ok(()) => {
             // The old root is stacked under the new one at "."; detach it.
-            rustix::mount::unmount(".", UnmountFlags::DETACH)?;
+            rustix::mount::unmount(c".", UnmountFlags::DETACH)?;
             Entered::Pivot
         }
         Err(Errno::INVAL) => {
@@ -593,7 +631,7 @@ fn switch_root(root: &str) -> Result<Entered, Errno> {
         }
         Err(e) => return Err(e),
     };
-    rustix::process::chdir("/")?;
+    rustix::process::chdir(c"/")?;
     Ok(how)
 }
 

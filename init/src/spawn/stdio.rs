@@ -66,7 +66,7 @@ pub(super) fn open_above_2(path: &str) -> Result<rustix::fd::OwnedFd, Errno> {
     use rustix::fd::AsRawFd;
     use rustix::fs::{Mode, OFlags};
     let flags = OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC;
-    let fd = rustix::fs::open(path, flags, Mode::empty())?;
+    let fd = crate::sys::file::openat(rustix::fs::CWD, path, flags, Mode::empty())?;
     match fd.as_raw_fd() {
         0..=2 => rustix::io::fcntl_dupfd_cloexec(&fd, 3),
         _ => Ok(fd),
@@ -87,7 +87,13 @@ pub(super) fn setup_stdio(
 ) -> Result<(), (Step, Errno)> {
     use rustix::fs::{Mode, OFlags};
     let open = |p: &str, step| {
-        rustix::fs::open(p, OFlags::RDWR | OFlags::NOCTTY, Mode::empty()).map_err(|e| (step, e))
+        crate::sys::file::openat(
+            rustix::fs::CWD,
+            p,
+            OFlags::RDWR | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+        .map_err(|e| (step, e))
     };
     let own = match (null(), stdio) {
         (None, Stdio::Console | Stdio::Pipe(_) | Stdio::Null) => {

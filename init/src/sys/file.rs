@@ -35,7 +35,7 @@ fn openat_in(
     flags: OFlags,
     mode: Mode,
 ) -> Result<OwnedFd, Errno> {
-    rustix::fs::openat(dir, path, flags, mode)
+    rustix::fs::openat(dir, super::path::CPath::new().of_path(path)?, flags, mode)
 }
 
 /// unlinkat(2) of `path` under `dir`, compiled once as `openat` is.
@@ -45,7 +45,7 @@ pub fn unlinkat(dir: impl AsFd, path: impl AsRef<Path>, flags: AtFlags) -> Resul
 
 /// `unlinkat`'s one copy.
 fn unlinkat_in(dir: BorrowedFd<'_>, path: &Path, flags: AtFlags) -> Result<(), Errno> {
-    rustix::fs::unlinkat(dir, path, flags)
+    rustix::fs::unlinkat(dir, super::path::CPath::new().of_path(path)?, flags)
 }
 
 /// Write `value` to `path` under `dir` in one write(2). O_TRUNC is what
@@ -370,9 +370,12 @@ pub fn open_regular<Fd: AsFd>(
 /// Create directory `path` (mode 0755) unless it exists. Only the last
 /// component is created: callers make parents first.
 pub fn make_dir(path: &str) -> Result<(), Errno> {
-    // A `Path`, as `control::bind` makes its directory: one copy of
-    // rustix's `mkdir`, generic over the path's type.
-    match rustix::fs::mkdir(Path::new(path), Mode::from_raw_mode(0o755)) {
+    // A `&CStr`, as every caller of rustix's `mkdir` gives it: one copy
+    // of it, generic over the path's type, and no conversion in it.
+    let made = super::path::CPath::new()
+        .of_str(path)
+        .and_then(|path| rustix::fs::mkdir(path, Mode::from_raw_mode(0o755)));
+    match made {
         Ok(()) | Err(Errno::EXIST) => Ok(()),
         Err(e) => Err(e),
     }
@@ -381,7 +384,7 @@ pub fn make_dir(path: &str) -> Result<(), Errno> {
 /// Whether the directory `dir` of an overlay layer hides the lower
 /// layers' (`trusted.overlay.opaque=y`): one copy for the two checks of
 /// a root's layers (`config::users`, `config::check`).
-pub fn overlay_opaque(dir: &Path) -> bool {
+pub fn overlay_opaque(dir: &core::ffi::CStr) -> bool {
     let mut v = [0u8; 1];
     matches!(rustix::fs::lgetxattr(dir, c"trusted.overlay.opaque", &mut v), Ok(1) if v == *b"y")
 }

@@ -13,6 +13,7 @@
 //! - `exec`: the argv/envp tables and execve.
 //! - `fd`: fds kept for the life of the process, and fd renumbering.
 //! - `file`: the small one-write / one-buffer file helpers.
+//! - `path`: a path as a C string for rustix, made in one place.
 //! - `handover`: owning the fds inherited across `initctl reexec`.
 //! - `mount`: mount_setattr, a flag on a whole tree of mounts.
 //! - `netdev`: bringing a network interface up (ioctl).
@@ -42,6 +43,7 @@ pub mod handover;
 pub mod mount;
 pub mod netdev;
 pub mod passed;
+pub mod path;
 pub mod raw;
 pub mod sched;
 pub mod seccomp;

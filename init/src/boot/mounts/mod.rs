@@ -15,6 +15,7 @@ use std::ffi::CStr;
 use std::os::fd::{AsRawFd, IntoRawFd};
 use std::path::Path;
 
+use crate::sys::path::CPath;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mount::MountFlags;
@@ -92,12 +93,13 @@ pub const EARLY: [MountSpec; 6] = [
     },
 ];
 
-/// Symlinks into /proc that devtmpfs does not create and shells expect.
-pub const DEV_LINKS: [(&str, &str); 4] = [
-    ("/dev/fd", "/proc/self/fd"),
-    ("/dev/stdin", "/proc/self/fd/0"),
-    ("/dev/stdout", "/proc/self/fd/1"),
-    ("/dev/stderr", "/proc/self/fd/2"),
+/// Symlinks into /proc that devtmpfs does not create and shells expect,
+/// as C strings: rustix's `symlink` copies no `&str` into one.
+pub const DEV_LINKS: [(&CStr, &CStr); 4] = [
+    (c"/dev/fd", c"/proc/self/fd"),
+    (c"/dev/stdin", c"/proc/self/fd/0"),
+    (c"/dev/stdout", c"/proc/self/fd/1"),
+    (c"/dev/stderr", c"/proc/self/fd/2"),
 ];
 
 /// A boot mount step that failed (or went with less than wanted).
@@ -289,8 +291,12 @@ fn make_mount_point(target: &'static str) -> Result<(), MountError> {
 fn remount_one(spec: &MountSpec, report: &mut dyn FnMut(MountError)) {
     let named = spec.options.iter().take_while(|o| !o.is_empty()).count();
     let options = spec.options.get(..named).unwrap_or_default();
-    let remount = |o: &CStr| rustix::mount::mount_remount(spec.target, spec.flags, o);
-    if let Err(errno) = first_taken(spec, options, report, remount) {
+    let mut target = CPath::new();
+    let taken = target.of_str(spec.target).and_then(|target| {
+        let remount = |o: &CStr| rustix::mount::mount_remount(target, spec.flags, o);
+        first_taken(spec, options, report, remount)
+    });
+    if let Err(errno) = taken {
         report(MountError::KeptAsMounted {
             target: spec.target,
             wanted: wanted(spec),
@@ -344,9 +350,14 @@ fn mount_one(spec: &MountSpec, report: &mut dyn FnMut(MountError)) {
     }
     // `Some(o)`, as `spawn::sandbox` passes its options: one copy of
     // rustix's `mount`, which is generic over their type.
-    let mount =
-        |o: &CStr| rustix::mount::mount(spec.fstype, spec.target, spec.fstype, spec.flags, Some(o));
-    if let Err(errno) = first_taken(spec, spec.options, report, mount) {
+    // The paths as C strings once, not at each try.
+    let (mut fstype, mut target) = (CPath::new(), CPath::new());
+    let taken = fstype.of_str(spec.fstype).and_then(|fstype| {
+        let target = target.of_str(spec.target)?;
+        let mount = |o: &CStr| rustix::mount::mount(fstype, target, fstype, spec.flags, Some(o));
+        first_taken(spec, spec.options, report, mount)
+    });
+    if let Err(errno) = taken {
         report(MountError::Mount {
             target: spec.target,
             fstype: spec.fstype,
@@ -398,7 +409,10 @@ pub fn early_mounts(mounts_path: &Path, report: &mut dyn FnMut(MountError)) {
     for (link, to) in DEV_LINKS {
         match rustix::fs::symlink(to, link) {
             Ok(()) | Err(Errno::EXIST) => {}
-            Err(errno) => report(MountError::Symlink { link, errno }),
+            Err(errno) => report(MountError::Symlink {
+                link: link.to_str().unwrap_or_default(),
+                errno,
+            }),
         }
     }
 }
@@ -437,7 +451,12 @@ pub fn hold_std_fds() -> Result<u8, Errno> {
 }
 
 fn fill_std_fds(path: &Path, flags: OFlags) -> Result<u8, Errno> {
-    let probe = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?;
+    let probe = rustix::fs::openat(
+        rustix::fs::CWD,
+        c"/",
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     if probe.as_raw_fd() > 2 {
         return Ok(0);
     }

@@ -112,7 +112,11 @@ impl fmt::Display for Unmounted<'_> {
 }
 
 fn remount_ro<'a>(target: &'a str, umount: Option<Errno>) -> Unmounted<'a> {
-    match rustix::mount::mount_remount(target, MountFlags::RDONLY, c"") {
+    let mut c = crate::sys::path::CPath::new();
+    let remounted = c
+        .of_str(target)
+        .and_then(|t| rustix::mount::mount_remount(t, MountFlags::RDONLY, c""));
+    match remounted {
         Ok(()) => Unmounted::RemountedRo { target, umount },
         Err(remount) => Unmounted::Failed {
             target,
@@ -146,7 +150,11 @@ pub fn unmount_all(mounts_path: &Path, report: &mut dyn FnMut(Unmounted<'_>)) ->
     for action in &plan {
         let r = match action {
             Action::Unmount(target) => {
-                match rustix::mount::unmount(target.as_str(), UnmountFlags::empty()) {
+                let mut c = crate::sys::path::CPath::new();
+                let unmounted = c
+                    .of_str(target)
+                    .and_then(|t| rustix::mount::unmount(t, UnmountFlags::empty()));
+                match unmounted {
                     Ok(()) => Unmounted::Unmounted { target },
                     Err(Errno::INVAL) => Unmounted::NotMounted { target },
                     Err(e) => remount_ro(target, Some(e)),

@@ -234,7 +234,8 @@ fn masked(path: &Path) -> bool {
 }
 
 fn write_value(proc_sys: &Path, rel: &str, value: &str) -> Result<(), Errno> {
-    let fd = rustix::fs::open(
+    let fd = crate::sys::file::openat(
+        rustix::fs::CWD,
         proc_sys.join(rel),
         OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK,
         Mode::empty(),

@@ -305,7 +305,8 @@ fn open_in_root(root: &str, file: &str) -> Result<rustix::fd::OwnedFd, Errno> {
     for layer in root.split(':') {
         let path = layer_path(layer, file)?;
         let top = if layer.is_empty() { "/" } else { layer };
-        let base = rustix::fs::open(
+        let base = crate::sys::file::openat(
+            rustix::fs::CWD,
             top,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
@@ -347,8 +348,11 @@ fn in_root(
     use rustix::fs::{Mode, OFlags, ResolveFlags};
     let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
     let flags = flags | OFlags::CLOEXEC;
+    let mut c = crate::sys::path::CPath::new();
+    let rel = c.of_str(rel)?;
+    let base = rustix::fd::AsFd::as_fd(base);
     match rustix::fs::openat2(base, rel, flags, Mode::empty(), how) {
-        Err(Errno::NOSYS) => crate::sys::file::openat(base, rel, flags, Mode::empty()),
+        Err(Errno::NOSYS) => rustix::fs::openat(base, rel, flags, Mode::empty()),
         r => r,
     }
 }
@@ -372,6 +376,10 @@ fn hides_below(path: &str) -> bool {
     let Some((parent, _)) = path.rsplit_once('/') else {
         return false;
     };
+    let mut c = crate::sys::path::CPath::new();
+    let Ok(parent) = c.of_str(parent) else {
+        return false;
+    };
     match rustix::fs::statat(
         rustix::fs::CWD,
         parent,
@@ -381,7 +389,7 @@ fn hides_below(path: &str) -> bool {
             if rustix::fs::FileType::from_raw_mode(st.st_mode)
                 == rustix::fs::FileType::Directory =>
         {
-            crate::sys::file::overlay_opaque(std::path::Path::new(parent))
+            crate::sys::file::overlay_opaque(parent)
         }
         Ok(_) => true,
         Err(_) => false,

@@ -184,7 +184,8 @@ fn cgroup_pids(name: &str, f: &mut dyn FnMut(u32)) {
     let path: heapless::String<{ PATH_BYTES + 64 }> =
         crate::proto::formatted(format_args!("{CGROUP_ROOT}/units/{name}"));
     let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    if let Ok(dir) = rustix::fs::open(path.as_str(), flags, Mode::empty()) {
+    if let Ok(dir) = crate::sys::file::openat(rustix::fs::CWD, path.as_str(), flags, Mode::empty())
+    {
         let all = crate::cgroup::kill::ALL_SUB_CGROUPS;
         let _ = crate::cgroup::kill::each_of_unit(rustix::fd::AsFd::as_fd(&dir), all, f);
     }

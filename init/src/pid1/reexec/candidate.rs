@@ -34,8 +34,13 @@ pub(super) fn handshake(
     if argv.push(&[path]).is_none() || argv.push(&[HANDSHAKE_ARG]).is_none() {
         return Err(cannot(Errno::NAMETOOLONG));
     }
-    let null = rustix::fs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
-        .map_err(cannot)?;
+    let null = rustix::fs::openat(
+        rustix::fs::CWD,
+        c"/dev/null",
+        OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(cannot)?;
     let (out, out_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(cannot)?;
     // Its exec too is bounded: a file on a stalled file system must not
     // stop PID 1.

@@ -71,8 +71,9 @@ static EXE: crate::sys::fd::FdSlot = crate::sys::fd::FdSlot::new();
 /// mounted). Without it, reapers stay forks of PID 1.
 pub fn open_exe() {
     use rustix::fs::{Mode, OFlags};
-    match rustix::fs::open(
-        "/proc/self/exe",
+    match rustix::fs::openat(
+        rustix::fs::CWD,
+        c"/proc/self/exe",
         OFlags::PATH | OFlags::CLOEXEC,
         Mode::empty(),
     ) {
