@@ -214,6 +214,7 @@ pub fn in_own_process(test: &str, env: &str, ok: &str) {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains(ok), "{stdout}");
 }

@@ -18,7 +18,7 @@ use std::mem::MaybeUninit;
 use std::path::Path;
 
 const TOKEN_SIGNAL: u64 = 1;
-const TOKEN_TIMER: u64 = 2;
+pub(super) const TOKEN_TIMER: u64 = 2;
 const TOKEN_CONTROL: u64 = 3;
 /// The system's memory pressure trigger (`wren.shed=`).
 pub(super) const TOKEN_SHED: u64 = 4;
@@ -251,7 +251,7 @@ impl Pid1 {
 
     /// `err`: epoll reported an error on the fd (only pressure triggers
     /// care: theirs means the cgroup is gone).
-    fn dispatch(&mut self, tok: u64, err: bool) {
+    pub(super) fn dispatch(&mut self, tok: u64, err: bool) {
         // Each handler in a frame of its own (`apart`): the stack this
         // loop keeps resident is its deepest path, not all of them.
         match tok {

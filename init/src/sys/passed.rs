@@ -80,9 +80,10 @@ const DEPTH: u8 = 2;
 const CLOSERS: usize = 4;
 
 /// The closers' pids, 0 for a free place: cleared as each is reaped
-/// (`reaped`), and free too once its pid is no child of PID 1's (reaped
-/// by a wait of another's). A zombie keeps its place until its reap,
-/// which is where a notify socket its closer read is read again.
+/// (`reaped`). A zombie keeps its place until that reap, which is where
+/// a notify socket its closer read is read again. Free too is a place
+/// whose pid is no child of PID 1's: every reap of any child in PID 1
+/// calls `reaped`, so that is a test's process, whose waits do not.
 static CLOSING: [AtomicU32; CLOSERS] = [const { AtomicU32::new(0) }; CLOSERS];
 
 /// When each closer was made (CLOCK_MONOTONIC, ms).
@@ -308,6 +309,10 @@ pub fn unpark() {
 /// so that places come free as they are reaped (the younger are killed
 /// at `due`, if still running).
 fn free_place() -> Option<usize> {
+    #[cfg(test)]
+    if !REAPS_ITSELF.load(Ordering::Relaxed) {
+        reap_ended();
+    }
     if let Some(i) = CLOSING
         .iter()
         .position(|c| !super::raw::child(c.load(Ordering::Relaxed)))
@@ -341,9 +346,10 @@ fn kill_aged(now: u64) {
 const KILLED: u64 = u64::MAX;
 
 /// When PID 1's loop is next to call `tend`: while something waits for a
-/// place, the soonest a running closer has run `GRACE_MS`. None when
-/// nothing waits, or when a reap will come first (every closer ended or
-/// killed).
+/// place, the soonest a running closer not yet killed has run
+/// `GRACE_MS`. None when nothing waits, or when no closer is left to kill
+/// (every one ended, or killed: a reap comes, but for one in a wait a
+/// kill does not end, which is left to it).
 pub fn due() -> Option<u64> {
     if !WANTED.load(Ordering::Relaxed) {
         return None;
@@ -379,7 +385,8 @@ fn ms() -> u64 {
     super::clock::now_ms()
 }
 
-/// How long `before_exec` waits for the closers it kills to end.
+/// How long `before_exec` waits for the closers it kills to end, in
+/// naps of 1 ms.
 const EXEC_WAIT_MS: u64 = 100;
 
 /// Before PID 1's exec (`initctl reexec`). A closer yet to read its
@@ -403,8 +410,11 @@ pub fn before_exec() {
             let _ = super::signal::kill(p, libc::SIGKILL);
         }
     }
-    let until = ms().saturating_add(EXEC_WAIT_MS);
-    while running().next().is_some() && ms() < until {
+    // Counted, not timed: bounded even by a clock that cannot be read.
+    for _ in 0..EXEC_WAIT_MS {
+        if running().next().is_none() {
+            break;
+        }
         super::clock::sleep(core::time::Duration::from_millis(1));
     }
     if let Some((_tx, rx)) = take_park() {
@@ -522,11 +532,21 @@ fn let_go(fd: OwnedFd, depth: u8) {
     }
 }
 
-/// In a test process, which has no PID 1 loop to reap them: the closers
-/// that have ended reaped and their places freed (a zombie keeps its
-/// place), for a test that needs a place.
+/// A test that reaps as PID 1's loop does (its own process): `free_place`
+/// leaves the closers that have ended to it.
 #[cfg(test)]
-pub fn reap_ended() {
+static REAPS_ITSELF: AtomicBool = AtomicBool::new(false);
+
+#[cfg(test)]
+pub fn reaps_itself() {
+    REAPS_ITSELF.store(true, Ordering::Relaxed);
+}
+
+/// In a test's process, which has no PID 1 loop to reap them, unless it
+/// `reaps_itself`: the closers that have ended reaped and their places
+/// freed (a zombie keeps its place), as a place is looked for.
+#[cfg(test)]
+fn reap_ended() {
     for c in &CLOSING {
         let pid = c.load(Ordering::Relaxed);
         if super::raw::child(pid) && !super::raw::running_child(pid) {
@@ -668,7 +688,7 @@ mod tests {
     fn grace_over() {
         let at = due().expect("a closer to kill, in time");
         assert!(at > ms() && at <= ms() + GRACE_MS, "{at}");
-        std::thread::sleep(Duration::from_millis(at - ms() + 1));
+        std::thread::sleep(Duration::from_millis(at.saturating_sub(ms()) + 1));
         tend();
         assert_eq!(due(), None, "killed once");
     }
@@ -711,6 +731,7 @@ mod tests {
         if std::env::var_os("WREN_CLOSERS").is_none() {
             return;
         }
+        reaps_itself();
         let (a, b) = pair();
         let mut buf = [0u8; 64];
         // 1. A lingering socket four unix sockets down (deeper than a
