@@ -121,9 +121,9 @@ pub enum Dgram {
     /// `pid` reads it. The socket is not to be read until `pid` is reaped
     /// (`reaped`): what is read meanwhile would be that datagram again.
     Reading(usize, u32),
-    /// It carries fds and every closer's place is taken (their closers are
-    /// killed): left queued, unread. The socket is not to be read until a
-    /// closer is reaped.
+    /// It carries fds and every closer's place is taken (those closers
+    /// that have run `GRACE_MS` killed, the others at `due`): left queued,
+    /// unread. The socket is not to be read until a closer is reaped.
     Held,
 }
 
