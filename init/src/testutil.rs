@@ -94,6 +94,19 @@ pub fn poll_in(fd: impl rustix::fd::AsFd, secs: i64) -> rustix::event::PollFlags
     }
 }
 
+/// Whether child `pid` ended (a zombie, or reaped) within `secs`, looked
+/// at every 10 ms; it is left unreaped.
+pub fn ended_in(pid: u32, secs: u64) -> bool {
+    let t = std::time::Instant::now();
+    while crate::sys::raw::running_child(pid) {
+        if t.elapsed() > std::time::Duration::from_secs(secs) {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    true
+}
+
 /// Wait for child `pid` to end; its status, or None if there is no such
 /// child.
 pub fn wait_status(pid: u32) -> Option<rustix::process::WaitStatus> {

@@ -174,7 +174,7 @@ pub const DEFAULT_UNITS_DIR: &str = "/etc/units";
 pub const LAYER_STORE: &str = "/var/lib/wren/layers";
 /// PID 1's runtime directory (root only).
 pub const RUN_DIR: &str = "/run/wren";
-/// `RUN_DIR` as a C string (the `CGROUP_ROOT_C` of it).
+/// `RUN_DIR` as a C string, as `CGROUP_ROOT_C` is `CGROUP_ROOT`.
 pub const RUN_DIR_C: &core::ffi::CStr = c"/run/wren";
 /// The control socket `initctl` talks to.
 pub const CONTROL_SOCKET: &str = "/run/wren/control";

@@ -33,6 +33,8 @@ pub(super) const TOKEN_EXEC: u64 = 6 << 32;
 pub(super) const TOKEN_CGEVENTS: u64 = 7 << 32;
 /// A PID-namespace reaper's exit report (`report`).
 pub(super) const TOKEN_REPORT: u64 = 8 << 32;
+/// The pipe of a closer reading a unit's notify datagram (`sources`).
+pub(super) const TOKEN_NOTIFY_READ: u64 = 9 << 32;
 
 /// epoll events taken per wake-up.
 const EPOLL_BATCH: usize = 16;
@@ -292,6 +294,8 @@ impl Pid1 {
                     apart(|| self.on_cgroup_events(u));
                 } else if let Some(u) = unit_of(t, TOKEN_REPORT) {
                     apart(|| self.on_report(u));
+                } else if let Some(u) = unit_of(t, TOKEN_NOTIFY_READ) {
+                    self.on_notify_read(u);
                 }
             }
         }

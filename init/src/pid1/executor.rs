@@ -166,6 +166,7 @@ impl Pid1 {
         edge.log_rd = log_rd.and_then(|r| watch(ep, r, event_loop::TOKEN_LOG + u64::from(u)));
         edge.notify = notify.and_then(|r| watch(ep, r, event_loop::TOKEN_NOTIFY + u64::from(u)));
         edge.notify_held = 0;
+        super::event_loop::unwatch(Some(ep), edge.notify_read.take());
     }
 
     pub(super) fn perform(&mut self, a: Action) {

@@ -63,6 +63,9 @@ struct Edge {
     /// datagram, which carries fds (the closer's pid), or while it waits
     /// for one (`HELD`): 0 when it is not (`sources::on_notify`).
     notify_held: u32,
+    /// The pipe of the closer reading it, in the epoll set until its end
+    /// of file: the closer has taken the datagram (`sources`).
+    notify_read: Option<OwnedFd>,
     /// `memory.events` oom_kill count when the unit was spawned, so an
     /// exit by SIGKILL can be told apart as an OOM kill.
     oom_kills_at_spawn: u64,
@@ -111,6 +114,7 @@ impl Edge {
             self.log = LogRing::default();
         }
         event_loop::unwatch_notify(ep, self.notify.take());
+        event_loop::unwatch(ep, self.notify_read.take());
         event_loop::unwatch(ep, self.exit_report.take());
         self.rare = None;
         self.seccomp = None;
@@ -147,6 +151,7 @@ impl Edge {
             log: LogRing::with_capacity(def.log_size as usize),
             notify: None,
             notify_held: 0,
+            notify_read: None,
             oom_kills_at_spawn: 0,
             oom_kills: 0,
             exit_report: None,
@@ -689,14 +694,15 @@ mod tests {
         let ours = p.edges[0].notify.take().unwrap();
         p.edges[0].notify = event_loop::watch(&ep, ours, event_loop::TOKEN_NOTIFY);
         p.epoll = Some(ep);
-        let woken = |p: &Pid1| {
+        // The tokens epoll has ready now.
+        let ready = |p: &Pid1| {
             let mut buf = [core::mem::MaybeUninit::<epoll::Event>::uninit(); 4];
             let zero = rustix::event::Timespec {
                 tv_sec: 0,
                 tv_nsec: 0,
             };
             let (ready, _) = epoll::wait(p.epoll.as_ref().unwrap(), &mut buf, Some(&zero)).unwrap();
-            !ready.is_empty()
+            ready.iter().map(|e| e.data.u64()).collect::<Vec<_>>()
         };
         let left = |p: &Pid1| {
             let fd = p.edges[0].notify.as_ref().unwrap();
@@ -704,14 +710,7 @@ mod tests {
             rustix::net::recv(fd, &mut [0u8; 16], flags).map(|(n, _)| n)
         };
         let ended = |pid: u32, what: &str| {
-            let t = Instant::now();
-            while crate::sys::raw::running_child(pid) {
-                assert!(
-                    t.elapsed() < Duration::from_secs(10),
-                    "{what} {pid} runs on"
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            assert!(crate::testutil::ended_in(pid, 10), "{what} {pid} runs on");
         };
         let (c, server) = nested(4);
         send_with_fd(theirs.as_fd(), b"READY=1", c.as_fd());
@@ -727,23 +726,35 @@ mod tests {
         let closer = p.edges[0].notify_held;
         assert!(closer != 0, "held while a closer reads");
         rustix::net::send(&theirs, b"STATUS=x", rustix::net::SendFlags::empty()).unwrap();
-        assert!(!woken(&p), "out of the epoll set");
-        drop(server);
-        ended(closer, "the first closer");
+        // The closer's pipe says it has the datagram; its close waits on.
+        let said = crate::testutil::poll_in(p.edges[0].notify_read.as_ref().unwrap(), 10);
+        assert!(!said.is_empty(), "the closer's pipe at its end");
+        assert_eq!(ready(&p), [event_loop::TOKEN_NOTIFY_READ], "the socket out");
         p.on_notify(0);
-        assert_eq!(left(&p), Ok(8), "not read before the closer's reap");
-        p.reap(Some(closer));
+        assert_eq!(
+            left(&p),
+            Ok(8),
+            "not read before the closer has its datagram"
+        );
+        p.dispatch(event_loop::TOKEN_NOTIFY_READ, false);
         assert_eq!(p.edges[0].notify_held, 0);
-        assert!(woken(&p), "in the epoll set again");
+        assert!(p.edges[0].notify_read.is_none());
+        assert_eq!(ready(&p), [event_loop::TOKEN_NOTIFY], "the socket back");
         p.on_notify(0);
         assert_eq!(left(&p), Err(rustix::io::Errno::AGAIN));
+        assert!(crate::sys::raw::running_child(closer), "its close waits");
+        drop(server);
+        ended(closer, "the first closer");
+        p.reap(Some(closer));
+        assert_eq!(p.edges[0].notify_held, 0);
         // Every place taken by a closer that waits on a linger.
         let mut busy = Vec::new();
         for _ in 0..4 {
             let (a, b) = dgram_pair();
             let (c, server) = nested(4);
             send_with_fd(a.as_fd(), b"x", c.as_fd());
-            let Ok(Dgram::Reading(1, pid)) = recv_dgram(b.as_fd(), &mut [0u8; 4]) else {
+            let Ok(Dgram::Reading { bytes: 1, pid, .. }) = recv_dgram(b.as_fd(), &mut [0u8; 4])
+            else {
                 panic!("a closer for each");
             };
             busy.push((pid, a, b, server));
@@ -757,7 +768,8 @@ mod tests {
             held != 0 && busy.iter().all(|b| b.0 != held),
             "waits for a place"
         );
-        assert!(!woken(&p));
+        assert!(p.edges[0].notify_read.is_none());
+        assert_eq!(ready(&p), Vec::<u64>::new());
         let timer = rustix::time::timerfd_create(
             rustix::time::TimerfdClockId::Monotonic,
             rustix::time::TimerfdFlags::CLOEXEC | rustix::time::TimerfdFlags::NONBLOCK,
@@ -790,12 +802,18 @@ mod tests {
         }
         p.reap(None);
         assert_eq!(p.edges[0].notify_held, 0);
-        assert!(woken(&p), "in the epoll set again");
+        assert_eq!(
+            ready(&p),
+            [event_loop::TOKEN_NOTIFY],
+            "in the epoll set again"
+        );
         p.on_notify(0);
         let closer = p.edges[0].notify_held;
         assert!(closer != 0, "a closer reads it now");
         ended(closer, "the pipe's closer");
         p.reap(Some(closer));
+        assert_eq!(p.edges[0].notify_held, 0);
+        assert!(p.edges[0].notify_read.is_none());
         assert_eq!(left(&p), Err(rustix::io::Errno::AGAIN));
         println!("PID1-CLOSERS-OK");
     }

@@ -3,7 +3,7 @@
 //! OOM kill, the PID-namespace reaper's report), unit output into its ring
 //! and readiness notifications.
 
-use super::event_loop::TOKEN_NOTIFY;
+use super::event_loop::{TOKEN_NOTIFY, TOKEN_NOTIFY_READ};
 use super::executor::notify_path;
 use super::Pid1;
 use crate::supervisor::{Event, Note};
@@ -156,7 +156,9 @@ impl Pid1 {
                 Ok(code) => Exit::code(code),
                 Err(sig) => Exit::signal(sig),
             };
-            // A closer's end frees its place for fds waiting in the park.
+            // A closer's end frees its place for fds waiting in the park,
+            // and for notify sockets waiting for one; the socket it read is
+            // read again.
             if crate::sys::passed::reaped(pid) {
                 crate::sys::passed::unpark();
                 self.notify_unheld(pid);
@@ -316,19 +318,34 @@ impl Pid1 {
         }
     }
 
-    /// A closer reaped (`pid`): the notify socket it read is read again,
-    /// and those waiting for a place try again (a place is free).
+    /// A closer reaped (`pid`): the notify socket it read is read again
+    /// (if its pipe has not said so already), and those waiting for a
+    /// place try again (a place is free).
     pub(super) fn notify_unheld(&mut self, pid: u32) {
-        for (u, edge) in self.edges.iter_mut().enumerate() {
-            if edge.notify_held != pid && edge.notify_held != HELD {
-                continue;
-            }
-            edge.notify_held = 0;
-            if let (Some(ep), Some(fd)) = (self.epoll.as_ref(), edge.notify.as_ref()) {
-                let token = epoll::EventData::new_u64(TOKEN_NOTIFY + u as u64);
-                let _ = epoll::modify(ep, fd, token, epoll::EventFlags::IN);
+        for u in 0..self.edges.len() {
+            let held = self.edges.get(u).map_or(0, |e| e.notify_held);
+            if held != 0 && (held == pid || held == HELD) {
+                self.notify_resume(u);
             }
         }
+    }
+
+    /// The pipe of the closer reading `u`'s notify datagram at its end of
+    /// file: the datagram is taken (or the closer is gone), and the
+    /// socket is read again while that closer's closes go on.
+    pub(super) fn on_notify_read(&mut self, u: u16) {
+        self.notify_resume(usize::from(u));
+    }
+
+    /// `u`'s notify socket back in the epoll set, its closer's pipe out.
+    fn notify_resume(&mut self, u: usize) {
+        let ep = self.epoll.as_ref();
+        let Some(edge) = self.edges.get_mut(u) else {
+            return;
+        };
+        super::event_loop::unwatch(ep, edge.notify_read.take());
+        edge.notify_held = 0;
+        notify_interest(ep, edge.notify.as_ref(), u, epoll::EventFlags::IN);
     }
 
     pub(super) fn on_notify(&mut self, u: u16) {
@@ -361,6 +378,7 @@ impl Pid1 {
             let mut ready = false;
             let mut closed = false;
             let mut held = 0;
+            let mut reading = None;
             // Bounded like on_log: a flood of (empty) datagrams waits for
             // the next turn.
             for _ in 0..READ_BUDGET {
@@ -378,9 +396,10 @@ impl Pid1 {
                         break;
                     }
                     Ok(Dgram::Read(n)) => n,
-                    Ok(Dgram::Reading(n, pid)) => {
+                    Ok(Dgram::Reading { bytes, pid, read }) => {
                         held = pid;
-                        n
+                        reading = read;
+                        bytes
                     }
                     Ok(Dgram::Held) => {
                         held = HELD;
@@ -402,12 +421,17 @@ impl Pid1 {
                 }
                 if held != 0 {
                     // Read again before the closer has taken it, the head
-                    // datagram would be this one again.
-                    let token = epoll::EventData::new_u64(TOKEN_NOTIFY + u64::from(u));
-                    if let Some(ep) = self.epoll.as_ref() {
-                        let _ = epoll::modify(ep, fd, token, epoll::EventFlags::empty());
-                    }
+                    // datagram would be this one again. (A change of an
+                    // fd in the set does not fail: it allocates nothing.)
+                    let ep = self.epoll.as_ref();
+                    let i = usize::from(u);
+                    notify_interest(ep, Some(fd), i, epoll::EventFlags::empty());
                     edge.notify_held = held;
+                    // Its end of file comes once the closer has the
+                    // datagram; without it, the closer's reap.
+                    edge.notify_read = ep.zip(reading.take()).and_then(|(ep, r)| {
+                        super::event_loop::watch(ep, r, TOKEN_NOTIFY_READ + u64::from(u))
+                    });
                     break;
                 }
             }
@@ -432,5 +456,19 @@ impl Pid1 {
         if ping && watched {
             self.feed(Event::Watchdog { unit: u });
         }
+    }
+}
+
+/// `u`'s notify socket `fd` watched for `events` (none: out of the set
+/// while a closer reads it).
+fn notify_interest(
+    ep: Option<&rustix::fd::OwnedFd>,
+    fd: Option<&rustix::fd::OwnedFd>,
+    u: usize,
+    events: epoll::EventFlags,
+) {
+    if let (Some(ep), Some(fd)) = (ep, fd) {
+        let token = epoll::EventData::new_u64(TOKEN_NOTIFY + u as u64);
+        let _ = epoll::modify(ep, fd, token, events);
     }
 }

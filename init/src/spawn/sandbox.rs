@@ -411,18 +411,13 @@ fn enter_root(root: &str, def: &UnitDef, pid_ns: bool) -> Result<(), Failure> {
     }
     let pts = PathBuf::join(root, "/dev/pts")?;
     let _ = make_dir(pts.as_str());
-    CPath::new()
-        .of_str(pts.as_str())
-        .and_then(|pts| {
-            rustix::mount::mount(
-                c"devpts",
-                pts,
-                c"devpts",
-                MountFlags::NOSUID | MountFlags::NOEXEC,
-                Some(c"newinstance,ptmxmode=0666,mode=620"),
-            )
-        })
-        .map_err(|e| (Step::MountPts, e))?;
+    mount_fs(
+        c"devpts",
+        pts.as_str(),
+        MountFlags::NOSUID | MountFlags::NOEXEC,
+        c"newinstance,ptmxmode=0666,mode=620",
+        Step::MountPts,
+    )?;
     let ptmx = PathBuf::join(root, "/dev/ptmx")?;
     let _ = CPath::new()
         .of_str(ptmx.as_str())
@@ -508,12 +503,7 @@ fn overlay_root(top: &str, def: &UnitDef) -> Result<(), Failure> {
     .map_err(|_| too_long)?;
     let opts = core::ffi::CStr::from_bytes_with_nul(opts.as_bytes()).map_err(|_| too_long)?;
     // NODEV as a bound root's (`enter_root`).
-    CPath::new()
-        .of_str(top)
-        .and_then(|top| {
-            rustix::mount::mount(c"overlay", top, c"overlay", MountFlags::NODEV, Some(opts))
-        })
-        .map_err(|e| (Step::Overlay, e))
+    mount_fs(c"overlay", top, MountFlags::NODEV, opts, Step::Overlay)
 }
 
 /// A fresh tmpfs on `path` (which must exist), its failure named by `step`.
@@ -523,9 +513,21 @@ fn mount_tmpfs(
     opts: &core::ffi::CStr,
     step: Step,
 ) -> Result<(), Failure> {
+    mount_fs(c"tmpfs", path, flags, opts, step)
+}
+
+/// A new file system of type `fs` (its source named the same) on `path`
+/// (which must exist), its failure named by `step`.
+fn mount_fs(
+    fs: &core::ffi::CStr,
+    path: &str,
+    flags: MountFlags,
+    opts: &core::ffi::CStr,
+    step: Step,
+) -> Result<(), Failure> {
     CPath::new()
         .of_str(path)
-        .and_then(|path| rustix::mount::mount(c"tmpfs", path, c"tmpfs", flags, Some(opts)))
+        .and_then(|path| rustix::mount::mount(fs, path, fs, flags, Some(opts)))
         .map_err(|e| (step, e))
 }
 

@@ -51,7 +51,10 @@ impl CPath {
         }
         let buf = self.small.as_mut_ptr().cast::<u8>();
         // SAFETY: `path.len() < SMALL`: `buf` has room for its bytes and
-        // the NUL after them; `path` is a borrow, not in `self.small`.
+        // the NUL after them; `path` is a borrow, not in `self.small`. The
+        // slice covers exactly the `len + 1` bytes just written, and lives
+        // no longer than the `&mut self` it is returned under, so nothing
+        // writes `small` while it is read.
         let bytes = unsafe {
             core::ptr::copy_nonoverlapping(path.as_ptr(), buf, path.len());
             buf.add(path.len()).write(0);

@@ -163,7 +163,9 @@ impl Pid1 {
         if let Some(w) = self.watchdog.as_ref() {
             w.feed();
         }
-        // The exec closes the park (close-on-exec), its fds with it.
+        // Closers yet to read a datagram killed first (the new PID 1 knows
+        // nothing of them); the park to a closer, which the exec would
+        // close (close-on-exec) in PID 1's time.
         crate::sys::passed::before_exec();
         let err = exec_self(path, &state);
         // Still here: the exec failed after the handshake worked (the file
