@@ -7,11 +7,14 @@
 //! a `&str` into a C string with code of its own at every call it is
 //! passed to (issue 10's size budget).
 
+mod remount;
+
 use crate::sys::file::make_dir;
 use crate::sys::path::CPath;
 use crate::unit::{Namespaces, UnitDef};
 use crate::vocab::PATH_BYTES;
 use core::ffi::CStr;
+use remount::{bind_read_only, flag_tree, nodev_tree, remount_bind};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mount::{
@@ -249,19 +252,6 @@ fn guard_proc(proc_dir: &str) -> Result<(), Failure> {
             .map_err(|e| (Step::MountProc, e))?;
     }
     Ok(())
-}
-
-/// `p` bound onto itself read-only; nothing if it is not there.
-fn bind_read_only(p: &CStr) -> Result<(), Errno> {
-    // Recursive: in a user namespace the mounts under /proc/sys
-    // (binfmt_misc) are locked, and a plain bind over them refused.
-    match rustix::mount::mount_bind_recursive(p, p) {
-        Ok(()) => {}
-        Err(Errno::NOENT) => return Ok(()),
-        Err(e) => return Err(e),
-    }
-    let ro = MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
-    remount_bind(p, ro)
 }
 
 /// Runs as uid 0 of the host's user namespace without CAP_SYS_ADMIN: the
@@ -557,62 +547,6 @@ fn read_only_root(host_root: bool) -> Result<(), Failure> {
         )?;
     }
     remount_bind(c"/", MountFlags::RDONLY).map_err(|e| (Step::ReadOnly, e))
-}
-
-/// `path`'s mount and every one below it made `nodev`; before Linux 5.12
-/// (no mount_setattr), `path`'s mount alone.
-fn nodev_tree(path: &CStr) -> Result<(), Errno> {
-    flag_tree(path, crate::sys::mount::nodev_recursive, MountFlags::NODEV)
-}
-
-/// `path`'s mount and every one below it given `flag` by `recursive`
-/// (mount_setattr); before Linux 5.12, `path`'s mount alone, remounted.
-fn flag_tree(
-    path: &CStr,
-    recursive: fn(rustix::fd::BorrowedFd<'_>) -> Result<(), Errno>,
-    flag: MountFlags,
-) -> Result<(), Errno> {
-    let dir = rustix::fs::openat(
-        rustix::fs::CWD,
-        path,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    match recursive(rustix::fd::AsFd::as_fd(&dir)) {
-        Err(Errno::NOSYS) => remount_bind(path, flag),
-        r => r,
-    }
-}
-
-/// Remounts the bind mount at `path` with `add` on top of the flags it
-/// has: a remount must repeat the flags it keeps (in a user namespace the
-/// kernel refuses to clear the ones the parent namespace set, and
-/// outside one it would clear `nosuid` or `ro` of the image's mount).
-fn remount_bind(path: &CStr, add: MountFlags) -> Result<(), Errno> {
-    let kept = rustix::fs::statvfs(path)?.f_flag;
-    let mut flags = MountFlags::BIND | add;
-    for (st, mf) in [
-        (rustix::fs::StatVfsMountFlags::RDONLY, MountFlags::RDONLY),
-        (rustix::fs::StatVfsMountFlags::NOSUID, MountFlags::NOSUID),
-        (rustix::fs::StatVfsMountFlags::NODEV, MountFlags::NODEV),
-        (rustix::fs::StatVfsMountFlags::NOEXEC, MountFlags::NOEXEC),
-        (rustix::fs::StatVfsMountFlags::NOATIME, MountFlags::NOATIME),
-        (
-            rustix::fs::StatVfsMountFlags::NODIRATIME,
-            MountFlags::NODIRATIME,
-        ),
-        (
-            rustix::fs::StatVfsMountFlags::RELATIME,
-            MountFlags::RELATIME,
-        ),
-    ] {
-        if kept.contains(st) {
-            flags |= mf;
-        }
-    }
-    // The options a `&CStr`, as `boot::mounts` has them: one copy of
-    // rustix's `mount_remount`, which is generic over their type.
-    rustix::mount::mount_remount(path, flags, c"")
 }
 
 /// pivot_root into `root` and detach the old root. An initramfs root
