@@ -674,8 +674,9 @@ mod tests {
     /// four unix sockets down (20 s in PID 1's read without a closer)
     /// and closes its own copy: its bytes are peeked, the unit is ready,
     /// and a closer reads the datagram (`sys::passed`); the socket is out
-    /// of the epoll set until PID 1's reap of that closer, then the next
-    /// datagram is read. With every place taken by closers that wait, the
+    /// of the epoll set until that closer's pipe says it has it, then the
+    /// next datagram is read while its close waits. With every place taken
+    /// by closers that wait, the
     /// next datagram with fds waits, unread; PID 1's timer kills them once
     /// they have run their grace, and their reaps put the socket back.
     #[test]

@@ -377,8 +377,6 @@ impl Pid1 {
             let mut buf = [0u8; 4096];
             let mut ready = false;
             let mut closed = false;
-            let mut held = 0;
-            let mut reading = None;
             // Bounded like on_log: a flood of (empty) datagrams waits for
             // the next turn.
             for _ in 0..READ_BUDGET {
@@ -388,23 +386,18 @@ impl Pid1 {
                     true => crate::sys::passed::recv_dgram(fd.as_fd(), &mut buf),
                     false => rustix::io::read(fd, &mut buf).map(Dgram::Read),
                 };
-                let n = match got {
+                // `hold`: the socket out of the set, for the closer `pid`
+                // and its pipe, or until a place comes free (`HELD`).
+                let (n, hold) = match got {
                     // An empty datagram, not an end of stream.
                     Ok(Dgram::Read(0)) if sd => continue,
                     Ok(Dgram::Read(0)) => {
                         closed = true;
                         break;
                     }
-                    Ok(Dgram::Read(n)) => n,
-                    Ok(Dgram::Reading { bytes, pid, read }) => {
-                        held = pid;
-                        reading = read;
-                        bytes
-                    }
-                    Ok(Dgram::Held) => {
-                        held = HELD;
-                        0
-                    }
+                    Ok(Dgram::Read(n)) => (n, None),
+                    Ok(Dgram::Reading { bytes, pid, read }) => (bytes, Some((pid, read))),
+                    Ok(Dgram::Held) => (0, Some((HELD, None))),
                     Err(Errno::INTR) => continue,
                     Err(_) => break,
                 };
@@ -419,7 +412,7 @@ impl Pid1 {
                 } else {
                     ready |= got.contains(&b'\n');
                 }
-                if held != 0 {
+                if let Some((held, read)) = hold {
                     // Read again before the closer has taken it, the head
                     // datagram would be this one again. (A change of an
                     // fd in the set does not fail: it allocates nothing.)
@@ -429,7 +422,7 @@ impl Pid1 {
                     edge.notify_held = held;
                     // Its end of file comes once the closer has the
                     // datagram; without it, the closer's reap.
-                    edge.notify_read = ep.zip(reading.take()).and_then(|(ep, r)| {
+                    edge.notify_read = ep.zip(read).and_then(|(ep, r)| {
                         super::event_loop::watch(ep, r, TOKEN_NOTIFY_READ + u64::from(u))
                     });
                     break;

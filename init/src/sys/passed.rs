@@ -290,8 +290,7 @@ pub fn close(sock: OwnedFd) {
 /// A peek takes references of its own on the fds queued and drops only
 /// those: it releases nothing.
 fn queued(sock: BorrowedFd<'_>) -> bool {
-    let mut probe = [0u8; 1];
-    match rustix::net::recv(sock, &mut probe, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
+    match peek(sock, &mut [0u8; 1]) {
         // A stream's end of file; a datagram socket's empty datagram.
         Ok((0, _)) => rustix::net::sockopt::socket_type(sock) != Ok(SocketType::STREAM),
         Ok(_) => true,
@@ -424,10 +423,7 @@ pub fn due() -> Option<u64> {
     // whose reap would try again: tried again then.
     let retry = Some(RETRY_AT.load(Ordering::Relaxed))
         .filter(|&t| t != 0 && PARK.load(Ordering::Relaxed) != NO_PARK);
-    match (kills, retry) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    kills.into_iter().chain(retry).min()
 }
 
 /// At `due`: the closers that have run `GRACE_MS` killed, their reaps
@@ -733,6 +729,15 @@ mod tests {
         rustix::net::send(x, b"y", SendFlags::DONTWAIT) == Err(Errno::CONNREFUSED)
     }
 
+    /// `recv_dgram` of `sock`'s head datagram, which carries fds: its bytes
+    /// and the closer that reads it.
+    fn reading(sock: &OwnedFd, buf: &mut [u8]) -> (usize, u32) {
+        match recv_dgram(sock.as_fd(), buf) {
+            Ok(Dgram::Reading { bytes, pid, .. }) => (bytes, pid),
+            got => panic!("a closer reads it: {got:?}"),
+        }
+    }
+
     /// Every closer's place taken by a running child (a `sleep`).
     fn every_place_taken() -> Vec<std::process::Child> {
         let sleepers: Vec<_> = (0..CLOSERS)
@@ -846,9 +851,8 @@ mod tests {
         let (r, w) = rustix::pipe::pipe().unwrap();
         send_with_fd(a.as_fd(), b"BARRIER=1", w.as_fd());
         drop(w);
-        let Ok(Dgram::Reading { bytes: 9, pid, .. }) = recv_dgram(b.as_fd(), &mut buf) else {
-            panic!("a closer reads it");
-        };
+        let (n, pid) = reading(&b, &mut buf);
+        assert_eq!(n, 9);
         assert_eq!(ended_within(pid, 10), Some(0));
         assert_eq!(rustix::io::read(&r, &mut [0u8; 1]), Ok(0));
         // 4. A closer that has ended keeps its place until its reap, which
@@ -857,23 +861,11 @@ mod tests {
         send_with_fd(a.as_fd(), b"BARRIER=1", w.as_fd());
         send_with_fd(a.as_fd(), b"BARRIER=1", w.as_fd());
         drop(w);
-        let Ok(Dgram::Reading {
-            bytes: 9,
-            pid: first,
-            ..
-        }) = recv_dgram(b.as_fd(), &mut buf)
-        else {
-            panic!("a closer reads it");
-        };
+        let (n, first) = reading(&b, &mut buf);
+        assert_eq!(n, 9);
         assert!(crate::testutil::ended_in(first, 10));
-        let Ok(Dgram::Reading {
-            bytes: 9,
-            pid: second,
-            ..
-        }) = recv_dgram(b.as_fd(), &mut buf)
-        else {
-            panic!("a closer reads it");
-        };
+        let (n, second) = reading(&b, &mut buf);
+        assert_eq!(n, 9);
         assert_eq!(closers(), vec![first, second]);
         assert_eq!(ended_within(first, 10), Some(0));
         assert_eq!(ended_within(second, 10), Some(0));
@@ -889,9 +881,8 @@ mod tests {
         spared(&mut sleepers);
         grace_over();
         killed(sleepers);
-        let Ok(Dgram::Reading { bytes: 1, pid, .. }) = recv_dgram(b.as_fd(), &mut buf) else {
-            panic!("a closer reads it");
-        };
+        let (n, pid) = reading(&b, &mut buf);
+        assert_eq!(n, 1);
         assert_eq!(ended_within(pid, 10), Some(0));
         assert!(gone(&x), "the closer closed it");
         // 6. A socket closed with something queued goes to a closer; an

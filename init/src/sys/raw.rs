@@ -113,27 +113,27 @@ pub fn ended_child() -> Option<(u32, Result<i32, i32>)> {
 /// the icount clock; older kernels walk for `P_PID` too, with a cheaper
 /// test). None when it has not ended, or is not a child.
 pub fn ended_child_of(pid: u32) -> Option<(u32, Result<i32, i32>)> {
-    let id = usize::try_from(pid).ok().filter(|&p| p != 0)?;
-    ended(libc::P_PID, id)
+    waitid_pid(pid).ok().flatten()
 }
 
 /// Whether `pid` is a child of this process, running or a zombie not yet
 /// reaped (not ECHILD).
 pub fn child(pid: u32) -> bool {
-    usize::try_from(pid)
-        .ok()
-        .filter(|&p| p != 0)
-        .is_some_and(|id| waitid_nowait(libc::P_PID, id).is_ok())
+    waitid_pid(pid).is_ok()
 }
 
 /// Whether `pid` is a child of this process that has not ended: not a
 /// zombie, not reaped (ECHILD, whoever took it; its number may be
 /// another process's by now).
 pub fn running_child(pid: u32) -> bool {
-    usize::try_from(pid)
-        .ok()
-        .filter(|&p| p != 0)
-        .is_some_and(|id| matches!(waitid_nowait(libc::P_PID, id), Ok(None)))
+    matches!(waitid_pid(pid), Ok(None))
+}
+
+/// `waitid_nowait` for child `pid` (`P_PID`); ECHILD for 0, no child's
+/// pid.
+fn waitid_pid(pid: u32) -> Result<Option<Ended>, Errno> {
+    let id = usize::try_from(pid).ok().filter(|&p| p != 0);
+    waitid_nowait(libc::P_PID, id.ok_or(Errno::CHILD)?)
 }
 
 fn ended(idtype: libc::idtype_t, id: usize) -> Option<(u32, Result<i32, i32>)> {
