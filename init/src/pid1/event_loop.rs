@@ -349,13 +349,11 @@ impl Pid1 {
             // Closers to kill for what waits for a place (`sys::passed`).
             crate::sys::passed::due(),
         ];
-        let sup = [calm, self.watchdog_next]
+        let sup = [sup, calm, self.watchdog_next]
             .into_iter()
             .chain(own)
-            .fold(sup, |acc, d| match (acc, d) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            });
+            .flatten()
+            .min();
         let ctl = self.control.as_ref().and_then(|c| c.next_deadline());
         // Console text waiting (unit status lines, or what a busy serial
         // line refused): written shortly, on the timer, so not before the
@@ -367,10 +365,7 @@ impl Pid1 {
         } else {
             ctl
         };
-        let when = match (sup, ctl) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let when = sup.into_iter().chain(ctl).min();
         let value = match when {
             // A deadline already due still needs a non-zero value: zero
             // would disarm the timer.
