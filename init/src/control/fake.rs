@@ -26,9 +26,13 @@ pub struct Fake {
     pub shutdowns: Vec<ShutdownKind>,
     pub reload_lines: Vec<String>,
     pub reload_invalid: bool,
+    /// The reload refused with this error when set.
+    pub reload_refusal: Option<CtlError>,
     /// The reload's verdict lines and how many of them are rejections.
     pub verdict_lines: Vec<String>,
     pub verdict_rejected: usize,
+    /// Verdicts asked for.
+    pub verdicts: usize,
     /// `reexec` paths asked for; refused with this error when set.
     pub reexecs: Vec<String>,
     pub reexec_refusal: Option<CtlError>,
@@ -147,7 +151,9 @@ impl Fake {
                 for l in &self.reload_lines {
                     text.line(l);
                 }
-                let result = if self.reload_invalid {
+                let result = if let Some(e) = self.reload_refusal.clone() {
+                    Err(e)
+                } else if self.reload_invalid {
                     Err(CtlError::new(ErrCode::Invalid, "1 unit file invalid"))
                 } else {
                     Ok(())
@@ -162,6 +168,7 @@ impl Fake {
                 );
             }
             Command::Verdict => {
+                self.verdicts += 1;
                 let mut text = Box::<Text>::default();
                 for l in &self.verdict_lines {
                     text.line(l);

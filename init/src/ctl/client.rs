@@ -484,9 +484,19 @@ pub(super) fn talk(
         }
         Command::Reload => {
             conn.send(&Request::Reload).map_err(fail)?;
+            let mut refused = false;
             let applied = conn
-                .reply(RELOAD_TIMEOUT, |r| show_report(r, out, err))
+                .reply(RELOAD_TIMEOUT, |r| {
+                    refused = matches!(&r, Reply::Reload { result: Err(e), .. }
+                        if e.code == ErrCode::Refused);
+                    show_report(r, out, err)
+                })
                 .map_err(fail)?;
+            // Refused, nothing changed: there is nothing to judge, and a
+            // verdict asked for would wait on an earlier reload's.
+            if refused {
+                return Ok(applied);
+            }
             // Then the verdict on what it changed: ready, or put back.
             let mut conn = Conn::open(socket)?;
             conn.send(&Request::Verdict).map_err(fail)?;

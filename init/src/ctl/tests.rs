@@ -588,6 +588,29 @@ fn shutdown_cat_and_reload_over_the_socket() {
     assert_eq!(code, 0);
 }
 
+/// A refused reload changed nothing: its message is said once, and no
+/// verdict is waited for (it would wait on an earlier reload's units).
+#[test]
+fn a_refused_reload_says_so_once_and_asks_for_no_verdict() {
+    let mut fake = Fake::with(&["web"]);
+    fake.reload_refusal = Some(CtlError::new(
+        ErrCode::Refused,
+        "reload refused: shutting down; nothing changed",
+    ));
+    let (code, out, err) = drive("ctl-e2e-refused", &mut fake, &["reload"], |_, _| {});
+    assert_eq!(code, 1);
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        "initctl: reload refused: shutting down; nothing changed\n"
+    );
+    assert_eq!(fake.verdicts, 0);
+    fake.reload_refusal = None;
+    let (code, _, _) = drive("ctl-e2e-refused2", &mut fake, &["reload"], |_, _| {});
+    assert_eq!(code, 0);
+    assert_eq!(fake.verdicts, 1, "a reload that applied is judged");
+}
+
 #[test]
 fn reload_waits_for_the_verdict_and_fails_on_a_rejection() {
     let mut fake = Fake::with(&["web"]);

@@ -17,9 +17,8 @@ use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-/// Why a reload's definition was rejected: the most telling words first,
-/// as `status NAME` shows the first `REASON_MAX` bytes.
-pub(super) type Rejection = heapless::String<240>;
+/// Why a reload's definition was rejected, as `status NAME` shows it.
+pub(super) type Rejection = heapless::String<{ crate::proto::REASON_MAX }>;
 
 /// A unit's standing after the last reload that changed it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

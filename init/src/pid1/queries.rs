@@ -909,19 +909,21 @@ mod tests {
         let d = super::detail(&p.sup, &p.edges, None, "app", 0).unwrap();
         assert_eq!(d.reason.as_str(), "waiting for db");
 
-        let long = |c: char| c.to_string().repeat(crate::vocab::NAME_MAX);
-        let (a, b, c) = (long('a'), long('b'), long('c'));
-        let after = format!("exec = /bin/true\nafter = {a} {b} {c} z\n");
-        let mut units = vec![(a.as_str(), "exec = /bin/true\n")];
-        units.extend([
-            (b.as_str(), "exec = /bin/true\n"),
-            (c.as_str(), "exec = /bin/true\n"),
-        ]);
+        // Seven names of the longest do not fit: six whole, then "...".
+        let long: Vec<String> = ('a'..='g')
+            .map(|c| c.to_string().repeat(crate::vocab::NAME_MAX))
+            .collect();
+        let after = format!("exec = /bin/true\nafter = {} z\n", long.join(" "));
+        let mut units: Vec<(&str, &str)> = long
+            .iter()
+            .map(|n| (n.as_str(), "exec = /bin/true\n"))
+            .collect();
         units.extend([("z", "exec = /bin/true\n"), ("app", after.as_str())]);
         let mut p = pid1_with(&units);
         step(&mut p, 0, Event::Boot);
         let d = super::detail(&p.sup, &p.edges, None, "app", 0).unwrap();
-        assert_eq!(d.reason.as_str(), format!("waiting for {a} {b} ..."));
+        let six = long.get(..6).unwrap().join(" ");
+        assert_eq!(d.reason.as_str(), format!("waiting for {six} ..."));
     }
 
     /// On the host (no `root`) too, no passwd file: `daemon` (uid 1 in

@@ -79,7 +79,11 @@ impl Pid1 {
     /// the board is about to reset. The console said so once; this is
     /// for the operator who logs in after. Said whole, the reason's own
     /// text cut to make room.
-    pub(super) fn critical_reason(&self, name: &str, reason: &mut super::Why) {
+    pub(super) fn critical_reason(
+        &self,
+        name: &str,
+        reason: &mut heapless::String<{ crate::proto::REASON_MAX }>,
+    ) {
         const RESETS: &str = ", watchdog no longer fed: the board resets";
         let this = self.sup.slots().find(|s| s.def.name.as_str() == name);
         let shutting = self.sup.shutting_down().is_some();

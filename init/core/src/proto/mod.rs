@@ -45,7 +45,7 @@ pub const MESSAGE_MAX: usize = 120;
 /// An error message.
 pub type Message = heapless::String<MESSAGE_MAX, u8>;
 /// Bytes of the "why is it failed / waiting" text of a unit.
-pub const REASON_MAX: usize = 96;
+pub const REASON_MAX: usize = 240;
 /// Bytes of the confinement line of `initctl status NAME`: the longest
 /// one fits (`the_longest_confinement_line_fits`), a root of `ROOT_BYTES`
 /// and every capability but one among it.
@@ -213,20 +213,40 @@ impl<L: heapless::LenType> core::fmt::Write for CutString<'_, L> {
     }
 }
 
-/// `s` cut at a character boundary to fit `N` bytes.
+/// What ends a cut text.
+pub const CUT: char = '…';
+
+/// Ends a text that did not fit with `CUT`, dropping characters to make
+/// room: a reason or a message cut short says so, rather than ending in
+/// the middle of a word as if that were all.
+fn mark_cut<L: heapless::LenType>(s: &mut heapless::string::StringView<L>) {
+    while s.len() + CUT.len_utf8() > s.capacity() {
+        if s.pop().is_none() {
+            return;
+        }
+    }
+    let _ = s.push(CUT);
+}
+
+/// `s` cut at a character boundary to fit `N` bytes, ending with `CUT`
+/// when cut.
 pub fn truncated<const N: usize, L: heapless::LenType>(s: &str) -> heapless::String<N, L> {
     let mut out = heapless::String::new();
-    let _ = core::fmt::Write::write_str(&mut CutString(out.as_mut_view()), s);
+    if core::fmt::Write::write_str(&mut CutString(out.as_mut_view()), s).is_err() {
+        mark_cut(out.as_mut_view());
+    }
     out
 }
 
-/// `args` formatted into `N` bytes, cut at a character boundary when
-/// longer: messages built without allocating.
+/// `args` formatted into `N` bytes, cut at a character boundary and
+/// ended with `CUT` when longer: messages built without allocating.
 pub fn formatted<const N: usize, L: heapless::LenType>(
     args: core::fmt::Arguments<'_>,
 ) -> heapless::String<N, L> {
     let mut out = heapless::String::new();
-    let _ = core::fmt::write(&mut CutString(out.as_mut_view()), args);
+    if core::fmt::write(&mut CutString(out.as_mut_view()), args).is_err() {
+        mark_cut(out.as_mut_view());
+    }
     out
 }
 

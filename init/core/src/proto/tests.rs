@@ -332,7 +332,19 @@ fn error_messages_are_cut_not_refused() {
     let long = "é".repeat(MESSAGE_MAX);
     let e = CtlError::new(ErrCode::Failed, &long);
     assert!(e.message.len() <= MESSAGE_MAX);
-    assert!(e.message.len() >= MESSAGE_MAX - 1);
+    assert!(e.message.len() >= MESSAGE_MAX - 4);
+    // Cut, and says so: what is kept is the text's start.
+    assert!(e.message.ends_with(CUT), "{}", e.message);
+    assert!(long.starts_with(e.message.trim_end_matches(CUT)));
+    let e = CtlError::fmt(
+        ErrCode::Failed,
+        format_args!("{}", "x".repeat(MESSAGE_MAX + 1)),
+    );
+    assert_eq!(e.message.len(), MESSAGE_MAX - 3 + CUT.len_utf8());
+    assert!(e.message.ends_with("xx…"), "{}", e.message);
+    // What fits exactly is not cut.
+    let e = CtlError::new(ErrCode::Failed, &"y".repeat(MESSAGE_MAX));
+    assert_eq!(e.message.as_str(), "y".repeat(MESSAGE_MAX));
     let e = CtlError::fmt(ErrCode::Failed, format_args!("unit {} failed", "web"));
     assert_eq!(e.to_string(), "unit web failed");
     assert_eq!(

@@ -58,6 +58,16 @@ pub fn handover_fd() -> Option<OwnedFd> {
     None
 }
 
+/// A refusal as `initctl` shows it: the cause cut if it must be (the
+/// console and the log have it whole), so that the words saying nothing
+/// changed always fit the message.
+fn keeps_running(code: ErrCode, cause: core::fmt::Arguments<'_>) -> CtlError {
+    const KEEPS: &str = "; init keeps running";
+    let cause: heapless::String<{ crate::proto::MESSAGE_MAX - KEEPS.len() }> =
+        crate::proto::formatted(cause);
+    CtlError::fmt(code, format_args!("{cause}{KEEPS}"))
+}
+
 impl Pid1 {
     pub(super) fn reexec(&mut self, id: ClientId, path: &str) {
         let path = if path.is_empty() { DEFAULT_PATH } else { path };
@@ -87,9 +97,9 @@ impl Pid1 {
             Err(e) => {
                 crate::error!("reexec {path} refused: {e}");
                 kmsg::console_line(format_args!("[FAILED] reexec {path} refused: {e}"));
-                let reply = Reply::Error(CtlError::fmt(
+                let reply = Reply::Error(keeps_running(
                     ErrCode::Refused,
-                    format_args!("{path} refused: {e}; init keeps running"),
+                    format_args!("{path} refused: {e}"),
                 ));
                 if let Some(srv) = self.control.as_mut() {
                     srv.answer(id, &reply, t);
@@ -135,8 +145,7 @@ impl Pid1 {
                 // before the step that failed, are close-on-exec again.
                 self.set_cloexec(true);
                 crate::error!("reexec: {e}");
-                let reply =
-                    Reply::Error(CtlError::fmt(code, format_args!("{e}; init keeps running")));
+                let reply = Reply::Error(keeps_running(code, format_args!("{e}")));
                 if let Some(srv) = self.control.as_mut() {
                     srv.answer(id, &reply, t);
                 }
@@ -573,7 +582,8 @@ mod tests {
         assert!(p.unadoptable(state_format()).is_none());
         let why = p.unadoptable(other).map(|w| w.as_str().to_owned());
         assert!(
-            why.as_deref().is_some_and(|w| w.starts_with("db runs")),
+            why.as_deref()
+                .is_some_and(|w| w.starts_with("db: its unit file is invalid or gone")),
             "{why:?}"
         );
         dir.file("db.unit", "exec = /bin/true\n");
@@ -581,7 +591,33 @@ mod tests {
         std::fs::remove_file(dir.path().join("web.unit")).unwrap();
         assert!(p
             .unadoptable(other)
-            .is_some_and(|w| w.as_str().starts_with("web runs")));
+            .is_some_and(|w| w.as_str().starts_with("web: its unit file")));
+    }
+
+    /// `initctl` is told the whole refusal, the longest one of a unit
+    /// with the longest name included, and that init keeps running; a
+    /// longer cause is cut, and says so, before those words.
+    #[test]
+    fn a_refusal_says_init_keeps_running_whatever_its_cause() {
+        let name = "n".repeat(crate::vocab::NAME_MAX);
+        let why = crate::pid1::why(format_args!(
+            "{name}: its unit file is invalid or gone; a format 99 wren adopts units from files"
+        ));
+        let e = keeps_running(ErrCode::Refused, format_args!("/sbin/init refused: {why}"));
+        let m = e.message.as_str();
+        assert!(
+            m.starts_with(&format!("/sbin/init refused: {name}: its unit file")),
+            "{m}"
+        );
+        assert!(m.ends_with("…; init keeps running"), "{m}");
+        let short = keeps_running(
+            ErrCode::Refused,
+            format_args!("/sbin/init refused: shutting down"),
+        );
+        assert_eq!(
+            short.message.as_str(),
+            "/sbin/init refused: shutting down; init keeps running"
+        );
     }
 
     /// Once a critical unit failed and the watchdog is fed no more, a

@@ -27,9 +27,10 @@ impl Pid1 {
             .filter(|s| s.rt.pid != 0 && s.def != crate::pid1::boot::rescue_unit())
             .map(|s| s.def.name.as_str())
             .find(|n| !defs.iter().any(|d| d.name.as_str() == *n))?;
+        // The name first, and short enough for `initctl`'s message
+        // (`initctl reload` says what is wrong with the file).
         Some(why(format_args!(
-            "{name} runs, but its unit file is invalid or gone, and a build of state format \
-             {format} adopts the units from their files (`initctl reload` says why)"
+            "{name}: its unit file is invalid or gone; a format {format} wren adopts units from files"
         )))
     }
 
