@@ -137,3 +137,75 @@ fn disk_root_with_init_replaced_without_a_reexec_powers_off_clean() {
     power_off(&mut vm);
     assert_clean(&disk, "the second poweroff");
 }
+
+/// The lines of the first `sh` block of the repository's `doc` that holds
+/// `needle`: what the docs tell a user to type, run as written.
+fn doc_block(doc: &str, needle: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(repo_root().join(doc)).unwrap();
+    let block = text
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.contains(needle))
+        .unwrap_or_else(|| panic!("no sh block with {needle:?} in {doc}"));
+    block.lines().map(str::to_owned).collect()
+}
+
+/// Writes `lines` to `path` in the guest, one `echo` each (no line holds
+/// a single quote).
+fn write_lines(vm: &mut Vm, path: &str, lines: &[String]) {
+    vm.sh(&format!(": > {path}"), CMD);
+    for l in lines {
+        assert!(!l.contains('\''), "{l}");
+        vm.sh(&format!("echo '{l}' >> {path}"), CMD);
+    }
+}
+
+/// docs/raspberry-pi.md's update steps, run as written on the disk root
+/// with an isolated unit (web) running. A truncated binary fails (here
+/// `initctl` itself, the same file once renamed, dies of SIGBUS; a file
+/// PID 1 refuses fails the same step) and the steps put the old one
+/// back: the card's /sbin/init is the old wren byte for byte, and it
+/// boots. A working one is re-executed; the
+/// old binary, which web's reaper still runs, is kept as init.old, so the
+/// root can be remounted read-only; removed, the kernel refuses that
+/// (busy), as the docs warn.
+#[test]
+fn disk_root_updated_by_the_documented_steps_boots_after_a_refusal() {
+    let steps = doc_block("docs/raspberry-pi.md", "cp /tmp/wren /sbin/init.new");
+    let disk = disk_copy("update_steps");
+    let mut vm = Vm::boot_disk(&disk, &pi_cmdline());
+    vm.wait_shell(BOOT);
+    vm.wait_states(&[("web", &["running"])], secs(60));
+    write_lines(&mut vm, "/root/update.sh", &steps);
+    let old = vm.sh("md5sum < /sbin/init", CMD);
+    vm.sh("head -c 100000 /sbin/init > /tmp/wren", CMD);
+    let out = vm.sh("sh /root/update.sh 2>&1", secs(60));
+    assert_eq!(vm.sh("md5sum < /sbin/init", CMD), old, "{out}");
+    let info = vm.sh("initctl status | tail -n 1", CMD);
+    assert!(
+        info.starts_with("init: wren") && !info.contains("re-exec"),
+        "{info}"
+    );
+    vm.sh("sync", CMD);
+    power_off(&mut vm);
+    assert_clean(&disk, "a refused update");
+
+    let mut vm = Vm::boot_disk(&disk, &pi_cmdline());
+    vm.wait_shell(BOOT);
+    let before = vm.wait_states(&[("web", &["running"])], secs(60));
+    vm.sh("cp /sbin/init /tmp/wren", CMD);
+    let (out, rc) = vm.sh_rc("sh /root/update.sh 2>&1", secs(60));
+    assert_eq!(rc, 0, "{out}");
+    assert!(!out.contains("refused"), "{out}");
+    let info = vm.sh("initctl status | tail -n 1", CMD);
+    assert!(info.contains("re-exec 1"), "{info}");
+    assert_eq!(vm.unit("web").and_then(|u| u.pid), before["web"].pid);
+    let (out, rc) = vm.sh_rc("mount -o remount,ro / 2>&1", CMD);
+    assert_eq!(rc, 0, "the old binary kept as init.old: {out}");
+    vm.sh("mount -o remount,rw /", CMD);
+    vm.sh("rm /sbin/init.old", CMD);
+    let (out, rc) = vm.sh_rc("mount -o remount,ro / 2>&1", CMD);
+    assert_ne!(rc, 0, "web's reaper holds the deleted old binary: {out}");
+    power_off(&mut vm);
+}

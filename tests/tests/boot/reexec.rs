@@ -237,9 +237,9 @@ fn reexec_into_another_state_format_adopts_the_running_units() {
     // once cut these off).
     assert!(
         out.contains(
-            "/run/bumped refused: chatty: its unit file is invalid or gone; \
-             a format "
-        ) && out.contains(" wren adopts units from files; init keeps running"),
+            "/run/bumped refused: chatty: unit file invalid or gone, and \
+             format "
+        ) && out.contains(" adopts units from files; init keeps running"),
         "{out}"
     );
     vm.sh("sed -i '$d' /test/reexec/chatty.unit", CMD);

@@ -583,7 +583,7 @@ mod tests {
         let why = p.unadoptable(other).map(|w| w.as_str().to_owned());
         assert!(
             why.as_deref()
-                .is_some_and(|w| w.starts_with("db: its unit file is invalid or gone")),
+                .is_some_and(|w| w.starts_with("db: unit file invalid or gone")),
             "{why:?}"
         );
         dir.file("db.unit", "exec = /bin/true\n");
@@ -591,22 +591,22 @@ mod tests {
         std::fs::remove_file(dir.path().join("web.unit")).unwrap();
         assert!(p
             .unadoptable(other)
-            .is_some_and(|w| w.as_str().starts_with("web: its unit file")));
+            .is_some_and(|w| w.as_str().starts_with("web: unit file")));
     }
 
-    /// `initctl` is told the whole refusal, the longest one of a unit
-    /// with the longest name included, and that init keeps running; a
-    /// longer cause is cut, and says so, before those words.
+    /// `initctl` is told which unit and that init keeps running, even
+    /// with the longest name, whose cause is cut (and says so) before
+    /// those words; a short refusal whole.
     #[test]
     fn a_refusal_says_init_keeps_running_whatever_its_cause() {
         let name = "n".repeat(crate::vocab::NAME_MAX);
         let why = crate::pid1::why(format_args!(
-            "{name}: its unit file is invalid or gone; a format 99 wren adopts units from files"
+            "{name}: unit file invalid or gone, and format 99 adopts units from files"
         ));
         let e = keeps_running(ErrCode::Refused, format_args!("/sbin/init refused: {why}"));
         let m = e.message.as_str();
         assert!(
-            m.starts_with(&format!("/sbin/init refused: {name}: its unit file")),
+            m.starts_with(&format!("/sbin/init refused: {name}: unit file")),
             "{m}"
         );
         assert!(m.ends_with("…; init keeps running"), "{m}");

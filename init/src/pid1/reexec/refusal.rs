@@ -30,7 +30,7 @@ impl Pid1 {
         // The name first, and short enough for `initctl`'s message
         // (`initctl reload` says what is wrong with the file).
         Some(why(format_args!(
-            "{name}: its unit file is invalid or gone; a format {format} wren adopts units from files"
+            "{name}: unit file invalid or gone, and format {format} adopts units from files"
         )))
     }
 
