@@ -166,7 +166,7 @@ fn write_lines(vm: &mut Vm, path: &str, lines: &[String]) {
 /// `initctl` itself, the same file once renamed, dies of SIGBUS; a file
 /// PID 1 refuses fails the same step) and the steps put the old one
 /// back: the card's /sbin/init is the old wren byte for byte, and it
-/// boots. A working one is re-executed; the
+/// boots; docs/update.md's script too, with exit status 1. A working one is re-executed; the
 /// old binary, which web's reaper still runs, is kept as init.old, so the
 /// root can be remounted read-only; removed, the kernel refuses that
 /// (busy), as the docs warn.
@@ -187,6 +187,12 @@ fn disk_root_updated_by_the_documented_steps_boots_after_a_refusal() {
         info.starts_with("init: wren") && !info.contains("re-exec"),
         "{info}"
     );
+    // docs/update.md's script, the same way: exit 1, the old one back.
+    let script = doc_block("docs/update.md", "update.sh NEW_WREN");
+    write_lines(&mut vm, "/root/update-all.sh", &script);
+    let (out, rc) = vm.sh_rc("sh /root/update-all.sh /tmp/wren 2>&1", secs(60));
+    assert_eq!(rc, 1, "{out}");
+    assert_eq!(vm.sh("md5sum < /sbin/init", CMD), old, "{out}");
     vm.sh("sync", CMD);
     power_off(&mut vm);
     assert_clean(&disk, "a refused update");
@@ -204,6 +210,10 @@ fn disk_root_updated_by_the_documented_steps_boots_after_a_refusal() {
     let (out, rc) = vm.sh_rc("mount -o remount,ro / 2>&1", CMD);
     assert_eq!(rc, 0, "the old binary kept as init.old: {out}");
     vm.sh("mount -o remount,rw /", CMD);
+    let (out, rc) = vm.sh_rc("sh /root/update-all.sh /tmp/wren 2>&1", secs(60));
+    assert_eq!(rc, 0, "{out}");
+    let info = vm.sh("initctl status | tail -n 1", CMD);
+    assert!(info.contains("re-exec 2"), "{info}");
     vm.sh("rm /sbin/init.old", CMD);
     let (out, rc) = vm.sh_rc("mount -o remount,ro / 2>&1", CMD);
     assert_ne!(rc, 0, "web's reaper holds the deleted old binary: {out}");
