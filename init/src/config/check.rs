@@ -181,7 +181,7 @@ fn check_ids(sysroot: &Path, def: &UnitDef, ids: IdLines) -> Result<(), (u32, St
         }
     });
     let Err(why) = r else { return Ok(()) };
-    let [mut line, map_line] = ids;
+    let [mut line, map_line, _] = ids;
     if !crate::config::users::from_the_files(why) {
         last = None;
         // Outside the map: at `user_map`, unless the map is the default.

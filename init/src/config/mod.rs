@@ -372,7 +372,8 @@ fn load_file(
         return None;
     }
     if let Err(msg) = check::check_store_reach(&def) {
-        set.fail(i, 0, msg);
+        let [_, _, root_line] = ids;
+        set.fail(i, root_line, msg);
         return None;
     }
     Some((def, lines, ids))

@@ -266,7 +266,8 @@ fn exec_must_exist_be_a_file_and_executable() {
 }
 
 /// The layer store is root's (0700): a unit in a user namespace, whose
-/// mounts are made as its mapped uid, is refused a root there at load.
+/// mounts are made as its mapped uid, is refused a root there at load,
+/// at the line of its `root`.
 #[test]
 fn a_user_namespace_cannot_use_the_layer_store() {
     let f = Fixture::new("store");
@@ -276,7 +277,7 @@ fn a_user_namespace_cannot_use_the_layer_store() {
     f.raw(
         "rootless",
         &format!(
-            "root = {store}/top:{}\nnamespaces = user mount pid\nexec = /bin/app",
+            "namespaces = user mount pid\nroot = {store}/top:{}\nexec = /bin/app",
             img.display()
         ),
     );
@@ -301,7 +302,7 @@ fn a_user_namespace_cannot_use_the_layer_store() {
     assert_eq!(
         errs,
         [format!(
-            "{}: root: a unit with `user` in namespaces cannot use layers of /var/lib/wren/layers (root's only; its mounts are made as its mapped uid)",
+            "{}:2: root: a unit with `user` in namespaces cannot use layers of /var/lib/wren/layers (root's only; its mounts are made as its mapped uid)",
             f.path("rootless")
         )]
     );

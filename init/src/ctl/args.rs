@@ -10,17 +10,18 @@ usage: initctl COMMAND [ARGS]
   stop NAME                stop and wait until stopped
   restart NAME             restart and wait until ready
   reload                   re-read the unit directory
-  check [--root DIR] [FILE...]
+  check [--root DIR] [PATH...]
                            validate unit files (default the unit directory, or
                            DIR/etc/units with programs, users and groups
                            looked up under DIR: an image on a build host)
   cat NAME                 the unit's definition as loaded
   edit NAME                edit the unit's file ($EDITOR), check, apply
-  log NAME [-f]            the unit's output; -f follows
+  log NAME [-f|--follow]   the unit's output; -f follows
   metrics                  every unit in the Prometheus text format
   top [-d SECS] [-n COUNT] live view, sorted by memory (q quits)
   reexec [PATH]            replace init by PATH (/sbin/init), keeping units
   poweroff | reboot | halt
+  help                     this text
 ";
 
 /// What the command line asks for.
@@ -160,7 +161,7 @@ pub(super) fn parse(args: &[String]) -> Result<Command, String> {
             Command::Top { interval, count }
         }
         "cat" => Command::Cat(one_name(rest)?),
-        "edit" => Command::Edit(one_name(rest)?),
+        "edit" => Command::Edit(one_name(rest).and_then(new_name)?),
         "log" => {
             let mut name = None;
             let mut follow = false;
@@ -177,6 +178,18 @@ pub(super) fn parse(args: &[String]) -> Result<Command, String> {
         }
         other => return Err(format!("unknown command '{other}'")),
     })
+}
+
+/// A name `edit` may make a unit file of: not one the loader refuses
+/// for the kernel's cgroup files (`memory.x`: `units/memory.x` could not
+/// be its cgroup), which no edit could ever install.
+fn new_name(name: String) -> Result<String, String> {
+    match crate::vocab::cgroup_file_name(&name) {
+        Some(ctl) => Err(format!(
+            "'{name}' cannot be a unit name: names beginning '{ctl}.' are the kernel's cgroup files"
+        )),
+        None => Ok(name),
+    }
 }
 
 /// A unit name from the command line, checked before init is asked.

@@ -180,11 +180,14 @@ pub fn detail_text(d: &UnitDetail, log: &[u8]) -> Vec<u8> {
         );
     }
     if !d.not_enforced.is_empty() {
-        let _ = writeln!(
-            s,
-            "not enforced: {} (controller not available)",
-            d.not_enforced
-        );
+        // `cgroup` first: no cgroup at all, not a controller missing.
+        let first = d.not_enforced.split(' ').next();
+        let why = if first == Some(crate::cgroup::missing::NO_CGROUP) {
+            "no cgroup2"
+        } else {
+            "controller not available"
+        };
+        let _ = writeln!(s, "not enforced: {} ({why})", d.not_enforced);
     }
     if !d.confinement.is_empty() {
         let _ = writeln!(s, "confinement: {}", d.confinement);

@@ -218,6 +218,12 @@ fn parse_accepts_options_anywhere() {
         assert!(args::parse(&argv(&a)).is_err(), "{a:?}");
     }
     assert!(args::parse(&argv(&["check", "--rot", "x"])).is_err());
+    // A name the loader refuses (the kernel's cgroup files) cannot be
+    // edited into a unit: said at once, not after each edit.
+    let e = args::parse(&argv(&["edit", "io.web"])).unwrap_err();
+    assert!(e.contains("'io.web' cannot be a unit name"), "{e}");
+    assert!(args::parse(&argv(&["edit", "web.io"])).is_ok());
+    assert!(args::parse(&argv(&["status", "io.web"])).is_ok());
     assert_eq!(
         args::parse(&argv(&["halt"])),
         Ok(Command::Shutdown(ShutdownKind::Halt))
@@ -338,6 +344,13 @@ fn detail_lines() {
     d.last_exit = LastExit::Code(3);
     let t = String::from_utf8(detail_text(&d, b"")).unwrap();
     assert!(t.contains("last exit: code 3\n"));
+    // No cgroup at all (no cgroup2): said so, not a controller missing.
+    d.not_enforced = crate::proto::truncated("cgroup memory.max pids.max");
+    let t = String::from_utf8(detail_text(&d, b"")).unwrap();
+    assert!(
+        t.contains("not enforced: cgroup memory.max pids.max (no cgroup2)\n"),
+        "{t}"
+    );
     // Output that is not UTF-8 (Latin-1 here) is shown as `log` shows
     // it, unchanged, not turned into U+FFFD.
     assert!(detail_text(&d, b"\xe9t\xe9\n").ends_with(b"log:\n\xe9t\xe9\n"));

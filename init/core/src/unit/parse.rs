@@ -493,6 +493,7 @@ pub fn parse_with_lines(
                 l => l,
             },
             st.line_of(const { key("user_map") }),
+            st.line_of(const { key("root") }),
         ];
         Some((def, lines, ids))
     }
