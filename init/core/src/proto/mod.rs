@@ -228,13 +228,29 @@ fn mark_cut<L: heapless::LenType>(s: &mut heapless::string::StringView<L>) {
     let _ = s.push(CUT);
 }
 
+/// `s` into `out`, cut and marked when it does not fit. On the view, so
+/// that there is one copy whatever the capacity.
+fn write_cut_str<L: heapless::LenType>(out: &mut heapless::string::StringView<L>, s: &str) {
+    if core::fmt::Write::write_str(&mut CutString(out), s).is_err() {
+        mark_cut(out);
+    }
+}
+
+/// `args` into `out`, cut and marked when they do not fit.
+fn write_cut<L: heapless::LenType>(
+    out: &mut heapless::string::StringView<L>,
+    args: core::fmt::Arguments<'_>,
+) {
+    if core::fmt::write(&mut CutString(out), args).is_err() {
+        mark_cut(out);
+    }
+}
+
 /// `s` cut at a character boundary to fit `N` bytes, ending with `CUT`
 /// when cut.
 pub fn truncated<const N: usize, L: heapless::LenType>(s: &str) -> heapless::String<N, L> {
     let mut out = heapless::String::new();
-    if core::fmt::Write::write_str(&mut CutString(out.as_mut_view()), s).is_err() {
-        mark_cut(out.as_mut_view());
-    }
+    write_cut_str(out.as_mut_view(), s);
     out
 }
 
@@ -244,9 +260,7 @@ pub fn formatted<const N: usize, L: heapless::LenType>(
     args: core::fmt::Arguments<'_>,
 ) -> heapless::String<N, L> {
     let mut out = heapless::String::new();
-    if core::fmt::write(&mut CutString(out.as_mut_view()), args).is_err() {
-        mark_cut(out.as_mut_view());
-    }
+    write_cut(out.as_mut_view(), args);
     out
 }
 
