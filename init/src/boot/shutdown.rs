@@ -520,11 +520,7 @@ mod tests {
     /// question.
     #[test]
     fn bounded_runs_in_a_child_and_gives_up_at_the_limit() {
-        if !crate::testutil::alone(
-            "boot::shutdown::tests::bounded_runs_in_a_child_and_gives_up_at_the_limit",
-        ) {
-            return;
-        }
+        crate::testutil::alone!(bounded_runs_in_a_child_and_gives_up_at_the_limit);
         use rustix::pipe::{pipe_with, PipeFlags};
         let dir = crate::testutil::TempDir::new("bounded");
         let mark = dir.join("ran");
@@ -560,25 +556,13 @@ mod tests {
         );
     }
 
-    /// Runs `reap_child` in a fresh process, so that waitpid(-1) there
-    /// cannot reap children of other tests.
-    #[test]
-    fn reap_until_reaps_children_and_honours_the_deadline() {
-        crate::testutil::in_own_process(
-            "boot::shutdown::tests::reap_child",
-            "WREN_REAP_CHILD",
-            "REAP-CHILD-OK",
-        );
-    }
-
-    /// Only does something when started by the test above.
+    /// In a process of its own, so that waitpid(-1) there cannot reap
+    /// children of other tests.
     #[test]
     // The children are reaped by `reap_until`, which clippy cannot see.
     #[allow(clippy::zombie_processes)]
-    fn reap_child() {
-        if std::env::var_os("WREN_REAP_CHILD").is_none() {
-            return;
-        }
+    fn reap_until_reaps_children_and_honours_the_deadline() {
+        crate::testutil::alone!(reap_until_reaps_children_and_honours_the_deadline);
         let spawn = |secs: &str| {
             std::process::Command::new("sleep")
                 .arg(secs)
@@ -638,6 +622,5 @@ mod tests {
                 all_gone: true
             }
         );
-        println!("REAP-CHILD-OK");
     }
 }

@@ -212,11 +212,7 @@ mod tests {
     /// (an older build) is not. Alone in a process, as the next test.
     #[test]
     fn a_candidate_that_cannot_read_the_state_is_refused() {
-        if !crate::testutil::alone(
-            "pid1::reexec::candidate::tests::a_candidate_that_cannot_read_the_state_is_refused",
-        ) {
-            return;
-        }
+        crate::testutil::alone!(a_candidate_that_cannot_read_the_state_is_refused);
         let t = TempDir::new("reexec-unreadable");
         let mut line = String::new();
         crate::handover::handshake_line(&mut line, state_format(), VERSION).unwrap();
@@ -263,11 +259,7 @@ mod tests {
     /// (seconds, for a stuck child): the exec then looks stalled.
     #[test]
     fn a_candidate_is_judged_within_the_bound() {
-        if !crate::testutil::alone(
-            "pid1::reexec::candidate::tests::a_candidate_is_judged_within_the_bound",
-        ) {
-            return;
-        }
+        crate::testutil::alone!(a_candidate_is_judged_within_the_bound);
         let t = TempDir::new("reexec-candidate");
         let mut line = String::new();
         crate::handover::handshake_line(&mut line, state_format(), VERSION).unwrap();
