@@ -122,24 +122,44 @@ pub fn wait_exit(pid: u32) -> Option<i32> {
     wait_status(pid)?.exit_status()
 }
 
-/// Runs the test `name` (its full path) alone, in a process of its own:
-/// the test binary again, filtered to it. For a test that changes what
-/// the whole process shares (its fd table, its limits), which other tests
-/// run beside it in threads. True in that process, where the test goes
-/// on; false in the caller, once that process has passed it.
-pub fn alone(name: &str) -> bool {
-    if std::env::var_os("WREN_TEST_ALONE").is_some_and(|t| t == name) {
+/// Starts test `$test` (the one it is written in): unless this is the
+/// process of its own the test runs in (`run_alone`), returns from the test
+/// once that process has passed it. For a test that changes what the
+/// whole process shares (its fd table, its limits, a global), reaps any
+/// child, or must not have its fds copied by the forks of tests that run
+/// beside it in threads.
+macro_rules! alone {
+    ($test:ident) => {
+        if !$crate::testutil::run_alone(module_path!(), stringify!($test)) {
+            return;
+        }
+    };
+}
+pub(crate) use alone;
+
+/// Runs the test `test` of `module` (`module_path!()`) alone, in a
+/// process of its own: the test binary again, filtered to it. True in
+/// that process, where the test goes on; false in the caller, once that
+/// process has run that one test and it passed.
+pub fn run_alone(module: &str, test: &str) -> bool {
+    // libtest names a test by its path without the crate's name.
+    let module = module.split_once("::").map_or("", |(_, rest)| rest);
+    let name = format!("{module}::{test}");
+    if std::env::var_os("WREN_TEST_ALONE").is_some_and(|t| t == *name) {
         return true;
     }
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--test-threads=1", "--nocapture"])
-        .env("WREN_TEST_ALONE", name)
+        .args(["--exact", &name, "--test-threads=1", "--nocapture"])
+        .env("WREN_TEST_ALONE", &name)
         .output()
         .unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("1 passed"), "{name} did not run: {text}");
+    assert!(
+        text.contains("test result: ok. 1 passed;"),
+        "{name} did not run: {text}"
+    );
     false
 }
 
@@ -214,20 +234,4 @@ pub fn send_with_fd_flags(
     assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
     let iov = [rustix::io::IoSlice::new(msg)];
     rustix::net::sendmsg(sock, &iov, &mut control, flags).unwrap();
-}
-
-/// Runs host test `test` (its full path) alone in a new process of this
-/// test binary, with `env` set (the test does its work only then), and
-/// checks that it passed and printed `ok`: for a test that changes the
-/// whole process (reaps any child, locks its memory, holds a global).
-pub fn in_own_process(test: &str, env: &str, ok: &str) {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(env, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}{stderr}");
-    assert!(stdout.contains(ok), "{stdout}");
 }

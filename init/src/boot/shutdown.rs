@@ -514,8 +514,13 @@ mod tests {
     /// The sync and unmount step: done in time, or given up on at the
     /// limit while the child goes on (as one stuck on a dead disk would),
     /// the watchdog fed while waiting and not held by the stuck child.
+    /// Alone in a process: a sibling test's fork copies every fd, the
+    /// watchdog's too, and may hold it past any wait (one stuck for good
+    /// was seen), so only there is the stuck child's copy the one in
+    /// question.
     #[test]
     fn bounded_runs_in_a_child_and_gives_up_at_the_limit() {
+        crate::testutil::alone!(bounded_runs_in_a_child_and_gives_up_at_the_limit);
         use rustix::pipe::{pipe_with, PipeFlags};
         let dir = crate::testutil::TempDir::new("bounded");
         let mark = dir.join("ran");
@@ -540,12 +545,10 @@ mod tests {
         let mut buf = [0u8; 64];
         let fed = rustix::io::read(&seen, &mut buf).unwrap();
         assert!(fed >= 2, "the watchdog was fed {fed} times while waiting");
-        // PID 1's close is the last: the stuck child holds no copy. Another
-        // test's fork may hold one a moment (it copies every fd), so the
-        // end of file is awaited for 2 s: the stuck child lives 2.5 s on.
+        // PID 1's close is the last: the stuck child (2.5 s still to
+        // live) holds no copy.
         w.disarm();
         assert_eq!(rustix::io::read(&seen, &mut buf), Ok(1), "the V");
-        crate::testutil::poll_in(&seen, 2);
         assert_eq!(
             rustix::io::read(&seen, &mut buf),
             Ok(0),
@@ -553,25 +556,13 @@ mod tests {
         );
     }
 
-    /// Runs `reap_child` in a fresh process, so that waitpid(-1) there
-    /// cannot reap children of other tests.
-    #[test]
-    fn reap_until_reaps_children_and_honours_the_deadline() {
-        crate::testutil::in_own_process(
-            "boot::shutdown::tests::reap_child",
-            "WREN_REAP_CHILD",
-            "REAP-CHILD-OK",
-        );
-    }
-
-    /// Only does something when started by the test above.
+    /// In a process of its own, so that waitpid(-1) there cannot reap
+    /// children of other tests.
     #[test]
     // The children are reaped by `reap_until`, which clippy cannot see.
     #[allow(clippy::zombie_processes)]
-    fn reap_child() {
-        if std::env::var_os("WREN_REAP_CHILD").is_none() {
-            return;
-        }
+    fn reap_until_reaps_children_and_honours_the_deadline() {
+        crate::testutil::alone!(reap_until_reaps_children_and_honours_the_deadline);
         let spawn = |secs: &str| {
             std::process::Command::new("sleep")
                 .arg(secs)
@@ -631,6 +622,5 @@ mod tests {
                 all_gone: true
             }
         );
-        println!("REAP-CHILD-OK");
     }
 }

@@ -186,26 +186,14 @@ mod tests {
         assert!(!in_force(None, "16777216"));
     }
 
-    /// Runs `a_writer_kept_inside` in a process of its own: `INSIDE`
-    /// refuses every test's reclaiming writes while it is held.
-    #[test]
-    fn a_writer_kept_inside_keeps_its_cgroup_until_it_has_ended() {
-        crate::testutil::in_own_process(
-            "cgroup::reclaim::tests::a_writer_kept_inside",
-            "WREN_WRITER_INSIDE",
-            "WRITER-INSIDE-OK",
-        );
-    }
-
     /// A writer still inside a write keeps its unit's cgroup from an
     /// rmdir, and every unit from another reclaiming write, until it has
-    /// ended; a running child of this process stands for it. Only does
-    /// something when started by the test above.
+    /// ended; a running child of this process stands for it. In a
+    /// process of its own: `INSIDE` refuses every test's reclaiming
+    /// writes while it is held.
     #[test]
-    fn a_writer_kept_inside() {
-        if std::env::var_os("WREN_WRITER_INSIDE").is_none() {
-            return;
-        }
+    fn a_writer_kept_inside_keeps_its_cgroup_until_it_has_ended() {
+        crate::testutil::alone!(a_writer_kept_inside_keeps_its_cgroup_until_it_has_ended);
         let root = crate::testutil::TempDir::new("cgroup-inside");
         std::fs::create_dir_all(root.join("units/stuckwriter")).unwrap();
         let cg = super::super::Cgroups::open(&root).unwrap();
@@ -237,7 +225,6 @@ mod tests {
         writer.wait().unwrap();
         assert!(!inside("stuckwriter"));
         assert_eq!(cg.remove("stuckwriter"), Ok(true));
-        println!("WRITER-INSIDE-OK");
     }
 
     #[test]

@@ -384,24 +384,12 @@ fn prepare_reports_the_file_that_could_not_be_written() {
 /// the caller's budget: here a write that never returns (a FIFO with no
 /// reader stands for the kernel's reclaim stuck on a dead card). Without
 /// the child, PID 1's own write would wait until a reader comes (5 s).
+/// In a process of its own: a writer still being reaped would be kept
+/// (`reclaim::INSIDE`, one for the process) and refuse other tests'
+/// reclaiming writes meanwhile.
 #[test]
 fn a_kept_cgroups_memory_max_is_written_by_a_child_within_the_budget() {
-    // In a process of its own: a writer still being reaped would be kept
-    // (`reclaim::INSIDE`, one for the process) and refuse other tests'
-    // reclaiming writes meanwhile.
-    crate::testutil::in_own_process(
-        "cgroup::tests::a_kept_cgroups_memory_max_in_own_process",
-        "WREN_RECLAIM_FIFO",
-        "RECLAIM-FIFO-OK",
-    );
-}
-
-/// Only does something when started by the test above.
-#[test]
-fn a_kept_cgroups_memory_max_in_own_process() {
-    if std::env::var_os("WREN_RECLAIM_FIFO").is_none() {
-        return;
-    }
+    crate::testutil::alone!(a_kept_cgroups_memory_max_is_written_by_a_child_within_the_budget);
     let root = unit_fixture("reclaim-stuck", "web", &LIMIT_FILES);
     let max = root.join("units/web/memory.max");
     fs::remove_file(&max).unwrap();
@@ -444,7 +432,6 @@ fn a_kept_cgroups_memory_max_in_own_process() {
     assert_eq!(err, timed_out);
     assert!(took >= Duration::from_millis(10), "no wait: {took:?}");
     assert!(took < Duration::from_millis(500), "{took:?}");
-    println!("RECLAIM-FIFO-OK");
 }
 
 #[test]

@@ -980,40 +980,16 @@ fn a_connection_without_memory_for_its_buffer_is_turned_away() {
     assert!(matches!(one(&frames), Reply::Status { .. }));
 }
 
-/// Runs `accept_without_fds` in a process of its own: it lowers the fd
-/// limit, which would fail other tests' opens in this one.
-#[test]
-fn an_accept_without_fds_pauses_the_listener_instead_of_spinning() {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "control::tests::accept_without_fds",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("WREN_ACCEPT_WITHOUT_FDS", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("ACCEPT-WITHOUT-FDS-OK"),
-        "{stdout}\n{stderr}"
-    );
-}
-
-/// Only does something when started by the test above. accept fails with
+/// In a process of its own: it lowers the fd limit, which would fail
+/// other tests' opens in this one. accept fails with
 /// EMFILE while a connection is queued: the server's fd, which PID 1's
 /// epoll watches, is not left readable (PID 1 would wake for it at once,
 /// for ever); after `ACCEPT_PAUSE_MS` the connection is served.
 #[test]
-fn accept_without_fds() {
+fn an_accept_without_fds_pauses_the_listener_instead_of_spinning() {
     use rustix::fd::AsRawFd;
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    if std::env::var_os("WREN_ACCEPT_WITHOUT_FDS").is_none() {
-        return;
-    }
+    crate::testutil::alone!(an_accept_without_fds_pauses_the_listener_instead_of_spinning);
     let mut rig = Rig::new("ctl-emfile");
     let mut s = rig.connect();
     send(
@@ -1056,7 +1032,6 @@ fn accept_without_fds() {
     rig.pump();
     let (frames, _) = collect(&mut s);
     assert!(matches!(one(&frames), Reply::Status { .. }));
-    println!("ACCEPT-WITHOUT-FDS-OK");
 }
 
 /// A client that sends `start web` and then shuts its writing side (as
@@ -1137,29 +1112,17 @@ fn a_follower_that_passes_an_fd_after_its_request_does_not_hold_pid1() {
     }
 }
 
-/// Runs `a_request_that_passes_an_fd_is_turned_away_unread` in a process
-/// of its own: the closers' places are global.
-#[test]
-fn a_request_that_passes_an_fd_is_turned_away_unread_alone() {
-    crate::testutil::in_own_process(
-        "control::tests::a_request_that_passes_an_fd_is_turned_away_unread",
-        "WREN_CTL_CLOSERS",
-        "CTL-CLOSERS-OK",
-    );
-}
-
 /// A request sent with an fd (initctl sends none) is turned away unread:
 /// a read would take the fd into PID 1's table, whose close of it calls
 /// the file's flush (a FUSE daemon's answer, waited for). The connection
 /// is closed without an answer, nothing is done, and a closer releases
 /// the fd with what was queued (`sys::passed`). The same with the fd on
-/// an out-of-band byte (read inline, so the peek sees it).
+/// an out-of-band byte (read inline, so the peek sees it). In a process
+/// of its own: the closers' places are global.
 #[test]
 fn a_request_that_passes_an_fd_is_turned_away_unread() {
     use std::os::fd::AsFd;
-    if std::env::var_os("WREN_CTL_CLOSERS").is_none() {
-        return;
-    }
+    crate::testutil::alone!(a_request_that_passes_an_fd_is_turned_away_unread);
     for flags in [rustix::net::SendFlags::empty(), rustix::net::SendFlags::OOB] {
         let mut rig = Rig::new("ctl-passes-request");
         let mut s = rig.connect();
@@ -1183,7 +1146,6 @@ fn a_request_that_passes_an_fd_is_turned_away_unread() {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
-    println!("CTL-CLOSERS-OK");
 }
 
 /// A peer of the right uid without CAP_SYS_ADMIN (a unit running as root

@@ -662,17 +662,6 @@ mod tests {
         );
     }
 
-    /// Runs `an_fd_passed_with_ready_does_not_hold_the_read` in a process
-    /// of its own: the closers' places are global, and it reaps.
-    #[test]
-    fn an_fd_passed_with_ready_does_not_hold_the_read_alone() {
-        crate::testutil::in_own_process(
-            "pid1::tests::an_fd_passed_with_ready_does_not_hold_the_read",
-            "WREN_PID1_CLOSERS",
-            "PID1-CLOSERS-OK",
-        );
-    }
-
     /// A unit that passes with READY=1 a socket holding a lingering one
     /// four unix sockets down (20 s in PID 1's read without a closer)
     /// and closes its own copy: its bytes are peeked, the unit is ready,
@@ -682,6 +671,8 @@ mod tests {
     /// by closers that wait, the
     /// next datagram with fds waits, unread; PID 1's timer kills them once
     /// they have run their grace, and their reaps put the socket back.
+    /// In a process of its own: the closers' places are global, and it
+    /// reaps.
     #[test]
     fn an_fd_passed_with_ready_does_not_hold_the_read() {
         use crate::sys::passed::{recv_dgram, Dgram};
@@ -689,9 +680,7 @@ mod tests {
         use rustix::event::epoll;
         use rustix::fd::AsFd;
         use std::time::{Duration, Instant};
-        if std::env::var_os("WREN_PID1_CLOSERS").is_none() {
-            return;
-        }
+        crate::testutil::alone!(an_fd_passed_with_ready_does_not_hold_the_read);
         crate::sys::passed::reaps_itself();
         let (mut p, theirs) = sd_notify_web(0);
         let ep = epoll::create(epoll::CreateFlags::CLOEXEC).unwrap();
@@ -819,7 +808,6 @@ mod tests {
         assert_eq!(p.edges[0].notify_held, 0);
         assert!(p.edges[0].notify_read.is_none());
         assert_eq!(left(&p), Err(rustix::io::Errno::AGAIN));
-        println!("PID1-CLOSERS-OK");
     }
 
     /// A run killed at its start timeout is let go of: its notify socket

@@ -587,9 +587,7 @@ fn a_units_user_is_looked_up_by_its_child() {
 /// this process's fd table and sets the units' limit.
 #[test]
 fn a_childs_opens_come_before_the_units_fd_limit() {
-    if !crate::testutil::alone("spawn::tests::a_childs_opens_come_before_the_units_fd_limit") {
-        return;
-    }
+    crate::testutil::alone!(a_childs_opens_come_before_the_units_fd_limit);
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let cur = getrlimit(Resource::Nofile);
     let soft = Rlimit {

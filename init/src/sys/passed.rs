@@ -693,18 +693,6 @@ mod tests {
         assert!(!gone(&x), "not released");
     }
 
-    /// Runs `closers_take_what_pid1_is_passed` in a process of its own:
-    /// the places and the park are global, and its closers are reaped
-    /// there.
-    #[test]
-    fn closers_take_what_pid1_is_passed_alone() {
-        crate::testutil::in_own_process(
-            "sys::passed::tests::closers_take_what_pid1_is_passed",
-            "WREN_CLOSERS",
-            "CLOSERS-OK",
-        );
-    }
-
     fn closers() -> Vec<u32> {
         CLOSING
             .iter()
@@ -804,11 +792,11 @@ mod tests {
         assert_eq!(closers(), vec![pid]);
     }
 
+    /// In a process of its own: the places and the park are global, and
+    /// its closers are reaped there.
     #[test]
     fn closers_take_what_pid1_is_passed() {
-        if std::env::var_os("WREN_CLOSERS").is_none() {
-            return;
-        }
+        crate::testutil::alone!(closers_take_what_pid1_is_passed);
         reaps_itself();
         let (a, b) = pair();
         let mut buf = [0u8; 64];
@@ -927,18 +915,6 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         killed(sleepers);
-        println!("CLOSERS-OK");
-    }
-
-    /// Runs `a_file_whose_flush_waits_is_closed_by_a_closer` in a process
-    /// of its own (the places are global; it mounts a FUSE file system).
-    #[test]
-    fn a_file_whose_flush_waits_is_closed_by_a_closer_alone() {
-        crate::testutil::in_own_process(
-            "sys::passed::tests::a_file_whose_flush_waits_is_closed_by_a_closer",
-            "WREN_FUSE",
-            "FUSE-OK",
-        );
     }
 
     /// Every close of a FUSE file, not only the last, sends its daemon a
@@ -946,11 +922,11 @@ mod tests {
     /// 1 such a file with READY=1, its daemon slow to answer (3 s): the
     /// read returns at once, and the FLUSH comes from the closer, never
     /// from PID 1 (the kernel names the caller's pid in the request).
+    /// In a process of its own: the places are global; it mounts a FUSE
+    /// file system.
     #[test]
     fn a_file_whose_flush_waits_is_closed_by_a_closer() {
-        if std::env::var_os("WREN_FUSE").is_none() {
-            return;
-        }
+        crate::testutil::alone!(a_file_whose_flush_waits_is_closed_by_a_closer);
         let fs = fuse::Fs::mount();
         let f = std::fs::File::open(fs.file()).unwrap();
         let (a, b) = pair();
@@ -965,7 +941,6 @@ mod tests {
         };
         assert_eq!(ended_within(pid, 10), Some(0));
         assert_eq!(fs.slow_flushes(), vec![pid], "flushed by the closer alone");
-        println!("FUSE-OK");
     }
 
     /// A FUSE file system of one empty file, `f`, served by a thread of

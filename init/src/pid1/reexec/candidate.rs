@@ -209,9 +209,10 @@ mod tests {
 
     /// Given the state, a candidate that says it cannot read it (a
     /// second line) is refused, naming what; one that says nothing more
-    /// (an older build) is not.
+    /// (an older build) is not. Alone in a process, as the next test.
     #[test]
     fn a_candidate_that_cannot_read_the_state_is_refused() {
+        crate::testutil::alone!(a_candidate_that_cannot_read_the_state_is_refused);
         let t = TempDir::new("reexec-unreadable");
         let mut line = String::new();
         crate::handover::handshake_line(&mut line, state_format(), VERSION).unwrap();
@@ -252,9 +253,13 @@ mod tests {
     /// nothing (its child holding the pipe), one that says something
     /// else, one that answers as this build does. Each is judged within
     /// the handshake's bound (and the kill's wait after it), the old PID
-    /// 1 never held longer.
+    /// 1 never held longer. Alone in a process: the exec is known done
+    /// when the last copy of its report pipe closes, and a sibling test's
+    /// fork copies it, held as long as that child lives without an exec
+    /// (seconds, for a stuck child): the exec then looks stalled.
     #[test]
     fn a_candidate_is_judged_within_the_bound() {
+        crate::testutil::alone!(a_candidate_is_judged_within_the_bound);
         let t = TempDir::new("reexec-candidate");
         let mut line = String::new();
         crate::handover::handshake_line(&mut line, state_format(), VERSION).unwrap();

@@ -760,11 +760,7 @@ mod tests {
     /// from here (the watchdog's among them). This PID 1's own stay.
     #[test]
     fn fds_handed_over_without_a_state_are_closed() {
-        if !crate::testutil::alone(
-            "pid1::reexec::tests::fds_handed_over_without_a_state_are_closed",
-        ) {
-            return;
-        }
+        crate::testutil::alone!(fds_handed_over_without_a_state_are_closed);
         let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
         rustix::io::fcntl_setfd(&wr, rustix::io::FdFlags::empty()).unwrap();
         let own = rustix::io::dup(&rd).unwrap();

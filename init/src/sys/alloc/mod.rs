@@ -542,10 +542,7 @@ mod tests {
     /// whole process's.
     #[test]
     fn refused_blocks_come_from_the_reserve_and_go_back_to_it() {
-        let name = "sys::alloc::tests::refused_blocks_come_from_the_reserve_and_go_back_to_it";
-        if !crate::testutil::alone(name) {
-            return;
-        }
+        crate::testutil::alone!(refused_blocks_come_from_the_reserve_and_go_back_to_it);
         in_a_child(refused_blocks_in_this_process);
     }
 
@@ -676,26 +673,14 @@ mod tests {
         }
     }
 
-    /// Runs `locked_when_touched` in a process of its own: the lock stays
-    /// on this test binary's pages for the rest of its life.
-    #[test]
-    fn pages_mapped_now_are_locked_when_touched_and_later_ones_not() {
-        crate::testutil::in_own_process(
-            "sys::alloc::tests::locked_when_touched",
-            "WREN_LOCK_NOW",
-            "LOCK-NOW-OK",
-        );
-    }
-
-    /// Only does something when started by the test above. Locked (as
+    /// In a process of its own: the lock stays on this test binary's
+    /// pages for the rest of its life. Locked (as
     /// smaps counts it): some of the executable's pages (this code's,
     /// resident), without bringing in the rest; none of a mapping made
     /// after, touched (a spawn slot's stack must give its pages back).
     #[test]
-    fn locked_when_touched() {
-        if std::env::var_os("WREN_LOCK_NOW").is_none() {
-            return;
-        }
+    fn pages_mapped_now_are_locked_when_touched_and_later_ones_not() {
+        crate::testutil::alone!(pages_mapped_now_are_locked_when_touched_and_later_ones_not);
         if !rustix::process::getuid().is_root() {
             // RLIMIT_MEMLOCK (8 MiB) counts what is mapped, not touched.
             println!("LOCK-NOW-OK (not root: not run)");
