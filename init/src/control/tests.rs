@@ -849,9 +849,11 @@ fn look(rig: &mut Rig) -> UnixStream {
 /// clients held: with two of those, six idle lookers filled the table
 /// and the operator's `status` was refused. Lookers and waiting clients
 /// now share the `MAX_WAITING`, and a waiting client more lets a
-/// looker's go first.
+/// looker's go first. Alone: a looker closed must be a connection closed,
+/// and a sibling test's fork would hold a copy of its socket.
 #[test]
 fn lookers_and_waiting_clients_together_leave_the_operator_its_slots() {
+    crate::testutil::alone!(lookers_and_waiting_clients_together_leave_the_operator_its_slots);
     let mut rig = Rig::new("ctl-lookers");
     let mut start = rig.start("web");
     let mut follow = rig.follow("web");

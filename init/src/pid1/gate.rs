@@ -577,6 +577,12 @@ fn replace(d: &OwnedFd, tmp: &str, target: &str, bytes: &[u8], like: &str) -> Re
     Ok(())
 }
 
+/// Tests whose verdict goes to the disk run `alone!`: `on_disk`'s child,
+/// a fork of the test process, allocates (PID 1's may: it has one
+/// thread), and a fork of a process whose other threads hold malloc's
+/// lock can wait on it for ever. The disk step then times out, the file
+/// is left alone, and a test that expects it left alone would pass on
+/// nothing.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -698,6 +704,7 @@ mod tests {
     /// "no filter for this architecture", while the console said it ran).
     #[test]
     fn a_revert_starts_with_the_good_definitions_filter() {
+        crate::testutil::alone!(a_revert_starts_with_the_good_definitions_filter);
         let t = TempDir::new("gate-filter");
         let good = unit::parse("web", "exec = /bin/true\nseccomp = @default\n").unwrap();
         let mut p = running(&t, good.clone(), None);
@@ -753,6 +760,7 @@ mod tests {
     /// (docs/units.md: each unit gets the protection it asks for).
     #[test]
     fn a_put_back_applies_the_units_protection_again() {
+        crate::testutil::alone!(a_put_back_applies_the_units_protection_again);
         let t = TempDir::new("gate-protection");
         let root = TempDir::new("gate-protection-cg");
         root.file("units/memory.low", "0\n");
@@ -860,6 +868,7 @@ mod tests {
     /// `db` does not wait for it.
     #[test]
     fn a_put_back_that_would_close_a_cycle_is_not_made() {
+        crate::testutil::alone!(a_put_back_that_would_close_a_cycle_is_not_made);
         use super::super::tests::step;
         use crate::supervisor::{Event, Phase};
         let t = TempDir::new("gate-cycle");
@@ -905,6 +914,7 @@ mod tests {
     /// that newer text, not the one that failed).
     #[test]
     fn a_put_back_leaves_a_file_edited_since_the_reload() {
+        crate::testutil::alone!(a_put_back_leaves_a_file_edited_since_the_reload);
         let t = TempDir::new("gate-newer");
         let good = unit::parse("web", "exec = /bin/true\n").unwrap();
         let mut p = running(&t, good.clone(), None);
@@ -932,6 +942,7 @@ mod tests {
     /// the rejected copy too. (It was made 0644.)
     #[test]
     fn a_put_back_keeps_the_files_owner_and_mode() {
+        crate::testutil::alone!(a_put_back_keeps_the_files_owner_and_mode);
         use std::os::unix::fs::PermissionsExt;
         let t = TempDir::new("gate-mode");
         let good = unit::parse("web", "exec = /bin/true\nenv = TOKEN=s3cret\n").unwrap();
@@ -953,6 +964,7 @@ mod tests {
     /// not written back. (It was.)
     #[test]
     fn a_put_back_does_not_bring_back_a_removed_file() {
+        crate::testutil::alone!(a_put_back_does_not_bring_back_a_removed_file);
         let t = TempDir::new("gate-removed");
         let mut p = running(&t, unit::parse("web", "exec = /bin/true\n").unwrap(), None);
         reload_to(&mut p, unit::parse("web", "exec = /bin/nope\n").unwrap());
@@ -960,6 +972,11 @@ mod tests {
         std::fs::remove_file(t.path().join("web.unit")).unwrap();
         p.on_verdict(0, false);
         assert!(!t.path().join("web.unit").exists());
+        let why = p.edges[0].rare.as_ref().and_then(|r| r.rejected.as_deref());
+        assert!(
+            why.is_some_and(|w| w.contains("changed since the reload")),
+            "{why:?}"
+        );
     }
 
     /// A new unit rejected after its file was fixed: the fixed file is
@@ -967,6 +984,7 @@ mod tests {
     /// aside as new.unit.rejected.)
     #[test]
     fn a_new_units_file_fixed_since_the_reload_is_not_set_aside() {
+        crate::testutil::alone!(a_new_units_file_fixed_since_the_reload_is_not_set_aside);
         let t = TempDir::new("gate-new");
         let good = unit::parse("web", "exec = /bin/true\n").unwrap();
         let mut p = running(&t, good.clone(), None);
@@ -991,6 +1009,11 @@ mod tests {
             "exec = /bin/fixed\n"
         );
         assert!(!t.path().join("new.unit.rejected").exists());
+        let why = p.edges[usize::from(u)].rejected();
+        assert!(
+            why.is_some_and(|w| w.contains("changed since the reload")),
+            "{why:?}"
+        );
     }
 
     /// A reload restarts a running `web` (its `env` changed) after `db`,
@@ -1029,6 +1052,7 @@ mod tests {
     /// its time to ask, a reload forgets them again.
     #[test]
     fn a_reload_before_the_verdict_is_asked_for_keeps_it() {
+        crate::testutil::alone!(a_reload_before_the_verdict_is_asked_for_keeps_it);
         let t = TempDir::new("gate-owed");
         let mut p = running(&t, unit::parse("web", "exec = /bin/true\n").unwrap(), None);
         reload_to(&mut p, unit::parse("web", "exec = /bin/nope\n").unwrap());
