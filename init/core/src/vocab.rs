@@ -150,6 +150,29 @@ pub fn valid_name(name: &str) -> bool {
         })
 }
 
+/// Why `name` cannot be a unit's, if it has a prefix of the kernel's
+/// cgroup files (`cgroup_file_name`): the one wording of the loader,
+/// `initctl edit` and `wren-oci`.
+pub fn reserved_name(name: &str) -> Option<ReservedName<'_>> {
+    cgroup_file_name(name).map(|ctl| ReservedName { name, ctl })
+}
+
+/// A unit name the kernel's cgroup files take (`reserved_name`).
+pub struct ReservedName<'a> {
+    name: &'a str,
+    ctl: &'static str,
+}
+
+impl core::fmt::Display for ReservedName<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (name, ctl) = (self.name, self.ctl);
+        write!(
+            f,
+            "`{name}` cannot be a unit name: in units/, names beginning `{ctl}.` are the kernel's (its `{ctl}.*` files, and those a later kernel adds)"
+        )
+    }
+}
+
 /// The prefix of `name` that the kernel's cgroup interface files use
 /// (`cgroup.procs`, `memory.max`, `cpu.weight`: CONTROLLER.KEY), if it
 /// has one: a unit of that name could never have its own cgroup

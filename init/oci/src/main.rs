@@ -97,10 +97,8 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             "--name `{name}`: 1-32 of a-z 0-9 . _ -, starting with a letter or digit"
         ));
     }
-    if let Some(ctl) = wren_core::vocab::cgroup_file_name(&name) {
-        return Err(format!(
-            "--name `{name}`: the kernel's cgroup files are named {ctl}.*; its cgroup could not be made"
-        ));
+    if let Some(why) = wren_core::vocab::reserved_name(&name) {
+        return Err(format!("--name: {why}"));
     }
     Ok(Args {
         root: root.ok_or("--root is required")?,

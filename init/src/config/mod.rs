@@ -330,14 +330,8 @@ fn load_file(
         );
         return None;
     }
-    if let Some(ctl) = crate::vocab::cgroup_file_name(&name) {
-        set.fail(
-            i,
-            0,
-            format!(
-                "`{name}` cannot be a unit name: in units/, names beginning `{ctl}.` are the kernel's (its `{ctl}.*` files, and those a later kernel adds)"
-            ),
-        );
+    if let Some(why) = crate::vocab::reserved_name(&name) {
+        set.fail(i, 0, why.to_string());
         return None;
     }
     let read_from = match check::in_image(sysroot, &path) {

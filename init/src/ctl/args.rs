@@ -184,10 +184,8 @@ pub(super) fn parse(args: &[String]) -> Result<Command, String> {
 /// for the kernel's cgroup files (`memory.x`: `units/memory.x` could not
 /// be its cgroup), which no edit could ever install.
 fn new_name(name: String) -> Result<String, String> {
-    match crate::vocab::cgroup_file_name(&name) {
-        Some(ctl) => Err(format!(
-            "'{name}' cannot be a unit name: names beginning '{ctl}.' are the kernel's cgroup files"
-        )),
+    match crate::vocab::reserved_name(&name) {
+        Some(why) => Err(why.to_string()),
         None => Ok(name),
     }
 }

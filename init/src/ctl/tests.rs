@@ -221,7 +221,7 @@ fn parse_accepts_options_anywhere() {
     // A name the loader refuses (the kernel's cgroup files) cannot be
     // edited into a unit: said at once, not after each edit.
     let e = args::parse(&argv(&["edit", "io.web"])).unwrap_err();
-    assert!(e.contains("'io.web' cannot be a unit name"), "{e}");
+    assert!(e.contains("`io.web` cannot be a unit name"), "{e}");
     assert!(args::parse(&argv(&["edit", "web.io"])).is_ok());
     assert!(args::parse(&argv(&["status", "io.web"])).is_ok());
     assert_eq!(

@@ -286,30 +286,31 @@ impl Pid1 {
                 continue;
             };
             let name = slot.def.name.as_str();
-            let line: heapless::String<{ 240 + 40 }> = match e.verdict {
-                Some(Verdict::Good) => crate::proto::formatted(format_args!("{name}: ready")),
-                Some(Verdict::Rejected) => {
-                    rejected += 1;
-                    let r = e.rejected().unwrap_or("");
-                    crate::proto::formatted(format_args!("{name}: {r}"))
-                }
-                // Never judged, as it never ran, but down: not "applied
-                // and ready" (docs/update.md), so the reload fails too.
-                Some(Verdict::Pending) if slot.gave_up_on_dependency() => {
-                    rejected += 1;
-                    let d = match slot.rt.last_note {
-                        Some(Note::DepFailed { dep }) => self.sup.slot(dep),
-                        _ => None,
-                    };
-                    let d = d.map_or("?", |s| s.def.name.as_str());
-                    crate::proto::formatted(format_args!(
-                        "{name}: not started, dependency {d} failed"
-                    ))
-                }
-                // Pending with nothing on probation: stopped or removed
-                // before it was judged.
-                Some(Verdict::Pending) | None => continue,
-            };
+            let line: heapless::String<{ crate::proto::REASON_MAX + crate::vocab::NAME_MAX + 2 }> =
+                match e.verdict {
+                    Some(Verdict::Good) => crate::proto::formatted(format_args!("{name}: ready")),
+                    Some(Verdict::Rejected) => {
+                        rejected += 1;
+                        let r = e.rejected().unwrap_or("");
+                        crate::proto::formatted(format_args!("{name}: {r}"))
+                    }
+                    // Never judged, as it never ran, but down: not "applied
+                    // and ready" (docs/update.md), so the reload fails too.
+                    Some(Verdict::Pending) if slot.gave_up_on_dependency() => {
+                        rejected += 1;
+                        let d = match slot.rt.last_note {
+                            Some(Note::DepFailed { dep }) => self.sup.slot(dep),
+                            _ => None,
+                        };
+                        let d = d.map_or("?", |s| s.def.name.as_str());
+                        crate::proto::formatted(format_args!(
+                            "{name}: not started, dependency {d} failed"
+                        ))
+                    }
+                    // Pending with nothing on probation: stopped or removed
+                    // before it was judged.
+                    Some(Verdict::Pending) | None => continue,
+                };
             report(&line);
         }
         Some(rejected)

@@ -97,21 +97,18 @@ impl Pid1 {
         // answered with a summary of nothing done (an update agent would
         // take it for a reload that worked).
         if self.sup.shutting_down().is_some() {
-            return refused(format_args!(
-                "reload refused: shutting down; nothing changed"
-            ));
+            return refused(format_args!("reload refused: shutting down"));
         }
         let dir = self.units_dir_path();
         if let Err(e) = self.warm_units(warm) {
             return refused(format_args!(
-                "reload refused: {dir} cannot be read now ({}); nothing changed",
+                "reload refused: {dir} cannot be read now ({})",
                 super::gate::DiskError(e)
             ));
         }
         if let Some(want) = self.short_for_rebuild(self.unit_files()) {
             return refused(format_args!(
-                "reload refused: PID 1 is short of memory ({} KiB not to be had); \
-                     nothing changed",
+                "reload refused: PID 1 is short of memory ({} KiB not to be had)",
                 want.div_ceil(1024)
             ));
         }
@@ -146,9 +143,7 @@ impl Pid1 {
             } else {
                 "no unit files in the unit directory"
             };
-            return refused(format_args!(
-                "reload refused: {why} ({dir}); nothing changed"
-            ));
+            return refused(format_args!("reload refused: {why} ({dir})"));
         }
         // Children on spawn slots read the definitions about to be
         // replaced until they exec: wait for them (killing the slow),
@@ -161,7 +156,7 @@ impl Pid1 {
             // The old table stays: the starts killed are made again on it.
             self.start_killed_before_exec(&killed);
             return refused(format_args!(
-                "reload refused: a unit's start is stuck before its exec; try again"
+                "reload refused: a unit's start is stuck before its exec, try again"
             ));
         }
         self.keep_last_good(&defs);
@@ -278,11 +273,15 @@ impl Pid1 {
 }
 
 /// A reload refused, nothing changed: said in the kernel log, and
-/// answered with it (`initctl` says it once, as its error).
-fn refused(msg: core::fmt::Arguments<'_>) -> Result<(), CtlError> {
-    let msg: heapless::String<{ crate::proto::MESSAGE_MAX }> = crate::proto::formatted(msg);
-    crate::error!("{msg}");
-    Err(CtlError::new(ErrCode::Refused, &msg))
+/// answered with it (`initctl` says it once, as its error), the cause cut
+/// if it must be so that "nothing changed" always ends it.
+fn refused(cause: core::fmt::Arguments<'_>) -> Result<(), CtlError> {
+    let e = CtlError {
+        code: ErrCode::Refused,
+        message: crate::proto::formatted_then(cause, "; nothing changed"),
+    };
+    crate::error!("{}", e.message);
+    Err(e)
 }
 
 #[cfg(test)]
@@ -321,7 +320,8 @@ mod tests {
     #[test]
     fn a_directory_that_does_not_answer_refuses_the_reload() {
         use std::time::{Duration, Instant};
-        let d = crate::testutil::TempDir::new("reload-stuck");
+        // A short name: the messages below must fit whole.
+        let d = crate::testutil::TempDir::new("rl");
         d.file("web.unit", "exec = /bin/true\nnamespaces = none\n");
         d.file("db.unit", "exec = /bin/true\nnamespaces = none\n");
         let mut p = crate::pid1::tests::with_web();
@@ -346,7 +346,7 @@ mod tests {
         let e = r.unwrap_err();
         assert!(
             e.message
-                .contains("(the disk gave no answer less than 30 s ago"),
+                .ends_with("(the disk gave no answer less than 30 s ago); nothing changed"),
             "{e:?}"
         );
         p.disk_stall = Default::default();

@@ -90,11 +90,7 @@ impl Pid1 {
         if self.watchdog.is_none() || shutting || !this.is_some_and(failed_critically) {
             return;
         }
-        let kept: heapless::String<{ crate::proto::REASON_MAX - RESETS.len() }> =
-            crate::proto::truncated(reason.as_str());
-        reason.clear();
-        let _ = reason.push_str(&kept);
-        let _ = reason.push_str(RESETS);
+        *reason = crate::proto::formatted_then(format_args!("{reason}"), RESETS);
     }
 
     /// A shutdown feeds the watchdog through its stops even once a critical

@@ -237,7 +237,7 @@ fn reexec_into_another_state_format_adopts_the_running_units() {
     // once cut these off).
     assert!(
         out.contains(
-            "/run/bumped refused: chatty: unit file invalid or gone, and \
+            "/run/bumped refused: chatty: unit file invalid or gone; \
              format "
         ) && out.contains(" adopts units from files; init keeps running"),
         "{out}"

@@ -198,14 +198,18 @@ impl core::fmt::Display for CtlError {
     }
 }
 
-/// A `fmt::Write` into a heapless string that keeps what fits. On the
-/// string's view, so there is one copy of it whatever the capacity.
-struct CutString<'a, L: heapless::LenType>(&'a mut heapless::string::StringView<L>);
+/// A `fmt::Write` into a heapless string that keeps what fits in its
+/// first `room` bytes. On the string's view, so there is one copy of it
+/// whatever the capacity.
+struct CutString<'a, L: heapless::LenType> {
+    out: &'a mut heapless::string::StringView<L>,
+    room: usize,
+}
 
 impl<L: heapless::LenType> core::fmt::Write for CutString<'_, L> {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
         for c in s.chars() {
-            if self.0.push(c).is_err() {
+            if self.out.len() + c.len_utf8() > self.room || self.out.push(c).is_err() {
                 return Err(core::fmt::Error);
             }
         }
@@ -213,45 +217,35 @@ impl<L: heapless::LenType> core::fmt::Write for CutString<'_, L> {
     }
 }
 
-/// What ends a cut text.
-pub const CUT: char = '…';
+/// What ends a cut text: ASCII, as a serial console shows it whatever
+/// its character set (the kernel log's backlog says the same).
+pub const CUT: &str = "...";
 
-/// Ends a text that did not fit with `CUT`, dropping characters to make
-/// room: a reason or a message cut short says so, rather than ending in
-/// the middle of a word as if that were all.
-fn mark_cut<L: heapless::LenType>(s: &mut heapless::string::StringView<L>) {
-    while s.len() + CUT.len_utf8() > s.capacity() {
-        if s.pop().is_none() {
-            return;
-        }
-    }
-    let _ = s.push(CUT);
-}
-
-/// `s` into `out`, cut and marked when it does not fit. On the view, so
-/// that there is one copy whatever the capacity.
-fn write_cut_str<L: heapless::LenType>(out: &mut heapless::string::StringView<L>, s: &str) {
-    if core::fmt::Write::write_str(&mut CutString(out), s).is_err() {
-        mark_cut(out);
-    }
-}
-
-/// `args` into `out`, cut and marked when they do not fit.
+/// `args` into the first `room` bytes of `out`; when they do not fit,
+/// ended with `CUT`, characters dropped to make room for it: a reason or
+/// a message cut short says so, rather than ending in the middle of a
+/// word as if that were all.
 fn write_cut<L: heapless::LenType>(
     out: &mut heapless::string::StringView<L>,
     args: core::fmt::Arguments<'_>,
+    room: usize,
 ) {
-    if core::fmt::write(&mut CutString(out), args).is_err() {
-        mark_cut(out);
+    let room = room.min(out.capacity());
+    if core::fmt::write(&mut CutString { out, room }, args).is_ok() {
+        return;
     }
+    while out.len() + CUT.len() > room {
+        if out.pop().is_none() {
+            return;
+        }
+    }
+    let _ = out.push_str(CUT);
 }
 
 /// `s` cut at a character boundary to fit `N` bytes, ending with `CUT`
 /// when cut.
 pub fn truncated<const N: usize, L: heapless::LenType>(s: &str) -> heapless::String<N, L> {
-    let mut out = heapless::String::new();
-    write_cut_str(out.as_mut_view(), s);
-    out
+    formatted(format_args!("{s}"))
 }
 
 /// `args` formatted into `N` bytes, cut at a character boundary and
@@ -260,7 +254,21 @@ pub fn formatted<const N: usize, L: heapless::LenType>(
     args: core::fmt::Arguments<'_>,
 ) -> heapless::String<N, L> {
     let mut out = heapless::String::new();
-    write_cut(out.as_mut_view(), args);
+    write_cut(out.as_mut_view(), args, N);
+    out
+}
+
+/// `args`, then `tail` whole: `args` cut (and marked) to leave it room.
+/// For the words a message must end with ("; init keeps running",
+/// "; nothing changed") whatever the length of what comes before.
+pub fn formatted_then<const N: usize, L: heapless::LenType>(
+    args: core::fmt::Arguments<'_>,
+    tail: &str,
+) -> heapless::String<N, L> {
+    let mut out = heapless::String::new();
+    let view = out.as_mut_view();
+    write_cut(view, args, N.saturating_sub(tail.len()));
+    let _ = view.push_str(tail);
     out
 }
 

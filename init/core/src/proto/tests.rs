@@ -111,7 +111,8 @@ fn detail_with_the_longest_tail_fits_a_frame() {
     s.memory_current = Some(u64::MAX);
     s.memory_max = Some(crate::unit::Limit::Value(u64::MAX));
     s.uptime_ms = u64::MAX;
-    let full = |n: usize| "\u{7ff}".repeat(n);
+    // One byte a character: every field filled to its last byte, not cut.
+    let full = |n: usize| "x".repeat(n);
     let detail = UnitDetail {
         status: s,
         last_exit: LastExit::Code(i32::MIN),
@@ -122,7 +123,9 @@ fn detail_with_the_longest_tail_fits_a_frame() {
         reason: truncated(&full(REASON_MAX)),
         confinement: truncated(&full(CONFINEMENT_MAX)),
     };
-    assert!(detail.confinement.len() > CONFINEMENT_MAX - 2);
+    assert_eq!(detail.confinement.len(), CONFINEMENT_MAX);
+    assert_eq!(detail.reason.len(), REASON_MAX);
+    assert_eq!(detail.not_enforced.len(), NOT_ENFORCED_MAX);
     let log = vec![b'x'; DETAIL_TAIL_MAX];
     let rep = Reply::Detail { detail, log: &log };
     let mut buf = vec![0u8; FRAME_BUF];
@@ -332,19 +335,29 @@ fn error_messages_are_cut_not_refused() {
     let long = "é".repeat(MESSAGE_MAX);
     let e = CtlError::new(ErrCode::Failed, &long);
     assert!(e.message.len() <= MESSAGE_MAX);
-    assert!(e.message.len() >= MESSAGE_MAX - 4);
-    // Cut, and says so: what is kept is the text's start.
-    assert!(e.message.ends_with(CUT), "{}", e.message);
-    assert!(long.starts_with(e.message.trim_end_matches(CUT)));
+    assert!(e.message.len() >= MESSAGE_MAX - 1);
+    // Cut, and says so: what is kept is the text's start, whole
+    // characters only.
+    let kept = e
+        .message
+        .strip_suffix(CUT)
+        .unwrap_or_else(|| panic!("{}", e.message));
+    assert!(long.starts_with(kept));
     let e = CtlError::fmt(
         ErrCode::Failed,
         format_args!("{}", "x".repeat(MESSAGE_MAX + 1)),
     );
-    assert_eq!(e.message.len(), MESSAGE_MAX - 3 + CUT.len_utf8());
-    assert!(e.message.ends_with("xx…"), "{}", e.message);
+    assert_eq!(e.message.len(), MESSAGE_MAX);
+    assert!(e.message.ends_with("xx..."), "{}", e.message);
     // What fits exactly is not cut.
     let e = CtlError::new(ErrCode::Failed, &"y".repeat(MESSAGE_MAX));
     assert_eq!(e.message.as_str(), "y".repeat(MESSAGE_MAX));
+    // The words a message must end with, whole whatever came before.
+    let m: Message = formatted_then(format_args!("{long}"), "; init keeps running");
+    assert!(m.ends_with("...; init keeps running"), "{m}");
+    assert!(m.len() <= MESSAGE_MAX);
+    let m: Message = formatted_then(format_args!("short"), "; done");
+    assert_eq!(m.as_str(), "short; done");
     let e = CtlError::fmt(ErrCode::Failed, format_args!("unit {} failed", "web"));
     assert_eq!(e.to_string(), "unit web failed");
     assert_eq!(
@@ -374,4 +387,29 @@ fn the_largest_requests_fit_request_max() {
         dec.feed(buf.get(..n).unwrap());
         assert_eq!(decode_request(dec.frame().unwrap().unwrap()).unwrap(), req);
     }
+}
+
+/// A text longer than its field, from a peer whose field is longer (a
+/// newer PID 1's error or reason), is read cut and marked, not refused
+/// as malformed: a field may grow without a new protocol version.
+#[test]
+fn a_text_longer_than_its_field_is_read_cut() {
+    let rep = Reply::Error(CtlError::new(ErrCode::Failed, &"m".repeat(10)));
+    let mut buf = vec![0u8; FRAME_BUF];
+    let n = encode_reply(&rep, &mut buf).unwrap();
+    let mut payload = buf[HEADER_LEN..n].to_vec();
+    // The message ends the payload: its length (one byte), then itself.
+    let cut = payload.len() - 11;
+    assert_eq!(&payload[cut..], b"\x0ammmmmmmmmm");
+    payload.truncate(cut);
+    payload.extend_from_slice(&[0x82, 0x01]); // 130 as a varint
+    payload.extend_from_slice(&[b'm'; 130]);
+    let Ok(Reply::Error(e)) = decode_reply(&payload) else {
+        panic!("{:?}", decode_reply(&payload));
+    };
+    assert_eq!(e.message.len(), MESSAGE_MAX);
+    assert_eq!(
+        e.message.as_str(),
+        format!("{}{CUT}", "m".repeat(MESSAGE_MAX - CUT.len()))
+    );
 }

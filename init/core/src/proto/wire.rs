@@ -225,10 +225,10 @@ pub(super) fn encode_reply(rep: &Reply<'_>, out: &mut [u8]) -> Result<usize, Pro
 }
 
 impl<'a> In<'a> {
+    /// A text longer than its field is cut (and marked), not refused: a
+    /// peer whose field is longer (a newer PID 1's reason) is still read.
     fn string<const N: usize, L: heapless::LenType>(&mut self) -> Option<heapless::String<N, L>> {
-        let mut s = heapless::String::new();
-        s.push_str(self.str()?).ok()?;
-        Some(s)
+        Some(super::truncated(self.str()?))
     }
 
     fn limit(&mut self) -> Option<Limit> {

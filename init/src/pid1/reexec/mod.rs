@@ -58,14 +58,13 @@ pub fn handover_fd() -> Option<OwnedFd> {
     None
 }
 
-/// A refusal as `initctl` shows it: the cause cut if it must be (the
-/// console and the log have it whole), so that the words saying nothing
-/// changed always fit the message.
+/// A refusal as `initctl` shows it: the cause cut if it must be, so that
+/// the words saying nothing changed always end the message.
 fn keeps_running(code: ErrCode, cause: core::fmt::Arguments<'_>) -> CtlError {
-    const KEEPS: &str = "; init keeps running";
-    let cause: heapless::String<{ crate::proto::MESSAGE_MAX - KEEPS.len() }> =
-        crate::proto::formatted(cause);
-    CtlError::fmt(code, format_args!("{cause}{KEEPS}"))
+    CtlError {
+        code,
+        message: crate::proto::formatted_then(cause, "; init keeps running"),
+    }
 }
 
 impl Pid1 {
@@ -594,22 +593,21 @@ mod tests {
             .is_some_and(|w| w.as_str().starts_with("web: unit file")));
     }
 
-    /// `initctl` is told which unit and that init keeps running, even
-    /// with the longest name, whose cause is cut (and says so) before
-    /// those words; a short refusal whole.
+    /// A refusal names the unit whole, the longest name included, and
+    /// `initctl` is told that init keeps running whatever came before:
+    /// the cause is cut (and says so) to leave those words room.
     #[test]
     fn a_refusal_says_init_keeps_running_whatever_its_cause() {
         let name = "n".repeat(crate::vocab::NAME_MAX);
-        let why = crate::pid1::why(format_args!(
-            "{name}: unit file invalid or gone, and format 99 adopts units from files"
-        ));
+        let why = super::refusal::unadoptable_why(&name, 99);
+        assert!(why.ends_with("adopts units from files"), "{why}");
         let e = keeps_running(ErrCode::Refused, format_args!("/sbin/init refused: {why}"));
         let m = e.message.as_str();
         assert!(
             m.starts_with(&format!("/sbin/init refused: {name}: unit file")),
             "{m}"
         );
-        assert!(m.ends_with("…; init keeps running"), "{m}");
+        assert!(m.ends_with("...; init keeps running"), "{m}");
         let short = keeps_running(
             ErrCode::Refused,
             format_args!("/sbin/init refused: shutting down"),

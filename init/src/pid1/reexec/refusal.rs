@@ -6,6 +6,14 @@
 use super::state_format;
 use crate::pid1::{why, Pid1, Why};
 
+/// The name first, and whole in `Why` with the longest name (`initctl
+/// reload` says what is wrong with the file).
+pub(super) fn unadoptable_why(name: &str, format: u32) -> Why {
+    why(format_args!(
+        "{name}: unit file invalid or gone; format {format} adopts units from files"
+    ))
+}
+
 impl Pid1 {
     /// A build of another state `format` cannot read the state: it adopts
     /// the running units from their files. One whose file is invalid or
@@ -27,11 +35,7 @@ impl Pid1 {
             .filter(|s| s.rt.pid != 0 && s.def != crate::pid1::boot::rescue_unit())
             .map(|s| s.def.name.as_str())
             .find(|n| !defs.iter().any(|d| d.name.as_str() == *n))?;
-        // The name first, and short enough for `initctl`'s message
-        // (`initctl reload` says what is wrong with the file).
-        Some(why(format_args!(
-            "{name}: unit file invalid or gone, and format {format} adopts units from files"
-        )))
+        Some(unadoptable_why(name, format))
     }
 
     /// Why a re-exec cannot be made now, if it cannot. Once the watchdog
