@@ -135,7 +135,7 @@ fn encode_relaunched(exit: Exit) -> [u8; REPORT_LEN] {
 /// SIGURG, whose default action is to ignore it: a reaper of an older
 /// wren (left running by `initctl reexec`) forwards every signal to its
 /// service, and this one must cost such a service nothing.
-pub const REVOKE: i32 = libc::SIGURG;
+pub const REVOKE: i32 = Signal::SIGURG as i32;
 
 /// How a waited-for child ended; None for a status that is not an end.
 fn ended(st: rustix::process::WaitStatus) -> Option<Exit> {
