@@ -13,7 +13,7 @@
 //! `console_line` writes short status lines to /dev/console for the person
 //! at the serial port, never blocking PID 1.
 
-use core::fmt::{self, Write as _};
+use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 use std::os::fd::BorrowedFd;
 
@@ -37,8 +37,6 @@ pub const LINE_MAX: usize = 512;
 /// Bytes of one console status line, newline included.
 pub const CONSOLE_LINE_MAX: usize = 256;
 
-const TRUNCATED: &str = "...";
-
 /// Syslog priority of a level, as /dev/kmsg reads it.
 pub fn priority(level: Level) -> u8 {
     match level {
@@ -49,46 +47,39 @@ pub fn priority(level: Level) -> u8 {
     }
 }
 
-/// A `fmt::Write` into a fixed string that stops at `limit` bytes (on a
-/// character boundary) and remembers that it did.
-struct Bounded<'a> {
-    out: &'a mut heapless::string::StringView,
-    limit: usize,
-    truncated: bool,
-}
+/// A record's text with every control character written as `?` (a value
+/// from a unit file, an `exec` path): an escape sequence would reach the
+/// serial console as a command to the terminal, a newline would forge a
+/// record.
+struct NoControl<'a>(fmt::Arguments<'a>);
 
-impl fmt::Write for Bounded<'_> {
-    /// Control characters (a value from a unit file, an `exec` path) are
-    /// written as `?`: an escape sequence would reach the serial console
-    /// as a command to the terminal, a newline would forge a record.
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let mut rest = s;
-        while let Some((i, c)) = rest.char_indices().find(|(_, c)| c.is_control()) {
-            self.push(rest.get(..i).unwrap_or(""))?;
-            self.push("?")?;
-            rest = rest.get(i + c.len_utf8()..).unwrap_or("");
+impl fmt::Display for NoControl<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Escaped<'a, 'b>(&'a mut fmt::Formatter<'b>);
+        impl fmt::Write for Escaped<'_, '_> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                let mut rest = s;
+                while let Some((i, c)) = rest.char_indices().find(|(_, c)| c.is_control()) {
+                    self.0.write_str(rest.get(..i).unwrap_or(""))?;
+                    self.0.write_str("?")?;
+                    rest = rest.get(i + c.len_utf8()..).unwrap_or("");
+                }
+                self.0.write_str(rest)
+            }
         }
-        self.push(rest)
+        fmt::write(&mut Escaped(f), self.0)
     }
 }
 
-impl Bounded<'_> {
-    fn push(&mut self, s: &str) -> fmt::Result {
-        if self.truncated {
-            return Err(fmt::Error);
+/// A record's `<PRIO>` tag, when it has one.
+struct Tag(Option<u8>);
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(p) => write!(f, "<{p}>"),
+            None => Ok(()),
         }
-        let room = self.limit.saturating_sub(self.out.len());
-        if s.len() <= room {
-            return self.out.push_str(s).map_err(|_| fmt::Error);
-        }
-        let mut cut = room;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        let _ = self.out.push_str(s.get(..cut).unwrap_or(""));
-        self.truncated = true;
-        // Stops the formatter: the rest would be thrown away anyway.
-        Err(fmt::Error)
     }
 }
 
@@ -101,40 +92,12 @@ pub fn format_line<const N: usize>(
     prefix: &str,
     args: fmt::Arguments<'_>,
 ) {
-    format_in(out.as_mut_view(), prio, prefix, args)
-}
-
-/// `format_line` on a view of the string: one copy for every size.
-fn format_in(
-    out: &mut heapless::string::StringView,
-    prio: Option<u8>,
-    prefix: &str,
-    args: fmt::Arguments<'_>,
-) {
-    let n = out.capacity();
+    let out = out.as_mut_view();
     out.clear();
-    let mut w = Bounded {
-        out,
-        // Room for the newline: a line that fits is not cut.
-        limit: n.saturating_sub(1),
-        truncated: false,
-    };
-    if let Some(p) = prio {
-        let _ = write!(w, "<{p}>");
-    }
-    let _ = w.write_str(prefix);
-    let _ = w.write_fmt(args);
-    let truncated = w.truncated;
-    if truncated {
-        // Cut back, on a character boundary, to room for "...\n".
-        let mut keep = n.saturating_sub(TRUNCATED.len() + 1).min(out.len());
-        while !out.is_char_boundary(keep) {
-            keep -= 1;
-        }
-        out.truncate(keep);
-        let _ = out.push_str(TRUNCATED);
-    }
-    let _ = out.push('\n');
+    // Cut as `initctl`'s messages are (`proto::write_then`): a line that
+    // fits with its newline is not cut.
+    let text = format_args!("{}{prefix}{args}", Tag(prio));
+    crate::proto::write_then(out, format_args!("{}", NoControl(text)), "\n");
 }
 
 static KMSG_FD: FdSlot = FdSlot::new();

@@ -266,10 +266,19 @@ pub fn formatted_then<const N: usize, L: heapless::LenType>(
     tail: &str,
 ) -> heapless::String<N, L> {
     let mut out = heapless::String::new();
-    let view = out.as_mut_view();
-    write_cut(view, args, N.saturating_sub(tail.len()));
-    let _ = view.push_str(tail);
+    write_then(out.as_mut_view(), args, tail);
     out
+}
+
+/// `formatted_then` into what `out` holds already: one copy for every
+/// capacity, and the kernel log's lines (`kmsg`) cut the same way.
+pub fn write_then<L: heapless::LenType>(
+    out: &mut heapless::string::StringView<L>,
+    args: core::fmt::Arguments<'_>,
+    tail: &str,
+) {
+    write_cut(out, args, out.capacity().saturating_sub(tail.len()));
+    let _ = out.push_str(tail);
 }
 
 /// One line of `initctl status`.
