@@ -208,21 +208,25 @@ fn disk_root_updated_by_the_documented_steps_boots_after_a_failed_update() {
         vm.sh("mount -o remount,rw / 2>&1", CMD);
         r
     };
+    // An update that works: re-executed, web untouched, and the root can
+    // go read-only with the boot's binary kept (`kept`).
+    let updated = |vm: &mut Vm, script: &str, reexecs: u32, kept: &str| {
+        let (out, rc) = vm.sh_rc(&format!("sh {script} 2>&1"), secs(60));
+        assert_eq!(rc, 0, "{out}");
+        let info = vm.sh("initctl status | tail -n 1", CMD);
+        assert!(info.contains(&format!("re-exec {reexecs}")), "{info}");
+        assert_eq!(vm.unit("web").and_then(|u| u.pid), web);
+        let (out, rc) = remount_ro(vm);
+        assert_eq!(rc, 0, "the boot's binary kept as {kept}: {out}");
+    };
     vm.sh("cp /sbin/init /tmp/wren", CMD);
-    let (out, rc) = vm.sh_rc("sh /root/update.sh 2>&1", secs(60));
-    assert_eq!(rc, 0, "{out}");
-    let info = vm.sh("initctl status | tail -n 1", CMD);
-    assert!(info.contains("re-exec 1"), "{info}");
-    assert_eq!(vm.unit("web").and_then(|u| u.pid), web);
-    let (out, rc) = remount_ro(&mut vm);
-    assert_eq!(rc, 0, "the boot's binary kept as init.old: {out}");
-    let (out, rc) = vm.sh_rc("sh /root/update-all.sh /tmp/wren 2>&1", secs(60));
-    assert_eq!(rc, 0, "{out}");
-    let info = vm.sh("initctl status | tail -n 1", CMD);
-    assert!(info.contains("re-exec 2"), "{info}");
-    assert_eq!(vm.unit("web").and_then(|u| u.pid), web);
-    let (out, rc) = remount_ro(&mut vm);
-    assert_eq!(rc, 0, "the boot's binary kept as init.old.SECONDS: {out}");
+    updated(&mut vm, "/root/update.sh", 1, "init.old");
+    updated(
+        &mut vm,
+        "/root/update-all.sh /tmp/wren",
+        2,
+        "init.old.SECONDS",
+    );
     vm.sh("rm /sbin/init.old*", CMD);
     let (out, rc) = remount_ro(&mut vm);
     assert_ne!(rc, 0, "web's reaper holds the deleted boot binary: {out}");
