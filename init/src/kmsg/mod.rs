@@ -96,8 +96,13 @@ pub fn format_line<const N: usize>(
     out.clear();
     // Cut as `initctl`'s messages are (`proto::write_then`): a line that
     // fits with its newline is not cut.
-    let text = format_args!("{}{prefix}{args}", Tag(prio));
-    crate::proto::write_then(out, format_args!("{}", NoControl(text)), "\n");
+    // One expression: Rust 1.88 does not extend a stored `format_args!`'s
+    // temporaries.
+    crate::proto::write_then(
+        out,
+        format_args!("{}", NoControl(format_args!("{}{prefix}{args}", Tag(prio)))),
+        "\n",
+    );
 }
 
 static KMSG_FD: FdSlot = FdSlot::new();
