@@ -175,7 +175,7 @@ impl Pid1 {
             }
             Some(good) => {
                 let rejected = self.sup.slot(u).map(|s| s.def.clone());
-                let saved = self.disk_stall.on_disk(now(), self.watchdog.as_ref(), &|| {
+                let saved = self.disk_stall.on_disk(now(), self.fed_watchdog(), &|| {
                     restore_file(dir, &name, &good, &cause, rejected.as_ref()).map(drop)
                 });
                 // What the next reload will read back, so it sees the unit
@@ -203,7 +203,7 @@ impl Pid1 {
             }
             None => {
                 let rejected = self.sup.slot(u).map(|s| s.def.clone());
-                let moved = self.disk_stall.on_disk(now(), self.watchdog.as_ref(), &|| {
+                let moved = self.disk_stall.on_disk(now(), self.fed_watchdog(), &|| {
                     set_aside(dir, &name, rejected.as_ref())
                 });
                 self.sup.revert(now(), u, None, &mut out);

@@ -76,7 +76,7 @@ impl Pid1 {
     /// had (memory refused) PID 1 reads as before.
     pub(super) fn warm_units(&self, warm: &dyn Fn(&Path)) -> Result<(), rustix::io::Errno> {
         let dir = self.units_dir_path();
-        let warmed = self.disk_stall.on_disk(now(), self.watchdog.as_ref(), &|| {
+        let warmed = self.disk_stall.on_disk(now(), self.fed_watchdog(), &|| {
             warm(Path::new(dir));
             Ok(())
         });

@@ -103,6 +103,16 @@ impl Pid1 {
         }
     }
 
+    /// The watchdog for a bounded wait to feed (a reload's or a verdict's
+    /// disk work), or none once the feeding has stopped: a critical
+    /// unit's failure must reset the board, however often the units are
+    /// reloaded meanwhile. (A shutdown feeds again: `feed_through_shutdown`.)
+    pub(super) fn fed_watchdog(&self) -> Option<&crate::watchdog::Watchdog> {
+        self.watchdog
+            .as_ref()
+            .filter(|_| self.watchdog_next.is_some())
+    }
+
     /// Timer: feed when due, unless a critical unit has failed.
     pub(super) fn tend_watchdog(&mut self) {
         let t = now();
@@ -268,5 +278,39 @@ mod tests {
         );
         assert!(r.starts_with("cannot start /usr/bin/app: execve"), "{r}");
         assert!(r.len() <= crate::proto::REASON_MAX);
+    }
+
+    /// A critical unit failed and the feeding stopped: a reload's first
+    /// read of the unit directory (in a child, waited for with the
+    /// watchdog fed while the feeding goes on) must not feed it, or
+    /// reloads every few seconds would keep a failed board from its reset.
+    #[test]
+    fn a_reload_after_a_critical_failure_does_not_feed() {
+        // Its reads fork: alone, as the gate's tests that reach the disk.
+        crate::testutil::alone!(a_reload_after_a_critical_failure_does_not_feed);
+        let web = "exec = /bin/true\ncritical = yes\nrestart = never\n";
+        let mut p = pid1_with(&[("web", web)]);
+        let fed = watched(&mut p);
+        p.watchdog_next = Some(0);
+        let slow = |_: &std::path::Path| std::thread::sleep(std::time::Duration::from_millis(30));
+        // Fed while the feeding goes on: the test can see a feed.
+        let before = rustix::fs::fstat(&fed).unwrap().st_size;
+        p.warm_units(&slow).unwrap();
+        let warmed = rustix::fs::fstat(&fed).unwrap().st_size;
+        assert!(warmed > before, "a reload's wait did not feed");
+        let web = p.sup.index("web").unwrap();
+        step(&mut p, 1, Event::Boot);
+        step(&mut p, 2, Event::spawned(web, 100));
+        let exit = Exit::Signal(11);
+        step(&mut p, 3, Event::Exited { pid: 100, exit });
+        p.tend_watchdog();
+        assert_eq!(p.watchdog_next, None, "still fed after the failure");
+        let stopped = rustix::fs::fstat(&fed).unwrap().st_size;
+        p.warm_units(&slow).unwrap();
+        let after = rustix::fs::fstat(&fed).unwrap().st_size;
+        assert_eq!(
+            after, stopped,
+            "a reload fed the watchdog after the failure"
+        );
     }
 }
