@@ -119,6 +119,8 @@ impl Edge {
         self.rare = None;
         self.seccomp = None;
         self.verdict = None;
+        // A unit gone is not waiting for the calm to start it again.
+        self.shed = false;
     }
 
     /// The pressure trigger dropped, out of the epoll set first.

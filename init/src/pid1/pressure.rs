@@ -355,7 +355,9 @@ impl Pid1 {
         if let Some(e) = back.and_then(|u| self.edges.get_mut(usize::from(u))) {
             e.shed = false;
         }
-        let more = self.edges.iter().any(|e| e.shed);
+        // Only units in the table: a freed slot's edge is no one's.
+        let more = (self.sup.indexed())
+            .any(|(u, _)| self.edges.get(usize::from(u)).is_some_and(|e| e.shed));
         if let Some(shed) = self.shed.as_mut() {
             shed.calm_at = more.then(|| t.saturating_add(calm));
             shed.back = back
@@ -684,5 +686,54 @@ mod tests {
         shed.strikes = 1;
         assert!(!shed.strike("sensor", 200), "not started again since");
         assert_eq!(shed.strikes, 0);
+    }
+
+    /// A shed unit a reload removed: it leaves the table with its edge,
+    /// and nothing is left to start again, so the calm timer is not kept
+    /// armed (an idle PID 1 woke every calm period for nothing).
+    #[test]
+    fn a_shed_unit_a_reload_removes_leaves_no_calm_timer() {
+        use super::super::tests::{step, NO_PID};
+        use crate::supervisor::{Actions, Event};
+        let mut p = super::Pid1::new(None, 0, false);
+        let db = crate::unit::parse("db", "exec = /bin/true\nshed_order = 1\n").unwrap();
+        let web = crate::unit::parse("web", "exec = /bin/true\n").unwrap();
+        p.add_unit(db);
+        p.add_unit(web.clone());
+        p.sup.link().unwrap();
+        p.fit_tables();
+        let ep = rustix::event::epoll::CreateFlags::CLOEXEC;
+        p.epoll = Some(rustix::event::epoll::create(ep).unwrap());
+        p.watch_system_pressure(PressureLimit {
+            percent: 10,
+            window: 1000,
+        });
+        let db = p.sup.index("db").unwrap();
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(db, NO_PID));
+        let w = p.sup.index("web").unwrap();
+        step(&mut p, 2, Event::spawned(w, NO_PID + 1));
+        p.on_system_pressure(false);
+        assert!(p.edges[usize::from(db)].shed, "db not shed");
+        let gone = Event::Exited {
+            pid: NO_PID,
+            exit: crate::vocab::Exit::Signal(15),
+        };
+        step(&mut p, 3, gone);
+        let mut out = Actions::default();
+        out.fit(2);
+        p.sup
+            .reload(4, &mut vec![web].into_iter(), &|_| false, &mut out);
+        assert_eq!(p.sup.index("db"), None, "db still in the table");
+        p.forget_cgroups();
+        for _ in 0..3 {
+            p.shed.as_mut().unwrap().calm_at = Some(0);
+            p.on_shed_calm();
+        }
+        assert_eq!(
+            p.shed.as_ref().unwrap().calm_at,
+            None,
+            "the calm timer kept armed"
+        );
     }
 }
