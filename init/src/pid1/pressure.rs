@@ -695,24 +695,11 @@ mod tests {
     fn a_shed_unit_a_reload_removes_leaves_no_calm_timer() {
         use super::super::tests::{step, NO_PID};
         use crate::supervisor::{Actions, Event};
-        let mut p = super::Pid1::new(None, 0, false);
-        let db = crate::unit::parse("db", "exec = /bin/true\nshed_order = 1\n").unwrap();
-        let web = crate::unit::parse("web", "exec = /bin/true\n").unwrap();
-        p.add_unit(db);
-        p.add_unit(web.clone());
-        p.sup.link().unwrap();
-        p.fit_tables();
-        let ep = rustix::event::epoll::CreateFlags::CLOEXEC;
-        p.epoll = Some(rustix::event::epoll::create(ep).unwrap());
-        p.watch_system_pressure(PressureLimit {
-            percent: 10,
-            window: 1000,
-        });
+        let web = "exec = /bin/true\n";
+        let mut p = shedding(&[("db", "exec = /bin/true\nshed_order = 1\n"), ("web", web)]);
+        boot_both(&mut p);
         let db = p.sup.index("db").unwrap();
-        step(&mut p, 0, Event::Boot);
-        step(&mut p, 1, Event::spawned(db, NO_PID));
-        let w = p.sup.index("web").unwrap();
-        step(&mut p, 2, Event::spawned(w, NO_PID + 1));
+        let web = p.sup.slot(1).unwrap().def.clone();
         p.on_system_pressure(false);
         assert!(p.edges[usize::from(db)].shed, "db not shed");
         let gone = Event::Exited {
