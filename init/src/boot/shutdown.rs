@@ -216,10 +216,10 @@ pub fn bounded_code(
     }
 }
 
-/// The sync child's exit code when the root could not be made read-only
-/// (`mounts::unmount_all`): synced, but the kernel's forced remount must
-/// follow.
-const ROOT_RW: i32 = 3;
+/// The sync child's exit code when a file system could not be made
+/// read-only (`mounts::unmount_all`): synced, but the kernel's forced
+/// remount must follow.
+const LEFT_RW: i32 = 3;
 
 /// How long the kernel's emergency sync and remount get before reboot(2).
 const EMERGENCY_WAIT: Duration = Duration::from_secs(2);
@@ -229,7 +229,8 @@ const EMERGENCY_WAIT: Duration = Duration::from_secs(2);
 /// remount of every file system, done by its workers, so PID 1 does not
 /// wait on a dead disk: what is left when the child for sync and unmount
 /// could not be made (no memory for clone3, the likely case at a reboot
-/// for lack of it) or is stuck, or left the root read-write (`ROOT_RW`).
+/// for lack of it) or is stuck, or left a file system read-write
+/// (`LEFT_RW`).
 /// Waits `EMERGENCY_WAIT`, feeding.
 fn emergency_sync(trigger: &str, feed: &dyn Fn()) {
     if !sysrq(trigger, b"su") {
@@ -289,7 +290,9 @@ fn log_unmount(u: mounts::Unmounted<'_>) {
         | mounts::Unmounted::Unmounted { .. }
         | mounts::Unmounted::NotMounted { .. }
         | mounts::Unmounted::RemountedRo { .. } => crate::info!("shutdown: {u}"),
-        mounts::Unmounted::ReadTable { .. } | mounts::Unmounted::Failed { .. } => {
+        mounts::Unmounted::ReadTable { .. }
+        | mounts::Unmounted::Failed { .. }
+        | mounts::Unmounted::UnderRoot { .. } => {
             crate::error!("shutdown: {u}")
         }
     }
@@ -334,13 +337,15 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
     // unmount (or read-only remount): no sync(2) before them, which
     // would wait on a dead server's mount too.
     let ran = bounded_code(SYNC_LIMIT, watchdog.as_ref(), &mut || {
-        let root_rw = mounts::unmount_all(Path::new("/proc/self/mounts"), &mut log_unmount);
+        let left_rw = mounts::unmount_all(Path::new("/proc/self/mounts"), &mut log_unmount);
         crate::info!("shutdown: syncing disks");
         rustix::fs::sync();
-        i32::from(root_rw) * ROOT_RW
+        i32::from(left_rw) * LEFT_RW
     });
-    if ran == Ok(ROOT_RW) {
-        crate::error!("shutdown: / is still read-write; the kernel's forced read-only remount");
+    if ran == Ok(LEFT_RW) {
+        crate::error!(
+            "shutdown: a file system is still read-write (above); the kernel's forced read-only remount"
+        );
         emergency_sync(SYSRQ, &feed);
     } else if !said(ran) {
         crate::error!(

@@ -475,7 +475,7 @@ fn fill_std_fds(path: &Path, flags: OFlags) -> Result<u8, Errno> {
 
 mod unmount;
 #[cfg(test)]
-use unmount::{load_plan, root_left_rw};
+use unmount::{left_read_write, load_plan};
 pub use unmount::{unmount_all, unmount_plan, Action, Unmounted};
 
 #[cfg(test)]

@@ -144,8 +144,8 @@ fn unmount_all_reports_and_survives() {
     std::fs::write(&table, "/dev/nope /nonexistent-wren-test ext4 rw 0 0\n").unwrap();
     let mut got = Vec::new();
     assert!(
-        !unmount_all(&table, &mut |r| got.push(r.to_string())),
-        "/ untouched"
+        unmount_all(&table, &mut |r| got.push(r.to_string())),
+        "a mount neither unmounted nor made read-only is said to be left read-write"
     );
     assert_eq!(got.len(), 1);
     // Unprivileged: EPERM twice; privileged: ENOENT twice.
@@ -179,20 +179,47 @@ fn a_mount_point_not_utf8_leaves_the_rest_of_the_plan() {
     assert!(plan.contains(&Action::RemountRoot), "{plan:?}");
 }
 
-/// Only the root's failure asks for the kernel's forced remount.
+/// Any file system left read-write asks for the kernel's forced
+/// remount: the root, a data partition a stuck writer keeps busy, a disk
+/// root under another mount on `/`; one made read-only does not.
 #[test]
-fn a_root_left_read_write_is_told_from_other_failures() {
+fn a_file_system_left_read_write_is_told_from_the_rest() {
     let failed = |target| Unmounted::Failed {
         target,
-        umount: None,
+        umount: Some(Errno::BUSY),
         remount: Errno::BUSY,
     };
-    assert!(root_left_rw(&failed("/")));
-    assert!(!root_left_rw(&failed("/data")));
-    assert!(!root_left_rw(&Unmounted::RemountedRo {
-        target: "/",
-        umount: None
+    assert!(left_read_write(&failed("/")));
+    assert!(left_read_write(&failed("/data")));
+    let under = Unmounted::UnderRoot {
+        source: "/dev/mmcblk0p2",
+    };
+    assert!(left_read_write(&under));
+    assert!(!left_read_write(&Unmounted::RemountedRo {
+        target: "/data",
+        umount: Some(Errno::BUSY)
     }));
+    assert!(!left_read_write(&Unmounted::Unmounted { target: "/data" }));
+}
+
+/// A disk root under an overlay or a tmpfs on `/` is reached by no path:
+/// the plan says so (for the forced remount), unless it is read-only
+/// already; the top mount is remounted read-only when it is a disk's.
+#[test]
+fn a_disk_root_under_another_mount_on_root_is_in_the_plan() {
+    let disk = "/dev/mmcblk0p2 / ext4 rw,relatime 0 0\n";
+    let under = Action::UnderRoot("/dev/mmcblk0p2".into());
+    let overlay = format!("{disk}overlay / overlay rw,lowerdir=/ro,upperdir=/run/u 0 0\n");
+    assert_eq!(unmount_plan(&overlay), [Action::RemountRoot, under.clone()]);
+    let tmpfs = format!("{disk}tmpfs / tmpfs rw 0 0\n");
+    assert_eq!(unmount_plan(&tmpfs), [under]);
+    let ro = "/dev/mmcblk0p2 / ext4 ro,relatime 0 0\ntmpfs / tmpfs rw 0 0\n";
+    assert_eq!(unmount_plan(ro), []);
+    // The initramfs under a disk root is nothing to write out.
+    assert_eq!(
+        unmount_plan("rootfs / rootfs rw 0 0\n/dev/root / ext4 rw 0 0\n"),
+        [Action::RemountRoot]
+    );
 }
 
 #[test]

@@ -15,6 +15,11 @@ pub enum Action {
     Unmount(String),
     /// The root cannot be unmounted: remount it read-only.
     RemountRoot,
+    /// A local file system mounted read-write on `/` under another mount
+    /// on `/` (an overlay or a tmpfs stacked on the disk root): no path
+    /// reaches it, so only the kernel's forced remount makes it
+    /// read-only. Its source, for the log.
+    UnderRoot(String),
     /// sync(2), which waits on every file system, remote ones too.
     Sync,
 }
@@ -30,9 +35,13 @@ pub fn unmount_plan(mounts_text: &str) -> Vec<Action> {
     let mut plan = Vec::new();
     let mut remote = Vec::new();
     let mut root_fstype: Option<&str> = None;
-    for (_, target, fstype) in entries(mounts_text).rev() {
+    let mut under_root = Vec::new();
+    for (source, target, fstype) in entries(mounts_text).rev() {
         if field_eq(target, "/") {
             // The topmost mount on / is the last one listed, seen first here.
+            if root_fstype.is_some() && is_disk(fstype) && writable(mounts_text, source, fstype) {
+                under_root.push(Action::UnderRoot(unescape(source)));
+            }
             root_fstype.get_or_insert(fstype);
         } else if is_remote(fstype) {
             remote.push(Action::Unmount(unescape(target)));
@@ -41,14 +50,33 @@ pub fn unmount_plan(mounts_text: &str) -> Vec<Action> {
         }
     }
     // A remote root (nfsroot) is flushed by the last sync, after all.
-    if root_fstype.is_some_and(|t| !is_virtual(t) && !is_remote(t)) {
+    if root_fstype.is_some_and(is_disk) {
         plan.push(Action::RemountRoot);
     }
+    plan.append(&mut under_root);
     if !remote.is_empty() {
         plan.push(Action::Sync);
         plan.append(&mut remote);
     }
     plan
+}
+
+/// A local file system on a device (not virtual, not remote).
+fn is_disk(fstype: &str) -> bool {
+    !is_virtual(fstype) && !is_remote(fstype)
+}
+
+/// Whether the mount of `source` on `/` as `fstype` is read-write (its
+/// options' first word is `rw`); a line that cannot be told counts as
+/// read-write, the side a forced remount covers.
+fn writable(mounts_text: &str, source: &str, fstype: &str) -> bool {
+    !mounts_text.lines().any(|line| {
+        let mut f = line.split_ascii_whitespace();
+        f.next() == Some(source)
+            && f.next().is_some_and(|t| field_eq(t, "/"))
+            && f.next() == Some(fstype)
+            && f.next().is_some_and(|o| o.split(',').next() == Some("ro"))
+    })
 }
 
 /// What happened to one mount at shutdown.
@@ -73,6 +101,11 @@ pub enum Unmounted<'a> {
         target: &'a str,
         umount: Option<Errno>,
     },
+    /// Under the root's top mount, read-write (`Action::UnderRoot`):
+    /// left to the kernel's forced remount.
+    UnderRoot {
+        source: &'a str,
+    },
     /// Neither worked.
     Failed {
         target: &'a str,
@@ -96,6 +129,9 @@ impl fmt::Display for Unmounted<'_> {
                 target,
                 umount: None,
             } => write!(f, "remounted {target} read-only"),
+            Unmounted::UnderRoot { source } => {
+                write!(f, "{source} is under another mount on / and read-write")
+            }
             Unmounted::Failed {
                 target,
                 umount,
@@ -143,10 +179,10 @@ pub(super) fn load_plan(mounts_path: &Path, report: &mut dyn FnMut(Unmounted<'_>
 /// Shutdown: carry out `unmount_plan` of `mounts_path` (normally
 /// /proc/self/mounts), reporting each mount. Never panics; a mount that
 /// can be neither unmounted nor made read-only is reported and skipped.
-/// True when the root is left read-write (`root_left_rw`).
+/// True when a file system is left read-write (`left_read_write`).
 pub fn unmount_all(mounts_path: &Path, report: &mut dyn FnMut(Unmounted<'_>)) -> bool {
     let plan = load_plan(mounts_path, report);
-    let mut root_rw = false;
+    let mut left_rw = false;
     for action in &plan {
         let r = match action {
             Action::Unmount(target) => {
@@ -161,23 +197,26 @@ pub fn unmount_all(mounts_path: &Path, report: &mut dyn FnMut(Unmounted<'_>)) ->
                 }
             }
             Action::RemountRoot => remount_ro("/", None),
+            Action::UnderRoot(source) => Unmounted::UnderRoot { source },
             Action::Sync => {
                 report(Unmounted::Syncing);
                 rustix::fs::sync();
                 continue;
             }
         };
-        root_rw |= root_left_rw(&r);
+        left_rw |= left_read_write(&r);
         report(r);
     }
-    root_rw
+    left_rw
 }
 
-/// The root could be neither unmounted nor made read-only. The kernel
-/// refuses a read-only remount (EBUSY) while a file deleted from it is
-/// still open, as PID 1's own binary is once an update renamed another
-/// over it without a re-exec: only its forced remount (SysRq `u`) then
-/// leaves the file system clean.
-pub(super) fn root_left_rw(r: &Unmounted<'_>) -> bool {
-    matches!(r, Unmounted::Failed { target: "/", .. })
+/// A file system left read-write: one that could be neither unmounted
+/// nor made read-only, or one no path reaches. The kernel refuses a
+/// read-only remount (EBUSY) while a file deleted from the file system
+/// is still open, as PID 1's own binary is once an update renamed
+/// another over it without a re-exec, or while a process stuck in the
+/// kernel holds a file open for writing: only its forced remount (SysRq
+/// `u`) then leaves the file system clean.
+pub(super) fn left_read_write(r: &Unmounted<'_>) -> bool {
+    matches!(r, Unmounted::Failed { .. } | Unmounted::UnderRoot { .. })
 }
