@@ -111,9 +111,10 @@ impl Watchdog {
 
     /// The magic close: `V`, then close, so the driver stops the timer
     /// (a driver with nowayout ignores it and the reboot(2) that follows
-    /// resets the board anyway).
-    pub fn disarm(self) {
-        let _ = rustix::io::write(&self.fd, b"V");
+    /// resets the board anyway). The write's error when it failed: the
+    /// timer then runs on, and the board resets after the halt.
+    pub fn disarm(self) -> Result<(), Errno> {
+        rustix::io::write(&self.fd, b"V").map(|_| ())
     }
 }
 
@@ -142,6 +143,19 @@ mod tests {
         let w = Watchdog::on(wr, 15);
         assert!(w.feed());
         assert!(!w.failing.get());
+    }
+
+    /// A magic close whose write fails says so (the shutdown logs it:
+    /// the board will reset after a halt), not that it disarmed.
+    #[test]
+    fn a_failed_magic_close_is_told() {
+        let (rd, _wr) = rustix::pipe::pipe().unwrap();
+        assert_eq!(Watchdog::on(rd, 15).disarm(), Err(Errno::BADF));
+        let (rd, wr) = rustix::pipe::pipe().unwrap();
+        assert_eq!(Watchdog::on(wr, 15).disarm(), Ok(()));
+        let mut v = [0u8; 2];
+        assert_eq!(rustix::io::read(&rd, &mut v), Ok(1));
+        assert_eq!(&v[..1], b"V");
     }
 
     /// Only a watchdog is armed: a file (a mistyped disk's stand-in) is

@@ -386,8 +386,13 @@ fn last_watchdog_step(kind: ShutdownKind, w: Watchdog) -> Option<Watchdog> {
             Some(w)
         }
         ShutdownKind::Halt | ShutdownKind::Poweroff => {
-            crate::info!("shutdown: watchdog disarmed");
-            w.disarm();
+            match w.disarm() {
+                Ok(()) => crate::info!("shutdown: watchdog disarmed"),
+                Err(e) => crate::error!(
+                    "shutdown: watchdog: the magic close failed: {}; its timer runs on and resets the board",
+                    Os::from(e)
+                ),
+            }
             None
         }
     }
@@ -552,7 +557,7 @@ mod tests {
         assert!(fed >= 2, "the watchdog was fed {fed} times while waiting");
         // PID 1's close is the last: the stuck child (2.5 s still to
         // live) holds no copy.
-        w.disarm();
+        w.disarm().unwrap();
         assert_eq!(rustix::io::read(&seen, &mut buf), Ok(1), "the V");
         assert_eq!(
             rustix::io::read(&seen, &mut buf),
