@@ -350,11 +350,27 @@ fn load_file(
         }
     };
     let mut parse_errors = Vec::new();
+    // (how many, the first one's line) past `FILE_PROBLEMS_MAX`.
+    let mut more = (0u32, 0u32);
     let def = parse_with_lines(&name, text, &mut |e| {
-        parse_errors.push((e.line, e.msg.as_str().to_owned()))
+        if parse_errors.len() < FILE_PROBLEMS_MAX {
+            parse_errors.push((e.line, e.msg.as_str().to_owned()))
+        } else if more.0 == 0 {
+            more = (1, e.line);
+        } else {
+            more.0 = more.0.saturating_add(1);
+        }
     });
     for (line, msg) in parse_errors {
         set.fail(i, line, msg);
+    }
+    if more.0 > 0 {
+        let n = more.0;
+        set.fail(
+            i,
+            more.1,
+            format!("and {n} more problems from here on, not shown"),
+        );
     }
     let (def, lines, ids) = def?;
     let exec = match roots || def.seldom.root.is_none() {
@@ -372,6 +388,14 @@ fn load_file(
     }
     Some((def, lines, ids))
 }
+
+/// The problems of one file told one by one; past them, a count. A file
+/// of garbage (8 KiB of one-letter lines, 4,096 problems) would
+/// otherwise be 4,096 kernel log lines (about 9 ms each on a 115200-baud
+/// console, the loop and the watchdog's feeding waiting on them) and as
+/// many strings held until the load ends (1.4 MB measured), which a
+/// reload under strict overcommit may not have.
+const FILE_PROBLEMS_MAX: usize = 8;
 
 /// Read a unit file into `buf`: (line, message) when it cannot be read,
 /// is not a regular file, is larger than the buffer or is not UTF-8.

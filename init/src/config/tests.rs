@@ -1285,3 +1285,35 @@ fn check_of_a_user_outside_the_map_names_no_file() {
         );
     }
 }
+
+/// A file of garbage is told by its first problems and a count, not by
+/// a kernel log line for each of its 4,096 lines; the next file's
+/// problems are told whole.
+#[test]
+fn a_file_of_garbage_is_told_by_its_first_problems_and_a_count() {
+    let f = Fixture::new("flood");
+    f.unit("ok", "");
+    // 4,096 lines that are no `key = value`, and no `exec`.
+    f.raw("junk", &"a\n".repeat(UNIT_FILE_MAX / 2));
+    f.raw("two", "exec = /bin/true\nb\nc\n");
+    let mut defs = Vec::new();
+    let mut errs = Vec::new();
+    load_dir(&f.units, &mut defs, &mut |e| errs.push(e.to_string()));
+    assert_eq!(defs.len(), 1, "{errs:?}");
+    let junk: Vec<&String> = errs.iter().filter(|e| e.contains("junk.unit")).collect();
+    assert_eq!(junk.len(), 9, "{junk:?}");
+    assert!(
+        junk[0].ends_with("junk.unit:1: expected `key = value`, got `a`"),
+        "{junk:?}"
+    );
+    let last = junk[8];
+    assert!(
+        last.ends_with("junk.unit:9: and 4089 more problems from here on, not shown"),
+        "{last}"
+    );
+    assert_eq!(
+        errs.iter().filter(|e| e.contains("two.unit")).count(),
+        2,
+        "{errs:?}"
+    );
+}
