@@ -42,6 +42,22 @@ impl Pid1 {
         self.verdict_owed_until = now().saturating_add(VERDICT_ASKED_WITHIN);
     }
 
+    /// `initctl reload`: the reload, and, once it is applied, its verdict
+    /// owed to the client (`owe_verdict`). A refused reload changed
+    /// nothing and has no verdict: owing one kept the last reload's
+    /// verdicts for its retry ("try again"), which then heard that
+    /// reload's rejection.
+    pub(super) fn reload_for_client(
+        &mut self,
+        report: &mut dyn FnMut(&str),
+    ) -> Result<(), crate::proto::CtlError> {
+        let r = self.reload(report);
+        if r.is_ok() {
+            self.owe_verdict();
+        }
+        r
+    }
+
     /// The verdict was asked for: no longer owed (a waiter, if it must
     /// wait, keeps the verdicts from here). Else the next reload, a new
     /// `initctl reload` within the 5 s, would answer with this one's.
@@ -1046,6 +1062,15 @@ mod tests {
         assert_eq!(heard, ["web: not started, dependency db failed"]);
     }
 
+    /// web running, reloaded to a program that is not there and rejected.
+    fn web_rejected(t: &TempDir) -> super::Pid1 {
+        let mut p = running(t, unit::parse("web", "exec = /bin/true\n").unwrap(), None);
+        reload_to(&mut p, unit::parse("web", "exec = /bin/nope\n").unwrap());
+        p.mark_pending();
+        p.on_verdict(0, false);
+        p
+    }
+
     /// `initctl reload` asks for the verdict on a new connection after
     /// the reload's reply; a reload in between (SIGHUP, another `initctl
     /// edit`) kept nothing for it: the first client heard of no rejection
@@ -1055,10 +1080,7 @@ mod tests {
     fn a_reload_before_the_verdict_is_asked_for_keeps_it() {
         crate::testutil::alone!(a_reload_before_the_verdict_is_asked_for_keeps_it);
         let t = TempDir::new("gate-owed");
-        let mut p = running(&t, unit::parse("web", "exec = /bin/true\n").unwrap(), None);
-        reload_to(&mut p, unit::parse("web", "exec = /bin/nope\n").unwrap());
-        p.mark_pending();
-        p.on_verdict(0, false);
+        let mut p = web_rejected(&t);
         // What the answer to `initctl reload` does.
         p.owe_verdict();
         let mut lines = Vec::new();
@@ -1085,5 +1107,27 @@ mod tests {
         p.verdict_owed_until = now().saturating_sub(1);
         let _ = p.reload(&mut |_| {});
         assert_eq!(p.verdicts(&mut |_| {}), Some(0));
+    }
+
+    /// A refused reload owes no verdict: its retry, once the disk
+    /// answers, hears its own verdict, not the rejection of the reload
+    /// before (it exited 1 with that reload's line).
+    #[test]
+    fn a_refused_reload_leaves_no_old_verdict_for_its_retry() {
+        crate::testutil::alone!(a_refused_reload_leaves_no_old_verdict_for_its_retry);
+        let t = TempDir::new("gate-refused");
+        let mut p = web_rejected(&t);
+        p.owe_verdict();
+        p.verdict_asked();
+        assert_eq!(p.verdicts(&mut |_| {}), Some(1), "the bad reload rejected");
+        p.disk_stall = DiskStall::stalled_at(now());
+        assert!(p.reload_for_client(&mut |_| {}).is_err(), "not refused");
+        p.disk_stall = DiskStall::default();
+        let r = p.reload_for_client(&mut |_| {});
+        assert!(r.is_ok(), "{r:?}");
+        p.verdict_asked();
+        let mut heard = Vec::new();
+        let v = p.verdicts(&mut |l| heard.push(l.to_string()));
+        assert_eq!(v, Some(0), "{heard:?}");
     }
 }

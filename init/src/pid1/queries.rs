@@ -90,7 +90,7 @@ impl Pid1 {
             }),
             Command::Reload => apart(|| {
                 let mut text = Text::default();
-                let result = self.reload(&mut |line| text.line(line));
+                let result = self.reload_for_client(&mut |line| text.line(line));
                 let reply = Reply::Reload {
                     result,
                     report: text.report(),
@@ -98,7 +98,6 @@ impl Pid1 {
                 if let Some(srv) = self.control.as_mut() {
                     srv.answer(id, &reply, now());
                 }
-                self.owe_verdict();
             }),
             Command::Verdict => apart(|| {
                 self.verdict_asked();
