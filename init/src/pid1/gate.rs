@@ -443,7 +443,10 @@ impl DiskStall {
 /// waited for at most `DISK_LIMIT` with the watchdog fed: a dying SD
 /// card can hold an fsync for minutes, and the loop must not wait with
 /// it. The child's errno comes back as its exit code; past the limit,
-/// ETIMEDOUT (the child ends, or not, on its own).
+/// ETIMEDOUT, and the child is killed: it dies as soon as the call it
+/// waits in returns, not going on later with a put-back's rename over
+/// what the directory holds by then (the operator's edit, made after
+/// the verdict said the file could not be written back).
 fn on_disk(
     watchdog: Option<&crate::watchdog::Watchdog>,
     f: &dyn Fn() -> Result<(), Errno>,
@@ -462,7 +465,16 @@ fn on_disk(
         Ok(e) if e > 0 => Err(Errno::from_raw_os_error(e)),
         Ok(_) => Err(Errno::IO),
         Err(Unfinished::NoChild(e)) => Err(e),
-        Err(Unfinished::Running(_)) => Err(Errno::TIMEDOUT),
+        Err(Unfinished::Running(pid)) => {
+            // Reaped by the loop, as any child of PID 1.
+            if let Some(p) = i32::try_from(pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+            {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+            Err(Errno::TIMEDOUT)
+        }
     }
 }
 
@@ -1129,5 +1141,21 @@ mod tests {
         let mut heard = Vec::new();
         let v = p.verdicts(&mut |l| heard.push(l.to_string()));
         assert_eq!(v, Some(0), "{heard:?}");
+    }
+
+    /// A disk step past its limit is killed: its work does not land
+    /// later (a put-back's rename over the operator's newer file).
+    #[test]
+    fn a_disk_step_past_its_limit_does_not_land_later() {
+        crate::testutil::alone!(a_disk_step_past_its_limit_does_not_land_later);
+        let t = TempDir::new("gate-late");
+        let late = t.path().join("late");
+        let r = on_disk(None, &|| {
+            crate::sys::clock::sleep(DISK_LIMIT + core::time::Duration::from_millis(500));
+            std::fs::write(&late, "landed").map_err(|_| Errno::IO)
+        });
+        assert_eq!(r, Err(Errno::TIMEDOUT));
+        std::thread::sleep(core::time::Duration::from_millis(1500));
+        assert!(!late.exists(), "the step went on after its limit");
     }
 }
