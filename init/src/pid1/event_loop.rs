@@ -303,7 +303,7 @@ impl Pid1 {
 
     /// After every batch: control clients waiting on a unit, the next
     /// timer, and a one-time "all up" line for boot timing.
-    fn after_events(&mut self) {
+    pub(super) fn after_events(&mut self) {
         self.tend_shutdown();
         self.tend_waiters();
         if self.removing {

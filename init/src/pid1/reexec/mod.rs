@@ -426,6 +426,11 @@ impl Pid1 {
         }
         let _ = self.sup.link();
         self.free_slots_let_go_of_live_cgroups();
+        // A reload's removals go on: a unit still stopping is let go once
+        // it has stopped, and the cgroups of units gone (the last PID 1's
+        // `orphans`, not handed over) are tried once more, as after the
+        // reload (`forget_cgroups`).
+        self.removing = true;
         let n = self.sup.slots().filter(|s| s.rt.pid != 0).count() as u32;
         self.origin = Origin::HandedOver { units: n };
         kmsg::console_line(format_args!(
@@ -1036,5 +1041,41 @@ mod tests {
         let not_one = rustix::fs::memfd_create("wd", rustix::fs::MemfdFlags::empty()).unwrap();
         q.take_watchdog(Some(not_one), 15);
         assert!(q.watchdog.is_none());
+    }
+
+    /// A unit a reload removed, still stopping at a re-exec: once it has
+    /// stopped, the new PID 1 lets its edge go (its output pipe out of the
+    /// epoll set, its ring freed), as the old one would have. The new one
+    /// started with no removal pending and held them for good.
+    #[test]
+    fn a_removed_unit_still_stopping_at_a_reexec_is_let_go_once_stopped() {
+        use crate::pid1::tests::{pid1_with, step, NO_PID};
+        use crate::supervisor::{Event, Retired};
+        let dir = crate::testutil::TempDir::new("reexec-removing");
+        dir.file("db.unit", "exec = /bin/true\n");
+        let mut p = pid1_with(&[("web", "exec = /bin/true\n"), ("db", "exec = /bin/true\n")]);
+        p.units_dir = dir.path().to_str().unwrap().try_into().unwrap();
+        step(&mut p, 1, Event::Boot);
+        step(&mut p, 2, Event::spawned(0, NO_PID));
+        step(&mut p, 2, Event::spawned(1, NO_PID - 1));
+        let (rd, _wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        p.edges[0].log_rd = Some(rd);
+        p.reload(&mut |_| {}).unwrap();
+        assert!(p.in_between().is_none(), "a re-exec would be refused");
+        let state = p.write_state(false).unwrap();
+        // The old PID 1's fds are the new one's: not closed by this one.
+        std::mem::forget(p);
+        let mut q = Pid1::new(None, 0, false);
+        let opts = crate::boot::cmdline::Options {
+            units_dir: heapless::String::try_from(dir.path().to_str().unwrap()).ok(),
+            ..Default::default()
+        };
+        q.resume(state, &opts);
+        q.fit_tables();
+        assert!(q.sup.retired_index("web", Retired::Leaving).is_some());
+        let exit = crate::vocab::Exit::code(0);
+        step(&mut q, 3, Event::Exited { pid: NO_PID, exit });
+        q.after_events();
+        assert!(q.edges[0].log_rd.is_none(), "web's output pipe still held");
     }
 }
