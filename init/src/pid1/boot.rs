@@ -224,8 +224,11 @@ fn hostname_of(text: &str) -> Result<Option<&str>, rustix::io::Errno> {
 }
 
 /// The rescue shell: a console unit that always comes back.
+/// The rescue shell's unit name.
+pub(super) const RESCUE: &str = "rescue";
+
 pub(super) fn rescue_unit() -> UnitDef {
-    let mut d = UnitDef::with_defaults("rescue");
+    let mut d = UnitDef::with_defaults(RESCUE);
     let _ = d.exec.push("/bin/sh");
     let _ = d.description.push_str("emergency shell");
     d.console = true;

@@ -7,6 +7,7 @@
 use super::{slot_limits, VERSION};
 use crate::handover::Hint;
 use crate::kmsg;
+use crate::pid1::boot::RESCUE;
 use crate::pid1::{now, Pid1};
 use crate::proto::Origin;
 use crate::sys::handover::take_fd;
@@ -59,7 +60,19 @@ impl Pid1 {
         hints: &[Hint],
         format: u32,
     ) {
-        self.load_units(opts);
+        // Booted with `wren.rescue`, but the units were loaded since (the
+        // operator's reload after the repair) and run: taken from their
+        // files, not left unsupervised for the rescue shell alone.
+        let reloaded = hints
+            .iter()
+            .any(|h| h.pid != 0 && h.name.as_str() != RESCUE);
+        match opts.rescue && reloaded {
+            true => self.load_units(&crate::boot::cmdline::Options {
+                rescue: false,
+                ..opts.clone()
+            }),
+            false => self.load_units(opts),
+        }
         let t = now();
         let mut n = 0u32;
         for i in 0..self.sup.len() {

@@ -1078,4 +1078,75 @@ mod tests {
         q.after_events();
         assert!(q.edges[0].log_rd.is_none(), "web's output pipe still held");
     }
+
+    /// Booted with `wren.rescue`, the units loaded by the operator's
+    /// reload since, then a re-exec whose state names `web` running but
+    /// is of another format: `web` is adopted from its file, not left
+    /// unsupervised (its output pipe cut) for the rescue shell alone. With
+    /// nothing but the rescue shell running, rescue it stays.
+    #[test]
+    fn an_adoption_after_a_rescue_boot_keeps_the_units_loaded_since() {
+        let units = crate::testutil::TempDir::new("reexec-rescue");
+        units.file("web.unit", "exec = /bin/sleep 60\n");
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let opts = crate::boot::cmdline::Options {
+            units_dir: heapless::String::try_from(units.path().to_str().unwrap()).ok(),
+            rescue: true,
+            ..Default::default()
+        };
+        let memfd = |text: String| {
+            let fd = rustix::fs::memfd_create("state", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+            assert_eq!(rustix::io::write(&fd, text.as_bytes()).unwrap(), text.len());
+            fd
+        };
+        let other = state_format() + 1;
+        let pid = child.id();
+        let mut p = Pid1::new(None, 0, false);
+        p.resume(
+            memfd(format!(
+                "wren-state {other}\nunit web {pid} -1 -1 -1\nend\n"
+            )),
+            &opts,
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        let web = p.sup.index("web").and_then(|u| p.sup.slot(u));
+        assert_eq!(web.map(|s| s.rt.pid), Some(pid), "web not adopted");
+        let mut q = Pid1::new(None, 0, false);
+        q.resume(
+            memfd(format!("wren-state {other}\nunit rescue 1 -1 -1 -1\nend\n")),
+            &opts,
+        );
+        let names: Vec<&str> = q.sup.slots().map(|s| s.def.name.as_str()).collect();
+        assert_eq!(names, ["rescue"]);
+    }
+
+    /// Booted with `wren.rescue` and units loaded since: a re-exec into a
+    /// build of an older format, which would keep only the rescue shell,
+    /// is refused naming a running unit; a newer one adopts them.
+    #[test]
+    fn a_reexec_after_a_rescue_boot_into_an_older_format_is_refused() {
+        use crate::pid1::tests::{step, NO_PID};
+        use crate::supervisor::Event;
+        let dir = crate::testutil::TempDir::new("reexec-rescue-older");
+        dir.file("web.unit", "exec = /bin/true\n");
+        let mut p = Pid1::new(None, 0, false);
+        p.units_dir = dir.path().to_str().unwrap().try_into().unwrap();
+        p.add_unit(crate::unit::parse("web", "exec = /bin/true\n").unwrap());
+        p.sup.link().unwrap();
+        p.fit_tables();
+        step(&mut p, 1, Event::Boot);
+        step(&mut p, 2, Event::spawned(0, NO_PID));
+        let older = state_format() - 1;
+        assert!(p.unadoptable(older).is_none(), "not booted in rescue");
+        p.sup.hold_limit_actions(0, true);
+        let why = p.unadoptable(older).map(|w| w.as_str().to_owned());
+        let want =
+            format!("web: booted with wren.rescue, format {older} adopts only the rescue shell");
+        assert_eq!(why.as_deref(), Some(want.as_str()));
+        assert!(p.unadoptable(state_format() + 1).is_none());
+    }
 }

@@ -24,6 +24,17 @@ impl Pid1 {
         if format == state_format() {
             return None;
         }
+        // Booted with `wren.rescue`, a build of an older format loads no
+        // unit file but keeps the rescue shell, whatever ran since the
+        // operator's reload (newer ones adopt what runs: `adopt`).
+        let rescue = crate::pid1::boot::rescue_unit();
+        let other = (self.sup.slots()).find(|s| s.rt.pid != 0 && s.def != rescue);
+        if let Some(s) = other.filter(|_| self.sup.rescue() && format < state_format()) {
+            let name = s.def.name.as_str();
+            return Some(why(format_args!(
+                "{name}: booted with wren.rescue, format {format} adopts only the rescue shell"
+            )));
+        }
         let mut defs = Vec::new();
         let dir = std::path::Path::new(self.units_dir_path());
         crate::config::load_dir(dir, &mut defs, &mut |_| {});
