@@ -215,6 +215,18 @@ impl Pid1 {
                 continue;
             };
             let Some(w) = self.take_exec(u) else { continue };
+            // Its answer may be in the pipe already, behind the timer's
+            // token in the same batch (the loop busy past the deadline,
+            // a reload's disk wait): read, not killed for a lateness
+            // that was the loop's.
+            match poll(&w) {
+                Handshake::Waiting => {}
+                done => {
+                    self.exec_done(u, w.pid, done);
+                    self.run_queue();
+                    continue;
+                }
+            }
             let limit = exec_bound(self.sup.slot(u).map_or(0, |s| s.def.start_timeout));
             self.kill_cgroup_now(u);
             // The failure may revert the unit's probation, which frees
@@ -588,6 +600,26 @@ mod tests {
             e.contains(&format!("start_timeout ({START_TIMEOUT_DEFAULT}ms;")),
             "{e}"
         );
+    }
+
+    /// A child that exec'd before its deadline, read only after it (the
+    /// timer's token first in the loop's batch): started, not killed as
+    /// one that did not exec.
+    #[test]
+    fn an_exec_read_after_the_deadline_it_was_in_time_for_is_a_start() {
+        use crate::supervisor::Phase;
+        let mut p = crate::pid1::Pid1::new(None, 0, false);
+        let mut d = UnitDef::with_defaults("web");
+        d.exec.push("/bin/true").unwrap();
+        p.add_unit(d);
+        p.sup.link().unwrap();
+        let w = booted_awaiting_exec(&mut p);
+        drop(w); // exec'd: the status pipe at its end, nothing written
+        p.exec_timeouts(crate::pid1::now() + 60_000);
+        assert_eq!(p.edges[0].last_error(), "");
+        let s = p.sup.slot(0).unwrap();
+        assert_eq!(s.rt.phase, Phase::Running);
+        assert_eq!(s.rt.pid, crate::pid1::tests::NO_PID);
     }
 
     /// After a restart's exec (the write end closed, nothing written) PID
