@@ -259,7 +259,11 @@ impl Pid1 {
     /// status pipe's end of file is not read as an exec: `start` ends the
     /// killed run's handshake first. Several are started as a step's
     /// spawns are (`perform_all`): their execs awaited by the loop, every
-    /// EXEC_BATCH-th in place, not each in place one after another.
+    /// EXEC_BATCH-th in place, not each in place one after another. The
+    /// answers of those in place are stepped here: a refused reload
+    /// returns right after, and a `Spawned` left in the queue kept its
+    /// unit `starting` with no pid and no deadline until some other event
+    /// ran it.
     pub(super) fn start_killed_before_exec(&mut self, killed: &[u32]) {
         for (i, &pid) in killed.iter().enumerate() {
             let Some(u) = (0..self.edges.len())
@@ -272,6 +276,7 @@ impl Pid1 {
             crate::warn!("{name}: killed before its exec (pid {pid}) so that a reload could go on; starting it again");
             self.start(u, super::executor::waits_in_place(i + 1, killed.len()));
         }
+        self.run_queue();
     }
 
     /// The supervisor gave up on a start still in its handshake (stopped,
@@ -509,7 +514,7 @@ mod tests {
         p.start_killed_before_exec(&[NO_PID - 1]);
         assert_eq!(p.exec_pid(0), Some(NO_PID), "another pid's kill ended it");
         p.start_killed_before_exec(&[NO_PID]);
-        p.run_queue();
+        assert!(p.queue.is_empty(), "answers left unstepped");
         // Exec'd (in place, or later on a loaded host: the loop's part
         // played here), `ready = started`: running, judged after
         // GATE_HOLD, as a new run: no failure, no restart.

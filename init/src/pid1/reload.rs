@@ -238,7 +238,6 @@ impl Pid1 {
         // begun: another pid). Not before the new table is in place: the
         // new child would read the old one.
         self.start_killed_before_exec(&killed);
-        self.run_queue();
         self.unshed_wanted();
         if sum.removed > 0 {
             self.removing = true;
