@@ -113,14 +113,24 @@ impl Pid1 {
         // As `reap` does for an exit: a handshake still open is settled
         // first (the service is gone and the reaper closed its end).
         let run = self.reaped_unit(pid);
-        let exit = self.classify_exit(u, exit);
-        if run == Some(u) {
+        // Only while `pid` is still the unit's run: a handshake settled
+        // just now as failed may have started the next run already
+        // (`restart_delay = 0ms`), whose sd_notify socket and report pipe
+        // `classify_exit` would close (as `reap` guards it).
+        let ours = run == Some(u);
+        let exit = match ours {
+            true => self.classify_exit(u, exit),
+            false => exit,
+        };
+        if ours {
             if let Some(e) = self.edges.get_mut(usize::from(u)) {
                 e.drain.reported = true;
             }
         }
         self.feed(Event::Exited { pid, exit });
-        self.settle_oom(u);
+        if ours {
+            self.settle_oom(u);
+        }
         // The old reaper exits once its pipe is closed: at the loop's next
         // timer turn after the new run exec'd (`release_reports`), or now
         // if no run is on its way (a stop waits for it).
