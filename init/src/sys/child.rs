@@ -117,7 +117,12 @@ fn start<const B: usize, const P: usize>(
         }
     }
     if len == buf.len() {
-        let _ = child.wait();
+        // It wrote its errno and is on its way to `_exit`: reaped within
+        // a bound all the same (PID 1 waits on nothing without one).
+        if child.wait_within(KILLED_WAIT_MS).is_none() {
+            let _ = child.kill();
+            let _ = child.wait_within(KILLED_WAIT_MS);
+        }
         return Err(Errno::from_raw_os_error(i32::from_ne_bytes(buf)));
     }
     Ok(child)
