@@ -411,7 +411,17 @@ impl Pid1 {
             }
             let running = st.rt.pid != 0;
             let cgroup = self.cgroup_exists(&st.def.name);
-            if let Ok(u) = self.sup.restore(st.def, st.rt, st.retired) {
+            let name = st.def.name.clone();
+            let restored = self.sup.restore(st.def, st.rt, st.retired);
+            if restored.is_err() {
+                // Its fds close with its edge, here; its processes run on
+                // unsupervised (a build with a smaller table, rolled back to).
+                crate::error!("handover: {name}: no room in the table; left running unsupervised");
+                kmsg::console_line(format_args!(
+                    "[FAILED] {name}: not taken over (no room in the table); left running unsupervised"
+                ));
+            }
+            if let Ok(u) = restored {
                 // A running unit's limits are written; a stopped unit's
                 // are written again at its next start.
                 let gen = slot_limits(&self.sup, usize::from(u));
@@ -424,7 +434,9 @@ impl Pid1 {
                 self.edges.push(edge);
             }
         }
-        let _ = self.sup.link();
+        if let Err((u, _)) = self.sup.link() {
+            crate::error!("handover: unit {u}: unresolved dependency");
+        }
         self.free_slots_let_go_of_live_cgroups();
         // A reload's removals go on: a unit still stopping is let go once
         // it has stopped, and the cgroups of units gone (the last PID 1's
