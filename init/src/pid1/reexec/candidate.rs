@@ -61,12 +61,16 @@ pub(super) fn handshake(
     })?;
     drop(out_w);
     feed();
+    let state_len = state
+        .and_then(|fd| rustix::fs::fstat(fd).ok())
+        .map_or(0, |st| u64::try_from(st.st_size).unwrap_or(0));
+    let bound = answer_bound(state_len);
     let mut buf = [0u8; 512];
     let mut len = 0;
     {
         let fd = out;
         let _ = rustix::io::ioctl_fionbio(&fd, true);
-        let deadline = now().saturating_add(HANDSHAKE_MS);
+        let deadline = now().saturating_add(bound);
         loop {
             let left = deadline.saturating_sub(now());
             // With the state, to its end: a second line may follow.
@@ -119,12 +123,25 @@ pub(super) fn handshake(
         ))),
         Some((format, _, version)) => Ok((format, crate::proto::truncated(version))),
         None => Err(match status {
+            Ok(s) if len == 0 && state.is_some() => why(format_args!(
+                "no answer within {bound}ms to the state handed over ({} KiB; {s})",
+                state_len / 1024
+            )),
             Ok(s) if len == 0 => why(format_args!(
                 "not a wren: no handshake within {HANDSHAKE_MS}ms ({s})"
             )),
             _ => why(format_args!("not a wren: bad handshake `{}`", line.trim())),
         }),
     }
+}
+
+/// How long a candidate has to answer, given a state of `state_len`
+/// bytes to read and decode first: the handshake's bound, and 1 ms more
+/// per 16 KB (16 MB/s: the units' rings make a state tens of MB on a big
+/// table, which a Pi reads far slower than a desktop), at most 20 s. A
+/// working wren of this format was refused as "not a wren" past 500 ms.
+fn answer_bound(state_len: u64) -> u64 {
+    HANDSHAKE_MS.saturating_add((state_len / 16_000).min(20_000))
 }
 
 /// `wren --reexec-handshake`: the line a candidate answers with; given
@@ -247,6 +264,46 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A state of 16 MB takes a candidate longer than the bare
+    /// handshake's bound to read: it has a second more, and one that
+    /// does not answer within it is said not to have answered the state,
+    /// not to be no wren. Alone in a process, as the next test.
+    #[test]
+    fn a_large_state_gives_the_candidate_longer_to_answer() {
+        crate::testutil::alone!(a_large_state_gives_the_candidate_longer_to_answer);
+        let t = TempDir::new("reexec-large");
+        let mut line = String::new();
+        crate::handover::handshake_line(&mut line, state_format(), VERSION).unwrap();
+        let state = rustix::fs::memfd_create("st", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&state, 16_000_000).unwrap();
+        let state = Some(rustix::fd::AsFd::as_fd(&state));
+        use std::os::unix::fs::PermissionsExt;
+        let slow = format!(
+            "#!/bin/sh
+sleep 0.8
+printf '%s' '{line}'
+"
+        );
+        let slow = t.file("slow", &slow);
+        std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let r = handshake(slow.to_str().unwrap(), state, &|| {});
+        assert!(r.is_ok(), "{:?}", r.err().map(|w| w.as_str().to_owned()));
+        let hangs = t.file(
+            "hangs",
+            "#!/bin/sh
+exec sleep 5
+",
+        );
+        std::fs::set_permissions(&hangs, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let why = handshake(hangs.to_str().unwrap(), state, &|| {}).unwrap_err();
+        assert!(
+            why.as_str()
+                .starts_with("no answer within 1500ms to the state handed over (15625 KiB;"),
+            "{}",
+            why.as_str()
+        );
     }
 
     /// Candidates as scripts: one that hangs, one that exits saying
