@@ -352,10 +352,48 @@ fn restore_file(
         still_holds(&d, name, &unit_file, r)?;
     }
     let rejected = file_name(name, ".unit.rejected")?;
-    keep_rejected(&d, &unit_file, &rejected)?;
-    let tmp = file_name(name, ".unit.restore")?;
-    replace(&d, &tmp, &unit_file, text.as_bytes(), &unit_file)?;
+    match link_target(&d, &unit_file)? {
+        None => {
+            keep_rejected(&d, &unit_file, &rejected)?;
+            let tmp = file_name(name, ".unit.restore")?;
+            replace(&d, &tmp, &unit_file, text.as_bytes(), &unit_file)?;
+        }
+        // A link (units.md allows one: a unit file kept on `/data`): the
+        // good text goes into the file it leads to, in that file's own
+        // directory, and the link stays; replaced by a file, it would
+        // hide every later fix made where it leads. The rejected text
+        // stays beside it, a copy (the file it was is rewritten).
+        Some((td, base)) => {
+            copy_rejected(&d, &unit_file, &rejected)?;
+            let mut tmp = FileName::new();
+            tmp.push_str(&base).map_err(|_| Errno::NAMETOOLONG)?;
+            tmp.push_str(".restore").map_err(|_| Errno::NAMETOOLONG)?;
+            replace(&td, &tmp, &base, text.as_bytes(), &base)?;
+        }
+    }
     Ok(def)
+}
+
+/// When `unit_file` in `d` is a symbolic link: the directory of the file
+/// it leads to in the end (links followed by the kernel, read back from
+/// /proc/self/fd) and that file's name.
+fn link_target(d: &OwnedFd, unit_file: &str) -> Result<Option<(OwnedFd, String)>, Errno> {
+    let mut c = CPath::new();
+    let st = rustix::fs::statat(
+        d,
+        c.of_str(unit_file)?,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Symlink {
+        return Ok(None);
+    }
+    let f = crate::sys::file::openat(d, unit_file, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?;
+    let proc = format!("/proc/self/fd/{}", rustix::fd::AsRawFd::as_raw_fd(&f));
+    let target = rustix::fs::readlink(proc.as_str(), Vec::new())?;
+    let target = target.to_str().map_err(|_| Errno::ILSEQ)?;
+    let (dir, base) = target.rsplit_once('/').ok_or(Errno::INVAL)?;
+    let dir = if dir.is_empty() { "/" } else { dir };
+    Ok(Some((open_dir(dir)?, base.to_string())))
 }
 
 /// The text `restore_file` writes back, and the definition it is.
@@ -557,15 +595,18 @@ fn keep_rejected(d: &OwnedFd, unit_file: &str, rejected: &str) -> Result<(), Err
     match linked {
         Ok(()) => Ok(()),
         Err(Errno::NOENT) => Ok(()),
-        Err(_) => {
-            let mut buf = [0u8; UNIT_FILE_MAX];
-            let text = crate::sys::file::read_at(d, unit_file, &mut buf)?;
-            let mut tmp = FileName::new();
-            tmp.push_str(rejected).map_err(|_| Errno::NAMETOOLONG)?;
-            tmp.push_str(".tmp").map_err(|_| Errno::NAMETOOLONG)?;
-            replace(d, &tmp, rejected, text.as_bytes(), unit_file)
-        }
+        Err(_) => copy_rejected(d, unit_file, rejected),
     }
+}
+
+/// `rejected` becomes a copy of what `unit_file` reads now.
+fn copy_rejected(d: &OwnedFd, unit_file: &str, rejected: &str) -> Result<(), Errno> {
+    let mut buf = [0u8; UNIT_FILE_MAX];
+    let text = crate::sys::file::read_at(d, unit_file, &mut buf)?;
+    let mut tmp = FileName::new();
+    tmp.push_str(rejected).map_err(|_| Errno::NAMETOOLONG)?;
+    tmp.push_str(".tmp").map_err(|_| Errno::NAMETOOLONG)?;
+    replace(d, &tmp, rejected, text.as_bytes(), unit_file)
 }
 
 /// Write `bytes` to `tmp`, fsync it, rename it over `target`, fsync the
@@ -987,6 +1028,39 @@ mod tests {
         assert_eq!(mode(&f), 0o600);
         assert_eq!(mode(&t.path().join("web.unit.rejected")), 0o600);
         assert!(!t.path().join("web.unit.restore").exists());
+    }
+
+    /// A unit file that is a link (units.md allows one): the good text
+    /// goes where it leads, and it stays a link; the rejected text is
+    /// kept beside it. (The link was replaced by a file, which hid every
+    /// later fix made where it had led.)
+    #[test]
+    fn a_put_back_through_a_link_keeps_the_link() {
+        crate::testutil::alone!(a_put_back_through_a_link_keeps_the_link);
+        let t = TempDir::new("gate-link");
+        let mut p = running(&t, unit::parse("web", "exec = /bin/true\n").unwrap(), None);
+        let data = TempDir::new("gate-link-data");
+        let target = data.path().join("web.conf");
+        let link = t.path().join("web.unit");
+        std::fs::rename(&link, &target).unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        reload_to(&mut p, unit::parse("web", "exec = /bin/nope\n").unwrap());
+        p.mark_pending();
+        p.on_verdict(0, false);
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let text = std::fs::read_to_string(&target).unwrap();
+        assert!(text.starts_with("# Put back by wren"), "{text}");
+        assert!(text.contains("exec = /bin/true"), "{text}");
+        let kept = t.path().join("web.unit.rejected");
+        assert!(std::fs::symlink_metadata(&kept).unwrap().is_file());
+        assert_eq!(
+            std::fs::read_to_string(&kept).unwrap(),
+            "exec = /bin/nope\n"
+        );
+        assert!(!data.path().join("web.conf.restore").exists());
     }
 
     /// The file removed since the reload (the operator drops the unit):
