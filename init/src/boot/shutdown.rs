@@ -344,7 +344,7 @@ pub fn finish(kind: ShutdownKind, grace: Duration, watchdog: Option<Watchdog>) -
     });
     if ran == Ok(LEFT_RW) {
         crate::error!(
-            "shutdown: a file system is still read-write (above); the kernel's forced read-only remount"
+            "shutdown: a file system left read-write; the kernel's forced read-only remount"
         );
         emergency_sync(SYSRQ, &feed);
     } else if !said(ran) {
@@ -389,7 +389,7 @@ fn last_watchdog_step(kind: ShutdownKind, w: Watchdog) -> Option<Watchdog> {
             match w.disarm() {
                 Ok(()) => crate::info!("shutdown: watchdog disarmed"),
                 Err(e) => crate::error!(
-                    "shutdown: watchdog: the magic close failed: {}; its timer runs on and resets the board",
+                    "shutdown: watchdog: magic close failed: {}; the board will reset",
                     Os::from(e)
                 ),
             }

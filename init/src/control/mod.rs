@@ -115,20 +115,19 @@ const NO_EVENT: epoll::Event = epoll::Event {
 };
 
 /// Whether the process `pid` (a connecting peer, uid 0) holds
-/// CAP_SYS_ADMIN in its effective set (`/proc/PID/status`) over PID 1's
-/// user namespace: the operator does; a unit running as root with its
+/// CAP_SYS_ADMIN in its effective set (capget(2)) over PID 1's user
+/// namespace: the operator does; a unit running as root with its
 /// capabilities dropped does not, and must not stop other units, reload
 /// or reboot, nor does it by making a user namespace of its own (`unshare
 /// -Ur`), where its set is full again but counts only there. Unknown (the
 /// peer gone already): no. A kernel without user namespaces has no
-/// /proc/PID/ns/user, and every peer is in PID 1's.
+/// /proc/PID/ns/user, and every peer is in PID 1's. (The set was read from
+/// /proc/PID/status's first 2 KiB, where root in some 250 groups or more
+/// had its `CapEff:` line cut off and was taken for a looker.)
 fn may_change(pid: i32) -> bool {
-    let path: heapless::String<32> = crate::proto::formatted(format_args!("/proc/{pid}/status"));
-    let mut buf = [0u8; 2048];
-    let Ok(text) = crate::sys::file::read_at(rustix::fs::CWD, &path, &mut buf) else {
-        return false;
-    };
-    cap_eff_has_sys_admin(text)
+    use rustix::thread::{capabilities, CapabilitySet};
+    let caps = rustix::process::Pid::from_raw(pid).map(|p| capabilities(Some(p)));
+    caps.is_some_and(|c| c.is_ok_and(|c| c.effective.contains(CapabilitySet::SYS_ADMIN)))
         && in_pid1_user_ns(
             crate::sys::file::same_namespace(pid.unsigned_abs(), "user"),
             || rustix::fs::stat("/proc/self/ns/user").is_ok(),
@@ -148,16 +147,6 @@ fn in_pid1_user_ns(same: Option<bool>, own: impl FnOnce() -> bool) -> bool {
 fn observer(cred: &rustix::io::Result<net::UCred>) -> bool {
     cred.as_ref()
         .is_ok_and(|c| !may_change(c.pid.as_raw_nonzero().get()))
-}
-
-/// `CapEff:` of a `/proc/PID/status` text has CAP_SYS_ADMIN.
-fn cap_eff_has_sys_admin(status: &str) -> bool {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        // usize, as `sys::stack` reads hex: one instantiation of the parser.
-        .and_then(|v| usize::from_str_radix(v.trim(), 16).ok())
-        .is_some_and(|caps| caps & (1 << wren_core::confine::caps::SYS_ADMIN) != 0)
 }
 
 /// The control server. See the module comment for how PID 1 drives it.

@@ -240,11 +240,16 @@ pub(super) fn rescue_unit() -> UnitDef {
 
 impl Pid1 {
     pub(super) fn load_units(&mut self, opts: &cmdline::Options) {
+        self.load_units_or_rescue(opts, opts.rescue);
+    }
+
+    /// `load_units`, the rescue shell alone if `rescue`.
+    pub(super) fn load_units_or_rescue(&mut self, opts: &cmdline::Options, rescue: bool) {
         // Kept with `wren.rescue` too: the reload that follows the repair
         // reads the directory `check` and `edit` wrote.
         let dir = opts.units_dir();
         self.units_dir = heapless::String::try_from(dir).unwrap_or_default();
-        if opts.rescue {
+        if rescue {
             crate::warn!("wren.rescue given, starting rescue shell");
         } else {
             let mut defs: Vec<UnitDef> = Vec::new();

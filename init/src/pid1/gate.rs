@@ -47,6 +47,7 @@ impl Pid1 {
     /// nothing and has no verdict: owing one kept the last reload's
     /// verdicts for its retry ("try again"), which then heard that
     /// reload's rejection.
+    #[inline(never)]
     pub(super) fn reload_for_client(
         &mut self,
         report: &mut dyn FnMut(&str),
@@ -388,12 +389,20 @@ fn link_target(d: &OwnedFd, unit_file: &str) -> Result<Option<(OwnedFd, String)>
         return Ok(None);
     }
     let f = crate::sys::file::openat(d, unit_file, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?;
-    let proc = format!("/proc/self/fd/{}", rustix::fd::AsRawFd::as_raw_fd(&f));
-    let target = rustix::fs::readlink(proc.as_str(), Vec::new())?;
-    let target = target.to_str().map_err(|_| Errno::ILSEQ)?;
+    let mut proc: heapless::String<32> = heapless::String::new();
+    let fd = rustix::fd::AsRawFd::as_raw_fd(&f);
+    core::fmt::write(&mut proc, format_args!("/proc/self/fd/{fd}")).map_err(|_| Errno::INVAL)?;
+    let mut c = CPath::new();
+    let mut buf = std::vec![0u8; 4096];
+    let n = rustix::fs::readlinkat_raw(rustix::fs::CWD, c.of_str(&proc)?, buf.as_mut_slice())?;
+    let target = buf
+        .get(..n)
+        .filter(|_| n < 4096)
+        .ok_or(Errno::NAMETOOLONG)?;
+    let target = core::str::from_utf8(target).map_err(|_| Errno::ILSEQ)?;
     let (dir, base) = target.rsplit_once('/').ok_or(Errno::INVAL)?;
     let dir = if dir.is_empty() { "/" } else { dir };
-    Ok(Some((open_dir(dir)?, base.to_string())))
+    Ok(Some((open_dir(dir)?, String::from(base))))
 }
 
 /// The text `restore_file` writes back, and the definition it is.

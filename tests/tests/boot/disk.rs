@@ -110,7 +110,7 @@ fn disk_root_with_init_replaced_without_a_reexec_powers_off_clean() {
     power_off(&mut vm);
     for said in [
         "cannot unmount / nor remount it read-only",
-        "a file system is still read-write (above); the kernel's forced read-only remount",
+        "a file system left read-write; the kernel's forced read-only remount",
     ] {
         assert!(vm.output().contains(said), "{said}: {}", vm.tail());
     }

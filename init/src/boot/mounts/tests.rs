@@ -210,7 +210,7 @@ fn a_disk_root_under_another_mount_on_root_is_in_the_plan() {
     let disk = "/dev/mmcblk0p2 / ext4 rw,relatime 0 0\n";
     let under = Action::UnderRoot("/dev/mmcblk0p2".into());
     let overlay = format!("{disk}overlay / overlay rw,lowerdir=/ro,upperdir=/run/u 0 0\n");
-    assert_eq!(unmount_plan(&overlay), [Action::RemountRoot, under.clone()]);
+    assert_eq!(unmount_plan(&overlay), [under.clone(), Action::RemountRoot]);
     let tmpfs = format!("{disk}tmpfs / tmpfs rw 0 0\n");
     assert_eq!(unmount_plan(&tmpfs), [under]);
     let ro = "/dev/mmcblk0p2 / ext4 ro,relatime 0 0\ntmpfs / tmpfs rw 0 0\n";

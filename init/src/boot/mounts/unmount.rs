@@ -35,12 +35,11 @@ pub fn unmount_plan(mounts_text: &str) -> Vec<Action> {
     let mut plan = Vec::new();
     let mut remote = Vec::new();
     let mut root_fstype: Option<&str> = None;
-    let mut under_root = Vec::new();
     for (source, target, fstype) in entries(mounts_text).rev() {
         if field_eq(target, "/") {
             // The topmost mount on / is the last one listed, seen first here.
             if root_fstype.is_some() && is_disk(fstype) && writable(mounts_text, source, fstype) {
-                under_root.push(Action::UnderRoot(unescape(source)));
+                plan.push(Action::UnderRoot(unescape(source)));
             }
             root_fstype.get_or_insert(fstype);
         } else if is_remote(fstype) {
@@ -53,7 +52,6 @@ pub fn unmount_plan(mounts_text: &str) -> Vec<Action> {
     if root_fstype.is_some_and(is_disk) {
         plan.push(Action::RemountRoot);
     }
-    plan.append(&mut under_root);
     if !remote.is_empty() {
         plan.push(Action::Sync);
         plan.append(&mut remote);

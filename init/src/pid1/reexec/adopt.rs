@@ -66,13 +66,7 @@ impl Pid1 {
         let reloaded = hints
             .iter()
             .any(|h| h.pid != 0 && h.name.as_str() != RESCUE);
-        match opts.rescue && reloaded {
-            true => self.load_units(&crate::boot::cmdline::Options {
-                rescue: false,
-                ..opts.clone()
-            }),
-            false => self.load_units(opts),
-        }
+        self.load_units_or_rescue(opts, opts.rescue && !reloaded);
         let t = now();
         let mut n = 0u32;
         for i in 0..self.sup.len() {

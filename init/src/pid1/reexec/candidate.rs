@@ -124,7 +124,7 @@ pub(super) fn handshake(
         Some((format, _, version)) => Ok((format, crate::proto::truncated(version))),
         None => Err(match status {
             Ok(s) if len == 0 && state.is_some() => why(format_args!(
-                "no answer within {bound}ms to the state handed over ({} KiB; {s})",
+                "no answer to the state ({} KiB) within {bound}ms ({s})",
                 state_len / 1024
             )),
             Ok(s) if len == 0 => why(format_args!(
@@ -300,7 +300,7 @@ exec sleep 5
         let why = handshake(hangs.to_str().unwrap(), state, &|| {}).unwrap_err();
         assert!(
             why.as_str()
-                .starts_with("no answer within 1500ms to the state handed over (15625 KiB;"),
+                .starts_with("no answer to the state (15625 KiB) within 1500ms ("),
             "{}",
             why.as_str()
         );
