@@ -28,6 +28,9 @@ pub struct Fake {
     pub reload_invalid: bool,
     /// The reload refused with this error when set.
     pub reload_refusal: Option<CtlError>,
+    /// The reload answered with this plain error when set (a looker
+    /// denied, too many clients).
+    pub reload_error: Option<CtlError>,
     /// The reload's verdict lines and how many of them are rejections.
     pub verdict_lines: Vec<String>,
     pub verdict_rejected: usize,
@@ -144,6 +147,11 @@ impl Fake {
                 match r {
                     Ok(()) => srv.answer(id, &Reply::Cat(text.unit_file()), now),
                     Err(e) => srv.answer(id, &Reply::Error(e), now),
+                }
+            }
+            Command::Reload if self.reload_error.is_some() => {
+                if let Some(e) = self.reload_error.clone() {
+                    srv.answer(id, &Reply::Error(e), now);
                 }
             }
             Command::Reload => {

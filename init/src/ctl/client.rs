@@ -484,17 +484,22 @@ pub(super) fn talk(
         }
         Command::Reload => {
             conn.send(&Request::Reload).map_err(fail)?;
-            let mut refused = false;
+            let mut reloaded = false;
             let applied = conn
                 .reply(RELOAD_TIMEOUT, |r| {
-                    refused = matches!(&r, Reply::Reload { result: Err(e), .. }
-                        if e.code == ErrCode::Refused);
+                    reloaded = match &r {
+                        Reply::Reload { result: Err(e), .. } => e.code != ErrCode::Refused,
+                        Reply::Reload { .. } => true,
+                        _ => false,
+                    };
                     show_report(r, out, err)
                 })
                 .map_err(fail)?;
-            // Refused, nothing changed: there is nothing to judge, and a
-            // verdict asked for would wait on an earlier reload's.
-            if refused {
+            // Refused, nothing changed, or not a reload's answer at all (a
+            // looker denied, too many clients, another protocol): there is
+            // nothing to judge, and a verdict asked for would be denied
+            // again, or wait on someone else's reload and print its lines.
+            if !reloaded {
                 return Ok(applied);
             }
             // Then the verdict on what it changed: ready, or put back.

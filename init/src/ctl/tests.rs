@@ -619,6 +619,18 @@ fn a_refused_reload_says_so_once_and_asks_for_no_verdict() {
     );
     assert_eq!(fake.verdicts, 0);
     fake.reload_refusal = None;
+    // Not a reload's answer at all (a looker denied): said once, and no
+    // verdict asked for (it would be denied again, or wait on another
+    // operator's reload and print its lines).
+    fake.reload_error = Some(CtlError::new(
+        ErrCode::Denied,
+        "denied: the caller lacks CAP_SYS_ADMIN",
+    ));
+    let (code, _, err) = drive("ctl-e2e-denied", &mut fake, &["reload"], |_, _| {});
+    assert_eq!(code, 1);
+    assert_eq!(err.matches("denied").count(), 1, "{err}");
+    assert_eq!(fake.verdicts, 0);
+    fake.reload_error = None;
     let (code, _, _) = drive("ctl-e2e-refused2", &mut fake, &["reload"], |_, _| {});
     assert_eq!(code, 0);
     assert_eq!(fake.verdicts, 1, "a reload that applied is judged");
