@@ -17,7 +17,7 @@
 //! An allow list: ACTION is allow, DEFAULT is EPERM; a deny list the other
 //! way round.
 
-use super::syscalls::{NONE, NUMBERS};
+use super::syscalls::{COUNT, NONE};
 use super::SyscallSet;
 
 /// One `struct sock_filter`.
@@ -45,11 +45,11 @@ impl Arch {
         }
     }
 
-    /// The column of `syscalls::NUMBERS`.
-    fn column(self) -> usize {
+    /// Its number of each syscall name (`syscalls::NONE`: none here).
+    pub fn numbers(self) -> &'static [u16; COUNT] {
         match self {
-            Arch::Aarch64 => 0,
-            Arch::X86_64 => 1,
+            Arch::Aarch64 => &super::syscalls::AARCH64,
+            Arch::X86_64 => &super::syscalls::X86_64,
         }
     }
 
@@ -146,15 +146,12 @@ fn tree(iv: &[Interval], emit: &mut dyn FnMut(Insn)) {
 /// others `default`. Names without a number on `arch` are left out.
 /// `emit` receives the instructions in order (at most `MAX_INSNS`).
 pub fn build(arch: Arch, set: &SyscallSet, action: u32, default: u32, emit: &mut dyn FnMut(Insn)) {
-    let col = arch.column();
     // Which numbers are in the set, then the intervals of equal answer.
-    let mut nrs = [0u32; super::syscalls::COUNT];
+    let mut nrs = [0u32; COUNT];
     let mut n = 0;
-    for nr in NUMBERS
-        .iter()
-        .enumerate()
+    for nr in (arch.numbers().iter().enumerate())
         .filter(|(i, _)| set.has(*i))
-        .filter_map(|(_, nrs)| nrs.get(col).copied())
+        .map(|(_, nr)| *nr)
         .filter(|nr| *nr != NONE)
     {
         if let Some(slot) = nrs.get_mut(n) {

@@ -60,367 +60,735 @@ pub const NAMES: &str = concat!(
     "utimes vfork vhangup vmsplice vserver wait4 waitid write writev",
 );
 
-/// `[aarch64, x86_64]` number of each name, in the order of `NAMES`.
-pub const NUMBERS: [[u16; 2]; COUNT] = [
-    [NONE, 156], // _sysctl
-    [202, 43],   // accept
-    [242, 288],  // accept4
-    [NONE, 21],  // access
-    [89, 163],   // acct
-    [217, 248],  // add_key
-    [171, 159],  // adjtimex
-    [NONE, 183], // afs_syscall
-    [NONE, 37],  // alarm
-    [NONE, 158], // arch_prctl
-    [200, 49],   // bind
-    [280, 321],  // bpf
-    [214, 12],   // brk
-    [90, 125],   // capget
-    [91, 126],   // capset
-    [49, 80],    // chdir
-    [NONE, 90],  // chmod
-    [NONE, 92],  // chown
-    [51, 161],   // chroot
-    [266, 305],  // clock_adjtime
-    [114, 229],  // clock_getres
-    [113, 228],  // clock_gettime
-    [115, 230],  // clock_nanosleep
-    [112, 227],  // clock_settime
-    [220, 56],   // clone
-    [435, 435],  // clone3
-    [57, 3],     // close
-    [436, 436],  // close_range
-    [203, 42],   // connect
-    [285, 326],  // copy_file_range
-    [NONE, 85],  // creat
-    [106, 176],  // delete_module
-    [23, 32],    // dup
-    [NONE, 33],  // dup2
-    [24, 292],   // dup3
-    [NONE, 213], // epoll_create
-    [20, 291],   // epoll_create1
-    [21, 233],   // epoll_ctl
-    [NONE, 214], // epoll_ctl_old
-    [22, 281],   // epoll_pwait
-    [441, 441],  // epoll_pwait2
-    [NONE, 232], // epoll_wait
-    [NONE, 215], // epoll_wait_old
-    [NONE, 284], // eventfd
-    [19, 290],   // eventfd2
-    [221, 59],   // execve
-    [281, 322],  // execveat
-    [93, 60],    // exit
-    [94, 231],   // exit_group
-    [48, 269],   // faccessat
-    [439, 439],  // faccessat2
-    [223, 221],  // fadvise64
-    [47, 285],   // fallocate
-    [262, 300],  // fanotify_init
-    [263, 301],  // fanotify_mark
-    [50, 81],    // fchdir
-    [52, 91],    // fchmod
-    [53, 268],   // fchmodat
-    [NONE, 452], // fchmodat2
-    [55, 93],    // fchown
-    [54, 260],   // fchownat
-    [25, 72],    // fcntl
-    [83, 75],    // fdatasync
-    [10, 193],   // fgetxattr
-    [273, 313],  // finit_module
-    [13, 196],   // flistxattr
-    [32, 73],    // flock
-    [NONE, 57],  // fork
-    [16, 199],   // fremovexattr
-    [431, 431],  // fsconfig
-    [7, 190],    // fsetxattr
-    [432, 432],  // fsmount
-    [430, 430],  // fsopen
-    [433, 433],  // fspick
-    [80, 5],     // fstat
-    [44, 138],   // fstatfs
-    [82, 74],    // fsync
-    [46, 77],    // ftruncate
-    [98, 202],   // futex
-    [449, 449],  // futex_waitv
-    [NONE, 261], // futimesat
-    [236, 239],  // get_mempolicy
-    [100, 274],  // get_robust_list
-    [NONE, 211], // get_thread_area
-    [168, 309],  // getcpu
-    [17, 79],    // getcwd
-    [NONE, 78],  // getdents
-    [61, 217],   // getdents64
-    [177, 108],  // getegid
-    [175, 107],  // geteuid
-    [176, 104],  // getgid
-    [158, 115],  // getgroups
-    [102, 36],   // getitimer
-    [205, 52],   // getpeername
-    [155, 121],  // getpgid
-    [NONE, 111], // getpgrp
-    [172, 39],   // getpid
-    [NONE, 181], // getpmsg
-    [173, 110],  // getppid
-    [141, 140],  // getpriority
-    [278, 318],  // getrandom
-    [150, 120],  // getresgid
-    [148, 118],  // getresuid
-    [163, 97],   // getrlimit
-    [165, 98],   // getrusage
-    [156, 124],  // getsid
-    [204, 51],   // getsockname
-    [209, 55],   // getsockopt
-    [178, 186],  // gettid
-    [169, 96],   // gettimeofday
-    [174, 102],  // getuid
-    [8, 191],    // getxattr
-    [105, 175],  // init_module
-    [27, 254],   // inotify_add_watch
-    [NONE, 253], // inotify_init
-    [26, 294],   // inotify_init1
-    [28, 255],   // inotify_rm_watch
-    [3, 210],    // io_cancel
-    [1, 207],    // io_destroy
-    [4, 208],    // io_getevents
-    [292, 333],  // io_pgetevents
-    [0, 206],    // io_setup
-    [2, 209],    // io_submit
-    [426, 426],  // io_uring_enter
-    [427, 427],  // io_uring_register
-    [425, 425],  // io_uring_setup
-    [29, 16],    // ioctl
-    [NONE, 173], // ioperm
-    [NONE, 172], // iopl
-    [31, 252],   // ioprio_get
-    [30, 251],   // ioprio_set
-    [272, 312],  // kcmp
-    [294, 320],  // kexec_file_load
-    [104, 246],  // kexec_load
-    [219, 250],  // keyctl
-    [129, 62],   // kill
-    [445, 445],  // landlock_add_rule
-    [444, 444],  // landlock_create_ruleset
-    [446, 446],  // landlock_restrict_self
-    [NONE, 94],  // lchown
-    [9, 192],    // lgetxattr
-    [NONE, 86],  // link
-    [37, 265],   // linkat
-    [201, 50],   // listen
-    [11, 194],   // listxattr
-    [12, 195],   // llistxattr
-    [18, 212],   // lookup_dcookie
-    [15, 198],   // lremovexattr
-    [62, 8],     // lseek
-    [6, 189],    // lsetxattr
-    [NONE, 6],   // lstat
-    [233, 28],   // madvise
-    [235, 237],  // mbind
-    [283, 324],  // membarrier
-    [279, 319],  // memfd_create
-    [447, 447],  // memfd_secret
-    [238, 256],  // migrate_pages
-    [232, 27],   // mincore
-    [NONE, 83],  // mkdir
-    [34, 258],   // mkdirat
-    [NONE, 133], // mknod
-    [33, 259],   // mknodat
-    [228, 149],  // mlock
-    [284, 325],  // mlock2
-    [230, 151],  // mlockall
-    [222, 9],    // mmap
-    [NONE, 154], // modify_ldt
-    [40, 165],   // mount
-    [442, 442],  // mount_setattr
-    [429, 429],  // move_mount
-    [239, 279],  // move_pages
-    [226, 10],   // mprotect
-    [185, 245],  // mq_getsetattr
-    [184, 244],  // mq_notify
-    [180, 240],  // mq_open
-    [183, 243],  // mq_timedreceive
-    [182, 242],  // mq_timedsend
-    [181, 241],  // mq_unlink
-    [216, 25],   // mremap
-    [462, 462],  // mseal
-    [187, 71],   // msgctl
-    [186, 68],   // msgget
-    [188, 70],   // msgrcv
-    [189, 69],   // msgsnd
-    [227, 26],   // msync
-    [229, 150],  // munlock
-    [231, 152],  // munlockall
-    [215, 11],   // munmap
-    [264, 303],  // name_to_handle_at
-    [101, 35],   // nanosleep
-    [79, 262],   // newfstatat
-    [42, 180],   // nfsservctl
-    [NONE, 2],   // open
-    [265, 304],  // open_by_handle_at
-    [428, 428],  // open_tree
-    [56, 257],   // openat
-    [437, 437],  // openat2
-    [NONE, 34],  // pause
-    [241, 298],  // perf_event_open
-    [92, 135],   // personality
-    [438, 438],  // pidfd_getfd
-    [434, 434],  // pidfd_open
-    [424, 424],  // pidfd_send_signal
-    [NONE, 22],  // pipe
-    [59, 293],   // pipe2
-    [41, 155],   // pivot_root
-    [289, 330],  // pkey_alloc
-    [290, 331],  // pkey_free
-    [288, 329],  // pkey_mprotect
-    [NONE, 7],   // poll
-    [73, 271],   // ppoll
-    [167, 157],  // prctl
-    [67, 17],    // pread64
-    [69, 295],   // preadv
-    [286, 327],  // preadv2
-    [261, 302],  // prlimit64
-    [440, 440],  // process_madvise
-    [448, 448],  // process_mrelease
-    [270, 310],  // process_vm_readv
-    [271, 311],  // process_vm_writev
-    [72, 270],   // pselect6
-    [117, 101],  // ptrace
-    [NONE, 182], // putpmsg
-    [68, 18],    // pwrite64
-    [70, 296],   // pwritev
-    [287, 328],  // pwritev2
-    [60, 179],   // quotactl
-    [443, 443],  // quotactl_fd
-    [63, 0],     // read
-    [213, 187],  // readahead
-    [NONE, 89],  // readlink
-    [78, 267],   // readlinkat
-    [65, 19],    // readv
-    [142, 169],  // reboot
-    [207, 45],   // recvfrom
-    [243, 299],  // recvmmsg
-    [212, 47],   // recvmsg
-    [234, 216],  // remap_file_pages
-    [14, 197],   // removexattr
-    [NONE, 82],  // rename
-    [38, 264],   // renameat
-    [276, 316],  // renameat2
-    [218, 249],  // request_key
-    [128, 219],  // restart_syscall
-    [NONE, 84],  // rmdir
-    [293, 334],  // rseq
-    [134, 13],   // rt_sigaction
-    [136, 127],  // rt_sigpending
-    [135, 14],   // rt_sigprocmask
-    [138, 129],  // rt_sigqueueinfo
-    [139, 15],   // rt_sigreturn
-    [133, 130],  // rt_sigsuspend
-    [137, 128],  // rt_sigtimedwait
-    [240, 297],  // rt_tgsigqueueinfo
-    [125, 146],  // sched_get_priority_max
-    [126, 147],  // sched_get_priority_min
-    [123, 204],  // sched_getaffinity
-    [275, 315],  // sched_getattr
-    [121, 143],  // sched_getparam
-    [120, 145],  // sched_getscheduler
-    [127, 148],  // sched_rr_get_interval
-    [122, 203],  // sched_setaffinity
-    [274, 314],  // sched_setattr
-    [118, 142],  // sched_setparam
-    [119, 144],  // sched_setscheduler
-    [124, 24],   // sched_yield
-    [277, 317],  // seccomp
-    [NONE, 185], // security
-    [NONE, 23],  // select
-    [191, 66],   // semctl
-    [190, 64],   // semget
-    [193, 65],   // semop
-    [192, 220],  // semtimedop
-    [71, 40],    // sendfile
-    [269, 307],  // sendmmsg
-    [211, 46],   // sendmsg
-    [206, 44],   // sendto
-    [237, 238],  // set_mempolicy
-    [450, 450],  // set_mempolicy_home_node
-    [99, 273],   // set_robust_list
-    [NONE, 205], // set_thread_area
-    [96, 218],   // set_tid_address
-    [162, 171],  // setdomainname
-    [152, 123],  // setfsgid
-    [151, 122],  // setfsuid
-    [144, 106],  // setgid
-    [159, 116],  // setgroups
-    [161, 170],  // sethostname
-    [103, 38],   // setitimer
-    [268, 308],  // setns
-    [154, 109],  // setpgid
-    [140, 141],  // setpriority
-    [143, 114],  // setregid
-    [149, 119],  // setresgid
-    [147, 117],  // setresuid
-    [145, 113],  // setreuid
-    [164, 160],  // setrlimit
-    [157, 112],  // setsid
-    [208, 54],   // setsockopt
-    [170, 164],  // settimeofday
-    [146, 105],  // setuid
-    [5, 188],    // setxattr
-    [196, 30],   // shmat
-    [195, 31],   // shmctl
-    [197, 67],   // shmdt
-    [194, 29],   // shmget
-    [210, 48],   // shutdown
-    [132, 131],  // sigaltstack
-    [NONE, 282], // signalfd
-    [74, 289],   // signalfd4
-    [198, 41],   // socket
-    [199, 53],   // socketpair
-    [76, 275],   // splice
-    [NONE, 4],   // stat
-    [43, 137],   // statfs
-    [291, 332],  // statx
-    [225, 168],  // swapoff
-    [224, 167],  // swapon
-    [NONE, 88],  // symlink
-    [36, 266],   // symlinkat
-    [81, 162],   // sync
-    [84, 277],   // sync_file_range
-    [267, 306],  // syncfs
-    [NONE, 139], // sysfs
-    [179, 99],   // sysinfo
-    [116, 103],  // syslog
-    [77, 276],   // tee
-    [131, 234],  // tgkill
-    [NONE, 201], // time
-    [107, 222],  // timer_create
-    [111, 226],  // timer_delete
-    [109, 225],  // timer_getoverrun
-    [108, 224],  // timer_gettime
-    [110, 223],  // timer_settime
-    [85, 283],   // timerfd_create
-    [87, 287],   // timerfd_gettime
-    [86, 286],   // timerfd_settime
-    [153, 100],  // times
-    [130, 200],  // tkill
-    [45, 76],    // truncate
-    [NONE, 184], // tuxcall
-    [166, 95],   // umask
-    [39, 166],   // umount2
-    [160, 63],   // uname
-    [NONE, 87],  // unlink
-    [35, 263],   // unlinkat
-    [97, 272],   // unshare
-    [NONE, 134], // uselib
-    [282, 323],  // userfaultfd
-    [NONE, 136], // ustat
-    [NONE, 132], // utime
-    [88, 280],   // utimensat
-    [NONE, 235], // utimes
-    [NONE, 58],  // vfork
-    [58, 153],   // vhangup
-    [75, 278],   // vmsplice
-    [NONE, 236], // vserver
-    [260, 61],   // wait4
-    [95, 247],   // waitid
-    [64, 1],     // write
-    [66, 20],    // writev
+// One table an architecture: a binary built for one keeps only its own
+// (the other's 722 bytes are never read there).
+
+/// The aarch64 number of each name, in the order of `NAMES`.
+pub const AARCH64: [u16; COUNT] = [
+    NONE, // _sysctl
+    202,  // accept
+    242,  // accept4
+    NONE, // access
+    89,   // acct
+    217,  // add_key
+    171,  // adjtimex
+    NONE, // afs_syscall
+    NONE, // alarm
+    NONE, // arch_prctl
+    200,  // bind
+    280,  // bpf
+    214,  // brk
+    90,   // capget
+    91,   // capset
+    49,   // chdir
+    NONE, // chmod
+    NONE, // chown
+    51,   // chroot
+    266,  // clock_adjtime
+    114,  // clock_getres
+    113,  // clock_gettime
+    115,  // clock_nanosleep
+    112,  // clock_settime
+    220,  // clone
+    435,  // clone3
+    57,   // close
+    436,  // close_range
+    203,  // connect
+    285,  // copy_file_range
+    NONE, // creat
+    106,  // delete_module
+    23,   // dup
+    NONE, // dup2
+    24,   // dup3
+    NONE, // epoll_create
+    20,   // epoll_create1
+    21,   // epoll_ctl
+    NONE, // epoll_ctl_old
+    22,   // epoll_pwait
+    441,  // epoll_pwait2
+    NONE, // epoll_wait
+    NONE, // epoll_wait_old
+    NONE, // eventfd
+    19,   // eventfd2
+    221,  // execve
+    281,  // execveat
+    93,   // exit
+    94,   // exit_group
+    48,   // faccessat
+    439,  // faccessat2
+    223,  // fadvise64
+    47,   // fallocate
+    262,  // fanotify_init
+    263,  // fanotify_mark
+    50,   // fchdir
+    52,   // fchmod
+    53,   // fchmodat
+    NONE, // fchmodat2
+    55,   // fchown
+    54,   // fchownat
+    25,   // fcntl
+    83,   // fdatasync
+    10,   // fgetxattr
+    273,  // finit_module
+    13,   // flistxattr
+    32,   // flock
+    NONE, // fork
+    16,   // fremovexattr
+    431,  // fsconfig
+    7,    // fsetxattr
+    432,  // fsmount
+    430,  // fsopen
+    433,  // fspick
+    80,   // fstat
+    44,   // fstatfs
+    82,   // fsync
+    46,   // ftruncate
+    98,   // futex
+    449,  // futex_waitv
+    NONE, // futimesat
+    236,  // get_mempolicy
+    100,  // get_robust_list
+    NONE, // get_thread_area
+    168,  // getcpu
+    17,   // getcwd
+    NONE, // getdents
+    61,   // getdents64
+    177,  // getegid
+    175,  // geteuid
+    176,  // getgid
+    158,  // getgroups
+    102,  // getitimer
+    205,  // getpeername
+    155,  // getpgid
+    NONE, // getpgrp
+    172,  // getpid
+    NONE, // getpmsg
+    173,  // getppid
+    141,  // getpriority
+    278,  // getrandom
+    150,  // getresgid
+    148,  // getresuid
+    163,  // getrlimit
+    165,  // getrusage
+    156,  // getsid
+    204,  // getsockname
+    209,  // getsockopt
+    178,  // gettid
+    169,  // gettimeofday
+    174,  // getuid
+    8,    // getxattr
+    105,  // init_module
+    27,   // inotify_add_watch
+    NONE, // inotify_init
+    26,   // inotify_init1
+    28,   // inotify_rm_watch
+    3,    // io_cancel
+    1,    // io_destroy
+    4,    // io_getevents
+    292,  // io_pgetevents
+    0,    // io_setup
+    2,    // io_submit
+    426,  // io_uring_enter
+    427,  // io_uring_register
+    425,  // io_uring_setup
+    29,   // ioctl
+    NONE, // ioperm
+    NONE, // iopl
+    31,   // ioprio_get
+    30,   // ioprio_set
+    272,  // kcmp
+    294,  // kexec_file_load
+    104,  // kexec_load
+    219,  // keyctl
+    129,  // kill
+    445,  // landlock_add_rule
+    444,  // landlock_create_ruleset
+    446,  // landlock_restrict_self
+    NONE, // lchown
+    9,    // lgetxattr
+    NONE, // link
+    37,   // linkat
+    201,  // listen
+    11,   // listxattr
+    12,   // llistxattr
+    18,   // lookup_dcookie
+    15,   // lremovexattr
+    62,   // lseek
+    6,    // lsetxattr
+    NONE, // lstat
+    233,  // madvise
+    235,  // mbind
+    283,  // membarrier
+    279,  // memfd_create
+    447,  // memfd_secret
+    238,  // migrate_pages
+    232,  // mincore
+    NONE, // mkdir
+    34,   // mkdirat
+    NONE, // mknod
+    33,   // mknodat
+    228,  // mlock
+    284,  // mlock2
+    230,  // mlockall
+    222,  // mmap
+    NONE, // modify_ldt
+    40,   // mount
+    442,  // mount_setattr
+    429,  // move_mount
+    239,  // move_pages
+    226,  // mprotect
+    185,  // mq_getsetattr
+    184,  // mq_notify
+    180,  // mq_open
+    183,  // mq_timedreceive
+    182,  // mq_timedsend
+    181,  // mq_unlink
+    216,  // mremap
+    462,  // mseal
+    187,  // msgctl
+    186,  // msgget
+    188,  // msgrcv
+    189,  // msgsnd
+    227,  // msync
+    229,  // munlock
+    231,  // munlockall
+    215,  // munmap
+    264,  // name_to_handle_at
+    101,  // nanosleep
+    79,   // newfstatat
+    42,   // nfsservctl
+    NONE, // open
+    265,  // open_by_handle_at
+    428,  // open_tree
+    56,   // openat
+    437,  // openat2
+    NONE, // pause
+    241,  // perf_event_open
+    92,   // personality
+    438,  // pidfd_getfd
+    434,  // pidfd_open
+    424,  // pidfd_send_signal
+    NONE, // pipe
+    59,   // pipe2
+    41,   // pivot_root
+    289,  // pkey_alloc
+    290,  // pkey_free
+    288,  // pkey_mprotect
+    NONE, // poll
+    73,   // ppoll
+    167,  // prctl
+    67,   // pread64
+    69,   // preadv
+    286,  // preadv2
+    261,  // prlimit64
+    440,  // process_madvise
+    448,  // process_mrelease
+    270,  // process_vm_readv
+    271,  // process_vm_writev
+    72,   // pselect6
+    117,  // ptrace
+    NONE, // putpmsg
+    68,   // pwrite64
+    70,   // pwritev
+    287,  // pwritev2
+    60,   // quotactl
+    443,  // quotactl_fd
+    63,   // read
+    213,  // readahead
+    NONE, // readlink
+    78,   // readlinkat
+    65,   // readv
+    142,  // reboot
+    207,  // recvfrom
+    243,  // recvmmsg
+    212,  // recvmsg
+    234,  // remap_file_pages
+    14,   // removexattr
+    NONE, // rename
+    38,   // renameat
+    276,  // renameat2
+    218,  // request_key
+    128,  // restart_syscall
+    NONE, // rmdir
+    293,  // rseq
+    134,  // rt_sigaction
+    136,  // rt_sigpending
+    135,  // rt_sigprocmask
+    138,  // rt_sigqueueinfo
+    139,  // rt_sigreturn
+    133,  // rt_sigsuspend
+    137,  // rt_sigtimedwait
+    240,  // rt_tgsigqueueinfo
+    125,  // sched_get_priority_max
+    126,  // sched_get_priority_min
+    123,  // sched_getaffinity
+    275,  // sched_getattr
+    121,  // sched_getparam
+    120,  // sched_getscheduler
+    127,  // sched_rr_get_interval
+    122,  // sched_setaffinity
+    274,  // sched_setattr
+    118,  // sched_setparam
+    119,  // sched_setscheduler
+    124,  // sched_yield
+    277,  // seccomp
+    NONE, // security
+    NONE, // select
+    191,  // semctl
+    190,  // semget
+    193,  // semop
+    192,  // semtimedop
+    71,   // sendfile
+    269,  // sendmmsg
+    211,  // sendmsg
+    206,  // sendto
+    237,  // set_mempolicy
+    450,  // set_mempolicy_home_node
+    99,   // set_robust_list
+    NONE, // set_thread_area
+    96,   // set_tid_address
+    162,  // setdomainname
+    152,  // setfsgid
+    151,  // setfsuid
+    144,  // setgid
+    159,  // setgroups
+    161,  // sethostname
+    103,  // setitimer
+    268,  // setns
+    154,  // setpgid
+    140,  // setpriority
+    143,  // setregid
+    149,  // setresgid
+    147,  // setresuid
+    145,  // setreuid
+    164,  // setrlimit
+    157,  // setsid
+    208,  // setsockopt
+    170,  // settimeofday
+    146,  // setuid
+    5,    // setxattr
+    196,  // shmat
+    195,  // shmctl
+    197,  // shmdt
+    194,  // shmget
+    210,  // shutdown
+    132,  // sigaltstack
+    NONE, // signalfd
+    74,   // signalfd4
+    198,  // socket
+    199,  // socketpair
+    76,   // splice
+    NONE, // stat
+    43,   // statfs
+    291,  // statx
+    225,  // swapoff
+    224,  // swapon
+    NONE, // symlink
+    36,   // symlinkat
+    81,   // sync
+    84,   // sync_file_range
+    267,  // syncfs
+    NONE, // sysfs
+    179,  // sysinfo
+    116,  // syslog
+    77,   // tee
+    131,  // tgkill
+    NONE, // time
+    107,  // timer_create
+    111,  // timer_delete
+    109,  // timer_getoverrun
+    108,  // timer_gettime
+    110,  // timer_settime
+    85,   // timerfd_create
+    87,   // timerfd_gettime
+    86,   // timerfd_settime
+    153,  // times
+    130,  // tkill
+    45,   // truncate
+    NONE, // tuxcall
+    166,  // umask
+    39,   // umount2
+    160,  // uname
+    NONE, // unlink
+    35,   // unlinkat
+    97,   // unshare
+    NONE, // uselib
+    282,  // userfaultfd
+    NONE, // ustat
+    NONE, // utime
+    88,   // utimensat
+    NONE, // utimes
+    NONE, // vfork
+    58,   // vhangup
+    75,   // vmsplice
+    NONE, // vserver
+    260,  // wait4
+    95,   // waitid
+    64,   // write
+    66,   // writev
+];
+
+/// The x86_64 number of each name, in the order of `NAMES`.
+pub const X86_64: [u16; COUNT] = [
+    156, // _sysctl
+    43,  // accept
+    288, // accept4
+    21,  // access
+    163, // acct
+    248, // add_key
+    159, // adjtimex
+    183, // afs_syscall
+    37,  // alarm
+    158, // arch_prctl
+    49,  // bind
+    321, // bpf
+    12,  // brk
+    125, // capget
+    126, // capset
+    80,  // chdir
+    90,  // chmod
+    92,  // chown
+    161, // chroot
+    305, // clock_adjtime
+    229, // clock_getres
+    228, // clock_gettime
+    230, // clock_nanosleep
+    227, // clock_settime
+    56,  // clone
+    435, // clone3
+    3,   // close
+    436, // close_range
+    42,  // connect
+    326, // copy_file_range
+    85,  // creat
+    176, // delete_module
+    32,  // dup
+    33,  // dup2
+    292, // dup3
+    213, // epoll_create
+    291, // epoll_create1
+    233, // epoll_ctl
+    214, // epoll_ctl_old
+    281, // epoll_pwait
+    441, // epoll_pwait2
+    232, // epoll_wait
+    215, // epoll_wait_old
+    284, // eventfd
+    290, // eventfd2
+    59,  // execve
+    322, // execveat
+    60,  // exit
+    231, // exit_group
+    269, // faccessat
+    439, // faccessat2
+    221, // fadvise64
+    285, // fallocate
+    300, // fanotify_init
+    301, // fanotify_mark
+    81,  // fchdir
+    91,  // fchmod
+    268, // fchmodat
+    452, // fchmodat2
+    93,  // fchown
+    260, // fchownat
+    72,  // fcntl
+    75,  // fdatasync
+    193, // fgetxattr
+    313, // finit_module
+    196, // flistxattr
+    73,  // flock
+    57,  // fork
+    199, // fremovexattr
+    431, // fsconfig
+    190, // fsetxattr
+    432, // fsmount
+    430, // fsopen
+    433, // fspick
+    5,   // fstat
+    138, // fstatfs
+    74,  // fsync
+    77,  // ftruncate
+    202, // futex
+    449, // futex_waitv
+    261, // futimesat
+    239, // get_mempolicy
+    274, // get_robust_list
+    211, // get_thread_area
+    309, // getcpu
+    79,  // getcwd
+    78,  // getdents
+    217, // getdents64
+    108, // getegid
+    107, // geteuid
+    104, // getgid
+    115, // getgroups
+    36,  // getitimer
+    52,  // getpeername
+    121, // getpgid
+    111, // getpgrp
+    39,  // getpid
+    181, // getpmsg
+    110, // getppid
+    140, // getpriority
+    318, // getrandom
+    120, // getresgid
+    118, // getresuid
+    97,  // getrlimit
+    98,  // getrusage
+    124, // getsid
+    51,  // getsockname
+    55,  // getsockopt
+    186, // gettid
+    96,  // gettimeofday
+    102, // getuid
+    191, // getxattr
+    175, // init_module
+    254, // inotify_add_watch
+    253, // inotify_init
+    294, // inotify_init1
+    255, // inotify_rm_watch
+    210, // io_cancel
+    207, // io_destroy
+    208, // io_getevents
+    333, // io_pgetevents
+    206, // io_setup
+    209, // io_submit
+    426, // io_uring_enter
+    427, // io_uring_register
+    425, // io_uring_setup
+    16,  // ioctl
+    173, // ioperm
+    172, // iopl
+    252, // ioprio_get
+    251, // ioprio_set
+    312, // kcmp
+    320, // kexec_file_load
+    246, // kexec_load
+    250, // keyctl
+    62,  // kill
+    445, // landlock_add_rule
+    444, // landlock_create_ruleset
+    446, // landlock_restrict_self
+    94,  // lchown
+    192, // lgetxattr
+    86,  // link
+    265, // linkat
+    50,  // listen
+    194, // listxattr
+    195, // llistxattr
+    212, // lookup_dcookie
+    198, // lremovexattr
+    8,   // lseek
+    189, // lsetxattr
+    6,   // lstat
+    28,  // madvise
+    237, // mbind
+    324, // membarrier
+    319, // memfd_create
+    447, // memfd_secret
+    256, // migrate_pages
+    27,  // mincore
+    83,  // mkdir
+    258, // mkdirat
+    133, // mknod
+    259, // mknodat
+    149, // mlock
+    325, // mlock2
+    151, // mlockall
+    9,   // mmap
+    154, // modify_ldt
+    165, // mount
+    442, // mount_setattr
+    429, // move_mount
+    279, // move_pages
+    10,  // mprotect
+    245, // mq_getsetattr
+    244, // mq_notify
+    240, // mq_open
+    243, // mq_timedreceive
+    242, // mq_timedsend
+    241, // mq_unlink
+    25,  // mremap
+    462, // mseal
+    71,  // msgctl
+    68,  // msgget
+    70,  // msgrcv
+    69,  // msgsnd
+    26,  // msync
+    150, // munlock
+    152, // munlockall
+    11,  // munmap
+    303, // name_to_handle_at
+    35,  // nanosleep
+    262, // newfstatat
+    180, // nfsservctl
+    2,   // open
+    304, // open_by_handle_at
+    428, // open_tree
+    257, // openat
+    437, // openat2
+    34,  // pause
+    298, // perf_event_open
+    135, // personality
+    438, // pidfd_getfd
+    434, // pidfd_open
+    424, // pidfd_send_signal
+    22,  // pipe
+    293, // pipe2
+    155, // pivot_root
+    330, // pkey_alloc
+    331, // pkey_free
+    329, // pkey_mprotect
+    7,   // poll
+    271, // ppoll
+    157, // prctl
+    17,  // pread64
+    295, // preadv
+    327, // preadv2
+    302, // prlimit64
+    440, // process_madvise
+    448, // process_mrelease
+    310, // process_vm_readv
+    311, // process_vm_writev
+    270, // pselect6
+    101, // ptrace
+    182, // putpmsg
+    18,  // pwrite64
+    296, // pwritev
+    328, // pwritev2
+    179, // quotactl
+    443, // quotactl_fd
+    0,   // read
+    187, // readahead
+    89,  // readlink
+    267, // readlinkat
+    19,  // readv
+    169, // reboot
+    45,  // recvfrom
+    299, // recvmmsg
+    47,  // recvmsg
+    216, // remap_file_pages
+    197, // removexattr
+    82,  // rename
+    264, // renameat
+    316, // renameat2
+    249, // request_key
+    219, // restart_syscall
+    84,  // rmdir
+    334, // rseq
+    13,  // rt_sigaction
+    127, // rt_sigpending
+    14,  // rt_sigprocmask
+    129, // rt_sigqueueinfo
+    15,  // rt_sigreturn
+    130, // rt_sigsuspend
+    128, // rt_sigtimedwait
+    297, // rt_tgsigqueueinfo
+    146, // sched_get_priority_max
+    147, // sched_get_priority_min
+    204, // sched_getaffinity
+    315, // sched_getattr
+    143, // sched_getparam
+    145, // sched_getscheduler
+    148, // sched_rr_get_interval
+    203, // sched_setaffinity
+    314, // sched_setattr
+    142, // sched_setparam
+    144, // sched_setscheduler
+    24,  // sched_yield
+    317, // seccomp
+    185, // security
+    23,  // select
+    66,  // semctl
+    64,  // semget
+    65,  // semop
+    220, // semtimedop
+    40,  // sendfile
+    307, // sendmmsg
+    46,  // sendmsg
+    44,  // sendto
+    238, // set_mempolicy
+    450, // set_mempolicy_home_node
+    273, // set_robust_list
+    205, // set_thread_area
+    218, // set_tid_address
+    171, // setdomainname
+    123, // setfsgid
+    122, // setfsuid
+    106, // setgid
+    116, // setgroups
+    170, // sethostname
+    38,  // setitimer
+    308, // setns
+    109, // setpgid
+    141, // setpriority
+    114, // setregid
+    119, // setresgid
+    117, // setresuid
+    113, // setreuid
+    160, // setrlimit
+    112, // setsid
+    54,  // setsockopt
+    164, // settimeofday
+    105, // setuid
+    188, // setxattr
+    30,  // shmat
+    31,  // shmctl
+    67,  // shmdt
+    29,  // shmget
+    48,  // shutdown
+    131, // sigaltstack
+    282, // signalfd
+    289, // signalfd4
+    41,  // socket
+    53,  // socketpair
+    275, // splice
+    4,   // stat
+    137, // statfs
+    332, // statx
+    168, // swapoff
+    167, // swapon
+    88,  // symlink
+    266, // symlinkat
+    162, // sync
+    277, // sync_file_range
+    306, // syncfs
+    139, // sysfs
+    99,  // sysinfo
+    103, // syslog
+    276, // tee
+    234, // tgkill
+    201, // time
+    222, // timer_create
+    226, // timer_delete
+    225, // timer_getoverrun
+    224, // timer_gettime
+    223, // timer_settime
+    283, // timerfd_create
+    287, // timerfd_gettime
+    286, // timerfd_settime
+    100, // times
+    200, // tkill
+    76,  // truncate
+    184, // tuxcall
+    95,  // umask
+    166, // umount2
+    63,  // uname
+    87,  // unlink
+    263, // unlinkat
+    272, // unshare
+    134, // uselib
+    323, // userfaultfd
+    136, // ustat
+    132, // utime
+    280, // utimensat
+    235, // utimes
+    58,  // vfork
+    153, // vhangup
+    278, // vmsplice
+    236, // vserver
+    61,  // wait4
+    247, // waitid
+    1,   // write
+    20,  // writev
 ];

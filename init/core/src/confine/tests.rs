@@ -3,11 +3,7 @@ use super::*;
 
 fn nr(name: &str, arch: Arch) -> u32 {
     let i = syscall_index(name).unwrap();
-    let col = match arch {
-        Arch::Aarch64 => 0,
-        Arch::X86_64 => 1,
-    };
-    u32::from(syscalls::NUMBERS[i][col])
+    u32::from(arch.numbers()[i])
 }
 
 /// Runs `prog` as the kernel would for one call: the subset of classic
@@ -283,16 +279,10 @@ fn every_number_gets_its_answer_through_a_short_search() {
         let set = sc.effective();
         for arch in [Arch::Aarch64, Arch::X86_64] {
             let p = program(&sc, arch);
-            let col = match arch {
-                Arch::Aarch64 => 0,
-                Arch::X86_64 => 1,
-            };
             let mut longest = 0;
             for nr in 0..600u32 {
-                let named = syscalls::NUMBERS
-                    .iter()
-                    .enumerate()
-                    .any(|(i, n)| u32::from(n[col]) == nr && set.has(i));
+                let named = (arch.numbers().iter().enumerate())
+                    .any(|(i, n)| u32::from(*n) == nr && set.has(i));
                 let want = if named == sc.deny {
                     RET_EPERM
                 } else {
