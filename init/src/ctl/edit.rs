@@ -115,7 +115,13 @@ pub(super) fn edit_unit(
     input: &mut dyn io::BufRead,
     err: &mut dyn crate::ctl::out::Out,
 ) -> Result<Edited, String> {
-    let target = env.dir.join(format!("{name}.unit"));
+    let target = through_links(env.dir.join(format!("{name}.unit")))?;
+    // Not opened unless regular, as the loader reads it: a FIFO would
+    // hold `edit` in its open, a link to a device feed it for ever.
+    let kind = rustix::fs::stat(&target).map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode));
+    if kind.is_ok_and(|k| k != rustix::fs::FileType::RegularFile) {
+        return Err(format!("{}: not a regular file", target.shown()));
+    }
     // Bytes: a file that is not UTF-8 (PID 1 says `NAME.unit:N: not
     // valid UTF-8`) is one to edit, not an error.
     let mut original = Vec::new();
@@ -141,6 +147,21 @@ pub(super) fn edit_unit(
     let result = edit_loop(name, env, (&original, owner), &target, &work, input, err);
     remove_tree(&work);
     result
+}
+
+/// The file `path` leads to through symbolic links (units.md allows a
+/// unit file to be one, say into `/data`): edited and installed there,
+/// so the link stays a link. Renamed over, it became a file of its own,
+/// which hid every later change made where it led.
+fn through_links(mut path: std::path::PathBuf) -> Result<std::path::PathBuf, String> {
+    for _ in 0..8 {
+        let Ok(to) = std::fs::read_link(&path) else {
+            return Ok(path);
+        };
+        let dir = crate::pathname::parent(&path).unwrap_or(Path::new("/"));
+        path = dir.join(to);
+    }
+    Err(format!("{}: too many levels of links", path.shown()))
 }
 
 /// `std::fs::remove_dir_all` (best effort) on the directory walk the

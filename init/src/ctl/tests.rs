@@ -1124,3 +1124,65 @@ fn a_reexec_that_could_not_read_the_state_came_back_all_the_same() {
         "{line}"
     );
 }
+
+/// A unit file that is a link (units.md allows one): edited where it
+/// leads, and still a link after (it was renamed over, a file of its
+/// own that hid every later change made where it had led).
+#[test]
+fn edit_keeps_a_linked_unit_file_a_link() {
+    let d = TempDir::new("edit-link");
+    let store = d.join("store");
+    std::fs::create_dir(&store).unwrap();
+    let target = store.join("web.unit");
+    std::fs::write(&target, "exec = /bin/old\n").unwrap();
+    let units = d.join("units");
+    std::fs::create_dir(&units).unwrap();
+    std::os::unix::fs::symlink("../store/web.unit", units.join("web.unit")).unwrap();
+    let env = EditEnv {
+        dir: &units,
+        tmp: d.path(),
+        editor: "sed -i s/old/new/",
+        check: &fake_check,
+    };
+    let r = edit_unit("web", &env, &mut &b""[..], &mut Vec::new());
+    assert_eq!(r, Ok(Edited::Installed));
+    let link = std::fs::symlink_metadata(units.join("web.unit")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link replaced by a file");
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "exec = /bin/new\n"
+    );
+}
+
+/// A FIFO named NAME.unit (a stray one cannot hold up a boot or a
+/// reload) is refused at once, not opened: `edit` waited in its open for
+/// a writer for ever.
+#[test]
+fn edit_of_a_fifo_is_refused_at_once() {
+    let d = TempDir::new("edit-fifo");
+    let units = d.join("units");
+    std::fs::create_dir(&units).unwrap();
+    let fifo = units.join("web.unit");
+    crate::testutil::fifo(&fifo);
+    let (u, t) = (units.clone(), d.path().to_path_buf());
+    let h = std::thread::spawn(move || {
+        let env = EditEnv {
+            dir: &u,
+            tmp: &t,
+            editor: "true",
+            check: &fake_check,
+        };
+        edit_unit("web", &env, &mut &b""[..], &mut Vec::new())
+    });
+    let t0 = std::time::Instant::now();
+    while !h.is_finished() && t0.elapsed() < std::time::Duration::from_secs(2) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    if !h.is_finished() {
+        // Let it go: a writer opens and closes the FIFO.
+        let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+    }
+    let r = h.join().unwrap();
+    let e = r.unwrap_err();
+    assert!(e.ends_with("web.unit: not a regular file"), "{e}");
+}
