@@ -1138,12 +1138,7 @@ fn edit_keeps_a_linked_unit_file_a_link() {
     let units = d.join("units");
     std::fs::create_dir(&units).unwrap();
     std::os::unix::fs::symlink("../store/web.unit", units.join("web.unit")).unwrap();
-    let env = EditEnv {
-        dir: &units,
-        tmp: d.path(),
-        editor: "sed -i s/old/new/",
-        check: &fake_check,
-    };
+    let env = edit_env(&units, "sed -i s/old/new/");
     let r = edit_unit("web", &env, &mut &b""[..], &mut Vec::new());
     assert_eq!(r, Ok(Edited::Installed));
     let link = std::fs::symlink_metadata(units.join("web.unit")).unwrap();
@@ -1164,15 +1159,9 @@ fn edit_of_a_fifo_is_refused_at_once() {
     std::fs::create_dir(&units).unwrap();
     let fifo = units.join("web.unit");
     crate::testutil::fifo(&fifo);
-    let (u, t) = (units.clone(), d.path().to_path_buf());
+    let u = units.clone();
     let h = std::thread::spawn(move || {
-        let env = EditEnv {
-            dir: &u,
-            tmp: &t,
-            editor: "true",
-            check: &fake_check,
-        };
-        edit_unit("web", &env, &mut &b""[..], &mut Vec::new())
+        edit_unit("web", &edit_env(&u, "true"), &mut &b""[..], &mut Vec::new())
     });
     let t0 = std::time::Instant::now();
     while !h.is_finished() && t0.elapsed() < std::time::Duration::from_secs(2) {
