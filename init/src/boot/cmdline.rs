@@ -148,6 +148,14 @@ fn flag(value: Option<&str>) -> Option<bool> {
     }
 }
 
+/// The kernel command line as PID 1 reads it, and `initctl` too, so that
+/// both take the same `wren.units` from it: at most `buf`'s 4 KiB, a
+/// byte that is not UTF-8 (a boot loader's environment) read as `?`,
+/// not taken for an empty line.
+pub fn read_text(buf: &mut [u8; 4096]) -> Result<&str, rustix::io::Errno> {
+    crate::sys::file::read_lossy_at(rustix::fs::CWD, "/proc/cmdline", buf)
+}
+
 /// Parse the kernel command line. `warn(token, why)` is called for each
 /// `wren.*` option that is unknown or has a bad value; the option is then
 /// ignored (a later good one still counts: the last one wins).

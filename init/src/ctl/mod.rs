@@ -192,11 +192,13 @@ fn fail(err: &mut dyn out::Out, msg: &dyn std::fmt::Display) -> u8 {
 }
 
 /// The unit directory PID 1 runs from: `wren.units=` on the kernel
-/// command line, else /etc/units (also on a build host).
+/// command line, read as PID 1 reads it (a line not UTF-8 throughout
+/// had `edit` install where PID 1 never reads), else /etc/units (also on
+/// a build host).
 fn units_dir() -> String {
-    let text =
-        crate::sys::file::read_string(std::path::Path::new("/proc/cmdline")).unwrap_or_default();
-    crate::boot::cmdline::parse(&text, &mut |_, _| {})
+    let mut buf = [0u8; 4096];
+    let text = crate::boot::cmdline::read_text(&mut buf).unwrap_or("");
+    crate::boot::cmdline::parse(text, &mut |_, _| {})
         .units_dir()
         .to_owned()
 }

@@ -164,9 +164,7 @@ pub(super) fn early(resumed: bool) -> (cmdline::Options, SigSet, Option<Cgroups>
 /// for (the one place `kmsg::init` is called).
 fn read_cmdline() -> cmdline::Options {
     let mut buf = [0u8; 4096];
-    // A byte that is not UTF-8 (a boot loader's environment) is read as
-    // `?`, not taken for an empty command line.
-    let read = crate::sys::file::read_lossy_at(rustix::fs::CWD, "/proc/cmdline", &mut buf);
+    let read = cmdline::read_text(&mut buf);
     let text = *read.as_ref().unwrap_or(&"");
     // Warnings wait until the logger is up, so collect the first few.
     let mut warnings: heapless::Vec<(heapless::String<64>, &'static str), 4> = heapless::Vec::new();
