@@ -142,13 +142,28 @@ pub(crate) use alone;
 /// that process, where the test goes on; false in the caller, once that
 /// process has run that one test and it passed.
 pub fn run_alone(module: &str, test: &str) -> bool {
+    run_alone_in(module, test, &[])
+}
+
+/// `run_alone`, the process started by `wrapper` (a command that ends
+/// in an exec of its arguments: `unshare -m ...`), if not empty.
+pub fn run_alone_in(module: &str, test: &str, wrapper: &[&str]) -> bool {
     // libtest names a test by its path without the crate's name.
     let module = module.split_once("::").map_or("", |(_, rest)| rest);
     let name = format!("{module}::{test}");
     if std::env::var_os("WREN_TEST_ALONE").is_some_and(|t| t == *name) {
         return true;
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = std::process::Command::new(first);
+            c.args(rest).arg(&exe);
+            c
+        }
+        None => std::process::Command::new(&exe),
+    };
+    let out = cmd
         .args(["--exact", &name, "--test-threads=1", "--nocapture"])
         .env("WREN_TEST_ALONE", &name)
         .output()

@@ -161,7 +161,7 @@ fn through_links(mut path: std::path::PathBuf) -> Result<std::path::PathBuf, Str
         let dir = crate::pathname::parent(&path).unwrap_or(Path::new("/"));
         path = dir.join(to);
     }
-    Err(format!("{}: too many levels of links", path.shown()))
+    Err(format!("{}: too many links", path.shown()))
 }
 
 /// `std::fs::remove_dir_all` (best effort) on the directory walk the

@@ -1049,6 +1049,51 @@ fn a_root_unit_without_sys_admin_cannot_write_sysctls_or_cgroups() {
     assert_eq!(wrote("namespaces = mount\n"), "w w w");
 }
 
+/// The same for a mount below `/proc/sys`: binfmt_misc takes a
+/// `register` from root without a capability (the interpreter it names
+/// then runs for whoever execs a matching file, the host's root). Only
+/// the top of `/proc/sys` was made read-only. Alone, in a mount
+/// namespace of its own with a tmpfs standing in for binfmt_misc.
+#[test]
+fn a_root_unit_without_sys_admin_cannot_write_below_proc_sys() {
+    if !rustix::process::geteuid().is_root() {
+        return; // mounts need root; CI runs the host tests as root
+    }
+    let binfmt = "/proc/sys/fs/binfmt_misc";
+    let mount = format!("mount -t tmpfs none {binfmt} && : > {binfmt}/register && exec \"$@\"");
+    let unshare = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &mount,
+        "sh",
+    ];
+    if !crate::testutil::run_alone_in(
+        module_path!(),
+        "a_root_unit_without_sys_admin_cannot_write_below_proc_sys",
+        &unshare,
+    ) {
+        return;
+    }
+    let script = format!("(: >> {binfmt}/register) 2>/dev/null && echo w || echo r");
+    let cg = own_cgroup();
+    let wrote = |keys: &str| {
+        let mut d = crate::unit::parse("t", &format!("exec = /bin/true\n{keys}")).unwrap();
+        d.exec = unit(&["/bin/sh", "-c", &script]).exec;
+        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let pid = spawn(&request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))).unwrap();
+        drop(wr);
+        let out = read_all(rd);
+        assert_eq!(wait(pid), 0);
+        out.trim().to_string()
+    };
+    assert_eq!(wrote("namespaces = mount\ncapabilities = net_admin\n"), "r");
+    assert_eq!(wrote("namespaces = mount\n"), "w");
+}
+
 /// Once PID 1 raised its own `RLIMIT_NOFILE` for its units' fds, a unit
 /// starts with the soft limit PID 1 had (as systemd's get 1024), not with
 /// PID 1's thousands; the hard limit stays.

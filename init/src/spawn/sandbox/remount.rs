@@ -18,7 +18,15 @@ pub(super) fn bind_read_only(p: &CStr) -> Result<(), Errno> {
         Err(e) => return Err(e),
     }
     let ro = MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
-    remount_bind(p, ro)
+    remount_bind(p, ro)?;
+    // And every mount below it: binfmt_misc under /proc/sys takes a
+    // `register` from root without a capability, and the interpreter it
+    // names then runs for whoever execs a matching file (the host's root).
+    // A file (`/proc/sysrq-trigger`) has none.
+    match flag_tree(p, crate::sys::mount::readonly_recursive, MountFlags::RDONLY) {
+        Err(Errno::NOTDIR) => Ok(()),
+        r => r,
+    }
 }
 
 /// `path`'s mount and every one below it made `nodev`; before Linux 5.12
