@@ -280,7 +280,9 @@ fn signal_all(sig: Signal) {
     match kill(Pid::from_raw(-1), sig) {
         // ESRCH: nobody left to signal.
         Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-        Err(e) => crate::warn!("shutdown: kill(-1, {}): {e}", sig.as_str()),
+        // `Os`, not nix's Display: its table of every errno's name and
+        // text was linked for this one line.
+        Err(e) => crate::warn!("shutdown: kill(-1, {}): {}", sig.as_str(), Os(e as i32)),
     }
 }
 
