@@ -148,6 +148,12 @@ fn enqueue_after(q: &mut Backlog, line: &[u8], mid: bool) {
     let line = line.get(..CONSOLE_BACKLOG.min(line.len())).unwrap_or(&[]);
     let mut end = false;
     while !q.is_empty() && CONSOLE_BACKLOG - q.len() < line.len() + usize::from(end) {
+        // A failure is what the one at the port must see: the oldest line
+        // that is not one goes first (a console held by flow control
+        // lost a `[FAILED]` to the `[  OK  ]` lines of the restarts after).
+        if drop_oldest_but_failures(q, mid) {
+            continue;
+        }
         // Drop up to and including the oldest newline.
         while let Some(c) = q.pop_front() {
             if c == b'\n' {
@@ -164,6 +170,44 @@ fn enqueue_after(q: &mut Backlog, line: &[u8], mid: bool) {
     for &c in line {
         let _ = q.push_back(c);
     }
+}
+
+/// Removes the oldest whole line of `q` that is not a `[FAILED]` one (not
+/// the front line when the console showed part of it: `mid`); false when
+/// there is none. Without allocating: the lines before it go round to the
+/// back, it goes, and the rest go round after them again.
+fn drop_oldest_but_failures(q: &mut Backlog, mid: bool) -> bool {
+    let mut start = 0;
+    let mut victim = None;
+    for (i, &c) in q.iter().enumerate() {
+        if c != b'\n' {
+            continue;
+        }
+        let failed = q.iter().skip(start).take(8).eq(b"[FAILED]".iter());
+        let shown = mid && start == 0;
+        if !(failed || shown) {
+            victim = Some((start, i + 1));
+            break;
+        }
+        start = i + 1;
+    }
+    let Some((from, to)) = victim else {
+        return false;
+    };
+    let rotate = |q: &mut Backlog, n: usize| {
+        for _ in 0..n {
+            if let Some(c) = q.pop_front() {
+                let _ = q.push_back(c);
+            }
+        }
+    };
+    let rest = q.len() - to;
+    rotate(q, from);
+    for _ in from..to {
+        q.pop_front();
+    }
+    rotate(q, rest);
+    true
 }
 
 /// Write from the front of `q` until it is empty or the writer is full;
@@ -226,13 +270,46 @@ mod tests {
         });
         let text = std::string::String::from_utf8(console).unwrap();
         let mut lines = text.lines();
-        assert_eq!(lines.next(), Some("[FAILED] "));
+        // The failure is kept whole (the OK lines went first for room).
+        assert_eq!(lines.next(), Some("[FAILED] db: exit 1"));
         assert!(lines.all(|l| l.starts_with("[  OK  ] u")), "{text}");
         // A full line that does not fit with the newline ends, bounded.
         let mut q = Backlog::new();
         enqueue(&mut q, b"x");
         enqueue_after(&mut q, &[b'y'; CONSOLE_BACKLOG], true);
         assert_eq!(q.len(), CONSOLE_BACKLOG);
+    }
+
+    /// A console that takes nothing for a while (flow control held): the
+    /// `[FAILED]` lines are kept, the `[  OK  ]` lines after them go for
+    /// room, oldest first, in order. With nothing but failures, the
+    /// oldest of them goes.
+    #[test]
+    fn a_full_backlog_keeps_its_failures() {
+        let mut q = Backlog::new();
+        enqueue(&mut q, b"[  OK  ] a: running\n");
+        enqueue(&mut q, b"[FAILED] db: start limit hit\n");
+        for i in 0..100 {
+            enqueue(&mut q, format!("[  OK  ] web{i}: running\n").as_bytes());
+        }
+        let text: std::vec::Vec<u8> = q.iter().copied().collect();
+        let text = std::string::String::from_utf8(text).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("[FAILED] db: start limit hit"));
+        let oks: std::vec::Vec<&str> = lines.collect();
+        assert!(oks.len() > 50, "{text}");
+        assert_eq!(oks.last(), Some(&"[  OK  ] web99: running"));
+        assert!(oks
+            .windows(2)
+            .all(|w| w[0] < w[1] || w[0].len() < w[1].len()));
+        let mut q = Backlog::new();
+        for i in 0..100 {
+            enqueue(&mut q, format!("[FAILED] u{i:02}: exit 1\n").as_bytes());
+        }
+        // 21 bytes a line: the newest that fit.
+        let first = format!("[FAILED] u{:02}: exit 1\n", 100 - CONSOLE_BACKLOG / 21);
+        let front: std::vec::Vec<u8> = q.iter().take(first.len()).copied().collect();
+        assert_eq!(front, first.as_bytes());
     }
 
     /// A console that takes nothing is retried ever later, up to
