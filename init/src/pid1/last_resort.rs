@@ -44,14 +44,19 @@ fn serve<const B: usize, const P: usize>(
 ) -> ! {
     let mut running: Option<u32> = None;
     let mut last_start: Option<u64> = None;
+    let mut said = None;
     loop {
         let due = last_start.map_or(0, |t| RESPAWN_MS.saturating_sub(since_ms(t)));
         if running.is_none() && due == 0 {
             last_start = Some(now_ns());
-            match start_shell(shell, tty) {
-                Ok(pid) => running = Some(pid),
-                Err(e) => crate::error!("rescue shell: {e}; again in 1 s"),
+            let started = start_shell(shell, tty);
+            if news(&mut said, started.map(drop)) {
+                match started {
+                    Ok(pid) => crate::warn!("rescue shell on the console (pid {pid})"),
+                    Err(e) => crate::error!("rescue shell: {e}; tried again every second"),
+                }
             }
+            running = started.ok();
         }
         let wait = match running {
             Some(_) => None,
@@ -87,14 +92,45 @@ fn start_shell<const B: usize, const P: usize>(
     )?;
     let child =
         crate::sys::child::spawn_on_tty(shell, rustix::fd::AsFd::as_fd(&fd), Some(EXEC_WAIT_MS))?;
-    crate::warn!("rescue shell on the console (pid {})", child.pid());
     Ok(child.pid())
+}
+
+/// Whether a start's outcome is worth a log line: the first, and one
+/// unlike the last. A shell that cannot start, or one that ends at once
+/// (`console=null`), is tried every second for as long as the board runs:
+/// a line each time, each a wait on a serial console, would soon push
+/// the one line that says why (`event loop: ...`) out of the kernel log.
+fn news(
+    said: &mut Option<Result<(), rustix::io::Errno>>,
+    now: Result<(), rustix::io::Errno>,
+) -> bool {
+    let new = *said != Some(now);
+    *said = Some(now);
+    new
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testutil::TempDir;
+
+    /// The same outcome again and again is said once; a change is said.
+    #[test]
+    fn a_start_that_fails_the_same_way_again_is_said_once() {
+        use rustix::io::Errno;
+        let mut said = None;
+        let seen: Vec<bool> = [
+            Err(Errno::NOENT),
+            Err(Errno::NOENT),
+            Ok(()),
+            Ok(()),
+            Err(Errno::NOENT),
+        ]
+        .into_iter()
+        .map(|r| news(&mut said, r))
+        .collect();
+        assert_eq!(seen, [true, false, true, false, true]);
+    }
 
     /// The loop in a child standing in for PID 1 (its signals blocked as
     /// PID 1's are): the shell starts, is started again each time it
