@@ -177,14 +177,21 @@ pub fn parse(text: &str, warn: &mut dyn FnMut(&str, &'static str)) -> Options {
             }
             "wren.units" => {
                 match value {
-                    None => warn(key, "needs a value: wren.units=DIR"),
-                    Some("") => warn(key, "empty directory"),
-                    Some(v) if !v.starts_with('/') => {
-                        warn(key, "directory must be an absolute path")
-                    }
+                    None => warn(
+                        key,
+                        "needs a value: wren.units=DIR; units read from /etc/units",
+                    ),
+                    Some("") => warn(key, "empty directory; units read from /etc/units"),
+                    Some(v) if !v.starts_with('/') => warn(
+                        key,
+                        "directory must be an absolute path; units read from /etc/units",
+                    ),
                     Some(v) => match String::try_from(v) {
                         Ok(s) => o.units_dir = Some(s),
-                        Err(_) => warn(key, "directory path too long (over 128 bytes)"),
+                        Err(_) => warn(
+                            key,
+                            "directory path too long (over 128 bytes); units read from /etc/units",
+                        ),
                     },
                 }
                 continue;
@@ -361,6 +368,12 @@ mod tests {
             assert_eq!(w.len(), 1, "{text}");
             assert_eq!(w[0].0, "wren.units");
             assert!(w[0].1.contains(why), "{text}: {}", w[0].1);
+            // What is read instead, as the watchdog's warnings say.
+            assert!(
+                w[0].1.ends_with("; units read from /etc/units"),
+                "{}",
+                w[0].1
+            );
         }
         let long = format!("wren.units=/{}", "a".repeat(128));
         let (o, w) = run(&long);

@@ -151,10 +151,20 @@ impl fmt::Display for MountError {
                 target,
                 wanted,
                 used,
-            } => write!(
-                f,
-                "{target} mounted with options '{used}': kernel refused '{wanted}'"
-            ),
+            } => {
+                write!(
+                    f,
+                    "{target} mounted with options '{used}': kernel refused '{wanted}'"
+                )?;
+                // What is lost, and how to have it (contract: naming what
+                // is missing and how to turn it on).
+                if wanted.contains("memory_recursiveprot") && !used.contains("memory_recursiveprot") {
+                    f.write_str(
+                        "; a unit's memory.low then protects only its own cgroup, not those it makes below it (memory_recursiveprot: Linux 5.7)",
+                    )?;
+                }
+                Ok(())
+            }
             MountError::Symlink { link, errno } => {
                 write!(f, "cannot create symlink {link}: {errno}")
             }

@@ -239,7 +239,7 @@ fn errors_name_the_step() {
     };
     assert_eq!(
         e.to_string(),
-        "/sys/fs/cgroup mounted with options 'nsdelegate': kernel refused 'nsdelegate,memory_recursiveprot'"
+        "/sys/fs/cgroup mounted with options 'nsdelegate': kernel refused 'nsdelegate,memory_recursiveprot'; a unit's memory.low then protects only its own cgroup, not those it makes below it (memory_recursiveprot: Linux 5.7)"
     );
 }
 
