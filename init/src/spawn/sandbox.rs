@@ -7,6 +7,7 @@
 //! a `&str` into a C string with code of its own at every call it is
 //! passed to (issue 10's size budget).
 
+mod read_only;
 mod remount;
 
 use crate::sys::file::make_dir;
@@ -55,11 +56,13 @@ pub enum Step {
     HostFiles,
     /// `net`: the unit's network namespace (`unshare`).
     NewNet,
+    /// `read_only`: the mounts below the root made read-only too.
+    ReadOnlyBelow,
 }
 
 impl Step {
     pub fn from_code(c: u8) -> Option<Step> {
-        const ALL: [Step; 19] = [
+        const ALL: [Step; 20] = [
             Step::MakePrivate,
             Step::BindRoot,
             Step::MountProc,
@@ -79,6 +82,7 @@ impl Step {
             Step::NotifySocket,
             Step::HostFiles,
             Step::NewNet,
+            Step::ReadOnlyBelow,
         ];
         ALL.iter().copied().find(|s| *s as u8 == c)
     }
@@ -103,6 +107,7 @@ impl Step {
             Step::Overlay => "mount overlay root",
             Step::NotifySocket => "bind the notify socket",
             Step::HostFiles => "make the host's kernel files read-only (root without sys_admin)",
+            Step::ReadOnlyBelow => "remount the mounts below / read-only",
             Step::NewNet => "make the network namespace",
         }
     }
@@ -524,8 +529,8 @@ fn mount_fs(
 /// `read_only`: the unit's `/` (its `root` once switched to) becomes
 /// read-only in its mount namespace, with private writable tmpfs on /run
 /// (a `root` that has one) and, without `root` (which has one already),
-/// /tmp. Other file systems
-/// mounted below `/` (/proc, /sys, /dev) keep their own flags.
+/// /tmp. Every other file system mounted below `/` is made read-only too
+/// (`read_only`), but the kernel's own (/proc, /sys, /dev).
 fn read_only_root(host_root: bool) -> Result<(), Failure> {
     // A `root` without /run gets none: made, it would be written into the
     // image's directory on the host, and a root of layers cannot have it
@@ -546,7 +551,8 @@ fn read_only_root(host_root: bool) -> Result<(), Failure> {
             Step::MountTmp,
         )?;
     }
-    remount_bind(c"/", MountFlags::RDONLY).map_err(|e| (Step::ReadOnly, e))
+    remount_bind(c"/", MountFlags::RDONLY).map_err(|e| (Step::ReadOnly, e))?;
+    read_only::read_only_below().map_err(|e| (Step::ReadOnlyBelow, e))
 }
 
 /// pivot_root into `root` and detach the old root. An initramfs root

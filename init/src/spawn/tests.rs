@@ -1094,6 +1094,54 @@ fn a_root_unit_without_sys_admin_cannot_write_below_proc_sys() {
     assert_eq!(wrote("namespaces = mount\n"), "w");
 }
 
+/// `read_only = yes`: the unit sees `/` read-only, a file system mounted
+/// below it too (a data partition: here a tmpfs at /mnt, in a mount
+/// namespace of this test's own); the kernel's own stay as they are
+/// (`/dev/null`, `/proc/self/oom_score_adj`). The partition stayed
+/// writable.
+#[test]
+fn a_read_only_unit_sees_every_mount_below_root_read_only() {
+    if !rustix::process::geteuid().is_root() {
+        return; // mounts need root; CI runs the host tests as root
+    }
+    let tmpfs = "mount -t tmpfs none /mnt && exec \"$@\"";
+    let unshare = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        tmpfs,
+        "sh",
+    ];
+    if !crate::testutil::run_alone_in(
+        module_path!(),
+        "a_read_only_unit_sees_every_mount_below_root_read_only",
+        &unshare,
+    ) {
+        return;
+    }
+    let script = "for f in /mnt/probe /dev/null /proc/self/oom_score_adj; do \
+        (echo 0 > $f) 2>/dev/null && echo w || echo r; done";
+    let cg = own_cgroup();
+    let mut d = crate::unit::parse(
+        "t",
+        "exec = /bin/true\nnamespaces = mount\nread_only = yes\n",
+    )
+    .unwrap();
+    d.exec = unit(&["/bin/sh", "-c", script]).exec;
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let pid = spawn(&request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))).unwrap();
+    drop(wr);
+    let out = read_all(rd);
+    assert_eq!(wait(pid), 0);
+    let got = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(got, "r w w", "/mnt (a partition), /dev/null, /proc");
+    // This test's own namespace: /mnt is writable where the unit is not.
+    std::fs::write("/mnt/probe", "0").unwrap();
+}
+
 /// Once PID 1 raised its own `RLIMIT_NOFILE` for its units' fds, a unit
 /// starts with the soft limit PID 1 had (as systemd's get 1024), not with
 /// PID 1's thousands; the hard limit stays.
