@@ -1033,20 +1033,41 @@ fn a_root_unit_without_sys_admin_cannot_write_sysctls_or_cgroups() {
         rel=$(sed -n 's/^0:://p' /proc/self/cgroup); \
         d=$(awk '$3 == \"cgroup2\" {print $2; exit}' /proc/self/mounts); \
         (echo $$ > $d$rel/cgroup.procs) 2>/dev/null && echo w || echo r";
-    let cg = own_cgroup();
-    let wrote = |keys: &str| {
-        let mut d = crate::unit::parse("t", &format!("exec = /bin/true\n{keys}")).unwrap();
-        d.exec = unit(&["/bin/sh", "-c", script]).exec;
-        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
-        let pid = spawn(&request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))).unwrap();
-        drop(wr);
-        let out = read_all(rd);
-        assert_eq!(wait(pid), 0);
-        out.split_whitespace().collect::<Vec<_>>().join(" ")
-    };
-    let guarded = wrote("namespaces = mount\ncapabilities = net_admin\n");
+    let guarded = script_says("namespaces = mount\ncapabilities = net_admin\n", script);
     assert_eq!(guarded, "r w r", "kernel sysctl, net sysctl, cgroup.procs");
-    assert_eq!(wrote("namespaces = mount\n"), "w w w");
+    assert_eq!(script_says("namespaces = mount\n", script), "w w w");
+}
+
+/// What `script` (sh) prints, its words joined by a space, run as a unit
+/// of `keys` in this process's cgroup.
+fn script_says(keys: &str, script: &str) -> String {
+    let cg = own_cgroup();
+    let mut d = crate::unit::parse("t", &format!("exec = /bin/true\n{keys}")).unwrap();
+    d.exec = unit(&["/bin/sh", "-c", script]).exec;
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let pid = spawn(&request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))).unwrap();
+    drop(wr);
+    let out = read_all(rd);
+    assert_eq!(wait(pid), 0);
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whether this is the process where `test` runs alone, in a mount
+/// namespace of its own where `mount` (sh) ran first
+/// (`testutil::run_alone_in`).
+fn alone_after_mounting(test: &str, mount: &str) -> bool {
+    let sh = format!("{mount} && exec \"$@\"");
+    let unshare = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &sh,
+        "sh",
+    ];
+    crate::testutil::run_alone_in(module_path!(), test, &unshare)
 }
 
 /// The same for a mount below `/proc/sys`: binfmt_misc takes a
@@ -1060,38 +1081,15 @@ fn a_root_unit_without_sys_admin_cannot_write_below_proc_sys() {
         return; // mounts need root; CI runs the host tests as root
     }
     let binfmt = "/proc/sys/fs/binfmt_misc";
-    let mount = format!("mount -t tmpfs none {binfmt} && : > {binfmt}/register && exec \"$@\"");
-    let unshare = [
-        "unshare",
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        &mount,
-        "sh",
-    ];
-    if !crate::testutil::run_alone_in(
-        module_path!(),
-        "a_root_unit_without_sys_admin_cannot_write_below_proc_sys",
-        &unshare,
-    ) {
+    let mount = format!("mount -t tmpfs none {binfmt} && : > {binfmt}/register");
+    let test = "a_root_unit_without_sys_admin_cannot_write_below_proc_sys";
+    if !alone_after_mounting(test, &mount) {
         return;
     }
     let script = format!("(: >> {binfmt}/register) 2>/dev/null && echo w || echo r");
-    let cg = own_cgroup();
-    let wrote = |keys: &str| {
-        let mut d = crate::unit::parse("t", &format!("exec = /bin/true\n{keys}")).unwrap();
-        d.exec = unit(&["/bin/sh", "-c", &script]).exec;
-        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
-        let pid = spawn(&request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))).unwrap();
-        drop(wr);
-        let out = read_all(rd);
-        assert_eq!(wait(pid), 0);
-        out.trim().to_string()
-    };
-    assert_eq!(wrote("namespaces = mount\ncapabilities = net_admin\n"), "r");
-    assert_eq!(wrote("namespaces = mount\n"), "w");
+    let without = "namespaces = mount\ncapabilities = net_admin\n";
+    assert_eq!(script_says(without, &script), "r");
+    assert_eq!(script_says("namespaces = mount\n", &script), "w");
 }
 
 /// `read_only = yes`: the unit sees `/` read-only, a file system mounted
@@ -1104,39 +1102,13 @@ fn a_read_only_unit_sees_every_mount_below_root_read_only() {
     if !rustix::process::geteuid().is_root() {
         return; // mounts need root; CI runs the host tests as root
     }
-    let tmpfs = "mount -t tmpfs none /mnt && exec \"$@\"";
-    let unshare = [
-        "unshare",
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        tmpfs,
-        "sh",
-    ];
-    if !crate::testutil::run_alone_in(
-        module_path!(),
-        "a_read_only_unit_sees_every_mount_below_root_read_only",
-        &unshare,
-    ) {
+    let test = "a_read_only_unit_sees_every_mount_below_root_read_only";
+    if !alone_after_mounting(test, "mount -t tmpfs none /mnt") {
         return;
     }
     let script = "for f in /mnt/probe /dev/null /proc/self/oom_score_adj; do \
         (echo 0 > $f) 2>/dev/null && echo w || echo r; done";
-    let cg = own_cgroup();
-    let mut d = crate::unit::parse(
-        "t",
-        "exec = /bin/true\nnamespaces = mount\nread_only = yes\n",
-    )
-    .unwrap();
-    d.exec = unit(&["/bin/sh", "-c", script]).exec;
-    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
-    let pid = spawn(&request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))).unwrap();
-    drop(wr);
-    let out = read_all(rd);
-    assert_eq!(wait(pid), 0);
-    let got = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    let got = script_says("namespaces = mount\nread_only = yes\n", script);
     assert_eq!(got, "r w w", "/mnt (a partition), /dev/null, /proc");
     // This test's own namespace: /mnt is writable where the unit is not.
     std::fs::write("/mnt/probe", "0").unwrap();
