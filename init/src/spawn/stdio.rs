@@ -35,7 +35,7 @@ impl<'a> Stdio<'a> {
 /// /dev/null, opened once by PID 1 (`open_null`): what a child's stdin
 /// (and its stdout without a pipe) is duplicated from, instead of an open
 /// of the path by every child (0.4 ms of a restart under TCG).
-static NULL: crate::sys::fd::FdSlot = crate::sys::fd::FdSlot::new();
+pub(super) static NULL: crate::sys::fd::FdSlot = crate::sys::fd::FdSlot::new();
 
 /// Open /dev/null for the children (at boot, once /dev is there); without
 /// it each child opens the path itself.

@@ -1239,3 +1239,29 @@ fn a_reaper_reads_nothing_of_its_definition_once_its_service_failed() {
     .join()
     .unwrap();
 }
+
+/// Without PID 1's /dev/null (boot could not open it: each unit's start
+/// opens its own), a namespace's reaper does not keep PID 1's fd 0 (the
+/// console at boot): it opens one of its own. Alone: PID 1's /dev/null
+/// is given up for the whole process.
+#[test]
+fn a_reaper_without_pid1s_dev_null_keeps_none_of_pid1s_stdio() {
+    crate::testutil::alone!(a_reaper_without_pid1s_dev_null_keeps_none_of_pid1s_stdio);
+    super::stdio::NULL.give_up();
+    assert!(super::stdio::null().is_none());
+    let cg = own_cgroup();
+    let mut d = unit(&["/bin/sh", "-c", "exit 0"]);
+    d.namespaces = Namespaces(Namespaces::PID | Namespaces::MOUNT);
+    let dir = crate::testutil::TempDir::new("reaper-stdio-nonull");
+    let console = std::fs::File::create(dir.join("console")).unwrap();
+    let saved = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdin(), 3).unwrap();
+    crate::sys::fd::move_for_exec(console.as_fd(), 0).unwrap();
+    let started = spawn_reported(&d, cg.as_fd());
+    crate::sys::fd::move_for_exec(saved.as_fd(), 0).unwrap();
+    let (pid, _out, report) = started;
+    assert_eq!(report_of(&report), Some(crate::vocab::Exit::Code(0)));
+    let fd0 = std::fs::read_link(format!("/proc/{pid}/fd/0")).unwrap();
+    drop(report);
+    let _ = wait(pid);
+    assert_eq!(fd0, std::path::Path::new("/dev/null"), "the reaper's fd 0");
+}

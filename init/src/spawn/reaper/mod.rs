@@ -200,7 +200,14 @@ pub(super) fn settle_stdio(out: Option<BorrowedFd<'_>>, keep: &[Option<BorrowedF
             .flatten()
             .any(|fd| fd.as_raw_fd() == n)
     };
-    let null = super::stdio::null();
+    // PID 1 has none (boot could not open it): one of the reaper's own,
+    // else fds 0 and 2 would stay PID 1's console, for every service it
+    // restarts in place too.
+    let own = match super::stdio::null() {
+        Some(_) => None,
+        None => super::stdio::open_above_2("/dev/null").ok(),
+    };
+    let null = super::stdio::null().or(own.as_ref().map(rustix::fd::AsFd::as_fd));
     for n in 0..=2 {
         let with = if n == 1 { out.or(null) } else { null };
         if let Some(fd) = with.filter(|_| !taken(n)) {
