@@ -269,7 +269,7 @@ pub fn start(req: &Request<'_>) -> Result<Pending, SpawnError> {
     let sync = match user_map {
         Some(_) => Some(
             rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-                .map_err(|e| fail(Step::StatusPipe, e))?,
+                .map_err(|e| fail(Step::UserSync, e))?,
         ),
         None => None,
     };

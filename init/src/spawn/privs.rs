@@ -216,9 +216,9 @@ pub(super) fn wait_for_user_map(sync: BorrowedFd<'_>) -> Result<(), Failure> {
     // of the namespace makes it the mapped OUTSIDE_UID; the capabilities
     // of the namespace stay, as for any change from root to root.
     let zero_g = rustix::process::Gid::from_raw(0);
-    rustix::thread::set_thread_res_gid(zero_g, zero_g, zero_g).map_err(|e| (Step::UserMap, e))?;
+    rustix::thread::set_thread_res_gid(zero_g, zero_g, zero_g).map_err(|e| (Step::UserRoot, e))?;
     let zero_u = rustix::process::Uid::from_raw(0);
-    rustix::thread::set_thread_res_uid(zero_u, zero_u, zero_u).map_err(|e| (Step::UserMap, e))
+    rustix::thread::set_thread_res_uid(zero_u, zero_u, zero_u).map_err(|e| (Step::UserRoot, e))
 }
 
 /// PID 1's side: the child `pid` in its new user namespace gets `map` as

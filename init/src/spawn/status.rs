@@ -43,10 +43,14 @@ pub enum Step {
     Ids,
     /// Giving the unit's `sd_notify` socket to its user.
     NotifySocket,
+    /// The pipe a child in a new user namespace waits on for its maps.
+    UserSync,
+    /// The child becoming uid and gid 0 of its user namespace.
+    UserRoot,
 }
 
 impl Step {
-    pub(super) const PLAIN: [Step; 23] = [
+    pub(super) const PLAIN: [Step; 25] = [
         Step::Prepare,
         Step::StatusPipe,
         Step::Clone,
@@ -70,6 +74,8 @@ impl Step {
         Step::UserMap,
         Step::Ids,
         Step::NotifySocket,
+        Step::UserSync,
+        Step::UserRoot,
     ];
     const FORK_CODE: u8 = 30;
 
@@ -125,6 +131,8 @@ impl Step {
             Step::Fork => "fork the service in its PID namespace",
             Step::Ids => "look up user/group",
             Step::NotifySocket => "give the notify socket to the unit's user",
+            Step::UserSync => "user namespace's sync pipe",
+            Step::UserRoot => "become root of the user namespace",
         }
     }
 }

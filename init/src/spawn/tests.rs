@@ -453,6 +453,7 @@ fn step_codes_survive_the_status_pipe() {
     for s in Step::PLAIN.iter().copied().chain([
         Step::Fork,
         Step::Namespace(crate::spawn::sandbox::Step::PivotRoot),
+        Step::Namespace(crate::spawn::sandbox::Step::ReadOnlyBelow),
     ]) {
         assert_eq!(Step::from_code(s.code()), s);
     }
