@@ -130,16 +130,22 @@ pub(super) fn signalled() -> bool {
 /// not exec (the failed child reaped).
 pub(super) fn relaunch(leave: &Leave<'_>) -> Option<i32> {
     let workdir = crate::sys::entry::arg(1)?;
-    let failed = core::cell::Cell::new(false);
+    let failed = core::cell::Cell::new(None);
     // A vfork, as the first start's (`spawn::reaper_child`): the child
     // shares this memory until its exec, and says here that it failed.
     let pid = crate::sys::vfork::spawn(|| {
-        let _ = relaunched(workdir, &leave.privs, leave.nofile);
-        failed.set(true);
+        failed.set(Some(relaunched(workdir, &leave.privs, leave.nofile)));
     })
     .ok()?;
     let pid = i32::try_from(pid).ok()?;
-    if failed.get() {
+    if let Some(e) = failed.get() {
+        // Said in the unit's output (fd 1): PID 1 sees only the last
+        // run's end, and its own start, if it works, would leave the
+        // failure untold.
+        let line: heapless::String<160> = crate::proto::formatted(format_args!(
+            "wren-reaper: restart in place: {e}; PID 1 starts it\n"
+        ));
+        let _ = rustix::io::write(rustix::stdio::stdout(), line.as_bytes());
         super::empty_namespace();
         return None;
     }
