@@ -158,7 +158,10 @@ impl fmt::Display for MountError {
                 )?;
                 // What is lost, and how to have it (contract: naming what
                 // is missing and how to turn it on).
-                if wanted.contains("memory_recursiveprot") && !used.contains("memory_recursiveprot") {
+                // `ends_with`, not `contains`: no substring searcher is
+                // linked for this (8 KB on Buildroot's Rust 1.88).
+                let recursiveprot = |o: &str| o.ends_with("memory_recursiveprot");
+                if recursiveprot(wanted) && !recursiveprot(used) {
                     f.write_str(
                         "; a unit's memory.low then protects only its own cgroup, not those it makes below it (memory_recursiveprot: Linux 5.7)",
                     )?;
