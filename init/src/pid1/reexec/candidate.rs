@@ -28,10 +28,56 @@ pub(super) fn handshake(
     state: Option<BorrowedFd<'_>>,
     feed: &dyn Fn(),
 ) -> Result<(u32, heapless::String<32>), Why> {
+    let state_len = state
+        .and_then(|fd| rustix::fs::fstat(fd).ok())
+        .map_or(0, |st| u64::try_from(st.st_size).unwrap_or(0));
+    let bound = answer_bound(state_len);
+    let mut buf = [0u8; 512];
+    // With the state, to its end: a second line may follow.
+    let done = |b: &[u8]| state.is_none() && b.contains(&b'\n');
+    let (len, status) = run(path, HANDSHAKE_ARG, state, &mut buf, bound, &done, feed)?;
+    let text = core::str::from_utf8(buf.get(..len).unwrap_or(&[])).unwrap_or("");
+    let line = text.lines().next().unwrap_or("");
+    if let Some(what) = text.lines().find_map(|l| l.strip_prefix(UNREADABLE)) {
+        return Err(why(format_args!("it cannot read the state: {what}")));
+    }
+    match handover::parse_handshake(line) {
+        Some((_, proto, _)) if proto != crate::proto::PROTO_VERSION => Err(why(format_args!(
+            "it speaks protocol {proto}, not {}",
+            crate::proto::PROTO_VERSION
+        ))),
+        Some((format, _, version)) => Ok((format, crate::proto::truncated(version))),
+        None => Err(match status {
+            Ok(s) if len == 0 && state.is_some() => why(format_args!(
+                "no answer to the state ({} KiB) within {bound}ms ({s})",
+                state_len / 1024
+            )),
+            Ok(s) if len == 0 => why(format_args!(
+                "not a wren: no handshake within {HANDSHAKE_MS}ms ({s})"
+            )),
+            _ => why(format_args!("not a wren: bad handshake `{}`", line.trim())),
+        }),
+    }
+}
+
+/// Runs `path ARG` (stdin `stdin` or /dev/null), its output (stdout and
+/// stderr) into `buf` until `done` says so, its end, or `bound` ms; then
+/// kills it. How much it wrote, and how it ended. Its exec too is
+/// bounded: a file on a stalled file system must not stop PID 1. `feed`
+/// at least every `FEED_MS`.
+fn run(
+    path: &str,
+    arg: &str,
+    stdin: Option<BorrowedFd<'_>>,
+    buf: &mut [u8],
+    bound: u64,
+    done: &dyn Fn(&[u8]) -> bool,
+    feed: &dyn Fn(),
+) -> Result<(usize, Result<crate::sys::child::ExitStatus, Errno>), Why> {
     let mut argv: crate::sys::exec::CStrings<{ PATH_BYTES + 64 }, 3> =
         crate::sys::exec::CStrings::new();
     let cannot = |e: Errno| why(format_args!("cannot run it: {}", std::io::Error::from(e)));
-    if argv.push(&[path]).is_none() || argv.push(&[HANDSHAKE_ARG]).is_none() {
+    if argv.push(&[path]).is_none() || argv.push(&[arg]).is_none() {
         return Err(cannot(Errno::NAMETOOLONG));
     }
     let null = rustix::fs::openat(
@@ -42,14 +88,16 @@ pub(super) fn handshake(
     )
     .map_err(cannot)?;
     let (out, out_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(cannot)?;
-    // Its exec too is bounded: a file on a stalled file system must not
-    // stop PID 1.
+    let err_to = match arg {
+        HANDSHAKE_ARG => null.as_fd(),
+        _ => out_w.as_fd(),
+    };
     let child = crate::sys::child::spawn_within(
         &argv,
         [
-            state.or(Some(null.as_fd())),
+            stdin.or(Some(null.as_fd())),
             Some(out_w.as_fd()),
-            Some(null.as_fd()),
+            Some(err_to),
         ],
         Some(HANDSHAKE_MS),
     )
@@ -61,11 +109,6 @@ pub(super) fn handshake(
     })?;
     drop(out_w);
     feed();
-    let state_len = state
-        .and_then(|fd| rustix::fs::fstat(fd).ok())
-        .map_or(0, |st| u64::try_from(st.st_size).unwrap_or(0));
-    let bound = answer_bound(state_len);
-    let mut buf = [0u8; 512];
     let mut len = 0;
     {
         let fd = out;
@@ -73,9 +116,7 @@ pub(super) fn handshake(
         let deadline = now().saturating_add(bound);
         loop {
             let left = deadline.saturating_sub(now());
-            // With the state, to its end: a second line may follow.
-            if left == 0 || (state.is_none() && buf.get(..len).is_some_and(|b| b.contains(&b'\n')))
-            {
+            if left == 0 || buf.get(..len).is_some_and(done) {
                 break;
             }
             feed();
@@ -111,29 +152,35 @@ pub(super) fn handshake(
         .wait_within(HANDSHAKE_MS)
         .unwrap_or(Err(Errno::TIMEDOUT));
     feed();
-    let text = core::str::from_utf8(buf.get(..len).unwrap_or(&[])).unwrap_or("");
-    let line = text.lines().next().unwrap_or("");
-    if let Some(what) = text.lines().find_map(|l| l.strip_prefix(UNREADABLE)) {
-        return Err(why(format_args!("it cannot read the state: {what}")));
-    }
-    match handover::parse_handshake(line) {
-        Some((_, proto, _)) if proto != crate::proto::PROTO_VERSION => Err(why(format_args!(
-            "it speaks protocol {proto}, not {}",
-            crate::proto::PROTO_VERSION
-        ))),
-        Some((format, _, version)) => Ok((format, crate::proto::truncated(version))),
-        None => Err(match status {
-            Ok(s) if len == 0 && state.is_some() => why(format_args!(
-                "no answer to the state ({} KiB) within {bound}ms ({s})",
-                state_len / 1024
-            )),
-            Ok(s) if len == 0 => why(format_args!(
-                "not a wren: no handshake within {HANDSHAKE_MS}ms ({s})"
-            )),
-            _ => why(format_args!("not a wren: bad handshake `{}`", line.trim())),
-        }),
-    }
+    Ok((len, status))
 }
+
+/// A build of another state format adopts the units from their files,
+/// read by its own parser (an older one, rolled back to, refuses a key
+/// added since): `PATH check`, the contract's `initctl check`, which
+/// every build has, says which. The first unit that `running` says runs
+/// among them, with the candidate's line: the new PID 1 would leave it
+/// unsupervised, its output pipe cut. Bounded by `CHECK_MS`.
+pub(super) fn refused_files(
+    path: &str,
+    running: &dyn Fn(&str) -> bool,
+    feed: &dyn Fn(),
+) -> Option<Why> {
+    let mut buf = std::vec![0u8; 8192];
+    let (len, _) = run(path, "check", None, &mut buf, CHECK_MS, &|_| false, feed).ok()?;
+    let text = core::str::from_utf8(buf.get(..len)?).ok()?;
+    text.lines().find_map(|line| {
+        // By bytes: a `&str` pattern links the two-way substring
+        // searcher (8 KB) for this one use.
+        let at = line.as_bytes().windows(6).position(|w| w == b".unit:")?;
+        let (file, said) = (line.get(..at)?, line.get(at + 6..)?);
+        let name = file.rsplit('/').next()?;
+        running(name).then(|| why(format_args!("it cannot read {name}.unit:{said}")))
+    })
+}
+
+/// How long `PATH check` may take: it loads the whole unit directory.
+const CHECK_MS: u64 = 2_000;
 
 /// How long a candidate has to answer, given a state of `state_len`
 /// bytes to read and decode first: the handshake's bound, and 1 ms more
@@ -304,6 +351,30 @@ exec sleep 5
             "{}",
             why.as_str()
         );
+    }
+
+    /// A candidate of another format is asked to `check` the unit files
+    /// it would adopt from: a running unit's file its parser refuses is
+    /// a refusal naming it, with its line; one of a unit not running is
+    /// not (it is not adopted, nor lost). Alone, as the next test.
+    #[test]
+    fn a_candidate_that_cannot_read_a_running_units_file_is_refused() {
+        crate::testutil::alone!(a_candidate_that_cannot_read_a_running_units_file_is_refused);
+        let t = TempDir::new("reexec-check");
+        let body = "#!/bin/sh\n[ \"$1\" = check ] || exit 2\n\
+            echo '/etc/units/db.unit:2: bad value' >&2\n\
+            echo '/etc/units/web.unit:3: unknown key `memory.swap.max`' >&2\n\
+            echo '2 errors; 1 of 3 units ok'\nexit 1\n";
+        let path = t.file("older", body);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = path.to_str().unwrap();
+        let why = super::refused_files(path, &|n| n == "web", &|| {});
+        assert_eq!(
+            why.as_ref().map(|w| w.as_str()),
+            Some("it cannot read web.unit:3: unknown key `memory.swap.max`")
+        );
+        assert!(super::refused_files(path, &|n| n == "cron", &|| {}).is_none());
     }
 
     /// Candidates as scripts: one that hangs, one that exits saying

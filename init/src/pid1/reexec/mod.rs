@@ -25,7 +25,7 @@ mod adopt;
 mod candidate;
 mod refusal;
 pub use candidate::print_handshake;
-use candidate::{exec_self, handshake};
+use candidate::{exec_self, handshake, refused_files};
 
 /// How long a candidate binary has to print its handshake line.
 const HANDSHAKE_MS: u64 = 500;
@@ -83,9 +83,18 @@ impl Pid1 {
                 };
                 feed();
                 handshake(path, None, &feed).and_then(|(format, v)| {
+                    let runs = |n: &str| {
+                        let mut slots = self.sup.slots();
+                        slots.any(|s| s.rt.pid != 0 && s.def.name.as_str() == n)
+                    };
+                    let other = format != state_format();
                     match self.unadoptable(format) {
                         Some(e) => Err(e),
-                        None => Ok((format, v)),
+                        // Its own parser on the files it would adopt from.
+                        None => match other.then(|| refused_files(path, &runs, &feed)) {
+                            Some(Some(e)) => Err(e),
+                            _ => Ok((format, v)),
+                        },
                     }
                 })
             }
