@@ -265,6 +265,7 @@ impl Pid1 {
                 }
                 let _ = kmsg::console_flush();
                 self.release_reports();
+                self.notify_before_deadlines(now());
                 self.feed(Event::Tick);
                 let t = now();
                 self.exec_timeouts(t);
@@ -389,6 +390,30 @@ impl Pid1 {
             rustix::time::timerfd_settime(t, rustix::time::TimerfdTimerFlags::ABSTIME, &spec)
         {
             crate::error!("timerfd_settime: {}", Os::from(e));
+        }
+    }
+
+    /// Before a tick judges the deadlines due by `t`: the sd_notify
+    /// datagrams of their units are read first. A `WATCHDOG=1` or a
+    /// `READY=1` sent in time waits in the socket behind the timer's token
+    /// when the loop was busy past the deadline (a re-exec's handshake, a
+    /// reload's disk wait); judged first, the unit was killed for a
+    /// lateness that was the loop's (as the exec handshake's answer is
+    /// read first: `exec_timeouts`).
+    pub(super) fn notify_before_deadlines(&mut self, t: Millis) {
+        for u in 0..u16::try_from(self.edges.len()).unwrap_or(u16::MAX) {
+            let due = self.sup.slot(u).is_some_and(|s| {
+                let passed = |d: Option<crate::vocab::Due>| d.is_some_and(|d| d.get() <= t);
+                passed(s.rt.watchdog_at) || (s.rt.phase == Phase::Starting && passed(s.rt.deadline))
+            });
+            if due
+                && self
+                    .edges
+                    .get(usize::from(u))
+                    .is_some_and(|e| e.notify.is_some())
+            {
+                self.on_notify(u);
+            }
         }
     }
 

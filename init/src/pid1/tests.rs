@@ -875,3 +875,36 @@ fn oom_kills_are_counted_over_the_baseline_once() {
     assert_eq!(e.oom_kills_with(6), 3);
     assert_eq!(e.oom_kills_with(u64::MAX), u32::MAX);
 }
+
+/// A `WATCHDOG=1` sent in time, read only after the timer's token of the
+/// same batch (the loop busy past the deadline: a re-exec's handshake, a
+/// reload's disk wait): a ping, not a timeout that kills the unit.
+#[test]
+fn a_ping_behind_the_timer_after_a_stall_is_not_a_timeout() {
+    use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+    let mut p = pid1_with(&[(
+        "web",
+        "exec = /bin/true\nready = sd_notify\nwatchdog = 1s\n",
+    )]);
+    let t0 = now();
+    step(&mut p, t0, Event::Boot);
+    step(&mut p, t0, Event::spawned(0, NO_PID));
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    let (ours, theirs) = socketpair(AddressFamily::UNIX, SocketType::DGRAM, flags, None).unwrap();
+    p.edges[0].notify = Some(ours);
+    step(&mut p, t0, Event::Ready { unit: 0 });
+    assert_eq!(
+        p.sup.slot(0).unwrap().rt.phase,
+        crate::supervisor::Phase::Running
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    rustix::io::write(&theirs, b"WATCHDOG=1").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    use super::event_loop::{TOKEN_NOTIFY, TOKEN_TIMER};
+    p.handle(&[(TOKEN_TIMER, false), (TOKEN_NOTIFY, false)]);
+    assert_eq!(
+        p.sup.slot(0).unwrap().rt.pid,
+        NO_PID,
+        "killed for the loop's lateness"
+    );
+}

@@ -185,10 +185,12 @@ const CHECK_MS: u64 = 2_000;
 /// How long a candidate has to answer, given a state of `state_len`
 /// bytes to read and decode first: the handshake's bound, and 1 ms more
 /// per 16 KB (16 MB/s: the units' rings make a state tens of MB on a big
-/// table, which a Pi reads far slower than a desktop), at most 20 s. A
-/// working wren of this format was refused as "not a wren" past 500 ms.
+/// table, which a Pi reads far slower than a desktop), at most 4.5 s
+/// more: the loop waits meanwhile (the watchdog fed; what the units say
+/// is read first after it, `notify_before_deadlines`). A working wren of
+/// this format was refused as "not a wren" past 500 ms.
 fn answer_bound(state_len: u64) -> u64 {
-    HANDSHAKE_MS.saturating_add((state_len / 16_000).min(20_000))
+    HANDSHAKE_MS.saturating_add((state_len / 16_000).min(4_500))
 }
 
 /// `wren --reexec-handshake`: the line a candidate answers with; given
