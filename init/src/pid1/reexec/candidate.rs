@@ -33,9 +33,20 @@ pub(super) fn handshake(
         .map_or(0, |st| u64::try_from(st.st_size).unwrap_or(0));
     let bound = answer_bound(state_len);
     let mut buf = [0u8; 512];
-    // With the state, to its end: a second line may follow.
-    let done = |b: &[u8]| state.is_none() && b.contains(&b'\n');
-    let (len, status) = run(path, HANDSHAKE_ARG, state, &mut buf, bound, &done, feed)?;
+    let mut len = 0;
+    let mut take = |chunk: &[u8]| {
+        let Some(room) = buf.get_mut(len..) else {
+            return true;
+        };
+        let n = chunk.len().min(room.len());
+        if let (Some(to), Some(from)) = (room.get_mut(..n), chunk.get(..n)) {
+            to.copy_from_slice(from);
+        }
+        len += n;
+        // With the state, to its end: a second line may follow.
+        len == buf.len() || (state.is_none() && buf.get(..len).is_some_and(|b| b.contains(&b'\n')))
+    };
+    let status = run(path, HANDSHAKE_ARG, state, bound, &mut take, feed)?;
     let text = core::str::from_utf8(buf.get(..len).unwrap_or(&[])).unwrap_or("");
     let line = text.lines().next().unwrap_or("");
     if let Some(what) = text.lines().find_map(|l| l.strip_prefix(UNREADABLE)) {
@@ -60,20 +71,19 @@ pub(super) fn handshake(
     }
 }
 
-/// Runs `path ARG` (stdin `stdin` or /dev/null), its output (stdout and
-/// stderr) into `buf` until `done` says so, its end, or `bound` ms; then
-/// kills it. How much it wrote, and how it ended. Its exec too is
-/// bounded: a file on a stalled file system must not stop PID 1. `feed`
-/// at least every `FEED_MS`.
+/// Runs `path ARG` (stdin `stdin` or /dev/null), its output (stdout;
+/// stderr too but for the handshake) given to `take` as it comes until
+/// `take` says it has enough, the output ends, or `bound` ms; then kills
+/// it. How it ended. Its exec too is bounded: a file on a stalled file
+/// system must not stop PID 1. `feed` at least every `FEED_MS`.
 fn run(
     path: &str,
     arg: &str,
     stdin: Option<BorrowedFd<'_>>,
-    buf: &mut [u8],
     bound: u64,
-    done: &dyn Fn(&[u8]) -> bool,
+    take: &mut dyn FnMut(&[u8]) -> bool,
     feed: &dyn Fn(),
-) -> Result<(usize, Result<crate::sys::child::ExitStatus, Errno>), Why> {
+) -> Result<Result<crate::sys::child::ExitStatus, Errno>, Why> {
     let mut argv: crate::sys::exec::CStrings<{ PATH_BYTES + 64 }, 3> =
         crate::sys::exec::CStrings::new();
     let cannot = |e: Errno| why(format_args!("cannot run it: {}", std::io::Error::from(e)));
@@ -109,14 +119,14 @@ fn run(
     })?;
     drop(out_w);
     feed();
-    let mut len = 0;
     {
         let fd = out;
         let _ = rustix::io::ioctl_fionbio(&fd, true);
         let deadline = now().saturating_add(bound);
+        let mut chunk = [0u8; 512];
         loop {
             let left = deadline.saturating_sub(now());
-            if left == 0 || buf.get(..len).is_some_and(done) {
+            if left == 0 {
                 break;
             }
             feed();
@@ -133,13 +143,10 @@ fn run(
                 Ok(_) => {}
                 Err(_) => break,
             }
-            let Some(rest) = buf.get_mut(len..).filter(|r| !r.is_empty()) else {
-                break;
-            };
-            match rustix::io::read(&fd, rest) {
+            match rustix::io::read(&fd, &mut chunk) {
                 Ok(0) => break,
-                Ok(n) => len += n,
-                Err(Errno::INTR) | Err(Errno::AGAIN) => {}
+                Ok(n) if take(chunk.get(..n).unwrap_or_default()) => break,
+                Ok(_) | Err(Errno::INTR) | Err(Errno::AGAIN) => {}
                 Err(_) => break,
             }
         }
@@ -152,7 +159,7 @@ fn run(
         .wait_within(HANDSHAKE_MS)
         .unwrap_or(Err(Errno::TIMEDOUT));
     feed();
-    Ok((len, status))
+    Ok(status)
 }
 
 /// A build of another state format adopts the units from their files,
@@ -166,17 +173,41 @@ pub(super) fn refused_files(
     running: &dyn Fn(&str) -> bool,
     feed: &dyn Fn(),
 ) -> Option<Why> {
-    let mut buf = std::vec![0u8; 8192];
-    let (len, _) = run(path, "check", None, &mut buf, CHECK_MS, &|_| false, feed).ok()?;
-    let text = core::str::from_utf8(buf.get(..len)?).ok()?;
-    text.lines().find_map(|line| {
-        // By bytes: a `&str` pattern links the two-way substring
-        // searcher (8 KB) for this one use.
-        let at = line.as_bytes().windows(6).position(|w| w == b".unit:")?;
-        let (file, said) = (line.get(..at)?, line.get(at + 6..)?);
-        let name = file.rsplit('/').next()?;
-        running(name).then(|| why(format_args!("it cannot read {name}.unit:{said}")))
-    })
+    // Line by line as it comes: a running unit's refusal may follow
+    // thousands of other lines (a line longer than 4 KiB is skipped).
+    let mut line: Vec<u8> = Vec::new();
+    let mut found = None;
+    let mut take = |chunk: &[u8]| {
+        for &c in chunk {
+            if c != b'\n' {
+                if line.len() < 4096 {
+                    line.push(c);
+                }
+                continue;
+            }
+            found = found.take().or_else(|| refusal_in(&line, running));
+            line.clear();
+        }
+        found.is_some()
+    };
+    let _ = run(path, "check", None, CHECK_MS, &mut take, feed).ok()?;
+    found.or_else(|| refusal_in(&line, running))
+}
+
+/// A line of `initctl check` about a unit `running` says runs, when it
+/// is an error (`FILE:LINE: ...` or `FILE: ...`), not a warning (`FILE:
+/// warning: ...`, a valid set).
+fn refusal_in(line: &[u8], running: &dyn Fn(&str) -> bool) -> Option<Why> {
+    let line = core::str::from_utf8(line).ok()?;
+    // By bytes: a `&str` pattern links the two-way substring searcher
+    // (8 KB) for this one use.
+    let at = line.as_bytes().windows(6).position(|w| w == b".unit:")?;
+    let (file, said) = (line.get(..at)?, line.get(at + 6..)?);
+    if said.starts_with(" warning:") {
+        return None;
+    }
+    let name = file.rsplit('/').next()?;
+    running(name).then(|| why(format_args!("it cannot read {name}.unit:{said}")))
 }
 
 /// How long `PATH check` may take: it loads the whole unit directory.
@@ -363,10 +394,13 @@ exec sleep 5
     fn a_candidate_that_cannot_read_a_running_units_file_is_refused() {
         crate::testutil::alone!(a_candidate_that_cannot_read_a_running_units_file_is_refused);
         let t = TempDir::new("reexec-check");
+        // A warning (a valid set) is none; thousands of lines before a
+        // running unit's refusal do not hide it.
         let body = "#!/bin/sh\n[ \"$1\" = check ] || exit 2\n\
-            echo '/etc/units/db.unit:2: bad value' >&2\n\
+            echo '/etc/units/web.unit: warning: runs as root with every capability' >&2\n\
+            i=0; while [ $i -lt 3000 ]; do echo \"/etc/units/u$i.unit:2: bad value\" >&2; i=$((i+1)); done\n\
             echo '/etc/units/web.unit:3: unknown key `memory.swap.max`' >&2\n\
-            echo '2 errors; 1 of 3 units ok'\nexit 1\n";
+            echo '3001 errors; 1 of 3002 units ok'\nexit 1\n";
         let path = t.file("older", body);
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -377,6 +411,11 @@ exec sleep 5
             Some("it cannot read web.unit:3: unknown key `memory.swap.max`")
         );
         assert!(super::refused_files(path, &|n| n == "cron", &|| {}).is_none());
+        let warned = "#!/bin/sh\necho '/etc/units/web.unit: warning: runs as root' >&2\n";
+        let warned = t.file("warned", warned);
+        std::fs::set_permissions(&warned, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let warned = warned.to_str().unwrap();
+        assert!(super::refused_files(warned, &|n| n == "web", &|| {}).is_none());
     }
 
     /// Candidates as scripts: one that hangs, one that exits saying
