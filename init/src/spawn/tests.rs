@@ -1115,6 +1115,29 @@ fn a_read_only_unit_sees_every_mount_below_root_read_only() {
     std::fs::write("/mnt/probe", "0").unwrap();
 }
 
+/// A mount no path of the unit's reaches does not fail a `read_only`
+/// start: one mounted over (/mnt/a under a second /mnt), one below a
+/// directory the unit's user may not enter (a user namespace's root is
+/// not the host's). What it reaches is read-only.
+#[test]
+fn a_read_only_unit_starts_beside_mounts_it_cannot_reach() {
+    if !rustix::process::geteuid().is_root() {
+        return; // mounts need root; CI runs the host tests as root
+    }
+    let test = "a_read_only_unit_starts_beside_mounts_it_cannot_reach";
+    let mounts = "mount -t tmpfs none /mnt && mkdir /mnt/a && mount -t tmpfs none /mnt/a \
+        && mount -t tmpfs none /mnt && mkdir -p /mnt/private/keys && chmod 700 /mnt/private \
+        && mount -t tmpfs none /mnt/private/keys";
+    if !alone_after_mounting(test, mounts) {
+        return;
+    }
+    let script = "(echo 0 > /mnt/probe) 2>/dev/null && echo w || echo r";
+    let plain = "namespaces = mount\nread_only = yes\n";
+    assert_eq!(script_says(plain, script), "r");
+    let user = "namespaces = user mount\nuser_map = 300000 10\nread_only = yes\n";
+    assert_eq!(script_says(user, script), "r");
+}
+
 /// Once PID 1 raised its own `RLIMIT_NOFILE` for its units' fds, a unit
 /// starts with the soft limit PID 1 had (as systemd's get 1024), not with
 /// PID 1's thousands; the hard limit stays.

@@ -79,7 +79,13 @@ pub(super) fn read_only_below() -> Result<(), Errno> {
         for line in text.get(..whole).unwrap_or_default().split(|&c| c == b'\n') {
             if let Some(point) = to_make_read_only(line) {
                 let mut path = [0u8; 256];
-                remount_bind(unescaped(point, &mut path)?, MountFlags::RDONLY)?;
+                match remount_bind(unescaped(point, &mut path)?, MountFlags::RDONLY) {
+                    // No path of the unit's reaches it: one mounted over
+                    // (ENOENT, or another's flags: EINVAL), or one under
+                    // a directory its user may not enter (EACCES).
+                    Ok(()) | Err(Errno::NOENT | Errno::INVAL | Errno::ACCESS) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         if n == 0 {
