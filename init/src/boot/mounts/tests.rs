@@ -153,6 +153,19 @@ fn unmount_all_reports_and_survives() {
         got[0].starts_with("cannot unmount /nonexistent-wren-test ("),
         "{got:?}"
     );
+    // A remote one left (a dead server) asks for no forced remount,
+    // which writes out local disks only.
+    std::fs::write(&table, "srv:/x /nonexistent-wren-nfs nfs rw 0 0\n").unwrap();
+    let mut got = Vec::new();
+    assert!(
+        !unmount_all(&table, &mut |r| got.push(r.to_string())),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|l| l.starts_with("cannot unmount /nonexistent-wren-nfs")),
+        "{got:?}"
+    );
     // Not executed: the fallback would remount the host's / read-only.
     let mut got = Vec::new();
     let plan = load_plan(&dir.join("missing"), &mut |r| got.push(r.to_string()));

@@ -181,6 +181,9 @@ pub(super) fn load_plan(mounts_path: &Path, report: &mut dyn FnMut(Unmounted<'_>
 pub fn unmount_all(mounts_path: &Path, report: &mut dyn FnMut(Unmounted<'_>)) -> bool {
     let plan = load_plan(mounts_path, report);
     let mut left_rw = false;
+    // The remote ones come after the sync: one of them left (a dead
+    // server) is nothing the kernel's forced remount writes out.
+    let mut remote = false;
     for action in &plan {
         let r = match action {
             Action::Unmount(target) => {
@@ -199,10 +202,11 @@ pub fn unmount_all(mounts_path: &Path, report: &mut dyn FnMut(Unmounted<'_>)) ->
             Action::Sync => {
                 report(Unmounted::Syncing);
                 rustix::fs::sync();
+                remote = true;
                 continue;
             }
         };
-        left_rw |= left_read_write(&r);
+        left_rw |= !remote && left_read_write(&r);
         report(r);
     }
     left_rw

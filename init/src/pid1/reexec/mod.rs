@@ -423,11 +423,17 @@ impl Pid1 {
             let name = st.def.name.clone();
             let restored = self.sup.restore(st.def, st.rt, st.retired);
             if restored.is_err() {
-                // Its fds close with its edge, here; its processes run on
-                // unsupervised (a build with a smaller table, rolled back to).
-                crate::error!("handover: {name}: no room in the table; left running unsupervised");
+                // Its fds close with its edge, here; its processes, if it
+                // runs, go on unsupervised (a build with a smaller table,
+                // rolled back to).
+                let left = if running {
+                    "; left running unsupervised"
+                } else {
+                    ""
+                };
+                crate::error!("handover: {name}: no room in the table{left}");
                 kmsg::console_line(format_args!(
-                    "[FAILED] {name}: not taken over (no room in the table); left running unsupervised"
+                    "[FAILED] {name}: not taken over (no room in the table){left}"
                 ));
             }
             if let Ok(u) = restored {
