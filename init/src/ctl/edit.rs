@@ -122,6 +122,18 @@ pub(super) fn edit_unit(
     if kind.is_ok_and(|k| k != rustix::fs::FileType::RegularFile) {
         return Err(format!("{}: not a regular file", target.shown()));
     }
+    // Where it is installed must take it, asked before the editor runs:
+    // an edit made, then refused at its install (a link into a read-only
+    // file system), was lost with the working copy.
+    let dir = crate::pathname::parent(&target).unwrap_or(Path::new("/"));
+    let mut c = CPath::new();
+    let writable = c.of_path(dir).and_then(|d| {
+        rustix::fs::access(
+            d,
+            rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+        )
+    });
+    writable.map_err(|e| at(dir, &e.into()))?;
     // Bytes: a file that is not UTF-8 (PID 1 says `NAME.unit:N: not
     // valid UTF-8`) is one to edit, not an error.
     let mut original = Vec::new();
@@ -153,15 +165,17 @@ pub(super) fn edit_unit(
 /// unit file to be one, say into `/data`): edited and installed there,
 /// so the link stays a link. Renamed over, it became a file of its own,
 /// which hid every later change made where it led.
-fn through_links(mut path: std::path::PathBuf) -> Result<std::path::PathBuf, String> {
-    for _ in 0..8 {
+fn through_links(start: std::path::PathBuf) -> Result<std::path::PathBuf, String> {
+    let mut path = start.clone();
+    // The kernel's own bound on links followed in one lookup.
+    for _ in 0..=40 {
         let Ok(to) = std::fs::read_link(&path) else {
             return Ok(path);
         };
         let dir = crate::pathname::parent(&path).unwrap_or(Path::new("/"));
         path = dir.join(to);
     }
-    Err(format!("{}: too many links", path.shown()))
+    Err(format!("{}: too many links", start.shown()))
 }
 
 /// `std::fs::remove_dir_all` (best effort) on the directory walk the

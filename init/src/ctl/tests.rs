@@ -1175,3 +1175,64 @@ fn edit_of_a_fifo_is_refused_at_once() {
     let e = r.unwrap_err();
     assert!(e.ends_with("web.unit: not a regular file"), "{e}");
 }
+
+/// A unit file linked into a place that cannot be written (a read-only
+/// file system) is refused before the editor runs: the edit was made,
+/// then refused at its install, and lost with the working copy. A chain
+/// of links the kernel follows (here 10) is followed. Alone, in a mount
+/// namespace with a read-only tmpfs at /mnt.
+#[test]
+fn edit_through_a_link_into_a_read_only_place_is_refused_before_the_editor() {
+    if !rustix::process::geteuid().is_root() {
+        return; // mounts need root; CI runs the host tests as root
+    }
+    let name = "edit_through_a_link_into_a_read_only_place_is_refused_before_the_editor";
+    let sh = "mount -t tmpfs -o ro none /mnt && exec \"$@\"";
+    let unshare = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        sh,
+        "sh",
+    ];
+    if !crate::testutil::run_alone_in(module_path!(), name, &unshare) {
+        return;
+    }
+    let d = TempDir::new("edit-ro");
+    let units = d.join("units");
+    std::fs::create_dir(&units).unwrap();
+    std::os::unix::fs::symlink("/mnt/web.unit", units.join("web.unit")).unwrap();
+    let ran = d.join("ran");
+    let editor = format!("touch {}", ran.display());
+    let r = edit_unit(
+        "web",
+        &edit_env(&units, &editor),
+        &mut &b""[..],
+        &mut Vec::new(),
+    );
+    let e = r.unwrap_err();
+    assert!(e.starts_with("/mnt: "), "{e}");
+    assert!(!ran.exists(), "the editor ran");
+    // Ten links to a file that can be written: followed, installed there.
+    let target = d.join("real.unit");
+    std::fs::write(&target, "exec = /bin/old\n").unwrap();
+    let mut to = target.clone();
+    for i in 0..10 {
+        let link = d.join(format!("l{i}"));
+        std::os::unix::fs::symlink(&to, &link).unwrap();
+        to = link;
+    }
+    std::os::unix::fs::symlink(&to, units.join("db.unit")).unwrap();
+    let env = edit_env(&units, "sed -i s/old/new/");
+    assert_eq!(
+        edit_unit("db", &env, &mut &b""[..], &mut Vec::new()),
+        Ok(Edited::Installed)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "exec = /bin/new\n"
+    );
+}
