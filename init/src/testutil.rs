@@ -145,6 +145,23 @@ pub fn run_alone(module: &str, test: &str) -> bool {
     run_alone_in(module, test, &[])
 }
 
+/// `run_alone` in a mount namespace of its own where `mount` (sh) ran
+/// first: true in that process.
+pub fn run_alone_after_mounting(module: &str, test: &str, mount: &str) -> bool {
+    let sh = format!("{mount} && exec \"$@\"");
+    let unshare = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &sh,
+        "sh",
+    ];
+    run_alone_in(module, test, &unshare)
+}
+
 /// `run_alone`, the process started by `wrapper` (a command that ends
 /// in an exec of its arguments: `unshare -m ...`), if not empty.
 pub fn run_alone_in(module: &str, test: &str, wrapper: &[&str]) -> bool {

@@ -1187,18 +1187,8 @@ fn edit_through_a_link_into_a_read_only_place_is_refused_before_the_editor() {
         return; // mounts need root; CI runs the host tests as root
     }
     let name = "edit_through_a_link_into_a_read_only_place_is_refused_before_the_editor";
-    let sh = "mount -t tmpfs -o ro none /mnt && exec \"$@\"";
-    let unshare = [
-        "unshare",
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        sh,
-        "sh",
-    ];
-    if !crate::testutil::run_alone_in(module_path!(), name, &unshare) {
+    let ro = "mount -t tmpfs -o ro none /mnt";
+    if !crate::testutil::run_alone_after_mounting(module_path!(), name, ro) {
         return;
     }
     let d = TempDir::new("edit-ro");

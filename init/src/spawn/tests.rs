@@ -1053,24 +1053,6 @@ fn script_says(keys: &str, script: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Whether this is the process where `test` runs alone, in a mount
-/// namespace of its own where `mount` (sh) ran first
-/// (`testutil::run_alone_in`).
-fn alone_after_mounting(test: &str, mount: &str) -> bool {
-    let sh = format!("{mount} && exec \"$@\"");
-    let unshare = [
-        "unshare",
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        &sh,
-        "sh",
-    ];
-    crate::testutil::run_alone_in(module_path!(), test, &unshare)
-}
-
 /// The same for a mount below `/proc/sys`: binfmt_misc takes a
 /// `register` from root without a capability (the interpreter it names
 /// then runs for whoever execs a matching file, the host's root). Only
@@ -1084,7 +1066,7 @@ fn a_root_unit_without_sys_admin_cannot_write_below_proc_sys() {
     let binfmt = "/proc/sys/fs/binfmt_misc";
     let mount = format!("mount -t tmpfs none {binfmt} && : > {binfmt}/register");
     let test = "a_root_unit_without_sys_admin_cannot_write_below_proc_sys";
-    if !alone_after_mounting(test, &mount) {
+    if !crate::testutil::run_alone_after_mounting(module_path!(), test, &mount) {
         return;
     }
     let script = format!("(: >> {binfmt}/register) 2>/dev/null && echo w || echo r");
@@ -1104,7 +1086,8 @@ fn a_read_only_unit_sees_every_mount_below_root_read_only() {
         return; // mounts need root; CI runs the host tests as root
     }
     let test = "a_read_only_unit_sees_every_mount_below_root_read_only";
-    if !alone_after_mounting(test, "mount -t tmpfs none /mnt") {
+    if !crate::testutil::run_alone_after_mounting(module_path!(), test, "mount -t tmpfs none /mnt")
+    {
         return;
     }
     let script = "for f in /mnt/probe /dev/null /proc/self/oom_score_adj; do \
@@ -1128,7 +1111,7 @@ fn a_read_only_unit_starts_beside_mounts_it_cannot_reach() {
     let mounts = "mount -t tmpfs none /mnt && mkdir /mnt/a && mount -t tmpfs none /mnt/a \
         && mount -t tmpfs none /mnt && mkdir -p /mnt/private/keys && chmod 700 /mnt/private \
         && mount -t tmpfs none /mnt/private/keys";
-    if !alone_after_mounting(test, mounts) {
+    if !crate::testutil::run_alone_after_mounting(module_path!(), test, mounts) {
         return;
     }
     let script = "(echo 0 > /mnt/probe) 2>/dev/null && echo w || echo r";
