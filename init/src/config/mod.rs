@@ -350,27 +350,23 @@ fn load_file(
         }
     };
     let mut parse_errors = Vec::new();
-    // (how many, the first one's line) past `FILE_PROBLEMS_MAX`.
-    let mut more = (0u32, 0u32);
+    // Those of a line past the first `FILE_PROBLEMS_MAX`; the file's as a
+    // whole (a missing `exec`, line 0) are few and always told.
+    let (mut lined, mut more) = (0, 0u32);
     let def = parse_with_lines(&name, text, &mut |e| {
-        if parse_errors.len() < FILE_PROBLEMS_MAX {
-            parse_errors.push((e.line, e.msg.as_str().to_owned()))
-        } else if more.0 == 0 {
-            more = (1, e.line);
-        } else {
-            more.0 = more.0.saturating_add(1);
+        if e.line != 0 && lined == FILE_PROBLEMS_MAX {
+            more = more.saturating_add(1);
+            return;
         }
+        lined += usize::from(e.line != 0);
+        parse_errors.push((e.line, e.msg.as_str().to_owned()))
     });
     for (line, msg) in parse_errors {
         set.fail(i, line, msg);
     }
-    if more.0 > 0 {
-        let n = more.0;
-        set.fail(
-            i,
-            more.1,
-            format!("and {n} more problems from here on, not shown"),
-        );
+    if more > 0 {
+        let what = if more == 1 { "problem" } else { "problems" };
+        set.fail(i, 0, format!("{more} more {what} not shown"));
     }
     let (def, lines, ids) = def?;
     let exec = match roots || def.seldom.root.is_none() {
@@ -389,7 +385,8 @@ fn load_file(
     Some((def, lines, ids))
 }
 
-/// The problems of one file told one by one; past them, a count. A file
+/// The problems of one file with a line told one by one; past them, a
+/// count. A file
 /// of garbage (8 KiB of one-letter lines, 4,096 problems) would
 /// otherwise be 4,096 kernel log lines (about 9 ms each on a 115200-baud
 /// console, the loop and the watchdog's feeding waiting on them) and as

@@ -1301,19 +1301,30 @@ fn a_file_of_garbage_is_told_by_its_first_problems_and_a_count() {
     load_dir(&f.units, &mut defs, &mut |e| errs.push(e.to_string()));
     assert_eq!(defs.len(), 1, "{errs:?}");
     let junk: Vec<&String> = errs.iter().filter(|e| e.contains("junk.unit")).collect();
-    assert_eq!(junk.len(), 9, "{junk:?}");
+    assert_eq!(junk.len(), 10, "{junk:?}");
     assert!(
         junk[0].ends_with("junk.unit:1: expected `key = value`, got `a`"),
         "{junk:?}"
     );
-    let last = junk[8];
+    assert!(junk[7].ends_with("junk.unit:8: expected `key = value`, got `a`"));
+    // The file's own problem is told whatever the count.
+    assert!(junk[8].ends_with("junk.unit: missing `exec`"), "{junk:?}");
     assert!(
-        last.ends_with("junk.unit:9: and 4089 more problems from here on, not shown"),
-        "{last}"
+        junk[9].ends_with("junk.unit: 4088 more problems not shown"),
+        "{junk:?}"
     );
     assert_eq!(
         errs.iter().filter(|e| e.contains("two.unit")).count(),
         2,
         "{errs:?}"
     );
+    // One more is a problem, not problems.
+    let f = Fixture::new("flood-one");
+    f.raw("nine", &"a\n".repeat(9));
+    let mut errs = Vec::new();
+    load_dir(&f.units, &mut Vec::new(), &mut |e| errs.push(e.to_string()));
+    let one = errs
+        .iter()
+        .any(|e| e.ends_with("nine.unit: 1 more problem not shown"));
+    assert!(one, "{errs:?}");
 }
