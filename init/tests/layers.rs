@@ -3,7 +3,9 @@
 //! `unsafe` allowed only there, and wren-core free of the edges (no
 //! files, processes, sockets or clocks: time comes in as `now`). Test
 //! code is exempt: files named `tests.rs`, `testutil.rs`, anything under
-//! a `tests/` folder, and every item marked `#[cfg(test)]`.
+//! a `tests/` folder, and every item marked `#[cfg(test)]`. A check of
+//! the forms code is written in, not a parser: a test item and code on
+//! one line, or a raw string holding quotes, can hide a breach from it.
 
 // Test code: a failed check should fail loudly, so it unwraps, panics
 // and indexes freely (the workspace denies these in non-test code).
@@ -188,7 +190,15 @@ fn breaches(root: &str, skip_dir: Option<&str>, bad: &dyn Fn(&str) -> bool) -> V
 }
 
 fn uses_libc(code: &str) -> bool {
-    code.contains("libc::") || code.contains("use libc") || code.contains("extern crate libc")
+    [
+        "libc::",
+        "use libc",
+        "libc as ",
+        "extern crate libc",
+        "nix::libc",
+    ]
+    .iter()
+    .any(|w| code.contains(w))
 }
 
 /// `what` is found nowhere but in wren's `sys/`: not in the rest of
@@ -212,22 +222,33 @@ fn libc_is_used_only_in_sys() {
 
 #[test]
 fn unsafe_code_is_allowed_only_in_sys() {
-    only_in_sys("unsafe allowed", &|c| c.contains("allow(unsafe_code)"));
+    // `allow` or `expect`, alone or among other lints.
+    let allows =
+        |c: &str| c.contains("unsafe_code") && (c.contains("allow") || c.contains("expect"));
+    only_in_sys("unsafe allowed", &allows);
 }
 
 #[test]
 fn wren_core_has_no_files_processes_sockets_or_clocks() {
     let edge = |c: &str| {
-        [
+        let named = [
             "std::fs",
             "std::process",
             "std::net",
+            "std::thread",
             "Instant",
             "SystemTime",
             "std::os::",
         ]
         .iter()
-        .any(|w| c.contains(w))
+        .any(|w| c.contains(w));
+        // `use std::{fs, net::TcpStream}`.
+        let words = || c.split(|x: char| !x.is_alphanumeric() && x != '_');
+        let grouped = c.contains("std::{")
+            && ["fs", "process", "net", "thread", "os"]
+                .iter()
+                .any(|w| words().any(|t| t == *w));
+        named || grouped
     };
     let found = breaches("init/core/src", None, &edge);
     assert!(
@@ -260,6 +281,7 @@ fn t() {
     libc::exit(0);
 }
 fn after() { libc::sync() }
+use nix::libc as c;
 "#;
     let code = non_test_code(text);
     let hits: Vec<usize> = code
@@ -267,7 +289,7 @@ fn after() { libc::sync() }
         .filter(|(_, c)| uses_libc(c))
         .map(|(n, _)| *n)
         .collect();
-    assert_eq!(hits, vec![4, 20]);
+    assert_eq!(hits, vec![4, 20, 21]);
     // The lines after the test items are still read.
     assert!(code.iter().any(|(n, c)| *n == 20 && c.contains("fn after")));
     assert!(!code
