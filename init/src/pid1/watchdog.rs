@@ -184,6 +184,18 @@ mod tests {
         assert!(written > 0, "not fed");
     }
 
+    /// `web` (critical, `restart = never`) started and dead of SIGSEGV:
+    /// the feeding stopped.
+    fn fail_critically(p: &mut super::super::Pid1) {
+        let web = p.sup.index("web").unwrap();
+        step(p, 1, Event::Boot);
+        step(p, 2, Event::spawned(web, 100));
+        let exit = Exit::Signal(11);
+        step(p, 3, Event::Exited { pid: 100, exit });
+        p.tend_watchdog();
+        assert_eq!(p.watchdog_next, None, "still fed after the failure");
+    }
+
     /// A critical unit failed and the feeding stopped; the operator's
     /// `reboot` then stops the units with the watchdog fed again, so the
     /// board does not reset before the shutdown's sync.
@@ -193,13 +205,7 @@ mod tests {
         let mut p = pid1_with(&[("web", web)]);
         let fed = watched(&mut p);
         p.watchdog_next = Some(0);
-        let web = p.sup.index("web").unwrap();
-        step(&mut p, 1, Event::Boot);
-        step(&mut p, 2, Event::spawned(web, 100));
-        let exit = Exit::Signal(11);
-        step(&mut p, 3, Event::Exited { pid: 100, exit });
-        p.tend_watchdog();
-        assert_eq!(p.watchdog_next, None, "still fed after the failure");
+        fail_critically(&mut p);
         let before = rustix::fs::fstat(&fed).unwrap().st_size;
         step(&mut p, 4, Event::Shutdown(ShutdownKind::Reboot));
         p.tend_shutdown();
@@ -298,13 +304,7 @@ mod tests {
         p.warm_units(&slow).unwrap();
         let warmed = rustix::fs::fstat(&fed).unwrap().st_size;
         assert!(warmed > before, "a reload's wait did not feed");
-        let web = p.sup.index("web").unwrap();
-        step(&mut p, 1, Event::Boot);
-        step(&mut p, 2, Event::spawned(web, 100));
-        let exit = Exit::Signal(11);
-        step(&mut p, 3, Event::Exited { pid: 100, exit });
-        p.tend_watchdog();
-        assert_eq!(p.watchdog_next, None, "still fed after the failure");
+        fail_critically(&mut p);
         let stopped = rustix::fs::fstat(&fed).unwrap().st_size;
         p.warm_units(&slow).unwrap();
         let after = rustix::fs::fstat(&fed).unwrap().st_size;
