@@ -304,6 +304,14 @@ mod tests {
     use crate::testutil::TempDir;
     use std::time::{Duration, Instant};
 
+    /// An executable shell script `name` in `t` running `body`: its path.
+    fn script(t: &TempDir, name: &str, body: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = t.file(name, &format!("#!/bin/sh\n{body}\n"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
     /// Given the state, a candidate that says it cannot read it (a
     /// second line) is refused, naming what; one that says nothing more
     /// (an older build) is not. Alone in a process, as the next test.
@@ -322,15 +330,8 @@ mod tests {
                 true,
             ),
         ] {
-            let body = format!("#!/bin/sh\nprintf '%s%s' '{line}' '{second}'\n");
-            let path = t.file(name, &body);
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-            let r = handshake(
-                path.to_str().unwrap(),
-                Some(rustix::fd::AsFd::as_fd(&state)),
-                &|| {},
-            );
+            let path = script(&t, name, &format!("printf '%s%s' '{line}' '{second}'"));
+            let r = handshake(&path, Some(rustix::fd::AsFd::as_fd(&state)), &|| {});
             match r {
                 Ok(_) => assert!(!refused, "{name}"),
                 Err(why) => {
@@ -359,25 +360,11 @@ mod tests {
         let state = rustix::fs::memfd_create("st", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&state, 16_000_000).unwrap();
         let state = Some(rustix::fd::AsFd::as_fd(&state));
-        use std::os::unix::fs::PermissionsExt;
-        let slow = format!(
-            "#!/bin/sh
-sleep 0.8
-printf '%s' '{line}'
-"
-        );
-        let slow = t.file("slow", &slow);
-        std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let r = handshake(slow.to_str().unwrap(), state, &|| {});
+        let slow = script(&t, "slow", &format!("sleep 0.8; printf '%s' '{line}'"));
+        let r = handshake(&slow, state, &|| {});
         assert!(r.is_ok(), "{:?}", r.err().map(|w| w.as_str().to_owned()));
-        let hangs = t.file(
-            "hangs",
-            "#!/bin/sh
-exec sleep 5
-",
-        );
-        std::fs::set_permissions(&hangs, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let why = handshake(hangs.to_str().unwrap(), state, &|| {}).unwrap_err();
+        let hangs = script(&t, "hangs", "exec sleep 5");
+        let why = handshake(&hangs, state, &|| {}).unwrap_err();
         assert!(
             why.as_str()
                 .starts_with("no answer to the state (15625 KiB) within 1500ms ("),
@@ -396,26 +383,21 @@ exec sleep 5
         let t = TempDir::new("reexec-check");
         // A warning (a valid set) is none; thousands of lines before a
         // running unit's refusal do not hide it.
-        let body = "#!/bin/sh\n[ \"$1\" = check ] || exit 2\n\
+        let body = "[ \"$1\" = check ] || exit 2\n\
             echo '/etc/units/web.unit: warning: runs as root with every capability' >&2\n\
             i=0; while [ $i -lt 3000 ]; do echo \"/etc/units/u$i.unit:2: bad value\" >&2; i=$((i+1)); done\n\
             echo '/etc/units/web.unit:3: unknown key `memory.swap.max`' >&2\n\
-            echo '3001 errors; 1 of 3002 units ok'\nexit 1\n";
-        let path = t.file("older", body);
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let path = path.to_str().unwrap();
-        let why = super::refused_files(path, &|n| n == "web", &|| {});
+            echo '3001 errors; 1 of 3002 units ok'\nexit 1";
+        let path = script(&t, "older", body);
+        let why = super::refused_files(&path, &|n| n == "web", &|| {});
         assert_eq!(
             why.as_ref().map(|w| w.as_str()),
             Some("it cannot read web.unit:3: unknown key `memory.swap.max`")
         );
-        assert!(super::refused_files(path, &|n| n == "cron", &|| {}).is_none());
-        let warned = "#!/bin/sh\necho '/etc/units/web.unit: warning: runs as root' >&2\n";
-        let warned = t.file("warned", warned);
-        std::fs::set_permissions(&warned, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let warned = warned.to_str().unwrap();
-        assert!(super::refused_files(warned, &|n| n == "web", &|| {}).is_none());
+        assert!(super::refused_files(&path, &|n| n == "cron", &|| {}).is_none());
+        let warned = "echo '/etc/units/web.unit: warning: runs as root' >&2";
+        let warned = script(&t, "warned", warned);
+        assert!(super::refused_files(&warned, &|n| n == "web", &|| {}).is_none());
     }
 
     /// Candidates as scripts: one that hangs, one that exits saying
@@ -447,14 +429,10 @@ exec sleep 5
             ("good", format!("printf '%s' '{line}'; exec sleep 5"), ""),
         ];
         for (name, body, says) in cases {
-            let path = t.file(name, &format!("#!/bin/sh\n{body}\n"));
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let path = script(&t, name, &body);
             let t0 = Instant::now();
             let fed = std::cell::RefCell::new(vec![t0]);
-            let r = handshake(path.to_str().unwrap(), None, &|| {
-                fed.borrow_mut().push(Instant::now())
-            });
+            let r = handshake(&path, None, &|| fed.borrow_mut().push(Instant::now()));
             let took = t0.elapsed();
             assert!(
                 took < Duration::from_millis(2 * HANDSHAKE_MS + 1000),
