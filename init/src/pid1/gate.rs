@@ -92,6 +92,16 @@ impl Pid1 {
                 e.verdict = None;
             }
         }
+        // On probation still from an earlier reload, and not changed by
+        // this one: its verdict does not wait for them. (One whose start
+        // never ends, `start_timeout = 0`, held every later reload's
+        // verdict for ever: `initctl reload` exited 1 after 120 s.)
+        self.gate_unchanged.clear();
+        for (i, s) in self.sup.indexed() {
+            if s.rt.probation && defs.contains(&s.def) {
+                self.gate_unchanged.push(i);
+            }
+        }
         let by_name = self.sup.by_name();
         for def in defs {
             let Some(u) = self.sup.index_by(&by_name, &def.name) else {
@@ -131,10 +141,13 @@ impl Pid1 {
         }
     }
 
-    /// After a reload: every slot on probation waits for its verdict.
+    /// After a reload: every slot it put on probation waits for its
+    /// verdict (not one on probation from before that it left as it was).
     pub(super) fn mark_pending(&mut self) {
         for (i, e) in self.edges.iter_mut().enumerate() {
-            if self.sup.slot(i as u16).is_some_and(|s| s.rt.probation) {
+            let u = i as u16;
+            let put = self.sup.slot(u).is_some_and(|s| s.rt.probation);
+            if put && !self.gate_unchanged.contains(&u) {
                 e.verdict = Some(Verdict::Pending);
             }
         }
@@ -294,7 +307,15 @@ impl Pid1 {
     /// The answer to `initctl reload`'s wait: one line per judged unit;
     /// `None` while a unit is still on probation.
     pub(super) fn verdicts(&self, report: &mut dyn FnMut(&str)) -> Option<usize> {
-        if self.sup.on_probation() {
+        // Not yet while a unit whose verdict is asked for is on probation.
+        let judging = self.edges.iter().enumerate().any(|(i, e)| {
+            let on = self
+                .sup
+                .slot(i as u16)
+                .is_some_and(|s| s.rt.probation && !s.gave_up_on_dependency());
+            on && e.verdict == Some(Verdict::Pending)
+        });
+        if judging {
             return None;
         }
         let mut rejected = 0;
@@ -1240,5 +1261,67 @@ mod tests {
         assert_eq!(r, Err(Errno::TIMEDOUT));
         std::thread::sleep(core::time::Duration::from_millis(1500));
         assert!(!late.exists(), "the step went on after its limit");
+    }
+
+    /// A unit on probation whose start never ends (`ready = notify`,
+    /// `start_timeout = 0`) held every later reload's verdict: a reload
+    /// an hour later that changes web only is answered once web is
+    /// judged, db left out of it. (`initctl reload` exited 1 after 120 s
+    /// for as long as db started.) A reload that changes db again waits
+    /// for it again.
+    #[test]
+    fn a_unit_on_probation_from_before_does_not_hold_a_later_verdict() {
+        use super::super::tests::{pid1_with, step};
+        use crate::supervisor::Event;
+        use crate::vocab::Exit;
+        let db = "exec = /bin/sleep 1000\nready = notify\nstart_timeout = 0\n";
+        let web = "exec = /bin/true\n";
+        let mut p = pid1_with(&[("db", db), ("web", web)]);
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, 100));
+        step(&mut p, 1, Event::spawned(1, 101));
+        let db2 = unit::parse("db", &format!("{db}env = A=1\n")).unwrap();
+        let web1 = unit::parse("web", web).unwrap();
+        reload_all(&mut p, 2, vec![db2.clone(), web1]);
+        p.mark_pending();
+        step(
+            &mut p,
+            3,
+            Event::Exited {
+                pid: 100,
+                exit: Exit::Signal(15),
+            },
+        );
+        step(&mut p, 4, Event::spawned(0, 102));
+        assert_eq!(p.verdicts(&mut |_| {}), None, "db not judged yet");
+        // An hour later, a reload that changes web only.
+        let web2 = unit::parse("web", &format!("{web}env = B=1\n")).unwrap();
+        reload_all(&mut p, 3_600_000, vec![db2.clone(), web2.clone()]);
+        p.mark_pending();
+        step(
+            &mut p,
+            3_600_001,
+            Event::Exited {
+                pid: 101,
+                exit: Exit::Signal(15),
+            },
+        );
+        step(&mut p, 3_600_002, Event::spawned(1, 103));
+        assert_eq!(p.verdicts(&mut |_| {}), None, "web not judged yet");
+        let out = step(&mut p, 3_700_000, Event::Tick);
+        let judged = crate::supervisor::Action::Verdict {
+            unit: 1,
+            good: true,
+        };
+        assert!(out.contains(&judged), "{out:?}");
+        p.on_verdict(1, true);
+        let mut heard = Vec::new();
+        assert_eq!(p.verdicts(&mut |l| heard.push(l.to_string())), Some(0));
+        assert_eq!(heard, ["web: ready"]);
+        // Changed again, db is waited for again.
+        let db3 = unit::parse("db", &format!("{db}env = A=2\n")).unwrap();
+        reload_all(&mut p, 3_800_000, vec![db3, web2]);
+        p.mark_pending();
+        assert_eq!(p.verdicts(&mut |_| {}), None);
     }
 }

@@ -320,6 +320,9 @@ pub struct Pid1 {
     finish_pending: Option<crate::vocab::ShutdownKind>,
     /// A reload's answer owes its verdict until then (`gate::owe_verdict`).
     verdict_owed_until: Millis,
+    /// Slots on probation that the reload being made leaves as they are
+    /// (`gate::keep_last_good`): its verdict does not wait for them.
+    gate_unchanged: Vec<u16>,
     /// Edges with a handshake or a drain's kill pending (`handshake::Waits`).
     waits: handshake::Waits,
     /// The machine has one CPU: a restart's new process runs before
@@ -478,6 +481,7 @@ impl Pid1 {
             shutdown_deadline: None,
             finish_pending: None,
             verdict_owed_until: 0,
+            gate_unchanged: Vec::new(),
             waits: handshake::Waits::default(),
             one_cpu: crate::sys::sched::one_cpu(),
         }
