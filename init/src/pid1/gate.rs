@@ -141,6 +141,50 @@ impl Pid1 {
         }
     }
 
+    /// Before a reload reads the unit directory, the disk answering: the
+    /// put-backs it did not take at their verdicts are made now, each as
+    /// its verdict would have (a file edited since is the operator's, and
+    /// left). One the disk does not take again stays owed.
+    pub(super) fn owed(&mut self, report: &mut dyn FnMut(&str)) {
+        let dir = self.units_dir.clone();
+        let dir = match dir.is_empty() {
+            true => crate::vocab::DEFAULT_UNITS_DIR,
+            false => dir.as_str(),
+        };
+        for i in 0..self.edges.len() {
+            let Some(owed) = self
+                .edges
+                .get_mut(i)
+                .and_then(|e| e.rare.as_mut()?.owed.take())
+            else {
+                continue;
+            };
+            let (good, rejected, cause) = &*owed;
+            let name = good.name.clone();
+            let written = self.disk_stall.on_disk(now(), self.fed_watchdog(), &|| {
+                restore_file(dir, &name, good, cause, Some(rejected)).map(drop)
+            });
+            match written {
+                Ok(()) => {
+                    let line: Rejection = crate::proto::formatted(format_args!(
+                        "{name}.unit: the last good definition written back, the rejected one kept as {name}.unit.rejected"
+                    ));
+                    crate::info!("{}", line.as_str());
+                    report(&line);
+                }
+                Err(Errno::TIMEDOUT | Errno::ALREADY) => {
+                    if let Some(e) = self.edges.get_mut(i) {
+                        e.rare().owed = Some(owed);
+                    }
+                    return;
+                }
+                // Edited or removed since (`STALE`), or another failure,
+                // said at the verdict: the file is the operator's now.
+                Err(_) => {}
+            }
+        }
+    }
+
     /// After a reload: every slot it put on probation waits for its
     /// verdict (not one on probation from before that it left as it was).
     pub(super) fn mark_pending(&mut self) {
@@ -208,6 +252,15 @@ impl Pid1 {
                 let saved = self.disk_stall.on_disk(now(), self.fed_watchdog(), &|| {
                     restore_file(dir, &name, &good, &cause, rejected.as_ref()).map(drop)
                 });
+                // Not written (the disk did not answer): the file still
+                // holds the rejected definition, which the next boot would
+                // start ungated. Owed to the next reload.
+                if let (Err(Errno::TIMEDOUT | Errno::ALREADY), Some(r)) = (saved, rejected.as_ref())
+                {
+                    if let Some(e) = self.edges.get_mut(usize::from(u)) {
+                        e.rare().owed = Some(Box::new(((*good).clone(), r.clone(), cause.clone())));
+                    }
+                }
                 // What the next reload will read back, so it sees the unit
                 // unchanged (and the lines of its messages are the file's).
                 let def = match saved.and_then(|()| put_back(&name, &good, &cause)) {
@@ -1323,5 +1376,39 @@ mod tests {
         reload_all(&mut p, 3_800_000, vec![db3, web2]);
         p.mark_pending();
         assert_eq!(p.verdicts(&mut |_| {}), None);
+    }
+
+    /// A put-back the disk did not take (its respite after a timeout) is
+    /// made at the next reload that finds it answering, before the files
+    /// are read: the file held the rejected definition for good, which
+    /// the next boot started ungated.
+    #[test]
+    fn a_skipped_put_back_is_made_at_the_next_reload() {
+        crate::testutil::alone!(a_skipped_put_back_is_made_at_the_next_reload);
+        let t = TempDir::new("gate-owed-put-back");
+        let mut p = running(&t, unit::parse("web", "exec = /bin/true\n").unwrap(), None);
+        reload_to(&mut p, unit::parse("web", "exec = /bin/nope\n").unwrap());
+        p.mark_pending();
+        p.disk_stall = DiskStall::stalled_at(now());
+        p.on_verdict(0, false);
+        let file = t.path().join("web.unit");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "exec = /bin/nope\n"
+        );
+        p.disk_stall = DiskStall::default();
+        let mut said = Vec::new();
+        let r = p.reload(&mut |l| said.push(l.to_string()));
+        assert!(r.is_ok(), "{r:?}");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.starts_with("# Put back by wren"), "{text}; {said:?}");
+        assert!(
+            said.iter()
+                .any(|l| l.starts_with("web.unit: the last good definition written back")),
+            "{said:?}"
+        );
+        let kept = std::fs::read_to_string(t.path().join("web.unit.rejected")).unwrap();
+        assert_eq!(kept, "exec = /bin/nope\n");
+        assert_eq!(p.sup.slot(0).unwrap().def.exec.first(), Some("/bin/true"));
     }
 }

@@ -16,6 +16,10 @@ pub(super) struct Rare {
     pub(super) last_good: Option<Box<UnitDef>>,
     /// Why the last reload's definition was rejected, for `status NAME`.
     pub(super) rejected: Option<Box<str>>,
+    /// A put-back the disk did not take (it did not answer): the good
+    /// definition, the rejected one its file still holds, and why; made
+    /// at the next reload that finds the disk answering (`gate::owed`).
+    pub(super) owed: Option<Box<(UnitDef, UnitDef, Why)>>,
     /// Stopped by its own memory pressure trigger (`pressure_action =
     /// stop`), which `initctl status NAME` gives as the reason until it
     /// is spawned again or the operator acts on it. Not handed over: after

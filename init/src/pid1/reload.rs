@@ -99,13 +99,17 @@ impl Pid1 {
         if self.sup.shutting_down().is_some() {
             return refused(format_args!("reload refused: shutting down"));
         }
-        let dir = self.units_dir_path();
         if let Err(e) = self.warm_units(warm) {
+            let dir = self.units_dir_path();
             return refused(format_args!(
                 "reload refused: {dir} cannot be read now ({})",
                 super::gate::DiskError(e)
             ));
         }
+        // The disk answers: what earlier verdicts could not write first,
+        // so that this reload reads the files as they should be.
+        self.owed(report);
+        let dir = self.units_dir_path();
         if let Some(want) = self.short_for_rebuild(self.unit_files()) {
             return refused(format_args!(
                 "reload refused: PID 1 is short of memory ({} KiB not to be had)",
