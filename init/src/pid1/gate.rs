@@ -146,11 +146,9 @@ impl Pid1 {
     /// its verdict would have (a file edited since is the operator's, and
     /// left). One the disk does not take again stays owed.
     pub(super) fn owed(&mut self, report: &mut dyn FnMut(&str)) {
-        let dir = self.units_dir.clone();
-        let dir = match dir.is_empty() {
-            true => crate::vocab::DEFAULT_UNITS_DIR,
-            false => dir.as_str(),
-        };
+        // Its own copy: the loop below changes the edges (`self`).
+        let dir = String::from(self.units_dir_path());
+        let dir = dir.as_str();
         for i in 0..self.edges.len() {
             let Some(owed) = self
                 .edges

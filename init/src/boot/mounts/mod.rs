@@ -219,20 +219,26 @@ fn unescape_octal(b: &mut impl Iterator<Item = u8>) -> Option<u8> {
 
 /// A field of the mount table with its escapes undone.
 pub fn unescape(field: &str) -> String {
-    let mut out = Vec::with_capacity(field.len());
-    let mut b = field.bytes();
-    while let Some(c) = b.next() {
+    let out: Vec<u8> = unescaped_bytes(field.as_bytes()).collect();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The bytes of a mount table field (`/proc/self/mounts`, mountinfo)
+/// with its octal escapes (`\040`, a space) undone, without the heap:
+/// `spawn::sandbox::read_only` reads them between clone3 and execve.
+pub(crate) fn unescaped_bytes(field: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    let mut b = field.iter().copied();
+    core::iter::from_fn(move || {
+        let c = b.next()?;
         if c == b'\\' {
             let mut look = b.clone();
             if let Some(v) = unescape_octal(&mut look) {
-                out.push(v);
                 b = look;
-                continue;
+                return Some(v);
             }
         }
-        out.push(c);
-    }
-    String::from_utf8_lossy(&out).into_owned()
+        Some(c)
+    })
 }
 
 /// One line of /proc/self/mounts: (source, target, fstype), fields raw.

@@ -33,17 +33,10 @@ pub(super) fn to_make_read_only(line: &[u8]) -> Option<&[u8]> {
 
 /// `point` with mountinfo's octal escapes undone, as a C string in `buf`.
 fn unescaped<'b>(point: &[u8], buf: &'b mut [u8; 256]) -> Result<&'b CStr, Errno> {
-    let (mut i, mut n) = (0, 0);
-    while let Some(&c) = point.get(i) {
-        let octal = point
-            .get(i + 1..i + 4)
-            .filter(|d| c == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
-        let (byte, used) = match octal {
-            Some(d) => (d.iter().fold(0u8, |v, b| (v << 3) | (b - b'0')), 4),
-            None => (c, 1),
-        };
+    let mut n = 0;
+    for byte in crate::boot::mounts::unescaped_bytes(point) {
         *buf.get_mut(n).ok_or(Errno::NAMETOOLONG)? = byte;
-        (i, n) = (i + used, n + 1);
+        n += 1;
     }
     *buf.get_mut(n).ok_or(Errno::NAMETOOLONG)? = 0;
     let bytes = buf.get(..=n).ok_or(Errno::NAMETOOLONG)?;
