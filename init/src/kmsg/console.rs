@@ -177,19 +177,24 @@ fn enqueue_after(q: &mut Backlog, line: &[u8], mid: bool) {
 /// there is none. Without allocating: the lines before it go round to the
 /// back, it goes, and the rest go round after them again.
 fn drop_oldest_but_failures(q: &mut Backlog, mid: bool) -> bool {
-    let mut start = 0;
+    const FAILED: &[u8] = b"[FAILED]";
+    // One pass: `matched`, how much of FAILED the line opens with so far.
+    let (mut start, mut matched) = (0, 0);
     let mut victim = None;
     for (i, &c) in q.iter().enumerate() {
         if c != b'\n' {
+            if i - start == matched && FAILED.get(matched) == Some(&c) {
+                matched += 1;
+            }
             continue;
         }
-        let failed = q.iter().skip(start).take(8).eq(b"[FAILED]".iter());
+        let failed = matched == FAILED.len();
         let shown = mid && start == 0;
         if !(failed || shown) {
             victim = Some((start, i + 1));
             break;
         }
-        start = i + 1;
+        (start, matched) = (i + 1, 0);
     }
     let Some((from, to)) = victim else {
         return false;
