@@ -195,3 +195,6 @@ impl Pid1 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
