@@ -643,7 +643,7 @@ fn synced(d: &OwnedFd, file: &str) {
     }
 }
 
-type FileName = heapless::String<{ crate::vocab::NAME_MAX + 16 }>;
+type FileName = heapless::String<{ crate::vocab::NAME_MAX + 32 }>;
 
 fn file_name(name: &str, ext: &str) -> Result<FileName, Errno> {
     let mut s = FileName::new();
@@ -690,17 +690,45 @@ fn copy_rejected(d: &OwnedFd, unit_file: &str, rejected: &str) -> Result<(), Err
     replace(d, &tmp, rejected, text.as_bytes(), unit_file)
 }
 
-/// Write `bytes` to `tmp`, fsync it, rename it over `target`, fsync the
-/// directory: `target` is the old file or the new one, whole. It gets
+/// Write `bytes` to `tmp`.PID, fsync it, rename it over `target`, fsync
+/// the directory: `target` is the old file or the new one, whole. It gets
 /// the owner and mode of `like` (a unit file kept 0600 for the secrets in
 /// its `env` stays so): made 0600, then given them before a byte is in.
+/// The staging name is the writer's own (`on_disk`'s child): a child
+/// killed at its limit on a stuck card may still write once the card
+/// wakes, and must not write into the file of the put-back after it.
 fn replace(d: &OwnedFd, tmp: &str, target: &str, bytes: &[u8], like: &str) -> Result<(), Errno> {
-    let fd = crate::sys::file::openat(
-        d,
+    let mut own = FileName::new();
+    let mut digits = [0u8; 20];
+    let me = rustix::process::getpid()
+        .as_raw_nonzero()
+        .get()
+        .unsigned_abs();
+    for part in [
         tmp,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
-    )?;
+        ".",
+        wren_core::num::decimal(u64::from(me), &mut digits),
+    ] {
+        own.push_str(part).map_err(|_| Errno::NAMETOOLONG)?;
+    }
+    let tmp = own.as_str();
+    let create = || {
+        crate::sys::file::openat(
+            d,
+            tmp,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+    };
+    // A file of this pid is no live writer's (the pid is this process's):
+    // a put-back cut off by a power cut, its pid given again at a boot.
+    let fd = match create() {
+        Err(Errno::EXIST) => {
+            let _ = crate::sys::file::unlinkat(d, tmp, rustix::fs::AtFlags::empty());
+            create()?
+        }
+        r => r?,
+    };
     // Best effort: a file system without owners (a unit directory on the
     // FAT boot partition) refuses them; a refused chown leaves the file
     // root's, with the mode copied (no wider for it).
@@ -758,7 +786,41 @@ mod tests {
             std::fs::read_to_string(t.path().join("web.unit.rejected")).unwrap(),
             "exec = /bin/nope\n"
         );
-        assert!(!t.path().join("web.unit.restore").exists());
+        let left = std::fs::read_dir(t.path()).unwrap().count();
+        assert_eq!(left, 2, "web.unit and web.unit.rejected, nothing staged");
+    }
+
+    /// Each writer stages in a file of its own: a put-back killed at its
+    /// limit on a stuck card that writes once the card wakes writes into
+    /// its own file, not the next put-back's. A file of the writer's own
+    /// pid is a dead one's (a boot's put-back cut off by a power cut) and
+    /// is written over.
+    #[test]
+    fn a_put_back_stages_in_a_file_of_its_own() {
+        let t = TempDir::new("gate-stage");
+        let dir = t.path().to_str().unwrap();
+        std::fs::write(t.path().join("web.unit"), "exec = /bin/nope\n").unwrap();
+        let other = t.path().join("web.unit.restore.4194305");
+        std::fs::write(&other, "another writer's\n").unwrap();
+        let unnumbered = t.path().join("web.unit.restore");
+        std::fs::write(&unnumbered, "an older build's\n").unwrap();
+        let mine = t
+            .path()
+            .join(format!("web.unit.restore.{}", std::process::id()));
+        std::fs::write(
+            &mine,
+            "a dead writer's, longer than the good text ".repeat(9),
+        )
+        .unwrap();
+        restore_file(dir, "web", &good(), "exit 1", None).unwrap();
+        let now = std::fs::read_to_string(t.path().join("web.unit")).unwrap();
+        assert_eq!(unit::parse("web", &now).unwrap().exec, good().exec);
+        assert!(!now.contains("writer"), "{now}");
+        assert_eq!(
+            std::fs::read_to_string(&other).unwrap(),
+            "another writer's\n"
+        );
+        assert!(!mine.exists());
     }
 
     /// A unit file that cannot be read (EIO: here a link to this
@@ -1108,7 +1170,8 @@ mod tests {
         let mode = |f: &std::path::Path| std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&f), 0o600);
         assert_eq!(mode(&t.path().join("web.unit.rejected")), 0o600);
-        assert!(!t.path().join("web.unit.restore").exists());
+        let left = std::fs::read_dir(t.path()).unwrap().count();
+        assert_eq!(left, 2, "web.unit and web.unit.rejected, nothing staged");
     }
 
     /// A unit file that is a link (units.md allows one): the good text
