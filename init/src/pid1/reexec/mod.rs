@@ -119,11 +119,12 @@ impl Pid1 {
         // reads the line that names it; another keeps the old way (closed
         // by the exec, opened again).
         let same = format == state_format();
-        let written = self.write_state(same).map_err(|e| {
-            (
-                ErrCode::Internal,
-                why(format_args!("cannot write the state: {e}")),
-            )
+        let written = self.write_state(same).map_err(|(e, unit)| {
+            let why = match unit {
+                Some(u) => why(format_args!("cannot write the state of unit {u}: {e}")),
+                None => why(format_args!("cannot write the state: {e}")),
+            };
+            (ErrCode::Internal, why)
         });
         // A build of this format reads the state itself: asked first
         // whether it can (`handshake`), with it on its stdin.
@@ -228,8 +229,15 @@ impl Pid1 {
 
     /// The state in a memfd that survives the exec; with `watchdog`, the
     /// hardware watchdog's fd kept open across it and named in the state.
-    pub(super) fn write_state(&mut self, watchdog: bool) -> Result<OwnedFd, Errno> {
-        let fd = rustix::fs::memfd_create(c"wren-state", rustix::fs::MemfdFlags::CLOEXEC)?;
+    /// The state for the new PID 1, in a memory file; an error names the
+    /// unit whose part could not be written, if one.
+    pub(super) fn write_state(
+        &mut self,
+        watchdog: bool,
+    ) -> Result<OwnedFd, (Errno, Option<crate::vocab::Name>)> {
+        let whole = |e| (e, None);
+        let fd = rustix::fs::memfd_create(c"wren-state", rustix::fs::MemfdFlags::CLOEXEC)
+            .map_err(whole)?;
         let raw = |f: &Option<OwnedFd>| f.as_ref().map_or(-1, |f| f.as_raw_fd());
         let mut text = String::new();
         // By index: `slots()` would skip free slots and shift the edges.
@@ -269,7 +277,7 @@ impl Pid1 {
             &followers,
             handed,
         )
-        .map_err(|_| Errno::NOMEM)?;
+        .map_err(|_| (Errno::NOMEM, None))?;
         let mut out: Vec<u8> = text.into_bytes();
         let header = Header {
             started_at: self.started_at,
@@ -280,23 +288,25 @@ impl Pid1 {
         frame(&mut out, |o| {
             wire::write_header(o, &header);
             Some(())
-        })?;
-        crate::sys::file::write_all(&fd, &out)?;
+        })
+        .map_err(whole)?;
+        crate::sys::file::write_all(&fd, &out).map_err(whole)?;
         // A unit's frame at a time, its room asked for first: a failed
         // allocation (rings of 1 MiB under `vm.overcommit_memory=2`) is a
         // refused re-exec, not PID 1 aborting.
         let mut ring = Vec::new();
         for i in 0..self.sup.len() {
             let (Some(slot), Some(e)) = (self.sup.slot(i as u16), self.edges.get(i)) else {
-                return Err(Errno::INVAL);
+                return Err((Errno::INVAL, None));
             };
+            let of_unit = |e| (e, Some(slot.def.name.clone()));
             let len = e.log.len();
             out.clear();
             ring.clear();
             // Not from PID 1's reserve: a refused ring refuses the re-exec.
-            optional(|| ring.try_reserve(len)).map_err(|_| Errno::NOMEM)?;
+            optional(|| ring.try_reserve(len)).map_err(|_| of_unit(Errno::NOMEM))?;
             optional(|| out.try_reserve(len.saturating_add(FRAME_ROOM)))
-                .map_err(|_| Errno::NOMEM)?;
+                .map_err(|_| of_unit(Errno::NOMEM))?;
             ring.resize(len, 0);
             e.log.contents().copy_head(&mut ring);
             let st = UnitState {
@@ -323,12 +333,12 @@ impl Pid1 {
                 },
                 rejected: e.rejected(),
             };
-            frame(&mut out, |o| wire::write_unit(o, &st))?;
-            crate::sys::file::write_all(&fd, &out)?;
+            frame(&mut out, |o| wire::write_unit(o, &st)).map_err(of_unit)?;
+            crate::sys::file::write_all(&fd, &out).map_err(of_unit)?;
         }
         // The new PID 1 gets it without close-on-exec, and so do the
         // units' fds.
-        rustix::io::fcntl_setfd(&fd, FdFlags::empty())?;
+        rustix::io::fcntl_setfd(&fd, FdFlags::empty()).map_err(whole)?;
         self.set_cloexec(false);
         Ok(fd)
     }
@@ -836,6 +846,23 @@ mod tests {
             p.sup.slot(0).unwrap().rt.phase,
             crate::supervisor::Phase::Running
         );
+    }
+
+    /// A unit whose part of the state cannot be written (here a
+    /// definition that would not come back as it is) refuses the re-exec
+    /// naming that unit, not "the state" alone.
+    #[test]
+    fn a_state_that_cannot_be_written_names_the_unit() {
+        let mut p = super::super::tests::with_web();
+        let mut def = crate::unit::UnitDef::with_defaults("odd");
+        def.exec.push("/bin/echo").unwrap();
+        def.exec.push("two\nlines").unwrap();
+        p.add_unit(def);
+        p.sup.link().unwrap();
+        p.fit_tables();
+        let (e, unit) = p.write_state(false).err().unwrap();
+        assert_eq!(e, Errno::INVAL);
+        assert_eq!(unit.as_deref(), Some("odd"));
     }
 
     /// A stopped unit's cgroup, there before the re-exec, is still known
