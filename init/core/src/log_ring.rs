@@ -203,10 +203,13 @@ impl LogRing {
                 self.buf = buf;
             }
         }
-        let pushed = u32::try_from(data.len()).unwrap_or(u32::MAX);
-        self.held = self.held.saturating_add(pushed).min(self.cap);
         let n = self.buf.len();
         if n > 0 {
+            // Counted only when stored: bytes pushed while the memory was
+            // refused fall before the oldest held, a loss a reader is
+            // told of, not zeros of a buffer allocated later.
+            let pushed = u32::try_from(data.len()).unwrap_or(u32::MAX);
+            self.held = self.held.saturating_add(pushed).min(self.cap);
             // Only the last `n` bytes can survive; they go in from the
             // write position to the end of the buffer, then wrap to its
             // start (which they cannot pass: at most `n` bytes).
@@ -325,6 +328,25 @@ impl LogRing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Output written while its ring's memory was refused is lost and
+    /// said to be: a ring allocated at a later write holds that write
+    /// only, not zeros standing for the earlier bytes.
+    #[test]
+    fn bytes_pushed_without_memory_are_a_loss_not_zeros() {
+        let mut r = LogRing::with_capacity(64);
+        r.push_in(b"lost lost lost\n", |_| None);
+        assert!(!r.is_allocated() && r.is_empty());
+        r.push_in(b"ok\n", zeroed);
+        assert_eq!(bytes(r.contents()), b"ok\n");
+        let s = r.since(0);
+        assert_eq!((s.missed, bytes(s.data)), (15, b"ok\n".to_vec()));
+        // So for a ring handed over on a re-exec whose memory was refused.
+        let mut back = LogRing::restored(64, 18, b"lost lost lost\nok\n", |_| None);
+        back.push(b"up\n");
+        assert_eq!(bytes(back.contents()), b"up\n");
+        assert_eq!(back.since(0).missed, 18);
+    }
 
     #[test]
     fn a_restored_ring_keeps_positions_and_bytes() {
