@@ -686,6 +686,7 @@ impl Cgroups {
 pub mod kill;
 pub mod nested;
 mod reclaim;
+pub(crate) use reclaim::reaped as writer_reaped;
 mod text;
 pub use text::{
     parse_controllers, parse_limit, parse_memory_events, parse_populated, parse_u64, MemoryEvents,

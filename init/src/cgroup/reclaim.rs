@@ -73,6 +73,17 @@ fn kept() -> Option<u64> {
     Some(v)
 }
 
+/// PID 1's loop reaped `pid`. A writer kept under that number has ended,
+/// and the number may go to the next child of PID 1's (a unit's run),
+/// which `kept` would take for the writer still inside for as long as it
+/// lives: every reclaiming write refused, the cgroup never removed.
+pub(crate) fn reaped(pid: u32) {
+    let v = INSIDE.load(Ordering::Relaxed);
+    if pid != 0 && v >> 32 == u64::from(pid) {
+        let _ = INSIDE.compare_exchange(v, 0, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
 /// Writer `pid` of `unit`'s cgroup files, killed and not ended, into
 /// `INSIDE`.
 fn keep_inside(pid: u32, unit: &str) {
@@ -225,6 +236,45 @@ mod tests {
         writer.wait().unwrap();
         assert!(!inside("stuckwriter"));
         assert_eq!(cg.remove("stuckwriter"), Ok(true));
+    }
+
+    /// A kept writer ends and is reaped by PID 1's loop, and its number
+    /// goes to another child of PID 1 (pid_max wrapped: a unit's new
+    /// run): that child is not taken for the writer still inside.
+    #[test]
+    fn a_reaped_writers_number_given_to_another_child_is_not_the_writer() {
+        crate::testutil::alone!(a_reaped_writers_number_given_to_another_child_is_not_the_writer);
+        let mut writer = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = writer.id();
+        keep_inside(pid, "stuckwriter");
+        writer.kill().unwrap();
+        writer.wait().unwrap();
+        reaped(pid.wrapping_add(1));
+        reaped(pid);
+        // The next child of this process gets the same number.
+        let mut other = None;
+        for _ in 0..50 {
+            let last = format!("{}", pid - 1);
+            std::fs::write("/proc/sys/kernel/ns_last_pid", last).unwrap();
+            let mut c = std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .unwrap();
+            if c.id() == pid {
+                other = Some(c);
+                break;
+            }
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        let mut other = other.expect("the number given again");
+        let held = inside("stuckwriter");
+        other.kill().unwrap();
+        other.wait().unwrap();
+        assert!(!held, "another child taken for the writer");
     }
 
     #[test]

@@ -163,6 +163,7 @@ impl Pid1 {
                 crate::sys::passed::unpark();
                 self.notify_unheld(pid);
             }
+            crate::cgroup::writer_reaped(pid);
             let unit = self.reaped_unit(pid);
             let counted = pids_limited(unit.and_then(|u| self.sup.slot(u)));
             if counted && !release(pid) {
