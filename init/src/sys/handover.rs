@@ -8,8 +8,10 @@ use rustix::fd::{FromRawFd, OwnedFd, RawFd};
 /// itself has it. Taking it sets the flag, so the flag is the mark of an
 /// owner: a number named twice (a damaged hand-over state), or one this
 /// process already holds, is refused instead of getting a second owner.
+/// So is stdin, stdout or stderr, which never has the flag: PID 1's
+/// console (or /dev/null), never an fd handed over (those come after it).
 pub fn take_fd(n: RawFd) -> Option<OwnedFd> {
-    if n < 0 {
+    if n <= 2 {
         return None;
     }
     // SAFETY: the number is only passed to fcntl(F_GETFD) and F_SETFD
@@ -34,6 +36,20 @@ mod tests {
     use super::take_fd;
     use rustix::fd::{AsRawFd, IntoRawFd};
     use rustix::io::FdFlags;
+
+    /// A damaged state naming fd 1 as a unit's output pipe does not give
+    /// the unit PID 1's stdout: closed with the unit's pipe, its number
+    /// would go to whatever PID 1 opened next.
+    #[test]
+    fn the_standard_fds_are_never_taken() {
+        // SAFETY: F_GETFD only, harmless on any number (as in `take_fd`).
+        let flags = |n| rustix::io::fcntl_getfd(unsafe { rustix::fd::BorrowedFd::borrow_raw(n) });
+        for n in 0..=2 {
+            let before = flags(n);
+            assert!(take_fd(n).is_none(), "fd {n}");
+            assert_eq!(before, flags(n), "fd {n} left as it was");
+        }
+    }
 
     #[test]
     fn an_fd_is_taken_once_and_only_without_close_on_exec() {
