@@ -497,6 +497,7 @@ impl Pid1 {
         }
         if let Some(e) = self.edges.get_mut(usize::from(u)).filter(|_| !taken) {
             e.drain.end(self.epoll.as_ref(), &mut self.waits.kills);
+            self.sup.note_draining(u, false);
             e.drain = super::stopping::Drain::default();
             e.cgroup = None;
             e.drop_pressure(self.epoll.as_ref());

@@ -511,7 +511,8 @@ impl Pid1 {
     /// supervisor counts it as draining (its exit's leftovers hold its
     /// `after` units up) and its drain is over here: at the exit's kill,
     /// and at the drain's end (`end_drain`). One unit, not a pass over
-    /// the table: a shutdown's exits each cost their own unit.
+    /// the table: a shutdown's exits each cost their own unit. Outside
+    /// one, the supervisor is told whether the unit drains, directly.
     pub(super) fn drained_if_done(&mut self, u: u16) {
         // Said already by the kill that ended the drain (`end_drain`),
         // whose action's own check comes right after: not twice.
@@ -523,6 +524,15 @@ impl Pid1 {
             .edges
             .get(usize::from(u))
             .is_some_and(|e| e.drain.active());
+        // Outside a shutdown the supervisor is told directly (no step):
+        // one that begins while a stop's leftovers still run must find
+        // the unit holding its `after` units up.
+        if self.sup.shutting_down().is_none() {
+            if draining != active {
+                self.sup.note_draining(u, active);
+            }
+            return;
+        }
         if draining && !active && !self.queue_event(Event::Drained { unit: u }) {
             crate::error!("event queue full");
         }

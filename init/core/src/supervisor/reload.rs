@@ -134,6 +134,9 @@ impl Supervisor {
             sum.removed = sum.removed.saturating_add(1);
             if let Some(s) = self.units.get_mut(i) {
                 s.retired = Retired::Leaving;
+                // A removed unit holds nothing up (its `after` goes when
+                // its slot is freed), leftovers or not (`note_draining`).
+                s.rt.draining = false;
                 s.rt.want = false;
                 s.rt.probation = false;
                 s.rt.restart_pending = false;

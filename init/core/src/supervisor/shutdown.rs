@@ -21,6 +21,22 @@ fn holds_up(s: &Slot) -> bool {
 }
 
 impl Supervisor {
+    /// PID 1 waits (`on`), or no longer, for what unit's last run left in
+    /// its cgroup: a stop's leftovers given the rest of its `stop_timeout`.
+    /// Outside a shutdown only, where an exit does not mark it: a shutdown
+    /// begun meanwhile then finds the unit still holding its `after` units
+    /// up (docs/units.md, "Order and readiness"). In a shutdown an exit
+    /// marks it and `Event::Drained` clears it, in steps, as the counts
+    /// kept from step to step need.
+    pub fn note_draining(&mut self, unit: u16, on: bool) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        if let Some(s) = self.units.get_mut(usize::from(unit)) {
+            s.rt.draining = on && !s.rt.phase.active() && s.retired == Retired::No;
+        }
+    }
+
     pub(super) fn begin_shutdown(&mut self, kind: ShutdownKind) {
         if self.shutdown.is_some() {
             return;

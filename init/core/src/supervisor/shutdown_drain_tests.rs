@@ -202,3 +202,49 @@ fn a_shutdown_takes_no_restart_of_a_held_unit() {
         "a restart counted (and the unit shown `starting`) in a shutdown"
     );
 }
+
+/// A unit stopped before the shutdown whose leftovers still run (the
+/// rest of its `stop_timeout`, PID 1 waiting on its cgroup) holds its
+/// `after` unit up when the shutdown begins, until `Drained`.
+#[test]
+fn leftovers_of_a_stop_before_the_shutdown_hold_the_dependency() {
+    let mut s = sup(vec![def("d"), after(def("a"), &["d"])]);
+    step(&mut s, 0, Event::Boot);
+    step(&mut s, 1, Event::spawned(0, 100));
+    step(&mut s, 2, Event::spawned(1, 101));
+    step(&mut s, 3, Event::Stop { unit: 1 });
+    let exit = Exit::Signal(15);
+    let out = step(&mut s, 4, Event::Exited { pid: 101, exit });
+    assert!(out.contains(&Action::KillCgroup(1)));
+    // PID 1 keeps the cgroup's leftovers in the stop's grace.
+    s.note_draining(1, true);
+    let out = step(&mut s, 5, Event::Shutdown(ShutdownKind::Reboot));
+    assert!(!signalled(&out, 0), "d stopped while a's leftovers run");
+    let out = step(&mut s, 6, Event::Drained { unit: 1 });
+    assert!(signalled(&out, 0));
+}
+
+/// Told of leftovers gone before the shutdown, or of a unit that is up
+/// or removed, the supervisor holds nothing for them.
+#[test]
+fn only_a_stopped_units_leftovers_hold_up() {
+    let mut s = sup(vec![def("d"), after(def("a"), &["d"])]);
+    step(&mut s, 0, Event::Boot);
+    step(&mut s, 1, Event::spawned(0, 100));
+    step(&mut s, 2, Event::spawned(1, 101));
+    s.note_draining(1, true);
+    assert!(!s.slot(1).unwrap().rt.draining, "up: its phase holds");
+    step(&mut s, 3, Event::Stop { unit: 1 });
+    step(
+        &mut s,
+        4,
+        Event::Exited {
+            pid: 101,
+            exit: Exit::Signal(15),
+        },
+    );
+    s.note_draining(1, true);
+    s.note_draining(1, false);
+    let out = step(&mut s, 5, Event::Shutdown(ShutdownKind::Reboot));
+    assert!(signalled(&out, 0), "nothing left of a: d stops");
+}

@@ -581,3 +581,44 @@ fn a_start_timeouts_sigkill_is_not_taken_for_an_earlier_oom_kill() {
     killed_at_deadline(&mut p, t);
     assert_eq!(p.sup.slot(0).unwrap().rt.last_exit, Some(exit));
 }
+
+/// A unit stopped before a shutdown, its leftovers given the rest of its
+/// `stop_timeout`, holds its `after` unit up in the shutdown until its
+/// cgroup is empty (docs/units.md, "Order and readiness").
+#[test]
+fn a_shutdown_waits_for_the_leftovers_of_an_earlier_stop() {
+    let root = TempDir::new("pid1-stop-then-shutdown");
+    for u in ["db", "web"] {
+        root.file(
+            &format!("units/{u}/cgroup.events"),
+            "populated 1\nfrozen 0\n",
+        );
+        root.file(&format!("units/{u}/cgroup.procs"), "");
+        root.file(&format!("units/{u}/cgroup.kill"), "");
+    }
+    let mut p = super::super::tests::pid1_with(&[
+        ("db", "exec = /bin/true\n"),
+        ("web", "exec = /bin/true\nafter = db\n"),
+    ]);
+    p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
+    let (db, web) = (0, 1);
+    step(&mut p, 0, Event::Boot);
+    step(&mut p, 1, Event::spawned(db, NO_PID - 1));
+    step(&mut p, 2, Event::spawned(web, NO_PID));
+    step(&mut p, 3, Event::Stop { unit: web });
+    p.signal_unit(web, NO_PID, 15);
+    let exit = Exit::Signal(15);
+    let acts = step(&mut p, 4, Event::Exited { pid: NO_PID, exit });
+    for a in acts {
+        p.perform(a);
+    }
+    assert!(p.draining(), "in the stop's grace");
+    p.ask_shutdown(crate::vocab::ShutdownKind::Reboot, format_args!("a test"))
+        .unwrap();
+    let phase = |p: &Pid1, u| p.sup.slot(u).unwrap().rt.phase;
+    assert_eq!(phase(&p, db), Phase::Running, "web's leftovers still run");
+    root.file("units/web/cgroup.events", "populated 0\nfrozen 0\n");
+    p.on_cgroup_events(web);
+    p.run_queue();
+    assert_eq!(phase(&p, db), Phase::Stopping);
+}
