@@ -22,10 +22,20 @@ use std::path::Path;
 /// width and alignment no message gives a path.
 pub struct Shown<'a>(&'a Path);
 
+/// A control character shows as `?`: a path goes into messages read on
+/// a terminal (the console, `initctl check`), where an escape sequence or
+/// a line break in a file name would act or forge a line.
 impl std::fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for chunk in self.0.as_os_str().as_bytes().utf8_chunks() {
-            f.write_str(chunk.valid())?;
+            let s = chunk.valid();
+            let mut from = 0;
+            for (i, c) in s.char_indices().filter(|(_, c)| c.is_control()) {
+                f.write_str(s.get(from..i).unwrap_or_default())?;
+                f.write_str("?")?;
+                from = i.saturating_add(c.len_utf8());
+            }
+            f.write_str(s.get(from..).unwrap_or_default())?;
             if !chunk.invalid().is_empty() {
                 f.write_str("\u{FFFD}")?;
             }

@@ -145,7 +145,8 @@ fn with_ids(sysroot: &Path, mut set: LoadedSet) -> LoadedSet {
 /// The unit's `user` and `group` resolved as its start will resolve them
 /// (`users::resolve_ids_in`, the same lines read the same way), from the
 /// passwd and group files the unit will see (`lookup`). `Err`: the line
-/// to report (`ids`: that of `user`, or `group`; of `user_map` for an id
+/// to report (`ids`: that of `group` for its own lookup, else of `user`;
+/// of `user_map` for an id
 /// its map does not cover) and the message.
 fn check_ids(sysroot: &Path, def: &UnitDef, ids: IdLines) -> Result<(), (u32, String)> {
     let (user, group) = (&def.seldom.user, &def.seldom.group);
@@ -181,7 +182,13 @@ fn check_ids(sysroot: &Path, def: &UnitDef, ids: IdLines) -> Result<(), (u32, St
         }
     });
     let Err(why) = r else { return Ok(()) };
-    let [mut line, map_line, _] = ids;
+    let [user_line, group_line, map_line, _] = ids;
+    let at_group = group.is_some() && crate::config::users::at_the_group(why);
+    let mut line = match user_line {
+        0 => group_line,
+        _ if at_group && group_line > 0 => group_line,
+        l => l,
+    };
     if !crate::config::users::from_the_files(why) {
         last = None;
         // Outside the map: at `user_map`, unless the map is the default.
@@ -252,6 +259,13 @@ impl Tally {
         for e in set.errors.iter().filter(|e| e.reported) {
             self.print(out, &e.error);
         }
+        for n in set.notes.iter().filter(|n| set.is_valid(n.unit)) {
+            let e = &n.error;
+            let _ = match e.line {
+                0 => writeln!(out, "{}: warning: {}", e.file, e.msg),
+                l => writeln!(out, "{}:{l}: warning: {}", e.file, e.msg),
+            };
+        }
         for c in set.units.iter().filter(|c| c.reported) {
             self.units += 1;
             self.ok += usize::from(c.def.is_some());
@@ -308,28 +322,43 @@ pub(super) fn check_store_reach(def: &UnitDef) -> Result<(), String> {
     Ok(())
 }
 
+/// What is wrong with a unit's program.
+pub(super) enum ExecProblem {
+    /// Not there (now: a unit in `after` may bring it, a mount).
+    Missing(String),
+    Bad(String),
+}
+
 /// The program of `def` exists (under its `root`, if any), is a regular
 /// file and has an execute bit.
-pub(super) fn check_exec(sysroot: &Path, def: &UnitDef) -> Result<(), String> {
-    let Some(prog) = def.exec.first() else {
-        return Err("exec: no program given".into());
+pub(super) fn check_exec(sysroot: &Path, def: &UnitDef) -> Result<(), ExecProblem> {
+    let Some(program) = def.exec.first() else {
+        return Err(ExecProblem::Bad("exec: no program given".into()));
     };
     let where_ = match &def.seldom.root {
-        Some(root) => format!(" under root `{root}`"),
+        Some(root) => format!(" under root `{}`", Path::new(root.as_str()).shown()),
         None => String::new(),
     };
-    let meta = match lookup(sysroot, def, prog).map(|(m, _)| m) {
+    // Shown as a path: a control character in it reaches no terminal.
+    let prog = Path::new(program).shown();
+    let meta = match lookup(sysroot, def, program).map(|(m, _)| m) {
         Ok(m) => m,
         Err(e) if crate::sys::file::is_errno(&e, rustix::io::Errno::NOENT) => {
-            return Err(format!("exec: `{prog}` not found{where_}"));
+            return Err(ExecProblem::Missing(format!(
+                "exec: `{prog}` not found{where_}"
+            )));
         }
-        Err(e) => return Err(format!("exec: `{prog}`{where_}: {e}")),
+        Err(e) => return Err(ExecProblem::Bad(format!("exec: `{prog}`{where_}: {e}"))),
     };
     if !is_type(&meta, FileType::RegularFile) {
-        return Err(format!("exec: `{prog}`{where_} is not a regular file"));
+        return Err(ExecProblem::Bad(format!(
+            "exec: `{prog}`{where_} is not a regular file"
+        )));
     }
     if meta.st_mode & 0o111 == 0 {
-        return Err(format!("exec: `{prog}`{where_} is not executable"));
+        return Err(ExecProblem::Bad(format!(
+            "exec: `{prog}`{where_} is not executable"
+        )));
     }
     Ok(())
 }

@@ -143,6 +143,8 @@ struct Found {
 struct LoadedSet {
     units: Vec<Candidate>,
     errors: Vec<Found>,
+    /// Warnings: said by `check`, not reasons to leave a unit out.
+    notes: Vec<Found>,
     /// Indices of `units` by name, stably (the first of a name first):
     /// `after` names are looked up here, not in the whole set each.
     by_name: Vec<usize>,
@@ -163,6 +165,25 @@ impl LoadedSet {
                 msg,
             },
         });
+    }
+
+    /// A warning about candidate `i`, which stays loaded. PID 1 does not
+    /// say them (a reload would take them for a problem); `check` does.
+    fn note(&mut self, i: usize, line: u32, msg: String) {
+        let Some(c) = self.units.get(i) else {
+            return;
+        };
+        if c.reported && self.notes.try_reserve(1).is_ok() {
+            self.notes.push(Found {
+                unit: i,
+                reported: true,
+                error: LoadError {
+                    file: c.path.shown().to_string(),
+                    line,
+                    msg,
+                },
+            });
+        }
     }
 
     /// The first unit (by position) named `name`.
@@ -187,6 +208,7 @@ fn load_set(sysroot: &Path, files: &[PathBuf], context: &[PathBuf], roots: bool)
     let mut set = LoadedSet {
         units: Vec::with_capacity(files.len().saturating_add(context.len())),
         errors: Vec::new(),
+        notes: Vec::new(),
         by_name: Vec::new(),
     };
     let mut buf = [0u8; UNIT_FILE_MAX];
@@ -325,7 +347,8 @@ fn load_file(
             i,
             0,
             format!(
-                "`{name}` is not a valid unit name (1-{NAME_MAX} of a-z 0-9 . _ -, starting with a letter or digit)"
+                "`{}` is not a valid unit name (1-{NAME_MAX} of a-z 0-9 . _ -, starting with a letter or digit)",
+                Path::new(&name).shown()
             ),
         );
         return None;
@@ -373,12 +396,23 @@ fn load_file(
         true => check::check_exec(sysroot, &def),
         false => Ok(()),
     };
-    if let Err(msg) = exec {
-        set.fail(i, def.exec_line, msg);
-        return None;
+    match exec {
+        Ok(()) => {}
+        // What a unit in `after` may bring (a mount of the data partition
+        // its program is on): the unit loads, and its start says whether
+        // the program is there by then (`execve: No such file or
+        // directory`, as for a unit with a `root`); `check` says it.
+        Err(check::ExecProblem::Missing(msg)) if !def.after.is_empty() => {
+            let msg = format!("{msg} (loaded: a unit in `after` may bring it before the start)");
+            set.note(i, def.exec_line, msg);
+        }
+        Err(check::ExecProblem::Missing(msg) | check::ExecProblem::Bad(msg)) => {
+            set.fail(i, def.exec_line, msg);
+            return None;
+        }
     }
     if let Err(msg) = check::check_store_reach(&def) {
-        let [_, _, root_line] = ids;
+        let [_, _, _, root_line] = ids;
         set.fail(i, root_line, msg);
         return None;
     }

@@ -265,6 +265,69 @@ fn exec_must_exist_be_a_file_and_executable() {
     );
 }
 
+/// A program on a partition a unit in `after` mounts (docs/raspberry-pi.md
+/// keeps data so) is not there when PID 1 loads the units at boot: the
+/// unit loads, and so do the units after it; `check` warns. Without an
+/// `after` a missing program is still a refusal.
+#[test]
+fn a_program_a_dependency_may_bring_is_not_a_refusal() {
+    let f = Fixture::new("exec-after");
+    let app = f.tmp.path().join("data/bin/app");
+    f.unit("mounts", "type = oneshot\n");
+    let app_unit = f.raw(
+        "app",
+        &format!("exec = {}\nafter = mounts\n", app.display()),
+    );
+    f.unit("ui", "after = app\n");
+    f.raw("typo", &format!("exec = {}\n", app.display()));
+    let (names, errs) = f.load();
+    assert_eq!(names, ["app", "mounts", "ui"]);
+    let a = app.display();
+    assert_eq!(
+        errs,
+        [format!("{}:1: exec: `{a}` not found", f.path("typo"))]
+    );
+    let (ok, out) = check_out(Path::new("/"), &[&app_unit]);
+    assert!(ok, "{out:?}");
+    assert_eq!(
+        out,
+        [
+            format!(
+                "{}:1: warning: exec: `{a}` not found (loaded: a unit in `after` may bring it before the start)",
+                f.path("app")
+            ),
+            "1 unit ok".to_string(),
+        ]
+    );
+    // Once there, nothing to say.
+    f.tmp.prog("data/bin/app");
+    assert_eq!(check_out(Path::new("/"), &[&app_unit]).1, ["1 unit ok"]);
+}
+
+/// A program path or a file name with a control character in it is shown
+/// with `?` there: the message goes to a terminal.
+#[test]
+fn control_characters_in_messages_are_shown_as_question_marks() {
+    let f = Fixture::new("exec-ctl");
+    f.raw("esc", "exec = /bin/\u{1b}[2Jx\n");
+    fs::write(f.units.join("a\nb.unit"), format!("exec = {}\n", f.ok)).unwrap();
+    let (names, errs) = f.load();
+    assert!(names.is_empty(), "{names:?}");
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs.iter().all(|e| !e.contains('\u{1b}')), "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.ends_with("exec: `/bin/?[2Jx` not found")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("`a?b` is not a valid unit name")),
+        "{errs:?}"
+    );
+    assert!(errs.iter().all(|e| e.lines().count() == 1), "{errs:?}");
+}
+
 /// The layer store is root's (0700): a unit in a user namespace, whose
 /// mounts are made as its mapped uid, is refused a root there at load,
 /// at the line of its `root`.
@@ -844,6 +907,10 @@ fn check_root_looks_inside_the_image() {
     img.file("etc/units/merged.unit", "exec = /usr/sh\n");
     img.file("etc/units/ghost.unit", "exec = /bin/sh\nuser = ghost\n");
     img.file("etc/units/nogroup.unit", "exec = /bin/sh\ngroup = video\n");
+    img.file(
+        "etc/units/webvideo.unit",
+        "exec = /bin/sh\nuser = www\n# the device's\ngroup = video\n",
+    );
     img.file("etc/units/missing.unit", "exec = /usr/sbin/httpd -f\n");
     let mut out = Vec::new();
     let ok = check_root(img.path(), &[], &mut out);
@@ -874,9 +941,17 @@ fn check_root_looks_inside_the_image() {
         )),
         "{out}"
     );
-    assert!(!out.contains(&u("web")), "{out}");
+    // The group's own lookup at its own line, not the user's.
+    assert!(
+        out.contains(&format!(
+            "{}:4: user `www`, group `video`: group not found in /etc/group ({group})",
+            u("webvideo")
+        )),
+        "{out}"
+    );
+    assert!(!out.contains(&format!("{}:", u("web"))), "{out}");
     assert!(!out.contains(&u("merged")), "{out}");
-    assert!(out.ends_with("3 errors; 2 of 5 units ok\n"), "{out}");
+    assert!(out.ends_with("4 errors; 2 of 6 units ok\n"), "{out}");
     // Named files are checked against the image too.
     let mut out = Vec::new();
     assert!(check_root(img.path(), &[Path::new(&u("web"))], &mut out));

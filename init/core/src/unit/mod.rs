@@ -42,11 +42,10 @@ pub type After = Packed<{ AFTER_MAX * (NAME_MAX + 1) }, AFTER_MAX>;
 /// PID 1's table keeps long after those checks.
 pub type AfterLines = Few<u32, AFTER_MAX>;
 
-/// The line of `user` (without one, of `group`), that of `user_map` and
-/// that of `root`, 0 when not given: where `initctl check` reports what
-/// it finds wrong on disk with the unit's ids or its root's layers
-/// (`parse_with_lines`).
-pub type IdLines = [u32; 3];
+/// The line of `user`, of `group`, of `user_map` and of `root`, 0 when
+/// not given: where `initctl check` reports what it finds wrong on disk
+/// with the unit's ids or its root's layers (`parse_with_lines`).
+pub type IdLines = [u32; 4];
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Kind {

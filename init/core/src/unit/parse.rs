@@ -488,10 +488,8 @@ pub fn parse_with_lines(
         // A seldom key written with its default value left a box.
         def.seldom.tidy();
         let ids = [
-            match st.line_of(const { key("user") }) {
-                0 => st.line_of(const { key("group") }),
-                l => l,
-            },
+            st.line_of(const { key("user") }),
+            st.line_of(const { key("group") }),
             st.line_of(const { key("user_map") }),
             st.line_of(const { key("root") }),
         ];

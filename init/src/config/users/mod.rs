@@ -55,6 +55,12 @@ pub fn from_the_files(why: &str) -> bool {
     why != OUTSIDE_MAP
 }
 
+/// A lookup that failed on the unit's `group` (with a `group` given,
+/// /etc/group is read for it before the user's other groups).
+pub fn at_the_group(why: &str) -> bool {
+    matches!(why, BAD_GID | NO_GROUP | READ_GROUP | GROUP_GID)
+}
+
 /// `why` (with the errno of the read that failed, for `cannot read`) as
 /// one number: its index in `WHY` in the low byte, the errno above.
 pub fn why_code(why: &str, errno: Option<Errno>) -> i32 {
