@@ -344,21 +344,28 @@ pub fn render(
         key("workdir", workdir.clone());
     }
     let user_keys = user_keys(rc.user.as_deref().unwrap_or(""), img)?;
+    // The user the unit runs as is the last `--set user=` if any: the
+    // capabilities follow it, not the image's, or root's set given to a
+    // non-root user would be raised as its ambient set (setuid with it).
+    let user = extra
+        .set
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "user")
+        .or_else(|| user_keys.iter().find(|(k, _)| k == "user"))
+        .map(|(_, v)| v.as_str());
     // Root by its uid, whatever its name (`toor`), as under Docker.
     let passwd = img.read("/etc/passwd").unwrap_or_default();
-    let root_user = user_keys
-        .iter()
-        .find(|(k, _)| k == "user")
-        .is_none_or(|(_, v)| {
-            v == "0" || id_lines(&passwd).any(|l| l.0 == v.as_str() && l.1 == Some(0))
-        });
+    let root_user =
+        user.is_none_or(|v| v == "0" || id_lines(&passwd).any(|l| l.0 == v && l.1 == Some(0)));
     for (k, v) in user_keys {
         key(&k, v);
     }
     key("namespaces", "pid mount uts ipc".into());
     key("root", root.join(":"));
     key("root_overlay", "yes".into());
-    // Docker gives a non-root user no effective capability either.
+    // Docker gives a non-root user no effective capability either. A
+    // `--set capabilities=` replaces this line below: the operator's.
     key(
         "capabilities",
         if root_user {

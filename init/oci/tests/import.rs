@@ -1204,3 +1204,44 @@ fn messages_print_the_image_s_names_escaped() {
     let src = format!("docker-archive:{}", d.join("a.tar").display());
     refused_clean(&d, &src, "no layer member `\\u{1b}[31mevil/layer.tar`");
 }
+
+/// The capabilities follow the user the unit runs as, a `--set user=`
+/// included: a root image given `--set user=1000` kept Docker's root set,
+/// which wren raises as ambient capabilities for a non-root user (setuid,
+/// dac_override...). A `--set capabilities=` is the operator's and stays.
+#[test]
+fn capabilities_follow_a_user_given_with_set() {
+    let d = scratch("set-user-caps");
+    let tar = Tar::new()
+        .file("etc/passwd", PASSWD, 0o644)
+        .file("bin/x", b"", 0o755)
+        .bytes();
+    let src = one_layer_image(&d, &d.join("img"), "t", &tar, RUN_X);
+    let root = d.join("root");
+    let unit = |set: &[&str]| {
+        let mut args = vec!["import", "--root", root.to_str().unwrap(), "--name", "x"];
+        for s in set {
+            args.extend(["--set", s]);
+        }
+        args.push(&src);
+        let (rc, out) = wren_oci(&args);
+        assert_eq!(rc, 0, "{out}");
+        std::fs::read_to_string(root.join("etc/units/x.unit")).unwrap()
+    };
+    let caps = |u: &str| {
+        u.lines()
+            .filter_map(|l| l.strip_prefix("capabilities = "))
+            .collect::<Vec<_>>()
+            .join("|")
+    };
+    let docker = "chown dac_override fsetid fowner mknod net_raw setgid setuid setfcap setpcap net_bind_service sys_chroot kill audit_write";
+    assert_eq!(caps(&unit(&[])), docker);
+    let u = unit(&["user=1000"]);
+    assert!(u.contains("\nuser = 1000\n"), "{u}");
+    assert_eq!(caps(&u), "none", "{u}");
+    assert_eq!(caps(&unit(&["user=app"])), "none");
+    // Back to root by its name, the last `--set user=` being the one.
+    assert_eq!(caps(&unit(&["user=1000", "user=root"])), docker);
+    let u = unit(&["capabilities=net_bind_service", "user=1000"]);
+    assert_eq!(caps(&u), "net_bind_service", "{u}");
+}
