@@ -16,6 +16,7 @@ use std::path::PathBuf;
 
 const USAGE: &str = "usage: wren-oci import --root DIR --name NAME [OPTIONS] SOURCE
   SOURCE            oci:PATH[:TAG] (OCI image layout) or docker-archive:FILE[:TAG]
+                    or docker-archive:FILE:REPO:TAG (FILE: the longest part that is a file)
   --root DIR        the target's root directory (layers go to DIR/var/lib/wren/layers,
                     the unit to DIR/etc/units/NAME.unit)
   --name NAME       the unit's name

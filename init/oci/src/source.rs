@@ -1,8 +1,8 @@
 //! Where an image comes from: an OCI image layout (`oci:PATH[:TAG]`, as
 //! skopeo, buildah and umoci write it) or a `docker save` tarball
-//! (`docker-archive:FILE[:TAG]`). Resolves the reference to a verified
-//! config and the list of layer blobs; the blobs are read (and their
-//! digests checked) while unpacking.
+//! (`docker-archive:FILE[:TAG]`, or `:REPO:TAG`). Resolves the reference
+//! to a verified config and the list of layer blobs; the blobs are read
+//! (and their digests checked) while unpacking.
 
 use crate::digest::{verify, Digest};
 use serde::Deserialize;
@@ -16,8 +16,15 @@ const JSON_MAX: u64 = 4 << 20;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Source {
-    Oci { dir: PathBuf, tag: Option<String> },
-    DockerArchive { file: PathBuf, tag: Option<String> },
+    Oci {
+        dir: PathBuf,
+        tag: Option<String>,
+    },
+    /// `tag` is a TAG or a REPO:TAG.
+    DockerArchive {
+        file: PathBuf,
+        tag: Option<String>,
+    },
 }
 
 /// A tag as OCI's grammar has it: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
@@ -30,10 +37,40 @@ fn valid_tag(t: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
 }
 
+/// A repository as `docker save` records it before its tag (`db`,
+/// `registry.local:5000/team/db`): what else a RepoTag holds matches none.
+fn valid_repo(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 255
+        && r.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'/' | b':'))
+}
+
+/// A docker archive's FILE and what follows it. A REPO:TAG has a `:` of
+/// its own (two, with a registry's port) and a path may have some: FILE
+/// is the longest part before a `:` that is a file, the whole first.
+/// When no part is one, the whole is FILE: the error names what was not
+/// found, not a guess at it.
+fn split_archive(rest: &str) -> (&str, Option<&str>) {
+    let mut cut = rest.len();
+    loop {
+        let file = rest.get(..cut).unwrap_or(rest);
+        if Path::new(file).is_file() {
+            return (file, rest.get(cut + 1..));
+        }
+        match file.rfind(':') {
+            Some(i) => cut = i,
+            None => return (rest, None),
+        }
+    }
+}
+
 impl Source {
-    /// `oci:PATH[:TAG]` or `docker-archive:FILE[:TAG]`. A last `:` part
-    /// with no `/` in it is the tag, which must be one by OCI's grammar:
-    /// it is written into the unit's header comment and `description`.
+    /// `oci:PATH[:TAG]` or `docker-archive:FILE[:TAG]` (or
+    /// `:REPO:TAG`). A last `:` part of `oci:` with no `/` in it is the
+    /// tag. A tag must be one by OCI's grammar, a repository of the
+    /// characters it may have: they are written into the unit's header
+    /// comment and `description`.
     pub fn parse(s: &str) -> Result<Source, String> {
         let split = |rest: &str| -> Result<(PathBuf, Option<String>), String> {
             match rest.rsplit_once(':') {
@@ -52,11 +89,25 @@ impl Source {
             let (dir, tag) = split(rest)?;
             Ok(Source::Oci { dir, tag })
         } else if let Some(rest) = s.strip_prefix("docker-archive:").filter(|r| !r.is_empty()) {
-            let (file, tag) = split(rest)?;
-            Ok(Source::DockerArchive { file, tag })
+            let (file, tag) = split_archive(rest);
+            if let Some(r) = tag {
+                let valid = match r.rsplit_once(':') {
+                    Some((repo, t)) => valid_repo(repo) && valid_tag(t),
+                    None => valid_tag(r),
+                };
+                if !valid {
+                    return Err(format!(
+                        "`{r}` after {file}: TAG or REPO:TAG, a TAG 1 to 128 of A-Z a-z 0-9 _ . -, not starting with . or -, a REPO of A-Z a-z 0-9 _ . - / :"
+                    ));
+                }
+            }
+            Ok(Source::DockerArchive {
+                file: PathBuf::from(file),
+                tag: tag.map(str::to_owned),
+            })
         } else {
             Err(format!(
-                "source `{s}`: expected oci:PATH[:TAG] or docker-archive:FILE[:TAG]"
+                "source `{s}`: expected oci:PATH[:TAG] or docker-archive:FILE[:TAG|:REPO:TAG]"
             ))
         }
     }
@@ -321,14 +372,41 @@ fn open_archive(file: &Path, tag: Option<&str>) -> Result<Image, String> {
     let entries: Vec<ArchiveEntry> = json("manifest.json", &member("manifest.json")?)?;
     let tags = |e: &ArchiveEntry| e.repo_tags.clone().unwrap_or_default();
     let entry = match tag {
-        Some(t) => entries
-            .iter()
-            .find(|e| {
-                tags(e)
-                    .iter()
-                    .any(|x| x == t || x.rsplit_once(':').is_some_and(|(_, s)| s == t))
-            })
-            .ok_or_else(|| format!("{shown}: no image tagged `{t}`"))?,
+        Some(t) => {
+            // A TAG alone matches the RepoTags of any repository; the
+            // image it names must be one all the same.
+            let named = |x: &String| {
+                x == t || (!t.contains(':') && x.rsplit_once(':').is_some_and(|(_, s)| s == t))
+            };
+            let listed = |keep: &dyn Fn(&String) -> bool| {
+                let all: Vec<String> = entries.iter().flat_map(tags).filter(keep).collect();
+                if all.is_empty() {
+                    "none".into()
+                } else {
+                    all.join(", ")
+                }
+            };
+            let found: Vec<&ArchiveEntry> = entries
+                .iter()
+                .filter(|e| tags(e).iter().any(named))
+                .collect();
+            match found.as_slice() {
+                [one] => *one,
+                [] => {
+                    return Err(format!(
+                        "{shown}: no image tagged `{t}` (tags: {})",
+                        listed(&|_| true)
+                    ))
+                }
+                many => {
+                    return Err(format!(
+                    "{shown}: `{t}` names {} images ({}): name one as docker-archive:FILE:REPO:TAG",
+                    many.len(),
+                    listed(&named)
+                ))
+                }
+            }
+        }
         None => match entries.as_slice() {
             [one] => one,
             _ => {

@@ -1245,3 +1245,74 @@ fn capabilities_follow_a_user_given_with_set() {
     let u = unit(&["capabilities=net_bind_service", "user=1000"]);
     assert_eq!(caps(&u), "net_bind_service", "{u}");
 }
+
+/// `docker save app:latest db:latest > all.tar`: the TAG `latest` names
+/// both images, and the first was taken without a word. It is refused,
+/// naming them; a REPO:TAG (a registry's port and a path's own `:`
+/// included) names one.
+#[test]
+fn a_docker_archive_tag_naming_two_images_is_refused_and_repo_tag_picks_one() {
+    let d = scratch("archive-two");
+    let dir = d.join("a:b");
+    std::fs::create_dir(&dir).unwrap();
+    let mut archive = Tar::new();
+    let mut listed = Vec::new();
+    for (prog, tags) in [
+        ("app", r#"["app:latest"]"#),
+        ("db", r#"["db:latest","registry.local:5000/team/db:1"]"#),
+    ] {
+        let tar = Tar::new().file(&format!("bin/{prog}"), b"", 0o755).bytes();
+        let cfg = config(&[&tar], &format!(r#"{{"Entrypoint":["/bin/{prog}"]}}"#));
+        archive = archive
+            .file(&format!("{}.json", sha(&cfg)), &cfg, 0o644)
+            .file(&format!("{prog}/layer.tar"), &tar, 0o644);
+        listed.push(format!(
+            r#"{{"Config":"{}.json","RepoTags":{tags},"Layers":["{prog}/layer.tar"]}}"#,
+            sha(&cfg)
+        ));
+    }
+    let manifest = format!("[{}]", listed.join(","));
+    let archive = archive.file("manifest.json", manifest.as_bytes(), 0o644);
+    std::fs::write(dir.join("all.tar"), archive.bytes()).unwrap();
+    let file = format!("docker-archive:{}", dir.join("all.tar").display());
+    refused_at(
+        &d,
+        &format!("{file}:latest"),
+        "`latest` names 2 images (app:latest, db:latest): name one as docker-archive:FILE:REPO:TAG",
+        &[],
+    );
+    refused_at(&d, &file, "2 images in the archive", &[]);
+    refused_at(
+        &d,
+        &format!("{file}:web"),
+        "no image tagged `web` (tags: app:latest, db:latest, registry.local:5000/team/db:1)",
+        &[],
+    );
+    let root = d.join("root");
+    for (name, reference, exec) in [
+        ("db", "db:latest", "/bin/db"),
+        ("app", "app:latest", "/bin/app"),
+        ("team", "registry.local:5000/team/db:1", "/bin/db"),
+        ("one", "1", "/bin/db"),
+    ] {
+        imported(&root, name, &format!("{file}:{reference}"));
+        let unit = std::fs::read_to_string(root.join(format!("etc/units/{name}.unit"))).unwrap();
+        assert!(unit.contains(&format!("\nexec = {exec}\n")), "{unit}");
+    }
+    // Not a TAG nor a REPO:TAG: a usage error; no file at all: the whole
+    // is the file not found.
+    let r = root.to_str().unwrap();
+    for bad in [":latest", "db:", "db:a b", "localhost:5000/db"] {
+        let src = format!("{file}:{bad}");
+        let (rc, out) = wren_oci(&["import", "--root", r, "--name", "x", &src]);
+        assert_eq!(rc, 2, "{bad}: {out}");
+        assert!(out.contains("TAG or REPO:TAG"), "{out}");
+    }
+    let missing = format!("{}:latest", dir.join("none.tar").display());
+    refused_at(
+        &d,
+        &format!("docker-archive:{missing}"),
+        &format!("cannot read {missing}: No such file"),
+        &[],
+    );
+}
