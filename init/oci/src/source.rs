@@ -339,26 +339,81 @@ fn digest_in_name(name: &str) -> Option<Digest> {
     Digest::parse(&format!("sha256:{hex}")).ok()
 }
 
+/// A member of a docker archive: its data (offset and length in the
+/// archive), or a symlink's target.
+enum Member {
+    Data(u64, u64),
+    Link(String),
+}
+
+/// Most symlinks followed from one member name, as the kernel's bound.
+const MAX_LINKS: usize = 40;
+
+/// Where the data of the member `name` is, a symlink followed to the
+/// member it names: `docker save` before Docker 25 writes a layer the
+/// image has twice as `ID2/layer.tar -> ../ID1/layer.tar`. A target is
+/// taken from the link's directory, inside the archive only (never the
+/// build host's file of that name); one leading out of it, to no member
+/// or round in a loop is refused. `None`: no member `name`.
+fn locate(members: &HashMap<String, Member>, name: &str) -> Result<Option<(u64, u64)>, String> {
+    let mut at = name.to_owned();
+    for _ in 0..=MAX_LINKS {
+        let target = match members.get(&at) {
+            Some(Member::Data(off, len)) => return Ok(Some((*off, *len))),
+            Some(Member::Link(target)) => target,
+            None if at == name => return Ok(None),
+            None => return Err(format!("`{name}`: a symlink to `{at}`, which is no member")),
+        };
+        let out = || format!("`{name}`: the symlink `{at}` -> `{target}` leads out of the archive");
+        if target.starts_with('/') {
+            return Err(out());
+        }
+        let mut comps: Vec<&str> = at.split('/').collect();
+        comps.pop();
+        for c in target.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    comps.pop().ok_or_else(out)?;
+                }
+                c => comps.push(c),
+            }
+        }
+        at = comps.join("/");
+    }
+    Err(format!("`{name}`: more than {MAX_LINKS} symlinks"))
+}
+
 fn open_archive(file: &Path, tag: Option<&str>) -> Result<Image, String> {
     let shown = file.display();
     let f = open_file(file).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    let mut members: HashMap<String, (u64, u64)> = HashMap::new();
+    let mut members: HashMap<String, Member> = HashMap::new();
     let mut ar = tar::Archive::new(f);
     for e in ar
         .entries()
         .map_err(|e| format!("{shown}: not a tar archive: {e}"))?
     {
         let e = e.map_err(|e| format!("{shown}: broken tar archive: {e}"))?;
-        if e.header().entry_type().is_file() {
-            let path = e.path().map_err(|e| format!("{shown}: {e}"))?;
-            let name = path.to_string_lossy().trim_start_matches("./").to_owned();
-            members.insert(name, (e.raw_file_position(), e.size()));
+        let kind = e.header().entry_type();
+        if !kind.is_file() && !kind.is_symlink() {
+            continue;
+        }
+        let path = e.path().map_err(|e| format!("{shown}: {e}"))?;
+        let name = path.to_string_lossy().trim_start_matches("./").to_owned();
+        if kind.is_file() {
+            members.insert(name, Member::Data(e.raw_file_position(), e.size()));
+        } else if kind.is_symlink() {
+            let target = e
+                .link_name()
+                .map_err(|e| format!("{shown}: `{name}`: {e}"))?
+                .ok_or_else(|| format!("{shown}: `{name}`: a symlink without a target"))?;
+            members.insert(name, Member::Link(target.to_string_lossy().into_owned()));
         }
     }
     let mut f = open_file(file).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let mut member = |name: &str| -> Result<Vec<u8>, String> {
-        let &(off, len) = members
-            .get(name)
+        let (off, len) = locate(&members, name)
+            .map_err(|e| format!("{shown}: {e}"))?
             .ok_or_else(|| format!("{shown}: no member `{name}`"))?;
         if len > JSON_MAX {
             return Err(format!("{shown}: `{name}` is too large"));
@@ -429,8 +484,8 @@ fn open_archive(file: &Path, tag: Option<&str>) -> Result<Image, String> {
         .layers
         .iter()
         .map(|l| {
-            let &(off, len) = members
-                .get(l.as_str())
+            let (off, len) = locate(&members, l)
+                .map_err(|e| format!("{shown}: layer {e}"))?
                 .ok_or_else(|| format!("{shown}: no layer member `{l}`"))?;
             // Members of older archives (ID/layer.tar) carry no digest:
             // the diff_id of the config checks their content.

@@ -1316,3 +1316,72 @@ fn a_docker_archive_tag_naming_two_images_is_refused_and_repo_tag_picks_one() {
         &[],
     );
 }
+
+/// `docker save` before Docker 25 writes a layer the image has twice as a
+/// symlink member, `ID2/layer.tar -> ../ID1/layer.tar`: only regular
+/// members were looked at, so such an image failed with "no layer
+/// member". The link is followed inside the archive only.
+#[test]
+fn a_docker_archive_layer_given_as_a_symlink_member_imports() {
+    let d = scratch("archive-link");
+    let base = Tar::new().file("bin/x", b"", 0o755).bytes();
+    let empty = Tar::new().bytes();
+    let cfg = config(&[&base, &empty, &empty], RUN_X);
+    let archive = |link: &str| {
+        let manifest = format!(
+            r#"[{{"Config":"{}.json","RepoTags":["app:1"],"Layers":["aaaa/layer.tar","bbbb/layer.tar","cccc/layer.tar"]}}]"#,
+            sha(&cfg)
+        );
+        Tar::new()
+            .file(&format!("{}.json", sha(&cfg)), &cfg, 0o644)
+            .file("aaaa/layer.tar", &base, 0o644)
+            .file("bbbb/layer.tar", &empty, 0o644)
+            .symlink("cccc/layer.tar", link)
+            .file("manifest.json", manifest.as_bytes(), 0o644)
+            .bytes()
+    };
+    std::fs::write(d.join("a.tar"), archive("../bbbb/layer.tar")).unwrap();
+    let root = d.join("root");
+    std::fs::create_dir(&root).unwrap();
+    let src = format!("docker-archive:{}", d.join("a.tar").display());
+    let out = imported(&root, "x", &src);
+    assert!(out.contains("3 layers (2 new)"), "{out}");
+    let unit = std::fs::read_to_string(root.join("etc/units/x.unit")).unwrap();
+    let store = "/var/lib/wren/layers/sha256";
+    assert!(
+        unit.contains(&format!(
+            "\nroot = {store}/{}:{store}/{}\n",
+            sha(&empty),
+            sha(&base)
+        )),
+        "{unit}"
+    );
+    // A file of the build host is never what a link names (this one, by
+    // its absolute path), nor is a member round a loop or one that is not
+    // there.
+    std::fs::create_dir_all(d.join("bbbb")).unwrap();
+    std::fs::write(d.join("bbbb/layer.tar"), &empty).unwrap();
+    for (i, (link, msg)) in [
+        (
+            "../../bbbb/layer.tar",
+            "layer `cccc/layer.tar`: the symlink `cccc/layer.tar` -> `../../bbbb/layer.tar` leads out of the archive",
+        ),
+        (
+            &format!("{}/bbbb/layer.tar", d.display()),
+            "leads out of the archive",
+        ),
+        (
+            "../dddd/layer.tar",
+            "layer `cccc/layer.tar`: a symlink to `dddd/layer.tar`, which is no member",
+        ),
+        ("layer.tar", "layer `cccc/layer.tar`: more than 40 symlinks"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let d = scratch(&format!("archive-link-{i}"));
+        std::fs::write(d.join("a.tar"), archive(link)).unwrap();
+        let src = format!("docker-archive:{}", d.join("a.tar").display());
+        refused_at(&d, &src, msg, &[]);
+    }
+}
