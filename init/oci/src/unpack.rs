@@ -99,11 +99,11 @@ fn unpack_stream(
         .to_vec();
     let dec: Box<dyn Read + '_> = if head.starts_with(&GZIP) {
         Box::new(flate2::read::MultiGzDecoder::new(br))
-    } else if head.starts_with(&ZSTD) {
-        Box::new(
-            ruzstd::decoding::StreamingDecoder::new(br)
-                .map_err(|e| format!("broken zstd stream: {e}"))?,
-        )
+    } else if head.starts_with(&ZSTD) || skippable(&head) {
+        Box::new(ZstdFrames {
+            source: br,
+            frame: ruzstd::decoding::FrameDecoder::new(),
+        })
     } else {
         Box::new(br)
     };
@@ -139,6 +139,72 @@ fn unpack_stream(
         ));
     }
     Ok(counts)
+}
+
+/// The magic number of a skippable zstd frame, 0x184D2A5?, as it is
+/// written (little-endian).
+fn skippable(head: &[u8]) -> bool {
+    matches!(head, [m, 0x2a, 0x4d, 0x18, ..] if m & 0xf0 == 0x50)
+}
+
+/// A zstd stream as its format has it: frames one after the other until
+/// the input ends (pzstd writes one per thread, zstd:chunked one per
+/// chunk and skippable frames for its table of contents), each decoded
+/// in turn, a skippable one passed over. ruzstd's StreamingDecoder
+/// stops at the end of the first frame.
+struct ZstdFrames<R> {
+    source: R,
+    frame: ruzstd::decoding::FrameDecoder,
+}
+
+impl<R: BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
+        use ruzstd::decoding::BlockDecodingStrategy;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let broken =
+            |e: FrameDecoderError| std::io::Error::other(format!("broken zstd stream: {e}"));
+        loop {
+            // As StreamingDecoder reads: a block decodes more than is
+            // asked, and what a later block may refer back to (the
+            // window) is held until the frame ends.
+            while self.frame.can_collect() < buf.len() && !self.frame.is_finished() {
+                let more = buf.len() - self.frame.can_collect();
+                self.frame
+                    .decode_blocks(&mut self.source, BlockDecodingStrategy::UptoBytes(more))
+                    .map_err(broken)?;
+            }
+            let n = self.frame.read(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            // Before the first frame (a new decoder is finished), or at
+            // the end of one: the next, if the input goes on.
+            if self.source.fill_buf()?.is_empty() {
+                return Ok(0);
+            }
+            match self.frame.reset(&mut self.source) {
+                Ok(()) => {}
+                Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame {
+                    length,
+                    ..
+                })) => {
+                    let want = u64::from(length);
+                    let skipped =
+                        std::io::copy(&mut (&mut self.source).take(want), &mut std::io::sink())?;
+                    if skipped != want {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "broken zstd stream: it ends inside a skippable frame",
+                        ));
+                    }
+                }
+                Err(e) => return Err(broken(e)),
+            }
+        }
+    }
 }
 
 /// Ends a tar stream cut short after its last entry's data (umoci 0.4

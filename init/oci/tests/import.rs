@@ -1385,3 +1385,56 @@ fn a_docker_archive_layer_given_as_a_symlink_member_imports() {
         refused_at(&d, &src, msg, &[]);
     }
 }
+
+/// A zstd layer of several frames (pzstd writes one per thread,
+/// zstd:chunked one per chunk and skippable frames for its table of
+/// contents) is one stream: only its first frame was decoded, and the
+/// layer refused as cut short.
+#[test]
+fn a_zstd_layer_of_several_frames_imports() {
+    let d = scratch("zstd-frames");
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let tar = Tar::new()
+        .file("bin/x", &big, 0o755)
+        .file("etc/y", b"yy", 0o644)
+        .bytes();
+    let skip = |data: &[u8]| {
+        let mut f = vec![0x5e, 0x2a, 0x4d, 0x18];
+        f.extend((data.len() as u32).to_le_bytes());
+        f.extend(data);
+        f
+    };
+    let (a, b) = tar.split_at(tar.len() / 2);
+    let (b, c) = b.split_at(b.len() / 2);
+    let mut blob = skip(b"first");
+    blob.extend(compress(a, Comp::Zstd));
+    blob.extend(compress(b, Comp::Zstd));
+    blob.extend(skip(b""));
+    blob.extend(compress(c, Comp::Zstd));
+    blob.extend(skip(b"table of contents"));
+    let cfg = config(&[&tar], RUN_X);
+    oci_layout(&d.join("img"), "t", &[(blob, media(Comp::Zstd))], &cfg);
+    let root = d.join("root");
+    std::fs::create_dir(&root).unwrap();
+    imported(&root, "x", &format!("oci:{}", d.join("img").display()));
+    let l = layer(&root, &tar);
+    assert_eq!(std::fs::read(l.join("bin/x")).unwrap(), big);
+    assert_eq!(std::fs::read(l.join("etc/y")).unwrap(), b"yy");
+    // Cut inside a skippable frame, or followed by what is no frame:
+    // refused.
+    for (i, tail) in [&[0x50, 0x2a, 0x4d, 0x18, 9, 0, 0, 0, 1][..], b"junk"]
+        .iter()
+        .enumerate()
+    {
+        let mut blob = compress(&tar, Comp::Zstd);
+        blob.extend(*tail);
+        let cfg = config(&[&tar], RUN_X);
+        refused(
+            &format!("zstd-frames-{i}"),
+            vec![(blob, media(Comp::Zstd))],
+            cfg,
+            "broken zstd stream",
+            &[],
+        );
+    }
+}
