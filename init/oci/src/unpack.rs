@@ -479,6 +479,18 @@ fn is_sparse(e: &mut tar::Entry<'_, Between<'_>>) -> std::io::Result<bool> {
     Ok(false)
 }
 
+/// Mark `dir` opaque, as overlayfs reads it: it hides the directories of
+/// its name in the layers below.
+fn mark_opaque(dir: &Path) -> Result<(), String> {
+    rustix::fs::setxattr(
+        dir,
+        "trusted.overlay.opaque",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .map_err(|e| format!("cannot mark the directory opaque (needs root): {e}"))
+}
+
 /// One entry into `dest`.
 fn unpack_entry(
     e: &mut tar::Entry<'_, Between<'_>>,
@@ -507,18 +519,7 @@ fn unpack_entry(
     let dir = layer.parent_dir(parents, budget).map_err(at)?;
     let last_str = last.to_string_lossy();
     if last_str == ".wh..wh..opq" {
-        rustix::fs::setxattr(
-            &dir,
-            "trusted.overlay.opaque",
-            b"y",
-            rustix::fs::XattrFlags::empty(),
-        )
-        .map_err(|e| {
-            at(format!(
-                "cannot mark the directory opaque (needs root): {e}"
-            ))
-        })?;
-        return Ok(());
+        return mark_opaque(&dir).map_err(at);
     }
     // On the raw bytes: a name that is not UTF-8 (`.wh.\xff`) hides
     // that very name, not the one its lossy text (`\u{fffd}`) spells.
@@ -559,9 +560,20 @@ fn unpack_entry(
     let io = |e: std::io::Error| at(e.to_string());
     match kind {
         tar::EntryType::Directory => {
+            // A 0/0 device here is a whiteout of this layer (the layer's
+            // own devices are skipped): `.wh.d` then `d/`, the order the
+            // OCI spec asks for. The directory made again replaces the
+            // lower one whole, which overlayfs hides only when opaque.
+            let whited_out = fs::symlink_metadata(&p).is_ok_and(|m| {
+                use std::os::unix::fs::{FileTypeExt, MetadataExt};
+                m.file_type().is_char_device() && m.rdev() == 0
+            });
             layer.clear(&p, true).map_err(io)?;
             if !p.is_dir() {
                 fs::create_dir(&p).map_err(io)?;
+            }
+            if whited_out {
+                mark_opaque(&p).map_err(at)?;
             }
         }
         tar::EntryType::Regular | tar::EntryType::Continuous => {

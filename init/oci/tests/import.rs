@@ -1438,3 +1438,45 @@ fn a_zstd_layer_of_several_frames_imports() {
         );
     }
 }
+
+/// A directory removed and made again in one layer, `.wh.d` then `d/`
+/// (the order the OCI spec asks generators for), hides the lower `d`
+/// whole: it was left a plain directory, and the lower `d/old` showed
+/// through it in the overlay.
+#[test]
+fn a_directory_whited_out_and_made_again_in_one_layer_is_opaque() {
+    let d = scratch("wh-dir-again");
+    let base = Tar::new()
+        .file("bin/x", b"", 0o755)
+        .file("d/old", b"old", 0o644)
+        .file("e/old", b"old", 0o644)
+        .bytes();
+    let top = Tar::new()
+        .file(".wh.d", b"", 0o644)
+        .dir("d/")
+        .file("d/new", b"n", 0o644)
+        .dir("e/")
+        .file("e/new", b"n", 0o644)
+        .bytes();
+    let cfg = config(&[&base, &top], RUN_X);
+    oci_layout(
+        &d.join("img"),
+        "t",
+        &[gz(base.clone()), gz(top.clone())],
+        &cfg,
+    );
+    let root = d.join("root");
+    std::fs::create_dir(&root).unwrap();
+    imported(&root, "x", &format!("oci:{}", d.join("img").display()));
+    let t = layer(&root, &top);
+    let opaque = |dir: &str| {
+        let mut v = [0u8; 4];
+        rustix::fs::lgetxattr(t.join(dir), "trusted.overlay.opaque", &mut v)
+            .ok()
+            .map(|n| v[..n].to_vec())
+    };
+    assert_eq!(opaque("d"), Some(b"y".to_vec()));
+    assert!(t.join("d/new").is_file());
+    // A directory of the layer that no whiteout removed merges.
+    assert_eq!(opaque("e"), None);
+}
