@@ -308,7 +308,9 @@ pub fn render(
     if !workdir.starts_with('/') {
         return Err(format!("WorkingDir `{workdir}` is not absolute"));
     }
-    if workdir != "/" && img.find(&workdir).is_none() {
+    // Through the image's own symlinks (`/opt -> usr/opt`), as the
+    // kernel will reach it inside the unit's root.
+    if workdir != "/" && img.resolve(&workdir).is_none() {
         return Err(format!(
             "WorkingDir `{workdir}` is not in the image (root_overlay units cannot create it)"
         ));

@@ -1480,3 +1480,34 @@ fn a_directory_whited_out_and_made_again_in_one_layer_is_opaque() {
     // A directory of the layer that no whiteout removed merges.
     assert_eq!(opaque("e"), None);
 }
+
+/// A `WorkingDir` reached through a symlink of the image (`WORKDIR
+/// /opt/app` built where `/opt -> usr/opt`) is found, as the kernel finds
+/// it inside the unit's root and as the program is found: it was refused
+/// as not in the image. One the link leads nowhere from is not.
+#[test]
+fn a_working_dir_through_an_image_symlink_is_found() {
+    let tar = Tar::new()
+        .file("bin/x", b"", 0o755)
+        .symlink("opt", "usr/opt")
+        .dir("usr/opt/app/")
+        .symlink("srv", "/nowhere")
+        .bytes();
+    let d = scratch("wd-link");
+    let run = r#"{"WorkingDir":"/opt/app","Entrypoint":["/bin/x"]}"#;
+    let src = one_layer_image(&d, &d.join("img"), "t", &tar, run);
+    imported(&d.join("root"), "x", &src);
+    let unit = std::fs::read_to_string(d.join("root/etc/units/x.unit")).unwrap();
+    assert!(unit.contains("\nworkdir = /opt/app\n"), "{unit}");
+    let cfg = config(
+        &[&tar],
+        r#"{"WorkingDir":"/srv/app","Entrypoint":["/bin/x"]}"#,
+    );
+    refused(
+        "wd-link-nowhere",
+        vec![gz(tar)],
+        cfg,
+        "WorkingDir `/srv/app` is not in the image",
+        &[],
+    );
+}
