@@ -363,6 +363,66 @@ pub(super) fn check_exec(sysroot: &Path, def: &UnitDef) -> Result<(), ExecProble
     Ok(())
 }
 
+/// What a dynamically linked program's loader calls before `main` (its
+/// libraries opened, read and mapped), which an allow list of `seccomp`
+/// without `@basic-io @file-system` refuses: the program then ends with
+/// exit 127 and not a word (the loader's message is written with `writev`,
+/// refused too). Looked at by `check` only.
+const LOADER_CALLS: [&str; 4] = ["openat", "read", "close", "mmap"];
+
+/// A warning for a unit whose `seccomp` allow list refuses what its
+/// program's loader needs (the program has a `PT_INTERP`).
+pub(super) fn seccomp_warning(sysroot: &Path, def: &UnitDef) -> Option<String> {
+    let sc = def.seccomp.as_deref().filter(|sc| !sc.deny)?;
+    let allowed = sc.effective();
+    let refused: Vec<&str> = LOADER_CALLS
+        .into_iter()
+        .filter(|c| !wren_core::confine::syscall_index(c).is_some_and(|i| allowed.has(i)))
+        .collect();
+    if refused.is_empty() {
+        return None;
+    }
+    let program = def.exec.first()?;
+    let (_, path) = lookup(sysroot, def, program).ok()?;
+    let mut head = [0u8; 4096];
+    let n = std::io::Read::read(&mut std::fs::File::open(&path).ok()?, &mut head).ok()?;
+    if !has_interpreter(head.get(..n)?) {
+        return None;
+    }
+    Some(format!(
+        "seccomp: `{}` is dynamically linked and its loader calls {}, which the allow list refuses (add @basic-io @file-system, or use @system-service)",
+        Path::new(program).shown(),
+        refused.join(", ")
+    ))
+}
+
+/// An ELF file (64-bit, either byte order) whose program headers within
+/// `head` name an interpreter (`PT_INTERP`): one the kernel does not
+/// start alone.
+pub(super) fn has_interpreter(head: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    let (Some(b"\x7fELF"), Some(&2)) = (head.get(..4), head.get(4)) else {
+        return false;
+    };
+    let big = head.get(5) == Some(&2);
+    let word = |at: usize, len: usize| -> Option<u64> {
+        let b = head.get(at..at.checked_add(len)?)?;
+        Some(b.iter().enumerate().fold(0u64, |v, (i, &x)| {
+            let shift = if big { len - 1 - i } else { i } * 8;
+            v | u64::from(x) << shift
+        }))
+    };
+    let (Some(off), Some(size), Some(count)) = (word(32, 8), word(54, 2), word(56, 2)) else {
+        return false;
+    };
+    (0..count).any(|k| {
+        let at = k.checked_mul(size).and_then(|d| d.checked_add(off));
+        at.and_then(|a| usize::try_from(a).ok())
+            .and_then(|a| word(a, 4))
+            .is_some_and(|t| t == u64::from(PT_INTERP))
+    })
+}
+
 /// `path` (absolute) as a path on this machine when `/` is `base`.
 fn lookup_path(base: &Path, path: &str) -> PathBuf {
     base.join(path.trim_start_matches('/'))

@@ -396,6 +396,11 @@ fn load_file(
         true => check::check_exec(sysroot, &def),
         false => Ok(()),
     };
+    if roots {
+        if let Some(msg) = check::seccomp_warning(sysroot, &def) {
+            set.note(i, def.exec_line, msg);
+        }
+    }
     match exec {
         Ok(()) => {}
         // What a unit in `after` may bring (a mount of the data partition

@@ -304,6 +304,66 @@ fn a_program_a_dependency_may_bring_is_not_a_refusal() {
     assert_eq!(check_out(Path::new("/"), &[&app_unit]).1, ["1 unit ok"]);
 }
 
+/// A `seccomp` allow list that refuses what a dynamically linked
+/// program's loader calls is a `check` warning at the `exec` line (the
+/// start would end in exit 127 without a word); a list that has them, a
+/// deny list or a program without an interpreter is not.
+#[test]
+fn check_warns_of_an_allow_list_a_dynamic_program_cannot_start_under() {
+    let f = Fixture::new("seccomp-loader");
+    let tight = f.raw("tight", "exec = /bin/echo up\nseccomp = @network-io\n");
+    let wide = f.raw("wide", "exec = /bin/echo\nseccomp = @system-service\n");
+    let deny = f.raw("deny", "exec = /bin/echo\nseccomp = ~@mount\n");
+    let script = f.tmp.file("bin/script", "#!/bin/sh\n");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let text = format!("exec = {}\nseccomp = @network-io\n", script.display());
+    let not_elf = f.raw("script", &text);
+    let (ok, out) = check_out(Path::new("/"), &[&tight, &wide, &deny, &not_elf]);
+    assert!(ok, "a warning is no error: {out:?}");
+    assert_eq!(
+        out,
+        [
+            format!(
+                "{}:1: warning: seccomp: `/bin/echo` is dynamically linked and its loader calls openat, read, close, which the allow list refuses (add @basic-io @file-system, or use @system-service)",
+                f.path("tight")
+            ),
+            "4 units ok".to_string(),
+        ]
+    );
+}
+
+/// The ELF reading behind that warning: an interpreter's program header
+/// found in either byte order, nothing for what is not 64-bit ELF.
+#[test]
+fn an_interpreter_is_found_in_the_program_headers() {
+    let elf = |big: bool, types: &[u32]| {
+        let mut h = vec![0u8; 64 + 56 * types.len()];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = 2;
+        h[5] = if big { 2 } else { 1 };
+        let put = |h: &mut Vec<u8>, at: usize, v: u64, len: usize| {
+            for i in 0..len {
+                let shift = if big { len - 1 - i } else { i } * 8;
+                h[at + i] = (v >> shift) as u8;
+            }
+        };
+        put(&mut h, 32, 64, 8);
+        put(&mut h, 54, 56, 2);
+        put(&mut h, 56, types.len() as u64, 2);
+        for (k, &t) in types.iter().enumerate() {
+            put(&mut h, 64 + 56 * k, u64::from(t), 4);
+        }
+        h
+    };
+    use super::check::has_interpreter;
+    assert!(has_interpreter(&elf(false, &[6, 3, 1])));
+    assert!(has_interpreter(&elf(true, &[3])));
+    assert!(!has_interpreter(&elf(false, &[6, 1, 1])), "static");
+    assert!(!has_interpreter(&elf(false, &[3])[..66]), "headers cut off");
+    assert!(!has_interpreter(b"#!/bin/sh\n"));
+    assert!(has_interpreter(&fs::read("/bin/echo").unwrap()[..4096]));
+}
+
 /// A program path or a file name with a control character in it is shown
 /// with `?` there: the message goes to a terminal.
 #[test]

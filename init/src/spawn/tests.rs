@@ -992,6 +992,36 @@ fn a_failed_exec_under_an_allow_list_is_reported() {
     assert_eq!((err.step, err.errno), (Step::Exec, 2));
 }
 
+/// An allow list without the calls a dynamically linked program's loader
+/// makes ends it with 127 and not a word (`initctl check` warns of it);
+/// with `@basic-io @file-system` beside it, as the warning says, it runs.
+#[test]
+fn a_dynamic_program_needs_its_loaders_calls_in_an_allow_list() {
+    let cg = own_cgroup();
+    let run = |list: &str| {
+        let mut d = unit(&["/bin/echo", "up"]);
+        d.seccomp = crate::unit::parse_seccomp(list).unwrap().map(Box::new);
+        let prog = crate::sys::seccomp::Program::build(d.seccomp.as_ref().unwrap()).unwrap();
+        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let req = Request {
+            seccomp: Some(&prog),
+            ..request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))
+        };
+        let pid = spawn(&req).unwrap();
+        drop(wr);
+        let out = read_all(rd);
+        (
+            crate::testutil::wait_status(pid).unwrap().exit_status(),
+            out,
+        )
+    };
+    assert_eq!(run("@network-io"), (Some(127), String::new()));
+    assert_eq!(
+        run("@network-io @basic-io @file-system"),
+        (Some(0), "up\n".into())
+    );
+}
+
 /// A user (not root) with `capabilities = all` gets them, as the ambient
 /// set a non-root program needs: all the starting process holds.
 #[test]

@@ -5,7 +5,7 @@
 //! ```text
 //!     ld  [arch]                     seccomp_data.arch
 //!     jeq ARCH, 1, 0
-//!     ret KILL_PROCESS               another ABI (e.g. 32-bit): never
+//!     ret EPERM                      another ABI (e.g. 32-bit): never
 //!     ld  [nr]
 //!     jge 0x40000000, 0, 1           (x86_64 only: the x32 ABI's
 //!     ret EPERM                       numbers, always refused)
@@ -77,7 +77,6 @@ const RET_K: u16 = 0x06;
 const DATA_NR: u32 = 0;
 const DATA_ARCH: u32 = 4;
 
-pub const RET_KILL_PROCESS: u32 = 0x8000_0000;
 pub const RET_ALLOW: u32 = 0x7fff_0000;
 const RET_ERRNO: u32 = 0x0005_0000;
 const EPERM: u32 = 1;
@@ -193,7 +192,10 @@ pub fn build(arch: Arch, set: &SyscallSet, action: u32, default: u32, emit: &mut
     let iv = iv.get(..k).unwrap_or_default();
     emit(stmt(LD_W_ABS, DATA_ARCH));
     emit(jump(JMP_JEQ_K, arch.audit(), 1, 0));
-    emit(stmt(RET_K, RET_KILL_PROCESS));
+    // Its numbers mean other calls: none is let through, each refused as
+    // a refused call is (EPERM), so a deny list cannot kill a program that
+    // makes a 32-bit call it would not have denied.
+    emit(stmt(RET_K, RET_EPERM));
     emit(stmt(LD_W_ABS, DATA_NR));
     if arch == Arch::X86_64 {
         // The x32 ABI's calls have numbers of their own; a deny list that

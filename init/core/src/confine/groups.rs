@@ -13,7 +13,8 @@ pub const GROUPS: [(&str, &str); 20] = [
         "default",
         concat!(
             "arch_prctl brk clock_getres clock_gettime clock_nanosleep execve exit ",
-            "exit_group futex get_robust_list getegid geteuid getgid getgroups ",
+            "exit_group futex futex_requeue futex_wait futex_waitv futex_wake ",
+            "get_robust_list getegid geteuid getgid getgroups ",
             "getpid getppid getrandom gettid gettimeofday getuid madvise membarrier ",
             "mmap mprotect mremap munmap nanosleep pause prlimit64 restart_syscall ",
             "rseq rt_sigreturn sched_getaffinity sched_yield set_robust_list ",
@@ -33,7 +34,9 @@ pub const GROUPS: [(&str, &str); 20] = [
         "file-system",
         concat!(
             "access chdir chmod close creat faccessat faccessat2 fallocate fchdir ",
-            "fchmod fchmodat fcntl fgetxattr flistxattr fremovexattr fsetxattr fstat ",
+            "fchmod fchmodat fchmodat2 fcntl fgetxattr file_getattr file_setattr ",
+            "flistxattr fremovexattr fsetxattr fstat getxattrat listxattrat ",
+            "removexattrat setxattrat ",
             "fstatfs ftruncate futimesat getcwd getdents getdents64 getxattr ",
             "inotify_add_watch inotify_init inotify_init1 inotify_rm_watch lgetxattr ",
             "link linkat listxattr llistxattr lremovexattr lsetxattr lstat mkdir ",

@@ -1,63 +1,71 @@
 //! Syscall names and numbers for aarch64 and x86_64, from the libc crate's
-//! `SYS_*` constants (musl and glibc, 0.2.191): every name either
+//! `SYS_*` constants (musl and glibc, 0.2.191), and the calls it lacks
+//! (451 to 469, one number on both since 424's common table, and x86_64's
+//! `uretprobe`, 335: each checked against the name a 6.18 kernel's
+//! `sys_enter_*` trace event gives the number): every name either
 //! architecture knows, sorted. Generated; a host test checks the order and
-//! a few well-known numbers.
+//! a few well-known numbers. A call a deny list cannot name passes it, so
+//! a kernel's new calls belong here.
 
 /// No such call on this architecture.
 pub const NONE: u16 = u16::MAX;
 
 /// Number of names.
-pub const COUNT: usize = 361;
+pub const COUNT: usize = 379;
 
 /// The names, sorted, blank-separated (one string: smaller than a table
 /// of `&str`).
 pub const NAMES: &str = concat!(
     "_sysctl accept accept4 access acct add_key adjtimex afs_syscall alarm arch_prctl ",
-    "bind bpf brk capget capset chdir chmod chown chroot clock_adjtime clock_getres ",
-    "clock_gettime clock_nanosleep clock_settime clone clone3 close close_range connect ",
-    "copy_file_range creat delete_module dup dup2 dup3 epoll_create epoll_create1 ",
-    "epoll_ctl epoll_ctl_old epoll_pwait epoll_pwait2 epoll_wait epoll_wait_old eventfd ",
-    "eventfd2 execve execveat exit exit_group faccessat faccessat2 fadvise64 fallocate ",
-    "fanotify_init fanotify_mark fchdir fchmod fchmodat fchmodat2 fchown fchownat fcntl ",
-    "fdatasync fgetxattr finit_module flistxattr flock fork fremovexattr fsconfig ",
-    "fsetxattr fsmount fsopen fspick fstat fstatfs fsync ftruncate futex futex_waitv ",
-    "futimesat get_mempolicy get_robust_list get_thread_area getcpu getcwd getdents ",
-    "getdents64 getegid geteuid getgid getgroups getitimer getpeername getpgid getpgrp ",
-    "getpid getpmsg getppid getpriority getrandom getresgid getresuid getrlimit getrusage ",
-    "getsid getsockname getsockopt gettid gettimeofday getuid getxattr init_module ",
-    "inotify_add_watch inotify_init inotify_init1 inotify_rm_watch io_cancel io_destroy ",
-    "io_getevents io_pgetevents io_setup io_submit io_uring_enter io_uring_register ",
-    "io_uring_setup ioctl ioperm iopl ioprio_get ioprio_set kcmp kexec_file_load ",
-    "kexec_load keyctl kill landlock_add_rule landlock_create_ruleset ",
-    "landlock_restrict_self lchown lgetxattr link linkat listen listxattr llistxattr ",
-    "lookup_dcookie lremovexattr lseek lsetxattr lstat madvise mbind membarrier ",
-    "memfd_create memfd_secret migrate_pages mincore mkdir mkdirat mknod mknodat mlock ",
-    "mlock2 mlockall mmap modify_ldt mount mount_setattr move_mount move_pages mprotect ",
-    "mq_getsetattr mq_notify mq_open mq_timedreceive mq_timedsend mq_unlink mremap mseal ",
-    "msgctl msgget msgrcv msgsnd msync munlock munlockall munmap name_to_handle_at ",
-    "nanosleep newfstatat nfsservctl open open_by_handle_at open_tree openat openat2 ",
-    "pause perf_event_open personality pidfd_getfd pidfd_open pidfd_send_signal pipe ",
-    "pipe2 pivot_root pkey_alloc pkey_free pkey_mprotect poll ppoll prctl pread64 preadv ",
+    "bind bpf brk cachestat capget capset chdir chmod chown chroot clock_adjtime ",
+    "clock_getres clock_gettime clock_nanosleep clock_settime clone clone3 close ",
+    "close_range connect copy_file_range creat delete_module dup dup2 dup3 epoll_create ",
+    "epoll_create1 epoll_ctl epoll_ctl_old epoll_pwait epoll_pwait2 epoll_wait ",
+    "epoll_wait_old eventfd eventfd2 execve execveat exit exit_group faccessat ",
+    "faccessat2 fadvise64 fallocate fanotify_init fanotify_mark fchdir fchmod fchmodat ",
+    "fchmodat2 fchown fchownat fcntl fdatasync fgetxattr file_getattr file_setattr ",
+    "finit_module flistxattr flock fork fremovexattr fsconfig fsetxattr fsmount fsopen ",
+    "fspick fstat fstatfs fsync ftruncate futex futex_requeue futex_wait futex_waitv ",
+    "futex_wake futimesat get_mempolicy get_robust_list get_thread_area getcpu getcwd ",
+    "getdents getdents64 getegid geteuid getgid getgroups getitimer getpeername getpgid ",
+    "getpgrp getpid getpmsg getppid getpriority getrandom getresgid getresuid getrlimit ",
+    "getrusage getsid getsockname getsockopt gettid gettimeofday getuid getxattr ",
+    "getxattrat init_module inotify_add_watch inotify_init inotify_init1 ",
+    "inotify_rm_watch io_cancel io_destroy io_getevents io_pgetevents io_setup io_submit ",
+    "io_uring_enter io_uring_register io_uring_setup ioctl ioperm iopl ioprio_get ",
+    "ioprio_set kcmp kexec_file_load kexec_load keyctl kill landlock_add_rule ",
+    "landlock_create_ruleset landlock_restrict_self lchown lgetxattr link linkat listen ",
+    "listmount listxattr listxattrat llistxattr lookup_dcookie lremovexattr lseek ",
+    "lsetxattr lsm_get_self_attr lsm_list_modules lsm_set_self_attr lstat madvise ",
+    "map_shadow_stack mbind membarrier memfd_create memfd_secret migrate_pages mincore ",
+    "mkdir mkdirat mknod mknodat mlock mlock2 mlockall mmap modify_ldt mount ",
+    "mount_setattr move_mount move_pages mprotect mq_getsetattr mq_notify mq_open ",
+    "mq_timedreceive mq_timedsend mq_unlink mremap mseal msgctl msgget msgrcv msgsnd ",
+    "msync munlock munlockall munmap name_to_handle_at nanosleep newfstatat nfsservctl ",
+    "open open_by_handle_at open_tree open_tree_attr openat openat2 pause ",
+    "perf_event_open personality pidfd_getfd pidfd_open pidfd_send_signal pipe pipe2 ",
+    "pivot_root pkey_alloc pkey_free pkey_mprotect poll ppoll prctl pread64 preadv ",
     "preadv2 prlimit64 process_madvise process_mrelease process_vm_readv ",
     "process_vm_writev pselect6 ptrace putpmsg pwrite64 pwritev pwritev2 quotactl ",
     "quotactl_fd read readahead readlink readlinkat readv reboot recvfrom recvmmsg ",
-    "recvmsg remap_file_pages removexattr rename renameat renameat2 request_key ",
-    "restart_syscall rmdir rseq rt_sigaction rt_sigpending rt_sigprocmask rt_sigqueueinfo ",
-    "rt_sigreturn rt_sigsuspend rt_sigtimedwait rt_tgsigqueueinfo sched_get_priority_max ",
-    "sched_get_priority_min sched_getaffinity sched_getattr sched_getparam ",
-    "sched_getscheduler sched_rr_get_interval sched_setaffinity sched_setattr ",
-    "sched_setparam sched_setscheduler sched_yield seccomp security select semctl semget ",
-    "semop semtimedop sendfile sendmmsg sendmsg sendto set_mempolicy ",
+    "recvmsg remap_file_pages removexattr removexattrat rename renameat renameat2 ",
+    "request_key restart_syscall rmdir rseq rt_sigaction rt_sigpending rt_sigprocmask ",
+    "rt_sigqueueinfo rt_sigreturn rt_sigsuspend rt_sigtimedwait rt_tgsigqueueinfo ",
+    "sched_get_priority_max sched_get_priority_min sched_getaffinity sched_getattr ",
+    "sched_getparam sched_getscheduler sched_rr_get_interval sched_setaffinity ",
+    "sched_setattr sched_setparam sched_setscheduler sched_yield seccomp security select ",
+    "semctl semget semop semtimedop sendfile sendmmsg sendmsg sendto set_mempolicy ",
     "set_mempolicy_home_node set_robust_list set_thread_area set_tid_address ",
-    "setdomainname setfsgid setfsuid setgid setgroups sethostname setitimer setns setpgid ",
-    "setpriority setregid setresgid setresuid setreuid setrlimit setsid setsockopt ",
-    "settimeofday setuid setxattr shmat shmctl shmdt shmget shutdown sigaltstack signalfd ",
-    "signalfd4 socket socketpair splice stat statfs statx swapoff swapon symlink ",
-    "symlinkat sync sync_file_range syncfs sysfs sysinfo syslog tee tgkill time ",
-    "timer_create timer_delete timer_getoverrun timer_gettime timer_settime ",
-    "timerfd_create timerfd_gettime timerfd_settime times tkill truncate tuxcall umask ",
-    "umount2 uname unlink unlinkat unshare uselib userfaultfd ustat utime utimensat ",
-    "utimes vfork vhangup vmsplice vserver wait4 waitid write writev",
+    "setdomainname setfsgid setfsuid setgid setgroups sethostname setitimer setns ",
+    "setpgid setpriority setregid setresgid setresuid setreuid setrlimit setsid ",
+    "setsockopt settimeofday setuid setxattr setxattrat shmat shmctl shmdt shmget ",
+    "shutdown sigaltstack signalfd signalfd4 socket socketpair splice stat statfs ",
+    "statmount statx swapoff swapon symlink symlinkat sync sync_file_range syncfs sysfs ",
+    "sysinfo syslog tee tgkill time timer_create timer_delete timer_getoverrun ",
+    "timer_gettime timer_settime timerfd_create timerfd_gettime timerfd_settime times ",
+    "tkill truncate tuxcall umask umount2 uname unlink unlinkat unshare uretprobe uselib ",
+    "userfaultfd ustat utime utimensat utimes vfork vhangup vmsplice vserver wait4 ",
+    "waitid write writev",
 );
 
 // One table an architecture: a binary built for one keeps only its own
@@ -78,6 +86,7 @@ pub const AARCH64: [u16; COUNT] = [
     200,  // bind
     280,  // bpf
     214,  // brk
+    451,  // cachestat
     90,   // capget
     91,   // capset
     49,   // chdir
@@ -123,12 +132,14 @@ pub const AARCH64: [u16; COUNT] = [
     50,   // fchdir
     52,   // fchmod
     53,   // fchmodat
-    NONE, // fchmodat2
+    452,  // fchmodat2
     55,   // fchown
     54,   // fchownat
     25,   // fcntl
     83,   // fdatasync
     10,   // fgetxattr
+    468,  // file_getattr
+    469,  // file_setattr
     273,  // finit_module
     13,   // flistxattr
     32,   // flock
@@ -144,7 +155,10 @@ pub const AARCH64: [u16; COUNT] = [
     82,   // fsync
     46,   // ftruncate
     98,   // futex
+    456,  // futex_requeue
+    455,  // futex_wait
     449,  // futex_waitv
+    454,  // futex_wake
     NONE, // futimesat
     236,  // get_mempolicy
     100,  // get_robust_list
@@ -177,6 +191,7 @@ pub const AARCH64: [u16; COUNT] = [
     169,  // gettimeofday
     174,  // getuid
     8,    // getxattr
+    464,  // getxattrat
     105,  // init_module
     27,   // inotify_add_watch
     NONE, // inotify_init
@@ -209,14 +224,20 @@ pub const AARCH64: [u16; COUNT] = [
     NONE, // link
     37,   // linkat
     201,  // listen
+    458,  // listmount
     11,   // listxattr
+    465,  // listxattrat
     12,   // llistxattr
     18,   // lookup_dcookie
     15,   // lremovexattr
     62,   // lseek
     6,    // lsetxattr
+    459,  // lsm_get_self_attr
+    461,  // lsm_list_modules
+    460,  // lsm_set_self_attr
     NONE, // lstat
     233,  // madvise
+    453,  // map_shadow_stack
     235,  // mbind
     283,  // membarrier
     279,  // memfd_create
@@ -260,6 +281,7 @@ pub const AARCH64: [u16; COUNT] = [
     NONE, // open
     265,  // open_by_handle_at
     428,  // open_tree
+    467,  // open_tree_attr
     56,   // openat
     437,  // openat2
     NONE, // pause
@@ -304,6 +326,7 @@ pub const AARCH64: [u16; COUNT] = [
     212,  // recvmsg
     234,  // remap_file_pages
     14,   // removexattr
+    466,  // removexattrat
     NONE, // rename
     38,   // renameat
     276,  // renameat2
@@ -367,6 +390,7 @@ pub const AARCH64: [u16; COUNT] = [
     170,  // settimeofday
     146,  // setuid
     5,    // setxattr
+    463,  // setxattrat
     196,  // shmat
     195,  // shmctl
     197,  // shmdt
@@ -380,6 +404,7 @@ pub const AARCH64: [u16; COUNT] = [
     76,   // splice
     NONE, // stat
     43,   // statfs
+    457,  // statmount
     291,  // statx
     225,  // swapoff
     224,  // swapon
@@ -412,6 +437,7 @@ pub const AARCH64: [u16; COUNT] = [
     NONE, // unlink
     35,   // unlinkat
     97,   // unshare
+    NONE, // uretprobe
     NONE, // uselib
     282,  // userfaultfd
     NONE, // ustat
@@ -443,6 +469,7 @@ pub const X86_64: [u16; COUNT] = [
     49,  // bind
     321, // bpf
     12,  // brk
+    451, // cachestat
     125, // capget
     126, // capset
     80,  // chdir
@@ -494,6 +521,8 @@ pub const X86_64: [u16; COUNT] = [
     72,  // fcntl
     75,  // fdatasync
     193, // fgetxattr
+    468, // file_getattr
+    469, // file_setattr
     313, // finit_module
     196, // flistxattr
     73,  // flock
@@ -509,7 +538,10 @@ pub const X86_64: [u16; COUNT] = [
     74,  // fsync
     77,  // ftruncate
     202, // futex
+    456, // futex_requeue
+    455, // futex_wait
     449, // futex_waitv
+    454, // futex_wake
     261, // futimesat
     239, // get_mempolicy
     274, // get_robust_list
@@ -542,6 +574,7 @@ pub const X86_64: [u16; COUNT] = [
     96,  // gettimeofday
     102, // getuid
     191, // getxattr
+    464, // getxattrat
     175, // init_module
     254, // inotify_add_watch
     253, // inotify_init
@@ -574,14 +607,20 @@ pub const X86_64: [u16; COUNT] = [
     86,  // link
     265, // linkat
     50,  // listen
+    458, // listmount
     194, // listxattr
+    465, // listxattrat
     195, // llistxattr
     212, // lookup_dcookie
     198, // lremovexattr
     8,   // lseek
     189, // lsetxattr
+    459, // lsm_get_self_attr
+    461, // lsm_list_modules
+    460, // lsm_set_self_attr
     6,   // lstat
     28,  // madvise
+    453, // map_shadow_stack
     237, // mbind
     324, // membarrier
     319, // memfd_create
@@ -625,6 +664,7 @@ pub const X86_64: [u16; COUNT] = [
     2,   // open
     304, // open_by_handle_at
     428, // open_tree
+    467, // open_tree_attr
     257, // openat
     437, // openat2
     34,  // pause
@@ -669,6 +709,7 @@ pub const X86_64: [u16; COUNT] = [
     47,  // recvmsg
     216, // remap_file_pages
     197, // removexattr
+    466, // removexattrat
     82,  // rename
     264, // renameat
     316, // renameat2
@@ -732,6 +773,7 @@ pub const X86_64: [u16; COUNT] = [
     164, // settimeofday
     105, // setuid
     188, // setxattr
+    463, // setxattrat
     30,  // shmat
     31,  // shmctl
     67,  // shmdt
@@ -745,6 +787,7 @@ pub const X86_64: [u16; COUNT] = [
     275, // splice
     4,   // stat
     137, // statfs
+    457, // statmount
     332, // statx
     168, // swapoff
     167, // swapon
@@ -777,6 +820,7 @@ pub const X86_64: [u16; COUNT] = [
     87,  // unlink
     263, // unlinkat
     272, // unshare
+    335, // uretprobe
     134, // uselib
     323, // userfaultfd
     136, // ustat
