@@ -375,24 +375,29 @@ const LOADER_CALLS: [&str; 4] = ["openat", "read", "close", "mmap"];
 pub(super) fn seccomp_warning(sysroot: &Path, def: &UnitDef) -> Option<String> {
     let sc = def.seccomp.as_deref().filter(|sc| !sc.deny)?;
     let allowed = sc.effective();
-    let refused: Vec<&str> = LOADER_CALLS
-        .into_iter()
-        .filter(|c| !wren_core::confine::syscall_index(c).is_some_and(|i| allowed.has(i)))
-        .collect();
+    let mut refused = String::new();
+    for c in LOADER_CALLS {
+        if !wren_core::confine::syscall_index(c).is_some_and(|i| allowed.has(i)) {
+            if !refused.is_empty() {
+                refused.push_str(", ");
+            }
+            refused.push_str(c);
+        }
+    }
     if refused.is_empty() {
         return None;
     }
     let program = def.exec.first()?;
     let (_, path) = lookup(sysroot, def, program).ok()?;
+    let f = crate::sys::file::open(&path, rustix::fs::OFlags::RDONLY, 0).ok()?;
     let mut head = [0u8; 4096];
-    let n = std::io::Read::read(&mut std::fs::File::open(&path).ok()?, &mut head).ok()?;
+    let n = rustix::io::read(&f, &mut head).ok()?;
     if !has_interpreter(head.get(..n)?) {
         return None;
     }
     Some(format!(
-        "seccomp: `{}` is dynamically linked and its loader calls {}, which the allow list refuses (add @basic-io @file-system, or use @system-service)",
+        "seccomp: `{}` is dynamically linked and its loader calls {refused}, which the allow list refuses (add @basic-io @file-system, or use @system-service)",
         Path::new(program).shown(),
-        refused.join(", ")
     ))
 }
 
