@@ -78,7 +78,10 @@ pub(super) fn parse(args: &[String]) -> Result<Command, String> {
         }
     };
     Ok(match cmd.as_str() {
-        "help" | "-h" | "--help" => Command::Help,
+        "help" | "-h" | "--help" => {
+            none(rest)?;
+            Command::Help
+        }
         "status" => {
             let mut name = None;
             let mut json = false;

@@ -252,8 +252,11 @@ fn show_report(
 ) -> u8 {
     match r {
         Reply::Reload { result, report } => {
+            // Lines that quote unit files (a rejected start's program):
+            // a control character in one is shown, not sent.
             for line in report.lines() {
-                let _ = writeln!(out, "{line}");
+                let _ = out.write_all(&super::visible::render(line.as_bytes()));
+                let _ = out.write_all(b"\n");
             }
             match result {
                 Ok(()) => OK,

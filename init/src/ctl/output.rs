@@ -194,7 +194,9 @@ pub fn detail_text(d: &UnitDetail, log: &[u8]) -> Vec<u8> {
     }
     let reason = if d.reason.is_empty() { "-" } else { &d.reason };
     let _ = writeln!(s, "reason: {reason}");
-    table.extend_from_slice(&wrapped(s.as_bytes()));
+    // The confinement and the reason quote the unit file (its `root`, its
+    // program): a control character in them is shown, not sent.
+    table.extend_from_slice(&wrapped(&super::visible::render(s.as_bytes())));
     let mut s = table;
     if !log.is_empty() {
         // As `log` shows it: text that is not UTF-8 passes unchanged.
@@ -211,9 +213,12 @@ pub fn detail_text(d: &UnitDetail, log: &[u8]) -> Vec<u8> {
 /// cut to 80 columns as `top` cuts its lines (`~` marks the cut).
 pub(super) fn init_line(i: &crate::proto::InitInfo) -> String {
     use crate::proto::Origin;
+    let path = super::visible::render(i.path.as_bytes());
     let mut s = format!(
         "init: wren {} {}, state format {}",
-        i.version, i.path, i.state_format
+        i.version,
+        String::from_utf8_lossy(&path),
+        i.state_format
     );
     match i.origin {
         Origin::Boot => {}

@@ -78,6 +78,8 @@ fn usage_errors_exit_2_without_contacting_init() {
         &["log", "a", "-x"],
         &["reboot", "now"],
         &["reload", "x"],
+        &["help", "frobnicate"],
+        &["-h", "start"],
     ] {
         let (code, out, err) = offline(a);
         assert_eq!(code, 2, "{a:?}");
@@ -308,6 +310,28 @@ fn detail() -> UnitDetail {
             "namespaces pid mount, user www, capabilities net_bind_service, no_new_privs, seccomp allow 212 calls, / read-only",
         ),
     }
+}
+
+/// The reason and the confinement quote the unit file (its program, its
+/// `root`): a control character there reaches the terminal as `^[`, not
+/// as a command to it.
+#[test]
+fn detail_shows_control_characters_not_sends_them() {
+    let mut d = detail();
+    d.reason = crate::proto::truncated("cannot start /opt/a\x1b]0;pwn\x07\x1b[2J/app: ENOENT");
+    d.confinement = crate::proto::truncated("namespaces pid, /srv/\x1b[2Jx read-only");
+    let t = detail_text(&d, b"");
+    assert!(
+        !t.iter().any(|&b| b < 0x20 && b != b'\n'),
+        "{}",
+        String::from_utf8_lossy(&t)
+    );
+    let t = String::from_utf8(t).unwrap();
+    assert!(
+        t.contains("reason: cannot start /opt/a^[]0;pwn^G^[[2J/app: ENOENT"),
+        "{t}"
+    );
+    assert!(t.contains("/srv/^[[2Jx read-only"), "{t}");
 }
 
 #[test]

@@ -181,16 +181,22 @@ fn system(proc_root: &Path) -> System {
 /// or a signal that ends the process).
 struct Raw {
     saved: crate::sys::tty::Modes,
-    /// SIGTERM, SIGHUP and SIGQUIT blocked while the modes are changed,
-    /// and seen here: `timeout 60 initctl top` or a hang-up would end the
-    /// process with the console left without echo.
+    /// SIGTERM, SIGHUP, SIGQUIT and SIGINT blocked while the modes are
+    /// changed, and seen here: `timeout 60 initctl top`, a hang-up or a
+    /// `kill -INT` (Ctrl-C itself arrives as a byte) would end the process
+    /// with the console left without echo.
     ending: Option<nix::sys::signalfd::SignalFd>,
 }
 
 fn ending_signals() -> nix::sys::signal::SigSet {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
-    for sig in [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGINT,
+    ] {
         set.add(sig);
     }
     set
