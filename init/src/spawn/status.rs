@@ -152,7 +152,15 @@ impl core::fmt::Display for SpawnError {
             };
         }
         let e = crate::sys::errno::Os(self.errno);
-        write!(f, "{}: {e}", self.step.as_str())
+        write!(f, "{}: {e}", self.step.as_str())?;
+        // What the kernel answers when it was built without filters (a
+        // board's own kernel): said with the option that turns them on.
+        let einval = rustix::io::Errno::INVAL.raw_os_error();
+        let nosys = rustix::io::Errno::NOSYS.raw_os_error();
+        if self.step == Step::Seccomp && (self.errno == einval || self.errno == nosys) {
+            f.write_str(" (a kernel without CONFIG_SECCOMP_FILTER answers so)")?;
+        }
+        Ok(())
     }
 }
 
@@ -242,9 +250,19 @@ mod tests {
                 read,
                 "cannot read /etc/passwd: Permission denied (os error 13)",
             ),
+            (
+                Step::Seccomp,
+                22,
+                "install seccomp filter: Invalid argument (os error 22) (a kernel without CONFIG_SECCOMP_FILTER answers so)",
+            ),
+            (
+                Step::Seccomp,
+                12,
+                "install seccomp filter: Cannot allocate memory (os error 12)",
+            ),
         ];
         for (step, errno, text) in cases {
-            let mut s: heapless::String<128> = heapless::String::new();
+            let mut s: heapless::String<160> = heapless::String::new();
             let before = crate::sys::alloc::thread_count();
             core::fmt::write(&mut s, format_args!("{}", SpawnError { step, errno })).unwrap();
             assert_eq!(crate::sys::alloc::thread_count(), before, "{text}");
