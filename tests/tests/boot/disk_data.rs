@@ -77,6 +77,7 @@ fn data_survives(name: &str, row: Down) {
     args.extend(["-device".to_string(), "virtio-keyboard-pci".to_string()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut vm = boot_and_write(&disk, &args);
+    let before = vm.output().len();
     // Down at once: the unsynced file is still only in the page cache.
     match row {
         Down::Poweroff => vm.send("poweroff\n"),
@@ -92,10 +93,11 @@ fn data_survives(name: &str, row: Down) {
     }
     vm.expect("[ STOP ] writer: stopped", secs(60));
     vm.expect("remounted / read-only", secs(60));
-    let status = vm
-        .wait_exit(secs(90))
-        .unwrap_or_else(|| panic!("{row:?}: VM still running 90 s later\n{}", vm.tail()));
-    assert!(status.success(), "{row:?}: qemu exit {status:?}");
+    let how = match row {
+        Down::Poweroff => "reboot: Power down",
+        Down::Reboot | Down::InitctlReboot | Down::CtrlAltDel => "reboot: Restarting system",
+    };
+    assert_shut_down(&mut vm, before, how, secs(90));
     let (clean, report) = fsck(&disk);
     assert!(clean, "{row:?}: e2fsck -fn:\n{report}");
     // The next boot: the rescue shell only, so that nothing writes the
@@ -105,11 +107,9 @@ fn data_survives(name: &str, row: Down) {
     assert_file(&mut vm, "/root/fsynced", 1, 30000, row);
     assert_file(&mut vm, "/root/unsynced", 30001, 60000, row);
     assert_file(&mut vm, "/root/atstop", 60001, 90000, row);
+    let before = vm.output().len();
     vm.send("poweroff\n");
-    assert!(
-        vm.wait_exit(secs(90)).is_some(),
-        "{row:?}: second boot did not power off"
-    );
+    assert_shut_down(&mut vm, before, "reboot: Power down", secs(90));
     let (clean, report) = fsck(&disk);
     assert!(
         clean,

@@ -116,6 +116,29 @@ pub fn assert_in_order(out: &str, needles: &[&str]) {
     }
 }
 
+/// Waits up to `timeout` for QEMU to end after a shutdown asked for when
+/// the console output was `before` long, and asserts that the kernel
+/// ended it as `how` says ("reboot: Power down", "reboot: Restarting
+/// system"), with no panic since. QEMU's exit status cannot tell: under
+/// `-no-reboot` it exits 0 just the same when PID 1 dies (`panic=-1`).
+pub fn assert_shut_down(vm: &mut Vm, before: usize, how: &str, timeout: Duration) {
+    let st = vm.wait_exit(timeout).unwrap_or_else(|| {
+        panic!(
+            "VM still running {timeout:?} after the shutdown\n{}",
+            vm.tail()
+        )
+    });
+    assert!(st.success(), "qemu exit {st:?}");
+    let out = vm.output();
+    let out = &out[before..];
+    assert!(
+        !out.contains("Kernel panic"),
+        "kernel panicked at shutdown\n{}",
+        vm.tail()
+    );
+    assert!(out.contains(how), "no {how:?} at shutdown\n{}", vm.tail());
+}
+
 /// PID 1 wakes zero times in 10 s: its voluntary context switches (each
 /// return from epoll_wait is one) do not move.
 pub fn assert_pid1_idle(vm: &mut Vm) {
