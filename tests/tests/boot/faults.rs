@@ -324,6 +324,8 @@ fn fault_no_console_and_no_dev_null_in_the_initramfs() {
 fn fault_an_early_mount_failure_is_logged() {
     let mut vm = Vm::boot_with_files("faults", "", &[("/run", b"not a dir", 0o644)]);
     vm.wait_shell(BOOT);
+    // Taken before any command: the `dmesg` below echoes the line too.
+    let console = vm.output();
     assert_eq!(vm.sh("cat /proc/1/comm", CMD).trim(), "init");
     let dmesg = vm.sh_raw_rc("dmesg | grep 'wren: mount:'", CMD).0;
     assert!(
@@ -331,7 +333,7 @@ fn fault_an_early_mount_failure_is_logged() {
         "the failed mount of /run is not in the kernel log:\n{dmesg}"
     );
     assert!(
-        vm.output()
+        console
             .lines()
             .any(|l| l.contains("wren: mount:") && l.contains("/run")),
         "the failed mount of /run is not on the console"

@@ -76,6 +76,8 @@ fn sysctl_files_are_applied_at_boot() {
         .expect("pid_max still a number");
     assert!(pid_max > 0);
 
+    // Taken before the `dmesg` below, which echoes the lines too.
+    let console = vm.output();
     // What PID 1 logged, from the kernel log in the guest.
     // Raw: vm.sh would drop the kernel-log lines this wants.
     let dmesg = vm.sh_raw_rc("dmesg | grep sysctl", CMD).0;
@@ -111,13 +113,12 @@ fn sysctl_files_are_applied_at_boot() {
         assert!(!dmesg.contains(quiet), "{quiet:?} reported:\n{dmesg}");
     }
     // The console showed them too, before any unit started.
-    let out = vm.output();
     for w in &want {
-        assert!(out.contains(w.as_str()), "{w:?} not on the console");
+        assert!(console.contains(w.as_str()), "{w:?} not on the console");
     }
-    let tuned = pos(&out, "wren: sysctl: 7 set").unwrap();
+    let tuned = pos(&console, "wren: sysctl: 7 set").unwrap();
     for unit in ["svc", "once", "sh"] {
-        let started = pos(&out, &format!("] {unit}: "))
+        let started = pos(&console, &format!("] {unit}: "))
             .unwrap_or_else(|| panic!("no status line for {unit}"));
         assert!(tuned < started, "sysctl after {unit} started");
     }
