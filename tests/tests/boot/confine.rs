@@ -66,7 +66,7 @@ fn confinement(vm: &mut Vm, unit: &str) -> String {
 /// The value of `initctl status NAME`'s line that starts with `prefix`,
 /// its continuation lines (two blanks in: the line is wrapped to fit 80
 /// columns) joined back with a blank.
-fn detail_field(out: &str, prefix: &str) -> String {
+pub fn detail_field(out: &str, prefix: &str) -> String {
     let mut lines = out.lines().skip_while(|l| !l.starts_with(prefix));
     let first = lines
         .next()
