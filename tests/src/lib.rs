@@ -367,6 +367,21 @@ impl Vm {
         self.wait_for(timeout, |b| find(b, n)).is_some()
     }
 
+    /// Bytes of serial output so far: a `from` for [`Vm::saw_since`].
+    pub fn output_len(&self) -> usize {
+        self.shared.serial.lock().unwrap().buf.len()
+    }
+
+    /// Waits for `needle` in the output from byte `from` on (an
+    /// [`Vm::output_len`] taken earlier), ignoring the cursor: what a
+    /// command's run printed counts though [`Vm::sh`] moved the cursor
+    /// past it, and what came before `from` does not.
+    pub fn saw_since(&self, from: usize, needle: &str, timeout: Duration) -> bool {
+        let n = needle.as_bytes();
+        self.wait_for(timeout, |b| find(b.get(from..)?, n))
+            .is_some()
+    }
+
     /// Types raw text into the serial console.
     pub fn send(&mut self, text: &str) {
         if let Some(i) = self.stdin.as_mut() {
