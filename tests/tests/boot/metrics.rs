@@ -440,28 +440,45 @@ fn metrics_parse_and_match_the_cgroup_files() {
     // that is gone are left out, not faked as 0.
     let (_, rc) = vm.sh_rc("initctl stop idle", CMD);
     assert_eq!(rc, 0);
+    let stopped = |s: &Snapshot| -> Vec<String> {
+        s.prom
+            .samples
+            .iter()
+            .filter(|((n, l), v)| n == "wren_unit_state" && l["unit"] == "idle" && **v == 1.0)
+            .map(|((_, l), _)| l["state"].clone())
+            .collect()
+    };
     let c = snapshot(&mut vm);
-    let ones: Vec<&str> = c
-        .prom
-        .samples
-        .iter()
-        .filter(|((n, l), v)| n == "wren_unit_state" && l["unit"] == "idle" && **v == 1.0)
-        .map(|((_, l), _)| l["state"].as_str())
-        .collect();
-    assert_eq!(ones, ["stopped"]);
+    assert_eq!(stopped(&c), ["stopped"]);
     assert_eq!(c.prom.get("wren_unit_pid", "idle"), Some(0.0));
-    if !c.cg.contains_key("idle") {
-        for f in [
-            "memory_current_bytes",
-            "memory_max_bytes",
-            "cpu_seconds_total",
-            "oom_kills_total",
-        ] {
-            assert_eq!(
-                c.prom.get(&format!("wren_unit_{f}"), "idle"),
-                None,
-                "{f} of a unit without a cgroup"
-            );
-        }
+    // A stopped unit keeps its cgroup (until it is removed from the
+    // configuration): gone only by hand here, as an operator's rmdir or
+    // a cgroup cleaner would, the unit still listed.
+    assert!(c.cg.contains_key("idle"), "{:?}", c.cg.keys());
+    let (out, rc) = vm.sh_rc("rmdir /sys/fs/cgroup/units/idle 2>&1", CMD);
+    assert_eq!(rc, 0, "{out}");
+    let d = snapshot(&mut vm);
+    assert!(!d.cg.contains_key("idle"), "{:?}", d.cg.keys());
+    assert_eq!(stopped(&d), ["stopped"]);
+    for f in [
+        "memory_current_bytes",
+        "memory_max_bytes",
+        "memory_peak_bytes",
+        "cpu_seconds_total",
+        "oom_kills_total",
+        "memory_pressure_some_avg10",
+        "memory_pressure_some_seconds_total",
+        "memory_pressure_full_seconds_total",
+    ] {
+        assert_eq!(
+            d.prom.get(&format!("wren_unit_{f}"), "idle"),
+            None,
+            "{f} of a unit without a cgroup"
+        );
     }
+    // The others keep theirs: the values are left out per unit.
+    assert!(d
+        .prom
+        .get("wren_unit_memory_current_bytes", "hog")
+        .is_some());
 }
