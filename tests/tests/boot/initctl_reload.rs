@@ -432,11 +432,42 @@ fn initctl_reload_of_new_limits_starts_the_unit_in_a_new_cgroup() {
 /// force, the charges kept (the cgroup was kept, not made anew), the new
 /// run running, and the write done within its budget (24M is above the
 /// charges, so there is nothing to reclaim: a timeout would be the
-/// child's own failing).
+/// child's own failing). Who wrote is what a kprobe on the kernel's
+/// `memory_max_write` saw: PID 1 itself for the fresh cgroup of the
+/// first run (so the probe does see PID 1's writes), another process for
+/// the kept one.
 #[test]
 fn initctl_reload_of_a_kept_cgroups_memory_max_is_written_by_a_child() {
     let mut vm = boot("ctlreload");
     vm.wait_states(&[("sh", &["running"])], secs(30));
+    const T: &str = "/sys/kernel/tracing";
+    let (out, rc) = vm.sh_rc(
+        &format!(
+            "mount -t tracefs nodev {T} && \
+             echo 'p:wren/memmax memory_max_write' > {T}/kprobe_events && \
+             echo 1 > {T}/events/wren/memmax/enable"
+        ),
+        CMD,
+    );
+    assert_eq!(rc, 0, "kprobe on memory_max_write: {out}");
+    // The pids of the trace's memory_max_write calls since the last
+    // read, each line `COMM-PID [CPU] FLAGS TIME: memmax: ...` (COMM
+    // `<...>` for a process gone before the read).
+    let writers = |vm: &mut Vm| -> Vec<u32> {
+        let (out, rc) = vm.sh_raw_rc(&format!("cat {T}/trace; echo > {T}/trace"), CMD);
+        assert_eq!(rc, 0, "{out}");
+        out.lines()
+            .filter(|l| l.contains(" memmax: "))
+            .map(|l| {
+                let task = l.split_whitespace().next().unwrap_or_default();
+                let pid = task.rsplit_once('-').map(|(_, p)| p.parse());
+                match pid {
+                    Some(Ok(p)) => p,
+                    _ => panic!("no COMM-PID in {l:?}"),
+                }
+            })
+            .collect()
+    };
     let unit = |max: &str| {
         format!(
             "exec = /bin/sh -c \"mkdir -p /sys/fs/cgroup/units/nook/sub/a/b/c/d; [ -e /run/nook.left ] || dd if=/dev/zero of=/run/nook.left bs=1M count=8 2>/dev/null; exec sleep 1004\"\n\
@@ -461,11 +492,17 @@ fn initctl_reload_of_a_kept_cgroups_memory_max_is_written_by_a_child() {
     }
     let (_, rc) = vm.sh_rc("test -d /sys/fs/cgroup/units/nook/sub/a/b/c/d", CMD);
     assert_eq!(rc, 0, "nook made no cgroup five levels below its own");
+    assert_eq!(writers(&mut vm), [1], "the fresh cgroup's memory.max");
     heredoc(&mut vm, &format!("cat > {DIR}/nook.unit"), &unit("24M"));
     let (out, rc) = reload(&mut vm);
     assert_eq!(rc, 0, "{out}");
     assert!(out.contains("1 changed"), "{out}");
     wait_new_pid(&mut vm, &["nook"], &p0);
+    let by = writers(&mut vm);
+    assert!(
+        by.len() == 1 && by[0] != 1,
+        "the kept cgroup's memory.max written by pids {by:?}"
+    );
     let max = vm.sh("cat /sys/fs/cgroup/units/nook/memory.max", CMD);
     assert_eq!(max.trim(), (24u64 << 20).to_string());
     let now = current(&mut vm);
