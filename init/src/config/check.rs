@@ -2,7 +2,21 @@
 //! load them, one line per problem and a summary; and the lookup of a
 //! unit's program, which may be under a sysroot and a unit's `root`.
 
-use super::{load_set, unit_files, LoadError, LoadedSet};
+use super::{load_set, unit_files, LoadError, LoadedSet, Reading};
+
+/// `check`: on a build host, or a device whose units' mounts may not be
+/// up, a missing program of a unit with an `after` is a warning.
+const OFFLINE: Reading = Reading {
+    roots: true,
+    later: true,
+};
+
+/// `edit`'s check on a running device: its units' mounts are up, so a
+/// missing program is a typo, refused as a reload refuses it.
+const EDITED: Reading = Reading {
+    roots: true,
+    later: false,
+};
 use crate::pathname::Show as _;
 use crate::unit::{IdLines, IdSpec, Namespaces, UnitDef};
 use crate::vocab::DEFAULT_UNITS_DIR;
@@ -59,9 +73,10 @@ pub fn check_at(sysroot: &Path, paths: &[&Path], out: &mut dyn crate::ctl::out::
                         },
                     );
                 }
-                Ok(files) => {
-                    tally.add(out, with_ids(sysroot, load_set(sysroot, &files, &[], true)))
-                }
+                Ok(files) => tally.add(
+                    out,
+                    with_ids(sysroot, load_set(sysroot, &files, &[], OFFLINE)),
+                ),
                 Err(e) => tally.print(
                     out,
                     &LoadError {
@@ -97,7 +112,7 @@ pub fn check_at(sysroot: &Path, paths: &[&Path], out: &mut dyn crate::ctl::out::
             .collect();
         tally.add(
             out,
-            with_ids(sysroot, load_set(sysroot, &loose, &context, true)),
+            with_ids(sysroot, load_set(sysroot, &loose, &context, OFFLINE)),
         );
     }
     tally.summary(out)
@@ -235,7 +250,7 @@ pub fn check_in_context(
     // `check` refuses.
     tally.add(
         out,
-        with_ids(sysroot, load_set(sysroot, &files, &context, true)),
+        with_ids(sysroot, load_set(sysroot, &files, &context, EDITED)),
     );
     tally.summary(out)
 }
@@ -368,10 +383,14 @@ pub(super) fn check_exec(sysroot: &Path, def: &UnitDef) -> Result<(), ExecProble
 /// without `@basic-io @file-system` refuses: the program then ends with
 /// exit 127 and not a word (the loader's message is written with `writev`,
 /// refused too). Looked at by `check` only.
-const LOADER_CALLS: [&str; 4] = ["openat", "read", "close", "mmap"];
+/// glibc's and musl's loaders on aarch64 (x86_64's musl opens with `open`,
+/// which a list with `@file-system` has beside `openat`).
+const LOADER_CALLS: [&str; 6] = ["openat", "read", "close", "mmap", "newfstatat", "pread64"];
 
 /// A warning for a unit whose `seccomp` allow list refuses what its
-/// program's loader needs (the program has a `PT_INTERP`).
+/// program's loader needs: the program has a `PT_INTERP`, or is a `#!`
+/// script whose interpreter has one (the kernel starts that under the
+/// filter).
 pub(super) fn seccomp_warning(sysroot: &Path, def: &UnitDef) -> Option<String> {
     let sc = def.seccomp.as_deref().filter(|sc| !sc.deny)?;
     let allowed = sc.effective();
@@ -388,17 +407,48 @@ pub(super) fn seccomp_warning(sysroot: &Path, def: &UnitDef) -> Option<String> {
         return None;
     }
     let program = def.exec.first()?;
-    let (_, path) = lookup(sysroot, def, program).ok()?;
-    let f = crate::sys::file::open(&path, rustix::fs::OFlags::RDONLY, 0).ok()?;
     let mut head = [0u8; 4096];
-    let n = rustix::io::read(&f, &mut head).ok()?;
-    if !has_interpreter(head.get(..n)?) {
+    let mut path = program.to_string();
+    // The program, then the interpreter of a script (one level: the
+    // kernel's own limit is four, a script's interpreter being a script
+    // is rare).
+    for _ in 0..2 {
+        let head = program_head(sysroot, def, &path, &mut head)?;
+        if has_interpreter(head) {
+            let of = match path == *program {
+                true => String::new(),
+                false => format!(" (the interpreter of `{}`)", Path::new(program).shown()),
+            };
+            return Some(format!(
+                "seccomp: `{}`{of} is dynamically linked and its loader calls {refused}, which the allow list refuses (add @basic-io @file-system, or use @system-service)",
+                Path::new(&path).shown(),
+            ));
+        }
+        let line = head.strip_prefix(b"#!")?.split(|&b| b == b'\n').next()?;
+        let interp = line
+            .split(|&b| b == b' ' || b == b'\t')
+            .find(|w| !w.is_empty())?;
+        path = std::str::from_utf8(interp).ok()?.to_string();
+    }
+    None
+}
+
+/// The first bytes of the regular file `path` as unit `def` sees it,
+/// opened without blocking (a FIFO put there since must not hold `check`).
+fn program_head<'b>(
+    sysroot: &Path,
+    def: &UnitDef,
+    path: &str,
+    buf: &'b mut [u8],
+) -> Option<&'b [u8]> {
+    let (meta, found) = lookup(sysroot, def, path).ok()?;
+    if !is_type(&meta, FileType::RegularFile) {
         return None;
     }
-    Some(format!(
-        "seccomp: `{}` is dynamically linked and its loader calls {refused}, which the allow list refuses (add @basic-io @file-system, or use @system-service)",
-        Path::new(program).shown(),
-    ))
+    let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK;
+    let f = crate::sys::file::open(&found, flags, 0).ok()?;
+    let n = rustix::io::read(&f, &mut *buf).ok()?;
+    buf.get(..n)
 }
 
 /// An ELF file (64-bit, either byte order) whose program headers within

@@ -53,6 +53,20 @@ pub fn load_dir(dir: &Path, defs: &mut Vec<UnitDef>, err: &mut dyn FnMut(LoadErr
     load_dir_at(Path::new("/"), dir, defs, err)
 }
 
+/// `load_dir` at boot, before any unit ran: a unit with an `after` whose
+/// program is not there is loaded, since a unit it waits for may bring it
+/// (a `mounts` oneshot that mounts the partition it is on); its start
+/// says whether it is there by then. A reload refuses it, as a change
+/// whose program is missing on a running system is most likely a typo,
+/// which must not stop the unit's good run (docs/units.md, "Errors").
+pub fn load_dir_booting(dir: &Path, defs: &mut Vec<UnitDef>, err: &mut dyn FnMut(LoadError)) {
+    let reading = Reading {
+        roots: false,
+        later: true,
+    };
+    load_dir_with(Path::new("/"), dir, defs, err, reading)
+}
+
 /// `load_dir` for nothing but its reads: the files, the directory and the
 /// programs' inodes into the kernel's caches (a reload's first read, in a
 /// child that may hang on a card that does not answer).
@@ -68,6 +82,20 @@ pub fn load_dir_at(
     defs: &mut Vec<UnitDef>,
     err: &mut dyn FnMut(LoadError),
 ) {
+    let reading = Reading {
+        roots: false,
+        later: false,
+    };
+    load_dir_with(sysroot, dir, defs, err, reading)
+}
+
+fn load_dir_with(
+    sysroot: &Path,
+    dir: &Path,
+    defs: &mut Vec<UnitDef>,
+    err: &mut dyn FnMut(LoadError),
+    reading: Reading,
+) {
     defs.clear();
     let files = match unit_files(dir) {
         Ok(f) => f,
@@ -82,7 +110,7 @@ pub fn load_dir_at(
     };
     // Not into the units' roots: PID 1 does not wait on a mount that may
     // hang (their programs are looked up by their starts).
-    let set = load_set(sysroot, &files, &[], false);
+    let set = load_set(sysroot, &files, &[], reading);
     for e in set.errors {
         err(e.error);
     }
@@ -202,7 +230,18 @@ impl LoadedSet {
 /// `files` then `context`; errors are grouped by file, each file's parse
 /// errors in `parse_all`'s order. `roots`: a unit's `exec` is looked up in its
 /// `root` too (`initctl check`; PID 1 does not read a unit's root).
-fn load_set(sysroot: &Path, files: &[PathBuf], context: &[PathBuf], roots: bool) -> LoadedSet {
+/// How the files of a set are read beside their own text.
+#[derive(Clone, Copy)]
+struct Reading {
+    /// A unit's `exec` is looked up in its `root` too (`check`; PID 1
+    /// does not read a unit's root).
+    roots: bool,
+    /// A missing program of a unit with an `after` is a warning, not a
+    /// refusal (`load_dir_booting`, `check`).
+    later: bool,
+}
+
+fn load_set(sysroot: &Path, files: &[PathBuf], context: &[PathBuf], reading: Reading) -> LoadedSet {
     // Sized once: a table grown by doubling leaves its smaller copies
     // behind in PID 1's heap after boot.
     let mut set = LoadedSet {
@@ -245,7 +284,7 @@ fn load_set(sysroot: &Path, files: &[PathBuf], context: &[PathBuf], roots: bool)
         });
     }
     for i in 0..set.units.len() {
-        if let Some((def, lines, ids)) = load_file(sysroot, &mut set, i, &mut buf, roots) {
+        if let Some((def, lines, ids)) = load_file(sysroot, &mut set, i, &mut buf, reading) {
             if let Some(c) = set.units.get_mut(i) {
                 c.def = Some(def);
                 c.after_lines = lines;
@@ -330,7 +369,7 @@ fn load_file(
     set: &mut LoadedSet,
     i: usize,
     buf: &mut [u8; UNIT_FILE_MAX],
-    roots: bool,
+    reading: Reading,
 ) -> Option<(UnitDef, AfterLines, IdLines)> {
     let (path, name) = {
         let c = set.units.get(i)?;
@@ -392,22 +431,24 @@ fn load_file(
         set.fail(i, 0, format!("{more} more {what} not shown"));
     }
     let (def, lines, ids) = def?;
-    let exec = match roots || def.seldom.root.is_none() {
+    let exec = match reading.roots || def.seldom.root.is_none() {
         true => check::check_exec(sysroot, &def),
         false => Ok(()),
     };
-    if roots {
-        if let Some(msg) = check::seccomp_warning(sysroot, &def) {
-            set.note(i, def.exec_line, msg);
-        }
-    }
     match exec {
+        // Only a regular file, found: one that blocks on open (a FIFO)
+        // must not hold `check` or `edit`.
+        Ok(()) if reading.roots => {
+            if let Some(msg) = check::seccomp_warning(sysroot, &def) {
+                set.note(i, def.exec_line, msg);
+            }
+        }
         Ok(()) => {}
         // What a unit in `after` may bring (a mount of the data partition
         // its program is on): the unit loads, and its start says whether
         // the program is there by then (`execve: No such file or
         // directory`, as for a unit with a `root`); `check` says it.
-        Err(check::ExecProblem::Missing(msg)) if !def.after.is_empty() => {
+        Err(check::ExecProblem::Missing(msg)) if reading.later && !def.after.is_empty() => {
             let msg = format!("{msg} (loaded: a unit in `after` may bring it before the start)");
             set.note(i, def.exec_line, msg);
         }

@@ -268,9 +268,11 @@ fn exec_must_exist_be_a_file_and_executable() {
 /// A program on a partition a unit in `after` mounts (docs/raspberry-pi.md
 /// keeps data so) is not there when PID 1 loads the units at boot: the
 /// unit loads, and so do the units after it; `check` warns. Without an
-/// `after` a missing program is still a refusal.
+/// `after` a missing program is still a refusal, and so it is in a reload
+/// or an edit on the running system, where it is most likely a typo that
+/// must not stop the unit's good run.
 #[test]
-fn a_program_a_dependency_may_bring_is_not_a_refusal() {
+fn a_program_a_dependency_may_bring_is_not_a_refusal_at_boot() {
     let f = Fixture::new("exec-after");
     let app = f.tmp.path().join("data/bin/app");
     f.unit("mounts", "type = oneshot\n");
@@ -280,13 +282,31 @@ fn a_program_a_dependency_may_bring_is_not_a_refusal() {
     );
     f.unit("ui", "after = app\n");
     f.raw("typo", &format!("exec = {}\n", app.display()));
-    let (names, errs) = f.load();
+    let (mut defs, mut errs) = (Vec::new(), Vec::new());
+    load_dir_booting(&f.units, &mut defs, &mut |e| errs.push(e.to_string()));
+    let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(names, ["app", "mounts", "ui"]);
     let a = app.display();
     assert_eq!(
         errs,
         [format!("{}:1: exec: `{a}` not found", f.path("typo"))]
     );
+    // A reload's load.
+    let (names, errs) = f.load();
+    assert_eq!(names, ["mounts"]);
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert_eq!(
+        errs[0],
+        format!("{}:1: exec: `{a}` not found", f.path("app"))
+    );
+    // `edit`'s check.
+    let mut out = Vec::new();
+    assert!(!check_in_context(
+        Path::new("/"),
+        &[&app_unit],
+        &f.units,
+        &mut out
+    ));
     let (ok, out) = check_out(Path::new("/"), &[&app_unit]);
     assert!(ok, "{out:?}");
     assert_eq!(
@@ -314,20 +334,53 @@ fn check_warns_of_an_allow_list_a_dynamic_program_cannot_start_under() {
     let tight = f.raw("tight", "exec = /bin/echo up\nseccomp = @network-io\n");
     let wide = f.raw("wide", "exec = /bin/echo\nseccomp = @system-service\n");
     let deny = f.raw("deny", "exec = /bin/echo\nseccomp = ~@mount\n");
-    let script = f.tmp.file("bin/script", "#!/bin/sh\n");
+    // A script: the kernel starts its interpreter under the filter.
+    let script = f.tmp.file("bin/script", "#!/bin/sh -e\n");
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
     let text = format!("exec = {}\nseccomp = @network-io\n", script.display());
-    let not_elf = f.raw("script", &text);
-    let (ok, out) = check_out(Path::new("/"), &[&tight, &wide, &deny, &not_elf]);
-    assert!(ok, "a warning is no error: {out:?}");
+    let scripted = f.raw("script", &text);
+    // A FIFO where the program was: no warning, and no wait on it.
+    let fifo = f.tmp.path().join("bin/fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o755),
+        0,
+    )
+    .unwrap();
+    let blocked = f.raw(
+        "fifo",
+        &format!("exec = {}\nseccomp = @network-io\n", fifo.display()),
+    );
+    // Half the loader's calls: still refused what the rest need.
+    let half = f.raw("half", "exec = /bin/echo\nseccomp = openat read close\n");
+    let (ok, out) = check_out(
+        Path::new("/"),
+        &[&tight, &wide, &deny, &scripted, &blocked, &half],
+    );
+    assert!(!ok, "the FIFO is refused: {out:?}");
+    let advice =
+        "which the allow list refuses (add @basic-io @file-system, or use @system-service)";
+    let all = "openat, read, close, newfstatat, pread64";
     assert_eq!(
         out,
         [
+            format!("{}:1: exec: `{}` is not a regular file", f.path("fifo"), fifo.display()),
             format!(
-                "{}:1: warning: seccomp: `/bin/echo` is dynamically linked and its loader calls openat, read, close, which the allow list refuses (add @basic-io @file-system, or use @system-service)",
+                "{}:1: warning: seccomp: `/bin/echo` is dynamically linked and its loader calls {all}, {advice}",
                 f.path("tight")
             ),
-            "4 units ok".to_string(),
+            format!(
+                "{}:1: warning: seccomp: `/bin/sh` (the interpreter of `{}`) is dynamically linked and its loader calls {all}, {advice}",
+                f.path("script"),
+                script.display()
+            ),
+            format!(
+                "{}:1: warning: seccomp: `/bin/echo` is dynamically linked and its loader calls newfstatat, pread64, {advice}",
+                f.path("half")
+            ),
+            "1 error; 5 of 6 units ok".to_string(),
         ]
     );
 }

@@ -251,7 +251,7 @@ impl Pid1 {
             crate::warn!("wren.rescue given, starting rescue shell");
         } else {
             let mut defs: Vec<UnitDef> = Vec::new();
-            config::load_dir(Path::new(dir), &mut defs, &mut |e| crate::error!("{e}"));
+            config::load_dir_booting(Path::new(dir), &mut defs, &mut |e| crate::error!("{e}"));
             self.sup.reserve(defs.len());
             self.edges.reserve_exact(defs.len());
             for d in defs.into_iter() {

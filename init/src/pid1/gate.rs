@@ -698,6 +698,7 @@ fn copy_rejected(d: &OwnedFd, unit_file: &str, rejected: &str) -> Result<(), Err
 /// killed at its limit on a stuck card may still write once the card
 /// wakes, and must not write into the file of the put-back after it.
 fn replace(d: &OwnedFd, tmp: &str, target: &str, bytes: &[u8], like: &str) -> Result<(), Errno> {
+    let stem = tmp;
     let mut own = FileName::new();
     let mut digits = [0u8; 20];
     let me = rustix::process::getpid()
@@ -753,7 +754,35 @@ fn replace(d: &OwnedFd, tmp: &str, target: &str, bytes: &[u8], like: &str) -> Re
         return Err(e);
     }
     synced(d, target);
+    sweep_staged(d, stem);
     Ok(())
+}
+
+/// The staging files of `stem` that no live process may still write: of
+/// a writer killed at its limit that has since ended, or of an older
+/// build (`stem` itself). Each holds a whole definition, its `env`
+/// secrets too: after a put-back that went through, they would pile up
+/// in the unit directory with every stuck card. A live writer's stays.
+fn sweep_staged(d: &OwnedFd, stem: &str) {
+    let mut gone: Vec<std::ffi::OsString> = Vec::new();
+    let _ = crate::sys::file::for_each_entry_at(d, ".", |name, _| {
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(stem)) else {
+            return;
+        };
+        let dead = match rest.strip_prefix('.') {
+            None => rest.is_empty(),
+            Some(pid) => wren_core::num::dec(pid)
+                .and_then(|p: u32| i32::try_from(p).ok())
+                .and_then(rustix::process::Pid::from_raw)
+                .is_some_and(|p| rustix::process::test_kill_process(p) == Err(Errno::SRCH)),
+        };
+        if dead {
+            gone.push(name.to_owned());
+        }
+    });
+    for name in gone {
+        let _ = crate::sys::file::unlinkat(d, &name, rustix::fs::AtFlags::empty());
+    }
 }
 
 /// Tests whose verdict goes to the disk run `alone!`: `on_disk`'s child,
@@ -794,16 +823,26 @@ mod tests {
     /// limit on a stuck card that writes once the card wakes writes into
     /// its own file, not the next put-back's. A file of the writer's own
     /// pid is a dead one's (a boot's put-back cut off by a power cut) and
-    /// is written over.
+    /// is written over. Once the put-back went through, the files no live
+    /// process may write (a dead writer's, an older build's) go with it:
+    /// each holds a definition, secrets and all.
     #[test]
     fn a_put_back_stages_in_a_file_of_its_own() {
         let t = TempDir::new("gate-stage");
         let dir = t.path().to_str().unwrap();
         std::fs::write(t.path().join("web.unit"), "exec = /bin/nope\n").unwrap();
-        let other = t.path().join("web.unit.restore.4194305");
-        std::fs::write(&other, "another writer's\n").unwrap();
+        let mut writer = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let live = t.path().join(format!("web.unit.restore.{}", writer.id()));
+        std::fs::write(&live, "a stuck writer's\n").unwrap();
+        let dead = t.path().join("web.unit.restore.4194305");
+        std::fs::write(&dead, "a dead writer's\n").unwrap();
         let unnumbered = t.path().join("web.unit.restore");
         std::fs::write(&unnumbered, "an older build's\n").unwrap();
+        let other_unit = t.path().join("web.unit.restore-not-ours");
+        std::fs::write(&other_unit, "not a staging file\n").unwrap();
         let mine = t
             .path()
             .join(format!("web.unit.restore.{}", std::process::id()));
@@ -812,15 +851,21 @@ mod tests {
             "a dead writer's, longer than the good text ".repeat(9),
         )
         .unwrap();
-        restore_file(dir, "web", &good(), "exit 1", None).unwrap();
+        let restored = restore_file(dir, "web", &good(), "exit 1", None);
+        let _ = writer.kill();
+        let _ = writer.wait();
+        restored.unwrap();
         let now = std::fs::read_to_string(t.path().join("web.unit")).unwrap();
         assert_eq!(unit::parse("web", &now).unwrap().exec, good().exec);
         assert!(!now.contains("writer"), "{now}");
         assert_eq!(
-            std::fs::read_to_string(&other).unwrap(),
-            "another writer's\n"
+            std::fs::read_to_string(&live).unwrap(),
+            "a stuck writer's\n"
         );
-        assert!(!mine.exists());
+        assert!(other_unit.exists());
+        for gone in [&dead, &unnumbered, &mine] {
+            assert!(!gone.exists(), "{}", gone.display());
+        }
     }
 
     /// A unit file that cannot be read (EIO: here a link to this
