@@ -498,7 +498,12 @@ fn open_archive(file: &Path, tag: Option<&str>) -> Result<Image, String> {
         })
         .collect::<Result<Vec<_>, String>>()?;
     Ok(Image {
-        reference: format!("docker-archive:{shown}"),
+        // With what picked the image, as an oci: source's tag: the
+        // archive may hold others.
+        reference: format!(
+            "docker-archive:{shown}{}",
+            tag.map(|t| format!(":{t}")).unwrap_or_default()
+        ),
         config,
         layers,
         archive: Some(file.to_path_buf()),

@@ -1298,6 +1298,14 @@ fn a_docker_archive_tag_naming_two_images_is_refused_and_repo_tag_picks_one() {
         imported(&root, name, &format!("{file}:{reference}"));
         let unit = std::fs::read_to_string(root.join(format!("etc/units/{name}.unit"))).unwrap();
         assert!(unit.contains(&format!("\nexec = {exec}\n")), "{unit}");
+        // The unit says which image of the archive it is, as an oci:
+        // source's says its tag: `image docker-archive:/x/all.tar` alone
+        // was any of them.
+        let tail = format!("all.tar:{reference}");
+        let first = unit.lines().next().unwrap();
+        assert!(first.contains(&format!("{tail}: ")), "{unit}");
+        let desc = unit.lines().find(|l| l.starts_with("description = "));
+        assert!(desc.unwrap().ends_with(&tail), "{unit}");
     }
     // Not a TAG nor a REPO:TAG: a usage error; no file at all: the whole
     // is the file not found.
