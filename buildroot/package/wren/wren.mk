@@ -166,8 +166,9 @@ define WREN_LINUX_CONFIG_FIXUPS
 endef
 
 # Each image of BR2_PACKAGE_WREN_OCI_IMAGES into the tree that becomes the
-# image, under fakeroot (layer owners and whiteout device nodes are
-# recorded like the rest of the image), before the units are checked.
+# image, under fakeroot (layer owners are recorded like the rest of the
+# image; an opaque directory's trusted.* xattr is not, see
+# docs/containers.md, Buildroot), before the units are checked.
 ifneq ($(WREN_OCI_IMAGES),)
 define WREN_IMPORT_OCI_IMAGES
 	$(foreach img,$(WREN_OCI_IMAGES),\

@@ -154,7 +154,8 @@ fn import(a: &Args) -> Result<String, String> {
         entries_left: a.max_entries,
         max_entries: a.max_entries,
     };
-    let staged = store::stage_layers(&a.root, &image, &diff_ids, &mut budget)?;
+    let mut staged = store::stage_layers(&a.root, &image, &diff_ids, &mut budget)?;
+    let warnings = std::mem::take(&mut staged.warnings);
     let top_first: Vec<PathBuf> = staged.dirs.iter().rev().cloned().collect();
     // A layer twice in the image (the empty layer `RUN` steps leave
     // repeats) is named once, where it is topmost: overlayfs refuses a
@@ -176,6 +177,10 @@ fn import(a: &Args) -> Result<String, String> {
     let layers = staged.dirs.len();
     let new_layers = staged.commit()?;
     let path = unit::write(&units, &a.name, &text)?;
+    // Once imported: they say what the image on the device will be.
+    for w in &warnings {
+        eprintln!("wren-oci: warning: {}", printable(w));
+    }
     Ok(format!(
         "{}: {layers} layers ({new_layers} new), unit {}",
         image.reference,

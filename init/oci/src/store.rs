@@ -20,7 +20,7 @@
 
 use crate::digest::Digest;
 use crate::source::Image;
-use crate::unpack::{unpack_layer, Budget};
+use crate::unpack::{unpack_layer, Budget, Counts, OPAQUE_NEEDS_ROOT};
 use std::path::{Path, PathBuf};
 
 /// Where layers live on the target, as the unit file names them.
@@ -81,6 +81,8 @@ pub struct Staged {
     pub target_paths: Vec<String>,
     /// (temporary, final) of the new layers.
     new: Vec<(Temp, PathBuf)>,
+    /// What the import should say but does not refuse.
+    pub warnings: Vec<String>,
     /// The store's `sha256` directory.
     store: PathBuf,
 }
@@ -137,6 +139,31 @@ fn remove_stale_temps(store: &Path) {
     }
 }
 
+/// What a layer's directories made again that could not be marked
+/// opaque mean, if it has any.
+fn unmarked_warning(c: &Counts) -> Option<String> {
+    if c.unmarked == 0 {
+        return None;
+    }
+    let mut names: Vec<String> = c.unmarked_names.iter().map(|n| format!("`{n}`")).collect();
+    let more = c.unmarked.saturating_sub(names.len() as u64);
+    if more > 0 {
+        names.push(format!("{more} more"));
+    }
+    let (what, them) = if c.unmarked == 1 {
+        ("a directory", "it")
+    } else {
+        ("directories", "them")
+    };
+    Some(format!(
+        "{}: {what} this layer removes and makes again, cannot be marked opaque \
+         ({OPAQUE_NEEDS_ROOT}): imported unmarked, so on the device the files the \
+         layers below have in {them} show through; to hide them, import as real root, \
+         outside fakeroot, or squash the image into one layer (docs/containers.md)",
+        names.join(", ")
+    ))
+}
+
 /// Unpack every layer of `image` not yet in the store under `root` into
 /// temporary directories of the store.
 pub fn stage_layers(
@@ -169,6 +196,7 @@ pub fn stage_layers(
         target_paths: Vec::new(),
         new: Vec::new(),
         store: store.clone(),
+        warnings: Vec::new(),
     };
     for (i, (blob, diff_id)) in image.layers.iter().zip(diff_ids).enumerate() {
         let at = |m: String| format!("layer {} ({}): {m}", i + 1, blob.name);
@@ -192,7 +220,7 @@ pub fn stage_layers(
             let guard = Temp(Some(tmp.clone()));
             std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
                 .map_err(|e| at(e.to_string()))?;
-            unpack_layer(
+            let counts = unpack_layer(
                 raw,
                 blob.digest.as_ref(),
                 blob.size,
@@ -201,6 +229,9 @@ pub fn stage_layers(
                 budget,
             )
             .map_err(at)?;
+            if let Some(w) = unmarked_warning(&counts) {
+                staged.warnings.push(at(w));
+            }
             staged.dirs.push(tmp);
             staged.new.push((guard, final_dir.clone()));
         }

@@ -1,8 +1,9 @@
 //! Unpacking one layer into its own directory, in the format overlayfs
 //! reads as a lower layer: a whiteout `.wh.NAME` becomes a 0/0 character
 //! device NAME, `.wh..wh..opq` marks its directory opaque with the xattr
-//! `trusted.overlay.opaque=y` (both need root or fakeroot: a build host
-//! importing images for a target is one).
+//! `trusted.overlay.opaque=y`, and so does a directory the layer removes
+//! and makes again (`.wh.d` then `d/`). The xattr needs real root (see
+//! `mark_opaque`); a whiteout device, root or a kernel of 5.8 or later.
 //!
 //! Nothing may land outside the layer directory: absolute names and `..`
 //! are refused, every parent on the way must be a real directory of this
@@ -47,7 +48,21 @@ impl Budget {
 pub struct Counts {
     pub entries: u64,
     pub skipped_devices: u64,
+    /// Directories marked opaque.
+    pub opaque: u64,
+    /// Directories the layer removes and makes again that could not be
+    /// marked opaque for want of privilege: how many, and the names of
+    /// the first `UNMARKED_LISTED` (in the layer, as `a/b`).
+    pub unmarked: u64,
+    pub unmarked_names: Vec<String>,
 }
+
+/// Most names of unmarked directories kept for the warning.
+const UNMARKED_LISTED: usize = 8;
+
+/// Why a directory cannot be marked opaque without privilege.
+pub const OPAQUE_NEEDS_ROOT: &str = "setting its xattr trusted.overlay.opaque needs real root, \
+EPERM here; fakeroot does not fake it, as wren-oci makes the system call itself";
 
 const GZIP: [u8; 2] = [0x1f, 0x8b];
 const ZSTD: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
@@ -479,16 +494,49 @@ fn is_sparse(e: &mut tar::Entry<'_, Between<'_>>) -> std::io::Result<bool> {
     Ok(false)
 }
 
-/// Mark `dir` opaque, as overlayfs reads it: it hides the directories of
-/// its name in the layers below.
-fn mark_opaque(dir: &Path) -> Result<(), String> {
-    rustix::fs::setxattr(
+/// Why a directory is made opaque.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Opaque {
+    /// Its `.wh..wh..opq`.
+    Marker,
+    /// The layer removes and makes it again (`.wh.d` then `d/`).
+    MadeAgain,
+}
+
+/// Mark `dir` (`rel` in the layer) opaque, as overlayfs reads it: it
+/// hides the directories of its name in the layers below. A `trusted.*`
+/// xattr needs CAP_SYS_ADMIN, and fakeroot cannot fake it: rustix makes
+/// the system call itself, not through the libc fakeroot intercepts.
+/// Without the privilege (EPERM) a directory made again is left as it
+/// was before such directories were marked, a plain directory, and
+/// counted for a warning: images that imported under Buildroot's
+/// fakeroot as a build user still do. A `.wh..wh..opq`, marked (or
+/// refused) from the first, is refused.
+fn mark_opaque(dir: &Path, rel: &[&OsStr], why: Opaque, counts: &mut Counts) -> Result<(), String> {
+    let set = rustix::fs::lsetxattr(
         dir,
         "trusted.overlay.opaque",
         b"y",
         rustix::fs::XattrFlags::empty(),
-    )
-    .map_err(|e| format!("cannot mark the directory opaque (needs root): {e}"))
+    );
+    match set {
+        Ok(()) => {
+            counts.opaque += 1;
+            Ok(())
+        }
+        Err(rustix::io::Errno::PERM) if why == Opaque::MadeAgain => {
+            counts.unmarked += 1;
+            if counts.unmarked_names.len() < UNMARKED_LISTED {
+                let name: Vec<_> = rel.iter().map(|c| c.to_string_lossy()).collect();
+                counts.unmarked_names.push(name.join("/"));
+            }
+            Ok(())
+        }
+        Err(rustix::io::Errno::PERM) => Err(format!(
+            "cannot mark the directory opaque: {OPAQUE_NEEDS_ROOT}"
+        )),
+        Err(e) => Err(format!("cannot mark the directory opaque: {e}")),
+    }
 }
 
 /// One entry into `dest`.
@@ -519,7 +567,7 @@ fn unpack_entry(
     let dir = layer.parent_dir(parents, budget).map_err(at)?;
     let last_str = last.to_string_lossy();
     if last_str == ".wh..wh..opq" {
-        return mark_opaque(&dir).map_err(at);
+        return mark_opaque(&dir, parents, Opaque::Marker, counts).map_err(at);
     }
     // On the raw bytes: a name that is not UTF-8 (`.wh.\xff`) hides
     // that very name, not the one its lossy text (`\u{fffd}`) spells.
@@ -573,7 +621,7 @@ fn unpack_entry(
                 fs::create_dir(&p).map_err(io)?;
             }
             if whited_out {
-                mark_opaque(&p).map_err(at)?;
+                mark_opaque(&p, &rel, Opaque::MadeAgain, counts).map_err(at)?;
             }
         }
         tar::EntryType::Regular | tar::EntryType::Continuous => {

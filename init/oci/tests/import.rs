@@ -1489,6 +1489,127 @@ fn a_directory_whited_out_and_made_again_in_one_layer_is_opaque() {
     assert_eq!(opaque("e"), None);
 }
 
+/// An OCI layout at `d/img` of a base with `d/old` and a top layer of
+/// `top`; both of entries any user unpacks (no owner to set). Returns
+/// the top layer's tar.
+fn opaque_image(d: &Path, top: Tar) -> Vec<u8> {
+    let base = Tar::new()
+        .unowned("bin/x", b"", 0o755)
+        .unowned_dir("d/")
+        .unowned("d/old", b"old", 0o644)
+        .bytes();
+    let top = top.bytes();
+    let cfg = config(&[&base, &top], RUN_X);
+    oci_layout(&d.join("img"), "t", &[gz(base), gz(top.clone())], &cfg);
+    top
+}
+
+/// `wren-oci import` of `d/img` into `d/root` as an unprivileged user,
+/// who cannot set a `trusted.*` xattr (EPERM), as under Buildroot's
+/// fakeroot as a build user, which does not see wren-oci's raw system
+/// calls: uid 65534 when the test runs as root (the binary copied to
+/// where that user can run it), else the test's own user. Without
+/// FAKEROOTKEY. (exit code, stdout + stderr).
+fn import_unprivileged(d: &Path) -> (i32, String) {
+    use std::os::unix::process::CommandExt;
+    let root = d.join("root");
+    std::fs::create_dir(&root).unwrap();
+    let mut cmd = if rustix::process::geteuid().is_root() {
+        std::os::unix::fs::chown(&root, Some(65534), Some(65534)).unwrap();
+        let bin = d.join("wren-oci");
+        std::fs::copy(env!("CARGO_BIN_EXE_wren-oci"), &bin).unwrap();
+        let mut c = std::process::Command::new(bin);
+        c.uid(65534).gid(65534);
+        c
+    } else {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wren-oci"))
+    };
+    let src = format!("oci:{}", d.join("img").display());
+    let out = cmd
+        .args([
+            "import",
+            "--root",
+            root.to_str().unwrap(),
+            "--name",
+            "x",
+            &src,
+        ])
+        .env_remove("FAKEROOTKEY")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// A fresh directory under the system's temporary directory that any
+/// user reaches (the target dir may be under a home only its owner can
+/// enter).
+fn scratch_for_all(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("wren-oci-test-{name}"));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir(&d).unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+/// A directory a layer removes and makes again (`.wh.d` then `d/`) that
+/// cannot be marked opaque for want of privilege (an unprivileged user,
+/// or one under fakeroot, whose libc calls it fakes but not wren-oci's
+/// raw system calls) is imported unmarked, as it was before such
+/// directories were marked, with a warning naming the layer and the
+/// directory and what it means on the device: the import failed, so
+/// images that imported under Buildroot's fakeroot no longer did. A
+/// `.wh..wh..opq`, never imported unmarked, is still refused.
+#[test]
+fn a_directory_made_again_that_cannot_be_marked_imports_with_a_warning() {
+    let d = scratch_for_all("unmarked");
+    let top = opaque_image(
+        &d,
+        Tar::new()
+            .unowned(".wh.d", b"", 0o644)
+            .unowned_dir("d/")
+            .unowned("d/new", b"n", 0o644),
+    );
+    let (rc, out) = import_unprivileged(&d);
+    let t = layer(&d.join("root"), &top);
+    let mut v = [0u8; 4];
+    let marked = rustix::fs::lgetxattr(t.join("d"), "trusted.overlay.opaque", &mut v).is_ok();
+    assert_eq!(rc, 0, "{out}");
+    assert!(!marked);
+    assert!(t.join("d/new").is_file());
+    for said in [
+        "warning: layer 2 (sha256:",
+        "`d`",
+        "cannot be marked opaque",
+        "fakeroot",
+        "show through",
+        "squash",
+    ] {
+        assert!(out.contains(said), "does not say `{said}`: {out}");
+    }
+
+    let d2 = scratch_for_all("unmarked-opq");
+    opaque_image(
+        &d2,
+        Tar::new()
+            .unowned_dir("d/")
+            .unowned("d/.wh..wh..opq", b"", 0o644),
+    );
+    let (rc, out) = import_unprivileged(&d2);
+    assert_eq!(rc, 1, "{out}");
+    assert!(
+        out.contains("entry `d/.wh..wh..opq`: cannot mark the directory opaque"),
+        "{out}"
+    );
+    assert!(out.contains("real root"), "{out}");
+    std::fs::remove_dir_all(&d).unwrap();
+    std::fs::remove_dir_all(&d2).unwrap();
+}
+
 /// A `WorkingDir` reached through a symlink of the image (`WORKDIR
 /// /opt/app` built where `/opt -> usr/opt`) is found, as the kernel finds
 /// it inside the unit's root and as the program is found: it was refused

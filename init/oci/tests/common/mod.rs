@@ -77,6 +77,24 @@ impl Tar {
         self
     }
 
+    /// A directory whose owner fields do not parse (not octal): unpacked
+    /// without a chown, by any user.
+    pub fn unowned_dir(mut self, name: &str) -> Tar {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(name).unwrap();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(0o755);
+        {
+            let g = h.as_gnu_mut().unwrap();
+            g.uid = *b"zzzzzz\0\0";
+            g.gid = *b"zzzzzz\0\0";
+        }
+        h.set_cksum();
+        self.0.append(&h, &[][..]).unwrap();
+        self
+    }
+
     pub fn owned(self, name: &str, data: &[u8], mode: u32, uid: u64) -> Tar {
         let mut t = self;
         let mut h = tar::Header::new_gnu();
