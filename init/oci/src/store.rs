@@ -7,7 +7,9 @@
 //! base store it once whatever wrote them. The diff_id is checked while
 //! unpacking, so a directory's name always matches what is in it; and
 //! checked again whenever an image names a layer stored already, so an
-//! image has only the layers its own blobs are.
+//! image has only the layers its own blobs are; then the stored layer's
+//! opaque markers are set where its tar asks for one that is missing
+//! (a layer stored by an older wren-oci, or copied without xattrs).
 //!
 //! Layers are unpacked into temporary directories inside the store
 //! (`.tmp-PID-HEX`) and renamed into place only once every layer is whole
@@ -20,7 +22,7 @@
 
 use crate::digest::Digest;
 use crate::source::Image;
-use crate::unpack::{unpack_layer, Budget, Counts, OPAQUE_NEEDS_ROOT};
+use crate::unpack::{unpack_layer, Budget, Counts, Dest, OPAQUE_NEEDS_ROOT};
 use std::path::{Path, PathBuf};
 
 /// Where layers live on the target, as the unit file names them.
@@ -202,16 +204,27 @@ pub fn stage_layers(
         let at = |m: String| format!("layer {} ({}): {m}", i + 1, blob.name);
         let final_dir = store.join(diff_id.hex());
         let raw = image.read(blob).map_err(at)?;
-        // The same layer twice in one image, or one stored already.
-        let have = match staged.new.iter().find(|(_, f)| *f == final_dir) {
+        // The same layer earlier in this image (new, or stored), or one
+        // stored already.
+        let earlier = match staged.new.iter().find(|(_, f)| *f == final_dir) {
             Some((t, _)) => t.0.clone(),
-            None => final_dir.is_dir().then(|| final_dir.clone()),
+            None => staged.dirs.contains(&final_dir).then(|| final_dir.clone()),
         };
-        if let Some(dir) = have {
+        let stored = earlier.is_none() && final_dir.is_dir();
+        if let Some(dir) = earlier.or_else(|| stored.then(|| final_dir.clone())) {
             // Still read whole and checked, the diff_id too: the config
-            // names a layer, its blob must be that layer.
-            unpack_layer(raw, blob.digest.as_ref(), blob.size, diff_id, None, budget)
+            // names a layer, its blob must be that layer. A stored one
+            // once per import gets the opaque markers it lacks.
+            let dest = if stored {
+                Dest::Stored(&dir)
+            } else {
+                Dest::Checked
+            };
+            let counts = unpack_layer(raw, blob.digest.as_ref(), blob.size, diff_id, dest, budget)
                 .map_err(at)?;
+            if let Some(w) = unmarked_warning(&counts) {
+                staged.warnings.push(at(w));
+            }
             staged.dirs.push(dir);
         } else {
             let tmp = store.join(format!(".tmp-{}-{}", std::process::id(), diff_id.hex()));
@@ -225,7 +238,7 @@ pub fn stage_layers(
                 blob.digest.as_ref(),
                 blob.size,
                 diff_id,
-                Some(&tmp),
+                Dest::New(&tmp),
                 budget,
             )
             .map_err(at)?;

@@ -14,6 +14,7 @@
 use crate::digest::{Bounded, Digest, Hashing};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -55,6 +56,21 @@ pub struct Counts {
     /// the first `UNMARKED_LISTED` (in the layer, as `a/b`).
     pub unmarked: u64,
     pub unmarked_names: Vec<String>,
+    /// In a stored layer, the directories whose opaque marker is missing
+    /// (host path: the name in the layer, and why), marked once the
+    /// layer is checked whole.
+    pending: BTreeMap<PathBuf, (PathBuf, Opaque)>,
+}
+
+/// Where a layer goes.
+pub enum Dest<'a> {
+    /// Unpacked into this new, empty directory.
+    New(&'a Path),
+    /// Already in the store, in this directory: read and checked, and
+    /// its opaque markers set where missing.
+    Stored(&'a Path),
+    /// Read and checked only (met earlier in the image).
+    Checked,
 }
 
 /// Most names of unmarked directories kept for the warning.
@@ -69,16 +85,20 @@ const ZSTD: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// Unpack the layer blob `raw` into the (new, empty) directory `dest`,
 /// checking its compressed digest and size (when known) and its diff_id
-/// (the digest of the uncompressed tar). Without `dest` (a layer in the
-/// store already, or earlier in the image) it is read through all the
-/// same, within the same bounds, and checked, but nothing is written: a
-/// layer is had by its content, never by the diff_id the config names.
+/// (the digest of the uncompressed tar). A layer in the store already,
+/// or earlier in the image, is read through all the same, within the
+/// same bounds, and checked, but not unpacked again: a layer is had by
+/// its content, never by the diff_id the config names. A stored one
+/// gets the opaque markers its tar asks for where they are missing (one
+/// stored by a wren-oci that did not mark a directory made again, or
+/// copied without its xattrs), once it is checked whole: a blob that is
+/// not the layer marks nothing.
 pub fn unpack_layer(
     raw: Box<dyn Read>,
     digest: Option<&Digest>,
     size: Option<u64>,
     diff_id: &Digest,
-    dest: Option<&Path>,
+    dest: Dest<'_>,
     budget: &mut Budget,
 ) -> Result<Counts, String> {
     let mut br = BufReader::new(Hashing::new(raw));
@@ -97,15 +117,29 @@ pub fn unpack_layer(
     if let Some(d) = digest.filter(|d| **d != got) {
         return Err(format!("digest mismatch: expected {d}, got {got}"));
     }
-    unpacked
+    let mut counts = unpacked?;
+    for (dir, (rel, why)) in std::mem::take(&mut counts.pending) {
+        mark_opaque(&dir, &rel, why, &mut counts)
+            .map_err(|e| format!("directory `{}`: {e}", shown(&rel)))?;
+    }
+    Ok(counts)
+}
+
+/// A directory's name in its layer, `.` for the layer's top.
+fn shown(rel: &Path) -> std::borrow::Cow<'_, str> {
+    if rel.as_os_str().is_empty() {
+        ".".into()
+    } else {
+        rel.to_string_lossy()
+    }
 }
 
 /// Decompress (gzip, zstd or none, by the stream's magic bytes), check
-/// the diff_id and unpack (into `dest`, when given).
+/// the diff_id and unpack (or look at the stored layer) as `dest` says.
 fn unpack_stream(
     br: &mut BufReader<Hashing<Box<dyn Read>>>,
     diff_id: &Digest,
-    dest: Option<&Path>,
+    dest: Dest<'_>,
     budget: &mut Budget,
 ) -> Result<Counts, String> {
     let head = br
@@ -128,7 +162,7 @@ fn unpack_stream(
         max: budget.max_bytes,
     });
     let counts = match dest {
-        Some(dest) => {
+        Dest::New(dir) | Dest::Stored(dir) => {
             let mut tail = ZeroTail {
                 inner: &mut tar_stream,
                 pos: 0,
@@ -136,9 +170,10 @@ fn unpack_stream(
                 zeros: 0,
             };
             let real_end = tail.real_end.clone();
-            unpack_tar(&mut tail, &real_end, dest, budget)?
+            let stored = matches!(dest, Dest::Stored(_));
+            unpack_tar(&mut tail, &real_end, dir, stored, budget)?
         }
-        None => {
+        Dest::Checked => {
             std::io::copy(&mut tar_stream, &mut std::io::sink())
                 .map_err(|e| format!("cannot read: {e}"))?;
             Counts::default()
@@ -292,6 +327,9 @@ fn safe_rel(name: &Path) -> Result<Vec<&OsStr>, String> {
 struct Layer<'a> {
     dest: &'a Path,
     known: PathBuf,
+    /// `dest` is the layer in the store, unpacked from this tar before:
+    /// only its opaque markers are looked at.
+    stored: bool,
 }
 
 impl Layer<'_> {
@@ -397,6 +435,52 @@ impl Layer<'_> {
         }
     }
 
+    /// In a stored layer, an entry `parents/last` that asks for an
+    /// opaque marker: a `.wh..wh..opq` for its directory, a whiteout for
+    /// the directory of its name if the layer has one (this very tar
+    /// unpacked the layer, so a later entry made it again: unpacking
+    /// refuses an entry below a whiteout). The directory, if unmarked,
+    /// is noted in `counts`, to be marked once the layer is checked
+    /// whole. What the layer no longer has as a directory (replaced by a
+    /// later entry) asks for nothing.
+    fn stored_opaque(
+        &mut self,
+        parents: &[&OsStr],
+        last: &OsStr,
+        counts: &mut Counts,
+    ) -> Result<(), String> {
+        let raw = last.as_bytes();
+        let (hidden, why) = match raw.strip_prefix(b".wh.") {
+            Some(b".wh..opq") => (None, Opaque::Marker),
+            Some(h) if bad_whiteout(h) => return Err("bad whiteout name".into()),
+            Some(h) => (Some(OsStr::from_bytes(h)), Opaque::MadeAgain),
+            None => return Ok(()),
+        };
+        let Ok(Some(mut p)) = self.walk(parents, None) else {
+            return Ok(());
+        };
+        let mut rel: PathBuf = parents.iter().collect();
+        if let Some(h) = hidden {
+            p.push(h);
+            rel.push(h);
+        }
+        if !fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+            return Ok(());
+        }
+        let mut v = [0u8; 2];
+        match rustix::fs::lgetxattr(&p, "trusted.overlay.opaque", &mut v) {
+            Ok(1) if v.first() == Some(&b'y') => counts.opaque += 1,
+            _ => {
+                // A `.wh..wh..opq` is the stricter: refused unmarked.
+                let e = counts.pending.entry(p).or_insert((rel, why));
+                if why == Opaque::Marker {
+                    e.1 = why;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `p` and every directory below it are no longer known.
     fn forget(&mut self, p: &Path) {
         let on_it = match p.strip_prefix(self.dest) {
@@ -444,6 +528,7 @@ fn unpack_tar(
     stream: &mut dyn Read,
     real_end: &Cell<Option<u64>>,
     dest: &Path,
+    stored: bool,
     budget: &mut Budget,
 ) -> Result<Counts, String> {
     let mut counts = Counts::default();
@@ -458,6 +543,7 @@ fn unpack_tar(
     let mut layer = Layer {
         dest,
         known: PathBuf::new(),
+        stored,
     };
     loop {
         armed.set(Some(BETWEEN_ENTRIES_MAX));
@@ -495,7 +581,7 @@ fn is_sparse(e: &mut tar::Entry<'_, Between<'_>>) -> std::io::Result<bool> {
 }
 
 /// Why a directory is made opaque.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Opaque {
     /// Its `.wh..wh..opq`.
     Marker,
@@ -512,7 +598,7 @@ enum Opaque {
 /// counted for a warning: images that imported under Buildroot's
 /// fakeroot as a build user still do. A `.wh..wh..opq`, marked (or
 /// refused) from the first, is refused.
-fn mark_opaque(dir: &Path, rel: &[&OsStr], why: Opaque, counts: &mut Counts) -> Result<(), String> {
+fn mark_opaque(dir: &Path, rel: &Path, why: Opaque, counts: &mut Counts) -> Result<(), String> {
     let set = rustix::fs::lsetxattr(
         dir,
         "trusted.overlay.opaque",
@@ -527,8 +613,7 @@ fn mark_opaque(dir: &Path, rel: &[&OsStr], why: Opaque, counts: &mut Counts) -> 
         Err(rustix::io::Errno::PERM) if why == Opaque::MadeAgain => {
             counts.unmarked += 1;
             if counts.unmarked_names.len() < UNMARKED_LISTED {
-                let name: Vec<_> = rel.iter().map(|c| c.to_string_lossy()).collect();
-                counts.unmarked_names.push(name.join("/"));
+                counts.unmarked_names.push(shown(rel).into_owned());
             }
             Ok(())
         }
@@ -537,6 +622,11 @@ fn mark_opaque(dir: &Path, rel: &[&OsStr], why: Opaque, counts: &mut Counts) -> 
         )),
         Err(e) => Err(format!("cannot mark the directory opaque: {e}")),
     }
+}
+
+/// What a whiteout `.wh.NAME` cannot hide.
+fn bad_whiteout(name: &[u8]) -> bool {
+    name.is_empty() || name == b"." || name == b".." || name.contains(&b'/')
 }
 
 /// One entry into `dest`.
@@ -564,16 +654,20 @@ fn unpack_entry(
     let Some((last, parents)) = rel.split_last() else {
         return Ok(()); // the layer's root itself
     };
+    if layer.stored {
+        return layer.stored_opaque(parents, last, counts).map_err(at);
+    }
     let dir = layer.parent_dir(parents, budget).map_err(at)?;
     let last_str = last.to_string_lossy();
     if last_str == ".wh..wh..opq" {
-        return mark_opaque(&dir, parents, Opaque::Marker, counts).map_err(at);
+        let rel: PathBuf = parents.iter().collect();
+        return mark_opaque(&dir, &rel, Opaque::Marker, counts).map_err(at);
     }
     // On the raw bytes: a name that is not UTF-8 (`.wh.\xff`) hides
     // that very name, not the one its lossy text (`\u{fffd}`) spells.
     let raw = last.as_bytes();
     if let Some(hidden) = raw.strip_prefix(b".wh.") {
-        if hidden.is_empty() || hidden == b"." || hidden == b".." || hidden.contains(&b'/') {
+        if bad_whiteout(hidden) {
             return Err(at("bad whiteout name".into()));
         }
         let p = dir.join(OsStr::from_bytes(hidden));
@@ -621,6 +715,7 @@ fn unpack_entry(
                 fs::create_dir(&p).map_err(io)?;
             }
             if whited_out {
+                let rel: PathBuf = rel.iter().collect();
                 mark_opaque(&p, &rel, Opaque::MadeAgain, counts).map_err(at)?;
             }
         }
@@ -727,6 +822,7 @@ mod tests {
         let mut layer = Layer {
             dest: &dest,
             known: Default::default(),
+            stored: false,
         };
         let long = "n".repeat(100);
         let mut longest = 0;

@@ -1491,8 +1491,8 @@ fn a_directory_whited_out_and_made_again_in_one_layer_is_opaque() {
 
 /// An OCI layout at `d/img` of a base with `d/old` and a top layer of
 /// `top`; both of entries any user unpacks (no owner to set). Returns
-/// the top layer's tar.
-fn opaque_image(d: &Path, top: Tar) -> Vec<u8> {
+/// the base and the top layers' tars.
+fn opaque_image(d: &Path, top: Tar) -> (Vec<u8>, Vec<u8>) {
     let base = Tar::new()
         .unowned("bin/x", b"", 0o755)
         .unowned_dir("d/")
@@ -1500,8 +1500,13 @@ fn opaque_image(d: &Path, top: Tar) -> Vec<u8> {
         .bytes();
     let top = top.bytes();
     let cfg = config(&[&base, &top], RUN_X);
-    oci_layout(&d.join("img"), "t", &[gz(base), gz(top.clone())], &cfg);
-    top
+    oci_layout(
+        &d.join("img"),
+        "t",
+        &[gz(base.clone()), gz(top.clone())],
+        &cfg,
+    );
+    (base, top)
 }
 
 /// `wren-oci import` of `d/img` into `d/root` as an unprivileged user,
@@ -1567,7 +1572,7 @@ fn scratch_for_all(name: &str) -> std::path::PathBuf {
 #[test]
 fn a_directory_made_again_that_cannot_be_marked_imports_with_a_warning() {
     let d = scratch_for_all("unmarked");
-    let top = opaque_image(
+    let (_, top) = opaque_image(
         &d,
         Tar::new()
             .unowned(".wh.d", b"", 0o644)
@@ -1608,6 +1613,70 @@ fn a_directory_made_again_that_cannot_be_marked_imports_with_a_warning() {
     assert!(out.contains("real root"), "{out}");
     std::fs::remove_dir_all(&d).unwrap();
     std::fs::remove_dir_all(&d2).unwrap();
+}
+
+/// A layer found in the store is read and checked but not unpacked
+/// again: one stored by a wren-oci that left a directory made again
+/// unmarked (before such directories were marked), or whose marker was
+/// lost since (a copy without xattrs), stayed so through every later
+/// import, its lower files showing through. Each import of it sets the
+/// opaque markers its tar asks for where they are missing; a blob that
+/// is not the layer its diff_id names sets none.
+#[test]
+fn a_stored_layer_gets_the_opaque_markers_it_lacks() {
+    let d = scratch("stored-opaque");
+    let (base, top) = opaque_image(
+        &d,
+        Tar::new()
+            .unowned(".wh.d", b"", 0o644)
+            .unowned_dir("d/")
+            .unowned("d/new", b"n", 0o644)
+            .unowned_dir("e/")
+            .unowned("e/.wh..wh..opq", b"", 0o644)
+            .unowned_dir("f/"),
+    );
+    let root = d.join("root");
+    std::fs::create_dir(&root).unwrap();
+    let src = format!("oci:{}", d.join("img").display());
+    imported(&root, "x", &src);
+    let t = layer(&root, &top);
+    let opaque = |dir: &str| {
+        let mut v = [0u8; 4];
+        rustix::fs::lgetxattr(t.join(dir), "trusted.overlay.opaque", &mut v)
+            .is_ok_and(|n| v[..n] == *b"y")
+    };
+    let all = || ["d", "e", "f"].map(opaque);
+    assert_eq!(all(), [true, true, false]);
+    for dir in ["d", "e"] {
+        rustix::fs::lremovexattr(t.join(dir), "trusted.overlay.opaque").unwrap();
+    }
+    // Another blob under the top layer's diff_id, whiting out and
+    // making again the stored layer's directories: refused, and the
+    // store's directories are left as they are.
+    let hostile = Tar::new()
+        .unowned(".wh.d", b"", 0o644)
+        .unowned_dir("d/")
+        .unowned("e/.wh..wh..opq", b"", 0o644)
+        .unowned(".wh.f", b"", 0o644)
+        .unowned_dir("f/")
+        .bytes();
+    let cfg = config(&[&base, &top], RUN_X);
+    oci_layout(
+        &d.join("hostile"),
+        "t",
+        &[gz(base.clone()), gz(hostile)],
+        &cfg,
+    );
+    refused_at(
+        &d,
+        &format!("oci:{}", d.join("hostile").display()),
+        "does not match the config's diff_id",
+        &[],
+    );
+    assert_eq!(all(), [false, false, false]);
+    let out = imported(&root, "x", &src);
+    assert!(out.contains("2 layers (0 new)"), "{out}");
+    assert_eq!(all(), [true, true, false]);
 }
 
 /// A `WorkingDir` reached through a symlink of the image (`WORKDIR
