@@ -200,6 +200,8 @@ pub fn stage_layers(
         store: store.clone(),
         warnings: Vec::new(),
     };
+    // Directories marked opaque, or found marked, in all layers.
+    let mut opaque = 0u64;
     for (i, (blob, diff_id)) in image.layers.iter().zip(diff_ids).enumerate() {
         let at = |m: String| format!("layer {} ({}): {m}", i + 1, blob.name);
         let final_dir = store.join(diff_id.hex());
@@ -222,6 +224,7 @@ pub fn stage_layers(
             };
             let counts = unpack_layer(raw, blob.digest.as_ref(), blob.size, diff_id, dest, budget)
                 .map_err(at)?;
+            opaque += counts.opaque;
             if let Some(w) = unmarked_warning(&counts) {
                 staged.warnings.push(at(w));
             }
@@ -242,6 +245,7 @@ pub fn stage_layers(
                 budget,
             )
             .map_err(at)?;
+            opaque += counts.opaque;
             if let Some(w) = unmarked_warning(&counts) {
                 staged.warnings.push(at(w));
             }
@@ -251,6 +255,20 @@ pub fn stage_layers(
         staged
             .target_paths
             .push(format!("{STORE}/{}", diff_id.hex()));
+    }
+    // fakeroot sets FAKEROOTKEY in its session: what runs in it reads
+    // xattrs through fakeroot, which reports only those set through its
+    // libc, never the markers wren-oci sets with the system call itself.
+    if opaque > 0 && std::env::var_os("FAKEROOTKEY").is_some() {
+        staged.warnings.push(format!(
+            "fakeroot is running (FAKEROOTKEY is set): the image's opaque directories \
+             are marked on the files in {}, with a system call fakeroot does not see, \
+             so a file system image made under this fakeroot (Buildroot's, by mke2fs -d) \
+             does not carry their marker, and on the device the files the lower layers \
+             have in them show through; squash the image into one layer, or make the \
+             file system image outside fakeroot (docs/containers.md)",
+            store.display()
+        ));
     }
     Ok(staged)
 }

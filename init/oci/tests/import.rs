@@ -1489,6 +1489,79 @@ fn a_directory_whited_out_and_made_again_in_one_layer_is_opaque() {
     assert_eq!(opaque("e"), None);
 }
 
+/// Under fakeroot as root the opaque marker is set on the directory, but
+/// fakeroot does not see that system call, and a file system image made
+/// in its session (Buildroot's mke2fs -d, which reads xattrs through
+/// fakeroot) gets no marker: that passed without a word. The import
+/// says so when FAKEROOTKEY (fakeroot's, in its session) is set and the
+/// image has an opaque directory, made now or found in the store.
+#[test]
+fn an_image_with_opaque_directories_imported_under_fakeroot_warns() {
+    let d = scratch("fakeroot-key");
+    let (_, top) = opaque_image(
+        &d,
+        Tar::new()
+            .unowned(".wh.d", b"", 0o644)
+            .unowned_dir("d/")
+            .unowned("d/new", b"n", 0o644),
+    );
+    let root = d.join("root");
+    std::fs::create_dir(&root).unwrap();
+    let src = format!("oci:{}", d.join("img").display());
+    let run = |key: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_wren-oci"));
+        c.args([
+            "import",
+            "--root",
+            root.to_str().unwrap(),
+            "--name",
+            "x",
+            &src,
+        ]);
+        match key {
+            Some(k) => c.env("FAKEROOTKEY", k),
+            None => c.env_remove("FAKEROOTKEY"),
+        };
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let warned = |err: &str| err.contains("warning: fakeroot is running");
+    let err = run(None);
+    assert!(!err.contains("warning"), "{err}");
+    // Found marked in the store, then marked anew.
+    for again in [false, true] {
+        if again {
+            std::fs::remove_dir_all(layer(&root, &top)).unwrap();
+        }
+        let err = run(Some("12345"));
+        assert!(warned(&err) && err.contains("mke2fs -d"), "{err}");
+        assert!(err.contains("show through"), "{err}");
+    }
+    // An image with no opaque directory says nothing.
+    let plain = Tar::new().unowned("bin/x", b"", 0o755).bytes();
+    let src = one_layer_image(&d, &d.join("plain"), "t", &plain, RUN_X);
+    let (rc, out) = {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_wren-oci"));
+        c.args([
+            "import",
+            "--root",
+            root.to_str().unwrap(),
+            "--name",
+            "y",
+            &src,
+        ])
+        .env("FAKEROOTKEY", "12345");
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(rc, Some(0), "{out}");
+    assert!(!out.contains("warning"), "{out}");
+}
+
 /// An OCI layout at `d/img` of a base with `d/old` and a top layer of
 /// `top`; both of entries any user unpacks (no owner to set). Returns
 /// the base and the top layers' tars.
