@@ -2,9 +2,12 @@
 # Guest half of bench/inits, installed as /bench/driver in every image of
 # the suite. /bench/t0 (bench/inits-probe.c) forks it just before it execs
 # the init under test, so it runs the same way under every init, as a
-# child of PID 1 and outside the supervision tree. It prints "@@M NAME
-# VALUE" figures (from /bench/probe) between @@BENCH-START@@ and
-# @@BENCH-DONE@@ (or @@BENCH-NOTREADY@@), then powers the guest off.
+# child of PID 1 and outside the supervision tree. It is SCHED_IDLE, and
+# so is every program it runs: on the guest's one CPU it runs when the
+# boot's own tasks leave the CPU free (or at a weight of 3 against their
+# 1024), so that its work stays out of the boot it measures. It prints
+# "@@M NAME VALUE" figures (from /bench/probe) between @@BENCH-START@@
+# and @@BENCH-DONE@@ (or @@BENCH-NOTREADY@@), then powers the guest off.
 # /bench/n: number of services; /bench/kills: restarts to time;
 # /bench/idle: seconds of the idle window.
 PATH=/bin:/sbin:/usr/bin:/usr/sbin
