@@ -32,11 +32,17 @@
  *               init is a small copy of this program that starts the
  *               service, and when it dies kills what is left of the run
  *               in the namespace and starts it again at once, in the
- *               same namespaces and cgroup. Not a figure of any init
- *               here (wren makes a unit's namespaces afresh at every
- *               start, as systemd does): the least a restart would cost
- *               an init that kept them, without even telling PID 1.
- *               Only with bench/inits -i floor-kept.
+ *               same namespaces and cgroup: the least a restart that
+ *               keeps them costs, without even telling PID 1. Since the
+ *               thirty-first round wren's reaper restarts a unit in the
+ *               namespaces it keeps too (a restart in place, which the
+ *               wren-iso row times; PID 1 hears of it afterwards), but
+ *               only a unit that qualifies (docs/units.md, "A restart in
+ *               place": restart_delay = 0ms, ready = started, no
+ *               watchdog, start_limit, seccomp or console output, ...);
+ *               every other restart goes through PID 1 and gets fresh
+ *               namespaces, as a start does. Only with bench/inits -i
+ *               floor-kept.
  *   floor local as floor kept, with the PID namespace and its init kept,
  *               but each run in mount, UTS and IPC namespaces of its own
  *               (unshared by the child before its exec: copies of the
