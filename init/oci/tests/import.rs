@@ -58,6 +58,22 @@ fn imported(root: &Path, name: &str, src: &str) -> String {
     out
 }
 
+/// The image of layers `base` and `top` (gzipped) and config `cfg`, as an
+/// OCI layout under `d`, imported as unit `name` into a new root `d/root`
+/// (returned).
+fn imported_two(d: &Path, base: &[u8], top: &[u8], cfg: &[u8], name: &str) -> std::path::PathBuf {
+    oci_layout(
+        &d.join("img"),
+        "t",
+        &[gz(base.to_vec()), gz(top.to_vec())],
+        cfg,
+    );
+    let root = d.join("root");
+    std::fs::create_dir(&root).unwrap();
+    imported(&root, name, &format!("oci:{}", d.join("img").display()));
+    root
+}
+
 /// The store directory of a layer tar.
 fn layer(root: &Path, tar: &[u8]) -> std::path::PathBuf {
     root.join("var/lib/wren/layers/sha256").join(sha(tar))
@@ -691,15 +707,7 @@ fn a_whiteout_of_a_non_utf8_name_hides_that_name() {
         .raw_bytes(tar::EntryType::Regular, b"data/.wh.\xff", "", b"", 0o644)
         .bytes();
     let cfg = config(&[&base, &top], r#"{"Entrypoint":["/bin/x"]}"#);
-    oci_layout(
-        &d.join("img"),
-        "t",
-        &[gz(base.clone()), gz(top.clone())],
-        &cfg,
-    );
-    let root = d.join("root");
-    std::fs::create_dir(&root).unwrap();
-    imported(&root, "t", &format!("oci:{}", d.join("img").display()));
+    let root = imported_two(&d, &base, &top, &cfg, "t");
     let t = layer(&root, &top);
     let hidden =
         t.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"data/\xff"));
@@ -1467,15 +1475,7 @@ fn a_directory_whited_out_and_made_again_in_one_layer_is_opaque() {
         .file("e/new", b"n", 0o644)
         .bytes();
     let cfg = config(&[&base, &top], RUN_X);
-    oci_layout(
-        &d.join("img"),
-        "t",
-        &[gz(base.clone()), gz(top.clone())],
-        &cfg,
-    );
-    let root = d.join("root");
-    std::fs::create_dir(&root).unwrap();
-    imported(&root, "x", &format!("oci:{}", d.join("img").display()));
+    let root = imported_two(&d, &base, &top, &cfg, "x");
     let t = layer(&root, &top);
     let opaque = |dir: &str| {
         let mut v = [0u8; 4];
@@ -1498,13 +1498,7 @@ fn a_directory_whited_out_and_made_again_in_one_layer_is_opaque() {
 #[test]
 fn an_image_with_opaque_directories_imported_under_fakeroot_warns() {
     let d = scratch("fakeroot-key");
-    let (_, top) = opaque_image(
-        &d,
-        Tar::new()
-            .unowned(".wh.d", b"", 0o644)
-            .unowned_dir("d/")
-            .unowned("d/new", b"n", 0o644),
-    );
+    let (_, top) = opaque_image(&d, remade_d());
     let root = d.join("root");
     std::fs::create_dir(&root).unwrap();
     let src = format!("oci:{}", d.join("img").display());
@@ -1615,19 +1609,25 @@ fn import_unprivileged(d: &Path) -> (i32, String) {
         .env_remove("FAKEROOTKEY")
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    exit_and_text(&out)
+}
+
+/// A layer that removes `d` and makes it again (`.wh.d`, then `d/` and
+/// `d/new`), its entries owned by no one in particular.
+fn remade_d() -> Tar {
+    Tar::new()
+        .unowned(".wh.d", b"", 0o644)
+        .unowned_dir("d/")
+        .unowned("d/new", b"n", 0o644)
 }
 
 /// A fresh directory under the system's temporary directory that any
 /// user reaches (the target dir may be under a home only its owner can
 /// enter).
 fn scratch_for_all(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("wren-oci-test-{name}"));
+    // The pid in the name: two test runs on one machine (a clone's CI
+    // beside a checkout's tests) must not share it.
+    let d = std::env::temp_dir().join(format!("wren-oci-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir(&d).unwrap();
     std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -1645,13 +1645,7 @@ fn scratch_for_all(name: &str) -> std::path::PathBuf {
 #[test]
 fn a_directory_made_again_that_cannot_be_marked_imports_with_a_warning() {
     let d = scratch_for_all("unmarked");
-    let (_, top) = opaque_image(
-        &d,
-        Tar::new()
-            .unowned(".wh.d", b"", 0o644)
-            .unowned_dir("d/")
-            .unowned("d/new", b"n", 0o644),
-    );
+    let (_, top) = opaque_image(&d, remade_d());
     let (rc, out) = import_unprivileged(&d);
     let t = layer(&d.join("root"), &top);
     let mut v = [0u8; 4];

@@ -285,6 +285,11 @@ pub fn wren_oci(args: &[&str]) -> (i32, String) {
         .args(args)
         .output()
         .unwrap();
+    exit_and_text(&out)
+}
+
+/// A finished wren-oci's exit code and its stdout then stderr.
+pub fn exit_and_text(out: &std::process::Output) -> (i32, String) {
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
