@@ -145,14 +145,21 @@ pub fn check_root(root: &Path, files: &[&Path], out: &mut dyn crate::ctl::out::O
 /// (under the unit's `root`, under `sysroot`). Only `check` asks this: at
 /// load time PID 1 leaves it to the start, which reports it.
 fn with_ids(sysroot: &Path, mut set: LoadedSet) -> LoadedSet {
-    let problems: Vec<(usize, (u32, String))> = set
+    let found: Vec<(usize, Result<bool, (u32, String)>)> = set
         .units
         .iter()
         .enumerate()
-        .filter_map(|(i, c)| Some((i, check_ids(sysroot, c.def.as_ref()?, c.id_lines).err()?)))
+        .filter_map(|(i, c)| Some((i, check_ids(sysroot, c.def.as_ref()?, c.id_lines))))
         .collect();
-    for (i, (line, msg)) in problems {
-        set.fail(i, line, msg);
+    for (i, r) in found {
+        match r {
+            Err((line, msg)) => set.fail(i, line, msg),
+            Ok(root) => {
+                if let Some(c) = set.units.get_mut(i) {
+                    c.root_by_uid = root;
+                }
+            }
+        }
     }
     set
 }
@@ -162,11 +169,12 @@ fn with_ids(sysroot: &Path, mut set: LoadedSet) -> LoadedSet {
 /// passwd and group files the unit will see (`lookup`). `Err`: the line
 /// to report (`ids`: that of `group` for its own lookup, else of `user`;
 /// of `user_map` for an id
-/// its map does not cover) and the message.
-fn check_ids(sysroot: &Path, def: &UnitDef, ids: IdLines) -> Result<(), (u32, String)> {
+/// its map does not cover) and the message. `Ok(true)`: a `user` other
+/// than `root` and 0 that is uid 0 there, root for all it says.
+fn check_ids(sysroot: &Path, def: &UnitDef, ids: IdLines) -> Result<bool, (u32, String)> {
     let (user, group) = (&def.seldom.user, &def.seldom.group);
     if user.is_none() && group.is_none() {
-        return Ok(());
+        return Ok(false);
     }
     // The file the lookup failed in, or could not read, for the message.
     let mut last: Option<(PathBuf, Option<std::io::Error>)> = None;
@@ -196,7 +204,10 @@ fn check_ids(sysroot: &Path, def: &UnitDef, ids: IdLines) -> Result<(), (u32, St
             None => Ok(()),
         }
     });
-    let Err(why) = r else { return Ok(()) };
+    let why = match r {
+        Ok(ids) => return Ok(ids.uid == Some(0) && !def.named_root()),
+        Err(why) => why,
+    };
     let [user_line, group_line, map_line, _] = ids;
     let at_group = group.is_some() && crate::config::users::at_the_group(why);
     let mut line = match user_line {
@@ -287,13 +298,21 @@ impl Tally {
         }
         // Not an error: the unit may need it all. But next to confined
         // units it is likely an oversight, and the one a breach would use.
+        // A `user` the image's passwd gives uid 0 is root, whatever its
+        // name.
+        let unconfined = |c: &super::Candidate| {
+            c.def.as_ref().is_some_and(|d| match c.root_by_uid {
+                true => d.unconfined_as_root(),
+                false => d.unconfined(),
+            })
+        };
         let confined = set
             .units
             .iter()
-            .any(|c| c.def.as_ref().is_some_and(UnitDef::confined));
+            .any(|c| !c.root_by_uid && c.def.as_ref().is_some_and(UnitDef::confined));
         if confined {
             for c in set.units.iter().filter(|c| c.reported) {
-                if c.def.as_ref().is_some_and(UnitDef::unconfined) {
+                if unconfined(c) {
                     let _ = writeln!(
                         out,
                         "{}: warning: runs as root with every capability and no namespaces while other units are confined (see `user`, `capabilities`, `namespaces`)",

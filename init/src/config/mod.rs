@@ -159,6 +159,8 @@ struct Candidate {
     id_lines: IdLines,
     /// Whether its problems are shown (context units of `check` are not).
     reported: bool,
+    /// Its `user` is uid 0 by the passwd file, not by name (`check`).
+    root_by_uid: bool,
 }
 
 struct Found {
@@ -281,6 +283,7 @@ fn load_set(sysroot: &Path, files: &[PathBuf], context: &[PathBuf], reading: Rea
             after_lines: AfterLines::new(),
             id_lines: IdLines::default(),
             reported,
+            root_by_uid: false,
         });
     }
     for i in 0..set.units.len() {

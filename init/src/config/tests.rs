@@ -1264,6 +1264,42 @@ fn check_warns_about_an_unconfined_unit_next_to_confined_ones() {
     assert_eq!(out, ["2 units ok"]);
 }
 
+/// A `user` of another name that the image's passwd gives uid 0 (`toor`)
+/// runs as root: it gets the warning as a unit without `user` does, and
+/// does not count as a confined one.
+#[test]
+fn a_user_of_uid_0_by_another_name_is_root_for_the_warning() {
+    let img = TempDir::new("checkroot-toor");
+    img.prog("bin/busybox");
+    img.file(
+        "etc/passwd",
+        "root:x:0:0::/root:/bin/sh\ntoor:x:0:0::/root:/bin/sh\nwww:x:33:33::/:/bin/false\n",
+    );
+    img.file("etc/group", "root:x:0:\nwww:x:33:\n");
+    img.file(
+        "etc/units/shell.unit",
+        "exec = /bin/busybox sh\nuser = toor\nnamespaces = none\n",
+    );
+    let mut out = Vec::new();
+    assert!(check_root(img.path(), &[], &mut out));
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(
+        out, "1 unit ok\n",
+        "toor alone is no confined unit to compare with"
+    );
+    img.file("etc/units/web.unit", "exec = /bin/busybox\nuser = www\n");
+    let mut out = Vec::new();
+    assert!(check_root(img.path(), &[], &mut out));
+    let out = String::from_utf8(out).unwrap();
+    let shell = img.join("etc/units/shell.unit").display().to_string();
+    assert!(
+        out.contains(&format!(
+            "{shell}: warning: runs as root with every capability"
+        )),
+        "{out}"
+    );
+}
+
 /// A FIFO named `x.unit` is left out without being opened: a writer
 /// blocked in its open(2) stays blocked (a device behind such a name
 /// would get no open either: /dev/watchdog's arms it).

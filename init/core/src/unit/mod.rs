@@ -468,8 +468,13 @@ impl UnitDef {
     /// A unit file that could run as root (no `user`, or uid 0) with
     /// every capability and no namespace: nothing confines it.
     pub fn unconfined(&self) -> bool {
-        self.named_root()
-            && self.namespaces == Namespaces::NONE
+        self.named_root() && self.unconfined_as_root()
+    }
+
+    /// `unconfined` for a unit that runs as root whatever its `user` says
+    /// (a name the passwd file gives uid 0, as `check` finds).
+    pub fn unconfined_as_root(&self) -> bool {
+        self.namespaces == Namespaces::NONE
             && self.kept_caps(true) == Caps::ALL
             && self.seccomp.is_none()
             && !self.no_new_privs
