@@ -145,7 +145,7 @@ pub fn check_root(root: &Path, files: &[&Path], out: &mut dyn crate::ctl::out::O
 /// (under the unit's `root`, under `sysroot`). Only `check` asks this: at
 /// load time PID 1 leaves it to the start, which reports it.
 fn with_ids(sysroot: &Path, mut set: LoadedSet) -> LoadedSet {
-    let found: Vec<(usize, Result<bool, (u32, String)>)> = set
+    let found: Vec<(usize, IdsChecked)> = set
         .units
         .iter()
         .enumerate()
@@ -164,6 +164,9 @@ fn with_ids(sysroot: &Path, mut set: LoadedSet) -> LoadedSet {
     set
 }
 
+/// `check_ids`' answer: root by uid, or the line and the message.
+type IdsChecked = Result<bool, (u32, String)>;
+
 /// The unit's `user` and `group` resolved as its start will resolve them
 /// (`users::resolve_ids_in`, the same lines read the same way), from the
 /// passwd and group files the unit will see (`lookup`). `Err`: the line
@@ -171,7 +174,7 @@ fn with_ids(sysroot: &Path, mut set: LoadedSet) -> LoadedSet {
 /// of `user_map` for an id
 /// its map does not cover) and the message. `Ok(true)`: a `user` other
 /// than `root` and 0 that is uid 0 there, root for all it says.
-fn check_ids(sysroot: &Path, def: &UnitDef, ids: IdLines) -> Result<bool, (u32, String)> {
+fn check_ids(sysroot: &Path, def: &UnitDef, ids: IdLines) -> IdsChecked {
     let (user, group) = (&def.seldom.user, &def.seldom.group);
     if user.is_none() && group.is_none() {
         return Ok(false);
