@@ -95,13 +95,22 @@ pub fn check_at(sysroot: &Path, paths: &[&Path], out: &mut dyn crate::ctl::out::
         // thousand files of one directory, whose listing is the context
         // of all of them (read for each file, and each entry compared
         // with every one before it, that took minutes at 1,000 units).
-        let mut parents: Vec<&Path> = Vec::new();
+        let mut parents: Vec<PathBuf> = Vec::new();
         for f in &loose {
             let parent = match crate::pathname::parent(f) {
                 Some(p) if !p.as_os_str().is_empty() => p,
                 _ => Path::new("."),
             };
-            if !parents.iter().any(|p| crate::pathname::same(p, parent)) {
+            // In an image, the directory as the image sees it: its
+            // `etc/units` may be a link to `/usr/lib/units`, which must
+            // not list the build host's (as the files themselves are read,
+            // `load_file`). One that does not resolve there has no context.
+            let parent = match in_image(sysroot, parent) {
+                None => parent.to_path_buf(),
+                Some(Ok(p)) => p,
+                Some(Err(_)) => continue,
+            };
+            if !parents.iter().any(|p| crate::pathname::same(p, &parent)) {
                 parents.push(parent);
             }
         }

@@ -1264,6 +1264,27 @@ fn check_warns_about_an_unconfined_unit_next_to_confined_ones() {
     assert_eq!(out, ["2 units ok"]);
 }
 
+/// A file named in an image whose `etc/units` is an absolute link (to
+/// `/usr/lib/units`) is checked beside the units of the image's
+/// directory, not of the build host's `/usr/lib/units`.
+#[test]
+fn named_files_in_an_image_have_the_images_units_beside_them() {
+    let img = TempDir::new("checkroot-linked");
+    img.prog("bin/busybox");
+    img.file("usr/lib/units/a.unit", "exec = /bin/busybox\nafter = b\n");
+    img.file("usr/lib/units/b.unit", "exec = /bin/busybox\n");
+    std::os::unix::fs::symlink("/usr/lib/units", img.join("etc/units")).unwrap_or_else(|_| {
+        fs::create_dir_all(img.join("etc")).unwrap();
+        std::os::unix::fs::symlink("/usr/lib/units", img.join("etc/units")).unwrap();
+    });
+    let a = img.join("etc/units/a.unit");
+    let mut out = Vec::new();
+    let ok = check_root(img.path(), &[&a], &mut out);
+    let out = String::from_utf8(out).unwrap();
+    assert!(ok, "{out}");
+    assert_eq!(out, "1 unit ok\n");
+}
+
 /// A `user` of another name that the image's passwd gives uid 0 (`toor`)
 /// runs as root: it gets the warning as a unit without `user` does, and
 /// does not count as a confined one.
