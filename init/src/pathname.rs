@@ -28,14 +28,7 @@ pub struct Shown<'a>(&'a Path);
 impl std::fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for chunk in self.0.as_os_str().as_bytes().utf8_chunks() {
-            let s = chunk.valid();
-            let mut from = 0;
-            for (i, c) in s.char_indices().filter(|(_, c)| c.is_control()) {
-                f.write_str(s.get(from..i).unwrap_or_default())?;
-                f.write_str("?")?;
-                from = i.saturating_add(c.len_utf8());
-            }
-            f.write_str(s.get(from..).unwrap_or_default())?;
+            crate::kmsg::write_no_control(f, chunk.valid())?;
             if !chunk.invalid().is_empty() {
                 f.write_str("\u{FFFD}")?;
             }

@@ -58,17 +58,23 @@ impl fmt::Display for NoControl<'_> {
         struct Escaped<'a, 'b>(&'a mut fmt::Formatter<'b>);
         impl fmt::Write for Escaped<'_, '_> {
             fn write_str(&mut self, s: &str) -> fmt::Result {
-                let mut rest = s;
-                while let Some((i, c)) = rest.char_indices().find(|(_, c)| c.is_control()) {
-                    self.0.write_str(rest.get(..i).unwrap_or(""))?;
-                    self.0.write_str("?")?;
-                    rest = rest.get(i + c.len_utf8()..).unwrap_or("");
-                }
-                self.0.write_str(rest)
+                write_no_control(self.0, s)
             }
         }
         fmt::write(&mut Escaped(f), self.0)
     }
+}
+
+/// `s` into `out` with every control character written as `?`: a record's
+/// text (`NoControl`), a path in a message (`pathname::Shown`).
+pub(crate) fn write_no_control(out: &mut dyn fmt::Write, s: &str) -> fmt::Result {
+    let mut rest = s;
+    while let Some((i, c)) = rest.char_indices().find(|(_, c)| c.is_control()) {
+        out.write_str(rest.get(..i).unwrap_or(""))?;
+        out.write_str("?")?;
+        rest = rest.get(i + c.len_utf8()..).unwrap_or("");
+    }
+    out.write_str(rest)
 }
 
 /// A record's `<PRIO>` tag, when it has one.
