@@ -257,6 +257,21 @@ fn the_notify_fd_does_not_take_the_output_pipes_number() {
     assert_eq!(crate::testutil::wait_exit(pid), Some(0));
 }
 
+/// `spawn_reported` with `fd0` as this process's fd 0 for the start (PID
+/// 1's would be the console), put back after: the reaper's copy of fd 0
+/// is what a test looks at.
+fn spawn_reported_with_fd0(
+    d: &UnitDef,
+    cg: BorrowedFd<'_>,
+    fd0: BorrowedFd<'_>,
+) -> (u32, OwnedFd, OwnedFd) {
+    let saved = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdin(), 3).unwrap();
+    crate::sys::fd::move_for_exec(fd0, 0).unwrap();
+    let started = spawn_reported(d, cg);
+    crate::sys::fd::move_for_exec(saved.as_fd(), 0).unwrap();
+    started
+}
+
 /// Spawns `d` with its output piped and an exit report pipe, as PID 1
 /// does a unit in a PID namespace: (pid, output, report).
 fn spawn_reported(d: &UnitDef, cg: BorrowedFd<'_>) -> (u32, OwnedFd, OwnedFd) {
@@ -341,15 +356,9 @@ fn a_reaper_keeps_none_of_pid1_s_stdio() {
     let cg = own_cgroup();
     let mut d = unit(&["/bin/sh", "-c", "exit 0"]);
     d.namespaces = Namespaces(Namespaces::PID | Namespaces::MOUNT);
-    // This process's fd 0 a file of its own for the start (PID 1's would
-    // be the console), put back after: the reaper's copy is what counts.
     let dir = crate::testutil::TempDir::new("reaper-stdio");
     let secret = std::fs::File::create(dir.join("console")).unwrap();
-    let saved = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdin(), 3).unwrap();
-    crate::sys::fd::move_for_exec(secret.as_fd(), 0).unwrap();
-    let started = spawn_reported(&d, cg.as_fd());
-    crate::sys::fd::move_for_exec(saved.as_fd(), 0).unwrap();
-    let (pid, rd, rep_rd) = started;
+    let (pid, rd, rep_rd) = spawn_reported_with_fd0(&d, cg.as_fd(), secret.as_fd());
     assert_eq!(report_of(&rep_rd), Some(crate::vocab::Exit::Code(0)));
     let link = |n| std::fs::read_link(format!("/proc/{pid}/fd/{n}")).unwrap();
     assert_eq!(link(0), std::path::Path::new("/dev/null"));
@@ -657,12 +666,24 @@ fn output_as_nobody(d: &UnitDef, cg: BorrowedFd<'_>, groups: &[u32]) -> String {
 /// What the unit that `start` starts with the given output (a pipe's
 /// write end) writes, once it exited 0.
 fn output_of(start: impl FnOnce(Stdio<'_>) -> Result<u32, SpawnError>) -> String {
+    let (code, out) = exit_and_output(start);
+    assert_eq!(code, Some(0), "{out}");
+    out
+}
+
+/// What `start`'s child wrote to its output pipe, and its exit code
+/// (`None` for a signal).
+fn exit_and_output(
+    start: impl FnOnce(Stdio<'_>) -> Result<u32, SpawnError>,
+) -> (Option<i32>, String) {
     let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
     let pid = start(Stdio::Pipe(wr.as_fd())).unwrap();
     drop(wr);
     let out = read_all(rd);
-    assert_eq!(wait(pid), 0, "{out}");
-    out
+    (
+        crate::testutil::wait_status(pid).unwrap().exit_status(),
+        out,
+    )
 }
 
 fn env_of(req: &Request<'_>, main_pid: Option<u32>) -> Vec<String> {
@@ -1002,18 +1023,12 @@ fn a_dynamic_program_needs_its_loaders_calls_in_an_allow_list() {
         let mut d = unit(&["/bin/echo", "up"]);
         d.seccomp = crate::unit::parse_seccomp(list).unwrap().map(Box::new);
         let prog = crate::sys::seccomp::Program::build(d.seccomp.as_ref().unwrap()).unwrap();
-        let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
-        let req = Request {
-            seccomp: Some(&prog),
-            ..request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))
-        };
-        let pid = spawn(&req).unwrap();
-        drop(wr);
-        let out = read_all(rd);
-        (
-            crate::testutil::wait_status(pid).unwrap().exit_status(),
-            out,
-        )
+        exit_and_output(|out| {
+            spawn(&Request {
+                seccomp: Some(&prog),
+                ..request(&d, cg.as_fd(), out)
+            })
+        })
     };
     assert_eq!(run("@network-io"), (Some(127), String::new()));
     assert_eq!(
@@ -1291,11 +1306,7 @@ fn a_reaper_without_pid1s_dev_null_keeps_none_of_pid1s_stdio() {
     d.namespaces = Namespaces(Namespaces::PID | Namespaces::MOUNT);
     let dir = crate::testutil::TempDir::new("reaper-stdio-nonull");
     let console = std::fs::File::create(dir.join("console")).unwrap();
-    let saved = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdin(), 3).unwrap();
-    crate::sys::fd::move_for_exec(console.as_fd(), 0).unwrap();
-    let started = spawn_reported(&d, cg.as_fd());
-    crate::sys::fd::move_for_exec(saved.as_fd(), 0).unwrap();
-    let (pid, _out, report) = started;
+    let (pid, _out, report) = spawn_reported_with_fd0(&d, cg.as_fd(), console.as_fd());
     assert_eq!(report_of(&report), Some(crate::vocab::Exit::Code(0)));
     let fd0 = std::fs::read_link(format!("/proc/{pid}/fd/0")).unwrap();
     drop(report);
