@@ -16,6 +16,7 @@
 
 mod check;
 mod deps;
+mod loader;
 
 pub use check::{check, check_at, check_in_context, check_root};
 
@@ -442,7 +443,7 @@ fn load_file(
         // Only a regular file, found: one that blocks on open (a FIFO)
         // must not hold `check` or `edit`.
         Ok(()) if reading.roots => {
-            if let Some(msg) = check::seccomp_warning(sysroot, &def) {
+            if let Some(msg) = loader::seccomp_warning(sysroot, &def) {
                 set.note(i, def.exec_line, msg);
             }
         }

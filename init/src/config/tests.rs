@@ -408,7 +408,7 @@ fn an_interpreter_is_found_in_the_program_headers() {
         }
         h
     };
-    use super::check::has_interpreter;
+    use super::loader::has_interpreter;
     assert!(has_interpreter(&elf(false, &[6, 3, 1])));
     assert!(has_interpreter(&elf(true, &[3])));
     assert!(!has_interpreter(&elf(false, &[6, 1, 1])), "static");
