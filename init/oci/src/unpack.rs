@@ -11,6 +11,8 @@
 //! followed), hard links must point at a file already unpacked here.
 //! Device nodes and FIFOs are skipped (the unit gets its own /dev).
 
+mod streams;
+
 use crate::digest::{Bounded, Digest, Hashing};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use std::cell::Cell;
@@ -22,6 +24,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{lchown, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
+use streams::{skippable, ZeroTail, ZstdFrames};
 
 /// Bounds of one import, all layers together.
 pub struct Budget {
@@ -149,10 +152,7 @@ fn unpack_stream(
     let dec: Box<dyn Read + '_> = if head.starts_with(&GZIP) {
         Box::new(flate2::read::MultiGzDecoder::new(br))
     } else if head.starts_with(&ZSTD) || skippable(&head) {
-        Box::new(ZstdFrames {
-            source: br,
-            frame: ruzstd::decoding::FrameDecoder::new(),
-        })
+        Box::new(ZstdFrames::new(br))
     } else {
         Box::new(br)
     };
@@ -163,13 +163,8 @@ fn unpack_stream(
     });
     let counts = match dest {
         Dest::New(dir) | Dest::Stored(dir) => {
-            let mut tail = ZeroTail {
-                inner: &mut tar_stream,
-                pos: 0,
-                real_end: Rc::new(Cell::new(None)),
-                zeros: 0,
-            };
-            let real_end = tail.real_end.clone();
+            let mut tail = ZeroTail::new(&mut tar_stream);
+            let real_end = tail.real_end();
             let stored = matches!(dest, Dest::Stored(_));
             unpack_tar(&mut tail, &real_end, dir, stored, budget)?
         }
@@ -189,104 +184,6 @@ fn unpack_stream(
         ));
     }
     Ok(counts)
-}
-
-/// The magic number of a skippable zstd frame, 0x184D2A5?, as it is
-/// written (little-endian).
-fn skippable(head: &[u8]) -> bool {
-    matches!(head, [m, 0x2a, 0x4d, 0x18, ..] if m & 0xf0 == 0x50)
-}
-
-/// A zstd stream as its format has it: frames one after the other until
-/// the input ends (pzstd writes one per thread, zstd:chunked one per
-/// chunk and skippable frames for its table of contents), each decoded
-/// in turn, a skippable one passed over. ruzstd's StreamingDecoder
-/// stops at the end of the first frame.
-struct ZstdFrames<R> {
-    source: R,
-    frame: ruzstd::decoding::FrameDecoder,
-}
-
-impl<R: BufRead> Read for ZstdFrames<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
-        use ruzstd::decoding::BlockDecodingStrategy;
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let broken =
-            |e: FrameDecoderError| std::io::Error::other(format!("broken zstd stream: {e}"));
-        loop {
-            // As StreamingDecoder reads: a block decodes more than is
-            // asked, and what a later block may refer back to (the
-            // window) is held until the frame ends.
-            while self.frame.can_collect() < buf.len() && !self.frame.is_finished() {
-                let more = buf.len() - self.frame.can_collect();
-                self.frame
-                    .decode_blocks(&mut self.source, BlockDecodingStrategy::UptoBytes(more))
-                    .map_err(broken)?;
-            }
-            let n = self.frame.read(buf)?;
-            if n > 0 {
-                return Ok(n);
-            }
-            // Before the first frame (a new decoder is finished), or at
-            // the end of one: the next, if the input goes on.
-            if self.source.fill_buf()?.is_empty() {
-                return Ok(0);
-            }
-            match self.frame.reset(&mut self.source) {
-                Ok(()) => {}
-                Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame {
-                    length,
-                    ..
-                })) => {
-                    let want = u64::from(length);
-                    let skipped =
-                        std::io::copy(&mut (&mut self.source).take(want), &mut std::io::sink())?;
-                    if skipped != want {
-                        return Err(std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "broken zstd stream: it ends inside a skippable frame",
-                        ));
-                    }
-                }
-                Err(e) => return Err(broken(e)),
-            }
-        }
-    }
-}
-
-/// Ends a tar stream cut short after its last entry's data (umoci 0.4
-/// writes layers without the padding and end blocks) with the zero blocks
-/// it lacks. Where the real stream ended is kept in `real_end`, so an
-/// entry whose data runs past it is refused rather than padded.
-struct ZeroTail<R> {
-    inner: R,
-    pos: u64,
-    real_end: Rc<Cell<Option<u64>>>,
-    zeros: u64,
-}
-
-impl<R: Read> Read for ZeroTail<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.real_end.get().is_none() {
-            let n = self.inner.read(buf)?;
-            if n > 0 || buf.is_empty() {
-                self.pos += n as u64;
-                return Ok(n);
-            }
-            self.real_end.set(Some(self.pos));
-            self.zeros = (512 - self.pos % 512) % 512 + 1024;
-        }
-        let n = buf
-            .len()
-            .min(usize::try_from(self.zeros).unwrap_or(usize::MAX));
-        let out = buf.get_mut(..n).unwrap_or(&mut []);
-        out.fill(0);
-        self.zeros -= n as u64;
-        Ok(n)
-    }
 }
 
 /// Most components in an entry's name or a hard link's target. Deeper
