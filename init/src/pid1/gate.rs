@@ -170,15 +170,15 @@ impl Pid1 {
                     crate::info!("{}", line.as_str());
                     report(&line);
                 }
-                Err(Errno::TIMEDOUT | Errno::ALREADY) => {
+                // Edited or removed since: the file is the operator's now.
+                Err(Errno::STALE) => {}
+                // The disk still does not answer, or refuses (full,
+                // read-only, failing): owed to the reload after.
+                Err(_) => {
                     if let Some(e) = self.edges.get_mut(i) {
                         e.rare().owed = Some(owed);
                     }
-                    return;
                 }
-                // Edited or removed since (`STALE`), or another failure,
-                // said at the verdict: the file is the operator's now.
-                Err(_) => {}
             }
         }
     }
@@ -250,12 +250,14 @@ impl Pid1 {
                 let saved = self.disk_stall.on_disk(now(), self.fed_watchdog(), &|| {
                     restore_file(dir, &name, &good, &cause, rejected.as_ref()).map(drop)
                 });
-                // Not written (the disk did not answer): the file still
-                // holds the rejected definition, which the next boot would
-                // start ungated. Owed to the next reload.
-                if let (Err(Errno::TIMEDOUT | Errno::ALREADY), Some(r)) = (saved, rejected.as_ref())
-                {
-                    if let Some(e) = self.edges.get_mut(usize::from(u)) {
+                // Not written (the disk did not answer, or refused it: full,
+                // read-only, failing, no child to write with): the file
+                // still holds the rejected definition, which the next boot
+                // would start ungated, and the next reload apply again.
+                // Owed to the next reload. Not one edited since (`STALE`).
+                if let (Err(e), Some(r)) = (saved, rejected.as_ref()) {
+                    if e == Errno::STALE {
+                    } else if let Some(e) = self.edges.get_mut(usize::from(u)) {
                         e.rare().owed = Some(Box::new(((*good).clone(), r.clone(), cause.clone())));
                     }
                 }
@@ -795,6 +797,7 @@ fn sweep_staged(d: &OwnedFd, stem: &str) {
 mod tests {
     use super::*;
     use crate::testutil::TempDir;
+    use std::path::Path;
 
     fn good() -> UnitDef {
         unit::parse("web", "exec = /bin/sleep 100\nready = notify\n").unwrap()
@@ -925,11 +928,15 @@ mod tests {
     /// `good` running as `web`, its file in `t` rejected-to-be: the
     /// start of a health-gate test.
     fn running(t: &TempDir, good: UnitDef, cg: Option<crate::cgroup::Cgroups>) -> super::Pid1 {
+        running_in(t.path(), good, cg)
+    }
+
+    fn running_in(dir: &Path, good: UnitDef, cg: Option<crate::cgroup::Cgroups>) -> super::Pid1 {
         use super::super::tests::step;
         use crate::supervisor::Event;
-        std::fs::write(t.path().join("web.unit"), "exec = /bin/nope\n").unwrap();
+        std::fs::write(dir.join("web.unit"), "exec = /bin/nope\n").unwrap();
         let mut p = super::Pid1::new(cg, 0, false);
-        p.units_dir = t.path().to_str().unwrap().try_into().unwrap();
+        p.units_dir = dir.to_str().unwrap().try_into().unwrap();
         p.add_unit(good);
         p.sup.link().unwrap();
         p.fit_tables();
@@ -1515,6 +1522,47 @@ mod tests {
         );
         let kept = std::fs::read_to_string(t.path().join("web.unit.rejected")).unwrap();
         assert_eq!(kept, "exec = /bin/nope\n");
+        assert_eq!(p.sup.slot(0).unwrap().def.exec.first(), Some("/bin/true"));
+    }
+
+    /// A put-back the disk refused (full: an SD card filled by logs) is
+    /// owed as one it did not answer for: the next reload after room was
+    /// made writes it before reading the files. It was dropped, and that
+    /// reload read the rejected file back and applied it again.
+    #[test]
+    fn a_put_back_a_full_disk_refused_is_made_at_the_next_reload() {
+        let dir = format!("/tmp/wren-gate-full-{}", std::process::id());
+        std::fs::create_dir_all(&dir).unwrap();
+        let mount = format!("mount -t tmpfs -o size=64k none {dir}");
+        if !crate::testutil::run_alone_after_mounting(
+            module_path!(),
+            "a_put_back_a_full_disk_refused_is_made_at_the_next_reload",
+            &mount,
+        ) {
+            let _ = std::fs::remove_dir(&dir);
+            return;
+        }
+        let d = Path::new(&dir);
+        let mut p = running_in(d, unit::parse("web", "exec = /bin/true\n").unwrap(), None);
+        reload_to(&mut p, unit::parse("web", "exec = /bin/nope\n").unwrap());
+        p.mark_pending();
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(d.join("fill")).unwrap();
+            while f.write_all(&[0; 4096]).is_ok() {}
+        }
+        p.on_verdict(0, false);
+        let file = d.join("web.unit");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "exec = /bin/nope\n"
+        );
+        std::fs::remove_file(d.join("fill")).unwrap();
+        let mut said = Vec::new();
+        let r = p.reload(&mut |l| said.push(l.to_string()));
+        assert!(r.is_ok(), "{r:?}");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.starts_with("# Put back by wren"), "{text}; {said:?}");
         assert_eq!(p.sup.slot(0).unwrap().def.exec.first(), Some("/bin/true"));
     }
 }
