@@ -156,8 +156,21 @@ pub(super) fn edit_unit(
         .of_path(&work)
         .and_then(|w| rustix::fs::mkdir(w, rustix::fs::Mode::RWXU))
         .map_err(|e| at(&work, &e.into()))?;
-    let result = edit_loop(name, env, (&original, owner), &target, &work, input, err);
-    remove_tree(&work);
+    let mut keep = false;
+    let result = edit_loop(
+        name,
+        env,
+        (&original, owner),
+        (&target, &work),
+        input,
+        &mut keep,
+        err,
+    );
+    // Kept when a checked edit could not be installed (a full card, one
+    // gone read-only while the editor ran): the operator's work.
+    if !keep {
+        remove_tree(&work);
+    }
     result
 }
 
@@ -348,9 +361,9 @@ fn edit_loop(
     name: &str,
     env: &EditEnv<'_>,
     unit: (&[u8], Option<Owner>),
-    target: &Path,
-    work: &Path,
+    paths: (&Path, &Path),
     input: &mut dyn io::BufRead,
+    keep: &mut bool,
     err: &mut dyn crate::ctl::out::Out,
 ) -> Result<Edited, String> {
     // As git does: Ctrl-C, Ctrl-\ or a hang-up of the serial line, while
@@ -363,7 +376,7 @@ fn edit_loop(
     for sig in held {
         let _ = crate::sys::signal::ignore(sig);
     }
-    let r = edit_until_done(name, env, unit, target, work, input, err);
+    let r = edit_until_done(name, env, unit, paths, input, keep, err);
     for sig in held {
         let _ = crate::sys::signal::set_default(sig);
     }
@@ -374,9 +387,9 @@ fn edit_until_done(
     name: &str,
     env: &EditEnv<'_>,
     (original, owner): (&[u8], Option<Owner>),
-    target: &Path,
-    work: &Path,
+    (target, work): (&Path, &Path),
     input: &mut dyn io::BufRead,
+    keep: &mut bool,
     err: &mut dyn crate::ctl::out::Out,
 ) -> Result<Edited, String> {
     let copy = work.join(format!("{name}.unit"));
@@ -409,8 +422,14 @@ fn edit_until_done(
             }
         };
         if let (true, Some(text)) = (valid, text) {
-            install(target, text, owner, err)
-                .map_err(|e| format!("installing {}: {e}", target.shown()))?;
+            if let Err(e) = install(target, text, owner, err) {
+                *keep = true;
+                return Err(format!(
+                    "installing {}: {e}; the edit is kept in {}",
+                    target.shown(),
+                    copy.shown()
+                ));
+            }
             return Ok(Edited::Installed);
         }
         let _ = write!(err, "{name}.unit is invalid. Edit again? [Y/n] ");

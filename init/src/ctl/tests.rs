@@ -1250,3 +1250,42 @@ fn edit_through_a_link_into_a_read_only_place_is_refused_before_the_editor() {
         "exec = /bin/new\n"
     );
 }
+
+/// A checked edit the disk refused at its install (full: an SD card
+/// filled by logs; no access check sees that before the editor) is
+/// kept, and the error says where: it was lost with the working copy.
+/// Alone, in a mount namespace with a 64 KiB tmpfs at /mnt.
+#[test]
+fn an_edit_a_full_disk_refused_is_kept() {
+    if !rustix::process::geteuid().is_root() {
+        return; // mounts need root; CI runs the host tests as root
+    }
+    let name = "an_edit_a_full_disk_refused_is_kept";
+    let small = "mount -t tmpfs -o size=64k none /mnt";
+    if !crate::testutil::run_alone_after_mounting(module_path!(), name, small) {
+        return;
+    }
+    let units = Path::new("/mnt");
+    std::fs::write(units.join("web.unit"), "exec = /bin/old\n").unwrap();
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(units.join("fill")).unwrap();
+        while f.write_all(&[0; 4096]).is_ok() {}
+    }
+    let work = TempDir::new("edit-full");
+    let env = EditEnv {
+        dir: units,
+        tmp: work.path(),
+        editor: "sed -i s/old/new/",
+        check: &fake_check,
+    };
+    let e = edit_unit("web", &env, &mut &b""[..], &mut Vec::new()).unwrap_err();
+    assert!(e.starts_with("installing /mnt/web.unit: "), "{e}");
+    let (_, kept) = e.split_once("; the edit is kept in ").unwrap();
+    assert!(kept.starts_with(work.path().to_str().unwrap()), "{e}");
+    assert_eq!(std::fs::read_to_string(kept).unwrap(), "exec = /bin/new\n");
+    assert_eq!(
+        std::fs::read_to_string(units.join("web.unit")).unwrap(),
+        "exec = /bin/old\n"
+    );
+}
