@@ -53,6 +53,22 @@ pub(super) fn unwatch(ep: Option<&OwnedFd>, fd: Option<OwnedFd>) {
 /// `unwatch` of a unit's readiness fd, closed by `sys::passed::close`: a
 /// socket with datagrams still queued goes to a closer, so that the fds
 /// passed with them are not released in PID 1's close (a pipe has none).
+/// A run's readiness fd out of the loop and closed, at the run's end,
+/// and its socket file unlinked: when the definition says `sd_notify`,
+/// or when the fd is a socket (a reload may have changed `ready` since
+/// the run's socket was bound; its file was left in /run for good).
+pub(super) fn end_notify(ep: Option<&OwnedFd>, fd: Option<OwnedFd>, name: &str, sd: bool) {
+    let socket = fd.as_ref().is_some_and(|f| {
+        rustix::fs::fstat(f).is_ok_and(|st| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket
+        })
+    });
+    unwatch_notify(ep, fd);
+    if sd || socket {
+        let _ = rustix::fs::unlink(super::executor::notify_path(name).as_str());
+    }
+}
+
 pub(super) fn unwatch_notify(ep: Option<&OwnedFd>, fd: Option<OwnedFd>) {
     if let Some(f) = fd {
         if let Some(ep) = ep {

@@ -11,7 +11,6 @@
 //! start has failed.
 
 use super::event_loop::{self, watch};
-use super::executor::notify_path;
 use super::{now, why, Pid1, Why};
 use crate::spawn::{Handshake, Pending};
 use crate::supervisor::{Event, Note, Phase};
@@ -357,17 +356,13 @@ impl Pid1 {
     /// its exit (`classify_exit`), or when the supervisor lets go of a run
     /// it killed (no exit of it will come to do so).
     fn end_readiness(&mut self, u: u16) {
-        let sd = self
-            .sup
-            .slot(u)
-            .filter(|s| s.def.ready == Ready::SdNotify)
-            .map(|s| notify_path(&s.def.name));
-        if let Some(p) = sd {
-            let _ = rustix::fs::unlink(p.as_str());
-        }
-        if let Some(e) = self.edges.get_mut(usize::from(u)) {
-            super::event_loop::unwatch_notify(self.epoll.as_ref(), e.notify.take());
-        }
+        let Some(e) = self.edges.get_mut(usize::from(u)) else {
+            return;
+        };
+        let (name, sd) = self.sup.slot(u).map_or(("", false), |s| {
+            (s.def.name.as_str(), s.def.ready == Ready::SdNotify)
+        });
+        super::event_loop::end_notify(self.epoll.as_ref(), e.notify.take(), name, sd);
     }
 
     /// Announcing a unit stopped: a handshake of it still running ends.

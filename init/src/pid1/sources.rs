@@ -4,7 +4,6 @@
 //! and readiness notifications.
 
 use super::event_loop::{TOKEN_NOTIFY, TOKEN_NOTIFY_READ};
-use super::executor::notify_path;
 use super::Pid1;
 use crate::supervisor::{Event, Note};
 use crate::sys::passed::Dgram;
@@ -194,10 +193,8 @@ impl Pid1 {
             return exit;
         };
         // Readiness is over with the process.
-        super::event_loop::unwatch_notify(self.epoll.as_ref(), edge.notify.take());
-        if slot.def.ready == Ready::SdNotify {
-            let _ = rustix::fs::unlink(notify_path(&name).as_str());
-        }
+        let sd = slot.def.ready == Ready::SdNotify;
+        super::event_loop::end_notify(self.epoll.as_ref(), edge.notify.take(), &name, sd);
         // In a PID namespace the reaped pid is the reaper's, which exits
         // 128+N for a signal; its report says what really happened.
         let mut exit = edge.drain.early.take().unwrap_or(exit);

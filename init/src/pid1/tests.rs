@@ -908,3 +908,29 @@ fn a_ping_behind_the_timer_after_a_stall_is_not_a_timeout() {
         "killed for the loop's lateness"
     );
 }
+
+/// A run's end unlinks its notify socket's file when its fd is a socket,
+/// whatever the definition says now: a reload that made the unit
+/// `ready = started` left the file in /run for good (the unit removed
+/// after, for ever). A pipe's end unlinks nothing of the definition's
+/// name but when the definition says `sd_notify`.
+#[test]
+fn a_runs_notify_socket_file_goes_with_it_whatever_ready_says_now() {
+    use rustix::net::{bind, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let name = format!("sd-end-{}", std::process::id());
+    std::fs::create_dir_all(crate::vocab::NOTIFY_DIR).unwrap();
+    let path = super::executor::notify_path(&name);
+    let path = std::path::Path::new(path.as_str());
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    let sock = socket_with(AddressFamily::UNIX, SocketType::DGRAM, flags, None).unwrap();
+    bind(&sock, &SocketAddrUnix::new(path).unwrap()).unwrap();
+    super::event_loop::end_notify(None, Some(sock), &name, false);
+    assert!(!path.exists(), "the socket's file is left");
+    // A pipe (`ready = notify`): a file of that name is not the run's.
+    std::fs::write(path, "").unwrap();
+    let (rd, _wr) = rustix::pipe::pipe().unwrap();
+    super::event_loop::end_notify(None, Some(rd), &name, false);
+    assert!(path.exists(), "a pipe's end unlinked the name");
+    super::event_loop::end_notify(None, None, &name, true);
+    assert!(!path.exists(), "sd_notify's file is left");
+}
