@@ -495,6 +495,15 @@ fn a_reexec_is_refused_while_a_start_or_a_stop_is_under_way() {
     root.file("units/web/cgroup.events", "populated 0\nfrozen 0\n");
     p.check_empty(0);
     assert_eq!(p.in_between(), None);
+
+    // A removed unit's cgroup still tried: not in the state, it stayed
+    // until the next boot.
+    let gone = crate::unit::Name::try_from("gone").unwrap();
+    p.orphans.push((gone, 0));
+    assert_eq!(
+        p.in_between(),
+        Some(("gone", "removed (its cgroup not empty yet)"))
+    );
 }
 
 /// Without cgroups a kill signals the run's process group even after

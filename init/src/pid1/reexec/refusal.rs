@@ -91,9 +91,11 @@ impl Pid1 {
     /// and the unit would stay starting for ever), or processes of a stop
     /// or kill still draining from its cgroup (their kill after
     /// `stop_timeout` would be lost). Both last milliseconds to a
-    /// `stop_timeout`: the re-exec is refused until they are over.
+    /// `stop_timeout`: the re-exec is refused until they are over. So is
+    /// a removed unit's cgroup still tried (`orphans`, at most
+    /// `ORPHAN_GRACE_MS`): not in the state, it stayed for good.
     pub(in crate::pid1) fn in_between(&self) -> Option<(&str, &'static str)> {
-        self.edges.iter().enumerate().find_map(|(i, e)| {
+        let unit = self.edges.iter().enumerate().find_map(|(i, e)| {
             let what = match () {
                 _ if e.exec.is_some() => "starting (between its clone and its exec)",
                 _ if e.drain.active() => "stopping (processes left in its cgroup)",
@@ -101,6 +103,12 @@ impl Pid1 {
             };
             let name = self.sup.slot(i as u16)?.def.name.as_str();
             Some((name, what))
-        })
+        });
+        let removed = || {
+            self.orphans
+                .first()
+                .map(|(name, _)| (name.as_str(), "removed (its cgroup not empty yet)"))
+        };
+        unit.or_else(removed)
     }
 }
