@@ -264,6 +264,9 @@ pub struct Pid1 {
     sigfd: Option<SignalFd>,
     timer: Option<OwnedFd>,
     control: Option<ControlServer>,
+    /// When the control socket is tried again (`bind_control`); 0 while
+    /// it is bound.
+    control_retry: Millis,
     units_dir: heapless::String<128>,
     stamp: bool,
     /// Sized by `fit_tables` (boot, reload), never grown by the loop.
@@ -456,6 +459,7 @@ impl Pid1 {
             sigfd: None,
             timer: None,
             control: None,
+            control_retry: 0,
             queue: VecDeque::new(),
             rings_allocated: 0,
             remake_polls: REMAKE_POLLS,

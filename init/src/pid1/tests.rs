@@ -943,3 +943,28 @@ fn a_runs_notify_socket_file_goes_with_it_whatever_ready_says_now() {
     super::event_loop::end_notify(None, None, &name, true);
     assert!(!path.exists(), "sd_notify's file is left");
 }
+
+/// A control socket that cannot be bound (here its directory cannot be
+/// made: /run out of inodes did the same) is tried again at the ticks
+/// once its retry is due, and bound once the fault clears: it stayed
+/// unbound, the device without `initctl`, until the next boot.
+#[test]
+fn a_control_socket_not_bound_is_tried_again() {
+    use rustix::event::epoll;
+    let d = crate::testutil::TempDir::new("pid1-control-retry");
+    let blocker = d.file("run", "not a directory");
+    let path = blocker.join("ctl.sock");
+    let mut p = Pid1::new(None, 0, false);
+    p.epoll = Some(epoll::create(epoll::CreateFlags::CLOEXEC).unwrap());
+    p.bind_control(&path);
+    assert!(p.control.is_none());
+    let due = p.control_retry;
+    assert!(due > now(), "no retry set");
+    std::fs::remove_file(&blocker).unwrap();
+    p.retry_control(due - 1, &path);
+    assert!(p.control.is_none(), "tried before its time");
+    p.retry_control(due, &path);
+    assert!(p.control.is_some(), "not bound once it could be");
+    assert_eq!(p.control_retry, 0);
+    assert!(path.exists());
+}
