@@ -322,16 +322,15 @@ impl Pid1 {
             }
             Handshake::Execd | Handshake::Waiting => self.kill_cgroup_now(u),
             Handshake::Failed(e) => {
-                let exec = self
-                    .sup
-                    .slot(u)
-                    .and_then(|s| s.def.exec.first())
-                    .unwrap_or("");
+                let (name, exec) = self.sup.slot(u).map_or(("", ""), |s| {
+                    (s.def.name.as_str(), s.def.exec.first().unwrap_or(""))
+                });
                 let why = why(format_args!("cannot start {exec}: {e}"));
                 if waited {
                     self.start_failed(u, why);
                 } else {
-                    crate::error!("{}", why.as_str());
+                    // Named as every record of a unit is: `NAME: ...`.
+                    crate::error!("{name}: {}", why.as_str());
                 }
             }
         }
