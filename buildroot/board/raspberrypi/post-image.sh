@@ -16,7 +16,9 @@ has() { tr -s ' \t' '\n' <"$cmdline" | grep -xF -- "$1" >/dev/null; }
 # command line says, so that must be what "System configuration ->
 # remount root filesystem read-write during boot" asks. Off, the rw of
 # the boards' cmdline.txt becomes ro here (in the boot partition's copy).
-if grep -qx 'BR2_TARGET_GENERIC_REMOUNT_ROOTFS_RW=y' "${BR2_CONFIG:?}"; then
+# Only off when it says so: with a custom skeleton the option does not
+# exist (it is the default skeleton's), and nobody asked for ro.
+if ! grep -qx '# BR2_TARGET_GENERIC_REMOUNT_ROOTFS_RW is not set' "${BR2_CONFIG:?}"; then
     root=rw not=ro
 else
     root=ro not=rw
