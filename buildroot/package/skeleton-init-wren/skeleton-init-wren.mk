@@ -19,6 +19,9 @@ SKELETON_INIT_WREN_PROVIDES = skeleton
 # /var that programs write to at run time are links to the /tmp tmpfs
 # (mounted by /etc/units/mounts.unit), as in Buildroot's sysv skeleton;
 # /var/lib stays a directory on the root (wren-oci's layers are there).
+# /var/lock is a link to /tmp on either root: a lock file a power cut
+# left on the card (microcom's LCK..ttyS0, made with O_EXCL) refused the
+# serial tools until someone removed it by hand.
 ifeq ($(BR2_TARGET_GENERIC_REMOUNT_ROOTFS_RW),y)
 define SKELETON_INIT_WREN_PERMISSIONS
 	/var/tmp d 1777 0 0 - - - - -
