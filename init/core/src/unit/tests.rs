@@ -984,6 +984,17 @@ fn root_takes_layers_topmost_first() {
         err(&format!("root = {}", nine.join(":"))),
         (2, "root: 9 layers, at most 8".into())
     );
+    // Too many layers are refused before any is looked at: each is
+    // compared with those before it (quadratic), and a unit file's size
+    // allows 1,600 of them. Here the last repeats the first.
+    let many: std::vec::Vec<_> = (0..1600)
+        .map(|i| format!("/l{i}"))
+        .chain(["/l0".into()])
+        .collect();
+    assert_eq!(
+        err(&format!("root = {}", many.join(":"))),
+        (2, "root: 1601 layers, at most 8".into())
+    );
     assert_eq!(
         err("root = /a:rel"),
         (

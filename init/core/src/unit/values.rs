@@ -193,6 +193,13 @@ pub(super) fn parse_root(v: &str) -> Result<Text<ROOT_BYTES>, Msg> {
         let p = parse_path("root", v)?;
         return Text::try_from(p.as_str()).map_err(|_| msg(format_args!("root: too long")));
     }
+    // Counted first: each layer is compared with those before it, so a
+    // value of a thousand layers (a unit file's size allows it) took a
+    // quadratic time in PID 1's loop before it was refused.
+    let count = v.split(':').count();
+    if count > MAX_ROOT_LAYERS {
+        bad!("root: {count} layers, at most {MAX_ROOT_LAYERS}");
+    }
     let mut layers = 0usize;
     for layer in v.split(':') {
         layers += 1;
@@ -217,9 +224,6 @@ pub(super) fn parse_root(v: &str) -> Result<Text<ROOT_BYTES>, Msg> {
         if let Some(i) = v.split(':').take(layers - 1).position(same) {
             bad!("root: layer {layers} is layer {} again", i + 1);
         }
-    }
-    if layers > MAX_ROOT_LAYERS {
-        bad!("root: {layers} layers, at most {MAX_ROOT_LAYERS}");
     }
     let mut s = Text::new();
     if s.push_str(v).is_err() {
