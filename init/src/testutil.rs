@@ -162,6 +162,25 @@ pub fn run_alone_after_mounting(module: &str, test: &str, mount: &str) -> bool {
     run_alone_in(module, test, &unshare)
 }
 
+/// Fills the file system of `dir`, a small tmpfs the test mounted in a
+/// mount namespace of its own, with a file `fill`. Checked first: on any
+/// other (a mount that did not happen where the test thinks) it would
+/// fill the host's disk.
+pub fn fill_small_tmpfs(dir: &Path) {
+    use std::io::Write;
+    const TMPFS_MAGIC: u64 = 0x0102_1994;
+    let st = rustix::fs::statfs(dir).unwrap();
+    let bytes = st.f_blocks as u64 * st.f_bsize as u64;
+    assert!(
+        st.f_type as u64 == TMPFS_MAGIC && bytes <= 1 << 20,
+        "{}: not a small tmpfs (type {:#x}, {bytes} bytes)",
+        dir.display(),
+        st.f_type
+    );
+    let mut f = std::fs::File::create(dir.join("fill")).unwrap();
+    while f.write_all(&[0; 4096]).is_ok() {}
+}
+
 /// `run_alone`, the process started by `wrapper` (a command that ends
 /// in an exec of its arguments: `unshare -m ...`), if not empty.
 pub fn run_alone_in(module: &str, test: &str, wrapper: &[&str]) -> bool {

@@ -1267,11 +1267,7 @@ fn an_edit_a_full_disk_refused_is_kept() {
     }
     let units = Path::new("/mnt");
     std::fs::write(units.join("web.unit"), "exec = /bin/old\n").unwrap();
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(units.join("fill")).unwrap();
-        while f.write_all(&[0; 4096]).is_ok() {}
-    }
+    crate::testutil::fill_small_tmpfs(units);
     let work = TempDir::new("edit-full");
     let env = EditEnv {
         dir: units,

@@ -1531,26 +1531,19 @@ mod tests {
     /// reload read the rejected file back and applied it again.
     #[test]
     fn a_put_back_a_full_disk_refused_is_made_at_the_next_reload() {
-        let dir = format!("/tmp/wren-gate-full-{}", std::process::id());
-        std::fs::create_dir_all(&dir).unwrap();
-        let mount = format!("mount -t tmpfs -o size=64k none {dir}");
+        let small = "mount -t tmpfs -o size=64k none /mnt";
         if !crate::testutil::run_alone_after_mounting(
             module_path!(),
             "a_put_back_a_full_disk_refused_is_made_at_the_next_reload",
-            &mount,
+            small,
         ) {
-            let _ = std::fs::remove_dir(&dir);
             return;
         }
-        let d = Path::new(&dir);
+        let d = Path::new("/mnt");
         let mut p = running_in(d, unit::parse("web", "exec = /bin/true\n").unwrap(), None);
         reload_to(&mut p, unit::parse("web", "exec = /bin/nope\n").unwrap());
         p.mark_pending();
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(d.join("fill")).unwrap();
-            while f.write_all(&[0; 4096]).is_ok() {}
-        }
+        crate::testutil::fill_small_tmpfs(d);
         p.on_verdict(0, false);
         let file = d.join("web.unit");
         assert_eq!(
