@@ -113,14 +113,26 @@ impl Pid1 {
         {
             let _ = crate::sys::signal::kill(r, crate::spawn::reaper::REVOKE);
         }
-        let sent = self
+        // Then SIGCONT, as systemd, s6 and runit send it: a stopped
+        // process (SIGSTOP, a debugger, a shell's job control) would
+        // otherwise hold the stop signal until the SIGKILL at the end of
+        // `stop_timeout`, never running its handler.
+        let cont = !matches!(sig, Signal::KILL | Signal::CONT);
+        let dir = self
             .cg
             .as_ref()
-            .and_then(|cg| cg.unit_dir(&slot.def.name).ok())
-            .and_then(|dir| kill::signal_each(&dir, sig, reaper, kill::SUB_CGROUPS).ok())
+            .and_then(|cg| cg.unit_dir(&slot.def.name).ok());
+        let sent = dir
+            .as_ref()
+            .and_then(|dir| kill::signal_each(dir, sig, reaper, kill::SUB_CGROUPS).ok())
             .unwrap_or(0);
         if sent == 0 {
             signal_group(pid, sig);
+            if cont {
+                signal_group(pid, Signal::CONT);
+            }
+        } else if let Some(dir) = dir.as_ref().filter(|_| cont) {
+            let _ = kill::signal_each(dir, Signal::CONT, reaper, kill::SUB_CGROUPS);
         }
         let by = now().saturating_add(slot.def.stop_timeout);
         if let Some(e) = self.edges.get_mut(usize::from(u)) {

@@ -622,3 +622,49 @@ fn a_shutdown_waits_for_the_leftovers_of_an_earlier_stop() {
     p.run_queue();
     assert_eq!(phase(&p, db), Phase::Stopping);
 }
+
+/// A stop sends SIGCONT after its signal, as systemd, s6 and runit do: a
+/// stopped process (SIGSTOP, a debugger) ran no handler until the SIGKILL
+/// at the end of `stop_timeout`.
+#[test]
+fn a_stop_continues_a_stopped_process() {
+    let root = TempDir::new("pid1-stop-cont");
+    root.file("units/web/cgroup.events", "populated 1\nfrozen 0\n");
+    let mut main = Command::new("/bin/sh")
+        .args([
+            "-c",
+            "trap 'exit 0' TERM; echo up; while :; do sleep 0.05; done",
+        ])
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(main.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    root.file("units/web/cgroup.procs", &format!("{}\n", main.id()));
+    let pid = rustix::process::Pid::from_raw(main.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    let stat = format!("/proc/{}/stat", main.id());
+    let stopped = || {
+        let s = std::fs::read_to_string(&stat).unwrap();
+        s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('T'))
+    };
+    let end = Instant::now() + Duration::from_secs(5);
+    while !stopped() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(stopped(), "never stopped");
+    let mut p = with_cgroups(&root);
+    p.signal_unit(0, main.id(), 15);
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut st = None;
+    while st.is_none() && Instant::now() < end {
+        st = main.try_wait().unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = main.kill();
+    let _ = main.wait();
+    assert_eq!(st.and_then(|s| s.code()), Some(0), "left stopped: {st:?}");
+}
