@@ -168,7 +168,12 @@ pub fn enter(def: &UnitDef, notify_socket: Option<&str>, uid: Option<u32>) -> Re
             None => {}
         }
         if def.seldom.root.is_none() && root_without_admin(def, uid) {
-            guard_host_files()?;
+            // `/proc/sys/net` is the host's, and uid 0 writes it by its
+            // modes: writable only to a unit with a network namespace of
+            // its own (then its own) or that keeps `net_admin`.
+            let net = ns.has(Namespaces::NET)
+                || def.kept_caps(true).has(wren_core::confine::caps::NET_ADMIN);
+            guard_host_files(net)?;
         }
         if def.read_only {
             read_only_root(def.seldom.root.is_none())?;
@@ -243,13 +248,16 @@ fn mount_proc(target: &CStr) -> Result<(), Failure> {
     .map_err(|e| (Step::MountProc, e))
 }
 
-/// `/proc/sys` and `/proc/sysrq-trigger` read-only under the `/proc` at
-/// `proc_dir`, as runc has them: sysctl files check the writer's uid,
-/// not its capabilities, so a root unit without CAP_SYS_ADMIN could set
-/// `kernel.core_pattern` (a program the kernel runs as the host's root)
-/// or crash the machine. Absent ones (no sysrq) are fine.
+/// `/proc/sys`, `/proc/sysrq-trigger`, `/proc/bus`, `/proc/fs` and
+/// `/proc/irq` read-only under the `/proc` at `proc_dir`, as runc has
+/// them: their files check the writer's uid, not its capabilities, so a
+/// root unit without CAP_SYS_ADMIN could set `kernel.core_pattern` (a
+/// program the kernel runs as the host's root), crash the machine, write
+/// a PCI device's configuration space (`/proc/bus/pci`: the Pi 4's USB
+/// controller, the Pi 5's RP1) or move interrupts. Absent ones (no sysrq,
+/// no PCI) are fine.
 fn guard_proc(proc_dir: &str) -> Result<(), Failure> {
-    for sub in ["/sys", "/sysrq-trigger"] {
+    for sub in ["/sys", "/sysrq-trigger", "/bus", "/fs", "/irq"] {
         let p = PathBuf::join(proc_dir, sub)?;
         CPath::new()
             .of_str(p.as_str())
@@ -271,18 +279,26 @@ fn root_without_admin(def: &UnitDef, uid: Option<u32>) -> bool {
 /// For `root_without_admin` with the host's `/` (a `root` unit has its
 /// own `guard_proc` and no `/sys`): `/proc/sys` and `/proc/sysrq-trigger`
 /// read-only, `kernel.core_pattern` being a program the kernel runs as
-/// the host's root; `/proc/sys/net` left as it is (the kernel checks
-/// CAP_NET_ADMIN there); `/sys/fs/cgroup` read-only, or the unit could
+/// the host's root; `/proc/sys/net` writable again when `net` (the unit's
+/// own network namespace, or `net_admin` kept: in the host's, the kernel
+/// checks the writer's uid there, not CAP_NET_ADMIN, for most files:
+/// `rp_filter`, `accept_redirects`, `ip_unprivileged_port_start`, ...);
+/// `/sys/fs/cgroup` read-only, or the unit could
 /// move itself out of its cgroup (and its limits, its stop), or kill
 /// another unit's; `/sys/kernel/uevent_helper` read-only where the kernel
 /// has one (`CONFIG_UEVENT_HELPER`: `kernel.hotplug`'s twin, a program
 /// the kernel runs as the host's root). The rest of `/sys` stays
 /// writable: LEDs and GPIOs are what such units are for.
-fn guard_host_files() -> Result<(), Failure> {
+fn guard_host_files(net: bool) -> Result<(), Failure> {
     guard_proc("/proc").map_err(|(_, e)| (Step::HostFiles, e))?;
     bind_read_only(c"/sys/kernel/uevent_helper").map_err(|e| (Step::HostFiles, e))?;
     let rw = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
-    match rustix::mount::mount_bind_recursive(c"/proc/sys/net", c"/proc/sys/net") {
+    let again = if net {
+        rustix::mount::mount_bind_recursive(c"/proc/sys/net", c"/proc/sys/net")
+    } else {
+        Err(Errno::NOENT)
+    };
+    match again {
         // Writable again: a bind copies the read-only flag it was made
         // under, which `remount_bind` would keep.
         Ok(()) => rustix::mount::mount_remount(c"/proc/sys/net", MountFlags::BIND | rw, c"")
@@ -400,8 +416,13 @@ fn enter_root(root: &str, def: &UnitDef, pid_ns: bool) -> Result<(), Failure> {
         )
         .map_err(|e| (Step::DevNode, e))?;
         drop(f);
+        // Read-only: the node is the host's inode, which a root unit owns
+        // without a capability (`chmod 0 /dev/null` broke every other
+        // process on the device). Opened and written it still is: a
+        // device's writes are its driver's, not the file system's.
         h.of_str(host.as_str())
             .and_then(|host| rustix::mount::mount_bind(host, target))
+            .and_then(|()| remount_bind(target, MountFlags::RDONLY | MountFlags::NOSUID))
             .map_err(|e| (Step::DevNode, e))?;
     }
     let pts = PathBuf::join(root, "/dev/pts")?;
@@ -422,7 +443,7 @@ fn enter_root(root: &str, def: &UnitDef, pid_ns: bool) -> Result<(), Failure> {
     mount_tmpfs(
         shm.as_str(),
         MountFlags::NOSUID | MountFlags::NODEV,
-        c"mode=1777",
+        c"mode=1777,size=20%",
         Step::MountShm,
     )?;
     let tmp = PathBuf::join(root, "/tmp")?;
@@ -430,7 +451,7 @@ fn enter_root(root: &str, def: &UnitDef, pid_ns: bool) -> Result<(), Failure> {
     mount_tmpfs(
         tmp.as_str(),
         MountFlags::NOSUID | MountFlags::NODEV,
-        c"mode=1777",
+        c"mode=1777,size=20%",
         Step::MountTmp,
     )?;
     let how = switch_root(root).map_err(|e| (Step::PivotRoot, e))?;
@@ -479,7 +500,7 @@ fn overlay_root(top: &str, def: &UnitDef) -> Result<(), Failure> {
         mount_tmpfs(
             OVERLAY_SCRATCH,
             MountFlags::NOSUID | MountFlags::NODEV,
-            c"mode=0755",
+            c"mode=0755,size=20%",
             Step::OverlayTmpfs,
         )?;
         for d in ["/upper", "/work"] {
@@ -502,6 +523,10 @@ fn overlay_root(top: &str, def: &UnitDef) -> Result<(), Failure> {
 }
 
 /// A fresh tmpfs on `path` (which must exist), its failure named by `step`.
+/// A unit's own are bounded (`size=20%`, as the host's `/run`): what is
+/// written there is in no process's RSS, and without a `memory.max` the
+/// OOM killer took other units for it, the kernel's default being half
+/// the RAM a mount.
 fn mount_tmpfs(
     path: &str,
     flags: MountFlags,
@@ -539,7 +564,7 @@ fn read_only_root(host_root: bool) -> Result<(), Failure> {
         mount_tmpfs(
             "/run",
             MountFlags::NOSUID | MountFlags::NODEV,
-            c"mode=0755",
+            c"mode=0755,size=20%",
             Step::MountRun,
         )?;
     }
@@ -547,7 +572,7 @@ fn read_only_root(host_root: bool) -> Result<(), Failure> {
         mount_tmpfs(
             "/tmp",
             MountFlags::NOSUID | MountFlags::NODEV,
-            c"mode=1777",
+            c"mode=1777,size=20%",
             Step::MountTmp,
         )?;
     }

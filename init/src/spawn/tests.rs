@@ -1082,6 +1082,84 @@ fn a_root_unit_without_sys_admin_cannot_write_sysctls_or_cgroups() {
     let guarded = script_says("namespaces = mount\ncapabilities = net_admin\n", script);
     assert_eq!(guarded, "r w r", "kernel sysctl, net sysctl, cgroup.procs");
     assert_eq!(script_says("namespaces = mount\n", script), "w w w");
+    // Without net_admin the host's net sysctls are read-only too: there
+    // the kernel checks the writer's uid for most of them, not the
+    // capability (each write puts back the value read).
+    let net = "for f in ip_unprivileged_port_start conf/all/accept_redirects; do \
+        (cat /proc/sys/net/ipv4/$f > /proc/sys/net/ipv4/$f) 2>/dev/null && echo w || echo r; done";
+    assert_eq!(
+        script_says("namespaces = mount\ncapabilities = none\n", net),
+        "r r"
+    );
+    assert_eq!(
+        script_says("namespaces = mount net\ncapabilities = none\n", net),
+        "w w"
+    );
+}
+
+/// A host directory the `root` tests' units run in: /usr bound into it,
+/// with the links a merged-/usr host has. Made in the mount namespace of
+/// the test's process of its own (`run_alone_after_mounting`).
+const IMAGE: &str = "/tmp/wren-test-image";
+
+fn image_mounts() -> String {
+    format!(
+        "mkdir -p {IMAGE}/usr {IMAGE}/proc {IMAGE}/dev {IMAGE}/tmp \
+         && ln -sfn usr/bin {IMAGE}/bin && ln -sfn usr/lib {IMAGE}/lib \
+         && ln -sfn usr/lib64 {IMAGE}/lib64 && mount --bind /usr {IMAGE}/usr"
+    )
+}
+
+/// A `root` unit (a container) running as root without any capability
+/// cannot write what runc makes read-only for one (`/proc/irq`,
+/// `/proc/bus/pci`: a PCI device's configuration space, the Pi 4's USB
+/// controller), nor change the host's device nodes bound into its `/dev`
+/// (they are the host's inodes: `chmod 0 /dev/null` broke every other
+/// process). Each probe opens for writing and writes nothing, and
+/// `chmod 666 /dev/null` is the mode it has.
+#[test]
+fn a_root_container_cannot_touch_the_hosts_kernel_files_or_device_nodes() {
+    if !rustix::process::geteuid().is_root() {
+        return; // mounts need root; CI runs the host tests as root
+    }
+    let test = "a_root_container_cannot_touch_the_hosts_kernel_files_or_device_nodes";
+    if !crate::testutil::run_alone_after_mounting(module_path!(), test, &image_mounts()) {
+        return;
+    }
+    let script = "pci=$(ls -d /proc/bus/pci/*/* 2>/dev/null | head -n1); \
+        for f in /proc/irq/default_smp_affinity ${pci:-/proc/irq/default_smp_affinity}; do \
+        (: >> $f) 2>/dev/null && echo w || echo r; done; \
+        chmod 666 /dev/null 2>/dev/null && echo w || echo r; \
+        echo x > /dev/null && echo written";
+    let keys = format!("root = {IMAGE}\ncapabilities = none\n");
+    assert_eq!(script_says(&keys, script), "r r r written");
+}
+
+/// The tmpfs mounts a unit gets of its own are bounded (here a `root`
+/// unit's `/dev/shm` and `/tmp`), not half the RAM each: their pages are
+/// in no process's RSS.
+#[test]
+fn a_units_own_tmpfs_mounts_are_bounded() {
+    if !rustix::process::geteuid().is_root() {
+        return; // mounts need root; CI runs the host tests as root
+    }
+    let test = "a_units_own_tmpfs_mounts_are_bounded";
+    if !crate::testutil::run_alone_after_mounting(module_path!(), test, &image_mounts()) {
+        return;
+    }
+    let script = "for d in /dev/shm /tmp; do echo $(stat -f -c '%b' $d); done; \
+        grep MemTotal /proc/meminfo | tr -dc 0-9; echo; stat -f -c '%S' /tmp";
+    let keys = format!("root = {IMAGE}\n");
+    let got = script_says(&keys, script);
+    let n: Vec<u64> = got.split(' ').map(|w| w.parse().unwrap()).collect();
+    let (shm, tmp, total_kib, block) = (n[0], n[1], n[2], n[3]);
+    for blocks in [shm, tmp] {
+        let kib = blocks * block / 1024;
+        assert!(
+            kib <= total_kib / 5 + block / 1024,
+            "{kib} KiB of {total_kib}: {got}"
+        );
+    }
 }
 
 /// What `script` (sh) prints, its words joined by a space, run as a unit

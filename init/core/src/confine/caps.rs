@@ -52,6 +52,7 @@ pub const NAMES: [&str; 41] = [
 pub const LAST: u32 = NAMES.len() as u32 - 1;
 
 pub const SYS_ADMIN: u32 = 21;
+pub const NET_ADMIN: u32 = 12;
 
 /// A set of capabilities as the kernel's 64-bit mask.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
