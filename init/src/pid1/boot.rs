@@ -53,6 +53,15 @@ pub(super) fn early(resumed: bool) -> (cmdline::Options, SigSet, Option<Cgroups>
     let mask = SigSet::all();
     let _ = mask.thread_block();
     let mut held = Held::default();
+    // What ignored a signal before exec'ing init ignored it for every unit
+    // without a PID namespace of its own, SIGCHLD for PID 1's reaping.
+    let ignored = crate::sys::signal::default_the_ignored();
+    if ignored > 0 {
+        held.push(
+            log::Level::Info,
+            format_args!("{ignored} signal(s) ignored at the start given their default action"),
+        );
+    }
     // Ctrl-Alt-Del would reboot the kernel at once, with nothing stopped
     // or synced: the kernel sends it to PID 1 as SIGINT instead, a clean
     // reboot (docs/boot.md, "Signals to PID 1").

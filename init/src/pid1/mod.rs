@@ -496,6 +496,9 @@ impl Pid1 {
 fn begin() -> Box<Pid1> {
     let started_at = now();
     let handover = reexec::handover_fd();
+    if handover.is_none() {
+        crate::sys::fd::cloexec_inherited();
+    }
     let (opts, mask, cg) = boot::early(handover.is_some());
     crate::spawn::reaper::open_exe();
     crate::spawn::open_null();

@@ -164,6 +164,35 @@ pub fn close_early(fd: BorrowedFd<'_>) {
     }
 }
 
+/// Every fd numbered 3 and above made close-on-exec: at a boot's start
+/// (not a re-exec's, whose fds are handed over), fds whatever exec'd
+/// init left open (an initramfs's script) reached every unit started
+/// without a PID namespace of its own. PID 1 opens its own close-on-exec.
+pub fn cloexec_inherited() {
+    const CLOSE_RANGE_CLOEXEC: usize = 1 << 2;
+    // SAFETY: close_range takes three unsigned ints and touches no memory;
+    // with CLOSE_RANGE_CLOEXEC it closes nothing, only sets the flag.
+    let r = unsafe {
+        super::raw::syscall6(
+            libc::SYS_close_range,
+            [3, u32::MAX as usize, CLOSE_RANGE_CLOEXEC, 0, 0, 0],
+        )
+    };
+    if r.is_ok() {
+        return;
+    }
+    // Before Linux 5.11: the numbers a boot's start may hold, one by one.
+    for fd in 3..1024 {
+        // SAFETY: only passed to fcntl(F_GETFD/F_SETFD) below, harmless
+        // on any number (EBADF when nothing is open there); the borrow
+        // ends with the loop's turn.
+        let f = unsafe { BorrowedFd::borrow_raw(fd) };
+        if let Ok(flags) = rustix::io::fcntl_getfd(f) {
+            let _ = rustix::io::fcntl_setfd(f, flags | rustix::io::FdFlags::CLOEXEC);
+        }
+    }
+}
+
 /// close_range(2) from `first` to `last`; before Linux 5.9, close(2) on
 /// each number below the fd limit.
 fn close_range(first: u32, last: u32) {
@@ -208,6 +237,32 @@ pub fn close_stdin() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// At a boot's start every inherited fd above 2 is made close-on-exec
+    /// (in a process of the test's own: the flag is the process's table).
+    #[test]
+    fn the_fds_a_boot_inherits_are_made_close_on_exec() {
+        let name = "the_fds_a_boot_inherits_are_made_close_on_exec";
+        if !crate::testutil::run_alone(module_path!(), name) {
+            return;
+        }
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        for fd in [&r, &w] {
+            assert!(!rustix::io::fcntl_getfd(fd)
+                .unwrap()
+                .contains(rustix::io::FdFlags::CLOEXEC));
+        }
+        super::cloexec_inherited();
+        for fd in [&r, &w] {
+            assert!(rustix::io::fcntl_getfd(fd)
+                .unwrap()
+                .contains(rustix::io::FdFlags::CLOEXEC));
+        }
+        // fds 0-2 are left as they are.
+        assert!(!rustix::io::fcntl_getfd(rustix::stdio::stdin())
+            .unwrap()
+            .contains(rustix::io::FdFlags::CLOEXEC));
+    }
 
     #[test]
     fn a_slot_keeps_the_first_fd_and_closes_it_when_dropped() {

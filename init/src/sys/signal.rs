@@ -114,6 +114,41 @@ pub fn ignore(sig: Signal) -> Result<(), Errno> {
     set_handler(sig, 1)
 }
 
+/// Every signal the process was started with ignored given its default
+/// action again (PID 1, at its start). An ignored disposition survives
+/// exec, so whatever ignored one before exec'ing init (an initramfs
+/// script, `nohup`) had it reach every unit started without a PID
+/// namespace of its own; an ignored SIGCHLD would have the kernel reap
+/// PID 1's children itself. Handlers are left: exec reset them already,
+/// and those after are the C library's own. How many were ignored.
+pub fn default_the_ignored() -> u32 {
+    let mut n = 0;
+    for sig in 1..=64usize {
+        let mut old = [0u64; 4];
+        // SAFETY: no new action (null); `old`, four words on this frame,
+        // the kernel's largest struct sigaction, written during the call.
+        let asked = unsafe {
+            super::raw::syscall6(
+                libc::SYS_rt_sigaction,
+                [sig, 0, old.as_mut_ptr() as usize, SIGSET_SIZE, 0, 0],
+            )
+        };
+        if asked.is_ok() && old.first() == Some(&1) {
+            let act = [0u64; 4];
+            // SAFETY: `act` a kernel sigaction on this frame (SIG_DFL, no
+            // flags, an empty mask), read during the call; no handler.
+            let set = unsafe {
+                super::raw::syscall6(
+                    libc::SYS_rt_sigaction,
+                    [sig, act.as_ptr() as usize, 0, SIGSET_SIZE, 0, 0],
+                )
+            };
+            n += u32::from(set.is_ok());
+        }
+    }
+    n
+}
+
 /// `sig`'s handler set to SIG_DFL (0) or SIG_IGN (1).
 fn set_handler(sig: Signal, handler: u64) -> Result<(), Errno> {
     // The kernel's struct sigaction: the handler, then no flags, no
@@ -134,6 +169,27 @@ fn set_handler(sig: Signal, handler: u64) -> Result<(), Errno> {
 #[cfg(test)]
 mod tests {
     use crate::vocab::{signal, ShutdownKind};
+
+    /// Ignored signals get their default action back, in a process of the
+    /// test's own (dispositions are the process's).
+    #[test]
+    fn the_ignored_signals_get_their_default_action_back() {
+        let name = "the_ignored_signals_get_their_default_action_back";
+        if !crate::testutil::run_alone(module_path!(), name) {
+            return;
+        }
+        let ignored = || {
+            let st = std::fs::read_to_string("/proc/self/status").unwrap();
+            let line = st.lines().find(|l| l.starts_with("SigIgn:")).unwrap();
+            u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+        };
+        super::ignore(Signal::SIGHUP).unwrap();
+        super::ignore(Signal::SIGCHLD).unwrap();
+        let before = ignored();
+        assert_ne!(before & (1 << (libc::SIGHUP - 1)), 0);
+        assert_eq!(super::default_the_ignored(), before.count_ones());
+        assert_eq!(ignored(), 0);
+    }
     use nix::sys::signal::Signal;
     use std::time::{Duration, Instant};
 
