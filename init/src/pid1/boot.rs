@@ -76,6 +76,20 @@ pub(super) fn early(resumed: bool) -> (cmdline::Options, SigSet, Option<Cgroups>
     mounts::early_mounts(Path::new("/proc/self/mounts"), &mut |e| {
         held.push(log::Level::Error, format_args!("mount: {e}"))
     });
+    // Every mount shared, as systemd makes them: a unit's mount namespace,
+    // a one-way copy of PID 1's (`spawn::sandbox`), then sees what is
+    // mounted after its start (a USB stick, the data partition of a
+    // `mounts` unit it did not wait for), and an unmount reaches its copy,
+    // which otherwise kept the file system alive and unsynced after the
+    // operator's `umount` said it was done.
+    let shared = rustix::mount::MountPropagationFlags::SHARED;
+    let rec = rustix::mount::MountPropagationFlags::REC;
+    if let Err(e) = rustix::mount::mount_change(c"/", rec | shared) {
+        held.push(
+            log::Level::Warn,
+            format_args!("make / shared: {e}; units do not see later mounts"),
+        );
+    }
     // An initramfs without /dev/console starts us with no stdio at all.
     if mounts::ensure_console_fds().is_err() {
         let _ = mounts::hold_std_fds();

@@ -89,7 +89,7 @@ impl Step {
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Step::MakePrivate => "make mounts private",
+            Step::MakePrivate => "make mounts a one-way copy",
             Step::BindRoot => "bind-mount root",
             Step::MountProc => "mount /proc",
             Step::MountDev => "mount /dev",
@@ -138,10 +138,14 @@ pub fn enter(def: &UnitDef, notify_socket: Option<&str>, uid: Option<u32>) -> Re
         crate::sys::clone::unshare_net().map_err(|e| (Step::NewNet, e))?;
     }
     if ns.has(Namespaces::MOUNT) {
-        // Nothing mounted from here on may leak back to the host.
+        // Nothing mounted from here on may leak back to the host, but
+        // what the host mounts or unmounts later reaches the unit (a
+        // slave of PID 1's shared mounts, `pid1::boot`): private, it kept
+        // an unmounted USB stick alive and unsynced, and never saw a
+        // partition mounted after its start.
         rustix::mount::mount_change(
             c"/",
-            MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
+            MountPropagationFlags::REC | MountPropagationFlags::DOWNSTREAM,
         )
         .map_err(|e| (Step::MakePrivate, e))?;
         // The socket is taken (as a detached bind mount) before anything

@@ -1391,3 +1391,48 @@ fn a_reaper_without_pid1s_dev_null_keeps_none_of_pid1s_stdio() {
     let _ = wait(pid);
     assert_eq!(fd0, std::path::Path::new("/dev/null"), "the reaper's fd 0");
 }
+
+/// A unit's mount namespace is a one-way copy of PID 1's (`/` shared, as
+/// PID 1 makes it at boot): a file system the host mounts after the
+/// unit's start reaches it, and one the host unmounts leaves it. Private,
+/// the unit never saw the first and kept the second mounted (alive,
+/// unsynced) after the operator's `umount`. Alone, in a mount namespace
+/// of its own with `/` shared and a tmpfs at /mnt.
+#[test]
+fn a_units_mounts_follow_the_hosts() {
+    if !rustix::process::geteuid().is_root() {
+        return; // mounts need root; CI runs the host tests as root
+    }
+    let test = "a_units_mounts_follow_the_hosts";
+    let setup = "mount --make-rshared / && mount -t tmpfs none /mnt \
+        && mkdir /mnt/late /mnt/gone && mount -t tmpfs gone /mnt/gone";
+    if !crate::testutil::run_alone_after_mounting(module_path!(), test, setup) {
+        return;
+    }
+    // Up, then waits (5 s at most) for both changes to reach it.
+    let script = "echo up; i=0; while [ $i -lt 100 ]; do \
+        late=$(grep -c ' /mnt/late ' /proc/self/mountinfo); \
+        gone=$(grep -c ' /mnt/gone ' /proc/self/mountinfo); \
+        [ $late = 1 ] && [ $gone = 0 ] && break; sleep 0.05; i=$((i + 1)); done; \
+        echo late=$late gone=$gone";
+    let cg = own_cgroup();
+    let mut d = unit(&["/bin/sh", "-c", script]);
+    d.namespaces = Namespaces(Namespaces::MOUNT);
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let pid = spawn(&request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))).unwrap();
+    drop(wr);
+    let mut out = std::io::BufReader::new(std::fs::File::from(rd));
+    let mut up = String::new();
+    std::io::BufRead::read_line(&mut out, &mut up).unwrap();
+    assert_eq!(up, "up\n");
+    let host = "mount -t tmpfs late /mnt/late && umount /mnt/gone";
+    let ok = std::process::Command::new("sh")
+        .args(["-c", host])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut out, &mut said).unwrap();
+    assert_eq!(wait(pid), 0);
+    assert_eq!(said.trim(), "late=1 gone=0");
+}

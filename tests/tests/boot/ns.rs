@@ -168,4 +168,16 @@ fn ns_default_pid_uts_and_reaping() {
     // PID 1 and the unit are still fine.
     let st = vm.wait_states(&[("probe", &["running"])], CMD);
     assert_eq!(st["probe"].restarts, 0);
+
+    // A file system mounted on the host after the unit started reaches
+    // the unit's mount namespace (PID 1 makes `/` shared at boot, a unit's
+    // mounts a one-way copy), and its unmount leaves it: private, the
+    // unit kept it mounted, alive and unsynced, after the `umount`.
+    let pid = vm.unit("probe").and_then(|u| u.pid).expect("probe's pid");
+    let count = format!("grep -c ' /mnt/late ' /proc/{pid}/mountinfo");
+    vm.sh("mkdir -p /mnt/late && mount -t tmpfs late /mnt/late", CMD);
+    assert_eq!(vm.sh(&count, CMD).trim(), "1", "a later mount not seen");
+    vm.sh("umount /mnt/late", CMD);
+    assert_eq!(vm.sh(&count, CMD).trim(), "0", "an unmount not seen");
+    assert!(!vm.output().contains("make / shared"), "{}", vm.tail());
 }
