@@ -4,7 +4,7 @@
 
 use super::{Mode, Server, MAX_CLIENTS};
 use crate::vocab::Name;
-use rustix::fd::{AsRawFd, OwnedFd};
+use rustix::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::io::FdFlags;
 use rustix::net::SendFlags;
 
@@ -54,7 +54,7 @@ impl Server {
     pub fn adopt_follower(&mut self, fd: OwnedFd, name: Name, pos: u64) -> bool {
         // Looked at again, as at its accept: a peer that may only look
         // stays one (the cap on such peers holds across the re-exec).
-        let observer = super::observer(&rustix::net::sockopt::socket_peercred(&fd));
+        let observer = super::observer(&crate::sys::sockopt::peer(fd.as_fd()));
         self.adopt_follower_as(fd, name, pos, observer)
     }
 

@@ -34,6 +34,7 @@ mod tests;
 use crate::proto::{CtlError, ErrCode, Reply, FRAME_BUF, TEXT_MAX};
 use crate::sys::alloc::zeroed;
 use crate::sys::errno::Os;
+use crate::sys::sockopt::Peer;
 use crate::vocab::Name;
 pub use bind::ServerError;
 pub use client::Text;
@@ -144,9 +145,8 @@ fn in_pid1_user_ns(same: Option<bool>, own: impl FnOnce() -> bool) -> bool {
 
 /// The peer whose credentials are `cred` may only look: `may_change`
 /// says no for it (credentials not known: an accept refuses the peer).
-fn observer(cred: &rustix::io::Result<net::UCred>) -> bool {
-    cred.as_ref()
-        .is_ok_and(|c| !may_change(c.pid.as_raw_nonzero().get()))
+fn observer(cred: &Result<Peer, Errno>) -> bool {
+    cred.as_ref().is_ok_and(|c| !may_change(c.pid))
 }
 
 /// The control server. See the module comment for how PID 1 drives it.
@@ -310,8 +310,8 @@ impl Server {
         // it would be released with the connection, and a peek would pass
         // over it, fds and all (`sys::passed::recv_stream` relies on this).
         let _ = net::sockopt::set_socket_oobinline(&fd, true);
-        let cred = net::sockopt::socket_peercred(&fd);
-        let uid = cred.as_ref().map(|c| c.uid.as_raw()).map_err(|e| *e);
+        let cred = crate::sys::sockopt::peer(fd.as_fd());
+        let uid = cred.as_ref().map(|c| c.uid).map_err(|e| *e);
         if uid != Ok(self.allowed_uid) {
             // Display, not Debug: no `Result` formatting code for one line.
             match uid {

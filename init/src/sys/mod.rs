@@ -18,6 +18,7 @@
 //! - `mount`: mount_setattr, a flag on a whole tree of mounts.
 //! - `netdev`: bringing a network interface up (ioctl).
 //! - `signal`: a child's signal mask and SIGPIPE's action before exec.
+//! - `sockopt`: a socket's type and its peer's credentials.
 //! - `raw`: system calls without libc (no errno: spawn slots share it).
 //! - `sched`: PID 1's scheduling policy (`SCHED_BATCH`).
 //! - `seccomp`: a unit's seccomp filter, and its installation.
@@ -49,6 +50,7 @@ pub mod sched;
 pub mod seccomp;
 pub mod signal;
 pub mod slot;
+pub mod sockopt;
 pub mod stack;
 pub mod tty;
 #[cfg(all(panic = "abort", target_env = "musl"))]

@@ -292,7 +292,7 @@ pub fn close(sock: OwnedFd) {
 fn queued(sock: BorrowedFd<'_>) -> bool {
     match peek(sock, &mut [0u8; 1]) {
         // A stream's end of file; a datagram socket's empty datagram.
-        Ok((0, _)) => rustix::net::sockopt::socket_type(sock) != Ok(SocketType::STREAM),
+        Ok((0, _)) => super::sockopt::socket_type(sock) != Ok(SocketType::STREAM),
         Ok(_) => true,
         Err(_) => false,
     }

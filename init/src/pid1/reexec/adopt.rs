@@ -13,6 +13,7 @@ use crate::proto::Origin;
 use crate::sys::handover::take_fd;
 use crate::unit::{Output, Ready};
 use crate::vocab::{CGROUP_ROOT, PATH_BYTES};
+use rustix::fd::AsFd;
 
 impl Pid1 {
     /// With no state to name them, the fds the last PID 1 handed over (its
@@ -112,7 +113,7 @@ impl Pid1 {
                     // the pipe it is, and lets it go at the newline or
                     // its end.
                     let notify = take_fd(h.notify_fd).and_then(|fd| {
-                        let keep = match rustix::net::sockopt::socket_type(&fd) {
+                        let keep = match crate::sys::sockopt::socket_type(fd.as_fd()) {
                             Ok(t) => {
                                 ready == Ready::SdNotify && t == rustix::net::SocketType::DGRAM
                             }
