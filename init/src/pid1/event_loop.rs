@@ -67,7 +67,7 @@ pub(super) fn end_notify(ep: Option<&OwnedFd>, fd: Option<OwnedFd>, name: &str, 
     });
     unwatch_notify(ep, fd);
     if sd || socket {
-        let _ = rustix::fs::unlink(super::executor::notify_path(name).as_str());
+        super::executor::unlink_notify(super::executor::notify_path(name).as_str());
     }
 }
 

@@ -387,7 +387,7 @@ impl Pid1 {
             Ok(p) => p,
             Err(e) => {
                 if notify_sock.is_some() {
-                    let _ = rustix::fs::unlink(sock_path.as_str());
+                    unlink_notify(sock_path.as_str());
                 }
                 let errno = Errno::from_raw_os_error(e.errno);
                 if e.step == spawn::Step::Clone
@@ -434,6 +434,16 @@ pub(super) fn notify_path(name: &str) -> heapless::String<64> {
     let _ = p.push('/');
     let _ = p.push_str(name);
     p
+}
+
+/// A unit's notify socket file (`notify_path`) removed, its path made a
+/// C string by `CPath`: rustix's `unlink` of a `&str` compiled a path
+/// conversion of its own for the two callers.
+pub(super) fn unlink_notify(path: &str) {
+    let mut c = crate::sys::path::CPath::new();
+    if let Ok(p) = c.of_str(path) {
+        let _ = rustix::fs::unlink(p);
+    }
 }
 
 /// Who may send to a unit's notify socket until its child gives it to the
