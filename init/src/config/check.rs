@@ -487,7 +487,7 @@ fn walk(bases: &[PathBuf], path: &str) -> std::io::Result<(Stat, PathBuf)> {
         if links > MAX_SYMLINKS {
             return Err(std::io::Error::from(rustix::io::Errno::LOOP));
         }
-        let target = std::fs::read_link(&here)?;
+        let target = crate::sys::file::read_link(&here)?;
         let target = target.to_string_lossy();
         if target.starts_with('/') {
             done.clear();

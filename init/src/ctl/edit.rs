@@ -182,7 +182,7 @@ fn through_links(start: std::path::PathBuf) -> Result<std::path::PathBuf, String
     let mut path = start.clone();
     // The kernel's own bound on links followed in one lookup.
     for _ in 0..=40 {
-        let Ok(to) = std::fs::read_link(&path) else {
+        let Ok(to) = crate::sys::file::read_link(&path) else {
             return Ok(path);
         };
         let dir = crate::pathname::parent(&path).unwrap_or(Path::new("/"));

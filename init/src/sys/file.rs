@@ -126,6 +126,25 @@ pub fn read_string(path: &std::path::Path) -> std::io::Result<String> {
     String::from_utf8(bytes).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))
 }
 
+/// `std::fs::read_link`: readlink(2) into a buffer grown until the
+/// target fits, as std's does, through `CPath` and rustix's
+/// `readlinkat_raw` (linked already for `exe_path` and the gate): std's
+/// linked its own readlink, path conversion and C-string helper.
+pub fn read_link(path: &Path) -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut c = super::path::CPath::new();
+    let path = c.of_path(path)?;
+    let mut buf = vec![0u8; 256];
+    loop {
+        let n = rustix::fs::readlinkat_raw(rustix::fs::CWD, path, buf.as_mut_slice())?;
+        if n < buf.len() {
+            buf.truncate(n);
+            return Ok(std::ffi::OsString::from_vec(buf).into());
+        }
+        buf.resize(buf.len().saturating_mul(2), 0);
+    }
+}
+
 /// Writes all of `bytes` to `fd`, write(2) after write(2) (a pipe, a
 /// file, a terminal may take less than asked).
 pub fn write_all(fd: impl AsFd, bytes: &[u8]) -> Result<(), Errno> {
@@ -420,6 +439,29 @@ pub fn exe_path() -> heapless::String<{ crate::vocab::PATH_BYTES }> {
 mod tests {
     use super::*;
     use crate::testutil::TempDir;
+
+    /// The same target as std's `read_link`, past the first buffer too,
+    /// and the same error where `path` is no link or is missing.
+    #[test]
+    fn read_link_is_std_s() {
+        let dir = TempDir::new("file-read-link");
+        let long = format!("/{}", "d/".repeat(300));
+        for (name, target) in [("short", "a/b"), ("long", long.as_str())] {
+            let link = dir.path().join(name);
+            std::os::unix::fs::symlink(target, &link).unwrap();
+            assert_eq!(
+                read_link(&link).unwrap(),
+                std::fs::read_link(&link).unwrap()
+            );
+            assert_eq!(read_link(&link).unwrap().as_os_str(), target);
+        }
+        for path in [dir.path().to_path_buf(), dir.path().join("none")] {
+            let ours = read_link(&path).unwrap_err();
+            let std_s = std::fs::read_link(&path).unwrap_err();
+            assert_eq!(ours.raw_os_error(), std_s.raw_os_error());
+            assert_eq!(ours.to_string(), std_s.to_string());
+        }
+    }
 
     /// A seq_file hands out a page of whole lines a read: `read_at` takes
     /// that first short read for the end, `read_seq_at` reads on (here
