@@ -144,7 +144,9 @@ impl Pid1 {
     /// Before a reload reads the unit directory, the disk answering: the
     /// put-backs it did not take at their verdicts are made now, each as
     /// its verdict would have (a file edited since is the operator's, and
-    /// left). One the disk does not take again stays owed.
+    /// left). One the disk does not take again stays owed, said, and its
+    /// unit kept as it runs (`still_owed`): the reload would read the
+    /// rejected file and apply it again.
     pub(super) fn owed(&mut self, report: &mut dyn FnMut(&str)) {
         // Its own copy: the loop below changes the edges (`self`).
         let dir = String::from(self.units_dir_path());
@@ -174,13 +176,26 @@ impl Pid1 {
                 Err(Errno::STALE) => {}
                 // The disk still does not answer, or refuses (full,
                 // read-only, failing): owed to the reload after.
-                Err(_) => {
+                Err(e) => {
+                    let line: Rejection = crate::proto::formatted(format_args!(
+                        "{name}.unit: the last good definition still cannot be written back ({}); it runs, the rejected file is not applied",
+                        DiskError(e)
+                    ));
+                    crate::warn!("{}", line.as_str());
+                    report(&line);
                     if let Some(e) = self.edges.get_mut(i) {
                         e.rare().owed = Some(owed);
                     }
                 }
             }
         }
+    }
+
+    /// The units whose put-back is still owed (`owed`): a reload keeps
+    /// them as they run rather than read their rejected file.
+    pub(super) fn still_owed(&self) -> Vec<unit::Name> {
+        let owed = |e: &super::Edge| Some(e.rare.as_ref()?.owed.as_ref()?.0.name.clone());
+        self.edges.iter().filter_map(owed).collect()
     }
 
     /// After a reload: every slot it put on probation waits for its
@@ -1541,14 +1556,31 @@ mod tests {
         }
         let d = Path::new("/mnt");
         let mut p = running_in(d, unit::parse("web", "exec = /bin/true\n").unwrap(), None);
-        reload_to(&mut p, unit::parse("web", "exec = /bin/nope\n").unwrap());
+        // A program that is there: a reload would take the file again.
+        std::fs::write(d.join("web.unit"), "exec = /bin/false\n").unwrap();
+        reload_to(&mut p, unit::parse("web", "exec = /bin/false\n").unwrap());
         p.mark_pending();
         crate::testutil::fill_small_tmpfs(d);
         p.on_verdict(0, false);
         let file = d.join("web.unit");
         assert_eq!(
             std::fs::read_to_string(&file).unwrap(),
-            "exec = /bin/nope\n"
+            "exec = /bin/false\n"
+        );
+        // A reload while the disk still refuses: said, and the rejected
+        // file is not applied again.
+        let mut said = Vec::new();
+        let r = p.reload(&mut |l| said.push(l.to_string()));
+        assert!(r.is_ok(), "{r:?}");
+        assert!(
+            said.iter().any(|l| l
+                .starts_with("web.unit: the last good definition still cannot be written back (")),
+            "{said:?}"
+        );
+        assert_eq!(p.sup.slot(0).unwrap().def.exec.first(), Some("/bin/true"));
+        assert!(
+            !p.sup.slot(0).unwrap().rt.probation,
+            "the rejected file applied again"
         );
         std::fs::remove_file(d.join("fill")).unwrap();
         let mut said = Vec::new();

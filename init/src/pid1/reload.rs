@@ -118,8 +118,10 @@ impl Pid1 {
         }
         let mut defs: Vec<UnitDef> = Vec::new();
         // Names whose file exists but is invalid keep their last good
-        // definition.
-        let mut invalid: Vec<unit::Name> = Vec::new();
+        // definition, and so do those whose put-back the disk still
+        // refuses: their file is the rejected definition.
+        let owed = self.still_owed();
+        let mut invalid: Vec<unit::Name> = owed.clone();
         let mut errors = 0usize;
         let mut unreadable = false;
         config::load_dir(Path::new(dir), &mut defs, &mut |e| {
@@ -149,6 +151,7 @@ impl Pid1 {
             };
             return refused(format_args!("reload refused: {why} ({dir})"));
         }
+        defs.retain(|d| !owed.contains(&d.name));
         // Children on spawn slots read the definitions about to be
         // replaced until they exec: wait for them (killing the slow),
         // bounded; one that still does not clear keeps the old table.

@@ -70,6 +70,12 @@ fn keeps_running(code: ErrCode, cause: core::fmt::Arguments<'_>) -> CtlError {
 impl Pid1 {
     pub(super) fn reexec(&mut self, id: ClientId, path: &str) {
         let path = if path.is_empty() { DEFAULT_PATH } else { path };
+        // Removed units' cgroups are tried at wake-ups only: after an idle
+        // stretch, one long empty (or past its 10 s) still counted, and
+        // refused the first re-exec (`in_between`).
+        if self.removing {
+            self.forget_cgroups();
+        }
         let refused = match self.refusal() {
             Some(e) => Err(e),
             None => {
