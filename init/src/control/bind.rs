@@ -6,36 +6,37 @@ use crate::pathname::Show as _;
 use rustix::event::epoll;
 use rustix::io::Errno;
 use rustix::net::{self, SocketFlags};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// A step of `Server::bind` that failed.
+/// A step of `Server::bind` that failed. It borrows the path: a bind
+/// retried while it fails (`pid1::event_loop`) allocates nothing.
 #[derive(Debug)]
-pub enum ServerError {
+pub enum ServerError<'a> {
     /// The socket's directory could not be made.
     Dir {
-        path: PathBuf,
+        path: &'a Path,
         err: Errno,
     },
     /// Something not a socket sits where the socket goes.
-    NotSocket(PathBuf),
+    NotSocket(&'a Path),
     Unlink {
-        path: PathBuf,
+        path: &'a Path,
         err: Errno,
     },
     Socket(Errno),
     Bind {
-        path: PathBuf,
+        path: &'a Path,
         err: Errno,
     },
     Chmod {
-        path: PathBuf,
+        path: &'a Path,
         err: Errno,
     },
     Listen(Errno),
     Epoll(Errno),
 }
 
-impl core::fmt::Display for ServerError {
+impl core::fmt::Display for ServerError<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         // Few formatting sites: `VERB PATH: ERR`, `WHAT: ERR`.
         fn what(f: &mut core::fmt::Formatter<'_>, what: &str, e: &Errno) -> core::fmt::Result {
@@ -61,7 +62,7 @@ impl Server {
     /// Listens at `path`, making its directory (mode 0700) if missing and
     /// replacing a stale socket left there. Only peers of `allowed_uid`
     /// are served. Allocates the client table: call once, at boot.
-    pub fn bind(path: &Path, allowed_uid: u32) -> Result<Server, ServerError> {
+    pub fn bind(path: &Path, allowed_uid: u32) -> Result<Server, ServerError<'_>> {
         use rustix::fs::Mode;
         if let Some(dir) = crate::pathname::parent(path).filter(|d| !d.as_os_str().is_empty()) {
             let mut c = crate::sys::path::CPath::new();
@@ -70,12 +71,7 @@ impl Server {
                 .and_then(|dir| rustix::fs::mkdir(dir, Mode::RWXU))
             {
                 Ok(()) | Err(Errno::EXIST) => {}
-                Err(err) => {
-                    return Err(ServerError::Dir {
-                        path: dir.into(),
-                        err,
-                    })
-                }
+                Err(err) => return Err(ServerError::Dir { path: dir, err }),
             }
         }
         // The path as a C string once, for the four calls below; a path
@@ -84,14 +80,11 @@ impl Server {
         let cpath = c.of_path(path);
         if let Ok(st) = cpath.and_then(rustix::fs::lstat) {
             if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Socket {
-                return Err(ServerError::NotSocket(path.into()));
+                return Err(ServerError::NotSocket(path));
             }
             cpath
                 .and_then(rustix::fs::unlink)
-                .map_err(|err| ServerError::Unlink {
-                    path: path.into(),
-                    err,
-                })?;
+                .map_err(|err| ServerError::Unlink { path, err })?;
         }
         let listener = net::socket_with(
             net::AddressFamily::UNIX,
@@ -102,19 +95,10 @@ impl Server {
         .map_err(ServerError::Socket)?;
         let addr = cpath
             .and_then(net::SocketAddrUnix::new)
-            .map_err(|err| ServerError::Bind {
-                path: path.into(),
-                err,
-            })?;
-        net::bind(&listener, &addr).map_err(|err| ServerError::Bind {
-            path: path.into(),
-            err,
-        })?;
+            .map_err(|err| ServerError::Bind { path, err })?;
+        net::bind(&listener, &addr).map_err(|err| ServerError::Bind { path, err })?;
         let private = cpath.and_then(|p| rustix::fs::chmod(p, Mode::RUSR | Mode::WUSR));
-        private.map_err(|err| ServerError::Chmod {
-            path: path.into(),
-            err,
-        })?;
+        private.map_err(|err| ServerError::Chmod { path, err })?;
         net::listen(&listener, LISTEN_BACKLOG).map_err(ServerError::Listen)?;
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(ServerError::Epoll)?;
         epoll::add(

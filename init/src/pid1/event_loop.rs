@@ -588,7 +588,7 @@ fn kill_left(cg: &crate::cgroup::Cgroups, name: &str) {
 /// 1's wake-ups (a time, not a count: chatty units wake it often), before
 /// it is left in place: its processes killed but not gone (stuck in the
 /// kernel), or a cgroup below it. A namespace reaper's exit takes far less.
-const ORPHAN_GRACE_MS: Millis = 10_000;
+pub(super) const ORPHAN_GRACE_MS: Millis = 10_000;
 
 /// Cgroup `name` to be removed once empty, tried since now (once: a name
 /// removed, given back and removed again is one cgroup).

@@ -499,11 +499,16 @@ fn a_reexec_is_refused_while_a_start_or_a_stop_is_under_way() {
     // A removed unit's cgroup still tried: not in the state, it stayed
     // until the next boot.
     let gone = crate::unit::Name::try_from("gone").unwrap();
-    p.orphans.push((gone, 0));
+    p.orphans.push((gone.clone(), now()));
     assert_eq!(
         p.in_between(),
         Some(("gone", "removed (its cgroup not empty yet)"))
     );
+    // Past its grace it is left in place: no reason to refuse, though no
+    // wake-up has dropped it yet (an idle device).
+    p.orphans.clear();
+    p.orphans.push((gone, now().saturating_sub(60_000)));
+    assert_eq!(p.in_between(), None);
 }
 
 /// Without cgroups a kill signals the run's process group even after
@@ -960,10 +965,21 @@ fn a_control_socket_not_bound_is_tried_again() {
     assert!(p.control.is_none());
     let due = p.control_retry;
     assert!(due > now(), "no retry set");
-    std::fs::remove_file(&blocker).unwrap();
     p.retry_control(due - 1, &path);
     assert!(p.control.is_none(), "tried before its time");
+    // Tried again while it still fails: nothing allocated (the error
+    // borrows the path), as nothing is in the loop's steady state.
+    let before = crate::sys::alloc::thread_count();
     p.retry_control(due, &path);
+    p.retry_control(p.control_retry, &path);
+    assert_eq!(
+        crate::sys::alloc::thread_count(),
+        before,
+        "a failing retry allocates"
+    );
+    assert!(p.control.is_none());
+    std::fs::remove_file(&blocker).unwrap();
+    p.retry_control(p.control_retry, &path);
     assert!(p.control.is_some(), "not bound once it could be");
     assert_eq!(p.control_retry, 0);
     assert!(path.exists());

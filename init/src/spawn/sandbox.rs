@@ -15,7 +15,7 @@ use crate::sys::path::CPath;
 use crate::unit::{Namespaces, UnitDef};
 use crate::vocab::PATH_BYTES;
 use core::ffi::CStr;
-use remount::{bind_read_only, flag_tree, nodev_tree, remount_bind};
+use remount::{bind_read_only, cut_off, flag_tree, nodev_tree, remount_bind};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mount::{
@@ -313,15 +313,19 @@ fn guard_host_files(net: bool) -> Result<(), Failure> {
     // The unit's own copies of the mounts (its mount namespace): every
     // one under the cgroup root (a hybrid host's cgroup2 is below a
     // tmpfs there).
+    let cg = crate::vocab::CGROUP_ROOT_C;
     match flag_tree(
-        crate::vocab::CGROUP_ROOT_C,
+        cg,
         crate::sys::mount::readonly_recursive,
         MountFlags::RDONLY,
     ) {
         // Not there, or not a mount (no cgroup2 mounted there:
         // `cgroup::missing`): nothing of the cgroup tree to protect.
         Err(Errno::NOENT | Errno::INVAL) => Ok(()),
-        r => r.map_err(|e| (Step::HostFiles, e)),
+        // Nor a hierarchy the host mounts there later, writable.
+        r => r
+            .and_then(|()| cut_off(cg))
+            .map_err(|e| (Step::HostFiles, e)),
     }
 }
 

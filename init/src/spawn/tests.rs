@@ -1436,3 +1436,52 @@ fn a_units_mounts_follow_the_hosts() {
     assert_eq!(wait(pid), 0);
     assert_eq!(said.trim(), "late=1 gone=0");
 }
+
+/// A file system the host mounts after the start of a root unit without
+/// `sys_admin` under its read-only `/proc/sys` (binfmt_misc: its
+/// `register` names an interpreter the kernel runs as the host's root)
+/// stays out of the read-only tree: a bind of the unit's slave mounts was
+/// a slave too, and the mount arrived in it writable. Alone, in a mount
+/// namespace of its own with `/` shared, as PID 1 makes it.
+#[test]
+fn a_later_mount_does_not_reach_a_units_read_only_proc_sys() {
+    if !rustix::process::geteuid().is_root() {
+        return; // mounts need root; CI runs the host tests as root
+    }
+    let test = "a_later_mount_does_not_reach_a_units_read_only_proc_sys";
+    if !crate::testutil::run_alone_after_mounting(module_path!(), test, "mount --make-rshared /") {
+        return;
+    }
+    let binfmt = "/proc/sys/fs/binfmt_misc";
+    // Up, then waits (5 s at most) for the host's mount to reach the
+    // unit's namespace at all (its /proc, under the read-only bind).
+    let script = format!(
+        "echo up; i=0; while [ $i -lt 100 ]; do \
+         [ $(grep -c ' {binfmt} ' /proc/self/mountinfo) -ge 1 ] && break; \
+         sleep 0.05; i=$((i + 1)); done; \
+         echo seen=$(grep -c ' {binfmt} ' /proc/self/mountinfo); \
+         (: >> {binfmt}/register) 2>/dev/null && echo w || echo r"
+    );
+    let cg = own_cgroup();
+    let keys = "exec = /bin/true\nnamespaces = mount\ncapabilities = none\n";
+    let mut d = crate::unit::parse("t", keys).unwrap();
+    d.exec = unit(&["/bin/sh", "-c", &script]).exec;
+    let (rd, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let pid = spawn(&request(&d, cg.as_fd(), Stdio::Pipe(wr.as_fd()))).unwrap();
+    drop(wr);
+    let mut out = std::io::BufReader::new(std::fs::File::from(rd));
+    let mut up = String::new();
+    std::io::BufRead::read_line(&mut out, &mut up).unwrap();
+    assert_eq!(up, "up\n");
+    let host = format!("mount -t tmpfs none {binfmt} && : > {binfmt}/register");
+    let ok = std::process::Command::new("sh")
+        .args(["-c", &host])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut out, &mut said).unwrap();
+    assert_eq!(wait(pid), 0);
+    let said = said.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(said, "seen=1 r");
+}

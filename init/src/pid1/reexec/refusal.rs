@@ -104,10 +104,15 @@ impl Pid1 {
             let name = self.sup.slot(i as u16)?.def.name.as_str();
             Some((name, what))
         });
+        // Only one still tried: past its grace it is left in place (said
+        // at the next wake-up), which an idle device may not have had.
+        let t = crate::pid1::now();
         let removed = || {
-            self.orphans
-                .first()
-                .map(|(name, _)| (name.as_str(), "removed (its cgroup not empty yet)"))
+            let tried = |(_, since): &&(crate::unit::Name, crate::vocab::Millis)| {
+                t.saturating_sub(*since) < crate::pid1::event_loop::ORPHAN_GRACE_MS
+            };
+            let (name, _) = self.orphans.iter().find(tried)?;
+            Some((name.as_str(), "removed (its cgroup not empty yet)"))
         };
         unit.or_else(removed)
     }

@@ -24,9 +24,19 @@ pub(super) fn bind_read_only(p: &CStr) -> Result<(), Errno> {
     // names then runs for whoever execs a matching file (the host's root).
     // A file (`/proc/sysrq-trigger`) has none.
     match flag_tree(p, crate::sys::mount::readonly_recursive, MountFlags::RDONLY) {
-        Err(Errno::NOTDIR) => Ok(()),
-        r => r,
+        Err(Errno::NOTDIR) => {}
+        r => r?,
     }
+    cut_off(p)
+}
+
+/// `p`'s mounts private in the unit's namespace: a bind of a slave (the
+/// unit's copy of the host's mounts, `enter`) is a slave too, and a file
+/// system the host mounts there later (binfmt_misc under `/proc/sys`)
+/// arrived with the host's flags, writable, in a tree made read-only.
+pub(super) fn cut_off(p: &CStr) -> Result<(), Errno> {
+    use rustix::mount::MountPropagationFlags as Propagation;
+    rustix::mount::mount_change(p, Propagation::REC | Propagation::PRIVATE)
 }
 
 /// `path`'s mount and every one below it made `nodev`; before Linux 5.12
