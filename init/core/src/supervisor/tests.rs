@@ -2160,3 +2160,158 @@ fn an_amended_exit_is_the_units_last_exit() {
     r.sup.amend_exit(idle, Exit::OomKill);
     assert_eq!(r.sup.slot(idle).unwrap().rt.last_exit, None);
 }
+
+// ---- Behaviour no test checked before (the forty-fourth round's mutation run: each test fails under its mutant) ----
+
+/// A reload whose new definition drops `after`: the unit no longer waits
+/// for (nor gives up on) the unit it named.
+#[test]
+fn a_reload_that_drops_an_after_forgets_it() {
+    let mut r = Rig::new(vec![def("b"), after(def("a"), &["b"])]);
+    r.ev(Event::Boot);
+    assert_eq!(r.state("a"), State::Running);
+    r.ev(Event::Stop { unit: r.idx("b") });
+    r.exit("b", Exit::Signal(15));
+    assert_eq!(r.state("b"), State::Stopped);
+    let mut a2 = def("a");
+    a2.description.push_str("v2").unwrap();
+    reload(&mut r, vec![def("b"), a2], &[]);
+    r.exit("a", Exit::Signal(15));
+    assert_eq!(r.state("a"), State::Running, "a still after b");
+    assert!(r.sup.slot(r.idx("a")).unwrap().rt.deps.is_empty());
+}
+
+/// A put-back restores the good definition's `after`: the unit waits for
+/// the unit its good definition starts after.
+#[test]
+fn a_revert_puts_the_good_after_back() {
+    let mut db = notify("db");
+    db.restart_delay = 60_000;
+    let mut r = Rig::new(vec![db, after(def("web"), &["db"])]);
+    r.ev(Event::Boot);
+    let (d, w) = (r.idx("db"), r.idx("web"));
+    r.ev(Event::Ready { unit: d });
+    assert_eq!(r.state("web"), State::Running);
+    let good = r.sup.slot(w).unwrap().def.clone();
+    let bad = def("web"); // no `after`
+    let db_def = r.sup.slot(d).unwrap().def.clone();
+    reload(&mut r, vec![db_def, bad], &[]);
+    r.exit("web", Exit::Signal(15));
+    assert_eq!(r.state("web"), State::Running);
+    r.exit("db", Exit::Code(1));
+    assert_eq!(r.state("db"), State::Backoff);
+    let a = r.exit("web", Exit::Code(3));
+    assert_eq!(verdicts(&a), vec![(w, false)]);
+    let mut out = Actions::new();
+    let now = r.now;
+    r.sup.revert(now, w, Some(good), &mut out);
+    assert!(
+        !out.contains(&Action::Spawn(w)),
+        "web started before db is ready: {out:?}"
+    );
+    assert_eq!(r.sup.slot(w).unwrap().rt.deps.as_slice(), &[d]);
+}
+
+/// A unit that gave up on its dependency is not started again when that
+/// dependency is started by hand, nor by a revert of an unrelated unit.
+#[test]
+fn an_unrelated_revert_does_not_wake_a_unit_that_gave_up() {
+    let mut y = notify("y");
+    y.restart_delay = 60_000;
+    let mut c = after(def("c"), &["x"]);
+    c.restart_delay = 100;
+    let mut r = Rig::new(vec![oneshot("p"), y, after(def("x"), &["y"]), c]);
+    r.ev(Event::Boot);
+    r.exit("p", Exit::Code(0));
+    r.ev(Event::Ready { unit: r.idx("y") });
+    assert_eq!(r.state("c"), State::Running);
+    // x stopped by hand; c crashes and, due again, gives up on x.
+    r.ev(Event::Stop { unit: r.idx("x") });
+    r.exit("x", Exit::Signal(15));
+    r.exit("c", Exit::Code(1));
+    r.at(r.now + 100);
+    assert_eq!(r.state("c"), State::Stopped);
+    assert!(r.sup.slot(r.idx("c")).unwrap().gave_up_on_dependency());
+    // y goes into a long backoff; x started by hand waits for it.
+    r.exit("y", Exit::Code(1));
+    r.ev(Event::Start { unit: r.idx("x") });
+    assert_eq!(r.sup.slot(r.idx("x")).unwrap().rt.phase, Phase::Waiting);
+    // An unrelated oneshot p: changed, fails, reverted.
+    let p = r.idx("p");
+    let good = r.sup.slot(p).unwrap().def.clone();
+    let mut p2 = oneshot("p");
+    p2.description.push_str("v2").unwrap();
+    let defs: std::vec::Vec<UnitDef> = r
+        .sup
+        .slots()
+        .map(|s| {
+            if s.def.name.as_str() == "p" {
+                p2.clone()
+            } else {
+                s.def.clone()
+            }
+        })
+        .collect();
+    reload(&mut r, defs, &[]);
+    let a = r.exit("p", Exit::Code(1));
+    assert_eq!(verdicts(&a), vec![(p, false)]);
+    let mut out = Actions::new();
+    let now = r.now;
+    r.sup.revert(now, p, Some(good), &mut out);
+    let cs = r.sup.slot(r.idx("c")).unwrap();
+    assert!(!cs.rt.want, "c woken by p's revert");
+    assert_eq!(r.state("c"), State::Stopped);
+}
+
+/// `restart = on-failure` with `restart_delay = 0ms` is restarted in place
+/// after a failure (the run goes on); a clean exit ends it.
+#[test]
+fn on_failure_restarts_in_place_only_after_a_failure() {
+    let mut d = def("svc");
+    d.restart = Restart::OnFailure;
+    d.restart_delay = 0;
+    let mut r = Rig::new(vec![d]);
+    r.ev(Event::Boot);
+    let svc = r.idx("svc");
+    let pid = r.pid("svc");
+    r.now += 5000;
+    let a = r.ev(Event::Relaunched {
+        unit: svc,
+        exit: Exit::Code(1),
+    });
+    assert!(!a.contains(&Action::KillCgroup(svc)), "{a:?}");
+    assert_eq!(r.state("svc"), State::Running);
+    assert_eq!(r.pid("svc"), pid);
+    r.now += 5000;
+    let a = r.ev(Event::Relaunched {
+        unit: svc,
+        exit: Exit::Code(0),
+    });
+    assert!(a.contains(&Action::KillCgroup(svc)), "{a:?}");
+    assert_eq!(r.state("svc"), State::Stopped);
+}
+
+/// "A run of a second or more is restarted at once every time": a run of
+/// exactly 1000 ms is no crash loop.
+#[test]
+fn a_run_of_exactly_a_second_is_restarted_at_once() {
+    let mut d = def("svc");
+    d.restart_delay = 0;
+    let mut r = Rig::new(vec![d]);
+    r.ev(Event::Boot);
+    r.exit("svc", Exit::Code(1)); // first of a row: at once
+    assert_eq!(r.state("svc"), State::Running);
+    r.now += 1000;
+    let a = r.exit("svc", Exit::Code(1));
+    assert_eq!(restarts_announced(&a), vec![Some(Delay::ms(0))]);
+}
+
+/// A start limit's held action, with a shutdown begun meanwhile: at the
+/// floor nothing more is said or done.
+#[test]
+fn a_held_limit_action_is_not_said_again_in_a_shutdown() {
+    let mut r = limit_hit_at_300ms(false);
+    r.ev(Event::Shutdown(ShutdownKind::Poweroff));
+    let a = r.at(LIMIT_ACTION_FLOOR);
+    assert!(!a.contains(&Action::Announce(0, Note::StartLimit)), "{a:?}");
+}
