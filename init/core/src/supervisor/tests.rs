@@ -114,6 +114,16 @@ impl Rig {
 /// Once every unit runs and none has a timer, a step does not pass over
 /// every unit (the hints are clear); what gives a pass something to find
 /// sets its hint again.
+/// Unit `svc` of `d` booted and up for 5 s (a run long enough for the
+/// restart in place): the rig, its index and its pid.
+fn svc_up_five_seconds(d: UnitDef) -> (Rig, u16, u32) {
+    let mut r = Rig::new(vec![d]);
+    r.ev(Event::Boot);
+    let (svc, pid) = (r.idx("svc"), r.pid("svc"));
+    r.now += 5000;
+    (r, svc, pid)
+}
+
 #[test]
 fn passes_over_every_unit_stop_once_they_would_find_nothing() {
     let mut slow = def("slow");
@@ -331,11 +341,7 @@ fn a_restart_in_place_is_counted_without_a_spawn() {
     let mut d = def("svc");
     d.restart_delay = 0;
     d.restart_delay_max = 1000;
-    let mut r = Rig::new(vec![d]);
-    r.ev(Event::Boot);
-    let svc = r.idx("svc");
-    let pid = r.pid("svc");
-    r.now += 5000;
+    let (mut r, svc, pid) = svc_up_five_seconds(d);
     let a = r.ev(Event::Relaunched {
         unit: svc,
         exit: Exit::Signal(9),
@@ -2270,11 +2276,7 @@ fn on_failure_restarts_in_place_only_after_a_failure() {
     let mut d = def("svc");
     d.restart = Restart::OnFailure;
     d.restart_delay = 0;
-    let mut r = Rig::new(vec![d]);
-    r.ev(Event::Boot);
-    let svc = r.idx("svc");
-    let pid = r.pid("svc");
-    r.now += 5000;
+    let (mut r, svc, pid) = svc_up_five_seconds(d);
     let a = r.ev(Event::Relaunched {
         unit: svc,
         exit: Exit::Code(1),

@@ -15,8 +15,13 @@ use std::time::{Duration, Instant};
 /// A process that ignores SIGTERM, leading its own process group; back
 /// once its trap is set.
 fn stubborn() -> Child {
+    up("trap '' TERM; echo up; exec sleep 30")
+}
+
+/// `script` (sh) leading its own process group, back once it said `up`.
+fn up(script: &str) -> Child {
     let mut c = Command::new("/bin/sh")
-        .args(["-c", "trap '' TERM; echo up; exec sleep 30"])
+        .args(["-c", script])
         .stdout(Stdio::piped())
         .process_group(0)
         .spawn()
@@ -630,19 +635,7 @@ fn a_shutdown_waits_for_the_leftovers_of_an_earlier_stop() {
 fn a_stop_continues_a_stopped_process() {
     let root = TempDir::new("pid1-stop-cont");
     root.file("units/web/cgroup.events", "populated 1\nfrozen 0\n");
-    let mut main = Command::new("/bin/sh")
-        .args([
-            "-c",
-            "trap 'exit 0' TERM; echo up; while :; do sleep 0.05; done",
-        ])
-        .stdout(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(main.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut main = up("trap 'exit 0' TERM; echo up; while :; do sleep 0.05; done");
     root.file("units/web/cgroup.procs", &format!("{}\n", main.id()));
     let pid = rustix::process::Pid::from_raw(main.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
