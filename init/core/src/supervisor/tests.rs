@@ -2317,3 +2317,16 @@ fn a_held_limit_action_is_not_said_again_in_a_shutdown() {
     let a = r.at(LIMIT_ACTION_FLOOR);
     assert!(!a.contains(&Action::Announce(0, Note::StartLimit)), "{a:?}");
 }
+
+/// A settle passes over its waiting units once, and once more a level of
+/// failure cascade, not once a unit: 100 units boot in a few passes. A
+/// pass a unit (quadratic) changed no outcome, so no other test saw it.
+#[test]
+fn a_settle_passes_over_its_units_a_few_times_not_once_a_unit() {
+    let defs: std::vec::Vec<UnitDef> = (0..100).map(|i| def(&format!("u{i}"))).collect();
+    let mut r = Rig::new(defs);
+    super::settle::PASSES.with(|p| p.set(0));
+    r.ev(Event::Boot);
+    let passes = super::settle::PASSES.with(|p| p.get());
+    assert!((1..=3).contains(&passes), "{passes} passes");
+}
