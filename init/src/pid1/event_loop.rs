@@ -60,11 +60,7 @@ pub(super) fn unwatch(ep: Option<&OwnedFd>, fd: Option<OwnedFd>) {
 /// or when the fd is a socket (a reload may have changed `ready` since
 /// the run's socket was bound; its file was left in /run for good).
 pub(super) fn end_notify(ep: Option<&OwnedFd>, fd: Option<OwnedFd>, name: &str, sd: bool) {
-    let socket = fd.as_ref().is_some_and(|f| {
-        rustix::fs::fstat(f).is_ok_and(|st| {
-            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket
-        })
-    });
+    let socket = fd.as_ref().is_some_and(crate::sys::file::is_socket);
     unwatch_notify(ep, fd);
     if sd || socket {
         super::executor::unlink_notify(super::executor::notify_path(name).as_str());

@@ -367,9 +367,7 @@ impl Pid1 {
             // have changed `ready` while this run's pipe is still open,
             // and a pipe's end of file taken for an empty datagram would
             // be read again at every wake-up.
-            let sd = rustix::fs::fstat(fd).is_ok_and(|st| {
-                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket
-            });
+            let sd = crate::sys::file::is_socket(fd);
             // systemd's NOTIFY_BUFFER_MAX: a datagram is read whole or
             // cut, and READY=1 may follow a long STATUS= line.
             let mut buf = [0u8; 4096];

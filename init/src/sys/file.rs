@@ -408,6 +408,14 @@ pub fn overlay_opaque(dir: &core::ffi::CStr) -> bool {
     matches!(rustix::fs::lgetxattr(dir, c"trusted.overlay.opaque", &mut v), Ok(1) if v == *b"y")
 }
 
+/// `fd` is a socket (a unit's readiness fd: its `sd_notify` socket, not
+/// its `ready = notify` pipe, whatever the definition says now).
+pub fn is_socket(fd: impl AsFd) -> bool {
+    rustix::fs::fstat(fd).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket
+    })
+}
+
 /// `e` is the OS error `n` (std's `kind` would link its table of every
 /// errno's kind).
 pub fn is_errno(e: &std::io::Error, n: rustix::io::Errno) -> bool {
