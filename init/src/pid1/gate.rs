@@ -270,9 +270,9 @@ impl Pid1 {
                 // still holds the rejected definition, which the next boot
                 // would start ungated, and the next reload apply again.
                 // Owed to the next reload. Not one edited since (`STALE`).
-                if let (Err(e), Some(r)) = (saved, rejected.as_ref()) {
-                    if e == Errno::STALE {
-                    } else if let Some(e) = self.edges.get_mut(usize::from(u)) {
+                let owed = saved.is_err_and(|e| e != Errno::STALE);
+                if let (true, Some(r)) = (owed, rejected.as_ref()) {
+                    if let Some(e) = self.edges.get_mut(usize::from(u)) {
                         e.rare().owed = Some(Box::new(((*good).clone(), r.clone(), cause.clone())));
                     }
                 }
