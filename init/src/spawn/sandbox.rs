@@ -297,18 +297,15 @@ fn guard_host_files(net: bool) -> Result<(), Failure> {
     guard_proc("/proc").map_err(|(_, e)| (Step::HostFiles, e))?;
     bind_read_only(c"/sys/kernel/uevent_helper").map_err(|e| (Step::HostFiles, e))?;
     let rw = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
-    let again = if net {
-        rustix::mount::mount_bind_recursive(c"/proc/sys/net", c"/proc/sys/net")
-    } else {
-        Err(Errno::NOENT)
-    };
-    match again {
-        // Writable again: a bind copies the read-only flag it was made
-        // under, which `remount_bind` would keep.
-        Ok(()) => rustix::mount::mount_remount(c"/proc/sys/net", MountFlags::BIND | rw, c"")
-            .map_err(|e| (Step::HostFiles, e))?,
-        Err(Errno::NOENT) => {}
-        Err(e) => return Err((Step::HostFiles, e)),
+    if net {
+        match rustix::mount::mount_bind_recursive(c"/proc/sys/net", c"/proc/sys/net") {
+            // Writable again: a bind copies the read-only flag it was
+            // made under, which `remount_bind` would keep.
+            Ok(()) => rustix::mount::mount_remount(c"/proc/sys/net", MountFlags::BIND | rw, c"")
+                .map_err(|e| (Step::HostFiles, e))?,
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err((Step::HostFiles, e)),
+        }
     }
     // The unit's own copies of the mounts (its mount namespace): every
     // one under the cgroup root (a hybrid host's cgroup2 is below a
