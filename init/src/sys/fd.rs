@@ -170,15 +170,8 @@ pub fn close_early(fd: BorrowedFd<'_>) {
 /// without a PID namespace of its own. PID 1 opens its own close-on-exec.
 pub fn cloexec_inherited() {
     const CLOSE_RANGE_CLOEXEC: usize = 1 << 2;
-    // SAFETY: close_range takes three unsigned ints and touches no memory;
-    // with CLOSE_RANGE_CLOEXEC it closes nothing, only sets the flag.
-    let r = unsafe {
-        super::raw::syscall6(
-            libc::SYS_close_range,
-            [3, u32::MAX as usize, CLOSE_RANGE_CLOEXEC, 0, 0, 0],
-        )
-    };
-    if r.is_ok() {
+    // Closes nothing with the flag, only marks: no owner's fd is closed.
+    if raw_close_range(3, u32::MAX, CLOSE_RANGE_CLOEXEC).is_ok() {
         return;
     }
     // Before Linux 5.11: the numbers a boot's start may hold, one by one.
@@ -193,23 +186,28 @@ pub fn cloexec_inherited() {
     }
 }
 
+/// close_range(2) itself, with `flags`: its callers say what closing (or
+/// marking) those numbers means for their owners. A raw call (`raw`): a
+/// reaper on a spawn slot shares PID 1's errno.
+fn raw_close_range(first: u32, last: u32, flags: usize) -> Result<usize, Errno> {
+    // SAFETY: close_range takes three unsigned ints and touches no memory.
+    unsafe {
+        super::raw::syscall6(
+            libc::SYS_close_range,
+            [first as usize, last as usize, flags, 0, 0, 0],
+        )
+    }
+}
+
 /// close_range(2) from `first` to `last`; before Linux 5.9, close(2) on
 /// each number below the fd limit.
 fn close_range(first: u32, last: u32) {
     if first > last {
         return;
     }
-    // SAFETY: close_range takes three unsigned ints and touches no memory;
-    // closing numbers that other code holds as `OwnedFd`s is what this
+    // Closing numbers that other code holds as `OwnedFd`s is what this
     // function's contract (`close_all_but`) makes that code's caller accept.
-    // A raw call (`raw`): a reaper on a spawn slot shares PID 1's errno.
-    let r = unsafe {
-        super::raw::syscall6(
-            libc::SYS_close_range,
-            [first as usize, last as usize, 0, 0, 0, 0],
-        )
-    };
-    if r.is_ok() {
+    if raw_close_range(first, last, 0).is_ok() {
         return;
     }
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
