@@ -105,13 +105,13 @@ pub fn block_all() -> Result<(), Errno> {
 /// inherit an ignored SIGPIPE: `initctl` ignores it, and a PID 1 exec'd
 /// by an older wren may have it ignored).
 pub fn set_default(sig: Signal) -> Result<(), Errno> {
-    set_handler(sig, 0)
+    set_handler(sig as usize, 0)
 }
 
 /// Ignore `sig` (`initctl`: a closed pipe on stdout is an error, as under
 /// Rust's own start-up).
 pub fn ignore(sig: Signal) -> Result<(), Errno> {
-    set_handler(sig, 1)
+    set_handler(sig as usize, 1)
 }
 
 /// Every signal the process was started with ignored given its default
@@ -134,23 +134,14 @@ pub fn default_the_ignored() -> u32 {
             )
         };
         if asked.is_ok() && old.first() == Some(&1) {
-            let act = [0u64; 4];
-            // SAFETY: `act` a kernel sigaction on this frame (SIG_DFL, no
-            // flags, an empty mask), read during the call; no handler.
-            let set = unsafe {
-                super::raw::syscall6(
-                    libc::SYS_rt_sigaction,
-                    [sig, act.as_ptr() as usize, 0, SIGSET_SIZE, 0, 0],
-                )
-            };
-            n += u32::from(set.is_ok());
+            n += u32::from(set_handler(sig, 0).is_ok());
         }
     }
     n
 }
 
-/// `sig`'s handler set to SIG_DFL (0) or SIG_IGN (1).
-fn set_handler(sig: Signal, handler: u64) -> Result<(), Errno> {
+/// Signal number `sig`'s handler set to SIG_DFL (0) or SIG_IGN (1).
+fn set_handler(sig: usize, handler: u64) -> Result<(), Errno> {
     // The kernel's struct sigaction: the handler, then no flags, no
     // restorer, an empty mask. Its largest layout is four words.
     let act = [handler, 0, 0, 0];
@@ -160,7 +151,7 @@ fn set_handler(sig: Signal, handler: u64) -> Result<(), Errno> {
     unsafe {
         super::raw::syscall6(
             libc::SYS_rt_sigaction,
-            [sig as usize, act.as_ptr() as usize, 0, SIGSET_SIZE, 0, 0],
+            [sig, act.as_ptr() as usize, 0, SIGSET_SIZE, 0, 0],
         )
     }
     .map(|_| ())
