@@ -185,11 +185,6 @@ impl Pid1 {
         Ok(())
     }
 
-    /// The operator's way in, bound and in the loop; when it cannot be
-    /// (/run out of inodes, PID 1 short of memory or fds at a re-exec),
-    /// tried again every `CONTROL_RETRY_MS`, said at the first failure
-    /// and at the bind that works: a fault that clears must not leave
-    /// the device without `initctl` until its next boot.
     /// At a tick: the control socket bound again if it is not and its
     /// retry is due.
     pub(super) fn retry_control(&mut self, t: Millis, path: &Path) {
@@ -198,6 +193,11 @@ impl Pid1 {
         }
     }
 
+    /// The operator's way in, bound and in the loop; when it cannot be
+    /// (/run out of inodes, PID 1 short of memory or fds at a re-exec),
+    /// tried again every `CONTROL_RETRY_MS`, said at the first failure
+    /// and at the bind that works: a fault that clears must not leave
+    /// the device without `initctl` until its next boot.
     pub(super) fn bind_control(&mut self, path: &Path) {
         use crate::pathname::Show;
         let Some(ep) = self.epoll.as_ref() else {
