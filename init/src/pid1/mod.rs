@@ -18,6 +18,7 @@
 
 mod announce;
 mod boot;
+mod control_socket;
 mod event_loop;
 mod executor;
 mod gate;
