@@ -405,6 +405,12 @@ fn crash_loop_backs_off_doubling_and_capped() {
         assert_eq!(r.state("crash"), State::Running);
     }
     assert_eq!(delays, [100, 200, 400, 800, 1000, 1000, 1000]);
+    // Up exactly restart_delay_max is not longer: the row goes on.
+    r.now += 1000;
+    r.exit("crash", Exit::Code(1));
+    let due = r.sup.next_deadline().unwrap();
+    assert_eq!(due - r.now, 1000);
+    r.at(due);
     // A run longer than restart_delay_max starts again from restart_delay.
     r.now += 1001;
     r.exit("crash", Exit::Code(1));
