@@ -60,6 +60,13 @@ fn check_out(sysroot: &Path, paths: &[&Path]) -> (bool, Vec<String>) {
     (ok, text.lines().map(str::to_owned).collect())
 }
 
+/// `check --root`'s verdict and what it printed.
+fn root_out(img: &Path, paths: &[&Path]) -> (bool, String) {
+    let mut out = Vec::new();
+    let ok = check_root(img, paths, &mut out);
+    (ok, String::from_utf8(out).unwrap())
+}
+
 #[test]
 fn load_error_display() {
     let e = LoadError {
@@ -1025,9 +1032,7 @@ fn check_root_looks_inside_the_image() {
         "exec = /bin/sh\nuser = www\n# the device's\ngroup = video\n",
     );
     img.file("etc/units/missing.unit", "exec = /usr/sbin/httpd -f\n");
-    let mut out = Vec::new();
-    let ok = check_root(img.path(), &[], &mut out);
-    let out = String::from_utf8(out).unwrap();
+    let (ok, out) = root_out(img.path(), &[]);
     assert!(!ok, "{out}");
     let units = img.join("etc/units");
     let u = |n: &str| units.join(format!("{n}.unit")).display().to_string();
@@ -1066,9 +1071,9 @@ fn check_root_looks_inside_the_image() {
     assert!(!out.contains(&u("merged")), "{out}");
     assert!(out.ends_with("4 errors; 2 of 6 units ok\n"), "{out}");
     // Named files are checked against the image too.
-    let mut out = Vec::new();
-    assert!(check_root(img.path(), &[Path::new(&u("web"))], &mut out));
-    assert_eq!(String::from_utf8(out).unwrap(), "1 unit ok\n");
+    let (ok, out) = root_out(img.path(), &[Path::new(&u("web"))]);
+    assert!(ok, "{out}");
+    assert_eq!(out, "1 unit ok\n");
 }
 
 /// Files named with `--root` are checked against the image wherever they
@@ -1082,15 +1087,12 @@ fn check_root_of_files_needs_no_unit_directory_in_the_image() {
     let staged = TempDir::new("checkrootstaged");
     staged.file("app.unit", "exec = /bin/app\n");
     let file = staged.join("app.unit");
-    let mut out = Vec::new();
-    let ok = check_root(img.path(), &[file.as_path()], &mut out);
-    let out = String::from_utf8(out).unwrap();
+    let (ok, out) = root_out(img.path(), &[file.as_path()]);
     assert!(ok, "{out}");
     assert_eq!(out, "1 unit ok\n");
     // Without a PATH, the image's unit directory is what is checked.
-    let mut out = Vec::new();
-    assert!(!check_root(img.path(), &[], &mut out));
-    let out = String::from_utf8(out).unwrap();
+    let (ok, out) = root_out(img.path(), &[]);
+    assert!(!ok, "{out}");
     assert!(
         out.contains("etc/units: cannot read the directory"),
         "{out}"
@@ -1116,9 +1118,8 @@ fn check_root_resolves_ids_as_a_start_does() {
         "exec = /bin/busybox\nuser = 4321\ngroup = 5\n",
     );
     img.file("etc/units/www.unit", "exec = /bin/busybox\nuser = www\n");
-    let mut out = Vec::new();
-    assert!(!check_root(img.path(), &[], &mut out));
-    let out = String::from_utf8(out).unwrap();
+    let (ok, out) = root_out(img.path(), &[]);
+    assert!(!ok, "{out}");
     let u = |n: &str| {
         img.join(format!("etc/units/{n}.unit"))
             .display()
@@ -1201,9 +1202,7 @@ fn check_root_merges_layers_as_overlayfs() {
     unit("www", "exec = /bin/sh\nuser = www");
     unit("old", "exec = /bin/old");
     unit("opaque", "exec = /opt/x/tool");
-    let mut out = Vec::new();
-    let ok = check_root(img.path(), &[], &mut out);
-    let out = String::from_utf8(out).unwrap();
+    let (ok, out) = root_out(img.path(), &[]);
     assert!(!ok, "{out}");
     let u = |n: &str| {
         img.join(format!("etc/units/{n}.unit"))
@@ -1278,9 +1277,7 @@ fn named_files_in_an_image_have_the_images_units_beside_them() {
         std::os::unix::fs::symlink("/usr/lib/units", img.join("etc/units")).unwrap();
     });
     let a = img.join("etc/units/a.unit");
-    let mut out = Vec::new();
-    let ok = check_root(img.path(), &[&a], &mut out);
-    let out = String::from_utf8(out).unwrap();
+    let (ok, out) = root_out(img.path(), &[&a]);
     assert!(ok, "{out}");
     assert_eq!(out, "1 unit ok\n");
 }
@@ -1301,17 +1298,15 @@ fn a_user_of_uid_0_by_another_name_is_root_for_the_warning() {
         "etc/units/shell.unit",
         "exec = /bin/busybox sh\nuser = toor\nnamespaces = none\n",
     );
-    let mut out = Vec::new();
-    assert!(check_root(img.path(), &[], &mut out));
-    let out = String::from_utf8(out).unwrap();
+    let (ok, out) = root_out(img.path(), &[]);
+    assert!(ok, "{out}");
     assert_eq!(
         out, "1 unit ok\n",
         "toor alone is no confined unit to compare with"
     );
     img.file("etc/units/web.unit", "exec = /bin/busybox\nuser = www\n");
-    let mut out = Vec::new();
-    assert!(check_root(img.path(), &[], &mut out));
-    let out = String::from_utf8(out).unwrap();
+    let (ok, out) = root_out(img.path(), &[]);
+    assert!(ok, "{out}");
     let shell = img.join("etc/units/shell.unit").display().to_string();
     assert!(
         out.contains(&format!(
@@ -1395,9 +1390,7 @@ fn check_root_resolves_unit_links_inside_the_image() {
             let link = img.join("etc/units/web.unit");
             std::os::unix::fs::symlink("/usr/lib/units/web.unit", link).unwrap();
         }
-        let mut out = Vec::new();
-        let ok = check_root(img.path(), &[], &mut out);
-        let out = String::from_utf8(out).unwrap();
+        let (ok, out) = root_out(img.path(), &[]);
         assert!(ok, "directory linked: {dir_linked}: {out}");
         assert!(out.contains("1 unit"), "{out}");
     }
@@ -1411,9 +1404,7 @@ fn check_root_does_not_read_the_hosts_file_for_a_dangling_link() {
     fs::create_dir_all(img.join("etc/units")).unwrap();
     // /etc/hostname exists on the build host, not in the image.
     std::os::unix::fs::symlink("/etc/hostname", img.join("etc/units/web.unit")).unwrap();
-    let mut out = Vec::new();
-    let ok = check_root(img.path(), &[], &mut out);
-    let out = String::from_utf8(out).unwrap();
+    let (ok, out) = root_out(img.path(), &[]);
     assert!(!ok, "{out}");
     assert!(out.contains("cannot read"), "{out}");
 }
@@ -1431,9 +1422,7 @@ fn check_root_resolves_a_units_root_inside_the_image() {
         "etc/units/ct.unit",
         "exec = /bin/app\nroot = /var/ct\nnamespaces = pid mount\n",
     );
-    let mut out = Vec::new();
-    let ok = check_root(img.path(), &[], &mut out);
-    let out = String::from_utf8(out).unwrap();
+    let (ok, out) = root_out(img.path(), &[]);
     assert!(!ok, "a program of the build host's was taken: {out}");
     assert!(
         out.contains("exec: `/bin/app` not found under root `/var/ct`"),
@@ -1443,12 +1432,8 @@ fn check_root_resolves_a_units_root_inside_the_image() {
     img.prog("data/ct/bin/app");
     std::fs::remove_file(img.join("var")).unwrap();
     std::os::unix::fs::symlink("/data", img.join("var")).unwrap();
-    let mut out = Vec::new();
-    assert!(
-        check_root(img.path(), &[], &mut out),
-        "{}",
-        String::from_utf8_lossy(&out)
-    );
+    let (ok, out) = root_out(img.path(), &[]);
+    assert!(ok, "{out}");
 }
 
 /// `initctl edit` checks a copy as `initctl check` does, users and groups
