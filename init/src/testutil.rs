@@ -137,6 +137,17 @@ macro_rules! alone {
 }
 pub(crate) use alone;
 
+/// `alone!` in a mount namespace of its own where `$mount` (sh) ran
+/// first (`run_alone_after_mounting`).
+macro_rules! alone_after_mounting {
+    ($test:ident, $mount:expr) => {
+        if !$crate::testutil::run_alone_after_mounting(module_path!(), stringify!($test), $mount) {
+            return;
+        }
+    };
+}
+pub(crate) use alone_after_mounting;
+
 /// Runs the test `test` of `module` (`module_path!()`) alone, in a
 /// process of its own: the test binary again, filtered to it. True in
 /// that process, where the test goes on; false in the caller, once that
@@ -146,8 +157,12 @@ pub fn run_alone(module: &str, test: &str) -> bool {
 }
 
 /// `run_alone` in a mount namespace of its own where `mount` (sh) ran
-/// first: true in that process.
+/// first: true in that process. False also where mounts cannot be made
+/// (not root; CI runs the host tests as root): the test is not run.
 pub fn run_alone_after_mounting(module: &str, test: &str, mount: &str) -> bool {
+    if !rustix::process::geteuid().is_root() {
+        return false;
+    }
     let sh = format!("{mount} && exec \"$@\"");
     let unshare = [
         "unshare",

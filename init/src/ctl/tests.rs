@@ -1207,14 +1207,11 @@ fn edit_of_a_fifo_is_refused_at_once() {
 /// namespace with a read-only tmpfs at /mnt.
 #[test]
 fn edit_through_a_link_into_a_read_only_place_is_refused_before_the_editor() {
-    if !rustix::process::geteuid().is_root() {
-        return; // mounts need root; CI runs the host tests as root
-    }
-    let name = "edit_through_a_link_into_a_read_only_place_is_refused_before_the_editor";
     let ro = "mount -t tmpfs -o ro none /mnt";
-    if !crate::testutil::run_alone_after_mounting(module_path!(), name, ro) {
-        return;
-    }
+    crate::testutil::alone_after_mounting!(
+        edit_through_a_link_into_a_read_only_place_is_refused_before_the_editor,
+        ro
+    );
     let d = TempDir::new("edit-ro");
     let units = d.join("units");
     std::fs::create_dir(&units).unwrap();
@@ -1257,14 +1254,8 @@ fn edit_through_a_link_into_a_read_only_place_is_refused_before_the_editor() {
 /// Alone, in a mount namespace with a 64 KiB tmpfs at /mnt.
 #[test]
 fn an_edit_a_full_disk_refused_is_kept() {
-    if !rustix::process::geteuid().is_root() {
-        return; // mounts need root; CI runs the host tests as root
-    }
-    let name = "an_edit_a_full_disk_refused_is_kept";
     let small = "mount -t tmpfs -o size=64k none /mnt";
-    if !crate::testutil::run_alone_after_mounting(module_path!(), name, small) {
-        return;
-    }
+    crate::testutil::alone_after_mounting!(an_edit_a_full_disk_refused_is_kept, small);
     let units = Path::new("/mnt");
     std::fs::write(units.join("web.unit"), "exec = /bin/old\n").unwrap();
     crate::testutil::fill_small_tmpfs(units);

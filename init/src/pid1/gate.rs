@@ -1546,14 +1546,10 @@ mod tests {
     /// reload read the rejected file back and applied it again.
     #[test]
     fn a_put_back_a_full_disk_refused_is_made_at_the_next_reload() {
-        let small = "mount -t tmpfs -o size=64k none /mnt";
-        if !crate::testutil::run_alone_after_mounting(
-            module_path!(),
-            "a_put_back_a_full_disk_refused_is_made_at_the_next_reload",
-            small,
-        ) {
-            return;
-        }
+        crate::testutil::alone_after_mounting!(
+            a_put_back_a_full_disk_refused_is_made_at_the_next_reload,
+            "mount -t tmpfs -o size=64k none /mnt"
+        );
         let d = Path::new("/mnt");
         let mut p = running_in(d, unit::parse("web", "exec = /bin/true\n").unwrap(), None);
         // A program that is there: a reload would take the file again.

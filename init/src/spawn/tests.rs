@@ -1106,8 +1106,7 @@ const IMAGE: &str = "/tmp/wren-test-image";
 /// in the caller (the test ran there), and where mounts cannot be made
 /// (not root; CI runs the host tests as root).
 fn alone_in_image(test: &str) -> bool {
-    rustix::process::geteuid().is_root()
-        && crate::testutil::run_alone_after_mounting(module_path!(), test, &image_mounts())
+    crate::testutil::run_alone_after_mounting(module_path!(), test, &image_mounts())
 }
 
 fn image_mounts() -> String {
@@ -1183,15 +1182,12 @@ fn script_says(keys: &str, script: &str) -> String {
 /// namespace of its own with a tmpfs standing in for binfmt_misc.
 #[test]
 fn a_root_unit_without_sys_admin_cannot_write_below_proc_sys() {
-    if !rustix::process::geteuid().is_root() {
-        return; // mounts need root; CI runs the host tests as root
-    }
     let binfmt = "/proc/sys/fs/binfmt_misc";
     let mount = format!("mount -t tmpfs none {binfmt} && : > {binfmt}/register");
-    let test = "a_root_unit_without_sys_admin_cannot_write_below_proc_sys";
-    if !crate::testutil::run_alone_after_mounting(module_path!(), test, &mount) {
-        return;
-    }
+    crate::testutil::alone_after_mounting!(
+        a_root_unit_without_sys_admin_cannot_write_below_proc_sys,
+        &mount
+    );
     let script = format!("(: >> {binfmt}/register) 2>/dev/null && echo w || echo r");
     let without = "namespaces = mount\ncapabilities = net_admin\n";
     assert_eq!(script_says(without, &script), "r");
@@ -1205,14 +1201,10 @@ fn a_root_unit_without_sys_admin_cannot_write_below_proc_sys() {
 /// writable.
 #[test]
 fn a_read_only_unit_sees_every_mount_below_root_read_only() {
-    if !rustix::process::geteuid().is_root() {
-        return; // mounts need root; CI runs the host tests as root
-    }
-    let test = "a_read_only_unit_sees_every_mount_below_root_read_only";
-    if !crate::testutil::run_alone_after_mounting(module_path!(), test, "mount -t tmpfs none /mnt")
-    {
-        return;
-    }
+    crate::testutil::alone_after_mounting!(
+        a_read_only_unit_sees_every_mount_below_root_read_only,
+        "mount -t tmpfs none /mnt"
+    );
     let script = "for f in /mnt/probe /dev/null /proc/self/oom_score_adj; do \
         (echo 0 > $f) 2>/dev/null && echo w || echo r; done";
     let got = script_says("namespaces = mount\nread_only = yes\n", script);
@@ -1227,16 +1219,13 @@ fn a_read_only_unit_sees_every_mount_below_root_read_only() {
 /// not the host's). What it reaches is read-only.
 #[test]
 fn a_read_only_unit_starts_beside_mounts_it_cannot_reach() {
-    if !rustix::process::geteuid().is_root() {
-        return; // mounts need root; CI runs the host tests as root
-    }
-    let test = "a_read_only_unit_starts_beside_mounts_it_cannot_reach";
     let mounts = "mount -t tmpfs none /mnt && mkdir /mnt/a && mount -t tmpfs none /mnt/a \
         && mount -t tmpfs none /mnt && mkdir -p /mnt/private/keys && chmod 700 /mnt/private \
         && mount -t tmpfs none /mnt/private/keys";
-    if !crate::testutil::run_alone_after_mounting(module_path!(), test, mounts) {
-        return;
-    }
+    crate::testutil::alone_after_mounting!(
+        a_read_only_unit_starts_beside_mounts_it_cannot_reach,
+        mounts
+    );
     let script = "(echo 0 > /mnt/probe) 2>/dev/null && echo w || echo r";
     let plain = "namespaces = mount\nread_only = yes\n";
     assert_eq!(script_says(plain, script), "r");
@@ -1400,15 +1389,9 @@ fn a_reaper_without_pid1s_dev_null_keeps_none_of_pid1s_stdio() {
 /// of its own with `/` shared and a tmpfs at /mnt.
 #[test]
 fn a_units_mounts_follow_the_hosts() {
-    if !rustix::process::geteuid().is_root() {
-        return; // mounts need root; CI runs the host tests as root
-    }
-    let test = "a_units_mounts_follow_the_hosts";
     let setup = "mount --make-rshared / && mount -t tmpfs none /mnt \
         && mkdir /mnt/late /mnt/gone && mount -t tmpfs gone /mnt/gone";
-    if !crate::testutil::run_alone_after_mounting(module_path!(), test, setup) {
-        return;
-    }
+    crate::testutil::alone_after_mounting!(a_units_mounts_follow_the_hosts, setup);
     // Up, then waits (5 s at most) for both changes to reach it.
     let script = "echo up; i=0; while [ $i -lt 100 ]; do \
         late=$(grep -c ' /mnt/late ' /proc/self/mountinfo); \
@@ -1429,13 +1412,10 @@ fn a_units_mounts_follow_the_hosts() {
 /// namespace of its own with `/` shared, as PID 1 makes it.
 #[test]
 fn a_later_mount_does_not_reach_a_units_read_only_proc_sys() {
-    if !rustix::process::geteuid().is_root() {
-        return; // mounts need root; CI runs the host tests as root
-    }
-    let test = "a_later_mount_does_not_reach_a_units_read_only_proc_sys";
-    if !crate::testutil::run_alone_after_mounting(module_path!(), test, "mount --make-rshared /") {
-        return;
-    }
+    crate::testutil::alone_after_mounting!(
+        a_later_mount_does_not_reach_a_units_read_only_proc_sys,
+        "mount --make-rshared /"
+    );
     let binfmt = "/proc/sys/fs/binfmt_misc";
     // Up, then waits (5 s at most) for the host's mount to reach the
     // unit's namespace at all (its /proc, under the read-only bind).
