@@ -1,0 +1,444 @@
+use super::super::tests::{pid1_with, step, with_cgroups, NO_PID};
+use crate::control::Server;
+use crate::proto::{decode_reply, encode_request, FrameDecoder, Reply, Request, FRAME_BUF};
+use crate::supervisor::Event;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+
+/// `req` over a real socket to `p`'s control server: the replies.
+fn ask(p: &mut super::Pid1, path: &std::path::Path, req: Request<'_>) -> Vec<Reply<'static>> {
+    let mut s = UnixStream::connect(path).unwrap();
+    let mut buf = [0u8; 256];
+    let n = encode_request(&req, &mut buf).unwrap();
+    s.write_all(&buf[..n]).unwrap();
+    p.serve_control();
+    p.tend_waiters();
+    replies(&mut s)
+}
+
+/// What `p`'s server answered on `s` so far.
+fn replies(s: &mut UnixStream) -> Vec<Reply<'static>> {
+    s.set_nonblocking(true).unwrap();
+    let mut dec = Box::new(FrameDecoder::<FRAME_BUF>::new());
+    let mut out = Vec::new();
+    while let Ok(n @ 1..) = s.read(dec.spare()) {
+        dec.advance(n);
+    }
+    while let Some(f) = dec.frame().unwrap() {
+        match decode_reply(f).unwrap() {
+            Reply::Ok => out.push(Reply::Ok),
+            Reply::Error(e) => out.push(Reply::Error(e)),
+            r => panic!("{r:?}"),
+        }
+        dec.consume();
+    }
+    out
+}
+
+/// `stop` of a unit already stopped whose cgroup still drains (what
+/// its stop left, in the grace) waits as a stop under way does; one
+/// whose processes survived every kill says so.
+#[test]
+fn a_stop_of_a_stopped_unit_waits_for_its_drain() {
+    let root = crate::testutil::TempDir::new("pid1-stop-answer");
+    root.file("units/web/cgroup.events", "populated 1\nfrozen 0\n");
+    let mut p = with_cgroups(&root);
+    step(&mut p, 0, Event::Boot);
+    step(&mut p, 1, Event::spawned(0, NO_PID));
+    step(&mut p, 2, Event::Stop { unit: 0 });
+    p.signal_unit(0, NO_PID, 15);
+    let exit = crate::vocab::Exit::Signal(15);
+    step(&mut p, 3, Event::Exited { pid: NO_PID, exit });
+    p.kill_cgroup(0);
+    assert!(p.draining(), "in the stop's grace");
+    let sock = crate::testutil::TempDir::new("pid1-stop-answer-sock");
+    let path = sock.path().join("control");
+    let uid = rustix::process::getuid().as_raw();
+    p.control = Some(Server::bind(&path, uid).unwrap());
+    let replies = ask(&mut p, &path, Request::Stop { name: "web" });
+    assert!(replies.is_empty(), "answered while draining: {replies:?}");
+    assert_eq!(p.control.as_ref().unwrap().clients(), 1, "waits");
+    // Processes that survive every kill: given up on, and said.
+    for _ in 0..=super::super::stopping::KILL_TRIES {
+        p.drain_timeouts(super::super::now().saturating_add(60_000));
+    }
+    assert!(p.edges[0].drain.gave_up && !p.draining());
+    let replies = ask(&mut p, &path, Request::Stop { name: "web" });
+    // Not named again: `initctl` says `initctl: web: ` before it.
+    assert!(
+        matches!(replies.as_slice(), [Reply::Error(e)]
+            if e.message == "processes survived SIGKILL (see the kernel log)"),
+        "{replies:?}"
+    );
+    // Gone later after all (stuck in the kernel, then not): a stop
+    // succeeds again.
+    root.file("units/web/cgroup.events", "populated 0\nfrozen 0\n");
+    let replies = ask(&mut p, &path, Request::Stop { name: "web" });
+    assert!(matches!(replies.as_slice(), [Reply::Ok]), "{replies:?}");
+}
+
+/// What a waiting client is told of its unit does not name it again
+/// (`initctl` says `initctl: web: ` before it: it printed `web: web
+/// failed`); a removed unit is named as a unit never there is.
+#[test]
+fn a_waiter_is_told_its_unit_once() {
+    use super::{settled, Want};
+    // What a waiting start is told of `web` (`text`) once its first
+    // run exited with `code`.
+    let told = |text: &str, code: i32| {
+        let mut p = super::Pid1::new(None, 0, false);
+        p.add_unit(crate::unit::parse("web", text).unwrap());
+        p.sup.link().unwrap();
+        p.fit_tables();
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, NO_PID));
+        let exit = crate::vocab::Exit::code(code);
+        step(&mut p, 2, Event::Exited { pid: NO_PID, exit });
+        let r = settled(&p.sup, Some(0), "web", Want::Started);
+        r.unwrap().unwrap_err().message
+    };
+    assert_eq!(told("exec = /bin/x\nrestart = never\n", 1), "failed");
+    let p = super::Pid1::new(None, 0, false);
+    let e = settled(&p.sup, None, "web", Want::Started)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.message, "no unit named `web` (removed by a reload)");
+    // Exit 0 before READY=1 with no restart for it: stopped for good,
+    // told at once (the client waited its 90 s for nothing).
+    let text = "exec = /bin/x\nready = notify\nrestart = on-failure\n";
+    assert_eq!(told(text, 0), "exited before it was ready");
+}
+
+/// A start stopped before it was ready (by hand, shed, a new unit's
+/// rejection) is told so; it was told that a dependency failed, as
+/// one whose dependency failed is.
+#[test]
+fn a_start_is_told_why_it_stopped() {
+    use super::{settled, Want};
+    let db = "exec = /bin/x\nrestart = never\n";
+    let web = "exec = /bin/x\nready = notify\nafter = db\n";
+    let mut p = super::super::tests::pid1_with(&[("db", db), ("web", web)]);
+    let told = |p: &super::Pid1| {
+        let r = settled(&p.sup, Some(1), "web", Want::Started);
+        r.unwrap().unwrap_err().message
+    };
+    step(&mut p, 0, Event::Boot);
+    step(&mut p, 1, Event::SpawnFailed { unit: 0 });
+    assert_eq!(told(&p), "did not start (dependency failed)");
+    step(&mut p, 2, Event::Start { unit: 0 });
+    step(&mut p, 3, Event::spawned(0, 100));
+    step(&mut p, 4, Event::Start { unit: 1 });
+    step(&mut p, 5, Event::spawned(1, NO_PID));
+    step(&mut p, 6, Event::Stop { unit: 1 });
+    let exit = crate::vocab::Exit::Signal(15);
+    step(&mut p, 7, Event::Exited { pid: NO_PID, exit });
+    assert_eq!(told(&p), "stopped");
+}
+
+/// A running `web` whose `initctl stop` waits (its client `s`), its
+/// control socket in `sock`.
+fn stopping_web(sock: &crate::testutil::TempDir) -> (super::Pid1, UnixStream) {
+    let mut p = super::super::tests::with_web();
+    p.fit_tables();
+    step(&mut p, 0, Event::Boot);
+    step(&mut p, 1, Event::spawned(0, NO_PID));
+    let path = sock.path().join("control");
+    let uid = rustix::process::getuid().as_raw();
+    p.control = Some(Server::bind(&path, uid).unwrap());
+    let mut s = UnixStream::connect(&path).unwrap();
+    let mut buf = [0u8; 256];
+    let n = encode_request(&Request::Stop { name: "web" }, &mut buf).unwrap();
+    s.write_all(&buf[..n]).unwrap();
+    p.serve_control();
+    p.tend_waiters();
+    assert_eq!(replies(&mut s), vec![], "answered before the stop");
+    (p, s)
+}
+
+/// A start (or a restart, or a reload that changes it) while a stop
+/// is on its way cancels the stop, as a start job cancels systemd's
+/// stop job: its client is told at once. It was never answered (the
+/// unit ran again, neither stopped nor failed), and `initctl` gave up
+/// after 90 s with "not stopped".
+#[test]
+fn a_stop_overtaken_by_a_start_is_answered() {
+    let sock = crate::testutil::TempDir::new("pid1-stop-started-sock");
+    let (mut p, mut s) = stopping_web(&sock);
+    step(&mut p, 2, Event::Start { unit: 0 });
+    p.tend_waiters();
+    let told = replies(&mut s);
+    assert!(
+        matches!(told.as_slice(), [Reply::Error(e)]
+            if e.message == "started again before it stopped"),
+        "{told:?}"
+    );
+}
+
+/// A waiting `stop` of a unit that a reload then removes goes on as
+/// the removal's stop: answered Ok once the unit is stopped and gone,
+/// not refused at the reload while it still stops.
+#[test]
+fn a_stop_overtaken_by_a_removal_is_answered_when_stopped() {
+    let sock = crate::testutil::TempDir::new("pid1-stop-removed-sock");
+    let (mut p, mut s) = stopping_web(&sock);
+    let mut out = crate::supervisor::Actions::default();
+    out.fit(4);
+    p.sup
+        .reload(2, &mut Vec::new().into_iter(), &|_| false, &mut out);
+    assert_eq!(
+        p.sup.slot(0).unwrap().retired,
+        crate::supervisor::Retired::Leaving
+    );
+    p.tend_waiters();
+    assert_eq!(replies(&mut s), vec![], "answered while still stopping");
+    let exit = crate::vocab::Exit::Signal(15);
+    step(&mut p, 3, Event::Exited { pid: NO_PID, exit });
+    assert_eq!(p.sup.index("web"), None);
+    p.tend_waiters();
+    assert_eq!(replies(&mut s), vec![Reply::Ok]);
+}
+
+/// A unit a reload removed is listed while it stops, so `status NAME`
+/// shows it too (it said there was no such unit), saying why.
+#[test]
+fn a_unit_leaving_after_a_reload_has_a_detail() {
+    let mut p = pid1_with(&[("web", "exec = /bin/true\n")]);
+    step(&mut p, 0, Event::Boot);
+    step(&mut p, 1, Event::spawned(0, NO_PID));
+    let mut out = crate::supervisor::Actions::default();
+    out.fit(4);
+    p.sup
+        .reload(2, &mut Vec::new().into_iter(), &|_| false, &mut out);
+    let (units, _) = super::status(&p.sup, None, 0);
+    assert_eq!(units.len(), 1);
+    assert_eq!(units[0].name.as_str(), "web");
+    let d = super::detail(&p.sup, &p.edges, None, "web", 0).unwrap();
+    assert_eq!(d.status.state, units[0].state);
+    assert_eq!(d.reason.as_str(), "removed by a reload: stopping");
+    assert!(super::detail(&p.sup, &p.edges, None, "db", 0).is_err());
+}
+
+/// A start limit whose reboot waits for PID 1's first minute says in
+/// `status NAME` when it comes and what cancels it (the console said
+/// it once, within a second of boot); a stop by hand drops it, and
+/// the reason with it.
+#[test]
+fn a_held_start_limit_action_says_when_and_what_cancels_it() {
+    let unit = "exec = /bin/false\nstart_limit = 1/1m\nstart_limit_action = reboot\n";
+    let mut p = pid1_with(&[("vital", unit)]);
+    step(&mut p, 0, Event::Boot);
+    step(&mut p, 1, Event::spawned(0, NO_PID));
+    let exit = crate::vocab::Exit::Code(1);
+    step(&mut p, 300, Event::Exited { pid: NO_PID, exit });
+    let reason = |p: &super::Pid1, now| {
+        let d = super::detail(&p.sup, &p.edges, None, "vital", now).unwrap();
+        d.reason.as_str().to_owned()
+    };
+    assert_eq!(
+        reason(&p, 300),
+        "start limit hit, rebooting in 59700ms (a stop or start by hand cancels)"
+    );
+    step(&mut p, 400, Event::Stop { unit: 0 });
+    assert!(
+        !reason(&p, 400).contains("rebooting"),
+        "{}",
+        reason(&p, 400)
+    );
+    assert_eq!(p.sup.shutting_down(), None);
+}
+
+/// A unit its memory pressure trigger stopped (`pressure_action =
+/// stop`) says so while it stops and once stopped, until it is
+/// started again; one stopped by hand says nothing of it.
+#[test]
+fn a_unit_stopped_by_its_pressure_limit_says_why() {
+    let unit = "exec = /bin/true\npressure_limit = 20%/10s\npressure_action = stop\n";
+    let mut p = pid1_with(&[("web", unit)]);
+    step(&mut p, 0, Event::Boot);
+    step(&mut p, 1, Event::spawned(0, NO_PID));
+    let reason = |p: &super::Pid1| {
+        super::detail(&p.sup, &p.edges, None, "web", 0)
+            .unwrap()
+            .reason
+    };
+    let (trigger, _w) = rustix::pipe::pipe().unwrap();
+    let limit = crate::unit::PressureLimit {
+        percent: 20,
+        window: 10_000,
+    };
+    p.edges[0].pressure = Some((trigger, limit));
+    p.on_pressure(0, false);
+    assert_eq!(
+        p.sup.slot(0).unwrap().rt.phase,
+        crate::supervisor::Phase::Stopping
+    );
+    let said = "stopped: memory pressure over pressure_limit";
+    assert_eq!(reason(&p).as_str(), said);
+    let exit = crate::vocab::Exit::Signal(15);
+    step(&mut p, 2, Event::Exited { pid: NO_PID, exit });
+    assert_eq!(
+        p.sup.slot(0).unwrap().rt.phase,
+        crate::supervisor::Phase::Stopped
+    );
+    assert_eq!(reason(&p).as_str(), said);
+    step(&mut p, 3, Event::Start { unit: 0 });
+    // What `Action::Spawn`'s start clears (`start`).
+    p.clear_for_spawn(0);
+    step(&mut p, 4, Event::spawned(0, NO_PID));
+    assert_eq!(reason(&p).as_str(), "");
+    step(&mut p, 5, Event::Stop { unit: 0 });
+    step(&mut p, 6, Event::Exited { pid: NO_PID, exit });
+    assert_eq!(reason(&p).as_str(), "", "stopped by hand");
+    // Stopped by pressure again, and by hand while that stop runs:
+    // the operator's stop, not pressure's.
+    step(&mut p, 7, Event::Start { unit: 0 });
+    p.clear_for_spawn(0);
+    step(&mut p, 8, Event::spawned(0, NO_PID));
+    p.on_pressure(0, false);
+    assert_eq!(reason(&p).as_str(), said);
+    let sock = crate::testutil::TempDir::new("pid1-pressure-stop-sock");
+    let path = sock.path().join("control");
+    let uid = rustix::process::getuid().as_raw();
+    p.control = Some(Server::bind(&path, uid).unwrap());
+    let replies = ask(&mut p, &path, Request::Stop { name: "web" });
+    assert!(replies.is_empty(), "answered while stopping: {replies:?}");
+    assert_eq!(reason(&p).as_str(), "", "stopped by hand while stopping");
+    step(&mut p, 9, Event::Exited { pid: NO_PID, exit });
+    assert_eq!(reason(&p).as_str(), "", "stopped by hand");
+}
+
+/// `waiting for` names the units still awaited, not those already up;
+/// a list too long for the field ends in "..." (a name cut in the
+/// middle was dropped, and shorter ones after it kept).
+#[test]
+fn waiting_for_names_only_the_units_awaited() {
+    let mut p = pid1_with(&[
+        ("lo", "exec = /bin/true\n"),
+        ("db", "exec = /bin/true\n"),
+        ("app", "exec = /bin/true\nafter = lo db\n"),
+    ]);
+    step(&mut p, 0, Event::Boot);
+    step(&mut p, 1, Event::spawned(0, NO_PID));
+    let d = super::detail(&p.sup, &p.edges, None, "app", 0).unwrap();
+    assert_eq!(d.reason.as_str(), "waiting for db");
+
+    // Seven names of the longest do not fit: six whole, then "...".
+    let long: Vec<String> = ('a'..='g')
+        .map(|c| c.to_string().repeat(crate::vocab::NAME_MAX))
+        .collect();
+    let after = format!("exec = /bin/true\nafter = {} z\n", long.join(" "));
+    let mut units: Vec<(&str, &str)> = long
+        .iter()
+        .map(|n| (n.as_str(), "exec = /bin/true\n"))
+        .collect();
+    units.extend([("z", "exec = /bin/true\n"), ("app", after.as_str())]);
+    let mut p = pid1_with(&units);
+    step(&mut p, 0, Event::Boot);
+    let d = super::detail(&p.sup, &p.edges, None, "app", 0).unwrap();
+    let six = long.get(..6).unwrap().join(" ");
+    assert_eq!(d.reason.as_str(), format!("waiting for {six} ..."));
+}
+
+/// On the host (no `root`) too, no passwd file: `daemon` (uid 1 in
+/// the host's files) taken for what its program runs as, and while
+/// it does not run, for its name.
+#[test]
+fn the_confinement_line_reads_no_passwd_file_of_the_host_either() {
+    let mut def =
+        crate::unit::parse("d", "exec = /bin/true\nuser = daemon\nnamespaces = none\n").unwrap();
+    assert!(!super::runs_as_root(&def, 0), "not running: by its name");
+    let me = std::process::id();
+    let root = rustix::process::getuid().is_root();
+    assert_eq!(super::runs_as_root(&def, me), root, "running: its uid");
+    def.seldom.user = Some(crate::unit::IdSpec::Name("root".try_into().unwrap()));
+    assert!(super::runs_as_root(&def, 0));
+}
+
+/// The confinement line's capabilities for a named `user` in a unit's
+/// `root`: PID 1 does not read the root's passwd file (a mount that
+/// hangs would stall it). While the unit does not run the name says
+/// it, even for `toor`, uid 0 there; while it runs, the uid its
+/// program has (docs/initctl.md says so).
+#[test]
+fn the_confinement_line_reads_no_file_of_a_units_root_but_proc() {
+    let img = crate::testutil::TempDir::new("queries-toor");
+    img.file(
+        "etc/passwd",
+        "toor:x:0:0::/:/bin/sh\nwww:x:33:33::/:/bin/sh\n",
+    );
+    let root = img.path().display().to_string();
+    let unit = |user: &str| format!("exec = /bin/true\nroot = {root}\nuser = {user}\n");
+    let (toor, www) = (unit("toor"), unit("www"));
+    let p = pid1_with(&[("a", toor.as_str()), ("b", www.as_str())]);
+    let caps = |name: &str| {
+        let d = super::detail(&p.sup, &p.edges, None, name, 0).unwrap();
+        let line = d.confinement.as_str().to_owned();
+        line.split(", ")
+            .find_map(|f| f.strip_prefix("capabilities ").map(str::to_owned))
+            .unwrap()
+    };
+    assert_eq!(caps("a"), "none");
+    assert_eq!(caps("b"), "none");
+    // Running, it is what its program runs as (this test's uid, root
+    // in CI; with a PID namespace, the reaper's child's).
+    let mut toor = p.sup.slot(0).unwrap().def.clone();
+    toor.namespaces = crate::unit::Namespaces::NONE;
+    let me = std::process::id();
+    let root = rustix::process::getuid().is_root();
+    assert_eq!(super::runs_as_root(&toor, me), root);
+    if !root {
+        return;
+    }
+    let mut reaper = std::process::Command::new("/bin/sh")
+        .args([
+            "-c",
+            "setpriv --reuid=65534 --regid=65534 --clear-groups sleep 30 & wait",
+        ])
+        .spawn()
+        .unwrap();
+    let pid = reaper.id();
+    let started = std::time::Instant::now();
+    while super::running_uid(pid, true) != Some(65534) && started.elapsed().as_secs() < 5 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let seen = (
+        super::running_uid(pid, true),
+        super::running_uid(pid, false),
+    );
+    let _ = std::process::Command::new("pkill")
+        .args(["-P", &pid.to_string()])
+        .status();
+    let _ = reaper.kill();
+    let _ = reaper.wait();
+    assert_eq!(seen, (Some(65534), Some(0)));
+}
+
+/// `initctl poweroff` during a reboot is refused, not answered `ok`
+/// while the machine goes on to reboot; the same kind again is ok.
+/// (`web` stays stopping: its pid is nobody's, so the final sequence,
+/// which signals every process, is never reached.)
+#[test]
+fn another_shutdown_during_one_is_refused() {
+    use crate::vocab::ShutdownKind;
+    let mut p = pid1_with(&[("web", "exec = /bin/true\n")]);
+    step(&mut p, 0, Event::Boot);
+    step(&mut p, 1, Event::spawned(0, NO_PID));
+    let sock = crate::testutil::TempDir::new("pid1-shutdown-twice");
+    let path = sock.path().join("control");
+    let uid = rustix::process::getuid().as_raw();
+    p.control = Some(Server::bind(&path, uid).unwrap());
+    let first = ask(&mut p, &path, Request::Shutdown(ShutdownKind::Reboot));
+    assert!(matches!(first.as_slice(), [Reply::Ok]), "{first:?}");
+    let again = ask(&mut p, &path, Request::Shutdown(ShutdownKind::Reboot));
+    assert!(matches!(again.as_slice(), [Reply::Ok]), "{again:?}");
+    let other = ask(&mut p, &path, Request::Shutdown(ShutdownKind::Poweroff));
+    assert_eq!(p.sup.shutting_down(), Some(ShutdownKind::Reboot));
+    match other.as_slice() {
+        [Reply::Error(e)] => assert_eq!(e.to_string(), "already rebooting"),
+        r => panic!("poweroff answered {r:?} while the machine goes on to reboot"),
+    }
+    assert_eq!(
+        p.ask_shutdown(ShutdownKind::Halt, format_args!("signal 10 from pid 7")),
+        Err(ShutdownKind::Reboot)
+    );
+}
