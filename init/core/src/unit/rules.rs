@@ -21,13 +21,19 @@ pub(super) fn across_keys(def: &mut UnitDef, st: &State, report: &mut dyn FnMut(
     if st.line_of(const { key("output") }) == 0 && def.console {
         def.output = Output::Console;
     }
+    // The one given bounds the other's default: a long delay alone is its
+    // own maximum, a short maximum alone (`0ms`: every restart at once)
+    // the first delay too.
     let max_line = st.line_of(const { key("restart_delay_max") });
+    let delay_line = st.line_of(const { key("restart_delay") });
     if def.restart_delay > def.restart_delay_max {
         if max_line == 0 {
             def.restart_delay_max = def.restart_delay;
+        } else if delay_line == 0 {
+            def.restart_delay = def.restart_delay_max;
         } else {
             report(
-                max_line.max(st.line_of(const { key("restart_delay") })),
+                max_line.max(delay_line),
                 msg(format_args!(
                     "restart_delay_max ({}ms) is shorter than restart_delay ({}ms)",
                     def.restart_delay_max, def.restart_delay

@@ -648,7 +648,11 @@ fn restart_delay_max_interplay() {
             "restart_delay_max (1000ms) is shorter than restart_delay (2000ms)".into()
         )
     );
-    assert_eq!(err("restart_delay_max = 50ms").0, 2);
+    // A maximum alone below the default delay is the first delay too.
+    let d = unit("restart_delay_max = 50ms");
+    assert_eq!((d.restart_delay, d.restart_delay_max), (50, 50));
+    let d = unit("restart_delay_max = 0ms");
+    assert_eq!((d.restart_delay, d.restart_delay_max), (0, 0));
 }
 
 #[test]
