@@ -206,7 +206,9 @@ impl core::fmt::Display for SummaryAs<'_> {
         let root = def.seldom.root.as_deref().unwrap_or("/");
         if def.root_overlay {
             write!(f, ", {root} overlay")?;
-        } else if def.read_only {
+        } else if def.read_only || def.root_is_overlay() {
+            // Layers without `root_overlay` are an overlay of lower
+            // layers only: the kernel's read-only one.
             write!(f, ", {root} read-only")?;
         } else {
             write!(f, ", {root} read-write")?;

@@ -225,6 +225,14 @@ fn summary_line() {
         format!("{}", Summary(&def)),
         "namespaces pid mount user (root = uid 200000 outside), user root, capabilities none, seccomp none, /srv/box overlay"
     );
+    // Layers with no `root_overlay`: read-only, as the kernel mounts them;
+    // a plain directory is the unit's to write.
+    let root = |r: &str| {
+        let def = crate::unit::parse("c", &format!("exec = /bin/x\nroot = {r}\n")).unwrap();
+        format!("{}", Summary(&def))
+    };
+    assert!(root("/l/a:/l/b").ends_with(", /l/a:/l/b read-only"));
+    assert!(root("/srv/box").ends_with(", /srv/box read-write"));
 }
 
 /// The longest line `Summary` can make fits `status NAME`'s field: every
