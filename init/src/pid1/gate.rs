@@ -382,7 +382,7 @@ impl Pid1 {
             let on = self
                 .sup
                 .slot(i as u16)
-                .is_some_and(|s| s.rt.probation && !s.gave_up_on_dependency());
+                .is_some_and(|s| s.rt.probation && !s.judged_when_started());
             on && e.verdict == Some(Verdict::Pending)
         });
         if judging {
@@ -404,16 +404,20 @@ impl Pid1 {
                     }
                     // Never judged, as it never ran, but down: not "applied
                     // and ready" (docs/update.md), so the reload fails too.
-                    Some(Verdict::Pending) if slot.gave_up_on_dependency() => {
+                    // Or stopped under memory pressure before it was.
+                    Some(Verdict::Pending) if slot.judged_when_started() => {
                         rejected += 1;
-                        let d = match slot.rt.last_note {
-                            Some(Note::DepFailed { dep }) => self.sup.slot(dep),
-                            _ => None,
-                        };
-                        let d = d.map_or("?", |s| s.def.name.as_str());
-                        crate::proto::formatted(format_args!(
-                            "{name}: not started, dependency {d} failed"
-                        ))
+                        match slot.rt.last_note {
+                            Some(Note::DepFailed { dep }) => {
+                                let d = self.sup.slot(dep).map_or("?", |s| s.def.name.as_str());
+                                crate::proto::formatted(format_args!(
+                                    "{name}: not started, dependency {d} failed"
+                                ))
+                            }
+                            _ => crate::proto::formatted(format_args!(
+                                "{name}: stopped under memory pressure before it was judged"
+                            )),
+                        }
                     }
                     // Pending with nothing on probation: stopped or removed
                     // before it was judged.

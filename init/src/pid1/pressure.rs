@@ -181,7 +181,7 @@ impl Pid1 {
                 if edge.set_pressure_stopped(true) {
                     self.rings_allocated = self.rings_allocated.saturating_add(1);
                 }
-                self.feed(Event::Stop { unit: u });
+                self.feed(Event::Shed { unit: u });
             }
         }
     }
@@ -301,7 +301,7 @@ impl Pid1 {
             "{name}: shed, system memory pressure over {}% in {}ms",
             limit.percent, limit.window
         ));
-        self.feed(Event::Stop { unit: u });
+        self.feed(Event::Shed { unit: u });
     }
 
     /// A shed unit wanted again by other means than the calm (a reload
@@ -396,7 +396,7 @@ mod tests {
         step(&mut p, 1, Event::spawned(0, NO_PID));
         // What on_system_pressure does to its victim.
         p.edges[0].shed = true;
-        step(&mut p, 2, Event::Stop { unit: 0 });
+        step(&mut p, 2, Event::Shed { unit: 0 });
         let gone = Event::Exited {
             pid: NO_PID,
             exit: crate::vocab::Exit::Signal(15),
@@ -414,6 +414,69 @@ mod tests {
         assert!(out.as_slice().contains(&Action::Spawn(0)));
         p.unshed_wanted();
         assert!(!p.edges[0].shed);
+    }
+
+    /// A unit a reload changed, shed while on probation: the reload's
+    /// answer names it and counts it (not "applied and ready"), and its
+    /// start by the calm is judged: a failure is the bad verdict that
+    /// puts the last good definition back. It was never judged, the
+    /// reload answered 0, and the rejected definition restarted for ever.
+    #[test]
+    fn a_unit_shed_on_probation_is_named_and_judged_at_its_next_start() {
+        use super::super::now;
+        use super::super::tests::{step, NO_PID};
+        use crate::supervisor::{Action, Event};
+        use crate::vocab::Exit;
+        let db = "exec = /bin/true\nshed_order = 1\nready = notify\n";
+        let mut p = super::super::tests::pid1_with(&[("db", db)]);
+        let ep = rustix::event::epoll::CreateFlags::CLOEXEC;
+        p.epoll = Some(rustix::event::epoll::create(ep).unwrap());
+        p.watch_system_pressure(PressureLimit {
+            percent: 10,
+            window: 1000,
+        });
+        let t = now();
+        step(&mut p, t, Event::Boot);
+        step(&mut p, t, Event::spawned(0, NO_PID));
+        step(&mut p, t, Event::Ready { unit: 0 });
+        let bad = crate::unit::parse("db", &db.replace("true", "false")).unwrap();
+        let mut out = crate::supervisor::Actions::default();
+        out.fit(8);
+        p.keep_last_good(core::slice::from_ref(&bad));
+        p.sup
+            .reload(t, &mut vec![bad].into_iter(), &|_| false, &mut out);
+        p.mark_pending();
+        let signalled = |pid| Event::Exited {
+            pid,
+            exit: Exit::Signal(15),
+        };
+        step(&mut p, t, signalled(NO_PID));
+        step(&mut p, t, Event::spawned(0, NO_PID + 1));
+        assert_eq!(p.verdicts(&mut |_| {}), None, "waits for the verdict");
+        p.on_system_pressure(false);
+        assert!(p.edges[0].shed);
+        step(&mut p, t, signalled(NO_PID + 1));
+        let mut lines = Vec::new();
+        let v = p.verdicts(&mut |l| lines.push(l.to_owned()));
+        assert_eq!(v, Some(1));
+        assert_eq!(
+            lines,
+            ["db: stopped under memory pressure before it was judged"]
+        );
+        step(&mut p, t + 60_000, Event::Unshed { unit: 0 });
+        step(&mut p, t + 60_000, Event::spawned(0, NO_PID + 2));
+        let failed = Event::Exited {
+            pid: NO_PID + 2,
+            exit: Exit::Code(1),
+        };
+        let acts = step(&mut p, t + 60_100, failed);
+        assert!(
+            acts.contains(&Action::Verdict {
+                unit: 0,
+                good: false
+            }),
+            "{acts:?}"
+        );
     }
 
     /// With nothing left to shed, a long pressure says so once, not at

@@ -71,14 +71,18 @@ impl Supervisor {
         }
     }
 
-    /// Stopped by hand: not wanted until started again, and a pending
-    /// restart is dropped.
-    pub(super) fn on_stop(&mut self, now: Millis, unit: u16, out: &mut Actions) {
+    /// Stopped by hand (or shed): not wanted until started again, and a
+    /// pending restart is dropped.
+    pub(super) fn on_stop(&mut self, now: Millis, unit: u16, by_hand: bool, out: &mut Actions) {
         if let Some(s) = self.units.get_mut(usize::from(unit)) {
             s.rt.want = false;
             s.rt.restart_pending = false;
-            // Stopped before it could prove anything: not judged.
-            s.rt.probation = false;
+            // Stopped by hand before it could prove anything: the
+            // operator's, not judged. A shed one is judged when the calm
+            // (or a hand) starts it again (`judged_when_started`).
+            if by_hand {
+                s.rt.probation = false;
+            }
             // Stopped by hand: a revert of its failed dependency does not
             // start it again (`want_dependants_again`).
             if s.gave_up_on_dependency() {

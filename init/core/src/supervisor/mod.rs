@@ -319,6 +319,7 @@ impl Supervisor {
             Event::SpawnFailed { unit }
             | Event::Start { unit }
             | Event::Stop { unit }
+            | Event::Shed { unit }
             | Event::Restart { unit, .. }
             | Event::Unshed { unit }
             | Event::Drained { unit }
@@ -343,7 +344,8 @@ impl Supervisor {
             Event::Watchdog { unit } => self.on_watchdog_ping(now, unit),
             Event::Tick => self.on_tick(now, out),
             Event::Start { unit } => self.on_start(unit),
-            Event::Stop { unit } => self.on_stop(now, unit, out),
+            Event::Stop { unit } => self.on_stop(now, unit, true, out),
+            Event::Shed { unit } => self.on_stop(now, unit, false, out),
             Event::Restart { unit, by_hand } => self.on_restart(now, unit, by_hand, out),
             Event::Shutdown(kind) => self.begin_shutdown(kind),
             Event::Unshed { unit } => self.on_unshed(unit),
@@ -365,6 +367,16 @@ impl Slot {
             && !self.rt.want
             && self.retired == Retired::No
             && matches!(self.rt.last_note, Some(Note::DepFailed { .. }))
+    }
+
+    /// On probation, but stopped and not wanted: it gave up on a
+    /// dependency, or was shed. Judged when something starts it again,
+    /// not waited for meanwhile (`on_probation`).
+    pub fn judged_when_started(&self) -> bool {
+        self.rt.probation
+            && self.rt.phase == Phase::Stopped
+            && !self.rt.want
+            && self.retired == Retired::No
     }
 }
 

@@ -84,7 +84,7 @@ impl Supervisor {
     /// Some unit still waits for its verdict.
     pub fn on_probation(&self) -> bool {
         self.slots()
-            .any(|s| s.rt.probation && !s.gave_up_on_dependency())
+            .any(|s| s.rt.probation && !s.judged_when_started())
     }
 
     /// The earliest timer any unit waits for.

@@ -1982,6 +1982,28 @@ fn stop_ends_probation_without_a_verdict() {
     assert!(!r.sup.on_probation());
 }
 
+/// A unit shed under memory pressure while on probation stays on it: not
+/// waited for while it is down, and judged when it is started again
+/// (the calm's `Unshed`). It left probation as a stop by hand does, and
+/// its new definition then failed for ever unjudged.
+#[test]
+fn a_shed_unit_keeps_its_probation_for_its_next_start() {
+    let mut r = Rig::new(vec![]);
+    reload(&mut r, vec![notify("n")], &[]);
+    let n = r.idx("n");
+    let a = r.ev(Event::Shed { unit: n });
+    assert!(verdicts(&a).is_empty());
+    r.exit("n", Exit::Signal(15));
+    assert_eq!(r.state("n"), State::Stopped);
+    assert!(!r.sup.on_probation(), "waited for while shed");
+    assert!(r.sup.slot(n).unwrap().judged_when_started());
+    r.ev(Event::Unshed { unit: n });
+    assert_eq!(r.state("n"), State::Starting);
+    assert!(r.sup.on_probation());
+    let a = r.exit("n", Exit::Code(1));
+    assert_eq!(verdicts(&a), vec![(n, false)], "{a:?}");
+}
+
 #[test]
 fn restored_and_adopted_units_are_supervised_as_before() {
     // A table handed over whole: same phases, pids, counts.

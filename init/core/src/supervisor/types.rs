@@ -186,6 +186,12 @@ pub enum Event {
     Stop {
         unit: u16,
     },
+    /// Stopped under memory pressure (`wren.shed`, `pressure_action =
+    /// stop`): as `Stop`, but a unit on probation stays on it, judged
+    /// when it is started again; its new definition did not fail.
+    Shed {
+        unit: u16,
+    },
     /// `by_hand` (the operator's): its failures are forgotten, as at a
     /// start by hand. Else the `pressure_action`'s: the run ends as a
     /// failure (backoff, start limit).
