@@ -349,6 +349,16 @@ fn prepare_fails_for_a_set_key_whose_controller_is_missing() {
     // enforced, and the caller is told which.
     let p = cg.prepare("web", &bad, &mut 10).unwrap();
     assert_eq!(p.not_enforced.as_slice(), ["memory.low"]);
+    // What a re-exec reads of a running unit's cgroup: the same keys,
+    // nothing written.
+    let both = Limits {
+        memory_low: Some(Limit::Value(1 << 20)),
+        pids_max: Some(Limit::Value(20)),
+        ..Limits::default()
+    };
+    assert_eq!(cg.not_enforced_in("web", &both).as_slice(), ["memory.low"]);
+    assert_eq!(read(&root, "web", "pids.max"), "max");
+    assert!(cg.not_enforced_in("web", &ok).is_empty());
 }
 
 #[test]

@@ -462,6 +462,19 @@ impl Pid1 {
                     super::stale_limits(gen)
                 };
                 edge.cgroup = cgroup.then_some(gen);
+                // The keys a running unit's start found not enforced, as
+                // its cgroup (or none) says: no start of the new PID 1's
+                // works them out until the limits change.
+                if running {
+                    if let Some(s) = self.sup.slot(u) {
+                        let limits = s.def.limits.get();
+                        let ne = match self.cg.as_ref().filter(|_| cgroup) {
+                            Some(cg) => cg.not_enforced_in(&s.def.name, &limits),
+                            None => crate::cgroup::missing::not_enforced(&limits),
+                        };
+                        edge.not_enforced = super::not_enforced::KeySet::of(&ne);
+                    }
+                }
                 self.edges.push(edge);
             }
         }

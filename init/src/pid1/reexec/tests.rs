@@ -606,3 +606,28 @@ fn a_reexec_after_a_rescue_boot_into_an_older_format_is_refused() {
     assert_eq!(why.as_deref(), Some(want.as_str()));
     assert!(p.unadoptable(state_format() + 1).is_none());
 }
+
+/// The keys a running unit's start found not enforced are said after a
+/// re-exec too: the new PID 1 had none, and `status NAME` said every
+/// limit held until the limits changed (with cgroups no restart works
+/// them out again: its cgroup's limits are current).
+#[test]
+fn a_running_units_not_enforced_keys_survive_a_reexec() {
+    use crate::pid1::tests::{pid1_with, step, NO_PID};
+    use crate::supervisor::Event;
+    let mut p = pid1_with(&[("web", "exec = /bin/true\nmemory.max = 10M\n")]);
+    step(&mut p, 1, Event::Boot);
+    step(&mut p, 2, Event::spawned(0, NO_PID));
+    // What `spawn` records without cgroup2.
+    let limits = p.sup.slot(0).unwrap().def.limits.get();
+    let ne = crate::cgroup::missing::not_enforced(&limits);
+    p.edges[0].not_enforced = crate::pid1::not_enforced::KeySet::of(&ne);
+    let before = p.edges[0].not_enforced.to_string();
+    assert!(before.contains("memory.max"), "{before}");
+    let state = p.write_state(false).unwrap();
+    std::mem::forget(p);
+    let mut q = Pid1::new(None, 0, false);
+    q.resume(state, &crate::boot::cmdline::Options::default());
+    assert_eq!(q.sup.slot(0).unwrap().rt.pid, NO_PID, "still running");
+    assert_eq!(q.edges[0].not_enforced.to_string(), before);
+}
