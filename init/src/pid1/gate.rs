@@ -399,7 +399,8 @@ impl Pid1 {
                     Some(Verdict::Good) => crate::proto::formatted(format_args!("{name}: ready")),
                     Some(Verdict::Rejected) => {
                         rejected += 1;
-                        let r = e.rejected().unwrap_or("");
+                        // Cleared by a start or stop by hand since.
+                        let r = e.rejected().unwrap_or("rejected");
                         crate::proto::formatted(format_args!("{name}: {r}"))
                     }
                     // Never judged, as it never ran, but down: not "applied

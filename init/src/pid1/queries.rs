@@ -147,8 +147,8 @@ impl Pid1 {
             Ok(ev) => {
                 // The operator decides now: a shed unit is no longer
                 // started again (or stopped) by the pressure watch, nor
-                // is a unit its own pressure stopped said to be stopped
-                // for that.
+                // is a unit its own pressure stopped, or one the health
+                // gate put back, said to be so.
                 if let Some(e) = self
                     .sup
                     .index(&name)
@@ -156,6 +156,7 @@ impl Pid1 {
                 {
                     e.shed = false;
                     e.set_pressure_stopped(false);
+                    e.clear_gate(false);
                 }
                 self.feed(ev);
                 if want == Want::Stopped {
@@ -387,7 +388,10 @@ fn detail(
         reason.clear();
         let _ = reason.push_str("stopped: memory pressure over pressure_limit");
     }
-    if let Some(r) = edge.and_then(|e| e.rejected()) {
+    // The gate's verdict while what it left runs (or a new unit stays
+    // stopped); a later failure of the good definition is its own.
+    let failed = matches!(slot.rt.phase, Phase::Backoff | Phase::Failed);
+    if let Some(r) = edge.and_then(|e| e.rejected()).filter(|_| !failed) {
         reason = crate::proto::truncated(r);
     }
     if edge.is_some_and(|e| e.shed) {

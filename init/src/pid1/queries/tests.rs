@@ -307,6 +307,41 @@ fn a_unit_stopped_by_its_pressure_limit_says_why() {
     assert_eq!(reason(&p).as_str(), "", "stopped by hand");
 }
 
+/// The health gate's rejection is the reason while the good definition
+/// it put back runs; a later failure of that one, and a stop by hand,
+/// are their own. It said "the last good one runs" of a unit in backoff
+/// or stopped, until a reload changed the unit.
+#[test]
+fn a_rejection_is_the_reason_only_while_what_it_left_runs() {
+    let mut p = pid1_with(&[("web", "exec = /bin/true\n")]);
+    step(&mut p, 0, Event::Boot);
+    step(&mut p, 1, Event::spawned(0, NO_PID));
+    let reason = |p: &super::Pid1| {
+        super::detail(&p.sup, &p.edges, None, "web", 1)
+            .unwrap()
+            .reason
+    };
+    // As a bad verdict leaves it (`on_verdict`).
+    let said = "new definition rejected, kept as web.unit.rejected; the last good one runs: exit 3";
+    p.edges[0].rare().rejected = Some(said.into());
+    assert_eq!(reason(&p).as_str(), said);
+    let exit = crate::vocab::Exit::Code(1);
+    step(&mut p, 2, Event::Exited { pid: NO_PID, exit });
+    assert_eq!(reason(&p).as_str(), "exit 1, restart in 100ms");
+    step(&mut p, 102, Event::Tick);
+    p.clear_for_spawn(0);
+    step(&mut p, 103, Event::spawned(0, NO_PID));
+    assert_eq!(reason(&p).as_str(), said, "the good one runs again");
+    let sock = crate::testutil::TempDir::new("pid1-rejection-reason-sock");
+    let path = sock.path().join("control");
+    let uid = rustix::process::getuid().as_raw();
+    p.control = Some(Server::bind(&path, uid).unwrap());
+    ask(&mut p, &path, Request::Stop { name: "web" });
+    let exit = crate::vocab::Exit::Signal(15);
+    step(&mut p, 104, Event::Exited { pid: NO_PID, exit });
+    assert_eq!(reason(&p).as_str(), "", "stopped by hand");
+}
+
 /// `waiting for` names the units still awaited, not those already up;
 /// a list too long for the field ends in "..." (a name cut in the
 /// middle was dropped, and shorter ones after it kept).
