@@ -95,12 +95,14 @@ impl Pid1 {
             }
         }
         // On probation still from an earlier reload, and not changed by
-        // this one: its verdict does not wait for them. (One whose start
-        // never ends, `start_timeout = 0`, held every later reload's
-        // verdict for ever: `initctl reload` exited 1 after 120 s.)
+        // this one (the same definition, or none: its file invalid, the
+        // unit kept as it is): its verdict does not wait for them. (One
+        // whose start never ends, `start_timeout = 0`, held every later
+        // reload's verdict for ever: `initctl reload` exited 1 after 120 s.)
         self.gate_unchanged.clear();
         for (i, s) in self.sup.indexed() {
-            if s.rt.probation && defs.contains(&s.def) {
+            let changed = || defs.iter().any(|d| d.name == s.def.name && *d != s.def);
+            if s.rt.probation && !changed() {
                 self.gate_unchanged.push(i);
             }
         }
@@ -601,10 +603,26 @@ mod tests {
         t: Millis,
         defs: Vec<UnitDef>,
     ) -> crate::supervisor::ReloadSummary {
+        reload_but(p, t, defs, &[])
+    }
+
+    /// `reload_all`, the files of `invalid` found invalid (left out of
+    /// `defs`, as `reload` leaves them).
+    fn reload_but(
+        p: &mut super::Pid1,
+        t: Millis,
+        defs: Vec<UnitDef>,
+        invalid: &[&str],
+    ) -> crate::supervisor::ReloadSummary {
         let mut out = crate::supervisor::Actions::default();
         out.fit(8);
         p.keep_last_good(&defs);
-        p.sup.reload(t, &mut defs.into_iter(), &|_| false, &mut out)
+        p.sup.reload(
+            t,
+            &mut defs.into_iter(),
+            &|n| invalid.contains(&n),
+            &mut out,
+        )
     }
 
     /// A bad verdict puts the last good definition back; its start uses
@@ -1078,9 +1096,15 @@ mod tests {
     /// an hour later that changes web only is answered once web is
     /// judged, db left out of it. (`initctl reload` exited 1 after 120 s
     /// for as long as db started.) A reload that changes db again waits
-    /// for it again.
+    /// for it again. Nor does one that finds db's file invalid, which
+    /// keeps db as it is.
     #[test]
     fn a_unit_on_probation_from_before_does_not_hold_a_later_verdict() {
+        probation_from_before(false);
+        probation_from_before(true);
+    }
+
+    fn probation_from_before(db_invalid: bool) {
         use super::super::tests::{pid1_with, step};
         use crate::supervisor::Event;
         use crate::vocab::Exit;
@@ -1106,7 +1130,10 @@ mod tests {
         assert_eq!(p.verdicts(&mut |_| {}), None, "db not judged yet");
         // An hour later, a reload that changes web only.
         let web2 = unit::parse("web", &format!("{web}env = B=1\n")).unwrap();
-        reload_all(&mut p, 3_600_000, vec![db2.clone(), web2.clone()]);
+        match db_invalid {
+            false => reload_all(&mut p, 3_600_000, vec![db2.clone(), web2.clone()]),
+            true => reload_but(&mut p, 3_600_000, vec![web2.clone()], &["db"]),
+        };
         p.mark_pending();
         step(
             &mut p,
