@@ -750,6 +750,17 @@ fn after() {
     );
 }
 
+/// `after`'s room is 16 names of the longest a name may be, not 16 short
+/// ones: a unit after 16 others with 32-letter names loads.
+#[test]
+fn after_holds_sixteen_names_of_the_longest_length() {
+    let names: std::vec::Vec<std::string::String> = (0..AFTER_MAX)
+        .map(|i| format!("{i:02}{}", "n".repeat(NAME_MAX - 2)))
+        .collect();
+    let d = unit(&format!("after = {}", names.join(" ")));
+    assert_eq!(d.after.iter().collect::<std::vec::Vec<_>>(), names);
+}
+
 #[test]
 fn ready() {
     assert_eq!(unit("ready = started").ready, Ready::Started);
@@ -1036,6 +1047,15 @@ fn root_takes_layers_topmost_first() {
     render_tests::roundtrip("exec = /bin/sh\nroot = /l/a:/l/b\nroot_overlay = yes\n");
 }
 
+/// A layer of `root` may be as long as any path (128 bytes), as `root`
+/// with one directory and `workdir` may.
+#[test]
+fn a_root_layer_of_the_longest_path_is_taken() {
+    let p = format!("/{}", "p".repeat(PATH_BYTES - 1));
+    let d = unit(&format!("root = /a:{p}"));
+    assert_eq!(d.root_layers().collect::<std::vec::Vec<_>>(), ["/a", &*p]);
+}
+
 #[test]
 fn sizes() {
     assert_eq!(parse_size("max"), Some(Limit::Max));
@@ -1183,6 +1203,14 @@ fn long_values_are_clipped_in_messages() {
     assert!(m.ends_with("...") && m.len() <= 160);
 }
 
+/// A message longer than its buffer keeps all that fits with the `...`:
+/// 157 bytes of it, not fewer.
+#[test]
+fn a_full_message_keeps_all_it_can_before_the_dots() {
+    let m = msg(format_args!("{}", "m".repeat(200)));
+    assert_eq!(m.as_str(), format!("{}...", "m".repeat(157)));
+}
+
 #[test]
 fn line_numbers_count_comments_and_blank_lines() {
     let e = parse("svc", "# c\n\n\nexec = /bin/true\n# c\n\noops = 1\n").unwrap_err();
@@ -1195,12 +1223,15 @@ mod render_tests {
 
     use super::*;
 
-    pub(super) fn roundtrip(text: &str) {
+    /// Render `text`'s definition, check it parses back the same, and
+    /// return what was rendered.
+    pub(super) fn roundtrip(text: &str) -> std::string::String {
         let a = parse("web", text).unwrap();
         let mut out = std::string::String::new();
         render(&a, &mut out).unwrap();
         let b = parse("web", &out).unwrap_or_else(|e| panic!("{out}\n{e:?}"));
         assert_eq!(a, b, "rendered:\n{out}");
+        out
     }
 
     #[test]
@@ -1231,6 +1262,28 @@ mod render_tests {
         );
         roundtrip("exec = /bin/sh\ncapabilities = all\n");
         roundtrip("exec = /bin/sh\nnamespaces = user mount pid\nuser_map = 300000 10\nroot = /srv/box\nroot_overlay = yes\n");
+    }
+
+    /// `initctl cat` (docs/initctl.md): `exec` and every key that is not
+    /// at its default, with normalised values; a default unit is its
+    /// `exec` line alone.
+    #[test]
+    fn render_writes_exec_and_only_the_keys_off_their_default() {
+        assert_eq!(roundtrip("exec = /bin/true\n"), "exec = /bin/true\n");
+        // `restart_delay_max` alone is off its default too; a word is
+        // quoted only when it must be; durations and sizes in their
+        // largest whole unit, 0 without one.
+        assert_eq!(
+            roundtrip(
+                "exec = /bin/echo \"a b\" \"\" q\\\"x back\\\\slash plain\n\
+                 restart_delay_max = 1m\nstop_timeout = 2h\nstart_timeout = 0\n\
+                 memory.max = 16M\nmemory.high = 1000\nmemory.swap.max = 0\n"
+            ),
+            "exec = /bin/echo \"a b\" \"\" \"q\\\"x\" \"back\\\\slash\" plain\n\
+             restart_delay = 100ms\nrestart_delay_max = 1m\nstop_timeout = 2h\n\
+             memory.max = 16M\nmemory.high = 1000\nmemory.swap.max = 0\n\
+             start_timeout = 0s\n"
+        );
     }
 }
 
@@ -1296,6 +1349,11 @@ fn bad_confinement_values_are_line_errors() {
             "exec = /bin/x\nseccomp = ~\n",
             2,
             "expected system call names",
+        ),
+        (
+            "exec = /bin/x\nseccomp = read none\n",
+            2,
+            "`none` stands alone",
         ),
         (
             "exec = /bin/x\nno_new_privs = maybe\n",
