@@ -47,21 +47,21 @@ pub type AfterLines = Few<u32, AFTER_MAX>;
 /// with the unit's ids or its root's layers (`parse_with_lines`).
 pub type IdLines = [u32; 4];
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Kind {
     #[default]
     Service,
     Oneshot,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Restart {
     Always,
     OnFailure,
     Never,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Ready {
     #[default]
     Started,
@@ -71,7 +71,7 @@ pub enum Ready {
     SdNotify,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LimitAction {
     #[default]
     None,
@@ -119,7 +119,7 @@ impl PressureLimit {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum PressureAction {
     /// A console line and a count in `initctl status NAME`.
     #[default]
@@ -138,7 +138,7 @@ impl PressureAction {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Output {
     #[default]
     Log,
@@ -168,7 +168,7 @@ pub enum IdSpec {
 }
 
 /// Namespace set as bits; see the `NS_*` constants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Namespaces(pub u8);
 
 impl Namespaces {
@@ -264,7 +264,7 @@ pub struct Limits {
 
 /// One unit file, parsed. Defaults are those of docs/units.md, "Keys".
 /// Two are equal when they mean the same (`PartialEq` below).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct UnitDef {
     pub name: Name,
     pub description: Text<DESC_MAX>,
@@ -307,7 +307,6 @@ pub struct UnitDef {
     /// `no_new_privs = yes` (a `seccomp` filter implies it).
     pub no_new_privs: bool,
     /// Boxed: most units have none (8 bytes rather than 56).
-    #[serde(with = "packed::opt_box")]
     pub seccomp: Option<Box<Seccomp>>,
     /// `root`, `start_limit`, `user`, `group`, `hostname`,
     /// `pressure_limit`, `watchdog`, `capabilities`, `user_map`: boxed, most

@@ -16,19 +16,6 @@ pub struct Packed<const N: usize, const M: usize> {
     buf: Box<str>,
 }
 
-/// `Packed` on the wire (handover): the text and the count.
-#[derive(Serialize)]
-struct PackedOut<'a> {
-    buf: &'a str,
-    count: u8,
-}
-
-#[derive(Deserialize)]
-struct PackedIn {
-    buf: BoxStr,
-    count: u8,
-}
-
 /// A `Box<str>` for serde without its `alloc` feature.
 pub(super) struct BoxStr(pub(super) Box<str>);
 
@@ -45,57 +32,6 @@ impl<'de> Deserialize<'de> for BoxStr {
             }
         }
         d.deserialize_str(V)
-    }
-}
-
-impl<const N: usize, const M: usize> Serialize for Packed<N, M> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // As before the NULs ended each string: `a\0b\0c` and the count.
-        PackedOut {
-            buf: self.buf.strip_suffix('\0').unwrap_or(&self.buf),
-            count: u8::try_from(self.len()).unwrap_or(u8::MAX),
-        }
-        .serialize(s)
-    }
-}
-
-impl<'de, const N: usize, const M: usize> Deserialize<'de> for Packed<N, M> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let w = PackedIn::deserialize(d)?;
-        if w.buf.0.len() > N || usize::from(w.count) > M {
-            return Err(serde::de::Error::custom("packed strings over capacity"));
-        }
-        let mut p = Packed::new();
-        for item in w.buf.0.split('\0').take(usize::from(w.count)) {
-            p.push(item)
-                .map_err(|_| serde::de::Error::custom("packed strings over capacity"))?;
-        }
-        if p.len() != usize::from(w.count) {
-            return Err(serde::de::Error::custom(
-                "packed strings: count does not match",
-            ));
-        }
-        Ok(p)
-    }
-}
-
-/// `Option<Box<T>>` on the wire exactly as `Option<T>` (serde without
-/// its `alloc` feature has no `Box`): for rarely set definition fields
-/// that a unit without them should not pay for.
-pub mod opt_box {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<T: Serialize, S: Serializer>(
-        v: &Option<Box<T>>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        v.as_deref().serialize(s)
-    }
-
-    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Box<T>>, D::Error> {
-        Ok(Option::<T>::deserialize(d)?.map(Box::new))
     }
 }
 
@@ -300,41 +236,5 @@ mod tests {
         assert_eq!(packed(&[]).push(&"x".repeat(16)), Ok(()));
         assert_eq!(packed(&["a", "b", "c"]).push("d"), Err(PackError::TooMany));
         assert_eq!(packed(&[]).push("a\0b"), Err(PackError::Nul));
-    }
-
-    /// The handover's bytes are those of `a\0b` and a count, as before the
-    /// NUL ended each string; and they come back the same.
-    #[test]
-    fn travels_as_the_text_between_nuls_and_a_count() {
-        #[derive(Serialize)]
-        struct Old<'a> {
-            buf: &'a str,
-            count: u8,
-        }
-        for (items, old) in [
-            (&[][..], ""),
-            (&[""], ""),
-            (&["a", "", "bc"], "a\0\0bc"),
-            (&["/bin/sleep", "1"], "/bin/sleep\x001"),
-        ] {
-            let p = packed(items);
-            let mut a = [0u8; 64];
-            let mut b = [0u8; 64];
-            let a = postcard::to_slice(&p, &mut a).unwrap();
-            let old = Old {
-                buf: old,
-                count: items.len() as u8,
-            };
-            assert_eq!(a, postcard::to_slice(&old, &mut b).unwrap());
-            let back: P = postcard::from_bytes(a).unwrap();
-            assert_eq!(back, p);
-        }
-        let mut b = [0u8; 64];
-        let wrong = Old {
-            buf: "a\0b",
-            count: 3,
-        };
-        let bytes = postcard::to_slice(&wrong, &mut b).unwrap();
-        assert!(postcard::from_bytes::<P>(bytes).is_err());
     }
 }

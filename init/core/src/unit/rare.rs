@@ -3,7 +3,6 @@
 //! inline is 128 of a definition's bytes in every slot of PID 1's table.
 
 use super::{Limit, Limits};
-use serde::{Deserialize, Serialize};
 
 /// `Limits` as the keys a unit sets: `None` for a unit that sets none;
 /// else one boxed list of words, written by the parser, boot and reload
@@ -181,18 +180,6 @@ impl core::fmt::Debug for LimitsBox {
     }
 }
 
-impl Serialize for LimitsBox {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.get().serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for LimitsBox {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Limits::deserialize(d).map(LimitsBox::from)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,13 +265,6 @@ mod tests {
                 let other = LimitsBox::from(*m);
                 assert_eq!(b == other, l == m, "cases {i} and {j}");
             }
-            let mut a = [0u8; 128];
-            let mut c = [0u8; 128];
-            let a = postcard::to_slice(&b, &mut a).unwrap();
-            let c = postcard::to_slice(l, &mut c).unwrap();
-            assert_eq!(a, c);
-            let back: LimitsBox = postcard::from_bytes(a).unwrap();
-            assert_eq!(back, b);
             assert_eq!(format!("{b:?}"), format!("{l:?}"));
         }
     }
