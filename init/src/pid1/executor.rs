@@ -146,7 +146,11 @@ impl Pid1 {
         // may have come in the batch that read only a budget of it, and
         // the pipe may not be at its end (a namespace's reaper holds it
         // until it exits: `spawn::reaper_child`).
-        self.read_log(u, super::sources::DRAIN_READS);
+        let old = self
+            .edges
+            .get(usize::from(u))
+            .and_then(|e| e.log_rd.as_ref());
+        self.read_log(u, super::sources::drain_reads(old));
         let Ends {
             log,
             notify,

@@ -19,10 +19,16 @@ const HELD: u32 = u32::MAX;
 const SIGCHLD: i32 = nix::sys::signal::Signal::SIGCHLD as i32;
 /// Reads of one unit's output or notify fd per wake-up (16 KiB of output).
 const READ_BUDGET: usize = 16;
-/// Reads of a run's output pipe when the next run takes its place: a
-/// default pipe's whole capacity (64 KiB; what a service that enlarged
-/// its pipe with F_SETPIPE_SZ left beyond that is dropped, as before).
-pub(super) const DRAIN_READS: usize = 64;
+/// Reads of a run's output pipe `fd` when the next run takes its place:
+/// its whole capacity, 1 KiB a read. A pipe holds 16 pages by default:
+/// 64 KiB with 4 KiB pages, but 256 KiB with the Pi 5's 16 KiB ones (64
+/// reads dropped the newest 192 KiB there: the crash message). Past 1 MiB
+/// (a service's F_SETPIPE_SZ, beyond the unprivileged limit) what is left
+/// is dropped: the loop's work stays bounded.
+pub(super) fn drain_reads(fd: Option<&rustix::fd::OwnedFd>) -> usize {
+    let size = fd.and_then(|fd| rustix::pipe::fcntl_getpipe_size(fd).ok());
+    size.unwrap_or(64 << 10).min(1 << 20) / 1024
+}
 /// Children reaped per wake-up: orphans dying faster than PID 1 reaps
 /// them (a fork storm in a bare unit) must not keep the loop from its
 /// timers, the watchdog's feed above all. More waiting: `more_to_reap`.
