@@ -11,7 +11,7 @@ use crate::pid1::boot::RESCUE;
 use crate::pid1::{now, Pid1};
 use crate::proto::Origin;
 use crate::sys::handover::take_fd;
-use crate::unit::{Output, Ready};
+use crate::unit::Ready;
 use crate::vocab::{CGROUP_ROOT, PATH_BYTES};
 use rustix::fd::AsFd;
 
@@ -75,7 +75,6 @@ impl Pid1 {
                 continue;
             };
             let name = slot.def.name.clone();
-            let output = slot.def.output;
             let ready = slot.def.ready;
             let hint = hints.iter().find(|h| h.name == name && h.pid != 0);
             // Without cgroups nothing but the hint names the unit's
@@ -99,12 +98,15 @@ impl Pid1 {
                 .then(|| super::super::stale_limits(slot_limits(&self.sup, i)));
             if let Some(e) = self.edges.get_mut(i) {
                 if let Some(h) = hint.filter(|h| h.pid == pid) {
-                    // The output pipe goes on into a new, empty ring; a
-                    // readiness pipe is of no use to a running unit, but
-                    // an sd_notify socket still takes its WATCHDOG=1
-                    // pings (the supervisor's `adopt` arms the watchdog).
-                    let log = take_fd(h.log_fd);
-                    e.log_rd = if output == Output::Log { log } else { None };
+                    // The output pipe goes on into a new, empty ring,
+                    // whatever `output` the file says now: the run was
+                    // started with a pipe, and one closed here would kill
+                    // it at its next write (SIGPIPE). The next start
+                    // follows the file. A readiness pipe is of no use to a
+                    // running unit, but an sd_notify socket still takes
+                    // its WATCHDOG=1 pings (the supervisor's `adopt` arms
+                    // the watchdog).
+                    e.log_rd = take_fd(h.log_fd);
                     // A datagram socket only for a unit the file says is
                     // sd_notify's. An s6 readiness pipe is kept whatever
                     // the file says: a unit adopted while it starts writes

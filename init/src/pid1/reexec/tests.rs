@@ -631,3 +631,30 @@ fn a_running_units_not_enforced_keys_survive_a_reexec() {
     assert_eq!(q.sup.slot(0).unwrap().rt.pid, NO_PID, "still running");
     assert_eq!(q.edges[0].not_enforced.to_string(), before);
 }
+
+/// A unit started with `output = log` whose file says `output = null`
+/// now (changed, not reloaded), adopted by a build of another state
+/// format: its output pipe stays open. It was closed, and the unit's
+/// next write met a closed pipe (SIGPIPE), as the readiness pipe's
+/// would, which is kept for that reason.
+#[test]
+fn an_adopted_units_output_pipe_is_kept_whatever_the_file_says_now() {
+    use rustix::fd::IntoRawFd;
+    let units = crate::testutil::TempDir::new("reexec-adopt-out");
+    units.file("web.unit", "exec = /bin/sleep 60\noutput = null\n");
+    let mut child = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (rd, wr) = rustix::pipe::pipe().unwrap();
+    let n = rd.into_raw_fd();
+    let text = format!("wren-state 999\nreexecs 1\nunit web {pid} {n} -1 -1\nend\n");
+    let mut p = Pid1::new(None, 0, false);
+    p.resume(memfd(text.as_bytes()), &units_in(units.path()));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(p.sup.slot(0).unwrap().rt.pid, pid, "adopted");
+    let wrote = rustix::io::write(&wr, b"web: still here\n");
+    assert!(wrote.is_ok(), "the unit's next write: {wrote:?}");
+}
