@@ -422,8 +422,26 @@ impl Pid1 {
                             )),
                         }
                     }
-                    // Pending with nothing on probation: stopped or removed
-                    // before it was judged.
+                    // Never judged, and not coming: a shutdown took every
+                    // unit off probation, or a stop by hand this one; not
+                    // "applied and ready" either (after the reboot the
+                    // new file would start ungated, the agent told 0).
+                    Some(Verdict::Pending) if self.sup.shutting_down().is_some() => {
+                        rejected += 1;
+                        crate::proto::formatted(format_args!("{name}: not judged: shutting down"))
+                    }
+                    Some(Verdict::Pending)
+                        if !slot.rt.want
+                            && slot.retired == crate::supervisor::Retired::No
+                            && slot.rt.last_note != Some(Note::DepMissing) =>
+                    {
+                        rejected += 1;
+                        crate::proto::formatted(format_args!(
+                            "{name}: stopped by hand before it was judged"
+                        ))
+                    }
+                    // Removed before it was judged, or its `after` unit
+                    // removed (`failed`, said as such).
                     Some(Verdict::Pending) | None => continue,
                 };
             report(&line);
@@ -1160,6 +1178,43 @@ mod tests {
         reload_all(&mut p, 3_800_000, vec![db3, web2]);
         p.mark_pending();
         assert_eq!(p.verdicts(&mut |_| {}), None);
+    }
+
+    /// A changed unit whose new run is never judged, a shutdown begun (a
+    /// power button's SIGUSR2, another unit's start limit) or a stop by
+    /// hand before its verdict, is named in the reload's answer and
+    /// counted: it was left out, and `initctl reload` said 0, "applied
+    /// and ready", of a definition that never ran (after the reboot, it
+    /// starts ungated).
+    #[test]
+    fn a_verdict_that_will_not_come_is_said_and_counted() {
+        use super::super::tests::{pid1_with, step, NO_PID};
+        use crate::supervisor::Event;
+        let web = "exec = /bin/true\nready = notify\n";
+        for shutdown in [true, false] {
+            let mut p = pid1_with(&[("web", web)]);
+            step(&mut p, 0, Event::Boot);
+            step(&mut p, 1, Event::spawned(0, NO_PID));
+            step(&mut p, 2, Event::Ready { unit: 0 });
+            let web2 = unit::parse("web", &format!("{web}env = A=1\n")).unwrap();
+            reload_all(&mut p, 3, vec![web2]);
+            p.mark_pending();
+            assert_eq!(p.verdicts(&mut |_| {}), None, "web on probation");
+            let (ev, said) = match shutdown {
+                true => (
+                    Event::Shutdown(crate::vocab::ShutdownKind::Reboot),
+                    "web: not judged: shutting down",
+                ),
+                false => (
+                    Event::Stop { unit: 0 },
+                    "web: stopped by hand before it was judged",
+                ),
+            };
+            step(&mut p, 4, ev);
+            let mut heard = Vec::new();
+            assert_eq!(p.verdicts(&mut |l| heard.push(l.to_string())), Some(1));
+            assert_eq!(heard, [said]);
+        }
     }
 
     /// A put-back the disk did not take (its respite after a timeout) is
