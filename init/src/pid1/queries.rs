@@ -128,6 +128,11 @@ impl Pid1 {
 
     /// Start, stop or restart; the reply waits until the unit settles.
     fn act(&mut self, id: ClientId, name: Name, want: Want) {
+        // A unit a reload removed, still stopping (`status` lists it): a
+        // stop of it waits for the removal's, as one asked before it does.
+        let leaving = want == Want::Stopped
+            && self.sup.index(&name).is_none()
+            && self.sup.retired_index(&name, Retired::Leaving).is_some();
         let begun = unit_index(&self.sup, &name).and_then(|unit| {
             let refused = || Err(CtlError::new(ErrCode::Refused, "shutting down"));
             match want {
@@ -143,6 +148,7 @@ impl Pid1 {
             }
         });
         let settled = match begun {
+            Err(_) if leaving => answer_of(&self.sup, &self.edges, &name, want),
             Err(e) => Some(Err(e)),
             Ok(ev) => {
                 // The operator decides now: a shed unit is no longer

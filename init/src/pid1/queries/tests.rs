@@ -7,13 +7,19 @@ use std::os::unix::net::UnixStream;
 
 /// `req` over a real socket to `p`'s control server: the replies.
 fn ask(p: &mut super::Pid1, path: &std::path::Path, req: Request<'_>) -> Vec<Reply<'static>> {
+    replies(&mut send(p, path, req))
+}
+
+/// `req` sent on a new connection to `p`'s control server and served:
+/// the client's end.
+fn send(p: &mut super::Pid1, path: &std::path::Path, req: Request<'_>) -> UnixStream {
     let mut s = UnixStream::connect(path).unwrap();
     let mut buf = [0u8; 256];
     let n = encode_request(&req, &mut buf).unwrap();
     s.write_all(&buf[..n]).unwrap();
     p.serve_control();
     p.tend_waiters();
-    replies(&mut s)
+    s
 }
 
 /// What `p`'s server answered on `s` so far.
@@ -145,12 +151,7 @@ fn stopping_web(sock: &crate::testutil::TempDir) -> (super::Pid1, UnixStream) {
     let path = sock.path().join("control");
     let uid = rustix::process::getuid().as_raw();
     p.control = Some(Server::bind(&path, uid).unwrap());
-    let mut s = UnixStream::connect(&path).unwrap();
-    let mut buf = [0u8; 256];
-    let n = encode_request(&Request::Stop { name: "web" }, &mut buf).unwrap();
-    s.write_all(&buf[..n]).unwrap();
-    p.serve_control();
-    p.tend_waiters();
+    let mut s = send(&mut p, &path, Request::Stop { name: "web" });
     assert_eq!(replies(&mut s), vec![], "answered before the stop");
     (p, s)
 }
@@ -191,11 +192,17 @@ fn a_stop_overtaken_by_a_removal_is_answered_when_stopped() {
     );
     p.tend_waiters();
     assert_eq!(replies(&mut s), vec![], "answered while still stopping");
+    // A stop asked for now waits for the removal's too: it was told
+    // there was no such unit, of one `status` lists as stopping.
+    let stop = Request::Stop { name: "web" };
+    let mut late = send(&mut p, &sock.path().join("control"), stop);
+    assert_eq!(replies(&mut late), vec![], "answered while still stopping");
     let exit = crate::vocab::Exit::Signal(15);
     step(&mut p, 3, Event::Exited { pid: NO_PID, exit });
     assert_eq!(p.sup.index("web"), None);
     p.tend_waiters();
     assert_eq!(replies(&mut s), vec![Reply::Ok]);
+    assert_eq!(replies(&mut late), vec![Reply::Ok]);
 }
 
 /// A unit a reload removed is listed while it stops, so `status NAME`
