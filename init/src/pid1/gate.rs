@@ -398,51 +398,54 @@ impl Pid1 {
             let name = slot.def.name.as_str();
             let line: heapless::String<{ crate::proto::REASON_MAX + crate::vocab::NAME_MAX + 2 }> =
                 match e.verdict {
-                    Some(Verdict::Good) => crate::proto::formatted(format_args!("{name}: ready")),
-                    Some(Verdict::Rejected) => {
-                        rejected += 1;
-                        // Cleared by a start or stop by hand since.
-                        let r = e.rejected().unwrap_or("rejected");
+                    Some(v @ (Verdict::Good | Verdict::Rejected)) => {
+                        let r = match v {
+                            Verdict::Good => "ready",
+                            _ => {
+                                rejected += 1;
+                                // Cleared by a start or stop by hand since.
+                                e.rejected().unwrap_or("rejected")
+                            }
+                        };
                         crate::proto::formatted(format_args!("{name}: {r}"))
                     }
                     // Never judged, as it never ran, but down: not "applied
                     // and ready" (docs/update.md), so the reload fails too.
-                    // Or stopped under memory pressure before it was.
-                    Some(Verdict::Pending) if slot.judged_when_started() => {
+                    Some(Verdict::Pending) if slot.gave_up_on_dependency() && slot.rt.probation => {
                         rejected += 1;
-                        match slot.rt.last_note {
-                            Some(Note::DepFailed { dep }) => {
-                                let d = self.sup.slot(dep).map_or("?", |s| s.def.name.as_str());
-                                crate::proto::formatted(format_args!(
-                                    "{name}: not started, dependency {d} failed"
-                                ))
-                            }
-                            _ => crate::proto::formatted(format_args!(
-                                "{name}: stopped under memory pressure before it was judged"
-                            )),
-                        }
-                    }
-                    // Never judged, and not coming: a shutdown took every
-                    // unit off probation, or a stop by hand this one; not
-                    // "applied and ready" either (after the reboot the
-                    // new file would start ungated, the agent told 0).
-                    Some(Verdict::Pending) if self.sup.shutting_down().is_some() => {
-                        rejected += 1;
-                        crate::proto::formatted(format_args!("{name}: not judged: shutting down"))
-                    }
-                    Some(Verdict::Pending)
-                        if !slot.rt.want
-                            && slot.retired == crate::supervisor::Retired::No
-                            && slot.rt.last_note != Some(Note::DepMissing) =>
-                    {
-                        rejected += 1;
+                        let d = match slot.rt.last_note {
+                            Some(Note::DepFailed { dep }) => self.sup.slot(dep),
+                            _ => None,
+                        };
+                        let d = d.map_or("?", |s| s.def.name.as_str());
                         crate::proto::formatted(format_args!(
-                            "{name}: stopped by hand before it was judged"
+                            "{name}: not started, dependency {d} failed"
                         ))
                     }
-                    // Removed before it was judged, or its `after` unit
-                    // removed (`failed`, said as such).
-                    Some(Verdict::Pending) | None => continue,
+                    // Nor one shed while on probation (judged when it is
+                    // started again), nor one whose verdict will not come:
+                    // a shutdown took every unit off probation, a stop by
+                    // hand this one (after the reboot the new file would
+                    // start ungated, the agent told 0).
+                    Some(Verdict::Pending) => {
+                        let why = if slot.judged_when_started() {
+                            "stopped under memory pressure"
+                        } else if self.sup.shutting_down().is_some() {
+                            "shutting down"
+                        } else if !slot.rt.want
+                            && slot.retired == crate::supervisor::Retired::No
+                            && slot.rt.last_note != Some(Note::DepMissing)
+                        {
+                            "stopped by hand"
+                        } else {
+                            // Removed before it was judged, or its `after`
+                            // unit removed (`failed`, said as such).
+                            continue;
+                        };
+                        rejected += 1;
+                        crate::proto::formatted(format_args!("{name}: not judged: {why}"))
+                    }
+                    None => continue,
                 };
             report(&line);
         }
@@ -1205,10 +1208,7 @@ mod tests {
                     Event::Shutdown(crate::vocab::ShutdownKind::Reboot),
                     "web: not judged: shutting down",
                 ),
-                false => (
-                    Event::Stop { unit: 0 },
-                    "web: stopped by hand before it was judged",
-                ),
+                false => (Event::Stop { unit: 0 }, "web: not judged: stopped by hand"),
             };
             step(&mut p, 4, ev);
             let mut heard = Vec::new();

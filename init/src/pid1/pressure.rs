@@ -459,10 +459,7 @@ mod tests {
         let mut lines = Vec::new();
         let v = p.verdicts(&mut |l| lines.push(l.to_owned()));
         assert_eq!(v, Some(1));
-        assert_eq!(
-            lines,
-            ["db: stopped under memory pressure before it was judged"]
-        );
+        assert_eq!(lines, ["db: not judged: stopped under memory pressure"]);
         step(&mut p, t + 60_000, Event::Unshed { unit: 0 });
         step(&mut p, t + 60_000, Event::spawned(0, NO_PID + 2));
         let failed = Event::Exited {
