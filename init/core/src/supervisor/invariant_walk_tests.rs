@@ -111,6 +111,21 @@ impl W {
                 }
                 _ => {}
             }
+            // A verdict `initctl reload` waits for (`on_probation`) is on
+            // its way: a start, a run's hold, or a stop to come back from.
+            if r.probation && !s.judged_when_started() && !shutting && s.retired == Retired::No {
+                let coming = match r.phase {
+                    Phase::Waiting | Phase::Starting | Phase::Stopping => true,
+                    Phase::Running => r.deadline.is_some(),
+                    _ => false,
+                };
+                if !coming {
+                    self.fail(format!(
+                        "{u} on probation {:?} pid {} with no verdict coming ({what})",
+                        r.phase, r.pid
+                    ));
+                }
+            }
             if !shutting && r.phase == Phase::Waiting && r.want && s.retired == Retired::No {
                 let ready = s.rt.deps.iter().all(|&d| {
                     self.sup
@@ -321,14 +336,22 @@ impl W {
             74..=78 => {
                 let unit = self.unit();
                 self.hand_stopped[usize::from(unit)] = false;
-                self.step(Event::Start { unit });
+                // Also the calm's start of a shed unit.
+                match self.rng.chance(30) {
+                    true => self.step(Event::Unshed { unit }),
+                    false => self.step(Event::Start { unit }),
+                }
             }
             79..=84 => {
                 let unit = self.unit();
                 if self.sup.shutting_down().is_none() {
                     self.hand_stopped[usize::from(unit)] = true;
                 }
-                self.step(Event::Stop { unit });
+                // Also shedding's, which keeps a unit's probation.
+                match self.rng.chance(30) {
+                    true => self.step(Event::Shed { unit }),
+                    false => self.step(Event::Stop { unit }),
+                }
             }
             85..=89 => {
                 let unit = self.unit();
