@@ -592,6 +592,27 @@ mod tests {
         assert_eq!(p.edges[0].last_good(), None);
     }
 
+    /// A reload that gives back a unit still leaving and changes another:
+    /// only the one given back starts anew; the other keeps its last good
+    /// definition, to be put back if its change fails.
+    #[test]
+    fn a_unit_given_back_leaves_the_others_last_good_alone() {
+        use super::super::tests::{pid1_with, step};
+        use crate::supervisor::{Event, Retired};
+        let mut p = pid1_with(&[("web", "exec = /bin/true\n"), ("db", "exec = /bin/true\n")]);
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, 100));
+        step(&mut p, 1, Event::spawned(1, 101));
+        let web = p.sup.slot(0).unwrap().def.clone();
+        let db = p.sup.slot(1).unwrap().def.clone();
+        reload_all(&mut p, 2, vec![web.clone()]);
+        assert_eq!(p.sup.slot(1).unwrap().retired, Retired::Leaving);
+        let changed = unit::parse("web", "exec = /bin/true\nenv = A=1\n").unwrap();
+        reload_all(&mut p, 3, vec![changed, db]);
+        assert_eq!(p.sup.index("db"), Some(1), "given back in its slot");
+        assert_eq!(p.edges[0].last_good(), Some(&web));
+    }
+
     /// `good` running as `web`, its file in `t` rejected-to-be: the
     /// start of a health-gate test.
     fn running(t: &TempDir, good: UnitDef, cg: Option<crate::cgroup::Cgroups>) -> super::Pid1 {
@@ -761,6 +782,17 @@ mod tests {
         assert_eq!(on_disk(None, &|| Ok(())), Ok(()));
     }
 
+    /// A disk step whose child dies of a signal (no errno of its own to
+    /// give back) is an I/O error, said as one.
+    #[test]
+    fn a_disk_step_that_dies_is_an_io_error() {
+        let r = on_disk(None, &|| {
+            let me = rustix::process::getpid();
+            rustix::process::kill_process(me, rustix::process::Signal::KILL)
+        });
+        assert_eq!(r, Err(Errno::IO));
+    }
+
     /// After a verdict's file work timed out, the next verdicts leave the
     /// disk alone for `DISK_RESPITE_MS` from the end of that wait (each
     /// would hold the loop 2 s more): they are answered at once, their
@@ -793,6 +825,56 @@ mod tests {
         assert_eq!(said, "the disk gave no answer less than 30 s ago");
         // Past the respite: asked (in the child; here, the answer).
         assert_eq!(stall.on_disk(33_000, None, &|| Ok(())), Ok(()));
+    }
+
+    /// A rejection says why the new definition's start failed, from its
+    /// last note (docs/initctl.md, "reload": `exit 3`, `not ready within
+    /// 2000ms`, `cannot start ...`).
+    #[test]
+    fn a_rejection_says_why_the_start_failed() {
+        use super::super::tests::{pid1_with, step};
+        use crate::supervisor::Event;
+        use crate::vocab::Exit;
+        let notify = "exec = /bin/true\nready = notify\nstart_timeout = 2s\n";
+        let booted = |text: &str| {
+            let mut p = pid1_with(&[("web", text)]);
+            step(&mut p, 0, Event::Boot);
+            p
+        };
+        let mut p = booted(notify);
+        assert_eq!(p.cause(0), "did not start");
+        step(&mut p, 1, Event::spawned(0, 100));
+        let exit = Exit::Code(3);
+        step(&mut p, 2, Event::Exited { pid: 100, exit });
+        assert_eq!(p.cause(0), "exit 3");
+        let mut p = booted(notify);
+        step(&mut p, 1, Event::spawned(0, 100));
+        step(&mut p, 3_000, Event::Tick);
+        assert_eq!(p.cause(0), "not ready within 2000ms");
+        let mut p = booted(notify);
+        step(&mut p, 1, Event::SpawnFailed { unit: 0 });
+        assert_eq!(p.cause(0), "could not start");
+        let e = "cannot start /bin/true: execve: No such file or directory (os error 2)";
+        p.edges[0].set_last_error(why(format_args!("{e}")));
+        assert_eq!(p.cause(0), e);
+        let mut p = booted(&format!("{notify}start_limit = 1/1m\n"));
+        step(&mut p, 1, Event::SpawnFailed { unit: 0 });
+        assert_eq!(p.cause(0), "start limit hit");
+    }
+
+    /// `initctl reload`'s line for a rejected unit is whole with the name
+    /// and the reason both at their limits.
+    #[test]
+    fn a_verdict_line_at_the_limits_is_whole() {
+        use super::super::tests::pid1_with;
+        let name = "w".repeat(crate::vocab::NAME_MAX);
+        let mut p = pid1_with(&[(&name, "exec = /bin/true\n")]);
+        let reason = "r".repeat(crate::proto::REASON_MAX);
+        p.edges[0].rare().rejected = Some(reason.as_str().into());
+        p.edges[0].verdict = Some(Verdict::Rejected);
+        let mut heard = Vec::new();
+        assert_eq!(p.verdicts(&mut |l| heard.push(l.to_string())), Some(1));
+        assert_eq!(heard, [format!("{name}: {reason}")]);
     }
 
     #[test]
