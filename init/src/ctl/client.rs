@@ -58,6 +58,8 @@ impl std::fmt::Display for ClientError {
 pub(super) struct Conn {
     stream: UnixStream,
     dec: Box<FrameDecoder<FRAME_BUF>>,
+    /// The first frame held is a reply handed out (`next`).
+    decoded: bool,
 }
 
 impl Conn {
@@ -103,6 +105,7 @@ impl Conn {
         Ok(Conn {
             stream,
             dec: Box::new(FrameDecoder::new()),
+            decoded: false,
         })
     }
 
@@ -134,17 +137,28 @@ impl Conn {
         deadline: Option<Instant>,
         f: impl FnOnce(Reply<'_>) -> R,
     ) -> Result<Option<R>, ClientError> {
-        // The wait is not generic: one copy of it, not one per caller.
+        Ok(self.next(deadline)?.map(f))
+    }
+
+    /// `recv` without its caller's handling: one copy of the wait and
+    /// the decoding, not one per caller. The frame a reply was decoded
+    /// from is dropped at the next call.
+    fn next(&mut self, deadline: Option<Instant>) -> Result<Option<Reply<'_>>, ClientError> {
+        if std::mem::take(&mut self.decoded) {
+            self.dec.consume();
+        }
         if !self.fill(deadline)? {
             return Ok(None);
         }
-        let r = match self.dec.frame() {
-            Ok(Some(p)) => f(decode_reply(p).map_err(ClientError::Proto)?),
-            Ok(None) => return Err(ClientError::Truncated),
-            Err(e) => return Err(ClientError::Proto(e)),
-        };
-        self.dec.consume();
-        Ok(Some(r))
+        match self.dec.frame() {
+            Ok(Some(p)) => {
+                let r = decode_reply(p).map_err(ClientError::Proto)?;
+                self.decoded = true;
+                Ok(Some(r))
+            }
+            Ok(None) => Err(ClientError::Truncated),
+            Err(e) => Err(ClientError::Proto(e)),
+        }
     }
 
     /// Reads until one whole frame is buffered (`true`) or the stream
