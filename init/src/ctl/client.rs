@@ -227,7 +227,12 @@ impl Conn {
         timeout: Duration,
         f: impl FnOnce(Reply<'_>) -> R,
     ) -> Result<R, ClientError> {
-        self.recv(Some(Instant::now() + timeout), f)?
+        self.one(timeout).map(f)
+    }
+
+    /// `reply` without its caller's handling (one copy of the deadline).
+    fn one(&mut self, timeout: Duration) -> Result<Reply<'_>, ClientError> {
+        self.next(Some(Instant::now() + timeout))?
             .ok_or(ClientError::Closed)
     }
 }
