@@ -109,7 +109,13 @@ impl Conn {
         })
     }
 
-    pub(super) fn send(&mut self, req: &Request<'_>) -> Result<(), ClientError> {
+    /// Sends `req`; `Err` is the message for stderr (one copy of its
+    /// formatting, not one per caller).
+    pub(super) fn send(&mut self, req: &Request<'_>) -> Result<(), String> {
+        self.put(req).map_err(|e| e.to_string())
+    }
+
+    fn put(&mut self, req: &Request<'_>) -> Result<(), ClientError> {
         let mut buf = [0u8; crate::proto::HEADER_LEN + crate::proto::REQUEST_MAX];
         let n = encode_request(req, &mut buf).map_err(ClientError::Proto)?;
         let frame = buf.get(..n).ok_or(ClientError::Proto(ProtoError::NoRoom))?;
@@ -300,7 +306,7 @@ pub(super) fn info(socket: &Path) -> Result<InitInfo, String> {
 fn info_within(socket: &Path, timeout: Duration) -> Result<InitInfo, String> {
     let mut conn = Conn::open_within(socket, timeout)?;
     let fail = |e: ClientError| e.to_string();
-    conn.send(&Request::Info).map_err(fail)?;
+    conn.send(&Request::Info)?;
     conn.reply(timeout, |r| match r {
         Reply::Info(i) => Ok(i),
         Reply::Error(e) => Err(e.to_string()),
@@ -320,7 +326,7 @@ fn reexec(
     let before = info(socket)?;
     let mut conn = Conn::open(socket)?;
     let fail = |e: ClientError| e.to_string();
-    conn.send(&Request::Reexec { path }).map_err(fail)?;
+    conn.send(&Request::Reexec { path })?;
     let code = conn
         .reply(REPLY_TIMEOUT, |r| match r {
             Reply::Ok => OK,
@@ -372,8 +378,7 @@ fn status_pages(
     let mut all = Vec::new();
     let mut from = 0u16;
     loop {
-        conn.send(&Request::Status { name: None, from })
-            .map_err(fail)?;
+        conn.send(&Request::Status { name: None, from })?;
         let page = conn
             .reply(REPLY_TIMEOUT, |r| match r {
                 Reply::Status { units, next } => {
@@ -441,8 +446,7 @@ pub(super) fn talk(
             conn.send(&Request::Status {
                 name: Some(name),
                 from: 0,
-            })
-            .map_err(fail)?;
+            })?;
             conn.reply(REPLY_TIMEOUT, |r| match r {
                 Reply::Detail { detail, log } => {
                     let text = if *json {
@@ -463,7 +467,7 @@ pub(super) fn talk(
                 Command::Stop(_) => (Request::Stop { name }, "stopped"),
                 _ => (Request::Restart { name }, "restarted"),
             };
-            conn.send(&req).map_err(fail)?;
+            conn.send(&req)?;
             match conn.reply(WAIT_TIMEOUT, |r| match r {
                 Reply::Ok => {
                     let _ = writeln!(out, "{name}: {done}");
@@ -481,7 +485,7 @@ pub(super) fn talk(
             }
         }
         Command::Shutdown(kind) => {
-            conn.send(&Request::Shutdown(*kind)).map_err(fail)?;
+            conn.send(&Request::Shutdown(*kind))?;
             conn.reply(REPLY_TIMEOUT, |r| match r {
                 Reply::Ok => OK,
                 Reply::Error(e) => show_error(&e, None, err),
@@ -490,7 +494,7 @@ pub(super) fn talk(
             .map_err(fail)
         }
         Command::Cat(name) => {
-            conn.send(&Request::Cat { name }).map_err(fail)?;
+            conn.send(&Request::Cat { name })?;
             conn.reply(REPLY_TIMEOUT, |r| match r {
                 Reply::Cat(text) => {
                     let _ = out.write_all(text.as_bytes());
@@ -505,7 +509,7 @@ pub(super) fn talk(
             .map_err(fail)
         }
         Command::Reload => {
-            conn.send(&Request::Reload).map_err(fail)?;
+            conn.send(&Request::Reload)?;
             let mut reloaded = false;
             let applied = conn
                 .reply(RELOAD_TIMEOUT, |r| {
@@ -526,7 +530,7 @@ pub(super) fn talk(
             }
             // Then the verdict on what it changed: ready, or put back.
             let mut conn = Conn::open(socket)?;
-            conn.send(&Request::Verdict).map_err(fail)?;
+            conn.send(&Request::Verdict)?;
             let judged = match conn.reply(VERDICT_TIMEOUT, |r| show_report(r, out, err)) {
                 Ok(code) => code,
                 Err(ClientError::Timeout) => {
@@ -543,8 +547,7 @@ pub(super) fn talk(
             conn.send(&Request::Log {
                 name,
                 follow: *follow,
-            })
-            .map_err(fail)?;
+            })?;
             // Without -f the whole ring comes at once; with it, chunks come
             // as the unit writes, until init closes (unit removed).
             let deadline = (!follow).then(|| Instant::now() + REPLY_TIMEOUT);
