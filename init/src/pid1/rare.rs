@@ -106,7 +106,8 @@ impl Edge {
                 r.last_good = None;
             }
             r.rejected = None;
-            if r.last_error.is_empty() && r.last_good.is_none() && !r.pressure_stopped {
+            let empty = r.last_error.is_empty() && r.last_good.is_none() && r.owed.is_none();
+            if empty && !r.pressure_stopped {
                 self.rare = None;
             }
         }

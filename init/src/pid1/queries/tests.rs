@@ -339,11 +339,18 @@ fn a_rejection_is_the_reason_only_while_what_it_left_runs() {
     p.clear_for_spawn(0);
     step(&mut p, 103, Event::spawned(0, NO_PID));
     assert_eq!(reason(&p).as_str(), said, "the good one runs again");
+    // A put-back the disk did not take stays owed to the next reload
+    // (`gate::owed`): the box went with the rejection, and that reload
+    // applied the rejected file again.
+    let good = crate::unit::parse("web", "exec = /bin/true\n").unwrap();
+    let bad = crate::unit::parse("web", "exec = /bin/false\n").unwrap();
+    p.edges[0].rare().owed = Some(Box::new((good, bad, super::super::Why::new())));
     let sock = crate::testutil::TempDir::new("pid1-rejection-reason-sock");
     let path = sock.path().join("control");
     let uid = rustix::process::getuid().as_raw();
     p.control = Some(Server::bind(&path, uid).unwrap());
     ask(&mut p, &path, Request::Stop { name: "web" });
+    assert_eq!(p.still_owed().len(), 1, "the owed put-back was dropped");
     let exit = crate::vocab::Exit::Signal(15);
     step(&mut p, 104, Event::Exited { pid: NO_PID, exit });
     assert_eq!(reason(&p).as_str(), "", "stopped by hand");
