@@ -93,10 +93,11 @@ impl Pid1 {
             // The running cgroup holds what the last PID 1 wrote, not
             // what the file says now (it may have changed without a
             // reload): the next start writes the limits again.
-            let cgroup = self
-                .cgroup_exists(&name)
-                .then(|| super::super::stale_limits(slot_limits(&self.sup, i)));
+            let exists = self.cgroup_exists(&name);
+            let cgroup = exists.then(|| super::super::stale_limits(slot_limits(&self.sup, i)));
+            let not_enforced = self.running_not_enforced(i as u16, exists);
             if let Some(e) = self.edges.get_mut(i) {
+                e.not_enforced = not_enforced;
                 if let Some(h) = hint.filter(|h| h.pid == pid) {
                     // The output pipe goes on into a new, empty ring,
                     // whatever `output` the file says now: the run was

@@ -462,18 +462,8 @@ impl Pid1 {
                     super::stale_limits(gen)
                 };
                 edge.cgroup = cgroup.then_some(gen);
-                // The keys a running unit's start found not enforced, as
-                // its cgroup (or none) says: no start of the new PID 1's
-                // works them out until the limits change.
                 if running {
-                    if let Some(s) = self.sup.slot(u) {
-                        let limits = s.def.limits.get();
-                        let ne = match self.cg.as_ref().filter(|_| cgroup) {
-                            Some(cg) => cg.not_enforced_in(&s.def.name, &limits),
-                            None => crate::cgroup::missing::not_enforced(&limits),
-                        };
-                        edge.not_enforced = super::not_enforced::KeySet::of(&ne);
-                    }
+                    edge.not_enforced = self.running_not_enforced(u, cgroup);
                 }
                 self.edges.push(edge);
             }
@@ -520,6 +510,21 @@ impl Pid1 {
 
     /// `units/NAME` is there (a running unit's, handed over or adopted),
     /// opened through the cgroup layer like every start's.
+    /// The keys a running unit's start found not enforced, as its cgroup
+    /// (or none) says: no start of the new PID 1's works them out until
+    /// the limits change.
+    fn running_not_enforced(&self, u: u16, cgroup: bool) -> super::not_enforced::KeySet {
+        let Some(s) = self.sup.slot(u) else {
+            return super::not_enforced::KeySet::EMPTY;
+        };
+        let limits = s.def.limits.get();
+        let ne = match self.cg.as_ref().filter(|_| cgroup) {
+            Some(cg) => cg.not_enforced_in(&s.def.name, &limits),
+            None => crate::cgroup::missing::not_enforced(&limits),
+        };
+        super::not_enforced::KeySet::of(&ne)
+    }
+
     fn cgroup_exists(&self, name: &str) -> bool {
         self.cg.as_ref().is_some_and(|cg| cg.unit_dir(name).is_ok())
     }

@@ -630,6 +630,21 @@ fn a_running_units_not_enforced_keys_survive_a_reexec() {
     q.resume(state, &crate::boot::cmdline::Options::default());
     assert_eq!(q.sup.slot(0).unwrap().rt.pid, NO_PID, "still running");
     assert_eq!(q.edges[0].not_enforced.to_string(), before);
+    // Adopted by a build of another state format, the same.
+    let units = crate::testutil::TempDir::new("reexec-adopt-not-enforced");
+    units.file("web.unit", "exec = /bin/sleep 60\nmemory.max = 10M\n");
+    let mut child = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let text = format!("wren-state 999\nreexecs 1\nunit web {pid} -1 -1 -1\nend\n");
+    let mut a = Pid1::new(None, 0, false);
+    a.resume(memfd(text.as_bytes()), &units_in(units.path()));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(a.sup.slot(0).unwrap().rt.pid, pid, "adopted");
+    assert_eq!(a.edges[0].not_enforced.to_string(), before);
 }
 
 /// A unit started with `output = log` whose file says `output = null`
