@@ -159,6 +159,26 @@ fn memfd(bytes: &[u8]) -> OwnedFd {
     fd
 }
 
+/// `web` (its file in `units` saying `unit`), a running `sleep` child,
+/// adopted by a new PID 1 from a state of another format (999) that
+/// hands over `fds` (`LOG NOTIFY REPORT`, `-1` for none); the child
+/// killed once adopted. The new PID 1, which adopted it.
+fn adopted_web(units: &crate::testutil::TempDir, unit: &str, fds: &str) -> Pid1 {
+    units.file("web.unit", unit);
+    let mut child = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let text = format!("wren-state 999\nreexecs 1\nunit web {pid} {fds}\nend\n");
+    let mut p = Pid1::new(None, 0, false);
+    p.resume(memfd(text.as_bytes()), &units_in(units.path()));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(p.sup.slot(0).unwrap().rt.pid, pid, "adopted");
+    p
+}
+
 /// A state this build cannot read, without cgroups: the running unit
 /// the text layer names (PID 1's child) is adopted, not started a
 /// second time, and its sd_notify socket kept for the watchdog's
@@ -228,21 +248,11 @@ fn fds_handed_over_without_a_state_are_closed() {
 fn an_adopted_units_readiness_pipe_is_kept_until_its_end() {
     use rustix::fd::IntoRawFd;
     let units = crate::testutil::TempDir::new("reexec-adopt-pipe");
-    units.file("web.unit", "exec = /bin/sleep 60\nready = sd_notify\n");
-    let mut child = std::process::Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .unwrap();
-    let pid = child.id();
     let (rd, wr) = rustix::pipe::pipe().unwrap();
     drop(wr);
     let n = rd.into_raw_fd();
-    let text = format!("wren-state 999\nreexecs 1\nunit web {pid} -1 {n} -1\nend\n");
-    let mut p = Pid1::new(None, 0, false);
-    p.resume(memfd(text.as_bytes()), &units_in(units.path()));
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(p.sup.slot(0).unwrap().rt.pid, pid);
+    let unit = "exec = /bin/sleep 60\nready = sd_notify\n";
+    let mut p = adopted_web(&units, unit, &format!("-1 {n} -1"));
     assert!(p.edges[0].notify.is_some(), "its readiness pipe closed");
     p.on_notify(0);
     assert!(p.edges[0].notify.is_none(), "kept past its end of file");
@@ -632,18 +642,11 @@ fn a_running_units_not_enforced_keys_survive_a_reexec() {
     assert_eq!(q.edges[0].not_enforced.to_string(), before);
     // Adopted by a build of another state format, the same.
     let units = crate::testutil::TempDir::new("reexec-adopt-not-enforced");
-    units.file("web.unit", "exec = /bin/sleep 60\nmemory.max = 10M\n");
-    let mut child = std::process::Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let text = format!("wren-state 999\nreexecs 1\nunit web {pid} -1 -1 -1\nend\n");
-    let mut a = Pid1::new(None, 0, false);
-    a.resume(memfd(text.as_bytes()), &units_in(units.path()));
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(a.sup.slot(0).unwrap().rt.pid, pid, "adopted");
+    let a = adopted_web(
+        &units,
+        "exec = /bin/sleep 60\nmemory.max = 10M\n",
+        "-1 -1 -1",
+    );
     assert_eq!(a.edges[0].not_enforced.to_string(), before);
 }
 
@@ -656,20 +659,10 @@ fn a_running_units_not_enforced_keys_survive_a_reexec() {
 fn an_adopted_units_output_pipe_is_kept_whatever_the_file_says_now() {
     use rustix::fd::IntoRawFd;
     let units = crate::testutil::TempDir::new("reexec-adopt-out");
-    units.file("web.unit", "exec = /bin/sleep 60\noutput = null\n");
-    let mut child = std::process::Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .unwrap();
-    let pid = child.id();
     let (rd, wr) = rustix::pipe::pipe().unwrap();
     let n = rd.into_raw_fd();
-    let text = format!("wren-state 999\nreexecs 1\nunit web {pid} {n} -1 -1\nend\n");
-    let mut p = Pid1::new(None, 0, false);
-    p.resume(memfd(text.as_bytes()), &units_in(units.path()));
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(p.sup.slot(0).unwrap().rt.pid, pid, "adopted");
+    let unit = "exec = /bin/sleep 60\noutput = null\n";
+    let _p = adopted_web(&units, unit, &format!("{n} -1 -1"));
     let wrote = rustix::io::write(&wr, b"web: still here\n");
     assert!(wrote.is_ok(), "the unit's next write: {wrote:?}");
 }
