@@ -10,6 +10,7 @@
 
 mod args;
 mod client;
+mod conn;
 mod edit;
 mod json;
 mod metrics;

@@ -115,7 +115,7 @@ fn a_refused_client_is_told_why_not_broken_pipe() {
     let path = dir.path().join("control");
     let other = rustix::process::getuid().as_raw().wrapping_add(1);
     let mut server = Server::bind(&path, other).unwrap();
-    let mut conn = super::client::Conn::open_within(&path, Duration::from_secs(1)).unwrap();
+    let mut conn = super::conn::Conn::open_within(&path, Duration::from_secs(1)).unwrap();
     // Accepted, refused and closed before the client writes.
     let mut fake = Fake::default();
     server.on_ready(1_000, &mut fake);
@@ -141,13 +141,13 @@ fn a_full_connection_queue_is_a_bounded_wait() {
     rustix::net::bind(&listener, &SocketAddrUnix::new(&path).unwrap()).unwrap();
     // Backlog 0: one connection waits in the queue, the next finds it full.
     rustix::net::listen(&listener, 0).unwrap();
-    let queued = super::client::Conn::open_within(&path, Duration::from_millis(300));
+    let queued = super::conn::Conn::open_within(&path, Duration::from_millis(300));
     assert!(queued.is_ok());
     let (tx, rx) = std::sync::mpsc::channel();
     let p = path.clone();
     std::thread::spawn(move || {
         let t = crate::sys::clock::Instant::now();
-        let r = super::client::Conn::open_within(&p, Duration::from_millis(300)).map(|_| ());
+        let r = super::conn::Conn::open_within(&p, Duration::from_millis(300)).map(|_| ());
         let _ = tx.send((r, t.elapsed()));
     });
     let (r, took) = rx
