@@ -120,6 +120,33 @@ impl fmt::Display for Message<'_> {
     }
 }
 
+impl super::Cgroups {
+    /// The keys of `limits` that `prepare` found not enforced in the
+    /// unit's cgroup as it is (their files missing: the controller not
+    /// available), nothing written: for a unit taken over running.
+    pub fn not_enforced_in(&self, name: &str, limits: &Limits) -> NotEnforced {
+        let mut ne = NotEnforced::new();
+        let Ok(dir) = self.unit_dir(name) else {
+            return ne;
+        };
+        for s in settings(limits).iter().filter(|s| s.explicit) {
+            let mut c = crate::sys::path::CPath::new();
+            let there = c.of_str(s.file).and_then(|f| {
+                rustix::fs::accessat(
+                    &dir,
+                    f,
+                    rustix::fs::Access::EXISTS,
+                    rustix::fs::AtFlags::empty(),
+                )
+            });
+            if there == Err(rustix::io::Errno::NOENT) {
+                let _ = ne.push(s.file);
+            }
+        }
+        ne
+    }
+}
+
 /// What a unit runs without when there is no hierarchy: its own cgroup,
 /// then every limit key it sets.
 pub fn not_enforced(limits: &Limits) -> NotEnforced {
