@@ -163,19 +163,30 @@ fn a_relaunch_keeps_the_run_and_its_pipe() {
 
 /// A relaunch reported after a stop was sent is the run's end: the new
 /// run the reaper started is killed (the stop's signal may have come
-/// before it existed) and the pipe is let go.
+/// before it existed) and the pipe is let go. Killed now also when the
+/// stop's signal was sent (its step's kill of the cgroup then waits for
+/// the end of `stop_timeout`).
 #[test]
 fn a_relaunch_during_a_stop_ends_the_run() {
-    let root = TempDir::new("report-relaunch-stop");
-    let mut p = running(Some(&root), "exec = /bin/true\nrestart_delay = 0ms\n");
-    step(&mut p, 2, Event::Stop { unit: 0 });
-    assert_eq!(phase(&p), Phase::Stopping);
-    let mut r = reaper::encode(Exit::Signal(15));
-    r[0] |= 2;
-    reported(&mut p, &r);
-    p.on_report(0);
-    assert_eq!(phase(&p), Phase::Stopped);
-    assert!(p.edges[0].exit_report.is_none());
-    let kill = std::fs::read_to_string(root.path().join("units/web/cgroup.kill")).unwrap();
-    assert_eq!(kill, "1", "the reaper's new run killed");
+    for signalled in [false, true] {
+        let root = TempDir::new("report-relaunch-stop");
+        let mut p = running(Some(&root), "exec = /bin/true\nrestart_delay = 0ms\n");
+        for a in step(&mut p, 2, Event::Stop { unit: 0 }) {
+            if signalled && matches!(a, crate::supervisor::Action::Signal { .. }) {
+                p.perform(a);
+            }
+        }
+        assert_eq!(phase(&p), Phase::Stopping);
+        let mut r = reaper::encode(Exit::Signal(15));
+        r[0] |= 2;
+        reported(&mut p, &r);
+        p.on_report(0);
+        assert_eq!(phase(&p), Phase::Stopped);
+        assert!(p.edges[0].exit_report.is_none());
+        let kill = std::fs::read_to_string(root.path().join("units/web/cgroup.kill")).unwrap();
+        assert_eq!(
+            kill, "1",
+            "the reaper's new run killed (signalled: {signalled})"
+        );
+    }
 }

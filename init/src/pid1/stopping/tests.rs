@@ -9,7 +9,7 @@ use crate::testutil::TempDir;
 use crate::vocab::Exit;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// A process that ignores SIGTERM, leading its own process group; back
@@ -34,19 +34,25 @@ fn up(script: &str) -> Child {
     c
 }
 
-/// The signal `c` died of within 5 s, or None if it still runs (then
-/// killed here).
-fn died_of(c: &mut Child) -> Option<i32> {
+/// How `c` ended within 5 s, or None if it still runs (then killed
+/// here).
+fn ended_within(c: &mut Child) -> Option<ExitStatus> {
     let end = Instant::now() + Duration::from_secs(5);
     while Instant::now() < end {
         if let Some(st) = c.try_wait().unwrap() {
-            return st.signal();
+            return Some(st);
         }
         std::thread::sleep(Duration::from_millis(10));
     }
     let _ = c.kill();
     let _ = c.wait();
     None
+}
+
+/// The signal `c` died of within 5 s, or None if it still runs (then
+/// killed here).
+fn died_of(c: &mut Child) -> Option<i32> {
+    ended_within(c).and_then(|st| st.signal())
 }
 
 /// The stop's SIGKILL, at `stop_timeout`, reaches a main process that
@@ -195,15 +201,21 @@ fn without_cgroups_what_an_exit_leaves_in_the_group_is_killed_at_once() {
     assert!(!p.draining());
 }
 
+/// `web` with its cgroup under `root` populated: PID 1, and the path of
+/// its `cgroup.kill` (empty until written).
+fn populated(root: &TempDir) -> (Pid1, std::path::PathBuf) {
+    root.file("units/web/cgroup.events", "populated 1\nfrozen 0\n");
+    let kill = root.file("units/web/cgroup.kill", "");
+    (with_cgroups(root), kill)
+}
+
 /// A start while the last stop's processes are still there (their kill
 /// due at the end of its grace): they are killed now, once, and nothing
 /// of that stop is waited for any more.
 #[test]
 fn a_start_during_a_stops_grace_kills_what_it_left_first() {
     let root = TempDir::new("pid1-stop-respawn");
-    root.file("units/web/cgroup.events", "populated 1\nfrozen 0\n");
-    let kill = root.file("units/web/cgroup.kill", "");
-    let mut p = with_cgroups(&root);
+    let (mut p, kill) = populated(&root);
     p.signal_unit(0, 0, 15);
     p.kill_cgroup(0);
     assert!(p.draining());
@@ -651,13 +663,130 @@ fn a_stop_continues_a_stopped_process() {
     assert!(stopped(), "never stopped");
     let mut p = with_cgroups(&root);
     p.signal_unit(0, main.id(), 15);
-    let end = Instant::now() + Duration::from_secs(5);
-    let mut st = None;
-    while st.is_none() && Instant::now() < end {
-        st = main.try_wait().unwrap();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = main.kill();
-    let _ = main.wait();
+    let st = ended_within(&mut main);
     assert_eq!(st.and_then(|s| s.code()), Some(0), "left stopped: {st:?}");
+}
+
+/// `script` leading its own process group, its pid written as unit web's
+/// only process besides `others` in the temp cgroup under `root`.
+fn in_web(root: &TempDir, script: &str, others: &[&Child]) -> Child {
+    let c = up(script);
+    let procs: String = others
+        .iter()
+        .map(|o| o.id())
+        .chain([c.id()])
+        .map(|p| format!("{p}\n"))
+        .collect();
+    root.file("units/web/cgroup.procs", &procs);
+    c
+}
+
+/// A stop's signal goes to every process of the cgroup, the main one
+/// among them: not only to the others (the main one was spared as a
+/// reaper, in PID 1's own PID namespace).
+#[test]
+fn a_stop_signals_the_main_process_with_the_rest_of_its_cgroup() {
+    let root = TempDir::new("pid1-stop-main");
+    let mut worker = up("echo up; exec sleep 30");
+    let mut main = in_web(&root, "echo up; exec sleep 30", &[&worker]);
+    let mut p = with_cgroups(&root);
+    p.signal_unit(0, main.id(), 15);
+    assert_eq!(died_of(&mut main), Some(15), "the main process");
+    assert_eq!(died_of(&mut worker), Some(15), "the worker");
+}
+
+/// A reaper's run (its report pipe held): the reaper is told first that
+/// a stop comes (`REVOKE`), and the stop signal goes to the rest of its
+/// cgroup, not to it (it would forward it to the service a second time).
+#[test]
+fn a_stop_tells_a_reaper_and_signals_the_rest_of_its_cgroup() {
+    let root = TempDir::new("pid1-stop-reaper");
+    let mut worker = up("echo up; exec sleep 30");
+    let script = "trap 'exit 0' URG; echo up; while :; do sleep 0.05; done";
+    let mut reaper = in_web(&root, script, &[&worker]);
+    let mut p = with_cgroups(&root);
+    let (report, _w) = rustix::pipe::pipe().unwrap();
+    p.edges[0].exit_report = Some(report);
+    p.signal_unit(0, reaper.id(), 15);
+    assert_eq!(died_of(&mut worker), Some(15), "the worker");
+    let st = ended_within(&mut reaper);
+    assert_eq!(
+        st.and_then(|s| s.code()),
+        Some(0),
+        "not told, or signalled: {st:?}"
+    );
+}
+
+/// Without cgroups a stop's signal goes to the run's process group (its
+/// leader, the main process, among it): there is no cgroup to read.
+#[test]
+fn without_cgroups_a_stop_signals_the_runs_process_group() {
+    let mut p = with_web();
+    let mut main = up("echo up; exec sleep 30");
+    p.signal_unit(0, main.id(), 15);
+    assert_eq!(died_of(&mut main), Some(15));
+}
+
+/// An exit a reaper reported (outside a stop's grace) leaves its cgroup
+/// alone: the reaper emptied its namespace and is on its way out, and a
+/// restart does not wait for it (the new run shares the cgroup with it).
+#[test]
+fn a_reported_exit_does_not_kill_its_reaper_on_its_way_out() {
+    let root = TempDir::new("pid1-reported");
+    let (mut p, kill) = populated(&root);
+    p.edges[0].drain.reported = true;
+    p.kill_cgroup(0);
+    assert_eq!(std::fs::read_to_string(&kill).unwrap(), "", "killed");
+    assert!(!p.draining());
+    assert!(!p.edges[0].drain.reported, "taken by this exit");
+}
+
+/// A run started once the kernel refused cgroups after the boot (the
+/// table of process groups never sized, cgroups there at the boot): its
+/// process group is noted all the same, for its kill.
+#[test]
+fn a_start_after_cgroups_were_refused_notes_its_process_group() {
+    let mut p = with_web();
+    assert!(p.pgids.is_empty(), "sized at the boot");
+    p.note_pgid(0, NO_PID);
+    assert_eq!(p.pgids, [NO_PID]);
+}
+
+/// A start during a stop's grace whose cgroup keeps its limits keeps the
+/// report pipe of the stopped run's reaper (held until the new run
+/// exec'd); one whose limits changed lets go of it first, so that the
+/// reaper exits and the cgroup can be made anew.
+#[test]
+fn a_start_during_a_stops_grace_lets_the_reaper_go_only_for_new_limits() {
+    for current in [true, false] {
+        let root = TempDir::new("pid1-respawn-held");
+        let mut p = booted_with_its_cgroup(&root);
+        root.file("units/web/cgroup.events", "populated 1\nfrozen 0\n");
+        if !current {
+            p.edges[0].cgroup = p.edges[0].cgroup.map(|g| g.wrapping_sub(1));
+        }
+        p.signal_unit(0, 0, 15);
+        p.kill_cgroup(0);
+        assert!(p.draining(), "in its grace");
+        let (report, _w) = rustix::pipe::pipe().unwrap();
+        p.edges[0].drain.held = Some(report);
+        p.clear_for_spawn(0);
+        assert_eq!(
+            p.edges[0].drain.held.is_some(),
+            current,
+            "limits kept: {current}"
+        );
+    }
+}
+
+/// Undoing what a unit's last run made below its cgroup says whether
+/// there was something (a refused start is then tried once more).
+#[test]
+fn undoing_what_a_run_made_below_its_cgroup_says_if_it_did() {
+    let root = TempDir::new("pid1-undo-nested");
+    root.file("units/web/cgroup.procs", "");
+    let p = with_cgroups(&root);
+    assert!(!p.undo_nested(0), "nothing made");
+    root.file("units/web/cgroup.subtree_control", "memory\n");
+    assert!(p.undo_nested(0), "a controller handed to children");
 }
