@@ -362,4 +362,55 @@ mod tests {
         assert!(r.is_ok(), "{r:?}");
         assert_eq!(p.sup.len(), 2);
     }
+
+    /// A directory that cannot be read, holds no unit file, or no valid
+    /// one refuses the reload (far more likely a missing mount or a bad
+    /// update than a wish to stop everything), saying which, the table
+    /// as it was.
+    #[test]
+    fn a_directory_with_no_unit_to_load_refuses_the_reload() {
+        let d = crate::testutil::TempDir::new("rn");
+        d.file("bad/bad.unit", "");
+        std::fs::create_dir(d.path().join("empty")).unwrap();
+        for (sub, why) in [
+            ("none", "the unit directory cannot be read"),
+            ("empty", "no unit files in the unit directory"),
+            ("bad", "no valid unit in the unit directory"),
+        ] {
+            let mut p = crate::pid1::tests::with_web();
+            let dir = d.path().join(sub);
+            p.units_dir = dir.to_str().unwrap().try_into().unwrap();
+            let e = p.reload(&mut |_| {}).unwrap_err();
+            assert_eq!(e.code, crate::proto::ErrCode::Refused);
+            let want = format!("reload refused: {why} ({}); nothing changed", dir.display());
+            assert_eq!(e.message.as_str(), want);
+            assert_eq!(p.sup.len(), 1, "the table as it was");
+        }
+    }
+
+    /// An invalid file among valid ones: the reload is made, its unit kept
+    /// on its last good definition, and the answer is an error counting
+    /// the problems after the summary. The file removed, its unit is, and
+    /// the loop tends what it leaves (its cgroup).
+    #[test]
+    fn an_invalid_file_keeps_its_unit_and_fails_the_answer() {
+        let d = crate::testutil::TempDir::new("ri");
+        d.file("web.unit", "exec = /bin/true\nnamespaces = none\n");
+        d.file("db.unit", "exec = /bin/true\nbogus = 1\n");
+        let units = [("web", "exec = /bin/true\n"), ("db", "exec = /bin/true\n")];
+        let mut p = crate::pid1::tests::pid1_with(&units);
+        p.units_dir = d.path().to_str().unwrap().try_into().unwrap();
+        let mut said = Vec::new();
+        let e = p.reload(&mut |l| said.push(l.to_owned())).unwrap_err();
+        assert_eq!(e.code, crate::proto::ErrCode::Invalid);
+        assert_eq!(e.message.as_str(), "1 problem(s) in unit files");
+        assert!(p.sup.index("db").is_some(), "db removed");
+        let sum = "0 added, 1 changed, 0 removed, 0 unchanged, 1 kept on last good definition";
+        assert_eq!(said.last().map(String::as_str), Some(sum), "{said:?}");
+        assert!(!p.removing, "nothing removed");
+        // Its file gone: removed, what it leaves tended by the loop.
+        std::fs::remove_file(d.path().join("db.unit")).unwrap();
+        assert!(p.reload(&mut |_| {}).is_ok());
+        assert!(p.removing, "a removal not tended");
+    }
 }
