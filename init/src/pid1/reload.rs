@@ -390,8 +390,8 @@ mod tests {
 
     /// An invalid file among valid ones: the reload is made, its unit kept
     /// on its last good definition, and the answer is an error counting
-    /// the problems after the summary. The file removed, its unit is, and
-    /// the loop tends what it leaves (its cgroup).
+    /// the problems after the summary. Another file removed meanwhile, its
+    /// unit is, and the loop tends what it leaves (its cgroup).
     #[test]
     fn an_invalid_file_keeps_its_unit_and_fails_the_answer() {
         let d = crate::testutil::TempDir::new("ri");
@@ -408,9 +408,32 @@ mod tests {
         let sum = "0 added, 1 changed, 0 removed, 0 unchanged, 1 kept on last good definition";
         assert_eq!(said.last().map(String::as_str), Some(sum), "{said:?}");
         assert!(!p.removing, "nothing removed");
-        // Its file gone: removed, what it leaves tended by the loop.
-        std::fs::remove_file(d.path().join("db.unit")).unwrap();
-        assert!(p.reload(&mut |_| {}).is_ok());
+        // web's file gone, cache's new, db's still invalid: web removed,
+        // what it leaves tended by the loop.
+        std::fs::remove_file(d.path().join("web.unit")).unwrap();
+        d.file("cache.unit", "exec = /bin/true\n");
+        said.clear();
+        assert!(p.reload(&mut |l| said.push(l.to_owned())).is_err());
+        let sum = "1 added, 0 changed, 1 removed, 0 unchanged, 1 kept on last good definition";
+        assert_eq!(said.last().map(String::as_str), Some(sum), "{said:?}");
         assert!(p.removing, "a removal not tended");
+    }
+
+    /// Only the rescue shell PID 1 added stays without a file: a
+    /// `rescue` unit the directory had goes with its file, as any other.
+    #[test]
+    fn a_rescue_unit_of_the_directory_goes_with_its_file() {
+        let d = crate::testutil::TempDir::new("rr");
+        d.file("web.unit", "exec = /bin/true\n");
+        let units = [
+            ("web", "exec = /bin/true\n"),
+            ("rescue", "exec = /bin/true\n"),
+        ];
+        let mut p = crate::pid1::tests::pid1_with(&units);
+        p.units_dir = d.path().to_str().unwrap().try_into().unwrap();
+        let mut said = Vec::new();
+        assert!(p.reload(&mut |l| said.push(l.to_owned())).is_ok());
+        let sum = "0 added, 0 changed, 1 removed, 1 unchanged, 0 kept on last good definition";
+        assert_eq!(said.last().map(String::as_str), Some(sum), "{said:?}");
     }
 }
