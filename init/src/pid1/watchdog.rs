@@ -184,6 +184,25 @@ mod tests {
         assert!(written > 0, "not fed");
     }
 
+    /// After a re-exec the watchdog handed over is fed at once and its
+    /// feeding goes on, unless a critical unit has failed: then the board
+    /// resets as it would have without the re-exec.
+    #[test]
+    fn a_resumed_pid1_feeds_the_watchdog_unless_a_critical_unit_failed() {
+        let units = [("web", "exec = /bin/true\ncritical = yes\nrestart = never\n")];
+        for failed in [false, true] {
+            let mut p = pid1_with(&units);
+            if failed {
+                fail_critically(&mut p);
+            }
+            let fed = watched(&mut p);
+            p.start_watchdog(None, true);
+            assert_eq!(p.watchdog_next.is_some(), !failed, "failed: {failed}");
+            let written = rustix::fs::fstat(&fed).unwrap().st_size;
+            assert_eq!(written > 0, !failed, "failed: {failed}");
+        }
+    }
+
     /// `web` (critical, `restart = never`) started and dead of SIGSEGV:
     /// the feeding stopped.
     fn fail_critically(p: &mut super::super::Pid1) {
