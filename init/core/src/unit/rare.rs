@@ -264,6 +264,7 @@ mod tests {
             for (j, m) in cases.iter().enumerate() {
                 let other = LimitsBox::from(*m);
                 assert_eq!(b == other, l == m, "cases {i} and {j}");
+                assert_eq!(b == *m, l == m, "case {i} and limits {j}");
             }
             assert_eq!(format!("{b:?}"), format!("{l:?}"));
         }

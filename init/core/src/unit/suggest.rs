@@ -143,6 +143,9 @@ mod tests {
             ("namespace", Some("namespaces")),
             ("no_new_priv", Some("no_new_privs")),
             ("kill_signal", None),
+            // Three letters from `stop_timeout`, as long: only a longer key
+            // is let that far.
+            ("boot_timeout", None),
             ("environment", None),
             ("restart_sec", None),
             ("restartsec", None),

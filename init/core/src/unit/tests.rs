@@ -205,6 +205,9 @@ fn pressure_keys() {
     assert_eq!(d.seldom.pressure_limit.unwrap().stall_us(), 25_000);
     assert_eq!(d.pressure_action, PressureAction::Log);
     assert_eq!(d.shed_order, None);
+    // The default may be written out too.
+    let d = unit("pressure_limit = 5%/500ms\npressure_action = log\n");
+    assert_eq!(d.pressure_action, PressureAction::Log);
     for bad in [
         "20/10s",
         "0%/1s",
@@ -1320,6 +1323,28 @@ fn confinement_keys() {
     assert!(!ok("exec = /bin/x\nnamespaces = none\nno_new_privs = yes\n").unconfined());
     assert!(!ok("exec = /bin/x\nnamespaces = none\nuser = nobody\n").unconfined());
     assert!(ok("exec = /bin/x\nnamespaces = none\nuser = root\n").unconfined());
+}
+
+/// Least privilege is any one of: a user other than root, fewer than all
+/// capabilities, no_new_privs (or a filter), a user namespace, a
+/// read-only or an overlay root.
+#[test]
+fn any_one_least_privilege_key_confines() {
+    for plain in ["", "user = root", "user = 0", "namespaces = none"] {
+        assert!(!unit(plain).confined(), "{plain}");
+    }
+    for key in [
+        "user = nobody",
+        "user = 1000",
+        "capabilities = none",
+        "no_new_privs = yes",
+        "seccomp = read",
+        "namespaces = pid user",
+        "read_only = yes",
+        "root = /srv/a\nroot_overlay = yes",
+    ] {
+        assert!(unit(key).confined(), "{key}");
+    }
 }
 
 #[test]
