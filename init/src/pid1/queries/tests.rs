@@ -22,6 +22,14 @@ fn send(p: &mut super::Pid1, path: &std::path::Path, req: Request<'_>) -> UnixSt
     s
 }
 
+/// `p`'s control server, bound in `sock`: its socket's path.
+fn serve(p: &mut super::Pid1, sock: &crate::testutil::TempDir) -> std::path::PathBuf {
+    let path = sock.path().join("control");
+    let uid = rustix::process::getuid().as_raw();
+    p.control = Some(Server::bind(&path, uid).unwrap());
+    path
+}
+
 /// What `p`'s server answered on `s` so far.
 fn replies(s: &mut UnixStream) -> Vec<Reply<'static>> {
     s.set_nonblocking(true).unwrap();
@@ -58,9 +66,7 @@ fn a_stop_of_a_stopped_unit_waits_for_its_drain() {
     p.kill_cgroup(0);
     assert!(p.draining(), "in the stop's grace");
     let sock = crate::testutil::TempDir::new("pid1-stop-answer-sock");
-    let path = sock.path().join("control");
-    let uid = rustix::process::getuid().as_raw();
-    p.control = Some(Server::bind(&path, uid).unwrap());
+    let path = serve(&mut p, &sock);
     let replies = ask(&mut p, &path, Request::Stop { name: "web" });
     assert!(replies.is_empty(), "answered while draining: {replies:?}");
     assert_eq!(p.control.as_ref().unwrap().clients(), 1, "waits");
@@ -148,9 +154,7 @@ fn stopping_web(sock: &crate::testutil::TempDir) -> (super::Pid1, UnixStream) {
     p.fit_tables();
     step(&mut p, 0, Event::Boot);
     step(&mut p, 1, Event::spawned(0, NO_PID));
-    let path = sock.path().join("control");
-    let uid = rustix::process::getuid().as_raw();
-    p.control = Some(Server::bind(&path, uid).unwrap());
+    let path = serve(&mut p, sock);
     let mut s = send(&mut p, &path, Request::Stop { name: "web" });
     assert_eq!(replies(&mut s), vec![], "answered before the stop");
     (p, s)
@@ -304,9 +308,7 @@ fn a_unit_stopped_by_its_pressure_limit_says_why() {
     p.on_pressure(0, false);
     assert_eq!(reason(&p).as_str(), said);
     let sock = crate::testutil::TempDir::new("pid1-pressure-stop-sock");
-    let path = sock.path().join("control");
-    let uid = rustix::process::getuid().as_raw();
-    p.control = Some(Server::bind(&path, uid).unwrap());
+    let path = serve(&mut p, &sock);
     let replies = ask(&mut p, &path, Request::Stop { name: "web" });
     assert!(replies.is_empty(), "answered while stopping: {replies:?}");
     assert_eq!(reason(&p).as_str(), "", "stopped by hand while stopping");
@@ -346,9 +348,7 @@ fn a_rejection_is_the_reason_only_while_what_it_left_runs() {
     let bad = crate::unit::parse("web", "exec = /bin/false\n").unwrap();
     p.edges[0].rare().owed = Some(Box::new((good, bad, super::super::Why::new())));
     let sock = crate::testutil::TempDir::new("pid1-rejection-reason-sock");
-    let path = sock.path().join("control");
-    let uid = rustix::process::getuid().as_raw();
-    p.control = Some(Server::bind(&path, uid).unwrap());
+    let path = serve(&mut p, &sock);
     ask(&mut p, &path, Request::Stop { name: "web" });
     assert_eq!(p.still_owed().len(), 1, "the owed put-back was dropped");
     let exit = crate::vocab::Exit::Signal(15);
@@ -473,9 +473,7 @@ fn another_shutdown_during_one_is_refused() {
     step(&mut p, 0, Event::Boot);
     step(&mut p, 1, Event::spawned(0, NO_PID));
     let sock = crate::testutil::TempDir::new("pid1-shutdown-twice");
-    let path = sock.path().join("control");
-    let uid = rustix::process::getuid().as_raw();
-    p.control = Some(Server::bind(&path, uid).unwrap());
+    let path = serve(&mut p, &sock);
     let first = ask(&mut p, &path, Request::Shutdown(ShutdownKind::Reboot));
     assert!(matches!(first.as_slice(), [Reply::Ok]), "{first:?}");
     let again = ask(&mut p, &path, Request::Shutdown(ShutdownKind::Reboot));
