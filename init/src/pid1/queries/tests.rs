@@ -30,6 +30,12 @@ fn serve(p: &mut super::Pid1, sock: &crate::testutil::TempDir) -> std::path::Pat
     path
 }
 
+/// `status NAME`'s reason, at `now`.
+fn reason(p: &super::Pid1, name: &str, now: crate::vocab::Millis) -> String {
+    let d = super::detail(&p.sup, &p.edges, None, name, now).unwrap();
+    d.reason.as_str().to_owned()
+}
+
 /// What `p`'s server answered on `s` so far.
 fn replies(s: &mut UnixStream) -> Vec<Reply<'static>> {
     s.set_nonblocking(true).unwrap();
@@ -241,19 +247,15 @@ fn a_held_start_limit_action_says_when_and_what_cancels_it() {
     step(&mut p, 1, Event::spawned(0, NO_PID));
     let exit = crate::vocab::Exit::Code(1);
     step(&mut p, 300, Event::Exited { pid: NO_PID, exit });
-    let reason = |p: &super::Pid1, now| {
-        let d = super::detail(&p.sup, &p.edges, None, "vital", now).unwrap();
-        d.reason.as_str().to_owned()
-    };
     assert_eq!(
-        reason(&p, 300),
+        reason(&p, "vital", 300),
         "start limit hit, rebooting in 59700ms (a stop or start by hand cancels)"
     );
     step(&mut p, 400, Event::Stop { unit: 0 });
     assert!(
-        !reason(&p, 400).contains("rebooting"),
+        !reason(&p, "vital", 400).contains("rebooting"),
         "{}",
-        reason(&p, 400)
+        reason(&p, "vital", 400)
     );
     assert_eq!(p.sup.shutting_down(), None);
 }
@@ -267,11 +269,6 @@ fn a_unit_stopped_by_its_pressure_limit_says_why() {
     let mut p = pid1_with(&[("web", unit)]);
     step(&mut p, 0, Event::Boot);
     step(&mut p, 1, Event::spawned(0, NO_PID));
-    let reason = |p: &super::Pid1| {
-        super::detail(&p.sup, &p.edges, None, "web", 0)
-            .unwrap()
-            .reason
-    };
     let (trigger, _w) = rustix::pipe::pipe().unwrap();
     let limit = crate::unit::PressureLimit {
         percent: 20,
@@ -284,36 +281,36 @@ fn a_unit_stopped_by_its_pressure_limit_says_why() {
         crate::supervisor::Phase::Stopping
     );
     let said = "stopped: memory pressure over pressure_limit";
-    assert_eq!(reason(&p).as_str(), said);
+    assert_eq!(reason(&p, "web", 0), said);
     let exit = crate::vocab::Exit::Signal(15);
     step(&mut p, 2, Event::Exited { pid: NO_PID, exit });
     assert_eq!(
         p.sup.slot(0).unwrap().rt.phase,
         crate::supervisor::Phase::Stopped
     );
-    assert_eq!(reason(&p).as_str(), said);
+    assert_eq!(reason(&p, "web", 0), said);
     step(&mut p, 3, Event::Start { unit: 0 });
     // What `Action::Spawn`'s start clears (`start`).
     p.clear_for_spawn(0);
     step(&mut p, 4, Event::spawned(0, NO_PID));
-    assert_eq!(reason(&p).as_str(), "");
+    assert_eq!(reason(&p, "web", 0), "");
     step(&mut p, 5, Event::Stop { unit: 0 });
     step(&mut p, 6, Event::Exited { pid: NO_PID, exit });
-    assert_eq!(reason(&p).as_str(), "", "stopped by hand");
+    assert_eq!(reason(&p, "web", 0), "", "stopped by hand");
     // Stopped by pressure again, and by hand while that stop runs:
     // the operator's stop, not pressure's.
     step(&mut p, 7, Event::Start { unit: 0 });
     p.clear_for_spawn(0);
     step(&mut p, 8, Event::spawned(0, NO_PID));
     p.on_pressure(0, false);
-    assert_eq!(reason(&p).as_str(), said);
+    assert_eq!(reason(&p, "web", 0), said);
     let sock = crate::testutil::TempDir::new("pid1-pressure-stop-sock");
     let path = serve(&mut p, &sock);
     let replies = ask(&mut p, &path, Request::Stop { name: "web" });
     assert!(replies.is_empty(), "answered while stopping: {replies:?}");
-    assert_eq!(reason(&p).as_str(), "", "stopped by hand while stopping");
+    assert_eq!(reason(&p, "web", 0), "", "stopped by hand while stopping");
     step(&mut p, 9, Event::Exited { pid: NO_PID, exit });
-    assert_eq!(reason(&p).as_str(), "", "stopped by hand");
+    assert_eq!(reason(&p, "web", 0), "", "stopped by hand");
 }
 
 /// The health gate's rejection is the reason while the good definition
@@ -325,22 +322,17 @@ fn a_rejection_is_the_reason_only_while_what_it_left_runs() {
     let mut p = pid1_with(&[("web", "exec = /bin/true\n")]);
     step(&mut p, 0, Event::Boot);
     step(&mut p, 1, Event::spawned(0, NO_PID));
-    let reason = |p: &super::Pid1| {
-        super::detail(&p.sup, &p.edges, None, "web", 1)
-            .unwrap()
-            .reason
-    };
     // As a bad verdict leaves it (`on_verdict`).
     let said = "new definition rejected, kept as web.unit.rejected; the last good one runs: exit 3";
     p.edges[0].rare().rejected = Some(said.into());
-    assert_eq!(reason(&p).as_str(), said);
+    assert_eq!(reason(&p, "web", 1), said);
     let exit = crate::vocab::Exit::Code(1);
     step(&mut p, 2, Event::Exited { pid: NO_PID, exit });
-    assert_eq!(reason(&p).as_str(), "exit 1, restart in 100ms");
+    assert_eq!(reason(&p, "web", 1), "exit 1, restart in 100ms");
     step(&mut p, 102, Event::Tick);
     p.clear_for_spawn(0);
     step(&mut p, 103, Event::spawned(0, NO_PID));
-    assert_eq!(reason(&p).as_str(), said, "the good one runs again");
+    assert_eq!(reason(&p, "web", 1), said, "the good one runs again");
     // A put-back the disk did not take stays owed to the next reload
     // (`gate::owed`): the box went with the rejection, and that reload
     // applied the rejected file again.
@@ -353,7 +345,7 @@ fn a_rejection_is_the_reason_only_while_what_it_left_runs() {
     assert_eq!(p.still_owed().len(), 1, "the owed put-back was dropped");
     let exit = crate::vocab::Exit::Signal(15);
     step(&mut p, 104, Event::Exited { pid: NO_PID, exit });
-    assert_eq!(reason(&p).as_str(), "", "stopped by hand");
+    assert_eq!(reason(&p, "web", 1), "", "stopped by hand");
 }
 
 /// `waiting for` names the units still awaited, not those already up;
