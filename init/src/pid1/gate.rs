@@ -425,15 +425,15 @@ impl Pid1 {
                     // Nor one shed while on probation (judged when it is
                     // started again), nor one whose verdict will not come:
                     // a shutdown took every unit off probation, a stop by
-                    // hand this one (after the reboot the new file would
-                    // start ungated, the agent told 0).
+                    // hand this one, started by hand since or not (after
+                    // the reboot the new file would start ungated, the
+                    // agent told 0).
                     Some(Verdict::Pending) => {
                         let why = if slot.judged_when_started() {
                             "stopped under memory pressure"
                         } else if self.sup.shutting_down().is_some() {
                             "shutting down"
-                        } else if !slot.rt.want
-                            && slot.retired == crate::supervisor::Retired::No
+                        } else if slot.retired == crate::supervisor::Retired::No
                             && slot.rt.last_note != Some(Note::DepMissing)
                         {
                             "stopped by hand"
@@ -1267,8 +1267,8 @@ mod tests {
 
     /// A changed unit whose new run is never judged, a shutdown begun (a
     /// power button's SIGUSR2, another unit's start limit) or a stop by
-    /// hand before its verdict, is named in the reload's answer and
-    /// counted: it was left out, and `initctl reload` said 0, "applied
+    /// hand before its verdict (started by hand since or not), is named
+    /// in the reload's answer and counted: it was left out, and `initctl reload` said 0, "applied
     /// and ready", of a definition that never ran (after the reboot, it
     /// starts ungated).
     #[test]
@@ -1276,7 +1276,7 @@ mod tests {
         use super::super::tests::{pid1_with, step, NO_PID};
         use crate::supervisor::Event;
         let web = "exec = /bin/true\nready = notify\n";
-        for shutdown in [true, false] {
+        for (shutdown, started_again) in [(true, false), (false, false), (false, true)] {
             let mut p = pid1_with(&[("web", web)]);
             step(&mut p, 0, Event::Boot);
             step(&mut p, 1, Event::spawned(0, NO_PID));
@@ -1293,6 +1293,12 @@ mod tests {
                 false => (Event::Stop { unit: 0 }, "web: not judged: stopped by hand"),
             };
             step(&mut p, 4, ev);
+            if started_again {
+                // Taken over by the operator: its run now is none the
+                // verdict waited for.
+                step(&mut p, 5, Event::Start { unit: 0 });
+                assert!(p.sup.slot(0).is_some_and(|s| s.rt.want));
+            }
             let mut heard = Vec::new();
             assert_eq!(p.verdicts(&mut |l| heard.push(l.to_string())), Some(1));
             assert_eq!(heard, [said]);
