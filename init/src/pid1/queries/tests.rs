@@ -481,3 +481,26 @@ fn another_shutdown_during_one_is_refused() {
         Err(ShutdownKind::Reboot)
     );
 }
+
+/// A stop by hand ends a unit's probation (the operator's, not judged):
+/// the last good definition kept to put back goes with it, not held
+/// until a reload changes the unit again (found by `walk_tests`, seed 6).
+#[test]
+fn a_stop_by_hand_lets_go_of_the_last_good_definition() {
+    let mut p = pid1_with(&[("web", "exec = /bin/true\n")]);
+    step(&mut p, 0, Event::Boot);
+    step(&mut p, 1, Event::spawned(0, NO_PID));
+    let changed = crate::unit::parse("web", "exec = /bin/true\nenv = A=1\n").unwrap();
+    p.keep_last_good(core::slice::from_ref(&changed));
+    let mut out = crate::supervisor::Actions::default();
+    out.fit(4);
+    p.sup
+        .reload(2, &mut vec![changed].into_iter(), &|_| false, &mut out);
+    assert!(p.sup.slot(0).unwrap().rt.probation);
+    assert!(p.edges[0].last_good().is_some());
+    let sock = crate::testutil::TempDir::new("pid1-stop-probation");
+    let path = serve(&mut p, &sock);
+    let _ = send(&mut p, &path, Request::Stop { name: "web" });
+    assert!(!p.sup.slot(0).unwrap().rt.probation, "still on probation");
+    assert!(p.edges[0].rare.is_none(), "the last good definition kept");
+}
