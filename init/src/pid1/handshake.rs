@@ -364,7 +364,9 @@ impl Pid1 {
         super::event_loop::end_notify(self.epoll.as_ref(), e.notify.take(), name, sd);
     }
 
-    /// Announcing a unit stopped: a handshake of it still running ends.
+    /// Announcing a unit stopped: a handshake of it still running ends;
+    /// off probation (stopped by hand, in a shutdown, or its `after` unit
+    /// removed: no verdict), its last good definition goes.
     /// A run killed for its start timeout or watchdog is let go of: its
     /// notify socket would otherwise stay bound (and in epoll) until the
     /// unit's next start, for good if none comes.
@@ -375,6 +377,12 @@ impl Pid1 {
                 self.end_readiness(u)
             }
             _ => {}
+        }
+        let off = !self.sup.slot(u).is_some_and(|s| s.rt.probation);
+        if off && matches!(note, Note::Stopped | Note::DepMissing) {
+            if let Some(e) = self.edges.get_mut(usize::from(u)) {
+                e.drop_last_good();
+            }
         }
     }
 }

@@ -154,7 +154,8 @@ impl Pid1 {
                 // The operator decides now: a shed unit is no longer
                 // started again (or stopped) by the pressure watch, nor
                 // is a unit its own pressure stopped, or one the health
-                // gate put back, said to be so.
+                // gate put back, said to be so. A stop ends probation:
+                // nothing is put back.
                 if let Some(e) = self
                     .sup
                     .index(&name)
@@ -162,7 +163,7 @@ impl Pid1 {
                 {
                     e.shed = false;
                     e.set_pressure_stopped(false);
-                    e.clear_gate(false);
+                    e.clear_gate(want == Want::Stopped);
                 }
                 self.feed(ev);
                 if want == Want::Stopped {

@@ -106,10 +106,29 @@ impl Edge {
                 r.last_good = None;
             }
             r.rejected = None;
-            let empty = r.last_error.is_empty() && r.last_good.is_none() && r.owed.is_none();
-            if empty && !r.pressure_stopped {
-                self.rare = None;
-            }
+        }
+        self.drop_if_empty();
+    }
+
+    /// The definition to put back dropped: the supervisor ended the
+    /// unit's probation without a verdict (a stop by hand, an `after`
+    /// unit removed, a shutdown), so none will be put back.
+    pub(super) fn drop_last_good(&mut self) {
+        if self.take_last_good().is_some() {
+            self.drop_if_empty();
+        }
+    }
+
+    fn drop_if_empty(&mut self) {
+        let empty = self.rare.as_deref().is_some_and(|r| {
+            r.last_error.is_empty()
+                && r.last_good.is_none()
+                && r.rejected.is_none()
+                && r.owed.is_none()
+                && !r.pressure_stopped
+        });
+        if empty {
+            self.rare = None;
         }
     }
 }
