@@ -551,3 +551,5 @@ fn begin() -> Box<Pid1> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod walk_tests;

@@ -99,12 +99,29 @@ impl Pid1 {
             false => crate::info!("all units stopped; {kind:?}"),
         }
         let _ = crate::kmsg::console_flush();
-        crate::boot::shutdown::finish(
+        finish(
             kind,
             std::time::Duration::from_millis(super::executor::SHUTDOWN_GRACE_MS),
             self.watchdog.take(),
         )
     }
+}
+
+#[cfg(not(test))]
+use crate::boot::shutdown::finish;
+
+/// A host test must not signal every process of the machine it runs on
+/// (kill(-1)) nor reboot it: there the final sequence is a panic whose
+/// payload is `Finished` (`walk_tests` catches it).
+#[cfg(test)]
+fn finish(kind: ShutdownKind, _: std::time::Duration, _: Option<crate::watchdog::Watchdog>) -> ! {
+    std::panic::panic_any(Finished { kind })
+}
+
+/// What a host test's final sequence says (see `finish`).
+#[cfg(test)]
+pub(super) struct Finished {
+    pub(super) kind: ShutdownKind,
 }
 
 /// The whole shutdown's deadline, from its start: every unit's
