@@ -476,6 +476,7 @@ impl Walk {
                     || e.exit_report.is_some()
                     || e.rare.is_some()
                     || e.verdict.is_some()
+                    || (e.cgroup.is_some() && !p.removing)
                     || exec;
                 if holds {
                     bad(format!("{name}'s freed slot keeps its run's state"));
