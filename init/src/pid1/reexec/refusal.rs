@@ -57,7 +57,7 @@ impl Pid1 {
     /// Nor one PID 1 may not have the memory for (`short_for_rebuild`):
     /// the state's text and definitions are allocated as they go, and a
     /// build of another format has the unit files loaded first.
-    pub(super) fn refusal(&self) -> Option<Why> {
+    pub(in crate::pid1) fn refusal(&self) -> Option<Why> {
         let feeding = self.watchdog_next.is_some() && self.critical_failed().is_none();
         if self.sup.shutting_down().is_some() {
             Some(why(format_args!("shutting down")))

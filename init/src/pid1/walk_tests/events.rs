@@ -26,7 +26,7 @@ impl Walk {
     }
 
     pub(super) fn step(&mut self) {
-        let what = match self.rng.below(20) {
+        let what = match self.rng.below(21) {
             0..=2 => {
                 let mut e = self.edit();
                 if self.rng.chance(50) {
@@ -81,6 +81,7 @@ impl Walk {
                 }
                 format!("{name}'s own pressure")
             }
+            12 => self.reexec(),
             _ => {
                 let ms = self.rng.below(80);
                 self.turn(ms);

@@ -52,6 +52,8 @@ struct Walk {
     p: Pid1,
     dir: crate::testutil::TempDir,
     sock: PathBuf,
+    /// The walk's own cgroup, if it has one (a new PID 1 opens it again).
+    cg_root: Option<PathBuf>,
     clients: VecDeque<std::os::unix::net::UnixStream>,
     trace: Vec<String>,
     fds_before: usize,
@@ -67,33 +69,20 @@ impl Walk {
                 dir.file(&format!("units/{n}.unit"), &unit_text(&mut rng, i));
             }
         }
-        let cg = cg.and_then(|c| crate::cgroup::Cgroups::open(&c.0).ok());
-        let mut p = Pid1::new(cg, now(), false);
+        let cg_root = cg.map(|c| c.0.clone());
+        let mut p = Pid1::new(open_cgroups(cg_root.as_deref()), now(), false);
         let units = dir.path().join("units");
-        let opts = crate::boot::cmdline::Options {
-            units_dir: Some(units.to_str().unwrap().try_into().unwrap()),
-            ..Default::default()
-        };
-        p.load_units(&opts);
+        p.load_units(&units_opts(&units));
         p.fit_tables();
-        let ep = epoll::create(epoll::CreateFlags::CLOEXEC).unwrap();
-        let flags = rustix::time::TimerfdFlags::NONBLOCK | rustix::time::TimerfdFlags::CLOEXEC;
-        let timer = rustix::time::timerfd_create(rustix::time::TimerfdClockId::Monotonic, flags);
-        p.timer = event_loop::watch(&ep, timer.unwrap(), TOKEN_TIMER);
-        p.epoll = Some(ep);
         let sock = dir.path().join("control");
-        let uid = rustix::process::getuid().as_raw();
-        p.control = Some(crate::control::Server::bind(&sock, uid).unwrap());
-        p.watch_system_pressure(crate::unit::PressureLimit {
-            percent: 50,
-            window: 1000,
-        });
+        into_loop(&mut p, &sock);
         let mut w = Walk {
             seed,
             rng,
             p,
             dir,
             sock,
+            cg_root,
             clients: VecDeque::new(),
             trace: Vec::new(),
             fds_before,
@@ -198,6 +187,35 @@ impl Walk {
     }
 }
 
+/// PID 1's cgroup layer on the walk's cgroup, if it has one.
+fn open_cgroups(root: Option<&std::path::Path>) -> Option<crate::cgroup::Cgroups> {
+    root.and_then(|r| crate::cgroup::Cgroups::open(r).ok())
+}
+
+fn units_opts(units: &std::path::Path) -> crate::boot::cmdline::Options {
+    crate::boot::cmdline::Options {
+        units_dir: Some(units.to_str().unwrap().try_into().unwrap()),
+        ..Default::default()
+    }
+}
+
+/// The loop's fds, as `setup_loop` makes them, but for the signalfd
+/// (the test's threads): epoll, the timer, the control socket at
+/// `sock`, the system pressure trigger.
+fn into_loop(p: &mut Pid1, sock: &std::path::Path) {
+    let ep = epoll::create(epoll::CreateFlags::CLOEXEC).unwrap();
+    let flags = rustix::time::TimerfdFlags::NONBLOCK | rustix::time::TimerfdFlags::CLOEXEC;
+    let timer = rustix::time::timerfd_create(rustix::time::TimerfdClockId::Monotonic, flags);
+    p.timer = event_loop::watch(&ep, timer.unwrap(), TOKEN_TIMER);
+    p.epoll = Some(ep);
+    let uid = rustix::process::getuid().as_raw();
+    p.control = Some(crate::control::Server::bind(sock, uid).unwrap());
+    p.watch_system_pressure(crate::unit::PressureLimit {
+        percent: 50,
+        window: 1000,
+    });
+}
+
 /// Every child left ended and reaped (a walk that failed half-way).
 fn reap_all() {
     while rustix::process::wait(rustix::process::WaitOptions::NOHANG)
@@ -255,6 +273,7 @@ fn pid1_random_walks() {
 
 mod events;
 mod invariants;
+mod reexec;
 mod units;
 use invariants::open_fds;
 use units::{unit_text, CgRoot};

@@ -1,0 +1,127 @@
+//! A re-exec in the middle of a walk: PID 1's state handed over to a new
+//! `Pid1` in this process as `reexec` hands it to the binary it execs
+//! (`write_state`, the closers killed, every fd but those handed over
+//! closed, `resume` and the steps of `begin` after it), or refused, which
+//! must leave every unit as it was. docs/update.md: "Every unit keeps
+//! running with the same PID".
+
+use super::*;
+
+/// What a re-exec must not change of a unit: its definition, its
+/// supervisor's record (phase, pid, restarts, backoff, deadlines), and
+/// what its edge carries over (the rare box's failure, last good
+/// definition and rejection, the verdict, the keys not enforced, the
+/// output ring, the fds handed over). Not carried, known: a pressure
+/// stop's reason and an owed put-back (`rare::Rare`); a stopped unit's
+/// keys not enforced.
+pub(super) fn units_as_they_are(p: &Pid1) -> Vec<String> {
+    (0..p.sup.len())
+        .filter_map(|i| {
+            let s = p.sup.slot(i as u16)?;
+            let e = p.edges.get(i)?;
+            // Not handed over (the state format stays): `Runtime`.
+            let mut rt = s.rt.clone();
+            (rt.ready_after, rt.ready_early, rt.draining) = (0, false, false);
+            Some(format!(
+                "{}: {:?} {:?}\n  def {:?}\n  error {:?} last good {:?} rejected {:?} \
+                 verdict {:?} not enforced [{}] shed {} oom {}/{} pressure {} \
+                 ring {}@{} fds {}{}{}",
+                s.def.name,
+                s.retired,
+                rt,
+                s.def,
+                e.last_error(),
+                e.last_good().map(|d| format!("{d:?}")),
+                e.rejected(),
+                e.verdict,
+                // A stopped unit's, from its last start, are not carried
+                // (`take_over` works out a running unit's only).
+                if s.rt.pid != 0 {
+                    e.not_enforced.to_string()
+                } else {
+                    String::new()
+                },
+                e.shed,
+                e.oom_kills,
+                e.oom_kills_at_spawn,
+                e.pressure_events,
+                e.log.len(),
+                e.log.write_pos(),
+                if e.log_rd.is_some() { "L" } else { "-" },
+                if e.notify.is_some() { "N" } else { "-" },
+                if e.exit_report.is_some() { "R" } else { "-" },
+            ))
+        })
+        .collect()
+}
+
+impl Walk {
+    /// `initctl reexec` of a candidate that fails its handshake, or the
+    /// hand-over itself when PID 1 would make it (`refusal`): a refusal
+    /// changes nothing; a hand-over changes no unit.
+    pub(super) fn reexec(&mut self) -> String {
+        // As `Pid1::reexec` does first: removed units' cgroups tried.
+        if self.p.removing {
+            self.p.forget_cgroups();
+        }
+        // Right after a start, its child may not have exec'd yet.
+        let mut what = String::new();
+        if self.rng.chance(40) {
+            let name = self.name();
+            self.ask(Request::Restart { name });
+            what = format!("restart {name}, ");
+        }
+        let before = units_as_they_are(&self.p);
+        if self.rng.chance(30) {
+            self.ask(Request::Reexec { path: "/bin/false" });
+            self.same_units(&before, "a refused re-exec");
+            return format!("{what}reexec /bin/false (refused)");
+        }
+        if let Some(why) = self.p.refusal() {
+            let said = format!("{what}reexec refused: {why}");
+            self.same_units(&before, &said);
+            return said;
+        }
+        let state = match self.p.write_state(true) {
+            Ok(fd) => fd,
+            Err((e, u)) => self.fail("reexec", format!("state not written: {e} ({u:?})")),
+        };
+        crate::sys::passed::before_exec();
+        // The exec: the fds handed over live on by number; every other
+        // (close-on-exec) closes with the old PID 1.
+        let mut old = std::mem::replace(&mut self.p, Pid1::new(None, now(), false));
+        for e in old.edges.iter_mut() {
+            std::mem::forget(e.log_rd.take());
+            std::mem::forget(e.notify.take());
+            std::mem::forget(e.exit_report.take());
+        }
+        drop(old);
+        self.clients.clear();
+        let mut p = Pid1::new(open_cgroups(self.cg_root.as_deref()), now(), false);
+        p.resume(state, &units_opts(&self.dir.path().join("units")));
+        p.fit_tables();
+        into_loop(&mut p, &self.sock);
+        p.rewatch();
+        self.p = p;
+        self.same_units(&before, "a re-exec");
+        self.p.feed(Event::Boot);
+        self.p.reap(None);
+        self.p.arm_timer();
+        format!("{what}reexec (origin {:?})", self.p.origin)
+    }
+
+    fn same_units(&self, before: &[String], what: &str) {
+        let after = units_as_they_are(&self.p);
+        if after.len() != before.len() {
+            self.fail(
+                what,
+                format!("{} units before, {}", before.len(), after.len()),
+            );
+        }
+        for (b, a) in before.iter().zip(after.iter()) {
+            if a != b {
+                self.fail(what, format!("a unit changed:\nwas {b}\nnow {a}"));
+            }
+        }
+    }
+}
