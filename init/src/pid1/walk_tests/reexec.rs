@@ -12,8 +12,8 @@ use super::*;
 /// what its edge carries over (the rare box's failure, last good
 /// definition and rejection, the verdict, the keys not enforced, the
 /// output ring, the fds handed over). Not carried, known: a pressure
-/// stop's reason and an owed put-back (`rare::Rare`); a stopped unit's
-/// keys not enforced.
+/// stop's reason and an owed put-back (`rare::Rare`); some keys not
+/// enforced (below).
 pub(super) fn units_as_they_are(p: &Pid1) -> Vec<String> {
     (0..p.sup.len())
         .filter_map(|i| {
@@ -34,9 +34,11 @@ pub(super) fn units_as_they_are(p: &Pid1) -> Vec<String> {
                 e.last_good().map(|d| format!("{d:?}")),
                 e.rejected(),
                 e.verdict,
-                // A stopped unit's, from its last start, are not carried
-                // (`take_over` works out a running unit's only).
-                if s.rt.pid != 0 {
+                // Worked out again by `take_over` for a running unit, from
+                // its definition: a stopped unit's (its last start's) are
+                // not carried, nor a run's that a reload's restart is to
+                // end (those of the definition it was started with).
+                if s.rt.pid != 0 && !s.rt.restart_pending {
                     e.not_enforced.to_string()
                 } else {
                     String::new()
@@ -64,12 +66,21 @@ impl Walk {
         if self.p.removing {
             self.p.forget_cgroups();
         }
-        // Right after a start, its child may not have exec'd yet.
+        // Right after a start, its child may not have exec'd yet: the
+        // wake-up's time to wait for it in place spent, its handshake
+        // goes to the loop.
         let mut what = String::new();
         if self.rng.chance(40) {
+            self.p.in_place_ns = 0;
             let name = self.name();
-            self.ask(Request::Restart { name });
-            what = format!("restart {name}, ");
+            let up = self.p.sup.index(name).and_then(|u| self.p.sup.slot(u));
+            if up.is_some_and(|s| s.rt.pid != 0) {
+                self.ask(Request::Restart { name });
+                what = format!("restart {name}, ");
+            } else {
+                self.ask(Request::Start { name });
+                what = format!("start {name}, ");
+            }
         }
         let before = units_as_they_are(&self.p);
         if self.rng.chance(30) {
