@@ -293,6 +293,24 @@ fn a_start_timeout_closes_the_runs_notify_socket() {
     );
 }
 
+/// So is its reaper's report pipe (a PID namespace's): no exit of the
+/// run is attributed to the unit any more to close it, and it was held,
+/// out of the epoll set once the report came, until the unit's next
+/// start (for good if none came), and handed over by a re-exec.
+#[test]
+fn a_start_timeout_lets_go_of_the_runs_exit_report() {
+    let (mut p, _theirs) = sd_notify_web(100);
+    let (rd, _wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    p.edges[0].exit_report = Some(rd);
+    for a in step(&mut p, 200, Event::Tick) {
+        if !matches!(a, crate::supervisor::Action::KillCgroup(_)) {
+            p.perform(a);
+        }
+    }
+    assert_eq!(p.sup.slot(0).unwrap().rt.pid, 0, "let go of");
+    assert!(p.edges[0].exit_report.is_none(), "its report pipe is kept");
+}
+
 /// A run's output is read to the last byte the pipe holds when asked
 /// for enough reads (the drain when the next run takes its place), a
 /// budget's worth otherwise; the end of file is said once every writer
