@@ -343,9 +343,9 @@ impl Pid1 {
         self.spawn_failed(u, why);
     }
 
-    /// A run that never exec'd: its readiness (the sd_notify socket, fd
-    /// and file) and its reaper's report go with it (no exit of it comes
-    /// to do so).
+    /// A run that never exec'd, or one let go of: its readiness (the
+    /// sd_notify socket, fd and file) and its reaper's report go with it
+    /// (no exit of it comes to do so).
     fn end_run_fds(&mut self, u: u16) {
         self.end_readiness(u);
         self.watch_report(u, None);
@@ -369,12 +369,13 @@ impl Pid1 {
     /// removed: no verdict), its last good definition goes.
     /// A run killed for its start timeout or watchdog is let go of: its
     /// notify socket would otherwise stay bound (and in epoll) until the
-    /// unit's next start, for good if none comes.
+    /// unit's next start, for good if none comes; so its reaper's report
+    /// pipe (no exit of the run is the unit's any more).
     pub(super) fn on_note(&mut self, u: u16, note: Note) {
         match note {
             Note::Stopped => self.cancel_exec(u),
             Note::StartTimeout { .. } | Note::WatchdogTimeout { .. } | Note::StartLimit => {
-                self.end_readiness(u)
+                self.end_run_fds(u)
             }
             _ => {}
         }
