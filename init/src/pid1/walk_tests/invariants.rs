@@ -97,6 +97,16 @@ impl Walk {
                     bad(format!("{name}'s {role} fd is not in the epoll set"));
                 }
             }
+            // An exit report is a run's (a PID namespace's reaper's): over
+            // with its process, or when the supervisor lets go of it.
+            // (Not the converse: a reaper killed closes its pipe before
+            // its reap, at a time the walk cannot see.)
+            if e.exit_report.is_some() && r.pid == 0 && !exec {
+                bad(format!(
+                    "{name} {:?} holds an exit report with no run",
+                    r.phase
+                ));
+            }
             // Readiness is a run's: over with its process.
             if e.notify.is_some() && r.pid == 0 && !exec {
                 bad(format!(

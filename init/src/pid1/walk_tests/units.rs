@@ -13,7 +13,10 @@ pub(super) fn unit_text(rng: &mut Rng, i: usize) -> String {
         3 | 4 => "/bin/sh -c \"echo up; echo >&3; exec /bin/sleep 30\"",
         _ => "/bin/sleep 30",
     };
-    let mut t = format!("exec = {exec}\nnamespaces = none\n");
+    // A PID namespace's reaper (a fork of the test) between PID 1 and
+    // the program, and its exit report.
+    let ns = rng.pick(&["none", "none", "none", "pid mount"]);
+    let mut t = format!("exec = {exec}\nnamespaces = {ns}\n");
     let _ = writeln!(t, "env = W={}", rng.below(3));
     let _ = writeln!(t, "ready = {}", rng.pick(&["started", "started", "notify"]));
     let _ = writeln!(
