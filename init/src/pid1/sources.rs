@@ -15,7 +15,7 @@ use rustix::io::Errno;
 use rustix::process::{waitpid, WaitOptions};
 
 /// `Edge::notify_held` of a socket waiting for a closer's place.
-const HELD: u32 = u32::MAX;
+pub(super) const HELD: u32 = u32::MAX;
 const SIGCHLD: i32 = nix::sys::signal::Signal::SIGCHLD as i32;
 /// Reads of one unit's output or notify fd per wake-up (16 KiB of output).
 const READ_BUDGET: usize = 16;

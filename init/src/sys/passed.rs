@@ -615,6 +615,12 @@ pub fn reaps_itself() {
     REAPS_ITSELF.store(true, Ordering::Relaxed);
 }
 
+/// The closers' places: their pids, 0 for a free one (the tests of PID 1).
+#[cfg(test)]
+pub fn places() -> [u32; CLOSERS] {
+    CLOSING.each_ref().map(|c| c.load(Ordering::Relaxed))
+}
+
 /// In a test's process, which has no PID 1 loop to reap them, unless it
 /// `reaps_itself`: the closers that have ended reaped and their places
 /// freed (a zombie keeps its place), as a place is looked for.

@@ -7,8 +7,9 @@ pub(super) fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
-/// epoll's registrations of `ep`: (fd, token), from /proc/self/fdinfo.
-fn registrations(ep: &OwnedFd) -> Vec<(i32, u64)> {
+/// epoll's registrations of `ep`: (fd, token, events), from
+/// /proc/self/fdinfo.
+fn registrations(ep: &OwnedFd) -> Vec<(i32, u64, u32)> {
     let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", ep.as_raw_fd()));
     let info = info.unwrap_or_default();
     let field = |l: &str, k: &str| -> Option<String> {
@@ -19,7 +20,8 @@ fn registrations(ep: &OwnedFd) -> Vec<(i32, u64)> {
         .filter_map(|l| {
             let fd = field(l, "tfd:")?.parse().ok()?;
             let data = u64::from_str_radix(&field(l, "data:")?, 16).ok()?;
-            Some((fd, data))
+            let events = u32::from_str_radix(&field(l, "events:")?, 16).ok()?;
+            Some((fd, data, events))
         })
         .collect()
 }
@@ -35,13 +37,19 @@ impl Walk {
             let r = &slot.rt;
             let _ = write!(
                 s,
-                "{}:{:?}{}{}{}{}{} ",
+                "{}:{:?}{}{}{}{}{}{} ",
                 slot.def.name,
                 r.phase,
                 if r.probation { "/prob" } else { "" },
                 if e.shed { "/shed" } else { "" },
                 if e.exec.is_some() { "/exec" } else { "" },
                 if e.drain.active() { "/drain" } else { "" },
+                match (e.notify.is_some(), e.notify_held, e.notify_read.is_some()) {
+                    (_, 0, _) => "",
+                    (_, super::super::sources::HELD, _) => "/notify-waits",
+                    (_, _, true) => "/notify-closer",
+                    _ => "/notify-held",
+                },
                 match slot.retired {
                     Retired::No => "",
                     Retired::Leaving => "/leaving",
@@ -58,7 +66,8 @@ impl Walk {
         let bad = |msg: String| self.fail(what, msg);
         let reg = p.epoll.as_ref().map(registrations).unwrap_or_default();
         let watched = |fd: Option<&OwnedFd>, base: u64, u: u16| {
-            fd.is_none_or(|fd| reg.contains(&(fd.as_raw_fd(), base + u64::from(u))))
+            let (fd, tok) = fd.map(|fd| (fd.as_raw_fd(), base + u64::from(u))).unzip();
+            fd.is_none_or(|fd| reg.iter().any(|r| (r.0, r.1) == (fd, tok.unwrap_or(0))))
         };
         let shutting = p.sup.shutting_down().is_some();
         for (i, e) in p.edges.iter().enumerate() {
@@ -175,7 +184,7 @@ impl Walk {
             }
         }
         // Every registration is an fd some edge (or the loop) waits on.
-        for &(fd, tok) in reg.iter() {
+        for &(fd, tok, _) in reg.iter() {
             let owner = |base: u64| {
                 unit_of(tok, base).and_then(|u| Some((u, p.edges.get(usize::from(u))?)))
             };
@@ -196,10 +205,91 @@ impl Walk {
                 ));
             }
         }
+        self.check_notify(what, &reg);
         let fds = open_fds();
         let bound = self.fds_before + 16 + FDS_PER_UNIT * p.edges.len();
         if fds > bound {
             bad(format!("{fds} fds open, more than {bound}"));
+        }
+    }
+
+    /// The units' notify sockets: a socket is out of the epoll set (there
+    /// with no events) while a closer reads its head datagram (`notify_read`,
+    /// its pipe, meanwhile) or while it waits for a closer's place; each
+    /// held is the one bound at its unit's path, and that file is there
+    /// only while a run holds its socket.
+    fn check_notify(&self, what: &str, reg: &[(i32, u64, u32)]) {
+        use crate::sys::passed::places;
+        let bad = |msg: String| self.fail(what, msg);
+        let p = &self.p;
+        let closers = places();
+        let child = |pid: u32| crate::sys::raw::child(pid);
+        for (i, e) in p.edges.iter().enumerate() {
+            let Some(name) = p.sup.slot(i as u16).map(|s| s.def.name.as_str()) else {
+                continue;
+            };
+            let held = e.notify_held;
+            // Held by a closer: that closer is not reaped yet (its reap
+            // reads the socket again), and its pipe is watched.
+            let by_closer = held != 0 && held != super::super::sources::HELD;
+            if by_closer != e.notify_read.is_some() {
+                bad(format!(
+                    "{name}'s notify socket held by {held}, closer's pipe {}",
+                    e.notify_read.is_some()
+                ));
+            }
+            if by_closer && !closers.contains(&held) {
+                bad(format!(
+                    "{name}'s notify socket held by {held}, no closer's"
+                ));
+            }
+            // Waiting for a place: a closer's reap is to come.
+            if held == super::super::sources::HELD && !closers.iter().any(|&c| child(c)) {
+                bad(format!("{name}'s notify socket waits, no closer runs"));
+            }
+            let Some(fd) = e.notify.as_ref() else {
+                continue;
+            };
+            let events = reg.iter().find(|r| r.0 == fd.as_raw_fd()).map(|r| r.2);
+            let reading = events.is_some_and(|ev| ev & epoll::EventFlags::IN.bits() != 0);
+            if reading == (held != 0) {
+                bad(format!(
+                    "{name}'s notify socket held by {held}, epoll events {events:?}"
+                ));
+            }
+            if crate::sys::file::is_socket(fd) {
+                let at = fd
+                    .try_clone()
+                    .ok()
+                    .map(std::os::unix::net::UnixDatagram::from)
+                    .and_then(|s| s.local_addr().ok()?.as_pathname().map(PathBuf::from));
+                let path = super::super::executor::notify_path(name);
+                if at.as_deref() != Some(std::path::Path::new(path.as_str())) {
+                    bad(format!("{name} holds the notify socket bound at {at:?}"));
+                }
+            }
+        }
+        // A socket's file is there only while a run holds that socket
+        // (where the walk's /run/wren is its own: as root).
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        for name in NAMES {
+            let path = super::super::executor::notify_path(name);
+            let there = std::path::Path::new(path.as_str()).exists();
+            let holds = (0..p.sup.len()).any(|i| {
+                let named = p
+                    .sup
+                    .slot(i as u16)
+                    .is_some_and(|s| s.def.name.as_str() == name);
+                let sock = p.edges.get(i).and_then(|e| e.notify.as_ref());
+                named && sock.is_some_and(crate::sys::file::is_socket)
+            });
+            if there != holds {
+                bad(format!(
+                    "{path} there {there}, a socket of {name}'s held {holds}"
+                ));
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Random walks of PID 1 itself, as the core's walks are of the
 //! supervisor: units of real children (`/bin/sleep`, `/bin/false`, a
-//! program that is not there), in a real cgroup where the host lets the
-//! test make one, driven through PID 1's own entry points (the control
+//! program that is not there, an sd_notify program with a plan of its
+//! own: `notifier`), in a real cgroup where the host lets the test make
+//! one, driven through PID 1's own entry points (the control
 //! socket's start, stop, restart and reload, edits of the unit files,
 //! kills of the units' processes, system and unit memory pressure, the
 //! loop's epoll turns and timer) and ended by a shutdown, which must come
@@ -227,7 +228,22 @@ fn reap_all() {
 
 #[test]
 fn pid1_random_walks() {
-    crate::testutil::alone!(pid1_random_walks);
+    // As root, in a mount namespace of its own with a /run/wren of its
+    // own: the units' notify sockets (`executor::notify_path`) are the
+    // walk's alone, and their files checked (`check`).
+    let root = rustix::process::geteuid().is_root();
+    let mount = "mkdir -p /run/wren && mount -t tmpfs -o size=64k walk /run/wren \
+                 && mkdir /run/wren/notify";
+    let me = (module_path!(), "pid1_random_walks");
+    let here = match root {
+        true => crate::testutil::run_alone_after_mounting(me.0, me.1, mount),
+        false => crate::testutil::run_alone(me.0, me.1),
+    };
+    if !here {
+        return;
+    }
+    // Closers reaped by the walk's turns, as PID 1's loop reaps them.
+    crate::sys::passed::reaps_itself();
     let env = |k: &str, d: u64| {
         std::env::var(k)
             .ok()
@@ -236,7 +252,6 @@ fn pid1_random_walks() {
     };
     let from = env("PID1_WALK_FROM", 0);
     let seeds = env("PID1_WALK_SEEDS", 6);
-    let root = rustix::process::geteuid().is_root();
     let mut after_first = None;
     // The final sequence's panic (`shutdown::finish`) is the walk's end,
     // not a failure to print.
@@ -273,6 +288,7 @@ fn pid1_random_walks() {
 
 mod events;
 mod invariants;
+mod notifier;
 mod reexec;
 mod units;
 use invariants::open_fds;

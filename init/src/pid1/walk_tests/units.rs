@@ -16,9 +16,26 @@ pub(super) fn unit_text(rng: &mut Rng, i: usize) -> String {
     // A PID namespace's reaper (a fork of the test) between PID 1 and
     // the program, and its exit report.
     let ns = rng.pick(&["none", "none", "none", "pid mount"]);
-    let mut t = format!("exec = {exec}\nnamespaces = {ns}\n");
+    let mut t = format!("namespaces = {ns}\n");
     let _ = writeln!(t, "env = W={}", rng.below(3));
-    let _ = writeln!(t, "ready = {}", rng.pick(&["started", "started", "notify"]));
+    // An sd_notify unit says what its plan says (`notifier`), some with
+    // a watchdog.
+    match rng.pick(&["started", "started", "notify", "sd_notify", "sd_notify"]) {
+        "sd_notify" => {
+            let watchdog = rng.chance(50);
+            match exec.contains("nothing-here") {
+                true => t += &format!("exec = {exec}\n"),
+                false => t += &super::notifier::unit_lines(rng, watchdog),
+            }
+            t += "ready = sd_notify\n";
+            if watchdog {
+                t += "watchdog = 60ms\n";
+            }
+        }
+        ready => {
+            let _ = writeln!(t, "exec = {exec}\nready = {ready}");
+        }
+    }
     let _ = writeln!(
         t,
         "restart = {}",
