@@ -97,6 +97,18 @@ impl Walk {
             Ok(fd) => fd,
             Err((e, u)) => self.fail("reexec", format!("state not written: {e} ({u:?})")),
         };
+        // Into a build of another state format, which adopts the running
+        // units: without a cgroup (with one, it would look under the
+        // host's CGROUP_ROOT for them).
+        let adopting = self.cg_root.is_none() && self.rng.chance(40);
+        let state = if adopting { other_format(state) } else { state };
+        let runs: Vec<(String, u32)> = self
+            .p
+            .sup
+            .slots()
+            .filter(|s| s.rt.pid != 0)
+            .map(|s| (s.def.name.as_str().to_owned(), s.rt.pid))
+            .collect();
         crate::sys::passed::before_exec();
         // The exec: the fds handed over live on by number; every other
         // (close-on-exec) closes with the old PID 1.
@@ -114,11 +126,36 @@ impl Walk {
         into_loop(&mut p, &self.sock);
         p.rewatch();
         self.p = p;
-        self.same_units(&before, "a re-exec");
+        match adopting {
+            true => self.adopted(&runs),
+            false => self.same_units(&before, "a re-exec"),
+        }
         self.p.feed(Event::Boot);
         self.p.reap(None);
         self.p.arm_timer();
         format!("{what}reexec (origin {:?})", self.p.origin)
+    }
+
+    /// After an adoption: every unit that ran and is in the directory
+    /// still (or again) runs, with the same pid. The process of one that
+    /// is not is left alone by PID 1: killed here, as an operator would.
+    fn adopted(&self, runs: &[(String, u32)]) {
+        for (name, pid) in runs {
+            let slot = self.p.sup.index(name).and_then(|u| self.p.sup.slot(u));
+            let Some(s) = slot else {
+                let _ = crate::sys::signal::kill(*pid as i32, 9);
+                continue;
+            };
+            if s.rt.pid != *pid || s.rt.phase != Phase::Running {
+                self.fail(
+                    "an adoption",
+                    format!(
+                        "{name} ran as {pid}, adopted as {} {:?}",
+                        s.rt.pid, s.rt.phase
+                    ),
+                );
+            }
+        }
     }
 
     fn same_units(&self, before: &[String], what: &str) {
@@ -135,4 +172,24 @@ impl Walk {
             }
         }
     }
+}
+
+/// `state` as a build of the next state format would find it: its first
+/// line (`wren-state F`) says F + 1, so the new PID 1 cannot read the
+/// rest and adopts (`reexec::adopt`) from the text layer.
+fn other_format(state: OwnedFd) -> OwnedFd {
+    use std::io::{Read, Seek, Write};
+    let mut f = std::fs::File::from(state);
+    let mut bytes = Vec::new();
+    f.seek(std::io::SeekFrom::Start(0)).unwrap();
+    f.read_to_end(&mut bytes).unwrap();
+    let line = bytes.iter().position(|&c| c == b'\n').unwrap();
+    let format = super::super::reexec::state_format() + 1;
+    let mut out = format!("wren-state {format}").into_bytes();
+    out.extend_from_slice(&bytes[line..]);
+    let fd = rustix::fs::memfd_create("wren-state", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+    std::fs::File::from(fd.try_clone().unwrap())
+        .write_all(&out)
+        .unwrap();
+    fd
 }
