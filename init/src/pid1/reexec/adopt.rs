@@ -227,3 +227,46 @@ fn own_pid() -> u32 {
         .get()
         .unsigned_abs()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{memfd, units_in};
+    use super::*;
+    use rustix::fd::IntoRawFd;
+
+    /// A build of another state format that adopts a running unit but not
+    /// its sd_notify socket (its file says no more sd_notify, or is gone:
+    /// the file a reload rejected, or removed) closes that socket: its
+    /// file in /run goes with it, as at a run's end (`end_notify`). It
+    /// was left there for good (the pid1 walk, seed 11).
+    #[test]
+    fn an_adoption_that_closes_a_notify_socket_removes_its_file() {
+        let name = format!("adopted{}", std::process::id());
+        std::fs::create_dir_all(crate::vocab::NOTIFY_DIR).unwrap();
+        let path = crate::pid1::executor::notify_path(&name);
+        for file in [Some("exec = /bin/sleep 60\n"), None] {
+            let units = crate::testutil::TempDir::new("adopt-notify");
+            if let Some(text) = file {
+                units.file(&format!("{name}.unit"), text);
+            }
+            let sock = std::os::unix::net::UnixDatagram::bind(path.as_str()).unwrap();
+            // As handed over: inherited across the exec.
+            rustix::io::fcntl_setfd(&sock, rustix::io::FdFlags::empty()).unwrap();
+            let n = sock.into_raw_fd();
+            let mut child = std::process::Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .unwrap();
+            let pid = child.id();
+            let text = format!("wren-state 999\nreexecs 1\nunit {name} {pid} -1 {n} -1\nend\n");
+            let mut p = Pid1::new(None, 0, false);
+            p.resume(memfd(text.as_bytes()), &units_in(units.path()));
+            let _ = child.kill();
+            let _ = child.wait();
+            let left = std::path::Path::new(path.as_str()).exists();
+            let _ = std::fs::remove_file(path.as_str());
+            assert!(!left, "{path} left, the unit's file {file:?}");
+            assert!(p.edges.iter().all(|e| e.notify.is_none()));
+        }
+    }
+}
