@@ -122,11 +122,12 @@ impl Pid1 {
                             }
                             Err(_) => true,
                         };
-                        // What is queued on one turned away goes to a closer.
+                        // What is queued on one turned away goes to a closer;
+                        // its file goes with it.
                         if keep {
                             return Some(fd);
                         }
-                        crate::sys::passed::close(fd);
+                        super::super::event_loop::end_notify(None, Some(fd), &name, false);
                         None
                     });
                     e.notify = notify;
@@ -155,10 +156,10 @@ impl Pid1 {
             for f in [h.log_fd, h.report_fd] {
                 drop(take_fd(f));
             }
-            // A notify socket's queue, with any fds in it, to a closer.
-            if let Some(fd) = take_fd(h.notify_fd) {
-                crate::sys::passed::close(fd);
-            }
+            // A notify socket's queue, with any fds in it, to a closer;
+            // its file goes with it.
+            let fd = take_fd(h.notify_fd);
+            super::super::event_loop::end_notify(None, fd, &h.name, false);
         }
         self.origin = Origin::Adopted { units: n, format };
         // Format 0: what was handed over is no state at all.
