@@ -229,10 +229,12 @@ impl Walk {
                 continue;
             };
             let held = e.notify_held;
-            // Held by a closer: that closer is not reaped yet (its reap
-            // reads the socket again), and its pipe is watched.
+            // A closer's pipe is watched only while the socket is held by
+            // that closer, and that only until its reap (which reads the
+            // socket again). (Not the converse: a freed slot lets go of
+            // the pipe, its `notify_held` left to the closer's reap.)
             let by_closer = held != 0 && held != super::super::sources::HELD;
-            if by_closer != e.notify_read.is_some() {
+            if e.notify_read.is_some() && !by_closer {
                 bad(format!(
                     "{name}'s notify socket held by {held}, closer's pipe {}",
                     e.notify_read.is_some()

@@ -137,7 +137,7 @@ impl Walk {
     }
 
     /// After an adoption: every unit that ran and is in the directory
-    /// still (or again) runs, with the same pid. The process of one that
+    /// still (or again) runs, with the same pid, a service as running. The process of one that
     /// is not is left alone by PID 1: killed here, as an operator would.
     fn adopted(&self, runs: &[(String, u32)]) {
         for (name, pid) in runs {
@@ -146,7 +146,13 @@ impl Walk {
                 let _ = crate::sys::signal::kill(*pid as i32, 9);
                 continue;
             };
-            if s.rt.pid != *pid || s.rt.phase != Phase::Running {
+            // Its readiness cannot be known: a service counts as ready,
+            // a oneshot runs on until it exits.
+            let phase = match s.def.kind {
+                crate::unit::Kind::Service => Phase::Running,
+                crate::unit::Kind::Oneshot => Phase::Starting,
+            };
+            if s.rt.pid != *pid || s.rt.phase != phase {
                 self.fail(
                     "an adoption",
                     format!(
