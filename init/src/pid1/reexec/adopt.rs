@@ -231,8 +231,7 @@ fn own_pid() -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{memfd, units_in};
-    use super::*;
+    use super::super::tests::adopting;
     use rustix::fd::IntoRawFd;
 
     /// A build of another state format that adopts a running unit but not
@@ -254,16 +253,7 @@ mod tests {
             // As handed over: inherited across the exec.
             rustix::io::fcntl_setfd(&sock, rustix::io::FdFlags::empty()).unwrap();
             let n = sock.into_raw_fd();
-            let mut child = std::process::Command::new("sleep")
-                .arg("60")
-                .spawn()
-                .unwrap();
-            let pid = child.id();
-            let text = format!("wren-state 999\nreexecs 1\nunit {name} {pid} -1 {n} -1\nend\n");
-            let mut p = Pid1::new(None, 0, false);
-            p.resume(memfd(text.as_bytes()), &units_in(units.path()));
-            let _ = child.kill();
-            let _ = child.wait();
+            let (p, _) = adopting(units.path(), &name, &format!("-1 {n} -1"));
             let left = std::path::Path::new(path.as_str()).exists();
             let _ = std::fs::remove_file(path.as_str());
             assert!(!left, "{path} left, the unit's file {file:?}");

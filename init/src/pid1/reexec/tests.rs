@@ -146,14 +146,14 @@ fn frames_read_back_as_written() {
     assert_eq!(frame(&mut out, |_| None), Err(Errno::INVAL));
 }
 
-pub(super) fn units_in(dir: &std::path::Path) -> crate::boot::cmdline::Options {
+fn units_in(dir: &std::path::Path) -> crate::boot::cmdline::Options {
     crate::boot::cmdline::Options {
         units_dir: heapless::String::try_from(dir.to_str().unwrap()).ok(),
         ..Default::default()
     }
 }
 
-pub(super) fn memfd(bytes: &[u8]) -> OwnedFd {
+fn memfd(bytes: &[u8]) -> OwnedFd {
     let fd = rustix::fs::memfd_create("state", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
     assert_eq!(rustix::io::write(&fd, bytes).unwrap(), bytes.len());
     fd
@@ -165,18 +165,27 @@ pub(super) fn memfd(bytes: &[u8]) -> OwnedFd {
 /// killed once adopted. The new PID 1, which adopted it.
 fn adopted_web(units: &crate::testutil::TempDir, unit: &str, fds: &str) -> Pid1 {
     units.file("web.unit", unit);
+    let (p, pid) = adopting(units.path(), "web", fds);
+    assert_eq!(p.sup.slot(0).unwrap().rt.pid, pid, "adopted");
+    p
+}
+
+/// A new PID 1 (its units in `units`) that resumed from a state of
+/// another format (999) naming `name` as a running `sleep` child that
+/// hands over `fds`; the child killed once adopted (or not). With that
+/// child's pid.
+pub(super) fn adopting(units: &std::path::Path, name: &str, fds: &str) -> (Pid1, u32) {
     let mut child = std::process::Command::new("sleep")
         .arg("60")
         .spawn()
         .unwrap();
     let pid = child.id();
-    let text = format!("wren-state 999\nreexecs 1\nunit web {pid} {fds}\nend\n");
+    let text = format!("wren-state 999\nreexecs 1\nunit {name} {pid} {fds}\nend\n");
     let mut p = Pid1::new(None, 0, false);
-    p.resume(memfd(text.as_bytes()), &units_in(units.path()));
+    p.resume(memfd(text.as_bytes()), &units_in(units));
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(p.sup.slot(0).unwrap().rt.pid, pid, "adopted");
-    p
+    (p, pid)
 }
 
 /// A state this build cannot read, without cgroups: the running unit
