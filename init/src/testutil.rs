@@ -280,6 +280,28 @@ pub fn fifo(path: &Path) {
     rustix::fs::mknodat(rustix::fs::CWD, path, rustix::fs::FileType::Fifo, mode, 0).unwrap();
 }
 
+/// What the epoll set `ep` watches, as /proc/self/fdinfo says: (fd,
+/// events, token) of each, the events without EPOLLERR and EPOLLHUP
+/// (which epoll always adds).
+pub fn epoll_watches(ep: &rustix::fd::OwnedFd) -> Vec<(i32, u32, u64)> {
+    use rustix::event::epoll::EventFlags;
+    use rustix::fd::AsRawFd;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", ep.as_raw_fd())).unwrap();
+    let field = |l: &str, k: &str| {
+        let v = l.split(k).nth(1).unwrap().split_whitespace().next();
+        v.unwrap().to_owned()
+    };
+    let always = (EventFlags::ERR | EventFlags::HUP).bits();
+    info.lines()
+        .filter(|l| l.starts_with("tfd:"))
+        .map(|l| {
+            let hex = |k| u64::from_str_radix(&field(l, k), 16).unwrap();
+            let events = hex("events:") as u32 & !always;
+            (field(l, "tfd:").parse().unwrap(), events, hex("data:"))
+        })
+        .collect()
+}
+
 /// `msg` sent on `sock` with `fd` passed (SCM_RIGHTS), as a unit may send
 /// its sd_notify datagram.
 pub fn send_with_fd(sock: rustix::fd::BorrowedFd<'_>, msg: &[u8], fd: rustix::fd::BorrowedFd<'_>) {

@@ -405,3 +405,49 @@ fn a_shed_unit_a_reload_removes_leaves_no_calm_timer() {
         "the calm timer kept armed"
     );
 }
+
+/// A unit's `pressure_limit` trigger is in the loop's epoll set for
+/// EPOLLPRI (how PSI says a stall passed the limit) with that unit's
+/// token: one left out, or under another unit's token, is never acted
+/// on (the thrashing unit is never restarted). A start with the limit
+/// unchanged keeps it: no new trigger each restart. (Its memory.pressure
+/// here is a FIFO, which epoll takes as it takes the kernel's file.)
+#[test]
+fn a_units_pressure_trigger_is_watched_under_its_token() {
+    use super::super::event_loop::TOKEN_PRESSURE;
+    use rustix::fd::AsRawFd;
+    let root = crate::testutil::TempDir::new("pid1-pressure-watch");
+    std::fs::create_dir_all(root.path().join("units/db")).unwrap();
+    let file = root.path().join("units/db/memory.pressure");
+    crate::testutil::fifo(&file);
+    let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK;
+    let written = rustix::fs::open(&file, flags, rustix::fs::Mode::empty()).unwrap();
+    // db second: its token is not the first unit's, whatever the sum.
+    let db = "exec = /bin/true\npressure_limit = 20%/2s\n";
+    let mut p = super::super::tests::pid1_with(&[("web", "exec = /bin/true\n"), ("db", db)]);
+    p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
+    let ep = rustix::event::epoll::CreateFlags::CLOEXEC;
+    p.epoll = Some(rustix::event::epoll::create(ep).unwrap());
+    p.edges[1].cgroup = Some(0);
+    let limit = PressureLimit {
+        percent: 20,
+        window: 2000,
+    };
+    for start in 0..2 {
+        p.watch_pressure(1);
+        let (fd, l) = p.edges[1].pressure.as_ref().unwrap();
+        assert_eq!(*l, limit);
+        let pri = rustix::event::epoll::EventFlags::PRI.bits();
+        let want = [(fd.as_raw_fd(), pri, TOKEN_PRESSURE + 1)];
+        assert_eq!(
+            crate::testutil::epoll_watches(p.epoll.as_ref().unwrap()),
+            want,
+            "start {start}"
+        );
+        let mut b = [0u8; 64];
+        let n = rustix::io::read(&written, &mut b).unwrap_or(0);
+        let line = crate::cgroup::psi::trigger_line(limit);
+        let want = if start == 0 { line.len() + 1 } else { 0 };
+        assert_eq!(n, want, "start {start}: {:?}", b.get(..n));
+    }
+}
