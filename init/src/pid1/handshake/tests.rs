@@ -317,3 +317,47 @@ fn put_counts_the_slots_that_hold_something() {
     put(&mut n, &mut b, None);
     assert_eq!(n, 0);
 }
+
+/// A child slower to exec than the wait in place is awaited by the
+/// loop: its status pipe is in the epoll set under its unit's token, and
+/// when that pipe says it exec'd (end of file, no report) the loop's
+/// `on_exec` makes the unit running with that pid, its pipe out of the
+/// set. A pipe left out, or under another unit's token, or an answer
+/// not taken, leaves the unit `starting` until its start_timeout kills
+/// a service that runs.
+#[test]
+fn a_slow_exec_is_awaited_by_the_loop_under_its_units_token() {
+    use crate::pid1::event_loop::TOKEN_EXEC;
+    use crate::pid1::tests::{step, NO_PID};
+    use crate::supervisor::Phase;
+    use rustix::event::epoll;
+    use rustix::fd::AsRawFd;
+    let unit = "exec = /bin/true\n";
+    let mut p = crate::pid1::tests::pid1_with(&[("web", unit), ("db", unit)]);
+    p.epoll = Some(epoll::create(epoll::CreateFlags::CLOEXEC).unwrap());
+    step(&mut p, 0, crate::supervisor::Event::Boot);
+    let (status, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK).unwrap();
+    let fd = status.as_raw_fd();
+    p.await_exec(
+        1,
+        Pending {
+            pid: NO_PID,
+            status,
+        },
+    );
+    let watched = crate::testutil::epoll_watches(p.epoll.as_ref().unwrap());
+    let r#in = epoll::EventFlags::IN.bits();
+    assert_eq!(watched, [(fd, r#in, TOKEN_EXEC + 1)]);
+    p.on_exec(1);
+    assert_eq!(p.exec_pid(1), Some(NO_PID), "not exec'd yet: still awaited");
+    drop(w); // exec'd: the status pipe at its end, nothing written
+    p.on_exec(1);
+    assert_eq!(p.exec_pid(1), None);
+    let s = p.sup.slot(1).unwrap();
+    assert_eq!((s.rt.phase, s.rt.pid), (Phase::Running, NO_PID));
+    assert!(p.queue.is_empty(), "the answer left unstepped");
+    assert_eq!(
+        crate::testutil::epoll_watches(p.epoll.as_ref().unwrap()),
+        []
+    );
+}
