@@ -361,3 +361,36 @@ fn a_slow_exec_is_awaited_by_the_loop_under_its_units_token() {
         []
     );
 }
+
+/// The loop's timer is armed for the children awaited on their way to
+/// exec, at the earliest `start_timeout`: without that deadline one that
+/// never gets there (its cgroup frozen, a hung mount under `workdir`)
+/// keeps its unit `starting` for ever. None once none is awaited.
+#[test]
+fn the_timer_is_armed_for_the_earliest_exec_awaited() {
+    use crate::pid1::tests::{step, NO_PID};
+    use rustix::event::epoll;
+    let web = "exec = /bin/true\nstart_timeout = 5s\n";
+    let db = "exec = /bin/true\nstart_timeout = 2s\n";
+    let mut p = crate::pid1::tests::pid1_with(&[("web", web), ("db", db)]);
+    p.epoll = Some(epoll::create(epoll::CreateFlags::CLOEXEC).unwrap());
+    step(&mut p, 0, crate::supervisor::Event::Boot);
+    assert_eq!(p.exec_deadline(), None);
+    let from = crate::pid1::now();
+    let mut ends = Vec::new();
+    for u in 0..2u16 {
+        let (status, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK).unwrap();
+        let pid = NO_PID - u32::from(u);
+        p.await_exec(u, Pending { pid, status });
+        ends.push(w);
+    }
+    let d = p.exec_deadline().unwrap();
+    assert!(
+        (from + 2000..=crate::pid1::now() + 2000).contains(&d),
+        "{d}"
+    );
+    drop(ends);
+    p.on_exec(0);
+    p.on_exec(1);
+    assert_eq!(p.exec_deadline(), None);
+}
