@@ -276,23 +276,53 @@ fn a_victim_stuck_stopping_does_not_stall_shedding() {
 
 /// A calm that comes due in a shutdown is not left due: the loop's
 /// timer, armed for it, would fire at once again and again (a spin
-/// for the rest of the shutdown). Nor does a pressure set one.
+/// for the rest of the shutdown), nor armed again for a second shed
+/// unit; none is started again, all stay shed. Nor does a pressure set
+/// a calm.
 #[test]
 fn no_calm_is_left_due_in_a_shutdown() {
     use super::super::now;
-    use super::super::tests::step;
+    use super::super::tests::{step, NO_PID};
     use crate::supervisor::Event;
     use crate::vocab::ShutdownKind;
     let mut p = db_and_app("shed_order = 2\nstop_timeout = 30s\n");
     boot_both(&mut p);
     p.on_system_pressure(false);
     assert!(p.edges[0].shed);
+    // db stopped, then app shed too: two for the calm to start.
+    let exit = crate::vocab::Exit::Signal(15);
+    step(&mut p, now(), Event::Exited { pid: NO_PID, exit });
+    p.on_system_pressure(false);
+    assert!(p.edges[1].shed);
     step(&mut p, now(), Event::Shutdown(ShutdownKind::Poweroff));
     p.shed.as_mut().unwrap().calm_at = Some(now().saturating_sub(1));
     p.on_shed_calm();
     assert_eq!(p.shed.as_ref().unwrap().calm_at, None);
+    assert!(p.edges[0].shed && p.edges[1].shed, "one started again");
     p.on_system_pressure(false);
     assert_eq!(p.shed.as_ref().unwrap().calm_at, None);
+}
+
+/// The loop looks for a calm at every timer wake-up (another unit's
+/// restart, a stop's deadline): before the calm is due nothing starts
+/// again; the unit shed stays so, its calm where it was. (Started at the
+/// first such wake-up, it would be back in the pressure it was shed for.)
+#[test]
+fn a_timer_before_the_calm_starts_nothing_again() {
+    use super::super::now;
+    use super::super::tests::{step, NO_PID};
+    use crate::supervisor::{Event, Phase};
+    let mut p = db_and_app("");
+    boot_both(&mut p);
+    p.on_system_pressure(false);
+    let exit = crate::vocab::Exit::Signal(15);
+    step(&mut p, now(), Event::Exited { pid: NO_PID, exit });
+    let calm = p.shed.as_ref().unwrap().calm_at;
+    assert!(calm.is_some_and(|c| c > now() + 1000), "{calm:?}");
+    p.on_shed_calm();
+    assert!(p.edges[0].shed, "started again before the calm");
+    assert_eq!(p.shed.as_ref().unwrap().calm_at, calm);
+    assert_eq!(p.sup.slot(0).unwrap().rt.phase, Phase::Stopped);
 }
 
 /// A unit whose own start brings the pressure back is shed again
