@@ -467,3 +467,6 @@ fn notify_interest(
         let _ = epoll::modify(ep, fd, token, events);
     }
 }
+
+#[cfg(test)]
+mod tests;
