@@ -380,8 +380,7 @@ fn a_rings_first_line_takes_a_page_not_the_whole_buffer() {
 #[test]
 fn one_read_of_the_signalfd_takes_what_is_pending() {
     use super::sources::{read_signals, SIGNALS_PER_READ};
-    use nix::sys::signal::{raise, SigSet, Signal};
-    use nix::sys::signalfd::SfdFlags;
+    use nix::sys::signal::{raise, Signal};
     use rustix::fd::AsFd;
     // A thread of its own: the mask and the pending signals are its.
     std::thread::spawn(|| {
@@ -392,10 +391,7 @@ fn one_read_of_the_signalfd_takes_what_is_pending() {
             Signal::SIGURG,
             Signal::SIGPWR,
         ];
-        let mut mask = SigSet::empty();
-        all.iter().for_each(|&s| mask.add(s));
-        mask.thread_block().unwrap();
-        let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK).unwrap();
+        let sfd = signalfd_of(&all);
         let raise = |sigs: &[Signal]| {
             for &s in sigs {
                 raise(s).unwrap(); // to this thread
@@ -420,6 +416,16 @@ fn one_read_of_the_signalfd_takes_what_is_pending() {
     })
     .join()
     .unwrap();
+}
+
+/// A non-blocking signalfd of `sigs`, which this thread blocks: those
+/// raise(3) sends (to this thread) wait for it.
+pub(super) fn signalfd_of(sigs: &[nix::sys::signal::Signal]) -> SignalFd {
+    let mut mask = nix::sys::signal::SigSet::empty();
+    sigs.iter().for_each(|&s| mask.add(s));
+    mask.thread_block().unwrap();
+    let flags = nix::sys::signalfd::SfdFlags::SFD_NONBLOCK;
+    SignalFd::with_flags(&mask, flags).unwrap()
 }
 
 /// A pid no process can have (above the kernel's PID_MAX_LIMIT): what

@@ -29,8 +29,7 @@ fn a_drain_reads_the_pipes_capacity() {
 fn the_signals_read_reload_and_reap() {
     crate::testutil::alone!(the_signals_read_reload_and_reap);
     use crate::pid1::tests::{step, NO_PID};
-    use nix::sys::signal::{raise, SigSet, Signal};
-    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    use nix::sys::signal::{raise, Signal};
     let all = [
         Signal::SIGHUP,
         Signal::SIGCHLD,
@@ -38,9 +37,6 @@ fn the_signals_read_reload_and_reap() {
         Signal::SIGWINCH,
         Signal::SIGPWR,
     ];
-    let mut mask = SigSet::empty();
-    all.iter().for_each(|&s| mask.add(s));
-    mask.thread_block().unwrap();
     let d = crate::testutil::TempDir::new("sig");
     d.file("web.unit", "exec = /bin/true\n");
     d.file("db.unit", "exec = /bin/true\nnamespaces = none\n");
@@ -48,7 +44,7 @@ fn the_signals_read_reload_and_reap() {
     step(&mut p, 0, crate::supervisor::Event::Boot);
     step(&mut p, 1, crate::supervisor::Event::spawned(0, NO_PID));
     p.units_dir = d.path().to_str().unwrap().try_into().unwrap();
-    p.sigfd = Some(SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK).unwrap());
+    p.sigfd = Some(crate::pid1::tests::signalfd_of(&all));
     let ended: Vec<u32> = (0..2)
         .map(|_| {
             std::process::Command::new("/bin/true")
@@ -64,7 +60,6 @@ fn the_signals_read_reload_and_reap() {
     // them for, are not the test's.
     let fd = rustix::fd::AsFd::as_fd(p.sigfd.as_ref().unwrap());
     while super::read_signals(fd, &mut [(0, 0); super::SIGNALS_PER_READ]).0 > 0 {}
-    // The signals raise(3) sends go to this thread, which blocks them.
     raise(Signal::SIGWINCH).unwrap();
     p.on_signals();
     assert_eq!(p.sup.len(), 1, "reloaded");
