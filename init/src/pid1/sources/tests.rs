@@ -1,5 +1,7 @@
 use super::drain_reads;
 use crate::pid1::tests::with_web;
+use crate::supervisor::Note;
+use crate::vocab::Exit;
 
 /// A run's output pipe is drained when the next run takes its place to
 /// its whole capacity, 1 KiB a read: 64 reads for the default 64 KiB,
@@ -99,4 +101,98 @@ fn a_pids_limited_units_end_is_released_and_stepped() {
     let s = p.sup.slot(0).unwrap();
     assert_eq!(s.rt.phase, Phase::Stopped);
     assert_eq!(s.rt.last_exit, Some(crate::vocab::Exit::Code(0)));
+}
+
+/// `web` with a fixture cgroup root whose memory.events says `kills`
+/// OOM kills, booted, its run `100` ended by `exit` (told apart by
+/// `classify_exit`, as `reap` does, then stepped).
+fn web_ended(root: &crate::testutil::TempDir, kills: u32, exit: Exit) -> crate::pid1::Pid1 {
+    use crate::pid1::tests::step;
+    use crate::supervisor::Event;
+    root.file("units/web/memory.events", &format!("oom_kill {kills}\n"));
+    let mut p = with_web();
+    p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
+    step(&mut p, 0, Event::Boot);
+    step(&mut p, 1, Event::spawned(0, 100));
+    let exit = p.classify_exit(0, exit);
+    step(&mut p, 2, Event::Exited { pid: 100, exit });
+    p
+}
+
+/// The line of a death says an OOM kill when the SIGKILL was the OOM
+/// killer's (`settled`, after the step's spawns), and the exit as it was
+/// otherwise: a SIGKILL with no new kill in memory.events, or no SIGKILL.
+#[test]
+fn a_death_is_said_an_oom_kill_only_when_it_was_one() {
+    let died = |exit| Note::Died {
+        exit,
+        restart_in: None,
+    };
+    for (kills, exit, said) in [
+        (1, Exit::Signal(9), Exit::OomKill),
+        (0, Exit::Signal(9), Exit::Signal(9)),
+        (1, Exit::Code(1), Exit::Code(1)),
+    ] {
+        let root = crate::testutil::TempDir::new("pid1-settled");
+        let mut p = web_ended(&root, kills, exit);
+        assert_eq!(p.settled(0, died(exit)), died(said), "{kills} {exit:?}");
+    }
+}
+
+/// Before a start: a cgroup whose limits are to be written again (its
+/// `limits_gen` changed by a reload) has its kills counted first, or the
+/// new limits' run would start from them; one whose limits stay is not
+/// read (a restart's system calls); with no cgroup prepared (a failed
+/// start), a SIGKILL still to be told apart is, and the last exit
+/// becomes the OOM kill it was.
+#[test]
+fn kills_are_counted_before_a_start_that_writes_the_limits_again() {
+    let root = crate::testutil::TempDir::new("pid1-oom-before");
+    let mut p = web_ended(&root, 2, Exit::Code(1));
+    let gen = p.sup.slot(0).unwrap().limits_gen;
+    p.edges[0].cgroup = Some(gen);
+    p.oom_before_start(0);
+    assert_eq!(p.edges[0].oom_kills, 0, "read with the same limits");
+    p.edges[0].cgroup = Some(gen.wrapping_add(1));
+    p.oom_before_start(0);
+    assert_eq!(p.edges[0].oom_kills, 2);
+    let root = crate::testutil::TempDir::new("pid1-oom-before-none");
+    let mut p = web_ended(&root, 1, Exit::Signal(9));
+    assert_eq!(p.edges[0].cgroup, None);
+    p.oom_before_start(0);
+    assert_eq!(p.sup.slot(0).unwrap().rt.last_exit, Some(Exit::OomKill));
+}
+
+/// A unit's output, when the loop says its pipe is readable, goes into
+/// its ring, 16 KiB a wake-up at most: a unit that writes faster than
+/// PID 1 reads does not keep the loop from the rest (what is left wakes
+/// it again). Its first bytes count a ring allocated; at its end of file
+/// the pipe leaves the loop.
+#[test]
+fn a_units_output_is_read_a_budget_a_wake_up() {
+    let mut p = with_web();
+    let flags = rustix::pipe::PipeFlags::NONBLOCK;
+    let (rd, wr) = rustix::pipe::pipe_with(flags).unwrap();
+    let mut out = vec![b'x'; 20_000];
+    out.extend_from_slice(b"\nweb: dying\n");
+    assert_eq!(rustix::io::write(&wr, &out).unwrap(), out.len());
+    p.edges[0].log_rd = Some(rd);
+    let left = |p: &crate::pid1::Pid1| {
+        let rd = p.edges[0].log_rd.as_ref().unwrap();
+        rustix::io::ioctl_fionread(rd).unwrap()
+    };
+    p.on_log(0);
+    assert_eq!(p.rings_allocated, 1);
+    assert_eq!(left(&p), (out.len() - 16 * 1024) as u64);
+    p.on_log(0);
+    assert_eq!(left(&p), 0);
+    assert_eq!(p.rings_allocated, 1);
+    let mut b = [0u8; 11];
+    let n = p.edges[0].log.contents().copy_tail(&mut b);
+    assert_eq!(&b[..n], b"web: dying\n");
+    drop(wr);
+    // Another test's fork may hold a copy of `wr` until its exec.
+    crate::testutil::poll_in(p.edges[0].log_rd.as_ref().unwrap(), 2);
+    p.on_log(0);
+    assert!(p.edges[0].log_rd.is_none(), "left in the loop at its end");
 }
