@@ -1,7 +1,8 @@
 use super::drain_reads;
 use crate::pid1::tests::with_web;
-use crate::supervisor::Note;
+use crate::supervisor::{Note, Phase};
 use crate::vocab::Exit;
+use rustix::fd::OwnedFd;
 
 /// A run's output pipe is drained when the next run takes its place to
 /// its whole capacity, 1 KiB a read: 64 reads for the default 64 KiB,
@@ -195,4 +196,105 @@ fn a_units_output_is_read_a_budget_a_wake_up() {
     crate::testutil::poll_in(p.edges[0].log_rd.as_ref().unwrap(), 2);
     p.on_log(0);
     assert!(p.edges[0].log_rd.is_none(), "left in the loop at its end");
+}
+
+/// `units` with unit `u` spawned (pid `NO_PID`) and its notify fd the
+/// first of `ends` in the loop's epoll set under its token; the other
+/// end returned.
+fn notifying(
+    units: &[(&str, &str)],
+    u: u16,
+    ends: (OwnedFd, OwnedFd),
+) -> (crate::pid1::Pid1, OwnedFd) {
+    use crate::pid1::tests::{step, NO_PID};
+    use crate::supervisor::Event;
+    let mut p = crate::pid1::tests::pid1_with(units);
+    let ep = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC).unwrap();
+    step(&mut p, 0, Event::Boot);
+    step(&mut p, 1, Event::spawned(u, NO_PID));
+    let token = crate::pid1::event_loop::TOKEN_NOTIFY + u64::from(u);
+    p.edges[usize::from(u)].notify = crate::pid1::event_loop::watch(&ep, ends.0, token);
+    p.epoll = Some(ep);
+    (p, ends.1)
+}
+
+fn phase(p: &crate::pid1::Pid1, u: u16) -> Phase {
+    p.sup.slot(u).unwrap().rt.phase
+}
+
+/// s6 readiness (`ready = notify`): the unit is ready at the first
+/// newline on its pipe, not before; the pipe is then done with.
+#[test]
+fn a_line_on_the_notify_pipe_is_ready() {
+    let unit = "exec = /bin/true\nready = notify\n";
+    let pipe = rustix::pipe::pipe().unwrap();
+    let (mut p, w) = notifying(&[("web", unit)], 0, pipe);
+    rustix::io::write(&w, b"starting").unwrap();
+    p.on_notify(0);
+    assert_eq!(phase(&p, 0), Phase::Starting);
+    rustix::io::write(&w, b"\n").unwrap();
+    p.on_notify(0);
+    assert_eq!(phase(&p, 0), Phase::Running);
+    assert!(p.edges[0].notify.is_none(), "the pipe kept");
+}
+
+/// An empty sd_notify datagram is a datagram, not the socket's end: the
+/// READY=1 after it is read, and the socket stays (a closed one would
+/// refuse the unit's next messages, `systemd-notify --ready` too).
+#[test]
+fn an_empty_datagram_does_not_end_the_notify_socket() {
+    let unit = "exec = /bin/true\nready = sd_notify\n";
+    let (mut p, theirs) = notifying(&[("web", unit)], 0, crate::testutil::dgram_pair());
+    rustix::io::write(&theirs, b"").unwrap();
+    rustix::io::write(&theirs, b"READY=1").unwrap();
+    p.on_notify(0);
+    assert_eq!(phase(&p, 0), Phase::Running);
+    assert!(p.edges[0].notify.is_some(), "the socket closed");
+}
+
+/// Only `WATCHDOG=1` feeds a unit's watchdog: other messages of a hung
+/// service (a STATUS= line from a thread still alive) must not keep it
+/// from its watchdog's restart.
+#[test]
+fn only_a_watchdog_ping_feeds_the_watchdog() {
+    let unit = "exec = /bin/true\nready = sd_notify\nwatchdog = 10s\n";
+    let (mut p, theirs) = notifying(&[("web", unit)], 0, crate::testutil::dgram_pair());
+    let due = |p: &crate::pid1::Pid1| p.sup.slot(0).unwrap().rt.watchdog_at;
+    let later = || std::thread::sleep(std::time::Duration::from_millis(3));
+    rustix::io::write(&theirs, b"READY=1").unwrap();
+    p.on_notify(0);
+    let ready = due(&p);
+    assert!(ready.is_some());
+    later();
+    rustix::io::write(&theirs, b"STATUS=busy").unwrap();
+    p.on_notify(0);
+    assert_eq!(due(&p), ready, "fed by a STATUS= line");
+    later();
+    rustix::io::write(&theirs, b"STATUS=busy\nWATCHDOG=1").unwrap();
+    p.on_notify(0);
+    assert!(due(&p) > ready, "not fed by its ping");
+}
+
+/// A notify socket held out of the set (its head datagram waits for a
+/// closer's place) goes back in once a closer is reaped, for reading and
+/// under its own unit's token: under another, it would never be read
+/// again (nor its READY=1).
+#[test]
+fn a_held_notify_socket_goes_back_under_its_token() {
+    use rustix::fd::AsRawFd;
+    let db = "exec = /bin/true\nready = sd_notify\n";
+    let units = [("web", "exec = /bin/true\n"), ("db", db)];
+    let (mut p, _theirs) = notifying(&units, 1, crate::testutil::dgram_pair());
+    p.edges[1].notify_held = super::HELD;
+    let ep = p.epoll.as_ref().unwrap();
+    let fd = p.edges[1].notify.as_ref().unwrap().as_raw_fd();
+    let none = rustix::event::epoll::EventFlags::empty();
+    let token = crate::pid1::event_loop::TOKEN_NOTIFY + 1;
+    super::notify_interest(Some(ep), p.edges[1].notify.as_ref(), 1, none);
+    assert_eq!(crate::testutil::epoll_watches(ep), [(fd, 0, token)]);
+    p.notify_unheld(crate::pid1::tests::NO_PID - 1);
+    assert_eq!(p.edges[1].notify_held, 0);
+    let r#in = rustix::event::epoll::EventFlags::IN.bits();
+    let ep = p.epoll.as_ref().unwrap();
+    assert_eq!(crate::testutil::epoll_watches(ep), [(fd, r#in, token)]);
 }
