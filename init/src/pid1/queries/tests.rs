@@ -187,7 +187,8 @@ fn a_stop_overtaken_by_a_start_is_answered() {
 
 /// A waiting `stop` of a unit that a reload then removes goes on as
 /// the removal's stop: answered Ok once the unit is stopped and gone,
-/// not refused at the reload while it still stops.
+/// not refused at the reload while it still stops. A start of it is
+/// refused at once: no such unit (it would wait for the removal).
 #[test]
 fn a_stop_overtaken_by_a_removal_is_answered_when_stopped() {
     let sock = crate::testutil::TempDir::new("pid1-stop-removed-sock");
@@ -207,6 +208,18 @@ fn a_stop_overtaken_by_a_removal_is_answered_when_stopped() {
     let stop = Request::Stop { name: "web" };
     let mut late = send(&mut p, &sock.path().join("control"), stop);
     assert_eq!(replies(&mut late), vec![], "answered while still stopping");
+    // A start (or restart) of it is not a stop: told at once.
+    for start in [
+        Request::Start { name: "web" },
+        Request::Restart { name: "web" },
+    ] {
+        let told = replies(&mut send(&mut p, &sock.path().join("control"), start));
+        assert!(
+            matches!(told.as_slice(), [Reply::Error(e)]
+                if e.message == "no unit named `web`"),
+            "{told:?}"
+        );
+    }
     let exit = crate::vocab::Exit::Signal(15);
     step(&mut p, 3, Event::Exited { pid: NO_PID, exit });
     assert_eq!(p.sup.index("web"), None);
