@@ -517,3 +517,57 @@ fn a_stop_by_hand_lets_go_of_the_last_good_definition() {
     assert!(!p.sup.slot(0).unwrap().rt.probation, "still on probation");
     assert!(p.edges[0].rare.is_none(), "the last good definition kept");
 }
+
+/// `initctl start` and `restart` are done outside a shutdown (a start of
+/// a running unit is answered at once, a restart signals it); in a
+/// shutdown both are refused at once, saying so, and nothing is done: a
+/// unit started then would hold the shutdown up.
+#[test]
+fn a_start_or_restart_in_a_shutdown_is_refused() {
+    use crate::supervisor::Phase;
+    let sock = crate::testutil::TempDir::new("pid1-start-shutdown-sock");
+    let mut p = pid1_with(&[("web", "exec = /bin/true\n"), ("db", "exec = /bin/true\n")]);
+    step(&mut p, 0, Event::Boot);
+    step(&mut p, 1, Event::spawned(0, NO_PID));
+    step(&mut p, 1, Event::spawned(1, NO_PID - 1));
+    let path = serve(&mut p, &sock);
+    let phase = |p: &super::Pid1, u: u16| p.sup.slot(u).unwrap().rt.phase;
+    let start = |name| Request::Start { name };
+    assert_eq!(ask(&mut p, &path, start("web")), vec![Reply::Ok]);
+    let restart = |name| Request::Restart { name };
+    let told = ask(&mut p, &path, restart("web"));
+    assert!(told.is_empty(), "answered before the restart: {told:?}");
+    assert_eq!(phase(&p, 0), Phase::Stopping);
+    // The steps' actions not performed: no shutdown ends here.
+    step(
+        &mut p,
+        2,
+        Event::Shutdown(crate::vocab::ShutdownKind::Poweroff),
+    );
+    for req in [start("db"), restart("db")] {
+        let told = ask(&mut p, &path, req);
+        assert!(
+            matches!(told.as_slice(), [Reply::Error(e)] if e.message == "shutting down"),
+            "{told:?}"
+        );
+    }
+    assert_ne!(phase(&p, 1), Phase::Starting);
+}
+
+/// `initctl reload`'s verdict fails (for an update agent's rollback) when
+/// a unit was put back or is down for a dependency, saying how many; it
+/// is Ok only when none was.
+#[test]
+fn a_reload_verdict_fails_when_a_unit_was_rejected() {
+    let r = |n| match super::verdict_reply(n, "report") {
+        Reply::Reload { result, report } => {
+            assert_eq!(report, "report");
+            result.map_err(|e| (e.code, e.message.as_str().to_owned()))
+        }
+        r => panic!("{r:?}"),
+    };
+    assert_eq!(r(0), Ok(()));
+    let failed = crate::proto::ErrCode::Failed;
+    let said = "2 unit(s) rejected or not started".to_owned();
+    assert_eq!(r(2), Err((failed, said)));
+}
