@@ -571,3 +571,20 @@ fn a_reload_verdict_fails_when_a_unit_was_rejected() {
     let said = "2 unit(s) rejected or not started".to_owned();
     assert_eq!(r(2), Err((failed, said)));
 }
+
+/// `status` gives a running unit's uptime, since its spawn, and none (0)
+/// for one with no process: not an uptime counted from a run long gone.
+#[test]
+fn only_a_unit_with_a_process_has_an_uptime() {
+    let mut p = pid1_with(&[("web", "exec = /bin/true\n"), ("db", "exec = /bin/true\n")]);
+    step(&mut p, 0, Event::Boot);
+    step(&mut p, 1, Event::spawned(0, NO_PID));
+    let (units, _) = super::status(&p.sup, None, 0);
+    let t = crate::pid1::now();
+    assert!(
+        (1..t).contains(&units[0].uptime_ms),
+        "{}",
+        units[0].uptime_ms
+    );
+    assert_eq!(units[1].uptime_ms, 0, "db, not spawned");
+}
