@@ -588,3 +588,26 @@ fn only_a_unit_with_a_process_has_an_uptime() {
     );
     assert_eq!(units[1].uptime_ms, 0, "db, not spawned");
 }
+
+/// `initctl log NAME` reads the unit's own ring; of a unit that does not
+/// capture its output (`output = console`) it is told there is no log,
+/// of a name no unit has that there is no such unit: not an empty log
+/// either way, which reads as a unit that wrote nothing.
+#[test]
+fn a_log_is_the_units_own_or_an_error() {
+    use crate::proto::ErrCode;
+    let console = "exec = /bin/true\noutput = console\n";
+    let mut p = pid1_with(&[("web", "exec = /bin/true\n"), ("tty", console)]);
+    let flags = rustix::pipe::PipeFlags::NONBLOCK;
+    let (rd, wr) = rustix::pipe::pipe_with(flags).unwrap();
+    rustix::io::write(&wr, b"web: up\n").unwrap();
+    p.edges[0].log_rd = Some(rd);
+    p.on_log(0);
+    let ring = super::log_of(&p.sup, &p.edges, "web").unwrap();
+    let mut b = [0u8; 8];
+    assert_eq!(ring.contents().copy_tail(&mut b), 8);
+    assert_eq!(&b, b"web: up\n");
+    let code = |name| super::log_of(&p.sup, &p.edges, name).err().map(|e| e.code);
+    assert_eq!(code("tty"), Some(ErrCode::NoLog));
+    assert_eq!(code("db"), Some(ErrCode::NoSuchUnit));
+}
