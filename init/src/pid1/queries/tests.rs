@@ -611,3 +611,28 @@ fn a_log_is_the_units_own_or_an_error() {
     assert_eq!(code("tty"), Some(ErrCode::NoLog));
     assert_eq!(code("db"), Some(ErrCode::NoSuchUnit));
 }
+
+/// A restart whose new run fails to start (to be tried again after its
+/// delay) is answered then, saying so: not left waiting for a start that
+/// may never come.
+#[test]
+fn a_restart_that_fails_to_start_is_answered() {
+    use crate::supervisor::Phase;
+    let sock = crate::testutil::TempDir::new("pid1-restart-backoff-sock");
+    let mut p = pid1_with(&[("web", "exec = /bin/true\n")]);
+    step(&mut p, 0, Event::Boot);
+    step(&mut p, 1, Event::spawned(0, NO_PID));
+    let path = serve(&mut p, &sock);
+    let mut s = send(&mut p, &path, Request::Restart { name: "web" });
+    let exit = crate::vocab::Exit::Signal(15);
+    step(&mut p, 2, Event::Exited { pid: NO_PID, exit });
+    step(&mut p, 3, Event::SpawnFailed { unit: 0 });
+    assert_eq!(p.sup.slot(0).unwrap().rt.phase, Phase::Backoff);
+    p.tend_waiters();
+    let told = replies(&mut s);
+    assert!(
+        matches!(told.as_slice(), [Reply::Error(e)]
+            if e.message == "exited during start, will retry"),
+        "{told:?}"
+    );
+}
