@@ -636,3 +636,14 @@ fn a_restart_that_fails_to_start_is_answered() {
         "{told:?}"
     );
 }
+
+/// A unit down for a failed dependency names that dependency in its
+/// reason (`status NAME`): the operator's next look.
+#[test]
+fn a_failed_dependency_is_named() {
+    let app = "exec = /bin/true\nafter = db\n";
+    let p = pid1_with(&[("db", "exec = /bin/true\n"), ("app", app)]);
+    let note = crate::supervisor::Note::DepFailed { dep: 0 };
+    let said = super::NoteText(note, &p.sup).to_string();
+    assert_eq!(said, "dependency db failed");
+}
