@@ -277,6 +277,11 @@ const SYSRQ: &str = "/nonexistent/sysrq-trigger";
 
 /// kill(-1, sig): every process but PID 1 (and kernel threads).
 fn signal_all(sig: Signal) {
+    // A host test is no PID 1: its kill(-1) is every process of the
+    // machine (a test that reached the final sequence once killed the
+    // whole host's, the other tests and their builds with it).
+    #[cfg(test)]
+    assert_eq!(std::process::id(), 1, "kill(-1, {sig}) outside PID 1");
     match kill(Pid::from_raw(-1), sig) {
         // ESRCH: nobody left to signal.
         Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
@@ -404,6 +409,15 @@ fn last_watchdog_step(kind: ShutdownKind, w: Watchdog) -> Option<Watchdog> {
 mod tests {
     use super::*;
     use std::time::Instant;
+
+    /// The final sequence's kill(-1) is refused in a host test (no PID
+    /// 1): signalled, every process of the machine would get it. SIGCONT,
+    /// so that without the guard this test fails and harms nothing.
+    #[test]
+    #[should_panic(expected = "outside PID 1")]
+    fn a_host_test_cannot_signal_every_process() {
+        signal_all(Signal::SIGCONT);
+    }
 
     /// A child killed before it was done (the OOM killer at a reboot for
     /// lack of memory) has not synced: the kernel's emergency sync must
