@@ -363,7 +363,8 @@ fn a_rejection_is_the_reason_only_while_what_it_left_runs() {
 
 /// `waiting for` names the units still awaited, not those already up;
 /// a list too long for the field ends in "..." (a name cut in the
-/// middle was dropped, and shorter ones after it kept).
+/// middle was dropped, and shorter ones after it kept), which the
+/// field always has room for.
 #[test]
 fn waiting_for_names_only_the_units_awaited() {
     let mut p = pid1_with(&[
@@ -391,6 +392,24 @@ fn waiting_for_names_only_the_units_awaited() {
     let d = super::detail(&p.sup, &p.edges, None, "app", 0).unwrap();
     let six = long.get(..6).unwrap().join(" ");
     assert_eq!(d.reason.as_str(), format!("waiting for {six} ..."));
+
+    // At the field's edge: a seventh name that leaves exactly room for
+    // "..." is kept whole; a one-letter eighth is not, as "..." then
+    // has no room after it.
+    let mut edge = long.get(..6).unwrap().to_vec();
+    edge.push("g".repeat(26));
+    let after = format!("exec = /bin/true\nafter = {} z\n", edge.join(" "));
+    let mut units: Vec<(&str, &str)> = edge
+        .iter()
+        .map(|n| (n.as_str(), "exec = /bin/true\n"))
+        .collect();
+    units.extend([("z", "exec = /bin/true\n"), ("app", after.as_str())]);
+    let mut p = pid1_with(&units);
+    step(&mut p, 0, Event::Boot);
+    let d = super::detail(&p.sup, &p.edges, None, "app", 0).unwrap();
+    let want = format!("waiting for {} ...", edge.join(" "));
+    assert_eq!(want.len(), crate::proto::REASON_MAX);
+    assert_eq!(d.reason.as_str(), want);
 }
 
 /// On the host (no `root`) too, no passwd file: `daemon` (uid 1 in
