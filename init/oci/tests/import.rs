@@ -1582,18 +1582,31 @@ fn import_unprivileged(d: &Path) -> (i32, String) {
         std::process::Command::new(env!("CARGO_BIN_EXE_wren-oci"))
     };
     let src = format!("oci:{}", d.join("img").display());
-    let out = cmd
-        .args([
-            "import",
-            "--root",
-            root.to_str().unwrap(),
-            "--name",
-            "x",
-            &src,
-        ])
-        .env_remove("FAKEROOTKEY")
-        .output()
-        .unwrap();
+    cmd.args([
+        "import",
+        "--root",
+        root.to_str().unwrap(),
+        "--name",
+        "x",
+        &src,
+    ])
+    .env_remove("FAKEROOTKEY");
+    // The copy just written: another test's fork taken while its fd was
+    // open holds a writer until that child's exec, and this exec meets
+    // ETXTBSY meanwhile (rust-lang/rust#114554). Tried again a while.
+    let mut tries = 0;
+    let out = loop {
+        match cmd.output() {
+            Err(e)
+                if e.raw_os_error() == Some(rustix::io::Errno::TXTBSY.raw_os_error())
+                    && tries < 100 =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => break r.unwrap(),
+        }
+    };
     exit_and_text(&out)
 }
 
