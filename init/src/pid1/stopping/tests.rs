@@ -790,3 +790,43 @@ fn undoing_what_a_run_made_below_its_cgroup_says_if_it_did() {
     root.file("units/web/cgroup.subtree_control", "memory\n");
     assert!(p.undo_nested(0), "a controller handed to children");
 }
+
+/// A stop puts the unit's `cgroup.events` in the epoll set, under that
+/// unit's token: the loop learns from it that the cgroup is empty and
+/// answers the stop then, not at the next kill's time. (A FIFO stands
+/// for the file: a temp dir's regular file cannot be in an epoll set.)
+#[test]
+fn a_stop_watches_its_units_cgroup_events_under_its_token() {
+    let root = TempDir::new("pid1-stop-watch");
+    for u in ["web", "app"] {
+        root.file(&format!("units/{u}/cgroup.procs"), "");
+        crate::testutil::fifo(&root.path().join(format!("units/{u}/cgroup.events")));
+    }
+    let unit = "exec = /bin/true\n";
+    let mut p = super::super::tests::pid1_with(&[("web", unit), ("app", unit)]);
+    p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
+    let ep = rustix::event::epoll::CreateFlags::CLOEXEC;
+    p.epoll = Some(rustix::event::epoll::create(ep).unwrap());
+    p.signal_unit(1, 0, 18);
+    use rustix::fd::AsRawFd;
+    let fd = p.edges[1].drain.events.as_ref().map(|f| f.as_raw_fd());
+    let token = super::super::event_loop::TOKEN_CGEVENTS + 1;
+    let pri = rustix::event::epoll::EventFlags::PRI.bits();
+    let watches = crate::testutil::epoll_watches(p.epoll.as_ref().unwrap());
+    assert_eq!(watches, [(fd.unwrap_or(-1), pri, token)]);
+}
+
+/// The kernel refusing clone3 into a cgroup after the boot: PID 1 goes on
+/// without cgroups, the running units' process groups noted (a stop's
+/// SIGKILL goes to the group noted; none noted, it went nowhere).
+#[test]
+fn cgroups_refused_after_the_boot_note_the_running_process_groups() {
+    let root = TempDir::new("pid1-drop-cgroups");
+    root.file("units/web/cgroup.procs", "");
+    let mut p = with_cgroups(&root);
+    step(&mut p, 1, Event::Boot);
+    step(&mut p, 2, Event::spawned(0, NO_PID));
+    p.drop_cgroups();
+    assert!(p.cg.is_none());
+    assert_eq!(p.pgids, [NO_PID]);
+}
