@@ -36,6 +36,14 @@ fn reason(p: &super::Pid1, name: &str, now: crate::vocab::Millis) -> String {
     d.reason.as_str().to_owned()
 }
 
+/// `told` is one error, saying `message`.
+fn assert_error(told: &[Reply<'_>], message: &str) {
+    assert!(
+        matches!(told, [Reply::Error(e)] if e.message == message),
+        "{told:?}"
+    );
+}
+
 /// What `p`'s server answered on `s` so far.
 fn replies(s: &mut UnixStream) -> Vec<Reply<'static>> {
     s.set_nonblocking(true).unwrap();
@@ -83,11 +91,7 @@ fn a_stop_of_a_stopped_unit_waits_for_its_drain() {
     assert!(p.edges[0].drain.gave_up && !p.draining());
     let replies = ask(&mut p, &path, Request::Stop { name: "web" });
     // Not named again: `initctl` says `initctl: web: ` before it.
-    assert!(
-        matches!(replies.as_slice(), [Reply::Error(e)]
-            if e.message == "processes survived SIGKILL (see the kernel log)"),
-        "{replies:?}"
-    );
+    assert_error(&replies, "processes survived SIGKILL (see the kernel log)");
     // Gone later after all (stuck in the kernel, then not): a stop
     // succeeds again.
     root.file("units/web/cgroup.events", "populated 0\nfrozen 0\n");
@@ -178,11 +182,7 @@ fn a_stop_overtaken_by_a_start_is_answered() {
     step(&mut p, 2, Event::Start { unit: 0 });
     p.tend_waiters();
     let told = replies(&mut s);
-    assert!(
-        matches!(told.as_slice(), [Reply::Error(e)]
-            if e.message == "started again before it stopped"),
-        "{told:?}"
-    );
+    assert_error(&told, "started again before it stopped");
 }
 
 /// A waiting `stop` of a unit that a reload then removes goes on as
@@ -214,11 +214,7 @@ fn a_stop_overtaken_by_a_removal_is_answered_when_stopped() {
         Request::Restart { name: "web" },
     ] {
         let told = replies(&mut send(&mut p, &sock.path().join("control"), start));
-        assert!(
-            matches!(told.as_slice(), [Reply::Error(e)]
-                if e.message == "no unit named `web`"),
-            "{told:?}"
-        );
+        assert_error(&told, "no unit named `web`");
     }
     let exit = crate::vocab::Exit::Signal(15);
     step(&mut p, 3, Event::Exited { pid: NO_PID, exit });
@@ -565,10 +561,7 @@ fn a_start_or_restart_in_a_shutdown_is_refused() {
     );
     for req in [start("db"), restart("db")] {
         let told = ask(&mut p, &path, req);
-        assert!(
-            matches!(told.as_slice(), [Reply::Error(e)] if e.message == "shutting down"),
-            "{told:?}"
-        );
+        assert_error(&told, "shutting down");
     }
     assert_ne!(phase(&p, 1), Phase::Starting);
 }
@@ -649,11 +642,7 @@ fn a_restart_that_fails_to_start_is_answered() {
     assert_eq!(p.sup.slot(0).unwrap().rt.phase, Phase::Backoff);
     p.tend_waiters();
     let told = replies(&mut s);
-    assert!(
-        matches!(told.as_slice(), [Reply::Error(e)]
-            if e.message == "exited during start, will retry"),
-        "{told:?}"
-    );
+    assert_error(&told, "exited during start, will retry");
 }
 
 /// A unit down for a failed dependency names that dependency in its
