@@ -373,39 +373,33 @@ fn waiting_for_names_only_the_units_awaited() {
     let d = super::detail(&p.sup, &p.edges, None, "app", 0).unwrap();
     assert_eq!(d.reason.as_str(), "waiting for db");
 
+    // `app`'s reason, `after` the units `names`, then `z`, none up.
+    let waiting = |names: &[String]| {
+        let after = format!("exec = /bin/true\nafter = {} z\n", names.join(" "));
+        let mut units: Vec<(&str, &str)> = names
+            .iter()
+            .map(|n| (n.as_str(), "exec = /bin/true\n"))
+            .collect();
+        units.extend([("z", "exec = /bin/true\n"), ("app", after.as_str())]);
+        let mut p = pid1_with(&units);
+        step(&mut p, 0, Event::Boot);
+        reason(&p, "app", 0)
+    };
     // Seven names of the longest do not fit: six whole, then "...".
     let long: Vec<String> = ('a'..='g')
         .map(|c| c.to_string().repeat(crate::vocab::NAME_MAX))
         .collect();
-    let after = format!("exec = /bin/true\nafter = {} z\n", long.join(" "));
-    let mut units: Vec<(&str, &str)> = long
-        .iter()
-        .map(|n| (n.as_str(), "exec = /bin/true\n"))
-        .collect();
-    units.extend([("z", "exec = /bin/true\n"), ("app", after.as_str())]);
-    let mut p = pid1_with(&units);
-    step(&mut p, 0, Event::Boot);
-    let d = super::detail(&p.sup, &p.edges, None, "app", 0).unwrap();
     let six = long.get(..6).unwrap().join(" ");
-    assert_eq!(d.reason.as_str(), format!("waiting for {six} ..."));
+    assert_eq!(waiting(&long), format!("waiting for {six} ..."));
 
     // At the field's edge: a seventh name that leaves exactly room for
     // "..." is kept whole; a one-letter eighth is not, as "..." then
     // has no room after it.
     let mut edge = long.get(..6).unwrap().to_vec();
     edge.push("g".repeat(26));
-    let after = format!("exec = /bin/true\nafter = {} z\n", edge.join(" "));
-    let mut units: Vec<(&str, &str)> = edge
-        .iter()
-        .map(|n| (n.as_str(), "exec = /bin/true\n"))
-        .collect();
-    units.extend([("z", "exec = /bin/true\n"), ("app", after.as_str())]);
-    let mut p = pid1_with(&units);
-    step(&mut p, 0, Event::Boot);
-    let d = super::detail(&p.sup, &p.edges, None, "app", 0).unwrap();
     let want = format!("waiting for {} ...", edge.join(" "));
     assert_eq!(want.len(), crate::proto::REASON_MAX);
-    assert_eq!(d.reason.as_str(), want);
+    assert_eq!(waiting(&edge), want);
 }
 
 /// On the host (no `root`) too, no passwd file: `daemon` (uid 1 in
