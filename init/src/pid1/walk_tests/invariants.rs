@@ -7,25 +7,6 @@ pub(super) fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
-/// epoll's registrations of `ep`: (fd, token, events), from
-/// /proc/self/fdinfo.
-fn registrations(ep: &OwnedFd) -> Vec<(i32, u64, u32)> {
-    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", ep.as_raw_fd()));
-    let info = info.unwrap_or_default();
-    let field = |l: &str, k: &str| -> Option<String> {
-        let rest = &l[l.find(k)? + k.len()..];
-        Some(rest.split_whitespace().next()?.to_owned())
-    };
-    info.lines()
-        .filter_map(|l| {
-            let fd = field(l, "tfd:")?.parse().ok()?;
-            let data = u64::from_str_radix(&field(l, "data:")?, 16).ok()?;
-            let events = u32::from_str_radix(&field(l, "events:")?, 16).ok()?;
-            Some((fd, data, events))
-        })
-        .collect()
-}
-
 impl Walk {
     /// Each unit's phase, pid, and what its edge holds, for the trace.
     pub(super) fn state(&self) -> String {
@@ -64,10 +45,15 @@ impl Walk {
     pub(super) fn check(&self, what: &str) {
         let p = &self.p;
         let bad = |msg: String| self.fail(what, msg);
-        let reg = p.epoll.as_ref().map(registrations).unwrap_or_default();
+        // (fd, events, token) of each registration.
+        let reg = p
+            .epoll
+            .as_ref()
+            .map(crate::testutil::epoll_watches)
+            .unwrap_or_default();
         let watched = |fd: Option<&OwnedFd>, base: u64, u: u16| {
             let (fd, tok) = fd.map(|fd| (fd.as_raw_fd(), base + u64::from(u))).unzip();
-            fd.is_none_or(|fd| reg.iter().any(|r| (r.0, r.1) == (fd, tok.unwrap_or(0))))
+            fd.is_none_or(|fd| reg.iter().any(|r| (r.0, r.2) == (fd, tok.unwrap_or(0))))
         };
         let shutting = p.sup.shutting_down().is_some();
         for (i, e) in p.edges.iter().enumerate() {
@@ -184,7 +170,7 @@ impl Walk {
             }
         }
         // Every registration is an fd some edge (or the loop) waits on.
-        for &(fd, tok, _) in reg.iter() {
+        for &(fd, _, tok) in reg.iter() {
             let owner = |base: u64| {
                 unit_of(tok, base).and_then(|u| Some((u, p.edges.get(usize::from(u))?)))
             };
@@ -218,7 +204,7 @@ impl Walk {
     /// its pipe, meanwhile) or while it waits for a closer's place; each
     /// held is the one bound at its unit's path, and that file is there
     /// only while a run holds its socket.
-    fn check_notify(&self, what: &str, reg: &[(i32, u64, u32)]) {
+    fn check_notify(&self, what: &str, reg: &[(i32, u32, u64)]) {
         use crate::sys::passed::places;
         let bad = |msg: String| self.fail(what, msg);
         let p = &self.p;
@@ -252,7 +238,7 @@ impl Walk {
             let Some(fd) = e.notify.as_ref() else {
                 continue;
             };
-            let events = reg.iter().find(|r| r.0 == fd.as_raw_fd()).map(|r| r.2);
+            let events = reg.iter().find(|r| r.0 == fd.as_raw_fd()).map(|r| r.1);
             let reading = events.is_some_and(|ev| ev & epoll::EventFlags::IN.bits() != 0);
             if reading == (held != 0) {
                 bad(format!(
