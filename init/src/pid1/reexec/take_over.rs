@@ -92,6 +92,10 @@ impl Pid1 {
             }
             let running = st.rt.pid != 0;
             let cgroup = self.cgroup_exists(&st.def.name);
+            // A stopped unit that has run has keys too, worked out as a
+            // running one's (its last start's, unless a reload changed its
+            // limits since). Under a hierarchy, not without its cgroup.
+            let has_run = st.rt.spawned_at != 0 && (cgroup || self.cg.is_none());
             let name = st.def.name.clone();
             let restored = self.sup.restore(st.def, st.rt, st.retired);
             if restored.is_err() {
@@ -118,7 +122,7 @@ impl Pid1 {
                     super::super::stale_limits(gen)
                 };
                 edge.cgroup = cgroup.then_some(gen);
-                if running {
+                if running || has_run {
                     edge.not_enforced = self.running_not_enforced(u, cgroup);
                 }
                 self.edges.push(edge);
@@ -164,11 +168,9 @@ impl Pid1 {
         }
     }
 
-    /// `units/NAME` is there (a running unit's, handed over or adopted),
-    /// opened through the cgroup layer like every start's.
-    /// The keys a running unit's start found not enforced, as its cgroup
-    /// (or none) says: no start of the new PID 1's works them out until
-    /// the limits change.
+    /// The keys a unit's last start found not enforced, as its cgroup (or
+    /// none) says: no start of the new PID 1's works them out until the
+    /// limits change, and a stopped unit's `status` says them until then.
     pub(super) fn running_not_enforced(
         &self,
         u: u16,
@@ -185,6 +187,8 @@ impl Pid1 {
         super::super::not_enforced::KeySet::of(&ne)
     }
 
+    /// `units/NAME` is there (a running unit's, handed over or adopted),
+    /// opened through the cgroup layer like every start's.
     pub(super) fn cgroup_exists(&self, name: &str) -> bool {
         self.cg.as_ref().is_some_and(|cg| cg.unit_dir(name).is_ok())
     }

@@ -626,27 +626,41 @@ fn a_reexec_after_a_rescue_boot_into_an_older_format_is_refused() {
     assert!(p.unadoptable(state_format() + 1).is_none());
 }
 
+/// Unit 0 (`web`, of `memory.max`) started as `spawn` records it without
+/// cgroup2: its keys not enforced, said.
+fn web_spawned_without_cgroup2(p: &mut Pid1) -> String {
+    use crate::pid1::tests::{step, NO_PID};
+    use crate::supervisor::Event;
+    step(p, 1, Event::Boot);
+    step(p, 2, Event::spawned(0, NO_PID));
+    let limits = p.sup.slot(0).unwrap().def.limits.get();
+    let ne = crate::cgroup::missing::not_enforced(&limits);
+    p.edges[0].not_enforced = crate::pid1::not_enforced::KeySet::of(&ne);
+    let keys = p.edges[0].not_enforced.to_string();
+    assert!(keys.contains("memory.max"), "{keys}");
+    keys
+}
+
+/// `p`'s state resumed by a new PID 1 without cgroup2 (`p`'s fds live on,
+/// as across the exec).
+fn handed_over_without_cgroup2(mut p: Pid1) -> Pid1 {
+    let state = p.write_state(false).unwrap();
+    std::mem::forget(p);
+    let mut q = Pid1::new(None, 0, false);
+    q.resume(state, &crate::boot::cmdline::Options::default());
+    q
+}
+
 /// The keys a running unit's start found not enforced are said after a
 /// re-exec too: the new PID 1 had none, and `status NAME` said every
 /// limit held until the limits changed (with cgroups no restart works
 /// them out again: its cgroup's limits are current).
 #[test]
 fn a_running_units_not_enforced_keys_survive_a_reexec() {
-    use crate::pid1::tests::{pid1_with, step, NO_PID};
-    use crate::supervisor::Event;
+    use crate::pid1::tests::{pid1_with, NO_PID};
     let mut p = pid1_with(&[("web", "exec = /bin/true\nmemory.max = 10M\n")]);
-    step(&mut p, 1, Event::Boot);
-    step(&mut p, 2, Event::spawned(0, NO_PID));
-    // What `spawn` records without cgroup2.
-    let limits = p.sup.slot(0).unwrap().def.limits.get();
-    let ne = crate::cgroup::missing::not_enforced(&limits);
-    p.edges[0].not_enforced = crate::pid1::not_enforced::KeySet::of(&ne);
-    let before = p.edges[0].not_enforced.to_string();
-    assert!(before.contains("memory.max"), "{before}");
-    let state = p.write_state(false).unwrap();
-    std::mem::forget(p);
-    let mut q = Pid1::new(None, 0, false);
-    q.resume(state, &crate::boot::cmdline::Options::default());
+    let before = web_spawned_without_cgroup2(&mut p);
+    let q = handed_over_without_cgroup2(p);
     assert_eq!(q.sup.slot(0).unwrap().rt.pid, NO_PID, "still running");
     assert_eq!(q.edges[0].not_enforced.to_string(), before);
     // Adopted by a build of another state format, the same.
@@ -657,6 +671,36 @@ fn a_running_units_not_enforced_keys_survive_a_reexec() {
         "-1 -1 -1",
     );
     assert_eq!(a.edges[0].not_enforced.to_string(), before);
+}
+
+/// A stopped unit's keys are its last start's, after a re-exec as
+/// before it (without cgroup2 they follow from its limits alone); a unit
+/// that never started has none either side. `status NAME` said none after
+/// a re-exec until the unit's next start.
+#[test]
+fn a_stopped_units_not_enforced_keys_survive_a_reexec() {
+    use crate::pid1::tests::{pid1_with, step, NO_PID};
+    use crate::supervisor::Event;
+    use wren_core::vocab::Exit;
+    let mut p = pid1_with(&[
+        (
+            "web",
+            "exec = /bin/true\nmemory.max = 10M\nrestart = never\n",
+        ),
+        (
+            "late",
+            "exec = /bin/true\nmemory.max = 10M\nafter = web\nready = notify\n",
+        ),
+    ]);
+    let before = web_spawned_without_cgroup2(&mut p);
+    let exit = Exit::Code(1);
+    step(&mut p, 3, Event::Exited { pid: NO_PID, exit });
+    assert_eq!(p.sup.slot(0).unwrap().rt.pid, 0, "stopped");
+    assert_eq!(p.edges[1].not_enforced.to_string(), "");
+    let q = handed_over_without_cgroup2(p);
+    assert_eq!(q.sup.slot(0).unwrap().rt.pid, 0, "still stopped");
+    assert_eq!(q.edges[0].not_enforced.to_string(), before);
+    assert_eq!(q.edges[1].not_enforced.to_string(), "", "never started");
 }
 
 /// A unit started with `output = log` whose file says `output = null`

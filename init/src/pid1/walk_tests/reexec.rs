@@ -34,10 +34,12 @@ pub(super) fn units_as_they_are(p: &Pid1) -> Vec<String> {
                 e.last_good().map(|d| format!("{d:?}")),
                 e.rejected(),
                 e.verdict,
-                // Worked out again by `take_over` for a running unit, from
-                // its definition: a stopped unit's (its last start's) are
-                // not carried, nor a run's that a reload's restart is to
-                // end (those of the definition it was started with).
+                // Worked out again by `take_over` from the definition and
+                // the cgroup: a stopped unit's too, but a reload since its
+                // last start may have changed its limits (the plain test:
+                // `a_stopped_units_not_enforced_keys_survive_a_reexec`);
+                // nor a run's that a reload's restart is to end (those of
+                // the definition it was started with).
                 if s.rt.pid != 0 && !s.rt.restart_pending {
                     e.not_enforced.to_string()
                 } else {
