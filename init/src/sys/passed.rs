@@ -621,6 +621,31 @@ pub fn places() -> [u32; CLOSERS] {
     CLOSING.each_ref().map(|c| c.load(Ordering::Relaxed))
 }
 
+/// Fds wait in the park, and no closer's making failed (which `due`
+/// tries again): a place must be taken, each (the tests of PID 1).
+#[cfg(test)]
+pub fn parked() -> bool {
+    PARK.load(Ordering::Relaxed) != NO_PARK && RETRY_AT.load(Ordering::Relaxed) == 0
+}
+
+/// The free places taken by `pids`, children of the test's process as
+/// closers are PID 1's, until one has none: a walk's crowd, so that a
+/// datagram with fds waits for a place (`Dgram::Held`) until PID 1 kills
+/// the aged and reaps them. How many were taken.
+#[cfg(test)]
+pub fn crowd(pids: &[u32]) -> usize {
+    let mut taken = 0;
+    for &pid in pids {
+        let free = CLOSING
+            .iter()
+            .position(|c| !super::raw::child(c.load(Ordering::Relaxed)));
+        let Some(i) = free else { break };
+        took(i, pid);
+        taken += 1;
+    }
+    taken
+}
+
 /// In a test's process, which has no PID 1 loop to reap them, unless it
 /// `reaps_itself`: the closers that have ended reaped and their places
 /// freed (a zombie keeps its place), as a place is looked for.

@@ -82,6 +82,7 @@ impl Walk {
                 format!("{name}'s own pressure")
             }
             12 => self.reexec(),
+            13 => self.crowd(),
             _ => {
                 let ms = self.rng.below(80);
                 self.turn(ms);
@@ -92,5 +93,23 @@ impl Walk {
         let state = self.state();
         self.trace.push(format!("{what} => {state}"));
         self.check(&what);
+    }
+
+    /// The closers' places taken by sleepers, children as closers are: a
+    /// unit's datagram with fds then waits for a place until PID 1 kills
+    /// the aged (`passed::tend`) and its reap frees them.
+    fn crowd(&mut self) -> String {
+        let places = crate::sys::passed::places().len();
+        let sleep = || std::process::Command::new("/bin/sleep").arg("5").spawn();
+        let pids: Vec<u32> = (0..places)
+            .filter_map(|_| sleep().ok())
+            .map(|c| c.id())
+            .collect();
+        let taken = crate::sys::passed::crowd(&pids);
+        // Those left without a place, reaped by PID 1's next turn.
+        for &pid in pids.get(taken..).unwrap_or_default() {
+            let _ = crate::sys::signal::kill(pid as i32, 9);
+        }
+        format!("crowd the closers' places ({taken} taken)")
     }
 }

@@ -210,6 +210,12 @@ impl Walk {
         let p = &self.p;
         let closers = places();
         let child = |pid: u32| crate::sys::raw::child(pid);
+        // A place came free (a closer's reap): the park went to a closer.
+        if crate::sys::passed::parked() && !closers.iter().all(|&c| child(c)) {
+            bad(format!(
+                "sockets wait in the park, a place free: {closers:?}"
+            ));
+        }
         for (i, e) in p.edges.iter().enumerate() {
             let Some(name) = p.sup.slot(i as u16).map(|s| s.def.name.as_str()) else {
                 continue;

@@ -5,7 +5,8 @@
 //! one, driven through PID 1's own entry points (the control
 //! socket's start, stop, restart and reload, edits of the unit files,
 //! kills of the units' processes, system and unit memory pressure, the
-//! loop's epoll turns and timer) and ended by a shutdown, which must come
+//! closers' places all taken, the loop's epoll turns and timer) and ended
+//! by a shutdown, which must come
 //! to its final sequence. After every step PID 1's edges must agree with
 //! the supervisor's slots (see `check`). `PID1_WALK_SEEDS=N` runs N seeds,
 //! from `PID1_WALK_FROM` (0); a failure names its seed and its steps.
@@ -273,6 +274,9 @@ fn pid1_random_walks() {
         }
         w.shut_down();
         drop(cg);
+        // Sockets in the park wait for a place the final sequence's kill
+        // would free: let go of as an exec lets go of them.
+        crate::sys::passed::before_exec();
         reap_all();
         // What PID 1 held went with it: no more fds after this walk than
         // after the first (which opened the process's lasting ones: the
