@@ -192,6 +192,10 @@ impl Pid1 {
                     }
                 }
             }
+            // Made or given up: a box left holding nothing goes.
+            if let Some(e) = self.edges.get_mut(i) {
+                e.drop_if_empty();
+            }
         }
     }
 
@@ -1337,6 +1341,29 @@ mod tests {
         let kept = std::fs::read_to_string(t.path().join("web.unit.rejected")).unwrap();
         assert_eq!(kept, "exec = /bin/nope\n");
         assert_eq!(p.sup.slot(0).unwrap().def.exec.first(), Some("/bin/true"));
+    }
+
+    /// A put-back made at a later reload lets go of the unit's rare box
+    /// when nothing else is left in it (the rejection was forgotten since:
+    /// the operator restarted the unit). The empty box was kept until the
+    /// unit's next failure, or a reload's change of it.
+    #[test]
+    fn a_put_back_made_late_leaves_no_empty_box() {
+        crate::testutil::alone!(a_put_back_made_late_leaves_no_empty_box);
+        let t = TempDir::new("gate-owed-box");
+        let mut p = running(&t, unit::parse("web", "exec = /bin/true\n").unwrap(), None);
+        reload_to(&mut p, unit::parse("web", "exec = /bin/nope\n").unwrap());
+        p.mark_pending();
+        p.disk_stall = DiskStall::stalled_at(now());
+        p.on_verdict(0, false);
+        assert_eq!(p.still_owed().len(), 1);
+        // As a restart by hand leaves it (`queries`).
+        p.edges[0].clear_gate(false);
+        p.disk_stall = DiskStall::default();
+        let r = p.reload(&mut |_| {});
+        assert!(r.is_ok(), "{r:?}");
+        assert!(p.still_owed().is_empty());
+        assert!(p.edges[0].rare.is_none(), "an empty box kept");
     }
 
     /// A put-back the disk refused (full: an SD card filled by logs) is

@@ -119,7 +119,7 @@ impl Edge {
         }
     }
 
-    fn drop_if_empty(&mut self) {
+    pub(super) fn drop_if_empty(&mut self) {
         let empty = self.rare.as_deref().is_some_and(|r| {
             r.last_error.is_empty()
                 && r.last_good.is_none()
