@@ -7,6 +7,9 @@ impl Walk {
     /// removal, a new unit.
     pub(super) fn edit(&mut self) -> String {
         let i = self.rng.below(NAMES.len() as u64) as usize;
+        if self.read_only {
+            return format!("no edit of {} (read-only)", NAMES[i]);
+        }
         let path = self.dir.path().join(format!("units/{}.unit", NAMES[i]));
         let what = match self.rng.below(10) {
             0..=4 => unit_text(&mut self.rng, i),
@@ -26,13 +29,14 @@ impl Walk {
     }
 
     pub(super) fn step(&mut self) {
-        let what = match self.rng.below(21) {
+        let what = match self.rng.below(22) {
             0..=2 => {
+                let owed = self.owed();
                 let mut e = self.edit();
                 if self.rng.chance(50) {
                     e = format!("{e} / {}", self.edit());
                 }
-                if self.rng.chance(70) {
+                let e = if self.rng.chance(70) {
                     self.ask(Request::Reload);
                     if self.rng.chance(50) {
                         self.ask(Request::Verdict);
@@ -41,7 +45,9 @@ impl Walk {
                 } else {
                     let _ = self.p.reload(&mut |_| {});
                     format!("SIGHUP ({e})")
-                }
+                };
+                self.owed_paid(&owed, &e);
+                e
             }
             3..=5 => {
                 let name = self.name();
@@ -83,6 +89,7 @@ impl Walk {
             }
             12 => self.reexec(),
             13 => self.crowd(),
+            14 => self.disk(),
             _ => {
                 let ms = self.rng.below(80);
                 self.turn(ms);
@@ -93,6 +100,75 @@ impl Walk {
         let state = self.state();
         self.trace.push(format!("{what} => {state}"));
         self.check(&what);
+    }
+
+    /// The unit directory read-only (a bind mount of itself), or
+    /// writable again: a rejected definition's put-back the disk refuses
+    /// is owed to a later reload (`gate::owed`). As root, in the walk's
+    /// own mount namespace.
+    pub(super) fn disk(&mut self) -> String {
+        use rustix::mount::{mount_bind, mount_remount, unmount, MountFlags, UnmountFlags};
+        let units = self.dir.path().join("units");
+        if self.read_only {
+            unmount(&units, UnmountFlags::empty()).unwrap();
+            self.read_only = false;
+            return "disk writable".to_owned();
+        }
+        if !rustix::process::geteuid().is_root() {
+            return "disk (not root: left writable)".to_owned();
+        }
+        mount_bind(&units, &units).unwrap();
+        mount_remount(&units, MountFlags::BIND | MountFlags::RDONLY, c"").unwrap();
+        self.read_only = true;
+        "disk read-only".to_owned()
+    }
+
+    /// The units whose rejected definition's put-back is owed: their
+    /// names and the good definitions, which run meanwhile (checked).
+    fn owed(&self) -> Vec<(String, crate::unit::UnitDef)> {
+        let p = &self.p;
+        let mut owed = Vec::new();
+        for (i, e) in p.edges.iter().enumerate() {
+            let Some((good, _, _)) = e.rare.as_ref().and_then(|r| r.owed.as_deref()) else {
+                continue;
+            };
+            let s = p.sup.slot(i as u16).unwrap();
+            if s.def != *good {
+                self.fail(
+                    "owed",
+                    format!("{} runs {:?}, owes {good:?}", s.def.name, s.def),
+                );
+            }
+            owed.push((good.name.as_str().to_owned(), good.clone()));
+        }
+        owed
+    }
+
+    /// After a reload on a writable disk: nothing is owed any more, and
+    /// each put-back owed before it whose file the step did not edit is
+    /// made (the good definition in the file, the rejected one beside it).
+    fn owed_paid(&self, owed: &[(String, crate::unit::UnitDef)], edits: &str) {
+        if self.read_only {
+            return;
+        }
+        if let Some((name, _)) = self.owed().first() {
+            self.fail("a reload", format!("{name}'s put-back still owed"));
+        }
+        let units = self.dir.path().join("units");
+        for (name, good) in owed {
+            if edits.contains(&format!(" {name}")) {
+                continue;
+            }
+            let text = std::fs::read_to_string(units.join(format!("{name}.unit")));
+            let back = text.ok().and_then(|t| crate::unit::parse(name, &t).ok());
+            let kept = units.join(format!("{name}.unit.rejected")).exists();
+            if back.as_ref() != Some(good) || !kept {
+                self.fail(
+                    "a reload",
+                    format!("{name}'s put-back: {back:?}, rejected kept {kept}"),
+                );
+            }
+        }
     }
 
     /// The closers' places taken by sleepers, children as closers are: a

@@ -5,7 +5,8 @@
 //! one, driven through PID 1's own entry points (the control
 //! socket's start, stop, restart and reload, edits of the unit files,
 //! kills of the units' processes, system and unit memory pressure, the
-//! closers' places all taken, the loop's epoll turns and timer) and ended
+//! closers' places all taken, a unit directory the disk will not write,
+//! the loop's epoll turns and timer) and ended
 //! by a shutdown, which must come
 //! to its final sequence. After every step PID 1's edges must agree with
 //! the supervisor's slots (see `check`). `PID1_WALK_SEEDS=N` runs N seeds,
@@ -59,6 +60,8 @@ struct Walk {
     clients: VecDeque<std::os::unix::net::UnixStream>,
     trace: Vec<String>,
     fds_before: usize,
+    /// The unit directory is mounted read-only (`disk`).
+    read_only: bool,
 }
 
 impl Walk {
@@ -88,6 +91,7 @@ impl Walk {
             clients: VecDeque::new(),
             trace: Vec::new(),
             fds_before,
+            read_only: false,
         };
         w.p.feed(Event::Boot);
         w.p.arm_timer();
@@ -271,6 +275,9 @@ fn pid1_random_walks() {
         let mut w = Walk::new(seed, cg.as_ref());
         for _ in 0..STEPS {
             w.step();
+        }
+        if w.read_only {
+            w.disk();
         }
         w.shut_down();
         drop(cg);
