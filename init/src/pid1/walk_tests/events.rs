@@ -29,7 +29,7 @@ impl Walk {
     }
 
     pub(super) fn step(&mut self) {
-        let what = match self.rng.below(22) {
+        let what = match self.rng.below(23) {
             0..=2 => {
                 let owed = self.owed();
                 let mut e = self.edit();
@@ -90,6 +90,7 @@ impl Walk {
             12 => self.reexec(),
             13 => self.crowd(),
             14 => self.disk(),
+            15 => self.query(),
             _ => {
                 let ms = self.rng.below(80);
                 self.turn(ms);
@@ -100,6 +101,69 @@ impl Walk {
         let state = self.state();
         self.trace.push(format!("{what} => {state}"));
         self.check(&what);
+    }
+
+    /// A question that changes nothing (the status of every unit or of
+    /// one, a unit's output, its definition, which wren runs), whatever
+    /// the state: its first answer is a reply. A `log -f` client stays a
+    /// follower while the walk keeps its connection, and is not waited for.
+    fn query(&mut self) -> String {
+        use std::io::Read;
+        let name = self.name();
+        let follow = self.rng.chance(50);
+        let (req, what) = match self.rng.below(5) {
+            0 => (
+                Request::Status {
+                    name: None,
+                    from: 0,
+                },
+                "status".to_owned(),
+            ),
+            1 => (
+                Request::Status {
+                    name: Some(name),
+                    from: 0,
+                },
+                format!("status {name}"),
+            ),
+            2 => (
+                Request::Log { name, follow },
+                format!("log (follow {follow}) {name}"),
+            ),
+            3 => (Request::Cat { name }, format!("cat {name}")),
+            _ => (Request::Info, "info".to_owned()),
+        };
+        self.ask(req);
+        // A follower's output comes as the unit writes it, if it does.
+        if matches!(req, Request::Log { follow: true, .. }) {
+            return what;
+        }
+        let Some(c) = self.clients.back_mut() else {
+            return format!("{what}: not connected");
+        };
+        c.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let max = crate::proto::FRAME_MAX;
+        let len = loop {
+            match crate::proto::frame_len(&buf, max) {
+                Ok(Some(len)) => break len,
+                Ok(None) => {}
+                Err(e) => self.fail(&what, format!("answer: {e:?}")),
+            }
+            match c.read(&mut chunk) {
+                Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                // Output none: no chunk, the end.
+                Ok(0) if buf.is_empty() && matches!(req, Request::Log { .. }) => return what,
+                got => self.fail(&what, format!("no answer: {got:?}")),
+            }
+        };
+        let payload = &buf[crate::proto::HEADER_LEN..crate::proto::HEADER_LEN + len];
+        if let Err(e) = crate::proto::decode_reply(payload) {
+            self.fail(&what, format!("answer not a reply: {e:?}"));
+        }
+        what
     }
 
     /// The unit directory read-only (a bind mount of itself), or
