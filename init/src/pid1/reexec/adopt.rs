@@ -5,6 +5,7 @@
 //! (`close_inherited`).
 
 use super::{slot_limits, VERSION};
+use crate::cgroup::{Cgroups, UNITS_DIR};
 use crate::handover::Hint;
 use crate::kmsg;
 use crate::pid1::boot::RESCUE;
@@ -12,7 +13,6 @@ use crate::pid1::{now, Pid1};
 use crate::proto::Origin;
 use crate::sys::handover::take_fd;
 use crate::unit::Ready;
-use crate::vocab::{CGROUP_ROOT, PATH_BYTES};
 use rustix::fd::AsFd;
 
 impl Pid1 {
@@ -79,14 +79,14 @@ impl Pid1 {
             let hint = hints.iter().find(|h| h.name == name && h.pid != 0);
             // Without cgroups nothing but the hint names the unit's
             // process: PID 1's child, which no other process can be.
-            let cgroups = self.cg.is_some();
+            let cg = self.cg.as_ref();
             let pid = hint
                 .map(|h| h.pid)
-                .filter(|&p| match cgroups {
-                    true => child_in_cgroup(&name, p),
-                    false => ppid(p) == Some(own_pid()),
+                .filter(|&p| match cg {
+                    Some(cg) => child_in_cgroup(cg, &name, p),
+                    None => ppid(p) == Some(own_pid()),
                 })
-                .or_else(|| main_pid(&name));
+                .or_else(|| cg.and_then(|cg| main_pid(cg, &name)));
             let Some(pid) = pid else { continue };
             self.sup.adopt(i as u16, pid, t);
             n += 1;
@@ -138,19 +138,20 @@ impl Pid1 {
         }
         // Processes of units that are not in the directory any more: said,
         // not touched (their file may come back with the next reload).
-        let by_name = self.sup.by_name();
-        let units = std::path::Path::new(CGROUP_ROOT).join("units");
-        let _ = crate::sys::file::for_each_entry(&units, |name, _| {
-            let Some(name) = name.to_str() else { return };
-            let mut any = false;
-            cgroup_pids(name, &mut |_| any = true);
-            if self.sup.index_by(&by_name, name).is_none() && any {
-                crate::warn!("{name}: running without a unit file; left alone");
-                kmsg::console_line(format_args!(
-                    "[ WARN ] {name}: running without a unit file, left alone"
-                ));
-            }
-        });
+        if let Some(cg) = self.cg.as_ref() {
+            let by_name = self.sup.by_name();
+            let _ = crate::sys::file::for_each_entry_at(cg.root_fd(), UNITS_DIR, |name, _| {
+                let Some(name) = name.to_str() else { return };
+                let mut any = false;
+                cgroup_pids(cg, name, &mut |_| any = true);
+                if self.sup.index_by(&by_name, name).is_none() && any {
+                    crate::warn!("{name}: running without a unit file; left alone");
+                    kmsg::console_line(format_args!(
+                        "[ WARN ] {name}: running without a unit file, left alone"
+                    ));
+                }
+            });
+        }
         // fds of units no longer there: closed, so their writers see it.
         for h in hints {
             for f in [h.log_fd, h.report_fd] {
@@ -191,29 +192,24 @@ fn ppid(pid: u32) -> Option<u32> {
 /// runtime does, has every process there, its main one too), however
 /// many, in however many cgroups: a bounded list or walk would drop
 /// some, the main one among them (once, at a re-exec).
-fn cgroup_pids(name: &str, f: &mut dyn FnMut(u32)) {
-    use rustix::fs::{Mode, OFlags};
-    let path: heapless::String<{ PATH_BYTES + 64 }> =
-        crate::proto::formatted(format_args!("{CGROUP_ROOT}/units/{name}"));
-    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    if let Ok(dir) = crate::sys::file::openat(rustix::fs::CWD, path.as_str(), flags, Mode::empty())
-    {
+fn cgroup_pids(cg: &Cgroups, name: &str, f: &mut dyn FnMut(u32)) {
+    if let Ok(dir) = cg.unit_dir(name) {
         let all = crate::cgroup::kill::ALL_SUB_CGROUPS;
-        let _ = crate::cgroup::kill::each_of_unit(rustix::fd::AsFd::as_fd(&dir), all, f);
+        let _ = crate::cgroup::kill::each_of_unit(dir.as_fd(), all, f);
     }
 }
 
-fn child_in_cgroup(name: &str, pid: u32) -> bool {
+fn child_in_cgroup(cg: &Cgroups, name: &str, pid: u32) -> bool {
     let mut found = false;
-    cgroup_pids(name, &mut |p| found |= p == pid);
+    cgroup_pids(cg, name, &mut |p| found |= p == pid);
     found && ppid(pid) == Some(own_pid())
 }
 
 /// The unit's main process: the lowest pid in its cgroup that is PID 1's
 /// child (a service's own children are not; a PID namespace's reaper is).
-fn main_pid(name: &str) -> Option<u32> {
+fn main_pid(cg: &Cgroups, name: &str) -> Option<u32> {
     let mut main: Option<u32> = None;
-    cgroup_pids(name, &mut |p| {
+    cgroup_pids(cg, name, &mut |p| {
         if main.is_none_or(|m| p < m) && ppid(p) == Some(own_pid()) {
             main = Some(p);
         }
@@ -231,8 +227,39 @@ fn own_pid() -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::adopting;
+    use super::super::tests::{adopting, memfd, units_in};
+    use crate::pid1::Pid1;
     use rustix::fd::IntoRawFd;
+
+    /// A build of another state format adopts under the cgroup root PID 1
+    /// was given, not under `/sys/fs/cgroup` whatever it was given: a
+    /// running `web`, in `units/web` of a root of plain files, adopted by
+    /// the pid the text layer names and, with no pid named, by its
+    /// cgroup's processes (the lowest that is PID 1's child: pid 1 is
+    /// not the test's).
+    #[test]
+    fn an_adoption_looks_under_its_own_cgroup_root() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let root = crate::testutil::TempDir::new("adopt-cg-root");
+        root.file("units/web/cgroup.procs", &format!("1\n{pid}\n"));
+        let units = crate::testutil::TempDir::new("adopt-cg-units");
+        units.file("web.unit", "exec = /bin/sleep 60\n");
+        let mut got = Vec::new();
+        for named in [pid, 0] {
+            let text = format!("wren-state 999\nreexecs 1\nunit web {named} -1 -1 -1\nend\n");
+            let cg = crate::cgroup::Cgroups::open(root.path()).unwrap();
+            let mut p = Pid1::new(Some(cg), 0, false);
+            p.resume(memfd(text.as_bytes()), &units_in(units.path()));
+            got.push(p.sup.slot(0).map(|s| s.rt.pid));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(got, [Some(pid), Some(pid)], "named, then by its cgroup");
+    }
 
     /// A build of another state format that adopts a running unit but not
     /// its sd_notify socket (its file says no more sd_notify, or is gone:

@@ -146,14 +146,14 @@ fn frames_read_back_as_written() {
     assert_eq!(frame(&mut out, |_| None), Err(Errno::INVAL));
 }
 
-fn units_in(dir: &std::path::Path) -> crate::boot::cmdline::Options {
+pub(super) fn units_in(dir: &std::path::Path) -> crate::boot::cmdline::Options {
     crate::boot::cmdline::Options {
         units_dir: heapless::String::try_from(dir.to_str().unwrap()).ok(),
         ..Default::default()
     }
 }
 
-fn memfd(bytes: &[u8]) -> OwnedFd {
+pub(super) fn memfd(bytes: &[u8]) -> OwnedFd {
     let fd = rustix::fs::memfd_create("state", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
     assert_eq!(rustix::io::write(&fd, bytes).unwrap(), bytes.len());
     fd
