@@ -175,16 +175,21 @@ impl Pid1 {
     }
 }
 
-/// The parent of `pid`, from /proc/PID/stat (after the command name,
-/// which may hold blanks and parentheses: the last `)` ends it).
-fn ppid(pid: u32) -> Option<u32> {
+/// The parent of `pid`, and whether `pid` has ended (a zombie, not
+/// reaped yet), from /proc/PID/stat (after the command name, which may
+/// hold blanks and parentheses: the last `)` ends it).
+fn parent(pid: u32) -> Option<(u32, bool)> {
     let path: heapless::String<32> = crate::proto::formatted(format_args!("/proc/{pid}/stat"));
     let mut buf = [0u8; 512];
     let text = crate::sys::file::read_at(rustix::fs::CWD, &path, &mut buf).ok()?;
     let after = text.get(text.rfind(')')?.saturating_add(1)..)?;
     let mut w = after.split_whitespace();
-    let _state = w.next()?;
-    wren_core::num::dec(w.next()?)
+    let state = w.next()?;
+    Some((wren_core::num::dec(w.next()?)?, state == "Z"))
+}
+
+fn ppid(pid: u32) -> Option<u32> {
+    parent(pid).map(|(p, _)| p)
 }
 
 /// `f` with every pid in the unit's cgroup and in those it made below it
@@ -199,10 +204,16 @@ fn cgroup_pids(cg: &Cgroups, name: &str, f: &mut dyn FnMut(u32)) {
     }
 }
 
+/// `pid` is PID 1's child in the unit's cgroup, or one that has ended
+/// (a zombie is in no cgroup's `cgroup.procs`; its pid is no other
+/// process's until PID 1 reaps it).
 fn child_in_cgroup(cg: &Cgroups, name: &str, pid: u32) -> bool {
-    let mut found = false;
+    let Some((parent, ended)) = parent(pid) else {
+        return false;
+    };
+    let mut found = ended;
     cgroup_pids(cg, name, &mut |p| found |= p == pid);
-    found && ppid(pid) == Some(own_pid())
+    found && parent == own_pid()
 }
 
 /// The unit's main process: the lowest pid in its cgroup that is PID 1's
@@ -259,6 +270,39 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(got, [Some(pid), Some(pid)], "named, then by its cgroup");
+    }
+
+    /// In a cgroup hierarchy, a unit whose process ended just before the
+    /// re-exec (a zombie, not reaped yet: the kernel lists it in no
+    /// cgroup's `cgroup.procs`) is adopted by the pid the text layer
+    /// names, as without cgroups, so that its end is reaped as the
+    /// unit's. It was not: the new PID 1 took the unit as never started
+    /// and started it again (a oneshot that had run ran twice, a failure
+    /// was not counted). The pid1 walk, seed 20.
+    #[test]
+    fn a_unit_that_ended_before_the_reexec_is_adopted_in_a_cgroup() {
+        use rustix::process::{waitid, Pid, WaitId, WaitIdOptions};
+        crate::testutil::alone!(a_unit_that_ended_before_the_reexec_is_adopted_in_a_cgroup);
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        child.kill().unwrap();
+        // Ended, left unreaped.
+        let ended = Pid::from_raw(pid as i32).map(WaitId::Pid).unwrap();
+        waitid(ended, WaitIdOptions::EXITED | WaitIdOptions::NOWAIT).unwrap();
+        let root = crate::testutil::TempDir::new("adopt-ended-root");
+        root.file("units/web/cgroup.procs", "");
+        let units = crate::testutil::TempDir::new("adopt-ended-units");
+        units.file("web.unit", "exec = /bin/sleep 60\n");
+        let text = format!("wren-state 999\nreexecs 1\nunit web {pid} -1 -1 -1\nend\n");
+        let cg = crate::cgroup::Cgroups::open(root.path()).unwrap();
+        let mut p = Pid1::new(Some(cg), 0, false);
+        p.resume(memfd(text.as_bytes()), &units_in(units.path()));
+        let adopted = p.sup.slot(0).map(|s| s.rt.pid);
+        let _ = child.wait();
+        assert_eq!(adopted, Some(pid), "the ended unit not adopted");
     }
 
     /// A build of another state format that adopts a running unit but not
