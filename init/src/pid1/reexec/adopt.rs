@@ -175,18 +175,25 @@ impl Pid1 {
     }
 }
 
-/// The parent of `pid`, and whether `pid` has ended (a zombie, not
-/// reaped yet), from /proc/PID/stat (after the command name, which may
-/// hold blanks and parentheses: the last `)` ends it).
+/// The parent of `pid`, and whether `pid` is ending or has ended
+/// (`PF_EXITING` in its flags: a zombie not reaped yet, or a PID
+/// namespace's init waiting in its exit for the namespace to empty),
+/// from /proc/PID/stat (after the command name, which may hold blanks
+/// and parentheses: the last `)` ends it; the flags are the 7th field
+/// after it).
 fn parent(pid: u32) -> Option<(u32, bool)> {
     let path: heapless::String<32> = crate::proto::formatted(format_args!("/proc/{pid}/stat"));
     let mut buf = [0u8; 512];
     let text = crate::sys::file::read_at(rustix::fs::CWD, &path, &mut buf).ok()?;
     let after = text.get(text.rfind(')')?.saturating_add(1)..)?;
     let mut w = after.split_whitespace();
-    let state = w.next()?;
-    Some((wren_core::num::dec(w.next()?)?, state == "Z"))
+    let ppid = wren_core::num::dec(w.nth(1)?)?;
+    let flags = w.nth(4).and_then(wren_core::num::dec::<u32>);
+    Some((ppid, flags.is_some_and(|f| f & PF_EXITING != 0)))
 }
+
+/// The kernel's flag of a process that has begun its exit.
+const PF_EXITING: u32 = 0x4;
 
 fn ppid(pid: u32) -> Option<u32> {
     parent(pid).map(|(p, _)| p)
@@ -204,9 +211,9 @@ fn cgroup_pids(cg: &Cgroups, name: &str, f: &mut dyn FnMut(u32)) {
     }
 }
 
-/// `pid` is PID 1's child in the unit's cgroup, or one that has ended
-/// (a zombie is in no cgroup's `cgroup.procs`; its pid is no other
-/// process's until PID 1 reaps it).
+/// `pid` is PID 1's child in the unit's cgroup, or one that is ending
+/// or has ended (one that has begun its exit leaves `cgroup.procs`; its
+/// pid is no other process's until PID 1 reaps it).
 fn child_in_cgroup(cg: &Cgroups, name: &str, pid: u32) -> bool {
     let Some((parent, ended)) = parent(pid) else {
         return false;
@@ -242,6 +249,24 @@ mod tests {
     use crate::pid1::Pid1;
     use rustix::fd::IntoRawFd;
 
+    const SLEEP: &str = "exec = /bin/sleep 60\n";
+
+    /// `web` (its file saying `unit`) adopted by a new PID 1 on a cgroup
+    /// root of plain files whose `units/web/cgroup.procs` is `procs`, from
+    /// a state of another format that names `named` as its pid (0: none).
+    /// The pid adopted.
+    fn adopted_in_cgroup(unit: &str, procs: &str, named: u32) -> Option<u32> {
+        let root = crate::testutil::TempDir::new("adopt-cg-root");
+        root.file("units/web/cgroup.procs", procs);
+        let units = crate::testutil::TempDir::new("adopt-cg-units");
+        units.file("web.unit", unit);
+        let text = format!("wren-state 999\nreexecs 1\nunit web {named} -1 -1 -1\nend\n");
+        let cg = crate::cgroup::Cgroups::open(root.path()).unwrap();
+        let mut p = Pid1::new(Some(cg), 0, false);
+        p.resume(memfd(text.as_bytes()), &units_in(units.path()));
+        p.sup.slot(0).map(|s| s.rt.pid)
+    }
+
     /// A build of another state format adopts under the cgroup root PID 1
     /// was given, not under `/sys/fs/cgroup` whatever it was given: a
     /// running `web`, in `units/web` of a root of plain files, adopted by
@@ -255,18 +280,8 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id();
-        let root = crate::testutil::TempDir::new("adopt-cg-root");
-        root.file("units/web/cgroup.procs", &format!("1\n{pid}\n"));
-        let units = crate::testutil::TempDir::new("adopt-cg-units");
-        units.file("web.unit", "exec = /bin/sleep 60\n");
-        let mut got = Vec::new();
-        for named in [pid, 0] {
-            let text = format!("wren-state 999\nreexecs 1\nunit web {named} -1 -1 -1\nend\n");
-            let cg = crate::cgroup::Cgroups::open(root.path()).unwrap();
-            let mut p = Pid1::new(Some(cg), 0, false);
-            p.resume(memfd(text.as_bytes()), &units_in(units.path()));
-            got.push(p.sup.slot(0).map(|s| s.rt.pid));
-        }
+        let procs = format!("1\n{pid}\n");
+        let got = [pid, 0].map(|named| adopted_in_cgroup(SLEEP, &procs, named));
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(got, [Some(pid), Some(pid)], "named, then by its cgroup");
@@ -278,7 +293,7 @@ mod tests {
     /// names, as without cgroups, so that its end is reaped as the
     /// unit's. It was not: the new PID 1 took the unit as never started
     /// and started it again (a oneshot that had run ran twice, a failure
-    /// was not counted). The pid1 walk, seed 20.
+    /// was not counted).
     #[test]
     fn a_unit_that_ended_before_the_reexec_is_adopted_in_a_cgroup() {
         use rustix::process::{waitid, Pid, WaitId, WaitIdOptions};
@@ -292,17 +307,76 @@ mod tests {
         // Ended, left unreaped.
         let ended = Pid::from_raw(pid as i32).map(WaitId::Pid).unwrap();
         waitid(ended, WaitIdOptions::EXITED | WaitIdOptions::NOWAIT).unwrap();
-        let root = crate::testutil::TempDir::new("adopt-ended-root");
-        root.file("units/web/cgroup.procs", "");
-        let units = crate::testutil::TempDir::new("adopt-ended-units");
-        units.file("web.unit", "exec = /bin/sleep 60\n");
-        let text = format!("wren-state 999\nreexecs 1\nunit web {pid} -1 -1 -1\nend\n");
-        let cg = crate::cgroup::Cgroups::open(root.path()).unwrap();
-        let mut p = Pid1::new(Some(cg), 0, false);
-        p.resume(memfd(text.as_bytes()), &units_in(units.path()));
-        let adopted = p.sup.slot(0).map(|s| s.rt.pid);
+        let adopted = adopted_in_cgroup(SLEEP, "", pid);
         let _ = child.wait();
         assert_eq!(adopted, Some(pid), "the ended unit not adopted");
+    }
+
+    /// So too a unit's PID namespace reaper killed just before the
+    /// re-exec and still ending: it waits in its exit for its namespace
+    /// to empty (here a process made in it from outside, ended and not
+    /// reaped, keeps it so), out of its cgroup's `cgroup.procs` already
+    /// and not a zombie yet. The pid1 walk, seed 106 of 200 (release).
+    #[test]
+    fn an_ending_namespace_reaper_is_adopted_in_a_cgroup() {
+        use rustix::process::{waitpid, Pid, Signal, WaitOptions};
+        use std::time::{Duration, Instant};
+        crate::testutil::alone!(an_ending_namespace_reaper_is_adopted_in_a_cgroup);
+        // Entering a PID namespace takes root.
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        // The namespace's init as this process's child: `unshare` forks
+        // it and is killed; this process, a subreaper, inherits it.
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid())).unwrap();
+        let mut outer = std::process::Command::new("unshare")
+            .args(["--pid", "--fork", "sleep", "60"])
+            .spawn()
+            .unwrap();
+        let children = format!("/proc/{0}/task/{0}/children", outer.id());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let stat = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/stat"));
+        let till = |what: &str, done: &mut dyn FnMut() -> bool| {
+            while !done() {
+                assert!(Instant::now() < deadline, "{what}");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        let mut reaper = 0;
+        till("unshare made no child", &mut || {
+            let text = std::fs::read_to_string(&children).unwrap_or_default();
+            reaper = text
+                .split_whitespace()
+                .next()
+                .map_or(0, |p| p.parse().unwrap());
+            reaper != 0
+        });
+        outer.kill().unwrap();
+        outer.wait().unwrap();
+        let ns = std::fs::File::open(format!("/proc/{reaper}/ns/pid")).unwrap();
+        let ns_type = Some(rustix::thread::LinkNameSpaceType::ProcessID);
+        rustix::thread::move_into_link_name_space(rustix::fd::AsFd::as_fd(&ns), ns_type).unwrap();
+        let mut inside = std::process::Command::new("true").spawn().unwrap();
+        till("true did not end", &mut || {
+            stat(inside.id()).is_ok_and(|s| s.contains(") Z "))
+        });
+        let pid = Pid::from_raw(reaper as i32).unwrap();
+        rustix::process::kill_process(pid, Signal::KILL).unwrap();
+        // Ending (PF_EXITING in its flags), not ended.
+        till("the reaper did not begin its exit", &mut || {
+            let flags = stat(reaper).ok().and_then(|s| {
+                let after = s.rsplit_once(')')?.1.to_owned();
+                after.split_whitespace().nth(6)?.parse::<u32>().ok()
+            });
+            flags.is_some_and(|f| f & 4 != 0)
+        });
+        let ending = stat(reaper).unwrap();
+        let unit = "exec = /bin/sleep 60\nnamespaces = pid\n";
+        let adopted = adopted_in_cgroup(unit, "", reaper);
+        let _ = inside.wait();
+        let _ = waitpid(Some(pid), WaitOptions::empty());
+        assert!(!ending.contains(") Z "), "{ending}");
+        assert_eq!(adopted, Some(reaper), "the ending reaper not adopted");
     }
 
     /// A build of another state format that adopts a running unit but not
