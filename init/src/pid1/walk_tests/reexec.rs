@@ -100,9 +100,8 @@ impl Walk {
             Err((e, u)) => self.fail("reexec", format!("state not written: {e} ({u:?})")),
         };
         // Into a build of another state format, which adopts the running
-        // units: without a cgroup (with one, it would look under the
-        // host's CGROUP_ROOT for them).
-        let adopting = self.cg_root.is_none() && self.rng.chance(40);
+        // units: by their pids, and in a cgroup by its processes too.
+        let adopting = self.rng.chance(40);
         let state = if adopting { other_format(state) } else { state };
         let runs: Vec<(String, u32)> = self
             .p
@@ -139,12 +138,14 @@ impl Walk {
     }
 
     /// After an adoption: every unit that ran and is in the directory
-    /// still (or again) runs, with the same pid, a service as running. The process of one that
-    /// is not is left alone by PID 1: killed here, as an operator would.
+    /// still (or again) runs, with the same pid, a service as running,
+    /// and in a cgroup hierarchy with its cgroup known (its stop kills
+    /// it there). The process of one that is not is left alone by PID
+    /// 1: killed here, as an operator would.
     fn adopted(&self, runs: &[(String, u32)]) {
         for (name, pid) in runs {
-            let slot = self.p.sup.index(name).and_then(|u| self.p.sup.slot(u));
-            let Some(s) = slot else {
+            let u = self.p.sup.index(name);
+            let Some(s) = u.and_then(|u| self.p.sup.slot(u)) else {
                 let _ = crate::sys::signal::kill(*pid as i32, 9);
                 continue;
             };
@@ -162,6 +163,10 @@ impl Walk {
                         s.rt.pid, s.rt.phase
                     ),
                 );
+            }
+            let edge = u.and_then(|u| self.p.edges.get(usize::from(u)));
+            if self.p.cg.is_some() && edge.is_none_or(|e| e.cgroup.is_none()) {
+                self.fail("an adoption", format!("{name} adopted without its cgroup"));
             }
         }
     }
