@@ -567,6 +567,11 @@ fn signal_group(pid: u32, sig: Signal) {
     else {
         return;
     };
+    // Group 1 is kill(-1): every process of the host but init and this
+    // one. A test's PID 1 that took pid 1 for a unit's (a mutant of the
+    // adoption did) fails here instead.
+    #[cfg(test)]
+    assert_ne!(pid, 1, "signal_group(1) would be kill(-1)");
     if rustix::process::kill_process_group(p, sig).is_err() {
         let _ = rustix::process::kill_process(p, sig);
     }
