@@ -287,6 +287,33 @@ mod tests {
         assert_eq!(got, [Some(pid), Some(pid)], "named, then by its cgroup");
     }
 
+    /// In a cgroup hierarchy the pid named is the unit's only when its
+    /// cgroup lists it (or it has ended): named, the higher of two
+    /// children there is adopted, not the lowest; a live child of PID 1
+    /// named but not in the cgroup is not, and the unit is found by its
+    /// cgroup (the lowest child there).
+    #[test]
+    fn a_named_pid_is_taken_only_from_the_units_cgroup() {
+        let mut kids: Vec<_> = (0..3)
+            .map(|_| {
+                std::process::Command::new("sleep")
+                    .arg("60")
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut pids: Vec<u32> = kids.iter().map(|c| c.id()).collect();
+        pids.sort();
+        let (low, high, outside) = (pids[0], pids[1], pids[2]);
+        let procs = format!("{high}\n{low}\n");
+        let got = [high, outside].map(|named| adopted_in_cgroup(SLEEP, &procs, named));
+        for k in kids.iter_mut() {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+        assert_eq!(got, [Some(high), Some(low)]);
+    }
+
     /// In a cgroup hierarchy, a unit whose process ended just before the
     /// re-exec (a zombie, not reaped yet: the kernel lists it in no
     /// cgroup's `cgroup.procs`) is adopted by the pid the text layer
