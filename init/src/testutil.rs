@@ -107,6 +107,18 @@ pub fn ended_in(pid: u32, secs: u64) -> bool {
     true
 }
 
+/// Whether `pid` has begun its exit (`PF_EXITING` in the flags of
+/// /proc/PID/stat, the 7th field after the command name): ending, or a
+/// zombie.
+pub fn exiting(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let flags = stat.rsplit_once(')').and_then(|(_, after)| {
+        let f = after.split_whitespace().nth(6)?;
+        f.parse::<u32>().ok()
+    });
+    flags.is_some_and(|f| f & 4 != 0)
+}
+
 /// Wait for child `pid` to end; its status, or None if there is no such
 /// child.
 pub fn wait_status(pid: u32) -> Option<rustix::process::WaitStatus> {

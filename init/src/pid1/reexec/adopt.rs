@@ -391,11 +391,7 @@ mod tests {
         rustix::process::kill_process(pid, Signal::KILL).unwrap();
         // Ending (PF_EXITING in its flags), not ended.
         till("the reaper did not begin its exit", &mut || {
-            let flags = stat(reaper).ok().and_then(|s| {
-                let after = s.rsplit_once(')')?.1.to_owned();
-                after.split_whitespace().nth(6)?.parse::<u32>().ok()
-            });
-            flags.is_some_and(|f| f & 4 != 0)
+            crate::testutil::exiting(reaper)
         });
         let ending = stat(reaper).unwrap();
         let unit = "exec = /bin/sleep 60\nnamespaces = pid\n";
