@@ -150,8 +150,16 @@ impl Walk {
     /// it there). The process of one that is not is left alone by PID
     /// 1: killed here, as an operator would. `unnamed` (the text layer
     /// named no pid), a process that had begun its exit is in no
-    /// `cgroup.procs`: its unit is not adopted.
+    /// `cgroup.procs`: its unit is not adopted. A unit that did not run
+    /// is not adopted either (nothing in its cgroup is PID 1's child).
     fn adopted(&self, runs: &[(String, u32)], unnamed: bool) {
+        for s in self.p.sup.slots() {
+            let ran = runs.iter().any(|(n, _)| n == s.def.name.as_str());
+            if s.rt.pid != 0 && !ran {
+                let msg = format!("{} did not run, adopted as {}", s.def.name, s.rt.pid);
+                self.fail("an adoption", msg);
+            }
+        }
         for (name, pid) in runs {
             let u = self.p.sup.index(name);
             let Some(s) = u.and_then(|u| self.p.sup.slot(u)) else {
