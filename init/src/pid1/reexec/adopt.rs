@@ -175,13 +175,13 @@ impl Pid1 {
     }
 }
 
-/// The parent of `pid`, and whether `pid` is ending or has ended
+/// The parent of `pid`, whether `pid` is ending or has ended
 /// (`PF_EXITING` in its flags: a zombie not reaped yet, or a PID
-/// namespace's init waiting in its exit for the namespace to empty),
-/// from /proc/PID/stat (after the command name, which may hold blanks
-/// and parentheses: the last `)` ends it; the flags are the 7th field
-/// after it).
-fn parent(pid: u32) -> Option<(u32, bool)> {
+/// namespace's init waiting in its exit for the namespace to empty), and
+/// when it started (clock ticks since boot), from /proc/PID/stat (after
+/// the command name, which may hold blanks and parentheses: the last `)`
+/// ends it; the flags are the 7th field after it, the start the 20th).
+fn parent(pid: u32) -> Option<(u32, bool, u64)> {
     let path: heapless::String<32> = crate::proto::formatted(format_args!("/proc/{pid}/stat"));
     let mut buf = [0u8; 512];
     let text = crate::sys::file::read_at(rustix::fs::CWD, &path, &mut buf).ok()?;
@@ -189,14 +189,16 @@ fn parent(pid: u32) -> Option<(u32, bool)> {
     let mut w = after.split_whitespace();
     let ppid = wren_core::num::dec(w.nth(1)?)?;
     let flags = w.nth(4).and_then(wren_core::num::dec::<u32>);
-    Some((ppid, flags.is_some_and(|f| f & PF_EXITING != 0)))
+    let start = w.nth(12).and_then(wren_core::num::dec::<u64>);
+    let ending = flags.is_some_and(|f| f & PF_EXITING != 0);
+    Some((ppid, ending, start.unwrap_or(0)))
 }
 
 /// The kernel's flag of a process that has begun its exit.
 const PF_EXITING: u32 = 0x4;
 
 fn ppid(pid: u32) -> Option<u32> {
-    parent(pid).map(|(p, _)| p)
+    parent(pid).map(|(p, ..)| p)
 }
 
 /// `f` with every pid in the unit's cgroup and in those it made below it
@@ -215,7 +217,7 @@ fn cgroup_pids(cg: &Cgroups, name: &str, f: &mut dyn FnMut(u32)) {
 /// or has ended (one that has begun its exit leaves `cgroup.procs`; its
 /// pid is no other process's until PID 1 reaps it).
 fn child_in_cgroup(cg: &Cgroups, name: &str, pid: u32) -> bool {
-    let Some((parent, ended)) = parent(pid) else {
+    let Some((parent, ended, _)) = parent(pid) else {
         return false;
     };
     let mut found = ended;
@@ -223,16 +225,21 @@ fn child_in_cgroup(cg: &Cgroups, name: &str, pid: u32) -> bool {
     found && parent == own_pid()
 }
 
-/// The unit's main process: the lowest pid in its cgroup that is PID 1's
-/// child (a service's own children are not; a PID namespace's reaper is).
+/// The unit's main process: the newest process in its cgroup that is
+/// PID 1's child, by its start, then its pid (a service's own children
+/// are not PID 1's; a PID namespace's reaper is; an older one is what a
+/// run before left: a reaper holds on for up to a second after its
+/// report, which PID 1 takes as its run's end).
 fn main_pid(cg: &Cgroups, name: &str) -> Option<u32> {
-    let mut main: Option<u32> = None;
+    let mut main: Option<(u64, u32)> = None;
     cgroup_pids(cg, name, &mut |p| {
-        if main.is_none_or(|m| p < m) && ppid(p) == Some(own_pid()) {
-            main = Some(p);
+        if let Some((parent, _, start)) = parent(p) {
+            if parent == own_pid() && main.is_none_or(|m| (start, p) > m) {
+                main = Some((start, p));
+            }
         }
     });
-    main
+    main.map(|(_, p)| p)
 }
 
 /// This process's pid: 1, but for the host's tests.
@@ -250,6 +257,20 @@ mod tests {
     use rustix::fd::IntoRawFd;
 
     const SLEEP: &str = "exec = /bin/sleep 60\n";
+
+    /// `n` children of this process, `sleep 60`, started one after the
+    /// other.
+    fn sleeps(n: usize) -> Vec<std::process::Child> {
+        let sleep = || std::process::Command::new("sleep").arg("60").spawn();
+        (0..n).map(|_| sleep().unwrap()).collect()
+    }
+
+    fn end(kids: &mut [std::process::Child]) {
+        for k in kids {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+    }
 
     /// `web` (its file saying `unit`) adopted by a new PID 1 on a cgroup
     /// root of plain files whose `units/web/cgroup.procs` is `procs`, from
@@ -288,30 +309,34 @@ mod tests {
     }
 
     /// In a cgroup hierarchy the pid named is the unit's only when its
-    /// cgroup lists it (or it has ended): named, the higher of two
-    /// children there is adopted, not the lowest; a live child of PID 1
+    /// cgroup lists it (or it has ended): named, the older of two
+    /// children there is adopted, not the newest; a live child of PID 1
     /// named but not in the cgroup is not, and the unit is found by its
-    /// cgroup (the lowest child there).
+    /// cgroup (the newest child there).
     #[test]
     fn a_named_pid_is_taken_only_from_the_units_cgroup() {
-        let mut kids: Vec<_> = (0..3)
-            .map(|_| {
-                std::process::Command::new("sleep")
-                    .arg("60")
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let mut pids: Vec<u32> = kids.iter().map(|c| c.id()).collect();
-        pids.sort();
-        let (low, high, outside) = (pids[0], pids[1], pids[2]);
-        let procs = format!("{high}\n{low}\n");
-        let got = [high, outside].map(|named| adopted_in_cgroup(SLEEP, &procs, named));
-        for k in kids.iter_mut() {
-            let _ = k.kill();
-            let _ = k.wait();
-        }
-        assert_eq!(got, [Some(high), Some(low)]);
+        let mut kids = sleeps(3);
+        let (old, new, outside) = (kids[0].id(), kids[1].id(), kids[2].id());
+        let procs = format!("{new}\n{old}\n");
+        let got = [old, outside].map(|named| adopted_in_cgroup(SLEEP, &procs, named));
+        end(&mut kids);
+        assert_eq!(got, [Some(old), Some(new)]);
+    }
+
+    /// Found by its cgroup alone (no pid named), a unit is its newest
+    /// child of PID 1 there, not the lowest pid: an older one is what a
+    /// run before left (a PID namespace's reaper holds on for up to a
+    /// second after its report, which PID 1 took as that run's end, and
+    /// the next run starts beside it). Adopted, it made the new PID 1
+    /// take its exit for the unit's, and start a second instance beside
+    /// the one running. The pid1 walk, seed 234 (release).
+    #[test]
+    fn a_unit_found_by_its_cgroup_is_its_newest_child_of_pid1() {
+        let mut kids = sleeps(2);
+        let (old, new) = (kids[0].id(), kids[1].id());
+        let got = adopted_in_cgroup(SLEEP, &format!("{old}\n{new}\n"), 0);
+        end(&mut kids);
+        assert_eq!(got, Some(new), "the older process ({old}) adopted");
     }
 
     /// In a cgroup hierarchy, a unit whose process ended just before the
