@@ -504,3 +504,6 @@ impl core::fmt::Display for NotEnforcedText<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
