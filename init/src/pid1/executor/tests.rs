@@ -5,50 +5,62 @@ use crate::testutil::TempDir;
 use crate::vocab::Exit;
 
 /// `web` (`/bin/true` and `more` of a unit file) with `root` as its
-/// cgroup root, whose memory.events shows one OOM kill; booted, run as
-/// pid 100, and that run's SIGKILL not told apart yet.
-fn oom_killed_web(root: &TempDir, more: &str) -> Pid1 {
-    root.file("units/web/memory.events", "oom 1\noom_kill 1\n");
+/// cgroup root, booted (its start not performed), its cgroup's limits
+/// written.
+fn web_in(root: &TempDir, more: &str) -> Pid1 {
+    std::fs::create_dir_all(root.join("units/web")).unwrap();
     let text = format!("exec = /bin/true\n{more}");
     let mut p = Pid1::new(None, 0, false);
     p.add_unit(crate::unit::parse("web", &text).unwrap());
     p.sup.link().unwrap();
     p.cg = Some(crate::cgroup::Cgroups::open(root.path()).unwrap());
     p.fit_tables();
-    step(&mut p, 0, Event::Boot);
-    step(&mut p, 1, Event::spawned(0, 100));
+    assert_eq!(step(&mut p, 0, Event::Boot), [Action::Spawn(0)]);
     p.edges[0].cgroup = Some(p.sup.slot(0).unwrap().limits_gen);
-    assert_eq!(p.classify_exit(0, Exit::Signal(9)), Exit::Signal(9));
     p
 }
 
-/// The supervisor's actions for `ev` at `t`, not performed.
-fn actions(p: &mut Pid1, t: u64, ev: Event) -> Actions {
-    let mut out = Actions::default();
-    out.fit(p.sup.len());
-    p.sup.step(t, ev, &mut out);
-    out
+/// A `web_in` whose start fails before its clone, its cgroup left in
+/// place: it asks for a seccomp filter PID 1 has none of.
+fn unstartable_web(root: &TempDir, more: &str) -> Pid1 {
+    let mut p = web_in(root, &format!("seccomp = @system-service\n{more}"));
+    p.edges[0].seccomp = None;
+    p
 }
 
-/// A step that spawns nothing (the restart waits for its delay) says
-/// its unit died once it has told an OOM kill apart from a SIGKILL: the
-/// last exit `initctl status` shows is the OOM kill.
-#[test]
-fn a_death_without_a_spawn_is_settled_before_it_is_said() {
-    let root = TempDir::new("executor-oom-alone");
-    let mut p = oom_killed_web(&root, "restart_delay = 1s\n");
+/// `web_in` run as pid 100 and killed by SIGKILL, its memory.events
+/// showing one OOM kill: the actions of that exit's step, not performed.
+fn oom_killed_web(p: &mut Pid1, root: &TempDir) -> Actions {
+    root.file("units/web/memory.events", "oom 1\noom_kill 1\n");
+    step(p, 1, Event::spawned(0, 100));
     let exit = Exit::Signal(9);
-    let out = actions(&mut p, 2, Event::Exited { pid: 100, exit });
-    assert!(
-        !out.iter().any(|a| matches!(a, Action::Spawn(_))),
-        "{out:?}"
-    );
+    assert_eq!(p.classify_exit(0, exit), exit);
+    let mut out = Actions::default();
+    out.fit(p.sup.len());
+    p.sup.step(2, Event::Exited { pid: 100, exit }, &mut out);
     assert!(out
         .iter()
         .any(|a| matches!(a, Action::Announce(0, Note::Died { .. }))));
-    p.perform_all(&out);
+    out
+}
+
+/// The SIGKILL of `oom_killed_web` told apart: the OOM killer's, the
+/// last exit `initctl status` shows.
+fn assert_oom_kill_told(p: &Pid1) {
     assert_eq!(p.sup.slot(0).unwrap().rt.last_exit, Some(Exit::OomKill));
     assert_eq!(p.edges[0].oom_kills, 1);
+}
+
+/// A step that spawns nothing (the restart waits for its delay) says
+/// its unit died once it has told an OOM kill apart from a SIGKILL.
+#[test]
+fn a_death_without_a_spawn_is_settled_before_it_is_said() {
+    let root = TempDir::new("executor-oom-alone");
+    let mut p = web_in(&root, "restart_delay = 1s\n");
+    let out = oom_killed_web(&mut p, &root);
+    assert!(!out.iter().any(|a| matches!(a, Action::Spawn(_))));
+    p.perform_all(&out);
+    assert_oom_kill_told(&p);
 }
 
 /// A step that restarts its unit at once (`restart_delay = 0`) says the
@@ -58,13 +70,75 @@ fn a_death_without_a_spawn_is_settled_before_it_is_said() {
 #[test]
 fn a_death_with_its_restart_is_settled_after_the_spawn() {
     let root = TempDir::new("executor-oom-restart");
-    let mut p = oom_killed_web(&root, "restart_delay = 0ms\nseccomp = @system-service\n");
-    p.edges[0].seccomp = None;
-    let exit = Exit::Signal(9);
-    let out = actions(&mut p, 2, Event::Exited { pid: 100, exit });
+    let mut p = unstartable_web(&root, "restart_delay = 0ms\n");
+    let out = oom_killed_web(&mut p, &root);
     assert!(out.contains(&Action::Spawn(0)), "{out:?}");
     p.perform_all(&out);
     assert!(p.edges[0].last_error().starts_with("seccomp:"));
-    assert_eq!(p.sup.slot(0).unwrap().rt.last_exit, Some(Exit::OomKill));
-    assert_eq!(p.edges[0].oom_kills, 1);
+    assert_oom_kill_told(&p);
+}
+
+/// A start that fails with the unit's cgroup in place undoes what a
+/// run made below it (cgroups of its own, which make clone3 into it
+/// EBUSY), then is tried once more: one failure is stepped.
+#[test]
+fn a_failed_start_undoes_the_cgroups_a_run_made_below_its_own() {
+    let root = TempDir::new("executor-nested");
+    let mut p = unstartable_web(&root, "");
+    let below = root.join("units/web/payload");
+    std::fs::create_dir_all(&below).unwrap();
+    p.start(0, false);
+    assert!(!below.exists(), "the cgroup below is left");
+    assert!(p.edges[0].last_error().starts_with("seccomp:"));
+    assert_eq!(p.queue.len(), 1);
+    assert!(matches!(
+        p.queue.front(),
+        Some(Event::SpawnFailed { unit: 0 })
+    ));
+}
+
+/// A unit's notify socket belongs to root as the host sees the unit's
+/// root: through its user namespace's map when it has one, so that its
+/// child (root in there) can give it to the unit's user.
+#[test]
+fn the_notify_socket_is_roots_as_the_units_map_shows_it() {
+    let owner = |text: &str| super::notify_owner(&crate::unit::parse("web", text).unwrap());
+    assert_eq!(owner("exec = /bin/true\n"), (0, 0));
+    let mapped = "exec = /bin/true\nnamespaces = user\nuser_map = 300000 10\n";
+    assert_eq!(owner(mapped), (300_000, 300_000));
+}
+
+/// The notify socket is bound non-blocking and close-on-exec (no unit
+/// inherits it but through its request), its file mode 0600 and given
+/// to the owner asked for: units of other users cannot send to it. A
+/// file of the name left by a run before is replaced.
+#[test]
+fn the_notify_socket_is_private_to_its_owner() {
+    use rustix::fs::{Mode, OFlags};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let d = TempDir::new("executor-notify");
+    let path = d.file("web", "left by a run before");
+    let path_str = path.to_str().unwrap();
+    let s = super::bind_notify_socket(path_str, (1234, 5678)).unwrap();
+    assert!(rustix::fs::fcntl_getfl(&s)
+        .unwrap()
+        .contains(OFlags::NONBLOCK));
+    let fd_flags = rustix::io::fcntl_getfd(&s).unwrap();
+    assert!(fd_flags.contains(rustix::io::FdFlags::CLOEXEC));
+    let m = std::fs::metadata(&path).unwrap();
+    assert!(m.file_type().is_socket());
+    assert_eq!(m.mode() & 0o7777, (Mode::RUSR | Mode::WUSR).bits());
+    assert_eq!((m.uid(), m.gid()), (1234, 5678));
+}
+
+/// Limit keys not enforced, as the warning names them.
+#[test]
+fn keys_not_enforced_are_said_one_space_apart() {
+    let text = |keys: &[&'static str]| super::NotEnforcedText(keys).to_string();
+    assert_eq!(text(&[]), "");
+    assert_eq!(text(&["memory.max"]), "memory.max");
+    assert_eq!(
+        text(&["memory.max", "memory.low", "pids.max"]),
+        "memory.max memory.low pids.max"
+    );
 }
