@@ -142,3 +142,48 @@ fn keys_not_enforced_are_said_one_space_apart() {
         "memory.max memory.low pids.max"
     );
 }
+
+/// A new run's output and readiness fds are watched under its own
+/// unit's tokens (here the second unit's), in place of the last run's,
+/// and a closer's hold on the last run's socket is over.
+#[test]
+fn a_new_runs_fds_are_watched_as_its_units() {
+    use crate::pid1::event_loop::{watch, TOKEN_LOG, TOKEN_NOTIFY, TOKEN_NOTIFY_READ};
+    use rustix::fd::AsRawFd;
+    use rustix::pipe::{pipe_with, PipeFlags};
+    let mut p = crate::pid1::tests::pid1_with(&[
+        ("db", "exec = /bin/true\n"),
+        ("web", "exec = /bin/true\n"),
+    ]);
+    let ep = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC).unwrap();
+    let (old_log, _old_log_wr) = pipe_with(PipeFlags::CLOEXEC).unwrap();
+    let (old_notify, _old_notify_wr) = pipe_with(PipeFlags::CLOEXEC).unwrap();
+    let (closer, _closer_wr) = pipe_with(PipeFlags::CLOEXEC).unwrap();
+    p.edges[1].log_rd = watch(&ep, old_log, TOKEN_LOG + 1);
+    p.edges[1].notify = watch(&ep, old_notify, TOKEN_NOTIFY + 1);
+    p.edges[1].notify_read = watch(&ep, closer, TOKEN_NOTIFY_READ + 1);
+    p.edges[1].notify_held = 42;
+    p.epoll = Some(ep);
+    let (log, log_wr) = pipe_with(PipeFlags::CLOEXEC).unwrap();
+    let (notify, _notify_wr) = pipe_with(PipeFlags::CLOEXEC).unwrap();
+    let mut want = [
+        (log.as_raw_fd(), TOKEN_LOG + 1),
+        (notify.as_raw_fd(), TOKEN_NOTIFY + 1),
+    ];
+    let ends = super::Ends {
+        log: Some((log, log_wr)),
+        notify: Some(notify),
+        report: None,
+    };
+    p.watch_ends(1, ends);
+    let mut watched: Vec<_> = crate::testutil::epoll_watches(p.epoll.as_ref().unwrap())
+        .into_iter()
+        .map(|(fd, _, token)| (fd, token))
+        .collect();
+    watched.sort();
+    want.sort();
+    assert_eq!(watched, want);
+    assert_eq!(p.edges[1].notify_held, 0);
+    assert!(p.edges[1].notify_read.is_none());
+    assert!(p.edges[0].log_rd.is_none() && p.edges[0].notify.is_none());
+}
