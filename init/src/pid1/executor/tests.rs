@@ -187,3 +187,57 @@ fn a_new_runs_fds_are_watched_as_its_units() {
     assert!(p.edges[1].notify_read.is_none());
     assert!(p.edges[0].log_rd.is_none() && p.edges[0].notify.is_none());
 }
+
+/// `web` of unit file `text`, without cgroups, booted and its start
+/// made (`spawn`): the child and PID 1's ends.
+fn spawned(text: &str) -> (crate::spawn::Pending, super::Ends) {
+    let mut p = crate::pid1::tests::pid1_with(&[("web", text)]);
+    step(&mut p, 0, Event::Boot);
+    p.spawn(0, false).unwrap()
+}
+
+/// `output = log` (the default): the unit's stdout is the write end of
+/// a pipe whose read end PID 1 keeps for its ring.
+#[test]
+fn a_units_output_goes_into_its_pipe() {
+    let (child, ends) = spawned("exec = /bin/sh -c \"echo hello\"\nnamespaces = none\n");
+    assert_eq!(crate::testutil::wait_exit(child.pid), Some(0));
+    let (rd, wr) = ends.log.expect("no output pipe");
+    drop(wr);
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut std::fs::File::from(rd), &mut out).unwrap();
+    assert_eq!(out, b"hello\n");
+}
+
+/// `output = console`: no pipe, the unit writes (stdout and stderr) to
+/// /dev/console itself.
+#[test]
+fn a_units_output_to_the_console_is_not_piped() {
+    let d = TempDir::new("executor-console");
+    let seen = d.join("fd2");
+    let text = format!(
+        "exec = /bin/sh -c \"readlink /proc/self/fd/2 > {}\"\nnamespaces = none\noutput = console\n",
+        seen.display()
+    );
+    let (child, ends) = spawned(&text);
+    assert_eq!(crate::testutil::wait_exit(child.pid), Some(0));
+    assert!(ends.log.is_none());
+    assert_eq!(std::fs::read_to_string(&seen).unwrap(), "/dev/console\n");
+}
+
+/// A PID namespace's reaper reports its service's end on a pipe whose
+/// read end PID 1 reads without blocking, and no unit's child inherits.
+#[test]
+fn a_reapers_report_pipe_is_read_without_blocking() {
+    use rustix::fs::OFlags;
+    use rustix::io::FdFlags;
+    let (child, ends) = spawned("exec = /bin/true\nnamespaces = pid mount\n");
+    assert_eq!(crate::testutil::wait_exit(child.pid), Some(0));
+    let report = ends.report.expect("no report pipe");
+    assert!(rustix::fs::fcntl_getfl(&report)
+        .unwrap()
+        .contains(OFlags::NONBLOCK));
+    assert!(rustix::io::fcntl_getfd(&report)
+        .unwrap()
+        .contains(FdFlags::CLOEXEC));
+}
