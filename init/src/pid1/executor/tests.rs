@@ -241,3 +241,39 @@ fn a_reapers_report_pipe_is_read_without_blocking() {
         .unwrap()
         .contains(FdFlags::CLOEXEC));
 }
+
+/// A start whose clone3 the kernel refuses for want of namespaces (here
+/// a user namespace where none may be made: `max_user_namespaces` and
+/// `max_pid_namespaces` 0) says why in a unit's status: the user
+/// namespaces' switch for a unit with `user` in its namespaces, the
+/// clone's own error for one without. In a user namespace of its own,
+/// whose limits those are.
+#[test]
+fn a_start_refused_for_want_of_user_namespaces_says_so() {
+    let off = "echo 0 > /proc/sys/user/max_user_namespaces \
+               && echo 0 > /proc/sys/user/max_pid_namespaces && exec \"$@\"";
+    let wrapper = [
+        "unshare",
+        "--user",
+        "--map-root-user",
+        "sh",
+        "-c",
+        off,
+        "sh",
+    ];
+    let test = "a_start_refused_for_want_of_user_namespaces_says_so";
+    if !crate::testutil::run_alone_in(module_path!(), test, &wrapper) {
+        return;
+    }
+    let mut p = crate::pid1::tests::pid1_with(&[
+        ("box", "exec = /bin/true\nnamespaces = user\n"),
+        ("web", "exec = /bin/true\nnamespaces = pid\n"),
+    ]);
+    step(&mut p, 0, Event::Boot);
+    p.start(0, false);
+    p.start(1, false);
+    let off = crate::boot::kernel::USER_NS_OFF;
+    assert_eq!(p.edges[0].last_error(), format!("cannot start: {off}"));
+    let web = p.edges[1].last_error();
+    assert!(web.starts_with("cannot start /bin/true: "), "{web}");
+}
