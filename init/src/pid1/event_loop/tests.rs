@@ -1,0 +1,146 @@
+use super::all_settled;
+use crate::supervisor::{Actions, Event, Supervisor};
+use crate::unit::UnitDef;
+use crate::vocab::Exit;
+
+fn spawned(sup: &mut Supervisor, unit: u16, pid: u32) {
+    let mut out = Actions::for_units(4);
+    sup.step(1_000, Event::spawned(unit, pid), &mut out);
+}
+
+/// The debug line's token list reads as the `Debug` list it replaced.
+#[test]
+fn a_batch_prints_as_its_debug_list() {
+    for batch in [
+        &[][..],
+        &[(1, false)],
+        &[(1 << 32, true), (4, false), (7, true)],
+    ] {
+        assert_eq!(super::Batch(batch).to_string(), format!("{batch:?}"));
+    }
+}
+
+/// Output tokens go after the others (a death's SIGCHLD and reports
+/// before the end of its output pipe), each group in epoll's order.
+#[test]
+fn a_batch_serves_the_units_output_last() {
+    use super::{in_turn, TOKEN_EXEC, TOKEN_LOG, TOKEN_REPORT, TOKEN_SIGNAL};
+    let batch = [
+        (TOKEN_LOG + 3, false),
+        (TOKEN_SIGNAL, false),
+        (TOKEN_LOG, true),
+        (TOKEN_REPORT + 3, false),
+        (TOKEN_EXEC + 1, false),
+    ];
+    let order: Vec<u64> = in_turn(&batch).map(|&(t, _)| t).collect();
+    assert_eq!(
+        order,
+        [
+            TOKEN_SIGNAL,
+            TOKEN_REPORT + 3,
+            TOKEN_EXEC + 1,
+            TOKEN_LOG + 3,
+            TOKEN_LOG
+        ]
+    );
+    assert_eq!(in_turn(&batch).filter(|&&(_, e)| e).count(), 1);
+}
+
+/// The look goes on from where it stopped, and one that reaches the
+/// end checks the units before it again.
+#[test]
+fn all_settled_resumes_and_rechecks_the_units_before() {
+    let mut sup = Supervisor::new();
+    for n in ["a", "b", "c"] {
+        let mut d = UnitDef::with_defaults(n);
+        d.exec.push("/bin/true").unwrap();
+        d.restart_delay = 1_000;
+        sup.add(d).unwrap();
+    }
+    sup.link().unwrap();
+    let mut out = Actions::for_units(4);
+    sup.step(1_000, Event::Boot, &mut out);
+    let mut from = 0;
+    assert!(!all_settled(&sup, &mut from));
+    assert_eq!(from, 0);
+    spawned(&mut sup, 0, 10);
+    spawned(&mut sup, 2, 12);
+    assert!(!all_settled(&sup, &mut from));
+    assert_eq!(from, 1, "a is up, b is not");
+    // a dies (backing off: not settled) while b comes up.
+    let mut out = Actions::for_units(4);
+    sup.step(
+        1_000,
+        Event::Exited {
+            pid: 10,
+            exit: Exit::Signal(9),
+        },
+        &mut out,
+    );
+    spawned(&mut sup, 1, 11);
+    assert!(!all_settled(&sup, &mut from), "a is backing off");
+    assert_eq!(from, 0);
+    let mut out = Actions::for_units(4);
+    sup.step(3_000, Event::Tick, &mut out);
+    spawned(&mut sup, 0, 13);
+    assert!(all_settled(&sup, &mut from));
+}
+
+/// A unit a reload removed, once stopped, lets go of its output ring
+/// (nothing can read it any more) and the read end of its pipe.
+#[test]
+fn a_removed_unit_lets_go_of_its_ring_and_pipe() {
+    use super::super::tests::{step, with_web, NO_PID};
+    let mut p = with_web();
+    p.fit_tables();
+    step(&mut p, 0, Event::Boot);
+    step(&mut p, 1, Event::spawned(0, NO_PID));
+    p.edges[0].log = crate::log_ring::LogRing::with_capacity(4096);
+    p.edges[0].log.push(b"hello\n");
+    let (rd, _wr) = rustix::pipe::pipe().unwrap();
+    p.edges[0].log_rd = Some(rd);
+    let mut out = Actions::for_units(4);
+    p.sup
+        .reload(2, &mut Vec::new().into_iter(), &|_| false, &mut out);
+    p.removing = true;
+    p.forget_cgroups();
+    assert!(p.edges[0].log.is_allocated(), "still stopping: kept");
+    let exit = Exit::Signal(15);
+    step(&mut p, 3, Event::Exited { pid: NO_PID, exit });
+    p.forget_cgroups();
+    assert!(!p.edges[0].log.is_allocated(), "the ring is kept");
+    assert!(p.edges[0].log_rd.is_none(), "the pipe is kept");
+}
+
+/// A removed unit's output pipe leaves the epoll set before PID 1
+/// closes it: a copy of it elsewhere (the fd table of a child stuck
+/// before its exec: here a dup) kept the registration, which nothing
+/// could delete once PID 1's fd was gone, and the pipe, at its end,
+/// woke every turn of the loop (1,000 of 1,000 wake-ups) until that
+/// copy closed.
+#[test]
+fn a_removed_units_pipe_leaves_the_epoll_set_before_it_closes() {
+    use super::super::tests::{step, with_web, NO_PID};
+    let mut p = with_web();
+    p.fit_tables();
+    let ep = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC).unwrap();
+    step(&mut p, 0, Event::Boot);
+    step(&mut p, 1, Event::spawned(0, NO_PID));
+    let (rd, wr) = rustix::pipe::pipe().unwrap();
+    let copy = rustix::io::dup(&rd).unwrap();
+    p.edges[0].log_rd = super::watch(&ep, rd, super::TOKEN_LOG);
+    p.epoll = Some(ep);
+    let mut out = Actions::for_units(4);
+    p.sup
+        .reload(2, &mut Vec::new().into_iter(), &|_| false, &mut out);
+    p.removing = true;
+    let exit = Exit::Signal(15);
+    step(&mut p, 3, Event::Exited { pid: NO_PID, exit });
+    p.forget_cgroups();
+    assert!(p.edges[0].log_rd.is_none());
+    drop(wr);
+    let zero = rustix::event::Timespec::default();
+    let ready = super::ready(p.epoll.as_ref().unwrap(), Some(&zero)).unwrap();
+    assert!(ready.is_empty(), "woken by a pipe PID 1 closed: {ready:?}");
+    drop(copy);
+}
