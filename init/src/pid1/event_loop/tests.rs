@@ -144,3 +144,46 @@ fn a_removed_units_pipe_leaves_the_epoll_set_before_it_closes() {
     assert!(ready.is_empty(), "woken by a pipe PID 1 closed: {ready:?}");
     drop(copy);
 }
+
+/// Every per-unit token says its source and unit alone, as `dispatch`
+/// reads it (each base in turn): no unit's is a fixed source's token or
+/// another base's, whatever the unit's index.
+#[test]
+fn a_units_token_names_its_source_and_unit_alone() {
+    use super::*;
+    let fixed = [TOKEN_SIGNAL, TOKEN_TIMER, TOKEN_CONTROL, TOKEN_SHED];
+    let bases = [
+        TOKEN_LOG,
+        TOKEN_NOTIFY,
+        TOKEN_PRESSURE,
+        TOKEN_EXEC,
+        TOKEN_CGEVENTS,
+        TOKEN_REPORT,
+        TOKEN_NOTIFY_READ,
+    ];
+    for base in bases {
+        for u in [0, 1, 4, u16::MAX] {
+            let tok = base + u64::from(u);
+            assert!(!fixed.contains(&tok), "{base:#x} + {u}");
+            for other in bases {
+                let want = (other == base).then_some(u);
+                assert_eq!(unit_of(tok, other), want, "{base:#x} + {u} as {other:#x}");
+            }
+        }
+    }
+}
+
+/// A run's readiness fd leaves the epoll set before it is closed: a copy
+/// of it elsewhere (here a dup) would keep a registration nothing could
+/// delete.
+#[test]
+fn a_readiness_fd_leaves_the_epoll_set_before_it_closes() {
+    let ep = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC).unwrap();
+    let (rd, _wr) = rustix::pipe::pipe().unwrap();
+    let copy = rustix::io::dup(&rd).unwrap();
+    let rd = super::watch(&ep, rd, super::TOKEN_NOTIFY);
+    assert_eq!(crate::testutil::epoll_watches(&ep).len(), 1);
+    super::unwatch_notify(Some(&ep), rd);
+    assert_eq!(crate::testutil::epoll_watches(&ep), []);
+    drop(copy);
+}
