@@ -187,3 +187,68 @@ fn a_readiness_fd_leaves_the_epoll_set_before_it_closes() {
     assert_eq!(crate::testutil::epoll_watches(&ep), []);
     drop(copy);
 }
+
+/// What epoll has ready, by token, with whether it reported an error: a
+/// pipe with data is ready, a pipe's write end with no reader left is in
+/// error; an fd with nothing is not there.
+#[test]
+fn a_wake_ups_tokens_say_which_fd_is_ready_and_which_in_error() {
+    use rustix::event::epoll;
+    use rustix::pipe::pipe;
+    let ep = epoll::create(epoll::CreateFlags::CLOEXEC).unwrap();
+    let (data_rd, data_wr) = pipe().unwrap();
+    let (quiet_rd, _quiet_wr) = pipe().unwrap();
+    let (orphan_rd, orphan_wr) = pipe().unwrap();
+    rustix::io::write(&data_wr, b"x").unwrap();
+    drop(orphan_rd);
+    let add = |fd: &rustix::fd::OwnedFd, token: u64| {
+        let data = epoll::EventData::new_u64(token);
+        epoll::add(&ep, fd, data, epoll::EventFlags::IN).unwrap();
+    };
+    add(&data_rd, 10);
+    add(&quiet_rd, 11);
+    add(&orphan_wr, 12);
+    let zero = rustix::event::Timespec::default();
+    let mut tokens = super::ready(&ep, Some(&zero)).unwrap();
+    tokens.sort_unstable();
+    assert_eq!(tokens, [(10, false), (12, true)]);
+}
+
+/// The loop's set: the signalfd, the timer and the control socket, each
+/// under its token; the first two read without blocking (the loop reads
+/// them when epoll says so, and once more to be sure) and kept from the
+/// units' children. In a mount namespace of its own with a /run of its
+/// own, where the control socket is bound.
+#[test]
+fn the_loop_watches_signals_the_timer_and_the_control_socket() {
+    use rustix::fd::{AsFd, AsRawFd};
+    crate::testutil::alone_after_mounting!(
+        the_loop_watches_signals_the_timer_and_the_control_socket,
+        "mount -t tmpfs tmpfs /run"
+    );
+    let mut p = super::super::tests::with_web();
+    p.setup_loop(&nix::sys::signal::SigSet::empty()).unwrap();
+    let fd = |f: rustix::fd::BorrowedFd<'_>| f.as_raw_fd();
+    let mut want = [
+        (fd(p.sigfd.as_ref().unwrap().as_fd()), super::TOKEN_SIGNAL),
+        (fd(p.timer.as_ref().unwrap().as_fd()), super::TOKEN_TIMER),
+        (fd(p.control.as_ref().unwrap().fd()), super::TOKEN_CONTROL),
+    ];
+    let mut watched: Vec<_> = crate::testutil::epoll_watches(p.epoll.as_ref().unwrap())
+        .into_iter()
+        .map(|(fd, _, token)| (fd, token))
+        .collect();
+    watched.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(watched, want);
+    assert!(std::path::Path::new(crate::vocab::CONTROL_SOCKET).exists());
+    for f in [
+        p.sigfd.as_ref().unwrap().as_fd(),
+        p.timer.as_ref().unwrap().as_fd(),
+    ] {
+        let fl = rustix::fs::fcntl_getfl(f).unwrap();
+        assert!(fl.contains(rustix::fs::OFlags::NONBLOCK));
+        let fd_flags = rustix::io::fcntl_getfd(f).unwrap();
+        assert!(fd_flags.contains(rustix::io::FdFlags::CLOEXEC));
+    }
+}
