@@ -314,6 +314,25 @@ pub fn epoll_watches(ep: &rustix::fd::OwnedFd) -> Vec<(i32, u32, u64)> {
         .collect()
 }
 
+/// `epoll_watches` as (fd, token) pairs, in fd order.
+pub fn epoll_tokens(ep: &rustix::fd::OwnedFd) -> Vec<(i32, u64)> {
+    let mut v: Vec<_> = epoll_watches(ep)
+        .into_iter()
+        .map(|(fd, _, t)| (fd, t))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// `fd` never blocks PID 1 and no child inherits it: O_NONBLOCK and
+/// FD_CLOEXEC.
+pub fn assert_nonblocking_cloexec(fd: impl rustix::fd::AsFd) {
+    let fl = rustix::fs::fcntl_getfl(&fd).unwrap();
+    assert!(fl.contains(rustix::fs::OFlags::NONBLOCK), "blocking");
+    let fd_flags = rustix::io::fcntl_getfd(&fd).unwrap();
+    assert!(fd_flags.contains(rustix::io::FdFlags::CLOEXEC), "inherited");
+}
+
 /// `msg` sent on `sock` with `fd` passed (SCM_RIGHTS), as a unit may send
 /// its sd_notify datagram.
 pub fn send_with_fd(sock: rustix::fd::BorrowedFd<'_>, msg: &[u8], fd: rustix::fd::BorrowedFd<'_>) {

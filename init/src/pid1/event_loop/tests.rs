@@ -234,21 +234,10 @@ fn the_loop_watches_signals_the_timer_and_the_control_socket() {
         (fd(p.timer.as_ref().unwrap().as_fd()), super::TOKEN_TIMER),
         (fd(p.control.as_ref().unwrap().fd()), super::TOKEN_CONTROL),
     ];
-    let mut watched: Vec<_> = crate::testutil::epoll_watches(p.epoll.as_ref().unwrap())
-        .into_iter()
-        .map(|(fd, _, token)| (fd, token))
-        .collect();
-    watched.sort_unstable();
     want.sort_unstable();
-    assert_eq!(watched, want);
+    let ep = p.epoll.as_ref().unwrap();
+    assert_eq!(crate::testutil::epoll_tokens(ep), want);
     assert!(std::path::Path::new(crate::vocab::CONTROL_SOCKET).exists());
-    for f in [
-        p.sigfd.as_ref().unwrap().as_fd(),
-        p.timer.as_ref().unwrap().as_fd(),
-    ] {
-        let fl = rustix::fs::fcntl_getfl(f).unwrap();
-        assert!(fl.contains(rustix::fs::OFlags::NONBLOCK));
-        let fd_flags = rustix::io::fcntl_getfd(f).unwrap();
-        assert!(fd_flags.contains(rustix::io::FdFlags::CLOEXEC));
-    }
+    crate::testutil::assert_nonblocking_cloexec(p.sigfd.as_ref().unwrap());
+    crate::testutil::assert_nonblocking_cloexec(p.timer.as_ref().unwrap());
 }

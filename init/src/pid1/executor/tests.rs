@@ -114,17 +114,13 @@ fn the_notify_socket_is_roots_as_the_units_map_shows_it() {
 /// file of the name left by a run before is replaced.
 #[test]
 fn the_notify_socket_is_private_to_its_owner() {
-    use rustix::fs::{Mode, OFlags};
+    use rustix::fs::Mode;
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let d = TempDir::new("executor-notify");
     let path = d.file("web", "left by a run before");
     let path_str = path.to_str().unwrap();
     let s = super::bind_notify_socket(path_str, (1234, 5678)).unwrap();
-    assert!(rustix::fs::fcntl_getfl(&s)
-        .unwrap()
-        .contains(OFlags::NONBLOCK));
-    let fd_flags = rustix::io::fcntl_getfd(&s).unwrap();
-    assert!(fd_flags.contains(rustix::io::FdFlags::CLOEXEC));
+    crate::testutil::assert_nonblocking_cloexec(&s);
     let m = std::fs::metadata(&path).unwrap();
     assert!(m.file_type().is_socket());
     assert_eq!(m.mode() & 0o7777, (Mode::RUSR | Mode::WUSR).bits());
@@ -176,13 +172,9 @@ fn a_new_runs_fds_are_watched_as_its_units() {
         report: None,
     };
     p.watch_ends(1, ends);
-    let mut watched: Vec<_> = crate::testutil::epoll_watches(p.epoll.as_ref().unwrap())
-        .into_iter()
-        .map(|(fd, _, token)| (fd, token))
-        .collect();
-    watched.sort();
-    want.sort();
-    assert_eq!(watched, want);
+    want.sort_unstable();
+    let ep = p.epoll.as_ref().unwrap();
+    assert_eq!(crate::testutil::epoll_tokens(ep), want);
     assert_eq!(p.edges[1].notify_held, 0);
     assert!(p.edges[1].notify_read.is_none());
     assert!(p.edges[0].log_rd.is_none() && p.edges[0].notify.is_none());
@@ -229,17 +221,9 @@ fn a_units_output_to_the_console_is_not_piped() {
 /// read end PID 1 reads without blocking, and no unit's child inherits.
 #[test]
 fn a_reapers_report_pipe_is_read_without_blocking() {
-    use rustix::fs::OFlags;
-    use rustix::io::FdFlags;
     let (child, ends) = spawned("exec = /bin/true\nnamespaces = pid mount\n");
     assert_eq!(crate::testutil::wait_exit(child.pid), Some(0));
-    let report = ends.report.expect("no report pipe");
-    assert!(rustix::fs::fcntl_getfl(&report)
-        .unwrap()
-        .contains(OFlags::NONBLOCK));
-    assert!(rustix::io::fcntl_getfd(&report)
-        .unwrap()
-        .contains(FdFlags::CLOEXEC));
+    crate::testutil::assert_nonblocking_cloexec(ends.report.expect("no report pipe"));
 }
 
 /// A start whose clone3 the kernel refuses for want of namespaces (here
