@@ -241,3 +241,20 @@ fn the_loop_watches_signals_the_timer_and_the_control_socket() {
     crate::testutil::assert_nonblocking_cloexec(p.sigfd.as_ref().unwrap());
     crate::testutil::assert_nonblocking_cloexec(p.timer.as_ref().unwrap());
 }
+
+/// One wake-up serves what epoll has ready: here a unit's output, read
+/// into its ring.
+#[test]
+fn a_wake_up_serves_what_is_ready() {
+    let mut p = super::super::tests::with_web();
+    p.fit_tables();
+    let ep = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC).unwrap();
+    let (rd, wr) = rustix::pipe::pipe().unwrap();
+    p.edges[0].log_rd = super::watch(&ep, rd, super::TOKEN_LOG);
+    p.epoll = Some(ep);
+    rustix::io::write(&wr, b"web: up\n").unwrap();
+    p.wait_once();
+    let mut b = [0u8; 16];
+    let n = p.edges[0].log.contents().copy_tail(&mut b);
+    assert_eq!(&b[..n], b"web: up\n");
+}
