@@ -258,3 +258,35 @@ fn a_wake_up_serves_what_is_ready() {
     let n = p.edges[0].log.contents().copy_tail(&mut b);
     assert_eq!(&b[..n], b"web: up\n");
 }
+
+/// The one "all up" line is said once every unit has settled (up, done
+/// or given up), not before, and not in a shutdown, where every unit
+/// ends stopped.
+#[test]
+fn all_up_is_said_once_every_unit_settled_and_not_in_a_shutdown() {
+    use super::super::tests::{step, with_web, NO_PID};
+    let running = || {
+        let mut p = with_web();
+        p.fit_tables();
+        step(&mut p, 0, Event::Boot);
+        p.after_events();
+        assert!(!p.all_up_reported, "said while web starts");
+        step(&mut p, 1, Event::spawned(0, NO_PID));
+        p
+    };
+    let mut p = running();
+    p.after_events();
+    assert!(p.all_up_reported, "not said with web up");
+    let mut p = running();
+    step(
+        &mut p,
+        2,
+        Event::Shutdown(crate::vocab::ShutdownKind::Poweroff),
+    );
+    let exit = Exit::Signal(15);
+    step(&mut p, 3, Event::Exited { pid: NO_PID, exit });
+    let phase = p.sup.slot(0).unwrap().rt.phase;
+    assert_eq!(phase, crate::supervisor::Phase::Stopped);
+    p.after_events();
+    assert!(!p.all_up_reported, "said in a shutdown");
+}
