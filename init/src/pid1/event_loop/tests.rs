@@ -87,7 +87,8 @@ fn all_settled_resumes_and_rechecks_the_units_before() {
 }
 
 /// A unit a reload removed, once stopped, lets go of its output ring
-/// (nothing can read it any more) and the read end of its pipe.
+/// (nothing can read it any more) and the read end of its pipe; removals
+/// are looked for at the wake-ups while one is pending, not after.
 #[test]
 fn a_removed_unit_lets_go_of_its_ring_and_pipe() {
     use super::super::tests::{step, with_web, NO_PID};
@@ -105,11 +106,13 @@ fn a_removed_unit_lets_go_of_its_ring_and_pipe() {
     p.removing = true;
     p.forget_cgroups();
     assert!(p.edges[0].log.is_allocated(), "still stopping: kept");
+    assert!(p.removing, "no longer looked for while it stops");
     let exit = Exit::Signal(15);
     step(&mut p, 3, Event::Exited { pid: NO_PID, exit });
     p.forget_cgroups();
     assert!(!p.edges[0].log.is_allocated(), "the ring is kept");
     assert!(p.edges[0].log_rd.is_none(), "the pipe is kept");
+    assert!(!p.removing, "looked for at every wake-up once gone");
 }
 
 /// A removed unit's output pipe leaves the epoll set before PID 1
@@ -289,4 +292,36 @@ fn all_up_is_said_once_every_unit_settled_and_not_in_a_shutdown() {
     assert_eq!(phase, crate::supervisor::Phase::Stopped);
     p.after_events();
     assert!(!p.all_up_reported, "said in a shutdown");
+}
+
+/// Before a tick judges a start's deadline, the unit's sd_notify socket
+/// is read (a `READY=1` sent in time may wait behind the timer's token),
+/// but only once that deadline is due: not every unit's socket at every
+/// tick.
+#[test]
+fn a_starts_socket_is_read_before_its_deadline_is_judged_only_then() {
+    use super::super::tests::{pid1_with, step, NO_PID};
+    use rustix::net::{socketpair, AddressFamily, RecvFlags, SocketFlags, SocketType};
+    let mut p = pid1_with(&[(
+        "web",
+        "exec = /bin/true\nready = sd_notify\nstart_timeout = 1s\n",
+    )]);
+    step(&mut p, 0, Event::Boot);
+    step(&mut p, 1, Event::spawned(0, NO_PID));
+    let deadline = p.sup.slot(0).unwrap().rt.deadline.unwrap().get();
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    let (ours, theirs) = socketpair(AddressFamily::UNIX, SocketType::DGRAM, flags, None).unwrap();
+    p.edges[0].notify = Some(ours);
+    rustix::net::send(&theirs, b"READY=1", rustix::net::SendFlags::empty()).unwrap();
+    p.notify_before_deadlines(deadline - 1);
+    let peek = RecvFlags::PEEK | RecvFlags::DONTWAIT;
+    let fd = p.edges[0].notify.as_ref().unwrap();
+    assert_eq!(
+        rustix::net::recv(fd, &mut [0u8; 16], peek).map(|r| r.0),
+        Ok(7)
+    );
+    p.notify_before_deadlines(deadline);
+    p.run_queue();
+    let phase = p.sup.slot(0).unwrap().rt.phase;
+    assert_eq!(phase, crate::supervisor::Phase::Running);
 }
