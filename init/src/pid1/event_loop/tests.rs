@@ -325,3 +325,37 @@ fn a_starts_socket_is_read_before_its_deadline_is_judged_only_then() {
     let phase = p.sup.slot(0).unwrap().rt.phase;
     assert_eq!(phase, crate::supervisor::Phase::Running);
 }
+
+/// A removed unit's cgroup still busy (here a mount point: its rmdir is
+/// EBUSY) once its stop's drain is over is tried again as an orphan for
+/// a while, unless its processes survived every kill (`gave_up`): then
+/// it is left in place at once. In a mount namespace of its own.
+#[test]
+fn a_busy_cgroup_of_a_removed_unit_is_tried_again_unless_given_up() {
+    use super::super::tests::{step, with_web, NO_PID};
+    crate::testutil::alone_after_mounting!(
+        a_busy_cgroup_of_a_removed_unit_is_tried_again_unless_given_up,
+        "mount -t tmpfs tmpfs /mnt && mkdir -p /mnt/units/web && mount -t tmpfs tmpfs /mnt/units/web"
+    );
+    let freed = |gave_up: bool| {
+        let mut p = with_web();
+        p.fit_tables();
+        step(&mut p, 0, Event::Boot);
+        step(&mut p, 1, Event::spawned(0, NO_PID));
+        let mut out = Actions::for_units(4);
+        p.sup
+            .reload(2, &mut Vec::new().into_iter(), &|_| false, &mut out);
+        let exit = Exit::Signal(15);
+        step(&mut p, 3, Event::Exited { pid: NO_PID, exit });
+        p.cg = Some(crate::cgroup::Cgroups::open(std::path::Path::new("/mnt")).unwrap());
+        p.edges[0].cgroup = Some(0);
+        p.edges[0].drain.gave_up = gave_up;
+        p.removing = true;
+        p.forget_cgroups();
+        let orphans: Vec<String> = p.orphans.iter().map(|(n, _)| n.to_string()).collect();
+        (p.removing, p.edges[0].cgroup.is_some(), orphans)
+    };
+    let web = vec!["web".to_string()];
+    assert_eq!(freed(false), (true, false, web), "drained");
+    assert_eq!(freed(true), (false, false, vec![]), "given up");
+}
