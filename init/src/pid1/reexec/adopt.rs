@@ -292,19 +292,15 @@ mod tests {
     /// was given, not under `/sys/fs/cgroup` whatever it was given: a
     /// running `web`, in `units/web` of a root of plain files, adopted by
     /// the pid the text layer names and, with no pid named, by its
-    /// cgroup's processes (the lowest that is PID 1's child: pid 1 is
+    /// cgroup's processes (the newest that is PID 1's child: pid 1 is
     /// not the test's).
     #[test]
     fn an_adoption_looks_under_its_own_cgroup_root() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("60")
-            .spawn()
-            .unwrap();
-        let pid = child.id();
+        let mut kids = sleeps(1);
+        let pid = kids[0].id();
         let procs = format!("1\n{pid}\n");
         let got = [pid, 0].map(|named| adopted_in_cgroup(SLEEP, &procs, named));
-        let _ = child.kill();
-        let _ = child.wait();
+        end(&mut kids);
         assert_eq!(got, [Some(pid), Some(pid)], "named, then by its cgroup");
     }
 
@@ -350,17 +346,14 @@ mod tests {
     fn a_unit_that_ended_before_the_reexec_is_adopted_in_a_cgroup() {
         use rustix::process::{waitid, Pid, WaitId, WaitIdOptions};
         crate::testutil::alone!(a_unit_that_ended_before_the_reexec_is_adopted_in_a_cgroup);
-        let mut child = std::process::Command::new("sleep")
-            .arg("60")
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        child.kill().unwrap();
+        let mut kids = sleeps(1);
+        let pid = kids[0].id();
+        kids[0].kill().unwrap();
         // Ended, left unreaped.
         let ended = Pid::from_raw(pid as i32).map(WaitId::Pid).unwrap();
         waitid(ended, WaitIdOptions::EXITED | WaitIdOptions::NOWAIT).unwrap();
         let adopted = adopted_in_cgroup(SLEEP, "", pid);
-        let _ = child.wait();
+        end(&mut kids);
         assert_eq!(adopted, Some(pid), "the ended unit not adopted");
     }
 
