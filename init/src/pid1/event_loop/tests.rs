@@ -328,8 +328,8 @@ fn a_starts_socket_is_read_before_its_deadline_is_judged_only_then() {
 
 /// A removed unit's cgroup still busy (here a mount point: its rmdir is
 /// EBUSY) once its stop's drain is over is tried again as an orphan for
-/// a while, unless its processes survived every kill (`gave_up`): then
-/// it is left in place at once. In a mount namespace of its own.
+/// `ORPHAN_GRACE_MS`, then left in place; at once when its processes
+/// survived every kill (`gave_up`). In a mount namespace of its own.
 #[test]
 fn a_busy_cgroup_of_a_removed_unit_is_tried_again_unless_given_up() {
     use super::super::tests::{step, with_web, NO_PID};
@@ -352,10 +352,18 @@ fn a_busy_cgroup_of_a_removed_unit_is_tried_again_unless_given_up() {
         p.edges[0].drain.gave_up = gave_up;
         p.removing = true;
         p.forget_cgroups();
+        p
+    };
+    let seen = |p: &crate::pid1::Pid1| {
         let orphans: Vec<String> = p.orphans.iter().map(|(n, _)| n.to_string()).collect();
         (p.removing, p.edges[0].cgroup.is_some(), orphans)
     };
+    let mut p = freed(false);
     let web = vec!["web".to_string()];
-    assert_eq!(freed(false), (true, false, web), "drained");
-    assert_eq!(freed(true), (false, false, vec![]), "given up");
+    assert_eq!(seen(&p), (true, false, web), "drained");
+    // Past its grace: left in place, no longer tried.
+    p.orphans[0].1 = crate::pid1::now().saturating_sub(super::ORPHAN_GRACE_MS);
+    p.forget_cgroups();
+    assert_eq!(seen(&p), (false, false, vec![]), "past its grace");
+    assert_eq!(seen(&freed(true)), (false, false, vec![]), "given up");
 }
