@@ -360,10 +360,30 @@ fn a_busy_cgroup_of_a_removed_unit_is_tried_again_unless_given_up() {
     };
     let mut p = freed(false);
     let web = vec!["web".to_string()];
-    assert_eq!(seen(&p), (true, false, web), "drained");
+    assert_eq!(seen(&p), (true, false, web.clone()), "drained");
     // Past its grace: left in place, no longer tried.
     p.orphans[0].1 = crate::pid1::now().saturating_sub(super::ORPHAN_GRACE_MS);
     p.forget_cgroups();
     assert_eq!(seen(&p), (false, false, vec![]), "past its grace");
     assert_eq!(seen(&freed(true)), (false, false, vec![]), "given up");
+    // The cgroup of a removed unit whose slot a new one takes: what its
+    // stop left is killed, and the cgroup tried again as one orphan
+    // however often its name is given back and removed again.
+    let mut left = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    std::fs::write("/mnt/units/web/cgroup.procs", format!("{}\n", left.id())).unwrap();
+    std::fs::write("/mnt/units/web/cgroup.events", "populated 1\n").unwrap();
+    let mut p = freed(false);
+    p.orphans.clear();
+    let name = p.sup.slot(0).unwrap().def.name.clone();
+    p.orphan_cgroup(&name);
+    p.orphan_cgroup(&name);
+    assert_eq!(seen(&p), (true, false, web.clone()));
+    let status = left.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
 }
