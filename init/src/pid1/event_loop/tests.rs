@@ -387,3 +387,19 @@ fn a_busy_cgroup_of_a_removed_unit_is_tried_again_unless_given_up() {
         Some(9)
     );
 }
+
+/// A removed unit's cgroup whose name a reload configures again for
+/// another slot: the old slot lets go of it (the new unit's now), unless
+/// its edge is replaced anyway (`taken`).
+#[test]
+fn a_cgroup_whose_name_is_given_back_is_let_go_of_by_the_old_slot() {
+    let root = crate::testutil::TempDir::new("event-loop-leftovers");
+    std::fs::create_dir(root.join("units")).unwrap();
+    let name = |p: &crate::pid1::Pid1| p.sup.slot(0).unwrap().def.name.clone();
+    for (taken, kept) in [(false, None), (true, Some(3))] {
+        let mut p = super::super::tests::with_cgroups(&root);
+        p.edges[0].cgroup = Some(3);
+        p.end_leftovers(0, &name(&p), taken);
+        assert_eq!(p.edges[0].cgroup, kept, "taken: {taken}");
+    }
+}
