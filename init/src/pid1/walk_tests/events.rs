@@ -143,27 +143,24 @@ impl Walk {
         };
         c.set_read_timeout(Some(std::time::Duration::from_secs(2)))
             .unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        let max = crate::proto::FRAME_MAX;
-        let len = loop {
-            match crate::proto::frame_len(&buf, max) {
-                Ok(Some(len)) => break len,
+        // As `initctl` reads it: frames gathered however the bytes come.
+        let mut dec = Box::new(crate::proto::FrameDecoder::<{ crate::proto::FRAME_BUF }>::new());
+        loop {
+            match dec.frame() {
+                Ok(Some(f)) => match crate::proto::decode_reply(f) {
+                    Ok(_) => return what,
+                    Err(e) => self.fail(&what, format!("answer not a reply: {e:?}")),
+                },
                 Ok(None) => {}
                 Err(e) => self.fail(&what, format!("answer: {e:?}")),
             }
-            match c.read(&mut chunk) {
-                Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            match c.read(dec.spare()) {
+                Ok(n) if n > 0 => dec.advance(n),
                 // Output none: no chunk, the end.
-                Ok(0) if buf.is_empty() && matches!(req, Request::Log { .. }) => return what,
+                Ok(0) if dec.buffered() == 0 && matches!(req, Request::Log { .. }) => return what,
                 got => self.fail(&what, format!("no answer: {got:?}")),
             }
-        };
-        let payload = &buf[crate::proto::HEADER_LEN..crate::proto::HEADER_LEN + len];
-        if let Err(e) = crate::proto::decode_reply(payload) {
-            self.fail(&what, format!("answer not a reply: {e:?}"));
         }
-        what
     }
 
     /// The unit directory read-only (a bind mount of itself), or
