@@ -360,15 +360,19 @@ fn free_place() -> Option<usize> {
     if !REAPS_ITSELF.load(Ordering::Relaxed) {
         reap_ended();
     }
-    if let Some(i) = CLOSING
-        .iter()
-        .position(|c| !super::raw::child(c.load(Ordering::Relaxed)))
-    {
+    if let Some(i) = first_free() {
         return Some(i);
     }
     WANTED.store(true, Ordering::Relaxed);
     kill_aged(ms());
     None
+}
+
+/// The first place not held by a child of PID 1's (see `CLOSING`).
+fn first_free() -> Option<usize> {
+    CLOSING
+        .iter()
+        .position(|c| !super::raw::child(c.load(Ordering::Relaxed)))
 }
 
 /// The running closers made `GRACE_MS` or more before `now` killed, once
@@ -636,10 +640,7 @@ pub fn parked() -> bool {
 pub fn crowd(pids: &[u32]) -> usize {
     let mut taken = 0;
     for &pid in pids {
-        let free = CLOSING
-            .iter()
-            .position(|c| !super::raw::child(c.load(Ordering::Relaxed)));
-        let Some(i) = free else { break };
+        let Some(i) = first_free() else { break };
         took(i, pid);
         taken += 1;
     }
